@@ -1,0 +1,178 @@
+//! The stable error codes of the contract and the crate's own error type.
+
+use serde::{Deserialize, Serialize};
+
+/// Every refusal the programs report, with a stable string form (`ID_IN_USE`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    Malformed,
+    UnsupportedVersion,
+    BadSignature,
+    UnknownServerId,
+    IdInUse,
+    ReplayedRequest,
+    StaleRequest,
+    Unauthorized,
+    NotFound,
+    NotSynchronized,
+    SyncExpired,
+    ClockRollback,
+    FeatureUnknown,
+    LicenseExpired,
+    NoSeats,
+    LeaseUnknown,
+    WrongServer,
+    OlderLicenseFile,
+}
+
+impl ErrorCode {
+    /// Every code, for tests and documentation.
+    pub const ALL: [ErrorCode; 18] = [
+        Self::Malformed,
+        Self::UnsupportedVersion,
+        Self::BadSignature,
+        Self::UnknownServerId,
+        Self::IdInUse,
+        Self::ReplayedRequest,
+        Self::StaleRequest,
+        Self::Unauthorized,
+        Self::NotFound,
+        Self::NotSynchronized,
+        Self::SyncExpired,
+        Self::ClockRollback,
+        Self::FeatureUnknown,
+        Self::LicenseExpired,
+        Self::NoSeats,
+        Self::LeaseUnknown,
+        Self::WrongServer,
+        Self::OlderLicenseFile,
+    ];
+
+    /// The stable string form, as sent in `{"code": …}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "MALFORMED",
+            Self::UnsupportedVersion => "UNSUPPORTED_VERSION",
+            Self::BadSignature => "BAD_SIGNATURE",
+            Self::UnknownServerId => "UNKNOWN_SERVER_ID",
+            Self::IdInUse => "ID_IN_USE",
+            Self::ReplayedRequest => "REPLAYED_REQUEST",
+            Self::StaleRequest => "STALE_REQUEST",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::NotFound => "NOT_FOUND",
+            Self::NotSynchronized => "NOT_SYNCHRONIZED",
+            Self::SyncExpired => "SYNC_EXPIRED",
+            Self::ClockRollback => "CLOCK_ROLLBACK",
+            Self::FeatureUnknown => "FEATURE_UNKNOWN",
+            Self::LicenseExpired => "LICENSE_EXPIRED",
+            Self::NoSeats => "NO_SEATS",
+            Self::LeaseUnknown => "LEASE_UNKNOWN",
+            Self::WrongServer => "WRONG_SERVER",
+            Self::OlderLicenseFile => "OLDER_LICENSE_FILE",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::Malformed
+            | Self::UnsupportedVersion
+            | Self::BadSignature
+            | Self::StaleRequest
+            | Self::WrongServer => 400,
+            Self::Unauthorized => 401,
+            Self::NotSynchronized
+            | Self::SyncExpired
+            | Self::ClockRollback
+            | Self::LicenseExpired => 403,
+            Self::UnknownServerId | Self::NotFound | Self::FeatureUnknown | Self::LeaseUnknown => {
+                404
+            }
+            Self::IdInUse | Self::ReplayedRequest | Self::NoSeats | Self::OlderLicenseFile => 409,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every refusal over HTTP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What can go wrong in this crate. Every variant maps to one [`ErrorCode`].
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("format version {0} is not supported by this software; update it")]
+    UnsupportedVersion(u32),
+    #[error("{0}")]
+    BadSignature(String),
+    #[error("{0}")]
+    WrongServer(String),
+    #[error("the input is larger than the {limit} bytes allowed")]
+    TooLarge { limit: usize },
+    #[error("cryptographic operation failed: {0}")]
+    Crypto(#[from] openssl::error::ErrorStack),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ProtoError {
+    /// The stable code to report for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Malformed(_) | Self::TooLarge { .. } | Self::Crypto(_) | Self::Io { .. } => {
+                ErrorCode::Malformed
+            }
+            Self::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
+            Self::BadSignature(_) => ErrorCode::BadSignature,
+            Self::WrongServer(_) => ErrorCode::WrongServer,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_forms_are_stable_and_match_serde() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            let back: ErrorCode = serde_json::from_str(&json).unwrap_or(ErrorCode::NotFound);
+            assert_eq!(back, code);
+        }
+        assert_eq!(ErrorCode::IdInUse.as_str(), "ID_IN_USE");
+        assert_eq!(ErrorCode::OlderLicenseFile.http_status(), 409);
+    }
+}

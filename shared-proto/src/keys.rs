@@ -1,0 +1,403 @@
+//! Key types: a local server's identity, Solme's signing key, and fingerprints.
+//!
+//! A local server has two key pairs: Ed25519 to sign its sync requests and X25519 so
+//! that license files can be encrypted to it. The pair of public keys is what the main
+//! server binds to an id; its fingerprint is the SHA-256 of the Ed25519 public key's
+//! DER (SubjectPublicKeyInfo) form, written `SHA256:<hex>`. The encryption key is inside
+//! every signed request, so binding the signing key binds both.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use base64::Engine;
+use openssl::pkey::{Id, PKey, Private, Public};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::ProtoError;
+
+/// File name of a server's Ed25519 private key inside its key directory.
+pub const SERVER_SIGNING_KEY_FILE: &str = "server-signing.pem";
+/// File name of a server's X25519 private key inside its key directory.
+pub const SERVER_ENCRYPTION_KEY_FILE: &str = "server-encryption.pem";
+
+/// The fixed DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the DER is this
+/// followed by the 32 raw key bytes, so fingerprints need no fallible round trip.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// `SHA256:<64 lowercase hex digits>` of a public key's DER.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    fn of_der(der: &[u8]) -> Self {
+        let digest = openssl::sha::sha256(der);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Self(format!("SHA256:{hex}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Fingerprint {
+    type Error = ProtoError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let valid = value.strip_prefix("SHA256:").is_some_and(|hex| {
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        });
+        if valid {
+            Ok(Self(value))
+        } else {
+            Err(ProtoError::Malformed(format!(
+                "{value:?} is not a key fingerprint (SHA256:<64 hex digits>)"
+            )))
+        }
+    }
+}
+
+impl From<Fingerprint> for String {
+    fn from(value: Fingerprint) -> Self {
+        value.0
+    }
+}
+
+/// The public half of a server identity, as carried in every sync request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerPublicKeys {
+    /// Raw Ed25519 public key.
+    #[serde(with = "base64_32")]
+    pub signing: [u8; 32],
+    /// Raw X25519 public key.
+    #[serde(with = "base64_32")]
+    pub encryption: [u8; 32],
+}
+
+impl ServerPublicKeys {
+    /// The fingerprint the main server binds: SHA-256 of the Ed25519 key's DER.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut der = Vec::with_capacity(44);
+        der.extend_from_slice(&ED25519_SPKI_PREFIX);
+        der.extend_from_slice(&self.signing);
+        Fingerprint::of_der(&der)
+    }
+
+    pub(crate) fn signing_key(&self) -> Result<PKey<Public>, ProtoError> {
+        Ok(PKey::public_key_from_raw_bytes(&self.signing, Id::ED25519)?)
+    }
+}
+
+/// A local server's private keys. `Debug` shows only the fingerprint.
+pub struct ServerIdentity {
+    signing: PKey<Private>,
+    encryption: PKey<Private>,
+    public: ServerPublicKeys,
+}
+
+impl std::fmt::Debug for ServerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerIdentity")
+            .field("fingerprint", &self.fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerIdentity {
+    /// Makes a fresh pair of key pairs.
+    pub fn generate() -> Result<Self, ProtoError> {
+        Self::from_keys(PKey::generate_ed25519()?, PKey::generate_x25519()?)
+    }
+
+    fn from_keys(signing: PKey<Private>, encryption: PKey<Private>) -> Result<Self, ProtoError> {
+        if signing.id() != Id::ED25519 || encryption.id() != Id::X25519 {
+            return Err(ProtoError::Malformed(
+                "server keys must be one Ed25519 and one X25519 key".into(),
+            ));
+        }
+        let public = ServerPublicKeys {
+            signing: raw_32(&signing.raw_public_key()?)?,
+            encryption: raw_32(&encryption.raw_public_key()?)?,
+        };
+        Ok(Self {
+            signing,
+            encryption,
+            public,
+        })
+    }
+
+    /// Writes both private keys into `dir` (mode 0600). Refuses to replace existing
+    /// files: a reinstall must remove them deliberately.
+    pub fn save(&self, dir: &Path) -> Result<(), ProtoError> {
+        let signing_path = dir.join(SERVER_SIGNING_KEY_FILE);
+        let encryption_path = dir.join(SERVER_ENCRYPTION_KEY_FILE);
+        for path in [&signing_path, &encryption_path] {
+            if path.exists() {
+                return Err(ProtoError::io(
+                    format!("refusing to overwrite the key file {}", path.display()),
+                    std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+                ));
+            }
+        }
+        write_private_file(&signing_path, &self.signing.private_key_to_pem_pkcs8()?)?;
+        write_private_file(
+            &encryption_path,
+            &self.encryption.private_key_to_pem_pkcs8()?,
+        )
+    }
+
+    /// Reads the private keys [`ServerIdentity::save`] wrote.
+    pub fn load(dir: &Path) -> Result<Self, ProtoError> {
+        let signing = read_private_key(&dir.join(SERVER_SIGNING_KEY_FILE))?;
+        let encryption = read_private_key(&dir.join(SERVER_ENCRYPTION_KEY_FILE))?;
+        Self::from_keys(signing, encryption)
+    }
+
+    pub fn public_keys(&self) -> ServerPublicKeys {
+        self.public.clone()
+    }
+
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.public.fingerprint()
+    }
+
+    pub(crate) fn signing_key(&self) -> &PKey<Private> {
+        &self.signing
+    }
+
+    pub(crate) fn encryption_key(&self) -> &PKey<Private> {
+        &self.encryption
+    }
+}
+
+/// Solme's Ed25519 key that signs every license file. `Debug` shows only the fingerprint.
+pub struct SolmeSigningKey {
+    key: PKey<Private>,
+}
+
+impl std::fmt::Debug for SolmeSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SolmeSigningKey")
+            .field("fingerprint", &self.public_key().fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SolmeSigningKey {
+    pub fn generate() -> Result<Self, ProtoError> {
+        Ok(Self {
+            key: PKey::generate_ed25519()?,
+        })
+    }
+
+    /// Writes the private key as PKCS#8 PEM, mode 0600; refuses to overwrite.
+    pub fn save(&self, path: &Path) -> Result<(), ProtoError> {
+        write_private_file(path, &self.key.private_key_to_pem_pkcs8()?)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ProtoError> {
+        let key = read_private_key(path)?;
+        if key.id() != Id::ED25519 {
+            return Err(ProtoError::Malformed(format!(
+                "{} is not an Ed25519 private key",
+                path.display()
+            )));
+        }
+        Ok(Self { key })
+    }
+
+    pub fn public_key(&self) -> SolmePublicKey {
+        SolmePublicKey {
+            // An Ed25519 private key always has its public half: the raw form cannot fail.
+            raw: self
+                .key
+                .raw_public_key()
+                .ok()
+                .and_then(|raw| raw_32(&raw).ok())
+                .unwrap_or([0; 32]),
+        }
+    }
+
+    pub(crate) fn key(&self) -> &PKey<Private> {
+        &self.key
+    }
+}
+
+/// Solme's public key, pinned by every local server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SolmePublicKey {
+    raw: [u8; 32],
+}
+
+impl SolmePublicKey {
+    pub fn from_pem(pem: &[u8]) -> Result<Self, ProtoError> {
+        let key = PKey::public_key_from_pem(pem)
+            .map_err(|_| ProtoError::Malformed("not a PEM public key".into()))?;
+        if key.id() != Id::ED25519 {
+            return Err(ProtoError::Malformed(
+                "Solme's public key must be an Ed25519 key".into(),
+            ));
+        }
+        Ok(Self {
+            raw: raw_32(&key.raw_public_key()?)?,
+        })
+    }
+
+    pub fn to_pem(&self) -> Result<Vec<u8>, ProtoError> {
+        Ok(self.key()?.public_key_to_pem()?)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ProtoError> {
+        let pem = read_bounded(path)?;
+        Self::from_pem(&pem)
+    }
+
+    /// Writes the public key as PEM (mode 0644: it is public).
+    pub fn save(&self, path: &Path) -> Result<(), ProtoError> {
+        std::fs::write(path, self.to_pem()?)
+            .map_err(|e| ProtoError::io(format!("writing {}", path.display()), e))
+    }
+
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut der = Vec::with_capacity(44);
+        der.extend_from_slice(&ED25519_SPKI_PREFIX);
+        der.extend_from_slice(&self.raw);
+        Fingerprint::of_der(&der)
+    }
+
+    pub(crate) fn key(&self) -> Result<PKey<Public>, ProtoError> {
+        Ok(PKey::public_key_from_raw_bytes(&self.raw, Id::ED25519)?)
+    }
+}
+
+/// Key files are small; anything bigger than this is not one of ours.
+const MAX_KEY_FILE_LEN: u64 = 16 * 1024;
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, ProtoError> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| ProtoError::io(format!("reading {}", path.display()), e))?
+        .len();
+    if len > MAX_KEY_FILE_LEN {
+        return Err(ProtoError::TooLarge {
+            limit: MAX_KEY_FILE_LEN as usize,
+        });
+    }
+    std::fs::read(path).map_err(|e| ProtoError::io(format!("reading {}", path.display()), e))
+}
+
+fn read_private_key(path: &Path) -> Result<PKey<Private>, ProtoError> {
+    let pem = read_bounded(path)?;
+    PKey::private_key_from_pem(&pem)
+        .map_err(|_| ProtoError::Malformed(format!("{} is not a PEM private key", path.display())))
+}
+
+/// Creates `path` with mode 0600 (never wider, not even for a moment) and syncs it.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), ProtoError> {
+    let context = || format!("writing the private file {}", path.display());
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| ProtoError::io(context(), e))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| ProtoError::io(context(), e))
+}
+
+fn raw_32(raw: &[u8]) -> Result<[u8; 32], ProtoError> {
+    raw.try_into()
+        .map_err(|_| ProtoError::Malformed("a raw public key must be 32 bytes".into()))
+}
+
+mod base64_32 {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)?;
+        bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("a public key must be 32 bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn fingerprint_is_sha256_of_the_der() {
+        let identity = ServerIdentity::generate().unwrap();
+        let der = identity.signing.public_key_to_der().unwrap();
+        assert_eq!(identity.fingerprint(), Fingerprint::of_der(&der));
+        assert!(identity.fingerprint().as_str().starts_with("SHA256:"));
+        assert_eq!(identity.fingerprint().as_str().len(), 7 + 64);
+    }
+
+    #[test]
+    fn identity_round_trips_through_files_with_private_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = ServerIdentity::generate().unwrap();
+        identity.save(dir.path()).unwrap();
+        for name in [SERVER_SIGNING_KEY_FILE, SERVER_ENCRYPTION_KEY_FILE] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        let loaded = ServerIdentity::load(dir.path()).unwrap();
+        assert_eq!(loaded.public_keys(), identity.public_keys());
+        let again = ServerIdentity::generate().unwrap();
+        assert!(
+            again.save(dir.path()).is_err(),
+            "an identity was overwritten"
+        );
+        assert_eq!(
+            ServerIdentity::load(dir.path()).unwrap().public_keys(),
+            identity.public_keys()
+        );
+    }
+
+    #[test]
+    fn solme_keys_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SolmeSigningKey::generate().unwrap();
+        key.save(&dir.path().join("k.pem")).unwrap();
+        key.public_key().save(&dir.path().join("p.pem")).unwrap();
+        let loaded = SolmeSigningKey::load(&dir.path().join("k.pem")).unwrap();
+        assert_eq!(loaded.public_key(), key.public_key());
+        assert_eq!(
+            SolmePublicKey::load(&dir.path().join("p.pem")).unwrap(),
+            key.public_key()
+        );
+        assert!(key.save(&dir.path().join("k.pem")).is_err());
+    }
+
+    #[test]
+    fn fingerprint_strings_are_validated() {
+        assert!(Fingerprint::try_from("SHA256:abc".to_string()).is_err());
+        let good = ServerIdentity::generate().unwrap().fingerprint();
+        assert_eq!(Fingerprint::try_from(good.to_string()).unwrap(), good);
+    }
+}

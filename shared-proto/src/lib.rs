@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+
+pub mod armor;
+pub mod clock;
+pub mod envelope;
+pub mod error;
+pub mod keys;
+pub mod license_file;
+pub mod messages;
+pub mod sync_data;
+pub mod validity;
+
+pub use clock::Clock;
+pub use error::{ApiError, ErrorCode, ProtoError};
+pub use keys::{Fingerprint, ServerIdentity, ServerPublicKeys, SolmePublicKey, SolmeSigningKey};
+pub use messages::{FeatureUsage, License, LicenseFile, SyncRequest};
