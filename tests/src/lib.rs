@@ -1,1 +1,8 @@
-//! End-to-end tests (being written).
+#![doc = include_str!("../README.md")]
+
+pub mod mail;
+pub mod process;
+pub mod programs;
+
+pub use process::{binary, wait_until};
+pub use programs::{Admin, LocalServer, MailGateway, MainOptions, MainServer, Refusal};

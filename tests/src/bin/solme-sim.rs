@@ -1,0 +1,291 @@
+//! The one-command simulation: a main server with a demo customer, a mail gateway and
+//! local servers on loopback, a direct sync, an email sync and a license checkout,
+//! then everything stays up until Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use tests::mail::{send_sync_mail, wait_for_reply};
+use tests::{binary, LocalServer, MailGateway, MainOptions, MainServer};
+
+/// Run the whole Solme licensing story on this machine: Solme's main server, the
+/// licensing@ mail gateway and customer license servers, on loopback ports.
+#[derive(Debug, Parser)]
+#[command(name = "solme-sim", version)]
+struct Args {
+    /// How many customer license servers to start (the first syncs over HTTPS, the
+    /// second by email; more only sync over HTTPS).
+    #[arg(long, env = "SOLME_SIM_LOCAL_SERVERS", default_value_t = 2)]
+    local_servers: usize,
+    /// Where to keep every program's files; a new temporary directory when not given
+    /// (kept after the run so you can look at it).
+    #[arg(long, env = "SOLME_SIM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Use this PostgreSQL database for the main server instead of SQLite.
+    #[arg(long, env = "SOLME_SIM_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Start every program this many days in the future (or the past, if negative).
+    #[arg(long, env = "SOLME_SIM_CLOCK_OFFSET_DAYS", allow_hyphen_values = true)]
+    clock_offset_days: Option<i64>,
+}
+
+const CUSTOMER_EMAIL: &str = "ops@acme.example";
+
+fn main() {
+    if let Err(error) = run(Args::parse()) {
+        eprintln!("\nThe simulation stopped: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn step(text: &str) {
+    println!("\n==> {text}");
+}
+
+fn say(text: &str) {
+    println!("    {text}");
+}
+
+fn run(args: Args) -> Result<()> {
+    if args.local_servers == 0 {
+        bail!("--local-servers must be at least 1");
+    }
+    build_programs()?;
+    let root = match &args.data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir.clone()
+        }
+        None => tempfile::Builder::new()
+            .prefix("solme-sim-")
+            .tempdir()
+            .context("making a temporary directory")?
+            .keep(),
+    };
+    let offset = args.clock_offset_days.map(|d| format!("{d}d"));
+    if let Some(offset) = &offset {
+        // Every child inherits the moved clock.
+        std::env::set_var(shared_proto::clock::CLOCK_OFFSET_ENV, offset);
+    }
+    println!("Solme licensing simulation — files in {}", root.display());
+
+    step("Starting Solme's main license server");
+    let main = MainServer::start(
+        &root.join("main-server"),
+        MainOptions {
+            database_url: args.database_url.clone(),
+            clock_offset: offset.clone(),
+        },
+    )?;
+    say(&format!(
+        "sync API on {} (the \"443\" port) and {} (the \"8080\" port); admin API on {}",
+        main.sync[0], main.sync[1], main.admin
+    ));
+    let admin = main.admin()?;
+
+    step("Registering the demo customer, its license server ids and licenses");
+    let customer = admin.customer("Acme Engineering AB", &[CUSTOMER_EMAIL])?;
+    let mut ids = Vec::new();
+    for _ in 0..args.local_servers {
+        let id = admin.server(&customer)?;
+        admin.add_license(id, "solme-cad", 5)?;
+        admin.add_license(id, "solme-cam", 2)?;
+        ids.push(id);
+        say(&format!(
+            "license server id {id}: solme-cad × 5 seats, solme-cam × 2 seats"
+        ));
+    }
+    say(&format!(
+        "customer Acme Engineering AB, contact {CUSTOMER_EMAIL}"
+    ));
+
+    step("Starting the licensing@ mail gateway");
+    let gateway = MailGateway::start(&root.join("mail-gateway"), &main)?;
+    say(&format!(
+        "SMTP on {} for {}; status page on http://{}/ ; replies are written to {}",
+        gateway.smtp,
+        gateway.address,
+        gateway.http,
+        gateway.outbox().display()
+    ));
+
+    step("Installing the customer's local license servers");
+    let mut locals = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let mut local =
+            LocalServer::init(&root.join(format!("local-server-{}", n + 1)), *id, &main)?;
+        local.set_clock(offset.as_deref());
+        local.serve()?;
+        say(&format!(
+            "local-server-{} (id {id}) serving clients on {}",
+            n + 1,
+            local.api_url()?
+        ));
+        locals.push(local);
+    }
+
+    step("A client asks local-server-1 for a seat before any sync");
+    match locals[0].checkout("solme-cad", "designer-laptop")? {
+        Ok(lease) => bail!("an unsynchronized server issued a lease: {lease}"),
+        Err(refusal) => say(&format!(
+            "refused as it must be: {} — {}",
+            refusal.error.code, refusal.error.message
+        )),
+    }
+
+    step("Direct synchronization of local-server-1 over HTTPS");
+    let output = locals[0].cli("sync", &[])?.ok()?;
+    print_indented(&output.stdout);
+    for (n, local) in locals.iter().enumerate().skip(2) {
+        local.cli("sync", &[])?.ok()?;
+        say(&format!("local-server-{} synchronized too", n + 1));
+    }
+
+    let email_local = locals.get(1).unwrap_or(&locals[0]);
+    step(&format!(
+        "Email synchronization of {} through licensing@",
+        email_local
+            .dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("the local server")
+    ));
+    let sync_file = email_local.dir.join("sync-data.txt");
+    email_local
+        .cli("export-sync-data", &[&sync_file.to_string_lossy()])?
+        .ok()?;
+    say(&format!(
+        "exported the sync data to {}",
+        sync_file.display()
+    ));
+    let sync_data = std::fs::read_to_string(&sync_file).context("reading the sync data")?;
+    let message_id = send_sync_mail(gateway.smtp, CUSTOMER_EMAIL, &gateway.address, &sync_data)?;
+    say(&format!(
+        "mailed it from {CUSTOMER_EMAIL} to {} (Message-ID <{message_id}>)",
+        gateway.address
+    ));
+    let reply = wait_for_reply(&gateway.outbox(), &message_id, Duration::from_secs(60))?;
+    say(&format!("reply to {}: \"{}\"", reply.to, reply.subject));
+    let license_text = reply
+        .license_file
+        .context("the reply carries no license file")?;
+    let license_path = email_local.dir.join("license-from-mail.lic");
+    std::fs::write(&license_path, license_text).context("saving the license file")?;
+    let output = email_local
+        .cli("import-license-file", &[&license_path.to_string_lossy()])?
+        .ok()?;
+    print_indented(&output.stdout);
+
+    step("A client checks out a seat of solme-cad from local-server-1, then returns it");
+    let lease = match locals[0].checkout("solme-cad", "designer-laptop")? {
+        Ok(lease) => lease,
+        Err(refusal) => bail!(
+            "checkout refused: {} — {}",
+            refusal.error.code,
+            refusal.error.message
+        ),
+    };
+    let lease_id = lease["lease_id"]
+        .as_str()
+        .context("the lease has no id")?
+        .to_string();
+    say(&format!(
+        "lease {lease_id} granted until {}",
+        lease["expires_at"]
+    ));
+    let features = locals[0].features()?;
+    say(&format!("features now: {features}"));
+    if let Err(refusal) = locals[0].checkin(&lease_id)? {
+        bail!("check-in refused: {}", refusal.error.message);
+    }
+    say("lease returned; the seat is free again");
+
+    step("Everything is up. Try:");
+    let local_bin = binary("local-server")?;
+    let main_bin = binary("main-server")?;
+    say(&format!(
+        "{} status --data-dir {}",
+        local_bin.display(),
+        locals[0].dir.display()
+    ));
+    say(&format!(
+        "{} diagnose --data-dir {}",
+        local_bin.display(),
+        locals[0].dir.display()
+    ));
+    say(&format!(
+        "curl -X POST -H 'content-type: application/json' -d '{{\"feature\":\"solme-cad\",\"client\":\"me\"}}' {}/api/v1/leases",
+        locals[0].api_url()?
+    ));
+    say(&format!("manager page: {}/", locals[0].api_url()?));
+    say(&format!(
+        "{} admin --data-dir {} server show {}",
+        main_bin.display(),
+        main.dir.display(),
+        ids[0]
+    ));
+    say(&format!(
+        "{} admin --data-dir {} audit",
+        main_bin.display(),
+        main.dir.display()
+    ));
+    say(&format!("mail gateway status: http://{}/", gateway.http));
+    say(&format!(
+        "replies sent by the gateway: {}",
+        gateway.outbox().display()
+    ));
+    println!("\nPress Ctrl-C to stop every program.");
+
+    let (stop_tx, stop_rx) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    })
+    .context("installing the Ctrl-C handler")?;
+    let _ = stop_rx.recv();
+    println!("\nStopping…");
+    for local in &mut locals {
+        local.stop()?;
+    }
+    drop(gateway);
+    drop(main);
+    println!("Stopped. The files stay in {}", root.display());
+    Ok(())
+}
+
+fn print_indented(text: &str) {
+    for line in text.lines() {
+        say(line);
+    }
+}
+
+/// `cargo run -p tests --bin solme-sim` builds only this binary: build the three
+/// programs it starts too (a no-op when they are up to date).
+fn build_programs() -> Result<()> {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    let mut command = Command::new(cargo);
+    command.args([
+        "build",
+        "-q",
+        "-p",
+        "main-server",
+        "-p",
+        "local-server",
+        "-p",
+        "mail-gateway",
+    ]);
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    println!("Building the programs (main-server, local-server, mail-gateway)…");
+    let status = command.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("building the programs failed");
+    }
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! Child processes of the harness: finding the binaries, starting them with their
+//! output in a log file, waiting for a condition with a deadline, and stopping them
+//! (always: a `Child` kills its process when dropped).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// How long a program may take to start and write its `listening.json`.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The path of a workspace binary built by cargo, found next to the running program
+/// (a binary in `target/<profile>/`, or a test in `target/<profile>/deps/`).
+pub fn binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the running program")?;
+    for dir in exe.ancestors().skip(1).take(3) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "the `{name}` binary was not found near {}; build the workspace first (`cargo build --workspace`)",
+        exe.display()
+    )
+}
+
+/// Polls `probe` every 25 ms until it yields a value or `timeout` passes.
+pub fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A running program. Dropping it kills the process.
+#[derive(Debug)]
+pub struct Child {
+    name: String,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Child {
+    /// Starts `command`, appending its stdout and stderr to `log`.
+    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<Self> {
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let err = out.try_clone().context("duplicating the log file handle")?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The program's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Asks the program to stop (SIGTERM) and waits for it; kills it after 10 s.
+    pub fn stop(&mut self) -> Result<()> {
+        if self.has_exited() {
+            return Ok(());
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let stopped = wait_until(
+            &format!("{} to stop", self.name),
+            Duration::from_secs(10),
+            || self.has_exited().then_some(()),
+        );
+        if stopped.is_err() {
+            self.kill();
+        }
+        Ok(())
+    }
+
+    /// Kills the program at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads `DIR/listening.json` once it exists and parses.
+pub fn wait_for_listening(dir: &Path, child: &mut Child) -> Result<serde_json::Value> {
+    let path = dir.join("listening.json");
+    let _ = std::fs::remove_file(&path);
+    let found = wait_until("listening.json", START_TIMEOUT, || {
+        if child.has_exited() {
+            return Some(None);
+        }
+        let text = std::fs::read_to_string(&path).ok()?;
+        serde_json::from_str(&text).ok().map(Some)
+    })?;
+    match found {
+        Some(value) => Ok(value),
+        None => bail!("{} exited at start-up:\n{}", child.name, child.log()),
+    }
+}
+
+/// Runs a command to completion and returns its exit code and output.
+pub fn run(mut command: Command) -> Result<Output> {
+    let output = command.output().context("running a command")?;
+    Ok(Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+/// What a finished command printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Both streams, for assertions on what the user sees.
+    pub fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// Fails with the output when the exit code is not 0.
+    pub fn ok(self) -> Result<Self> {
+        if self.code != 0 {
+            bail!(
+                "command failed with exit code {}:\n{}",
+                self.code,
+                self.text()
+            );
+        }
+        Ok(self)
+    }
+}

@@ -1,0 +1,558 @@
+//! The three programs as the harness drives them: start, stop, restart with a moved
+//! clock, and talk to them the way an operator, a customer or a client program would.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use shared_proto::ApiError;
+use uuid::Uuid;
+
+use crate::process::{binary, run, wait_for_listening, Child, Output};
+
+/// The clock-offset variable every program reads.
+const CLOCK_ENV: &str = shared_proto::clock::CLOCK_OFFSET_ENV;
+
+/// A refusal over HTTP: the status and the `{code, message}` body.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: u16,
+    pub error: ApiError,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+}
+
+/// Turns a ureq result into the JSON answer, or the refusal with its code.
+fn answer(result: Result<ureq::Response, ureq::Error>) -> Result<Result<Value, Refusal>> {
+    match result {
+        Ok(response) => {
+            let text = response.into_string().context("reading an answer")?;
+            if text.trim().is_empty() {
+                return Ok(Ok(Value::Null));
+            }
+            Ok(Ok(
+                serde_json::from_str(&text).context("an answer was not JSON")?
+            ))
+        }
+        Err(ureq::Error::Status(status, response)) => {
+            let text = response.into_string().unwrap_or_default();
+            let error: ApiError = serde_json::from_str(&text).with_context(|| {
+                format!("status {status} without a {{code, message}} body: {text}")
+            })?;
+            Ok(Err(Refusal { status, error }))
+        }
+        Err(e) => Err(anyhow!(e).context("HTTP request failed")),
+    }
+}
+
+fn ok(result: Result<Value, Refusal>) -> Result<Value> {
+    result.map_err(|r| anyhow!("refused with {}: {}", r.error.code, r.error.message))
+}
+
+/// How to start a main server.
+#[derive(Debug, Clone, Default)]
+pub struct MainOptions {
+    /// `postgres://…`; SQLite in the data directory when None.
+    pub database_url: Option<String>,
+    /// `SOLME_CLOCK_OFFSET` for the process.
+    pub clock_offset: Option<String>,
+}
+
+/// A running `main-server serve`, with the addresses it reported.
+#[derive(Debug)]
+pub struct MainServer {
+    pub dir: PathBuf,
+    /// The "443" and the "8080" listener, in that order.
+    pub sync: Vec<SocketAddr>,
+    pub admin: SocketAddr,
+    options: MainOptions,
+    child: Child,
+}
+
+impl MainServer {
+    /// `main-server init` then `serve` on loopback port 0 (two sync listeners and admin).
+    pub fn start(dir: &Path, options: MainOptions) -> Result<Self> {
+        std::fs::create_dir_all(dir).context("creating the main server's directory")?;
+        if !dir.join("admin-token").exists() {
+            let mut init = Command::new(binary("main-server")?);
+            init.arg("init").arg("--data-dir").arg(dir);
+            if let Some(url) = &options.database_url {
+                init.arg("--database-url").arg(url);
+            }
+            run(init)?.ok().context("main-server init")?;
+        }
+        Self::serve(dir, options)
+    }
+
+    /// A second `serve` process on the same data directory and database (scale-out).
+    pub fn another_process(&self, dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).context("creating a directory")?;
+        for file in [
+            "solme-signing.pem",
+            "solme-public.pem",
+            "ca.pem",
+            "tls-cert.pem",
+            "tls-key.pem",
+            "admin-token",
+        ] {
+            std::fs::copy(self.dir.join(file), dir.join(file))
+                .with_context(|| format!("copying {file}"))?;
+        }
+        Self::serve(dir, self.options.clone())
+    }
+
+    fn serve(dir: &Path, options: MainOptions) -> Result<Self> {
+        let mut serve = Command::new(binary("main-server")?);
+        serve
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"]);
+        if let Some(url) = &options.database_url {
+            serve.arg("--database-url").arg(url);
+        }
+        match &options.clock_offset {
+            Some(offset) => serve.env(CLOCK_ENV, offset),
+            None => serve.env_remove(CLOCK_ENV),
+        };
+        let mut child = Child::spawn("main-server", serve, &dir.join("serve.log"))?;
+        let listening = wait_for_listening(dir, &mut child)?;
+        let sync = listening["sync"]
+            .as_array()
+            .context("listening.json has no sync addresses")?
+            .iter()
+            .filter_map(|a| a.as_str()?.parse().ok())
+            .collect::<Vec<SocketAddr>>();
+        let admin = listening["admin"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .context("listening.json has no admin address")?;
+        if sync.len() != 2 {
+            bail!("expected two sync listeners, got {sync:?}");
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            sync,
+            admin,
+            options,
+            child,
+        })
+    }
+
+    /// Stops the process and starts it again with its clock moved by `offset`.
+    pub fn restart_with_clock(&mut self, offset: Option<&str>) -> Result<()> {
+        self.child.stop()?;
+        let mut options = self.options.clone();
+        options.clock_offset = offset.map(str::to_string);
+        *self = Self::serve(&self.dir.clone(), options)?;
+        Ok(())
+    }
+
+    /// Stops the process (the data stays).
+    pub fn stop(&mut self) -> Result<()> {
+        self.child.stop()
+    }
+
+    /// Starts a stopped server again, on new ports.
+    pub fn start_again(&mut self) -> Result<()> {
+        *self = Self::serve(&self.dir.clone(), self.options.clone())?;
+        Ok(())
+    }
+
+    /// `https://127.0.0.1:PORT` of the "443" and the "8080" listener.
+    pub fn sync_urls(&self) -> Vec<String> {
+        self.sync.iter().map(|a| format!("https://{a}")).collect()
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+
+    pub fn token_file(&self) -> PathBuf {
+        self.dir.join("admin-token")
+    }
+
+    pub fn log(&self) -> String {
+        self.child.log()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// An operator's client of the admin API.
+    pub fn admin(&self) -> Result<Admin> {
+        let token =
+            std::fs::read_to_string(self.token_file()).context("reading the admin token")?;
+        Ok(Admin {
+            base: self.admin_url(),
+            token: token.trim().to_string(),
+            agent: agent(),
+        })
+    }
+
+    /// Runs `main-server admin …` against this server.
+    pub fn admin_cli(&self, args: &[&str]) -> Result<Output> {
+        let mut command = Command::new(binary("main-server")?);
+        command
+            .arg("admin")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(args);
+        run(command)
+    }
+}
+
+/// The admin API, as the operator CLI and console use it.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Admin {
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        self.agent
+            .request(method, &format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .set("X-Operator", "qa-operator")
+    }
+
+    pub fn get(&self, path: &str) -> Result<Result<Value, Refusal>> {
+        answer(self.request("GET", path).call())
+    }
+
+    pub fn send(&self, method: &str, path: &str, body: Value) -> Result<Result<Value, Refusal>> {
+        answer(self.request(method, path).send_json(body))
+    }
+
+    /// A customer with contact addresses; returns its id.
+    pub fn customer(&self, name: &str, emails: &[&str]) -> Result<String> {
+        let customer = ok(self.send(
+            "POST",
+            "/admin/v1/customers",
+            json!({"name": name, "emails": emails}),
+        )?)?;
+        customer["id"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| customer["id"].as_i64().map(|i| i.to_string()))
+            .context("the customer has no id")
+    }
+
+    /// Allocates a license server id to a customer.
+    pub fn server(&self, customer_id: &str) -> Result<Uuid> {
+        let id: Value = customer_id
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::from(customer_id));
+        let server = ok(self.send("POST", "/admin/v1/servers", json!({"customer_id": id}))?)?;
+        server["server_id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .context("the server has no server_id")
+    }
+
+    /// Adds a license; returns its id.
+    pub fn add_license(&self, server: Uuid, feature: &str, seats: u32) -> Result<Value> {
+        let license = ok(self.send(
+            "POST",
+            &format!("/admin/v1/servers/{server}/licenses"),
+            json!({"feature": feature, "seats": seats}),
+        )?)?;
+        Ok(license["id"].clone())
+    }
+
+    pub fn change_seats(&self, server: Uuid, license: &Value, seats: u32) -> Result<()> {
+        ok(self.send(
+            "PATCH",
+            &format!("/admin/v1/servers/{server}/licenses/{}", id_text(license)),
+            json!({"seats": seats}),
+        )?)?;
+        Ok(())
+    }
+
+    pub fn remove_license(&self, server: Uuid, license: &Value) -> Result<()> {
+        ok(answer(
+            self.request(
+                "DELETE",
+                &format!("/admin/v1/servers/{server}/licenses/{}", id_text(license)),
+            )
+            .call(),
+        )?)?;
+        Ok(())
+    }
+
+    pub fn show(&self, server: Uuid) -> Result<Value> {
+        ok(self.get(&format!("/admin/v1/servers/{server}"))?)
+    }
+
+    pub fn clear_key(&self, server: Uuid, reason: &str) -> Result<Value> {
+        ok(self.send(
+            "POST",
+            &format!("/admin/v1/servers/{server}/key-clear"),
+            json!({"reason": reason}),
+        )?)
+    }
+
+    pub fn key_clear_requests(&self, status: &str) -> Result<Vec<Value>> {
+        let list = ok(self.get(&format!("/admin/v1/key-clear-requests?status={status}"))?)?;
+        Ok(list.as_array().cloned().unwrap_or_default())
+    }
+
+    pub fn approve(&self, request: &Value) -> Result<Value> {
+        ok(self.send(
+            "POST",
+            &format!(
+                "/admin/v1/key-clear-requests/{}/approve",
+                id_text(&request["id"])
+            ),
+            json!({"reason": "customer reinstalled the server"}),
+        )?)
+    }
+
+    pub fn audit(&self) -> Result<Vec<Value>> {
+        let list = ok(self.get("/admin/v1/audit?limit=1000")?)?;
+        Ok(list.as_array().cloned().unwrap_or_default())
+    }
+}
+
+fn id_text(id: &Value) -> String {
+    match id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A local license server: its data directory, and `serve` when running.
+#[derive(Debug)]
+pub struct LocalServer {
+    pub dir: PathBuf,
+    pub id: Uuid,
+    clock_offset: Option<String>,
+    serve: Option<(Child, SocketAddr)>,
+}
+
+impl LocalServer {
+    /// `local-server init` for `id`, pointed at the main server's two listeners.
+    pub fn init(dir: &Path, id: Uuid, main: &MainServer) -> Result<Self> {
+        Self::init_with(dir, id, main, &main.sync_urls(), &[])
+    }
+
+    /// `init` with explicit endpoints and extra flags (e.g. `--force`, `--proxy`).
+    pub fn init_with(
+        dir: &Path,
+        id: Uuid,
+        main: &MainServer,
+        endpoints: &[String],
+        extra: &[&str],
+    ) -> Result<Self> {
+        std::fs::create_dir_all(dir).context("creating the local server's directory")?;
+        let mut init = Command::new(binary("local-server")?);
+        init.arg("init")
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--id")
+            .arg(id.to_string())
+            .arg("--solme-key")
+            .arg(main.dir.join("solme-public.pem"))
+            .arg("--ca-cert")
+            .arg(main.dir.join("ca.pem"))
+            .args(extra);
+        for endpoint in endpoints {
+            init.arg("--main-server").arg(endpoint);
+        }
+        run(init)?.ok().context("local-server init")?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            id,
+            clock_offset: None,
+            serve: None,
+        })
+    }
+
+    /// Moves this server's clock for its next commands and `serve` (restart to apply).
+    pub fn set_clock(&mut self, offset: Option<&str>) {
+        self.clock_offset = offset.map(str::to_string);
+    }
+
+    fn command(&self) -> Result<Command> {
+        let mut command = Command::new(binary("local-server")?);
+        match &self.clock_offset {
+            Some(offset) => command.env(CLOCK_ENV, offset),
+            None => command.env_remove(CLOCK_ENV),
+        };
+        command.env_remove("HTTPS_PROXY").env_remove("https_proxy");
+        Ok(command)
+    }
+
+    /// Runs a manager verb: `local-server VERB --data-dir DIR ARGS…`.
+    pub fn cli(&self, verb: &str, args: &[&str]) -> Result<Output> {
+        let mut command = self.command()?;
+        command
+            .arg(verb)
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(args);
+        run(command)
+    }
+
+    /// `status --json`.
+    pub fn status(&self) -> Result<Value> {
+        let output = self.cli("status", &["--json"])?.ok()?;
+        serde_json::from_str(&output.stdout).context("status --json was not JSON")
+    }
+
+    /// Starts `serve` on a loopback port 0.
+    pub fn serve(&mut self) -> Result<()> {
+        self.serve_with(&[])
+    }
+
+    pub fn serve_with(&mut self, extra: &[&str]) -> Result<()> {
+        self.stop()?;
+        let mut command = self.command()?;
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra);
+        let mut child = Child::spawn("local-server", command, &self.dir.join("serve.log"))?;
+        let listening = wait_for_listening(&self.dir, &mut child)?;
+        let api = listening["api"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .context("listening.json has no api address")?;
+        self.serve = Some((child, api));
+        Ok(())
+    }
+
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some((mut child, _)) = self.serve.take() {
+            child.stop()?;
+        }
+        Ok(())
+    }
+
+    pub fn api_url(&self) -> Result<String> {
+        let (_, api) = self
+            .serve
+            .as_ref()
+            .context("the local server is not serving")?;
+        Ok(format!("http://{api}"))
+    }
+
+    pub fn log(&self) -> String {
+        self.serve
+            .as_ref()
+            .map(|(c, _)| c.log())
+            .unwrap_or_default()
+    }
+
+    /// A client program checks out a seat of `feature`.
+    pub fn checkout(&self, feature: &str, client: &str) -> Result<Result<Value, Refusal>> {
+        answer(
+            agent()
+                .post(&format!("{}/api/v1/leases", self.api_url()?))
+                .send_json(json!({"feature": feature, "client": client})),
+        )
+    }
+
+    /// Checks a lease back in.
+    pub fn checkin(&self, lease_id: &str) -> Result<Result<Value, Refusal>> {
+        answer(
+            agent()
+                .delete(&format!("{}/api/v1/leases/{lease_id}", self.api_url()?))
+                .call(),
+        )
+    }
+
+    pub fn heartbeat(&self, lease_id: &str) -> Result<Result<Value, Refusal>> {
+        answer(
+            agent()
+                .post(&format!(
+                    "{}/api/v1/leases/{lease_id}/heartbeat",
+                    self.api_url()?
+                ))
+                .send_json(json!({})),
+        )
+    }
+
+    /// `GET /api/v1/features`.
+    pub fn features(&self) -> Result<Value> {
+        ok(answer(
+            agent()
+                .get(&format!("{}/api/v1/features", self.api_url()?))
+                .call(),
+        )?)
+    }
+}
+
+/// A running `mail-gateway serve` writing its replies to an outbox directory.
+#[derive(Debug)]
+pub struct MailGateway {
+    pub dir: PathBuf,
+    pub smtp: SocketAddr,
+    pub http: SocketAddr,
+    pub address: String,
+    child: Child,
+}
+
+impl MailGateway {
+    /// Starts the gateway for `licensing@solme.example` on loopback, outbox in `dir/outbox`.
+    pub fn start(dir: &Path, main: &MainServer) -> Result<Self> {
+        std::fs::create_dir_all(dir.join("outbox")).context("creating the outbox")?;
+        let address = "licensing@solme.example".to_string();
+        let mut command = Command::new(binary("mail-gateway")?);
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--address")
+            .arg(&address)
+            .arg("--main-server")
+            .arg(main.admin_url())
+            .arg("--token-file")
+            .arg(main.token_file())
+            .args([
+                "--smtp-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--outbox")
+            .arg(dir.join("outbox"))
+            .env_remove(CLOCK_ENV);
+        let mut child = Child::spawn("mail-gateway", command, &dir.join("serve.log"))?;
+        let listening = wait_for_listening(dir, &mut child)?;
+        let parse = |key: &str| -> Result<SocketAddr> {
+            listening[key]
+                .as_str()
+                .and_then(|a| a.parse().ok())
+                .with_context(|| format!("listening.json has no {key} address"))
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            smtp: parse("smtp")?,
+            http: parse("http")?,
+            address,
+            child,
+        })
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.join("outbox")
+    }
+
+    pub fn log(&self) -> String {
+        self.child.log()
+    }
+}
