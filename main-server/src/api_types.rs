@@ -1,0 +1,165 @@
+//! JSON bodies of the admin API (docs/API.md), shared by the server and the admin CLI
+//! so the two cannot drift apart.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewCustomer {
+    pub name: String,
+    #[serde(default)]
+    pub emails: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewEmail {
+    pub email: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Customer {
+    pub id: Uuid,
+    pub name: String,
+    pub emails: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewServer {
+    pub customer_id: Uuid,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct License {
+    pub id: Uuid,
+    pub feature: String,
+    pub seats: u32,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Server {
+    pub server_id: Uuid,
+    pub customer_id: Uuid,
+    pub customer_name: String,
+    /// Moves on every license change.
+    pub revision: i64,
+    /// Sequence of the last license file issued (0 = none yet).
+    pub sequence: i64,
+    pub bound_fingerprint: Option<String>,
+    pub bound_at: Option<DateTime<Utc>>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// `internet` or `email`.
+    pub last_sync_channel: Option<String>,
+    /// End of the 366-day window of the last license file.
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Whole days until `valid_until` (negative when overdue; null when never synced).
+    pub days_until_due: Option<i64>,
+    pub licenses: Vec<License>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewLicense {
+    pub feature: String,
+    pub seats: u32,
+    #[serde(default)]
+    pub valid_from: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// PATCH body: an absent field keeps its value, `null` clears a date.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LicenseChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seats: Option<u32>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_from: Option<Option<DateTime<Utc>>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_until: Option<Option<DateTime<Utc>>>,
+}
+
+/// Tells "field present with null" (`Some(None)`) from "field absent" (`None`, by
+/// `#[serde(default)]`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyClear {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MailSync {
+    pub sender: String,
+    pub sync_data: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MailSyncAnswer {
+    pub license_file: String,
+    pub server_id: Uuid,
+    pub valid_until: DateTime<Utc>,
+    pub licenses: Vec<License>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewKeyClearRequest {
+    pub server_id: Uuid,
+    pub sender: String,
+    pub message_id: String,
+    #[serde(default)]
+    pub text: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyClearRequest {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    pub sender: String,
+    pub message_id: String,
+    pub text: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub operator: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Decision {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub server_id: Option<Uuid>,
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// `DATA_DIR/listening.json` of a running `serve`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Listening {
+    pub sync: Vec<std::net::SocketAddr>,
+    pub admin: std::net::SocketAddr,
+}

@@ -1,0 +1,313 @@
+//! Command-line interface (clap derive). Every flag can also come from an environment
+//! variable, so containers and scripts configure the server without a wrapper.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
+
+/// Solme's main license server: the registry of customers, license server ids and
+/// licenses, the HTTPS sync API local servers talk to, and the operators' admin API.
+#[derive(Debug, Parser)]
+#[command(name = "main-server", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a data directory: database, Solme's signing key, the simulation CA and TLS
+    /// certificate, and the operator token. Existing keys are kept, never overwritten.
+    Init(InitArgs),
+    /// Run the sync API (HTTPS) and the admin API until stopped (Ctrl-C or SIGTERM).
+    Serve(ServeArgs),
+    /// Operator commands, sent to a running server's admin API.
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory that holds the keys, certificates, token and (SQLite) database.
+    #[arg(long, env = "MAIN_SERVER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Database URL: `postgres://user@host/db` for PostgreSQL; default SQLite in
+    /// DATA_DIR/main.db.
+    #[arg(long, env = "MAIN_SERVER_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Extra name (DNS name or IP address) the server certificate must be valid for;
+    /// localhost and 127.0.0.1 are always included. Repeat for several.
+    #[arg(long = "hostname", env = "MAIN_SERVER_HOSTNAME", value_delimiter = ',')]
+    pub hostnames: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory made by `main-server init`.
+    #[arg(long, env = "MAIN_SERVER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Database URL: `postgres://user@host/db` for PostgreSQL; default SQLite in
+    /// DATA_DIR/main.db. Several servers on one PostgreSQL database act as one.
+    #[arg(long, env = "MAIN_SERVER_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Address of an HTTPS sync listener (repeat; port 0 picks a free port). The first
+    /// is the one local servers try first ("443"), the second their fallback ("8080").
+    #[arg(
+        long = "listen",
+        env = "MAIN_SERVER_LISTEN",
+        value_delimiter = ',',
+        default_values_t = [
+            SocketAddr::from(([0, 0, 0, 0], 443)),
+            SocketAddr::from(([0, 0, 0, 0], 8080)),
+        ]
+    )]
+    pub listen: Vec<SocketAddr>,
+    /// Address of the admin API (plain HTTP, bearer token). Keep it on loopback or a
+    /// private network.
+    #[arg(long, env = "MAIN_SERVER_ADMIN_LISTEN", default_value_t = SocketAddr::from(([127, 0, 0, 1], 8081)))]
+    pub admin_listen: SocketAddr,
+    /// Worker threads per listener group (default: one per CPU).
+    #[arg(long, env = "MAIN_SERVER_WORKERS")]
+    pub workers: Option<usize>,
+    /// Database connections in the pool.
+    #[arg(long, env = "MAIN_SERVER_DB_POOL_SIZE", default_value_t = 8)]
+    pub db_pool_size: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Data directory of the server: the admin URL is read from its listening.json and
+    /// the token from its admin-token file.
+    #[arg(long, env = "MAIN_SERVER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Admin API base URL, e.g. http://127.0.0.1:8081 (overrides listening.json).
+    #[arg(long, env = "MAIN_SERVER_ADMIN_URL")]
+    pub admin_url: Option<String>,
+    /// File holding the operator token (overrides DATA_DIR/admin-token).
+    #[arg(long, env = "MAIN_SERVER_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Operator name recorded in the audit log.
+    #[arg(long, env = "MAIN_SERVER_OPERATOR", default_value = "operator")]
+    pub operator: String,
+    /// Print reads as JSON instead of tables.
+    #[arg(long, global = true, env = "MAIN_SERVER_JSON")]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Customers and their registered contact addresses.
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+    /// License server ids.
+    #[command(subcommand, visible_alias = "servers")]
+    Server(ServerCommand),
+    /// Licenses of an id (every change moves the id's revision).
+    #[command(subcommand)]
+    License(LicenseCommand),
+    /// Key-pair binding of an id.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Key-clear requests that arrived by email.
+    #[command(subcommand, name = "key-clear-requests", visible_alias = "requests")]
+    Requests(RequestCommand),
+    /// Answer a sync-data file as the mail gateway would, for a sender address; writes
+    /// the license file.
+    MailSync(MailSyncArgs),
+    /// The audit log, newest first.
+    Audit {
+        /// How many entries.
+        #[arg(long, env = "MAIN_SERVER_AUDIT_LIMIT", default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Register a customer.
+    Add {
+        /// Customer name.
+        #[arg(long, env = "MAIN_SERVER_CUSTOMER_NAME")]
+        name: String,
+        /// Registered contact address (repeat for several).
+        #[arg(
+            long = "email",
+            env = "MAIN_SERVER_CUSTOMER_EMAIL",
+            value_delimiter = ','
+        )]
+        emails: Vec<String>,
+    },
+    /// List customers.
+    List,
+    /// Register one more contact address for a customer.
+    AddEmail {
+        /// Customer id.
+        customer_id: Uuid,
+        /// The address.
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Allocate a new license server id for a customer.
+    Add {
+        /// Customer id.
+        #[arg(long = "customer", env = "MAIN_SERVER_CUSTOMER_ID")]
+        customer_id: Uuid,
+    },
+    /// List ids.
+    List,
+    /// Show an id: binding, last sync and channel, days until the 366-day limit, licenses.
+    Show {
+        /// License server id.
+        server_id: Uuid,
+    },
+    /// Ids never synced or due (or overdue) within N days.
+    Due {
+        /// Window in days.
+        #[arg(long, env = "MAIN_SERVER_DUE_WITHIN_DAYS", default_value_t = 30)]
+        within_days: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LicenseCommand {
+    /// Add a license to an id.
+    Add {
+        /// License server id.
+        server_id: Uuid,
+        /// Product/feature name.
+        #[arg(long, env = "MAIN_SERVER_LICENSE_FEATURE")]
+        feature: String,
+        /// Number of floating seats.
+        #[arg(long, env = "MAIN_SERVER_LICENSE_SEATS")]
+        seats: u32,
+        /// First valid day (YYYY-MM-DD or RFC 3339); default: at once.
+        #[arg(long, env = "MAIN_SERVER_LICENSE_VALID_FROM")]
+        valid_from: Option<String>,
+        /// Last valid moment (YYYY-MM-DD or RFC 3339); default: perpetual.
+        #[arg(long, env = "MAIN_SERVER_LICENSE_VALID_UNTIL")]
+        valid_until: Option<String>,
+    },
+    /// Change a license's seats or dates (`none` removes a date).
+    Change {
+        /// License server id.
+        server_id: Uuid,
+        /// License id.
+        license_id: Uuid,
+        /// New number of seats.
+        #[arg(long, env = "MAIN_SERVER_LICENSE_SEATS")]
+        seats: Option<u32>,
+        /// New start (YYYY-MM-DD, RFC 3339 or `none`).
+        #[arg(long, env = "MAIN_SERVER_LICENSE_VALID_FROM")]
+        valid_from: Option<String>,
+        /// New end (YYYY-MM-DD, RFC 3339 or `none` for perpetual).
+        #[arg(long, env = "MAIN_SERVER_LICENSE_VALID_UNTIL")]
+        valid_until: Option<String>,
+    },
+    /// Remove a license.
+    Remove {
+        /// License server id.
+        server_id: Uuid,
+        /// License id.
+        license_id: Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Clear the key pair bound to an id, so the next first sync binds a new one.
+    Clear {
+        /// License server id.
+        server_id: Uuid,
+        /// Why (recorded in the audit log with the operator name).
+        #[arg(long, env = "MAIN_SERVER_KEY_CLEAR_REASON")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RequestStatus {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl RequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// List requests (all, or of one status).
+    List {
+        /// Only this status.
+        #[arg(long, env = "MAIN_SERVER_REQUEST_STATUS")]
+        status: Option<RequestStatus>,
+    },
+    /// Approve a request: clears the id's key pair.
+    Approve {
+        /// Request id.
+        request_id: Uuid,
+        /// Note recorded with the decision.
+        #[arg(long, env = "MAIN_SERVER_REQUEST_REASON")]
+        reason: Option<String>,
+    },
+    /// Reject a request.
+    Reject {
+        /// Request id.
+        request_id: Uuid,
+        /// Why (sent to the customer).
+        #[arg(long, env = "MAIN_SERVER_REQUEST_REASON")]
+        reason: String,
+    },
+    /// Record a request by hand (the mail gateway does this for key-clear mail).
+    Create {
+        /// License server id.
+        #[arg(long, env = "MAIN_SERVER_REQUEST_SERVER_ID")]
+        server_id: Uuid,
+        /// Registered contact address asking.
+        #[arg(long, env = "MAIN_SERVER_REQUEST_SENDER")]
+        sender: String,
+        /// Message-ID of the mail (deduplicates).
+        #[arg(long, env = "MAIN_SERVER_REQUEST_MESSAGE_ID")]
+        message_id: String,
+        /// Text of the request.
+        #[arg(long, env = "MAIN_SERVER_REQUEST_TEXT", default_value = "")]
+        text: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MailSyncArgs {
+    /// Registered contact address the sync data came from.
+    #[arg(long, env = "MAIN_SERVER_MAIL_SENDER")]
+    pub sender: String,
+    /// Sync-data file.
+    #[arg(long, env = "MAIN_SERVER_MAIL_INPUT")]
+    pub input: PathBuf,
+    /// Where to write the license file.
+    #[arg(long, env = "MAIN_SERVER_MAIL_OUTPUT")]
+    pub output: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,207 @@
+//! Database access: one connection type over SQLite and PostgreSQL, the pools, the
+//! embedded migrations and the time conversion used by every column.
+//!
+//! SQLite is the zero-set-up default (`DATA_DIR/main.db`); PostgreSQL is chosen by a
+//! `postgres://` URL and lets several `serve` processes share one registry. Nothing that
+//! matters lives in process memory, so those processes behave as one server.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, TimeZone, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
+use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Arbitrary constant naming the advisory lock that keeps two `serve` processes from
+/// running the PostgreSQL migrations at the same moment.
+const MIGRATION_LOCK_KEY: i64 = 0x5017_e11c_0000_0001;
+
+/// Every pooled SQLite connection gets these: wait (rather than fail) on a locked
+/// database, WAL so readers never block the writer, and enforced foreign keys.
+/// `synchronous=NORMAL` in WAL mode survives a killed process; only a power loss can
+/// drop the last commits.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+/// The connection both backends share; queries written against it run on either.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Where the registry lives.
+#[derive(Clone, Debug)]
+pub enum DbTarget {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DbTarget {
+    /// The `--database-url` if given (`postgres://…`, `postgresql://…`, `sqlite://PATH`
+    /// or a plain path), else `DATA_DIR/main.db`.
+    pub fn from_options(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Self> {
+        match url.map(str::trim).filter(|u| !u.is_empty()) {
+            None => Ok(Self::Sqlite(data_dir.join("main.db").display().to_string())),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Self::Postgres(url.to_owned()))
+            }
+            Some(url) => {
+                let path = url.strip_prefix("sqlite://").unwrap_or(url);
+                anyhow::ensure!(
+                    !path.contains("://"),
+                    "database URL {url:?} is neither postgres:// nor an SQLite path"
+                );
+                Ok(Self::Sqlite(path.to_owned()))
+            }
+        }
+    }
+
+    /// A description safe to log (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("SQLite at {path}"),
+            Self::Postgres(url) => {
+                let host = url.rsplit('@').next().unwrap_or(url);
+                let host = host
+                    .trim_start_matches("postgres://")
+                    .trim_start_matches("postgresql://");
+                format!("PostgreSQL at {host}")
+            }
+        }
+    }
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        match self {
+            Self::Sqlite(path) => {
+                let mut conn =
+                    SqliteConnection::establish(path).map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            Self::Postgres(url) => PgConnection::establish(url)
+                .map(DbConnection::Postgres)
+                .map_err(r2d2::Error::ConnectionError),
+        }
+    }
+}
+
+/// r2d2 manager that builds the right variant for the target and sets the SQLite
+/// pragmas on every new connection.
+#[derive(Debug)]
+pub struct Manager {
+    target: DbTarget,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        self.target.connect()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// The pools the server uses. On SQLite, writes go through a pool of one connection:
+/// SQLite allows one writer anyway, and queueing in the pool is far cheaper than
+/// SQLite's sleep-and-retry busy handler. On PostgreSQL both are the same pool and the
+/// database's row locks do the ordering.
+#[derive(Clone)]
+pub struct Db {
+    pub write: Pool,
+    pub read: Pool,
+    pub target: DbTarget,
+}
+
+impl Db {
+    /// Opens the pools and runs the pending migrations.
+    pub fn open(target: DbTarget, pool_size: u32) -> anyhow::Result<Self> {
+        let build = |size: u32| {
+            r2d2::Pool::builder()
+                .max_size(size.max(1))
+                .min_idle(Some(1))
+                .connection_timeout(Duration::from_secs(30))
+                .build(Manager {
+                    target: target.clone(),
+                })
+                .with_context(|| format!("opening the database ({})", target.describe()))
+        };
+        let db = match &target {
+            DbTarget::Sqlite(_) => {
+                let write = build(1)?;
+                let read = build(pool_size)?;
+                Self {
+                    write,
+                    read,
+                    target: target.clone(),
+                }
+            }
+            DbTarget::Postgres(_) => {
+                let pool = build(pool_size)?;
+                Self {
+                    write: pool.clone(),
+                    read: pool,
+                    target: target.clone(),
+                }
+            }
+        };
+        let mut conn = db.write.get().context("connecting to the database")?;
+        run_migrations(&mut conn)?;
+        Ok(db)
+    }
+}
+
+/// Applies the embedded migrations of the connection's dialect.
+pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
+    match conn {
+        DbConnection::Sqlite(conn) => {
+            conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(|e| anyhow::anyhow!("running the SQLite migrations: {e}"))?;
+        }
+        DbConnection::Postgres(conn) => {
+            // Session-level advisory lock: concurrent starts wait for each other instead
+            // of racing to create the same tables.
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .execute(conn)
+                .context("taking the migration lock")?;
+            let result = conn
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("running the PostgreSQL migrations: {e}"));
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                .execute(conn)
+                .context("releasing the migration lock")?;
+            result?;
+        }
+    }
+    Ok(())
+}
+
+/// Column form of a time: Unix milliseconds, the same on both backends.
+pub fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// Time form of a column; out-of-range values (only possible by editing the database
+/// by hand) fall back to the epoch rather than failing a whole listing.
+pub fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}

@@ -1,0 +1,83 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Modules
+//!
+//! - [`cli`]: the command line (clap).
+//! - [`init`]: `main-server init`, making keys, certificates, token and database.
+//! - [`startup`]: `main-server serve`, binding listeners and running the servers.
+//! - [`sync`]: the sync core shared by the HTTPS and email channels.
+//! - [`store`]: every database query, by concern; [`db`] and [`schema`]: the
+//!   connection, pools and migrations for SQLite and PostgreSQL.
+//! - [`routes`]: the HTTP endpoints; [`error`]: how failures become responses.
+//! - [`admin_cli`]: `main-server admin …`, a client of the admin API.
+
+pub mod admin_cli;
+pub mod api_types;
+pub mod auth;
+pub mod cli;
+pub mod data_dir;
+pub mod db;
+pub mod error;
+pub mod init;
+pub mod routes;
+pub mod schema;
+pub mod startup;
+pub mod store;
+pub mod sync;
+pub mod tls;
+
+use std::process::ExitCode;
+
+use shared_proto::Clock;
+
+use crate::cli::{Cli, Command};
+
+/// Exit code for a temporary failure (server unreachable): scripts may retry.
+pub const EXIT_TEMPORARY: u8 = 75;
+
+/// Runs a parsed command line; what `main` calls.
+pub fn run(cli: Cli) -> ExitCode {
+    let clock = match Clock::from_env() {
+        Ok(clock) => clock,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Init(args) => match init::run(&args, &clock) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve(args) => {
+            let settings = startup::Settings {
+                data_dir: args.data_dir,
+                database_url: args.database_url,
+                listen: args.listen,
+                admin_listen: args.admin_listen,
+                workers: args.workers,
+                db_pool_size: args.db_pool_size,
+            };
+            let result = actix_web::rt::System::new().block_on(async move {
+                startup::Application::build(&settings, clock)?
+                    .run_until_stopped()
+                    .await
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error!("{e:#}");
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Admin(args) => admin_cli::run(args),
+    }
+}

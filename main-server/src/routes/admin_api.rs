@@ -1,0 +1,361 @@
+//! The operators' admin API (`/admin/v1/…`, see docs/API.md). Every route sits behind
+//! the bearer-token check; the operator's name for the audit log comes from the
+//! `X-Operator` header.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use diesel::Connection;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::with_conn;
+use crate::api_types::{
+    Decision, KeyClear, LicenseChange, MailSync, MailSyncAnswer, NewCustomer, NewEmail,
+    NewKeyClearRequest, NewLicense, NewServer,
+};
+use crate::auth::AdminToken;
+use crate::error::ApiError;
+use crate::store::{audit, customers, key_clear, licenses, servers};
+use crate::sync::{Channel, SyncService};
+
+/// Longest operator name taken from `X-Operator`.
+const MAX_OPERATOR: usize = 100;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin/v1")
+            .wrap(from_fn(require_token))
+            .route("/customers", web::post().to(create_customer))
+            .route("/customers", web::get().to(list_customers))
+            .route("/customers/{id}/emails", web::post().to(add_email))
+            .route("/servers", web::post().to(create_server))
+            .route("/servers", web::get().to(list_servers))
+            .route("/servers/{id}", web::get().to(show_server))
+            .route("/servers/{id}/licenses", web::post().to(add_license))
+            .route(
+                "/servers/{id}/licenses/{license_id}",
+                web::patch().to(change_license),
+            )
+            .route(
+                "/servers/{id}/licenses/{license_id}",
+                web::delete().to(remove_license),
+            )
+            .route("/servers/{id}/key-clear", web::post().to(clear_key))
+            .route("/mail/sync", web::post().to(mail_sync))
+            .route("/key-clear-requests", web::post().to(create_request))
+            .route("/key-clear-requests", web::get().to(list_requests))
+            .route(
+                "/key-clear-requests/unnotified",
+                web::get().to(unnotified_requests),
+            )
+            .route(
+                "/key-clear-requests/{id}/approve",
+                web::post().to(approve_request),
+            )
+            .route(
+                "/key-clear-requests/{id}/reject",
+                web::post().to(reject_request),
+            )
+            .route(
+                "/key-clear-requests/{id}/notified",
+                web::post().to(mark_notified),
+            )
+            .route("/audit", web::get().to(list_audit)),
+    );
+}
+
+async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let authorized = match (
+        req.app_data::<web::Data<AdminToken>>(),
+        req.headers().get(actix_web::http::header::AUTHORIZATION),
+    ) {
+        (Some(token), Some(header)) => header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .is_some_and(|presented| token.matches(presented.trim())),
+        _ => false,
+    };
+    if !authorized {
+        log::warn!(
+            "admin request refused: missing or wrong token peer={} path={}",
+            req.peer_addr()
+                .map_or_else(|| "-".to_owned(), |a| a.ip().to_string()),
+            req.path()
+        );
+        return Err(ApiError::unauthorized(
+            "this needs the operator token: send `Authorization: Bearer <admin-token>`",
+        )
+        .into());
+    }
+    next.call(req).await
+}
+
+/// The operator named by `X-Operator` (default `operator`).
+pub struct Operator(pub String);
+
+impl FromRequest for Operator {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let name = match req.headers().get("X-Operator") {
+            None => Ok("operator".to_owned()),
+            Some(value) => value
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.len() <= MAX_OPERATOR)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    ApiError::malformed(format!(
+                        "X-Operator must be printable text of at most {MAX_OPERATOR} bytes"
+                    ))
+                }),
+        };
+        std::future::ready(name.map(Operator))
+    }
+}
+
+type Svc = web::Data<SyncService>;
+
+async fn create_customer(
+    svc: Svc,
+    op: Operator,
+    body: web::Json<NewCustomer>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let customer = with_conn(&svc.db.write, move |conn| {
+        customers::create(conn, now, &op.0, &body)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(customer))
+}
+
+async fn list_customers(svc: Svc) -> Result<HttpResponse, ApiError> {
+    let list = with_conn(&svc.db.read, customers::list).await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+async fn add_email(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<Uuid>,
+    body: web::Json<NewEmail>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let id = path.into_inner();
+    let customer = with_conn(&svc.db.write, move |conn| {
+        customers::add_email(conn, now, &op.0, id, &body.email)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(customer))
+}
+
+async fn create_server(
+    svc: Svc,
+    op: Operator,
+    body: web::Json<NewServer>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let server = with_conn(&svc.db.write, move |conn| {
+        servers::create(conn, now, &op.0, body.customer_id)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(server))
+}
+
+#[derive(Deserialize)]
+struct DueQuery {
+    due_within_days: Option<i64>,
+}
+
+async fn list_servers(svc: Svc, query: web::Query<DueQuery>) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let due = query.due_within_days;
+    let list = with_conn(&svc.db.read, move |conn| servers::list(conn, now, due)).await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+async fn show_server(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let id = path.into_inner();
+    let server = with_conn(&svc.db.read, move |conn| servers::get(conn, now, id)).await?;
+    Ok(HttpResponse::Ok().json(server))
+}
+
+async fn add_license(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<Uuid>,
+    body: web::Json<NewLicense>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let id = path.into_inner();
+    let license = with_conn(&svc.db.write, move |conn| {
+        licenses::add(conn, now, &op.0, id, &body)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(license))
+}
+
+async fn change_license(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<(Uuid, Uuid)>,
+    body: web::Json<LicenseChange>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let (id, license_id) = path.into_inner();
+    let license = with_conn(&svc.db.write, move |conn| {
+        licenses::change(conn, now, &op.0, id, license_id, &body)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(license))
+}
+
+async fn remove_license(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let (id, license_id) = path.into_inner();
+    with_conn(&svc.db.write, move |conn| {
+        licenses::remove(conn, now, &op.0, id, license_id)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn clear_key(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<Uuid>,
+    body: web::Json<KeyClear>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let id = path.into_inner();
+    let server = with_conn(&svc.db.write, move |conn| {
+        conn.transaction::<_, ApiError, _>(|conn| {
+            servers::clear_key(conn, now, &op.0, id, &body.reason, "operator")
+        })?;
+        servers::get(conn, now, id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(server))
+}
+
+async fn mail_sync(svc: Svc, body: web::Json<MailSync>) -> Result<HttpResponse, ApiError> {
+    let service = svc.into_inner();
+    let body = body.into_inner();
+    let answer = web::block(move || {
+        service.sync(
+            &body.sync_data,
+            Channel::Email,
+            "mail-gateway",
+            Some(&body.sender),
+        )
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(MailSyncAnswer {
+        license_file: answer.license_file,
+        server_id: answer.server_id,
+        valid_until: answer.valid_until,
+        licenses: answer.licenses,
+    }))
+}
+
+async fn create_request(
+    svc: Svc,
+    body: web::Json<NewKeyClearRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let (request, created) = with_conn(&svc.db.write, move |conn| {
+        key_clear::create(conn, now, &body)
+    })
+    .await?;
+    Ok(if created {
+        HttpResponse::Created().json(request)
+    } else {
+        HttpResponse::Ok().json(request)
+    })
+}
+
+#[derive(Deserialize)]
+struct StatusQuery {
+    status: Option<String>,
+}
+
+async fn list_requests(svc: Svc, query: web::Query<StatusQuery>) -> Result<HttpResponse, ApiError> {
+    let status = query.into_inner().status;
+    let list = with_conn(&svc.db.read, move |conn| {
+        key_clear::list(conn, status.as_deref())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+async fn unnotified_requests(svc: Svc) -> Result<HttpResponse, ApiError> {
+    let list = with_conn(&svc.db.read, key_clear::unnotified).await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+async fn decide(
+    svc: Svc,
+    op: Operator,
+    id: Uuid,
+    approve: bool,
+    reason: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let request = with_conn(&svc.db.write, move |conn| {
+        key_clear::decide(conn, now, &op.0, id, approve, reason.as_deref())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(request))
+}
+
+async fn approve_request(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<Uuid>,
+    body: Option<web::Json<Decision>>,
+) -> Result<HttpResponse, ApiError> {
+    let reason = body.and_then(|b| b.into_inner().reason);
+    decide(svc, op, path.into_inner(), true, reason).await
+}
+
+async fn reject_request(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<Uuid>,
+    body: web::Json<Decision>,
+) -> Result<HttpResponse, ApiError> {
+    decide(svc, op, path.into_inner(), false, body.into_inner().reason).await
+}
+
+async fn mark_notified(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    with_conn(&svc.db.write, move |conn| {
+        key_clear::mark_notified(conn, id)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<u32>,
+}
+
+async fn list_audit(svc: Svc, query: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    let list = with_conn(&svc.db.read, move |conn| audit::list(conn, limit)).await?;
+    Ok(HttpResponse::Ok().json(list))
+}

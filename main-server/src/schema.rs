@@ -1,0 +1,96 @@
+//! Diesel table definitions, written to match `migrations/*/up.sql` (both dialects
+//! declare the same columns; timestamps are BIGINT Unix milliseconds).
+
+diesel::table! {
+    customers (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    customer_emails (customer_id, email) {
+        customer_id -> Text,
+        email -> Text,
+    }
+}
+
+diesel::table! {
+    servers (id) {
+        id -> Text,
+        customer_id -> Text,
+        revision -> BigInt,
+        sequence -> BigInt,
+        bound_fingerprint -> Nullable<Text>,
+        bound_at -> Nullable<BigInt>,
+        last_sync_at -> Nullable<BigInt>,
+        last_sync_channel -> Nullable<Text>,
+        valid_until -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    licenses (id) {
+        id -> Text,
+        server_id -> Text,
+        feature -> Text,
+        seats -> Integer,
+        valid_from -> Nullable<BigInt>,
+        valid_until -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    used_requests (request_id) {
+        request_id -> Text,
+        server_id -> Text,
+        created_at -> BigInt,
+        used_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    key_clear_requests (id) {
+        id -> Text,
+        server_id -> Text,
+        sender -> Text,
+        message_id -> Text,
+        text -> Text,
+        status -> Text,
+        created_at -> BigInt,
+        decided_at -> Nullable<BigInt>,
+        operator -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        notified -> Bool,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        server_id -> Nullable<Text>,
+        outcome -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::joinable!(customer_emails -> customers (customer_id));
+diesel::joinable!(servers -> customers (customer_id));
+diesel::joinable!(licenses -> servers (server_id));
+diesel::joinable!(key_clear_requests -> servers (server_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    customers,
+    customer_emails,
+    servers,
+    licenses,
+    used_requests,
+    key_clear_requests,
+    audit_log,
+);

@@ -1,0 +1,188 @@
+//! `main-server serve`: opens the database, binds every listener (so port 0 works and
+//! the real addresses are known), writes `listening.json`, and runs until stopped.
+//! Actix stops both servers gracefully on Ctrl-C or SIGTERM, draining open requests.
+
+use std::any::Any;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Extensions, Server};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use shared_proto::{Clock, SolmeSigningKey};
+
+use crate::api_types::Listening;
+use crate::auth::AdminToken;
+use crate::data_dir::{write_atomic, DataDir};
+use crate::db::{Db, DbTarget};
+use crate::routes::{admin_api, configure_extractors, not_found, sync_api};
+use crate::sync::SyncService;
+use crate::tls;
+
+/// Largest admin JSON body (a mailed sync-data file fits several times over).
+const ADMIN_JSON_LIMIT: usize = 256 * 1024;
+/// How often each process forgets request ids too old to matter.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// What `serve` needs; the CLI flags map onto it one to one.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub listen: Vec<SocketAddr>,
+    pub admin_listen: SocketAddr,
+    pub workers: Option<usize>,
+    pub db_pool_size: u32,
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    sync_server: Server,
+    admin_server: Server,
+    service: SyncService,
+    listening: Listening,
+}
+
+/// Without TCP_NODELAY a small response waits for the client's delayed ACK (tens of
+/// milliseconds per request on a fresh connection).
+fn set_nodelay(conn: &dyn Any, _: &mut Extensions) {
+    let tcp = conn
+        .downcast_ref::<actix_tls::accept::openssl::TlsStream<actix_web::rt::net::TcpStream>>()
+        .map(|tls| tls.get_ref())
+        .or_else(|| conn.downcast_ref::<actix_web::rt::net::TcpStream>());
+    if let Some(tcp) = tcp {
+        if let Err(e) = tcp.set_nodelay(true) {
+            log::debug!("could not set TCP_NODELAY: {e}");
+        }
+    }
+}
+
+fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).with_context(|| format!("binding the {what} listener on {addr}"))
+}
+
+impl Application {
+    /// Binds everything; must run inside an actix system (`#[actix_web::main]`).
+    pub fn build(settings: &Settings, clock: Clock) -> anyhow::Result<Self> {
+        let dir = DataDir::new(&settings.data_dir);
+        anyhow::ensure!(
+            !settings.listen.is_empty(),
+            "at least one --listen address is needed"
+        );
+        // A stale file from an earlier run would send readers to dead ports.
+        match std::fs::remove_file(dir.listening()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", dir.listening().display()))
+            }
+            _ => {}
+        }
+        let signing_key = SolmeSigningKey::load(&dir.solme_signing_key()).with_context(|| {
+            format!(
+                "reading {} (run `main-server init` first)",
+                dir.solme_signing_key().display()
+            )
+        })?;
+        let token = AdminToken::load(&dir.admin_token())?;
+        let target = DbTarget::from_options(dir.root(), settings.database_url.as_deref())?;
+        log::info!("database: {}", target.describe());
+        let db = Db::open(target, settings.db_pool_size)?;
+        let service = SyncService {
+            db,
+            clock,
+            signing_key: Arc::new(signing_key),
+        };
+
+        let service_data = web::Data::new(service.clone());
+        let token_data = web::Data::new(token);
+
+        let data = service_data.clone();
+        let mut sync_server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .configure(|cfg| configure_extractors(cfg, ADMIN_JSON_LIMIT))
+                .configure(sync_api::configure)
+                .default_service(web::to(not_found))
+        })
+        .on_connect(set_nodelay);
+        if let Some(workers) = settings.workers {
+            sync_server = sync_server.workers(workers.max(1));
+        }
+        let mut sync_addrs = Vec::new();
+        for addr in &settings.listen {
+            let listener = bind(*addr, "sync")?;
+            sync_addrs.push(listener.local_addr().context("reading a bound address")?);
+            let acceptor = tls::acceptor_builder(&dir.tls_cert(), &dir.tls_key())?;
+            sync_server = sync_server
+                .listen_openssl(listener, acceptor)
+                .with_context(|| format!("starting TLS on {addr}"))?;
+        }
+
+        let data = service_data.clone();
+        let admin_listener = bind(settings.admin_listen, "admin")?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .context("reading a bound address")?;
+        let admin_server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(token_data.clone())
+                .configure(|cfg| configure_extractors(cfg, ADMIN_JSON_LIMIT))
+                .configure(admin_api::configure)
+                .default_service(web::to(not_found))
+        })
+        .on_connect(set_nodelay)
+        .workers(1)
+        .listen(admin_listener)
+        .with_context(|| format!("starting the admin API on {admin_addr}"))?;
+
+        let listening = Listening {
+            sync: sync_addrs,
+            admin: admin_addr,
+        };
+        Ok(Self {
+            sync_server: sync_server.run(),
+            admin_server: admin_server.run(),
+            service,
+            listening: listening.clone(),
+        })
+        .and_then(|app| {
+            let json = serde_json::to_vec_pretty(&listening).context("encoding listening.json")?;
+            write_atomic(&dir.listening(), &json)?;
+            log::info!(
+                "sync API (HTTPS) on {:?}, admin API (HTTP) on {}",
+                listening.sync,
+                listening.admin
+            );
+            Ok(app)
+        })
+    }
+
+    pub fn listening(&self) -> &Listening {
+        &self.listening
+    }
+
+    /// Runs both servers until a shutdown signal stops them.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let service = self.service.clone();
+        let pruner = actix_web::rt::spawn(async move {
+            let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);
+            loop {
+                tick.tick().await;
+                let service = service.clone();
+                match web::block(move || service.prune()).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => log::info!("forgot {n} request ids older than the stale windows"),
+                    Ok(Err(e)) => log::warn!("pruning old request ids failed: {e:?}"),
+                    Err(e) => log::warn!("pruning old request ids failed: {e}"),
+                }
+            }
+        });
+        let result = futures_util::future::try_join(self.sync_server, self.admin_server).await;
+        pruner.abort();
+        result.context("running the servers")?;
+        log::info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,181 @@
+//! Customers and their registered contact addresses.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::audit::{self, Event};
+use super::{normalize_email, parse_uuid, required_line, MAX_EMAILS_PER_CUSTOMER, MAX_NAME};
+use crate::api_types::{Customer, NewCustomer};
+use crate::db::{to_millis, DbConnection};
+use crate::error::ApiError;
+use crate::schema::{customer_emails, customers};
+
+pub fn create(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    operator: &str,
+    new: &NewCustomer,
+) -> Result<Customer, ApiError> {
+    let name = required_line("name", &new.name, MAX_NAME)?;
+    if new.emails.len() > MAX_EMAILS_PER_CUSTOMER {
+        return Err(ApiError::malformed(format!(
+            "at most {MAX_EMAILS_PER_CUSTOMER} addresses per customer"
+        )));
+    }
+    let mut emails = new
+        .emails
+        .iter()
+        .map(|e| normalize_email(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    emails.sort();
+    emails.dedup();
+    let id = Uuid::new_v4();
+    conn.transaction::<_, ApiError, _>(|conn| {
+        diesel::insert_into(customers::table)
+            .values((
+                customers::id.eq(id.to_string()),
+                customers::name.eq(&name),
+                customers::created_at.eq(to_millis(now)),
+            ))
+            .execute(conn)?;
+        for email in &emails {
+            diesel::insert_into(customer_emails::table)
+                .values((
+                    customer_emails::customer_id.eq(id.to_string()),
+                    customer_emails::email.eq(email),
+                ))
+                .execute(conn)?;
+        }
+        audit::record(
+            conn,
+            now,
+            &Event {
+                actor: operator,
+                action: "customer.create",
+                server_id: None,
+                outcome: "OK",
+                detail: &format!("customer={id} name={name:?} emails={}", emails.join(",")),
+            },
+        )
+    })?;
+    Ok(Customer { id, name, emails })
+}
+
+pub fn get(conn: &mut DbConnection, id: Uuid) -> Result<Customer, ApiError> {
+    let name: Option<String> = customers::table
+        .find(id.to_string())
+        .select(customers::name)
+        .first(conn)
+        .optional()?;
+    let name = name.ok_or_else(|| ApiError::not_found(format!("no customer {id}")))?;
+    let emails = customer_emails::table
+        .filter(customer_emails::customer_id.eq(id.to_string()))
+        .select(customer_emails::email)
+        .order(customer_emails::email)
+        .load(conn)?;
+    Ok(Customer { id, name, emails })
+}
+
+pub fn list(conn: &mut DbConnection) -> Result<Vec<Customer>, ApiError> {
+    let rows: Vec<(String, String)> = customers::table
+        .select((customers::id, customers::name))
+        .order((customers::name, customers::id))
+        .load(conn)?;
+    let mut emails: HashMap<String, Vec<String>> = HashMap::new();
+    let all: Vec<(String, String)> = customer_emails::table
+        .select((customer_emails::customer_id, customer_emails::email))
+        .order(customer_emails::email)
+        .load(conn)?;
+    for (customer, email) in all {
+        emails.entry(customer).or_default().push(email);
+    }
+    rows.into_iter()
+        .map(|(id, name)| {
+            Ok(Customer {
+                id: parse_uuid(&id)?,
+                emails: emails.remove(&id).unwrap_or_default(),
+                name,
+            })
+        })
+        .collect()
+}
+
+pub fn add_email(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    operator: &str,
+    id: Uuid,
+    email: &str,
+) -> Result<Customer, ApiError> {
+    let email = normalize_email(email)?;
+    let customer = get(conn, id)?;
+    if customer.emails.contains(&email) {
+        return Ok(customer);
+    }
+    if customer.emails.len() >= MAX_EMAILS_PER_CUSTOMER {
+        return Err(ApiError::malformed(format!(
+            "at most {MAX_EMAILS_PER_CUSTOMER} addresses per customer"
+        )));
+    }
+    let inserted = diesel::insert_into(customer_emails::table)
+        .values((
+            customer_emails::customer_id.eq(id.to_string()),
+            customer_emails::email.eq(&email),
+        ))
+        .execute(conn);
+    match inserted {
+        // Added concurrently by another request: the outcome is the same.
+        Err(e) if super::is_unique_violation(&e) => {}
+        other => {
+            other?;
+        }
+    }
+    audit::record(
+        conn,
+        now,
+        &Event {
+            actor: operator,
+            action: "customer.add_email",
+            server_id: None,
+            outcome: "OK",
+            detail: &format!("customer={id} email={email}"),
+        },
+    )?;
+    get(conn, id)
+}
+
+/// Whether `email` is a registered contact of the customer owning `server_id`.
+/// Unknown id → `UNKNOWN_SERVER_ID`; known id, other sender → `UNAUTHORIZED`.
+pub fn check_contact(
+    conn: &mut DbConnection,
+    server_id: Uuid,
+    email: &str,
+) -> Result<(), ApiError> {
+    use crate::schema::servers;
+    let email = normalize_email(email).map_err(|_| {
+        ApiError::SenderNotRegistered(format!(
+            "{email:?} is not a registered contact address of this license server's customer"
+        ))
+    })?;
+    let customer: Option<String> = servers::table
+        .find(server_id.to_string())
+        .select(servers::customer_id)
+        .first(conn)
+        .optional()?;
+    let customer = customer.ok_or_else(|| super::unknown_server(server_id))?;
+    let registered: i64 = customer_emails::table
+        .filter(customer_emails::customer_id.eq(&customer))
+        .filter(customer_emails::email.eq(&email))
+        .count()
+        .get_result(conn)?;
+    if registered == 0 {
+        return Err(ApiError::SenderNotRegistered(format!(
+            "{email} is not a registered contact address of the customer that owns license \
+             server id {server_id}; send from a registered address, or ask Solme to register this one"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! Key-clear requests that arrived by email: created by the mail gateway, decided by
+//! an operator, and marked "notified" once the gateway has told the sender.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::audit::{self, Event};
+use super::{
+    check_text, customers, normalize_email, parse_uuid, required_line, servers, MAX_MESSAGE_ID,
+    MAX_REASON, MAX_TEXT,
+};
+use crate::api_types::{KeyClearRequest, NewKeyClearRequest};
+use crate::db::{from_millis, to_millis, DbConnection};
+use crate::error::ApiError;
+use crate::schema::key_clear_requests as kcr;
+
+pub const PENDING: &str = "pending";
+pub const APPROVED: &str = "approved";
+pub const REJECTED: &str = "rejected";
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+fn columns() -> (
+    kcr::id,
+    kcr::server_id,
+    kcr::sender,
+    kcr::message_id,
+    kcr::text,
+    kcr::status,
+    kcr::created_at,
+    kcr::decided_at,
+    kcr::operator,
+    kcr::reason,
+) {
+    (
+        kcr::id,
+        kcr::server_id,
+        kcr::sender,
+        kcr::message_id,
+        kcr::text,
+        kcr::status,
+        kcr::created_at,
+        kcr::decided_at,
+        kcr::operator,
+        kcr::reason,
+    )
+}
+
+fn to_view(row: Row) -> Result<KeyClearRequest, ApiError> {
+    let (id, server_id, sender, message_id, text, status, created, decided, operator, reason) = row;
+    Ok(KeyClearRequest {
+        id: parse_uuid(&id)?,
+        server_id: parse_uuid(&server_id)?,
+        sender,
+        message_id,
+        text,
+        status,
+        created_at: from_millis(created),
+        decided_at: decided.map(from_millis),
+        operator,
+        reason,
+    })
+}
+
+fn by_message_id(
+    conn: &mut DbConnection,
+    message_id: &str,
+) -> Result<Option<KeyClearRequest>, ApiError> {
+    let row: Option<Row> = kcr::table
+        .filter(kcr::message_id.eq(message_id))
+        .select(columns())
+        .first(conn)
+        .optional()?;
+    row.map(to_view).transpose()
+}
+
+pub fn get(conn: &mut DbConnection, id: Uuid) -> Result<KeyClearRequest, ApiError> {
+    let row: Option<Row> = kcr::table
+        .find(id.to_string())
+        .select(columns())
+        .first(conn)
+        .optional()?;
+    to_view(row.ok_or_else(|| ApiError::not_found(format!("no key-clear request {id}")))?)
+}
+
+/// Records a request; returns it and whether it is new (`false`: the same Message-ID
+/// was recorded before, and that earlier request is returned unchanged).
+pub fn create(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    new: &NewKeyClearRequest,
+) -> Result<(KeyClearRequest, bool), ApiError> {
+    let message_id = required_line("message_id", &new.message_id, MAX_MESSAGE_ID)?;
+    check_text("text", &new.text, MAX_TEXT)?;
+    if let Some(existing) = by_message_id(conn, &message_id)? {
+        return Ok((existing, false));
+    }
+    customers::check_contact(conn, new.server_id, &new.sender)?;
+    let sender = normalize_email(&new.sender)?;
+    let id = Uuid::new_v4();
+    let inserted = diesel::insert_into(kcr::table)
+        .values((
+            kcr::id.eq(id.to_string()),
+            kcr::server_id.eq(new.server_id.to_string()),
+            kcr::sender.eq(&sender),
+            kcr::message_id.eq(&message_id),
+            kcr::text.eq(&new.text),
+            kcr::status.eq(PENDING),
+            kcr::created_at.eq(to_millis(now)),
+            kcr::notified.eq(false),
+        ))
+        .execute(conn);
+    match inserted {
+        // The same mail delivered twice at once: the unique key keeps one request.
+        Err(e) if super::is_unique_violation(&e) => {
+            let existing = by_message_id(conn, &message_id)?.ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("request {message_id:?} vanished"))
+            })?;
+            return Ok((existing, false));
+        }
+        other => other?,
+    };
+    audit::record(
+        conn,
+        now,
+        &Event {
+            actor: &sender,
+            action: "key_clear_request.create",
+            server_id: Some(new.server_id),
+            outcome: "OK",
+            detail: &format!("request={id} message_id={message_id:?}"),
+        },
+    )?;
+    log::info!(
+        "key-clear request recorded server_id={} request={id} sender={sender}",
+        new.server_id
+    );
+    Ok((get(conn, id)?, true))
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    status: Option<&str>,
+) -> Result<Vec<KeyClearRequest>, ApiError> {
+    let mut query = kcr::table
+        .select(columns())
+        .order((kcr::created_at.desc(), kcr::id.asc()))
+        .into_boxed();
+    if let Some(status) = status {
+        if ![PENDING, APPROVED, REJECTED].contains(&status) {
+            return Err(ApiError::malformed(
+                "status must be pending, approved or rejected",
+            ));
+        }
+        query = query.filter(kcr::status.eq(status.to_owned()));
+    }
+    let rows: Vec<Row> = query.load(conn)?;
+    rows.into_iter().map(to_view).collect()
+}
+
+/// Approves (clearing the id's key pair in the same transaction) or rejects a pending
+/// request. Deciding it again the same way returns it unchanged; the other way is
+/// refused.
+pub fn decide(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    operator: &str,
+    id: Uuid,
+    approve: bool,
+    reason: Option<&str>,
+) -> Result<KeyClearRequest, ApiError> {
+    let status = if approve { APPROVED } else { REJECTED };
+    let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(reason) => Some(required_line("reason", reason, MAX_REASON)?),
+        None if approve => None,
+        None => return Err(ApiError::malformed("a rejection needs a reason")),
+    };
+    conn.transaction::<_, ApiError, _>(|conn| {
+        // Conditional on `pending`: two operators deciding at once cannot both win.
+        let updated = diesel::update(
+            kcr::table
+                .filter(kcr::id.eq(id.to_string()))
+                .filter(kcr::status.eq(PENDING)),
+        )
+        .set((
+            kcr::status.eq(status),
+            kcr::decided_at.eq(Some(to_millis(now))),
+            kcr::operator.eq(Some(operator)),
+            kcr::reason.eq(reason.as_deref()),
+        ))
+        .execute(conn)?;
+        let request = get(conn, id)?;
+        if updated == 0 {
+            if request.status == status {
+                return Ok(request);
+            }
+            return Err(ApiError::malformed(format!(
+                "key-clear request {id} was already {}",
+                request.status
+            )));
+        }
+        if approve {
+            let why = reason
+                .clone()
+                .unwrap_or_else(|| format!("key-clear request from {}", request.sender));
+            servers::clear_key(
+                conn,
+                now,
+                operator,
+                request.server_id,
+                &why,
+                &format!("request {id}"),
+            )?;
+        }
+        audit::record(
+            conn,
+            now,
+            &Event {
+                actor: operator,
+                action: if approve {
+                    "key_clear_request.approve"
+                } else {
+                    "key_clear_request.reject"
+                },
+                server_id: Some(request.server_id),
+                outcome: "OK",
+                detail: &format!("request={id} reason={reason:?}"),
+            },
+        )?;
+        Ok(request)
+    })
+}
+
+/// Decided requests whose sender has not been told yet, oldest first.
+pub fn unnotified(conn: &mut DbConnection) -> Result<Vec<KeyClearRequest>, ApiError> {
+    let rows: Vec<Row> = kcr::table
+        .filter(kcr::status.ne(PENDING))
+        .filter(kcr::notified.eq(false))
+        .select(columns())
+        .order(kcr::decided_at.asc())
+        .load(conn)?;
+    rows.into_iter().map(to_view).collect()
+}
+
+pub fn mark_notified(conn: &mut DbConnection, id: Uuid) -> Result<(), ApiError> {
+    let updated = diesel::update(kcr::table.find(id.to_string()))
+        .set(kcr::notified.eq(true))
+        .execute(conn)?;
+    if updated == 0 {
+        return Err(ApiError::not_found(format!("no key-clear request {id}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! Licenses of an id. Every change moves the id's revision in the same transaction,
+//! with the revision update first: it takes the row's write lock, so concurrent
+//! changes to one id are ordered and each gets its own revision.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::audit::{self, Event};
+use super::servers::LicensesByServer;
+use super::{parse_uuid, required_line, unknown_server, MAX_FEATURE, MAX_SEATS};
+use crate::api_types::{License, LicenseChange, NewLicense};
+use crate::db::{from_millis, to_millis, DbConnection};
+use crate::error::ApiError;
+use crate::schema::{licenses, servers};
+
+type LicenseRow = (String, String, String, i32, Option<i64>, Option<i64>);
+
+fn columns() -> (
+    licenses::id,
+    licenses::server_id,
+    licenses::feature,
+    licenses::seats,
+    licenses::valid_from,
+    licenses::valid_until,
+) {
+    (
+        licenses::id,
+        licenses::server_id,
+        licenses::feature,
+        licenses::seats,
+        licenses::valid_from,
+        licenses::valid_until,
+    )
+}
+
+fn to_view(row: LicenseRow) -> Result<License, ApiError> {
+    let (id, _server, feature, seats, from, until) = row;
+    Ok(License {
+        id: parse_uuid(&id)?,
+        feature,
+        seats: u32::try_from(seats).unwrap_or(0),
+        valid_from: from.map(from_millis),
+        valid_until: until.map(from_millis),
+    })
+}
+
+/// The licenses of one id, by feature name.
+pub fn list_for(conn: &mut DbConnection, server_id: Uuid) -> Result<Vec<License>, ApiError> {
+    let rows: Vec<LicenseRow> = licenses::table
+        .filter(licenses::server_id.eq(server_id.to_string()))
+        .select(columns())
+        .order(licenses::feature)
+        .load(conn)?;
+    rows.into_iter().map(to_view).collect()
+}
+
+pub(crate) fn list_all(conn: &mut DbConnection) -> Result<LicensesByServer, ApiError> {
+    let rows: Vec<LicenseRow> = licenses::table
+        .select(columns())
+        .order(licenses::feature)
+        .load(conn)?;
+    let mut map = LicensesByServer::new();
+    for row in rows {
+        let server = row.1.clone();
+        map.entry(server).or_default().push(to_view(row)?);
+    }
+    Ok(map)
+}
+
+fn check_seats(seats: u32) -> Result<i32, ApiError> {
+    if seats == 0 || seats > MAX_SEATS {
+        return Err(ApiError::malformed(format!(
+            "seats must be between 1 and {MAX_SEATS}"
+        )));
+    }
+    i32::try_from(seats).map_err(|_| ApiError::malformed("too many seats"))
+}
+
+fn check_dates(from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<(), ApiError> {
+    match (from, until) {
+        (Some(from), Some(until)) if until <= from => Err(ApiError::malformed(
+            "valid_until must be later than valid_from",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Moves the revision of `server_id`; refuses an unknown id.
+fn bump_revision(conn: &mut DbConnection, server_id: Uuid) -> Result<(), ApiError> {
+    let updated = diesel::update(servers::table.find(server_id.to_string()))
+        .set(servers::revision.eq(servers::revision + 1))
+        .execute(conn)?;
+    if updated == 0 {
+        return Err(unknown_server(server_id));
+    }
+    Ok(())
+}
+
+pub fn add(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    operator: &str,
+    server_id: Uuid,
+    new: &NewLicense,
+) -> Result<License, ApiError> {
+    let feature = required_line("feature", &new.feature, MAX_FEATURE)?;
+    let seats = check_seats(new.seats)?;
+    check_dates(new.valid_from, new.valid_until)?;
+    let id = Uuid::new_v4();
+    conn.transaction::<_, ApiError, _>(|conn| {
+        bump_revision(conn, server_id)?;
+        let inserted = diesel::insert_into(licenses::table)
+            .values((
+                licenses::id.eq(id.to_string()),
+                licenses::server_id.eq(server_id.to_string()),
+                licenses::feature.eq(&feature),
+                licenses::seats.eq(seats),
+                licenses::valid_from.eq(new.valid_from.map(to_millis)),
+                licenses::valid_until.eq(new.valid_until.map(to_millis)),
+                licenses::created_at.eq(to_millis(now)),
+            ))
+            .execute(conn);
+        match inserted {
+            Err(e) if super::is_unique_violation(&e) => {
+                return Err(ApiError::malformed(format!(
+                    "license server id {server_id} already has a license for {feature:?}; change that one instead"
+                )))
+            }
+            other => other?,
+        };
+        audit::record(
+            conn,
+            now,
+            &Event {
+                actor: operator,
+                action: "license.add",
+                server_id: Some(server_id),
+                outcome: "OK",
+                detail: &format!("license={id} feature={feature:?} seats={seats}"),
+            },
+        )
+    })?;
+    Ok(License {
+        id,
+        feature,
+        seats: new.seats,
+        valid_from: new.valid_from,
+        valid_until: new.valid_until,
+    })
+}
+
+pub fn change(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    operator: &str,
+    server_id: Uuid,
+    license_id: Uuid,
+    change: &LicenseChange,
+) -> Result<License, ApiError> {
+    conn.transaction::<_, ApiError, _>(|conn| {
+        bump_revision(conn, server_id)?;
+        let row: Option<LicenseRow> = licenses::table
+            .filter(licenses::id.eq(license_id.to_string()))
+            .filter(licenses::server_id.eq(server_id.to_string()))
+            .select(columns())
+            .first(conn)
+            .optional()?;
+        let mut license = to_view(row.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "license server id {server_id} has no license {license_id}"
+            ))
+        })?)?;
+        if let Some(seats) = change.seats {
+            check_seats(seats)?;
+            license.seats = seats;
+        }
+        if let Some(from) = change.valid_from {
+            license.valid_from = from;
+        }
+        if let Some(until) = change.valid_until {
+            license.valid_until = until;
+        }
+        check_dates(license.valid_from, license.valid_until)?;
+        diesel::update(licenses::table.find(license_id.to_string()))
+            .set((
+                licenses::seats.eq(check_seats(license.seats)?),
+                licenses::valid_from.eq(license.valid_from.map(to_millis)),
+                licenses::valid_until.eq(license.valid_until.map(to_millis)),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            now,
+            &Event {
+                actor: operator,
+                action: "license.change",
+                server_id: Some(server_id),
+                outcome: "OK",
+                detail: &format!(
+                    "license={license_id} feature={:?} seats={} valid_from={:?} valid_until={:?}",
+                    license.feature, license.seats, license.valid_from, license.valid_until
+                ),
+            },
+        )?;
+        Ok(license)
+    })
+}
+
+pub fn remove(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    operator: &str,
+    server_id: Uuid,
+    license_id: Uuid,
+) -> Result<(), ApiError> {
+    conn.transaction::<_, ApiError, _>(|conn| {
+        bump_revision(conn, server_id)?;
+        let deleted = diesel::delete(
+            licenses::table
+                .filter(licenses::id.eq(license_id.to_string()))
+                .filter(licenses::server_id.eq(server_id.to_string())),
+        )
+        .execute(conn)?;
+        if deleted == 0 {
+            return Err(ApiError::not_found(format!(
+                "license server id {server_id} has no license {license_id}"
+            )));
+        }
+        audit::record(
+            conn,
+            now,
+            &Event {
+                actor: operator,
+                action: "license.remove",
+                server_id: Some(server_id),
+                outcome: "OK",
+                detail: &format!("license={license_id}"),
+            },
+        )
+    })
+}
+
+/// The licenses as they go into a license file.
+pub fn to_proto(licenses: &[License]) -> Vec<shared_proto::License> {
+    licenses
+        .iter()
+        .map(|l| shared_proto::License {
+            feature: l.feature.clone(),
+            seats: l.seats,
+            valid_from: l.valid_from,
+            valid_until: l.valid_until,
+        })
+        .collect()
+}

@@ -1,0 +1,217 @@
+//! License server ids: allocation, the operator's view of one id, the due list, and
+//! clearing a bound key pair.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::audit::{self, Event};
+use super::{licenses, parse_uuid, required_line, unknown_server, MAX_REASON};
+use crate::api_types::Server;
+use crate::db::{from_millis, to_millis, DbConnection};
+use crate::error::ApiError;
+use crate::schema::{customers, servers};
+
+type ServerRow = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+);
+
+const DAY_MS: i64 = 86_400_000;
+
+fn select_columns() -> (
+    servers::id,
+    servers::customer_id,
+    customers::name,
+    servers::revision,
+    servers::sequence,
+    servers::bound_fingerprint,
+    servers::bound_at,
+    servers::last_sync_at,
+    servers::last_sync_channel,
+    servers::valid_until,
+) {
+    (
+        servers::id,
+        servers::customer_id,
+        customers::name,
+        servers::revision,
+        servers::sequence,
+        servers::bound_fingerprint,
+        servers::bound_at,
+        servers::last_sync_at,
+        servers::last_sync_channel,
+        servers::valid_until,
+    )
+}
+
+/// Whole days left until `valid_until`, rounded down (so −1 means overdue).
+pub fn days_until(valid_until: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    (to_millis(valid_until) - to_millis(now)).div_euclid(DAY_MS)
+}
+
+fn to_view(
+    row: ServerRow,
+    licenses: Vec<crate::api_types::License>,
+    now: DateTime<Utc>,
+) -> Result<Server, ApiError> {
+    let (id, customer_id, customer_name, revision, sequence, fp, bound_at, last, channel, until) =
+        row;
+    let valid_until = until.map(from_millis);
+    Ok(Server {
+        server_id: parse_uuid(&id)?,
+        customer_id: parse_uuid(&customer_id)?,
+        customer_name,
+        revision,
+        sequence,
+        bound_fingerprint: fp,
+        bound_at: bound_at.map(from_millis),
+        last_sync_at: last.map(from_millis),
+        last_sync_channel: channel,
+        days_until_due: valid_until.map(|v| days_until(v, now)),
+        valid_until,
+        licenses,
+    })
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    operator: &str,
+    customer_id: Uuid,
+) -> Result<Server, ApiError> {
+    let id = Uuid::new_v4();
+    conn.transaction::<_, ApiError, _>(|conn| {
+        let known: i64 = customers::table
+            .find(customer_id.to_string())
+            .count()
+            .get_result(conn)?;
+        if known == 0 {
+            return Err(ApiError::not_found(format!("no customer {customer_id}")));
+        }
+        diesel::insert_into(servers::table)
+            .values((
+                servers::id.eq(id.to_string()),
+                servers::customer_id.eq(customer_id.to_string()),
+                servers::revision.eq(1),
+                servers::sequence.eq(0),
+                servers::created_at.eq(to_millis(now)),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            now,
+            &Event {
+                actor: operator,
+                action: "server.create",
+                server_id: Some(id),
+                outcome: "OK",
+                detail: &format!("customer={customer_id}"),
+            },
+        )
+    })?;
+    get(conn, now, id)
+}
+
+pub fn get(conn: &mut DbConnection, now: DateTime<Utc>, id: Uuid) -> Result<Server, ApiError> {
+    let row: Option<ServerRow> = servers::table
+        .inner_join(customers::table)
+        .filter(servers::id.eq(id.to_string()))
+        .select(select_columns())
+        .first(conn)
+        .optional()?;
+    let row = row.ok_or_else(|| unknown_server(id))?;
+    let licenses = licenses::list_for(conn, id)?;
+    to_view(row, licenses, now)
+}
+
+/// All ids, or with `due_within_days`: never synced, or whose 366-day window ends
+/// within that many days (overdue included). Most urgent first.
+pub fn list(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    due_within_days: Option<i64>,
+) -> Result<Vec<Server>, ApiError> {
+    let mut query = servers::table
+        .inner_join(customers::table)
+        .select(select_columns())
+        .order((servers::valid_until.asc(), servers::id.asc()))
+        .into_boxed();
+    if let Some(days) = due_within_days {
+        let days = days.clamp(-36_600, 36_600);
+        let limit = to_millis(now + Duration::days(days));
+        query = query.filter(
+            servers::valid_until
+                .is_null()
+                .or(servers::valid_until.le(limit)),
+        );
+    }
+    let rows: Vec<ServerRow> = query.load(conn)?;
+    let mut by_server = licenses::list_all(conn)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let licenses = by_server.remove(&row.0).unwrap_or_default();
+        out.push(to_view(row, licenses, now)?);
+    }
+    Ok(out)
+}
+
+/// Unbinds the key pair of `id` so the next first sync binds a new one. `via` says what
+/// caused it (operator command or an approved request) for the audit log.
+pub fn clear_key(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    operator: &str,
+    id: Uuid,
+    reason: &str,
+    via: &str,
+) -> Result<(), ApiError> {
+    let reason = required_line("reason", reason, MAX_REASON)?;
+    // Read the old fingerprint for the audit trail; the update is unconditional, so a
+    // concurrent bind between the two statements is cleared too (the operator asked
+    // for "no key bound").
+    let old: Option<Option<String>> = servers::table
+        .find(id.to_string())
+        .select(servers::bound_fingerprint)
+        .first(conn)
+        .optional()?;
+    let old = old.ok_or_else(|| unknown_server(id))?;
+    diesel::update(servers::table.find(id.to_string()))
+        .set((
+            servers::bound_fingerprint.eq(None::<String>),
+            servers::bound_at.eq(None::<i64>),
+        ))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        now,
+        &Event {
+            actor: operator,
+            action: "key.clear",
+            server_id: Some(id),
+            outcome: "OK",
+            detail: &format!(
+                "via={via} previous={} reason={reason:?}",
+                old.as_deref().unwrap_or("none")
+            ),
+        },
+    )?;
+    log::info!(
+        "key pair cleared server_id={id} operator={operator:?} previous={}",
+        old.as_deref().unwrap_or("none")
+    );
+    Ok(())
+}
+
+/// Licenses of many ids at once, keyed by stored id text.
+pub(crate) type LicensesByServer = HashMap<String, Vec<crate::api_types::License>>;

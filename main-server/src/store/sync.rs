@@ -1,0 +1,163 @@
+//! The database half of a sync: bind or compare the key pair, consume the request id,
+//! issue the next sequence number, all in one transaction.
+//!
+//! The bind is one conditional statement, `UPDATE servers SET bound_fingerprint = ?
+//! WHERE id = ? AND bound_fingerprint IS NULL`, and it is the transaction's first
+//! statement. On PostgreSQL a concurrent bind blocks on the row lock and re-checks the
+//! condition after the first commits (0 rows); on SQLite it takes the write lock before
+//! reading anything. Either way exactly one key wins and the others see it bound.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use shared_proto::ErrorCode;
+use uuid::Uuid;
+
+use super::audit::{self, Event};
+use super::{licenses, unknown_server};
+use crate::api_types::License;
+use crate::db::{to_millis, DbConnection};
+use crate::error::ApiError;
+use crate::schema::{customers, servers, used_requests};
+
+/// What the transaction hands to the sealing step.
+pub struct Issued {
+    pub sequence: i64,
+    pub revision: i64,
+    pub customer: String,
+    pub licenses: Vec<License>,
+    /// Whether this sync bound the key pair (first sync after allocation or a clear).
+    pub bound_now: bool,
+}
+
+/// Inputs of one accepted-so-far sync.
+pub struct Attempt<'a> {
+    pub server_id: Uuid,
+    pub request_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub fingerprint: &'a str,
+    pub channel: &'a str,
+    pub now: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+    /// Audit actor (peer address or sender).
+    pub actor: &'a str,
+    pub detail: &'a str,
+}
+
+pub fn issue(conn: &mut DbConnection, attempt: &Attempt<'_>) -> Result<Issued, ApiError> {
+    let id = attempt.server_id.to_string();
+    let now = to_millis(attempt.now);
+    conn.transaction::<_, ApiError, _>(|conn| {
+        let bound = diesel::update(
+            servers::table
+                .filter(servers::id.eq(&id))
+                .filter(servers::bound_fingerprint.is_null()),
+        )
+        .set((
+            servers::bound_fingerprint.eq(attempt.fingerprint),
+            servers::bound_at.eq(now),
+        ))
+        .execute(conn)?;
+        if bound == 0 {
+            let current: Option<Option<String>> = servers::table
+                .find(&id)
+                .select(servers::bound_fingerprint)
+                .first(conn)
+                .optional()?;
+            match current {
+                None => return Err(unknown_server(attempt.server_id)),
+                Some(Some(fp)) if fp == attempt.fingerprint => {}
+                Some(_) => return Err(id_in_use(attempt.server_id)),
+            }
+        }
+
+        let consumed = diesel::insert_into(used_requests::table)
+            .values((
+                used_requests::request_id.eq(attempt.request_id.to_string()),
+                used_requests::server_id.eq(&id),
+                used_requests::created_at.eq(to_millis(attempt.created_at)),
+                used_requests::used_at.eq(now),
+            ))
+            .execute(conn);
+        match consumed {
+            Err(e) if super::is_unique_violation(&e) => {
+                return Err(ApiError::refused(
+                    ErrorCode::ReplayedRequest,
+                    format!(
+                        "request {} was already answered; a sync-data file can be used only once, \
+                         export a new one",
+                        attempt.request_id
+                    ),
+                ))
+            }
+            other => other?,
+        };
+
+        let (sequence, revision, customer_id): (i64, i64, String) =
+            diesel::update(servers::table.find(&id))
+                .set((
+                    servers::sequence.eq(servers::sequence + 1),
+                    servers::last_sync_at.eq(now),
+                    servers::last_sync_channel.eq(attempt.channel),
+                    servers::valid_until.eq(to_millis(attempt.valid_until)),
+                ))
+                .returning((servers::sequence, servers::revision, servers::customer_id))
+                .get_result(conn)?;
+        let customer: String = customers::table
+            .find(&customer_id)
+            .select(customers::name)
+            .first(conn)?;
+        let licenses = licenses::list_for(conn, attempt.server_id)?;
+        audit::record(
+            conn,
+            attempt.now,
+            &Event {
+                actor: attempt.actor,
+                action: "sync",
+                server_id: Some(attempt.server_id),
+                outcome: "OK",
+                detail: &format!(
+                    "{} sequence={sequence} revision={revision}{}",
+                    attempt.detail,
+                    if bound == 1 { " bound=yes" } else { "" }
+                ),
+            },
+        )?;
+        Ok(Issued {
+            sequence,
+            revision,
+            customer,
+            licenses,
+            bound_now: bound == 1,
+        })
+    })
+}
+
+fn id_in_use(server_id: Uuid) -> ApiError {
+    ApiError::refused(
+        ErrorCode::IdInUse,
+        format!(
+            "license server id {server_id} is already bound to another key pair (another \
+             installation, or this server was reinstalled). If this is your server, email \
+             licensing@ naming the id {server_id} and ask Solme to clear the key pair; then \
+             synchronize again"
+        ),
+    )
+}
+
+/// Forgets request ids created before `cutoff`: requests that old are refused as
+/// stale before the replay check, so their ids no longer need remembering.
+pub fn prune_used_requests(
+    conn: &mut DbConnection,
+    cutoff: DateTime<Utc>,
+) -> Result<usize, ApiError> {
+    Ok(
+        diesel::delete(
+            used_requests::table.filter(used_requests::created_at.lt(to_millis(cutoff))),
+        )
+        .execute(conn)?,
+    )
+}
+
+/// How long request ids are kept: the longest stale window plus a margin for requests
+/// dated ahead of the server's clock.
+pub const REQUEST_ID_RETENTION: Duration = Duration::days(32);

@@ -1,0 +1,267 @@
+//! The sync core, shared by the HTTPS endpoint and the mail gateway's admin call:
+//! verify the sync data, refuse stale requests, check the sender (email), run the
+//! database transaction, then sign and encrypt the license file. Every attempt, refused
+//! or not, lands in the audit log.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use shared_proto::validity::valid_until_for;
+use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
+use uuid::Uuid;
+
+use crate::api_types::License;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::store::audit::{self, Event};
+use crate::store::{customers, licenses, sync as tx};
+
+/// Largest sync-data text accepted on either channel.
+pub const MAX_SYNC_DATA: usize = 64 * 1024;
+
+/// How a sync arrived; each channel has its own stale window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Internet,
+    Email,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Internet => "internet",
+            Self::Email => "email",
+        }
+    }
+
+    /// A direct sync is made and sent within seconds, so 15 minutes covers clock skew.
+    /// A sync-data file travels by mail and may wait for an operator, a weekend or a
+    /// holiday: 30 days. Replays inside either window are caught by the request id.
+    pub fn stale_window(self) -> Duration {
+        match self {
+            Self::Internet => Duration::minutes(15),
+            Self::Email => Duration::days(30),
+        }
+    }
+}
+
+/// What a sync needs from the running server.
+#[derive(Clone)]
+pub struct SyncService {
+    pub db: Db,
+    pub clock: Clock,
+    pub signing_key: Arc<SolmeSigningKey>,
+}
+
+/// A successful sync.
+pub struct SyncAnswer {
+    pub server_id: Uuid,
+    pub license_file: String,
+    pub valid_until: DateTime<Utc>,
+    pub licenses: Vec<License>,
+}
+
+impl SyncService {
+    /// Runs one sync. Blocking (database and crypto): call it inside `web::block`.
+    /// `peer` is the client address (internet) and `sender` the mail sender (email).
+    pub fn sync(
+        &self,
+        text: &str,
+        channel: Channel,
+        peer: &str,
+        sender: Option<&str>,
+    ) -> Result<SyncAnswer, ApiError> {
+        let now = self.clock.now();
+        let actor = sender.unwrap_or(peer);
+        let mut known = Known::default();
+        let result = self.sync_inner(text, channel, peer, sender, now, &mut known);
+        if let Err(error) = &result {
+            self.record_refusal(now, channel, peer, actor, &known, error);
+        }
+        result
+    }
+
+    fn sync_inner(
+        &self,
+        text: &str,
+        channel: Channel,
+        peer: &str,
+        sender: Option<&str>,
+        now: DateTime<Utc>,
+        known: &mut Known,
+    ) -> Result<SyncAnswer, ApiError> {
+        if text.len() > MAX_SYNC_DATA {
+            return Err(ApiError::malformed(format!(
+                "sync data is larger than {MAX_SYNC_DATA} bytes"
+            )));
+        }
+        let verified = shared_proto::sync_data::open(text)?;
+        let request = &verified.request;
+        known.server_id = Some(request.server_id);
+        known.request_id = Some(request.request_id);
+        known.fingerprint = Some(verified.fingerprint.to_string());
+
+        let age = now - request.created_at;
+        if age.abs() > channel.stale_window() {
+            return Err(ApiError::refused(
+                ErrorCode::StaleRequest,
+                format!(
+                    "the sync data was created at {} but it is now {} here: {} syncs must be \
+                     used within {} of their creation; check the server's clock and make a new one",
+                    request.created_at.to_rfc3339(),
+                    now.to_rfc3339(),
+                    channel.as_str(),
+                    describe(channel.stale_window())
+                ),
+            ));
+        }
+
+        if let Some(sender) = sender {
+            let mut conn = self.db.read.get()?;
+            customers::check_contact(&mut conn, request.server_id, sender)?;
+        }
+
+        let valid_until = valid_until_for(now);
+        let detail = format!(
+            "channel={} peer={peer} fingerprint={} request={} software={:?} held_sequence={:?}",
+            channel.as_str(),
+            verified.fingerprint,
+            request.request_id,
+            request
+                .software_version
+                .chars()
+                .take(64)
+                .collect::<String>(),
+            request.held_sequence,
+        );
+        let issued = {
+            let mut conn = self.db.write.get()?;
+            tx::issue(
+                &mut conn,
+                &tx::Attempt {
+                    server_id: request.server_id,
+                    request_id: request.request_id,
+                    created_at: request.created_at,
+                    fingerprint: verified.fingerprint.as_str(),
+                    channel: channel.as_str(),
+                    now,
+                    valid_until,
+                    actor: sender.unwrap_or(peer),
+                    detail: &detail,
+                },
+            )?
+        };
+
+        let file = LicenseFile {
+            version: shared_proto::messages::MESSAGE_VERSION,
+            server_id: request.server_id,
+            answers_request: request.request_id,
+            recipient: verified.fingerprint.clone(),
+            sequence: issued.sequence,
+            revision: issued.revision,
+            issued_at: now,
+            valid_until,
+            customer: issued.customer,
+            licenses: licenses::to_proto(&issued.licenses),
+        };
+        let license_file =
+            shared_proto::license_file::seal(&self.signing_key, &file, &request.public_keys)
+                .map_err(|e| {
+                    ApiError::Internal(anyhow::Error::new(e).context("sealing a license file"))
+                })?;
+        log::info!(
+            "sync ok server_id={} channel={} peer={peer} sequence={} revision={}{}",
+            request.server_id,
+            channel.as_str(),
+            issued.sequence,
+            issued.revision,
+            if issued.bound_now {
+                " (key pair bound)"
+            } else {
+                ""
+            }
+        );
+        Ok(SyncAnswer {
+            server_id: request.server_id,
+            license_file,
+            valid_until,
+            licenses: issued.licenses,
+        })
+    }
+
+    fn record_refusal(
+        &self,
+        now: DateTime<Utc>,
+        channel: Channel,
+        peer: &str,
+        actor: &str,
+        known: &Known,
+        error: &ApiError,
+    ) {
+        let detail = format!(
+            "channel={} peer={peer} fingerprint={} request={} message={}",
+            channel.as_str(),
+            known.fingerprint.as_deref().unwrap_or("-"),
+            known
+                .request_id
+                .map_or_else(|| "-".to_owned(), |r| r.to_string()),
+            match error {
+                ApiError::Refused { message, .. } | ApiError::SenderNotRegistered(message) => {
+                    message.chars().take(200).collect()
+                }
+                ApiError::Internal(_) => "internal error".to_owned(),
+            }
+        );
+        log::info!(
+            "sync refused server_id={} channel={} peer={peer} outcome={}",
+            known
+                .server_id
+                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            channel.as_str(),
+            error.outcome()
+        );
+        let recorded = self
+            .db
+            .write
+            .get()
+            .map_err(ApiError::from)
+            .and_then(|mut conn| {
+                audit::record(
+                    &mut conn,
+                    now,
+                    &Event {
+                        actor,
+                        action: "sync",
+                        server_id: known.server_id,
+                        outcome: error.outcome(),
+                        detail: &detail,
+                    },
+                )
+            });
+        if let Err(e) = recorded {
+            log::warn!("could not write the audit entry of a refused sync: {e:?}");
+        }
+    }
+
+    /// Forgets request ids old enough to be refused as stale anyway.
+    pub fn prune(&self) -> Result<usize, ApiError> {
+        let mut conn = self.db.write.get()?;
+        tx::prune_used_requests(&mut conn, self.clock.now() - tx::REQUEST_ID_RETENTION)
+    }
+}
+
+/// What was learnt about a request before it was refused (for the audit entry).
+#[derive(Default)]
+struct Known {
+    server_id: Option<Uuid>,
+    request_id: Option<Uuid>,
+    fingerprint: Option<String>,
+}
+
+fn describe(window: Duration) -> String {
+    if window.num_days() >= 1 {
+        format!("{} days", window.num_days())
+    } else {
+        format!("{} minutes", window.num_minutes())
+    }
+}

@@ -1,0 +1,272 @@
+//! The admin API: token, mail-gateway operations, key-clear requests, due list.
+
+use awc::http::{Method, StatusCode};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app, Local};
+
+#[actix_rt::test]
+async fn admin_without_the_token_is_refused() {
+    let app = spawn_app().await;
+    for token in [None, Some("wrong-token"), Some("")] {
+        let (status, body) = app
+            .admin(
+                Method::POST,
+                "/admin/v1/customers",
+                Some(json!({"name": "Mallory", "emails": []})),
+                token,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+        assert_eq!(body["code"], "UNAUTHORIZED");
+    }
+    let (status, list) = app.get("/admin/v1/customers").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list, json!([]), "a refused request created something");
+}
+
+#[actix_rt::test]
+async fn bad_input_gets_contract_errors() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post("/admin/v1/customers", json!({"name": "", "emails": []}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("MALFORMED"))
+    );
+    let (status, body) = app
+        .post(
+            "/admin/v1/customers",
+            json!({"name": "A", "emails": ["not-an-address"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("MALFORMED"))
+    );
+    let (status, body) = app
+        .post("/admin/v1/servers", json!({"customer_id": 5}))
+        .await;
+    assert_eq!(body["code"], "MALFORMED", "{status}");
+    let (status, body) = app
+        .post("/admin/v1/servers", json!({"customer_id": Uuid::new_v4()}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+    );
+    let (status, body) = app
+        .get(&format!("/admin/v1/servers/{}", Uuid::new_v4()))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("UNKNOWN_SERVER_ID"))
+    );
+    let (status, body) = app.get("/admin/v1/nothing-here").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+    );
+
+    let (_, server_id) = app.register().await;
+    let (status, body) = app
+        .post(
+            &format!("/admin/v1/servers/{server_id}/licenses"),
+            json!({"feature": "cad", "seats": 2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "duplicate feature: {body}");
+    let (status, _) = app
+        .post(
+            &format!("/admin/v1/servers/{server_id}/licenses"),
+            json!({"feature": "x", "seats": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "zero seats");
+}
+
+#[actix_rt::test]
+async fn mail_sync_needs_a_registered_sender() {
+    let app = spawn_app().await;
+    let (customer_id, server_id) = app.register().await;
+    let local = Local::new(server_id);
+
+    let (status, body) = app
+        .post(
+            "/admin/v1/mail/sync",
+            json!({"sender": "intruder@evil.example", "sync_data": local.sync_data()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "UNAUTHORIZED");
+    assert!(body["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("registered"));
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert!(
+        shown["bound_fingerprint"].is_null(),
+        "unregistered sender bound a key"
+    );
+
+    let (status, _) = app
+        .post(
+            &format!("/admin/v1/customers/{customer_id}/emails"),
+            json!({"email": "Second@Acme.example"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .post(
+            "/admin/v1/mail/sync",
+            json!({"sender": "second@acme.example", "sync_data": local.sync_data()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["server_id"], server_id.to_string());
+    assert_eq!(body["licenses"][0]["feature"], "cad");
+    let file = local.open(&app, body["license_file"].as_str().expect("file"));
+    assert_eq!(
+        file.valid_until.to_rfc3339(),
+        body["valid_until"]
+            .as_str()
+            .map(|s| s
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .expect("date")
+                .to_rfc3339())
+            .unwrap_or_default()
+    );
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(shown["last_sync_channel"], "email");
+
+    let (status, body) = app
+        .post(
+            "/admin/v1/mail/sync",
+            json!({"sender": "ops@acme.example", "sync_data": Local::new(Uuid::new_v4()).sync_data()}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("UNKNOWN_SERVER_ID"))
+    );
+}
+
+#[actix_rt::test]
+async fn key_clear_requests_are_decided_by_an_operator() {
+    let app = spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let old = Local::new(server_id);
+    assert_eq!(app.post_sync(&old.sync_data()).await.status, StatusCode::OK);
+
+    let request = json!({
+        "server_id": server_id,
+        "sender": "ops@acme.example",
+        "message_id": "<abc@acme.example>",
+        "text": "we reinstalled, please clear",
+    });
+    let (status, created) = app
+        .post("/admin/v1/key-clear-requests", request.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["status"], "pending");
+    let (status, again) = app.post("/admin/v1/key-clear-requests", request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        again["id"], created["id"],
+        "same Message-ID made a second request"
+    );
+
+    let (status, body) = app
+        .post(
+            "/admin/v1/key-clear-requests",
+            json!({"server_id": server_id, "sender": "x@evil.example", "message_id": "<1@x>", "text": ""}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("UNAUTHORIZED"))
+    );
+    let (status, body) = app
+        .post(
+            "/admin/v1/key-clear-requests",
+            json!({"server_id": Uuid::new_v4(), "sender": "ops@acme.example", "message_id": "<2@x>", "text": ""}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("UNKNOWN_SERVER_ID"))
+    );
+
+    let (_, pending) = app.get("/admin/v1/key-clear-requests?status=pending").await;
+    assert_eq!(pending.as_array().map(Vec::len), Some(1));
+    let (_, unnotified) = app.get("/admin/v1/key-clear-requests/unnotified").await;
+    assert_eq!(unnotified, json!([]));
+
+    let id = created["id"].as_str().expect("id");
+    let (status, approved) = app
+        .post(
+            &format!("/admin/v1/key-clear-requests/{id}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(approved["operator"], "alice");
+    let (status, _) = app
+        .post(
+            &format!("/admin/v1/key-clear-requests/{id}/reject"),
+            json!({"reason": "late"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "an approved request was rejected"
+    );
+
+    let new = Local::new(server_id);
+    let answer = app.post_sync(&new.sync_data()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    let (_, unnotified) = app.get("/admin/v1/key-clear-requests/unnotified").await;
+    assert_eq!(unnotified[0]["id"], created["id"]);
+    let (status, _) = app
+        .post(
+            &format!("/admin/v1/key-clear-requests/{id}/notified"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, unnotified) = app.get("/admin/v1/key-clear-requests/unnotified").await;
+    assert_eq!(unnotified, json!([]));
+}
+
+#[actix_rt::test]
+async fn due_list_shows_never_synced_and_soon_due_ids() {
+    let app = spawn_app().await;
+    let (_, synced) = app.register().await;
+    let (_, never) = app.register().await;
+    let local = Local::new(synced);
+    assert_eq!(
+        app.post_sync(&local.sync_data()).await.status,
+        StatusCode::OK
+    );
+
+    let ids = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s["server_id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (_, due) = app.get("/admin/v1/servers?due_within_days=30").await;
+    assert_eq!(ids(&due), vec![never.to_string()]);
+    let (_, due) = app.get("/admin/v1/servers?due_within_days=400").await;
+    assert_eq!(ids(&due).len(), 2);
+    let (_, all) = app.get("/admin/v1/servers").await;
+    assert_eq!(ids(&all).len(), 2);
+}

@@ -1,0 +1,188 @@
+//! The `main-server admin` CLI against a running server.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::helpers::{init_dir, spawn_app, Local, BIN};
+
+fn admin(data_dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--operator", "bob"])
+        .args(args)
+        .env_remove("MAIN_SERVER_ADMIN_URL")
+        .env_remove("MAIN_SERVER_TOKEN_FILE")
+        .output()
+        .expect("run admin")
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "admin failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+#[actix_rt::test]
+async fn admin_cli_drives_the_registry() {
+    let app = spawn_app().await;
+    let dir = app.data_dir();
+    let customer = json_of(&admin(
+        &dir,
+        &[
+            "--json",
+            "customer",
+            "add",
+            "--name",
+            "Beta",
+            "--email",
+            "it@beta.example",
+        ],
+    ));
+    let customer_id = customer[0]["id"].as_str().expect("id").to_owned();
+    let server = json_of(&admin(
+        &dir,
+        &["server", "add", "--customer", &customer_id, "--json"],
+    ));
+    let server_id = server["server_id"].as_str().expect("id").to_owned();
+    let license = json_of(&admin(
+        &dir,
+        &[
+            "license",
+            "add",
+            &server_id,
+            "--feature",
+            "cad",
+            "--seats",
+            "4",
+            "--valid-until",
+            "2030-06-30",
+            "--json",
+        ],
+    ));
+    assert_eq!(license[0]["seats"], 4);
+    let license_id = license[0]["id"].as_str().expect("id").to_owned();
+    json_of(&admin(
+        &dir,
+        &[
+            "license",
+            "change",
+            &server_id,
+            &license_id,
+            "--seats",
+            "6",
+            "--valid-until",
+            "none",
+            "--json",
+        ],
+    ));
+
+    let local = Local::new(server_id.parse().expect("uuid"));
+    let input = dir.join("sync.txt");
+    let output = dir.join("license.txt");
+    std::fs::write(&input, local.sync_data()).expect("write");
+    let out = admin(
+        &dir,
+        &[
+            "mail-sync",
+            "--sender",
+            "it@beta.example",
+            "--input",
+            input.to_str().expect("path"),
+            "--output",
+            output.to_str().expect("path"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = local.open(
+        &app,
+        &std::fs::read_to_string(&output).expect("license file"),
+    );
+    assert_eq!(
+        (file.licenses[0].seats, file.licenses[0].valid_until),
+        (6, None)
+    );
+
+    let shown = admin(&dir, &["server", "show", &server_id]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("via email") && text.contains("365 days left"),
+        "{text}"
+    );
+
+    let cleared = admin(&dir, &["key", "clear", &server_id, "--reason", "reinstall"]);
+    assert!(cleared.status.success());
+    let audit = json_of(&admin(&dir, &["audit", "--limit", "5", "--json"]));
+    assert_eq!(audit[0]["action"], "key.clear");
+    assert_eq!(audit[0]["actor"], "bob");
+
+    let table = admin(&dir, &["customer", "list"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("it@beta.example"));
+
+    let refused = admin(
+        &dir,
+        &["server", "show", "00000000-0000-0000-0000-000000000000"],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("UNKNOWN_SERVER_ID"));
+}
+
+#[test]
+fn admin_cli_exits_75_when_the_server_is_down() {
+    let dir = init_dir(None);
+    let out = Command::new(BIN)
+        .args(["admin", "--admin-url", "http://127.0.0.1:9", "--token-file"])
+        .arg(dir.path().join("admin-token"))
+        .args(["customer", "list"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn init_keeps_existing_keys() {
+    let dir = init_dir(None);
+    let key = std::fs::read(dir.path().join("solme-signing.pem")).expect("key");
+    let token = std::fs::read(dir.path().join("admin-token")).expect("token");
+    let out = Command::new(BIN)
+        .args(["init", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(dir.path().join("solme-signing.pem")).expect("key"),
+        key
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("admin-token")).expect("token"),
+        token
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for private in [
+        "solme-signing.pem",
+        "ca-key.pem",
+        "tls-key.pem",
+        "admin-token",
+    ] {
+        let mode = std::fs::metadata(dir.path().join(private))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{private}");
+    }
+}

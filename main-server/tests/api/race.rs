@@ -1,0 +1,78 @@
+//! The binding race: many first syncs with different keys at once bind exactly one.
+
+use awc::http::StatusCode;
+use futures_util::future::join_all;
+
+use crate::helpers::{fresh_pg_database, serve, spawn_app, spawn_app_with, Answer, Local, TestApp};
+
+const CONTENDERS: usize = 16;
+
+/// Fires `CONTENDERS` first syncs at once, spread over `urls`; returns (ok, in use).
+async fn race(app: &TestApp, urls: &[String]) -> (usize, usize) {
+    let (_, server_id) = app.register().await;
+    let locals: Vec<Local> = (0..CONTENDERS).map(|_| Local::new(server_id)).collect();
+    let texts: Vec<String> = locals.iter().map(Local::sync_data).collect();
+    let answers = join_all(
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| app.post_sync_to(&urls[i % urls.len()], text)),
+    )
+    .await;
+    let ok = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::OK)
+        .count();
+    let in_use = answers.iter().filter(|a| a.code() == "ID_IN_USE").count();
+    let Some(winner) = answers.iter().position(|a| a.status == StatusCode::OK) else {
+        panic!(
+            "no sync won the race: {:?}",
+            answers.iter().map(Answer::code).collect::<Vec<_>>()
+        );
+    };
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(
+        shown["bound_fingerprint"],
+        locals[winner].identity.fingerprint().to_string(),
+        "the bound key is not the one that got the license file"
+    );
+    (ok, in_use)
+}
+
+#[actix_rt::test]
+async fn concurrent_first_syncs_bind_exactly_one_key_on_sqlite() {
+    let app = spawn_app().await;
+    let urls = vec![app.sync_url(0), app.sync_url(1)];
+    let (ok, in_use) = race(&app, &urls).await;
+    assert_eq!((ok, in_use), (1, CONTENDERS - 1));
+}
+
+#[actix_rt::test]
+async fn concurrent_first_syncs_bind_exactly_one_key_across_two_postgres_servers() {
+    let Some(url) = fresh_pg_database() else {
+        return;
+    };
+    let app = spawn_app_with(Some(url.clone()), None).await;
+    // A second process on the same database, with the same keys (a scaled-out deployment).
+    let second_dir = tempfile::TempDir::new().expect("dir");
+    for file in [
+        "solme-signing.pem",
+        "solme-public.pem",
+        "ca.pem",
+        "ca-key.pem",
+        "tls-cert.pem",
+        "tls-key.pem",
+        "admin-token",
+    ] {
+        std::fs::copy(app.dir.path().join(file), second_dir.path().join(file)).expect("copy");
+    }
+    let second = serve(second_dir.path(), Some(&url), None);
+    let second_url = format!(
+        "https://localhost:{}/api/v1/sync",
+        second.listening.sync[0].port()
+    );
+    for _ in 0..3 {
+        let (ok, in_use) = race(&app, &[app.sync_url(0), second_url.clone()]).await;
+        assert_eq!((ok, in_use), (1, CONTENDERS - 1));
+    }
+}

@@ -1,0 +1,282 @@
+//! The sync endpoint: binding, refusals, license file content.
+
+use awc::http::StatusCode;
+use chrono::{Duration, Utc};
+use serde_json::json;
+use shared_proto::armor::{self, ArmorKind};
+use uuid::Uuid;
+
+use crate::helpers::{fresh_pg_database, spawn_app, spawn_app_with, Local, TestApp};
+
+/// The whole life of an id: bind, sync again, other key refused, cleared, rebound.
+async fn binding_lifecycle(app: &TestApp) {
+    let (_, server_id) = app.register().await;
+    let first = Local::new(server_id);
+
+    let answer = app.post_sync(&first.sync_data()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let file = first.open(app, &answer.body);
+    assert_eq!(file.server_id, server_id);
+    assert_eq!(file.sequence, 1);
+    assert_eq!(file.recipient, first.identity.fingerprint());
+    assert_eq!(file.valid_until - file.issued_at, Duration::days(366));
+    assert_eq!(file.customer, "Acme");
+    assert_eq!(file.licenses.len(), 1);
+    assert_eq!(file.licenses[0].feature, "cad");
+    assert_eq!(file.licenses[0].seats, 10);
+
+    // Same key again, through the fallback listener: accepted, next sequence.
+    let again = app.post_sync_to(&app.sync_url(1), &first.sync_data()).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(first.open(app, &again.body).sequence, 2);
+
+    // Another key pair for the same id: refused, with the remedy in the message.
+    let second = Local::new(server_id);
+    let refused = app.post_sync(&second.sync_data()).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.code(), "ID_IN_USE");
+    assert!(refused.body.contains("licensing@"), "{}", refused.body);
+
+    let (status, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        shown["bound_fingerprint"],
+        first.identity.fingerprint().to_string()
+    );
+    assert_eq!(shown["last_sync_channel"], "internet");
+    assert_eq!(shown["sequence"], 2);
+    assert_eq!(shown["days_until_due"], 365);
+
+    // The operator clears the key pair: the new server binds.
+    let (status, cleared) = app
+        .post(
+            &format!("/admin/v1/servers/{server_id}/key-clear"),
+            json!({"reason": "customer reinstalled"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cleared}");
+    assert!(cleared["bound_fingerprint"].is_null());
+    let rebound = app.post_sync(&second.sync_data()).await;
+    assert_eq!(rebound.status, StatusCode::OK, "{}", rebound.body);
+    assert_eq!(second.open(app, &rebound.body).sequence, 3);
+    let old = app.post_sync(&first.sync_data()).await;
+    assert_eq!(old.code(), "ID_IN_USE");
+
+    let (_, audit) = app.get("/admin/v1/audit?limit=100").await;
+    let entries = audit.as_array().cloned().unwrap_or_default();
+    assert!(entries.iter().any(|e| e["action"] == "key.clear"
+        && e["actor"] == "alice"
+        && e["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("customer reinstalled")));
+    assert!(entries
+        .iter()
+        .any(|e| e["action"] == "sync" && e["outcome"] == "ID_IN_USE"));
+    assert!(entries.iter().any(|e| e["action"] == "sync"
+        && e["outcome"] == "OK"
+        && e["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("channel=internet")));
+}
+
+#[actix_rt::test]
+async fn first_sync_binds_then_other_keys_need_a_key_clear() {
+    let app = spawn_app().await;
+    binding_lifecycle(&app).await;
+}
+
+#[actix_rt::test]
+async fn binding_lifecycle_on_postgres() {
+    let Some(url) = fresh_pg_database() else {
+        return;
+    };
+    let app = spawn_app_with(Some(url), None).await;
+    binding_lifecycle(&app).await;
+}
+
+#[actix_rt::test]
+async fn replayed_request_is_refused() {
+    let app = spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let local = Local::new(server_id);
+    let text = local.sync_data();
+    assert_eq!(app.post_sync(&text).await.status, StatusCode::OK);
+    let replay = app.post_sync(&text).await;
+    assert_eq!(replay.status, StatusCode::CONFLICT);
+    assert_eq!(replay.code(), "REPLAYED_REQUEST");
+}
+
+#[actix_rt::test]
+async fn unknown_id_is_refused() {
+    let app = spawn_app().await;
+    let answer = app.post_sync(&Local::new(Uuid::new_v4()).sync_data()).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.code(), "UNKNOWN_SERVER_ID");
+}
+
+#[actix_rt::test]
+async fn bad_signature_and_garbage_are_refused() {
+    let app = spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let local = Local::new(server_id);
+    let mut armored = armor::decode(&local.sync_data(), ArmorKind::SyncData).expect("armor");
+    let last = armored.body.len() - 1;
+    armored.body[last] ^= 0x01;
+    let headers: Vec<(&str, String)> = armored
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let tampered = armor::encode(ArmorKind::SyncData, &headers, &armored.body);
+    let answer = app.post_sync(&tampered).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert_eq!(answer.code(), "BAD_SIGNATURE");
+
+    let garbage = app.post_sync("hello").await;
+    assert_eq!(garbage.code(), "MALFORMED");
+    let huge = app.post_sync(&"x".repeat(100 * 1024)).await;
+    assert_eq!(huge.status, StatusCode::BAD_REQUEST);
+    assert_eq!(huge.code(), "MALFORMED");
+
+    // Nothing was bound by the refused attempts.
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert!(shown["bound_fingerprint"].is_null());
+}
+
+#[actix_rt::test]
+async fn stale_requests_are_refused_per_channel() {
+    let app = spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let local = Local::new(server_id);
+    let old = local.sync_data_at(Utc::now() - Duration::minutes(20));
+    let answer = app.post_sync(&old).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.code(), "STALE_REQUEST");
+    let future = local.sync_data_at(Utc::now() + Duration::minutes(20));
+    assert_eq!(app.post_sync(&future).await.code(), "STALE_REQUEST");
+
+    // By email, 20 minutes (or 29 days) is fine; 31 days is not.
+    let (status, body) = app
+        .post(
+            "/admin/v1/mail/sync",
+            json!({"sender": "OPS@acme.example", "sync_data": old}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let week_old = local.sync_data_at(Utc::now() - Duration::days(29));
+    let (status, _) = app
+        .post(
+            "/admin/v1/mail/sync",
+            json!({"sender": "ops@acme.example", "sync_data": week_old}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let month_old = local.sync_data_at(Utc::now() - Duration::days(31));
+    let (status, body) = app
+        .post(
+            "/admin/v1/mail/sync",
+            json!({"sender": "ops@acme.example", "sync_data": month_old}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "STALE_REQUEST");
+}
+
+#[actix_rt::test]
+async fn license_changes_move_revision_and_sequence() {
+    let app = spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let local = Local::new(server_id);
+    let first = local.open(&app, &app.post_sync(&local.sync_data()).await.body);
+
+    let (status, added) = app
+        .post(
+            &format!("/admin/v1/servers/{server_id}/licenses"),
+            json!({"feature": "render", "seats": 3, "valid_until": "2031-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    let second = local.open(&app, &app.post_sync(&local.sync_data()).await.body);
+    assert!(second.revision > first.revision);
+    assert!(second.sequence > first.sequence);
+    let render = second
+        .licenses
+        .iter()
+        .find(|l| l.feature == "render")
+        .expect("render license");
+    assert_eq!(render.seats, 3);
+    assert_eq!(
+        render.valid_until.map(|d| d.to_rfc3339()).as_deref(),
+        Some("2031-01-01T00:00:00+00:00")
+    );
+
+    let license_id = added["id"].as_str().expect("id");
+    let (status, changed) = app
+        .admin(
+            awc::http::Method::PATCH,
+            &format!("/admin/v1/servers/{server_id}/licenses/{license_id}"),
+            Some(json!({"seats": 7, "valid_until": null})),
+            Some(&app.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    let third = local.open(&app, &app.post_sync(&local.sync_data()).await.body);
+    assert!(third.revision > second.revision);
+    let render = third
+        .licenses
+        .iter()
+        .find(|l| l.feature == "render")
+        .expect("render");
+    assert_eq!((render.seats, render.valid_until), (7, None));
+
+    let (status, _) = app
+        .admin(
+            awc::http::Method::DELETE,
+            &format!("/admin/v1/servers/{server_id}/licenses/{license_id}"),
+            None,
+            Some(&app.token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let fourth = local.open(&app, &app.post_sync(&local.sync_data()).await.body);
+    assert!(fourth.revision > third.revision);
+    assert_eq!(fourth.sequence, 4);
+    assert!(fourth.licenses.iter().all(|l| l.feature != "render"));
+}
+
+#[actix_rt::test]
+async fn time_and_health_follow_the_clock() {
+    let app = spawn_app_with(None, Some("367d")).await;
+    let mut response = app
+        .http
+        .get(format!(
+            "https://127.0.0.1:{}/api/v1/time",
+            app.process.listening.sync[0].port()
+        ))
+        .send()
+        .await
+        .expect("time");
+    let value: serde_json::Value = response.json().await.expect("json");
+    let now: chrono::DateTime<Utc> = value["now"].as_str().expect("now").parse().expect("time");
+    assert!(now - Utc::now() > Duration::days(366));
+
+    // A request made with the real clock is stale for a server 367 days ahead.
+    let (_, server_id) = app.register().await;
+    let answer = app.post_sync(&Local::new(server_id).sync_data()).await;
+    assert_eq!(answer.code(), "STALE_REQUEST");
+
+    let mut health = app
+        .http
+        .get(format!(
+            "https://localhost:{}/api/v1/health",
+            app.process.listening.sync[1].port()
+        ))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), StatusCode::OK);
+    let value: serde_json::Value = health.json().await.expect("json");
+    assert_eq!(value["status"], "ok");
+}
