@@ -1,0 +1,200 @@
+//! The command line: one verb per manager operation, plus `init` and `serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
+
+/// Solme local license server: hands out floating licenses to client programs and keeps
+/// itself synchronized with Solme's main license server.
+#[derive(Debug, Parser)]
+#[command(name = "local-server", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the server keeps its keys, configuration and database.
+#[derive(Debug, Args, Clone)]
+pub struct DataDir {
+    /// Data directory of this license server (keys, configuration, database).
+    #[arg(long, env = "LOCAL_SERVER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: PathBuf,
+}
+
+/// The proxy override shared by the verbs that talk to the main server.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProxyArg {
+    /// HTTP proxy for reaching the main server, e.g. `http://user:password@proxy:3128`.
+    /// Overrides the proxy stored by `init` and the HTTPS_PROXY environment variable;
+    /// hosts listed in NO_PROXY are reached directly.
+    #[arg(long, env = "LOCAL_SERVER_PROXY", value_name = "URL")]
+    pub proxy: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set up this license server: make its key pairs and store its configuration.
+    Init(InitArgs),
+    /// Run the license server: client API, manager API and automatic synchronization.
+    Serve(ServeArgs),
+    /// Synchronize with Solme's main license server now (Server → Synchronize Server).
+    Sync {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        proxy: ProxyArg,
+    },
+    /// Turn automatic synchronization off, or on daily or weekly.
+    AutoSync {
+        #[command(flatten)]
+        data: DataDir,
+        /// How often to synchronize automatically.
+        #[arg(value_enum, env = "LOCAL_SERVER_AUTO_SYNC")]
+        mode: AutoSyncMode,
+    },
+    /// Write the sync data to a file to email to licensing@ (File → Export Sync Data).
+    ExportSyncData {
+        #[command(flatten)]
+        data: DataDir,
+        /// File to write the sync data to.
+        #[arg(env = "LOCAL_SERVER_SYNC_DATA_FILE", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Import the license file Solme sent back by email (File → Import License File).
+    ImportLicenseFile {
+        #[command(flatten)]
+        data: DataDir,
+        /// The license file received from Solme.
+        #[arg(env = "LOCAL_SERVER_LICENSE_FILE", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Show whether this server is synchronized, until when, and the seats in use.
+    Status {
+        #[command(flatten)]
+        data: DataDir,
+        /// Print the report as JSON.
+        #[arg(long, env = "LOCAL_SERVER_JSON")]
+        json: bool,
+    },
+    /// Find out why synchronization does not work, and what to do about it.
+    Diagnose {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        proxy: ProxyArg,
+        /// Print the report as JSON.
+        #[arg(long, env = "LOCAL_SERVER_JSON")]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    /// The license server id Solme allocated to you.
+    #[arg(long, env = "LOCAL_SERVER_ID", value_name = "UUID")]
+    pub id: Uuid,
+    /// Address of Solme's main license server, e.g. `https://licensing.solme.example`.
+    /// Repeat it to list several addresses, tried in order. A single address without a
+    /// port is tried on port 443, then on 8080.
+    #[arg(
+        long = "main-server",
+        env = "LOCAL_SERVER_MAIN_SERVERS",
+        value_delimiter = ',',
+        required = true,
+        value_name = "URL"
+    )]
+    pub main_servers: Vec<String>,
+    /// Solme's public key (PEM), as shipped with the software: license files must be
+    /// signed by it.
+    #[arg(long, env = "LOCAL_SERVER_SOLME_KEY", value_name = "FILE")]
+    pub solme_key: PathBuf,
+    /// The certificate authority (PEM) the main server's certificate must come from.
+    /// Only this CA is trusted for synchronization.
+    #[arg(long, env = "LOCAL_SERVER_CA_CERT", value_name = "FILE")]
+    pub ca_cert: PathBuf,
+    /// HTTP proxy to reach the main server through, stored in the configuration.
+    #[arg(long, env = "LOCAL_SERVER_INIT_PROXY", value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Replace an existing installation: new key pairs, empty state. The main server
+    /// refuses the new key pair until Solme clears the old one.
+    #[arg(long, env = "LOCAL_SERVER_FORCE")]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    #[command(flatten)]
+    pub proxy: ProxyArg,
+    /// Address for the client API and the manager API (port 0 picks a free port; the
+    /// address chosen is written to DIR/listening.json). The manager API answers only
+    /// connections from this machine.
+    #[arg(long, env = "LOCAL_SERVER_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// How long a lease lasts without a heartbeat, in seconds.
+    #[arg(long, env = "LOCAL_SERVER_LEASE_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub lease_seconds: u32,
+    /// How often the automatic-sync scheduler looks at the clock, in milliseconds.
+    #[arg(long, env = "LOCAL_SERVER_SCHEDULER_TICK_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub scheduler_tick_ms: u64,
+    /// Worker threads for the HTTP server (0 = one per CPU).
+    #[arg(long, env = "LOCAL_SERVER_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+    /// Most simultaneous client connections per worker.
+    #[arg(long, env = "LOCAL_SERVER_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+}
+
+/// Automatic synchronization schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AutoSyncMode {
+    Off,
+    Daily,
+    Weekly,
+}
+
+impl AutoSyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Daily => "daily",
+            Self::Weekly => "weekly",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "off" => Some(Self::Off),
+            "daily" => Some(Self::Daily),
+            "weekly" => Some(Self::Weekly),
+            _ => None,
+        }
+    }
+
+    /// Time between two automatic synchronizations.
+    pub fn period(self) -> Option<chrono::Duration> {
+        match self {
+            Self::Off => None,
+            Self::Daily => Some(chrono::Duration::days(1)),
+            Self::Weekly => Some(chrono::Duration::days(7)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,285 @@
+//! The installation: `init` (identity and configuration) and reading them back.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use diesel::prelude::*;
+use serde::Serialize;
+use shared_proto::keys::{SERVER_ENCRYPTION_KEY_FILE, SERVER_SIGNING_KEY_FILE};
+use shared_proto::{Clock, ServerIdentity, SolmePublicKey};
+use uuid::Uuid;
+
+use crate::cli::{AutoSyncMode, InitArgs};
+use crate::db::{self, to_ms, ConfigRow};
+use crate::error::Error;
+use crate::proxy::ProxyUrl;
+use crate::schema::{config, sync_state};
+
+/// The file `serve` writes with the addresses it listens on.
+pub const LISTENING_FILE: &str = "listening.json";
+
+/// Largest PEM file read (keys and CA certificates are a few KiB).
+const MAX_PEM_BYTES: u64 = 256 * 1024;
+
+/// One address of the main server, tried in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// The base URL (`https://host:port`).
+    pub fn url(&self) -> String {
+        if self.host.contains(':') {
+            format!("https://[{}]:{}", self.host, self.port)
+        } else {
+            format!("https://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The configuration as the other modules use it.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub server_id: Uuid,
+    pub endpoints: Vec<Endpoint>,
+    pub solme_public_pem: String,
+    pub ca_pem: String,
+    pub proxy: Option<String>,
+    pub auto_sync: AutoSyncMode,
+}
+
+impl Settings {
+    pub fn from_row(data_dir: &Path, row: ConfigRow) -> anyhow::Result<Self> {
+        let endpoints: Vec<String> = serde_json::from_str(&row.endpoints)
+            .context("reading the stored main-server addresses")?;
+        Ok(Self {
+            data_dir: data_dir.to_owned(),
+            server_id: Uuid::parse_str(&row.server_id).context("reading the stored server id")?,
+            endpoints: endpoints
+                .iter()
+                .map(|e| parse_endpoint(e))
+                .collect::<anyhow::Result<_>>()?,
+            solme_public_pem: row.solme_public_pem,
+            ca_pem: row.ca_pem,
+            proxy: row.proxy,
+            auto_sync: AutoSyncMode::parse(&row.auto_sync).unwrap_or(AutoSyncMode::Off),
+        })
+    }
+
+    /// Reads the configuration of an initialised data directory.
+    pub fn load(data_dir: &Path, conn: &mut SqliteConnection) -> anyhow::Result<Self> {
+        Self::from_row(data_dir, db::load_config(conn)?)
+    }
+
+    pub fn solme_key(&self) -> Result<SolmePublicKey, Error> {
+        SolmePublicKey::from_pem(self.solme_public_pem.as_bytes())
+            .map_err(|e| Error::Internal(anyhow!("the stored Solme public key is unreadable: {e}")))
+    }
+}
+
+/// Reads the server's private keys.
+pub fn load_identity(data_dir: &Path) -> anyhow::Result<ServerIdentity> {
+    ServerIdentity::load(data_dir).with_context(|| {
+        format!(
+            "reading this server's key pair in {} (was `local-server init` run?)",
+            data_dir.display()
+        )
+    })
+}
+
+/// Parses one main-server address: `https://host[:port][/]`.
+pub fn parse_endpoint(text: &str) -> anyhow::Result<Endpoint> {
+    let url = url::Url::parse(text.trim())
+        .with_context(|| format!("{text:?} is not a URL like https://licensing.solme.example"))?;
+    if url.scheme() != "https" {
+        bail!("the main server address {text:?} must start with https://");
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => bail!("the main server address {text:?} has no host name"),
+    };
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+        bail!("the main server address {text:?} must not carry credentials or a query");
+    }
+    Ok(Endpoint {
+        host,
+        port: url.port().unwrap_or(443),
+    })
+}
+
+/// The endpoints to try: each address as given, except that a single address without
+/// a port means port 443 and then port 8080 (SPEC §4).
+pub fn expand_endpoints(addresses: &[String]) -> anyhow::Result<Vec<Endpoint>> {
+    let mut out = Vec::new();
+    for address in addresses {
+        out.push(parse_endpoint(address)?);
+    }
+    if let [only] = addresses {
+        let has_port = url::Url::parse(only.trim())
+            .ok()
+            .and_then(|u| u.port())
+            .is_some();
+        if !has_port {
+            if let Some(first) = out.first().cloned() {
+                out.push(Endpoint {
+                    port: 8080,
+                    ..first
+                });
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("give at least one --main-server address");
+    }
+    Ok(out)
+}
+
+fn read_pem(path: &Path, what: &str) -> anyhow::Result<String> {
+    use std::io::Read;
+    let file =
+        fs::File::open(path).with_context(|| format!("opening {what} {}", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    if text.len() as u64 > MAX_PEM_BYTES {
+        bail!("{what} {} is too large to be a PEM file", path.display());
+    }
+    Ok(text)
+}
+
+/// The database files of a data directory (removed by a reinstall).
+fn db_files(data_dir: &Path) -> Vec<PathBuf> {
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| data_dir.join(format!("{}{suffix}", db::DB_FILE)))
+        .collect()
+}
+
+/// `init`: makes the identity and stores the configuration. Returns a summary to print.
+pub fn init(args: &InitArgs, clock: &Clock) -> Result<String, Error> {
+    let dir = &args.data.data_dir;
+    let endpoints = expand_endpoints(&args.main_servers)?;
+    let solme_pem = read_pem(&args.solme_key, "Solme's public key")?;
+    SolmePublicKey::from_pem(solme_pem.as_bytes()).map_err(|e| {
+        anyhow!(
+            "{} is not Solme's public key: {e}",
+            args.solme_key.display()
+        )
+    })?;
+    let ca_pem = read_pem(&args.ca_cert, "the CA certificate")?;
+    let cas = openssl::x509::X509::stack_from_pem(ca_pem.as_bytes())
+        .map_err(|e| anyhow!("{} is not a PEM certificate: {e}", args.ca_cert.display()))?;
+    if cas.is_empty() {
+        return Err(anyhow!("{} holds no certificate", args.ca_cert.display()).into());
+    }
+    if let Some(proxy) = &args.proxy {
+        ProxyUrl::parse(proxy)?;
+    }
+
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key_files = [
+        dir.join(SERVER_SIGNING_KEY_FILE),
+        dir.join(SERVER_ENCRYPTION_KEY_FILE),
+    ];
+    let installed = key_files.iter().any(|p| p.exists()) || dir.join(db::DB_FILE).exists();
+    if installed && !args.force {
+        return Err(anyhow!(
+            "{} already holds a license server installation; a reinstall makes a new key \
+             pair, which Solme's main server refuses until Solme clears the old one. \
+             Run again with --force if that is what you want",
+            dir.display()
+        )
+        .into());
+    }
+    if installed {
+        for path in key_files.iter().chain(db_files(dir).iter()) {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("removing {}", path.display()))
+                        .into())
+                }
+            }
+        }
+        log::warn!(
+            "reinstalling: the old key pair and state in {} were removed",
+            dir.display()
+        );
+    }
+
+    let identity = ServerIdentity::generate()?;
+    identity
+        .save(dir)
+        .with_context(|| format!("saving the key pair in {}", dir.display()))?;
+    let mut conn = db::connect(dir)?;
+    let now = to_ms(clock.now());
+    let endpoint_urls: Vec<String> = endpoints.iter().map(Endpoint::url).collect();
+    let row = ConfigRow {
+        id: 1,
+        server_id: args.id.to_string(),
+        endpoints: serde_json::to_string(&endpoint_urls).context("encoding the addresses")?,
+        solme_public_pem: solme_pem,
+        ca_pem,
+        proxy: args.proxy.clone(),
+        auto_sync: AutoSyncMode::Off.as_str().into(),
+        created_at: now,
+    };
+    conn.immediate_transaction(|c| {
+        diesel::insert_into(config::table).values(&row).execute(c)?;
+        diesel::insert_into(sync_state::table)
+            .values((
+                sync_state::id.eq(1),
+                sync_state::clock_high_water.eq(now),
+                sync_state::consecutive_failures.eq(0),
+            ))
+            .execute(c)?;
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    log::info!(
+        "initialised server_id={} fingerprint={}",
+        args.id,
+        identity.fingerprint()
+    );
+    Ok(format!(
+        "License server {} initialised in {}.\nKey fingerprint: {}\nMain server: {}\n\
+         Next: `local-server sync` (direct) or `local-server export-sync-data FILE` (by email).",
+        args.id,
+        dir.display(),
+        identity.fingerprint(),
+        endpoint_urls.join(", then ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_without_port_means_443_then_8080() -> anyhow::Result<()> {
+        let eps = expand_endpoints(&["https://licensing.solme.example".into()])?;
+        assert_eq!(
+            eps.iter().map(Endpoint::url).collect::<Vec<_>>(),
+            [
+                "https://licensing.solme.example:443",
+                "https://licensing.solme.example:8080"
+            ]
+        );
+        let eps = expand_endpoints(&["https://a.example:9443".into()])?;
+        assert_eq!(eps.len(), 1);
+        let eps = expand_endpoints(&["https://a.example".into(), "https://b.example:8080".into()])?;
+        assert_eq!(eps[0].port, 443);
+        assert_eq!(eps[1].host, "b.example");
+        assert!(expand_endpoints(&["http://a.example".into()]).is_err());
+        assert!(expand_endpoints(&["https://u:p@a.example".into()]).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,656 @@
+//! `diagnose`: finds out, step by step, why synchronization does not work, and says in
+//! plain words what to do.
+//!
+//! The checks run in the order a connection is built, and the first failure names the
+//! cause: identity and configuration; DNS; TCP to each endpoint (or to the proxy); the
+//! proxy's answer to `CONNECT`; the TLS handshake against the pinned CA; the main
+//! server's answer for this id (a real synchronization: when it succeeds the new
+//! license file is installed, exactly as `sync` would); clock skew against the main
+//! server; days since the last synchronization.
+//!
+//! "Nothing answers" is ambiguous on the wire: a firewall and a stopped main server
+//! both look like a refused or silent port. The server remembers when it last reached
+//! the main server: if it never did, a firewall (or a wrong address) is the likely
+//! cause; if it did, the main server (or the network on the way) is down now.
+
+use std::fmt;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared_proto::validity::{self, SyncState, CLOCK_ROLLBACK_TOLERANCE};
+use shared_proto::{Clock, ErrorCode};
+
+use crate::config::{Endpoint, Settings};
+use crate::db::{self, from_ms};
+use crate::error::Error;
+use crate::proxy::{self, ProxySettings, TunnelError};
+use crate::sync::{self, SyncContext};
+
+/// How a check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Warn,
+    Fail,
+    Skipped,
+}
+
+/// The causes `diagnose` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Cause {
+    NotInitialised,
+    ProxyConfiguration,
+    DnsFailure,
+    PortsBlocked,
+    MainServerDown,
+    ProxyUnreachable,
+    ProxyRefused,
+    ProxyCredentials,
+    TlsCertificate,
+    IdInUse,
+    UnknownServerId,
+    MainServerRefused,
+    ClockSkew,
+    SyncOverdue,
+}
+
+impl Cause {
+    /// What to do about it, for the customer.
+    pub fn remedy(self) -> &'static str {
+        match self {
+            Self::NotInitialised => "Run `local-server init` with the id Solme sent you.",
+            Self::ProxyConfiguration => {
+                "Correct the proxy address (http://user:password@host:port) in --proxy or HTTPS_PROXY."
+            }
+            Self::DnsFailure => {
+                "Check the computer's DNS settings and the main server address given to `init`; \
+                 if this network resolves names only through a proxy, configure the proxy."
+            }
+            Self::PortsBlocked => {
+                "Ask your network administrator to allow outgoing HTTPS connections to the main \
+                 server on port 443 or 8080 (or give the proxy to use with --proxy). Until then, \
+                 synchronize by email: export-sync-data, mail it to licensing@, import the answer."
+            }
+            Self::MainServerDown => {
+                "Solme's main server, or the network on the way to it, is down. Try again later; \
+                 if it lasts, synchronize by email (export-sync-data, then import-license-file) \
+                 and tell licensing@."
+            }
+            Self::ProxyUnreachable => {
+                "The proxy does not answer: check its address and port with your network administrator."
+            }
+            Self::ProxyRefused => {
+                "The proxy does not let this server through to the main server: ask your network \
+                 administrator to allow HTTPS (CONNECT) to the main server on port 443 or 8080."
+            }
+            Self::ProxyCredentials => {
+                "The proxy wants a user name and password, or rejected the ones given: put the right \
+                 ones in the proxy address (http://user:password@host:port)."
+            }
+            Self::TlsCertificate => {
+                "The main server's certificate was not issued by the CA given to `init`: a network \
+                 device may be inspecting HTTPS (exempt the main server from it), or the CA file is \
+                 the wrong one (reinstall with the CA file Solme supplied)."
+            }
+            Self::IdInUse => {
+                "Another key pair is bound to this license server id (for example from an earlier \
+                 installation). Email licensing@ naming the id and ask Solme to clear the key pair, \
+                 then synchronize again."
+            }
+            Self::UnknownServerId => {
+                "Solme does not know this license server id: check it against the one Solme sent \
+                 and reinstall with `init --force --id …` if it is wrong."
+            }
+            Self::MainServerRefused => "Read the main server's message above; if unclear, ask licensing@.",
+            Self::ClockSkew => {
+                "Correct this computer's clock (enable NTP): synchronization is refused when it is \
+                 more than 15 minutes off."
+            }
+            Self::SyncOverdue => "Synchronize now: `local-server sync`, or by email.",
+        }
+    }
+
+    /// One line naming the cause.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::NotInitialised => "this license server is not set up",
+            Self::ProxyConfiguration => "the proxy setting is not understood",
+            Self::DnsFailure => "the main server's name cannot be looked up (DNS)",
+            Self::PortsBlocked => "ports 443/8080 of the main server cannot be reached (firewall?)",
+            Self::MainServerDown => {
+                "the main server does not answer (it is down, or the network is)"
+            }
+            Self::ProxyUnreachable => "the proxy cannot be reached",
+            Self::ProxyRefused => "the proxy refuses the connection to the main server",
+            Self::ProxyCredentials => "the proxy asks for credentials (missing or wrong)",
+            Self::TlsCertificate => "the main server's certificate is not the expected one",
+            Self::IdInUse => "this id is in use by another key pair",
+            Self::UnknownServerId => "the main server does not know this id",
+            Self::MainServerRefused => "the main server refused the synchronization",
+            Self::ClockSkew => "this computer's clock is off",
+            Self::SyncOverdue => "the last synchronization is too old",
+        }
+    }
+}
+
+/// One check's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub outcome: Outcome,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+}
+
+/// The whole diagnosis.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub server_id: Option<uuid::Uuid>,
+    pub checks: Vec<Check>,
+    /// The first problem found; `null` when everything works.
+    pub cause: Option<Cause>,
+    pub summary: String,
+    pub remedy: Option<String>,
+}
+
+impl Report {
+    pub fn exit_code(&self) -> u8 {
+        if self.cause.is_some() {
+            crate::error::EXIT_FAILED
+        } else {
+            0
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.server_id {
+            Some(id) => writeln!(f, "Diagnosis of license server {id}")?,
+            None => writeln!(f, "Diagnosis of this license server")?,
+        }
+        for c in &self.checks {
+            let tag = match c.outcome {
+                Outcome::Ok => "ok  ",
+                Outcome::Warn => "WARN",
+                Outcome::Fail => "FAIL",
+                Outcome::Skipped => "skip",
+            };
+            writeln!(f, "  [{tag}] {:<13} {}", c.check, c.detail)?;
+        }
+        writeln!(f)?;
+        writeln!(f, "{}", self.summary)?;
+        if let Some(remedy) = &self.remedy {
+            writeln!(f, "What to do: {remedy}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Builder {
+    checks: Vec<Check>,
+    cause: Option<Cause>,
+}
+
+impl Builder {
+    fn ok(&mut self, check: &'static str, detail: impl Into<String>) {
+        self.push(check, Outcome::Ok, detail.into(), None);
+    }
+    fn warn(&mut self, check: &'static str, detail: impl Into<String>) {
+        self.push(check, Outcome::Warn, detail.into(), None);
+    }
+    fn skip(&mut self, check: &'static str, detail: impl Into<String>) {
+        self.push(check, Outcome::Skipped, detail.into(), None);
+    }
+    fn fail(&mut self, check: &'static str, detail: impl Into<String>, cause: Cause) {
+        self.push(check, Outcome::Fail, detail.into(), Some(cause));
+        self.cause.get_or_insert(cause);
+    }
+    fn push(
+        &mut self,
+        check: &'static str,
+        outcome: Outcome,
+        detail: String,
+        cause: Option<Cause>,
+    ) {
+        self.checks.push(Check {
+            check,
+            outcome,
+            detail,
+            cause,
+        });
+    }
+    fn finish(self, server_id: Option<uuid::Uuid>) -> Report {
+        let (summary, remedy) = match self.cause {
+            Some(cause) => (
+                format!("Cause: {} ({}).", cause.title(), serde_plain(cause)),
+                Some(cause.remedy().to_owned()),
+            ),
+            None => (
+                "No problem found: this server reaches the main server and is synchronized."
+                    .to_owned(),
+                None,
+            ),
+        };
+        Report {
+            server_id,
+            checks: self.checks,
+            cause: self.cause,
+            summary,
+            remedy,
+        }
+    }
+}
+
+fn serde_plain(cause: Cause) -> String {
+    serde_json::to_string(&cause)
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// Runs every check. Never fails: a failure is a finding.
+pub async fn run(data_dir: &Path, clock: Clock, proxy_flag: Option<&str>) -> Report {
+    let mut b = Builder {
+        checks: Vec::new(),
+        cause: None,
+    };
+    // 1. Identity and configuration.
+    let ctx = match SyncContext::open(data_dir, clock.clone()) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            b.fail("configuration", format!("{e:#}"), Cause::NotInitialised);
+            return b.finish(None);
+        }
+    };
+    let settings = match ctx.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            b.fail("configuration", e.to_string(), Cause::NotInitialised);
+            return b.finish(None);
+        }
+    };
+    b.ok(
+        "configuration",
+        format!(
+            "id {}, key pair {}, main server {}",
+            settings.server_id,
+            ctx.identity.fingerprint(),
+            settings
+                .endpoints
+                .iter()
+                .map(Endpoint::url)
+                .collect::<Vec<_>>()
+                .join(", then ")
+        ),
+    );
+    let proxy = match ProxySettings::resolve(proxy_flag, settings.proxy.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            b.fail("proxy", format!("{e:#}"), Cause::ProxyConfiguration);
+            return b.finish(Some(settings.server_id));
+        }
+    };
+    let state = match ctx.db(|c| Ok(db::load_sync_state(c)?)).await {
+        Ok(s) => s,
+        Err(e) => {
+            b.fail(
+                "configuration",
+                format!("database: {e}"),
+                Cause::NotInitialised,
+            );
+            return b.finish(Some(settings.server_id));
+        }
+    };
+    let reached_before = state.last_contact_at.map(from_ms);
+
+    let reachable = network_checks(&mut b, &settings, &proxy, reached_before).await;
+    if let Some(endpoint) = reachable {
+        main_server_checks(&mut b, &ctx, &settings, &proxy, &endpoint).await;
+    }
+    sync_age_check(&mut b, &ctx).await;
+    b.finish(Some(settings.server_id))
+}
+
+/// DNS, TCP, proxy and TLS; returns the first endpoint that passed them all.
+async fn network_checks(
+    b: &mut Builder,
+    settings: &Settings,
+    proxy: &ProxySettings,
+    reached_before: Option<DateTime<Utc>>,
+) -> Option<Endpoint> {
+    let unreachable_cause = |timeout: bool| {
+        if reached_before.is_some() && !timeout {
+            Cause::MainServerDown
+        } else {
+            Cause::PortsBlocked
+        }
+    };
+    let since = reached_before
+        .map(|at| {
+            format!(
+                " It answered on {} before.",
+                at.format("%Y-%m-%d %H:%M UTC")
+            )
+        })
+        .unwrap_or_else(|| " This server has never reached it.".to_owned());
+    let tls = match sync::tls_connector(&settings.ca_pem) {
+        Ok(t) => t,
+        Err(e) => {
+            b.fail(
+                "tls",
+                format!("the stored CA is unusable: {e:#}"),
+                Cause::TlsCertificate,
+            );
+            return None;
+        }
+    };
+    let mut usable = None;
+    let mut failures = Vec::new();
+    let mut any_timeout = false;
+    let mut dns_checked = Vec::new();
+    for endpoint in &settings.endpoints {
+        let via = proxy.for_host(&endpoint.host).cloned();
+        // DNS: the proxy's name when going through it (it resolves the main server).
+        let (name, port) = match &via {
+            Some(p) => (p.host.clone(), p.port),
+            None => (endpoint.host.clone(), endpoint.port),
+        };
+        let addrs = match proxy::resolve(&name, port).await {
+            Ok(a) => a,
+            Err(e) => {
+                b.fail("dns", e.to_string(), Cause::DnsFailure);
+                return None;
+            }
+        };
+        if !dns_checked.contains(&name) {
+            b.ok(
+                "dns",
+                format!(
+                    "{name} is {}",
+                    addrs
+                        .iter()
+                        .map(|a| a.ip().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            dns_checked.push(name.clone());
+        }
+        // TCP (to the main server, or to the proxy).
+        let target = match &via {
+            Some(p) => format!("the proxy {p}"),
+            None => endpoint.url(),
+        };
+        let mut stream = match proxy::connect_tcp(&addrs, &target).await {
+            Ok(s) => s,
+            Err(e) => {
+                any_timeout |= matches!(e, TunnelError::Timeout { .. });
+                if let Some(p) = &via {
+                    b.fail("proxy", format!("{e}"), Cause::ProxyUnreachable);
+                    let _ = p;
+                    return None;
+                }
+                b.warn("connection", e.to_string());
+                failures.push(endpoint.url());
+                continue;
+            }
+        };
+        b.ok("connection", format!("{target} accepts connections"));
+        // The proxy's answer.
+        if let Some(p) = &via {
+            match proxy::proxy_connect(&mut stream, p, &endpoint.host, endpoint.port).await {
+                Ok(()) => b.ok(
+                    "proxy",
+                    format!("{p} opened a tunnel to {}", endpoint.url()),
+                ),
+                Err(e @ TunnelError::ProxyAuth { .. }) => {
+                    b.fail("proxy", e.to_string(), Cause::ProxyCredentials);
+                    return None;
+                }
+                Err(TunnelError::ProxyStatus {
+                    status: status @ (500 | 502..=504),
+                    ..
+                }) => {
+                    any_timeout |= status == 504;
+                    b.warn(
+                        "proxy",
+                        format!(
+                            "the proxy {p} could not reach {} (HTTP {status})",
+                            endpoint.url()
+                        ),
+                    );
+                    failures.push(endpoint.url());
+                    continue;
+                }
+                Err(e @ TunnelError::ProxyStatus { .. }) => {
+                    b.fail("proxy", e.to_string(), Cause::ProxyRefused);
+                    return None;
+                }
+                Err(e) => {
+                    b.fail("proxy", e.to_string(), Cause::ProxyUnreachable);
+                    return None;
+                }
+            }
+        }
+        // TLS against the pinned CA.
+        match tls_handshake(&tls, &endpoint.host, stream).await {
+            Ok(subject) => {
+                b.ok(
+                    "tls",
+                    format!(
+                        "{} presents a valid certificate ({subject})",
+                        endpoint.url()
+                    ),
+                );
+                usable.get_or_insert_with(|| endpoint.clone());
+                break;
+            }
+            Err(why) => {
+                b.fail(
+                    "tls",
+                    format!("{}: {why}", endpoint.url()),
+                    Cause::TlsCertificate,
+                );
+                return None;
+            }
+        }
+    }
+    if usable.is_none() {
+        let cause = unreachable_cause(any_timeout);
+        b.fail(
+            "connection",
+            format!("none of {} can be reached.{since}", failures.join(", ")),
+            cause,
+        );
+    }
+    usable
+}
+
+async fn tls_handshake(
+    tls: &openssl::ssl::SslConnector,
+    host: &str,
+    stream: tokio::net::TcpStream,
+) -> Result<String, String> {
+    let ssl = tls
+        .configure()
+        .and_then(|c| c.into_ssl(host))
+        .map_err(|e| format!("TLS set-up failed: {e}"))?;
+    let mut tls_stream = tokio_openssl::SslStream::new(ssl, stream)
+        .map_err(|e| format!("TLS set-up failed: {e}"))?;
+    let handshake = tokio::time::timeout(
+        StdDuration::from_secs(10),
+        Pin::new(&mut tls_stream).connect(),
+    )
+    .await;
+    let verify = tls_stream.ssl().verify_result();
+    match handshake {
+        Err(_) => Err("no TLS answer within 10 s (is it an HTTPS server?)".into()),
+        Ok(Err(e)) => {
+            if verify.as_raw() != 0 {
+                Err(format!(
+                    "the certificate is not trusted: {} (it was not issued by the CA given to init, \
+                     or it does not name {host})",
+                    verify.error_string()
+                ))
+            } else {
+                Err(format!("the TLS handshake failed: {e}"))
+            }
+        }
+        Ok(Ok(())) => Ok(tls_stream
+            .ssl()
+            .peer_certificate()
+            .and_then(|c| {
+                c.subject_name()
+                    .entries()
+                    .next()
+                    .and_then(|e| e.data().to_string().ok())
+            })
+            .unwrap_or_else(|| "no subject".into())),
+    }
+}
+
+#[derive(Deserialize)]
+struct TimeAnswer {
+    now: DateTime<Utc>,
+}
+
+/// The main server's answer for this id, and clock skew.
+async fn main_server_checks(
+    b: &mut Builder,
+    ctx: &SyncContext,
+    settings: &Settings,
+    proxy: &ProxySettings,
+    endpoint: &Endpoint,
+) {
+    let tls = match sync::tls_connector(&settings.ca_pem) {
+        Ok(t) => t,
+        Err(_) => return,
+    };
+    let client = sync::http_client(tls, proxy.clone());
+    // Clock skew first: a large one explains a refused synchronization.
+    let before = ctx.clock.now();
+    let answer = client
+        .get(format!("{}/api/v1/time", endpoint.url()))
+        .send()
+        .await;
+    let skew_text = match answer {
+        Ok(mut r) if r.status().is_success() => match r.json::<TimeAnswer>().limit(4096).await {
+            Ok(t) => {
+                let after = ctx.clock.now();
+                let local = before + (after - before) / 2;
+                let skew = local - t.now;
+                let minutes = skew.num_seconds() as f64 / 60.0;
+                if skew.abs() > CLOCK_ROLLBACK_TOLERANCE {
+                    Some(format!(
+                        "this computer's clock is {minutes:+.0} minutes off the main server's"
+                    ))
+                } else {
+                    Some(format!(
+                        "within {:.0} s of the main server's",
+                        skew.num_milliseconds().abs() as f64 / 1000.0
+                    ))
+                }
+            }
+            Err(e) => Some(format!("unreadable time answer: {e}")),
+        },
+        Ok(r) => Some(format!("time not available (HTTP {})", r.status())),
+        Err(e) => Some(format!(
+            "time not available: {}",
+            sync::describe_send_error(&e)
+        )),
+    };
+    let skew_bad = skew_text
+        .as_deref()
+        .is_some_and(|t| t.contains("minutes off"));
+
+    match sync::sync_now(ctx, &client, "diagnose").await {
+        Ok(report) => b.ok(
+            "main server",
+            format!(
+                "accepted this id and key pair; synchronized (license file #{}, valid until {})",
+                report.changes.sequence,
+                report.changes.valid_until.format("%Y-%m-%d")
+            ),
+        ),
+        Err(Error::Refused { code, message }) => {
+            let cause = match code {
+                ErrorCode::IdInUse => Cause::IdInUse,
+                ErrorCode::UnknownServerId => Cause::UnknownServerId,
+                ErrorCode::StaleRequest => Cause::ClockSkew,
+                _ => Cause::MainServerRefused,
+            };
+            b.fail("main server", format!("{code}: {message}"), cause);
+        }
+        Err(Error::SyncBusy) => b.skip("main server", "a synchronization is running right now"),
+        Err(Error::Network(m)) => b.fail("main server", m, Cause::MainServerDown),
+        Err(e) => b.fail("main server", e.to_string(), Cause::MainServerRefused),
+    }
+    match skew_text {
+        Some(t) if skew_bad => b.fail("clock", t, Cause::ClockSkew),
+        Some(t) if t.starts_with("within") => b.ok("clock", t),
+        Some(t) => b.warn("clock", t),
+        None => {}
+    }
+}
+
+async fn sync_age_check(b: &mut Builder, ctx: &SyncContext) {
+    let now = ctx.clock.now();
+    let Ok(state) = ctx.db(|c| Ok(db::load_sync_state(c)?)).await else {
+        return;
+    };
+    let date = |d: DateTime<Utc>| d.format("%Y-%m-%d").to_string();
+    if validity::check_clock(now, state.clock_high_water.map(from_ms)).is_err() {
+        b.fail(
+            "last sync",
+            "the system clock is behind a time this server has already seen: no licenses are issued",
+            Cause::ClockSkew,
+        );
+        return;
+    }
+    let since = state
+        .last_sync_at
+        .map(|l| format!("{} days ago", (now - from_ms(l)).num_days()))
+        .unwrap_or_default();
+    match validity::sync_state(state.valid_until.map(from_ms), now) {
+        SyncState::NeverSynced => b.fail(
+            "last sync",
+            "never synchronized: no licenses are issued",
+            Cause::SyncOverdue,
+        ),
+        SyncState::Synchronized {
+            valid_until,
+            days_left,
+        } => b.ok(
+            "last sync",
+            format!(
+                "{since}; valid until {} ({days_left} days left)",
+                date(valid_until)
+            ),
+        ),
+        SyncState::Warning {
+            valid_until,
+            days_left,
+        } => b.warn(
+            "last sync",
+            format!(
+                "{since}; only {days_left} days left (until {}): synchronize soon",
+                date(valid_until)
+            ),
+        ),
+        SyncState::Expired { valid_until } => b.fail(
+            "last sync",
+            format!(
+                "{since}; ran out on {}: no licenses are issued",
+                date(valid_until)
+            ),
+            Cause::SyncOverdue,
+        ),
+    }
+}

@@ -1,0 +1,334 @@
+//! Installing a license file (from a direct sync or from `import-license-file`): the
+//! checks, the one transaction that replaces licenses and sync state, and the report of
+//! what changed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use shared_proto::{license_file, ErrorCode, License, LicenseFile, ServerIdentity};
+
+use crate::config::Settings;
+use crate::db::{self, from_ms, to_ms};
+use crate::error::Error;
+use crate::leases::license_from_row;
+use crate::schema::{licenses, sync_state, usage_peaks};
+
+/// Largest license file accepted (a file with hundreds of licenses is a few tens of KiB).
+pub const MAX_LICENSE_FILE_BYTES: u64 = 1024 * 1024;
+
+/// How the license file arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Internet,
+    File,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Internet => "internet",
+            Self::File => "file",
+        }
+    }
+}
+
+/// One feature's licenses before or after.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FeatureChange {
+    pub feature: String,
+    pub seats_before: Option<u32>,
+    pub seats_after: Option<u32>,
+    pub licenses_before: Vec<License>,
+    pub licenses_after: Vec<License>,
+}
+
+/// What an import changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Changes {
+    pub sequence: i64,
+    pub revision: i64,
+    pub customer: String,
+    pub valid_until: DateTime<Utc>,
+    pub previous_valid_until: Option<DateTime<Utc>>,
+    pub added: Vec<FeatureChange>,
+    pub removed: Vec<FeatureChange>,
+    pub changed: Vec<FeatureChange>,
+}
+
+impl fmt::Display for Changes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let date = |d: DateTime<Utc>| d.format("%Y-%m-%d").to_string();
+        let dates = |ls: &[License]| {
+            ls.iter()
+                .map(|l| match (l.valid_from, l.valid_until) {
+                    (None, None) => "perpetual".to_owned(),
+                    (from, until) => format!(
+                        "{} to {}",
+                        from.map_or("now".into(), date),
+                        until.map_or("no end".into(), date)
+                    ),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        writeln!(
+            f,
+            "License file #{} for {} (revision {}): synchronized until {}{}.",
+            self.sequence,
+            self.customer,
+            self.revision,
+            date(self.valid_until),
+            self.previous_valid_until
+                .map(|d| format!(" (was {})", date(d)))
+                .unwrap_or_default()
+        )?;
+        if self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty() {
+            writeln!(f, "Licenses: no change.")?;
+        }
+        for c in &self.added {
+            writeln!(
+                f,
+                "  added    {}: {} seats ({})",
+                c.feature,
+                c.seats_after.unwrap_or(0),
+                dates(&c.licenses_after)
+            )?;
+        }
+        for c in &self.removed {
+            writeln!(
+                f,
+                "  removed  {}: had {} seats",
+                c.feature,
+                c.seats_before.unwrap_or(0)
+            )?;
+        }
+        for c in &self.changed {
+            if c.seats_before != c.seats_after {
+                writeln!(
+                    f,
+                    "  changed  {}: {} -> {} seats ({})",
+                    c.feature,
+                    c.seats_before.unwrap_or(0),
+                    c.seats_after.unwrap_or(0),
+                    dates(&c.licenses_after)
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "  changed  {}: dates now {}",
+                    c.feature,
+                    dates(&c.licenses_after)
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn by_feature(list: Vec<License>) -> BTreeMap<String, Vec<License>> {
+    let mut map: BTreeMap<String, Vec<License>> = BTreeMap::new();
+    for l in list {
+        map.entry(l.feature.clone()).or_default().push(l);
+    }
+    map
+}
+
+fn total(list: &[License]) -> u32 {
+    list.iter().map(|l| l.seats).fold(0u32, u32::saturating_add)
+}
+
+fn diff(
+    before: Vec<License>,
+    after: Vec<License>,
+) -> (Vec<FeatureChange>, Vec<FeatureChange>, Vec<FeatureChange>) {
+    let before = by_feature(before);
+    let after = by_feature(after);
+    let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    for (feature, new) in &after {
+        let change = |old: Option<&Vec<License>>| FeatureChange {
+            feature: feature.clone(),
+            seats_before: old.map(|o| total(o)),
+            seats_after: Some(total(new)),
+            licenses_before: old.cloned().unwrap_or_default(),
+            licenses_after: new.clone(),
+        };
+        match before.get(feature) {
+            None => added.push(change(None)),
+            Some(old) if old != new => changed.push(change(Some(old))),
+            Some(_) => {}
+        }
+    }
+    for (feature, old) in &before {
+        if !after.contains_key(feature) {
+            removed.push(FeatureChange {
+                feature: feature.clone(),
+                seats_before: Some(total(old)),
+                seats_after: None,
+                licenses_before: old.clone(),
+                licenses_after: Vec::new(),
+            });
+        }
+    }
+    (added, removed, changed)
+}
+
+/// Installs an opened, verified license file in one transaction. Refuses a file not
+/// newer than the one held (`OLDER_LICENSE_FILE`), changing nothing.
+pub fn apply(
+    conn: &mut SqliteConnection,
+    file: &LicenseFile,
+    channel: Channel,
+    now: DateTime<Utc>,
+) -> Result<Changes, Error> {
+    let now_ms = to_ms(now);
+    conn.immediate_transaction(|c| {
+        let state = db::load_sync_state(c)?;
+        if let Some(held) = state.sequence {
+            if file.sequence <= held {
+                return Err(Error::refused(
+                    ErrorCode::OlderLicenseFile,
+                    format!(
+                        "this license file (number {}) is not newer than the one installed \
+                         (number {held}); nothing was changed. Import the newest file Solme sent",
+                        file.sequence
+                    ),
+                ));
+            }
+        }
+        let before: Vec<License> = db::load_licenses(c)?.iter().map(license_from_row).collect();
+        diesel::delete(licenses::table).execute(c)?;
+        for l in &file.licenses {
+            diesel::insert_into(licenses::table)
+                .values((
+                    licenses::feature.eq(&l.feature),
+                    licenses::seats.eq(i32::try_from(l.seats).unwrap_or(i32::MAX)),
+                    licenses::valid_from.eq(l.valid_from.map(to_ms)),
+                    licenses::valid_until.eq(l.valid_until.map(to_ms)),
+                ))
+                .execute(c)?;
+        }
+        diesel::update(sync_state::table)
+            .set((
+                sync_state::sequence.eq(file.sequence),
+                sync_state::revision.eq(file.revision),
+                sync_state::customer.eq(&file.customer),
+                sync_state::issued_at.eq(to_ms(file.issued_at)),
+                sync_state::valid_until.eq(to_ms(file.valid_until)),
+                sync_state::last_sync_at.eq(now_ms),
+                sync_state::last_sync_channel.eq(channel.as_str()),
+            ))
+            .execute(c)?;
+        db::raise_high_water(c, now_ms)?;
+        // Usage peaks are reported per synchronization period: start the new one from
+        // the seats in use right now.
+        diesel::delete(usage_peaks::table).execute(c)?;
+        diesel::sql_query(
+            "INSERT INTO usage_peaks (feature, peak_in_use) \
+             SELECT feature, COUNT(*) FROM leases WHERE expires_at > ? GROUP BY feature",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(now_ms)
+        .execute(c)?;
+        let (added, removed, changed) = diff(before, file.licenses.clone());
+        Ok(Changes {
+            sequence: file.sequence,
+            revision: file.revision,
+            customer: file.customer.clone(),
+            valid_until: file.valid_until,
+            previous_valid_until: state.valid_until.map(from_ms),
+            added,
+            removed,
+            changed,
+        })
+    })
+}
+
+/// Reads a license file from disk, bounded in size.
+pub fn read_license_file(path: &Path) -> Result<String, Error> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX_LICENSE_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|_| {
+            Error::refused(
+                ErrorCode::Malformed,
+                format!("{} is not a license file (not text)", path.display()),
+            )
+        })?;
+    if text.len() as u64 > MAX_LICENSE_FILE_BYTES {
+        return Err(Error::refused(
+            ErrorCode::Malformed,
+            format!("{} is too large to be a license file", path.display()),
+        ));
+    }
+    Ok(text)
+}
+
+/// Opens (decrypts, verifies) and installs an armored license file.
+pub fn import_text(
+    conn: &mut SqliteConnection,
+    settings: &Settings,
+    identity: &ServerIdentity,
+    text: &str,
+    channel: Channel,
+    now: DateTime<Utc>,
+) -> Result<Changes, Error> {
+    if text.len() as u64 > MAX_LICENSE_FILE_BYTES {
+        return Err(Error::refused(
+            ErrorCode::Malformed,
+            "the license file is too large",
+        ));
+    }
+    let file = license_file::open(text, identity, &settings.solme_key()?, settings.server_id)?;
+    let changes = apply(conn, &file, channel, now)?;
+    log::info!(
+        "license file installed server_id={} sequence={} channel={} valid_until={}",
+        settings.server_id,
+        file.sequence,
+        channel.as_str(),
+        file.valid_until
+    );
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lic(feature: &str, seats: u32) -> License {
+        License {
+            feature: feature.into(),
+            seats,
+            valid_from: None,
+            valid_until: None,
+        }
+    }
+
+    #[test]
+    fn diff_names_added_removed_and_changed_features() {
+        let (added, removed, changed) = diff(
+            vec![lic("cad", 5), lic("cam", 2), lic("sim", 1)],
+            vec![lic("cad", 3), lic("sim", 1), lic("viz", 4)],
+        );
+        assert_eq!(
+            added.iter().map(|c| c.feature.as_str()).collect::<Vec<_>>(),
+            ["viz"]
+        );
+        assert_eq!(
+            removed
+                .iter()
+                .map(|c| c.feature.as_str())
+                .collect::<Vec<_>>(),
+            ["cam"]
+        );
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].seats_before, Some(5));
+        assert_eq!(changed[0].seats_after, Some(3));
+    }
+}

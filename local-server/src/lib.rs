@@ -1,0 +1,155 @@
+#![doc = include_str!("../README.md")]
+//!
+//! ## Modules
+//! - [`cli`]: the command line; [`run`] dispatches it.
+//! - [`config`]: `init`, the stored configuration and identity.
+//! - [`db`], [`schema`]: the SQLite database shared by all processes.
+//! - [`leases`]: the lease engine of `serve` (in-memory index, write-through).
+//! - [`server`]: the HTTP server (client API, manager API) and background tasks.
+//! - [`sync`], [`proxy`]: direct synchronization over HTTPS, directly or via a proxy.
+//! - [`import`]: installing a license file in one transaction.
+//! - [`scheduler`]: automatic synchronization.
+//! - [`status`], [`diagnose`]: the reports.
+//! - [`error`]: the boundary error type and its mapping to HTTP and exit codes.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod diagnose;
+pub mod error;
+pub mod import;
+pub mod leases;
+pub mod proxy;
+pub mod scheduler;
+pub mod schema;
+pub mod server;
+pub mod status;
+pub mod sync;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use shared_proto::Clock;
+
+use crate::cli::{Cli, Command};
+use crate::error::Error;
+use crate::import::Channel;
+use crate::sync::SyncContext;
+
+/// Runs one command line; returns the process exit code (SPEC §6).
+pub async fn run(cli: Cli) -> ExitCode {
+    let clock = match Clock::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match dispatch(cli.command, clock).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            match &e {
+                Error::Refused { code, message } => eprintln!("refused ({code}): {message}"),
+                Error::Internal(err) => eprintln!("error: {err:#}"),
+                other => eprintln!("error: {other}"),
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `println!`/`print!` without the panic on a closed pipe (`local-server status | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        drop(writeln!(std::io::stdout().lock(), $($arg)*));
+    }};
+}
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        drop(write!(std::io::stdout().lock(), $($arg)*));
+    }};
+}
+
+async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
+    match command {
+        Command::Init(args) => {
+            out!("{}", config::init(&args, &clock)?);
+        }
+        Command::Serve(args) => {
+            let app = server::Application::build(&args, clock)?;
+            app.run_until_stopped().await?;
+        }
+        Command::Sync { data, proxy } => {
+            let ctx = SyncContext::open(&data.data_dir, clock)?;
+            let settings = ctx.settings()?;
+            let proxy =
+                proxy::ProxySettings::resolve(proxy.proxy.as_deref(), settings.proxy.as_deref())?;
+            let client = sync::http_client(sync::tls_connector(&settings.ca_pem)?, proxy);
+            let report = sync::sync_now(&ctx, &client, "manual").await?;
+            out!("Synchronized through {}.", report.endpoint);
+            out_raw!("{}", report.changes);
+        }
+        Command::AutoSync { data, mode } => {
+            let mut conn = db::connect_existing(&data.data_dir)?;
+            db::load_config(&mut conn)?;
+            let next = scheduler::set_mode(&mut conn, mode, clock.now())?;
+            match next {
+                Some(next) => out!(
+                    "Automatic synchronization: {} (next run {}; `serve` runs it).",
+                    mode.as_str(),
+                    next.format("%Y-%m-%d %H:%M UTC")
+                ),
+                None => out!("Automatic synchronization: off."),
+            }
+        }
+        Command::ExportSyncData { data, file } => {
+            let ctx = SyncContext::open(&data.data_dir, clock)?;
+            out!("{}", sync::export(&ctx, &file)?);
+        }
+        Command::ImportLicenseFile { data, file } => {
+            let identity = config::load_identity(&data.data_dir)?;
+            let mut conn = db::connect_existing(&data.data_dir)?;
+            let settings = config::Settings::load(&data.data_dir, &mut conn)?;
+            let text = import::read_license_file(&file)?;
+            let changes = import::import_text(
+                &mut conn,
+                &settings,
+                &identity,
+                &text,
+                Channel::File,
+                clock.now(),
+            )?;
+            out_raw!("{changes}");
+            out!("Imported {}.", file.display());
+        }
+        Command::Status { data, json } => {
+            let identity = config::load_identity(&data.data_dir)?;
+            let mut conn = db::connect_existing(&data.data_dir)?;
+            let settings = config::Settings::load(&data.data_dir, &mut conn)?;
+            let report = status::report(&mut conn, &settings, identity.fingerprint(), clock.now())?;
+            if json {
+                out!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).context("encoding the status")?
+                );
+            } else {
+                out_raw!("{report}");
+            }
+        }
+        Command::Diagnose { data, proxy, json } => {
+            let report = diagnose::run(&data.data_dir, clock, proxy.proxy.as_deref()).await;
+            if json {
+                out!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).context("encoding the diagnosis")?
+                );
+            } else {
+                out_raw!("{report}");
+            }
+            return Ok(report.exit_code());
+        }
+    }
+    Ok(0)
+}

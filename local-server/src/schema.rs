@@ -1,0 +1,79 @@
+//! Diesel table definitions, kept in step with `migrations/` (the `schema_matches`
+//! test loads every column of every table through them).
+
+diesel::table! {
+    config (id) {
+        id -> Integer,
+        server_id -> Text,
+        endpoints -> Text,
+        solme_public_pem -> Text,
+        ca_pem -> Text,
+        proxy -> Nullable<Text>,
+        auto_sync -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sync_state (id) {
+        id -> Integer,
+        sequence -> Nullable<BigInt>,
+        revision -> Nullable<BigInt>,
+        customer -> Nullable<Text>,
+        issued_at -> Nullable<BigInt>,
+        valid_until -> Nullable<BigInt>,
+        last_sync_at -> Nullable<BigInt>,
+        last_sync_channel -> Nullable<Text>,
+        clock_high_water -> Nullable<BigInt>,
+        last_attempt_at -> Nullable<BigInt>,
+        last_attempt_error -> Nullable<Text>,
+        consecutive_failures -> Integer,
+        last_contact_at -> Nullable<BigInt>,
+        next_auto_sync_at -> Nullable<BigInt>,
+        sync_lock_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    licenses (id) {
+        id -> Integer,
+        feature -> Text,
+        seats -> Integer,
+        valid_from -> Nullable<BigInt>,
+        valid_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    leases (id) {
+        id -> Text,
+        feature -> Text,
+        client -> Text,
+        granted_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    usage_peaks (feature) {
+        feature -> Text,
+        peak_in_use -> Integer,
+    }
+}
+
+diesel::table! {
+    sync_requests (request_id) {
+        request_id -> Text,
+        channel -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    config,
+    sync_state,
+    licenses,
+    leases,
+    usage_peaks,
+    sync_requests,
+);

@@ -1,0 +1,355 @@
+//! `serve`: the HTTP server with the client API (`/api/v1/…`) and the manager API
+//! (`/manager/v1/…`, loopback only), the lease sweeper and the sync scheduler.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use anyhow::Context;
+use chrono::Duration;
+use openssl::ssl::SslConnector;
+use serde::Deserialize;
+use shared_proto::{Clock, ErrorCode};
+use uuid::Uuid;
+
+use crate::cli::{AutoSyncMode, ServeArgs};
+use crate::config::LISTENING_FILE;
+use crate::diagnose;
+use crate::error::Error;
+use crate::import::{self, Channel};
+use crate::leases::LeaseEngine;
+use crate::proxy::ProxySettings;
+use crate::scheduler;
+use crate::status;
+use crate::sync::{self, SyncContext};
+
+/// Largest JSON body accepted on the client API.
+const MAX_JSON_BYTES: usize = 4 * 1024;
+/// How often expired leases are swept from the database.
+const SWEEP_EVERY: StdDuration = StdDuration::from_secs(5);
+
+/// Shared by all workers.
+pub struct AppState {
+    pub engine: Arc<LeaseEngine>,
+    pub sync: SyncContext,
+    pub tls: SslConnector,
+    pub proxy: ProxySettings,
+}
+
+/// A bound, ready server.
+pub struct Application {
+    server: actix_web::dev::Server,
+    address: SocketAddr,
+}
+
+impl Application {
+    /// Opens the data directory, binds the listener and writes `listening.json`.
+    pub fn build(args: &ServeArgs, clock: Clock) -> anyhow::Result<Self> {
+        let dir = &args.data.data_dir;
+        let sync_ctx = SyncContext::open(dir, clock.clone())?;
+        let settings = sync_ctx.settings().map_err(anyhow::Error::from)?;
+        let proxy = ProxySettings::resolve(args.proxy.proxy.as_deref(), settings.proxy.as_deref())?;
+        let tls = sync::tls_connector(&settings.ca_pem)?;
+        let engine = Arc::new(LeaseEngine::open(
+            dir,
+            clock,
+            Duration::seconds(i64::from(args.lease_seconds)),
+        )?);
+        let state = web::Data::new(AppState {
+            engine: engine.clone(),
+            sync: sync_ctx.clone(),
+            tls: tls.clone(),
+            proxy: proxy.clone(),
+        });
+
+        let listener = TcpListener::bind(args.listen)
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let address = listener.local_addr().context("reading the bound address")?;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(json_config())
+                .configure(routes)
+        })
+        .max_connections(args.max_connections)
+        .shutdown_timeout(5);
+        if args.workers > 0 {
+            server = server.workers(args.workers);
+        }
+        let server = server
+            .listen(listener)
+            .context("starting the HTTP server")?
+            .run();
+
+        // Background work runs on the main system thread, beside the server.
+        actix_rt::spawn(sweeper(engine));
+        let client = sync::http_client(tls, proxy);
+        actix_rt::spawn(scheduler::run(
+            sync_ctx,
+            client,
+            StdDuration::from_millis(args.scheduler_tick_ms),
+        ));
+
+        write_listening(dir, address)?;
+        log::info!(
+            "serving server_id={} on {address} (lease {}s)",
+            settings.server_id,
+            args.lease_seconds
+        );
+        Ok(Self { server, address })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Runs until Ctrl-C / SIGTERM, then drains connections.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("running the HTTP server")
+    }
+}
+
+fn write_listening(dir: &Path, address: SocketAddr) -> anyhow::Result<()> {
+    let body = serde_json::json!({ "api": address.to_string() }).to_string();
+    let tmp = dir.join(format!("{LISTENING_FILE}.tmp"));
+    std::fs::write(&tmp, body).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join(LISTENING_FILE))
+        .with_context(|| format!("writing {LISTENING_FILE}"))?;
+    Ok(())
+}
+
+async fn sweeper(engine: Arc<LeaseEngine>) {
+    let mut interval = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        interval.tick().await;
+        let engine = engine.clone();
+        match web::block(move || engine.sweep()).await {
+            Ok(Ok(n)) if n > 0 => log::info!("{n} leases expired without heartbeat"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => log::error!("lease sweep failed: {e:#}"),
+            Err(e) => log::error!("lease sweep failed: {e}"),
+        }
+    }
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_JSON_BYTES)
+        .error_handler(|err, _req| {
+            Error::refused(
+                ErrorCode::Malformed,
+                format!("the request body is not valid: {err}"),
+            )
+            .into()
+        })
+}
+
+/// All routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .route("/leases", web::post().to(check_out))
+            .route("/leases/{id}/heartbeat", web::post().to(heartbeat))
+            .route("/leases/{id}", web::delete().to(check_in))
+            .route("/features", web::get().to(features))
+            .route("/status", web::get().to(status_handler)),
+    )
+    .service(
+        web::scope("/manager/v1")
+            .route("/status", web::get().to(status_handler))
+            .route("/sync", web::post().to(manager_sync))
+            .route("/auto-sync", web::put().to(manager_auto_sync))
+            .route("/sync-data", web::post().to(manager_export))
+            .service(
+                web::resource("/license-file")
+                    .app_data(web::PayloadConfig::new(
+                        import::MAX_LICENSE_FILE_BYTES as usize,
+                    ))
+                    .route(web::post().to(manager_import)),
+            )
+            .route("/diagnose", web::get().to(manager_diagnose)),
+    );
+}
+
+#[derive(Debug, Deserialize)]
+struct CheckOutBody {
+    feature: String,
+    client: String,
+}
+
+async fn check_out(
+    state: web::Data<AppState>,
+    body: web::Json<CheckOutBody>,
+) -> Result<HttpResponse, Error> {
+    let engine = state.engine.clone();
+    let body = body.into_inner();
+    let grant = web::block(move || engine.check_out(&body.feature, &body.client)).await??;
+    Ok(HttpResponse::Created().json(grant))
+}
+
+fn lease_id(path: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(path).map_err(|_| {
+        Error::refused(
+            ErrorCode::LeaseUnknown,
+            format!("{path:?} is not a lease id this server gave out"),
+        )
+    })
+}
+
+async fn heartbeat(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    let id = lease_id(&path)?;
+    let engine = state.engine.clone();
+    let grant = web::block(move || engine.heartbeat(id)).await??;
+    Ok(HttpResponse::Ok().json(grant))
+}
+
+async fn check_in(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    let id = lease_id(&path)?;
+    let engine = state.engine.clone();
+    web::block(move || engine.check_in(id)).await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn features(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let engine = state.engine.clone();
+    let list = web::block(move || engine.features()).await??;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+async fn status_handler(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let ctx = state.sync.clone();
+    let fingerprint = ctx.identity.fingerprint();
+    let now = ctx.clock.now();
+    let data_dir = ctx.data_dir.clone();
+    let report = ctx
+        .db(move |c| {
+            let settings = crate::config::Settings::load(&data_dir, c)?;
+            status::report(c, &settings, fingerprint, now)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// The manager API acts on the installation: only this machine may use it.
+fn require_loopback(req: &HttpRequest) -> Result<(), Error> {
+    match req.peer_addr() {
+        Some(addr) if addr.ip().is_loopback() => Ok(()),
+        _ => Err(Error::refused(
+            ErrorCode::Unauthorized,
+            "the manager API answers only on this machine",
+        )),
+    }
+}
+
+async fn manager_sync(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    require_loopback(&req)?;
+    // awc clients belong to one thread: this one is made for this request from the
+    // shared TLS context (a manual sync is rare).
+    let client = sync::http_client(state.tls.clone(), state.proxy.clone());
+    let outcome = sync::sync_now(&state.sync, &client, "manager").await;
+    Ok(match outcome {
+        Ok(report) => HttpResponse::Ok().json(serde_json::json!({
+            "outcome": "synchronized",
+            "report": report,
+        })),
+        Err(Error::Internal(e)) => return Err(Error::Internal(e)),
+        Err(e) => HttpResponse::Ok().json(serde_json::json!({
+            "outcome": match &e {
+                Error::Network(_) => "network_error",
+                Error::SyncBusy => "busy",
+                _ => "refused",
+            },
+            "code": e.code(),
+            "message": e.to_string(),
+        })),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct AutoSyncBody {
+    mode: String,
+}
+
+async fn manager_auto_sync(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<AutoSyncBody>,
+) -> Result<HttpResponse, Error> {
+    require_loopback(&req)?;
+    let mode = AutoSyncMode::parse(&body.mode)
+        .ok_or_else(|| Error::refused(ErrorCode::Malformed, "mode must be off, daily or weekly"))?;
+    let now = state.sync.clock.now();
+    let next = state
+        .sync
+        .db(move |c| scheduler::set_mode(c, mode, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "auto_sync": mode.as_str(),
+        "next_auto_sync_at": next,
+    })))
+}
+
+async fn manager_export(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    require_loopback(&req)?;
+    let ctx = state.sync.clone();
+    let text = ctx
+        .clone()
+        .db(move |c| {
+            let settings = crate::config::Settings::load(&ctx.data_dir, c)?;
+            let (_, text) =
+                sync::build_request(c, &settings, &ctx.identity, ctx.clock.now(), Channel::File)?;
+            Ok(text)
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            "attachment; filename=\"sync-data.txt\"",
+        ))
+        .body(text))
+}
+
+async fn manager_import(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: String,
+) -> Result<HttpResponse, Error> {
+    require_loopback(&req)?;
+    let ctx = state.sync.clone();
+    let changes = ctx
+        .clone()
+        .db(move |c| {
+            let settings = crate::config::Settings::load(&ctx.data_dir, c)?;
+            import::import_text(
+                c,
+                &settings,
+                &ctx.identity,
+                &body,
+                Channel::File,
+                ctx.clock.now(),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(changes))
+}
+
+async fn manager_diagnose(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    require_loopback(&req)?;
+    let report = diagnose::run(&state.sync.data_dir, state.sync.clock.clone(), None).await;
+    Ok(HttpResponse::Ok().json(report))
+}

@@ -1,0 +1,229 @@
+//! The status report (`status`, `GET /api/v1/status`, the manager page), computed from
+//! the database so that it is the same whether or not `serve` runs.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use shared_proto::validity::{self, SyncState, SYNC_VALIDITY_DAYS, WARNING_DAYS};
+use shared_proto::{Fingerprint, License};
+
+use crate::config::Settings;
+use crate::db::{self, from_ms, to_ms};
+use crate::error::Error;
+use crate::leases::{feature_seats, license_from_row, FeatureSeats};
+use crate::proxy::ProxySettings;
+use crate::schema::leases;
+
+/// The whole status report.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub server_id: uuid::Uuid,
+    pub fingerprint: Fingerprint,
+    pub now: DateTime<Utc>,
+    /// `synchronized`, `warning`, `expired`, `never_synchronized` or `clock_rollback`.
+    pub state: &'static str,
+    /// Whether licenses are issued right now.
+    pub issuing: bool,
+    pub message: String,
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Days left of the 366 (negative when expired).
+    pub days_left: Option<i64>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub last_sync_channel: Option<String>,
+    pub license_file_sequence: Option<i64>,
+    pub revision: Option<i64>,
+    pub customer: Option<String>,
+    pub auto_sync: &'static str,
+    pub next_auto_sync_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_error: Option<String>,
+    pub consecutive_failures: i32,
+    pub main_server: Vec<String>,
+    pub proxy: Option<String>,
+    pub features: Vec<FeatureSeats>,
+}
+
+/// Builds the report from the database.
+pub fn report(
+    conn: &mut SqliteConnection,
+    settings: &Settings,
+    fingerprint: Fingerprint,
+    now: DateTime<Utc>,
+) -> Result<StatusReport, Error> {
+    let state = db::load_sync_state(conn)?;
+    let rows = db::load_licenses(conn)?;
+    let live: Vec<(String, i64)> = leases::table
+        .filter(leases::expires_at.gt(to_ms(now)))
+        .group_by(leases::feature)
+        .select((leases::feature, diesel::dsl::count_star()))
+        .load(conn)?;
+    let live: HashMap<String, i64> = live.into_iter().collect();
+    let mut by_feature: std::collections::BTreeMap<String, Vec<License>> = Default::default();
+    for row in &rows {
+        by_feature
+            .entry(row.feature.clone())
+            .or_default()
+            .push(license_from_row(row));
+    }
+    let features = by_feature
+        .into_iter()
+        .map(|(name, ls)| {
+            let in_use = u32::try_from(live.get(&name).copied().unwrap_or(0)).unwrap_or(0);
+            feature_seats(&name, ls, in_use, now)
+        })
+        .collect();
+
+    let valid_until = state.valid_until.map(from_ms);
+    let high_water = state.clock_high_water.map(from_ms);
+    let sync = validity::sync_state(valid_until, now);
+    let date = |d: DateTime<Utc>| d.format("%Y-%m-%d %H:%M UTC").to_string();
+    let (name, issuing, message, days_left) = if validity::check_clock(now, high_water).is_err() {
+        (
+            "clock_rollback",
+            false,
+            format!(
+                "The system clock is behind a time this server has already seen ({}). \
+                 No licenses are issued until the clock is corrected.",
+                high_water.map(date).unwrap_or_default()
+            ),
+            None,
+        )
+    } else {
+        match sync {
+            SyncState::NeverSynced => (
+                "never_synchronized",
+                false,
+                "Never synchronized with Solme: no licenses are issued. Run `local-server sync`, \
+                 or synchronize by email (export-sync-data, then import-license-file)."
+                    .to_owned(),
+                None,
+            ),
+            SyncState::Synchronized { valid_until, days_left } => (
+                "synchronized",
+                true,
+                format!(
+                    "Synchronized: licenses are issued until {} ({days_left} of {SYNC_VALIDITY_DAYS} days left).",
+                    date(valid_until)
+                ),
+                Some(days_left),
+            ),
+            SyncState::Warning { valid_until, days_left } => (
+                "warning",
+                true,
+                format!(
+                    "WARNING: synchronize within {days_left} days (fewer than {WARNING_DAYS} left): \
+                     after {} no licenses are issued.",
+                    date(valid_until)
+                ),
+                Some(days_left),
+            ),
+            SyncState::Expired { valid_until } => (
+                "expired",
+                false,
+                format!(
+                    "Not synchronized for more than {SYNC_VALIDITY_DAYS} days (ran out {}): \
+                     no licenses are issued until the server synchronizes.",
+                    date(valid_until)
+                ),
+                Some((valid_until - now).num_days()),
+            ),
+        }
+    };
+    let proxy = ProxySettings::resolve(None, settings.proxy.as_deref())
+        .ok()
+        .and_then(|p| p.proxy.map(|u| format!("{u} (from {})", p.source)));
+    Ok(StatusReport {
+        server_id: settings.server_id,
+        fingerprint,
+        now,
+        state: name,
+        issuing,
+        message,
+        valid_until,
+        days_left,
+        last_sync_at: state.last_sync_at.map(from_ms),
+        last_sync_channel: state.last_sync_channel,
+        license_file_sequence: state.sequence,
+        revision: state.revision,
+        customer: state.customer,
+        auto_sync: settings.auto_sync.as_str(),
+        next_auto_sync_at: state.next_auto_sync_at.map(from_ms),
+        last_attempt_at: state.last_attempt_at.map(from_ms),
+        last_attempt_error: state.last_attempt_error,
+        consecutive_failures: state.consecutive_failures,
+        main_server: settings.endpoints.iter().map(|e| e.url()).collect(),
+        proxy,
+        features,
+    })
+}
+
+impl fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let date = |d: DateTime<Utc>| d.format("%Y-%m-%d %H:%M UTC").to_string();
+        writeln!(f, "License server {}", self.server_id)?;
+        writeln!(f, "  key fingerprint: {}", self.fingerprint)?;
+        writeln!(f, "{}", self.message)?;
+        if let Some(customer) = &self.customer {
+            writeln!(f, "  customer:        {customer}")?;
+        }
+        match self.last_sync_at {
+            Some(at) => writeln!(
+                f,
+                "  last sync:       {} ({}), license file #{}",
+                date(at),
+                self.last_sync_channel.as_deref().unwrap_or("?"),
+                self.license_file_sequence.unwrap_or(0)
+            )?,
+            None => writeln!(f, "  last sync:       never")?,
+        }
+        if let Some(until) = self.valid_until {
+            writeln!(
+                f,
+                "  valid until:     {} ({} days left)",
+                date(until),
+                self.days_left.unwrap_or(0)
+            )?;
+        }
+        write!(f, "  auto-sync:       {}", self.auto_sync)?;
+        match self.next_auto_sync_at {
+            Some(next) if self.auto_sync != "off" => writeln!(f, ", next run {}", date(next))?,
+            _ => writeln!(f)?,
+        }
+        if let (Some(at), Some(err)) = (self.last_attempt_at, &self.last_attempt_error) {
+            writeln!(
+                f,
+                "  last attempt:    {} failed ({} in a row): {err}",
+                date(at),
+                self.consecutive_failures
+            )?;
+        }
+        writeln!(f, "  main server:     {}", self.main_server.join(", then "))?;
+        if let Some(proxy) = &self.proxy {
+            writeln!(f, "  proxy:           {proxy}")?;
+        }
+        if self.features.is_empty() {
+            writeln!(f, "  licenses:        none")?;
+        } else {
+            writeln!(f, "  licenses:")?;
+            for feat in &self.features {
+                writeln!(
+                    f,
+                    "    {:<20} {:>5} seats, {:>5} in use, {:>5} free{}",
+                    feat.feature,
+                    feat.seats_total,
+                    feat.in_use,
+                    feat.free,
+                    if feat.state == "ok" {
+                        ""
+                    } else {
+                        "  (license not valid now)"
+                    }
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,436 @@
+//! Synchronization with the main server: building the signed sync request (for both
+//! channels), the direct exchange over HTTPS with fallback between endpoints, the lock
+//! that keeps two synchronizations from running at once, and the record of attempts.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use anyhow::{anyhow, Context};
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::X509;
+use serde::Serialize;
+use shared_proto::messages::MESSAGE_VERSION;
+use shared_proto::{
+    sync_data, ApiError, Clock, ErrorCode, FeatureUsage, ServerIdentity, SyncRequest,
+};
+use uuid::Uuid;
+
+use crate::config::{Endpoint, Settings};
+use crate::db::{self, to_ms, DbPool};
+use crate::error::Error;
+use crate::import::{self, Changes, Channel};
+use crate::leases::{license_from_row, seats_valid_now};
+use crate::proxy::{ProxySettings, TunnelConnector, TunnelError};
+use crate::schema::{leases, sync_requests, sync_state};
+
+/// A synchronization that has not released its lock after this long is taken to have
+/// died with its process.
+const SYNC_LOCK_MINUTES: i64 = 5;
+/// Largest answer read from the main server.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// Time allowed for one request to the main server once connected.
+pub const REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+
+/// The TLS context pinned to the configured CA: only certificates it issued are
+/// accepted. Built once per process (OpenSSL 3 makes each new context costly).
+pub fn tls_connector(ca_pem: &str) -> anyhow::Result<SslConnector> {
+    let mut builder =
+        SslConnector::builder(SslMethod::tls_client()).context("creating the TLS context")?;
+    let mut store = X509StoreBuilder::new().context("creating the certificate store")?;
+    for cert in X509::stack_from_pem(ca_pem.as_bytes()).context("reading the pinned CA")? {
+        store.add_cert(cert).context("adding the pinned CA")?;
+    }
+    // Replacing the store drops the system's CAs: the pin is the only trust anchor.
+    builder.set_cert_store(store.build());
+    builder.set_verify(SslVerifyMode::PEER);
+    Ok(builder.build())
+}
+
+/// An HTTPS client for the main server (TLS pinned, proxy-aware). awc clients live on
+/// one thread: build one per thread that needs it, from a shared [`SslConnector`].
+pub fn http_client(tls: SslConnector, proxy: ProxySettings) -> awc::Client {
+    let connector = awc::Connector::new()
+        .connector(TunnelConnector::new(proxy))
+        .openssl(tls)
+        .timeout(crate::proxy::CONNECT_TIMEOUT * 3)
+        .handshake_timeout(StdDuration::from_secs(10));
+    awc::Client::builder()
+        .connector(connector)
+        .timeout(REQUEST_TIMEOUT)
+        .disable_redirects()
+        .finish()
+}
+
+/// What a successful direct synchronization did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub endpoint: String,
+    pub changes: Changes,
+}
+
+/// Everything a synchronization needs, shareable across threads.
+#[derive(Clone)]
+pub struct SyncContext {
+    pub pool: DbPool,
+    pub clock: Clock,
+    pub identity: Arc<ServerIdentity>,
+    pub data_dir: std::path::PathBuf,
+}
+
+impl SyncContext {
+    pub fn open(data_dir: &Path, clock: Clock) -> anyhow::Result<Self> {
+        let identity = crate::config::load_identity(data_dir)?;
+        Ok(Self {
+            pool: db::pool(data_dir, 4)?,
+            clock,
+            identity: Arc::new(identity),
+            data_dir: data_dir.to_owned(),
+        })
+    }
+
+    pub fn settings(&self) -> Result<Settings, Error> {
+        let mut conn = self.pool.get().context("opening the database")?;
+        Ok(Settings::load(&self.data_dir, &mut conn)?)
+    }
+
+    /// Runs blocking database work off the async executor.
+    pub async fn db<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T, Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get().context("opening the database")?;
+            work(&mut conn)
+        })
+        .await?
+    }
+}
+
+/// Builds the signed sync request and records its id.
+pub fn build_request(
+    conn: &mut SqliteConnection,
+    settings: &Settings,
+    identity: &ServerIdentity,
+    now: DateTime<Utc>,
+    channel: Channel,
+) -> Result<(SyncRequest, String), Error> {
+    let state = db::load_sync_state(conn)?;
+    let licenses = db::load_licenses(conn)?;
+    let peaks: HashMap<String, i32> = db::load_peaks(conn)?.into_iter().collect();
+    let live: Vec<(String, i64)> = leases::table
+        .filter(leases::expires_at.gt(to_ms(now)))
+        .group_by(leases::feature)
+        .select((leases::feature, diesel::dsl::count_star()))
+        .load(conn)?;
+    let live: HashMap<String, i64> = live.into_iter().collect();
+    let mut by_feature: HashMap<String, Vec<shared_proto::License>> = HashMap::new();
+    for row in &licenses {
+        by_feature
+            .entry(row.feature.clone())
+            .or_default()
+            .push(license_from_row(row));
+    }
+    let mut usage: Vec<FeatureUsage> = by_feature
+        .iter()
+        .map(|(feature, ls)| {
+            let peak = peaks.get(feature).copied().unwrap_or(0).max(0) as i64;
+            let now_in_use = live.get(feature).copied().unwrap_or(0);
+            FeatureUsage {
+                feature: feature.clone(),
+                seats_total: seats_valid_now(ls, now).unwrap_or(0),
+                peak_in_use: u32::try_from(peak.max(now_in_use)).unwrap_or(u32::MAX),
+            }
+        })
+        .collect();
+    usage.sort_by(|a, b| a.feature.cmp(&b.feature));
+    let request = SyncRequest {
+        version: MESSAGE_VERSION,
+        server_id: settings.server_id,
+        request_id: Uuid::new_v4(),
+        created_at: now,
+        public_keys: identity.public_keys(),
+        held_revision: state.revision,
+        held_sequence: state.sequence,
+        software_version: env!("CARGO_PKG_VERSION").to_owned(),
+        usage,
+    };
+    let text = sync_data::seal(identity, &request)?;
+    diesel::insert_into(sync_requests::table)
+        .values((
+            sync_requests::request_id.eq(request.request_id.to_string()),
+            sync_requests::channel.eq(channel.as_str()),
+            sync_requests::created_at.eq(to_ms(now)),
+        ))
+        .execute(conn)?;
+    Ok((request, text))
+}
+
+/// `export-sync-data`: writes the sync data for the email channel.
+pub fn export(ctx: &SyncContext, path: &Path) -> Result<String, Error> {
+    let mut conn = ctx.pool.get().context("opening the database")?;
+    let settings = Settings::load(&ctx.data_dir, &mut conn)?;
+    let now = ctx.clock.now();
+    let (request, text) = build_request(&mut conn, &settings, &ctx.identity, now, Channel::File)?;
+    write_atomically(path, text.as_bytes())?;
+    log::info!(
+        "sync data exported server_id={} request_id={}",
+        settings.server_id,
+        request.request_id
+    );
+    Ok(format!(
+        "Sync data for license server {} written to {}.\n\
+         Email it as an attachment to licensing@ from an address registered with Solme;\n\
+         import the license file you get back with `local-server import-license-file FILE`.",
+        settings.server_id,
+        path.display()
+    ))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{} is not a file name", path.display()))?;
+    let mut tmp_name = name.to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Takes the synchronization lock (shared by all processes on the data directory).
+fn acquire_lock(conn: &mut SqliteConnection, now: DateTime<Utc>) -> Result<(), Error> {
+    let now_ms = to_ms(now);
+    let taken = diesel::update(sync_state::table)
+        .filter(
+            sync_state::sync_lock_until
+                .is_null()
+                .or(sync_state::sync_lock_until.lt(now_ms)),
+        )
+        .set(sync_state::sync_lock_until.eq(to_ms(now + Duration::minutes(SYNC_LOCK_MINUTES))))
+        .execute(conn)?;
+    if taken == 1 {
+        Ok(())
+    } else {
+        Err(Error::SyncBusy)
+    }
+}
+
+/// Records the end of an attempt and releases the lock.
+fn finish_attempt(
+    conn: &mut SqliteConnection,
+    now: DateTime<Utc>,
+    error: Option<&str>,
+    contacted: bool,
+) -> Result<(), Error> {
+    let now_ms = to_ms(now);
+    conn.immediate_transaction(|c| {
+        diesel::update(sync_state::table)
+            .set((
+                sync_state::sync_lock_until.eq(None::<i64>),
+                sync_state::last_attempt_at.eq(now_ms),
+                sync_state::last_attempt_error.eq(error),
+            ))
+            .execute(c)?;
+        if error.is_some() {
+            diesel::update(sync_state::table)
+                .set(sync_state::consecutive_failures.eq(sync_state::consecutive_failures + 1))
+                .execute(c)?;
+        } else {
+            diesel::update(sync_state::table)
+                .set(sync_state::consecutive_failures.eq(0))
+                .execute(c)?;
+        }
+        if contacted {
+            diesel::update(sync_state::table)
+                .set(sync_state::last_contact_at.eq(now_ms))
+                .execute(c)?;
+        }
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(())
+}
+
+/// How one endpoint attempt ended.
+enum Attempt {
+    /// The main server answered with a license file.
+    Answer(String),
+    /// The main server answered with a refusal: no other endpoint will say otherwise.
+    Refused(Error),
+    /// Could not talk to it: try the next endpoint.
+    Unreachable(String),
+}
+
+async fn post_sync(client: &awc::Client, endpoint: &Endpoint, body: String) -> Attempt {
+    let url = format!("{}/api/v1/sync", endpoint.url());
+    let sent = client
+        .post(&url)
+        .insert_header((awc::http::header::CONTENT_TYPE, "text/plain"))
+        .send_body(body)
+        .await;
+    let mut response = match sent {
+        Ok(r) => r,
+        Err(e) => return Attempt::Unreachable(describe_send_error(&e)),
+    };
+    let status = response.status();
+    let bytes = match response.body().limit(MAX_ANSWER_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return Attempt::Unreachable(format!("the answer was cut off: {e}")),
+    };
+    if status.is_success() {
+        return match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => Attempt::Answer(text),
+            Err(_) => Attempt::Refused(Error::refused(
+                ErrorCode::Malformed,
+                "the main server's answer is not a license file",
+            )),
+        };
+    }
+    match serde_json::from_slice::<ApiError>(&bytes) {
+        Ok(api) => Attempt::Refused(Error::refused(api.code, refusal_text(api))),
+        // Not our protocol's answer (a gateway or another program on the port): the
+        // main server itself was not reached here.
+        Err(_) => Attempt::Unreachable(format!(
+            "answered HTTP {status}, not as Solme's main server"
+        )),
+    }
+}
+
+/// The main server's refusal, with what to do about it when its message does not say.
+fn refusal_text(api: ApiError) -> String {
+    let hint = match api.code {
+        ErrorCode::IdInUse if !api.message.contains("licensing@") => {
+            " — this id is bound to another key pair (for example from an earlier \
+             installation): ask licensing@ by email to clear the key pair of this id, \
+             then synchronize again"
+        }
+        ErrorCode::UnknownServerId => {
+            " — check the id given to `init` against the one Solme sent you"
+        }
+        ErrorCode::StaleRequest => " — this computer's clock is too far from Solme's; correct it",
+        _ => "",
+    };
+    format!("{}{hint}", api.message)
+}
+
+/// Plain words for a failed request to one endpoint.
+pub fn describe_send_error(err: &awc::error::SendRequestError) -> String {
+    use awc::error::{ConnectError, SendRequestError as E};
+    match err {
+        E::Connect(ConnectError::Io(io)) => {
+            // Our connector's typed failure travels inside the io::Error; any other
+            // I/O failure at connect time happened in the TLS handshake.
+            match io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<TunnelError>())
+            {
+                Some(tunnel) => tunnel.to_string(),
+                None => format!("secure connection failed (TLS): {io}"),
+            }
+        }
+        E::Connect(ConnectError::SslError(e)) => format!("secure connection failed (TLS): {e}"),
+        E::Connect(ConnectError::Timeout) => "no answer in time".into(),
+        E::Connect(c) => format!("connection failed: {c}"),
+        E::Timeout => "no answer in time".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A direct synchronization: one request tried on each endpoint in order until one
+/// answers. The caller gives the client (built once per thread).
+pub async fn sync_now(
+    ctx: &SyncContext,
+    client: &awc::Client,
+    trigger: &str,
+) -> Result<SyncReport, Error> {
+    let now = ctx.clock.now();
+    let settings = ctx.settings()?;
+    ctx.db(move |c| acquire_lock(c, now)).await?;
+    let result = exchange(ctx, client, &settings).await;
+    let now = ctx.clock.now();
+    let (error, contacted) = match &result {
+        Ok(_) => (None, true),
+        Err(e @ (Error::Network(_) | Error::SyncBusy)) => (Some(e.to_string()), false),
+        Err(e) => (Some(e.to_string()), true),
+    };
+    let recorded = ctx
+        .db(move |c| finish_attempt(c, now, error.as_deref(), contacted))
+        .await;
+    if let Err(e) = recorded {
+        log::error!("could not record the synchronization attempt: {e:#}");
+    }
+    match &result {
+        Ok(report) => log::info!(
+            "synchronized server_id={} trigger={trigger} endpoint={} sequence={}",
+            settings.server_id,
+            report.endpoint,
+            report.changes.sequence
+        ),
+        Err(e) => log::warn!(
+            "synchronization failed server_id={} trigger={trigger}: {e}",
+            settings.server_id
+        ),
+    }
+    result
+}
+
+async fn exchange(
+    ctx: &SyncContext,
+    client: &awc::Client,
+    settings: &Settings,
+) -> Result<SyncReport, Error> {
+    let now = ctx.clock.now();
+    let identity = ctx.identity.clone();
+    let request_settings = settings.clone();
+    let (request, text) = ctx
+        .db(move |c| build_request(c, &request_settings, &identity, now, Channel::Internet))
+        .await?;
+    let mut failures = Vec::new();
+    for endpoint in &settings.endpoints {
+        match post_sync(client, endpoint, text.clone()).await {
+            Attempt::Unreachable(why) => {
+                log::info!("main server endpoint {} not reached: {why}", endpoint.url());
+                failures.push(format!("{}: {why}", endpoint.url()));
+            }
+            Attempt::Refused(e) => return Err(e),
+            Attempt::Answer(answer) => {
+                let identity = ctx.identity.clone();
+                let settings = settings.clone();
+                let clock = ctx.clock.clone();
+                let request_id = request.request_id;
+                let changes = ctx
+                    .db(move |c| {
+                        let file = shared_proto::license_file::open(
+                            &answer,
+                            &identity,
+                            &settings.solme_key()?,
+                            settings.server_id,
+                        )?;
+                        if file.answers_request != request_id {
+                            return Err(Error::refused(
+                                ErrorCode::Malformed,
+                                "the main server answered another request; synchronize again",
+                            ));
+                        }
+                        import::apply(c, &file, Channel::Internet, clock.now())
+                    })
+                    .await?;
+                return Ok(SyncReport {
+                    endpoint: endpoint.url(),
+                    changes,
+                });
+            }
+        }
+    }
+    Err(Error::Network(format!(
+        "the main server could not be reached ({}); run `local-server diagnose` to find out why",
+        failures.join("; ")
+    )))
+}

@@ -1,0 +1,73 @@
+//! `diagnose` names the right cause (the proxy case is in `proxy.rs`).
+
+use crate::helpers::*;
+use crate::proxy::diagnose_json;
+
+#[actix_rt::test]
+async fn diagnose_tells_firewall_stopped_server_and_id_in_use_apart() -> TestResult {
+    let Some(mut main) = Main::start() else {
+        return Ok(());
+    };
+    let http = client();
+    let id = main.new_server(&http, "cad", 1).await;
+
+    // Healthy: no cause, exit 0, and the check synchronized the server.
+    let local = Local::for_main(&main, id, &main.sync.clone(), &[]);
+    let out = local.cli(&["diagnose"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("No problem found"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(local.status()["state"], "synchronized");
+
+    // Both ports closed, never reached: a firewall.
+    let closed = [
+        format!("https://127.0.0.1:{}", closed_port()),
+        format!("https://127.0.0.1:{}", closed_port()),
+    ];
+    let walled = Local::for_main(&main, id, &closed, &[]);
+    let report = diagnose_json(&walled, &[]);
+    assert_eq!(report["cause"], "PORTS_BLOCKED", "{report:#}");
+    let out = walled.cli(&["diagnose"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("network administrator"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Another key pair holds the id (a second installation with the same id).
+    let twin = Local::for_main(&main, id, &main.sync.clone(), &[]);
+    let report = diagnose_json(&twin, &[]);
+    assert_eq!(report["cause"], "ID_IN_USE", "{report:#}");
+    assert!(report["remedy"].as_str().unwrap().contains("licensing@"));
+
+    // An id Solme does not know.
+    let stranger = Local::for_main(&main, uuid::Uuid::new_v4(), &main.sync.clone(), &[]);
+    assert_eq!(diagnose_json(&stranger, &[])["cause"], "UNKNOWN_SERVER_ID");
+
+    // The main server stops: the server that reached it before says it is down.
+    main.stop();
+    let report = diagnose_json(&local, &[]);
+    assert_eq!(report["cause"], "MAIN_SERVER_DOWN", "{report:#}");
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks
+        .iter()
+        .any(|c| c["check"] == "last sync" && c["outcome"] == "ok"));
+    Ok(())
+}
+
+#[test]
+fn diagnose_without_installation_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(local_bin())
+        .args(["diagnose", "--json", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["cause"], "NOT_INITIALISED");
+}

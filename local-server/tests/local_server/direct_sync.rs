@@ -1,0 +1,263 @@
+//! Direct synchronization against a real main server.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[actix_rt::test]
+async fn internet_sync_grants_seats_and_restores_service_after_366_days() -> TestResult {
+    let Some(mut main) = Main::start() else {
+        return Ok(());
+    };
+    let http = client();
+    let id = main.new_server(&http, "cad", 2).await;
+    let mut local = Local::for_main(&main, id, &main.sync.clone(), &[]);
+    local.serve(&[], &[]);
+    assert_eq!(
+        check_out(&http, &local, "cad").await.1["code"],
+        "NOT_SYNCHRONIZED"
+    );
+
+    let out = local.cli(&["sync"]);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains(&format!("Synchronized through {}", main.sync[0])),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("added    cad: 2 seats"),
+        "{}",
+        stdout(&out)
+    );
+    // serve picks the new licenses up without a restart.
+    assert_eq!(check_out(&http, &local, "cad").await.0, 201);
+    assert_eq!(check_out(&http, &local, "cad").await.0, 201);
+    assert_eq!(check_out(&http, &local, "cad").await.1["code"], "NO_SEATS");
+    let status = local.status();
+    assert_eq!(status["state"], "synchronized");
+    assert_eq!(status["last_sync_channel"], "internet");
+    assert_eq!(status["days_left"], 365);
+    assert_eq!(status["features"][0]["in_use"], 2);
+
+    // A change on the main server arrives with the next sync.
+    let (s, server) = main
+        .admin(&http, "GET", &format!("/admin/v1/servers/{id}"), None)
+        .await;
+    assert_eq!(s, 200);
+    let license_id = server["licenses"][0]["id"].as_str().unwrap().to_owned();
+    let (s, _) = main
+        .admin(
+            &http,
+            "PATCH",
+            &format!("/admin/v1/servers/{id}/licenses/{license_id}"),
+            Some(json!({"seats": 3})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let out = local.cli(&["sync"]);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains("changed  cad: 2 -> 3 seats"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(check_out(&http, &local, "cad").await.0, 201);
+
+    // 367 days later both clocks have moved: no leases until a sync.
+    let later = [("SOLME_CLOCK_OFFSET", "367d")];
+    local.serve(&[], &later);
+    assert_eq!(
+        check_out(&http, &local, "cad").await.1["code"],
+        "SYNC_EXPIRED"
+    );
+    main.restart_env(&later);
+    let out = local.cli_env(&["sync"], &later);
+    assert_success(&out);
+    assert_eq!(check_out(&http, &local, "cad").await.0, 201);
+    let status = local.status_env(&later);
+    assert_eq!(status["state"], "synchronized");
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_closed_first_endpoint_falls_back_to_the_second() -> TestResult {
+    let Some(main) = Main::start() else {
+        return Ok(());
+    };
+    let http = client();
+    let id = main.new_server(&http, "cad", 1).await;
+    let closed = format!("https://127.0.0.1:{}", closed_port());
+    let local = Local::for_main(&main, id, &[closed.clone(), main.sync[1].clone()], &[]);
+    let out = local.cli(&["sync"]);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains(&format!("Synchronized through {}", main.sync[1])),
+        "{}",
+        stdout(&out)
+    );
+
+    // Both closed: a temporary failure (exit 75), recorded for status.
+    let other = format!("https://127.0.0.1:{}", closed_port());
+    let dead = Local::for_main(&main, id, &[closed, other], &[]);
+    let out = dead.cli(&["sync"]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert!(stderr(&out).contains("diagnose"), "{}", stderr(&out));
+    let status = dead.status();
+    assert_eq!(status["consecutive_failures"], 1);
+    assert!(status["last_attempt_error"]
+        .as_str()
+        .unwrap()
+        .contains("could not be reached"));
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn sync_by_file_through_the_main_servers_mail_api() -> TestResult {
+    let Some(main) = Main::start() else {
+        return Ok(());
+    };
+    let http = client();
+    let id = main.new_server(&http, "cad", 2).await;
+    let mut local = Local::for_main(&main, id, &main.sync.clone(), &[]);
+    local.serve(&[], &[]);
+    let path = local.data_dir().join("sync-data.txt");
+    assert_success(&local.cli(&["export-sync-data", path.to_str().unwrap()]));
+    let sync_data = std::fs::read_to_string(&path)?;
+    let (s, answer) = main
+        .admin(
+            &http,
+            "POST",
+            "/admin/v1/mail/sync",
+            Some(json!({"sender": "ops@acme.example", "sync_data": sync_data})),
+        )
+        .await;
+    assert_eq!(s, 200, "{answer}");
+    let out = local.import(answer["license_file"].as_str().unwrap());
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains("added    cad: 2 seats"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(local.status()["last_sync_channel"], "file");
+    assert_eq!(check_out(&http, &local, "cad").await.0, 201);
+    // The same file again is refused: it is not newer.
+    let out = local.import(answer["license_file"].as_str().unwrap());
+    assert!(
+        stderr(&out).contains("OLDER_LICENSE_FILE"),
+        "{}",
+        stderr(&out)
+    );
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_reinstalled_server_is_refused_until_the_key_pair_is_cleared() -> TestResult {
+    let Some(main) = Main::start() else {
+        return Ok(());
+    };
+    let http = client();
+    let id = main.new_server(&http, "cad", 1).await;
+    let local = Local::for_main(&main, id, &main.sync.clone(), &[]);
+    assert_success(&local.cli(&["sync"]));
+    // Reinstall over the same directory: new key pair.
+    let solme = main.dir.path().join("solme-public.pem");
+    let ca = main.dir.path().join("ca.pem");
+    let out = local.cli(&[
+        "init",
+        "--force",
+        "--id",
+        &id.to_string(),
+        "--main-server",
+        &main.sync[0],
+        "--main-server",
+        &main.sync[1],
+        "--solme-key",
+        solme.to_str().unwrap(),
+        "--ca-cert",
+        ca.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let out = local.cli(&["sync"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("ID_IN_USE"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("licensing@"), "{}", stderr(&out));
+    let (s, _) = main
+        .admin(
+            &http,
+            "POST",
+            &format!("/admin/v1/servers/{id}/key-clear"),
+            Some(json!({"reason": "reinstalled"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_success(&local.cli(&["sync"]));
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn the_scheduler_syncs_when_due_and_backs_off_on_failure() -> TestResult {
+    let Some(mut main) = Main::start() else {
+        return Ok(());
+    };
+    let http = client();
+    let id = main.new_server(&http, "cad", 1).await;
+    let mut local = Local::for_main(&main, id, &main.sync.clone(), &[]);
+    assert_success(&local.cli(&["auto-sync", "daily"]));
+    local.serve(&["--scheduler-tick-ms", "50"], &[]);
+    let status = eventually(
+        std::time::Duration::from_secs(20),
+        "the automatic sync",
+        || {
+            let local = &local;
+            async move {
+                let s = local.status();
+                // The next run is planned just after the sync commits.
+                let planned = s["next_auto_sync_at"]
+                    .as_str()
+                    .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+                    .is_some_and(|t| t > Utc::now() + chrono::Duration::hours(1));
+                (s["state"] == "synchronized" && planned).then_some(s)
+            }
+        },
+    )
+    .await;
+    let next: DateTime<Utc> = status["next_auto_sync_at"].as_str().unwrap().parse()?;
+    assert!(
+        (next - Utc::now() - chrono::Duration::days(1))
+            .num_minutes()
+            .abs()
+            < 5,
+        "{next}"
+    );
+    assert_eq!(check_out(&http, &local, "cad").await.0, 201);
+
+    // A day later the main server is down: the attempt fails and is retried soon.
+    main.stop();
+    let later = [("SOLME_CLOCK_OFFSET", "1d1h")];
+    local.serve(&["--scheduler-tick-ms", "50"], &later);
+    let status = eventually(
+        std::time::Duration::from_secs(20),
+        "a failed automatic sync",
+        || {
+            let local = &local;
+            async move {
+                let s = local.status_env(&later);
+                let time = |k: &str| s[k].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok());
+                let replanned = time("next_auto_sync_at") > time("now");
+                (s["consecutive_failures"].as_i64() >= Some(1) && replanned).then_some(s)
+            }
+        },
+    )
+    .await;
+    let now: DateTime<Utc> = status["now"].as_str().unwrap().parse()?;
+    let next: DateTime<Utc> = status["next_auto_sync_at"].as_str().unwrap().parse()?;
+    let wait = next - now;
+    assert!(
+        wait > chrono::Duration::zero() && wait <= chrono::Duration::minutes(2),
+        "retry in {wait}"
+    );
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! Integration tests: they start the real `local-server` binary (and `main-server`
+//! where a test needs it) on port 0 in temporary directories.
+
+// Test code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod diagnose;
+mod direct_sync;
+mod leases;
+mod license_files;
+mod manager;
+mod proxy;

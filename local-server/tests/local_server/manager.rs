@@ -1,0 +1,88 @@
+//! Manager verbs that need no main server: auto-sync, export, the manager API.
+
+use chrono::Utc;
+
+use crate::helpers::*;
+
+#[test]
+fn auto_sync_is_off_by_default_and_shows_its_next_run() {
+    let local = Local::offline();
+    let status = local.status();
+    assert_eq!(status["auto_sync"], "off");
+    assert!(status["next_auto_sync_at"].is_null());
+    assert_success(&local.cli(&["auto-sync", "weekly"]));
+    let status = local.status();
+    assert_eq!(status["auto_sync"], "weekly");
+    // Never synchronized: due at once.
+    let next: chrono::DateTime<Utc> = status["next_auto_sync_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(next <= Utc::now());
+    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 1)])));
+    assert_success(&local.cli(&["auto-sync", "daily"]));
+    let next: chrono::DateTime<Utc> = local.status()["next_auto_sync_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let in_a_day = Utc::now() + chrono::Duration::days(1);
+    assert!((next - in_a_day).num_minutes().abs() < 5, "{next}");
+    assert_success(&local.cli(&["auto-sync", "off"]));
+    assert!(local.status()["next_auto_sync_at"].is_null());
+}
+
+#[test]
+fn export_writes_signed_sync_data_for_this_id() {
+    let local = Local::offline();
+    let path = local.data_dir().join("sync-data.txt");
+    let out = local.cli(&["export-sync-data", path.to_str().unwrap()]);
+    assert_success(&out);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let verified = shared_proto::sync_data::open(&text).unwrap();
+    assert_eq!(verified.request.server_id, local.id);
+    assert_eq!(
+        verified.fingerprint.to_string(),
+        local.status()["fingerprint"].as_str().unwrap()
+    );
+    assert_eq!(verified.request.held_sequence, None);
+}
+
+#[actix_rt::test]
+async fn the_manager_api_imports_and_reports() -> TestResult {
+    let mut local = Local::offline();
+    local.serve(&[], &[]);
+    let http = client();
+    let text = local.license_file(1, Utc::now(), vec![license("cad", 4)]);
+    let mut resp = http
+        .post(local.url("/manager/v1/license-file"))
+        .send_body(text.clone())
+        .await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    let changes: serde_json::Value = resp.json().await?;
+    assert_eq!(changes["added"][0]["feature"], "cad");
+    let mut resp = http
+        .post(local.url("/manager/v1/license-file"))
+        .send_body(text)
+        .await?;
+    assert_eq!(resp.status().as_u16(), 409);
+    let body: serde_json::Value = resp.json().await?;
+    assert_eq!(body["code"], "OLDER_LICENSE_FILE");
+    let (s, status) = call(&http, "GET", &local.url("/manager/v1/status"), None, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(status["state"], "synchronized");
+    assert_eq!(status["features"][0]["seats_total"], 4);
+    let (s, body) = call(
+        &http,
+        "PUT",
+        &local.url("/manager/v1/auto-sync"),
+        Some(serde_json::json!({"mode": "daily"})),
+        None,
+    )
+    .await;
+    assert_eq!((s, body["auto_sync"].as_str()), (200, Some("daily")));
+    let (s, _) = check_out(&http, &local, "cad").await;
+    assert_eq!(s, 201);
+    Ok(())
+}
