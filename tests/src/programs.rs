@@ -87,7 +87,7 @@ impl MainServer {
             }
             run(init)?.ok().context("main-server init")?;
         }
-        Self::serve(dir, options)
+        Self::serve(dir, options, None)
     }
 
     /// A second `serve` process on the same data directory and database (scale-out).
@@ -104,17 +104,32 @@ impl MainServer {
             std::fs::copy(self.dir.join(file), dir.join(file))
                 .with_context(|| format!("copying {file}"))?;
         }
-        Self::serve(dir, self.options.clone())
+        Self::serve(dir, self.options.clone(), None)
     }
 
-    fn serve(dir: &Path, options: MainOptions) -> Result<Self> {
+    /// Starts `serve`: on loopback port 0, or on the addresses of a previous run, so
+    /// that local servers configured for it find it again after a restart.
+    fn serve(
+        dir: &Path,
+        options: MainOptions,
+        previous: Option<(&[SocketAddr], SocketAddr)>,
+    ) -> Result<Self> {
+        let (sync, admin) = match previous {
+            Some((sync, admin)) => (
+                sync.iter().map(|a| a.to_string()).collect(),
+                admin.to_string(),
+            ),
+            None => (
+                vec!["127.0.0.1:0".to_string(); 2],
+                "127.0.0.1:0".to_string(),
+            ),
+        };
         let mut serve = Command::new(binary("main-server")?);
-        serve
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
-            .args(["--admin-listen", "127.0.0.1:0"]);
+        serve.arg("serve").arg("--data-dir").arg(dir);
+        for address in &sync {
+            serve.arg("--listen").arg(address);
+        }
+        serve.arg("--admin-listen").arg(&admin);
         if let Some(url) = &options.database_url {
             serve.arg("--database-url").arg(url);
         }
@@ -146,12 +161,13 @@ impl MainServer {
         })
     }
 
-    /// Stops the process and starts it again with its clock moved by `offset`.
+    /// Stops the process and starts it again, on the same ports, with its clock moved
+    /// by `offset`.
     pub fn restart_with_clock(&mut self, offset: Option<&str>) -> Result<()> {
         self.child.stop()?;
         let mut options = self.options.clone();
         options.clock_offset = offset.map(str::to_string);
-        *self = Self::serve(&self.dir.clone(), options)?;
+        *self = Self::serve(&self.dir.clone(), options, Some((&self.sync, self.admin)))?;
         Ok(())
     }
 
@@ -160,9 +176,13 @@ impl MainServer {
         self.child.stop()
     }
 
-    /// Starts a stopped server again, on new ports.
+    /// Starts a stopped server again, on the same ports.
     pub fn start_again(&mut self) -> Result<()> {
-        *self = Self::serve(&self.dir.clone(), self.options.clone())?;
+        *self = Self::serve(
+            &self.dir.clone(),
+            self.options.clone(),
+            Some((&self.sync, self.admin)),
+        )?;
         Ok(())
     }
 

@@ -1,0 +1,258 @@
+//! The command line: `serve` and `deliver`. Every flag can also be given as
+//! an environment variable, so a container or a systemd unit needs no
+//! wrapper script.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The Solme mail gateway: answers mail sent to the licensing address.
+#[derive(Debug, Parser)]
+#[command(name = "mail-gateway", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway: take mail in, answer it, mail key-clear notices.
+    Serve(Box<ServeArgs>),
+    /// Store one message read on standard input in the spool (for an MTA's
+    /// pipe transport). Exits 0 once the message is stored durably, 75 when it
+    /// could not be stored (the MTA keeps it and tries again).
+    Deliver(DeliverArgs),
+}
+
+/// Where the gateway listens for SMTP: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpListen {
+    Off,
+    On(SocketAddr),
+}
+
+impl FromStr for SmtpListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(SmtpListen::Off);
+        }
+        s.parse()
+            .map(SmtpListen::On)
+            .map_err(|err| format!("expected HOST:PORT or `off`: {err}"))
+    }
+}
+
+/// How the connection to the SMTP relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RelayTls {
+    /// Plain text: only for a relay on the same host or a trusted network.
+    None,
+    /// STARTTLS when the relay offers it, plain text otherwise.
+    Opportunistic,
+    /// STARTTLS, and refuse to send when the relay does not offer it.
+    Required,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Wrapper,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("outbound").required(true).args(["smtp_relay", "outbox"])))]
+pub struct ServeArgs {
+    /// Directory of the gateway's spool, ledger and `listening.json`.
+    #[arg(long, env = "MAIL_GATEWAY_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// The licensing address the gateway answers for (mail to any other
+    /// recipient is refused at SMTP time); also the From of every reply.
+    #[arg(long, env = "MAIL_GATEWAY_ADDRESS")]
+    pub address: String,
+
+    /// Display name used in the From of the replies.
+    #[arg(
+        long,
+        env = "MAIL_GATEWAY_FROM_NAME",
+        default_value = "Solme Licensing"
+    )]
+    pub from_name: String,
+
+    /// Base URL of the main server's admin API, e.g. `http://127.0.0.1:8081`.
+    #[arg(long, env = "MAIL_GATEWAY_MAIN_SERVER")]
+    pub main_server: String,
+
+    /// File holding the main server's operator token.
+    #[arg(long, env = "MAIL_GATEWAY_TOKEN_FILE")]
+    pub token_file: PathBuf,
+
+    /// Address of the gateway's own SMTP receiver (port 0 picks a free
+    /// port), or `off` when mail comes only through `--maildir` or `deliver`.
+    #[arg(
+        long,
+        env = "MAIL_GATEWAY_SMTP_LISTEN",
+        default_value = "127.0.0.1:2525"
+    )]
+    pub smtp_listen: SmtpListen,
+
+    /// Address of the status page (`/` as HTML, `/status` as JSON).
+    #[arg(
+        long,
+        env = "MAIL_GATEWAY_HTTP_LISTEN",
+        default_value = "127.0.0.1:8025"
+    )]
+    pub http_listen: SocketAddr,
+
+    /// A Maildir that an MTA delivers licensing mail to: the gateway takes
+    /// every message from its `new/` folder, then moves it to `cur/`.
+    #[arg(long, env = "MAIL_GATEWAY_MAILDIR")]
+    pub maildir: Option<PathBuf>,
+
+    /// How often the Maildir is looked at, in milliseconds.
+    #[arg(long, env = "MAIL_GATEWAY_MAILDIR_POLL_MS", default_value_t = 1000)]
+    pub maildir_poll_ms: u64,
+
+    /// Send replies through this SMTP relay: `smtp://host:port`.
+    #[arg(long, env = "MAIL_GATEWAY_SMTP_RELAY")]
+    pub smtp_relay: Option<String>,
+
+    /// Protection of the relay connection.
+    #[arg(long, env = "MAIL_GATEWAY_SMTP_RELAY_TLS", value_enum, default_value_t = RelayTls::Required)]
+    pub smtp_relay_tls: RelayTls,
+
+    /// User name for the relay (with `--smtp-relay-password-file`).
+    #[arg(
+        long,
+        env = "MAIL_GATEWAY_SMTP_RELAY_USER",
+        requires = "smtp_relay_password_file"
+    )]
+    pub smtp_relay_user: Option<String>,
+
+    /// File holding the relay password.
+    #[arg(
+        long,
+        env = "MAIL_GATEWAY_SMTP_RELAY_PASSWORD_FILE",
+        requires = "smtp_relay_user"
+    )]
+    pub smtp_relay_password_file: Option<PathBuf>,
+
+    /// Write replies as `.eml` files into this directory instead of sending
+    /// them (offline runs and tests).
+    #[arg(long, env = "MAIL_GATEWAY_OUTBOX")]
+    pub outbox: Option<PathBuf>,
+
+    /// Host name the SMTP receiver announces (default: the licensing
+    /// address's domain).
+    #[arg(long, env = "MAIL_GATEWAY_HOSTNAME")]
+    pub hostname: Option<String>,
+
+    /// Largest message accepted, in bytes (advertised as SMTP SIZE).
+    #[arg(long, env = "MAIL_GATEWAY_MAX_MESSAGE_SIZE", default_value_t = 2 * 1024 * 1024)]
+    pub max_message_size: usize,
+
+    /// Most SMTP connections served at once; more are told to come back later.
+    #[arg(long, env = "MAIL_GATEWAY_MAX_CONNECTIONS", default_value_t = 64)]
+    pub max_connections: usize,
+
+    /// Seconds an SMTP client may stay silent before it is disconnected.
+    #[arg(long, env = "MAIL_GATEWAY_SMTP_TIMEOUT_SECS", default_value_t = 300)]
+    pub smtp_timeout_secs: u64,
+
+    /// PEM certificate (chain) for STARTTLS on the SMTP receiver; with
+    /// `--tls-key`. Without them STARTTLS is not offered.
+    #[arg(long, env = "MAIL_GATEWAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for STARTTLS.
+    #[arg(long, env = "MAIL_GATEWAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Messages processed at the same time.
+    #[arg(long, env = "MAIL_GATEWAY_WORKERS", default_value_t = 4)]
+    pub workers: usize,
+
+    /// First retry delay after a temporary failure, in milliseconds; it
+    /// doubles with every failure up to `--retry-max-ms`.
+    #[arg(long, env = "MAIL_GATEWAY_RETRY_INITIAL_MS", default_value_t = 1000)]
+    pub retry_initial_ms: u64,
+
+    /// Longest retry delay, in milliseconds.
+    #[arg(long, env = "MAIL_GATEWAY_RETRY_MAX_MS", default_value_t = 300_000)]
+    pub retry_max_ms: u64,
+
+    /// Days that sent replies and the Message-ID ledger are kept. A copy of
+    /// a message arriving later than that is answered again.
+    #[arg(long, env = "MAIL_GATEWAY_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u64,
+
+    /// How often the main server is asked for decided key-clear requests,
+    /// in milliseconds.
+    #[arg(
+        long,
+        env = "MAIL_GATEWAY_NOTICE_INTERVAL_MS",
+        default_value_t = 10_000
+    )]
+    pub notice_interval_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliverArgs {
+    /// Directory of the gateway's spool (the same as `serve --data-dir`).
+    #[arg(long, env = "MAIL_GATEWAY_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// The envelope sender (Postfix: `${sender}`; empty for a bounce).
+    /// Without it the message's Return-Path header is used.
+    #[arg(long, env = "MAIL_GATEWAY_SENDER", allow_hyphen_values = true)]
+    pub sender: Option<String>,
+
+    /// The envelope recipient (Postfix: `${recipient}`), kept for the log.
+    #[arg(long, env = "MAIL_GATEWAY_RECIPIENT")]
+    pub recipient: Vec<String>,
+
+    /// Largest message kept whole, in bytes; a larger one is answered with
+    /// "message too large".
+    #[arg(long, env = "MAIL_GATEWAY_MAX_MESSAGE_SIZE", default_value_t = 2 * 1024 * 1024)]
+    pub max_message_size: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn smtp_listen_parses_off_and_addresses() {
+        assert_eq!("off".parse::<SmtpListen>().unwrap(), SmtpListen::Off);
+        assert_eq!(
+            "127.0.0.1:0".parse::<SmtpListen>().unwrap(),
+            SmtpListen::On("127.0.0.1:0".parse().unwrap())
+        );
+        assert!("nowhere".parse::<SmtpListen>().is_err());
+    }
+
+    #[test]
+    fn serve_needs_an_outbound_path() {
+        let args = [
+            "mail-gateway",
+            "serve",
+            "--data-dir",
+            "d",
+            "--address",
+            "licensing@solme.example",
+            "--main-server",
+            "http://127.0.0.1:1",
+            "--token-file",
+            "t",
+        ];
+        assert!(Cli::try_parse_from(args).is_err());
+        let with_outbox = args.iter().copied().chain(["--outbox", "o"]);
+        assert!(Cli::try_parse_from(with_outbox).is_ok());
+    }
+}

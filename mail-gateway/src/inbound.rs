@@ -1,0 +1,554 @@
+//! Reading an inbound message and deciding what it asks for: a sync, a key
+//! clearing, nothing we can serve (a reply saying what was wrong), or no reply
+//! at all (automatic mail, which must never be answered: no mail loops).
+//!
+//! Everything here is pure (bytes in, [`Verdict`] out), so the golden `.eml`
+//! tests exercise it without any server.
+
+use std::collections::BTreeSet;
+
+use mail_parser::{Message, MessageParser, MimeHeaders};
+use uuid::Uuid;
+
+use crate::spool::Envelope;
+
+const SYNC_BEGIN: &str = "-----BEGIN SOLME SYNC DATA-----";
+const SYNC_END: &str = "-----END SOLME SYNC DATA-----";
+const LICENSE_BEGIN: &str = "-----BEGIN SOLME LICENSE FILE-----";
+
+/// More `Received` headers than this means the message is going round in
+/// circles between MTAs (RFC 5321 §6.3 suggests a limit of this order).
+const MAX_HOPS: usize = 30;
+
+/// How much of the body text goes into a key-clear request for the operator.
+const MAX_REQUEST_TEXT: usize = 2000;
+
+/// The facts about a message that a reply needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// The address from `From:` (the registered contact the reply goes to).
+    pub address: String,
+    /// Its display name, if any.
+    pub name: Option<String>,
+    /// The message's Message-ID without angle brackets.
+    pub message_id: Option<String>,
+    /// The message's References, without angle brackets, oldest first.
+    pub references: Vec<String>,
+    /// The message's subject (empty when absent).
+    pub subject: String,
+}
+
+/// What the gateway decided about a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// No reply: logged and dropped.
+    Drop(DropReason),
+    /// A reply is due to `sender`; what it says depends on `request`.
+    Answer { sender: Sender, request: Request },
+}
+
+/// Why a message gets no reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropReason {
+    /// `Auto-Submitted` other than `no` (holds the value).
+    AutoSubmitted(String),
+    /// Empty return path, or a mailer-daemon: a bounce.
+    Bounce,
+    /// A delivery or disposition report (`multipart/report`).
+    Report,
+    /// Mailing-list or bulk mail (`List-Id`, `Precedence`).
+    List(String),
+    /// Too many `Received` headers: a loop between MTAs.
+    Loop,
+    /// No usable From address: nobody to answer.
+    NoSender,
+    /// Mail from the licensing address itself.
+    OwnAddress,
+    /// Not a parsable message at all.
+    Unparsable,
+}
+
+impl DropReason {
+    /// A short label for logs and tests.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DropReason::AutoSubmitted(_) => "auto-submitted",
+            DropReason::Bounce => "bounce",
+            DropReason::Report => "report",
+            DropReason::List(_) => "list",
+            DropReason::Loop => "loop",
+            DropReason::NoSender => "no-sender",
+            DropReason::OwnAddress => "own-address",
+            DropReason::Unparsable => "unparsable",
+        }
+    }
+}
+
+/// What an answerable message asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Sync data was found and its signature holds.
+    Sync {
+        /// The armored block as found (the main server reads it again).
+        sync_data: String,
+        server_id: Uuid,
+        request_id: Uuid,
+    },
+    /// A request to clear the key pair of `server_id`.
+    KeyClear { server_id: Uuid, text: String },
+    /// Something the gateway can answer without the main server.
+    Problem(Problem),
+}
+
+/// What was wrong with a message, found without asking the main server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Neither sync data nor a key-clear request (names of attachments seen).
+    NoSyncData { attachments: Vec<String> },
+    /// Sync data was found but cannot be read (the reason, for the customer).
+    Damaged { detail: String },
+    /// A license file was sent instead of sync data.
+    LicenseFileSent,
+    /// A key-clear request naming no id.
+    KeyClearWithoutId,
+    /// A key-clear request naming several ids.
+    SeveralIds { ids: Vec<Uuid> },
+    /// The message was over the size limit.
+    TooLarge { size: u64, limit: u64 },
+}
+
+impl Problem {
+    /// A short label for logs, the outgoing envelope and tests.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Problem::NoSyncData { .. } => "no-sync-data",
+            Problem::Damaged { .. } => "damaged",
+            Problem::LicenseFileSent => "license-file-sent",
+            Problem::KeyClearWithoutId => "key-clear-without-id",
+            Problem::SeveralIds { .. } => "several-ids",
+            Problem::TooLarge { .. } => "too-large",
+        }
+    }
+}
+
+/// Decides what to do with `raw`, received with `envelope`, for the
+/// licensing address `own_address`; `limit` is the size limit in force.
+pub fn classify(raw: &[u8], envelope: &Envelope, own_address: &str, limit: usize) -> Verdict {
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return Verdict::Drop(DropReason::Unparsable);
+    };
+    if let Some(reason) = automatic(&message, envelope) {
+        return Verdict::Drop(reason);
+    }
+    let Some(sender) = sender(&message) else {
+        return Verdict::Drop(DropReason::NoSender);
+    };
+    if sender.address.eq_ignore_ascii_case(own_address) {
+        return Verdict::Drop(DropReason::OwnAddress);
+    }
+    let request = if envelope.truncated {
+        Request::Problem(Problem::TooLarge {
+            size: envelope.size,
+            limit: limit as u64,
+        })
+    } else {
+        request(&message, &sender.subject)
+    };
+    Verdict::Answer { sender, request }
+}
+
+/// The reason not to answer, when the message was generated by a machine.
+fn automatic(message: &Message<'_>, envelope: &Envelope) -> Option<DropReason> {
+    for value in all_raw(message, "Auto-Submitted") {
+        let value = header_token(value);
+        if value != "no" {
+            return Some(DropReason::AutoSubmitted(value));
+        }
+    }
+    // Common non-standard markers of autoresponders.
+    for name in ["X-Autoreply", "X-Autorespond", "X-Autoresponse"] {
+        if all_raw(message, name).next().is_some() {
+            return Some(DropReason::AutoSubmitted(name.to_ascii_lowercase()));
+        }
+    }
+    let return_path = match &envelope.return_path {
+        Some(path) => Some(path.clone()),
+        None => all_raw(message, "Return-Path").next().map(str::to_owned),
+    };
+    if let Some(path) = return_path {
+        let path = path
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
+        if path.is_empty() {
+            return Some(DropReason::Bounce);
+        }
+    }
+    let root = message.root_part();
+    if let Some(ctype) = root.content_type() {
+        let subtype = ctype.subtype().unwrap_or_default();
+        if ctype.ctype().eq_ignore_ascii_case("multipart") && subtype.eq_ignore_ascii_case("report")
+        {
+            return Some(DropReason::Report);
+        }
+        if ctype.ctype().eq_ignore_ascii_case("message")
+            && (subtype.eq_ignore_ascii_case("delivery-status")
+                || subtype.eq_ignore_ascii_case("disposition-notification"))
+        {
+            return Some(DropReason::Report);
+        }
+    }
+    if let Some(list_id) = all_raw(message, "List-Id").next() {
+        return Some(DropReason::List(format!("List-Id {}", list_id.trim())));
+    }
+    for value in all_raw(message, "Precedence") {
+        let value = header_token(value);
+        if matches!(value.as_str(), "bulk" | "list" | "junk") {
+            return Some(DropReason::List(format!("Precedence {value}")));
+        }
+    }
+    if all_raw(message, "Received").count() > MAX_HOPS {
+        return Some(DropReason::Loop);
+    }
+    if let Some(from) = message.from().and_then(|from| from.first()) {
+        let local = from
+            .address
+            .as_deref()
+            .and_then(|a| a.split('@').next())
+            .unwrap_or_default();
+        if local.eq_ignore_ascii_case("mailer-daemon") {
+            return Some(DropReason::Bounce);
+        }
+    }
+    None
+}
+
+/// The raw values of every header called `name` in the top-level header block,
+/// in order (the first is the topmost, which an MTA adds last).
+fn all_raw<'m>(message: &'m Message<'_>, name: &'m str) -> impl Iterator<Item = &'m str> + 'm {
+    let raw = message.raw_message();
+    message
+        .root_part()
+        .headers()
+        .iter()
+        .filter(move |header| header.name().eq_ignore_ascii_case(name))
+        .filter_map(move |header| {
+            raw.get(header.offset_start() as usize..header.offset_end() as usize)
+                .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        })
+}
+
+/// The first word of a header value, lower-cased, without comments.
+fn header_token(value: &str) -> String {
+    let value = match value.find('(') {
+        Some(comment) => &value[..comment],
+        None => value,
+    };
+    value
+        .split(|c: char| c == ';' || c.is_whitespace())
+        .find(|word| !word.is_empty())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+fn sender(message: &Message<'_>) -> Option<Sender> {
+    let from = message.from()?.first()?;
+    let address = from.address.as_deref()?.trim();
+    // Only an address that lettre accepts can receive a reply.
+    let address: lettre::Address = address.parse().ok()?;
+    let references = match message.references() {
+        mail_parser::HeaderValue::Text(id) => vec![id.to_string()],
+        mail_parser::HeaderValue::TextList(ids) => ids.iter().map(|id| id.to_string()).collect(),
+        _ => Vec::new(),
+    };
+    Some(Sender {
+        address: address.to_string(),
+        name: from.name.as_deref().map(str::to_owned),
+        message_id: message.message_id().map(str::to_owned),
+        references,
+        subject: message.subject().unwrap_or_default().to_owned(),
+    })
+}
+
+/// How deep forwarded messages (attached `message/rfc822`) are searched.
+const MAX_NESTING: usize = 3;
+
+/// The texts a message holds, in the order they are searched for sync data.
+#[derive(Default)]
+struct Texts {
+    /// Attachment contents, body texts, HTML bodies read line by line.
+    candidates: Vec<String>,
+    /// Names of the attachments seen (for the "no sync data" reply).
+    attachments: Vec<String>,
+    /// The text bodies of the outer message (for key-clear requests).
+    bodies: String,
+}
+
+impl Texts {
+    fn collect(&mut self, message: &Message<'_>, depth: usize) {
+        for part in message.attachments() {
+            if let Some(name) = part.attachment_name() {
+                self.attachments.push(name.to_owned());
+            }
+            match part.message() {
+                // A message forwarded as an attachment: search it as a mail.
+                Some(inner) if depth < MAX_NESTING => self.collect(inner, depth + 1),
+                _ => self
+                    .candidates
+                    .push(String::from_utf8_lossy(part.contents()).into_owned()),
+            }
+        }
+        for pos in 0..message.text_body_count() {
+            if let Some(text) = message.body_text(pos) {
+                if depth == 0 {
+                    self.bodies.push_str(&text);
+                    self.bodies.push('\n');
+                }
+                self.candidates.push(text.into_owned());
+            }
+        }
+        // mail-parser's own HTML-to-text joins lines; sync data pasted into
+        // an HTML-only mail needs its line breaks, so HTML gets a second reading.
+        for pos in 0..message.html_body_count() {
+            if let Some(html) = message.body_html(pos) {
+                if html.contains(SYNC_BEGIN) {
+                    self.candidates.push(html_lines(&html));
+                }
+            }
+        }
+    }
+}
+
+/// Looks for sync data first (attachments, then body text), then for a
+/// key-clear request.
+fn request(message: &Message<'_>, subject: &str) -> Request {
+    let mut texts = Texts::default();
+    texts.collect(message, 0);
+    let Texts {
+        candidates,
+        attachments,
+        bodies,
+    } = texts;
+
+    let mut damaged = None;
+    for candidate in &candidates {
+        let Some(block) = sync_block(candidate) else {
+            continue;
+        };
+        match shared_proto::sync_data::open(block) {
+            Ok(verified) => {
+                return Request::Sync {
+                    sync_data: block.to_owned(),
+                    server_id: verified.request.server_id,
+                    request_id: verified.request.request_id,
+                }
+            }
+            // Keep looking: another part (the plain-text twin of an HTML
+            // body, a second attachment) may hold an intact copy.
+            Err(err) => {
+                damaged.get_or_insert(err.to_string());
+            }
+        }
+    }
+    if let Some(detail) = damaged {
+        return Request::Problem(Problem::Damaged { detail });
+    }
+    if candidates.iter().any(|c| c.contains(LICENSE_BEGIN)) {
+        return Request::Problem(Problem::LicenseFileSent);
+    }
+
+    let text = format!("{subject}\n{bodies}");
+    if mentions_clear(&text) {
+        let ids = uuids(&text);
+        return match ids.len() {
+            0 => Request::Problem(Problem::KeyClearWithoutId),
+            1 => Request::KeyClear {
+                server_id: ids[0],
+                text: truncate(&text, MAX_REQUEST_TEXT),
+            },
+            _ => Request::Problem(Problem::SeveralIds { ids }),
+        };
+    }
+    Request::Problem(Problem::NoSyncData { attachments })
+}
+
+/// The part of `text` from the BEGIN line to the END line (or, when the END
+/// line is missing, to the end of the text: the decoder then says so).
+fn sync_block(text: &str) -> Option<&str> {
+    let begin = text.find(SYNC_BEGIN)?;
+    let rest = &text[begin..];
+    let end = rest
+        .find(SYNC_END)
+        .map_or(rest.len(), |end| end + SYNC_END.len());
+    let cut = end.min(shared_proto::armor::MAX_ARMORED_LEN);
+    // Never cut inside a character.
+    let cut = (0..=cut)
+        .rev()
+        .find(|&i| rest.is_char_boundary(i))
+        .unwrap_or(0);
+    Some(&rest[..cut])
+}
+
+/// HTML to text that keeps line structure: block ends and `<br>` become
+/// line breaks, tags go, the common entities are decoded.
+fn html_lines(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        text.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            rest = "";
+            break;
+        };
+        let tag = rest[open + 1..open + close]
+            .trim_start_matches('/')
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if matches!(
+            tag.as_str(),
+            "br" | "p" | "div" | "pre" | "tr" | "li" | "h1" | "h2" | "h3" | "blockquote"
+        ) {
+            text.push('\n');
+        }
+        rest = &rest[open + close + 1..];
+    }
+    text.push_str(rest);
+    decode_entities(&text)
+}
+
+fn decode_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
+            let entity = &rest[1..end];
+            let ch = match entity {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some(' '),
+                _ => entity
+                    .strip_prefix("#x")
+                    .or_else(|| entity.strip_prefix("#X"))
+                    .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                    .or_else(|| entity.strip_prefix('#').and_then(|dec| dec.parse().ok()))
+                    .and_then(char::from_u32),
+            }?;
+            Some((ch, end))
+        });
+        match decoded {
+            Some((ch, end)) => {
+                out.push(ch);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// True when the text asks for clearing: a word starting with "clear"
+/// (clear, clearing, cleared, key-clear).
+fn mentions_clear(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    lower.match_indices("clear").any(|(at, _)| {
+        !lower[..at]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric)
+    })
+}
+
+/// Every distinct hyphenated UUID in `text`, in order of appearance.
+fn uuids(text: &str) -> Vec<Uuid> {
+    let bytes = text.as_bytes();
+    let mut seen = BTreeSet::new();
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at + 36 <= bytes.len() {
+        let window = &bytes[at..at + 36];
+        let shaped = window.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+        let bounded = at == 0 || !bytes[at - 1].is_ascii_hexdigit();
+        if shaped && bounded {
+            if let Some(id) = std::str::from_utf8(window)
+                .ok()
+                .and_then(|s| Uuid::parse_str(s).ok())
+            {
+                if seen.insert(id) {
+                    found.push(id);
+                }
+                at += 36;
+                continue;
+            }
+        }
+        at += 1;
+    }
+    found
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_uuids_once_each() {
+        let text = "clear 6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10 and again \
+                    6F0C1A52-3B8E-4D27-9A51-0C2B7F3E9D10, not 6f0c1a52-3b8e-4d27";
+        assert_eq!(
+            uuids(text),
+            vec![Uuid::parse_str("6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10").unwrap()]
+        );
+    }
+
+    #[test]
+    fn clear_must_start_a_word() {
+        assert!(mentions_clear("Please CLEAR the key"));
+        assert!(mentions_clear("key-clearing request"));
+        assert!(!mentions_clear("it is unclear why"));
+    }
+
+    #[test]
+    fn header_token_ignores_comments_and_case() {
+        assert_eq!(header_token(" Auto-Replied (vacation)"), "auto-replied");
+        assert_eq!(header_token(" no"), "no");
+    }
+
+    #[test]
+    fn html_keeps_lines_and_decodes_entities() {
+        let html = "<p>-----BEGIN X-----</p><p>ab&#43;c&amp;d</p>x<br/>y &bogus; &#x3D;";
+        assert_eq!(
+            html_lines(html),
+            "\n-----BEGIN X-----\n\nab+c&d\nx\ny &bogus; ="
+        );
+    }
+
+    #[test]
+    fn block_ends_at_the_end_line() {
+        let text = format!("hi\n{SYNC_BEGIN}\nabc\n{SYNC_END}\ntrailer");
+        assert_eq!(
+            sync_block(&text),
+            Some(format!("{SYNC_BEGIN}\nabc\n{SYNC_END}").as_str())
+        );
+    }
+}

@@ -1,0 +1,86 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Modules
+//!
+//! - [`cli`]: the command line (`serve`, `deliver`).
+//! - [`startup`]: binding, `listening.json`, running and stopping.
+//! - Intake: [`smtp`] (own receiver), [`deliver`] (MTA pipe), [`maildir`].
+//! - [`spool`]: durable storage and the at-most-once ledger.
+//! - [`inbound`]: what a message asks for (pure; golden-tested).
+//! - [`worker`]: processing with retry/back-off; [`main_server`]: its client.
+//! - [`replies`]: the mails written; [`outbound`] and [`dispatch`]: sending them.
+//! - [`notices`]: key-clear decision notices; [`status`]: the status page.
+
+pub mod cli;
+pub mod deliver;
+pub mod dispatch;
+pub mod inbound;
+pub mod maildir;
+pub mod main_server;
+pub mod notices;
+pub mod outbound;
+pub mod replies;
+pub mod smtp;
+pub mod spool;
+pub mod startup;
+pub mod status;
+pub mod worker;
+
+use std::process::ExitCode;
+
+use shared_proto::Clock;
+
+use crate::cli::{Cli, Command, ServeArgs};
+use crate::startup::Application;
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let clock = match Clock::from_env() {
+        Ok(clock) => clock,
+        Err(err) => {
+            eprintln!("mail-gateway: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => match serve(*args, clock) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                log::error!("mail gateway stopped: {err:#}");
+                eprintln!("mail-gateway: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Deliver(args) => deliver::run(&args, &clock, &mut std::io::stdin().lock()),
+    }
+}
+
+fn serve(args: ServeArgs, clock: Clock) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(args, clock)?;
+        app.run_until_stopped(stop_signal()).await
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

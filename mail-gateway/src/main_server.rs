@@ -1,0 +1,212 @@
+//! The client of the main server's admin API (docs/API.md): mail sync,
+//! key-clear requests, and the decided-request notices.
+//!
+//! Every failure is sorted here into the one distinction the worker needs:
+//! a refusal (the main server answered 4xx: permanent, the customer is told)
+//! or an outage (anything else: retried with back-off, nothing is lost).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Largest answer body read from the main server (a license file is a few KiB).
+const MAX_ANSWER: usize = 1024 * 1024;
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A license as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct License {
+    pub feature: String,
+    pub seats: u32,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// The answer to `POST /admin/v1/mail/sync`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailSyncAnswer {
+    pub license_file: String,
+    pub server_id: Uuid,
+    pub valid_until: DateTime<Utc>,
+    pub licenses: Vec<License>,
+}
+
+/// A key-clear request as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyClearRequest {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    pub sender: String,
+    pub message_id: String,
+    #[serde(default)]
+    pub text: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    #[serde(default)]
+    pub operator: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Why a call to the main server did not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum MainServerError {
+    /// The main server refused the request (4xx): final, the sender is told.
+    #[error("the main server refused: {code}: {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The main server could not be reached or failed: try again later.
+    #[error("the main server is unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// The admin API client. Not `Send` (awc): it lives on the gateway's
+/// single-threaded runtime, and clones share one connection pool.
+#[derive(Clone)]
+pub struct MainServer {
+    client: awc::Client,
+    base: String,
+    token: SecretString,
+}
+
+impl std::fmt::Debug for MainServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MainServer")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MainServer {
+    /// A client for the admin API at `base` (e.g. `http://127.0.0.1:8081`).
+    pub fn new(base: &str, token: SecretString) -> MainServer {
+        // One client for the whole process: building a connector is costly.
+        let client = awc::Client::builder()
+            .timeout(TIMEOUT)
+            .add_default_header(("X-Operator", "mail-gateway"))
+            .finish();
+        MainServer {
+            client,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    /// Turns sync data mailed by `sender` into a license file.
+    pub async fn mail_sync(
+        &self,
+        sender: &str,
+        sync_data: &str,
+    ) -> Result<MailSyncAnswer, MainServerError> {
+        let body = serde_json::json!({ "sender": sender, "sync_data": sync_data });
+        self.call(awc::http::Method::POST, "/admin/v1/mail/sync", Some(body))
+            .await
+    }
+
+    /// Files a key-clear request for an operator.
+    pub async fn key_clear_request(
+        &self,
+        server_id: Uuid,
+        sender: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<KeyClearRequest, MainServerError> {
+        let body = serde_json::json!({
+            "server_id": server_id,
+            "sender": sender,
+            "message_id": message_id,
+            "text": text,
+        });
+        self.call(
+            awc::http::Method::POST,
+            "/admin/v1/key-clear-requests",
+            Some(body),
+        )
+        .await
+    }
+
+    /// Decided key-clear requests whose sender was not told yet.
+    pub async fn unnotified(&self) -> Result<Vec<KeyClearRequest>, MainServerError> {
+        self.call(
+            awc::http::Method::GET,
+            "/admin/v1/key-clear-requests/unnotified",
+            None,
+        )
+        .await
+    }
+
+    /// Records that the sender of request `id` was told.
+    pub async fn mark_notified(&self, id: Uuid) -> Result<(), MainServerError> {
+        let path = format!("/admin/v1/key-clear-requests/{id}/notified");
+        let _: serde_json::Value = self.call(awc::http::Method::POST, &path, None).await?;
+        Ok(())
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: awc::http::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, MainServerError> {
+        let url = format!("{}{}", self.base, path);
+        let request = self.client.request(method, &url).insert_header((
+            "Authorization",
+            format!("Bearer {}", self.token.expose_secret()),
+        ));
+        let sent = match body {
+            Some(body) => request.send_json(&body).await,
+            None => request.send().await,
+        };
+        let mut response = sent
+            .map_err(|err| MainServerError::Unavailable(anyhow::anyhow!("calling {url}: {err}")))?;
+        let status = response.status();
+        let bytes = response.body().limit(MAX_ANSWER).await.map_err(|err| {
+            MainServerError::Unavailable(anyhow::anyhow!("reading the answer of {url}: {err}"))
+        })?;
+        if status.is_success() {
+            // 204 has no body: read it as JSON null.
+            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(bytes).map_err(|err| {
+                MainServerError::Unavailable(anyhow::anyhow!(
+                    "the answer of {url} is not what docs/API.md says: {err}"
+                ))
+            });
+        }
+        // 401 means our own token is wrong, 408/429 ask us to come back: all
+        // are the gateway's problem, not the customer's, so they are retried.
+        let retried = status.is_server_error() || matches!(status.as_u16(), 401 | 408 | 429);
+        if retried || !status.is_client_error() {
+            return Err(MainServerError::Unavailable(anyhow::anyhow!(
+                "{url} answered {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+            )));
+        }
+        // A 4xx without the API's error body did not come from the admin
+        // API (a wrong URL, a proxy in the way): the gateway's problem, retried.
+        let Ok(body) = serde_json::from_slice::<ErrorBody>(&bytes) else {
+            return Err(MainServerError::Unavailable(anyhow::anyhow!(
+                "{url} answered {status} without an API error body: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+            )));
+        };
+        Err(MainServerError::Refused {
+            status: status.as_u16(),
+            code: body.code,
+            message: body.message,
+        })
+    }
+}

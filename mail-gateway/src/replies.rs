@@ -1,0 +1,550 @@
+//! The mails the gateway writes: license files, key-clear acknowledgements
+//! and decision notices, and the replies that say what was wrong.
+//!
+//! Every reply is threaded to the message it answers (In-Reply-To,
+//! References), marked `Auto-Submitted: auto-replied` (RFC 3834) so that
+//! well-behaved responders never answer it, and sent with a null envelope
+//! sender so that a bounce of it cannot start a loop either.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use uuid::Uuid;
+
+use crate::inbound::{Problem, Sender};
+use crate::main_server::{KeyClearRequest, License, MailSyncAnswer};
+use crate::spool::OutgoingEnvelope;
+
+/// What a reply says.
+#[derive(Debug, Clone)]
+pub enum Reply<'a> {
+    /// The license file, attached.
+    License(&'a MailSyncAnswer),
+    /// A key-clear request was filed.
+    KeyClearAck { server_id: Uuid, request_id: Uuid },
+    /// An operator decided a key-clear request.
+    Decision(&'a KeyClearRequest),
+    /// Something the gateway found wrong by itself.
+    Problem(&'a Problem),
+    /// The main server refused.
+    Refused {
+        server_id: Uuid,
+        refusal: &'a Refusal,
+        for_key_clear: bool,
+    },
+}
+
+/// A refusal of the main server, sorted by what the customer must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownId,
+    IdInUse,
+    NotRegistered,
+    /// The sync data was used before. `resumed`: the gateway itself had
+    /// sent it before a restart, so the customer may never have had an answer.
+    Replayed {
+        resumed: bool,
+    },
+    Stale,
+    /// The main server could not read or verify the sync data.
+    Damaged {
+        message: String,
+    },
+    Other {
+        code: String,
+        message: String,
+    },
+}
+
+impl Refusal {
+    /// Sorts a refusal by its stable code (docs/API.md).
+    pub fn from_code(status: u16, code: &str, message: &str, resumed: bool) -> Refusal {
+        match code {
+            "UNKNOWN_SERVER_ID" => Refusal::UnknownId,
+            "ID_IN_USE" => Refusal::IdInUse,
+            "UNAUTHORIZED" if status == 403 => Refusal::NotRegistered,
+            "REPLAYED_REQUEST" => Refusal::Replayed { resumed },
+            "STALE_REQUEST" => Refusal::Stale,
+            "MALFORMED" | "BAD_SIGNATURE" | "UNSUPPORTED_VERSION" => Refusal::Damaged {
+                message: message.to_owned(),
+            },
+            _ => Refusal::Other {
+                code: code.to_owned(),
+                message: message.to_owned(),
+            },
+        }
+    }
+
+    /// A short label for logs and the outgoing envelope.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::UnknownId => "unknown-id",
+            Refusal::IdInUse => "id-in-use",
+            Refusal::NotRegistered => "not-registered",
+            Refusal::Replayed { .. } => "replayed",
+            Refusal::Stale => "stale",
+            Refusal::Damaged { .. } => "damaged",
+            Refusal::Other { .. } => "refused",
+        }
+    }
+}
+
+impl Reply<'_> {
+    /// A short label for logs and the outgoing envelope.
+    pub fn label(&self) -> String {
+        match self {
+            Reply::License(_) => "license".into(),
+            Reply::KeyClearAck { .. } => "key-clear-ack".into(),
+            Reply::Decision(request) => format!("key-clear-{}", request.status),
+            Reply::Problem(problem) => problem.label().into(),
+            Reply::Refused { refusal, .. } => refusal.label().into(),
+        }
+    }
+}
+
+/// `Auto-Submitted` (RFC 3834).
+#[derive(Debug, Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-replied".into())
+    }
+}
+
+/// Asks Exchange and Outlook not to send out-of-office or read receipts
+/// back to us.
+#[derive(Debug, Clone)]
+struct AutoResponseSuppress;
+
+impl Header for AutoResponseSuppress {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Auto-Response-Suppress")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoResponseSuppress)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "All".into())
+    }
+}
+
+/// Writes the reply mails for one licensing address.
+#[derive(Debug, Clone)]
+pub struct Composer {
+    from: Mailbox,
+    domain: String,
+}
+
+impl Composer {
+    /// A composer writing as `name <address>`.
+    pub fn new(address: &str, name: &str) -> anyhow::Result<Composer> {
+        let address: lettre::Address = address
+            .parse()
+            .with_context(|| format!("the licensing address {address:?} is not valid"))?;
+        Ok(Composer {
+            domain: address.domain().to_owned(),
+            from: Mailbox::new(Some(name.to_owned()), address),
+        })
+    }
+
+    /// The licensing address.
+    pub fn address(&self) -> String {
+        self.from.email.to_string()
+    }
+
+    /// Writes `reply` to `to`; `name` (unique per reply) makes its Message-ID.
+    pub fn compose(
+        &self,
+        reply: &Reply<'_>,
+        to: &Sender,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(OutgoingEnvelope, Vec<u8>)> {
+        let recipient: lettre::Address = to
+            .address
+            .parse()
+            .with_context(|| format!("the sender address {:?} is not valid", to.address))?;
+        let subject = self.subject(reply, &to.subject);
+        let mut builder = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(to.name.clone(), recipient.clone()))
+            .subject(subject)
+            .date(SystemTime::from(now))
+            .message_id(Some(format!("<{name}@{}>", self.domain)))
+            .header(AutoSubmitted)
+            .header(AutoResponseSuppress);
+        if let Some(id) = &to.message_id {
+            let mut references: Vec<String> =
+                to.references.iter().map(|r| format!("<{r}>")).collect();
+            references.push(format!("<{id}>"));
+            builder = builder
+                .in_reply_to(format!("<{id}>"))
+                .references(references.join(" "));
+        }
+        let text = format!("{}{}", self.text(reply, &to.address), self.signature());
+        let message = match reply {
+            Reply::License(answer) => builder.multipart(
+                MultiPart::mixed()
+                    .singlepart(SinglePart::plain(text))
+                    .singlepart(
+                        Attachment::new(format!("license-{}.lic", answer.server_id))
+                            .body(answer.license_file.clone(), ContentType::TEXT_PLAIN),
+                    ),
+            ),
+            _ => builder.singlepart(SinglePart::plain(text)),
+        }
+        .context("building the reply")?;
+        let envelope = OutgoingEnvelope {
+            from: None,
+            to: recipient.to_string(),
+            kind: reply.label(),
+        };
+        Ok((envelope, message.formatted()))
+    }
+
+    fn subject(&self, reply: &Reply<'_>, original: &str) -> String {
+        match reply {
+            Reply::Decision(request) => format!(
+                "Key-pair clearing for license server {}: {}",
+                request.server_id, request.status
+            ),
+            _ if original.trim().is_empty() => "Re: your mail to Solme Licensing".into(),
+            _ => {
+                let original = original.trim();
+                let has_re = original
+                    .get(..3)
+                    .is_some_and(|start| start.eq_ignore_ascii_case("re:"));
+                if has_re {
+                    original.to_owned()
+                } else {
+                    format!("Re: {original}")
+                }
+            }
+        }
+    }
+
+    fn signature(&self) -> String {
+        format!(
+            "\n-- \nSolme Licensing\nThis is an automatic reply from {}.\n",
+            self.from.email
+        )
+    }
+
+    fn text(&self, reply: &Reply<'_>, sender: &str) -> String {
+        let own = &self.from.email;
+        match reply {
+            Reply::License(answer) => license_text(answer),
+            Reply::KeyClearAck {
+                server_id,
+                request_id,
+            } => format!(
+                "Hello,\n\n\
+                 we have received your request to clear the key pair of license server id\n\
+                 {server_id}.\n\n\
+                 Reference: {request_id}\n\n\
+                 A Solme operator will review it, and you will get a mail at this address\n\
+                 when it is decided. Until then the server that holds the key pair keeps\n\
+                 working as before.\n"
+            ),
+            Reply::Decision(request) => decision_text(request),
+            Reply::Problem(problem) => problem_text(problem, own),
+            Reply::Refused {
+                server_id,
+                refusal,
+                for_key_clear,
+            } => refusal_text(*server_id, refusal, *for_key_clear, sender, own),
+        }
+    }
+}
+
+fn day(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d").to_string()
+}
+
+fn license_line(license: &License) -> String {
+    let seats = if license.seats == 1 {
+        "1 seat".to_owned()
+    } else {
+        format!("{} seats", license.seats)
+    };
+    let validity = match (license.valid_from, license.valid_until) {
+        (None, None) => "perpetual".to_owned(),
+        (None, Some(until)) => format!("until {}", day(until)),
+        (Some(from), None) => format!("from {}, perpetual", day(from)),
+        (Some(from), Some(until)) => format!("from {} until {}", day(from), day(until)),
+    };
+    format!("  - {}: {seats}, {validity}\n", license.feature)
+}
+
+fn license_text(answer: &MailSyncAnswer) -> String {
+    let mut text = format!(
+        "Hello,\n\n\
+         here is the license file for license server id\n\
+         {id}.\n\n\
+         Valid until: {until} (synchronize again before then)\n",
+        id = answer.server_id,
+        until = day(answer.valid_until),
+    );
+    if answer.licenses.is_empty() {
+        text.push_str("Licenses:    none at the moment\n");
+    } else {
+        text.push_str("Licenses:\n");
+        for license in &answer.licenses {
+            text.push_str(&license_line(license));
+        }
+    }
+    let _ = write!(
+        text,
+        "\nTo import it:\n\
+         1. Save the attached file license-{id}.lic on the license server.\n\
+         2. Run:  local-server import-license-file --data-dir DIR license-{id}.lic\n   \
+            (DIR: the license server's data directory), or use \"Import license\n   \
+            file\" on the manager page.\n\n\
+         Client programs keep working while you do this.\n",
+        id = answer.server_id
+    );
+    text
+}
+
+fn decision_text(request: &KeyClearRequest) -> String {
+    let reason = request
+        .reason
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| format!("\nReason given: {}\n", r.trim()))
+        .unwrap_or_default();
+    if request.status == "approved" {
+        format!(
+            "Hello,\n\n\
+             your request to clear the key pair of license server id\n\
+             {id}\n\
+             (reference {reference}) was approved by a Solme operator.\n{reason}\n\
+             The id is no longer bound to a key pair: the next server that synchronizes\n\
+             with it binds its own. Synchronize your server now, with\n\
+             \"local-server sync\" or by mailing its sync data to this address.\n",
+            id = request.server_id,
+            reference = request.id,
+        )
+    } else {
+        format!(
+            "Hello,\n\n\
+             your request to clear the key pair of license server id\n\
+             {id}\n\
+             (reference {reference}) was rejected by a Solme operator.\n{reason}\n\
+             The id stays bound to the key pair it has. If you have questions, please\n\
+             contact your Solme representative.\n",
+            id = request.server_id,
+            reference = request.id,
+        )
+    }
+}
+
+fn how_to_sync(own: &lettre::Address) -> String {
+    format!(
+        "To synchronize a license server by email:\n\
+         1. Run \"local-server export-sync-data --data-dir DIR sync.txt\" on the license server\n   \
+            (or use \"Export sync data\" on the manager page).\n\
+         2. Attach that file to a mail to {own}, or paste its whole text (from the\n   \
+            -----BEGIN SOLME SYNC DATA----- line to the -----END SOLME SYNC DATA-----\n   \
+            line) into the mail, and send it from an address registered for your\n   \
+            company.\n\n\
+         To ask for the key pair of a license server id to be cleared (after a\n\
+         reinstall), write \"clear\" and the id in the subject.\n"
+    )
+}
+
+fn problem_text(problem: &Problem, own: &lettre::Address) -> String {
+    match problem {
+        Problem::NoSyncData { attachments } => {
+            let seen = if attachments.is_empty() {
+                "Your message has no attachment, and its text holds no sync data.\n".to_owned()
+            } else {
+                format!(
+                    "None of the attachments of your message ({}) holds sync data,\n\
+                     and neither does its text.\n",
+                    attachments.join(", ")
+                )
+            };
+            format!(
+                "Hello,\n\nwe found no sync data in your message.\n{seen}\n{}",
+                how_to_sync(own)
+            )
+        }
+        Problem::Damaged { detail } => format!(
+            "Hello,\n\n\
+             the sync data in your message is damaged and cannot be used:\n  {detail}\n\n\
+             It was probably changed on the way, for example by an email program that\n\
+             rewrapped or edited the text. Attach the exported file unchanged, or\n\
+             export new sync data and send it again.\n\n{}",
+            how_to_sync(own)
+        ),
+        Problem::LicenseFileSent => format!(
+            "Hello,\n\n\
+             your message holds a license file (-----BEGIN SOLME LICENSE FILE-----),\n\
+             not sync data. A license file is what we send you: import it into your\n\
+             license server with \"local-server import-license-file FILE\".\n\n{}",
+            how_to_sync(own)
+        ),
+        Problem::KeyClearWithoutId => "Hello,\n\n\
+             you asked for a key pair to be cleared, but your message names no license\n\
+             server id. The id looks like 6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10;\n\
+             \"local-server status\" shows it. Please send the request again with the id\n\
+             in the subject, for example \"clear 6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10\".\n"
+            .to_owned(),
+        Problem::SeveralIds { ids } => {
+            let list: String = ids.iter().map(|id| format!("  - {id}\n")).collect();
+            format!(
+                "Hello,\n\n\
+                 your key-clear request names several license server ids:\n{list}\n\
+                 Please send one request per id, each naming only that id.\n"
+            )
+        }
+        Problem::TooLarge { size, limit } => format!(
+            "Hello,\n\n\
+             your message is too large: it has {size} bytes, and {own} accepts at\n\
+             most {limit} bytes. Sync data files are small: send the file alone,\n\
+             without other attachments or pictures.\n"
+        ),
+    }
+}
+
+fn refusal_text(
+    server_id: Uuid,
+    refusal: &Refusal,
+    for_key_clear: bool,
+    sender: &str,
+    own: &lettre::Address,
+) -> String {
+    match refusal {
+        Refusal::UnknownId => format!(
+            "Hello,\n\n\
+             the license server id {server_id} is not known to Solme.\n\n\
+             Please check the id (\"local-server status\" shows it). If it is right,\n\
+             contact your Solme representative.\n"
+        ),
+        Refusal::IdInUse => format!(
+            "Hello,\n\n\
+             license server id {server_id} is bound to another key pair: another\n\
+             server (or this one before a reinstall) has already synchronized with it.\n\
+             To protect the id, no other server can synchronize with it until a Solme\n\
+             operator clears that key pair.\n\n\
+             To ask for it, send a mail to {own} from an address registered for your\n\
+             company, with the subject\n\n  clear {server_id}\n\n\
+             and a line on why (for example \"server reinstalled\"). You will get a mail\n\
+             when an operator has decided; then send the sync data again.\n"
+        ),
+        Refusal::NotRegistered if for_key_clear => format!(
+            "Hello,\n\n\
+             the address {sender} is not registered as a contact of the customer of\n\
+             license server id {server_id}, so we cannot accept a key-clear request\n\
+             from it. Please send the request from a registered address, or ask your\n\
+             Solme representative to register this one.\n"
+        ),
+        Refusal::NotRegistered => format!(
+            "Hello,\n\n\
+             the address {sender} is not registered as a contact of the customer of\n\
+             license server id {server_id}, so we cannot send a license file to it.\n\
+             Please send the sync data from a registered address, or ask your Solme\n\
+             representative to register this one.\n"
+        ),
+        Refusal::Replayed { resumed: false } => format!(
+            "Hello,\n\n\
+             this sync data for license server id {server_id} was already used:\n\
+             each export can be used once. Export new sync data\n\
+             (\"local-server export-sync-data --data-dir DIR sync.txt\") and send it again.\n"
+        ),
+        Refusal::Replayed { resumed: true } => format!(
+            "Hello,\n\n\
+             we processed your sync data for license server id {server_id}, but an\n\
+             interruption on our side kept the license file from being sent, and each\n\
+             export can be used only once. We are sorry: please export new sync data\n\
+             (\"local-server export-sync-data --data-dir DIR sync.txt\") and send it again.\n"
+        ),
+        Refusal::Stale => format!(
+            "Hello,\n\n\
+             this sync data for license server id {server_id} is too old to be used.\n\
+             Export new sync data (\"local-server export-sync-data --data-dir DIR sync.txt\") and\n\
+             send it within a few days.\n"
+        ),
+        Refusal::Damaged { message } => format!(
+            "Hello,\n\n\
+             the sync data for license server id {server_id} was refused:\n  {message}\n\n\
+             Export new sync data (\"local-server export-sync-data --data-dir DIR sync.txt\") and\n\
+             attach the file unchanged.\n"
+        ),
+        Refusal::Other { code, message } => format!(
+            "Hello,\n\n\
+             your request for license server id {server_id} was refused ({code}):\n  {message}\n\n\
+             If this is unexpected, please contact your Solme representative.\n"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sender() -> Sender {
+        Sender {
+            address: "ops@acme.example".into(),
+            name: Some("Åsa Öberg".into()),
+            message_id: Some("abc@acme.example".into()),
+            references: vec!["older@acme.example".into()],
+            subject: "Sync data".into(),
+        }
+    }
+
+    #[test]
+    fn replies_are_threaded_and_marked_automatic() {
+        let composer = Composer::new("licensing@solme.example", "Solme Licensing").unwrap();
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let problem = Problem::NoSyncData {
+            attachments: vec![],
+        };
+        let (envelope, bytes) = composer
+            .compose(&Reply::Problem(&problem), &sender(), "r1", now)
+            .unwrap();
+        assert_eq!(envelope.to, "ops@acme.example");
+        assert_eq!(envelope.from, None);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.contains("In-Reply-To: <abc@acme.example>"), "{text}");
+        assert!(
+            text.contains("References: <older@acme.example> <abc@acme.example>"),
+            "{text}"
+        );
+        assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
+        assert!(text.contains("Subject: Re: Sync data"), "{text}");
+        assert!(text.contains("Message-ID: <r1@solme.example>"), "{text}");
+    }
+
+    #[test]
+    fn refusal_codes_are_sorted() {
+        assert_eq!(
+            Refusal::from_code(403, "UNAUTHORIZED", "", false),
+            Refusal::NotRegistered
+        );
+        assert_eq!(
+            Refusal::from_code(409, "ID_IN_USE", "", false),
+            Refusal::IdInUse
+        );
+        assert!(matches!(
+            Refusal::from_code(400, "BAD_SIGNATURE", "x", false),
+            Refusal::Damaged { .. }
+        ));
+    }
+}

@@ -1,0 +1,520 @@
+//! The durable spool: every message the gateway accepts, every reply it has
+//! composed, and the at-most-once ledger.
+//!
+//! Layout under `DATA_DIR`:
+//!
+//! | path | holds |
+//! |---|---|
+//! | `spool/tmp/` | files being written (never read; leftovers of a crash are swept) |
+//! | `spool/queue/` | accepted inbound messages waiting for the worker |
+//! | `spool/outgoing/` | replies composed, waiting for the outbound transport |
+//! | `spool/sent/` | replies handed to the transport (kept for the operator) |
+//! | `spool/failed/` | messages and replies given up on (kept for the operator) |
+//! | `ledger/` | one empty-ish file per answered Message-ID: the dedup ledger |
+//!
+//! Every write is "write to `tmp/`, fsync the file, rename into place, fsync
+//! the directory", so a file under `queue/` or `outgoing/` is either complete
+//! and durable or absent: callers acknowledge a message (SMTP 250, exit 0,
+//! move out of Maildir `new/`) only after [`Spool::accept`] returned.
+//!
+//! The at-most-once guarantees rest on two filesystem facts rather than on
+//! checks in Rust: `create_new` (O_EXCL) lets exactly one writer create a
+//! ledger entry, and `rename` moves a reply from `outgoing/` to `sent/` so it
+//! is at every instant in exactly one of them.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// How the message reached the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Intake {
+    /// The gateway's own SMTP listener.
+    Smtp,
+    /// `mail-gateway deliver` (an MTA's pipe transport).
+    Deliver,
+    /// A Maildir an MTA delivers to.
+    Maildir,
+}
+
+/// What the gateway knows about an inbound message besides its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The SMTP reverse path: `Some("")` is the null sender of a bounce,
+    /// `None` means the intake did not know it (the message's own
+    /// `Return-Path` header is used then).
+    pub return_path: Option<String>,
+    /// SMTP recipients, when known.
+    pub recipients: Vec<String>,
+    /// When the gateway accepted the message (gateway clock).
+    pub received_at: DateTime<Utc>,
+    /// Which intake took it in.
+    pub intake: Intake,
+    /// The size of the message as it arrived, in bytes.
+    pub size: u64,
+    /// True when the message was larger than the limit and only its head was
+    /// kept: enough to answer "message too large".
+    pub truncated: bool,
+}
+
+/// Where a composed reply goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutgoingEnvelope {
+    /// The envelope sender; `None` is the null reverse path that RFC 3834
+    /// asks automatic replies to use, so they never bounce back into a loop.
+    pub from: Option<String>,
+    /// The single recipient: the address the inbound mail came from.
+    pub to: String,
+    /// A short label for logs and the status page (`license`, `no-sync-data`, …).
+    pub kind: String,
+}
+
+/// The answer of [`Spool::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This entry is the first to claim the key.
+    New,
+    /// This entry had claimed the key before (a restart resumes it).
+    Ours,
+    /// Another entry claimed the key: the message is a duplicate.
+    Taken(String),
+}
+
+/// A handle on the spool directories. Cheap to share behind an `Arc`; every
+/// method is blocking file I/O, so async callers run them on the blocking pool.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    tmp: PathBuf,
+    queue: PathBuf,
+    outgoing: PathBuf,
+    sent: PathBuf,
+    failed: PathBuf,
+    ledger: PathBuf,
+}
+
+/// Temporary files older than this are leftovers of a crash: nobody is
+/// still writing them (a `deliver` in progress writes for seconds at most).
+const TMP_LEFTOVER_AGE: Duration = Duration::from_secs(3600);
+
+impl Spool {
+    /// Opens (creating if needed) the spool under `data_dir`.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Spool> {
+        let root = data_dir.join("spool");
+        let spool = Spool {
+            tmp: root.join("tmp"),
+            queue: root.join("queue"),
+            outgoing: root.join("outgoing"),
+            sent: root.join("sent"),
+            failed: root.join("failed"),
+            ledger: data_dir.join("ledger"),
+        };
+        for dir in [
+            &spool.tmp,
+            &spool.queue,
+            &spool.outgoing,
+            &spool.sent,
+            &spool.failed,
+            &spool.ledger,
+        ] {
+            fs::create_dir_all(dir)
+                .with_context(|| format!("creating spool directory {}", dir.display()))?;
+        }
+        Ok(spool)
+    }
+
+    /// Removes temporary files that a crash left behind.
+    pub fn sweep_tmp(&self) -> anyhow::Result<usize> {
+        remove_older(&self.tmp, TMP_LEFTOVER_AGE)
+    }
+
+    /// Forgets sent replies and ledger entries older than `age`; returns how
+    /// many files went. A duplicate arriving later than that is answered
+    /// again, which is why the retention is far longer than any MTA's retry
+    /// window (five days for Postfix).
+    pub fn prune(&self, age: Duration) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for dir in [&self.sent, &self.ledger] {
+            removed += remove_older(dir, age)?;
+        }
+        Ok(removed)
+    }
+
+    /// Stores an inbound message durably and returns its entry name. Only
+    /// after this returns may the message be acknowledged.
+    pub fn accept(&self, envelope: &Envelope, raw: &[u8]) -> anyhow::Result<String> {
+        let name = entry_name(envelope.received_at);
+        let bytes = encode(envelope, raw)?;
+        write_durably(&self.tmp, &self.queue.join(&name), &bytes)?;
+        Ok(name)
+    }
+
+    /// The names of the queued inbound messages, oldest first.
+    pub fn queued(&self) -> anyhow::Result<Vec<String>> {
+        list(&self.queue)
+    }
+
+    /// The names of the replies waiting for the transport, oldest first.
+    pub fn outgoing(&self) -> anyhow::Result<Vec<String>> {
+        list(&self.outgoing)
+    }
+
+    /// How many files each directory holds: `(queue, outgoing, failed)`.
+    pub fn counts(&self) -> anyhow::Result<(usize, usize, usize)> {
+        Ok((
+            list(&self.queue)?.len(),
+            list(&self.outgoing)?.len(),
+            list(&self.failed)?.len(),
+        ))
+    }
+
+    /// Reads a queued inbound message (`None`: no longer queued).
+    pub fn read(&self, name: &str) -> anyhow::Result<Option<(Envelope, Vec<u8>)>> {
+        read_entry(&self.queue.join(checked(name)?))
+    }
+
+    /// Reads a reply waiting for the transport (`None`: not waiting).
+    pub fn read_outgoing(&self, name: &str) -> anyhow::Result<Option<(OutgoingEnvelope, Vec<u8>)>> {
+        read_entry(&self.outgoing.join(checked(name)?))
+    }
+
+    /// Claims `key` (a Message-ID digest, or `notice-<id>`) for the entry
+    /// `name`. The filesystem decides the winner: `create_new` fails for
+    /// everyone but the first.
+    pub fn claim(&self, key: &str, name: &str) -> anyhow::Result<Claim> {
+        let path = self.ledger.join(checked(key)?);
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut file) => {
+                file.write_all(name.as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .with_context(|| format!("writing ledger entry {}", path.display()))?;
+                sync_dir(&self.ledger)?;
+                Ok(Claim::New)
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = fs::read_to_string(&path)
+                    .with_context(|| format!("reading ledger entry {}", path.display()))?;
+                // An empty owner means a crash between create and write: the
+                // writer can only have been an earlier run working on the
+                // same key, so treat the entry as this one's.
+                if owner.is_empty() || owner == name {
+                    Ok(Claim::Ours)
+                } else {
+                    Ok(Claim::Taken(owner))
+                }
+            }
+            Err(err) => {
+                Err(err).with_context(|| format!("creating ledger entry {}", path.display()))
+            }
+        }
+    }
+
+    /// True when a reply named `name` was already composed (waiting or sent).
+    pub fn reply_exists(&self, name: &str) -> anyhow::Result<bool> {
+        let name = checked(name)?;
+        Ok(self.outgoing.join(name).exists() || self.sent.join(name).exists())
+    }
+
+    /// Stores a composed reply durably under `name`.
+    pub fn stage_reply(
+        &self,
+        name: &str,
+        envelope: &OutgoingEnvelope,
+        message: &[u8],
+    ) -> anyhow::Result<()> {
+        let bytes = encode(envelope, message)?;
+        write_durably(&self.tmp, &self.outgoing.join(checked(name)?), &bytes)
+    }
+
+    /// Removes an inbound message the worker is done with.
+    pub fn finish(&self, name: &str) -> anyhow::Result<()> {
+        let path = self.queue.join(checked(name)?);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.queue),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err).with_context(|| format!("removing {}", path.display())),
+        }
+    }
+
+    /// Moves a reply the transport accepted from `outgoing/` to `sent/`.
+    pub fn mark_sent(&self, name: &str) -> anyhow::Result<()> {
+        let name = checked(name)?;
+        move_durably(&self.outgoing.join(name), &self.sent.join(name))
+    }
+
+    /// Moves an inbound message the worker gave up on to `failed/`.
+    pub fn fail_inbound(&self, name: &str) -> anyhow::Result<()> {
+        let name = checked(name)?;
+        move_durably(
+            &self.queue.join(name),
+            &self.failed.join(format!("in-{name}")),
+        )
+    }
+
+    /// Moves a reply the transport refused for good to `failed/`.
+    pub fn fail_outgoing(&self, name: &str) -> anyhow::Result<()> {
+        let name = checked(name)?;
+        move_durably(
+            &self.outgoing.join(name),
+            &self.failed.join(format!("out-{name}")),
+        )
+    }
+}
+
+/// Removes the files of `dir` last modified more than `age` ago.
+fn remove_older(dir: &Path, age: Duration) -> anyhow::Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        // A file's age is measured with the operating system's clock on
+        // purpose: the gateway clock may be moved for licensing tests, but
+        // housekeeping of files is a question about real time.
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if old {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    return Err(err).with_context(|| format!("removing {}", entry.path().display()))
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// How much of an oversized message is kept: enough for its headers, so
+/// that the sender can be told the message was too large.
+pub const OVERSIZE_HEAD: usize = 64 * 1024;
+
+/// Reads a whole message from `reader`, keeping at most `limit` bytes. A
+/// larger message is read to its end (so the writer never sees a broken
+/// pipe) but only its first [`OVERSIZE_HEAD`] bytes are kept. Returns the
+/// bytes kept, the full size and whether it was cut.
+pub fn read_bounded(reader: &mut impl Read, limit: usize) -> std::io::Result<(Vec<u8>, u64, bool)> {
+    let mut kept = Vec::new();
+    reader.take(limit as u64 + 1).read_to_end(&mut kept)?;
+    if kept.len() <= limit {
+        let size = kept.len() as u64;
+        return Ok((kept, size, false));
+    }
+    let rest = std::io::copy(reader, &mut std::io::sink())?;
+    let size = kept.len() as u64 + rest;
+    kept.truncate(OVERSIZE_HEAD.min(limit));
+    Ok((kept, size, true))
+}
+
+/// A name that sorts by arrival and never collides: time, then a random UUID.
+fn entry_name(received_at: DateTime<Utc>) -> String {
+    format!(
+        "{}-{}",
+        received_at.format("%Y%m%dT%H%M%S%.6fZ"),
+        Uuid::new_v4().simple()
+    )
+}
+
+/// Refuses names that could leave the spool directory.
+fn checked(name: &str) -> anyhow::Result<&str> {
+    if name.is_empty()
+        || name.starts_with('.')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        bail!("invalid spool entry name {name:?}");
+    }
+    Ok(name)
+}
+
+/// One JSON line with the envelope, then the message bytes.
+fn encode<E: Serialize>(envelope: &E, message: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec(envelope).context("encoding spool envelope")?;
+    bytes.push(b'\n');
+    bytes.extend_from_slice(message);
+    Ok(bytes)
+}
+
+fn read_entry<E: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Option<(E, Vec<u8>)>> {
+    let mut bytes = Vec::new();
+    match File::open(path).and_then(|mut file| file.read_to_end(&mut bytes)) {
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+    let Some(newline) = bytes.iter().position(|&b| b == b'\n') else {
+        bail!("spool entry {} has no envelope line", path.display());
+    };
+    let envelope = serde_json::from_slice(&bytes[..newline])
+        .with_context(|| format!("decoding the envelope of {}", path.display()))?;
+    let message = bytes.split_off(newline + 1);
+    Ok(Some((envelope, message)))
+}
+
+fn list(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        if let Some(name) = entry.file_name().to_str() {
+            if checked(name).is_ok() {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Writes `bytes` to `target` so that a crash leaves either the whole file
+/// or nothing: temp file in `tmp_dir` (same filesystem), fsync, rename,
+/// fsync of the target directory (which makes the rename itself durable).
+pub fn write_durably(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = tmp_dir.join(format!(".{}.tmp", Uuid::new_v4().simple()));
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
+    if let Err(err) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(err).with_context(|| format!("writing {}", tmp.display()));
+    }
+    if let Err(err) = fs::rename(&tmp, target) {
+        let _ = fs::remove_file(&tmp);
+        return Err(err).with_context(|| format!("renaming into {}", target.display()));
+    }
+    sync_dir(target.parent().unwrap_or(tmp_dir))
+}
+
+fn move_durably(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs::rename(from, to)
+        .with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
+    if let Some(dir) = to.parent() {
+        sync_dir(dir)?;
+    }
+    if let Some(dir) = from.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Makes the directory entries (creations, renames, removals) durable.
+pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> Envelope {
+        Envelope {
+            return_path: Some("ops@acme.example".into()),
+            recipients: vec!["licensing@solme.example".into()],
+            received_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            intake: Intake::Smtp,
+            size: 5,
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn accept_then_read_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let name = spool.accept(&envelope(), b"hello\nworld").unwrap();
+        assert_eq!(spool.queued().unwrap(), vec![name.clone()]);
+        let (env, raw) = spool.read(&name).unwrap().unwrap();
+        assert_eq!(env, envelope_with_time(env.received_at));
+        assert_eq!(raw, b"hello\nworld");
+        spool.finish(&name).unwrap();
+        assert!(spool.queued().unwrap().is_empty());
+        assert!(fs::read_dir(&spool.tmp).unwrap().next().is_none());
+    }
+
+    fn envelope_with_time(at: DateTime<Utc>) -> Envelope {
+        Envelope {
+            received_at: at,
+            ..envelope()
+        }
+    }
+
+    #[test]
+    fn a_key_is_claimed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.claim("abc", "one").unwrap(), Claim::New);
+        assert_eq!(spool.claim("abc", "one").unwrap(), Claim::Ours);
+        assert_eq!(
+            spool.claim("abc", "two").unwrap(),
+            Claim::Taken("one".into())
+        );
+    }
+
+    #[test]
+    fn a_reply_is_in_outgoing_or_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let env = OutgoingEnvelope {
+            from: None,
+            to: "ops@acme.example".into(),
+            kind: "license".into(),
+        };
+        assert!(!spool.reply_exists("r1").unwrap());
+        spool.stage_reply("r1", &env, b"reply").unwrap();
+        assert!(spool.reply_exists("r1").unwrap());
+        assert_eq!(
+            spool.read_outgoing("r1").unwrap(),
+            Some((env, b"reply".to_vec()))
+        );
+        spool.mark_sent("r1").unwrap();
+        assert!(spool.reply_exists("r1").unwrap());
+        assert!(spool.outgoing().unwrap().is_empty());
+    }
+
+    #[test]
+    fn oversized_input_is_cut_and_counted() {
+        let big = vec![b'x'; OVERSIZE_HEAD * 2];
+        let (kept, size, cut) = read_bounded(&mut &big[..], OVERSIZE_HEAD + 10).unwrap();
+        assert!(cut);
+        assert_eq!(size, big.len() as u64);
+        assert_eq!(kept.len(), OVERSIZE_HEAD);
+        let (kept, size, cut) = read_bounded(&mut &b"small"[..], 100).unwrap();
+        assert_eq!((kept, size, cut), (b"small".to_vec(), 5, false));
+    }
+
+    #[test]
+    fn prune_keeps_recent_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        spool.claim("k", "one").unwrap();
+        assert_eq!(spool.prune(Duration::from_secs(3600)).unwrap(), 0);
+        assert_eq!(spool.prune(Duration::ZERO).unwrap(), 1);
+        assert_eq!(spool.claim("k", "two").unwrap(), Claim::New);
+    }
+
+    #[test]
+    fn names_that_escape_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        assert!(spool.read("../etc").is_err());
+        assert_eq!(spool.read("absent").unwrap(), None);
+        assert!(spool.claim("a/b", "x").is_err());
+        assert!(spool.read(".hidden").is_err());
+    }
+}

@@ -1,0 +1,339 @@
+//! Start-up: turns the `serve` arguments into running parts. [`Application::build`]
+//! binds the listeners (port 0 allowed) and writes `DATA_DIR/listening.json`;
+//! [`Application::run_until_stopped`] runs intake, worker, dispatcher, notices
+//! and the status page until the shutdown future completes.
+//!
+//! Everything runs on one actix (tokio current-thread) runtime: the awc
+//! client of the main server is not `Send`. Blocking file I/O goes to the
+//! blocking pool, so one thread is plenty for a mail gateway.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use shared_proto::Clock;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::cli::{ServeArgs, SmtpListen};
+use crate::dispatch::Dispatcher;
+use crate::main_server::MainServer;
+use crate::notices::Notices;
+use crate::outbound::{Outbound, RelaySettings};
+use crate::replies::Composer;
+use crate::smtp::{Smtp, SmtpSettings};
+use crate::spool::{write_durably, Spool};
+use crate::status::Stats;
+use crate::worker::{Complaints, RetryPolicy, Worker};
+
+/// How often the spool queue and `outgoing/` are scanned for entries no
+/// channel announced (messages from `deliver`, leftovers of a restart).
+const SCAN_EVERY: Duration = Duration::from_millis(500);
+/// Largest token file read.
+const MAX_SECRET_FILE: u64 = 4096;
+/// How often old sent replies and ledger entries are removed.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+/// How long a stop waits for messages being processed.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `DATA_DIR/listening.json` (docs/API.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listening {
+    /// The SMTP receiver, `null` when `--smtp-listen off`.
+    pub smtp: Option<SocketAddr>,
+    /// The status page.
+    pub http: SocketAddr,
+}
+
+/// A gateway with its listeners bound.
+pub struct Application {
+    args: ServeArgs,
+    clock: Clock,
+    spool: Spool,
+    smtp_listener: Option<std::net::TcpListener>,
+    http_listener: std::net::TcpListener,
+    listening: Listening,
+    composer: Composer,
+    main: MainServer,
+    outbound: Outbound,
+    tls: Option<SslAcceptor>,
+}
+
+impl Application {
+    /// Checks the settings, opens the spool, binds the listeners and writes
+    /// `listening.json`.
+    pub fn build(args: ServeArgs, clock: Clock) -> anyhow::Result<Application> {
+        let composer = Composer::new(&args.address, &args.from_name)?;
+        let token = read_secret(&args.token_file).context("reading --token-file")?;
+        let main = MainServer::new(&args.main_server, token);
+        let outbound = match (&args.smtp_relay, &args.outbox) {
+            (_, Some(outbox)) => Outbound::outbox(outbox)?,
+            (Some(url), None) => {
+                let credentials = match (&args.smtp_relay_user, &args.smtp_relay_password_file) {
+                    (Some(user), Some(file)) => Some((
+                        user.clone(),
+                        read_secret(file).context("reading --smtp-relay-password-file")?,
+                    )),
+                    _ => None,
+                };
+                Outbound::relay(&RelaySettings {
+                    url: url.clone(),
+                    tls: args.smtp_relay_tls,
+                    credentials,
+                })?
+            }
+            (None, None) => bail!("give --smtp-relay or --outbox"),
+        };
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+            _ => None,
+        };
+        if args.workers == 0 || args.max_connections == 0 {
+            bail!("--workers and --max-connections must be at least 1");
+        }
+
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating {}", args.data_dir.display()))?;
+        let spool = Spool::open(&args.data_dir)?;
+        let swept = spool.sweep_tmp()?;
+        if swept > 0 {
+            log::info!("removed {swept} temporary files left by a crash");
+        }
+        if let Some(maildir) = &args.maildir {
+            crate::maildir::prepare(maildir)?;
+        }
+
+        let smtp_listener = match args.smtp_listen {
+            SmtpListen::Off => None,
+            SmtpListen::On(addr) => Some(bind(addr, "--smtp-listen")?),
+        };
+        let http_listener = bind(args.http_listen, "--http-listen")?;
+        let listening = Listening {
+            smtp: smtp_listener
+                .as_ref()
+                .map(|l| l.local_addr())
+                .transpose()
+                .context("reading the SMTP address")?,
+            http: http_listener
+                .local_addr()
+                .context("reading the HTTP address")?,
+        };
+        let json = serde_json::to_vec_pretty(&listening).context("encoding listening.json")?;
+        write_durably(&args.data_dir, &args.data_dir.join("listening.json"), &json)?;
+        log::info!(
+            "mail gateway for {} listening: smtp={:?} http={}",
+            composer.address(),
+            listening.smtp,
+            listening.http
+        );
+        Ok(Application {
+            args,
+            clock,
+            spool,
+            smtp_listener,
+            http_listener,
+            listening,
+            composer,
+            main,
+            outbound,
+            tls,
+        })
+    }
+
+    /// The bound addresses.
+    pub fn listening(&self) -> &Listening {
+        &self.listening
+    }
+
+    /// Runs until `shutdown` completes, then drains. Must run inside an
+    /// actix system (`actix_web::rt::System`).
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Application {
+            args,
+            clock,
+            spool,
+            smtp_listener,
+            http_listener,
+            composer,
+            main,
+            outbound,
+            tls,
+            ..
+        } = self;
+        let stats = Arc::new(Stats::default());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (accepted_tx, accepted_rx) = mpsc::unbounded_channel();
+        let (replies_tx, replies_rx) = mpsc::unbounded_channel();
+        let retry = RetryPolicy {
+            initial: Duration::from_millis(args.retry_initial_ms.max(1)),
+            max: Duration::from_millis(args.retry_max_ms.max(args.retry_initial_ms).max(1)),
+        };
+
+        let worker = Rc::new(Worker {
+            spool: spool.clone(),
+            main: main.clone(),
+            composer: composer.clone(),
+            clock: clock.clone(),
+            stats: stats.clone(),
+            retry,
+            limit: args.max_message_size,
+            replies: replies_tx.clone(),
+            permits: Semaphore::new(args.workers),
+            known: RefCell::new(HashSet::new()),
+            complaints: RefCell::new(Complaints::default()),
+        });
+        let dispatcher = Rc::new(Dispatcher {
+            spool: spool.clone(),
+            outbound,
+            stats: stats.clone(),
+            retry,
+            permits: Semaphore::new(args.workers),
+            known: RefCell::new(HashSet::new()),
+        });
+        let notices = Rc::new(Notices {
+            spool: spool.clone(),
+            main,
+            composer: composer.clone(),
+            clock: clock.clone(),
+            replies: replies_tx,
+        });
+
+        let mut tasks = vec![
+            actix_web::rt::spawn(worker.clone().run(accepted_rx, SCAN_EVERY, stop_rx.clone())),
+            actix_web::rt::spawn(dispatcher.run(replies_rx, SCAN_EVERY, stop_rx.clone())),
+            actix_web::rt::spawn(notices.run(
+                Duration::from_millis(args.notice_interval_ms.max(10)),
+                stop_rx.clone(),
+            )),
+            actix_web::rt::spawn(housekeeping(
+                spool.clone(),
+                Duration::from_secs(args.retention_days.saturating_mul(86_400)),
+                stop_rx.clone(),
+            )),
+        ];
+        if let Some(maildir) = &args.maildir {
+            tasks.push(actix_web::rt::spawn(crate::maildir::watch(
+                maildir.clone(),
+                spool.clone(),
+                clock.clone(),
+                args.max_message_size,
+                accepted_tx.clone(),
+                Duration::from_millis(args.maildir_poll_ms.max(10)),
+                stop_rx.clone(),
+            )));
+        }
+        if let Some(listener) = smtp_listener {
+            listener
+                .set_nonblocking(true)
+                .context("configuring the SMTP listener")?;
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .context("configuring the SMTP listener")?;
+            let smtp = Arc::new(Smtp {
+                settings: SmtpSettings {
+                    hostname: args
+                        .hostname
+                        .clone()
+                        .unwrap_or_else(|| domain_of(&composer.address())),
+                    own_address: composer.address(),
+                    max_message_size: args.max_message_size,
+                    max_connections: args.max_connections,
+                    timeout: Duration::from_secs(args.smtp_timeout_secs.max(1)),
+                    tls,
+                },
+                spool: spool.clone(),
+                clock: clock.clone(),
+                accepted: accepted_tx.clone(),
+            });
+            tasks.push(actix_web::rt::spawn(crate::smtp::serve(
+                smtp,
+                listener,
+                stop_rx.clone(),
+            )));
+        }
+        let http = crate::status::serve(http_listener, stats, spool, clock.now())?;
+        let http_handle = http.handle();
+        let http_task = actix_web::rt::spawn(http);
+
+        shutdown.await;
+        log::info!("stopping: no new mail is taken; messages in progress finish");
+        let _ = stop_tx.send(true);
+        http_handle.stop(true).await;
+        for task in tasks {
+            let _ = task.await;
+        }
+        let _ = http_task.await;
+        // Messages in progress hold a worker permit; wait for them briefly.
+        // Whatever is cut short stays in the spool and resumes next start.
+        let workers = u32::try_from(args.workers).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, worker.permits.acquire_many(workers)).await;
+        drop(accepted_tx);
+        Ok(())
+    }
+}
+
+/// Prunes `spool/sent/` and the ledger at start and every hour.
+async fn housekeeping(spool: Spool, retention: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        let spool = spool.clone();
+        match crate::worker::blocking(move || spool.prune(retention)).await {
+            Ok(0) => {}
+            Ok(removed) => {
+                log::info!("housekeeping removed {removed} sent replies and ledger entries")
+            }
+            Err(err) => log::error!("housekeeping failed: {err:#}"),
+        }
+    }
+}
+
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map_or("localhost", |(_, domain)| domain)
+        .to_owned()
+}
+
+fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).with_context(|| format!("binding {flag} {addr}"))
+}
+
+/// Reads a one-line secret file (token, password), bounded in size.
+fn read_secret(path: &Path) -> anyhow::Result<SecretString> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_SECRET_FILE).read_to_string(&mut text))
+        .with_context(|| format!("reading {}", path.display()))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        bail!("{} is empty", path.display());
+    }
+    Ok(SecretString::from(secret.to_owned()))
+}
+
+fn tls_acceptor(cert: &PathBuf, key: &PathBuf) -> anyhow::Result<SslAcceptor> {
+    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
+        .context("setting up STARTTLS")?;
+    builder
+        .set_certificate_chain_file(cert)
+        .with_context(|| format!("loading --tls-cert {}", cert.display()))?;
+    builder
+        .set_private_key_file(key, SslFiletype::PEM)
+        .with_context(|| format!("loading --tls-key {}", key.display()))?;
+    builder
+        .check_private_key()
+        .context("--tls-key does not match --tls-cert")?;
+    Ok(builder.build())
+}

@@ -1,0 +1,159 @@
+//! The status page: counters since start plus the spool's current depth,
+//! as JSON (`/status`) and as a small HTML page (`/`).
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::spool::Spool;
+
+/// Counters shared by the intake, the worker and the sender.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages the worker picked up from the spool.
+    pub received: AtomicU64,
+    /// Replies handed to the outbound transport.
+    pub answered: AtomicU64,
+    /// Messages deliberately left unanswered (automatic mail, duplicates).
+    pub dropped: AtomicU64,
+    /// Messages and replies given up on (moved to `spool/failed/`).
+    pub failed: AtomicU64,
+    /// Attempts that failed temporarily and were scheduled again.
+    pub retries: AtomicU64,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The JSON of `/status`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub started_at: DateTime<Utc>,
+    pub received: u64,
+    pub answered: u64,
+    pub dropped: u64,
+    pub failed: u64,
+    pub retries: u64,
+    /// Inbound messages waiting in the spool.
+    pub queued: usize,
+    /// Replies waiting for the transport.
+    pub outgoing: usize,
+    /// Files in `spool/failed/` (all time).
+    pub failed_in_spool: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    stats: Arc<Stats>,
+    spool: Spool,
+    started_at: DateTime<Utc>,
+}
+
+impl State {
+    fn status(&self) -> anyhow::Result<Status> {
+        let (queued, outgoing, failed_in_spool) = self.spool.counts()?;
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Ok(Status {
+            started_at: self.started_at,
+            received: read(&self.stats.received),
+            answered: read(&self.stats.answered),
+            dropped: read(&self.stats.dropped),
+            failed: read(&self.stats.failed),
+            retries: read(&self.stats.retries),
+            queued,
+            outgoing,
+            failed_in_spool,
+        })
+    }
+}
+
+fn internal(err: anyhow::Error) -> HttpResponse {
+    log::error!("status page failed: {err:#}");
+    HttpResponse::InternalServerError().json(serde_json::json!({
+        "code": "INTERNAL",
+        "message": "internal error, see the server log",
+    }))
+}
+
+async fn status_json(state: web::Data<State>) -> HttpResponse {
+    let state = state.into_inner();
+    match web::block(move || state.status()).await {
+        Ok(Ok(status)) => HttpResponse::Ok().json(status),
+        Ok(Err(err)) => internal(err),
+        Err(err) => internal(anyhow::Error::new(err)),
+    }
+}
+
+async fn status_page(state: web::Data<State>) -> HttpResponse {
+    let state = state.into_inner();
+    let status = match web::block(move || state.status()).await {
+        Ok(Ok(status)) => status,
+        Ok(Err(err)) => return internal(err),
+        Err(err) => return internal(anyhow::Error::new(err)),
+    };
+    let rows = [
+        ("Received", status.received.to_string()),
+        ("Answered", status.answered.to_string()),
+        (
+            "Dropped (automatic mail, duplicates)",
+            status.dropped.to_string(),
+        ),
+        ("Failed", status.failed.to_string()),
+        ("Retried attempts", status.retries.to_string()),
+        ("Queued", status.queued.to_string()),
+        ("Replies waiting", status.outgoing.to_string()),
+    ];
+    let rows: String = rows
+        .iter()
+        .map(|(name, value)| format!("<tr><th>{name}</th><td>{value}</td></tr>"))
+        .collect();
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Solme mail gateway</title>\
+         <meta http-equiv=\"refresh\" content=\"5\"></head><body>\
+         <h1>Solme mail gateway</h1><p>Running since {}</p>\
+         <table>{rows}</table><p><a href=\"/status\">JSON</a></p></body></html>",
+        status.started_at.to_rfc3339()
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html)
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Serves the status page on `listener` until the returned server is stopped.
+pub fn serve(
+    listener: TcpListener,
+    stats: Arc<Stats>,
+    spool: Spool,
+    started_at: DateTime<Utc>,
+) -> anyhow::Result<actix_web::dev::Server> {
+    let state = web::Data::new(State {
+        stats,
+        spool,
+        started_at,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/", web::get().to(status_page))
+            .route("/status", web::get().to(status_json))
+            .route("/health", web::get().to(health))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .context("serving the status page")?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,471 @@
+//! The worker: takes messages from the spool, asks the main server, stages
+//! the reply, and retries with back-off when the main server is away.
+//!
+//! Each queued message goes through these durable steps:
+//!
+//! 1. If a reply with the message's name already exists (`outgoing/` or
+//!    `sent/`), a crash came between staging and removal: just remove it.
+//! 2. Automatic mail is dropped (no reply, no ledger entry).
+//! 3. The dedup key (sender + Message-ID) is claimed in the ledger. Another
+//!    entry holding it means a duplicate: dropped. This entry holding it
+//!    means a restart resumed it.
+//! 4. The main server is asked (sync or key-clear request). If it is away
+//!    the message stays queued and is tried again after a delay that doubles
+//!    from `--retry-initial-ms` up to `--retry-max-ms`; it is never dropped.
+//! 5. The reply is staged in `outgoing/`, then the message leaves `queue/`.
+//!
+//! Runs on the gateway's single-threaded runtime (the awc client is not
+//! `Send`); file I/O goes to the blocking pool.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use shared_proto::Clock;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::inbound::{classify, Request, Sender, Verdict};
+use crate::main_server::{MainServer, MainServerError};
+use crate::replies::{Composer, Refusal, Reply};
+use crate::spool::{Claim, Envelope, Spool};
+use crate::status::Stats;
+
+/// Delays between attempts after temporary failures.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// The delay after the `failures`-th failure in a row (1-based).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Done,
+    /// Temporary: keep the message, try again later.
+    Retry(anyhow::Error),
+    /// The entry itself is unusable: move it to `failed/`.
+    GiveUp(anyhow::Error),
+}
+
+/// What the spool holds for a queued name.
+enum Stored {
+    Queued(Envelope, Vec<u8>),
+    /// Its reply is staged or sent: only the removal was missing.
+    Replied,
+    /// No longer queued.
+    Gone,
+}
+
+/// Runs a blocking spool operation on the blocking pool.
+pub async fn blocking<T, F>(f: F) -> anyhow::Result<T>
+where
+    F: FnOnce() -> anyhow::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .context("a spool task panicked")?
+}
+
+/// Everything the worker needs, shared by its per-message tasks.
+pub struct Worker {
+    pub spool: Spool,
+    pub main: MainServer,
+    pub composer: Composer,
+    pub clock: Clock,
+    pub stats: Arc<Stats>,
+    pub retry: RetryPolicy,
+    pub limit: usize,
+    /// Names of staged replies, for the sender.
+    pub replies: mpsc::UnboundedSender<String>,
+    pub permits: Semaphore,
+    pub known: RefCell<HashSet<String>>,
+    pub complaints: RefCell<Complaints>,
+}
+
+/// Replies about bad mail allowed per sender address and hour. An
+/// autoresponder that marks nothing as automatic would otherwise answer our
+/// "no sync data" forever; a person never needs this many in an hour.
+pub const MAX_COMPLAINTS_PER_HOUR: usize = 10;
+
+/// Recent replies about bad mail, per sender (in memory: a restart forgets).
+#[derive(Debug, Default)]
+pub struct Complaints {
+    sent: HashMap<String, VecDeque<DateTime<Utc>>>,
+}
+
+impl Complaints {
+    /// Records a reply to `address` at `now` if it is within the limit.
+    pub fn allow(&mut self, address: &str, now: DateTime<Utc>) -> bool {
+        let hour_ago = now - chrono::Duration::hours(1);
+        self.sent.retain(|_, times| {
+            while times.front().is_some_and(|t| *t < hour_ago) {
+                times.pop_front();
+            }
+            !times.is_empty()
+        });
+        let times = self.sent.entry(address.to_ascii_lowercase()).or_default();
+        if times.len() >= MAX_COMPLAINTS_PER_HOUR {
+            return false;
+        }
+        times.push_back(now);
+        true
+    }
+}
+
+impl Worker {
+    /// Takes names from `inbox` (fresh messages) and scans the queue every
+    /// `scan_every` (messages from `deliver`, and everything after a restart).
+    pub async fn run(
+        self: Rc<Self>,
+        mut inbox: mpsc::UnboundedReceiver<String>,
+        scan_every: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(scan_every);
+        loop {
+            tokio::select! {
+                Some(name) = inbox.recv() => self.schedule(name),
+                _ = tick.tick() => {
+                    let spool = self.spool.clone();
+                    match blocking(move || spool.queued()).await {
+                        Ok(names) => names.into_iter().for_each(|name| self.schedule(name)),
+                        Err(err) => log::error!("cannot list the spool queue: {err:#}"),
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    fn schedule(self: &Rc<Self>, name: String) {
+        if self.known.borrow_mut().insert(name.clone()) {
+            Stats::add(&self.stats.received);
+            actix_web::rt::spawn(self.clone().handle(name));
+        }
+    }
+
+    async fn handle(self: Rc<Self>, name: String) {
+        let mut failures = 0;
+        loop {
+            let attempt = match self.permits.acquire().await {
+                Ok(_permit) => self.attempt(&name, failures > 0).await,
+                // Closed semaphore: the gateway is stopping.
+                Err(_) => break,
+            };
+            match attempt {
+                Attempt::Done => break,
+                Attempt::Retry(err) => {
+                    failures += 1;
+                    Stats::add(&self.stats.retries);
+                    let delay = self.retry.delay(failures);
+                    log::warn!(
+                        "message={name} attempt={failures} failed, next try in {delay:?}: {err:#}"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Attempt::GiveUp(err) => {
+                    log::error!(
+                        "message={name} cannot be processed, moved to spool/failed: {err:#}"
+                    );
+                    Stats::add(&self.stats.failed);
+                    let spool = self.spool.clone();
+                    let moved = name.clone();
+                    if let Err(err) = blocking(move || spool.fail_inbound(&moved)).await {
+                        log::error!("message={name} could not be moved to spool/failed: {err:#}");
+                    }
+                    break;
+                }
+            }
+        }
+        self.known.borrow_mut().remove(&name);
+    }
+
+    async fn attempt(&self, name: &str, retrying: bool) -> Attempt {
+        let spool = self.spool.clone();
+        let entry = name.to_owned();
+        let stored = blocking(move || {
+            if spool.reply_exists(&entry)? {
+                return Ok(Stored::Replied);
+            }
+            Ok(match spool.read(&entry)? {
+                Some((envelope, raw)) => Stored::Queued(envelope, raw),
+                None => Stored::Gone,
+            })
+        })
+        .await;
+        let (envelope, raw) = match stored {
+            Ok(Stored::Queued(envelope, raw)) => (envelope, raw),
+            // An earlier task finished it.
+            Ok(Stored::Gone) => return Attempt::Done,
+            Ok(Stored::Replied) => {
+                log::info!("message={name} was answered before a restart; removing it");
+                return self.finish(name).await;
+            }
+            Err(err) => return Attempt::GiveUp(err),
+        };
+
+        let verdict = classify(&raw, &envelope, &self.composer.address(), self.limit);
+        let (sender, request) = match verdict {
+            Verdict::Drop(reason) => {
+                log::info!(
+                    "message={name} dropped without reply: {} ({reason:?})",
+                    reason.label()
+                );
+                Stats::add(&self.stats.dropped);
+                return self.finish(name).await;
+            }
+            Verdict::Answer { sender, request } => (sender, request),
+        };
+
+        let key = dedup_key(&sender, &raw);
+        let spool = self.spool.clone();
+        let entry = name.to_owned();
+        let claim = match blocking(move || spool.claim(&key, &entry)).await {
+            Ok(claim) => claim,
+            Err(err) => return Attempt::Retry(err),
+        };
+        let resumed = match claim {
+            Claim::New => false,
+            Claim::Ours => true,
+            Claim::Taken(first) => {
+                log::info!(
+                    "message={name} from={} is a duplicate of message={first}: no second reply",
+                    sender.address
+                );
+                Stats::add(&self.stats.dropped);
+                return self.finish(name).await;
+            }
+        };
+        // A retry after an outage is not a resumption: the earlier attempt
+        // never got an answer from the main server (answers are staged
+        // before `answer` returns).
+        let resumed = resumed && !retrying;
+
+        match self.answer(name, &sender, &request, resumed).await {
+            Ok(()) => self.finish(name).await,
+            Err(attempt) => attempt,
+        }
+    }
+
+    /// Asks the main server if needed, then stages the reply.
+    async fn answer(
+        &self,
+        name: &str,
+        sender: &Sender,
+        request: &Request,
+        resumed: bool,
+    ) -> Result<(), Attempt> {
+        let answer;
+        let refusal;
+        let reply = match request {
+            Request::Sync {
+                sync_data,
+                server_id,
+                ..
+            } => match self.main.mail_sync(&sender.address, sync_data).await {
+                Ok(ok) => {
+                    answer = ok;
+                    log::info!(
+                        "message={name} from={} server_id={server_id} answered with a license file valid until {}",
+                        sender.address,
+                        answer.valid_until
+                    );
+                    Reply::License(&answer)
+                }
+                Err(MainServerError::Refused {
+                    status,
+                    code,
+                    message,
+                }) => {
+                    log::info!(
+                        "message={name} from={} server_id={server_id} sync refused: {code}: {message}",
+                        sender.address
+                    );
+                    refusal = Refusal::from_code(status, &code, &message, resumed);
+                    Reply::Refused {
+                        server_id: *server_id,
+                        refusal: &refusal,
+                        for_key_clear: false,
+                    }
+                }
+                Err(err @ MainServerError::Unavailable(_)) => {
+                    return Err(Attempt::Retry(err.into()))
+                }
+            },
+            Request::KeyClear { server_id, text } => {
+                let message_id = sender
+                    .message_id
+                    .clone()
+                    .unwrap_or_else(|| format!("{name}@gateway.invalid"));
+                match self
+                    .main
+                    .key_clear_request(*server_id, &sender.address, &message_id, text)
+                    .await
+                {
+                    Ok(filed) => {
+                        log::info!(
+                            "message={name} from={} server_id={server_id} key-clear request {} filed",
+                            sender.address,
+                            filed.id
+                        );
+                        Reply::KeyClearAck {
+                            server_id: *server_id,
+                            request_id: filed.id,
+                        }
+                    }
+                    Err(MainServerError::Refused {
+                        status,
+                        code,
+                        message,
+                    }) => {
+                        log::info!(
+                            "message={name} from={} server_id={server_id} key-clear request refused: {code}: {message}",
+                            sender.address
+                        );
+                        refusal = Refusal::from_code(status, &code, &message, false);
+                        Reply::Refused {
+                            server_id: *server_id,
+                            refusal: &refusal,
+                            for_key_clear: true,
+                        }
+                    }
+                    Err(err @ MainServerError::Unavailable(_)) => {
+                        return Err(Attempt::Retry(err.into()))
+                    }
+                }
+            }
+            Request::Problem(problem) => {
+                log::info!(
+                    "message={name} from={} answered: {}",
+                    sender.address,
+                    problem.label()
+                );
+                Reply::Problem(problem)
+            }
+        };
+        let now = self.clock.now();
+        if !matches!(reply, Reply::License(_) | Reply::KeyClearAck { .. })
+            && !self.complaints.borrow_mut().allow(&sender.address, now)
+        {
+            log::warn!(
+                "message={name} from={} no reply: more than {MAX_COMPLAINTS_PER_HOUR} \
+                 replies about bad mail to this address within an hour (mail loop?)",
+                sender.address
+            );
+            Stats::add(&self.stats.dropped);
+            return Ok(());
+        }
+        let (envelope, bytes) = self
+            .composer
+            .compose(&reply, sender, name, now)
+            .map_err(Attempt::GiveUp)?;
+        // The main server's answer exists only in memory now: a disk error
+        // is retried here, holding on to it, rather than asking again (the
+        // main server would refuse the sync data as already used).
+        let mut failures = 0;
+        loop {
+            let spool = self.spool.clone();
+            let entry = name.to_owned();
+            let (envelope, bytes) = (envelope.clone(), bytes.clone());
+            match blocking(move || spool.stage_reply(&entry, &envelope, &bytes)).await {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    failures += 1;
+                    Stats::add(&self.stats.retries);
+                    let delay = self.retry.delay(failures);
+                    log::warn!("message={name} reply not staged, next try in {delay:?}: {err:#}");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// Removes the message from the queue and hands its reply (if any) on.
+    async fn finish(&self, name: &str) -> Attempt {
+        let spool = self.spool.clone();
+        let entry = name.to_owned();
+        if let Err(err) = blocking(move || spool.finish(&entry)).await {
+            return Attempt::Retry(err);
+        }
+        // The sender also scans `outgoing/`, so a reply left there by a
+        // crash is not lost when this notification never happens.
+        let _ = self.replies.send(name.to_owned());
+        Attempt::Done
+    }
+}
+
+/// The ledger key of a message: its sender and Message-ID, or its bytes
+/// when it has no Message-ID. The sender is part of the key so that nobody
+/// can suppress another customer's answer by reusing their Message-ID.
+pub fn dedup_key(sender: &Sender, raw: &[u8]) -> String {
+    let material = match &sender.message_id {
+        Some(id) => format!("{}\n{}", sender.address.to_ascii_lowercase(), id.trim()),
+        None => format!("raw\n{}", hex(&openssl::sha::sha256(raw))),
+    };
+    hex(&openssl::sha::sha256(material.as_bytes()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_up_to_the_cap() {
+        let policy = RetryPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(1000),
+        };
+        assert_eq!(policy.delay(1), Duration::from_millis(100));
+        assert_eq!(policy.delay(2), Duration::from_millis(200));
+        assert_eq!(policy.delay(4), Duration::from_millis(800));
+        assert_eq!(policy.delay(5), Duration::from_millis(1000));
+        assert_eq!(policy.delay(500), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn complaints_are_limited_per_sender_and_hour() {
+        let mut complaints = Complaints::default();
+        let start = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        for _ in 0..MAX_COMPLAINTS_PER_HOUR {
+            assert!(complaints.allow("a@x.example", start));
+        }
+        assert!(!complaints.allow("A@x.example", start));
+        assert!(complaints.allow("b@x.example", start));
+        let later = start + chrono::Duration::minutes(61);
+        assert!(complaints.allow("a@x.example", later));
+    }
+
+    #[test]
+    fn dedup_key_depends_on_sender_and_id() {
+        let sender = |address: &str, id: Option<&str>| Sender {
+            address: address.into(),
+            name: None,
+            message_id: id.map(str::to_owned),
+            references: vec![],
+            subject: String::new(),
+        };
+        let a = dedup_key(&sender("a@x.example", Some("1@x")), b"one");
+        assert_eq!(a, dedup_key(&sender("A@x.example", Some("1@x")), b"two"));
+        assert_ne!(a, dedup_key(&sender("b@x.example", Some("1@x")), b"one"));
+        assert_ne!(
+            dedup_key(&sender("a@x.example", None), b"one"),
+            dedup_key(&sender("a@x.example", None), b"two")
+        );
+    }
+}

@@ -1,0 +1,563 @@
+//! Shared test helpers: spawning the gateway and the main server on port 0,
+//! waiting for their `listening.json`, making sync data, talking SMTP, and
+//! reading the outbox.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shared_proto::messages::{SyncRequest, MESSAGE_VERSION};
+use shared_proto::{Clock, ServerIdentity};
+use uuid::Uuid;
+
+pub const LICENSING: &str = "licensing@solme.example";
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `check` every 25 ms until it gives a value or the deadline passes.
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Reads `dir/listening.json` once it exists and parses; fails at once if
+/// the process exits first.
+pub fn listening(dir: &Path, child: &mut Child) -> Value {
+    wait_for(&format!("{}/listening.json", dir.display()), || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the process exited before listening: {status}");
+        }
+        let text = std::fs::read_to_string(dir.join("listening.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    })
+}
+
+/// The log level of the spawned programs (`TEST_LOG` overrides).
+pub fn log_level() -> String {
+    std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into())
+}
+
+pub fn gateway_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mail-gateway"))
+}
+
+pub fn main_server_bin() -> PathBuf {
+    gateway_bin().with_file_name("main-server")
+}
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running gateway in its own temporary directory.
+pub struct Gateway {
+    pub proc: Proc,
+    pub data_dir: PathBuf,
+    pub outbox: PathBuf,
+    pub smtp: Option<SocketAddr>,
+    pub http: SocketAddr,
+    /// The arguments it was started with (to restart it the same way).
+    pub args: Vec<String>,
+}
+
+impl Gateway {
+    /// Starts `mail-gateway serve` with an outbox under `root`, for the main
+    /// server at `main_url` (which need not be up), plus `extra` flags.
+    pub fn start(root: &Path, main_url: &str, token_file: &Path, extra: &[&str]) -> Gateway {
+        let data_dir = root.join("gateway");
+        let outbox = root.join("outbox");
+        let mut args: Vec<String> = [
+            "serve",
+            "--data-dir",
+            &data_dir.to_string_lossy(),
+            "--address",
+            LICENSING,
+            "--main-server",
+            main_url,
+            "--token-file",
+            &token_file.to_string_lossy(),
+            "--smtp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--outbox",
+            &outbox.to_string_lossy(),
+            "--retry-initial-ms",
+            "50",
+            "--retry-max-ms",
+            "400",
+            "--notice-interval-ms",
+            "100",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // A flag given in `extra` replaces the default above; a relay
+        // replaces the outbox.
+        if extra.contains(&"--smtp-relay") {
+            if let Some(at) = args.iter().position(|a| a == "--outbox") {
+                args.drain(at..at + 2);
+            }
+        }
+        for flag in extra.iter().filter(|f| f.starts_with("--")) {
+            if let Some(at) = args.iter().position(|a| a == flag) {
+                args.drain(at..at + 2);
+            }
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Gateway::start_with(data_dir, outbox, args)
+    }
+
+    pub fn start_with(data_dir: PathBuf, outbox: PathBuf, args: Vec<String>) -> Gateway {
+        let _ = std::fs::remove_file(data_dir.join("listening.json"));
+        let child = Command::new(gateway_bin())
+            .args(&args)
+            .env("RUST_LOG", log_level())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut proc = Proc { child };
+        let json = listening(&data_dir, &mut proc.child);
+        let smtp = json["smtp"].as_str().map(|s| s.parse().unwrap());
+        let http = json["http"].as_str().unwrap().parse().unwrap();
+        Gateway {
+            proc,
+            data_dir,
+            outbox,
+            smtp,
+            http,
+            args,
+        }
+    }
+
+    /// Kills it with SIGKILL and starts it again with the same arguments.
+    pub fn restart(mut self) -> Gateway {
+        self.proc.kill();
+        Gateway::start_with(
+            self.data_dir.clone(),
+            self.outbox.clone(),
+            self.args.clone(),
+        )
+    }
+
+    pub fn smtp(&self) -> SocketAddr {
+        self.smtp.unwrap()
+    }
+
+    /// The `/status` JSON.
+    pub fn status(&self) -> Value {
+        let body = http_get(self.http, "/status");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// The replies written to the outbox so far, parsed.
+    pub fn replies(&self) -> Vec<Reply> {
+        read_outbox(&self.outbox)
+    }
+
+    /// Waits until the outbox holds at least `n` replies.
+    pub fn wait_replies(&self, n: usize) -> Vec<Reply> {
+        wait_for(&format!("{n} replies in the outbox"), || {
+            let replies = self.replies();
+            (replies.len() >= n).then_some(replies)
+        })
+    }
+
+    /// Waits until the spool queue and outgoing folders are empty.
+    pub fn wait_idle(&self) {
+        wait_for("an empty spool", || {
+            let status = self.status();
+            (status["queued"] == 0 && status["outgoing"] == 0).then_some(())
+        });
+    }
+}
+
+/// One reply found in the outbox.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub file: String,
+    pub to: String,
+    pub subject: String,
+    pub in_reply_to: Option<String>,
+    pub auto_submitted: Option<String>,
+    pub text: String,
+    /// `(file name, content)` of each attachment.
+    pub attachments: Vec<(String, String)>,
+}
+
+pub fn read_outbox(dir: &Path) -> Vec<Reply> {
+    use mail_parser::{MessageParser, MimeHeaders};
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut replies: Vec<Reply> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".eml"))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|entry| {
+            let raw = std::fs::read(entry.path()).unwrap();
+            let message = MessageParser::default().parse(&raw).unwrap();
+            let to = message
+                .to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address.as_deref())
+                .unwrap_or_default()
+                .to_owned();
+            let in_reply_to = message.in_reply_to().as_text().map(str::to_owned);
+            let auto_submitted = message
+                .header_raw("Auto-Submitted")
+                .map(|v| v.trim().to_owned());
+            let text = message.body_text(0).unwrap_or_default().into_owned();
+            let attachments = message
+                .attachments()
+                .map(|a| {
+                    (
+                        a.attachment_name().unwrap_or_default().to_owned(),
+                        String::from_utf8_lossy(a.contents()).into_owned(),
+                    )
+                })
+                .collect();
+            Reply {
+                file: entry.file_name().to_string_lossy().into_owned(),
+                to,
+                subject: message.subject().unwrap_or_default().to_owned(),
+                in_reply_to,
+                auto_submitted,
+                text,
+                attachments,
+            }
+        })
+        .collect();
+    replies.sort_by(|a, b| a.file.cmp(&b.file));
+    replies
+}
+
+/// A plain HTTP GET (the status page).
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+}
+
+/// Fresh sync data signed by `identity` for `server_id`.
+pub fn sync_data(identity: &ServerIdentity, server_id: Uuid) -> String {
+    let request = SyncRequest {
+        version: MESSAGE_VERSION,
+        server_id,
+        request_id: Uuid::new_v4(),
+        created_at: Clock::system().now(),
+        public_keys: identity.public_keys(),
+        held_revision: None,
+        held_sequence: None,
+        software_version: "mail-gateway-tests".into(),
+        usage: Vec::new(),
+    };
+    shared_proto::sync_data::seal(identity, &request).unwrap()
+}
+
+/// A simple mail with the sync data attached.
+pub fn sync_mail(from: &str, message_id: &str, sync_data: &str) -> String {
+    format!(
+        "From: Ops <{from}>\r\n\
+         To: {LICENSING}\r\n\
+         Subject: sync data\r\n\
+         Message-ID: <{message_id}>\r\n\
+         Date: Fri, 13 Nov 2026 10:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\
+         \r\n\
+         --b\r\n\
+         Content-Type: text/plain\r\n\
+         \r\n\
+         Here is our sync data.\r\n\
+         --b\r\n\
+         Content-Type: text/plain; name=\"sync.txt\"\r\n\
+         Content-Disposition: attachment; filename=\"sync.txt\"\r\n\
+         \r\n\
+         {}\r\n\
+         --b--\r\n",
+        sync_data.replace('\n', "\r\n")
+    )
+}
+
+/// A plain-text mail.
+pub fn text_mail(
+    from: &str,
+    message_id: &str,
+    subject: &str,
+    extra_headers: &str,
+    body: &str,
+) -> String {
+    format!(
+        "From: {from}\r\n\
+         To: {LICENSING}\r\n\
+         Subject: {subject}\r\n\
+         Message-ID: <{message_id}>\r\n\
+         Date: Fri, 13 Nov 2026 10:00:00 +0000\r\n\
+         {extra_headers}\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         {body}\r\n"
+    )
+}
+
+/// A raw SMTP client session for protocol tests.
+pub struct SmtpClient {
+    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+}
+
+impl SmtpClient {
+    pub fn connect(addr: SocketAddr) -> (SmtpClient, String) {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut client = SmtpClient {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+        };
+        let greeting = client.read_reply();
+        (client, greeting)
+    }
+
+    /// Reads one (possibly multi-line) reply; empty at end of stream.
+    pub fn read_reply(&mut self) -> String {
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return reply;
+            }
+            reply.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return reply;
+            }
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends one command line and returns the reply.
+    pub fn command(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.read_reply()
+    }
+
+    /// A whole transaction; returns the final reply.
+    pub fn mail(&mut self, from: &str, message: &str) -> String {
+        assert!(self.command("EHLO client.example").starts_with("250"));
+        assert!(self
+            .command(&format!("MAIL FROM:<{from}>"))
+            .starts_with("250"));
+        assert!(self
+            .command(&format!("RCPT TO:<{LICENSING}>"))
+            .starts_with("250"));
+        assert!(self.command("DATA").starts_with("354"));
+        let mut data = String::new();
+        for line in message.replace("\r\n", "\n").lines() {
+            if line.starts_with('.') {
+                data.push('.');
+            }
+            data.push_str(line);
+            data.push_str("\r\n");
+        }
+        data.push_str(".\r\n");
+        self.send(data.as_bytes());
+        self.read_reply()
+    }
+}
+
+/// Sends one message through a fresh SMTP session; panics unless accepted.
+pub fn send_mail(addr: SocketAddr, from: &str, message: &str) {
+    let (mut client, greeting) = SmtpClient::connect(addr);
+    assert!(greeting.starts_with("220"), "{greeting}");
+    let reply = client.mail(from, message);
+    assert!(reply.starts_with("250"), "{reply}");
+    client.command("QUIT");
+}
+
+/// A token file for a gateway whose main server does not matter.
+pub fn dummy_token(root: &Path) -> PathBuf {
+    let path = root.join("token");
+    std::fs::write(&path, "not-a-real-token\n").unwrap();
+    path
+}
+
+/// An address where nothing listens (bound, then released).
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// A running main server (SQLite, port 0) in its own directory.
+pub struct MainServer {
+    pub proc: Proc,
+    pub data_dir: PathBuf,
+    pub admin: SocketAddr,
+    pub token: String,
+}
+
+impl MainServer {
+    /// `main-server init` then `serve` in `root/main`.
+    pub fn start(root: &Path) -> MainServer {
+        let data_dir = root.join("main");
+        let status = Command::new(main_server_bin())
+            .args(["init", "--data-dir"])
+            .arg(&data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "main-server init failed");
+        MainServer::serve(data_dir, "127.0.0.1:0")
+    }
+
+    /// `main-server serve` on an existing data directory.
+    pub fn serve(data_dir: PathBuf, admin_listen: &str) -> MainServer {
+        let _ = std::fs::remove_file(data_dir.join("listening.json"));
+        let child = Command::new(main_server_bin())
+            .args(["serve", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", admin_listen])
+            .args(["--workers", "1"])
+            .env("RUST_LOG", log_level())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut proc = Proc { child };
+        let json = listening(&data_dir, &mut proc.child);
+        let admin = json["admin"].as_str().unwrap().parse().unwrap();
+        let token = std::fs::read_to_string(data_dir.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        MainServer {
+            proc,
+            data_dir,
+            admin,
+            token,
+        }
+    }
+
+    /// Kills the server and starts it again on the same admin address.
+    pub fn restart(mut self) -> MainServer {
+        self.proc.kill();
+        let admin = self.admin.to_string();
+        MainServer::serve(self.data_dir.clone(), &admin)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+
+    pub fn token_file(&self) -> PathBuf {
+        self.data_dir.join("admin-token")
+    }
+
+    pub fn solme_key(&self) -> shared_proto::SolmePublicKey {
+        shared_proto::SolmePublicKey::load(&self.data_dir.join("solme-public.pem")).unwrap()
+    }
+
+    /// One admin API call: `(status, JSON body or null)`.
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.url());
+        let token = self.token.clone();
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        actix_web::rt::System::new().block_on(async move {
+            let client = awc::Client::default();
+            let request = client
+                .request(method, &url)
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .insert_header(("X-Operator", "test-operator"));
+            let mut response = match body {
+                Some(body) => request.send_json(&body).await.unwrap(),
+                None => request.send().await.unwrap(),
+            };
+            let bytes = response.body().await.unwrap();
+            let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (response.status().as_u16(), json)
+        })
+    }
+
+    /// A customer with `emails`, one server id, and one license of 5 seats.
+    /// Returns `(customer id, server id)`.
+    pub fn customer_with_server(&self, emails: &[&str]) -> (String, Uuid) {
+        let (status, customer) = self.admin(
+            "POST",
+            "/admin/v1/customers",
+            Some(serde_json::json!({ "name": "Acme AB", "emails": emails })),
+        );
+        assert_eq!(status, 201, "{customer}");
+        let customer_id = customer["id"].as_str().unwrap().to_owned();
+        let (status, server) = self.admin(
+            "POST",
+            "/admin/v1/servers",
+            Some(serde_json::json!({ "customer_id": customer_id })),
+        );
+        assert_eq!(status, 201, "{server}");
+        let server_id: Uuid = server["server_id"].as_str().unwrap().parse().unwrap();
+        let (status, license) = self.admin(
+            "POST",
+            &format!("/admin/v1/servers/{server_id}/licenses"),
+            Some(serde_json::json!({ "feature": "solme-cad", "seats": 5 })),
+        );
+        assert_eq!(status, 201, "{license}");
+        (customer_id, server_id)
+    }
+}

@@ -1,0 +1,532 @@
+//! The three intakes without a main server: the SMTP receiver's bounds,
+//! `deliver` and the Maildir watcher. Replies that need no main server (bad
+//! mail) are checked in the outbox; sync mail must stay queued.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::helpers::{
+    closed_port_url, dummy_token, gateway_bin, send_mail, text_mail, wait_for, Gateway, SmtpClient,
+    LICENSING,
+};
+
+fn gateway(root: &std::path::Path, extra: &[&str]) -> Gateway {
+    let token = dummy_token(root);
+    Gateway::start(root, &closed_port_url(), &token, extra)
+}
+
+#[test]
+fn smtp_advertises_its_limits_and_takes_mail_only_for_the_licensing_address() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &["--max-message-size", "65536"]);
+    let (mut client, greeting) = SmtpClient::connect(gw.smtp());
+    assert!(greeting.starts_with("220 solme.example"), "{greeting}");
+    assert!(client.command("MAIL FROM:<a@b.example>").starts_with("503"));
+    let ehlo = client.command("EHLO client.example");
+    assert!(
+        ehlo.contains("250-SIZE 65536") || ehlo.contains("250 SIZE 65536"),
+        "{ehlo}"
+    );
+    assert!(ehlo.contains("PIPELINING"), "{ehlo}");
+    assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
+    let too_big = client.command("MAIL FROM:<a@b.example> SIZE=70000");
+    assert!(too_big.starts_with("552 5.3.4"), "{too_big}");
+    assert!(client.command("MAIL FROM:<a@b.example>").starts_with("250"));
+    assert!(client.command("DATA").starts_with("503"));
+    let other = client.command("RCPT TO:<sales@solme.example>");
+    assert!(other.starts_with("550 5.1.1"), "{other}");
+    assert!(client
+        .command("RCPT TO:<Licensing@Solme.Example>")
+        .starts_with("250"));
+    assert!(client.command("RSET").starts_with("250"));
+    assert!(client.command("QUIT").starts_with("221"));
+}
+
+#[test]
+fn oversized_data_is_refused_and_the_session_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &["--max-message-size", "4096"]);
+    let (mut client, _) = SmtpClient::connect(gw.smtp());
+    let body = "x".repeat(100);
+    let big = text_mail(
+        "ops@acme.example",
+        "big@acme.example",
+        "big",
+        "",
+        &vec![body; 100].join("\r\n"),
+    );
+    let reply = client.mail("ops@acme.example", &big);
+    assert!(reply.starts_with("552 5.3.4"), "{reply}");
+    let small = text_mail(
+        "ops@acme.example",
+        "small@acme.example",
+        "hello",
+        "",
+        "hello",
+    );
+    let reply = client.mail("ops@acme.example", &small);
+    assert!(reply.starts_with("250"), "{reply}");
+    // The small one (no sync data) is answered; the big one left no trace.
+    let replies = gw.wait_replies(1);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        replies[0].in_reply_to.as_deref(),
+        Some("small@acme.example")
+    );
+}
+
+#[test]
+fn a_line_longer_than_the_limit_ends_the_session() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &[]);
+    let (mut client, _) = SmtpClient::connect(gw.smtp());
+    client.send(&vec![b'A'; 10_000]);
+    let reply = client.read_reply();
+    assert!(reply.starts_with("500 5.5.2"), "{reply}");
+    assert_eq!(client.read_reply(), "", "the connection should be closed");
+}
+
+#[test]
+fn connections_beyond_the_limit_are_told_to_come_back() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &["--max-connections", "1"]);
+    let (_first, greeting) = SmtpClient::connect(gw.smtp());
+    assert!(greeting.starts_with("220"));
+    let (_second, refused) = SmtpClient::connect(gw.smtp());
+    assert!(refused.starts_with("421 4.7.0"), "{refused}");
+}
+
+#[test]
+fn a_silent_client_is_disconnected() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &["--smtp-timeout-secs", "1"]);
+    let (mut client, _) = SmtpClient::connect(gw.smtp());
+    let reply = client.read_reply();
+    assert!(reply.starts_with("421 4.4.2"), "{reply}");
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &[]);
+    let (mut client, _) = SmtpClient::connect(gw.smtp());
+    client.command("EHLO client.example");
+    client.send(
+        format!("MAIL FROM:<ops@acme.example>\r\nRCPT TO:<nobody@acme.example>\r\nRCPT TO:<{LICENSING}>\r\nDATA\r\n")
+            .as_bytes(),
+    );
+    assert!(client.read_reply().starts_with("250"));
+    assert!(client.read_reply().starts_with("550"));
+    assert!(client.read_reply().starts_with("250"));
+    assert!(client.read_reply().starts_with("354"));
+    client.send(b"Subject: x\r\nFrom: ops@acme.example\r\n\r\nhi\r\n.\r\nNOOP\r\n");
+    assert!(client.read_reply().starts_with("250 2.0.0 Queued"));
+    assert!(client.read_reply().starts_with("250"));
+}
+
+#[test]
+fn sync_mail_waits_while_the_main_server_is_away_and_bad_mail_is_answered() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &[]);
+    let identity = shared_proto::ServerIdentity::generate().unwrap();
+    let sync = crate::helpers::sync_data(&identity, uuid::Uuid::new_v4());
+    send_mail(
+        gw.smtp(),
+        "ops@acme.example",
+        &crate::helpers::sync_mail("ops@acme.example", "sync-1@acme.example", &sync),
+    );
+    send_mail(
+        gw.smtp(),
+        "ops@acme.example",
+        &text_mail(
+            "Ops <ops@acme.example>",
+            "q-1@acme.example",
+            "Question",
+            "",
+            "How do I sync?",
+        ),
+    );
+    let replies = gw.wait_replies(1);
+    assert_eq!(replies[0].to, "ops@acme.example");
+    assert_eq!(replies[0].in_reply_to.as_deref(), Some("q-1@acme.example"));
+    assert_eq!(replies[0].subject, "Re: Question");
+    assert_eq!(replies[0].auto_submitted.as_deref(), Some("auto-replied"));
+    assert!(
+        replies[0].text.contains("we found no sync data"),
+        "{}",
+        replies[0].text
+    );
+    assert!(
+        replies[0].text.contains("export-sync-data"),
+        "{}",
+        replies[0].text
+    );
+    let status = wait_for("retries of the sync mail", || {
+        let status = gw.status();
+        (status["retries"].as_u64() >= Some(2)).then_some(status)
+    });
+    assert_eq!(status["queued"], 1, "{status}");
+    assert_eq!(status["received"], 2, "{status}");
+    assert_eq!(gw.replies().len(), 1);
+}
+
+#[test]
+fn deliver_stores_the_message_for_the_server_and_exits_0() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &["--smtp-listen", "off"]);
+    assert!(gw.smtp.is_none());
+    let message = text_mail(
+        "ops@acme.example",
+        "d-1@acme.example",
+        "Hello",
+        "",
+        "no data here",
+    );
+    let mut child = Command::new(gateway_bin())
+        .args(["deliver", "--data-dir"])
+        .arg(&gw.data_dir)
+        .args(["--sender", "ops@acme.example", "--recipient", LICENSING])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let replies = gw.wait_replies(1);
+    assert_eq!(replies[0].in_reply_to.as_deref(), Some("d-1@acme.example"));
+}
+
+#[test]
+fn deliver_of_a_bounce_and_of_an_oversized_message() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &["--smtp-listen", "off"]);
+    let deliver = |sender: &str, message: &str| {
+        let mut child = Command::new(gateway_bin())
+            .args(["deliver", "--max-message-size", "2000", "--data-dir"])
+            .arg(&gw.data_dir)
+            .arg(format!("--sender={sender}"))
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(message.as_bytes())
+            .unwrap();
+        child.wait().unwrap().code()
+    };
+    let bounce = text_mail(
+        "MAILER-DAEMON@mx.acme.example",
+        "b-1@mx",
+        "Undelivered",
+        "",
+        "failed",
+    );
+    assert_eq!(deliver("", &bounce), Some(0));
+    let big = text_mail(
+        "ops@acme.example",
+        "big-1@acme.example",
+        "Big",
+        "",
+        &"y".repeat(10_000),
+    );
+    assert_eq!(deliver("ops@acme.example", &big), Some(0));
+    let replies = gw.wait_replies(1);
+    assert_eq!(
+        replies[0].in_reply_to.as_deref(),
+        Some("big-1@acme.example")
+    );
+    assert!(replies[0].text.contains("too large"), "{}", replies[0].text);
+    gw.wait_idle();
+    let status = gw.status();
+    assert_eq!(status["dropped"], 1, "{status}");
+    assert_eq!(gw.replies().len(), 1);
+}
+
+#[test]
+fn deliver_exits_75_when_the_spool_cannot_be_written() {
+    let root = tempfile::tempdir().unwrap();
+    let not_a_dir = root.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let mut child = Command::new(gateway_bin())
+        .args(["deliver", "--data-dir"])
+        .arg(not_a_dir.join("data"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Subject: x\r\n\r\nx\r\n")
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(75));
+}
+
+#[test]
+fn maildir_messages_are_taken_from_new_and_answered() {
+    let root = tempfile::tempdir().unwrap();
+    let maildir = root.path().join("Maildir");
+    let gw = gateway(
+        root.path(),
+        &[
+            "--smtp-listen",
+            "off",
+            "--maildir",
+            &maildir.to_string_lossy(),
+            "--maildir-poll-ms",
+            "50",
+        ],
+    );
+    let message = text_mail("ops@acme.example", "m-1@acme.example", "Hi", "", "nothing");
+    // As an MTA does: write in tmp/, then rename into new/.
+    std::fs::write(maildir.join("tmp/1.host"), message.as_bytes()).unwrap();
+    std::fs::rename(maildir.join("tmp/1.host"), maildir.join("new/1.host")).unwrap();
+    let replies = gw.wait_replies(1);
+    assert_eq!(replies[0].in_reply_to.as_deref(), Some("m-1@acme.example"));
+    assert!(std::fs::read_dir(maildir.join("new"))
+        .unwrap()
+        .next()
+        .is_none());
+    let cur: Vec<String> = std::fs::read_dir(maildir.join("cur"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(cur, vec!["1.host:2,S".to_owned()]);
+}
+
+#[test]
+fn the_status_page_answers_json_and_html() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &[]);
+    let status = gw.status();
+    for key in ["received", "answered", "failed", "queued", "dropped"] {
+        assert!(status[key].is_u64(), "{key} missing in {status}");
+    }
+    let html = crate::helpers::http_get(gw.http, "/");
+    assert!(html.contains("Solme mail gateway"), "{html}");
+}
+
+/// A self-signed certificate for localhost: `(cert path, key path)`.
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "localhost").unwrap();
+    let name = name.build();
+    let mut cert = X509Builder::new().unwrap();
+    cert.set_version(2).unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    let serial = BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap();
+    cert.set_serial_number(&serial).unwrap();
+    cert.sign(&key, MessageDigest::sha256()).unwrap();
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, cert.build().to_pem().unwrap()).unwrap();
+    std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    (cert_path, key_path)
+}
+
+#[test]
+fn starttls_is_offered_with_a_certificate_and_mail_goes_through_it() {
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    use lettre::Transport;
+    let root = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(root.path());
+    let gw = gateway(
+        root.path(),
+        &[
+            "--tls-cert",
+            &cert.to_string_lossy(),
+            "--tls-key",
+            &key.to_string_lossy(),
+        ],
+    );
+    let (mut client, _) = SmtpClient::connect(gw.smtp());
+    assert!(client.command("EHLO client.example").contains("STARTTLS"));
+    // Nothing goes through without the handshake being real.
+    client.send(b"STARTTLS\r\n");
+    assert!(client.read_reply().starts_with("220"));
+    drop(client);
+
+    let tls = TlsParameters::builder("localhost".into())
+        .dangerous_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let transport = lettre::SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(gw.smtp().port())
+        .tls(Tls::Required(tls))
+        .build();
+    let envelope = lettre::address::Envelope::new(
+        Some("ops@acme.example".parse().unwrap()),
+        vec![LICENSING.parse().unwrap()],
+    )
+    .unwrap();
+    let message = text_mail(
+        "ops@acme.example",
+        "tls-1@acme.example",
+        "Hi",
+        "",
+        "over TLS",
+    );
+    transport.send_raw(&envelope, message.as_bytes()).unwrap();
+    let replies = gw.wait_replies(1);
+    assert_eq!(
+        replies[0].in_reply_to.as_deref(),
+        Some("tls-1@acme.example")
+    );
+}
+
+/// The relay is another gateway whose "licensing address" is the customer's:
+/// it accepts the reply over SMTP, stores it, and (being automatic mail)
+/// drops it without answering. Down first, then up; then a relay that
+/// refuses the recipient for good.
+#[test]
+fn replies_wait_for_a_relay_that_is_down_and_a_refused_reply_is_given_up() {
+    let root = tempfile::tempdir().unwrap();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let relay_url = format!("smtp://127.0.0.1:{port}");
+    let sender_root = root.path().join("sender");
+    std::fs::create_dir_all(&sender_root).unwrap();
+    let gw = gateway(
+        &sender_root,
+        &["--smtp-relay", &relay_url, "--smtp-relay-tls", "none"],
+    );
+    let question = text_mail(
+        "ops@acme.example",
+        "relay-1@acme.example",
+        "Hi",
+        "",
+        "no data",
+    );
+    send_mail(gw.smtp(), "ops@acme.example", &question);
+    let status = wait_for("retries towards the relay", || {
+        let status = gw.status();
+        (status["retries"].as_u64() >= Some(2)).then_some(status)
+    });
+    assert_eq!(status["outgoing"], 1, "{status}");
+    assert_eq!(status["answered"], 0, "{status}");
+
+    // The relay comes up on that port, for the customer's address.
+    let relay_root = root.path().join("relay");
+    std::fs::create_dir_all(&relay_root).unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let relay = Gateway::start(
+        &relay_root,
+        &closed_port_url(),
+        &dummy_token(&relay_root),
+        &["--address", "ops@acme.example", "--smtp-listen", &listen],
+    );
+    wait_for("the reply through the relay", || {
+        (relay.status()["dropped"] == 1).then_some(())
+    });
+    gw.wait_idle();
+    assert_eq!(gw.status()["answered"], 1);
+    assert!(
+        relay.replies().is_empty(),
+        "the relay must not answer a reply"
+    );
+
+    // A recipient the relay refuses (550) is given up, not retried forever.
+    let other = text_mail(
+        "someone@acme.example",
+        "relay-2@acme.example",
+        "Hi",
+        "",
+        "no data",
+    );
+    send_mail(gw.smtp(), "someone@acme.example", &other);
+    wait_for("the refused reply given up", || {
+        (gw.status()["failed"] == 1).then_some(())
+    });
+    let status = gw.status();
+    assert_eq!(status["failed_in_spool"], 1, "{status}");
+    assert_eq!(status["outgoing"], 0, "{status}");
+}
+
+#[test]
+fn sigterm_stops_the_gateway_cleanly() {
+    let root = tempfile::tempdir().unwrap();
+    let mut gw = gateway(root.path(), &[]);
+    let pid = gw.proc.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let exit = wait_for("the gateway to exit", || gw.proc.child.try_wait().unwrap());
+    assert_eq!(exit.code(), Some(0));
+}
+
+#[test]
+fn serve_exits_1_when_its_address_is_taken() {
+    let root = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let token = dummy_token(root.path());
+    let out = Command::new(gateway_bin())
+        .args([
+            "serve",
+            "--address",
+            LICENSING,
+            "--main-server",
+            "http://127.0.0.1:9",
+        ])
+        .arg("--data-dir")
+        .arg(root.path().join("gw"))
+        .arg("--token-file")
+        .arg(&token)
+        .arg("--outbox")
+        .arg(root.path().join("outbox"))
+        .args(["--smtp-listen", &address, "--http-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("binding --smtp-listen"), "{stderr}");
+}
+
+/// An autoresponder that marks nothing as automatic gets a bounded number
+/// of "no sync data" replies, not an endless exchange.
+#[test]
+fn replies_about_bad_mail_to_one_address_are_limited() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &[]);
+    let (mut client, _) = SmtpClient::connect(gw.smtp());
+    for n in 0..12 {
+        let mail = text_mail(
+            "robot@acme.example",
+            &format!("robot-{n}@acme.example"),
+            "Re: x",
+            "",
+            "I got your mail",
+        );
+        assert!(client.mail("robot@acme.example", &mail).starts_with("250"));
+    }
+    wait_for("all 12 handled", || {
+        let status = gw.status();
+        (status["received"] == 12 && status["queued"] == 0 && status["outgoing"] == 0).then_some(())
+    });
+    assert_eq!(gw.replies().len(), 10);
+    assert_eq!(gw.status()["dropped"], 2);
+}

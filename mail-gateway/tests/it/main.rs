@@ -1,0 +1,12 @@
+//! Integration tests of the mail gateway: one test binary, one module per
+//! concern (see `helpers` for spawning the programs).
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bench;
+mod end_to_end;
+mod golden;
+mod helpers;
+mod intake;
+mod postfix;
+mod reply_texts;

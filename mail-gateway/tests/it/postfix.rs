@@ -1,0 +1,249 @@
+//! Interop through a real Postfix (the Debian package): Postfix receives for
+//! licensing@, hands the message to `mail-gateway deliver` (pipe transport),
+//! and relays the reply to the customer's Maildir, where the test finds the
+//! license file. Skipped, with a notice, where Postfix is not installed or
+//! the test does not run as root (CI installs it and runs as root).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use shared_proto::ServerIdentity;
+
+use crate::helpers::{gateway_bin, send_mail, sync_data, sync_mail, Gateway, MainServer, DEADLINE};
+
+const OPS: &str = "ops@acme.example";
+
+fn postfix_available() -> bool {
+    let installed = Path::new("/usr/sbin/postfix").exists();
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false);
+    installed && root
+}
+
+/// A private Postfix instance; stopped on drop.
+struct Postfix {
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Postfix {
+    fn start(dir: &Path, port: u16, gateway: &Path, gateway_data: &Path) -> Postfix {
+        let config = dir.join("conf");
+        let queue = dir.join("queue");
+        let data = dir.join("data");
+        let mail = dir.join("mail");
+        for d in [&config, &queue, &data, &mail] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        // Postfix's own users write the data and mail folders.
+        Command::new("chown")
+            .arg("postfix")
+            .arg(&data)
+            .status()
+            .unwrap();
+        std::fs::set_permissions(&mail, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let log = dir.join("maillog");
+        let d = dir.display();
+        std::fs::write(
+            config.join("main.cf"),
+            format!(
+                "compatibility_level = 3.6\n\
+                 queue_directory = {d}/queue\n\
+                 data_directory = {d}/data\n\
+                 mail_owner = postfix\n\
+                 setgid_group = postdrop\n\
+                 inet_interfaces = loopback-only\n\
+                 inet_protocols = ipv4\n\
+                 myhostname = mx.solme.example\n\
+                 mydomain = solme.example\n\
+                 myorigin = solme.example\n\
+                 mydestination =\n\
+                 mynetworks = 127.0.0.0/8\n\
+                 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
+                 relay_domains = solme.example\n\
+                 transport_maps = inline:{{ solme.example=solmegw: }}\n\
+                 solmegw_destination_recipient_limit = 1\n\
+                 virtual_mailbox_domains = acme.example\n\
+                 virtual_mailbox_base = {d}/mail\n\
+                 virtual_mailbox_maps = inline:{{ {OPS}=acme/ }}\n\
+                 virtual_uid_maps = static:65534\n\
+                 virtual_gid_maps = static:65534\n\
+                 alias_maps =\n\
+                 alias_database =\n\
+                 local_recipient_maps =\n\
+                 smtputf8_enable = no\n\
+                 biff = no\n\
+                 maillog_file = {d}/maillog\n\
+                 maillog_file_prefixes = {d}\n"
+            ),
+        )
+        .unwrap();
+        let services = [
+            "pickup unix n - n 60 1 pickup",
+            "cleanup unix n - n - 0 cleanup",
+            "qmgr unix n - n 300 1 qmgr",
+            "rewrite unix - - n - - trivial-rewrite",
+            "bounce unix - - n - 0 bounce",
+            "defer unix - - n - 0 bounce",
+            "trace unix - - n - 0 bounce",
+            "verify unix - - n - 1 verify",
+            "flush unix n - n 1000? 0 flush",
+            "proxymap unix - - n - - proxymap",
+            "smtp unix - - n - - smtp",
+            "relay unix - - n - - smtp",
+            "showq unix n - n - - showq",
+            "error unix - - n - - error",
+            "retry unix - - n - - error",
+            "discard unix - - n - - discard",
+            "virtual unix - n n - - virtual",
+            "anvil unix - - n - 1 anvil",
+            "scache unix - - n - 1 scache",
+            "postlog unix-dgram n - n - 1 postlogd",
+        ];
+        let master = format!(
+            "127.0.0.1:{port} inet n - n - - smtpd\n{}\n\
+             solmegw unix - n n - - pipe\n  \
+             flags=Rq user=nobody null_sender= argv={} deliver --data-dir {} --sender=${{sender}} --recipient=${{recipient}}\n",
+            services.join("\n"),
+            gateway.display(),
+            gateway_data.display()
+        );
+        std::fs::write(config.join("master.cf"), master).unwrap();
+        let postfix = Postfix { config, log };
+        postfix.control("start");
+        postfix
+    }
+
+    fn control(&self, verb: &str) {
+        let status = Command::new("/usr/sbin/postfix")
+            .arg("-c")
+            .arg(&self.config)
+            .arg(verb)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "postfix {verb} failed; see {}",
+            self.log.display()
+        );
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("/usr/sbin/postfix")
+            .arg("-c")
+            .arg(&self.config)
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
+    if !postfix_available() {
+        eprintln!("SKIPPED postfix interop: /usr/sbin/postfix missing or not root (see NOTES.md for the install recipe)");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    // Postfix's users (postfix, nobody) must reach into the test directory.
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let gateway = bin.join("mail-gateway");
+    std::fs::copy(gateway_bin(), &gateway).unwrap();
+
+    let main = MainServer::start(root.path());
+    let (_, server_id) = main.customer_with_server(&[OPS]);
+    let port = free_port();
+    let relay = format!("smtp://127.0.0.1:{port}");
+    let gw = Gateway::start(
+        root.path(),
+        &main.url(),
+        &main.token_file(),
+        &[
+            "--smtp-listen",
+            "off",
+            "--smtp-relay",
+            &relay,
+            "--smtp-relay-tls",
+            "none",
+        ],
+    );
+    // `deliver` runs as nobody: it writes into the spool's tmp/ and queue/.
+    for sub in ["spool/tmp", "spool/queue"] {
+        std::fs::set_permissions(
+            gw.data_dir.join(sub),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
+    }
+    let postfix = Postfix::start(&root.path().join("postfix"), port, &gateway, &gw.data_dir);
+
+    let identity = ServerIdentity::generate().unwrap();
+    let mail = sync_mail(
+        OPS,
+        "via-postfix@acme.example",
+        &sync_data(&identity, server_id),
+    );
+    crate::helpers::wait_for("Postfix to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    send_mail(format!("127.0.0.1:{port}").parse().unwrap(), OPS, &mail);
+
+    let inbox = root.path().join("postfix/mail/acme/new");
+    let start = std::time::Instant::now();
+    let file = loop {
+        let found = std::fs::read_dir(&inbox)
+            .ok()
+            .and_then(|mut entries| entries.next())
+            .and_then(Result::ok)
+            .map(|entry| entry.path());
+        if let Some(file) = found {
+            break file;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no reply in the customer's Maildir; Postfix log:\n{}\ngateway status: {}",
+            postfix.log(),
+            gw.status()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let raw = std::fs::read(&file).unwrap();
+    let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    use mail_parser::MimeHeaders;
+    assert_eq!(
+        message.in_reply_to().as_text(),
+        Some("via-postfix@acme.example")
+    );
+    // The reply went out with a null envelope sender (RFC 3834).
+    assert_eq!(message.header_raw("Return-Path").map(str::trim), Some("<>"));
+    let attachment = message.attachments().next().unwrap();
+    assert_eq!(
+        attachment.attachment_name(),
+        Some(format!("license-{server_id}.lic").as_str())
+    );
+    let text = String::from_utf8_lossy(attachment.contents());
+    let file =
+        shared_proto::license_file::open(&text, &identity, &main.solme_key(), server_id).unwrap();
+    assert_eq!(file.server_id, server_id);
+    assert!(postfix.log().contains("relay=solmegw"), "{}", postfix.log());
+}

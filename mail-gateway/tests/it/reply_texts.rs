@@ -1,0 +1,163 @@
+//! Snapshots of what customers read: the subject and text of every kind of
+//! reply, with fixed ids and dates, compared with `tests/replies/*.txt`.
+//! After a deliberate wording change, `UPDATE_SNAPSHOTS=1` rewrites them.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use mail_gateway::inbound::{Problem, Sender};
+use mail_gateway::main_server::{KeyClearRequest, License, MailSyncAnswer};
+use mail_gateway::replies::{Composer, Refusal, Reply};
+use mail_parser::{MessageParser, MimeHeaders};
+use uuid::Uuid;
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap()
+}
+
+fn snapshot_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/replies")
+}
+
+#[test]
+fn reply_texts_match_their_snapshots() {
+    let composer = Composer::new("licensing@solme.example", "Solme Licensing").unwrap();
+    let server_id = Uuid::parse_str("6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10").unwrap();
+    let request_id = Uuid::parse_str("0b8e2f4c-9d1a-4c3e-8f7b-2a6d5e4c3b21").unwrap();
+    let now = at(1_795_000_000);
+    let sender = Sender {
+        address: "ops@acme.example".into(),
+        name: Some("Ops".into()),
+        message_id: Some("m1@acme.example".into()),
+        references: vec![],
+        subject: "Sync data".into(),
+    };
+    let answer = MailSyncAnswer {
+        license_file: "-----BEGIN SOLME LICENSE FILE-----\n…\n-----END SOLME LICENSE FILE-----\n"
+            .into(),
+        server_id,
+        valid_until: at(1_826_622_400),
+        licenses: vec![
+            License {
+                feature: "solme-cad".into(),
+                seats: 5,
+                valid_from: None,
+                valid_until: None,
+            },
+            License {
+                feature: "solme-render".into(),
+                seats: 1,
+                valid_from: Some(at(1_790_000_000)),
+                valid_until: Some(at(1_830_000_000)),
+            },
+        ],
+    };
+    let decided = |status: &str, reason: Option<&str>| KeyClearRequest {
+        id: request_id,
+        server_id,
+        sender: "ops@acme.example".into(),
+        message_id: "m1@acme.example".into(),
+        text: "clear".into(),
+        status: status.into(),
+        operator: Some("alice".into()),
+        reason: reason.map(str::to_owned),
+    };
+    let approved = decided("approved", Some("server reinstalled"));
+    let rejected = decided("rejected", Some("the id belongs to another site"));
+    let problems = [
+        Problem::NoSyncData {
+            attachments: vec!["screenshot.pdf".into()],
+        },
+        Problem::Damaged {
+            detail: "the sync data is damaged: its base64 text does not decode".into(),
+        },
+        Problem::LicenseFileSent,
+        Problem::KeyClearWithoutId,
+        Problem::SeveralIds {
+            ids: vec![server_id, request_id],
+        },
+        Problem::TooLarge {
+            size: 5_000_000,
+            limit: 2_097_152,
+        },
+    ];
+    let refusals = [
+        ("unknown-id", Refusal::UnknownId, false),
+        ("id-in-use", Refusal::IdInUse, false),
+        ("not-registered", Refusal::NotRegistered, false),
+        ("not-registered-key-clear", Refusal::NotRegistered, true),
+        ("replayed", Refusal::Replayed { resumed: false }, false),
+        (
+            "replayed-after-interruption",
+            Refusal::Replayed { resumed: true },
+            false,
+        ),
+        ("stale", Refusal::Stale, false),
+        (
+            "refused-bad-signature",
+            Refusal::Damaged {
+                message: "the signature does not match the presented key".into(),
+            },
+            false,
+        ),
+    ];
+
+    let mut replies: Vec<(String, Reply<'_>)> = vec![
+        ("license".into(), Reply::License(&answer)),
+        (
+            "key-clear-ack".into(),
+            Reply::KeyClearAck {
+                server_id,
+                request_id,
+            },
+        ),
+        ("key-clear-approved".into(), Reply::Decision(&approved)),
+        ("key-clear-rejected".into(), Reply::Decision(&rejected)),
+    ];
+    for problem in &problems {
+        replies.push((problem.label().into(), Reply::Problem(problem)));
+    }
+    for (name, refusal, for_key_clear) in &refusals {
+        replies.push((
+            (*name).into(),
+            Reply::Refused {
+                server_id,
+                refusal,
+                for_key_clear: *for_key_clear,
+            },
+        ));
+    }
+
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let mut mismatches = Vec::new();
+    for (name, reply) in &replies {
+        let (_, bytes) = composer.compose(reply, &sender, "r1", now).unwrap();
+        let message = MessageParser::default().parse(&bytes).unwrap();
+        let mut text = format!("Subject: {}\n", message.subject().unwrap_or_default());
+        for attachment in message.attachments() {
+            text.push_str(&format!(
+                "Attachment: {}\n",
+                attachment.attachment_name().unwrap_or_default()
+            ));
+        }
+        text.push('\n');
+        text.push_str(
+            &message
+                .body_text(0)
+                .unwrap_or_default()
+                .replace("\r\n", "\n"),
+        );
+        let path = snapshot_dir().join(format!("{name}.txt"));
+        if update {
+            std::fs::create_dir_all(snapshot_dir()).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            mismatches.push(format!("{name}:\n{text}"));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "reply texts differ from tests/replies (UPDATE_SNAPSHOTS=1 to accept):\n{}",
+        mismatches.join("\n")
+    );
+}

@@ -1,0 +1,409 @@
+//! The journeys of the product story, one test each, named after the sentence it
+//! proves. Every journey runs on SQLite; with `SOLME_TEST_DATABASE_URL` set it also
+//! runs on PostgreSQL, with two `main-server` processes behind the local servers'
+//! endpoint list (the `postgres::` tests skip with a notice otherwise).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use shared_proto::ErrorCode;
+use support::World;
+use tests::mail::{send_sync_mail, send_text_mail, wait_for_reply};
+use tests::wait_until;
+
+/// Generates `sqlite::NAME` and `postgres::NAME` for each journey.
+macro_rules! journeys {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::support::World::sqlite()); })*
+        }
+        mod postgres {
+            $(#[test] fn $name() {
+                match super::support::World::postgres() {
+                    Some(world) => super::$name(world),
+                    None => eprintln!("skipped: SOLME_TEST_DATABASE_URL is not set"),
+                }
+            })*
+        }
+    };
+}
+
+journeys!(
+    a_never_synced_server_issues_nothing,
+    license_changes_reach_the_local_server_only_after_a_sync,
+    after_366_days_without_sync_nothing_is_issued_and_a_sync_restores_it,
+    the_first_sync_binds_the_key_pair,
+    a_second_server_with_the_same_id_is_refused,
+    a_reinstalled_server_is_refused,
+    after_the_operator_clears_the_key_pair_the_reinstalled_server_syncs_and_the_old_one_is_refused,
+    a_key_clear_mailed_to_licensing_and_approved_lets_the_reinstalled_server_sync,
+    direct_sync_falls_back_from_the_443_port_to_the_8080_port,
+    automatic_sync_is_off_by_default_and_runs_daily_or_weekly_on_schedule,
+    diagnosis_names_id_in_use_blocked_ports_and_main_server_down,
+    sync_by_file_through_the_mail_gateway_replies_to_the_sender,
+    clients_keep_their_leases_and_get_new_ones_during_the_email_round_trip,
+    many_local_servers_sync_at_once_through_both_channels,
+);
+
+const MAIL: Duration = Duration::from_secs(60);
+
+fn a_never_synced_server_issues_nothing(world: World) {
+    let (_, local) = world.serving_local_server(5);
+    let refusal = local
+        .checkout("solme-cad", "laptop-1")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refusal.error.code, ErrorCode::NotSynchronized);
+    assert!(!support::synchronized(&local.status().unwrap()));
+}
+
+fn license_changes_reach_the_local_server_only_after_a_sync(world: World) {
+    let (id, local) = world.serving_local_server(5);
+    local.cli("sync", &[]).unwrap().ok().unwrap();
+    assert_eq!(support::seats(&local, "solme-cad"), Some(5));
+
+    let admin = world.admin();
+    let cad = support::license_id(&admin, id, "solme-cad");
+    admin.change_seats(id, &cad, 2).unwrap();
+    admin.add_license(id, "solme-cam", 3).unwrap();
+    // Nothing moves on the local server until it synchronizes.
+    assert_eq!(support::seats(&local, "solme-cad"), Some(5));
+    assert_eq!(support::seats(&local, "solme-cam"), None);
+
+    local.cli("sync", &[]).unwrap().ok().unwrap();
+    assert_eq!(support::seats(&local, "solme-cad"), Some(2));
+    assert_eq!(support::seats(&local, "solme-cam"), Some(3));
+
+    admin.remove_license(id, &cad).unwrap();
+    assert_eq!(support::seats(&local, "solme-cad"), Some(2));
+    local.cli("sync", &[]).unwrap().ok().unwrap();
+    assert_eq!(support::seats(&local, "solme-cad"), None);
+    let refusal = local
+        .checkout("solme-cad", "laptop-1")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refusal.error.code, ErrorCode::FeatureUnknown);
+}
+
+fn after_366_days_without_sync_nothing_is_issued_and_a_sync_restores_it(mut world: World) {
+    let (_, mut local) = world.serving_local_server(5);
+    local.cli("sync", &[]).unwrap().ok().unwrap();
+    assert!(local.checkout("solme-cad", "laptop-1").unwrap().is_ok());
+
+    // A year and a day later, for everybody.
+    world.move_main_clock(Some("367d"));
+    local.set_clock(Some("367d"));
+    local.serve().unwrap();
+    let refusal = local
+        .checkout("solme-cad", "laptop-2")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refusal.error.code, ErrorCode::SyncExpired);
+    assert!(!support::synchronized(&local.status().unwrap()));
+
+    local.cli("sync", &[]).unwrap().ok().unwrap();
+    assert!(local.checkout("solme-cad", "laptop-2").unwrap().is_ok());
+}
+
+fn the_first_sync_binds_the_key_pair(world: World) {
+    let (id, local) = world.local_server(5);
+    let admin = world.admin();
+    assert!(admin.show(id).unwrap()["bound_fingerprint"].is_null());
+    local.cli("sync", &[]).unwrap().ok().unwrap();
+    let shown = admin.show(id).unwrap();
+    let identity = shared_proto::ServerIdentity::load(&support::key_dir(&local)).unwrap();
+    assert_eq!(
+        shown["bound_fingerprint"],
+        identity.fingerprint().to_string()
+    );
+    assert!(!shown["bound_at"].is_null());
+    // The same key pair keeps syncing.
+    local.cli("sync", &[]).unwrap().ok().unwrap();
+}
+
+fn a_second_server_with_the_same_id_is_refused(world: World) {
+    let (id, first) = world.local_server(5);
+    first.cli("sync", &[]).unwrap().ok().unwrap();
+    let second = world.local_server_for(id, "thief");
+    let output = second.cli("sync", &[]).unwrap();
+    assert_eq!(output.code, 1, "{}", output.text());
+    support::assert_mentions(&output.text(), &["ID_IN_USE", "licensing@"]);
+    // The rightful server is not disturbed.
+    first.cli("sync", &[]).unwrap().ok().unwrap();
+}
+
+fn a_reinstalled_server_is_refused(world: World) {
+    let (_, local) = world.local_server(5);
+    local.cli("sync", &[]).unwrap().ok().unwrap();
+    world.reinstall(&local);
+    let output = local.cli("sync", &[]).unwrap();
+    assert_eq!(output.code, 1, "{}", output.text());
+    support::assert_mentions(&output.text(), &["ID_IN_USE"]);
+}
+
+fn after_the_operator_clears_the_key_pair_the_reinstalled_server_syncs_and_the_old_one_is_refused(
+    world: World,
+) {
+    let (id, old) = world.local_server(5);
+    old.cli("sync", &[]).unwrap().ok().unwrap();
+    let reinstalled = world.local_server_for(id, "reinstalled");
+    assert_eq!(reinstalled.cli("sync", &[]).unwrap().code, 1);
+
+    world
+        .admin()
+        .clear_key(id, "customer reinstalled on new hardware")
+        .unwrap();
+    reinstalled.cli("sync", &[]).unwrap().ok().unwrap();
+    let output = old.cli("sync", &[]).unwrap();
+    assert_eq!(output.code, 1, "{}", output.text());
+    support::assert_mentions(&output.text(), &["ID_IN_USE"]);
+
+    let audit = world.admin().audit().unwrap();
+    assert!(
+        audit.iter().any(|e| e
+            .to_string()
+            .contains("customer reinstalled on new hardware")),
+        "the key clear and its reason are audited"
+    );
+}
+
+fn a_key_clear_mailed_to_licensing_and_approved_lets_the_reinstalled_server_sync(world: World) {
+    let gateway = world.gateway();
+    let (id, old) = world.local_server(5);
+    old.cli("sync", &[]).unwrap().ok().unwrap();
+    let reinstalled = world.local_server_for(id, "reinstalled");
+    assert_eq!(reinstalled.cli("sync", &[]).unwrap().code, 1);
+
+    let message_id = send_text_mail(
+        gateway.smtp,
+        support::CONTACT,
+        &gateway.address,
+        &format!("Please clear the key pair of {id}"),
+        &format!("Hello,\n\nwe reinstalled our license server. Please clear the key pair of license server id {id}.\n"),
+    )
+    .unwrap();
+    let ack = wait_for_reply(&gateway.outbox(), &message_id, MAIL).unwrap();
+    assert_eq!(ack.to, support::CONTACT);
+
+    let admin = world.admin();
+    let pending = wait_until("the key-clear request", MAIL, || {
+        admin
+            .key_clear_requests("pending")
+            .ok()?
+            .into_iter()
+            .find(|r| r["server_id"] == id.to_string())
+    })
+    .unwrap();
+    admin.approve(&pending).unwrap();
+    let notice = wait_until("the decision notice", MAIL, || {
+        tests::mail::replies_to(&gateway.outbox(), &message_id)
+            .ok()?
+            .into_iter()
+            .find(|r| r.text.to_lowercase().contains("approved"))
+    })
+    .unwrap();
+    assert_eq!(notice.to, support::CONTACT);
+
+    reinstalled.cli("sync", &[]).unwrap().ok().unwrap();
+    assert_eq!(old.cli("sync", &[]).unwrap().code, 1);
+}
+
+fn direct_sync_falls_back_from_the_443_port_to_the_8080_port(world: World) {
+    let closed = support::closed_port();
+    let endpoints = vec![
+        format!("https://127.0.0.1:{closed}"),
+        world.sync_urls()[1].clone(),
+    ];
+    let (_, local) = world.local_server_with(5, &endpoints, &[]);
+    let output = local.cli("sync", &[]).unwrap().ok().unwrap();
+    assert!(
+        support::synchronized(&local.status().unwrap()),
+        "{}",
+        output.text()
+    );
+}
+
+fn automatic_sync_is_off_by_default_and_runs_daily_or_weekly_on_schedule(mut world: World) {
+    let (_, mut local) = world.local_server(5);
+    let status = local.status().unwrap();
+    assert_eq!(support::auto_sync_mode(&status), "off");
+    local.cli("sync", &[]).unwrap().ok().unwrap();
+    let first = support::last_sync(&local.status().unwrap()).unwrap();
+
+    // Daily: two days later the scheduler has synchronized on its own.
+    local.cli("auto-sync", &["daily"]).unwrap().ok().unwrap();
+    assert_eq!(support::auto_sync_mode(&local.status().unwrap()), "daily");
+    world.move_main_clock(Some("2d"));
+    local.set_clock(Some("2d"));
+    local.serve_with(&["--scheduler-tick-ms", "50"]).unwrap();
+    let second = wait_until("the daily automatic sync", MAIL, || {
+        let last = support::last_sync(&local.status().ok()?)?;
+        (last > first).then_some(last)
+    })
+    .unwrap();
+
+    // Weekly: eight days later it has synchronized again.
+    local.cli("auto-sync", &["weekly"]).unwrap().ok().unwrap();
+    world.move_main_clock(Some("10d"));
+    local.set_clock(Some("10d"));
+    local.serve_with(&["--scheduler-tick-ms", "50"]).unwrap();
+    wait_until("the weekly automatic sync", MAIL, || {
+        let last = support::last_sync(&local.status().ok()?)?;
+        (last > second).then_some(())
+    })
+    .unwrap();
+}
+
+fn diagnosis_names_id_in_use_blocked_ports_and_main_server_down(mut world: World) {
+    // Id in use: another key pair holds the id.
+    let (id, first) = world.local_server(5);
+    first.cli("sync", &[]).unwrap().ok().unwrap();
+    let thief = world.local_server_for(id, "other");
+    let report = support::diagnose(&thief);
+    support::assert_mentions(&report, &["ID_IN_USE", "licensing@"]);
+
+    // Both ports blocked: nothing answers on either endpoint.
+    let endpoints = vec![
+        format!("https://127.0.0.1:{}", support::closed_port()),
+        format!("https://127.0.0.1:{}", support::closed_port()),
+    ];
+    let (_, walled) = world.local_server_with(5, &endpoints, &[]);
+    let report = support::diagnose(&walled);
+    support::assert_mentions(&report, &["firewall"]);
+    let output = walled.cli("sync", &[]).unwrap();
+    assert_eq!(
+        output.code,
+        75,
+        "a network failure is temporary: {}",
+        output.text()
+    );
+
+    // Main server down.
+    let (_, local) = world.local_server(5);
+    world.stop_main();
+    let report = support::diagnose(&local);
+    support::assert_mentions(&report, &["main server"]);
+}
+
+fn sync_by_file_through_the_mail_gateway_replies_to_the_sender(world: World) {
+    let gateway = world.gateway();
+    let (id, local) = world.local_server(5);
+    let file = local.dir.join("sync-data.txt");
+    local
+        .cli("export-sync-data", &[&file.to_string_lossy()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let sync_data = std::fs::read_to_string(&file).unwrap();
+    let message_id =
+        send_sync_mail(gateway.smtp, support::CONTACT, &gateway.address, &sync_data).unwrap();
+
+    let reply = wait_for_reply(&gateway.outbox(), &message_id, MAIL).unwrap();
+    assert_eq!(
+        reply.to,
+        support::CONTACT,
+        "the reply goes to the sender's address"
+    );
+    assert_eq!(reply.auto_submitted.as_deref(), Some("auto-replied"));
+    assert!(reply.text.contains(&id.to_string()), "{}", reply.text);
+    let license = reply.license_file.expect("a license file is attached");
+    let path = local.dir.join("license.lic");
+    std::fs::write(&path, license).unwrap();
+    local
+        .cli("import-license-file", &[&path.to_string_lossy()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(support::synchronized(&local.status().unwrap()));
+
+    // The same file again is older than (equal to) what is held: refused, nothing changes.
+    let again = local
+        .cli("import-license-file", &[&path.to_string_lossy()])
+        .unwrap();
+    assert_eq!(again.code, 1, "{}", again.text());
+    support::assert_mentions(&again.text(), &["OLDER_LICENSE_FILE"]);
+}
+
+fn clients_keep_their_leases_and_get_new_ones_during_the_email_round_trip(world: World) {
+    let gateway = world.gateway();
+    let (_, local) = world.serving_local_server(5);
+    local.cli("sync", &[]).unwrap().ok().unwrap();
+    let lease = local.checkout("solme-cad", "laptop-1").unwrap().unwrap();
+    let lease_id = lease["lease_id"].as_str().unwrap().to_string();
+
+    let file = local.dir.join("sync-data.txt");
+    local
+        .cli("export-sync-data", &[&file.to_string_lossy()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let message_id = send_sync_mail(
+        gateway.smtp,
+        support::CONTACT,
+        &gateway.address,
+        &std::fs::read_to_string(&file).unwrap(),
+    )
+    .unwrap();
+    // While the mail is on its way, clients work as usual.
+    assert!(local.heartbeat(&lease_id).unwrap().is_ok());
+    let second = local.checkout("solme-cad", "laptop-2").unwrap().unwrap();
+
+    let reply = wait_for_reply(&gateway.outbox(), &message_id, MAIL).unwrap();
+    let path = local.dir.join("license.lic");
+    std::fs::write(&path, reply.license_file.unwrap()).unwrap();
+    local
+        .cli("import-license-file", &[&path.to_string_lossy()])
+        .unwrap()
+        .ok()
+        .unwrap();
+
+    assert!(local.heartbeat(&lease_id).unwrap().is_ok());
+    assert!(local
+        .heartbeat(second["lease_id"].as_str().unwrap())
+        .unwrap()
+        .is_ok());
+    assert!(local.checkout("solme-cad", "laptop-3").unwrap().is_ok());
+    assert_eq!(support::in_use(&local, "solme-cad"), Some(3));
+}
+
+fn many_local_servers_sync_at_once_through_both_channels(world: World) {
+    const SERVERS: usize = 20;
+    let gateway = world.gateway();
+    let locals: Vec<_> = (0..SERVERS).map(|_| world.local_server(2).1).collect();
+    std::thread::scope(|scope| {
+        for (n, local) in locals.iter().enumerate() {
+            let gateway = &gateway;
+            scope.spawn(move || {
+                if n % 2 == 0 {
+                    local.cli("sync", &[]).unwrap().ok().unwrap();
+                    return;
+                }
+                let file = local.dir.join("sync-data.txt");
+                local
+                    .cli("export-sync-data", &[&file.to_string_lossy()])
+                    .unwrap()
+                    .ok()
+                    .unwrap();
+                let sync_data = std::fs::read_to_string(&file).unwrap();
+                let id =
+                    send_sync_mail(gateway.smtp, support::CONTACT, &gateway.address, &sync_data)
+                        .unwrap();
+                let reply = wait_for_reply(&gateway.outbox(), &id, MAIL).unwrap();
+                let path = local.dir.join("license.lic");
+                std::fs::write(&path, reply.license_file.unwrap()).unwrap();
+                local
+                    .cli("import-license-file", &[&path.to_string_lossy()])
+                    .unwrap()
+                    .ok()
+                    .unwrap();
+            });
+        }
+    });
+    for local in &locals {
+        let status: Value = local.status().unwrap();
+        assert!(support::synchronized(&status), "{status}");
+    }
+}

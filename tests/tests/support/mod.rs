@@ -1,0 +1,232 @@
+//! The world a journey runs in: a temporary directory, the main server (one process on
+//! SQLite, or two on one fresh PostgreSQL database), a demo customer, and helpers that
+//! read what users read.
+
+use std::cell::Cell;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+use tempfile::TempDir;
+use tests::{Admin, LocalServer, MailGateway, MainOptions, MainServer};
+use uuid::Uuid;
+
+/// The customer's registered contact address.
+pub const CONTACT: &str = "ops@acme.example";
+
+pub struct World {
+    dir: TempDir,
+    mains: Vec<MainServer>,
+    customer: String,
+    count: Cell<usize>,
+}
+
+impl World {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let main = MainServer::start(&dir.path().join("main"), MainOptions::default()).unwrap();
+        Self::with(dir, vec![main])
+    }
+
+    /// Two processes on a fresh database, or None when no PostgreSQL is configured.
+    pub fn postgres() -> Option<Self> {
+        let url = std::env::var("SOLME_TEST_DATABASE_URL").ok()?;
+        let name = format!("solme_e2e_{}", Uuid::new_v4().simple());
+        let status = Command::new("psql")
+            .arg(&url)
+            .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+            .status()
+            .expect("psql runs");
+        assert!(status.success(), "creating the test database");
+        let (base, _) = url.rsplit_once('/').expect("a database URL with a path");
+        let options = MainOptions {
+            database_url: Some(format!("{base}/{name}")),
+            clock_offset: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let first = MainServer::start(&dir.path().join("main-1"), options).unwrap();
+        let second = first.another_process(&dir.path().join("main-2")).unwrap();
+        Some(Self::with(dir, vec![first, second]))
+    }
+
+    fn with(dir: TempDir, mains: Vec<MainServer>) -> Self {
+        let customer = mains[0]
+            .admin()
+            .unwrap()
+            .customer("Acme Engineering AB", &[CONTACT])
+            .unwrap();
+        Self {
+            dir,
+            mains,
+            customer,
+            count: Cell::new(0),
+        }
+    }
+
+    pub fn admin(&self) -> Admin {
+        self.mains[self.mains.len() - 1].admin().unwrap()
+    }
+
+    /// The endpoint list local servers get: the "443" port of the first process and
+    /// the "8080" port of the last one.
+    pub fn sync_urls(&self) -> Vec<String> {
+        vec![
+            self.mains[0].sync_urls()[0].clone(),
+            self.mains[self.mains.len() - 1].sync_urls()[1].clone(),
+        ]
+    }
+
+    fn next_dir(&self, name: &str) -> PathBuf {
+        let n = self.count.get() + 1;
+        self.count.set(n);
+        self.dir.path().join(format!("{name}-{n}"))
+    }
+
+    /// A new license server id with `seats` seats of solme-cad, and its local server
+    /// installed (not serving).
+    pub fn local_server(&self, seats: u32) -> (Uuid, LocalServer) {
+        self.local_server_with(seats, &self.sync_urls(), &[])
+    }
+
+    pub fn local_server_with(
+        &self,
+        seats: u32,
+        endpoints: &[String],
+        extra: &[&str],
+    ) -> (Uuid, LocalServer) {
+        let admin = self.admin();
+        let id = admin.server(&self.customer).unwrap();
+        admin.add_license(id, "solme-cad", seats).unwrap();
+        let local = LocalServer::init_with(
+            &self.next_dir("local"),
+            id,
+            &self.mains[0],
+            endpoints,
+            extra,
+        )
+        .unwrap();
+        (id, local)
+    }
+
+    /// Like [`World::local_server`], and serving clients.
+    pub fn serving_local_server(&self, seats: u32) -> (Uuid, LocalServer) {
+        let (id, mut local) = self.local_server(seats);
+        local.serve().unwrap();
+        (id, local)
+    }
+
+    /// Another installation (another key pair) claiming an existing id.
+    pub fn local_server_for(&self, id: Uuid, name: &str) -> LocalServer {
+        LocalServer::init_with(
+            &self.next_dir(name),
+            id,
+            &self.mains[0],
+            &self.sync_urls(),
+            &[],
+        )
+        .unwrap()
+    }
+
+    /// Reinstalls a local server in place: `init --force` makes a new key pair.
+    pub fn reinstall(&self, local: &LocalServer) {
+        LocalServer::init_with(
+            &local.dir,
+            local.id,
+            &self.mains[0],
+            &self.sync_urls(),
+            &["--force"],
+        )
+        .unwrap();
+    }
+
+    /// Restarts every main-server process with its clock moved.
+    pub fn move_main_clock(&mut self, offset: Option<&str>) {
+        for main in &mut self.mains {
+            main.restart_with_clock(offset).unwrap();
+        }
+    }
+
+    pub fn stop_main(&mut self) {
+        for main in &mut self.mains {
+            main.stop().unwrap();
+        }
+    }
+
+    pub fn gateway(&self) -> MailGateway {
+        MailGateway::start(&self.next_dir("gateway"), &self.mains[0]).unwrap()
+    }
+}
+
+/// A loopback port nothing listens on (as behind a firewall that drops it).
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Where the local server keeps its key pairs.
+pub fn key_dir(local: &LocalServer) -> PathBuf {
+    local.dir.clone()
+}
+
+pub fn assert_mentions(text: &str, words: &[&str]) {
+    for word in words {
+        assert!(text.contains(word), "expected {word:?} in:\n{text}");
+    }
+}
+
+/// Whether `status --json` says the server is synchronized (and so issues licenses).
+pub fn synchronized(status: &Value) -> bool {
+    status["issuing"] == true
+        && matches!(status["state"].as_str(), Some("synchronized" | "warning"))
+}
+
+pub fn auto_sync_mode(status: &Value) -> String {
+    status["auto_sync"]["mode"]
+        .as_str()
+        .or_else(|| status["auto_sync"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub fn last_sync(status: &Value) -> Option<String> {
+    status["last_sync_at"].as_str().map(str::to_string)
+}
+
+fn feature(local: &LocalServer, name: &str) -> Option<Value> {
+    let features = local.features().unwrap();
+    let list = features
+        .as_array()
+        .cloned()
+        .or_else(|| features["features"].as_array().cloned())
+        .unwrap_or_default();
+    list.into_iter().find(|f| f["feature"] == name)
+}
+
+/// Seats of a feature as the client API lists them (None: not licensed).
+pub fn seats(local: &LocalServer, name: &str) -> Option<u64> {
+    feature(local, name).and_then(|f| f["seats_total"].as_u64())
+}
+
+pub fn in_use(local: &LocalServer, name: &str) -> Option<u64> {
+    feature(local, name).and_then(|f| f["in_use"].as_u64())
+}
+
+/// The id of the license of `feature` on the main server.
+pub fn license_id(admin: &Admin, id: Uuid, feature: &str) -> Value {
+    let shown = admin.show(id).unwrap();
+    shown["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["feature"] == feature)
+        .map(|l| l["id"].clone())
+        .unwrap()
+}
+
+/// What `diagnose` tells the customer, human text and JSON together.
+pub fn diagnose(local: &LocalServer) -> String {
+    let human = local.cli("diagnose", &[]).unwrap();
+    let json = local.cli("diagnose", &["--json"]).unwrap();
+    format!("{}\n{}", human.text(), json.text())
+}
