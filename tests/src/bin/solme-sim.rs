@@ -197,8 +197,14 @@ fn run(args: Args) -> Result<()> {
         "lease {lease_id} granted until {}",
         lease["expires_at"]
     ));
-    let features = locals[0].features()?;
-    say(&format!("features now: {features}"));
+    for feature in locals[0].features()?.as_array().into_iter().flatten() {
+        say(&format!(
+            "{}: {} of {} seats in use",
+            feature["feature"].as_str().unwrap_or("?"),
+            feature["in_use"],
+            feature["seats_total"]
+        ));
+    }
     if let Err(refusal) = locals[0].checkin(&lease_id)? {
         bail!("check-in refused: {}", refusal.error.message);
     }
@@ -221,7 +227,11 @@ fn run(args: Args) -> Result<()> {
         "curl -X POST -H 'content-type: application/json' -d '{{\"feature\":\"solme-cad\",\"client\":\"me\"}}' {}/api/v1/leases",
         locals[0].api_url()?
     ));
-    say(&format!("manager page: {}/", locals[0].api_url()?));
+    say(&format!(
+        "manager page of local-server-1: {}/",
+        locals[0].api_url()?
+    ));
+    say(&format!("operator console: {}/", main.admin_url()));
     say(&format!(
         "{} admin --data-dir {} server show {}",
         main_bin.display(),
