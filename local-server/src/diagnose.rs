@@ -146,6 +146,12 @@ pub struct Check {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<Cause>,
+    /// The cause in words (`Cause::title`), for the manager page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause_title: Option<&'static str>,
+    /// What to do about the cause (`Cause::remedy`), for the manager page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<&'static str>,
 }
 
 /// The whole diagnosis.
@@ -224,6 +230,8 @@ impl Builder {
             outcome,
             detail,
             cause,
+            cause_title: cause.map(Cause::title),
+            remedy: cause.map(Cause::remedy),
         });
     }
     fn finish(self, server_id: Option<uuid::Uuid>) -> Report {

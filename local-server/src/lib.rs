@@ -6,6 +6,7 @@
 //! - [`db`], [`schema`]: the SQLite database shared by all processes.
 //! - [`leases`]: the lease engine of `serve` (in-memory index, write-through).
 //! - [`server`]: the HTTP server (client API, manager API) and background tasks.
+//! - [`manager_page`]: the web manager page and the guard of the manager API.
 //! - [`sync`], [`proxy`]: direct synchronization over HTTPS, directly or via a proxy.
 //! - [`import`]: installing a license file in one transaction.
 //! - [`scheduler`]: automatic synchronization.
@@ -19,6 +20,7 @@ pub mod diagnose;
 pub mod error;
 pub mod import;
 pub mod leases;
+pub mod manager_page;
 pub mod proxy;
 pub mod scheduler;
 pub mod schema;

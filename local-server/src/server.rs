@@ -1,12 +1,13 @@
-//! `serve`: the HTTP server with the client API (`/api/v1/…`) and the manager API
-//! (`/manager/v1/…`, loopback only), the lease sweeper and the sync scheduler.
+//! `serve`: the HTTP server with the client API (`/api/v1/…`), the manager API
+//! (`/manager/v1/…`) and the web manager page (`/`, both loopback only, see
+//! [`crate::manager_page`]), the lease sweeper and the sync scheduler.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use chrono::Duration;
 use openssl::ssl::SslConnector;
@@ -20,6 +21,7 @@ use crate::diagnose;
 use crate::error::Error;
 use crate::import::{self, Channel};
 use crate::leases::LeaseEngine;
+use crate::manager_page;
 use crate::proxy::ProxySettings;
 use crate::scheduler;
 use crate::status;
@@ -158,6 +160,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::scope("/manager/v1")
+            .wrap(actix_web::middleware::from_fn(manager_page::api_guard))
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Cache-Control", "no-store")),
+            )
             .route("/status", web::get().to(status_handler))
             .route("/sync", web::post().to(manager_sync))
             .route("/auto-sync", web::put().to(manager_auto_sync))
@@ -170,7 +178,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(manager_import)),
             )
             .route("/diagnose", web::get().to(manager_diagnose)),
-    );
+    )
+    .configure(manager_page::routes);
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,19 +247,7 @@ async fn status_handler(state: web::Data<AppState>) -> Result<HttpResponse, Erro
     Ok(HttpResponse::Ok().json(report))
 }
 
-/// The manager API acts on the installation: only this machine may use it.
-fn require_loopback(req: &HttpRequest) -> Result<(), Error> {
-    match req.peer_addr() {
-        Some(addr) if addr.ip().is_loopback() => Ok(()),
-        _ => Err(Error::refused(
-            ErrorCode::Unauthorized,
-            "the manager API answers only on this machine",
-        )),
-    }
-}
-
-async fn manager_sync(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    require_loopback(&req)?;
+async fn manager_sync(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     // awc clients belong to one thread: this one is made for this request from the
     // shared TLS context (a manual sync is rare).
     let client = sync::http_client(state.tls.clone(), state.proxy.clone());
@@ -279,11 +276,9 @@ struct AutoSyncBody {
 }
 
 async fn manager_auto_sync(
-    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<AutoSyncBody>,
 ) -> Result<HttpResponse, Error> {
-    require_loopback(&req)?;
     let mode = AutoSyncMode::parse(&body.mode)
         .ok_or_else(|| Error::refused(ErrorCode::Malformed, "mode must be off, daily or weekly"))?;
     let now = state.sync.clock.now();
@@ -297,36 +292,27 @@ async fn manager_auto_sync(
     })))
 }
 
-async fn manager_export(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
-    require_loopback(&req)?;
+async fn manager_export(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     let ctx = state.sync.clone();
-    let text = ctx
+    let (server_id, text) = ctx
         .clone()
         .db(move |c| {
             let settings = crate::config::Settings::load(&ctx.data_dir, c)?;
             let (_, text) =
                 sync::build_request(c, &settings, &ctx.identity, ctx.clock.now(), Channel::File)?;
-            Ok(text)
+            Ok((settings.server_id, text))
         })
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .insert_header((
             "Content-Disposition",
-            "attachment; filename=\"sync-data.txt\"",
+            format!("attachment; filename=\"sync-data-{server_id}.txt\""),
         ))
         .body(text))
 }
 
-async fn manager_import(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    body: String,
-) -> Result<HttpResponse, Error> {
-    require_loopback(&req)?;
+async fn manager_import(state: web::Data<AppState>, body: String) -> Result<HttpResponse, Error> {
     let ctx = state.sync.clone();
     let changes = ctx
         .clone()
@@ -345,11 +331,7 @@ async fn manager_import(
     Ok(HttpResponse::Ok().json(changes))
 }
 
-async fn manager_diagnose(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
-    require_loopback(&req)?;
+async fn manager_diagnose(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     let report = diagnose::run(&state.sync.data_dir, state.sync.clock.clone(), None).await;
     Ok(HttpResponse::Ok().json(report))
 }

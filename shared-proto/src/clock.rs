@@ -100,13 +100,14 @@ pub fn parse_offset(text: &str) -> Result<Duration, ProtoError> {
                 _ => return Err(bad()),
             };
             let value: i64 = number.parse().map_err(|_| bad())?;
-            if value > MAX_OFFSET_DAYS * 86_400 {
-                return Err(bad());
-            }
-            total += value * unit;
+            total = value
+                .checked_mul(unit)
+                .and_then(|seconds| total.checked_add(seconds))
+                .filter(|&t| t <= MAX_OFFSET_DAYS * 86_400)
+                .ok_or_else(bad)?;
             number.clear();
         }
-        if !number.is_empty() || total > MAX_OFFSET_DAYS * 86_400 {
+        if !number.is_empty() {
             return Err(bad());
         }
         total

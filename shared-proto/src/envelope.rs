@@ -123,8 +123,9 @@ pub struct Unverified<'a> {
 }
 
 impl<'a> Unverified<'a> {
-    /// The payload, to be trusted only after [`Unverified::verify`].
-    pub fn payload(&self) -> &'a [u8] {
+    /// The payload, to be trusted only after [`Unverified::verify`]. Crate-private:
+    /// outside code gets payloads only through `verify`.
+    pub(crate) fn payload(&self) -> &'a [u8] {
         &self.signed[SIGNED_HEADER_LEN..]
     }
 

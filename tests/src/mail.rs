@@ -85,6 +85,12 @@ pub fn replies_to(outbox: &Path, message_id: &str) -> Result<Vec<Reply>> {
     let mut replies = Vec::new();
     let entries = std::fs::read_dir(outbox).context("reading the outbox")?;
     for entry in entries.flatten() {
+        // Only finished messages: the gateway writes `.name.tmp` first, then renames.
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || !name.ends_with(".eml") {
+            continue;
+        }
         let raw = std::fs::read(entry.path()).context("reading a mail")?;
         let Some(message) = MessageParser::default().parse(&raw) else {
             continue;

@@ -122,11 +122,22 @@ impl Drop for Child {
     }
 }
 
-/// Reads `DIR/listening.json` once it exists and parses.
-pub fn wait_for_listening(dir: &Path, child: &mut Child) -> Result<serde_json::Value> {
+/// Starts `command` (log in `dir/serve.log`) and waits for the `dir/listening.json` it
+/// writes once its listeners are bound. A stale file from an earlier run is removed
+/// before the start, so only the new process's answer counts.
+pub fn spawn_listening(
+    name: &str,
+    command: Command,
+    dir: &Path,
+) -> Result<(Child, serde_json::Value)> {
     let path = dir.join("listening.json");
-    let _ = std::fs::remove_file(&path);
-    let found = wait_until("listening.json", START_TIMEOUT, || {
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+    let mut child = Child::spawn(name, command, &dir.join("serve.log"))?;
+    let found = wait_until(&format!("{name}'s listening.json"), START_TIMEOUT, || {
         if child.has_exited() {
             return Some(None);
         }
@@ -134,8 +145,8 @@ pub fn wait_for_listening(dir: &Path, child: &mut Child) -> Result<serde_json::V
         serde_json::from_str(&text).ok().map(Some)
     })?;
     match found {
-        Some(value) => Ok(value),
-        None => bail!("{} exited at start-up:\n{}", child.name, child.log()),
+        Some(listening) => Ok((child, listening)),
+        None => bail!("{name} exited at start-up:\n{}", child.log()),
     }
 }
 

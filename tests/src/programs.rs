@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use shared_proto::ApiError;
 use uuid::Uuid;
 
-use crate::process::{binary, run, wait_for_listening, Child, Output};
+use crate::process::{binary, run, spawn_listening, Child, Output};
 
 /// The clock-offset variable every program reads.
 const CLOCK_ENV: &str = shared_proto::clock::CLOCK_OFFSET_ENV;
@@ -137,8 +137,7 @@ impl MainServer {
             Some(offset) => serve.env(CLOCK_ENV, offset),
             None => serve.env_remove(CLOCK_ENV),
         };
-        let mut child = Child::spawn("main-server", serve, &dir.join("serve.log"))?;
-        let listening = wait_for_listening(dir, &mut child)?;
+        let (child, listening) = spawn_listening("main-server", serve, dir)?;
         let sync = listening["sync"]
             .as_array()
             .context("listening.json has no sync addresses")?
@@ -230,12 +229,20 @@ impl MainServer {
     }
 }
 
-/// The admin API, as the operator CLI and console use it.
-#[derive(Debug, Clone)]
+/// The admin API, as the operator CLI and console use it. `Debug` leaves the token out.
+#[derive(Clone)]
 pub struct Admin {
     base: String,
     token: String,
     agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Admin {
@@ -445,8 +452,7 @@ impl LocalServer {
             .arg(&self.dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra);
-        let mut child = Child::spawn("local-server", command, &self.dir.join("serve.log"))?;
-        let listening = wait_for_listening(&self.dir, &mut child)?;
+        let (child, listening) = spawn_listening("local-server", command, &self.dir)?;
         let api = listening["api"]
             .as_str()
             .and_then(|a| a.parse().ok())
@@ -549,10 +555,8 @@ impl MailGateway {
                 "127.0.0.1:0",
             ])
             .arg("--outbox")
-            .arg(dir.join("outbox"))
-            .env_remove(CLOCK_ENV);
-        let mut child = Child::spawn("mail-gateway", command, &dir.join("serve.log"))?;
-        let listening = wait_for_listening(dir, &mut child)?;
+            .arg(dir.join("outbox"));
+        let (child, listening) = spawn_listening("mail-gateway", command, dir)?;
         let parse = |key: &str| -> Result<SocketAddr> {
             listening[key]
                 .as_str()
@@ -570,6 +574,11 @@ impl MailGateway {
 
     pub fn outbox(&self) -> PathBuf {
         self.dir.join("outbox")
+    }
+
+    /// Stops the gateway cleanly (SIGTERM, then wait).
+    pub fn stop(&mut self) -> Result<()> {
+        self.child.stop()
     }
 
     pub fn log(&self) -> String {

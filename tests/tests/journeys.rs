@@ -12,6 +12,7 @@ use serde_json::Value;
 use shared_proto::ErrorCode;
 use support::World;
 use tests::mail::{send_sync_mail, send_text_mail, wait_for_reply};
+use tests::proxy::{Tinyproxy, PROXY_PASSWORD, PROXY_USER};
 use tests::wait_until;
 
 /// Generates `sqlite::NAME` and `postgres::NAME` for each journey.
@@ -42,7 +43,7 @@ journeys!(
     a_key_clear_mailed_to_licensing_and_approved_lets_the_reinstalled_server_sync,
     direct_sync_falls_back_from_the_443_port_to_the_8080_port,
     automatic_sync_is_off_by_default_and_runs_daily_or_weekly_on_schedule,
-    diagnosis_names_id_in_use_blocked_ports_and_main_server_down,
+    diagnosis_names_id_in_use_blocked_ports_proxy_and_main_server_down,
     sync_by_file_through_the_mail_gateway_replies_to_the_sender,
     clients_keep_their_leases_and_get_new_ones_during_the_email_round_trip,
     many_local_servers_sync_at_once_through_both_channels,
@@ -230,40 +231,61 @@ fn automatic_sync_is_off_by_default_and_runs_daily_or_weekly_on_schedule(mut wor
     let (_, mut local) = world.local_server(5);
     let status = local.status().unwrap();
     assert_eq!(support::auto_sync_mode(&status), "off");
+    assert!(status["next_auto_sync_at"].is_null(), "{status}");
     local.cli("sync", &[]).unwrap().ok().unwrap();
     let first = support::last_sync(&local.status().unwrap()).unwrap();
 
-    // Daily: two days later the scheduler has synchronized on its own.
+    // The plan follows the mode: a week, or a day, after the last sync.
+    local.cli("auto-sync", &["weekly"]).unwrap().ok().unwrap();
+    support::assert_next_run(
+        &local.status().unwrap(),
+        first,
+        Duration::from_secs(7 * 86_400),
+    );
     local.cli("auto-sync", &["daily"]).unwrap().ok().unwrap();
-    assert_eq!(support::auto_sync_mode(&local.status().unwrap()), "daily");
+    support::assert_next_run(&local.status().unwrap(), first, Duration::from_secs(86_400));
+
+    // Two days later the daily run has happened on its own, and the next one is planned.
     world.move_main_clock(Some("2d"));
     local.set_clock(Some("2d"));
     local.serve_with(&["--scheduler-tick-ms", "50"]).unwrap();
-    let second = wait_until("the daily automatic sync", MAIL, || {
-        let last = support::last_sync(&local.status().ok()?)?;
-        (last > first).then_some(last)
-    })
-    .unwrap();
+    let second = support::wait_for_sync_after(&local, first);
+    support::assert_next_run(
+        &local.status().unwrap(),
+        second,
+        Duration::from_secs(86_400),
+    );
 
-    // Weekly: eight days later it has synchronized again.
+    // Weekly from there: due a week after that sync; ten days in, it has run again.
     local.cli("auto-sync", &["weekly"]).unwrap().ok().unwrap();
+    support::assert_next_run(
+        &local.status().unwrap(),
+        second,
+        Duration::from_secs(7 * 86_400),
+    );
     world.move_main_clock(Some("10d"));
     local.set_clock(Some("10d"));
     local.serve_with(&["--scheduler-tick-ms", "50"]).unwrap();
-    wait_until("the weekly automatic sync", MAIL, || {
-        let last = support::last_sync(&local.status().ok()?)?;
-        (last > second).then_some(())
-    })
-    .unwrap();
+    let third = support::wait_for_sync_after(&local, second);
+    support::assert_next_run(
+        &local.status().unwrap(),
+        third,
+        Duration::from_secs(7 * 86_400),
+    );
+
+    // Off again: nothing is planned.
+    local.cli("auto-sync", &["off"]).unwrap().ok().unwrap();
+    assert!(local.status().unwrap()["next_auto_sync_at"].is_null());
 }
 
-fn diagnosis_names_id_in_use_blocked_ports_and_main_server_down(mut world: World) {
+fn diagnosis_names_id_in_use_blocked_ports_proxy_and_main_server_down(mut world: World) {
     // Id in use: another key pair holds the id.
     let (id, first) = world.local_server(5);
     first.cli("sync", &[]).unwrap().ok().unwrap();
     let thief = world.local_server_for(id, "other");
-    let report = support::diagnose(&thief);
-    support::assert_mentions(&report, &["ID_IN_USE", "licensing@"]);
+    let (cause, text) = support::diagnose(&thief);
+    assert_eq!(cause, "ID_IN_USE", "{text}");
+    support::assert_mentions(&text, &["licensing@"]);
 
     // Both ports blocked: nothing answers on either endpoint.
     let endpoints = vec![
@@ -271,8 +293,9 @@ fn diagnosis_names_id_in_use_blocked_ports_and_main_server_down(mut world: World
         format!("https://127.0.0.1:{}", support::closed_port()),
     ];
     let (_, walled) = world.local_server_with(5, &endpoints, &[]);
-    let report = support::diagnose(&walled);
-    support::assert_mentions(&report, &["firewall"]);
+    let (cause, text) = support::diagnose(&walled);
+    assert_eq!(cause, "PORTS_BLOCKED", "{text}");
+    support::assert_mentions(&text, &["firewall"]);
     let output = walled.cli("sync", &[]).unwrap();
     assert_eq!(
         output.code,
@@ -281,11 +304,34 @@ fn diagnosis_names_id_in_use_blocked_ports_and_main_server_down(mut world: World
         output.text()
     );
 
-    // Main server down.
+    // A proxy asking for credentials: wrong ones are named, right ones work.
+    match Tinyproxy::binary() {
+        Some(binary) => {
+            let proxy = Tinyproxy::start(&binary, &world.dir().join("proxy")).unwrap();
+            let wrong = proxy.url(&format!("{PROXY_USER}:wrong"));
+            let (_, behind) = world.local_server_with(5, &world.sync_urls(), &["--proxy", &wrong]);
+            let (cause, text) = support::diagnose(&behind);
+            assert_eq!(cause, "PROXY_CREDENTIALS", "{text}");
+            assert!(
+                !text.contains("wrong@"),
+                "the proxy password is not shown: {text}"
+            );
+            let right = proxy.url(&format!("{PROXY_USER}:{PROXY_PASSWORD}"));
+            behind
+                .cli("sync", &["--proxy", &right])
+                .unwrap()
+                .ok()
+                .unwrap();
+        }
+        None => eprintln!("skipped the proxy part: tinyproxy is not installed"),
+    }
+
+    // Main server down: a server that reached it before is told it is down.
     let (_, local) = world.local_server(5);
+    local.cli("sync", &[]).unwrap().ok().unwrap();
     world.stop_main();
-    let report = support::diagnose(&local);
-    support::assert_mentions(&report, &["main server"]);
+    let (cause, text) = support::diagnose(&local);
+    assert_eq!(cause, "MAIN_SERVER_DOWN", "{text}");
 }
 
 fn sync_by_file_through_the_mail_gateway_replies_to_the_sender(world: World) {

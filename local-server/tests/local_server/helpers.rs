@@ -538,3 +538,29 @@ impl Main {
         id
     }
 }
+
+/// A manager API call as the manager page makes it (with the `X-Solme-Manager` header).
+pub async fn manager_call(
+    client: &awc::Client,
+    local: &Local,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+    let req = client
+        .request(method, local.url(&format!("/manager/v1/{path}")))
+        .insert_header(("X-Solme-Manager", "1"));
+    let mut resp = match body {
+        Some(b) => req.send_json(&b).await.unwrap(),
+        None => req.send().await.unwrap(),
+    };
+    let bytes = resp.body().limit(10 * 1024 * 1024).await.unwrap();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (resp.status().as_u16(), value)
+}

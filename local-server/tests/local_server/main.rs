@@ -11,4 +11,5 @@ mod direct_sync;
 mod leases;
 mod license_files;
 mod manager;
+mod manager_page;
 mod proxy;

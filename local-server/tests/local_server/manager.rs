@@ -57,6 +57,7 @@ async fn the_manager_api_imports_and_reports() -> TestResult {
     let text = local.license_file(1, Utc::now(), vec![license("cad", 4)]);
     let mut resp = http
         .post(local.url("/manager/v1/license-file"))
+        .insert_header(("X-Solme-Manager", "1"))
         .send_body(text.clone())
         .await?;
     assert_eq!(resp.status().as_u16(), 200);
@@ -64,21 +65,22 @@ async fn the_manager_api_imports_and_reports() -> TestResult {
     assert_eq!(changes["added"][0]["feature"], "cad");
     let mut resp = http
         .post(local.url("/manager/v1/license-file"))
+        .insert_header(("X-Solme-Manager", "1"))
         .send_body(text)
         .await?;
     assert_eq!(resp.status().as_u16(), 409);
     let body: serde_json::Value = resp.json().await?;
     assert_eq!(body["code"], "OLDER_LICENSE_FILE");
-    let (s, status) = call(&http, "GET", &local.url("/manager/v1/status"), None, None).await;
+    let (s, status) = manager_call(&http, &local, "GET", "status", None).await;
     assert_eq!(s, 200);
     assert_eq!(status["state"], "synchronized");
     assert_eq!(status["features"][0]["seats_total"], 4);
-    let (s, body) = call(
+    let (s, body) = manager_call(
         &http,
+        &local,
         "PUT",
-        &local.url("/manager/v1/auto-sync"),
+        "auto-sync",
         Some(serde_json::json!({"mode": "daily"})),
-        None,
     )
     .await;
     assert_eq!((s, body["auto_sync"].as_str()), (200, Some("daily")));

@@ -58,6 +58,17 @@ fn run(args: Args) -> Result<()> {
     let root = match &args.data_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let used = std::fs::read_dir(dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .next()
+                .is_some();
+            if used {
+                bail!(
+                    "{} is not empty: the simulation sets up everything from scratch; \
+                     give it an empty or new directory",
+                    dir.display()
+                );
+            }
             dir.clone()
         }
         None => tempfile::Builder::new()
@@ -68,13 +79,13 @@ fn run(args: Args) -> Result<()> {
     };
     let offset = args.clock_offset_days.map(|d| format!("{d}d"));
     if let Some(offset) = &offset {
-        // Every child inherits the moved clock.
+        // The mail gateway inherits the moved clock; the harness passes it to the others.
         std::env::set_var(shared_proto::clock::CLOCK_OFFSET_ENV, offset);
     }
     println!("Solme licensing simulation — files in {}", root.display());
 
     step("Starting Solme's main license server");
-    let main = MainServer::start(
+    let mut main = MainServer::start(
         &root.join("main-server"),
         MainOptions {
             database_url: args.database_url.clone(),
@@ -104,7 +115,7 @@ fn run(args: Args) -> Result<()> {
     ));
 
     step("Starting the licensing@ mail gateway");
-    let gateway = MailGateway::start(&root.join("mail-gateway"), &main)?;
+    let mut gateway = MailGateway::start(&root.join("mail-gateway"), &main)?;
     say(&format!(
         "SMTP on {} for {}; status page on http://{}/ ; replies are written to {}",
         gateway.smtp,
@@ -260,8 +271,8 @@ fn run(args: Args) -> Result<()> {
     for local in &mut locals {
         local.stop()?;
     }
-    drop(gateway);
-    drop(main);
+    gateway.stop()?;
+    main.stop()?;
     println!("Stopped. The files stay in {}", root.display());
     Ok(())
 }

@@ -64,6 +64,10 @@ impl World {
         }
     }
 
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     pub fn admin(&self) -> Admin {
         self.mains[self.mains.len() - 1].admin().unwrap()
     }
@@ -189,8 +193,10 @@ pub fn auto_sync_mode(status: &Value) -> String {
         .to_string()
 }
 
-pub fn last_sync(status: &Value) -> Option<String> {
-    status["last_sync_at"].as_str().map(str::to_string)
+pub fn last_sync(status: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    status["last_sync_at"]
+        .is_string()
+        .then(|| time(&status["last_sync_at"]))
 }
 
 fn feature(local: &LocalServer, name: &str) -> Option<Value> {
@@ -224,9 +230,51 @@ pub fn license_id(admin: &Admin, id: Uuid, feature: &str) -> Value {
         .unwrap()
 }
 
-/// What `diagnose` tells the customer, human text and JSON together.
-pub fn diagnose(local: &LocalServer) -> String {
+/// What `diagnose` finds: the cause code of `--json`, and all the customer reads
+/// (the text report and the JSON) for further checks.
+pub fn diagnose(local: &LocalServer) -> (String, String) {
     let human = local.cli("diagnose", &[]).unwrap();
     let json = local.cli("diagnose", &["--json"]).unwrap();
-    format!("{}\n{}", human.text(), json.text())
+    let report: Value = serde_json::from_str(&json.stdout)
+        .unwrap_or_else(|e| panic!("diagnose --json is not JSON ({e}):\n{}", json.text()));
+    let cause = report["cause"].as_str().unwrap_or("none").to_string();
+    (cause, format!("{}\n{}", human.text(), json.text()))
+}
+
+fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    value
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .unwrap_or_else(|| panic!("{value} is not an RFC 3339 time"))
+        .with_timezone(&chrono::Utc)
+}
+
+/// The next automatic sync is planned `period` after `last` (within a minute).
+pub fn assert_next_run(
+    status: &Value,
+    last: chrono::DateTime<chrono::Utc>,
+    period: std::time::Duration,
+) {
+    let next = time(&status["next_auto_sync_at"]);
+    let expected = last + chrono::Duration::from_std(period).unwrap();
+    assert!(
+        (next - expected).num_seconds().abs() < 60,
+        "next run {next}, expected {expected}: {status}"
+    );
+}
+
+/// Waits until the server has synchronized after `previous`; returns the new time.
+pub fn wait_for_sync_after(
+    local: &LocalServer,
+    previous: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    tests::wait_until(
+        "an automatic sync",
+        std::time::Duration::from_secs(60),
+        || {
+            let last = last_sync(&local.status().ok()?)?;
+            (last > previous).then_some(last)
+        },
+    )
+    .unwrap()
 }

@@ -1,0 +1,605 @@
+// The Solme license server manager page. Everything goes through the manager API
+// (/manager/v1/…), which answers only on this machine and only to calls carrying the
+// X-Solme-Manager header. Text from the server is inserted with textContent only.
+"use strict";
+
+(function () {
+  const API = "/manager/v1/";
+  const REFRESH_MS = 5000;
+  const VALIDITY_DAYS = 366;
+
+  // What a refusal means and what to do, in the customer's words. The server's own
+  // message is shown beside it.
+  const REFUSALS = {
+    ID_IN_USE: {
+      title: "this license server id is in use by another key pair",
+      remedy: (id) =>
+        "Another installation (or this server before it was reinstalled) is bound to this id. " +
+        "If this is your server, email licensing@ naming the id " + id +
+        " and ask Solme to clear the key pair; then synchronize again.",
+    },
+    UNKNOWN_SERVER_ID: {
+      title: "Solme does not know this license server id",
+      remedy: () => "Check the id of this server against the one Solme sent you.",
+    },
+    BAD_SIGNATURE: {
+      title: "the file is not signed by Solme, or it was changed after signing",
+      remedy: () =>
+        "Import the license file exactly as it came from licensing@ (the attachment, or the whole " +
+        "text pasted unchanged). If it still fails, ask licensing@ to send it again.",
+    },
+    WRONG_SERVER: {
+      title: "the license file was made for another license server",
+      remedy: () =>
+        "Import the license file that answers this server's own sync data (check the id in the " +
+        "file's header). If this server was reinstalled, export new sync data and email it.",
+    },
+    OLDER_LICENSE_FILE: {
+      title: "this server already has this license file or a newer one",
+      remedy: () =>
+        "Nothing to do: the licenses installed are at least as recent. An older file is refused " +
+        "so that licenses cannot be rolled back.",
+    },
+    MALFORMED: {
+      title: "this is not a license file, or it is damaged",
+      remedy: () =>
+        "Use the license file attached to Solme's reply, or paste its whole text from " +
+        "-----BEGIN to -----END.",
+    },
+    UNSUPPORTED_VERSION: {
+      title: "the file comes from a newer version of the Solme licensing system",
+      remedy: () => "Update this license server, or ask licensing@ for a file it can read.",
+    },
+    STALE_REQUEST: {
+      title: "this computer's clock is too far from Solme's",
+      remedy: () => "Correct this computer's clock (enable NTP), then synchronize again.",
+    },
+    REPLAYED_REQUEST: {
+      title: "the main server has already answered this request",
+      remedy: () => "Synchronize again (a new request is made each time).",
+    },
+    CLOCK_ROLLBACK: {
+      title: "the system clock went back behind a time this server has already seen",
+      remedy: () => "Correct this computer's clock.",
+    },
+    UNAUTHORIZED: {
+      title: "the manager refused the request",
+      remedy: () =>
+        "Open the manager on the license server's own computer, at http://127.0.0.1:PORT/ or " +
+        "http://localhost:PORT/.",
+    },
+  };
+
+  const STATES = {
+    synchronized: { label: "Synchronized", cls: "state-ok" },
+    warning: { label: "Synchronize soon", cls: "state-warn" },
+    expired: { label: "Synchronization expired", cls: "state-bad" },
+    never_synchronized: { label: "Never synchronized", cls: "state-bad" },
+    clock_rollback: { label: "System clock went back", cls: "state-bad" },
+  };
+
+  const CHANNELS = { internet: "over the internet", file: "by email (license file)" };
+
+  let lastStatus = null;
+  let autoSyncPending = false;
+
+  // ---- small helpers -------------------------------------------------------------
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  /** An element with text (never parsed as HTML) and children. */
+  function el(tag, opts, children) {
+    const node = document.createElement(tag);
+    if (opts && opts.cls) node.className = opts.cls;
+    if (opts && opts.text !== undefined && opts.text !== null) node.textContent = String(opts.text);
+    for (const child of children || []) {
+      if (child !== null && child !== undefined) node.appendChild(child);
+    }
+    return node;
+  }
+
+  function setText(id, text) {
+    $(id).textContent = text === null || text === undefined || text === "" ? "–" : String(text);
+  }
+
+  function fmtDate(iso) {
+    if (!iso) return null;
+    const d = new Date(iso);
+    if (isNaN(d.getTime())) return String(iso);
+    return d.toLocaleString(undefined, {
+      year: "numeric",
+      month: "short",
+      day: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+      timeZoneName: "short",
+    });
+  }
+
+  function fmtDay(iso) {
+    if (!iso) return null;
+    const d = new Date(iso);
+    if (isNaN(d.getTime())) return String(iso);
+    return d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+  }
+
+  function plural(n, word) {
+    return n + " " + word + (n === 1 ? "" : "s");
+  }
+
+  function serverId() {
+    return lastStatus && lastStatus.server_id ? lastStatus.server_id : "of this server";
+  }
+
+  /**
+   * Calls the manager API. Resolves to {ok, status, data, headers}; data is parsed JSON
+   * when the answer is JSON, else text. Rejects only when the server cannot be reached.
+   */
+  async function api(method, path, body, contentType) {
+    const headers = { "X-Solme-Manager": "1" };
+    if (contentType) headers["Content-Type"] = contentType;
+    const resp = await fetch(API + path, {
+      method: method,
+      headers: headers,
+      body: body,
+      cache: "no-store",
+      credentials: "same-origin",
+      redirect: "error",
+    });
+    const text = await resp.text();
+    let data = text;
+    if ((resp.headers.get("Content-Type") || "").startsWith("application/json")) {
+      try {
+        data = JSON.parse(text);
+      } catch (e) {
+        data = text;
+      }
+    }
+    return { ok: resp.ok, status: resp.status, data: data, headers: resp.headers };
+  }
+
+  function showConnectionProblem(message) {
+    const banner = $("connection");
+    banner.textContent = message;
+    banner.hidden = false;
+  }
+
+  function clearConnectionProblem() {
+    $("connection").hidden = true;
+  }
+
+  const UNREACHABLE =
+    "The license server does not answer. Is `local-server serve` still running? " +
+    "This page tries again every few seconds.";
+
+  /** Fills `box` with a headline, lines and a tone (ok, warn, bad, busy). */
+  function showResult(box, tone, headline, lines) {
+    box.replaceChildren();
+    box.className = "result result-" + tone;
+    box.appendChild(el("p", { cls: "headline", text: headline }));
+    for (const line of lines || []) {
+      if (line === null || line === undefined) continue;
+      box.appendChild(typeof line === "string" ? el("p", { text: line }) : line);
+    }
+    box.hidden = false;
+  }
+
+  /** An error answer {code, message} (or anything else) as a headline and lines. */
+  function describeRefusal(resp, what) {
+    const body = resp.data;
+    if (body && typeof body === "object" && body.code) {
+      const known = REFUSALS[body.code];
+      const headline = known
+        ? what + " refused: " + known.title + " (" + body.code + ")."
+        : what + " refused (" + body.code + ").";
+      const lines = [body.message ? "Details: " + body.message : null];
+      if (known) lines.push(labelled("What to do: ", known.remedy(serverId())));
+      return { headline: headline, lines: lines };
+    }
+    if (resp.status === 413) {
+      return { headline: what + " refused: the file is far too large to be a license file.", lines: [] };
+    }
+    return {
+      headline: what + " failed (HTTP " + resp.status + ").",
+      lines: [typeof body === "string" && body ? body.slice(0, 500) : "See the license server's log."],
+    };
+  }
+
+  function labelled(label, text) {
+    return el("p", null, [el("strong", { text: label }), document.createTextNode(text)]);
+  }
+
+  /** Runs `work` with `button` disabled and a "working" note in `box`. */
+  async function busy(button, box, note, work) {
+    button.disabled = true;
+    showResult(box, "busy", note, []);
+    try {
+      await work();
+    } catch (e) {
+      showResult(box, "bad", UNREACHABLE, []);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ---- status --------------------------------------------------------------------
+
+  function stateSentence(s) {
+    const until = fmtDate(s.valid_until);
+    switch (s.state) {
+      case "synchronized":
+        return "Licenses are issued. The next synchronization is due before " + until + ".";
+      case "warning":
+        return (
+          "Licenses are issued only until " + until + ": synchronize within " +
+          plural(s.days_left, "day") + " (Server → Synchronize Server, or by email)."
+        );
+      case "expired":
+        return (
+          "No licenses are issued: the last synchronization is more than " + VALIDITY_DAYS +
+          " days old. Synchronize now (Server → Synchronize Server, or by email)."
+        );
+      case "never_synchronized":
+        return (
+          "No licenses are issued until this server synchronizes with Solme for the first " +
+          "time: Server → Synchronize Server, or synchronize by email (File → Export Sync Data)."
+        );
+      default:
+        return s.message || "";
+    }
+  }
+
+  function renderStatus(s) {
+    lastStatus = s;
+    const state = STATES[s.state] || { label: s.state, cls: "state-unknown" };
+    const badge = $("state");
+    badge.textContent = state.label;
+    badge.className = "state " + state.cls;
+    $("state-message").textContent = stateSentence(s);
+    $("header-id").textContent = "Server " + s.server_id;
+
+    setText("valid-until", fmtDate(s.valid_until));
+    if (s.days_left === null || s.days_left === undefined) {
+      setText("days-left", null);
+    } else if (s.days_left < 0) {
+      setText("days-left", "none (ran out " + plural(-s.days_left, "day") + " ago)");
+    } else {
+      setText("days-left", s.days_left + " of " + VALIDITY_DAYS);
+    }
+    if (s.last_sync_at) {
+      const channel = CHANNELS[s.last_sync_channel] || s.last_sync_channel || "";
+      const seq = s.license_file_sequence ? ", license file #" + s.license_file_sequence : "";
+      setText("last-sync", fmtDate(s.last_sync_at) + " " + (channel ? "(" + channel + seq + ")" : seq));
+    } else {
+      setText("last-sync", "never");
+    }
+    if (s.last_attempt_at && s.last_attempt_error) {
+      const times = s.consecutive_failures > 1 ? " (" + s.consecutive_failures + " in a row)" : "";
+      setText("last-attempt", fmtDate(s.last_attempt_at) + times + ": " + s.last_attempt_error);
+    } else {
+      setText("last-attempt", "none");
+    }
+    if (s.auto_sync === "off") {
+      setText("auto-sync-info", "off");
+    } else {
+      const next = s.next_auto_sync_at ? ", next run " + fmtDate(s.next_auto_sync_at) : "";
+      setText("auto-sync-info", s.auto_sync + next + " (while the server runs)");
+    }
+    const select = $("auto-sync");
+    if (!autoSyncPending && document.activeElement !== select) select.value = s.auto_sync;
+    setText("customer", s.customer);
+    setText("server-id", s.server_id);
+    setText("fingerprint", s.fingerprint);
+    setText("main-server", (s.main_server || []).join(", then "));
+    setText("proxy", s.proxy || "none");
+
+    const rows = $("licenses");
+    rows.replaceChildren();
+    for (const f of s.features || []) {
+      const ok = f.state === "ok";
+      rows.appendChild(
+        el("tr", ok ? null : { cls: "inactive" }, [
+          el("td", { text: f.feature }),
+          el("td", { cls: "num", text: f.seats_total }),
+          el("td", { cls: "num", text: f.in_use }),
+          el("td", { cls: "num", text: f.free }),
+          el("td", { text: ok ? (s.issuing ? "available" : "not issued now (see above)") : "license not valid now" }),
+        ])
+      );
+    }
+    const any = (s.features || []).length > 0;
+    $("no-licenses").hidden = any;
+    $("licenses-table").hidden = !any;
+    $("updated").textContent = "Updated " + new Date().toLocaleTimeString() + "; refreshes every few seconds.";
+  }
+
+  async function refresh() {
+    let resp;
+    try {
+      resp = await api("GET", "status");
+    } catch (e) {
+      showConnectionProblem(UNREACHABLE);
+      return;
+    }
+    if (resp.ok && resp.data && typeof resp.data === "object") {
+      clearConnectionProblem();
+      renderStatus(resp.data);
+    } else {
+      const r = describeRefusal(resp, "Reading the status");
+      showConnectionProblem(r.headline + " " + (resp.data && resp.data.message ? resp.data.message : ""));
+    }
+  }
+
+  // ---- changes (sync and import) -------------------------------------------------
+
+  function licenseDates(list) {
+    return (list || [])
+      .map((l) => {
+        if (!l.valid_from && !l.valid_until) return "perpetual";
+        return (l.valid_from ? fmtDay(l.valid_from) : "now") + " to " + (l.valid_until ? fmtDay(l.valid_until) : "no end");
+      })
+      .join(", ");
+  }
+
+  function changeLines(c) {
+    const was = c.previous_valid_until ? " (was " + fmtDay(c.previous_valid_until) + ")" : "";
+    const lines = [
+      "License file #" + c.sequence + " for " + c.customer + ": synchronized until " + fmtDay(c.valid_until) + was + ".",
+    ];
+    const items = [];
+    for (const a of c.added || []) {
+      items.push("Added " + a.feature + ": " + plural(a.seats_after || 0, "seat") + " (" + licenseDates(a.licenses_after) + ")");
+    }
+    for (const r of c.removed || []) {
+      items.push("Removed " + r.feature + " (had " + plural(r.seats_before || 0, "seat") + ")");
+    }
+    for (const ch of c.changed || []) {
+      if (ch.seats_before !== ch.seats_after) {
+        items.push(
+          "Changed " + ch.feature + ": " + (ch.seats_before || 0) + " → " + plural(ch.seats_after || 0, "seat") +
+            " (" + licenseDates(ch.licenses_after) + ")"
+        );
+      } else {
+        items.push("Changed " + ch.feature + ": dates now " + licenseDates(ch.licenses_after));
+      }
+    }
+    if (items.length === 0) {
+      lines.push("Licenses: no change.");
+    } else {
+      lines.push(el("ul", null, items.map((t) => el("li", { text: t }))));
+    }
+    return lines;
+  }
+
+  // ---- actions -------------------------------------------------------------------
+
+  async function synchronize() {
+    const box = $("sync-result");
+    await busy($("sync-button"), box, "Synchronizing with Solme's main server…", async () => {
+      const resp = await api("POST", "sync");
+      const body = resp.data;
+      if (!resp.ok || !body || typeof body !== "object" || !body.outcome) {
+        const r = describeRefusal(resp, "Synchronization");
+        showResult(box, "bad", r.headline, r.lines);
+      } else if (body.outcome === "synchronized") {
+        showResult(box, "ok", "Synchronized through " + body.report.endpoint + ".", changeLines(body.report.changes));
+      } else if (body.outcome === "network_error") {
+        showResult(box, "bad", "The main server could not be reached.", [
+          "Details: " + body.message,
+          labelled(
+            "What to do: ",
+            "Use Diagnose to find out why. Meanwhile you can synchronize by email (File → Export Sync Data)."
+          ),
+        ]);
+      } else if (body.outcome === "busy") {
+        showResult(box, "warn", "Another synchronization is running right now.", ["Try again in a minute."]);
+      } else {
+        const r = describeRefusal({ status: 200, data: body }, "Synchronization");
+        showResult(box, "bad", r.headline, r.lines);
+      }
+      await refresh();
+    });
+  }
+
+  async function setAutoSync() {
+    const select = $("auto-sync");
+    const box = $("auto-sync-result");
+    const mode = select.value;
+    autoSyncPending = true;
+    select.disabled = true;
+    try {
+      const resp = await api("PUT", "auto-sync", JSON.stringify({ mode: mode }), "application/json");
+      if (resp.ok) {
+        const next = resp.data.next_auto_sync_at;
+        showResult(
+          box,
+          "ok",
+          mode === "off"
+            ? "Automatic synchronization is off."
+            : "Automatic synchronization: " + mode + (next ? ", next run " + fmtDate(next) : "") + ".",
+          mode === "off" ? [] : ["It runs while `local-server serve` runs; failures are retried with growing pauses."]
+        );
+      } else {
+        const r = describeRefusal(resp, "Changing automatic synchronization");
+        showResult(box, "bad", r.headline, r.lines);
+      }
+    } catch (e) {
+      showResult(box, "bad", UNREACHABLE, []);
+    } finally {
+      autoSyncPending = false;
+      select.disabled = false;
+      await refresh();
+    }
+  }
+
+  function fileNameFrom(resp) {
+    const cd = resp.headers.get("Content-Disposition") || "";
+    const m = /filename="([A-Za-z0-9._-]+)"/.exec(cd);
+    if (m) return m[1];
+    return "sync-data-" + (lastStatus ? lastStatus.server_id : "server") + ".txt";
+  }
+
+  async function exportSyncData() {
+    const box = $("export-result");
+    await busy($("export-button"), box, "Making the sync data…", async () => {
+      const resp = await api("POST", "sync-data");
+      if (!resp.ok || typeof resp.data !== "string") {
+        const r = describeRefusal(resp, "Export");
+        showResult(box, "bad", r.headline, r.lines);
+        return;
+      }
+      const name = fileNameFrom(resp);
+      const url = URL.createObjectURL(new Blob([resp.data], { type: "text/plain" }));
+      const link = el("a", { text: "Download the file again" });
+      link.href = url;
+      link.download = name;
+      const text = el("textarea", { cls: "armored", text: resp.data });
+      text.readOnly = true;
+      text.rows = 6;
+      text.spellcheck = false;
+      showResult(box, "ok", "Sync data saved as " + name + ".", [
+        "Email this file (or the text below, copied whole) to licensing@ from an address registered with Solme. " +
+          "The license file comes back to that address: import it below.",
+        el("p", null, [link]),
+        text,
+      ]);
+      link.click();
+    });
+  }
+
+  async function importLicenseFile() {
+    const box = $("import-result");
+    const fileInput = $("import-file");
+    const pasted = $("import-text");
+    await busy($("import-button"), box, "Importing…", async () => {
+      let text = pasted.value;
+      if (fileInput.files && fileInput.files.length > 0) {
+        text = await fileInput.files[0].text();
+      }
+      if (!text.trim()) {
+        showResult(box, "warn", "Choose the license file, or paste its text, first.", []);
+        return;
+      }
+      const resp = await api("POST", "license-file", text, "text/plain; charset=utf-8");
+      if (resp.ok && resp.data && typeof resp.data === "object") {
+        showResult(box, "ok", "License file imported.", changeLines(resp.data));
+        fileInput.value = "";
+        pasted.value = "";
+      } else {
+        const r = describeRefusal(resp, "Import");
+        r.lines.push("Nothing was changed.");
+        showResult(box, "bad", r.headline, r.lines);
+      }
+      await refresh();
+    });
+  }
+
+  const OUTCOME_LABELS = { ok: "OK", warn: "WARN", fail: "FAIL", skipped: "SKIPPED" };
+
+  async function diagnose() {
+    const box = $("diagnose-result");
+    await busy($("diagnose-button"), box, "Diagnosing… this can take up to a minute when connections time out.", async () => {
+      const resp = await api("GET", "diagnose");
+      const report = resp.data;
+      if (!resp.ok || !report || typeof report !== "object" || !report.checks) {
+        const r = describeRefusal(resp, "Diagnosis");
+        showResult(box, "bad", r.headline, r.lines);
+        return;
+      }
+      const list = el(
+        "ol",
+        { cls: "checks" },
+        report.checks.map((c) => {
+          const parts = [
+            el("span", { cls: "outcome outcome-" + c.outcome, text: OUTCOME_LABELS[c.outcome] || c.outcome }),
+            el("span", { cls: "check-name", text: c.check }),
+            el("span", { cls: "check-detail", text: c.detail }),
+          ];
+          if (c.cause_title) {
+            parts.push(el("div", { cls: "check-cause" }, [labelled("Cause: ", c.cause_title + " (" + c.cause + ").")]));
+          }
+          // The first problem's remedy is shown above the list; say it only once.
+          if (c.remedy && c.cause !== report.cause) {
+            parts.push(el("div", { cls: "check-cause" }, [labelled("What to do: ", c.remedy)]));
+          }
+          return el("li", { cls: "check check-" + c.outcome }, parts);
+        })
+      );
+      const lines = [report.remedy ? labelled("What to do: ", report.remedy) : null, list];
+      showResult(box, report.cause ? "bad" : "ok", report.summary, lines);
+      await refresh();
+    });
+  }
+
+  // ---- wiring --------------------------------------------------------------------
+
+  function closeMenus() {
+    for (const d of document.querySelectorAll("details.menu")) d.open = false;
+  }
+
+  function reveal(id, focusId) {
+    const section = $(id);
+    section.scrollIntoView({ behavior: "smooth", block: "start" });
+    section.classList.remove("flash");
+    void section.offsetWidth; // restart the highlight animation
+    section.classList.add("flash");
+    if (focusId) $(focusId).focus({ preventScroll: true });
+  }
+
+  function start() {
+    $("sync-button").addEventListener("click", synchronize);
+    $("auto-sync").addEventListener("change", setAutoSync);
+    $("export-button").addEventListener("click", exportSyncData);
+    $("import-button").addEventListener("click", importLicenseFile);
+    $("diagnose-button").addEventListener("click", diagnose);
+
+    $("menu-sync").addEventListener("click", () => {
+      closeMenus();
+      reveal("sync-panel");
+      synchronize();
+    });
+    $("menu-auto-sync").addEventListener("click", () => {
+      closeMenus();
+      reveal("sync-panel", "auto-sync");
+    });
+    $("menu-diagnose").addEventListener("click", () => {
+      closeMenus();
+      reveal("diagnose-panel");
+      diagnose();
+    });
+    $("menu-export").addEventListener("click", () => {
+      closeMenus();
+      reveal("file-panel");
+      exportSyncData();
+    });
+    $("menu-import").addEventListener("click", () => {
+      closeMenus();
+      reveal("file-panel", "import-file");
+    });
+    // One menu open at a time; a click elsewhere closes them.
+    for (const d of document.querySelectorAll("details.menu")) {
+      d.addEventListener("toggle", () => {
+        if (!d.open) return;
+        for (const other of document.querySelectorAll("details.menu")) if (other !== d) other.open = false;
+      });
+    }
+    document.addEventListener("click", (e) => {
+      if (!e.target.closest("details.menu")) closeMenus();
+    });
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") closeMenus();
+    });
+
+    refresh();
+    setInterval(() => {
+      if (!document.hidden) refresh();
+    }, REFRESH_MS);
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) refresh();
+    });
+  }
+
+  start();
+})();
