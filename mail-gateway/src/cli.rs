@@ -147,17 +147,46 @@ pub struct ServeArgs {
     #[arg(long, env = "MAIL_GATEWAY_HOSTNAME")]
     pub hostname: Option<String>,
 
-    /// Largest message accepted, in bytes (advertised as SMTP SIZE).
-    #[arg(long, env = "MAIL_GATEWAY_MAX_MESSAGE_SIZE", default_value_t = 2 * 1024 * 1024)]
+    /// Largest message accepted, in bytes (advertised as SMTP SIZE), from
+    /// 1 KiB to 1 GiB.
+    #[arg(long, env = "MAIL_GATEWAY_MAX_MESSAGE_SIZE", default_value_t = 2 * 1024 * 1024,
+          value_parser = message_size)]
     pub max_message_size: usize,
 
     /// Most SMTP connections served at once; more are told to come back later.
     #[arg(long, env = "MAIL_GATEWAY_MAX_CONNECTIONS", default_value_t = 64)]
     pub max_connections: usize,
 
+    /// Most SMTP connections served at once for one client address. With an
+    /// MTA in front that relays to this receiver, raise it to
+    /// `--max-connections`.
+    #[arg(
+        long,
+        env = "MAIL_GATEWAY_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 16
+    )]
+    pub max_connections_per_ip: usize,
+
     /// Seconds an SMTP client may stay silent before it is disconnected.
     #[arg(long, env = "MAIL_GATEWAY_SMTP_TIMEOUT_SECS", default_value_t = 300)]
     pub smtp_timeout_secs: u64,
+
+    /// Seconds a client may take to send one message, from `DATA` to the
+    /// final dot, however steadily it sends.
+    #[arg(
+        long,
+        env = "MAIL_GATEWAY_SMTP_DATA_TIMEOUT_SECS",
+        default_value_t = 600
+    )]
+    pub smtp_data_timeout_secs: u64,
+
+    /// Seconds one SMTP connection may last in all, however busy it is.
+    #[arg(
+        long,
+        env = "MAIL_GATEWAY_SMTP_SESSION_TIMEOUT_SECS",
+        default_value_t = 1800
+    )]
+    pub smtp_session_timeout_secs: u64,
 
     /// PEM certificate (chain) for STARTTLS on the SMTP receiver; with
     /// `--tls-key`. Without them STARTTLS is not offered.
@@ -211,10 +240,30 @@ pub struct DeliverArgs {
     #[arg(long, env = "MAIL_GATEWAY_RECIPIENT")]
     pub recipient: Vec<String>,
 
-    /// Largest message kept whole, in bytes; a larger one is answered with
-    /// "message too large".
-    #[arg(long, env = "MAIL_GATEWAY_MAX_MESSAGE_SIZE", default_value_t = 2 * 1024 * 1024)]
+    /// Largest message kept whole, in bytes (1 KiB to 1 GiB); a larger one
+    /// is answered with "message too large".
+    #[arg(long, env = "MAIL_GATEWAY_MAX_MESSAGE_SIZE", default_value_t = 2 * 1024 * 1024,
+          value_parser = message_size)]
     pub max_message_size: usize,
+}
+
+/// Smallest and largest `--max-message-size`: below 1 KiB not even the
+/// headers of a mail fit; above 1 GiB a message is held in memory whole.
+const MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 1024..=1024 * 1024 * 1024;
+
+fn message_size(text: &str) -> Result<usize, String> {
+    let size: usize = text
+        .parse()
+        .map_err(|err| format!("expected a number of bytes: {err}"))?;
+    if MESSAGE_SIZE_RANGE.contains(&size) {
+        Ok(size)
+    } else {
+        Err(format!(
+            "must be from {} to {} bytes",
+            MESSAGE_SIZE_RANGE.start(),
+            MESSAGE_SIZE_RANGE.end()
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -235,6 +284,14 @@ mod tests {
             SmtpListen::On("127.0.0.1:0".parse().unwrap())
         );
         assert!("nowhere".parse::<SmtpListen>().is_err());
+    }
+
+    #[test]
+    fn message_sizes_are_bounded() {
+        assert_eq!(message_size("2097152"), Ok(2_097_152));
+        assert!(message_size("100").is_err());
+        assert!(message_size("18446744073709551615").is_err());
+        assert!(message_size("lots").is_err());
     }
 
     #[test]

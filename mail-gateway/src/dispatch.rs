@@ -1,6 +1,11 @@
 //! The dispatcher: hands staged replies to the outbound backend, retries with
 //! back-off while the relay is away, and moves each reply from `outgoing/`
 //! to `sent/` once the backend took it.
+//!
+//! A reply the backend took is never handed over again by this process: if
+//! the move to `sent/` fails, only the move is retried (with back-off). A
+//! spool entry that cannot be read for a file-system reason is retried; one
+//! that cannot be decoded goes to `failed/`.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -11,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::outbound::{Outbound, SendError};
-use crate::spool::Spool;
+use crate::spool::{ReadError, Spool};
 use crate::status::Stats;
 use crate::worker::{blocking, RetryPolicy};
 
@@ -21,8 +26,11 @@ pub struct Dispatcher {
     pub outbound: Outbound,
     pub stats: Arc<Stats>,
     pub retry: RetryPolicy,
+    /// One per reply being handed over; closed when the gateway stops.
     pub permits: Semaphore,
     pub known: RefCell<HashSet<String>>,
+    /// Becomes true when the gateway stops: retry loops end.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 impl Dispatcher {
@@ -64,33 +72,38 @@ impl Dispatcher {
             };
             let spool = self.spool.clone();
             let entry = name.clone();
-            let read = blocking(move || spool.read_outgoing(&entry)).await;
-            let (envelope, message) = match read {
-                Ok(Some(entry)) => entry,
+            let read = match blocking(move || Ok(spool.read_outgoing(&entry))).await {
+                Ok(read) => read,
+                // The blocking task itself failed: try again.
+                Err(err) => Err(ReadError::Io(err)),
+            };
+            let sent = match read {
+                Ok(Some((envelope, message))) => self
+                    .outbound
+                    .send(&name, &envelope, message)
+                    .await
+                    .map(|()| envelope),
                 // Not (or no longer) waiting: nothing to send.
                 Ok(None) => break,
-                Err(err) => {
-                    self.give_up(&name, &err.to_string()).await;
+                Err(ReadError::Undecodable(err)) => {
+                    self.give_up(&name, &format!("{err:#}")).await;
                     break;
                 }
+                // EMFILE, EIO and the like pass: read it again later.
+                Err(ReadError::Io(err)) => Err(SendError::Transient(err)),
             };
-            let sent = self.outbound.send(&name, &envelope, message).await;
             drop(permit);
             match sent {
-                Ok(()) => {
+                Ok(envelope) => {
                     // Counted before the move, so that an empty `outgoing/`
                     // means every reply is counted.
                     Stats::add(&self.stats.answered);
-                    let spool = self.spool.clone();
-                    let entry = name.clone();
-                    if let Err(err) = blocking(move || spool.mark_sent(&entry)).await {
-                        log::error!("reply={name} sent but not moved to spool/sent: {err:#}");
-                    }
                     log::info!(
                         "reply={name} kind={} to={} sent",
                         envelope.kind,
                         envelope.to
                     );
+                    self.mark_sent(&name).await;
                     break;
                 }
                 Err(SendError::Permanent(reason)) => {
@@ -102,14 +115,51 @@ impl Dispatcher {
                     Stats::add(&self.stats.retries);
                     let delay = self.retry.delay(failures);
                     log::warn!(
-                        "reply={name} to={} attempt={failures} failed, next try in {delay:?}: {err:#}",
-                        envelope.to
+                        "reply={name} attempt={failures} failed, next try in {delay:?}: {err:#}"
                     );
-                    tokio::time::sleep(delay).await;
+                    if !self.pause(delay).await {
+                        break;
+                    }
                 }
             }
         }
         self.known.borrow_mut().remove(&name);
+    }
+
+    /// Moves a reply the backend took to `sent/`, retrying only the move:
+    /// while the name is being handled here, no scan hands it over again.
+    async fn mark_sent(&self, name: &str) {
+        let mut failures = 0;
+        loop {
+            let spool = self.spool.clone();
+            let entry = name.to_owned();
+            match blocking(move || spool.mark_sent(&entry)).await {
+                Ok(()) => return,
+                Err(err) => {
+                    failures += 1;
+                    let delay = self.retry.delay(failures);
+                    log::error!(
+                        "reply={name} sent but not moved to spool/sent (attempt={failures}), \
+                         next try in {delay:?}: {err:#}"
+                    );
+                    if !self.pause(delay).await {
+                        // Left in outgoing/: the next start hands it over
+                        // again (the one window of a relay, as with any MTA).
+                        log::warn!("reply={name} still in spool/outgoing at the stop");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits `delay`; false when the gateway is stopping instead.
+    async fn pause(&self, delay: Duration) -> bool {
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = shutdown.wait_for(|stopping| *stopping) => false,
+        }
     }
 
     async fn give_up(&self, name: &str, reason: &str) {

@@ -358,7 +358,9 @@ fn request(message: &Message<'_>, subject: &str) -> Request {
         return Request::Problem(Problem::LicenseFileSent);
     }
 
-    let text = format!("{subject}\n{bodies}");
+    // Only what the sender wrote counts: a reply quoting one of our mails
+    // (which name "clear" and an id, or show an example) is no request.
+    let text = format!("{subject}\n{}", own_words(&bodies));
     if mentions_clear(&text) {
         let ids = uuids(&text);
         return match ids.len() {
@@ -458,6 +460,38 @@ fn decode_entities(text: &str) -> String {
     out
 }
 
+/// The part of a body text its sender wrote: without quoted lines (`>`)
+/// and without everything from the header of a quoted message on: an
+/// "On … wrote:" attribution (which clients may wrap over two lines),
+/// Outlook's "-----Original Message-----", or a "From: …" line followed by
+/// "Sent: …" (Outlook's reply header).
+fn own_words(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut own = String::with_capacity(text.len());
+    for (at, line) in lines.iter().enumerate() {
+        let trimmed = line.trim();
+        let next = lines.get(at + 1).map_or("", |next| next.trim());
+        let lower = trimmed.to_lowercase();
+        let attribution = (lower.starts_with("on ") && lower.ends_with("wrote:"))
+            || (lower.starts_with("on ") && next.to_lowercase().ends_with("wrote:"));
+        let original = trimmed.starts_with("-----") && lower.contains("original message");
+        let outlook_header = lower.starts_with("from:")
+            && lines[at + 1..]
+                .iter()
+                .take(4)
+                .any(|later| later.trim().to_lowercase().starts_with("sent:"));
+        if attribution || original || outlook_header {
+            break;
+        }
+        if trimmed.starts_with('>') {
+            continue;
+        }
+        own.push_str(line);
+        own.push('\n');
+    }
+    own
+}
+
 /// True when the text asks for clearing: a word starting with "clear"
 /// (clear, clearing, cleared, key-clear).
 fn mentions_clear(text: &str) -> bool {
@@ -518,6 +552,64 @@ mod tests {
         assert_eq!(
             uuids(text),
             vec![Uuid::parse_str("6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10").unwrap()]
+        );
+    }
+
+    #[test]
+    fn quoted_text_is_not_the_senders() {
+        let id = "6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10";
+        let gmail = format!(
+            "Thanks, will do.\n\nOn Fri, 13 Nov 2026 at 10:00, Solme Licensing <\n\
+             licensing@solme.example> wrote:\n\n> send clear {id}\n"
+        );
+        assert_eq!(own_words(&gmail), "Thanks, will do.\n\n");
+        let thunderbird = format!("ok\nOn 13.11.26 10:00, Solme wrote:\nclear {id}\n");
+        assert_eq!(own_words(&thunderbird), "ok\n");
+        let inline = format!("> clear {id}\nplease clear it\n");
+        assert_eq!(own_words(&inline), "please clear it\n");
+        let outlook = format!(
+            "Hi\n\n________________________________\nFrom: Solme Licensing <licensing@solme.example>\n\
+             Sent: Friday, 13 November 2026 10:00\nTo: ops\nSubject: Re: sync\n\nclear {id}\n"
+        );
+        assert_eq!(
+            own_words(&outlook),
+            "Hi\n\n________________________________\n"
+        );
+        let original = format!("Hi\n-----Original Message-----\nclear {id}\n");
+        assert_eq!(own_words(&original), "Hi\n");
+        // A plain From: line in the sender's own words stays.
+        assert_eq!(own_words("From: me\nclear it\n"), "From: me\nclear it\n");
+    }
+
+    #[test]
+    fn a_reply_quoting_our_id_in_use_mail_is_no_key_clear_request() {
+        let raw = "From: ops@acme.example\r\nTo: licensing@solme.example\r\n\
+                   Subject: Re: sync data\r\nMessage-ID: <q@acme.example>\r\n\r\n\
+                   Thanks, we will look into it.\r\n\r\n\
+                   On Fri, 13 Nov 2026, Solme Licensing wrote:\r\n\
+                   > with the subject\r\n\
+                   >   clear 6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10\r\n";
+        let envelope = Envelope {
+            return_path: Some("ops@acme.example".into()),
+            recipients: vec![],
+            received_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            intake: crate::spool::Intake::Smtp,
+            size: raw.len() as u64,
+            truncated: false,
+        };
+        let Verdict::Answer { request, .. } = classify(
+            raw.as_bytes(),
+            &envelope,
+            "licensing@solme.example",
+            1 << 20,
+        ) else {
+            panic!("not answered");
+        };
+        assert_eq!(
+            request,
+            Request::Problem(Problem::NoSyncData {
+                attachments: vec![]
+            })
         );
     }
 

@@ -30,8 +30,32 @@ use std::process::ExitCode;
 
 use shared_proto::Clock;
 
+use clap::Parser;
+
 use crate::cli::{Cli, Command, ServeArgs};
 use crate::startup::Application;
+
+/// Parses the command line. A usage error exits 2, except for `deliver`:
+/// an MTA bounces a message for good on any exit code but 75, so a broken
+/// pipe-transport line must defer the mail (75) until it is fixed.
+pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, ExitCode> {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => Ok(cli),
+        Err(err) => {
+            let _ = err.print();
+            let deliver = args.get(1).is_some_and(|arg| arg == "deliver");
+            Err(if !err.use_stderr() {
+                // --help, --version
+                ExitCode::SUCCESS
+            } else if deliver {
+                ExitCode::from(deliver::EX_TEMPFAIL)
+            } else {
+                ExitCode::from(2)
+            })
+        }
+    }
+}
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -39,7 +63,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(clock) => clock,
         Err(err) => {
             eprintln!("mail-gateway: {err}");
-            return ExitCode::from(2);
+            // Any start-up failure of `deliver` is temporary for the MTA.
+            return match cli.command {
+                Command::Deliver(_) => ExitCode::from(deliver::EX_TEMPFAIL),
+                Command::Serve(_) => ExitCode::from(2),
+            };
         }
     };
     match cli.command {

@@ -2,10 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = mail_gateway::cli::Cli::parse();
+    let cli = match mail_gateway::parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     mail_gateway::run(cli)
 }

@@ -1,9 +1,12 @@
 //! The client of the main server's admin API (docs/API.md): mail sync,
 //! key-clear requests, and the decided-request notices.
 //!
-//! Every failure is sorted here into the one distinction the worker needs:
-//! a refusal (the main server answered 4xx: permanent, the customer is told)
-//! or an outage (anything else: retried with back-off, nothing is lost).
+//! Every failure is sorted here into the distinctions the worker needs: a
+//! refusal (the main server answered 4xx: permanent, the customer is told),
+//! an outage before the request reached the main server (retried), or a
+//! failure after it may have reached it (timeout, reset, 5xx: retried too,
+//! but the main server may have acted on the first try, which changes how
+//! a later "already used" refusal is explained).
 
 use std::time::Duration;
 
@@ -62,9 +65,23 @@ pub enum MainServerError {
         code: String,
         message: String,
     },
-    /// The main server could not be reached or failed: try again later.
+    /// The main server could not be reached, or refused to look at the
+    /// request (401/408/429): it did not act on it. Try again later.
     #[error("the main server is unavailable: {0:#}")]
     Unavailable(anyhow::Error),
+    /// The request may have reached the main server and been acted on, but
+    /// no usable answer came back (timeout, reset, 5xx, unreadable answer).
+    /// Try again later; the main server answers a repeated mail sync with
+    /// the same license file (docs/API.md).
+    #[error("no answer from the main server: {0:#}")]
+    Uncertain(anyhow::Error),
+}
+
+impl MainServerError {
+    /// True for the temporary failures (everything but a refusal).
+    pub fn is_temporary(&self) -> bool {
+        !matches!(self, MainServerError::Refused { .. })
+    }
 }
 
 #[derive(Deserialize)]
@@ -171,25 +188,48 @@ impl MainServer {
             Some(body) => request.send_json(&body).await,
             None => request.send().await,
         };
-        let mut response = sent
-            .map_err(|err| MainServerError::Unavailable(anyhow::anyhow!("calling {url}: {err}")))?;
+        let mut response = sent.map_err(|err| {
+            use awc::error::{ConnectError, SendRequestError};
+            // Only a failure to connect proves that the request never left;
+            // after that (sending, waiting, a reset) it may have arrived. awc
+            // reports a connection closed while waiting for the answer as
+            // "disconnected", which is no proof.
+            let connect = matches!(
+                err,
+                SendRequestError::Connect(ref cause) if !matches!(cause, ConnectError::Disconnected)
+            );
+            let err = anyhow::anyhow!("calling {url}: {err}");
+            if connect {
+                MainServerError::Unavailable(err)
+            } else {
+                MainServerError::Uncertain(err)
+            }
+        })?;
         let status = response.status();
         let bytes = response.body().limit(MAX_ANSWER).await.map_err(|err| {
-            MainServerError::Unavailable(anyhow::anyhow!("reading the answer of {url}: {err}"))
+            MainServerError::Uncertain(anyhow::anyhow!("reading the answer of {url}: {err}"))
         })?;
         if status.is_success() {
             // 204 has no body: read it as JSON null.
             let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
             return serde_json::from_slice(bytes).map_err(|err| {
-                MainServerError::Unavailable(anyhow::anyhow!(
+                MainServerError::Uncertain(anyhow::anyhow!(
                     "the answer of {url} is not what docs/API.md says: {err}"
                 ))
             });
         }
+        // A 5xx may come after the main server acted (a failure while
+        // answering): the request may have had its effect.
+        if status.is_server_error() || !status.is_client_error() {
+            return Err(MainServerError::Uncertain(anyhow::anyhow!(
+                "{url} answered {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+            )));
+        }
         // 401 means our own token is wrong, 408/429 ask us to come back: all
-        // are the gateway's problem, not the customer's, so they are retried.
-        let retried = status.is_server_error() || matches!(status.as_u16(), 401 | 408 | 429);
-        if retried || !status.is_client_error() {
+        // are the gateway's problem, not the customer's, so they are
+        // retried; the main server refused them before acting.
+        if matches!(status.as_u16(), 401 | 408 | 429) {
             return Err(MainServerError::Unavailable(anyhow::anyhow!(
                 "{url} answered {status}: {}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(300)])

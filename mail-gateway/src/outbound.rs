@@ -60,9 +60,9 @@ pub struct RelaySettings {
 }
 
 impl Outbound {
-    /// An outbox directory, created if needed.
+    /// An outbox directory, created (owner only) if needed.
     pub fn outbox(dir: &Path) -> anyhow::Result<Outbound> {
-        std::fs::create_dir_all(dir)
+        crate::spool::create_private_dir(dir)
             .with_context(|| format!("creating the outbox {}", dir.display()))?;
         Ok(Outbound::Outbox(dir.to_owned()))
     }

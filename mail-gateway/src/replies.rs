@@ -400,11 +400,14 @@ fn problem_text(problem: &Problem, own: &lettre::Address) -> String {
              license server with \"local-server import-license-file FILE\".\n\n{}",
             how_to_sync(own)
         ),
+        // The id's shape is shown with a placeholder, never with a real-looking
+        // id: a reply quoting this text must not name an id itself.
         Problem::KeyClearWithoutId => "Hello,\n\n\
              you asked for a key pair to be cleared, but your message names no license\n\
-             server id. The id looks like 6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10;\n\
-             \"local-server status\" shows it. Please send the request again with the id\n\
-             in the subject, for example \"clear 6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10\".\n"
+             server id. The id has the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (letters\n\
+             a-f and digits); \"local-server status\" shows it. Please send the request\n\
+             again with \"clear\" and the id in the subject, for example\n\
+             \"clear <your license server id>\".\n"
             .to_owned(),
         Problem::SeveralIds { ids } => {
             let list: String = ids.iter().map(|id| format!("  - {id}\n")).collect();
@@ -464,8 +467,9 @@ fn refusal_text(
         ),
         Refusal::Replayed { resumed: false } => format!(
             "Hello,\n\n\
-             this sync data for license server id {server_id} was already used:\n\
-             each export can be used once. Export new sync data\n\
+             this sync data for license server id {server_id} was already used and\n\
+             cannot be used again (the license server has probably synchronized since it\n\
+             was exported). Export new sync data\n\
              (\"local-server export-sync-data --data-dir DIR sync.txt\") and send it again.\n"
         ),
         Refusal::Replayed { resumed: true } => format!(

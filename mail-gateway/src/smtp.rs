@@ -5,12 +5,21 @@
 //! `--max-message-size` bytes (advertised as `SIZE`, checked against the
 //! `MAIL FROM` SIZE parameter and counted while the data arrives), one
 //! recipient address (the licensing address), `--max-connections` sessions
-//! at once, `--smtp-timeout-secs` of silence, and a cap on bad commands.
-//! A message gets `250` only after the spool stored it durably.
+//! at once and `--max-connections-per-ip` from one address,
+//! `--smtp-timeout-secs` of silence, `--smtp-data-timeout-secs` for one
+//! message and `--smtp-session-timeout-secs` for a whole connection (so a
+//! client trickling bytes cannot hold a slot for ever), and a cap on bad
+//! commands. A message gets `250` only after the spool stored it durably.
+//!
+//! On shutdown no connection is taken any more; a session waiting for a
+//! command is told `421` and closed, a session in `DATA` may finish its
+//! message (it is stored and gets its `250`) within the drain time, then is
+//! told `421` too.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,6 +30,8 @@ use smtp_proto::{EhloResponse, Request, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::spool::{Envelope, Intake, Spool};
 use crate::worker::blocking;
@@ -40,7 +51,16 @@ pub struct SmtpSettings {
     pub own_address: String,
     pub max_message_size: usize,
     pub max_connections: usize,
+    /// Sessions at once from one client address.
+    pub max_connections_per_ip: usize,
+    /// Longest silence (one read).
     pub timeout: Duration,
+    /// Longest time for one message, from `354` to the final dot.
+    pub data_timeout: Duration,
+    /// Longest time for a whole connection.
+    pub session_timeout: Duration,
+    /// How long a stop waits for sessions in `DATA` to finish.
+    pub drain_timeout: Duration,
     /// Offered as STARTTLS when present.
     pub tls: Option<SslAcceptor>,
 }
@@ -54,9 +74,56 @@ pub struct Smtp {
     pub accepted: mpsc::UnboundedSender<String>,
 }
 
-/// Accepts connections until `shutdown` changes.
+/// Sessions per client address, shared by the sessions (which run on any
+/// thread of the runtime).
+#[derive(Default)]
+struct PerIp {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One session's place in [`PerIp`]; given back when dropped.
+struct IpSlot {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<IpSlot> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(ip).or_default();
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            per_ip: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .per_ip
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` becomes true, then drains: waits
+/// up to the drain time for the sessions (see the module doc).
 pub async fn serve(smtp: Arc<Smtp>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let limit = Arc::new(Semaphore::new(smtp.settings.max_connections));
+    let per_ip = Arc::new(PerIp::default());
+    let mut sessions = JoinSet::new();
     loop {
         let (mut stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -69,7 +136,9 @@ pub async fn serve(smtp: Arc<Smtp>, listener: TcpListener, mut shutdown: watch::
                     continue;
                 }
             },
-            _ = shutdown.changed() => break,
+            // Reap finished sessions as they end.
+            Some(_) = sessions.join_next() => continue,
+            _ = shutdown.wait_for(|stopping| *stopping) => break,
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             log::warn!(
@@ -81,13 +150,44 @@ pub async fn serve(smtp: Arc<Smtp>, listener: TcpListener, mut shutdown: watch::
                 .await;
             continue;
         };
+        let Some(slot) = per_ip.take(peer.ip(), smtp.settings.max_connections_per_ip) else {
+            log::warn!(
+                "smtp peer={peer} refused: {} connections from this address already",
+                smtp.settings.max_connections_per_ip
+            );
+            let _ = stream
+                .write_all(b"421 4.7.0 Too many connections from your address, try again later\r\n")
+                .await;
+            continue;
+        };
         let smtp = smtp.clone();
-        tokio::spawn(async move {
-            if let Err(err) = connection(&smtp, stream, peer).await {
+        let shutdown = shutdown.clone();
+        sessions.spawn(async move {
+            if let Err(err) = connection(&smtp, stream, peer, shutdown).await {
                 log::debug!("smtp peer={peer} session ended: {err:#}");
             }
+            drop(slot);
             drop(permit);
         });
+    }
+    drop(listener);
+    if !sessions.is_empty() {
+        log::info!(
+            "smtp: waiting up to {:?} for {} sessions to finish",
+            smtp.settings.drain_timeout,
+            sessions.len()
+        );
+    }
+    let drained = tokio::time::timeout(smtp.settings.drain_timeout, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        log::warn!(
+            "smtp: {} sessions cut short at the stop (their messages were not accepted)",
+            sessions.len()
+        );
+        sessions.shutdown().await;
     }
 }
 
@@ -97,14 +197,20 @@ enum End {
     StartTls,
 }
 
-async fn connection(smtp: &Smtp, mut stream: TcpStream, peer: SocketAddr) -> anyhow::Result<()> {
+async fn connection(
+    smtp: &Smtp,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
     let greeting = format!(
         "220 {} ESMTP Solme mail gateway ready\r\n",
         smtp.settings.hostname
     );
     stream.write_all(greeting.as_bytes()).await?;
-    let mut session = Session::new(smtp, peer, false);
+    let deadline = Instant::now() + smtp.settings.session_timeout;
+    let mut session = Session::new(smtp, peer, false, deadline, shutdown.clone());
     match session.run(&mut stream).await? {
         End::Closed => Ok(()),
         End::StartTls => {
@@ -113,13 +219,14 @@ async fn connection(smtp: &Smtp, mut stream: TcpStream, peer: SocketAddr) -> any
             };
             let ssl = Ssl::new(acceptor.context()).context("starting TLS")?;
             let mut tls = tokio_openssl::SslStream::new(ssl, stream).context("starting TLS")?;
-            tokio::time::timeout(smtp.settings.timeout, Pin::new(&mut tls).accept())
+            let handshake_deadline = deadline.min(Instant::now() + smtp.settings.timeout);
+            tokio::time::timeout_at(handshake_deadline, Pin::new(&mut tls).accept())
                 .await
                 .context("TLS handshake timed out")?
                 .context("TLS handshake failed")?;
             // RFC 3207: the session starts over, and nothing the client sent
-            // before the handshake is kept.
-            let mut session = Session::new(smtp, peer, true);
+            // before the handshake is kept; the connection's deadline stays.
+            let mut session = Session::new(smtp, peer, true, deadline, shutdown);
             session.run(&mut tls).await.map(|_| ())
         }
     }
@@ -134,10 +241,30 @@ struct Session<'a> {
     mail_from: Option<String>,
     recipients: Vec<String>,
     errors: usize,
+    /// The end of the whole connection (`--smtp-session-timeout-secs`).
+    deadline: Instant,
+    /// The end of the message being received (`--smtp-data-timeout-secs`),
+    /// while in `DATA`.
+    data_deadline: Option<Instant>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Why [`Session::fill`] read nothing.
+enum Cut {
+    Silence,
+    Message,
+    Session,
+    Stopping,
 }
 
 impl<'a> Session<'a> {
-    fn new(smtp: &'a Smtp, peer: SocketAddr, tls: bool) -> Session<'a> {
+    fn new(
+        smtp: &'a Smtp,
+        peer: SocketAddr,
+        tls: bool,
+        deadline: Instant,
+        shutdown: watch::Receiver<bool>,
+    ) -> Session<'a> {
         Session {
             smtp,
             peer,
@@ -147,6 +274,9 @@ impl<'a> Session<'a> {
             mail_from: None,
             recipients: Vec::new(),
             errors: 0,
+            deadline,
+            data_deadline: None,
+            shutdown,
         }
     }
 
@@ -155,25 +285,48 @@ impl<'a> Session<'a> {
         self.recipients.clear();
     }
 
-    /// Reads more bytes into the buffer; `false` at end of stream.
+    /// Reads more bytes into the buffer; `false` when the session must end:
+    /// end of stream, a timeout or a stop (the client is told why).
+    ///
+    /// Waiting for a command ends at a stop; receiving a message does not
+    /// (the drain time bounds it), so that it can still be accepted.
     async fn fill<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         stream: &mut S,
     ) -> anyhow::Result<bool> {
-        let mut chunk = [0u8; READ_CHUNK];
-        match tokio::time::timeout(self.smtp.settings.timeout, stream.read(&mut chunk)).await {
-            Ok(read) => {
-                let n = read.context("reading from the client")?;
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(n > 0)
-            }
-            Err(_) => {
-                let _ = stream
-                    .write_all(b"421 4.4.2 Timeout, closing connection\r\n")
-                    .await;
-                Ok(false)
-            }
-        }
+        let silence = Instant::now() + self.smtp.settings.timeout;
+        let (until, why) = match self.data_deadline {
+            Some(data) if data < silence.min(self.deadline) => (data, Cut::Message),
+            _ if self.deadline < silence => (self.deadline, Cut::Session),
+            _ => (silence, Cut::Silence),
+        };
+        let in_data = self.data_deadline.is_some();
+        let mut shutdown = self.shutdown.clone();
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let cut = tokio::select! {
+            read = tokio::time::timeout_at(until, stream.read(&mut chunk)) => match read {
+                Ok(read) => {
+                    let n = read.context("reading from the client")?;
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return Ok(n > 0);
+                }
+                Err(_) => why,
+            },
+            _ = shutdown.wait_for(|stopping| *stopping), if !in_data => Cut::Stopping,
+        };
+        let text: &[u8] = match cut {
+            Cut::Silence => b"421 4.4.2 Timeout, closing connection\r\n",
+            Cut::Message => b"421 4.4.2 The message took too long, closing connection\r\n",
+            Cut::Session => b"421 4.4.2 Connection open too long, closing it\r\n",
+            Cut::Stopping => b"421 4.3.2 Shutting down, try again later\r\n",
+        };
+        log::debug!(
+            "smtp peer={} closed: {}",
+            self.peer,
+            String::from_utf8_lossy(text).trim_end()
+        );
+        let _ = stream.write_all(text).await;
+        Ok(false)
     }
 
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(
@@ -416,29 +569,27 @@ impl<'a> Session<'a> {
         &mut self,
         stream: &mut S,
     ) -> anyhow::Result<Option<End>> {
+        self.data_deadline = Some(Instant::now() + self.smtp.settings.data_timeout);
+        let result = self.receive(stream).await;
+        self.data_deadline = None;
+        result
+    }
+
+    async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> anyhow::Result<Option<End>> {
         let limit = self.smtp.settings.max_message_size;
-        let mut receiver = DataReceiver::new();
+        let mut body = Body::new();
         let mut dummy: Option<DummyDataReceiver> = None;
-        let mut message = Vec::new();
         let mut size = 0usize;
-        if self.buf.is_empty() && !self.fill(stream).await? {
-            return Ok(Some(End::Closed));
-        }
-        // A message with no content at all: the end marker comes first,
-        // which the receiver (looking for CRLF.CRLF) would not see.
-        if self.buf.starts_with(b".\r\n") {
-            self.buf.drain(..3);
-            self.reset();
-            reply(stream, 554, (5, 6, 0), "Empty message").await?;
-            return Ok(None);
-        }
         loop {
             let chunk = std::mem::take(&mut self.buf);
             let mut bytes = chunk.iter();
             let before = bytes.len();
             let done = match dummy.as_mut() {
                 Some(dummy) => dummy.ingest(&mut bytes),
-                None => receiver.ingest(&mut bytes, &mut message),
+                None => body.ingest(&mut bytes),
             };
             size += before - bytes.len();
             // Pipelined commands after the end marker stay in the buffer.
@@ -446,15 +597,21 @@ impl<'a> Session<'a> {
             if done {
                 break;
             }
-            if dummy.is_none() && message.len() > limit {
-                dummy = Some(DummyDataReceiver::new_data(&receiver));
-                message = Vec::new();
+            if dummy.is_none() && body.len() > limit {
+                dummy = Some(DummyDataReceiver::new_data(&body.receiver));
+                body = Body::new();
             }
             if !self.fill(stream).await? {
                 // The client went away mid-message: nothing was accepted.
                 return Ok(Some(End::Closed));
             }
         }
+        if dummy.is_none() && body.len() == 0 {
+            self.reset();
+            reply(stream, 554, (5, 6, 0), "Empty message").await?;
+            return Ok(None);
+        }
+        let message = body.into_message();
         let mail_from = self.mail_from.take().unwrap_or_default();
         let recipients = std::mem::take(&mut self.recipients);
         if dummy.is_some() || message.len() > limit {
@@ -502,6 +659,44 @@ impl<'a> Session<'a> {
     }
 }
 
+/// The message being received after `354`, dot-unstuffed and its end found
+/// by smtp-proto's `DataReceiver`. The receiver recognises the final dot (and
+/// a dot to remove) only after a CRLF it has read itself, but the data starts
+/// right after the CRLF of the `DATA` command: so it is primed with one,
+/// which is not part of the message. This way a message is found the same
+/// however the client's writes are cut: an empty message (`.` CRLF at once),
+/// a first line starting with a dot, a final dot arriving alone.
+struct Body {
+    receiver: DataReceiver,
+    bytes: Vec<u8>,
+}
+
+const PRIMER: &[u8] = b"\r\n";
+
+impl Body {
+    fn new() -> Body {
+        let mut receiver = DataReceiver::new();
+        let mut bytes = Vec::new();
+        receiver.ingest(&mut PRIMER.iter(), &mut bytes);
+        Body { receiver, bytes }
+    }
+
+    /// Takes bytes up to the end marker; true once it was seen.
+    fn ingest(&mut self, bytes: &mut std::slice::Iter<'_, u8>) -> bool {
+        self.receiver.ingest(bytes, &mut self.bytes)
+    }
+
+    /// The size of the message so far.
+    fn len(&self) -> usize {
+        self.bytes.len().saturating_sub(PRIMER.len())
+    }
+
+    fn into_message(mut self) -> Vec<u8> {
+        let primer = PRIMER.len().min(self.bytes.len());
+        self.bytes.split_off(primer)
+    }
+}
+
 async fn reply<S: AsyncWrite + Unpin>(
     stream: &mut S,
     code: u16,
@@ -515,4 +710,43 @@ async fn reply<S: AsyncWrite + Unpin>(
         .await
         .context("writing to the client")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `writes` one after the other, as separate reads would.
+    fn receive(writes: &[&[u8]]) -> Option<Vec<u8>> {
+        let mut body = Body::new();
+        for write in writes {
+            if body.ingest(&mut write.iter()) {
+                return Some(body.into_message());
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn the_end_is_found_however_the_writes_are_cut() {
+        assert_eq!(receive(&[b".\r\n"]), Some(vec![]));
+        assert_eq!(receive(&[b".", b"\r", b"\n"]), Some(vec![]));
+        assert_eq!(
+            receive(&[b"Subject: x\r\n\r\nhi\r\n", b".", b"\r\n"]),
+            Some(b"Subject: x\r\n\r\nhi".to_vec())
+        );
+        assert_eq!(receive(&[b"Subject: x\r\n\r\nhi\r", b"\n.\r"]), None);
+    }
+
+    #[test]
+    fn dots_are_unstuffed_from_the_first_line_on() {
+        assert_eq!(
+            receive(&[b"..first\r\n..second\r\n.\r\n"]),
+            Some(b".first\r\n.second".to_vec())
+        );
+        assert_eq!(
+            receive(&[b".", b".first\r\n", b".\r\n"]),
+            Some(b".first".to_vec())
+        );
+    }
 }

@@ -10,7 +10,7 @@
 //! | `spool/outgoing/` | replies composed, waiting for the outbound transport |
 //! | `spool/sent/` | replies handed to the transport (kept for the operator) |
 //! | `spool/failed/` | messages and replies given up on (kept for the operator) |
-//! | `ledger/` | one empty-ish file per answered Message-ID: the dedup ledger |
+//! | `ledger/` | one file per answered Message-ID, holding its owner: the dedup ledger |
 //!
 //! Every write is "write to `tmp/`, fsync the file, rename into place, fsync
 //! the directory", so a file under `queue/` or `outgoing/` is either complete
@@ -18,12 +18,17 @@
 //! move out of Maildir `new/`) only after [`Spool::accept`] returned.
 //!
 //! The at-most-once guarantees rest on two filesystem facts rather than on
-//! checks in Rust: `create_new` (O_EXCL) lets exactly one writer create a
+//! checks in Rust: `link` (like O_EXCL) lets exactly one writer create a
 //! ledger entry, and `rename` moves a reply from `outgoing/` to `sent/` so it
 //! is at every instant in exactly one of them.
+//!
+//! The spool holds customers' mail: directories are created `0700` and files
+//! `0600` (only the account running the gateway reads them).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
+#[cfg(unix)]
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -87,6 +92,19 @@ pub enum Claim {
     Taken(String),
 }
 
+/// Why a spool entry could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file system failed (EMFILE, EIO, a permission changed, …):
+    /// temporary, the entry is read again later.
+    #[error("{0:#}")]
+    Io(anyhow::Error),
+    /// The entry was read but is not a spool entry (no envelope line, an
+    /// envelope that does not decode): retrying cannot help.
+    #[error("{0:#}")]
+    Undecodable(anyhow::Error),
+}
+
 /// A handle on the spool directories. Cheap to share behind an `Arc`; every
 /// method is blocking file I/O, so async callers run them on the blocking pool.
 #[derive(Debug, Clone)]
@@ -123,7 +141,7 @@ impl Spool {
             &spool.failed,
             &spool.ledger,
         ] {
-            fs::create_dir_all(dir)
+            create_private_dir(dir)
                 .with_context(|| format!("creating spool directory {}", dir.display()))?;
         }
         Ok(spool)
@@ -175,43 +193,62 @@ impl Spool {
     }
 
     /// Reads a queued inbound message (`None`: no longer queued).
-    pub fn read(&self, name: &str) -> anyhow::Result<Option<(Envelope, Vec<u8>)>> {
-        read_entry(&self.queue.join(checked(name)?))
+    pub fn read(&self, name: &str) -> Result<Option<(Envelope, Vec<u8>)>, ReadError> {
+        read_entry(
+            &self
+                .queue
+                .join(checked(name).map_err(ReadError::Undecodable)?),
+        )
     }
 
     /// Reads a reply waiting for the transport (`None`: not waiting).
-    pub fn read_outgoing(&self, name: &str) -> anyhow::Result<Option<(OutgoingEnvelope, Vec<u8>)>> {
-        read_entry(&self.outgoing.join(checked(name)?))
+    pub fn read_outgoing(
+        &self,
+        name: &str,
+    ) -> Result<Option<(OutgoingEnvelope, Vec<u8>)>, ReadError> {
+        read_entry(
+            &self
+                .outgoing
+                .join(checked(name).map_err(ReadError::Undecodable)?),
+        )
     }
 
     /// Claims `key` (a Message-ID digest, or `notice-<id>`) for the entry
-    /// `name`. The filesystem decides the winner: `create_new` fails for
-    /// everyone but the first.
+    /// `name`. The filesystem decides the winner: the owner's name is
+    /// written to a temporary file and fsync'd, then hard-linked to
+    /// `ledger/<key>`; `link` fails for everyone but the first, and the
+    /// entry appears with its owner already in it, so a crash can never
+    /// leave an entry without one.
     pub fn claim(&self, key: &str, name: &str) -> anyhow::Result<Claim> {
         let path = self.ledger.join(checked(key)?);
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut file) => {
-                file.write_all(name.as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .with_context(|| format!("writing ledger entry {}", path.display()))?;
-                sync_dir(&self.ledger)?;
-                Ok(Claim::New)
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                let owner = fs::read_to_string(&path)
-                    .with_context(|| format!("reading ledger entry {}", path.display()))?;
-                // An empty owner means a crash between create and write: the
-                // writer can only have been an earlier run working on the
-                // same key, so treat the entry as this one's.
-                if owner.is_empty() || owner == name {
-                    Ok(Claim::Ours)
-                } else {
-                    Ok(Claim::Taken(owner))
+        let tmp = self
+            .tmp
+            .join(format!(".claim-{}.tmp", Uuid::new_v4().simple()));
+        let linked = write_new(&tmp, name.as_bytes())
+            .with_context(|| format!("writing {}", tmp.display()))
+            .and_then(|()| match fs::hard_link(&tmp, &path) {
+                Ok(()) => Ok(true),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(err) => {
+                    Err(err).with_context(|| format!("creating ledger entry {}", path.display()))
                 }
-            }
-            Err(err) => {
-                Err(err).with_context(|| format!("creating ledger entry {}", path.display()))
-            }
+            });
+        // The temporary name goes either way: the entry (if any) is the
+        // other link to the same file.
+        let _ = fs::remove_file(&tmp);
+        if linked? {
+            sync_dir(&self.ledger)?;
+            return Ok(Claim::New);
+        }
+        let owner = fs::read_to_string(&path)
+            .with_context(|| format!("reading ledger entry {}", path.display()))?;
+        if owner == name {
+            Ok(Claim::Ours)
+        } else {
+            // An empty owner can only be an entry of an older version that
+            // crashed between creating and writing it: whoever that was, the
+            // message may have been answered, so it counts as taken.
+            Ok(Claim::Taken(owner))
         }
     }
 
@@ -304,7 +341,10 @@ pub const OVERSIZE_HEAD: usize = 64 * 1024;
 /// bytes kept, the full size and whether it was cut.
 pub fn read_bounded(reader: &mut impl Read, limit: usize) -> std::io::Result<(Vec<u8>, u64, bool)> {
     let mut kept = Vec::new();
-    reader.take(limit as u64 + 1).read_to_end(&mut kept)?;
+    let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    reader
+        .take(limit_u64.saturating_add(1))
+        .read_to_end(&mut kept)?;
     if kept.len() <= limit {
         let size = kept.len() as u64;
         return Ok((kept, size, false));
@@ -345,18 +385,28 @@ fn encode<E: Serialize>(envelope: &E, message: &[u8]) -> anyhow::Result<Vec<u8>>
     Ok(bytes)
 }
 
-fn read_entry<E: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Option<(E, Vec<u8>)>> {
+fn read_entry<E: for<'de> Deserialize<'de>>(
+    path: &Path,
+) -> Result<Option<(E, Vec<u8>)>, ReadError> {
     let mut bytes = Vec::new();
     match File::open(path).and_then(|mut file| file.read_to_end(&mut bytes)) {
         Ok(_) => {}
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        Err(err) => {
+            return Err(ReadError::Io(
+                anyhow::Error::new(err).context(format!("reading {}", path.display())),
+            ))
+        }
     }
     let Some(newline) = bytes.iter().position(|&b| b == b'\n') else {
-        bail!("spool entry {} has no envelope line", path.display());
+        return Err(ReadError::Undecodable(anyhow::anyhow!(
+            "spool entry {} has no envelope line",
+            path.display()
+        )));
     };
     let envelope = serde_json::from_slice(&bytes[..newline])
-        .with_context(|| format!("decoding the envelope of {}", path.display()))?;
+        .with_context(|| format!("decoding the envelope of {}", path.display()))
+        .map_err(ReadError::Undecodable)?;
     let message = bytes.split_off(newline + 1);
     Ok(Some((envelope, message)))
 }
@@ -380,15 +430,7 @@ fn list(dir: &Path) -> anyhow::Result<Vec<String>> {
 /// fsync of the target directory (which makes the rename itself durable).
 pub fn write_durably(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = tmp_dir.join(format!(".{}.tmp", Uuid::new_v4().simple()));
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        });
-    if let Err(err) = written {
+    if let Err(err) = write_new(&tmp, bytes) {
         let _ = fs::remove_file(&tmp);
         return Err(err).with_context(|| format!("writing {}", tmp.display()));
     }
@@ -397,6 +439,29 @@ pub fn write_durably(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> anyhow::Res
         return Err(err).with_context(|| format!("renaming into {}", target.display()));
     }
     sync_dir(target.parent().unwrap_or(tmp_dir))
+}
+
+/// Creates `path` (which must not exist) readable by its owner only,
+/// writes `bytes` and fsyncs it.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Creates `dir` and its missing parents, each readable by the owner only
+/// (an existing directory keeps its permissions: the operator may have
+/// opened it to an MTA's account on purpose).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(dir)
 }
 
 fn move_durably(from: &Path, to: &Path) -> anyhow::Result<()> {
@@ -506,6 +571,66 @@ mod tests {
         assert_eq!(spool.prune(Duration::from_secs(3600)).unwrap(), 0);
         assert_eq!(spool.prune(Duration::ZERO).unwrap(), 1);
         assert_eq!(spool.claim("k", "two").unwrap(), Claim::New);
+    }
+
+    #[test]
+    fn a_ledger_entry_is_never_seen_without_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.claim("k", "one").unwrap(), Claim::New);
+        assert_eq!(fs::read_to_string(spool.ledger.join("k")).unwrap(), "one");
+        // No temporary file is left behind, won or lost.
+        assert_eq!(spool.claim("k", "two").unwrap(), Claim::Taken("one".into()));
+        assert!(fs::read_dir(&spool.tmp).unwrap().next().is_none());
+        // An empty entry (left by an older version's crash) is nobody's:
+        // the message may have been answered, so it is not answered again.
+        fs::write(spool.ledger.join("old"), "").unwrap();
+        assert_eq!(
+            spool.claim("old", "one").unwrap(),
+            Claim::Taken(String::new())
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_spool_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let spool = Spool::open(&data).unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        for sub in [
+            "spool",
+            "spool/tmp",
+            "spool/queue",
+            "spool/outgoing",
+            "ledger",
+        ] {
+            assert_eq!(mode(&data.join(sub)), 0o700, "{sub}");
+        }
+        let name = spool.accept(&envelope(), b"x").unwrap();
+        assert_eq!(mode(&spool.queue.join(&name)), 0o600);
+        spool.claim("k", &name).unwrap();
+        assert_eq!(mode(&spool.ledger.join("k")), 0o600);
+    }
+
+    #[test]
+    fn a_huge_limit_does_not_overflow() {
+        let (kept, size, cut) = read_bounded(&mut &b"small"[..], usize::MAX).unwrap();
+        assert_eq!((kept, size, cut), (b"small".to_vec(), 5, false));
+    }
+
+    #[test]
+    fn undecodable_entries_are_told_apart_from_io_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        fs::write(spool.queue.join("junk"), b"no envelope line").unwrap();
+        assert!(matches!(spool.read("junk"), Err(ReadError::Undecodable(_))));
+        fs::write(spool.queue.join("bad"), b"{not json\nbody").unwrap();
+        assert!(matches!(spool.read("bad"), Err(ReadError::Undecodable(_))));
+        // A directory where a file should be: the read itself fails.
+        fs::create_dir(spool.queue.join("dir")).unwrap();
+        assert!(matches!(spool.read("dir"), Err(ReadError::Io(_))));
     }
 
     #[test]

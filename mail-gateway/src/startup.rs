@@ -1,7 +1,15 @@
 //! Start-up: turns the `serve` arguments into running parts. [`Application::build`]
 //! binds the listeners (port 0 allowed) and writes `DATA_DIR/listening.json`;
 //! [`Application::run_until_stopped`] runs intake, worker, dispatcher, notices
-//! and the status page until the shutdown future completes.
+//! and the status page until the shutdown future completes, then drains.
+//!
+//! The stop, in order: no new mail is taken (SMTP listener, Maildir) and the
+//! scans stop; SMTP sessions in `DATA` may finish (their message is stored
+//! and gets its `250`) for up to [`SMTP_DRAIN_TIMEOUT`]; messages and
+//! replies being processed may finish for up to [`DRAIN_TIMEOUT`]; then the
+//! worker's and dispatcher's semaphores are closed, which ends every retry
+//! loop. Whatever is cut short stays in the spool and resumes at the next
+//! start.
 //!
 //! Everything runs on one actix (tokio current-thread) runtime: the awc
 //! client of the main server is not `Send`. Blocking file I/O goes to the
@@ -32,7 +40,7 @@ use crate::replies::Composer;
 use crate::smtp::{Smtp, SmtpSettings};
 use crate::spool::{write_durably, Spool};
 use crate::status::Stats;
-use crate::worker::{Complaints, RetryPolicy, Worker};
+use crate::worker::{Complaints, ReceivedCounter, RetryPolicy, Worker};
 
 /// How often the spool queue and `outgoing/` are scanned for entries no
 /// channel announced (messages from `deliver`, leftovers of a restart).
@@ -41,8 +49,10 @@ const SCAN_EVERY: Duration = Duration::from_millis(500);
 const MAX_SECRET_FILE: u64 = 4096;
 /// How often old sent replies and ledger entries are removed.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
-/// How long a stop waits for messages being processed.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stop waits for messages and replies being processed.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stop waits for SMTP sessions in `DATA` to finish.
+pub const SMTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `DATA_DIR/listening.json` (docs/API.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,11 +106,11 @@ impl Application {
             (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
             _ => None,
         };
-        if args.workers == 0 || args.max_connections == 0 {
-            bail!("--workers and --max-connections must be at least 1");
+        if args.workers == 0 || args.max_connections == 0 || args.max_connections_per_ip == 0 {
+            bail!("--workers, --max-connections and --max-connections-per-ip must be at least 1");
         }
 
-        std::fs::create_dir_all(&args.data_dir)
+        crate::spool::create_private_dir(&args.data_dir)
             .with_context(|| format!("creating {}", args.data_dir.display()))?;
         let spool = Spool::open(&args.data_dir)?;
         let swept = spool.sweep_tmp()?;
@@ -188,7 +198,9 @@ impl Application {
             replies: replies_tx.clone(),
             permits: Semaphore::new(args.workers),
             known: RefCell::new(HashSet::new()),
+            counter: RefCell::new(ReceivedCounter::default()),
             complaints: RefCell::new(Complaints::default()),
+            shutdown: stop_rx.clone(),
         });
         let dispatcher = Rc::new(Dispatcher {
             spool: spool.clone(),
@@ -197,6 +209,7 @@ impl Application {
             retry,
             permits: Semaphore::new(args.workers),
             known: RefCell::new(HashSet::new()),
+            shutdown: stop_rx.clone(),
         });
         let notices = Rc::new(Notices {
             spool: spool.clone(),
@@ -208,7 +221,11 @@ impl Application {
 
         let mut tasks = vec![
             actix_web::rt::spawn(worker.clone().run(accepted_rx, SCAN_EVERY, stop_rx.clone())),
-            actix_web::rt::spawn(dispatcher.run(replies_rx, SCAN_EVERY, stop_rx.clone())),
+            actix_web::rt::spawn(
+                dispatcher
+                    .clone()
+                    .run(replies_rx, SCAN_EVERY, stop_rx.clone()),
+            ),
             actix_web::rt::spawn(notices.run(
                 Duration::from_millis(args.notice_interval_ms.max(10)),
                 stop_rx.clone(),
@@ -245,7 +262,11 @@ impl Application {
                     own_address: composer.address(),
                     max_message_size: args.max_message_size,
                     max_connections: args.max_connections,
+                    max_connections_per_ip: args.max_connections_per_ip,
                     timeout: Duration::from_secs(args.smtp_timeout_secs.max(1)),
+                    data_timeout: Duration::from_secs(args.smtp_data_timeout_secs.max(1)),
+                    session_timeout: Duration::from_secs(args.smtp_session_timeout_secs.max(1)),
+                    drain_timeout: SMTP_DRAIN_TIMEOUT,
                     tls,
                 },
                 spool: spool.clone(),
@@ -265,16 +286,29 @@ impl Application {
         shutdown.await;
         log::info!("stopping: no new mail is taken; messages in progress finish");
         let _ = stop_tx.send(true);
-        http_handle.stop(true).await;
+        // The SMTP task ends once its sessions are drained.
         for task in tasks {
             let _ = task.await;
         }
+        http_handle.stop(true).await;
         let _ = http_task.await;
-        // Messages in progress hold a worker permit; wait for them briefly.
-        // Whatever is cut short stays in the spool and resumes next start.
-        let workers = u32::try_from(args.workers).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(DRAIN_TIMEOUT, worker.permits.acquire_many(workers)).await;
+        // Messages and replies in progress hold a permit: taking them all
+        // waits for those (a semaphore is fair, so nothing new starts
+        // meanwhile); closing then ends every retry loop.
+        let permits = u32::try_from(args.workers).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            let worker_idle = worker.permits.acquire_many(permits).await;
+            let dispatcher_idle = dispatcher.permits.acquire_many(permits).await;
+            (worker_idle.is_ok() && dispatcher_idle.is_ok()).then_some(())
+        })
+        .await;
+        if drained.is_err() {
+            log::warn!("stopping with messages still in progress: they resume at the next start");
+        }
+        worker.permits.close();
+        dispatcher.permits.close();
         drop(accepted_tx);
+        log::info!("stopped");
         Ok(())
     }
 }

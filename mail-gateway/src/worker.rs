@@ -12,7 +12,15 @@
 //! 4. The main server is asked (sync or key-clear request). If it is away
 //!    the message stays queued and is tried again after a delay that doubles
 //!    from `--retry-initial-ms` up to `--retry-max-ms`; it is never dropped.
+//!    A sync whose earlier try may have reached the main server (a restart
+//!    found the ledger entry ours, or a timeout, reset or 5xx) is
+//!    *resumed*: the main server answers it with the same license file
+//!    again, and an "already used" refusal of it is explained as our
+//!    interruption, not as the customer's re-send.
 //! 5. The reply is staged in `outgoing/`, then the message leaves `queue/`.
+//!
+//! A spool entry that cannot be read for a file-system reason is retried
+//! like an outage; only one that cannot be decoded goes to `failed/`.
 //!
 //! Runs on the gateway's single-threaded runtime (the awc client is not
 //! `Send`); file I/O goes to the blocking pool.
@@ -31,7 +39,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::inbound::{classify, Request, Sender, Verdict};
 use crate::main_server::{MainServer, MainServerError};
 use crate::replies::{Composer, Refusal, Reply};
-use crate::spool::{Claim, Envelope, Spool};
+use crate::spool::{Claim, Envelope, ReadError, Spool};
 use crate::status::Stats;
 
 /// Delays between attempts after temporary failures.
@@ -67,6 +75,54 @@ enum Stored {
     Gone,
 }
 
+/// What one message's earlier tries in this process left behind.
+#[derive(Debug, Default)]
+struct Progress {
+    /// An earlier try (of this process or of one before a restart) may have
+    /// reached the main server with this message's sync data.
+    uncertain: bool,
+    /// The ledger was already claimed by an earlier try of this process.
+    claimed: bool,
+}
+
+/// Counts each queued message once as `received`, whether the gateway
+/// learnt of it from its own intake (SMTP, Maildir) or by scanning the
+/// queue (`deliver`, leftovers of a restart), and however often a scan
+/// lists it again.
+#[derive(Debug, Default)]
+pub struct ReceivedCounter {
+    /// Names already counted that may still turn up in a listing.
+    counted: HashSet<String>,
+    /// The names of the previous listing.
+    previous: HashSet<String>,
+}
+
+impl ReceivedCounter {
+    /// A name announced by an intake: true when it was not counted yet.
+    pub fn announced(&mut self, name: &str) -> bool {
+        self.counted.insert(name.to_owned())
+    }
+
+    /// A listing of the queue, taken before `in_progress` was looked at;
+    /// returns how many of its names were not counted yet.
+    pub fn listed(&mut self, names: &[String], in_progress: &HashSet<String>) -> usize {
+        let new = names
+            .iter()
+            .filter(|name| self.counted.insert((*name).clone()))
+            .count();
+        let listing: HashSet<String> = names.iter().cloned().collect();
+        // A name can be forgotten once it is in no listing and not being
+        // processed. It is kept for one more listing because an intake
+        // announces a message just after storing it: a listing can see the
+        // file before the announcement arrives.
+        let previous = std::mem::replace(&mut self.previous, listing);
+        self.counted.retain(|name| {
+            self.previous.contains(name) || previous.contains(name) || in_progress.contains(name)
+        });
+        new
+    }
+}
+
 /// Runs a blocking spool operation on the blocking pool.
 pub async fn blocking<T, F>(f: F) -> anyhow::Result<T>
 where
@@ -89,9 +145,14 @@ pub struct Worker {
     pub limit: usize,
     /// Names of staged replies, for the sender.
     pub replies: mpsc::UnboundedSender<String>,
+    /// One per message processed at a time; closed when the gateway stops.
     pub permits: Semaphore,
+    /// Names being processed (scheduled once each).
     pub known: RefCell<HashSet<String>>,
+    pub counter: RefCell<ReceivedCounter>,
     pub complaints: RefCell<Complaints>,
+    /// Becomes true when the gateway stops: retry loops end.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// Replies about bad mail allowed per sender address and hour. An
@@ -136,11 +197,22 @@ impl Worker {
         let mut tick = tokio::time::interval(scan_every);
         loop {
             tokio::select! {
-                Some(name) = inbox.recv() => self.schedule(name),
+                Some(name) = inbox.recv() => {
+                    if self.counter.borrow_mut().announced(&name) {
+                        Stats::add(&self.stats.received);
+                    }
+                    self.schedule(name);
+                }
                 _ = tick.tick() => {
                     let spool = self.spool.clone();
                     match blocking(move || spool.queued()).await {
-                        Ok(names) => names.into_iter().for_each(|name| self.schedule(name)),
+                        Ok(names) => {
+                            let new = self.counter.borrow_mut().listed(&names, &self.known.borrow());
+                            for _ in 0..new {
+                                Stats::add(&self.stats.received);
+                            }
+                            names.into_iter().for_each(|name| self.schedule(name));
+                        }
                         Err(err) => log::error!("cannot list the spool queue: {err:#}"),
                     }
                 }
@@ -151,16 +223,17 @@ impl Worker {
 
     fn schedule(self: &Rc<Self>, name: String) {
         if self.known.borrow_mut().insert(name.clone()) {
-            Stats::add(&self.stats.received);
             actix_web::rt::spawn(self.clone().handle(name));
         }
     }
 
     async fn handle(self: Rc<Self>, name: String) {
         let mut failures = 0;
+        let mut progress = Progress::default();
+        let mut shutdown = self.shutdown.clone();
         loop {
             let attempt = match self.permits.acquire().await {
-                Ok(_permit) => self.attempt(&name, failures > 0).await,
+                Ok(_permit) => self.attempt(&name, &mut progress).await,
                 // Closed semaphore: the gateway is stopping.
                 Err(_) => break,
             };
@@ -173,7 +246,12 @@ impl Worker {
                     log::warn!(
                         "message={name} attempt={failures} failed, next try in {delay:?}: {err:#}"
                     );
-                    tokio::time::sleep(delay).await;
+                    // A stop ends the wait; the message stays queued and
+                    // the next start resumes it.
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.wait_for(|stopping| *stopping) => break,
+                    }
                 }
                 Attempt::GiveUp(err) => {
                     log::error!(
@@ -192,19 +270,15 @@ impl Worker {
         self.known.borrow_mut().remove(&name);
     }
 
-    async fn attempt(&self, name: &str, retrying: bool) -> Attempt {
+    async fn attempt(&self, name: &str, progress: &mut Progress) -> Attempt {
         let spool = self.spool.clone();
         let entry = name.to_owned();
-        let stored = blocking(move || {
-            if spool.reply_exists(&entry)? {
-                return Ok(Stored::Replied);
-            }
-            Ok(match spool.read(&entry)? {
-                Some((envelope, raw)) => Stored::Queued(envelope, raw),
-                None => Stored::Gone,
-            })
-        })
-        .await;
+        let stored = blocking(move || Ok(read_stored(&spool, &entry)));
+        let stored = match stored.await {
+            Ok(stored) => stored,
+            // The blocking task itself failed (it panicked): try again.
+            Err(err) => Err(ReadError::Io(err)),
+        };
         let (envelope, raw) = match stored {
             Ok(Stored::Queued(envelope, raw)) => (envelope, raw),
             // An earlier task finished it.
@@ -213,7 +287,9 @@ impl Worker {
                 log::info!("message={name} was answered before a restart; removing it");
                 return self.finish(name).await;
             }
-            Err(err) => return Attempt::GiveUp(err),
+            // EMFILE, EIO and the like pass: the entry is read again later.
+            Err(ReadError::Io(err)) => return Attempt::Retry(err),
+            Err(ReadError::Undecodable(err)) => return Attempt::GiveUp(err),
         };
 
         let verdict = classify(&raw, &envelope, &self.composer.address(), self.limit);
@@ -236,9 +312,12 @@ impl Worker {
             Ok(claim) => claim,
             Err(err) => return Attempt::Retry(err),
         };
-        let resumed = match claim {
-            Claim::New => false,
-            Claim::Ours => true,
+        match claim {
+            Claim::New => {}
+            // Claimed before this process's first try: a run before a
+            // restart may have asked the main server already.
+            Claim::Ours if !progress.claimed => progress.uncertain = true,
+            Claim::Ours => {}
             Claim::Taken(first) => {
                 log::info!(
                     "message={name} from={} is a duplicate of message={first}: no second reply",
@@ -247,13 +326,10 @@ impl Worker {
                 Stats::add(&self.stats.dropped);
                 return self.finish(name).await;
             }
-        };
-        // A retry after an outage is not a resumption: the earlier attempt
-        // never got an answer from the main server (answers are staged
-        // before `answer` returns).
-        let resumed = resumed && !retrying;
+        }
+        progress.claimed = true;
 
-        match self.answer(name, &sender, &request, resumed).await {
+        match self.answer(name, &sender, &request, progress).await {
             Ok(()) => self.finish(name).await,
             Err(attempt) => attempt,
         }
@@ -265,7 +341,7 @@ impl Worker {
         name: &str,
         sender: &Sender,
         request: &Request,
-        resumed: bool,
+        progress: &mut Progress,
     ) -> Result<(), Attempt> {
         let answer;
         let refusal;
@@ -293,7 +369,7 @@ impl Worker {
                         "message={name} from={} server_id={server_id} sync refused: {code}: {message}",
                         sender.address
                     );
-                    refusal = Refusal::from_code(status, &code, &message, resumed);
+                    refusal = Refusal::from_code(status, &code, &message, progress.uncertain);
                     Reply::Refused {
                         server_id: *server_id,
                         refusal: &refusal,
@@ -302,6 +378,12 @@ impl Worker {
                 }
                 Err(err @ MainServerError::Unavailable(_)) => {
                     return Err(Attempt::Retry(err.into()))
+                }
+                // It may have issued the license file: the next try is a
+                // resumption, which the main server answers with the same file.
+                Err(err @ MainServerError::Uncertain(_)) => {
+                    progress.uncertain = true;
+                    return Err(Attempt::Retry(err.into()));
                 }
             },
             Request::KeyClear { server_id, text } => {
@@ -341,9 +423,9 @@ impl Worker {
                             for_key_clear: true,
                         }
                     }
-                    Err(err @ MainServerError::Unavailable(_)) => {
-                        return Err(Attempt::Retry(err.into()))
-                    }
+                    // Filing is idempotent by Message-ID: a retry finds
+                    // the request filed by a try that lost its answer.
+                    Err(err) => return Err(Attempt::Retry(err.into())),
                 }
             }
             Request::Problem(problem) => {
@@ -406,6 +488,17 @@ impl Worker {
     }
 }
 
+/// What the spool holds for `name`.
+fn read_stored(spool: &Spool, name: &str) -> Result<Stored, ReadError> {
+    if spool.reply_exists(name).map_err(ReadError::Io)? {
+        return Ok(Stored::Replied);
+    }
+    Ok(match spool.read(name)? {
+        Some((envelope, raw)) => Stored::Queued(envelope, raw),
+        None => Stored::Gone,
+    })
+}
+
 /// The ledger key of a message: its sender and Message-ID, or its bytes
 /// when it has no Message-ID. The sender is part of the key so that nobody
 /// can suppress another customer's answer by reusing their Message-ID.
@@ -436,6 +529,26 @@ mod tests {
         assert_eq!(policy.delay(4), Duration::from_millis(800));
         assert_eq!(policy.delay(5), Duration::from_millis(1000));
         assert_eq!(policy.delay(500), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn every_message_is_received_once() {
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let none = HashSet::new();
+        let mut counter = ReceivedCounter::default();
+        // SMTP announces `a`; a listing taken meanwhile sees `a` and `d`
+        // (from `deliver`).
+        assert!(counter.announced("a"));
+        assert_eq!(counter.listed(&names(&["a", "d"]), &none), 1);
+        // A listing taken before `b` was announced sees it first.
+        assert_eq!(counter.listed(&names(&["a", "b", "d"]), &none), 1);
+        assert!(!counter.announced("b"));
+        // Listed again and again while being processed: still once.
+        let busy: HashSet<String> = ["a".to_string()].into();
+        assert_eq!(counter.listed(&names(&["a"]), &busy), 0);
+        assert_eq!(counter.listed(&[], &busy), 0);
+        assert_eq!(counter.listed(&[], &none), 0);
+        assert!(counter.counted.is_empty(), "{:?}", counter.counted);
     }
 
     #[test]

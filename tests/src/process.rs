@@ -186,3 +186,22 @@ impl Output {
         Ok(self)
     }
 }
+
+/// Under `cargo run`, builds more of the workspace (`cargo build ARGS`) in the running
+/// program's own profile, so one command brings everything it starts up to date.
+/// Outside cargo (no `CARGO` variable) it does nothing.
+pub fn cargo_build(args: &[&str]) -> Result<()> {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    let mut command = Command::new(cargo);
+    command.arg("build").arg("-q").args(args);
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    let status = command.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("`cargo build {}` failed", args.join(" "));
+    }
+    Ok(())
+}

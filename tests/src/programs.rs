@@ -468,6 +468,11 @@ impl LocalServer {
         Ok(())
     }
 
+    /// The process id of `serve`, when running.
+    pub fn pid(&self) -> Option<u32> {
+        self.serve.as_ref().map(|(child, _)| child.pid())
+    }
+
     pub fn api_url(&self) -> Result<String> {
         let (_, api) = self
             .serve

@@ -387,6 +387,11 @@ impl SmtpClient {
         }
     }
 
+    /// The connection, to change its timeouts.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }
@@ -437,12 +442,40 @@ pub fn dummy_token(root: &Path) -> PathBuf {
     path
 }
 
-/// An address where nothing listens (bound, then released).
+/// An address where nothing listens: one port held, for the whole test
+/// binary, by a socket that never listens (see [`reserve_port`]).
 pub fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    static CLOSED: std::sync::OnceLock<(tokio::net::TcpSocket, SocketAddr)> =
+        std::sync::OnceLock::new();
+    let (_, addr) = CLOSED.get_or_init(reserve_port);
     format!("http://{addr}")
+}
+
+/// A port for a server that starts later: held by a socket bound with
+/// SO_REUSEADDR that never listens. No other test can be given the port
+/// while the socket lives, connections to it are refused, and a server
+/// binding it with SO_REUSEADDR (Rust's `TcpListener`, Postfix) can take it
+/// over meanwhile: there is no window in which the port is free for anyone.
+pub fn reserve_port() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
+/// How many replies the outbox holds (files only, nothing parsed).
+pub fn outbox_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.ends_with(".eml") && !name.starts_with('.')
+            })
+            .count()
+    })
 }
 
 /// A running main server (SQLite, port 0) in its own directory.

@@ -403,10 +403,9 @@ fn starttls_is_offered_with_a_certificate_and_mail_goes_through_it() {
 #[test]
 fn replies_wait_for_a_relay_that_is_down_and_a_refused_reply_is_given_up() {
     let root = tempfile::tempdir().unwrap();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // Held (not listening) until the relay takes the port over.
+    let (_reserved, reserved) = crate::helpers::reserve_port();
+    let port = reserved.port();
     let relay_url = format!("smtp://127.0.0.1:{port}");
     let sender_root = root.path().join("sender");
     std::fs::create_dir_all(&sender_root).unwrap();
@@ -529,4 +528,218 @@ fn replies_about_bad_mail_to_one_address_are_limited() {
     });
     assert_eq!(gw.replies().len(), 10);
     assert_eq!(gw.status()["dropped"], 2);
+}
+
+/// smtp-proto's receiver only sees the final dot after a CRLF it read
+/// itself: the end must be found however the client's writes are cut.
+#[test]
+fn the_end_of_data_is_found_when_it_arrives_in_pieces() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &[]);
+    let (mut client, _) = SmtpClient::connect(gw.smtp());
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(client.command("EHLO client.example").starts_with("250"));
+    let start = |client: &mut SmtpClient| {
+        assert!(client
+            .command("MAIL FROM:<ops@acme.example>")
+            .starts_with("250"));
+        assert!(client
+            .command(&format!("RCPT TO:<{LICENSING}>"))
+            .starts_with("250"));
+        assert!(client.command("DATA").starts_with("354"));
+    };
+    // An empty message whose final dot comes alone.
+    start(&mut client);
+    client.send(b".");
+    pause();
+    client.send(b"\r\n");
+    let reply = client.read_reply();
+    assert!(reply.starts_with("554"), "{reply}");
+    // A message whose first line is dot-stuffed and whose end is cut.
+    start(&mut client);
+    client
+        .send(b"..X-Dotted: yes\r\nFrom: ops@acme.example\r\nMessage-ID: <split@acme.example>\r\n");
+    pause();
+    client.send(b"Subject: split\r\n\r\nhi\r\n.");
+    pause();
+    client.send(b"\r\n");
+    let reply = client.read_reply();
+    assert!(reply.starts_with("250 2.0.0 Queued"), "{reply}");
+    assert!(client.command("QUIT").starts_with("221"));
+}
+
+#[test]
+fn connections_from_one_address_are_capped() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &["--max-connections-per-ip", "1"]);
+    let (mut first, greeting) = SmtpClient::connect(gw.smtp());
+    assert!(greeting.starts_with("220"));
+    let (_second, refused) = SmtpClient::connect(gw.smtp());
+    assert!(refused.starts_with("421 4.7.0"), "{refused}");
+    // The slot comes back when the first session ends.
+    assert!(first.command("QUIT").starts_with("221"));
+    let greeting = wait_for("a free slot", || {
+        let (_third, greeting) = SmtpClient::connect(gw.smtp());
+        greeting.starts_with("220").then_some(greeting)
+    });
+    assert!(greeting.starts_with("220"));
+}
+
+#[test]
+fn a_busy_session_ends_at_its_deadline() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &["--smtp-session-timeout-secs", "1"]);
+    let (mut client, _) = SmtpClient::connect(gw.smtp());
+    let reply = wait_for("the session deadline", || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let reply = client.command("NOOP");
+        (!reply.starts_with("250")).then_some(reply)
+    });
+    assert!(reply.starts_with("421 4.4.2"), "{reply}");
+}
+
+#[test]
+fn a_message_sent_drop_by_drop_ends_at_the_data_deadline() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &["--smtp-data-timeout-secs", "1"]);
+    let (mut client, _) = SmtpClient::connect(gw.smtp());
+    assert!(client.command("EHLO client.example").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<ops@acme.example>")
+        .starts_with("250"));
+    assert!(client
+        .command(&format!("RCPT TO:<{LICENSING}>"))
+        .starts_with("250"));
+    assert!(client.command("DATA").starts_with("354"));
+    client
+        .stream()
+        .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let reply = wait_for("the data deadline", || {
+        client.send(b"x\r\n");
+        let reply = client.read_reply();
+        (!reply.is_empty()).then_some(reply)
+    });
+    assert!(reply.starts_with("421 4.4.2"), "{reply}");
+}
+
+/// A stop: a session waiting for a command is told 421 at once; one in
+/// DATA finishes its message, which is stored and gets its 250, then 421.
+#[test]
+fn a_stop_lets_a_message_being_received_finish() {
+    let root = tempfile::tempdir().unwrap();
+    let mut gw = gateway(root.path(), &[]);
+    let (mut idle, _) = SmtpClient::connect(gw.smtp());
+    assert!(idle.command("EHLO idle.example").starts_with("250"));
+    let (mut sending, _) = SmtpClient::connect(gw.smtp());
+    assert!(sending.command("EHLO client.example").starts_with("250"));
+    assert!(sending
+        .command("MAIL FROM:<ops@acme.example>")
+        .starts_with("250"));
+    assert!(sending
+        .command(&format!("RCPT TO:<{LICENSING}>"))
+        .starts_with("250"));
+    assert!(sending.command("DATA").starts_with("354"));
+    sending.send(b"From: ops@acme.example\r\nMessage-ID: <stop@acme.example>\r\n");
+
+    let pid = gw.proc.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let told = idle.read_reply();
+    assert!(told.starts_with("421 4.3.2"), "{told}");
+
+    sending.send(b"Subject: late\r\n\r\nhello\r\n.\r\n");
+    let stored = sending.read_reply();
+    assert!(stored.starts_with("250 2.0.0 Queued"), "{stored}");
+    let next = sending.command("NOOP");
+    assert!(next.starts_with("421 4.3.2"), "{next}");
+    let exit = wait_for("the gateway to exit", || gw.proc.child.try_wait().unwrap());
+    assert_eq!(exit.code(), Some(0));
+    // Stored: still queued, or already answered during the drain.
+    let queued = std::fs::read_dir(gw.data_dir.join("spool/queue"))
+        .unwrap()
+        .count();
+    let replied = crate::helpers::outbox_count(&gw.outbox)
+        + std::fs::read_dir(gw.data_dir.join("spool/outgoing"))
+            .unwrap()
+            .count();
+    assert_eq!(queued + replied, 1, "queued {queued}, replied {replied}");
+}
+
+/// An MTA bounces a message for good on any exit code but 75: `deliver`
+/// must never fail otherwise, whatever is wrong with its start.
+#[test]
+fn deliver_exits_75_on_any_start_up_failure() {
+    let root = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut child = Command::new(gateway_bin())
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _ = child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"Subject: x\r\n\r\nx\r\n");
+        child.wait().unwrap().code()
+    };
+    let data = root.path().join("data");
+    let data = data.to_str().unwrap();
+    assert_eq!(
+        run(
+            &["deliver", "--data-dir", data],
+            &[("SOLME_CLOCK_OFFSET", "not-a-duration")]
+        ),
+        Some(75)
+    );
+    assert_eq!(
+        run(&["deliver", "--data-dir", data, "--no-such-flag"], &[]),
+        Some(75)
+    );
+    assert_eq!(
+        run(
+            &["deliver", "--data-dir", data, "--max-message-size", "1"],
+            &[]
+        ),
+        Some(75)
+    );
+    assert_eq!(run(&["deliver", "--data-dir", data], &[]), Some(0));
+    // `serve` keeps the usual usage exit code.
+    assert_eq!(run(&["serve", "--no-such-flag"], &[]), Some(2));
+}
+
+/// The relay took a reply but it cannot be moved to spool/sent: only the
+/// move is retried, the reply is not handed over again.
+#[test]
+fn a_reply_that_cannot_be_moved_to_sent_is_not_sent_again() {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway(root.path(), &[]);
+    let sent = gw.data_dir.join("spool/sent");
+    std::fs::remove_dir(&sent).unwrap();
+    // A file where the directory should be: every rename into it fails
+    // (even for root).
+    std::fs::write(&sent, "in the way").unwrap();
+    let question = text_mail("ops@acme.example", "mv-1@acme.example", "Hi", "", "hello");
+    send_mail(gw.smtp(), "ops@acme.example", &question);
+    gw.wait_replies(1);
+    // Long enough for several scans of outgoing/ (every 500 ms) and moves
+    // retried (from 50 ms on): a second hand-over would be counted.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = gw.status();
+    assert_eq!(status["answered"], 1, "{status}");
+    assert_eq!(status["outgoing"], 1, "{status}");
+    std::fs::remove_file(&sent).unwrap();
+    std::fs::create_dir(&sent).unwrap();
+    wait_for("the reply moved to spool/sent", || {
+        (gw.status()["outgoing"] == 0).then_some(())
+    });
+    assert_eq!(gw.status()["answered"], 1);
+    assert_eq!(gw.replies().len(), 1);
 }

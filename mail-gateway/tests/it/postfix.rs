@@ -151,11 +151,6 @@ impl Drop for Postfix {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 #[test]
 fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
     if !postfix_available() {
@@ -172,7 +167,9 @@ fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
 
     let main = MainServer::start(root.path());
     let (_, server_id) = main.customer_with_server(&[OPS]);
-    let port = free_port();
+    // Held (not listening) until Postfix takes the port over.
+    let (_reserved, reserved) = crate::helpers::reserve_port();
+    let port = reserved.port();
     let relay = format!("smtp://127.0.0.1:{port}");
     let gw = Gateway::start(
         root.path(),
@@ -187,13 +184,16 @@ fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
             "none",
         ],
     );
-    // `deliver` runs as nobody: it writes into the spool's tmp/ and queue/.
-    for sub in ["spool/tmp", "spool/queue"] {
-        std::fs::set_permissions(
-            gw.data_dir.join(sub),
-            std::fs::Permissions::from_mode(0o777),
-        )
-        .unwrap();
+    // `deliver` runs as nobody: it goes through the data directory and the
+    // spool (created 0700) and writes into the spool's tmp/ and queue/.
+    for (sub, mode) in [
+        ("", 0o711),
+        ("spool", 0o711),
+        ("spool/tmp", 0o777),
+        ("spool/queue", 0o777),
+    ] {
+        std::fs::set_permissions(gw.data_dir.join(sub), std::fs::Permissions::from_mode(mode))
+            .unwrap();
     }
     let postfix = Postfix::start(&root.path().join("postfix"), port, &gateway, &gw.data_dir);
 

@@ -3,7 +3,6 @@
 //! then everything stays up until Ctrl-C.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -54,7 +53,16 @@ fn run(args: Args) -> Result<()> {
     if args.local_servers == 0 {
         bail!("--local-servers must be at least 1");
     }
-    build_programs()?;
+    // `cargo run` builds only this binary: bring the three programs up to date too.
+    println!("Building the programs (main-server, local-server, mail-gateway)…");
+    tests::process::cargo_build(&[
+        "-p",
+        "main-server",
+        "-p",
+        "local-server",
+        "-p",
+        "mail-gateway",
+    ])?;
     let root = match &args.data_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -281,32 +289,4 @@ fn print_indented(text: &str) {
     for line in text.lines() {
         say(line);
     }
-}
-
-/// `cargo run -p tests --bin solme-sim` builds only this binary: build the three
-/// programs it starts too (a no-op when they are up to date).
-fn build_programs() -> Result<()> {
-    let Some(cargo) = std::env::var_os("CARGO") else {
-        return Ok(());
-    };
-    let mut command = Command::new(cargo);
-    command.args([
-        "build",
-        "-q",
-        "-p",
-        "main-server",
-        "-p",
-        "local-server",
-        "-p",
-        "mail-gateway",
-    ]);
-    if !cfg!(debug_assertions) {
-        command.arg("--release");
-    }
-    println!("Building the programs (main-server, local-server, mail-gateway)…");
-    let status = command.status().context("running cargo build")?;
-    if !status.success() {
-        bail!("building the programs failed");
-    }
-    Ok(())
 }

@@ -1,0 +1,28 @@
+//! Inbound mail as the gateway receives it: any bytes, classified the way the
+//! worker does (parsing, automatic-mail checks, sync data and key-clear search).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mail_gateway::inbound::classify;
+use mail_gateway::spool::{Envelope, Intake};
+
+fuzz_target!(|data: &[u8]| {
+    // The first byte picks the envelope facts that change the path taken.
+    let (flags, raw) = match data.split_first() {
+        Some((flags, raw)) => (*flags, raw),
+        None => (0, data),
+    };
+    let envelope = Envelope {
+        return_path: match flags & 3 {
+            0 => None,
+            1 => Some(String::new()),
+            _ => Some("ops@acme.example".into()),
+        },
+        recipients: vec!["licensing@solme.example".into()],
+        received_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
+        intake: Intake::Smtp,
+        size: raw.len() as u64,
+        truncated: flags & 4 != 0,
+    };
+    let _ = classify(raw, &envelope, "licensing@solme.example", 2 * 1024 * 1024);
+});
