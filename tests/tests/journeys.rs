@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use shared_proto::ErrorCode;
 use support::World;
-use tests::mail::{send_sync_mail, send_text_mail, wait_for_reply};
+use tests::mail::{send_text_mail, wait_for_reply};
 use tests::proxy::{Tinyproxy, PROXY_PASSWORD, PROXY_USER};
 use tests::wait_until;
 
@@ -337,15 +337,7 @@ fn diagnosis_names_id_in_use_blocked_ports_proxy_and_main_server_down(mut world:
 fn sync_by_file_through_the_mail_gateway_replies_to_the_sender(world: World) {
     let gateway = world.gateway();
     let (id, local) = world.local_server(5);
-    let file = local.dir.join("sync-data.txt");
-    local
-        .cli("export-sync-data", &[&file.to_string_lossy()])
-        .unwrap()
-        .ok()
-        .unwrap();
-    let sync_data = std::fs::read_to_string(&file).unwrap();
-    let message_id =
-        send_sync_mail(gateway.smtp, support::CONTACT, &gateway.address, &sync_data).unwrap();
+    let message_id = support::mail_sync_data(&gateway, &local);
 
     let reply = wait_for_reply(&gateway.outbox(), &message_id, MAIL).unwrap();
     assert_eq!(
@@ -355,9 +347,7 @@ fn sync_by_file_through_the_mail_gateway_replies_to_the_sender(world: World) {
     );
     assert_eq!(reply.auto_submitted.as_deref(), Some("auto-replied"));
     assert!(reply.text.contains(&id.to_string()), "{}", reply.text);
-    let license = reply.license_file.expect("a license file is attached");
-    let path = local.dir.join("license.lic");
-    std::fs::write(&path, license).unwrap();
+    let path = support::save_license_file(&local, reply);
     local
         .cli("import-license-file", &[&path.to_string_lossy()])
         .unwrap()
@@ -380,31 +370,13 @@ fn clients_keep_their_leases_and_get_new_ones_during_the_email_round_trip(world:
     let lease = local.checkout("solme-cad", "laptop-1").unwrap().unwrap();
     let lease_id = lease["lease_id"].as_str().unwrap().to_string();
 
-    let file = local.dir.join("sync-data.txt");
-    local
-        .cli("export-sync-data", &[&file.to_string_lossy()])
-        .unwrap()
-        .ok()
-        .unwrap();
-    let message_id = send_sync_mail(
-        gateway.smtp,
-        support::CONTACT,
-        &gateway.address,
-        &std::fs::read_to_string(&file).unwrap(),
-    )
-    .unwrap();
+    let message_id = support::mail_sync_data(&gateway, &local);
     // While the mail is on its way, clients work as usual.
     assert!(local.heartbeat(&lease_id).unwrap().is_ok());
     let second = local.checkout("solme-cad", "laptop-2").unwrap().unwrap();
 
     let reply = wait_for_reply(&gateway.outbox(), &message_id, MAIL).unwrap();
-    let path = local.dir.join("license.lic");
-    std::fs::write(&path, reply.license_file.unwrap()).unwrap();
-    local
-        .cli("import-license-file", &[&path.to_string_lossy()])
-        .unwrap()
-        .ok()
-        .unwrap();
+    support::import_reply(&local, reply);
 
     assert!(local.heartbeat(&lease_id).unwrap().is_ok());
     assert!(local
@@ -427,24 +399,9 @@ fn many_local_servers_sync_at_once_through_both_channels(world: World) {
                     local.cli("sync", &[]).unwrap().ok().unwrap();
                     return;
                 }
-                let file = local.dir.join("sync-data.txt");
-                local
-                    .cli("export-sync-data", &[&file.to_string_lossy()])
-                    .unwrap()
-                    .ok()
-                    .unwrap();
-                let sync_data = std::fs::read_to_string(&file).unwrap();
-                let id =
-                    send_sync_mail(gateway.smtp, support::CONTACT, &gateway.address, &sync_data)
-                        .unwrap();
-                let reply = wait_for_reply(&gateway.outbox(), &id, MAIL).unwrap();
-                let path = local.dir.join("license.lic");
-                std::fs::write(&path, reply.license_file.unwrap()).unwrap();
-                local
-                    .cli("import-license-file", &[&path.to_string_lossy()])
-                    .unwrap()
-                    .ok()
-                    .unwrap();
+                let message_id = support::mail_sync_data(gateway, local);
+                let reply = wait_for_reply(&gateway.outbox(), &message_id, MAIL).unwrap();
+                support::import_reply(local, reply);
             });
         }
     });

@@ -9,6 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use tempfile::TempDir;
+use tests::mail::{send_sync_mail, Reply};
 use tests::{Admin, LocalServer, MailGateway, MainOptions, MainServer};
 use uuid::Uuid;
 
@@ -277,4 +278,37 @@ pub fn wait_for_sync_after(
         },
     )
     .unwrap()
+}
+
+/// The customer's side of an email sync: export the sync data and mail it as an
+/// attachment from the registered contact; returns the mail's Message-ID.
+pub fn mail_sync_data(gateway: &MailGateway, local: &LocalServer) -> String {
+    let file = local.dir.join("sync-data.txt");
+    local
+        .cli("export-sync-data", &[&file.to_string_lossy()])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let sync_data = std::fs::read_to_string(&file).unwrap();
+    send_sync_mail(gateway.smtp, CONTACT, &gateway.address, &sync_data).unwrap()
+}
+
+/// Saves the license file attached to a reply next to the local server's data.
+pub fn save_license_file(local: &LocalServer, reply: Reply) -> PathBuf {
+    let license = reply
+        .license_file
+        .expect("the reply carries a license file");
+    let path = local.dir.join("license.lic");
+    std::fs::write(&path, license).unwrap();
+    path
+}
+
+/// Imports the license file attached to a reply, as the customer does.
+pub fn import_reply(local: &LocalServer, reply: Reply) {
+    let path = save_license_file(local, reply);
+    local
+        .cli("import-license-file", &[&path.to_string_lossy()])
+        .unwrap()
+        .ok()
+        .unwrap();
 }
