@@ -134,10 +134,15 @@ pub struct Db {
 impl Db {
     /// Opens the pools and runs the pending migrations.
     pub fn open(target: DbTarget, pool_size: u32) -> anyhow::Result<Self> {
+        // A pooled SQLite connection is a file handle that cannot go stale, so the
+        // check-out test (a parsed `SELECT 1` on every check-out) is pure cost there; a
+        // PostgreSQL connection can die with its server and keeps the test.
+        let test_on_check_out = matches!(target, DbTarget::Postgres(_));
         let build = |size: u32| {
             r2d2::Pool::builder()
                 .max_size(size.max(1))
                 .min_idle(Some(1))
+                .test_on_check_out(test_on_check_out)
                 .connection_timeout(Duration::from_secs(30))
                 .build(Manager {
                     target: target.clone(),

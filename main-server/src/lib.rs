@@ -7,7 +7,8 @@
 //! - [`startup`]: `main-server serve`, binding listeners and running the servers.
 //! - [`sync`]: the sync core shared by the HTTPS and email channels.
 //! - [`store`]: every database query, by concern; [`db`] and [`schema`]: the
-//!   connection, pools and migrations for SQLite and PostgreSQL.
+//!   connection, pools and migrations for SQLite and PostgreSQL; [`writer`]: the
+//!   SQLite thread that group-commits direct syncs.
 //! - [`routes`]: the HTTP endpoints; [`error`]: how failures become responses.
 //! - [`admin_cli`]: `main-server admin …`, a client of the admin API.
 
@@ -25,6 +26,7 @@ pub mod startup;
 pub mod store;
 pub mod sync;
 pub mod tls;
+pub mod writer;
 
 use std::process::ExitCode;
 

@@ -5,7 +5,6 @@
 use std::any::Any;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Extensions, Server};
@@ -88,11 +87,7 @@ impl Application {
         let target = DbTarget::from_options(dir.root(), settings.database_url.as_deref())?;
         log::info!("database: {}", target.describe());
         let db = Db::open(target, settings.db_pool_size)?;
-        let service = SyncService {
-            db,
-            clock,
-            signing_key: Arc::new(signing_key),
-        };
+        let service = SyncService::new(db, clock, signing_key)?;
 
         let service_data = web::Data::new(service.clone());
         let token_data = web::Data::new(token);
@@ -130,6 +125,7 @@ impl Application {
                 .app_data(token_data.clone())
                 .configure(|cfg| configure_extractors(cfg, ADMIN_JSON_LIMIT))
                 .configure(admin_api::configure)
+                .configure(crate::routes::console::configure)
                 .default_service(web::to(not_found))
         })
         .on_connect(set_nodelay)

@@ -5,16 +5,20 @@
 
 use std::sync::Arc;
 
+use actix_web::web;
 use chrono::{DateTime, Duration, Utc};
+use shared_proto::sync_data::VerifiedSyncRequest;
 use shared_proto::validity::valid_until_for;
 use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
 use uuid::Uuid;
 
 use crate::api_types::License;
-use crate::db::Db;
+use crate::db::{Db, DbTarget};
 use crate::error::ApiError;
 use crate::store::audit::{self, Event};
-use crate::store::{customers, licenses, sync as tx};
+use crate::store::sync::{self as tx, Attempt, Issued};
+use crate::store::{customers, licenses};
+use crate::writer::{AuditRecord, Writer};
 
 /// Largest sync-data text accepted on either channel.
 pub const MAX_SYNC_DATA: usize = 64 * 1024;
@@ -51,6 +55,9 @@ pub struct SyncService {
     pub db: Db,
     pub clock: Clock,
     pub signing_key: Arc<SolmeSigningKey>,
+    /// The group-committing writer thread (SQLite only; PostgreSQL writes through the
+    /// pool in parallel).
+    pub writer: Option<Writer>,
 }
 
 /// A successful sync.
@@ -61,7 +68,70 @@ pub struct SyncAnswer {
     pub licenses: Vec<License>,
 }
 
+/// A request whose signature holds and that is fresh: ready for the database.
+struct Checked {
+    verified: VerifiedSyncRequest,
+    attempt: Attempt,
+}
+
 impl SyncService {
+    /// Builds the service; on SQLite this starts the writer thread.
+    pub fn new(db: Db, clock: Clock, signing_key: SolmeSigningKey) -> anyhow::Result<Self> {
+        let writer = match db.target {
+            DbTarget::Sqlite(_) => Some(Writer::start(db.write.clone())?),
+            DbTarget::Postgres(_) => None,
+        };
+        Ok(Self {
+            db,
+            clock,
+            signing_key: Arc::new(signing_key),
+            writer,
+        })
+    }
+
+    /// Runs one direct (internet) sync. The crypto runs on the calling async worker
+    /// (a fraction of a millisecond, cheaper than a thread switch); the transaction on
+    /// the SQLite writer thread, or on the blocking pool for PostgreSQL.
+    pub async fn sync_direct(&self, text: &str, peer: &str) -> Result<SyncAnswer, ApiError> {
+        let channel = Channel::Internet;
+        let now = self.clock.now();
+        let mut known = Known::default();
+        let result = async {
+            let checked = check(text, channel, peer, None, now, &mut known)?;
+            let Checked { verified, attempt } = checked;
+            let issued = match &self.writer {
+                Some(writer) => writer.issue(attempt).await?,
+                None => {
+                    let db = self.db.clone();
+                    web::block(move || {
+                        let mut conn = db.write.get()?;
+                        tx::issue(&mut conn, &attempt)
+                    })
+                    .await??
+                }
+            };
+            self.answer(&verified, channel, peer, now, issued)
+        }
+        .await;
+        if let Err(error) = &result {
+            let record = refusal(now, channel, peer, peer, &known, error);
+            let recorded = match &self.writer {
+                Some(writer) => writer.audit(record).await,
+                None => {
+                    let db = self.db.clone();
+                    web::block(move || write_audit(&db, &record))
+                        .await
+                        .map_err(ApiError::from)
+                        .and_then(|r| r)
+                }
+            };
+            if let Err(e) = recorded {
+                log::warn!("could not write the audit entry of a refused sync: {e:?}");
+            }
+        }
+        result
+    }
+
     /// Runs one sync. Blocking (database and crypto): call it inside `web::block`.
     /// `peer` is the client address (internet) and `sender` the mail sender (email).
     pub fn sync(
@@ -76,7 +146,10 @@ impl SyncService {
         let mut known = Known::default();
         let result = self.sync_inner(text, channel, peer, sender, now, &mut known);
         if let Err(error) = &result {
-            self.record_refusal(now, channel, peer, actor, &known, error);
+            let record = refusal(now, channel, peer, actor, &known, error);
+            if let Err(e) = write_audit(&self.db, &record) {
+                log::warn!("could not write the audit entry of a refused sync: {e:?}");
+            }
         }
         result
     }
@@ -90,68 +163,29 @@ impl SyncService {
         now: DateTime<Utc>,
         known: &mut Known,
     ) -> Result<SyncAnswer, ApiError> {
-        if text.len() > MAX_SYNC_DATA {
-            return Err(ApiError::malformed(format!(
-                "sync data is larger than {MAX_SYNC_DATA} bytes"
-            )));
-        }
-        let verified = shared_proto::sync_data::open(text)?;
-        let request = &verified.request;
-        known.server_id = Some(request.server_id);
-        known.request_id = Some(request.request_id);
-        known.fingerprint = Some(verified.fingerprint.to_string());
-
-        let age = now - request.created_at;
-        if age.abs() > channel.stale_window() {
-            return Err(ApiError::refused(
-                ErrorCode::StaleRequest,
-                format!(
-                    "the sync data was created at {} but it is now {} here: {} syncs must be \
-                     used within {} of their creation; check the server's clock and make a new one",
-                    request.created_at.to_rfc3339(),
-                    now.to_rfc3339(),
-                    channel.as_str(),
-                    describe(channel.stale_window())
-                ),
-            ));
-        }
-
+        let Checked { verified, attempt } = check(text, channel, peer, sender, now, known)?;
         if let Some(sender) = sender {
             let mut conn = self.db.read.get()?;
-            customers::check_contact(&mut conn, request.server_id, sender)?;
+            customers::check_contact(&mut conn, verified.request.server_id, sender)?;
         }
-
-        let valid_until = valid_until_for(now);
-        let detail = format!(
-            "channel={} peer={peer} fingerprint={} request={} software={:?} held_sequence={:?}",
-            channel.as_str(),
-            verified.fingerprint,
-            request.request_id,
-            request
-                .software_version
-                .chars()
-                .take(64)
-                .collect::<String>(),
-            request.held_sequence,
-        );
         let issued = {
             let mut conn = self.db.write.get()?;
-            tx::issue(
-                &mut conn,
-                &tx::Attempt {
-                    server_id: request.server_id,
-                    request_id: request.request_id,
-                    created_at: request.created_at,
-                    fingerprint: verified.fingerprint.as_str(),
-                    channel: channel.as_str(),
-                    now,
-                    valid_until,
-                    actor: sender.unwrap_or(peer),
-                    detail: &detail,
-                },
-            )?
+            tx::issue(&mut conn, &attempt)?
         };
+        self.answer(&verified, channel, peer, now, issued)
+    }
 
+    /// Signs and encrypts the license file for a committed sync.
+    fn answer(
+        &self,
+        verified: &VerifiedSyncRequest,
+        channel: Channel,
+        peer: &str,
+        now: DateTime<Utc>,
+        issued: Issued,
+    ) -> Result<SyncAnswer, ApiError> {
+        let request = &verified.request;
+        let valid_until = valid_until_for(now);
         let file = LicenseFile {
             version: shared_proto::messages::MESSAGE_VERSION,
             server_id: request.server_id,
@@ -189,65 +223,128 @@ impl SyncService {
         })
     }
 
-    fn record_refusal(
-        &self,
-        now: DateTime<Utc>,
-        channel: Channel,
-        peer: &str,
-        actor: &str,
-        known: &Known,
-        error: &ApiError,
-    ) {
-        let detail = format!(
-            "channel={} peer={peer} fingerprint={} request={} message={}",
-            channel.as_str(),
-            known.fingerprint.as_deref().unwrap_or("-"),
-            known
-                .request_id
-                .map_or_else(|| "-".to_owned(), |r| r.to_string()),
-            match error {
-                ApiError::Refused { message, .. } | ApiError::SenderNotRegistered(message) => {
-                    message.chars().take(200).collect()
-                }
-                ApiError::Internal(_) => "internal error".to_owned(),
-            }
-        );
-        log::info!(
-            "sync refused server_id={} channel={} peer={peer} outcome={}",
-            known
-                .server_id
-                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
-            channel.as_str(),
-            error.outcome()
-        );
-        let recorded = self
-            .db
-            .write
-            .get()
-            .map_err(ApiError::from)
-            .and_then(|mut conn| {
-                audit::record(
-                    &mut conn,
-                    now,
-                    &Event {
-                        actor,
-                        action: "sync",
-                        server_id: known.server_id,
-                        outcome: error.outcome(),
-                        detail: &detail,
-                    },
-                )
-            });
-        if let Err(e) = recorded {
-            log::warn!("could not write the audit entry of a refused sync: {e:?}");
-        }
-    }
-
     /// Forgets request ids old enough to be refused as stale anyway.
     pub fn prune(&self) -> Result<usize, ApiError> {
         let mut conn = self.db.write.get()?;
         tx::prune_used_requests(&mut conn, self.clock.now() - tx::REQUEST_ID_RETENTION)
     }
+}
+
+/// The checks that need no database: size, signature, freshness.
+fn check(
+    text: &str,
+    channel: Channel,
+    peer: &str,
+    sender: Option<&str>,
+    now: DateTime<Utc>,
+    known: &mut Known,
+) -> Result<Checked, ApiError> {
+    if text.len() > MAX_SYNC_DATA {
+        return Err(ApiError::malformed(format!(
+            "sync data is larger than {MAX_SYNC_DATA} bytes"
+        )));
+    }
+    let verified = shared_proto::sync_data::open(text)?;
+    let request = &verified.request;
+    known.server_id = Some(request.server_id);
+    known.request_id = Some(request.request_id);
+    known.fingerprint = Some(verified.fingerprint.to_string());
+
+    let age = now - request.created_at;
+    if age.abs() > channel.stale_window() {
+        return Err(ApiError::refused(
+            ErrorCode::StaleRequest,
+            format!(
+                "the sync data was created at {} but it is now {} here: {} syncs must be \
+                 used within {} of their creation; check the server's clock and make a new one",
+                request.created_at.to_rfc3339(),
+                now.to_rfc3339(),
+                channel.as_str(),
+                describe(channel.stale_window())
+            ),
+        ));
+    }
+
+    let detail = format!(
+        "channel={} peer={peer} fingerprint={} request={} software={:?} held_sequence={:?}",
+        channel.as_str(),
+        verified.fingerprint,
+        request.request_id,
+        request
+            .software_version
+            .chars()
+            .take(64)
+            .collect::<String>(),
+        request.held_sequence,
+    );
+    let attempt = Attempt {
+        server_id: request.server_id,
+        request_id: request.request_id,
+        created_at: request.created_at,
+        fingerprint: verified.fingerprint.to_string(),
+        channel: channel.as_str(),
+        now,
+        valid_until: valid_until_for(now),
+        actor: sender.unwrap_or(peer).to_owned(),
+        detail,
+    };
+    Ok(Checked { verified, attempt })
+}
+
+/// The audit entry of a refused sync (and its log line).
+fn refusal(
+    now: DateTime<Utc>,
+    channel: Channel,
+    peer: &str,
+    actor: &str,
+    known: &Known,
+    error: &ApiError,
+) -> AuditRecord {
+    let detail = format!(
+        "channel={} peer={peer} fingerprint={} request={} message={}",
+        channel.as_str(),
+        known.fingerprint.as_deref().unwrap_or("-"),
+        known
+            .request_id
+            .map_or_else(|| "-".to_owned(), |r| r.to_string()),
+        match error {
+            ApiError::Refused { message, .. } | ApiError::SenderNotRegistered(message) => {
+                message.chars().take(200).collect()
+            }
+            ApiError::Internal(_) => "internal error".to_owned(),
+        }
+    );
+    log::info!(
+        "sync refused server_id={} channel={} peer={peer} outcome={}",
+        known
+            .server_id
+            .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+        channel.as_str(),
+        error.outcome()
+    );
+    AuditRecord {
+        at: now,
+        actor: actor.to_owned(),
+        action: "sync",
+        server_id: known.server_id,
+        outcome: error.outcome(),
+        detail,
+    }
+}
+
+fn write_audit(db: &Db, record: &AuditRecord) -> Result<(), ApiError> {
+    let mut conn = db.write.get()?;
+    audit::record(
+        &mut conn,
+        record.at,
+        &Event {
+            actor: &record.actor,
+            action: record.action,
+            server_id: record.server_id,
+            outcome: record.outcome,
+            detail: &record.detail,
+        },
+    )
 }
 
 /// What was learnt about a request before it was refused (for the audit entry).

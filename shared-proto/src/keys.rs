@@ -219,15 +219,16 @@ impl SolmeSigningKey {
     }
 
     pub fn public_key(&self) -> SolmePublicKey {
-        SolmePublicKey {
-            // An Ed25519 private key always has its public half: the raw form cannot fail.
-            raw: self
-                .key
-                .raw_public_key()
-                .ok()
-                .and_then(|raw| raw_32(&raw).ok())
-                .unwrap_or([0; 32]),
-        }
+        // An Ed25519 private key always has its public half: the raw form cannot fail,
+        // and the public key is rebuilt from it once here, not on every verification.
+        let raw = self
+            .key
+            .raw_public_key()
+            .ok()
+            .and_then(|raw| raw_32(&raw).ok())
+            .unwrap_or([0; 32]);
+        let key = PKey::public_key_from_raw_bytes(&raw, Id::ED25519).ok();
+        SolmePublicKey { raw, key }
     }
 
     pub(crate) fn key(&self) -> &PKey<Private> {
@@ -236,10 +237,32 @@ impl SolmeSigningKey {
 }
 
 /// Solme's public key, pinned by every local server.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Holds the parsed OpenSSL key next to its raw bytes, so verifying a license file does
+/// not rebuild it (with OpenSSL 3 that is an algorithm lookup every time).
+#[derive(Clone)]
 pub struct SolmePublicKey {
     raw: [u8; 32],
+    /// The parsed form of `raw`; `None` only if OpenSSL refused the bytes, which
+    /// [`SolmePublicKey::key`] then reports.
+    key: Option<PKey<Public>>,
 }
+
+impl std::fmt::Debug for SolmePublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SolmePublicKey")
+            .field("fingerprint", &self.fingerprint())
+            .finish()
+    }
+}
+
+impl PartialEq for SolmePublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for SolmePublicKey {}
 
 impl SolmePublicKey {
     pub fn from_pem(pem: &[u8]) -> Result<Self, ProtoError> {
@@ -252,6 +275,7 @@ impl SolmePublicKey {
         }
         Ok(Self {
             raw: raw_32(&key.raw_public_key()?)?,
+            key: Some(key),
         })
     }
 
@@ -277,8 +301,13 @@ impl SolmePublicKey {
         Fingerprint::of_der(&der)
     }
 
-    pub(crate) fn key(&self) -> Result<PKey<Public>, ProtoError> {
-        Ok(PKey::public_key_from_raw_bytes(&self.raw, Id::ED25519)?)
+    pub(crate) fn key(&self) -> Result<&PKey<Public>, ProtoError> {
+        match &self.key {
+            Some(key) => Ok(key),
+            None => Err(ProtoError::Malformed(
+                "Solme's public key is not a usable Ed25519 key".into(),
+            )),
+        }
     }
 }
 

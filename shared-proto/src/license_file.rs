@@ -51,7 +51,7 @@ pub fn open(
     let armored = armor::decode(text, ArmorKind::LicenseFile)?;
     let signed = envelope::open(identity.encryption_key(), &armored.body)?;
     let unverified = envelope::parse(Kind::LicenseFile, &signed)?;
-    let payload = unverified.verify(&solme.key()?).map_err(|_| {
+    let payload = unverified.verify(solme.key()?).map_err(|_| {
         ProtoError::BadSignature(
             "the license file is not signed by Solme's key: it cannot be trusted".into(),
         )

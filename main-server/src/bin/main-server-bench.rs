@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_service::Service;
+use actix_tls::connect::{ConnectError, ConnectInfo, ConnectorService};
 use anyhow::Context;
+use awc::http::Uri;
 use clap::Parser;
 use diesel::RunQueryDsl;
 use main_server::api_types::Listening;
@@ -52,6 +55,11 @@ struct Args {
     /// The `main-server` binary (default: next to this one).
     #[arg(long, env = "BENCH_SERVER_BINARY")]
     server_binary: Option<PathBuf>,
+    /// Paced load: total syncs per second the clients start (0: as fast as the
+    /// server answers). Latency is measured from each sync's scheduled start, so a
+    /// server that falls behind is charged for the queue it builds.
+    #[arg(long, env = "BENCH_RATE", default_value_t = 0)]
+    rate: u64,
     /// Modes to run.
     #[arg(long, env = "BENCH_MODES", value_delimiter = ',', default_values_t = ["new".to_owned(), "keepalive".to_owned()])]
     modes: Vec<String>,
@@ -77,6 +85,10 @@ fn server_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let utime: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0);
     let stime: u64 = fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
     Ok(utime + stime)
+}
+
+fn own_cpu_ticks() -> anyhow::Result<u64> {
+    server_cpu_ticks(std::process::id())
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -166,6 +178,7 @@ fn run_mode(
     let threads = args.threads.max(1);
     let per_thread = args.concurrency.div_ceil(threads);
     let start = Instant::now();
+    let rate = args.rate;
     let mut handles = Vec::new();
     for _ in 0..threads {
         let texts = texts.clone();
@@ -177,7 +190,23 @@ fn run_mode(
                 actix_web::rt::System::new().block_on(async move {
                     let mut tls = SslConnector::builder(SslMethod::tls())?;
                     tls.set_ca_file(&ca)?;
+                    // awc leaves Nagle on: the request body would wait for the ACK of
+                    // its headers, i.e. the server's delayed ACK (~40 ms on a new
+                    // connection), and the bench would measure that, not the server.
+                    let tcp = ConnectorService::default();
+                    let nodelay = actix_service::fn_service(move |info: ConnectInfo<Uri>| {
+                        let connecting = tcp.call(info);
+                        async move {
+                            let connection = connecting.await?;
+                            connection
+                                .io_ref()
+                                .set_nodelay(true)
+                                .map_err(ConnectError::Io)?;
+                            Ok::<_, ConnectError>(connection)
+                        }
+                    });
                     let connector = awc::Connector::new()
+                        .connector(nodelay)
                         .openssl(tls.build())
                         .limit(per_thread * 2)
                         .timeout(Duration::from_secs(10));
@@ -196,7 +225,14 @@ fn run_mode(
                             loop {
                                 let i = next.fetch_add(1, Ordering::Relaxed);
                                 let Some(text) = texts.get(i) else { break };
-                                let began = Instant::now();
+                                let began = if rate > 0 {
+                                    let at =
+                                        start + Duration::from_secs_f64(i as f64 / rate as f64);
+                                    actix_web::rt::time::sleep_until(at.into()).await;
+                                    at
+                                } else {
+                                    Instant::now()
+                                };
                                 let mut request = client.post(&url).content_type("text/plain");
                                 if new_connection {
                                     request = request.force_close();
@@ -285,15 +321,26 @@ fn main() -> anyhow::Result<()> {
 
     let (server, listening) = start_server(&bin, dir.path(), &args)?;
     let pid = server.child.id();
-    let port = listening.sync.first().context("no sync listener")?.port();
-    let url = format!("https://localhost:{port}/api/v1/sync");
+    // The address, not `localhost`: awc would resolve the name on a blocking thread for
+    // every new connection, which is load-generator cost, not server cost. The
+    // certificate names 127.0.0.1 too.
+    let addr = listening.sync.first().context("no sync listener")?;
+    let url = format!("https://{addr}/api/v1/sync");
     let ca = dir.path().join("ca.pem");
     let ticks = clock_ticks_per_second();
     let clock = Clock::from_env()?;
 
     println!(
-        "concurrency {} client threads {} server workers {} syncs per mode {}",
-        args.concurrency, args.threads, args.server_workers, args.syncs
+        "concurrency {} client threads {} server workers {} syncs per mode {} rate {}",
+        args.concurrency,
+        args.threads,
+        args.server_workers,
+        args.syncs,
+        if args.rate == 0 {
+            "unpaced".to_owned()
+        } else {
+            format!("{}/s", args.rate)
+        }
     );
     for mode in &args.modes {
         let new_connection = match mode.as_str() {
@@ -320,18 +367,24 @@ fn main() -> anyhow::Result<()> {
             })
             .collect::<Result<_, _>>()?;
         let cpu_before = server_cpu_ticks(pid)?;
+        let own_before = own_cpu_ticks()?;
         let (mut latencies, failures, wall) =
             run_mode(Arc::new(texts), &url, &ca, &args, new_connection)?;
         let cpu_after = server_cpu_ticks(pid)?;
+        let own_ms = (own_cpu_ticks()? - own_before) as f64 / ticks * 1000.0;
         latencies.sort_unstable();
         let done = latencies.len();
         let cpu_ms = (cpu_after - cpu_before) as f64 / ticks * 1000.0;
         println!(
-            "{mode:>9}: {:.0} syncs/s, p50 {:.2} ms, p99 {:.2} ms, server CPU {:.3} ms/sync, {failures} failed of {done}",
+            "{mode:>9}: {:.0} syncs/s, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms, \
+             server CPU {:.3} ms/sync, client CPU {:.3} ms/sync, {failures} failed of {done}",
             done as f64 / wall.as_secs_f64(),
             percentile(&latencies, 0.50),
+            percentile(&latencies, 0.90),
             percentile(&latencies, 0.99),
+            percentile(&latencies, 1.0),
             cpu_ms / done.max(1) as f64,
+            own_ms / done.max(1) as f64,
         );
     }
     drop(server);

@@ -2,6 +2,7 @@
 //! extractor configuration that turns bad input into `MALFORMED` JSON errors.
 
 pub mod admin_api;
+pub mod console;
 pub mod sync_api;
 
 use actix_web::{web, HttpResponse};

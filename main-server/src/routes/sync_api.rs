@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::sync::{Channel, SyncService, MAX_SYNC_DATA};
+use crate::sync::{SyncService, MAX_SYNC_DATA};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -33,8 +33,7 @@ async fn sync(
     let peer = req
         .peer_addr()
         .map_or_else(|| "-".to_owned(), |addr| addr.ip().to_string());
-    let service = service.into_inner();
-    let answer = web::block(move || service.sync(&text, Channel::Internet, &peer, None)).await??;
+    let answer = service.sync_direct(&text, &peer).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(answer.license_file))

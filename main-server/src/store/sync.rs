@@ -1,11 +1,14 @@
 //! The database half of a sync: bind or compare the key pair, consume the request id,
 //! issue the next sequence number, all in one transaction.
 //!
-//! The bind is one conditional statement, `UPDATE servers SET bound_fingerprint = ?
-//! WHERE id = ? AND bound_fingerprint IS NULL`, and it is the transaction's first
-//! statement. On PostgreSQL a concurrent bind blocks on the row lock and re-checks the
-//! condition after the first commits (0 rows); on SQLite it takes the write lock before
-//! reading anything. Either way exactly one key wins and the others see it bound.
+//! The transaction starts with one conditional statement that does the common case
+//! whole: `UPDATE servers SET sequence = sequence + 1, … WHERE id = ? AND
+//! bound_fingerprint = ? RETURNING …` (the key is already bound to this id). When that
+//! touches no row, the bind is the single statement `UPDATE servers SET
+//! bound_fingerprint = ?, … WHERE id = ? AND bound_fingerprint IS NULL`. On PostgreSQL
+//! a concurrent bind blocks on the row lock and re-checks the condition after the first
+//! commits (0 rows); on SQLite the first UPDATE takes the write lock before anything is
+//! read. Either way exactly one key wins and the others see it bound.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -29,106 +32,155 @@ pub struct Issued {
     pub bound_now: bool,
 }
 
-/// Inputs of one accepted-so-far sync.
-pub struct Attempt<'a> {
+/// Inputs of one accepted-so-far sync. Owned, so it can be handed to the thread that
+/// writes it.
+pub struct Attempt {
     pub server_id: Uuid,
     pub request_id: Uuid,
     pub created_at: DateTime<Utc>,
-    pub fingerprint: &'a str,
-    pub channel: &'a str,
+    pub fingerprint: String,
+    pub channel: &'static str,
     pub now: DateTime<Utc>,
     pub valid_until: DateTime<Utc>,
     /// Audit actor (peer address or sender).
-    pub actor: &'a str,
-    pub detail: &'a str,
+    pub actor: String,
+    pub detail: String,
 }
 
-pub fn issue(conn: &mut DbConnection, attempt: &Attempt<'_>) -> Result<Issued, ApiError> {
-    let id = attempt.server_id.to_string();
-    let now = to_millis(attempt.now);
-    conn.transaction::<_, ApiError, _>(|conn| {
-        let bound = diesel::update(
-            servers::table
-                .filter(servers::id.eq(&id))
-                .filter(servers::bound_fingerprint.is_null()),
-        )
-        .set((
-            servers::bound_fingerprint.eq(attempt.fingerprint),
-            servers::bound_at.eq(now),
-        ))
-        .execute(conn)?;
-        if bound == 0 {
-            let current: Option<Option<String>> = servers::table
-                .find(&id)
-                .select(servers::bound_fingerprint)
-                .first(conn)
-                .optional()?;
-            match current {
-                None => return Err(unknown_server(attempt.server_id)),
-                Some(Some(fp)) if fp == attempt.fingerprint => {}
-                Some(_) => return Err(id_in_use(attempt.server_id)),
-            }
-        }
+/// `(sequence, revision, customer_id)` after the increment.
+type Counters = (i64, i64, String);
 
-        let consumed = diesel::insert_into(used_requests::table)
-            .values((
-                used_requests::request_id.eq(attempt.request_id.to_string()),
-                used_requests::server_id.eq(&id),
-                used_requests::created_at.eq(to_millis(attempt.created_at)),
-                used_requests::used_at.eq(now),
-            ))
-            .execute(conn);
-        match consumed {
-            Err(e) if super::is_unique_violation(&e) => {
-                return Err(ApiError::refused(
-                    ErrorCode::ReplayedRequest,
-                    format!(
-                        "request {} was already answered; a sync-data file can be used only once, \
-                         export a new one",
-                        attempt.request_id
-                    ),
-                ))
-            }
-            other => other?,
+/// The common case in one statement: the id is bound to this key already; move its
+/// sequence and record the sync.
+fn advance_if_bound_to(
+    conn: &mut DbConnection,
+    id: &str,
+    attempt: &Attempt,
+) -> QueryResult<Option<Counters>> {
+    diesel::update(
+        servers::table
+            .filter(servers::id.eq(id))
+            .filter(servers::bound_fingerprint.eq(&attempt.fingerprint)),
+    )
+    .set((
+        servers::sequence.eq(servers::sequence + 1),
+        servers::last_sync_at.eq(to_millis(attempt.now)),
+        servers::last_sync_channel.eq(attempt.channel),
+        servers::valid_until.eq(to_millis(attempt.valid_until)),
+    ))
+    .returning((servers::sequence, servers::revision, servers::customer_id))
+    .get_result(conn)
+    .optional()
+}
+
+/// The race-free bind: only where no key is bound yet.
+fn bind_and_advance(
+    conn: &mut DbConnection,
+    id: &str,
+    attempt: &Attempt,
+) -> QueryResult<Option<Counters>> {
+    let now = to_millis(attempt.now);
+    diesel::update(
+        servers::table
+            .filter(servers::id.eq(id))
+            .filter(servers::bound_fingerprint.is_null()),
+    )
+    .set((
+        servers::bound_fingerprint.eq(&attempt.fingerprint),
+        servers::bound_at.eq(now),
+        servers::sequence.eq(servers::sequence + 1),
+        servers::last_sync_at.eq(now),
+        servers::last_sync_channel.eq(attempt.channel),
+        servers::valid_until.eq(to_millis(attempt.valid_until)),
+    ))
+    .returning((servers::sequence, servers::revision, servers::customer_id))
+    .get_result(conn)
+    .optional()
+}
+
+/// Runs the sync's transaction.
+pub fn issue(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, ApiError> {
+    conn.transaction::<_, ApiError, _>(|conn| issue_in(conn, attempt))
+}
+
+/// The sync's statements, inside a transaction (or savepoint) the caller opened and
+/// rolls back when this fails.
+pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, ApiError> {
+    let id = attempt.server_id.to_string();
+    let ((sequence, revision, customer_id), bound_now) =
+        match advance_if_bound_to(conn, &id, attempt)? {
+            Some(counters) => (counters, false),
+            None => match bind_and_advance(conn, &id, attempt)? {
+                Some(counters) => (counters, true),
+                None => {
+                    let current: Option<Option<String>> = servers::table
+                        .find(&id)
+                        .select(servers::bound_fingerprint)
+                        .first(conn)
+                        .optional()?;
+                    match current {
+                        None => return Err(unknown_server(attempt.server_id)),
+                        // PostgreSQL only: a concurrent first sync with this same key
+                        // bound it between our two statements.
+                        Some(Some(fp)) if fp == attempt.fingerprint => (
+                            advance_if_bound_to(conn, &id, attempt)?
+                                .ok_or_else(|| id_in_use(attempt.server_id))?,
+                            false,
+                        ),
+                        Some(_) => return Err(id_in_use(attempt.server_id)),
+                    }
+                }
+            },
         };
 
-        let (sequence, revision, customer_id): (i64, i64, String) =
-            diesel::update(servers::table.find(&id))
-                .set((
-                    servers::sequence.eq(servers::sequence + 1),
-                    servers::last_sync_at.eq(now),
-                    servers::last_sync_channel.eq(attempt.channel),
-                    servers::valid_until.eq(to_millis(attempt.valid_until)),
-                ))
-                .returning((servers::sequence, servers::revision, servers::customer_id))
-                .get_result(conn)?;
-        let customer: String = customers::table
-            .find(&customer_id)
-            .select(customers::name)
-            .first(conn)?;
-        let licenses = licenses::list_for(conn, attempt.server_id)?;
-        audit::record(
-            conn,
-            attempt.now,
-            &Event {
-                actor: attempt.actor,
-                action: "sync",
-                server_id: Some(attempt.server_id),
-                outcome: "OK",
-                detail: &format!(
-                    "{} sequence={sequence} revision={revision}{}",
-                    attempt.detail,
-                    if bound == 1 { " bound=yes" } else { "" }
+    let consumed = diesel::insert_into(used_requests::table)
+        .values((
+            used_requests::request_id.eq(attempt.request_id.to_string()),
+            used_requests::server_id.eq(&id),
+            used_requests::created_at.eq(to_millis(attempt.created_at)),
+            used_requests::used_at.eq(to_millis(attempt.now)),
+        ))
+        .execute(conn);
+    match consumed {
+        Err(e) if super::is_unique_violation(&e) => {
+            return Err(ApiError::refused(
+                ErrorCode::ReplayedRequest,
+                format!(
+                    "request {} was already answered; a sync-data file can be used only once, \
+                     export a new one",
+                    attempt.request_id
                 ),
-            },
-        )?;
-        Ok(Issued {
-            sequence,
-            revision,
-            customer,
-            licenses,
-            bound_now: bound == 1,
-        })
+            ))
+        }
+        other => other?,
+    };
+
+    let customer: String = customers::table
+        .find(&customer_id)
+        .select(customers::name)
+        .first(conn)?;
+    let licenses = licenses::list_for(conn, attempt.server_id)?;
+    audit::record(
+        conn,
+        attempt.now,
+        &Event {
+            actor: &attempt.actor,
+            action: "sync",
+            server_id: Some(attempt.server_id),
+            outcome: "OK",
+            detail: &format!(
+                "{} sequence={sequence} revision={revision}{}",
+                attempt.detail,
+                if bound_now { " bound=yes" } else { "" }
+            ),
+        },
+    )?;
+    Ok(Issued {
+        sequence,
+        revision,
+        customer,
+        licenses,
+        bound_now,
     })
 }
 

@@ -11,6 +11,11 @@ mod cli;
     clippy::expect_used,
     reason = "test set-up helpers fail the test with a message"
 )]
+mod console;
+#[expect(
+    clippy::expect_used,
+    reason = "test set-up helpers fail the test with a message"
+)]
 mod helpers;
 mod race;
 mod sync;

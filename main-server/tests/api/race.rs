@@ -76,3 +76,30 @@ async fn concurrent_first_syncs_bind_exactly_one_key_across_two_postgres_servers
         assert_eq!((ok, in_use), (1, CONTENDERS - 1));
     }
 }
+
+/// Many copies of one sync at once (the SQLite writer commits them in one group, each
+/// in its own savepoint): exactly one is answered, the others are replays, and the
+/// refused ones leave nothing behind (the sequence moved once).
+#[actix_rt::test]
+async fn concurrent_copies_of_one_sync_are_answered_once() {
+    let app = spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let local = Local::new(server_id);
+    let text = local.sync_data();
+    let urls = [app.sync_url(0), app.sync_url(1)];
+    let answers = join_all((0..CONTENDERS).map(|i| app.post_sync_to(&urls[i % 2], &text))).await;
+    let ok: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::OK)
+        .collect();
+    let replayed = answers
+        .iter()
+        .filter(|a| a.code() == "REPLAYED_REQUEST")
+        .count();
+    assert_eq!((ok.len(), replayed), (1, CONTENDERS - 1));
+    let file = local.open(&app, &ok[0].body);
+    // A fresh sync afterwards gets the next sequence: the refused copies moved nothing.
+    let next = app.post_sync(&local.sync_data()).await;
+    assert_eq!(next.status, StatusCode::OK, "{}", next.body);
+    assert_eq!(local.open(&app, &next.body).sequence, file.sequence + 1);
+}

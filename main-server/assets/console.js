@@ -1,0 +1,521 @@
+// Solme operator console: a client of the admin API (/admin/v1, docs/API.md).
+//
+// Rules this file keeps:
+// - Data from the server only ever reaches the page as text (textContent / text
+//   nodes via el()), never parsed as markup. The page's Content-Security-Policy allows no
+//   inline script anyway.
+// - The operator token lives in sessionStorage (this tab only) and is sent as a
+//   bearer header; nothing is stored in cookies, so cross-site requests carry nothing.
+'use strict';
+
+(function () {
+  const TOKEN_KEY = 'solme.console.token';
+  const OPERATOR_KEY = 'solme.console.operator';
+  // Printable ASCII only: fetch refuses other header bytes, the API refuses > 100.
+  const OPERATOR_RE = /^[\x20-\x7e]{1,100}$/;
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---- DOM helpers ------------------------------------------------------------
+
+  /** Builds an element; strings and numbers become text nodes, null is skipped. */
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === 'class') node.className = value;
+      else if (key === 'text') node.textContent = String(value);
+      else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+      else if (key in node && key !== 'list') node[key] = value;
+      else node.setAttribute(key, String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function fill(tbody, rows, columns, emptyText) {
+    tbody.replaceChildren(...rows);
+    if (rows.length === 0) {
+      tbody.append(el('tr', {}, el('td', { colSpan: columns, class: 'empty', text: emptyText })));
+    }
+  }
+
+  function fmtTime(value) {
+    if (!value) return '—';
+    const d = new Date(value);
+    if (Number.isNaN(d.getTime())) return String(value);
+    return d.toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
+  }
+
+  function fmtDate(value) {
+    if (!value) return '—';
+    const d = new Date(value);
+    if (Number.isNaN(d.getTime())) return String(value);
+    return d.toISOString().slice(0, 10);
+  }
+
+  /** `<input type=date>` value (YYYY-MM-DD) to RFC 3339 midnight UTC, '' to null. */
+  function dateToApi(value) {
+    return value ? value + 'T00:00:00Z' : null;
+  }
+
+  function dueCell(server) {
+    const days = server.days_until_due;
+    if (days === null || days === undefined) {
+      return el('td', {}, el('span', { class: 'badge warn', text: 'never synced' }));
+    }
+    if (days < 0) {
+      return el('td', {}, el('span', {
+        class: 'badge bad',
+        text: 'overdue by ' + -days + (days === -1 ? ' day' : ' days'),
+      }));
+    }
+    return el('td', {}, el('span', {
+      class: days <= 30 ? 'badge warn' : 'badge ok',
+      text: 'in ' + days + (days === 1 ? ' day' : ' days'),
+    }), ' ', el('span', { class: 'hint', text: fmtDate(server.valid_until) }));
+  }
+
+  function serverLink(id) {
+    if (!id) return '—';
+    return el('a', { href: '#server/' + encodeURIComponent(id), class: 'mono', text: id });
+  }
+
+  // ---- messages ---------------------------------------------------------------
+
+  let messageTimer = null;
+
+  function showMessage(text, kind) {
+    const box = $('message');
+    box.textContent = text;
+    box.className = 'message ' + (kind || 'info');
+    box.hidden = false;
+    clearTimeout(messageTimer);
+    if (kind !== 'error') {
+      messageTimer = setTimeout(() => { box.hidden = true; }, 6000);
+    }
+  }
+
+  function showError(err) {
+    if (err instanceof ApiError) showMessage(err.code + ': ' + err.message, 'error');
+    else showMessage('Error: ' + (err && err.message ? err.message : String(err)), 'error');
+  }
+
+  // ---- the API ----------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(code, message, status) {
+      super(message);
+      this.code = code;
+      this.status = status;
+    }
+  }
+
+  function token() { return sessionStorage.getItem(TOKEN_KEY) || ''; }
+  function operator() { return sessionStorage.getItem(OPERATOR_KEY) || ''; }
+
+  async function api(method, path, body) {
+    const headers = { Authorization: 'Bearer ' + token(), Accept: 'application/json' };
+    if (operator()) headers['X-Operator'] = operator();
+    const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch('/admin/v1' + path, init);
+    } catch (e) {
+      throw new ApiError('UNREACHABLE', 'the main server did not answer (' + e.message + ')', 0);
+    }
+    const text = await response.text();
+    let data = null;
+    if (text) {
+      try { data = JSON.parse(text); } catch (_) { data = null; }
+    }
+    if (!response.ok) {
+      const code = data && typeof data.code === 'string' ? data.code : 'HTTP_' + response.status;
+      const message = data && typeof data.message === 'string' ? data.message : response.statusText;
+      if (response.status === 401) {
+        // A wrong or stale token: forget it and ask again, keeping the message.
+        sessionStorage.removeItem(TOKEN_KEY);
+        showSignIn();
+      }
+      throw new ApiError(code, message, response.status);
+    }
+    return data;
+  }
+
+  /** Runs an action from a button or form, reporting success or the API's refusal. */
+  async function act(work, success) {
+    try {
+      await work();
+      if (success) showMessage(success, 'ok');
+      return true;
+    } catch (err) {
+      showError(err);
+      return false;
+    }
+  }
+
+  // ---- views ------------------------------------------------------------------
+
+  const VIEWS = ['sign-in', 'customers', 'servers', 'server', 'requests', 'audit'];
+
+  function showView(name) {
+    for (const view of VIEWS) $('view-' + view).hidden = view !== name;
+    const tab = name === 'server' ? 'servers' : name;
+    for (const link of document.querySelectorAll('#nav a')) {
+      if (link.dataset.view === tab) link.setAttribute('aria-current', 'page');
+      else link.removeAttribute('aria-current');
+    }
+  }
+
+  function showSignIn() {
+    $('nav').hidden = true;
+    $('session').hidden = true;
+    $('operator').value = operator();
+    showView('sign-in');
+    $('token').focus();
+  }
+
+  async function route() {
+    if (!token()) {
+      showSignIn();
+      return;
+    }
+    $('nav').hidden = false;
+    $('session').hidden = false;
+    $('session-operator').textContent = 'Signed in as ' + (operator() || 'operator');
+    const hash = decodeURIComponent(location.hash.replace(/^#/, ''));
+    const [name, arg] = hash.split('/', 2);
+    try {
+      switch (name) {
+        case 'servers': showView('servers'); await loadServers(); break;
+        case 'server': showView('server'); await loadServer(arg); break;
+        case 'requests': showView('requests'); await loadRequests(); break;
+        case 'audit': showView('audit'); await loadAudit(); break;
+        default: showView('customers'); await loadCustomers(); break;
+      }
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  function go(hash) {
+    if (location.hash === hash) route();
+    else location.hash = hash;
+  }
+
+  // Customers
+
+  async function loadCustomers() {
+    const customers = await api('GET', '/customers');
+    const rows = customers.map((c) => {
+      const emailInput = el('input', { type: 'email', required: true, placeholder: 'new@address', maxLength: 254 });
+      const addEmail = el('form', {
+        class: 'inline compact',
+        onsubmit: async (event) => {
+          event.preventDefault();
+          const ok = await act(() => api('POST', '/customers/' + encodeURIComponent(c.id) + '/emails',
+            { email: emailInput.value.trim() }), 'Email added to ' + c.name + '.');
+          if (ok) loadCustomers().catch(showError);
+        },
+      }, emailInput, el('button', { type: 'submit', class: 'secondary', text: 'Add' }));
+      const allocate = el('button', {
+        type: 'button',
+        text: 'Allocate id',
+        onclick: () => allocateFor(c.id),
+      });
+      return el('tr', {},
+        el('td', {}, el('strong', { text: c.name }), el('div', { class: 'hint mono', text: c.id })),
+        el('td', {}, c.emails.length ? el('ul', { class: 'plain' }, c.emails.map((e) => el('li', { text: e })))
+          : el('span', { class: 'hint', text: 'none' })),
+        el('td', {}, addEmail),
+        el('td', {}, allocate));
+    });
+    fill($('customers-body'), rows, 4, 'No customers yet.');
+  }
+
+  async function allocateFor(customerId) {
+    let server = null;
+    const ok = await act(async () => {
+      server = await api('POST', '/servers', { customer_id: customerId });
+    });
+    if (ok && server) {
+      showMessage('Allocated license server id ' + server.server_id + '.', 'ok');
+      go('#server/' + server.server_id);
+    }
+  }
+
+  function splitEmails(text) {
+    return text.split(/[\s,;]+/).map((s) => s.trim()).filter((s) => s.length > 0);
+  }
+
+  // Servers
+
+  let dueFilter = null;
+
+  async function loadServers() {
+    const query = dueFilter === null ? '' : '?due_within_days=' + encodeURIComponent(dueFilter);
+    const [servers, customers] = await Promise.all([api('GET', '/servers' + query), api('GET', '/customers')]);
+    $('servers-filter').textContent = dueFilter === null
+      ? 'Showing all ids.'
+      : 'Showing ids never synced or due within ' + dueFilter + ' days (overdue included).';
+    const rows = servers.map((s) => el('tr', {},
+      el('td', {}, serverLink(s.server_id)),
+      el('td', { text: s.customer_name }),
+      el('td', {}, s.bound_fingerprint
+        ? el('span', { class: 'mono', title: s.bound_fingerprint, text: shortFingerprint(s.bound_fingerprint) })
+        : el('span', { class: 'hint', text: 'not bound' })),
+      el('td', {}, fmtTime(s.last_sync_at), s.last_sync_channel ? el('span', { class: 'hint', text: ' (' + s.last_sync_channel + ')' }) : null),
+      dueCell(s),
+      el('td', { text: s.licenses.length })));
+    fill($('servers-body'), rows, 6, dueFilter === null ? 'No license server ids yet.' : 'Nothing due.');
+    const select = $('allocate-customer');
+    const previous = select.value;
+    select.replaceChildren(...customers.map((c) => el('option', { value: c.id, text: c.name })));
+    if (previous) select.value = previous;
+  }
+
+  function shortFingerprint(fp) {
+    return fp.length > 23 ? fp.slice(0, 23) + '…' : fp;
+  }
+
+  // One server
+
+  let currentServer = null;
+
+  async function loadServer(id) {
+    currentServer = id || null;
+    if (!id) throw new ApiError('NOT_FOUND', 'no server id in the address', 404);
+    const s = await api('GET', '/servers/' + encodeURIComponent(id));
+    $('server-title').textContent = s.server_id;
+    const facts = [
+      ['Customer', s.customer_name],
+      ['Revision', String(s.revision)],
+      ['License files issued', String(s.sequence)],
+      ['Bound key fingerprint', s.bound_fingerprint || 'not bound (the next sync binds its key pair)'],
+      ['Bound at', fmtTime(s.bound_at)],
+      ['Last sync', s.last_sync_at ? fmtTime(s.last_sync_at) + ' via ' + (s.last_sync_channel || '?') : 'never'],
+      ['License file valid until', fmtTime(s.valid_until)],
+    ];
+    const dl = $('server-facts');
+    dl.replaceChildren();
+    for (const [term, value] of facts) {
+      dl.append(el('dt', { text: term }), el('dd', { class: term.includes('fingerprint') && s.bound_fingerprint ? 'mono' : null, text: value }));
+    }
+    const due = dueCell(s);
+    dl.append(el('dt', { text: 'Days until due' }), el('dd', {}, ...due.childNodes));
+    $('clear-form').querySelector('button').disabled = !s.bound_fingerprint;
+
+    const rows = s.licenses.map((l) => licenseRow(s.server_id, l));
+    fill($('licenses-body'), rows, 5, 'No licenses.');
+  }
+
+  function licenseRow(serverId, license) {
+    const seats = el('input', { type: 'number', min: 1, value: license.seats, class: 'narrow', required: true });
+    const from = el('input', { type: 'date', value: license.valid_from ? fmtDate(license.valid_from) : '' });
+    const until = el('input', { type: 'date', value: license.valid_until ? fmtDate(license.valid_until) : '' });
+    const path = '/servers/' + encodeURIComponent(serverId) + '/licenses/' + encodeURIComponent(license.id);
+    const save = el('button', {
+      type: 'button',
+      class: 'secondary',
+      text: 'Save',
+      onclick: async () => {
+        const change = {};
+        if (Number(seats.value) !== license.seats) change.seats = Number(seats.value);
+        if (from.value !== (license.valid_from ? fmtDate(license.valid_from) : '')) change.valid_from = dateToApi(from.value);
+        if (until.value !== (license.valid_until ? fmtDate(license.valid_until) : '')) change.valid_until = dateToApi(until.value);
+        if (Object.keys(change).length === 0) {
+          showMessage('Nothing changed.', 'info');
+          return;
+        }
+        if (await act(() => api('PATCH', path, change), 'License ' + license.feature + ' changed.')) {
+          loadServer(serverId).catch(showError);
+        }
+      },
+    });
+    const remove = el('button', {
+      type: 'button',
+      class: 'danger',
+      text: 'Remove',
+      onclick: async () => {
+        if (!window.confirm('Remove the license "' + license.feature + '"? Local servers lose it at their next sync.')) return;
+        if (await act(() => api('DELETE', path), 'License ' + license.feature + ' removed.')) {
+          loadServer(serverId).catch(showError);
+        }
+      },
+    });
+    return el('tr', {},
+      el('td', {}, el('strong', { text: license.feature })),
+      el('td', {}, seats),
+      el('td', {}, from),
+      el('td', {}, until, license.valid_until ? null : el('span', { class: 'hint', text: ' perpetual' })),
+      el('td', { class: 'actions' }, save, ' ', remove));
+  }
+
+  // Key-clear requests
+
+  async function loadRequests() {
+    const status = $('requests-status').value;
+    const query = status ? '?status=' + encodeURIComponent(status) : '';
+    const requests = await api('GET', '/key-clear-requests' + query);
+    const rows = requests.map((r) => el('tr', {},
+      el('td', { text: fmtTime(r.created_at) }),
+      el('td', {}, serverLink(r.server_id)),
+      el('td', { text: r.sender }),
+      el('td', { class: 'text' }, el('div', { class: 'quote', text: r.text || '' }),
+        el('div', { class: 'hint mono', text: r.message_id })),
+      el('td', {}, el('span', { class: 'badge ' + statusClass(r.status), text: r.status })),
+      el('td', {}, r.status === 'pending' ? decisionForm(r) : decisionText(r))));
+    fill($('requests-body'), rows, 6, status ? 'No ' + status + ' requests.' : 'No requests.');
+  }
+
+  function statusClass(status) {
+    return status === 'approved' ? 'ok' : status === 'rejected' ? 'bad' : 'warn';
+  }
+
+  function decisionText(r) {
+    return el('div', {},
+      el('div', { text: (r.operator || '?') + ', ' + fmtTime(r.decided_at) }),
+      r.reason ? el('div', { class: 'hint', text: r.reason }) : null);
+  }
+
+  function decisionForm(r) {
+    const reason = el('input', { type: 'text', placeholder: 'reason (required to reject)', maxLength: 500 });
+    const decide = async (verb) => {
+      const text = reason.value.trim();
+      if (verb === 'reject' && !text) {
+        showMessage('A rejection needs a reason: the sender is told.', 'error');
+        reason.focus();
+        return;
+      }
+      if (verb === 'approve' && !window.confirm('Approve and clear the key pair of ' + r.server_id + '?')) return;
+      const body = text ? { reason: text } : {};
+      const ok = await act(() => api('POST', '/key-clear-requests/' + encodeURIComponent(r.id) + '/' + verb, body),
+        'Request ' + (verb === 'approve' ? 'approved; the key pair is cleared.' : 'rejected.'));
+      if (ok) loadRequests().catch(showError);
+    };
+    return el('div', { class: 'inline compact' }, reason,
+      el('button', { type: 'button', text: 'Approve', onclick: () => decide('approve') }),
+      el('button', { type: 'button', class: 'danger', text: 'Reject', onclick: () => decide('reject') }));
+  }
+
+  // Audit
+
+  async function loadAudit() {
+    const limit = Math.max(1, Math.min(1000, Number($('audit-limit').value) || 100));
+    const entries = await api('GET', '/audit?limit=' + limit);
+    const rows = entries.map((a) => el('tr', {},
+      el('td', { class: 'nowrap', text: fmtTime(a.at) }),
+      el('td', { text: a.actor }),
+      el('td', { text: a.action }),
+      el('td', {}, serverLink(a.server_id)),
+      el('td', {}, el('span', { class: 'badge ' + (a.outcome === 'OK' ? 'ok' : 'bad'), text: a.outcome })),
+      el('td', { class: 'text', text: a.detail })));
+    fill($('audit-body'), rows, 6, 'The audit log is empty.');
+  }
+
+  // ---- wiring -----------------------------------------------------------------
+
+  function onSubmit(id, handler) {
+    $(id).addEventListener('submit', (event) => {
+      event.preventDefault();
+      handler(event);
+    });
+  }
+
+  function init() {
+    $('sign-in-note').textContent = 'Paste the operator token (the admin-token file in the main server\'s data directory).';
+
+    onSubmit('sign-in-form', () => {
+      const value = $('token').value.trim();
+      const name = $('operator').value.trim();
+      if (name && !OPERATOR_RE.test(name)) {
+        showMessage('The name must be plain ASCII text of at most 100 characters.', 'error');
+        return;
+      }
+      sessionStorage.setItem(TOKEN_KEY, value);
+      if (name) sessionStorage.setItem(OPERATOR_KEY, name);
+      else sessionStorage.removeItem(OPERATOR_KEY);
+      $('token').value = '';
+      $('message').hidden = true;
+      route();
+    });
+
+    $('sign-out').addEventListener('click', () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      showMessage('Token forgotten.', 'info');
+      showSignIn();
+    });
+
+    onSubmit('customer-form', async () => {
+      const body = { name: $('customer-name').value.trim(), emails: splitEmails($('customer-emails').value) };
+      if (await act(() => api('POST', '/customers', body), 'Customer ' + body.name + ' added.')) {
+        $('customer-form').reset();
+        loadCustomers().catch(showError);
+      }
+    });
+
+    onSubmit('due-form', () => {
+      const days = Number.parseInt($('due-days').value, 10);
+      dueFilter = Number.isNaN(days) ? null : days;
+      loadServers().catch(showError);
+    });
+    $('show-all').addEventListener('click', () => {
+      dueFilter = null;
+      loadServers().catch(showError);
+    });
+    onSubmit('allocate-form', () => {
+      const customer = $('allocate-customer').value;
+      if (customer) allocateFor(customer);
+    });
+
+    onSubmit('license-form', async () => {
+      if (!currentServer) return;
+      const body = {
+        feature: $('license-feature').value.trim(),
+        seats: Number($('license-seats').value),
+        valid_from: dateToApi($('license-from').value),
+        valid_until: dateToApi($('license-until').value),
+      };
+      const id = currentServer;
+      if (await act(() => api('POST', '/servers/' + encodeURIComponent(id) + '/licenses', body),
+        'License ' + body.feature + ' added.')) {
+        $('license-form').reset();
+        loadServer(id).catch(showError);
+      }
+    });
+
+    onSubmit('clear-form', async () => {
+      if (!currentServer) return;
+      const reason = $('clear-reason').value.trim();
+      if (!reason) {
+        showMessage('Clearing a key pair needs a reason.', 'error');
+        return;
+      }
+      const id = currentServer;
+      if (!window.confirm('Clear the key pair of ' + id + '? The installation holding it can no longer sync.')) return;
+      if (await act(() => api('POST', '/servers/' + encodeURIComponent(id) + '/key-clear', { reason }),
+        'Key pair cleared.')) {
+        $('clear-form').reset();
+        loadServer(id).catch(showError);
+      }
+    });
+
+    onSubmit('requests-form', () => loadRequests().catch(showError));
+    $('requests-status').addEventListener('change', () => loadRequests().catch(showError));
+    onSubmit('audit-form', () => loadAudit().catch(showError));
+
+    window.addEventListener('hashchange', route);
+    document.body.dataset.console = 'ready';
+    route();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();
