@@ -54,9 +54,10 @@ impl ApiError {
 
 impl From<ProtoError> for ApiError {
     fn from(error: ProtoError) -> Self {
-        match error {
-            ProtoError::Io { .. } => Self::Internal(error.into()),
-            other => Self::refused(other.code(), other.to_string()),
+        if error.is_internal() {
+            Self::Internal(error.into())
+        } else {
+            Self::refused(error.code(), error.to_string())
         }
     }
 }

@@ -49,6 +49,8 @@ diesel::table! {
         server_id -> Text,
         created_at -> BigInt,
         used_at -> BigInt,
+        fingerprint -> Nullable<Text>,
+        answer -> Nullable<Text>,
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use chrono::{DateTime, Duration, Utc};
+use diesel::Connection;
 use shared_proto::sync_data::VerifiedSyncRequest;
 use shared_proto::validity::valid_until_for;
 use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
@@ -61,6 +62,7 @@ pub struct SyncService {
 }
 
 /// A successful sync.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SyncAnswer {
     pub server_id: Uuid,
     pub license_file: String,
@@ -168,11 +170,32 @@ impl SyncService {
             let mut conn = self.db.read.get()?;
             customers::check_contact(&mut conn, verified.request.server_id, sender)?;
         }
-        let issued = {
-            let mut conn = self.db.write.get()?;
-            tx::issue(&mut conn, &attempt)?
-        };
-        self.answer(&verified, channel, peer, now, issued)
+        let mut conn = self.db.write.get()?;
+        if channel == Channel::Email {
+            // The same mail asked again (the gateway lost our first answer): the same
+            // license file, not a refusal and not a new sequence number.
+            if let Some(kept) = tx::resend(&mut conn, &attempt)? {
+                log::info!(
+                    "sync answered again server_id={} channel=email request_id={}",
+                    attempt.server_id,
+                    attempt.request_id
+                );
+                return serde_json::from_str(&kept).map_err(|e| {
+                    ApiError::Internal(anyhow::Error::new(e).context("reading a kept answer"))
+                });
+            }
+        }
+        conn.transaction::<_, ApiError, _>(|conn| {
+            let issued = tx::issue_in(conn, &attempt)?;
+            let answer = self.answer(&verified, channel, peer, now, issued)?;
+            if channel == Channel::Email {
+                let kept = serde_json::to_string(&answer).map_err(|e| {
+                    ApiError::Internal(anyhow::Error::new(e).context("keeping an answer"))
+                })?;
+                tx::keep_answer(conn, &attempt, &kept)?;
+            }
+            Ok(answer)
+        })
     }
 
     /// Signs and encrypts the license file for a committed sync.

@@ -152,6 +152,13 @@ impl ProtoError {
         }
     }
 
+    /// Whether this is a failure of this side (I/O, the crypto library) rather than of
+    /// the input: servers answer it as an internal error and log it, never blame the
+    /// sender. Input-driven crypto failures are reported as the variants above.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Self::Crypto(_) | Self::Io { .. })
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),

@@ -95,8 +95,11 @@ impl ServerPublicKeys {
         Fingerprint::of_der(&der)
     }
 
+    /// The presented Ed25519 key; bytes OpenSSL refuses are the sender's fault.
     pub(crate) fn signing_key(&self) -> Result<PKey<Public>, ProtoError> {
-        Ok(PKey::public_key_from_raw_bytes(&self.signing, Id::ED25519)?)
+        PKey::public_key_from_raw_bytes(&self.signing, Id::ED25519).map_err(|_| {
+            ProtoError::BadSignature("the presented signing key is not a valid Ed25519 key".into())
+        })
     }
 }
 
@@ -185,21 +188,30 @@ impl ServerIdentity {
 /// Solme's Ed25519 key that signs every license file. `Debug` shows only the fingerprint.
 pub struct SolmeSigningKey {
     key: PKey<Private>,
+    /// The public half, derived once when the key is made or loaded.
+    public: SolmePublicKey,
 }
 
 impl std::fmt::Debug for SolmeSigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SolmeSigningKey")
-            .field("fingerprint", &self.public_key().fingerprint())
+            .field("fingerprint", &self.public.fingerprint())
             .finish_non_exhaustive()
     }
 }
 
 impl SolmeSigningKey {
     pub fn generate() -> Result<Self, ProtoError> {
-        Ok(Self {
-            key: PKey::generate_ed25519()?,
-        })
+        Self::from_key(PKey::generate_ed25519()?)
+    }
+
+    fn from_key(key: PKey<Private>) -> Result<Self, ProtoError> {
+        let raw = raw_32(&key.raw_public_key()?)?;
+        let public = SolmePublicKey {
+            raw,
+            key: Some(PKey::public_key_from_raw_bytes(&raw, Id::ED25519)?),
+        };
+        Ok(Self { key, public })
     }
 
     /// Writes the private key as PKCS#8 PEM, mode 0600; refuses to overwrite.
@@ -215,20 +227,11 @@ impl SolmeSigningKey {
                 path.display()
             )));
         }
-        Ok(Self { key })
+        Self::from_key(key)
     }
 
     pub fn public_key(&self) -> SolmePublicKey {
-        // An Ed25519 private key always has its public half: the raw form cannot fail,
-        // and the public key is rebuilt from it once here, not on every verification.
-        let raw = self
-            .key
-            .raw_public_key()
-            .ok()
-            .and_then(|raw| raw_32(&raw).ok())
-            .unwrap_or([0; 32]);
-        let key = PKey::public_key_from_raw_bytes(&raw, Id::ED25519).ok();
-        SolmePublicKey { raw, key }
+        self.public.clone()
     }
 
     pub(crate) fn key(&self) -> &PKey<Private> {
@@ -332,17 +335,31 @@ fn read_private_key(path: &Path) -> Result<PKey<Private>, ProtoError> {
         .map_err(|_| ProtoError::Malformed(format!("{} is not a PEM private key", path.display())))
 }
 
-/// Creates `path` with mode 0600 (never wider, not even for a moment) and syncs it.
+/// Writes `path` with mode 0600 (never wider, not even for a moment) and refuses to
+/// replace an existing file. The contents go to a temporary file first, synced, then
+/// hard-linked into place, so a crash leaves either no file or the whole one.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), ProtoError> {
     let context = || format!("writing the private file {}", path.display());
-    let mut file = OpenOptions::new()
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| ProtoError::io(context(), e))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
+        .open(&temp)
+        .and_then(|mut file| file.write_all(contents).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::hard_link(&temp, path));
+    // The temporary name goes whatever happened; the linked file (if any) stays.
+    let _ = std::fs::remove_file(&temp);
+    written
+        .and_then(|()| std::fs::File::open(dir)?.sync_all())
         .map_err(|e| ProtoError::io(context(), e))
 }
 

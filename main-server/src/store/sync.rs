@@ -196,6 +196,54 @@ fn id_in_use(server_id: Uuid) -> ApiError {
     )
 }
 
+/// The answer kept for an email request, when the same key asks again: the mail
+/// gateway may have lost the first answer to a crash or a timeout after the commit.
+/// Records the resend in the audit log. Returns the answer's JSON.
+pub fn resend(conn: &mut DbConnection, attempt: &Attempt) -> Result<Option<String>, ApiError> {
+    let kept: Option<(Option<String>, Option<String>)> = used_requests::table
+        .find(attempt.request_id.to_string())
+        .select((used_requests::fingerprint, used_requests::answer))
+        .first(conn)
+        .optional()?;
+    let Some((Some(fingerprint), Some(answer))) = kept else {
+        return Ok(None);
+    };
+    if fingerprint != attempt.fingerprint {
+        return Ok(None);
+    }
+    audit::record(
+        conn,
+        attempt.now,
+        &Event {
+            actor: &attempt.actor,
+            action: "sync",
+            server_id: Some(attempt.server_id),
+            outcome: "OK",
+            detail: &format!(
+                "{} answered again with the license file issued for this request",
+                attempt.detail
+            ),
+        },
+    )?;
+    Ok(Some(answer))
+}
+
+/// Keeps the answer to an email request (JSON) with its request id, in the sync's
+/// transaction, for [`resend`].
+pub fn keep_answer(
+    conn: &mut DbConnection,
+    attempt: &Attempt,
+    answer: &str,
+) -> Result<(), ApiError> {
+    diesel::update(used_requests::table.find(attempt.request_id.to_string()))
+        .set((
+            used_requests::fingerprint.eq(&attempt.fingerprint),
+            used_requests::answer.eq(answer),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Forgets request ids created before `cutoff`: requests that old are refused as
 /// stale before the replay check, so their ids no longer need remembering.
 pub fn prune_used_requests(

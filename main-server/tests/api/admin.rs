@@ -270,3 +270,34 @@ async fn due_list_shows_never_synced_and_soon_due_ids() {
     let (_, all) = app.get("/admin/v1/servers").await;
     assert_eq!(ids(&all).len(), 2);
 }
+
+#[actix_rt::test]
+async fn a_mail_sync_asked_again_gets_the_same_license_file() {
+    let app = spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let local = Local::new(server_id);
+    let text = local.sync_data();
+    let body = json!({"sender": "ops@acme.example", "sync_data": text});
+
+    let (status, first) = app.post("/admin/v1/mail/sync", body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // The gateway lost the answer (crash, timeout) and asks again with the same mail.
+    let (status, second) = app.post("/admin/v1/mail/sync", body).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(first["license_file"], second["license_file"]);
+    assert_eq!(
+        local
+            .open(&app, second["license_file"].as_str().expect("file"))
+            .sequence,
+        1
+    );
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(
+        shown["sequence"], 1,
+        "asking again issues nothing new: {shown}"
+    );
+
+    // Over the internet the same request is still a replay.
+    let answer = app.post_sync(&text).await;
+    assert_eq!(answer.code(), "REPLAYED_REQUEST");
+}
