@@ -228,8 +228,10 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // `kill -s KILL -- -PGID`: the `--` matters. procps-ng 4.0.2 reads `kill -KILL
+        // -12345` as process group 1 (its first digit): kill(-1) ends every process.
         let _ = Command::new("kill")
-            .arg("-KILL")
+            .args(["-s", "KILL", "--"])
             .arg(format!("-{}", self.child.id()))
             .status();
         let _ = self.child.kill();
