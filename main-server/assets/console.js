@@ -258,10 +258,20 @@
   // Servers
 
   let dueFilter = null;
+  /** Ids per page: the registry may hold a million; "More" asks for the next page. */
+  const SERVERS_PAGE = 100;
+  /** Last id shown, the cursor of the next page (null: nothing shown yet). */
+  let serversAfter = null;
 
-  async function loadServers() {
-    const query = dueFilter === null ? '' : '?due_within_days=' + encodeURIComponent(dueFilter);
-    const [servers, customers] = await Promise.all([api('GET', '/servers' + query), api('GET', '/customers')]);
+  /** Loads the first page of ids, or with `more` the next page below the shown ones. */
+  async function loadServers(more) {
+    const params = new URLSearchParams({ limit: String(SERVERS_PAGE) });
+    if (dueFilter !== null) params.set('due_within_days', String(dueFilter));
+    if (more && serversAfter) params.set('after', serversAfter);
+    const [servers, customers] = await Promise.all([
+      api('GET', '/servers?' + params.toString()),
+      more ? Promise.resolve(null) : api('GET', '/customers'),
+    ]);
     $('servers-filter').textContent = dueFilter === null
       ? 'Showing all ids.'
       : 'Showing ids never synced or due within ' + dueFilter + ' days (overdue included).';
@@ -274,7 +284,13 @@
       el('td', {}, fmtTime(s.last_sync_at), s.last_sync_channel ? el('span', { class: 'hint', text: ' (' + s.last_sync_channel + ')' }) : null),
       dueCell(s),
       el('td', { text: s.licenses.length })));
-    fill($('servers-body'), rows, 6, dueFilter === null ? 'No license server ids yet.' : 'Nothing due.');
+    if (more) $('servers-body').append(...rows);
+    else fill($('servers-body'), rows, 6, dueFilter === null ? 'No license server ids yet.' : 'Nothing due.');
+    if (servers.length > 0) serversAfter = servers[servers.length - 1].server_id;
+    else if (!more) serversAfter = null;
+    // A full page may have a successor; a shorter one is the last.
+    $('servers-more').hidden = servers.length < SERVERS_PAGE;
+    if (!customers) return;
     const select = $('allocate-customer');
     const previous = select.value;
     select.replaceChildren(...customers.map((c) => el('option', { value: c.id, text: c.name })));
@@ -469,6 +485,9 @@
     $('show-all').addEventListener('click', () => {
       dueFilter = null;
       loadServers().catch(showError);
+    });
+    $('servers-more').addEventListener('click', () => {
+      loadServers(true).catch(showError);
     });
     onSubmit('allocate-form', () => {
       const customer = $('allocate-customer').value;

@@ -1,7 +1,7 @@
 //! `main-server admin …`: a client of the admin API, so the CLI and the web console
 //! can never do something the API does not allow. Reads print tables, or JSON with
-//! `--json`; refusals print the server's message and exit 1; an unreachable server
-//! exits 75 (temporary).
+//! `--json`; refusals print the server's message and exit 1; an unreachable or
+//! failing (5xx) server exits 75 (temporary); a bad `--operator` is a usage error (2).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +21,7 @@ use crate::api_types::{
 };
 use crate::auth::read_token_file;
 use crate::cli::{
-    AdminArgs, AdminCommand, CustomerCommand, KeyCommand, LicenseCommand, RequestCommand,
+    AdminArgs, AdminCommand, CustomerCommand, KeyCommand, LicenseCommand, PageArgs, RequestCommand,
     ServerCommand,
 };
 use crate::data_dir::DataDir;
@@ -39,6 +39,9 @@ pub enum CliError {
     /// The server could not be reached: worth retrying.
     #[error("cannot reach the admin API at {url}: {cause}")]
     Unreachable { url: String, cause: String },
+    /// The server failed (5xx: database down, overload, …): worth retrying too.
+    #[error("the admin API failed ({status}): {message}")]
+    ServerFailed { status: u16, message: String },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -127,6 +130,17 @@ impl Client {
                 .context("the admin API answered something that is not JSON")
                 .map_err(CliError::Other);
         }
+        if status.is_server_error() {
+            // Not a refusal of this command: the server could not do it right now.
+            let message = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(500).collect());
+            return Err(CliError::ServerFailed {
+                status: status.as_u16(),
+                message,
+            });
+        }
         match serde_json::from_slice::<shared_proto::ApiError>(&bytes) {
             Ok(error) => Err(CliError::Refused {
                 code: error.code.to_string(),
@@ -172,6 +186,10 @@ pub fn run(args: AdminArgs) -> ExitCode {
         }
         Err(CliError::Unreachable { url, cause }) => {
             eprintln!("error: cannot reach the admin API at {url}: {cause}");
+            ExitCode::from(EXIT_TEMPORARY)
+        }
+        Err(CliError::ServerFailed { status, message }) => {
+            eprintln!("error: the admin API failed ({status}): {message}; try again later");
             ExitCode::from(EXIT_TEMPORARY)
         }
         Err(CliError::Refused { code, message }) => {
@@ -252,15 +270,20 @@ async fn execute(client: &Client, args: &AdminArgs) -> Result<String, CliError> 
                     .await?;
                 show_server(&server, json)
             }
-            ServerCommand::List => {
-                let list: Vec<Server> = client.get("/admin/v1/servers").await?;
-                show_servers(&list, json)
-            }
-            ServerCommand::Due { within_days } => {
+            ServerCommand::List { page } => {
                 let list: Vec<Server> = client
-                    .get(&format!("/admin/v1/servers?due_within_days={within_days}"))
+                    .get(&format!("/admin/v1/servers?{}", page_query(page)))
                     .await?;
-                show_servers(&list, json)
+                show_server_page(&list, page, json)
+            }
+            ServerCommand::Due { within_days, page } => {
+                let list: Vec<Server> = client
+                    .get(&format!(
+                        "/admin/v1/servers?due_within_days={within_days}&{}",
+                        page_query(page)
+                    ))
+                    .await?;
+                show_server_page(&list, page, json)
             }
             ServerCommand::Show { server_id } => {
                 let server: Server = client
@@ -509,6 +532,28 @@ fn show_servers(list: &[Server], json: bool) -> Result<String, CliError> {
         ],
         &rows,
     ))
+}
+
+fn page_query(page: &PageArgs) -> String {
+    match page.after {
+        Some(after) => format!("limit={}&after={after}", page.limit),
+        None => format!("limit={}", page.limit),
+    }
+}
+
+/// A page of ids; a full page ends with how to ask for the next one (tables only: a
+/// JSON reader pages with the last id itself).
+fn show_server_page(list: &[Server], page: &PageArgs, json: bool) -> Result<String, CliError> {
+    let mut text = show_servers(list, json)?;
+    if !json && list.len() >= page.limit as usize {
+        if let Some(last) = list.last() {
+            text.push_str(&format!(
+                "(more ids may follow: run again with --after {})\n",
+                last.server_id
+            ));
+        }
+    }
+    Ok(text)
 }
 
 fn show_server(server: &Server, json: bool) -> Result<String, CliError> {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
 use uuid::Uuid;
 
 /// Solme's main license server: the registry of customers, license server ids and
@@ -34,8 +35,9 @@ pub struct InitArgs {
     pub data_dir: PathBuf,
     /// Database URL: `postgres://user@host/db` for PostgreSQL; default SQLite in
     /// DATA_DIR/main.db.
-    #[arg(long, env = "MAIN_SERVER_DATABASE_URL")]
-    pub database_url: Option<String>,
+    /// The URL may hold a password: it is never printed (not in `--help`, not in logs).
+    #[arg(long, env = "MAIN_SERVER_DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_url: Option<SecretString>,
     /// Extra name (DNS name or IP address) the server certificate must be valid for;
     /// localhost and 127.0.0.1 are always included. Repeat for several.
     #[arg(long = "hostname", env = "MAIN_SERVER_HOSTNAME", value_delimiter = ',')]
@@ -49,8 +51,9 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
     /// Database URL: `postgres://user@host/db` for PostgreSQL; default SQLite in
     /// DATA_DIR/main.db. Several servers on one PostgreSQL database act as one.
-    #[arg(long, env = "MAIN_SERVER_DATABASE_URL")]
-    pub database_url: Option<String>,
+    /// The URL may hold a password: it is never printed (not in `--help`, not in logs).
+    #[arg(long, env = "MAIN_SERVER_DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_url: Option<SecretString>,
     /// Address of an HTTPS sync listener (repeat; port 0 picks a free port). The first
     /// is the one local servers try first ("443"), the second their fallback ("8080").
     #[arg(
@@ -87,8 +90,9 @@ pub struct AdminArgs {
     /// File holding the operator token (overrides DATA_DIR/admin-token).
     #[arg(long, env = "MAIN_SERVER_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
-    /// Operator name recorded in the audit log.
-    #[arg(long, env = "MAIN_SERVER_OPERATOR", default_value = "operator")]
+    /// Operator name recorded in the audit log (printable ASCII, at most 100 bytes: it
+    /// travels in an HTTP header).
+    #[arg(long, env = "MAIN_SERVER_OPERATOR", default_value = "operator", value_parser = parse_operator)]
     pub operator: String,
     /// Print reads as JSON instead of tables.
     #[arg(long, global = true, env = "MAIN_SERVER_JSON")]
@@ -159,8 +163,11 @@ pub enum ServerCommand {
         #[arg(long = "customer", env = "MAIN_SERVER_CUSTOMER_ID")]
         customer_id: Uuid,
     },
-    /// List ids.
-    List,
+    /// List ids, one page at a time (by id).
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Show an id: binding, last sync and channel, days until the 366-day limit, licenses.
     Show {
         /// License server id.
@@ -171,7 +178,21 @@ pub enum ServerCommand {
         /// Window in days.
         #[arg(long, env = "MAIN_SERVER_DUE_WITHIN_DAYS", default_value_t = 30)]
         within_days: i64,
+        #[command(flatten)]
+        page: PageArgs,
     },
+}
+
+/// Paging of the id listings: the registry may hold a million ids.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct PageArgs {
+    /// Ids per page (1 to 1000).
+    #[arg(long, env = "MAIN_SERVER_PAGE_LIMIT", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    /// Continue after this id (the last id of the previous page, as printed).
+    #[arg(long, env = "MAIN_SERVER_PAGE_AFTER")]
+    pub after: Option<Uuid>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,6 +320,25 @@ pub struct MailSyncArgs {
     /// Where to write the license file.
     #[arg(long, env = "MAIN_SERVER_MAIL_OUTPUT")]
     pub output: PathBuf,
+}
+
+/// Checks `--operator` up front, the way the admin API checks `X-Operator`, so a bad
+/// name is a usage error (exit 2) rather than a failed request.
+fn parse_operator(value: &str) -> Result<String, String> {
+    let max = crate::routes::admin_api::MAX_OPERATOR;
+    let name = value.trim();
+    if name.is_empty() || name.len() > max || !name.chars().all(|c| (' '..='~').contains(&c)) {
+        return Err(format!(
+            "the operator name must be 1 to {max} printable ASCII characters (it is sent \
+             as the X-Operator header); got {value:?}"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Wraps a secret flag value (a database URL with its password) as soon as it is read.
+fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use secrecy::{ExposeSecret, SecretString};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -36,11 +37,13 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
-/// Where the registry lives.
+/// Where the registry lives. The PostgreSQL URL may carry a password (in its user
+/// part or as a `password=` parameter), so it is held as a secret: `Debug` prints
+/// `[REDACTED]` and [`DbTarget::describe`] shows only user, host and database.
 #[derive(Clone, Debug)]
 pub enum DbTarget {
     Sqlite(String),
-    Postgres(String),
+    Postgres(SecretString),
 }
 
 impl DbTarget {
@@ -50,7 +53,7 @@ impl DbTarget {
         match url.map(str::trim).filter(|u| !u.is_empty()) {
             None => Ok(Self::Sqlite(data_dir.join("main.db").display().to_string())),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Ok(Self::Postgres(url.to_owned()))
+                Ok(Self::Postgres(SecretString::from(url.to_owned())))
             }
             Some(url) => {
                 let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -63,17 +66,12 @@ impl DbTarget {
         }
     }
 
-    /// A description safe to log (no password).
+    /// A description safe to log: no password and no query parameters (which may
+    /// hold `password=` or other credentials).
     pub fn describe(&self) -> String {
         match self {
             Self::Sqlite(path) => format!("SQLite at {path}"),
-            Self::Postgres(url) => {
-                let host = url.rsplit('@').next().unwrap_or(url);
-                let host = host
-                    .trim_start_matches("postgres://")
-                    .trim_start_matches("postgresql://");
-                format!("PostgreSQL at {host}")
-            }
+            Self::Postgres(url) => format!("PostgreSQL at {}", redact_postgres_url(url)),
         }
     }
 
@@ -86,11 +84,35 @@ impl DbTarget {
                     .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            Self::Postgres(url) => PgConnection::establish(url)
+            Self::Postgres(url) => PgConnection::establish(url.expose_secret())
                 .map(DbConnection::Postgres)
                 .map_err(r2d2::Error::ConnectionError),
         }
     }
+}
+
+/// `user@host:port/db` of a PostgreSQL URL: the password of the user part and the
+/// whole query (`?password=…`, `sslpassword=…`, …) are left out.
+fn redact_postgres_url(url: &SecretString) -> String {
+    let url = url.expose_secret();
+    let rest = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+        .unwrap_or(url);
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, _)) => (rest, " (connection parameters hidden)"),
+        None => (rest, ""),
+    };
+    // A password may contain '@' (it should be percent-encoded, but be safe): the
+    // host part follows the last one.
+    let shown = match rest.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{user}@{host}")
+        }
+        None => rest.to_owned(),
+    };
+    format!("{shown}{query}")
 }
 
 /// r2d2 manager that builds the right variant for the target and sets the SQLite
@@ -209,4 +231,41 @@ pub fn to_millis(at: DateTime<Utc>) -> i64 {
 /// by hand) fall back to the epoch rather than failing a whole listing.
 pub fn from_millis(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(url: &str) -> String {
+        DbTarget::from_options(Path::new("/data"), Some(url))
+            .map(|t| format!("{} {t:?}", t.describe()))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn postgres_urls_are_described_and_debugged_without_secrets() {
+        for (url, shown) in [
+            (
+                "postgres://solme:s3cret@db.example:5432/licensing",
+                "PostgreSQL at solme@db.example:5432/licensing",
+            ),
+            (
+                "postgresql://solme@db.example/licensing?password=s3cret&sslmode=require",
+                "PostgreSQL at solme@db.example/licensing (connection parameters hidden)",
+            ),
+            (
+                "postgres://solme:p@ss@db.example/licensing",
+                "PostgreSQL at solme@db.example/licensing",
+            ),
+        ] {
+            let text = described(url);
+            assert!(text.starts_with(shown), "{text}");
+            assert!(!text.contains("s3cret") && !text.contains("p@ss"), "{text}");
+        }
+        assert_eq!(
+            described("/x/main.db"),
+            "SQLite at /x/main.db Sqlite(\"/x/main.db\")"
+        );
+    }
 }

@@ -134,7 +134,10 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
         );
     }
 
-    let target = DbTarget::from_options(dir.root(), args.database_url.as_deref())?;
+    let target = DbTarget::from_options(
+        dir.root(),
+        args.database_url.as_ref().map(ExposeSecret::expose_secret),
+    )?;
     Db::open(target.clone(), 1)?;
     let _ = writeln!(
         report,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use actix_web::dev::{Extensions, Server};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
 use shared_proto::{Clock, SolmeSigningKey};
 
 use crate::api_types::Listening;
@@ -29,7 +30,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub data_dir: PathBuf,
-    pub database_url: Option<String>,
+    /// May hold a password: `Debug` prints it redacted.
+    pub database_url: Option<SecretString>,
     pub listen: Vec<SocketAddr>,
     pub admin_listen: SocketAddr,
     pub workers: Option<usize>,
@@ -84,7 +86,13 @@ impl Application {
             )
         })?;
         let token = AdminToken::load(&dir.admin_token())?;
-        let target = DbTarget::from_options(dir.root(), settings.database_url.as_deref())?;
+        let target = DbTarget::from_options(
+            dir.root(),
+            settings
+                .database_url
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
+        )?;
         log::info!("database: {}", target.describe());
         let db = Db::open(target, settings.db_pool_size)?;
         let service = SyncService::new(db, clock, signing_key)?;

@@ -174,18 +174,11 @@ impl SyncService {
         if channel == Channel::Email {
             // The same mail asked again (the gateway lost our first answer): the same
             // license file, not a refusal and not a new sequence number.
-            if let Some(kept) = tx::resend(&mut conn, &attempt)? {
-                log::info!(
-                    "sync answered again server_id={} channel=email request_id={}",
-                    attempt.server_id,
-                    attempt.request_id
-                );
-                return serde_json::from_str(&kept).map_err(|e| {
-                    ApiError::Internal(anyhow::Error::new(e).context("reading a kept answer"))
-                });
+            if let Some(kept) = self.resend(&mut conn, &attempt)? {
+                return Ok(kept);
             }
         }
-        conn.transaction::<_, ApiError, _>(|conn| {
+        let issued = conn.transaction::<_, ApiError, _>(|conn| {
             let issued = tx::issue_in(conn, &attempt)?;
             let answer = self.answer(&verified, channel, peer, now, issued)?;
             if channel == Channel::Email {
@@ -195,7 +188,39 @@ impl SyncService {
                 tx::keep_answer(conn, &attempt, &kept)?;
             }
             Ok(answer)
-        })
+        });
+        match issued {
+            // Two deliveries of one mail raced: the other committed the request id (and
+            // its answer) between our look-up above and our insert. Now that our
+            // transaction is rolled back, its kept answer is visible: same answer.
+            Err(ApiError::Refused {
+                code: ErrorCode::ReplayedRequest,
+                ..
+            }) if channel == Channel::Email => match self.resend(&mut conn, &attempt)? {
+                Some(kept) => Ok(kept),
+                None => issued,
+            },
+            other => other,
+        }
+    }
+
+    /// The answer kept for an email request the same key already had answered, if any.
+    fn resend(
+        &self,
+        conn: &mut crate::db::DbConnection,
+        attempt: &Attempt,
+    ) -> Result<Option<SyncAnswer>, ApiError> {
+        let Some(kept) = tx::resend(conn, attempt)? else {
+            return Ok(None);
+        };
+        log::info!(
+            "sync answered again server_id={} channel=email request_id={}",
+            attempt.server_id,
+            attempt.request_id
+        );
+        serde_json::from_str(&kept)
+            .map(Some)
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading a kept answer")))
     }
 
     /// Signs and encrypts the license file for a committed sync.

@@ -230,6 +230,32 @@ pub fn seal(recipient: &[u8; 32], plaintext: &[u8]) -> Result<Vec<u8>, ProtoErro
     Ok(sealed)
 }
 
+/// Checks that `recipient` is an X25519 public key [`seal`] can encrypt to, with a trial
+/// key agreement against a throwaway key. Low-order points (all zeros, among others)
+/// give an all-zero shared secret, which OpenSSL refuses: checking this up front lets a
+/// server refuse such a key before it records anything, rather than fail afterwards.
+pub(crate) fn check_recipient(recipient: &[u8; 32]) -> Result<(), ProtoError> {
+    let refused = || {
+        ProtoError::Malformed(
+            "the presented encryption key is not a usable X25519 public key".into(),
+        )
+    };
+    let recipient_key =
+        PKey::public_key_from_raw_bytes(recipient, Id::X25519).map_err(|_| refused())?;
+    // Generating the throwaway key failing is this side's problem (`Crypto`), not the
+    // sender's; only the agreement itself is judged.
+    let throwaway = PKey::generate_x25519()?;
+    let mut deriver = Deriver::new(&throwaway)?;
+    deriver.set_peer(&recipient_key).map_err(|_| refused())?;
+    let shared = deriver.derive_to_vec().map_err(|_| refused())?;
+    // OpenSSL already refuses an all-zero secret; checked again so the guarantee does
+    // not rest on the library version.
+    if shared.iter().all(|&b| b == 0) {
+        return Err(refused());
+    }
+    Ok(())
+}
+
 /// Decrypts a sealed message with the X25519 private key `own`.
 pub fn open(own: &PKey<Private>, sealed: &[u8]) -> Result<Vec<u8>, ProtoError> {
     let damaged =

@@ -49,9 +49,56 @@ pub fn open(text: &str) -> Result<VerifiedSyncRequest, ProtoError> {
         return Err(ProtoError::UnsupportedVersion(request.version));
     }
     unverified.verify(&request.public_keys.signing_key()?)?;
+    // The answer is sealed to this key: refuse now a key nothing can be sealed to, so
+    // the main server never records a sync it then cannot answer.
+    envelope::check_recipient(&request.public_keys.encryption)?;
     let fingerprint = request.public_keys.fingerprint();
     Ok(VerifiedSyncRequest {
         request,
         fingerprint,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    /// Sync data signed by `identity` but presenting `encryption` as its X25519 key
+    /// (`seal` refuses that mismatch, so the text is built by hand).
+    fn with_encryption_key(identity: &ServerIdentity, encryption: [u8; 32]) -> String {
+        let mut public_keys = identity.public_keys();
+        public_keys.encryption = encryption;
+        let request = SyncRequest {
+            version: MESSAGE_VERSION,
+            server_id: Uuid::new_v4(),
+            request_id: Uuid::new_v4(),
+            created_at: Utc::now(),
+            public_keys,
+            held_revision: None,
+            held_sequence: None,
+            software_version: "test".into(),
+            usage: vec![],
+        };
+        let payload = serde_json::to_vec(&request).unwrap();
+        let signed = envelope::sign(Kind::SyncRequest, &payload, identity.signing_key()).unwrap();
+        armor::encode(ArmorKind::SyncData, &[], &signed)
+    }
+
+    #[test]
+    fn a_low_order_encryption_key_is_refused_as_malformed() {
+        let identity = ServerIdentity::generate().unwrap();
+        // All zeros, and the order-4 point with u = 1.
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        for key in [[0u8; 32], one] {
+            let err = open(&with_encryption_key(&identity, key)).unwrap_err();
+            assert!(matches!(err, ProtoError::Malformed(_)), "{err:?}");
+            assert!(!err.is_internal());
+        }
+        // The identity's own key still passes through the same path.
+        let text = with_encryption_key(&identity, identity.public_keys().encryption);
+        assert!(open(&text).is_ok());
+    }
 }

@@ -21,7 +21,7 @@ use crate::store::{audit, customers, key_clear, licenses, servers};
 use crate::sync::{Channel, SyncService};
 
 /// Longest operator name taken from `X-Operator`.
-const MAX_OPERATOR: usize = 100;
+pub(crate) const MAX_OPERATOR: usize = 100;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -173,12 +173,22 @@ async fn create_server(
 #[derive(Deserialize)]
 struct DueQuery {
     due_within_days: Option<i64>,
+    limit: Option<u32>,
+    after: Option<Uuid>,
 }
 
 async fn list_servers(svc: Svc, query: web::Query<DueQuery>) -> Result<HttpResponse, ApiError> {
     let now = svc.clock.now();
+    let query = query.into_inner();
+    let page = servers::Page {
+        limit: query.limit,
+        after: query.after,
+    };
     let due = query.due_within_days;
-    let list = with_conn(&svc.db.read, move |conn| servers::list(conn, now, due)).await?;
+    let list = with_conn(&svc.db.read, move |conn| {
+        servers::list(conn, now, due, page)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(list))
 }
 

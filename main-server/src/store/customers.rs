@@ -111,40 +111,43 @@ pub fn add_email(
     email: &str,
 ) -> Result<Customer, ApiError> {
     let email = normalize_email(email)?;
-    let customer = get(conn, id)?;
-    if customer.emails.contains(&email) {
-        return Ok(customer);
-    }
-    if customer.emails.len() >= MAX_EMAILS_PER_CUSTOMER {
-        return Err(ApiError::malformed(format!(
-            "at most {MAX_EMAILS_PER_CUSTOMER} addresses per customer"
-        )));
-    }
-    let inserted = diesel::insert_into(customer_emails::table)
-        .values((
-            customer_emails::customer_id.eq(id.to_string()),
-            customer_emails::email.eq(&email),
-        ))
-        .execute(conn);
-    match inserted {
-        // Added concurrently by another request: the outcome is the same.
-        Err(e) if super::is_unique_violation(&e) => {}
-        other => {
-            other?;
+    // The row and its audit entry commit together: a crash between them cannot leave
+    // an unaudited address that a retry then finds present and returns silently.
+    conn.transaction::<_, ApiError, _>(|conn| {
+        let customer = get(conn, id)?;
+        if customer.emails.contains(&email) {
+            return Ok(customer);
         }
-    }
-    audit::record(
-        conn,
-        now,
-        &Event {
-            actor: operator,
-            action: "customer.add_email",
-            server_id: None,
-            outcome: "OK",
-            detail: &format!("customer={id} email={email}"),
-        },
-    )?;
-    get(conn, id)
+        if customer.emails.len() >= MAX_EMAILS_PER_CUSTOMER {
+            return Err(ApiError::malformed(format!(
+                "at most {MAX_EMAILS_PER_CUSTOMER} addresses per customer"
+            )));
+        }
+        // Added concurrently by another request: nothing inserted and nothing to audit
+        // (that request audits it).
+        let inserted = super::insert_unless_present(conn, |conn| {
+            diesel::insert_into(customer_emails::table)
+                .values((
+                    customer_emails::customer_id.eq(id.to_string()),
+                    customer_emails::email.eq(&email),
+                ))
+                .execute(conn)
+        })?;
+        if inserted {
+            audit::record(
+                conn,
+                now,
+                &Event {
+                    actor: operator,
+                    action: "customer.add_email",
+                    server_id: None,
+                    outcome: "OK",
+                    detail: &format!("customer={id} email={email}"),
+                },
+            )?;
+        }
+        get(conn, id)
+    })
 }
 
 /// Whether `email` is a registered contact of the customer owning `server_id`.

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use shared_proto::ErrorCode;
 use uuid::Uuid;
 
 use super::audit::{self, Event};
@@ -104,50 +105,58 @@ pub fn create(
 ) -> Result<(KeyClearRequest, bool), ApiError> {
     let message_id = required_line("message_id", &new.message_id, MAX_MESSAGE_ID)?;
     check_text("text", &new.text, MAX_TEXT)?;
-    if let Some(existing) = by_message_id(conn, &message_id)? {
-        return Ok((existing, false));
-    }
-    customers::check_contact(conn, new.server_id, &new.sender)?;
-    let sender = normalize_email(&new.sender)?;
-    let id = Uuid::new_v4();
-    let inserted = diesel::insert_into(kcr::table)
-        .values((
-            kcr::id.eq(id.to_string()),
-            kcr::server_id.eq(new.server_id.to_string()),
-            kcr::sender.eq(&sender),
-            kcr::message_id.eq(&message_id),
-            kcr::text.eq(&new.text),
-            kcr::status.eq(PENDING),
-            kcr::created_at.eq(to_millis(now)),
-            kcr::notified.eq(false),
-        ))
-        .execute(conn);
-    match inserted {
+    // The request and its audit entry commit together, so a crash between them cannot
+    // leave an unaudited request that the gateway's retry then finds and returns.
+    let created = conn.transaction::<_, ApiError, _>(|conn| {
+        if let Some(existing) = by_message_id(conn, &message_id)? {
+            return Ok((existing, false));
+        }
+        customers::check_contact(conn, new.server_id, &new.sender)?;
+        let sender = normalize_email(&new.sender)?;
+        let id = Uuid::new_v4();
         // The same mail delivered twice at once: the unique key keeps one request.
-        Err(e) if super::is_unique_violation(&e) => {
+        let inserted = super::insert_unless_present(conn, |conn| {
+            diesel::insert_into(kcr::table)
+                .values((
+                    kcr::id.eq(id.to_string()),
+                    kcr::server_id.eq(new.server_id.to_string()),
+                    kcr::sender.eq(&sender),
+                    kcr::message_id.eq(&message_id),
+                    kcr::text.eq(&new.text),
+                    kcr::status.eq(PENDING),
+                    kcr::created_at.eq(to_millis(now)),
+                    kcr::notified.eq(false),
+                ))
+                .execute(conn)
+        })?;
+        if !inserted {
             let existing = by_message_id(conn, &message_id)?.ok_or_else(|| {
                 ApiError::Internal(anyhow::anyhow!("request {message_id:?} vanished"))
             })?;
             return Ok((existing, false));
         }
-        other => other?,
-    };
-    audit::record(
-        conn,
-        now,
-        &Event {
-            actor: &sender,
-            action: "key_clear_request.create",
-            server_id: Some(new.server_id),
-            outcome: "OK",
-            detail: &format!("request={id} message_id={message_id:?}"),
-        },
-    )?;
-    log::info!(
-        "key-clear request recorded server_id={} request={id} sender={sender}",
-        new.server_id
-    );
-    Ok((get(conn, id)?, true))
+        audit::record(
+            conn,
+            now,
+            &Event {
+                actor: &sender,
+                action: "key_clear_request.create",
+                server_id: Some(new.server_id),
+                outcome: "OK",
+                detail: &format!("request={id} message_id={message_id:?}"),
+            },
+        )?;
+        Ok((get(conn, id)?, true))
+    })?;
+    if created.1 {
+        log::info!(
+            "key-clear request recorded server_id={} request={} sender={}",
+            new.server_id,
+            created.0.id,
+            created.0.sender
+        );
+    }
+    Ok(created)
 }
 
 pub fn list(
@@ -206,10 +215,21 @@ pub fn decide(
             if request.status == status {
                 return Ok(request);
             }
-            return Err(ApiError::malformed(format!(
-                "key-clear request {id} was already {}",
-                request.status
-            )));
+            // Deciding it the other way now would contradict what the sender may have
+            // been told: a conflict with the recorded decision (409), not bad input.
+            return Err(ApiError::refused(
+                ErrorCode::ReplayedRequest,
+                format!(
+                    "key-clear request {id} was already {} by {} at {}; a decided request \
+                     cannot be {} (the mail gateway can record a new request)",
+                    request.status,
+                    request.operator.as_deref().unwrap_or("an operator"),
+                    request
+                        .decided_at
+                        .map_or_else(|| "-".to_owned(), |at| at.to_rfc3339()),
+                    status
+                ),
+            ));
         }
         if approve {
             let why = reason
@@ -254,12 +274,22 @@ pub fn unnotified(conn: &mut DbConnection) -> Result<Vec<KeyClearRequest>, ApiEr
     rows.into_iter().map(to_view).collect()
 }
 
+/// Records that the sender was told the decision. Only a decided request can be
+/// marked: marking a pending one would suppress the notice of its later decision.
 pub fn mark_notified(conn: &mut DbConnection, id: Uuid) -> Result<(), ApiError> {
-    let updated = diesel::update(kcr::table.find(id.to_string()))
-        .set(kcr::notified.eq(true))
-        .execute(conn)?;
+    let updated = diesel::update(
+        kcr::table
+            .filter(kcr::id.eq(id.to_string()))
+            .filter(kcr::status.ne(PENDING)),
+    )
+    .set(kcr::notified.eq(true))
+    .execute(conn)?;
     if updated == 0 {
-        return Err(ApiError::not_found(format!("no key-clear request {id}")));
+        // Tells "unknown" from "still pending" (`get` refuses the unknown one).
+        get(conn, id)?;
+        return Err(ApiError::malformed(format!(
+            "key-clear request {id} is still pending: there is no decision to notify yet"
+        )));
     }
     Ok(())
 }

@@ -55,8 +55,16 @@ pub fn list_for(conn: &mut DbConnection, server_id: Uuid) -> Result<Vec<License>
     rows.into_iter().map(to_view).collect()
 }
 
-pub(crate) fn list_all(conn: &mut DbConnection) -> Result<LicensesByServer, ApiError> {
+/// The licenses of the given ids (one page of a listing), keyed by stored id text.
+pub(crate) fn list_for_many(
+    conn: &mut DbConnection,
+    server_ids: &[String],
+) -> Result<LicensesByServer, ApiError> {
+    if server_ids.is_empty() {
+        return Ok(LicensesByServer::new());
+    }
     let rows: Vec<LicenseRow> = licenses::table
+        .filter(licenses::server_id.eq_any(server_ids))
         .select(columns())
         .order(licenses::feature)
         .load(conn)?;

@@ -42,6 +42,23 @@ pub(crate) fn is_unique_violation(error: &DieselError) -> bool {
     )
 }
 
+/// Runs one INSERT inside the caller's transaction; `Ok(false)` when a unique key
+/// already holds the row (a concurrent or earlier insert of the same thing). The insert
+/// runs in a savepoint so the violation leaves the surrounding transaction usable: on
+/// PostgreSQL a failed statement otherwise aborts the whole transaction. (diesel's
+/// `ON CONFLICT DO NOTHING` is not available over the two-backend connection.)
+pub(crate) fn insert_unless_present(
+    conn: &mut crate::db::DbConnection,
+    insert: impl FnOnce(&mut crate::db::DbConnection) -> diesel::QueryResult<usize>,
+) -> Result<bool, ApiError> {
+    use diesel::Connection;
+    match conn.transaction(insert) {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Checks a free-text field: not longer than `max`, no control characters except
 /// newlines and tabs (they would garble tables and logs).
 pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {

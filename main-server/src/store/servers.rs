@@ -135,35 +135,133 @@ pub fn get(conn: &mut DbConnection, now: DateTime<Utc>, id: Uuid) -> Result<Serv
     to_view(row, licenses, now)
 }
 
-/// All ids, or with `due_within_days`: never synced, or whose 366-day window ends
-/// within that many days (overdue included). Most urgent first.
+/// Ids per page of a listing when the caller names no limit.
+pub const DEFAULT_PAGE: u32 = 100;
+/// Largest page of a listing: the registry may hold a million ids.
+pub const MAX_PAGE: u32 = 1_000;
+
+/// One page of a listing: at most `limit` ids after the id `after` (the last id of the
+/// previous page), in the listing's order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Page {
+    pub limit: Option<u32>,
+    pub after: Option<Uuid>,
+}
+
+impl Page {
+    fn limit(self) -> Result<i64, ApiError> {
+        match self.limit.unwrap_or(DEFAULT_PAGE) {
+            0 => Err(ApiError::malformed("limit must be at least 1")),
+            n if n > MAX_PAGE => Err(ApiError::malformed(format!(
+                "limit must be at most {MAX_PAGE}; page with `after`"
+            ))),
+            n => Ok(i64::from(n)),
+        }
+    }
+}
+
+/// One page of ids. Without `due_within_days`: every id, by id. With it: the ids never
+/// synced (by id), then those whose 366-day window ends within that many days, overdue
+/// included, most urgent first. Each page is a keyset query on an index (`servers` by
+/// primary key, or `servers_due (valid_until, id)`), so its cost does not grow with the
+/// registry; a page shorter than the limit is the last.
 pub fn list(
     conn: &mut DbConnection,
     now: DateTime<Utc>,
     due_within_days: Option<i64>,
+    page: Page,
 ) -> Result<Vec<Server>, ApiError> {
-    let mut query = servers::table
-        .inner_join(customers::table)
-        .select(select_columns())
-        .order((servers::valid_until.asc(), servers::id.asc()))
-        .into_boxed();
-    if let Some(days) = due_within_days {
-        let days = days.clamp(-36_600, 36_600);
-        let limit = to_millis(now + Duration::days(days));
-        query = query.filter(
-            servers::valid_until
-                .is_null()
-                .or(servers::valid_until.le(limit)),
-        );
+    let limit = page.limit()?;
+    let rows = match due_within_days {
+        None => {
+            let mut query = servers::table
+                .inner_join(customers::table)
+                .select(select_columns())
+                .order(servers::id.asc())
+                .limit(limit)
+                .into_boxed();
+            if let Some(after) = page.after {
+                query = query.filter(servers::id.gt(after.to_string()));
+            }
+            query.load::<ServerRow>(conn)?
+        }
+        Some(days) => due_page(conn, now, days, page.after, limit)?,
+    };
+    let ids: Vec<String> = rows.iter().map(|row| row.0.clone()).collect();
+    let mut by_server = licenses::list_for_many(conn, &ids)?;
+    rows.into_iter()
+        .map(|row| {
+            let licenses = by_server.remove(&row.0).unwrap_or_default();
+            to_view(row, licenses, now)
+        })
+        .collect()
+}
+
+/// The due list's page: never-synced ids first (`valid_until IS NULL`, by id), then
+/// the synced ones due by the cut-off, by `(valid_until, id)`. The cursor id's own
+/// `valid_until` says in which part the previous page ended. Two simple queries rather
+/// than one with `OR` (which neither database answers from the index in order) and
+/// without relying on where each database sorts NULLs.
+fn due_page(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    days: i64,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ServerRow>, ApiError> {
+    let cutoff = to_millis(now + Duration::days(days.clamp(-36_600, 36_600)));
+    // `None`: start; `Some((None, id))`: inside the never-synced part; `Some((Some(v),
+    // id))`: inside the synced part.
+    let cursor: Option<(Option<i64>, String)> = match after {
+        None => None,
+        Some(after) => {
+            let until: Option<Option<i64>> = servers::table
+                .find(after.to_string())
+                .select(servers::valid_until)
+                .first(conn)
+                .optional()?;
+            let until = until.ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "no license server id {after} to continue the list after"
+                ))
+            })?;
+            Some((until, after.to_string()))
+        }
+    };
+    let mut rows: Vec<ServerRow> = Vec::new();
+    if !matches!(cursor, Some((Some(_), _))) {
+        let mut query = servers::table
+            .inner_join(customers::table)
+            .select(select_columns())
+            .filter(servers::valid_until.is_null())
+            .order(servers::id.asc())
+            .limit(limit)
+            .into_boxed();
+        if let Some((_, id)) = &cursor {
+            query = query.filter(servers::id.gt(id.clone()));
+        }
+        rows = query.load(conn)?;
     }
-    let rows: Vec<ServerRow> = query.load(conn)?;
-    let mut by_server = licenses::list_all(conn)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let licenses = by_server.remove(&row.0).unwrap_or_default();
-        out.push(to_view(row, licenses, now)?);
+    let left = limit - i64::try_from(rows.len()).unwrap_or(limit);
+    if left > 0 {
+        let mut query = servers::table
+            .inner_join(customers::table)
+            .select(select_columns())
+            .filter(servers::valid_until.is_not_null())
+            .filter(servers::valid_until.le(cutoff))
+            .order((servers::valid_until.asc(), servers::id.asc()))
+            .limit(left)
+            .into_boxed();
+        if let Some((Some(until), id)) = cursor {
+            query = query.filter(
+                servers::valid_until
+                    .gt(until)
+                    .or(servers::valid_until.eq(until).and(servers::id.gt(id))),
+            );
+        }
+        rows.extend(query.load::<ServerRow>(conn)?);
     }
-    Ok(out)
+    Ok(rows)
 }
 
 /// Unbinds the key pair of `id` so the next first sync binds a new one. `via` says what

@@ -201,6 +201,26 @@ async fn key_clear_requests_are_decided_by_an_operator() {
 
     let (_, pending) = app.get("/admin/v1/key-clear-requests?status=pending").await;
     assert_eq!(pending.as_array().map(Vec::len), Some(1));
+    // Marking a pending request notified would suppress the notice of its decision.
+    let pending_id = created["id"].as_str().expect("id");
+    let (status, body) = app
+        .post(
+            &format!("/admin/v1/key-clear-requests/{pending_id}/notified"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("MALFORMED")),
+        "{body}"
+    );
+    let (status, _) = app
+        .post(
+            &format!("/admin/v1/key-clear-requests/{}/notified", Uuid::new_v4()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, unnotified) = app.get("/admin/v1/key-clear-requests/unnotified").await;
     assert_eq!(unnotified, json!([]));
 
@@ -214,16 +234,22 @@ async fn key_clear_requests_are_decided_by_an_operator() {
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(approved["status"], "approved");
     assert_eq!(approved["operator"], "alice");
-    let (status, _) = app
+    let (status, body) = app
         .post(
             &format!("/admin/v1/key-clear-requests/{id}/reject"),
             json!({"reason": "late"}),
         )
         .await;
     assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "an approved request was rejected"
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("REPLAYED_REQUEST")),
+        "an approved request was rejected: {body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already approved by alice")),
+        "{body}"
     );
 
     let new = Local::new(server_id);
@@ -300,4 +326,161 @@ async fn a_mail_sync_asked_again_gets_the_same_license_file() {
     // Over the internet the same request is still a replay.
     let answer = app.post_sync(&text).await;
     assert_eq!(answer.code(), "REPLAYED_REQUEST");
+}
+
+/// The same mail handed over several times at once (gateway retries) makes one request
+/// with one audit entry; on PostgreSQL the losing inserts must not abort their
+/// transactions.
+#[expect(
+    clippy::expect_used,
+    reason = "test set-up helpers fail the test with a message"
+)]
+async fn concurrent_copies_of_one_key_clear_mail_make_one_request(app: &crate::helpers::TestApp) {
+    let (_, server_id) = app.register().await;
+    let message_id = format!("<{}@acme.example>", Uuid::new_v4());
+    let request = json!({
+        "server_id": server_id,
+        "sender": "ops@acme.example",
+        "message_id": message_id,
+        "text": "please clear",
+    });
+    let answers = futures_util::future::join_all(
+        (0..8).map(|_| app.post("/admin/v1/key-clear-requests", request.clone())),
+    )
+    .await;
+    let created = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "{answers:?}");
+    for (status, body) in &answers {
+        assert!(status.is_success(), "{body}");
+        assert_eq!(body["id"], answers[0].1["id"]);
+    }
+    let (_, audit) = app.get("/admin/v1/audit?limit=1000").await;
+    let entries = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|e| {
+            e["action"] == "key_clear_request.create"
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(&message_id))
+        })
+        .count();
+    assert_eq!(entries, 1);
+
+    // Adding one address at once from several requests: one row, one audit entry.
+    let (_, customer) = app.get("/admin/v1/customers").await;
+    let customer_id = customer[0]["id"].as_str().expect("id").to_owned();
+    let email = format!("{}@acme.example", Uuid::new_v4().simple());
+    let path = format!("/admin/v1/customers/{customer_id}/emails");
+    let added =
+        futures_util::future::join_all((0..8).map(|_| app.post(&path, json!({"email": email}))))
+            .await;
+    for (status, body) in &added {
+        assert!(status.is_success(), "{body}");
+    }
+    let (_, audit) = app.get("/admin/v1/audit?limit=1000").await;
+    let entries = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|e| {
+            e["action"] == "customer.add_email"
+                && e["detail"].as_str().is_some_and(|d| d.contains(&email))
+        })
+        .count();
+    assert_eq!(entries, 1);
+}
+
+#[actix_rt::test]
+async fn concurrent_copies_of_one_key_clear_mail_make_one_request_on_sqlite() {
+    concurrent_copies_of_one_key_clear_mail_make_one_request(&spawn_app().await).await;
+}
+
+#[actix_rt::test]
+async fn concurrent_copies_of_one_key_clear_mail_make_one_request_on_postgres() {
+    let Some(url) = crate::helpers::fresh_pg_database() else {
+        return;
+    };
+    let app = crate::helpers::spawn_app_with(Some(url), None).await;
+    concurrent_copies_of_one_key_clear_mail_make_one_request(&app).await;
+}
+
+/// Pages through `GET /admin/v1/servers{query}` two ids at a time; returns every id in
+/// the order served.
+#[expect(
+    clippy::expect_used,
+    reason = "test set-up helpers fail the test with a message"
+)]
+async fn all_pages(app: &crate::helpers::TestApp, query: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let cursor = after.map(|a| format!("&after={a}")).unwrap_or_default();
+        let (status, page) = app
+            .get(&format!("/admin/v1/servers?limit=2{query}{cursor}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let ids: Vec<String> = page
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|s| s["server_id"].as_str().expect("id").to_owned())
+            .collect();
+        assert!(ids.len() <= 2);
+        seen.extend(ids.iter().cloned());
+        if ids.len() < 2 {
+            return seen;
+        }
+        after = ids.last().cloned();
+    }
+}
+
+#[actix_rt::test]
+async fn id_listings_are_paged() {
+    let app = spawn_app().await;
+    let mut never = Vec::new();
+    let mut synced = Vec::new();
+    for i in 0..5 {
+        let (_, id) = app.register().await;
+        if i % 2 == 0 {
+            let local = Local::new(id);
+            assert_eq!(
+                app.post_sync(&local.sync_data()).await.status,
+                StatusCode::OK
+            );
+            synced.push(id.to_string());
+        } else {
+            never.push(id.to_string());
+        }
+    }
+    // Every id exactly once, by id.
+    let mut all: Vec<String> = never.iter().chain(&synced).cloned().collect();
+    all.sort();
+    assert_eq!(all_pages(&app, "").await, all);
+
+    // The due list: never-synced ids first (by id), then the synced ones by due date
+    // (registered in order, so synced in order).
+    never.sort();
+    let expected: Vec<String> = never.iter().chain(&synced).cloned().collect();
+    assert_eq!(all_pages(&app, "&due_within_days=400").await, expected);
+    assert_eq!(all_pages(&app, "&due_within_days=30").await, never);
+
+    for bad in ["limit=0", "limit=1001"] {
+        let (status, body) = app.get(&format!("/admin/v1/servers?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (status, _) = app
+        .get(&format!(
+            "/admin/v1/servers?due_within_days=30&after={}",
+            Uuid::new_v4()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Without a limit a page holds at most 100 ids.
+    let (_, page) = app.get("/admin/v1/servers").await;
+    assert_eq!(page.as_array().map(Vec::len), Some(5));
 }

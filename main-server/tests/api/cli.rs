@@ -154,6 +154,58 @@ fn admin_cli_exits_75_when_the_server_is_down() {
 }
 
 #[test]
+fn admin_cli_exits_75_when_the_server_fails() {
+    use std::io::{Read, Write};
+    // A stand-in admin API that fails every request, as one with its database down.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = r#"{"code":"INTERNAL","message":"internal error, see the server log"}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let dir = init_dir(None);
+    let out = Command::new(BIN)
+        .args([
+            "admin",
+            "--admin-url",
+            &format!("http://{addr}"),
+            "--token-file",
+        ])
+        .arg(dir.path().join("admin-token"))
+        .args(["customer", "list"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("500"), "{stderr}");
+}
+
+#[test]
+fn admin_cli_refuses_an_operator_name_that_cannot_be_a_header() {
+    let dir = init_dir(None);
+    for bad in ["bad\nname", "ümlaut", ""] {
+        let out = Command::new(BIN)
+            .args(["admin", "--admin-url", "http://127.0.0.1:9", "--token-file"])
+            .arg(dir.path().join("admin-token"))
+            .args(["--operator", bad, "customer", "list"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(stderr.contains("operator name"), "{stderr}");
+    }
+}
+
+#[test]
 fn init_keeps_existing_keys() {
     let dir = init_dir(None);
     let key = std::fs::read(dir.path().join("solme-signing.pem")).expect("key");

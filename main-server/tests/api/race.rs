@@ -103,3 +103,36 @@ async fn concurrent_copies_of_one_sync_are_answered_once() {
     assert_eq!(next.status, StatusCode::OK, "{}", next.body);
     assert_eq!(local.open(&app, &next.body).sequence, file.sequence + 1);
 }
+
+/// Retries of one mail delivered at once (the gateway's own retries, or two gateways):
+/// every one gets the same license file, none a `REPLAYED_REQUEST`, and the sequence
+/// moves once. On PostgreSQL the copies really run in parallel.
+async fn concurrent_retries_of_one_mail_get_the_same_answer(app: &TestApp) {
+    let (_, server_id) = app.register().await;
+    let local = Local::new(server_id);
+    let body = serde_json::json!({"sender": "ops@acme.example", "sync_data": local.sync_data()});
+    let answers =
+        join_all((0..CONTENDERS).map(|_| app.post("/admin/v1/mail/sync", body.clone()))).await;
+    for (status, answer) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["license_file"], answers[0].1["license_file"]);
+    }
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(shown["sequence"], 1, "{shown}");
+}
+
+#[actix_rt::test]
+async fn concurrent_retries_of_one_mail_get_the_same_answer_on_sqlite() {
+    concurrent_retries_of_one_mail_get_the_same_answer(&spawn_app().await).await;
+}
+
+#[actix_rt::test]
+async fn concurrent_retries_of_one_mail_get_the_same_answer_on_postgres() {
+    let Some(url) = fresh_pg_database() else {
+        return;
+    };
+    let app = spawn_app_with(Some(url), None).await;
+    for _ in 0..3 {
+        concurrent_retries_of_one_mail_get_the_same_answer(&app).await;
+    }
+}

@@ -145,6 +145,62 @@ async fn bad_signature_and_garbage_are_refused() {
     assert!(shown["bound_fingerprint"].is_null());
 }
 
+/// Sync data correctly signed but presenting an all-zero (low-order) X25519 key: built
+/// by hand, since `sync_data::seal` only signs with a whole identity.
+#[expect(
+    clippy::expect_used,
+    reason = "test set-up helpers fail the test with a message"
+)]
+fn sync_data_with_zero_encryption_key(server_id: Uuid) -> String {
+    let signing = openssl::pkey::PKey::generate_ed25519().expect("key");
+    let raw: [u8; 32] = signing
+        .raw_public_key()
+        .expect("raw key")
+        .try_into()
+        .expect("32 bytes");
+    let request = shared_proto::SyncRequest {
+        version: shared_proto::messages::MESSAGE_VERSION,
+        server_id,
+        request_id: Uuid::new_v4(),
+        created_at: Utc::now(),
+        public_keys: shared_proto::keys::ServerPublicKeys {
+            signing: raw,
+            encryption: [0; 32],
+        },
+        held_revision: None,
+        held_sequence: None,
+        software_version: "test-1.0".into(),
+        usage: Vec::new(),
+    };
+    let payload = serde_json::to_vec(&request).expect("json");
+    let signed = shared_proto::envelope::sign(
+        shared_proto::envelope::Kind::SyncRequest,
+        &payload,
+        &signing,
+    )
+    .expect("sign");
+    armor::encode(ArmorKind::SyncData, &[], &signed)
+}
+
+#[actix_rt::test]
+async fn a_low_order_encryption_key_is_refused_before_anything_is_recorded() {
+    let app = spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let answer = app
+        .post_sync(&sync_data_with_zero_encryption_key(server_id))
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert_eq!(answer.code(), "MALFORMED");
+
+    // Nothing bound, no sequence used: a real key binds afterwards with sequence 1.
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert!(shown["bound_fingerprint"].is_null(), "{shown}");
+    let local = Local::new(server_id);
+    let answer = app.post_sync(&local.sync_data()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(local.open(&app, &answer.body).sequence, 1);
+}
+
 #[actix_rt::test]
 async fn stale_requests_are_refused_per_channel() {
     let app = spawn_app().await;
