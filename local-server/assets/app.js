@@ -501,7 +501,7 @@
   async function diagnose() {
     const box = $("diagnose-result");
     await busy($("diagnose-button"), box, "Diagnosing… this can take up to a minute when connections time out.", async () => {
-      const resp = await api("GET", "diagnose");
+      const resp = await api("POST", "diagnose");
       const report = resp.data;
       if (!resp.ok || !report || typeof report !== "object" || !report.checks) {
         const r = describeRefusal(resp, "Diagnosis");

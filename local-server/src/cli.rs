@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
+use crate::proxy::ProxyText;
+
 /// Solme local license server: hands out floating licenses to client programs and keeps
 /// itself synchronized with Solme's main license server.
 #[derive(Debug, Parser)]
@@ -30,7 +32,7 @@ pub struct ProxyArg {
     /// Overrides the proxy stored by `init` and the HTTPS_PROXY environment variable;
     /// hosts listed in NO_PROXY are reached directly.
     #[arg(long, env = "LOCAL_SERVER_PROXY", value_name = "URL")]
-    pub proxy: Option<String>,
+    pub proxy: Option<ProxyText>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,7 +120,7 @@ pub struct InitArgs {
     pub ca_cert: PathBuf,
     /// HTTP proxy to reach the main server through, stored in the configuration.
     #[arg(long, env = "LOCAL_SERVER_INIT_PROXY", value_name = "URL")]
-    pub proxy: Option<String>,
+    pub proxy: Option<ProxyText>,
     /// Replace an existing installation: new key pairs, empty state. The main server
     /// refuses the new key pair until Solme clears the old one.
     #[arg(long, env = "LOCAL_SERVER_FORCE")]
@@ -192,6 +194,21 @@ impl AutoSyncMode {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn debug_output_hides_the_proxy_password() {
+        let cli = Cli::parse_from([
+            "local-server",
+            "serve",
+            "--data-dir",
+            "/tmp/x",
+            "--proxy",
+            "http://alice:s3cret@proxy.example:3128",
+        ]);
+        let text = format!("{cli:?}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("alice:***@proxy.example"), "{text}");
+    }
 
     #[test]
     fn verify_cli() {

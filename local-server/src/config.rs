@@ -13,11 +13,65 @@ use uuid::Uuid;
 use crate::cli::{AutoSyncMode, InitArgs};
 use crate::db::{self, to_ms, ConfigRow};
 use crate::error::Error;
-use crate::proxy::ProxyUrl;
+use crate::proxy::{redact_url, ProxyText, ProxyUrl};
 use crate::schema::{config, sync_state};
 
 /// The file `serve` writes with the addresses it listens on.
 pub const LISTENING_FILE: &str = "listening.json";
+
+/// The file `serve` holds an exclusive lock on while it runs: one `serve` per data
+/// directory (each keeps its own in-memory seat counts).
+pub const SERVE_LOCK_FILE: &str = "serve.lock";
+
+/// The held `serve` lock; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct ServeLock {
+    _file: fs::File,
+}
+
+/// Takes the `serve` lock of `data_dir`, or says which process holds it.
+pub fn lock_serve(data_dir: &Path) -> anyhow::Result<ServeLock> {
+    use rustix::fs::{flock, FlockOperation};
+    let path = data_dir.join(SERVE_LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(ServeLock { _file: file }),
+        Err(rustix::io::Errno::WOULDBLOCK) => bail!(
+            "another `local-server serve` is already running on {} (it holds {}); \
+             stop it first: only one may serve a data directory",
+            data_dir.display(),
+            path.display()
+        ),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("locking {}", path.display()))),
+    }
+}
+
+/// Writes a file whole or not at all: to a temporary file of a unique name beside it,
+/// then renamed over it (two writers never share a temporary file).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{} is not a file name", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        Uuid::new_v4().simple()
+    ));
+    let tmp = path.with_file_name(tmp_name);
+    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        drop(fs::remove_file(&tmp));
+        return Err(anyhow::Error::new(e).context(format!("writing {}", path.display())));
+    }
+    Ok(())
+}
 
 /// Largest PEM file read (keys and CA certificates are a few KiB).
 const MAX_PEM_BYTES: u64 = 256 * 1024;
@@ -48,7 +102,7 @@ pub struct Settings {
     pub endpoints: Vec<Endpoint>,
     pub solme_public_pem: String,
     pub ca_pem: String,
-    pub proxy: Option<String>,
+    pub proxy: Option<ProxyText>,
     pub auto_sync: AutoSyncMode,
 }
 
@@ -65,7 +119,7 @@ impl Settings {
                 .collect::<anyhow::Result<_>>()?,
             solme_public_pem: row.solme_public_pem,
             ca_pem: row.ca_pem,
-            proxy: row.proxy,
+            proxy: row.proxy.map(ProxyText::from),
             auto_sync: AutoSyncMode::parse(&row.auto_sync).unwrap_or(AutoSyncMode::Off),
         })
     }
@@ -93,8 +147,12 @@ pub fn load_identity(data_dir: &Path) -> anyhow::Result<ServerIdentity> {
 
 /// Parses one main-server address: `https://host[:port][/]`.
 pub fn parse_endpoint(text: &str) -> anyhow::Result<Endpoint> {
-    let url = url::Url::parse(text.trim())
-        .with_context(|| format!("{text:?} is not a URL like https://licensing.solme.example"))?;
+    let url = url::Url::parse(text.trim()).with_context(|| {
+        format!(
+            "{:?} is not a URL like https://licensing.solme.example",
+            redact_url(text)
+        )
+    })?;
     if url.scheme() != "https" {
         bail!("the main server address {text:?} must start with https://");
     }
@@ -105,7 +163,10 @@ pub fn parse_endpoint(text: &str) -> anyhow::Result<Endpoint> {
         None => bail!("the main server address {text:?} has no host name"),
     };
     if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
-        bail!("the main server address {text:?} must not carry credentials or a query");
+        bail!(
+            "the main server address {:?} must not carry credentials or a query",
+            redact_url(text)
+        );
     }
     Ok(Endpoint {
         host,
@@ -154,6 +215,20 @@ fn read_pem(path: &Path, what: &str) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// Creates the data directory readable by the owner only (0700: it holds the private
+/// keys and the proxy credentials), or restricts an existing one.
+fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} private", dir.display()))?;
+    Ok(())
+}
+
 /// The database files of a data directory (removed by a reinstall).
 fn db_files(data_dir: &Path) -> Vec<PathBuf> {
     ["", "-wal", "-shm"]
@@ -180,10 +255,10 @@ pub fn init(args: &InitArgs, clock: &Clock) -> Result<String, Error> {
         return Err(anyhow!("{} holds no certificate", args.ca_cert.display()).into());
     }
     if let Some(proxy) = &args.proxy {
-        ProxyUrl::parse(proxy)?;
+        ProxyUrl::parse(proxy.expose())?;
     }
 
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    make_private_dir(dir)?;
     let key_files = [
         dir.join(SERVER_SIGNING_KEY_FILE),
         dir.join(SERVER_ENCRYPTION_KEY_FILE),
@@ -198,6 +273,13 @@ pub fn init(args: &InitArgs, clock: &Clock) -> Result<String, Error> {
         )
         .into());
     }
+    // Held until the reinstall is done, so that no `serve` starts on a half-made
+    // installation; refused while one runs on the old one.
+    let _serve_lock = if installed {
+        Some(lock_serve(dir).context("refusing to reinstall while `serve` runs")?)
+    } else {
+        None
+    };
     if installed {
         for path in key_files.iter().chain(db_files(dir).iter()) {
             match fs::remove_file(path) {
@@ -229,7 +311,7 @@ pub fn init(args: &InitArgs, clock: &Clock) -> Result<String, Error> {
         endpoints: serde_json::to_string(&endpoint_urls).context("encoding the addresses")?,
         solme_public_pem: solme_pem,
         ca_pem,
-        proxy: args.proxy.clone(),
+        proxy: args.proxy.as_ref().map(|p| p.expose().to_owned()),
         auto_sync: AutoSyncMode::Off.as_str().into(),
         created_at: now,
     };

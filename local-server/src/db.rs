@@ -69,8 +69,39 @@ fn db_url(data_dir: &Path) -> anyhow::Result<String> {
     })
 }
 
+/// Makes the database files readable by the owner only (they hold the proxy
+/// credentials): creates the database file 0600 before SQLite does (its `-wal` and
+/// `-shm` files take the database's mode), and tightens files an older version made
+/// (`chmod` by path, which leaves SQLite's locks alone).
+fn restrict_db_files(data_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let db = data_dir.join(DB_FILE);
+    // Only when it does not exist yet: closing any descriptor of an open SQLite file
+    // drops the POSIX locks this process's connections hold on it.
+    if !db.exists() {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&db)
+            .with_context(|| format!("creating {}", db.display()))?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let path = data_dir.join(format!("{DB_FILE}{suffix}"));
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("making {} private", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Opens one connection (pragmas applied, migrations run).
 pub fn connect(data_dir: &Path) -> anyhow::Result<SqliteConnection> {
+    restrict_db_files(data_dir)?;
     let url = db_url(data_dir)?;
     let mut conn =
         SqliteConnection::establish(&url).with_context(|| format!("opening the database {url}"))?;
@@ -122,8 +153,8 @@ pub fn data_version(conn: &mut SqliteConnection) -> QueryResult<i64> {
     Ok(row.data_version)
 }
 
-/// The stored configuration.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+/// The stored configuration. `Debug` hides the proxy password.
+#[derive(Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = config)]
 pub struct ConfigRow {
     pub id: i32,
@@ -134,6 +165,20 @@ pub struct ConfigRow {
     pub proxy: Option<String>,
     pub auto_sync: String,
     pub created_at: i64,
+}
+
+impl std::fmt::Debug for ConfigRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigRow")
+            .field("server_id", &self.server_id)
+            .field("endpoints", &self.endpoints)
+            .field(
+                "proxy",
+                &self.proxy.as_deref().map(crate::proxy::redact_url),
+            )
+            .field("auto_sync", &self.auto_sync)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The synchronization state row.
@@ -155,6 +200,8 @@ pub struct SyncStateRow {
     pub last_contact_at: Option<i64>,
     pub next_auto_sync_at: Option<i64>,
     pub sync_lock_until: Option<i64>,
+    /// The token of the synchronization holding the lock.
+    pub sync_lock_owner: Option<String>,
 }
 
 /// A license of the license file in force.
@@ -228,10 +275,18 @@ pub fn raise_high_water(conn: &mut SqliteConnection, now_ms: i64) -> QueryResult
         .execute(conn)
 }
 
+/// Sets the clock high-water mark to `mark`, even lower than it was: only after a direct
+/// synchronization showed the clock agrees with the main server's (the lease engine
+/// adopts a lowered mark when it notices the change).
+pub fn reset_high_water(conn: &mut SqliteConnection, mark: i64) -> QueryResult<usize> {
+    diesel::update(sync_state::table)
+        .set(sync_state::clock_high_water.eq(mark))
+        .execute(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::sync_requests;
 
     #[test]
     fn schema_matches_the_migrations() -> anyhow::Result<()> {
@@ -247,13 +302,6 @@ mod tests {
         load_licenses(&mut conn)?;
         load_live_leases(&mut conn, 0)?;
         load_peaks(&mut conn)?;
-        sync_requests::table
-            .select((
-                sync_requests::request_id,
-                sync_requests::channel,
-                sync_requests::created_at,
-            ))
-            .load::<(String, String, i64)>(&mut conn)?;
         assert!(data_version(&mut conn)? >= 0);
         Ok(())
     }

@@ -26,7 +26,7 @@ use shared_proto::{Clock, ErrorCode};
 use crate::config::{Endpoint, Settings};
 use crate::db::{self, from_ms};
 use crate::error::Error;
-use crate::proxy::{self, ProxySettings, TunnelError};
+use crate::proxy::{self, ProxySettings, ProxyText, TunnelError};
 use crate::sync::{self, SyncContext};
 
 /// How a check ended.
@@ -36,7 +36,6 @@ pub enum Outcome {
     Ok,
     Warn,
     Fail,
-    Skipped,
 }
 
 /// The causes `diagnose` can name.
@@ -57,6 +56,8 @@ pub enum Cause {
     MainServerRefused,
     ClockSkew,
     SyncOverdue,
+    /// Another synchronization held the lock, so the main server was not asked.
+    SyncBusy,
 }
 
 impl Cause {
@@ -112,6 +113,10 @@ impl Cause {
                  more than 15 minutes off."
             }
             Self::SyncOverdue => "Synchronize now: `local-server sync`, or by email.",
+            Self::SyncBusy => {
+                "Another synchronization (automatic, or started elsewhere) was running: wait a \
+                 minute and run the diagnosis again."
+            }
         }
     }
 
@@ -134,6 +139,9 @@ impl Cause {
             Self::MainServerRefused => "the main server refused the synchronization",
             Self::ClockSkew => "this computer's clock is off",
             Self::SyncOverdue => "the last synchronization is too old",
+            Self::SyncBusy => {
+                "the diagnosis could not ask the main server (a synchronization was running)"
+            }
         }
     }
 }
@@ -167,10 +175,11 @@ pub struct Report {
 
 impl Report {
     pub fn exit_code(&self) -> u8 {
-        if self.cause.is_some() {
-            crate::error::EXIT_FAILED
-        } else {
-            0
+        match self.cause {
+            None => 0,
+            // Incomplete rather than failed: running it again later may succeed.
+            Some(Cause::SyncBusy) => crate::error::EXIT_TEMPORARY,
+            Some(_) => crate::error::EXIT_FAILED,
         }
     }
 }
@@ -186,7 +195,6 @@ impl fmt::Display for Report {
                 Outcome::Ok => "ok  ",
                 Outcome::Warn => "WARN",
                 Outcome::Fail => "FAIL",
-                Outcome::Skipped => "skip",
             };
             writeln!(f, "  [{tag}] {:<13} {}", c.check, c.detail)?;
         }
@@ -199,6 +207,7 @@ impl fmt::Display for Report {
     }
 }
 
+#[derive(Default)]
 struct Builder {
     checks: Vec<Check>,
     cause: Option<Cause>,
@@ -210,9 +219,6 @@ impl Builder {
     }
     fn warn(&mut self, check: &'static str, detail: impl Into<String>) {
         self.push(check, Outcome::Warn, detail.into(), None);
-    }
-    fn skip(&mut self, check: &'static str, detail: impl Into<String>) {
-        self.push(check, Outcome::Skipped, detail.into(), None);
     }
     fn fail(&mut self, check: &'static str, detail: impl Into<String>, cause: Cause) {
         self.push(check, Outcome::Fail, detail.into(), Some(cause));
@@ -263,21 +269,31 @@ fn serde_plain(cause: Cause) -> String {
         .to_owned()
 }
 
-/// Runs every check. Never fails: a failure is a finding.
-pub async fn run(data_dir: &Path, clock: Clock, proxy_flag: Option<&str>) -> Report {
-    let mut b = Builder {
-        checks: Vec::new(),
-        cause: None,
-    };
-    // 1. Identity and configuration.
-    let ctx = match SyncContext::open(data_dir, clock.clone()) {
+/// Runs every check (the `diagnose` verb). Never fails: a failure is a finding.
+pub async fn run(data_dir: &Path, clock: Clock, proxy_flag: Option<&ProxyText>) -> Report {
+    let ctx = match SyncContext::open(data_dir, clock) {
         Ok(ctx) => ctx,
         Err(e) => {
+            let mut b = Builder::default();
             b.fail("configuration", format!("{e:#}"), Cause::NotInitialised);
             return b.finish(None);
         }
     };
-    let settings = match ctx.settings() {
+    run_in(&ctx, |settings| {
+        ProxySettings::resolve(proxy_flag, settings.proxy.as_ref())
+    })
+    .await
+}
+
+/// Runs every check on an open installation (shared with `serve`, which passes the proxy
+/// it resolved at start-up). `proxy` picks the proxy settings from the configuration.
+pub async fn run_in(
+    ctx: &SyncContext,
+    proxy: impl FnOnce(&Settings) -> anyhow::Result<ProxySettings>,
+) -> Report {
+    let mut b = Builder::default();
+    // 1. Identity and configuration.
+    let settings = match ctx.load_settings().await {
         Ok(s) => s,
         Err(e) => {
             b.fail("configuration", e.to_string(), Cause::NotInitialised);
@@ -298,7 +314,7 @@ pub async fn run(data_dir: &Path, clock: Clock, proxy_flag: Option<&str>) -> Rep
                 .join(", then ")
         ),
     );
-    let proxy = match ProxySettings::resolve(proxy_flag, settings.proxy.as_deref()) {
+    let proxy = match proxy(&settings) {
         Ok(p) => p,
         Err(e) => {
             b.fail("proxy", format!("{e:#}"), Cause::ProxyConfiguration);
@@ -320,9 +336,9 @@ pub async fn run(data_dir: &Path, clock: Clock, proxy_flag: Option<&str>) -> Rep
 
     let reachable = network_checks(&mut b, &settings, &proxy, reached_before).await;
     if let Some(endpoint) = reachable {
-        main_server_checks(&mut b, &ctx, &settings, &proxy, &endpoint).await;
+        main_server_checks(&mut b, ctx, &settings, &proxy, &endpoint).await;
     }
-    sync_age_check(&mut b, &ctx).await;
+    sync_age_check(&mut b, ctx).await;
     b.finish(Some(settings.server_id))
 }
 
@@ -363,6 +379,7 @@ async fn network_checks(
     let mut failures = Vec::new();
     let mut any_timeout = false;
     let mut dns_checked = Vec::new();
+    let mut dns_failures = 0;
     for endpoint in &settings.endpoints {
         let via = proxy.for_host(&endpoint.host).cloned();
         // DNS: the proxy's name when going through it (it resolves the main server).
@@ -370,11 +387,15 @@ async fn network_checks(
             Some(p) => (p.host.clone(), p.port),
             None => (endpoint.host.clone(), endpoint.port),
         };
+        // A name that does not resolve is one endpoint's failure: the next one may have
+        // another name (or the proxy may be bypassed for it).
         let addrs = match proxy::resolve(&name, port).await {
             Ok(a) => a,
             Err(e) => {
-                b.fail("dns", e.to_string(), Cause::DnsFailure);
-                return None;
+                b.warn("dns", e.to_string());
+                failures.push(endpoint.url());
+                dns_failures += 1;
+                continue;
             }
         };
         if !dns_checked.contains(&name) {
@@ -471,12 +492,23 @@ async fn network_checks(
         }
     }
     if usable.is_none() {
-        let cause = unreachable_cause(any_timeout);
-        b.fail(
-            "connection",
-            format!("none of {} can be reached.{since}", failures.join(", ")),
-            cause,
-        );
+        if dns_failures > 0 && dns_failures == failures.len() {
+            b.fail(
+                "dns",
+                format!(
+                    "none of the names of {} can be looked up",
+                    failures.join(", ")
+                ),
+                Cause::DnsFailure,
+            );
+        } else {
+            let cause = unreachable_cause(any_timeout);
+            b.fail(
+                "connection",
+                format!("none of {} can be reached.{since}", failures.join(", ")),
+                cause,
+            );
+        }
     }
     usable
 }
@@ -596,7 +628,12 @@ async fn main_server_checks(
             };
             b.fail("main server", format!("{code}: {message}"), cause);
         }
-        Err(Error::SyncBusy) => b.skip("main server", "a synchronization is running right now"),
+        // The main server was not asked: the diagnosis is incomplete, not clean.
+        Err(Error::SyncBusy) => b.fail(
+            "main server",
+            "not asked: another synchronization is running right now",
+            Cause::SyncBusy,
+        ),
         Err(Error::Network(m)) => b.fail("main server", m, Cause::MainServerDown),
         Err(e) => b.fail("main server", e.to_string(), Cause::MainServerRefused),
     }
@@ -617,7 +654,9 @@ async fn sync_age_check(b: &mut Builder, ctx: &SyncContext) {
     if validity::check_clock(now, state.clock_high_water.map(from_ms)).is_err() {
         b.fail(
             "last sync",
-            "the system clock is behind a time this server has already seen: no licenses are issued",
+            "the system clock is behind a time this server has already seen: no licenses are \
+             issued. If the clock is right and that time was wrong, a successful direct \
+             synchronization sets it back (it failed or was not possible above)",
             Cause::ClockSkew,
         );
         return;

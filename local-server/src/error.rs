@@ -54,6 +54,10 @@ impl Error {
 
 impl From<shared_proto::ProtoError> for Error {
     fn from(err: shared_proto::ProtoError) -> Self {
+        // OpenSSL and I/O failures are ours, not the input's: logged, never blamed on it.
+        if err.is_internal() {
+            return Self::Internal(anyhow::Error::new(err));
+        }
         Self::refused(err.code(), err.to_string())
     }
 }

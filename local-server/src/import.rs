@@ -11,6 +11,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
+use shared_proto::validity::CLOCK_ROLLBACK_TOLERANCE;
 use shared_proto::{license_file, ErrorCode, License, LicenseFile, ServerIdentity};
 
 use crate::config::Settings;
@@ -225,7 +226,16 @@ pub fn apply(
                 sync_state::last_sync_channel.eq(channel.as_str()),
             ))
             .execute(c)?;
-        db::raise_high_water(c, now_ms)?;
+        if channel == Channel::Internet && (file.issued_at - now).abs() <= CLOCK_ROLLBACK_TOLERANCE
+        {
+            // A direct answer to our own request carries the main server's time, and the
+            // local clock agrees with it: the clock is right now, so a mark left by a clock
+            // that was wrongly in the future is wrong, and is set back (CLOCK_ROLLBACK
+            // would otherwise never clear).
+            db::reset_high_water(c, now_ms.max(to_ms(file.issued_at)))?;
+        } else {
+            db::raise_high_water(c, now_ms)?;
+        }
         // Usage peaks are reported per synchronization period: start the new one from
         // the seats in use right now.
         diesel::delete(usage_peaks::table).execute(c)?;

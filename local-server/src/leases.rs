@@ -64,6 +64,8 @@ pub struct FeatureSeats {
 
 struct LiveLease {
     feature: Arc<str>,
+    /// When it was granted: over a lowered seat count, the newest leases lose first.
+    granted_ms: i64,
     expires_ms: i64,
 }
 
@@ -124,6 +126,7 @@ impl LeaseEngine {
                 id,
                 LiveLease {
                     feature,
+                    granted_ms: row.granted_at,
                     expires_ms: row.expires_at,
                 },
             );
@@ -135,10 +138,6 @@ impl LeaseEngine {
             clock,
             lease_length,
         })
-    }
-
-    pub fn lease_length(&self) -> Duration {
-        self.lease_length
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -216,6 +215,7 @@ impl LeaseEngine {
             id,
             LiveLease {
                 feature: feature_key,
+                granted_ms: row.granted_at,
                 expires_ms: row.expires_at,
             },
         );
@@ -240,9 +240,20 @@ impl LeaseEngine {
             None => return Err(lease_unknown(id)),
         };
         inner.check_may_issue(now)?;
-        // A lease of a feature whose license was removed or ended is not renewed; one
-        // over a lowered seat count is (it runs until checked in or expired).
-        inner.seats_now(&feature, now)?;
+        // A lease of a feature whose license was removed or ended is not renewed. Over a
+        // lowered seat count the newest leases are not renewed either, so that the count
+        // in use comes down to the new number of seats as they run out.
+        let seats = inner.seats_now(&feature, now)?;
+        let in_use = inner.in_use.get(feature.as_ref()).copied().unwrap_or(0);
+        if in_use > seats && inner.rank_in_feature(id) >= seats {
+            return Err(Error::refused(
+                ErrorCode::NoSeats,
+                format!(
+                    "the license for {feature} now has {seats} seats, fewer than are in use; \
+                     this lease is not renewed (it ends at its expiry)"
+                ),
+            ));
+        }
         let expires_at = now + self.lease_length;
         let expires_ms = to_ms(expires_at);
         let persist_mark = inner.high_water_to_persist(now_ms);
@@ -304,17 +315,6 @@ impl LeaseEngine {
             .collect())
     }
 
-    /// Live leases per feature (for the status report).
-    pub fn in_use(&self) -> HashMap<String, u32> {
-        let mut inner = self.lock();
-        inner.expire(to_ms(self.clock.now()));
-        inner
-            .in_use
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect()
-    }
-
     /// Periodic housekeeping: forgets expired leases, deletes their rows, stores the
     /// clock high-water mark.
     pub fn sweep(&self) -> Result<usize, Error> {
@@ -351,9 +351,16 @@ impl Inner {
         let rows = db::load_licenses(&mut self.conn)?;
         let peaks = db::load_peaks(&mut self.conn)?;
         self.valid_until = state.valid_until.map(from_ms);
+        // The stored mark only goes down when a direct synchronization proved the clock
+        // right (`db::reset_high_water`): then the one in memory is wrong too.
+        let lowered = matches!(
+            (self.stored_high_water, state.clock_high_water),
+            (Some(old), Some(new)) if new < old
+        );
         self.stored_high_water = state.clock_high_water;
         let stored = state.clock_high_water.map(from_ms);
         self.high_water = match (self.high_water, stored) {
+            (_, Some(b)) if lowered => Some(b),
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
@@ -392,6 +399,23 @@ impl Inner {
                 *count = count.saturating_sub(1);
             }
         }
+    }
+
+    /// How many live leases of the same feature are older than lease `id` (by grant
+    /// time, then id). A scan of the live leases: only called over a lowered count.
+    fn rank_in_feature(&self, id: Uuid) -> u32 {
+        let Some(lease) = self.leases.get(&id) else {
+            return 0;
+        };
+        let key = (lease.granted_ms, id);
+        let older = self
+            .leases
+            .iter()
+            .filter(|(other_id, other)| {
+                other.feature == lease.feature && (other.granted_ms, **other_id) < key
+            })
+            .count();
+        u32::try_from(older).unwrap_or(u32::MAX)
     }
 
     /// The refusals that come before any license check: clock, then sync state.
@@ -493,7 +517,9 @@ pub fn clock_rollback(high_water: Option<DateTime<Utc>>) -> Error {
         ErrorCode::ClockRollback,
         format!(
             "the system clock is behind a time this license server has already seen ({seen}); \
-             correct the clock"
+             correct the clock. If the clock is right and that time was wrong, ask the \
+             administrator to synchronize directly (`local-server sync`): a successful \
+             synchronization with Solme's server sets that time back"
         ),
     )
 }

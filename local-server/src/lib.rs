@@ -87,7 +87,7 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             let ctx = SyncContext::open(&data.data_dir, clock)?;
             let settings = ctx.settings()?;
             let proxy =
-                proxy::ProxySettings::resolve(proxy.proxy.as_deref(), settings.proxy.as_deref())?;
+                proxy::ProxySettings::resolve(proxy.proxy.as_ref(), settings.proxy.as_ref())?;
             let client = sync::http_client(sync::tls_connector(&settings.ca_pem)?, proxy);
             let report = sync::sync_now(&ctx, &client, "manual").await?;
             out!("Synchronized through {}.", report.endpoint);
@@ -130,7 +130,13 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             let identity = config::load_identity(&data.data_dir)?;
             let mut conn = db::connect_existing(&data.data_dir)?;
             let settings = config::Settings::load(&data.data_dir, &mut conn)?;
-            let report = status::report(&mut conn, &settings, identity.fingerprint(), clock.now())?;
+            let report = status::report(
+                &mut conn,
+                &settings,
+                identity.fingerprint(),
+                clock.now(),
+                None,
+            )?;
             if json {
                 out!(
                     "{}",
@@ -141,7 +147,7 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             }
         }
         Command::Diagnose { data, proxy, json } => {
-            let report = diagnose::run(&data.data_dir, clock, proxy.proxy.as_deref()).await;
+            let report = diagnose::run(&data.data_dir, clock, proxy.proxy.as_ref()).await;
             if json {
                 out!(
                     "{}",

@@ -23,6 +23,59 @@ use tokio::net::TcpStream;
 /// Time allowed for name resolution plus the TCP connection (per address).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A proxy address as given (flag, environment or configuration), before parsing. It
+/// may carry a password: `Debug` and `Display` hide it, [`ProxyText::expose`] gives the
+/// text to the one place that parses it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyText(String);
+
+impl ProxyText {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for ProxyText {
+    fn from(text: String) -> Self {
+        Self(text)
+    }
+}
+
+impl std::str::FromStr for ProxyText {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self(text.to_owned()))
+    }
+}
+
+impl fmt::Debug for ProxyText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProxyText({:?})", redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for ProxyText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// A URL with its password (if any) replaced by `***`; text that is not a URL loses
+/// everything before its last `@`.
+pub fn redact_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            if url.set_password(Some("***")).is_ok() {
+                url.to_string()
+            } else {
+                redact(text)
+            }
+        }
+        Ok(_) => text.to_owned(),
+        Err(_) => redact(text),
+    }
+}
+
 /// A proxy address with optional credentials. `Debug` and `Display` hide the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProxyUrl {
@@ -120,12 +173,12 @@ pub struct ProxySettings {
 impl ProxySettings {
     /// The proxy in force: the `--proxy` flag, else the stored one, else `HTTPS_PROXY`
     /// (or `https_proxy`). `NO_PROXY` (or `no_proxy`) applies to all of them.
-    pub fn resolve(flag: Option<&str>, stored: Option<&str>) -> anyhow::Result<Self> {
+    pub fn resolve(flag: Option<&ProxyText>, stored: Option<&ProxyText>) -> anyhow::Result<Self> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let (text, source) = if let Some(flag) = flag.filter(|f| !f.trim().is_empty()) {
-            (Some(flag.to_owned()), "--proxy")
+        let (text, source) = if let Some(flag) = flag.filter(|f| !f.expose().trim().is_empty()) {
+            (Some(flag.expose().to_owned()), "--proxy")
         } else if let Some(stored) = stored {
-            (Some(stored.to_owned()), "configuration")
+            (Some(stored.expose().to_owned()), "configuration")
         } else if let Some(v) = env("HTTPS_PROXY") {
             (Some(v), "HTTPS_PROXY")
         } else if let Some(v) = env("https_proxy") {

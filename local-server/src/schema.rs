@@ -31,6 +31,7 @@ diesel::table! {
         last_contact_at -> Nullable<BigInt>,
         next_auto_sync_at -> Nullable<BigInt>,
         sync_lock_until -> Nullable<BigInt>,
+        sync_lock_owner -> Nullable<Text>,
     }
 }
 
@@ -61,19 +62,4 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    sync_requests (request_id) {
-        request_id -> Text,
-        channel -> Text,
-        created_at -> BigInt,
-    }
-}
-
-diesel::allow_tables_to_appear_in_same_query!(
-    config,
-    sync_state,
-    licenses,
-    leases,
-    usage_peaks,
-    sync_requests,
-);
+diesel::allow_tables_to_appear_in_same_query!(config, sync_state, licenses, leases, usage_peaks,);

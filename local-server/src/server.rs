@@ -16,7 +16,7 @@ use shared_proto::{Clock, ErrorCode};
 use uuid::Uuid;
 
 use crate::cli::{AutoSyncMode, ServeArgs};
-use crate::config::LISTENING_FILE;
+use crate::config::{ServeLock, LISTENING_FILE};
 use crate::diagnose;
 use crate::error::Error;
 use crate::import::{self, Channel};
@@ -43,7 +43,8 @@ pub struct AppState {
 /// A bound, ready server.
 pub struct Application {
     server: actix_web::dev::Server,
-    address: SocketAddr,
+    /// Held while serving: one `serve` per data directory.
+    _lock: ServeLock,
 }
 
 impl Application {
@@ -51,8 +52,9 @@ impl Application {
     pub fn build(args: &ServeArgs, clock: Clock) -> anyhow::Result<Self> {
         let dir = &args.data.data_dir;
         let sync_ctx = SyncContext::open(dir, clock.clone())?;
+        let lock = crate::config::lock_serve(dir)?;
         let settings = sync_ctx.settings().map_err(anyhow::Error::from)?;
-        let proxy = ProxySettings::resolve(args.proxy.proxy.as_deref(), settings.proxy.as_deref())?;
+        let proxy = ProxySettings::resolve(args.proxy.proxy.as_ref(), settings.proxy.as_ref())?;
         let tls = sync::tls_connector(&settings.ca_pem)?;
         let engine = Arc::new(LeaseEngine::open(
             dir,
@@ -100,11 +102,10 @@ impl Application {
             settings.server_id,
             args.lease_seconds
         );
-        Ok(Self { server, address })
-    }
-
-    pub fn address(&self) -> SocketAddr {
-        self.address
+        Ok(Self {
+            server,
+            _lock: lock,
+        })
     }
 
     /// Runs until Ctrl-C / SIGTERM, then drains connections.
@@ -115,11 +116,7 @@ impl Application {
 
 fn write_listening(dir: &Path, address: SocketAddr) -> anyhow::Result<()> {
     let body = serde_json::json!({ "api": address.to_string() }).to_string();
-    let tmp = dir.join(format!("{LISTENING_FILE}.tmp"));
-    std::fs::write(&tmp, body).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, dir.join(LISTENING_FILE))
-        .with_context(|| format!("writing {LISTENING_FILE}"))?;
-    Ok(())
+    crate::config::write_atomically(&dir.join(LISTENING_FILE), body.as_bytes())
 }
 
 async fn sweeper(engine: Arc<LeaseEngine>) {
@@ -152,11 +149,12 @@ fn json_config() -> web::JsonConfig {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            .wrap(actix_web::middleware::from_fn(client_api_guard))
             .route("/leases", web::post().to(check_out))
             .route("/leases/{id}/heartbeat", web::post().to(heartbeat))
             .route("/leases/{id}", web::delete().to(check_in))
             .route("/features", web::get().to(features))
-            .route("/status", web::get().to(status_handler)),
+            .route("/status", web::get().to(client_status)),
     )
     .service(
         web::scope("/manager/v1")
@@ -166,7 +164,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add(("Cache-Control", "no-store")),
             )
-            .route("/status", web::get().to(status_handler))
+            .route("/status", web::get().to(manager_status))
             .route("/sync", web::post().to(manager_sync))
             .route("/auto-sync", web::put().to(manager_auto_sync))
             .route("/sync-data", web::post().to(manager_export))
@@ -177,9 +175,39 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     ))
                     .route(web::post().to(manager_import)),
             )
-            .route("/diagnose", web::get().to(manager_diagnose)),
+            // POST: it runs a real synchronization.
+            .route("/diagnose", web::post().to(manager_diagnose)),
     )
     .configure(manager_page::routes);
+}
+
+/// Refuses client-API requests made by a web page. Client programs send neither an
+/// `Origin` header nor `Sec-Fetch-Site: cross-site`; a browser driven by another web
+/// site (including through DNS rebinding, where the `Host` looks harmless) sends one of
+/// them, and must not check out seats or read the status.
+async fn client_api_guard(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let headers = req.headers();
+    let from_browser_page = headers.contains_key(actix_web::http::header::ORIGIN)
+        || headers
+            .get("Sec-Fetch-Site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"));
+    if from_browser_page {
+        log::warn!(
+            "client API request from a web page refused peer={:?}",
+            req.peer_addr()
+        );
+        let refusal = Error::refused(
+            ErrorCode::Unauthorized,
+            "the client API does not answer requests made by web pages",
+        );
+        let response = actix_web::ResponseError::error_response(&refusal);
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,25 +261,38 @@ async fn features(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     Ok(HttpResponse::Ok().json(list))
 }
 
-async fn status_handler(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+/// The full status report, with the proxy `serve` uses.
+async fn full_status(state: &AppState) -> Result<status::StatusReport, Error> {
     let ctx = state.sync.clone();
     let fingerprint = ctx.identity.fingerprint();
     let now = ctx.clock.now();
     let data_dir = ctx.data_dir.clone();
-    let report = ctx
-        .db(move |c| {
-            let settings = crate::config::Settings::load(&data_dir, c)?;
-            status::report(c, &settings, fingerprint, now)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(report))
+    let proxy = state.proxy.clone();
+    ctx.db(move |c| {
+        let settings = crate::config::Settings::load(&data_dir, c)?;
+        status::report(c, &settings, fingerprint, now, Some(&proxy))
+    })
+    .await
+}
+
+async fn client_status(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    Ok(HttpResponse::Ok().json(full_status(&state).await?.for_clients()))
+}
+
+async fn manager_status(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    Ok(HttpResponse::Ok().json(full_status(&state).await?))
 }
 
 async fn manager_sync(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     // awc clients belong to one thread: this one is made for this request from the
     // shared TLS context (a manual sync is rare).
     let client = sync::http_client(state.tls.clone(), state.proxy.clone());
-    let outcome = sync::sync_now(&state.sync, &client, "manager").await;
+    let ctx = state.sync.clone();
+    // A task of its own: should the browser go away, the request future is dropped but
+    // the synchronization still finishes and releases its lock.
+    let outcome = actix_rt::spawn(async move { sync::sync_now(&ctx, &client, "manager").await })
+        .await
+        .map_err(task_failed)?;
     Ok(match outcome {
         Ok(report) => HttpResponse::Ok().json(serde_json::json!({
             "outcome": "synchronized",
@@ -298,8 +339,7 @@ async fn manager_export(state: web::Data<AppState>) -> Result<HttpResponse, Erro
         .clone()
         .db(move |c| {
             let settings = crate::config::Settings::load(&ctx.data_dir, c)?;
-            let (_, text) =
-                sync::build_request(c, &settings, &ctx.identity, ctx.clock.now(), Channel::File)?;
+            let (_, text) = sync::build_request(c, &settings, &ctx.identity, ctx.clock.now())?;
             Ok((settings.server_id, text))
         })
         .await?;
@@ -332,6 +372,16 @@ async fn manager_import(state: web::Data<AppState>, body: String) -> Result<Http
 }
 
 async fn manager_diagnose(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    let report = diagnose::run(&state.sync.data_dir, state.sync.clock.clone(), None).await;
+    // The shared pool and the proxy `serve` resolved (`--proxy` / LOCAL_SERVER_PROXY).
+    let proxy = state.proxy.clone();
+    let ctx = state.sync.clone();
+    // Its own task, like a manual sync: the synchronization it runs is never cut short.
+    let report = actix_rt::spawn(async move { diagnose::run_in(&ctx, move |_| Ok(proxy)).await })
+        .await
+        .map_err(task_failed)?;
     Ok(HttpResponse::Ok().json(report))
+}
+
+fn task_failed(err: tokio::task::JoinError) -> Error {
+    Error::Internal(anyhow::anyhow!("the background task failed: {err}"))
 }

@@ -46,12 +46,48 @@ pub struct StatusReport {
     pub features: Vec<FeatureSeats>,
 }
 
-/// Builds the report from the database.
+/// What the client API's `GET /api/v1/status` shows: whether licenses are issued and
+/// the seats. No customer, addresses, proxy or error texts: any program that can reach
+/// the client port may read it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientStatus {
+    pub server_id: uuid::Uuid,
+    pub now: DateTime<Utc>,
+    pub state: &'static str,
+    pub issuing: bool,
+    pub message: String,
+    pub valid_until: Option<DateTime<Utc>>,
+    pub days_left: Option<i64>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub features: Vec<FeatureSeats>,
+}
+
+impl StatusReport {
+    /// The part of the report the client API shows.
+    pub fn for_clients(self) -> ClientStatus {
+        ClientStatus {
+            server_id: self.server_id,
+            now: self.now,
+            state: self.state,
+            issuing: self.issuing,
+            message: self.message,
+            valid_until: self.valid_until,
+            days_left: self.days_left,
+            last_sync_at: self.last_sync_at,
+            features: self.features,
+        }
+    }
+}
+
+/// Builds the report from the database. `proxy` is the proxy in force (for `serve`, the
+/// one it resolved from `--proxy`); `None` resolves it from the configuration and the
+/// environment, as the `sync` verb would without `--proxy`.
 pub fn report(
     conn: &mut SqliteConnection,
     settings: &Settings,
     fingerprint: Fingerprint,
     now: DateTime<Utc>,
+    proxy: Option<&ProxySettings>,
 ) -> Result<StatusReport, Error> {
     let state = db::load_sync_state(conn)?;
     let rows = db::load_licenses(conn)?;
@@ -86,7 +122,9 @@ pub fn report(
             false,
             format!(
                 "The system clock is behind a time this server has already seen ({}). \
-                 No licenses are issued until the clock is corrected.",
+                 No licenses are issued until the clock is corrected; if the clock is right \
+                 and that time was wrong, synchronize directly (`local-server sync`): a \
+                 successful synchronization with Solme's server sets it back.",
                 high_water.map(date).unwrap_or_default()
             ),
             None,
@@ -132,9 +170,11 @@ pub fn report(
             ),
         }
     };
-    let proxy = ProxySettings::resolve(None, settings.proxy.as_deref())
-        .ok()
-        .and_then(|p| p.proxy.map(|u| format!("{u} (from {})", p.source)));
+    let resolved = match proxy {
+        Some(p) => Some(p.clone()),
+        None => ProxySettings::resolve(None, settings.proxy.as_ref()).ok(),
+    };
+    let proxy = resolved.and_then(|p| p.proxy.map(|u| format!("{u} (from {})", p.source)));
     Ok(StatusReport {
         server_id: settings.server_id,
         fingerprint,

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::import::{self, Changes, Channel};
 use crate::leases::{license_from_row, seats_valid_now};
 use crate::proxy::{ProxySettings, TunnelConnector, TunnelError};
-use crate::schema::{leases, sync_requests, sync_state};
+use crate::schema::{leases, sync_state};
 
 /// A synchronization that has not released its lock after this long is taken to have
 /// died with its process.
@@ -98,6 +98,12 @@ impl SyncContext {
         Ok(Settings::load(&self.data_dir, &mut conn)?)
     }
 
+    /// [`Self::settings`] off the async executor.
+    pub async fn load_settings(&self) -> Result<Settings, Error> {
+        let data_dir = self.data_dir.clone();
+        self.db(move |c| Ok(Settings::load(&data_dir, c)?)).await
+    }
+
     /// Runs blocking database work off the async executor.
     pub async fn db<T, F>(&self, work: F) -> Result<T, Error>
     where
@@ -113,13 +119,12 @@ impl SyncContext {
     }
 }
 
-/// Builds the signed sync request and records its id.
+/// Builds the signed sync request (a new request id each time).
 pub fn build_request(
     conn: &mut SqliteConnection,
     settings: &Settings,
     identity: &ServerIdentity,
     now: DateTime<Utc>,
-    channel: Channel,
 ) -> Result<(SyncRequest, String), Error> {
     let state = db::load_sync_state(conn)?;
     let licenses = db::load_licenses(conn)?;
@@ -162,13 +167,6 @@ pub fn build_request(
         usage,
     };
     let text = sync_data::seal(identity, &request)?;
-    diesel::insert_into(sync_requests::table)
-        .values((
-            sync_requests::request_id.eq(request.request_id.to_string()),
-            sync_requests::channel.eq(channel.as_str()),
-            sync_requests::created_at.eq(to_ms(now)),
-        ))
-        .execute(conn)?;
     Ok((request, text))
 }
 
@@ -177,8 +175,8 @@ pub fn export(ctx: &SyncContext, path: &Path) -> Result<String, Error> {
     let mut conn = ctx.pool.get().context("opening the database")?;
     let settings = Settings::load(&ctx.data_dir, &mut conn)?;
     let now = ctx.clock.now();
-    let (request, text) = build_request(&mut conn, &settings, &ctx.identity, now, Channel::File)?;
-    write_atomically(path, text.as_bytes())?;
+    let (request, text) = build_request(&mut conn, &settings, &ctx.identity, now)?;
+    crate::config::write_atomically(path, text.as_bytes())?;
     log::info!(
         "sync data exported server_id={} request_id={}",
         settings.server_id,
@@ -193,39 +191,34 @@ pub fn export(ctx: &SyncContext, path: &Path) -> Result<String, Error> {
     ))
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("{} is not a file name", path.display()))?;
-    let mut tmp_name = name.to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-/// Takes the synchronization lock (shared by all processes on the data directory).
-fn acquire_lock(conn: &mut SqliteConnection, now: DateTime<Utc>) -> Result<(), Error> {
+/// Takes the synchronization lock (shared by all processes on the data directory) and
+/// returns the token that releases it.
+fn acquire_lock(conn: &mut SqliteConnection, now: DateTime<Utc>) -> Result<String, Error> {
     let now_ms = to_ms(now);
+    let token = Uuid::new_v4().to_string();
     let taken = diesel::update(sync_state::table)
         .filter(
             sync_state::sync_lock_until
                 .is_null()
                 .or(sync_state::sync_lock_until.lt(now_ms)),
         )
-        .set(sync_state::sync_lock_until.eq(to_ms(now + Duration::minutes(SYNC_LOCK_MINUTES))))
+        .set((
+            sync_state::sync_lock_until.eq(to_ms(now + Duration::minutes(SYNC_LOCK_MINUTES))),
+            sync_state::sync_lock_owner.eq(&token),
+        ))
         .execute(conn)?;
     if taken == 1 {
-        Ok(())
+        Ok(token)
     } else {
         Err(Error::SyncBusy)
     }
 }
 
-/// Records the end of an attempt and releases the lock.
+/// Records the end of an attempt and releases the lock, if `token` still holds it (a
+/// synchronization that outlived its lock must not release the next holder's).
 fn finish_attempt(
     conn: &mut SqliteConnection,
+    token: &str,
     now: DateTime<Utc>,
     error: Option<&str>,
     contacted: bool,
@@ -233,8 +226,14 @@ fn finish_attempt(
     let now_ms = to_ms(now);
     conn.immediate_transaction(|c| {
         diesel::update(sync_state::table)
+            .filter(sync_state::sync_lock_owner.eq(token))
             .set((
                 sync_state::sync_lock_until.eq(None::<i64>),
+                sync_state::sync_lock_owner.eq(None::<String>),
+            ))
+            .execute(c)?;
+        diesel::update(sync_state::table)
+            .set((
                 sync_state::last_attempt_at.eq(now_ms),
                 sync_state::last_attempt_error.eq(error),
             ))
@@ -264,8 +263,23 @@ enum Attempt {
     Answer(String),
     /// The main server answered with a refusal: no other endpoint will say otherwise.
     Refused(Error),
-    /// Could not talk to it: try the next endpoint.
-    Unreachable(String),
+    /// Could not talk to it: try the next endpoint. `may_have_reached` is true when the
+    /// request may have been delivered (and committed) before the exchange failed: the
+    /// main server then rejects the same request id as a replay, so the next endpoint
+    /// must get a fresh request.
+    Unreachable { why: String, may_have_reached: bool },
+    /// The main server answered with an error of its own (`INTERNAL` and the like): it
+    /// may have committed the request, and another endpoint may fare better.
+    ServerProblem(String),
+}
+
+impl Attempt {
+    fn unreachable(why: impl Into<String>, may_have_reached: bool) -> Self {
+        Self::Unreachable {
+            why: why.into(),
+            may_have_reached,
+        }
+    }
 }
 
 async fn post_sync(client: &awc::Client, endpoint: &Endpoint, body: String) -> Attempt {
@@ -277,12 +291,17 @@ async fn post_sync(client: &awc::Client, endpoint: &Endpoint, body: String) -> A
         .await;
     let mut response = match sent {
         Ok(r) => r,
-        Err(e) => return Attempt::Unreachable(describe_send_error(&e)),
+        // A failure to connect never delivered the request; any later one (a timeout
+        // waiting for the answer, a dropped connection) may have.
+        Err(e) => {
+            let delivered = !matches!(e, awc::error::SendRequestError::Connect(_));
+            return Attempt::unreachable(describe_send_error(&e), delivered);
+        }
     };
     let status = response.status();
     let bytes = match response.body().limit(MAX_ANSWER_BYTES).await {
         Ok(b) => b,
-        Err(e) => return Attempt::Unreachable(format!("the answer was cut off: {e}")),
+        Err(e) => return Attempt::unreachable(format!("the answer was cut off: {e}"), true),
     };
     if status.is_success() {
         return match String::from_utf8(bytes.to_vec()) {
@@ -293,14 +312,27 @@ async fn post_sync(client: &awc::Client, endpoint: &Endpoint, body: String) -> A
             )),
         };
     }
-    match serde_json::from_slice::<ApiError>(&bytes) {
-        Ok(api) => Attempt::Refused(Error::refused(api.code, refusal_text(api))),
-        // Not our protocol's answer (a gateway or another program on the port): the
-        // main server itself was not reached here.
-        Err(_) => Attempt::Unreachable(format!(
-            "answered HTTP {status}, not as Solme's main server"
-        )),
+    if let Ok(api) = serde_json::from_slice::<ApiError>(&bytes) {
+        return Attempt::Refused(Error::refused(api.code, refusal_text(api)));
     }
+    // A `{code, message}` body with a code this protocol does not list (`INTERNAL`,
+    // `UNAVAILABLE`): the main server answered but has a problem of its own. It may
+    // have committed part of the work, and another endpoint may be healthier.
+    if let Ok(other) = serde_json::from_slice::<UnlistedError>(&bytes) {
+        return Attempt::ServerProblem(format!("answered HTTP {status} {}", other.code));
+    }
+    // Not our protocol's answer (a gateway or another program on the port): the main
+    // server itself may or may not have been reached behind it.
+    Attempt::unreachable(
+        format!("answered HTTP {status}, not as Solme's main server"),
+        status.is_server_error(),
+    )
+}
+
+/// An error body whose code is not one of [`ErrorCode`]'s.
+#[derive(serde::Deserialize)]
+struct UnlistedError {
+    code: String,
 }
 
 /// The main server's refusal, with what to do about it when its message does not say.
@@ -315,6 +347,13 @@ fn refusal_text(api: ApiError) -> String {
             " — check the id given to `init` against the one Solme sent you"
         }
         ErrorCode::StaleRequest => " — this computer's clock is too far from Solme's; correct it",
+        // On the internet channel a replay means an earlier attempt of ours reached the
+        // main server without its answer coming back: a new attempt sends a new request.
+        ErrorCode::ReplayedRequest => {
+            return "the main server had already received this request (an earlier answer \
+                    was lost on the way); synchronize again"
+                .to_owned()
+        }
         _ => "",
     };
     format!("{}{hint}", api.message)
@@ -351,8 +390,8 @@ pub async fn sync_now(
     trigger: &str,
 ) -> Result<SyncReport, Error> {
     let now = ctx.clock.now();
-    let settings = ctx.settings()?;
-    ctx.db(move |c| acquire_lock(c, now)).await?;
+    let settings = ctx.load_settings().await?;
+    let token = ctx.db(move |c| acquire_lock(c, now)).await?;
     let result = exchange(ctx, client, &settings).await;
     let now = ctx.clock.now();
     let (error, contacted) = match &result {
@@ -361,7 +400,7 @@ pub async fn sync_now(
         Err(e) => (Some(e.to_string()), true),
     };
     let recorded = ctx
-        .db(move |c| finish_attempt(c, now, error.as_deref(), contacted))
+        .db(move |c| finish_attempt(c, &token, now, error.as_deref(), contacted))
         .await;
     if let Err(e) = recorded {
         log::error!("could not record the synchronization attempt: {e:#}");
@@ -386,25 +425,48 @@ async fn exchange(
     client: &awc::Client,
     settings: &Settings,
 ) -> Result<SyncReport, Error> {
-    let now = ctx.clock.now();
-    let identity = ctx.identity.clone();
-    let request_settings = settings.clone();
-    let (request, text) = ctx
-        .db(move |c| build_request(c, &request_settings, &identity, now, Channel::Internet))
-        .await?;
     let mut failures = Vec::new();
+    let mut server_problem = false;
+    let mut request = None;
     for endpoint in &settings.endpoints {
+        // One request serves every endpoint until an attempt may have delivered it: the
+        // main server accepts a request id once, so the next attempt needs a new one.
+        let (request_id, text) = match request.take() {
+            Some(built) => built,
+            None => {
+                let now = ctx.clock.now();
+                let identity = ctx.identity.clone();
+                let request_settings = settings.clone();
+                let (req, text) = ctx
+                    .db(move |c| build_request(c, &request_settings, &identity, now))
+                    .await?;
+                (req.request_id, text)
+            }
+        };
         match post_sync(client, endpoint, text.clone()).await {
-            Attempt::Unreachable(why) => {
+            Attempt::Unreachable {
+                why,
+                may_have_reached,
+            } => {
                 log::info!("main server endpoint {} not reached: {why}", endpoint.url());
                 failures.push(format!("{}: {why}", endpoint.url()));
+                if !may_have_reached {
+                    request = Some((request_id, text));
+                }
+            }
+            Attempt::ServerProblem(why) => {
+                log::warn!(
+                    "main server endpoint {} has a problem: {why}",
+                    endpoint.url()
+                );
+                failures.push(format!("{}: {why}", endpoint.url()));
+                server_problem = true;
             }
             Attempt::Refused(e) => return Err(e),
             Attempt::Answer(answer) => {
                 let identity = ctx.identity.clone();
                 let settings = settings.clone();
                 let clock = ctx.clock.clone();
-                let request_id = request.request_id;
                 let changes = ctx
                     .db(move |c| {
                         let file = shared_proto::license_file::open(
@@ -429,8 +491,52 @@ async fn exchange(
             }
         }
     }
+    if server_problem {
+        return Err(Error::Network(format!(
+            "Solme's server has a problem; try again later ({})",
+            failures.join("; ")
+        )));
+    }
     Err(Error::Network(format!(
         "the main server could not be reached ({}); run `local-server diagnose` to find out why",
         failures.join("; ")
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock_state(conn: &mut SqliteConnection) -> anyhow::Result<(Option<i64>, Option<String>)> {
+        let state = db::load_sync_state(conn)?;
+        Ok((state.sync_lock_until, state.sync_lock_owner))
+    }
+
+    #[test]
+    fn only_the_holder_releases_the_sync_lock() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut conn = db::connect(dir.path())?;
+        diesel::insert_into(sync_state::table)
+            .values((sync_state::id.eq(1), sync_state::consecutive_failures.eq(0)))
+            .execute(&mut conn)?;
+        let start = Utc::now();
+        let first = acquire_lock(&mut conn, start)?;
+        assert!(matches!(
+            acquire_lock(&mut conn, start),
+            Err(Error::SyncBusy)
+        ));
+        // The first holder outlives its lock; a second synchronization takes it over.
+        let later = start + Duration::minutes(SYNC_LOCK_MINUTES + 1);
+        let second = acquire_lock(&mut conn, later)?;
+        finish_attempt(&mut conn, &first, later, Some("late"), false)?;
+        assert_eq!(lock_state(&mut conn)?.1.as_deref(), Some(second.as_str()));
+        assert!(matches!(
+            acquire_lock(&mut conn, later),
+            Err(Error::SyncBusy)
+        ));
+        finish_attempt(&mut conn, &second, later, None, true)?;
+        assert_eq!(lock_state(&mut conn)?, (None, None));
+        acquire_lock(&mut conn, later)?;
+        Ok(())
+    }
 }

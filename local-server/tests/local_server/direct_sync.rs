@@ -261,3 +261,33 @@ async fn the_scheduler_syncs_when_due_and_backs_off_on_failure() -> TestResult {
     );
     Ok(())
 }
+
+#[actix_rt::test]
+async fn a_direct_sync_clears_a_rollback_left_by_a_clock_that_was_ahead() -> TestResult {
+    let Some(mut main) = Main::start() else {
+        return Ok(());
+    };
+    let http = client();
+    let id = main.new_server(&http, "cad", 2).await;
+    let mut local = Local::for_main(&main, id, &main.sync.clone(), &[]);
+    // Both clocks wrongly two hours ahead: the sync works and records that time.
+    let ahead = [("SOLME_CLOCK_OFFSET", "2h")];
+    main.restart_env(&ahead);
+    assert_success(&local.cli_env(&["sync"], &ahead));
+    // Clocks corrected: the server now sees a rollback.
+    main.restart();
+    local.serve(&[], &[]);
+    let (s, body) = check_out(&http, &local, "cad").await;
+    assert_eq!((s, body["code"].as_str()), (403, Some("CLOCK_ROLLBACK")));
+    assert!(
+        body["message"].as_str().unwrap().contains("synchronize"),
+        "{body}"
+    );
+    assert_eq!(local.status()["state"], "clock_rollback");
+    // A direct sync whose answer agrees with the local clock sets the mark back, and the
+    // running serve follows.
+    assert_success(&local.cli(&["sync"]));
+    assert_eq!(local.status()["state"], "synchronized");
+    assert_eq!(check_out(&http, &local, "cad").await.0, 201);
+    Ok(())
+}

@@ -30,15 +30,21 @@ pub fn local_bin() -> PathBuf {
 }
 
 /// The main server's binary, built beside ours by `cargo test --workspace`.
+/// A tool a test needs is missing: outside CI the test is skipped with a notice; in CI
+/// (the `CI` environment variable set), which installs them all, it fails.
+pub fn missing(what: &str, how: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{what} is missing in CI ({how})");
+    }
+    eprintln!("NOTICE: {what} not found ({how}); skipping this test");
+}
+
 pub fn main_bin() -> Option<PathBuf> {
     let path = local_bin().with_file_name("main-server");
     if path.exists() {
         Some(path)
     } else {
-        eprintln!(
-            "NOTICE: {} not found (run `cargo test --workspace`); skipping this test",
-            path.display()
-        );
+        missing(&path.display().to_string(), "run `cargo test --workspace`");
         None
     }
 }

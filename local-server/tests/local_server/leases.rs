@@ -17,6 +17,37 @@ async fn never_synchronized_server_issues_nothing() -> TestResult {
     assert_eq!(status, 200);
     assert_eq!(body["state"], "never_synchronized");
     assert_eq!(body["issuing"], false);
+    for private in ["proxy", "customer", "main_server", "last_attempt_error"] {
+        assert!(body.get(private).is_none(), "{private} in {body}");
+    }
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn the_client_api_refuses_web_pages() -> TestResult {
+    let mut local = Local::offline();
+    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 2)])));
+    local.serve(&[], &[]);
+    let http = client();
+    let body = json!({"feature": "cad", "client": "page"});
+    for header in [
+        ("Origin", "http://rebound.evil.example:7070"),
+        ("Sec-Fetch-Site", "cross-site"),
+    ] {
+        let resp = http
+            .post(local.url("/api/v1/leases"))
+            .insert_header(header)
+            .send_json(&body)
+            .await?;
+        assert_eq!(resp.status().as_u16(), 401, "{header:?}");
+        let resp = http
+            .get(local.url("/api/v1/status"))
+            .insert_header(header)
+            .send()
+            .await?;
+        assert_eq!(resp.status().as_u16(), 401, "{header:?}");
+    }
+    assert_eq!(in_use(&http, &local, "cad").await, 0, "nothing checked out");
     Ok(())
 }
 
@@ -117,34 +148,17 @@ async fn seats_are_granted_up_to_the_count_and_come_back_on_check_in() -> TestRe
 async fn a_lease_without_heartbeat_expires_and_frees_its_seat() -> TestResult {
     let mut local = Local::offline();
     assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 1)])));
-    local.serve(&["--lease-seconds", "1"], &[]);
+    local.serve(&["--lease-seconds", "60"], &[]);
     let http = client();
     let (s, lease) = check_out(&http, &local, "cad").await;
     assert_eq!(s, 201);
-    assert_eq!(lease["heartbeat_seconds"], 1);
+    assert_eq!(lease["heartbeat_seconds"], 20);
     let (s, _) = check_out(&http, &local, "cad").await;
     assert_eq!(s, 409);
     let lease_id = lease["lease_id"].as_str().unwrap().to_owned();
-    eventually(
-        std::time::Duration::from_secs(10),
-        "the lease to expire",
-        || {
-            let http = http.clone();
-            let url = local.url("/api/v1/leases");
-            async move {
-                let (s, _) = call(
-                    &http,
-                    "POST",
-                    &url,
-                    Some(json!({"feature": "cad", "client": "b"})),
-                    None,
-                )
-                .await;
-                (s == 201).then_some(())
-            }
-        },
-    )
-    .await;
+    // Two minutes later by the clock (past the 60 s lease, no heartbeat): the seat is
+    // back and the lease is gone. No waiting on the wall clock.
+    local.serve(&["--lease-seconds", "60"], &[("SOLME_CLOCK_OFFSET", "2m")]);
     let (s, body) = call(
         &http,
         "POST",
@@ -154,6 +168,7 @@ async fn a_lease_without_heartbeat_expires_and_frees_its_seat() -> TestResult {
     )
     .await;
     assert_eq!((s, body["code"].as_str()), (404, Some("LEASE_UNKNOWN")));
+    assert_eq!(check_out(&http, &local, "cad").await.0, 201);
     Ok(())
 }
 
@@ -245,7 +260,7 @@ async fn a_clock_moved_back_is_refused() -> TestResult {
 }
 
 #[actix_rt::test]
-async fn lowered_seats_keep_running_leases_but_grant_no_new_ones() -> TestResult {
+async fn lowered_seats_renew_only_the_oldest_leases_and_grant_no_new_ones() -> TestResult {
     let mut local = Local::offline();
     let now = Utc::now();
     assert_success(&local.import(&local.license_file(1, now, vec![license("cad", 3)])));
@@ -289,6 +304,30 @@ async fn lowered_seats_keep_running_leases_but_grant_no_new_ones() -> TestResult
         (409, Some("NO_SEATS")),
         "2 in use > 1 seat"
     );
+    // While more are in use than the new count, the newest lease is not renewed (the
+    // oldest one is), so the count comes down to the new seats as leases run out.
+    let (s, body) = call(
+        &http,
+        "POST",
+        &local.url(&format!("/api/v1/leases/{}/heartbeat", ids[2])),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (409, Some("NO_SEATS")),
+        "{body}"
+    );
+    let (s, _) = call(
+        &http,
+        "POST",
+        &local.url(&format!("/api/v1/leases/{}/heartbeat", ids[0])),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "the oldest lease is within the new count");
     for id in &ids[2..] {
         call(
             &http,

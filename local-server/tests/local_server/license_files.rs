@@ -176,8 +176,12 @@ fn init_refuses_to_replace_an_identity_without_force() {
             "https://licensing.solme.example:8080"
         ])
     );
-    // Private keys are readable by the owner only.
+    // Private keys, the database (proxy credentials) and the directory itself are
+    // the owner's only.
     use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(local.data_dir()), 0o700);
+    assert_eq!(mode(&local.data_dir().join("local.db")), 0o600);
     for f in ["server-signing.pem", "server-encryption.pem"] {
         let mode = std::fs::metadata(local.data_dir().join(f))
             .unwrap()
@@ -204,4 +208,44 @@ fn usage_errors_exit_2_and_missing_installation_exits_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("init"), "{}", stderr(&out));
+}
+
+#[test]
+fn one_serve_per_data_directory_and_no_reinstall_while_it_runs() {
+    let mut local = Local::offline();
+    local.serve(&[], &[]);
+    let out = local.cli(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already running"), "{}", stderr(&out));
+    let key = local.data_dir().join("solme-public.pem");
+    let ca = local.data_dir().join("ca.pem");
+    let id = local.id.to_string();
+    let reinstall = [
+        "init",
+        "--id",
+        &id,
+        "--main-server",
+        "https://licensing.solme.example",
+        "--solme-key",
+        key.to_str().unwrap(),
+        "--ca-cert",
+        ca.to_str().unwrap(),
+        "--force",
+    ];
+    let fingerprint = local.status()["fingerprint"].clone();
+    let out = local.cli(&reinstall);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("while `serve` runs"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        local.status()["fingerprint"],
+        fingerprint,
+        "nothing changed"
+    );
+    // Once it stops, the lock is free again.
+    local.stop();
+    assert_success(&local.cli(&reinstall));
 }

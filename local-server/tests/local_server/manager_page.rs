@@ -130,8 +130,15 @@ async fn state_changing_manager_calls_need_the_manager_header() -> TestResult {
         .send_json(&serde_json::json!({"mode": "daily"}))
         .await?;
     assert_eq!(resp.status().as_u16(), 401);
-    let resp = http.get(local.url("/manager/v1/diagnose")).send().await?;
+    let resp = http.post(local.url("/manager/v1/diagnose")).send().await?;
     assert_eq!(resp.status().as_u16(), 401);
+    // Diagnose synchronizes for real: never on a GET.
+    let resp = http
+        .get(local.url("/manager/v1/diagnose"))
+        .insert_header(("X-Solme-Manager", "1"))
+        .send()
+        .await?;
+    assert!(resp.status().is_client_error(), "{}", resp.status());
     // The header from a script of another origin (its Origin gives it away).
     let resp = http
         .post(local.url("/manager/v1/license-file"))
@@ -223,7 +230,7 @@ fn rendered_dom(url: &str, scratch: &Path) -> String {
 #[test]
 fn chromium_shows_the_status_rendered_by_the_script() {
     if !Path::new(CHROMIUM).exists() {
-        eprintln!("NOTICE: {CHROMIUM} not found (apt-get install chromium); skipping this test");
+        missing(CHROMIUM, "apt-get install chromium");
         return;
     }
     let mut local = Local::offline();

@@ -19,7 +19,7 @@ fn tinyproxy_bin() -> Option<PathBuf> {
     if out.status.success() {
         Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
     } else {
-        eprintln!("NOTICE: tinyproxy is not installed (apt-get install tinyproxy); skipping the proxy test");
+        missing("tinyproxy", "apt-get install tinyproxy");
         None
     }
 }
