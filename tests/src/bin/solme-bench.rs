@@ -107,15 +107,17 @@ fn local_server(args: &Args, dir: &Path) -> Result<()> {
     println!("idle resident memory: {:.1} MiB", rss_mib(pid)?);
 
     let load = binary("examples/lease_bench")?;
-    let status = Command::new(load)
-        .arg(local.api_url()?)
-        .arg("bench")
-        .arg("32")
-        .arg(args.seconds.to_string())
-        .status()
-        .context("running lease_bench")?;
-    if !status.success() {
-        bail!("lease_bench failed");
+    for connections in ["8", "32"] {
+        let status = Command::new(&load)
+            .arg(local.api_url()?)
+            .arg("bench")
+            .arg(connections)
+            .arg(args.seconds.to_string())
+            .status()
+            .context("running lease_bench")?;
+        if !status.success() {
+            bail!("lease_bench failed");
+        }
     }
 
     let started = Instant::now();
