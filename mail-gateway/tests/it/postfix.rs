@@ -154,7 +154,7 @@ impl Drop for Postfix {
 #[test]
 fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
     if !postfix_available() {
-        eprintln!("SKIPPED postfix interop: /usr/sbin/postfix missing or not root (see NOTES.md for the install recipe)");
+        eprintln!("SKIPPED postfix interop: /usr/sbin/postfix missing or not root (mail-gateway/README.md has the install recipe)");
         return;
     }
     let root = tempfile::tempdir().unwrap();
