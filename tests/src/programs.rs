@@ -365,6 +365,8 @@ pub struct LocalServer {
     pub dir: PathBuf,
     pub id: Uuid,
     clock_offset: Option<String>,
+    /// A `faketime -f` offset: the operating system's clock as this server sees it.
+    faketime: Option<String>,
     serve: Option<(Child, SocketAddr)>,
 }
 
@@ -402,6 +404,7 @@ impl LocalServer {
             dir: dir.to_path_buf(),
             id,
             clock_offset: None,
+            faketime: None,
             serve: None,
         })
     }
@@ -411,8 +414,21 @@ impl LocalServer {
         self.clock_offset = offset.map(str::to_string);
     }
 
+    /// Runs this server's next commands and `serve` with the operating system's clock
+    /// moved by `offset` (libfaketime, e.g. `+367d`); restart to apply. The library is
+    /// preloaded into the server itself (not run through the `faketime` wrapper, which
+    /// forks), so stopping the process stops the server.
+    pub fn set_faketime(&mut self, offset: Option<&str>) {
+        self.faketime = offset.map(str::to_string);
+    }
+
     fn command(&self) -> Result<Command> {
         let mut command = Command::new(binary("local-server")?);
+        if let Some(offset) = &self.faketime {
+            let library =
+                libfaketime().context("libfaketime is not installed (Debian package faketime)")?;
+            command.env("LD_PRELOAD", library).env("FAKETIME", offset);
+        }
         match &self.clock_offset {
             Some(offset) => command.env(CLOCK_ENV, offset),
             None => command.env_remove(CLOCK_ENV),
@@ -525,6 +541,15 @@ impl LocalServer {
                 .call(),
         )?)
     }
+}
+
+/// The multi-threaded libfaketime library, where Debian installs it.
+pub fn libfaketime() -> Option<PathBuf> {
+    std::fs::read_dir("/usr/lib")
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|path| path.is_file())
 }
 
 /// A running `mail-gateway serve` writing its replies to an outbox directory.

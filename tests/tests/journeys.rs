@@ -36,6 +36,7 @@ journeys!(
     a_never_synced_server_issues_nothing,
     license_changes_reach_the_local_server_only_after_a_sync,
     after_366_days_without_sync_nothing_is_issued_and_a_sync_restores_it,
+    the_366_day_rule_and_rollback_hold_when_the_operating_system_clock_moves,
     the_first_sync_binds_the_key_pair,
     a_second_server_with_the_same_id_is_refused,
     a_reinstalled_server_is_refused,
@@ -107,6 +108,33 @@ fn after_366_days_without_sync_nothing_is_issued_and_a_sync_restores_it(mut worl
 
     local.cli("sync", &[]).unwrap().ok().unwrap();
     assert!(local.checkout("solme-cad", "laptop-2").unwrap().is_ok());
+}
+
+fn the_366_day_rule_and_rollback_hold_when_the_operating_system_clock_moves(world: World) {
+    if !support::faketime_installed() {
+        return;
+    }
+    let (_, mut local) = world.serving_local_server(5);
+    local.cli("sync", &[]).unwrap().ok().unwrap();
+    assert!(local.checkout("solme-cad", "laptop-1").unwrap().is_ok());
+
+    // The machine's own clock a year and two days on (not the program's offset).
+    local.set_faketime(Some("+367d"));
+    local.serve().unwrap();
+    let refusal = local
+        .checkout("solme-cad", "laptop-2")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refusal.error.code, ErrorCode::SyncExpired);
+
+    // Set back behind what the server has seen: a rollback, not a fresh year.
+    local.set_faketime(Some("-2d"));
+    local.serve().unwrap();
+    let refusal = local
+        .checkout("solme-cad", "laptop-3")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refusal.error.code, ErrorCode::ClockRollback);
 }
 
 fn the_first_sync_binds_the_key_pair(world: World) {

@@ -312,3 +312,16 @@ pub fn import_reply(local: &LocalServer, reply: Reply) {
         .ok()
         .unwrap();
 }
+
+/// Whether libfaketime is installed; in CI (`CI` set) its absence fails the test.
+pub fn faketime_installed() -> bool {
+    let installed = tests::programs::libfaketime().is_some();
+    if !installed {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "libfaketime is not installed (Debian package faketime)"
+        );
+        eprintln!("skipped: libfaketime is not installed (Debian package faketime)");
+    }
+    installed
+}
