@@ -237,6 +237,47 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
 mod tests {
     use super::*;
 
+    /// Selecting every column of every table of `schema.rs` from a freshly migrated
+    /// database fails if a table or column of the migrations drifted from it.
+    #[test]
+    fn schema_matches_the_migrations() -> anyhow::Result<()> {
+        use crate::schema::*;
+        use diesel::prelude::*;
+
+        let dir = tempfile::tempdir()?;
+        let db = Db::open(DbTarget::from_options(dir.path(), None)?, 1)?;
+        let conn = &mut db.write.get()?;
+        customers::table
+            .select(customers::all_columns)
+            .limit(0)
+            .execute(conn)?;
+        customer_emails::table
+            .select(customer_emails::all_columns)
+            .limit(0)
+            .execute(conn)?;
+        servers::table
+            .select(servers::all_columns)
+            .limit(0)
+            .execute(conn)?;
+        licenses::table
+            .select(licenses::all_columns)
+            .limit(0)
+            .execute(conn)?;
+        used_requests::table
+            .select(used_requests::all_columns)
+            .limit(0)
+            .execute(conn)?;
+        key_clear_requests::table
+            .select(key_clear_requests::all_columns)
+            .limit(0)
+            .execute(conn)?;
+        audit_log::table
+            .select(audit_log::all_columns)
+            .limit(0)
+            .execute(conn)?;
+        Ok(())
+    }
+
     fn described(url: &str) -> String {
         DbTarget::from_options(Path::new("/data"), Some(url))
             .map(|t| format!("{} {t:?}", t.describe()))
