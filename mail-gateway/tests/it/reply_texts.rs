@@ -1,8 +1,7 @@
-//! Snapshots of what customers read: the subject and text of every kind of
-//! reply, with fixed ids and dates, compared with `tests/replies/*.txt`.
-//! After a deliberate wording change, `UPDATE_SNAPSHOTS=1` rewrites them.
-
-use std::path::PathBuf;
+//! Snapshots of what customers read: the subject, attachment names and text of
+//! every kind of reply, with fixed ids and dates, kept by `insta` in
+//! `snapshots/it__reply_texts__<kind>.snap`. After a deliberate wording change,
+//! review with `cargo insta review` (or `INSTA_UPDATE=always cargo test`).
 
 use chrono::{DateTime, Utc};
 use mail_gateway::inbound::{Problem, Sender};
@@ -13,10 +12,6 @@ use uuid::Uuid;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap()
-}
-
-fn snapshot_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/replies")
 }
 
 #[test]
@@ -128,8 +123,6 @@ fn reply_texts_match_their_snapshots() {
         ));
     }
 
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let mut mismatches = Vec::new();
     for (name, reply) in &replies {
         let (_, bytes) = composer.compose(reply, &sender, "r1", now).unwrap();
         let message = MessageParser::default().parse(&bytes).unwrap();
@@ -147,17 +140,6 @@ fn reply_texts_match_their_snapshots() {
                 .unwrap_or_default()
                 .replace("\r\n", "\n"),
         );
-        let path = snapshot_dir().join(format!("{name}.txt"));
-        if update {
-            std::fs::create_dir_all(snapshot_dir()).unwrap();
-            std::fs::write(&path, &text).unwrap();
-        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-            mismatches.push(format!("{name}:\n{text}"));
-        }
+        insta::assert_snapshot!(name.as_str(), text);
     }
-    assert!(
-        mismatches.is_empty(),
-        "reply texts differ from tests/replies (UPDATE_SNAPSHOTS=1 to accept):\n{}",
-        mismatches.join("\n")
-    );
 }

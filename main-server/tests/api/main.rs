@@ -12,6 +12,7 @@ mod cli;
     reason = "test set-up helpers fail the test with a message"
 )]
 mod console;
+mod error_bodies;
 #[expect(
     clippy::expect_used,
     reason = "test set-up helpers fail the test with a message"
