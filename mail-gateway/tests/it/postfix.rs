@@ -154,7 +154,7 @@ impl Drop for Postfix {
 #[test]
 fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
     if !postfix_available() {
-        eprintln!("SKIPPED postfix interop: /usr/sbin/postfix missing or not root (mail-gateway/README.md has the install recipe)");
+        eprintln!("SKIPPED postfix interop: /usr/sbin/postfix missing or not root (install Debian's postfix and run as root)");
         return;
     }
     let root = tempfile::tempdir().unwrap();
