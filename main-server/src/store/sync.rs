@@ -143,14 +143,19 @@ pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Iss
         .execute(conn);
     match consumed {
         Err(e) if super::is_unique_violation(&e) => {
+            // What the customer does next depends on how the request came.
+            let remedy = if attempt.channel == crate::sync::Channel::Email.as_str() {
+                "a sync-data file can be used only once, export a new one"
+            } else {
+                "every synchronization is a new request: synchronize again"
+            };
             return Err(ApiError::refused(
                 ErrorCode::ReplayedRequest,
                 format!(
-                    "request {} was already answered; a sync-data file can be used only once, \
-                     export a new one",
+                    "request {} was already answered; {remedy}",
                     attempt.request_id
                 ),
-            ))
+            ));
         }
         other => other?,
     };
