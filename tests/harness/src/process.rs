@@ -116,6 +116,19 @@ impl Child {
         })
     }
 
+    /// Starts `command` with the output it was given (for a program whose stdout is
+    /// the result).
+    pub fn spawn_with_output(name: &str, mut command: Command) -> Result<Self> {
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            log: PathBuf::new(),
+        })
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
