@@ -143,6 +143,11 @@ impl Child {
         !matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// How the process ended, once it has.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Asks the program to stop (SIGTERM) and waits for it; kills it after 10 s.
     pub fn stop(&mut self) -> Result<()> {
         if self.has_exited() {
