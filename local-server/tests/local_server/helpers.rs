@@ -261,6 +261,11 @@ pub async fn call(
     if let Some(token) = token {
         req = req.insert_header(("Authorization", format!("Bearer {token}")));
     }
+    send(req, body).await
+}
+
+/// Sends `req`; returns status and JSON body (Null when empty, a string when not JSON).
+async fn send(req: awc::ClientRequest, body: Option<Value>) -> (u16, Value) {
     let mut resp = match body {
         Some(b) => req.send_json(&b).await.unwrap(),
         None => req.send().await.unwrap(),
@@ -285,6 +290,18 @@ pub async fn check_out(client: &awc::Client, local: &Local, feature: &str) -> (u
         None,
     )
     .await
+}
+
+/// Renews a lease; returns (status, body).
+pub async fn heartbeat(client: &awc::Client, local: &Local, lease: &str) -> (u16, Value) {
+    let url = local.url(&format!("/api/v1/leases/{lease}/heartbeat"));
+    call(client, "POST", &url, None, None).await
+}
+
+/// Checks a lease in; returns (status, body).
+pub async fn check_in(client: &awc::Client, local: &Local, lease: &str) -> (u16, Value) {
+    let url = local.url(&format!("/api/v1/leases/{lease}"));
+    call(client, "DELETE", &url, None, None).await
 }
 
 /// The `in_use` of `feature` in `GET /api/v1/features`.
@@ -388,16 +405,5 @@ pub async fn manager_call(
     let req = client
         .request(method, local.url(&format!("/manager/v1/{path}")))
         .insert_header(("X-Solme-Manager", "1"));
-    let mut resp = match body {
-        Some(b) => req.send_json(&b).await.unwrap(),
-        None => req.send().await.unwrap(),
-    };
-    let bytes = resp.body().limit(10 * 1024 * 1024).await.unwrap();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
-    (resp.status().as_u16(), value)
+    send(req, body).await
 }

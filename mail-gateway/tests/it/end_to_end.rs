@@ -417,22 +417,10 @@ fn a_gateway_killed_mid_processing_answers_every_message_exactly_once() {
 }
 
 fn deliver(data_dir: &std::path::Path, sender: &str, message: &str) -> Option<i32> {
-    use std::io::Write;
-    let mut child = std::process::Command::new(crate::helpers::gateway_bin())
-        .args(["deliver", "--data-dir"])
-        .arg(data_dir)
-        .arg(format!("--sender={sender}"))
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    child.wait().unwrap().code()
+    let data_dir = data_dir.to_str().unwrap();
+    let sender = format!("--sender={sender}");
+    let args = ["deliver", "--data-dir", data_dir, &sender];
+    crate::helpers::run_gateway(&args, &[], message.as_bytes())
 }
 
 /// The whole customer path with the real local server: export sync data,

@@ -29,6 +29,22 @@ pub fn gateway_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mail-gateway"))
 }
 
+/// Runs `mail-gateway ARGS` (e.g. `deliver …`, as an MTA's pipe transport does) with
+/// `message` on its standard input; returns the exit code. A program that exits before
+/// reading all of it is no error here: the exit code tells.
+pub fn run_gateway(args: &[&str], env: &[(&str, &str)], message: &[u8]) -> Option<i32> {
+    let mut child = Command::new(gateway_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(message);
+    child.wait().unwrap().code()
+}
+
 /// A running gateway in its own temporary directory.
 pub struct Gateway {
     pub proc: Child,

@@ -2,12 +2,11 @@
 //! `deliver` and the Maildir watcher. Replies that need no main server (bad
 //! mail) are checked in the outbox; sync mail must stay queued.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::helpers::{
-    closed_port_url, dummy_token, gateway_bin, send_mail, text_mail, wait_for, Gateway, SmtpClient,
-    LICENSING,
+    closed_port_url, dummy_token, gateway_bin, run_gateway, send_mail, text_mail, wait_for,
+    Gateway, SmtpClient, LICENSING,
 };
 
 fn gateway(root: &std::path::Path, extra: &[&str]) -> Gateway {
@@ -179,20 +178,16 @@ fn deliver_stores_the_message_for_the_server_and_exits_0() {
         "",
         "no data here",
     );
-    let mut child = Command::new(gateway_bin())
-        .args(["deliver", "--data-dir"])
-        .arg(&gw.data_dir)
-        .args(["--sender", "ops@acme.example", "--recipient", LICENSING])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let args = [
+        "deliver",
+        "--data-dir",
+        gw.data_dir.to_str().unwrap(),
+        "--sender",
+        "ops@acme.example",
+        "--recipient",
+        LICENSING,
+    ];
+    assert_eq!(run_gateway(&args, &[], message.as_bytes()), Some(0));
     let replies = gw.wait_replies(1);
     assert_eq!(replies[0].answers(), Some("d-1@acme.example"));
 }
@@ -202,20 +197,17 @@ fn deliver_of_a_bounce_and_of_an_oversized_message() {
     let root = tempfile::tempdir().unwrap();
     let gw = gateway(root.path(), &["--smtp-listen", "off"]);
     let deliver = |sender: &str, message: &str| {
-        let mut child = Command::new(gateway_bin())
-            .args(["deliver", "--max-message-size", "2000", "--data-dir"])
-            .arg(&gw.data_dir)
-            .arg(format!("--sender={sender}"))
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(message.as_bytes())
-            .unwrap();
-        child.wait().unwrap().code()
+        let data_dir = gw.data_dir.to_str().unwrap();
+        let sender = format!("--sender={sender}");
+        let args = [
+            "deliver",
+            "--max-message-size",
+            "2000",
+            "--data-dir",
+            data_dir,
+            &sender,
+        ];
+        run_gateway(&args, &[], message.as_bytes())
     };
     let bounce = text_mail(
         "MAILER-DAEMON@mx.acme.example",
@@ -247,20 +239,12 @@ fn deliver_exits_75_when_the_spool_cannot_be_written() {
     let root = tempfile::tempdir().unwrap();
     let not_a_dir = root.path().join("file");
     std::fs::write(&not_a_dir, "x").unwrap();
-    let mut child = Command::new(gateway_bin())
-        .args(["deliver", "--data-dir"])
-        .arg(not_a_dir.join("data"))
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Subject: x\r\n\r\nx\r\n")
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(75));
+    let data_dir = not_a_dir.join("data");
+    let args = ["deliver", "--data-dir", data_dir.to_str().unwrap()];
+    assert_eq!(
+        run_gateway(&args, &[], b"Subject: x\r\n\r\nx\r\n"),
+        Some(75)
+    );
 }
 
 #[test]
@@ -644,22 +628,8 @@ fn a_stop_lets_a_message_being_received_finish() {
 #[test]
 fn deliver_exits_75_on_any_start_up_failure() {
     let root = tempfile::tempdir().unwrap();
-    let run = |args: &[&str], env: &[(&str, &str)]| {
-        let mut child = Command::new(gateway_bin())
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let _ = child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"Subject: x\r\n\r\nx\r\n");
-        child.wait().unwrap().code()
-    };
+    let run =
+        |args: &[&str], env: &[(&str, &str)]| run_gateway(args, env, b"Subject: x\r\n\r\nx\r\n");
     let data = root.path().join("data");
     let data = data.to_str().unwrap();
     assert_eq!(
