@@ -494,13 +494,7 @@ fn the_end_of_data_is_found_when_it_arrives_in_pieces() {
     let pause = || std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(client.command("EHLO client.example").starts_with("250"));
     let start = |client: &mut SmtpClient| {
-        assert!(client
-            .command("MAIL FROM:<ops@acme.example>")
-            .starts_with("250"));
-        assert!(client
-            .command(&format!("RCPT TO:<{LICENSING}>"))
-            .starts_with("250"));
-        assert!(client.command("DATA").starts_with("354"));
+        client.begin_data("ops@acme.example");
     };
     // An empty message whose final dot comes alone.
     start(&mut client);
@@ -558,13 +552,7 @@ fn a_message_sent_drop_by_drop_ends_at_the_data_deadline() {
     let gw = gateway(root.path(), &["--smtp-data-timeout-secs", "1"]);
     let (mut client, _) = SmtpClient::connect(gw.smtp());
     assert!(client.command("EHLO client.example").starts_with("250"));
-    assert!(client
-        .command("MAIL FROM:<ops@acme.example>")
-        .starts_with("250"));
-    assert!(client
-        .command(&format!("RCPT TO:<{LICENSING}>"))
-        .starts_with("250"));
-    assert!(client.command("DATA").starts_with("354"));
+    client.begin_data("ops@acme.example");
     client
         .stream()
         .set_read_timeout(Some(std::time::Duration::from_millis(100)))
@@ -587,13 +575,7 @@ fn a_stop_lets_a_message_being_received_finish() {
     assert!(idle.command("EHLO idle.example").starts_with("250"));
     let (mut sending, _) = SmtpClient::connect(gw.smtp());
     assert!(sending.command("EHLO client.example").starts_with("250"));
-    assert!(sending
-        .command("MAIL FROM:<ops@acme.example>")
-        .starts_with("250"));
-    assert!(sending
-        .command(&format!("RCPT TO:<{LICENSING}>"))
-        .starts_with("250"));
-    assert!(sending.command("DATA").starts_with("354"));
+    sending.begin_data("ops@acme.example");
     sending.send(b"From: ops@acme.example\r\nMessage-ID: <stop@acme.example>\r\n");
 
     let pid = gw.proc.pid().to_string();
