@@ -2,8 +2,9 @@
 
 use awc::http::StatusCode;
 use futures_util::future::join_all;
+use test_harness::{MainOptions, MainServer};
 
-use crate::helpers::{fresh_pg_database, serve, spawn_app, spawn_app_with, Answer, Local, TestApp};
+use crate::helpers::{fresh_pg_database, spawn_app, spawn_app_with, Answer, Local, TestApp};
 
 const CONTENDERS: usize = 16;
 
@@ -53,24 +54,26 @@ async fn concurrent_first_syncs_bind_exactly_one_key_across_two_postgres_servers
         return;
     };
     let app = spawn_app_with(Some(url.clone()), None).await;
-    // A second process on the same database, with the same keys (a scaled-out deployment).
+    // A second process (the real binary) on the same database, with the same keys: a
+    // scaled-out deployment.
     let second_dir = tempfile::TempDir::new().expect("dir");
     for file in [
         "solme-signing.pem",
         "solme-public.pem",
         "ca.pem",
-        "ca-key.pem",
         "tls-cert.pem",
         "tls-key.pem",
         "admin-token",
     ] {
         std::fs::copy(app.dir.path().join(file), second_dir.path().join(file)).expect("copy");
     }
-    let second = serve(second_dir.path(), Some(&url), None);
-    let second_url = format!(
-        "https://localhost:{}/api/v1/sync",
-        second.listening.sync[0].port()
-    );
+    let options = MainOptions {
+        database_url: Some(url),
+        workers: Some(2),
+        ..MainOptions::default()
+    };
+    let second = MainServer::start(second_dir.path(), options).expect("a second process");
+    let second_url = format!("https://localhost:{}/api/v1/sync", second.sync[0].port());
     for _ in 0..3 {
         let (ok, in_use) = race(&app, &[app.sync_url(0), second_url.clone()]).await;
         assert_eq!((ok, in_use), (1, CONTENDERS - 1));

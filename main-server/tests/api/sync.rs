@@ -4,9 +4,10 @@ use awc::http::StatusCode;
 use chrono::{Duration, Utc};
 use serde_json::json;
 use shared_proto::armor::{self, ArmorKind};
+use test_harness::{MainOptions, MainServer};
 use uuid::Uuid;
 
-use crate::helpers::{fresh_pg_database, spawn_app, spawn_app_with, Local, TestApp};
+use crate::helpers::{fresh_pg_database, https_client, spawn_app, spawn_app_with, Local, TestApp};
 
 /// The whole life of an id: bind, sync again, other key refused, cleared, rebound.
 async fn binding_lifecycle(app: &TestApp) {
@@ -357,12 +358,18 @@ async fn license_changes(app: &TestApp) {
 
 #[actix_rt::test]
 async fn time_and_health_follow_the_clock() {
-    let app = spawn_app_with(None, Some("367d")).await;
+    let app = spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let local = Local::new(server_id);
+    let made_now = local.sync_data();
+
+    // Moving the running server's clock a year and a day ahead.
+    app.clock.advance(Duration::days(367));
     let mut response = app
         .http
         .get(format!(
             "https://127.0.0.1:{}/api/v1/time",
-            app.process.listening.sync[0].port()
+            app.listening.sync[0].port()
         ))
         .send()
         .await
@@ -372,15 +379,18 @@ async fn time_and_health_follow_the_clock() {
     assert!(now - Utc::now() > Duration::days(366));
 
     // A request made with the real clock is stale for a server 367 days ahead.
-    let (_, server_id) = app.register().await;
-    let answer = app.post_sync(&Local::new(server_id).sync_data()).await;
+    let answer = app.post_sync(&made_now).await;
     assert_eq!(answer.code(), "STALE_REQUEST");
+    let answer = app
+        .post_sync(&local.sync_data_at(Utc::now() + Duration::days(367)))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
 
     let mut health = app
         .http
         .get(format!(
             "https://localhost:{}/api/v1/health",
-            app.process.listening.sync[1].port()
+            app.listening.sync[1].port()
         ))
         .send()
         .await
@@ -388,4 +398,25 @@ async fn time_and_health_follow_the_clock() {
     assert_eq!(health.status(), StatusCode::OK);
     let value: serde_json::Value = health.json().await.expect("json");
     assert_eq!(value["status"], "ok");
+}
+
+/// The binary reads `SOLME_CLOCK_OFFSET` (the in-process tests move the clock directly).
+#[actix_rt::test]
+async fn the_binary_runs_with_its_clock_moved_by_the_environment() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let options = MainOptions {
+        clock_offset: Some("367d".into()),
+        workers: Some(1),
+        ..MainOptions::default()
+    };
+    let main = MainServer::start(dir.path(), options).expect("start main-server");
+    let http = https_client(&dir.path().join("ca.pem"));
+    let mut response = http
+        .get(format!("{}/api/v1/time", main.sync_urls()[0]))
+        .send()
+        .await
+        .expect("time");
+    let value: serde_json::Value = response.json().await.expect("json");
+    let now: chrono::DateTime<Utc> = value["now"].as_str().expect("now").parse().expect("time");
+    assert!(now - Utc::now() > Duration::days(366), "{value}");
 }

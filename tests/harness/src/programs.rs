@@ -62,6 +62,8 @@ pub struct MainOptions {
     pub database_url: Option<String>,
     /// `SOLME_CLOCK_OFFSET` for the process.
     pub clock_offset: Option<String>,
+    /// `--workers` for the sync listeners (the program's default when None).
+    pub workers: Option<usize>,
 }
 
 /// A running `main-server serve`, with the addresses it reported.
@@ -85,7 +87,7 @@ impl MainServer {
             if let Some(url) = &options.database_url {
                 init.arg("--database-url").arg(url);
             }
-            run(init)?.ok().context("main-server init")?;
+            run(init)?.assert_success().context("main-server init")?;
         }
         Self::serve(dir, options, None)
     }
@@ -133,6 +135,9 @@ impl MainServer {
         if let Some(url) = &options.database_url {
             serve.arg("--database-url").arg(url);
         }
+        if let Some(workers) = options.workers {
+            serve.arg("--workers").arg(workers.to_string());
+        }
         match &options.clock_offset {
             Some(offset) => serve.env(CLOCK_ENV, offset),
             None => serve.env_remove(CLOCK_ENV),
@@ -175,6 +180,11 @@ impl MainServer {
         self.child.stop()
     }
 
+    /// Kills the process at once (SIGKILL), as a crash would (the data stays).
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+
     /// Starts a stopped server again, on the same ports.
     pub fn start_again(&mut self) -> Result<()> {
         *self = Self::serve(
@@ -198,6 +208,13 @@ impl MainServer {
         self.dir.join("admin-token")
     }
 
+    /// The operator token `init` made.
+    pub fn token(&self) -> Result<String> {
+        let token =
+            std::fs::read_to_string(self.token_file()).context("reading the admin token")?;
+        Ok(token.trim().to_string())
+    }
+
     pub fn log(&self) -> String {
         self.child.log()
     }
@@ -208,11 +225,9 @@ impl MainServer {
 
     /// An operator's client of the admin API.
     pub fn admin(&self) -> Result<Admin> {
-        let token =
-            std::fs::read_to_string(self.token_file()).context("reading the admin token")?;
         Ok(Admin {
             base: self.admin_url(),
-            token: token.trim().to_string(),
+            token: self.token()?,
             agent: agent(),
         })
     }
@@ -259,6 +274,27 @@ impl Admin {
 
     pub fn send(&self, method: &str, path: &str, body: Value) -> Result<Result<Value, Refusal>> {
         answer(self.request(method, path).send_json(body))
+    }
+
+    /// Any call, for tests of the status codes: `(status, JSON body or null)`.
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
+        let request = self.request(method, path);
+        let result = match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        };
+        let (status, response) = match result {
+            Ok(response) => (response.status(), response),
+            Err(ureq::Error::Status(status, response)) => (status, response),
+            Err(e) => return Err(anyhow!(e).context("HTTP request failed")),
+        };
+        let text = response.into_string().context("reading an answer")?;
+        let value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, value))
     }
 
     /// A customer with contact addresses; returns its id.
@@ -399,7 +435,7 @@ impl LocalServer {
         for endpoint in endpoints {
             init.arg("--main-server").arg(endpoint);
         }
-        run(init)?.ok().context("local-server init")?;
+        run(init)?.assert_success().context("local-server init")?;
         Ok(Self {
             dir: dir.to_path_buf(),
             id,
@@ -450,7 +486,7 @@ impl LocalServer {
 
     /// `status --json`.
     pub fn status(&self) -> Result<Value> {
-        let output = self.cli("status", &["--json"])?.ok()?;
+        let output = self.cli("status", &["--json"])?.assert_success()?;
         serde_json::from_str(&output.stdout).context("status --json was not JSON")
     }
 

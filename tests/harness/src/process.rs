@@ -28,6 +28,9 @@ pub fn binary(name: &str) -> Result<PathBuf> {
     )
 }
 
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(25);
+
 /// Polls `probe` every 25 ms until it yields a value or `timeout` passes.
 pub fn wait_until<T>(
     what: &str,
@@ -42,8 +45,40 @@ pub fn wait_until<T>(
         if Instant::now() >= deadline {
             bail!("timed out after {timeout:?} waiting for {what}");
         }
-        std::thread::sleep(Duration::from_millis(25));
+        std::thread::sleep(POLL);
     }
+}
+
+/// [`wait_until`] for an asynchronous probe, sleeping on the test's runtime (tokio's
+/// timer, which actix's runtime is) so servers running in the same test keep going.
+pub async fn wait_until_async<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A tool a test needs is missing. Outside CI the test is skipped with a notice
+/// (returns false); in CI (the `CI` variable set), which installs every tool, it fails.
+pub fn tool_present(present: bool, what: &str, how: &str) -> bool {
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{what} is missing in CI ({how})"
+        );
+        eprintln!("NOTICE: {what} not found ({how}); skipping this test");
+    }
+    present
 }
 
 /// A running program. Dropping it kills the process.
@@ -57,6 +92,11 @@ pub struct Child {
 impl Child {
     /// Starts `command`, appending its stdout and stderr to `log`.
     pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<Self> {
+        // The output goes to a file, so the programs' own default level serves;
+        // `TEST_LOG` sets another one for a run being debugged.
+        if let Some(level) = std::env::var_os("TEST_LOG") {
+            command.env("RUST_LOG", level);
+        }
         let out = File::options()
             .create(true)
             .append(true)
@@ -175,7 +215,7 @@ impl Output {
     }
 
     /// Fails with the output when the exit code is not 0.
-    pub fn ok(self) -> Result<Self> {
+    pub fn assert_success(self) -> Result<Self> {
         if self.code != 0 {
             bail!(
                 "command failed with exit code {}:\n{}",
