@@ -20,3 +20,4 @@ mod error_bodies;
 mod helpers;
 mod race;
 mod sync;
+mod temporary;
