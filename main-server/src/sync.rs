@@ -12,13 +12,13 @@ use shared_proto::validity::valid_until_for;
 use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
 use uuid::Uuid;
 
-use crate::api_types::License;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::store::audit::{self, Event};
 use crate::store::sync::{self as tx, Attempt, Issued};
 use crate::store::{customers, licenses};
 use crate::writer::{AuditRecord, Writer};
+use shared_proto::admin_api::License;
 
 /// Largest sync-data text accepted on either channel.
 pub const MAX_SYNC_DATA: usize = 64 * 1024;
@@ -334,7 +334,7 @@ fn refusal(
             ApiError::Refused { message, .. } | ApiError::SenderNotRegistered(message) => {
                 message.chars().take(200).collect()
             }
-            ApiError::Internal(_) => "internal error".to_owned(),
+            ApiError::Internal(_) | ApiError::Unavailable(_) => "internal error".to_owned(),
         }
     );
     log::info!(

@@ -24,10 +24,10 @@ use uuid::Uuid;
 
 use super::audit::{self, Event};
 use super::{licenses, unknown_server};
-use crate::api_types::License;
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customers, servers, used_requests};
+use shared_proto::admin_api::License;
 
 /// What the transaction hands to the sealing step.
 pub struct Issued {
