@@ -82,10 +82,7 @@ impl State {
 
 fn internal(err: anyhow::Error) -> HttpResponse {
     log::error!("status page failed: {err:#}");
-    HttpResponse::InternalServerError().json(serde_json::json!({
-        "code": "INTERNAL",
-        "message": "internal error, see the server log",
-    }))
+    HttpResponse::InternalServerError().json(shared_proto::ApiError::internal())
 }
 
 async fn status_json(state: web::Data<State>) -> HttpResponse {

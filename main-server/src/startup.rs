@@ -13,13 +13,13 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use shared_proto::{Clock, SolmeSigningKey};
 
-use crate::api_types::Listening;
 use crate::auth::AdminToken;
 use crate::data_dir::{write_atomic, DataDir};
 use crate::db::{Db, DbTarget};
 use crate::routes::{admin_api, configure_extractors, not_found, sync_api};
 use crate::sync::SyncService;
 use crate::tls;
+use shared_proto::admin_api::Listening;
 
 /// Largest admin JSON body (a mailed sync-data file fits several times over).
 const ADMIN_JSON_LIMIT: usize = 256 * 1024;

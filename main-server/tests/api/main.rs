@@ -22,3 +22,4 @@ mod error_bodies;
 mod helpers;
 mod race;
 mod sync;
+mod temporary;

@@ -96,20 +96,74 @@ async fn binding_lifecycle_on_postgres() {
     binding_lifecycle(&app).await;
 }
 
-#[actix_rt::test]
-async fn replayed_request_is_refused() {
-    let app = spawn_app().await;
-    let (_, local) = app.register_local().await;
+/// Runs a test body on SQLite, and again on PostgreSQL when one is configured (its
+/// sync transaction is another code path: the `solme_issue_syncs` function).
+macro_rules! on_both_backends {
+    ($body:ident, $sqlite:ident, $postgres:ident) => {
+        #[actix_rt::test]
+        async fn $sqlite() {
+            $body(&spawn_app().await).await;
+        }
+
+        #[actix_rt::test]
+        async fn $postgres() {
+            let Some(url) = fresh_pg_database() else {
+                return;
+            };
+            $body(&spawn_app_with(Some(url), None).await).await;
+        }
+    };
+}
+
+on_both_backends!(
+    replayed_request,
+    replayed_request_is_refused,
+    replayed_request_is_refused_on_postgres
+);
+on_both_backends!(
+    unknown_id,
+    unknown_id_is_refused,
+    unknown_id_is_refused_on_postgres
+);
+on_both_backends!(
+    license_changes,
+    license_changes_move_revision_and_sequence,
+    license_changes_move_revision_and_sequence_on_postgres
+);
+
+async fn replayed_request(app: &TestApp) {
+    let (server_id, local) = app.register_local().await;
     let text = local.sync_data();
     assert_eq!(app.post_sync(&text).await.status, StatusCode::OK);
     let replay = app.post_sync(&text).await;
     assert_eq!(replay.status, StatusCode::CONFLICT);
     assert_eq!(replay.code(), "REPLAYED_REQUEST");
+
+    // Both backends word the audit entries alike; the refusal changed nothing.
+    let (_, audit) = app.get("/admin/v1/audit?limit=10").await;
+    let entries = audit.as_array().cloned().unwrap_or_default();
+    let outcomes: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| e["server_id"] == server_id.to_string() && e["action"] == "sync")
+        .map(|e| {
+            (
+                e["outcome"].as_str().unwrap_or(""),
+                e["detail"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert_eq!(outcomes[0].0, "REPLAYED_REQUEST", "{outcomes:?}");
+    assert_eq!(outcomes[1].0, "OK", "{outcomes:?}");
+    assert!(
+        outcomes[1].1.contains(" sequence=1 revision=") && outcomes[1].1.ends_with(" bound=yes"),
+        "{outcomes:?}"
+    );
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(shown["sequence"], 1, "{shown}");
 }
 
-#[actix_rt::test]
-async fn unknown_id_is_refused() {
-    let app = spawn_app().await;
+async fn unknown_id(app: &TestApp) {
     let answer = app.post_sync(&Local::new(Uuid::new_v4()).sync_data()).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert_eq!(answer.code(), "UNKNOWN_SERVER_ID");
@@ -237,11 +291,10 @@ async fn stale_requests_are_refused_per_channel() {
     assert_eq!(body["code"], "STALE_REQUEST");
 }
 
-#[actix_rt::test]
-async fn license_changes_move_revision_and_sequence() {
-    let app = spawn_app().await;
+#[expect(clippy::expect_used, reason = "a missing license fails the test")]
+async fn license_changes(app: &TestApp) {
     let (server_id, local) = app.register_local().await;
-    let first = local.open(&app, &app.post_sync(&local.sync_data()).await.body);
+    let first = local.open(app, &app.post_sync(&local.sync_data()).await.body);
 
     let (status, added) = app
         .post(
@@ -250,7 +303,7 @@ async fn license_changes_move_revision_and_sequence() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{added}");
-    let second = local.open(&app, &app.post_sync(&local.sync_data()).await.body);
+    let second = local.open(app, &app.post_sync(&local.sync_data()).await.body);
     assert!(second.revision > first.revision);
     assert!(second.sequence > first.sequence);
     let render = second
@@ -274,7 +327,7 @@ async fn license_changes_move_revision_and_sequence() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
-    let third = local.open(&app, &app.post_sync(&local.sync_data()).await.body);
+    let third = local.open(app, &app.post_sync(&local.sync_data()).await.body);
     assert!(third.revision > second.revision);
     let render = third
         .licenses
@@ -292,7 +345,7 @@ async fn license_changes_move_revision_and_sequence() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let fourth = local.open(&app, &app.post_sync(&local.sync_data()).await.body);
+    let fourth = local.open(app, &app.post_sync(&local.sync_data()).await.body);
     assert!(fourth.revision > third.revision);
     assert_eq!(fourth.sequence, 4);
     assert!(fourth.licenses.iter().all(|l| l.feature != "render"));
