@@ -11,8 +11,8 @@ use anyhow::Context;
 use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
+use crate::queue::blocking;
 use crate::spool::{read_bounded, sync_dir, Envelope, Intake, Spool};
-use crate::worker::blocking;
 
 /// Polls `dir/new` every `every` until `shutdown` changes.
 pub async fn watch(

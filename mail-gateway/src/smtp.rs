@@ -33,8 +33,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::queue::blocking;
 use crate::spool::{Envelope, Intake, Spool};
-use crate::worker::blocking;
 
 /// Longest command line accepted (RFC 5321 asks for 512; extensions make
 /// lines longer, so allow some room).

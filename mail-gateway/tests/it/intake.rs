@@ -428,6 +428,38 @@ fn sigterm_stops_the_gateway_cleanly() {
     assert_eq!(exit.code(), Some(0));
 }
 
+/// The back-off of a message waiting for the main server ends at a stop: the
+/// message stays queued for the next start.
+#[test]
+fn a_stop_ends_the_back_off_and_keeps_the_message() {
+    let root = tempfile::tempdir().unwrap();
+    let retry = ["--retry-initial-ms", "600000", "--retry-max-ms", "600000"];
+    let mut gw = gateway(root.path(), &retry);
+    let identity = shared_proto::ServerIdentity::generate().unwrap();
+    let sync_data = crate::helpers::sync_data(&identity, uuid::Uuid::new_v4());
+    let mail = crate::helpers::sync_mail("ops@acme.example", "wait-1@acme.example", &sync_data);
+    send_mail(gw.smtp(), "ops@acme.example", &mail);
+    wait_for("a failed attempt", || {
+        (gw.status()["retries"].as_u64()? >= 1).then_some(())
+    });
+    let pid = gw.proc.pid().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let exit = wait_for("the gateway to exit", || gw.proc.exit_status());
+    assert_eq!(exit.code(), Some(0));
+    assert!(
+        gw.proc
+            .log()
+            .contains("left in the spool for the next start"),
+        "{}",
+        gw.proc.log()
+    );
+    let queued = std::fs::read_dir(gw.data_dir.join("spool/queue"))
+        .unwrap()
+        .count();
+    assert!(queued >= 1, "the message is still queued");
+}
+
 #[test]
 fn serve_exits_1_when_its_address_is_taken() {
     let root = tempfile::tempdir().unwrap();
