@@ -15,7 +15,7 @@ use openssl::ssl::{SslConnector, SslMethod};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared_proto::admin_api::Listening;
-use shared_proto::{Clock, LicenseFile, ServerIdentity, SolmePublicKey, SyncRequest};
+use shared_proto::{Clock, LicenseFile, ServerIdentity, SolmePublicKey};
 use tempfile::TempDir;
 use uuid::Uuid;
 
@@ -196,18 +196,8 @@ impl Local {
     }
 
     pub fn sync_data_at(&self, created_at: DateTime<Utc>) -> String {
-        let request = SyncRequest {
-            version: shared_proto::messages::MESSAGE_VERSION,
-            server_id: self.server_id,
-            request_id: Uuid::new_v4(),
-            created_at,
-            public_keys: self.identity.public_keys(),
-            held_revision: None,
-            held_sequence: None,
-            software_version: "test-1.0".into(),
-            usage: Vec::new(),
-        };
-        shared_proto::sync_data::seal(&self.identity, &request).expect("seal")
+        test_harness::sync_data::sync_data_at(&self.identity, self.server_id, created_at)
+            .expect("seal")
     }
 
     pub fn sync_data(&self) -> String {
