@@ -289,6 +289,12 @@ impl TestApp {
         .await
     }
 
+    /// [`TestApp::register`], and a simulated local server for the new id.
+    pub async fn register_local(&self) -> (Uuid, Local) {
+        let (_, server_id) = self.register().await;
+        (server_id, Local::new(server_id))
+    }
+
     /// A customer with one registered contact and one id holding a 10-seat license.
     pub async fn register(&self) -> (Uuid, Uuid) {
         let (status, customer) = self
@@ -317,4 +323,13 @@ impl TestApp {
         assert_eq!(status, StatusCode::CREATED, "{license}");
         (customer_id.parse().expect("uuid"), server_id)
     }
+}
+
+/// Asserts that an admin answer is a refusal with `status` and the error `code`.
+pub fn assert_refused(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (expected, Some(code)),
+        "{body}"
+    );
 }

@@ -11,8 +11,7 @@ use crate::helpers::{fresh_pg_database, https_client, spawn_app, spawn_app_with,
 
 /// The whole life of an id: bind, sync again, other key refused, cleared, rebound.
 async fn binding_lifecycle(app: &TestApp) {
-    let (_, server_id) = app.register().await;
-    let first = Local::new(server_id);
+    let (server_id, first) = app.register_local().await;
 
     let answer = app.post_sync(&first.sync_data()).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -133,8 +132,7 @@ on_both_backends!(
 );
 
 async fn replayed_request(app: &TestApp) {
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (server_id, local) = app.register_local().await;
     let text = local.sync_data();
     assert_eq!(app.post_sync(&text).await.status, StatusCode::OK);
     let replay = app.post_sync(&text).await;
@@ -174,8 +172,7 @@ async fn unknown_id(app: &TestApp) {
 #[actix_rt::test]
 async fn bad_signature_and_garbage_are_refused() {
     let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (server_id, local) = app.register_local().await;
     let mut armored = armor::decode(&local.sync_data(), ArmorKind::SyncData).expect("armor");
     let last = armored.body.len() - 1;
     armored.body[last] ^= 0x01;
@@ -259,8 +256,7 @@ async fn a_low_order_encryption_key_is_refused_before_anything_is_recorded() {
 #[actix_rt::test]
 async fn stale_requests_are_refused_per_channel() {
     let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (_, local) = app.register_local().await;
     let old = local.sync_data_at(Utc::now() - Duration::minutes(20));
     let answer = app.post_sync(&old).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
@@ -297,8 +293,7 @@ async fn stale_requests_are_refused_per_channel() {
 
 #[expect(clippy::expect_used, reason = "a missing license fails the test")]
 async fn license_changes(app: &TestApp) {
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (server_id, local) = app.register_local().await;
     let first = local.open(app, &app.post_sync(&local.sync_data()).await.body);
 
     let (status, added) = app
@@ -359,8 +354,7 @@ async fn license_changes(app: &TestApp) {
 #[actix_rt::test]
 async fn time_and_health_follow_the_clock() {
     let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (_, local) = app.register_local().await;
     let made_now = local.sync_data();
 
     // Moving the running server's clock a year and a day ahead.

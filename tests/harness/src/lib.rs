@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod browser;
 pub mod certs;
 pub mod mail;
 pub mod net;

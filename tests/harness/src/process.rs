@@ -116,6 +116,19 @@ impl Child {
         })
     }
 
+    /// Starts `command` with the output it was given (for a program whose stdout is
+    /// the result).
+    pub fn spawn_with_output(name: &str, mut command: Command) -> Result<Self> {
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            log: PathBuf::new(),
+        })
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -128,6 +141,11 @@ impl Child {
     /// Whether the process has exited.
     pub fn has_exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// How the process ended, once it has.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Asks the program to stop (SIGTERM) and waits for it; kills it after 10 s.

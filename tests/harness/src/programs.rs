@@ -92,20 +92,9 @@ impl MainServer {
         Self::serve(dir, options, None)
     }
 
-    /// A second `serve` process on the same data directory and database (scale-out).
+    /// A second `serve` process with the same keys on the same database (scale-out).
     pub fn another_process(&self, dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).context("creating a directory")?;
-        for file in [
-            "solme-signing.pem",
-            "solme-public.pem",
-            "ca.pem",
-            "tls-cert.pem",
-            "tls-key.pem",
-            "admin-token",
-        ] {
-            std::fs::copy(self.dir.join(file), dir.join(file))
-                .with_context(|| format!("copying {file}"))?;
-        }
+        copy_keys(&self.dir, dir)?;
         Self::serve(dir, self.options.clone(), None)
     }
 
@@ -242,6 +231,23 @@ impl MainServer {
             .args(args);
         run(command)
     }
+}
+
+/// Copies what `serve` needs from the data directory `from` made by `init` to `to`, so
+/// that a second process on the same database is the same server (scale-out).
+pub fn copy_keys(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).context("creating a directory")?;
+    for file in [
+        "solme-signing.pem",
+        "solme-public.pem",
+        "ca.pem",
+        "tls-cert.pem",
+        "tls-key.pem",
+        "admin-token",
+    ] {
+        std::fs::copy(from.join(file), to.join(file)).with_context(|| format!("copying {file}"))?;
+    }
+    Ok(())
 }
 
 /// The admin API, as the operator CLI and console use it. `Debug` leaves the token out.

@@ -191,7 +191,7 @@ fn run(args: Args) -> Result<()> {
     let reply = wait_for_reply(&gateway.outbox(), &message_id, Duration::from_secs(60))?;
     say(&format!("reply to {}: \"{}\"", reply.to, reply.subject));
     let license_text = reply
-        .license_file
+        .license_file()
         .context("the reply carries no license file")?;
     let license_path = email_local.dir.join("license-from-mail.lic");
     std::fs::write(&license_path, license_text).context("saving the license file")?;

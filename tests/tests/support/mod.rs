@@ -289,7 +289,7 @@ pub fn mail_sync_data(gateway: &MailGateway, local: &LocalServer) -> String {
 /// Saves the license file attached to a reply next to the local server's data.
 pub fn save_license_file(local: &LocalServer, reply: Reply) -> PathBuf {
     let license = reply
-        .license_file
+        .license_file()
         .expect("the reply carries a license file");
     let path = local.dir.join("license.lic");
     std::fs::write(&path, license).unwrap();
