@@ -166,7 +166,7 @@ pub fn report(
                      no licenses are issued until the server synchronizes.",
                     date(valid_until)
                 ),
-                Some((valid_until - now).num_days()),
+                Some(validity::days_left(valid_until, now)),
             ),
         }
     };

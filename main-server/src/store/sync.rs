@@ -174,9 +174,9 @@ pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Iss
             server_id: Some(attempt.server_id),
             outcome: "OK",
             detail: &format!(
-                "{} sequence={sequence} revision={revision}{}",
+                "{}, issued sequence {sequence} of revision {revision}{}",
                 attempt.detail,
-                if bound_now { " bound=yes" } else { "" }
+                if bound_now { ", key bound now" } else { "" }
             ),
         },
     )?;
@@ -225,7 +225,7 @@ pub fn resend(conn: &mut DbConnection, attempt: &Attempt) -> Result<Option<Strin
             server_id: Some(attempt.server_id),
             outcome: "OK",
             detail: &format!(
-                "{} answered again with the license file issued for this request",
+                "{}, answered again with the license file issued for this request",
                 attempt.detail
             ),
         },

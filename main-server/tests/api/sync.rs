@@ -45,7 +45,7 @@ async fn binding_lifecycle(app: &TestApp) {
     );
     assert_eq!(shown["last_sync_channel"], "internet");
     assert_eq!(shown["sequence"], 2);
-    assert_eq!(shown["days_until_due"], 365);
+    assert_eq!(shown["days_until_due"], 366);
 
     // The operator clears the key pair: the new server binds.
     let (status, cleared) = app
@@ -78,7 +78,7 @@ async fn binding_lifecycle(app: &TestApp) {
         && e["detail"]
             .as_str()
             .unwrap_or("")
-            .contains("channel=internet")));
+            .contains("channel internet, ")));
 }
 
 #[actix_rt::test]
