@@ -98,7 +98,7 @@ impl Settings {
             solme_public_pem: row.solme_public_pem,
             ca_pem: row.ca_pem,
             proxy: row.proxy.map(ProxyText::from),
-            auto_sync: AutoSyncMode::parse(&row.auto_sync).unwrap_or(AutoSyncMode::Off),
+            auto_sync: row.auto_sync.parse().unwrap_or(AutoSyncMode::Off),
         })
     }
 
