@@ -38,6 +38,8 @@ use serde::{Deserialize, Serialize};
 use shared_proto::files::{self, sync_dir, Access, Existing};
 use uuid::Uuid;
 
+use crate::replies::ReplyKind;
+
 /// How the message reached the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,8 +80,8 @@ pub struct OutgoingEnvelope {
     pub from: Option<String>,
     /// The single recipient: the address the inbound mail came from.
     pub to: String,
-    /// A short label for logs and the status page (`license`, `no-sync-data`, …).
-    pub kind: String,
+    /// What the reply is, for logs and the status page (`license`, `no-sync-data`, …).
+    pub kind: ReplyKind,
 }
 
 /// The answer of [`Spool::claim`].
@@ -509,7 +511,7 @@ mod tests {
         let env = OutgoingEnvelope {
             from: None,
             to: "ops@acme.example".into(),
-            kind: "license".into(),
+            kind: ReplyKind::License,
         };
         assert!(!spool.reply_exists("r1").unwrap());
         spool.stage_reply("r1", &env, b"reply").unwrap();
