@@ -311,9 +311,8 @@ impl SmtpClient {
         self.read_reply()
     }
 
-    /// A whole transaction; returns the final reply.
-    pub fn mail(&mut self, from: &str, message: &str) -> String {
-        assert!(self.command("EHLO client.example").starts_with("250"));
+    /// MAIL FROM `from`, RCPT TO the licensing address and DATA, each accepted.
+    pub fn begin_data(&mut self, from: &str) {
         assert!(self
             .command(&format!("MAIL FROM:<{from}>"))
             .starts_with("250"));
@@ -321,6 +320,12 @@ impl SmtpClient {
             .command(&format!("RCPT TO:<{LICENSING}>"))
             .starts_with("250"));
         assert!(self.command("DATA").starts_with("354"));
+    }
+
+    /// A whole transaction; returns the final reply.
+    pub fn mail(&mut self, from: &str, message: &str) -> String {
+        assert!(self.command("EHLO client.example").starts_with("250"));
+        self.begin_data(from);
         let mut data = String::new();
         for line in message.replace("\r\n", "\n").lines() {
             if line.starts_with('.') {
