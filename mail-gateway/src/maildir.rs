@@ -12,7 +12,8 @@ use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
 use crate::queue::blocking;
-use crate::spool::{read_bounded, sync_dir, Envelope, Intake, Spool};
+use crate::spool::{read_bounded, Envelope, Intake, Spool};
+use shared_proto::files::sync_dir;
 
 /// Polls `dir/new` every `every` until `shutdown` changes.
 pub async fn watch(

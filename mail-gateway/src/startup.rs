@@ -18,14 +18,13 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
@@ -38,15 +37,14 @@ use crate::outbound::{Outbound, RelaySettings};
 use crate::queue::{Backoff, RetryPolicy, Runner};
 use crate::replies::Composer;
 use crate::smtp::{Smtp, SmtpSettings};
-use crate::spool::{write_durably, Spool};
+use crate::spool::Spool;
 use crate::status::Stats;
 use crate::worker::{Complaints, ReceivedCounter, Worker};
+use shared_proto::files::{self, Access, Existing};
 
 /// How often the spool queue and `outgoing/` are scanned for entries no
 /// channel announced (messages from `deliver`, leftovers of a restart).
 const SCAN_EVERY: Duration = Duration::from_millis(500);
-/// Largest token file read.
-const MAX_SECRET_FILE: u64 = 4096;
 /// How often old sent replies and ledger entries are removed.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 /// How long a stop waits for messages and replies being processed.
@@ -82,7 +80,8 @@ impl Application {
     /// `listening.json`.
     pub fn build(args: ServeArgs, clock: Clock) -> anyhow::Result<Application> {
         let composer = Composer::new(&args.address, &args.from_name)?;
-        let token = read_secret(&args.token_file).context("reading --token-file")?;
+        let token =
+            shared_proto::files::read_secret(&args.token_file).context("reading --token-file")?;
         let main = MainServer::new(&args.main_server, token);
         let outbound = match (&args.smtp_relay, &args.outbox) {
             (_, Some(outbox)) => Outbound::outbox(outbox)?,
@@ -90,7 +89,8 @@ impl Application {
                 let credentials = match (&args.smtp_relay_user, &args.smtp_relay_password_file) {
                     (Some(user), Some(file)) => Some((
                         user.clone(),
-                        read_secret(file).context("reading --smtp-relay-password-file")?,
+                        shared_proto::files::read_secret(file)
+                            .context("reading --smtp-relay-password-file")?,
                     )),
                     _ => None,
                 };
@@ -137,7 +137,12 @@ impl Application {
                 .context("reading the HTTP address")?,
         };
         let json = serde_json::to_vec_pretty(&listening).context("encoding listening.json")?;
-        write_durably(&args.data_dir, &args.data_dir.join("listening.json"), &json)?;
+        files::write(
+            &args.data_dir.join("listening.json"),
+            &json,
+            Access::Public,
+            Existing::Replace,
+        )?;
         log::info!(
             "mail gateway for {} listening: smtp={:?} http={}",
             composer.address(),
@@ -344,20 +349,6 @@ fn domain_of(address: &str) -> String {
 
 fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<std::net::TcpListener> {
     std::net::TcpListener::bind(addr).with_context(|| format!("binding {flag} {addr}"))
-}
-
-/// Reads a one-line secret file (token, password), bounded in size.
-fn read_secret(path: &Path) -> anyhow::Result<SecretString> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_SECRET_FILE).read_to_string(&mut text))
-        .with_context(|| format!("reading {}", path.display()))?;
-    let secret = text.trim();
-    if secret.is_empty() {
-        bail!("{} is empty", path.display());
-    }
-    Ok(SecretString::from(secret.to_owned()))
 }
 
 fn tls_acceptor(cert: &PathBuf, key: &PathBuf) -> anyhow::Result<SslAcceptor> {

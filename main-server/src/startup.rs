@@ -14,12 +14,13 @@ use secrecy::{ExposeSecret, SecretString};
 use shared_proto::{Clock, SolmeSigningKey};
 
 use crate::auth::AdminToken;
-use crate::data_dir::{write_atomic, DataDir};
+use crate::data_dir::DataDir;
 use crate::db::{Db, DbTarget};
 use crate::routes::{admin_api, configure_extractors, not_found, sync_api};
 use crate::sync::SyncService;
 use crate::tls;
 use shared_proto::admin_api::Listening;
+use shared_proto::files::{self, Access, Existing};
 
 /// Largest admin JSON body (a mailed sync-data file fits several times over).
 const ADMIN_JSON_LIMIT: usize = 256 * 1024;
@@ -153,7 +154,7 @@ impl Application {
         })
         .and_then(|app| {
             let json = serde_json::to_vec_pretty(&listening).context("encoding listening.json")?;
-            write_atomic(&dir.listening(), &json)?;
+            files::write(&dir.listening(), &json, Access::Public, Existing::Replace)?;
             log::info!(
                 "sync API (HTTPS) on {:?}, admin API (HTTP) on {}",
                 listening.sync,

@@ -289,16 +289,20 @@ fn check(
     }
 
     let detail = format!(
-        "channel={} peer={peer} fingerprint={} request={} software={:?} held_sequence={:?}",
+        "channel {}, peer {peer}, key {}, request {}, software {}, {}",
         channel.as_str(),
         verified.fingerprint,
         request.request_id,
         request
             .software_version
             .chars()
+            .filter(|c| !c.is_control())
             .take(64)
             .collect::<String>(),
-        request.held_sequence,
+        request.held_sequence.map_or_else(
+            || "holds no license file".to_owned(),
+            |held| format!("held sequence {held}")
+        ),
     );
     let attempt = Attempt {
         server_id: request.server_id,
@@ -324,7 +328,7 @@ fn refusal(
     error: &ApiError,
 ) -> AuditRecord {
     let detail = format!(
-        "channel={} peer={peer} fingerprint={} request={} message={}",
+        "channel {}, peer {peer}, key {}, request {}: {}",
         channel.as_str(),
         known.fingerprint.as_deref().unwrap_or("-"),
         known

@@ -57,7 +57,14 @@ pub fn create(
                 action: "customer.create",
                 server_id: None,
                 outcome: "OK",
-                detail: &format!("customer={id} name={name:?} emails={}", emails.join(",")),
+                detail: &format!(
+                    "customer {id} named {name}, contacts {}",
+                    if emails.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        emails.join(", ")
+                    }
+                ),
             },
         )
     })?;
@@ -142,7 +149,7 @@ pub fn add_email(
                     action: "customer.add_email",
                     server_id: None,
                     outcome: "OK",
-                    detail: &format!("customer={id} email={email}"),
+                    detail: &format!("customer {id}, contact {email} added"),
                 },
             )?;
         }

@@ -142,7 +142,7 @@ pub fn create(
                 action: "key_clear_request.create",
                 server_id: Some(new.server_id),
                 outcome: "OK",
-                detail: &format!("request={id} message_id={message_id:?}"),
+                detail: &format!("request {id}, mail {message_id}"),
             },
         )?;
         Ok((get(conn, id)?, true))
@@ -254,7 +254,10 @@ pub fn decide(
                 },
                 server_id: Some(request.server_id),
                 outcome: "OK",
-                detail: &format!("request={id} reason={reason:?}"),
+                detail: &match &reason {
+                    Some(reason) => format!("request {id}, reason: {reason}"),
+                    None => format!("request {id}, no reason given"),
+                },
             },
         )?;
         Ok(request)

@@ -145,7 +145,7 @@ pub fn add(
                 action: "license.add",
                 server_id: Some(server_id),
                 outcome: "OK",
-                detail: &format!("license={id} feature={feature:?} seats={seats}"),
+                detail: &format!("license {id}: {feature}, {seats} seats"),
             },
         )
     })?;
@@ -206,8 +206,11 @@ pub fn change(
                 server_id: Some(server_id),
                 outcome: "OK",
                 detail: &format!(
-                    "license={license_id} feature={:?} seats={} valid_from={:?} valid_until={:?}",
-                    license.feature, license.seats, license.valid_from, license.valid_until
+                    "license {license_id}: {}, {} seats, valid from {} until {}",
+                    license.feature,
+                    license.seats,
+                    audit::date_or(license.valid_from, "the start"),
+                    audit::date_or(license.valid_until, "no end (perpetual)")
                 ),
             },
         )?;
@@ -243,7 +246,7 @@ pub fn remove(
                 action: "license.remove",
                 server_id: Some(server_id),
                 outcome: "OK",
-                detail: &format!("license={license_id}"),
+                detail: &format!("license {license_id}"),
             },
         )
     })

@@ -27,8 +27,6 @@ type ServerRow = (
     Option<i64>,
 );
 
-const DAY_MS: i64 = 86_400_000;
-
 fn select_columns() -> (
     servers::id,
     servers::customer_id,
@@ -55,11 +53,6 @@ fn select_columns() -> (
     )
 }
 
-/// Whole days left until `valid_until`, rounded down (so −1 means overdue).
-pub fn days_until(valid_until: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
-    (to_millis(valid_until) - to_millis(now)).div_euclid(DAY_MS)
-}
-
 fn to_view(
     row: ServerRow,
     licenses: Vec<shared_proto::admin_api::License>,
@@ -78,7 +71,7 @@ fn to_view(
         bound_at: bound_at.map(from_millis),
         last_sync_at: last.map(from_millis),
         last_sync_channel: channel.as_deref().map(parse_word).transpose()?,
-        days_until_due: valid_until.map(|v| days_until(v, now)),
+        days_until_due: valid_until.map(|v| shared_proto::validity::days_left(v, now)),
         valid_until,
         licenses,
     })
@@ -116,7 +109,7 @@ pub fn create(
                 action: "server.create",
                 server_id: Some(id),
                 outcome: "OK",
-                detail: &format!("customer={customer_id}"),
+                detail: &format!("customer {customer_id}"),
             },
         )
     })?;
@@ -299,7 +292,7 @@ pub fn clear_key(
             server_id: Some(id),
             outcome: "OK",
             detail: &format!(
-                "via={via} previous={} reason={reason:?}",
+                "via {via}, previous key {}, reason: {reason}",
                 old.as_deref().unwrap_or("none")
             ),
         },

@@ -184,8 +184,8 @@ fn issue_sqlite(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, Ap
 /// `sync_function`) builds the same words: change both together.
 fn accepted_detail(detail: &str, sequence: i64, revision: i64, bound_now: bool) -> String {
     format!(
-        "{detail} sequence={sequence} revision={revision}{}",
-        if bound_now { " bound=yes" } else { "" }
+        "{detail}, issued sequence {sequence} of revision {revision}{}",
+        if bound_now { ", key bound now" } else { "" }
     )
 }
 
@@ -363,7 +363,7 @@ pub fn resend(conn: &mut DbConnection, attempt: &Attempt) -> Result<Option<Strin
             server_id: Some(attempt.server_id),
             outcome: "OK",
             detail: &format!(
-                "{} answered again with the license file issued for this request",
+                "{}, answered again with the license file issued for this request",
                 attempt.detail
             ),
         },
