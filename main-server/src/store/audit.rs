@@ -48,29 +48,38 @@ pub fn record(
     Ok(())
 }
 
+/// One stored entry, as read.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = audit_log)]
+struct Row {
+    at: i64,
+    actor: String,
+    action: String,
+    server_id: Option<String>,
+    outcome: String,
+    detail: String,
+}
+
 /// Newest first.
 pub fn list(conn: &mut DbConnection, limit: u32) -> Result<Vec<AuditEntry>, ApiError> {
-    let rows: Vec<(i64, String, String, Option<String>, String, String)> = audit_log::table
-        .select((
-            audit_log::at,
-            audit_log::actor,
-            audit_log::action,
-            audit_log::server_id,
-            audit_log::outcome,
-            audit_log::detail,
-        ))
+    let rows: Vec<Row> = audit_log::table
+        .select(Row::as_select())
         .order(audit_log::id.desc())
         .limit(i64::from(limit.min(MAX_LIMIT)))
         .load(conn)?;
     rows.into_iter()
-        .map(|(at, actor, action, server_id, outcome, detail)| {
+        .map(|row| {
             Ok(AuditEntry {
-                at: from_millis(at),
-                actor,
-                action,
-                server_id: server_id.as_deref().map(super::parse_uuid).transpose()?,
-                outcome,
-                detail,
+                at: from_millis(row.at),
+                actor: row.actor,
+                action: row.action,
+                server_id: row
+                    .server_id
+                    .as_deref()
+                    .map(super::parse_uuid)
+                    .transpose()?,
+                outcome: row.outcome,
+                detail: row.detail,
             })
         })
         .collect()
