@@ -348,9 +348,9 @@ async fn execute(client: &Client, args: &AdminArgs) -> Result<String, CliError> 
                     vec![
                         e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
                         e.actor.clone(),
-                        e.action.clone(),
+                        e.action.to_string(),
                         e.server_id.map(|s| s.to_string()).unwrap_or_default(),
-                        e.outcome.clone(),
+                        e.outcome.to_string(),
                         e.detail.clone(),
                     ]
                 })

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
 use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, NewKeyClearRequest};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
@@ -115,9 +116,9 @@ pub fn create(
             now,
             &Event {
                 actor: &sender,
-                action: "key_clear_request.create",
+                action: AuditAction::KeyClearRequestCreate,
                 server_id: Some(new.server_id),
-                outcome: "OK",
+                outcome: AuditOutcome::Ok,
                 detail: &format!("request {id}, mail {message_id}"),
             },
         )?;
@@ -224,12 +225,12 @@ pub fn decide(
             &Event {
                 actor: operator,
                 action: if approve {
-                    "key_clear_request.approve"
+                    AuditAction::KeyClearRequestApprove
                 } else {
-                    "key_clear_request.reject"
+                    AuditAction::KeyClearRequestReject
                 },
                 server_id: Some(request.server_id),
-                outcome: "OK",
+                outcome: AuditOutcome::Ok,
                 detail: &match &reason {
                     Some(reason) => format!("request {id}, reason: {reason}"),
                     None => format!("request {id}, no reason given"),

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
 use uuid::Uuid;
 
 use super::audit::{self, Event};
@@ -133,9 +134,9 @@ pub fn add(
             now,
             &Event {
                 actor: operator,
-                action: "license.add",
+                action: AuditAction::LicenseAdd,
                 server_id: Some(server_id),
-                outcome: "OK",
+                outcome: AuditOutcome::Ok,
                 detail: &format!("license {id}: {feature}, {seats} seats"),
             },
         )
@@ -193,9 +194,9 @@ pub fn change(
             now,
             &Event {
                 actor: operator,
-                action: "license.change",
+                action: AuditAction::LicenseChange,
                 server_id: Some(server_id),
-                outcome: "OK",
+                outcome: AuditOutcome::Ok,
                 detail: &format!(
                     "license {license_id}: {}, {} seats, valid from {} until {}",
                     license.feature,
@@ -234,9 +235,9 @@ pub fn remove(
             now,
             &Event {
                 actor: operator,
-                action: "license.remove",
+                action: AuditAction::LicenseRemove,
                 server_id: Some(server_id),
-                outcome: "OK",
+                outcome: AuditOutcome::Ok,
                 detail: &format!("license {license_id}"),
             },
         )

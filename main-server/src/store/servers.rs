@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
 use uuid::Uuid;
 
 use super::audit::{self, Event};
@@ -87,9 +88,9 @@ pub fn create(
             now,
             &Event {
                 actor: operator,
-                action: "server.create",
+                action: AuditAction::ServerCreate,
                 server_id: Some(id),
-                outcome: "OK",
+                outcome: AuditOutcome::Ok,
                 detail: &format!("customer {customer_id}"),
             },
         )
@@ -269,9 +270,9 @@ pub fn clear_key(
         now,
         &Event {
             actor: operator,
-            action: "key.clear",
+            action: AuditAction::KeyClear,
             server_id: Some(id),
-            outcome: "OK",
+            outcome: AuditOutcome::Ok,
             detail: &format!(
                 "via {via}, previous key {}, reason: {reason}",
                 old.as_deref().unwrap_or("none")

@@ -12,6 +12,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
@@ -170,9 +171,9 @@ pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Iss
         attempt.now,
         &Event {
             actor: &attempt.actor,
-            action: "sync",
+            action: AuditAction::Sync,
             server_id: Some(attempt.server_id),
-            outcome: "OK",
+            outcome: AuditOutcome::Ok,
             detail: &format!(
                 "{}, issued sequence {sequence} of revision {revision}{}",
                 attempt.detail,
@@ -221,9 +222,9 @@ pub fn resend(conn: &mut DbConnection, attempt: &Attempt) -> Result<Option<Strin
         attempt.now,
         &Event {
             actor: &attempt.actor,
-            action: "sync",
+            action: AuditAction::Sync,
             server_id: Some(attempt.server_id),
-            outcome: "OK",
+            outcome: AuditOutcome::Ok,
             detail: &format!(
                 "{}, answered again with the license file issued for this request",
                 attempt.detail
