@@ -46,7 +46,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(shared_proto::exit::USAGE);
         }
     };
     match dispatch(cli.command, clock).await {

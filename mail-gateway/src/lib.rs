@@ -55,7 +55,7 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
             } else if deliver {
                 ExitCode::from(shared_proto::exit::TEMPORARY)
             } else {
-                ExitCode::from(2)
+                ExitCode::from(shared_proto::exit::USAGE)
             })
         }
     }
@@ -70,7 +70,7 @@ pub fn run(cli: Cli) -> ExitCode {
             // Any start-up failure of `deliver` is temporary for the MTA.
             return match cli.command {
                 Command::Deliver(_) => ExitCode::from(shared_proto::exit::TEMPORARY),
-                Command::Serve(_) => ExitCode::from(2),
+                Command::Serve(_) => ExitCode::from(shared_proto::exit::USAGE),
             };
         }
     };

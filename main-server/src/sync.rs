@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
+use shared_proto::admin_api::AuditAction;
 use shared_proto::sync_data::VerifiedSyncRequest;
 use shared_proto::validity::valid_until_for;
 use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
@@ -352,7 +353,7 @@ fn refusal(
     AuditRecord {
         at: now,
         actor: actor.to_owned(),
-        action: "sync",
+        action: AuditAction::Sync,
         server_id: known.server_id,
         outcome: error.outcome(),
         detail,

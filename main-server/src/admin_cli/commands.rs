@@ -151,9 +151,9 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
                     vec![
                         e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
                         e.actor.clone(),
-                        e.action.clone(),
+                        e.action.to_string(),
                         e.server_id.map(|s| s.to_string()).unwrap_or_default(),
-                        e.outcome.clone(),
+                        e.outcome.to_string(),
                         e.detail.clone(),
                     ]
                 })

@@ -19,6 +19,7 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types;
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
@@ -165,9 +166,9 @@ fn issue_sqlite(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, Ap
         attempt.now,
         &Event {
             actor: &attempt.actor,
-            action: "sync",
+            action: AuditAction::Sync,
             server_id: Some(attempt.server_id),
-            outcome: "OK",
+            outcome: AuditOutcome::Ok,
             detail: &accepted_detail(&attempt.detail, sequence, revision, bound_now),
         },
     )?;
@@ -359,9 +360,9 @@ pub fn resend(conn: &mut DbConnection, attempt: &Attempt) -> Result<Option<Strin
         attempt.now,
         &Event {
             actor: &attempt.actor,
-            action: "sync",
+            action: AuditAction::Sync,
             server_id: Some(attempt.server_id),
-            outcome: "OK",
+            outcome: AuditOutcome::Ok,
             detail: &format!(
                 "{}, answered again with the license file issued for this request",
                 attempt.detail
