@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context, Result};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use shared_proto::ApiError;
 use uuid::Uuid;
@@ -216,7 +217,7 @@ impl MainServer {
     pub fn admin(&self) -> Result<Admin> {
         Ok(Admin {
             base: self.admin_url(),
-            token: self.token()?,
+            token: SecretString::from(self.token()?),
             agent: agent(),
         })
     }
@@ -250,27 +251,23 @@ pub fn copy_keys(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The admin API, as the operator CLI and console use it. `Debug` leaves the token out.
-#[derive(Clone)]
+/// The admin API, as the operator CLI and console use it.
+#[derive(Clone, Debug)]
 pub struct Admin {
     base: String,
-    token: String,
+    /// `Debug` prints it redacted.
+    token: SecretString,
     agent: ureq::Agent,
-}
-
-impl std::fmt::Debug for Admin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admin")
-            .field("base", &self.base)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Admin {
     fn request(&self, method: &str, path: &str) -> ureq::Request {
         self.agent
             .request(method, &format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {}", self.token))
+            .set(
+                "Authorization",
+                &format!("Bearer {}", self.token.expose_secret()),
+            )
             .set("X-Operator", "qa-operator")
     }
 
