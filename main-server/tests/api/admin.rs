@@ -73,10 +73,7 @@ async fn mail_sync_needs_a_registered_sender() {
     let local = Local::new(server_id);
 
     let (status, body) = app
-        .post(
-            "/admin/v1/mail/sync",
-            json!({"sender": "intruder@evil.example", "sync_data": local.sync_data()}),
-        )
+        .mail_sync("intruder@evil.example", &local.sync_data())
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["code"], "UNAUTHORIZED");
@@ -98,10 +95,7 @@ async fn mail_sync_needs_a_registered_sender() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = app
-        .post(
-            "/admin/v1/mail/sync",
-            json!({"sender": "second@acme.example", "sync_data": local.sync_data()}),
-        )
+        .mail_sync("second@acme.example", &local.sync_data())
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["server_id"], server_id.to_string());
@@ -121,10 +115,7 @@ async fn mail_sync_needs_a_registered_sender() {
     assert_eq!(shown["last_sync_channel"], "email");
 
     let (status, body) = app
-        .post(
-            "/admin/v1/mail/sync",
-            json!({"sender": "ops@acme.example", "sync_data": Local::new(Uuid::new_v4()).sync_data()}),
-        )
+        .mail_sync("ops@acme.example", &Local::new(Uuid::new_v4()).sync_data())
         .await;
     assert_refused(status, &body, StatusCode::NOT_FOUND, "UNKNOWN_SERVER_ID");
 }

@@ -254,6 +254,12 @@ impl TestApp {
         (response.status(), value)
     }
 
+    /// A mailed sync as the gateway hands it on: status and JSON body.
+    pub async fn mail_sync(&self, sender: &str, sync_data: &str) -> (StatusCode, Value) {
+        let body = json!({"sender": sender, "sync_data": sync_data});
+        self.post("/admin/v1/mail/sync", body).await
+    }
+
     /// Adds a license to `server_id` with the admin API: status and JSON body.
     pub async fn post_license(&self, server_id: Uuid, body: Value) -> (StatusCode, Value) {
         self.post(&format!("/admin/v1/servers/{server_id}/licenses"), body)

@@ -266,28 +266,13 @@ async fn stale_requests_are_refused_per_channel() {
     assert_eq!(app.post_sync(&future).await.code(), "STALE_REQUEST");
 
     // By email, 20 minutes (or 29 days) is fine; 31 days is not.
-    let (status, body) = app
-        .post(
-            "/admin/v1/mail/sync",
-            json!({"sender": "OPS@acme.example", "sync_data": old}),
-        )
-        .await;
+    let (status, body) = app.mail_sync("OPS@acme.example", &old).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let week_old = local.sync_data_at(Utc::now() - Duration::days(29));
-    let (status, _) = app
-        .post(
-            "/admin/v1/mail/sync",
-            json!({"sender": "ops@acme.example", "sync_data": week_old}),
-        )
-        .await;
+    let (status, _) = app.mail_sync("ops@acme.example", &week_old).await;
     assert_eq!(status, StatusCode::OK);
     let month_old = local.sync_data_at(Utc::now() - Duration::days(31));
-    let (status, body) = app
-        .post(
-            "/admin/v1/mail/sync",
-            json!({"sender": "ops@acme.example", "sync_data": month_old}),
-        )
-        .await;
+    let (status, body) = app.mail_sync("ops@acme.example", &month_old).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["code"], "STALE_REQUEST");
 }
