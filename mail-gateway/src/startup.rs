@@ -16,7 +16,6 @@
 //! blocking pool, so one thread is plenty for a mail gateway.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,18 +27,19 @@ use anyhow::{bail, Context};
 use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
 use serde::{Deserialize, Serialize};
 use shared_proto::Clock;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 use crate::cli::{ServeArgs, SmtpListen};
 use crate::dispatch::Dispatcher;
 use crate::main_server::MainServer;
 use crate::notices::Notices;
 use crate::outbound::{Outbound, RelaySettings};
+use crate::queue::{Backoff, RetryPolicy, Runner};
 use crate::replies::Composer;
 use crate::smtp::{Smtp, SmtpSettings};
 use crate::spool::Spool;
 use crate::status::Stats;
-use crate::worker::{Complaints, ReceivedCounter, RetryPolicy, Worker};
+use crate::worker::{Complaints, ReceivedCounter, Worker};
 use shared_proto::files::{self, Access, Existing};
 
 /// How often the spool queue and `outgoing/` are scanned for entries no
@@ -192,30 +192,38 @@ impl Application {
             max: Duration::from_millis(args.retry_max_ms.max(args.retry_initial_ms).max(1)),
         };
 
-        let worker = Rc::new(Worker {
-            spool: spool.clone(),
-            main: main.clone(),
-            composer: composer.clone(),
-            clock: clock.clone(),
+        let backoff = Backoff {
+            policy: retry,
             stats: stats.clone(),
-            retry,
-            limit: args.max_message_size,
-            replies: replies_tx.clone(),
-            permits: Semaphore::new(args.workers),
-            known: RefCell::new(HashSet::new()),
-            counter: RefCell::new(ReceivedCounter::default()),
-            complaints: RefCell::new(Complaints::default()),
             shutdown: stop_rx.clone(),
-        });
-        let dispatcher = Rc::new(Dispatcher {
-            spool: spool.clone(),
-            outbound,
-            stats: stats.clone(),
-            retry,
-            permits: Semaphore::new(args.workers),
-            known: RefCell::new(HashSet::new()),
-            shutdown: stop_rx.clone(),
-        });
+        };
+        let worker = Rc::new(Runner::new(
+            Worker {
+                spool: spool.clone(),
+                main: main.clone(),
+                composer: composer.clone(),
+                clock: clock.clone(),
+                stats: stats.clone(),
+                backoff: backoff.clone(),
+                limit: args.max_message_size,
+                replies: replies_tx.clone(),
+                counter: RefCell::new(ReceivedCounter::default()),
+                complaints: RefCell::new(Complaints::default()),
+            },
+            spool.clone(),
+            backoff.clone(),
+            args.workers,
+        ));
+        let dispatcher = Rc::new(Runner::new(
+            Dispatcher {
+                spool: spool.clone(),
+                outbound,
+                stats: stats.clone(),
+            },
+            spool.clone(),
+            backoff,
+            args.workers,
+        ));
         let notices = Rc::new(Notices {
             spool: spool.clone(),
             main,
@@ -225,12 +233,8 @@ impl Application {
         });
 
         let mut tasks = vec![
-            actix_web::rt::spawn(worker.clone().run(accepted_rx, SCAN_EVERY, stop_rx.clone())),
-            actix_web::rt::spawn(
-                dispatcher
-                    .clone()
-                    .run(replies_rx, SCAN_EVERY, stop_rx.clone()),
-            ),
+            actix_web::rt::spawn(worker.clone().run(accepted_rx, SCAN_EVERY)),
+            actix_web::rt::spawn(dispatcher.clone().run(replies_rx, SCAN_EVERY)),
             actix_web::rt::spawn(notices.run(
                 Duration::from_millis(args.notice_interval_ms.max(10)),
                 stop_rx.clone(),
@@ -300,18 +304,17 @@ impl Application {
         // Messages and replies in progress hold a permit: taking them all
         // waits for those (a semaphore is fair, so nothing new starts
         // meanwhile); closing then ends every retry loop.
-        let permits = u32::try_from(args.workers).unwrap_or(u32::MAX);
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-            let worker_idle = worker.permits.acquire_many(permits).await;
-            let dispatcher_idle = dispatcher.permits.acquire_many(permits).await;
+            let worker_idle = worker.idle().await;
+            let dispatcher_idle = dispatcher.idle().await;
             (worker_idle.is_ok() && dispatcher_idle.is_ok()).then_some(())
         })
         .await;
         if drained.is_err() {
             log::warn!("stopping with messages still in progress: they resume at the next start");
         }
-        worker.permits.close();
-        dispatcher.permits.close();
+        worker.close();
+        dispatcher.close();
         drop(accepted_tx);
         log::info!("stopped");
         Ok(())
@@ -327,7 +330,7 @@ async fn housekeeping(spool: Spool, retention: Duration, mut shutdown: watch::Re
             _ = shutdown.changed() => break,
         }
         let spool = spool.clone();
-        match crate::worker::blocking(move || spool.prune(retention)).await {
+        match crate::queue::blocking(move || spool.prune(retention)).await {
             Ok(0) => {}
             Ok(removed) => {
                 log::info!("housekeeping removed {removed} sent replies and ledger entries")

@@ -65,7 +65,7 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             let result = actix_web::rt::System::new().block_on(async move {
                 startup::Application::build(&settings, clock)?
-                    .run_until_stopped()
+                    .run_until_stopped(std::future::pending())
                     .await
             });
             match result {

@@ -168,8 +168,14 @@ impl Application {
         &self.listening
     }
 
-    /// Runs both servers until a shutdown signal stops them.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    /// Runs both servers until Ctrl-C/SIGTERM (actix-web's own handlers) or `shutdown`
+    /// completes (a caller embedding the server, such as a test); either way open
+    /// requests are drained first.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let handles = [self.sync_server.handle(), self.admin_server.handle()];
         let service = self.service.clone();
         let pruner = actix_web::rt::spawn(async move {
             let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);
@@ -184,7 +190,17 @@ impl Application {
                 }
             }
         });
-        let result = futures_util::future::try_join(self.sync_server, self.admin_server).await;
+        let servers = futures_util::future::try_join(self.sync_server, self.admin_server);
+        futures_util::pin_mut!(servers, shutdown);
+        let result = match futures_util::future::select(servers, shutdown).await {
+            futures_util::future::Either::Left((result, _)) => result,
+            futures_util::future::Either::Right(((), servers)) => {
+                for handle in &handles {
+                    handle.stop(true).await;
+                }
+                servers.await
+            }
+        };
         pruner.abort();
         result.context("running the servers")?;
         log::info!("stopped");
