@@ -83,7 +83,7 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
         }
         Command::Serve(args) => {
             let app = startup::Application::build(&args, clock)?;
-            app.run_until_stopped().await?;
+            app.run_until_stopped(std::future::pending()).await?;
         }
         Command::Sync { data, proxy } => {
             let ctx = SyncContext::open(&data.data_dir, clock)?;

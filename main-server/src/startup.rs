@@ -173,9 +173,15 @@ impl Application {
     /// requests are drained first.
     pub async fn run_until_stopped(
         self,
-        shutdown: impl std::future::Future<Output = ()>,
+        shutdown: impl std::future::Future<Output = ()> + 'static,
     ) -> anyhow::Result<()> {
         let handles = [self.sync_server.handle(), self.admin_server.handle()];
+        actix_web::rt::spawn(async move {
+            shutdown.await;
+            for handle in handles {
+                handle.stop(true).await;
+            }
+        });
         let service = self.service.clone();
         let pruner = actix_web::rt::spawn(async move {
             let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);
@@ -190,17 +196,7 @@ impl Application {
                 }
             }
         });
-        let servers = futures_util::future::try_join(self.sync_server, self.admin_server);
-        futures_util::pin_mut!(servers, shutdown);
-        let result = match futures_util::future::select(servers, shutdown).await {
-            futures_util::future::Either::Left((result, _)) => result,
-            futures_util::future::Either::Right(((), servers)) => {
-                for handle in &handles {
-                    handle.stop(true).await;
-                }
-                servers.await
-            }
-        };
+        let result = futures_util::future::try_join(self.sync_server, self.admin_server).await;
         pruner.abort();
         result.context("running the servers")?;
         log::info!("stopped");

@@ -8,7 +8,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use shared_proto::messages::{SyncRequest, MESSAGE_VERSION};
 use shared_proto::{Clock, ServerIdentity};
 use test_harness::process::spawn_listening;
 use test_harness::Child;
@@ -200,18 +199,7 @@ fn dechunk(mut body: &str) -> String {
 
 /// Fresh sync data signed by `identity` for `server_id`.
 pub fn sync_data(identity: &ServerIdentity, server_id: Uuid) -> String {
-    let request = SyncRequest {
-        version: MESSAGE_VERSION,
-        server_id,
-        request_id: Uuid::new_v4(),
-        created_at: Clock::system().now(),
-        public_keys: identity.public_keys(),
-        held_revision: None,
-        held_sequence: None,
-        software_version: "mail-gateway-tests".into(),
-        usage: Vec::new(),
-    };
-    shared_proto::sync_data::seal(identity, &request).unwrap()
+    test_harness::sync_data::sync_data_at(identity, server_id, Clock::system().now()).unwrap()
 }
 
 /// A simple mail with the sync data attached.

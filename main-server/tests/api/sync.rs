@@ -395,6 +395,22 @@ async fn time_and_health_follow_the_clock() {
     assert_eq!(value["status"], "ok");
 }
 
+/// The shutdown future given to `run_until_stopped` stops both listeners.
+#[actix_rt::test]
+async fn the_server_stops_when_its_shutdown_future_completes() {
+    let app = spawn_app().await;
+    let (sync, admin) = (app.listening.sync[0], app.listening.admin);
+    app.stop().await;
+    assert!(
+        std::net::TcpStream::connect(sync).is_err(),
+        "sync still listens"
+    );
+    assert!(
+        std::net::TcpStream::connect(admin).is_err(),
+        "admin still listens"
+    );
+}
+
 /// The binary reads `SOLME_CLOCK_OFFSET` (the in-process tests move the clock directly).
 #[actix_rt::test]
 async fn the_binary_runs_with_its_clock_moved_by_the_environment() {
