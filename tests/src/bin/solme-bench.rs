@@ -43,15 +43,7 @@ fn run(args: Args) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("note: this is a debug build; run `cargo run --release -p tests --bin solme-bench` for real figures");
     }
-    test_harness::process::cargo_build(&[
-        "-p",
-        "main-server",
-        "-p",
-        "local-server",
-        "-p",
-        "mail-gateway",
-        "--bins",
-    ])?;
+    test_harness::process::build_programs(&["--bins"])?;
     test_harness::process::cargo_build(&["-p", "local-server", "--example", "lease_bench"])?;
     let dir = tempfile::Builder::new()
         .prefix("solme-bench-")
