@@ -142,6 +142,22 @@ pub struct ServeArgs {
     #[arg(long, env = "LOCAL_SERVER_LEASE_SECONDS", default_value_t = 300,
           value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub lease_seconds: u32,
+    /// Most clients waiting for a seat at once (all features); beyond it a check-out
+    /// that asks to wait is refused with NO_SEATS at once.
+    #[arg(long, env = "LOCAL_SERVER_QUEUE_LIMIT", default_value_t = 10_000)]
+    pub queue_limit: usize,
+    /// Longest a waiting client's request is held open, in seconds, before it is
+    /// answered with its place in the queue (202) and polls again. A waiting client that
+    /// does not poll for twice this long has gone away and leaves the queue.
+    #[arg(long, env = "LOCAL_SERVER_QUEUE_POLL_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub queue_poll_seconds: u64,
+    /// How long a check-out or heartbeat waits for the database while another program
+    /// (a manager verb) holds it, in milliseconds, before it is answered UNAVAILABLE
+    /// ("try again"). Returns are never refused: they are stored once the database is free.
+    #[arg(long, env = "LOCAL_SERVER_DB_WAIT_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub db_wait_ms: u64,
     /// How often the automatic-sync scheduler looks at the clock, in milliseconds.
     #[arg(long, env = "LOCAL_SERVER_SCHEDULER_TICK_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(10..=3_600_000))]

@@ -16,10 +16,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
-use diesel::sql_types::BigInt;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::schema::{config, leases, licenses, sync_state, usage_peaks};
+use crate::schema::{changes, config, leases, licenses, sync_state, usage_peaks};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "local.db";
@@ -141,16 +140,9 @@ fn migrate(conn: &mut SqliteConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `PRAGMA data_version`: changes whenever another connection commits, so the serving
-/// process notices a manager verb's import or sync without polling tables.
-pub fn data_version(conn: &mut SqliteConnection) -> QueryResult<i64> {
-    #[derive(QueryableByName)]
-    struct Version {
-        #[diesel(sql_type = BigInt)]
-        data_version: i64,
-    }
-    let row: Version = diesel::sql_query("PRAGMA data_version").get_result(conn)?;
-    Ok(row.data_version)
+/// The count of changes the serving process reloads for (see the `changes` table).
+pub fn generation(conn: &mut SqliteConnection) -> QueryResult<i64> {
+    changes::table.select(changes::generation).first(conn)
 }
 
 /// The stored configuration. `Debug` hides the proxy password.
@@ -224,6 +216,10 @@ pub struct LeaseRow {
     pub client: String,
     pub granted_at: i64,
     pub expires_at: i64,
+    pub user: String,
+    pub host: String,
+    /// A borrow: held offline until `expires_at`, without heartbeats.
+    pub borrowed: bool,
 }
 
 pub fn load_config(conn: &mut SqliteConnection) -> anyhow::Result<ConfigRow> {
@@ -302,7 +298,10 @@ mod tests {
         load_licenses(&mut conn)?;
         load_live_leases(&mut conn, 0)?;
         load_peaks(&mut conn)?;
-        assert!(data_version(&mut conn)? >= 0);
+        assert_eq!(generation(&mut conn)?, 0);
+        crate::schema::report_log::table
+            .select(crate::report_log::ReportRow::as_select())
+            .load(&mut conn)?;
         Ok(())
     }
 

@@ -19,6 +19,10 @@ pub enum Error {
     /// The main server could not be reached; trying again later may work.
     #[error("{0}")]
     Network(String),
+    /// The database stayed locked by another program (a manager verb writing): the
+    /// request changed nothing and may be repeated in a moment.
+    #[error("{0}")]
+    Unavailable(String),
     /// Another synchronization holds the lock.
     #[error("another synchronization is running right now; try again in a minute")]
     SyncBusy,
@@ -38,7 +42,7 @@ impl Error {
     /// The process exit code for this error (SPEC §6).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Network(_) | Self::SyncBusy => EXIT_TEMPORARY,
+            Self::Network(_) | Self::SyncBusy | Self::Unavailable(_) => EXIT_TEMPORARY,
             Self::Refused { .. } | Self::Internal(_) => EXIT_FAILED,
         }
     }
@@ -87,7 +91,9 @@ impl ResponseError for Error {
             Self::Refused { code, .. } => {
                 StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
             }
-            Self::Network(_) | Self::SyncBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Network(_) | Self::SyncBusy | Self::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,7 +104,7 @@ impl ResponseError for Error {
                 code: code.as_str(),
                 message: message.clone(),
             },
-            Self::Network(_) | Self::SyncBusy => Body {
+            Self::Network(_) | Self::SyncBusy | Self::Unavailable(_) => Body {
                 code: "UNAVAILABLE",
                 message: self.to_string(),
             },
@@ -110,6 +116,10 @@ impl ResponseError for Error {
                 }
             }
         };
-        HttpResponse::build(self.status_code()).json(body)
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::Unavailable(_) = self {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(body)
     }
 }

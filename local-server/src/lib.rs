@@ -4,7 +4,8 @@
 //! - [`cli`]: the command line; [`run`] dispatches it.
 //! - [`config`]: `init`, the stored configuration and identity.
 //! - [`db`], [`schema`]: the SQLite database shared by all processes.
-//! - [`leases`]: the lease engine of `serve` (in-memory index, write-through).
+//! - [`leases`]: the lease engine of `serve` (in-memory index, queue, write-through);
+//!   [`lease_writer`] commits its changes; [`report_log`] is what it records.
 //! - [`startup`]: `serve`'s start-up (listener, background tasks, shutdown).
 //! - [`routes`]: the HTTP routes (client API, manager API).
 //! - [`manager_page`]: the web manager page and the guard of the manager API.
@@ -20,9 +21,11 @@ pub mod db;
 pub mod diagnose;
 pub mod error;
 pub mod import;
+pub mod lease_writer;
 pub mod leases;
 pub mod manager_page;
 pub mod proxy;
+pub mod report_log;
 pub mod routes;
 pub mod scheduler;
 pub mod schema;

@@ -52,6 +52,31 @@ diesel::table! {
         client -> Text,
         granted_at -> BigInt,
         expires_at -> BigInt,
+        user -> Text,
+        host -> Text,
+        borrowed -> Bool,
+    }
+}
+
+diesel::table! {
+    changes (id) {
+        id -> Integer,
+        generation -> BigInt,
+    }
+}
+
+diesel::table! {
+    report_log (id) {
+        id -> Integer,
+        at -> BigInt,
+        event -> Text,
+        feature -> Text,
+        user -> Text,
+        host -> Text,
+        lease_id -> Nullable<Text>,
+        code -> Nullable<Text>,
+        in_use -> Integer,
+        wait_ms -> Nullable<BigInt>,
     }
 }
 
@@ -62,4 +87,12 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(config, sync_state, licenses, leases, usage_peaks,);
+diesel::allow_tables_to_appear_in_same_query!(
+    config,
+    sync_state,
+    licenses,
+    leases,
+    usage_peaks,
+    changes,
+    report_log,
+);

@@ -16,14 +16,14 @@ use shared_proto::Clock;
 
 use crate::cli::ServeArgs;
 use crate::config::{ServeLock, LISTENING_FILE};
-use crate::leases::LeaseEngine;
+use crate::leases::{EngineSettings, LeaseEngine};
 use crate::proxy::ProxySettings;
 use crate::routes;
 use crate::scheduler;
 use crate::sync::{self, SyncContext};
 
-/// How often expired leases are swept from the database.
-const SWEEP_EVERY: StdDuration = StdDuration::from_secs(5);
+/// How often expired leases are swept (their seats go to waiting clients).
+const SWEEP_EVERY: StdDuration = StdDuration::from_secs(1);
 
 /// Shared by all workers.
 pub struct AppState {
@@ -52,7 +52,12 @@ impl Application {
         let engine = Arc::new(LeaseEngine::open(
             dir,
             clock,
-            Duration::seconds(i64::from(args.lease_seconds)),
+            EngineSettings {
+                lease_length: Duration::seconds(i64::from(args.lease_seconds)),
+                write_deadline: StdDuration::from_millis(args.db_wait_ms),
+                queue_limit: args.queue_limit,
+                poll_window: StdDuration::from_secs(args.queue_poll_seconds),
+            },
         )?);
         let state = web::Data::new(AppState {
             engine: engine.clone(),

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod database_locked;
 mod diagnose;
 mod direct_sync;
 mod leases;
@@ -13,3 +14,4 @@ mod license_files;
 mod manager;
 mod manager_page;
 mod proxy;
+mod queueing;
