@@ -205,6 +205,7 @@ pub struct LicenseRow {
     pub seats: i32,
     pub valid_from: Option<i64>,
     pub valid_until: Option<i64>,
+    pub max_borrow_hours: Option<i32>,
 }
 
 /// A lease as stored.

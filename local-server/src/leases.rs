@@ -37,7 +37,7 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use shared_proto::validity::{self, SyncState};
-use shared_proto::{Clock, ErrorCode, License};
+use shared_proto::{BorrowToken, Clock, ErrorCode, License, ServerIdentity};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -54,6 +54,8 @@ pub const MAX_CLIENT_LEN: usize = 256;
 pub const MAX_NAME_LEN: usize = 64;
 /// Longest wait for a seat a client may ask for.
 pub const MAX_WAIT_SECONDS: u32 = 3_600;
+/// Longest borrow a client may ask for (the license's limit usually caps it lower).
+pub const MAX_BORROW_HOURS: u32 = 8_784;
 
 /// How far the stored clock high-water mark may lag the one in memory. It is well under
 /// the rollback tolerance (10 minutes), so a crash cannot hide a rollback.
@@ -69,6 +71,8 @@ pub struct CheckOut {
     pub host: String,
     /// How long to wait in the queue when no seat is free (zero: answer at once).
     pub wait: StdDuration,
+    /// Borrow the seat for offline use for this long (capped by the license).
+    pub borrow: Option<StdDuration>,
 }
 
 impl CheckOut {
@@ -77,6 +81,16 @@ impl CheckOut {
         validate_text("client", &self.client, MAX_CLIENT_LEN)?;
         validate_name("user", &self.user)?;
         validate_name("host", &self.host)?;
+        let longest_borrow = StdDuration::from_secs(u64::from(MAX_BORROW_HOURS) * 3_600);
+        if self
+            .borrow
+            .is_some_and(|b| b.is_zero() || b > longest_borrow)
+        {
+            return Err(Error::refused(
+                ErrorCode::Malformed,
+                format!("borrow_hours must be 1 to {MAX_BORROW_HOURS}"),
+            ));
+        }
         if self.wait > StdDuration::from_secs(u64::from(MAX_WAIT_SECONDS)) {
             return Err(Error::refused(
                 ErrorCode::Malformed,
@@ -117,6 +131,11 @@ pub struct LeaseGrant {
     /// How long it waited for the seat, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waited_ms: Option<i64>,
+    /// A borrowed seat: `expires_at` is the end of the borrow (no heartbeats), and this
+    /// token, signed with the server's key, proves it offline (see
+    /// `shared_proto::BorrowToken`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub borrow_token: Option<String>,
 }
 
 /// A check-out's answer: a seat, or a place in the queue to poll.
@@ -220,6 +239,9 @@ pub struct LeaseEngine {
     writer: LeaseWriter,
     clock: Clock,
     settings: EngineSettings,
+    /// Signs borrow tokens.
+    identity: ServerIdentity,
+    server_id: Uuid,
 }
 
 /// The outcome of a check-out decision, made under the lock.
@@ -231,7 +253,10 @@ enum Decision {
 impl LeaseEngine {
     /// Opens the engine on the data directory and rebuilds the index of live leases.
     pub fn open(data_dir: &Path, clock: Clock, settings: EngineSettings) -> anyhow::Result<Self> {
+        let identity = crate::config::load_identity(data_dir)?;
         let mut reader = db::connect_existing(data_dir)?;
+        let server_id = Uuid::parse_str(&db::load_config(&mut reader)?.server_id)
+            .context("reading the license server id")?;
         let writer = LeaseWriter::start(db::connect_existing(data_dir)?)?;
         let now = clock.now();
         let rows = db::load_live_leases(&mut reader, to_ms(now)).context("loading live leases")?;
@@ -265,7 +290,14 @@ impl LeaseEngine {
             writer,
             clock,
             settings,
+            identity,
+            server_id,
         })
+    }
+
+    /// The raw Ed25519 public key that verifies this server's borrow tokens.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.identity.public_keys().signing
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -448,6 +480,9 @@ impl LeaseEngine {
     ) -> Result<Decision, Error> {
         inner.check_may_issue(now)?;
         let seats = inner.seats_now(&request.feature, now)?;
+        if let Some(borrow) = request.borrow {
+            inner.borrow_until(&request.feature, borrow, now)?;
+        }
         let in_use = inner.in_use_of(&request.feature);
         // Those who waited first come first: a newcomer does not pass the queue.
         let queue_len = inner.queues.get(&request.feature).map_or(0, VecDeque::len);
@@ -502,7 +537,29 @@ impl LeaseEngine {
     ) -> (LeaseGrant, Vec<Op>) {
         let now_ms = to_ms(now);
         let id = Uuid::new_v4();
-        let expires_at = now + self.settings.lease_length;
+        // Checked by `decide`; a waiter's borrow is checked again at its grant.
+        let borrowed_until = request
+            .borrow
+            .and_then(|b| inner.borrow_until(&request.feature, b, now).ok());
+        let expires_at = borrowed_until.unwrap_or(now + self.settings.lease_length);
+        let borrow_token = borrowed_until.and_then(|until| {
+            let token = BorrowToken {
+                server_id: self.server_id,
+                lease_id: id,
+                feature: request.feature.clone(),
+                user: request.user.clone(),
+                host: request.host.clone(),
+                issued_at: now,
+                until,
+            };
+            match token.sign(&self.identity) {
+                Ok(text) => Some(text),
+                Err(e) => {
+                    log::error!("signing a borrow token failed: {e}");
+                    None
+                }
+            }
+        });
         let row = LeaseRow {
             id: id.to_string(),
             feature: request.feature.clone(),
@@ -511,7 +568,7 @@ impl LeaseEngine {
             expires_at: to_ms(expires_at),
             user: request.user.clone(),
             host: request.host.clone(),
-            borrowed: false,
+            borrowed: borrow_token.is_some(),
         };
         inner.insert(id, &row);
         let in_use = inner.in_use_of(&request.feature);
@@ -529,6 +586,7 @@ impl LeaseEngine {
         }
         let (event, wait_ms) = match waited {
             Some((_, ms)) => (Event::QueueGranted, Some(ms)),
+            None if row.borrowed => (Event::Borrow, None),
             None => (Event::CheckOut, None),
         };
         ops.push(Op::Report(ReportRow {
@@ -553,6 +611,7 @@ impl LeaseEngine {
             heartbeat_seconds: self.heartbeat_seconds(),
             queue_position: waited.map(|(position, _)| position),
             waited_ms: waited.map(|(_, ms)| ms),
+            borrow_token,
         };
         (grant, ops)
     }
@@ -688,6 +747,7 @@ impl LeaseEngine {
                 heartbeat_seconds: self.heartbeat_seconds(),
                 queue_position: None,
                 waited_ms: None,
+                borrow_token: None,
             };
             (grant, ops)
         };
@@ -794,11 +854,7 @@ impl LeaseEngine {
             }
             if let Some(lease) = inner.remove(id) {
                 let in_use = inner.in_use_of(&lease.feature);
-                let event = if lease.borrowed {
-                    Event::Return
-                } else {
-                    Event::Expiry
-                };
+                let event = Event::Expiry;
                 ops.push(Op::Delete(id.to_string()));
                 ops.push(Op::Report(lease_report(event, &lease, id, expires, in_use)));
                 features.push(lease.feature);
@@ -982,6 +1038,47 @@ impl Inner {
         }
     }
 
+    /// When a borrow of `feature` asked for `wanted` ends: at most the longest borrow of
+    /// a license valid now, that license's end and the server's 366-day validity.
+    fn borrow_until(
+        &self,
+        feature: &str,
+        wanted: StdDuration,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, Error> {
+        let wanted = Duration::from_std(wanted).unwrap_or(Duration::MAX);
+        let best = self
+            .licenses
+            .get(feature)
+            .into_iter()
+            .flatten()
+            .filter(|l| l.check(now).is_ok())
+            .filter_map(|l| {
+                let limit = now + Duration::hours(i64::from(l.max_borrow_hours?));
+                Some(l.valid_until.map_or(limit, |end| end.min(limit)))
+            })
+            .max()
+            .ok_or_else(|| {
+                Error::refused(
+                    ErrorCode::Malformed,
+                    format!(
+                        "the license for {feature} does not allow borrowing; check out without                          borrow_hours, or ask Solme for a borrowable license"
+                    ),
+                )
+            })?;
+        let mut until = best.min(now + wanted);
+        if let Some(valid_until) = self.valid_until {
+            until = until.min(valid_until);
+        }
+        if until <= now {
+            return Err(Error::refused(
+                ErrorCode::LicenseExpired,
+                format!("a seat of {feature} cannot be borrowed: the license ends now"),
+            ));
+        }
+        Ok(until)
+    }
+
     fn seats_now(&self, feature: &str, now: DateTime<Utc>) -> Result<u32, Error> {
         let licenses = self.licenses.get(feature).ok_or_else(|| {
             Error::refused(
@@ -1116,6 +1213,7 @@ pub fn license_from_row(row: &db::LicenseRow) -> License {
         seats: u32::try_from(row.seats).unwrap_or(0),
         valid_from: row.valid_from.map(from_ms),
         valid_until: row.valid_until.map(from_ms),
+        max_borrow_hours: row.max_borrow_hours.and_then(|h| u32::try_from(h).ok()),
     }
 }
 

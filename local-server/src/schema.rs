@@ -42,6 +42,7 @@ diesel::table! {
         seats -> Integer,
         valid_from -> Nullable<BigInt>,
         valid_until -> Nullable<BigInt>,
+        max_borrow_hours -> Nullable<Integer>,
     }
 }
 

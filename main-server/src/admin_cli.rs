@@ -370,10 +370,12 @@ async fn license(
             seats,
             valid_from,
             valid_until,
+            max_borrow_hours,
         } => {
             let body = NewLicense {
                 feature: feature.clone(),
                 seats: *seats,
+                max_borrow_hours: *max_borrow_hours,
                 valid_from: valid_from.as_deref().map(parse_date).transpose()?.flatten(),
                 valid_until: valid_until
                     .as_deref()
@@ -597,11 +599,13 @@ fn show_licenses(list: &[License], json: bool) -> Result<String, CliError> {
                 date(l.valid_from),
                 l.valid_until
                     .map_or_else(|| "perpetual".to_owned(), |d| date(Some(d))),
+                l.max_borrow_hours
+                    .map_or_else(|| "-".to_owned(), |h| format!("{h} h")),
             ]
         })
         .collect::<Vec<_>>();
     Ok(table(
-        &["LICENSE", "FEATURE", "SEATS", "FROM", "UNTIL"],
+        &["LICENSE", "FEATURE", "SEATS", "FROM", "UNTIL", "BORROW"],
         &rows,
     ))
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod armor;
+pub mod borrow_token;
 pub mod clock;
 pub mod envelope;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod messages;
 pub mod sync_data;
 pub mod validity;
 
+pub use borrow_token::BorrowToken;
 pub use clock::Clock;
 pub use error::{ApiError, ErrorCode, ProtoError};
 pub use keys::{Fingerprint, ServerIdentity, ServerPublicKeys, SolmePublicKey, SolmeSigningKey};

@@ -59,6 +59,9 @@ pub(crate) struct CheckOutBody {
     /// Wait up to this many seconds for a seat when none is free.
     #[serde(default)]
     wait_seconds: u32,
+    /// Borrow the seat for offline use for up to this many hours.
+    #[serde(default)]
+    borrow_hours: Option<u32>,
 }
 
 pub(crate) async fn check_out(
@@ -72,8 +75,23 @@ pub(crate) async fn check_out(
         user: body.user.unwrap_or_else(|| UNNAMED.into()),
         host: body.host.unwrap_or_else(|| UNNAMED.into()),
         wait: Duration::from_secs(u64::from(body.wait_seconds)),
+        borrow: body
+            .borrow_hours
+            .map(|h| Duration::from_secs(u64::from(h) * 3_600)),
     };
     Ok(answer(state.engine.check_out(request).await?))
+}
+
+/// The key that verifies this server's borrow tokens offline.
+pub(crate) async fn public_key(state: web::Data<AppState>) -> HttpResponse {
+    use base64::Engine;
+    let key = state.engine.public_key();
+    HttpResponse::Ok().json(serde_json::json!({
+        "algorithm": "Ed25519",
+        "public_key": base64::engine::general_purpose::STANDARD.encode(key),
+        // The fingerprint Solme's main server bound at the first synchronization.
+        "fingerprint": state.sync.identity.fingerprint(),
+    }))
 }
 
 /// A queued client polls for its seat with its ticket.

@@ -39,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(client_api::heartbeat),
             )
             .route("/leases/{id}", web::delete().to(client_api::check_in))
+            .route("/public-key", web::get().to(client_api::public_key))
             .route("/queue/{ticket}", web::get().to(client_api::poll_queue))
             .route("/features", web::get().to(client_api::features))
             .route("/status", web::get().to(client_api::client_status)),

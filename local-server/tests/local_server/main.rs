@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod borrowing;
 mod database_locked;
 mod diagnose;
 mod direct_sync;
