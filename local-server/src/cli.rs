@@ -90,6 +90,32 @@ pub enum Command {
         #[arg(long, env = "LOCAL_SERVER_JSON")]
         json: bool,
     },
+    /// Check or apply an options file (reservations and limits per feature).
+    #[command(subcommand)]
+    Options(OptionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OptionsCommand {
+    /// Check an options file and report each mistake with its line; changes nothing.
+    Check {
+        /// Data directory of this license server: when given, rules for features it
+        /// holds no license for are pointed out.
+        #[arg(long, env = "LOCAL_SERVER_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// The options file (TOML).
+        #[arg(env = "LOCAL_SERVER_OPTIONS_FILE", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Check an options file and, when it is good, put it in force (a running `serve`
+    /// uses it from its next check-out). A file with mistakes changes nothing.
+    Apply {
+        #[command(flatten)]
+        data: DataDir,
+        /// The options file (TOML).
+        #[arg(env = "LOCAL_SERVER_OPTIONS_FILE", value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -145,6 +145,29 @@ pub fn generation(conn: &mut SqliteConnection) -> QueryResult<i64> {
     changes::table.select(changes::generation).first(conn)
 }
 
+/// The options file in force, if one was applied.
+pub fn load_options(conn: &mut SqliteConnection) -> QueryResult<Option<String>> {
+    crate::schema::options::table
+        .select(crate::schema::options::text)
+        .first(conn)
+        .optional()
+}
+
+/// Puts `text` in force as the options file.
+pub fn store_options(conn: &mut SqliteConnection, text: &str, now_ms: i64) -> QueryResult<usize> {
+    use crate::schema::options;
+    diesel::insert_into(options::table)
+        .values((
+            options::id.eq(1),
+            options::text.eq(text),
+            options::applied_at.eq(now_ms),
+        ))
+        .on_conflict(options::id)
+        .do_update()
+        .set((options::text.eq(text), options::applied_at.eq(now_ms)))
+        .execute(conn)
+}
+
 /// The stored configuration. `Debug` hides the proxy password.
 #[derive(Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = config)]
@@ -300,6 +323,14 @@ mod tests {
         load_live_leases(&mut conn, 0)?;
         load_peaks(&mut conn)?;
         assert_eq!(generation(&mut conn)?, 0);
+        assert_eq!(load_options(&mut conn)?, None);
+        store_options(&mut conn, "# none", 1)?;
+        assert_eq!(load_options(&mut conn)?.as_deref(), Some("# none"));
+        assert_eq!(
+            generation(&mut conn)?,
+            1,
+            "applying options is a change to reload"
+        );
         crate::schema::report_log::table
             .select(crate::report_log::ReportRow::as_select())
             .load(&mut conn)?;

@@ -44,6 +44,7 @@ use uuid::Uuid;
 use crate::db::{self, from_ms, to_ms, LeaseRow};
 use crate::error::Error;
 use crate::lease_writer::{Done, LeaseWriter, Op, WriteError};
+use crate::options::{self, Holdings, Options};
 use crate::report_log::{Event, ReportRow};
 
 /// Longest feature name accepted from a client.
@@ -216,6 +217,10 @@ struct Inner {
     /// Expiry order, so expired leases are found without a scan.
     by_expiry: BTreeSet<(i64, Uuid)>,
     in_use: HashMap<Arc<str>, u32>,
+    /// Seats held per user and per host, per feature (for the options file's rules).
+    holders: HashMap<Arc<str>, Holders>,
+    /// The options file in force (the last good one).
+    options: Arc<Options>,
     peaks: HashMap<String, u32>,
     queues: HashMap<String, VecDeque<Waiter>>,
     /// Which feature's queue each ticket is in.
@@ -226,6 +231,7 @@ struct Inner {
 /// What a reload read from the database.
 struct Snapshot {
     generation: i64,
+    options: Option<String>,
     state: db::SyncStateRow,
     licenses: Vec<db::LicenseRow>,
     peaks: Vec<(String, i32)>,
@@ -269,6 +275,8 @@ impl LeaseEngine {
             leases: HashMap::new(),
             by_expiry: BTreeSet::new(),
             in_use: HashMap::new(),
+            holders: HashMap::new(),
+            options: Arc::new(Options::default()),
             peaks: HashMap::new(),
             queues: HashMap::new(),
             tickets: HashMap::new(),
@@ -483,15 +491,20 @@ impl LeaseEngine {
         if let Some(borrow) = request.borrow {
             inner.borrow_until(&request.feature, borrow, now)?;
         }
-        let in_use = inner.in_use_of(&request.feature);
-        // Those who waited first come first: a newcomer does not pass the queue.
+        inner.check_client_rules(request)?;
+        // Those who waited first come first: a newcomer does not pass a waiter who could
+        // take the seat.
         let queue_len = inner.queues.get(&request.feature).map_or(0, VecDeque::len);
-        if in_use < seats && queue_len == 0 {
+        let seat = inner.seat_for(request, seats);
+        if seat.is_ok() && !inner.waiter_could_take(&request.feature, seats) {
             let (grant, ops) = self.grant(inner, request, now, None);
             return Ok(Decision::Granted(grant, ops));
         }
         if request.wait.is_zero() {
-            return Err(no_seats(&request.feature, seats));
+            return Err(match seat {
+                Err(Some(reserved)) => reserved,
+                _ => no_seats(&request.feature, seats),
+            });
         }
         if inner.tickets.len() >= self.settings.queue_limit {
             return Err(Error::refused(
@@ -634,9 +647,11 @@ impl LeaseEngine {
             let Ok(seats) = inner.seats_now(feature, now) else {
                 break;
             };
-            if inner.in_use_of(feature) >= seats {
+            // The first waiter the rules let take a seat gets it (one kept out by a
+            // reservation or a limit lets those behind it pass).
+            let Some(ticket) = inner.first_eligible(feature, seats) else {
                 break;
-            }
+            };
             let Some(waiter) = inner.remove_waiter(ticket) else {
                 break;
             };
@@ -901,6 +916,7 @@ impl Snapshot {
         conn.transaction(|c| {
             Ok(Self {
                 generation: db::generation(c)?,
+                options: db::load_options(c)?,
                 state: db::load_sync_state(c)?,
                 licenses: db::load_licenses(c)?,
                 peaks: db::load_peaks(c)?,
@@ -938,6 +954,19 @@ impl Inner {
             .into_iter()
             .map(|(f, p)| (f, u32::try_from(p).unwrap_or(0)))
             .collect();
+        match snapshot.options.as_deref().map(Options::parse) {
+            None => self.options = Arc::new(Options::default()),
+            Some(Ok(options)) => {
+                if options.rule_count() != self.options.rule_count() {
+                    log::info!("options file in force: {} rules", options.rule_count());
+                }
+                self.options = Arc::new(options);
+            }
+            // `options apply` checks before it stores: only an edited database gets here.
+            Some(Err(problem)) => {
+                log::error!("the stored options file is not valid ({problem}); the last good one stays in force")
+            }
+        }
         self.generation = snapshot.generation;
     }
 
@@ -947,6 +976,9 @@ impl Inner {
             None => Arc::from(row.feature.as_str()),
         };
         *self.in_use.entry(feature.clone()).or_insert(0) += 1;
+        let holders = self.holders.entry(feature.clone()).or_default();
+        *holders.users.entry(row.user.clone()).or_insert(0) += 1;
+        *holders.hosts.entry(row.host.clone()).or_insert(0) += 1;
         self.by_expiry.insert((row.expires_at, id));
         self.leases.insert(
             id,
@@ -966,6 +998,9 @@ impl Inner {
         self.by_expiry.remove(&(lease.expires_ms, id));
         if let Some(count) = self.in_use.get_mut(&lease.feature) {
             *count = count.saturating_sub(1);
+        }
+        if let Some(holders) = self.holders.get_mut(&lease.feature) {
+            holders.release(&lease.user, &lease.host);
         }
         Some(lease)
     }
@@ -997,6 +1032,59 @@ impl Inner {
             self.queues.remove(&feature);
         }
         waiter
+    }
+
+    fn holders_of(&self, feature: &str) -> &Holders {
+        static NONE: std::sync::OnceLock<Holders> = std::sync::OnceLock::new();
+        self.holders
+            .get(feature)
+            .unwrap_or_else(|| NONE.get_or_init(Holders::default))
+    }
+
+    /// The options file's `exclude`, `include` and `max` rules for this client.
+    fn check_client_rules(&self, request: &CheckOut) -> Result<(), Error> {
+        let feature = request.feature.as_str();
+        if !self.options.has_rules(feature) {
+            return Ok(());
+        }
+        let holders = self.holders_of(feature);
+        self.options
+            .check_client(feature, &request.user, &request.host, holders)
+    }
+
+    /// Whether `request` may take a seat now. `Err(None)`: none is free; `Err(Some)`:
+    /// the free ones are reserved for others (or a limit holds it back).
+    fn seat_for(&self, request: &CheckOut, seats: u32) -> Result<(), Option<Error>> {
+        let feature = request.feature.as_str();
+        let in_use = self.in_use_of(feature);
+        if in_use >= seats {
+            return Err(None);
+        }
+        if !self.options.has_rules(feature) {
+            return Ok(());
+        }
+        self.check_client_rules(request).map_err(Some)?;
+        let holders = self.holders_of(feature);
+        let (owed, rule) =
+            self.options
+                .reserved_for_others(feature, &request.user, &request.host, holders);
+        if in_use.saturating_add(owed) >= seats {
+            return Err(rule.map(|r| options::reserved_refusal(feature, r)));
+        }
+        Ok(())
+    }
+
+    /// The first waiter of `feature` that may take a seat now.
+    fn first_eligible(&self, feature: &str, seats: u32) -> Option<Uuid> {
+        self.queues
+            .get(feature)?
+            .iter()
+            .find(|w| self.seat_for(&w.request, seats).is_ok())
+            .map(|w| w.ticket)
+    }
+
+    fn waiter_could_take(&self, feature: &str, seats: u32) -> bool {
+        self.queues.contains_key(feature) && self.first_eligible(feature, seats).is_some()
     }
 
     fn in_use_of(&self, feature: &str) -> u32 {
@@ -1255,4 +1343,34 @@ fn gone(waiter: &Waiter, now_ms: i64, window: StdDuration) -> bool {
 
 fn two_windows_ms(window: StdDuration) -> i64 {
     2 * i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+/// Seats of one feature held per user and per host.
+#[derive(Default)]
+struct Holders {
+    users: HashMap<String, u32>,
+    hosts: HashMap<String, u32>,
+}
+
+impl Holders {
+    fn release(&mut self, user: &str, host: &str) {
+        for (map, key) in [(&mut self.users, user), (&mut self.hosts, host)] {
+            if let Some(n) = map.get_mut(key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(key);
+                }
+            }
+        }
+    }
+}
+
+impl Holdings for Holders {
+    fn by_user(&self, user: &str) -> u32 {
+        self.users.get(user).copied().unwrap_or(0)
+    }
+
+    fn by_host(&self, host: &str) -> u32 {
+        self.hosts.get(host).copied().unwrap_or(0)
+    }
 }

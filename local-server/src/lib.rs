@@ -11,6 +11,7 @@
 //! - [`manager_page`]: the web manager page and the guard of the manager API.
 //! - [`sync`], [`proxy`]: direct synchronization over HTTPS, directly or via a proxy.
 //! - [`import`]: installing a license file in one transaction.
+//! - [`options`]: the options file (reservations and limits).
 //! - [`scheduler`]: automatic synchronization.
 //! - [`status`], [`diagnose`]: the reports.
 //! - [`error`]: the boundary error type and its mapping to HTTP and exit codes.
@@ -24,6 +25,7 @@ pub mod import;
 pub mod lease_writer;
 pub mod leases;
 pub mod manager_page;
+pub mod options;
 pub mod proxy;
 pub mod report_log;
 pub mod routes;
@@ -162,6 +164,37 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
                 out_raw!("{report}");
             }
             return Ok(report.exit_code());
+        }
+        Command::Options(cli::OptionsCommand::Check { data_dir, file }) => {
+            let (_, parsed) = options::read_checked(&file)?;
+            if let Some(dir) = data_dir {
+                let mut conn = db::connect_existing(&dir)?;
+                let licensed: std::collections::HashSet<String> = db::load_licenses(&mut conn)?
+                    .into_iter()
+                    .map(|l| l.feature)
+                    .collect();
+                for feature in parsed.features() {
+                    if !licensed.contains(feature) {
+                        out!("note: this server holds no license for {feature:?}; its rules apply once it does.");
+                    }
+                }
+            }
+            out!(
+                "{} is good: {} rules. Nothing was changed; `local-server options apply` puts it in force.",
+                file.display(),
+                parsed.rule_count()
+            );
+        }
+        Command::Options(cli::OptionsCommand::Apply { data, file }) => {
+            let (text, parsed) = options::read_checked(&file)?;
+            let mut conn = db::connect_existing(&data.data_dir)?;
+            db::load_config(&mut conn)?;
+            options::apply(&data.data_dir, &mut conn, &text, clock.now())?;
+            out!(
+                "Applied {} ({} rules): in force now, for new check-outs (a running `serve` needs no restart).",
+                file.display(),
+                parsed.rule_count()
+            );
         }
     }
     Ok(0)

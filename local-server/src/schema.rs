@@ -88,6 +88,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    options (id) {
+        id -> Integer,
+        text -> Text,
+        applied_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     config,
     sync_state,
@@ -96,4 +104,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     usage_peaks,
     changes,
     report_log,
+    options,
 );

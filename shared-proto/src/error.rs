@@ -24,11 +24,13 @@ pub enum ErrorCode {
     LeaseUnknown,
     WrongServer,
     OlderLicenseFile,
+    /// A reservation or limit of the local server's options file refused the client.
+    OptionsDenied,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         Self::Malformed,
         Self::UnsupportedVersion,
         Self::BadSignature,
@@ -47,6 +49,7 @@ impl ErrorCode {
         Self::LeaseUnknown,
         Self::WrongServer,
         Self::OlderLicenseFile,
+        Self::OptionsDenied,
     ];
 
     /// The stable string form, as sent in `{"code": …}`.
@@ -70,6 +73,7 @@ impl ErrorCode {
             Self::LeaseUnknown => "LEASE_UNKNOWN",
             Self::WrongServer => "WRONG_SERVER",
             Self::OlderLicenseFile => "OLDER_LICENSE_FILE",
+            Self::OptionsDenied => "OPTIONS_DENIED",
         }
     }
 
@@ -85,7 +89,8 @@ impl ErrorCode {
             Self::NotSynchronized
             | Self::SyncExpired
             | Self::ClockRollback
-            | Self::LicenseExpired => 403,
+            | Self::LicenseExpired
+            | Self::OptionsDenied => 403,
             Self::UnknownServerId | Self::NotFound | Self::FeatureUnknown | Self::LeaseUnknown => {
                 404
             }

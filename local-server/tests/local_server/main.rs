@@ -14,5 +14,6 @@ mod leases;
 mod license_files;
 mod manager;
 mod manager_page;
+mod options_file;
 mod proxy;
 mod queueing;
