@@ -90,6 +90,25 @@ pub enum Command {
         #[arg(long, env = "LOCAL_SERVER_JSON")]
         json: bool,
     },
+    /// Usage per feature from the report log: peak in use, seat-hours, refusals by code,
+    /// the busiest users.
+    Report {
+        #[command(flatten)]
+        data: DataDir,
+        /// Start of the period: a day (YYYY-MM-DD) or an RFC 3339 time; default: 30 days
+        /// before the end.
+        #[arg(long, env = "LOCAL_SERVER_REPORT_FROM", value_parser = crate::report::parse_time)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// End of the period (excluded); default: now.
+        #[arg(long, env = "LOCAL_SERVER_REPORT_TO", value_parser = crate::report::parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print the report as JSON.
+        #[arg(long, env = "LOCAL_SERVER_JSON", conflicts_with = "csv")]
+        json: bool,
+        /// Print one CSV line per feature.
+        #[arg(long, env = "LOCAL_SERVER_CSV")]
+        csv: bool,
+    },
     /// Check or apply an options file (reservations and limits per feature).
     #[command(subcommand)]
     Options(OptionsCommand),
@@ -184,6 +203,14 @@ pub struct ServeArgs {
     #[arg(long, env = "LOCAL_SERVER_DB_WAIT_MS", default_value_t = 2_000,
           value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub db_wait_ms: u64,
+    /// Days the report log keeps (check-outs, returns, refusals, …).
+    #[arg(long, env = "LOCAL_SERVER_REPORT_DAYS", default_value_t = 400,
+          value_parser = clap::value_parser!(u32).range(1..=3_650))]
+    pub report_days: u32,
+    /// Most entries the report log keeps (the oldest go first).
+    #[arg(long, env = "LOCAL_SERVER_REPORT_MAX_ROWS", default_value_t = 5_000_000,
+          value_parser = clap::value_parser!(u64).range(1_000..=100_000_000))]
+    pub report_max_rows: u64,
     /// How often the automatic-sync scheduler looks at the clock, in milliseconds.
     #[arg(long, env = "LOCAL_SERVER_SCHEDULER_TICK_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(10..=3_600_000))]

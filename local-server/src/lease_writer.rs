@@ -33,12 +33,26 @@ const ATTEMPT_BUSY_MS: u32 = 100;
 #[derive(Debug)]
 pub enum Op {
     Insert(LeaseRow),
-    Renew { id: String, expires_at: i64 },
+    Renew {
+        id: String,
+        expires_at: i64,
+    },
     Delete(String),
-    DeleteExpired { now_ms: i64 },
-    Peak { feature: String, peak: u32 },
+    DeleteExpired {
+        now_ms: i64,
+    },
+    Peak {
+        feature: String,
+        peak: u32,
+    },
     RaiseHighWater(i64),
     Report(ReportRow),
+    /// Forgets report log rows older than `before_ms` and beyond the newest `keep_rows`.
+    PruneReport {
+        now: chrono::DateTime<chrono::Utc>,
+        keep_days: i64,
+        keep_rows: i64,
+    },
 }
 
 /// Why a job was not committed.
@@ -233,6 +247,13 @@ fn apply_all(c: &mut SqliteConnection, ops: &[Op]) -> QueryResult<()> {
             }
             Op::RaiseHighWater(mark) => {
                 db::raise_high_water(c, *mark)?;
+            }
+            Op::PruneReport {
+                now,
+                keep_days,
+                keep_rows,
+            } => {
+                crate::report::prune(c, *now, *keep_days, *keep_rows)?;
             }
             Op::Report(row) => {
                 diesel::insert_into(report_log::table)

@@ -114,6 +114,10 @@ pub struct EngineSettings {
     /// Longest a queued client's request is held before it is answered with its
     /// position (it then polls again).
     pub poll_window: StdDuration,
+    /// The report log keeps this many days…
+    pub report_days: i64,
+    /// …and at most this many entries.
+    pub report_rows: i64,
 }
 
 /// A granted or renewed lease, as the client sees it.
@@ -265,7 +269,9 @@ impl LeaseEngine {
             .context("reading the license server id")?;
         let writer = LeaseWriter::start(db::connect_existing(data_dir)?)?;
         let now = clock.now();
-        let rows = db::load_live_leases(&mut reader, to_ms(now)).context("loading live leases")?;
+        // Every stored lease, also those that ran out while no server ran: their expiry
+        // is recorded (at its time) once the engine is up.
+        let rows = db::load_live_leases(&mut reader, i64::MIN).context("loading leases")?;
         let mut inner = Inner {
             generation: -1,
             valid_until: None,
@@ -291,8 +297,7 @@ impl LeaseEngine {
         }
         let snapshot = Snapshot::load(&mut reader).context("loading licenses and sync state")?;
         inner.apply(snapshot);
-        log::info!("lease index rebuilt: {} live leases", inner.leases.len());
-        Ok(Self {
+        let engine = Self {
             inner: Mutex::new(inner),
             reader: Mutex::new(reader),
             writer,
@@ -300,7 +305,16 @@ impl LeaseEngine {
             settings,
             identity,
             server_id,
-        })
+        };
+        {
+            let mut inner = engine.lock();
+            let expired = engine.expire(&mut inner, to_ms(now));
+            log::info!(
+                "lease index rebuilt: {} live leases ({expired} ran out while stopped)",
+                inner.leases.len()
+            );
+        }
+        Ok(engine)
     }
 
     /// The raw Ed25519 public key that verifies this server's borrow tokens.
@@ -904,6 +918,15 @@ impl LeaseEngine {
             in_use: count_i32(in_use),
             wait_ms: None,
         })]);
+    }
+
+    /// Keeps the report log within its age and size bounds.
+    pub fn prune_report_log(&self) {
+        self.writer.submit_eventually(vec![Op::PruneReport {
+            now: self.clock.now(),
+            keep_days: self.settings.report_days,
+            keep_rows: self.settings.report_rows,
+        }]);
     }
 
     fn heartbeat_seconds(&self) -> i64 {

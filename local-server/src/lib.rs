@@ -13,7 +13,7 @@
 //! - [`import`]: installing a license file in one transaction.
 //! - [`options`]: the options file (reservations and limits).
 //! - [`scheduler`]: automatic synchronization.
-//! - [`status`], [`diagnose`]: the reports.
+//! - [`status`], [`diagnose`], [`report`]: the reports.
 //! - [`error`]: the boundary error type and its mapping to HTTP and exit codes.
 
 pub mod cli;
@@ -27,6 +27,7 @@ pub mod leases;
 pub mod manager_page;
 pub mod options;
 pub mod proxy;
+pub mod report;
 pub mod report_log;
 pub mod routes;
 pub mod scheduler;
@@ -164,6 +165,34 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
                 out_raw!("{report}");
             }
             return Ok(report.exit_code());
+        }
+        Command::Report {
+            data,
+            from,
+            to,
+            json,
+            csv,
+        } => {
+            let mut conn = db::connect_existing(&data.data_dir)?;
+            let to = to.unwrap_or_else(|| clock.now());
+            let from = from.unwrap_or(to - chrono::Duration::days(30));
+            if from >= to {
+                return Err(Error::refused(
+                    shared_proto::ErrorCode::Malformed,
+                    "--from must be before --to",
+                ));
+            }
+            let report = report::build(&mut conn, from, to)?;
+            if json {
+                out!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).context("encoding the report")?
+                );
+            } else if csv {
+                out_raw!("{}", report.to_csv());
+            } else {
+                out_raw!("{report}");
+            }
         }
         Command::Options(cli::OptionsCommand::Check { data_dir, file }) => {
             let (_, parsed) = options::read_checked(&file)?;

@@ -17,3 +17,4 @@ mod manager_page;
 mod options_file;
 mod proxy;
 mod queueing;
+mod report;
