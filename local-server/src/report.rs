@@ -424,7 +424,11 @@ mod tests {
             .execute(&mut conn)
             .unwrap();
         assert_eq!(prune(&mut conn, now, 5, 1_000).unwrap(), 10, "the old ten");
-        assert_eq!(prune(&mut conn, now, 5, 4).unwrap(), 6, "all but the newest four");
+        assert_eq!(
+            prune(&mut conn, now, 5, 4).unwrap(),
+            6,
+            "all but the newest four"
+        );
         let left: i64 = report_log::table.count().get_result(&mut conn).unwrap();
         assert_eq!(left, 4);
     }

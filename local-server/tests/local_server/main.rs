@@ -18,3 +18,4 @@ mod options_file;
 mod proxy;
 mod queueing;
 mod report;
+mod usage_chart;
