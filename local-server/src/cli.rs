@@ -110,18 +110,20 @@ pub enum Command {
         csv: bool,
     },
     /// Check or apply an options file (reservations and limits per feature).
-    #[command(subcommand)]
-    Options(OptionsCommand),
+    Options {
+        /// Data directory of this license server (needed by `apply`; with `check`, rules
+        /// for features this server holds no license for are pointed out).
+        #[arg(long, global = true, env = "LOCAL_SERVER_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: OptionsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum OptionsCommand {
     /// Check an options file and report each mistake with its line; changes nothing.
     Check {
-        /// Data directory of this license server: when given, rules for features it
-        /// holds no license for are pointed out.
-        #[arg(long, env = "LOCAL_SERVER_DATA_DIR", value_name = "DIR")]
-        data_dir: Option<PathBuf>,
         /// The options file (TOML).
         #[arg(env = "LOCAL_SERVER_OPTIONS_FILE", value_name = "FILE")]
         file: PathBuf,
@@ -129,8 +131,6 @@ pub enum OptionsCommand {
     /// Check an options file and, when it is good, put it in force (a running `serve`
     /// uses it from its next check-out). A file with mistakes changes nothing.
     Apply {
-        #[command(flatten)]
-        data: DataDir,
         /// The options file (TOML).
         #[arg(env = "LOCAL_SERVER_OPTIONS_FILE", value_name = "FILE")]
         file: PathBuf,

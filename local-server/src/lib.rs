@@ -194,7 +194,10 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
                 out_raw!("{report}");
             }
         }
-        Command::Options(cli::OptionsCommand::Check { data_dir, file }) => {
+        Command::Options {
+            data_dir,
+            command: cli::OptionsCommand::Check { file },
+        } => {
             let (_, parsed) = options::read_checked(&file)?;
             if let Some(dir) = data_dir {
                 let mut conn = db::connect_existing(&dir)?;
@@ -214,11 +217,18 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
                 parsed.rule_count()
             );
         }
-        Command::Options(cli::OptionsCommand::Apply { data, file }) => {
+        Command::Options {
+            data_dir,
+            command: cli::OptionsCommand::Apply { file },
+        } => {
+            let Some(data_dir) = data_dir else {
+                eprintln!("error: `options apply` needs --data-dir DIR (or LOCAL_SERVER_DATA_DIR)");
+                return Ok(2);
+            };
             let (text, parsed) = options::read_checked(&file)?;
-            let mut conn = db::connect_existing(&data.data_dir)?;
+            let mut conn = db::connect_existing(&data_dir)?;
             db::load_config(&mut conn)?;
-            options::apply(&data.data_dir, &mut conn, &text, clock.now())?;
+            options::apply(&data_dir, &mut conn, &text, clock.now())?;
             out!(
                 "Applied {} ({} rules): in force now, for new check-outs (a running `serve` needs no restart).",
                 file.display(),

@@ -33,17 +33,6 @@ async fn check_out_as(http: &awc::Client, local: &Local, user: &str, host: &str)
     call(http, "POST", &local.url("/api/v1/leases"), Some(body), None).await
 }
 
-/// `local-server options VERB --data-dir DIR FILE`.
-fn options(local: &Local, verb: &str, file: &str) -> std::process::Output {
-    std::process::Command::new(local_bin())
-        .args(["options", verb, "--data-dir"])
-        .arg(local.data_dir())
-        .arg(file)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
 fn write(local: &Local, name: &str, text: &str) -> String {
     let path = local.data_dir().join(name);
     std::fs::write(&path, text).unwrap();
@@ -60,10 +49,10 @@ async fn reserved_seats_go_to_their_group_and_a_bad_file_leaves_the_old_one_in_f
 
     // Applied while serve runs: no restart.
     let good = write(&local, "good.toml", GOOD);
-    let out = options(&local, "check", &good);
+    let out = local.cli(&["options", "check", &good]);
     assert_success(&out);
     assert!(stdout(&out).contains("2 rules"), "{}", stdout(&out));
-    assert_success(&options(&local, "apply", &good));
+    assert_success(&local.cli(&["options", "apply", &good]));
     let copy = std::fs::read_to_string(local.data_dir().join("options.toml"))?;
     assert_eq!(copy, GOOD);
 
@@ -92,7 +81,7 @@ async fn reserved_seats_go_to_their_group_and_a_bad_file_leaves_the_old_one_in_f
     // A file with a mistake is refused with its line and changes nothing.
     let bad = write(&local, "bad.toml", BAD);
     for verb in ["check", "apply"] {
-        let out = options(&local, verb, &bad);
+        let out = local.cli(&["options", verb, &bad]);
         assert_eq!(out.status.code(), Some(1), "{verb}");
         let err = stderr(&out);
         assert!(
