@@ -1236,11 +1236,9 @@ fn no_seats(feature: &str, seats: u32) -> Error {
 
 fn write_refusal(err: WriteError) -> Error {
     match err {
-        WriteError::Busy => Error::Unavailable(
-            "the license database is busy (another program is writing to it); nothing was \
-             changed: try again in a moment"
-                .into(),
-        ),
+        WriteError::Busy => Error::DatabaseBusy(anyhow::anyhow!(
+            "another program held the database locked for longer than the write wait"
+        )),
         WriteError::Failed(e) => Error::Internal(anyhow::anyhow!("storing the lease: {e}")),
     }
 }

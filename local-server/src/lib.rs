@@ -46,7 +46,7 @@ use crate::error::Error;
 use crate::import::Channel;
 use crate::sync::SyncContext;
 
-/// Runs one command line; returns the process exit code (SPEC §6).
+/// Runs one command line; returns the process exit code (docs/API.md, "Conventions").
 pub async fn run(cli: Cli) -> ExitCode {
     let clock = match Clock::from_env() {
         Ok(c) => c,

@@ -439,7 +439,13 @@ pub fn apply(
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     crate::db::store_options(conn, text, crate::db::to_ms(now))?;
-    crate::config::write_atomically(&data_dir.join(OPTIONS_FILE), text.as_bytes())?;
+    // Private like the rest of the data directory: it names users and hosts.
+    shared_proto::files::write(
+        &data_dir.join(OPTIONS_FILE),
+        text.as_bytes(),
+        shared_proto::files::Access::Private,
+        shared_proto::files::Existing::Replace,
+    )?;
     Ok(())
 }
 

@@ -118,7 +118,14 @@ impl Application {
 
 fn write_listening(dir: &Path, address: SocketAddr) -> anyhow::Result<()> {
     let body = serde_json::json!({ "api": address.to_string() }).to_string();
-    crate::config::write_atomically(&dir.join(LISTENING_FILE), body.as_bytes())
+    use shared_proto::files::{write, Access, Existing};
+    write(
+        &dir.join(LISTENING_FILE),
+        body.as_bytes(),
+        Access::Public,
+        Existing::Replace,
+    )?;
+    Ok(())
 }
 
 async fn sweeper(engine: Arc<LeaseEngine>) {

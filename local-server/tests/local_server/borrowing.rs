@@ -155,9 +155,9 @@ async fn the_borrow_limit_set_on_the_main_server_reaches_the_local_server() -> T
         return Ok(());
     };
     let http = client();
-    let id = main.new_server(&http, "cad", 2).await;
+    let id = main.new_server("cad", 2);
     // The operator's admin CLI sets the limit.
-    let out = std::process::Command::new(main_bin().unwrap())
+    let out = std::process::Command::new(test_harness::binary("main-server")?)
         .args(["admin", "--data-dir"])
         .arg(main.dir.path())
         .args([

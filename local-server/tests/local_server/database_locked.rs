@@ -37,7 +37,10 @@ async fn check_outs_are_answered_while_another_process_holds_the_database() -> T
         .send_json(&serde_json::json!({"feature": "cad", "client": "c"}))
         .await?;
     assert_eq!(resp.status().as_u16(), 503);
-    assert_eq!(resp.headers().get("Retry-After").unwrap(), "1");
+    assert_eq!(
+        resp.headers().get("Retry-After").unwrap().to_str()?,
+        shared_proto::error::RETRY_AFTER_SECONDS.to_string()
+    );
 
     assert_eq!(
         in_use(&http, &local, "cad").await,
@@ -61,9 +64,9 @@ async fn check_outs_are_answered_while_another_process_holds_the_database() -> T
     assert_eq!(status, 201, "{body}");
     // The return waited for the lock and is stored now: after a restart only the new
     // lease is live.
-    eventually(
-        Duration::from_secs(10),
+    test_harness::wait_until_async(
         "the return to be stored",
+        Duration::from_secs(10),
         || async {
             let rows: i64 = {
                 use diesel::prelude::*;
@@ -76,7 +79,8 @@ async fn check_outs_are_answered_while_another_process_holds_the_database() -> T
             (rows == 1).then_some(())
         },
     )
-    .await;
+    .await
+    .unwrap();
     local.serve(&[], &[]);
     assert_eq!(in_use(&http, &local, "cad").await, 1);
     Ok(())

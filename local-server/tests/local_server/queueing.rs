@@ -58,10 +58,11 @@ async fn queued(http: &awc::Client, local: &Local) -> u64 {
 }
 
 async fn wait_until_queued(http: &awc::Client, local: &Local, n: u64) {
-    eventually(Duration::from_secs(10), "the queue to fill", || async {
+    test_harness::wait_until_async("the queue to fill", Duration::from_secs(10), || async {
         (queued(http, local).await == n).then_some(())
     })
-    .await;
+    .await
+    .unwrap();
 }
 
 fn one_seat() -> Local {
@@ -200,12 +201,13 @@ async fn a_waiting_client_that_stops_polling_leaves_the_queue() -> TestResult {
         .await;
     assert!(gone.is_err(), "the client gave up before an answer");
     drop(impatient);
-    eventually(
-        Duration::from_secs(10),
+    test_harness::wait_until_async(
         "the departed client to leave the queue",
+        Duration::from_secs(10),
         || async { (queued(&http, &local).await == 0).then_some(()) },
     )
-    .await;
+    .await
+    .unwrap();
     let lease = first["lease_id"].as_str().unwrap();
     let (status, _) = call(
         &http,

@@ -13,16 +13,17 @@ async fn the_chart_data_shows_seats_in_use_and_refusals() -> TestResult {
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
     assert_eq!(check_out(&http, &local, "cad").await.0, 409);
 
-    let usage = eventually(
-        std::time::Duration::from_secs(10),
+    let usage = test_harness::wait_until_async(
         "the log rows",
+        std::time::Duration::from_secs(10),
         || async {
             let (status, usage) = manager_call(&http, &local, "GET", "usage?days=7", None).await;
             assert_eq!(status, 200, "{usage}");
             (usage["refusals"]["cad"]["NO_SEATS"] == 1).then_some(usage)
         },
     )
-    .await;
+    .await
+    .unwrap();
     let line = usage["series"]["cad"].as_array().unwrap();
     assert_eq!(line.len(), 168, "hourly for a week");
     assert_eq!(line.last().unwrap(), 1, "one seat in use now");

@@ -4,15 +4,24 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::api_types::AuditEntry;
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::audit_log;
+use shared_proto::admin_api::AuditEntry;
 
 /// Most entries one read returns.
 pub const MAX_LIMIT: u32 = 1_000;
 
-/// One audit row to write.
+/// A date as the audit detail shows it (`2027-03-01 00:00 UTC`), or `none`.
+pub fn date_or(at: Option<DateTime<Utc>>, none: &str) -> String {
+    at.map_or_else(
+        || none.to_owned(),
+        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+/// One audit row to write. `detail` is read by operators: short phrases separated by
+/// commas (`channel internet, held sequence 1`), never Rust's debug form.
 pub struct Event<'a> {
     pub actor: &'a str,
     pub action: &'a str,

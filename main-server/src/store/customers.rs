@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::audit::{self, Event};
 use super::{normalize_email, parse_uuid, required_line, MAX_EMAILS_PER_CUSTOMER, MAX_NAME};
-use crate::api_types::{Customer, NewCustomer};
 use crate::db::{to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customer_emails, customers};
+use shared_proto::admin_api::{Customer, NewCustomer};
 
 pub fn create(
     conn: &mut DbConnection,
@@ -57,7 +57,14 @@ pub fn create(
                 action: "customer.create",
                 server_id: None,
                 outcome: "OK",
-                detail: &format!("customer={id} name={name:?} emails={}", emails.join(",")),
+                detail: &format!(
+                    "customer {id} named {name}, contacts {}",
+                    if emails.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        emails.join(", ")
+                    }
+                ),
             },
         )
     })?;
@@ -142,7 +149,7 @@ pub fn add_email(
                     action: "customer.add_email",
                     server_id: None,
                     outcome: "OK",
-                    detail: &format!("customer={id} email={email}"),
+                    detail: &format!("customer {id}, contact {email} added"),
                 },
             )?;
         }

@@ -9,10 +9,10 @@ use uuid::Uuid;
 use super::audit::{self, Event};
 use super::servers::LicensesByServer;
 use super::{parse_uuid, required_line, unknown_server, MAX_FEATURE, MAX_SEATS};
-use crate::api_types::{License, LicenseChange, NewLicense};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{licenses, servers};
+use shared_proto::admin_api::{License, LicenseChange, NewLicense};
 
 type LicenseRow = (
     String,
@@ -169,7 +169,7 @@ pub fn add(
                 action: "license.add",
                 server_id: Some(server_id),
                 outcome: "OK",
-                detail: &format!("license={id} feature={feature:?} seats={seats}"),
+                detail: &format!("license {id}: {feature}, {seats} seats"),
             },
         )
     })?;
@@ -231,8 +231,11 @@ pub fn change(
                 server_id: Some(server_id),
                 outcome: "OK",
                 detail: &format!(
-                    "license={license_id} feature={:?} seats={} valid_from={:?} valid_until={:?}",
-                    license.feature, license.seats, license.valid_from, license.valid_until
+                    "license {license_id}: {}, {} seats, valid from {} until {}",
+                    license.feature,
+                    license.seats,
+                    audit::date_or(license.valid_from, "the start"),
+                    audit::date_or(license.valid_until, "no end (perpetual)")
                 ),
             },
         )?;
@@ -268,7 +271,7 @@ pub fn remove(
                 action: "license.remove",
                 server_id: Some(server_id),
                 outcome: "OK",
-                detail: &format!("license={license_id}"),
+                detail: &format!("license {license_id}"),
             },
         )
     })

@@ -8,11 +8,11 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::audit::{self, Event};
-use super::{licenses, parse_uuid, required_line, unknown_server, MAX_REASON};
-use crate::api_types::Server;
+use super::{licenses, parse_uuid, parse_word, required_line, unknown_server, MAX_REASON};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customers, servers};
+use shared_proto::admin_api::Server;
 
 type ServerRow = (
     String,
@@ -26,8 +26,6 @@ type ServerRow = (
     Option<String>,
     Option<i64>,
 );
-
-const DAY_MS: i64 = 86_400_000;
 
 fn select_columns() -> (
     servers::id,
@@ -55,14 +53,9 @@ fn select_columns() -> (
     )
 }
 
-/// Whole days left until `valid_until`, rounded down (so −1 means overdue).
-pub fn days_until(valid_until: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
-    (to_millis(valid_until) - to_millis(now)).div_euclid(DAY_MS)
-}
-
 fn to_view(
     row: ServerRow,
-    licenses: Vec<crate::api_types::License>,
+    licenses: Vec<shared_proto::admin_api::License>,
     now: DateTime<Utc>,
 ) -> Result<Server, ApiError> {
     let (id, customer_id, customer_name, revision, sequence, fp, bound_at, last, channel, until) =
@@ -77,8 +70,8 @@ fn to_view(
         bound_fingerprint: fp,
         bound_at: bound_at.map(from_millis),
         last_sync_at: last.map(from_millis),
-        last_sync_channel: channel,
-        days_until_due: valid_until.map(|v| days_until(v, now)),
+        last_sync_channel: channel.as_deref().map(parse_word).transpose()?,
+        days_until_due: valid_until.map(|v| shared_proto::validity::days_left(v, now)),
         valid_until,
         licenses,
     })
@@ -116,7 +109,7 @@ pub fn create(
                 action: "server.create",
                 server_id: Some(id),
                 outcome: "OK",
-                detail: &format!("customer={customer_id}"),
+                detail: &format!("customer {customer_id}"),
             },
         )
     })?;
@@ -299,7 +292,7 @@ pub fn clear_key(
             server_id: Some(id),
             outcome: "OK",
             detail: &format!(
-                "via={via} previous={} reason={reason:?}",
+                "via {via}, previous key {}, reason: {reason}",
                 old.as_deref().unwrap_or("none")
             ),
         },
@@ -312,4 +305,4 @@ pub fn clear_key(
 }
 
 /// Licenses of many ids at once, keyed by stored id text.
-pub(crate) type LicensesByServer = HashMap<String, Vec<crate::api_types::License>>;
+pub(crate) type LicensesByServer = HashMap<String, Vec<shared_proto::admin_api::License>>;
