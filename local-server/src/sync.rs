@@ -313,13 +313,14 @@ async fn post_sync(client: &awc::Client, endpoint: &Endpoint, body: String) -> A
         };
     }
     if let Ok(api) = serde_json::from_slice::<ApiError>(&bytes) {
-        return Attempt::Refused(Error::refused(api.code, refusal_text(api)));
-    }
-    // A `{code, message}` body with a code this protocol does not list (`INTERNAL`,
-    // `UNAVAILABLE`): the main server answered but has a problem of its own. It may
-    // have committed part of the work, and another endpoint may be healthier.
-    if let Ok(other) = serde_json::from_slice::<UnlistedError>(&bytes) {
-        return Attempt::ServerProblem(format!("answered HTTP {status} {}", other.code));
+        return match api.code {
+            // The main server answered but has a problem of its own. It may have
+            // committed part of the work, and another endpoint may be healthier.
+            ErrorCode::Internal | ErrorCode::Unavailable => {
+                Attempt::ServerProblem(format!("answered HTTP {status} {}", api.code))
+            }
+            _ => Attempt::Refused(Error::refused(api.code, refusal_text(api))),
+        };
     }
     // Not our protocol's answer (a gateway or another program on the port): the main
     // server itself may or may not have been reached behind it.
@@ -327,12 +328,6 @@ async fn post_sync(client: &awc::Client, endpoint: &Endpoint, body: String) -> A
         format!("answered HTTP {status}, not as Solme's main server"),
         status.is_server_error(),
     )
-}
-
-/// An error body whose code is not one of [`ErrorCode`]'s.
-#[derive(serde::Deserialize)]
-struct UnlistedError {
-    code: String,
 }
 
 /// The main server's refusal, with what to do about it when its message does not say.

@@ -52,6 +52,7 @@ impl Dispatcher {
                         Ok(names) => names.into_iter().for_each(|name| self.schedule(name)),
                         Err(err) => log::error!("cannot list spool/outgoing: {err:#}"),
                     }
+                    Stats::add(&self.stats.scans);
                 }
                 _ = shutdown.changed() => break,
             }
@@ -137,6 +138,7 @@ impl Dispatcher {
                 Ok(()) => return,
                 Err(err) => {
                     failures += 1;
+                    Stats::add(&self.stats.retries);
                     let delay = self.retry.delay(failures);
                     log::error!(
                         "reply={name} sent but not moved to spool/sent (attempt={failures}), \

@@ -49,7 +49,7 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
                 // --help, --version
                 ExitCode::SUCCESS
             } else if deliver {
-                ExitCode::from(deliver::EX_TEMPFAIL)
+                ExitCode::from(shared_proto::exit::TEMPORARY)
             } else {
                 ExitCode::from(2)
             })
@@ -65,7 +65,7 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("mail-gateway: {err}");
             // Any start-up failure of `deliver` is temporary for the MTA.
             return match cli.command {
-                Command::Deliver(_) => ExitCode::from(deliver::EX_TEMPFAIL),
+                Command::Deliver(_) => ExitCode::from(shared_proto::exit::TEMPORARY),
                 Command::Serve(_) => ExitCode::from(2),
             };
         }

@@ -16,8 +16,9 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use uuid::Uuid;
 
 use crate::inbound::{Problem, Sender};
-use crate::main_server::{KeyClearRequest, License, MailSyncAnswer};
 use crate::spool::OutgoingEnvelope;
+use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, License, MailSyncAnswer};
+use shared_proto::ErrorCode;
 
 /// What a reply says.
 #[derive(Debug, Clone)]
@@ -55,25 +56,27 @@ pub enum Refusal {
         message: String,
     },
     Other {
-        code: String,
+        code: ErrorCode,
         message: String,
     },
 }
 
 impl Refusal {
     /// Sorts a refusal by its stable code (docs/API.md).
-    pub fn from_code(status: u16, code: &str, message: &str, resumed: bool) -> Refusal {
+    pub fn from_code(status: u16, code: ErrorCode, message: &str, resumed: bool) -> Refusal {
         match code {
-            "UNKNOWN_SERVER_ID" => Refusal::UnknownId,
-            "ID_IN_USE" => Refusal::IdInUse,
-            "UNAUTHORIZED" if status == 403 => Refusal::NotRegistered,
-            "REPLAYED_REQUEST" => Refusal::Replayed { resumed },
-            "STALE_REQUEST" => Refusal::Stale,
-            "MALFORMED" | "BAD_SIGNATURE" | "UNSUPPORTED_VERSION" => Refusal::Damaged {
-                message: message.to_owned(),
-            },
+            ErrorCode::UnknownServerId => Refusal::UnknownId,
+            ErrorCode::IdInUse => Refusal::IdInUse,
+            ErrorCode::Unauthorized if status == 403 => Refusal::NotRegistered,
+            ErrorCode::ReplayedRequest => Refusal::Replayed { resumed },
+            ErrorCode::StaleRequest => Refusal::Stale,
+            ErrorCode::Malformed | ErrorCode::BadSignature | ErrorCode::UnsupportedVersion => {
+                Refusal::Damaged {
+                    message: message.to_owned(),
+                }
+            }
             _ => Refusal::Other {
-                code: code.to_owned(),
+                code,
                 message: message.to_owned(),
             },
         }
@@ -328,7 +331,7 @@ fn decision_text(request: &KeyClearRequest) -> String {
         .filter(|r| !r.trim().is_empty())
         .map(|r| format!("\nReason given: {}\n", r.trim()))
         .unwrap_or_default();
-    if request.status == "approved" {
+    if request.status == KeyClearStatus::Approved {
         format!(
             "Hello,\n\n\
              your request to clear the key pair of license server id\n\
@@ -539,15 +542,15 @@ mod tests {
     #[test]
     fn refusal_codes_are_sorted() {
         assert_eq!(
-            Refusal::from_code(403, "UNAUTHORIZED", "", false),
+            Refusal::from_code(403, ErrorCode::Unauthorized, "", false),
             Refusal::NotRegistered
         );
         assert_eq!(
-            Refusal::from_code(409, "ID_IN_USE", "", false),
+            Refusal::from_code(409, ErrorCode::IdInUse, "", false),
             Refusal::IdInUse
         );
         assert!(matches!(
-            Refusal::from_code(400, "BAD_SIGNATURE", "x", false),
+            Refusal::from_code(400, ErrorCode::BadSignature, "x", false),
             Refusal::Damaged { .. }
         ));
     }

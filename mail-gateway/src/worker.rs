@@ -369,7 +369,7 @@ impl Worker {
                         "message={name} from={} server_id={server_id} sync refused: {code}: {message}",
                         sender.address
                     );
-                    refusal = Refusal::from_code(status, &code, &message, progress.uncertain);
+                    refusal = Refusal::from_code(status, code, &message, progress.uncertain);
                     Reply::Refused {
                         server_id: *server_id,
                         refusal: &refusal,
@@ -416,7 +416,7 @@ impl Worker {
                             "message={name} from={} server_id={server_id} key-clear request refused: {code}: {message}",
                             sender.address
                         );
-                        refusal = Refusal::from_code(status, &code, &message, false);
+                        refusal = Refusal::from_code(status, code, &message, false);
                         Reply::Refused {
                             server_id: *server_id,
                             refusal: &refusal,

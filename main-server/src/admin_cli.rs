@@ -13,19 +13,19 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+use shared_proto::{ApiError, ErrorCode};
 
-use crate::api_types::{
-    AuditEntry, Customer, Decision, KeyClear, KeyClearRequest, License, LicenseChange, Listening,
-    MailSync, MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewServer,
-    Server,
-};
 use crate::auth::read_token_file;
 use crate::cli::{
     AdminArgs, AdminCommand, CustomerCommand, KeyCommand, LicenseCommand, PageArgs, RequestCommand,
     ServerCommand,
 };
 use crate::data_dir::DataDir;
-use crate::EXIT_TEMPORARY;
+use shared_proto::admin_api::{
+    AuditEntry, Customer, Decision, KeyClear, KeyClearRequest, License, LicenseChange, Listening,
+    MailSync, MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewServer,
+    Server,
+};
 
 /// Largest answer accepted from the admin API (listings of many ids can be big).
 const MAX_ANSWER: usize = 256 * 1024 * 1024;
@@ -35,7 +35,7 @@ const MAX_ANSWER: usize = 256 * 1024 * 1024;
 pub enum CliError {
     /// The server answered with a refusal.
     #[error("{code}: {message}")]
-    Refused { code: String, message: String },
+    Refused { code: ErrorCode, message: String },
     /// The server could not be reached: worth retrying.
     #[error("cannot reach the admin API at {url}: {cause}")]
     Unreachable { url: String, cause: String },
@@ -130,26 +130,31 @@ impl Client {
                 .context("the admin API answered something that is not JSON")
                 .map_err(CliError::Other);
         }
+        let error = serde_json::from_slice::<ApiError>(&bytes).ok();
         if status.is_server_error() {
             // Not a refusal of this command: the server could not do it right now.
-            let message = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(500).collect());
+            let message = error.map_or_else(
+                || String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+                |e| e.message,
+            );
             return Err(CliError::ServerFailed {
                 status: status.as_u16(),
                 message,
             });
         }
-        match serde_json::from_slice::<shared_proto::ApiError>(&bytes) {
-            Ok(error) => Err(CliError::Refused {
-                code: error.code.to_string(),
+        match error {
+            Some(error) => Err(CliError::Refused {
+                code: error.code,
                 message: error.message,
             }),
-            Err(_) => Err(CliError::Refused {
-                code: status.as_u16().to_string(),
-                message: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
-            }),
+            // Not the admin API's answer (a wrong URL, a proxy in the way).
+            None => Err(CliError::Other(anyhow::anyhow!(
+                "the admin API answered {status} without an error body: {}",
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .take(500)
+                    .collect::<String>()
+            ))),
         }
     }
 
@@ -186,11 +191,11 @@ pub fn run(args: AdminArgs) -> ExitCode {
         }
         Err(CliError::Unreachable { url, cause }) => {
             eprintln!("error: cannot reach the admin API at {url}: {cause}");
-            ExitCode::from(EXIT_TEMPORARY)
+            ExitCode::from(shared_proto::exit::TEMPORARY)
         }
         Err(CliError::ServerFailed { status, message }) => {
             eprintln!("error: the admin API failed ({status}): {message}; try again later");
-            ExitCode::from(EXIT_TEMPORARY)
+            ExitCode::from(shared_proto::exit::TEMPORARY)
         }
         Err(CliError::Refused { code, message }) => {
             eprintln!("refused ({code}): {message}");
@@ -515,7 +520,8 @@ fn show_servers(list: &[Server], json: bool) -> Result<String, CliError> {
                 }
                 .to_owned(),
                 date(s.last_sync_at),
-                s.last_sync_channel.clone().unwrap_or_else(|| "-".into()),
+                s.last_sync_channel
+                    .map_or_else(|| "-".to_owned(), |c| c.to_string()),
                 s.days_until_due
                     .map_or_else(|| "never synced".to_owned(), |d| d.to_string()),
             ]
@@ -576,7 +582,9 @@ fn show_server(server: &Server, json: bool) -> Result<String, CliError> {
         server.bound_fingerprint.as_deref().unwrap_or("none bound"),
         date(server.bound_at),
         date(server.last_sync_at),
-        server.last_sync_channel.as_deref().unwrap_or("-"),
+        server
+            .last_sync_channel
+            .map_or_else(|| "-".to_owned(), |c| c.to_string()),
         date(server.valid_until),
     );
     out.push_str(&show_licenses(&server.licenses, false)?);
@@ -617,7 +625,7 @@ fn show_requests(list: &[KeyClearRequest], json: bool) -> Result<String, CliErro
                 r.id.to_string(),
                 r.server_id.to_string(),
                 r.sender.clone(),
-                r.status.clone(),
+                r.status.to_string(),
                 date(Some(r.created_at)),
                 r.operator.clone().unwrap_or_else(|| "-".into()),
                 r.reason.clone().unwrap_or_default(),

@@ -24,11 +24,19 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 const MIGRATION_LOCK_KEY: i64 = 0x5017_e11c_0000_0001;
 
 /// Every pooled SQLite connection gets these: wait (rather than fail) on a locked
-/// database, WAL so readers never block the writer, and enforced foreign keys.
-/// `synchronous=NORMAL` in WAL mode survives a killed process; only a power loss can
-/// drop the last commits.
+/// database, WAL so readers never block the writer, enforced foreign keys, and
+/// `synchronous=FULL`: every commit is on disk (the WAL fsynced) before it returns, so
+/// no answer leaves before what it reports survives a power cut. The writer's group
+/// commit (see `writer.rs`) shares one fsync among all the syncs waiting.
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+
+/// Every PostgreSQL connection waits for its commits to be flushed to the WAL on disk
+/// before they return. A server or database configured with `synchronous_commit =
+/// off` is overridden for our sessions; the stronger levels (`remote_write`, `on`,
+/// `remote_apply`) and `local` are already durable here and are left as configured.
+const POSTGRES_DURABLE_COMMITS: &str = "SELECT set_config('synchronous_commit', 'on', false) \
+     WHERE current_setting('synchronous_commit') = 'off'";
 
 /// The connection both backends share; queries written against it run on either.
 #[derive(diesel::MultiConnection)]
@@ -84,10 +92,20 @@ impl DbTarget {
                     .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            Self::Postgres(url) => PgConnection::establish(url.expose_secret())
-                .map(DbConnection::Postgres)
-                .map_err(r2d2::Error::ConnectionError),
+            Self::Postgres(url) => {
+                let mut conn = PgConnection::establish(url.expose_secret())
+                    .map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(POSTGRES_DURABLE_COMMITS)
+                    .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Postgres(conn))
+            }
         }
+    }
+
+    /// A connection of its own, outside the pools (the writer threads keep one each).
+    pub fn connect_alone(&self) -> anyhow::Result<DbConnection> {
+        self.connect()
+            .with_context(|| format!("connecting to the database ({})", self.describe()))
     }
 }
 
@@ -192,7 +210,78 @@ impl Db {
         };
         let mut conn = db.write.get().context("connecting to the database")?;
         run_migrations(&mut conn)?;
+        let durability = durability(&mut conn)?;
+        if durability.durable {
+            log::info!("database commits are durable: {}", durability.setting);
+        } else {
+            log::warn!(
+                "database commits are NOT durable ({}): a power cut can lose answered \
+                 syncs; fix the database server's configuration",
+                durability.setting
+            );
+        }
         Ok(db)
+    }
+}
+
+/// What the database does with a commit before it returns, as read back from the
+/// connection itself.
+#[derive(Debug)]
+pub struct Durability {
+    /// The settings, e.g. `synchronous=FULL` or `synchronous_commit=on fsync=on`.
+    pub setting: String,
+    /// Whether a returned commit survives a power cut.
+    pub durable: bool,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    value: String,
+}
+
+/// Reads the durability settings in force on `conn`. (`fsync=off` is a server-wide
+/// setting no session can change: it is reported, not overridden.)
+pub fn durability(conn: &mut DbConnection) -> anyhow::Result<Durability> {
+    let read = |conn: &mut DbConnection, query: &str| -> anyhow::Result<String> {
+        let rows: Vec<Setting> = diesel::sql_query(query)
+            .load(conn)
+            .with_context(|| format!("reading the database's durability ({query})"))?;
+        rows.into_iter()
+            .next()
+            .map(|row| row.value)
+            .with_context(|| format!("{query} returned nothing"))
+    };
+    match conn {
+        DbConnection::Sqlite(_) => {
+            // 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+            let level = read(
+                conn,
+                "SELECT CAST(synchronous AS TEXT) AS value FROM pragma_synchronous",
+            )?;
+            let name = match level.as_str() {
+                "0" => "OFF",
+                "1" => "NORMAL",
+                "2" => "FULL",
+                "3" => "EXTRA",
+                other => other,
+            };
+            Ok(Durability {
+                setting: format!("SQLite synchronous={name}"),
+                durable: matches!(name, "FULL" | "EXTRA"),
+            })
+        }
+        DbConnection::Postgres(_) => {
+            let commit = read(
+                conn,
+                "SELECT current_setting('synchronous_commit') AS value",
+            )?;
+            let fsync = read(conn, "SELECT current_setting('fsync') AS value")?;
+            Ok(Durability {
+                durable: commit != "off" && fsync == "on",
+                setting: format!("PostgreSQL synchronous_commit={commit} fsync={fsync}"),
+            })
+        }
     }
 }
 
@@ -275,6 +364,77 @@ mod tests {
             .select(audit_log::all_columns)
             .limit(0)
             .execute(conn)?;
+        Ok(())
+    }
+
+    /// Every connection of both SQLite pools commits with `synchronous=FULL`.
+    #[test]
+    fn sqlite_commits_are_durable_on_every_pooled_connection() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let db = Db::open(DbTarget::from_options(dir.path(), None)?, 3)?;
+        let mut held = Vec::new();
+        for pool in [&db.write, &db.read, &db.read, &db.read] {
+            let mut conn = pool.get()?;
+            let durability = durability(&mut conn)?;
+            assert_eq!(durability.setting, "SQLite synchronous=FULL");
+            assert!(durability.durable);
+            // Held, so that the next check-out is another connection.
+            held.push(conn);
+        }
+        Ok(())
+    }
+
+    /// A database configured with `synchronous_commit = off` still gets synchronous
+    /// commits on the server's connections (when a test PostgreSQL is configured).
+    #[test]
+    fn postgres_commits_are_synchronous_even_where_the_database_says_off() -> anyhow::Result<()> {
+        let Ok(base) = std::env::var("SOLME_TEST_DATABASE_URL") else {
+            eprintln!("notice: SOLME_TEST_DATABASE_URL is not set; skipping");
+            return Ok(());
+        };
+        let name = format!("durable_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::establish(&base)?;
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
+        diesel::sql_query(format!(
+            "ALTER DATABASE {name} SET synchronous_commit = off"
+        ))
+        .execute(&mut admin)?;
+        let (head, query) = match base.split_once('?') {
+            Some((head, query)) => (head, format!("?{query}")),
+            None => (base.as_str(), String::new()),
+        };
+        let (server, _) = head
+            .rsplit_once('/')
+            .filter(|(server, _)| server.contains("://") && !server.ends_with('/'))
+            .unwrap_or((head, ""));
+        let url = format!("{server}/{name}{query}");
+        // A plain connection sees the database's `off` ...
+        let mut plain = PgConnection::establish(&url)?;
+        let rows: Vec<Setting> =
+            diesel::sql_query("SELECT current_setting('synchronous_commit') AS value")
+                .load(&mut plain)?;
+        assert_eq!(rows.first().map(|r| r.value.as_str()), Some("off"));
+        drop(plain);
+        // ... the server's pooled ones do not.
+        let dir = tempfile::tempdir()?;
+        let db = Db::open(DbTarget::from_options(dir.path(), Some(&url))?, 2)?;
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut conn = db.write.get()?;
+            let durability = durability(&mut conn)?;
+            assert!(
+                durability
+                    .setting
+                    .starts_with("PostgreSQL synchronous_commit=on "),
+                "{}",
+                durability.setting
+            );
+            held.push(conn);
+        }
+        let mut alone = db.target.connect_alone()?;
+        assert!(durability(&mut alone)?
+            .setting
+            .starts_with("PostgreSQL synchronous_commit=on "));
         Ok(())
     }
 

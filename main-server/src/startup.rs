@@ -13,13 +13,13 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use shared_proto::{Clock, SolmeSigningKey};
 
-use crate::api_types::Listening;
 use crate::auth::AdminToken;
 use crate::data_dir::{write_atomic, DataDir};
 use crate::db::{Db, DbTarget};
 use crate::routes::{admin_api, configure_extractors, not_found, sync_api};
 use crate::sync::SyncService;
 use crate::tls;
+use shared_proto::admin_api::Listening;
 
 /// Largest admin JSON body (a mailed sync-data file fits several times over).
 const ADMIN_JSON_LIMIT: usize = 256 * 1024;
@@ -167,8 +167,14 @@ impl Application {
         &self.listening
     }
 
-    /// Runs both servers until a shutdown signal stops them.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    /// Runs both servers until Ctrl-C/SIGTERM (actix-web's own handlers) or `shutdown`
+    /// completes (a caller embedding the server, such as a test); either way open
+    /// requests are drained first.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let handles = [self.sync_server.handle(), self.admin_server.handle()];
         let service = self.service.clone();
         let pruner = actix_web::rt::spawn(async move {
             let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);
@@ -183,7 +189,17 @@ impl Application {
                 }
             }
         });
-        let result = futures_util::future::try_join(self.sync_server, self.admin_server).await;
+        let servers = futures_util::future::try_join(self.sync_server, self.admin_server);
+        futures_util::pin_mut!(servers, shutdown);
+        let result = match futures_util::future::select(servers, shutdown).await {
+            futures_util::future::Either::Left((result, _)) => result,
+            futures_util::future::Either::Right(((), servers)) => {
+                for handle in &handles {
+                    handle.stop(true).await;
+                }
+                servers.await
+            }
+        };
         pruner.abort();
         result.context("running the servers")?;
         log::info!("stopped");

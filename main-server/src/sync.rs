@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use actix_web::web;
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
 use shared_proto::sync_data::VerifiedSyncRequest;
@@ -13,13 +12,13 @@ use shared_proto::validity::valid_until_for;
 use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
 use uuid::Uuid;
 
-use crate::api_types::License;
-use crate::db::{Db, DbTarget};
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::store::audit::{self, Event};
 use crate::store::sync::{self as tx, Attempt, Issued};
 use crate::store::{customers, licenses};
 use crate::writer::{AuditRecord, Writer};
+use shared_proto::admin_api::License;
 
 /// Largest sync-data text accepted on either channel.
 pub const MAX_SYNC_DATA: usize = 64 * 1024;
@@ -56,9 +55,8 @@ pub struct SyncService {
     pub db: Db,
     pub clock: Clock,
     pub signing_key: Arc<SolmeSigningKey>,
-    /// The group-committing writer thread (SQLite only; PostgreSQL writes through the
-    /// pool in parallel).
-    pub writer: Option<Writer>,
+    /// The group-committing writer of direct syncs (see `writer.rs`).
+    pub writer: Writer,
 }
 
 /// A successful sync.
@@ -77,12 +75,9 @@ struct Checked {
 }
 
 impl SyncService {
-    /// Builds the service; on SQLite this starts the writer thread.
+    /// Builds the service and starts its writer threads.
     pub fn new(db: Db, clock: Clock, signing_key: SolmeSigningKey) -> anyhow::Result<Self> {
-        let writer = match db.target {
-            DbTarget::Sqlite(_) => Some(Writer::start(db.write.clone())?),
-            DbTarget::Postgres(_) => None,
-        };
+        let writer = Writer::start(&db)?;
         Ok(Self {
             db,
             clock,
@@ -93,7 +88,7 @@ impl SyncService {
 
     /// Runs one direct (internet) sync. The crypto runs on the calling async worker
     /// (a fraction of a millisecond, cheaper than a thread switch); the transaction on
-    /// the SQLite writer thread, or on the blocking pool for PostgreSQL.
+    /// a writer thread, committed together with the other syncs waiting.
     pub async fn sync_direct(&self, text: &str, peer: &str) -> Result<SyncAnswer, ApiError> {
         let channel = Channel::Internet;
         let now = self.clock.now();
@@ -101,33 +96,13 @@ impl SyncService {
         let result = async {
             let checked = check(text, channel, peer, None, now, &mut known)?;
             let Checked { verified, attempt } = checked;
-            let issued = match &self.writer {
-                Some(writer) => writer.issue(attempt).await?,
-                None => {
-                    let db = self.db.clone();
-                    web::block(move || {
-                        let mut conn = db.write.get()?;
-                        tx::issue(&mut conn, &attempt)
-                    })
-                    .await??
-                }
-            };
+            let issued = self.writer.issue(attempt).await?;
             self.answer(&verified, channel, peer, now, issued)
         }
         .await;
         if let Err(error) = &result {
             let record = refusal(now, channel, peer, peer, &known, error);
-            let recorded = match &self.writer {
-                Some(writer) => writer.audit(record).await,
-                None => {
-                    let db = self.db.clone();
-                    web::block(move || write_audit(&db, &record))
-                        .await
-                        .map_err(ApiError::from)
-                        .and_then(|r| r)
-                }
-            };
-            if let Err(e) = recorded {
+            if let Err(e) = self.writer.audit(record).await {
                 log::warn!("could not write the audit entry of a refused sync: {e:?}");
             }
         }
@@ -359,7 +334,7 @@ fn refusal(
             ApiError::Refused { message, .. } | ApiError::SenderNotRegistered(message) => {
                 message.chars().take(200).collect()
             }
-            ApiError::Internal(_) => "internal error".to_owned(),
+            ApiError::Internal(_) | ApiError::Unavailable(_) => "internal error".to_owned(),
         }
     );
     log::info!(

@@ -168,7 +168,7 @@ fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
     let main = MainServer::start(root.path());
     let (_, server_id) = main.customer_with_server(&[OPS]);
     // Held (not listening) until Postfix takes the port over.
-    let (_reserved, reserved) = crate::helpers::reserve_port();
+    let (_reserved, reserved) = crate::helpers::reserve_port().unwrap();
     let port = reserved.port();
     let relay = format!("smtp://127.0.0.1:{port}");
     let gw = Gateway::start(

@@ -21,9 +21,9 @@ use anyhow::Context;
 use awc::http::Uri;
 use clap::Parser;
 use diesel::RunQueryDsl;
-use main_server::api_types::Listening;
 use main_server::db::{Db, DbTarget};
 use openssl::ssl::{SslConnector, SslMethod};
+use shared_proto::admin_api::Listening;
 use shared_proto::{Clock, ServerIdentity, SyncRequest};
 use uuid::Uuid;
 

@@ -4,10 +4,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::api_types::AuditEntry;
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::audit_log;
+use shared_proto::admin_api::AuditEntry;
 
 /// Most entries one read returns.
 pub const MAX_LIMIT: u32 = 1_000;

@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::audit::{self, Event};
 use super::{normalize_email, parse_uuid, required_line, MAX_EMAILS_PER_CUSTOMER, MAX_NAME};
-use crate::api_types::{Customer, NewCustomer};
 use crate::db::{to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customer_emails, customers};
+use shared_proto::admin_api::{Customer, NewCustomer};
 
 pub fn create(
     conn: &mut DbConnection,

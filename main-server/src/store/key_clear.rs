@@ -3,22 +3,21 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, NewKeyClearRequest};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
 use super::audit::{self, Event};
 use super::{
-    check_text, customers, normalize_email, parse_uuid, required_line, servers, MAX_MESSAGE_ID,
-    MAX_REASON, MAX_TEXT,
+    check_text, customers, normalize_email, parse_uuid, parse_word, required_line, servers,
+    MAX_MESSAGE_ID, MAX_REASON, MAX_TEXT,
 };
-use crate::api_types::{KeyClearRequest, NewKeyClearRequest};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::key_clear_requests as kcr;
 
-pub const PENDING: &str = "pending";
-pub const APPROVED: &str = "approved";
-pub const REJECTED: &str = "rejected";
+/// The stored text of a pending request (the filters below compare with it).
+const PENDING: &str = KeyClearStatus::Pending.as_str();
 
 type Row = (
     String,
@@ -67,7 +66,7 @@ fn to_view(row: Row) -> Result<KeyClearRequest, ApiError> {
         sender,
         message_id,
         text,
-        status,
+        status: parse_word(&status)?,
         created_at: from_millis(created),
         decided_at: decided.map(from_millis),
         operator,
@@ -161,19 +160,14 @@ pub fn create(
 
 pub fn list(
     conn: &mut DbConnection,
-    status: Option<&str>,
+    status: Option<KeyClearStatus>,
 ) -> Result<Vec<KeyClearRequest>, ApiError> {
     let mut query = kcr::table
         .select(columns())
         .order((kcr::created_at.desc(), kcr::id.asc()))
         .into_boxed();
     if let Some(status) = status {
-        if ![PENDING, APPROVED, REJECTED].contains(&status) {
-            return Err(ApiError::malformed(
-                "status must be pending, approved or rejected",
-            ));
-        }
-        query = query.filter(kcr::status.eq(status.to_owned()));
+        query = query.filter(kcr::status.eq(status.as_str()));
     }
     let rows: Vec<Row> = query.load(conn)?;
     rows.into_iter().map(to_view).collect()
@@ -190,7 +184,11 @@ pub fn decide(
     approve: bool,
     reason: Option<&str>,
 ) -> Result<KeyClearRequest, ApiError> {
-    let status = if approve { APPROVED } else { REJECTED };
+    let status = if approve {
+        KeyClearStatus::Approved
+    } else {
+        KeyClearStatus::Rejected
+    };
     let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
         Some(reason) => Some(required_line("reason", reason, MAX_REASON)?),
         None if approve => None,
@@ -204,7 +202,7 @@ pub fn decide(
                 .filter(kcr::status.eq(PENDING)),
         )
         .set((
-            kcr::status.eq(status),
+            kcr::status.eq(status.as_str()),
             kcr::decided_at.eq(Some(to_millis(now))),
             kcr::operator.eq(Some(operator)),
             kcr::reason.eq(reason.as_deref()),

@@ -9,10 +9,10 @@ use uuid::Uuid;
 use super::audit::{self, Event};
 use super::servers::LicensesByServer;
 use super::{parse_uuid, required_line, unknown_server, MAX_FEATURE, MAX_SEATS};
-use crate::api_types::{License, LicenseChange, NewLicense};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{licenses, servers};
+use shared_proto::admin_api::{License, LicenseChange, NewLicense};
 
 type LicenseRow = (String, String, String, i32, Option<i64>, Option<i64>);
 

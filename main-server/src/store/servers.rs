@@ -8,11 +8,11 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::audit::{self, Event};
-use super::{licenses, parse_uuid, required_line, unknown_server, MAX_REASON};
-use crate::api_types::Server;
+use super::{licenses, parse_uuid, parse_word, required_line, unknown_server, MAX_REASON};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customers, servers};
+use shared_proto::admin_api::Server;
 
 type ServerRow = (
     String,
@@ -62,7 +62,7 @@ pub fn days_until(valid_until: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 
 fn to_view(
     row: ServerRow,
-    licenses: Vec<crate::api_types::License>,
+    licenses: Vec<shared_proto::admin_api::License>,
     now: DateTime<Utc>,
 ) -> Result<Server, ApiError> {
     let (id, customer_id, customer_name, revision, sequence, fp, bound_at, last, channel, until) =
@@ -77,7 +77,7 @@ fn to_view(
         bound_fingerprint: fp,
         bound_at: bound_at.map(from_millis),
         last_sync_at: last.map(from_millis),
-        last_sync_channel: channel,
+        last_sync_channel: channel.as_deref().map(parse_word).transpose()?,
         days_until_due: valid_until.map(|v| days_until(v, now)),
         valid_until,
         licenses,
@@ -312,4 +312,4 @@ pub fn clear_key(
 }
 
 /// Licenses of many ids at once, keyed by stored id text.
-pub(crate) type LicensesByServer = HashMap<String, Vec<crate::api_types::License>>;
+pub(crate) type LicensesByServer = HashMap<String, Vec<shared_proto::admin_api::License>>;

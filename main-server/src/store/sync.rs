@@ -1,26 +1,33 @@
 //! The database half of a sync: bind or compare the key pair, consume the request id,
-//! issue the next sequence number, all in one transaction.
+//! issue the next sequence number and write the audit entry, all in one transaction.
 //!
-//! The transaction starts with one conditional statement that does the common case
-//! whole: `UPDATE servers SET sequence = sequence + 1, … WHERE id = ? AND
-//! bound_fingerprint = ? RETURNING …` (the key is already bound to this id). When that
-//! touches no row, the bind is the single statement `UPDATE servers SET
-//! bound_fingerprint = ?, … WHERE id = ? AND bound_fingerprint IS NULL`. On PostgreSQL
-//! a concurrent bind blocks on the row lock and re-checks the condition after the first
-//! commits (0 rows); on SQLite the first UPDATE takes the write lock before anything is
-//! read. Either way exactly one key wins and the others see it bound.
+//! SQLite (one writer connection, in process) runs separate statements. The first does
+//! the common case whole: `UPDATE servers SET sequence = sequence + 1, … WHERE id = ?
+//! AND bound_fingerprint = ? RETURNING …` (the key is already bound to this id). When
+//! that touches no row, the bind is the single statement `UPDATE servers SET
+//! bound_fingerprint = ?, … WHERE id = ? AND bound_fingerprint IS NULL`. The first
+//! UPDATE takes SQLite's write lock before anything is read, so exactly one key wins.
+//!
+//! PostgreSQL (several processes, a network round trip per statement) runs the same
+//! steps inside the server-side function `solme_issue_syncs` (migration
+//! `sync_function`): one statement for a whole group of syncs, i.e. one round trip and
+//! one commit. There the id's row is locked `FOR UPDATE` before the binding is read, so
+//! a concurrent first sync waits for the winner's commit and then sees its key bound;
+//! the request id is consumed with `ON CONFLICT DO NOTHING`, so a replay inserts
+//! nothing even when another process committed it a moment ago.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
+use diesel::sql_types;
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
 use super::audit::{self, Event};
 use super::{licenses, unknown_server};
-use crate::api_types::License;
-use crate::db::{to_millis, DbConnection};
+use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customers, servers, used_requests};
+use shared_proto::admin_api::License;
 
 /// What the transaction hands to the sealing step.
 pub struct Issued {
@@ -98,14 +105,23 @@ fn bind_and_advance(
     .optional()
 }
 
-/// Runs the sync's transaction.
-pub fn issue(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, ApiError> {
-    conn.transaction::<_, ApiError, _>(|conn| issue_in(conn, attempt))
+/// The sync's statements, inside a transaction (or savepoint) the caller opened and
+/// rolls back when this fails. On PostgreSQL this is one call of the migration's
+/// `solme_issue_syncs` function.
+pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, ApiError> {
+    match conn {
+        DbConnection::Postgres(pg) => issue_group_pg(pg, &[attempt])?.pop().unwrap_or_else(|| {
+            Err(ApiError::Internal(anyhow::anyhow!(
+                "the sync function returned no row"
+            )))
+        }),
+        DbConnection::Sqlite(_) => issue_sqlite(conn, attempt),
+    }
 }
 
-/// The sync's statements, inside a transaction (or savepoint) the caller opened and
-/// rolls back when this fails.
-pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, ApiError> {
+/// SQLite: the steps of `solme_issue_syncs` as separate statements (cheap in process;
+/// the single writer connection makes them race-free).
+fn issue_sqlite(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, ApiError> {
     let id = attempt.server_id.to_string();
     let ((sequence, revision, customer_id), bound_now) =
         match advance_if_bound_to(conn, &id, attempt)? {
@@ -118,17 +134,10 @@ pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Iss
                         .select(servers::bound_fingerprint)
                         .first(conn)
                         .optional()?;
-                    match current {
-                        None => return Err(unknown_server(attempt.server_id)),
-                        // PostgreSQL only: a concurrent first sync with this same key
-                        // bound it between our two statements.
-                        Some(Some(fp)) if fp == attempt.fingerprint => (
-                            advance_if_bound_to(conn, &id, attempt)?
-                                .ok_or_else(|| id_in_use(attempt.server_id))?,
-                            false,
-                        ),
-                        Some(_) => return Err(id_in_use(attempt.server_id)),
-                    }
+                    return Err(match current {
+                        None => unknown_server(attempt.server_id),
+                        Some(_) => id_in_use(attempt.server_id),
+                    });
                 }
             },
         };
@@ -142,21 +151,7 @@ pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Iss
         ))
         .execute(conn);
     match consumed {
-        Err(e) if super::is_unique_violation(&e) => {
-            // What the customer does next depends on how the request came.
-            let remedy = if attempt.channel == crate::sync::Channel::Email.as_str() {
-                "a sync-data file can be used only once, export a new one"
-            } else {
-                "every synchronization is a new request: synchronize again"
-            };
-            return Err(ApiError::refused(
-                ErrorCode::ReplayedRequest,
-                format!(
-                    "request {} was already answered; {remedy}",
-                    attempt.request_id
-                ),
-            ));
-        }
+        Err(e) if super::is_unique_violation(&e) => return Err(replayed(attempt)),
         other => other?,
     };
 
@@ -173,11 +168,7 @@ pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Iss
             action: "sync",
             server_id: Some(attempt.server_id),
             outcome: "OK",
-            detail: &format!(
-                "{} sequence={sequence} revision={revision}{}",
-                attempt.detail,
-                if bound_now { " bound=yes" } else { "" }
-            ),
+            detail: &accepted_detail(&attempt.detail, sequence, revision, bound_now),
         },
     )?;
     Ok(Issued {
@@ -187,6 +178,153 @@ pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Iss
         licenses,
         bound_now,
     })
+}
+
+/// The audit detail of an accepted sync. `solme_issue_syncs` (PostgreSQL migration
+/// `sync_function`) builds the same words: change both together.
+fn accepted_detail(detail: &str, sequence: i64, revision: i64, bound_now: bool) -> String {
+    format!(
+        "{detail} sequence={sequence} revision={revision}{}",
+        if bound_now { " bound=yes" } else { "" }
+    )
+}
+
+/// One row of `solme_issue_syncs`: the outcome of the attempt at `o_index` (1-based).
+#[derive(QueryableByName)]
+struct GroupRow {
+    #[diesel(sql_type = sql_types::Integer)]
+    o_index: i32,
+    #[diesel(sql_type = sql_types::Text)]
+    o_outcome: String,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::BigInt>)]
+    o_sequence: Option<i64>,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::BigInt>)]
+    o_revision: Option<i64>,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
+    o_customer: Option<String>,
+    #[diesel(sql_type = sql_types::Bool)]
+    o_bound_now: bool,
+    #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
+    o_licenses: Option<String>,
+}
+
+/// The columns of a `licenses` row the license file needs, as the function returns
+/// them (`json_agg` of the rows; other columns are ignored).
+#[derive(serde::Deserialize)]
+struct LicenseColumns {
+    id: String,
+    feature: String,
+    seats: i32,
+    valid_from: Option<i64>,
+    valid_until: Option<i64>,
+}
+
+/// PostgreSQL: runs a group of syncs in one statement, i.e. one round trip and, in
+/// autocommit, one transaction and one commit. Returns one result per attempt, in
+/// order; the outer error means the statement failed and nothing was committed.
+pub(crate) fn issue_group_pg(
+    conn: &mut PgConnection,
+    attempts: &[&Attempt],
+) -> QueryResult<Vec<Result<Issued, ApiError>>> {
+    use sql_types::{Array, BigInt, Text};
+    let texts = |f: &dyn Fn(&Attempt) -> String| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
+    let times = |f: &dyn Fn(&Attempt) -> DateTime<Utc>| {
+        attempts.iter().map(|a| to_millis(f(a))).collect::<Vec<_>>()
+    };
+    let rows: Vec<GroupRow> =
+        diesel::sql_query("SELECT * FROM solme_issue_syncs($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind::<Array<Text>, _>(texts(&|a| a.server_id.to_string()))
+            .bind::<Array<Text>, _>(texts(&|a| a.request_id.to_string()))
+            .bind::<Array<BigInt>, _>(times(&|a| a.created_at))
+            .bind::<Array<Text>, _>(texts(&|a| a.fingerprint.clone()))
+            .bind::<Array<Text>, _>(texts(&|a| a.channel.to_owned()))
+            .bind::<Array<BigInt>, _>(times(&|a| a.now))
+            .bind::<Array<BigInt>, _>(times(&|a| a.valid_until))
+            .bind::<Array<Text>, _>(texts(&|a| a.actor.clone()))
+            .bind::<Array<Text>, _>(texts(&|a| a.detail.clone()))
+            .load(conn)?;
+    let mut results: Vec<Option<Result<Issued, ApiError>>> =
+        attempts.iter().map(|_| None).collect();
+    for row in rows {
+        let slot = usize::try_from(row.o_index)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| Some((attempts.get(i)?, results.get_mut(i)?)));
+        if let Some((attempt, slot)) = slot {
+            *slot = Some(group_result(attempt, row));
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| {
+                Err(ApiError::Internal(anyhow::anyhow!(
+                    "the sync function returned no row for an attempt"
+                )))
+            })
+        })
+        .collect())
+}
+
+fn group_result(attempt: &Attempt, row: GroupRow) -> Result<Issued, ApiError> {
+    match row.o_outcome.as_str() {
+        "OK" => {}
+        "UNKNOWN_SERVER_ID" => return Err(unknown_server(attempt.server_id)),
+        "ID_IN_USE" => return Err(id_in_use(attempt.server_id)),
+        "REPLAYED_REQUEST" => return Err(replayed(attempt)),
+        other => {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "the sync function answered {other:?}"
+            )))
+        }
+    }
+    let internal = |what: &str| ApiError::Internal(anyhow::anyhow!("the sync function {what}"));
+    let columns: Vec<LicenseColumns> =
+        serde_json::from_str(row.o_licenses.as_deref().unwrap_or("[]"))
+            .map_err(|e| internal(&format!("returned unreadable licenses: {e}")))?;
+    let licenses = columns
+        .into_iter()
+        .map(|l| {
+            Ok(License {
+                id: super::parse_uuid(&l.id)?,
+                feature: l.feature,
+                seats: u32::try_from(l.seats)
+                    .map_err(|_| internal("returned a negative seat count"))?,
+                valid_from: l.valid_from.map(from_millis),
+                valid_until: l.valid_until.map(from_millis),
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Issued {
+        sequence: row
+            .o_sequence
+            .ok_or_else(|| internal("returned no sequence"))?,
+        revision: row
+            .o_revision
+            .ok_or_else(|| internal("returned no revision"))?,
+        customer: row
+            .o_customer
+            .ok_or_else(|| internal("returned no customer"))?,
+        licenses,
+        bound_now: row.o_bound_now,
+    })
+}
+
+/// The refusal of a request id already used; what the customer does next depends on
+/// how the request came.
+fn replayed(attempt: &Attempt) -> ApiError {
+    let remedy = if attempt.channel == crate::sync::Channel::Email.as_str() {
+        "a sync-data file can be used only once, export a new one"
+    } else {
+        "every synchronization is a new request: synchronize again"
+    };
+    ApiError::refused(
+        ErrorCode::ReplayedRequest,
+        format!(
+            "request {} was already answered; {remedy}",
+            attempt.request_id
+        ),
+    )
 }
 
 fn id_in_use(server_id: Uuid) -> ApiError {

@@ -4,14 +4,14 @@ use awc::http::StatusCode;
 use chrono::{Duration, Utc};
 use serde_json::json;
 use shared_proto::armor::{self, ArmorKind};
+use test_harness::{MainOptions, MainServer};
 use uuid::Uuid;
 
-use crate::helpers::{fresh_pg_database, spawn_app, spawn_app_with, Local, TestApp};
+use crate::helpers::{fresh_pg_database, https_client, spawn_app, spawn_app_with, Local, TestApp};
 
 /// The whole life of an id: bind, sync again, other key refused, cleared, rebound.
 async fn binding_lifecycle(app: &TestApp) {
-    let (_, server_id) = app.register().await;
-    let first = Local::new(server_id);
+    let (server_id, first) = app.register_local().await;
 
     let answer = app.post_sync(&first.sync_data()).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -96,21 +96,74 @@ async fn binding_lifecycle_on_postgres() {
     binding_lifecycle(&app).await;
 }
 
-#[actix_rt::test]
-async fn replayed_request_is_refused() {
-    let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+/// Runs a test body on SQLite, and again on PostgreSQL when one is configured (its
+/// sync transaction is another code path: the `solme_issue_syncs` function).
+macro_rules! on_both_backends {
+    ($body:ident, $sqlite:ident, $postgres:ident) => {
+        #[actix_rt::test]
+        async fn $sqlite() {
+            $body(&spawn_app().await).await;
+        }
+
+        #[actix_rt::test]
+        async fn $postgres() {
+            let Some(url) = fresh_pg_database() else {
+                return;
+            };
+            $body(&spawn_app_with(Some(url), None).await).await;
+        }
+    };
+}
+
+on_both_backends!(
+    replayed_request,
+    replayed_request_is_refused,
+    replayed_request_is_refused_on_postgres
+);
+on_both_backends!(
+    unknown_id,
+    unknown_id_is_refused,
+    unknown_id_is_refused_on_postgres
+);
+on_both_backends!(
+    license_changes,
+    license_changes_move_revision_and_sequence,
+    license_changes_move_revision_and_sequence_on_postgres
+);
+
+async fn replayed_request(app: &TestApp) {
+    let (server_id, local) = app.register_local().await;
     let text = local.sync_data();
     assert_eq!(app.post_sync(&text).await.status, StatusCode::OK);
     let replay = app.post_sync(&text).await;
     assert_eq!(replay.status, StatusCode::CONFLICT);
     assert_eq!(replay.code(), "REPLAYED_REQUEST");
+
+    // Both backends word the audit entries alike; the refusal changed nothing.
+    let (_, audit) = app.get("/admin/v1/audit?limit=10").await;
+    let entries = audit.as_array().cloned().unwrap_or_default();
+    let outcomes: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| e["server_id"] == server_id.to_string() && e["action"] == "sync")
+        .map(|e| {
+            (
+                e["outcome"].as_str().unwrap_or(""),
+                e["detail"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert_eq!(outcomes[0].0, "REPLAYED_REQUEST", "{outcomes:?}");
+    assert_eq!(outcomes[1].0, "OK", "{outcomes:?}");
+    assert!(
+        outcomes[1].1.contains(" sequence=1 revision=") && outcomes[1].1.ends_with(" bound=yes"),
+        "{outcomes:?}"
+    );
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(shown["sequence"], 1, "{shown}");
 }
 
-#[actix_rt::test]
-async fn unknown_id_is_refused() {
-    let app = spawn_app().await;
+async fn unknown_id(app: &TestApp) {
     let answer = app.post_sync(&Local::new(Uuid::new_v4()).sync_data()).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert_eq!(answer.code(), "UNKNOWN_SERVER_ID");
@@ -119,8 +172,7 @@ async fn unknown_id_is_refused() {
 #[actix_rt::test]
 async fn bad_signature_and_garbage_are_refused() {
     let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (server_id, local) = app.register_local().await;
     let mut armored = armor::decode(&local.sync_data(), ArmorKind::SyncData).expect("armor");
     let last = armored.body.len() - 1;
     armored.body[last] ^= 0x01;
@@ -204,8 +256,7 @@ async fn a_low_order_encryption_key_is_refused_before_anything_is_recorded() {
 #[actix_rt::test]
 async fn stale_requests_are_refused_per_channel() {
     let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (_, local) = app.register_local().await;
     let old = local.sync_data_at(Utc::now() - Duration::minutes(20));
     let answer = app.post_sync(&old).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
@@ -240,12 +291,10 @@ async fn stale_requests_are_refused_per_channel() {
     assert_eq!(body["code"], "STALE_REQUEST");
 }
 
-#[actix_rt::test]
-async fn license_changes_move_revision_and_sequence() {
-    let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
-    let first = local.open(&app, &app.post_sync(&local.sync_data()).await.body);
+#[expect(clippy::expect_used, reason = "a missing license fails the test")]
+async fn license_changes(app: &TestApp) {
+    let (server_id, local) = app.register_local().await;
+    let first = local.open(app, &app.post_sync(&local.sync_data()).await.body);
 
     let (status, added) = app
         .post(
@@ -254,7 +303,7 @@ async fn license_changes_move_revision_and_sequence() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{added}");
-    let second = local.open(&app, &app.post_sync(&local.sync_data()).await.body);
+    let second = local.open(app, &app.post_sync(&local.sync_data()).await.body);
     assert!(second.revision > first.revision);
     assert!(second.sequence > first.sequence);
     let render = second
@@ -278,7 +327,7 @@ async fn license_changes_move_revision_and_sequence() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
-    let third = local.open(&app, &app.post_sync(&local.sync_data()).await.body);
+    let third = local.open(app, &app.post_sync(&local.sync_data()).await.body);
     assert!(third.revision > second.revision);
     let render = third
         .licenses
@@ -296,7 +345,7 @@ async fn license_changes_move_revision_and_sequence() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let fourth = local.open(&app, &app.post_sync(&local.sync_data()).await.body);
+    let fourth = local.open(app, &app.post_sync(&local.sync_data()).await.body);
     assert!(fourth.revision > third.revision);
     assert_eq!(fourth.sequence, 4);
     assert!(fourth.licenses.iter().all(|l| l.feature != "render"));
@@ -304,12 +353,17 @@ async fn license_changes_move_revision_and_sequence() {
 
 #[actix_rt::test]
 async fn time_and_health_follow_the_clock() {
-    let app = spawn_app_with(None, Some("367d")).await;
+    let app = spawn_app().await;
+    let (_, local) = app.register_local().await;
+    let made_now = local.sync_data();
+
+    // Moving the running server's clock a year and a day ahead.
+    app.clock.advance(Duration::days(367));
     let mut response = app
         .http
         .get(format!(
             "https://127.0.0.1:{}/api/v1/time",
-            app.process.listening.sync[0].port()
+            app.listening.sync[0].port()
         ))
         .send()
         .await
@@ -319,15 +373,18 @@ async fn time_and_health_follow_the_clock() {
     assert!(now - Utc::now() > Duration::days(366));
 
     // A request made with the real clock is stale for a server 367 days ahead.
-    let (_, server_id) = app.register().await;
-    let answer = app.post_sync(&Local::new(server_id).sync_data()).await;
+    let answer = app.post_sync(&made_now).await;
     assert_eq!(answer.code(), "STALE_REQUEST");
+    let answer = app
+        .post_sync(&local.sync_data_at(Utc::now() + Duration::days(367)))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
 
     let mut health = app
         .http
         .get(format!(
             "https://localhost:{}/api/v1/health",
-            app.process.listening.sync[1].port()
+            app.listening.sync[1].port()
         ))
         .send()
         .await
@@ -335,4 +392,25 @@ async fn time_and_health_follow_the_clock() {
     assert_eq!(health.status(), StatusCode::OK);
     let value: serde_json::Value = health.json().await.expect("json");
     assert_eq!(value["status"], "ok");
+}
+
+/// The binary reads `SOLME_CLOCK_OFFSET` (the in-process tests move the clock directly).
+#[actix_rt::test]
+async fn the_binary_runs_with_its_clock_moved_by_the_environment() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let options = MainOptions {
+        clock_offset: Some("367d".into()),
+        workers: Some(1),
+        ..MainOptions::default()
+    };
+    let main = MainServer::start(dir.path(), options).expect("start main-server");
+    let http = https_client(&dir.path().join("ca.pem"));
+    let mut response = http
+        .get(format!("{}/api/v1/time", main.sync_urls()[0]))
+        .send()
+        .await
+        .expect("time");
+    let value: serde_json::Value = response.json().await.expect("json");
+    let now: chrono::DateTime<Utc> = value["now"].as_str().expect("now").parse().expect("time");
+    assert!(now - Utc::now() > Duration::days(366), "{value}");
 }

@@ -10,8 +10,8 @@ use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use clap::Parser;
 use shared_proto::{ServerIdentity, SyncRequest};
-use tests::mail::send_sync_mail;
-use tests::{binary, wait_until, LocalServer, MailGateway, MainOptions, MainServer};
+use test_harness::mail::send_sync_mail;
+use test_harness::{binary, wait_until, LocalServer, MailGateway, MainOptions, MainServer};
 use uuid::Uuid;
 
 /// Measure the three programs against their quality bars on this machine.
@@ -43,7 +43,7 @@ fn run(args: Args) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("note: this is a debug build; run `cargo run --release -p tests --bin solme-bench` for real figures");
     }
-    tests::process::cargo_build(&[
+    test_harness::process::cargo_build(&[
         "-p",
         "main-server",
         "-p",
@@ -52,7 +52,7 @@ fn run(args: Args) -> Result<()> {
         "mail-gateway",
         "--bins",
     ])?;
-    tests::process::cargo_build(&["-p", "local-server", "--example", "lease_bench"])?;
+    test_harness::process::cargo_build(&["-p", "local-server", "--example", "lease_bench"])?;
     let dir = tempfile::Builder::new()
         .prefix("solme-bench-")
         .tempdir()
@@ -101,7 +101,7 @@ fn local_server(args: &Args, dir: &Path) -> Result<()> {
     let id = admin.server(&customer)?;
     admin.add_license(id, "bench", 20_000)?;
     let mut local = LocalServer::init(&dir.join("local"), id, &main)?;
-    local.cli("sync", &[])?.ok()?;
+    local.cli("sync", &[])?.assert_success()?;
     local.serve()?;
     let pid = local.pid().context("the local server is not running")?;
     println!("idle resident memory: {:.1} MiB", rss_mib(pid)?);

@@ -1,9 +1,28 @@
-//! JSON bodies of the admin API (docs/API.md), shared by the server and the admin CLI
-//! so the two cannot drift apart.
+//! JSON bodies of the main server's admin API (docs/API.md), shared by the server,
+//! its admin CLI and the mail gateway so that they cannot drift apart.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
+
+crate::text_enum! {
+    /// How a local server synchronized.
+    pub enum SyncChannel {
+        /// Directly over HTTPS.
+        Internet => "internet",
+        /// Sync data mailed to licensing@, answered through the mail gateway.
+        Email => "email",
+    }
+}
+
+crate::text_enum! {
+    /// Where a key-clear request stands.
+    pub enum KeyClearStatus {
+        Pending => "pending",
+        Approved => "approved",
+        Rejected => "rejected",
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewCustomer {
@@ -50,8 +69,7 @@ pub struct Server {
     pub bound_fingerprint: Option<String>,
     pub bound_at: Option<DateTime<Utc>>,
     pub last_sync_at: Option<DateTime<Utc>>,
-    /// `internet` or `email`.
-    pub last_sync_channel: Option<String>,
+    pub last_sync_channel: Option<SyncChannel>,
     /// End of the 366-day window of the last license file.
     pub valid_until: Option<DateTime<Utc>>,
     /// Whole days until `valid_until` (negative when overdue; null when never synced).
@@ -133,8 +151,7 @@ pub struct KeyClearRequest {
     pub sender: String,
     pub message_id: String,
     pub text: String,
-    /// `pending`, `approved` or `rejected`.
-    pub status: String,
+    pub status: KeyClearStatus,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
     pub operator: Option<String>,

@@ -1,9 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+pub mod browser;
+pub mod certs;
 pub mod mail;
+pub mod net;
 pub mod process;
 pub mod programs;
 pub mod proxy;
 
-pub use process::{binary, wait_until};
+pub use process::{binary, tool_present, wait_until, wait_until_async, Child, Output};
 pub use programs::{Admin, LocalServer, MailGateway, MainOptions, MainServer, Refusal};

@@ -1,0 +1,1 @@
+DROP FUNCTION solme_issue_syncs(TEXT[], TEXT[], BIGINT[], TEXT[], TEXT[], BIGINT[], BIGINT[], TEXT[], TEXT[]);
