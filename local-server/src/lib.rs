@@ -6,7 +6,7 @@
 //! - [`db`], [`schema`]: the SQLite database shared by all processes.
 //! - [`leases`]: the lease engine of `serve` (in-memory index, write-through).
 //! - [`startup`]: `serve`'s start-up (listener, background tasks, shutdown).
-//! - [`routes`]: the HTTP routes (client API, manager API).
+//! - [`routes`]: the HTTP routes (client API, manager API); [`metrics`]: `/metrics`.
 //! - [`manager_page`]: the web manager page and the guard of the manager API.
 //! - [`sync`], [`proxy`]: direct synchronization over HTTPS, directly or via a proxy.
 //! - [`import`]: installing a license file in one transaction.
@@ -22,6 +22,7 @@ pub mod error;
 pub mod import;
 pub mod leases;
 pub mod manager_page;
+pub mod metrics;
 pub mod proxy;
 pub mod routes;
 pub mod scheduler;

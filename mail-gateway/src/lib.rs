@@ -9,7 +9,8 @@
 //! - [`inbound`]: what a message asks for (pure; golden-tested).
 //! - [`worker`]: processing with retry/back-off; [`main_server`]: its client.
 //! - [`replies`]: the mails written; [`outbound`] and [`dispatch`]: sending them.
-//! - [`notices`]: key-clear decision notices; [`status`]: the status page.
+//! - [`notices`]: key-clear decision notices; [`status`]: the status page;
+//!   [`metrics`]: its numbers for Prometheus.
 
 pub mod cli;
 pub mod deliver;
@@ -17,6 +18,7 @@ pub mod dispatch;
 pub mod inbound;
 pub mod maildir;
 pub mod main_server;
+pub mod metrics;
 pub mod notices;
 pub mod outbound;
 pub mod replies;

@@ -7,6 +7,7 @@ use shared_proto::ErrorCode;
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::metrics::{LeaseRequest, Metrics};
 use crate::startup::AppState;
 
 /// Refuses client-API requests made by a web page. Client programs send neither an
@@ -46,11 +47,13 @@ pub(crate) struct CheckOutBody {
 
 pub(crate) async fn check_out(
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
     body: web::Json<CheckOutBody>,
 ) -> Result<HttpResponse, Error> {
     let engine = state.engine.clone();
     let body = body.into_inner();
-    let grant = web::block(move || engine.check_out(&body.feature, &body.client)).await??;
+    let grant = web::block(move || engine.check_out(&body.feature, &body.client)).await?;
+    let grant = metrics.count_refusal(LeaseRequest::CheckOut, grant)?;
     Ok(HttpResponse::Created().json(grant))
 }
 
@@ -65,11 +68,13 @@ fn lease_id(path: &str) -> Result<Uuid, Error> {
 
 pub(crate) async fn heartbeat(
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id = lease_id(&path)?;
     let engine = state.engine.clone();
-    let grant = web::block(move || engine.heartbeat(id)).await??;
+    let grant = web::block(move || engine.heartbeat(id)).await?;
+    let grant = metrics.count_refusal(LeaseRequest::Heartbeat, grant)?;
     Ok(HttpResponse::Ok().json(grant))
 }
 

@@ -12,4 +12,5 @@ mod leases;
 mod license_files;
 mod manager;
 mod manager_page;
+mod metrics;
 mod proxy;
