@@ -41,13 +41,13 @@ use crate::error::Error;
 use crate::import::Channel;
 use crate::sync::SyncContext;
 
-/// Runs one command line; returns the process exit code (SPEC §6).
+/// Runs one command line; returns the process exit code (docs/API.md, "Conventions").
 pub async fn run(cli: Cli) -> ExitCode {
     let clock = match Clock::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(shared_proto::exit::USAGE);
         }
     };
     match dispatch(cli.command, clock).await {
@@ -84,7 +84,7 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
         }
         Command::Serve(args) => {
             let app = startup::Application::build(&args, clock)?;
-            app.run_until_stopped().await?;
+            app.run_until_stopped(std::future::pending()).await?;
         }
         Command::Sync { data, proxy } => {
             let ctx = SyncContext::open(&data.data_dir, clock)?;

@@ -37,6 +37,8 @@ pub struct AppState {
 /// A bound, ready server.
 pub struct Application {
     server: actix_web::dev::Server,
+    /// The bound address of the client API and manager page.
+    address: SocketAddr,
     /// Held while serving: one `serve` per data directory.
     _lock: ServeLock,
 }
@@ -101,19 +103,41 @@ impl Application {
         );
         Ok(Self {
             server,
+            address,
             _lock: lock,
         })
     }
 
-    /// Runs until Ctrl-C / SIGTERM, then drains connections.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    /// The bound address (the real port when the settings asked for port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Runs until Ctrl-C/SIGTERM (actix-web's own handlers) or `shutdown` completes (a
+    /// caller embedding the server), then drains connections.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + 'static,
+    ) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        actix_rt::spawn(async move {
+            shutdown.await;
+            handle.stop(true).await;
+        });
         self.server.await.context("running the HTTP server")
     }
 }
 
 fn write_listening(dir: &Path, address: SocketAddr) -> anyhow::Result<()> {
     let body = serde_json::json!({ "api": address.to_string() }).to_string();
-    crate::config::write_atomically(&dir.join(LISTENING_FILE), body.as_bytes())
+    use shared_proto::files::{write, Access, Existing};
+    write(
+        &dir.join(LISTENING_FILE),
+        body.as_bytes(),
+        Access::Public,
+        Existing::Replace,
+    )?;
+    Ok(())
 }
 
 async fn sweeper(engine: Arc<LeaseEngine>) {

@@ -14,6 +14,7 @@ use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509;
 use serde::Serialize;
+use shared_proto::files::{self, Access, Existing};
 use shared_proto::messages::MESSAGE_VERSION;
 use shared_proto::{
     sync_data, ApiError, Clock, ErrorCode, FeatureUsage, ServerIdentity, SyncRequest,
@@ -176,7 +177,7 @@ pub fn export(ctx: &SyncContext, path: &Path) -> Result<String, Error> {
     let settings = Settings::load(&ctx.data_dir, &mut conn)?;
     let now = ctx.clock.now();
     let (request, text) = build_request(&mut conn, &settings, &ctx.identity, now)?;
-    crate::config::write_atomically(path, text.as_bytes())?;
+    files::write(path, text.as_bytes(), Access::Public, Existing::Replace)?;
     log::info!(
         "sync data exported server_id={} request_id={}",
         settings.server_id,

@@ -7,8 +7,11 @@
 //! - Intake: [`smtp`] (own receiver), [`deliver`] (MTA pipe), [`maildir`].
 //! - [`spool`]: durable storage and the at-most-once ledger.
 //! - [`inbound`]: what a message asks for (pure; golden-tested).
-//! - [`worker`]: processing with retry/back-off; [`main_server`]: its client.
-//! - [`replies`]: the mails written; [`outbound`] and [`dispatch`]: sending them.
+//! - [`queue`]: the runner of both spool queues (tasks, permits, back-off, scans).
+//! - [`worker`]: the inbound queue's job (ask the main server, stage the reply);
+//!   [`main_server`]: its client.
+//! - [`replies`]: the mails written; [`outbound`] and [`dispatch`] (the `outgoing/`
+//!   queue's job): sending them.
 //! - [`notices`]: key-clear decision notices; [`status`]: the status page;
 //!   [`metrics`]: its numbers for Prometheus.
 
@@ -21,6 +24,7 @@ pub mod main_server;
 pub mod metrics;
 pub mod notices;
 pub mod outbound;
+pub mod queue;
 pub mod replies;
 pub mod smtp;
 pub mod spool;
@@ -53,7 +57,7 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
             } else if deliver {
                 ExitCode::from(shared_proto::exit::TEMPORARY)
             } else {
-                ExitCode::from(2)
+                ExitCode::from(shared_proto::exit::USAGE)
             })
         }
     }
@@ -68,7 +72,7 @@ pub fn run(cli: Cli) -> ExitCode {
             // Any start-up failure of `deliver` is temporary for the MTA.
             return match cli.command {
                 Command::Deliver(_) => ExitCode::from(shared_proto::exit::TEMPORARY),
-                Command::Serve(_) => ExitCode::from(2),
+                Command::Serve(_) => ExitCode::from(shared_proto::exit::USAGE),
             };
         }
     };

@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::inbound::Sender;
 use crate::main_server::MainServer;
+use crate::queue::blocking;
 use crate::replies::{Composer, Reply};
 use crate::spool::Spool;
-use crate::worker::blocking;
 use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus};
 
 /// Polls the main server for decided key-clear requests.

@@ -82,29 +82,63 @@ impl Refusal {
         }
     }
 
-    /// A short label for logs and the outgoing envelope.
-    pub fn label(&self) -> &'static str {
+    /// The kind of reply that tells the customer about this refusal.
+    pub fn kind(&self) -> ReplyKind {
         match self {
-            Refusal::UnknownId => "unknown-id",
-            Refusal::IdInUse => "id-in-use",
-            Refusal::NotRegistered => "not-registered",
-            Refusal::Replayed { .. } => "replayed",
-            Refusal::Stale => "stale",
-            Refusal::Damaged { .. } => "damaged",
-            Refusal::Other { .. } => "refused",
+            Refusal::UnknownId => ReplyKind::UnknownId,
+            Refusal::IdInUse => ReplyKind::IdInUse,
+            Refusal::NotRegistered => ReplyKind::NotRegistered,
+            Refusal::Replayed { .. } => ReplyKind::Replayed,
+            Refusal::Stale => ReplyKind::Stale,
+            Refusal::Damaged { .. } => ReplyKind::Damaged,
+            Refusal::Other { .. } => ReplyKind::Refused,
         }
+    }
+
+    /// A short label for logs and tests: the word of its reply kind.
+    pub fn label(&self) -> &'static str {
+        self.kind().as_str()
+    }
+}
+
+shared_proto::text_enum! {
+    /// What a composed reply is, as logged and kept in its outgoing envelope.
+    pub enum ReplyKind {
+        License => "license",
+        KeyClearAck => "key-clear-ack",
+        KeyClearApproved => "key-clear-approved",
+        KeyClearRejected => "key-clear-rejected",
+        NoSyncData => "no-sync-data",
+        /// Sync data that cannot be read, found by the gateway or the main server.
+        Damaged => "damaged",
+        LicenseFileSent => "license-file-sent",
+        KeyClearWithoutId => "key-clear-without-id",
+        SeveralIds => "several-ids",
+        TooLarge => "too-large",
+        UnknownId => "unknown-id",
+        IdInUse => "id-in-use",
+        NotRegistered => "not-registered",
+        Replayed => "replayed",
+        Stale => "stale",
+        /// Any other refusal of the main server.
+        Refused => "refused",
     }
 }
 
 impl Reply<'_> {
-    /// A short label for logs and the outgoing envelope.
-    pub fn label(&self) -> String {
+    /// What this reply is, for logs and the outgoing envelope.
+    pub fn kind(&self) -> ReplyKind {
         match self {
-            Reply::License(_) => "license".into(),
-            Reply::KeyClearAck { .. } => "key-clear-ack".into(),
-            Reply::Decision(request) => format!("key-clear-{}", request.status),
-            Reply::Problem(problem) => problem.label().into(),
-            Reply::Refused { refusal, .. } => refusal.label().into(),
+            Reply::License(_) => ReplyKind::License,
+            Reply::KeyClearAck { .. } => ReplyKind::KeyClearAck,
+            Reply::Decision(request) => match request.status {
+                KeyClearStatus::Approved => ReplyKind::KeyClearApproved,
+                KeyClearStatus::Rejected => ReplyKind::KeyClearRejected,
+                // Never composed: decision notices skip pending requests.
+                KeyClearStatus::Pending => ReplyKind::KeyClearAck,
+            },
+            Reply::Problem(problem) => problem.kind(),
+            Reply::Refused { refusal, .. } => refusal.kind(),
         }
     }
 }
@@ -215,7 +249,7 @@ impl Composer {
         let envelope = OutgoingEnvelope {
             from: None,
             to: recipient.to_string(),
-            kind: reply.label(),
+            kind: reply.kind(),
         };
         Ok((envelope, message.formatted()))
     }

@@ -5,6 +5,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use shared_proto::admin_api::AuditOutcome;
 use shared_proto::error::{is_temporary_database_message, RETRY_AFTER_SECONDS};
 use shared_proto::{ErrorCode, ProtoError};
 
@@ -57,9 +58,9 @@ impl ApiError {
         }
     }
 
-    /// The code recorded in the audit log.
-    pub fn outcome(&self) -> &'static str {
-        self.code().as_str()
+    /// The outcome recorded in the audit log.
+    pub fn outcome(&self) -> AuditOutcome {
+        AuditOutcome::Failed(self.code())
     }
 }
 

@@ -14,13 +14,14 @@ use secrecy::{ExposeSecret, SecretString};
 use shared_proto::{Clock, SolmeSigningKey};
 
 use crate::auth::AdminToken;
-use crate::data_dir::{write_atomic, DataDir};
+use crate::data_dir::DataDir;
 use crate::db::{Db, DbTarget};
 use crate::metrics::Metrics;
 use crate::routes::{admin_api, configure_extractors, not_found, sync_api};
 use crate::sync::SyncService;
 use crate::tls;
 use shared_proto::admin_api::Listening;
+use shared_proto::files::{self, Access, Existing};
 
 /// Largest admin JSON body (a mailed sync-data file fits several times over).
 const ADMIN_JSON_LIMIT: usize = 256 * 1024;
@@ -159,7 +160,7 @@ impl Application {
         })
         .and_then(|app| {
             let json = serde_json::to_vec_pretty(&listening).context("encoding listening.json")?;
-            write_atomic(&dir.listening(), &json)?;
+            files::write(&dir.listening(), &json, Access::Public, Existing::Replace)?;
             log::info!(
                 "sync API (HTTPS) on {:?}, admin API (HTTP) on {}",
                 listening.sync,
@@ -178,9 +179,15 @@ impl Application {
     /// requests are drained first.
     pub async fn run_until_stopped(
         self,
-        shutdown: impl std::future::Future<Output = ()>,
+        shutdown: impl std::future::Future<Output = ()> + 'static,
     ) -> anyhow::Result<()> {
         let handles = [self.sync_server.handle(), self.admin_server.handle()];
+        actix_web::rt::spawn(async move {
+            shutdown.await;
+            for handle in handles {
+                handle.stop(true).await;
+            }
+        });
         let service = self.service.clone();
         let pruner = actix_web::rt::spawn(async move {
             let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);
@@ -195,17 +202,7 @@ impl Application {
                 }
             }
         });
-        let servers = futures_util::future::try_join(self.sync_server, self.admin_server);
-        futures_util::pin_mut!(servers, shutdown);
-        let result = match futures_util::future::select(servers, shutdown).await {
-            futures_util::future::Either::Left((result, _)) => result,
-            futures_util::future::Either::Right(((), servers)) => {
-                for handle in &handles {
-                    handle.stop(true).await;
-                }
-                servers.await
-            }
-        };
+        let result = futures_util::future::try_join(self.sync_server, self.admin_server).await;
         pruner.abort();
         result.context("running the servers")?;
         log::info!("stopped");

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
+use shared_proto::admin_api::AuditAction;
 use shared_proto::sync_data::VerifiedSyncRequest;
 use shared_proto::validity::valid_until_for;
 use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
@@ -289,16 +290,20 @@ fn check(
     }
 
     let detail = format!(
-        "channel={} peer={peer} fingerprint={} request={} software={:?} held_sequence={:?}",
+        "channel {}, peer {peer}, key {}, request {}, software {}, {}",
         channel.as_str(),
         verified.fingerprint,
         request.request_id,
         request
             .software_version
             .chars()
+            .filter(|c| !c.is_control())
             .take(64)
             .collect::<String>(),
-        request.held_sequence,
+        request.held_sequence.map_or_else(
+            || "holds no license file".to_owned(),
+            |held| format!("held sequence {held}")
+        ),
     );
     let attempt = Attempt {
         server_id: request.server_id,
@@ -324,7 +329,7 @@ fn refusal(
     error: &ApiError,
 ) -> AuditRecord {
     let detail = format!(
-        "channel={} peer={peer} fingerprint={} request={} message={}",
+        "channel {}, peer {peer}, key {}, request {}: {}",
         channel.as_str(),
         known.fingerprint.as_deref().unwrap_or("-"),
         known
@@ -348,7 +353,7 @@ fn refusal(
     AuditRecord {
         at: now,
         actor: actor.to_owned(),
-        action: "sync",
+        action: AuditAction::Sync,
         server_id: known.server_id,
         outcome: error.outcome(),
         detail,

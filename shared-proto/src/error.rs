@@ -206,6 +206,11 @@ impl ProtoError {
         matches!(self, Self::Crypto(_) | Self::Io { .. })
     }
 
+    /// Whether this is the refusal to create a file that already exists.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists)
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod envelope;
 pub mod error;
 pub mod exit;
+pub mod files;
 pub mod keys;
 pub mod license_file;
 pub mod messages;

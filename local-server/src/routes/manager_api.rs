@@ -42,22 +42,9 @@ pub(crate) async fn manager_sync(state: web::Data<AppState>) -> Result<HttpRespo
     let outcome = actix_rt::spawn(async move { sync::sync_now(&ctx, &client, "manager").await })
         .await
         .map_err(task_failed)?;
-    Ok(match outcome {
-        Ok(report) => HttpResponse::Ok().json(serde_json::json!({
-            "outcome": "synchronized",
-            "report": report,
-        })),
-        Err(Error::Internal(e)) => return Err(Error::Internal(e)),
-        Err(e) => HttpResponse::Ok().json(serde_json::json!({
-            "outcome": match &e {
-                Error::Network(_) => "network_error",
-                Error::SyncBusy => "busy",
-                _ => "refused",
-            },
-            "code": e.code(),
-            "message": e.to_string(),
-        })),
-    })
+    // A refusal is an error answer with its code; the main server out of reach or
+    // another sync running is `503 UNAVAILABLE`.
+    Ok(HttpResponse::Ok().json(outcome?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,8 +56,10 @@ pub(crate) async fn manager_auto_sync(
     state: web::Data<AppState>,
     body: web::Json<AutoSyncBody>,
 ) -> Result<HttpResponse, Error> {
-    let mode = AutoSyncMode::parse(&body.mode)
-        .ok_or_else(|| Error::refused(ErrorCode::Malformed, "mode must be off, daily or weekly"))?;
+    let mode =
+        body.mode.parse::<AutoSyncMode>().ok().ok_or_else(|| {
+            Error::refused(ErrorCode::Malformed, "mode must be off, daily or weekly")
+        })?;
     let now = state.sync.clock.now();
     let next = state
         .sync

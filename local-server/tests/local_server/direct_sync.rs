@@ -38,7 +38,7 @@ async fn internet_sync_grants_seats_and_restores_service_after_366_days() -> Tes
     let status = local.status();
     assert_eq!(status["state"], "synchronized");
     assert_eq!(status["last_sync_channel"], "internet");
-    assert_eq!(status["days_left"], 365);
+    assert_eq!(status["days_left"], 366);
     assert_eq!(status["features"][0]["in_use"], 2);
 
     // A change on the main server arrives with the next sync.

@@ -8,7 +8,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use shared_proto::messages::{SyncRequest, MESSAGE_VERSION};
 use shared_proto::{Clock, ServerIdentity};
 use test_harness::process::spawn_listening;
 use test_harness::Child;
@@ -200,18 +199,7 @@ fn dechunk(mut body: &str) -> String {
 
 /// Fresh sync data signed by `identity` for `server_id`.
 pub fn sync_data(identity: &ServerIdentity, server_id: Uuid) -> String {
-    let request = SyncRequest {
-        version: MESSAGE_VERSION,
-        server_id,
-        request_id: Uuid::new_v4(),
-        created_at: Clock::system().now(),
-        public_keys: identity.public_keys(),
-        held_revision: None,
-        held_sequence: None,
-        software_version: "mail-gateway-tests".into(),
-        usage: Vec::new(),
-    };
-    shared_proto::sync_data::seal(identity, &request).unwrap()
+    test_harness::sync_data::sync_data_at(identity, server_id, Clock::system().now()).unwrap()
 }
 
 /// A simple mail with the sync data attached.
@@ -311,9 +299,8 @@ impl SmtpClient {
         self.read_reply()
     }
 
-    /// A whole transaction; returns the final reply.
-    pub fn mail(&mut self, from: &str, message: &str) -> String {
-        assert!(self.command("EHLO client.example").starts_with("250"));
+    /// MAIL FROM `from`, RCPT TO the licensing address and DATA, each accepted.
+    pub fn begin_data(&mut self, from: &str) {
         assert!(self
             .command(&format!("MAIL FROM:<{from}>"))
             .starts_with("250"));
@@ -321,6 +308,12 @@ impl SmtpClient {
             .command(&format!("RCPT TO:<{LICENSING}>"))
             .starts_with("250"));
         assert!(self.command("DATA").starts_with("354"));
+    }
+
+    /// A whole transaction; returns the final reply.
+    pub fn mail(&mut self, from: &str, message: &str) -> String {
+        assert!(self.command("EHLO client.example").starts_with("250"));
+        self.begin_data(from);
         let mut data = String::new();
         for line in message.replace("\r\n", "\n").lines() {
             if line.starts_with('.') {

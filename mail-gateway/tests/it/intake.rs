@@ -428,6 +428,38 @@ fn sigterm_stops_the_gateway_cleanly() {
     assert_eq!(exit.code(), Some(0));
 }
 
+/// The back-off of a message waiting for the main server ends at a stop: the
+/// message stays queued for the next start.
+#[test]
+fn a_stop_ends_the_back_off_and_keeps_the_message() {
+    let root = tempfile::tempdir().unwrap();
+    let retry = ["--retry-initial-ms", "600000", "--retry-max-ms", "600000"];
+    let mut gw = gateway(root.path(), &retry);
+    let identity = shared_proto::ServerIdentity::generate().unwrap();
+    let sync_data = crate::helpers::sync_data(&identity, uuid::Uuid::new_v4());
+    let mail = crate::helpers::sync_mail("ops@acme.example", "wait-1@acme.example", &sync_data);
+    send_mail(gw.smtp(), "ops@acme.example", &mail);
+    wait_for("a failed attempt", || {
+        (gw.status()["retries"].as_u64()? >= 1).then_some(())
+    });
+    let pid = gw.proc.pid().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let exit = wait_for("the gateway to exit", || gw.proc.exit_status());
+    assert_eq!(exit.code(), Some(0));
+    assert!(
+        gw.proc
+            .log()
+            .contains("left in the spool for the next start"),
+        "{}",
+        gw.proc.log()
+    );
+    let queued = std::fs::read_dir(gw.data_dir.join("spool/queue"))
+        .unwrap()
+        .count();
+    assert!(queued >= 1, "the message is still queued");
+}
+
 #[test]
 fn serve_exits_1_when_its_address_is_taken() {
     let root = tempfile::tempdir().unwrap();
@@ -494,13 +526,7 @@ fn the_end_of_data_is_found_when_it_arrives_in_pieces() {
     let pause = || std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(client.command("EHLO client.example").starts_with("250"));
     let start = |client: &mut SmtpClient| {
-        assert!(client
-            .command("MAIL FROM:<ops@acme.example>")
-            .starts_with("250"));
-        assert!(client
-            .command(&format!("RCPT TO:<{LICENSING}>"))
-            .starts_with("250"));
-        assert!(client.command("DATA").starts_with("354"));
+        client.begin_data("ops@acme.example");
     };
     // An empty message whose final dot comes alone.
     start(&mut client);
@@ -558,13 +584,7 @@ fn a_message_sent_drop_by_drop_ends_at_the_data_deadline() {
     let gw = gateway(root.path(), &["--smtp-data-timeout-secs", "1"]);
     let (mut client, _) = SmtpClient::connect(gw.smtp());
     assert!(client.command("EHLO client.example").starts_with("250"));
-    assert!(client
-        .command("MAIL FROM:<ops@acme.example>")
-        .starts_with("250"));
-    assert!(client
-        .command(&format!("RCPT TO:<{LICENSING}>"))
-        .starts_with("250"));
-    assert!(client.command("DATA").starts_with("354"));
+    client.begin_data("ops@acme.example");
     client
         .stream()
         .set_read_timeout(Some(std::time::Duration::from_millis(100)))
@@ -587,13 +607,7 @@ fn a_stop_lets_a_message_being_received_finish() {
     assert!(idle.command("EHLO idle.example").starts_with("250"));
     let (mut sending, _) = SmtpClient::connect(gw.smtp());
     assert!(sending.command("EHLO client.example").starts_with("250"));
-    assert!(sending
-        .command("MAIL FROM:<ops@acme.example>")
-        .starts_with("250"));
-    assert!(sending
-        .command(&format!("RCPT TO:<{LICENSING}>"))
-        .starts_with("250"));
-    assert!(sending.command("DATA").starts_with("354"));
+    sending.begin_data("ops@acme.example");
     sending.send(b"From: ops@acme.example\r\nMessage-ID: <stop@acme.example>\r\n");
 
     let pid = gw.proc.pid().to_string();

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
 use uuid::Uuid;
 
 use super::audit::{self, Event};
@@ -54,10 +55,17 @@ pub fn create(
             now,
             &Event {
                 actor: operator,
-                action: "customer.create",
+                action: AuditAction::CustomerCreate,
                 server_id: None,
-                outcome: "OK",
-                detail: &format!("customer={id} name={name:?} emails={}", emails.join(",")),
+                outcome: AuditOutcome::Ok,
+                detail: &format!(
+                    "customer {id} named {name}, contacts {}",
+                    if emails.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        emails.join(", ")
+                    }
+                ),
             },
         )
     })?;
@@ -139,10 +147,10 @@ pub fn add_email(
                 now,
                 &Event {
                     actor: operator,
-                    action: "customer.add_email",
+                    action: AuditAction::CustomerAddEmail,
                     server_id: None,
-                    outcome: "OK",
-                    detail: &format!("customer={id} email={email}"),
+                    outcome: AuditOutcome::Ok,
+                    detail: &format!("customer {id}, contact {email} added"),
                 },
             )?;
         }

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
 use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, NewKeyClearRequest};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
@@ -19,58 +20,34 @@ use crate::schema::key_clear_requests as kcr;
 /// The stored text of a pending request (the filters below compare with it).
 const PENDING: &str = KeyClearStatus::Pending.as_str();
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
-
-fn columns() -> (
-    kcr::id,
-    kcr::server_id,
-    kcr::sender,
-    kcr::message_id,
-    kcr::text,
-    kcr::status,
-    kcr::created_at,
-    kcr::decided_at,
-    kcr::operator,
-    kcr::reason,
-) {
-    (
-        kcr::id,
-        kcr::server_id,
-        kcr::sender,
-        kcr::message_id,
-        kcr::text,
-        kcr::status,
-        kcr::created_at,
-        kcr::decided_at,
-        kcr::operator,
-        kcr::reason,
-    )
+/// One stored request, as read.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = kcr)]
+struct Row {
+    id: String,
+    server_id: String,
+    sender: String,
+    message_id: String,
+    text: String,
+    status: String,
+    created_at: i64,
+    decided_at: Option<i64>,
+    operator: Option<String>,
+    reason: Option<String>,
 }
 
 fn to_view(row: Row) -> Result<KeyClearRequest, ApiError> {
-    let (id, server_id, sender, message_id, text, status, created, decided, operator, reason) = row;
     Ok(KeyClearRequest {
-        id: parse_uuid(&id)?,
-        server_id: parse_uuid(&server_id)?,
-        sender,
-        message_id,
-        text,
-        status: parse_word(&status)?,
-        created_at: from_millis(created),
-        decided_at: decided.map(from_millis),
-        operator,
-        reason,
+        id: parse_uuid(&row.id)?,
+        server_id: parse_uuid(&row.server_id)?,
+        sender: row.sender,
+        message_id: row.message_id,
+        text: row.text,
+        status: parse_word(&row.status)?,
+        created_at: from_millis(row.created_at),
+        decided_at: row.decided_at.map(from_millis),
+        operator: row.operator,
+        reason: row.reason,
     })
 }
 
@@ -80,7 +57,7 @@ fn by_message_id(
 ) -> Result<Option<KeyClearRequest>, ApiError> {
     let row: Option<Row> = kcr::table
         .filter(kcr::message_id.eq(message_id))
-        .select(columns())
+        .select(Row::as_select())
         .first(conn)
         .optional()?;
     row.map(to_view).transpose()
@@ -89,7 +66,7 @@ fn by_message_id(
 pub fn get(conn: &mut DbConnection, id: Uuid) -> Result<KeyClearRequest, ApiError> {
     let row: Option<Row> = kcr::table
         .find(id.to_string())
-        .select(columns())
+        .select(Row::as_select())
         .first(conn)
         .optional()?;
     to_view(row.ok_or_else(|| ApiError::not_found(format!("no key-clear request {id}")))?)
@@ -139,10 +116,10 @@ pub fn create(
             now,
             &Event {
                 actor: &sender,
-                action: "key_clear_request.create",
+                action: AuditAction::KeyClearRequestCreate,
                 server_id: Some(new.server_id),
-                outcome: "OK",
-                detail: &format!("request={id} message_id={message_id:?}"),
+                outcome: AuditOutcome::Ok,
+                detail: &format!("request {id}, mail {message_id}"),
             },
         )?;
         Ok((get(conn, id)?, true))
@@ -163,7 +140,7 @@ pub fn list(
     status: Option<KeyClearStatus>,
 ) -> Result<Vec<KeyClearRequest>, ApiError> {
     let mut query = kcr::table
-        .select(columns())
+        .select(Row::as_select())
         .order((kcr::created_at.desc(), kcr::id.asc()))
         .into_boxed();
     if let Some(status) = status {
@@ -248,13 +225,16 @@ pub fn decide(
             &Event {
                 actor: operator,
                 action: if approve {
-                    "key_clear_request.approve"
+                    AuditAction::KeyClearRequestApprove
                 } else {
-                    "key_clear_request.reject"
+                    AuditAction::KeyClearRequestReject
                 },
                 server_id: Some(request.server_id),
-                outcome: "OK",
-                detail: &format!("request={id} reason={reason:?}"),
+                outcome: AuditOutcome::Ok,
+                detail: &match &reason {
+                    Some(reason) => format!("request {id}, reason: {reason}"),
+                    None => format!("request {id}, no reason given"),
+                },
             },
         )?;
         Ok(request)
@@ -266,7 +246,7 @@ pub fn unnotified(conn: &mut DbConnection) -> Result<Vec<KeyClearRequest>, ApiEr
     let rows: Vec<Row> = kcr::table
         .filter(kcr::status.ne(PENDING))
         .filter(kcr::notified.eq(false))
-        .select(columns())
+        .select(Row::as_select())
         .order(kcr::decided_at.asc())
         .load(conn)?;
     rows.into_iter().map(to_view).collect()

@@ -15,7 +15,7 @@ use openssl::ssl::{SslConnector, SslMethod};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared_proto::admin_api::Listening;
-use shared_proto::{Clock, LicenseFile, ServerIdentity, SolmePublicKey, SyncRequest};
+use shared_proto::{Clock, LicenseFile, ServerIdentity, SolmePublicKey};
 use tempfile::TempDir;
 use uuid::Uuid;
 
@@ -67,6 +67,19 @@ pub struct TestApp {
     pub token: String,
     pub solme: SolmePublicKey,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<actix_rt::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// Stops the server through its shutdown future and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.await.expect("the server task");
+        }
+    }
 }
 
 impl Drop for TestApp {
@@ -102,7 +115,7 @@ pub async fn spawn_app_with(database_url: Option<String>, clock_offset: Option<&
     let app = Application::build(&settings, clock.clone()).expect("build the server");
     let listening = app.listening().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    actix_rt::spawn(async move {
+    let running = actix_rt::spawn(async move {
         let shutdown = async {
             let _ = stopped.await;
         };
@@ -124,6 +137,7 @@ pub async fn spawn_app_with(database_url: Option<String>, clock_offset: Option<&
         token,
         solme,
         stop: Some(stop),
+        running: Some(running),
     };
     // The servers start accepting once the spawned task first runs: wait for an answer
     // here, so that a test may then block its thread (running the CLI) safely.
@@ -182,18 +196,8 @@ impl Local {
     }
 
     pub fn sync_data_at(&self, created_at: DateTime<Utc>) -> String {
-        let request = SyncRequest {
-            version: shared_proto::messages::MESSAGE_VERSION,
-            server_id: self.server_id,
-            request_id: Uuid::new_v4(),
-            created_at,
-            public_keys: self.identity.public_keys(),
-            held_revision: None,
-            held_sequence: None,
-            software_version: "test-1.0".into(),
-            usage: Vec::new(),
-        };
-        shared_proto::sync_data::seal(&self.identity, &request).expect("seal")
+        test_harness::sync_data::sync_data_at(&self.identity, self.server_id, created_at)
+            .expect("seal")
     }
 
     pub fn sync_data(&self) -> String {

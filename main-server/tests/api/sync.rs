@@ -45,7 +45,7 @@ async fn binding_lifecycle(app: &TestApp) {
     );
     assert_eq!(shown["last_sync_channel"], "internet");
     assert_eq!(shown["sequence"], 2);
-    assert_eq!(shown["days_until_due"], 365);
+    assert_eq!(shown["days_until_due"], 366);
 
     // The operator clears the key pair: the new server binds.
     let (status, cleared) = app
@@ -78,7 +78,7 @@ async fn binding_lifecycle(app: &TestApp) {
         && e["detail"]
             .as_str()
             .unwrap_or("")
-            .contains("channel=internet")));
+            .contains("channel internet, ")));
 }
 
 #[actix_rt::test]
@@ -156,7 +156,8 @@ async fn replayed_request(app: &TestApp) {
     assert_eq!(outcomes[0].0, "REPLAYED_REQUEST", "{outcomes:?}");
     assert_eq!(outcomes[1].0, "OK", "{outcomes:?}");
     assert!(
-        outcomes[1].1.contains(" sequence=1 revision=") && outcomes[1].1.ends_with(" bound=yes"),
+        outcomes[1].1.contains(", issued sequence 1 of revision ")
+            && outcomes[1].1.ends_with(", key bound now"),
         "{outcomes:?}"
     );
     let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
@@ -392,6 +393,22 @@ async fn time_and_health_follow_the_clock() {
     assert_eq!(health.status(), StatusCode::OK);
     let value: serde_json::Value = health.json().await.expect("json");
     assert_eq!(value["status"], "ok");
+}
+
+/// The shutdown future given to `run_until_stopped` stops both listeners.
+#[actix_rt::test]
+async fn the_server_stops_when_its_shutdown_future_completes() {
+    let app = spawn_app().await;
+    let (sync, admin) = (app.listening.sync[0], app.listening.admin);
+    app.stop().await;
+    assert!(
+        std::net::TcpStream::connect(sync).is_err(),
+        "sync still listens"
+    );
+    assert!(
+        std::net::TcpStream::connect(admin).is_err(),
+        "admin still listens"
+    );
 }
 
 /// The binary reads `SOLME_CLOCK_OFFSET` (the in-process tests move the clock directly).

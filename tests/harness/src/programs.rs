@@ -490,6 +490,13 @@ impl LocalServer {
         run(command)
     }
 
+    /// Runs a manager verb and fails unless it exits 0.
+    pub fn succeed(&self, verb: &str, args: &[&str]) -> Result<Output> {
+        self.cli(verb, args)?
+            .assert_success()
+            .with_context(|| format!("local-server {verb}"))
+    }
+
     /// `status --json`.
     pub fn status(&self) -> Result<Value> {
         let output = self.cli("status", &["--json"])?.assert_success()?;

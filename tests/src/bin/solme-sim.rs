@@ -158,10 +158,10 @@ fn run(args: Args) -> Result<()> {
     }
 
     step("Direct synchronization of local-server-1 over HTTPS");
-    let output = locals[0].cli("sync", &[])?.assert_success()?;
+    let output = locals[0].succeed("sync", &[])?;
     print_indented(&output.stdout);
     for (n, local) in locals.iter().enumerate().skip(2) {
-        local.cli("sync", &[])?.assert_success()?;
+        local.succeed("sync", &[])?;
         say(&format!("local-server-{} synchronized too", n + 1));
     }
 
@@ -175,9 +175,7 @@ fn run(args: Args) -> Result<()> {
             .unwrap_or("the local server")
     ));
     let sync_file = email_local.dir.join("sync-data.txt");
-    email_local
-        .cli("export-sync-data", &[&sync_file.to_string_lossy()])?
-        .assert_success()?;
+    email_local.succeed("export-sync-data", &[&sync_file.to_string_lossy()])?;
     say(&format!(
         "exported the sync data to {}",
         sync_file.display()
@@ -195,9 +193,7 @@ fn run(args: Args) -> Result<()> {
         .context("the reply carries no license file")?;
     let license_path = email_local.dir.join("license-from-mail.lic");
     std::fs::write(&license_path, license_text).context("saving the license file")?;
-    let output = email_local
-        .cli("import-license-file", &[&license_path.to_string_lossy()])?
-        .assert_success()?;
+    let output = email_local.succeed("import-license-file", &[&license_path.to_string_lossy()])?;
     print_indented(&output.stdout);
 
     step("A client checks out a seat of solme-cad from local-server-1, then returns it");

@@ -278,9 +278,7 @@ pub fn wait_for_sync_after(
 pub fn mail_sync_data(gateway: &MailGateway, local: &LocalServer) -> String {
     let file = local.dir.join("sync-data.txt");
     local
-        .cli("export-sync-data", &[&file.to_string_lossy()])
-        .unwrap()
-        .assert_success()
+        .succeed("export-sync-data", &[&file.to_string_lossy()])
         .unwrap();
     let sync_data = std::fs::read_to_string(&file).unwrap();
     send_sync_mail(gateway.smtp, CONTACT, &gateway.address, &sync_data).unwrap()
@@ -300,9 +298,7 @@ pub fn save_license_file(local: &LocalServer, reply: Reply) -> PathBuf {
 pub fn import_reply(local: &LocalServer, reply: Reply) {
     let path = save_license_file(local, reply);
     local
-        .cli("import-license-file", &[&path.to_string_lossy()])
-        .unwrap()
-        .assert_success()
+        .succeed("import-license-file", &[&path.to_string_lossy()])
         .unwrap();
 }
 
