@@ -7,7 +7,7 @@
 //! - [`leases`]: the lease engine of `serve` (in-memory index, queue, write-through);
 //!   [`lease_writer`] commits its changes; [`report_log`] is what it records.
 //! - [`startup`]: `serve`'s start-up (listener, background tasks, shutdown).
-//! - [`routes`]: the HTTP routes (client API, manager API).
+//! - [`routes`]: the HTTP routes (client API, manager API); [`metrics`]: `/metrics`.
 //! - [`manager_page`]: the web manager page and the guard of the manager API.
 //! - [`sync`], [`proxy`]: direct synchronization over HTTPS, directly or via a proxy.
 //! - [`import`]: installing a license file in one transaction.
@@ -25,6 +25,7 @@ pub mod import;
 pub mod lease_writer;
 pub mod leases;
 pub mod manager_page;
+pub mod metrics;
 pub mod options;
 pub mod proxy;
 pub mod report;

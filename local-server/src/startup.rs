@@ -17,6 +17,7 @@ use shared_proto::Clock;
 use crate::cli::ServeArgs;
 use crate::config::{ServeLock, LISTENING_FILE};
 use crate::leases::{EngineSettings, LeaseEngine};
+use crate::metrics::Metrics;
 use crate::proxy::ProxySettings;
 use crate::routes;
 use crate::scheduler;
@@ -75,11 +76,14 @@ impl Application {
         let listener = TcpListener::bind(args.listen)
             .with_context(|| format!("listening on {}", args.listen))?;
         let address = listener.local_addr().context("reading the bound address")?;
+        let metrics = web::Data::new(Metrics::default());
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(metrics.clone())
                 .app_data(routes::json_config())
                 .configure(routes::routes)
+                .configure(crate::metrics::configure)
         })
         .max_connections(args.max_connections)
         .shutdown_timeout(5);

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::leases::{CheckOut, Outcome};
 
 use crate::error::Error;
+use crate::metrics::{LeaseRequest, Metrics};
 use crate::startup::AppState;
 
 /// Refuses client-API requests made by a web page. Client programs send neither an
@@ -66,6 +67,7 @@ pub(crate) struct CheckOutBody {
 
 pub(crate) async fn check_out(
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
     body: web::Json<CheckOutBody>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
@@ -79,7 +81,10 @@ pub(crate) async fn check_out(
             .borrow_hours
             .map(|h| Duration::from_secs(u64::from(h) * 3_600)),
     };
-    Ok(answer(state.engine.check_out(request).await?))
+    let outcome = state.engine.check_out(request).await;
+    Ok(answer(
+        metrics.count_refusal(LeaseRequest::CheckOut, outcome)?,
+    ))
 }
 
 /// The key that verifies this server's borrow tokens offline.
@@ -97,6 +102,7 @@ pub(crate) async fn public_key(state: web::Data<AppState>) -> HttpResponse {
 /// A queued client polls for its seat with its ticket.
 pub(crate) async fn poll_queue(
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let ticket = Uuid::parse_str(&path).map_err(|_| {
@@ -105,7 +111,10 @@ pub(crate) async fn poll_queue(
             format!("{path:?} is not a queue ticket this server gave out"),
         )
     })?;
-    Ok(answer(state.engine.poll(ticket).await?))
+    let outcome = state.engine.poll(ticket).await;
+    Ok(answer(
+        metrics.count_refusal(LeaseRequest::CheckOut, outcome)?,
+    ))
 }
 
 /// `201` with the lease, or `202` with the place in the queue (poll again).
@@ -127,10 +136,12 @@ fn lease_id(path: &str) -> Result<Uuid, Error> {
 
 pub(crate) async fn heartbeat(
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id = lease_id(&path)?;
-    let grant = state.engine.heartbeat(id).await?;
+    let grant = state.engine.heartbeat(id).await;
+    let grant = metrics.count_refusal(LeaseRequest::Heartbeat, grant)?;
     Ok(HttpResponse::Ok().json(grant))
 }
 

@@ -14,6 +14,7 @@ mod leases;
 mod license_files;
 mod manager;
 mod manager_page;
+mod metrics;
 mod options_file;
 mod proxy;
 mod queueing;
