@@ -12,7 +12,8 @@
 //!   [`main_server`]: its client.
 //! - [`replies`]: the mails written; [`outbound`] and [`dispatch`] (the `outgoing/`
 //!   queue's job): sending them.
-//! - [`notices`]: key-clear decision notices; [`status`]: the status page.
+//! - [`notices`]: key-clear decision notices; [`status`]: the status page;
+//!   [`metrics`]: its numbers for Prometheus.
 
 pub mod cli;
 pub mod deliver;
@@ -20,6 +21,7 @@ pub mod dispatch;
 pub mod inbound;
 pub mod maildir;
 pub mod main_server;
+pub mod metrics;
 pub mod notices;
 pub mod outbound;
 pub mod queue;

@@ -1,5 +1,6 @@
 //! The status page: counters since start plus the spool's current depth,
-//! as JSON (`/status`) and as a small HTML page (`/`).
+//! as JSON (`/status`), as a small HTML page (`/`) and as Prometheus metrics
+//! (`/metrics`, [`crate::metrics`]).
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,6 +130,21 @@ async fn status_page(state: web::Data<State>) -> HttpResponse {
         .body(html)
 }
 
+async fn metrics(state: web::Data<State>) -> HttpResponse {
+    let state = state.into_inner();
+    let status = match web::block(move || state.status()).await {
+        Ok(Ok(status)) => status,
+        Ok(Err(err)) => return internal(err),
+        Err(err) => return internal(anyhow::Error::new(err)),
+    };
+    match crate::metrics::render(&status) {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(text),
+        Err(err) => internal(anyhow::anyhow!("encoding the metrics: {err}")),
+    }
+}
+
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
@@ -151,6 +167,7 @@ pub fn serve(
             .route("/", web::get().to(status_page))
             .route("/status", web::get().to(status_json))
             .route("/health", web::get().to(health))
+            .route("/metrics", web::get().to(metrics))
     })
     .workers(1)
     .disable_signals()

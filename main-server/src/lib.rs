@@ -9,7 +9,8 @@
 //! - [`store`]: every database query, by concern; [`db`] and [`schema`]: the
 //!   connection, pools and migrations for SQLite and PostgreSQL; [`writer`]: the
 //!   SQLite thread that group-commits direct syncs.
-//! - [`routes`]: the HTTP endpoints; [`error`]: how failures become responses.
+//! - [`routes`]: the HTTP endpoints; [`error`]: how failures become responses;
+//!   [`metrics`]: the Prometheus metrics at `/metrics`.
 //! - [`admin_cli`]: `main-server admin …`, a client of the admin API.
 
 pub mod admin_cli;
@@ -19,6 +20,7 @@ pub mod data_dir;
 pub mod db;
 pub mod error;
 pub mod init;
+pub mod metrics;
 pub mod routes;
 pub mod schema;
 pub mod startup;

@@ -16,6 +16,7 @@ use shared_proto::{Clock, SolmeSigningKey};
 use crate::auth::AdminToken;
 use crate::data_dir::DataDir;
 use crate::db::{Db, DbTarget};
+use crate::metrics::Metrics;
 use crate::routes::{admin_api, configure_extractors, not_found, sync_api};
 use crate::sync::SyncService;
 use crate::tls;
@@ -100,11 +101,14 @@ impl Application {
 
         let service_data = web::Data::new(service.clone());
         let token_data = web::Data::new(token);
+        let metrics = web::Data::new(Metrics::default());
 
         let data = service_data.clone();
+        let sync_metrics = metrics.clone();
         let mut sync_server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(sync_metrics.clone())
                 .configure(|cfg| configure_extractors(cfg, ADMIN_JSON_LIMIT))
                 .configure(sync_api::configure)
                 .default_service(web::to(not_found))
@@ -132,8 +136,10 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(token_data.clone())
+                .app_data(metrics.clone())
                 .configure(|cfg| configure_extractors(cfg, ADMIN_JSON_LIMIT))
                 .configure(admin_api::configure)
+                .configure(crate::metrics::configure)
                 .configure(crate::routes::console::configure)
                 .default_service(web::to(not_found))
         })

@@ -6,10 +6,17 @@
 
 mod helpers;
 
+mod borrowing;
+mod database_locked;
 mod diagnose;
 mod direct_sync;
 mod leases;
 mod license_files;
 mod manager;
 mod manager_page;
+mod metrics;
+mod options_file;
 mod proxy;
+mod queueing;
+mod report;
+mod usage_chart;

@@ -8,6 +8,7 @@ mod end_to_end;
 mod golden;
 mod helpers;
 mod intake;
+mod metrics;
 mod postfix;
 mod reply_texts;
 mod resume;

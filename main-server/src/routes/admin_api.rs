@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::with_conn;
 use crate::auth::AdminToken;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::store::{audit, customers, key_clear, licenses, servers};
 use crate::sync::{Channel, SyncService};
 use shared_proto::admin_api::{
@@ -261,18 +262,24 @@ async fn clear_key(
     Ok(HttpResponse::Ok().json(server))
 }
 
-async fn mail_sync(svc: Svc, body: web::Json<MailSync>) -> Result<HttpResponse, ApiError> {
+async fn mail_sync(
+    svc: Svc,
+    metrics: web::Data<Metrics>,
+    body: web::Json<MailSync>,
+) -> Result<HttpResponse, ApiError> {
     let service = svc.into_inner();
     let body = body.into_inner();
-    let answer = web::block(move || {
+    let sync = web::block(move || {
         service.sync(
             &body.sync_data,
             Channel::Email,
             "mail-gateway",
             Some(&body.sender),
         )
-    })
-    .await??;
+    });
+    let answer = metrics
+        .observe_sync(Channel::Email, async { sync.await? })
+        .await?;
     Ok(HttpResponse::Ok().json(MailSyncAnswer {
         license_file: answer.license_file,
         server_id: answer.server_id,

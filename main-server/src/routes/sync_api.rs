@@ -5,7 +5,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::sync::{SyncService, MAX_SYNC_DATA};
+use crate::metrics::Metrics;
+use crate::sync::{Channel, SyncService, MAX_SYNC_DATA};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -20,6 +21,7 @@ async fn sync(
     req: HttpRequest,
     payload: web::Payload,
     service: web::Data<SyncService>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let body = payload
         .to_bytes_limited(MAX_SYNC_DATA)
@@ -33,7 +35,9 @@ async fn sync(
     let peer = req
         .peer_addr()
         .map_or_else(|| "-".to_owned(), |addr| addr.ip().to_string());
-    let answer = service.sync_direct(&text, &peer).await?;
+    let answer = metrics
+        .observe_sync(Channel::Internet, service.sync_direct(&text, &peer))
+        .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(answer.license_file))

@@ -20,6 +20,7 @@ mod error_bodies;
     reason = "test set-up helpers fail the test with a message"
 )]
 mod helpers;
+mod metrics;
 mod race;
 mod sync;
 mod temporary;

@@ -1,0 +1,74 @@
+//! The gateway's Prometheus metrics, as text at `GET /metrics` on the status listener.
+//! They are the status page's numbers ([`crate::status::Status`]), so the worker, the
+//! dispatcher and the intakes keep one set of counters:
+//!
+//! - `solme_mails_received_total`, `solme_mails_answered_total`,
+//!   `solme_mails_dropped_total` (automatic mail, duplicates), `solme_mails_failed_total`
+//!   and `solme_mail_retries_total`, since this process started;
+//! - `solme_mail_queue_depth` (messages waiting in the spool) and
+//!   `solme_mail_replies_waiting` (replies waiting for the transport), read from the
+//!   spool at each scrape.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::status::Status;
+
+/// The metrics of `status` in the Prometheus (OpenMetrics) text format.
+pub fn render(status: &Status) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::with_prefix("solme");
+    let counters = [
+        (
+            "mails_received",
+            "Messages taken from the spool",
+            status.received,
+        ),
+        (
+            "mails_answered",
+            "Replies handed to the outbound transport",
+            status.answered,
+        ),
+        (
+            "mails_dropped",
+            "Messages left unanswered on purpose (automatic mail, duplicates)",
+            status.dropped,
+        ),
+        (
+            "mails_failed",
+            "Messages and replies given up on",
+            status.failed,
+        ),
+        (
+            "mail_retries",
+            "Attempts that failed for now and were scheduled again",
+            status.retries,
+        ),
+    ];
+    for (name, help, value) in counters {
+        registry.register(name, help, ConstCounter::new(value));
+    }
+    let gauges = [
+        (
+            "mail_queue_depth",
+            "Messages waiting in the spool",
+            status.queued,
+        ),
+        (
+            "mail_replies_waiting",
+            "Replies waiting for the transport",
+            status.outgoing,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        registry.register(
+            name,
+            help,
+            ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)),
+        );
+    }
+    let mut text = String::new();
+    encode(&mut text, &registry)?;
+    Ok(text)
+}

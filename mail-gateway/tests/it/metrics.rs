@@ -1,0 +1,52 @@
+//! `/metrics` gives the status page's numbers to Prometheus: the queue depth while
+//! the main server is away, then the mails received and answered.
+
+use shared_proto::ServerIdentity;
+
+use crate::helpers::{http_get, send_mail, sync_data, sync_mail, wait_for, Gateway, MainServer};
+
+const OPS: &str = "ops@acme.example";
+
+fn metrics_have(gw: &Gateway, line: &str) -> bool {
+    http_get(gw.http, "/metrics").lines().any(|l| l == line)
+}
+
+#[test]
+fn metrics_show_the_queue_depth_then_the_mails_answered() {
+    let root = tempfile::tempdir().unwrap();
+    let mut main = MainServer::start(root.path());
+    let gw = Gateway::start(root.path(), &main.url(), &main.token_file(), &[]);
+    let (_, server_id) = main.customer_with_server(&[OPS]);
+    main.kill();
+    let identity = ServerIdentity::generate().unwrap();
+    send_mail(
+        gw.smtp(),
+        OPS,
+        &sync_mail(
+            OPS,
+            "metrics@acme.example",
+            &sync_data(&identity, server_id),
+        ),
+    );
+    wait_for("the queued mail and a retry in the metrics", || {
+        (metrics_have(&gw, "solme_mail_queue_depth 1")
+            && !metrics_have(&gw, "solme_mail_retries_total 0"))
+        .then_some(())
+    });
+    assert!(metrics_have(&gw, "solme_mails_answered_total 0"));
+
+    let main = main.restart();
+    gw.wait_replies(1);
+    gw.wait_idle();
+    let text = http_get(gw.http, "/metrics");
+    for line in [
+        "solme_mails_received_total 1",
+        "solme_mails_answered_total 1",
+        "solme_mails_failed_total 0",
+        "solme_mail_queue_depth 0",
+        "# TYPE solme_mails_answered counter",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    drop(main);
+}
