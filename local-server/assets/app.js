@@ -309,6 +309,20 @@
         ])
       );
     }
+    const borrowed = $("borrowed");
+    borrowed.replaceChildren();
+    for (const b of s.borrowed || []) {
+      borrowed.appendChild(
+        el("tr", null, [
+          el("td", { text: b.feature }),
+          el("td", { text: b.user }),
+          el("td", { text: b.host }),
+          el("td", { text: fmtDate(b.until) }),
+        ])
+      );
+    }
+    $("borrowed-block").hidden = (s.borrowed || []).length === 0;
+
     const any = (s.features || []).length > 0;
     $("no-licenses").hidden = any;
     $("licenses-table").hidden = !any;
@@ -329,6 +343,88 @@
     } else {
       const r = describeRefusal(resp, "Reading the status");
       showConnectionProblem(r.headline + " " + (resp.data && resp.data.message ? resp.data.message : ""));
+    }
+  }
+
+  // ---- usage chart ----------------------------------------------------------------
+
+  const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+  const REASONS = {
+    NO_SEATS: "all seats in use",
+    OPTIONS_DENIED: "refused by the options file",
+    NOT_SYNCHRONIZED: "server not synchronized",
+    SYNC_EXPIRED: "synchronization ran out",
+    CLOCK_ROLLBACK: "clock set back",
+    FEATURE_UNKNOWN: "no license for the feature",
+    LICENSE_EXPIRED: "license not valid",
+    MALFORMED: "bad request",
+  };
+  let usageDays = 7;
+
+  function svg(tag, attrs) {
+    const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+    return node;
+  }
+
+  function renderUsage(u) {
+    const names = Object.keys(u.series || {});
+    const width = 600;
+    const height = 180;
+    let top = 1;
+    for (const n of names) for (const v of u.series[n]) top = Math.max(top, v);
+    const chart = svg("svg", { viewBox: "0 0 " + width + " " + height, preserveAspectRatio: "none" });
+    for (let i = 1; i <= 4; i++) {
+      const y = height - (height * i) / 4;
+      chart.appendChild(svg("line", { x1: 0, x2: width, y1: y, y2: y, stroke: "#e3e3e3" }));
+    }
+    names.forEach((n, i) => {
+      const values = u.series[n];
+      const step = width / Math.max(values.length, 1);
+      const points = [];
+      values.forEach((v, j) => {
+        const y = height - (v / top) * (height - 10);
+        points.push(j * step + "," + y, (j + 1) * step + "," + y);
+      });
+      chart.appendChild(
+        svg("polyline", { points: points.join(" "), fill: "none", stroke: COLORS[i % COLORS.length], "stroke-width": 2 })
+      );
+    });
+    $("usage-chart").replaceChildren(chart);
+    const legend = $("usage-legend");
+    legend.replaceChildren();
+    names.forEach((n, i) => {
+      const peak = Math.max(0, ...u.series[n]);
+      legend.appendChild(
+        el("li", null, [el("span", { cls: "swatch swatch-" + (i % COLORS.length) }), document.createTextNode(n + " (peak " + peak + ")")])
+      );
+    });
+    legend.appendChild(el("li", { cls: "muted", text: "Scale: 0 to " + top + " seats; " + fmtDay(u.from) + " to now" }));
+    const rows = $("refusals");
+    rows.replaceChildren();
+    let count = 0;
+    for (const [feature, codes] of Object.entries(u.refusals || {})) {
+      for (const [code, n] of Object.entries(codes)) {
+        count++;
+        rows.appendChild(
+          el("tr", null, [
+            el("td", { text: feature }),
+            el("td", { text: (REASONS[code] || code) + " (" + code + ")" }),
+            el("td", { cls: "num", text: n }),
+          ])
+        );
+      }
+    }
+    $("refusals-table").hidden = count === 0;
+    $("no-refusals").hidden = count > 0;
+  }
+
+  async function refreshUsage() {
+    try {
+      const resp = await api("GET", "usage?days=" + usageDays);
+      if (resp.ok && resp.data && typeof resp.data === "object") renderUsage(resp.data);
+    } catch (e) {
+      // The status refresh reports an unreachable server.
     }
   }
 
@@ -590,10 +686,23 @@
       if (e.key === "Escape") closeMenus();
     });
 
+    $("usage-7").addEventListener("click", () => {
+      usageDays = 7;
+      refreshUsage();
+    });
+    $("usage-30").addEventListener("click", () => {
+      usageDays = 30;
+      refreshUsage();
+    });
+
     refresh();
+    refreshUsage();
     setInterval(() => {
       if (!document.hidden) refresh();
     }, REFRESH_MS);
+    setInterval(() => {
+      if (!document.hidden) refreshUsage();
+    }, 60000);
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) refresh();
     });

@@ -2,8 +2,10 @@
 //! a lease in a loop for D seconds; prints the pairs per second and the latency
 //! percentiles of single requests.
 //!
-//! `cargo run --release -p local-server --example lease_bench -- URL FEATURE [CONNECTIONS] [SECONDS]`
-//! against a `serve` whose license for FEATURE has at least CONNECTIONS seats.
+//! `cargo run --release -p local-server --example lease_bench -- URL FEATURE [CONNECTIONS] [SECONDS] [QUEUED QUEUE_FEATURE]`
+//! against a `serve` whose license for FEATURE has at least CONNECTIONS seats. With
+//! QUEUED, that many more clients wait in the queue of QUEUE_FEATURE (whose seats are
+//! all taken) during the run, each on its own connection, polling as clients do.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,72 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let feature = args.get(2).ok_or("missing FEATURE")?.clone();
     let connections: usize = args.get(3).map_or(Ok(32), |s| s.parse())?;
     let seconds: u64 = args.get(4).map_or(Ok(10), |s| s.parse())?;
+    let queued: usize = args.get(5).map_or(Ok(0), |s| s.parse())?;
+    let queue_feature = args.get(6).cloned().unwrap_or_default();
+    let waiting_until = Instant::now() + Duration::from_secs(seconds + 30);
+    let mut waiters = Vec::new();
+    for n in 0..queued {
+        let url = url.clone();
+        let feature = queue_feature.clone();
+        waiters.push(actix_rt::spawn(async move {
+            let client = awc::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .finish();
+            let body = serde_json::json!({
+                "feature": feature, "client": "waiting", "user": format!("waiter-{n}"),
+                "host": "bench", "wait_seconds": 3600,
+            });
+            let Ok(mut resp) = client
+                .post(format!("{url}/api/v1/leases"))
+                .send_json(&body)
+                .await
+            else {
+                return;
+            };
+            while resp.status().as_u16() == 202 && Instant::now() < waiting_until {
+                let Ok(place) = resp.json::<serde_json::Value>().await else {
+                    return;
+                };
+                let ticket = place["ticket"].as_str().unwrap_or_default().to_owned();
+                match client
+                    .get(format!("{url}/api/v1/queue/{ticket}"))
+                    .send()
+                    .await
+                {
+                    Ok(next) => resp = next,
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    if queued > 0 {
+        // Start measuring once they all wait.
+        let client = awc::Client::default();
+        let wait_from = Instant::now();
+        loop {
+            let list: serde_json::Value = client
+                .get(format!("{url}/api/v1/features"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let waiting = list
+                .as_array()
+                .and_then(|l| l.iter().find(|f| f["feature"] == queue_feature.as_str()))
+                .and_then(|f| f["queued"].as_u64())
+                .unwrap_or(0);
+            if waiting as usize >= queued {
+                println!("{waiting} clients wait in the queue of {queue_feature}");
+                break;
+            }
+            if wait_from.elapsed() > Duration::from_secs(60) {
+                return Err(
+                    format!("only {waiting} of {queued} clients got into the queue").into(),
+                );
+            }
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for n in 0..connections {
@@ -32,9 +100,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let start = Instant::now();
                 let Ok(mut resp) = client
                     .post(format!("{url}/api/v1/leases"))
-                    .send_json(
-                        &serde_json::json!({"feature": feature, "client": format!("bench-{n}")}),
-                    )
+                    .send_json(&serde_json::json!({
+                        "feature": feature, "client": "bench",
+                        "user": format!("bench-{n}"), "host": "bench-host",
+                    }))
                     .await
                 else {
                     refused += 1;
@@ -89,5 +158,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pct(0.99),
         latencies.last().copied().unwrap_or_default()
     );
+    for w in waiters {
+        w.abort();
+    }
     Ok(())
 }

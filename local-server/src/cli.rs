@@ -90,6 +90,51 @@ pub enum Command {
         #[arg(long, env = "LOCAL_SERVER_JSON")]
         json: bool,
     },
+    /// Usage per feature from the report log: peak in use, seat-hours, refusals by code,
+    /// the busiest users.
+    Report {
+        #[command(flatten)]
+        data: DataDir,
+        /// Start of the period: a day (YYYY-MM-DD) or an RFC 3339 time; default: 30 days
+        /// before the end.
+        #[arg(long, env = "LOCAL_SERVER_REPORT_FROM", value_parser = crate::report::parse_time)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// End of the period (excluded); default: now.
+        #[arg(long, env = "LOCAL_SERVER_REPORT_TO", value_parser = crate::report::parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print the report as JSON.
+        #[arg(long, env = "LOCAL_SERVER_JSON", conflicts_with = "csv")]
+        json: bool,
+        /// Print one CSV line per feature.
+        #[arg(long, env = "LOCAL_SERVER_CSV")]
+        csv: bool,
+    },
+    /// Check or apply an options file (reservations and limits per feature).
+    Options {
+        /// Data directory of this license server (needed by `apply`; with `check`, rules
+        /// for features this server holds no license for are pointed out).
+        #[arg(long, global = true, env = "LOCAL_SERVER_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: OptionsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OptionsCommand {
+    /// Check an options file and report each mistake with its line; changes nothing.
+    Check {
+        /// The options file (TOML).
+        #[arg(env = "LOCAL_SERVER_OPTIONS_FILE", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Check an options file and, when it is good, put it in force (a running `serve`
+    /// uses it from its next check-out). A file with mistakes changes nothing.
+    Apply {
+        /// The options file (TOML).
+        #[arg(env = "LOCAL_SERVER_OPTIONS_FILE", value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +187,30 @@ pub struct ServeArgs {
     #[arg(long, env = "LOCAL_SERVER_LEASE_SECONDS", default_value_t = 300,
           value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub lease_seconds: u32,
+    /// Most clients waiting for a seat at once (all features); beyond it a check-out
+    /// that asks to wait is refused with NO_SEATS at once.
+    #[arg(long, env = "LOCAL_SERVER_QUEUE_LIMIT", default_value_t = 10_000)]
+    pub queue_limit: usize,
+    /// Longest a waiting client's request is held open, in seconds, before it is
+    /// answered with its place in the queue (202) and polls again. A waiting client that
+    /// does not poll for twice this long has gone away and leaves the queue.
+    #[arg(long, env = "LOCAL_SERVER_QUEUE_POLL_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub queue_poll_seconds: u64,
+    /// How long a check-out or heartbeat waits for the database while another program
+    /// (a manager verb) holds it, in milliseconds, before it is answered UNAVAILABLE
+    /// ("try again"). Returns are never refused: they are stored once the database is free.
+    #[arg(long, env = "LOCAL_SERVER_DB_WAIT_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub db_wait_ms: u64,
+    /// Days the report log keeps (check-outs, returns, refusals, …).
+    #[arg(long, env = "LOCAL_SERVER_REPORT_DAYS", default_value_t = 400,
+          value_parser = clap::value_parser!(u32).range(1..=3_650))]
+    pub report_days: u32,
+    /// Most entries the report log keeps (the oldest go first).
+    #[arg(long, env = "LOCAL_SERVER_REPORT_MAX_ROWS", default_value_t = 5_000_000,
+          value_parser = clap::value_parser!(u64).range(1_000..=100_000_000))]
+    pub report_max_rows: u64,
     /// How often the automatic-sync scheduler looks at the clock, in milliseconds.
     #[arg(long, env = "LOCAL_SERVER_SCHEDULER_TICK_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(10..=3_600_000))]

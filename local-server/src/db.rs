@@ -15,10 +15,9 @@ use anyhow::{anyhow, Context};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
-use diesel::sql_types::BigInt;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::schema::{config, leases, licenses, sync_state, usage_peaks};
+use crate::schema::{changes, config, leases, licenses, sync_state, usage_peaks};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "local.db";
@@ -133,16 +132,32 @@ fn migrate(conn: &mut SqliteConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `PRAGMA data_version`: changes whenever another connection commits, so the serving
-/// process notices a manager verb's import or sync without polling tables.
-pub fn data_version(conn: &mut SqliteConnection) -> QueryResult<i64> {
-    #[derive(QueryableByName)]
-    struct Version {
-        #[diesel(sql_type = BigInt)]
-        data_version: i64,
-    }
-    let row: Version = diesel::sql_query("PRAGMA data_version").get_result(conn)?;
-    Ok(row.data_version)
+/// The count of changes the serving process reloads for (see the `changes` table).
+pub fn generation(conn: &mut SqliteConnection) -> QueryResult<i64> {
+    changes::table.select(changes::generation).first(conn)
+}
+
+/// The options file in force, if one was applied.
+pub fn load_options(conn: &mut SqliteConnection) -> QueryResult<Option<String>> {
+    crate::schema::options::table
+        .select(crate::schema::options::text)
+        .first(conn)
+        .optional()
+}
+
+/// Puts `text` in force as the options file.
+pub fn store_options(conn: &mut SqliteConnection, text: &str, now_ms: i64) -> QueryResult<usize> {
+    use crate::schema::options;
+    diesel::insert_into(options::table)
+        .values((
+            options::id.eq(1),
+            options::text.eq(text),
+            options::applied_at.eq(now_ms),
+        ))
+        .on_conflict(options::id)
+        .do_update()
+        .set((options::text.eq(text), options::applied_at.eq(now_ms)))
+        .execute(conn)
 }
 
 /// The stored configuration. `Debug` hides the proxy password.
@@ -205,6 +220,7 @@ pub struct LicenseRow {
     pub seats: i32,
     pub valid_from: Option<i64>,
     pub valid_until: Option<i64>,
+    pub max_borrow_hours: Option<i32>,
 }
 
 /// A lease as stored.
@@ -216,6 +232,10 @@ pub struct LeaseRow {
     pub client: String,
     pub granted_at: i64,
     pub expires_at: i64,
+    pub user: String,
+    pub host: String,
+    /// A borrow: held offline until `expires_at`, without heartbeats.
+    pub borrowed: bool,
 }
 
 pub fn load_config(conn: &mut SqliteConnection) -> anyhow::Result<ConfigRow> {
@@ -294,7 +314,18 @@ mod tests {
         load_licenses(&mut conn)?;
         load_live_leases(&mut conn, 0)?;
         load_peaks(&mut conn)?;
-        assert!(data_version(&mut conn)? >= 0);
+        assert_eq!(generation(&mut conn)?, 0);
+        assert_eq!(load_options(&mut conn)?, None);
+        store_options(&mut conn, "# none", 1)?;
+        assert_eq!(load_options(&mut conn)?.as_deref(), Some("# none"));
+        assert_eq!(
+            generation(&mut conn)?,
+            1,
+            "applying options is a change to reload"
+        );
+        crate::schema::report_log::table
+            .select(crate::report_log::ReportRow::as_select())
+            .load(&mut conn)?;
         Ok(())
     }
 

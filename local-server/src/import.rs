@@ -205,6 +205,8 @@ pub fn apply(
                     licenses::seats.eq(i32::try_from(l.seats).unwrap_or(i32::MAX)),
                     licenses::valid_from.eq(l.valid_from.map(to_ms)),
                     licenses::valid_until.eq(l.valid_until.map(to_ms)),
+                    licenses::max_borrow_hours
+                        .eq(l.max_borrow_hours.and_then(|h| i32::try_from(h).ok())),
                 ))
                 .execute(c)?;
         }
@@ -310,6 +312,7 @@ mod tests {
             seats,
             valid_from: None,
             valid_until: None,
+            max_borrow_hours: None,
         }
     }
 

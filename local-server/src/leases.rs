@@ -1,52 +1,167 @@
-//! The lease engine of the serving process: an in-memory index of live leases with
-//! write-through to SQLite.
+//! The lease engine of the serving process: an in-memory index of live leases and of
+//! the clients waiting for a seat, with write-through to SQLite.
 //!
 //! Why in memory: a check-out must count the seats in use for its feature. Counting rows
 //! in the database on every check-out costs a scan that grows with the number of live
-//! leases (10,000 and more), and concurrent writers on SQLite would queue on its lock.
-//! Here one mutex orders the decisions, the counts are kept in a map, and each change is
-//! one short write to the database (an `INSERT`, `UPDATE` or `DELETE`, its own
-//! transaction) made before the answer is sent. A lease is granted only once its row is
-//! committed, so it survives a crash or restart of the process; on start-up the index
-//! is rebuilt from the rows that have not expired.
+//! leases (10,000 and more). Here one mutex orders the decisions and the counts are kept
+//! in maps. The mutex is never held while SQLite is waited for: a decision reserves the
+//! seat in memory, hands the rows to the [`LeaseWriter`] thread and releases the lock; a
+//! grant is answered once its row is committed (so it survives a crash or restart), and
+//! a grant whose write failed is taken back. Returned and expired seats are free at once;
+//! their rows are deleted as soon as the database allows (a lost delete only keeps a
+//! seat taken until the lease's expiry). On start-up the index is rebuilt from the rows
+//! that have not expired.
 //!
 //! The manager verbs run in other processes and change licenses and the sync state, never
-//! leases. SQLite's `PRAGMA data_version` tells the engine when another connection
-//! committed, and it then reloads licenses, sync state and usage peaks (a few rows).
+//! leases. The `changes` table (kept by triggers) tells the engine when they did, and it
+//! then reloads licenses, sync state and usage peaks (a few rows), on a reading
+//! connection of its own.
+//!
+//! Queueing: a check-out may wait for a seat. Waiters are kept per feature in arrival
+//! order; whenever a seat comes back (check-in, expiry, return, more seats) the first
+//! waiter is granted it. The queue is bounded. A waiting client holds a long-polled
+//! request (`POST /api/v1/leases`, then `GET /api/v1/queue/{ticket}`), each answered
+//! within one poll window: with the grant, with `202` and its position, or with
+//! `NO_SEATS` once its wait is over. Polling is how the server knows the client is
+//! still there (actix-web does not report a closed connection to a waiting handler):
+//! a waiter not polled for two windows has gone away and leaves the queue, and a grant
+//! nobody collects within that time is returned.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration as StdDuration;
 
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use shared_proto::validity::{self, SyncState};
-use shared_proto::{Clock, ErrorCode, License};
+use shared_proto::{BorrowToken, Clock, ErrorCode, License, ServerIdentity};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::db::{self, from_ms, to_ms, LeaseRow};
 use crate::error::Error;
-use crate::schema::{leases, usage_peaks};
+use crate::lease_writer::{Done, LeaseWriter, Op, WriteError};
+use crate::options::{self, Holdings, Options};
+use crate::report_log::{Event, ReportRow};
 
 /// Longest feature name accepted from a client.
 pub const MAX_FEATURE_LEN: usize = 128;
 /// Longest client description accepted.
 pub const MAX_CLIENT_LEN: usize = 256;
+/// Longest user or host name accepted.
+pub const MAX_NAME_LEN: usize = 64;
+/// Longest wait for a seat a client may ask for.
+pub const MAX_WAIT_SECONDS: u32 = 3_600;
+/// Longest borrow a client may ask for (the license's limit usually caps it lower).
+pub const MAX_BORROW_HOURS: u32 = 8_784;
 
 /// How far the stored clock high-water mark may lag the one in memory. It is well under
 /// the rollback tolerance (10 minutes), so a crash cannot hide a rollback.
 const HIGH_WATER_PERSIST_MS: i64 = 60_000;
+
+/// What a client asks for.
+#[derive(Debug, Clone)]
+pub struct CheckOut {
+    pub feature: String,
+    /// Free text describing the client program.
+    pub client: String,
+    pub user: String,
+    pub host: String,
+    /// How long to wait in the queue when no seat is free (zero: answer at once).
+    pub wait: StdDuration,
+    /// Borrow the seat for offline use for this long (capped by the license).
+    pub borrow: Option<StdDuration>,
+}
+
+impl CheckOut {
+    fn validate(&self) -> Result<(), Error> {
+        validate_text("feature", &self.feature, MAX_FEATURE_LEN)?;
+        validate_text("client", &self.client, MAX_CLIENT_LEN)?;
+        validate_name("user", &self.user)?;
+        validate_name("host", &self.host)?;
+        let longest_borrow = StdDuration::from_secs(u64::from(MAX_BORROW_HOURS) * 3_600);
+        if self
+            .borrow
+            .is_some_and(|b| b.is_zero() || b > longest_borrow)
+        {
+            return Err(Error::refused(
+                ErrorCode::Malformed,
+                format!("borrow_hours must be 1 to {MAX_BORROW_HOURS}"),
+            ));
+        }
+        if self.wait > StdDuration::from_secs(u64::from(MAX_WAIT_SECONDS)) {
+            return Err(Error::refused(
+                ErrorCode::Malformed,
+                format!("wait_seconds must be at most {MAX_WAIT_SECONDS}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How the engine behaves; `serve`'s flags map onto it.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub lease_length: Duration,
+    /// Longest a grant or renewal waits for a database another program holds locked
+    /// before it is answered `UNAVAILABLE`.
+    pub write_deadline: StdDuration,
+    /// Most clients waiting for a seat, all features together.
+    pub queue_limit: usize,
+    /// Longest a queued client's request is held before it is answered with its
+    /// position (it then polls again).
+    pub poll_window: StdDuration,
+    /// The report log keeps this many days…
+    pub report_days: i64,
+    /// …and at most this many entries.
+    pub report_rows: i64,
+}
 
 /// A granted or renewed lease, as the client sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LeaseGrant {
     pub lease_id: Uuid,
     pub feature: String,
+    pub user: String,
+    pub host: String,
     pub expires_at: DateTime<Utc>,
     /// How often the client should renew: a third of the lease length.
     pub heartbeat_seconds: i64,
+    /// Where the client stood in the queue when it arrived (absent: it did not wait).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<usize>,
+    /// How long it waited for the seat, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<i64>,
+    /// A borrowed seat: `expires_at` is the end of the borrow (no heartbeats), and this
+    /// token, signed with the server's key, proves it offline (see
+    /// `shared_proto::BorrowToken`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub borrow_token: Option<String>,
+}
+
+/// A check-out's answer: a seat, or a place in the queue to poll.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Granted(LeaseGrant),
+    Waiting(QueueTicket),
+}
+
+/// A place in the queue, as the client sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueTicket {
+    /// Poll `GET /api/v1/queue/{ticket}` with it.
+    pub ticket: Uuid,
+    pub feature: String,
+    /// 1 = next to get a seat.
+    pub position: usize,
+    /// When the wait ends with `NO_SEATS` if no seat came free.
+    pub wait_until: DateTime<Utc>,
+    /// Poll again within this many seconds, or leave the queue.
+    pub poll_within_seconds: u64,
 }
 
 /// One feature's seats as the client API lists them.
@@ -59,20 +174,44 @@ pub struct FeatureSeats {
     pub free: u32,
     /// `ok`, or `LICENSE_EXPIRED` when no license of the feature is valid now.
     pub state: String,
+    /// Clients waiting for a seat.
+    pub queued: usize,
     pub licenses: Vec<License>,
 }
 
 struct LiveLease {
     feature: Arc<str>,
+    user: String,
+    host: String,
     /// When it was granted: over a lowered seat count, the newest leases lose first.
     granted_ms: i64,
     expires_ms: i64,
+    borrowed: bool,
+}
+
+/// A client waiting for a seat.
+struct Waiter {
+    ticket: Uuid,
+    request: CheckOut,
+    arrived_ms: i64,
+    deadline_ms: i64,
+    /// Its position on arrival.
+    position: usize,
+    /// When its client last asked (a request held open counts as asking).
+    last_seen_ms: i64,
+    /// Wakes its pending poll when a seat is granted to it.
+    notify: Arc<Notify>,
+}
+
+/// A seat granted to a waiter, until its client collects it.
+struct Ready {
+    grant: LeaseGrant,
+    done: Done,
+    granted_ms: i64,
 }
 
 struct Inner {
-    /// The engine's own connection: every lease write goes through it.
-    conn: SqliteConnection,
-    data_version: i64,
+    generation: i64,
     valid_until: Option<DateTime<Utc>>,
     licenses: HashMap<String, Vec<License>>,
     /// Latest time seen; may be ahead of the stored one by up to a minute.
@@ -82,25 +221,59 @@ struct Inner {
     /// Expiry order, so expired leases are found without a scan.
     by_expiry: BTreeSet<(i64, Uuid)>,
     in_use: HashMap<Arc<str>, u32>,
+    /// Seats held per user and per host, per feature (for the options file's rules).
+    holders: HashMap<Arc<str>, Holders>,
+    /// The options file in force (the last good one).
+    options: Arc<Options>,
     peaks: HashMap<String, u32>,
+    queues: HashMap<String, VecDeque<Waiter>>,
+    /// Which feature's queue each ticket is in.
+    tickets: HashMap<Uuid, String>,
+    ready: HashMap<Uuid, Ready>,
+}
+
+/// What a reload read from the database.
+struct Snapshot {
+    generation: i64,
+    options: Option<String>,
+    state: db::SyncStateRow,
+    licenses: Vec<db::LicenseRow>,
+    peaks: Vec<(String, i32)>,
 }
 
 /// The lease engine; shared by all workers of the serving process.
 pub struct LeaseEngine {
     inner: Mutex<Inner>,
+    /// Reads the `changes` count and reloads; never used for lease writes.
+    reader: Mutex<SqliteConnection>,
+    writer: LeaseWriter,
     clock: Clock,
-    lease_length: Duration,
+    settings: EngineSettings,
+    /// Signs borrow tokens.
+    identity: ServerIdentity,
+    server_id: Uuid,
+}
+
+/// The outcome of a check-out decision, made under the lock.
+enum Decision {
+    Granted(LeaseGrant, Vec<Op>),
+    Queued(Uuid),
 }
 
 impl LeaseEngine {
     /// Opens the engine on the data directory and rebuilds the index of live leases.
-    pub fn open(data_dir: &Path, clock: Clock, lease_length: Duration) -> anyhow::Result<Self> {
-        let mut conn = db::connect_existing(data_dir)?;
+    pub fn open(data_dir: &Path, clock: Clock, settings: EngineSettings) -> anyhow::Result<Self> {
+        let identity = crate::config::load_identity(data_dir)?;
+        let mut reader = db::connect_existing(data_dir)?;
+        let server_id = Uuid::parse_str(&db::load_config(&mut reader)?.server_id)
+            .context("reading the license server id")?;
+        let writer = LeaseWriter::start(db::connect_existing(data_dir)?)?;
         let now = clock.now();
-        let rows = db::load_live_leases(&mut conn, to_ms(now)).context("loading live leases")?;
+        // Every stored lease, also those that ran out while no server ran: their expiry
+        // is recorded (at its time) once the engine is up.
+        let rows = db::load_live_leases(&mut reader, i64::MIN).context("loading leases")?;
         let mut inner = Inner {
-            conn,
-            data_version: -1,
+            generation: -1,
             valid_until: None,
             licenses: HashMap::new(),
             high_water: None,
@@ -108,248 +281,676 @@ impl LeaseEngine {
             leases: HashMap::new(),
             by_expiry: BTreeSet::new(),
             in_use: HashMap::new(),
+            holders: HashMap::new(),
+            options: Arc::new(Options::default()),
             peaks: HashMap::new(),
+            queues: HashMap::new(),
+            tickets: HashMap::new(),
+            ready: HashMap::new(),
         };
-        let mut interned: HashMap<String, Arc<str>> = HashMap::new();
         for row in rows {
             let Ok(id) = Uuid::parse_str(&row.id) else {
                 log::warn!("ignoring a lease row with a malformed id {:?}", row.id);
                 continue;
             };
-            let feature = interned
-                .entry(row.feature.clone())
-                .or_insert_with(|| Arc::from(row.feature.as_str()))
-                .clone();
-            *inner.in_use.entry(feature.clone()).or_insert(0) += 1;
-            inner.by_expiry.insert((row.expires_at, id));
-            inner.leases.insert(
-                id,
-                LiveLease {
-                    feature,
-                    granted_ms: row.granted_at,
-                    expires_ms: row.expires_at,
-                },
+            inner.insert(id, &row);
+        }
+        let snapshot = Snapshot::load(&mut reader).context("loading licenses and sync state")?;
+        inner.apply(snapshot);
+        let engine = Self {
+            inner: Mutex::new(inner),
+            reader: Mutex::new(reader),
+            writer,
+            clock,
+            settings,
+            identity,
+            server_id,
+        };
+        {
+            let mut inner = engine.lock();
+            let expired = engine.expire(&mut inner, to_ms(now));
+            log::info!(
+                "lease index rebuilt: {} live leases ({expired} ran out while stopped)",
+                inner.leases.len()
             );
         }
-        inner.refresh().context("loading licenses and sync state")?;
-        log::info!("lease index rebuilt: {} live leases", inner.leases.len());
-        Ok(Self {
-            inner: Mutex::new(inner),
-            clock,
-            lease_length,
-        })
+        Ok(engine)
+    }
+
+    /// The raw Ed25519 public key that verifies this server's borrow tokens.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.identity.public_keys().signing
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves the maps consistent (every change is
-        // made after its database write), so a poisoned lock is still usable.
+        // A panic while holding the lock leaves the maps consistent (each change is
+        // made whole), so a poisoned lock is still usable.
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Checks out a seat of `feature` for `client`.
-    pub fn check_out(&self, feature: &str, client: &str) -> Result<LeaseGrant, Error> {
-        validate_text("feature", feature, MAX_FEATURE_LEN)?;
-        validate_text("client", client, MAX_CLIENT_LEN)?;
-        let now = self.clock.now();
-        let now_ms = to_ms(now);
+    /// Reloads licenses, sync state and peaks when another program changed them. Reads
+    /// only (never blocked by a writer in WAL mode), outside the engine's lock.
+    fn refresh(&self) -> Result<(), Error> {
+        let mut reader = self
+            .reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let generation = db::generation(&mut reader)?;
+        if generation == self.lock().generation {
+            return Ok(());
+        }
+        let snapshot = Snapshot::load(&mut reader)?;
         let mut inner = self.lock();
-        inner.refresh()?;
-        inner.expire(now_ms);
-        inner.check_may_issue(now)?;
-        let seats = inner.seats_now(feature, now)?;
-        let in_use = inner.in_use.get(feature).copied().unwrap_or(0);
-        if in_use >= seats {
-            return Err(Error::refused(
-                ErrorCode::NoSeats,
-                format!("all {seats} seats of {feature} are in use; try again later"),
-            ));
-        }
-        let id = Uuid::new_v4();
-        let expires_at = now + self.lease_length;
-        let row = LeaseRow {
-            id: id.to_string(),
-            feature: feature.to_owned(),
-            client: client.to_owned(),
-            granted_at: now_ms,
-            expires_at: to_ms(expires_at),
-        };
-        let new_peak =
-            (in_use + 1 > inner.peaks.get(feature).copied().unwrap_or(0)).then_some(in_use + 1);
-        let persist_mark = inner.high_water_to_persist(now_ms);
-        let inner = &mut *inner;
-        if new_peak.is_none() && persist_mark.is_none() {
-            diesel::insert_into(leases::table)
-                .values(&row)
-                .execute(&mut inner.conn)?;
-        } else {
-            inner.conn.immediate_transaction(|conn| {
-                diesel::insert_into(leases::table)
-                    .values(&row)
-                    .execute(conn)?;
-                if let Some(peak) = new_peak {
-                    upsert_peak(conn, feature, peak)?;
-                }
-                if let Some(mark) = persist_mark {
-                    db::raise_high_water(conn, mark)?;
-                }
-                Ok::<_, diesel::result::Error>(())
-            })?;
-            if let Some(peak) = new_peak {
-                inner.peaks.insert(feature.to_owned(), peak);
-            }
-            if persist_mark.is_some() {
-                inner.stored_high_water = persist_mark;
+        if snapshot.generation > inner.generation {
+            inner.apply(snapshot);
+            // More seats may have come: the queue moves.
+            let features: Vec<String> = inner.queues.keys().cloned().collect();
+            let now = self.clock.now();
+            for feature in features {
+                self.grant_waiters(&mut inner, &feature, now);
             }
         }
-        let feature_key = inner
-            .in_use
-            .keys()
-            .find(|k| k.as_ref() == feature)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(feature));
-        *inner.in_use.entry(feature_key.clone()).or_insert(0) += 1;
-        inner.by_expiry.insert((row.expires_at, id));
-        inner.leases.insert(
-            id,
-            LiveLease {
-                feature: feature_key,
-                granted_ms: row.granted_at,
-                expires_ms: row.expires_at,
-            },
-        );
-        log::debug!("lease granted lease_id={id} feature={feature}");
-        Ok(LeaseGrant {
-            lease_id: id,
-            feature: feature.to_owned(),
-            expires_at,
-            heartbeat_seconds: self.heartbeat_seconds(),
-        })
+        Ok(())
     }
 
-    /// Renews a live lease for another lease length.
-    pub fn heartbeat(&self, id: Uuid) -> Result<LeaseGrant, Error> {
+    /// Checks out a seat; when none is free and the request may wait, queues it and
+    /// holds the request for up to one poll window.
+    pub async fn check_out(&self, request: CheckOut) -> Result<Outcome, Error> {
+        request.validate()?;
+        self.refresh()?;
         let now = self.clock.now();
-        let now_ms = to_ms(now);
-        let mut inner = self.lock();
-        inner.refresh()?;
-        inner.expire(now_ms);
-        let feature = match inner.leases.get(&id) {
-            Some(lease) => lease.feature.clone(),
-            None => return Err(lease_unknown(id)),
+        let decision = {
+            let mut inner = self.lock();
+            self.expire(&mut inner, to_ms(now));
+            match self.decide(&mut inner, &request, now) {
+                Ok(decision) => decision,
+                Err(refusal) => {
+                    let in_use = inner.in_use_of(&request.feature);
+                    drop(inner);
+                    self.record_refusal(&request, &refusal, now, in_use);
+                    return Err(refusal);
+                }
+            }
         };
+        match decision {
+            Decision::Granted(grant, ops) => {
+                let done = self.writer.submit(ops, self.settings.write_deadline);
+                Ok(Outcome::Granted(self.committed(grant, done).await?))
+            }
+            Decision::Queued(ticket) => self.poll(ticket).await,
+        }
+    }
+
+    /// A queued client asks again: answers with its seat, its position (after up to one
+    /// poll window), or `NO_SEATS` once its wait is over.
+    pub async fn poll(&self, ticket: Uuid) -> Result<Outcome, Error> {
+        loop {
+            let now_ms = to_ms(self.clock.now());
+            let ready = self.lock().ready.remove(&ticket);
+            if let Some(ready) = ready {
+                let grant = self.committed(ready.grant, ready.done).await?;
+                return Ok(Outcome::Granted(grant));
+            }
+            let (notify, remaining_ms) = {
+                let mut inner = self.lock();
+                if inner.ready.contains_key(&ticket) {
+                    // Granted just now.
+                    continue;
+                }
+                let Some(waiter) = inner.waiter_mut(ticket) else {
+                    return Err(Error::refused(
+                        ErrorCode::NotFound,
+                        format!(
+                            "queue ticket {ticket} is not waiting: its wait ended or it was not \
+                             polled in time; check out again"
+                        ),
+                    ));
+                };
+                if now_ms >= waiter.deadline_ms {
+                    return Err(self.leave_queue(&mut inner, ticket, now_ms));
+                }
+                waiter.last_seen_ms = now_ms;
+                (waiter.notify.clone(), waiter.deadline_ms - now_ms)
+            };
+            let remaining = StdDuration::from_millis(u64::try_from(remaining_ms).unwrap_or(0));
+            let window = remaining.min(self.settings.poll_window);
+            let woken = tokio::time::timeout(window, notify.notified())
+                .await
+                .is_ok();
+            if !woken && window < remaining {
+                let mut inner = self.lock();
+                let position = inner.position_of(ticket);
+                let poll_within_seconds = self.settings.poll_window.as_secs().max(1);
+                if let (Some(position), Some(waiter)) = (position, inner.waiter_mut(ticket)) {
+                    waiter.last_seen_ms = to_ms(self.clock.now());
+                    return Ok(Outcome::Waiting(QueueTicket {
+                        ticket,
+                        feature: waiter.request.feature.clone(),
+                        position,
+                        wait_until: from_ms(waiter.deadline_ms),
+                        poll_within_seconds,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Removes a waiter whose wait is over; returns the refusal to answer it with.
+    fn leave_queue(&self, inner: &mut Inner, ticket: Uuid, now_ms: i64) -> Error {
+        let Some(waiter) = inner.remove_waiter(ticket) else {
+            return no_seats("the feature", 0);
+        };
+        let feature = &waiter.request.feature;
+        let in_use = inner.in_use_of(feature);
+        let seats = inner.seats_now(feature, from_ms(now_ms)).unwrap_or(0);
+        self.writer.submit_eventually(vec![Op::Report(ReportRow {
+            at: now_ms,
+            event: Event::QueueTimeout.as_str().into(),
+            feature: feature.clone(),
+            user: waiter.request.user.clone(),
+            host: waiter.request.host.clone(),
+            lease_id: None,
+            code: Some(ErrorCode::NoSeats.as_str().into()),
+            in_use: count_i32(in_use),
+            wait_ms: Some((now_ms - waiter.arrived_ms).max(0)),
+        })]);
+        Error::refused(
+            ErrorCode::NoSeats,
+            format!(
+                "no seat of {feature} came free within {} seconds (all {seats} in use; this \
+                 client was number {} in the queue); try again later",
+                (waiter.deadline_ms - waiter.arrived_ms) / 1000,
+                waiter.position
+            ),
+        )
+    }
+
+    /// Waits for a grant's row to be committed; takes the seat back when it was not.
+    async fn committed(&self, grant: LeaseGrant, done: Done) -> Result<LeaseGrant, Error> {
+        let outcome = match done.await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(WriteError::Failed("the writer dropped the change".into())),
+        };
+        match outcome {
+            Ok(()) => Ok(grant),
+            Err(e) => {
+                self.take_back(grant.lease_id);
+                Err(write_refusal(e))
+            }
+        }
+    }
+
+    /// Removes a lease whose row was never committed, so its seat goes to the next.
+    fn take_back(&self, id: Uuid) {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        if let Some(lease) = inner.remove(id) {
+            // Its row may still come: the writer keeps order, so this delete follows it.
+            self.writer
+                .submit_eventually(vec![Op::Delete(id.to_string())]);
+            self.grant_waiters(&mut inner, &lease.feature, now);
+        }
+    }
+
+    fn decide(
+        &self,
+        inner: &mut Inner,
+        request: &CheckOut,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, Error> {
         inner.check_may_issue(now)?;
-        // A lease of a feature whose license was removed or ended is not renewed. Over a
-        // lowered seat count the newest leases are not renewed either, so that the count
-        // in use comes down to the new number of seats as they run out.
-        let seats = inner.seats_now(&feature, now)?;
-        let in_use = inner.in_use.get(feature.as_ref()).copied().unwrap_or(0);
-        if in_use > seats && inner.rank_in_feature(id) >= seats {
+        let seats = inner.seats_now(&request.feature, now)?;
+        if let Some(borrow) = request.borrow {
+            inner.borrow_until(&request.feature, borrow, now)?;
+        }
+        inner.check_client_rules(request)?;
+        // Those who waited first come first: a newcomer does not pass a waiter who could
+        // take the seat.
+        let queue_len = inner.queues.get(&request.feature).map_or(0, VecDeque::len);
+        let seat = inner.seat_for(request, seats);
+        if seat.is_ok() && !inner.waiter_could_take(&request.feature, seats) {
+            let (grant, ops) = self.grant(inner, request, now, None);
+            return Ok(Decision::Granted(grant, ops));
+        }
+        if request.wait.is_zero() {
+            return Err(match seat {
+                Err(Some(reserved)) => reserved,
+                _ => no_seats(&request.feature, seats),
+            });
+        }
+        if inner.tickets.len() >= self.settings.queue_limit {
             return Err(Error::refused(
                 ErrorCode::NoSeats,
                 format!(
-                    "the license for {feature} now has {seats} seats, fewer than are in use; \
-                     this lease is not renewed (it ends at its expiry)"
+                    "all {seats} seats of {} are in use and the queue is full ({} waiting); \
+                     try again later",
+                    request.feature,
+                    inner.tickets.len()
                 ),
             ));
         }
-        let expires_at = now + self.lease_length;
-        let expires_ms = to_ms(expires_at);
-        let persist_mark = inner.high_water_to_persist(now_ms);
-        inner.conn.immediate_transaction(|conn| {
-            diesel::update(leases::table.find(id.to_string()))
-                .set(leases::expires_at.eq(expires_ms))
-                .execute(conn)?;
-            if let Some(mark) = persist_mark {
-                db::raise_high_water(conn, mark)?;
-            }
-            Ok::<_, diesel::result::Error>(())
-        })?;
-        if persist_mark.is_some() {
-            inner.stored_high_water = persist_mark;
-        }
-        if let Some(lease) = inner.leases.get_mut(&id) {
-            let old = lease.expires_ms;
-            lease.expires_ms = expires_ms;
-            inner.by_expiry.remove(&(old, id));
-            inner.by_expiry.insert((expires_ms, id));
-        }
-        Ok(LeaseGrant {
-            lease_id: id,
-            feature: feature.to_string(),
-            expires_at,
-            heartbeat_seconds: self.heartbeat_seconds(),
-        })
+        let ticket = Uuid::new_v4();
+        let now_ms = to_ms(now);
+        let wait_ms = i64::try_from(request.wait.as_millis()).unwrap_or(i64::MAX);
+        inner.tickets.insert(ticket, request.feature.clone());
+        let queue = inner.queues.entry(request.feature.clone()).or_default();
+        queue.push_back(Waiter {
+            ticket,
+            request: request.clone(),
+            arrived_ms: now_ms,
+            deadline_ms: now_ms.saturating_add(wait_ms),
+            position: queue_len + 1,
+            last_seen_ms: now_ms,
+            notify: Arc::new(Notify::new()),
+        });
+        log::debug!(
+            "check-out queued feature={} user={} position={}",
+            request.feature,
+            request.user,
+            queue_len + 1
+        );
+        Ok(Decision::Queued(ticket))
     }
 
-    /// Returns a lease's seat. Allowed whatever the sync state: giving back never hurts.
+    /// Takes a seat in memory; returns the grant and the rows to write for it.
+    fn grant(
+        &self,
+        inner: &mut Inner,
+        request: &CheckOut,
+        now: DateTime<Utc>,
+        waited: Option<(usize, i64)>,
+    ) -> (LeaseGrant, Vec<Op>) {
+        let now_ms = to_ms(now);
+        let id = Uuid::new_v4();
+        // Checked by `decide`; a waiter's borrow is checked again at its grant.
+        let borrowed_until = request
+            .borrow
+            .and_then(|b| inner.borrow_until(&request.feature, b, now).ok());
+        let expires_at = borrowed_until.unwrap_or(now + self.settings.lease_length);
+        let borrow_token = borrowed_until.and_then(|until| {
+            let token = BorrowToken {
+                server_id: self.server_id,
+                lease_id: id,
+                feature: request.feature.clone(),
+                user: request.user.clone(),
+                host: request.host.clone(),
+                issued_at: now,
+                until,
+            };
+            match token.sign(&self.identity) {
+                Ok(text) => Some(text),
+                Err(e) => {
+                    log::error!("signing a borrow token failed: {e}");
+                    None
+                }
+            }
+        });
+        let row = LeaseRow {
+            id: id.to_string(),
+            feature: request.feature.clone(),
+            client: request.client.clone(),
+            granted_at: now_ms,
+            expires_at: to_ms(expires_at),
+            user: request.user.clone(),
+            host: request.host.clone(),
+            borrowed: borrow_token.is_some(),
+        };
+        inner.insert(id, &row);
+        let in_use = inner.in_use_of(&request.feature);
+        let mut ops = Vec::with_capacity(4);
+        if in_use > inner.peaks.get(&request.feature).copied().unwrap_or(0) {
+            inner.peaks.insert(request.feature.clone(), in_use);
+            ops.push(Op::Peak {
+                feature: request.feature.clone(),
+                peak: in_use,
+            });
+        }
+        if let Some(mark) = inner.high_water_to_persist(now_ms) {
+            inner.stored_high_water = Some(mark);
+            ops.push(Op::RaiseHighWater(mark));
+        }
+        let (event, wait_ms) = match waited {
+            Some((_, ms)) => (Event::QueueGranted, Some(ms)),
+            None if row.borrowed => (Event::Borrow, None),
+            None => (Event::CheckOut, None),
+        };
+        ops.push(Op::Report(ReportRow {
+            at: now_ms,
+            event: event.as_str().into(),
+            feature: request.feature.clone(),
+            user: request.user.clone(),
+            host: request.host.clone(),
+            lease_id: Some(row.id.clone()),
+            code: None,
+            in_use: count_i32(in_use),
+            wait_ms,
+        }));
+        ops.insert(0, Op::Insert(row));
+        log::debug!("lease granted lease_id={id} feature={}", request.feature);
+        let grant = LeaseGrant {
+            lease_id: id,
+            feature: request.feature.clone(),
+            user: request.user.clone(),
+            host: request.host.clone(),
+            expires_at,
+            heartbeat_seconds: self.heartbeat_seconds(),
+            queue_position: waited.map(|(position, _)| position),
+            waited_ms: waited.map(|(_, ms)| ms),
+            borrow_token,
+        };
+        (grant, ops)
+    }
+
+    /// Gives free seats of `feature` to its waiters, first come first served.
+    fn grant_waiters(&self, inner: &mut Inner, feature: &str, now: DateTime<Utc>) {
+        let now_ms = to_ms(now);
+        let window = self.settings.poll_window;
+        while let Some(front) = inner.queues.get(feature).and_then(VecDeque::front) {
+            let ticket = front.ticket;
+            if now_ms >= front.deadline_ms || gone(front, now_ms, window) {
+                // Its wait is over, or its client went away.
+                drop(self.leave_queue(inner, ticket, now_ms));
+                continue;
+            }
+            // The checks of a fresh check-out apply to a waiter too.
+            if inner.check_may_issue(now).is_err() {
+                break;
+            }
+            let Ok(seats) = inner.seats_now(feature, now) else {
+                break;
+            };
+            // The first waiter the rules let take a seat gets it (one kept out by a
+            // reservation or a limit lets those behind it pass).
+            let Some(ticket) = inner.first_eligible(feature, seats) else {
+                break;
+            };
+            let Some(waiter) = inner.remove_waiter(ticket) else {
+                break;
+            };
+            let waited_ms = (now_ms - waiter.arrived_ms).max(0);
+            let (grant, ops) = self.grant(
+                inner,
+                &waiter.request,
+                now,
+                Some((waiter.position, waited_ms)),
+            );
+            let done = self.writer.submit(ops, self.settings.write_deadline);
+            inner.ready.insert(
+                ticket,
+                Ready {
+                    grant,
+                    done,
+                    granted_ms: now_ms,
+                },
+            );
+            waiter.notify.notify_one();
+        }
+    }
+
+    /// Forgets waiters that stopped polling and returns grants nobody collected.
+    fn drop_departed(&self, inner: &mut Inner, now_ms: i64) {
+        let window = self.settings.poll_window;
+        let departed: Vec<Uuid> = inner
+            .queues
+            .values()
+            .flatten()
+            .filter(|w| now_ms >= w.deadline_ms || gone(w, now_ms, window))
+            .map(|w| w.ticket)
+            .collect();
+        for ticket in departed {
+            drop(self.leave_queue(inner, ticket, now_ms));
+        }
+        let limit = two_windows_ms(window);
+        let uncollected: Vec<Uuid> = inner
+            .ready
+            .iter()
+            .filter(|(_, r)| now_ms - r.granted_ms > limit)
+            .map(|(t, _)| *t)
+            .collect();
+        for ticket in uncollected {
+            if let Some(ready) = inner.ready.remove(&ticket) {
+                log::info!(
+                    "a queued client did not collect its seat; returned lease_id={}",
+                    ready.grant.lease_id
+                );
+                self.release(inner, ready.grant.lease_id, now_ms);
+            }
+        }
+    }
+
+    /// Renews a live lease for another lease length.
+    pub async fn heartbeat(&self, id: Uuid) -> Result<LeaseGrant, Error> {
+        self.refresh()?;
+        let now = self.clock.now();
+        let now_ms = to_ms(now);
+        let (grant, ops) = {
+            let mut inner = self.lock();
+            self.expire(&mut inner, now_ms);
+            let (feature, user, host, borrowed) = match inner.leases.get(&id) {
+                Some(l) => (
+                    l.feature.clone(),
+                    l.user.clone(),
+                    l.host.clone(),
+                    l.borrowed,
+                ),
+                None => return Err(lease_unknown(id)),
+            };
+            if borrowed {
+                return Err(Error::refused(
+                    ErrorCode::Malformed,
+                    format!("lease {id} is a borrowed seat: it needs no heartbeat"),
+                ));
+            }
+            inner.check_may_issue(now)?;
+            // A lease of a feature whose license was removed or ended is not renewed.
+            // Over a lowered seat count the newest leases are not renewed either, so that
+            // the count in use comes down to the new number of seats as they run out.
+            let seats = inner.seats_now(&feature, now)?;
+            let in_use = inner.in_use_of(&feature);
+            if in_use > seats && inner.rank_in_feature(id) >= seats {
+                return Err(Error::refused(
+                    ErrorCode::NoSeats,
+                    format!(
+                        "the license for {feature} now has {seats} seats, fewer than are in \
+                         use; this lease is not renewed (it ends at its expiry)"
+                    ),
+                ));
+            }
+            let expires_at = now + self.settings.lease_length;
+            let mut ops = vec![Op::Renew {
+                id: id.to_string(),
+                expires_at: to_ms(expires_at),
+            }];
+            if let Some(mark) = inner.high_water_to_persist(now_ms) {
+                inner.stored_high_water = Some(mark);
+                ops.push(Op::RaiseHighWater(mark));
+            }
+            let grant = LeaseGrant {
+                lease_id: id,
+                feature: feature.to_string(),
+                user,
+                host,
+                expires_at,
+                heartbeat_seconds: self.heartbeat_seconds(),
+                queue_position: None,
+                waited_ms: None,
+                borrow_token: None,
+            };
+            (grant, ops)
+        };
+        let done = self.writer.submit(ops, self.settings.write_deadline);
+        match done.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(write_refusal(e)),
+            Err(_) => return Err(write_refusal(WriteError::Failed("writer gone".into()))),
+        }
+        // Stored: now the index follows (unless the lease ended meanwhile).
+        let mut inner = self.lock();
+        let expires_ms = to_ms(grant.expires_at);
+        if let Some(lease) = inner.leases.get_mut(&id) {
+            let old = lease.expires_ms;
+            if expires_ms > old {
+                lease.expires_ms = expires_ms;
+                inner.by_expiry.remove(&(old, id));
+                inner.by_expiry.insert((expires_ms, id));
+            }
+        }
+        Ok(grant)
+    }
+
+    /// Returns a lease's seat, at once. Allowed whatever the sync state: giving back
+    /// never hurts.
     pub fn check_in(&self, id: Uuid) -> Result<(), Error> {
         let now_ms = to_ms(self.clock.now());
         let mut inner = self.lock();
-        inner.expire(now_ms);
-        if !inner.leases.contains_key(&id) {
+        self.expire(&mut inner, now_ms);
+        if !self.release(&mut inner, id, now_ms) {
             return Err(lease_unknown(id));
         }
-        diesel::delete(leases::table.find(id.to_string())).execute(&mut inner.conn)?;
-        inner.remove(id);
         log::debug!("lease returned lease_id={id}");
         Ok(())
     }
 
-    /// Seats per feature: total (valid now), in use, free.
+    /// Frees a lease's seat (the queue gets it) and records it; false if unknown.
+    fn release(&self, inner: &mut Inner, id: Uuid, now_ms: i64) -> bool {
+        let Some(lease) = inner.remove(id) else {
+            return false;
+        };
+        let in_use = inner.in_use_of(&lease.feature);
+        let event = if lease.borrowed {
+            Event::Return
+        } else {
+            Event::CheckIn
+        };
+        self.writer.submit_eventually(vec![
+            Op::Delete(id.to_string()),
+            Op::Report(lease_report(event, &lease, id, now_ms, in_use)),
+        ]);
+        self.grant_waiters(inner, &lease.feature, from_ms(now_ms));
+        true
+    }
+
+    /// Seats per feature: total (valid now), in use, free, waiting.
     pub fn features(&self) -> Result<Vec<FeatureSeats>, Error> {
+        self.refresh()?;
         let now = self.clock.now();
         let mut inner = self.lock();
-        inner.refresh()?;
-        inner.expire(to_ms(now));
+        self.expire(&mut inner, to_ms(now));
         let mut names: Vec<&String> = inner.licenses.keys().collect();
         names.sort();
         Ok(names
             .into_iter()
             .map(|name| {
                 let licenses = inner.licenses.get(name).cloned().unwrap_or_default();
-                let in_use = inner.in_use.get(name.as_str()).copied().unwrap_or(0);
-                feature_seats(name, licenses, in_use, now)
+                let mut seats = feature_seats(name, licenses, inner.in_use_of(name), now);
+                seats.queued = inner.queues.get(name).map_or(0, VecDeque::len);
+                seats
             })
             .collect())
     }
 
-    /// Periodic housekeeping: forgets expired leases, deletes their rows, stores the
-    /// clock high-water mark.
+    /// Periodic housekeeping: forgets expired leases (their seats go to the queue),
+    /// deletes their rows, stores the clock high-water mark.
     pub fn sweep(&self) -> Result<usize, Error> {
+        self.refresh()?;
         let now = self.clock.now();
         let now_ms = to_ms(now);
         let mut inner = self.lock();
-        inner.refresh()?;
-        let expired = inner.expire(now_ms);
-        diesel::delete(leases::table.filter(leases::expires_at.le(now_ms)))
-            .execute(&mut inner.conn)?;
+        let expired = self.expire(&mut inner, now_ms);
+        self.drop_departed(&mut inner, now_ms);
+        let mut ops = vec![Op::DeleteExpired { now_ms }];
         if validity::check_clock(now, inner.high_water).is_ok() {
             inner.high_water = Some(inner.high_water.map_or(now, |m| m.max(now)));
             if let Some(mark) = inner.high_water_to_persist(now_ms) {
-                db::raise_high_water(&mut inner.conn, mark)?;
                 inner.stored_high_water = Some(mark);
+                ops.push(Op::RaiseHighWater(mark));
             }
         }
+        self.writer.submit_eventually(ops);
         Ok(expired)
     }
 
+    /// Forgets the leases whose time is up, reports them, and gives their seats to the
+    /// queue; returns how many.
+    fn expire(&self, inner: &mut Inner, now_ms: i64) -> usize {
+        let mut ops = Vec::new();
+        let mut features = Vec::new();
+        while let Some(&(expires, id)) = inner.by_expiry.first() {
+            if expires > now_ms {
+                break;
+            }
+            if let Some(lease) = inner.remove(id) {
+                let in_use = inner.in_use_of(&lease.feature);
+                let event = Event::Expiry;
+                ops.push(Op::Delete(id.to_string()));
+                ops.push(Op::Report(lease_report(event, &lease, id, expires, in_use)));
+                features.push(lease.feature);
+            } else {
+                inner.by_expiry.remove(&(expires, id));
+            }
+        }
+        let count = features.len();
+        self.writer.submit_eventually(ops);
+        if !inner.queues.is_empty() {
+            features.dedup();
+            let now = from_ms(now_ms);
+            for feature in features {
+                self.grant_waiters(inner, &feature, now);
+            }
+        }
+        count
+    }
+
+    fn record_refusal(&self, request: &CheckOut, refusal: &Error, now: DateTime<Utc>, in_use: u32) {
+        let Some(code) = refusal.code() else {
+            return;
+        };
+        self.writer.submit_eventually(vec![Op::Report(ReportRow {
+            at: to_ms(now),
+            event: Event::Refusal.as_str().into(),
+            feature: request.feature.clone(),
+            user: request.user.clone(),
+            host: request.host.clone(),
+            lease_id: None,
+            code: Some(code.as_str().into()),
+            in_use: count_i32(in_use),
+            wait_ms: None,
+        })]);
+    }
+
+    /// Keeps the report log within its age and size bounds.
+    pub fn prune_report_log(&self) {
+        self.writer.submit_eventually(vec![Op::PruneReport {
+            now: self.clock.now(),
+            keep_days: self.settings.report_days,
+            keep_rows: self.settings.report_rows,
+        }]);
+    }
+
     fn heartbeat_seconds(&self) -> i64 {
-        (self.lease_length.num_seconds() / 3).max(1)
+        (self.settings.lease_length.num_seconds() / 3).max(1)
+    }
+}
+
+impl Snapshot {
+    fn load(conn: &mut SqliteConnection) -> QueryResult<Self> {
+        conn.transaction(|c| {
+            Ok(Self {
+                generation: db::generation(c)?,
+                options: db::load_options(c)?,
+                state: db::load_sync_state(c)?,
+                licenses: db::load_licenses(c)?,
+                peaks: db::load_peaks(c)?,
+            })
+        })
     }
 }
 
 impl Inner {
-    /// Reloads licenses, sync state and peaks when another connection committed.
-    fn refresh(&mut self) -> Result<(), Error> {
-        let version = db::data_version(&mut self.conn)?;
-        if version == self.data_version {
-            return Ok(());
-        }
-        let state = db::load_sync_state(&mut self.conn)?;
-        let rows = db::load_licenses(&mut self.conn)?;
-        let peaks = db::load_peaks(&mut self.conn)?;
+    fn apply(&mut self, snapshot: Snapshot) {
+        let state = snapshot.state;
         self.valid_until = state.valid_until.map(from_ms);
         // The stored mark only goes down when a direct synchronization proved the clock
         // right (`db::reset_high_water`): then the one in memory is wrong too.
@@ -365,40 +966,152 @@ impl Inner {
             (a, b) => a.or(b),
         };
         self.licenses.clear();
-        for row in rows {
+        for row in snapshot.licenses {
             self.licenses
                 .entry(row.feature.clone())
                 .or_default()
                 .push(license_from_row(&row));
         }
-        self.peaks = peaks
+        self.peaks = snapshot
+            .peaks
             .into_iter()
             .map(|(f, p)| (f, u32::try_from(p).unwrap_or(0)))
             .collect();
-        self.data_version = version;
+        match snapshot.options.as_deref().map(Options::parse) {
+            None => self.options = Arc::new(Options::default()),
+            Some(Ok(options)) => {
+                if options.rule_count() != self.options.rule_count() {
+                    log::info!("options file in force: {} rules", options.rule_count());
+                }
+                self.options = Arc::new(options);
+            }
+            // `options apply` checks before it stores: only an edited database gets here.
+            Some(Err(problem)) => {
+                log::error!("the stored options file is not valid ({problem}); the last good one stays in force")
+            }
+        }
+        self.generation = snapshot.generation;
+    }
+
+    fn insert(&mut self, id: Uuid, row: &LeaseRow) {
+        let feature = match self.in_use.get_key_value(row.feature.as_str()) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(row.feature.as_str()),
+        };
+        *self.in_use.entry(feature.clone()).or_insert(0) += 1;
+        let holders = self.holders.entry(feature.clone()).or_default();
+        *holders.users.entry(row.user.clone()).or_insert(0) += 1;
+        *holders.hosts.entry(row.host.clone()).or_insert(0) += 1;
+        self.by_expiry.insert((row.expires_at, id));
+        self.leases.insert(
+            id,
+            LiveLease {
+                feature,
+                user: row.user.clone(),
+                host: row.host.clone(),
+                granted_ms: row.granted_at,
+                expires_ms: row.expires_at,
+                borrowed: row.borrowed,
+            },
+        );
+    }
+
+    fn remove(&mut self, id: Uuid) -> Option<LiveLease> {
+        let lease = self.leases.remove(&id)?;
+        self.by_expiry.remove(&(lease.expires_ms, id));
+        if let Some(count) = self.in_use.get_mut(&lease.feature) {
+            *count = count.saturating_sub(1);
+        }
+        if let Some(holders) = self.holders.get_mut(&lease.feature) {
+            holders.release(&lease.user, &lease.host);
+        }
+        Some(lease)
+    }
+
+    fn waiter_mut(&mut self, ticket: Uuid) -> Option<&mut Waiter> {
+        let feature = self.tickets.get(&ticket)?;
+        self.queues
+            .get_mut(feature)?
+            .iter_mut()
+            .find(|w| w.ticket == ticket)
+    }
+
+    /// Where a waiter stands now (1 = next).
+    fn position_of(&self, ticket: Uuid) -> Option<usize> {
+        let feature = self.tickets.get(&ticket)?;
+        self.queues
+            .get(feature)?
+            .iter()
+            .position(|w| w.ticket == ticket)
+            .map(|i| i + 1)
+    }
+
+    fn remove_waiter(&mut self, ticket: Uuid) -> Option<Waiter> {
+        let feature = self.tickets.remove(&ticket)?;
+        let queue = self.queues.get_mut(&feature)?;
+        let at = queue.iter().position(|w| w.ticket == ticket)?;
+        let waiter = queue.remove(at);
+        if queue.is_empty() {
+            self.queues.remove(&feature);
+        }
+        waiter
+    }
+
+    fn holders_of(&self, feature: &str) -> &Holders {
+        static NONE: std::sync::OnceLock<Holders> = std::sync::OnceLock::new();
+        self.holders
+            .get(feature)
+            .unwrap_or_else(|| NONE.get_or_init(Holders::default))
+    }
+
+    /// The options file's `exclude`, `include` and `max` rules for this client.
+    fn check_client_rules(&self, request: &CheckOut) -> Result<(), Error> {
+        let feature = request.feature.as_str();
+        if !self.options.has_rules(feature) {
+            return Ok(());
+        }
+        let holders = self.holders_of(feature);
+        self.options
+            .check_client(feature, &request.user, &request.host, holders)
+    }
+
+    /// Whether `request` may take a seat now. `Err(None)`: none is free; `Err(Some)`:
+    /// the free ones are reserved for others (or a limit holds it back).
+    fn seat_for(&self, request: &CheckOut, seats: u32) -> Result<(), Option<Error>> {
+        let feature = request.feature.as_str();
+        let in_use = self.in_use_of(feature);
+        if in_use >= seats {
+            return Err(None);
+        }
+        if !self.options.has_rules(feature) {
+            return Ok(());
+        }
+        self.check_client_rules(request).map_err(Some)?;
+        let holders = self.holders_of(feature);
+        let (owed, rule) =
+            self.options
+                .reserved_for_others(feature, &request.user, &request.host, holders);
+        if in_use.saturating_add(owed) >= seats {
+            return Err(rule.map(|r| options::reserved_refusal(feature, r)));
+        }
         Ok(())
     }
 
-    /// Forgets leases whose time is up; returns how many.
-    fn expire(&mut self, now_ms: i64) -> usize {
-        let mut count = 0;
-        while let Some(&(expires, id)) = self.by_expiry.first() {
-            if expires > now_ms {
-                break;
-            }
-            self.remove(id);
-            count += 1;
-        }
-        count
+    /// The first waiter of `feature` that may take a seat now.
+    fn first_eligible(&self, feature: &str, seats: u32) -> Option<Uuid> {
+        self.queues
+            .get(feature)?
+            .iter()
+            .find(|w| self.seat_for(&w.request, seats).is_ok())
+            .map(|w| w.ticket)
     }
 
-    fn remove(&mut self, id: Uuid) {
-        if let Some(lease) = self.leases.remove(&id) {
-            self.by_expiry.remove(&(lease.expires_ms, id));
-            if let Some(count) = self.in_use.get_mut(&lease.feature) {
-                *count = count.saturating_sub(1);
-            }
-        }
+    fn waiter_could_take(&self, feature: &str, seats: u32) -> bool {
+        self.queues.contains_key(feature) && self.first_eligible(feature, seats).is_some()
+    }
+
+    fn in_use_of(&self, feature: &str) -> u32 {
+        self.in_use.get(feature).copied().unwrap_or(0)
     }
 
     /// How many live leases of the same feature are older than lease `id` (by grant
@@ -436,6 +1149,47 @@ impl Inner {
         }
     }
 
+    /// When a borrow of `feature` asked for `wanted` ends: at most the longest borrow of
+    /// a license valid now, that license's end and the server's 366-day validity.
+    fn borrow_until(
+        &self,
+        feature: &str,
+        wanted: StdDuration,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, Error> {
+        let wanted = Duration::from_std(wanted).unwrap_or(Duration::MAX);
+        let best = self
+            .licenses
+            .get(feature)
+            .into_iter()
+            .flatten()
+            .filter(|l| l.check(now).is_ok())
+            .filter_map(|l| {
+                let limit = now + Duration::hours(i64::from(l.max_borrow_hours?));
+                Some(l.valid_until.map_or(limit, |end| end.min(limit)))
+            })
+            .max()
+            .ok_or_else(|| {
+                Error::refused(
+                    ErrorCode::Malformed,
+                    format!(
+                        "the license for {feature} does not allow borrowing; check out without                          borrow_hours, or ask Solme for a borrowable license"
+                    ),
+                )
+            })?;
+        let mut until = best.min(now + wanted);
+        if let Some(valid_until) = self.valid_until {
+            until = until.min(valid_until);
+        }
+        if until <= now {
+            return Err(Error::refused(
+                ErrorCode::LicenseExpired,
+                format!("a seat of {feature} cannot be borrowed: the license ends now"),
+            ));
+        }
+        Ok(until)
+    }
+
     fn seats_now(&self, feature: &str, now: DateTime<Utc>) -> Result<u32, Error> {
         let licenses = self.licenses.get(feature).ok_or_else(|| {
             Error::refused(
@@ -449,6 +1203,43 @@ impl Inner {
                 format!("the license for {feature} is not valid at this date"),
             )
         })
+    }
+}
+
+fn lease_report(event: Event, lease: &LiveLease, id: Uuid, at: i64, in_use: u32) -> ReportRow {
+    ReportRow {
+        at,
+        event: event.as_str().into(),
+        feature: lease.feature.to_string(),
+        user: lease.user.clone(),
+        host: lease.host.clone(),
+        lease_id: Some(id.to_string()),
+        code: None,
+        in_use: count_i32(in_use),
+        wait_ms: None,
+    }
+}
+
+fn count_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn no_seats(feature: &str, seats: u32) -> Error {
+    Error::refused(
+        ErrorCode::NoSeats,
+        format!(
+            "all {seats} seats of {feature} are in use; try again later, or ask to wait \
+             for a seat (wait_seconds)"
+        ),
+    )
+}
+
+fn write_refusal(err: WriteError) -> Error {
+    match err {
+        WriteError::Busy => Error::DatabaseBusy(anyhow::anyhow!(
+            "another program held the database locked for longer than the write wait"
+        )),
+        WriteError::Failed(e) => Error::Internal(anyhow::anyhow!("storing the lease: {e}")),
     }
 }
 
@@ -485,6 +1276,7 @@ pub fn feature_seats(
         } else {
             ErrorCode::LicenseExpired.as_str().into()
         },
+        queued: 0,
         licenses,
     }
 }
@@ -530,20 +1322,8 @@ pub fn license_from_row(row: &db::LicenseRow) -> License {
         seats: u32::try_from(row.seats).unwrap_or(0),
         valid_from: row.valid_from.map(from_ms),
         valid_until: row.valid_until.map(from_ms),
+        max_borrow_hours: row.max_borrow_hours.and_then(|h| u32::try_from(h).ok()),
     }
-}
-
-fn upsert_peak(conn: &mut SqliteConnection, feature: &str, peak: u32) -> QueryResult<usize> {
-    let peak = i32::try_from(peak).unwrap_or(i32::MAX);
-    diesel::insert_into(usage_peaks::table)
-        .values((
-            usage_peaks::feature.eq(feature),
-            usage_peaks::peak_in_use.eq(peak),
-        ))
-        .on_conflict(usage_peaks::feature)
-        .do_update()
-        .set(usage_peaks::peak_in_use.eq(peak))
-        .execute(conn)
 }
 
 fn lease_unknown(id: Uuid) -> Error {
@@ -561,4 +1341,57 @@ fn validate_text(what: &str, value: &str, max: usize) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// A user or host name: short, printable, no spaces (it appears in reports and rules).
+fn validate_name(what: &str, value: &str) -> Result<(), Error> {
+    let printable = value
+        .chars()
+        .all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_control()));
+    if value.is_empty() || value.len() > MAX_NAME_LEN || !printable {
+        return Err(Error::refused(
+            ErrorCode::Malformed,
+            format!("{what} must be 1 to {MAX_NAME_LEN} printable characters without spaces"),
+        ));
+    }
+    Ok(())
+}
+
+/// A waiter whose client has not asked for two poll windows has gone away.
+fn gone(waiter: &Waiter, now_ms: i64, window: StdDuration) -> bool {
+    now_ms - waiter.last_seen_ms > two_windows_ms(window)
+}
+
+fn two_windows_ms(window: StdDuration) -> i64 {
+    2 * i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+/// Seats of one feature held per user and per host.
+#[derive(Default)]
+struct Holders {
+    users: HashMap<String, u32>,
+    hosts: HashMap<String, u32>,
+}
+
+impl Holders {
+    fn release(&mut self, user: &str, host: &str) {
+        for (map, key) in [(&mut self.users, user), (&mut self.hosts, host)] {
+            if let Some(n) = map.get_mut(key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(key);
+                }
+            }
+        }
+    }
+}
+
+impl Holdings for Holders {
+    fn by_user(&self, user: &str) -> u32 {
+        self.users.get(user).copied().unwrap_or(0)
+    }
+
+    fn by_host(&self, host: &str) -> u32 {
+        self.hosts.get(host).copied().unwrap_or(0)
+    }
 }

@@ -4,14 +4,16 @@
 //! - [`cli`]: the command line; [`run`] dispatches it.
 //! - [`config`]: `init`, the stored configuration and identity.
 //! - [`db`], [`schema`]: the SQLite database shared by all processes.
-//! - [`leases`]: the lease engine of `serve` (in-memory index, write-through).
+//! - [`leases`]: the lease engine of `serve` (in-memory index, queue, write-through);
+//!   [`lease_writer`] commits its changes; [`report_log`] is what it records.
 //! - [`startup`]: `serve`'s start-up (listener, background tasks, shutdown).
 //! - [`routes`]: the HTTP routes (client API, manager API); [`metrics`]: `/metrics`.
 //! - [`manager_page`]: the web manager page and the guard of the manager API.
 //! - [`sync`], [`proxy`]: direct synchronization over HTTPS, directly or via a proxy.
 //! - [`import`]: installing a license file in one transaction.
+//! - [`options`]: the options file (reservations and limits).
 //! - [`scheduler`]: automatic synchronization.
-//! - [`status`], [`diagnose`]: the reports.
+//! - [`status`], [`diagnose`], [`report`]: the reports.
 //! - [`error`]: the boundary error type and its mapping to HTTP and exit codes.
 
 pub mod cli;
@@ -20,10 +22,14 @@ pub mod db;
 pub mod diagnose;
 pub mod error;
 pub mod import;
+pub mod lease_writer;
 pub mod leases;
 pub mod manager_page;
 pub mod metrics;
+pub mod options;
 pub mod proxy;
+pub mod report;
+pub mod report_log;
 pub mod routes;
 pub mod scheduler;
 pub mod schema;
@@ -160,6 +166,75 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
                 out_raw!("{report}");
             }
             return Ok(report.exit_code());
+        }
+        Command::Report {
+            data,
+            from,
+            to,
+            json,
+            csv,
+        } => {
+            let mut conn = db::connect_existing(&data.data_dir)?;
+            let to = to.unwrap_or_else(|| clock.now());
+            let from = from.unwrap_or(to - chrono::Duration::days(30));
+            if from >= to {
+                return Err(Error::refused(
+                    shared_proto::ErrorCode::Malformed,
+                    "--from must be before --to",
+                ));
+            }
+            let report = report::build(&mut conn, from, to)?;
+            if json {
+                out!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).context("encoding the report")?
+                );
+            } else if csv {
+                out_raw!("{}", report.to_csv());
+            } else {
+                out_raw!("{report}");
+            }
+        }
+        Command::Options {
+            data_dir,
+            command: cli::OptionsCommand::Check { file },
+        } => {
+            let (_, parsed) = options::read_checked(&file)?;
+            if let Some(dir) = data_dir {
+                let mut conn = db::connect_existing(&dir)?;
+                let licensed: std::collections::HashSet<String> = db::load_licenses(&mut conn)?
+                    .into_iter()
+                    .map(|l| l.feature)
+                    .collect();
+                for feature in parsed.features() {
+                    if !licensed.contains(feature) {
+                        out!("note: this server holds no license for {feature:?}; its rules apply once it does.");
+                    }
+                }
+            }
+            out!(
+                "{} is good: {} rules. Nothing was changed; `local-server options apply` puts it in force.",
+                file.display(),
+                parsed.rule_count()
+            );
+        }
+        Command::Options {
+            data_dir,
+            command: cli::OptionsCommand::Apply { file },
+        } => {
+            let Some(data_dir) = data_dir else {
+                eprintln!("error: `options apply` needs --data-dir DIR (or LOCAL_SERVER_DATA_DIR)");
+                return Ok(2);
+            };
+            let (text, parsed) = options::read_checked(&file)?;
+            let mut conn = db::connect_existing(&data_dir)?;
+            db::load_config(&mut conn)?;
+            options::apply(&data_dir, &mut conn, &text, clock.now())?;
+            out!(
+                "Applied {} ({} rules): in force now, for new check-outs (a running `serve` needs no restart).",
+                file.display(),
+                parsed.rule_count()
+            );
         }
     }
     Ok(0)

@@ -42,6 +42,7 @@ diesel::table! {
         seats -> Integer,
         valid_from -> Nullable<BigInt>,
         valid_until -> Nullable<BigInt>,
+        max_borrow_hours -> Nullable<Integer>,
     }
 }
 
@@ -52,6 +53,31 @@ diesel::table! {
         client -> Text,
         granted_at -> BigInt,
         expires_at -> BigInt,
+        user -> Text,
+        host -> Text,
+        borrowed -> Bool,
+    }
+}
+
+diesel::table! {
+    changes (id) {
+        id -> Integer,
+        generation -> BigInt,
+    }
+}
+
+diesel::table! {
+    report_log (id) {
+        id -> Integer,
+        at -> BigInt,
+        event -> Text,
+        feature -> Text,
+        user -> Text,
+        host -> Text,
+        lease_id -> Nullable<Text>,
+        code -> Nullable<Text>,
+        in_use -> Integer,
+        wait_ms -> Nullable<BigInt>,
     }
 }
 
@@ -62,4 +88,21 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(config, sync_state, licenses, leases, usage_peaks,);
+diesel::table! {
+    options (id) {
+        id -> Integer,
+        text -> Text,
+        applied_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    config,
+    sync_state,
+    licenses,
+    leases,
+    usage_peaks,
+    changes,
+    report_log,
+    options,
+);

@@ -16,15 +16,17 @@ use shared_proto::Clock;
 
 use crate::cli::ServeArgs;
 use crate::config::{ServeLock, LISTENING_FILE};
-use crate::leases::LeaseEngine;
+use crate::leases::{EngineSettings, LeaseEngine};
 use crate::metrics::Metrics;
 use crate::proxy::ProxySettings;
 use crate::routes;
 use crate::scheduler;
 use crate::sync::{self, SyncContext};
 
-/// How often expired leases are swept from the database.
-const SWEEP_EVERY: StdDuration = StdDuration::from_secs(5);
+/// How often expired leases are swept (their seats go to waiting clients).
+const SWEEP_EVERY: StdDuration = StdDuration::from_secs(1);
+/// The report log is pruned at start-up and every ten minutes.
+const PRUNE_EVERY_TICKS: u64 = 600;
 
 /// Shared by all workers.
 pub struct AppState {
@@ -55,7 +57,14 @@ impl Application {
         let engine = Arc::new(LeaseEngine::open(
             dir,
             clock,
-            Duration::seconds(i64::from(args.lease_seconds)),
+            EngineSettings {
+                lease_length: Duration::seconds(i64::from(args.lease_seconds)),
+                write_deadline: StdDuration::from_millis(args.db_wait_ms),
+                queue_limit: args.queue_limit,
+                poll_window: StdDuration::from_secs(args.queue_poll_seconds),
+                report_days: i64::from(args.report_days),
+                report_rows: i64::try_from(args.report_max_rows).unwrap_or(i64::MAX),
+            },
         )?);
         let state = web::Data::new(AppState {
             engine: engine.clone(),
@@ -142,8 +151,13 @@ fn write_listening(dir: &Path, address: SocketAddr) -> anyhow::Result<()> {
 
 async fn sweeper(engine: Arc<LeaseEngine>) {
     let mut interval = tokio::time::interval(SWEEP_EVERY);
+    let mut ticks: u64 = 0;
     loop {
         interval.tick().await;
+        if ticks % PRUNE_EVERY_TICKS == 0 {
+            engine.prune_report_log();
+        }
+        ticks += 1;
         let engine = engine.clone();
         match web::block(move || engine.sweep()).await {
             Ok(Ok(n)) if n > 0 => log::info!("{n} leases expired without heartbeat"),

@@ -58,6 +58,26 @@ pub struct StatusReport {
     pub main_server: Vec<String>,
     pub proxy: Option<String>,
     pub features: Vec<FeatureSeats>,
+    /// Seats borrowed for offline use, soonest back first (they count as in use).
+    pub borrowed: Vec<BorrowedSeat>,
+}
+
+/// A seat borrowed for offline use.
+#[derive(Debug, Clone, Serialize, Queryable)]
+pub struct BorrowedSeat {
+    pub lease_id: String,
+    pub feature: String,
+    pub user: String,
+    pub host: String,
+    /// When the borrow ends and the seat comes back by itself.
+    #[serde(with = "ms_as_time")]
+    pub until: i64,
+}
+
+mod ms_as_time {
+    pub fn serialize<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&crate::db::from_ms(*ms), s)
+    }
 }
 
 /// What the client API's `GET /api/v1/status` shows: whether licenses are issued and
@@ -111,6 +131,18 @@ pub fn report(
         .select((leases::feature, diesel::dsl::count_star()))
         .load(conn)?;
     let live: HashMap<String, i64> = live.into_iter().collect();
+    let borrowed: Vec<BorrowedSeat> = leases::table
+        .filter(leases::borrowed.eq(true))
+        .filter(leases::expires_at.gt(to_ms(now)))
+        .order(leases::expires_at)
+        .select((
+            leases::id,
+            leases::feature,
+            leases::user,
+            leases::host,
+            leases::expires_at,
+        ))
+        .load(conn)?;
     let mut by_feature: std::collections::BTreeMap<String, Vec<License>> = Default::default();
     for row in &rows {
         by_feature
@@ -214,6 +246,7 @@ pub fn report(
         main_server: settings.endpoints.iter().map(|e| e.url()).collect(),
         proxy,
         features,
+        borrowed,
     })
 }
 
@@ -280,6 +313,19 @@ impl fmt::Display for StatusReport {
                     } else {
                         "  (license not valid now)"
                     }
+                )?;
+            }
+        }
+        if !self.borrowed.is_empty() {
+            writeln!(f, "  borrowed seats:")?;
+            for seat in &self.borrowed {
+                writeln!(
+                    f,
+                    "    {:<20} {}@{} until {}",
+                    seat.feature,
+                    seat.user,
+                    seat.host,
+                    date(from_ms(seat.until))
                 )?;
             }
         }

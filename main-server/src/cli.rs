@@ -214,6 +214,11 @@ pub enum LicenseCommand {
         /// Last valid moment (YYYY-MM-DD or RFC 3339); default: perpetual.
         #[arg(long, env = "MAIN_SERVER_LICENSE_VALID_UNTIL")]
         valid_until: Option<String>,
+        /// Let clients borrow a seat for offline use for up to this many hours (1 to
+        /// 8784); default: not borrowable. Carried to the local server in the license file.
+        #[arg(long, env = "MAIN_SERVER_LICENSE_MAX_BORROW_HOURS",
+              value_parser = clap::value_parser!(u32).range(1..=8_784))]
+        max_borrow_hours: Option<u32>,
     },
     /// Change a license's seats or dates (`none` removes a date).
     Change {

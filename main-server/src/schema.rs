@@ -40,6 +40,7 @@ diesel::table! {
         valid_from -> Nullable<BigInt>,
         valid_until -> Nullable<BigInt>,
         created_at -> BigInt,
+        max_borrow_hours -> Nullable<Integer>,
     }
 }
 

@@ -132,6 +132,9 @@ pub struct License {
     pub seats: u32,
     pub valid_from: Option<DateTime<Utc>>,
     pub valid_until: Option<DateTime<Utc>>,
+    /// Longest borrow for offline use, in hours; null: not borrowable.
+    #[serde(default)]
+    pub max_borrow_hours: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -162,6 +165,9 @@ pub struct NewLicense {
     pub valid_from: Option<DateTime<Utc>>,
     #[serde(default)]
     pub valid_until: Option<DateTime<Utc>>,
+    /// Longest borrow for offline use, in hours; absent: not borrowable.
+    #[serde(default)]
+    pub max_borrow_hours: Option<u32>,
 }
 
 /// PATCH body: an absent field keeps its value, `null` clears a date.

@@ -7,14 +7,14 @@
 //! offset  size  field
 //! 0       4     magic "SOLM"
 //! 4       1     format version (1)
-//! 5       1     kind: 1 = sync request, 2 = license file
+//! 5       1     kind: 1 = sync request, 2 = license file, 3 = borrow token
 //! 6       4     payload length N, big-endian u32 (at most MAX_PAYLOAD_LEN)
 //! 10      N     payload: the message as UTF-8 JSON
 //! 10+N    64    Ed25519 signature over  label || 0x00 || bytes[0 .. 10+N]
 //! ```
 //!
 //! The label is the kind's domain-separation string (`solme sync request v1`,
-//! `solme license file v1`), so a signature made for one kind of message never
+//! `solme license file v1`, `solme borrow token v1`), so a signature made for one kind of message never
 //! verifies as another. Nothing may follow the signature.
 //!
 //! Sealed message (the armor body of a license file):
@@ -61,6 +61,7 @@ const SEAL_INFO: &[u8] = b"solme license file v1 aes-256-gcm";
 pub enum Kind {
     SyncRequest,
     LicenseFile,
+    BorrowToken,
 }
 
 impl Kind {
@@ -68,6 +69,7 @@ impl Kind {
         match self {
             Self::SyncRequest => 1,
             Self::LicenseFile => 2,
+            Self::BorrowToken => 3,
         }
     }
 
@@ -75,6 +77,7 @@ impl Kind {
         match self {
             Self::SyncRequest => b"solme sync request v1",
             Self::LicenseFile => b"solme license file v1",
+            Self::BorrowToken => b"solme borrow token v1",
         }
     }
 
@@ -82,6 +85,7 @@ impl Kind {
         match self {
             Self::SyncRequest => "sync data",
             Self::LicenseFile => "a license file",
+            Self::BorrowToken => "a borrow token",
         }
     }
 
@@ -89,6 +93,7 @@ impl Kind {
         match byte {
             1 => Some(Self::SyncRequest),
             2 => Some(Self::LicenseFile),
+            3 => Some(Self::BorrowToken),
             _ => None,
         }
     }

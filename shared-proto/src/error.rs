@@ -24,6 +24,8 @@ pub enum ErrorCode {
     LeaseUnknown,
     WrongServer,
     OlderLicenseFile,
+    /// A reservation or limit of the local server's options file refused the client.
+    OptionsDenied,
     /// A failure of the answering program itself (a bug, an I/O error): details stay
     /// in its log.
     Internal,
@@ -34,7 +36,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         Self::Malformed,
         Self::UnsupportedVersion,
         Self::BadSignature,
@@ -53,6 +55,7 @@ impl ErrorCode {
         Self::LeaseUnknown,
         Self::WrongServer,
         Self::OlderLicenseFile,
+        Self::OptionsDenied,
         Self::Internal,
         Self::Unavailable,
     ];
@@ -78,6 +81,7 @@ impl ErrorCode {
             Self::LeaseUnknown => "LEASE_UNKNOWN",
             Self::WrongServer => "WRONG_SERVER",
             Self::OlderLicenseFile => "OLDER_LICENSE_FILE",
+            Self::OptionsDenied => "OPTIONS_DENIED",
             Self::Internal => "INTERNAL",
             Self::Unavailable => "UNAVAILABLE",
         }
@@ -95,7 +99,8 @@ impl ErrorCode {
             Self::NotSynchronized
             | Self::SyncExpired
             | Self::ClockRollback
-            | Self::LicenseExpired => 403,
+            | Self::LicenseExpired
+            | Self::OptionsDenied => 403,
             Self::UnknownServerId | Self::NotFound | Self::FeatureUnknown | Self::LeaseUnknown => {
                 404
             }

@@ -2,6 +2,7 @@
 
 pub mod admin_api;
 pub mod armor;
+pub mod borrow_token;
 pub mod clock;
 pub mod envelope;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod sync_data;
 pub mod text_enum;
 pub mod validity;
 
+pub use borrow_token::BorrowToken;
 pub use clock::Clock;
 pub use error::{ApiError, ErrorCode, ProtoError};
 pub use keys::{Fingerprint, ServerIdentity, ServerPublicKeys, SolmePublicKey, SolmeSigningKey};

@@ -70,6 +70,11 @@ pub struct License {
     pub valid_from: Option<DateTime<Utc>>,
     /// None: perpetual.
     pub valid_until: Option<DateTime<Utc>>,
+    /// The longest a client may borrow a seat for offline use, in hours; absent: the
+    /// license is not borrowable. Absent from the JSON when not set, so files without
+    /// borrowing read the same as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_borrow_hours: Option<u32>,
 }
 
 impl License {
@@ -98,6 +103,7 @@ mod tests {
             seats: 1,
             valid_from: None,
             valid_until: None,
+            max_borrow_hours: None,
         };
         assert_eq!(perpetual.check(now), Ok(()));
         let ended = License {

@@ -57,12 +57,14 @@ fn license(world: &World, sequence: i64) -> LicenseFile {
                 seats: 5,
                 valid_from: None,
                 valid_until: None,
+                max_borrow_hours: None,
             },
             License {
                 feature: "solme-cam".into(),
                 seats: 2,
                 valid_from: Some(issued_at - Duration::days(1)),
                 valid_until: Some(issued_at + Duration::days(90)),
+                max_borrow_hours: None,
             },
         ],
     }

@@ -6,6 +6,10 @@ use serde::Deserialize;
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
+use std::time::Duration;
+
+use crate::leases::{CheckOut, Outcome};
+
 use crate::error::Error;
 use crate::metrics::{LeaseRequest, Metrics};
 use crate::startup::AppState;
@@ -39,10 +43,26 @@ pub(crate) async fn client_api_guard(
     Ok(next.call(req).await?.map_into_left_body())
 }
 
+/// The name recorded when a client does not say who it is.
+const UNNAMED: &str = "unknown";
+
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CheckOutBody {
     feature: String,
     client: String,
+    /// Who runs the client program (optional for older clients: `unknown`).
+    #[serde(default)]
+    user: Option<String>,
+    /// The machine it runs on (same).
+    #[serde(default)]
+    host: Option<String>,
+    /// Wait up to this many seconds for a seat when none is free.
+    #[serde(default)]
+    wait_seconds: u32,
+    /// Borrow the seat for offline use for up to this many hours.
+    #[serde(default)]
+    borrow_hours: Option<u32>,
 }
 
 pub(crate) async fn check_out(
@@ -50,11 +70,59 @@ pub(crate) async fn check_out(
     metrics: web::Data<Metrics>,
     body: web::Json<CheckOutBody>,
 ) -> Result<HttpResponse, Error> {
-    let engine = state.engine.clone();
     let body = body.into_inner();
-    let grant = web::block(move || engine.check_out(&body.feature, &body.client)).await?;
-    let grant = metrics.count_refusal(LeaseRequest::CheckOut, grant)?;
-    Ok(HttpResponse::Created().json(grant))
+    let request = CheckOut {
+        feature: body.feature,
+        client: body.client,
+        user: body.user.unwrap_or_else(|| UNNAMED.into()),
+        host: body.host.unwrap_or_else(|| UNNAMED.into()),
+        wait: Duration::from_secs(u64::from(body.wait_seconds)),
+        borrow: body
+            .borrow_hours
+            .map(|h| Duration::from_secs(u64::from(h) * 3_600)),
+    };
+    let outcome = state.engine.check_out(request).await;
+    Ok(answer(
+        metrics.count_refusal(LeaseRequest::CheckOut, outcome)?,
+    ))
+}
+
+/// The key that verifies this server's borrow tokens offline.
+pub(crate) async fn public_key(state: web::Data<AppState>) -> HttpResponse {
+    use base64::Engine;
+    let key = state.engine.public_key();
+    HttpResponse::Ok().json(serde_json::json!({
+        "algorithm": "Ed25519",
+        "public_key": base64::engine::general_purpose::STANDARD.encode(key),
+        // The fingerprint Solme's main server bound at the first synchronization.
+        "fingerprint": state.sync.identity.fingerprint(),
+    }))
+}
+
+/// A queued client polls for its seat with its ticket.
+pub(crate) async fn poll_queue(
+    state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    let ticket = Uuid::parse_str(&path).map_err(|_| {
+        Error::refused(
+            ErrorCode::NotFound,
+            format!("{path:?} is not a queue ticket this server gave out"),
+        )
+    })?;
+    let outcome = state.engine.poll(ticket).await;
+    Ok(answer(
+        metrics.count_refusal(LeaseRequest::CheckOut, outcome)?,
+    ))
+}
+
+/// `201` with the lease, or `202` with the place in the queue (poll again).
+fn answer(outcome: Outcome) -> HttpResponse {
+    match outcome {
+        Outcome::Granted(grant) => HttpResponse::Created().json(grant),
+        Outcome::Waiting(ticket) => HttpResponse::Accepted().json(ticket),
+    }
 }
 
 fn lease_id(path: &str) -> Result<Uuid, Error> {
@@ -72,8 +140,7 @@ pub(crate) async fn heartbeat(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
     let id = lease_id(&path)?;
-    let engine = state.engine.clone();
-    let grant = web::block(move || engine.heartbeat(id)).await?;
+    let grant = state.engine.heartbeat(id).await;
     let grant = metrics.count_refusal(LeaseRequest::Heartbeat, grant)?;
     Ok(HttpResponse::Ok().json(grant))
 }

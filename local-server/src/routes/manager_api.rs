@@ -32,6 +32,29 @@ pub(crate) async fn manager_status(state: web::Data<AppState>) -> Result<HttpRes
     Ok(HttpResponse::Ok().json(full_status(&state).await?))
 }
 
+#[derive(Debug, Deserialize)]
+pub(crate) struct UsageQuery {
+    days: Option<i64>,
+}
+
+/// Seats in use over the last 7 days (hourly) or 30 days (six-hourly), and refusals.
+pub(crate) async fn manager_usage(
+    state: web::Data<AppState>,
+    query: web::Query<UsageQuery>,
+) -> Result<HttpResponse, Error> {
+    let (days, buckets) = match query.days.unwrap_or(7) {
+        7 => (7, 168),
+        30 => (30, 120),
+        _ => return Err(Error::refused(ErrorCode::Malformed, "days must be 7 or 30")),
+    };
+    let now = state.sync.clock.now();
+    let usage = state
+        .sync
+        .db(move |c| crate::report::usage(c, now, days, buckets))
+        .await?;
+    Ok(HttpResponse::Ok().json(usage))
+}
+
 pub(crate) async fn manager_sync(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     // awc clients belong to one thread: this one is made for this request from the
     // shared TLS context (a manual sync is rare).

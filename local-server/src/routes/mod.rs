@@ -39,6 +39,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(client_api::heartbeat),
             )
             .route("/leases/{id}", web::delete().to(client_api::check_in))
+            .route("/public-key", web::get().to(client_api::public_key))
+            .route("/queue/{ticket}", web::get().to(client_api::poll_queue))
             .route("/features", web::get().to(client_api::features))
             .route("/status", web::get().to(client_api::client_status)),
     )
@@ -51,6 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .add(("Cache-Control", "no-store")),
             )
             .route("/status", web::get().to(manager_api::manager_status))
+            .route("/usage", web::get().to(manager_api::manager_usage))
             .route("/sync", web::post().to(manager_api::manager_sync))
             .route("/auto-sync", web::put().to(manager_api::manager_auto_sync))
             .route("/sync-data", web::post().to(manager_api::manager_export))

@@ -220,6 +220,7 @@ pub fn license(feature: &str, seats: u32) -> License {
         seats,
         valid_from: None,
         valid_until: None,
+        max_borrow_hours: None,
     }
 }
 

@@ -6,6 +6,8 @@
 
 mod helpers;
 
+mod borrowing;
+mod database_locked;
 mod diagnose;
 mod direct_sync;
 mod leases;
@@ -13,4 +15,8 @@ mod license_files;
 mod manager;
 mod manager_page;
 mod metrics;
+mod options_file;
 mod proxy;
+mod queueing;
+mod report;
+mod usage_chart;

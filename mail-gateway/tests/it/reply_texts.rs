@@ -39,6 +39,7 @@ fn reply_texts_match_their_snapshots() {
                 seats: 5,
                 valid_from: None,
                 valid_until: None,
+                max_borrow_hours: None,
             },
             License {
                 id: server_id,
@@ -46,6 +47,7 @@ fn reply_texts_match_their_snapshots() {
                 seats: 1,
                 valid_from: Some(at(1_790_000_000)),
                 valid_until: Some(at(1_830_000_000)),
+                max_borrow_hours: None,
             },
         ],
     };

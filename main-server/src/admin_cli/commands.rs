@@ -178,10 +178,12 @@ pub(super) async fn license(
             seats,
             valid_from,
             valid_until,
+            max_borrow_hours,
         } => {
             let body = NewLicense {
                 feature: feature.clone(),
                 seats: *seats,
+                max_borrow_hours: *max_borrow_hours,
                 valid_from: valid_from.as_deref().map(parse_date).transpose()?.flatten(),
                 valid_until: valid_until
                     .as_deref()

@@ -132,11 +132,13 @@ pub(super) fn show_licenses(list: &[License], json: bool) -> Result<String, CliE
                 date(l.valid_from),
                 l.valid_until
                     .map_or_else(|| "perpetual".to_owned(), |d| date(Some(d))),
+                l.max_borrow_hours
+                    .map_or_else(|| "-".to_owned(), |h| format!("{h} h")),
             ]
         })
         .collect::<Vec<_>>();
     Ok(table(
-        &["LICENSE", "FEATURE", "SEATS", "FROM", "UNTIL"],
+        &["LICENSE", "FEATURE", "SEATS", "FROM", "UNTIL", "BORROW"],
         &rows,
     ))
 }

@@ -25,6 +25,7 @@ struct LicenseRow {
     seats: i32,
     valid_from: Option<i64>,
     valid_until: Option<i64>,
+    max_borrow_hours: Option<i32>,
 }
 
 fn to_view(row: LicenseRow) -> Result<License, ApiError> {
@@ -34,6 +35,7 @@ fn to_view(row: LicenseRow) -> Result<License, ApiError> {
         seats: u32::try_from(row.seats).unwrap_or(0),
         valid_from: row.valid_from.map(from_millis),
         valid_until: row.valid_until.map(from_millis),
+        max_borrow_hours: row.max_borrow_hours.and_then(|h| u32::try_from(h).ok()),
     })
 }
 
@@ -77,6 +79,17 @@ fn check_seats(seats: u32) -> Result<i32, ApiError> {
     i32::try_from(seats).map_err(|_| ApiError::malformed("too many seats"))
 }
 
+/// A borrow limit is 1 hour to 366 days (no borrow outlives a sync period anyway).
+fn check_borrow(hours: Option<u32>) -> Result<Option<i32>, ApiError> {
+    match hours {
+        None => Ok(None),
+        Some(h @ 1..=8_784) => Ok(i32::try_from(h).ok()),
+        Some(_) => Err(ApiError::malformed(
+            "max_borrow_hours must be between 1 and 8784 (366 days)",
+        )),
+    }
+}
+
 fn check_dates(from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<(), ApiError> {
     match (from, until) {
         (Some(from), Some(until)) if until <= from => Err(ApiError::malformed(
@@ -107,6 +120,7 @@ pub fn add(
     let feature = required_line("feature", &new.feature, MAX_FEATURE)?;
     let seats = check_seats(new.seats)?;
     check_dates(new.valid_from, new.valid_until)?;
+    let max_borrow_hours = check_borrow(new.max_borrow_hours)?;
     let id = Uuid::new_v4();
     conn.transaction::<_, ApiError, _>(|conn| {
         bump_revision(conn, server_id)?;
@@ -119,6 +133,7 @@ pub fn add(
                 licenses::valid_from.eq(new.valid_from.map(to_millis)),
                 licenses::valid_until.eq(new.valid_until.map(to_millis)),
                 licenses::created_at.eq(to_millis(now)),
+                licenses::max_borrow_hours.eq(max_borrow_hours),
             ))
             .execute(conn);
         match inserted {
@@ -147,6 +162,7 @@ pub fn add(
         seats: new.seats,
         valid_from: new.valid_from,
         valid_until: new.valid_until,
+        max_borrow_hours: new.max_borrow_hours,
     })
 }
 
@@ -253,6 +269,7 @@ pub fn to_proto(licenses: &[License]) -> Vec<shared_proto::License> {
             seats: l.seats,
             valid_from: l.valid_from,
             valid_until: l.valid_until,
+            max_borrow_hours: l.max_borrow_hours,
         })
         .collect()
 }

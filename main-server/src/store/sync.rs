@@ -218,6 +218,9 @@ struct LicenseColumns {
     seats: i32,
     valid_from: Option<i64>,
     valid_until: Option<i64>,
+    /// The row's column (`json_agg` of the whole row carries it).
+    #[serde(default)]
+    max_borrow_hours: Option<i32>,
 }
 
 /// PostgreSQL: runs a group of syncs in one statement, i.e. one round trip and, in
@@ -293,6 +296,7 @@ fn group_result(attempt: &Attempt, row: GroupRow) -> Result<Issued, ApiError> {
                     .map_err(|_| internal("returned a negative seat count"))?,
                 valid_from: l.valid_from.map(from_millis),
                 valid_until: l.valid_until.map(from_millis),
+                max_borrow_hours: l.max_borrow_hours.and_then(|h| u32::try_from(h).ok()),
             })
         })
         .collect::<Result<_, ApiError>>()?;

@@ -57,17 +57,11 @@ async fn bad_input_gets_contract_errors() {
 
     let (_, server_id) = app.register().await;
     let (status, body) = app
-        .post(
-            &format!("/admin/v1/servers/{server_id}/licenses"),
-            json!({"feature": "cad", "seats": 2}),
-        )
+        .post_license(server_id, json!({"feature": "cad", "seats": 2}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "duplicate feature: {body}");
     let (status, _) = app
-        .post(
-            &format!("/admin/v1/servers/{server_id}/licenses"),
-            json!({"feature": "x", "seats": 0}),
-        )
+        .post_license(server_id, json!({"feature": "x", "seats": 0}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "zero seats");
 }

@@ -222,17 +222,17 @@ impl Browser {
             .spawn()
             .expect("start chromium");
         let port_file = profile.path().join("DevToolsActivePort");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            if let Some(port) = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u16>().ok()))
-            {
-                break port;
-            }
-            assert!(Instant::now() < deadline, "chromium did not start");
-            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        };
+        let port = test_harness::wait_until_async(
+            "chromium's DevTools port",
+            Duration::from_secs(30),
+            || async {
+                std::fs::read_to_string(&port_file)
+                    .ok()
+                    .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u16>().ok()))
+            },
+        )
+        .await
+        .expect("chromium starts");
         let http = awc::Client::new();
         let targets: Value = http
             .get(format!("http://127.0.0.1:{port}/json/list"))

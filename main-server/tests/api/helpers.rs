@@ -241,6 +241,25 @@ impl TestApp {
         }
     }
 
+    /// A GET on the sync listener `index`: status and JSON body.
+    pub async fn sync_get(&self, index: usize, path: &str) -> (StatusCode, Value) {
+        let port = self.listening.sync[index].port();
+        let mut response = self
+            .http
+            .get(format!("https://localhost:{port}{path}"))
+            .send()
+            .await
+            .expect("sync listener request");
+        let value = response.json().await.expect("sync listener JSON");
+        (response.status(), value)
+    }
+
+    /// Adds a license to `server_id` with the admin API: status and JSON body.
+    pub async fn post_license(&self, server_id: Uuid, body: Value) -> (StatusCode, Value) {
+        self.post(&format!("/admin/v1/servers/{server_id}/licenses"), body)
+            .await
+    }
+
     pub async fn post_sync(&self, text: &str) -> Answer {
         self.post_sync_to(&self.sync_url(0), text).await
     }
@@ -319,10 +338,7 @@ impl TestApp {
             .parse()
             .expect("uuid");
         let (status, license) = self
-            .post(
-                &format!("/admin/v1/servers/{server_id}/licenses"),
-                json!({"feature": "cad", "seats": 10}),
-            )
+            .post_license(server_id, json!({"feature": "cad", "seats": 10}))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{license}");
         (customer_id.parse().expect("uuid"), server_id)

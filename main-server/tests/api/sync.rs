@@ -298,8 +298,8 @@ async fn license_changes(app: &TestApp) {
     let first = local.open(app, &app.post_sync(&local.sync_data()).await.body);
 
     let (status, added) = app
-        .post(
-            &format!("/admin/v1/servers/{server_id}/licenses"),
+        .post_license(
+            server_id,
             json!({"feature": "render", "seats": 3, "valid_until": "2031-01-01T00:00:00Z"}),
         )
         .await;
@@ -360,16 +360,7 @@ async fn time_and_health_follow_the_clock() {
 
     // Moving the running server's clock a year and a day ahead.
     app.clock.advance(Duration::days(367));
-    let mut response = app
-        .http
-        .get(format!(
-            "https://127.0.0.1:{}/api/v1/time",
-            app.listening.sync[0].port()
-        ))
-        .send()
-        .await
-        .expect("time");
-    let value: serde_json::Value = response.json().await.expect("json");
+    let (_, value) = app.sync_get(0, "/api/v1/time").await;
     let now: chrono::DateTime<Utc> = value["now"].as_str().expect("now").parse().expect("time");
     assert!(now - Utc::now() > Duration::days(366));
 
@@ -381,17 +372,8 @@ async fn time_and_health_follow_the_clock() {
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
 
-    let mut health = app
-        .http
-        .get(format!(
-            "https://localhost:{}/api/v1/health",
-            app.listening.sync[1].port()
-        ))
-        .send()
-        .await
-        .expect("health");
-    assert_eq!(health.status(), StatusCode::OK);
-    let value: serde_json::Value = health.json().await.expect("json");
+    let (status, value) = app.sync_get(1, "/api/v1/health").await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(value["status"], "ok");
 }
 

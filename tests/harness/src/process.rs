@@ -245,6 +245,21 @@ impl Output {
     }
 }
 
+/// Under `cargo run`, brings the three programs (`main-server`, `local-server`,
+/// `mail-gateway`) up to date, with `extra` arguments for `cargo build`.
+pub fn build_programs(extra: &[&str]) -> Result<()> {
+    let mut args = vec![
+        "-p",
+        "main-server",
+        "-p",
+        "local-server",
+        "-p",
+        "mail-gateway",
+    ];
+    args.extend_from_slice(extra);
+    cargo_build(&args)
+}
+
 /// Under `cargo run`, builds more of the workspace (`cargo build ARGS`) in the running
 /// program's own profile, so one command brings everything it starts up to date.
 /// Outside cargo (no `CARGO` variable) it does nothing.

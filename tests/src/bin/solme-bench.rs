@@ -43,15 +43,7 @@ fn run(args: Args) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("note: this is a debug build; run `cargo run --release -p tests --bin solme-bench` for real figures");
     }
-    test_harness::process::cargo_build(&[
-        "-p",
-        "main-server",
-        "-p",
-        "local-server",
-        "-p",
-        "mail-gateway",
-        "--bins",
-    ])?;
+    test_harness::process::build_programs(&["--bins"])?;
     test_harness::process::cargo_build(&["-p", "local-server", "--example", "lease_bench"])?;
     let dir = tempfile::Builder::new()
         .prefix("solme-bench-")
@@ -92,14 +84,16 @@ fn main_server(args: &Args) -> Result<()> {
 }
 
 /// The local server: check-out+check-in pairs per second, then memory idle and with
-/// 10,000 live leases.
+/// The lease load at 8 and 32 connections, then again with an options file of 100
+/// rules, 1,000 clients waiting in a queue and 10,000 live leases.
 fn local_server(args: &Args, dir: &Path) -> Result<()> {
-    println!("\n== Local server (bars: ≥ 5,000 check-out+check-in pairs/s, p99 < 5 ms, 10,000 live leases, idle RSS < 30 MiB)");
+    println!("\n== Local server (bars: ≥ 5,000 check-out+check-in pairs/s, p99 < 5 ms at 8 and 32 connections, also with 100 option rules, 1,000 queued clients and 10,000 live leases; idle RSS < 30 MiB)");
     let main = MainServer::start(&dir.join("local-main"), MainOptions::default())?;
     let admin = main.admin()?;
     let customer = admin.customer("Bench AB", &["bench@bench.example"])?;
     let id = admin.server(&customer)?;
     admin.add_license(id, "bench", 20_000)?;
+    admin.add_license(id, "queued", 1)?;
     let mut local = LocalServer::init(&dir.join("local"), id, &main)?;
     local.cli("sync", &[])?.assert_success()?;
     local.serve()?;
@@ -107,19 +101,32 @@ fn local_server(args: &Args, dir: &Path) -> Result<()> {
     println!("idle resident memory: {:.1} MiB", rss_mib(pid)?);
 
     let load = binary("examples/lease_bench")?;
-    for connections in ["8", "32"] {
-        let status = Command::new(&load)
-            .arg(local.api_url()?)
-            .arg("bench")
-            .arg(connections)
-            .arg(args.seconds.to_string())
-            .status()
-            .context("running lease_bench")?;
-        if !status.success() {
-            bail!("lease_bench failed");
+    let lease_load = |extra: &[&str]| -> Result<()> {
+        for connections in ["8", "32"] {
+            let status = Command::new(&load)
+                .arg(local.api_url()?)
+                .arg("bench")
+                .arg(connections)
+                .arg(args.seconds.to_string())
+                .args(extra)
+                .status()
+                .context("running lease_bench")?;
+            if !status.success() {
+                bail!("lease_bench failed");
+            }
         }
-    }
+        Ok(())
+    };
+    lease_load(&[])?;
 
+    let options = dir.join("bench-options.toml");
+    std::fs::write(&options, hundred_rules()).context("writing the options file")?;
+    let path = options.to_str().context("temporary path is not UTF-8")?;
+    local.cli("options", &["apply", path])?.assert_success()?;
+    // The queue's only seat is taken, so its clients wait.
+    local
+        .checkout("queued", "holder")?
+        .map_err(|r| anyhow::anyhow!("taking the queue's seat: {r:?}"))?;
     let started = Instant::now();
     let leases: usize = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..8)
@@ -144,8 +151,44 @@ fn local_server(args: &Args, dir: &Path) -> Result<()> {
         started.elapsed().as_secs_f64(),
         rss_mib(pid)?
     );
+    println!("with 100 option rules, 1,000 queued clients and {leases} live leases:");
+    lease_load(&["1000", "queued"])?;
+    println!(
+        "resident memory after the loaded run: {:.1} MiB",
+        rss_mib(pid)?
+    );
     local.stop()?;
     Ok(())
+}
+
+/// An options file of 100 rules on the benchmarked feature: 40 reservations of one seat
+/// for 20 groups of 5 users, 40 per-user limits, 20 host exclusions. The load's own
+/// clients belong to none of them, so every check-out evaluates them all.
+fn hundred_rules() -> String {
+    let mut text = String::from("[groups]\n");
+    for g in 0..20 {
+        let members: Vec<String> = (0..5).map(|m| format!("\"user-{g}-{m}\"")).collect();
+        text.push_str(&format!("team-{g} = [{}]\n", members.join(", ")));
+    }
+    for r in 0..40 {
+        text.push_str(&format!(
+            "\n[[reserve]]\nfeature = \"bench\"\nseats = 1\ngroup = \"team-{}\"\n",
+            r % 20
+        ));
+    }
+    for r in 0..40 {
+        text.push_str(&format!(
+            "\n[[max]]\nfeature = \"bench\"\nseats = 2\nuser = \"user-{}-{}\"\n",
+            r % 20,
+            r % 5
+        ));
+    }
+    for r in 0..20 {
+        text.push_str(&format!(
+            "\n[[exclude]]\nfeature = \"bench\"\nhost = \"kiosk-{r}\"\n"
+        ));
+    }
+    text
 }
 
 /// The mail gateway: sync mails received over SMTP, answered and delivered per second.

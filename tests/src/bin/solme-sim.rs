@@ -55,14 +55,7 @@ fn run(args: Args) -> Result<()> {
     }
     // `cargo run` builds only this binary: bring the three programs up to date too.
     println!("Building the programs (main-server, local-server, mail-gateway)…");
-    test_harness::process::cargo_build(&[
-        "-p",
-        "main-server",
-        "-p",
-        "local-server",
-        "-p",
-        "mail-gateway",
-    ])?;
+    test_harness::process::build_programs(&[])?;
     let root = match &args.data_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -1,0 +1,10 @@
+DROP TABLE report_log;
+DROP TRIGGER usage_peaks_deleted;
+DROP TRIGGER sync_state_changed;
+DROP TRIGGER licenses_deleted;
+DROP TRIGGER licenses_updated;
+DROP TRIGGER licenses_inserted;
+DROP TABLE changes;
+ALTER TABLE leases DROP COLUMN borrowed;
+ALTER TABLE leases DROP COLUMN host;
+ALTER TABLE leases DROP COLUMN user;

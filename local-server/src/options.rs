@@ -1,0 +1,576 @@
+//! The options file: reservations and limits per feature, FlexNet-style, in TOML.
+//!
+//! ```toml
+//! [groups]                       # groups of users
+//! design = ["alice", "bob"]
+//!
+//! [host_groups]                  # groups of hosts
+//! kiosks = ["kiosk-1", "kiosk-2"]
+//!
+//! [[reserve]]                    # 2 seats of cad are kept for the design group
+//! feature = "cad"
+//! seats = 2
+//! group = "design"
+//!
+//! [[max]]                        # carol uses at most 1 seat of cad at a time
+//! feature = "cad"
+//! seats = 1
+//! user = "carol"
+//!
+//! [[include]]                    # only these may use cam (any number of entries)
+//! feature = "cam"
+//! group = "design"
+//!
+//! [[exclude]]                    # nobody on a kiosk may use cad
+//! feature = "cad"
+//! host_group = "kiosks"
+//! ```
+//!
+//! Every rule names its `feature` and exactly one of `user`, `group`, `host` or
+//! `host_group`; `reserve` and `max` also give `seats` (at least 1). A group a rule
+//! names must be defined. Errors are reported with their line.
+//!
+//! Meaning: `exclude` refuses the clients it matches; when a feature has `include`
+//! rules, only the clients they match may use it; `max` caps the seats the matched
+//! clients hold together (a group's members count together); `reserve` keeps seats for
+//! the matched clients: others get a seat only while more seats are free than are
+//! still owed to reservations they are not part of. A refusal by a rule is
+//! `OPTIONS_DENIED` and names the rule's line.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use std::ops::Range;
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use diesel::SqliteConnection;
+use serde::Deserialize;
+use shared_proto::ErrorCode;
+use toml::Spanned;
+
+use crate::error::Error;
+
+/// The file in the data directory holding the options in force (a copy of the last
+/// file `options apply` accepted).
+pub const OPTIONS_FILE: &str = "options.toml";
+/// Largest options file accepted.
+pub const MAX_OPTIONS_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    groups: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    host_groups: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    reserve: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    max: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    include: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    feature: String,
+    seats: Option<Spanned<u32>>,
+    user: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    host_group: Option<Spanned<String>>,
+}
+
+/// Whom a rule is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    User(String),
+    Group(String),
+    Host(String),
+    HostGroup(String),
+}
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::User(u) => write!(f, "user {u}"),
+            Self::Group(g) => write!(f, "group {g}"),
+            Self::Host(h) => write!(f, "host {h}"),
+            Self::HostGroup(g) => write!(f, "host group {g}"),
+        }
+    }
+}
+
+/// A `reserve` or `max` rule.
+#[derive(Debug, Clone)]
+pub struct SeatRule {
+    pub who: Who,
+    pub seats: u32,
+    pub line: usize,
+}
+
+/// An `include` or `exclude` rule.
+#[derive(Debug, Clone)]
+pub struct ListRule {
+    pub who: Who,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct FeatureRules {
+    reserve: Vec<SeatRule>,
+    max: Vec<SeatRule>,
+    include: Vec<ListRule>,
+    exclude: Vec<ListRule>,
+}
+
+/// Checked options, ready for the lease engine.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    groups: HashMap<String, HashSet<String>>,
+    host_groups: HashMap<String, HashSet<String>>,
+    features: HashMap<String, FeatureRules>,
+    rules: usize,
+}
+
+/// What is wrong with an options file, with its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// The seats of one feature a client's rules are counted against.
+pub trait Holdings {
+    /// Seats of the feature held by `user`.
+    fn by_user(&self, user: &str) -> u32;
+    /// Seats of the feature held on `host`.
+    fn by_host(&self, host: &str) -> u32;
+}
+
+impl Options {
+    /// Parses and checks an options file.
+    pub fn parse(text: &str) -> Result<Self, Problem> {
+        if text.len() > MAX_OPTIONS_BYTES {
+            return Err(Problem {
+                line: 1,
+                message: format!("the file is larger than {MAX_OPTIONS_BYTES} bytes"),
+            });
+        }
+        let raw: RawFile = toml::from_str(text).map_err(|e| Problem {
+            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            message: e.message().trim().to_owned(),
+        })?;
+        let mut options = Self {
+            groups: raw
+                .groups
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().collect()))
+                .collect(),
+            host_groups: raw
+                .host_groups
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().collect()))
+                .collect(),
+            ..Self::default()
+        };
+        for (kind, list) in [
+            ("reserve", raw.reserve),
+            ("max", raw.max),
+            ("include", raw.include),
+            ("exclude", raw.exclude),
+        ] {
+            for spanned in list {
+                let line = line_of(text, spanned.span().start);
+                options.add(kind, spanned.into_inner(), line, text)?;
+            }
+        }
+        Ok(options)
+    }
+
+    /// Adds one rule; `line` is where it starts (a mistake in one of its values is
+    /// reported at that value's line).
+    fn add(&mut self, kind: &str, rule: RawRule, line: usize, text: &str) -> Result<(), Problem> {
+        let problem = |message: String| Problem { line, message };
+        let at = |span: Range<usize>, message: String| Problem {
+            line: line_of(text, span.start),
+            message,
+        };
+        if rule.feature.trim().is_empty() {
+            return Err(problem(format!("a [[{kind}]] rule needs a feature")));
+        }
+        let named: Vec<(Who, Range<usize>)> = [
+            rule.user.map(|v| (v.span(), Who::User(v.into_inner()))),
+            rule.group.map(|v| (v.span(), Who::Group(v.into_inner()))),
+            rule.host.map(|v| (v.span(), Who::Host(v.into_inner()))),
+            rule.host_group
+                .map(|v| (v.span(), Who::HostGroup(v.into_inner()))),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|(span, who)| (who, span))
+        .collect();
+        let (who, who_span) = match <[(Who, Range<usize>); 1]>::try_from(named) {
+            Ok([named]) => named,
+            Err(_) => {
+                return Err(problem(format!(
+                    "a [[{kind}]] rule names exactly one of user, group, host or host_group"
+                )))
+            }
+        };
+        match &who {
+            Who::Group(g) if !self.groups.contains_key(g) => {
+                return Err(at(
+                    who_span,
+                    format!("group {g:?} is not defined under [groups]"),
+                ))
+            }
+            Who::HostGroup(g) if !self.host_groups.contains_key(g) => {
+                return Err(at(
+                    who_span,
+                    format!("host group {g:?} is not defined under [host_groups]"),
+                ))
+            }
+            _ => {}
+        }
+        let seats = rule.seats.map(|s| (s.span(), s.into_inner()));
+        let rules = self.features.entry(rule.feature.clone()).or_default();
+        match (kind, seats) {
+            ("reserve" | "max", Some((_, seats))) if seats >= 1 => {
+                let seat_rule = SeatRule { who, seats, line };
+                if kind == "reserve" {
+                    rules.reserve.push(seat_rule);
+                } else {
+                    rules.max.push(seat_rule);
+                }
+            }
+            ("reserve" | "max", Some((span, _))) => {
+                return Err(at(
+                    span,
+                    format!("a [[{kind}]] rule needs seats = N (at least 1)"),
+                ))
+            }
+            ("reserve" | "max", None) => {
+                return Err(problem(format!(
+                    "a [[{kind}]] rule needs seats = N (at least 1)"
+                )))
+            }
+            (_, Some((span, _))) => {
+                return Err(at(span, format!("a [[{kind}]] rule takes no seats")))
+            }
+            ("include", None) => rules.include.push(ListRule { who, line }),
+            (_, None) => rules.exclude.push(ListRule { who, line }),
+        }
+        self.rules += 1;
+        Ok(())
+    }
+
+    /// How many rules the file has.
+    pub fn rule_count(&self) -> usize {
+        self.rules
+    }
+
+    /// The features the rules name, sorted.
+    pub fn features(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.features.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Whether any rule concerns `feature`.
+    pub fn has_rules(&self, feature: &str) -> bool {
+        self.features.contains_key(feature)
+    }
+
+    fn matches(&self, who: &Who, user: &str, host: &str) -> bool {
+        match who {
+            Who::User(u) => u == user,
+            Who::Host(h) => h == host,
+            Who::Group(g) => self.groups.get(g).is_some_and(|m| m.contains(user)),
+            Who::HostGroup(g) => self.host_groups.get(g).is_some_and(|m| m.contains(host)),
+        }
+    }
+
+    /// Seats held together by the clients `who` matches.
+    fn held(&self, who: &Who, holdings: &dyn Holdings) -> u32 {
+        match who {
+            Who::User(u) => holdings.by_user(u),
+            Who::Host(h) => holdings.by_host(h),
+            Who::Group(g) => self
+                .groups
+                .get(g)
+                .map_or(0, |m| m.iter().map(|u| holdings.by_user(u)).sum()),
+            Who::HostGroup(g) => self
+                .host_groups
+                .get(g)
+                .map_or(0, |m| m.iter().map(|h| holdings.by_host(h)).sum()),
+        }
+    }
+
+    /// The refusal, if any, of `exclude`, `include` and `max` for a client of
+    /// `feature`: rules that hold however many seats are free.
+    pub fn check_client(
+        &self,
+        feature: &str,
+        user: &str,
+        host: &str,
+        holdings: &dyn Holdings,
+    ) -> Result<(), Error> {
+        let Some(rules) = self.features.get(feature) else {
+            return Ok(());
+        };
+        if let Some(rule) = rules
+            .exclude
+            .iter()
+            .find(|r| self.matches(&r.who, user, host))
+        {
+            return Err(denied(format!(
+                "{feature} is not available to {user} on {host}: the options file excludes \
+                 {} (line {}); ask the license administrator",
+                rule.who, rule.line
+            )));
+        }
+        if !rules.include.is_empty()
+            && !rules
+                .include
+                .iter()
+                .any(|r| self.matches(&r.who, user, host))
+        {
+            let lines: Vec<String> = rules.include.iter().map(|r| r.line.to_string()).collect();
+            return Err(denied(format!(
+                "{feature} is available only to the clients the options file includes (lines \
+                 {}), and {user} on {host} is not one of them; ask the license administrator",
+                lines.join(", ")
+            )));
+        }
+        for rule in rules
+            .max
+            .iter()
+            .filter(|r| self.matches(&r.who, user, host))
+        {
+            if self.held(&rule.who, holdings) >= rule.seats {
+                return Err(denied(format!(
+                    "{} may hold at most {} seats of {feature} at a time (options file, line \
+                     {}); return one first",
+                    rule.who, rule.seats, rule.line
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Seats still owed to reservations the client is not part of, and the first such
+    /// reservation (for the refusal's message).
+    pub fn reserved_for_others(
+        &self,
+        feature: &str,
+        user: &str,
+        host: &str,
+        holdings: &dyn Holdings,
+    ) -> (u32, Option<&SeatRule>) {
+        let Some(rules) = self.features.get(feature) else {
+            return (0, None);
+        };
+        let mut owed = 0u32;
+        let mut first = None;
+        for rule in rules
+            .reserve
+            .iter()
+            .filter(|r| !self.matches(&r.who, user, host))
+        {
+            let open = rule.seats.saturating_sub(self.held(&rule.who, holdings));
+            if open > 0 {
+                owed = owed.saturating_add(open);
+                first.get_or_insert(rule);
+            }
+        }
+        (owed, first)
+    }
+}
+
+/// The refusal when the only free seats are reserved for others.
+pub fn reserved_refusal(feature: &str, rule: &SeatRule) -> Error {
+    denied(format!(
+        "the free seats of {feature} are reserved for {} (options file, line {}); try again \
+         later, or ask to wait for a seat",
+        rule.who, rule.line
+    ))
+}
+
+/// Reads and checks an options file; a mistake is a refusal naming the file and line.
+pub fn read_checked(path: &Path) -> Result<(String, Options), Error> {
+    let malformed = |message: String| Error::refused(ErrorCode::Malformed, message);
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if size > MAX_OPTIONS_BYTES as u64 {
+        return Err(malformed(format!(
+            "{} is larger than {MAX_OPTIONS_BYTES} bytes; nothing was changed",
+            path.display()
+        )));
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    match Options::parse(&text) {
+        Ok(options) => Ok((text, options)),
+        Err(problem) => Err(malformed(format!(
+            "{}, {problem}; nothing was changed (the options in force stay)",
+            path.display()
+        ))),
+    }
+}
+
+/// Puts a checked options file in force: stored in the database (the serving process
+/// notices) and copied to `DATA_DIR/options.toml` for reading.
+pub fn apply(
+    data_dir: &Path,
+    conn: &mut SqliteConnection,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    crate::db::store_options(conn, text, crate::db::to_ms(now))?;
+    // Private like the rest of the data directory: it names users and hosts.
+    shared_proto::files::write(
+        &data_dir.join(OPTIONS_FILE),
+        text.as_bytes(),
+        shared_proto::files::Access::Private,
+        shared_proto::files::Existing::Replace,
+    )?;
+    Ok(())
+}
+
+fn denied(message: String) -> Error {
+    Error::refused(ErrorCode::OptionsDenied, message)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    struct Held(HashMap<String, u32>);
+    impl Holdings for Held {
+        fn by_user(&self, user: &str) -> u32 {
+            self.0.get(user).copied().unwrap_or(0)
+        }
+        fn by_host(&self, _: &str) -> u32 {
+            0
+        }
+    }
+
+    const EXAMPLE: &str = r#"
+[groups]
+design = ["alice", "bob"]
+
+[host_groups]
+kiosks = ["kiosk-1"]
+
+[[reserve]]
+feature = "cad"
+seats = 2
+group = "design"
+
+[[max]]
+feature = "cad"
+seats = 1
+user = "carol"
+
+[[include]]
+feature = "cam"
+group = "design"
+
+[[exclude]]
+feature = "cad"
+host_group = "kiosks"
+"#;
+
+    #[test]
+    fn the_example_parses_and_its_rules_hold() {
+        let options = Options::parse(EXAMPLE).unwrap();
+        assert_eq!(options.rule_count(), 4);
+        let none = Held(HashMap::new());
+        assert!(options.check_client("cad", "carol", "ws", &none).is_ok());
+        let carol = Held(HashMap::from([("carol".to_owned(), 1)]));
+        let err = options
+            .check_client("cad", "carol", "ws", &carol)
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::OptionsDenied));
+        assert!(err.to_string().contains("line 13"), "{err}");
+        let err = options
+            .check_client("cad", "alice", "kiosk-1", &none)
+            .unwrap_err();
+        assert!(err.to_string().contains("line 22"), "{err}");
+        assert!(options.check_client("cam", "bob", "ws", &none).is_ok());
+        assert!(options.check_client("cam", "carol", "ws", &none).is_err());
+        let (owed, rule) = options.reserved_for_others("cad", "carol", "ws", &none);
+        assert_eq!((owed, rule.map(|r| r.line)), (2, Some(8)));
+        let alice = Held(HashMap::from([("alice".to_owned(), 1)]));
+        assert_eq!(
+            options.reserved_for_others("cad", "carol", "ws", &alice).0,
+            1
+        );
+        assert_eq!(options.reserved_for_others("cad", "bob", "ws", &none).0, 0);
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_their_line() {
+        let cases = [
+            (
+                "[[reserve]]\nfeature = \"cad\"\nseats = 2\ngroup = \"nobody\"\n",
+                4,
+                "not defined",
+            ),
+            (
+                "\n[[max]]\nfeature = \"cad\"\nuser = \"carol\"\n",
+                2,
+                "needs seats",
+            ),
+            (
+                "[[include]]\nfeature = \"cad\"\nuser = \"a\"\nhost = \"b\"\n",
+                1,
+                "exactly one",
+            ),
+            (
+                "\n\n[[exclude]]\nfeature = \"cad\"\nseats = 1\nuser = \"a\"\n",
+                5,
+                "no seats",
+            ),
+            (
+                "[[reserve]]\nfeature = \"cad\"\nseats = 0\nuser = \"a\"\n",
+                3,
+                "at least 1",
+            ),
+            ("[groups]\ndesign = [\"a\"\n", 2, ""),
+            ("\n[[limit]]\nfeature = \"cad\"\n", 2, "unknown field"),
+            (
+                "[[max]]\nfeature = \"cad\"\nseats = -1\nuser = \"a\"\n",
+                3,
+                "",
+            ),
+        ];
+        for (text, line, words) in cases {
+            let problem = Options::parse(text).unwrap_err();
+            assert_eq!(problem.line, line, "{text:?}: {problem}");
+            assert!(problem.message.contains(words), "{text:?}: {problem}");
+        }
+    }
+}

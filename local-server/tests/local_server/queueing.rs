@@ -1,0 +1,227 @@
+//! Who checks out (user and host), and waiting in the queue for a seat.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn check_out_as(
+    http: &awc::Client,
+    local: &Local,
+    user: &str,
+    wait_seconds: u32,
+) -> (u16, Value) {
+    call(
+        http,
+        "POST",
+        &local.url("/api/v1/leases"),
+        Some(json!({
+            "feature": "cad", "client": "test-client", "user": user, "host": "ws-1",
+            "wait_seconds": wait_seconds,
+        })),
+        None,
+    )
+    .await
+}
+
+/// Checks out and, while queued (202), polls with the ticket, as a client does.
+/// `base` is the server's URL.
+async fn check_out_waiting(http: &awc::Client, base: &str, body: Value) -> (u16, Value) {
+    let (mut status, mut answer) = call(
+        http,
+        "POST",
+        &format!("{base}/api/v1/leases"),
+        Some(body),
+        None,
+    )
+    .await;
+    while status == 202 {
+        let ticket = answer["ticket"].as_str().unwrap().to_owned();
+        assert!(answer["position"].as_u64().unwrap() >= 1, "{answer}");
+        let url = format!("{base}/api/v1/queue/{ticket}");
+        (status, answer) = call(http, "GET", &url, None, None).await;
+    }
+    (status, answer)
+}
+
+async fn queued(http: &awc::Client, local: &Local) -> u64 {
+    let (status, list) = call(http, "GET", &local.url("/api/v1/features"), None, None).await;
+    assert_eq!(status, 200);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feature"] == "cad")
+        .map(|f| f["queued"].as_u64().unwrap())
+        .unwrap_or(0)
+}
+
+async fn wait_until_queued(http: &awc::Client, local: &Local, n: u64) {
+    test_harness::wait_until_async("the queue to fill", Duration::from_secs(10), || async {
+        (queued(http, local).await == n).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+fn one_seat() -> Local {
+    let mut local = Local::offline();
+    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 1)])));
+    local.serve(&[], &[]);
+    local
+}
+
+#[actix_rt::test]
+async fn a_lease_names_its_user_and_host_and_bad_names_are_refused() -> TestResult {
+    let local = one_seat();
+    let http = client();
+    let (status, grant) = check_out_as(&http, &local, "alice", 0).await;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(grant["user"], "alice");
+    assert_eq!(grant["host"], "ws-1");
+    for user in ["", "two words", "bell\u{7}", &"x".repeat(65)] {
+        let (status, body) = check_out_as(&http, &local, user, 0).await;
+        assert_eq!(status, 400, "{user:?}: {body}");
+        assert_eq!(body["code"], "MALFORMED");
+    }
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn waiting_clients_get_returned_seats_in_arrival_order() -> TestResult {
+    let local = one_seat();
+    let http = client();
+    let (status, first) = check_out_as(&http, &local, "alice", 0).await;
+    assert_eq!(status, 201);
+    let (status, refused) = check_out_as(&http, &local, "bob", 0).await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("NO_SEATS")));
+
+    let (bob, carol) = (http.clone(), http.clone());
+    let url = local.url("");
+    let bob_url = url.clone();
+    let bob = actix_rt::spawn(async move {
+        let body = json!({"feature": "cad", "client": "c", "user": "bob", "wait_seconds": 30});
+        check_out_waiting(&bob, &bob_url, body).await
+    });
+    wait_until_queued(&http, &local, 1).await;
+    let carol = actix_rt::spawn(async move {
+        let body = json!({"feature": "cad", "client": "c", "user": "carol", "wait_seconds": 30});
+        check_out_waiting(&carol, &url, body).await
+    });
+    wait_until_queued(&http, &local, 2).await;
+
+    let lease = first["lease_id"].as_str().unwrap();
+    let (status, _) = call(
+        &http,
+        "DELETE",
+        &local.url(&format!("/api/v1/leases/{lease}")),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, bob) = bob.await?;
+    assert_eq!(status, 201, "{bob}");
+    assert_eq!(bob["user"], "bob");
+    assert_eq!(bob["queue_position"], 1);
+    assert_eq!(queued(&http, &local).await, 1, "carol still waits");
+
+    let lease = bob["lease_id"].as_str().unwrap();
+    let (status, _) = call(
+        &http,
+        "DELETE",
+        &local.url(&format!("/api/v1/leases/{lease}")),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, carol) = carol.await?;
+    assert_eq!(status, 201, "{carol}");
+    assert_eq!(carol["user"], "carol");
+    assert_eq!(carol["queue_position"], 2);
+    assert_eq!(in_use(&http, &local, "cad").await, 1);
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
+    let mut local = Local::offline();
+    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 1)])));
+    local.serve(&["--queue-limit", "1"], &[]);
+    let http = client();
+    let (status, _) = check_out_as(&http, &local, "alice", 0).await;
+    assert_eq!(status, 201);
+
+    let (status, body) = check_out_as(&http, &local, "bob", 1).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "NO_SEATS");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("number 1 in the queue"), "{message}");
+    assert_eq!(
+        queued(&http, &local).await,
+        0,
+        "a client that gave up left the queue"
+    );
+
+    let waiter = http.clone();
+    let url = local.url("");
+    let waiting = actix_rt::spawn(async move {
+        let body = json!({"feature": "cad", "client": "c", "user": "bob", "wait_seconds": 2});
+        check_out_waiting(&waiter, &url, body).await
+    });
+    wait_until_queued(&http, &local, 1).await;
+    let (status, body) = check_out_as(&http, &local, "carol", 30).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("queue is full"),
+        "{body}"
+    );
+    let (status, _) = waiting.await?;
+    assert_eq!(status, 409);
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_waiting_client_that_stops_polling_leaves_the_queue() -> TestResult {
+    let mut local = Local::offline();
+    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 1)])));
+    local.serve(&["--queue-poll-seconds", "1"], &[]);
+    let http = client();
+    let (status, first) = check_out_as(&http, &local, "alice", 0).await;
+    assert_eq!(status, 201);
+    let impatient = awc::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .finish();
+    let body = json!({"feature": "cad", "client": "c", "user": "bob", "wait_seconds": 60});
+    let gone = impatient
+        .post(local.url("/api/v1/leases"))
+        .send_json(&body)
+        .await;
+    assert!(gone.is_err(), "the client gave up before an answer");
+    drop(impatient);
+    test_harness::wait_until_async(
+        "the departed client to leave the queue",
+        Duration::from_secs(10),
+        || async { (queued(&http, &local).await == 0).then_some(()) },
+    )
+    .await
+    .unwrap();
+    let lease = first["lease_id"].as_str().unwrap();
+    let (status, _) = call(
+        &http,
+        "DELETE",
+        &local.url(&format!("/api/v1/leases/{lease}")),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        in_use(&http, &local, "cad").await,
+        0,
+        "no seat went to the departed client"
+    );
+    Ok(())
+}

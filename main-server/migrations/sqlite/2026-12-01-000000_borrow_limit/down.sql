@@ -1,0 +1,1 @@
+ALTER TABLE licenses DROP COLUMN max_borrow_hours;
