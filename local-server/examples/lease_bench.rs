@@ -22,14 +22,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queued: usize = args.get(5).map_or(Ok(0), |s| s.parse())?;
     let queue_feature = args.get(6).cloned().unwrap_or_default();
     let waiting_until = Instant::now() + Duration::from_secs(seconds + 30);
+    // One client (one TLS context: each new one costs milliseconds) with no limit on
+    // its connections, so that every waiter holds a connection of its own.
+    let waiting_client = awc::Client::builder()
+        .connector(awc::Connector::new().limit(0))
+        .timeout(Duration::from_secs(60))
+        .finish();
     let mut waiters = Vec::new();
     for n in 0..queued {
         let url = url.clone();
         let feature = queue_feature.clone();
+        let client = waiting_client.clone();
         waiters.push(actix_rt::spawn(async move {
-            let client = awc::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .finish();
             let body = serde_json::json!({
                 "feature": feature, "client": "waiting", "user": format!("waiter-{n}"),
                 "host": "bench", "wait_seconds": 3600,

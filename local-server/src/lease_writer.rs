@@ -84,8 +84,13 @@ impl LeaseWriter {
     /// (after committing what was queued).
     pub fn start(mut conn: SqliteConnection) -> anyhow::Result<Self> {
         use diesel::connection::SimpleConnection;
-        conn.batch_execute(&format!("PRAGMA busy_timeout = {ATTEMPT_BUSY_MS};"))
-            .context("setting up the lease writer's connection")?;
+        // No checkpoint inside a lease commit (it syncs the database file, which would
+        // hold up every grant waiting in the batch): `LeaseEngine::checkpoint` runs them
+        // on a connection of its own.
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {ATTEMPT_BUSY_MS}; PRAGMA wal_autocheckpoint = 0;"
+        ))
+        .context("setting up the lease writer's connection")?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("lease-writer".into())

@@ -246,6 +246,8 @@ pub struct LeaseEngine {
     inner: Mutex<Inner>,
     /// Reads the `changes` count and reloads; never used for lease writes.
     reader: Mutex<SqliteConnection>,
+    /// Copies the write-ahead log into the database file, off the writer's path.
+    checkpointer: Mutex<SqliteConnection>,
     writer: LeaseWriter,
     clock: Clock,
     settings: EngineSettings,
@@ -268,6 +270,7 @@ impl LeaseEngine {
         let server_id = Uuid::parse_str(&db::load_config(&mut reader)?.server_id)
             .context("reading the license server id")?;
         let writer = LeaseWriter::start(db::connect_existing(data_dir)?)?;
+        let checkpointer = db::connect_existing(data_dir)?;
         let now = clock.now();
         // Every stored lease, also those that ran out while no server ran: their expiry
         // is recorded (at its time) once the engine is up.
@@ -300,6 +303,7 @@ impl LeaseEngine {
         let engine = Self {
             inner: Mutex::new(inner),
             reader: Mutex::new(reader),
+            checkpointer: Mutex::new(checkpointer),
             writer,
             clock,
             settings,
@@ -918,6 +922,19 @@ impl LeaseEngine {
             in_use: count_i32(in_use),
             wait_ms: None,
         })]);
+    }
+
+    /// Moves the committed lease writes from the write-ahead log into the database file
+    /// (the writer never does, see [`LeaseWriter`]); called every second by the sweeper.
+    /// `PASSIVE` waits for nobody: what readers still use is copied next time.
+    pub fn checkpoint(&self) -> Result<(), Error> {
+        use diesel::connection::SimpleConnection;
+        let mut conn = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")?;
+        Ok(())
     }
 
     /// Keeps the report log within its age and size bounds.

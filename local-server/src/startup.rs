@@ -159,7 +159,8 @@ async fn sweeper(engine: Arc<LeaseEngine>) {
         }
         ticks += 1;
         let engine = engine.clone();
-        match web::block(move || engine.sweep()).await {
+        match web::block(move || engine.sweep().and_then(|n| engine.checkpoint().map(|()| n))).await
+        {
             Ok(Ok(n)) if n > 0 => log::info!("{n} leases expired without heartbeat"),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => log::error!("lease sweep failed: {e:#}"),
