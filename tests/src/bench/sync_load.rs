@@ -153,23 +153,27 @@ impl Run {
     }
 }
 
-/// Posts every text once, from `concurrency` clients spread over `urls`, each on a new
-/// connection or on kept-alive ones. Runs on the calling thread.
-pub fn run(
-    texts: Vec<String>,
-    urls: &[String],
-    ca: &Path,
-    concurrency: usize,
-    new_connection: bool,
-) -> Result<Run> {
+/// How the clients send.
+#[derive(Clone, Copy)]
+pub struct Load {
+    pub concurrency: usize,
+    pub new_connection: bool,
+    /// Syncs started per second in total (0: each client sends as soon as its previous
+    /// answer came). Paced latencies count from each sync's scheduled start, so a server
+    /// that falls behind is charged for the queue it builds.
+    pub rate: u64,
+}
+
+/// Posts every text once, from `load.concurrency` clients spread over `urls`. Runs on
+/// the calling thread.
+pub fn run(texts: Vec<String>, urls: &[String], ca: &Path, load: Load) -> Result<Run> {
     let texts = Arc::new(texts);
     let next = Arc::new(AtomicUsize::new(0));
     let urls = urls.to_vec();
     let ca = ca.to_owned();
     let start = Instant::now();
-    let (mut latencies, failures) = actix_web::rt::System::new().block_on(async move {
-        drive(texts, next, &urls, &ca, concurrency, new_connection).await
-    })?;
+    let (mut latencies, failures) = actix_web::rt::System::new()
+        .block_on(async move { drive(texts, next, &urls, &ca, load, start).await })?;
     let wall = start.elapsed();
     latencies.sort_unstable();
     Ok(Run {
@@ -184,9 +188,14 @@ async fn drive(
     next: Arc<AtomicUsize>,
     urls: &[String],
     ca: &Path,
-    concurrency: usize,
-    new_connection: bool,
+    load: Load,
+    start: Instant,
 ) -> Result<(Vec<u64>, usize)> {
+    let Load {
+        concurrency,
+        new_connection,
+        rate,
+    } = load;
     let mut tls = SslConnector::builder(SslMethod::tls())?;
     tls.set_ca_file(ca)
         .with_context(|| format!("trusting {}", ca.display()))?;
@@ -222,7 +231,13 @@ async fn drive(
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(text) = texts.get(i) else { break };
-                let began = Instant::now();
+                let began = if rate > 0 {
+                    let at = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                    actix_web::rt::time::sleep_until(at.into()).await;
+                    at
+                } else {
+                    Instant::now()
+                };
                 let mut request = client.post(&url).content_type("text/plain");
                 if new_connection {
                     request = request.force_close();
