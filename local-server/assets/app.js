@@ -380,23 +380,21 @@
     await busy($("sync-button"), box, "Synchronizing with Solme's main server…", async () => {
       const resp = await api("POST", "sync");
       const body = resp.data;
-      if (!resp.ok || !body || typeof body !== "object" || !body.outcome) {
-        const r = describeRefusal(resp, "Synchronization");
-        showResult(box, "bad", r.headline, r.lines);
-      } else if (body.outcome === "synchronized") {
-        showResult(box, "ok", "Synchronized through " + body.report.endpoint + ".", changeLines(body.report.changes));
-      } else if (body.outcome === "network_error") {
-        showResult(box, "bad", "The main server could not be reached.", [
+      if (resp.ok && body && typeof body === "object" && body.endpoint) {
+        showResult(box, "ok", "Synchronized through " + body.endpoint + ".", changeLines(body.changes));
+      } else if (body && body.code === "UNAVAILABLE") {
+        // The main server out of reach, or another synchronization running: the
+        // message says which.
+        showResult(box, "bad", "The synchronization could not be done right now.", [
           "Details: " + body.message,
           labelled(
             "What to do: ",
-            "Use Diagnose to find out why. Meanwhile you can synchronize by email (File → Export Sync Data)."
+            "Try again in a minute; if it keeps failing, use Diagnose to find out why. " +
+              "Meanwhile you can synchronize by email (File → Export Sync Data)."
           ),
         ]);
-      } else if (body.outcome === "busy") {
-        showResult(box, "warn", "Another synchronization is running right now.", ["Try again in a minute."]);
       } else {
-        const r = describeRefusal({ status: 200, data: body }, "Synchronization");
+        const r = describeRefusal(resp, "Synchronization");
         showResult(box, "bad", r.headline, r.lines);
       }
       await refresh();

@@ -154,32 +154,17 @@ pub struct ServeArgs {
     pub max_connections: usize,
 }
 
-/// Automatic synchronization schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AutoSyncMode {
-    Off,
-    Daily,
-    Weekly,
+shared_proto::text_enum! {
+    /// Automatic synchronization schedule.
+    #[derive(ValueEnum)]
+    pub enum AutoSyncMode {
+        Off => "off",
+        Daily => "daily",
+        Weekly => "weekly",
+    }
 }
 
 impl AutoSyncMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::Daily => "daily",
-            Self::Weekly => "weekly",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "off" => Some(Self::Off),
-            "daily" => Some(Self::Daily),
-            "weekly" => Some(Self::Weekly),
-            _ => None,
-        }
-    }
-
     /// Time between two automatic synchronizations.
     pub fn period(self) -> Option<chrono::Duration> {
         match self {

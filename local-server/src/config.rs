@@ -51,28 +51,6 @@ pub fn lock_serve(data_dir: &Path) -> anyhow::Result<ServeLock> {
     }
 }
 
-/// Writes a file whole or not at all: to a temporary file of a unique name beside it,
-/// then renamed over it (two writers never share a temporary file).
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("{} is not a file name", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(
-        ".{}.{}.tmp",
-        std::process::id(),
-        Uuid::new_v4().simple()
-    ));
-    let tmp = path.with_file_name(tmp_name);
-    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    if let Err(e) = fs::rename(&tmp, path) {
-        drop(fs::remove_file(&tmp));
-        return Err(anyhow::Error::new(e).context(format!("writing {}", path.display())));
-    }
-    Ok(())
-}
-
 /// Largest PEM file read (keys and CA certificates are a few KiB).
 const MAX_PEM_BYTES: u64 = 256 * 1024;
 
@@ -120,7 +98,7 @@ impl Settings {
             solme_public_pem: row.solme_public_pem,
             ca_pem: row.ca_pem,
             proxy: row.proxy.map(ProxyText::from),
-            auto_sync: AutoSyncMode::parse(&row.auto_sync).unwrap_or(AutoSyncMode::Off),
+            auto_sync: row.auto_sync.parse().unwrap_or(AutoSyncMode::Off),
         })
     }
 
@@ -175,7 +153,7 @@ pub fn parse_endpoint(text: &str) -> anyhow::Result<Endpoint> {
 }
 
 /// The endpoints to try: each address as given, except that a single address without
-/// a port means port 443 and then port 8080 (SPEC §4).
+/// a port means port 443 and then port 8080 (local-server/README.md).
 pub fn expand_endpoints(addresses: &[String]) -> anyhow::Result<Vec<Endpoint>> {
     let mut out = Vec::new();
     for address in addresses {

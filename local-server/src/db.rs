@@ -12,7 +12,6 @@ use std::path::Path;
 use std::time::Duration as StdDuration;
 
 use anyhow::{anyhow, Context};
-use chrono::{DateTime, TimeZone, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -32,16 +31,9 @@ const BUSY_TIMEOUT_MS: u32 = 10_000;
 pub type DbPool = Pool<ConnectionManager<SqliteConnection>>;
 pub type DbConn = PooledConnection<ConnectionManager<SqliteConnection>>;
 
-/// Milliseconds since the epoch, the storage form of every time.
-pub fn to_ms(at: DateTime<Utc>) -> i64 {
-    at.timestamp_millis()
-}
-
-/// The inverse of [`to_ms`]; out-of-range values (impossible unless the file was edited)
-/// become the epoch rather than a panic.
-pub fn from_ms(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
+/// Milliseconds since the epoch, the storage form of every time (one conversion for
+/// all three programs, in `shared_proto::clock`).
+pub use shared_proto::clock::{from_millis as from_ms, to_millis as to_ms};
 
 #[derive(Debug)]
 struct Pragmas;

@@ -178,8 +178,8 @@ impl Report {
         match self.cause {
             None => 0,
             // Incomplete rather than failed: running it again later may succeed.
-            Some(Cause::SyncBusy) => crate::error::EXIT_TEMPORARY,
-            Some(_) => crate::error::EXIT_FAILED,
+            Some(Cause::SyncBusy) => shared_proto::exit::TEMPORARY,
+            Some(_) => shared_proto::exit::FAILED,
         }
     }
 }

@@ -3,13 +3,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
-use shared_proto::ErrorCode;
-
-/// Exit code for a temporary (network) failure: the caller may retry (SPEC §6).
-pub const EXIT_TEMPORARY: u8 = 75;
-/// Exit code for a refusal or failure.
-pub const EXIT_FAILED: u8 = 1;
+use shared_proto::error::{is_temporary_database_failure, RETRY_AFTER_SECONDS};
+use shared_proto::{exit, ApiError, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,9 +17,13 @@ pub enum Error {
     /// Another synchronization holds the lock.
     #[error("another synchronization is running right now; try again in a minute")]
     SyncBusy,
+    /// The database is locked by another process or the disk is full: nothing was
+    /// changed, and trying again later may work.
+    #[error("the license server's database is busy or full, nothing was changed; try again in a moment ({0:#})")]
+    DatabaseBusy(anyhow::Error),
     /// Anything unexpected: logged with its chain where it is handled, never sent.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
 
 impl Error {
@@ -35,11 +34,11 @@ impl Error {
         }
     }
 
-    /// The process exit code for this error (SPEC §6).
+    /// The process exit code for this error (docs/API.md).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Network(_) | Self::SyncBusy => EXIT_TEMPORARY,
-            Self::Refused { .. } | Self::Internal(_) => EXIT_FAILED,
+            Self::Network(_) | Self::SyncBusy | Self::DatabaseBusy(_) => exit::TEMPORARY,
+            Self::Refused { .. } | Self::Internal(_) => exit::FAILED,
         }
     }
 
@@ -64,7 +63,19 @@ impl From<shared_proto::ProtoError> for Error {
 
 impl From<diesel::result::Error> for Error {
     fn from(err: diesel::result::Error) -> Self {
-        Self::Internal(anyhow::Error::new(err).context("database query"))
+        Self::from(anyhow::Error::new(err).context("database query"))
+    }
+}
+
+/// An unexpected failure, unless a cause in its chain says the database is only locked
+/// by another process or full.
+impl From<anyhow::Error> for Error {
+    fn from(err: anyhow::Error) -> Self {
+        if is_temporary_database_failure(err.as_ref()) {
+            Self::DatabaseBusy(err)
+        } else {
+            Self::Internal(err)
+        }
     }
 }
 
@@ -74,42 +85,40 @@ impl From<actix_web::error::BlockingError> for Error {
     }
 }
 
-/// The JSON body of every error answer.
-#[derive(Debug, Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: String,
-}
-
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Refused { code, .. } => {
                 StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
             }
-            Self::Network(_) | Self::SyncBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Network(_) | Self::SyncBusy | Self::DatabaseBusy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
         let body = match self {
-            Self::Refused { code, message } => Body {
-                code: code.as_str(),
-                message: message.clone(),
-            },
-            Self::Network(_) | Self::SyncBusy => Body {
-                code: "UNAVAILABLE",
-                message: self.to_string(),
-            },
+            Self::Refused { code, message } => ApiError::new(*code, message.clone()),
+            Self::Network(_) | Self::SyncBusy => {
+                response.insert_header(("Retry-After", RETRY_AFTER_SECONDS.to_string()));
+                ApiError::new(ErrorCode::Unavailable, self.to_string())
+            }
+            Self::DatabaseBusy(err) => {
+                log::warn!("request failed for now: {err:#}");
+                response.insert_header(("Retry-After", RETRY_AFTER_SECONDS.to_string()));
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the license server's database is busy or full; try again in a moment",
+                )
+            }
             Self::Internal(err) => {
                 log::error!("request failed: {err:#}");
-                Body {
-                    code: "INTERNAL",
-                    message: "internal error, see the server log".into(),
-                }
+                ApiError::internal()
             }
         };
-        HttpResponse::build(self.status_code()).json(body)
+        response.json(body)
     }
 }

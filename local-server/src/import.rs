@@ -23,20 +23,13 @@ use crate::schema::{licenses, sync_state, usage_peaks};
 /// Largest license file accepted (a file with hundreds of licenses is a few tens of KiB).
 pub const MAX_LICENSE_FILE_BYTES: u64 = 1024 * 1024;
 
-/// How the license file arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Internet,
-    File,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Internet => "internet",
-            Self::File => "file",
-        }
+shared_proto::text_enum! {
+    /// How the license file arrived.
+    pub enum Channel {
+        /// Answer of a direct synchronization.
+        Internet => "internet",
+        /// Imported from a file (the email channel).
+        File => "file",
     }
 }
 

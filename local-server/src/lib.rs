@@ -5,7 +5,8 @@
 //! - [`config`]: `init`, the stored configuration and identity.
 //! - [`db`], [`schema`]: the SQLite database shared by all processes.
 //! - [`leases`]: the lease engine of `serve` (in-memory index, write-through).
-//! - [`server`]: the HTTP server (client API, manager API) and background tasks.
+//! - [`startup`]: `serve`'s start-up (listener, background tasks, shutdown).
+//! - [`routes`]: the HTTP routes (client API, manager API).
 //! - [`manager_page`]: the web manager page and the guard of the manager API.
 //! - [`sync`], [`proxy`]: direct synchronization over HTTPS, directly or via a proxy.
 //! - [`import`]: installing a license file in one transaction.
@@ -22,9 +23,10 @@ pub mod import;
 pub mod leases;
 pub mod manager_page;
 pub mod proxy;
+pub mod routes;
 pub mod scheduler;
 pub mod schema;
-pub mod server;
+pub mod startup;
 pub mod status;
 pub mod sync;
 
@@ -38,13 +40,13 @@ use crate::error::Error;
 use crate::import::Channel;
 use crate::sync::SyncContext;
 
-/// Runs one command line; returns the process exit code (SPEC §6).
+/// Runs one command line; returns the process exit code (docs/API.md, "Conventions").
 pub async fn run(cli: Cli) -> ExitCode {
     let clock = match Clock::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(shared_proto::exit::USAGE);
         }
     };
     match dispatch(cli.command, clock).await {
@@ -80,8 +82,8 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             out!("{}", config::init(&args, &clock)?);
         }
         Command::Serve(args) => {
-            let app = server::Application::build(&args, clock)?;
-            app.run_until_stopped().await?;
+            let app = startup::Application::build(&args, clock)?;
+            app.run_until_stopped(std::future::pending()).await?;
         }
         Command::Sync { data, proxy } => {
             let ctx = SyncContext::open(&data.data_dir, clock)?;

@@ -63,7 +63,7 @@ pub fn set_mode(
 /// Whether an automatic synchronization is due; the mode and when.
 fn due(conn: &mut SqliteConnection, now: DateTime<Utc>) -> Result<Option<AutoSyncMode>, Error> {
     let mode: String = config::table.select(config::auto_sync).first(conn)?;
-    let mode = AutoSyncMode::parse(&mode).unwrap_or(AutoSyncMode::Off);
+    let mode = mode.parse().unwrap_or(AutoSyncMode::Off);
     let Some(period) = mode.period() else {
         return Ok(None);
     };

@@ -10,12 +10,27 @@ use serde::Serialize;
 use shared_proto::validity::{self, SyncState, SYNC_VALIDITY_DAYS, WARNING_DAYS};
 use shared_proto::{Fingerprint, License};
 
+use crate::cli::AutoSyncMode;
 use crate::config::Settings;
 use crate::db::{self, from_ms, to_ms};
 use crate::error::Error;
+use crate::import::Channel;
 use crate::leases::{feature_seats, license_from_row, FeatureSeats};
 use crate::proxy::ProxySettings;
 use crate::schema::leases;
+
+shared_proto::text_enum! {
+    /// Where the server stands: whether, and until when, it issues licenses.
+    pub enum State {
+        Synchronized => "synchronized",
+        /// Synchronized, within 30 days of the 366-day limit.
+        Warning => "warning",
+        Expired => "expired",
+        NeverSynchronized => "never_synchronized",
+        /// The system clock went back behind a time already seen.
+        ClockRollback => "clock_rollback",
+    }
+}
 
 /// The whole status report.
 #[derive(Debug, Clone, Serialize)]
@@ -23,8 +38,7 @@ pub struct StatusReport {
     pub server_id: uuid::Uuid,
     pub fingerprint: Fingerprint,
     pub now: DateTime<Utc>,
-    /// `synchronized`, `warning`, `expired`, `never_synchronized` or `clock_rollback`.
-    pub state: &'static str,
+    pub state: State,
     /// Whether licenses are issued right now.
     pub issuing: bool,
     pub message: String,
@@ -32,11 +46,11 @@ pub struct StatusReport {
     /// Days left of the 366 (negative when expired).
     pub days_left: Option<i64>,
     pub last_sync_at: Option<DateTime<Utc>>,
-    pub last_sync_channel: Option<String>,
+    pub last_sync_channel: Option<Channel>,
     pub license_file_sequence: Option<i64>,
     pub revision: Option<i64>,
     pub customer: Option<String>,
-    pub auto_sync: &'static str,
+    pub auto_sync: AutoSyncMode,
     pub next_auto_sync_at: Option<DateTime<Utc>>,
     pub last_attempt_at: Option<DateTime<Utc>>,
     pub last_attempt_error: Option<String>,
@@ -53,7 +67,7 @@ pub struct StatusReport {
 pub struct ClientStatus {
     pub server_id: uuid::Uuid,
     pub now: DateTime<Utc>,
-    pub state: &'static str,
+    pub state: State,
     pub issuing: bool,
     pub message: String,
     pub valid_until: Option<DateTime<Utc>>,
@@ -118,7 +132,7 @@ pub fn report(
     let date = |d: DateTime<Utc>| d.format("%Y-%m-%d %H:%M UTC").to_string();
     let (name, issuing, message, days_left) = if validity::check_clock(now, high_water).is_err() {
         (
-            "clock_rollback",
+            State::ClockRollback,
             false,
             format!(
                 "The system clock is behind a time this server has already seen ({}). \
@@ -132,7 +146,7 @@ pub fn report(
     } else {
         match sync {
             SyncState::NeverSynced => (
-                "never_synchronized",
+                State::NeverSynchronized,
                 false,
                 "Never synchronized with Solme: no licenses are issued. Run `local-server sync`, \
                  or synchronize by email (export-sync-data, then import-license-file)."
@@ -140,7 +154,7 @@ pub fn report(
                 None,
             ),
             SyncState::Synchronized { valid_until, days_left } => (
-                "synchronized",
+                State::Synchronized,
                 true,
                 format!(
                     "Synchronized: licenses are issued until {} ({days_left} of {SYNC_VALIDITY_DAYS} days left).",
@@ -149,7 +163,7 @@ pub fn report(
                 Some(days_left),
             ),
             SyncState::Warning { valid_until, days_left } => (
-                "warning",
+                State::Warning,
                 true,
                 format!(
                     "WARNING: synchronize within {days_left} days (fewer than {WARNING_DAYS} left): \
@@ -159,14 +173,14 @@ pub fn report(
                 Some(days_left),
             ),
             SyncState::Expired { valid_until } => (
-                "expired",
+                State::Expired,
                 false,
                 format!(
                     "Not synchronized for more than {SYNC_VALIDITY_DAYS} days (ran out {}): \
                      no licenses are issued until the server synchronizes.",
                     date(valid_until)
                 ),
-                Some((valid_until - now).num_days()),
+                Some(validity::days_left(valid_until, now)),
             ),
         }
     };
@@ -185,11 +199,14 @@ pub fn report(
         valid_until,
         days_left,
         last_sync_at: state.last_sync_at.map(from_ms),
-        last_sync_channel: state.last_sync_channel,
+        // An unknown word (a database edited by hand) shows as no channel.
+        last_sync_channel: state
+            .last_sync_channel
+            .and_then(|channel| channel.parse().ok()),
         license_file_sequence: state.sequence,
         revision: state.revision,
         customer: state.customer,
-        auto_sync: settings.auto_sync.as_str(),
+        auto_sync: settings.auto_sync,
         next_auto_sync_at: state.next_auto_sync_at.map(from_ms),
         last_attempt_at: state.last_attempt_at.map(from_ms),
         last_attempt_error: state.last_attempt_error,
@@ -214,7 +231,7 @@ impl fmt::Display for StatusReport {
                 f,
                 "  last sync:       {} ({}), license file #{}",
                 date(at),
-                self.last_sync_channel.as_deref().unwrap_or("?"),
+                self.last_sync_channel.map_or("?", Channel::as_str),
                 self.license_file_sequence.unwrap_or(0)
             )?,
             None => writeln!(f, "  last sync:       never")?,
@@ -229,7 +246,9 @@ impl fmt::Display for StatusReport {
         }
         write!(f, "  auto-sync:       {}", self.auto_sync)?;
         match self.next_auto_sync_at {
-            Some(next) if self.auto_sync != "off" => writeln!(f, ", next run {}", date(next))?,
+            Some(next) if self.auto_sync != AutoSyncMode::Off => {
+                writeln!(f, ", next run {}", date(next))?
+            }
             _ => writeln!(f)?,
         }
         if let (Some(at), Some(err)) = (self.last_attempt_at, &self.last_attempt_error) {

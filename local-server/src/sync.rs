@@ -14,6 +14,7 @@ use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509;
 use serde::Serialize;
+use shared_proto::files::{self, Access, Existing};
 use shared_proto::messages::MESSAGE_VERSION;
 use shared_proto::{
     sync_data, ApiError, Clock, ErrorCode, FeatureUsage, ServerIdentity, SyncRequest,
@@ -176,7 +177,7 @@ pub fn export(ctx: &SyncContext, path: &Path) -> Result<String, Error> {
     let settings = Settings::load(&ctx.data_dir, &mut conn)?;
     let now = ctx.clock.now();
     let (request, text) = build_request(&mut conn, &settings, &ctx.identity, now)?;
-    crate::config::write_atomically(path, text.as_bytes())?;
+    files::write(path, text.as_bytes(), Access::Public, Existing::Replace)?;
     log::info!(
         "sync data exported server_id={} request_id={}",
         settings.server_id,
@@ -313,13 +314,14 @@ async fn post_sync(client: &awc::Client, endpoint: &Endpoint, body: String) -> A
         };
     }
     if let Ok(api) = serde_json::from_slice::<ApiError>(&bytes) {
-        return Attempt::Refused(Error::refused(api.code, refusal_text(api)));
-    }
-    // A `{code, message}` body with a code this protocol does not list (`INTERNAL`,
-    // `UNAVAILABLE`): the main server answered but has a problem of its own. It may
-    // have committed part of the work, and another endpoint may be healthier.
-    if let Ok(other) = serde_json::from_slice::<UnlistedError>(&bytes) {
-        return Attempt::ServerProblem(format!("answered HTTP {status} {}", other.code));
+        return match api.code {
+            // The main server answered but has a problem of its own. It may have
+            // committed part of the work, and another endpoint may be healthier.
+            ErrorCode::Internal | ErrorCode::Unavailable => {
+                Attempt::ServerProblem(format!("answered HTTP {status} {}", api.code))
+            }
+            _ => Attempt::Refused(Error::refused(api.code, refusal_text(api))),
+        };
     }
     // Not our protocol's answer (a gateway or another program on the port): the main
     // server itself may or may not have been reached behind it.
@@ -327,12 +329,6 @@ async fn post_sync(client: &awc::Client, endpoint: &Endpoint, body: String) -> A
         format!("answered HTTP {status}, not as Solme's main server"),
         status.is_server_error(),
     )
-}
-
-/// An error body whose code is not one of [`ErrorCode`]'s.
-#[derive(serde::Deserialize)]
-struct UnlistedError {
-    code: String,
 }
 
 /// The main server's refusal, with what to do about it when its message does not say.

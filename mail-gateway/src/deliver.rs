@@ -11,9 +11,6 @@ use shared_proto::Clock;
 use crate::cli::DeliverArgs;
 use crate::spool::{read_bounded, Envelope, Intake, Spool};
 
-/// sysexits.h EX_TEMPFAIL: the MTA defers the message and retries.
-pub const EX_TEMPFAIL: u8 = 75;
-
 /// Runs `deliver` and returns the exit code for the MTA.
 pub fn run(args: &DeliverArgs, clock: &Clock, input: &mut impl Read) -> ExitCode {
     match store(args, clock, input) {
@@ -24,7 +21,7 @@ pub fn run(args: &DeliverArgs, clock: &Clock, input: &mut impl Read) -> ExitCode
         Err(err) => {
             log::error!("deliver: the message was not stored, the MTA will retry: {err:#}");
             eprintln!("mail-gateway deliver: temporary failure: {err:#}");
-            ExitCode::from(EX_TEMPFAIL)
+            ExitCode::from(shared_proto::exit::TEMPORARY)
         }
     }
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use mail_parser::{Message, MessageParser, MimeHeaders};
 use uuid::Uuid;
 
+use crate::replies::ReplyKind;
 use crate::spool::Envelope;
 
 const SYNC_BEGIN: &str = "-----BEGIN SOLME SYNC DATA-----";
@@ -118,16 +119,21 @@ pub enum Problem {
 }
 
 impl Problem {
-    /// A short label for logs, the outgoing envelope and tests.
-    pub fn label(&self) -> &'static str {
+    /// The kind of reply that answers this problem.
+    pub fn kind(&self) -> ReplyKind {
         match self {
-            Problem::NoSyncData { .. } => "no-sync-data",
-            Problem::Damaged { .. } => "damaged",
-            Problem::LicenseFileSent => "license-file-sent",
-            Problem::KeyClearWithoutId => "key-clear-without-id",
-            Problem::SeveralIds { .. } => "several-ids",
-            Problem::TooLarge { .. } => "too-large",
+            Problem::NoSyncData { .. } => ReplyKind::NoSyncData,
+            Problem::Damaged { .. } => ReplyKind::Damaged,
+            Problem::LicenseFileSent => ReplyKind::LicenseFileSent,
+            Problem::KeyClearWithoutId => ReplyKind::KeyClearWithoutId,
+            Problem::SeveralIds { .. } => ReplyKind::SeveralIds,
+            Problem::TooLarge { .. } => ReplyKind::TooLarge,
         }
+    }
+
+    /// A short label for logs and tests: the word of its reply kind.
+    pub fn label(&self) -> &'static str {
+        self.kind().as_str()
     }
 }
 

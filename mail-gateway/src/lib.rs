@@ -7,8 +7,11 @@
 //! - Intake: [`smtp`] (own receiver), [`deliver`] (MTA pipe), [`maildir`].
 //! - [`spool`]: durable storage and the at-most-once ledger.
 //! - [`inbound`]: what a message asks for (pure; golden-tested).
-//! - [`worker`]: processing with retry/back-off; [`main_server`]: its client.
-//! - [`replies`]: the mails written; [`outbound`] and [`dispatch`]: sending them.
+//! - [`queue`]: the runner of both spool queues (tasks, permits, back-off, scans).
+//! - [`worker`]: the inbound queue's job (ask the main server, stage the reply);
+//!   [`main_server`]: its client.
+//! - [`replies`]: the mails written; [`outbound`] and [`dispatch`] (the `outgoing/`
+//!   queue's job): sending them.
 //! - [`notices`]: key-clear decision notices; [`status`]: the status page.
 
 pub mod cli;
@@ -19,6 +22,7 @@ pub mod maildir;
 pub mod main_server;
 pub mod notices;
 pub mod outbound;
+pub mod queue;
 pub mod replies;
 pub mod smtp;
 pub mod spool;
@@ -49,9 +53,9 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
                 // --help, --version
                 ExitCode::SUCCESS
             } else if deliver {
-                ExitCode::from(deliver::EX_TEMPFAIL)
+                ExitCode::from(shared_proto::exit::TEMPORARY)
             } else {
-                ExitCode::from(2)
+                ExitCode::from(shared_proto::exit::USAGE)
             })
         }
     }
@@ -65,8 +69,8 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("mail-gateway: {err}");
             // Any start-up failure of `deliver` is temporary for the MTA.
             return match cli.command {
-                Command::Deliver(_) => ExitCode::from(deliver::EX_TEMPFAIL),
-                Command::Serve(_) => ExitCode::from(2),
+                Command::Deliver(_) => ExitCode::from(shared_proto::exit::TEMPORARY),
+                Command::Serve(_) => ExitCode::from(shared_proto::exit::USAGE),
             };
         }
     };

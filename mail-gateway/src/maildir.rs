@@ -11,8 +11,9 @@ use anyhow::Context;
 use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
-use crate::spool::{read_bounded, sync_dir, Envelope, Intake, Spool};
-use crate::worker::blocking;
+use crate::queue::blocking;
+use crate::spool::{read_bounded, Envelope, Intake, Spool};
+use shared_proto::files::sync_dir;
 
 /// Polls `dir/new` every `every` until `shutdown` changes.
 pub async fn watch(

@@ -10,50 +10,16 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use shared_proto::admin_api::{KeyClearRequest, MailSync, MailSyncAnswer, NewKeyClearRequest};
+use shared_proto::{ApiError, ErrorCode};
 use uuid::Uuid;
 
 /// Largest answer body read from the main server (a license file is a few KiB).
 const MAX_ANSWER: usize = 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A license as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct License {
-    pub feature: String,
-    pub seats: u32,
-    pub valid_from: Option<DateTime<Utc>>,
-    pub valid_until: Option<DateTime<Utc>>,
-}
-
-/// The answer to `POST /admin/v1/mail/sync`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MailSyncAnswer {
-    pub license_file: String,
-    pub server_id: Uuid,
-    pub valid_until: DateTime<Utc>,
-    pub licenses: Vec<License>,
-}
-
-/// A key-clear request as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyClearRequest {
-    pub id: Uuid,
-    pub server_id: Uuid,
-    pub sender: String,
-    pub message_id: String,
-    #[serde(default)]
-    pub text: String,
-    /// `pending`, `approved` or `rejected`.
-    pub status: String,
-    #[serde(default)]
-    pub operator: Option<String>,
-    #[serde(default)]
-    pub reason: Option<String>,
-}
 
 /// Why a call to the main server did not give an answer.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +28,7 @@ pub enum MainServerError {
     #[error("the main server refused: {code}: {message}")]
     Refused {
         status: u16,
-        code: String,
+        code: ErrorCode,
         message: String,
     },
     /// The main server could not be reached, or refused to look at the
@@ -82,13 +48,6 @@ impl MainServerError {
     pub fn is_temporary(&self) -> bool {
         !matches!(self, MainServerError::Refused { .. })
     }
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    code: String,
-    #[serde(default)]
-    message: String,
 }
 
 /// The admin API client. Not `Send` (awc): it lives on the gateway's
@@ -129,8 +88,11 @@ impl MainServer {
         sender: &str,
         sync_data: &str,
     ) -> Result<MailSyncAnswer, MainServerError> {
-        let body = serde_json::json!({ "sender": sender, "sync_data": sync_data });
-        self.call(awc::http::Method::POST, "/admin/v1/mail/sync", Some(body))
+        let body = MailSync {
+            sender: sender.to_owned(),
+            sync_data: sync_data.to_owned(),
+        };
+        self.call(awc::http::Method::POST, "/admin/v1/mail/sync", Some(&body))
             .await
     }
 
@@ -142,23 +104,23 @@ impl MainServer {
         message_id: &str,
         text: &str,
     ) -> Result<KeyClearRequest, MainServerError> {
-        let body = serde_json::json!({
-            "server_id": server_id,
-            "sender": sender,
-            "message_id": message_id,
-            "text": text,
-        });
+        let body = NewKeyClearRequest {
+            server_id,
+            sender: sender.to_owned(),
+            message_id: message_id.to_owned(),
+            text: text.to_owned(),
+        };
         self.call(
             awc::http::Method::POST,
             "/admin/v1/key-clear-requests",
-            Some(body),
+            Some(&body),
         )
         .await
     }
 
     /// Decided key-clear requests whose sender was not told yet.
     pub async fn unnotified(&self) -> Result<Vec<KeyClearRequest>, MainServerError> {
-        self.call(
+        self.call::<(), _>(
             awc::http::Method::GET,
             "/admin/v1/key-clear-requests/unnotified",
             None,
@@ -169,15 +131,17 @@ impl MainServer {
     /// Records that the sender of request `id` was told.
     pub async fn mark_notified(&self, id: Uuid) -> Result<(), MainServerError> {
         let path = format!("/admin/v1/key-clear-requests/{id}/notified");
-        let _: serde_json::Value = self.call(awc::http::Method::POST, &path, None).await?;
+        let _: serde_json::Value = self
+            .call::<(), _>(awc::http::Method::POST, &path, None)
+            .await?;
         Ok(())
     }
 
-    async fn call<T: DeserializeOwned>(
+    async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: awc::http::Method,
         path: &str,
-        body: Option<serde_json::Value>,
+        body: Option<&B>,
     ) -> Result<T, MainServerError> {
         let url = format!("{}{}", self.base, path);
         let request = self.client.request(method, &url).insert_header((
@@ -185,7 +149,7 @@ impl MainServer {
             format!("Bearer {}", self.token.expose_secret()),
         ));
         let sent = match body {
-            Some(body) => request.send_json(&body).await,
+            Some(body) => request.send_json(body).await,
             None => request.send().await,
         };
         let mut response = sent.map_err(|err| {
@@ -237,7 +201,7 @@ impl MainServer {
         }
         // A 4xx without the API's error body did not come from the admin
         // API (a wrong URL, a proxy in the way): the gateway's problem, retried.
-        let Ok(body) = serde_json::from_slice::<ErrorBody>(&bytes) else {
+        let Ok(body) = serde_json::from_slice::<ApiError>(&bytes) else {
             return Err(MainServerError::Unavailable(anyhow::anyhow!(
                 "{url} answered {status} without an API error body: {}",
                 String::from_utf8_lossy(&bytes[..bytes.len().min(300)])

@@ -14,10 +14,11 @@ use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
 use crate::inbound::Sender;
-use crate::main_server::{KeyClearRequest, MainServer};
+use crate::main_server::MainServer;
+use crate::queue::blocking;
 use crate::replies::{Composer, Reply};
 use crate::spool::Spool;
-use crate::worker::blocking;
+use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus};
 
 /// Polls the main server for decided key-clear requests.
 pub struct Notices {
@@ -59,7 +60,7 @@ impl Notices {
     }
 
     async fn notify(&self, request: &KeyClearRequest) {
-        if request.status != "approved" && request.status != "rejected" {
+        if request.status == KeyClearStatus::Pending {
             return;
         }
         let name = format!("notice-{}", request.id.simple());

@@ -16,8 +16,9 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use uuid::Uuid;
 
 use crate::inbound::{Problem, Sender};
-use crate::main_server::{KeyClearRequest, License, MailSyncAnswer};
 use crate::spool::OutgoingEnvelope;
+use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, License, MailSyncAnswer};
+use shared_proto::ErrorCode;
 
 /// What a reply says.
 #[derive(Debug, Clone)]
@@ -55,53 +56,89 @@ pub enum Refusal {
         message: String,
     },
     Other {
-        code: String,
+        code: ErrorCode,
         message: String,
     },
 }
 
 impl Refusal {
     /// Sorts a refusal by its stable code (docs/API.md).
-    pub fn from_code(status: u16, code: &str, message: &str, resumed: bool) -> Refusal {
+    pub fn from_code(status: u16, code: ErrorCode, message: &str, resumed: bool) -> Refusal {
         match code {
-            "UNKNOWN_SERVER_ID" => Refusal::UnknownId,
-            "ID_IN_USE" => Refusal::IdInUse,
-            "UNAUTHORIZED" if status == 403 => Refusal::NotRegistered,
-            "REPLAYED_REQUEST" => Refusal::Replayed { resumed },
-            "STALE_REQUEST" => Refusal::Stale,
-            "MALFORMED" | "BAD_SIGNATURE" | "UNSUPPORTED_VERSION" => Refusal::Damaged {
-                message: message.to_owned(),
-            },
+            ErrorCode::UnknownServerId => Refusal::UnknownId,
+            ErrorCode::IdInUse => Refusal::IdInUse,
+            ErrorCode::Unauthorized if status == 403 => Refusal::NotRegistered,
+            ErrorCode::ReplayedRequest => Refusal::Replayed { resumed },
+            ErrorCode::StaleRequest => Refusal::Stale,
+            ErrorCode::Malformed | ErrorCode::BadSignature | ErrorCode::UnsupportedVersion => {
+                Refusal::Damaged {
+                    message: message.to_owned(),
+                }
+            }
             _ => Refusal::Other {
-                code: code.to_owned(),
+                code,
                 message: message.to_owned(),
             },
         }
     }
 
-    /// A short label for logs and the outgoing envelope.
-    pub fn label(&self) -> &'static str {
+    /// The kind of reply that tells the customer about this refusal.
+    pub fn kind(&self) -> ReplyKind {
         match self {
-            Refusal::UnknownId => "unknown-id",
-            Refusal::IdInUse => "id-in-use",
-            Refusal::NotRegistered => "not-registered",
-            Refusal::Replayed { .. } => "replayed",
-            Refusal::Stale => "stale",
-            Refusal::Damaged { .. } => "damaged",
-            Refusal::Other { .. } => "refused",
+            Refusal::UnknownId => ReplyKind::UnknownId,
+            Refusal::IdInUse => ReplyKind::IdInUse,
+            Refusal::NotRegistered => ReplyKind::NotRegistered,
+            Refusal::Replayed { .. } => ReplyKind::Replayed,
+            Refusal::Stale => ReplyKind::Stale,
+            Refusal::Damaged { .. } => ReplyKind::Damaged,
+            Refusal::Other { .. } => ReplyKind::Refused,
         }
+    }
+
+    /// A short label for logs and tests: the word of its reply kind.
+    pub fn label(&self) -> &'static str {
+        self.kind().as_str()
+    }
+}
+
+shared_proto::text_enum! {
+    /// What a composed reply is, as logged and kept in its outgoing envelope.
+    pub enum ReplyKind {
+        License => "license",
+        KeyClearAck => "key-clear-ack",
+        KeyClearApproved => "key-clear-approved",
+        KeyClearRejected => "key-clear-rejected",
+        NoSyncData => "no-sync-data",
+        /// Sync data that cannot be read, found by the gateway or the main server.
+        Damaged => "damaged",
+        LicenseFileSent => "license-file-sent",
+        KeyClearWithoutId => "key-clear-without-id",
+        SeveralIds => "several-ids",
+        TooLarge => "too-large",
+        UnknownId => "unknown-id",
+        IdInUse => "id-in-use",
+        NotRegistered => "not-registered",
+        Replayed => "replayed",
+        Stale => "stale",
+        /// Any other refusal of the main server.
+        Refused => "refused",
     }
 }
 
 impl Reply<'_> {
-    /// A short label for logs and the outgoing envelope.
-    pub fn label(&self) -> String {
+    /// What this reply is, for logs and the outgoing envelope.
+    pub fn kind(&self) -> ReplyKind {
         match self {
-            Reply::License(_) => "license".into(),
-            Reply::KeyClearAck { .. } => "key-clear-ack".into(),
-            Reply::Decision(request) => format!("key-clear-{}", request.status),
-            Reply::Problem(problem) => problem.label().into(),
-            Reply::Refused { refusal, .. } => refusal.label().into(),
+            Reply::License(_) => ReplyKind::License,
+            Reply::KeyClearAck { .. } => ReplyKind::KeyClearAck,
+            Reply::Decision(request) => match request.status {
+                KeyClearStatus::Approved => ReplyKind::KeyClearApproved,
+                KeyClearStatus::Rejected => ReplyKind::KeyClearRejected,
+                // Never composed: decision notices skip pending requests.
+                KeyClearStatus::Pending => ReplyKind::KeyClearAck,
+            },
+            Reply::Problem(problem) => problem.kind(),
+            Reply::Refused { refusal, .. } => refusal.kind(),
         }
     }
 }
@@ -212,7 +249,7 @@ impl Composer {
         let envelope = OutgoingEnvelope {
             from: None,
             to: recipient.to_string(),
-            kind: reply.label(),
+            kind: reply.kind(),
         };
         Ok((envelope, message.formatted()))
     }
@@ -328,7 +365,7 @@ fn decision_text(request: &KeyClearRequest) -> String {
         .filter(|r| !r.trim().is_empty())
         .map(|r| format!("\nReason given: {}\n", r.trim()))
         .unwrap_or_default();
-    if request.status == "approved" {
+    if request.status == KeyClearStatus::Approved {
         format!(
             "Hello,\n\n\
              your request to clear the key pair of license server id\n\
@@ -539,15 +576,15 @@ mod tests {
     #[test]
     fn refusal_codes_are_sorted() {
         assert_eq!(
-            Refusal::from_code(403, "UNAUTHORIZED", "", false),
+            Refusal::from_code(403, ErrorCode::Unauthorized, "", false),
             Refusal::NotRegistered
         );
         assert_eq!(
-            Refusal::from_code(409, "ID_IN_USE", "", false),
+            Refusal::from_code(409, ErrorCode::IdInUse, "", false),
             Refusal::IdInUse
         );
         assert!(matches!(
-            Refusal::from_code(400, "BAD_SIGNATURE", "x", false),
+            Refusal::from_code(400, ErrorCode::BadSignature, "x", false),
             Refusal::Damaged { .. }
         ));
     }

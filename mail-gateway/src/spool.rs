@@ -25,17 +25,20 @@
 //! The spool holds customers' mail: directories are created `0700` and files
 //! `0600` (only the account running the gateway reads them).
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{self, DirBuilder, File};
+use std::io::Read;
 #[cfg(unix)]
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared_proto::files::{self, sync_dir, Access, Existing};
 use uuid::Uuid;
+
+use crate::replies::ReplyKind;
 
 /// How the message reached the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,8 +80,8 @@ pub struct OutgoingEnvelope {
     pub from: Option<String>,
     /// The single recipient: the address the inbound mail came from.
     pub to: String,
-    /// A short label for logs and the status page (`license`, `no-sync-data`, …).
-    pub kind: String,
+    /// What the reply is, for logs and the status page (`license`, `no-sync-data`, …).
+    pub kind: ReplyKind,
 }
 
 /// The answer of [`Spool::claim`].
@@ -221,23 +224,21 @@ impl Spool {
     /// leave an entry without one.
     pub fn claim(&self, key: &str, name: &str) -> anyhow::Result<Claim> {
         let path = self.ledger.join(checked(key)?);
-        let tmp = self
-            .tmp
-            .join(format!(".claim-{}.tmp", Uuid::new_v4().simple()));
-        let linked = write_new(&tmp, name.as_bytes())
-            .with_context(|| format!("writing {}", tmp.display()))
-            .and_then(|()| match fs::hard_link(&tmp, &path) {
-                Ok(()) => Ok(true),
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                Err(err) => {
-                    Err(err).with_context(|| format!("creating ledger entry {}", path.display()))
-                }
-            });
-        // The temporary name goes either way: the entry (if any) is the
-        // other link to the same file.
-        let _ = fs::remove_file(&tmp);
-        if linked? {
-            sync_dir(&self.ledger)?;
+        let linked = match files::write_staged(
+            &self.tmp,
+            &path,
+            name.as_bytes(),
+            Access::Private,
+            Existing::Refuse,
+        ) {
+            Ok(()) => true,
+            Err(err) if err.is_already_exists() => false,
+            Err(err) => {
+                return Err(anyhow::Error::new(err)
+                    .context(format!("creating ledger entry {}", path.display())))
+            }
+        };
+        if linked {
             return Ok(Claim::New);
         }
         let owner = fs::read_to_string(&path)
@@ -273,7 +274,7 @@ impl Spool {
     pub fn finish(&self, name: &str) -> anyhow::Result<()> {
         let path = self.queue.join(checked(name)?);
         match fs::remove_file(&path) {
-            Ok(()) => sync_dir(&self.queue),
+            Ok(()) => Ok(sync_dir(&self.queue)?),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(err) => Err(err).with_context(|| format!("removing {}", path.display())),
         }
@@ -425,32 +426,11 @@ fn list(dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Writes `bytes` to `target` so that a crash leaves either the whole file
-/// or nothing: temp file in `tmp_dir` (same filesystem), fsync, rename,
-/// fsync of the target directory (which makes the rename itself durable).
+/// Writes `bytes` to `target` whole or not at all, staged in `tmp_dir` (same
+/// filesystem) so that scanners of `target`'s directory never meet half a file.
 pub fn write_durably(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = tmp_dir.join(format!(".{}.tmp", Uuid::new_v4().simple()));
-    if let Err(err) = write_new(&tmp, bytes) {
-        let _ = fs::remove_file(&tmp);
-        return Err(err).with_context(|| format!("writing {}", tmp.display()));
-    }
-    if let Err(err) = fs::rename(&tmp, target) {
-        let _ = fs::remove_file(&tmp);
-        return Err(err).with_context(|| format!("renaming into {}", target.display()));
-    }
-    sync_dir(target.parent().unwrap_or(tmp_dir))
-}
-
-/// Creates `path` (which must not exist) readable by its owner only,
-/// writes `bytes` and fsyncs it.
-fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+    files::write_staged(tmp_dir, target, bytes, Access::Private, Existing::Replace)?;
+    Ok(())
 }
 
 /// Creates `dir` and its missing parents, each readable by the owner only
@@ -474,13 +454,6 @@ fn move_durably(from: &Path, to: &Path) -> anyhow::Result<()> {
         sync_dir(dir)?;
     }
     Ok(())
-}
-
-/// Makes the directory entries (creations, renames, removals) durable.
-pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing directory {}", dir.display()))
 }
 
 #[cfg(test)]
@@ -538,7 +511,7 @@ mod tests {
         let env = OutgoingEnvelope {
             from: None,
             to: "ops@acme.example".into(),
-            kind: "license".into(),
+            kind: ReplyKind::License,
         };
         assert!(!spool.reply_exists("r1").unwrap());
         spool.stage_reply("r1", &env, b"reply").unwrap();

@@ -16,37 +16,35 @@
 //! blocking pool, so one thread is plenty for a mail gateway.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use shared_proto::Clock;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 use crate::cli::{ServeArgs, SmtpListen};
 use crate::dispatch::Dispatcher;
 use crate::main_server::MainServer;
 use crate::notices::Notices;
 use crate::outbound::{Outbound, RelaySettings};
+use crate::queue::{Backoff, RetryPolicy, Runner};
 use crate::replies::Composer;
 use crate::smtp::{Smtp, SmtpSettings};
-use crate::spool::{write_durably, Spool};
+use crate::spool::Spool;
 use crate::status::Stats;
-use crate::worker::{Complaints, ReceivedCounter, RetryPolicy, Worker};
+use crate::worker::{Complaints, ReceivedCounter, Worker};
+use shared_proto::files::{self, Access, Existing};
 
 /// How often the spool queue and `outgoing/` are scanned for entries no
 /// channel announced (messages from `deliver`, leftovers of a restart).
 const SCAN_EVERY: Duration = Duration::from_millis(500);
-/// Largest token file read.
-const MAX_SECRET_FILE: u64 = 4096;
 /// How often old sent replies and ledger entries are removed.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 /// How long a stop waits for messages and replies being processed.
@@ -82,7 +80,8 @@ impl Application {
     /// `listening.json`.
     pub fn build(args: ServeArgs, clock: Clock) -> anyhow::Result<Application> {
         let composer = Composer::new(&args.address, &args.from_name)?;
-        let token = read_secret(&args.token_file).context("reading --token-file")?;
+        let token =
+            shared_proto::files::read_secret(&args.token_file).context("reading --token-file")?;
         let main = MainServer::new(&args.main_server, token);
         let outbound = match (&args.smtp_relay, &args.outbox) {
             (_, Some(outbox)) => Outbound::outbox(outbox)?,
@@ -90,7 +89,8 @@ impl Application {
                 let credentials = match (&args.smtp_relay_user, &args.smtp_relay_password_file) {
                     (Some(user), Some(file)) => Some((
                         user.clone(),
-                        read_secret(file).context("reading --smtp-relay-password-file")?,
+                        shared_proto::files::read_secret(file)
+                            .context("reading --smtp-relay-password-file")?,
                     )),
                     _ => None,
                 };
@@ -137,7 +137,12 @@ impl Application {
                 .context("reading the HTTP address")?,
         };
         let json = serde_json::to_vec_pretty(&listening).context("encoding listening.json")?;
-        write_durably(&args.data_dir, &args.data_dir.join("listening.json"), &json)?;
+        files::write(
+            &args.data_dir.join("listening.json"),
+            &json,
+            Access::Public,
+            Existing::Replace,
+        )?;
         log::info!(
             "mail gateway for {} listening: smtp={:?} http={}",
             composer.address(),
@@ -187,30 +192,38 @@ impl Application {
             max: Duration::from_millis(args.retry_max_ms.max(args.retry_initial_ms).max(1)),
         };
 
-        let worker = Rc::new(Worker {
-            spool: spool.clone(),
-            main: main.clone(),
-            composer: composer.clone(),
-            clock: clock.clone(),
+        let backoff = Backoff {
+            policy: retry,
             stats: stats.clone(),
-            retry,
-            limit: args.max_message_size,
-            replies: replies_tx.clone(),
-            permits: Semaphore::new(args.workers),
-            known: RefCell::new(HashSet::new()),
-            counter: RefCell::new(ReceivedCounter::default()),
-            complaints: RefCell::new(Complaints::default()),
             shutdown: stop_rx.clone(),
-        });
-        let dispatcher = Rc::new(Dispatcher {
-            spool: spool.clone(),
-            outbound,
-            stats: stats.clone(),
-            retry,
-            permits: Semaphore::new(args.workers),
-            known: RefCell::new(HashSet::new()),
-            shutdown: stop_rx.clone(),
-        });
+        };
+        let worker = Rc::new(Runner::new(
+            Worker {
+                spool: spool.clone(),
+                main: main.clone(),
+                composer: composer.clone(),
+                clock: clock.clone(),
+                stats: stats.clone(),
+                backoff: backoff.clone(),
+                limit: args.max_message_size,
+                replies: replies_tx.clone(),
+                counter: RefCell::new(ReceivedCounter::default()),
+                complaints: RefCell::new(Complaints::default()),
+            },
+            spool.clone(),
+            backoff.clone(),
+            args.workers,
+        ));
+        let dispatcher = Rc::new(Runner::new(
+            Dispatcher {
+                spool: spool.clone(),
+                outbound,
+                stats: stats.clone(),
+            },
+            spool.clone(),
+            backoff,
+            args.workers,
+        ));
         let notices = Rc::new(Notices {
             spool: spool.clone(),
             main,
@@ -220,12 +233,8 @@ impl Application {
         });
 
         let mut tasks = vec![
-            actix_web::rt::spawn(worker.clone().run(accepted_rx, SCAN_EVERY, stop_rx.clone())),
-            actix_web::rt::spawn(
-                dispatcher
-                    .clone()
-                    .run(replies_rx, SCAN_EVERY, stop_rx.clone()),
-            ),
+            actix_web::rt::spawn(worker.clone().run(accepted_rx, SCAN_EVERY)),
+            actix_web::rt::spawn(dispatcher.clone().run(replies_rx, SCAN_EVERY)),
             actix_web::rt::spawn(notices.run(
                 Duration::from_millis(args.notice_interval_ms.max(10)),
                 stop_rx.clone(),
@@ -295,18 +304,17 @@ impl Application {
         // Messages and replies in progress hold a permit: taking them all
         // waits for those (a semaphore is fair, so nothing new starts
         // meanwhile); closing then ends every retry loop.
-        let permits = u32::try_from(args.workers).unwrap_or(u32::MAX);
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-            let worker_idle = worker.permits.acquire_many(permits).await;
-            let dispatcher_idle = dispatcher.permits.acquire_many(permits).await;
+            let worker_idle = worker.idle().await;
+            let dispatcher_idle = dispatcher.idle().await;
             (worker_idle.is_ok() && dispatcher_idle.is_ok()).then_some(())
         })
         .await;
         if drained.is_err() {
             log::warn!("stopping with messages still in progress: they resume at the next start");
         }
-        worker.permits.close();
-        dispatcher.permits.close();
+        worker.close();
+        dispatcher.close();
         drop(accepted_tx);
         log::info!("stopped");
         Ok(())
@@ -322,7 +330,7 @@ async fn housekeeping(spool: Spool, retention: Duration, mut shutdown: watch::Re
             _ = shutdown.changed() => break,
         }
         let spool = spool.clone();
-        match crate::worker::blocking(move || spool.prune(retention)).await {
+        match crate::queue::blocking(move || spool.prune(retention)).await {
             Ok(0) => {}
             Ok(removed) => {
                 log::info!("housekeeping removed {removed} sent replies and ledger entries")
@@ -341,20 +349,6 @@ fn domain_of(address: &str) -> String {
 
 fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<std::net::TcpListener> {
     std::net::TcpListener::bind(addr).with_context(|| format!("binding {flag} {addr}"))
-}
-
-/// Reads a one-line secret file (token, password), bounded in size.
-fn read_secret(path: &Path) -> anyhow::Result<SecretString> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_SECRET_FILE).read_to_string(&mut text))
-        .with_context(|| format!("reading {}", path.display()))?;
-    let secret = text.trim();
-    if secret.is_empty() {
-        bail!("{} is empty", path.display());
-    }
-    Ok(SecretString::from(secret.to_owned()))
 }
 
 fn tls_acceptor(cert: &PathBuf, key: &PathBuf) -> anyhow::Result<SslAcceptor> {

@@ -25,6 +25,9 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// Attempts that failed temporarily and were scheduled again.
     pub retries: AtomicU64,
+    /// Completed passes of the dispatcher over `spool/outgoing/` (which pick up what a
+    /// restart left there): a test knows from it that a pass went by.
+    pub scans: AtomicU64,
 }
 
 impl Stats {
@@ -42,6 +45,7 @@ pub struct Status {
     pub dropped: u64,
     pub failed: u64,
     pub retries: u64,
+    pub scans: u64,
     /// Inbound messages waiting in the spool.
     pub queued: usize,
     /// Replies waiting for the transport.
@@ -68,6 +72,7 @@ impl State {
             dropped: read(&self.stats.dropped),
             failed: read(&self.stats.failed),
             retries: read(&self.stats.retries),
+            scans: read(&self.stats.scans),
             queued,
             outgoing,
             failed_in_spool,
@@ -77,10 +82,7 @@ impl State {
 
 fn internal(err: anyhow::Error) -> HttpResponse {
     log::error!("status page failed: {err:#}");
-    HttpResponse::InternalServerError().json(serde_json::json!({
-        "code": "INTERNAL",
-        "message": "internal error, see the server log",
-    }))
+    HttpResponse::InternalServerError().json(shared_proto::ApiError::internal())
 }
 
 async fn status_json(state: web::Data<State>) -> HttpResponse {

@@ -1,5 +1,6 @@
-//! The worker: takes messages from the spool, asks the main server, stages
-//! the reply, and retries with back-off when the main server is away.
+//! The worker: the job of the inbound queue (see [`crate::queue`]). It takes each
+//! message from the spool, asks the main server and stages the reply; the queue
+//! runner retries with back-off when the main server is away.
 //!
 //! Each queued message goes through these durable steps:
 //!
@@ -10,8 +11,8 @@
 //!    entry holding it means a duplicate: dropped. This entry holding it
 //!    means a restart resumed it.
 //! 4. The main server is asked (sync or key-clear request). If it is away
-//!    the message stays queued and is tried again after a delay that doubles
-//!    from `--retry-initial-ms` up to `--retry-max-ms`; it is never dropped.
+//!    the message stays queued and is tried again after the runner's back-off;
+//!    it is never dropped.
 //!    A sync whose earlier try may have reached the main server (a restart
 //!    found the ledger entry ours, or a timeout, reset or 5xx) is
 //!    *resumed*: the main server answers it with the same license file
@@ -27,44 +28,18 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use shared_proto::Clock;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::mpsc;
 
 use crate::inbound::{classify, Request, Sender, Verdict};
 use crate::main_server::{MainServer, MainServerError};
+use crate::queue::{blocking, Attempt, Backoff, Job};
 use crate::replies::{Composer, Refusal, Reply};
 use crate::spool::{Claim, Envelope, ReadError, Spool};
 use crate::status::Stats;
-
-/// Delays between attempts after temporary failures.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub initial: Duration,
-    pub max: Duration,
-}
-
-impl RetryPolicy {
-    /// The delay after the `failures`-th failure in a row (1-based).
-    pub fn delay(&self, failures: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
-        self.initial.saturating_mul(factor).min(self.max)
-    }
-}
-
-/// How one attempt ended.
-enum Attempt {
-    Done,
-    /// Temporary: keep the message, try again later.
-    Retry(anyhow::Error),
-    /// The entry itself is unusable: move it to `failed/`.
-    GiveUp(anyhow::Error),
-}
 
 /// What the spool holds for a queued name.
 enum Stored {
@@ -77,7 +52,7 @@ enum Stored {
 
 /// What one message's earlier tries in this process left behind.
 #[derive(Debug, Default)]
-struct Progress {
+pub struct Progress {
     /// An earlier try (of this process or of one before a restart) may have
     /// reached the main server with this message's sync data.
     uncertain: bool,
@@ -123,17 +98,6 @@ impl ReceivedCounter {
     }
 }
 
-/// Runs a blocking spool operation on the blocking pool.
-pub async fn blocking<T, F>(f: F) -> anyhow::Result<T>
-where
-    F: FnOnce() -> anyhow::Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .context("a spool task panicked")?
-}
-
 /// Everything the worker needs, shared by its per-message tasks.
 pub struct Worker {
     pub spool: Spool,
@@ -141,18 +105,13 @@ pub struct Worker {
     pub composer: Composer,
     pub clock: Clock,
     pub stats: Arc<Stats>,
-    pub retry: RetryPolicy,
+    /// For the one retry loop inside an attempt (staging a reply).
+    pub backoff: Backoff,
     pub limit: usize,
     /// Names of staged replies, for the sender.
     pub replies: mpsc::UnboundedSender<String>,
-    /// One per message processed at a time; closed when the gateway stops.
-    pub permits: Semaphore,
-    /// Names being processed (scheduled once each).
-    pub known: RefCell<HashSet<String>>,
     pub counter: RefCell<ReceivedCounter>,
     pub complaints: RefCell<Complaints>,
-    /// Becomes true when the gateway stops: retry loops end.
-    pub shutdown: watch::Receiver<bool>,
 }
 
 /// Replies about bad mail allowed per sender address and hour. An
@@ -185,92 +144,38 @@ impl Complaints {
     }
 }
 
-impl Worker {
-    /// Takes names from `inbox` (fresh messages) and scans the queue every
-    /// `scan_every` (messages from `deliver`, and everything after a restart).
-    pub async fn run(
-        self: Rc<Self>,
-        mut inbox: mpsc::UnboundedReceiver<String>,
-        scan_every: Duration,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let mut tick = tokio::time::interval(scan_every);
-        loop {
-            tokio::select! {
-                Some(name) = inbox.recv() => {
-                    if self.counter.borrow_mut().announced(&name) {
-                        Stats::add(&self.stats.received);
-                    }
-                    self.schedule(name);
-                }
-                _ = tick.tick() => {
-                    let spool = self.spool.clone();
-                    match blocking(move || spool.queued()).await {
-                        Ok(names) => {
-                            let new = self.counter.borrow_mut().listed(&names, &self.known.borrow());
-                            for _ in 0..new {
-                                Stats::add(&self.stats.received);
-                            }
-                            names.into_iter().for_each(|name| self.schedule(name));
-                        }
-                        Err(err) => log::error!("cannot list the spool queue: {err:#}"),
-                    }
-                }
-                _ = shutdown.changed() => break,
-            }
+impl Job for Worker {
+    type Progress = Progress;
+    const ENTRY: &'static str = "message";
+
+    fn list(spool: &Spool) -> anyhow::Result<Vec<String>> {
+        spool.queued()
+    }
+
+    fn fail(spool: &Spool, name: &str) -> anyhow::Result<()> {
+        spool.fail_inbound(name)
+    }
+
+    fn announced(&self, name: &str) {
+        if self.counter.borrow_mut().announced(name) {
+            Stats::add(&self.stats.received);
         }
     }
 
-    fn schedule(self: &Rc<Self>, name: String) {
-        if self.known.borrow_mut().insert(name.clone()) {
-            actix_web::rt::spawn(self.clone().handle(name));
+    fn listed(&self, names: &[String], in_progress: &HashSet<String>) {
+        let new = self.counter.borrow_mut().listed(names, in_progress);
+        for _ in 0..new {
+            Stats::add(&self.stats.received);
         }
-    }
-
-    async fn handle(self: Rc<Self>, name: String) {
-        let mut failures = 0;
-        let mut progress = Progress::default();
-        let mut shutdown = self.shutdown.clone();
-        loop {
-            let attempt = match self.permits.acquire().await {
-                Ok(_permit) => self.attempt(&name, &mut progress).await,
-                // Closed semaphore: the gateway is stopping.
-                Err(_) => break,
-            };
-            match attempt {
-                Attempt::Done => break,
-                Attempt::Retry(err) => {
-                    failures += 1;
-                    Stats::add(&self.stats.retries);
-                    let delay = self.retry.delay(failures);
-                    log::warn!(
-                        "message={name} attempt={failures} failed, next try in {delay:?}: {err:#}"
-                    );
-                    // A stop ends the wait; the message stays queued and
-                    // the next start resumes it.
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.wait_for(|stopping| *stopping) => break,
-                    }
-                }
-                Attempt::GiveUp(err) => {
-                    log::error!(
-                        "message={name} cannot be processed, moved to spool/failed: {err:#}"
-                    );
-                    Stats::add(&self.stats.failed);
-                    let spool = self.spool.clone();
-                    let moved = name.clone();
-                    if let Err(err) = blocking(move || spool.fail_inbound(&moved)).await {
-                        log::error!("message={name} could not be moved to spool/failed: {err:#}");
-                    }
-                    break;
-                }
-            }
-        }
-        self.known.borrow_mut().remove(&name);
     }
 
     async fn attempt(&self, name: &str, progress: &mut Progress) -> Attempt {
+        self.try_message(name, progress).await
+    }
+}
+
+impl Worker {
+    async fn try_message(&self, name: &str, progress: &mut Progress) -> Attempt {
         let spool = self.spool.clone();
         let entry = name.to_owned();
         let stored = blocking(move || Ok(read_stored(&spool, &entry)));
@@ -369,7 +274,7 @@ impl Worker {
                         "message={name} from={} server_id={server_id} sync refused: {code}: {message}",
                         sender.address
                     );
-                    refusal = Refusal::from_code(status, &code, &message, progress.uncertain);
+                    refusal = Refusal::from_code(status, code, &message, progress.uncertain);
                     Reply::Refused {
                         server_id: *server_id,
                         refusal: &refusal,
@@ -416,7 +321,7 @@ impl Worker {
                             "message={name} from={} server_id={server_id} key-clear request refused: {code}: {message}",
                             sender.address
                         );
-                        refusal = Refusal::from_code(status, &code, &message, false);
+                        refusal = Refusal::from_code(status, code, &message, false);
                         Reply::Refused {
                             server_id: *server_id,
                             refusal: &refusal,
@@ -465,10 +370,13 @@ impl Worker {
                 Ok(()) => return Ok(()),
                 Err(err) => {
                     failures += 1;
-                    Stats::add(&self.stats.retries);
-                    let delay = self.retry.delay(failures);
+                    let delay = self.backoff.failed(failures);
                     log::warn!("message={name} reply not staged, next try in {delay:?}: {err:#}");
-                    tokio::time::sleep(delay).await;
+                    // At a stop the message stays queued: the next start resumes
+                    // its sync (the main server answers it again).
+                    if !self.backoff.wait(delay).await {
+                        return Err(Attempt::Retry(err));
+                    }
                 }
             }
         }
@@ -517,19 +425,6 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn back_off_doubles_up_to_the_cap() {
-        let policy = RetryPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(1000),
-        };
-        assert_eq!(policy.delay(1), Duration::from_millis(100));
-        assert_eq!(policy.delay(2), Duration::from_millis(200));
-        assert_eq!(policy.delay(4), Duration::from_millis(800));
-        assert_eq!(policy.delay(5), Duration::from_millis(1000));
-        assert_eq!(policy.delay(500), Duration::from_millis(1000));
-    }
 
     #[test]
     fn every_message_is_received_once() {

@@ -9,8 +9,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 /// Bytes of randomness in a new token (256 bits).
 const TOKEN_BYTES: usize = 32;
-/// Longest token file read (a token is 43 characters; anything bigger is not one).
-const MAX_TOKEN_FILE: u64 = 4096;
 
 /// The bearer token of the admin API. `Debug` never prints it.
 #[derive(Clone)]
@@ -53,21 +51,9 @@ pub fn generate() -> anyhow::Result<SecretString> {
     ))
 }
 
-/// Reads a token file (trimmed).
+/// Reads a token file (trimmed, bounded in size).
 pub fn read_token_file(path: &Path) -> anyhow::Result<SecretString> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("reading the admin token {}", path.display()))?
-        .len();
-    anyhow::ensure!(
-        size <= MAX_TOKEN_FILE,
-        "{} is too large to be a token file",
-        path.display()
-    );
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the admin token {}", path.display()))?;
-    let token = text.trim();
-    anyhow::ensure!(!token.is_empty(), "{} is empty", path.display());
-    Ok(SecretString::from(token.to_owned()))
+    shared_proto::files::read_secret(path).context("reading the admin token")
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
+use shared_proto::admin_api::KeyClearStatus;
 use uuid::Uuid;
 
 /// Solme's main license server: the registry of customers, license server ids and
@@ -251,30 +252,13 @@ pub enum KeyCommand {
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum RequestStatus {
-    Pending,
-    Approved,
-    Rejected,
-}
-
-impl RequestStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-        }
-    }
-}
-
 #[derive(Debug, Subcommand)]
 pub enum RequestCommand {
     /// List requests (all, or of one status).
     List {
-        /// Only this status.
+        /// Only this status: pending, approved or rejected.
         #[arg(long, env = "MAIN_SERVER_REQUEST_STATUS")]
-        status: Option<RequestStatus>,
+        status: Option<KeyClearStatus>,
     },
     /// Approve a request: clears the id's key pair.
     Approve {

@@ -9,9 +9,10 @@ use secrecy::ExposeSecret;
 use shared_proto::{Clock, SolmePublicKey, SolmeSigningKey};
 
 use crate::cli::InitArgs;
-use crate::data_dir::{write_private_new, write_public_new, DataDir};
+use crate::data_dir::DataDir;
 use crate::db::{Db, DbTarget};
 use crate::{auth, tls};
+use shared_proto::files::{self, Access, Existing};
 
 /// Creates what is missing and returns a human summary of what was made or kept.
 pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
@@ -80,8 +81,8 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
             ca_key.display()
         );
         let ca = tls::make_ca(now)?;
-        write_private_new(&ca_key, &ca.key_pem)?;
-        write_public_new(&ca_cert, &ca.cert_pem)?;
+        files::write(&ca_key, &ca.key_pem, Access::Private, Existing::Refuse)?;
+        files::write(&ca_cert, &ca.cert_pem, Access::Public, Existing::Refuse)?;
         let _ = writeln!(
             report,
             "created  {} (CA certificate local servers pin)",
@@ -106,8 +107,8 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
             key.display()
         );
         let issued = tls::make_server_cert(&ca, &args.hostnames, now)?;
-        write_private_new(&key, &issued.key_pem)?;
-        write_public_new(&cert, &issued.cert_pem)?;
+        files::write(&key, &issued.key_pem, Access::Private, Existing::Refuse)?;
+        files::write(&cert, &issued.cert_pem, Access::Public, Existing::Refuse)?;
         let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         names.extend(args.hostnames.iter().cloned());
         let _ = writeln!(
@@ -123,9 +124,11 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
         let _ = writeln!(report, "kept     {}", token_path.display());
     } else {
         let token = auth::generate()?;
-        write_private_new(
+        files::write(
             &token_path,
             format!("{}\n", token.expose_secret()).as_bytes(),
+            Access::Private,
+            Existing::Refuse,
         )?;
         let _ = writeln!(
             report,

@@ -13,7 +13,6 @@
 //! - [`admin_cli`]: `main-server admin …`, a client of the admin API.
 
 pub mod admin_cli;
-pub mod api_types;
 pub mod auth;
 pub mod cli;
 pub mod data_dir;
@@ -30,12 +29,10 @@ pub mod writer;
 
 use std::process::ExitCode;
 
-use shared_proto::Clock;
+use shared_proto::error::is_temporary_database_failure;
+use shared_proto::{exit, Clock};
 
 use crate::cli::{Cli, Command};
-
-/// Exit code for a temporary failure (server unreachable): scripts may retry.
-pub const EXIT_TEMPORARY: u8 = 75;
 
 /// Runs a parsed command line; what `main` calls.
 pub fn run(cli: Cli) -> ExitCode {
@@ -43,7 +40,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(clock) => clock,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
     match cli.command {
@@ -54,7 +51,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("error: {e:#}");
-                ExitCode::FAILURE
+                failure_exit_code(&e)
             }
         },
         Command::Serve(args) => {
@@ -68,7 +65,7 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             let result = actix_web::rt::System::new().block_on(async move {
                 startup::Application::build(&settings, clock)?
-                    .run_until_stopped()
+                    .run_until_stopped(std::future::pending())
                     .await
             });
             match result {
@@ -76,10 +73,20 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => {
                     log::error!("{e:#}");
                     eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
+                    failure_exit_code(&e)
                 }
             }
         }
         Command::Admin(args) => admin_cli::run(args),
+    }
+}
+
+/// 75 when the database was only locked by another process or full (trying again may
+/// work), 1 otherwise.
+fn failure_exit_code(err: &anyhow::Error) -> ExitCode {
+    if is_temporary_database_failure(err.as_ref()) {
+        ExitCode::from(exit::TEMPORARY)
+    } else {
+        ExitCode::FAILURE
     }
 }

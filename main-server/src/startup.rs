@@ -13,13 +13,14 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use shared_proto::{Clock, SolmeSigningKey};
 
-use crate::api_types::Listening;
 use crate::auth::AdminToken;
-use crate::data_dir::{write_atomic, DataDir};
+use crate::data_dir::DataDir;
 use crate::db::{Db, DbTarget};
 use crate::routes::{admin_api, configure_extractors, not_found, sync_api};
 use crate::sync::SyncService;
 use crate::tls;
+use shared_proto::admin_api::Listening;
+use shared_proto::files::{self, Access, Existing};
 
 /// Largest admin JSON body (a mailed sync-data file fits several times over).
 const ADMIN_JSON_LIMIT: usize = 256 * 1024;
@@ -153,7 +154,7 @@ impl Application {
         })
         .and_then(|app| {
             let json = serde_json::to_vec_pretty(&listening).context("encoding listening.json")?;
-            write_atomic(&dir.listening(), &json)?;
+            files::write(&dir.listening(), &json, Access::Public, Existing::Replace)?;
             log::info!(
                 "sync API (HTTPS) on {:?}, admin API (HTTP) on {}",
                 listening.sync,
@@ -167,8 +168,20 @@ impl Application {
         &self.listening
     }
 
-    /// Runs both servers until a shutdown signal stops them.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+    /// Runs both servers until Ctrl-C/SIGTERM (actix-web's own handlers) or `shutdown`
+    /// completes (a caller embedding the server, such as a test); either way open
+    /// requests are drained first.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + 'static,
+    ) -> anyhow::Result<()> {
+        let handles = [self.sync_server.handle(), self.admin_server.handle()];
+        actix_web::rt::spawn(async move {
+            shutdown.await;
+            for handle in handles {
+                handle.stop(true).await;
+            }
+        });
         let service = self.service.clone();
         let pruner = actix_web::rt::spawn(async move {
             let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);

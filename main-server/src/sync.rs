@@ -7,18 +7,19 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
+use shared_proto::admin_api::AuditAction;
 use shared_proto::sync_data::VerifiedSyncRequest;
 use shared_proto::validity::valid_until_for;
 use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
 use uuid::Uuid;
 
-use crate::api_types::License;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::store::audit::{self, Event};
 use crate::store::sync::{self as tx, Attempt, Issued};
 use crate::store::{customers, licenses};
 use crate::writer::{AuditRecord, Writer};
+use shared_proto::admin_api::License;
 
 /// Largest sync-data text accepted on either channel.
 pub const MAX_SYNC_DATA: usize = 64 * 1024;
@@ -289,16 +290,20 @@ fn check(
     }
 
     let detail = format!(
-        "channel={} peer={peer} fingerprint={} request={} software={:?} held_sequence={:?}",
+        "channel {}, peer {peer}, key {}, request {}, software {}, {}",
         channel.as_str(),
         verified.fingerprint,
         request.request_id,
         request
             .software_version
             .chars()
+            .filter(|c| !c.is_control())
             .take(64)
             .collect::<String>(),
-        request.held_sequence,
+        request.held_sequence.map_or_else(
+            || "holds no license file".to_owned(),
+            |held| format!("held sequence {held}")
+        ),
     );
     let attempt = Attempt {
         server_id: request.server_id,
@@ -324,7 +329,7 @@ fn refusal(
     error: &ApiError,
 ) -> AuditRecord {
     let detail = format!(
-        "channel={} peer={peer} fingerprint={} request={} message={}",
+        "channel {}, peer {peer}, key {}, request {}: {}",
         channel.as_str(),
         known.fingerprint.as_deref().unwrap_or("-"),
         known
@@ -334,7 +339,7 @@ fn refusal(
             ApiError::Refused { message, .. } | ApiError::SenderNotRegistered(message) => {
                 message.chars().take(200).collect()
             }
-            ApiError::Internal(_) => "internal error".to_owned(),
+            ApiError::Internal(_) | ApiError::Unavailable(_) => "internal error".to_owned(),
         }
     );
     log::info!(
@@ -348,7 +353,7 @@ fn refusal(
     AuditRecord {
         at: now,
         actor: actor.to_owned(),
-        action: "sync",
+        action: AuditAction::Sync,
         server_id: known.server_id,
         outcome: error.outcome(),
         detail,

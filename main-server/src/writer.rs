@@ -24,6 +24,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use diesel::{Connection, QueryResult, RunQueryDsl};
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -44,9 +45,9 @@ pub const POSTGRES_WRITERS: usize = 2;
 pub struct AuditRecord {
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub action: &'static str,
+    pub action: AuditAction,
     pub server_id: Option<Uuid>,
-    pub outcome: &'static str,
+    pub outcome: AuditOutcome,
     pub detail: String,
 }
 

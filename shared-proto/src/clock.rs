@@ -62,6 +62,17 @@ impl Clock {
     }
 }
 
+/// Milliseconds since the epoch: how the programs store a time in their databases.
+pub fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// The inverse of [`to_millis`]; out-of-range values (impossible unless the database
+/// was edited by hand) become the epoch rather than a panic.
+pub fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
 /// Parses an offset: an optional sign, then either a plain number of days (`367`) or
 /// numbers with units `d`, `h`, `m`, `s` (`1d12h`, `-30m`).
 pub fn parse_offset(text: &str) -> Result<Duration, ProtoError> {

@@ -24,11 +24,17 @@ pub enum ErrorCode {
     LeaseUnknown,
     WrongServer,
     OlderLicenseFile,
+    /// A failure of the answering program itself (a bug, an I/O error): details stay
+    /// in its log.
+    Internal,
+    /// A temporary failure (database locked or full, a dependency down): try again
+    /// later; HTTP answers carry `Retry-After`.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 20] = [
         Self::Malformed,
         Self::UnsupportedVersion,
         Self::BadSignature,
@@ -47,6 +53,8 @@ impl ErrorCode {
         Self::LeaseUnknown,
         Self::WrongServer,
         Self::OlderLicenseFile,
+        Self::Internal,
+        Self::Unavailable,
     ];
 
     /// The stable string form, as sent in `{"code": …}`.
@@ -70,6 +78,8 @@ impl ErrorCode {
             Self::LeaseUnknown => "LEASE_UNKNOWN",
             Self::WrongServer => "WRONG_SERVER",
             Self::OlderLicenseFile => "OLDER_LICENSE_FILE",
+            Self::Internal => "INTERNAL",
+            Self::Unavailable => "UNAVAILABLE",
         }
     }
 
@@ -90,6 +100,8 @@ impl ErrorCode {
                 404
             }
             Self::IdInUse | Self::ReplayedRequest | Self::NoSeats | Self::OlderLicenseFile => 409,
+            Self::Internal => 500,
+            Self::Unavailable => 503,
         }
     }
 }
@@ -100,7 +112,11 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// The JSON body of every refusal over HTTP.
+/// Seconds a client is asked to wait (`Retry-After`) after an `UNAVAILABLE` answer.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// The JSON body of every error answer over HTTP: the one type every server sends and
+/// every client parses.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub code: ErrorCode,
@@ -114,6 +130,37 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// The body of an unexpected failure: the cause stays in the server's log.
+    pub fn internal() -> Self {
+        Self::new(ErrorCode::Internal, "internal error, see the server log")
+    }
+}
+
+/// Whether a database's error message names a condition that passes by itself: SQLite
+/// locked or busy because another process holds it, or out of disk space. (SQLite
+/// reports these only as text through diesel, so the servers classify by it here, once.)
+pub fn is_temporary_database_message(message: &str) -> bool {
+    const TEMPORARY: [&str; 3] = [
+        "database is locked",
+        "database table is locked",
+        "database or disk is full",
+    ];
+    let message = message.to_ascii_lowercase();
+    TEMPORARY.iter().any(|text| message.contains(text))
+}
+
+/// Whether any cause in an error's chain is such a temporary database condition (see
+/// [`is_temporary_database_message`]); for `anyhow` errors pass `err.as_ref()`.
+pub fn is_temporary_database_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(current) = cause {
+        if is_temporary_database_message(&current.to_string()) {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// What can go wrong in this crate. Every variant maps to one [`ErrorCode`].
@@ -159,6 +206,11 @@ impl ProtoError {
         matches!(self, Self::Crypto(_) | Self::Io { .. })
     }
 
+    /// Whether this is the refusal to create a file that already exists.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists)
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),
@@ -181,5 +233,6 @@ mod tests {
         }
         assert_eq!(ErrorCode::IdInUse.as_str(), "ID_IN_USE");
         assert_eq!(ErrorCode::OlderLicenseFile.http_status(), 409);
+        assert_eq!(ErrorCode::Unavailable.http_status(), 503);
     }
 }

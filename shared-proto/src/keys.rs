@@ -6,9 +6,6 @@
 //! DER (SubjectPublicKeyInfo) form, written `SHA256:<hex>`. The encryption key is inside
 //! every signed request, so binding the signing key binds both.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use base64::Engine;
@@ -16,6 +13,7 @@ use openssl::pkey::{Id, PKey, Private, Public};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::ProtoError;
+use crate::files::{self, Access, Existing};
 
 /// File name of a server's Ed25519 private key inside its key directory.
 pub const SERVER_SIGNING_KEY_FILE: &str = "server-signing.pem";
@@ -293,8 +291,7 @@ impl SolmePublicKey {
 
     /// Writes the public key as PEM (mode 0644: it is public).
     pub fn save(&self, path: &Path) -> Result<(), ProtoError> {
-        std::fs::write(path, self.to_pem()?)
-            .map_err(|e| ProtoError::io(format!("writing {}", path.display()), e))
+        files::write(path, &self.to_pem()?, Access::Public, Existing::Replace)
     }
 
     pub fn fingerprint(&self) -> Fingerprint {
@@ -335,32 +332,9 @@ fn read_private_key(path: &Path) -> Result<PKey<Private>, ProtoError> {
         .map_err(|_| ProtoError::Malformed(format!("{} is not a PEM private key", path.display())))
 }
 
-/// Writes `path` with mode 0600 (never wider, not even for a moment) and refuses to
-/// replace an existing file. The contents go to a temporary file first, synced, then
-/// hard-linked into place, so a crash leaves either no file or the whole one.
-pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), ProtoError> {
-    let context = || format!("writing the private file {}", path.display());
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)
-        .and_then(|mut file| file.write_all(contents).and_then(|()| file.sync_all()))
-        .and_then(|()| std::fs::hard_link(&temp, path));
-    // The temporary name goes whatever happened; the linked file (if any) stays.
-    let _ = std::fs::remove_file(&temp);
-    written
-        .and_then(|()| std::fs::File::open(dir)?.sync_all())
-        .map_err(|e| ProtoError::io(context(), e))
+/// Writes a private key file: mode 0600, never replacing an existing file.
+fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), ProtoError> {
+    files::write(path, contents, Access::Private, Existing::Refuse)
 }
 
 fn raw_32(raw: &[u8]) -> Result<[u8; 32], ProtoError> {

@@ -1,13 +1,17 @@
 #![doc = include_str!("../README.md")]
 
+pub mod admin_api;
 pub mod armor;
 pub mod clock;
 pub mod envelope;
 pub mod error;
+pub mod exit;
+pub mod files;
 pub mod keys;
 pub mod license_file;
 pub mod messages;
 pub mod sync_data;
+pub mod text_enum;
 pub mod validity;
 
 pub use clock::Clock;

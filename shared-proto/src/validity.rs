@@ -18,6 +18,19 @@ pub fn valid_until_for(issued_at: DateTime<Utc>) -> DateTime<Utc> {
     issued_at + Duration::days(SYNC_VALIDITY_DAYS)
 }
 
+/// Days left until `valid_until`, as people count them: a day begun counts as left,
+/// so right after a sync there are 366 days left and on the last day 1; negative once
+/// overdue (−1 as soon as `valid_until` has passed).
+pub fn days_left(valid_until: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    const DAY_MS: i64 = 86_400_000;
+    let ms = (valid_until - now).num_milliseconds();
+    if ms >= 0 {
+        (ms + DAY_MS - 1) / DAY_MS
+    } else {
+        ms.div_euclid(DAY_MS)
+    }
+}
+
 /// Where a local server stands with respect to the 366-day rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncState {
@@ -44,7 +57,7 @@ pub fn sync_state(valid_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Syn
     if now > valid_until {
         return SyncState::Expired { valid_until };
     }
-    let days_left = (valid_until - now).num_days();
+    let days_left = days_left(valid_until, now);
     if days_left < WARNING_DAYS {
         SyncState::Warning {
             valid_until,
@@ -100,9 +113,17 @@ mod tests {
             SyncState::Synchronized { days_left: 366, .. }
         ));
         assert!(matches!(
+            sync_state(Some(until), issued + Duration::seconds(2)),
+            SyncState::Synchronized { days_left: 366, .. }
+        ));
+        assert!(matches!(
             sync_state(Some(until), issued + Duration::days(340)),
             SyncState::Warning { days_left: 26, .. }
         ));
+        assert_eq!(days_left(until, until - Duration::hours(1)), 1);
+        assert_eq!(days_left(until, until), 0);
+        assert_eq!(days_left(until, until + Duration::seconds(1)), -1);
+        assert_eq!(days_left(until, until + Duration::days(2)), -2);
         assert!(sync_state(Some(until), until).is_synchronized());
         let expired = sync_state(Some(until), until + Duration::seconds(1));
         assert_eq!(expired.refusal(), Some(ErrorCode::SyncExpired));

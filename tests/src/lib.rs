@@ -1,10 +1,5 @@
-#![doc = include_str!("../README.md")]
+//! The `tests` crate's library: the benchmarks' building blocks, used by `solme-bench`
+//! and by its smoke run in the test suite. The process harness every crate's tests
+//! share is the separate `test-harness` crate (`tests/harness/`).
 
 pub mod bench;
-pub mod mail;
-pub mod process;
-pub mod programs;
-pub mod proxy;
-
-pub use process::{binary, wait_until};
-pub use programs::{Admin, LocalServer, MailGateway, MainOptions, MainServer, Refusal};

@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 use shared_proto::ErrorCode;
 use support::World;
-use tests::mail::{send_text_mail, wait_for_reply};
-use tests::proxy::{Tinyproxy, PROXY_PASSWORD, PROXY_USER};
-use tests::wait_until;
+use test_harness::mail::{send_text_mail, wait_for_reply};
+use test_harness::proxy::{Tinyproxy, PROXY_PASSWORD, PROXY_USER};
+use test_harness::wait_until;
 
 /// Generates `sqlite::NAME` and `postgres::NAME` for each journey.
 macro_rules! journeys {
@@ -64,7 +64,7 @@ fn a_never_synced_server_issues_nothing(world: World) {
 
 fn license_changes_reach_the_local_server_only_after_a_sync(world: World) {
     let (id, local) = world.serving_local_server(5);
-    local.cli("sync", &[]).unwrap().ok().unwrap();
+    local.succeed("sync", &[]).unwrap();
     assert_eq!(support::seats(&local, "solme-cad"), Some(5));
 
     let admin = world.admin();
@@ -75,13 +75,13 @@ fn license_changes_reach_the_local_server_only_after_a_sync(world: World) {
     assert_eq!(support::seats(&local, "solme-cad"), Some(5));
     assert_eq!(support::seats(&local, "solme-cam"), None);
 
-    local.cli("sync", &[]).unwrap().ok().unwrap();
+    local.succeed("sync", &[]).unwrap();
     assert_eq!(support::seats(&local, "solme-cad"), Some(2));
     assert_eq!(support::seats(&local, "solme-cam"), Some(3));
 
     admin.remove_license(id, &cad).unwrap();
     assert_eq!(support::seats(&local, "solme-cad"), Some(2));
-    local.cli("sync", &[]).unwrap().ok().unwrap();
+    local.succeed("sync", &[]).unwrap();
     assert_eq!(support::seats(&local, "solme-cad"), None);
     let refusal = local
         .checkout("solme-cad", "laptop-1")
@@ -92,7 +92,7 @@ fn license_changes_reach_the_local_server_only_after_a_sync(world: World) {
 
 fn after_366_days_without_sync_nothing_is_issued_and_a_sync_restores_it(mut world: World) {
     let (_, mut local) = world.serving_local_server(5);
-    local.cli("sync", &[]).unwrap().ok().unwrap();
+    local.succeed("sync", &[]).unwrap();
     assert!(local.checkout("solme-cad", "laptop-1").unwrap().is_ok());
 
     // A year and a day later, for everybody.
@@ -106,7 +106,7 @@ fn after_366_days_without_sync_nothing_is_issued_and_a_sync_restores_it(mut worl
     assert_eq!(refusal.error.code, ErrorCode::SyncExpired);
     assert!(!support::synchronized(&local.status().unwrap()));
 
-    local.cli("sync", &[]).unwrap().ok().unwrap();
+    local.succeed("sync", &[]).unwrap();
     assert!(local.checkout("solme-cad", "laptop-2").unwrap().is_ok());
 }
 
@@ -115,7 +115,7 @@ fn the_366_day_rule_and_rollback_hold_when_the_operating_system_clock_moves(worl
         return;
     }
     let (_, mut local) = world.serving_local_server(5);
-    local.cli("sync", &[]).unwrap().ok().unwrap();
+    local.succeed("sync", &[]).unwrap();
     assert!(local.checkout("solme-cad", "laptop-1").unwrap().is_ok());
 
     // The machine's own clock a year and two days on (not the program's offset).
@@ -141,7 +141,7 @@ fn the_first_sync_binds_the_key_pair(world: World) {
     let (id, local) = world.local_server(5);
     let admin = world.admin();
     assert!(admin.show(id).unwrap()["bound_fingerprint"].is_null());
-    local.cli("sync", &[]).unwrap().ok().unwrap();
+    local.succeed("sync", &[]).unwrap();
     let shown = admin.show(id).unwrap();
     let identity = shared_proto::ServerIdentity::load(&support::key_dir(&local)).unwrap();
     assert_eq!(
@@ -150,23 +150,23 @@ fn the_first_sync_binds_the_key_pair(world: World) {
     );
     assert!(!shown["bound_at"].is_null());
     // The same key pair keeps syncing.
-    local.cli("sync", &[]).unwrap().ok().unwrap();
+    local.succeed("sync", &[]).unwrap();
 }
 
 fn a_second_server_with_the_same_id_is_refused(world: World) {
     let (id, first) = world.local_server(5);
-    first.cli("sync", &[]).unwrap().ok().unwrap();
+    first.succeed("sync", &[]).unwrap();
     let second = world.local_server_for(id, "thief");
     let output = second.cli("sync", &[]).unwrap();
     assert_eq!(output.code, 1, "{}", output.text());
     support::assert_mentions(&output.text(), &["ID_IN_USE", "licensing@"]);
     // The rightful server is not disturbed.
-    first.cli("sync", &[]).unwrap().ok().unwrap();
+    first.succeed("sync", &[]).unwrap();
 }
 
 fn a_reinstalled_server_is_refused(world: World) {
     let (_, local) = world.local_server(5);
-    local.cli("sync", &[]).unwrap().ok().unwrap();
+    local.succeed("sync", &[]).unwrap();
     world.reinstall(&local);
     let output = local.cli("sync", &[]).unwrap();
     assert_eq!(output.code, 1, "{}", output.text());
@@ -177,7 +177,7 @@ fn after_the_operator_clears_the_key_pair_the_reinstalled_server_syncs_and_the_o
     world: World,
 ) {
     let (id, old) = world.local_server(5);
-    old.cli("sync", &[]).unwrap().ok().unwrap();
+    old.succeed("sync", &[]).unwrap();
     let reinstalled = world.local_server_for(id, "reinstalled");
     assert_eq!(reinstalled.cli("sync", &[]).unwrap().code, 1);
 
@@ -185,7 +185,7 @@ fn after_the_operator_clears_the_key_pair_the_reinstalled_server_syncs_and_the_o
         .admin()
         .clear_key(id, "customer reinstalled on new hardware")
         .unwrap();
-    reinstalled.cli("sync", &[]).unwrap().ok().unwrap();
+    reinstalled.succeed("sync", &[]).unwrap();
     let output = old.cli("sync", &[]).unwrap();
     assert_eq!(output.code, 1, "{}", output.text());
     support::assert_mentions(&output.text(), &["ID_IN_USE"]);
@@ -202,7 +202,7 @@ fn after_the_operator_clears_the_key_pair_the_reinstalled_server_syncs_and_the_o
 fn a_key_clear_mailed_to_licensing_and_approved_lets_the_reinstalled_server_sync(world: World) {
     let gateway = world.gateway();
     let (id, old) = world.local_server(5);
-    old.cli("sync", &[]).unwrap().ok().unwrap();
+    old.succeed("sync", &[]).unwrap();
     let reinstalled = world.local_server_for(id, "reinstalled");
     assert_eq!(reinstalled.cli("sync", &[]).unwrap().code, 1);
 
@@ -228,7 +228,7 @@ fn a_key_clear_mailed_to_licensing_and_approved_lets_the_reinstalled_server_sync
     .unwrap();
     admin.approve(&pending).unwrap();
     let notice = wait_until("the decision notice", MAIL, || {
-        tests::mail::replies_to(&gateway.outbox(), &message_id)
+        test_harness::mail::replies_to(&gateway.outbox(), &message_id)
             .ok()?
             .into_iter()
             .find(|r| r.text.to_lowercase().contains("approved"))
@@ -236,18 +236,18 @@ fn a_key_clear_mailed_to_licensing_and_approved_lets_the_reinstalled_server_sync
     .unwrap();
     assert_eq!(notice.to, support::CONTACT);
 
-    reinstalled.cli("sync", &[]).unwrap().ok().unwrap();
+    reinstalled.succeed("sync", &[]).unwrap();
     assert_eq!(old.cli("sync", &[]).unwrap().code, 1);
 }
 
 fn direct_sync_falls_back_from_the_443_port_to_the_8080_port(world: World) {
-    let closed = support::closed_port();
+    let closed = test_harness::net::closed_port().unwrap();
     let endpoints = vec![
         format!("https://127.0.0.1:{closed}"),
         world.sync_urls()[1].clone(),
     ];
     let (_, local) = world.local_server_with(5, &endpoints, &[]);
-    let output = local.cli("sync", &[]).unwrap().ok().unwrap();
+    let output = local.succeed("sync", &[]).unwrap();
     assert!(
         support::synchronized(&local.status().unwrap()),
         "{}",
@@ -260,17 +260,17 @@ fn automatic_sync_is_off_by_default_and_runs_daily_or_weekly_on_schedule(mut wor
     let status = local.status().unwrap();
     assert_eq!(support::auto_sync_mode(&status), "off");
     assert!(status["next_auto_sync_at"].is_null(), "{status}");
-    local.cli("sync", &[]).unwrap().ok().unwrap();
+    local.succeed("sync", &[]).unwrap();
     let first = support::last_sync(&local.status().unwrap()).unwrap();
 
     // The plan follows the mode: a week, or a day, after the last sync.
-    local.cli("auto-sync", &["weekly"]).unwrap().ok().unwrap();
+    local.succeed("auto-sync", &["weekly"]).unwrap();
     support::assert_next_run(
         &local.status().unwrap(),
         first,
         Duration::from_secs(7 * 86_400),
     );
-    local.cli("auto-sync", &["daily"]).unwrap().ok().unwrap();
+    local.succeed("auto-sync", &["daily"]).unwrap();
     support::assert_next_run(&local.status().unwrap(), first, Duration::from_secs(86_400));
 
     // Two days later the daily run has happened on its own, and the next one is planned.
@@ -285,7 +285,7 @@ fn automatic_sync_is_off_by_default_and_runs_daily_or_weekly_on_schedule(mut wor
     );
 
     // Weekly from there: due a week after that sync; ten days in, it has run again.
-    local.cli("auto-sync", &["weekly"]).unwrap().ok().unwrap();
+    local.succeed("auto-sync", &["weekly"]).unwrap();
     support::assert_next_run(
         &local.status().unwrap(),
         second,
@@ -302,14 +302,14 @@ fn automatic_sync_is_off_by_default_and_runs_daily_or_weekly_on_schedule(mut wor
     );
 
     // Off again: nothing is planned.
-    local.cli("auto-sync", &["off"]).unwrap().ok().unwrap();
+    local.succeed("auto-sync", &["off"]).unwrap();
     assert!(local.status().unwrap()["next_auto_sync_at"].is_null());
 }
 
 fn diagnosis_names_id_in_use_blocked_ports_proxy_and_main_server_down(mut world: World) {
     // Id in use: another key pair holds the id.
     let (id, first) = world.local_server(5);
-    first.cli("sync", &[]).unwrap().ok().unwrap();
+    first.succeed("sync", &[]).unwrap();
     let thief = world.local_server_for(id, "other");
     let (cause, text) = support::diagnose(&thief);
     assert_eq!(cause, "ID_IN_USE", "{text}");
@@ -317,8 +317,14 @@ fn diagnosis_names_id_in_use_blocked_ports_proxy_and_main_server_down(mut world:
 
     // Both ports blocked: nothing answers on either endpoint.
     let endpoints = vec![
-        format!("https://127.0.0.1:{}", support::closed_port()),
-        format!("https://127.0.0.1:{}", support::closed_port()),
+        format!(
+            "https://127.0.0.1:{}",
+            test_harness::net::closed_port().unwrap()
+        ),
+        format!(
+            "https://127.0.0.1:{}",
+            test_harness::net::closed_port().unwrap()
+        ),
     ];
     let (_, walled) = world.local_server_with(5, &endpoints, &[]);
     let (cause, text) = support::diagnose(&walled);
@@ -345,18 +351,14 @@ fn diagnosis_names_id_in_use_blocked_ports_proxy_and_main_server_down(mut world:
                 "the proxy password is not shown: {text}"
             );
             let right = proxy.url(&format!("{PROXY_USER}:{PROXY_PASSWORD}"));
-            behind
-                .cli("sync", &["--proxy", &right])
-                .unwrap()
-                .ok()
-                .unwrap();
+            behind.succeed("sync", &["--proxy", &right]).unwrap();
         }
         None => eprintln!("skipped the proxy part: tinyproxy is not installed"),
     }
 
     // Main server down: a server that reached it before is told it is down.
     let (_, local) = world.local_server(5);
-    local.cli("sync", &[]).unwrap().ok().unwrap();
+    local.succeed("sync", &[]).unwrap();
     world.stop_main();
     let (cause, text) = support::diagnose(&local);
     assert_eq!(cause, "MAIN_SERVER_DOWN", "{text}");
@@ -377,9 +379,7 @@ fn sync_by_file_through_the_mail_gateway_replies_to_the_sender(world: World) {
     assert!(reply.text.contains(&id.to_string()), "{}", reply.text);
     let path = support::save_license_file(&local, reply);
     local
-        .cli("import-license-file", &[&path.to_string_lossy()])
-        .unwrap()
-        .ok()
+        .succeed("import-license-file", &[&path.to_string_lossy()])
         .unwrap();
     assert!(support::synchronized(&local.status().unwrap()));
 
@@ -394,7 +394,7 @@ fn sync_by_file_through_the_mail_gateway_replies_to_the_sender(world: World) {
 fn clients_keep_their_leases_and_get_new_ones_during_the_email_round_trip(world: World) {
     let gateway = world.gateway();
     let (_, local) = world.serving_local_server(5);
-    local.cli("sync", &[]).unwrap().ok().unwrap();
+    local.succeed("sync", &[]).unwrap();
     let lease = local.checkout("solme-cad", "laptop-1").unwrap().unwrap();
     let lease_id = lease["lease_id"].as_str().unwrap().to_string();
 
@@ -424,7 +424,7 @@ fn many_local_servers_sync_at_once_through_both_channels(world: World) {
             let gateway = &gateway;
             scope.spawn(move || {
                 if n % 2 == 0 {
-                    local.cli("sync", &[]).unwrap().ok().unwrap();
+                    local.succeed("sync", &[]).unwrap();
                     return;
                 }
                 let message_id = support::mail_sync_data(gateway, local);

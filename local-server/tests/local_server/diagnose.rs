@@ -8,8 +8,7 @@ async fn diagnose_tells_firewall_stopped_server_and_id_in_use_apart() -> TestRes
     let Some(mut main) = Main::start() else {
         return Ok(());
     };
-    let http = client();
-    let id = main.new_server(&http, "cad", 1).await;
+    let id = main.new_server("cad", 1);
 
     // Healthy: no cause, exit 0, and the check synchronized the server.
     let local = Local::for_main(&main, id, &main.sync.clone(), &[]);
@@ -24,8 +23,8 @@ async fn diagnose_tells_firewall_stopped_server_and_id_in_use_apart() -> TestRes
 
     // Both ports closed, never reached: a firewall.
     let closed = [
-        format!("https://127.0.0.1:{}", closed_port()),
-        format!("https://127.0.0.1:{}", closed_port()),
+        format!("https://127.0.0.1:{}", closed_port().unwrap()),
+        format!("https://127.0.0.1:{}", closed_port().unwrap()),
     ];
     let walled = Local::for_main(&main, id, &closed, &[]);
     let report = diagnose_json(&walled, &[]);

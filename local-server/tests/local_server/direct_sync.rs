@@ -11,7 +11,7 @@ async fn internet_sync_grants_seats_and_restores_service_after_366_days() -> Tes
         return Ok(());
     };
     let http = client();
-    let id = main.new_server(&http, "cad", 2).await;
+    let id = main.new_server("cad", 2);
     let mut local = Local::for_main(&main, id, &main.sync.clone(), &[]);
     local.serve(&[], &[]);
     assert_eq!(
@@ -38,7 +38,7 @@ async fn internet_sync_grants_seats_and_restores_service_after_366_days() -> Tes
     let status = local.status();
     assert_eq!(status["state"], "synchronized");
     assert_eq!(status["last_sync_channel"], "internet");
-    assert_eq!(status["days_left"], 365);
+    assert_eq!(status["days_left"], 366);
     assert_eq!(status["features"][0]["in_use"], 2);
 
     // A change on the main server arrives with the next sync.
@@ -72,7 +72,7 @@ async fn internet_sync_grants_seats_and_restores_service_after_366_days() -> Tes
         check_out(&http, &local, "cad").await.1["code"],
         "SYNC_EXPIRED"
     );
-    main.restart_env(&later);
+    main.restart_with_clock(Some("367d"));
     let out = local.cli_env(&["sync"], &later);
     assert_success(&out);
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
@@ -86,9 +86,8 @@ async fn a_closed_first_endpoint_falls_back_to_the_second() -> TestResult {
     let Some(main) = Main::start() else {
         return Ok(());
     };
-    let http = client();
-    let id = main.new_server(&http, "cad", 1).await;
-    let closed = format!("https://127.0.0.1:{}", closed_port());
+    let id = main.new_server("cad", 1);
+    let closed = format!("https://127.0.0.1:{}", closed_port().unwrap());
     let local = Local::for_main(&main, id, &[closed.clone(), main.sync[1].clone()], &[]);
     let out = local.cli(&["sync"]);
     assert_success(&out);
@@ -99,7 +98,7 @@ async fn a_closed_first_endpoint_falls_back_to_the_second() -> TestResult {
     );
 
     // Both closed: a temporary failure (exit 75), recorded for status.
-    let other = format!("https://127.0.0.1:{}", closed_port());
+    let other = format!("https://127.0.0.1:{}", closed_port().unwrap());
     let dead = Local::for_main(&main, id, &[closed, other], &[]);
     let out = dead.cli(&["sync"]);
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
@@ -119,7 +118,7 @@ async fn sync_by_file_through_the_main_servers_mail_api() -> TestResult {
         return Ok(());
     };
     let http = client();
-    let id = main.new_server(&http, "cad", 2).await;
+    let id = main.new_server("cad", 2);
     let mut local = Local::for_main(&main, id, &main.sync.clone(), &[]);
     local.serve(&[], &[]);
     let path = local.data_dir().join("sync-data.txt");
@@ -159,7 +158,7 @@ async fn a_reinstalled_server_is_refused_until_the_key_pair_is_cleared() -> Test
         return Ok(());
     };
     let http = client();
-    let id = main.new_server(&http, "cad", 1).await;
+    let id = main.new_server("cad", 1);
     let local = Local::for_main(&main, id, &main.sync.clone(), &[]);
     assert_success(&local.cli(&["sync"]));
     // Reinstall over the same directory: new key pair.
@@ -203,13 +202,13 @@ async fn the_scheduler_syncs_when_due_and_backs_off_on_failure() -> TestResult {
         return Ok(());
     };
     let http = client();
-    let id = main.new_server(&http, "cad", 1).await;
+    let id = main.new_server("cad", 1);
     let mut local = Local::for_main(&main, id, &main.sync.clone(), &[]);
     assert_success(&local.cli(&["auto-sync", "daily"]));
     local.serve(&["--scheduler-tick-ms", "50"], &[]);
-    let status = eventually(
-        std::time::Duration::from_secs(20),
+    let status = test_harness::wait_until_async(
         "the automatic sync",
+        std::time::Duration::from_secs(20),
         || {
             let local = &local;
             async move {
@@ -223,7 +222,7 @@ async fn the_scheduler_syncs_when_due_and_backs_off_on_failure() -> TestResult {
             }
         },
     )
-    .await;
+    .await?;
     let next: DateTime<Utc> = status["next_auto_sync_at"].as_str().unwrap().parse()?;
     assert!(
         (next - Utc::now() - chrono::Duration::days(1))
@@ -238,9 +237,9 @@ async fn the_scheduler_syncs_when_due_and_backs_off_on_failure() -> TestResult {
     main.stop();
     let later = [("SOLME_CLOCK_OFFSET", "1d1h")];
     local.serve(&["--scheduler-tick-ms", "50"], &later);
-    let status = eventually(
-        std::time::Duration::from_secs(20),
+    let status = test_harness::wait_until_async(
         "a failed automatic sync",
+        std::time::Duration::from_secs(20),
         || {
             let local = &local;
             async move {
@@ -251,7 +250,7 @@ async fn the_scheduler_syncs_when_due_and_backs_off_on_failure() -> TestResult {
             }
         },
     )
-    .await;
+    .await?;
     let now: DateTime<Utc> = status["now"].as_str().unwrap().parse()?;
     let next: DateTime<Utc> = status["next_auto_sync_at"].as_str().unwrap().parse()?;
     let wait = next - now;
@@ -268,11 +267,11 @@ async fn a_direct_sync_clears_a_rollback_left_by_a_clock_that_was_ahead() -> Tes
         return Ok(());
     };
     let http = client();
-    let id = main.new_server(&http, "cad", 2).await;
+    let id = main.new_server("cad", 2);
     let mut local = Local::for_main(&main, id, &main.sync.clone(), &[]);
     // Both clocks wrongly two hours ahead: the sync works and records that time.
     let ahead = [("SOLME_CLOCK_OFFSET", "2h")];
-    main.restart_env(&ahead);
+    main.restart_with_clock(Some("2h"));
     assert_success(&local.cli_env(&["sync"], &ahead));
     // Clocks corrected: the server now sees a rollback.
     main.restart();

@@ -1,128 +1,27 @@
-//! Starting the programs, waiting for them, and talking to them.
+//! The local server for a test, and the main server it talks to, both started through
+//! the shared `test-harness`; and the clients that talk to them.
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use openssl::asn1::Asn1Time;
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::PKey;
-use openssl::x509::{X509NameBuilder, X509};
 use serde_json::Value;
 use shared_proto::{License, LicenseFile, ServerIdentity, SolmeSigningKey};
 use tempfile::TempDir;
+use test_harness::process::spawn_listening;
+use test_harness::{Child, MainOptions, MainServer};
 use uuid::Uuid;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// How long to wait for a program to come up.
-const STARTUP_DEADLINE: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(25);
+pub use test_harness::net::closed_port;
+pub use test_harness::tool_present;
 
 pub fn local_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_local-server"))
-}
-
-/// The main server's binary, built beside ours by `cargo test --workspace`.
-/// A tool a test needs is missing: outside CI the test is skipped with a notice; in CI
-/// (the `CI` environment variable set), which installs them all, it fails.
-pub fn missing(what: &str, how: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("{what} is missing in CI ({how})");
-    }
-    eprintln!("NOTICE: {what} not found ({how}); skipping this test");
-}
-
-pub fn main_bin() -> Option<PathBuf> {
-    let path = local_bin().with_file_name("main-server");
-    if path.exists() {
-        Some(path)
-    } else {
-        missing(&path.display().to_string(), "run `cargo test --workspace`");
-        None
-    }
-}
-
-/// A child process killed when dropped.
-pub struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        drop(self.0.kill());
-        drop(self.0.wait());
-    }
-}
-
-/// A TCP port nothing listens on (bound, then released).
-pub fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// Waits for `path` to appear and parse as JSON.
-pub fn wait_for_json(path: &Path, child: &mut Child) -> Value {
-    let deadline = Instant::now() + STARTUP_DEADLINE;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(v) = serde_json::from_str(&text) {
-                return v;
-            }
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "the program exited ({status}) before writing {}",
-                path.display()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not appear in time",
-            path.display()
-        );
-        std::thread::sleep(POLL);
-    }
-}
-
-/// Polls `check` until it returns `Some`, or fails the test after `limit`.
-pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        actix_rt::time::sleep(POLL).await;
-    }
-}
-
-/// A self-signed CA certificate (PEM), enough for `init` when no main server runs.
-pub fn throwaway_ca_pem() -> Vec<u8> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "test CA").unwrap();
-    let name = name.build();
-    let mut cert = X509::builder().unwrap();
-    cert.set_version(2).unwrap();
-    cert.set_subject_name(&name).unwrap();
-    cert.set_issuer_name(&name).unwrap();
-    cert.set_pubkey(&key).unwrap();
-    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    cert.set_not_after(&Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    cert.sign(&key, MessageDigest::sha256()).unwrap();
-    cert.build().to_pem().unwrap()
 }
 
 /// A local server installation in a temporary directory.
@@ -131,7 +30,7 @@ pub struct Local {
     pub id: Uuid,
     /// The Solme key the installation trusts, when the test made it.
     pub solme: Option<SolmeSigningKey>,
-    serve: Option<Proc>,
+    serve: Option<Child>,
     pub addr: Option<String>,
     /// Extra environment for every command (proxy variables are always cleared).
     pub env: Vec<(String, String)>,
@@ -145,7 +44,8 @@ impl Local {
         let key_path = dir.path().join("solme-public.pem");
         solme.public_key().save(&key_path).unwrap();
         let ca_path = dir.path().join("ca.pem");
-        std::fs::write(&ca_path, throwaway_ca_pem()).unwrap();
+        let ca = test_harness::certs::self_signed("test CA", 30).unwrap();
+        std::fs::write(&ca_path, ca.cert_pem).unwrap();
         let id = Uuid::new_v4();
         let local = Self {
             dir,
@@ -155,7 +55,7 @@ impl Local {
             addr: None,
             env: Vec::new(),
         };
-        let url = format!("https://127.0.0.1:{}", closed_port());
+        let url = format!("https://127.0.0.1:{}", closed_port().unwrap());
         let out = local.cli(&[
             "init",
             "--id",
@@ -246,19 +146,12 @@ impl Local {
     /// Starts `serve` on a free port and waits until it listens; returns the base URL.
     pub fn serve(&mut self, extra: &[&str], env: &[(&str, &str)]) -> String {
         self.stop();
-        let listening = self.data_dir().join("listening.json");
-        drop(std::fs::remove_file(&listening));
         let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--workers", "2"];
         args.extend_from_slice(extra);
-        let mut child = self
-            .command(&args, env)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let v = wait_for_json(&listening, &mut child);
-        let addr = format!("http://{}", v["api"].as_str().unwrap());
-        self.serve = Some(Proc(child));
+        let (child, listening) =
+            spawn_listening("local-server", self.command(&args, env), self.data_dir()).unwrap();
+        let addr = format!("http://{}", listening["api"].as_str().unwrap());
+        self.serve = Some(child);
         self.addr = Some(addr.clone());
         addr
     }
@@ -368,6 +261,11 @@ pub async fn call(
     if let Some(token) = token {
         req = req.insert_header(("Authorization", format!("Bearer {token}")));
     }
+    send(req, body).await
+}
+
+/// Sends `req`; returns status and JSON body (Null when empty, a string when not JSON).
+async fn send(req: awc::ClientRequest, body: Option<Value>) -> (u16, Value) {
     let mut resp = match body {
         Some(b) => req.send_json(&b).await.unwrap(),
         None => req.send().await.unwrap(),
@@ -394,6 +292,18 @@ pub async fn check_out(client: &awc::Client, local: &Local, feature: &str) -> (u
     .await
 }
 
+/// Renews a lease; returns (status, body).
+pub async fn heartbeat(client: &awc::Client, local: &Local, lease: &str) -> (u16, Value) {
+    let url = local.url(&format!("/api/v1/leases/{lease}/heartbeat"));
+    call(client, "POST", &url, None, None).await
+}
+
+/// Checks a lease in; returns (status, body).
+pub async fn check_in(client: &awc::Client, local: &Local, lease: &str) -> (u16, Value) {
+    let url = local.url(&format!("/api/v1/leases/{lease}"));
+    call(client, "DELETE", &url, None, None).await
+}
+
 /// The `in_use` of `feature` in `GET /api/v1/features`.
 pub async fn in_use(client: &awc::Client, local: &Local, feature: &str) -> u64 {
     let (status, list) = call(client, "GET", &local.url("/api/v1/features"), None, None).await;
@@ -406,10 +316,11 @@ pub async fn in_use(client: &awc::Client, local: &Local, feature: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// A running main server in a temporary directory.
+/// A running main server (the real binary) in a temporary directory.
 pub struct Main {
     pub dir: TempDir,
-    proc: Option<Proc>,
+    server: MainServer,
+    /// `https://…` of the "443" and the "8080" listener.
     pub sync: Vec<String>,
     pub admin: String,
     pub token: String,
@@ -418,80 +329,41 @@ pub struct Main {
 impl Main {
     /// Initialises and starts a main server; `None` (with a notice) when not built.
     pub fn start() -> Option<Self> {
-        let bin = main_bin()?;
+        let built = test_harness::binary("main-server").is_ok();
+        if !tool_present(
+            built,
+            "the main-server binary",
+            "run `cargo test --workspace`",
+        ) {
+            return None;
+        }
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(&bin)
-            .args(["init", "--data-dir"])
-            .arg(dir.path())
-            .env_remove("SOLME_CLOCK_OFFSET")
-            .output()
-            .unwrap();
-        assert_success(&out);
-        let token = std::fs::read_to_string(dir.path().join("admin-token"))
-            .unwrap()
-            .trim()
-            .to_owned();
-        let mut main = Self {
+        let options = MainOptions {
+            workers: Some(2),
+            ..MainOptions::default()
+        };
+        let server = MainServer::start(dir.path(), options).unwrap();
+        Some(Self {
+            sync: server.sync_urls(),
+            admin: server.admin_url(),
+            token: server.token().unwrap(),
+            server,
             dir,
-            proc: None,
-            sync: Vec::new(),
-            admin: String::new(),
-            token,
-        };
-        main.restart();
-        Some(main)
+        })
     }
 
-    /// (Re)starts `serve`, on new ports.
+    /// Restarts `serve` on the same ports (installed local servers still find it).
     pub fn restart(&mut self) {
-        self.restart_env(&[]);
+        self.restart_with_clock(None);
     }
 
-    /// (Re)starts `serve` with extra environment (e.g. a moved clock).
-    pub fn restart_env(&mut self, env: &[(&str, &str)]) {
-        self.proc = None;
-        let listening = self.dir.path().join("listening.json");
-        drop(std::fs::remove_file(&listening));
-        // A restart keeps the ports, so installed local servers still find it.
-        let addr = |url: &str| url.rsplit("://").next().unwrap_or("127.0.0.1:0").to_owned();
-        let (first, second, admin) = match self.sync.as_slice() {
-            [a, b] => (addr(a), addr(b), addr(&self.admin)),
-            _ => (
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-                "127.0.0.1:0".into(),
-            ),
-        };
-        let mut child = Command::new(main_bin().unwrap())
-            .args(["serve", "--data-dir"])
-            .arg(self.dir.path())
-            .args([
-                "--listen",
-                &first,
-                "--listen",
-                &second,
-                "--admin-listen",
-                &admin,
-            ])
-            .env_remove("SOLME_CLOCK_OFFSET")
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let v = wait_for_json(&listening, &mut child);
-        self.sync = v["sync"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| format!("https://{}", a.as_str().unwrap()))
-            .collect();
-        self.admin = format!("http://{}", v["admin"].as_str().unwrap());
-        self.proc = Some(Proc(child));
+    /// Restarts `serve` on the same ports with its clock moved by `offset`.
+    pub fn restart_with_clock(&mut self, offset: Option<&str>) {
+        self.server.restart_with_clock(offset).unwrap();
     }
 
     pub fn stop(&mut self) {
-        self.proc = None;
+        self.server.stop().unwrap();
     }
 
     pub async fn admin(
@@ -512,35 +384,11 @@ impl Main {
     }
 
     /// A customer with one license server id holding `feature` × `seats`.
-    pub async fn new_server(&self, client: &awc::Client, feature: &str, seats: u32) -> Uuid {
-        let (s, customer) = self
-            .admin(
-                client,
-                "POST",
-                "/admin/v1/customers",
-                Some(serde_json::json!({"name": "Acme", "emails": ["ops@acme.example"]})),
-            )
-            .await;
-        assert_eq!(s, 201, "{customer}");
-        let (s, server) = self
-            .admin(
-                client,
-                "POST",
-                "/admin/v1/servers",
-                Some(serde_json::json!({"customer_id": customer["id"]})),
-            )
-            .await;
-        assert_eq!(s, 201, "{server}");
-        let id: Uuid = server["server_id"].as_str().unwrap().parse().unwrap();
-        let (s, lic) = self
-            .admin(
-                client,
-                "POST",
-                &format!("/admin/v1/servers/{id}/licenses"),
-                Some(serde_json::json!({"feature": feature, "seats": seats})),
-            )
-            .await;
-        assert_eq!(s, 201, "{lic}");
+    pub fn new_server(&self, feature: &str, seats: u32) -> Uuid {
+        let admin = self.server.admin().unwrap();
+        let customer = admin.customer("Acme", &["ops@acme.example"]).unwrap();
+        let id = admin.server(&customer).unwrap();
+        admin.add_license(id, feature, seats).unwrap();
         id
     }
 }
@@ -557,16 +405,5 @@ pub async fn manager_call(
     let req = client
         .request(method, local.url(&format!("/manager/v1/{path}")))
         .insert_header(("X-Solme-Manager", "1"));
-    let mut resp = match body {
-        Some(b) => req.send_json(&b).await.unwrap(),
-        None => req.send().await.unwrap(),
-    };
-    let bytes = resp.body().limit(10 * 1024 * 1024).await.unwrap();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
-    (resp.status().as_u16(), value)
+    send(req, body).await
 }

@@ -75,42 +75,14 @@ async fn seats_are_granted_up_to_the_count_and_come_back_on_check_in() -> TestRe
 
     // Heartbeat renews; check-in frees the seat; a returned lease is unknown.
     let id = first["lease_id"].as_str().unwrap().to_owned();
-    let (s, renewed) = call(
-        &http,
-        "POST",
-        &local.url(&format!("/api/v1/leases/{id}/heartbeat")),
-        None,
-        None,
-    )
-    .await;
+    let (s, renewed) = heartbeat(&http, &local, &id).await;
     assert_eq!(s, 200, "{renewed}");
-    let (s, _) = call(
-        &http,
-        "DELETE",
-        &local.url(&format!("/api/v1/leases/{id}")),
-        None,
-        None,
-    )
-    .await;
+    let (s, _) = check_in(&http, &local, &id).await;
     assert_eq!(s, 204);
-    let (s, again) = call(
-        &http,
-        "DELETE",
-        &local.url(&format!("/api/v1/leases/{id}")),
-        None,
-        None,
-    )
-    .await;
+    let (s, again) = check_in(&http, &local, &id).await;
     assert_eq!(s, 404);
     assert_eq!(again["code"], "LEASE_UNKNOWN");
-    let (s, again) = call(
-        &http,
-        "POST",
-        &local.url(&format!("/api/v1/leases/{id}/heartbeat")),
-        None,
-        None,
-    )
-    .await;
+    let (s, again) = heartbeat(&http, &local, &id).await;
     assert_eq!((s, again["code"].as_str()), (404, Some("LEASE_UNKNOWN")));
     let (s, _) = check_out(&http, &local, "cad").await;
     assert_eq!(s, 201, "the returned seat is free again");
@@ -159,14 +131,7 @@ async fn a_lease_without_heartbeat_expires_and_frees_its_seat() -> TestResult {
     // Two minutes later by the clock (past the 60 s lease, no heartbeat): the seat is
     // back and the lease is gone. No waiting on the wall clock.
     local.serve(&["--lease-seconds", "60"], &[("SOLME_CLOCK_OFFSET", "2m")]);
-    let (s, body) = call(
-        &http,
-        "POST",
-        &local.url(&format!("/api/v1/leases/{lease_id}/heartbeat")),
-        None,
-        None,
-    )
-    .await;
+    let (s, body) = heartbeat(&http, &local, &lease_id).await;
     assert_eq!((s, body["code"].as_str()), (404, Some("LEASE_UNKNOWN")));
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
     Ok(())
@@ -185,14 +150,7 @@ async fn live_leases_survive_a_restart_and_expire_by_the_clock() -> TestResult {
     // A crash (kill) and restart keeps the lease.
     local.serve(&[], &[]);
     assert_eq!(in_use(&http, &local, "cad").await, 1);
-    let (s, _) = call(
-        &http,
-        "POST",
-        &local.url(&format!("/api/v1/leases/{id}/heartbeat")),
-        None,
-        None,
-    )
-    .await;
+    let (s, _) = heartbeat(&http, &local, &id).await;
     assert_eq!(s, 200);
     let status = local.status();
     assert_eq!(status["features"][0]["in_use"], 1);
@@ -280,23 +238,9 @@ async fn lowered_seats_renew_only_the_oldest_leases_and_grant_no_new_ones() -> T
         stdout(&out)
     );
     // Running leases go on (heartbeat works), nothing new beyond the new count.
-    let (s, _) = call(
-        &http,
-        "POST",
-        &local.url(&format!("/api/v1/leases/{}/heartbeat", ids[0])),
-        None,
-        None,
-    )
-    .await;
+    let (s, _) = heartbeat(&http, &local, &ids[0]).await;
     assert_eq!(s, 200);
-    let (s, _) = call(
-        &http,
-        "DELETE",
-        &local.url(&format!("/api/v1/leases/{}", ids[1])),
-        None,
-        None,
-    )
-    .await;
+    let (s, _) = check_in(&http, &local, &ids[1]).await;
     assert_eq!(s, 204);
     let (s, body) = check_out(&http, &local, "cad").await;
     assert_eq!(
@@ -306,46 +250,18 @@ async fn lowered_seats_renew_only_the_oldest_leases_and_grant_no_new_ones() -> T
     );
     // While more are in use than the new count, the newest lease is not renewed (the
     // oldest one is), so the count comes down to the new seats as leases run out.
-    let (s, body) = call(
-        &http,
-        "POST",
-        &local.url(&format!("/api/v1/leases/{}/heartbeat", ids[2])),
-        None,
-        None,
-    )
-    .await;
+    let (s, body) = heartbeat(&http, &local, &ids[2]).await;
     assert_eq!(
         (s, body["code"].as_str()),
         (409, Some("NO_SEATS")),
         "{body}"
     );
-    let (s, _) = call(
-        &http,
-        "POST",
-        &local.url(&format!("/api/v1/leases/{}/heartbeat", ids[0])),
-        None,
-        None,
-    )
-    .await;
+    let (s, _) = heartbeat(&http, &local, &ids[0]).await;
     assert_eq!(s, 200, "the oldest lease is within the new count");
     for id in &ids[2..] {
-        call(
-            &http,
-            "DELETE",
-            &local.url(&format!("/api/v1/leases/{id}")),
-            None,
-            None,
-        )
-        .await;
+        check_in(&http, &local, id).await;
     }
-    call(
-        &http,
-        "DELETE",
-        &local.url(&format!("/api/v1/leases/{}", ids[0])),
-        None,
-        None,
-    )
-    .await;
+    check_in(&http, &local, &ids[0]).await;
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
     assert_eq!(check_out(&http, &local, "cad").await.0, 409);
     Ok(())

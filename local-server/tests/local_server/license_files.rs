@@ -249,3 +249,28 @@ fn one_serve_per_data_directory_and_no_reinstall_while_it_runs() {
     local.stop();
     assert_success(&local.cli(&reinstall));
 }
+
+/// A database another process holds locked is a temporary failure: the verb exits 75,
+/// says so, and changes nothing; once the lock is gone the same file imports.
+#[test]
+fn import_while_another_process_locks_the_database_is_temporary() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+
+    let local = Local::offline();
+    let file = local.license_file(3, Utc::now(), vec![license("cad", 5)]);
+    let before = state_of(&local);
+
+    let db = local.data_dir().join("local.db");
+    let mut holder = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    holder.batch_execute("BEGIN EXCLUSIVE").unwrap();
+    let out = local.import(&file);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert!(stderr(&out).contains("busy"), "{}", stderr(&out));
+    holder.batch_execute("ROLLBACK").unwrap();
+    drop(holder);
+    assert_eq!(state_of(&local), before);
+
+    assert_success(&local.import(&file));
+    assert_eq!(state_of(&local)["seq"], 3);
+}

@@ -88,3 +88,21 @@ async fn the_manager_api_imports_and_reports() -> TestResult {
     assert_eq!(s, 201);
     Ok(())
 }
+
+/// A manager sync that cannot reach the main server is an error answer with its code
+/// (`503 UNAVAILABLE`, to be retried), never a 200 that says "failed" inside.
+#[actix_rt::test]
+async fn a_manager_sync_that_fails_answers_with_an_error_code() {
+    let mut local = Local::offline();
+    local.serve(&[], &[]);
+    let http = client();
+    let (status, body) = manager_call(&http, &local, "POST", "sync", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "UNAVAILABLE", "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    let (_, report) = manager_call(&http, &local, "GET", "status", None).await;
+    assert_eq!(report["state"], "never_synchronized");
+}

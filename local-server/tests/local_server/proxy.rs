@@ -1,83 +1,35 @@
 //! Synchronization through a real HTTP proxy (Debian's tinyproxy), with and without
 //! the right credentials. Skipped, with a notice, where tinyproxy is not installed.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use test_harness::proxy::{Tinyproxy, PROXY_PASSWORD, PROXY_USER};
 
 use crate::helpers::*;
 
-/// A tinyproxy demanding `alice:secret`, on a free port.
-struct Tinyproxy {
-    _dir: tempfile::TempDir,
-    _proc: Proc,
-    port: u16,
-}
-
-fn tinyproxy_bin() -> Option<PathBuf> {
-    let out = Command::new("which").arg("tinyproxy").output().ok()?;
-    if out.status.success() {
-        Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    } else {
-        missing("tinyproxy", "apt-get install tinyproxy");
-        None
+/// A tinyproxy demanding the harness's credentials; `None` (with a notice) when not
+/// installed.
+fn tinyproxy(dir: &std::path::Path) -> Option<Tinyproxy> {
+    let binary = Tinyproxy::binary();
+    if !tool_present(binary.is_some(), "tinyproxy", "apt-get install tinyproxy") {
+        return None;
     }
-}
-
-impl Tinyproxy {
-    fn start() -> Option<Self> {
-        let bin = tinyproxy_bin()?;
-        let dir = tempfile::tempdir().unwrap();
-        let port = closed_port();
-        let conf = dir.path().join("tinyproxy.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 50\nLogLevel Error\n\
-                 BasicAuth alice secret\n"
-            ),
-        )
-        .unwrap();
-        let child = Command::new(bin)
-            .args(["-d", "-c"])
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let proc = Proc(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tinyproxy did not start");
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        Some(Self {
-            _dir: dir,
-            _proc: proc,
-            port,
-        })
-    }
-
-    fn url(&self, credentials: &str) -> String {
-        format!("http://{credentials}@127.0.0.1:{}", self.port)
-    }
+    Some(Tinyproxy::start(&binary?, dir).unwrap())
 }
 
 #[actix_rt::test]
 async fn sync_through_a_proxy_needs_the_right_credentials() -> TestResult {
-    let Some(proxy) = Tinyproxy::start() else {
+    let scratch = tempfile::tempdir()?;
+    let Some(proxy) = tinyproxy(scratch.path()) else {
         return Ok(());
     };
     let Some(main) = Main::start() else {
         return Ok(());
     };
-    let http = client();
-    let id = main.new_server(&http, "cad", 1).await;
+    let id = main.new_server("cad", 1);
     let local = Local::for_main(
         &main,
         id,
         &main.sync.clone(),
-        &["--proxy", &proxy.url("alice:wrong")],
+        &["--proxy", &proxy.url(&format!("{PROXY_USER}:wrong"))],
     );
 
     // The stored proxy with wrong credentials: a network failure (exit 75) naming the 407.
@@ -109,7 +61,7 @@ async fn sync_through_a_proxy_needs_the_right_credentials() -> TestResult {
     );
 
     // The right ones, from the flag: synchronized through the tunnel.
-    let good = proxy.url("alice:secret");
+    let good = proxy.url(&format!("{PROXY_USER}:{PROXY_PASSWORD}"));
     let out = local.cli(&["sync", "--proxy", &good]);
     assert_success(&out);
     let out = local.cli_env(

@@ -35,7 +35,7 @@ fn sync_by_mail_is_answered_with_a_license_file_for_that_server() {
     let replies = gw.wait_replies(1);
     let reply = &replies[0];
     assert_eq!(reply.to, OPS);
-    assert_eq!(reply.in_reply_to.as_deref(), Some("sync-1@acme.example"));
+    assert_eq!(reply.answers(), Some("sync-1@acme.example"));
     assert_eq!(reply.auto_submitted.as_deref(), Some("auto-replied"));
     assert_eq!(reply.subject, "Re: sync data");
     assert!(
@@ -111,7 +111,7 @@ fn key_clear_by_mail_is_acknowledged_and_the_decision_is_mailed() {
     let replies = gw.wait_replies(2);
     let ack = replies
         .iter()
-        .find(|r| r.in_reply_to.as_deref() == Some("clear-1@acme.example"))
+        .find(|r| r.answers() == Some("clear-1@acme.example"))
         .unwrap();
     assert!(
         ack.text.contains("we have received your request"),
@@ -137,7 +137,7 @@ fn key_clear_by_mail_is_acknowledged_and_the_decision_is_mailed() {
         .find(|r| r.subject.contains("approved"))
         .unwrap();
     assert_eq!(notice.to, OPS);
-    assert_eq!(notice.in_reply_to.as_deref(), Some("clear-1@acme.example"));
+    assert_eq!(notice.answers(), Some("clear-1@acme.example"));
     assert!(
         notice.text.contains("customer reinstalled"),
         "{}",
@@ -158,7 +158,7 @@ fn key_clear_by_mail_is_acknowledged_and_the_decision_is_mailed() {
     let replies = gw.wait_replies(4);
     let answer = replies
         .iter()
-        .find(|r| r.in_reply_to.as_deref() == Some("new@acme.example"))
+        .find(|r| r.answers() == Some("new@acme.example"))
         .unwrap();
     assert_eq!(answer.attachments.len(), 1, "{}", answer.text);
     gw.wait_idle();
@@ -206,14 +206,14 @@ fn refusals_of_the_main_server_are_explained() {
     for (from, id, _, expected) in &cases {
         let reply = replies
             .iter()
-            .find(|r| r.in_reply_to.as_deref() == Some(*id))
+            .find(|r| r.answers() == Some(*id))
             .unwrap_or_else(|| panic!("no reply to {id}"));
         assert_eq!(reply.to, *from);
         assert!(reply.text.contains(expected), "{id}: {}", reply.text);
     }
     let in_use = replies
         .iter()
-        .find(|r| r.in_reply_to.as_deref() == Some("in-use@x"))
+        .find(|r| r.answers() == Some("in-use@x"))
         .unwrap();
     assert!(
         in_use.text.contains(&format!("clear {server_id}")),
@@ -243,7 +243,7 @@ fn refusals_of_the_main_server_are_explained() {
     let find = |id: &str| {
         replies
             .iter()
-            .find(|r| r.in_reply_to.as_deref() == Some(id))
+            .find(|r| r.answers() == Some(id))
             .unwrap()
             .text
             .clone()
@@ -291,10 +291,7 @@ fn automatic_mail_is_never_answered() {
     gw.wait_idle();
     let replies = gw.replies();
     assert_eq!(replies.len(), 1);
-    assert_eq!(
-        replies[0].in_reply_to.as_deref(),
-        Some("human@acme.example")
-    );
+    assert_eq!(replies[0].answers(), Some("human@acme.example"));
     let status = gw.status();
     assert_eq!(status["dropped"], 6, "{status}");
 }
@@ -303,7 +300,7 @@ fn automatic_mail_is_never_answered() {
 fn mail_that_arrives_while_the_main_server_is_down_is_answered_once_it_is_back() {
     let (_root, mut main, gw) = setup();
     let (_, server_id) = main.customer_with_server(&[OPS]);
-    main.proc.kill();
+    main.kill();
     let identity = ServerIdentity::generate().unwrap();
     send_mail(
         gw.smtp(),
@@ -364,7 +361,7 @@ fn a_gateway_killed_mid_processing_answers_every_message_exactly_once() {
     let count = |dir: &std::path::Path| std::fs::read_dir(dir).map_or(0, |e| e.count());
 
     // 1. The main server is down: messages are claimed and retried.
-    main.proc.kill();
+    main.kill();
     gw = gw.restart();
     wait_for("claims in the ledger", || {
         (count(&ledger) >= 3).then_some(())
@@ -393,7 +390,7 @@ fn a_gateway_killed_mid_processing_answers_every_message_exactly_once() {
     assert_eq!(replies.len(), N);
     let mut answered: Vec<String> = replies
         .iter()
-        .filter_map(|r| r.in_reply_to.clone())
+        .filter_map(|r| r.answers().map(str::to_owned))
         .collect();
     answered.sort();
     answered.dedup();
@@ -420,22 +417,10 @@ fn a_gateway_killed_mid_processing_answers_every_message_exactly_once() {
 }
 
 fn deliver(data_dir: &std::path::Path, sender: &str, message: &str) -> Option<i32> {
-    use std::io::Write;
-    let mut child = std::process::Command::new(crate::helpers::gateway_bin())
-        .args(["deliver", "--data-dir"])
-        .arg(data_dir)
-        .arg(format!("--sender={sender}"))
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    child.wait().unwrap().code()
+    let data_dir = data_dir.to_str().unwrap();
+    let sender = format!("--sender={sender}");
+    let args = ["deliver", "--data-dir", data_dir, &sender];
+    crate::helpers::run_gateway(&args, &[], message.as_bytes())
 }
 
 /// The whole customer path with the real local server: export sync data,

@@ -1,79 +1,52 @@
-//! Shared test helpers: spawning the gateway and the main server on port 0,
-//! waiting for their `listening.json`, making sync data, talking SMTP, and
-//! reading the outbox.
+//! Shared test helpers: the gateway and the main server started through the shared
+//! `test-harness` on port 0, sync data, SMTP, and the outbox.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
-use shared_proto::messages::{SyncRequest, MESSAGE_VERSION};
 use shared_proto::{Clock, ServerIdentity};
+use test_harness::process::spawn_listening;
+use test_harness::Child;
 use uuid::Uuid;
+
+pub use test_harness::mail::{outbox_count, read_outbox, Reply};
+pub use test_harness::net::reserve_port;
 
 pub const LICENSING: &str = "licensing@solme.example";
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Polls `check` every 25 ms until it gives a value or the deadline passes.
-pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// Reads `dir/listening.json` once it exists and parses; fails at once if
-/// the process exits first.
-pub fn listening(dir: &Path, child: &mut Child) -> Value {
-    wait_for(&format!("{}/listening.json", dir.display()), || {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the process exited before listening: {status}");
-        }
-        let text = std::fs::read_to_string(dir.join("listening.json")).ok()?;
-        serde_json::from_str(&text).ok()
-    })
-}
-
-/// The log level of the spawned programs (`TEST_LOG` overrides).
-pub fn log_level() -> String {
-    std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into())
+/// Waits (see `test_harness::wait_until`) up to [`DEADLINE`] for `check` to give a value.
+pub fn wait_for<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    test_harness::wait_until(what, DEADLINE, check).unwrap()
 }
 
 pub fn gateway_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mail-gateway"))
 }
 
-pub fn main_server_bin() -> PathBuf {
-    gateway_bin().with_file_name("main-server")
-}
-
-/// A child process killed (SIGKILL) when dropped.
-pub struct Proc {
-    pub child: Child,
-}
-
-impl Proc {
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Runs `mail-gateway ARGS` (e.g. `deliver …`, as an MTA's pipe transport does) with
+/// `message` on its standard input; returns the exit code. A program that exits before
+/// reading all of it is no error here: the exit code tells.
+pub fn run_gateway(args: &[&str], env: &[(&str, &str)], message: &[u8]) -> Option<i32> {
+    let mut child = Command::new(gateway_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(message);
+    child.wait().unwrap().code()
 }
 
 /// A running gateway in its own temporary directory.
 pub struct Gateway {
-    pub proc: Proc,
+    pub proc: Child,
     pub data_dir: PathBuf,
     pub outbox: PathBuf,
     pub smtp: Option<SocketAddr>,
@@ -131,15 +104,10 @@ impl Gateway {
     }
 
     pub fn start_with(data_dir: PathBuf, outbox: PathBuf, args: Vec<String>) -> Gateway {
-        let _ = std::fs::remove_file(data_dir.join("listening.json"));
-        let child = Command::new(gateway_bin())
-            .args(&args)
-            .env("RUST_LOG", log_level())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut proc = Proc { child };
-        let json = listening(&data_dir, &mut proc.child);
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let mut command = Command::new(gateway_bin());
+        command.args(&args);
+        let (proc, json) = spawn_listening("mail-gateway", command, &data_dir).unwrap();
         let smtp = json["smtp"].as_str().map(|s| s.parse().unwrap());
         let http = json["http"].as_str().unwrap().parse().unwrap();
         Gateway {
@@ -174,7 +142,7 @@ impl Gateway {
 
     /// The replies written to the outbox so far, parsed.
     pub fn replies(&self) -> Vec<Reply> {
-        read_outbox(&self.outbox)
+        read_outbox(&self.outbox).unwrap()
     }
 
     /// Waits until the outbox holds at least `n` replies.
@@ -192,66 +160,6 @@ impl Gateway {
             (status["queued"] == 0 && status["outgoing"] == 0).then_some(())
         });
     }
-}
-
-/// One reply found in the outbox.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub file: String,
-    pub to: String,
-    pub subject: String,
-    pub in_reply_to: Option<String>,
-    pub auto_submitted: Option<String>,
-    pub text: String,
-    /// `(file name, content)` of each attachment.
-    pub attachments: Vec<(String, String)>,
-}
-
-pub fn read_outbox(dir: &Path) -> Vec<Reply> {
-    use mail_parser::{MessageParser, MimeHeaders};
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut replies: Vec<Reply> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".eml"))
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|entry| {
-            let raw = std::fs::read(entry.path()).unwrap();
-            let message = MessageParser::default().parse(&raw).unwrap();
-            let to = message
-                .to()
-                .and_then(|a| a.first())
-                .and_then(|a| a.address.as_deref())
-                .unwrap_or_default()
-                .to_owned();
-            let in_reply_to = message.in_reply_to().as_text().map(str::to_owned);
-            let auto_submitted = message
-                .header_raw("Auto-Submitted")
-                .map(|v| v.trim().to_owned());
-            let text = message.body_text(0).unwrap_or_default().into_owned();
-            let attachments = message
-                .attachments()
-                .map(|a| {
-                    (
-                        a.attachment_name().unwrap_or_default().to_owned(),
-                        String::from_utf8_lossy(a.contents()).into_owned(),
-                    )
-                })
-                .collect();
-            Reply {
-                file: entry.file_name().to_string_lossy().into_owned(),
-                to,
-                subject: message.subject().unwrap_or_default().to_owned(),
-                in_reply_to,
-                auto_submitted,
-                text,
-                attachments,
-            }
-        })
-        .collect();
-    replies.sort_by(|a, b| a.file.cmp(&b.file));
-    replies
 }
 
 /// A plain HTTP GET (the status page).
@@ -291,18 +199,7 @@ fn dechunk(mut body: &str) -> String {
 
 /// Fresh sync data signed by `identity` for `server_id`.
 pub fn sync_data(identity: &ServerIdentity, server_id: Uuid) -> String {
-    let request = SyncRequest {
-        version: MESSAGE_VERSION,
-        server_id,
-        request_id: Uuid::new_v4(),
-        created_at: Clock::system().now(),
-        public_keys: identity.public_keys(),
-        held_revision: None,
-        held_sequence: None,
-        software_version: "mail-gateway-tests".into(),
-        usage: Vec::new(),
-    };
-    shared_proto::sync_data::seal(identity, &request).unwrap()
+    test_harness::sync_data::sync_data_at(identity, server_id, Clock::system().now()).unwrap()
 }
 
 /// A simple mail with the sync data attached.
@@ -402,9 +299,8 @@ impl SmtpClient {
         self.read_reply()
     }
 
-    /// A whole transaction; returns the final reply.
-    pub fn mail(&mut self, from: &str, message: &str) -> String {
-        assert!(self.command("EHLO client.example").starts_with("250"));
+    /// MAIL FROM `from`, RCPT TO the licensing address and DATA, each accepted.
+    pub fn begin_data(&mut self, from: &str) {
         assert!(self
             .command(&format!("MAIL FROM:<{from}>"))
             .starts_with("250"));
@@ -412,6 +308,12 @@ impl SmtpClient {
             .command(&format!("RCPT TO:<{LICENSING}>"))
             .starts_with("250"));
         assert!(self.command("DATA").starts_with("354"));
+    }
+
+    /// A whole transaction; returns the final reply.
+    pub fn mail(&mut self, from: &str, message: &str) -> String {
+        assert!(self.command("EHLO client.example").starts_with("250"));
+        self.begin_data(from);
         let mut data = String::new();
         for line in message.replace("\r\n", "\n").lines() {
             if line.starts_with('.') {
@@ -447,100 +349,51 @@ pub fn dummy_token(root: &Path) -> PathBuf {
 pub fn closed_port_url() -> String {
     static CLOSED: std::sync::OnceLock<(tokio::net::TcpSocket, SocketAddr)> =
         std::sync::OnceLock::new();
-    let (_, addr) = CLOSED.get_or_init(reserve_port);
+    let (_, addr) = CLOSED.get_or_init(|| reserve_port().unwrap());
     format!("http://{addr}")
 }
 
-/// A port for a server that starts later: held by a socket bound with
-/// SO_REUSEADDR that never listens. No other test can be given the port
-/// while the socket lives, connections to it are refused, and a server
-/// binding it with SO_REUSEADDR (Rust's `TcpListener`, Postfix) can take it
-/// over meanwhile: there is no window in which the port is free for anyone.
-pub fn reserve_port() -> (tokio::net::TcpSocket, SocketAddr) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_reuseaddr(true).unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = socket.local_addr().unwrap();
-    (socket, addr)
-}
-
-/// How many replies the outbox holds (files only, nothing parsed).
-pub fn outbox_count(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| {
-        entries
-            .filter_map(Result::ok)
-            .filter(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                name.ends_with(".eml") && !name.starts_with('.')
-            })
-            .count()
-    })
-}
-
-/// A running main server (SQLite, port 0) in its own directory.
+/// A running main server (the real binary, SQLite, port 0) in its own directory.
 pub struct MainServer {
-    pub proc: Proc,
+    pub server: test_harness::MainServer,
     pub data_dir: PathBuf,
-    pub admin: SocketAddr,
-    pub token: String,
+    admin: test_harness::Admin,
 }
 
 impl MainServer {
     /// `main-server init` then `serve` in `root/main`.
     pub fn start(root: &Path) -> MainServer {
         let data_dir = root.join("main");
-        let status = Command::new(main_server_bin())
-            .args(["init", "--data-dir"])
-            .arg(&data_dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "main-server init failed");
-        MainServer::serve(data_dir, "127.0.0.1:0")
-    }
-
-    /// `main-server serve` on an existing data directory.
-    pub fn serve(data_dir: PathBuf, admin_listen: &str) -> MainServer {
-        let _ = std::fs::remove_file(data_dir.join("listening.json"));
-        let child = Command::new(main_server_bin())
-            .args(["serve", "--data-dir"])
-            .arg(&data_dir)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", admin_listen])
-            .args(["--workers", "1"])
-            .env("RUST_LOG", log_level())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut proc = Proc { child };
-        let json = listening(&data_dir, &mut proc.child);
-        let admin = json["admin"].as_str().unwrap().parse().unwrap();
-        let token = std::fs::read_to_string(data_dir.join("admin-token"))
-            .unwrap()
-            .trim()
-            .to_owned();
+        let options = test_harness::MainOptions {
+            workers: Some(1),
+            ..test_harness::MainOptions::default()
+        };
+        let server = test_harness::MainServer::start(&data_dir, options).unwrap();
         MainServer {
-            proc,
+            admin: server.admin().unwrap(),
+            server,
             data_dir,
-            admin,
-            token,
         }
     }
 
-    /// Kills the server and starts it again on the same admin address.
+    /// Kills the server (SIGKILL, as a crash) and starts it again on the same ports.
     pub fn restart(mut self) -> MainServer {
-        self.proc.kill();
-        let admin = self.admin.to_string();
-        MainServer::serve(self.data_dir.clone(), &admin)
+        self.server.kill();
+        self.server.start_again().unwrap();
+        self
+    }
+
+    /// Kills the server at once, as a crash would.
+    pub fn kill(&mut self) {
+        self.server.kill();
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.admin)
+        self.server.admin_url()
     }
 
     pub fn token_file(&self) -> PathBuf {
-        self.data_dir.join("admin-token")
+        self.server.token_file()
     }
 
     pub fn solme_key(&self) -> shared_proto::SolmePublicKey {
@@ -549,23 +402,7 @@ impl MainServer {
 
     /// One admin API call: `(status, JSON body or null)`.
     pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("{}{path}", self.url());
-        let token = self.token.clone();
-        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
-        actix_web::rt::System::new().block_on(async move {
-            let client = awc::Client::default();
-            let request = client
-                .request(method, &url)
-                .insert_header(("Authorization", format!("Bearer {token}")))
-                .insert_header(("X-Operator", "test-operator"));
-            let mut response = match body {
-                Some(body) => request.send_json(&body).await.unwrap(),
-                None => request.send().await.unwrap(),
-            };
-            let bytes = response.body().await.unwrap();
-            let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            (response.status().as_u16(), json)
-        })
+        self.admin.call(method, path, body).unwrap()
     }
 
     /// A customer with `emails`, one server id, and one license of 5 seats.

@@ -2,12 +2,11 @@
 //! `deliver` and the Maildir watcher. Replies that need no main server (bad
 //! mail) are checked in the outbox; sync mail must stay queued.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::helpers::{
-    closed_port_url, dummy_token, gateway_bin, send_mail, text_mail, wait_for, Gateway, SmtpClient,
-    LICENSING,
+    closed_port_url, dummy_token, gateway_bin, run_gateway, send_mail, text_mail, wait_for,
+    Gateway, SmtpClient, LICENSING,
 };
 
 fn gateway(root: &std::path::Path, extra: &[&str]) -> Gateway {
@@ -69,10 +68,7 @@ fn oversized_data_is_refused_and_the_session_goes_on() {
     // The small one (no sync data) is answered; the big one left no trace.
     let replies = gw.wait_replies(1);
     assert_eq!(replies.len(), 1);
-    assert_eq!(
-        replies[0].in_reply_to.as_deref(),
-        Some("small@acme.example")
-    );
+    assert_eq!(replies[0].answers(), Some("small@acme.example"));
 }
 
 #[test]
@@ -148,7 +144,7 @@ fn sync_mail_waits_while_the_main_server_is_away_and_bad_mail_is_answered() {
     );
     let replies = gw.wait_replies(1);
     assert_eq!(replies[0].to, "ops@acme.example");
-    assert_eq!(replies[0].in_reply_to.as_deref(), Some("q-1@acme.example"));
+    assert_eq!(replies[0].answers(), Some("q-1@acme.example"));
     assert_eq!(replies[0].subject, "Re: Question");
     assert_eq!(replies[0].auto_submitted.as_deref(), Some("auto-replied"));
     assert!(
@@ -182,22 +178,18 @@ fn deliver_stores_the_message_for_the_server_and_exits_0() {
         "",
         "no data here",
     );
-    let mut child = Command::new(gateway_bin())
-        .args(["deliver", "--data-dir"])
-        .arg(&gw.data_dir)
-        .args(["--sender", "ops@acme.example", "--recipient", LICENSING])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let args = [
+        "deliver",
+        "--data-dir",
+        gw.data_dir.to_str().unwrap(),
+        "--sender",
+        "ops@acme.example",
+        "--recipient",
+        LICENSING,
+    ];
+    assert_eq!(run_gateway(&args, &[], message.as_bytes()), Some(0));
     let replies = gw.wait_replies(1);
-    assert_eq!(replies[0].in_reply_to.as_deref(), Some("d-1@acme.example"));
+    assert_eq!(replies[0].answers(), Some("d-1@acme.example"));
 }
 
 #[test]
@@ -205,20 +197,17 @@ fn deliver_of_a_bounce_and_of_an_oversized_message() {
     let root = tempfile::tempdir().unwrap();
     let gw = gateway(root.path(), &["--smtp-listen", "off"]);
     let deliver = |sender: &str, message: &str| {
-        let mut child = Command::new(gateway_bin())
-            .args(["deliver", "--max-message-size", "2000", "--data-dir"])
-            .arg(&gw.data_dir)
-            .arg(format!("--sender={sender}"))
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(message.as_bytes())
-            .unwrap();
-        child.wait().unwrap().code()
+        let data_dir = gw.data_dir.to_str().unwrap();
+        let sender = format!("--sender={sender}");
+        let args = [
+            "deliver",
+            "--max-message-size",
+            "2000",
+            "--data-dir",
+            data_dir,
+            &sender,
+        ];
+        run_gateway(&args, &[], message.as_bytes())
     };
     let bounce = text_mail(
         "MAILER-DAEMON@mx.acme.example",
@@ -237,10 +226,7 @@ fn deliver_of_a_bounce_and_of_an_oversized_message() {
     );
     assert_eq!(deliver("ops@acme.example", &big), Some(0));
     let replies = gw.wait_replies(1);
-    assert_eq!(
-        replies[0].in_reply_to.as_deref(),
-        Some("big-1@acme.example")
-    );
+    assert_eq!(replies[0].answers(), Some("big-1@acme.example"));
     assert!(replies[0].text.contains("too large"), "{}", replies[0].text);
     gw.wait_idle();
     let status = gw.status();
@@ -253,20 +239,12 @@ fn deliver_exits_75_when_the_spool_cannot_be_written() {
     let root = tempfile::tempdir().unwrap();
     let not_a_dir = root.path().join("file");
     std::fs::write(&not_a_dir, "x").unwrap();
-    let mut child = Command::new(gateway_bin())
-        .args(["deliver", "--data-dir"])
-        .arg(not_a_dir.join("data"))
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Subject: x\r\n\r\nx\r\n")
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(75));
+    let data_dir = not_a_dir.join("data");
+    let args = ["deliver", "--data-dir", data_dir.to_str().unwrap()];
+    assert_eq!(
+        run_gateway(&args, &[], b"Subject: x\r\n\r\nx\r\n"),
+        Some(75)
+    );
 }
 
 #[test]
@@ -289,7 +267,7 @@ fn maildir_messages_are_taken_from_new_and_answered() {
     std::fs::write(maildir.join("tmp/1.host"), message.as_bytes()).unwrap();
     std::fs::rename(maildir.join("tmp/1.host"), maildir.join("new/1.host")).unwrap();
     let replies = gw.wait_replies(1);
-    assert_eq!(replies[0].in_reply_to.as_deref(), Some("m-1@acme.example"));
+    assert_eq!(replies[0].answers(), Some("m-1@acme.example"));
     assert!(std::fs::read_dir(maildir.join("new"))
         .unwrap()
         .next()
@@ -315,34 +293,11 @@ fn the_status_page_answers_json_and_html() {
 
 /// A self-signed certificate for localhost: `(cert path, key path)`.
 fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    use openssl::asn1::Asn1Time;
-    use openssl::bn::BigNum;
-    use openssl::ec::{EcGroup, EcKey};
-    use openssl::hash::MessageDigest;
-    use openssl::nid::Nid;
-    use openssl::pkey::PKey;
-    use openssl::x509::{X509Builder, X509NameBuilder};
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "localhost").unwrap();
-    let name = name.build();
-    let mut cert = X509Builder::new().unwrap();
-    cert.set_version(2).unwrap();
-    cert.set_subject_name(&name).unwrap();
-    cert.set_issuer_name(&name).unwrap();
-    cert.set_pubkey(&key).unwrap();
-    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    cert.set_not_after(&Asn1Time::days_from_now(1).unwrap())
-        .unwrap();
-    let serial = BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap();
-    cert.set_serial_number(&serial).unwrap();
-    cert.sign(&key, MessageDigest::sha256()).unwrap();
+    let made = test_harness::certs::self_signed("localhost", 1).unwrap();
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
-    std::fs::write(&cert_path, cert.build().to_pem().unwrap()).unwrap();
-    std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    std::fs::write(&cert_path, made.cert_pem).unwrap();
+    std::fs::write(&key_path, made.key_pem).unwrap();
     (cert_path, key_path)
 }
 
@@ -390,10 +345,7 @@ fn starttls_is_offered_with_a_certificate_and_mail_goes_through_it() {
     );
     transport.send_raw(&envelope, message.as_bytes()).unwrap();
     let replies = gw.wait_replies(1);
-    assert_eq!(
-        replies[0].in_reply_to.as_deref(),
-        Some("tls-1@acme.example")
-    );
+    assert_eq!(replies[0].answers(), Some("tls-1@acme.example"));
 }
 
 /// The relay is another gateway whose "licensing address" is the customer's:
@@ -404,7 +356,7 @@ fn starttls_is_offered_with_a_certificate_and_mail_goes_through_it() {
 fn replies_wait_for_a_relay_that_is_down_and_a_refused_reply_is_given_up() {
     let root = tempfile::tempdir().unwrap();
     // Held (not listening) until the relay takes the port over.
-    let (_reserved, reserved) = crate::helpers::reserve_port();
+    let (_reserved, reserved) = crate::helpers::reserve_port().unwrap();
     let port = reserved.port();
     let relay_url = format!("smtp://127.0.0.1:{port}");
     let sender_root = root.path().join("sender");
@@ -469,11 +421,43 @@ fn replies_wait_for_a_relay_that_is_down_and_a_refused_reply_is_given_up() {
 fn sigterm_stops_the_gateway_cleanly() {
     let root = tempfile::tempdir().unwrap();
     let mut gw = gateway(root.path(), &[]);
-    let pid = gw.proc.child.id().to_string();
+    let pid = gw.proc.pid().to_string();
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
-    let exit = wait_for("the gateway to exit", || gw.proc.child.try_wait().unwrap());
+    let exit = wait_for("the gateway to exit", || gw.proc.exit_status());
     assert_eq!(exit.code(), Some(0));
+}
+
+/// The back-off of a message waiting for the main server ends at a stop: the
+/// message stays queued for the next start.
+#[test]
+fn a_stop_ends_the_back_off_and_keeps_the_message() {
+    let root = tempfile::tempdir().unwrap();
+    let retry = ["--retry-initial-ms", "600000", "--retry-max-ms", "600000"];
+    let mut gw = gateway(root.path(), &retry);
+    let identity = shared_proto::ServerIdentity::generate().unwrap();
+    let sync_data = crate::helpers::sync_data(&identity, uuid::Uuid::new_v4());
+    let mail = crate::helpers::sync_mail("ops@acme.example", "wait-1@acme.example", &sync_data);
+    send_mail(gw.smtp(), "ops@acme.example", &mail);
+    wait_for("a failed attempt", || {
+        (gw.status()["retries"].as_u64()? >= 1).then_some(())
+    });
+    let pid = gw.proc.pid().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let exit = wait_for("the gateway to exit", || gw.proc.exit_status());
+    assert_eq!(exit.code(), Some(0));
+    assert!(
+        gw.proc
+            .log()
+            .contains("left in the spool for the next start"),
+        "{}",
+        gw.proc.log()
+    );
+    let queued = std::fs::read_dir(gw.data_dir.join("spool/queue"))
+        .unwrap()
+        .count();
+    assert!(queued >= 1, "the message is still queued");
 }
 
 #[test]
@@ -537,16 +521,12 @@ fn the_end_of_data_is_found_when_it_arrives_in_pieces() {
     let root = tempfile::tempdir().unwrap();
     let gw = gateway(root.path(), &[]);
     let (mut client, _) = SmtpClient::connect(gw.smtp());
+    // Pacing, not waiting for a result: the gaps make the gateway read each piece
+    // on its own (the test passes either way; with them it tests the cut ends).
     let pause = || std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(client.command("EHLO client.example").starts_with("250"));
     let start = |client: &mut SmtpClient| {
-        assert!(client
-            .command("MAIL FROM:<ops@acme.example>")
-            .starts_with("250"));
-        assert!(client
-            .command(&format!("RCPT TO:<{LICENSING}>"))
-            .starts_with("250"));
-        assert!(client.command("DATA").starts_with("354"));
+        client.begin_data("ops@acme.example");
     };
     // An empty message whose final dot comes alone.
     start(&mut client);
@@ -604,13 +584,7 @@ fn a_message_sent_drop_by_drop_ends_at_the_data_deadline() {
     let gw = gateway(root.path(), &["--smtp-data-timeout-secs", "1"]);
     let (mut client, _) = SmtpClient::connect(gw.smtp());
     assert!(client.command("EHLO client.example").starts_with("250"));
-    assert!(client
-        .command("MAIL FROM:<ops@acme.example>")
-        .starts_with("250"));
-    assert!(client
-        .command(&format!("RCPT TO:<{LICENSING}>"))
-        .starts_with("250"));
-    assert!(client.command("DATA").starts_with("354"));
+    client.begin_data("ops@acme.example");
     client
         .stream()
         .set_read_timeout(Some(std::time::Duration::from_millis(100)))
@@ -633,16 +607,10 @@ fn a_stop_lets_a_message_being_received_finish() {
     assert!(idle.command("EHLO idle.example").starts_with("250"));
     let (mut sending, _) = SmtpClient::connect(gw.smtp());
     assert!(sending.command("EHLO client.example").starts_with("250"));
-    assert!(sending
-        .command("MAIL FROM:<ops@acme.example>")
-        .starts_with("250"));
-    assert!(sending
-        .command(&format!("RCPT TO:<{LICENSING}>"))
-        .starts_with("250"));
-    assert!(sending.command("DATA").starts_with("354"));
+    sending.begin_data("ops@acme.example");
     sending.send(b"From: ops@acme.example\r\nMessage-ID: <stop@acme.example>\r\n");
 
-    let pid = gw.proc.child.id().to_string();
+    let pid = gw.proc.pid().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -656,7 +624,7 @@ fn a_stop_lets_a_message_being_received_finish() {
     assert!(stored.starts_with("250 2.0.0 Queued"), "{stored}");
     let next = sending.command("NOOP");
     assert!(next.starts_with("421 4.3.2"), "{next}");
-    let exit = wait_for("the gateway to exit", || gw.proc.child.try_wait().unwrap());
+    let exit = wait_for("the gateway to exit", || gw.proc.exit_status());
     assert_eq!(exit.code(), Some(0));
     // Stored: still queued, or already answered during the drain.
     let queued = std::fs::read_dir(gw.data_dir.join("spool/queue"))
@@ -674,22 +642,8 @@ fn a_stop_lets_a_message_being_received_finish() {
 #[test]
 fn deliver_exits_75_on_any_start_up_failure() {
     let root = tempfile::tempdir().unwrap();
-    let run = |args: &[&str], env: &[(&str, &str)]| {
-        let mut child = Command::new(gateway_bin())
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let _ = child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"Subject: x\r\n\r\nx\r\n");
-        child.wait().unwrap().code()
-    };
+    let run =
+        |args: &[&str], env: &[(&str, &str)]| run_gateway(args, env, b"Subject: x\r\n\r\nx\r\n");
     let data = root.path().join("data");
     let data = data.to_str().unwrap();
     assert_eq!(
@@ -729,10 +683,14 @@ fn a_reply_that_cannot_be_moved_to_sent_is_not_sent_again() {
     let question = text_mail("ops@acme.example", "mv-1@acme.example", "Hi", "", "hello");
     send_mail(gw.smtp(), "ops@acme.example", &question);
     gw.wait_replies(1);
-    // Long enough for several scans of outgoing/ (every 500 ms) and moves
-    // retried (from 50 ms on): a second hand-over would be counted.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let status = gw.status();
+    // Two more passes over outgoing/ and several retried moves: a second
+    // hand-over would be counted by then.
+    let scans = gw.status()["scans"].as_u64().unwrap();
+    let status = wait_for("two scans and three retried moves", || {
+        let status = gw.status();
+        let scanned = status["scans"].as_u64()? >= scans + 2;
+        (scanned && status["retries"].as_u64()? >= 3).then_some(status)
+    });
     assert_eq!(status["answered"], 1, "{status}");
     assert_eq!(status["outgoing"], 1, "{status}");
     std::fs::remove_file(&sent).unwrap();

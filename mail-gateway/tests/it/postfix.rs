@@ -168,7 +168,7 @@ fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
     let main = MainServer::start(root.path());
     let (_, server_id) = main.customer_with_server(&[OPS]);
     // Held (not listening) until Postfix takes the port over.
-    let (_reserved, reserved) = crate::helpers::reserve_port();
+    let (_reserved, reserved) = crate::helpers::reserve_port().unwrap();
     let port = reserved.port();
     let relay = format!("smtp://127.0.0.1:{port}");
     let gw = Gateway::start(
@@ -209,24 +209,20 @@ fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
     send_mail(format!("127.0.0.1:{port}").parse().unwrap(), OPS, &mail);
 
     let inbox = root.path().join("postfix/mail/acme/new");
-    let start = std::time::Instant::now();
-    let file = loop {
-        let found = std::fs::read_dir(&inbox)
+    let found = test_harness::wait_until("a reply in the customer's Maildir", DEADLINE, || {
+        std::fs::read_dir(&inbox)
             .ok()
             .and_then(|mut entries| entries.next())
             .and_then(Result::ok)
-            .map(|entry| entry.path());
-        if let Some(file) = found {
-            break file;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no reply in the customer's Maildir; Postfix log:\n{}\ngateway status: {}",
+            .map(|entry| entry.path())
+    });
+    let file = found.unwrap_or_else(|e| {
+        panic!(
+            "{e}; Postfix log:\n{}\ngateway status: {}",
             postfix.log(),
             gw.status()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+        )
+    });
     let raw = std::fs::read(&file).unwrap();
     let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
     use mail_parser::MimeHeaders;

@@ -5,9 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use mail_gateway::inbound::{Problem, Sender};
-use mail_gateway::main_server::{KeyClearRequest, License, MailSyncAnswer};
 use mail_gateway::replies::{Composer, Refusal, Reply};
 use mail_parser::{MessageParser, MimeHeaders};
+use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, License, MailSyncAnswer};
 use uuid::Uuid;
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -34,12 +34,14 @@ fn reply_texts_match_their_snapshots() {
         valid_until: at(1_826_622_400),
         licenses: vec![
             License {
+                id: request_id,
                 feature: "solme-cad".into(),
                 seats: 5,
                 valid_from: None,
                 valid_until: None,
             },
             License {
+                id: server_id,
                 feature: "solme-render".into(),
                 seats: 1,
                 valid_from: Some(at(1_790_000_000)),
@@ -47,18 +49,23 @@ fn reply_texts_match_their_snapshots() {
             },
         ],
     };
-    let decided = |status: &str, reason: Option<&str>| KeyClearRequest {
+    let decided = |status: KeyClearStatus, reason: Option<&str>| KeyClearRequest {
         id: request_id,
         server_id,
         sender: "ops@acme.example".into(),
         message_id: "m1@acme.example".into(),
         text: "clear".into(),
-        status: status.into(),
+        status,
+        created_at: now,
+        decided_at: Some(now),
         operator: Some("alice".into()),
         reason: reason.map(str::to_owned),
     };
-    let approved = decided("approved", Some("server reinstalled"));
-    let rejected = decided("rejected", Some("the id belongs to another site"));
+    let approved = decided(KeyClearStatus::Approved, Some("server reinstalled"));
+    let rejected = decided(
+        KeyClearStatus::Rejected,
+        Some("the id belongs to another site"),
+    );
     let problems = [
         Problem::NoSyncData {
             attachments: vec!["screenshot.pdf".into()],

@@ -11,14 +11,14 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::with_conn;
-use crate::api_types::{
-    Decision, KeyClear, LicenseChange, MailSync, MailSyncAnswer, NewCustomer, NewEmail,
-    NewKeyClearRequest, NewLicense, NewServer,
-};
 use crate::auth::AdminToken;
 use crate::error::ApiError;
 use crate::store::{audit, customers, key_clear, licenses, servers};
 use crate::sync::{Channel, SyncService};
+use shared_proto::admin_api::{
+    Decision, KeyClear, KeyClearStatus, LicenseChange, MailSync, MailSyncAnswer, NewCustomer,
+    NewEmail, NewKeyClearRequest, NewLicense, NewServer,
+};
 
 /// Longest operator name taken from `X-Operator`.
 pub(crate) const MAX_OPERATOR: usize = 100;
@@ -303,11 +303,13 @@ struct StatusQuery {
 }
 
 async fn list_requests(svc: Svc, query: web::Query<StatusQuery>) -> Result<HttpResponse, ApiError> {
-    let status = query.into_inner().status;
-    let list = with_conn(&svc.db.read, move |conn| {
-        key_clear::list(conn, status.as_deref())
-    })
-    .await?;
+    let status = query
+        .into_inner()
+        .status
+        .map(|status| status.parse::<KeyClearStatus>())
+        .transpose()
+        .map_err(|e| ApiError::malformed(format!("status: {e}")))?;
+    let list = with_conn(&svc.db.read, move |conn| key_clear::list(conn, status)).await?;
     Ok(HttpResponse::Ok().json(list))
 }
 

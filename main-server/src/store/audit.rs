@@ -4,20 +4,29 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::api_types::AuditEntry;
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::audit_log;
+use shared_proto::admin_api::{AuditAction, AuditEntry, AuditOutcome};
 
 /// Most entries one read returns.
 pub const MAX_LIMIT: u32 = 1_000;
 
-/// One audit row to write.
+/// A date as the audit detail shows it (`2027-03-01 00:00 UTC`), or `none`.
+pub fn date_or(at: Option<DateTime<Utc>>, none: &str) -> String {
+    at.map_or_else(
+        || none.to_owned(),
+        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+/// One audit row to write. `detail` is read by operators: short phrases separated by
+/// commas (`channel internet, held sequence 1`), never Rust's debug form.
 pub struct Event<'a> {
     pub actor: &'a str,
-    pub action: &'a str,
+    pub action: AuditAction,
     pub server_id: Option<Uuid>,
-    pub outcome: &'a str,
+    pub outcome: AuditOutcome,
     pub detail: &'a str,
 }
 
@@ -30,38 +39,47 @@ pub fn record(
         .values((
             audit_log::at.eq(to_millis(now)),
             audit_log::actor.eq(event.actor),
-            audit_log::action.eq(event.action),
+            audit_log::action.eq(event.action.as_str()),
             audit_log::server_id.eq(event.server_id.map(|id| id.to_string())),
-            audit_log::outcome.eq(event.outcome),
+            audit_log::outcome.eq(event.outcome.as_str()),
             audit_log::detail.eq(event.detail),
         ))
         .execute(conn)?;
     Ok(())
 }
 
+/// One stored entry, as read.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = audit_log)]
+struct Row {
+    at: i64,
+    actor: String,
+    action: String,
+    server_id: Option<String>,
+    outcome: String,
+    detail: String,
+}
+
 /// Newest first.
 pub fn list(conn: &mut DbConnection, limit: u32) -> Result<Vec<AuditEntry>, ApiError> {
-    let rows: Vec<(i64, String, String, Option<String>, String, String)> = audit_log::table
-        .select((
-            audit_log::at,
-            audit_log::actor,
-            audit_log::action,
-            audit_log::server_id,
-            audit_log::outcome,
-            audit_log::detail,
-        ))
+    let rows: Vec<Row> = audit_log::table
+        .select(Row::as_select())
         .order(audit_log::id.desc())
         .limit(i64::from(limit.min(MAX_LIMIT)))
         .load(conn)?;
     rows.into_iter()
-        .map(|(at, actor, action, server_id, outcome, detail)| {
+        .map(|row| {
             Ok(AuditEntry {
-                at: from_millis(at),
-                actor,
-                action,
-                server_id: server_id.as_deref().map(super::parse_uuid).transpose()?,
-                outcome,
-                detail,
+                at: from_millis(row.at),
+                actor: row.actor,
+                action: super::parse_word(&row.action)?,
+                server_id: row
+                    .server_id
+                    .as_deref()
+                    .map(super::parse_uuid)
+                    .transpose()?,
+                outcome: super::parse_word(&row.outcome)?,
+                detail: row.detail,
             })
         })
         .collect()

@@ -4,14 +4,15 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
 use uuid::Uuid;
 
 use super::audit::{self, Event};
 use super::{normalize_email, parse_uuid, required_line, MAX_EMAILS_PER_CUSTOMER, MAX_NAME};
-use crate::api_types::{Customer, NewCustomer};
 use crate::db::{to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customer_emails, customers};
+use shared_proto::admin_api::{Customer, NewCustomer};
 
 pub fn create(
     conn: &mut DbConnection,
@@ -54,10 +55,17 @@ pub fn create(
             now,
             &Event {
                 actor: operator,
-                action: "customer.create",
+                action: AuditAction::CustomerCreate,
                 server_id: None,
-                outcome: "OK",
-                detail: &format!("customer={id} name={name:?} emails={}", emails.join(",")),
+                outcome: AuditOutcome::Ok,
+                detail: &format!(
+                    "customer {id} named {name}, contacts {}",
+                    if emails.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        emails.join(", ")
+                    }
+                ),
             },
         )
     })?;
@@ -139,10 +147,10 @@ pub fn add_email(
                 now,
                 &Event {
                     actor: operator,
-                    action: "customer.add_email",
+                    action: AuditAction::CustomerAddEmail,
                     server_id: None,
-                    outcome: "OK",
-                    detail: &format!("customer={id} email={email}"),
+                    outcome: AuditOutcome::Ok,
+                    detail: &format!("customer {id}, contact {email} added"),
                 },
             )?;
         }

@@ -3,75 +3,51 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
+use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, NewKeyClearRequest};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
 use super::audit::{self, Event};
 use super::{
-    check_text, customers, normalize_email, parse_uuid, required_line, servers, MAX_MESSAGE_ID,
-    MAX_REASON, MAX_TEXT,
+    check_text, customers, normalize_email, parse_uuid, parse_word, required_line, servers,
+    MAX_MESSAGE_ID, MAX_REASON, MAX_TEXT,
 };
-use crate::api_types::{KeyClearRequest, NewKeyClearRequest};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::key_clear_requests as kcr;
 
-pub const PENDING: &str = "pending";
-pub const APPROVED: &str = "approved";
-pub const REJECTED: &str = "rejected";
+/// The stored text of a pending request (the filters below compare with it).
+const PENDING: &str = KeyClearStatus::Pending.as_str();
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
-
-fn columns() -> (
-    kcr::id,
-    kcr::server_id,
-    kcr::sender,
-    kcr::message_id,
-    kcr::text,
-    kcr::status,
-    kcr::created_at,
-    kcr::decided_at,
-    kcr::operator,
-    kcr::reason,
-) {
-    (
-        kcr::id,
-        kcr::server_id,
-        kcr::sender,
-        kcr::message_id,
-        kcr::text,
-        kcr::status,
-        kcr::created_at,
-        kcr::decided_at,
-        kcr::operator,
-        kcr::reason,
-    )
+/// One stored request, as read.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = kcr)]
+struct Row {
+    id: String,
+    server_id: String,
+    sender: String,
+    message_id: String,
+    text: String,
+    status: String,
+    created_at: i64,
+    decided_at: Option<i64>,
+    operator: Option<String>,
+    reason: Option<String>,
 }
 
 fn to_view(row: Row) -> Result<KeyClearRequest, ApiError> {
-    let (id, server_id, sender, message_id, text, status, created, decided, operator, reason) = row;
     Ok(KeyClearRequest {
-        id: parse_uuid(&id)?,
-        server_id: parse_uuid(&server_id)?,
-        sender,
-        message_id,
-        text,
-        status,
-        created_at: from_millis(created),
-        decided_at: decided.map(from_millis),
-        operator,
-        reason,
+        id: parse_uuid(&row.id)?,
+        server_id: parse_uuid(&row.server_id)?,
+        sender: row.sender,
+        message_id: row.message_id,
+        text: row.text,
+        status: parse_word(&row.status)?,
+        created_at: from_millis(row.created_at),
+        decided_at: row.decided_at.map(from_millis),
+        operator: row.operator,
+        reason: row.reason,
     })
 }
 
@@ -81,7 +57,7 @@ fn by_message_id(
 ) -> Result<Option<KeyClearRequest>, ApiError> {
     let row: Option<Row> = kcr::table
         .filter(kcr::message_id.eq(message_id))
-        .select(columns())
+        .select(Row::as_select())
         .first(conn)
         .optional()?;
     row.map(to_view).transpose()
@@ -90,7 +66,7 @@ fn by_message_id(
 pub fn get(conn: &mut DbConnection, id: Uuid) -> Result<KeyClearRequest, ApiError> {
     let row: Option<Row> = kcr::table
         .find(id.to_string())
-        .select(columns())
+        .select(Row::as_select())
         .first(conn)
         .optional()?;
     to_view(row.ok_or_else(|| ApiError::not_found(format!("no key-clear request {id}")))?)
@@ -140,10 +116,10 @@ pub fn create(
             now,
             &Event {
                 actor: &sender,
-                action: "key_clear_request.create",
+                action: AuditAction::KeyClearRequestCreate,
                 server_id: Some(new.server_id),
-                outcome: "OK",
-                detail: &format!("request={id} message_id={message_id:?}"),
+                outcome: AuditOutcome::Ok,
+                detail: &format!("request {id}, mail {message_id}"),
             },
         )?;
         Ok((get(conn, id)?, true))
@@ -161,19 +137,14 @@ pub fn create(
 
 pub fn list(
     conn: &mut DbConnection,
-    status: Option<&str>,
+    status: Option<KeyClearStatus>,
 ) -> Result<Vec<KeyClearRequest>, ApiError> {
     let mut query = kcr::table
-        .select(columns())
+        .select(Row::as_select())
         .order((kcr::created_at.desc(), kcr::id.asc()))
         .into_boxed();
     if let Some(status) = status {
-        if ![PENDING, APPROVED, REJECTED].contains(&status) {
-            return Err(ApiError::malformed(
-                "status must be pending, approved or rejected",
-            ));
-        }
-        query = query.filter(kcr::status.eq(status.to_owned()));
+        query = query.filter(kcr::status.eq(status.as_str()));
     }
     let rows: Vec<Row> = query.load(conn)?;
     rows.into_iter().map(to_view).collect()
@@ -190,7 +161,11 @@ pub fn decide(
     approve: bool,
     reason: Option<&str>,
 ) -> Result<KeyClearRequest, ApiError> {
-    let status = if approve { APPROVED } else { REJECTED };
+    let status = if approve {
+        KeyClearStatus::Approved
+    } else {
+        KeyClearStatus::Rejected
+    };
     let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
         Some(reason) => Some(required_line("reason", reason, MAX_REASON)?),
         None if approve => None,
@@ -204,7 +179,7 @@ pub fn decide(
                 .filter(kcr::status.eq(PENDING)),
         )
         .set((
-            kcr::status.eq(status),
+            kcr::status.eq(status.as_str()),
             kcr::decided_at.eq(Some(to_millis(now))),
             kcr::operator.eq(Some(operator)),
             kcr::reason.eq(reason.as_deref()),
@@ -250,13 +225,16 @@ pub fn decide(
             &Event {
                 actor: operator,
                 action: if approve {
-                    "key_clear_request.approve"
+                    AuditAction::KeyClearRequestApprove
                 } else {
-                    "key_clear_request.reject"
+                    AuditAction::KeyClearRequestReject
                 },
                 server_id: Some(request.server_id),
-                outcome: "OK",
-                detail: &format!("request={id} reason={reason:?}"),
+                outcome: AuditOutcome::Ok,
+                detail: &match &reason {
+                    Some(reason) => format!("request {id}, reason: {reason}"),
+                    None => format!("request {id}, no reason given"),
+                },
             },
         )?;
         Ok(request)
@@ -268,7 +246,7 @@ pub fn unnotified(conn: &mut DbConnection) -> Result<Vec<KeyClearRequest>, ApiEr
     let rows: Vec<Row> = kcr::table
         .filter(kcr::status.ne(PENDING))
         .filter(kcr::notified.eq(false))
-        .select(columns())
+        .select(Row::as_select())
         .order(kcr::decided_at.asc())
         .load(conn)?;
     rows.into_iter().map(to_view).collect()

@@ -4,44 +4,36 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
 use uuid::Uuid;
 
 use super::audit::{self, Event};
 use super::servers::LicensesByServer;
 use super::{parse_uuid, required_line, unknown_server, MAX_FEATURE, MAX_SEATS};
-use crate::api_types::{License, LicenseChange, NewLicense};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{licenses, servers};
+use shared_proto::admin_api::{License, LicenseChange, NewLicense};
 
-type LicenseRow = (String, String, String, i32, Option<i64>, Option<i64>);
-
-fn columns() -> (
-    licenses::id,
-    licenses::server_id,
-    licenses::feature,
-    licenses::seats,
-    licenses::valid_from,
-    licenses::valid_until,
-) {
-    (
-        licenses::id,
-        licenses::server_id,
-        licenses::feature,
-        licenses::seats,
-        licenses::valid_from,
-        licenses::valid_until,
-    )
+/// One stored license, as read.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = licenses)]
+struct LicenseRow {
+    id: String,
+    server_id: String,
+    feature: String,
+    seats: i32,
+    valid_from: Option<i64>,
+    valid_until: Option<i64>,
 }
 
 fn to_view(row: LicenseRow) -> Result<License, ApiError> {
-    let (id, _server, feature, seats, from, until) = row;
     Ok(License {
-        id: parse_uuid(&id)?,
-        feature,
-        seats: u32::try_from(seats).unwrap_or(0),
-        valid_from: from.map(from_millis),
-        valid_until: until.map(from_millis),
+        id: parse_uuid(&row.id)?,
+        feature: row.feature,
+        seats: u32::try_from(row.seats).unwrap_or(0),
+        valid_from: row.valid_from.map(from_millis),
+        valid_until: row.valid_until.map(from_millis),
     })
 }
 
@@ -49,7 +41,7 @@ fn to_view(row: LicenseRow) -> Result<License, ApiError> {
 pub fn list_for(conn: &mut DbConnection, server_id: Uuid) -> Result<Vec<License>, ApiError> {
     let rows: Vec<LicenseRow> = licenses::table
         .filter(licenses::server_id.eq(server_id.to_string()))
-        .select(columns())
+        .select(LicenseRow::as_select())
         .order(licenses::feature)
         .load(conn)?;
     rows.into_iter().map(to_view).collect()
@@ -65,12 +57,12 @@ pub(crate) fn list_for_many(
     }
     let rows: Vec<LicenseRow> = licenses::table
         .filter(licenses::server_id.eq_any(server_ids))
-        .select(columns())
+        .select(LicenseRow::as_select())
         .order(licenses::feature)
         .load(conn)?;
     let mut map = LicensesByServer::new();
     for row in rows {
-        let server = row.1.clone();
+        let server = row.server_id.clone();
         map.entry(server).or_default().push(to_view(row)?);
     }
     Ok(map)
@@ -142,10 +134,10 @@ pub fn add(
             now,
             &Event {
                 actor: operator,
-                action: "license.add",
+                action: AuditAction::LicenseAdd,
                 server_id: Some(server_id),
-                outcome: "OK",
-                detail: &format!("license={id} feature={feature:?} seats={seats}"),
+                outcome: AuditOutcome::Ok,
+                detail: &format!("license {id}: {feature}, {seats} seats"),
             },
         )
     })?;
@@ -171,7 +163,7 @@ pub fn change(
         let row: Option<LicenseRow> = licenses::table
             .filter(licenses::id.eq(license_id.to_string()))
             .filter(licenses::server_id.eq(server_id.to_string()))
-            .select(columns())
+            .select(LicenseRow::as_select())
             .first(conn)
             .optional()?;
         let mut license = to_view(row.ok_or_else(|| {
@@ -202,12 +194,15 @@ pub fn change(
             now,
             &Event {
                 actor: operator,
-                action: "license.change",
+                action: AuditAction::LicenseChange,
                 server_id: Some(server_id),
-                outcome: "OK",
+                outcome: AuditOutcome::Ok,
                 detail: &format!(
-                    "license={license_id} feature={:?} seats={} valid_from={:?} valid_until={:?}",
-                    license.feature, license.seats, license.valid_from, license.valid_until
+                    "license {license_id}: {}, {} seats, valid from {} until {}",
+                    license.feature,
+                    license.seats,
+                    audit::date_or(license.valid_from, "the start"),
+                    audit::date_or(license.valid_until, "no end (perpetual)")
                 ),
             },
         )?;
@@ -240,10 +235,10 @@ pub fn remove(
             now,
             &Event {
                 actor: operator,
-                action: "license.remove",
+                action: AuditAction::LicenseRemove,
                 server_id: Some(server_id),
-                outcome: "OK",
-                detail: &format!("license={license_id}"),
+                outcome: AuditOutcome::Ok,
+                detail: &format!("license {license_id}"),
             },
         )
     })

@@ -35,6 +35,17 @@ pub(crate) fn parse_uuid(text: &str) -> Result<Uuid, ApiError> {
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored id {text:?} is not a UUID: {e}")))
 }
 
+/// Reads a column holding one of an enum's words (a status, a channel); a bad value
+/// means the database was edited by hand.
+pub(crate) fn parse_word<T>(text: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored value: {e}")))
+}
+
 pub(crate) fn is_unique_violation(error: &DieselError) -> bool {
     matches!(
         error,

@@ -5,80 +5,55 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
 use uuid::Uuid;
 
 use super::audit::{self, Event};
-use super::{licenses, parse_uuid, required_line, unknown_server, MAX_REASON};
-use crate::api_types::Server;
+use super::{licenses, parse_uuid, parse_word, required_line, unknown_server, MAX_REASON};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customers, servers};
+use shared_proto::admin_api::Server;
 
-type ServerRow = (
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-);
-
-const DAY_MS: i64 = 86_400_000;
-
-fn select_columns() -> (
-    servers::id,
-    servers::customer_id,
-    customers::name,
-    servers::revision,
-    servers::sequence,
-    servers::bound_fingerprint,
-    servers::bound_at,
-    servers::last_sync_at,
-    servers::last_sync_channel,
-    servers::valid_until,
-) {
-    (
-        servers::id,
-        servers::customer_id,
-        customers::name,
-        servers::revision,
-        servers::sequence,
-        servers::bound_fingerprint,
-        servers::bound_at,
-        servers::last_sync_at,
-        servers::last_sync_channel,
-        servers::valid_until,
-    )
-}
-
-/// Whole days left until `valid_until`, rounded down (so −1 means overdue).
-pub fn days_until(valid_until: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
-    (to_millis(valid_until) - to_millis(now)).div_euclid(DAY_MS)
+/// One id with its customer's name, as read (`servers` joined with `customers`).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = servers)]
+pub(crate) struct ServerRow {
+    id: String,
+    customer_id: String,
+    #[diesel(select_expression = customers::name)]
+    #[diesel(select_expression_type = customers::name)]
+    customer_name: String,
+    revision: i64,
+    sequence: i64,
+    bound_fingerprint: Option<String>,
+    bound_at: Option<i64>,
+    last_sync_at: Option<i64>,
+    last_sync_channel: Option<String>,
+    valid_until: Option<i64>,
 }
 
 fn to_view(
     row: ServerRow,
-    licenses: Vec<crate::api_types::License>,
+    licenses: Vec<shared_proto::admin_api::License>,
     now: DateTime<Utc>,
 ) -> Result<Server, ApiError> {
-    let (id, customer_id, customer_name, revision, sequence, fp, bound_at, last, channel, until) =
-        row;
-    let valid_until = until.map(from_millis);
+    let valid_until = row.valid_until.map(from_millis);
     Ok(Server {
-        server_id: parse_uuid(&id)?,
-        customer_id: parse_uuid(&customer_id)?,
-        customer_name,
-        revision,
-        sequence,
-        bound_fingerprint: fp,
-        bound_at: bound_at.map(from_millis),
-        last_sync_at: last.map(from_millis),
-        last_sync_channel: channel,
-        days_until_due: valid_until.map(|v| days_until(v, now)),
+        server_id: parse_uuid(&row.id)?,
+        customer_id: parse_uuid(&row.customer_id)?,
+        customer_name: row.customer_name,
+        revision: row.revision,
+        sequence: row.sequence,
+        bound_fingerprint: row.bound_fingerprint,
+        bound_at: row.bound_at.map(from_millis),
+        last_sync_at: row.last_sync_at.map(from_millis),
+        last_sync_channel: row
+            .last_sync_channel
+            .as_deref()
+            .map(parse_word)
+            .transpose()?,
+        days_until_due: valid_until.map(|v| shared_proto::validity::days_left(v, now)),
         valid_until,
         licenses,
     })
@@ -113,10 +88,10 @@ pub fn create(
             now,
             &Event {
                 actor: operator,
-                action: "server.create",
+                action: AuditAction::ServerCreate,
                 server_id: Some(id),
-                outcome: "OK",
-                detail: &format!("customer={customer_id}"),
+                outcome: AuditOutcome::Ok,
+                detail: &format!("customer {customer_id}"),
             },
         )
     })?;
@@ -127,7 +102,7 @@ pub fn get(conn: &mut DbConnection, now: DateTime<Utc>, id: Uuid) -> Result<Serv
     let row: Option<ServerRow> = servers::table
         .inner_join(customers::table)
         .filter(servers::id.eq(id.to_string()))
-        .select(select_columns())
+        .select(ServerRow::as_select())
         .first(conn)
         .optional()?;
     let row = row.ok_or_else(|| unknown_server(id))?;
@@ -176,7 +151,7 @@ pub fn list(
         None => {
             let mut query = servers::table
                 .inner_join(customers::table)
-                .select(select_columns())
+                .select(ServerRow::as_select())
                 .order(servers::id.asc())
                 .limit(limit)
                 .into_boxed();
@@ -187,11 +162,11 @@ pub fn list(
         }
         Some(days) => due_page(conn, now, days, page.after, limit)?,
     };
-    let ids: Vec<String> = rows.iter().map(|row| row.0.clone()).collect();
+    let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
     let mut by_server = licenses::list_for_many(conn, &ids)?;
     rows.into_iter()
         .map(|row| {
-            let licenses = by_server.remove(&row.0).unwrap_or_default();
+            let licenses = by_server.remove(&row.id).unwrap_or_default();
             to_view(row, licenses, now)
         })
         .collect()
@@ -232,7 +207,7 @@ fn due_page(
     if !matches!(cursor, Some((Some(_), _))) {
         let mut query = servers::table
             .inner_join(customers::table)
-            .select(select_columns())
+            .select(ServerRow::as_select())
             .filter(servers::valid_until.is_null())
             .order(servers::id.asc())
             .limit(limit)
@@ -246,7 +221,7 @@ fn due_page(
     if left > 0 {
         let mut query = servers::table
             .inner_join(customers::table)
-            .select(select_columns())
+            .select(ServerRow::as_select())
             .filter(servers::valid_until.is_not_null())
             .filter(servers::valid_until.le(cutoff))
             .order((servers::valid_until.asc(), servers::id.asc()))
@@ -295,11 +270,11 @@ pub fn clear_key(
         now,
         &Event {
             actor: operator,
-            action: "key.clear",
+            action: AuditAction::KeyClear,
             server_id: Some(id),
-            outcome: "OK",
+            outcome: AuditOutcome::Ok,
             detail: &format!(
-                "via={via} previous={} reason={reason:?}",
+                "via {via}, previous key {}, reason: {reason}",
                 old.as_deref().unwrap_or("none")
             ),
         },
@@ -312,4 +287,4 @@ pub fn clear_key(
 }
 
 /// Licenses of many ids at once, keyed by stored id text.
-pub(crate) type LicensesByServer = HashMap<String, Vec<crate::api_types::License>>;
+pub(crate) type LicensesByServer = HashMap<String, Vec<shared_proto::admin_api::License>>;

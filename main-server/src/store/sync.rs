@@ -19,15 +19,16 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types;
+use shared_proto::admin_api::{AuditAction, AuditOutcome};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
 use super::audit::{self, Event};
 use super::{licenses, unknown_server};
-use crate::api_types::License;
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customers, servers, used_requests};
+use shared_proto::admin_api::License;
 
 /// What the transaction hands to the sealing step.
 pub struct Issued {
@@ -165,9 +166,9 @@ fn issue_sqlite(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, Ap
         attempt.now,
         &Event {
             actor: &attempt.actor,
-            action: "sync",
+            action: AuditAction::Sync,
             server_id: Some(attempt.server_id),
-            outcome: "OK",
+            outcome: AuditOutcome::Ok,
             detail: &accepted_detail(&attempt.detail, sequence, revision, bound_now),
         },
     )?;
@@ -184,8 +185,8 @@ fn issue_sqlite(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, Ap
 /// `sync_function`) builds the same words: change both together.
 fn accepted_detail(detail: &str, sequence: i64, revision: i64, bound_now: bool) -> String {
     format!(
-        "{detail} sequence={sequence} revision={revision}{}",
-        if bound_now { " bound=yes" } else { "" }
+        "{detail}, issued sequence {sequence} of revision {revision}{}",
+        if bound_now { ", key bound now" } else { "" }
     )
 }
 
@@ -359,11 +360,11 @@ pub fn resend(conn: &mut DbConnection, attempt: &Attempt) -> Result<Option<Strin
         attempt.now,
         &Event {
             actor: &attempt.actor,
-            action: "sync",
+            action: AuditAction::Sync,
             server_id: Some(attempt.server_id),
-            outcome: "OK",
+            outcome: AuditOutcome::Ok,
             detail: &format!(
-                "{} answered again with the license file issued for this request",
+                "{}, answered again with the license file issued for this request",
                 attempt.detail
             ),
         },

@@ -4,7 +4,7 @@ use awc::http::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, Local};
+use crate::helpers::{assert_refused, spawn_app, Local};
 
 #[actix_rt::test]
 async fn admin_without_the_token_is_refused() {
@@ -32,20 +32,14 @@ async fn bad_input_gets_contract_errors() {
     let (status, body) = app
         .post("/admin/v1/customers", json!({"name": "", "emails": []}))
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("MALFORMED"))
-    );
+    assert_refused(status, &body, StatusCode::BAD_REQUEST, "MALFORMED");
     let (status, body) = app
         .post(
             "/admin/v1/customers",
             json!({"name": "A", "emails": ["not-an-address"]}),
         )
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("MALFORMED"))
-    );
+    assert_refused(status, &body, StatusCode::BAD_REQUEST, "MALFORMED");
     let (status, body) = app
         .post("/admin/v1/servers", json!({"customer_id": 5}))
         .await;
@@ -53,22 +47,13 @@ async fn bad_input_gets_contract_errors() {
     let (status, body) = app
         .post("/admin/v1/servers", json!({"customer_id": Uuid::new_v4()}))
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
-    );
+    assert_refused(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
     let (status, body) = app
         .get(&format!("/admin/v1/servers/{}", Uuid::new_v4()))
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("UNKNOWN_SERVER_ID"))
-    );
+    assert_refused(status, &body, StatusCode::NOT_FOUND, "UNKNOWN_SERVER_ID");
     let (status, body) = app.get("/admin/v1/nothing-here").await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
-    );
+    assert_refused(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
 
     let (_, server_id) = app.register().await;
     let (status, body) = app
@@ -147,17 +132,13 @@ async fn mail_sync_needs_a_registered_sender() {
             json!({"sender": "ops@acme.example", "sync_data": Local::new(Uuid::new_v4()).sync_data()}),
         )
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("UNKNOWN_SERVER_ID"))
-    );
+    assert_refused(status, &body, StatusCode::NOT_FOUND, "UNKNOWN_SERVER_ID");
 }
 
 #[actix_rt::test]
 async fn key_clear_requests_are_decided_by_an_operator() {
     let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let old = Local::new(server_id);
+    let (server_id, old) = app.register_local().await;
     assert_eq!(app.post_sync(&old.sync_data()).await.status, StatusCode::OK);
 
     let request = json!({
@@ -184,20 +165,14 @@ async fn key_clear_requests_are_decided_by_an_operator() {
             json!({"server_id": server_id, "sender": "x@evil.example", "message_id": "<1@x>", "text": ""}),
         )
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("UNAUTHORIZED"))
-    );
+    assert_refused(status, &body, StatusCode::FORBIDDEN, "UNAUTHORIZED");
     let (status, body) = app
         .post(
             "/admin/v1/key-clear-requests",
             json!({"server_id": Uuid::new_v4(), "sender": "ops@acme.example", "message_id": "<2@x>", "text": ""}),
         )
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("UNKNOWN_SERVER_ID"))
-    );
+    assert_refused(status, &body, StatusCode::NOT_FOUND, "UNKNOWN_SERVER_ID");
 
     let (_, pending) = app.get("/admin/v1/key-clear-requests?status=pending").await;
     assert_eq!(pending.as_array().map(Vec::len), Some(1));
@@ -300,8 +275,7 @@ async fn due_list_shows_never_synced_and_soon_due_ids() {
 #[actix_rt::test]
 async fn a_mail_sync_asked_again_gets_the_same_license_file() {
     let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (server_id, local) = app.register_local().await;
     let text = local.sync_data();
     let body = json!({"sender": "ops@acme.example", "sync_data": text});
 

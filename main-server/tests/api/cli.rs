@@ -115,7 +115,7 @@ async fn admin_cli_drives_the_registry() {
     let shown = admin(&dir, &["server", "show", &server_id]);
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(
-        text.contains("via email") && text.contains("365 days left"),
+        text.contains("via email") && text.contains("366 days left"),
         "{text}"
     );
 

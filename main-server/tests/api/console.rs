@@ -11,10 +11,9 @@ use awc::http::{Method, StatusCode};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tempfile::TempDir;
+use test_harness::browser::{chromium_command, chromium_present};
 
 use crate::helpers::{spawn_app, TestApp};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Fetches a console path without any token; returns status, headers and body.
 async fn fetch(app: &TestApp, path: &str) -> (StatusCode, awc::http::header::HeaderMap, String) {
@@ -134,39 +133,11 @@ async fn the_api_behind_the_console_still_needs_the_token() {
     assert_eq!(list, json!([]));
 }
 
-/// `None` (with a notice) when Chromium is not installed.
-fn chromium() -> Option<&'static str> {
-    if Path::new(CHROMIUM).exists() {
-        Some(CHROMIUM)
-    } else {
-        eprintln!(
-            "notice: SKIP: {CHROMIUM} is absent (apt-get install -y chromium); \
-             the console was not rendered in a browser"
-        );
-        None
-    }
-}
-
-fn chromium_command(profile: &Path) -> Command {
-    let mut cmd = Command::new(CHROMIUM);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .stdin(Stdio::null())
-    .stderr(Stdio::null());
-    cmd
-}
-
 #[actix_rt::test]
 async fn chromium_renders_the_console() {
-    let Some(_) = chromium() else { return };
+    if !chromium_present() {
+        return;
+    }
     let app = spawn_app().await;
     let profile = TempDir::new().expect("profile dir");
     let url = format!("{}/", app.admin_base());
@@ -372,7 +343,9 @@ impl Browser {
 
 #[actix_rt::test]
 async fn chromium_signs_in_and_shows_data_as_text() {
-    let Some(_) = chromium() else { return };
+    if !chromium_present() {
+        return;
+    }
     let app = spawn_app().await;
     let (_, server_id) = app.register().await;
     let hostile = "<img src=x onerror=\"document.title='owned'\">";

@@ -22,8 +22,7 @@ fn sync_refusal(answer: &Answer) -> Value {
 #[actix_rt::test]
 async fn refusal_bodies_match_their_snapshot() {
     let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let first = Local::new(server_id);
+    let (server_id, first) = app.register_local().await;
     let bound = first.sync_data();
     let answer = app.post_sync(&bound).await;
     assert!(answer.status.is_success(), "{}", answer.body);

@@ -1,97 +1,38 @@
-//! Starting the real `main-server` binary for a test, and the clients that talk to it.
+//! The main server for a test: in process, on the same `Application::build` the binary
+//! runs (loopback port 0, a fresh data directory, a clock the test can move), and the
+//! clients that talk to it. Tests of the binary itself start it through the shared
+//! harness (`test_harness::MainServer`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use awc::http::StatusCode;
 use chrono::{DateTime, Utc};
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use main_server::api_types::Listening;
+use main_server::cli::InitArgs;
+use main_server::startup::{Application, Settings};
 use openssl::ssl::{SslConnector, SslMethod};
+use secrecy::SecretString;
 use serde_json::{json, Value};
-use shared_proto::{LicenseFile, ServerIdentity, SolmePublicKey, SyncRequest};
+use shared_proto::admin_api::Listening;
+use shared_proto::{Clock, LicenseFile, ServerIdentity, SolmePublicKey};
 use tempfile::TempDir;
 use uuid::Uuid;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_main-server");
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Env var naming a PostgreSQL server for the PostgreSQL tests (CI sets it).
 pub const PG_ENV: &str = "SOLME_TEST_DATABASE_URL";
 
-/// Runs `main-server init` in a fresh directory.
+/// Runs `init` (in process, as `main-server init` does) in a fresh directory.
 pub fn init_dir(database_url: Option<&str>) -> TempDir {
     let dir = TempDir::new().expect("temp dir");
-    let mut cmd = Command::new(BIN);
-    cmd.args(["init", "--data-dir"]).arg(dir.path());
-    if let Some(url) = database_url {
-        cmd.args(["--database-url", url]);
-    }
-    let out = cmd.output().expect("run init");
-    assert!(
-        out.status.success(),
-        "init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = InitArgs {
+        data_dir: dir.path().to_path_buf(),
+        database_url: database_url.map(|url| SecretString::from(url.to_owned())),
+        hostnames: Vec::new(),
+    };
+    main_server::init::run(&args, &Clock::system()).expect("init");
     dir
-}
-
-/// A running `serve` process, killed on drop.
-pub struct ServeProcess {
-    child: Child,
-    pub listening: Listening,
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `serve` on port 0 for `dir` and waits for its `listening.json`.
-pub fn serve(dir: &Path, database_url: Option<&str>, clock_offset: Option<&str>) -> ServeProcess {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--data-dir"])
-        .arg(dir)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-        ])
-        .env("RUST_LOG", "warn")
-        .env_remove("SOLME_CLOCK_OFFSET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    if let Some(url) = database_url {
-        cmd.args(["--database-url", url]);
-    }
-    if let Some(offset) = clock_offset {
-        cmd.env("SOLME_CLOCK_OFFSET", offset);
-    }
-    let mut child = cmd.spawn().expect("start serve");
-    let path = dir.join("listening.json");
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Ok(text) = std::fs::read(&path) {
-            if let Ok(listening) = serde_json::from_slice::<Listening>(&text) {
-                return ServeProcess { child, listening };
-            }
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("serve exited early: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not start within {START_TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 /// A fresh PostgreSQL database for one test, or `None` (with a notice) when no server
@@ -115,35 +56,101 @@ pub fn fresh_pg_database() -> Option<String> {
     Some(format!("{scheme}://{authority}/{name}{query}"))
 }
 
-/// One started server with its clients.
+/// One server running in this test's process, with its clients. Dropping it stops
+/// the server.
 pub struct TestApp {
     pub dir: TempDir,
-    pub process: ServeProcess,
+    pub listening: Listening,
+    /// The server's clock: `advance` moves it for the running server.
+    pub clock: Clock,
     pub http: awc::Client,
     pub token: String,
     pub solme: SolmePublicKey,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<actix_rt::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// Stops the server through its shutdown future and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.await.expect("the server task");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(None, None).await
 }
 
+/// A server on `database_url` (SQLite in the data directory when None) whose clock
+/// starts moved by `clock_offset` (`SOLME_CLOCK_OFFSET` syntax).
 pub async fn spawn_app_with(database_url: Option<String>, clock_offset: Option<&str>) -> TestApp {
     let dir = init_dir(database_url.as_deref());
-    let process = serve(dir.path(), database_url.as_deref(), clock_offset);
+    let clock = match clock_offset {
+        Some(offset) => {
+            Clock::with_offset(shared_proto::clock::parse_offset(offset).expect("clock offset"))
+        }
+        None => Clock::system(),
+    };
+    let settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        database_url: database_url.map(SecretString::from),
+        listen: vec![([127, 0, 0, 1], 0).into(); 2],
+        admin_listen: ([127, 0, 0, 1], 0).into(),
+        workers: Some(2),
+        db_pool_size: 8,
+    };
+    let app = Application::build(&settings, clock.clone()).expect("build the server");
+    let listening = app.listening().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = actix_rt::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = app.run_until_stopped(shutdown).await {
+            panic!("the server failed: {e:#}");
+        }
+    });
     let http = https_client(&dir.path().join("ca.pem"));
     let token = std::fs::read_to_string(dir.path().join("admin-token"))
         .expect("token")
         .trim()
         .to_owned();
     let solme = SolmePublicKey::load(&dir.path().join("solme-public.pem")).expect("solme key");
-    TestApp {
+    let app = TestApp {
         dir,
-        process,
+        listening,
+        clock,
         http,
         token,
         solme,
-    }
+        stop: Some(stop),
+        running: Some(running),
+    };
+    // The servers start accepting once the spawned task first runs: wait for an answer
+    // here, so that a test may then block its thread (running the CLI) safely.
+    let health = format!(
+        "https://localhost:{}/api/v1/health",
+        app.listening.sync[0].port()
+    );
+    test_harness::wait_until_async("the server to answer", Duration::from_secs(20), || async {
+        app.http.get(&health).send().await.ok().map(|_| ())
+    })
+    .await
+    .expect("the server answers");
+    app
 }
 
 /// An awc client that trusts only the server's CA (the TLS context is built once).
@@ -189,18 +196,8 @@ impl Local {
     }
 
     pub fn sync_data_at(&self, created_at: DateTime<Utc>) -> String {
-        let request = SyncRequest {
-            version: shared_proto::messages::MESSAGE_VERSION,
-            server_id: self.server_id,
-            request_id: Uuid::new_v4(),
-            created_at,
-            public_keys: self.identity.public_keys(),
-            held_revision: None,
-            held_sequence: None,
-            software_version: "test-1.0".into(),
-            usage: Vec::new(),
-        };
-        shared_proto::sync_data::seal(&self.identity, &request).expect("seal")
+        test_harness::sync_data::sync_data_at(&self.identity, self.server_id, created_at)
+            .expect("seal")
     }
 
     pub fn sync_data(&self) -> String {
@@ -217,12 +214,12 @@ impl TestApp {
     pub fn sync_url(&self, index: usize) -> String {
         format!(
             "https://localhost:{}/api/v1/sync",
-            self.process.listening.sync[index].port()
+            self.listening.sync[index].port()
         )
     }
 
     pub fn admin_base(&self) -> String {
-        format!("http://{}", self.process.listening.admin)
+        format!("http://{}", self.listening.admin)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -296,6 +293,12 @@ impl TestApp {
         .await
     }
 
+    /// [`TestApp::register`], and a simulated local server for the new id.
+    pub async fn register_local(&self) -> (Uuid, Local) {
+        let (_, server_id) = self.register().await;
+        (server_id, Local::new(server_id))
+    }
+
     /// A customer with one registered contact and one id holding a 10-seat license.
     pub async fn register(&self) -> (Uuid, Uuid) {
         let (status, customer) = self
@@ -324,4 +327,13 @@ impl TestApp {
         assert_eq!(status, StatusCode::CREATED, "{license}");
         (customer_id.parse().expect("uuid"), server_id)
     }
+}
+
+/// Asserts that an admin answer is a refusal with `status` and the error `code`.
+pub fn assert_refused(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (expected, Some(code)),
+        "{body}"
+    );
 }

@@ -1,5 +1,7 @@
-//! Integration tests of `main-server`: each test starts the real binary on port 0 in a
-//! temporary data directory and talks HTTPS/HTTP to it.
+//! Integration tests of `main-server`: each test runs the server in process on the
+//! same `Application::build` the binary runs (port 0, a temporary data directory, a
+//! clock it can move) and talks HTTPS/HTTP to it; the CLI tests and the scale-out race
+//! run the real binary through the shared `test-harness`.
 
 mod admin;
 #[expect(
@@ -20,3 +22,4 @@ mod error_bodies;
 mod helpers;
 mod race;
 mod sync;
+mod temporary;

@@ -2,8 +2,10 @@
 
 use awc::http::StatusCode;
 use futures_util::future::join_all;
+use test_harness::programs::copy_keys;
+use test_harness::{MainOptions, MainServer};
 
-use crate::helpers::{fresh_pg_database, serve, spawn_app, spawn_app_with, Answer, Local, TestApp};
+use crate::helpers::{fresh_pg_database, spawn_app, spawn_app_with, Answer, Local, TestApp};
 
 const CONTENDERS: usize = 16;
 
@@ -53,24 +55,17 @@ async fn concurrent_first_syncs_bind_exactly_one_key_across_two_postgres_servers
         return;
     };
     let app = spawn_app_with(Some(url.clone()), None).await;
-    // A second process on the same database, with the same keys (a scaled-out deployment).
+    // A second process (the real binary) on the same database, with the same keys: a
+    // scaled-out deployment.
     let second_dir = tempfile::TempDir::new().expect("dir");
-    for file in [
-        "solme-signing.pem",
-        "solme-public.pem",
-        "ca.pem",
-        "ca-key.pem",
-        "tls-cert.pem",
-        "tls-key.pem",
-        "admin-token",
-    ] {
-        std::fs::copy(app.dir.path().join(file), second_dir.path().join(file)).expect("copy");
-    }
-    let second = serve(second_dir.path(), Some(&url), None);
-    let second_url = format!(
-        "https://localhost:{}/api/v1/sync",
-        second.listening.sync[0].port()
-    );
+    copy_keys(app.dir.path(), second_dir.path()).expect("copy the keys");
+    let options = MainOptions {
+        database_url: Some(url),
+        workers: Some(2),
+        ..MainOptions::default()
+    };
+    let second = MainServer::start(second_dir.path(), options).expect("a second process");
+    let second_url = format!("https://localhost:{}/api/v1/sync", second.sync[0].port());
     for _ in 0..3 {
         let (ok, in_use) = race(&app, &[app.sync_url(0), second_url.clone()]).await;
         assert_eq!((ok, in_use), (1, CONTENDERS - 1));
@@ -83,8 +78,7 @@ async fn concurrent_first_syncs_bind_exactly_one_key_across_two_postgres_servers
 #[actix_rt::test]
 async fn concurrent_copies_of_one_sync_are_answered_once() {
     let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (_, local) = app.register_local().await;
     let text = local.sync_data();
     let urls = [app.sync_url(0), app.sync_url(1)];
     let answers = join_all((0..CONTENDERS).map(|i| app.post_sync_to(&urls[i % 2], &text))).await;
@@ -108,8 +102,7 @@ async fn concurrent_copies_of_one_sync_are_answered_once() {
 /// every one gets the same license file, none a `REPLAYED_REQUEST`, and the sequence
 /// moves once. On PostgreSQL the copies really run in parallel.
 async fn concurrent_retries_of_one_mail_get_the_same_answer(app: &TestApp) {
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (server_id, local) = app.register_local().await;
     let body = serde_json::json!({"sender": "ops@acme.example", "sync_data": local.sync_data()});
     let answers =
         join_all((0..CONTENDERS).map(|_| app.post("/admin/v1/mail/sync", body.clone()))).await;

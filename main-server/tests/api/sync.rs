@@ -4,14 +4,14 @@ use awc::http::StatusCode;
 use chrono::{Duration, Utc};
 use serde_json::json;
 use shared_proto::armor::{self, ArmorKind};
+use test_harness::{MainOptions, MainServer};
 use uuid::Uuid;
 
-use crate::helpers::{fresh_pg_database, spawn_app, spawn_app_with, Local, TestApp};
+use crate::helpers::{fresh_pg_database, https_client, spawn_app, spawn_app_with, Local, TestApp};
 
 /// The whole life of an id: bind, sync again, other key refused, cleared, rebound.
 async fn binding_lifecycle(app: &TestApp) {
-    let (_, server_id) = app.register().await;
-    let first = Local::new(server_id);
+    let (server_id, first) = app.register_local().await;
 
     let answer = app.post_sync(&first.sync_data()).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -45,7 +45,7 @@ async fn binding_lifecycle(app: &TestApp) {
     );
     assert_eq!(shown["last_sync_channel"], "internet");
     assert_eq!(shown["sequence"], 2);
-    assert_eq!(shown["days_until_due"], 365);
+    assert_eq!(shown["days_until_due"], 366);
 
     // The operator clears the key pair: the new server binds.
     let (status, cleared) = app
@@ -78,7 +78,7 @@ async fn binding_lifecycle(app: &TestApp) {
         && e["detail"]
             .as_str()
             .unwrap_or("")
-            .contains("channel=internet")));
+            .contains("channel internet, ")));
 }
 
 #[actix_rt::test]
@@ -132,8 +132,7 @@ on_both_backends!(
 );
 
 async fn replayed_request(app: &TestApp) {
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (server_id, local) = app.register_local().await;
     let text = local.sync_data();
     assert_eq!(app.post_sync(&text).await.status, StatusCode::OK);
     let replay = app.post_sync(&text).await;
@@ -157,7 +156,8 @@ async fn replayed_request(app: &TestApp) {
     assert_eq!(outcomes[0].0, "REPLAYED_REQUEST", "{outcomes:?}");
     assert_eq!(outcomes[1].0, "OK", "{outcomes:?}");
     assert!(
-        outcomes[1].1.contains(" sequence=1 revision=") && outcomes[1].1.ends_with(" bound=yes"),
+        outcomes[1].1.contains(", issued sequence 1 of revision ")
+            && outcomes[1].1.ends_with(", key bound now"),
         "{outcomes:?}"
     );
     let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
@@ -173,8 +173,7 @@ async fn unknown_id(app: &TestApp) {
 #[actix_rt::test]
 async fn bad_signature_and_garbage_are_refused() {
     let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (server_id, local) = app.register_local().await;
     let mut armored = armor::decode(&local.sync_data(), ArmorKind::SyncData).expect("armor");
     let last = armored.body.len() - 1;
     armored.body[last] ^= 0x01;
@@ -258,8 +257,7 @@ async fn a_low_order_encryption_key_is_refused_before_anything_is_recorded() {
 #[actix_rt::test]
 async fn stale_requests_are_refused_per_channel() {
     let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (_, local) = app.register_local().await;
     let old = local.sync_data_at(Utc::now() - Duration::minutes(20));
     let answer = app.post_sync(&old).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
@@ -296,8 +294,7 @@ async fn stale_requests_are_refused_per_channel() {
 
 #[expect(clippy::expect_used, reason = "a missing license fails the test")]
 async fn license_changes(app: &TestApp) {
-    let (_, server_id) = app.register().await;
-    let local = Local::new(server_id);
+    let (server_id, local) = app.register_local().await;
     let first = local.open(app, &app.post_sync(&local.sync_data()).await.body);
 
     let (status, added) = app
@@ -357,12 +354,17 @@ async fn license_changes(app: &TestApp) {
 
 #[actix_rt::test]
 async fn time_and_health_follow_the_clock() {
-    let app = spawn_app_with(None, Some("367d")).await;
+    let app = spawn_app().await;
+    let (_, local) = app.register_local().await;
+    let made_now = local.sync_data();
+
+    // Moving the running server's clock a year and a day ahead.
+    app.clock.advance(Duration::days(367));
     let mut response = app
         .http
         .get(format!(
             "https://127.0.0.1:{}/api/v1/time",
-            app.process.listening.sync[0].port()
+            app.listening.sync[0].port()
         ))
         .send()
         .await
@@ -372,15 +374,18 @@ async fn time_and_health_follow_the_clock() {
     assert!(now - Utc::now() > Duration::days(366));
 
     // A request made with the real clock is stale for a server 367 days ahead.
-    let (_, server_id) = app.register().await;
-    let answer = app.post_sync(&Local::new(server_id).sync_data()).await;
+    let answer = app.post_sync(&made_now).await;
     assert_eq!(answer.code(), "STALE_REQUEST");
+    let answer = app
+        .post_sync(&local.sync_data_at(Utc::now() + Duration::days(367)))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
 
     let mut health = app
         .http
         .get(format!(
             "https://localhost:{}/api/v1/health",
-            app.process.listening.sync[1].port()
+            app.listening.sync[1].port()
         ))
         .send()
         .await
@@ -388,4 +393,41 @@ async fn time_and_health_follow_the_clock() {
     assert_eq!(health.status(), StatusCode::OK);
     let value: serde_json::Value = health.json().await.expect("json");
     assert_eq!(value["status"], "ok");
+}
+
+/// The shutdown future given to `run_until_stopped` stops both listeners.
+#[actix_rt::test]
+async fn the_server_stops_when_its_shutdown_future_completes() {
+    let app = spawn_app().await;
+    let (sync, admin) = (app.listening.sync[0], app.listening.admin);
+    app.stop().await;
+    assert!(
+        std::net::TcpStream::connect(sync).is_err(),
+        "sync still listens"
+    );
+    assert!(
+        std::net::TcpStream::connect(admin).is_err(),
+        "admin still listens"
+    );
+}
+
+/// The binary reads `SOLME_CLOCK_OFFSET` (the in-process tests move the clock directly).
+#[actix_rt::test]
+async fn the_binary_runs_with_its_clock_moved_by_the_environment() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let options = MainOptions {
+        clock_offset: Some("367d".into()),
+        workers: Some(1),
+        ..MainOptions::default()
+    };
+    let main = MainServer::start(dir.path(), options).expect("start main-server");
+    let http = https_client(&dir.path().join("ca.pem"));
+    let mut response = http
+        .get(format!("{}/api/v1/time", main.sync_urls()[0]))
+        .send()
+        .await
+        .expect("time");
+    let value: serde_json::Value = response.json().await.expect("json");
+    let now: chrono::DateTime<Utc> = value["now"].as_str().expect("now").parse().expect("time");
+    assert!(now - Utc::now() > Duration::days(366), "{value}");
 }

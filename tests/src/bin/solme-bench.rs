@@ -10,10 +10,10 @@ use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use clap::Parser;
 use shared_proto::{ServerIdentity, SyncRequest};
+use test_harness::mail::send_sync_mail;
+use test_harness::{binary, wait_until, LocalServer, MailGateway, MainOptions, MainServer};
 use tests::bench::sync_load::{self, Clients, Load, Registry};
 use tests::bench::{cpu, floor, postgres};
-use tests::mail::send_sync_mail;
-use tests::{binary, wait_until, LocalServer, MailGateway, MainOptions, MainServer};
 use uuid::Uuid;
 
 /// Measure the three programs against their quality bars on this machine.
@@ -75,7 +75,7 @@ fn run(args: Args) -> Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("note: this is a debug build; run `cargo run --release -p tests --bin solme-bench` for real figures");
     }
-    tests::process::cargo_build(&[
+    test_harness::process::cargo_build(&[
         "-p",
         "main-server",
         "-p",
@@ -84,7 +84,7 @@ fn run(args: Args) -> Result<()> {
         "mail-gateway",
         "--bins",
     ])?;
-    tests::process::cargo_build(&["-p", "local-server", "--example", "lease_bench"])?;
+    test_harness::process::cargo_build(&["-p", "local-server", "--example", "lease_bench"])?;
     let dir = tempfile::Builder::new()
         .prefix("solme-bench-")
         .tempdir()
@@ -207,6 +207,8 @@ impl Scenario {
             MainOptions {
                 database_url: database_url.clone(),
                 clock_offset: None,
+                // Two sync workers, as every figure in BENCHMARKS.md was measured.
+                workers: Some(2),
             },
         )?;
         let db_path = first.dir.join("main.db");
@@ -331,7 +333,7 @@ fn local_server(args: &Args, dir: &Path) -> Result<()> {
     let id = admin.server(&customer)?;
     admin.add_license(id, "bench", 20_000)?;
     let mut local = LocalServer::init(&dir.join("local"), id, &main)?;
-    local.cli("sync", &[])?.ok()?;
+    local.cli("sync", &[])?.assert_success()?;
     local.serve()?;
     let pid = local.pid().context("the local server is not running")?;
     println!("idle resident memory: {:.1} MiB", rss_mib(pid)?);

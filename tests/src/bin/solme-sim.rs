@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use tests::mail::{send_sync_mail, wait_for_reply};
-use tests::{binary, LocalServer, MailGateway, MainOptions, MainServer};
+use test_harness::mail::{send_sync_mail, wait_for_reply};
+use test_harness::{binary, LocalServer, MailGateway, MainOptions, MainServer};
 
 /// Run the whole Solme licensing story on this machine: Solme's main server, the
 /// licensing@ mail gateway and customer license servers, on loopback ports.
@@ -55,7 +55,7 @@ fn run(args: Args) -> Result<()> {
     }
     // `cargo run` builds only this binary: bring the three programs up to date too.
     println!("Building the programs (main-server, local-server, mail-gateway)…");
-    tests::process::cargo_build(&[
+    test_harness::process::cargo_build(&[
         "-p",
         "main-server",
         "-p",
@@ -98,6 +98,7 @@ fn run(args: Args) -> Result<()> {
         MainOptions {
             database_url: args.database_url.clone(),
             clock_offset: offset.clone(),
+            ..MainOptions::default()
         },
     )?;
     say(&format!(
@@ -157,10 +158,10 @@ fn run(args: Args) -> Result<()> {
     }
 
     step("Direct synchronization of local-server-1 over HTTPS");
-    let output = locals[0].cli("sync", &[])?.ok()?;
+    let output = locals[0].succeed("sync", &[])?;
     print_indented(&output.stdout);
     for (n, local) in locals.iter().enumerate().skip(2) {
-        local.cli("sync", &[])?.ok()?;
+        local.succeed("sync", &[])?;
         say(&format!("local-server-{} synchronized too", n + 1));
     }
 
@@ -174,9 +175,7 @@ fn run(args: Args) -> Result<()> {
             .unwrap_or("the local server")
     ));
     let sync_file = email_local.dir.join("sync-data.txt");
-    email_local
-        .cli("export-sync-data", &[&sync_file.to_string_lossy()])?
-        .ok()?;
+    email_local.succeed("export-sync-data", &[&sync_file.to_string_lossy()])?;
     say(&format!(
         "exported the sync data to {}",
         sync_file.display()
@@ -190,13 +189,11 @@ fn run(args: Args) -> Result<()> {
     let reply = wait_for_reply(&gateway.outbox(), &message_id, Duration::from_secs(60))?;
     say(&format!("reply to {}: \"{}\"", reply.to, reply.subject));
     let license_text = reply
-        .license_file
+        .license_file()
         .context("the reply carries no license file")?;
     let license_path = email_local.dir.join("license-from-mail.lic");
     std::fs::write(&license_path, license_text).context("saving the license file")?;
-    let output = email_local
-        .cli("import-license-file", &[&license_path.to_string_lossy()])?
-        .ok()?;
+    let output = email_local.succeed("import-license-file", &[&license_path.to_string_lossy()])?;
     print_indented(&output.stdout);
 
     step("A client checks out a seat of solme-cad from local-server-1, then returns it");

@@ -3,14 +3,13 @@
 //! read what users read.
 
 use std::cell::Cell;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 use tempfile::TempDir;
-use tests::mail::{send_sync_mail, Reply};
-use tests::{Admin, LocalServer, MailGateway, MainOptions, MainServer};
+use test_harness::mail::{send_sync_mail, Reply};
+use test_harness::{Admin, LocalServer, MailGateway, MainOptions, MainServer};
 use uuid::Uuid;
 
 /// The customer's registered contact address.
@@ -43,7 +42,7 @@ impl World {
         let (base, _) = url.rsplit_once('/').expect("a database URL with a path");
         let options = MainOptions {
             database_url: Some(format!("{base}/{name}")),
-            clock_offset: None,
+            ..MainOptions::default()
         };
         let dir = tempfile::tempdir().unwrap();
         let first = MainServer::start(&dir.path().join("main-1"), options).unwrap();
@@ -163,12 +162,6 @@ impl World {
     }
 }
 
-/// A loopback port nothing listens on (as behind a firewall that drops it).
-pub fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// Where the local server keeps its key pairs.
 pub fn key_dir(local: &LocalServer) -> PathBuf {
     local.dir.clone()
@@ -269,7 +262,7 @@ pub fn wait_for_sync_after(
     local: &LocalServer,
     previous: chrono::DateTime<chrono::Utc>,
 ) -> chrono::DateTime<chrono::Utc> {
-    tests::wait_until(
+    test_harness::wait_until(
         "an automatic sync",
         std::time::Duration::from_secs(60),
         || {
@@ -285,9 +278,7 @@ pub fn wait_for_sync_after(
 pub fn mail_sync_data(gateway: &MailGateway, local: &LocalServer) -> String {
     let file = local.dir.join("sync-data.txt");
     local
-        .cli("export-sync-data", &[&file.to_string_lossy()])
-        .unwrap()
-        .ok()
+        .succeed("export-sync-data", &[&file.to_string_lossy()])
         .unwrap();
     let sync_data = std::fs::read_to_string(&file).unwrap();
     send_sync_mail(gateway.smtp, CONTACT, &gateway.address, &sync_data).unwrap()
@@ -296,7 +287,7 @@ pub fn mail_sync_data(gateway: &MailGateway, local: &LocalServer) -> String {
 /// Saves the license file attached to a reply next to the local server's data.
 pub fn save_license_file(local: &LocalServer, reply: Reply) -> PathBuf {
     let license = reply
-        .license_file
+        .license_file()
         .expect("the reply carries a license file");
     let path = local.dir.join("license.lic");
     std::fs::write(&path, license).unwrap();
@@ -307,21 +298,15 @@ pub fn save_license_file(local: &LocalServer, reply: Reply) -> PathBuf {
 pub fn import_reply(local: &LocalServer, reply: Reply) {
     let path = save_license_file(local, reply);
     local
-        .cli("import-license-file", &[&path.to_string_lossy()])
-        .unwrap()
-        .ok()
+        .succeed("import-license-file", &[&path.to_string_lossy()])
         .unwrap();
 }
 
 /// Whether libfaketime is installed; in CI (`CI` set) its absence fails the test.
 pub fn faketime_installed() -> bool {
-    let installed = tests::programs::libfaketime().is_some();
-    if !installed {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "libfaketime is not installed (Debian package faketime)"
-        );
-        eprintln!("skipped: libfaketime is not installed (Debian package faketime)");
-    }
-    installed
+    test_harness::tool_present(
+        test_harness::programs::libfaketime().is_some(),
+        "libfaketime",
+        "Debian package faketime",
+    )
 }

@@ -84,8 +84,8 @@ BEGIN
         -- The same words as the SQLite path's entry (src/store/sync.rs, `accepted_detail`).
         INSERT INTO audit_log (at, actor, action, server_id, outcome, detail)
             VALUES (p_now[o_index], p_actor[o_index], 'sync', p_server_id[o_index], 'OK',
-                    p_detail[o_index] || ' sequence=' || o_sequence || ' revision='
-                        || o_revision || CASE WHEN o_bound_now THEN ' bound=yes' ELSE '' END);
+                    p_detail[o_index] || ', issued sequence ' || o_sequence || ' of revision '
+                        || o_revision || CASE WHEN o_bound_now THEN ', key bound now' ELSE '' END);
         o_outcome := 'OK';
         RETURN NEXT;
     END LOOP;

@@ -71,46 +71,74 @@ fn send(smtp: SocketAddr, message: &Message) -> Result<()> {
 /// A reply found in the outbox.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The file's name in the outbox (they sort in the order written).
+    pub file: String,
     pub to: String,
     pub subject: String,
     pub text: String,
+    /// The Message-IDs it answers, without angle brackets.
     pub in_reply_to: Vec<String>,
     pub auto_submitted: Option<String>,
-    /// The text of an attached `.lic` file, if any.
-    pub license_file: Option<String>,
+    /// `(file name, content)` of each attachment.
+    pub attachments: Vec<(String, String)>,
 }
 
-/// All replies in `outbox` that answer `message_id`.
-pub fn replies_to(outbox: &Path, message_id: &str) -> Result<Vec<Reply>> {
+impl Reply {
+    /// The text of the attached `.lic` file, if any.
+    pub fn license_file(&self) -> Option<&str> {
+        self.attachments
+            .iter()
+            .find(|(name, _)| name.ends_with(".lic"))
+            .map(|(_, content)| content.as_str())
+    }
+
+    /// The first Message-ID it answers.
+    pub fn answers(&self) -> Option<&str> {
+        self.in_reply_to.first().map(String::as_str)
+    }
+}
+
+/// Whether `name` is a finished mail: the gateway writes `.name.tmp` first, then renames.
+fn is_mail(name: &str) -> bool {
+    !name.starts_with('.') && name.ends_with(".eml")
+}
+
+/// How many replies the outbox holds (files only, nothing parsed).
+pub fn outbox_count(outbox: &Path) -> usize {
+    std::fs::read_dir(outbox).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| is_mail(&e.file_name().to_string_lossy()))
+            .count()
+    })
+}
+
+/// Every reply in `outbox`, in the order written (none when it does not exist yet).
+pub fn read_outbox(outbox: &Path) -> Result<Vec<Reply>> {
+    let Ok(entries) = std::fs::read_dir(outbox) else {
+        return Ok(Vec::new());
+    };
     let mut replies = Vec::new();
-    let entries = std::fs::read_dir(outbox).context("reading the outbox")?;
     for entry in entries.flatten() {
-        // Only finished messages: the gateway writes `.name.tmp` first, then renames.
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || !name.ends_with(".eml") {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if !is_mail(&file) {
             continue;
         }
         let raw = std::fs::read(entry.path()).context("reading a mail")?;
-        let Some(message) = MessageParser::default().parse(&raw) else {
-            continue;
-        };
-        let in_reply_to: Vec<String> = message
+        let message = MessageParser::default()
+            .parse(&raw)
+            .with_context(|| format!("{file} is not a mail"))?;
+        let in_reply_to = message
             .in_reply_to()
             .as_text_list()
-            .map(|list| list.iter().map(|s| s.to_string()).collect())
+            .map(|list| {
+                list.iter()
+                    .map(|id| id.trim_matches(['<', '>']).to_string())
+                    .collect()
+            })
             .unwrap_or_default();
-        if !in_reply_to
-            .iter()
-            .any(|id| id.trim_matches(['<', '>']) == message_id)
-        {
-            continue;
-        }
-        let license_file = message
-            .attachments()
-            .find(|a| a.attachment_name().is_some_and(|n| n.ends_with(".lic")))
-            .map(|a| String::from_utf8_lossy(a.contents()).into_owned());
         replies.push(Reply {
+            file,
             to: message
                 .to()
                 .and_then(|a| a.first())
@@ -126,9 +154,25 @@ pub fn replies_to(outbox: &Path, message_id: &str) -> Result<Vec<Reply>> {
             auto_submitted: message
                 .header_raw("Auto-Submitted")
                 .map(|v| v.trim().to_string()),
-            license_file,
+            attachments: message
+                .attachments()
+                .map(|a| {
+                    (
+                        a.attachment_name().unwrap_or_default().to_string(),
+                        String::from_utf8_lossy(a.contents()).into_owned(),
+                    )
+                })
+                .collect(),
         });
     }
+    replies.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok(replies)
+}
+
+/// All replies in `outbox` that answer `message_id`.
+pub fn replies_to(outbox: &Path, message_id: &str) -> Result<Vec<Reply>> {
+    let mut replies = read_outbox(outbox)?;
+    replies.retain(|reply| reply.in_reply_to.iter().any(|id| id == message_id));
     Ok(replies)
 }
 

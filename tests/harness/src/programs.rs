@@ -62,6 +62,8 @@ pub struct MainOptions {
     pub database_url: Option<String>,
     /// `SOLME_CLOCK_OFFSET` for the process.
     pub clock_offset: Option<String>,
+    /// `--workers` for the sync listeners (the program's default when None).
+    pub workers: Option<usize>,
 }
 
 /// A running `main-server serve`, with the addresses it reported.
@@ -85,25 +87,14 @@ impl MainServer {
             if let Some(url) = &options.database_url {
                 init.arg("--database-url").arg(url);
             }
-            run(init)?.ok().context("main-server init")?;
+            run(init)?.assert_success().context("main-server init")?;
         }
         Self::serve(dir, options, None)
     }
 
-    /// A second `serve` process on the same data directory and database (scale-out).
+    /// A second `serve` process with the same keys on the same database (scale-out).
     pub fn another_process(&self, dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).context("creating a directory")?;
-        for file in [
-            "solme-signing.pem",
-            "solme-public.pem",
-            "ca.pem",
-            "tls-cert.pem",
-            "tls-key.pem",
-            "admin-token",
-        ] {
-            std::fs::copy(self.dir.join(file), dir.join(file))
-                .with_context(|| format!("copying {file}"))?;
-        }
+        copy_keys(&self.dir, dir)?;
         Self::serve(dir, self.options.clone(), None)
     }
 
@@ -132,6 +123,9 @@ impl MainServer {
         serve.arg("--admin-listen").arg(&admin);
         if let Some(url) = &options.database_url {
             serve.arg("--database-url").arg(url);
+        }
+        if let Some(workers) = options.workers {
+            serve.arg("--workers").arg(workers.to_string());
         }
         match &options.clock_offset {
             Some(offset) => serve.env(CLOCK_ENV, offset),
@@ -175,6 +169,11 @@ impl MainServer {
         self.child.stop()
     }
 
+    /// Kills the process at once (SIGKILL), as a crash would (the data stays).
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+
     /// Starts a stopped server again, on the same ports.
     pub fn start_again(&mut self) -> Result<()> {
         *self = Self::serve(
@@ -198,6 +197,13 @@ impl MainServer {
         self.dir.join("admin-token")
     }
 
+    /// The operator token `init` made.
+    pub fn token(&self) -> Result<String> {
+        let token =
+            std::fs::read_to_string(self.token_file()).context("reading the admin token")?;
+        Ok(token.trim().to_string())
+    }
+
     pub fn log(&self) -> String {
         self.child.log()
     }
@@ -208,11 +214,9 @@ impl MainServer {
 
     /// An operator's client of the admin API.
     pub fn admin(&self) -> Result<Admin> {
-        let token =
-            std::fs::read_to_string(self.token_file()).context("reading the admin token")?;
         Ok(Admin {
             base: self.admin_url(),
-            token: token.trim().to_string(),
+            token: self.token()?,
             agent: agent(),
         })
     }
@@ -227,6 +231,23 @@ impl MainServer {
             .args(args);
         run(command)
     }
+}
+
+/// Copies what `serve` needs from the data directory `from` made by `init` to `to`, so
+/// that a second process on the same database is the same server (scale-out).
+pub fn copy_keys(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).context("creating a directory")?;
+    for file in [
+        "solme-signing.pem",
+        "solme-public.pem",
+        "ca.pem",
+        "tls-cert.pem",
+        "tls-key.pem",
+        "admin-token",
+    ] {
+        std::fs::copy(from.join(file), to.join(file)).with_context(|| format!("copying {file}"))?;
+    }
+    Ok(())
 }
 
 /// The admin API, as the operator CLI and console use it. `Debug` leaves the token out.
@@ -259,6 +280,27 @@ impl Admin {
 
     pub fn send(&self, method: &str, path: &str, body: Value) -> Result<Result<Value, Refusal>> {
         answer(self.request(method, path).send_json(body))
+    }
+
+    /// Any call, for tests of the status codes: `(status, JSON body or null)`.
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
+        let request = self.request(method, path);
+        let result = match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        };
+        let (status, response) = match result {
+            Ok(response) => (response.status(), response),
+            Err(ureq::Error::Status(status, response)) => (status, response),
+            Err(e) => return Err(anyhow!(e).context("HTTP request failed")),
+        };
+        let text = response.into_string().context("reading an answer")?;
+        let value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, value))
     }
 
     /// A customer with contact addresses; returns its id.
@@ -399,7 +441,7 @@ impl LocalServer {
         for endpoint in endpoints {
             init.arg("--main-server").arg(endpoint);
         }
-        run(init)?.ok().context("local-server init")?;
+        run(init)?.assert_success().context("local-server init")?;
         Ok(Self {
             dir: dir.to_path_buf(),
             id,
@@ -448,9 +490,16 @@ impl LocalServer {
         run(command)
     }
 
+    /// Runs a manager verb and fails unless it exits 0.
+    pub fn succeed(&self, verb: &str, args: &[&str]) -> Result<Output> {
+        self.cli(verb, args)?
+            .assert_success()
+            .with_context(|| format!("local-server {verb}"))
+    }
+
     /// `status --json`.
     pub fn status(&self) -> Result<Value> {
-        let output = self.cli("status", &["--json"])?.ok()?;
+        let output = self.cli("status", &["--json"])?.assert_success()?;
         serde_json::from_str(&output.stdout).context("status --json was not JSON")
     }
 

@@ -28,6 +28,9 @@ pub fn binary(name: &str) -> Result<PathBuf> {
     )
 }
 
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(25);
+
 /// Polls `probe` every 25 ms until it yields a value or `timeout` passes.
 pub fn wait_until<T>(
     what: &str,
@@ -42,8 +45,40 @@ pub fn wait_until<T>(
         if Instant::now() >= deadline {
             bail!("timed out after {timeout:?} waiting for {what}");
         }
-        std::thread::sleep(Duration::from_millis(25));
+        std::thread::sleep(POLL);
     }
+}
+
+/// [`wait_until`] for an asynchronous probe, sleeping on the test's runtime (tokio's
+/// timer, which actix's runtime is) so servers running in the same test keep going.
+pub async fn wait_until_async<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A tool a test needs is missing. Outside CI the test is skipped with a notice
+/// (returns false); in CI (the `CI` variable set), which installs every tool, it fails.
+pub fn tool_present(present: bool, what: &str, how: &str) -> bool {
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{what} is missing in CI ({how})"
+        );
+        eprintln!("NOTICE: {what} not found ({how}); skipping this test");
+    }
+    present
 }
 
 /// A running program. Dropping it kills the process.
@@ -57,6 +92,11 @@ pub struct Child {
 impl Child {
     /// Starts `command`, appending its stdout and stderr to `log`.
     pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<Self> {
+        // The output goes to a file, so the programs' own default level serves;
+        // `TEST_LOG` sets another one for a run being debugged.
+        if let Some(level) = std::env::var_os("TEST_LOG") {
+            command.env("RUST_LOG", level);
+        }
         let out = File::options()
             .create(true)
             .append(true)
@@ -76,6 +116,19 @@ impl Child {
         })
     }
 
+    /// Starts `command` with the output it was given (for a program whose stdout is
+    /// the result).
+    pub fn spawn_with_output(name: &str, mut command: Command) -> Result<Self> {
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            log: PathBuf::new(),
+        })
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -88,6 +141,11 @@ impl Child {
     /// Whether the process has exited.
     pub fn has_exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// How the process ended, once it has.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Asks the program to stop (SIGTERM) and waits for it; kills it after 10 s.
@@ -175,7 +233,7 @@ impl Output {
     }
 
     /// Fails with the output when the exit code is not 0.
-    pub fn ok(self) -> Result<Self> {
+    pub fn assert_success(self) -> Result<Self> {
         if self.code != 0 {
             bail!(
                 "command failed with exit code {}:\n{}",

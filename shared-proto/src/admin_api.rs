@@ -1,9 +1,105 @@
-//! JSON bodies of the admin API (docs/API.md), shared by the server and the admin CLI
-//! so the two cannot drift apart.
+//! JSON bodies of the main server's admin API (docs/API.md), shared by the server,
+//! its admin CLI and the mail gateway so that they cannot drift apart.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
+
+use crate::error::ErrorCode;
+
+crate::text_enum! {
+    /// How a local server synchronized.
+    pub enum SyncChannel {
+        /// Directly over HTTPS.
+        Internet => "internet",
+        /// Sync data mailed to licensing@, answered through the mail gateway.
+        Email => "email",
+    }
+}
+
+crate::text_enum! {
+    /// Where a key-clear request stands.
+    pub enum KeyClearStatus {
+        Pending => "pending",
+        Approved => "approved",
+        Rejected => "rejected",
+    }
+}
+
+crate::text_enum! {
+    /// What an audit entry records.
+    pub enum AuditAction {
+        /// A sync attempt, by either channel.
+        Sync => "sync",
+        CustomerCreate => "customer.create",
+        CustomerAddEmail => "customer.add_email",
+        ServerCreate => "server.create",
+        LicenseAdd => "license.add",
+        LicenseChange => "license.change",
+        LicenseRemove => "license.remove",
+        /// An operator cleared the key pair of an id (directly or by approving a request).
+        KeyClear => "key.clear",
+        KeyClearRequestCreate => "key_clear_request.create",
+        KeyClearRequestApprove => "key_clear_request.approve",
+        KeyClearRequestReject => "key_clear_request.reject",
+    }
+}
+
+/// How an audited attempt ended: `OK`, or the code it was refused or failed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuditOutcome {
+    Ok,
+    Failed(ErrorCode),
+}
+
+impl AuditOutcome {
+    /// The stored and shown form: `OK` or the error code (`ID_IN_USE`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Failed(code) => code.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for AuditOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AuditOutcome {
+    type Err = crate::text_enum::UnknownWord;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "OK" {
+            return Ok(Self::Ok);
+        }
+        ErrorCode::ALL
+            .iter()
+            .find(|code| code.as_str() == text)
+            .map(|code| Self::Failed(*code))
+            .ok_or_else(|| {
+                crate::text_enum::UnknownWord::new(
+                    text,
+                    std::iter::once("OK").chain(ErrorCode::ALL.iter().map(|c| c.as_str())),
+                )
+            })
+    }
+}
+
+impl Serialize for AuditOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditOutcome {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewCustomer {
@@ -50,8 +146,7 @@ pub struct Server {
     pub bound_fingerprint: Option<String>,
     pub bound_at: Option<DateTime<Utc>>,
     pub last_sync_at: Option<DateTime<Utc>>,
-    /// `internet` or `email`.
-    pub last_sync_channel: Option<String>,
+    pub last_sync_channel: Option<SyncChannel>,
     /// End of the 366-day window of the last license file.
     pub valid_until: Option<DateTime<Utc>>,
     /// Whole days until `valid_until` (negative when overdue; null when never synced).
@@ -133,8 +228,7 @@ pub struct KeyClearRequest {
     pub sender: String,
     pub message_id: String,
     pub text: String,
-    /// `pending`, `approved` or `rejected`.
-    pub status: String,
+    pub status: KeyClearStatus,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
     pub operator: Option<String>,
@@ -151,9 +245,9 @@ pub struct Decision {
 pub struct AuditEntry {
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub action: String,
+    pub action: AuditAction,
     pub server_id: Option<Uuid>,
-    pub outcome: String,
+    pub outcome: AuditOutcome,
     pub detail: String,
 }
 
@@ -162,4 +256,28 @@ pub struct AuditEntry {
 pub struct Listening {
     pub sync: Vec<std::net::SocketAddr>,
     pub admin: std::net::SocketAddr,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_outcomes_read_as_they_are_stored() {
+        let outcomes = [AuditOutcome::Ok, AuditOutcome::Failed(ErrorCode::IdInUse)];
+        for outcome in outcomes {
+            assert_eq!(outcome.as_str().parse::<AuditOutcome>(), Ok(outcome));
+            let json = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(
+                serde_json::from_str::<AuditOutcome>(&json).unwrap(),
+                outcome
+            );
+        }
+        assert_eq!(
+            AuditOutcome::Failed(ErrorCode::Internal).to_string(),
+            "INTERNAL"
+        );
+        assert!("ok".parse::<AuditOutcome>().is_err());
+        assert_eq!(AuditAction::KeyClear.to_string(), "key.clear");
+    }
 }

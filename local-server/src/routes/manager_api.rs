@@ -1,0 +1,128 @@
+//! The manager API behind the manager page: status, sync, automatic sync, export and
+//! import, diagnose. Loopback only (guarded by [`crate::manager_page::api_guard`]).
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use shared_proto::ErrorCode;
+
+use crate::cli::AutoSyncMode;
+use crate::diagnose;
+use crate::error::Error;
+use crate::import::{self, Channel};
+use crate::scheduler;
+use crate::startup::AppState;
+use crate::status;
+use crate::sync;
+
+/// The full status report, with the proxy `serve` uses.
+pub(crate) async fn full_status(state: &AppState) -> Result<status::StatusReport, Error> {
+    let ctx = state.sync.clone();
+    let fingerprint = ctx.identity.fingerprint();
+    let now = ctx.clock.now();
+    let data_dir = ctx.data_dir.clone();
+    let proxy = state.proxy.clone();
+    ctx.db(move |c| {
+        let settings = crate::config::Settings::load(&data_dir, c)?;
+        status::report(c, &settings, fingerprint, now, Some(&proxy))
+    })
+    .await
+}
+
+pub(crate) async fn manager_status(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    Ok(HttpResponse::Ok().json(full_status(&state).await?))
+}
+
+pub(crate) async fn manager_sync(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    // awc clients belong to one thread: this one is made for this request from the
+    // shared TLS context (a manual sync is rare).
+    let client = sync::http_client(state.tls.clone(), state.proxy.clone());
+    let ctx = state.sync.clone();
+    // A task of its own: should the browser go away, the request future is dropped but
+    // the synchronization still finishes and releases its lock.
+    let outcome = actix_rt::spawn(async move { sync::sync_now(&ctx, &client, "manager").await })
+        .await
+        .map_err(task_failed)?;
+    // A refusal is an error answer with its code; the main server out of reach or
+    // another sync running is `503 UNAVAILABLE`.
+    Ok(HttpResponse::Ok().json(outcome?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AutoSyncBody {
+    mode: String,
+}
+
+pub(crate) async fn manager_auto_sync(
+    state: web::Data<AppState>,
+    body: web::Json<AutoSyncBody>,
+) -> Result<HttpResponse, Error> {
+    let mode =
+        body.mode.parse::<AutoSyncMode>().ok().ok_or_else(|| {
+            Error::refused(ErrorCode::Malformed, "mode must be off, daily or weekly")
+        })?;
+    let now = state.sync.clock.now();
+    let next = state
+        .sync
+        .db(move |c| scheduler::set_mode(c, mode, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "auto_sync": mode.as_str(),
+        "next_auto_sync_at": next,
+    })))
+}
+
+pub(crate) async fn manager_export(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let ctx = state.sync.clone();
+    let (server_id, text) = ctx
+        .clone()
+        .db(move |c| {
+            let settings = crate::config::Settings::load(&ctx.data_dir, c)?;
+            let (_, text) = sync::build_request(c, &settings, &ctx.identity, ctx.clock.now())?;
+            Ok((settings.server_id, text))
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"sync-data-{server_id}.txt\""),
+        ))
+        .body(text))
+}
+
+pub(crate) async fn manager_import(
+    state: web::Data<AppState>,
+    body: String,
+) -> Result<HttpResponse, Error> {
+    let ctx = state.sync.clone();
+    let changes = ctx
+        .clone()
+        .db(move |c| {
+            let settings = crate::config::Settings::load(&ctx.data_dir, c)?;
+            import::import_text(
+                c,
+                &settings,
+                &ctx.identity,
+                &body,
+                Channel::File,
+                ctx.clock.now(),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(changes))
+}
+
+pub(crate) async fn manager_diagnose(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    // The shared pool and the proxy `serve` resolved (`--proxy` / LOCAL_SERVER_PROXY).
+    let proxy = state.proxy.clone();
+    let ctx = state.sync.clone();
+    // Its own task, like a manual sync: the synchronization it runs is never cut short.
+    let report = actix_rt::spawn(async move { diagnose::run_in(&ctx, move |_| Ok(proxy)).await })
+        .await
+        .map_err(task_failed)?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+fn task_failed(err: tokio::task::JoinError) -> Error {
+    Error::Internal(anyhow::anyhow!("the background task failed: {err}"))
+}

@@ -1,0 +1,239 @@
+//! The gateway's own SMTP receiver: commands parsed by `smtp-proto`, the
+//! session loop here.
+//!
+//! Bounds: command lines of at most [`MAX_LINE`] bytes, messages of at most
+//! `--max-message-size` bytes (advertised as `SIZE`, checked against the
+//! `MAIL FROM` SIZE parameter and counted while the data arrives), one
+//! recipient address (the licensing address), `--max-connections` sessions
+//! at once and `--max-connections-per-ip` from one address,
+//! `--smtp-timeout-secs` of silence, `--smtp-data-timeout-secs` for one
+//! message and `--smtp-session-timeout-secs` for a whole connection (so a
+//! client trickling bytes cannot hold a slot for ever), and a cap on bad
+//! commands. A message gets `250` only after the spool stored it durably.
+//!
+//! On shutdown no connection is taken any more; a session waiting for a
+//! command is told `421` and closed, a session in `DATA` may finish its
+//! message (it is stored and gets its `250`) within the drain time, then is
+//! told `421` too.
+//!
+//! By protocol phase: this file accepts connections (limits per address, the
+//! greeting, STARTTLS); [`session`] reads and answers the commands that build
+//! the envelope; [`data`] receives the message after `DATA` and stores it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context;
+use openssl::ssl::{Ssl, SslAcceptor};
+use shared_proto::Clock;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::spool::Spool;
+
+mod data;
+mod session;
+
+use session::Session;
+
+/// Longest command line accepted (RFC 5321 asks for 512; extensions make
+/// lines longer, so allow some room).
+pub const MAX_LINE: usize = 2048;
+/// Bad commands tolerated in one session before it is closed.
+const MAX_ERRORS: usize = 10;
+/// Recipients per transaction (all of them must be the licensing address).
+const MAX_RECIPIENTS: usize = 10;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What the SMTP receiver needs to know.
+pub struct SmtpSettings {
+    pub hostname: String,
+    pub own_address: String,
+    pub max_message_size: usize,
+    pub max_connections: usize,
+    /// Sessions at once from one client address.
+    pub max_connections_per_ip: usize,
+    /// Longest silence (one read).
+    pub timeout: Duration,
+    /// Longest time for one message, from `354` to the final dot.
+    pub data_timeout: Duration,
+    /// Longest time for a whole connection.
+    pub session_timeout: Duration,
+    /// How long a stop waits for sessions in `DATA` to finish.
+    pub drain_timeout: Duration,
+    /// Offered as STARTTLS when present.
+    pub tls: Option<SslAcceptor>,
+}
+
+/// Shared by all sessions.
+pub struct Smtp {
+    pub settings: SmtpSettings,
+    pub spool: Spool,
+    pub clock: Clock,
+    /// Names of stored messages, for the worker.
+    pub accepted: mpsc::UnboundedSender<String>,
+}
+
+/// Sessions per client address, shared by the sessions (which run on any
+/// thread of the runtime).
+#[derive(Default)]
+struct PerIp {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One session's place in [`PerIp`]; given back when dropped.
+struct IpSlot {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<IpSlot> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(ip).or_default();
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            per_ip: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .per_ip
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` becomes true, then drains: waits
+/// up to the drain time for the sessions (see the module doc).
+pub async fn serve(smtp: Arc<Smtp>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let limit = Arc::new(Semaphore::new(smtp.settings.max_connections));
+    let per_ip = Arc::new(PerIp::default());
+    let mut sessions = JoinSet::new();
+    loop {
+        let (mut stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Running out of file descriptors and the like: wait a
+                    // little instead of spinning.
+                    log::warn!("smtp accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            // Reap finished sessions as they end.
+            Some(_) = sessions.join_next() => continue,
+            _ = shutdown.wait_for(|stopping| *stopping) => break,
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            log::warn!(
+                "smtp peer={peer} refused: {} connections already",
+                smtp.settings.max_connections
+            );
+            let _ = stream
+                .write_all(b"421 4.7.0 Too many connections, try again later\r\n")
+                .await;
+            continue;
+        };
+        let Some(slot) = per_ip.take(peer.ip(), smtp.settings.max_connections_per_ip) else {
+            log::warn!(
+                "smtp peer={peer} refused: {} connections from this address already",
+                smtp.settings.max_connections_per_ip
+            );
+            let _ = stream
+                .write_all(b"421 4.7.0 Too many connections from your address, try again later\r\n")
+                .await;
+            continue;
+        };
+        let smtp = smtp.clone();
+        let shutdown = shutdown.clone();
+        sessions.spawn(async move {
+            if let Err(err) = connection(&smtp, stream, peer, shutdown).await {
+                log::debug!("smtp peer={peer} session ended: {err:#}");
+            }
+            drop(slot);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if !sessions.is_empty() {
+        log::info!(
+            "smtp: waiting up to {:?} for {} sessions to finish",
+            smtp.settings.drain_timeout,
+            sessions.len()
+        );
+    }
+    let drained = tokio::time::timeout(smtp.settings.drain_timeout, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        log::warn!(
+            "smtp: {} sessions cut short at the stop (their messages were not accepted)",
+            sessions.len()
+        );
+        sessions.shutdown().await;
+    }
+}
+
+/// How a session loop ended.
+pub(super) enum End {
+    Closed,
+    StartTls,
+}
+
+async fn connection(
+    smtp: &Smtp,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let greeting = format!(
+        "220 {} ESMTP Solme mail gateway ready\r\n",
+        smtp.settings.hostname
+    );
+    stream.write_all(greeting.as_bytes()).await?;
+    let deadline = Instant::now() + smtp.settings.session_timeout;
+    let mut session = Session::new(smtp, peer, false, deadline, shutdown.clone());
+    match session.run(&mut stream).await? {
+        End::Closed => Ok(()),
+        End::StartTls => {
+            let Some(acceptor) = &smtp.settings.tls else {
+                return Ok(());
+            };
+            let ssl = Ssl::new(acceptor.context()).context("starting TLS")?;
+            let mut tls = tokio_openssl::SslStream::new(ssl, stream).context("starting TLS")?;
+            let handshake_deadline = deadline.min(Instant::now() + smtp.settings.timeout);
+            tokio::time::timeout_at(handshake_deadline, Pin::new(&mut tls).accept())
+                .await
+                .context("TLS handshake timed out")?
+                .context("TLS handshake failed")?;
+            // RFC 3207: the session starts over, and nothing the client sent
+            // before the handshake is kept; the connection's deadline stays.
+            let mut session = Session::new(smtp, peer, true, deadline, shutdown);
+            session.run(&mut tls).await.map(|_| ())
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The admin API client of the CLI: where to send requests, with which token and
+//! operator name, and how answers and failures come back.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use shared_proto::{ApiError, ErrorCode};
+
+use crate::auth::read_token_file;
+use crate::cli::AdminArgs;
+use crate::data_dir::DataDir;
+use shared_proto::admin_api::Listening;
+
+/// Largest answer accepted from the admin API (listings of many ids can be big).
+const MAX_ANSWER: usize = 256 * 1024 * 1024;
+
+/// Why a command failed, deciding the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The server answered with a refusal.
+    #[error("{code}: {message}")]
+    Refused { code: ErrorCode, message: String },
+    /// The server could not be reached: worth retrying.
+    #[error("cannot reach the admin API at {url}: {cause}")]
+    Unreachable { url: String, cause: String },
+    /// The server failed (5xx: database down, overload, …): worth retrying too.
+    #[error("the admin API failed ({status}): {message}")]
+    ServerFailed { status: u16, message: String },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Where to send requests and with which token.
+pub struct Client {
+    base: String,
+    token: SecretString,
+    operator: String,
+    http: awc::Client,
+}
+
+impl Client {
+    /// The URL from `--admin-url` or `DATA_DIR/listening.json`, the token from
+    /// `--token-file` or `DATA_DIR/admin-token`.
+    pub fn from_args(args: &AdminArgs) -> anyhow::Result<Self> {
+        let dir = args.data_dir.as_ref().map(DataDir::new);
+        let base = match (&args.admin_url, &dir) {
+            (Some(url), _) => url.trim_end_matches('/').to_owned(),
+            (None, Some(dir)) => {
+                let path = dir.listening();
+                let text = std::fs::read(&path).with_context(|| {
+                    format!(
+                        "reading {} (is `main-server serve` running?)",
+                        path.display()
+                    )
+                })?;
+                let listening: Listening = serde_json::from_slice(&text)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                format!("http://{}", listening.admin)
+            }
+            (None, None) => anyhow::bail!("give --data-dir or --admin-url"),
+        };
+        let token_path: PathBuf = match (&args.token_file, &dir) {
+            (Some(path), _) => path.clone(),
+            (None, Some(dir)) => dir.admin_token(),
+            (None, None) => anyhow::bail!("give --data-dir or --token-file"),
+        };
+        let token = read_token_file(&token_path)?;
+        let http = awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .finish();
+        Ok(Self {
+            base,
+            token,
+            operator: args.operator.clone(),
+            http,
+        })
+    }
+
+    pub(super) async fn send<B: Serialize>(
+        &self,
+        method: awc::http::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Value, CliError> {
+        let url = format!("{}{path}", self.base);
+        let request = self
+            .http
+            .request(method, &url)
+            .insert_header((
+                "Authorization",
+                format!("Bearer {}", self.token.expose_secret()),
+            ))
+            .insert_header(("X-Operator", self.operator.as_str()));
+        let unreachable = |e: &dyn std::fmt::Display| CliError::Unreachable {
+            url: self.base.clone(),
+            cause: e.to_string(),
+        };
+        let mut response = match body {
+            Some(body) => request.send_json(body).await,
+            None => request.send().await,
+        }
+        .map_err(|e| unreachable(&e))?;
+        let bytes = response
+            .body()
+            .limit(MAX_ANSWER)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            if bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes)
+                .context("the admin API answered something that is not JSON")
+                .map_err(CliError::Other);
+        }
+        let error = serde_json::from_slice::<ApiError>(&bytes).ok();
+        if status.is_server_error() {
+            // Not a refusal of this command: the server could not do it right now.
+            let message = error.map_or_else(
+                || String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+                |e| e.message,
+            );
+            return Err(CliError::ServerFailed {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        match error {
+            Some(error) => Err(CliError::Refused {
+                code: error.code,
+                message: error.message,
+            }),
+            // Not the admin API's answer (a wrong URL, a proxy in the way).
+            None => Err(CliError::Other(anyhow::anyhow!(
+                "the admin API answered {status} without an error body: {}",
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .take(500)
+                    .collect::<String>()
+            ))),
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        let value = self.send::<()>(awc::http::Method::GET, path, None).await?;
+        decode(value)
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CliError> {
+        decode(self.send(awc::http::Method::POST, path, Some(body)).await?)
+    }
+}
+
+pub(super) fn decode<T: DeserializeOwned>(value: Value) -> Result<T, CliError> {
+    serde_json::from_value(value)
+        .context("the admin API answered in an unexpected shape")
+        .map_err(CliError::Other)
+}

@@ -1,0 +1,316 @@
+//! Each `main-server admin` subcommand: the request it sends and what it prints.
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::cli::{
+    AdminArgs, AdminCommand, CustomerCommand, KeyCommand, LicenseCommand, PageArgs, RequestCommand,
+    ServerCommand,
+};
+use shared_proto::admin_api::{
+    AuditEntry, Customer, Decision, KeyClear, KeyClearRequest, License, LicenseChange, MailSync,
+    MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewServer, Server,
+};
+
+use super::client::{decode, CliError, Client};
+use super::tables::{
+    json_out, show_customers, show_licenses, show_requests, show_server, show_server_page, table,
+};
+
+/// Parses a date option: `YYYY-MM-DD` (midnight UTC), RFC 3339, or `none`.
+pub fn parse_date(text: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") || text.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let midnight = date
+            .and_hms_opt(0, 0, 0)
+            .context("midnight exists on every date")?;
+        return Ok(Some(midnight.and_utc()));
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|d| Some(d.with_timezone(&Utc)))
+        .with_context(|| format!("{text:?} is not a date (YYYY-MM-DD, RFC 3339 or none)"))
+}
+
+pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String, CliError> {
+    let json = args.json;
+    match &args.command {
+        AdminCommand::Customer(command) => match command {
+            CustomerCommand::Add { name, emails } => {
+                let customer: Customer = client
+                    .post(
+                        "/admin/v1/customers",
+                        &NewCustomer {
+                            name: name.clone(),
+                            emails: emails.clone(),
+                        },
+                    )
+                    .await?;
+                show_customers(&[customer], json)
+            }
+            CustomerCommand::List => {
+                let list: Vec<Customer> = client.get("/admin/v1/customers").await?;
+                show_customers(&list, json)
+            }
+            CustomerCommand::AddEmail { customer_id, email } => {
+                let customer: Customer = client
+                    .post(
+                        &format!("/admin/v1/customers/{customer_id}/emails"),
+                        &NewEmail {
+                            email: email.clone(),
+                        },
+                    )
+                    .await?;
+                show_customers(&[customer], json)
+            }
+        },
+        AdminCommand::Server(command) => match command {
+            ServerCommand::Add { customer_id } => {
+                let server: Server = client
+                    .post(
+                        "/admin/v1/servers",
+                        &NewServer {
+                            customer_id: *customer_id,
+                        },
+                    )
+                    .await?;
+                show_server(&server, json)
+            }
+            ServerCommand::List { page } => {
+                let list: Vec<Server> = client
+                    .get(&format!("/admin/v1/servers?{}", page_query(page)))
+                    .await?;
+                show_server_page(&list, page, json)
+            }
+            ServerCommand::Due { within_days, page } => {
+                let list: Vec<Server> = client
+                    .get(&format!(
+                        "/admin/v1/servers?due_within_days={within_days}&{}",
+                        page_query(page)
+                    ))
+                    .await?;
+                show_server_page(&list, page, json)
+            }
+            ServerCommand::Show { server_id } => {
+                let server: Server = client
+                    .get(&format!("/admin/v1/servers/{server_id}"))
+                    .await?;
+                show_server(&server, json)
+            }
+        },
+        AdminCommand::License(command) => license(client, command, json).await,
+        AdminCommand::Key(KeyCommand::Clear { server_id, reason }) => {
+            let server: Server = client
+                .post(
+                    &format!("/admin/v1/servers/{server_id}/key-clear"),
+                    &KeyClear {
+                        reason: reason.clone(),
+                    },
+                )
+                .await?;
+            show_server(&server, json)
+        }
+        AdminCommand::Requests(command) => requests(client, command, json).await,
+        AdminCommand::MailSync(mail) => {
+            let sync_data = std::fs::read_to_string(&mail.input)
+                .with_context(|| format!("reading {}", mail.input.display()))?;
+            let answer: MailSyncAnswer = client
+                .post(
+                    "/admin/v1/mail/sync",
+                    &MailSync {
+                        sender: mail.sender.clone(),
+                        sync_data,
+                    },
+                )
+                .await?;
+            std::fs::write(&mail.output, &answer.license_file)
+                .with_context(|| format!("writing {}", mail.output.display()))?;
+            if json {
+                return json_out(&answer);
+            }
+            Ok(format!(
+                "license file for {} written to {} (valid until {}, {} licenses)\n",
+                answer.server_id,
+                mail.output.display(),
+                answer.valid_until.to_rfc3339(),
+                answer.licenses.len()
+            ))
+        }
+        AdminCommand::Audit { limit } => {
+            let list: Vec<AuditEntry> = client
+                .get(&format!("/admin/v1/audit?limit={limit}"))
+                .await?;
+            if json {
+                return json_out(&list);
+            }
+            let rows = list
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        e.actor.clone(),
+                        e.action.to_string(),
+                        e.server_id.map(|s| s.to_string()).unwrap_or_default(),
+                        e.outcome.to_string(),
+                        e.detail.clone(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            Ok(table(
+                &["AT (UTC)", "ACTOR", "ACTION", "SERVER", "OUTCOME", "DETAIL"],
+                &rows,
+            ))
+        }
+    }
+}
+
+pub(super) async fn license(
+    client: &Client,
+    command: &LicenseCommand,
+    json: bool,
+) -> Result<String, CliError> {
+    match command {
+        LicenseCommand::Add {
+            server_id,
+            feature,
+            seats,
+            valid_from,
+            valid_until,
+        } => {
+            let body = NewLicense {
+                feature: feature.clone(),
+                seats: *seats,
+                valid_from: valid_from.as_deref().map(parse_date).transpose()?.flatten(),
+                valid_until: valid_until
+                    .as_deref()
+                    .map(parse_date)
+                    .transpose()?
+                    .flatten(),
+            };
+            let license: License = client
+                .post(&format!("/admin/v1/servers/{server_id}/licenses"), &body)
+                .await?;
+            show_licenses(&[license], json)
+        }
+        LicenseCommand::Change {
+            server_id,
+            license_id,
+            seats,
+            valid_from,
+            valid_until,
+        } => {
+            let body = LicenseChange {
+                seats: *seats,
+                valid_from: valid_from.as_deref().map(parse_date).transpose()?,
+                valid_until: valid_until.as_deref().map(parse_date).transpose()?,
+            };
+            let value = client
+                .send(
+                    awc::http::Method::PATCH,
+                    &format!("/admin/v1/servers/{server_id}/licenses/{license_id}"),
+                    Some(&body),
+                )
+                .await?;
+            let license: License = decode(value)?;
+            show_licenses(&[license], json)
+        }
+        LicenseCommand::Remove {
+            server_id,
+            license_id,
+        } => {
+            client
+                .send::<()>(
+                    awc::http::Method::DELETE,
+                    &format!("/admin/v1/servers/{server_id}/licenses/{license_id}"),
+                    None,
+                )
+                .await?;
+            Ok(format!("license {license_id} removed from {server_id}\n"))
+        }
+    }
+}
+
+pub(super) async fn requests(
+    client: &Client,
+    command: &RequestCommand,
+    json: bool,
+) -> Result<String, CliError> {
+    let request: KeyClearRequest = match command {
+        RequestCommand::List { status } => {
+            let path = match status {
+                Some(status) => format!("/admin/v1/key-clear-requests?status={}", status.as_str()),
+                None => "/admin/v1/key-clear-requests".to_owned(),
+            };
+            let list: Vec<KeyClearRequest> = client.get(&path).await?;
+            return show_requests(&list, json);
+        }
+        RequestCommand::Approve { request_id, reason } => {
+            client
+                .post(
+                    &format!("/admin/v1/key-clear-requests/{request_id}/approve"),
+                    &Decision {
+                        reason: reason.clone(),
+                    },
+                )
+                .await?
+        }
+        RequestCommand::Reject { request_id, reason } => {
+            client
+                .post(
+                    &format!("/admin/v1/key-clear-requests/{request_id}/reject"),
+                    &Decision {
+                        reason: Some(reason.clone()),
+                    },
+                )
+                .await?
+        }
+        RequestCommand::Create {
+            server_id,
+            sender,
+            message_id,
+            text,
+        } => {
+            client
+                .post(
+                    "/admin/v1/key-clear-requests",
+                    &NewKeyClearRequest {
+                        server_id: *server_id,
+                        sender: sender.clone(),
+                        message_id: message_id.clone(),
+                        text: text.clone(),
+                    },
+                )
+                .await?
+        }
+    };
+    show_requests(&[request], json)
+}
+
+pub(super) fn page_query(page: &PageArgs) -> String {
+    match page.after {
+        Some(after) => format!("limit={}&after={after}", page.limit),
+        None => format!("limit={}", page.limit),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_parse_in_three_forms() {
+        let day = parse_date("2027-03-01").ok().flatten();
+        assert_eq!(
+            day.map(|d| d.to_rfc3339()).as_deref(),
+            Some("2027-03-01T00:00:00+00:00")
+        );
+        assert!(parse_date("none").ok().is_some_and(|d| d.is_none()));
+        assert!(parse_date("2027-03-01T12:00:00+02:00")
+            .ok()
+            .flatten()
+            .is_some());
+        assert!(parse_date("tomorrow").is_err());
+    }
+}

@@ -1,0 +1,212 @@
+//! What the CLI prints: aligned tables for people, or JSON with `--json`.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::cli::PageArgs;
+use shared_proto::admin_api::{Customer, KeyClearRequest, License, Server};
+
+use super::client::CliError;
+
+pub(super) fn json_out<T: Serialize>(value: &T) -> Result<String, CliError> {
+    let mut text = serde_json::to_string_pretty(value).context("encoding JSON")?;
+    text.push('\n');
+    Ok(text)
+}
+
+pub(super) fn date(at: Option<DateTime<Utc>>) -> String {
+    at.map_or_else(
+        || "-".to_owned(),
+        |d| d.format("%Y-%m-%d %H:%M").to_string(),
+    )
+}
+
+pub(super) fn show_customers(list: &[Customer], json: bool) -> Result<String, CliError> {
+    if json {
+        return json_out(&list);
+    }
+    let rows = list
+        .iter()
+        .map(|c| vec![c.id.to_string(), c.name.clone(), c.emails.join(", ")])
+        .collect::<Vec<_>>();
+    Ok(table(&["CUSTOMER", "NAME", "CONTACTS"], &rows))
+}
+
+pub(super) fn show_servers(list: &[Server], json: bool) -> Result<String, CliError> {
+    if json {
+        return json_out(&list);
+    }
+    let rows = list
+        .iter()
+        .map(|s| {
+            vec![
+                s.server_id.to_string(),
+                s.customer_name.clone(),
+                if s.bound_fingerprint.is_some() {
+                    "bound"
+                } else {
+                    "free"
+                }
+                .to_owned(),
+                date(s.last_sync_at),
+                s.last_sync_channel
+                    .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                s.days_until_due
+                    .map_or_else(|| "never synced".to_owned(), |d| d.to_string()),
+            ]
+        })
+        .collect::<Vec<_>>();
+    Ok(table(
+        &[
+            "SERVER",
+            "CUSTOMER",
+            "KEY",
+            "LAST SYNC",
+            "CHANNEL",
+            "DAYS LEFT",
+        ],
+        &rows,
+    ))
+}
+
+/// A page of ids; a full page ends with how to ask for the next one (tables only: a
+/// JSON reader pages with the last id itself).
+pub(super) fn show_server_page(
+    list: &[Server],
+    page: &PageArgs,
+    json: bool,
+) -> Result<String, CliError> {
+    let mut text = show_servers(list, json)?;
+    if !json && list.len() >= page.limit as usize {
+        if let Some(last) = list.last() {
+            text.push_str(&format!(
+                "(more ids may follow: run again with --after {})\n",
+                last.server_id
+            ));
+        }
+    }
+    Ok(text)
+}
+
+pub(super) fn show_server(server: &Server, json: bool) -> Result<String, CliError> {
+    if json {
+        return json_out(server);
+    }
+    let due = match server.days_until_due {
+        None => "never synced: issues no licenses until its first sync".to_owned(),
+        Some(d) if d < 0 => format!("OVERDUE by {} days", -d),
+        Some(d) => format!("{d} days left of the 366-day limit"),
+    };
+    let mut out = format!(
+        "server id     {}\ncustomer      {} ({})\nrevision      {}\nsequence      {}\n\
+         key pair      {}\nbound at      {}\nlast sync     {} via {}\nvalid until   {}\ndue           {due}\n\nlicenses:\n",
+        server.server_id,
+        server.customer_name,
+        server.customer_id,
+        server.revision,
+        server.sequence,
+        server.bound_fingerprint.as_deref().unwrap_or("none bound"),
+        date(server.bound_at),
+        date(server.last_sync_at),
+        server
+            .last_sync_channel
+            .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+        date(server.valid_until),
+    );
+    out.push_str(&show_licenses(&server.licenses, false)?);
+    Ok(out)
+}
+
+pub(super) fn show_licenses(list: &[License], json: bool) -> Result<String, CliError> {
+    if json {
+        return json_out(&list);
+    }
+    let rows = list
+        .iter()
+        .map(|l| {
+            vec![
+                l.id.to_string(),
+                l.feature.clone(),
+                l.seats.to_string(),
+                date(l.valid_from),
+                l.valid_until
+                    .map_or_else(|| "perpetual".to_owned(), |d| date(Some(d))),
+            ]
+        })
+        .collect::<Vec<_>>();
+    Ok(table(
+        &["LICENSE", "FEATURE", "SEATS", "FROM", "UNTIL"],
+        &rows,
+    ))
+}
+
+pub(super) fn show_requests(list: &[KeyClearRequest], json: bool) -> Result<String, CliError> {
+    if json {
+        return json_out(&list);
+    }
+    let rows = list
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.server_id.to_string(),
+                r.sender.clone(),
+                r.status.to_string(),
+                date(Some(r.created_at)),
+                r.operator.clone().unwrap_or_else(|| "-".into()),
+                r.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    Ok(table(
+        &[
+            "REQUEST", "SERVER", "SENDER", "STATUS", "CREATED", "OPERATOR", "REASON",
+        ],
+        &rows,
+    ))
+}
+
+/// Left-aligned columns separated by two spaces.
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let width = widths.get(i).copied().unwrap_or(0);
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    if rows.is_empty() {
+        out.push_str("(none)\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let text = table(&["A", "BB"], &[vec!["long".into(), "x".into()]]);
+        assert_eq!(text, "A     BB\nlong  x\n");
+        assert!(table(&["A"], &[]).contains("(none)"));
+    }
+}
