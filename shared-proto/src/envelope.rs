@@ -240,6 +240,11 @@ pub fn seal(recipient: &[u8; 32], plaintext: &[u8]) -> Result<Vec<u8>, ProtoErro
 /// give an all-zero shared secret, which OpenSSL refuses: checking this up front lets a
 /// server refuse such a key before it records anything, rather than fail afterwards.
 pub(crate) fn check_recipient(recipient: &[u8; 32]) -> Result<(), ProtoError> {
+    /// One throwaway key for every check: the shared secret is discarded, and whether
+    /// it is all zero depends only on the recipient's point (clamped scalars are
+    /// multiples of the cofactor), so a fresh key per check (a key generation, a
+    /// tenth of a sync's crypto) would prove nothing more.
+    static THROWAWAY: std::sync::OnceLock<PKey<Private>> = std::sync::OnceLock::new();
     let refused = || {
         ProtoError::Malformed(
             "the presented encryption key is not a usable X25519 public key".into(),
@@ -249,8 +254,14 @@ pub(crate) fn check_recipient(recipient: &[u8; 32]) -> Result<(), ProtoError> {
         PKey::public_key_from_raw_bytes(recipient, Id::X25519).map_err(|_| refused())?;
     // Generating the throwaway key failing is this side's problem (`Crypto`), not the
     // sender's; only the agreement itself is judged.
-    let throwaway = PKey::generate_x25519()?;
-    let mut deriver = Deriver::new(&throwaway)?;
+    let throwaway = match THROWAWAY.get() {
+        Some(key) => key,
+        None => {
+            let key = PKey::generate_x25519()?;
+            THROWAWAY.get_or_init(|| key)
+        }
+    };
+    let mut deriver = Deriver::new(throwaway)?;
     deriver.set_peer(&recipient_key).map_err(|_| refused())?;
     let shared = deriver.derive_to_vec().map_err(|_| refused())?;
     // OpenSSL already refuses an all-zero secret; checked again so the guarantee does

@@ -2,7 +2,7 @@
 //! own load generator), the local server's lease check-outs and memory, and the mail
 //! gateway's sync mails per second. Release builds; figures are printed, not asserted.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,8 @@ use clap::Parser;
 use shared_proto::{ServerIdentity, SyncRequest};
 use test_harness::mail::send_sync_mail;
 use test_harness::{binary, wait_until, LocalServer, MailGateway, MainOptions, MainServer};
+use tests::bench::sync_load::{self, Clients, Load, Registry};
+use tests::bench::{cpu, floor, postgres};
 use uuid::Uuid;
 
 /// Measure the three programs against their quality bars on this machine.
@@ -21,6 +23,32 @@ struct Args {
     /// Also run the main server's benchmark with 1,000,000 registered ids (slow to set up).
     #[arg(long, env = "SOLME_BENCH_MILLION")]
     million: bool,
+    /// Syncs per main-server measurement (each mode of each database).
+    #[arg(long, env = "SOLME_BENCH_SYNCS", default_value_t = 10_000)]
+    syncs: usize,
+    /// License server ids registered before the main server's syncs.
+    #[arg(long, env = "SOLME_BENCH_IDS", default_value_t = 1_000)]
+    ids: usize,
+    /// Ids that take part in the syncs (each with its own key pair).
+    #[arg(long, env = "SOLME_BENCH_ACTIVE_IDS", default_value_t = 1_000)]
+    active_ids: usize,
+    /// Concurrent sync clients.
+    #[arg(long, env = "SOLME_BENCH_CONCURRENCY", default_value_t = 64)]
+    concurrency: usize,
+    /// Paced load on new connections: syncs started per second (0: as fast as answers
+    /// come). Use it for latency at a given load; unpaced p99 only says how long the
+    /// queue of `--concurrency` clients is.
+    #[arg(long, env = "SOLME_BENCH_RATE_NEW", default_value_t = 0)]
+    rate_new: u64,
+    /// Paced load on kept-alive connections (0: unpaced).
+    #[arg(long, env = "SOLME_BENCH_RATE_KEPT_ALIVE", default_value_t = 0)]
+    rate_kept_alive: u64,
+    /// Repetitions of each operation of the crypto floor.
+    #[arg(long, env = "SOLME_BENCH_FLOOR_ITERATIONS", default_value_t = 3_000)]
+    floor_iterations: u32,
+    /// Skip the PostgreSQL measurements even when PostgreSQL is installed.
+    #[arg(long, env = "SOLME_BENCH_NO_POSTGRES")]
+    no_postgres: bool,
     /// Seconds of lease load on the local server.
     #[arg(long, env = "SOLME_BENCH_SECONDS", default_value_t = 10)]
     seconds: u64,
@@ -33,6 +61,10 @@ struct Args {
 }
 
 fn main() {
+    // The programs' per-request log lines would be measured as server cost.
+    if std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
     if let Err(error) = run(Args::parse()) {
         eprintln!("\nThe benchmark stopped: {error:#}");
         std::process::exit(1);
@@ -51,7 +83,7 @@ fn run(args: Args) -> Result<()> {
         .context("making a temporary directory")?;
     let part = |name: &str| args.parts.iter().any(|p| p == name);
     if part("main") {
-        main_server(&args)?;
+        main_server(&args, dir.path())?;
     }
     if part("local") {
         local_server(&args, dir.path())?;
@@ -62,25 +94,225 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The main server: its own load generator (new TLS connections and kept-alive ones).
-fn main_server(args: &Args) -> Result<()> {
-    println!("\n== Main server: full syncs (bars: ≤ 0.5 ms server CPU per sync, ≥ 1,200/s on new TLS connections, ≥ 3,000/s kept alive, p99 < 25 ms at 64 clients)");
-    let bench = binary("main-server-bench")?;
-    let mut id_counts = vec!["1000"];
+/// The main server: the crypto floor of one sync, then full syncs on new TLS
+/// connections and kept-alive ones, on SQLite and on a throw-away PostgreSQL with one
+/// and two `main-server` processes, with the CPU time of every process involved.
+fn main_server(args: &Args, dir: &Path) -> Result<()> {
+    println!(
+        "\n== Main server: full syncs, durable commits (bars: ≤ 0.5 ms server CPU per sync, \
+         ≥ 1,200/s on new TLS connections, ≥ 3,000/s kept alive, p99 < 25 ms at 64 clients; \
+         server CPU per new-connection sync ≤ 2.0 × the crypto floor; PostgreSQL ≥ 0.8 × SQLite)"
+    );
+    let sqlite = Scenario::start(args, &dir.join("sqlite"), None, 1, args.ids)?;
+    let floor = floor::measure(&sqlite.servers[0].dir, args.floor_iterations)?;
+    println!("crypto floor of one sync: {floor}");
+    let floor = floor.total().as_secs_f64() * 1000.0;
+    let sqlite_figures = sqlite.measure(args, floor, None)?;
+    drop(sqlite);
     if args.million {
-        id_counts.push("1000000");
+        Scenario::start(args, &dir.join("sqlite-million"), None, 1, 1_000_000)?
+            .measure(args, floor, None)?;
     }
-    for ids in id_counts {
-        println!("-- {ids} registered ids");
-        let status = Command::new(&bench)
-            .args(["--ids", ids, "--concurrency", "64"])
-            .status()
-            .context("running main-server-bench")?;
-        if !status.success() {
-            bail!("main-server-bench failed");
+
+    let mut postgres_figures = Vec::new();
+    match postgres::find().filter(|_| !args.no_postgres) {
+        None => println!(
+            "-- PostgreSQL: skipped ({})",
+            if args.no_postgres {
+                "--no-postgres"
+            } else {
+                "no initdb found; install PostgreSQL to measure the scale-out path"
+            }
+        ),
+        Some(bin) => {
+            let pg = postgres::Postgres::start(&bin, 200)?;
+            for processes in [1, 2] {
+                let url = pg.database(&format!("bench_{processes}"))?;
+                let scenario = Scenario::start(
+                    args,
+                    &dir.join(format!("postgres-{processes}")),
+                    Some(url),
+                    processes,
+                    args.ids,
+                )?;
+                postgres_figures.push((processes, scenario.measure(args, floor, Some(&pg))?));
+            }
         }
     }
+
+    println!("-- Against the targets");
+    println!(
+        "main-server CPU per new-connection sync on SQLite: {:.3} ms = {:.2} × the crypto floor (target ≤ 2.0)",
+        sqlite_figures.new.server_ms,
+        sqlite_figures.new.server_ms / floor
+    );
+    for (processes, figures) in &postgres_figures {
+        println!(
+            "PostgreSQL / SQLite syncs/s with {processes} main-server process{}: new connections {:.2}, kept alive {:.2} (target ≥ 0.8)",
+            if *processes == 1 { "" } else { "es" },
+            figures.new.per_second / sqlite_figures.new.per_second,
+            figures.kept_alive.per_second / sqlite_figures.kept_alive.per_second,
+        );
+    }
     Ok(())
+}
+
+/// Main-server processes on one registry, with the clients of its active ids.
+struct Scenario {
+    label: String,
+    servers: Vec<MainServer>,
+    clients: Clients,
+    ca: PathBuf,
+}
+
+/// One mode's figures.
+struct Figures {
+    per_second: f64,
+    server_ms: f64,
+}
+
+struct ModeFigures {
+    new: Figures,
+    kept_alive: Figures,
+}
+
+impl Scenario {
+    fn start(
+        args: &Args,
+        dir: &Path,
+        database_url: Option<String>,
+        processes: usize,
+        ids: usize,
+    ) -> Result<Self> {
+        let label = format!(
+            "{}, {} main-server process{}, {ids} registered ids",
+            if database_url.is_some() {
+                "PostgreSQL (same machine, fsync on)"
+            } else {
+                "SQLite"
+            },
+            processes,
+            if processes == 1 { "" } else { "es" }
+        );
+        let first = MainServer::start(
+            &dir.join("main-1"),
+            MainOptions {
+                database_url: database_url.clone(),
+                clock_offset: None,
+                // Two sync workers, as every figure in BENCHMARKS.md was measured.
+                workers: Some(2),
+            },
+        )?;
+        let db_path = first.dir.join("main.db");
+        let registry = match &database_url {
+            Some(url) => Registry::Postgres(url),
+            None => Registry::Sqlite(&db_path),
+        };
+        let began = Instant::now();
+        let active = sync_load::register(registry, ids, args.active_ids.clamp(1, ids))?;
+        let registered = began.elapsed();
+        let mut servers = vec![first];
+        for n in 2..=processes {
+            let another = servers[0].another_process(&dir.join(format!("main-{n}")))?;
+            servers.push(another);
+        }
+        println!(
+            "-- {label} ({} active, registered in {:.1} s)",
+            active.len(),
+            registered.as_secs_f64()
+        );
+        let ca = servers[0].dir.join("ca.pem");
+        Ok(Self {
+            label,
+            servers,
+            clients: Clients::new(active)?,
+            ca,
+        })
+    }
+
+    /// Runs both modes and prints a line each.
+    fn measure(
+        &self,
+        args: &Args,
+        floor_ms: f64,
+        pg: Option<&postgres::Postgres>,
+    ) -> Result<ModeFigures> {
+        // The IP address, not `localhost`: no name lookup per connection.
+        let urls: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| format!("https://{}/api/v1/sync", s.sync[0]))
+            .collect();
+        let ticks = cpu::ticks_per_second();
+        let own = std::process::id();
+        let mut measured = Vec::new();
+        for (mode, new_connection) in [("new connections", true), ("kept alive", false)] {
+            let texts = self.clients.sync_data(args.syncs)?;
+            let servers_ticks = || -> Result<u64> {
+                self.servers
+                    .iter()
+                    .map(|s| cpu::process_ticks(s.pid()))
+                    .sum()
+            };
+            let pg_ticks = || -> Result<u64> { pg.map_or(Ok(0), |pg| cpu::tree_ticks(pg.pid()?)) };
+            let (server_before, pg_before, own_before) =
+                (servers_ticks()?, pg_ticks()?, cpu::process_ticks(own)?);
+            let load = Load {
+                concurrency: args.concurrency,
+                new_connection,
+                rate: if new_connection {
+                    args.rate_new
+                } else {
+                    args.rate_kept_alive
+                },
+            };
+            let run = sync_load::run(texts, &urls, &self.ca, load)?;
+            let mode = if load.rate > 0 {
+                format!("{mode} (paced, {}/s)", load.rate)
+            } else {
+                mode.to_owned()
+            };
+            let per_sync = |before: u64, after: u64| {
+                after.saturating_sub(before) as f64 / ticks * 1000.0
+                    / run.latencies.len().max(1) as f64
+            };
+            let server_ms = per_sync(server_before, servers_ticks()?);
+            let pg_ms = per_sync(pg_before, pg_ticks()?);
+            let own_ms = per_sync(own_before, cpu::process_ticks(own)?);
+            println!(
+                "{mode:>16}: {:.0} syncs/s, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
+                 main-server CPU {server_ms:.3} ms/sync ({:.2} × floor){}, load generator CPU \
+                 {own_ms:.3} ms/sync; {} failed of {}",
+                run.per_second(),
+                run.percentile(0.50),
+                run.percentile(0.90),
+                run.percentile(0.99),
+                run.percentile(1.0),
+                server_ms / floor_ms,
+                if pg.is_some() {
+                    format!(", PostgreSQL CPU {pg_ms:.3} ms/sync")
+                } else {
+                    String::new()
+                },
+                run.failures,
+                run.latencies.len(),
+            );
+            if run.failures > 0 {
+                // Reported, not fatal: on a starved machine a client can time out.
+                println!(
+                    "{:>16}  note: {} syncs failed (timed out or refused) in {}",
+                    "", run.failures, self.label
+                );
+            }
+            measured.push(Figures {
+                per_second: run.per_second(),
+                server_ms,
+            });
+        }
+        let kept_alive = measured.pop().context("no kept-alive figures")?;
+        let new = measured.pop().context("no new-connection figures")?;
+        Ok(ModeFigures { new, kept_alive })
+    }
 }
 
 /// The local server: check-out+check-in pairs per second, then memory idle and with
