@@ -1,5 +1,7 @@
 //! The report log and `local-server report`.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use serde_json::{json, Value};
 
@@ -41,9 +43,21 @@ async fn the_report_shows_peak_seat_hours_refusals_and_busiest_users() -> TestRe
     let later = [("SOLME_CLOCK_OFFSET", "2h")];
     local.serve(&hour_leases, &later);
     assert_eq!(in_use(&http, &local, "cad").await, 0);
+    let from = (start - chrono::Duration::minutes(1)).to_rfc3339();
+    // The expiry's report row is written beside the answers, not before them.
+    test_harness::wait_until(
+        "the expiry in the report log",
+        Duration::from_secs(10),
+        || {
+            let out = local.cli_env(&["report", "--from", &from, "--json"], &later);
+            let report: Value = serde_json::from_slice(&out.stdout).ok()?;
+            // Until then alice's lease counts as open up to now (two hours).
+            let hours = report["features"][0]["seat_hours"].as_f64()?;
+            (hours < 1.5).then_some(())
+        },
+    )?;
     local.stop();
 
-    let from = (start - chrono::Duration::minutes(1)).to_rfc3339();
     let out = local.cli_env(&["report", "--from", &from, "--json"], &later);
     assert_success(&out);
     let report: Value = serde_json::from_slice(&out.stdout)?;
