@@ -83,6 +83,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sync_usage (server_id, sequence) {
+        server_id -> Text,
+        sequence -> BigInt,
+        synced_at -> BigInt,
+        channel -> Text,
+        usage_since -> Nullable<BigInt>,
+        features -> Text,
+    }
+}
+
 diesel::joinable!(customer_emails -> customers (customer_id));
 diesel::joinable!(servers -> customers (customer_id));
 diesel::joinable!(licenses -> servers (server_id));
@@ -96,4 +107,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     used_requests,
     key_clear_requests,
     audit_log,
+    sync_usage,
 );

@@ -12,6 +12,7 @@ pub mod key_clear;
 pub mod licenses;
 pub mod servers;
 pub mod sync;
+pub mod usage;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use shared_proto::ErrorCode;

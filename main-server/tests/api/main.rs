@@ -24,3 +24,4 @@ mod metrics;
 mod race;
 mod sync;
 mod temporary;
+mod usage;
