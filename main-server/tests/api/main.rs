@@ -22,5 +22,6 @@ mod error_bodies;
 mod helpers;
 mod metrics;
 mod race;
+mod reminders;
 mod sync;
 mod temporary;
