@@ -167,11 +167,13 @@ impl World {
     }
 
     /// The main-server processes (two on PostgreSQL).
+    #[allow(dead_code, reason = "used by the reminder journeys, not by every test binary")]
     pub fn mains(&self) -> &[MainServer] {
         &self.mains
     }
 
     /// The demo customer's id.
+    #[allow(dead_code, reason = "used by the reminder journeys, not by every test binary")]
     pub fn customer(&self) -> &str {
         &self.customer
     }
