@@ -223,6 +223,15 @@ pub struct ServeArgs {
         default_value_t = 10_000
     )]
     pub notice_interval_ms: u64,
+
+    /// How often the main server is asked for reminder mails that became due (an id
+    /// 30, 7 or 1 day before its 366-day limit, or past it), in seconds.
+    #[arg(
+        long,
+        env = "MAIL_GATEWAY_REMINDER_INTERVAL_SECONDS",
+        default_value_t = 300
+    )]
+    pub reminder_interval_seconds: u64,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,8 @@
 //!   [`main_server`]: its client.
 //! - [`replies`]: the mails written; [`outbound`] and [`dispatch`] (the `outgoing/`
 //!   queue's job): sending them.
-//! - [`notices`]: key-clear decision notices; [`status`]: the status page;
+//! - [`notices`]: key-clear decision notices; [`reminders`]: reminders of the
+//!   366-day limit; [`status`]: the status page;
 //!   [`metrics`]: its numbers for Prometheus.
 
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod notices;
 pub mod outbound;
 pub mod queue;
+pub mod reminders;
 pub mod replies;
 pub mod smtp;
 pub mod spool;

@@ -1,5 +1,5 @@
 //! The client of the main server's admin API (docs/API.md): mail sync,
-//! key-clear requests, and the decided-request notices.
+//! key-clear requests, the decided-request notices, and the reminders.
 //!
 //! Every failure is sorted here into the distinctions the worker needs: a
 //! refusal (the main server answered 4xx: permanent, the customer is told),
@@ -13,7 +13,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shared_proto::admin_api::{KeyClearRequest, MailSync, MailSyncAnswer, NewKeyClearRequest};
+use shared_proto::admin_api::{
+    DueReminder, KeyClearRequest, MailSync, MailSyncAnswer, NewKeyClearRequest,
+};
 use shared_proto::{ApiError, ErrorCode};
 use uuid::Uuid;
 
@@ -131,6 +133,21 @@ impl MainServer {
     /// Records that the sender of request `id` was told.
     pub async fn mark_notified(&self, id: Uuid) -> Result<(), MainServerError> {
         let path = format!("/admin/v1/key-clear-requests/{id}/notified");
+        let _: serde_json::Value = self
+            .call::<(), _>(awc::http::Method::POST, &path, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the reminders that became due and returns those to mail.
+    pub async fn claim_reminders(&self) -> Result<Vec<DueReminder>, MainServerError> {
+        self.call::<(), _>(awc::http::Method::POST, "/admin/v1/reminders/claim", None)
+            .await
+    }
+
+    /// Records that reminder `id` is in the outgoing spool (idempotent).
+    pub async fn reminder_handed(&self, id: Uuid) -> Result<(), MainServerError> {
+        let path = format!("/admin/v1/reminders/{id}/handed");
         let _: serde_json::Value = self
             .call::<(), _>(awc::http::Method::POST, &path, None)
             .await?;

@@ -1,5 +1,9 @@
 //! The mails the gateway writes: license files, key-clear acknowledgements
-//! and decision notices, and the replies that say what was wrong.
+//! and decision notices, the replies that say what was wrong, and the
+//! reminders of the 366-day limit.
+//!
+//! Reminders answer no message: they are marked `Auto-Submitted:
+//! auto-generated` instead, and go out with the same null envelope sender.
 //!
 //! Every reply is threaded to the message it answers (In-Reply-To,
 //! References), marked `Auto-Submitted: auto-replied` (RFC 3834) so that
@@ -17,7 +21,9 @@ use uuid::Uuid;
 
 use crate::inbound::{Problem, Sender};
 use crate::spool::OutgoingEnvelope;
-use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, License, MailSyncAnswer};
+use shared_proto::admin_api::{
+    DueReminder, KeyClearRequest, KeyClearStatus, License, MailSyncAnswer, ReminderThreshold,
+};
 use shared_proto::ErrorCode;
 
 /// What a reply says.
@@ -122,6 +128,8 @@ shared_proto::text_enum! {
         Stale => "stale",
         /// Any other refusal of the main server.
         Refused => "refused",
+        /// A reminder of the 366-day limit (not a reply).
+        Reminder => "reminder",
     }
 }
 
@@ -143,21 +151,26 @@ impl Reply<'_> {
     }
 }
 
-/// `Auto-Submitted` (RFC 3834).
+/// `Auto-Submitted` (RFC 3834): `auto-replied` on replies, `auto-generated`
+/// on reminders.
 #[derive(Debug, Clone)]
-struct AutoSubmitted;
+struct AutoSubmitted(&'static str);
 
 impl Header for AutoSubmitted {
     fn name() -> HeaderName {
         HeaderName::new_from_ascii_str("Auto-Submitted")
     }
 
-    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(AutoSubmitted)
+    fn parse(value: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted(if value.trim() == "auto-generated" {
+            "auto-generated"
+        } else {
+            "auto-replied"
+        }))
     }
 
     fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), "auto-replied".into())
+        HeaderValue::new(Self::name(), self.0.into())
     }
 }
 
@@ -217,14 +230,13 @@ impl Composer {
             .parse()
             .with_context(|| format!("the sender address {:?} is not valid", to.address))?;
         let subject = self.subject(reply, &to.subject);
-        let mut builder = lettre::Message::builder()
-            .from(self.from.clone())
-            .to(Mailbox::new(to.name.clone(), recipient.clone()))
-            .subject(subject)
-            .date(SystemTime::from(now))
-            .message_id(Some(format!("<{name}@{}>", self.domain)))
-            .header(AutoSubmitted)
-            .header(AutoResponseSuppress);
+        let mut builder = self.builder(
+            Mailbox::new(to.name.clone(), recipient.clone()),
+            subject,
+            name,
+            now,
+            "auto-replied",
+        );
         if let Some(id) = &to.message_id {
             let mut references: Vec<String> =
                 to.references.iter().map(|r| format!("<{r}>")).collect();
@@ -252,6 +264,61 @@ impl Composer {
             kind: reply.kind(),
         };
         Ok((envelope, message.formatted()))
+    }
+
+    /// Writes the reminder to one of the customer's contacts, `to`; `name`
+    /// (unique per reminder and contact) makes its Message-ID.
+    pub fn compose_reminder(
+        &self,
+        reminder: &DueReminder,
+        to: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<(OutgoingEnvelope, Vec<u8>)> {
+        let recipient: lettre::Address = to
+            .parse()
+            .with_context(|| format!("the contact address {to:?} is not valid"))?;
+        let subject = reminder_subject(reminder);
+        let text = format!(
+            "{}\n-- \nSolme Licensing\nThis is an automatic message from {}.\n",
+            reminder_text(reminder, &self.from.email),
+            self.from.email
+        );
+        let message = self
+            .builder(
+                Mailbox::new(None, recipient.clone()),
+                subject,
+                name,
+                now,
+                "auto-generated",
+            )
+            .singlepart(SinglePart::plain(text))
+            .context("building the reminder")?;
+        let envelope = OutgoingEnvelope {
+            from: None,
+            to: recipient.to_string(),
+            kind: ReplyKind::Reminder,
+        };
+        Ok((envelope, message.formatted()))
+    }
+
+    /// The headers every mail of the gateway has.
+    fn builder(
+        &self,
+        to: Mailbox,
+        subject: String,
+        name: &str,
+        now: DateTime<Utc>,
+        auto_submitted: &'static str,
+    ) -> lettre::message::MessageBuilder {
+        lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .date(SystemTime::from(now))
+            .message_id(Some(format!("<{name}@{}>", self.domain)))
+            .header(AutoSubmitted(auto_submitted))
+            .header(AutoResponseSuppress)
     }
 
     fn subject(&self, reply: &Reply<'_>, original: &str) -> String {
@@ -408,6 +475,86 @@ fn decision_text(request: &KeyClearRequest) -> String {
             reference = request.id,
         )
     }
+}
+
+fn days(n: i64) -> String {
+    if n == 1 {
+        "1 day".to_owned()
+    } else {
+        format!("{n} days")
+    }
+}
+
+fn reminder_subject(reminder: &DueReminder) -> String {
+    if reminder.threshold == ReminderThreshold::Passed {
+        format!(
+            "License server {} has not synchronized in time: it issues no licenses",
+            reminder.server_id
+        )
+    } else {
+        format!(
+            "Reminder: synchronize license server {} by {} ({} left)",
+            reminder.server_id,
+            day(reminder.valid_until),
+            days(reminder.days_left.max(0))
+        )
+    }
+}
+
+fn reminder_text(reminder: &DueReminder, own: &lettre::Address) -> String {
+    let until = reminder.valid_until.format("%Y-%m-%d %H:%M UTC");
+    let (when, consequence) = if reminder.threshold == ReminderThreshold::Passed {
+        (
+            format!(
+                "Limit passed:      {until} ({} ago)\n",
+                days(reminder.days_left.saturating_abs().max(1))
+            ),
+            format!(
+                "A license server must synchronize with Solme at least once every 366 days.\n\
+                 This one last synchronized more than 366 days ago, so since {until} it\n\
+                 issues no licenses to client programs, however valid they are. Synchronize\n\
+                 it now and it issues licenses again at once.\n"
+            ),
+        )
+    } else {
+        (
+            format!(
+                "Synchronize by:    {until}\n\
+                 Days left:         {}\n",
+                reminder.days_left
+            ),
+            format!(
+                "A license server must synchronize with Solme at least once every 366 days.\n\
+                 If this one has not synchronized by {until}, it stops issuing licenses to\n\
+                 client programs until it has, however valid the licenses are.\n"
+            ),
+        )
+    };
+    format!(
+        "Hello,\n\n\
+         this is a reminder from Solme Licensing for {customer}.\n\n\
+         License server id: {id}\n\
+         Customer:          {customer}\n\
+         {when}\n\
+         {consequence}\n\
+         There are two ways to synchronize (DIR: the license server's data directory):\n\n\
+         1. Directly over the internet: on the license server run\n      \
+            local-server sync --data-dir DIR\n   \
+            or press \"Synchronize Server\" on its manager page.\n\n\
+         2. By email, when the server cannot reach the internet:\n   \
+            a. run \"local-server export-sync-data --data-dir DIR sync.txt\"\n      \
+               (or use \"Export sync data\" on the manager page);\n   \
+            b. mail that file to {own} from an address registered for your company;\n   \
+            c. you get a license file back at that address: import it with\n      \
+               \"local-server import-license-file --data-dir DIR FILE\"\n      \
+               (or \"Import license file\" on the manager page).\n\n\
+         Client programs keep working while you do this. Once the server has\n\
+         synchronized, no further reminder is sent for this period.\n\n\
+         This mail goes to every registered contact of {customer}. To stop these\n\
+         reminders, ask your Solme representative to switch them off for your company.\n",
+        customer = reminder.customer_name,
+        id = reminder.server_id,
+    )
 }
 
 fn how_to_sync(own: &lettre::Address) -> String {

@@ -1,6 +1,7 @@
 //! Start-up: turns the `serve` arguments into running parts. [`Application::build`]
 //! binds the listeners (port 0 allowed) and writes `DATA_DIR/listening.json`;
-//! [`Application::run_until_stopped`] runs intake, worker, dispatcher, notices
+//! [`Application::run_until_stopped`] runs intake, worker, dispatcher, notices,
+//! reminders
 //! and the status page until the shutdown future completes, then drains.
 //!
 //! The stop, in order: no new mail is taken (SMTP listener, Maildir) and the
@@ -35,6 +36,7 @@ use crate::main_server::MainServer;
 use crate::notices::Notices;
 use crate::outbound::{Outbound, RelaySettings};
 use crate::queue::{Backoff, RetryPolicy, Runner};
+use crate::reminders::Reminders;
 use crate::replies::Composer;
 use crate::smtp::{Smtp, SmtpSettings};
 use crate::spool::Spool;
@@ -226,9 +228,17 @@ impl Application {
         ));
         let notices = Rc::new(Notices {
             spool: spool.clone(),
+            main: main.clone(),
+            composer: composer.clone(),
+            clock: clock.clone(),
+            replies: replies_tx.clone(),
+        });
+        let reminders = Rc::new(Reminders {
+            spool: spool.clone(),
             main,
             composer: composer.clone(),
             clock: clock.clone(),
+            stats: stats.clone(),
             replies: replies_tx,
         });
 
@@ -237,6 +247,10 @@ impl Application {
             actix_web::rt::spawn(dispatcher.clone().run(replies_rx, SCAN_EVERY)),
             actix_web::rt::spawn(notices.run(
                 Duration::from_millis(args.notice_interval_ms.max(10)),
+                stop_rx.clone(),
+            )),
+            actix_web::rt::spawn(reminders.run(
+                Duration::from_secs(args.reminder_interval_seconds.max(1)),
                 stop_rx.clone(),
             )),
             actix_web::rt::spawn(housekeeping(

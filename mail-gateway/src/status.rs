@@ -29,6 +29,9 @@ pub struct Stats {
     /// Completed passes of the dispatcher over `spool/outgoing/` (which pick up what a
     /// restart left there): a test knows from it that a pass went by.
     pub scans: AtomicU64,
+    /// Completed reminder polls (claim, stage, mark handed): a test knows from it that
+    /// a poll went by.
+    pub reminder_polls: AtomicU64,
 }
 
 impl Stats {
@@ -47,6 +50,7 @@ pub struct Status {
     pub failed: u64,
     pub retries: u64,
     pub scans: u64,
+    pub reminder_polls: u64,
     /// Inbound messages waiting in the spool.
     pub queued: usize,
     /// Replies waiting for the transport.
@@ -74,6 +78,7 @@ impl State {
             failed: read(&self.stats.failed),
             retries: read(&self.stats.retries),
             scans: read(&self.stats.scans),
+            reminder_polls: read(&self.stats.reminder_polls),
             queued,
             outgoing,
             failed_in_spool,

@@ -163,11 +163,11 @@
 
   // ---- views ------------------------------------------------------------------
 
-  const VIEWS = ['sign-in', 'customers', 'servers', 'server', 'requests', 'audit'];
+  const VIEWS = ['sign-in', 'customers', 'customer', 'servers', 'server', 'requests', 'audit'];
 
   function showView(name) {
     for (const view of VIEWS) $('view-' + view).hidden = view !== name;
-    const tab = name === 'server' ? 'servers' : name;
+    const tab = name === 'server' ? 'servers' : name === 'customer' ? 'customers' : name;
     for (const link of document.querySelectorAll('#nav a')) {
       if (link.dataset.view === tab) link.setAttribute('aria-current', 'page');
       else link.removeAttribute('aria-current');
@@ -196,6 +196,7 @@
       switch (name) {
         case 'servers': showView('servers'); await loadServers(); break;
         case 'server': showView('server'); await loadServer(arg); break;
+        case 'customer': showView('customer'); await loadCustomer(arg); break;
         case 'requests': showView('requests'); await loadRequests(); break;
         case 'audit': showView('audit'); await loadAudit(); break;
         default: showView('customers'); await loadCustomers(); break;
@@ -231,13 +232,54 @@
         onclick: () => allocateFor(c.id),
       });
       return el('tr', {},
-        el('td', {}, el('strong', { text: c.name }), el('div', { class: 'hint mono', text: c.id })),
+        el('td', {}, el('a', { href: '#customer/' + encodeURIComponent(c.id) }, el('strong', { text: c.name })),
+          el('div', { class: 'hint mono', text: c.id }),
+          c.reminders_enabled === false ? el('div', { class: 'hint', text: 'reminders off' }) : null),
         el('td', {}, c.emails.length ? el('ul', { class: 'plain' }, c.emails.map((e) => el('li', { text: e })))
           : el('span', { class: 'hint', text: 'none' })),
         el('td', {}, addEmail),
         el('td', {}, allocate));
     });
     fill($('customers-body'), rows, 4, 'No customers yet.');
+  }
+
+  // One customer: contacts, the reminder switch, and the reminders recorded
+
+  const REMINDER_NAMES = { '30d': '30 days before', '7d': '7 days before', '1d': '1 day before', passed: 'limit passed' };
+  const REMINDER_STATES = { pending: 'waiting for the mail gateway', handed: 'mailed', cancelled: 'cancelled (no longer due)' };
+
+  async function loadCustomer(id) {
+    if (!id) throw new ApiError('NOT_FOUND', 'no customer id in the address', 404);
+    const [customers, reminders] = await Promise.all([
+      api('GET', '/customers'),
+      api('GET', '/customers/' + encodeURIComponent(id) + '/reminders'),
+    ]);
+    const c = customers.find((x) => x.id === id);
+    if (!c) throw new ApiError('NOT_FOUND', 'no customer ' + id, 404);
+    $('customer-title').textContent = c.name;
+    const dl = $('customer-facts');
+    dl.replaceChildren(
+      el('dt', { text: 'Customer id' }), el('dd', { class: 'mono', text: c.id }),
+      el('dt', { text: 'Contacts' }), el('dd', { text: c.emails.length ? c.emails.join(', ') : 'none' }));
+    $('reminders-state').textContent = c.reminders_enabled
+      ? 'Reminder mails are on.' : 'Reminder mails are off: no reminder is sent to this customer.';
+    const button = $('reminders-switch');
+    button.textContent = c.reminders_enabled ? 'Switch reminders off' : 'Switch reminders on';
+    button.onclick = async () => {
+      const enabled = !c.reminders_enabled;
+      const ok = await act(() => api('PUT', '/customers/' + encodeURIComponent(c.id) + '/reminders', { enabled }),
+        'Reminder mails for ' + c.name + ' switched ' + (enabled ? 'on' : 'off') + '.');
+      if (ok) loadCustomer(id).catch(showError);
+    };
+    const rows = reminders.map((r) => el('tr', {},
+      el('td', {}, serverLink(r.server_id)),
+      el('td', { text: REMINDER_NAMES[r.threshold] || r.threshold }),
+      el('td', { text: fmtTime(r.valid_until) }),
+      el('td', { text: REMINDER_STATES[r.state] || r.state }),
+      el('td', { text: fmtTime(r.created_at) }),
+      el('td', { text: fmtTime(r.handed_at) }),
+      el('td', { text: r.recipients.length ? r.recipients.join(', ') : '—' })));
+    fill($('reminders-body'), rows, 7, 'No reminders recorded yet.');
   }
 
   async function allocateFor(customerId) {

@@ -119,6 +119,9 @@ pub enum AdminCommand {
     /// Key-clear requests that arrived by email.
     #[command(subcommand, name = "key-clear-requests", visible_alias = "requests")]
     Requests(RequestCommand),
+    /// Reminder mails sent before the 366-day limit.
+    #[command(subcommand)]
+    Reminders(ReminderCommand),
     /// Answer a sync-data file as the mail gateway would, for a sender address; writes
     /// the license file.
     MailSync(MailSyncArgs),
@@ -153,6 +156,30 @@ pub enum CustomerCommand {
         customer_id: Uuid,
         /// The address.
         email: String,
+    },
+    /// Switch the reminder mails of a customer on or off (on by default).
+    Reminders {
+        /// Customer id.
+        customer_id: Uuid,
+        /// `on` or `off`.
+        switch: Switch,
+    },
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReminderCommand {
+    /// The reminders recorded for a customer's ids, newest first: threshold, the
+    /// valid-until it was about, whether it was mailed (and to whom) or cancelled.
+    List {
+        /// Customer id.
+        customer_id: Uuid,
     },
 }
 

@@ -6,6 +6,7 @@ diesel::table! {
         id -> Text,
         name -> Text,
         created_at -> BigInt,
+        reminders_enabled -> Bool,
     }
 }
 
@@ -94,10 +95,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    reminders (id) {
+        id -> Text,
+        server_id -> Text,
+        threshold -> Text,
+        valid_until -> BigInt,
+        state -> Text,
+        created_at -> BigInt,
+        handed_at -> Nullable<BigInt>,
+        recipients -> Text,
+    }
+}
+
 diesel::joinable!(customer_emails -> customers (customer_id));
 diesel::joinable!(servers -> customers (customer_id));
 diesel::joinable!(licenses -> servers (server_id));
 diesel::joinable!(key_clear_requests -> servers (server_id));
+diesel::joinable!(reminders -> servers (server_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
@@ -108,4 +123,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     key_clear_requests,
     audit_log,
     sync_usage,
+    reminders,
 );

@@ -42,6 +42,66 @@ crate::text_enum! {
         KeyClearRequestCreate => "key_clear_request.create",
         KeyClearRequestApprove => "key_clear_request.approve",
         KeyClearRequestReject => "key_clear_request.reject",
+        /// An operator switched a customer's reminder mails on or off.
+        CustomerReminders => "customer.reminders",
+        /// The mail gateway took a reminder mail into its outgoing spool.
+        ReminderHanded => "reminder.handed",
+    }
+}
+
+crate::text_enum! {
+    /// Which reminder of the 366-day limit: days before it, or once it has passed.
+    /// Declared from the least to the most urgent (`ALL` keeps that order).
+    pub enum ReminderThreshold {
+        ThirtyDays => "30d",
+        SevenDays => "7d",
+        OneDay => "1d",
+        Passed => "passed",
+    }
+}
+
+impl ReminderThreshold {
+    /// Milliseconds before valid-until from which this reminder is due (`Passed`: due
+    /// once valid-until itself is behind, i.e. strictly after it).
+    pub fn lead_ms(self) -> i64 {
+        const DAY_MS: i64 = 86_400_000;
+        match self {
+            Self::ThirtyDays => 30 * DAY_MS,
+            Self::SevenDays => 7 * DAY_MS,
+            Self::OneDay => DAY_MS,
+            Self::Passed => 0,
+        }
+    }
+
+    /// The most urgent reminder due at `now_ms` for a validity ending at
+    /// `valid_until_ms`, if any.
+    pub fn most_urgent(valid_until_ms: i64, now_ms: i64) -> Option<ReminderThreshold> {
+        Self::ALL
+            .iter()
+            .rev()
+            .copied()
+            .find(|threshold| match threshold {
+                Self::Passed => now_ms > valid_until_ms,
+                other => now_ms >= valid_until_ms - other.lead_ms(),
+            })
+    }
+
+    /// Position in [`Self::ALL`]: a larger one is more urgent.
+    pub fn urgency(self) -> usize {
+        Self::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+crate::text_enum! {
+    /// Where a reminder stands.
+    pub enum ReminderState {
+        /// Recorded as due; the mail gateway has not taken it yet.
+        Pending => "pending",
+        /// The mail gateway wrote the mail into its outgoing spool.
+        Handed => "handed",
+        /// No longer due before it went out: the id synchronized (a new validity), a
+        /// more urgent reminder replaced it, or the customer's reminders were switched off.
+        Cancelled => "cancelled",
     }
 }
 
@@ -118,6 +178,50 @@ pub struct Customer {
     pub id: Uuid,
     pub name: String,
     pub emails: Vec<String>,
+    /// Whether the contacts get reminder mails before the 366-day limit (default on).
+    #[serde(default = "switched_on")]
+    pub reminders_enabled: bool,
+}
+
+fn switched_on() -> bool {
+    true
+}
+
+/// `PUT /admin/v1/customers/{id}/reminders`: switch reminder mails on or off.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RemindersSwitch {
+    pub enabled: bool,
+}
+
+/// A reminder the mail gateway is to send (`POST /admin/v1/reminders/claim`), with
+/// everything the mail says.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DueReminder {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    pub customer_id: Uuid,
+    pub customer_name: String,
+    /// Every registered contact of the customer: each gets the mail.
+    pub contacts: Vec<String>,
+    pub threshold: ReminderThreshold,
+    /// End of the 366-day window this reminder is about.
+    pub valid_until: DateTime<Utc>,
+    /// Days left until `valid_until` at the claim (negative once passed).
+    pub days_left: i64,
+}
+
+/// A recorded reminder (`GET /admin/v1/customers/{id}/reminders`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Reminder {
+    pub id: Uuid,
+    pub server_id: Uuid,
+    pub threshold: ReminderThreshold,
+    pub valid_until: DateTime<Utc>,
+    pub state: ReminderState,
+    pub created_at: DateTime<Utc>,
+    pub handed_at: Option<DateTime<Utc>>,
+    /// The addresses it went to (recorded when handed over).
+    pub recipients: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -301,5 +405,21 @@ mod tests {
         );
         assert!("ok".parse::<AuditOutcome>().is_err());
         assert_eq!(AuditAction::KeyClear.to_string(), "key.clear");
+    }
+
+    #[test]
+    fn the_most_urgent_reminder_reached_is_due() {
+        const DAY: i64 = 86_400_000;
+        let until = 1_000 * DAY;
+        let due = |days_before: i64| ReminderThreshold::most_urgent(until, until - days_before);
+        assert_eq!(due(31 * DAY), None);
+        assert_eq!(due(30 * DAY), Some(ReminderThreshold::ThirtyDays));
+        assert_eq!(due(8 * DAY), Some(ReminderThreshold::ThirtyDays));
+        assert_eq!(due(7 * DAY), Some(ReminderThreshold::SevenDays));
+        assert_eq!(due(DAY), Some(ReminderThreshold::OneDay));
+        assert_eq!(due(0), Some(ReminderThreshold::OneDay));
+        assert_eq!(due(-1), Some(ReminderThreshold::Passed));
+        assert!(ReminderThreshold::Passed.urgency() > ReminderThreshold::OneDay.urgency());
+        assert_eq!("30d".parse(), Ok(ReminderThreshold::ThirtyDays));
     }
 }

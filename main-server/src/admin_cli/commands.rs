@@ -4,19 +4,19 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::cli::{
-    AdminArgs, AdminCommand, CustomerCommand, KeyCommand, LicenseCommand, PageArgs, RequestCommand,
-    ServerCommand,
+    AdminArgs, AdminCommand, CustomerCommand, KeyCommand, LicenseCommand, PageArgs,
+    ReminderCommand, RequestCommand, ServerCommand, Switch,
 };
 use shared_proto::admin_api::{
     AuditEntry, Customer, Decision, KeyClear, KeyClearRequest, License, LicenseChange, MailSync,
-    MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewServer, Server,
-    SyncUsage,
+    MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewServer, Reminder,
+    RemindersSwitch, Server, SyncUsage,
 };
 
 use super::client::{decode, CliError, Client};
 use super::tables::{
-    json_out, show_customers, show_licenses, show_requests, show_server, show_server_page,
-    show_usage, table,
+    json_out, show_customers, show_licenses, show_reminders, show_requests, show_server,
+    show_server_page, show_usage, table,
 };
 
 /// Parses a date option: `YYYY-MM-DD` (midnight UTC), RFC 3339, or `none`.
@@ -67,7 +67,41 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
                     .await?;
                 show_customers(&[customer], json)
             }
+            CustomerCommand::Reminders {
+                customer_id,
+                switch,
+            } => {
+                let value = client
+                    .send(
+                        awc::http::Method::PUT,
+                        &format!("/admin/v1/customers/{customer_id}/reminders"),
+                        Some(&RemindersSwitch {
+                            enabled: *switch == Switch::On,
+                        }),
+                    )
+                    .await?;
+                let customer: Customer = decode(value)?;
+                if json {
+                    return json_out(&customer);
+                }
+                Ok(format!(
+                    "Reminder mails for {} ({}) are {}.\n",
+                    customer.name,
+                    customer.id,
+                    if customer.reminders_enabled {
+                        "on"
+                    } else {
+                        "off"
+                    }
+                ))
+            }
         },
+        AdminCommand::Reminders(ReminderCommand::List { customer_id }) => {
+            let list: Vec<Reminder> = client
+                .get(&format!("/admin/v1/customers/{customer_id}/reminders"))
+                .await?;
+            show_reminders(&list, json)
+        }
         AdminCommand::Server(command) => match command {
             ServerCommand::Add { customer_id } => {
                 let server: Server = client

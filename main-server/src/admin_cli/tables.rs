@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::PageArgs;
-use shared_proto::admin_api::{Customer, KeyClearRequest, License, Server, SyncUsage};
+use shared_proto::admin_api::{Customer, KeyClearRequest, License, Reminder, Server, SyncUsage};
 
 use super::client::CliError;
 
@@ -28,9 +28,55 @@ pub(super) fn show_customers(list: &[Customer], json: bool) -> Result<String, Cl
     }
     let rows = list
         .iter()
-        .map(|c| vec![c.id.to_string(), c.name.clone(), c.emails.join(", ")])
+        .map(|c| {
+            vec![
+                c.id.to_string(),
+                c.name.clone(),
+                c.emails.join(", "),
+                if c.reminders_enabled { "on" } else { "off" }.to_owned(),
+            ]
+        })
         .collect::<Vec<_>>();
-    Ok(table(&["CUSTOMER", "NAME", "CONTACTS"], &rows))
+    Ok(table(&["CUSTOMER", "NAME", "CONTACTS", "REMINDERS"], &rows))
+}
+
+pub(super) fn show_reminders(list: &[Reminder], json: bool) -> Result<String, CliError> {
+    if json {
+        return json_out(&list);
+    }
+    if list.is_empty() {
+        return Ok("No reminders recorded for this customer.\n".to_owned());
+    }
+    let rows = list
+        .iter()
+        .map(|r| {
+            vec![
+                r.server_id.to_string(),
+                r.threshold.to_string(),
+                date(Some(r.valid_until)),
+                r.state.to_string(),
+                date(Some(r.created_at)),
+                date(r.handed_at),
+                if r.recipients.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.recipients.join(", ")
+                },
+            ]
+        })
+        .collect::<Vec<_>>();
+    Ok(table(
+        &[
+            "SERVER ID",
+            "REMINDER",
+            "VALID UNTIL",
+            "STATE",
+            "DUE SINCE",
+            "MAILED",
+            "TO",
+        ],
+        &rows,
+    ))
 }
 
 pub(super) fn show_servers(list: &[Server], json: bool) -> Result<String, CliError> {

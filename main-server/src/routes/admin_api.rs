@@ -14,11 +14,11 @@ use super::with_conn;
 use crate::auth::AdminToken;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::store::{audit, customers, key_clear, licenses, servers, usage};
+use crate::store::{audit, customers, key_clear, licenses, reminders, servers, usage};
 use crate::sync::{Channel, SyncService};
 use shared_proto::admin_api::{
     Decision, KeyClear, KeyClearStatus, LicenseChange, MailSync, MailSyncAnswer, NewCustomer,
-    NewEmail, NewKeyClearRequest, NewLicense, NewServer,
+    NewEmail, NewKeyClearRequest, NewLicense, NewServer, RemindersSwitch,
 };
 
 /// Longest operator name taken from `X-Operator`.
@@ -31,6 +31,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/customers", web::post().to(create_customer))
             .route("/customers", web::get().to(list_customers))
             .route("/customers/{id}/emails", web::post().to(add_email))
+            .route("/customers/{id}/reminders", web::get().to(list_reminders))
+            .route("/customers/{id}/reminders", web::put().to(switch_reminders))
+            .route("/reminders/claim", web::post().to(claim_reminders))
+            .route("/reminders/{id}/handed", web::post().to(reminder_handed))
             .route("/servers", web::post().to(create_server))
             .route("/servers", web::get().to(list_servers))
             .route("/servers/{id}", web::get().to(show_server))
@@ -157,6 +161,51 @@ async fn add_email(
     })
     .await?;
     Ok(HttpResponse::Ok().json(customer))
+}
+
+async fn list_reminders(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let list = with_conn(&svc.db.read, move |conn| {
+        reminders::list_for_customer(conn, id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+async fn switch_reminders(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<Uuid>,
+    body: web::Json<RemindersSwitch>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let id = path.into_inner();
+    let customer = with_conn(&svc.db.write, move |conn| {
+        reminders::set_enabled(conn, now, &op.0, id, body.enabled)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(customer))
+}
+
+/// The mail gateway's poll: records what became due and returns what to mail.
+async fn claim_reminders(svc: Svc) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let due = with_conn(&svc.db.write, move |conn| reminders::claim(conn, now)).await?;
+    Ok(HttpResponse::Ok().json(due))
+}
+
+async fn reminder_handed(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let id = path.into_inner();
+    let reminder = with_conn(&svc.db.write, move |conn| {
+        reminders::mark_handed(conn, now, &op.0, id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(reminder))
 }
 
 async fn create_server(

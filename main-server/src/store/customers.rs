@@ -69,27 +69,38 @@ pub fn create(
             },
         )
     })?;
-    Ok(Customer { id, name, emails })
+    Ok(Customer {
+        id,
+        name,
+        emails,
+        reminders_enabled: true,
+    })
 }
 
 pub fn get(conn: &mut DbConnection, id: Uuid) -> Result<Customer, ApiError> {
-    let name: Option<String> = customers::table
+    let row: Option<(String, bool)> = customers::table
         .find(id.to_string())
-        .select(customers::name)
+        .select((customers::name, customers::reminders_enabled))
         .first(conn)
         .optional()?;
-    let name = name.ok_or_else(|| ApiError::not_found(format!("no customer {id}")))?;
+    let (name, reminders_enabled) =
+        row.ok_or_else(|| ApiError::not_found(format!("no customer {id}")))?;
     let emails = customer_emails::table
         .filter(customer_emails::customer_id.eq(id.to_string()))
         .select(customer_emails::email)
         .order(customer_emails::email)
         .load(conn)?;
-    Ok(Customer { id, name, emails })
+    Ok(Customer {
+        id,
+        name,
+        emails,
+        reminders_enabled,
+    })
 }
 
 pub fn list(conn: &mut DbConnection) -> Result<Vec<Customer>, ApiError> {
-    let rows: Vec<(String, String)> = customers::table
-        .select((customers::id, customers::name))
+    let rows: Vec<(String, String, bool)> = customers::table
+        .select((customers::id, customers::name, customers::reminders_enabled))
         .order((customers::name, customers::id))
         .load(conn)?;
     let mut emails: HashMap<String, Vec<String>> = HashMap::new();
@@ -101,11 +112,12 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<Customer>, ApiError> {
         emails.entry(customer).or_default().push(email);
     }
     rows.into_iter()
-        .map(|(id, name)| {
+        .map(|(id, name, reminders_enabled)| {
             Ok(Customer {
                 id: parse_uuid(&id)?,
                 emails: emails.remove(&id).unwrap_or_default(),
                 name,
+                reminders_enabled,
             })
         })
         .collect()

@@ -22,6 +22,7 @@ mod error_bodies;
 mod helpers;
 mod metrics;
 mod race;
+mod reminders;
 mod sync;
 mod temporary;
 mod usage;

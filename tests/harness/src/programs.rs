@@ -611,6 +611,12 @@ pub struct MailGateway {
 impl MailGateway {
     /// Starts the gateway for `licensing@solme.example` on loopback, outbox in `dir/outbox`.
     pub fn start(dir: &Path, main: &MainServer) -> Result<Self> {
+        Self::start_with(dir, main, &[])
+    }
+
+    /// [`MailGateway::start`] with `extra` flags; with `--smtp-relay` among them the
+    /// mails go to that relay instead of the outbox.
+    pub fn start_with(dir: &Path, main: &MainServer, extra: &[&str]) -> Result<Self> {
         std::fs::create_dir_all(dir.join("outbox")).context("creating the outbox")?;
         let address = "licensing@solme.example".to_string();
         let mut command = Command::new(binary("mail-gateway")?);
@@ -629,9 +635,11 @@ impl MailGateway {
                 "127.0.0.1:0",
                 "--http-listen",
                 "127.0.0.1:0",
-            ])
-            .arg("--outbox")
-            .arg(dir.join("outbox"));
+            ]);
+        if !extra.contains(&"--smtp-relay") {
+            command.arg("--outbox").arg(dir.join("outbox"));
+        }
+        command.args(extra);
         let (child, listening) = spawn_listening("mail-gateway", command, dir)?;
         let parse = |key: &str| -> Result<SocketAddr> {
             listening[key]
@@ -655,6 +663,22 @@ impl MailGateway {
     /// Stops the gateway cleanly (SIGTERM, then wait).
     pub fn stop(&mut self) -> Result<()> {
         self.child.stop()
+    }
+
+    /// Kills the gateway at once (SIGKILL), as a crash would (the spool stays).
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+
+    /// The status page's JSON (`/status`).
+    pub fn status(&self) -> Result<Value> {
+        let text = agent()
+            .get(&format!("http://{}/status", self.http))
+            .call()
+            .context("reading the gateway's status")?
+            .into_string()
+            .context("reading the gateway's status")?;
+        serde_json::from_str(&text).context("the gateway's status is not JSON")
     }
 
     pub fn log(&self) -> String {

@@ -167,7 +167,30 @@ impl World {
     }
 
     pub fn gateway(&self) -> MailGateway {
-        MailGateway::start(&self.next_dir("gateway"), &self.mains[0]).unwrap()
+        self.gateway_with(&[])
+    }
+
+    /// A gateway with `extra` flags, talking to the first main-server process.
+    pub fn gateway_with(&self, extra: &[&str]) -> MailGateway {
+        MailGateway::start_with(&self.next_dir("gateway"), &self.mains[0], extra).unwrap()
+    }
+
+    /// The main-server processes (two on PostgreSQL).
+    #[allow(
+        dead_code,
+        reason = "used by the reminder journeys, not by every test binary"
+    )]
+    pub fn mains(&self) -> &[MainServer] {
+        &self.mains
+    }
+
+    /// The demo customer's id.
+    #[allow(
+        dead_code,
+        reason = "used by the reminder journeys, not by every test binary"
+    )]
+    pub fn customer(&self) -> &str {
+        &self.customer
     }
 }
 

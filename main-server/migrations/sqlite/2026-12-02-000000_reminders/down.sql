@@ -1,0 +1,2 @@
+DROP TABLE reminders;
+ALTER TABLE customers DROP COLUMN reminders_enabled;
