@@ -12,6 +12,24 @@ use test_harness::mail::{send_sync_mail, Reply};
 use test_harness::{Admin, LocalServer, MailGateway, MainOptions, MainServer};
 use uuid::Uuid;
 
+/// Generates `sqlite::NAME` and `postgres::NAME` for each journey (a function taking
+/// the [`World`]); the `postgres::` ones skip with a notice without a database.
+macro_rules! journeys {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::support::World::sqlite()); })*
+        }
+        mod postgres {
+            $(#[test] fn $name() {
+                match super::support::World::postgres() {
+                    Some(world) => super::$name(world),
+                    None => eprintln!("skipped: SOLME_TEST_DATABASE_URL is not set"),
+                }
+            })*
+        }
+    };
+}
+
 /// The customer's registered contact address.
 pub const CONTACT: &str = "ops@acme.example";
 
@@ -167,13 +185,19 @@ impl World {
     }
 
     /// The main-server processes (two on PostgreSQL).
-    #[allow(dead_code, reason = "used by the reminder journeys, not by every test binary")]
+    #[allow(
+        dead_code,
+        reason = "used by the reminder journeys, not by every test binary"
+    )]
     pub fn mains(&self) -> &[MainServer] {
         &self.mains
     }
 
     /// The demo customer's id.
-    #[allow(dead_code, reason = "used by the reminder journeys, not by every test binary")]
+    #[allow(
+        dead_code,
+        reason = "used by the reminder journeys, not by every test binary"
+    )]
     pub fn customer(&self) -> &str {
         &self.customer
     }
