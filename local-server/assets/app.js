@@ -563,11 +563,27 @@
     });
   }
 
+  // The text of the license file previewed, waiting for the customer's confirmation.
+  let pendingImport = null;
+
+  function shortfallLines(c) {
+    const short = c.seats_below_use || [];
+    if (short.length === 0) return [];
+    return [
+      el("p", { cls: "headline", text: "More seats in use than the file gives:" }),
+      el("ul", null, short.map((s) =>
+        el("li", { text: s.feature + ": " + plural(s.seats_after, "seat") + ", " + s.in_use + " in use now" +
+          " (no new check-outs until enough are returned)" }))),
+    ];
+  }
+
+  /** Step 1: what the file would change, with the import's checks; nothing applied. */
   async function importLicenseFile() {
     const box = $("import-result");
     const fileInput = $("import-file");
     const pasted = $("import-text");
-    await busy($("import-button"), box, "Importing…", async () => {
+    await busy($("import-button"), box, "Checking the license file…", async () => {
+      pendingImport = null;
       let text = pasted.value;
       if (fileInput.files && fileInput.files.length > 0) {
         text = await fileInput.files[0].text();
@@ -576,11 +592,46 @@
         showResult(box, "warn", "Choose the license file, or paste its text, first.", []);
         return;
       }
+      const resp = await api("POST", "license-file/preview", text, "text/plain; charset=utf-8");
+      if (resp.ok && resp.data && typeof resp.data === "object" && resp.data.changes) {
+        pendingImport = text;
+        const c = resp.data.changes;
+        const confirm = el("button", { cls: "primary", text: "Confirm Import" });
+        confirm.type = "button";
+        confirm.id = "import-confirm";
+        confirm.addEventListener("click", confirmImport);
+        const cancel = el("button", { text: "Cancel" });
+        cancel.type = "button";
+        cancel.id = "import-cancel";
+        cancel.addEventListener("click", () => {
+          pendingImport = null;
+          showResult(box, "warn", "Import cancelled. Nothing was changed.", []);
+        });
+        showResult(box, "warn", "Preview: nothing is changed until you confirm.", [
+          ...changeLines(c),
+          ...shortfallLines(c),
+          el("div", { cls: "row" }, [confirm, cancel]),
+        ]);
+      } else {
+        const r = describeRefusal(resp, "Import");
+        r.lines.push("Nothing was changed.");
+        showResult(box, "bad", r.headline, r.lines);
+      }
+    });
+  }
+
+  /** Step 2: the customer confirmed; the import runs its checks again and applies. */
+  async function confirmImport() {
+    const box = $("import-result");
+    const text = pendingImport;
+    pendingImport = null;
+    if (text === null) return;
+    await busy($("import-button"), box, "Importing…", async () => {
       const resp = await api("POST", "license-file", text, "text/plain; charset=utf-8");
       if (resp.ok && resp.data && typeof resp.data === "object") {
-        showResult(box, "ok", "License file imported.", changeLines(resp.data));
-        fileInput.value = "";
-        pasted.value = "";
+        showResult(box, "ok", "License file imported.", [...changeLines(resp.data), ...shortfallLines(resp.data)]);
+        $("import-file").value = "";
+        $("import-text").value = "";
       } else {
         const r = describeRefusal(resp, "Import");
         r.lines.push("Nothing was changed.");

@@ -71,6 +71,11 @@ pub enum Command {
         /// The license file received from Solme.
         #[arg(env = "LOCAL_SERVER_LICENSE_FILE", value_name = "FILE")]
         file: PathBuf,
+        /// Only show what the file would change (licenses added, removed or changed,
+        /// features left with fewer seats than are in use, the new valid-until), after
+        /// the same checks as the import; change nothing.
+        #[arg(long, env = "LOCAL_SERVER_DRY_RUN")]
+        dry_run: bool,
     },
     /// Show whether this server is synchronized, until when, and the seats in use.
     Status {

@@ -17,8 +17,8 @@ use shared_proto::{license_file, ErrorCode, License, LicenseFile, ServerIdentity
 use crate::config::Settings;
 use crate::db::{self, from_ms, to_ms};
 use crate::error::Error;
-use crate::leases::license_from_row;
-use crate::schema::{licenses, sync_state, usage_peaks};
+use crate::leases::{license_from_row, seats_valid_now};
+use crate::schema::{leases, licenses, sync_state, usage_peaks};
 
 /// Largest license file accepted (a file with hundreds of licenses is a few tens of KiB).
 pub const MAX_LICENSE_FILE_BYTES: u64 = 1024 * 1024;
@@ -54,10 +54,50 @@ pub struct Changes {
     pub added: Vec<FeatureChange>,
     pub removed: Vec<FeatureChange>,
     pub changed: Vec<FeatureChange>,
+    /// Features whose seats (valid now) drop below the seats in use now.
+    pub seats_below_use: Vec<SeatShortfall>,
 }
 
-impl fmt::Display for Changes {
+/// A feature that has more seats in use than the license file gives it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SeatShortfall {
+    pub feature: String,
+    pub seats_after: u32,
+    pub in_use: u32,
+}
+
+/// What importing a license file would change, found by the same checks as the import
+/// and applying nothing (`import-license-file --dry-run`, the manager page's preview).
+#[derive(Debug, Clone, Serialize)]
+pub struct Preview {
+    pub changes: Changes,
+}
+
+impl fmt::Display for Preview {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.changes;
+        let date = |d: DateTime<Utc>| d.format("%Y-%m-%d").to_string();
+        writeln!(
+            f,
+            "Preview of license file #{} for {} (revision {}): nothing was changed.",
+            c.sequence, c.customer, c.revision
+        )?;
+        writeln!(
+            f,
+            "Valid until: {}{}.",
+            date(c.valid_until),
+            c.previous_valid_until
+                .map(|d| format!(" (now {})", date(d)))
+                .unwrap_or_else(|| " (this server holds no license file yet)".into())
+        )?;
+        c.write_licenses(f, "would be ")?;
+        Ok(())
+    }
+}
+
+impl Changes {
+    /// The license lines; `tense` is "" for an import and "would be " for a preview.
+    fn write_licenses(&self, f: &mut fmt::Formatter<'_>, tense: &str) -> fmt::Result {
         let date = |d: DateTime<Utc>| d.format("%Y-%m-%d").to_string();
         let dates = |ls: &[License]| {
             ls.iter()
@@ -72,6 +112,65 @@ impl fmt::Display for Changes {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        if self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty() {
+            writeln!(f, "Licenses: no change.")?;
+        }
+        for c in &self.added {
+            writeln!(
+                f,
+                "  {tense}added    {}: {} seats ({})",
+                c.feature,
+                c.seats_after.unwrap_or(0),
+                dates(&c.licenses_after)
+            )?;
+        }
+        for c in &self.removed {
+            writeln!(
+                f,
+                "  {tense}removed  {}: had {} seats",
+                c.feature,
+                c.seats_before.unwrap_or(0)
+            )?;
+        }
+        for c in &self.changed {
+            if c.seats_before != c.seats_after {
+                writeln!(
+                    f,
+                    "  {tense}changed  {}: {} -> {} seats ({})",
+                    c.feature,
+                    c.seats_before.unwrap_or(0),
+                    c.seats_after.unwrap_or(0),
+                    dates(&c.licenses_after)
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "  {tense}changed  {}: dates now {}",
+                    c.feature,
+                    dates(&c.licenses_after)
+                )?;
+            }
+        }
+        if !self.seats_below_use.is_empty() {
+            writeln!(
+                f,
+                "Features with more seats in use than the file gives them:"
+            )?;
+            for short in &self.seats_below_use {
+                writeln!(
+                    f,
+                    "  {}: {} seats, {} in use now (no new check-outs until enough are returned)",
+                    short.feature, short.seats_after, short.in_use
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Changes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let date = |d: DateTime<Utc>| d.format("%Y-%m-%d").to_string();
         writeln!(
             f,
             "License file #{} for {} (revision {}): synchronized until {}{}.",
@@ -83,46 +182,7 @@ impl fmt::Display for Changes {
                 .map(|d| format!(" (was {})", date(d)))
                 .unwrap_or_default()
         )?;
-        if self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty() {
-            writeln!(f, "Licenses: no change.")?;
-        }
-        for c in &self.added {
-            writeln!(
-                f,
-                "  added    {}: {} seats ({})",
-                c.feature,
-                c.seats_after.unwrap_or(0),
-                dates(&c.licenses_after)
-            )?;
-        }
-        for c in &self.removed {
-            writeln!(
-                f,
-                "  removed  {}: had {} seats",
-                c.feature,
-                c.seats_before.unwrap_or(0)
-            )?;
-        }
-        for c in &self.changed {
-            if c.seats_before != c.seats_after {
-                writeln!(
-                    f,
-                    "  changed  {}: {} -> {} seats ({})",
-                    c.feature,
-                    c.seats_before.unwrap_or(0),
-                    c.seats_after.unwrap_or(0),
-                    dates(&c.licenses_after)
-                )?;
-            } else {
-                writeln!(
-                    f,
-                    "  changed  {}: dates now {}",
-                    c.feature,
-                    dates(&c.licenses_after)
-                )?;
-            }
-        }
-        Ok(())
+        self.write_licenses(f, "")
     }
 }
 
@@ -173,6 +233,74 @@ fn diff(
     (added, removed, changed)
 }
 
+/// The checks an opened, verified license file must pass against what is installed, and
+/// what installing it changes: one function for the import and its preview, so that the
+/// preview refuses exactly what the import refuses. Reads only; the caller holds the
+/// transaction.
+fn plan(
+    c: &mut SqliteConnection,
+    file: &LicenseFile,
+    now: DateTime<Utc>,
+) -> Result<Changes, Error> {
+    let state = db::load_sync_state(c)?;
+    if let Some(held) = state.sequence {
+        if file.sequence <= held {
+            return Err(Error::refused(
+                ErrorCode::OlderLicenseFile,
+                format!(
+                    "this license file (number {}) is not newer than the one installed \
+                     (number {held}); nothing was changed. Import the newest file Solme sent",
+                    file.sequence
+                ),
+            ));
+        }
+    }
+    let before: Vec<License> = db::load_licenses(c)?.iter().map(license_from_row).collect();
+    let in_use: Vec<(String, i64)> = leases::table
+        .filter(leases::expires_at.gt(to_ms(now)))
+        .group_by(leases::feature)
+        .select((leases::feature, diesel::dsl::count_star()))
+        .load(c)?;
+    let after = by_feature(file.licenses.clone());
+    let seats_below_use = in_use
+        .into_iter()
+        .filter_map(|(feature, n)| {
+            let in_use = u32::try_from(n).unwrap_or(u32::MAX);
+            let seats_after = after
+                .get(&feature)
+                .and_then(|ls| seats_valid_now(ls, now))
+                .unwrap_or(0);
+            (seats_after < in_use).then_some(SeatShortfall {
+                feature,
+                seats_after,
+                in_use,
+            })
+        })
+        .collect();
+    let (added, removed, changed) = diff(before, file.licenses.clone());
+    Ok(Changes {
+        sequence: file.sequence,
+        revision: file.revision,
+        customer: file.customer.clone(),
+        valid_until: file.valid_until,
+        previous_valid_until: state.valid_until.map(from_ms),
+        added,
+        removed,
+        changed,
+        seats_below_use,
+    })
+}
+
+/// What installing `file` would change, with the import's checks; changes nothing.
+pub fn preview(
+    conn: &mut SqliteConnection,
+    file: &LicenseFile,
+    now: DateTime<Utc>,
+) -> Result<Preview, Error> {
+    let changes = conn.transaction(|c| plan(c, file, now))?;
+    Ok(Preview { changes })
+}
+
 /// Installs an opened, verified license file in one transaction. Refuses a file not
 /// newer than the one held (`OLDER_LICENSE_FILE`), changing nothing.
 pub fn apply(
@@ -183,20 +311,7 @@ pub fn apply(
 ) -> Result<Changes, Error> {
     let now_ms = to_ms(now);
     conn.immediate_transaction(|c| {
-        let state = db::load_sync_state(c)?;
-        if let Some(held) = state.sequence {
-            if file.sequence <= held {
-                return Err(Error::refused(
-                    ErrorCode::OlderLicenseFile,
-                    format!(
-                        "this license file (number {}) is not newer than the one installed \
-                         (number {held}); nothing was changed. Import the newest file Solme sent",
-                        file.sequence
-                    ),
-                ));
-            }
-        }
-        let before: Vec<License> = db::load_licenses(c)?.iter().map(license_from_row).collect();
+        let changes = plan(c, file, now)?;
         diesel::delete(licenses::table).execute(c)?;
         for l in &file.licenses {
             diesel::insert_into(licenses::table)
@@ -240,17 +355,7 @@ pub fn apply(
         )
         .bind::<diesel::sql_types::BigInt, _>(now_ms)
         .execute(c)?;
-        let (added, removed, changed) = diff(before, file.licenses.clone());
-        Ok(Changes {
-            sequence: file.sequence,
-            revision: file.revision,
-            customer: file.customer.clone(),
-            valid_until: file.valid_until,
-            previous_valid_until: state.valid_until.map(from_ms),
-            added,
-            removed,
-            changed,
-        })
+        Ok(changes)
     })
 }
 
@@ -275,6 +380,39 @@ pub fn read_license_file(path: &Path) -> Result<String, Error> {
     Ok(text)
 }
 
+/// Opens (decrypts, verifies) an armored license file for this server: Solme's
+/// signature, encrypted to this server's key, for this id. Bounded in size.
+fn open_text(
+    settings: &Settings,
+    identity: &ServerIdentity,
+    text: &str,
+) -> Result<LicenseFile, Error> {
+    if text.len() as u64 > MAX_LICENSE_FILE_BYTES {
+        return Err(Error::refused(
+            ErrorCode::Malformed,
+            "the license file is too large",
+        ));
+    }
+    Ok(license_file::open(
+        text,
+        identity,
+        &settings.solme_key()?,
+        settings.server_id,
+    )?)
+}
+
+/// Opens an armored license file as [`import_text`] does and previews its import.
+pub fn preview_text(
+    conn: &mut SqliteConnection,
+    settings: &Settings,
+    identity: &ServerIdentity,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<Preview, Error> {
+    let file = open_text(settings, identity, text)?;
+    preview(conn, &file, now)
+}
+
 /// Opens (decrypts, verifies) and installs an armored license file.
 pub fn import_text(
     conn: &mut SqliteConnection,
@@ -284,13 +422,7 @@ pub fn import_text(
     channel: Channel,
     now: DateTime<Utc>,
 ) -> Result<Changes, Error> {
-    if text.len() as u64 > MAX_LICENSE_FILE_BYTES {
-        return Err(Error::refused(
-            ErrorCode::Malformed,
-            "the license file is too large",
-        ));
-    }
-    let file = license_file::open(text, identity, &settings.solme_key()?, settings.server_id)?;
+    let file = open_text(settings, identity, text)?;
     let changes = apply(conn, &file, channel, now)?;
     log::info!(
         "license file installed server_id={} sequence={} channel={} valid_until={}",

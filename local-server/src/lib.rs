@@ -119,11 +119,26 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             let ctx = SyncContext::open(&data.data_dir, clock)?;
             out!("{}", sync::export(&ctx, &file)?);
         }
-        Command::ImportLicenseFile { data, file } => {
+        Command::ImportLicenseFile {
+            data,
+            file,
+            dry_run,
+        } => {
             let identity = config::load_identity(&data.data_dir)?;
             let mut conn = db::connect_existing(&data.data_dir)?;
             let settings = config::Settings::load(&data.data_dir, &mut conn)?;
             let text = import::read_license_file(&file)?;
+            if dry_run {
+                let preview =
+                    import::preview_text(&mut conn, &settings, &identity, &text, clock.now())?;
+                out_raw!("{preview}");
+                out!(
+                    "To import it: local-server import-license-file --data-dir {} {}",
+                    data.data_dir.display(),
+                    file.display()
+                );
+                return Ok(0);
+            }
             let changes = import::import_text(
                 &mut conn,
                 &settings,

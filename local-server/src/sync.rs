@@ -27,7 +27,7 @@ use crate::error::Error;
 use crate::import::{self, Changes, Channel};
 use crate::leases::{license_from_row, seats_valid_now};
 use crate::proxy::{ProxySettings, TunnelConnector, TunnelError};
-use crate::schema::{leases, sync_state};
+use crate::schema::sync_state;
 
 /// A synchronization that has not released its lock after this long is taken to have
 /// died with its process.
@@ -120,6 +120,58 @@ impl SyncContext {
     }
 }
 
+/// The usage summary since the previous sync (or since the report log began), from
+/// the report log: per feature, peak in use, seat-hours and refusals by code, with the
+/// seats held now. Features without any report row are left out, so a server whose log
+/// is empty sends an empty summary. Bounded as `shared_proto::messages::check_usage`
+/// demands (the busiest features first when there are too many).
+pub fn usage_since(
+    conn: &mut SqliteConnection,
+    since: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Vec<FeatureUsage>, Error> {
+    use shared_proto::messages::{MAX_USAGE_CODES, MAX_USAGE_FEATURES, MAX_USAGE_FEATURE_LEN};
+    let from = since.unwrap_or(DateTime::UNIX_EPOCH).min(now);
+    let report = crate::report::build(conn, from, now)?;
+    let mut by_feature: HashMap<String, Vec<shared_proto::License>> = HashMap::new();
+    for row in &db::load_licenses(conn)? {
+        by_feature
+            .entry(row.feature.clone())
+            .or_default()
+            .push(license_from_row(row));
+    }
+    let mut usage: Vec<FeatureUsage> = report
+        .features
+        .into_iter()
+        .filter(|f| f.feature.len() <= MAX_USAGE_FEATURE_LEN && !f.feature.is_empty())
+        .map(|f| {
+            let seats_total = by_feature
+                .get(&f.feature)
+                .and_then(|ls| seats_valid_now(ls, now))
+                .unwrap_or(0);
+            let refusals = f
+                .refusals
+                .into_iter()
+                .filter(|(code, _)| shared_proto::messages::check_usage_code(code))
+                .take(MAX_USAGE_CODES)
+                .collect();
+            FeatureUsage {
+                feature: f.feature,
+                seats_total,
+                peak_in_use: f.peak_in_use,
+                seat_hours: f.seat_hours,
+                refusals,
+            }
+        })
+        .collect();
+    if usage.len() > MAX_USAGE_FEATURES {
+        usage.sort_by(|a, b| b.seat_hours.total_cmp(&a.seat_hours));
+        usage.truncate(MAX_USAGE_FEATURES);
+    }
+    usage.sort_by(|a, b| a.feature.cmp(&b.feature));
+    Ok(usage)
+}
+
 /// Builds the signed sync request (a new request id each time).
 pub fn build_request(
     conn: &mut SqliteConnection,
@@ -128,34 +180,8 @@ pub fn build_request(
     now: DateTime<Utc>,
 ) -> Result<(SyncRequest, String), Error> {
     let state = db::load_sync_state(conn)?;
-    let licenses = db::load_licenses(conn)?;
-    let peaks: HashMap<String, i32> = db::load_peaks(conn)?.into_iter().collect();
-    let live: Vec<(String, i64)> = leases::table
-        .filter(leases::expires_at.gt(to_ms(now)))
-        .group_by(leases::feature)
-        .select((leases::feature, diesel::dsl::count_star()))
-        .load(conn)?;
-    let live: HashMap<String, i64> = live.into_iter().collect();
-    let mut by_feature: HashMap<String, Vec<shared_proto::License>> = HashMap::new();
-    for row in &licenses {
-        by_feature
-            .entry(row.feature.clone())
-            .or_default()
-            .push(license_from_row(row));
-    }
-    let mut usage: Vec<FeatureUsage> = by_feature
-        .iter()
-        .map(|(feature, ls)| {
-            let peak = peaks.get(feature).copied().unwrap_or(0).max(0) as i64;
-            let now_in_use = live.get(feature).copied().unwrap_or(0);
-            FeatureUsage {
-                feature: feature.clone(),
-                seats_total: seats_valid_now(ls, now).unwrap_or(0),
-                peak_in_use: u32::try_from(peak.max(now_in_use)).unwrap_or(u32::MAX),
-            }
-        })
-        .collect();
-    usage.sort_by(|a, b| a.feature.cmp(&b.feature));
+    let since = state.last_sync_at.map(db::from_ms);
+    let usage = usage_since(conn, since, now)?;
     let request = SyncRequest {
         version: MESSAGE_VERSION,
         server_id: settings.server_id,
@@ -165,6 +191,7 @@ pub fn build_request(
         held_revision: state.revision,
         held_sequence: state.sequence,
         software_version: env!("CARGO_PKG_VERSION").to_owned(),
+        usage_since: since,
         usage,
     };
     let text = sync_data::seal(identity, &request)?;

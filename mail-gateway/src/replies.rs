@@ -412,6 +412,7 @@ fn license_text(answer: &MailSyncAnswer) -> String {
             text.push_str(&license_line(license));
         }
     }
+    text.push_str(&usage_line(&answer.usage));
     let _ = write!(
         text,
         "\nTo import it:\n\
@@ -423,6 +424,24 @@ fn license_text(answer: &MailSyncAnswer) -> String {
         id = answer.server_id
     );
     text
+}
+
+/// The one line on the usage the sync data reported to Solme.
+fn usage_line(usage: &[shared_proto::FeatureUsage]) -> String {
+    if usage.is_empty() {
+        return "Usage:       none reported since the previous synchronization\n".to_owned();
+    }
+    let parts: Vec<String> = usage
+        .iter()
+        .map(|f| {
+            let refused: u64 = f.refusals.values().sum();
+            format!(
+                "{} peak {} of {} seats, {:.1} seat-hours, {} refused",
+                f.feature, f.peak_in_use, f.seats_total, f.seat_hours, refused
+            )
+        })
+        .collect();
+    format!("Usage:       {} (reported to Solme)\n", parts.join("; "))
 }
 
 fn decision_text(request: &KeyClearRequest) -> String {

@@ -201,6 +201,16 @@ pub enum ServerCommand {
         /// License server id.
         server_id: Uuid,
     },
+    /// The usage each of the id's latest syncs reported: per feature, seats, peak in
+    /// use, seat-hours and refused check-outs by code (oldest sync first).
+    Usage {
+        /// License server id.
+        server_id: Uuid,
+        /// How many of the latest syncs to show (1 to 1000).
+        #[arg(long, env = "MAIN_SERVER_USAGE_SYNCS", default_value_t = 20,
+              value_parser = clap::value_parser!(u32).range(1..=1000))]
+        syncs: u32,
+    },
     /// Ids never synced or due (or overdue) within N days.
     Due {
         /// Window in days.

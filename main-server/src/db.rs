@@ -364,6 +364,10 @@ mod tests {
             .select(audit_log::all_columns)
             .limit(0)
             .execute(conn)?;
+        sync_usage::table
+            .select(sync_usage::all_columns)
+            .limit(0)
+            .execute(conn)?;
         Ok(())
     }
 

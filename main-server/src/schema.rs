@@ -85,6 +85,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    sync_usage (server_id, sequence) {
+        server_id -> Text,
+        sequence -> BigInt,
+        synced_at -> BigInt,
+        channel -> Text,
+        usage_since -> Nullable<BigInt>,
+        features -> Text,
+    }
+}
+
+diesel::table! {
     reminders (id) {
         id -> Text,
         server_id -> Text,
@@ -111,5 +122,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     used_requests,
     key_clear_requests,
     audit_log,
+    sync_usage,
     reminders,
 );

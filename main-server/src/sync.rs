@@ -67,6 +67,9 @@ pub struct SyncAnswer {
     pub license_file: String,
     pub valid_until: DateTime<Utc>,
     pub licenses: Vec<License>,
+    /// The usage summary the request carried (answers kept before it existed have none).
+    #[serde(default)]
+    pub usage: Vec<shared_proto::FeatureUsage>,
 }
 
 /// A request whose signature holds and that is fresh: ready for the database.
@@ -244,6 +247,7 @@ impl SyncService {
             license_file,
             valid_until,
             licenses: issued.licenses,
+            usage: request.usage.clone(),
         })
     }
 
@@ -315,6 +319,10 @@ fn check(
         valid_until: valid_until_for(now),
         actor: sender.unwrap_or(peer).to_owned(),
         detail,
+        usage: serde_json::to_string(&request.usage).map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("encoding a usage summary"))
+        })?,
+        usage_since: request.usage_since,
     };
     Ok(Checked { verified, attempt })
 }

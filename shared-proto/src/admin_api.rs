@@ -320,6 +320,22 @@ pub struct MailSyncAnswer {
     pub server_id: Uuid,
     pub valid_until: DateTime<Utc>,
     pub licenses: Vec<License>,
+    /// The usage summary the sync data carried (for the reply's usage line).
+    #[serde(default)]
+    pub usage: Vec<crate::messages::FeatureUsage>,
+}
+
+/// The usage summary one accepted sync carried (`GET /admin/v1/servers/{id}/usage`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncUsage {
+    /// The sequence number of the license file the sync was answered with.
+    pub sequence: i64,
+    pub synced_at: DateTime<Utc>,
+    /// `internet` or `email`.
+    pub channel: String,
+    /// Start of the summary's period (the previous sync), when the local server said.
+    pub usage_since: Option<DateTime<Utc>>,
+    pub features: Vec<crate::messages::FeatureUsage>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

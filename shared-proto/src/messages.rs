@@ -2,6 +2,8 @@
 //! license file Solme signs in answer. Both travel as UTF-8 JSON inside the envelope.
 //! Unknown fields are refused: the signed content is read strictly.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -12,8 +14,17 @@ use crate::keys::{Fingerprint, ServerPublicKeys};
 /// Version of the message schema this software writes and reads.
 pub const MESSAGE_VERSION: u32 = 1;
 
+/// Most features one usage summary may carry.
+pub const MAX_USAGE_FEATURES: usize = 256;
+/// Longest feature name in a usage summary (bytes).
+pub const MAX_USAGE_FEATURE_LEN: usize = 128;
+/// Most refusal codes per feature in a usage summary.
+pub const MAX_USAGE_CODES: usize = 32;
+/// Longest refusal code in a usage summary (bytes).
+pub const MAX_USAGE_CODE_LEN: usize = 32;
+
 /// What a local server sends to synchronize (directly, or as a sync-data file).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
     pub version: u32,
@@ -26,17 +37,79 @@ pub struct SyncRequest {
     pub held_revision: Option<i64>,
     pub held_sequence: Option<i64>,
     pub software_version: String,
+    /// The use of each feature since the previous sync (empty when the report log has
+    /// nothing); absent in requests of older local servers. Bounded by [`check_usage`].
     #[serde(default)]
     pub usage: Vec<FeatureUsage>,
+    /// Where the period of `usage` begins (the previous sync); absent when the server
+    /// never synchronized before or sends no usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_since: Option<DateTime<Utc>>,
 }
 
-/// Seat usage per feature, reported with each sync.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Seat usage of one feature since the previous sync.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureUsage {
     pub feature: String,
+    /// Seats the local server held for the feature when it made the request.
     pub seats_total: u32,
     pub peak_in_use: u32,
+    /// Seats in use integrated over the period, in hours.
+    #[serde(default)]
+    pub seat_hours: f64,
+    /// Refused check-outs by error code (`NO_SEATS`, `OPTIONS_DENIED`, …).
+    #[serde(default)]
+    pub refusals: BTreeMap<String, u64>,
+}
+
+/// Whether `code` may name refusals in a usage summary: A-Z and `_`, bounded.
+pub fn check_usage_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= MAX_USAGE_CODE_LEN
+        && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+}
+
+/// Checks a usage summary against the bounds above (a correct local server never
+/// exceeds them; anything else is refused as malformed, not stored).
+pub fn check_usage(usage: &[FeatureUsage]) -> Result<(), String> {
+    if usage.len() > MAX_USAGE_FEATURES {
+        return Err(format!(
+            "the usage summary names {} features, more than {MAX_USAGE_FEATURES}",
+            usage.len()
+        ));
+    }
+    for feature in usage {
+        if feature.feature.is_empty()
+            || feature.feature.len() > MAX_USAGE_FEATURE_LEN
+            || feature.feature.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "a feature name of the usage summary is empty, control text or longer than \
+                 {MAX_USAGE_FEATURE_LEN} bytes"
+            ));
+        }
+        if !feature.seat_hours.is_finite() || feature.seat_hours < 0.0 {
+            return Err(format!(
+                "the seat-hours of {} in the usage summary are not a positive number",
+                feature.feature
+            ));
+        }
+        if feature.refusals.len() > MAX_USAGE_CODES {
+            return Err(format!(
+                "the usage summary of {} has more than {MAX_USAGE_CODES} refusal codes",
+                feature.feature
+            ));
+        }
+        if !feature.refusals.keys().all(|code| check_usage_code(code)) {
+            return Err(format!(
+                "a refusal code of {} in the usage summary is not a code (A-Z and _, at most \
+                 {MAX_USAGE_CODE_LEN} bytes)",
+                feature.feature
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Solme's answer: every license of the id, valid for 366 days from `issued_at`.
@@ -94,6 +167,48 @@ impl License {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn usage_of_older_local_servers_still_reads() {
+        let old: FeatureUsage =
+            serde_json::from_str(r#"{"feature":"cad","seats_total":5,"peak_in_use":2}"#).unwrap();
+        assert_eq!(old.seat_hours, 0.0);
+        assert!(old.refusals.is_empty());
+    }
+
+    #[test]
+    fn usage_bounds() {
+        let ok = FeatureUsage {
+            feature: "cad".into(),
+            seats_total: 5,
+            peak_in_use: 3,
+            seat_hours: 1.5,
+            refusals: BTreeMap::from([("NO_SEATS".to_owned(), 2)]),
+        };
+        assert_eq!(check_usage(std::slice::from_ref(&ok)), Ok(()));
+        let too_many = vec![ok.clone(); MAX_USAGE_FEATURES + 1];
+        assert!(check_usage(&too_many).is_err());
+        let long_code = FeatureUsage {
+            refusals: BTreeMap::from([("N".repeat(MAX_USAGE_CODE_LEN + 1), 1)]),
+            ..ok.clone()
+        };
+        assert!(check_usage(&[long_code]).is_err());
+        let odd_code = FeatureUsage {
+            refusals: BTreeMap::from([("no seats".to_owned(), 1)]),
+            ..ok.clone()
+        };
+        assert!(check_usage(&[odd_code]).is_err());
+        let long_name = FeatureUsage {
+            feature: "f".repeat(MAX_USAGE_FEATURE_LEN + 1),
+            ..ok.clone()
+        };
+        assert!(check_usage(&[long_name]).is_err());
+        let negative = FeatureUsage {
+            seat_hours: -1.0,
+            ..ok
+        };
+        assert!(check_usage(&[negative]).is_err());
+    }
 
     #[test]
     fn license_dates() {

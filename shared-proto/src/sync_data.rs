@@ -7,10 +7,10 @@ use crate::armor::{self, ArmorKind};
 use crate::envelope::{self, Kind};
 use crate::error::ProtoError;
 use crate::keys::{Fingerprint, ServerIdentity};
-use crate::messages::{SyncRequest, MESSAGE_VERSION};
+use crate::messages::{check_usage, SyncRequest, MESSAGE_VERSION};
 
 /// A sync request whose signature holds for the key it presents.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VerifiedSyncRequest {
     pub request: SyncRequest,
     /// Fingerprint of the presented key pair (what gets bound to the id).
@@ -49,6 +49,7 @@ pub fn open(text: &str) -> Result<VerifiedSyncRequest, ProtoError> {
         return Err(ProtoError::UnsupportedVersion(request.version));
     }
     unverified.verify(&request.public_keys.signing_key()?)?;
+    check_usage(&request.usage).map_err(ProtoError::Malformed)?;
     // The answer is sealed to this key: refuse now a key nothing can be sealed to, so
     // the main server never records a sync it then cannot answer.
     envelope::check_recipient(&request.public_keys.encryption)?;
@@ -80,6 +81,7 @@ mod tests {
             held_sequence: None,
             software_version: "test".into(),
             usage: vec![],
+            usage_since: None,
         };
         let payload = serde_json::to_vec(&request).unwrap();
         let signed = envelope::sign(Kind::SyncRequest, &payload, identity.signing_key()).unwrap();

@@ -36,6 +36,7 @@ fn request(world: &World) -> SyncRequest {
         held_sequence: None,
         software_version: "1.0.0".into(),
         usage: vec![],
+        usage_since: None,
     }
 }
 

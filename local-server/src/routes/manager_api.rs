@@ -135,6 +135,23 @@ pub(crate) async fn manager_import(
     Ok(HttpResponse::Ok().json(changes))
 }
 
+/// What importing the posted license file would change (the page shows it before the
+/// customer confirms); the import's checks, nothing applied.
+pub(crate) async fn manager_import_preview(
+    state: web::Data<AppState>,
+    body: String,
+) -> Result<HttpResponse, Error> {
+    let ctx = state.sync.clone();
+    let preview = ctx
+        .clone()
+        .db(move |c| {
+            let settings = crate::config::Settings::load(&ctx.data_dir, c)?;
+            import::preview_text(c, &settings, &ctx.identity, &body, ctx.clock.now())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(preview))
+}
+
 pub(crate) async fn manager_diagnose(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     // The shared pool and the proxy `serve` resolved (`--proxy` / LOCAL_SERVER_PROXY).
     let proxy = state.proxy.clone();

@@ -64,6 +64,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     ))
                     .route(web::post().to(manager_api::manager_import)),
             )
+            .service(
+                web::resource("/license-file/preview")
+                    .app_data(web::PayloadConfig::new(
+                        import::MAX_LICENSE_FILE_BYTES as usize,
+                    ))
+                    .route(web::post().to(manager_api::manager_import_preview)),
+            )
             // POST: it runs a real synchronization.
             .route("/diagnose", web::post().to(manager_api::manager_diagnose)),
     )

@@ -10,6 +10,7 @@ mod borrowing;
 mod database_locked;
 mod diagnose;
 mod direct_sync;
+mod import_preview;
 mod leases;
 mod license_files;
 mod manager;

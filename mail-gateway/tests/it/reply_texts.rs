@@ -50,6 +50,13 @@ fn reply_texts_match_their_snapshots() {
                 max_borrow_hours: None,
             },
         ],
+        usage: vec![shared_proto::FeatureUsage {
+            feature: "solme-cad".into(),
+            seats_total: 5,
+            peak_in_use: 4,
+            seat_hours: 37.25,
+            refusals: [("NO_SEATS".to_owned(), 2)].into(),
+        }],
     };
     let decided = |status: KeyClearStatus, reason: Option<&str>| KeyClearRequest {
         id: request_id,

@@ -10,13 +10,13 @@ use crate::cli::{
 use shared_proto::admin_api::{
     AuditEntry, Customer, Decision, KeyClear, KeyClearRequest, License, LicenseChange, MailSync,
     MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewServer, Reminder,
-    RemindersSwitch, Server,
+    RemindersSwitch, Server, SyncUsage,
 };
 
 use super::client::{decode, CliError, Client};
 use super::tables::{
     json_out, show_customers, show_licenses, show_reminders, show_requests, show_server,
-    show_server_page, table,
+    show_server_page, show_usage, table,
 };
 
 /// Parses a date option: `YYYY-MM-DD` (midnight UTC), RFC 3339, or `none`.
@@ -128,6 +128,14 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
                     ))
                     .await?;
                 show_server_page(&list, page, json)
+            }
+            ServerCommand::Usage { server_id, syncs } => {
+                let list: Vec<SyncUsage> = client
+                    .get(&format!(
+                        "/admin/v1/servers/{server_id}/usage?limit={syncs}"
+                    ))
+                    .await?;
+                show_usage(*server_id, &list, json)
             }
             ServerCommand::Show { server_id } => {
                 let server: Server = client

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::PageArgs;
-use shared_proto::admin_api::{Customer, KeyClearRequest, License, Reminder, Server};
+use shared_proto::admin_api::{Customer, KeyClearRequest, License, Reminder, Server, SyncUsage};
 
 use super::client::CliError;
 
@@ -212,6 +212,73 @@ pub(super) fn show_requests(list: &[KeyClearRequest], json: bool) -> Result<Stri
             "REQUEST", "SERVER", "SENDER", "STATUS", "CREATED", "OPERATOR", "REASON",
         ],
         &rows,
+    ))
+}
+
+/// One line per sync and feature: what the local server reported with that sync.
+pub(super) fn show_usage(
+    server_id: uuid::Uuid,
+    list: &[SyncUsage],
+    json: bool,
+) -> Result<String, CliError> {
+    if json {
+        return json_out(&list);
+    }
+    let mut rows = Vec::new();
+    for sync in list {
+        let at = date(Some(sync.synced_at));
+        let since = date(sync.usage_since);
+        if sync.features.is_empty() {
+            rows.push(vec![
+                at,
+                sync.channel.clone(),
+                since,
+                "(no use reported)".to_owned(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]);
+            continue;
+        }
+        for feature in &sync.features {
+            let refusals = if feature.refusals.is_empty() {
+                "none".to_owned()
+            } else {
+                feature
+                    .refusals
+                    .iter()
+                    .map(|(code, n)| format!("{code} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            rows.push(vec![
+                at.clone(),
+                sync.channel.clone(),
+                since.clone(),
+                feature.feature.clone(),
+                feature.seats_total.to_string(),
+                feature.peak_in_use.to_string(),
+                format!("{:.2}", feature.seat_hours),
+                refusals,
+            ]);
+        }
+    }
+    Ok(format!(
+        "Usage reported by license server {server_id}, oldest sync first\n{}",
+        table(
+            &[
+                "SYNCED",
+                "CHANNEL",
+                "SINCE",
+                "FEATURE",
+                "SEATS",
+                "PEAK",
+                "SEAT-HOURS",
+                "REFUSALS",
+            ],
+            &rows,
+        )
     ))
 }
 

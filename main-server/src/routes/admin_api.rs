@@ -14,7 +14,7 @@ use super::with_conn;
 use crate::auth::AdminToken;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::store::{audit, customers, key_clear, licenses, reminders, servers};
+use crate::store::{audit, customers, key_clear, licenses, reminders, servers, usage};
 use crate::sync::{Channel, SyncService};
 use shared_proto::admin_api::{
     Decision, KeyClear, KeyClearStatus, LicenseChange, MailSync, MailSyncAnswer, NewCustomer,
@@ -38,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/servers", web::post().to(create_server))
             .route("/servers", web::get().to(list_servers))
             .route("/servers/{id}", web::get().to(show_server))
+            .route("/servers/{id}/usage", web::get().to(server_usage))
             .route("/servers/{id}/licenses", web::post().to(add_license))
             .route(
                 "/servers/{id}/licenses/{license_id}",
@@ -249,6 +250,24 @@ async fn show_server(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, Ap
     Ok(HttpResponse::Ok().json(server))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageQuery {
+    limit: Option<u32>,
+}
+
+/// The usage summaries of the id's latest syncs, oldest first.
+async fn server_usage(
+    svc: Svc,
+    path: web::Path<Uuid>,
+    query: web::Query<UsageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let limit = query.limit;
+    let list = with_conn(&svc.db.read, move |conn| usage::list(conn, id, limit)).await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
 async fn add_license(
     svc: Svc,
     op: Operator,
@@ -334,6 +353,7 @@ async fn mail_sync(
         server_id: answer.server_id,
         valid_until: answer.valid_until,
         licenses: answer.licenses,
+        usage: answer.usage,
     }))
 }
 

@@ -13,6 +13,7 @@ pub mod licenses;
 pub mod reminders;
 pub mod servers;
 pub mod sync;
+pub mod usage;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use shared_proto::ErrorCode;

@@ -53,6 +53,10 @@ pub struct Attempt {
     /// Audit actor (peer address or sender).
     pub actor: String,
     pub detail: String,
+    /// The request's usage summary as JSON (already bounded), and where its period
+    /// begins: stored with the sync in `sync_usage`.
+    pub usage: String,
+    pub usage_since: Option<DateTime<Utc>>,
 }
 
 /// `(sequence, revision, customer_id)` after the increment.
@@ -172,6 +176,15 @@ fn issue_sqlite(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, Ap
             detail: &accepted_detail(&attempt.detail, sequence, revision, bound_now),
         },
     )?;
+    super::usage::record(
+        conn,
+        attempt.server_id,
+        sequence,
+        attempt.now,
+        attempt.channel,
+        attempt.usage_since,
+        &attempt.usage,
+    )?;
     Ok(Issued {
         sequence,
         revision,
@@ -223,6 +236,18 @@ struct LicenseColumns {
     max_borrow_hours: Option<i32>,
 }
 
+/// The statement of a group on PostgreSQL: the sync function, and the usage summary of
+/// every accepted attempt stored by the same statement (so in the same transaction),
+/// keyed by the sequence number the function issued.
+const GROUP_STATEMENT: &str = "WITH r AS (\
+         SELECT * FROM solme_issue_syncs($1, $2, $3, $4, $5, $6, $7, $8, $9)\
+     ), u AS (\
+         INSERT INTO sync_usage (server_id, sequence, synced_at, channel, usage_since, features) \
+         SELECT ($1::TEXT[])[r.o_index], r.o_sequence, ($6::BIGINT[])[r.o_index], \
+                ($5::TEXT[])[r.o_index], ($11::BIGINT[])[r.o_index], ($10::TEXT[])[r.o_index] \
+         FROM r WHERE r.o_outcome = 'OK'\
+     ) SELECT * FROM r";
+
 /// PostgreSQL: runs a group of syncs in one statement, i.e. one round trip and, in
 /// autocommit, one transaction and one commit. Returns one result per attempt, in
 /// order; the outer error means the statement failed and nothing was committed.
@@ -230,23 +255,28 @@ pub(crate) fn issue_group_pg(
     conn: &mut PgConnection,
     attempts: &[&Attempt],
 ) -> QueryResult<Vec<Result<Issued, ApiError>>> {
-    use sql_types::{Array, BigInt, Text};
+    use sql_types::{Array, BigInt, Nullable, Text};
     let texts = |f: &dyn Fn(&Attempt) -> String| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
     let times = |f: &dyn Fn(&Attempt) -> DateTime<Utc>| {
         attempts.iter().map(|a| to_millis(f(a))).collect::<Vec<_>>()
     };
-    let rows: Vec<GroupRow> =
-        diesel::sql_query("SELECT * FROM solme_issue_syncs($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-            .bind::<Array<Text>, _>(texts(&|a| a.server_id.to_string()))
-            .bind::<Array<Text>, _>(texts(&|a| a.request_id.to_string()))
-            .bind::<Array<BigInt>, _>(times(&|a| a.created_at))
-            .bind::<Array<Text>, _>(texts(&|a| a.fingerprint.clone()))
-            .bind::<Array<Text>, _>(texts(&|a| a.channel.to_owned()))
-            .bind::<Array<BigInt>, _>(times(&|a| a.now))
-            .bind::<Array<BigInt>, _>(times(&|a| a.valid_until))
-            .bind::<Array<Text>, _>(texts(&|a| a.actor.clone()))
-            .bind::<Array<Text>, _>(texts(&|a| a.detail.clone()))
-            .load(conn)?;
+    let since: Vec<Option<i64>> = attempts
+        .iter()
+        .map(|a| a.usage_since.map(to_millis))
+        .collect();
+    let rows: Vec<GroupRow> = diesel::sql_query(GROUP_STATEMENT)
+        .bind::<Array<Text>, _>(texts(&|a| a.server_id.to_string()))
+        .bind::<Array<Text>, _>(texts(&|a| a.request_id.to_string()))
+        .bind::<Array<BigInt>, _>(times(&|a| a.created_at))
+        .bind::<Array<Text>, _>(texts(&|a| a.fingerprint.clone()))
+        .bind::<Array<Text>, _>(texts(&|a| a.channel.to_owned()))
+        .bind::<Array<BigInt>, _>(times(&|a| a.now))
+        .bind::<Array<BigInt>, _>(times(&|a| a.valid_until))
+        .bind::<Array<Text>, _>(texts(&|a| a.actor.clone()))
+        .bind::<Array<Text>, _>(texts(&|a| a.detail.clone()))
+        .bind::<Array<Text>, _>(texts(&|a| a.usage.clone()))
+        .bind::<Array<Nullable<BigInt>>, _>(since)
+        .load(conn)?;
     let mut results: Vec<Option<Result<Issued, ApiError>>> =
         attempts.iter().map(|_| None).collect();
     for row in rows {

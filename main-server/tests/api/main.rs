@@ -25,3 +25,4 @@ mod race;
 mod reminders;
 mod sync;
 mod temporary;
+mod usage;

@@ -224,6 +224,7 @@ fn sync_data_with_zero_encryption_key(server_id: Uuid) -> String {
         held_sequence: None,
         software_version: "test-1.0".into(),
         usage: Vec::new(),
+        usage_since: None,
     };
     let payload = serde_json::to_vec(&request).expect("json");
     let signed = shared_proto::envelope::sign(

@@ -24,6 +24,7 @@ pub fn sync_data_at(
         held_sequence: None,
         software_version: "test-harness".into(),
         usage: Vec::new(),
+        usage_since: None,
     };
     shared_proto::sync_data::seal(identity, &request).context("sealing sync data")
 }

@@ -120,6 +120,7 @@ impl Clients {
                     held_sequence: None,
                     software_version: "bench".into(),
                     usage: Vec::new(),
+                    usage_since: None,
                 };
                 Ok(shared_proto::sync_data::seal(
                     &self.identities[k],

@@ -447,6 +447,7 @@ fn mail_gateway(args: &Args, dir: &Path) -> Result<()> {
             held_sequence: None,
             software_version: env!("CARGO_PKG_VERSION").to_string(),
             usage: vec![],
+            usage_since: None,
         };
         sync_data.push(shared_proto::sync_data::seal(&identity, &request)?);
     }

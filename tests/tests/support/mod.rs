@@ -175,6 +175,15 @@ impl World {
         }
     }
 
+    /// Runs `main-server admin …` against the world's main server.
+    #[allow(
+        dead_code,
+        reason = "not every test binary that shares this module uses it"
+    )]
+    pub fn admin_cli(&self, args: &[&str]) -> test_harness::process::Output {
+        self.mains[self.mains.len() - 1].admin_cli(args).unwrap()
+    }
+
     pub fn gateway(&self) -> MailGateway {
         self.gateway_with(&[])
     }
