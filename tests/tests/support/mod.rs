@@ -14,6 +14,10 @@ use uuid::Uuid;
 
 /// Generates `sqlite::NAME` and `postgres::NAME` for each journey (a function taking
 /// the [`World`]); the `postgres::` ones skip with a notice without a database.
+#[allow(
+    unused_macros,
+    reason = "not every test binary with this module runs journeys"
+)]
 macro_rules! journeys {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
