@@ -548,12 +548,17 @@ fn reminder_text(reminder: &DueReminder, own: &lettre::Address) -> String {
             c. you get a license file back at that address: import it with\n      \
                \"local-server import-license-file --data-dir DIR FILE\"\n      \
                (or \"Import license file\" on the manager page).\n\n\
-         Client programs keep working while you do this. Once the server has\n\
-         synchronized, no further reminder is sent for this period.\n\n\
+         {after}\n\n\
          This mail goes to every registered contact of {customer}. To stop these\n\
          reminders, ask your Solme representative to switch them off for your company.\n",
         customer = reminder.customer_name,
         id = reminder.server_id,
+        after = if reminder.threshold == ReminderThreshold::Passed {
+            "No further reminder is sent for this period."
+        } else {
+            "Client programs keep working while you do this. Once the server has\n\
+             synchronized, no further reminder is sent for this period."
+        },
     )
 }
 

@@ -4,6 +4,7 @@
 //! endpoint list (the `postgres::` tests skip with a notice otherwise).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -14,23 +15,6 @@ use support::World;
 use test_harness::mail::{send_text_mail, wait_for_reply};
 use test_harness::proxy::{Tinyproxy, PROXY_PASSWORD, PROXY_USER};
 use test_harness::wait_until;
-
-/// Generates `sqlite::NAME` and `postgres::NAME` for each journey.
-macro_rules! journeys {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::support::World::sqlite()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() {
-                match super::support::World::postgres() {
-                    Some(world) => super::$name(world),
-                    None => eprintln!("skipped: SOLME_TEST_DATABASE_URL is not set"),
-                }
-            })*
-        }
-    };
-}
 
 journeys!(
     a_never_synced_server_issues_nothing,

@@ -7,6 +7,7 @@
 
 // The journeys' world; not every helper of it is used here.
 #[allow(dead_code)]
+#[macro_use]
 mod support;
 
 use std::collections::BTreeSet;
@@ -17,22 +18,6 @@ use support::World;
 use test_harness::mail::{read_outbox, Reply};
 use test_harness::{wait_until, MailGateway};
 use uuid::Uuid;
-
-macro_rules! journeys {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::support::World::sqlite()); })*
-        }
-        mod postgres {
-            $(#[test] fn $name() {
-                match super::support::World::postgres() {
-                    Some(world) => super::$name(world),
-                    None => eprintln!("skipped: SOLME_TEST_DATABASE_URL is not set"),
-                }
-            })*
-        }
-    };
-}
 
 journeys!(
     a_server_near_day_366_gets_one_reminder_per_threshold_and_a_sync_stops_the_old_ones,

@@ -10,5 +10,6 @@ mod helpers;
 mod intake;
 mod metrics;
 mod postfix;
+mod reminder_texts;
 mod reply_texts;
 mod resume;

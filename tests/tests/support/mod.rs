@@ -12,6 +12,28 @@ use test_harness::mail::{send_sync_mail, Reply};
 use test_harness::{Admin, LocalServer, MailGateway, MainOptions, MainServer};
 use uuid::Uuid;
 
+/// Generates `sqlite::NAME` and `postgres::NAME` for each journey (a function taking
+/// the [`World`]); the `postgres::` ones skip with a notice without a database.
+#[allow(
+    unused_macros,
+    reason = "not every test binary with this module runs journeys"
+)]
+macro_rules! journeys {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::support::World::sqlite()); })*
+        }
+        mod postgres {
+            $(#[test] fn $name() {
+                match super::support::World::postgres() {
+                    Some(world) => super::$name(world),
+                    None => eprintln!("skipped: SOLME_TEST_DATABASE_URL is not set"),
+                }
+            })*
+        }
+    };
+}
+
 /// The customer's registered contact address.
 pub const CONTACT: &str = "ops@acme.example";
 
