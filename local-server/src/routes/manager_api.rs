@@ -152,6 +152,41 @@ pub(crate) async fn manager_import_preview(
     Ok(HttpResponse::Ok().json(preview))
 }
 
+/// The support bundle (`.tar.gz`) for the page's button: a diagnosis (which
+/// synchronizes when it can), then the bundle, with no secret in it.
+pub(crate) async fn manager_support_bundle(
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let proxy = state.proxy.clone();
+    let extra = crate::support_bundle::password_of(&proxy);
+    let ctx = state.sync.clone();
+    let diagnosis = {
+        let ctx = ctx.clone();
+        actix_rt::spawn(async move { diagnose::run_in(&ctx, move |_| Ok(proxy)).await })
+            .await
+            .map_err(task_failed)?
+    };
+    let inner = ctx.clone();
+    let (server_id, bytes) = ctx
+        .db(move |c| {
+            let settings = crate::config::Settings::load(&inner.data_dir, c)?;
+            let now = inner.clock.now();
+            let bytes = crate::support_bundle::build(c, &inner, &diagnosis, &extra, now)?;
+            Ok((settings.server_id, bytes))
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/gzip")
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"{}\"",
+                crate::support_bundle::file_name(server_id)
+            ),
+        ))
+        .body(bytes))
+}
+
 pub(crate) async fn manager_diagnose(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     // The shared pool and the proxy `serve` resolved (`--proxy` / LOCAL_SERVER_PROXY).
     let proxy = state.proxy.clone();
