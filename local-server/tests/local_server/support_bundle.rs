@@ -50,21 +50,8 @@ fn private_key_lines(local: &Local) -> Vec<String> {
 fn assert_complete_and_without_secrets(local: &Local, bytes: &[u8]) {
     let entries = entries(bytes);
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
-    for part in [
-        "README.txt",
-        "status.txt",
-        "status.json",
-        "diagnose.txt",
-        "diagnose.json",
-        "sync-attempts.txt",
-        "sync-attempts.json",
-        "report.txt",
-        "report.json",
-        "usage-since-last-sync.json",
-        "settings.json",
-        "options.toml",
-        "log.txt",
-    ] {
+    assert!(local_server::support_bundle::ENTRIES.contains(&"log.txt"));
+    for part in local_server::support_bundle::ENTRIES {
         assert!(
             names.contains(&format!("support-bundle/{part}").as_str()),
             "{part} missing from {names:?}"
