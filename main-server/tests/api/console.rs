@@ -330,6 +330,22 @@ impl Browser {
         std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).expect("write screenshot");
     }
 
+    /// A browser on the console's page of `app`, ready for sign-in.
+    async fn open_console(app: &TestApp) -> Self {
+        let mut browser = Self::start().await;
+        browser.call("Page.enable", json!({})).await;
+        browser
+            .call(
+                "Page.navigate",
+                json!({"url": format!("{}/", app.admin_base())}),
+            )
+            .await;
+        browser
+            .wait_for("document.body && document.body.dataset.console === 'ready'")
+            .await;
+        browser
+    }
+
     async fn sign_in(&mut self, token: &str) {
         let script = format!(
             "document.getElementById('token').value = {}; \
@@ -357,17 +373,7 @@ async fn chromium_signs_in_and_shows_data_as_text() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let mut browser = Browser::start().await;
-    browser.call("Page.enable", json!({})).await;
-    browser
-        .call(
-            "Page.navigate",
-            json!({"url": format!("{}/", app.admin_base())}),
-        )
-        .await;
-    browser
-        .wait_for("document.body && document.body.dataset.console === 'ready'")
-        .await;
+    let mut browser = Browser::open_console(&app).await;
 
     browser.screenshot("sign-in").await;
 
@@ -506,17 +512,7 @@ async fn chromium_charts_the_usage_of_each_sync_on_the_id_page() {
         let answer = app.post_sync(&text).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     }
-    let mut browser = Browser::start().await;
-    browser.call("Page.enable", json!({})).await;
-    browser
-        .call(
-            "Page.navigate",
-            json!({"url": format!("{}/", app.admin_base())}),
-        )
-        .await;
-    browser
-        .wait_for("document.body && document.body.dataset.console === 'ready'")
-        .await;
+    let mut browser = Browser::open_console(&app).await;
     browser.sign_in(&app.token).await;
     browser
         .wait_for("document.getElementById('customers-body').textContent.includes('Acme')")
