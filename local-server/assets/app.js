@@ -641,6 +641,35 @@
     });
   }
 
+  /** The support bundle: a binary download, so fetched here rather than through api(). */
+  async function downloadSupportBundle() {
+    const box = $("bundle-result");
+    await busy($("bundle-button"), box, "Making the support bundle… it runs a diagnosis first.", async () => {
+      const resp = await fetch(API + "support-bundle", {
+        method: "POST",
+        headers: { "X-Solme-Manager": "1" },
+        credentials: "same-origin",
+      });
+      if (!resp.ok) {
+        let data = null;
+        try { data = await resp.json(); } catch (e) { data = null; }
+        const r = describeRefusal({ ok: false, status: resp.status, data: data }, "The support bundle");
+        showResult(box, "bad", r.headline, r.lines);
+        return;
+      }
+      const blob = await resp.blob();
+      const name = fileNameFrom(resp).replace(/\.txt$/, ".tar.gz");
+      const link = el("a", { text: "Download it again" });
+      link.href = URL.createObjectURL(blob);
+      link.download = name;
+      showResult(box, "ok", "Support bundle saved as " + name + " (" + blob.size + " bytes).", [
+        "Send it to your Solme support contact with a few words on what goes wrong. It holds no private key and no password.",
+        el("p", null, [link]),
+      ]);
+      link.click();
+    });
+  }
+
   const OUTCOME_LABELS = { ok: "OK", warn: "WARN", fail: "FAIL", skipped: "SKIPPED" };
 
   async function diagnose() {
@@ -698,6 +727,7 @@
     $("auto-sync").addEventListener("change", setAutoSync);
     $("export-button").addEventListener("click", exportSyncData);
     $("import-button").addEventListener("click", importLicenseFile);
+    $("bundle-button").addEventListener("click", downloadSupportBundle);
     $("diagnose-button").addEventListener("click", diagnose);
 
     $("menu-sync").addEventListener("click", () => {

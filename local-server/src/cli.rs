@@ -95,6 +95,18 @@ pub enum Command {
         #[arg(long, env = "LOCAL_SERVER_JSON")]
         json: bool,
     },
+    /// Write one .tar.gz for Solme's support: status, diagnose report (which synchronizes
+    /// when it can), the last sync attempt and its error, the report log's summary,
+    /// recent log lines and the settings, without any private key or password.
+    SupportBundle {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        proxy: ProxyArg,
+        /// File to write the bundle to (e.g. support-bundle.tar.gz).
+        #[arg(env = "LOCAL_SERVER_SUPPORT_BUNDLE_FILE", value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Usage per feature from the report log: peak in use, seat-hours, refusals by code,
     /// the busiest users.
     Report {

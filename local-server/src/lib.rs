@@ -13,7 +13,8 @@
 //! - [`import`]: installing a license file in one transaction.
 //! - [`options`]: the options file (reservations and limits).
 //! - [`scheduler`]: automatic synchronization.
-//! - [`status`], [`diagnose`], [`report`]: the reports.
+//! - [`status`], [`diagnose`], [`report`]: the reports; [`support_bundle`] packs them
+//!   (with [`log_file`]'s recent lines) for Solme's support.
 //! - [`error`]: the boundary error type and its mapping to HTTP and exit codes.
 
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod import;
 pub mod lease_writer;
 pub mod leases;
+pub mod log_file;
 pub mod manager_page;
 pub mod metrics;
 pub mod options;
@@ -35,6 +37,7 @@ pub mod scheduler;
 pub mod schema;
 pub mod startup;
 pub mod status;
+pub mod support_bundle;
 pub mod sync;
 
 use std::process::ExitCode;
@@ -181,6 +184,11 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
                 out_raw!("{report}");
             }
             return Ok(report.exit_code());
+        }
+        Command::SupportBundle { data, proxy, file } => {
+            let text =
+                support_bundle::write(&data.data_dir, clock, proxy.proxy.as_ref(), &file).await?;
+            out!("{text}");
         }
         Command::Report {
             data,

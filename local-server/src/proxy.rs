@@ -143,6 +143,11 @@ impl ProxyUrl {
     pub fn has_credentials(&self) -> bool {
         self.username.is_some()
     }
+
+    /// The password, for the support bundle to scrub it out of what it writes.
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
 }
 
 /// Hides the credentials of a proxy address that failed to parse.

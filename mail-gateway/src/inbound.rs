@@ -116,6 +116,8 @@ pub enum Problem {
     SeveralIds { ids: Vec<Uuid> },
     /// The message was over the size limit.
     TooLarge { size: u64, limit: u64 },
+    /// A support bundle (a `.tar.gz` attachment) instead of sync data.
+    SupportBundle { name: String },
 }
 
 impl Problem {
@@ -128,6 +130,7 @@ impl Problem {
             Problem::KeyClearWithoutId => ReplyKind::KeyClearWithoutId,
             Problem::SeveralIds { .. } => ReplyKind::SeveralIds,
             Problem::TooLarge { .. } => ReplyKind::TooLarge,
+            Problem::SupportBundle { .. } => ReplyKind::SupportBundle,
         }
     }
 
@@ -287,6 +290,8 @@ struct Texts {
     candidates: Vec<String>,
     /// Names of the attachments seen (for the "no sync data" reply).
     attachments: Vec<String>,
+    /// The name of the first compressed archive attached (a support bundle).
+    archive: Option<String>,
     /// The text bodies of the outer message (for key-clear requests).
     bodies: String,
 }
@@ -296,6 +301,10 @@ impl Texts {
         for part in message.attachments() {
             if let Some(name) = part.attachment_name() {
                 self.attachments.push(name.to_owned());
+            }
+            if self.archive.is_none() && is_archive(part) {
+                let name = part.attachment_name().unwrap_or("support-bundle.tar.gz");
+                self.archive = Some(name.to_owned());
             }
             match part.message() {
                 // A message forwarded as an attachment: search it as a mail.
@@ -334,6 +343,7 @@ fn request(message: &Message<'_>, subject: &str) -> Request {
     let Texts {
         candidates,
         attachments,
+        archive,
         bodies,
     } = texts;
 
@@ -378,7 +388,28 @@ fn request(message: &Message<'_>, subject: &str) -> Request {
             _ => Request::Problem(Problem::SeveralIds { ids }),
         };
     }
+    if let Some(name) = archive {
+        return Request::Problem(Problem::SupportBundle { name });
+    }
     Request::Problem(Problem::NoSyncData { attachments })
+}
+
+/// Whether an attachment is a compressed archive (what `local-server support-bundle`
+/// writes): by its name or its declared type, since its bytes are not text.
+fn is_archive(part: &mail_parser::MessagePart<'_>) -> bool {
+    let named = part.attachment_name().is_some_and(|name| {
+        let name = name.to_ascii_lowercase();
+        name.ends_with(".tar.gz") || name.ends_with(".tgz")
+    });
+    let typed = part.content_type().is_some_and(|ct| {
+        let subtype = ct.subtype().unwrap_or_default().to_ascii_lowercase();
+        ct.ctype().eq_ignore_ascii_case("application")
+            && matches!(
+                subtype.as_str(),
+                "gzip" | "x-gzip" | "x-tar" | "x-compressed-tar"
+            )
+    });
+    named || typed
 }
 
 /// The part of `text` from the BEGIN line to the END line (or, when the END

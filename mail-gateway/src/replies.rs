@@ -121,6 +121,8 @@ shared_proto::text_enum! {
         KeyClearWithoutId => "key-clear-without-id",
         SeveralIds => "several-ids",
         TooLarge => "too-large",
+        /// A support bundle, not sync data.
+        SupportBundle => "support-bundle",
         UnknownId => "unknown-id",
         IdInUse => "id-in-use",
         NotRegistered => "not-registered",
@@ -625,6 +627,15 @@ fn problem_text(problem: &Problem, own: &lettre::Address) -> String {
                  Please send one request per id, each naming only that id.\n"
             )
         }
+        Problem::SupportBundle { name } => format!(
+            "Hello,\n\n\
+             your message carries a support bundle,\n  {name}\n\
+             not sync data, so no license file was made. This address answers\n\
+             automatically and handles synchronization only: nobody reads support\n\
+             bundles sent here. To get help from Solme support, send the bundle to\n\
+             your Solme support contact with a few words on what goes wrong.\n\n{}",
+            how_to_sync(own)
+        ),
         Problem::TooLarge { size, limit } => format!(
             "Hello,\n\n\
              your message is too large: it has {size} bytes, and {own} accepts at\n\

@@ -1,6 +1,7 @@
 //! The manager API behind the manager page: status, sync, automatic sync, export and
 //! import, diagnose. Loopback only (guarded by [`crate::manager_page::api_guard`]).
 
+use actix_web::body::MessageBody;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use shared_proto::ErrorCode;
@@ -104,13 +105,22 @@ pub(crate) async fn manager_export(state: web::Data<AppState>) -> Result<HttpRes
             Ok((settings.server_id, text))
         })
         .await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
+    Ok(download(
+        "text/plain; charset=utf-8",
+        &format!("sync-data-{server_id}.txt"),
+        text,
+    ))
+}
+
+/// A file for the browser to save as `name`.
+fn download(content_type: &str, name: &str, body: impl MessageBody + 'static) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
         .insert_header((
             "Content-Disposition",
-            format!("attachment; filename=\"sync-data-{server_id}.txt\""),
+            format!("attachment; filename=\"{name}\""),
         ))
-        .body(text))
+        .body(body)
 }
 
 pub(crate) async fn manager_import(
@@ -150,6 +160,36 @@ pub(crate) async fn manager_import_preview(
         })
         .await?;
     Ok(HttpResponse::Ok().json(preview))
+}
+
+/// The support bundle (`.tar.gz`) for the page's button: a diagnosis (which
+/// synchronizes when it can), then the bundle, with no secret in it.
+pub(crate) async fn manager_support_bundle(
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let proxy = state.proxy.clone();
+    let extra = crate::support_bundle::password_of(&proxy);
+    let ctx = state.sync.clone();
+    let diagnosis = {
+        let ctx = ctx.clone();
+        actix_rt::spawn(async move { diagnose::run_in(&ctx, move |_| Ok(proxy)).await })
+            .await
+            .map_err(task_failed)?
+    };
+    let inner = ctx.clone();
+    let (server_id, bytes) = ctx
+        .db(move |c| {
+            let settings = crate::config::Settings::load(&inner.data_dir, c)?;
+            let now = inner.clock.now();
+            let bytes = crate::support_bundle::build(c, &inner, &diagnosis, &extra, now)?;
+            Ok((settings.server_id, bytes))
+        })
+        .await?;
+    Ok(download(
+        "application/gzip",
+        &crate::support_bundle::file_name(server_id),
+        bytes,
+    ))
 }
 
 pub(crate) async fn manager_diagnose(state: web::Data<AppState>) -> Result<HttpResponse, Error> {

@@ -72,7 +72,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(manager_api::manager_import_preview)),
             )
             // POST: it runs a real synchronization.
-            .route("/diagnose", web::post().to(manager_api::manager_diagnose)),
+            .route("/diagnose", web::post().to(manager_api::manager_diagnose))
+            // POST: its diagnosis synchronizes too.
+            .route(
+                "/support-bundle",
+                web::post().to(manager_api::manager_support_bundle),
+            ),
     )
     .configure(manager_page::routes);
 }

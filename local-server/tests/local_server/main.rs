@@ -20,4 +20,5 @@ mod options_file;
 mod proxy;
 mod queueing;
 mod report;
+mod support_bundle;
 mod usage_chart;

@@ -91,6 +91,9 @@ fn reply_texts_match_their_snapshots() {
             size: 5_000_000,
             limit: 2_097_152,
         },
+        Problem::SupportBundle {
+            name: "support-bundle-6f0c1a52.tar.gz".into(),
+        },
     ];
     let refusals = [
         ("unknown-id", Refusal::UnknownId, false),

@@ -330,6 +330,22 @@ impl Browser {
         std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).expect("write screenshot");
     }
 
+    /// A browser on the console's page of `app`, ready for sign-in.
+    async fn open_console(app: &TestApp) -> Self {
+        let mut browser = Self::start().await;
+        browser.call("Page.enable", json!({})).await;
+        browser
+            .call(
+                "Page.navigate",
+                json!({"url": format!("{}/", app.admin_base())}),
+            )
+            .await;
+        browser
+            .wait_for("document.body && document.body.dataset.console === 'ready'")
+            .await;
+        browser
+    }
+
     async fn sign_in(&mut self, token: &str) {
         let script = format!(
             "document.getElementById('token').value = {}; \
@@ -357,17 +373,7 @@ async fn chromium_signs_in_and_shows_data_as_text() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let mut browser = Browser::start().await;
-    browser.call("Page.enable", json!({})).await;
-    browser
-        .call(
-            "Page.navigate",
-            json!({"url": format!("{}/", app.admin_base())}),
-        )
-        .await;
-    browser
-        .wait_for("document.body && document.body.dataset.console === 'ready'")
-        .await;
+    let mut browser = Browser::open_console(&app).await;
 
     browser.screenshot("sign-in").await;
 
@@ -487,4 +493,45 @@ async fn chromium_signs_in_and_shows_data_as_text() {
         .await;
 
     browser.screenshot("audit").await;
+}
+
+/// The id page charts the usage reported with each sync: one bar per sync and feature,
+/// and the table lists the refusals.
+#[actix_rt::test]
+async fn chromium_charts_the_usage_of_each_sync_on_the_id_page() {
+    if !chromium_present() {
+        return;
+    }
+    let app = spawn_app().await;
+    let (server_id, local) = app.register_local().await;
+    for (peak, refused) in [(3, 2), (7, 0)] {
+        let text = crate::usage::sync_data_with_usage(
+            &local,
+            vec![crate::usage::feature("cad", peak, 4.0, refused)],
+        );
+        let answer = app.post_sync(&text).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let mut browser = Browser::open_console(&app).await;
+    browser.sign_in(&app.token).await;
+    browser
+        .wait_for("document.getElementById('customers-body').textContent.includes('Acme')")
+        .await;
+    browser
+        .eval(&format!("location.hash = '#server/{server_id}'; true"))
+        .await;
+    browser
+        .wait_for("document.querySelectorAll('#usage-charts svg rect').length === 2")
+        .await;
+    browser
+        .wait_for("document.getElementById('usage-body').textContent.includes('NO_SEATS 2')")
+        .await;
+    // A peak above the 5 seats held is drawn as over the limit.
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('#usage-charts rect.over').length")
+            .await,
+        json!(1)
+    );
+    browser.screenshot("usage").await;
 }

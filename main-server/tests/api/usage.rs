@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::helpers::{fresh_pg_database, spawn_app, spawn_app_with, Local, TestApp};
 
-fn feature(name: &str, peak: u32, hours: f64, no_seats: u64) -> FeatureUsage {
+pub(crate) fn feature(name: &str, peak: u32, hours: f64, no_seats: u64) -> FeatureUsage {
     FeatureUsage {
         feature: name.into(),
         seats_total: 5,
@@ -29,7 +29,7 @@ fn feature(name: &str, peak: u32, hours: f64, no_seats: u64) -> FeatureUsage {
     clippy::expect_used,
     reason = "test set-up helpers fail the test with a message"
 )]
-fn sync_data_with_usage(local: &Local, usage: Vec<FeatureUsage>) -> String {
+pub(crate) fn sync_data_with_usage(local: &Local, usage: Vec<FeatureUsage>) -> String {
     let request = SyncRequest {
         version: MESSAGE_VERSION,
         server_id: local.server_id,

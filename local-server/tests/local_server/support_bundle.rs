@@ -1,0 +1,185 @@
+//! `local-server support-bundle FILE` and the manager page's button: the archive holds
+//! every part support needs, and no secret: no private key, no proxy password (stored,
+//! given by flag, or from the environment).
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+
+use chrono::Utc;
+
+use crate::helpers::*;
+
+const STORED_PASSWORD: &str = "Pr0xy-St0red-S3cret";
+const FLAG_PASSWORD: &str = "Fl4g-S3cret";
+const ENV_PASSWORD: &str = "Env1ron-S3cret";
+
+/// The archive's entries: name and text.
+fn entries(bytes: &[u8]) -> Vec<(String, String)> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let mut out = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut text = String::new();
+        entry.read_to_string(&mut text).unwrap();
+        out.push((name, text));
+    }
+    out
+}
+
+/// The base64 lines of every private key file in the data directory.
+fn private_key_lines(local: &Local) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(local.data_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if text.contains("PRIVATE KEY") {
+            lines.extend(
+                text.lines()
+                    .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+                    .map(str::to_owned),
+            );
+        }
+    }
+    assert!(!lines.is_empty(), "the test found no private key file");
+    lines
+}
+
+fn assert_complete_and_without_secrets(local: &Local, bytes: &[u8]) {
+    let entries = entries(bytes);
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(local_server::support_bundle::ENTRIES.contains(&"log.txt"));
+    for part in local_server::support_bundle::ENTRIES {
+        assert!(
+            names.contains(&format!("support-bundle/{part}").as_str()),
+            "{part} missing from {names:?}"
+        );
+    }
+    let keys = private_key_lines(local);
+    for (name, text) in &entries {
+        for secret in [STORED_PASSWORD, FLAG_PASSWORD, ENV_PASSWORD, "PRIVATE KEY"] {
+            assert!(!text.contains(secret), "{name} holds {secret:?}:\n{text}");
+        }
+        for line in &keys {
+            assert!(!text.contains(line.as_str()), "{name} holds a private key");
+        }
+    }
+    let text = |part: &str| {
+        entries
+            .iter()
+            .find(|(n, _)| n == &format!("support-bundle/{part}"))
+            .map(|(_, t)| t.clone())
+            .unwrap()
+    };
+    let settings: serde_json::Value = serde_json::from_str(&text("settings.json")).unwrap();
+    assert_eq!(settings["server_id"], local.id.to_string());
+    assert!(
+        settings["proxy"].as_str().unwrap().contains("alice:***@"),
+        "{settings}"
+    );
+    assert!(text("status.txt").contains(&local.id.to_string()));
+    let diagnosis: serde_json::Value = serde_json::from_str(&text("diagnose.json")).unwrap();
+    assert!(diagnosis["checks"].is_array(), "{diagnosis}");
+    let attempts: serde_json::Value = serde_json::from_str(&text("sync-attempts.json")).unwrap();
+    assert!(
+        attempts["last_attempt_error"].is_string(),
+        "the failed attempt and its error: {attempts}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&text("report.json")).unwrap();
+    assert_eq!(report["features"][0]["feature"], "cad", "{report}");
+    let log = text("log.txt");
+    assert!(
+        !log.contains("no log file") && log.lines().count() > 1,
+        "recent log lines of serve:\n{log}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_support_bundle_holds_every_part_and_no_secret() -> TestResult {
+    let mut local = Local::offline();
+    // Reinstall with a stored proxy that has a password (nothing answers on it).
+    let proxy = format!(
+        "http://alice:{STORED_PASSWORD}@127.0.0.1:{}",
+        closed_port().unwrap()
+    );
+    let main = format!("https://127.0.0.1:{}", closed_port().unwrap());
+    let key = local.data_dir().join("solme-public.pem");
+    let ca = local.data_dir().join("ca.pem");
+    assert_success(&local.cli(&[
+        "init",
+        "--force",
+        "--id",
+        &local.id.to_string(),
+        "--main-server",
+        &main,
+        "--solme-key",
+        key.to_str().unwrap(),
+        "--ca-cert",
+        ca.to_str().unwrap(),
+        "--proxy",
+        &proxy,
+    ]));
+    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 2)])));
+    local.serve(&[], &[("RUST_LOG", "info")]);
+    let http = client();
+    let (status, body) = check_out(&http, &local, "cad").await;
+    assert_eq!(status, 201, "{body}");
+
+    // A failed synchronization (nothing answers on the proxy): the bundle shows it.
+    let failed = local.cli(&["sync"]);
+    assert_eq!(failed.status.code(), Some(75), "{}", stderr(&failed));
+
+    // The command line, with a proxy flag and a proxy in the environment.
+    let file = local.data_dir().join("bundle.tar.gz");
+    let flag = format!(
+        "http://bob:{FLAG_PASSWORD}@127.0.0.1:{}",
+        closed_port().unwrap()
+    );
+    let env_proxy = format!(
+        "http://carol:{ENV_PASSWORD}@127.0.0.1:{}",
+        closed_port().unwrap()
+    );
+    let out = local.cli_env(
+        &["support-bundle", "--proxy", &flag, file.to_str().unwrap()],
+        &[("HTTPS_PROXY", &env_proxy)],
+    );
+    assert_success(&out);
+    assert!(stdout(&out).contains("log.txt"), "{}", stdout(&out));
+    let mode = std::fs::metadata(&file)?.permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the bundle is the customer's own file");
+    assert_complete_and_without_secrets(&local, &std::fs::read(&file)?);
+
+    // The manager page's button.
+    let mut resp = http
+        .post(local.url("/manager/v1/support-bundle"))
+        .insert_header(("X-Solme-Manager", "1"))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers().get("content-type").unwrap(),
+        "application/gzip"
+    );
+    let disposition = resp
+        .headers()
+        .get("content-disposition")
+        .unwrap()
+        .to_str()?
+        .to_owned();
+    assert!(
+        disposition.contains(&format!("support-bundle-{}.tar.gz", local.id)),
+        "{disposition}"
+    );
+    let bytes = resp.body().limit(16 << 20).await?;
+    assert_complete_and_without_secrets(&local, &bytes);
+
+    // Without the manager header, nothing (a cross-site form cannot fetch it).
+    let resp = http
+        .post(local.url("/manager/v1/support-bundle"))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 401);
+    Ok(())
+}
