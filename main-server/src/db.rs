@@ -364,6 +364,10 @@ mod tests {
             .select(audit_log::all_columns)
             .limit(0)
             .execute(conn)?;
+        operators::table
+            .select(operators::all_columns)
+            .limit(0)
+            .execute(conn)?;
         Ok(())
     }
 

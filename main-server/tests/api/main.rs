@@ -21,6 +21,7 @@ mod error_bodies;
 )]
 mod helpers;
 mod metrics;
+mod operators;
 mod race;
 mod sync;
 mod temporary;
