@@ -109,16 +109,7 @@ pub fn add(
     let name = check_name(name)?;
     let token = generate().map_err(ApiError::Internal)?;
     conn.transaction(|conn| {
-        let inserted = super::insert_unless_present(conn, |conn| {
-            diesel::insert_into(operators::table)
-                .values((
-                    operators::name.eq(&name),
-                    operators::role.eq(role.as_str()),
-                    operators::token_hash.eq(token_hash(token.expose_secret())),
-                    operators::created_at.eq(to_millis(now)),
-                ))
-                .execute(conn)
-        })?;
+        let inserted = insert_account(conn, now, &name, role, &token)?;
         if !inserted {
             return Err(ApiError::refused(
                 ErrorCode::IdInUse,
@@ -240,6 +231,17 @@ pub fn rotate(
 /// operator accounts) under `name`, unless an account of that name exists: a later
 /// rotation or revocation in the database is never undone by the file.
 pub fn adopt_token_file(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    name: &str,
+    role: Role,
+    token: &SecretString,
+) -> Result<bool, ApiError> {
+    insert_account(conn, now, name, role, token)
+}
+
+/// Inserts an account; `Ok(false)` when the name (or the token) is taken.
+fn insert_account(
     conn: &mut DbConnection,
     now: DateTime<Utc>,
     name: &str,

@@ -21,6 +21,10 @@ mod error_bodies;
 )]
 mod helpers;
 mod metrics;
+#[expect(
+    clippy::expect_used,
+    reason = "test set-up helpers fail the test with a message"
+)]
 mod operators;
 mod race;
 mod sync;

@@ -270,3 +270,67 @@ async fn init_makes_a_gateway_token_limited_to_the_mail_endpoints() {
     assert_refused(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
     app.stop().await;
 }
+
+/// `main-server admin` with the data directory's URL and the given token file.
+fn cli(app: &TestApp, token_file: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(crate::helpers::BIN)
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(app.dir.path())
+        .arg("--token-file")
+        .arg(token_file)
+        .args(args)
+        .env_remove("MAIN_SERVER_ADMIN_URL")
+        .output()
+        .expect("run admin")
+}
+
+#[actix_rt::test]
+async fn the_cli_adds_lists_and_revokes_operators() {
+    let app = spawn_app().await;
+    let admin_file = app.dir.path().join("admin-token");
+    let added = cli(
+        &app,
+        &admin_file,
+        &["operator", "add", "carol", "--role", "viewer"],
+    );
+    let text = String::from_utf8_lossy(&added.stdout).to_string();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert!(text.starts_with("operator carol (viewer) added."), "{text}");
+    let token = text.lines().last().unwrap_or_default().to_owned();
+    assert_eq!(token.len(), 43, "{text}");
+    let carol_file = app.dir.path().join("carol-token");
+    std::fs::write(&carol_file, &token).expect("write");
+
+    assert!(cli(&app, &carol_file, &["customer", "list"])
+        .status
+        .success());
+    let refused = cli(&app, &carol_file, &["customer", "add", "--name", "Acme"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("FORBIDDEN"), "{stderr}");
+
+    let list = cli(&app, &admin_file, &["operator", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("carol") && text.contains("viewer") && text.contains("active"),
+        "{text}"
+    );
+    assert!(!text.contains(&token), "{text}");
+
+    let revoked = cli(&app, &admin_file, &["operator", "revoke", "carol"]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let refused = cli(&app, &carol_file, &["customer", "list"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("UNAUTHORIZED"), "{stderr}");
+    app.stop().await;
+}
