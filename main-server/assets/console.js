@@ -10,9 +10,7 @@
 
 (function () {
   const TOKEN_KEY = 'solme.console.token';
-  const OPERATOR_KEY = 'solme.console.operator';
   // Printable ASCII only: fetch refuses other header bytes, the API refuses > 100.
-  const OPERATOR_RE = /^[\x20-\x7e]{1,100}$/;
 
   const $ = (id) => document.getElementById(id);
 
@@ -115,11 +113,9 @@
   }
 
   function token() { return sessionStorage.getItem(TOKEN_KEY) || ''; }
-  function operator() { return sessionStorage.getItem(OPERATOR_KEY) || ''; }
 
   async function api(method, path, body) {
     const headers = { Authorization: 'Bearer ' + token(), Accept: 'application/json' };
-    if (operator()) headers['X-Operator'] = operator();
     const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error' };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -177,7 +173,6 @@
   function showSignIn() {
     $('nav').hidden = true;
     $('session').hidden = true;
-    $('operator').value = operator();
     showView('sign-in');
     $('token').focus();
   }
@@ -189,7 +184,11 @@
     }
     $('nav').hidden = false;
     $('session').hidden = false;
-    $('session-operator').textContent = 'Signed in as ' + (operator() || 'operator');
+    // The audit log names the token's operator account; show which one this is.
+    $('session-operator').textContent = 'Signed in';
+    api('GET', '/whoami').then((me) => {
+      $('session-operator').textContent = 'Signed in as ' + me.name + ' (' + me.role + ')';
+    }).catch(() => {});
     const hash = decodeURIComponent(location.hash.replace(/^#/, ''));
     const [name, arg] = hash.split('/', 2);
     try {
@@ -552,18 +551,11 @@
   }
 
   function init() {
-    $('sign-in-note').textContent = 'Paste the operator token (the admin-token file in the main server\'s data directory).';
+    $('sign-in-note').textContent = 'Paste the operator token (your personal token from `main-server admin operator add`, or the admin-token file in the main server\'s data directory).';
 
     onSubmit('sign-in-form', () => {
       const value = $('token').value.trim();
-      const name = $('operator').value.trim();
-      if (name && !OPERATOR_RE.test(name)) {
-        showMessage('The name must be plain ASCII text of at most 100 characters.', 'error');
-        return;
-      }
       sessionStorage.setItem(TOKEN_KEY, value);
-      if (name) sessionStorage.setItem(OPERATOR_KEY, name);
-      else sessionStorage.removeItem(OPERATOR_KEY);
       $('token').value = '';
       $('message').hidden = true;
       route();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
-use shared_proto::admin_api::KeyClearStatus;
+use shared_proto::admin_api::{KeyClearStatus, Role};
 use uuid::Uuid;
 
 /// Solme's main license server: the registry of customers, license server ids and
@@ -88,13 +88,10 @@ pub struct AdminArgs {
     /// Admin API base URL, e.g. http://127.0.0.1:8081 (overrides listening.json).
     #[arg(long, env = "MAIN_SERVER_ADMIN_URL")]
     pub admin_url: Option<String>,
-    /// File holding the operator token (overrides DATA_DIR/admin-token).
+    /// File holding your operator token (overrides DATA_DIR/admin-token, the first
+    /// admin's token). The audit log records the token's operator as the actor.
     #[arg(long, env = "MAIN_SERVER_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
-    /// Operator name recorded in the audit log (printable ASCII, at most 100 bytes: it
-    /// travels in an HTTP header).
-    #[arg(long, env = "MAIN_SERVER_OPERATOR", default_value = "operator", value_parser = parse_operator)]
-    pub operator: String,
     /// Print reads as JSON instead of tables.
     #[arg(long, global = true, env = "MAIN_SERVER_JSON")]
     pub json: bool,
@@ -125,11 +122,39 @@ pub enum AdminCommand {
     /// Answer a sync-data file as the mail gateway would, for a sender address; writes
     /// the license file.
     MailSync(MailSyncArgs),
+    /// Operator accounts and their tokens (admin role).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// The audit log, newest first.
     Audit {
         /// How many entries.
         #[arg(long, env = "MAIN_SERVER_AUDIT_LIMIT", default_value_t = 50)]
         limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Add an operator; prints the personal token once (the server keeps only its hash).
+    Add {
+        /// Name recorded as the actor of everything done with the token.
+        name: String,
+        /// viewer (reads), operator (also changes the registry and clears key pairs),
+        /// admin (also manages operators) or gateway (the mail endpoints only).
+        #[arg(long, env = "MAIN_SERVER_OPERATOR_ROLE")]
+        role: Role,
+    },
+    /// List operators and whether they are revoked.
+    List,
+    /// Revoke an operator: the token stops working with the next request.
+    Revoke {
+        /// Operator name.
+        name: String,
+    },
+    /// Give an operator a new token (printed once); the old one stops working at once.
+    Rotate {
+        /// Operator name.
+        name: String,
     },
 }
 
@@ -346,20 +371,6 @@ pub struct MailSyncArgs {
     /// Where to write the license file.
     #[arg(long, env = "MAIN_SERVER_MAIL_OUTPUT")]
     pub output: PathBuf,
-}
-
-/// Checks `--operator` up front, the way the admin API checks `X-Operator`, so a bad
-/// name is a usage error (exit 2) rather than a failed request.
-fn parse_operator(value: &str) -> Result<String, String> {
-    let max = crate::routes::admin_api::MAX_OPERATOR;
-    let name = value.trim();
-    if name.is_empty() || name.len() > max || !name.chars().all(|c| (' '..='~').contains(&c)) {
-        return Err(format!(
-            "the operator name must be 1 to {max} printable ASCII characters (it is sent \
-             as the X-Operator header); got {value:?}"
-        ));
-    }
-    Ok(name.to_owned())
 }
 
 /// Wraps a secret flag value (a database URL with its password) as soon as it is read.

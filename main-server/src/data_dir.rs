@@ -47,6 +47,11 @@ impl DataDir {
         self.root.join("admin-token")
     }
 
+    /// The mail gateway's token (service identity `mail-gateway`, role gateway).
+    pub fn gateway_token(&self) -> PathBuf {
+        self.root.join("gateway-token")
+    }
+
     pub fn listening(&self) -> PathBuf {
         self.root.join("listening.json")
     }

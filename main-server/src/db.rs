@@ -368,6 +368,10 @@ mod tests {
             .select(sync_usage::all_columns)
             .limit(0)
             .execute(conn)?;
+        operators::table
+            .select(operators::all_columns)
+            .limit(0)
+            .execute(conn)?;
         Ok(())
     }
 

@@ -11,8 +11,43 @@ use shared_proto::{Clock, SolmePublicKey, SolmeSigningKey};
 use crate::cli::InitArgs;
 use crate::data_dir::DataDir;
 use crate::db::{Db, DbTarget};
+use crate::store::operators;
 use crate::{auth, tls};
+use chrono::{DateTime, Utc};
+use shared_proto::admin_api::Role;
 use shared_proto::files::{self, Access, Existing};
+
+/// The accounts the data directory's token files stand for.
+pub const FIRST_ADMIN: &str = "admin";
+pub const GATEWAY: &str = "mail-gateway";
+
+/// Registers the token files of the data directory as accounts, unless accounts of
+/// those names exist: `admin-token` is the first admin (so an installation from before
+/// operator accounts keeps working with its one token), `gateway-token` the mail
+/// gateway's service identity. Run by `init` and at every `serve` start.
+pub fn adopt_token_files(db: &Db, dir: &DataDir, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let mut conn = db.write.get().context("connecting to the database")?;
+    for (path, name, role) in [
+        (dir.admin_token(), FIRST_ADMIN, Role::Admin),
+        (dir.gateway_token(), GATEWAY, Role::Gateway),
+    ] {
+        if !path.exists() {
+            continue;
+        }
+        let token = auth::read_token_file(&path)?;
+        let added =
+            operators::adopt_token_file(&mut conn, now, name, role, &token).map_err(|e| {
+                anyhow::Error::new(e).context(format!("registering {}", path.display()))
+            })?;
+        if added {
+            log::info!(
+                "operator account {name} ({role}) made from {}",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
 
 /// Creates what is missing and returns a human summary of what was made or kept.
 pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
@@ -119,29 +154,30 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
         );
     }
 
-    let token_path = dir.admin_token();
-    if token_path.exists() {
-        let _ = writeln!(report, "kept     {}", token_path.display());
-    } else {
+    for (path, what) in [
+        (dir.admin_token(), "first admin's token"),
+        (dir.gateway_token(), "mail gateway's token"),
+    ] {
+        if path.exists() {
+            let _ = writeln!(report, "kept     {}", path.display());
+            continue;
+        }
         let token = auth::generate()?;
         files::write(
-            &token_path,
+            &path,
             format!("{}\n", token.expose_secret()).as_bytes(),
             Access::Private,
             Existing::Refuse,
         )?;
-        let _ = writeln!(
-            report,
-            "created  {} (operator token, 0600)",
-            token_path.display()
-        );
+        let _ = writeln!(report, "created  {} ({what}, 0600)", path.display());
     }
 
     let target = DbTarget::from_options(
         dir.root(),
         args.database_url.as_ref().map(ExposeSecret::expose_secret),
     )?;
-    Db::open(target.clone(), 1)?;
+    let db = Db::open(target.clone(), 1)?;
+    adopt_token_files(&db, &dir, clock.now())?;
     let _ = writeln!(
         report,
         "database {} (migrations applied)",

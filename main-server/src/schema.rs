@@ -108,6 +108,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    operators (name) {
+        name -> Text,
+        role -> Text,
+        token_hash -> Text,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(customer_emails -> customers (customer_id));
 diesel::joinable!(servers -> customers (customer_id));
 diesel::joinable!(licenses -> servers (server_id));
@@ -124,4 +134,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     sync_usage,
     reminders,
+    operators,
 );

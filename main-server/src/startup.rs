@@ -13,7 +13,7 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use shared_proto::{Clock, SolmeSigningKey};
 
-use crate::auth::AdminToken;
+use crate::auth::FailureLimiter;
 use crate::data_dir::DataDir;
 use crate::db::{Db, DbTarget};
 use crate::metrics::Metrics;
@@ -87,7 +87,6 @@ impl Application {
                 dir.solme_signing_key().display()
             )
         })?;
-        let token = AdminToken::load(&dir.admin_token())?;
         let target = DbTarget::from_options(
             dir.root(),
             settings
@@ -97,10 +96,11 @@ impl Application {
         )?;
         log::info!("database: {}", target.describe());
         let db = Db::open(target, settings.db_pool_size)?;
+        crate::init::adopt_token_files(&db, &dir, clock.now())?;
         let service = SyncService::new(db, clock, signing_key)?;
 
         let service_data = web::Data::new(service.clone());
-        let token_data = web::Data::new(token);
+        let limiter = web::Data::new(FailureLimiter::default());
         let metrics = web::Data::new(Metrics::default());
 
         let data = service_data.clone();
@@ -135,7 +135,7 @@ impl Application {
         let admin_server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(token_data.clone())
+                .app_data(limiter.clone())
                 .app_data(metrics.clone())
                 .configure(|cfg| configure_extractors(cfg, ADMIN_JSON_LIMIT))
                 .configure(admin_api::configure)

@@ -46,6 +46,12 @@ crate::text_enum! {
         CustomerReminders => "customer.reminders",
         /// The mail gateway took a reminder mail into its outgoing spool.
         ReminderHanded => "reminder.handed",
+        /// An admin added an operator account (or service identity).
+        OperatorAdd => "operator.add",
+        OperatorRevoke => "operator.revoke",
+        OperatorRotate => "operator.rotate",
+        /// The admin API refused a missing, wrong or revoked token.
+        AuthRefused => "auth.refused",
     }
 }
 
@@ -103,6 +109,62 @@ crate::text_enum! {
         /// more urgent reminder replaced it, or the customer's reminders were switched off.
         Cancelled => "cancelled",
     }
+}
+
+crate::text_enum! {
+    /// What an authenticated caller of the admin API may do (each role includes the
+    /// one before it, except `gateway`, which may call only the mail endpoints).
+    pub enum Role {
+        /// Reads everything.
+        Viewer => "viewer",
+        /// Also manages customers, ids and licenses, clears key pairs and decides
+        /// key-clear requests.
+        Operator => "operator",
+        /// Also manages operators.
+        Admin => "admin",
+        /// The mail gateway's service identity: the mail endpoints only.
+        Gateway => "gateway",
+    }
+}
+
+/// `POST /admin/v1/operators`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewOperator {
+    pub name: String,
+    pub role: Role,
+}
+
+/// An operator account as listed (never with its token).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OperatorAccount {
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The answer of adding or rotating an operator: the token, shown this once.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct IssuedToken {
+    pub name: String,
+    pub role: Role,
+    pub token: String,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /admin/v1/whoami`: the identity the presented token belongs to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub role: Role,
 }
 
 /// How an audited attempt ended: `OK`, or the code it was refused or failed with.

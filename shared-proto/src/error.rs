@@ -32,11 +32,15 @@ pub enum ErrorCode {
     /// A temporary failure (database locked or full, a dependency down): try again
     /// later; HTTP answers carry `Retry-After`.
     Unavailable,
+    /// The caller is authenticated, but its role may not do this.
+    Forbidden,
+    /// Too many refused tokens from one address: wait a minute.
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 23] = [
         Self::Malformed,
         Self::UnsupportedVersion,
         Self::BadSignature,
@@ -58,6 +62,8 @@ impl ErrorCode {
         Self::OptionsDenied,
         Self::Internal,
         Self::Unavailable,
+        Self::Forbidden,
+        Self::RateLimited,
     ];
 
     /// The stable string form, as sent in `{"code": …}`.
@@ -84,6 +90,8 @@ impl ErrorCode {
             Self::OptionsDenied => "OPTIONS_DENIED",
             Self::Internal => "INTERNAL",
             Self::Unavailable => "UNAVAILABLE",
+            Self::Forbidden => "FORBIDDEN",
+            Self::RateLimited => "RATE_LIMITED",
         }
     }
 
@@ -100,13 +108,15 @@ impl ErrorCode {
             | Self::SyncExpired
             | Self::ClockRollback
             | Self::LicenseExpired
-            | Self::OptionsDenied => 403,
+            | Self::OptionsDenied
+            | Self::Forbidden => 403,
             Self::UnknownServerId | Self::NotFound | Self::FeatureUnknown | Self::LeaseUnknown => {
                 404
             }
             Self::IdInUse | Self::ReplayedRequest | Self::NoSeats | Self::OlderLicenseFile => 409,
             Self::Internal => 500,
             Self::Unavailable => 503,
+            Self::RateLimited => 429,
         }
     }
 }
@@ -239,5 +249,7 @@ mod tests {
         assert_eq!(ErrorCode::IdInUse.as_str(), "ID_IN_USE");
         assert_eq!(ErrorCode::OlderLicenseFile.http_status(), 409);
         assert_eq!(ErrorCode::Unavailable.http_status(), 503);
+        assert_eq!(ErrorCode::Forbidden.http_status(), 403);
+        assert_eq!(ErrorCode::RateLimited.http_status(), 429);
     }
 }

@@ -1,5 +1,5 @@
-//! The admin API client of the CLI: where to send requests, with which token and
-//! operator name, and how answers and failures come back.
+//! The admin API client of the CLI: where to send requests, with which token, and how
+//! answers and failures come back.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,7 +39,6 @@ pub enum CliError {
 pub struct Client {
     base: String,
     token: SecretString,
-    operator: String,
     http: awc::Client,
 }
 
@@ -73,12 +72,7 @@ impl Client {
         let http = awc::Client::builder()
             .timeout(Duration::from_secs(60))
             .finish();
-        Ok(Self {
-            base,
-            token,
-            operator: args.operator.clone(),
-            http,
-        })
+        Ok(Self { base, token, http })
     }
 
     pub(super) async fn send<B: Serialize>(
@@ -88,14 +82,10 @@ impl Client {
         body: Option<&B>,
     ) -> Result<Value, CliError> {
         let url = format!("{}{path}", self.base);
-        let request = self
-            .http
-            .request(method, &url)
-            .insert_header((
-                "Authorization",
-                format!("Bearer {}", self.token.expose_secret()),
-            ))
-            .insert_header(("X-Operator", self.operator.as_str()));
+        let request = self.http.request(method, &url).insert_header((
+            "Authorization",
+            format!("Bearer {}", self.token.expose_secret()),
+        ));
         let unreachable = |e: &dyn std::fmt::Display| CliError::Unreachable {
             url: self.base.clone(),
             cause: e.to_string(),

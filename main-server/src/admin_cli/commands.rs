@@ -4,13 +4,13 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::cli::{
-    AdminArgs, AdminCommand, CustomerCommand, KeyCommand, LicenseCommand, PageArgs,
-    ReminderCommand, RequestCommand, ServerCommand, Switch,
+    AdminArgs, AdminCommand, CustomerCommand, KeyCommand, LicenseCommand, OperatorCommand,
+    PageArgs, ReminderCommand, RequestCommand, ServerCommand, Switch,
 };
 use shared_proto::admin_api::{
-    AuditEntry, Customer, Decision, KeyClear, KeyClearRequest, License, LicenseChange, MailSync,
-    MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewServer, Reminder,
-    RemindersSwitch, Server, SyncUsage,
+    AuditEntry, Customer, Decision, IssuedToken, KeyClear, KeyClearRequest, License, LicenseChange,
+    MailSync, MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewOperator,
+    NewServer, OperatorAccount, Reminder, RemindersSwitch, Server, SyncUsage,
 };
 
 use super::client::{decode, CliError, Client};
@@ -182,6 +182,7 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
                 answer.licenses.len()
             ))
         }
+        AdminCommand::Operator(command) => operator(client, command, json).await,
         AdminCommand::Audit { limit } => {
             let list: Vec<AuditEntry> = client
                 .get(&format!("/admin/v1/audit?limit={limit}"))
@@ -338,6 +339,75 @@ pub(super) fn page_query(page: &PageArgs) -> String {
     match page.after {
         Some(after) => format!("limit={}&after={after}", page.limit),
         None => format!("limit={}", page.limit),
+    }
+}
+
+pub(super) async fn operator(
+    client: &Client,
+    command: &OperatorCommand,
+    json: bool,
+) -> Result<String, CliError> {
+    let issued = |issued: IssuedToken, what: &str| -> Result<String, CliError> {
+        if json {
+            return json_out(&issued);
+        }
+        Ok(format!(
+            "operator {} ({}) {what}. Its token, shown this once (Solme keeps only a hash):\n{}\n",
+            issued.name, issued.role, issued.token
+        ))
+    };
+    match command {
+        OperatorCommand::Add { name, role } => {
+            let token: IssuedToken = client
+                .post(
+                    "/admin/v1/operators",
+                    &NewOperator {
+                        name: name.clone(),
+                        role: *role,
+                    },
+                )
+                .await?;
+            issued(token, "added")
+        }
+        OperatorCommand::Rotate { name } => {
+            let token: IssuedToken = client
+                .post(&format!("/admin/v1/operators/{name}/rotate"), &())
+                .await?;
+            issued(token, "has a new token; the old one no longer works")
+        }
+        OperatorCommand::Revoke { name } => {
+            let account: OperatorAccount = client
+                .post(&format!("/admin/v1/operators/{name}/revoke"), &())
+                .await?;
+            if json {
+                return json_out(&account);
+            }
+            Ok(format!(
+                "operator {} revoked: its token no longer works\n",
+                account.name
+            ))
+        }
+        OperatorCommand::List => {
+            let list: Vec<OperatorAccount> = client.get("/admin/v1/operators").await?;
+            if json {
+                return json_out(&list);
+            }
+            let rows = list
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.name.clone(),
+                        a.role.to_string(),
+                        a.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                        a.revoked_at.map_or_else(
+                            || "active".to_owned(),
+                            |at| format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
+                        ),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            Ok(table(&["NAME", "ROLE", "CREATED (UTC)", "STATUS"], &rows))
+        }
     }
 }
 

@@ -1,28 +1,27 @@
 //! The operators' admin API (`/admin/v1/…`, see docs/API.md). Every route sits behind
-//! the bearer-token check; the operator's name for the audit log comes from the
-//! `X-Operator` header.
+//! the bearer-token check, which finds the caller's operator account and role; the
+//! audit log records that account's name as the actor.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use diesel::Connection;
 use serde::Deserialize;
+use shared_proto::ErrorCode;
 use uuid::Uuid;
 
 use super::with_conn;
-use crate::auth::AdminToken;
+use crate::auth::{FailureLimiter, Need};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::store::{audit, customers, key_clear, licenses, reminders, servers, usage};
+use crate::store::{audit, customers, key_clear, licenses, operators, reminders, servers, usage};
 use crate::sync::{Channel, SyncService};
 use shared_proto::admin_api::{
-    Decision, KeyClear, KeyClearStatus, LicenseChange, MailSync, MailSyncAnswer, NewCustomer,
-    NewEmail, NewKeyClearRequest, NewLicense, NewServer, RemindersSwitch,
+    AuditAction, AuditOutcome, Decision, Identity, KeyClear, KeyClearStatus, LicenseChange,
+    MailSync, MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewOperator,
+    NewServer, RemindersSwitch,
 };
-
-/// Longest operator name taken from `X-Operator`.
-pub(crate) const MAX_OPERATOR: usize = 100;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -68,41 +67,114 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/key-clear-requests/{id}/notified",
                 web::post().to(mark_notified),
             )
-            .route("/audit", web::get().to(list_audit)),
+            .route("/audit", web::get().to(list_audit))
+            .route("/whoami", web::get().to(whoami))
+            .route("/operators", web::post().to(add_operator))
+            .route("/operators", web::get().to(list_operators))
+            .route("/operators/{name}/revoke", web::post().to(revoke_operator))
+            .route("/operators/{name}/rotate", web::post().to(rotate_operator)),
     );
 }
 
+/// Longest `Authorization` header looked at.
+const MAX_AUTHORIZATION: usize = 600;
+
+/// Authenticates every admin request against the operator accounts (one lookup per
+/// request, so a revocation counts at once on every replica), checks the role, and
+/// leaves the [`Identity`] in the request for the handlers and the audit log.
 async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let authorized = match (
-        req.app_data::<web::Data<AdminToken>>(),
-        req.headers().get(actix_web::http::header::AUTHORIZATION),
-    ) {
-        (Some(token), Some(header)) => header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .is_some_and(|presented| token.matches(presented.trim())),
-        _ => false,
+    let Some(svc) = req.app_data::<Svc>().cloned() else {
+        return Err(ApiError::Internal(anyhow::anyhow!("admin API without its service")).into());
     };
-    if !authorized {
-        log::warn!(
-            "admin request refused: missing or wrong token peer={} path={}",
-            req.peer_addr()
-                .map_or_else(|| "-".to_owned(), |a| a.ip().to_string()),
-            req.path()
-        );
+    let limiter = req.app_data::<web::Data<FailureLimiter>>().cloned();
+    let peer = req.peer_addr().map(|a| a.ip());
+    let now = svc.clock.now();
+    if let (Some(limiter), Some(peer)) = (&limiter, peer) {
+        if limiter.is_limited(peer, now) {
+            return Err(ApiError::refused(
+                ErrorCode::RateLimited,
+                "too many refused tokens from this address: wait a minute",
+            )
+            .into());
+        }
+    }
+    let presented = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .filter(|h| h.len() <= MAX_AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let identity = match presented.clone() {
+        Some(token) => {
+            with_conn(&svc.db.read, move |conn| {
+                operators::authenticate(conn, &token)
+            })
+            .await?
+        }
+        None => None,
+    };
+    let path = req.path().to_owned();
+    let Some(identity) = identity else {
+        let peer_text = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        log::warn!("admin request refused: missing or wrong token peer={peer_text} path={path}");
+        if let (Some(limiter), Some(peer)) = (&limiter, peer) {
+            limiter.record_failure(peer, now);
+        }
+        let what = if presented.is_some() {
+            "a token that is not valid"
+        } else {
+            "no token"
+        };
+        let detail = format!("{what} from {peer_text} for {} {path}", req.method());
+        let audited = with_conn(&svc.db.write, move |conn| {
+            audit::record(
+                conn,
+                now,
+                &audit::Event {
+                    actor: "unauthenticated",
+                    action: AuditAction::AuthRefused,
+                    server_id: None,
+                    outcome: AuditOutcome::Failed(ErrorCode::Unauthorized),
+                    detail: &detail,
+                },
+            )
+        })
+        .await;
+        if let Err(e) = audited {
+            log::warn!("could not audit a refused token: {e}");
+        }
         return Err(ApiError::unauthorized(
-            "this needs the operator token: send `Authorization: Bearer <admin-token>`",
+            "this needs an operator token: send `Authorization: Bearer <token>`",
+        )
+        .into());
+    };
+    let need = Need::of(req.method(), &path);
+    if !need.allows(identity.role) {
+        log::warn!(
+            "admin request forbidden: operator={} role={} path={path}",
+            identity.name,
+            identity.role
+        );
+        return Err(ApiError::refused(
+            ErrorCode::Forbidden,
+            format!(
+                "{} is {}: {}",
+                identity.name,
+                identity.role,
+                need.describe()
+            ),
         )
         .into());
     }
+    req.extensions_mut().insert(identity);
     next.call(req).await
 }
 
-/// The operator named by `X-Operator` (default `operator`).
+/// The authenticated caller's name, for the audit log.
 pub struct Operator(pub String);
 
 impl FromRequest for Operator {
@@ -110,21 +182,14 @@ impl FromRequest for Operator {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let name = match req.headers().get("X-Operator") {
-            None => Ok("operator".to_owned()),
-            Some(value) => value
-                .to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.len() <= MAX_OPERATOR)
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    ApiError::malformed(format!(
-                        "X-Operator must be printable text of at most {MAX_OPERATOR} bytes"
-                    ))
-                }),
-        };
-        std::future::ready(name.map(Operator))
+        let name = req
+            .extensions()
+            .get::<Identity>()
+            .map(|identity| Operator(identity.name.clone()))
+            .ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("an admin route ran without authentication"))
+            });
+        std::future::ready(name)
     }
 }
 
@@ -332,18 +397,14 @@ async fn clear_key(
 
 async fn mail_sync(
     svc: Svc,
+    op: Operator,
     metrics: web::Data<Metrics>,
     body: web::Json<MailSync>,
 ) -> Result<HttpResponse, ApiError> {
     let service = svc.into_inner();
     let body = body.into_inner();
     let sync = web::block(move || {
-        service.sync(
-            &body.sync_data,
-            Channel::Email,
-            "mail-gateway",
-            Some(&body.sender),
-        )
+        service.sync(&body.sync_data, Channel::Email, &op.0, Some(&body.sender))
     });
     let answer = metrics
         .observe_sync(Channel::Email, async { sync.await? })
@@ -446,4 +507,57 @@ async fn list_audit(svc: Svc, query: web::Query<AuditQuery>) -> Result<HttpRespo
     let limit = query.limit.unwrap_or(100);
     let list = with_conn(&svc.db.read, move |conn| audit::list(conn, limit)).await?;
     Ok(HttpResponse::Ok().json(list))
+}
+
+async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let identity = req.extensions().get::<Identity>().cloned().ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!("an admin route ran without authentication"))
+    })?;
+    Ok(HttpResponse::Ok().json(identity))
+}
+
+async fn add_operator(
+    svc: Svc,
+    op: Operator,
+    body: web::Json<NewOperator>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let issued = with_conn(&svc.db.write, move |conn| {
+        operators::add(conn, now, &op.0, &body.name, body.role)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(issued))
+}
+
+async fn list_operators(svc: Svc) -> Result<HttpResponse, ApiError> {
+    let list = with_conn(&svc.db.read, operators::list).await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+async fn revoke_operator(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let name = path.into_inner();
+    let account = with_conn(&svc.db.write, move |conn| {
+        operators::revoke(conn, now, &op.0, &name)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(account))
+}
+
+async fn rotate_operator(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let name = path.into_inner();
+    let issued = with_conn(&svc.db.write, move |conn| {
+        operators::rotate(conn, now, &op.0, &name)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(issued))
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod customers;
 pub mod key_clear;
 pub mod licenses;
+pub mod operators;
 pub mod reminders;
 pub mod servers;
 pub mod sync;

@@ -193,7 +193,7 @@ async fn key_clear_requests_are_decided_by_an_operator() {
         .await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(approved["status"], "approved");
-    assert_eq!(approved["operator"], "alice");
+    assert_eq!(approved["operator"], "admin");
     let (status, body) = app
         .post(
             &format!("/admin/v1/key-clear-requests/{id}/reject"),
@@ -208,7 +208,7 @@ async fn key_clear_requests_are_decided_by_an_operator() {
     assert!(
         body["message"]
             .as_str()
-            .is_some_and(|m| m.contains("already approved by alice")),
+            .is_some_and(|m| m.contains("already approved by admin")),
         "{body}"
     );
 

@@ -349,7 +349,6 @@ impl Browser {
     async fn sign_in(&mut self, token: &str) {
         let script = format!(
             "document.getElementById('token').value = {}; \
-             document.getElementById('operator').value = 'console-test'; \
              document.getElementById('sign-in-form').requestSubmit(); true",
             json!(token)
         );
@@ -483,13 +482,13 @@ async fn chromium_signs_in_and_shows_data_as_text() {
     let (_, decided) = app
         .get("/admin/v1/key-clear-requests?status=rejected")
         .await;
-    assert_eq!(decided[0]["operator"], "console-test", "{decided}");
+    assert_eq!(decided[0]["operator"], "admin", "{decided}");
     assert_eq!(decided[0]["reason"], "not a registered reinstall");
 
     // The audit log names the operator from the page.
     browser.eval("location.hash = '#audit'; true").await;
     browser
-        .wait_for("document.getElementById('audit-body').textContent.includes('console-test')")
+        .wait_for("document.getElementById('audit-body').textContent.includes('admin')")
         .await;
 
     browser.screenshot("audit").await;

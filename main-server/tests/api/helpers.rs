@@ -98,6 +98,19 @@ pub async fn spawn_app() -> TestApp {
 /// starts moved by `clock_offset` (`SOLME_CLOCK_OFFSET` syntax).
 pub async fn spawn_app_with(database_url: Option<String>, clock_offset: Option<&str>) -> TestApp {
     let dir = init_dir(database_url.as_deref());
+    spawn_app_on(dir, database_url, clock_offset).await
+}
+
+/// A server on an existing data directory (SQLite inside it).
+pub async fn spawn_app_in(dir: TempDir) -> TestApp {
+    spawn_app_on(dir, None, None).await
+}
+
+async fn spawn_app_on(
+    dir: TempDir,
+    database_url: Option<String>,
+    clock_offset: Option<&str>,
+) -> TestApp {
     let clock = match clock_offset {
         Some(offset) => {
             Clock::with_offset(shared_proto::clock::parse_offset(offset).expect("clock offset"))
@@ -279,8 +292,7 @@ impl TestApp {
     ) -> (StatusCode, Value) {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.admin_base()))
-            .insert_header(("X-Operator", "alice"));
+            .request(method, format!("{}{path}", self.admin_base()));
         if let Some(token) = token {
             request = request.insert_header(("Authorization", format!("Bearer {token}")));
         }

@@ -21,6 +21,11 @@ mod error_bodies;
 )]
 mod helpers;
 mod metrics;
+#[expect(
+    clippy::expect_used,
+    reason = "test set-up helpers fail the test with a message"
+)]
+mod operators;
 mod race;
 mod reminders;
 mod sync;

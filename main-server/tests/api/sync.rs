@@ -65,7 +65,7 @@ async fn binding_lifecycle(app: &TestApp) {
     let (_, audit) = app.get("/admin/v1/audit?limit=100").await;
     let entries = audit.as_array().cloned().unwrap_or_default();
     assert!(entries.iter().any(|e| e["action"] == "key.clear"
-        && e["actor"] == "alice"
+        && e["actor"] == "admin"
         && e["detail"]
             .as_str()
             .unwrap_or("")

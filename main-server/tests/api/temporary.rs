@@ -36,7 +36,6 @@ async fn a_locked_database_is_unavailable_not_an_internal_error() {
         .http
         .post(format!("{}/admin/v1/customers", app.admin_base()))
         .insert_header(("Authorization", format!("Bearer {}", app.token)))
-        .insert_header(("X-Operator", "alice"))
         .send_json(&json!({"name": "Delta", "emails": []}))
         .await
         .expect("admin request");
