@@ -71,6 +71,22 @@ impl Local {
         local
     }
 
+    /// An offline installation with `serve` running and nothing imported.
+    pub fn offline_serving() -> Self {
+        let mut local = Self::offline();
+        local.serve(&[], &[]);
+        local
+    }
+
+    /// An offline installation that imported a license file (sequence 1, issued now)
+    /// holding `licenses`, with `serve` running with the `extra` arguments.
+    pub fn serving(licenses: Vec<License>, extra: &[&str]) -> Self {
+        let mut local = Self::offline();
+        assert_success(&local.import(&local.license_file(1, Utc::now(), licenses)));
+        local.serve(extra, &[]);
+        local
+    }
+
     /// Installs against a running main server, with the given endpoints.
     pub fn for_main(main: &Main, id: Uuid, endpoints: &[String], extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();

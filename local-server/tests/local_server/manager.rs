@@ -51,8 +51,7 @@ fn export_writes_signed_sync_data_for_this_id() {
 
 #[actix_rt::test]
 async fn the_manager_api_imports_and_reports() -> TestResult {
-    let mut local = Local::offline();
-    local.serve(&[], &[]);
+    let local = Local::offline_serving();
     let http = client();
     let text = local.license_file(1, Utc::now(), vec![license("cad", 4)]);
     let mut resp = http
@@ -93,8 +92,7 @@ async fn the_manager_api_imports_and_reports() -> TestResult {
 /// (`503 UNAVAILABLE`, to be retried), never a 200 that says "failed" inside.
 #[actix_rt::test]
 async fn a_manager_sync_that_fails_answers_with_an_error_code() {
-    let mut local = Local::offline();
-    local.serve(&[], &[]);
+    let local = Local::offline_serving();
     let http = client();
     let (status, body) = manager_call(&http, &local, "POST", "sync", None).await;
     assert_eq!(status, 503, "{body}");
