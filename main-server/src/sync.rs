@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
-use shared_proto::admin_api::AuditAction;
+use shared_proto::admin_api::{AuditAction, AuditEntry};
 use shared_proto::sync_data::VerifiedSyncRequest;
 use shared_proto::validity::valid_until_for;
 use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
@@ -15,10 +15,10 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::ApiError;
-use crate::store::audit::{self, Event};
+use crate::store::audit;
 use crate::store::sync::{self as tx, Attempt, Issued};
 use crate::store::{customers, licenses};
-use crate::writer::{AuditRecord, Writer};
+use crate::writer::Writer;
 use shared_proto::admin_api::License;
 
 /// Largest sync-data text accepted on either channel.
@@ -327,7 +327,7 @@ fn refusal(
     actor: &str,
     known: &Known,
     error: &ApiError,
-) -> AuditRecord {
+) -> AuditEntry {
     let detail = format!(
         "channel {}, peer {peer}, key {}, request {}: {}",
         channel.as_str(),
@@ -350,7 +350,7 @@ fn refusal(
         channel.as_str(),
         error.outcome()
     );
-    AuditRecord {
+    AuditEntry {
         at: now,
         actor: actor.to_owned(),
         action: AuditAction::Sync,
@@ -360,19 +360,9 @@ fn refusal(
     }
 }
 
-fn write_audit(db: &Db, record: &AuditRecord) -> Result<(), ApiError> {
+fn write_audit(db: &Db, record: &AuditEntry) -> Result<(), ApiError> {
     let mut conn = db.write.get()?;
-    audit::record(
-        &mut conn,
-        record.at,
-        &Event {
-            actor: &record.actor,
-            action: record.action,
-            server_id: record.server_id,
-            outcome: record.outcome,
-            detail: &record.detail,
-        },
-    )
+    audit::record_entry(&mut conn, record)
 }
 
 /// What was learnt about a request before it was refused (for the audit entry).
