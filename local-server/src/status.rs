@@ -1,7 +1,6 @@
 //! The status report (`status`, `GET /api/v1/status`, the manager page), computed from
 //! the database so that it is the same whether or not `serve` runs.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -125,12 +124,7 @@ pub fn report(
 ) -> Result<StatusReport, Error> {
     let state = db::load_sync_state(conn)?;
     let rows = db::load_licenses(conn)?;
-    let live: Vec<(String, i64)> = leases::table
-        .filter(leases::expires_at.gt(to_ms(now)))
-        .group_by(leases::feature)
-        .select((leases::feature, diesel::dsl::count_star()))
-        .load(conn)?;
-    let live: HashMap<String, i64> = live.into_iter().collect();
+    let live = db::live_by_feature(conn, to_ms(now))?;
     let borrowed: Vec<BorrowedSeat> = leases::table
         .filter(leases::borrowed.eq(true))
         .filter(leases::expires_at.gt(to_ms(now)))

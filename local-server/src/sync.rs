@@ -27,7 +27,7 @@ use crate::error::Error;
 use crate::import::{self, Changes, Channel};
 use crate::leases::{license_from_row, seats_valid_now};
 use crate::proxy::{ProxySettings, TunnelConnector, TunnelError};
-use crate::schema::{leases, sync_state};
+use crate::schema::sync_state;
 
 /// A synchronization that has not released its lock after this long is taken to have
 /// died with its process.
@@ -130,12 +130,7 @@ pub fn build_request(
     let state = db::load_sync_state(conn)?;
     let licenses = db::load_licenses(conn)?;
     let peaks: HashMap<String, i32> = db::load_peaks(conn)?.into_iter().collect();
-    let live: Vec<(String, i64)> = leases::table
-        .filter(leases::expires_at.gt(to_ms(now)))
-        .group_by(leases::feature)
-        .select((leases::feature, diesel::dsl::count_star()))
-        .load(conn)?;
-    let live: HashMap<String, i64> = live.into_iter().collect();
+    let live = db::live_by_feature(conn, to_ms(now))?;
     let mut by_feature: HashMap<String, Vec<shared_proto::License>> = HashMap::new();
     for row in &licenses {
         by_feature

@@ -52,13 +52,7 @@ fn license(world: &World, sequence: i64) -> LicenseFile {
         valid_until: shared_proto::validity::valid_until_for(issued_at),
         customer: "Acme AB".into(),
         licenses: vec![
-            License {
-                feature: "solme-cad".into(),
-                seats: 5,
-                valid_from: None,
-                valid_until: None,
-                max_borrow_hours: None,
-            },
+            License::perpetual("solme-cad", 5),
             License {
                 feature: "solme-cam".into(),
                 seats: 2,

@@ -119,6 +119,13 @@ impl Local {
         local
     }
 
+    /// A new license server id on `main` holding `feature` × `seats`, and this
+    /// installation for it against both of the main server's endpoints.
+    pub fn for_new_server(main: &Main, feature: &str, seats: u32) -> Self {
+        let id = main.new_server(feature, seats);
+        Self::for_main(main, id, &main.sync, &[])
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
@@ -231,13 +238,7 @@ impl Local {
 }
 
 pub fn license(feature: &str, seats: u32) -> License {
-    License {
-        feature: feature.into(),
-        seats,
-        valid_from: None,
-        valid_until: None,
-        max_borrow_hours: None,
-    }
+    License::perpetual(feature, seats)
 }
 
 pub fn assert_success(out: &Output) {

@@ -65,8 +65,7 @@ async fn wait_until_queued(http: &awc::Client, local: &Local, n: u64) {
 }
 
 fn one_seat() -> Local {
-    let local = Local::serving(vec![license("cad", 1)], &[]);
-    local
+    Local::serving(vec![license("cad", 1)], &[])
 }
 
 #[actix_rt::test]
