@@ -54,11 +54,10 @@ const MAIL: Duration = Duration::from_secs(60);
 
 fn a_never_synced_server_issues_nothing(world: World) {
     let (_, local) = world.serving_local_server(5);
-    let refusal = local
-        .checkout("solme-cad", "laptop-1")
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(refusal.error.code, ErrorCode::NotSynchronized);
+    assert_eq!(
+        support::refused_checkout(&local, "solme-cad", "laptop-1"),
+        ErrorCode::NotSynchronized
+    );
     assert!(!support::synchronized(&local.status().unwrap()));
 }
 
@@ -83,11 +82,10 @@ fn license_changes_reach_the_local_server_only_after_a_sync(world: World) {
     assert_eq!(support::seats(&local, "solme-cad"), Some(2));
     local.succeed("sync", &[]).unwrap();
     assert_eq!(support::seats(&local, "solme-cad"), None);
-    let refusal = local
-        .checkout("solme-cad", "laptop-1")
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(refusal.error.code, ErrorCode::FeatureUnknown);
+    assert_eq!(
+        support::refused_checkout(&local, "solme-cad", "laptop-1"),
+        ErrorCode::FeatureUnknown
+    );
 }
 
 fn after_366_days_without_sync_nothing_is_issued_and_a_sync_restores_it(mut world: World) {
@@ -99,11 +97,10 @@ fn after_366_days_without_sync_nothing_is_issued_and_a_sync_restores_it(mut worl
     world.move_main_clock(Some("367d"));
     local.set_clock(Some("367d"));
     local.serve().unwrap();
-    let refusal = local
-        .checkout("solme-cad", "laptop-2")
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(refusal.error.code, ErrorCode::SyncExpired);
+    assert_eq!(
+        support::refused_checkout(&local, "solme-cad", "laptop-2"),
+        ErrorCode::SyncExpired
+    );
     assert!(!support::synchronized(&local.status().unwrap()));
 
     local.succeed("sync", &[]).unwrap();
@@ -121,20 +118,18 @@ fn the_366_day_rule_and_rollback_hold_when_the_operating_system_clock_moves(worl
     // The machine's own clock a year and two days on (not the program's offset).
     local.set_faketime(Some("+367d"));
     local.serve().unwrap();
-    let refusal = local
-        .checkout("solme-cad", "laptop-2")
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(refusal.error.code, ErrorCode::SyncExpired);
+    assert_eq!(
+        support::refused_checkout(&local, "solme-cad", "laptop-2"),
+        ErrorCode::SyncExpired
+    );
 
     // Set back behind what the server has seen: a rollback, not a fresh year.
     local.set_faketime(Some("-2d"));
     local.serve().unwrap();
-    let refusal = local
-        .checkout("solme-cad", "laptop-3")
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(refusal.error.code, ErrorCode::ClockRollback);
+    assert_eq!(
+        support::refused_checkout(&local, "solme-cad", "laptop-3"),
+        ErrorCode::ClockRollback
+    );
 }
 
 fn the_first_sync_binds_the_key_pair(world: World) {

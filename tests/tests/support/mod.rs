@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
+use shared_proto::ErrorCode;
 use tempfile::TempDir;
 use test_harness::mail::{send_sync_mail, Reply};
 use test_harness::{Admin, LocalServer, MailGateway, MainOptions, MainServer};
@@ -204,6 +205,17 @@ fn feature(local: &LocalServer, name: &str) -> Option<Value> {
 }
 
 /// Seats of a feature as the client API lists them (None: not licensed).
+/// The code of a check-out the local server refuses (fails the test when it lends the
+/// seat).
+pub fn refused_checkout(local: &LocalServer, feature: &str, client: &str) -> ErrorCode {
+    local
+        .checkout(feature, client)
+        .unwrap()
+        .expect_err("the check-out is refused")
+        .error
+        .code
+}
+
 pub fn seats(local: &LocalServer, name: &str) -> Option<u64> {
     feature(local, name).and_then(|f| f["seats_total"].as_u64())
 }
