@@ -3,7 +3,9 @@
 
 use shared_proto::ServerIdentity;
 
-use crate::helpers::{http_get, send_mail, sync_data, sync_mail, wait_for, Gateway, MainServer};
+use crate::helpers::{
+    http_get, main_and_gateway, send_mail, sync_data, sync_mail, wait_for, Gateway,
+};
 
 const OPS: &str = "ops@acme.example";
 
@@ -13,9 +15,7 @@ fn metrics_have(gw: &Gateway, line: &str) -> bool {
 
 #[test]
 fn metrics_show_the_queue_depth_then_the_mails_answered() {
-    let root = tempfile::tempdir().unwrap();
-    let mut main = MainServer::start(root.path());
-    let gw = Gateway::start(root.path(), &main.url(), &main.token_file(), &[]);
+    let (_root, mut main, gw) = main_and_gateway(&[]);
     let (_, server_id) = main.customer_with_server(&[OPS]);
     main.kill();
     let identity = ServerIdentity::generate().unwrap();
