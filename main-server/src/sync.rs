@@ -122,7 +122,8 @@ impl SyncService {
         let now = self.clock.now();
         let actor = sender.unwrap_or(peer);
         let mut known = Known::default();
-        let result = self.sync_inner(text, channel, peer, sender, now, &mut known);
+        let result = check(text, channel, peer, sender, now, &mut known)
+            .and_then(|checked| self.sync_checked(checked, channel, peer, sender, now));
         if let Err(error) = &result {
             let record = refusal(now, channel, peer, actor, &known, error);
             if let Err(e) = write_audit(&self.db, &record) {
@@ -132,16 +133,15 @@ impl SyncService {
         result
     }
 
-    fn sync_inner(
+    /// The database part of [`Self::sync`], for a request that passed [`check`].
+    fn sync_checked(
         &self,
-        text: &str,
+        Checked { verified, attempt }: Checked,
         channel: Channel,
         peer: &str,
         sender: Option<&str>,
         now: DateTime<Utc>,
-        known: &mut Known,
     ) -> Result<SyncAnswer, ApiError> {
-        let Checked { verified, attempt } = check(text, channel, peer, sender, now, known)?;
         if let Some(sender) = sender {
             let mut conn = self.db.read.get()?;
             customers::check_contact(&mut conn, verified.request.server_id, sender)?;
