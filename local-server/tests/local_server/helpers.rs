@@ -284,10 +284,20 @@ pub async fn call(
 
 /// Sends `req`; returns status and JSON body (Null when empty, a string when not JSON).
 async fn send(req: awc::ClientRequest, body: Option<Value>) -> (u16, Value) {
-    let mut resp = match body {
+    let resp = match body {
         Some(b) => req.send_json(&b).await.unwrap(),
         None => req.send().await.unwrap(),
     };
+    read(resp).await
+}
+
+/// The status and JSON body of `resp` (Null when empty, a string when not JSON).
+async fn read(
+    mut resp: awc::ClientResponse<
+        impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+            + Unpin,
+    >,
+) -> (u16, Value) {
     let bytes = resp.body().limit(10 * 1024 * 1024).await.unwrap();
     let value = if bytes.is_empty() {
         Value::Null
@@ -424,4 +434,16 @@ pub async fn manager_call(
         .request(method, local.url(&format!("/manager/v1/{path}")))
         .insert_header(("X-Solme-Manager", "1"));
     send(req, body).await
+}
+
+/// Imports a license file through the manager API as the page does (raw text with the
+/// manager header); returns (status, body).
+pub async fn manager_import(client: &awc::Client, local: &Local, text: String) -> (u16, Value) {
+    let resp = client
+        .post(local.url("/manager/v1/license-file"))
+        .insert_header(("X-Solme-Manager", "1"))
+        .send_body(text)
+        .await
+        .unwrap();
+    read(resp).await
 }
