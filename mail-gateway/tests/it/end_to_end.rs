@@ -7,8 +7,8 @@ use shared_proto::ServerIdentity;
 use uuid::Uuid;
 
 use crate::helpers::{
-    main_and_gateway, outbox_count, send_mail, sync_data, sync_mail, sync_mails, text_mail,
-    wait_for, SmtpClient,
+    main_and_gateway, outbox_count, send_mail, sync_data, sync_mail, sync_mail_during_outage,
+    sync_mails, text_mail, wait_for, SmtpClient,
 };
 
 const OPS: &str = "ops@acme.example";
@@ -292,14 +292,7 @@ fn automatic_mail_is_never_answered() {
 #[test]
 fn mail_that_arrives_while_the_main_server_is_down_is_answered_once_it_is_back() {
     let (_root, mut main, gw) = main_and_gateway(&[]);
-    let (_, server_id) = main.customer_with_server(&[OPS]);
-    main.kill();
-    let identity = ServerIdentity::generate().unwrap();
-    send_mail(
-        gw.smtp(),
-        OPS,
-        &sync_mail(OPS, "outage@acme.example", &sync_data(&identity, server_id)),
-    );
+    sync_mail_during_outage(&mut main, &gw, OPS, "outage@acme.example");
     let status = wait_for("retries during the outage", || {
         let status = gw.status();
         (status["retries"].as_u64() >= Some(3)).then_some(status)

@@ -379,6 +379,16 @@ pub fn main_and_gateway(extra: &[&str]) -> (tempfile::TempDir, MainServer, Gatew
     (root, main, gw)
 }
 
+/// Registers a license server for `from`, stops the main server and mails one sync
+/// from `from` with `message_id`: the gateway has to keep it and retry.
+pub fn sync_mail_during_outage(main: &mut MainServer, gw: &Gateway, from: &str, message_id: &str) {
+    let (_, server_id) = main.customer_with_server(&[from]);
+    main.kill();
+    let identity = ServerIdentity::generate().unwrap();
+    let mail = sync_mail(from, message_id, &sync_data(&identity, server_id));
+    send_mail(gw.smtp(), from, &mail);
+}
+
 pub struct MainServer {
     pub server: test_harness::MainServer,
     pub data_dir: PathBuf,
