@@ -260,41 +260,21 @@ fn automatic_sync_is_off_by_default_and_runs_daily_or_weekly_on_schedule(mut wor
 
     // The plan follows the mode: a week, or a day, after the last sync.
     local.succeed("auto-sync", &["weekly"]).unwrap();
-    support::assert_next_run(
-        &local.status().unwrap(),
-        first,
-        Duration::from_secs(7 * 86_400),
-    );
+    support::assert_next_run(&local, first, 7);
     local.succeed("auto-sync", &["daily"]).unwrap();
-    support::assert_next_run(&local.status().unwrap(), first, Duration::from_secs(86_400));
+    support::assert_next_run(&local, first, 1);
 
     // Two days later the daily run has happened on its own, and the next one is planned.
-    world.move_main_clock(Some("2d"));
-    local.set_clock(Some("2d"));
-    local.serve_with(&["--scheduler-tick-ms", "50"]).unwrap();
+    world.later_with_scheduler(&mut local, "2d");
     let second = support::wait_for_sync_after(&local, first);
-    support::assert_next_run(
-        &local.status().unwrap(),
-        second,
-        Duration::from_secs(86_400),
-    );
+    support::assert_next_run(&local, second, 1);
 
     // Weekly from there: due a week after that sync; ten days in, it has run again.
     local.succeed("auto-sync", &["weekly"]).unwrap();
-    support::assert_next_run(
-        &local.status().unwrap(),
-        second,
-        Duration::from_secs(7 * 86_400),
-    );
-    world.move_main_clock(Some("10d"));
-    local.set_clock(Some("10d"));
-    local.serve_with(&["--scheduler-tick-ms", "50"]).unwrap();
+    support::assert_next_run(&local, second, 7);
+    world.later_with_scheduler(&mut local, "10d");
     let third = support::wait_for_sync_after(&local, second);
-    support::assert_next_run(
-        &local.status().unwrap(),
-        third,
-        Duration::from_secs(7 * 86_400),
-    );
+    support::assert_next_run(&local, third, 7);
 
     // Off again: nothing is planned.
     local.succeed("auto-sync", &["off"]).unwrap();

@@ -152,6 +152,14 @@ impl World {
         }
     }
 
+    /// Moves every clock (main servers' and `local`'s) by `offset` and restarts `local`'s
+    /// `serve` with a fast scheduler tick, so that an automatic sync due by then runs.
+    pub fn later_with_scheduler(&mut self, local: &mut LocalServer, offset: &str) {
+        self.move_main_clock(Some(offset));
+        local.set_clock(Some(offset));
+        local.serve_with(&["--scheduler-tick-ms", "50"]).unwrap();
+    }
+
     pub fn stop_main(&mut self) {
         for main in &mut self.mains {
             main.stop().unwrap();
@@ -255,14 +263,12 @@ fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
         .with_timezone(&chrono::Utc)
 }
 
-/// The next automatic sync is planned `period` after `last` (within a minute).
-pub fn assert_next_run(
-    status: &Value,
-    last: chrono::DateTime<chrono::Utc>,
-    period: std::time::Duration,
-) {
+/// Asserts that `local`'s status plans the next automatic sync `days` after `last`
+/// (within a minute).
+pub fn assert_next_run(local: &LocalServer, last: chrono::DateTime<chrono::Utc>, days: i64) {
+    let status = local.status().unwrap();
     let next = time(&status["next_auto_sync_at"]);
-    let expected = last + chrono::Duration::from_std(period).unwrap();
+    let expected = last + chrono::Duration::days(days);
     assert!(
         (next - expected).num_seconds().abs() < 60,
         "next run {next}, expected {expected}: {status}"
