@@ -8,6 +8,7 @@
 //! lose the last ones), which is what a lease server needs at thousands of commits a
 //! second.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration as StdDuration;
 
@@ -267,6 +268,19 @@ pub fn load_live_leases(conn: &mut SqliteConnection, now_ms: i64) -> QueryResult
         .filter(leases::expires_at.gt(now_ms))
         .select(LeaseRow::as_select())
         .load(conn)
+}
+
+/// Live leases per feature at `now_ms` (features with none are absent).
+pub fn live_by_feature(
+    conn: &mut SqliteConnection,
+    now_ms: i64,
+) -> QueryResult<HashMap<String, i64>> {
+    let live: Vec<(String, i64)> = leases::table
+        .filter(leases::expires_at.gt(now_ms))
+        .group_by(leases::feature)
+        .select((leases::feature, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(live.into_iter().collect())
 }
 
 pub fn load_peaks(conn: &mut SqliteConnection) -> QueryResult<Vec<(String, i32)>> {

@@ -439,13 +439,7 @@ mod tests {
     use super::*;
 
     fn lic(feature: &str, seats: u32) -> License {
-        License {
-            feature: feature.into(),
-            seats,
-            valid_from: None,
-            valid_until: None,
-            max_borrow_hours: None,
-        }
+        License::perpetual(feature, seats)
     }
 
     #[test]

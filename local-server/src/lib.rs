@@ -86,6 +86,22 @@ macro_rules! out_raw {
     }};
 }
 
+/// Prints a verb's report: as pretty JSON with `--json`, else as text for people.
+fn print_report(
+    report: &(impl serde::Serialize + std::fmt::Display),
+    json: bool,
+    what: &str,
+) -> anyhow::Result<()> {
+    if json {
+        let text =
+            serde_json::to_string_pretty(report).with_context(|| format!("encoding {what}"))?;
+        out!("{text}");
+    } else {
+        out_raw!("{report}");
+    }
+    Ok(())
+}
+
 async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
     match command {
         Command::Init(args) => {
@@ -164,25 +180,11 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
                 clock.now(),
                 None,
             )?;
-            if json {
-                out!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).context("encoding the status")?
-                );
-            } else {
-                out_raw!("{report}");
-            }
+            print_report(&report, json, "the status")?;
         }
         Command::Diagnose { data, proxy, json } => {
             let report = diagnose::run(&data.data_dir, clock, proxy.proxy.as_ref()).await;
-            if json {
-                out!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).context("encoding the diagnosis")?
-                );
-            } else {
-                out_raw!("{report}");
-            }
+            print_report(&report, json, "the diagnosis")?;
             return Ok(report.exit_code());
         }
         Command::SupportBundle { data, proxy, file } => {
@@ -207,15 +209,10 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
                 ));
             }
             let report = report::build(&mut conn, from, to)?;
-            if json {
-                out!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).context("encoding the report")?
-                );
-            } else if csv {
+            if csv && !json {
                 out_raw!("{}", report.to_csv());
             } else {
-                out_raw!("{report}");
+                print_report(&report, json, "the report")?;
             }
         }
         Command::Options {

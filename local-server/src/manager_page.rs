@@ -22,6 +22,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use shared_proto::page_headers::PAGE_HEADERS;
 use shared_proto::ErrorCode;
 
 use crate::error::Error;
@@ -33,11 +34,6 @@ pub const MANAGER_HEADER_VALUE: &str = "1";
 const PAGE_HTML: &str = include_str!("../assets/manager.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
-
-/// Only this server's own files; no inline script or style, no plugins, no framing.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; \
-     frame-ancestors 'none'; base-uri 'none'";
 
 /// The page and its assets.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -62,12 +58,12 @@ async fn app_css(req: HttpRequest) -> Result<HttpResponse, Error> {
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
+    let mut response = HttpResponse::Ok();
+    response.content_type(content_type);
+    for page_header in PAGE_HEADERS {
+        response.insert_header(page_header);
+    }
+    response
         // The assets change only with the binary; a stale cached script after an
         // upgrade would talk to an API it does not know.
         .insert_header(("Cache-Control", "no-store"))

@@ -1,7 +1,6 @@
 //! The status report (`status`, `GET /api/v1/status`, the manager page), computed from
 //! the database so that it is the same whether or not `serve` runs.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -35,17 +34,10 @@ shared_proto::text_enum! {
 /// The whole status report.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
-    pub server_id: uuid::Uuid,
+    /// What the client API shows too (its fields stand at the top level of the JSON).
+    #[serde(flatten)]
+    pub client: ClientStatus,
     pub fingerprint: Fingerprint,
-    pub now: DateTime<Utc>,
-    pub state: State,
-    /// Whether licenses are issued right now.
-    pub issuing: bool,
-    pub message: String,
-    pub valid_until: Option<DateTime<Utc>>,
-    /// Days left of the 366 (negative when expired).
-    pub days_left: Option<i64>,
-    pub last_sync_at: Option<DateTime<Utc>>,
     pub last_sync_channel: Option<Channel>,
     pub license_file_sequence: Option<i64>,
     pub revision: Option<i64>,
@@ -57,7 +49,6 @@ pub struct StatusReport {
     pub consecutive_failures: i32,
     pub main_server: Vec<String>,
     pub proxy: Option<String>,
-    pub features: Vec<FeatureSeats>,
     /// Seats borrowed for offline use, soonest back first (they count as in use).
     pub borrowed: Vec<BorrowedSeat>,
 }
@@ -88,9 +79,11 @@ pub struct ClientStatus {
     pub server_id: uuid::Uuid,
     pub now: DateTime<Utc>,
     pub state: State,
+    /// Whether licenses are issued right now.
     pub issuing: bool,
     pub message: String,
     pub valid_until: Option<DateTime<Utc>>,
+    /// Days left of the 366 (negative when expired).
     pub days_left: Option<i64>,
     pub last_sync_at: Option<DateTime<Utc>>,
     pub features: Vec<FeatureSeats>,
@@ -99,17 +92,7 @@ pub struct ClientStatus {
 impl StatusReport {
     /// The part of the report the client API shows.
     pub fn for_clients(self) -> ClientStatus {
-        ClientStatus {
-            server_id: self.server_id,
-            now: self.now,
-            state: self.state,
-            issuing: self.issuing,
-            message: self.message,
-            valid_until: self.valid_until,
-            days_left: self.days_left,
-            last_sync_at: self.last_sync_at,
-            features: self.features,
-        }
+        self.client
     }
 }
 
@@ -125,12 +108,7 @@ pub fn report(
 ) -> Result<StatusReport, Error> {
     let state = db::load_sync_state(conn)?;
     let rows = db::load_licenses(conn)?;
-    let live: Vec<(String, i64)> = leases::table
-        .filter(leases::expires_at.gt(to_ms(now)))
-        .group_by(leases::feature)
-        .select((leases::feature, diesel::dsl::count_star()))
-        .load(conn)?;
-    let live: HashMap<String, i64> = live.into_iter().collect();
+    let live = db::live_by_feature(conn, to_ms(now))?;
     let borrowed: Vec<BorrowedSeat> = leases::table
         .filter(leases::borrowed.eq(true))
         .filter(leases::expires_at.gt(to_ms(now)))
@@ -222,15 +200,18 @@ pub fn report(
     };
     let proxy = resolved.and_then(|p| p.proxy.map(|u| format!("{u} (from {})", p.source)));
     Ok(StatusReport {
-        server_id: settings.server_id,
+        client: ClientStatus {
+            server_id: settings.server_id,
+            now,
+            state: name,
+            issuing,
+            message,
+            valid_until,
+            days_left,
+            last_sync_at: state.last_sync_at.map(from_ms),
+            features,
+        },
         fingerprint,
-        now,
-        state: name,
-        issuing,
-        message,
-        valid_until,
-        days_left,
-        last_sync_at: state.last_sync_at.map(from_ms),
         // An unknown word (a database edited by hand) shows as no channel.
         last_sync_channel: state
             .last_sync_channel
@@ -245,7 +226,6 @@ pub fn report(
         consecutive_failures: state.consecutive_failures,
         main_server: settings.endpoints.iter().map(|e| e.url()).collect(),
         proxy,
-        features,
         borrowed,
     })
 }
@@ -253,13 +233,13 @@ pub fn report(
 impl fmt::Display for StatusReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let date = |d: DateTime<Utc>| d.format("%Y-%m-%d %H:%M UTC").to_string();
-        writeln!(f, "License server {}", self.server_id)?;
+        writeln!(f, "License server {}", self.client.server_id)?;
         writeln!(f, "  key fingerprint: {}", self.fingerprint)?;
-        writeln!(f, "{}", self.message)?;
+        writeln!(f, "{}", self.client.message)?;
         if let Some(customer) = &self.customer {
             writeln!(f, "  customer:        {customer}")?;
         }
-        match self.last_sync_at {
+        match self.client.last_sync_at {
             Some(at) => writeln!(
                 f,
                 "  last sync:       {} ({}), license file #{}",
@@ -269,12 +249,12 @@ impl fmt::Display for StatusReport {
             )?,
             None => writeln!(f, "  last sync:       never")?,
         }
-        if let Some(until) = self.valid_until {
+        if let Some(until) = self.client.valid_until {
             writeln!(
                 f,
                 "  valid until:     {} ({} days left)",
                 date(until),
-                self.days_left.unwrap_or(0)
+                self.client.days_left.unwrap_or(0)
             )?;
         }
         write!(f, "  auto-sync:       {}", self.auto_sync)?;
@@ -296,11 +276,11 @@ impl fmt::Display for StatusReport {
         if let Some(proxy) = &self.proxy {
             writeln!(f, "  proxy:           {proxy}")?;
         }
-        if self.features.is_empty() {
+        if self.client.features.is_empty() {
             writeln!(f, "  licenses:        none")?;
         } else {
             writeln!(f, "  licenses:")?;
-            for feat in &self.features {
+            for feat in &self.client.features {
                 writeln!(
                     f,
                     "    {:<20} {:>5} seats, {:>5} in use, {:>5} free{}",

@@ -91,21 +91,28 @@ fn internal(err: anyhow::Error) -> HttpResponse {
     HttpResponse::InternalServerError().json(shared_proto::ApiError::internal())
 }
 
-async fn status_json(state: web::Data<State>) -> HttpResponse {
+/// The counters, read off the async workers; a failure is answered (and logged) as
+/// `500 INTERNAL`.
+async fn load(state: web::Data<State>) -> Result<Status, HttpResponse> {
     let state = state.into_inner();
     match web::block(move || state.status()).await {
-        Ok(Ok(status)) => HttpResponse::Ok().json(status),
-        Ok(Err(err)) => internal(err),
-        Err(err) => internal(anyhow::Error::new(err)),
+        Ok(Ok(status)) => Ok(status),
+        Ok(Err(err)) => Err(internal(err)),
+        Err(err) => Err(internal(anyhow::Error::new(err))),
+    }
+}
+
+async fn status_json(state: web::Data<State>) -> HttpResponse {
+    match load(state).await {
+        Ok(status) => HttpResponse::Ok().json(status),
+        Err(failed) => failed,
     }
 }
 
 async fn status_page(state: web::Data<State>) -> HttpResponse {
-    let state = state.into_inner();
-    let status = match web::block(move || state.status()).await {
-        Ok(Ok(status)) => status,
-        Ok(Err(err)) => return internal(err),
-        Err(err) => return internal(anyhow::Error::new(err)),
+    let status = match load(state).await {
+        Ok(status) => status,
+        Err(failed) => return failed,
     };
     let rows = [
         ("Received", status.received.to_string()),
@@ -136,11 +143,9 @@ async fn status_page(state: web::Data<State>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<State>) -> HttpResponse {
-    let state = state.into_inner();
-    let status = match web::block(move || state.status()).await {
-        Ok(Ok(status)) => status,
-        Ok(Err(err)) => return internal(err),
-        Err(err) => return internal(anyhow::Error::new(err)),
+    let status = match load(state).await {
+        Ok(status) => status,
+        Err(failed) => return failed,
     };
     match crate::metrics::render(&status) {
         Ok(text) => HttpResponse::Ok()

@@ -18,41 +18,29 @@ impl DataDir {
     pub fn root(&self) -> &Path {
         &self.root
     }
+}
 
-    pub fn solme_signing_key(&self) -> PathBuf {
-        self.root.join("solme-signing.pem")
-    }
+/// One accessor per file of the data directory: its name there, in one table.
+macro_rules! files {
+    ($($name:ident => $file:literal,)*) => {
+        impl DataDir {
+            $(
+                pub fn $name(&self) -> PathBuf {
+                    self.root.join($file)
+                }
+            )*
+        }
+    };
+}
 
-    pub fn solme_public_key(&self) -> PathBuf {
-        self.root.join("solme-public.pem")
-    }
-
-    pub fn ca_cert(&self) -> PathBuf {
-        self.root.join("ca.pem")
-    }
-
-    pub fn ca_key(&self) -> PathBuf {
-        self.root.join("ca-key.pem")
-    }
-
-    pub fn tls_cert(&self) -> PathBuf {
-        self.root.join("tls-cert.pem")
-    }
-
-    pub fn tls_key(&self) -> PathBuf {
-        self.root.join("tls-key.pem")
-    }
-
-    pub fn admin_token(&self) -> PathBuf {
-        self.root.join("admin-token")
-    }
-
-    /// The mail gateway's token (service identity `mail-gateway`, role gateway).
-    pub fn gateway_token(&self) -> PathBuf {
-        self.root.join("gateway-token")
-    }
-
-    pub fn listening(&self) -> PathBuf {
-        self.root.join("listening.json")
-    }
+files! {
+    solme_signing_key => "solme-signing.pem",
+    solme_public_key => "solme-public.pem",
+    ca_cert => "ca.pem",
+    ca_key => "ca-key.pem",
+    tls_cert => "tls-cert.pem",
+    tls_key => "tls-key.pem",
+    admin_token => "admin-token",
+    gateway_token => "gateway-token",
+    listening => "listening.json",
 }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -100,7 +101,7 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
 
     let now = clock.now();
     let (ca_cert, ca_key) = (dir.ca_cert(), dir.ca_key());
-    let ca = if ca_cert.exists() && ca_key.exists() {
+    let ca = if pair_exists(&ca_cert, &ca_key, "CA")? {
         let _ = writeln!(report, "kept     {}", ca_cert.display());
         tls::Issued {
             cert_pem: std::fs::read(&ca_cert)
@@ -109,12 +110,6 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
                 .with_context(|| format!("reading {}", ca_key.display()))?,
         }
     } else {
-        anyhow::ensure!(
-            !ca_cert.exists() && !ca_key.exists(),
-            "only one of {} and {} exists; remove it to make a new CA",
-            ca_cert.display(),
-            ca_key.display()
-        );
         let ca = tls::make_ca(now)?;
         files::write(&ca_key, &ca.key_pem, Access::Private, Existing::Refuse)?;
         files::write(&ca_cert, &ca.cert_pem, Access::Public, Existing::Refuse)?;
@@ -127,7 +122,7 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
     };
 
     let (cert, key) = (dir.tls_cert(), dir.tls_key());
-    if cert.exists() && key.exists() {
+    if pair_exists(&cert, &key, "certificate")? {
         let _ = writeln!(
             report,
             "kept     {} (remove it and {} to make one for other names)",
@@ -135,12 +130,6 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
             key.display()
         );
     } else {
-        anyhow::ensure!(
-            !cert.exists() && !key.exists(),
-            "only one of {} and {} exists; remove it to make a new certificate",
-            cert.display(),
-            key.display()
-        );
         let issued = tls::make_server_cert(&ca, &args.hostnames, now)?;
         files::write(&key, &issued.key_pem, Access::Private, Existing::Refuse)?;
         files::write(&cert, &issued.cert_pem, Access::Public, Existing::Refuse)?;
@@ -190,4 +179,18 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
         ca_cert.display()
     );
     Ok(report)
+}
+
+/// Whether both files of a certificate and its key exist (then they are kept); an
+/// error when only one does, since a new `what` would overwrite the other's partner.
+fn pair_exists(cert: &Path, key: &Path, what: &str) -> anyhow::Result<bool> {
+    match (cert.exists(), key.exists()) {
+        (true, true) => Ok(true),
+        (false, false) => Ok(false),
+        _ => anyhow::bail!(
+            "only one of {} and {} exists; remove it to make a new {what}",
+            cert.display(),
+            key.display()
+        ),
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
-use shared_proto::admin_api::AuditAction;
+use shared_proto::admin_api::{AuditAction, AuditEntry};
 use shared_proto::sync_data::VerifiedSyncRequest;
 use shared_proto::validity::valid_until_for;
 use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
@@ -15,10 +15,10 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::ApiError;
-use crate::store::audit::{self, Event};
+use crate::store::audit;
 use crate::store::sync::{self as tx, Attempt, Issued};
 use crate::store::{customers, licenses};
-use crate::writer::{AuditRecord, Writer};
+use crate::writer::Writer;
 use shared_proto::admin_api::License;
 
 /// Largest sync-data text accepted on either channel.
@@ -125,7 +125,8 @@ impl SyncService {
         let now = self.clock.now();
         let actor = sender.unwrap_or(peer);
         let mut known = Known::default();
-        let result = self.sync_inner(text, channel, peer, sender, now, &mut known);
+        let result = check(text, channel, peer, sender, now, &mut known)
+            .and_then(|checked| self.sync_checked(checked, channel, peer, sender, now));
         if let Err(error) = &result {
             let record = refusal(now, channel, peer, actor, &known, error);
             if let Err(e) = write_audit(&self.db, &record) {
@@ -135,16 +136,15 @@ impl SyncService {
         result
     }
 
-    fn sync_inner(
+    /// The database part of [`Self::sync`], for a request that passed [`check`].
+    fn sync_checked(
         &self,
-        text: &str,
+        Checked { verified, attempt }: Checked,
         channel: Channel,
         peer: &str,
         sender: Option<&str>,
         now: DateTime<Utc>,
-        known: &mut Known,
     ) -> Result<SyncAnswer, ApiError> {
-        let Checked { verified, attempt } = check(text, channel, peer, sender, now, known)?;
         if let Some(sender) = sender {
             let mut conn = self.db.read.get()?;
             customers::check_contact(&mut conn, verified.request.server_id, sender)?;
@@ -335,7 +335,7 @@ fn refusal(
     actor: &str,
     known: &Known,
     error: &ApiError,
-) -> AuditRecord {
+) -> AuditEntry {
     let detail = format!(
         "channel {}, peer {peer}, key {}, request {}: {}",
         channel.as_str(),
@@ -358,7 +358,7 @@ fn refusal(
         channel.as_str(),
         error.outcome()
     );
-    AuditRecord {
+    AuditEntry {
         at: now,
         actor: actor.to_owned(),
         action: AuditAction::Sync,
@@ -368,19 +368,9 @@ fn refusal(
     }
 }
 
-fn write_audit(db: &Db, record: &AuditRecord) -> Result<(), ApiError> {
+fn write_audit(db: &Db, record: &AuditEntry) -> Result<(), ApiError> {
     let mut conn = db.write.get()?;
-    audit::record(
-        &mut conn,
-        record.at,
-        &Event {
-            actor: &record.actor,
-            action: record.action,
-            server_id: record.server_id,
-            outcome: record.outcome,
-            detail: &record.detail,
-        },
-    )
+    audit::record_entry(&mut conn, record)
 }
 
 /// What was learnt about a request before it was refused (for the audit entry).

@@ -20,7 +20,7 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509NameBuilder, X509};
+use openssl::x509::{X509Builder, X509NameBuilder, X509NameRef, X509};
 
 /// Certificates start a day in the past so that a client whose clock is slightly behind
 /// (or a test that moves it) still accepts them, and last ten years.
@@ -51,6 +51,28 @@ fn validity(now: DateTime<Utc>) -> anyhow::Result<(Asn1Time, Asn1Time)> {
     Ok((from, until))
 }
 
+/// A version 3 certificate of `key` for `subject`, issued by `issuer`, with a random
+/// serial number and the validity from `now`; extensions and signature are the
+/// caller's.
+fn certificate(
+    subject: &X509NameRef,
+    issuer: &X509NameRef,
+    key: &PKey<Private>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<X509Builder> {
+    let (from, until) = validity(now)?;
+    let mut builder = X509::builder()?;
+    builder.set_version(2)?;
+    let serial = random_serial()?;
+    builder.set_serial_number(&serial)?;
+    builder.set_subject_name(subject)?;
+    builder.set_issuer_name(issuer)?;
+    builder.set_pubkey(key)?;
+    builder.set_not_before(&from)?;
+    builder.set_not_after(&until)?;
+    Ok(builder)
+}
+
 /// A self-signed CA for the simulation.
 pub fn make_ca(now: DateTime<Utc>) -> anyhow::Result<Issued> {
     let key = p256_key()?;
@@ -58,17 +80,8 @@ pub fn make_ca(now: DateTime<Utc>) -> anyhow::Result<Issued> {
     name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "Solme AB (simulation)")?;
     name.append_entry_by_nid(Nid::COMMONNAME, "Solme simulation CA")?;
     let name = name.build();
-    let (from, until) = validity(now)?;
 
-    let mut builder = X509::builder()?;
-    builder.set_version(2)?;
-    let serial = random_serial()?;
-    builder.set_serial_number(&serial)?;
-    builder.set_subject_name(&name)?;
-    builder.set_issuer_name(&name)?;
-    builder.set_pubkey(&key)?;
-    builder.set_not_before(&from)?;
-    builder.set_not_after(&until)?;
+    let mut builder = certificate(&name, &name, &key, now)?;
     builder.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
     builder.append_extension(
         KeyUsage::new()
@@ -110,17 +123,8 @@ pub fn make_server_cert(
     let common_name = names.get(2).map_or("localhost", String::as_str);
     subject.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
     let subject = subject.build();
-    let (from, until) = validity(now)?;
 
-    let mut builder = X509::builder()?;
-    builder.set_version(2)?;
-    let serial = random_serial()?;
-    builder.set_serial_number(&serial)?;
-    builder.set_subject_name(&subject)?;
-    builder.set_issuer_name(ca_cert.subject_name())?;
-    builder.set_pubkey(&key)?;
-    builder.set_not_before(&from)?;
-    builder.set_not_after(&until)?;
+    let mut builder = certificate(&subject, ca_cert.subject_name(), &key, now)?;
     builder.append_extension(BasicConstraints::new().critical().build()?)?;
     builder.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
     builder.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;

@@ -22,15 +22,13 @@
 use std::sync::{mpsc, Arc, Mutex};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use diesel::{Connection, QueryResult, RunQueryDsl};
-use shared_proto::admin_api::{AuditAction, AuditOutcome};
+use shared_proto::admin_api::AuditEntry;
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
 use crate::db::{Db, DbConnection, DbTarget, Pool};
 use crate::error::ApiError;
-use crate::store::audit::{self, Event};
+use crate::store::audit;
 use crate::store::sync::{self as tx, Attempt, Issued};
 
 /// Most jobs in one transaction: bounds how long the first waiter of a group waits for
@@ -41,35 +39,9 @@ pub const MAX_BATCH: usize = 128;
 /// collecting while the other commits; more only add connections.
 pub const POSTGRES_WRITERS: usize = 2;
 
-/// An audit entry to write on its own (a sync refused before the database was asked).
-pub struct AuditRecord {
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub action: AuditAction,
-    pub server_id: Option<Uuid>,
-    pub outcome: AuditOutcome,
-    pub detail: String,
-}
-
-impl AuditRecord {
-    fn write(&self, conn: &mut DbConnection) -> Result<(), ApiError> {
-        audit::record(
-            conn,
-            self.at,
-            &Event {
-                actor: &self.actor,
-                action: self.action,
-                server_id: self.server_id,
-                outcome: self.outcome,
-                detail: &self.detail,
-            },
-        )
-    }
-}
-
 enum Job {
     Issue(Box<Attempt>, oneshot::Sender<Result<Issued, ApiError>>),
-    Audit(Box<AuditRecord>, oneshot::Sender<Result<(), ApiError>>),
+    Audit(Box<AuditEntry>, oneshot::Sender<Result<(), ApiError>>),
 }
 
 enum Done {
@@ -86,7 +58,9 @@ impl Job {
             Self::Issue(attempt, _) => {
                 Done::Issue(savepoint(conn, |conn| tx::issue_in(conn, attempt))?)
             }
-            Self::Audit(record, _) => Done::Audit(savepoint(conn, |conn| record.write(conn))?),
+            Self::Audit(record, _) => {
+                Done::Audit(savepoint(conn, |conn| audit::record_entry(conn, record))?)
+            }
         })
     }
 
@@ -165,8 +139,9 @@ impl Writer {
         answer.await.map_err(|_| stopped())?
     }
 
-    /// Writes one audit entry; answers once it is committed.
-    pub async fn audit(&self, record: AuditRecord) -> Result<(), ApiError> {
+    /// Writes one audit entry on its own (a sync refused before the database was asked);
+    /// answers once it is committed.
+    pub async fn audit(&self, record: AuditEntry) -> Result<(), ApiError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job::Audit(Box::new(record), reply))
@@ -324,7 +299,7 @@ impl PostgresWriter {
                 self.connection()
                     .map_err(ApiError::Internal)
                     .and_then(|conn| match &job {
-                        Job::Audit(record, _) => record.write(conn),
+                        Job::Audit(record, _) => audit::record_entry(conn, record),
                         Job::Issue(..) => Err(ApiError::Internal(anyhow::anyhow!(
                             "a sync was sorted among the audit entries"
                         ))),

@@ -11,6 +11,7 @@ pub mod files;
 pub mod keys;
 pub mod license_file;
 pub mod messages;
+pub mod page_headers;
 pub mod sync_data;
 pub mod text_enum;
 pub mod validity;

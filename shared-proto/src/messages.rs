@@ -151,6 +151,17 @@ pub struct License {
 }
 
 impl License {
+    /// `seats` of `feature`, valid since forever and perpetual, not borrowable.
+    pub fn perpetual(feature: &str, seats: u32) -> Self {
+        Self {
+            feature: feature.into(),
+            seats,
+            valid_from: None,
+            valid_until: None,
+            max_borrow_hours: None,
+        }
+    }
+
     /// Whether the license itself is valid at `now` (`LICENSE_EXPIRED` outside its dates).
     pub fn check(&self, now: DateTime<Utc>) -> Result<(), ErrorCode> {
         let started = self.valid_from.is_none_or(|from| from <= now);
@@ -213,13 +224,7 @@ mod tests {
     #[test]
     fn license_dates() {
         let now = Utc::now();
-        let perpetual = License {
-            feature: "cad".into(),
-            seats: 1,
-            valid_from: None,
-            valid_until: None,
-            max_borrow_hours: None,
-        };
+        let perpetual = License::perpetual("cad", 1);
         assert_eq!(perpetual.check(now), Ok(()));
         let ended = License {
             valid_until: Some(now - Duration::seconds(1)),

@@ -17,6 +17,13 @@ struct World {
     server_id: Uuid,
 }
 
+impl World {
+    /// Opens a license file as this world's server would.
+    fn open(&self, text: &str) -> Result<LicenseFile, ProtoError> {
+        license_file::open(text, &self.server, &self.solme.public_key(), self.server_id)
+    }
+}
+
 fn world() -> World {
     World {
         server: ServerIdentity::generate().unwrap(),
@@ -53,13 +60,7 @@ fn license(world: &World, sequence: i64) -> LicenseFile {
         valid_until: shared_proto::validity::valid_until_for(issued_at),
         customer: "Acme AB".into(),
         licenses: vec![
-            License {
-                feature: "solme-cad".into(),
-                seats: 5,
-                valid_from: None,
-                valid_until: None,
-                max_borrow_hours: None,
-            },
+            License::perpetual("solme-cad", 5),
             License {
                 feature: "solme-cam".into(),
                 seats: 2,
@@ -108,13 +109,7 @@ fn license_file_round_trip() {
     let world = world();
     let (file, text) = sealed_license(&world);
     assert!(text.starts_with("-----BEGIN SOLME LICENSE FILE-----\n"));
-    let opened = license_file::open(
-        &text,
-        &world.server,
-        &world.solme.public_key(),
-        world.server_id,
-    )
-    .unwrap();
+    let opened = world.open(&text).unwrap();
     assert_eq!(opened, file);
     let headers = license_file::peek_headers(&text).unwrap();
     assert!(headers.iter().any(|(k, v)| k == "Sequence" && v == "1"));
@@ -126,13 +121,7 @@ fn survives_a_mail_client_quoting_it_with_crlf() {
     let (file, text) = sealed_license(&world);
     let quoted: String = text.lines().map(|l| format!("> {l}\r\n")).collect();
     let mail = format!("On Monday Solme wrote:\r\n{quoted}\r\nThanks!\r\n");
-    let opened = license_file::open(
-        &mail,
-        &world.server,
-        &world.solme.public_key(),
-        world.server_id,
-    )
-    .unwrap();
+    let opened = world.open(&mail).unwrap();
     assert_eq!(opened, file);
 }
 
@@ -194,13 +183,7 @@ fn swapped_domain_label_is_refused() {
     let sync_text = sync_data::seal(&world.server, &request(&world)).unwrap();
     let sync_body = body(ArmorKind::SyncData, &sync_text);
     let as_license = armor::encode(ArmorKind::LicenseFile, &[], &sync_body);
-    let err = license_file::open(
-        &as_license,
-        &world.server,
-        &world.solme.public_key(),
-        world.server_id,
-    )
-    .unwrap_err();
+    let err = world.open(&as_license).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Malformed);
 
     // A license file's signed message relabelled as a sync request: the kind byte is
@@ -225,13 +208,7 @@ fn truncation_is_refused() {
     let full = body(ArmorKind::LicenseFile, &text);
     for cut in [1, 16, full.len() / 2, full.len() - 1] {
         let truncated = rearmor(ArmorKind::LicenseFile, &text, &full[..full.len() - cut]);
-        assert!(license_file::open(
-            &truncated,
-            &world.server,
-            &world.solme.public_key(),
-            world.server_id
-        )
-        .is_err());
+        assert!(world.open(&truncated).is_err());
     }
     let sync_text = sync_data::seal(&world.server, &request(&world)).unwrap();
     let sync_body = body(ArmorKind::SyncData, &sync_text);
@@ -324,12 +301,7 @@ proptest! {
         let mut raw = body(ArmorKind::LicenseFile, &text);
         let i = index.index(raw.len());
         raw[i] ^= 1 << bit;
-        let result = license_file::open(
-            &rearmor(ArmorKind::LicenseFile, &text, &raw),
-            &world.server,
-            &world.solme.public_key(),
-            world.server_id,
-        );
+        let result = world.open(&rearmor(ArmorKind::LicenseFile, &text, &raw));
         prop_assert!(result.is_err(), "flipping byte {} bit {} was accepted", i, bit);
     }
 
@@ -338,7 +310,7 @@ proptest! {
     fn arbitrary_text_never_panics(text in ".{0,2000}") {
         let world = world();
         let _ = sync_data::open(&text);
-        let _ = license_file::open(&text, &world.server, &world.solme.public_key(), world.server_id);
+        let _ = world.open(&text);
     }
 
     /// Arbitrary bytes inside a well-formed armor never panic and are refused.
@@ -348,6 +320,6 @@ proptest! {
         let sync = armor::encode(ArmorKind::SyncData, &[], &raw);
         prop_assert!(sync_data::open(&sync).is_err());
         let lic = armor::encode(ArmorKind::LicenseFile, &[], &raw);
-        prop_assert!(license_file::open(&lic, &world.server, &world.solme.public_key(), world.server_id).is_err());
+        prop_assert!(world.open(&lic).is_err());
     }
 }

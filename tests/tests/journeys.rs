@@ -38,11 +38,10 @@ const MAIL: Duration = Duration::from_secs(60);
 
 fn a_never_synced_server_issues_nothing(world: World) {
     let (_, local) = world.serving_local_server(5);
-    let refusal = local
-        .checkout("solme-cad", "laptop-1")
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(refusal.error.code, ErrorCode::NotSynchronized);
+    assert_eq!(
+        support::refused_checkout(&local, "solme-cad", "laptop-1"),
+        ErrorCode::NotSynchronized
+    );
     assert!(!support::synchronized(&local.status().unwrap()));
 }
 
@@ -67,11 +66,10 @@ fn license_changes_reach_the_local_server_only_after_a_sync(world: World) {
     assert_eq!(support::seats(&local, "solme-cad"), Some(2));
     local.succeed("sync", &[]).unwrap();
     assert_eq!(support::seats(&local, "solme-cad"), None);
-    let refusal = local
-        .checkout("solme-cad", "laptop-1")
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(refusal.error.code, ErrorCode::FeatureUnknown);
+    assert_eq!(
+        support::refused_checkout(&local, "solme-cad", "laptop-1"),
+        ErrorCode::FeatureUnknown
+    );
 }
 
 fn after_366_days_without_sync_nothing_is_issued_and_a_sync_restores_it(mut world: World) {
@@ -83,11 +81,10 @@ fn after_366_days_without_sync_nothing_is_issued_and_a_sync_restores_it(mut worl
     world.move_main_clock(Some("367d"));
     local.set_clock(Some("367d"));
     local.serve().unwrap();
-    let refusal = local
-        .checkout("solme-cad", "laptop-2")
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(refusal.error.code, ErrorCode::SyncExpired);
+    assert_eq!(
+        support::refused_checkout(&local, "solme-cad", "laptop-2"),
+        ErrorCode::SyncExpired
+    );
     assert!(!support::synchronized(&local.status().unwrap()));
 
     local.succeed("sync", &[]).unwrap();
@@ -105,20 +102,18 @@ fn the_366_day_rule_and_rollback_hold_when_the_operating_system_clock_moves(worl
     // The machine's own clock a year and two days on (not the program's offset).
     local.set_faketime(Some("+367d"));
     local.serve().unwrap();
-    let refusal = local
-        .checkout("solme-cad", "laptop-2")
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(refusal.error.code, ErrorCode::SyncExpired);
+    assert_eq!(
+        support::refused_checkout(&local, "solme-cad", "laptop-2"),
+        ErrorCode::SyncExpired
+    );
 
     // Set back behind what the server has seen: a rollback, not a fresh year.
     local.set_faketime(Some("-2d"));
     local.serve().unwrap();
-    let refusal = local
-        .checkout("solme-cad", "laptop-3")
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(refusal.error.code, ErrorCode::ClockRollback);
+    assert_eq!(
+        support::refused_checkout(&local, "solme-cad", "laptop-3"),
+        ErrorCode::ClockRollback
+    );
 }
 
 fn the_first_sync_binds_the_key_pair(world: World) {
@@ -249,41 +244,21 @@ fn automatic_sync_is_off_by_default_and_runs_daily_or_weekly_on_schedule(mut wor
 
     // The plan follows the mode: a week, or a day, after the last sync.
     local.succeed("auto-sync", &["weekly"]).unwrap();
-    support::assert_next_run(
-        &local.status().unwrap(),
-        first,
-        Duration::from_secs(7 * 86_400),
-    );
+    support::assert_next_run(&local, first, 7);
     local.succeed("auto-sync", &["daily"]).unwrap();
-    support::assert_next_run(&local.status().unwrap(), first, Duration::from_secs(86_400));
+    support::assert_next_run(&local, first, 1);
 
     // Two days later the daily run has happened on its own, and the next one is planned.
-    world.move_main_clock(Some("2d"));
-    local.set_clock(Some("2d"));
-    local.serve_with(&["--scheduler-tick-ms", "50"]).unwrap();
+    world.later_with_scheduler(&mut local, "2d");
     let second = support::wait_for_sync_after(&local, first);
-    support::assert_next_run(
-        &local.status().unwrap(),
-        second,
-        Duration::from_secs(86_400),
-    );
+    support::assert_next_run(&local, second, 1);
 
     // Weekly from there: due a week after that sync; ten days in, it has run again.
     local.succeed("auto-sync", &["weekly"]).unwrap();
-    support::assert_next_run(
-        &local.status().unwrap(),
-        second,
-        Duration::from_secs(7 * 86_400),
-    );
-    world.move_main_clock(Some("10d"));
-    local.set_clock(Some("10d"));
-    local.serve_with(&["--scheduler-tick-ms", "50"]).unwrap();
+    support::assert_next_run(&local, second, 7);
+    world.later_with_scheduler(&mut local, "10d");
     let third = support::wait_for_sync_after(&local, second);
-    support::assert_next_run(
-        &local.status().unwrap(),
-        third,
-        Duration::from_secs(7 * 86_400),
-    );
+    support::assert_next_run(&local, third, 7);
 
     // Off again: nothing is planned.
     local.succeed("auto-sync", &["off"]).unwrap();

@@ -96,14 +96,7 @@ async fn a_borrowed_seat_is_signed_capped_held_across_restarts_and_returned_earl
     assert_eq!(lent[0]["lease_id"], lease);
 
     // An early return frees the seat at once.
-    let (status, _) = call(
-        &http,
-        "DELETE",
-        &local.url(&format!("/api/v1/leases/{lease}")),
-        None,
-        None,
-    )
-    .await;
+    let (status, _) = check_in(&http, &local, lease).await;
     assert_eq!(status, 204);
     assert_eq!(in_use(&http, &local, "cad").await, 1);
     let (status, again) = borrow(&http, &local, "cad", 2).await;

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use futures_util::future::join_all;
@@ -13,9 +12,7 @@ use crate::helpers::*;
 
 #[actix_rt::test]
 async fn check_outs_are_answered_while_another_process_holds_the_database() -> TestResult {
-    let mut local = Local::offline();
-    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 20)])));
-    local.serve(&["--db-wait-ms", "500"], &[]);
+    let mut local = Local::serving(vec![license("cad", 20)], &["--db-wait-ms", "500"]);
     let http = client();
     let (status, first) = check_out(&http, &local, "cad").await;
     assert_eq!(status, 201);
@@ -48,14 +45,7 @@ async fn check_outs_are_answered_while_another_process_holds_the_database() -> T
         "refused check-outs took nothing"
     );
     let lease = first["lease_id"].as_str().unwrap();
-    let (status, _) = call(
-        &http,
-        "DELETE",
-        &local.url(&format!("/api/v1/leases/{lease}")),
-        None,
-        None,
-    )
-    .await;
+    let (status, _) = check_in(&http, &local, lease).await;
     assert_eq!(status, 204, "a return is answered at once");
     assert_eq!(in_use(&http, &local, "cad").await, 0);
 

@@ -11,8 +11,8 @@ async fn internet_sync_grants_seats_and_restores_service_after_366_days() -> Tes
         return Ok(());
     };
     let http = client();
-    let id = main.new_server("cad", 2);
-    let mut local = Local::for_main(&main, id, &main.sync.clone(), &[]);
+    let mut local = Local::for_new_server(&main, "cad", 2);
+    let id = local.id;
     local.serve(&[], &[]);
     assert_eq!(
         check_out(&http, &local, "cad").await.1["code"],
@@ -118,8 +118,7 @@ async fn sync_by_file_through_the_main_servers_mail_api() -> TestResult {
         return Ok(());
     };
     let http = client();
-    let id = main.new_server("cad", 2);
-    let mut local = Local::for_main(&main, id, &main.sync.clone(), &[]);
+    let mut local = Local::for_new_server(&main, "cad", 2);
     local.serve(&[], &[]);
     let path = local.data_dir().join("sync-data.txt");
     assert_success(&local.cli(&["export-sync-data", path.to_str().unwrap()]));
@@ -158,8 +157,8 @@ async fn a_reinstalled_server_is_refused_until_the_key_pair_is_cleared() -> Test
         return Ok(());
     };
     let http = client();
-    let id = main.new_server("cad", 1);
-    let local = Local::for_main(&main, id, &main.sync.clone(), &[]);
+    let local = Local::for_new_server(&main, "cad", 1);
+    let id = local.id;
     assert_success(&local.cli(&["sync"]));
     // Reinstall over the same directory: new key pair.
     let solme = main.dir.path().join("solme-public.pem");
@@ -202,8 +201,7 @@ async fn the_scheduler_syncs_when_due_and_backs_off_on_failure() -> TestResult {
         return Ok(());
     };
     let http = client();
-    let id = main.new_server("cad", 1);
-    let mut local = Local::for_main(&main, id, &main.sync.clone(), &[]);
+    let mut local = Local::for_new_server(&main, "cad", 1);
     assert_success(&local.cli(&["auto-sync", "daily"]));
     local.serve(&["--scheduler-tick-ms", "50"], &[]);
     let status = test_harness::wait_until_async(
@@ -267,8 +265,7 @@ async fn a_direct_sync_clears_a_rollback_left_by_a_clock_that_was_ahead() -> Tes
         return Ok(());
     };
     let http = client();
-    let id = main.new_server("cad", 2);
-    let mut local = Local::for_main(&main, id, &main.sync.clone(), &[]);
+    let mut local = Local::for_new_server(&main, "cad", 2);
     // Both clocks wrongly two hours ahead: the sync works and records that time.
     let ahead = [("SOLME_CLOCK_OFFSET", "2h")];
     main.restart_with_clock(Some("2h"));

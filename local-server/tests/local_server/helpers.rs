@@ -71,6 +71,22 @@ impl Local {
         local
     }
 
+    /// An offline installation with `serve` running and nothing imported.
+    pub fn offline_serving() -> Self {
+        let mut local = Self::offline();
+        local.serve(&[], &[]);
+        local
+    }
+
+    /// An offline installation that imported a license file (sequence 1, issued now)
+    /// holding `licenses`, with `serve` running with the `extra` arguments.
+    pub fn serving(licenses: Vec<License>, extra: &[&str]) -> Self {
+        let mut local = Self::offline();
+        assert_success(&local.import(&local.license_file(1, Utc::now(), licenses)));
+        local.serve(extra, &[]);
+        local
+    }
+
     /// Installs against a running main server, with the given endpoints.
     pub fn for_main(main: &Main, id: Uuid, endpoints: &[String], extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -101,6 +117,13 @@ impl Local {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_success(&local.cli(&refs));
         local
+    }
+
+    /// A new license server id on `main` holding `feature` × `seats`, and this
+    /// installation for it against both of the main server's endpoints.
+    pub fn for_new_server(main: &Main, feature: &str, seats: u32) -> Self {
+        let id = main.new_server(feature, seats);
+        Self::for_main(main, id, &main.sync, &[])
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -215,13 +238,7 @@ impl Local {
 }
 
 pub fn license(feature: &str, seats: u32) -> License {
-    License {
-        feature: feature.into(),
-        seats,
-        valid_from: None,
-        valid_until: None,
-        max_borrow_hours: None,
-    }
+    License::perpetual(feature, seats)
 }
 
 pub fn assert_success(out: &Output) {
@@ -267,10 +284,20 @@ pub async fn call(
 
 /// Sends `req`; returns status and JSON body (Null when empty, a string when not JSON).
 async fn send(req: awc::ClientRequest, body: Option<Value>) -> (u16, Value) {
-    let mut resp = match body {
+    let resp = match body {
         Some(b) => req.send_json(&b).await.unwrap(),
         None => req.send().await.unwrap(),
     };
+    read(resp).await
+}
+
+/// The status and JSON body of `resp` (Null when empty, a string when not JSON).
+async fn read(
+    mut resp: awc::ClientResponse<
+        impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+            + Unpin,
+    >,
+) -> (u16, Value) {
     let bytes = resp.body().limit(10 * 1024 * 1024).await.unwrap();
     let value = if bytes.is_empty() {
         Value::Null
@@ -407,4 +434,16 @@ pub async fn manager_call(
         .request(method, local.url(&format!("/manager/v1/{path}")))
         .insert_header(("X-Solme-Manager", "1"));
     send(req, body).await
+}
+
+/// Imports a license file through the manager API as the page does (raw text with the
+/// manager header); returns (status, body).
+pub async fn manager_import(client: &awc::Client, local: &Local, text: String) -> (u16, Value) {
+    let resp = client
+        .post(local.url("/manager/v1/license-file"))
+        .insert_header(("X-Solme-Manager", "1"))
+        .send_body(text)
+        .await
+        .unwrap();
+    read(resp).await
 }

@@ -7,8 +7,7 @@ use crate::helpers::*;
 
 #[actix_rt::test]
 async fn never_synchronized_server_issues_nothing() -> TestResult {
-    let mut local = Local::offline();
-    local.serve(&[], &[]);
+    let local = Local::offline_serving();
     let http = client();
     let (status, body) = check_out(&http, &local, "cad").await;
     assert_eq!(status, 403);
@@ -25,9 +24,7 @@ async fn never_synchronized_server_issues_nothing() -> TestResult {
 
 #[actix_rt::test]
 async fn the_client_api_refuses_web_pages() -> TestResult {
-    let mut local = Local::offline();
-    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 2)])));
-    local.serve(&[], &[]);
+    let local = Local::serving(vec![license("cad", 2)], &[]);
     let http = client();
     let body = json!({"feature": "cad", "client": "page"});
     for header in [
@@ -118,9 +115,7 @@ async fn seats_are_granted_up_to_the_count_and_come_back_on_check_in() -> TestRe
 
 #[actix_rt::test]
 async fn a_lease_without_heartbeat_expires_and_frees_its_seat() -> TestResult {
-    let mut local = Local::offline();
-    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 1)])));
-    local.serve(&["--lease-seconds", "60"], &[]);
+    let mut local = Local::serving(vec![license("cad", 1)], &["--lease-seconds", "60"]);
     let http = client();
     let (s, lease) = check_out(&http, &local, "cad").await;
     assert_eq!(s, 201);
@@ -139,9 +134,7 @@ async fn a_lease_without_heartbeat_expires_and_frees_its_seat() -> TestResult {
 
 #[actix_rt::test]
 async fn live_leases_survive_a_restart_and_expire_by_the_clock() -> TestResult {
-    let mut local = Local::offline();
-    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 2)])));
-    local.serve(&[], &[]);
+    let mut local = Local::serving(vec![license("cad", 2)], &[]);
     let http = client();
     let (s, lease) = check_out(&http, &local, "cad").await;
     assert_eq!(s, 201);

@@ -212,8 +212,7 @@ fn usage_errors_exit_2_and_missing_installation_exits_1() {
 
 #[test]
 fn one_serve_per_data_directory_and_no_reinstall_while_it_runs() {
-    let mut local = Local::offline();
-    local.serve(&[], &[]);
+    let mut local = Local::offline_serving();
     let out = local.cli(&["serve", "--listen", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("already running"), "{}", stderr(&out));

@@ -51,25 +51,14 @@ fn export_writes_signed_sync_data_for_this_id() {
 
 #[actix_rt::test]
 async fn the_manager_api_imports_and_reports() -> TestResult {
-    let mut local = Local::offline();
-    local.serve(&[], &[]);
+    let local = Local::offline_serving();
     let http = client();
     let text = local.license_file(1, Utc::now(), vec![license("cad", 4)]);
-    let mut resp = http
-        .post(local.url("/manager/v1/license-file"))
-        .insert_header(("X-Solme-Manager", "1"))
-        .send_body(text.clone())
-        .await?;
-    assert_eq!(resp.status().as_u16(), 200);
-    let changes: serde_json::Value = resp.json().await?;
+    let (status, changes) = manager_import(&http, &local, text.clone()).await;
+    assert_eq!(status, 200);
     assert_eq!(changes["added"][0]["feature"], "cad");
-    let mut resp = http
-        .post(local.url("/manager/v1/license-file"))
-        .insert_header(("X-Solme-Manager", "1"))
-        .send_body(text)
-        .await?;
-    assert_eq!(resp.status().as_u16(), 409);
-    let body: serde_json::Value = resp.json().await?;
+    let (status, body) = manager_import(&http, &local, text).await;
+    assert_eq!(status, 409);
     assert_eq!(body["code"], "OLDER_LICENSE_FILE");
     let (s, status) = manager_call(&http, &local, "GET", "status", None).await;
     assert_eq!(s, 200);
@@ -93,8 +82,7 @@ async fn the_manager_api_imports_and_reports() -> TestResult {
 /// (`503 UNAVAILABLE`, to be retried), never a 200 that says "failed" inside.
 #[actix_rt::test]
 async fn a_manager_sync_that_fails_answers_with_an_error_code() {
-    let mut local = Local::offline();
-    local.serve(&[], &[]);
+    let local = Local::offline_serving();
     let http = client();
     let (status, body) = manager_call(&http, &local, "POST", "sync", None).await;
     assert_eq!(status, 503, "{body}");

@@ -15,8 +15,7 @@ fn header<'a>(resp: &'a awc::ClientResponse<impl Sized>, name: &str) -> &'a str 
 
 #[actix_rt::test]
 async fn the_page_and_its_assets_are_served_with_security_headers() -> TestResult {
-    let mut local = Local::offline();
-    local.serve(&[], &[]);
+    let local = Local::offline_serving();
     let http = client();
 
     let mut resp = http.get(local.url("/")).send().await?;
@@ -64,8 +63,7 @@ async fn the_page_and_its_assets_are_served_with_security_headers() -> TestResul
 async fn a_foreign_host_name_gets_neither_the_page_nor_the_api() -> TestResult {
     // A web site that re-points its DNS name at 127.0.0.1 ("DNS rebinding") sends its
     // own name as Host.
-    let mut local = Local::offline();
-    local.serve(&[], &[]);
+    let local = Local::offline_serving();
     let http = client();
     for path in ["/", "/manager/assets/app.js", "/manager/v1/status"] {
         let resp = http
@@ -94,8 +92,7 @@ async fn a_foreign_host_name_gets_neither_the_page_nor_the_api() -> TestResult {
 
 #[actix_rt::test]
 async fn state_changing_manager_calls_need_the_manager_header() -> TestResult {
-    let mut local = Local::offline();
-    local.serve(&[], &[]);
+    let local = Local::offline_serving();
     let http = client();
     let file = local.license_file(1, Utc::now(), vec![license("cad", 3)]);
 
@@ -166,8 +163,7 @@ async fn state_changing_manager_calls_need_the_manager_header() -> TestResult {
 
 #[actix_rt::test]
 async fn exported_sync_data_is_named_after_the_id() -> TestResult {
-    let mut local = Local::offline();
-    local.serve(&[], &[]);
+    let local = Local::offline_serving();
     let mut resp = client()
         .post(local.url("/manager/v1/sync-data"))
         .insert_header(("X-Solme-Manager", "1"))
@@ -189,8 +185,7 @@ fn chromium_shows_the_status_rendered_by_the_script() {
     if !chromium_present() {
         return;
     }
-    let mut local = Local::offline();
-    local.serve(&[], &[]);
+    let local = Local::offline_serving();
     let scratch = tempfile::tempdir().unwrap();
 
     let dom = rendered_dom(&local.url("/"), scratch.path()).unwrap();

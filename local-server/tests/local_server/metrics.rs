@@ -16,8 +16,7 @@ fn assert_line(text: &str, line: &str) {
 
 #[actix_rt::test]
 async fn metrics_show_leases_in_use_and_refusals_by_code() -> TestResult {
-    let mut local = Local::offline();
-    local.serve(&[], &[]);
+    let mut local = Local::offline_serving();
     let http = client();
     let (status, _) = check_out(&http, &local, "cad").await;
     assert_eq!(status, 403, "not synchronized yet");

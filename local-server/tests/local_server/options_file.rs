@@ -1,7 +1,6 @@
 //! The options file: checked with line numbers, applied to a running server, and its
 //! reservations and limits enforced.
 
-use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -42,9 +41,7 @@ fn write(local: &Local, name: &str, text: &str) -> String {
 #[actix_rt::test]
 async fn reserved_seats_go_to_their_group_and_a_bad_file_leaves_the_old_one_in_force() -> TestResult
 {
-    let mut local = Local::offline();
-    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 3)])));
-    local.serve(&[], &[]);
+    let mut local = Local::serving(vec![license("cad", 3)], &[]);
     let http = client();
 
     // Applied while serve runs: no restart.
@@ -108,14 +105,7 @@ async fn reserved_seats_go_to_their_group_and_a_bad_file_leaves_the_old_one_in_f
     // And it stays in force across a restart.
     local.serve(&[], &[]);
     let lease = alice["lease_id"].as_str().unwrap();
-    let (status, _) = call(
-        &http,
-        "DELETE",
-        &local.url(&format!("/api/v1/leases/{lease}")),
-        None,
-        None,
-    )
-    .await;
+    let (status, _) = check_in(&http, &local, lease).await;
     assert_eq!(status, 204);
     let (status, body) = check_out_as(&http, &local, "dave", "ws-8").await;
     assert_eq!(

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -66,10 +65,7 @@ async fn wait_until_queued(http: &awc::Client, local: &Local, n: u64) {
 }
 
 fn one_seat() -> Local {
-    let mut local = Local::offline();
-    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 1)])));
-    local.serve(&[], &[]);
-    local
+    Local::serving(vec![license("cad", 1)], &[])
 }
 
 #[actix_rt::test]
@@ -112,14 +108,7 @@ async fn waiting_clients_get_returned_seats_in_arrival_order() -> TestResult {
     wait_until_queued(&http, &local, 2).await;
 
     let lease = first["lease_id"].as_str().unwrap();
-    let (status, _) = call(
-        &http,
-        "DELETE",
-        &local.url(&format!("/api/v1/leases/{lease}")),
-        None,
-        None,
-    )
-    .await;
+    let (status, _) = check_in(&http, &local, lease).await;
     assert_eq!(status, 204);
     let (status, bob) = bob.await?;
     assert_eq!(status, 201, "{bob}");
@@ -128,14 +117,7 @@ async fn waiting_clients_get_returned_seats_in_arrival_order() -> TestResult {
     assert_eq!(queued(&http, &local).await, 1, "carol still waits");
 
     let lease = bob["lease_id"].as_str().unwrap();
-    let (status, _) = call(
-        &http,
-        "DELETE",
-        &local.url(&format!("/api/v1/leases/{lease}")),
-        None,
-        None,
-    )
-    .await;
+    let (status, _) = check_in(&http, &local, lease).await;
     assert_eq!(status, 204);
     let (status, carol) = carol.await?;
     assert_eq!(status, 201, "{carol}");
@@ -147,9 +129,7 @@ async fn waiting_clients_get_returned_seats_in_arrival_order() -> TestResult {
 
 #[actix_rt::test]
 async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
-    let mut local = Local::offline();
-    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 1)])));
-    local.serve(&["--queue-limit", "1"], &[]);
+    let local = Local::serving(vec![license("cad", 1)], &["--queue-limit", "1"]);
     let http = client();
     let (status, _) = check_out_as(&http, &local, "alice", 0).await;
     assert_eq!(status, 201);
@@ -185,9 +165,7 @@ async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
 
 #[actix_rt::test]
 async fn a_waiting_client_that_stops_polling_leaves_the_queue() -> TestResult {
-    let mut local = Local::offline();
-    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 1)])));
-    local.serve(&["--queue-poll-seconds", "1"], &[]);
+    let local = Local::serving(vec![license("cad", 1)], &["--queue-poll-seconds", "1"]);
     let http = client();
     let (status, first) = check_out_as(&http, &local, "alice", 0).await;
     assert_eq!(status, 201);
@@ -209,14 +187,7 @@ async fn a_waiting_client_that_stops_polling_leaves_the_queue() -> TestResult {
     .await
     .unwrap();
     let lease = first["lease_id"].as_str().unwrap();
-    let (status, _) = call(
-        &http,
-        "DELETE",
-        &local.url(&format!("/api/v1/leases/{lease}")),
-        None,
-        None,
-    )
-    .await;
+    let (status, _) = check_in(&http, &local, lease).await;
     assert_eq!(status, 204);
     assert_eq!(
         in_use(&http, &local, "cad").await,

@@ -1,14 +1,10 @@
 //! The manager page's usage chart and refusals, through the manager API.
 
-use chrono::Utc;
-
 use crate::helpers::*;
 
 #[actix_rt::test]
 async fn the_chart_data_shows_seats_in_use_and_refusals() -> TestResult {
-    let mut local = Local::offline();
-    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 1)])));
-    local.serve(&[], &[]);
+    let local = Local::serving(vec![license("cad", 1)], &[]);
     let http = client();
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
     assert_eq!(check_out(&http, &local, "cad").await.0, 409);

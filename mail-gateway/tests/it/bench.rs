@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use shared_proto::ServerIdentity;
 
-use crate::helpers::{sync_data, sync_mail, wait_for, Gateway, MainServer, SmtpClient};
+use crate::helpers::{main_and_gateway, sync_mails, wait_for, SmtpClient};
 
 const OPS: &str = "ops@acme.example";
 
@@ -18,20 +18,10 @@ fn bench_sync_mails_received_answered_and_delivered() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
     let connections = 8;
-    let root = tempfile::tempdir().unwrap();
-    let main = MainServer::start(root.path());
-    let gw = Gateway::start(root.path(), &main.url(), &main.token_file(), &[]);
+    let (_root, main, gw) = main_and_gateway(&[]);
     let (_, server_id) = main.customer_with_server(&[OPS]);
     let identity = ServerIdentity::generate().unwrap();
-    let mails: Vec<String> = (0..n)
-        .map(|i| {
-            sync_mail(
-                OPS,
-                &format!("bench-{i}@acme.example"),
-                &sync_data(&identity, server_id),
-            )
-        })
-        .collect();
+    let mails = sync_mails(OPS, "bench", n, &identity, server_id);
     let smtp = gw.smtp();
     let start = Instant::now();
     std::thread::scope(|scope| {

@@ -7,22 +7,15 @@ use shared_proto::ServerIdentity;
 use uuid::Uuid;
 
 use crate::helpers::{
-    outbox_count, send_mail, sync_data, sync_mail, text_mail, wait_for, Gateway, MainServer,
-    SmtpClient,
+    main_and_gateway, outbox_count, send_mail, sync_data, sync_mail, sync_mail_during_outage,
+    sync_mails, text_mail, wait_for, SmtpClient,
 };
 
 const OPS: &str = "ops@acme.example";
 
-fn setup() -> (tempfile::TempDir, MainServer, Gateway) {
-    let root = tempfile::tempdir().unwrap();
-    let main = MainServer::start(root.path());
-    let gw = Gateway::start(root.path(), &main.url(), &main.token_file(), &[]);
-    (root, main, gw)
-}
-
 #[test]
 fn sync_by_mail_is_answered_with_a_license_file_for_that_server() {
-    let (_root, main, gw) = setup();
+    let (_root, main, gw) = main_and_gateway(&[]);
     let (_, server_id) = main.customer_with_server(&[OPS]);
     let identity = ServerIdentity::generate().unwrap();
     let sync = sync_data(&identity, server_id);
@@ -73,7 +66,7 @@ fn sync_by_mail_is_answered_with_a_license_file_for_that_server() {
 
 #[test]
 fn the_same_message_id_is_answered_once() {
-    let (_root, main, gw) = setup();
+    let (_root, main, gw) = main_and_gateway(&[]);
     let (_, server_id) = main.customer_with_server(&[OPS]);
     let identity = ServerIdentity::generate().unwrap();
     let mail = sync_mail(OPS, "twice@acme.example", &sync_data(&identity, server_id));
@@ -89,7 +82,7 @@ fn the_same_message_id_is_answered_once() {
 
 #[test]
 fn key_clear_by_mail_is_acknowledged_and_the_decision_is_mailed() {
-    let (_root, main, gw) = setup();
+    let (_root, main, gw) = main_and_gateway(&[]);
     let (_, server_id) = main.customer_with_server(&[OPS]);
     // Bind a key pair first, as the old installation did.
     let old = ServerIdentity::generate().unwrap();
@@ -167,7 +160,7 @@ fn key_clear_by_mail_is_acknowledged_and_the_decision_is_mailed() {
 
 #[test]
 fn refusals_of_the_main_server_are_explained() {
-    let (_root, main, gw) = setup();
+    let (_root, main, gw) = main_and_gateway(&[]);
     let (_, server_id) = main.customer_with_server(&[OPS]);
     let first = ServerIdentity::generate().unwrap();
     let second = ServerIdentity::generate().unwrap();
@@ -256,7 +249,7 @@ fn refusals_of_the_main_server_are_explained() {
 
 #[test]
 fn automatic_mail_is_never_answered() {
-    let (_root, main, gw) = setup();
+    let (_root, main, gw) = main_and_gateway(&[]);
     let (_, server_id) = main.customer_with_server(&[OPS]);
     let identity = ServerIdentity::generate().unwrap();
     let sync = sync_data(&identity, server_id).replace('\n', "\r\n");
@@ -298,15 +291,8 @@ fn automatic_mail_is_never_answered() {
 
 #[test]
 fn mail_that_arrives_while_the_main_server_is_down_is_answered_once_it_is_back() {
-    let (_root, mut main, gw) = setup();
-    let (_, server_id) = main.customer_with_server(&[OPS]);
-    main.kill();
-    let identity = ServerIdentity::generate().unwrap();
-    send_mail(
-        gw.smtp(),
-        OPS,
-        &sync_mail(OPS, "outage@acme.example", &sync_data(&identity, server_id)),
-    );
+    let (_root, mut main, gw) = main_and_gateway(&[]);
+    sync_mail_during_outage(&mut main, &gw, OPS, "outage@acme.example");
     let status = wait_for("retries during the outage", || {
         let status = gw.status();
         (status["retries"].as_u64() >= Some(3)).then_some(status)
@@ -331,26 +317,11 @@ fn mail_that_arrives_while_the_main_server_is_down_is_answered_once_it_is_back()
 /// any machine, and how far it got does not matter.
 #[test]
 fn a_gateway_killed_mid_processing_answers_every_message_exactly_once() {
-    let root = tempfile::tempdir().unwrap();
-    let mut main = MainServer::start(root.path());
-    let mut gw = Gateway::start(
-        root.path(),
-        &main.url(),
-        &main.token_file(),
-        &["--workers", "1"],
-    );
+    let (_root, mut main, mut gw) = main_and_gateway(&["--workers", "1"]);
     let (_, server_id) = main.customer_with_server(&[OPS]);
     let identity = ServerIdentity::generate().unwrap();
     const N: usize = 60;
-    let mails: Vec<String> = (0..N)
-        .map(|n| {
-            sync_mail(
-                OPS,
-                &format!("crash-{n}@acme.example"),
-                &sync_data(&identity, server_id),
-            )
-        })
-        .collect();
+    let mails = sync_mails(OPS, "crash", N, &identity, server_id);
     // Fill the spool while no gateway runs, so that the restarted one has
     // a backlog to be killed in the middle of.
     gw.proc.kill();
@@ -427,7 +398,7 @@ fn deliver(data_dir: &std::path::Path, sender: &str, message: &str) -> Option<i3
 /// mail it, import the license file from the reply.
 #[test]
 fn a_local_server_imports_the_license_file_it_got_by_mail() {
-    let (root, main, gw) = setup();
+    let (root, main, gw) = main_and_gateway(&[]);
     let (_, server_id) = main.customer_with_server(&[OPS]);
     let local = crate::helpers::gateway_bin().with_file_name("local-server");
     let local_dir = root.path().join("local");

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use mail_gateway::inbound::{classify, Request, Verdict};
+use mail_gateway::inbound::{classify, Problem, Request, Verdict};
 use mail_gateway::spool::{Envelope, Intake};
 use shared_proto::ServerIdentity;
 use uuid::Uuid;
@@ -44,6 +44,11 @@ impl Vars {
             server_id,
             sync: sync_data(&identity, server_id),
         }
+    }
+
+    /// The golden mail `name`, rendered with these values.
+    fn golden(&self, name: &str) -> String {
+        self.render(&std::fs::read_to_string(golden_dir().join(name)).unwrap())
     }
 
     fn render(&self, template: &str) -> String {
@@ -164,12 +169,22 @@ fn golden_files_give_their_expected_outcome_in_lf_and_crlf() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The problem the classifier answers the golden mail `name` with.
+fn problem_of(vars: &Vars, name: &str) -> Problem {
+    let raw = vars.golden(name);
+    match classify(raw.as_bytes(), &envelope(false), LICENSING, LIMIT) {
+        Verdict::Answer {
+            request: Request::Problem(problem),
+            ..
+        } => problem,
+        verdict => panic!("{verdict:?}"),
+    }
+}
+
 #[test]
 fn names_and_details_survive_encodings() {
     let vars = Vars::new();
-    let raw = vars.render(
-        &std::fs::read_to_string(golden_dir().join("outlook-base64-attachment.eml")).unwrap(),
-    );
+    let raw = vars.golden("outlook-base64-attachment.eml");
     let Verdict::Answer { sender, .. } =
         classify(raw.as_bytes(), &envelope(false), LICENSING, LIMIT)
     else {
@@ -178,40 +193,25 @@ fn names_and_details_survive_encodings() {
     assert_eq!(sender.name.as_deref(), Some("Björn Åberg"));
     assert_eq!(sender.subject, "Synkronisering för licensserver");
 
-    let raw =
-        vars.render(&std::fs::read_to_string(golden_dir().join("pdf-attachment.eml")).unwrap());
-    let verdict = classify(raw.as_bytes(), &envelope(false), LICENSING, LIMIT);
-    let Verdict::Answer {
-        request: Request::Problem(mail_gateway::inbound::Problem::NoSyncData { attachments }),
-        ..
-    } = verdict
-    else {
-        panic!("{verdict:?}");
-    };
-    assert_eq!(attachments, vec!["screenshot.pdf".to_owned()]);
-
-    let raw =
-        vars.render(&std::fs::read_to_string(golden_dir().join("damaged-attachment.eml")).unwrap());
-    let verdict = classify(raw.as_bytes(), &envelope(false), LICENSING, LIMIT);
-    let Verdict::Answer {
-        request: Request::Problem(mail_gateway::inbound::Problem::Damaged { detail }),
-        ..
-    } = verdict
-    else {
-        panic!("{verdict:?}");
-    };
-    assert!(!detail.is_empty());
+    match problem_of(&vars, "pdf-attachment.eml") {
+        Problem::NoSyncData { attachments } => {
+            assert_eq!(attachments, vec!["screenshot.pdf".to_owned()])
+        }
+        other => panic!("{other:?}"),
+    }
+    match problem_of(&vars, "damaged-attachment.eml") {
+        Problem::Damaged { detail } => assert!(!detail.is_empty()),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
 fn an_oversized_message_is_answered_too_large_but_automatic_mail_still_is_not() {
     let vars = Vars::new();
-    let sync = vars
-        .render(&std::fs::read_to_string(golden_dir().join("thunderbird-attachment.eml")).unwrap());
+    let sync = vars.golden("thunderbird-attachment.eml");
     let verdict = classify(sync.as_bytes(), &envelope(true), LICENSING, LIMIT);
     assert_eq!(outcome(&verdict), "too-large");
-    let bounce =
-        vars.render(&std::fs::read_to_string(golden_dir().join("bounce-null-sender.eml")).unwrap());
+    let bounce = vars.golden("bounce-null-sender.eml");
     let verdict = classify(bounce.as_bytes(), &envelope(true), LICENSING, LIMIT);
     assert_eq!(outcome(&verdict), "drop:bounce");
 }
@@ -219,8 +219,7 @@ fn an_oversized_message_is_answered_too_large_but_automatic_mail_still_is_not() 
 #[test]
 fn the_envelope_sender_overrides_the_return_path_header() {
     let vars = Vars::new();
-    let raw = vars
-        .render(&std::fs::read_to_string(golden_dir().join("thunderbird-attachment.eml")).unwrap());
+    let raw = vars.golden("thunderbird-attachment.eml");
     let mut bounce = envelope(false);
     bounce.return_path = Some(String::new());
     assert_eq!(

@@ -203,6 +203,23 @@ pub fn sync_data(identity: &ServerIdentity, server_id: Uuid) -> String {
 }
 
 /// A simple mail with the sync data attached.
+/// `n` sync mails from `from`, each with fresh sync data of `server_id` and the
+/// Message-ID `{prefix}-{i}@acme.example`.
+pub fn sync_mails(
+    from: &str,
+    prefix: &str,
+    n: usize,
+    identity: &ServerIdentity,
+    server_id: Uuid,
+) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let message_id = format!("{prefix}-{i}@acme.example");
+            sync_mail(from, &message_id, &sync_data(identity, server_id))
+        })
+        .collect()
+}
+
 pub fn sync_mail(from: &str, message_id: &str, sync_data: &str) -> String {
     format!(
         "From: Ops <{from}>\r\n\
@@ -354,6 +371,24 @@ pub fn closed_port_url() -> String {
 }
 
 /// A running main server (the real binary, SQLite, port 0) in its own directory.
+/// A main server and a gateway (with the `extra` arguments) in one temporary root.
+pub fn main_and_gateway(extra: &[&str]) -> (tempfile::TempDir, MainServer, Gateway) {
+    let root = tempfile::tempdir().unwrap();
+    let main = MainServer::start(root.path());
+    let gw = Gateway::start(root.path(), &main.url(), &main.token_file(), extra);
+    (root, main, gw)
+}
+
+/// Registers a license server for `from`, stops the main server and mails one sync
+/// from `from` with `message_id`: the gateway has to keep it and retry.
+pub fn sync_mail_during_outage(main: &mut MainServer, gw: &Gateway, from: &str, message_id: &str) {
+    let (_, server_id) = main.customer_with_server(&[from]);
+    main.kill();
+    let identity = ServerIdentity::generate().unwrap();
+    let mail = sync_mail(from, message_id, &sync_data(&identity, server_id));
+    send_mail(gw.smtp(), from, &mail);
+}
+
 pub struct MainServer {
     pub server: test_harness::MainServer,
     pub data_dir: PathBuf,

@@ -1,9 +1,7 @@
 //! `/metrics` gives the status page's numbers to Prometheus: the queue depth while
 //! the main server is away, then the mails received and answered.
 
-use shared_proto::ServerIdentity;
-
-use crate::helpers::{http_get, send_mail, sync_data, sync_mail, wait_for, Gateway, MainServer};
+use crate::helpers::{http_get, main_and_gateway, sync_mail_during_outage, wait_for, Gateway};
 
 const OPS: &str = "ops@acme.example";
 
@@ -13,21 +11,8 @@ fn metrics_have(gw: &Gateway, line: &str) -> bool {
 
 #[test]
 fn metrics_show_the_queue_depth_then_the_mails_answered() {
-    let root = tempfile::tempdir().unwrap();
-    let mut main = MainServer::start(root.path());
-    let gw = Gateway::start(root.path(), &main.url(), &main.token_file(), &[]);
-    let (_, server_id) = main.customer_with_server(&[OPS]);
-    main.kill();
-    let identity = ServerIdentity::generate().unwrap();
-    send_mail(
-        gw.smtp(),
-        OPS,
-        &sync_mail(
-            OPS,
-            "metrics@acme.example",
-            &sync_data(&identity, server_id),
-        ),
-    );
+    let (_root, mut main, gw) = main_and_gateway(&[]);
+    sync_mail_during_outage(&mut main, &gw, OPS, "metrics@acme.example");
     wait_for("the queued mail and a retry in the metrics", || {
         (metrics_have(&gw, "solme_mail_queue_depth 1")
             && !metrics_have(&gw, "solme_mail_retries_total 0"))

@@ -18,9 +18,9 @@ use crate::metrics::Metrics;
 use crate::store::{audit, customers, key_clear, licenses, operators, reminders, servers, usage};
 use crate::sync::{Channel, SyncService};
 use shared_proto::admin_api::{
-    AuditAction, AuditOutcome, Decision, Identity, KeyClear, KeyClearStatus, LicenseChange,
-    MailSync, MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewOperator,
-    NewServer, RemindersSwitch,
+    AuditAction, AuditEntry, AuditOutcome, Decision, Identity, KeyClear, KeyClearStatus,
+    LicenseChange, MailSync, MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense,
+    NewOperator, NewServer, RemindersSwitch,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -131,15 +131,15 @@ async fn require_token(
         };
         let detail = format!("{what} from {peer_text} for {} {path}", req.method());
         let audited = with_conn(&svc.db.write, move |conn| {
-            audit::record(
+            audit::record_entry(
                 conn,
-                now,
-                &audit::Event {
-                    actor: "unauthenticated",
+                &AuditEntry {
+                    at: now,
+                    actor: "unauthenticated".into(),
                     action: AuditAction::AuthRefused,
                     server_id: None,
                     outcome: AuditOutcome::Failed(ErrorCode::Unauthorized),
-                    detail: &detail,
+                    detail,
                 },
             )
         })

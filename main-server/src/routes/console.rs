@@ -10,18 +10,13 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpResponse};
+use shared_proto::page_headers::PAGE_HEADERS;
 
 use super::not_found;
 
 const PAGE: &str = include_str!("../../assets/console.html");
 const SCRIPT: &str = include_str!("../../assets/console.js");
 const STYLE: &str = include_str!("../../assets/console.css");
-
-/// Only this origin's script, style sheet and API; nothing inline, no plugins, no
-/// framing, no form posts anywhere (the page's forms are handled by its script).
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
-     form-action 'none'; frame-ancestors 'none'";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -47,21 +42,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// A response with the console's security headers. `no-cache` makes the browser
 /// revalidate, so a new binary's assets are picked up at once.
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        ))
-        .insert_header((
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .insert_header((
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)));
+    for page_header in PAGE_HEADERS {
+        response.insert_header(page_header);
+    }
+    response
         .insert_header((
             header::CROSS_ORIGIN_OPENER_POLICY,
             HeaderValue::from_static("same-origin"),

@@ -20,29 +20,59 @@ pub fn date_or(at: Option<DateTime<Utc>>, none: &str) -> String {
     )
 }
 
-/// One audit row to write. `detail` is read by operators: short phrases separated by
-/// commas (`channel internet, held sequence 1`), never Rust's debug form.
-pub struct Event<'a> {
-    pub actor: &'a str,
-    pub action: AuditAction,
-    pub server_id: Option<Uuid>,
-    pub outcome: AuditOutcome,
-    pub detail: &'a str,
-}
-
+/// Records a successful `action` by `actor`. `detail` is read by operators: short
+/// phrases separated by commas (`channel internet, held sequence 1`), never Rust's
+/// debug form.
 pub fn record(
     conn: &mut DbConnection,
     now: DateTime<Utc>,
-    event: &Event<'_>,
+    actor: &str,
+    action: AuditAction,
+    server_id: Option<Uuid>,
+    detail: &str,
+) -> Result<(), ApiError> {
+    insert(
+        conn,
+        now,
+        actor,
+        action,
+        server_id,
+        AuditOutcome::Ok,
+        detail,
+    )
+}
+
+/// Records an entry made outside a store transaction (a sync refused before the
+/// database was asked), with its own outcome.
+pub fn record_entry(conn: &mut DbConnection, entry: &AuditEntry) -> Result<(), ApiError> {
+    insert(
+        conn,
+        entry.at,
+        &entry.actor,
+        entry.action,
+        entry.server_id,
+        entry.outcome,
+        &entry.detail,
+    )
+}
+
+fn insert(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    actor: &str,
+    action: AuditAction,
+    server_id: Option<Uuid>,
+    outcome: AuditOutcome,
+    detail: &str,
 ) -> Result<(), ApiError> {
     diesel::insert_into(audit_log::table)
         .values((
             audit_log::at.eq(to_millis(now)),
-            audit_log::actor.eq(event.actor),
-            audit_log::action.eq(event.action.as_str()),
-            audit_log::server_id.eq(event.server_id.map(|id| id.to_string())),
-            audit_log::outcome.eq(event.outcome.as_str()),
-            audit_log::detail.eq(event.detail),
+            audit_log::actor.eq(actor),
+            audit_log::action.eq(action.as_str()),
+            audit_log::server_id.eq(server_id.map(|id| id.to_string())),
+            audit_log::outcome.eq(outcome.as_str()),
+            audit_log::detail.eq(detail),
         ))
         .execute(conn)?;
     Ok(())

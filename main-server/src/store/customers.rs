@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use shared_proto::admin_api::{AuditAction, AuditOutcome};
+use shared_proto::admin_api::AuditAction;
 use uuid::Uuid;
 
-use super::audit::{self, Event};
+use super::audit;
 use super::{normalize_email, parse_uuid, required_line, MAX_EMAILS_PER_CUSTOMER, MAX_NAME};
 use crate::db::{to_millis, DbConnection};
 use crate::error::ApiError;
@@ -50,23 +50,21 @@ pub fn create(
                 ))
                 .execute(conn)?;
         }
+        let detail = format!(
+            "customer {id} named {name}, contacts {}",
+            if emails.is_empty() {
+                "none".to_owned()
+            } else {
+                emails.join(", ")
+            }
+        );
         audit::record(
             conn,
             now,
-            &Event {
-                actor: operator,
-                action: AuditAction::CustomerCreate,
-                server_id: None,
-                outcome: AuditOutcome::Ok,
-                detail: &format!(
-                    "customer {id} named {name}, contacts {}",
-                    if emails.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        emails.join(", ")
-                    }
-                ),
-            },
+            operator,
+            AuditAction::CustomerCreate,
+            None,
+            &detail,
         )
     })?;
     Ok(Customer {
@@ -154,16 +152,14 @@ pub fn add_email(
                 .execute(conn)
         })?;
         if inserted {
+            let detail = format!("customer {id}, contact {email} added");
             audit::record(
                 conn,
                 now,
-                &Event {
-                    actor: operator,
-                    action: AuditAction::CustomerAddEmail,
-                    server_id: None,
-                    outcome: AuditOutcome::Ok,
-                    detail: &format!("customer {id}, contact {email} added"),
-                },
+                operator,
+                AuditAction::CustomerAddEmail,
+                None,
+                &detail,
             )?;
         }
         get(conn, id)

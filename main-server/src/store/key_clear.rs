@@ -3,12 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use shared_proto::admin_api::{AuditAction, AuditOutcome};
+use shared_proto::admin_api::AuditAction;
 use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, NewKeyClearRequest};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
-use super::audit::{self, Event};
+use super::audit;
 use super::{
     check_text, customers, normalize_email, parse_uuid, parse_word, required_line, servers,
     MAX_MESSAGE_ID, MAX_REASON, MAX_TEXT,
@@ -111,16 +111,14 @@ pub fn create(
             })?;
             return Ok((existing, false));
         }
+        let detail = format!("request {id}, mail {message_id}");
         audit::record(
             conn,
             now,
-            &Event {
-                actor: &sender,
-                action: AuditAction::KeyClearRequestCreate,
-                server_id: Some(new.server_id),
-                outcome: AuditOutcome::Ok,
-                detail: &format!("request {id}, mail {message_id}"),
-            },
+            &sender,
+            AuditAction::KeyClearRequestCreate,
+            Some(new.server_id),
+            &detail,
         )?;
         Ok((get(conn, id)?, true))
     })?;
@@ -219,23 +217,21 @@ pub fn decide(
                 &format!("request {id}"),
             )?;
         }
+        let detail = match &reason {
+            Some(reason) => format!("request {id}, reason: {reason}"),
+            None => format!("request {id}, no reason given"),
+        };
         audit::record(
             conn,
             now,
-            &Event {
-                actor: operator,
-                action: if approve {
-                    AuditAction::KeyClearRequestApprove
-                } else {
-                    AuditAction::KeyClearRequestReject
-                },
-                server_id: Some(request.server_id),
-                outcome: AuditOutcome::Ok,
-                detail: &match &reason {
-                    Some(reason) => format!("request {id}, reason: {reason}"),
-                    None => format!("request {id}, no reason given"),
-                },
+            operator,
+            if approve {
+                AuditAction::KeyClearRequestApprove
+            } else {
+                AuditAction::KeyClearRequestReject
             },
+            Some(request.server_id),
+            &detail,
         )?;
         Ok(request)
     })

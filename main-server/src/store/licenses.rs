@@ -4,10 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use shared_proto::admin_api::{AuditAction, AuditOutcome};
+use shared_proto::admin_api::AuditAction;
 use uuid::Uuid;
 
-use super::audit::{self, Event};
+use super::audit;
 use super::servers::LicensesByServer;
 use super::{parse_uuid, required_line, unknown_server, MAX_FEATURE, MAX_SEATS};
 use crate::db::{from_millis, to_millis, DbConnection};
@@ -144,17 +144,8 @@ pub fn add(
             }
             other => other?,
         };
-        audit::record(
-            conn,
-            now,
-            &Event {
-                actor: operator,
-                action: AuditAction::LicenseAdd,
-                server_id: Some(server_id),
-                outcome: AuditOutcome::Ok,
-                detail: &format!("license {id}: {feature}, {seats} seats"),
-            },
-        )
+        let detail = format!("license {id}: {feature}, {seats} seats");
+        audit::record(conn, now, operator, AuditAction::LicenseAdd, Some(server_id), &detail)
     })?;
     Ok(License {
         id,
@@ -205,22 +196,20 @@ pub fn change(
                 licenses::valid_until.eq(license.valid_until.map(to_millis)),
             ))
             .execute(conn)?;
+        let detail = format!(
+            "license {license_id}: {}, {} seats, valid from {} until {}",
+            license.feature,
+            license.seats,
+            audit::date_or(license.valid_from, "the start"),
+            audit::date_or(license.valid_until, "no end (perpetual)")
+        );
         audit::record(
             conn,
             now,
-            &Event {
-                actor: operator,
-                action: AuditAction::LicenseChange,
-                server_id: Some(server_id),
-                outcome: AuditOutcome::Ok,
-                detail: &format!(
-                    "license {license_id}: {}, {} seats, valid from {} until {}",
-                    license.feature,
-                    license.seats,
-                    audit::date_or(license.valid_from, "the start"),
-                    audit::date_or(license.valid_until, "no end (perpetual)")
-                ),
-            },
+            operator,
+            AuditAction::LicenseChange,
+            Some(server_id),
+            &detail,
         )?;
         Ok(license)
     })
@@ -246,16 +235,14 @@ pub fn remove(
                 "license server id {server_id} has no license {license_id}"
             )));
         }
+        let detail = format!("license {license_id}");
         audit::record(
             conn,
             now,
-            &Event {
-                actor: operator,
-                action: AuditAction::LicenseRemove,
-                server_id: Some(server_id),
-                outcome: AuditOutcome::Ok,
-                detail: &format!("license {license_id}"),
-            },
+            operator,
+            AuditAction::LicenseRemove,
+            Some(server_id),
+            &detail,
         )
     })
 }

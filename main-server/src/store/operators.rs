@@ -5,12 +5,10 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
-use shared_proto::admin_api::{
-    AuditAction, AuditOutcome, Identity, IssuedToken, OperatorAccount, Role,
-};
+use shared_proto::admin_api::{AuditAction, Identity, IssuedToken, OperatorAccount, Role};
 use shared_proto::ErrorCode;
 
-use super::audit::{self, Event};
+use super::audit;
 use crate::auth::{generate, token_hash};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
@@ -119,13 +117,10 @@ pub fn add(
         audit::record(
             conn,
             now,
-            &Event {
-                actor,
-                action: AuditAction::OperatorAdd,
-                server_id: None,
-                outcome: AuditOutcome::Ok,
-                detail: &format!("operator {name}, role {role}"),
-            },
+            actor,
+            AuditAction::OperatorAdd,
+            None,
+            &format!("operator {name}, role {role}"),
         )
     })?;
     Ok(IssuedToken {
@@ -177,13 +172,10 @@ pub fn revoke(
         audit::record(
             conn,
             now,
-            &Event {
-                actor,
-                action: AuditAction::OperatorRevoke,
-                server_id: None,
-                outcome: AuditOutcome::Ok,
-                detail: &format!("operator {name}"),
-            },
+            actor,
+            AuditAction::OperatorRevoke,
+            None,
+            &format!("operator {name}"),
         )?;
         find(conn, name)?.ok_or_else(|| unknown(name))?.account()
     })
@@ -211,13 +203,10 @@ pub fn rotate(
         audit::record(
             conn,
             now,
-            &Event {
-                actor,
-                action: AuditAction::OperatorRotate,
-                server_id: None,
-                outcome: AuditOutcome::Ok,
-                detail: &format!("operator {name}"),
-            },
+            actor,
+            AuditAction::OperatorRotate,
+            None,
+            &format!("operator {name}"),
         )?;
         Ok(IssuedToken {
             role: super::parse_word(&row.role)?,

@@ -17,12 +17,12 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use shared_proto::admin_api::{
-    AuditAction, AuditOutcome, Customer, DueReminder, Reminder, ReminderState, ReminderThreshold,
+    AuditAction, Customer, DueReminder, Reminder, ReminderState, ReminderThreshold,
 };
 use shared_proto::validity::days_left;
 use uuid::Uuid;
 
-use super::audit::{self, Event};
+use super::audit;
 use super::{customers as customer_store, parse_uuid, parse_word};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
@@ -234,15 +234,7 @@ pub fn mark_handed(
         .execute(conn)?;
         let server_id = parse_uuid(&row.server_id)?;
         if updated > 0 {
-            audit::record(
-                conn,
-                now,
-                &Event {
-                    actor,
-                    action: AuditAction::ReminderHanded,
-                    server_id: Some(server_id),
-                    outcome: AuditOutcome::Ok,
-                    detail: &format!(
+            audit::record(conn, now, actor, AuditAction::ReminderHanded, Some(server_id), &format!(
                         "reminder {id}, {} before the limit of {}, mailed to {}",
                         row.threshold,
                         audit::date_or(Some(from_millis(row.valid_until)), "-"),
@@ -251,9 +243,7 @@ pub fn mark_handed(
                         } else {
                             recipients.replace(',', ", ")
                         }
-                    ),
-                },
-            )?;
+                    ))?;
             log::info!(
                 "reminder handed to the mail gateway reminder={id} server_id={server_id} threshold={}",
                 row.threshold
@@ -331,13 +321,10 @@ pub fn set_enabled(
         audit::record(
             conn,
             now,
-            &Event {
-                actor: operator,
-                action: AuditAction::CustomerReminders,
-                server_id: None,
-                outcome: AuditOutcome::Ok,
-                detail: &detail,
-            },
+            operator,
+            AuditAction::CustomerReminders,
+            None,
+            &detail,
         )?;
         customer_store::get(conn, customer_id)
     })

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use shared_proto::admin_api::{AuditAction, AuditOutcome};
+use shared_proto::admin_api::AuditAction;
 use uuid::Uuid;
 
-use super::audit::{self, Event};
+use super::audit;
 use super::{licenses, parse_uuid, parse_word, required_line, unknown_server, MAX_REASON};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
@@ -83,16 +83,14 @@ pub fn create(
                 servers::created_at.eq(to_millis(now)),
             ))
             .execute(conn)?;
+        let detail = format!("customer {customer_id}");
         audit::record(
             conn,
             now,
-            &Event {
-                actor: operator,
-                action: AuditAction::ServerCreate,
-                server_id: Some(id),
-                outcome: AuditOutcome::Ok,
-                detail: &format!("customer {customer_id}"),
-            },
+            operator,
+            AuditAction::ServerCreate,
+            Some(id),
+            &detail,
         )
     })?;
     get(conn, now, id)
@@ -265,19 +263,17 @@ pub fn clear_key(
             servers::bound_at.eq(None::<i64>),
         ))
         .execute(conn)?;
+    let detail = format!(
+        "via {via}, previous key {}, reason: {reason}",
+        old.as_deref().unwrap_or("none")
+    );
     audit::record(
         conn,
         now,
-        &Event {
-            actor: operator,
-            action: AuditAction::KeyClear,
-            server_id: Some(id),
-            outcome: AuditOutcome::Ok,
-            detail: &format!(
-                "via {via}, previous key {}, reason: {reason}",
-                old.as_deref().unwrap_or("none")
-            ),
-        },
+        operator,
+        AuditAction::KeyClear,
+        Some(id),
+        &detail,
     )?;
     log::info!(
         "key pair cleared server_id={id} operator={operator:?} previous={}",

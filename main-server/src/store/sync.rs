@@ -19,11 +19,11 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types;
-use shared_proto::admin_api::{AuditAction, AuditOutcome};
+use shared_proto::admin_api::AuditAction;
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
-use super::audit::{self, Event};
+use super::audit;
 use super::{licenses, unknown_server};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
@@ -57,6 +57,14 @@ pub struct Attempt {
     /// begins: stored with the sync in `sync_usage`.
     pub usage: String,
     pub usage_since: Option<DateTime<Utc>>,
+}
+
+impl Attempt {
+    /// Records this sync in the audit log as accepted, with `detail`.
+    fn record_ok(&self, conn: &mut DbConnection, detail: &str) -> Result<(), ApiError> {
+        let id = Some(self.server_id);
+        audit::record(conn, self.now, &self.actor, AuditAction::Sync, id, detail)
+    }
 }
 
 /// `(sequence, revision, customer_id)` after the increment.
@@ -165,17 +173,8 @@ fn issue_sqlite(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, Ap
         .select(customers::name)
         .first(conn)?;
     let licenses = licenses::list_for(conn, attempt.server_id)?;
-    audit::record(
-        conn,
-        attempt.now,
-        &Event {
-            actor: &attempt.actor,
-            action: AuditAction::Sync,
-            server_id: Some(attempt.server_id),
-            outcome: AuditOutcome::Ok,
-            detail: &accepted_detail(&attempt.detail, sequence, revision, bound_now),
-        },
-    )?;
+    let detail = accepted_detail(&attempt.detail, sequence, revision, bound_now);
+    attempt.record_ok(conn, &detail)?;
     super::usage::record(
         conn,
         attempt.server_id,
@@ -389,20 +388,11 @@ pub fn resend(conn: &mut DbConnection, attempt: &Attempt) -> Result<Option<Strin
     if fingerprint != attempt.fingerprint {
         return Ok(None);
     }
-    audit::record(
-        conn,
-        attempt.now,
-        &Event {
-            actor: &attempt.actor,
-            action: AuditAction::Sync,
-            server_id: Some(attempt.server_id),
-            outcome: AuditOutcome::Ok,
-            detail: &format!(
-                "{}, answered again with the license file issued for this request",
-                attempt.detail
-            ),
-        },
-    )?;
+    let detail = format!(
+        "{}, answered again with the license file issued for this request",
+        attempt.detail
+    );
+    attempt.record_ok(conn, &detail)?;
     Ok(Some(answer))
 }
 

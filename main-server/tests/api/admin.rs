@@ -1,10 +1,10 @@
 //! The admin API: token, mail-gateway operations, key-clear requests, due list.
 
 use awc::http::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{assert_refused, spawn_app, Local};
+use crate::helpers::{assert_refused, spawn_app, Local, TestApp};
 
 #[actix_rt::test]
 async fn admin_without_the_token_is_refused() {
@@ -163,34 +163,19 @@ async fn key_clear_requests_are_decided_by_an_operator() {
     assert_eq!(pending.as_array().map(Vec::len), Some(1));
     // Marking a pending request notified would suppress the notice of its decision.
     let pending_id = created["id"].as_str().expect("id");
-    let (status, body) = app
-        .post(
-            &format!("/admin/v1/key-clear-requests/{pending_id}/notified"),
-            json!({}),
-        )
-        .await;
+    let (status, body) = key_clear_step(&app, pending_id, "notified").await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("MALFORMED")),
         "{body}"
     );
-    let (status, _) = app
-        .post(
-            &format!("/admin/v1/key-clear-requests/{}/notified", Uuid::new_v4()),
-            json!({}),
-        )
-        .await;
+    let (status, _) = key_clear_step(&app, Uuid::new_v4(), "notified").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, unnotified) = app.get("/admin/v1/key-clear-requests/unnotified").await;
     assert_eq!(unnotified, json!([]));
 
     let id = created["id"].as_str().expect("id");
-    let (status, approved) = app
-        .post(
-            &format!("/admin/v1/key-clear-requests/{id}/approve"),
-            json!({}),
-        )
-        .await;
+    let (status, approved) = key_clear_step(&app, id, "approve").await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(approved["status"], "approved");
     assert_eq!(approved["operator"], "admin");
@@ -218,12 +203,7 @@ async fn key_clear_requests_are_decided_by_an_operator() {
 
     let (_, unnotified) = app.get("/admin/v1/key-clear-requests/unnotified").await;
     assert_eq!(unnotified[0]["id"], created["id"]);
-    let (status, _) = app
-        .post(
-            &format!("/admin/v1/key-clear-requests/{id}/notified"),
-            json!({}),
-        )
-        .await;
+    let (status, _) = key_clear_step(&app, id, "notified").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, unnotified) = app.get("/admin/v1/key-clear-requests/unnotified").await;
     assert_eq!(unnotified, json!([]));
@@ -316,19 +296,11 @@ async fn concurrent_copies_of_one_key_clear_mail_make_one_request(app: &crate::h
         assert!(status.is_success(), "{body}");
         assert_eq!(body["id"], answers[0].1["id"]);
     }
-    let (_, audit) = app.get("/admin/v1/audit?limit=1000").await;
-    let entries = audit
-        .as_array()
-        .expect("audit")
-        .iter()
-        .filter(|e| {
-            e["action"] == "key_clear_request.create"
-                && e["detail"]
-                    .as_str()
-                    .is_some_and(|d| d.contains(&message_id))
-        })
-        .count();
-    assert_eq!(entries, 1);
+    assert_eq!(
+        app.audit_count("key_clear_request.create", &message_id)
+            .await,
+        1
+    );
 
     // Adding one address at once from several requests: one row, one audit entry.
     let (_, customer) = app.get("/admin/v1/customers").await;
@@ -341,17 +313,7 @@ async fn concurrent_copies_of_one_key_clear_mail_make_one_request(app: &crate::h
     for (status, body) in &added {
         assert!(status.is_success(), "{body}");
     }
-    let (_, audit) = app.get("/admin/v1/audit?limit=1000").await;
-    let entries = audit
-        .as_array()
-        .expect("audit")
-        .iter()
-        .filter(|e| {
-            e["action"] == "customer.add_email"
-                && e["detail"].as_str().is_some_and(|d| d.contains(&email))
-        })
-        .count();
-    assert_eq!(entries, 1);
+    assert_eq!(app.audit_count("customer.add_email", &email).await, 1);
 }
 
 #[actix_rt::test]
@@ -442,4 +404,18 @@ async fn id_listings_are_paged() {
     // Without a limit a page holds at most 100 ids.
     let (_, page) = app.get("/admin/v1/servers").await;
     assert_eq!(page.as_array().map(Vec::len), Some(5));
+}
+
+/// `POST /admin/v1/key-clear-requests/{id}/{step}` (approve, reject, notified) with an
+/// empty body.
+async fn key_clear_step(
+    app: &TestApp,
+    id: impl std::fmt::Display,
+    step: &str,
+) -> (StatusCode, Value) {
+    app.post(
+        &format!("/admin/v1/key-clear-requests/{id}/{step}"),
+        json!({}),
+    )
+    .await
 }

@@ -15,22 +15,6 @@ use test_harness::browser::{chromium_command, chromium_present};
 
 use crate::helpers::{spawn_app, TestApp};
 
-/// Fetches a console path without any token; returns status, headers and body.
-async fn fetch(app: &TestApp, path: &str) -> (StatusCode, awc::http::header::HeaderMap, String) {
-    let mut response = app
-        .http
-        .get(format!("{}{path}", app.admin_base()))
-        .send()
-        .await
-        .expect("console request");
-    let body = response.body().limit(1 << 20).await.expect("console body");
-    (
-        response.status(),
-        response.headers().clone(),
-        String::from_utf8(body.to_vec()).expect("UTF-8 body"),
-    )
-}
-
 fn header<'a>(headers: &'a awc::http::header::HeaderMap, name: &str) -> &'a str {
     headers
         .get(name)
@@ -46,7 +30,7 @@ async fn console_is_served_without_a_token_with_security_headers() {
         ("/console/console.js", "text/javascript"),
         ("/console/console.css", "text/css"),
     ] {
-        let (status, headers, body) = fetch(&app, path).await;
+        let (status, headers, body) = app.get_page(path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(
             header(&headers, "content-type").starts_with(content_type),
@@ -70,7 +54,7 @@ async fn console_is_served_without_a_token_with_security_headers() {
         assert!(!body.is_empty(), "{path}");
     }
 
-    let (_, _, page) = fetch(&app, "/").await;
+    let (_, _, page) = app.get_page("/").await;
     assert!(page.contains("<title>Solme operator console</title>"));
     assert!(page.contains(r#"<script src="/console/console.js" defer></script>"#));
     assert!(page.contains(r#"<link rel="stylesheet" href="/console/console.css">"#));
@@ -86,7 +70,7 @@ async fn console_is_served_without_a_token_with_security_headers() {
         !name.is_empty() && rest[name.len()..].starts_with('=')
     });
     assert_eq!(handlers.count(), 0, "inline event handler in the page");
-    let (_, _, script) = fetch(&app, "/console/console.js").await;
+    let (_, _, script) = app.get_page("/console/console.js").await;
     for sink in [
         "innerHTML",
         "outerHTML",
@@ -300,6 +284,15 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
+    /// Shows the page's `tab` (`#servers`, …) and waits until its table holds `text`.
+    async fn open_tab(&mut self, tab: &str, text: &str) {
+        self.eval(&format!("location.hash = '#{tab}'; true")).await;
+        self.wait_for(&format!(
+            "document.getElementById('{tab}-body').textContent.includes('{text}')"
+        ))
+        .await;
+    }
+
     /// Evaluates `expression` until it is true (the page loads data asynchronously).
     async fn wait_for(&mut self, expression: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -450,10 +443,7 @@ async fn chromium_signs_in_and_shows_data_as_text() {
     assert_eq!(shown["licenses"][0]["seats"], 25);
 
     // The due list shows the never-synced id.
-    browser.eval("location.hash = '#servers'; true").await;
-    browser
-        .wait_for("document.getElementById('servers-body').textContent.includes('never synced')")
-        .await;
+    browser.open_tab("servers", "never synced").await;
 
     // A key-clear request that arrived by email, rejected with a reason from the page.
     let (status, request) = app
@@ -464,10 +454,7 @@ async fn chromium_signs_in_and_shows_data_as_text() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{request}");
-    browser.eval("location.hash = '#requests'; true").await;
-    browser
-        .wait_for("document.getElementById('requests-body').textContent.includes('we reinstalled')")
-        .await;
+    browser.open_tab("requests", "we reinstalled").await;
     browser.screenshot("requests").await;
     browser
         .eval(
@@ -486,10 +473,7 @@ async fn chromium_signs_in_and_shows_data_as_text() {
     assert_eq!(decided[0]["reason"], "not a registered reinstall");
 
     // The audit log names the operator from the page.
-    browser.eval("location.hash = '#audit'; true").await;
-    browser
-        .wait_for("document.getElementById('audit-body').textContent.includes('admin')")
-        .await;
+    browser.open_tab("audit", "admin").await;
 
     browser.screenshot("audit").await;
 }

@@ -310,6 +310,37 @@ impl TestApp {
         (response.status(), value)
     }
 
+    /// Fetches an admin-listener page (console, metrics) without any token; returns
+    /// status, headers and body.
+    pub async fn get_page(&self, path: &str) -> (StatusCode, awc::http::header::HeaderMap, String) {
+        let mut response = self
+            .http
+            .get(format!("{}{path}", self.admin_base()))
+            .send()
+            .await
+            .expect("page request");
+        let body = response.body().limit(1 << 20).await.expect("page body");
+        (
+            response.status(),
+            response.headers().clone(),
+            String::from_utf8(body.to_vec()).expect("UTF-8 body"),
+        )
+    }
+
+    /// How many of the newest 1000 audit entries record `action` with a detail that
+    /// contains `part`.
+    pub async fn audit_count(&self, action: &str, part: &str) -> usize {
+        let (_, audit) = self.get("/admin/v1/audit?limit=1000").await;
+        audit
+            .as_array()
+            .expect("audit")
+            .iter()
+            .filter(|e| {
+                e["action"] == action && e["detail"].as_str().is_some_and(|d| d.contains(part))
+            })
+            .count()
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.admin(
             awc::http::Method::GET,

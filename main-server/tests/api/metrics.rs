@@ -1,7 +1,6 @@
 //! `/metrics` on the admin listener counts syncs by channel and outcome and times them.
 
 use awc::http::StatusCode;
-use serde_json::json;
 
 use crate::helpers::spawn_app;
 
@@ -13,22 +12,11 @@ async fn metrics_count_syncs_by_channel_and_outcome() {
     assert_eq!(app.post_sync(&data).await.status, StatusCode::OK);
     let replay = app.post_sync(&data).await;
     assert_eq!(replay.code(), "REPLAYED_REQUEST");
-    let (status, body) = app
-        .post(
-            "/admin/v1/mail/sync",
-            json!({"sender": "ops@acme.example", "sync_data": local.sync_data()}),
-        )
-        .await;
+    let (status, body) = app.mail_sync("ops@acme.example", &local.sync_data()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let mut response = app
-        .http
-        .get(format!("{}/metrics", app.admin_base()))
-        .send()
-        .await
-        .expect("metrics request");
-    assert_eq!(response.status(), StatusCode::OK);
-    let text = String::from_utf8(response.body().await.expect("body").to_vec()).expect("UTF-8");
+    let (status, _, text) = app.get_page("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
     for line in [
         r#"solme_syncs_total{channel="internet",outcome="ok"} 1"#,
         r#"solme_syncs_total{channel="internet",outcome="REPLAYED_REQUEST"} 1"#,

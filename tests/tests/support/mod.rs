@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
+use shared_proto::ErrorCode;
 use tempfile::TempDir;
 use test_harness::mail::{send_sync_mail, Reply};
 use test_harness::{Admin, LocalServer, MailGateway, MainOptions, MainServer};
@@ -173,6 +174,14 @@ impl World {
         }
     }
 
+    /// Moves every clock (main servers' and `local`'s) by `offset` and restarts `local`'s
+    /// `serve` with a fast scheduler tick, so that an automatic sync due by then runs.
+    pub fn later_with_scheduler(&mut self, local: &mut LocalServer, offset: &str) {
+        self.move_main_clock(Some(offset));
+        local.set_clock(Some(offset));
+        local.serve_with(&["--scheduler-tick-ms", "50"]).unwrap();
+    }
+
     pub fn stop_main(&mut self) {
         for main in &mut self.mains {
             main.stop().unwrap();
@@ -258,6 +267,17 @@ fn feature(local: &LocalServer, name: &str) -> Option<Value> {
 }
 
 /// Seats of a feature as the client API lists them (None: not licensed).
+/// The code of a check-out the local server refuses (fails the test when it lends the
+/// seat).
+pub fn refused_checkout(local: &LocalServer, feature: &str, client: &str) -> ErrorCode {
+    local
+        .checkout(feature, client)
+        .unwrap()
+        .expect_err("the check-out is refused")
+        .error
+        .code
+}
+
 pub fn seats(local: &LocalServer, name: &str) -> Option<u64> {
     feature(local, name).and_then(|f| f["seats_total"].as_u64())
 }
@@ -297,14 +317,12 @@ fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
         .with_timezone(&chrono::Utc)
 }
 
-/// The next automatic sync is planned `period` after `last` (within a minute).
-pub fn assert_next_run(
-    status: &Value,
-    last: chrono::DateTime<chrono::Utc>,
-    period: std::time::Duration,
-) {
+/// Asserts that `local`'s status plans the next automatic sync `days` after `last`
+/// (within a minute).
+pub fn assert_next_run(local: &LocalServer, last: chrono::DateTime<chrono::Utc>, days: i64) {
+    let status = local.status().unwrap();
     let next = time(&status["next_auto_sync_at"]);
-    let expected = last + chrono::Duration::from_std(period).unwrap();
+    let expected = last + chrono::Duration::days(days);
     assert!(
         (next - expected).num_seconds().abs() < 60,
         "next run {next}, expected {expected}: {status}"

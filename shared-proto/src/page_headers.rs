@@ -1,0 +1,19 @@
+//! The security headers of the two web pages (the main server's operator console and
+//! the local server's manager page). Both are one static page with a separate script
+//! and style sheet from their own origin, so they obey one policy: kept here once so
+//! that the two cannot drift apart. Plain names and values; each server adds them with
+//! its own web framework, together with its own caching rule.
+
+/// Only this origin's script, style sheet and API; nothing inline, no plugins, no
+/// framing, no form posts anywhere (the pages' forms are handled by their scripts).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+/// `(name, value)` of the headers every page response carries.
+pub const PAGE_HEADERS: [(&str, &str); 4] = [
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+];
