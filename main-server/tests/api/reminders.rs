@@ -113,7 +113,7 @@ async fn thresholds_and_cancellation(app: &TestApp) {
         })
         .unwrap_or_default();
     assert_eq!(entries.len(), 1, "{audit}");
-    assert_eq!(entries[0]["actor"], "alice");
+    assert_eq!(entries[0]["actor"], "admin");
     assert!(
         entries[0]["detail"]
             .as_str()
@@ -192,7 +192,7 @@ async fn switched_off_reminders_are_cancelled_and_not_recorded() {
     assert!(
         audit.as_array().is_some_and(|a| a.iter().any(|e| {
             e["action"] == "customer.reminders"
-                && e["actor"] == "alice"
+                && e["actor"] == "admin"
                 && e["detail"]
                     .as_str()
                     .is_some_and(|d| d.contains("switched off, 1 pending cancelled"))
