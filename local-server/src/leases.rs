@@ -855,6 +855,16 @@ impl LeaseEngine {
             .collect())
     }
 
+    /// Waits until every change queued so far is committed (or `within` passes while
+    /// another program holds the database); `serve` calls it when it stops, so a seat
+    /// returned just before is not found again at the next start.
+    pub async fn flush(&self, within: StdDuration) -> Result<(), WriteError> {
+        match self.writer.submit(Vec::new(), within).await {
+            Ok(result) => result,
+            Err(_) => Err(WriteError::Failed("the writer thread is gone".into())),
+        }
+    }
+
     /// Periodic housekeeping: forgets expired leases (their seats go to the queue),
     /// deletes their rows, stores the clock high-water mark.
     pub fn sweep(&self) -> Result<usize, Error> {

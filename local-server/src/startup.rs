@@ -25,6 +25,8 @@ use crate::sync::{self, SyncContext};
 
 /// How often expired leases are swept (their seats go to waiting clients).
 const SWEEP_EVERY: StdDuration = StdDuration::from_secs(1);
+/// How long a stopping server waits for its last lease changes to be stored.
+const FLUSH_WITHIN: StdDuration = StdDuration::from_secs(5);
 /// The report log is pruned at start-up and every ten minutes.
 const PRUNE_EVERY_TICKS: u64 = 600;
 
@@ -41,6 +43,8 @@ pub struct Application {
     server: actix_web::dev::Server,
     /// The bound address of the client API and manager page.
     address: SocketAddr,
+    /// Flushed when the server stops.
+    engine: Arc<LeaseEngine>,
     /// Held while serving: one `serve` per data directory.
     _lock: ServeLock,
 }
@@ -96,7 +100,7 @@ impl Application {
             .run();
 
         // Background work runs on the main system thread, beside the server.
-        actix_rt::spawn(sweeper(engine));
+        actix_rt::spawn(sweeper(engine.clone()));
         let client = sync::http_client(tls, proxy);
         actix_rt::spawn(scheduler::run(
             sync_ctx,
@@ -113,6 +117,7 @@ impl Application {
         Ok(Self {
             server,
             address,
+            engine,
             _lock: lock,
         })
     }
@@ -133,7 +138,13 @@ impl Application {
             shutdown.await;
             handle.stop(true).await;
         });
-        self.server.await.context("running the HTTP server")
+        let served = self.server.await.context("running the HTTP server");
+        // Returned and expired seats are written without anyone waiting: store them
+        // before the process ends.
+        if let Err(e) = self.engine.flush(FLUSH_WITHIN).await {
+            log::error!("some lease changes were not stored before stopping: {e}");
+        }
+        served
     }
 }
 
