@@ -517,6 +517,40 @@ async fn chromium_signs_in_and_shows_data_as_text() {
     browser.open_tab("audit", "admin").await;
 
     browser.screenshot("audit").await;
+
+    // Only an admin has the operators view: add an account, whose token is shown once.
+    assert!(browser.shown("#nav a[data-view=operators]").await);
+    browser.open_tab("operators", "mail-gateway").await;
+    browser
+        .eval(
+            "document.getElementById('operator-name').value = 'nina'; \
+             document.getElementById('operator-role').value = 'viewer'; \
+             document.getElementById('operator-form').requestSubmit(); true",
+        )
+        .await;
+    browser
+        .wait_for("document.getElementById('operators-body').textContent.includes('nina')")
+        .await;
+    browser.screenshot("operators").await;
+    let issued = browser
+        .eval("document.getElementById('issued-value').value")
+        .await;
+    let issued = issued.as_str().unwrap_or_default();
+    let (status, me) = app
+        .admin(Method::GET, "/admin/v1/whoami", None, Some(issued))
+        .await;
+    assert_eq!(
+        (status, me),
+        (StatusCode::OK, json!({"name": "nina", "role": "viewer"}))
+    );
+    // Leaving the view forgets the shown token.
+    browser.open_tab("audit", "operator.add").await;
+    assert_eq!(
+        browser
+            .eval("document.getElementById('issued-value').value")
+            .await,
+        json!("")
+    );
 }
 
 /// The id page charts the usage reported with each sync: one bar per sync and feature,
