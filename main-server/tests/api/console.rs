@@ -750,6 +750,30 @@ async fn chromium_operator_acts_as_their_account_until_revoked() {
         .as_bool()
         .unwrap_or(false));
 
+    // A reload keeps the tab's session: the page asks whose it is before it shows
+    // anything, and nothing secret is in the address.
+    browser
+        .eval("window.beforeReload = true; location.reload(); true")
+        .await;
+    browser
+        .wait_for(
+            "!window.beforeReload && document.body && document.body.dataset.console === 'ready' \
+             && document.getElementById('session-operator').textContent \
+             === 'Signed in as otto (operator)'",
+        )
+        .await;
+    browser
+        .wait_for("document.getElementById('audit-body').textContent.includes('customer.create')")
+        .await;
+    assert!(!browser.shown("#nav a[data-view=operators]").await);
+    let secret = browser.session_secret().await;
+    let address = browser.eval("location.href").await;
+    let address = address.as_str().unwrap_or_default();
+    assert!(
+        !secret.is_empty() && !address.contains(&secret) && !address.contains(&otto),
+        "{address}"
+    );
+
     // Revoked elsewhere: the next call finds the session ended.
     let (status, revoked) = app.post("/admin/v1/operators/otto/revoke", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{revoked}");
