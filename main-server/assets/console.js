@@ -4,13 +4,18 @@
 // - Data from the server only ever reaches the page as text (textContent / text
 //   nodes via el()), never parsed as markup. The page's Content-Security-Policy allows no
 //   inline script anyway.
-// - The operator token lives in sessionStorage (this tab only) and is sent as a
-//   bearer header; nothing is stored in cookies, so cross-site requests carry nothing.
+// - The personal token is sent once, to open a console session (POST /sessions), and
+//   is not kept. The session secret lives in sessionStorage (this tab only) and is sent
+//   as a bearer header; nothing is stored in cookies, so cross-site requests carry
+//   nothing, and nothing secret ever goes into a URL.
+// - Controls the signed-in role may not use are hidden (data-needs="manage" or
+//   "admin", and not built for table rows); the server refuses them anyway.
 'use strict';
 
 (function () {
-  const TOKEN_KEY = 'solme.console.token';
-  // Printable ASCII only: fetch refuses other header bytes, the API refuses > 100.
+  const SESSION_KEY = 'solme.console.session';
+  /** The signed-in account, `{name, role}`, once known. */
+  let me = null;
 
   const $ = (id) => document.getElementById(id);
 
@@ -112,10 +117,17 @@
     }
   }
 
-  function token() { return sessionStorage.getItem(TOKEN_KEY) || ''; }
+  function session() { return sessionStorage.getItem(SESSION_KEY) || ''; }
 
-  async function api(method, path, body) {
-    const headers = { Authorization: 'Bearer ' + token(), Accept: 'application/json' };
+  /** Forgets the session of this tab and whose it was. */
+  function forgetSession() {
+    sessionStorage.removeItem(SESSION_KEY);
+    me = null;
+  }
+
+  /** Calls the admin API with this tab's session, or with `bearer` (sign-in). */
+  async function api(method, path, body, bearer) {
+    const headers = { Authorization: 'Bearer ' + (bearer || session()), Accept: 'application/json' };
     const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error' };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -135,10 +147,12 @@
     if (!response.ok) {
       const code = data && typeof data.code === 'string' ? data.code : 'HTTP_' + response.status;
       const message = data && typeof data.message === 'string' ? data.message : response.statusText;
-      if (response.status === 401) {
-        // A wrong or stale token: forget it and ask again, keeping the message.
-        sessionStorage.removeItem(TOKEN_KEY);
+      if (response.status === 401 && !bearer) {
+        // The session expired, was ended, or its account was revoked or rotated.
+        forgetSession();
         showSignIn();
+        throw new ApiError(code, 'your console session has ended (it expired, was signed out, '
+          + 'or your account was revoked or given a new token): sign in again with your personal token', 401);
       }
       throw new ApiError(code, message, response.status);
     }
@@ -159,7 +173,22 @@
 
   // ---- views ------------------------------------------------------------------
 
-  const VIEWS = ['sign-in', 'customers', 'customer', 'servers', 'server', 'requests', 'audit'];
+  const VIEWS = ['sign-in', 'customers', 'customer', 'servers', 'server', 'requests', 'audit', 'operators'];
+
+  /** Whether the signed-in role may use controls that need `need` ('manage', 'admin'). */
+  function may(need) {
+    const role = me ? me.role : '';
+    if (need === 'manage') return role === 'operator' || role === 'admin';
+    if (need === 'admin') return role === 'admin';
+    return false;
+  }
+
+  /** Shows who is signed in and hides what their role may not use. */
+  function applyRole() {
+    $('session-operator').textContent = 'Signed in as ' + me.name + ' (' + me.role + ')';
+    document.body.dataset.role = me.role;
+    for (const node of document.querySelectorAll('[data-needs]')) node.hidden = !may(node.dataset.needs);
+  }
 
   function showView(name) {
     for (const view of VIEWS) $('view-' + view).hidden = view !== name;
@@ -173,24 +202,31 @@
   function showSignIn() {
     $('nav').hidden = true;
     $('session').hidden = true;
+    delete document.body.dataset.role;
+    hideIssued();
     showView('sign-in');
     $('token').focus();
   }
 
   async function route() {
-    if (!token()) {
+    if (!session()) {
       showSignIn();
       return;
     }
+    try {
+      // After a reload only the session is known: ask whose it is before showing
+      // anything, so that no control of another role shows even for a moment.
+      if (!me) me = await api('GET', '/whoami');
+    } catch (err) {
+      showError(err);
+      return;
+    }
+    applyRole();
     $('nav').hidden = false;
     $('session').hidden = false;
-    // The audit log names the token's operator account; show which one this is.
-    $('session-operator').textContent = 'Signed in';
-    api('GET', '/whoami').then((me) => {
-      $('session-operator').textContent = 'Signed in as ' + me.name + ' (' + me.role + ')';
-    }).catch(() => {});
     const hash = decodeURIComponent(location.hash.replace(/^#/, ''));
     const [name, arg] = hash.split('/', 2);
+    if (name !== 'operators') hideIssued();
     try {
       switch (name) {
         case 'servers': showView('servers'); await loadServers(); break;
@@ -198,6 +234,9 @@
         case 'customer': showView('customer'); await loadCustomer(arg); break;
         case 'requests': showView('requests'); await loadRequests(); break;
         case 'audit': showView('audit'); await loadAudit(); break;
+        case 'operators':
+          if (may('admin')) { showView('operators'); await loadOperators(); break; }
+        // falls through: only an admin sees the operators
         default: showView('customers'); await loadCustomers(); break;
       }
     } catch (err) {
@@ -236,10 +275,10 @@
           c.reminders_enabled === false ? el('div', { class: 'hint', text: 'reminders off' }) : null),
         el('td', {}, c.emails.length ? el('ul', { class: 'plain' }, c.emails.map((e) => el('li', { text: e })))
           : el('span', { class: 'hint', text: 'none' })),
-        el('td', {}, addEmail),
-        el('td', {}, allocate));
+        may('manage') ? el('td', {}, addEmail) : null,
+        may('manage') ? el('td', {}, allocate) : null);
     });
-    fill($('customers-body'), rows, 4, 'No customers yet.');
+    fill($('customers-body'), rows, may('manage') ? 4 : 2, 'No customers yet.');
   }
 
   // One customer: contacts, the reminder switch, and the reminders recorded
@@ -369,8 +408,8 @@
     dl.append(el('dt', { text: 'Days until due' }), el('dd', {}, ...due.childNodes));
     $('clear-form').querySelector('button').disabled = !s.bound_fingerprint;
 
-    const rows = s.licenses.map((l) => licenseRow(s.server_id, l));
-    fill($('licenses-body'), rows, 5, 'No licenses.');
+    const rows = s.licenses.map((l) => (may('manage') ? licenseRow(s.server_id, l) : licenseText(l)));
+    fill($('licenses-body'), rows, may('manage') ? 5 : 4, 'No licenses.');
     const usage = await api('GET', '/servers/' + encodeURIComponent(id) + '/usage?limit=30');
     showUsage(usage);
   }
@@ -437,6 +476,15 @@
     $('usage-charts').replaceChildren(...[...byFeature].map(([feature, points]) => usageChart(feature, points)));
   }
 
+  /** A license as text, for a role that may not change it. */
+  function licenseText(license) {
+    return el('tr', {},
+      el('td', {}, el('strong', { text: license.feature })),
+      el('td', { text: license.seats }),
+      el('td', { text: fmtDate(license.valid_from) }),
+      el('td', { text: license.valid_until ? fmtDate(license.valid_until) : 'perpetual' }));
+  }
+
   function licenseRow(serverId, license) {
     const seats = el('input', { type: 'number', min: 1, value: license.seats, class: 'narrow', required: true });
     const from = el('input', { type: 'date', value: license.valid_from ? fmtDate(license.valid_from) : '' });
@@ -492,7 +540,8 @@
       el('td', { class: 'text' }, el('div', { class: 'quote', text: r.text || '' }),
         el('div', { class: 'hint mono', text: r.message_id })),
       el('td', {}, el('span', { class: 'badge ' + statusClass(r.status), text: r.status })),
-      el('td', {}, r.status === 'pending' ? decisionForm(r) : decisionText(r))));
+      el('td', {}, r.status !== 'pending' ? decisionText(r)
+        : may('manage') ? decisionForm(r) : el('span', { class: 'hint', text: 'waiting for an operator' }))));
     fill($('requests-body'), rows, 6, status ? 'No ' + status + ' requests.' : 'No requests.');
   }
 
@@ -541,6 +590,59 @@
     fill($('audit-body'), rows, 6, 'The audit log is empty.');
   }
 
+  // Operators (admin only)
+
+  async function loadOperators() {
+    const operators = await api('GET', '/operators');
+    const rows = operators.map((o) => {
+      const path = '/operators/' + encodeURIComponent(o.name);
+      const actions = o.revoked_at ? null : [
+        el('button', {
+          type: 'button',
+          class: 'secondary',
+          text: 'New token',
+          onclick: async () => {
+            if (!window.confirm('Give ' + o.name + ' a new token? The current one (and its console sessions) stop working at once.')) return;
+            let issued = null;
+            if (await act(async () => { issued = await api('POST', path + '/rotate'); }, 'New token for ' + o.name + '.')) {
+              showIssued(issued);
+              loadOperators().catch(showError);
+            }
+          },
+        }),
+        ' ',
+        el('button', {
+          type: 'button',
+          class: 'danger',
+          text: 'Revoke',
+          onclick: async () => {
+            if (!window.confirm('Revoke ' + o.name + '? Its token and console sessions stop working at once.')) return;
+            if (await act(() => api('POST', path + '/revoke'), o.name + ' revoked.')) loadOperators().catch(showError);
+          },
+        }),
+      ];
+      return el('tr', {},
+        el('td', {}, el('strong', { text: o.name })),
+        el('td', { text: o.role }),
+        el('td', { text: fmtTime(o.created_at) }),
+        el('td', { text: o.revoked_at ? fmtTime(o.revoked_at) : '—' }),
+        el('td', { class: 'actions' }, actions));
+    });
+    fill($('operators-body'), rows, 5, 'No operators.');
+  }
+
+  /** Shows a personal token the server issued, this once. */
+  function showIssued(issued) {
+    $('issued-name').textContent = issued.name + ' (' + issued.role + ')';
+    $('issued-value').value = issued.token;
+    $('issued-token').hidden = false;
+  }
+
+  function hideIssued() {
+    $('issued-token').hidden = true;
+    $('issued-value').value = '';
+  }
+
   // ---- wiring -----------------------------------------------------------------
 
   function onSubmit(id, handler) {
@@ -551,20 +653,44 @@
   }
 
   function init() {
-    $('sign-in-note').textContent = 'Paste the operator token (your personal token from `main-server admin operator add`, or the admin-token file in the main server\'s data directory).';
+    $('sign-in-note').textContent = 'Paste your personal operator token (from `main-server admin operator add`; the first admin\'s is the admin-token file in the main server\'s data directory).';
 
-    onSubmit('sign-in-form', () => {
-      const value = $('token').value.trim();
-      sessionStorage.setItem(TOKEN_KEY, value);
+    onSubmit('sign-in-form', async () => {
+      const token = $('token').value.trim();
       $('token').value = '';
       $('message').hidden = true;
+      forgetSession();
+      try {
+        const opened = await api('POST', '/sessions', undefined, token);
+        sessionStorage.setItem(SESSION_KEY, opened.session);
+        me = { name: opened.name, role: opened.role };
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 401) {
+          showMessage('UNAUTHORIZED: that token is not valid (unknown, replaced by a new one, or revoked): '
+            + 'check it and paste it again.', 'error');
+        } else {
+          showError(err);
+        }
+        showSignIn();
+        return;
+      }
       route();
     });
 
-    $('sign-out').addEventListener('click', () => {
-      sessionStorage.removeItem(TOKEN_KEY);
-      showMessage('Token forgotten.', 'info');
+    $('sign-out').addEventListener('click', async () => {
+      const who = me ? me.name : '';
+      let ended = true;
+      try {
+        await api('DELETE', '/sessions/current');
+      } catch (err) {
+        // 401: the session had ended already; anything else: the server was not told.
+        ended = err instanceof ApiError && err.status === 401;
+      }
+      forgetSession();
       showSignIn();
+      showMessage(ended ? 'Signed out' + (who ? ' (' + who + ')' : '') + '.'
+        : 'Signed out of this tab, but the server could not be told: the session ends by itself within 8 hours.',
+      ended ? 'info' : 'error');
     });
 
     onSubmit('customer-form', async () => {
@@ -627,6 +753,16 @@
     onSubmit('requests-form', () => loadRequests().catch(showError));
     $('requests-status').addEventListener('change', () => loadRequests().catch(showError));
     onSubmit('audit-form', () => loadAudit().catch(showError));
+
+    onSubmit('operator-form', async () => {
+      const body = { name: $('operator-name').value.trim(), role: $('operator-role').value };
+      let issued = null;
+      if (await act(async () => { issued = await api('POST', '/operators', body); }, 'Operator ' + body.name + ' added.')) {
+        $('operator-form').reset();
+        showIssued(issued);
+        loadOperators().catch(showError);
+      }
+    });
 
     window.addEventListener('hashchange', route);
     document.body.dataset.console = 'ready';

@@ -5,6 +5,10 @@
 //! lower-case hex SHA-256 of it (`operators.token_hash`); a presented token is hashed,
 //! looked up by that hash on every request (so a revocation takes effect at once on
 //! every replica) and the stored hash is compared again in constant time.
+//!
+//! The web console trades a personal token for a console session (`store/sessions.rs`):
+//! its secret is a token with [`SESSION_PREFIX`] in front, stored and checked the same
+//! way, so the bearer header says by itself which of the two it carries.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,6 +23,18 @@ use shared_proto::admin_api::Role;
 
 /// Bytes of randomness in a new token (256 bits).
 const TOKEN_BYTES: usize = 32;
+
+/// What starts a console session secret (`.` never occurs in a generated token).
+pub const SESSION_PREFIX: &str = "session.";
+
+/// How a caller authenticated; the handlers of the session routes need to know.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// A personal token, with its stored form.
+    Token { token_hash: String },
+    /// A console session, with the stored form of its secret.
+    Session { secret_hash: String },
+}
 
 /// Refused tokens one address may present per minute before it gets `RATE_LIMITED`.
 pub const MAX_FAILURES_PER_MINUTE: u32 = 10;
@@ -57,8 +73,10 @@ pub fn read_token_file(path: &Path) -> anyhow::Result<SecretString> {
 /// What a request needs, decided from its method and path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
-    /// Asking who one is: every role.
+    /// Asking who one is, or ending one's own console session: every role.
     Own,
+    /// Opening a console session: people (every role but the gateway).
+    SignIn,
     /// Reading anything.
     Read,
     /// Changing the registry: customers, ids, licenses, key pairs, decisions.
@@ -75,8 +93,11 @@ impl Need {
         use actix_web::http::Method;
         let rest = path.strip_prefix("/admin/v1").unwrap_or(path);
         let is_get = method == Method::GET || method == Method::HEAD;
-        if rest == "/whoami" {
+        if rest == "/whoami" || rest == "/sessions/current" {
             return Self::Own;
+        }
+        if rest == "/sessions" {
+            return Self::SignIn;
         }
         if rest == "/operators" || rest.starts_with("/operators/") {
             return Self::Admin;
@@ -103,6 +124,7 @@ impl Need {
     pub fn allows(self, role: Role) -> bool {
         match (self, role) {
             (Self::Own, _) => true,
+            (Self::SignIn, role) => role != Role::Gateway,
             (Self::Mail, Role::Gateway | Role::Operator | Role::Admin) => true,
             (_, Role::Gateway) => false,
             (Self::Read, _) => true,
@@ -116,6 +138,7 @@ impl Need {
     pub fn describe(self) -> &'static str {
         match self {
             Self::Own => "every role may ask who it is",
+            Self::SignIn => "the console is for people: the viewer, operator or admin role",
             Self::Read => "reading the registry needs the viewer, operator or admin role",
             Self::Manage => "changing the registry needs the operator or admin role",
             Self::Admin => "managing operators needs the admin role",
@@ -212,6 +235,13 @@ mod tests {
         assert_eq!(need(Method::GET, "/admin/v1/whoami"), Need::Own);
         assert!(Need::Own.allows(Role::Gateway));
         assert!(!Need::Mail.allows(Role::Viewer));
+        assert_eq!(need(Method::POST, "/admin/v1/sessions"), Need::SignIn);
+        assert_eq!(
+            need(Method::DELETE, "/admin/v1/sessions/current"),
+            Need::Own
+        );
+        assert!(Need::SignIn.allows(Role::Viewer));
+        assert!(!Need::SignIn.allows(Role::Gateway));
     }
 
     #[test]

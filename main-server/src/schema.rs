@@ -118,11 +118,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    console_sessions (secret_hash) {
+        secret_hash -> Text,
+        operator -> Text,
+        token_hash -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(customer_emails -> customers (customer_id));
 diesel::joinable!(servers -> customers (customer_id));
 diesel::joinable!(licenses -> servers (server_id));
 diesel::joinable!(key_clear_requests -> servers (server_id));
 diesel::joinable!(reminders -> servers (server_id));
+diesel::joinable!(console_sessions -> operators (operator));
 
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
@@ -135,4 +146,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     sync_usage,
     reminders,
     operators,
+    console_sessions,
 );

@@ -52,6 +52,10 @@ crate::text_enum! {
         OperatorRotate => "operator.rotate",
         /// The admin API refused a missing, wrong or revoked token.
         AuthRefused => "auth.refused",
+        /// An operator signed in to the web console (a console session started).
+        SessionStart => "session.start",
+        /// An operator signed out of the web console (the session was ended).
+        SessionEnd => "session.end",
     }
 }
 
@@ -165,6 +169,26 @@ impl std::fmt::Debug for IssuedToken {
 pub struct Identity {
     pub name: String,
     pub role: Role,
+}
+
+/// `POST /admin/v1/sessions`: a console session opened with a personal token. The
+/// secret is sent as `Authorization: Bearer <session>` until `expires_at` or sign-out.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ConsoleSession {
+    pub name: String,
+    pub role: Role,
+    pub session: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for ConsoleSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleSession")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How an audited attempt ended: `OK`, or the code it was refused or failed with.

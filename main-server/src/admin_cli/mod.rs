@@ -1,9 +1,10 @@
 //! `main-server admin …`: a client of the admin API, so the CLI and the web console
 //! can never do something the API does not allow. Reads print tables, or JSON with
 //! `--json`; refusals print the server's message and exit 1; an unreachable or
-//! failing (5xx) server exits 75 (temporary); a bad `--operator` is a usage error (2).
+//! failing (5xx) server exits 75 (temporary); bad flags are a usage error (2). There is
+//! no name to type: the audit log records the account the token belongs to.
 //!
-//! [`client`] talks to the API (token, operator, errors into [`CliError`]);
+//! [`client`] talks to the API (token, errors into [`CliError`]);
 //! [`commands`] runs each subcommand; [`tables`] prints what it read.
 
 mod client;

@@ -1,6 +1,6 @@
 //! The operators' admin API (`/admin/v1/…`, see docs/API.md). Every route sits behind
-//! the bearer-token check, which finds the caller's operator account and role; the
-//! audit log records that account's name as the actor.
+//! the bearer check, which finds the caller's operator account and role from a personal
+//! token or a console session; the audit log records that account's name as the actor.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -12,10 +12,12 @@ use shared_proto::ErrorCode;
 use uuid::Uuid;
 
 use super::with_conn;
-use crate::auth::{FailureLimiter, Need};
+use crate::auth::{token_hash, Credential, FailureLimiter, Need, SESSION_PREFIX};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::store::{audit, customers, key_clear, licenses, operators, reminders, servers, usage};
+use crate::store::{
+    audit, customers, key_clear, licenses, operators, reminders, servers, sessions, usage,
+};
 use crate::sync::{Channel, SyncService};
 use shared_proto::admin_api::{
     AuditAction, AuditEntry, AuditOutcome, Decision, Identity, KeyClear, KeyClearStatus,
@@ -69,6 +71,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/audit", web::get().to(list_audit))
             .route("/whoami", web::get().to(whoami))
+            .route("/sessions", web::post().to(open_session))
+            .route("/sessions/current", web::delete().to(close_session))
             .route("/operators", web::post().to(add_operator))
             .route("/operators", web::get().to(list_operators))
             .route("/operators/{name}/revoke", web::post().to(revoke_operator))
@@ -79,9 +83,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Longest `Authorization` header looked at.
 const MAX_AUTHORIZATION: usize = 600;
 
-/// Authenticates every admin request against the operator accounts (one lookup per
-/// request, so a revocation counts at once on every replica), checks the role, and
-/// leaves the [`Identity`] in the request for the handlers and the audit log.
+/// Authenticates every admin request against the operator accounts or the console
+/// sessions (one lookup per request, so a revocation counts at once on every replica),
+/// checks the role, and leaves the [`Identity`] and the [`Credential`] in the request
+/// for the handlers and the audit log.
 async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -108,17 +113,26 @@ async fn require_token(
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(|t| t.trim().to_owned());
-    let identity = match presented.clone() {
-        Some(token) => {
+    let caller = match presented.clone() {
+        Some(secret) if secret.starts_with(SESSION_PREFIX) => {
             with_conn(&svc.db.read, move |conn| {
-                operators::authenticate(conn, &token)
+                sessions::authenticate(conn, now, &secret)
             })
             .await?
+            .map(|(identity, secret_hash)| (identity, Credential::Session { secret_hash }))
         }
+        Some(token) => with_conn(&svc.db.read, move |conn| {
+            operators::authenticate(conn, &token)
+        })
+        .await?
+        .map(|identity| {
+            let hash = token_hash(presented.as_deref().unwrap_or_default());
+            (identity, Credential::Token { token_hash: hash })
+        }),
         None => None,
     };
     let path = req.path().to_owned();
-    let Some(identity) = identity else {
+    let Some((identity, credential)) = caller else {
         let peer_text = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
         log::warn!("admin request refused: missing or wrong token peer={peer_text} path={path}");
         if let (Some(limiter), Some(peer)) = (&limiter, peer) {
@@ -148,7 +162,8 @@ async fn require_token(
             log::warn!("could not audit a refused token: {e}");
         }
         return Err(ApiError::unauthorized(
-            "this needs an operator token: send `Authorization: Bearer <token>`",
+            "this needs an operator token or a console session (missing, wrong, expired or \
+             ended): send `Authorization: Bearer <token>`",
         )
         .into());
     };
@@ -171,6 +186,7 @@ async fn require_token(
         .into());
     }
     req.extensions_mut().insert(identity);
+    req.extensions_mut().insert(credential);
     next.call(req).await
 }
 
@@ -514,6 +530,51 @@ async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         ApiError::Internal(anyhow::anyhow!("an admin route ran without authentication"))
     })?;
     Ok(HttpResponse::Ok().json(identity))
+}
+
+/// Sign-in of the console: trades the personal token for a session secret.
+async fn open_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (identity, credential) = caller(&req)?;
+    let Credential::Token { token_hash } = credential else {
+        return Err(ApiError::refused(
+            ErrorCode::Forbidden,
+            "a console session cannot open another one: sign in with your personal token",
+        ));
+    };
+    let now = svc.clock.now();
+    let session = with_conn(&svc.db.write, move |conn| {
+        sessions::open(conn, now, &identity, &token_hash)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(session))
+}
+
+/// Sign-out of the console: the session secret stops working at once.
+async fn close_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (identity, credential) = caller(&req)?;
+    let Credential::Session { secret_hash } = credential else {
+        return Err(ApiError::malformed(
+            "this request carries a personal token, not a console session: there is no \
+             session to end (revoke or rotate the token to stop it)",
+        ));
+    };
+    let now = svc.clock.now();
+    with_conn(&svc.db.write, move |conn| {
+        sessions::close(conn, now, &identity, &secret_hash)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Who the authenticated caller is and how it authenticated.
+fn caller(req: &HttpRequest) -> Result<(Identity, Credential), ApiError> {
+    let extensions = req.extensions();
+    match (extensions.get::<Identity>(), extensions.get::<Credential>()) {
+        (Some(identity), Some(credential)) => Ok((identity.clone(), credential.clone())),
+        _ => Err(ApiError::Internal(anyhow::anyhow!(
+            "an admin route ran without authentication"
+        ))),
+    }
 }
 
 async fn add_operator(

@@ -13,6 +13,7 @@ pub mod licenses;
 pub mod operators;
 pub mod reminders;
 pub mod servers;
+pub mod sessions;
 pub mod sync;
 pub mod usage;
 

@@ -1,7 +1,9 @@
 //! The web operator console on the admin listener: served without a token and with
 //! strict security headers, while the API behind it still needs the token. When
 //! `/usr/bin/chromium` exists, a headless Chromium renders the page, and (through the
-//! DevTools protocol) signs in, lists data and shows a wrong token's refusal.
+//! DevTools protocol) signs in (trading the personal token for a console session),
+//! lists data, shows a wrong token's refusal, hides what a viewer may not do, acts as
+//! an operator, and signs out.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,6 +16,7 @@ use tempfile::TempDir;
 use test_harness::browser::{chromium_command, chromium_present};
 
 use crate::helpers::{spawn_app, TestApp};
+use crate::operators::add;
 
 fn header<'a>(headers: &'a awc::http::header::HeaderMap, name: &str) -> &'a str {
     headers
@@ -156,7 +159,7 @@ async fn chromium_renders_the_console() {
         dom.contains(r#"data-console="ready""#),
         "script did not run: {dom}"
     );
-    assert!(dom.contains("Paste the operator token"), "{dom}");
+    assert!(dom.contains("Paste your personal operator token"), "{dom}");
 }
 
 /// The DevTools websocket (awc's framed socket, named by what it does).
@@ -339,6 +342,37 @@ impl Browser {
         browser
     }
 
+    /// Whether the element matching `selector` exists and is shown (neither it nor an
+    /// ancestor hidden).
+    async fn shown(&mut self, selector: &str) -> bool {
+        self.eval(&format!(
+            "{{ const e = document.querySelector({}); !!e && e.getClientRects().length > 0 }}",
+            json!(selector)
+        ))
+        .await
+            == json!(true)
+    }
+
+    /// The texts of the shown buttons in the element `id`.
+    async fn buttons_in(&mut self, id: &str) -> Vec<String> {
+        let texts = self
+            .eval(&format!(
+                "[...document.getElementById({}).querySelectorAll('button')]                  .filter(b => b.getClientRects().length > 0).map(b => b.textContent)",
+                json!(id)
+            ))
+            .await;
+        serde_json::from_value(texts).unwrap_or_default()
+    }
+
+    /// The session secret this tab keeps.
+    async fn session_secret(&mut self) -> String {
+        self.eval("sessionStorage.getItem('solme.console.session')")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     async fn sign_in(&mut self, token: &str) {
         let script = format!(
             "document.getElementById('token').value = {}; \
@@ -382,10 +416,8 @@ async fn chromium_signs_in_and_shows_data_as_text() {
         json!(false)
     );
     assert_eq!(
-        browser
-            .eval("sessionStorage.getItem('solme.console.token')")
-            .await,
-        Value::Null,
+        browser.eval("sessionStorage.length").await,
+        json!(0),
         "the wrong token was kept"
     );
 
@@ -415,7 +447,16 @@ async fn chromium_signs_in_and_shows_data_as_text() {
             .eval("localStorage.length + document.cookie.length")
             .await,
         json!(0),
-        "the token left sessionStorage"
+        "the session left sessionStorage"
+    );
+    // The tab keeps a console session, never the personal token.
+    let kept = browser
+        .eval("JSON.stringify(Object.values(sessionStorage))")
+        .await;
+    let kept = kept.as_str().unwrap_or_default();
+    assert!(
+        kept.contains("session.") && !kept.contains(&app.token),
+        "{kept}"
     );
 
     // One id's page, then a license change through the page's own controls.
@@ -476,6 +517,40 @@ async fn chromium_signs_in_and_shows_data_as_text() {
     browser.open_tab("audit", "admin").await;
 
     browser.screenshot("audit").await;
+
+    // Only an admin has the operators view: add an account, whose token is shown once.
+    assert!(browser.shown("#nav a[data-view=operators]").await);
+    browser.open_tab("operators", "mail-gateway").await;
+    browser
+        .eval(
+            "document.getElementById('operator-name').value = 'nina'; \
+             document.getElementById('operator-role').value = 'viewer'; \
+             document.getElementById('operator-form').requestSubmit(); true",
+        )
+        .await;
+    browser
+        .wait_for("document.getElementById('operators-body').textContent.includes('nina')")
+        .await;
+    browser.screenshot("operators").await;
+    let issued = browser
+        .eval("document.getElementById('issued-value').value")
+        .await;
+    let issued = issued.as_str().unwrap_or_default();
+    let (status, me) = app
+        .admin(Method::GET, "/admin/v1/whoami", None, Some(issued))
+        .await;
+    assert_eq!(
+        (status, me),
+        (StatusCode::OK, json!({"name": "nina", "role": "viewer"}))
+    );
+    // Leaving the view forgets the shown token.
+    browser.open_tab("audit", "operator.add").await;
+    assert_eq!(
+        browser
+            .eval("document.getElementById('issued-value').value")
+            .await,
+        json!("")
+    );
 }
 
 /// The id page charts the usage reported with each sync: one bar per sync and feature,
@@ -517,4 +592,196 @@ async fn chromium_charts_the_usage_of_each_sync_on_the_id_page() {
         json!(1)
     );
     browser.screenshot("usage").await;
+}
+
+/// A viewer sees who is signed in, reads everything, sees no control to change
+/// anything, and after signing out the session secret no longer opens the API.
+#[actix_rt::test]
+async fn chromium_viewer_reads_without_manage_controls_and_signs_out() {
+    if !chromium_present() {
+        return;
+    }
+    let app = spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let (status, request) = app
+        .post(
+            "/admin/v1/key-clear-requests",
+            json!({"server_id": server_id, "sender": "ops@acme.example",
+                   "message_id": "<2@acme.example>", "text": "new hardware"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{request}");
+    let viewer = add(&app, "vera", "viewer").await;
+
+    let mut browser = Browser::open_console(&app).await;
+    browser.sign_in(&viewer).await;
+    browser
+        .wait_for("document.getElementById('customers-body').textContent.includes('Acme')")
+        .await;
+    assert_eq!(
+        browser
+            .eval("document.getElementById('session-operator').textContent")
+            .await,
+        json!("Signed in as vera (viewer)")
+    );
+    browser.screenshot("viewer-customers").await;
+    for hidden in [
+        "#customer-form",
+        "#allocate-form",
+        "#nav a[data-view=operators]",
+    ] {
+        assert!(!browser.shown(hidden).await, "{hidden} shown to a viewer");
+    }
+    assert_eq!(
+        browser.buttons_in("view-customers").await,
+        Vec::<String>::new()
+    );
+
+    browser
+        .eval(&format!("location.hash = '#server/{server_id}'; true"))
+        .await;
+    browser
+        .wait_for("document.getElementById('licenses-body').textContent.includes('cad')")
+        .await;
+    for hidden in ["#license-form", "#clear-form"] {
+        assert!(!browser.shown(hidden).await, "{hidden} shown to a viewer");
+    }
+    assert_eq!(
+        browser.buttons_in("view-server").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('#licenses-body input').length")
+            .await,
+        json!(0),
+        "a viewer got license inputs"
+    );
+
+    browser.open_tab("requests", "new hardware").await;
+    assert!(browser
+        .eval("document.getElementById('requests-body').textContent")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .contains("waiting for an operator"));
+    assert_eq!(
+        browser.buttons_in("requests-body").await,
+        Vec::<String>::new()
+    );
+    browser.screenshot("viewer-requests").await;
+
+    let secret = browser.session_secret().await;
+    let (status, me) = app
+        .admin(Method::GET, "/admin/v1/whoami", None, Some(&secret))
+        .await;
+    assert_eq!(
+        (status, me["name"].clone()),
+        (StatusCode::OK, json!("vera"))
+    );
+    browser
+        .eval("document.getElementById('sign-out').click(); true")
+        .await;
+    browser
+        .wait_for("document.getElementById('message').textContent === 'Signed out (vera).'")
+        .await;
+    assert!(browser.shown("#sign-in-form").await);
+    assert!(!browser.shown("#nav").await);
+    assert_eq!(browser.eval("sessionStorage.length").await, json!(0));
+    let (status, body) = app
+        .admin(Method::GET, "/admin/v1/whoami", None, Some(&secret))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    browser.screenshot("signed-out").await;
+}
+
+/// An operator registers a customer from the page; the audit log names the operator's
+/// account. When the account is revoked, the page says the session ended and asks to
+/// sign in again.
+#[actix_rt::test]
+async fn chromium_operator_acts_as_their_account_until_revoked() {
+    if !chromium_present() {
+        return;
+    }
+    let app = spawn_app().await;
+    let otto = add(&app, "otto", "operator").await;
+
+    let mut browser = Browser::open_console(&app).await;
+    browser.sign_in(&otto).await;
+    browser
+        .wait_for(
+            "document.getElementById('customers-body').textContent.includes('No customers yet.')",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval("document.getElementById('session-operator').textContent")
+            .await,
+        json!("Signed in as otto (operator)")
+    );
+    assert!(browser.shown("#customer-form").await);
+    assert!(!browser.shown("#nav a[data-view=operators]").await);
+    browser
+        .eval(
+            "document.getElementById('customer-name').value = 'Globex'; \
+             document.getElementById('customer-emails').value = 'it@globex.example'; \
+             document.getElementById('customer-form').requestSubmit(); true",
+        )
+        .await;
+    browser
+        .wait_for("document.getElementById('message').textContent === 'Customer Globex added.'")
+        .await;
+    browser
+        .wait_for("document.getElementById('customers-body').textContent.includes('Globex')")
+        .await;
+    browser.screenshot("operator-customers").await;
+
+    let (_, audit) = app.get("/admin/v1/audit?limit=100").await;
+    let created = audit
+        .as_array()
+        .and_then(|entries| entries.iter().find(|e| e["action"] == "customer.create"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(created["actor"], "otto", "{audit}");
+    browser.open_tab("audit", "customer.create").await;
+    assert!(browser
+        .eval("[...document.querySelectorAll('#audit-body tr')].some(r => r.textContent.includes('customer.create') && r.cells[1].textContent === 'otto')")
+        .await
+        .as_bool()
+        .unwrap_or(false));
+
+    // A reload keeps the tab's session: the page asks whose it is before it shows
+    // anything, and nothing secret is in the address.
+    browser
+        .eval("window.beforeReload = true; location.reload(); true")
+        .await;
+    browser
+        .wait_for(
+            "!window.beforeReload && document.body && document.body.dataset.console === 'ready' \
+             && document.getElementById('session-operator').textContent \
+             === 'Signed in as otto (operator)'",
+        )
+        .await;
+    browser
+        .wait_for("document.getElementById('audit-body').textContent.includes('customer.create')")
+        .await;
+    assert!(!browser.shown("#nav a[data-view=operators]").await);
+    let secret = browser.session_secret().await;
+    let address = browser.eval("location.href").await;
+    let address = address.as_str().unwrap_or_default();
+    assert!(
+        !secret.is_empty() && !address.contains(&secret) && !address.contains(&otto),
+        "{address}"
+    );
+
+    // Revoked elsewhere: the next call finds the session ended.
+    let (status, revoked) = app.post("/admin/v1/operators/otto/revoke", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    browser.eval("location.hash = '#servers'; true").await;
+    browser
+        .wait_for("document.getElementById('message').textContent.includes('your console session has ended')")
+        .await;
+    assert!(browser.shown("#sign-in-form").await);
+    assert_eq!(browser.eval("sessionStorage.length").await, json!(0));
+    browser.screenshot("session-ended").await;
 }

@@ -28,6 +28,7 @@ mod metrics;
 mod operators;
 mod race;
 mod reminders;
+mod sessions;
 mod sync;
 mod temporary;
 mod usage;

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{assert_refused, spawn_app, TestApp};
 
-async fn add(app: &TestApp, name: &str, role: &str) -> String {
+/// Adds an operator account through the admin API; returns its personal token.
+pub async fn add(app: &TestApp, name: &str, role: &str) -> String {
     let (status, issued) = app
         .post("/admin/v1/operators", json!({"name": name, "role": role}))
         .await;
