@@ -23,6 +23,7 @@ use crate::inbound::{Problem, Sender};
 use crate::spool::OutgoingEnvelope;
 use shared_proto::admin_api::{
     DueReminder, KeyClearRequest, KeyClearStatus, License, MailSyncAnswer, ReminderThreshold,
+    SenderAuth,
 };
 use shared_proto::ErrorCode;
 
@@ -446,37 +447,55 @@ fn usage_line(usage: &[shared_proto::FeatureUsage]) -> String {
     format!("Usage:       {} (reported to Solme)\n", parts.join("; "))
 }
 
+/// The notice of a decision, the same for the requester and every other contact:
+/// it says who asked and whether the mail server could confirm that address, so a
+/// forged request does not pass unnoticed.
 fn decision_text(request: &KeyClearRequest) -> String {
     let reason = request
         .reason
         .as_deref()
         .filter(|r| !r.trim().is_empty())
-        .map(|r| format!("\nReason given: {}\n", r.trim()))
+        .map(|r| format!("Reason given: {}\n", r.trim()))
         .unwrap_or_default();
-    if request.status == KeyClearStatus::Approved {
-        format!(
-            "Hello,\n\n\
-             your request to clear the key pair of license server id\n\
-             {id}\n\
-             (reference {reference}) was approved by a Solme operator.\n{reason}\n\
-             The id is no longer bound to a key pair: the next server that synchronizes\n\
+    let check = match request.sender_auth {
+        SenderAuth::Authenticated => request.sender_auth.describe(&request.sender_auth_detail),
+        _ => format!(
+            "{}\n              (the mail server could not confirm that the mail came from\n              \
+             that address)",
+            request.sender_auth.describe(&request.sender_auth_detail)
+        ),
+    };
+    let (decided, consequence) = if request.status == KeyClearStatus::Approved {
+        (
+            "approved",
+            "The id is no longer bound to a key pair: the next server that synchronizes\n\
              with it binds its own. Synchronize your server now, with\n\
              \"local-server sync\" or by mailing its sync data to this address.\n",
-            id = request.server_id,
-            reference = request.id,
         )
     } else {
-        format!(
-            "Hello,\n\n\
-             your request to clear the key pair of license server id\n\
-             {id}\n\
-             (reference {reference}) was rejected by a Solme operator.\n{reason}\n\
-             The id stays bound to the key pair it has. If you have questions, please\n\
+        (
+            "rejected",
+            "The id stays bound to the key pair it has. If you have questions, please\n\
              contact your Solme representative.\n",
-            id = request.server_id,
-            reference = request.id,
         )
-    }
+    };
+    format!(
+        "Hello,\n\n\
+         the request to clear the key pair of license server id\n\
+         {id}\n\
+         (reference {reference}) was {decided} by a Solme operator.\n\n\
+         Requested by: {sender}, on {asked}\n\
+         Sender check: {check}\n\
+         {reason}\n\
+         {consequence}\n\
+         This notice goes to every registered contact of the license server's\n\
+         customer. If none of you asked for this, contact your Solme representative\n\
+         at once.\n",
+        id = request.server_id,
+        reference = request.id,
+        sender = request.sender,
+        asked = day(request.created_at),
+    )
 }
 
 fn days(n: i64) -> String {
