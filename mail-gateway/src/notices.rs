@@ -179,3 +179,61 @@ pub fn notice_name(request: &KeyClearRequest, recipient: &str) -> String {
     let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("notice-{id}-{hex}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared_proto::admin_api::SenderAuth;
+
+    fn decided(sender: &str, contacts: &[&str]) -> DecidedKeyClearRequest {
+        DecidedKeyClearRequest {
+            request: KeyClearRequest {
+                id: uuid::Uuid::from_u128(7),
+                server_id: uuid::Uuid::from_u128(8),
+                sender: sender.into(),
+                message_id: "m@acme.example".into(),
+                text: "clear".into(),
+                sender_auth: SenderAuth::NotChecked,
+                sender_auth_detail: String::new(),
+                status: KeyClearStatus::Approved,
+                created_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+                decided_at: None,
+                operator: None,
+                reason: None,
+            },
+            contacts: contacts.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_requester_and_every_contact_are_told_once() {
+        let decided = decided(
+            "ops@acme.example",
+            &[
+                "boss@acme.example",
+                "OPS@acme.example",
+                "it@acme.example",
+                "",
+            ],
+        );
+        assert_eq!(
+            recipients(&decided),
+            ["ops@acme.example", "boss@acme.example", "it@acme.example"]
+        );
+    }
+
+    #[test]
+    fn each_recipient_has_its_own_stable_spool_name() {
+        let decided = decided("ops@acme.example", &[]);
+        let request = &decided.request;
+        let id = request.id.simple();
+        assert_eq!(
+            notice_name(request, "OPS@acme.example"),
+            format!("notice-{id}")
+        );
+        let boss = notice_name(request, "boss@acme.example");
+        assert!(boss.starts_with(&format!("notice-{id}-")), "{boss}");
+        assert_eq!(boss, notice_name(request, " Boss@ACME.example"));
+        assert_ne!(boss, notice_name(request, "it@acme.example"));
+    }
+}
