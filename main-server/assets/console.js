@@ -539,7 +539,7 @@
       if (ok) loadRequests().catch(showError);
     };
     return el('div', { class: 'inline compact' }, reason,
-      override ? el('label', { class: 'hint' }, override, ' approve although the sender was not authenticated') : null,
+      override ? el('label', { class: 'override' }, override, 'approve although the sender was not authenticated') : null,
       el('button', { type: 'button', text: 'Approve', onclick: () => decide('approve') }),
       el('button', { type: 'button', class: 'danger', text: 'Reject', onclick: () => decide('reject') }));
   }
