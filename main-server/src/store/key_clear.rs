@@ -189,13 +189,12 @@ pub fn decide(
     verdict: Verdict,
     reason: Option<&str>,
 ) -> Result<KeyClearRequest, ApiError> {
-    let approve = matches!(verdict, Verdict::Approve { .. });
-    let override_unauthenticated = matches!(
-        verdict,
+    let (approve, override_unauthenticated) = match verdict {
         Verdict::Approve {
-            override_unauthenticated: true
-        }
-    );
+            override_unauthenticated,
+        } => (true, override_unauthenticated),
+        Verdict::Reject => (false, false),
+    };
     let status = if approve {
         KeyClearStatus::Approved
     } else {
