@@ -33,7 +33,12 @@ pub enum Reply<'a> {
     /// The license file, attached.
     License(&'a MailSyncAnswer),
     /// A key-clear request was filed.
-    KeyClearAck { server_id: Uuid, request_id: Uuid },
+    KeyClearAck {
+        server_id: Uuid,
+        request_id: Uuid,
+        /// The sender check recorded with the request (the ack says what follows).
+        sender_auth: SenderAuth,
+    },
     /// An operator decided a key-clear request.
     Decision(&'a KeyClearRequest),
     /// Something the gateway found wrong by itself.
@@ -359,15 +364,26 @@ impl Composer {
             Reply::KeyClearAck {
                 server_id,
                 request_id,
-            } => format!(
-                "Hello,\n\n\
-                 we have received your request to clear the key pair of license server id\n\
-                 {server_id}.\n\n\
-                 Reference: {request_id}\n\n\
-                 A Solme operator will review it, and you will get a mail at this address\n\
-                 when it is decided. Until then the server that holds the key pair keeps\n\
-                 working as before.\n"
-            ),
+                sender_auth,
+            } => {
+                let unconfirmed = if *sender_auth == SenderAuth::Authenticated {
+                    ""
+                } else {
+                    "Our mail server could not confirm that this mail came from your address\n\
+                     (SPF, DKIM, DMARC), so the operator will confirm the request with your\n\
+                     organisation by other means before clearing anything.\n\n"
+                };
+                format!(
+                    "Hello,\n\n\
+                     we have received your request to clear the key pair of license server id\n\
+                     {server_id}.\n\n\
+                     Reference: {request_id}\n\n\
+                     {unconfirmed}\
+                     A Solme operator will review it, and every registered contact of your\n\
+                     organisation will get a mail when it is decided. Until then the server\n\
+                     that holds the key pair keeps working as before.\n"
+                )
+            }
             Reply::Decision(request) => decision_text(request),
             Reply::Problem(problem) => problem_text(problem, own),
             Reply::Refused {

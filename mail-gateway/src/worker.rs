@@ -316,6 +316,7 @@ impl Worker {
                         Reply::KeyClearAck {
                             server_id: *server_id,
                             request_id: filed.id,
+                            sender_auth: filed.sender_auth,
                         }
                     }
                     Err(MainServerError::Refused {

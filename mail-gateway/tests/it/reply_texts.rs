@@ -136,6 +136,15 @@ fn reply_texts_match_their_snapshots() {
             Reply::KeyClearAck {
                 server_id,
                 request_id,
+                sender_auth: SenderAuth::Authenticated,
+            },
+        ),
+        (
+            "key-clear-ack-unauthenticated".into(),
+            Reply::KeyClearAck {
+                server_id,
+                request_id,
+                sender_auth: SenderAuth::NotAuthenticated,
             },
         ),
         ("key-clear-approved".into(), Reply::Decision(&approved)),
