@@ -257,6 +257,12 @@ async fn a_request_from_an_authenticated_sender_is_approved_without_override() {
     assert_eq!(created["sender_auth"], "authenticated");
     assert_eq!(created["sender_auth_detail"], "dmarc=pass");
     let id = created["id"].as_str().expect("id");
+    let (_, shown) = app.get(&format!("/admin/v1/key-clear-requests/{id}")).await;
+    assert_eq!(shown, created);
+    let (status, body) = app
+        .get(&format!("/admin/v1/key-clear-requests/{}", Uuid::new_v4()))
+        .await;
+    assert_refused(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
     let (status, approved) = key_clear_step(&app, id, "approve").await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     let (_, audit) = app.get("/admin/v1/audit?limit=5").await;
