@@ -1,5 +1,6 @@
 //! Inbound mail as the gateway receives it: any bytes, classified the way the
-//! worker does (parsing, automatic-mail checks, sync data and key-clear search).
+//! worker does (parsing, automatic-mail checks, sync data and key-clear search),
+//! and the sender check of its `Authentication-Results` headers.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -25,4 +26,5 @@ fuzz_target!(|data: &[u8]| {
         truncated: flags & 4 != 0,
     };
     let _ = classify(raw, &envelope, "licensing@solme.example", 2 * 1024 * 1024);
+    let _ = mail_gateway::sender_auth::check(raw, Some("mx.solme.example"), "ops@acme.example");
 });

@@ -232,6 +232,15 @@ pub struct ServeArgs {
         default_value_t = 300
     )]
     pub reminder_interval_seconds: u64,
+
+    /// The authserv-id that the receiving mail server writes into the
+    /// `Authentication-Results` header it adds (its SPF, DKIM and DMARC results),
+    /// e.g. `mx.solme.example`. Only that server's header is believed; any other
+    /// copy (which a sender can write) is ignored. Without it every key-clear
+    /// request is recorded with its sender "not checked", and approving one needs
+    /// an explicit override.
+    #[arg(long, env = "MAIL_GATEWAY_AUTHSERV_ID", value_parser = authserv_id)]
+    pub authserv_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -275,6 +284,24 @@ fn message_size(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Longest authserv-id accepted (a domain name is at most 253 characters).
+const MAX_AUTHSERV_ID: usize = 253;
+
+/// An authserv-id as the header writes it: one word, no separators.
+fn authserv_id(text: &str) -> Result<String, String> {
+    let id = text.trim();
+    let word = id
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, ';' | '(' | ')' | '"' | '=' | '\\'));
+    if id.is_empty() || id.len() > MAX_AUTHSERV_ID || !word {
+        return Err(format!(
+            "expected the mail server's authserv-id, one word of at most {MAX_AUTHSERV_ID} \
+             characters such as mx.solme.example"
+        ));
+    }
+    Ok(id.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +328,17 @@ mod tests {
         assert!(message_size("100").is_err());
         assert!(message_size("18446744073709551615").is_err());
         assert!(message_size("lots").is_err());
+    }
+
+    #[test]
+    fn authserv_ids_are_one_word() {
+        assert_eq!(
+            authserv_id(" mx.solme.example "),
+            Ok("mx.solme.example".into())
+        );
+        assert!(authserv_id("").is_err());
+        assert!(authserv_id("mx; spf=pass").is_err());
+        assert!(authserv_id(&"a".repeat(300)).is_err());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - [`startup`]: binding, `listening.json`, running and stopping.
 //! - Intake: [`smtp`] (own receiver), [`deliver`] (MTA pipe), [`maildir`].
 //! - [`spool`]: durable storage and the at-most-once ledger.
-//! - [`inbound`]: what a message asks for (pure; golden-tested).
+//! - [`inbound`]: what a message asks for (pure; golden-tested);
+//!   [`sender_auth`]: whether a key-clear request's sender was authenticated.
 //! - [`queue`]: the runner of both spool queues (tasks, permits, back-off, scans).
 //! - [`worker`]: the inbound queue's job (ask the main server, stage the reply);
 //!   [`main_server`]: its client.
@@ -28,6 +29,7 @@ pub mod outbound;
 pub mod queue;
 pub mod reminders;
 pub mod replies;
+pub mod sender_auth;
 pub mod smtp;
 pub mod spool;
 pub mod startup;

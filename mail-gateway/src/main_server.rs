@@ -14,10 +14,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared_proto::admin_api::{
-    DueReminder, KeyClearRequest, MailSync, MailSyncAnswer, NewKeyClearRequest,
+    DecidedKeyClearRequest, DueReminder, KeyClearRequest, MailSync, MailSyncAnswer,
+    NewKeyClearRequest,
 };
 use shared_proto::{ApiError, ErrorCode};
 use uuid::Uuid;
+
+use crate::sender_auth::SenderCheck;
 
 /// Largest answer body read from the main server (a license file is a few KiB).
 const MAX_ANSWER: usize = 1024 * 1024;
@@ -105,12 +108,15 @@ impl MainServer {
         sender: &str,
         message_id: &str,
         text: &str,
+        checked: &SenderCheck,
     ) -> Result<KeyClearRequest, MainServerError> {
         let body = NewKeyClearRequest {
             server_id,
             sender: sender.to_owned(),
             message_id: message_id.to_owned(),
             text: text.to_owned(),
+            sender_auth: checked.auth,
+            sender_auth_detail: checked.detail.clone(),
         };
         self.call(
             awc::http::Method::POST,
@@ -120,8 +126,8 @@ impl MainServer {
         .await
     }
 
-    /// Decided key-clear requests whose sender was not told yet.
-    pub async fn unnotified(&self) -> Result<Vec<KeyClearRequest>, MainServerError> {
+    /// Decided key-clear requests whose contacts were not told yet.
+    pub async fn unnotified(&self) -> Result<Vec<DecidedKeyClearRequest>, MainServerError> {
         self.call::<(), _>(
             awc::http::Method::GET,
             "/admin/v1/key-clear-requests/unnotified",

@@ -23,6 +23,7 @@ use crate::inbound::{Problem, Sender};
 use crate::spool::OutgoingEnvelope;
 use shared_proto::admin_api::{
     DueReminder, KeyClearRequest, KeyClearStatus, License, MailSyncAnswer, ReminderThreshold,
+    SenderAuth,
 };
 use shared_proto::ErrorCode;
 
@@ -32,7 +33,12 @@ pub enum Reply<'a> {
     /// The license file, attached.
     License(&'a MailSyncAnswer),
     /// A key-clear request was filed.
-    KeyClearAck { server_id: Uuid, request_id: Uuid },
+    KeyClearAck {
+        server_id: Uuid,
+        request_id: Uuid,
+        /// The sender check recorded with the request (the ack says what follows).
+        sender_auth: SenderAuth,
+    },
     /// An operator decided a key-clear request.
     Decision(&'a KeyClearRequest),
     /// Something the gateway found wrong by itself.
@@ -358,15 +364,26 @@ impl Composer {
             Reply::KeyClearAck {
                 server_id,
                 request_id,
-            } => format!(
-                "Hello,\n\n\
-                 we have received your request to clear the key pair of license server id\n\
-                 {server_id}.\n\n\
-                 Reference: {request_id}\n\n\
-                 A Solme operator will review it, and you will get a mail at this address\n\
-                 when it is decided. Until then the server that holds the key pair keeps\n\
-                 working as before.\n"
-            ),
+                sender_auth,
+            } => {
+                let unconfirmed = if *sender_auth == SenderAuth::Authenticated {
+                    ""
+                } else {
+                    "Our mail server could not confirm that this mail came from your address\n\
+                     (SPF, DKIM, DMARC), so the operator will confirm the request with your\n\
+                     organisation by other means before clearing anything.\n\n"
+                };
+                format!(
+                    "Hello,\n\n\
+                     we have received your request to clear the key pair of license server id\n\
+                     {server_id}.\n\n\
+                     Reference: {request_id}\n\n\
+                     {unconfirmed}\
+                     A Solme operator will review it, and every registered contact of your\n\
+                     organisation will get a mail when it is decided. Until then the server\n\
+                     that holds the key pair keeps working as before.\n"
+                )
+            }
             Reply::Decision(request) => decision_text(request),
             Reply::Problem(problem) => problem_text(problem, own),
             Reply::Refused {
@@ -446,37 +463,55 @@ fn usage_line(usage: &[shared_proto::FeatureUsage]) -> String {
     format!("Usage:       {} (reported to Solme)\n", parts.join("; "))
 }
 
+/// The notice of a decision, the same for the requester and every other contact:
+/// it says who asked and whether the mail server could confirm that address, so a
+/// forged request does not pass unnoticed.
 fn decision_text(request: &KeyClearRequest) -> String {
     let reason = request
         .reason
         .as_deref()
         .filter(|r| !r.trim().is_empty())
-        .map(|r| format!("\nReason given: {}\n", r.trim()))
+        .map(|r| format!("Reason given: {}\n", r.trim()))
         .unwrap_or_default();
-    if request.status == KeyClearStatus::Approved {
-        format!(
-            "Hello,\n\n\
-             your request to clear the key pair of license server id\n\
-             {id}\n\
-             (reference {reference}) was approved by a Solme operator.\n{reason}\n\
-             The id is no longer bound to a key pair: the next server that synchronizes\n\
+    let check = match request.sender_auth {
+        SenderAuth::Authenticated => request.sender_auth.describe(&request.sender_auth_detail),
+        _ => format!(
+            "{}\n              (the mail server could not confirm that the mail came from\n              \
+             that address)",
+            request.sender_auth.describe(&request.sender_auth_detail)
+        ),
+    };
+    let (decided, consequence) = if request.status == KeyClearStatus::Approved {
+        (
+            "approved",
+            "The id is no longer bound to a key pair: the next server that synchronizes\n\
              with it binds its own. Synchronize your server now, with\n\
              \"local-server sync\" or by mailing its sync data to this address.\n",
-            id = request.server_id,
-            reference = request.id,
         )
     } else {
-        format!(
-            "Hello,\n\n\
-             your request to clear the key pair of license server id\n\
-             {id}\n\
-             (reference {reference}) was rejected by a Solme operator.\n{reason}\n\
-             The id stays bound to the key pair it has. If you have questions, please\n\
+        (
+            "rejected",
+            "The id stays bound to the key pair it has. If you have questions, please\n\
              contact your Solme representative.\n",
-            id = request.server_id,
-            reference = request.id,
         )
-    }
+    };
+    format!(
+        "Hello,\n\n\
+         the request to clear the key pair of license server id\n\
+         {id}\n\
+         (reference {reference}) was {decided} by a Solme operator.\n\n\
+         Requested by: {sender}, on {asked}\n\
+         Sender check: {check}\n\
+         {reason}\n\
+         {consequence}\n\
+         This notice goes to every registered contact of the license server's\n\
+         customer. If none of you asked for this, contact your Solme representative\n\
+         at once.\n",
+        id = request.server_id,
+        reference = request.id,
+        sender = request.sender,
+        asked = day(request.created_at),
+    )
 }
 
 fn days(n: i64) -> String {

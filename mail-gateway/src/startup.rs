@@ -208,6 +208,7 @@ impl Application {
                 stats: stats.clone(),
                 backoff: backoff.clone(),
                 limit: args.max_message_size,
+                authserv_id: args.authserv_id.clone(),
                 replies: replies_tx.clone(),
                 counter: RefCell::new(ReceivedCounter::default()),
                 complaints: RefCell::new(Complaints::default()),

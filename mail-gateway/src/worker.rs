@@ -38,6 +38,7 @@ use crate::inbound::{classify, Request, Sender, Verdict};
 use crate::main_server::{MainServer, MainServerError};
 use crate::queue::{blocking, Attempt, Backoff, Job};
 use crate::replies::{Composer, Refusal, Reply};
+use crate::sender_auth;
 use crate::spool::{Claim, Envelope, ReadError, Spool};
 use crate::status::Stats;
 
@@ -108,6 +109,8 @@ pub struct Worker {
     /// For the one retry loop inside an attempt (staging a reply).
     pub backoff: Backoff,
     pub limit: usize,
+    /// The mail server's authserv-id: whose `Authentication-Results` is believed.
+    pub authserv_id: Option<String>,
     /// Names of staged replies, for the sender.
     pub replies: mpsc::UnboundedSender<String>,
     pub counter: RefCell<ReceivedCounter>,
@@ -234,7 +237,7 @@ impl Worker {
         }
         progress.claimed = true;
 
-        match self.answer(name, &sender, &request, progress).await {
+        match self.answer(name, &sender, &request, &raw, progress).await {
             Ok(()) => self.finish(name).await,
             Err(attempt) => attempt,
         }
@@ -246,6 +249,7 @@ impl Worker {
         name: &str,
         sender: &Sender,
         request: &Request,
+        raw: &[u8],
         progress: &mut Progress,
     ) -> Result<(), Attempt> {
         let answer;
@@ -296,20 +300,23 @@ impl Worker {
                     .message_id
                     .clone()
                     .unwrap_or_else(|| format!("{name}@gateway.invalid"));
+                let checked = sender_auth::check(raw, self.authserv_id.as_deref(), &sender.address);
                 match self
                     .main
-                    .key_clear_request(*server_id, &sender.address, &message_id, text)
+                    .key_clear_request(*server_id, &sender.address, &message_id, text, &checked)
                     .await
                 {
                     Ok(filed) => {
                         log::info!(
-                            "message={name} from={} server_id={server_id} key-clear request {} filed",
+                            "message={name} from={} server_id={server_id} key-clear request {} filed, sender {}",
                             sender.address,
-                            filed.id
+                            filed.id,
+                            checked.describe()
                         );
                         Reply::KeyClearAck {
                             server_id: *server_id,
                             request_id: filed.id,
+                            sender_auth: filed.sender_auth,
                         }
                     }
                     Err(MainServerError::Refused {

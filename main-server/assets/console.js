@@ -536,7 +536,7 @@
     const rows = requests.map((r) => el('tr', {},
       el('td', { text: fmtTime(r.created_at) }),
       el('td', {}, serverLink(r.server_id)),
-      el('td', { text: r.sender }),
+      el('td', {}, el('div', { text: r.sender }), senderCheck(r)),
       el('td', { class: 'text' }, el('div', { class: 'quote', text: r.text || '' }),
         el('div', { class: 'hint mono', text: r.message_id })),
       el('td', {}, el('span', { class: 'badge ' + statusClass(r.status), text: r.status })),
@@ -549,6 +549,14 @@
     return status === 'approved' ? 'ok' : status === 'rejected' ? 'bad' : 'warn';
   }
 
+  /** Whether the receiving mail server authenticated the sender (SPF, DKIM, DMARC). */
+  function senderCheck(r) {
+    const authenticated = r.sender_auth === 'authenticated';
+    return el('div', { class: 'sender-check' },
+      el('span', { class: 'badge ' + (authenticated ? 'ok' : 'bad'), text: 'sender ' + (r.sender_auth || 'not checked') }),
+      r.sender_auth_detail ? el('div', { class: 'hint', text: r.sender_auth_detail }) : null);
+  }
+
   function decisionText(r) {
     return el('div', {},
       el('div', { text: (r.operator || '?') + ', ' + fmtTime(r.decided_at) }),
@@ -557,6 +565,9 @@
 
   function decisionForm(r) {
     const reason = el('input', { type: 'text', placeholder: 'reason (required to reject)', maxLength: 500 });
+    // Approving a request whose sender was not authenticated needs an explicit override.
+    const override = r.sender_auth === 'authenticated' ? null
+      : el('input', { type: 'checkbox', class: 'override-unauthenticated' });
     const decide = async (verb) => {
       const text = reason.value.trim();
       if (verb === 'reject' && !text) {
@@ -564,13 +575,20 @@
         reason.focus();
         return;
       }
+      if (verb === 'approve' && override && !override.checked) {
+        showMessage('The sender was not authenticated: confirm the request otherwise, then tick the override to approve it.', 'error');
+        override.focus();
+        return;
+      }
       if (verb === 'approve' && !window.confirm('Approve and clear the key pair of ' + r.server_id + '?')) return;
       const body = text ? { reason: text } : {};
+      if (verb === 'approve' && override) body.override_unauthenticated = true;
       const ok = await act(() => api('POST', '/key-clear-requests/' + encodeURIComponent(r.id) + '/' + verb, body),
         'Request ' + (verb === 'approve' ? 'approved; the key pair is cleared.' : 'rejected.'));
       if (ok) loadRequests().catch(showError);
     };
     return el('div', { class: 'inline compact' }, reason,
+      override ? el('label', { class: 'override' }, override, 'approve although the sender was not authenticated') : null,
       el('button', { type: 'button', text: 'Approve', onclick: () => decide('approve') }),
       el('button', { type: 'button', class: 'danger', text: 'Reject', onclick: () => decide('reject') }));
   }

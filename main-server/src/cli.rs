@@ -327,6 +327,11 @@ pub enum RequestCommand {
         #[arg(long, env = "MAIN_SERVER_REQUEST_STATUS")]
         status: Option<KeyClearStatus>,
     },
+    /// One request in full: its text and whether its sender was authenticated.
+    Show {
+        /// Request id.
+        request_id: Uuid,
+    },
     /// Approve a request: clears the id's key pair.
     Approve {
         /// Request id.
@@ -334,6 +339,11 @@ pub enum RequestCommand {
         /// Note recorded with the decision.
         #[arg(long, env = "MAIN_SERVER_REQUEST_REASON")]
         reason: Option<String>,
+        /// Approve although the receiving mail server did not authenticate the
+        /// sender (a forged From is possible): only after making sure otherwise,
+        /// e.g. by phone, that the request is genuine. The audit log records it.
+        #[arg(long)]
+        override_unauthenticated_sender: bool,
     },
     /// Reject a request.
     Reject {

@@ -69,6 +69,8 @@ diesel::table! {
         operator -> Nullable<Text>,
         reason -> Nullable<Text>,
         notified -> Bool,
+        sender_auth -> Text,
+        sender_auth_detail -> Text,
     }
 }
 

@@ -27,6 +27,39 @@ crate::text_enum! {
 }
 
 crate::text_enum! {
+    /// Whether a key-clear request's sender was proved by the receiving mail server's
+    /// `Authentication-Results` (SPF, DKIM, DMARC), as the mail gateway read it.
+    pub enum SenderAuth {
+        /// DMARC passed, or (with no DMARC result) SPF or DKIM passed for the From domain.
+        Authenticated => "authenticated",
+        /// The trusted header was there and does not prove the From address.
+        NotAuthenticated => "not authenticated",
+        /// No trusted header to read: the gateway trusts none (no authserv-id set), the
+        /// mail server added none, or the request was recorded by hand.
+        NotChecked => "not checked",
+    }
+}
+
+impl Default for SenderAuth {
+    /// What a request recorded without a check (by hand, or by an older gateway) is.
+    fn default() -> Self {
+        SenderAuth::NotChecked
+    }
+}
+
+impl SenderAuth {
+    /// The verdict with what it rests on, for people: `authenticated (dmarc=pass)`,
+    /// `not authenticated: spf=fail, dmarc=fail`, `not checked: …`.
+    pub fn describe(self, detail: &str) -> String {
+        match (self, detail.trim()) {
+            (_, "") => self.as_str().to_owned(),
+            (SenderAuth::Authenticated, detail) => format!("authenticated ({detail})"),
+            (_, detail) => format!("{self}: {detail}"),
+        }
+    }
+}
+
+crate::text_enum! {
     /// What an audit entry records.
     pub enum AuditAction {
         /// A sync attempt, by either channel.
@@ -431,6 +464,12 @@ pub struct NewKeyClearRequest {
     pub message_id: String,
     #[serde(default)]
     pub text: String,
+    /// The gateway's verdict on the sender (absent: `not checked`).
+    #[serde(default)]
+    pub sender_auth: SenderAuth,
+    /// What the verdict rests on, e.g. `spf=fail, dmarc=fail` (at most 500 characters).
+    #[serde(default)]
+    pub sender_auth_detail: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -440,6 +479,11 @@ pub struct KeyClearRequest {
     pub sender: String,
     pub message_id: String,
     pub text: String,
+    /// Whether the sender was authenticated; approving needs an override otherwise.
+    #[serde(default)]
+    pub sender_auth: SenderAuth,
+    #[serde(default)]
+    pub sender_auth_detail: String,
     pub status: KeyClearStatus,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
@@ -447,10 +491,25 @@ pub struct KeyClearRequest {
     pub reason: Option<String>,
 }
 
+/// A decided key-clear request whose notice is due
+/// (`GET /admin/v1/key-clear-requests/unnotified`), with everyone to tell.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DecidedKeyClearRequest {
+    #[serde(flatten)]
+    pub request: KeyClearRequest,
+    /// Every registered contact of the customer owning the id: each gets the notice,
+    /// so that a forged request cannot pass unnoticed.
+    #[serde(default)]
+    pub contacts: Vec<String>,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Decision {
     #[serde(default)]
     pub reason: Option<String>,
+    /// Approve although the sender was not authenticated (audited).
+    #[serde(default)]
+    pub override_unauthenticated: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -121,7 +121,8 @@ fn key_clear_by_mail_is_acknowledged_and_the_decision_is_mailed() {
     let (status, _) = main.admin(
         "POST",
         &format!("/admin/v1/key-clear-requests/{request_id}/approve"),
-        Some(json!({ "reason": "customer reinstalled" })),
+        // No mail server adds Authentication-Results here: the sender is not checked.
+        Some(json!({ "reason": "customer reinstalled", "override_unauthenticated": true })),
     );
     assert_eq!(status, 200);
     let replies = gw.wait_replies(3);

@@ -13,3 +13,4 @@ mod postfix;
 mod reminder_texts;
 mod reply_texts;
 mod resume;
+mod sender_auth;

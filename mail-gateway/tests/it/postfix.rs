@@ -78,8 +78,16 @@ impl Postfix {
                  smtputf8_enable = no\n\
                  biff = no\n\
                  maillog_file = {d}/maillog\n\
-                 maillog_file_prefixes = {d}\n"
+                 maillog_file_prefixes = {d}\n\
+                 header_checks = regexp:{d}/conf/strip_authres\n"
             ),
+        )
+        .unwrap();
+        // As the mail-gateway README says: copies of our MTA's own
+        // Authentication-Results that arrive with a mail are removed.
+        std::fs::write(
+            config.join("strip_authres"),
+            "/^Authentication-Results:[[:space:]]*mx\\.solme\\.example([[:space:];]|$)/ IGNORE\n",
         )
         .unwrap();
         let services = [
@@ -151,79 +159,110 @@ impl Drop for Postfix {
     }
 }
 
-#[test]
-fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
-    if !postfix_available() {
-        eprintln!("SKIPPED postfix interop: /usr/sbin/postfix missing or not root (install Debian's postfix and run as root)");
-        return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    // Postfix's users (postfix, nobody) must reach into the test directory.
-    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = root.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let gateway = bin.join("mail-gateway");
-    std::fs::copy(gateway_bin(), &gateway).unwrap();
+/// A main server, a gateway fed by `deliver` from a private Postfix, and that
+/// Postfix listening on `port`.
+struct ThroughPostfix {
+    root: tempfile::TempDir,
+    main: MainServer,
+    gw: Gateway,
+    postfix: Postfix,
+    port: u16,
+}
 
-    let main = MainServer::start(root.path());
-    let (_, server_id) = main.customer_with_server(&[OPS]);
-    // Held (not listening) until Postfix takes the port over.
-    let (_reserved, reserved) = crate::helpers::reserve_port().unwrap();
-    let port = reserved.port();
-    let relay = format!("smtp://127.0.0.1:{port}");
-    let gw = Gateway::start(
-        root.path(),
-        &main.url(),
-        &main.token_file(),
-        &[
+impl ThroughPostfix {
+    fn start(gateway_args: &[&str]) -> ThroughPostfix {
+        let root = tempfile::tempdir().unwrap();
+        // Postfix's users (postfix, nobody) must reach into the test directory.
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = root.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let gateway = bin.join("mail-gateway");
+        std::fs::copy(gateway_bin(), &gateway).unwrap();
+
+        let main = MainServer::start(root.path());
+        // Held (not listening) until Postfix takes the port over.
+        let (_reserved, reserved) = crate::helpers::reserve_port().unwrap();
+        let port = reserved.port();
+        let relay = format!("smtp://127.0.0.1:{port}");
+        let mut args = vec![
             "--smtp-listen",
             "off",
             "--smtp-relay",
             &relay,
             "--smtp-relay-tls",
             "none",
-        ],
-    );
-    // `deliver` runs as nobody: it goes through the data directory and the
-    // spool (created 0700) and writes into the spool's tmp/ and queue/.
-    for (sub, mode) in [
-        ("", 0o711),
-        ("spool", 0o711),
-        ("spool/tmp", 0o777),
-        ("spool/queue", 0o777),
-    ] {
-        std::fs::set_permissions(gw.data_dir.join(sub), std::fs::Permissions::from_mode(mode))
-            .unwrap();
+        ];
+        args.extend_from_slice(gateway_args);
+        let gw = Gateway::start(root.path(), &main.url(), &main.token_file(), &args);
+        // `deliver` runs as nobody: it goes through the data directory and the
+        // spool (created 0700) and writes into the spool's tmp/ and queue/.
+        for (sub, mode) in [
+            ("", 0o711),
+            ("spool", 0o711),
+            ("spool/tmp", 0o777),
+            ("spool/queue", 0o777),
+        ] {
+            std::fs::set_permissions(gw.data_dir.join(sub), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        }
+        let postfix = Postfix::start(&root.path().join("postfix"), port, &gateway, &gw.data_dir);
+        crate::helpers::wait_for("Postfix to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        ThroughPostfix {
+            root,
+            main,
+            gw,
+            postfix,
+            port,
+        }
     }
-    let postfix = Postfix::start(&root.path().join("postfix"), port, &gateway, &gw.data_dir);
 
+    fn send(&self, mail: &str) {
+        send_mail(
+            format!("127.0.0.1:{}", self.port).parse().unwrap(),
+            OPS,
+            mail,
+        );
+    }
+
+    /// The first mail in the customer's Maildir.
+    fn first_reply(&self) -> Vec<u8> {
+        let inbox = self.root.path().join("postfix/mail/acme/new");
+        let found = test_harness::wait_until("a reply in the customer's Maildir", DEADLINE, || {
+            std::fs::read_dir(&inbox)
+                .ok()
+                .and_then(|mut entries| entries.next())
+                .and_then(Result::ok)
+                .map(|entry| entry.path())
+        });
+        let file = found.unwrap_or_else(|e| {
+            panic!(
+                "{e}; Postfix log:\n{}\ngateway status: {}",
+                self.postfix.log(),
+                self.gw.status()
+            )
+        });
+        std::fs::read(&file).unwrap()
+    }
+}
+
+#[test]
+fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
+    if !postfix_available() {
+        eprintln!("SKIPPED postfix interop: /usr/sbin/postfix missing or not root (install Debian's postfix and run as root)");
+        return;
+    }
+    let setup = ThroughPostfix::start(&[]);
+    let (_, server_id) = setup.main.customer_with_server(&[OPS]);
     let identity = ServerIdentity::generate().unwrap();
-    let mail = sync_mail(
+    setup.send(&sync_mail(
         OPS,
         "via-postfix@acme.example",
         &sync_data(&identity, server_id),
-    );
-    crate::helpers::wait_for("Postfix to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    send_mail(format!("127.0.0.1:{port}").parse().unwrap(), OPS, &mail);
+    ));
 
-    let inbox = root.path().join("postfix/mail/acme/new");
-    let found = test_harness::wait_until("a reply in the customer's Maildir", DEADLINE, || {
-        std::fs::read_dir(&inbox)
-            .ok()
-            .and_then(|mut entries| entries.next())
-            .and_then(Result::ok)
-            .map(|entry| entry.path())
-    });
-    let file = found.unwrap_or_else(|e| {
-        panic!(
-            "{e}; Postfix log:\n{}\ngateway status: {}",
-            postfix.log(),
-            gw.status()
-        )
-    });
-    let raw = std::fs::read(&file).unwrap();
+    let raw = setup.first_reply();
     let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
     use mail_parser::MimeHeaders;
     assert_eq!(
@@ -239,7 +278,46 @@ fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
     );
     let text = String::from_utf8_lossy(attachment.contents());
     let file =
-        shared_proto::license_file::open(&text, &identity, &main.solme_key(), server_id).unwrap();
+        shared_proto::license_file::open(&text, &identity, &setup.main.solme_key(), server_id)
+            .unwrap();
     assert_eq!(file.server_id, server_id);
-    assert!(postfix.log().contains("relay=solmegw"), "{}", postfix.log());
+    let log = setup.postfix.log();
+    assert!(log.contains("relay=solmegw"), "{log}");
+}
+
+/// The `header_checks` line of the README removes a sender's copy of our MTA's
+/// `Authentication-Results`, so a forged "dmarc=pass" does not reach the gateway.
+#[test]
+fn postfix_strips_a_forged_authentication_results_of_its_own_authserv_id() {
+    if !postfix_available() {
+        eprintln!("SKIPPED postfix interop: /usr/sbin/postfix missing or not root (install Debian's postfix and run as root)");
+        return;
+    }
+    let setup = ThroughPostfix::start(&["--authserv-id", "mx.solme.example"]);
+    let (_, server_id) = setup.main.customer_with_server(&[OPS]);
+    let mail = format!(
+        "Authentication-Results: mx.solme.example; dmarc=pass header.from=acme.example\r\n{}",
+        crate::helpers::text_mail(
+            OPS,
+            "forged@acme.example",
+            &format!("Please clear {server_id}"),
+            "",
+            "We reinstalled.",
+        )
+    );
+    setup.send(&mail);
+    let raw = setup.first_reply();
+    assert!(
+        String::from_utf8_lossy(&raw).contains("we have received your request"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let (_, pending) = setup
+        .main
+        .admin("GET", "/admin/v1/key-clear-requests?status=pending", None);
+    assert_eq!(pending[0]["sender_auth"], "not checked", "{pending}");
+    assert_eq!(
+        pending[0]["sender_auth_detail"],
+        "no Authentication-Results header of mx.solme.example"
+    );
 }

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use mail_gateway::inbound::{Problem, Sender};
 use mail_gateway::replies::{Composer, Refusal, Reply};
 use mail_parser::{MessageParser, MimeHeaders};
-use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, License, MailSyncAnswer};
+use shared_proto::admin_api::{
+    KeyClearRequest, KeyClearStatus, License, MailSyncAnswer, SenderAuth,
+};
 use uuid::Uuid;
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -58,12 +60,23 @@ fn reply_texts_match_their_snapshots() {
             refusals: [("NO_SEATS".to_owned(), 2)].into(),
         }],
     };
+    // The approved one's sender was authenticated, the rejected one's was not.
     let decided = |status: KeyClearStatus, reason: Option<&str>| KeyClearRequest {
         id: request_id,
         server_id,
         sender: "ops@acme.example".into(),
         message_id: "m1@acme.example".into(),
         text: "clear".into(),
+        sender_auth: if status == KeyClearStatus::Approved {
+            SenderAuth::Authenticated
+        } else {
+            SenderAuth::NotAuthenticated
+        },
+        sender_auth_detail: if status == KeyClearStatus::Approved {
+            "spf=pass, dkim=pass, dmarc=pass".into()
+        } else {
+            "spf=fail, dmarc=fail".into()
+        },
         status,
         created_at: now,
         decided_at: Some(now),
@@ -123,6 +136,15 @@ fn reply_texts_match_their_snapshots() {
             Reply::KeyClearAck {
                 server_id,
                 request_id,
+                sender_auth: SenderAuth::Authenticated,
+            },
+        ),
+        (
+            "key-clear-ack-unauthenticated".into(),
+            Reply::KeyClearAck {
+                server_id,
+                request_id,
+                sender_auth: SenderAuth::NotAuthenticated,
             },
         ),
         ("key-clear-approved".into(), Reply::Decision(&approved)),

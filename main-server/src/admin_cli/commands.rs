@@ -10,13 +10,13 @@ use crate::cli::{
 use shared_proto::admin_api::{
     AuditEntry, Customer, Decision, IssuedToken, KeyClear, KeyClearRequest, License, LicenseChange,
     MailSync, MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewOperator,
-    NewServer, OperatorAccount, Reminder, RemindersSwitch, Server, SyncUsage,
+    NewServer, OperatorAccount, Reminder, RemindersSwitch, SenderAuth, Server, SyncUsage,
 };
 
 use super::client::{decode, CliError, Client};
 use super::tables::{
-    json_out, show_customers, show_licenses, show_reminders, show_requests, show_server,
-    show_server_page, show_usage, table,
+    json_out, show_customers, show_licenses, show_reminders, show_request, show_requests,
+    show_server, show_server_page, show_usage, table,
 };
 
 /// Parses a date option: `YYYY-MM-DD` (midnight UTC), RFC 3339, or `none`.
@@ -293,12 +293,23 @@ pub(super) async fn requests(
             let list: Vec<KeyClearRequest> = client.get(&path).await?;
             return show_requests(&list, json);
         }
-        RequestCommand::Approve { request_id, reason } => {
+        RequestCommand::Show { request_id } => {
+            let request: KeyClearRequest = client
+                .get(&format!("/admin/v1/key-clear-requests/{request_id}"))
+                .await?;
+            return show_request(&request, json);
+        }
+        RequestCommand::Approve {
+            request_id,
+            reason,
+            override_unauthenticated_sender,
+        } => {
             client
                 .post(
                     &format!("/admin/v1/key-clear-requests/{request_id}/approve"),
                     &Decision {
                         reason: reason.clone(),
+                        override_unauthenticated: *override_unauthenticated_sender,
                     },
                 )
                 .await?
@@ -309,6 +320,7 @@ pub(super) async fn requests(
                     &format!("/admin/v1/key-clear-requests/{request_id}/reject"),
                     &Decision {
                         reason: Some(reason.clone()),
+                        override_unauthenticated: false,
                     },
                 )
                 .await?
@@ -327,6 +339,8 @@ pub(super) async fn requests(
                         sender: sender.clone(),
                         message_id: message_id.clone(),
                         text: text.clone(),
+                        sender_auth: SenderAuth::NotChecked,
+                        sender_auth_detail: "recorded by hand with the admin CLI".to_owned(),
                     },
                 )
                 .await?

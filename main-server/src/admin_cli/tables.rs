@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::cli::PageArgs;
-use shared_proto::admin_api::{Customer, KeyClearRequest, License, Reminder, Server, SyncUsage};
+use shared_proto::admin_api::{
+    Customer, KeyClearRequest, KeyClearStatus, License, Reminder, SenderAuth, Server, SyncUsage,
+};
 
 use super::client::CliError;
 
@@ -200,6 +202,7 @@ pub(super) fn show_requests(list: &[KeyClearRequest], json: bool) -> Result<Stri
                 r.id.to_string(),
                 r.server_id.to_string(),
                 r.sender.clone(),
+                r.sender_auth.to_string(),
                 r.status.to_string(),
                 date(Some(r.created_at)),
                 r.operator.clone().unwrap_or_else(|| "-".into()),
@@ -209,10 +212,53 @@ pub(super) fn show_requests(list: &[KeyClearRequest], json: bool) -> Result<Stri
         .collect::<Vec<_>>();
     Ok(table(
         &[
-            "REQUEST", "SERVER", "SENDER", "STATUS", "CREATED", "OPERATOR", "REASON",
+            "REQUEST",
+            "SERVER",
+            "SENDER",
+            "SENDER CHECK",
+            "STATUS",
+            "CREATED",
+            "OPERATOR",
+            "REASON",
         ],
         &rows,
     ))
+}
+
+/// One request in full: what the sender wrote and what the sender check rests on.
+pub(super) fn show_request(request: &KeyClearRequest, json: bool) -> Result<String, CliError> {
+    if json {
+        return json_out(request);
+    }
+    let check = request.sender_auth.describe(&request.sender_auth_detail);
+    let caution = if request.sender_auth == SenderAuth::Authenticated {
+        ""
+    } else {
+        "\n              approving needs --override-unauthenticated-sender"
+    };
+    let mut out = format!(
+        "request       {}\nserver id     {}\nsender        {}\nsender check  {check}{caution}\n\
+         mail          {}\nreceived at   {}\nstatus        {}\n",
+        request.id,
+        request.server_id,
+        request.sender,
+        request.message_id,
+        date(Some(request.created_at)),
+        request.status,
+    );
+    if request.status != KeyClearStatus::Pending {
+        out.push_str(&format!(
+            "decided       {} by {}\nreason        {}\n",
+            date(request.decided_at),
+            request.operator.as_deref().unwrap_or("-"),
+            request.reason.as_deref().unwrap_or("-"),
+        ));
+    }
+    out.push_str("\ntext:\n");
+    for line in request.text.lines() {
+        out.push_str(&format!("  {line}\n"));
+    }
+    Ok(out)
 }
 
 /// One line per sync and feature: what the local server reported with that sync.

@@ -57,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "/key-clear-requests/unnotified",
                 web::get().to(unnotified_requests),
             )
+            .route("/key-clear-requests/{id}", web::get().to(show_request))
             .route(
                 "/key-clear-requests/{id}/approve",
                 web::post().to(approve_request),
@@ -466,6 +467,12 @@ async fn list_requests(svc: Svc, query: web::Query<StatusQuery>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(list))
 }
 
+async fn show_request(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let request = with_conn(&svc.db.read, move |conn| key_clear::get(conn, id)).await?;
+    Ok(HttpResponse::Ok().json(request))
+}
+
 async fn unnotified_requests(svc: Svc) -> Result<HttpResponse, ApiError> {
     let list = with_conn(&svc.db.read, key_clear::unnotified).await?;
     Ok(HttpResponse::Ok().json(list))
@@ -475,12 +482,12 @@ async fn decide(
     svc: Svc,
     op: Operator,
     id: Uuid,
-    approve: bool,
+    verdict: key_clear::Verdict,
     reason: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let now = svc.clock.now();
     let request = with_conn(&svc.db.write, move |conn| {
-        key_clear::decide(conn, now, &op.0, id, approve, reason.as_deref())
+        key_clear::decide(conn, now, &op.0, id, verdict, reason.as_deref())
     })
     .await?;
     Ok(HttpResponse::Ok().json(request))
@@ -492,8 +499,14 @@ async fn approve_request(
     path: web::Path<Uuid>,
     body: Option<web::Json<Decision>>,
 ) -> Result<HttpResponse, ApiError> {
-    let reason = body.and_then(|b| b.into_inner().reason);
-    decide(svc, op, path.into_inner(), true, reason).await
+    let Decision {
+        reason,
+        override_unauthenticated,
+    } = body.map(web::Json::into_inner).unwrap_or_default();
+    let verdict = key_clear::Verdict::Approve {
+        override_unauthenticated,
+    };
+    decide(svc, op, path.into_inner(), verdict, reason).await
 }
 
 async fn reject_request(
@@ -502,7 +515,15 @@ async fn reject_request(
     path: web::Path<Uuid>,
     body: web::Json<Decision>,
 ) -> Result<HttpResponse, ApiError> {
-    decide(svc, op, path.into_inner(), false, body.into_inner().reason).await
+    let reason = body.into_inner().reason;
+    decide(
+        svc,
+        op,
+        path.into_inner(),
+        key_clear::Verdict::Reject,
+        reason,
+    )
+    .await
 }
 
 async fn mark_notified(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {

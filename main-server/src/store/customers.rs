@@ -166,6 +166,23 @@ pub fn add_email(
     })
 }
 
+/// Every registered contact address of the customer owning `server_id`, sorted
+/// (none for an unknown id).
+pub fn contacts_of_server(
+    conn: &mut DbConnection,
+    server_id: Uuid,
+) -> Result<Vec<String>, ApiError> {
+    use crate::schema::servers;
+    let customer = servers::table
+        .find(server_id.to_string())
+        .select(servers::customer_id);
+    Ok(customer_emails::table
+        .filter(customer_emails::customer_id.eq_any(customer))
+        .select(customer_emails::email)
+        .order(customer_emails::email)
+        .load(conn)?)
+}
+
 /// Whether `email` is a registered contact of the customer owning `server_id`.
 /// Unknown id → `UNKNOWN_SERVER_ID`; known id, other sender → `UNAUTHORIZED`.
 pub fn check_contact(

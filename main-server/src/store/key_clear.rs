@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use shared_proto::admin_api::AuditAction;
-use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, NewKeyClearRequest};
+use shared_proto::admin_api::{
+    DecidedKeyClearRequest, KeyClearRequest, KeyClearStatus, NewKeyClearRequest, SenderAuth,
+};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
@@ -20,6 +22,9 @@ use crate::schema::key_clear_requests as kcr;
 /// The stored text of a pending request (the filters below compare with it).
 const PENDING: &str = KeyClearStatus::Pending.as_str();
 
+/// Longest verdict detail stored (the gateway writes at most 500 characters).
+const MAX_SENDER_AUTH_DETAIL: usize = 1_000;
+
 /// One stored request, as read.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = kcr)]
@@ -34,6 +39,8 @@ struct Row {
     decided_at: Option<i64>,
     operator: Option<String>,
     reason: Option<String>,
+    sender_auth: String,
+    sender_auth_detail: String,
 }
 
 fn to_view(row: Row) -> Result<KeyClearRequest, ApiError> {
@@ -43,6 +50,8 @@ fn to_view(row: Row) -> Result<KeyClearRequest, ApiError> {
         sender: row.sender,
         message_id: row.message_id,
         text: row.text,
+        sender_auth: parse_word(&row.sender_auth)?,
+        sender_auth_detail: row.sender_auth_detail,
         status: parse_word(&row.status)?,
         created_at: from_millis(row.created_at),
         decided_at: row.decided_at.map(from_millis),
@@ -81,6 +90,11 @@ pub fn create(
 ) -> Result<(KeyClearRequest, bool), ApiError> {
     let message_id = required_line("message_id", &new.message_id, MAX_MESSAGE_ID)?;
     check_text("text", &new.text, MAX_TEXT)?;
+    check_text(
+        "sender_auth_detail",
+        &new.sender_auth_detail,
+        MAX_SENDER_AUTH_DETAIL,
+    )?;
     // The request and its audit entry commit together, so a crash between them cannot
     // leave an unaudited request that the gateway's retry then finds and returns.
     let created = conn.transaction::<_, ApiError, _>(|conn| {
@@ -99,6 +113,8 @@ pub fn create(
                     kcr::sender.eq(&sender),
                     kcr::message_id.eq(&message_id),
                     kcr::text.eq(&new.text),
+                    kcr::sender_auth.eq(new.sender_auth.as_str()),
+                    kcr::sender_auth_detail.eq(new.sender_auth_detail.trim()),
                     kcr::status.eq(PENDING),
                     kcr::created_at.eq(to_millis(now)),
                     kcr::notified.eq(false),
@@ -111,7 +127,10 @@ pub fn create(
             })?;
             return Ok((existing, false));
         }
-        let detail = format!("request {id}, mail {message_id}");
+        let detail = format!(
+            "request {id}, mail {message_id}, sender {}",
+            new.sender_auth.describe(&new.sender_auth_detail)
+        );
         audit::record(
             conn,
             now,
@@ -148,17 +167,34 @@ pub fn list(
     rows.into_iter().map(to_view).collect()
 }
 
+/// How an operator decides a pending request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approve {
+        /// The operator confirms approving although the sender was not authenticated.
+        override_unauthenticated: bool,
+    },
+    Reject,
+}
+
 /// Approves (clearing the id's key pair in the same transaction) or rejects a pending
 /// request. Deciding it again the same way returns it unchanged; the other way is
-/// refused.
+/// refused. Approving a request whose sender was not authenticated needs the
+/// override, and its audit entry says it was used.
 pub fn decide(
     conn: &mut DbConnection,
     now: DateTime<Utc>,
     operator: &str,
     id: Uuid,
-    approve: bool,
+    verdict: Verdict,
     reason: Option<&str>,
 ) -> Result<KeyClearRequest, ApiError> {
+    let (approve, override_unauthenticated) = match verdict {
+        Verdict::Approve {
+            override_unauthenticated,
+        } => (true, override_unauthenticated),
+        Verdict::Reject => (false, false),
+    };
     let status = if approve {
         KeyClearStatus::Approved
     } else {
@@ -170,6 +206,21 @@ pub fn decide(
         None => return Err(ApiError::malformed("a rejection needs a reason")),
     };
     conn.transaction::<_, ApiError, _>(|conn| {
+        let before = get(conn, id)?;
+        let unauthenticated = before.sender_auth != SenderAuth::Authenticated;
+        if approve
+            && unauthenticated
+            && !override_unauthenticated
+            && before.status == KeyClearStatus::Pending
+        {
+            return Err(ApiError::malformed(format!(
+                "the sender of key-clear request {id}, {}, was {}; make sure otherwise that \
+                 the request is genuine, then approve it with the override \
+                 (override_unauthenticated: true, or --override-unauthenticated-sender)",
+                before.sender,
+                before.sender_auth.describe(&before.sender_auth_detail)
+            )));
+        }
         // Conditional on `pending`: two operators deciding at once cannot both win.
         let updated = diesel::update(
             kcr::table
@@ -217,10 +268,17 @@ pub fn decide(
                 &format!("request {id}"),
             )?;
         }
-        let detail = match &reason {
+        let mut detail = match &reason {
             Some(reason) => format!("request {id}, reason: {reason}"),
             None => format!("request {id}, no reason given"),
         };
+        if approve && unauthenticated {
+            detail.push_str(&format!(
+                ", override used (sender {}: {})",
+                request.sender,
+                request.sender_auth.describe(&request.sender_auth_detail)
+            ));
+        }
         audit::record(
             conn,
             now,
@@ -237,15 +295,22 @@ pub fn decide(
     })
 }
 
-/// Decided requests whose sender has not been told yet, oldest first.
-pub fn unnotified(conn: &mut DbConnection) -> Result<Vec<KeyClearRequest>, ApiError> {
+/// Decided requests whose notices were not sent yet, oldest first, each with every
+/// registered contact of its customer (all of them get the notice).
+pub fn unnotified(conn: &mut DbConnection) -> Result<Vec<DecidedKeyClearRequest>, ApiError> {
     let rows: Vec<Row> = kcr::table
         .filter(kcr::status.ne(PENDING))
         .filter(kcr::notified.eq(false))
         .select(Row::as_select())
         .order(kcr::decided_at.asc())
         .load(conn)?;
-    rows.into_iter().map(to_view).collect()
+    rows.into_iter()
+        .map(|row| {
+            let request = to_view(row)?;
+            let contacts = customers::contacts_of_server(conn, request.server_id)?;
+            Ok(DecidedKeyClearRequest { request, contacts })
+        })
+        .collect()
 }
 
 /// Records that the sender was told the decision. Only a decided request can be

@@ -175,9 +175,40 @@ async fn key_clear_requests_are_decided_by_an_operator() {
     assert_eq!(unnotified, json!([]));
 
     let id = created["id"].as_str().expect("id");
-    let (status, approved) = key_clear_step(&app, id, "approve").await;
+    // Filed without a sender check: approving it needs the explicit override.
+    assert_eq!(created["sender_auth"], "not checked");
+    let (status, body) = key_clear_step(&app, id, "approve").await;
+    assert_refused(status, &body, StatusCode::BAD_REQUEST, "MALFORMED");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("override_unauthenticated")),
+        "{body}"
+    );
+    let (_, shown) = app.get(&format!("/admin/v1/key-clear-requests/{id}")).await;
+    assert_eq!(shown["status"], "pending", "refused approval changed it");
+    let (status, approved) = app
+        .post(
+            &format!("/admin/v1/key-clear-requests/{id}/approve"),
+            json!({"override_unauthenticated": true}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(approved["status"], "approved");
+    let (_, audit) = app.get("/admin/v1/audit?limit=5").await;
+    let approval = audit
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|e| e["action"] == "key_clear_request.approve")
+        })
+        .expect("an approval entry");
+    assert!(
+        approval["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("override used (sender ops@acme.example: not checked)")),
+        "{approval}"
+    );
     assert_eq!(approved["operator"], "admin");
     let (status, body) = app
         .post(
@@ -203,10 +234,60 @@ async fn key_clear_requests_are_decided_by_an_operator() {
 
     let (_, unnotified) = app.get("/admin/v1/key-clear-requests/unnotified").await;
     assert_eq!(unnotified[0]["id"], created["id"]);
+    assert_eq!(unnotified[0]["contacts"], json!(["ops@acme.example"]));
     let (status, _) = key_clear_step(&app, id, "notified").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, unnotified) = app.get("/admin/v1/key-clear-requests/unnotified").await;
     assert_eq!(unnotified, json!([]));
+}
+
+#[actix_rt::test]
+async fn a_request_from_an_authenticated_sender_is_approved_without_override() {
+    let app = spawn_app().await;
+    let (server_id, _) = app.register_local().await;
+    let (status, created) = app
+        .post(
+            "/admin/v1/key-clear-requests",
+            json!({"server_id": server_id, "sender": "ops@acme.example",
+                   "message_id": "<auth@acme.example>", "text": "clear",
+                   "sender_auth": "authenticated", "sender_auth_detail": "dmarc=pass"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["sender_auth"], "authenticated");
+    assert_eq!(created["sender_auth_detail"], "dmarc=pass");
+    let id = created["id"].as_str().expect("id");
+    let (_, shown) = app.get(&format!("/admin/v1/key-clear-requests/{id}")).await;
+    assert_eq!(shown, created);
+    let (status, body) = app
+        .get(&format!("/admin/v1/key-clear-requests/{}", Uuid::new_v4()))
+        .await;
+    assert_refused(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
+    let (status, approved) = key_clear_step(&app, id, "approve").await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    let (_, audit) = app.get("/admin/v1/audit?limit=5").await;
+    let approval = audit
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|e| e["action"] == "key_clear_request.approve")
+        })
+        .expect("an approval entry");
+    assert!(
+        !approval["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("override"),
+        "{approval}"
+    );
+    let (status, body) = app
+        .post(
+            "/admin/v1/key-clear-requests",
+            json!({"server_id": server_id, "sender": "ops@acme.example",
+                   "message_id": "<bad@acme.example>", "sender_auth": "trust me"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 #[actix_rt::test]

@@ -135,6 +135,73 @@ async fn admin_cli_drives_the_registry() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("UNKNOWN_SERVER_ID"));
 }
 
+#[actix_rt::test]
+async fn admin_cli_shows_the_sender_check_and_approves_only_with_the_override() {
+    let app = spawn_app().await;
+    let dir = app.data_dir();
+    let (server_id, _) = app.register_local().await;
+    let (status, created) = app
+        .post(
+            "/admin/v1/key-clear-requests",
+            serde_json::json!({"server_id": server_id, "sender": "ops@acme.example",
+                   "message_id": "<forged@acme.example>", "text": "please clear it",
+                   "sender_auth": "not authenticated",
+                   "sender_auth_detail": "spf=fail, dmarc=fail"}),
+        )
+        .await;
+    assert_eq!(status, actix_web::http::StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    let list = admin(&dir, &["key-clear-requests", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("SENDER CHECK") && text.contains("not authenticated"),
+        "{text}"
+    );
+    let shown = admin(&dir, &["key-clear-requests", "show", &id]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("sender check  not authenticated: spf=fail, dmarc=fail")
+            && text.contains("approving needs --override-unauthenticated-sender")
+            && text.contains("  please clear it"),
+        "{text}"
+    );
+
+    let refused = admin(&dir, &["key-clear-requests", "approve", &id]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("not authenticated: spf=fail, dmarc=fail")
+            && stderr.contains("--override-unauthenticated-sender"),
+        "{stderr}"
+    );
+    let approved = json_of(&admin(
+        &dir,
+        &[
+            "--json",
+            "key-clear-requests",
+            "approve",
+            &id,
+            "--override-unauthenticated-sender",
+        ],
+    ));
+    assert_eq!(approved[0]["status"], "approved");
+    let audit = json_of(&admin(&dir, &["audit", "--limit", "5", "--json"]));
+    let approval = audit
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|e| e["action"] == "key_clear_request.approve")
+        })
+        .expect("an approval entry");
+    assert!(
+        approval["detail"].as_str().is_some_and(|d| d.contains(
+            "override used (sender ops@acme.example: not authenticated: spf=fail, dmarc=fail)"
+        )),
+        "{approval}"
+    );
+}
+
 #[test]
 fn admin_cli_exits_75_when_the_server_is_down() {
     let dir = init_dir(None);

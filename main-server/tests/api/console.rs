@@ -785,3 +785,62 @@ async fn chromium_operator_acts_as_their_account_until_revoked() {
     assert_eq!(browser.eval("sessionStorage.length").await, json!(0));
     browser.screenshot("session-ended").await;
 }
+
+/// A request whose sender was not authenticated shows so, and the page approves it
+/// only once the override box is ticked.
+#[actix_rt::test]
+async fn chromium_approves_an_unauthenticated_request_only_with_the_override() {
+    if !chromium_present() {
+        return;
+    }
+    let app = spawn_app().await;
+    let (server_id, _) = app.register_local().await;
+    let (status, request) = app
+        .post(
+            "/admin/v1/key-clear-requests",
+            json!({"server_id": server_id, "sender": "ops@acme.example",
+                   "message_id": "<forged@acme.example>", "text": "clear it please",
+                   "sender_auth": "not authenticated",
+                   "sender_auth_detail": "spf=fail, dmarc=fail"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{request}");
+    let mut browser = Browser::open_console(&app).await;
+    browser.sign_in(&app.token).await;
+    browser
+        .wait_for("document.getElementById('customers-body').textContent.includes('Acme')")
+        .await;
+    browser
+        .open_tab("requests", "sender not authenticated")
+        .await;
+    browser.open_tab("requests", "spf=fail, dmarc=fail").await;
+    browser.screenshot("request-unauthenticated").await;
+    let approve = "{ const row = document.querySelector('#requests-body tr'); \
+                   [...row.querySelectorAll('button')].find(b => b.textContent === 'Approve').click(); } true";
+    browser.eval(approve).await;
+    browser
+        .wait_for("document.getElementById('message').textContent.includes('tick the override')")
+        .await;
+    let (_, shown) = app
+        .get(&format!(
+            "/admin/v1/key-clear-requests/{}",
+            request["id"].as_str().unwrap_or_default()
+        ))
+        .await;
+    assert_eq!(shown["status"], "pending", "{shown}");
+
+    browser
+        .eval(
+            "window.confirm = () => true; \
+             document.querySelector('#requests-body input.override-unauthenticated').checked = true; true",
+        )
+        .await;
+    browser.eval(approve).await;
+    browser
+        .wait_for("document.getElementById('message').textContent.includes('approved')")
+        .await;
+    let (_, approved) = app
+        .get("/admin/v1/key-clear-requests?status=approved")
+        .await;
+    assert_eq!(approved[0]["id"], request["id"], "{approved}");
+}

@@ -381,7 +381,9 @@ impl Admin {
                 "/admin/v1/key-clear-requests/{}/approve",
                 id_text(&request["id"])
             ),
-            json!({"reason": "customer reinstalled the server"}),
+            // No mail server in front of these gateways writes Authentication-Results,
+            // so every request's sender is "not checked": the operator overrides.
+            json!({"reason": "customer reinstalled the server", "override_unauthenticated": true}),
         )?)
     }
 
