@@ -128,6 +128,7 @@ crate::text_enum! {
 }
 
 /// `POST /admin/v1/operators`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewOperator {
     pub name: String,
@@ -135,6 +136,7 @@ pub struct NewOperator {
 }
 
 /// An operator account as listed (never with its token).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OperatorAccount {
     pub name: String,
@@ -144,6 +146,7 @@ pub struct OperatorAccount {
 }
 
 /// The answer of adding or rotating an operator: the token, shown this once.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 pub struct IssuedToken {
     pub name: String,
@@ -161,6 +164,7 @@ impl std::fmt::Debug for IssuedToken {
 }
 
 /// `GET /admin/v1/whoami`: the identity the presented token belongs to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Identity {
     pub name: String,
@@ -223,6 +227,7 @@ impl<'de> Deserialize<'de> for AuditOutcome {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewCustomer {
     pub name: String,
@@ -230,11 +235,13 @@ pub struct NewCustomer {
     pub emails: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewEmail {
     pub email: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Customer {
     pub id: Uuid,
@@ -250,6 +257,7 @@ fn switched_on() -> bool {
 }
 
 /// `PUT /admin/v1/customers/{id}/reminders`: switch reminder mails on or off.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RemindersSwitch {
     pub enabled: bool,
@@ -257,6 +265,7 @@ pub struct RemindersSwitch {
 
 /// A reminder the mail gateway is to send (`POST /admin/v1/reminders/claim`), with
 /// everything the mail says.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DueReminder {
     pub id: Uuid,
@@ -273,6 +282,7 @@ pub struct DueReminder {
 }
 
 /// A recorded reminder (`GET /admin/v1/customers/{id}/reminders`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Reminder {
     pub id: Uuid,
@@ -286,11 +296,13 @@ pub struct Reminder {
     pub recipients: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewServer {
     pub customer_id: Uuid,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct License {
     pub id: Uuid,
@@ -303,6 +315,7 @@ pub struct License {
     pub max_borrow_hours: Option<u32>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Server {
     pub server_id: Uuid,
@@ -323,6 +336,7 @@ pub struct Server {
     pub licenses: Vec<License>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewLicense {
     pub feature: String,
@@ -337,6 +351,7 @@ pub struct NewLicense {
 }
 
 /// PATCH body: an absent field keeps its value, `null` clears a date.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LicenseChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -365,17 +380,20 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyClear {
     pub reason: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MailSync {
     pub sender: String,
     pub sync_data: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MailSyncAnswer {
     pub license_file: String,
@@ -388,6 +406,7 @@ pub struct MailSyncAnswer {
 }
 
 /// The usage summary one accepted sync carried (`GET /admin/v1/servers/{id}/usage`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyncUsage {
     /// The sequence number of the license file the sync was answered with.
@@ -400,6 +419,7 @@ pub struct SyncUsage {
     pub features: Vec<crate::messages::FeatureUsage>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewKeyClearRequest {
     pub server_id: Uuid,
@@ -409,6 +429,7 @@ pub struct NewKeyClearRequest {
     pub text: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KeyClearRequest {
     pub id: Uuid,
@@ -423,12 +444,14 @@ pub struct KeyClearRequest {
     pub reason: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Decision {
     #[serde(default)]
     pub reason: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub at: DateTime<Utc>,
