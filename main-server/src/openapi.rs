@@ -194,6 +194,27 @@ fn with_error_body(response: &Response, retry_after: bool) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::operators::MAX_OPERATOR_NAME;
+    use crate::store::{MAX_FEATURE, MAX_NAME, MAX_REASON, MAX_SEATS};
+
+    /// The bounds the document states for request fields are the ones the server
+    /// enforces (they are written in shared-proto, the checks here).
+    #[test]
+    fn documented_bounds_are_the_enforced_ones() {
+        let document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let field = |schema: &str, name: &str| {
+            document["components"]["schemas"][schema]["properties"][name].clone()
+        };
+        assert_eq!(field("NewCustomer", "name")["maxLength"], MAX_NAME);
+        assert_eq!(field("NewLicense", "feature")["maxLength"], MAX_FEATURE);
+        assert_eq!(field("NewLicense", "seats")["maximum"], MAX_SEATS);
+        assert_eq!(field("LicenseChange", "seats")["maximum"], MAX_SEATS);
+        assert_eq!(field("KeyClear", "reason")["maxLength"], MAX_REASON);
+        assert_eq!(
+            field("NewOperator", "name")["pattern"],
+            format!("^[A-Za-z0-9._@-]{{1,{MAX_OPERATOR_NAME}}}$")
+        );
+    }
 
     /// The committed copy is what users and tools read without running the server.
     #[test]

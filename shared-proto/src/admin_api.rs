@@ -131,6 +131,8 @@ crate::text_enum! {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewOperator {
+    /// 1 to 64 letters, digits, `.`, `_`, `-` or `@`; never reused.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._@-]{1,64}$"))]
     pub name: String,
     pub role: Role,
 }
@@ -230,6 +232,8 @@ impl<'de> Deserialize<'de> for AuditOutcome {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewCustomer {
+    /// One line.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub name: String,
     #[serde(default)]
     pub emails: Vec<String>,
@@ -339,14 +343,17 @@ pub struct Server {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewLicense {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub feature: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub seats: u32,
     #[serde(default)]
     pub valid_from: Option<DateTime<Utc>>,
     #[serde(default)]
     pub valid_until: Option<DateTime<Utc>>,
-    /// Longest borrow for offline use, in hours; absent: not borrowable.
+    /// Longest borrow for offline use, in hours (at most 366 days); absent: not borrowable.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 8_784))]
     pub max_borrow_hours: Option<u32>,
 }
 
@@ -355,6 +362,7 @@ pub struct NewLicense {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LicenseChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub seats: Option<u32>,
     #[serde(
         default,
@@ -383,6 +391,8 @@ where
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyClear {
+    /// One line, recorded in the audit log.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 2_000))]
     pub reason: String,
 }
 
