@@ -18,6 +18,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// A local server's sync: signed sync data in, license file out.
+///
+/// The signature inside the sync data is the authentication; there is no token.
 #[utoipa::path(
     post, path = "/api/v1/sync", tag = "sync",
     request_body(
