@@ -72,3 +72,22 @@ async fn every_documented_admin_route_exists() {
     }
     app.stop().await;
 }
+
+/// What users regenerate the committed copy with.
+#[test]
+fn the_openapi_command_prints_the_committed_document() {
+    let out = std::process::Command::new(crate::helpers::BIN)
+        .arg("openapi")
+        .output()
+        .expect("run main-server openapi");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let committed = include_str!("../../../docs/openapi.json");
+    assert!(
+        out.stdout == committed.as_bytes(),
+        "`main-server openapi` prints docs/openapi.json"
+    );
+}
