@@ -1,6 +1,8 @@
 //! The operators' admin API (`/admin/v1/…`, see docs/API.md). Every route sits behind
 //! the bearer-token check, which finds the caller's operator account and role; the
-//! audit log records that account's name as the actor.
+//! audit log records that account's name as the actor. The one exception is the API
+//! document, `GET /admin/v1/openapi.json` ([`Need::Public`]). Each handler's
+//! `#[utoipa::path]` describes it in that document (see `crate::openapi`).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
