@@ -73,6 +73,9 @@ pub fn read_token_file(path: &Path) -> anyhow::Result<SecretString> {
 /// What a request needs, decided from its method and path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
+    /// The API document (`/admin/v1/openapi.json`): no token needed, since it only
+    /// describes the API (the same document is published with the source).
+    Public,
     /// Asking who one is, or ending one's own console session: every role.
     Own,
     /// Opening a console session: people (every role but the gateway).
@@ -93,6 +96,9 @@ impl Need {
         use actix_web::http::Method;
         let rest = path.strip_prefix("/admin/v1").unwrap_or(path);
         let is_get = method == Method::GET || method == Method::HEAD;
+        if rest == "/openapi.json" && is_get {
+            return Self::Public;
+        }
         if rest == "/whoami" || rest == "/sessions/current" {
             return Self::Own;
         }
@@ -123,7 +129,7 @@ impl Need {
     /// Whether `role` may do what this needs.
     pub fn allows(self, role: Role) -> bool {
         match (self, role) {
-            (Self::Own, _) => true,
+            (Self::Public | Self::Own, _) => true,
             (Self::SignIn, role) => role != Role::Gateway,
             (Self::Mail, Role::Gateway | Role::Operator | Role::Admin) => true,
             (_, Role::Gateway) => false,
@@ -137,6 +143,7 @@ impl Need {
     /// Plain words for the refusal.
     pub fn describe(self) -> &'static str {
         match self {
+            Self::Public => "the API document needs no token",
             Self::Own => "every role may ask who it is",
             Self::SignIn => "the console is for people: the viewer, operator or admin role",
             Self::Read => "reading the registry needs the viewer, operator or admin role",
@@ -233,6 +240,8 @@ mod tests {
         assert!(!Need::Read.allows(Role::Gateway));
         assert!(Need::Mail.allows(Role::Gateway));
         assert_eq!(need(Method::GET, "/admin/v1/whoami"), Need::Own);
+        assert_eq!(need(Method::GET, "/admin/v1/openapi.json"), Need::Public);
+        assert_eq!(need(Method::POST, "/admin/v1/openapi.json"), Need::Manage);
         assert!(Need::Own.allows(Role::Gateway));
         assert!(!Need::Mail.allows(Role::Viewer));
         assert_eq!(need(Method::POST, "/admin/v1/sessions"), Need::SignIn);

@@ -27,6 +27,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Operator commands, sent to a running server's admin API.
     Admin(AdminArgs),
+    /// Print the OpenAPI document of the sync and admin APIs (what a running server
+    /// serves at /admin/v1/openapi.json and docs/openapi.json holds).
+    Openapi,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@
 //! - [`routes`]: the HTTP endpoints; [`error`]: how failures become responses;
 //!   [`metrics`]: the Prometheus metrics at `/metrics`.
 //! - [`admin_cli`]: `main-server admin …`, a client of the admin API.
+//! - [`openapi`]: the OpenAPI document of both APIs, generated from the handlers.
 
 pub mod admin_cli;
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod db;
 pub mod error;
 pub mod init;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod schema;
 pub mod startup;
@@ -80,6 +82,16 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Admin(args) => admin_cli::run(args),
+        Command::Openapi => match openapi::document_json() {
+            Ok(json) => {
+                print!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -165,13 +165,17 @@ crate::text_enum! {
 }
 
 /// `POST /admin/v1/operators`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewOperator {
+    /// 1 to 64 letters, digits, `.`, `_`, `-` or `@`; never reused.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._@-]{1,64}$"))]
     pub name: String,
     pub role: Role,
 }
 
 /// An operator account as listed (never with its token).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OperatorAccount {
     pub name: String,
@@ -181,6 +185,7 @@ pub struct OperatorAccount {
 }
 
 /// The answer of adding or rotating an operator: the token, shown this once.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 pub struct IssuedToken {
     pub name: String,
@@ -198,6 +203,7 @@ impl std::fmt::Debug for IssuedToken {
 }
 
 /// `GET /admin/v1/whoami`: the identity the presented token belongs to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Identity {
     pub name: String,
@@ -206,6 +212,7 @@ pub struct Identity {
 
 /// `POST /admin/v1/sessions`: a console session opened with a personal token. The
 /// secret is sent as `Authorization: Bearer <session>` until `expires_at` or sign-out.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ConsoleSession {
     pub name: String,
@@ -280,18 +287,23 @@ impl<'de> Deserialize<'de> for AuditOutcome {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewCustomer {
+    /// One line.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub name: String,
     #[serde(default)]
     pub emails: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewEmail {
     pub email: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Customer {
     pub id: Uuid,
@@ -307,6 +319,7 @@ fn switched_on() -> bool {
 }
 
 /// `PUT /admin/v1/customers/{id}/reminders`: switch reminder mails on or off.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RemindersSwitch {
     pub enabled: bool,
@@ -314,6 +327,7 @@ pub struct RemindersSwitch {
 
 /// A reminder the mail gateway is to send (`POST /admin/v1/reminders/claim`), with
 /// everything the mail says.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DueReminder {
     pub id: Uuid,
@@ -330,6 +344,7 @@ pub struct DueReminder {
 }
 
 /// A recorded reminder (`GET /admin/v1/customers/{id}/reminders`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Reminder {
     pub id: Uuid,
@@ -343,11 +358,13 @@ pub struct Reminder {
     pub recipients: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewServer {
     pub customer_id: Uuid,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct License {
     pub id: Uuid,
@@ -360,6 +377,7 @@ pub struct License {
     pub max_borrow_hours: Option<u32>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Server {
     pub server_id: Uuid,
@@ -380,23 +398,29 @@ pub struct Server {
     pub licenses: Vec<License>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewLicense {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub feature: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub seats: u32,
     #[serde(default)]
     pub valid_from: Option<DateTime<Utc>>,
     #[serde(default)]
     pub valid_until: Option<DateTime<Utc>>,
-    /// Longest borrow for offline use, in hours; absent: not borrowable.
+    /// Longest borrow for offline use, in hours (at most 366 days); absent: not borrowable.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 8_784))]
     pub max_borrow_hours: Option<u32>,
 }
 
 /// PATCH body: an absent field keeps its value, `null` clears a date.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LicenseChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub seats: Option<u32>,
     #[serde(
         default,
@@ -422,17 +446,22 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyClear {
+    /// One line, recorded in the audit log.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 2_000))]
     pub reason: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MailSync {
     pub sender: String,
     pub sync_data: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MailSyncAnswer {
     pub license_file: String,
@@ -445,6 +474,7 @@ pub struct MailSyncAnswer {
 }
 
 /// The usage summary one accepted sync carried (`GET /admin/v1/servers/{id}/usage`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyncUsage {
     /// The sequence number of the license file the sync was answered with.
@@ -457,6 +487,7 @@ pub struct SyncUsage {
     pub features: Vec<crate::messages::FeatureUsage>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewKeyClearRequest {
     pub server_id: Uuid,
@@ -472,6 +503,7 @@ pub struct NewKeyClearRequest {
     pub sender_auth_detail: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KeyClearRequest {
     pub id: Uuid,
@@ -493,6 +525,7 @@ pub struct KeyClearRequest {
 
 /// A decided key-clear request whose notice is due
 /// (`GET /admin/v1/key-clear-requests/unnotified`), with everyone to tell.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DecidedKeyClearRequest {
     #[serde(flatten)]
@@ -503,6 +536,7 @@ pub struct DecidedKeyClearRequest {
     pub contacts: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Decision {
     #[serde(default)]
@@ -512,6 +546,7 @@ pub struct Decision {
     pub override_unauthenticated: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub at: DateTime<Utc>,

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Every refusal the programs report, with a stable string form (`ID_IN_USE`, …).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
@@ -132,6 +133,7 @@ pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// The JSON body of every error answer over HTTP: the one type every server sends and
 /// every client parses.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub code: ErrorCode,

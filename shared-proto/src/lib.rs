@@ -11,6 +11,8 @@ pub mod files;
 pub mod keys;
 pub mod license_file;
 pub mod messages;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod page_headers;
 pub mod sync_data;
 pub mod text_enum;

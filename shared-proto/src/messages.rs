@@ -48,6 +48,7 @@ pub struct SyncRequest {
 }
 
 /// Seat usage of one feature since the previous sync.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureUsage {

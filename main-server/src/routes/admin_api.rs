@@ -1,6 +1,9 @@
 //! The operators' admin API (`/admin/v1/…`, see docs/API.md). Every route sits behind
 //! the bearer check, which finds the caller's operator account and role from a personal
 //! token or a console session; the audit log records that account's name as the actor.
+//! The one exception is the API document, `GET /admin/v1/openapi.json`
+//! ([`Need::Public`]). Each handler's `#[utoipa::path]` describes it in that document
+//! (see `crate::openapi`).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -20,10 +23,13 @@ use crate::store::{
 };
 use crate::sync::{Channel, SyncService};
 use shared_proto::admin_api::{
-    AuditAction, AuditEntry, AuditOutcome, Decision, Identity, KeyClear, KeyClearStatus,
-    LicenseChange, MailSync, MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense,
-    NewOperator, NewServer, RemindersSwitch,
+    AuditAction, AuditEntry, AuditOutcome, ConsoleSession, Customer, DecidedKeyClearRequest,
+    Decision, DueReminder, Identity, IssuedToken, KeyClear, KeyClearRequest, KeyClearStatus,
+    License, LicenseChange, MailSync, MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest,
+    NewLicense, NewOperator, NewServer, OperatorAccount, Reminder, RemindersSwitch, Server,
+    SyncUsage,
 };
+use utoipa::IntoParams;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -77,7 +83,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/operators", web::post().to(add_operator))
             .route("/operators", web::get().to(list_operators))
             .route("/operators/{name}/revoke", web::post().to(revoke_operator))
-            .route("/operators/{name}/rotate", web::post().to(rotate_operator)),
+            .route("/operators/{name}/rotate", web::post().to(rotate_operator))
+            .route("/openapi.json", web::get().to(openapi_document)),
     );
 }
 
@@ -92,6 +99,10 @@ async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let need = Need::of(req.method(), req.path());
+    if need == Need::Public {
+        return next.call(req).await;
+    }
     let Some(svc) = req.app_data::<Svc>().cloned() else {
         return Err(ApiError::Internal(anyhow::anyhow!("admin API without its service")).into());
     };
@@ -168,7 +179,6 @@ async fn require_token(
         )
         .into());
     };
-    let need = Need::of(req.method(), &path);
     if !need.allows(identity.role) {
         log::warn!(
             "admin request forbidden: operator={} role={} path={path}",
@@ -212,6 +222,14 @@ impl FromRequest for Operator {
 
 type Svc = web::Data<SyncService>;
 
+#[utoipa::path(
+    post, path = "/admin/v1/customers", tag = "customers",
+    request_body = NewCustomer,
+    responses(
+        (status = 201, description = "The new customer.", body = Customer),
+        (status = 400, description = "`MALFORMED`: an empty or multi-line name, or a contact that is no email address."),
+    )
+)]
 async fn create_customer(
     svc: Svc,
     op: Operator,
@@ -225,11 +243,25 @@ async fn create_customer(
     Ok(HttpResponse::Created().json(customer))
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/customers", tag = "customers",
+    responses((status = 200, description = "Every customer.", body = [Customer]))
+)]
 async fn list_customers(svc: Svc) -> Result<HttpResponse, ApiError> {
     let list = with_conn(&svc.db.read, customers::list).await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/customers/{id}/emails", tag = "customers",
+    params(("id" = Uuid, Path, description = "The customer.")),
+    request_body = NewEmail,
+    responses(
+        (status = 200, description = "The customer with the new contact.", body = Customer),
+        (status = 400, description = "`MALFORMED`: not an email address."),
+        (status = 404, description = "`NOT_FOUND`: no such customer."),
+    )
+)]
 async fn add_email(
     svc: Svc,
     op: Operator,
@@ -245,6 +277,14 @@ async fn add_email(
     Ok(HttpResponse::Ok().json(customer))
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/customers/{id}/reminders", tag = "reminders",
+    params(("id" = Uuid, Path, description = "The customer.")),
+    responses(
+        (status = 200, description = "The reminders recorded for the customer's ids, newest first (at most 1000).", body = [Reminder]),
+        (status = 404, description = "`NOT_FOUND`: no such customer."),
+    )
+)]
 async fn list_reminders(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let list = with_conn(&svc.db.read, move |conn| {
@@ -254,6 +294,16 @@ async fn list_reminders(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse,
     Ok(HttpResponse::Ok().json(list))
 }
 
+#[utoipa::path(
+    put, path = "/admin/v1/customers/{id}/reminders", tag = "reminders",
+    params(("id" = Uuid, Path, description = "The customer.")),
+    request_body = RemindersSwitch,
+    responses(
+        (status = 200, description = "The customer; off cancels the pending reminders.", body = Customer),
+        (status = 400, description = "`MALFORMED`: a bad body."),
+        (status = 404, description = "`NOT_FOUND`: no such customer."),
+    )
+)]
 async fn switch_reminders(
     svc: Svc,
     op: Operator,
@@ -270,12 +320,24 @@ async fn switch_reminders(
 }
 
 /// The mail gateway's poll: records what became due and returns what to mail.
+#[utoipa::path(
+    post, path = "/admin/v1/reminders/claim", tag = "reminders",
+    responses((status = 200, description = "The pending reminders to mail, oldest first (at most 100); idempotent.", body = [DueReminder]))
+)]
 async fn claim_reminders(svc: Svc) -> Result<HttpResponse, ApiError> {
     let now = svc.clock.now();
     let due = with_conn(&svc.db.write, move |conn| reminders::claim(conn, now)).await?;
     Ok(HttpResponse::Ok().json(due))
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/reminders/{id}/handed", tag = "reminders",
+    params(("id" = Uuid, Path, description = "The reminder.")),
+    responses(
+        (status = 200, description = "The reminder, marked handed to the outgoing spool.", body = Reminder),
+        (status = 404, description = "`NOT_FOUND`: no such reminder."),
+    )
+)]
 async fn reminder_handed(
     svc: Svc,
     op: Operator,
@@ -290,6 +352,15 @@ async fn reminder_handed(
     Ok(HttpResponse::Ok().json(reminder))
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/servers", tag = "servers",
+    request_body = NewServer,
+    responses(
+        (status = 201, description = "The new license server id.", body = Server),
+        (status = 400, description = "`MALFORMED`: a bad body."),
+        (status = 404, description = "`NOT_FOUND`: no such customer."),
+    )
+)]
 async fn create_server(
     svc: Svc,
     op: Operator,
@@ -303,13 +374,27 @@ async fn create_server(
     Ok(HttpResponse::Created().json(server))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DueQuery {
+    /// Only ids never synced or due within this many days (overdue included), by
+    /// valid-until; without it every id, by id.
     due_within_days: Option<i64>,
+    /// Ids per page: 1–1000, default 100.
     limit: Option<u32>,
+    /// The last id of the previous page.
     after: Option<Uuid>,
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/servers", tag = "servers",
+    params(DueQuery),
+    responses(
+        (status = 200, description = "One page of ids; a page shorter than `limit` is the last.", body = [Server]),
+        (status = 400, description = "`MALFORMED`: a bad query (`limit` outside 1–1000, `due_within_days` out of range)."),
+        (status = 404, description = "`NOT_FOUND`: `after` names no id of the due list."),
+    )
+)]
 async fn list_servers(svc: Svc, query: web::Query<DueQuery>) -> Result<HttpResponse, ApiError> {
     let now = svc.clock.now();
     let query = query.into_inner();
@@ -325,6 +410,14 @@ async fn list_servers(svc: Svc, query: web::Query<DueQuery>) -> Result<HttpRespo
     Ok(HttpResponse::Ok().json(list))
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/servers/{id}", tag = "servers",
+    params(("id" = Uuid, Path, description = "The license server id.")),
+    responses(
+        (status = 200, description = "The id with its binding, last sync and licenses.", body = Server),
+        (status = 404, description = "`UNKNOWN_SERVER_ID` (or `NOT_FOUND` for a path that is no UUID)."),
+    )
+)]
 async fn show_server(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let now = svc.clock.now();
     let id = path.into_inner();
@@ -332,13 +425,24 @@ async fn show_server(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, Ap
     Ok(HttpResponse::Ok().json(server))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct UsageQuery {
+    /// How many of the newest syncs: default 50, at most 1000.
     limit: Option<u32>,
 }
 
 /// The usage summaries of the id's latest syncs, oldest first.
+#[utoipa::path(
+    get, path = "/admin/v1/servers/{id}/usage", tag = "servers",
+    params(("id" = Uuid, Path, description = "The license server id."), UsageQuery),
+    responses(
+        (status = 200, description = "The usage summaries of the id's newest accepted syncs, oldest first.", body = [SyncUsage]),
+        (status = 400, description = "`MALFORMED`: a bad query."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID`."),
+    )
+)]
 async fn server_usage(
     svc: Svc,
     path: web::Path<Uuid>,
@@ -350,6 +454,16 @@ async fn server_usage(
     Ok(HttpResponse::Ok().json(list))
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/servers/{id}/licenses", tag = "licenses",
+    params(("id" = Uuid, Path, description = "The license server id.")),
+    request_body = NewLicense,
+    responses(
+        (status = 201, description = "The new license; the id's revision moves.", body = License),
+        (status = 400, description = "`MALFORMED`: a bad feature name, seat count, validity or borrow limit, or the id already has a license of that feature."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID`."),
+    )
+)]
 async fn add_license(
     svc: Svc,
     op: Operator,
@@ -365,6 +479,16 @@ async fn add_license(
     Ok(HttpResponse::Created().json(license))
 }
 
+#[utoipa::path(
+    patch, path = "/admin/v1/servers/{id}/licenses/{license_id}", tag = "licenses",
+    params(("id" = Uuid, Path, description = "The license server id."), ("license_id" = Uuid, Path, description = "The license.")),
+    request_body = LicenseChange,
+    responses(
+        (status = 200, description = "The changed license; the id's revision moves.", body = License),
+        (status = 400, description = "`MALFORMED`: a bad seat count or validity."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID` or `NOT_FOUND`: no such id or license."),
+    )
+)]
 async fn change_license(
     svc: Svc,
     op: Operator,
@@ -380,6 +504,14 @@ async fn change_license(
     Ok(HttpResponse::Ok().json(license))
 }
 
+#[utoipa::path(
+    delete, path = "/admin/v1/servers/{id}/licenses/{license_id}", tag = "licenses",
+    params(("id" = Uuid, Path, description = "The license server id."), ("license_id" = Uuid, Path, description = "The license.")),
+    responses(
+        (status = 204, description = "Removed; the id's revision moves."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID` or `NOT_FOUND`: no such id or license."),
+    )
+)]
 async fn remove_license(
     svc: Svc,
     op: Operator,
@@ -394,6 +526,16 @@ async fn remove_license(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/servers/{id}/key-clear", tag = "servers",
+    params(("id" = Uuid, Path, description = "The license server id.")),
+    request_body = KeyClear,
+    responses(
+        (status = 200, description = "The id, now without a bound key pair.", body = Server),
+        (status = 400, description = "`MALFORMED`: an empty or multi-line reason."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID`."),
+    )
+)]
 async fn clear_key(
     svc: Svc,
     op: Operator,
@@ -412,6 +554,17 @@ async fn clear_key(
     Ok(HttpResponse::Ok().json(server))
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/mail/sync", tag = "mail",
+    request_body = MailSync,
+    responses(
+        (status = 200, description = "The license file for the reply mail (the same again for the same sync data).", body = MailSyncAnswer),
+        (status = 400, description = "`MALFORMED`, `UNSUPPORTED_VERSION`, `BAD_SIGNATURE` or `STALE_REQUEST`: sync data that cannot be answered."),
+        (status = 403, description = "`UNAUTHORIZED`: the sender is no registered contact of the id's customer; `FORBIDDEN`: the token's role may not call this."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID`."),
+        (status = 409, description = "`ID_IN_USE` (another key pair holds the id) or `REPLAYED_REQUEST`."),
+    )
+)]
 async fn mail_sync(
     svc: Svc,
     op: Operator,
@@ -435,6 +588,17 @@ async fn mail_sync(
     }))
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/key-clear-requests", tag = "key-clear requests",
+    request_body = NewKeyClearRequest,
+    responses(
+        (status = 200, description = "The request already recorded for this `message_id`.", body = KeyClearRequest),
+        (status = 201, description = "The new pending request.", body = KeyClearRequest),
+        (status = 400, description = "`MALFORMED`: a bad body."),
+        (status = 403, description = "`UNAUTHORIZED`: the sender is no registered contact of the id's customer; `FORBIDDEN`: the token's role may not call this."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID`."),
+    )
+)]
 async fn create_request(
     svc: Svc,
     body: web::Json<NewKeyClearRequest>,
@@ -451,11 +615,22 @@ async fn create_request(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StatusQuery {
+    /// Only the requests of this status.
+    #[param(value_type = Option<KeyClearStatus>)]
     status: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/key-clear-requests", tag = "key-clear requests",
+    params(StatusQuery),
+    responses(
+        (status = 200, description = "The requests, of one status if asked.", body = [KeyClearRequest]),
+        (status = 400, description = "`MALFORMED`: an unknown status."),
+    )
+)]
 async fn list_requests(svc: Svc, query: web::Query<StatusQuery>) -> Result<HttpResponse, ApiError> {
     let status = query
         .into_inner()
@@ -467,12 +642,24 @@ async fn list_requests(svc: Svc, query: web::Query<StatusQuery>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(list))
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/key-clear-requests/{id}", tag = "key-clear requests",
+    params(("id" = Uuid, Path, description = "The key-clear request.")),
+    responses(
+        (status = 200, description = "The request, with its sender check and decision.", body = KeyClearRequest),
+        (status = 404, description = "`NOT_FOUND`: no such request."),
+    )
+)]
 async fn show_request(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let request = with_conn(&svc.db.read, move |conn| key_clear::get(conn, id)).await?;
     Ok(HttpResponse::Ok().json(request))
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/key-clear-requests/unnotified", tag = "key-clear requests",
+    responses((status = 200, description = "Decided requests whose contacts were not told yet, each with every contact to tell.", body = [DecidedKeyClearRequest]))
+)]
 async fn unnotified_requests(svc: Svc) -> Result<HttpResponse, ApiError> {
     let list = with_conn(&svc.db.read, key_clear::unnotified).await?;
     Ok(HttpResponse::Ok().json(list))
@@ -493,6 +680,17 @@ async fn decide(
     Ok(HttpResponse::Ok().json(request))
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/key-clear-requests/{id}/approve", tag = "key-clear requests",
+    params(("id" = Uuid, Path, description = "The key-clear request.")),
+    request_body(content = Option<Decision>, description = "Optional: a reason recorded with the decision."),
+    responses(
+        (status = 200, description = "The approved request; the id's key pair is cleared. Approving again changes nothing.", body = KeyClearRequest),
+        (status = 400, description = "`MALFORMED`: a bad reason, or the sender was not authenticated and `override_unauthenticated` is not set."),
+        (status = 404, description = "`NOT_FOUND`: no such request."),
+        (status = 409, description = "`REPLAYED_REQUEST`: the request was already rejected."),
+    )
+)]
 async fn approve_request(
     svc: Svc,
     op: Operator,
@@ -509,6 +707,17 @@ async fn approve_request(
     decide(svc, op, path.into_inner(), verdict, reason).await
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/key-clear-requests/{id}/reject", tag = "key-clear requests",
+    params(("id" = Uuid, Path, description = "The key-clear request.")),
+    request_body = Decision,
+    responses(
+        (status = 200, description = "The rejected request. Rejecting again changes nothing.", body = KeyClearRequest),
+        (status = 400, description = "`MALFORMED`: no reason, or a bad one."),
+        (status = 404, description = "`NOT_FOUND`: no such request."),
+        (status = 409, description = "`REPLAYED_REQUEST`: the request was already approved."),
+    )
+)]
 async fn reject_request(
     svc: Svc,
     op: Operator,
@@ -526,6 +735,15 @@ async fn reject_request(
     .await
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/key-clear-requests/{id}/notified", tag = "key-clear requests",
+    params(("id" = Uuid, Path, description = "The key-clear request.")),
+    responses(
+        (status = 204, description = "Marked: the sender was told of the decision."),
+        (status = 400, description = "`MALFORMED`: the request is still pending."),
+        (status = 404, description = "`NOT_FOUND`: no such request."),
+    )
+)]
 async fn mark_notified(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     with_conn(&svc.db.write, move |conn| {
@@ -535,17 +753,31 @@ async fn mark_notified(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, 
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// How many entries: default 100.
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/audit", tag = "audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "The newest audit entries, newest first.", body = [AuditEntry]),
+        (status = 400, description = "`MALFORMED`: a bad query."),
+    )
+)]
 async fn list_audit(svc: Svc, query: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(100);
     let list = with_conn(&svc.db.read, move |conn| audit::list(conn, limit)).await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/whoami", tag = "operators",
+    responses((status = 200, description = "The account the presented token belongs to (every role may ask).", body = Identity))
+)]
 async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let identity = req.extensions().get::<Identity>().cloned().ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!("an admin route ran without authentication"))
@@ -554,6 +786,12 @@ async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 /// Sign-in of the console: trades the personal token for a session secret.
+#[utoipa::path(
+    post, path = "/admin/v1/sessions", tag = "operators",
+    responses(
+        (status = 201, description = "A console session of the token's account (every role but the gateway), for 8 hours.", body = ConsoleSession),
+    )
+)]
 async fn open_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (identity, credential) = caller(&req)?;
     let Credential::Token { token_hash } = credential else {
@@ -571,6 +809,13 @@ async fn open_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiErr
 }
 
 /// Sign-out of the console: the session secret stops working at once.
+#[utoipa::path(
+    delete, path = "/admin/v1/sessions/current", tag = "operators",
+    responses(
+        (status = 204, description = "The presented console session has ended."),
+        (status = 400, description = "`MALFORMED`: the request carries a personal token, not a session."),
+    )
+)]
 async fn close_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (identity, credential) = caller(&req)?;
     let Credential::Session { secret_hash } = credential else {
@@ -598,6 +843,15 @@ fn caller(req: &HttpRequest) -> Result<(Identity, Credential), ApiError> {
     }
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/operators", tag = "operators",
+    request_body = NewOperator,
+    responses(
+        (status = 201, description = "The new account with its token, shown this once.", body = IssuedToken),
+        (status = 400, description = "`MALFORMED`: a bad name or role."),
+        (status = 409, description = "`ID_IN_USE`: the name is taken (names are never reused)."),
+    )
+)]
 async fn add_operator(
     svc: Svc,
     op: Operator,
@@ -611,11 +865,24 @@ async fn add_operator(
     Ok(HttpResponse::Created().json(issued))
 }
 
+#[utoipa::path(
+    get, path = "/admin/v1/operators", tag = "operators",
+    responses((status = 200, description = "Every account, without tokens.", body = [OperatorAccount]))
+)]
 async fn list_operators(svc: Svc) -> Result<HttpResponse, ApiError> {
     let list = with_conn(&svc.db.read, operators::list).await?;
     Ok(HttpResponse::Ok().json(list))
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/operators/{name}/revoke", tag = "operators",
+    params(("name" = String, Path, description = "The account's name.")),
+    responses(
+        (status = 200, description = "The revoked account; its token stops working at once.", body = OperatorAccount),
+        (status = 403, description = "`FORBIDDEN`: the last active admin cannot be revoked, or the token's role may not do this."),
+        (status = 404, description = "`NOT_FOUND`: no such account."),
+    )
+)]
 async fn revoke_operator(
     svc: Svc,
     op: Operator,
@@ -630,6 +897,15 @@ async fn revoke_operator(
     Ok(HttpResponse::Ok().json(account))
 }
 
+#[utoipa::path(
+    post, path = "/admin/v1/operators/{name}/rotate", tag = "operators",
+    params(("name" = String, Path, description = "The account's name.")),
+    responses(
+        (status = 200, description = "The account with its new token, shown this once; the old one stops working at once.", body = IssuedToken),
+        (status = 403, description = "`FORBIDDEN`: a revoked account cannot be rotated, or the token's role may not do this."),
+        (status = 404, description = "`NOT_FOUND`: no such account."),
+    )
+)]
 async fn rotate_operator(
     svc: Svc,
     op: Operator,
@@ -642,4 +918,16 @@ async fn rotate_operator(
     })
     .await?;
     Ok(HttpResponse::Ok().json(issued))
+}
+
+#[utoipa::path(
+    get, path = "/admin/v1/openapi.json", tag = "document",
+    security(()),
+    responses((status = 200, description = "This OpenAPI document (no token needed: it is the one published with the source).", body = Object))
+)]
+async fn openapi_document() -> Result<HttpResponse, ApiError> {
+    let json = crate::openapi::document_json().map_err(ApiError::Internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json))
 }

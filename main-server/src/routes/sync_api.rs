@@ -2,7 +2,8 @@
 //! and `GET /api/v1/health`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -17,6 +18,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// A local server's sync: signed sync data in, license file out.
+///
+/// The signature inside the sync data is the authentication; there is no token.
+#[utoipa::path(
+    post, path = "/api/v1/sync", tag = "sync",
+    request_body(
+        content = String, content_type = "text/plain",
+        description = "The armored sync data (`-----BEGIN SOLME SYNC DATA-----`), at most 64 KiB."
+    ),
+    responses(
+        (status = 200, description = "The armored license file.", body = String, content_type = "text/plain"),
+        (status = 400, description = "`MALFORMED`, `UNSUPPORTED_VERSION`, `BAD_SIGNATURE` or `STALE_REQUEST` (more than 15 minutes off)."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID`."),
+        (status = 409, description = "`ID_IN_USE` (another key pair holds the id) or `REPLAYED_REQUEST`."),
+    )
+)]
 async fn sync(
     req: HttpRequest,
     payload: web::Payload,
@@ -43,10 +60,32 @@ async fn sync(
         .body(answer.license_file))
 }
 
-async fn time(service: web::Data<SyncService>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "now": service.clock.now() }))
+/// `GET /api/v1/time`: the server's clock, for the local server's clock-skew check.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ServerTime {
+    pub now: DateTime<Utc>,
 }
 
+/// `GET /api/v1/health`: always `{"status": "ok"}` while the server answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/time", tag = "sync",
+    responses((status = 200, description = "The server's current time.", body = ServerTime))
+)]
+async fn time(service: web::Data<SyncService>) -> HttpResponse {
+    HttpResponse::Ok().json(ServerTime {
+        now: service.clock.now(),
+    })
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/health", tag = "sync",
+    responses((status = 200, description = "The server answers.", body = Health))
+)]
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }

@@ -21,6 +21,7 @@ mod error_bodies;
 )]
 mod helpers;
 mod metrics;
+mod openapi;
 #[expect(
     clippy::expect_used,
     reason = "test set-up helpers fail the test with a message"
