@@ -156,23 +156,14 @@ async fn require_token(
             "no token"
         };
         let detail = format!("{what} from {peer_text} for {} {path}", req.method());
-        let audited = with_conn(&svc.db.write, move |conn| {
-            audit::record_entry(
-                conn,
-                &AuditEntry {
-                    at: now,
-                    actor: "unauthenticated".into(),
-                    action: AuditAction::AuthRefused,
-                    server_id: None,
-                    outcome: AuditOutcome::Failed(ErrorCode::Unauthorized),
-                    detail,
-                },
-            )
-        })
+        audit_refusal(
+            &svc,
+            now,
+            "unauthenticated",
+            ErrorCode::Unauthorized,
+            detail,
+        )
         .await;
-        if let Err(e) = audited {
-            log::warn!("could not audit a refused token: {e}");
-        }
         return Err(ApiError::unauthorized(
             "this needs an operator token or a console session (missing, wrong, expired or \
              ended): send `Authorization: Bearer <token>`",
@@ -185,6 +176,13 @@ async fn require_token(
             identity.name,
             identity.role
         );
+        let detail = format!(
+            "the {} role may not {} {path} ({})",
+            identity.role,
+            req.method(),
+            need.describe()
+        );
+        audit_refusal(&svc, now, &identity.name, ErrorCode::Forbidden, detail).await;
         return Err(ApiError::refused(
             ErrorCode::Forbidden,
             format!(
@@ -199,6 +197,28 @@ async fn require_token(
     req.extensions_mut().insert(identity);
     req.extensions_mut().insert(credential);
     next.call(req).await
+}
+
+/// Audits a request the token check refused (`actor`: who presented it, as far as is
+/// known). The refusal is answered even when the audit write fails: it is logged then.
+async fn audit_refusal(
+    svc: &Svc,
+    now: chrono::DateTime<chrono::Utc>,
+    actor: &str,
+    code: ErrorCode,
+    detail: String,
+) {
+    let entry = AuditEntry {
+        at: now,
+        actor: actor.to_owned(),
+        action: AuditAction::AuthRefused,
+        server_id: None,
+        outcome: AuditOutcome::Failed(code),
+        detail,
+    };
+    if let Err(e) = with_conn(&svc.db.write, move |conn| audit::record_entry(conn, &entry)).await {
+        log::warn!("could not audit a refused request: {e}");
+    }
 }
 
 /// The authenticated caller's name, for the audit log.
