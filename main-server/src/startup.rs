@@ -92,6 +92,9 @@ impl Application {
             !settings.listen.is_empty(),
             "at least one --listen address is needed"
         );
+        if let Some(refusal) = settings.plain_http_refusal() {
+            anyhow::bail!(refusal);
+        }
         // A stale file from an earlier run would send readers to dead ports.
         match std::fs::remove_file(dir.listening()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -145,9 +148,6 @@ impl Application {
                 .with_context(|| format!("starting TLS on {addr}"))?;
         }
 
-        if let Some(refusal) = settings.plain_http_refusal() {
-            anyhow::bail!(refusal);
-        }
         let data = service_data.clone();
         let admin_listener = bind(settings.admin_listen, "admin")?;
         let admin_addr = admin_listener

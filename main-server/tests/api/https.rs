@@ -161,3 +161,40 @@ fn plain_http_on_loopback_serves_the_admin_api_and_the_cli_follows() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("Plain"), "{}", out.stdout);
 }
+
+/// Chromium loads the console only with the pin of the server's certificate: the
+/// harness pins that one certificate rather than ignoring every certificate error.
+#[actix_rt::test]
+async fn chromium_opens_the_console_only_with_the_certificate_pinned() {
+    use test_harness::browser::{chromium_command, chromium_present, trust_certificate};
+    if !chromium_present() {
+        return;
+    }
+    let app = spawn_app().await;
+    let url = format!("{}/", app.admin_base());
+    let cert = app.data_dir().join("tls-cert.pem");
+    let (unpinned, pinned) = actix_rt::task::spawn_blocking(move || {
+        let dump = |pin: bool| {
+            let profile = tempfile::TempDir::new().expect("profile dir");
+            let mut chromium = chromium_command(profile.path());
+            if pin {
+                trust_certificate(&mut chromium, &cert).expect("pin");
+            }
+            let out = chromium
+                .args(["--virtual-time-budget=3000", "--dump-dom"])
+                .arg(&url)
+                .output()
+                .expect("run chromium");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        (dump(false), dump(true))
+    })
+    .await
+    .expect("chromium");
+    let title = "<title>Solme operator console</title>";
+    assert!(
+        !unpinned.contains(title),
+        "loaded without the pin: {unpinned}"
+    );
+    assert!(pinned.contains(title), "{pinned}");
+}
