@@ -10,9 +10,7 @@ use std::time::Duration as StdDuration;
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::X509;
+use openssl::ssl::SslConnector;
 use serde::Serialize;
 use shared_proto::files::{self, Access, Existing};
 use shared_proto::messages::MESSAGE_VERSION;
@@ -40,16 +38,7 @@ pub const REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 /// The TLS context pinned to the configured CA: only certificates it issued are
 /// accepted. Built once per process (OpenSSL 3 makes each new context costly).
 pub fn tls_connector(ca_pem: &str) -> anyhow::Result<SslConnector> {
-    let mut builder =
-        SslConnector::builder(SslMethod::tls_client()).context("creating the TLS context")?;
-    let mut store = X509StoreBuilder::new().context("creating the certificate store")?;
-    for cert in X509::stack_from_pem(ca_pem.as_bytes()).context("reading the pinned CA")? {
-        store.add_cert(cert).context("adding the pinned CA")?;
-    }
-    // Replacing the store drops the system's CAs: the pin is the only trust anchor.
-    builder.set_cert_store(store.build());
-    builder.set_verify(SslVerifyMode::PEER);
-    Ok(builder.build())
+    shared_proto::tls::pinned_connector(ca_pem.as_bytes()).context("reading the pinned CA")
 }
 
 /// An HTTPS client for the main server (TLS pinned, proxy-aware). awc clients live on

@@ -79,9 +79,17 @@ pub struct ServeArgs {
     )]
     pub from_name: String,
 
-    /// Base URL of the main server's admin API, e.g. `http://127.0.0.1:8081`.
+    /// Base URL of the main server's admin API, e.g. `https://main.example:8081`
+    /// (`http://` only for a main server on loopback started with
+    /// `--admin-plain-http`).
     #[arg(long, env = "MAIL_GATEWAY_MAIN_SERVER")]
     pub main_server: String,
+
+    /// CA certificate the main server's admin API certificate must come from
+    /// (`ca.pem` of its data directory); needed for an `https://` main server.
+    /// The system's CAs are never trusted.
+    #[arg(long, env = "MAIL_GATEWAY_MAIN_SERVER_CA")]
+    pub main_server_ca: Option<PathBuf>,
 
     /// File holding the main server's operator token.
     #[arg(long, env = "MAIL_GATEWAY_TOKEN_FILE")]

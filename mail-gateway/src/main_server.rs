@@ -8,8 +8,10 @@
 //! but the main server may have acted on the first try, which changes how
 //! a later "already used" refusal is explained).
 
+use std::path::Path;
 use std::time::Duration;
 
+use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -73,18 +75,45 @@ impl std::fmt::Debug for MainServer {
 }
 
 impl MainServer {
-    /// A client for the admin API at `base` (e.g. `http://127.0.0.1:8081`).
-    pub fn new(base: &str, token: SecretString) -> MainServer {
+    /// A client for the admin API at `base` (e.g. `https://main.example:8081`) that
+    /// trusts only the CA certificate in `ca` (needed for `https://`). A plain
+    /// `http://` base must be a loopback address: the token would cross a network in
+    /// the clear.
+    pub fn new(base: &str, ca: Option<&Path>, token: SecretString) -> anyhow::Result<MainServer> {
+        let base = base.trim_end_matches('/').to_owned();
+        let mut connector = awc::Connector::new();
+        if base.starts_with("https://") {
+            let ca = ca.with_context(|| {
+                format!(
+                    "--main-server-ca is needed for {base}: the CA certificate of the main \
+                     server (ca.pem in its data directory)"
+                )
+            })?;
+            let pem = std::fs::read(ca)
+                .with_context(|| format!("reading --main-server-ca {}", ca.display()))?;
+            let tls = shared_proto::tls::pinned_connector(&pem)
+                .with_context(|| format!("reading --main-server-ca {}", ca.display()))?;
+            connector = connector.openssl(tls);
+        } else if base.starts_with("http://") {
+            anyhow::ensure!(
+                shared_proto::tls::is_loopback_http_url(&base),
+                "--main-server {base}: plain http:// is only for a main server on loopback \
+                 (started with --admin-plain-http); use https:// and --main-server-ca"
+            );
+        } else {
+            anyhow::bail!("--main-server must start with https:// (got {base})");
+        }
         // One client for the whole process: building a connector is costly.
         let client = awc::Client::builder()
+            .connector(connector)
             .timeout(TIMEOUT)
             .add_default_header(("X-Operator", "mail-gateway"))
             .finish();
-        MainServer {
+        Ok(MainServer {
             client,
-            base: base.trim_end_matches('/').to_owned(),
+            base,
             token,
-        }
+        })
     }
 
     /// Turns sync data mailed by `sender` into a license file.
@@ -185,7 +214,14 @@ impl MainServer {
                 err,
                 SendRequestError::Connect(ref cause) if !matches!(cause, ConnectError::Disconnected)
             );
-            let err = anyhow::anyhow!("calling {url}: {err}");
+            let err = if shared_proto::tls::is_untrusted_certificate(&err.to_string()) {
+                anyhow::anyhow!(
+                    "calling {url}: the main server's certificate is not from the CA in \
+                     --main-server-ca (or not for this host name): {err}"
+                )
+            } else {
+                anyhow::anyhow!("calling {url}: {err}")
+            };
             if connect {
                 MainServerError::Unavailable(err)
             } else {
@@ -235,5 +271,27 @@ impl MainServer {
             code: body.code,
             message: body.message,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(base: &str, ca: Option<&Path>) -> String {
+        let token = SecretString::from("not-a-real-token".to_owned());
+        match MainServer::new(base, ca, token) {
+            Ok(_) => panic!("{base} was accepted"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn the_admin_api_is_called_over_https_with_a_pinned_ca_or_on_loopback() {
+        assert!(refusal("https://main.example:8081", None).contains("--main-server-ca is needed"));
+        let missing = Path::new("/nonexistent/ca.pem");
+        assert!(refusal("https://main.example:8081", Some(missing)).contains("reading"));
+        assert!(refusal("http://main.example:8081", None).contains("plain http:// is only"));
+        assert!(refusal("ftp://main.example", None).contains("must start with https://"));
     }
 }

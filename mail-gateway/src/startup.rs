@@ -84,7 +84,7 @@ impl Application {
         let composer = Composer::new(&args.address, &args.from_name)?;
         let token =
             shared_proto::files::read_secret(&args.token_file).context("reading --token-file")?;
-        let main = MainServer::new(&args.main_server, token);
+        let main = MainServer::new(&args.main_server, args.main_server_ca.as_deref(), token)?;
         let outbound = match (&args.smtp_relay, &args.outbox) {
             (_, Some(outbox)) => Outbound::outbox(outbox)?,
             (Some(url), None) => {

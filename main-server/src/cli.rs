@@ -70,10 +70,14 @@ pub struct ServeArgs {
         ]
     )]
     pub listen: Vec<SocketAddr>,
-    /// Address of the admin API (plain HTTP, bearer token). Keep it on loopback or a
-    /// private network.
+    /// Address of the admin API and the operator console (HTTPS with the data
+    /// directory's certificate, bearer token). Keep it on loopback or a private network.
     #[arg(long, env = "MAIN_SERVER_ADMIN_LISTEN", default_value_t = SocketAddr::from(([127, 0, 0, 1], 8081)))]
     pub admin_listen: SocketAddr,
+    /// Serve the admin API and console over plain HTTP instead of HTTPS. Refused unless
+    /// --admin-listen is a loopback address.
+    #[arg(long, env = "MAIN_SERVER_ADMIN_PLAIN_HTTP")]
+    pub admin_plain_http: bool,
     /// Worker threads per listener group (default: one per CPU).
     #[arg(long, env = "MAIN_SERVER_WORKERS")]
     pub workers: Option<usize>,
@@ -88,9 +92,14 @@ pub struct AdminArgs {
     /// the token from its admin-token file.
     #[arg(long, env = "MAIN_SERVER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Admin API base URL, e.g. http://127.0.0.1:8081 (overrides listening.json).
+    /// Admin API base URL, e.g. https://main.example:8081 (overrides listening.json).
+    /// http:// only for a server on loopback started with --admin-plain-http.
     #[arg(long, env = "MAIN_SERVER_ADMIN_URL")]
     pub admin_url: Option<String>,
+    /// CA certificate the admin API's certificate must come from (default:
+    /// DATA_DIR/ca.pem). The system's CAs are never trusted.
+    #[arg(long, env = "MAIN_SERVER_CA")]
+    pub ca: Option<PathBuf>,
     /// File holding your operator token (overrides DATA_DIR/admin-token, the first
     /// admin's token). The audit log records the token's operator as the actor.
     #[arg(long, env = "MAIN_SERVER_TOKEN_FILE")]

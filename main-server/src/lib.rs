@@ -64,9 +64,14 @@ pub fn run(cli: Cli) -> ExitCode {
                 database_url: args.database_url,
                 listen: args.listen,
                 admin_listen: args.admin_listen,
+                admin_plain_http: args.admin_plain_http,
                 workers: args.workers,
                 db_pool_size: args.db_pool_size,
             };
+            if let Some(refusal) = settings.plain_http_refusal() {
+                eprintln!("error: {refusal}");
+                return ExitCode::from(exit::USAGE);
+            }
             let result = actix_web::rt::System::new().block_on(async move {
                 startup::Application::build(&settings, clock)?
                     .run_until_stopped(std::future::pending())

@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::routes::{admin_api, configure_extractors, not_found, sync_api};
 use crate::sync::SyncService;
 use crate::tls;
-use shared_proto::admin_api::Listening;
+use shared_proto::admin_api::{AdminUrl, Listening};
 use shared_proto::files::{self, Access, Existing};
 
 /// Largest admin JSON body (a mailed sync-data file fits several times over).
@@ -36,8 +36,26 @@ pub struct Settings {
     pub database_url: Option<SecretString>,
     pub listen: Vec<SocketAddr>,
     pub admin_listen: SocketAddr,
+    /// Serve the admin API and console over plain HTTP instead of HTTPS; only allowed
+    /// on a loopback `admin_listen` (see [`Settings::plain_http_refusal`]).
+    pub admin_plain_http: bool,
     pub workers: Option<usize>,
     pub db_pool_size: u32,
+}
+
+impl Settings {
+    /// Why these settings may not serve the admin API over plain HTTP, if they ask
+    /// for it: the bearer tokens would cross a network in the clear.
+    pub fn plain_http_refusal(&self) -> Option<String> {
+        (self.admin_plain_http && !self.admin_listen.ip().is_loopback()).then(|| {
+            format!(
+                "--admin-plain-http is only allowed on a loopback --admin-listen address \
+                 (127.0.0.1 or ::1), not {}: tokens would cross the network unencrypted; \
+                 drop the flag to serve the admin API over HTTPS",
+                self.admin_listen
+            )
+        })
+    }
 }
 
 /// A bound, not yet running server.
@@ -74,6 +92,9 @@ impl Application {
             !settings.listen.is_empty(),
             "at least one --listen address is needed"
         );
+        if let Some(refusal) = settings.plain_http_refusal() {
+            anyhow::bail!(refusal);
+        }
         // A stale file from an earlier run would send readers to dead ports.
         match std::fs::remove_file(dir.listening()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -144,13 +165,24 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .on_connect(set_nodelay)
-        .workers(1)
-        .listen(admin_listener)
+        .workers(1);
+        // The admin listener uses the sync listeners' certificate: both are reached by
+        // the server's names (`init --hostname`), and one certificate is one thing to
+        // renew.
+        let admin_server = if settings.admin_plain_http {
+            admin_server.listen(admin_listener)
+        } else {
+            let acceptor = tls::acceptor_builder(&dir.tls_cert(), &dir.tls_key())?;
+            admin_server.listen_openssl(admin_listener, acceptor)
+        }
         .with_context(|| format!("starting the admin API on {admin_addr}"))?;
 
         let listening = Listening {
             sync: sync_addrs,
-            admin: admin_addr,
+            admin: AdminUrl {
+                tls: !settings.admin_plain_http,
+                addr: admin_addr,
+            },
         };
         Ok(Self {
             sync_server: sync_server.run(),
@@ -162,7 +194,7 @@ impl Application {
             let json = serde_json::to_vec_pretty(&listening).context("encoding listening.json")?;
             files::write(&dir.listening(), &json, Access::Public, Existing::Replace)?;
             log::info!(
-                "sync API (HTTPS) on {:?}, admin API (HTTP) on {}",
+                "sync API (HTTPS) on {:?}, admin API and console on {}",
                 listening.sync,
                 listening.admin
             );

@@ -1,5 +1,6 @@
 //! The simulation's TLS material: a private CA made at `init`, an ECDSA P-256 server
-//! certificate for the names the sync API is reached by, and the acceptor `serve` uses.
+//! certificate for the names the server is reached by, and the acceptor `serve` uses
+//! for the sync and the admin listeners.
 //!
 //! ECDSA P-256 rather than RSA: the server signs once per handshake, and a P-256
 //! signature costs a small fraction of an RSA-2048 one.
@@ -153,7 +154,7 @@ pub fn make_server_cert(
     })
 }
 
-/// The TLS acceptor configuration for the sync listeners (Mozilla "intermediate":
+/// The TLS acceptor configuration for the listeners (Mozilla "intermediate":
 /// TLS 1.2 and 1.3). Built once per listener at start-up, never per connection.
 pub fn acceptor_builder(cert: &Path, key: &Path) -> anyhow::Result<SslAcceptorBuilder> {
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())

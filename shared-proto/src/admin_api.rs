@@ -561,12 +561,76 @@ pub struct AuditEntry {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Listening {
     pub sync: Vec<std::net::SocketAddr>,
-    pub admin: std::net::SocketAddr,
+    /// Written as the base URL, e.g. `"https://127.0.0.1:8081"`.
+    pub admin: AdminUrl,
+}
+
+/// Where the admin API listens and whether it speaks TLS: `https://ADDR`, or
+/// `http://ADDR` for a server started with `--admin-plain-http`. A bare `ADDR` (a
+/// listening.json written before the admin API had TLS) reads as `http://ADDR`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AdminUrl {
+    pub tls: bool,
+    pub addr: std::net::SocketAddr,
+}
+
+impl std::fmt::Display for AdminUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.addr)
+    }
+}
+
+impl std::str::FromStr for AdminUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (tls, rest) = match text.split_once("://") {
+            Some(("https", rest)) => (true, rest),
+            Some(("http", rest)) => (false, rest),
+            Some((scheme, _)) => return Err(format!("unknown admin URL scheme {scheme:?}")),
+            None => (false, text),
+        };
+        let addr = rest
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| format!("{text:?} is not an admin address (scheme://IP:PORT)"))?;
+        Ok(Self { tls, addr })
+    }
+}
+
+impl TryFrom<String> for AdminUrl {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<AdminUrl> for String {
+    fn from(url: AdminUrl) -> Self {
+        url.to_string()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_url_says_its_scheme_and_older_files_read_as_http() {
+        let listening = Listening {
+            sync: vec![],
+            admin: "https://127.0.0.1:8081".parse().unwrap(),
+        };
+        let json = serde_json::to_string(&listening).unwrap();
+        assert_eq!(json, r#"{"sync":[],"admin":"https://127.0.0.1:8081"}"#);
+        let old: Listening =
+            serde_json::from_str(r#"{"sync":[],"admin":"127.0.0.1:8081"}"#).unwrap();
+        assert_eq!(old.admin.to_string(), "http://127.0.0.1:8081");
+        assert!("ftp://127.0.0.1:1".parse::<AdminUrl>().is_err());
+    }
 
     #[test]
     fn audit_outcomes_read_as_they_are_stored() {

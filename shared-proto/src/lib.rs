@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod page_headers;
 pub mod sync_data;
 pub mod text_enum;
+pub mod tls;
 pub mod validity;
 
 pub use borrow_token::BorrowToken;

@@ -42,19 +42,14 @@ async fn internet_sync_grants_seats_and_restores_service_after_366_days() -> Tes
     assert_eq!(status["features"][0]["in_use"], 2);
 
     // A change on the main server arrives with the next sync.
-    let (s, server) = main
-        .admin(&http, "GET", &format!("/admin/v1/servers/{id}"), None)
-        .await;
+    let (s, server) = main.admin("GET", &format!("/admin/v1/servers/{id}"), None);
     assert_eq!(s, 200);
     let license_id = server["licenses"][0]["id"].as_str().unwrap().to_owned();
-    let (s, _) = main
-        .admin(
-            &http,
-            "PATCH",
-            &format!("/admin/v1/servers/{id}/licenses/{license_id}"),
-            Some(json!({"seats": 3})),
-        )
-        .await;
+    let (s, _) = main.admin(
+        "PATCH",
+        &format!("/admin/v1/servers/{id}/licenses/{license_id}"),
+        Some(json!({"seats": 3})),
+    );
     assert_eq!(s, 200);
     let out = local.cli(&["sync"]);
     assert_success(&out);
@@ -123,14 +118,11 @@ async fn sync_by_file_through_the_main_servers_mail_api() -> TestResult {
     let path = local.data_dir().join("sync-data.txt");
     assert_success(&local.cli(&["export-sync-data", path.to_str().unwrap()]));
     let sync_data = std::fs::read_to_string(&path)?;
-    let (s, answer) = main
-        .admin(
-            &http,
-            "POST",
-            "/admin/v1/mail/sync",
-            Some(json!({"sender": "ops@acme.example", "sync_data": sync_data})),
-        )
-        .await;
+    let (s, answer) = main.admin(
+        "POST",
+        "/admin/v1/mail/sync",
+        Some(json!({"sender": "ops@acme.example", "sync_data": sync_data})),
+    );
     assert_eq!(s, 200, "{answer}");
     let out = local.import(answer["license_file"].as_str().unwrap());
     assert_success(&out);
@@ -156,7 +148,6 @@ async fn a_reinstalled_server_is_refused_until_the_key_pair_is_cleared() -> Test
     let Some(main) = Main::start() else {
         return Ok(());
     };
-    let http = client();
     let local = Local::for_new_server(&main, "cad", 1);
     let id = local.id;
     assert_success(&local.cli(&["sync"]));
@@ -182,14 +173,11 @@ async fn a_reinstalled_server_is_refused_until_the_key_pair_is_cleared() -> Test
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("ID_IN_USE"), "{}", stderr(&out));
     assert!(stderr(&out).contains("licensing@"), "{}", stderr(&out));
-    let (s, _) = main
-        .admin(
-            &http,
-            "POST",
-            &format!("/admin/v1/servers/{id}/key-clear"),
-            Some(json!({"reason": "reinstalled"})),
-        )
-        .await;
+    let (s, _) = main.admin(
+        "POST",
+        &format!("/admin/v1/servers/{id}/key-clear"),
+        Some(json!({"reason": "reinstalled"})),
+    );
     assert_eq!(s, 200);
     assert_success(&local.cli(&["sync"]));
     Ok(())

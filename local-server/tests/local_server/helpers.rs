@@ -350,8 +350,6 @@ pub struct Main {
     server: MainServer,
     /// `https://…` of the "443" and the "8080" listener.
     pub sync: Vec<String>,
-    pub admin: String,
-    pub token: String,
 }
 
 impl Main {
@@ -373,8 +371,6 @@ impl Main {
         let server = MainServer::start(dir.path(), options).unwrap();
         Some(Self {
             sync: server.sync_urls(),
-            admin: server.admin_url(),
-            token: server.token().unwrap(),
             server,
             dir,
         })
@@ -394,21 +390,14 @@ impl Main {
         self.server.stop().unwrap();
     }
 
-    pub async fn admin(
-        &self,
-        client: &awc::Client,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        call(
-            client,
-            method,
-            &format!("{}{path}", self.admin),
-            body,
-            Some(&self.token),
-        )
-        .await
+    /// One admin API call (HTTPS, trusting only the main server's CA): status and
+    /// JSON body.
+    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.server
+            .admin()
+            .unwrap()
+            .call(method, path, body)
+            .unwrap()
     }
 
     /// A customer with one license server id holding `feature` × `seats`.

@@ -459,3 +459,28 @@ fn a_local_server_imports_the_license_file_it_got_by_mail() {
     let status = run(&["status", "--data-dir", &dir]);
     assert!(status.contains("solme-cad"), "{status}");
 }
+
+/// A gateway pinned to another CA does not trust the main server: it says so in its
+/// log and keeps the mail for later, with nothing sent to the customer.
+#[test]
+fn a_main_server_certificate_from_another_ca_is_logged_and_the_mail_waits() {
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = other.path().join("other-ca.pem");
+    let ca = test_harness::certs::self_signed("Another CA", 30).unwrap();
+    std::fs::write(&other_ca, ca.cert_pem).unwrap();
+    let (_root, main, gw) = main_and_gateway(&["--main-server-ca", other_ca.to_str().unwrap()]);
+    let (_, server_id) = main.customer_with_server(&[OPS]);
+    let sync = sync_data(&ServerIdentity::generate().unwrap(), server_id);
+    send_mail(
+        gw.smtp(),
+        OPS,
+        &sync_mail(OPS, "pinned@acme.example", &sync),
+    );
+    wait_for("the gateway to log the untrusted certificate", || {
+        gw.proc
+            .log()
+            .contains("the main server's certificate is not from the CA in --main-server-ca")
+            .then_some(())
+    });
+    assert!(gw.replies().is_empty(), "a reply went out");
+}

@@ -57,7 +57,8 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts `mail-gateway serve` with an outbox under `root`, for the main
-    /// server at `main_url` (which need not be up), plus `extra` flags.
+    /// server at `main_url` (which need not be up; an `https://` one's CA is the
+    /// `ca.pem` beside `token_file`), plus `extra` flags.
     pub fn start(root: &Path, main_url: &str, token_file: &Path, extra: &[&str]) -> Gateway {
         let data_dir = root.join("gateway");
         let outbox = root.join("outbox");
@@ -87,6 +88,12 @@ impl Gateway {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // A real main server's token file lies in its data directory, beside the CA
+        // its admin API's certificate comes from.
+        if main_url.starts_with("https://") {
+            let ca = token_file.with_file_name("ca.pem");
+            args.extend(["--main-server-ca".into(), ca.to_string_lossy().into_owned()]);
+        }
         // A flag given in `extra` replaces the default above; a relay
         // replaces the outbox.
         if extra.contains(&"--smtp-relay") {

@@ -40,11 +40,15 @@ pub struct Client {
     base: String,
     token: SecretString,
     http: awc::Client,
+    /// The pinned CA file, for the error when the server's certificate is not its;
+    /// `None` for a plain-HTTP URL.
+    ca: Option<PathBuf>,
 }
 
 impl Client {
     /// The URL from `--admin-url` or `DATA_DIR/listening.json`, the token from
-    /// `--token-file` or `DATA_DIR/admin-token`.
+    /// `--token-file` or `DATA_DIR/admin-token`, the CA the server's certificate must
+    /// come from from `--ca` or `DATA_DIR/ca.pem` (the system's CAs are never trusted).
     pub fn from_args(args: &AdminArgs) -> anyhow::Result<Self> {
         let dir = args.data_dir.as_ref().map(DataDir::new);
         let base = match (&args.admin_url, &dir) {
@@ -59,9 +63,29 @@ impl Client {
                 })?;
                 let listening: Listening = serde_json::from_slice(&text)
                     .with_context(|| format!("reading {}", path.display()))?;
-                format!("http://{}", listening.admin)
+                listening.admin.to_string()
             }
             (None, None) => anyhow::bail!("give --data-dir or --admin-url"),
+        };
+        let ca = if base.starts_with("https://") {
+            let ca = match (&args.ca, &dir) {
+                (Some(path), _) => path.clone(),
+                (None, Some(dir)) => dir.ca_cert(),
+                (None, None) => anyhow::bail!(
+                    "give --ca FILE (ca.pem of the main server's data directory) or --data-dir"
+                ),
+            };
+            Some(ca)
+        } else if base.starts_with("http://") {
+            anyhow::ensure!(
+                shared_proto::tls::is_loopback_http_url(&base),
+                "refusing to send a token in the clear to {base}: the admin API speaks \
+                 HTTPS (https://…); http:// is only for a server on loopback started with \
+                 --admin-plain-http"
+            );
+            None
+        } else {
+            anyhow::bail!("the admin URL must start with https:// (got {base})");
         };
         let token_path: PathBuf = match (&args.token_file, &dir) {
             (Some(path), _) => path.clone(),
@@ -69,10 +93,48 @@ impl Client {
             (None, None) => anyhow::bail!("give --data-dir or --token-file"),
         };
         let token = read_token_file(&token_path)?;
+        let mut connector = awc::Connector::new();
+        if let Some(ca) = &ca {
+            let pem = std::fs::read(ca)
+                .with_context(|| format!("reading the CA certificate {}", ca.display()))?;
+            let tls = shared_proto::tls::pinned_connector(&pem)
+                .with_context(|| format!("reading the CA certificate {}", ca.display()))?;
+            connector = connector.openssl(tls);
+        }
         let http = awc::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .finish();
-        Ok(Self { base, token, http })
+            .connector(connector)
+            .timeout(Duration::from_secs(60));
+        Ok(Self {
+            base,
+            token,
+            http: http.finish(),
+            ca,
+        })
+    }
+
+    /// How a failure to talk to the server reads: a certificate from another CA is a
+    /// set-up mistake (not worth retrying), anything else the server being away.
+    fn unreachable(&self, failure: &dyn std::fmt::Display) -> CliError {
+        let cause = failure.to_string();
+        match &self.ca {
+            Some(ca) if shared_proto::tls::is_untrusted_certificate(&cause) => {
+                CliError::Other(anyhow::anyhow!(
+                    "the admin API at {} presented a certificate that is not from the \
+                     expected CA {} (or not for this host name); give the server's ca.pem \
+                     with --ca ({cause})",
+                    self.base,
+                    ca.display()
+                ))
+            }
+            Some(_) => CliError::Unreachable {
+                url: self.base.clone(),
+                cause,
+            },
+            None => CliError::Unreachable {
+                url: self.base.clone(),
+                cause: format!("{cause} (if the server serves HTTPS, use https://)"),
+            },
+        }
     }
 
     pub(super) async fn send<B: Serialize>(
@@ -86,10 +148,7 @@ impl Client {
             "Authorization",
             format!("Bearer {}", self.token.expose_secret()),
         ));
-        let unreachable = |e: &dyn std::fmt::Display| CliError::Unreachable {
-            url: self.base.clone(),
-            cause: e.to_string(),
-        };
+        let unreachable = |e: &dyn std::fmt::Display| self.unreachable(e);
         let mut response = match body {
             Some(body) => request.send_json(body).await,
             None => request.send().await,

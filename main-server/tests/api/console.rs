@@ -13,7 +13,7 @@ use awc::http::{Method, StatusCode};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use test_harness::browser::{chromium_command, chromium_present};
+use test_harness::browser::{chromium_command, chromium_present, trust_certificate};
 
 use crate::helpers::{spawn_app, TestApp};
 use crate::operators::add;
@@ -128,8 +128,10 @@ async fn chromium_renders_the_console() {
     let app = spawn_app().await;
     let profile = TempDir::new().expect("profile dir");
     let url = format!("{}/", app.admin_base());
+    let mut chromium = chromium_command(profile.path());
+    trust_certificate(&mut chromium, &app.data_dir().join("tls-cert.pem")).expect("pin");
     let out = actix_web::rt::task::spawn_blocking(move || {
-        chromium_command(profile.path())
+        chromium
             .args(["--virtual-time-budget=3000", "--dump-dom"])
             .arg(url)
             .output()
@@ -198,10 +200,13 @@ impl Drop for Browser {
 }
 
 impl Browser {
-    async fn start() -> Self {
+    /// Chromium trusting the server certificate in `cert_file`.
+    async fn start(cert_file: &Path) -> Self {
         use std::os::unix::process::CommandExt;
         let profile = TempDir::new().expect("profile dir");
-        let child = chromium_command(profile.path())
+        let mut chromium = chromium_command(profile.path());
+        trust_certificate(&mut chromium, cert_file).expect("pin the certificate");
+        let child = chromium
             .args(["--remote-debugging-port=0", "--window-size=1280,900"])
             .arg("about:blank")
             .stdout(Stdio::null())
@@ -328,7 +333,7 @@ impl Browser {
 
     /// A browser on the console's page of `app`, ready for sign-in.
     async fn open_console(app: &TestApp) -> Self {
-        let mut browser = Self::start().await;
+        let mut browser = Self::start(&app.data_dir().join("tls-cert.pem")).await;
         browser.call("Page.enable", json!({})).await;
         browser
             .call(

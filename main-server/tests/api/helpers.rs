@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use main_server::cli::InitArgs;
 use main_server::startup::{Application, Settings};
-use openssl::ssl::{SslConnector, SslMethod};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use shared_proto::admin_api::Listening;
@@ -122,6 +121,7 @@ async fn spawn_app_on(
         database_url: database_url.map(SecretString::from),
         listen: vec![([127, 0, 0, 1], 0).into(); 2],
         admin_listen: ([127, 0, 0, 1], 0).into(),
+        admin_plain_http: false,
         workers: Some(2),
         db_pool_size: 8,
     };
@@ -168,10 +168,9 @@ async fn spawn_app_on(
 
 /// An awc client that trusts only the server's CA (the TLS context is built once).
 pub fn https_client(ca: &Path) -> awc::Client {
-    let mut tls = SslConnector::builder(SslMethod::tls()).expect("tls builder");
-    tls.set_ca_file(ca).expect("trust CA");
+    let tls = test_harness::tls::pinned(ca).expect("trust the CA");
     let connector = awc::Connector::new()
-        .openssl(tls.build())
+        .openssl(tls)
         .timeout(Duration::from_secs(10));
     awc::Client::builder()
         .connector(connector)
@@ -231,8 +230,9 @@ impl TestApp {
         )
     }
 
+    /// `https://127.0.0.1:PORT` of the admin listener.
     pub fn admin_base(&self) -> String {
-        format!("http://{}", self.listening.admin)
+        self.listening.admin.to_string()
     }
 
     pub fn data_dir(&self) -> PathBuf {

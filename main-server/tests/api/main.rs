@@ -20,6 +20,11 @@ mod error_bodies;
     reason = "test set-up helpers fail the test with a message"
 )]
 mod helpers;
+#[expect(
+    clippy::expect_used,
+    reason = "test set-up helpers fail the test with a message"
+)]
+mod https;
 mod metrics;
 mod openapi;
 #[expect(

@@ -365,7 +365,7 @@ async fn time_and_health_follow_the_clock() {
 #[actix_rt::test]
 async fn the_server_stops_when_its_shutdown_future_completes() {
     let app = spawn_app().await;
-    let (sync, admin) = (app.listening.sync[0], app.listening.admin);
+    let (sync, admin) = (app.listening.sync[0], app.listening.admin.addr);
     app.stop().await;
     assert!(
         std::net::TcpStream::connect(sync).is_err(),

@@ -39,6 +39,15 @@ pub fn chromium_command(profile: &Path) -> Command {
     command
 }
 
+/// Makes `command` (a [`chromium_command`]) accept the server certificate in
+/// `cert_file` (a main server's `tls-cert.pem`), which no system CA issued. Pinned by
+/// its public key: any other certificate Chromium cannot verify is still refused.
+pub fn trust_certificate(command: &mut Command, cert_file: &Path) -> Result<()> {
+    let pin = crate::tls::spki_pin(cert_file)?;
+    command.arg(format!("--ignore-certificate-errors-spki-list={pin}"));
+    Ok(())
+}
+
 /// The DOM of `url` after its scripts ran (virtual time waits for the page's fetches),
 /// with scratch files in `scratch`.
 pub fn rendered_dom(url: &str, scratch: &Path) -> Result<String> {

@@ -8,6 +8,7 @@ pub mod process;
 pub mod programs;
 pub mod proxy;
 pub mod sync_data;
+pub mod tls;
 
 pub use process::{binary, tool_present, wait_until, wait_until_async, Child, Output};
 pub use programs::{Admin, LocalServer, MailGateway, MainOptions, MainServer, Refusal};

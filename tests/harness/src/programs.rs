@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::{anyhow, bail, Context, Result};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
+use shared_proto::admin_api::AdminUrl;
 use shared_proto::ApiError;
 use uuid::Uuid;
 
@@ -24,9 +25,7 @@ pub struct Refusal {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
+    crate::tls::plain_agent().build()
 }
 
 /// Turns a ureq result into the JSON answer, or the refusal with its code.
@@ -65,6 +64,9 @@ pub struct MainOptions {
     pub clock_offset: Option<String>,
     /// `--workers` for the sync listeners (the program's default when None).
     pub workers: Option<usize>,
+    /// `--admin-plain-http`: the admin API over plain HTTP (on loopback) instead of
+    /// HTTPS.
+    pub admin_plain_http: bool,
 }
 
 /// A running `main-server serve`, with the addresses it reported.
@@ -73,7 +75,8 @@ pub struct MainServer {
     pub dir: PathBuf,
     /// The "443" and the "8080" listener, in that order.
     pub sync: Vec<SocketAddr>,
-    pub admin: SocketAddr,
+    /// The admin API's address and scheme, as listening.json says them.
+    pub admin: AdminUrl,
     options: MainOptions,
     child: Child,
 }
@@ -104,12 +107,12 @@ impl MainServer {
     fn serve(
         dir: &Path,
         options: MainOptions,
-        previous: Option<(&[SocketAddr], SocketAddr)>,
+        previous: Option<(&[SocketAddr], AdminUrl)>,
     ) -> Result<Self> {
         let (sync, admin) = match previous {
             Some((sync, admin)) => (
                 sync.iter().map(|a| a.to_string()).collect(),
-                admin.to_string(),
+                admin.addr.to_string(),
             ),
             None => (
                 vec!["127.0.0.1:0".to_string(); 2],
@@ -128,6 +131,9 @@ impl MainServer {
         if let Some(workers) = options.workers {
             serve.arg("--workers").arg(workers.to_string());
         }
+        if options.admin_plain_http {
+            serve.arg("--admin-plain-http");
+        }
         match &options.clock_offset {
             Some(offset) => serve.env(CLOCK_ENV, offset),
             None => serve.env_remove(CLOCK_ENV),
@@ -141,8 +147,8 @@ impl MainServer {
             .collect::<Vec<SocketAddr>>();
         let admin = listening["admin"]
             .as_str()
-            .and_then(|a| a.parse().ok())
-            .context("listening.json has no admin address")?;
+            .and_then(|a| a.parse::<AdminUrl>().ok())
+            .context("listening.json has no admin URL")?;
         if sync.len() != 2 {
             bail!("expected two sync listeners, got {sync:?}");
         }
@@ -190,8 +196,14 @@ impl MainServer {
         self.sync.iter().map(|a| format!("https://{a}")).collect()
     }
 
+    /// `https://127.0.0.1:PORT` (`http://` with `admin_plain_http`).
     pub fn admin_url(&self) -> String {
-        format!("http://{}", self.admin)
+        self.admin.to_string()
+    }
+
+    /// The CA certificate clients of this server pin (`DATA_DIR/ca.pem`).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
     }
 
     pub fn token_file(&self) -> PathBuf {
@@ -213,13 +225,9 @@ impl MainServer {
         self.child.pid()
     }
 
-    /// An operator's client of the admin API.
+    /// An operator's client of the admin API (trusting only this server's CA).
     pub fn admin(&self) -> Result<Admin> {
-        Ok(Admin {
-            base: self.admin_url(),
-            token: SecretString::from(self.token()?),
-            agent: agent(),
-        })
+        Admin::new(&self.admin_url(), &self.token()?, &self.ca_file())
     }
 
     /// Runs `main-server admin …` against this server.
@@ -261,6 +269,16 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// A client of the admin API at `base` with `token`, whose HTTPS trusts only the
+    /// CA certificate in `ca_file`: the one way the tests call an admin API.
+    pub fn new(base: &str, token: &str, ca_file: &Path) -> Result<Self> {
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            token: SecretString::from(token.to_string()),
+            agent: crate::tls::agent(ca_file)?,
+        })
+    }
+
     fn request(&self, method: &str, path: &str) -> ureq::Request {
         self.agent
             .request(method, &format!("{}{path}", self.base))
@@ -630,6 +648,8 @@ impl MailGateway {
             .arg(&address)
             .arg("--main-server")
             .arg(main.admin_url())
+            .arg("--main-server-ca")
+            .arg(main.ca_file())
             .arg("--token-file")
             .arg(main.token_file())
             .args([

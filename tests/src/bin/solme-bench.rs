@@ -201,6 +201,7 @@ impl Scenario {
                 clock_offset: None,
                 // Two sync workers, as every figure in BENCHMARKS.md was measured.
                 workers: Some(2),
+                ..MainOptions::default()
             },
         )?;
         let db_path = first.dir.join("main.db");

@@ -240,7 +240,12 @@ fn run(args: Args) -> Result<()> {
         "manager page of local-server-1: {}/",
         locals[0].api_url()?
     ));
-    say(&format!("operator console: {}/", main.admin_url()));
+    say(&format!(
+        "operator console: {}/ (its certificate is from the simulation CA {}: \
+         trust that in the browser, or accept the warning)",
+        main.admin_url(),
+        main.ca_file().display()
+    ));
     say(&format!(
         "{} admin --data-dir {} server show {}",
         main_bin.display(),
