@@ -168,7 +168,8 @@ impl Local {
 
     /// Starts `serve` on a free port and waits until it listens; returns the base URL.
     pub fn serve(&mut self, extra: &[&str], env: &[(&str, &str)]) -> String {
-        self.stop();
+        // A running server is killed, as in a crash: what it answered must survive.
+        self.kill();
         let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--workers", "2"];
         args.extend_from_slice(extra);
         let (child, listening) =
@@ -180,7 +181,17 @@ impl Local {
     }
 
     /// Kills `serve` (as a crash would).
+    /// Stops `serve` as an administrator does (SIGTERM): it stores what it queued
+    /// before it exits.
     pub fn stop(&mut self) {
+        if let Some(mut serve) = self.serve.take() {
+            serve.stop().unwrap();
+        }
+        self.addr = None;
+    }
+
+    /// Kills `serve` (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
         self.serve = None;
         self.addr = None;
     }
