@@ -27,6 +27,9 @@ use shared_proto::files::{self, Access, Existing};
 const ADMIN_JSON_LIMIT: usize = 256 * 1024;
 /// How often each process forgets request ids too old to matter.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often each process appends new audit entries to the hash chain (replicas take
+/// turns through the database; see `store/audit_chain.rs`).
+const SEAL_EVERY: Duration = Duration::from_secs(1);
 
 /// What `serve` needs; the CLI flags map onto it one to one.
 #[derive(Clone, Debug)]
@@ -202,10 +205,48 @@ impl Application {
                 }
             }
         });
+        let sealer = actix_web::rt::spawn(seal_audit_chain(self.service.clone()));
         let result = futures_util::future::try_join(self.sync_server, self.admin_server).await;
         pruner.abort();
+        sealer.abort();
         result.context("running the servers")?;
         log::info!("stopped");
         Ok(())
+    }
+}
+
+/// Seals new audit entries into the hash chain every [`SEAL_EVERY`], forever. A
+/// failure (the database down) is logged once, and its end once more, not every second.
+async fn seal_audit_chain(service: SyncService) {
+    let mut tick = actix_web::rt::time::interval(SEAL_EVERY);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let pool = service.db.write.clone();
+        let result = web::block(move || {
+            let mut conn = pool.get()?;
+            crate::store::audit_chain::seal_pending(&mut conn)
+        })
+        .await;
+        match result {
+            Ok(Ok(sealed)) => {
+                if failing {
+                    log::info!("sealing audit entries works again");
+                    failing = false;
+                }
+                if sealed > 0 {
+                    log::debug!("sealed {sealed} audit entries into the hash chain");
+                }
+            }
+            Ok(Err(e)) if !failing => {
+                log::warn!("sealing audit entries failed (retrying every second): {e:?}");
+                failing = true;
+            }
+            Err(e) if !failing => {
+                log::warn!("sealing audit entries failed (retrying every second): {e}");
+                failing = true;
+            }
+            _ => {}
+        }
     }
 }

@@ -15,13 +15,16 @@ use super::with_conn;
 use crate::auth::{FailureLimiter, Need};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::store::{audit, customers, key_clear, licenses, operators, reminders, servers, usage};
+use crate::store::{
+    audit, audit_chain, customers, key_clear, licenses, operators, reminders, servers, usage,
+};
 use crate::sync::{Channel, SyncService};
 use shared_proto::admin_api::{
     AuditAction, AuditEntry, AuditOutcome, Decision, Identity, KeyClear, KeyClearStatus,
     LicenseChange, MailSync, MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense,
-    NewOperator, NewServer, RemindersSwitch,
+    NewOperator, NewServer, RemindersSwitch, SignedAuditHead,
 };
+use shared_proto::audit_head::AuditHead;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -68,6 +71,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(mark_notified),
             )
             .route("/audit", web::get().to(list_audit))
+            .route("/audit/verify", web::get().to(verify_audit))
+            .route("/audit/head", web::get().to(audit_head))
             .route("/whoami", web::get().to(whoami))
             .route("/operators", web::post().to(add_operator))
             .route("/operators", web::get().to(list_operators))
@@ -507,6 +512,34 @@ async fn list_audit(svc: Svc, query: web::Query<AuditQuery>) -> Result<HttpRespo
     let limit = query.limit.unwrap_or(100);
     let list = with_conn(&svc.db.read, move |conn| audit::list(conn, limit)).await?;
     Ok(HttpResponse::Ok().json(list))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyQuery {
+    /// A saved `GET /audit/head` answer's `signed` text, to check against the chain.
+    head: Option<String>,
+}
+
+/// Walks the audit chain (after sealing what is waiting) and names the first problem.
+async fn verify_audit(svc: Svc, query: web::Query<VerifyQuery>) -> Result<HttpResponse, ApiError> {
+    // The signature is checked first: a saved head not made with this server's key
+    // proves nothing about the chain.
+    let saved = query
+        .into_inner()
+        .head
+        .map(|text| AuditHead::verify(&text, &svc.signing_key.public_key()))
+        .transpose()?;
+    let report = with_conn(&svc.db.write, move |conn| audit_chain::verify(conn, saved)).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// The chain's newest entry, signed with Solme's key, for an operator to keep.
+async fn audit_head(svc: Svc) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let head = with_conn(&svc.db.write, move |conn| audit_chain::head(conn, now)).await?;
+    let signed = head.sign(&svc.signing_key)?;
+    Ok(HttpResponse::Ok().json(SignedAuditHead { head, signed }))
 }
 
 async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
