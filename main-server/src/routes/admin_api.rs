@@ -521,7 +521,8 @@ struct VerifyQuery {
     head: Option<String>,
 }
 
-/// Walks the audit chain (after sealing what is waiting) and names the first problem.
+/// Seals what is waiting, then walks the audit chain (on a reading connection: a long
+/// walk holds up no write) and names the first problem.
 async fn verify_audit(svc: Svc, query: web::Query<VerifyQuery>) -> Result<HttpResponse, ApiError> {
     // The signature is checked first: a saved head not made with this server's key
     // proves nothing about the chain.
@@ -530,14 +531,16 @@ async fn verify_audit(svc: Svc, query: web::Query<VerifyQuery>) -> Result<HttpRe
         .head
         .map(|text| AuditHead::verify(&text, &svc.signing_key.public_key()))
         .transpose()?;
-    let report = with_conn(&svc.db.write, move |conn| audit_chain::verify(conn, saved)).await?;
+    with_conn(&svc.db.write, audit_chain::seal_pending).await?;
+    let report = with_conn(&svc.db.read, move |conn| audit_chain::verify(conn, saved)).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
 /// The chain's newest entry, signed with Solme's key, for an operator to keep.
 async fn audit_head(svc: Svc) -> Result<HttpResponse, ApiError> {
     let now = svc.clock.now();
-    let head = with_conn(&svc.db.write, move |conn| audit_chain::head(conn, now)).await?;
+    with_conn(&svc.db.write, audit_chain::seal_pending).await?;
+    let head = with_conn(&svc.db.read, move |conn| audit_chain::head(conn, now)).await?;
     let signed = head.sign(&svc.signing_key)?;
     Ok(HttpResponse::Ok().json(SignedAuditHead { head, signed }))
 }

@@ -250,9 +250,8 @@ pub fn seal_pending(conn: &mut DbConnection) -> Result<usize, ApiError> {
     Ok(total)
 }
 
-/// The newest sealed entry, for signing (after sealing what is waiting).
+/// The newest sealed entry, for signing (seal what is waiting first).
 pub fn head(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<AuditHead, ApiError> {
-    seal_pending(conn)?;
     Ok(match read_head(conn)? {
         Some(head) => AuditHead {
             chain_seq: to_u64(head.chain_seq),
@@ -393,14 +392,14 @@ impl Walk {
     }
 }
 
-/// Seals what is waiting, then walks the chain from its first position and reports
-/// the first problem; with a `saved` head (already checked to be signed by Solme's
-/// key), also whether that head's entry is still in the chain with the same hash.
+/// Walks the chain from its first position and reports the first problem; with a
+/// `saved` head (already checked to be signed by Solme's key), also whether that
+/// head's entry is still in the chain with the same hash. Seal what is waiting first;
+/// the walk only reads (entries sealed meanwhile are walked too).
 pub fn verify(
     conn: &mut DbConnection,
     saved: Option<AuditHead>,
 ) -> Result<AuditVerification, ApiError> {
-    seal_pending(conn)?;
     let mut walk = Walk {
         checked: 0,
         expected: 1,
