@@ -208,32 +208,83 @@ pub fn seal_round(conn: &mut DbConnection) -> Result<usize, ApiError> {
             .select(ChainRow::as_select())
             .load(conn)?;
         let (mut seq, mut prev) = head.map_or((0, ZERO_HASH), |h| (h.chain_seq, h.entry_hash));
+        let mut sealed = Sealing::default();
         for row in &rows {
             seq += 1;
             let hash = row.canonical(seq, &prev).hash();
-            let updated = diesel::update(
-                audit_log::table
-                    .filter(audit_log::id.eq(row.id))
-                    .filter(audit_log::chain_seq.is_null()),
-            )
-            .set((
-                audit_log::chain_seq.eq(seq),
-                audit_log::entry_hash.eq(hex(&hash)),
-                audit_log::prev_hash.eq(hex(&prev)),
-            ))
-            .execute(conn)?;
-            if updated != 1 {
-                // Only the lock holder seals, so this means a hand edit in between:
-                // roll the round back rather than leave a hole.
-                return Err(ApiError::Internal(anyhow::anyhow!(
-                    "audit entry {} changed while being sealed",
-                    row.id
-                )));
-            }
+            sealed.ids.push(row.id);
+            sealed.seqs.push(seq);
+            sealed.hashes.push(hex(&hash));
+            sealed.prevs.push(hex(&prev));
             prev = hash;
+        }
+        let updated = sealed.write(conn)?;
+        if updated != rows.len() {
+            // Only the lock holder seals, so this means a hand edit in between: roll
+            // the round back rather than leave a hole.
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "audit entries changed while being sealed ({updated} of {} updated)",
+                rows.len()
+            )));
         }
         Ok(rows.len())
     })
+}
+
+/// The chain columns of one round, entry by entry.
+#[derive(Default)]
+struct Sealing {
+    ids: Vec<i64>,
+    seqs: Vec<i64>,
+    hashes: Vec<String>,
+    prevs: Vec<String>,
+}
+
+/// PostgreSQL: the whole round in one statement (one round trip, however many
+/// entries), only where an entry is still unsealed.
+const SEAL_STATEMENT_PG: &str = "UPDATE audit_log SET chain_seq = v.seq, \
+         entry_hash = v.entry_hash, prev_hash = v.prev_hash \
+     FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[]) \
+         AS v(id, seq, entry_hash, prev_hash) \
+     WHERE audit_log.id = v.id AND audit_log.chain_seq IS NULL";
+
+impl Sealing {
+    /// Stores the columns; returns how many entries were updated.
+    fn write(&self, conn: &mut DbConnection) -> Result<usize, ApiError> {
+        use diesel::sql_types::{Array, BigInt, Text};
+        match conn {
+            DbConnection::Postgres(pg) => Ok(diesel::sql_query(SEAL_STATEMENT_PG)
+                .bind::<Array<BigInt>, _>(&self.ids)
+                .bind::<Array<BigInt>, _>(&self.seqs)
+                .bind::<Array<Text>, _>(&self.hashes)
+                .bind::<Array<Text>, _>(&self.prevs)
+                .execute(pg)?),
+            // In-process statements cost no round trip: one per entry.
+            DbConnection::Sqlite(_) => {
+                let mut updated = 0;
+                let entries = self
+                    .ids
+                    .iter()
+                    .zip(&self.seqs)
+                    .zip(&self.hashes)
+                    .zip(&self.prevs);
+                for (((id, seq), hash), prev) in entries {
+                    updated += diesel::update(
+                        audit_log::table
+                            .filter(audit_log::id.eq(id))
+                            .filter(audit_log::chain_seq.is_null()),
+                    )
+                    .set((
+                        audit_log::chain_seq.eq(seq),
+                        audit_log::entry_hash.eq(hash),
+                        audit_log::prev_hash.eq(prev),
+                    ))
+                    .execute(conn)?;
+                }
+                Ok(updated)
+            }
+        }
+    }
 }
 
 /// Seals every entry waiting (in rounds of [`SEAL_BATCH`], at most
