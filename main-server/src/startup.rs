@@ -223,11 +223,7 @@ async fn seal_audit_chain(service: SyncService) {
     loop {
         tick.tick().await;
         let pool = service.db.write.clone();
-        let result = web::block(move || {
-            let mut conn = pool.get()?;
-            crate::store::audit_chain::seal_pending(&mut conn)
-        })
-        .await;
+        let result = web::block(move || crate::store::audit_chain::seal_pending(&pool)).await;
         match result {
             Ok(Ok(sealed)) => {
                 if failing {

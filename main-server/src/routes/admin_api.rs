@@ -521,6 +521,12 @@ struct VerifyQuery {
     head: Option<String>,
 }
 
+/// Seals the audit entries waiting, so that what verify and head see is current.
+async fn seal_pending(svc: &Svc) -> Result<usize, ApiError> {
+    let pool = svc.db.write.clone();
+    web::block(move || audit_chain::seal_pending(&pool)).await?
+}
+
 /// Seals what is waiting, then walks the audit chain (on a reading connection: a long
 /// walk holds up no write) and names the first problem.
 async fn verify_audit(svc: Svc, query: web::Query<VerifyQuery>) -> Result<HttpResponse, ApiError> {
@@ -531,7 +537,7 @@ async fn verify_audit(svc: Svc, query: web::Query<VerifyQuery>) -> Result<HttpRe
         .head
         .map(|text| AuditHead::verify(&text, &svc.signing_key.public_key()))
         .transpose()?;
-    with_conn(&svc.db.write, audit_chain::seal_pending).await?;
+    seal_pending(&svc).await?;
     let report = with_conn(&svc.db.read, move |conn| audit_chain::verify(conn, saved)).await?;
     Ok(HttpResponse::Ok().json(report))
 }
@@ -539,7 +545,7 @@ async fn verify_audit(svc: Svc, query: web::Query<VerifyQuery>) -> Result<HttpRe
 /// The chain's newest entry, signed with Solme's key, for an operator to keep.
 async fn audit_head(svc: Svc) -> Result<HttpResponse, ApiError> {
     let now = svc.clock.now();
-    with_conn(&svc.db.write, audit_chain::seal_pending).await?;
+    seal_pending(&svc).await?;
     let head = with_conn(&svc.db.read, move |conn| audit_chain::head(conn, now)).await?;
     let signed = head.sign(&svc.signing_key)?;
     Ok(HttpResponse::Ok().json(SignedAuditHead { head, signed }))

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::auth::hex;
-use crate::db::{from_millis, DbConnection};
+use crate::db::{from_millis, DbConnection, Pool};
 use crate::error::ApiError;
 use crate::schema::audit_log;
 use shared_proto::admin_api::{AuditProblem, AuditProblemKind, AuditVerification};
@@ -40,9 +40,9 @@ use shared_proto::audit_head::AuditHead;
 const SEAL_LOCK_KEY: i64 = 0x5017_e11c_0000_0002;
 /// Most entries one sealing transaction takes (keeps the transaction short).
 const SEAL_BATCH: i64 = 1_000;
-/// Most sealing rounds one call of [`seal_pending`] runs (a million entries: the
-/// first round after an upgrade of a big log continues on the next call).
-const MAX_SEAL_ROUNDS: usize = 1_000;
+/// Most sealing rounds one call of [`seal_pending`] runs (100,000 entries: sealing
+/// a big log after an upgrade continues on the next call, a second later).
+const MAX_SEAL_ROUNDS: usize = 100;
 /// Entries read per query while walking the chain.
 const WALK_BATCH: i64 = 1_000;
 /// An entry dated this much before the entry sealed ahead of it cannot have been
@@ -210,7 +210,12 @@ pub fn seal_round(conn: &mut DbConnection) -> Result<usize, ApiError> {
         let (mut seq, mut prev) = head.map_or((0, ZERO_HASH), |h| (h.chain_seq, h.entry_hash));
         let mut sealed = Sealing::default();
         for row in &rows {
-            seq += 1;
+            seq = seq.checked_add(1).ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!(
+                    "the audit chain's newest position is the largest there is: \
+                     run `main-server admin audit verify`"
+                ))
+            })?;
             let hash = row.canonical(seq, &prev).hash();
             sealed.ids.push(row.id);
             sealed.seqs.push(seq);
@@ -288,11 +293,13 @@ impl Sealing {
 }
 
 /// Seals every entry waiting (in rounds of [`SEAL_BATCH`], at most
-/// [`MAX_SEAL_ROUNDS`]); returns how many.
-pub fn seal_pending(conn: &mut DbConnection) -> Result<usize, ApiError> {
+/// [`MAX_SEAL_ROUNDS`]); returns how many. Each round checks out its own connection,
+/// so that on SQLite (one write connection) other writes get their turn in between.
+pub fn seal_pending(pool: &Pool) -> Result<usize, ApiError> {
     let mut total = 0;
     for _ in 0..MAX_SEAL_ROUNDS {
-        let sealed = seal_round(conn)?;
+        let mut conn = pool.get()?;
+        let sealed = seal_round(&mut conn)?;
         total += sealed;
         if sealed < SEAL_BATCH as usize {
             break;
@@ -356,6 +363,18 @@ impl Walk {
             entry_id,
             message,
         };
+        if seq < self.expected {
+            // Positions are unique and walked in order: only one below 1 gets here.
+            return Err(problem(
+                AuditProblemKind::Inserted,
+                seq,
+                Some(row.id),
+                format!(
+                    "the entry id {} claims position {seq}, which the chain does not have (it starts at position 1): it was inserted",
+                    row.id
+                ),
+            ));
+        }
         if seq != self.expected {
             let missing = if seq - self.expected == 1 {
                 format!("the entry at position {} is missing", self.expected)
@@ -460,9 +479,11 @@ pub fn verify(
         prev_at: None,
     };
     let mut problem = None;
+    // The first query has no lower bound: a forged position below 1 is walked too.
+    let mut after = i64::MIN;
     'walk: loop {
         let rows: Vec<ChainRow> = audit_log::table
-            .filter(audit_log::chain_seq.gt(walk.expected - 1))
+            .filter(audit_log::chain_seq.gt(after))
             .order(audit_log::chain_seq.asc())
             .limit(WALK_BATCH)
             .select(ChainRow::as_select())
@@ -472,6 +493,7 @@ pub fn verify(
         }
         for row in &rows {
             let Some(seq) = row.chain_seq else { continue };
+            after = seq;
             match walk.check(row, seq) {
                 Ok(hash) => walk.step(row, hash),
                 Err(found) => {

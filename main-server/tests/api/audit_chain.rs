@@ -186,6 +186,22 @@ async fn verify_names_each_tampered_entry(url: Option<String>) {
     let report = verify(&app, None).await;
     assert_problem(&report, "inserted", 2, Some(forged_id));
     assert_eq!(report["checked"], 2, "{report}");
+
+    // A forged entry at a position the chain cannot have, ahead of the first.
+    tamper(
+        &mut conn,
+        &[format!(
+            "INSERT INTO audit_log \
+             (id, at, actor, action, server_id, outcome, detail, chain_seq, entry_hash, prev_hash) \
+             VALUES ({}, {}, 'admin', 'license.add', NULL, 'OK', 'seats 5', 0, '{forged_hash}', '{}')",
+            forged_id + 1,
+            first.at,
+            first.entry_hash
+        )],
+    );
+    let report = verify(&app, None).await;
+    assert_problem(&report, "inserted", 0, Some(forged_id + 1));
+    assert_eq!(report["checked"], 0, "{report}");
 }
 
 #[actix_rt::test]
