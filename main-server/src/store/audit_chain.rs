@@ -38,10 +38,14 @@ use shared_proto::audit_head::AuditHead;
 
 /// Arbitrary constant naming the advisory lock held by the replica that seals.
 const SEAL_LOCK_KEY: i64 = 0x5017_e11c_0000_0002;
-/// Most entries one sealing transaction takes (keeps the transaction short).
-const SEAL_BATCH: i64 = 1_000;
-/// Most sealing rounds one call of [`seal_pending`] runs (100,000 entries: sealing
-/// a big log after an upgrade continues on the next call, a second later).
+/// Most entries one sealing transaction takes on PostgreSQL: it locks nothing a
+/// writer needs, so only its length matters.
+const SEAL_BATCH_PG: usize = 1_000;
+/// On SQLite a round holds the one write lock that syncs need too: about 20 µs an
+/// entry, so 200 keep the pause of the sync writer to a few milliseconds.
+const SEAL_BATCH_SQLITE: usize = 200;
+/// Most sealing rounds one call of [`seal_pending`] runs (sealing a big log after an
+/// upgrade continues on the next call, a second later).
 const MAX_SEAL_ROUNDS: usize = 100;
 /// Entries read per query while walking the chain.
 const WALK_BATCH: i64 = 1_000;
@@ -193,9 +197,17 @@ fn take_seal_lock(conn: &mut DbConnection) -> Result<bool, ApiError> {
     }
 }
 
-/// One sealing round: appends up to [`SEAL_BATCH`] unsealed entries to the chain, in
+fn seal_batch(conn: &DbConnection) -> usize {
+    match conn {
+        DbConnection::Postgres(_) => SEAL_BATCH_PG,
+        DbConnection::Sqlite(_) => SEAL_BATCH_SQLITE,
+    }
+}
+
+/// One sealing round: appends up to [`seal_batch`] unsealed entries to the chain, in
 /// id order. Returns how many it sealed (0 also when another replica is sealing).
 pub fn seal_round(conn: &mut DbConnection) -> Result<usize, ApiError> {
+    let batch = i64::try_from(seal_batch(conn)).unwrap_or(i64::MAX);
     conn.transaction::<_, ApiError, _>(|conn| {
         if !take_seal_lock(conn)? {
             return Ok(0);
@@ -204,7 +216,7 @@ pub fn seal_round(conn: &mut DbConnection) -> Result<usize, ApiError> {
         let rows: Vec<ChainRow> = audit_log::table
             .filter(audit_log::chain_seq.is_null())
             .order(audit_log::id.asc())
-            .limit(SEAL_BATCH)
+            .limit(batch)
             .select(ChainRow::as_select())
             .load(conn)?;
         let (mut seq, mut prev) = head.map_or((0, ZERO_HASH), |h| (h.chain_seq, h.entry_hash));
@@ -292,7 +304,7 @@ impl Sealing {
     }
 }
 
-/// Seals every entry waiting (in rounds of [`SEAL_BATCH`], at most
+/// Seals every entry waiting (in rounds of [`seal_batch`], at most
 /// [`MAX_SEAL_ROUNDS`]); returns how many. Each round checks out its own connection,
 /// so that on SQLite (one write connection) other writes get their turn in between.
 pub fn seal_pending(pool: &Pool) -> Result<usize, ApiError> {
@@ -301,7 +313,7 @@ pub fn seal_pending(pool: &Pool) -> Result<usize, ApiError> {
         let mut conn = pool.get()?;
         let sealed = seal_round(&mut conn)?;
         total += sealed;
-        if sealed < SEAL_BATCH as usize {
+        if sealed < seal_batch(&conn) {
             break;
         }
     }
