@@ -146,7 +146,7 @@ pub enum AuditCommand {
     Verify {
         /// A head saved earlier from `audit head`: also confirm that its entry is
         /// still in the chain with the same hash (catches a rewrite of the whole chain).
-        #[arg(long, env = "MAIN_SERVER_AUDIT_HEAD")]
+        #[arg(long, value_name = "FILE", env = "MAIN_SERVER_AUDIT_HEAD")]
         head: Option<PathBuf>,
     },
     /// Print the chain's newest position and hash, signed with Solme's key: keep the

@@ -381,6 +381,36 @@ async fn the_cli_verifies_the_chain_and_a_saved_head() {
     assert!(text.starts_with("The audit chain is intact: "), "{text}");
     assert!(text.contains("The saved head (position "), "{text}");
 
+    // The `--json` form of the head is a saved head too.
+    let out = admin(&dir, &["head", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved_json = dir.join("saved-head.json");
+    std::fs::write(&saved_json, &out.stdout).expect("save the head");
+    let out = admin(
+        &dir,
+        &[
+            "verify",
+            "--json",
+            "--head",
+            saved_json.to_str().expect("path"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["intact"], true, "{report}");
+    assert!(
+        report["saved_head"]["chain_seq"].as_u64().is_some(),
+        "{report}"
+    );
+
     let mut conn = connect(&app, None);
     let row = sealed_at(&mut conn, 3);
     tamper(
