@@ -12,6 +12,8 @@
 //! - [`routes`]: the HTTP endpoints; [`error`]: how failures become responses;
 //!   [`metrics`]: the Prometheus metrics at `/metrics`.
 //! - [`admin_cli`]: `main-server admin …`, a client of the admin API.
+//! - [`seen_head`]: the newest audit chain head this server saw, kept outside the
+//!   database.
 
 pub mod admin_cli;
 pub mod auth;
@@ -23,6 +25,7 @@ pub mod init;
 pub mod metrics;
 pub mod routes;
 pub mod schema;
+pub mod seen_head;
 pub mod startup;
 pub mod store;
 pub mod sync;

@@ -15,6 +15,7 @@ use super::with_conn;
 use crate::auth::{FailureLimiter, Need};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::seen_head::SeenHead;
 use crate::store::{
     audit, audit_chain, customers, key_clear, licenses, operators, reminders, servers, usage,
 };
@@ -529,7 +530,11 @@ async fn seal_pending(svc: &Svc) -> Result<usize, ApiError> {
 
 /// Seals what is waiting, then walks the audit chain (on a reading connection: a long
 /// walk holds up no write) and names the first problem.
-async fn verify_audit(svc: Svc, query: web::Query<VerifyQuery>) -> Result<HttpResponse, ApiError> {
+async fn verify_audit(
+    svc: Svc,
+    seen: web::Data<SeenHead>,
+    query: web::Query<VerifyQuery>,
+) -> Result<HttpResponse, ApiError> {
     // The signature is checked first: a saved head not made with this server's key
     // proves nothing about the chain.
     let saved = query
@@ -538,7 +543,11 @@ async fn verify_audit(svc: Svc, query: web::Query<VerifyQuery>) -> Result<HttpRe
         .map(|text| AuditHead::verify(&text, &svc.signing_key.public_key()))
         .transpose()?;
     seal_pending(&svc).await?;
-    let report = with_conn(&svc.db.read, move |conn| audit_chain::verify(conn, saved)).await?;
+    let seen = seen.load().map_err(ApiError::Internal)?;
+    let report = with_conn(&svc.db.read, move |conn| {
+        audit_chain::verify(conn, saved, seen)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(report))
 }
 

@@ -475,12 +475,14 @@ impl Walk {
 }
 
 /// Walks the chain from its first position and reports the first problem; with a
-/// `saved` head (already checked to be signed by Solme's key), also whether that
-/// head's entry is still in the chain with the same hash. Seal what is waiting first;
-/// the walk only reads (entries sealed meanwhile are walked too).
+/// `saved` head (already checked to be signed by Solme's key) and the head this
+/// server `seen` last, also whether their entries are still in the chain with the
+/// same hash. Seal what is waiting first; the walk only reads (entries sealed
+/// meanwhile are walked too).
 pub fn verify(
     conn: &mut DbConnection,
     saved: Option<AuditHead>,
+    seen: Option<AuditHead>,
 ) -> Result<AuditVerification, ApiError> {
     let mut walk = Walk {
         checked: 0,
@@ -517,7 +519,12 @@ pub fn verify(
     }
     if problem.is_none() {
         if let Some(saved) = &saved {
-            problem = check_saved(conn, saved)?;
+            problem = check_head(conn, saved, HeadOf::Operator)?;
+        }
+    }
+    if problem.is_none() {
+        if let Some(seen) = &seen {
+            problem = check_head(conn, seen, HeadOf::Server)?;
         }
     }
     let unsealed: i64 = audit_log::table
@@ -535,26 +542,46 @@ pub fn verify(
     })
 }
 
-/// Whether the saved head's entry is still in the chain with the same hash.
-fn check_saved(
+/// Whose head [`check_head`] checks, for its message.
+#[derive(Clone, Copy)]
+pub enum HeadOf {
+    /// A head an operator saved (signed).
+    Operator,
+    /// The head this server saw last (its data directory's copy).
+    Server,
+}
+
+impl HeadOf {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Operator => "the saved head",
+            Self::Server => "the head this server saw last",
+        }
+    }
+}
+
+/// Whether `head`'s entry is still in the chain with the same hash.
+pub fn check_head(
     conn: &mut DbConnection,
-    saved: &AuditHead,
+    head: &AuditHead,
+    of: HeadOf,
 ) -> Result<Option<AuditProblem>, ApiError> {
-    if saved.chain_seq == 0 {
+    if head.chain_seq == 0 {
         return Ok(None);
     }
+    let whose = of.describe();
     let rewritten = |entry_id, message: String| AuditProblem {
         kind: AuditProblemKind::Rewritten,
-        chain_seq: saved.chain_seq,
+        chain_seq: head.chain_seq,
         entry_id,
         message,
     };
-    let Ok(seq) = i64::try_from(saved.chain_seq) else {
+    let Ok(seq) = i64::try_from(head.chain_seq) else {
         return Ok(Some(rewritten(
             None,
             format!(
-                "the saved head's position {} is not in the chain",
-                saved.chain_seq
+                "{whose} names position {}, which the chain cannot have",
+                head.chain_seq
             ),
         )));
     };
@@ -567,14 +594,14 @@ fn check_saved(
         None => Some(rewritten(
             None,
             format!(
-                "the chain no longer reaches the saved head's position {seq}: it was cut short or rewritten"
+                "the chain ends before position {seq}, where {whose} is: entries were removed from its end, or it was rewritten"
             ),
         )),
-        Some((id, hash)) if hash.as_deref() != Some(saved.entry_hash.as_str()) => {
+        Some((id, hash)) if hash.as_deref() != Some(head.entry_hash.as_str()) => {
             Some(rewritten(
                 Some(id),
                 format!(
-                    "the entry at the saved head's position {seq} (id {id}) has another hash than the saved head: the chain was rewritten up to there"
+                    "the entry at position {seq} (id {id}) has another hash than {whose}: the chain was rewritten up to there"
                 ),
             ))
         }

@@ -92,6 +92,21 @@ fn assert_problem(report: &Value, kind: &str, chain_seq: i64, id: Option<i64>) {
     );
 }
 
+fn seen_head_file(app: &TestApp) -> std::path::PathBuf {
+    app.dir.path().join("last-audit-head.json")
+}
+
+/// Waits until the server's copy of the chain's head has reached position `seq`.
+async fn wait_for_seen_head(app: &TestApp, seq: i64) {
+    test_harness::wait_until_async("the seen head", Duration::from_secs(20), || async {
+        let text = std::fs::read(seen_head_file(app)).ok()?;
+        let head: Value = serde_json::from_slice(&text).ok()?;
+        (head["chain_seq"] == seq).then_some(())
+    })
+    .await
+    .expect("the server keeps the head it saw");
+}
+
 /// Audit entries of several kinds: customers, ids, licenses, a sync.
 async fn some_entries(app: &TestApp) {
     app.register().await;
@@ -236,6 +251,8 @@ async fn a_saved_head_catches_a_rewritten_chain(url: Option<String>) {
     assert_eq!(report["intact"], true, "{report}");
     assert_eq!(report["saved_head"], head["head"], "{report}");
 
+    wait_for_seen_head(&app, seq).await;
+
     tamper(
         &mut conn,
         &[
@@ -243,11 +260,33 @@ async fn a_saved_head_catches_a_rewritten_chain(url: Option<String>) {
             "UPDATE audit_log SET chain_seq = NULL, entry_hash = NULL, prev_hash = NULL".into(),
         ],
     );
+    // The resealed chain is whole, but neither the server's own copy of its head nor
+    // the operator's saved head is in it any more.
     let report = verify(&app, None).await;
-    assert_eq!(report["intact"], true, "resealed: {report}");
-    let report = verify(&app, Some(&signed)).await;
     let id = sealed_at(&mut conn, seq).id;
     assert_problem(&report, "rewritten", seq, Some(id));
+    let message = report["problem"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("the head this server saw last"),
+        "{message}"
+    );
+    let report = verify(&app, Some(&signed)).await;
+    assert_problem(&report, "rewritten", seq, Some(id));
+    let message = report["problem"]["message"].as_str().expect("message");
+    assert!(message.contains("the saved head"), "{message}");
+
+    // Without the server's copy (a restored backup, a new data directory) the chain
+    // verifies on its own; the saved head still catches the rewrite.
+    std::fs::remove_file(seen_head_file(&app)).expect("remove the seen head");
+    wait_for_seen_head(&app, seq).await;
+    let report = verify(&app, None).await;
+    assert_eq!(report["intact"], true, "{report}");
+    assert_problem(
+        &verify(&app, Some(&signed)).await,
+        "rewritten",
+        seq,
+        Some(id),
+    );
 
     // A head not signed with this server's key, or no head at all, is refused.
     let other = shared_proto::SolmeSigningKey::generate().expect("key");
@@ -265,6 +304,43 @@ async fn a_saved_head_catches_a_rewritten_chain(url: Option<String>) {
     crate::helpers::assert_refused(status, &body, StatusCode::BAD_REQUEST, "BAD_SIGNATURE");
     let (status, body) = app.get("/admin/v1/audit/verify?head=hello").await;
     crate::helpers::assert_refused(status, &body, StatusCode::BAD_REQUEST, "MALFORMED");
+}
+
+/// Entries removed from the end of the chain leave it whole; the head the server
+/// keeps in its data directory is past its end.
+async fn removing_the_newest_entries_is_found(url: Option<String>) {
+    let app = spawn_app_with(url.clone(), None).await;
+    some_entries(&app).await;
+    let report = verify(&app, None).await;
+    assert_eq!(report["intact"], true, "{report}");
+    let seq = report["head_seq"].as_i64().expect("position");
+    wait_for_seen_head(&app, seq).await;
+    let mut conn = connect(&app, url.as_deref());
+    tamper(
+        &mut conn,
+        &[format!(
+            "DELETE FROM audit_log WHERE chain_seq >= {}",
+            seq - 1
+        )],
+    );
+    let report = verify(&app, None).await;
+    assert_problem(&report, "rewritten", seq, None);
+    assert_eq!(report["head_seq"], seq - 2, "{report}");
+    let message = report["problem"]["message"].as_str().expect("message");
+    assert!(message.contains("removed from its end"), "{message}");
+}
+
+#[actix_rt::test]
+async fn removing_the_newest_entries_is_found_on_sqlite() {
+    removing_the_newest_entries_is_found(None).await;
+}
+
+#[actix_rt::test]
+async fn removing_the_newest_entries_is_found_on_postgres() {
+    let Some(url) = fresh_pg_database() else {
+        return;
+    };
+    removing_the_newest_entries_is_found(Some(url)).await;
 }
 
 #[actix_rt::test]
