@@ -253,11 +253,11 @@ async fn seal_audit_chain(service: SyncService, seen_head: web::Data<SeenHead>) 
                 }
             }
             Ok(Err(e)) if !failing => {
-                log::warn!("sealing audit entries failed (retrying every second): {e:?}");
+                log::warn!("sealing audit entries or keeping the chain's head failed (retrying every second): {e:?}");
                 failing = true;
             }
             Err(e) if !failing => {
-                log::warn!("sealing audit entries failed (retrying every second): {e}");
+                log::warn!("sealing audit entries or keeping the chain's head failed (retrying every second): {e}");
                 failing = true;
             }
             _ => {}
