@@ -232,6 +232,8 @@ mod tests {
             need(Method::POST, "/admin/v1/key-clear-requests/x/approve"),
             Need::Manage
         );
+        assert_eq!(need(Method::GET, "/admin/v1/audit/verify"), Need::Read);
+        assert_eq!(need(Method::GET, "/admin/v1/audit/head"), Need::Read);
         assert!(Need::Read.allows(Role::Viewer));
         assert!(!Need::Manage.allows(Role::Viewer));
         assert!(Need::Manage.allows(Role::Operator));

@@ -137,12 +137,33 @@ pub enum AdminCommand {
     /// Operator accounts and their tokens (admin role).
     #[command(subcommand)]
     Operator(OperatorCommand),
-    /// The audit log, newest first.
-    Audit {
-        /// How many entries.
-        #[arg(long, env = "MAIN_SERVER_AUDIT_LIMIT", default_value_t = 50)]
-        limit: u32,
+    /// The audit log, newest first; `verify` and `head` check its hash chain.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    /// How many entries to list.
+    #[arg(long, env = "MAIN_SERVER_AUDIT_LIMIT", default_value_t = 50)]
+    pub limit: u32,
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit log's hash chain and name the first entry that was changed,
+    /// removed or inserted; exits 1 when the chain is broken.
+    Verify {
+        /// A head saved earlier from `audit head`: also confirm that its entry is
+        /// still in the chain with the same hash (catches a rewrite of the whole chain).
+        #[arg(long, value_name = "FILE", env = "MAIN_SERVER_AUDIT_HEAD")]
+        head: Option<PathBuf>,
     },
+    /// Print the chain's newest position and hash, signed with Solme's key: keep the
+    /// output outside the database and check it later with `audit verify --head FILE`.
+    Head,
 }
 
 #[derive(Debug, Subcommand)]

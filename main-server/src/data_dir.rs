@@ -43,4 +43,5 @@ files! {
     admin_token => "admin-token",
     gateway_token => "gateway-token",
     listening => "listening.json",
+    last_audit_head => "last-audit-head.json",
 }

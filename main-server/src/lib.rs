@@ -13,6 +13,8 @@
 //!   [`metrics`]: the Prometheus metrics at `/metrics`.
 //! - [`admin_cli`]: `main-server admin …`, a client of the admin API.
 //! - [`openapi`]: the OpenAPI document of both APIs, generated from the handlers.
+//! - [`seen_head`]: the newest audit chain head this server saw, kept outside the
+//!   database.
 
 pub mod admin_cli;
 pub mod auth;
@@ -25,6 +27,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod schema;
+pub mod seen_head;
 pub mod startup;
 pub mod store;
 pub mod sync;

@@ -65,6 +65,8 @@ use crate::routes::{admin_api, sync_api};
         admin_api::reject_request,
         admin_api::mark_notified,
         admin_api::list_audit,
+        admin_api::verify_audit,
+        admin_api::audit_head,
         admin_api::whoami,
         admin_api::open_session,
         admin_api::close_session,

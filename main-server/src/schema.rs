@@ -83,6 +83,9 @@ diesel::table! {
         server_id -> Nullable<Text>,
         outcome -> Text,
         detail -> Text,
+        chain_seq -> Nullable<BigInt>,
+        entry_hash -> Nullable<Text>,
+        prev_hash -> Nullable<Text>,
     }
 }
 

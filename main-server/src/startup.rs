@@ -18,6 +18,7 @@ use crate::data_dir::DataDir;
 use crate::db::{Db, DbTarget};
 use crate::metrics::Metrics;
 use crate::routes::{admin_api, configure_extractors, not_found, sync_api};
+use crate::seen_head::SeenHead;
 use crate::sync::SyncService;
 use crate::tls;
 use shared_proto::admin_api::{AdminUrl, Listening};
@@ -27,6 +28,9 @@ use shared_proto::files::{self, Access, Existing};
 const ADMIN_JSON_LIMIT: usize = 256 * 1024;
 /// How often each process forgets request ids too old to matter.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often each process appends new audit entries to the hash chain (replicas take
+/// turns through the database; see `store/audit_chain.rs`).
+const SEAL_EVERY: Duration = Duration::from_secs(1);
 
 /// What `serve` needs; the CLI flags map onto it one to one.
 #[derive(Clone, Debug)]
@@ -63,6 +67,7 @@ pub struct Application {
     sync_server: Server,
     admin_server: Server,
     service: SyncService,
+    seen_head: web::Data<SeenHead>,
     listening: Listening,
 }
 
@@ -122,6 +127,7 @@ impl Application {
 
         let service_data = web::Data::new(service.clone());
         let limiter = web::Data::new(FailureLimiter::default());
+        let seen_head = web::Data::new(SeenHead::new(dir.last_audit_head()));
         let metrics = web::Data::new(Metrics::default());
 
         let data = service_data.clone();
@@ -149,6 +155,7 @@ impl Application {
         }
 
         let data = service_data.clone();
+        let admin_seen_head = seen_head.clone();
         let admin_listener = bind(settings.admin_listen, "admin")?;
         let admin_addr = admin_listener
             .local_addr()
@@ -157,6 +164,7 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(limiter.clone())
+                .app_data(admin_seen_head.clone())
                 .app_data(metrics.clone())
                 .configure(|cfg| configure_extractors(cfg, ADMIN_JSON_LIMIT))
                 .configure(admin_api::configure)
@@ -188,6 +196,7 @@ impl Application {
             sync_server: sync_server.run(),
             admin_server: admin_server.run(),
             service,
+            seen_head,
             listening: listening.clone(),
         })
         .and_then(|app| {
@@ -234,10 +243,56 @@ impl Application {
                 }
             }
         });
+        let sealer = actix_web::rt::spawn(seal_audit_chain(
+            self.service.clone(),
+            self.seen_head.clone(),
+        ));
         let result = futures_util::future::try_join(self.sync_server, self.admin_server).await;
         pruner.abort();
+        sealer.abort();
         result.context("running the servers")?;
         log::info!("stopped");
         Ok(())
+    }
+}
+
+/// Seals new audit entries into the hash chain every [`SEAL_EVERY`], forever, and
+/// moves this server's copy of the chain's head forward. A failure (the database
+/// down) is logged once, and its end once more, not every second.
+async fn seal_audit_chain(service: SyncService, seen_head: web::Data<SeenHead>) {
+    let mut tick = actix_web::rt::time::interval(SEAL_EVERY);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let db = service.db.clone();
+        let now = service.clock.now();
+        let seen_head = seen_head.clone();
+        let result = web::block(move || {
+            let sealed = crate::store::audit_chain::seal_pending(&db.write)?;
+            let mut conn = db.read.get()?;
+            seen_head.advance(&mut conn, now)?;
+            Ok::<_, crate::error::ApiError>(sealed)
+        })
+        .await;
+        match result {
+            Ok(Ok(sealed)) => {
+                if failing {
+                    log::info!("sealing audit entries works again");
+                    failing = false;
+                }
+                if sealed > 0 {
+                    log::debug!("sealed {sealed} audit entries into the hash chain");
+                }
+            }
+            Ok(Err(e)) if !failing => {
+                log::warn!("sealing audit entries or keeping the chain's head failed (retrying every second): {e:?}");
+                failing = true;
+            }
+            Err(e) if !failing => {
+                log::warn!("sealing audit entries or keeping the chain's head failed (retrying every second): {e}");
+                failing = true;
+            }
+            _ => {}
+        }
     }
 }

@@ -557,6 +557,68 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+crate::text_enum! {
+    /// What `GET /admin/v1/audit/verify` found wrong with the audit chain.
+    pub enum AuditProblemKind {
+        /// A sealed entry's content no longer matches its hash (edited, or forged
+        /// with a wrong hash).
+        Changed => "changed",
+        /// Positions are missing: entries were deleted.
+        Removed => "removed",
+        /// An entry sits where the chain has no place for it: the entry after it still
+        /// links to the one before it.
+        Inserted => "inserted",
+        /// An entry does not link to the one before it (entries reordered or rewritten).
+        Unlinked => "unlinked",
+        /// An entry is dated well before the entry sealed ahead of it: written into the
+        /// database outside the server and sealed afterwards.
+        Backdated => "backdated",
+        /// The saved head's entry is gone or has another hash: the chain was rewritten.
+        Rewritten => "rewritten",
+    }
+}
+
+/// The first problem found, naming the entry.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditProblem {
+    pub kind: AuditProblemKind,
+    /// Position in the chain of the entry named.
+    pub chain_seq: u64,
+    /// Its row id in `audit_log`, when the entry is still there.
+    pub entry_id: Option<i64>,
+    /// The finding in plain words.
+    pub message: String,
+}
+
+/// The answer of `GET /admin/v1/audit/verify`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditVerification {
+    /// Whether every check passed.
+    pub intact: bool,
+    /// Sealed entries walked (up to the first problem).
+    pub checked: u64,
+    /// The chain's newest position and hash when the walk ended (0 and 64 zeros for
+    /// the empty chain).
+    pub head_seq: u64,
+    pub head_hash: String,
+    /// Entries written but not sealed yet (they are sealed within seconds).
+    pub unsealed: u64,
+    /// The saved head that was checked (given as `?head=`), when one was.
+    pub saved_head: Option<crate::audit_head::AuditHead>,
+    pub problem: Option<AuditProblem>,
+}
+
+/// The answer of `GET /admin/v1/audit/head`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedAuditHead {
+    pub head: crate::audit_head::AuditHead,
+    /// The head signed with Solme's key (`solme-audit-head-v1.…`): the text to keep.
+    pub signed: String,
+}
+
 /// `DATA_DIR/listening.json` of a running `serve`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Listening {

@@ -7,14 +7,15 @@
 //! offset  size  field
 //! 0       4     magic "SOLM"
 //! 4       1     format version (1)
-//! 5       1     kind: 1 = sync request, 2 = license file, 3 = borrow token
+//! 5       1     kind: 1 = sync request, 2 = license file, 3 = borrow token,
+//!               4 = audit head
 //! 6       4     payload length N, big-endian u32 (at most MAX_PAYLOAD_LEN)
 //! 10      N     payload: the message as UTF-8 JSON
 //! 10+N    64    Ed25519 signature over  label || 0x00 || bytes[0 .. 10+N]
 //! ```
 //!
 //! The label is the kind's domain-separation string (`solme sync request v1`,
-//! `solme license file v1`, `solme borrow token v1`), so a signature made for one kind of message never
+//! `solme license file v1`, `solme borrow token v1`, `solme audit head v1`), so a signature made for one kind of message never
 //! verifies as another. Nothing may follow the signature.
 //!
 //! Sealed message (the armor body of a license file):
@@ -62,6 +63,7 @@ pub enum Kind {
     SyncRequest,
     LicenseFile,
     BorrowToken,
+    AuditHead,
 }
 
 impl Kind {
@@ -70,6 +72,7 @@ impl Kind {
             Self::SyncRequest => 1,
             Self::LicenseFile => 2,
             Self::BorrowToken => 3,
+            Self::AuditHead => 4,
         }
     }
 
@@ -78,6 +81,7 @@ impl Kind {
             Self::SyncRequest => b"solme sync request v1",
             Self::LicenseFile => b"solme license file v1",
             Self::BorrowToken => b"solme borrow token v1",
+            Self::AuditHead => b"solme audit head v1",
         }
     }
 
@@ -86,6 +90,7 @@ impl Kind {
             Self::SyncRequest => "sync data",
             Self::LicenseFile => "a license file",
             Self::BorrowToken => "a borrow token",
+            Self::AuditHead => "an audit head",
         }
     }
 
@@ -94,6 +99,7 @@ impl Kind {
             1 => Some(Self::SyncRequest),
             2 => Some(Self::LicenseFile),
             3 => Some(Self::BorrowToken),
+            4 => Some(Self::AuditHead),
             _ => None,
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod admin_api;
 pub mod armor;
+pub mod audit_head;
 pub mod borrow_token;
 pub mod clock;
 pub mod envelope;

@@ -10,8 +10,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 
 use crate::admin_api::{
-    AuditAction, AuditOutcome, KeyClearStatus, ReminderState, ReminderThreshold, Role, SenderAuth,
-    SyncChannel,
+    AuditAction, AuditOutcome, AuditProblemKind, KeyClearStatus, ReminderState, ReminderThreshold,
+    Role, SenderAuth, SyncChannel,
 };
 use crate::ErrorCode;
 
@@ -46,6 +46,7 @@ word_schemas! {
     SyncChannel => "How a local server synchronized.",
     KeyClearStatus => "Where a key-clear request stands.",
     AuditAction => "What an audit entry records.",
+    AuditProblemKind => "What the audit chain's verification found wrong.",
     ReminderThreshold => "Which reminder of the 366-day limit: days before it, or once it has passed.",
     ReminderState => "Where a reminder stands.",
     Role => "What an authenticated caller of the admin API may do.",

@@ -31,6 +31,10 @@ pub enum CliError {
     /// The server failed (5xx: database down, overload, …): worth retrying too.
     #[error("the admin API failed ({status}): {message}")]
     ServerFailed { status: u16, message: String },
+    /// A check ran and found a problem (a broken audit chain): its report is the
+    /// output, and the command exits 1.
+    #[error("{0}")]
+    CheckFailed(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }

@@ -43,6 +43,10 @@ pub fn run(args: AdminArgs) -> ExitCode {
             eprintln!("refused ({code}): {message}");
             ExitCode::FAILURE
         }
+        Err(CliError::CheckFailed(output)) => {
+            print!("{output}");
+            ExitCode::FAILURE
+        }
         Err(CliError::Other(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

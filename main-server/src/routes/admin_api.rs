@@ -18,17 +18,20 @@ use super::with_conn;
 use crate::auth::{token_hash, Credential, FailureLimiter, Need, SESSION_PREFIX};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::seen_head::SeenHead;
 use crate::store::{
-    audit, customers, key_clear, licenses, operators, reminders, servers, sessions, usage,
+    audit, audit_chain, customers, key_clear, licenses, operators, reminders, servers, sessions,
+    usage,
 };
 use crate::sync::{Channel, SyncService};
 use shared_proto::admin_api::{
-    AuditAction, AuditEntry, AuditOutcome, ConsoleSession, Customer, DecidedKeyClearRequest,
-    Decision, DueReminder, Identity, IssuedToken, KeyClear, KeyClearRequest, KeyClearStatus,
-    License, LicenseChange, MailSync, MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest,
-    NewLicense, NewOperator, NewServer, OperatorAccount, Reminder, RemindersSwitch, Server,
-    SyncUsage,
+    AuditAction, AuditEntry, AuditOutcome, AuditVerification, ConsoleSession, Customer,
+    DecidedKeyClearRequest, Decision, DueReminder, Identity, IssuedToken, KeyClear,
+    KeyClearRequest, KeyClearStatus, License, LicenseChange, MailSync, MailSyncAnswer, NewCustomer,
+    NewEmail, NewKeyClearRequest, NewLicense, NewOperator, NewServer, OperatorAccount, Reminder,
+    RemindersSwitch, Server, SignedAuditHead, SyncUsage,
 };
+use shared_proto::audit_head::AuditHead;
 use utoipa::IntoParams;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -77,6 +80,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(mark_notified),
             )
             .route("/audit", web::get().to(list_audit))
+            .route("/audit/verify", web::get().to(verify_audit))
+            .route("/audit/head", web::get().to(audit_head))
             .route("/whoami", web::get().to(whoami))
             .route("/sessions", web::post().to(open_session))
             .route("/sessions/current", web::delete().to(close_session))
@@ -792,6 +797,64 @@ async fn list_audit(svc: Svc, query: web::Query<AuditQuery>) -> Result<HttpRespo
     let limit = query.limit.unwrap_or(100);
     let list = with_conn(&svc.db.read, move |conn| audit::list(conn, limit)).await?;
     Ok(HttpResponse::Ok().json(list))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct VerifyQuery {
+    /// A saved `GET /audit/head` answer's `signed` text, to check against the chain.
+    head: Option<String>,
+}
+
+/// Seals the audit entries waiting, so that what verify and head see is current.
+async fn seal_pending(svc: &Svc) -> Result<usize, ApiError> {
+    let pool = svc.db.write.clone();
+    web::block(move || audit_chain::seal_pending(&pool)).await?
+}
+
+/// Seals what is waiting, then walks the audit chain (on a reading connection: a long
+/// walk holds up no write) and names the first problem.
+#[utoipa::path(
+    get, path = "/admin/v1/audit/verify", tag = "audit",
+    params(VerifyQuery),
+    responses(
+        (status = 200, description = "The walk of the audit chain: intact, or the first entry changed, removed, inserted or rewritten.", body = AuditVerification),
+        (status = 400, description = "`BAD_SIGNATURE`: the saved head is not signed with Solme's key; `MALFORMED`: the text is not a saved head."),
+    )
+)]
+async fn verify_audit(
+    svc: Svc,
+    seen: web::Data<SeenHead>,
+    query: web::Query<VerifyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    // The signature is checked first: a saved head not made with this server's key
+    // proves nothing about the chain.
+    let saved = query
+        .into_inner()
+        .head
+        .map(|text| AuditHead::verify(&text, &svc.signing_key.public_key()))
+        .transpose()?;
+    seal_pending(&svc).await?;
+    let seen = seen.load().map_err(ApiError::Internal)?;
+    let report = with_conn(&svc.db.read, move |conn| {
+        audit_chain::verify(conn, saved, seen)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// The chain's newest entry, signed with Solme's key, for an operator to keep.
+#[utoipa::path(
+    get, path = "/admin/v1/audit/head", tag = "audit",
+    responses((status = 200, description = "The newest sealed entry's position and hash, signed with Solme's key.", body = SignedAuditHead))
+)]
+async fn audit_head(svc: Svc) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    seal_pending(&svc).await?;
+    let head = with_conn(&svc.db.read, move |conn| audit_chain::head(conn, now)).await?;
+    let signed = head.sign(&svc.signing_key)?;
+    Ok(HttpResponse::Ok().json(SignedAuditHead { head, signed }))
 }
 
 #[utoipa::path(

@@ -7,6 +7,7 @@
 //! database with conditional updates and unique keys, never by checks in Rust.
 
 pub mod audit;
+pub mod audit_chain;
 pub mod customers;
 pub mod key_clear;
 pub mod licenses;

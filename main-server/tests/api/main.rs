@@ -8,6 +8,11 @@ mod admin;
     clippy::expect_used,
     reason = "test set-up helpers fail the test with a message"
 )]
+mod audit_chain;
+#[expect(
+    clippy::expect_used,
+    reason = "test set-up helpers fail the test with a message"
+)]
 mod cli;
 #[expect(
     clippy::expect_used,
