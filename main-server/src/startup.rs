@@ -202,9 +202,10 @@ impl Application {
         .and_then(|app| {
             let json = serde_json::to_vec_pretty(&listening).context("encoding listening.json")?;
             files::write(&dir.listening(), &json, Access::Public, Existing::Replace)?;
+            let sync: Vec<String> = listening.sync.iter().map(ToString::to_string).collect();
             log::info!(
-                "sync API (HTTPS) on {:?}, admin API and console on {}",
-                listening.sync,
+                "sync API (HTTPS) on {}, admin API and console on {}",
+                sync.join(", "),
                 listening.admin
             );
             Ok(app)
