@@ -8,7 +8,6 @@
 //! of a signed message of the envelope (kind 4, label `solme audit head v1`, see
 //! [`crate::envelope`]) whose payload is the JSON of [`AuditHead`].
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +17,8 @@ use crate::keys::{SolmePublicKey, SolmeSigningKey};
 
 /// The text every signed head starts with.
 pub const HEAD_PREFIX: &str = "solme-audit-head-v1.";
+/// What errors call it.
+const WHAT: &str = "the signed audit head";
 /// Longest signed head text accepted (the payload is about two hundred bytes).
 pub const MAX_HEAD_LEN: usize = 4 * 1024;
 
@@ -39,13 +40,7 @@ pub struct AuditHead {
 impl AuditHead {
     /// Signs the head with Solme's key; returns its text.
     pub fn sign(&self, key: &SolmeSigningKey) -> Result<String, ProtoError> {
-        let payload = serde_json::to_vec(self)
-            .map_err(|e| ProtoError::Malformed(format!("encoding the audit head: {e}")))?;
-        let signed = envelope::sign(Kind::AuditHead, &payload, key.key())?;
-        Ok(format!(
-            "{HEAD_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signed)
-        ))
+        envelope::sign_line(Kind::AuditHead, HEAD_PREFIX, WHAT, self, key.key())
     }
 
     /// Finds the signed head in `text` (a saved `admin audit head` output: the line
@@ -66,12 +61,7 @@ impl AuditHead {
                     "no signed audit head found: it is the line that starts with {HEAD_PREFIX}"
                 ))
             })?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| ProtoError::Malformed("the signed audit head is damaged".into()))?;
-        let payload = envelope::parse(Kind::AuditHead, &bytes)?.verify(key.key()?)?;
-        serde_json::from_slice(payload)
-            .map_err(|e| ProtoError::Malformed(format!("the signed audit head is damaged: {e}")))
+        envelope::open_line(Kind::AuditHead, body, WHAT, key.key()?)
     }
 }
 
@@ -110,15 +100,7 @@ mod tests {
             Err(ProtoError::BadSignature(_))
         ));
         let body = &text[HEAD_PREFIX.len()..];
-        let mut bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(body)
-            .unwrap();
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 1;
-        let flipped = format!(
-            "{HEAD_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes)
-        );
+        let flipped = envelope::flip_a_bit(HEAD_PREFIX, &text);
         assert!(AuditHead::verify(&flipped, &key.public_key()).is_err());
         assert!(AuditHead::verify(&text[..text.len() - 8], &key.public_key()).is_err());
         assert!(

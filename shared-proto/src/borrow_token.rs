@@ -7,7 +7,6 @@
 //! [`crate::envelope`]) whose payload is the JSON of [`BorrowToken`], signed with the
 //! local server's Ed25519 key (the same key whose fingerprint Solme's main server binds).
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use openssl::pkey::{Id, PKey};
 use serde::{Deserialize, Serialize};
@@ -19,6 +18,8 @@ use crate::keys::ServerIdentity;
 
 /// The text every token starts with.
 pub const TOKEN_PREFIX: &str = "solme-borrow-v1.";
+/// What errors call it.
+const WHAT: &str = "the borrow token";
 /// Longest token text accepted (the payload is a few hundred bytes).
 pub const MAX_TOKEN_LEN: usize = 4 * 1024;
 
@@ -42,13 +43,13 @@ pub struct BorrowToken {
 impl BorrowToken {
     /// Signs the token with the server's key; returns its text.
     pub fn sign(&self, identity: &ServerIdentity) -> Result<String, ProtoError> {
-        let payload = serde_json::to_vec(self)
-            .map_err(|e| ProtoError::Malformed(format!("encoding the borrow token: {e}")))?;
-        let signed = envelope::sign(Kind::BorrowToken, &payload, identity.signing_key())?;
-        Ok(format!(
-            "{TOKEN_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signed)
-        ))
+        envelope::sign_line(
+            Kind::BorrowToken,
+            TOKEN_PREFIX,
+            WHAT,
+            self,
+            identity.signing_key(),
+        )
     }
 
     /// Checks the token's signature with the server's raw Ed25519 public key and reads
@@ -63,15 +64,10 @@ impl BorrowToken {
         let body = text.strip_prefix(TOKEN_PREFIX).ok_or_else(|| {
             ProtoError::Malformed(format!("a borrow token starts with {TOKEN_PREFIX}"))
         })?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| ProtoError::Malformed("the borrow token is damaged".into()))?;
         let key = PKey::public_key_from_raw_bytes(public_key, Id::ED25519).map_err(|_| {
             ProtoError::BadSignature("the given public key is not an Ed25519 key".into())
         })?;
-        let payload = envelope::parse(Kind::BorrowToken, &bytes)?.verify(&key)?;
-        serde_json::from_slice(payload)
-            .map_err(|e| ProtoError::Malformed(format!("the borrow token is damaged: {e}")))
+        envelope::open_line(Kind::BorrowToken, body, WHAT, &key)
     }
 
     /// Whether the borrowed seat may be used at `now`.
@@ -122,15 +118,7 @@ mod tests {
             Err(ProtoError::BadSignature(_))
         ));
         let body = &text[TOKEN_PREFIX.len()..];
-        let mut bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(body)
-            .unwrap();
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 1;
-        let flipped = format!(
-            "{TOKEN_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes)
-        );
+        let flipped = envelope::flip_a_bit(TOKEN_PREFIX, &text);
         assert!(BorrowToken::verify(&flipped, &key).is_err());
         assert!(BorrowToken::verify(&text[..text.len() - 8], &key).is_err());
         assert!(BorrowToken::verify(body, &key).is_err(), "no prefix");

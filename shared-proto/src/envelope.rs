@@ -125,6 +125,57 @@ pub fn sign(kind: Kind, payload: &[u8], key: &PKey<Private>) -> Result<Vec<u8>, 
     Ok(message)
 }
 
+/// A signed JSON `value` as one line of text: `prefix`, then the signed message in
+/// URL-safe base64 without padding (borrow tokens, audit heads). `what` names the
+/// value in errors (`the borrow token`).
+pub fn sign_line<T: serde::Serialize>(
+    kind: Kind,
+    prefix: &str,
+    what: &str,
+    value: &T,
+    key: &PKey<Private>,
+) -> Result<String, ProtoError> {
+    use base64::Engine;
+    let payload = serde_json::to_vec(value)
+        .map_err(|e| ProtoError::Malformed(format!("encoding {what}: {e}")))?;
+    let signed = sign(kind, &payload, key)?;
+    Ok(format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signed)
+    ))
+}
+
+/// Reads the value [`sign_line`] wrote, from the text after its prefix, once its
+/// signature holds for `key`.
+pub fn open_line<T: serde::de::DeserializeOwned, K: HasPublic>(
+    kind: Kind,
+    body: &str,
+    what: &str,
+    key: &PKey<K>,
+) -> Result<T, ProtoError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body)
+        .map_err(|_| ProtoError::Malformed(format!("{what} is damaged")))?;
+    let payload = parse(kind, &bytes)?.verify(key)?;
+    serde_json::from_slice(payload)
+        .map_err(|e| ProtoError::Malformed(format!("{what} is damaged: {e}")))
+}
+
+/// `line` (made by [`sign_line`] with `prefix`) with one bit of its signed message
+/// flipped, for tests of tampering.
+#[cfg(test)]
+pub(crate) fn flip_a_bit(prefix: &str, line: &str) -> String {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut bytes = engine
+        .decode(&line[prefix.len()..])
+        .unwrap_or_else(|e| panic!("not a signed line: {e}"));
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    format!("{prefix}{}", engine.encode(&bytes))
+}
+
 /// A signed message split into its parts; the signature is not checked yet.
 #[derive(Debug)]
 pub struct Unverified<'a> {
