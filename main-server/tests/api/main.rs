@@ -3,39 +3,20 @@
 //! clock it can move) and talks HTTPS/HTTP to it; the CLI tests and the scale-out race
 //! run the real binary through the shared `test-harness`.
 
+#![expect(
+    clippy::expect_used,
+    reason = "test set-up helpers fail the test with a message"
+)]
+
 mod admin;
-#[expect(
-    clippy::expect_used,
-    reason = "test set-up helpers fail the test with a message"
-)]
 mod audit_chain;
-#[expect(
-    clippy::expect_used,
-    reason = "test set-up helpers fail the test with a message"
-)]
 mod cli;
-#[expect(
-    clippy::expect_used,
-    reason = "test set-up helpers fail the test with a message"
-)]
 mod console;
 mod error_bodies;
-#[expect(
-    clippy::expect_used,
-    reason = "test set-up helpers fail the test with a message"
-)]
 mod helpers;
-#[expect(
-    clippy::expect_used,
-    reason = "test set-up helpers fail the test with a message"
-)]
 mod https;
 mod metrics;
 mod openapi;
-#[expect(
-    clippy::expect_used,
-    reason = "test set-up helpers fail the test with a message"
-)]
 mod operators;
 mod race;
 mod reminders;
