@@ -203,8 +203,8 @@ fn run(args: Args) -> Result<()> {
         .context("the lease has no id")?
         .to_string();
     say(&format!(
-        "lease {lease_id} granted until {}",
-        lease["expires_at"]
+        "lease {lease_id} granted until {} (heartbeats keep it)",
+        lease["expires_at"].as_str().unwrap_or("?")
     ));
     for feature in locals[0].features()?.as_array().into_iter().flatten() {
         say(&format!(
