@@ -402,3 +402,24 @@ pub fn assert_refused(status: StatusCode, body: &Value, expected: StatusCode, co
         "{body}"
     );
 }
+
+/// A bare key pair's raw public key (sync requests carry them so).
+pub fn raw_public_key(key: &openssl::pkey::PKey<openssl::pkey::Private>) -> [u8; 32] {
+    key.raw_public_key()
+        .expect("raw key")
+        .try_into()
+        .expect("32 bytes")
+}
+
+/// Sync data signed by hand with the bare Ed25519 key `signing`: for requests that
+/// `sync_data::seal`, which signs only with a whole identity, cannot make.
+pub fn hand_signed_sync_data(
+    request: &impl serde::Serialize,
+    signing: &openssl::pkey::PKey<openssl::pkey::Private>,
+) -> String {
+    use shared_proto::armor::{self, ArmorKind};
+    use shared_proto::envelope::{self, Kind};
+    let payload = serde_json::to_vec(request).expect("json");
+    let signed = envelope::sign(Kind::SyncRequest, &payload, signing).expect("sign");
+    armor::encode(ArmorKind::SyncData, &[], &signed)
+}

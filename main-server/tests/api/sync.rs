@@ -7,7 +7,10 @@ use shared_proto::armor::{self, ArmorKind};
 use test_harness::{MainOptions, MainServer};
 use uuid::Uuid;
 
-use crate::helpers::{fresh_pg_database, https_client, spawn_app, spawn_app_with, Local, TestApp};
+use crate::helpers::{
+    fresh_pg_database, hand_signed_sync_data, https_client, raw_public_key, spawn_app,
+    spawn_app_with, Local, TestApp,
+};
 
 /// The whole life of an id: bind, sync again, other key refused, cleared, rebound.
 async fn binding_lifecycle(app: &TestApp) {
@@ -198,24 +201,15 @@ async fn bad_signature_and_garbage_are_refused() {
 
 /// Sync data correctly signed but presenting an all-zero (low-order) X25519 key: built
 /// by hand, since `sync_data::seal` only signs with a whole identity.
-#[expect(
-    clippy::expect_used,
-    reason = "test set-up helpers fail the test with a message"
-)]
 fn sync_data_with_zero_encryption_key(server_id: Uuid) -> String {
     let signing = openssl::pkey::PKey::generate_ed25519().expect("key");
-    let raw: [u8; 32] = signing
-        .raw_public_key()
-        .expect("raw key")
-        .try_into()
-        .expect("32 bytes");
     let request = shared_proto::SyncRequest {
         version: shared_proto::messages::MESSAGE_VERSION,
         server_id,
         request_id: Uuid::new_v4(),
         created_at: Utc::now(),
         public_keys: shared_proto::keys::ServerPublicKeys {
-            signing: raw,
+            signing: raw_public_key(&signing),
             encryption: [0; 32],
         },
         held_revision: None,
@@ -224,14 +218,7 @@ fn sync_data_with_zero_encryption_key(server_id: Uuid) -> String {
         usage: Vec::new(),
         usage_since: None,
     };
-    let payload = serde_json::to_vec(&request).expect("json");
-    let signed = shared_proto::envelope::sign(
-        shared_proto::envelope::Kind::SyncRequest,
-        &payload,
-        &signing,
-    )
-    .expect("sign");
-    armor::encode(ArmorKind::SyncData, &[], &signed)
+    hand_signed_sync_data(&request, &signing)
 }
 
 #[actix_rt::test]

@@ -8,12 +8,14 @@ use std::collections::BTreeMap;
 use awc::http::StatusCode;
 use chrono::Utc;
 use serde_json::{json, Value};
-use shared_proto::armor::{self, ArmorKind};
 use shared_proto::messages::{MAX_USAGE_FEATURES, MESSAGE_VERSION};
 use shared_proto::{FeatureUsage, SyncRequest};
 use uuid::Uuid;
 
-use crate::helpers::{fresh_pg_database, spawn_app, spawn_app_with, Local, TestApp};
+use crate::helpers::{
+    fresh_pg_database, hand_signed_sync_data, raw_public_key, spawn_app, spawn_app_with, Local,
+    TestApp,
+};
 
 pub(crate) fn feature(name: &str, peak: u32, hours: f64, no_seats: u64) -> FeatureUsage {
     FeatureUsage {
@@ -109,22 +111,12 @@ async fn usage_is_stored_per_sync_on_postgres() {
 
 /// Sync data as a local server from before usage reporting wrote it: no `usage` and
 /// no `usage_since` in the signed JSON (signed by hand with a bare key pair).
-#[expect(
-    clippy::expect_used,
-    reason = "test set-up helpers fail the test with a message"
-)]
 fn old_format_sync_data(server_id: Uuid) -> String {
     let signing = openssl::pkey::PKey::generate_ed25519().expect("key");
     let encryption = openssl::pkey::PKey::generate_x25519().expect("key");
-    let raw = |key: &openssl::pkey::PKey<openssl::pkey::Private>| -> [u8; 32] {
-        key.raw_public_key()
-            .expect("raw key")
-            .try_into()
-            .expect("32 bytes")
-    };
     let public_keys = shared_proto::keys::ServerPublicKeys {
-        signing: raw(&signing),
-        encryption: raw(&encryption),
+        signing: raw_public_key(&signing),
+        encryption: raw_public_key(&encryption),
     };
     let request = json!({
         "version": MESSAGE_VERSION,
@@ -136,14 +128,7 @@ fn old_format_sync_data(server_id: Uuid) -> String {
         "held_sequence": null,
         "software_version": "0.0.9",
     });
-    let payload = serde_json::to_vec(&request).expect("json");
-    let signed = shared_proto::envelope::sign(
-        shared_proto::envelope::Kind::SyncRequest,
-        &payload,
-        &signing,
-    )
-    .expect("sign");
-    armor::encode(ArmorKind::SyncData, &[], &signed)
+    hand_signed_sync_data(&request, &signing)
 }
 
 #[actix_rt::test]
