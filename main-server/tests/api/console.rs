@@ -492,14 +492,12 @@ async fn chromium_signs_in_and_shows_data_as_text() {
     browser.open_tab("servers", "never synced").await;
 
     // A key-clear request that arrived by email, rejected with a reason from the page.
-    let (status, request) = app
-        .post(
-            "/admin/v1/key-clear-requests",
-            json!({"server_id": server_id, "sender": "ops@acme.example",
-                   "message_id": "<1@acme.example>", "text": "we reinstalled"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{request}");
+    app.key_clear_request(
+        server_id,
+        "<1@acme.example>",
+        json!({"text": "we reinstalled"}),
+    )
+    .await;
     browser.open_tab("requests", "we reinstalled").await;
     browser.screenshot("requests").await;
     browser
@@ -608,14 +606,12 @@ async fn chromium_viewer_reads_without_manage_controls_and_signs_out() {
     }
     let app = spawn_app().await;
     let (_, server_id) = app.register().await;
-    let (status, request) = app
-        .post(
-            "/admin/v1/key-clear-requests",
-            json!({"server_id": server_id, "sender": "ops@acme.example",
-                   "message_id": "<2@acme.example>", "text": "new hardware"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{request}");
+    app.key_clear_request(
+        server_id,
+        "<2@acme.example>",
+        json!({"text": "new hardware"}),
+    )
+    .await;
     let viewer = add(&app, "vera", "viewer").await;
 
     let mut browser = Browser::open_console(&app).await;
@@ -800,16 +796,14 @@ async fn chromium_approves_an_unauthenticated_request_only_with_the_override() {
     }
     let app = spawn_app().await;
     let (server_id, _) = app.register_local().await;
-    let (status, request) = app
-        .post(
-            "/admin/v1/key-clear-requests",
-            json!({"server_id": server_id, "sender": "ops@acme.example",
-                   "message_id": "<forged@acme.example>", "text": "clear it please",
-                   "sender_auth": "not authenticated",
+    let request = app
+        .key_clear_request(
+            server_id,
+            "<forged@acme.example>",
+            json!({"text": "clear it please", "sender_auth": "not authenticated",
                    "sender_auth_detail": "spf=fail, dmarc=fail"}),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{request}");
     let mut browser = Browser::open_console(&app).await;
     browser.sign_in(&app.token).await;
     browser

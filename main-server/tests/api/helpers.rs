@@ -361,6 +361,25 @@ impl TestApp {
         .await
     }
 
+    /// Records a key-clear request for `server_id` from `ops@acme.example`, as the
+    /// gateway does; `fields` adds to or overrides the request's fields (`text`,
+    /// `sender_auth`, …). Returns the created request.
+    pub async fn key_clear_request(
+        &self,
+        server_id: Uuid,
+        message_id: &str,
+        fields: Value,
+    ) -> Value {
+        let mut body = json!({"server_id": server_id, "sender": "ops@acme.example",
+                              "message_id": message_id});
+        if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
+            body.extend(fields);
+        }
+        let (status, created) = self.post("/admin/v1/key-clear-requests", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
+    }
+
     /// [`TestApp::register`], and a simulated local server for the new id.
     pub async fn register_local(&self) -> (Uuid, Local) {
         let (_, server_id) = self.register().await;
