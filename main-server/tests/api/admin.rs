@@ -4,7 +4,7 @@ use awc::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{assert_refused, spawn_app, Local, TestApp};
+use crate::helpers::{assert_refused, newest_audit_entry, spawn_app, Local, TestApp};
 
 #[actix_rt::test]
 async fn admin_without_the_token_is_refused() {
@@ -196,13 +196,7 @@ async fn key_clear_requests_are_decided_by_an_operator() {
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(approved["status"], "approved");
     let (_, audit) = app.get("/admin/v1/audit?limit=5").await;
-    let approval = audit
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|e| e["action"] == "key_clear_request.approve")
-        })
-        .expect("an approval entry");
+    let approval = newest_audit_entry(&audit, "key_clear_request.approve");
     assert!(
         approval["detail"]
             .as_str()
@@ -265,13 +259,7 @@ async fn a_request_from_an_authenticated_sender_is_approved_without_override() {
     let (status, approved) = key_clear_step(&app, id, "approve").await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     let (_, audit) = app.get("/admin/v1/audit?limit=5").await;
-    let approval = audit
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|e| e["action"] == "key_clear_request.approve")
-        })
-        .expect("an approval entry");
+    let approval = newest_audit_entry(&audit, "key_clear_request.approve");
     assert!(
         !approval["detail"]
             .as_str()

@@ -185,13 +185,7 @@ async fn admin_cli_shows_the_sender_check_and_approves_only_with_the_override() 
     ));
     assert_eq!(approved[0]["status"], "approved");
     let audit = json_of(&admin(&dir, &["audit", "--limit", "5", "--json"]));
-    let approval = audit
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|e| e["action"] == "key_clear_request.approve")
-        })
-        .expect("an approval entry");
+    let approval = crate::helpers::newest_audit_entry(&audit, "key_clear_request.approve");
     assert!(
         approval["detail"].as_str().is_some_and(|d| d.contains(
             "override used (sender ops@acme.example: not authenticated: spf=fail, dmarc=fail)"

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use test_harness::browser::{chromium_command, chromium_present, trust_certificate};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{newest_audit_entry, spawn_app, TestApp};
 use crate::operators::add;
 
 fn header<'a>(headers: &'a awc::http::header::HeaderMap, name: &str) -> &'a str {
@@ -738,11 +738,7 @@ async fn chromium_operator_acts_as_their_account_until_revoked() {
     browser.screenshot("operator-customers").await;
 
     let (_, audit) = app.get("/admin/v1/audit?limit=100").await;
-    let created = audit
-        .as_array()
-        .and_then(|entries| entries.iter().find(|e| e["action"] == "customer.create"))
-        .cloned()
-        .unwrap_or_default();
+    let created = newest_audit_entry(&audit, "customer.create");
     assert_eq!(created["actor"], "otto", "{audit}");
     browser.open_tab("audit", "customer.create").await;
     assert!(browser

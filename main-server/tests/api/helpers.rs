@@ -442,3 +442,12 @@ pub fn hand_signed_sync_data(
     let signed = envelope::sign(Kind::SyncRequest, &payload, signing).expect("sign");
     armor::encode(ArmorKind::SyncData, &[], &signed)
 }
+
+/// The newest entry of `action` in an audit listing (newest first, as the API and
+/// `admin audit --json` give it); fails the test when there is none.
+pub fn newest_audit_entry<'a>(audit: &'a Value, action: &str) -> &'a Value {
+    audit
+        .as_array()
+        .and_then(|entries| entries.iter().find(|e| e["action"] == action))
+        .unwrap_or_else(|| panic!("no {action} entry in the audit log: {audit}"))
+}

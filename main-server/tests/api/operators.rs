@@ -7,7 +7,7 @@ use awc::http::{Method, StatusCode};
 use diesel::RunQueryDsl;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_refused, spawn_app, TestApp};
+use crate::helpers::{assert_refused, newest_audit_entry, spawn_app, TestApp};
 
 /// Adds an operator account through the admin API; returns its personal token.
 pub async fn add(app: &TestApp, name: &str, role: &str) -> String {
@@ -106,11 +106,7 @@ async fn each_role_does_what_it_may_and_is_audited_by_name() {
     // The audit log names the authenticated account, whatever header was sent.
     let (_, audit) = app.get("/admin/v1/audit?limit=20").await;
     let entries = audit.as_array().cloned().unwrap_or_default();
-    let created = entries
-        .iter()
-        .find(|e| e["action"] == "customer.create")
-        .cloned()
-        .unwrap_or_default();
+    let created = newest_audit_entry(&audit, "customer.create");
     assert_eq!(created["actor"], "otto", "{audit}");
     assert!(
         entries.iter().any(|e| e["action"] == "operator.add"
