@@ -12,8 +12,6 @@ use futures_util::future::join_all;
 use main_server::db::{DbConnection, DbTarget};
 use main_server::store::audit_chain::{parse_hash, Canonical};
 use serde_json::Value;
-use test_harness::programs::copy_keys;
-use test_harness::{MainOptions, MainServer};
 
 use crate::helpers::{fresh_pg_database, spawn_app_with, TestApp, BIN};
 
@@ -365,15 +363,8 @@ async fn two_servers_writing_on_one_postgres_leave_a_chain_that_verifies() {
         return;
     };
     let app = spawn_app_with(Some(url.clone()), None).await;
-    let second_dir = tempfile::TempDir::new().expect("dir");
-    copy_keys(app.dir.path(), second_dir.path()).expect("copy the keys");
-    let options = MainOptions {
-        database_url: Some(url.clone()),
-        workers: Some(2),
-        ..MainOptions::default()
-    };
-    let second = MainServer::start(second_dir.path(), options).expect("a second process");
-    let second_url = format!("https://localhost:{}/api/v1/sync", second.sync[0].port());
+    let second = app.second_replica(&url);
+    let second_url = second.sync_url();
     let urls = [app.sync_url(0), second_url];
 
     let mut locals = Vec::new();

@@ -222,7 +222,38 @@ impl Local {
     }
 }
 
+/// A second main-server process (the real binary) on the same PostgreSQL database
+/// as a [`TestApp`], with the same keys: a scaled-out deployment.
+pub struct Replica {
+    pub server: test_harness::MainServer,
+    _dir: TempDir,
+}
+
+impl Replica {
+    /// Its sync endpoint (HTTPS, by the certificate's `localhost` name).
+    pub fn sync_url(&self) -> String {
+        format!(
+            "https://localhost:{}/api/v1/sync",
+            self.server.sync[0].port()
+        )
+    }
+}
+
 impl TestApp {
+    /// Starts a [`Replica`] on `database_url`, the database this app runs on.
+    pub fn second_replica(&self, database_url: &str) -> Replica {
+        let dir = TempDir::new().expect("dir");
+        test_harness::programs::copy_keys(self.dir.path(), dir.path()).expect("copy the keys");
+        let options = test_harness::MainOptions {
+            database_url: Some(database_url.to_owned()),
+            workers: Some(2),
+            ..test_harness::MainOptions::default()
+        };
+        let server =
+            test_harness::MainServer::start(dir.path(), options).expect("a second process");
+        Replica { server, _dir: dir }
+    }
+
     pub fn sync_url(&self, index: usize) -> String {
         format!(
             "https://localhost:{}/api/v1/sync",

@@ -2,8 +2,6 @@
 
 use awc::http::StatusCode;
 use futures_util::future::join_all;
-use test_harness::programs::copy_keys;
-use test_harness::{MainOptions, MainServer};
 
 use crate::helpers::{fresh_pg_database, spawn_app, spawn_app_with, Answer, Local, TestApp};
 
@@ -55,17 +53,8 @@ async fn concurrent_first_syncs_bind_exactly_one_key_across_two_postgres_servers
         return;
     };
     let app = spawn_app_with(Some(url.clone()), None).await;
-    // A second process (the real binary) on the same database, with the same keys: a
-    // scaled-out deployment.
-    let second_dir = tempfile::TempDir::new().expect("dir");
-    copy_keys(app.dir.path(), second_dir.path()).expect("copy the keys");
-    let options = MainOptions {
-        database_url: Some(url),
-        workers: Some(2),
-        ..MainOptions::default()
-    };
-    let second = MainServer::start(second_dir.path(), options).expect("a second process");
-    let second_url = format!("https://localhost:{}/api/v1/sync", second.sync[0].port());
+    let second = app.second_replica(&url);
+    let second_url = second.sync_url();
     for _ in 0..3 {
         let (ok, in_use) = race(&app, &[app.sync_url(0), second_url.clone()]).await;
         assert_eq!((ok, in_use), (1, CONTENDERS - 1));
