@@ -286,7 +286,7 @@ async fn seal_audit_chain(service: SyncService, seen_head: web::Data<SeenHead>) 
                 }
             }
             Ok(Err(e)) if !failing => {
-                log::warn!("sealing audit entries or keeping the chain's head failed (retrying every second): {e:?}");
+                log::warn!("sealing audit entries or keeping the chain's head failed (retrying every second): {:#}", anyhow::Error::new(e));
                 failing = true;
             }
             Err(e) if !failing => {
