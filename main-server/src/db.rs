@@ -10,14 +10,31 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
+use diesel::backend::Backend;
 use diesel::connection::SimpleConnection;
+use diesel::migration::{Migration, MigrationSource};
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::{ExposeSecret, SecretString};
 
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+/// Migrations are written once, in `migrations/both`, where the two dialects agree; the
+/// few they write differently live in `migrations/sqlite` and `migrations/postgres`.
+const SHARED_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/both");
+const SQLITE_MIGRATIONS: Dialect = Dialect(embed_migrations!("migrations/sqlite"));
+const POSTGRES_MIGRATIONS: Dialect = Dialect(embed_migrations!("migrations/postgres"));
+
+/// One dialect's migrations together with the shared ones (the harness runs them all in
+/// version order).
+struct Dialect(EmbeddedMigrations);
+
+impl<DB: Backend> MigrationSource<DB> for Dialect {
+    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
+        let mut all = MigrationSource::<DB>::migrations(&SHARED_MIGRATIONS)?;
+        all.extend(MigrationSource::<DB>::migrations(&self.0)?);
+        Ok(all)
+    }
+}
 
 /// Arbitrary constant naming the advisory lock that keeps two `serve` processes from
 /// running the PostgreSQL migrations at the same moment.

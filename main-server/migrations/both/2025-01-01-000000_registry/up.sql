@@ -1,4 +1,5 @@
--- Registry of the main license server (SQLite dialect; keep in step with ../../postgres).
+-- Registry of the main license server, for both dialects (the audit log, whose key each
+-- dialect writes its own way, follows in `2025-01-01-000001_audit_log`).
 -- Every timestamp is a BIGINT of Unix milliseconds (UTC), identical on both backends.
 
 CREATE TABLE customers (
@@ -69,13 +70,3 @@ CREATE TABLE key_clear_requests (
     notified   BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX key_clear_requests_status ON key_clear_requests (status);
-
-CREATE TABLE audit_log (
-    id        INTEGER PRIMARY KEY NOT NULL,
-    at        BIGINT NOT NULL,
-    actor     TEXT NOT NULL,
-    action    TEXT NOT NULL,
-    server_id TEXT,
-    outcome   TEXT NOT NULL,
-    detail    TEXT NOT NULL
-);

@@ -1,4 +1,4 @@
--- Reminder mails before the 366-day limit (sqlite dialect; keep in step with the other).
+-- Reminder mails before the 366-day limit.
 -- Per customer a switch, on by default.
 ALTER TABLE customers ADD COLUMN reminders_enabled BOOLEAN NOT NULL DEFAULT TRUE;
 

@@ -1,4 +1,3 @@
-DROP TABLE audit_log;
 DROP TABLE key_clear_requests;
 DROP TABLE used_requests;
 DROP TABLE licenses;

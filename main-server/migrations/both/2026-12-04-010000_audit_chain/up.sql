@@ -1,5 +1,6 @@
 -- The audit log's hash chain (see README "Tamper-evident audit log"). Writers insert
--- entries unsealed, as before; the sealer fills the three columns in id order:
+-- entries unsealed, as before (PostgreSQL's sync function `solme_issue_syncs` is
+-- unchanged); the sealer fills the three columns in id order:
 -- `chain_seq` is the entry's position in the chain (1, 2, …), `entry_hash` the hex
 -- SHA-256 of its canonical bytes, `prev_hash` the hash of the entry before it (64
 -- zeros for the first). Entries already present stay unsealed here and are sealed, in

@@ -1,2 +1,0 @@
-ALTER TABLE used_requests DROP COLUMN answer;
-ALTER TABLE used_requests DROP COLUMN fingerprint;

@@ -1,1 +1,0 @@
-ALTER TABLE licenses DROP COLUMN max_borrow_hours;

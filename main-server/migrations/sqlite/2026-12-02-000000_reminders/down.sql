@@ -1,2 +1,0 @@
-DROP TABLE reminders;
-ALTER TABLE customers DROP COLUMN reminders_enabled;
