@@ -125,6 +125,19 @@ pub fn sign(kind: Kind, payload: &[u8], key: &PKey<Private>) -> Result<Vec<u8>, 
     Ok(message)
 }
 
+/// `value` as JSON, wrapped in a signed message of `kind`. `what` names the value in
+/// errors (`the license file`).
+pub fn sign_json<T: serde::Serialize>(
+    kind: Kind,
+    what: &str,
+    value: &T,
+    key: &PKey<Private>,
+) -> Result<Vec<u8>, ProtoError> {
+    let payload = serde_json::to_vec(value)
+        .map_err(|e| ProtoError::Malformed(format!("cannot encode {what}: {e}")))?;
+    sign(kind, &payload, key)
+}
+
 /// A signed JSON `value` as one line of text: `prefix`, then the signed message in
 /// URL-safe base64 without padding (borrow tokens, audit heads). `what` names the
 /// value in errors (`the borrow token`).
@@ -136,9 +149,7 @@ pub fn sign_line<T: serde::Serialize>(
     key: &PKey<Private>,
 ) -> Result<String, ProtoError> {
     use base64::Engine;
-    let payload = serde_json::to_vec(value)
-        .map_err(|e| ProtoError::Malformed(format!("encoding {what}: {e}")))?;
-    let signed = sign(kind, &payload, key)?;
+    let signed = sign_json(kind, what, value, key)?;
     Ok(format!(
         "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signed)

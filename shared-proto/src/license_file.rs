@@ -24,9 +24,7 @@ pub fn seal(
             "the license file must name the fingerprint of the server it is encrypted to".into(),
         ));
     }
-    let payload = serde_json::to_vec(file)
-        .map_err(|e| ProtoError::Malformed(format!("cannot encode the license file: {e}")))?;
-    let signed = envelope::sign(Kind::LicenseFile, &payload, solme.key())?;
+    let signed = envelope::sign_json(Kind::LicenseFile, "the license file", file, solme.key())?;
     let sealed = envelope::seal(&recipient.encryption, &signed)?;
     Ok(armor::encode(
         ArmorKind::LicenseFile,

@@ -24,9 +24,12 @@ pub fn seal(identity: &ServerIdentity, request: &SyncRequest) -> Result<String, 
             "the sync request must carry the public keys of the identity that signs it".into(),
         ));
     }
-    let payload = serde_json::to_vec(request)
-        .map_err(|e| ProtoError::Malformed(format!("cannot encode the sync request: {e}")))?;
-    let signed = envelope::sign(Kind::SyncRequest, &payload, identity.signing_key())?;
+    let signed = envelope::sign_json(
+        Kind::SyncRequest,
+        "the sync request",
+        request,
+        identity.signing_key(),
+    )?;
     Ok(armor::encode(
         ArmorKind::SyncData,
         &[
@@ -83,8 +86,8 @@ mod tests {
             usage: vec![],
             usage_since: None,
         };
-        let payload = serde_json::to_vec(&request).unwrap();
-        let signed = envelope::sign(Kind::SyncRequest, &payload, identity.signing_key()).unwrap();
+        let signed =
+            envelope::sign_json(Kind::SyncRequest, "", &request, identity.signing_key()).unwrap();
         armor::encode(ArmorKind::SyncData, &[], &signed)
     }
 
