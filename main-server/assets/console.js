@@ -39,6 +39,20 @@
     return node;
   }
 
+  // A button that runs `action` when clicked; with a `question`, only once the operator
+  // confirms it.
+  function button(text, cls, question, action) {
+    return el('button', {
+      type: 'button',
+      class: cls,
+      text,
+      onclick: async () => {
+        if (question && !window.confirm(question)) return;
+        await action();
+      },
+    });
+  }
+
   function fill(tbody, rows, columns, emptyText) {
     tbody.replaceChildren(...rows);
     if (rows.length === 0) {
@@ -490,35 +504,26 @@
     const from = el('input', { type: 'date', value: license.valid_from ? fmtDate(license.valid_from) : '' });
     const until = el('input', { type: 'date', value: license.valid_until ? fmtDate(license.valid_until) : '' });
     const path = '/servers/' + encodeURIComponent(serverId) + '/licenses/' + encodeURIComponent(license.id);
-    const save = el('button', {
-      type: 'button',
-      class: 'secondary',
-      text: 'Save',
-      onclick: async () => {
-        const change = {};
-        if (Number(seats.value) !== license.seats) change.seats = Number(seats.value);
-        if (from.value !== (license.valid_from ? fmtDate(license.valid_from) : '')) change.valid_from = dateToApi(from.value);
-        if (until.value !== (license.valid_until ? fmtDate(license.valid_until) : '')) change.valid_until = dateToApi(until.value);
-        if (Object.keys(change).length === 0) {
-          showMessage('Nothing changed.', 'info');
-          return;
-        }
-        if (await act(() => api('PATCH', path, change), 'License ' + license.feature + ' changed.')) {
-          loadServer(serverId).catch(showError);
-        }
-      },
+    const save = button('Save', 'secondary', null, async () => {
+      const change = {};
+      if (Number(seats.value) !== license.seats) change.seats = Number(seats.value);
+      if (from.value !== (license.valid_from ? fmtDate(license.valid_from) : '')) change.valid_from = dateToApi(from.value);
+      if (until.value !== (license.valid_until ? fmtDate(license.valid_until) : '')) change.valid_until = dateToApi(until.value);
+      if (Object.keys(change).length === 0) {
+        showMessage('Nothing changed.', 'info');
+        return;
+      }
+      if (await act(() => api('PATCH', path, change), 'License ' + license.feature + ' changed.')) {
+        loadServer(serverId).catch(showError);
+      }
     });
-    const remove = el('button', {
-      type: 'button',
-      class: 'danger',
-      text: 'Remove',
-      onclick: async () => {
-        if (!window.confirm('Remove the license "' + license.feature + '"? Local servers lose it at their next sync.')) return;
+    const remove = button('Remove', 'danger',
+      'Remove the license "' + license.feature + '"? Local servers lose it at their next sync.',
+      async () => {
         if (await act(() => api('DELETE', path), 'License ' + license.feature + ' removed.')) {
           loadServer(serverId).catch(showError);
         }
-      },
-    });
+      });
     return el('tr', {},
       el('td', {}, el('strong', { text: license.feature })),
       el('td', {}, seats),
@@ -615,29 +620,21 @@
     const rows = operators.map((o) => {
       const path = '/operators/' + encodeURIComponent(o.name);
       const actions = o.revoked_at ? null : [
-        el('button', {
-          type: 'button',
-          class: 'secondary',
-          text: 'New token',
-          onclick: async () => {
-            if (!window.confirm('Give ' + o.name + ' a new token? The current one (and its console sessions) stop working at once.')) return;
+        button('New token', 'secondary',
+          'Give ' + o.name + ' a new token? The current one (and its console sessions) stop working at once.',
+          async () => {
             let issued = null;
             if (await act(async () => { issued = await api('POST', path + '/rotate'); }, 'New token for ' + o.name + '.')) {
               showIssued(issued);
               loadOperators().catch(showError);
             }
-          },
-        }),
+          }),
         ' ',
-        el('button', {
-          type: 'button',
-          class: 'danger',
-          text: 'Revoke',
-          onclick: async () => {
-            if (!window.confirm('Revoke ' + o.name + '? Its token and console sessions stop working at once.')) return;
+        button('Revoke', 'danger',
+          'Revoke ' + o.name + '? Its token and console sessions stop working at once.',
+          async () => {
             if (await act(() => api('POST', path + '/revoke'), o.name + ' revoked.')) loadOperators().catch(showError);
-          },
-        }),
+          }),
       ];
       return el('tr', {},
         el('td', {}, el('strong', { text: o.name })),
