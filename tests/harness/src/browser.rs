@@ -70,3 +70,17 @@ pub fn rendered_dom(url: &str, scratch: &Path) -> Result<String> {
     })?;
     std::fs::read_to_string(&out).context("reading the DOM Chromium printed")
 }
+
+/// Asserts what every web page of ours is served with: a content security policy that
+/// holds each of `directives` and allows nothing `unsafe`, `nosniff`, and no framing.
+/// `header` reads a response header (panicking when it is missing); `page` names the
+/// page in failures.
+pub fn assert_page_headers<'a>(header: impl Fn(&str) -> &'a str, directives: &[&str], page: &str) {
+    let csp = header("content-security-policy");
+    for directive in directives {
+        assert!(csp.contains(directive), "{page}: {csp} lacks {directive}");
+    }
+    assert!(!csp.contains("unsafe"), "{page}: {csp}");
+    assert_eq!(header("x-content-type-options"), "nosniff", "{page}");
+    assert_eq!(header("x-frame-options"), "DENY", "{page}");
+}
