@@ -97,7 +97,7 @@ impl Settings {
                 .collect::<anyhow::Result<_>>()?,
             solme_public_pem: row.solme_public_pem,
             ca_pem: row.ca_pem,
-            proxy: row.proxy.map(ProxyText::from),
+            proxy: row.proxy,
             auto_sync: row.auto_sync.parse().unwrap_or(AutoSyncMode::Off),
         })
     }
@@ -289,7 +289,7 @@ pub fn init(args: &InitArgs, clock: &Clock) -> Result<String, Error> {
         endpoints: serde_json::to_string(&endpoint_urls).context("encoding the addresses")?,
         solme_public_pem: solme_pem,
         ca_pem,
-        proxy: args.proxy.as_ref().map(|p| p.expose().to_owned()),
+        proxy: args.proxy.clone(),
         auto_sync: AutoSyncMode::Off.as_str().into(),
         created_at: now,
     };

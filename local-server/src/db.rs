@@ -18,6 +18,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::proxy::ProxyText;
 use crate::schema::{changes, config, leases, licenses, sync_state, usage_peaks};
 
 /// The database file inside the data directory.
@@ -161,8 +162,8 @@ pub fn store_options(conn: &mut SqliteConnection, text: &str, now_ms: i64) -> Qu
         .execute(conn)
 }
 
-/// The stored configuration. `Debug` hides the proxy password.
-#[derive(Clone, Queryable, Selectable, Insertable)]
+/// The stored configuration.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = config)]
 pub struct ConfigRow {
     pub id: i32,
@@ -170,23 +171,10 @@ pub struct ConfigRow {
     pub endpoints: String,
     pub solme_public_pem: String,
     pub ca_pem: String,
-    pub proxy: Option<String>,
+    /// May carry a password, which `Debug` hides.
+    pub proxy: Option<ProxyText>,
     pub auto_sync: String,
     pub created_at: i64,
-}
-
-impl std::fmt::Debug for ConfigRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConfigRow")
-            .field("server_id", &self.server_id)
-            .field("endpoints", &self.endpoints)
-            .field(
-                "proxy",
-                &self.proxy.as_deref().map(crate::proxy::redact_url),
-            )
-            .field("auto_sync", &self.auto_sync)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The synchronization state row.
@@ -340,6 +328,32 @@ mod tests {
         crate::schema::report_log::table
             .select(crate::report_log::ReportRow::as_select())
             .load(&mut conn)?;
+        Ok(())
+    }
+
+    #[test]
+    fn the_stored_proxy_keeps_its_password_out_of_debug() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut conn = connect(dir.path())?;
+        let proxy = "http://user:secret@proxy.example:3128";
+        let row = ConfigRow {
+            id: 1,
+            server_id: "00000000-0000-0000-0000-000000000001".into(),
+            endpoints: "[]".into(),
+            solme_public_pem: String::new(),
+            ca_pem: String::new(),
+            proxy: Some(proxy.parse()?),
+            auto_sync: "off".into(),
+            created_at: 0,
+        };
+        diesel::insert_into(config::table)
+            .values(&row)
+            .execute(&mut conn)?;
+        let stored = load_config(&mut conn)?;
+        assert_eq!(stored.proxy.as_ref().map(ProxyText::expose), Some(proxy));
+        let shown = format!("{stored:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("user:***@proxy.example"), "{shown}");
         Ok(())
     }
 

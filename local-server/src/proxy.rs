@@ -17,6 +17,11 @@ use std::time::Duration;
 use actix_service::Service;
 use actix_tls::connect::{ConnectError as TcpConnectError, ConnectInfo, Connection};
 use anyhow::{anyhow, bail};
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
+use diesel::sqlite::{Sqlite, SqliteValue};
 use futures_util::future::LocalBoxFuture;
 use tokio::net::TcpStream;
 
@@ -25,8 +30,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A proxy address as given (flag, environment or configuration), before parsing. It
 /// may carry a password: `Debug` and `Display` hide it, [`ProxyText::expose`] gives the
-/// text to the one place that parses it.
-#[derive(Clone, PartialEq, Eq)]
+/// text to the one place that parses it. The configuration row stores it as text.
+#[derive(Clone, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
 pub struct ProxyText(String);
 
 impl ProxyText {
@@ -35,16 +41,22 @@ impl ProxyText {
     }
 }
 
-impl From<String> for ProxyText {
-    fn from(text: String) -> Self {
-        Self(text)
-    }
-}
-
 impl std::str::FromStr for ProxyText {
     type Err = std::convert::Infallible;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Ok(Self(text.to_owned()))
+    }
+}
+
+impl FromSql<Text, Sqlite> for ProxyText {
+    fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        <String as FromSql<Text, Sqlite>>::from_sql(value).map(Self)
+    }
+}
+
+impl ToSql<Text, Sqlite> for ProxyText {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        <str as ToSql<Text, Sqlite>>::to_sql(&self.0, out)
     }
 }
 

@@ -107,6 +107,20 @@ impl SyncContext {
         })
         .await?
     }
+
+    /// [`Self::db`] for work that needs the configuration, read in the same connection.
+    pub async fn db_with_settings<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        F: FnOnce(&mut SqliteConnection, &Settings) -> Result<T, Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let data_dir = self.data_dir.clone();
+        self.db(move |c| {
+            let settings = Settings::load(&data_dir, c)?;
+            work(c, &settings)
+        })
+        .await
+    }
 }
 
 /// The usage summary since the previous sync (or since the report log began), from

@@ -3,10 +3,13 @@
 
 use actix_web::body::MessageBody;
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use shared_proto::ErrorCode;
+use chrono::{DateTime, Utc};
+use diesel::SqliteConnection;
+use serde::{Deserialize, Serialize};
+use shared_proto::{ErrorCode, ServerIdentity};
 
 use crate::cli::AutoSyncMode;
+use crate::config::Settings;
 use crate::diagnose;
 use crate::error::Error;
 use crate::import::{self, Channel};
@@ -17,14 +20,12 @@ use crate::sync;
 
 /// The full status report, with the proxy `serve` uses.
 pub(crate) async fn full_status(state: &AppState) -> Result<status::StatusReport, Error> {
-    let ctx = state.sync.clone();
+    let ctx = &state.sync;
     let fingerprint = ctx.identity.fingerprint();
     let now = ctx.clock.now();
-    let data_dir = ctx.data_dir.clone();
     let proxy = state.proxy.clone();
-    ctx.db(move |c| {
-        let settings = crate::config::Settings::load(&data_dir, c)?;
-        status::report(c, &settings, fingerprint, now, Some(&proxy))
+    ctx.db_with_settings(move |c, settings| {
+        status::report(c, settings, fingerprint, now, Some(&proxy))
     })
     .await
 }
@@ -97,11 +98,10 @@ pub(crate) async fn manager_auto_sync(
 
 pub(crate) async fn manager_export(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     let ctx = state.sync.clone();
-    let (server_id, text) = ctx
-        .clone()
-        .db(move |c| {
-            let settings = crate::config::Settings::load(&ctx.data_dir, c)?;
-            let (_, text) = sync::build_request(c, &settings, &ctx.identity, ctx.clock.now())?;
+    let (server_id, text) = state
+        .sync
+        .db_with_settings(move |c, settings| {
+            let (_, text) = sync::build_request(c, settings, &ctx.identity, ctx.clock.now())?;
             Ok((settings.server_id, text))
         })
         .await?;
@@ -127,22 +127,10 @@ pub(crate) async fn manager_import(
     state: web::Data<AppState>,
     body: String,
 ) -> Result<HttpResponse, Error> {
-    let ctx = state.sync.clone();
-    let changes = ctx
-        .clone()
-        .db(move |c| {
-            let settings = crate::config::Settings::load(&ctx.data_dir, c)?;
-            import::import_text(
-                c,
-                &settings,
-                &ctx.identity,
-                &body,
-                Channel::File,
-                ctx.clock.now(),
-            )
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(changes))
+    answer_license_file(&state, body, |c, settings, identity, text, now| {
+        import::import_text(c, settings, identity, text, Channel::File, now)
+    })
+    .await
 }
 
 /// What importing the posted license file would change (the page shows it before the
@@ -151,15 +139,36 @@ pub(crate) async fn manager_import_preview(
     state: web::Data<AppState>,
     body: String,
 ) -> Result<HttpResponse, Error> {
+    answer_license_file(&state, body, import::preview_text).await
+}
+
+/// Answers with what `read` makes of the posted license file (installs it or previews
+/// it), given the configuration, the server's keys and the time.
+async fn answer_license_file<T, F>(
+    state: &AppState,
+    body: String,
+    read: F,
+) -> Result<HttpResponse, Error>
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(
+            &mut SqliteConnection,
+            &Settings,
+            &ServerIdentity,
+            &str,
+            DateTime<Utc>,
+        ) -> Result<T, Error>
+        + Send
+        + 'static,
+{
     let ctx = state.sync.clone();
-    let preview = ctx
-        .clone()
-        .db(move |c| {
-            let settings = crate::config::Settings::load(&ctx.data_dir, c)?;
-            import::preview_text(c, &settings, &ctx.identity, &body, ctx.clock.now())
+    let answer = state
+        .sync
+        .db_with_settings(move |c, settings| {
+            read(c, settings, &ctx.identity, &body, ctx.clock.now())
         })
         .await?;
-    Ok(HttpResponse::Ok().json(preview))
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// The support bundle (`.tar.gz`) for the page's button: a diagnosis (which
@@ -178,8 +187,7 @@ pub(crate) async fn manager_support_bundle(
     };
     let inner = ctx.clone();
     let (server_id, bytes) = ctx
-        .db(move |c| {
-            let settings = crate::config::Settings::load(&inner.data_dir, c)?;
+        .db_with_settings(move |c, settings| {
             let now = inner.clock.now();
             let bytes = crate::support_bundle::build(c, &inner, &diagnosis, &extra, now)?;
             Ok((settings.server_id, bytes))
