@@ -4,7 +4,9 @@ use awc::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{assert_refused, newest_audit_entry, spawn_app, Local, TestApp};
+use crate::helpers::{
+    assert_refused, newest_audit_entry, on_both_backends, spawn_app, Local, TestApp,
+};
 
 #[actix_rt::test]
 async fn admin_without_the_token_is_refused() {
@@ -384,19 +386,11 @@ async fn concurrent_copies_of_one_key_clear_mail_make_one_request(app: &crate::h
     assert_eq!(app.audit_count("customer.add_email", &email).await, 1);
 }
 
-#[actix_rt::test]
-async fn concurrent_copies_of_one_key_clear_mail_make_one_request_on_sqlite() {
-    concurrent_copies_of_one_key_clear_mail_make_one_request(&spawn_app().await).await;
-}
-
-#[actix_rt::test]
-async fn concurrent_copies_of_one_key_clear_mail_make_one_request_on_postgres() {
-    let Some(url) = crate::helpers::fresh_pg_database() else {
-        return;
-    };
-    let app = crate::helpers::spawn_app_with(Some(url), None).await;
-    concurrent_copies_of_one_key_clear_mail_make_one_request(&app).await;
-}
+on_both_backends!(
+    concurrent_copies_of_one_key_clear_mail_make_one_request,
+    concurrent_copies_of_one_key_clear_mail_make_one_request_on_sqlite,
+    concurrent_copies_of_one_key_clear_mail_make_one_request_on_postgres
+);
 
 /// Pages through `GET /admin/v1/servers{query}` two ids at a time; returns every id in
 /// the order served.

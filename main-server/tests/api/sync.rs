@@ -8,8 +8,8 @@ use test_harness::{MainOptions, MainServer};
 use uuid::Uuid;
 
 use crate::helpers::{
-    fresh_pg_database, hand_signed_sync_data, https_client, raw_public_key, spawn_app,
-    spawn_app_with, Local, TestApp,
+    hand_signed_sync_data, https_client, on_both_backends, raw_public_key, spawn_app, Local,
+    TestApp,
 };
 
 /// The whole life of an id: bind, sync again, other key refused, cleared, rebound.
@@ -82,40 +82,13 @@ async fn binding_lifecycle(app: &TestApp) {
     assert!(logged("sync", "OK", "", "channel internet, "));
 }
 
-#[actix_rt::test]
-async fn first_sync_binds_then_other_keys_need_a_key_clear() {
-    let app = spawn_app().await;
-    binding_lifecycle(&app).await;
-}
-
-#[actix_rt::test]
-async fn binding_lifecycle_on_postgres() {
-    let Some(url) = fresh_pg_database() else {
-        return;
-    };
-    let app = spawn_app_with(Some(url), None).await;
-    binding_lifecycle(&app).await;
-}
-
-/// Runs a test body on SQLite, and again on PostgreSQL when one is configured (its
-/// sync transaction is another code path: the `solme_issue_syncs` function).
-macro_rules! on_both_backends {
-    ($body:ident, $sqlite:ident, $postgres:ident) => {
-        #[actix_rt::test]
-        async fn $sqlite() {
-            $body(&spawn_app().await).await;
-        }
-
-        #[actix_rt::test]
-        async fn $postgres() {
-            let Some(url) = fresh_pg_database() else {
-                return;
-            };
-            $body(&spawn_app_with(Some(url), None).await).await;
-        }
-    };
-}
-
+// On PostgreSQL the sync transaction is another code path: the `solme_issue_syncs`
+// function.
+on_both_backends!(
+    binding_lifecycle,
+    first_sync_binds_then_other_keys_need_a_key_clear,
+    binding_lifecycle_on_postgres
+);
 on_both_backends!(
     replayed_request,
     replayed_request_is_refused,
