@@ -240,10 +240,8 @@ async fn key_clear_requests_are_decided_by_an_operator() {
 #[actix_rt::test]
 async fn a_request_from_an_authenticated_sender_is_approved_without_override() {
     let app = spawn_app().await;
-    let (server_id, _) = app.register_local().await;
-    let created = app
-        .key_clear_request(
-            server_id,
+    let (server_id, created) = app
+        .register_with_key_clear_request(
             "<auth@acme.example>",
             json!({"text": "clear", "sender_auth": "authenticated",
                    "sender_auth_detail": "dmarc=pass"}),

@@ -13,7 +13,9 @@ use main_server::db::{DbConnection, DbTarget};
 use main_server::store::audit_chain::{parse_hash, Canonical};
 use serde_json::Value;
 
-use crate::helpers::{on_both_backends, spawn_app, spawn_pg_app_and_replica, TestApp, BIN};
+use crate::helpers::{
+    on_both_backends, spawn_app, spawn_pg_app_and_replica, succeeded, TestApp, BIN,
+};
 
 /// A connection of the test's own to the server's database.
 fn connect(app: &TestApp) -> DbConnection {
@@ -400,11 +402,7 @@ async fn the_cli_verifies_the_chain_and_a_saved_head() {
     let dir = app.data_dir();
 
     let out = admin(&dir, &["head"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let head_text = String::from_utf8(out.stdout).expect("UTF-8");
     assert!(
         head_text.starts_with("Audit chain head: position "),
@@ -422,11 +420,7 @@ async fn the_cli_verifies_the_chain_and_a_saved_head() {
 
     // The `--json` form of the head is a saved head too.
     let out = admin(&dir, &["head", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let saved_json = dir.join("saved-head.json");
     std::fs::write(&saved_json, &out.stdout).expect("save the head");
     let out = admin(
@@ -438,11 +432,7 @@ async fn the_cli_verifies_the_chain_and_a_saved_head() {
             saved_json.to_str().expect("path"),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    succeeded(&out);
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(report["intact"], true, "{report}");
     assert!(

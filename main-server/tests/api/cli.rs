@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::helpers::{init_dir, spawn_app, Local, BIN};
+use crate::helpers::{init_dir, spawn_app, succeeded, Local, BIN};
 
 fn admin(data_dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -19,11 +19,7 @@ fn admin(data_dir: &std::path::Path, args: &[&str]) -> Output {
 }
 
 fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "admin failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(out);
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
@@ -97,11 +93,7 @@ async fn admin_cli_drives_the_registry() {
             output.to_str().expect("path"),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let file = local.open(
         &app,
         &std::fs::read_to_string(&output).expect("license file"),
@@ -139,10 +131,8 @@ async fn admin_cli_drives_the_registry() {
 async fn admin_cli_shows_the_sender_check_and_approves_only_with_the_override() {
     let app = spawn_app().await;
     let dir = app.data_dir();
-    let (server_id, _) = app.register_local().await;
-    let created = app
-        .key_clear_request(
-            server_id,
+    let (_, created) = app
+        .register_with_key_clear_request(
             "<forged@acme.example>",
             serde_json::json!({"text": "please clear it", "sender_auth": "not authenticated",
                                "sender_auth_detail": "spf=fail, dmarc=fail"}),

@@ -4,6 +4,7 @@
 //! harness (`test_harness::MainServer`).
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
 use awc::http::StatusCode;
@@ -442,6 +443,18 @@ impl TestApp {
         created
     }
 
+    /// [`TestApp::register`], and a [`TestApp::key_clear_request`] for the new id.
+    /// Returns the id and the request.
+    pub async fn register_with_key_clear_request(
+        &self,
+        message_id: &str,
+        fields: Value,
+    ) -> (Uuid, Value) {
+        let (_, server_id) = self.register().await;
+        let request = self.key_clear_request(server_id, message_id, fields).await;
+        (server_id, request)
+    }
+
     /// [`TestApp::register`], and a simulated local server for the new id.
     pub async fn register_local(&self) -> (Uuid, Local) {
         let (_, server_id) = self.register().await;
@@ -473,6 +486,18 @@ impl TestApp {
         assert_eq!(status, StatusCode::CREATED, "{license}");
         (customer_id.parse().expect("uuid"), server_id)
     }
+}
+
+/// Asserts that a command exited 0 (showing what it wrote otherwise); returns its
+/// standard output.
+pub fn succeeded(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// Asserts that an admin answer is a refusal with `status` and the error `code`.

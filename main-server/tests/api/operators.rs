@@ -7,7 +7,7 @@ use awc::http::{Method, StatusCode};
 use diesel::RunQueryDsl;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_refused, newest_audit_entry, spawn_app, TestApp};
+use crate::helpers::{assert_refused, newest_audit_entry, spawn_app, succeeded, TestApp};
 
 /// Adds an operator account through the admin API; returns its personal token.
 pub async fn add(app: &TestApp, name: &str, role: &str) -> String {
@@ -291,12 +291,7 @@ async fn the_cli_adds_lists_and_revokes_operators() {
         &admin_file,
         &["operator", "add", "carol", "--role", "viewer"],
     );
-    let text = String::from_utf8_lossy(&added.stdout).to_string();
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    let text = succeeded(&added);
     assert!(text.starts_with("operator carol (viewer) added."), "{text}");
     let token = text.lines().last().unwrap_or_default().to_owned();
     assert_eq!(token.len(), 43, "{text}");
@@ -319,12 +314,7 @@ async fn the_cli_adds_lists_and_revokes_operators() {
     );
     assert!(!text.contains(&token), "{text}");
 
-    let revoked = cli(&app, &admin_file, &["operator", "revoke", "carol"]);
-    assert!(
-        revoked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&revoked.stderr)
-    );
+    succeeded(&cli(&app, &admin_file, &["operator", "revoke", "carol"]));
     let refused = cli(&app, &carol_file, &["customer", "list"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");

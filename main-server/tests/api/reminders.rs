@@ -10,7 +10,7 @@ use chrono::Duration;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{on_both_backends, spawn_app, Local, TestApp, BIN};
+use crate::helpers::{on_both_backends, spawn_app, succeeded, Local, TestApp, BIN};
 
 async fn claim(app: &TestApp) -> Vec<Value> {
     let (status, due) = app.post("/admin/v1/reminders/claim", json!({})).await;
@@ -215,12 +215,7 @@ async fn switched_off_reminders_are_cancelled_and_not_recorded() {
             .args(args)
             .output()
             .expect("run admin");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(&out)
     };
     let on = admin(&["customer", "reminders", &customer, "on"]);
     assert_eq!(
