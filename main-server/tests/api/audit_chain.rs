@@ -14,7 +14,7 @@ use main_server::store::audit_chain::{parse_hash, Canonical};
 use serde_json::Value;
 
 use crate::helpers::{
-    on_both_backends, spawn_app, spawn_pg_app_and_replica, succeeded, TestApp, BIN,
+    failed_saying, on_both_backends, spawn_app, spawn_pg_app_and_replica, succeeded, TestApp, BIN,
 };
 
 /// A connection of the test's own to the server's database.
@@ -471,10 +471,5 @@ async fn the_cli_verifies_the_chain_and_a_saved_head() {
         &dir,
         &["verify", "--head", not_a_head.to_str().expect("path")],
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("holds no saved audit head"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    failed_saying(&out, 1, "holds no saved audit head");
 }

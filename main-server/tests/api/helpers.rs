@@ -500,11 +500,33 @@ pub fn succeeded(out: &Output) -> String {
     stdout
 }
 
+/// Asserts that a command exited with `code` and said `part` on its standard error.
+pub fn failed_saying(out: &Output, code: i32, part: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(part), "{stderr}");
+}
+
 /// Asserts that an admin answer is a refusal with `status` and the error `code`.
 pub fn assert_refused(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
     assert_eq!(
         (status, body["code"].as_str()),
         (expected, Some(code)),
+        "{body}"
+    );
+}
+
+/// [`assert_refused`], and the error message says `part`.
+pub fn assert_refused_saying(
+    status: StatusCode,
+    body: &Value,
+    expected: StatusCode,
+    code: &str,
+    part: &str,
+) {
+    assert_refused(status, body, expected, code);
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains(part)),
         "{body}"
     );
 }

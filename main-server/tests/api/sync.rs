@@ -4,6 +4,7 @@ use awc::http::StatusCode;
 use chrono::{Duration, Utc};
 use serde_json::json;
 use shared_proto::armor::{self, ArmorKind};
+use shared_proto::{License, LicenseFile};
 use test_harness::{MainOptions, MainServer};
 use uuid::Uuid;
 
@@ -236,6 +237,14 @@ async fn stale_requests_are_refused_per_channel() {
     assert_eq!(body["code"], "STALE_REQUEST");
 }
 
+/// The license for `feature` in `file`; fails the test when there is none.
+fn license_for<'a>(file: &'a LicenseFile, feature: &str) -> &'a License {
+    file.licenses
+        .iter()
+        .find(|l| l.feature == feature)
+        .unwrap_or_else(|| panic!("no {feature} license in the file"))
+}
+
 #[expect(clippy::expect_used, reason = "a missing license fails the test")]
 async fn license_changes(app: &TestApp) {
     let (server_id, local) = app.register_local().await;
@@ -251,11 +260,7 @@ async fn license_changes(app: &TestApp) {
     let second = local.open(app, &app.post_sync(&local.sync_data()).await.body);
     assert!(second.revision > first.revision);
     assert!(second.sequence > first.sequence);
-    let render = second
-        .licenses
-        .iter()
-        .find(|l| l.feature == "render")
-        .expect("render license");
+    let render = license_for(&second, "render");
     assert_eq!(render.seats, 3);
     assert_eq!(
         render.valid_until.map(|d| d.to_rfc3339()).as_deref(),
@@ -274,11 +279,7 @@ async fn license_changes(app: &TestApp) {
     assert_eq!(status, StatusCode::OK, "{changed}");
     let third = local.open(app, &app.post_sync(&local.sync_data()).await.body);
     assert!(third.revision > second.revision);
-    let render = third
-        .licenses
-        .iter()
-        .find(|l| l.feature == "render")
-        .expect("render");
+    let render = license_for(&third, "render");
     assert_eq!((render.seats, render.valid_until), (7, None));
 
     let (status, _) = app
