@@ -279,9 +279,8 @@ async fn a_request_from_an_authenticated_sender_is_approved_without_override() {
 #[actix_rt::test]
 async fn due_list_shows_never_synced_and_soon_due_ids() {
     let app = spawn_app().await;
-    let (_, synced) = app.register().await;
+    let (_, local) = app.register_local().await;
     let (_, never) = app.register().await;
-    let local = Local::new(synced);
     assert_eq!(
         app.post_sync(&local.sync_data()).await.status,
         StatusCode::OK
