@@ -401,6 +401,18 @@ impl Browser {
         serde_json::from_value(texts).unwrap_or_default()
     }
 
+    /// Who the page says is signed in.
+    async fn signed_in_as(&mut self) -> Value {
+        self.eval("document.getElementById('session-operator').textContent")
+            .await
+    }
+
+    /// Asserts that the page is back at the sign-in form and the tab keeps nothing.
+    async fn assert_signed_out(&mut self) {
+        assert!(self.shown("#sign-in-form").await);
+        assert_eq!(self.eval("sessionStorage.length").await, json!(0));
+    }
+
     /// The session secret this tab keeps.
     async fn session_secret(&mut self) -> String {
         self.eval("sessionStorage.getItem('solme.console.session')")
@@ -628,9 +640,7 @@ async fn chromium_viewer_reads_without_manage_controls_and_signs_out() {
 
     let mut browser = Browser::signed_in(&app, &viewer, "Acme").await;
     assert_eq!(
-        browser
-            .eval("document.getElementById('session-operator').textContent")
-            .await,
+        browser.signed_in_as().await,
         json!("Signed in as vera (viewer)")
     );
     browser.screenshot("viewer-customers").await;
@@ -688,9 +698,8 @@ async fn chromium_viewer_reads_without_manage_controls_and_signs_out() {
         .eval("document.getElementById('sign-out').click(); true")
         .await;
     browser.wait_for_message("Signed out (vera).").await;
-    assert!(browser.shown("#sign-in-form").await);
+    browser.assert_signed_out().await;
     assert!(!browser.shown("#nav").await);
-    assert_eq!(browser.eval("sessionStorage.length").await, json!(0));
     let (status, body) = app
         .admin(Method::GET, "/admin/v1/whoami", None, Some(&secret))
         .await;
@@ -710,9 +719,7 @@ async fn chromium_operator_acts_as_their_account_until_revoked() {
 
     let mut browser = Browser::signed_in(&app, &otto, "No customers yet.").await;
     assert_eq!(
-        browser
-            .eval("document.getElementById('session-operator').textContent")
-            .await,
+        browser.signed_in_as().await,
         json!("Signed in as otto (operator)")
     );
     assert!(browser.shown("#customer-form").await);
@@ -767,8 +774,7 @@ async fn chromium_operator_acts_as_their_account_until_revoked() {
     browser
         .wait_for_text("message", "your console session has ended")
         .await;
-    assert!(browser.shown("#sign-in-form").await);
-    assert_eq!(browser.eval("sessionStorage.length").await, json!(0));
+    browser.assert_signed_out().await;
     browser.screenshot("session-ended").await;
 }
 
