@@ -13,11 +13,13 @@ use main_server::db::{DbConnection, DbTarget};
 use main_server::store::audit_chain::{parse_hash, Canonical};
 use serde_json::Value;
 
-use crate::helpers::{fresh_pg_database, spawn_app_with, TestApp, BIN};
+use crate::helpers::{
+    failed_saying, on_both_backends, spawn_app, spawn_pg_app_and_replica, succeeded, TestApp, BIN,
+};
 
 /// A connection of the test's own to the server's database.
-fn connect(app: &TestApp, url: Option<&str>) -> DbConnection {
-    DbTarget::from_options(app.dir.path(), url)
+fn connect(app: &TestApp) -> DbConnection {
+    DbTarget::from_options(app.dir.path(), app.database_url.as_deref())
         .expect("database target")
         .connect_alone()
         .expect("connect to the server's database")
@@ -115,12 +117,11 @@ async fn some_entries(app: &TestApp) {
 
 /// Backdated, then changed, removed and inserted entries, each earlier in the chain
 /// than the one before, so that each becomes the first problem.
-async fn verify_names_each_tampered_entry(url: Option<String>) {
-    let app = spawn_app_with(url.clone(), None).await;
-    some_entries(&app).await;
-    let report = verify(&app, None).await;
+async fn verify_names_each_tampered_entry(app: &TestApp) {
+    some_entries(app).await;
+    let report = verify(app, None).await;
     assert_eq!(report["intact"], true, "{report}");
-    let mut conn = connect(&app, url.as_deref());
+    let mut conn = connect(app);
     let total = count_entries(&mut conn);
     assert!(total >= 7, "{total} entries");
     assert_eq!(report["checked"], total, "{report}");
@@ -138,7 +139,7 @@ async fn verify_names_each_tampered_entry(url: Option<String>) {
              VALUES ({day_ago}, 'admin', 'license.remove', NULL, 'OK', 'backdated')"
         )],
     );
-    let report = verify(&app, None).await;
+    let report = verify(app, None).await;
     let backdated = i64::try_from(total).expect("position") + 1;
     let row = sealed_at(&mut conn, backdated);
     assert_problem(&report, "backdated", backdated, Some(row.id));
@@ -152,7 +153,7 @@ async fn verify_names_each_tampered_entry(url: Option<String>) {
             row.id
         )],
     );
-    assert_problem(&verify(&app, None).await, "changed", 6, Some(row.id));
+    assert_problem(&verify(app, None).await, "changed", 6, Some(row.id));
 
     // An entry deleted.
     let row = sealed_at(&mut conn, 4);
@@ -160,7 +161,7 @@ async fn verify_names_each_tampered_entry(url: Option<String>) {
         &mut conn,
         &[format!("DELETE FROM audit_log WHERE id = {}", row.id)],
     );
-    let report = verify(&app, None).await;
+    let report = verify(app, None).await;
     assert_problem(&report, "removed", 4, None);
     assert_eq!(report["checked"], 3, "{report}");
 
@@ -196,7 +197,7 @@ async fn verify_names_each_tampered_entry(url: Option<String>) {
             ),
         ],
     );
-    let report = verify(&app, None).await;
+    let report = verify(app, None).await;
     assert_problem(&report, "inserted", 2, Some(forged_id));
     assert_eq!(report["checked"], 2, "{report}");
 
@@ -212,44 +213,36 @@ async fn verify_names_each_tampered_entry(url: Option<String>) {
             first.entry_hash
         )],
     );
-    let report = verify(&app, None).await;
+    let report = verify(app, None).await;
     assert_problem(&report, "inserted", 0, Some(forged_id + 1));
     assert_eq!(report["checked"], 0, "{report}");
 }
 
-#[actix_rt::test]
-async fn verify_names_each_tampered_entry_on_sqlite() {
-    verify_names_each_tampered_entry(None).await;
-}
-
-#[actix_rt::test]
-async fn verify_names_each_tampered_entry_on_postgres() {
-    let Some(url) = fresh_pg_database() else {
-        return;
-    };
-    verify_names_each_tampered_entry(Some(url)).await;
-}
+on_both_backends!(
+    verify_names_each_tampered_entry,
+    verify_names_each_tampered_entry_on_sqlite,
+    verify_names_each_tampered_entry_on_postgres
+);
 
 /// A chain rewritten from its start and sealed again verifies on its own; the head
 /// saved before the rewrite does not.
-async fn a_saved_head_catches_a_rewritten_chain(url: Option<String>) {
-    let app = spawn_app_with(url.clone(), None).await;
-    some_entries(&app).await;
+async fn a_saved_head_catches_a_rewritten_chain(app: &TestApp) {
+    some_entries(app).await;
     let (status, head) = app.get("/admin/v1/audit/head").await;
     assert_eq!(status, StatusCode::OK, "{head}");
     let signed = head["signed"].as_str().expect("signed head").to_owned();
     let seq = head["head"]["chain_seq"].as_i64().expect("position");
     assert!(seq >= 7, "{head}");
-    let mut conn = connect(&app, url.as_deref());
+    let mut conn = connect(app);
     assert_eq!(
         head["head"]["entry_hash"],
         sealed_at(&mut conn, seq).entry_hash
     );
-    let report = verify(&app, Some(&signed)).await;
+    let report = verify(app, Some(&signed)).await;
     assert_eq!(report["intact"], true, "{report}");
     assert_eq!(report["saved_head"], head["head"], "{report}");
 
-    wait_for_seen_head(&app, seq).await;
+    wait_for_seen_head(app, seq).await;
 
     tamper(
         &mut conn,
@@ -260,7 +253,7 @@ async fn a_saved_head_catches_a_rewritten_chain(url: Option<String>) {
     );
     // The resealed chain is whole, but neither the server's own copy of its head nor
     // the operator's saved head is in it any more.
-    let report = verify(&app, None).await;
+    let report = verify(app, None).await;
     let id = sealed_at(&mut conn, seq).id;
     assert_problem(&report, "rewritten", seq, Some(id));
     let message = report["problem"]["message"].as_str().expect("message");
@@ -268,19 +261,19 @@ async fn a_saved_head_catches_a_rewritten_chain(url: Option<String>) {
         message.contains("the head this server saw last"),
         "{message}"
     );
-    let report = verify(&app, Some(&signed)).await;
+    let report = verify(app, Some(&signed)).await;
     assert_problem(&report, "rewritten", seq, Some(id));
     let message = report["problem"]["message"].as_str().expect("message");
     assert!(message.contains("the saved head"), "{message}");
 
     // Without the server's copy (a restored backup, a new data directory) the chain
     // verifies on its own; the saved head still catches the rewrite.
-    std::fs::remove_file(seen_head_file(&app)).expect("remove the seen head");
-    wait_for_seen_head(&app, seq).await;
-    let report = verify(&app, None).await;
+    std::fs::remove_file(seen_head_file(app)).expect("remove the seen head");
+    wait_for_seen_head(app, seq).await;
+    let report = verify(app, None).await;
     assert_eq!(report["intact"], true, "{report}");
     assert_problem(
-        &verify(&app, Some(&signed)).await,
+        &verify(app, Some(&signed)).await,
         "rewritten",
         seq,
         Some(id),
@@ -306,14 +299,13 @@ async fn a_saved_head_catches_a_rewritten_chain(url: Option<String>) {
 
 /// Entries removed from the end of the chain leave it whole; the head the server
 /// keeps in its data directory is past its end.
-async fn removing_the_newest_entries_is_found(url: Option<String>) {
-    let app = spawn_app_with(url.clone(), None).await;
-    some_entries(&app).await;
-    let report = verify(&app, None).await;
+async fn removing_the_newest_entries_is_found(app: &TestApp) {
+    some_entries(app).await;
+    let report = verify(app, None).await;
     assert_eq!(report["intact"], true, "{report}");
     let seq = report["head_seq"].as_i64().expect("position");
-    wait_for_seen_head(&app, seq).await;
-    let mut conn = connect(&app, url.as_deref());
+    wait_for_seen_head(app, seq).await;
+    let mut conn = connect(app);
     tamper(
         &mut conn,
         &[format!(
@@ -321,51 +313,33 @@ async fn removing_the_newest_entries_is_found(url: Option<String>) {
             seq - 1
         )],
     );
-    let report = verify(&app, None).await;
+    let report = verify(app, None).await;
     assert_problem(&report, "rewritten", seq, None);
     assert_eq!(report["head_seq"], seq - 2, "{report}");
     let message = report["problem"]["message"].as_str().expect("message");
     assert!(message.contains("removed from its end"), "{message}");
 }
 
-#[actix_rt::test]
-async fn removing_the_newest_entries_is_found_on_sqlite() {
-    removing_the_newest_entries_is_found(None).await;
-}
-
-#[actix_rt::test]
-async fn removing_the_newest_entries_is_found_on_postgres() {
-    let Some(url) = fresh_pg_database() else {
-        return;
-    };
-    removing_the_newest_entries_is_found(Some(url)).await;
-}
-
-#[actix_rt::test]
-async fn a_saved_head_catches_a_rewritten_chain_on_sqlite() {
-    a_saved_head_catches_a_rewritten_chain(None).await;
-}
-
-#[actix_rt::test]
-async fn a_saved_head_catches_a_rewritten_chain_on_postgres() {
-    let Some(url) = fresh_pg_database() else {
-        return;
-    };
-    a_saved_head_catches_a_rewritten_chain(Some(url)).await;
-}
+on_both_backends!(
+    removing_the_newest_entries_is_found,
+    removing_the_newest_entries_is_found_on_sqlite,
+    removing_the_newest_entries_is_found_on_postgres
+);
+on_both_backends!(
+    a_saved_head_catches_a_rewritten_chain,
+    a_saved_head_catches_a_rewritten_chain_on_sqlite,
+    a_saved_head_catches_a_rewritten_chain_on_postgres
+);
 
 /// Two processes on one PostgreSQL, each sealing every second while both write
 /// (syncs through the database function, admin actions): afterwards every entry is in
 /// the chain and it verifies.
 #[actix_rt::test]
 async fn two_servers_writing_on_one_postgres_leave_a_chain_that_verifies() {
-    let Some(url) = fresh_pg_database() else {
+    let Some((app, second)) = spawn_pg_app_and_replica().await else {
         return;
     };
-    let app = spawn_app_with(Some(url.clone()), None).await;
-    let second = app.second_replica(&url);
-    let second_url = second.sync_url();
-    let urls = [app.sync_url(0), second_url];
+    let urls = [app.sync_url(0), second.sync_url()];
 
     let mut locals = Vec::new();
     for _ in 0..6 {
@@ -390,7 +364,7 @@ async fn two_servers_writing_on_one_postgres_leave_a_chain_that_verifies() {
     };
     futures_util::future::join(syncing, registering).await;
 
-    let mut conn = connect(&app, Some(&url));
+    let mut conn = connect(&app);
     let total = count_entries(&mut conn);
     assert!(total >= 6 * 3 + 6 * 5 + 5 * 3, "{total} entries");
     // The other process may be sealing the last ones at the moment verify asks.
@@ -423,16 +397,12 @@ fn admin(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 /// 0 on an intact chain and 1, naming the entry, on a broken one.
 #[actix_rt::test]
 async fn the_cli_verifies_the_chain_and_a_saved_head() {
-    let app = spawn_app_with(None, None).await;
+    let app = spawn_app().await;
     some_entries(&app).await;
     let dir = app.data_dir();
 
     let out = admin(&dir, &["head"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let head_text = String::from_utf8(out.stdout).expect("UTF-8");
     assert!(
         head_text.starts_with("Audit chain head: position "),
@@ -450,11 +420,7 @@ async fn the_cli_verifies_the_chain_and_a_saved_head() {
 
     // The `--json` form of the head is a saved head too.
     let out = admin(&dir, &["head", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let saved_json = dir.join("saved-head.json");
     std::fs::write(&saved_json, &out.stdout).expect("save the head");
     let out = admin(
@@ -466,11 +432,7 @@ async fn the_cli_verifies_the_chain_and_a_saved_head() {
             saved_json.to_str().expect("path"),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    succeeded(&out);
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(report["intact"], true, "{report}");
     assert!(
@@ -478,7 +440,7 @@ async fn the_cli_verifies_the_chain_and_a_saved_head() {
         "{report}"
     );
 
-    let mut conn = connect(&app, None);
+    let mut conn = connect(&app);
     let row = sealed_at(&mut conn, 3);
     tamper(
         &mut conn,
@@ -509,10 +471,5 @@ async fn the_cli_verifies_the_chain_and_a_saved_head() {
         &dir,
         &["verify", "--head", not_a_head.to_str().expect("path")],
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("holds no saved audit head"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    failed_saying(&out, 1, "holds no saved audit head");
 }

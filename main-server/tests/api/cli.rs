@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::helpers::{init_dir, spawn_app, Local, BIN};
+use crate::helpers::{failed_saying, init_dir, spawn_app, succeeded, Local, BIN};
 
 fn admin(data_dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -19,11 +19,7 @@ fn admin(data_dir: &std::path::Path, args: &[&str]) -> Output {
 }
 
 fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "admin failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(out);
     serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
@@ -97,11 +93,7 @@ async fn admin_cli_drives_the_registry() {
             output.to_str().expect("path"),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let file = local.open(
         &app,
         &std::fs::read_to_string(&output).expect("license file"),
@@ -131,18 +123,15 @@ async fn admin_cli_drives_the_registry() {
         &dir,
         &["server", "show", "00000000-0000-0000-0000-000000000000"],
     );
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("UNKNOWN_SERVER_ID"));
+    failed_saying(&refused, 1, "UNKNOWN_SERVER_ID");
 }
 
 #[actix_rt::test]
 async fn admin_cli_shows_the_sender_check_and_approves_only_with_the_override() {
     let app = spawn_app().await;
     let dir = app.data_dir();
-    let (server_id, _) = app.register_local().await;
-    let created = app
-        .key_clear_request(
-            server_id,
+    let (_, created) = app
+        .register_with_key_clear_request(
             "<forged@acme.example>",
             serde_json::json!({"text": "please clear it", "sender_auth": "not authenticated",
                                "sender_auth_detail": "spf=fail, dmarc=fail"}),
@@ -242,9 +231,7 @@ fn admin_cli_exits_75_when_the_server_fails() {
         .args(["customer", "list"])
         .output()
         .expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(75), "{stderr}");
-    assert!(stderr.contains("500"), "{stderr}");
+    failed_saying(&out, 75, "500");
 }
 
 #[test]

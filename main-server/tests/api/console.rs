@@ -120,12 +120,19 @@ async fn the_api_behind_the_console_still_needs_the_token() {
     assert_eq!(list, json!([]));
 }
 
+/// A server for a browser test, or `None` when Chromium is not installed.
+async fn spawn_app_for_chromium() -> Option<TestApp> {
+    if !chromium_present() {
+        return None;
+    }
+    Some(spawn_app().await)
+}
+
 #[actix_rt::test]
 async fn chromium_renders_the_console() {
-    if !chromium_present() {
+    let Some(app) = spawn_app_for_chromium().await else {
         return;
-    }
-    let app = spawn_app().await;
+    };
     let profile = TempDir::new().expect("profile dir");
     let url = format!("{}/", app.admin_base());
     let mut chromium = chromium_command(profile.path());
@@ -294,9 +301,34 @@ impl Browser {
 
     /// Shows the page's `tab` (`#servers`, …) and waits until its table holds `text`.
     async fn open_tab(&mut self, tab: &str, text: &str) {
-        self.eval(&format!("location.hash = '#{tab}'; true")).await;
+        self.go_to(tab).await;
+        self.wait_for_text(&format!("{tab}-body"), text).await;
+    }
+
+    /// Moves the page to `#hash` (a tab, or `server/ID`).
+    async fn go_to(&mut self, hash: &str) {
+        self.eval(&format!(
+            "location.hash = {}; true",
+            json!(format!("#{hash}"))
+        ))
+        .await;
+    }
+
+    /// Waits until the text of the element `id` includes `text`.
+    async fn wait_for_text(&mut self, id: &str, text: &str) {
         self.wait_for(&format!(
-            "document.getElementById('{tab}-body').textContent.includes('{text}')"
+            "document.getElementById({}).textContent.includes({})",
+            json!(id),
+            json!(text)
+        ))
+        .await;
+    }
+
+    /// Waits until the page's message line reads `text`.
+    async fn wait_for_message(&mut self, text: &str) {
+        self.wait_for(&format!(
+            "document.getElementById('message').textContent === {}",
+            json!(text)
         ))
         .await;
     }
@@ -369,6 +401,18 @@ impl Browser {
         serde_json::from_value(texts).unwrap_or_default()
     }
 
+    /// Who the page says is signed in.
+    async fn signed_in_as(&mut self) -> Value {
+        self.eval("document.getElementById('session-operator').textContent")
+            .await
+    }
+
+    /// Asserts that the page is back at the sign-in form and the tab keeps nothing.
+    async fn assert_signed_out(&mut self) {
+        assert!(self.shown("#sign-in-form").await);
+        assert_eq!(self.eval("sessionStorage.length").await, json!(0));
+    }
+
     /// The session secret this tab keeps.
     async fn session_secret(&mut self) -> String {
         self.eval("sessionStorage.getItem('solme.console.session')")
@@ -376,6 +420,15 @@ impl Browser {
             .as_str()
             .unwrap_or_default()
             .to_owned()
+    }
+
+    /// A browser on the console of `app`, signed in with `token`, once the customers
+    /// table holds `customers`.
+    async fn signed_in(app: &TestApp, token: &str, customers: &str) -> Self {
+        let mut browser = Self::open_console(app).await;
+        browser.sign_in(token).await;
+        browser.wait_for_text("customers-body", customers).await;
+        browser
     }
 
     async fn sign_in(&mut self, token: &str) {
@@ -390,10 +443,9 @@ impl Browser {
 
 #[actix_rt::test]
 async fn chromium_signs_in_and_shows_data_as_text() {
-    if !chromium_present() {
+    let Some(app) = spawn_app_for_chromium().await else {
         return;
-    }
-    let app = spawn_app().await;
+    };
     let (_, server_id) = app.register().await;
     let hostile = "<img src=x onerror=\"document.title='owned'\">";
     let (status, _) = app
@@ -428,9 +480,7 @@ async fn chromium_signs_in_and_shows_data_as_text() {
 
     // The right token: customers are listed, the hostile name as plain text.
     browser.sign_in(&app.token).await;
-    browser
-        .wait_for("document.getElementById('customers-body').textContent.includes('Acme')")
-        .await;
+    browser.wait_for_text("customers-body", "Acme").await;
     let cells = browser
         .eval("document.getElementById('customers-body').textContent")
         .await;
@@ -465,15 +515,9 @@ async fn chromium_signs_in_and_shows_data_as_text() {
     );
 
     // One id's page, then a license change through the page's own controls.
-    browser
-        .eval(&format!("location.hash = '#server/{server_id}'; true"))
-        .await;
-    browser
-        .wait_for("document.getElementById('licenses-body').textContent.includes('cad')")
-        .await;
-    browser
-        .wait_for("document.getElementById('server-facts').textContent.includes('never synced')")
-        .await;
+    browser.go_to(&format!("server/{server_id}")).await;
+    browser.wait_for_text("licenses-body", "cad").await;
+    browser.wait_for_text("server-facts", "never synced").await;
     browser.screenshot("server").await;
     browser
         .eval(
@@ -482,9 +526,7 @@ async fn chromium_signs_in_and_shows_data_as_text() {
              [...row.querySelectorAll('button')].find(b => b.textContent === 'Save').click(); } true",
         )
         .await;
-    browser
-        .wait_for("document.getElementById('message').textContent === 'License cad changed.'")
-        .await;
+    browser.wait_for_message("License cad changed.").await;
     let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
     assert_eq!(shown["licenses"][0]["seats"], 25);
 
@@ -507,9 +549,7 @@ async fn chromium_signs_in_and_shows_data_as_text() {
              [...row.querySelectorAll('button')].find(b => b.textContent === 'Reject').click(); } true",
         )
         .await;
-    browser
-        .wait_for("document.getElementById('message').textContent === 'Request rejected.'")
-        .await;
+    browser.wait_for_message("Request rejected.").await;
     let (_, decided) = app
         .get("/admin/v1/key-clear-requests?status=rejected")
         .await;
@@ -531,9 +571,7 @@ async fn chromium_signs_in_and_shows_data_as_text() {
              document.getElementById('operator-form').requestSubmit(); true",
         )
         .await;
-    browser
-        .wait_for("document.getElementById('operators-body').textContent.includes('nina')")
-        .await;
+    browser.wait_for_text("operators-body", "nina").await;
     browser.screenshot("operators").await;
     let issued = browser
         .eval("document.getElementById('issued-value').value")
@@ -560,10 +598,9 @@ async fn chromium_signs_in_and_shows_data_as_text() {
 /// and the table lists the refusals.
 #[actix_rt::test]
 async fn chromium_charts_the_usage_of_each_sync_on_the_id_page() {
-    if !chromium_present() {
+    let Some(app) = spawn_app_for_chromium().await else {
         return;
-    }
-    let app = spawn_app().await;
+    };
     let (server_id, local) = app.register_local().await;
     for (peak, refused) in [(3, 2), (7, 0)] {
         let text = crate::usage::sync_data_with_usage(
@@ -573,20 +610,12 @@ async fn chromium_charts_the_usage_of_each_sync_on_the_id_page() {
         let answer = app.post_sync(&text).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     }
-    let mut browser = Browser::open_console(&app).await;
-    browser.sign_in(&app.token).await;
-    browser
-        .wait_for("document.getElementById('customers-body').textContent.includes('Acme')")
-        .await;
-    browser
-        .eval(&format!("location.hash = '#server/{server_id}'; true"))
-        .await;
+    let mut browser = Browser::signed_in(&app, &app.token, "Acme").await;
+    browser.go_to(&format!("server/{server_id}")).await;
     browser
         .wait_for("document.querySelectorAll('#usage-charts svg rect').length === 2")
         .await;
-    browser
-        .wait_for("document.getElementById('usage-body').textContent.includes('NO_SEATS 2')")
-        .await;
+    browser.wait_for_text("usage-body", "NO_SEATS 2").await;
     // A peak above the 5 seats held is drawn as over the limit.
     assert_eq!(
         browser
@@ -601,28 +630,17 @@ async fn chromium_charts_the_usage_of_each_sync_on_the_id_page() {
 /// anything, and after signing out the session secret no longer opens the API.
 #[actix_rt::test]
 async fn chromium_viewer_reads_without_manage_controls_and_signs_out() {
-    if !chromium_present() {
+    let Some(app) = spawn_app_for_chromium().await else {
         return;
-    }
-    let app = spawn_app().await;
-    let (_, server_id) = app.register().await;
-    app.key_clear_request(
-        server_id,
-        "<2@acme.example>",
-        json!({"text": "new hardware"}),
-    )
-    .await;
+    };
+    let (server_id, _) = app
+        .register_with_key_clear_request("<2@acme.example>", json!({"text": "new hardware"}))
+        .await;
     let viewer = add(&app, "vera", "viewer").await;
 
-    let mut browser = Browser::open_console(&app).await;
-    browser.sign_in(&viewer).await;
-    browser
-        .wait_for("document.getElementById('customers-body').textContent.includes('Acme')")
-        .await;
+    let mut browser = Browser::signed_in(&app, &viewer, "Acme").await;
     assert_eq!(
-        browser
-            .eval("document.getElementById('session-operator').textContent")
-            .await,
+        browser.signed_in_as().await,
         json!("Signed in as vera (viewer)")
     );
     browser.screenshot("viewer-customers").await;
@@ -638,12 +656,8 @@ async fn chromium_viewer_reads_without_manage_controls_and_signs_out() {
         Vec::<String>::new()
     );
 
-    browser
-        .eval(&format!("location.hash = '#server/{server_id}'; true"))
-        .await;
-    browser
-        .wait_for("document.getElementById('licenses-body').textContent.includes('cad')")
-        .await;
+    browser.go_to(&format!("server/{server_id}")).await;
+    browser.wait_for_text("licenses-body", "cad").await;
     for hidden in ["#license-form", "#clear-form"] {
         assert!(!browser.shown(hidden).await, "{hidden} shown to a viewer");
     }
@@ -683,12 +697,9 @@ async fn chromium_viewer_reads_without_manage_controls_and_signs_out() {
     browser
         .eval("document.getElementById('sign-out').click(); true")
         .await;
-    browser
-        .wait_for("document.getElementById('message').textContent === 'Signed out (vera).'")
-        .await;
-    assert!(browser.shown("#sign-in-form").await);
+    browser.wait_for_message("Signed out (vera).").await;
+    browser.assert_signed_out().await;
     assert!(!browser.shown("#nav").await);
-    assert_eq!(browser.eval("sessionStorage.length").await, json!(0));
     let (status, body) = app
         .admin(Method::GET, "/admin/v1/whoami", None, Some(&secret))
         .await;
@@ -701,23 +712,14 @@ async fn chromium_viewer_reads_without_manage_controls_and_signs_out() {
 /// sign in again.
 #[actix_rt::test]
 async fn chromium_operator_acts_as_their_account_until_revoked() {
-    if !chromium_present() {
+    let Some(app) = spawn_app_for_chromium().await else {
         return;
-    }
-    let app = spawn_app().await;
+    };
     let otto = add(&app, "otto", "operator").await;
 
-    let mut browser = Browser::open_console(&app).await;
-    browser.sign_in(&otto).await;
-    browser
-        .wait_for(
-            "document.getElementById('customers-body').textContent.includes('No customers yet.')",
-        )
-        .await;
+    let mut browser = Browser::signed_in(&app, &otto, "No customers yet.").await;
     assert_eq!(
-        browser
-            .eval("document.getElementById('session-operator').textContent")
-            .await,
+        browser.signed_in_as().await,
         json!("Signed in as otto (operator)")
     );
     assert!(browser.shown("#customer-form").await);
@@ -729,12 +731,8 @@ async fn chromium_operator_acts_as_their_account_until_revoked() {
              document.getElementById('customer-form').requestSubmit(); true",
         )
         .await;
-    browser
-        .wait_for("document.getElementById('message').textContent === 'Customer Globex added.'")
-        .await;
-    browser
-        .wait_for("document.getElementById('customers-body').textContent.includes('Globex')")
-        .await;
+    browser.wait_for_message("Customer Globex added.").await;
+    browser.wait_for_text("customers-body", "Globex").await;
     browser.screenshot("operator-customers").await;
 
     let (_, audit) = app.get("/admin/v1/audit?limit=100").await;
@@ -759,9 +757,7 @@ async fn chromium_operator_acts_as_their_account_until_revoked() {
              === 'Signed in as otto (operator)'",
         )
         .await;
-    browser
-        .wait_for("document.getElementById('audit-body').textContent.includes('customer.create')")
-        .await;
+    browser.wait_for_text("audit-body", "customer.create").await;
     assert!(!browser.shown("#nav a[data-view=operators]").await);
     let secret = browser.session_secret().await;
     let address = browser.eval("location.href").await;
@@ -774,12 +770,11 @@ async fn chromium_operator_acts_as_their_account_until_revoked() {
     // Revoked elsewhere: the next call finds the session ended.
     let (status, revoked) = app.post("/admin/v1/operators/otto/revoke", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{revoked}");
-    browser.eval("location.hash = '#servers'; true").await;
+    browser.go_to("servers").await;
     browser
-        .wait_for("document.getElementById('message').textContent.includes('your console session has ended')")
+        .wait_for_text("message", "your console session has ended")
         .await;
-    assert!(browser.shown("#sign-in-form").await);
-    assert_eq!(browser.eval("sessionStorage.length").await, json!(0));
+    browser.assert_signed_out().await;
     browser.screenshot("session-ended").await;
 }
 
@@ -787,24 +782,17 @@ async fn chromium_operator_acts_as_their_account_until_revoked() {
 /// only once the override box is ticked.
 #[actix_rt::test]
 async fn chromium_approves_an_unauthenticated_request_only_with_the_override() {
-    if !chromium_present() {
+    let Some(app) = spawn_app_for_chromium().await else {
         return;
-    }
-    let app = spawn_app().await;
-    let (server_id, _) = app.register_local().await;
-    let request = app
-        .key_clear_request(
-            server_id,
+    };
+    let (_, request) = app
+        .register_with_key_clear_request(
             "<forged@acme.example>",
             json!({"text": "clear it please", "sender_auth": "not authenticated",
                    "sender_auth_detail": "spf=fail, dmarc=fail"}),
         )
         .await;
-    let mut browser = Browser::open_console(&app).await;
-    browser.sign_in(&app.token).await;
-    browser
-        .wait_for("document.getElementById('customers-body').textContent.includes('Acme')")
-        .await;
+    let mut browser = Browser::signed_in(&app, &app.token, "Acme").await;
     browser
         .open_tab("requests", "sender not authenticated")
         .await;
@@ -813,9 +801,7 @@ async fn chromium_approves_an_unauthenticated_request_only_with_the_override() {
     let approve = "{ const row = document.querySelector('#requests-body tr'); \
                    [...row.querySelectorAll('button')].find(b => b.textContent === 'Approve').click(); } true";
     browser.eval(approve).await;
-    browser
-        .wait_for("document.getElementById('message').textContent.includes('tick the override')")
-        .await;
+    browser.wait_for_text("message", "tick the override").await;
     let (_, shown) = app
         .get(&format!(
             "/admin/v1/key-clear-requests/{}",
@@ -831,9 +817,7 @@ async fn chromium_approves_an_unauthenticated_request_only_with_the_override() {
         )
         .await;
     browser.eval(approve).await;
-    browser
-        .wait_for("document.getElementById('message').textContent.includes('approved')")
-        .await;
+    browser.wait_for_text("message", "approved").await;
     let (_, approved) = app
         .get("/admin/v1/key-clear-requests?status=approved")
         .await;

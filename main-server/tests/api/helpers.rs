@@ -4,6 +4,7 @@
 //! harness (`test_harness::MainServer`).
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
 use awc::http::StatusCode;
@@ -36,7 +37,7 @@ pub fn init_dir(database_url: Option<&str>) -> TempDir {
 
 /// A fresh PostgreSQL database for one test, or `None` (with a notice) when no server
 /// is configured.
-pub fn fresh_pg_database() -> Option<String> {
+fn fresh_pg_database() -> Option<String> {
     let Ok(base) = std::env::var(PG_ENV) else {
         eprintln!("notice: {PG_ENV} is not set; skipping the PostgreSQL part of this test");
         return None;
@@ -65,6 +66,8 @@ pub struct TestApp {
     pub http: awc::Client,
     pub token: String,
     pub solme: SolmePublicKey,
+    /// The PostgreSQL database it runs on; `None` for SQLite in `dir`.
+    pub database_url: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     running: Option<actix_rt::task::JoinHandle<()>>,
 }
@@ -93,6 +96,33 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(None, None).await
 }
 
+/// A server on a fresh PostgreSQL database, or `None` (with a notice) when no server
+/// is configured.
+pub async fn spawn_pg_app() -> Option<TestApp> {
+    let url = fresh_pg_database()?;
+    Some(spawn_app_with(Some(url), None).await)
+}
+
+/// Defines two tests running the body `$body(&TestApp)`: `$sqlite` on SQLite, and
+/// `$postgres` on PostgreSQL when one is configured (the storage code differs there).
+macro_rules! on_both_backends {
+    ($body:ident, $sqlite:ident, $postgres:ident) => {
+        #[actix_rt::test]
+        async fn $sqlite() {
+            $body(&$crate::helpers::spawn_app().await).await;
+        }
+
+        #[actix_rt::test]
+        async fn $postgres() {
+            let Some(app) = $crate::helpers::spawn_pg_app().await else {
+                return;
+            };
+            $body(&app).await;
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
 /// A server on `database_url` (SQLite in the data directory when None) whose clock
 /// starts moved by `clock_offset` (`SOLME_CLOCK_OFFSET` syntax).
 pub async fn spawn_app_with(database_url: Option<String>, clock_offset: Option<&str>) -> TestApp {
@@ -118,7 +148,7 @@ async fn spawn_app_on(
     };
     let settings = Settings {
         data_dir: dir.path().to_path_buf(),
-        database_url: database_url.map(SecretString::from),
+        database_url: database_url.clone().map(SecretString::from),
         listen: vec![([127, 0, 0, 1], 0).into(); 2],
         admin_listen: ([127, 0, 0, 1], 0).into(),
         admin_plain_http: false,
@@ -149,6 +179,7 @@ async fn spawn_app_on(
         http,
         token,
         solme,
+        database_url,
         stop: Some(stop),
         running: Some(running),
     };
@@ -239,21 +270,22 @@ impl Replica {
     }
 }
 
-impl TestApp {
-    /// Starts a [`Replica`] on `database_url`, the database this app runs on.
-    pub fn second_replica(&self, database_url: &str) -> Replica {
-        let dir = TempDir::new().expect("dir");
-        test_harness::programs::copy_keys(self.dir.path(), dir.path()).expect("copy the keys");
-        let options = test_harness::MainOptions {
-            database_url: Some(database_url.to_owned()),
-            workers: Some(2),
-            ..test_harness::MainOptions::default()
-        };
-        let server =
-            test_harness::MainServer::start(dir.path(), options).expect("a second process");
-        Replica { server, _dir: dir }
-    }
+/// A server on a fresh PostgreSQL database and a [`Replica`] on the same database, or
+/// `None` (with a notice) when no PostgreSQL server is configured.
+pub async fn spawn_pg_app_and_replica() -> Option<(TestApp, Replica)> {
+    let app = spawn_pg_app().await?;
+    let dir = TempDir::new().expect("dir");
+    test_harness::programs::copy_keys(app.dir.path(), dir.path()).expect("copy the keys");
+    let options = test_harness::MainOptions {
+        database_url: app.database_url.clone(),
+        workers: Some(2),
+        ..test_harness::MainOptions::default()
+    };
+    let server = test_harness::MainServer::start(dir.path(), options).expect("a second process");
+    Some((app, Replica { server, _dir: dir }))
+}
 
+impl TestApp {
     pub fn sync_url(&self, index: usize) -> String {
         format!(
             "https://localhost:{}/api/v1/sync",
@@ -411,6 +443,18 @@ impl TestApp {
         created
     }
 
+    /// [`TestApp::register`], and a [`TestApp::key_clear_request`] for the new id.
+    /// Returns the id and the request.
+    pub async fn register_with_key_clear_request(
+        &self,
+        message_id: &str,
+        fields: Value,
+    ) -> (Uuid, Value) {
+        let (_, server_id) = self.register().await;
+        let request = self.key_clear_request(server_id, message_id, fields).await;
+        (server_id, request)
+    }
+
     /// [`TestApp::register`], and a simulated local server for the new id.
     pub async fn register_local(&self) -> (Uuid, Local) {
         let (_, server_id) = self.register().await;
@@ -444,11 +488,45 @@ impl TestApp {
     }
 }
 
+/// Asserts that a command exited 0 (showing what it wrote otherwise); returns its
+/// standard output.
+pub fn succeeded(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Asserts that a command exited with `code` and said `part` on its standard error.
+pub fn failed_saying(out: &Output, code: i32, part: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(part), "{stderr}");
+}
+
 /// Asserts that an admin answer is a refusal with `status` and the error `code`.
 pub fn assert_refused(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
     assert_eq!(
         (status, body["code"].as_str()),
         (expected, Some(code)),
+        "{body}"
+    );
+}
+
+/// [`assert_refused`], and the error message says `part`.
+pub fn assert_refused_saying(
+    status: StatusCode,
+    body: &Value,
+    expected: StatusCode,
+    code: &str,
+    part: &str,
+) {
+    assert_refused(status, body, expected, code);
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains(part)),
         "{body}"
     );
 }

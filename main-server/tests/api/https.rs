@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use test_harness::{MainOptions, MainServer};
 
-use crate::helpers::{init_dir, spawn_app, BIN};
+use crate::helpers::{failed_saying, init_dir, spawn_app, succeeded, BIN};
 
 /// `main-server admin ARGS customer list`, with no admin settings from the environment.
 fn admin_cli(args: &[&str]) -> Output {
@@ -80,19 +80,9 @@ async fn the_admin_cli_trusts_only_the_pinned_ca() {
     .await
     .expect("admin CLI");
 
-    assert_eq!(wrong.status.code(), Some(1), "{}", stderr(&wrong));
-    assert!(
-        stderr(&wrong).contains("a certificate that is not from the expected CA"),
-        "{}",
-        stderr(&wrong)
-    );
-    assert_eq!(missing.status.code(), Some(1), "{}", stderr(&missing));
-    assert!(
-        stderr(&missing).contains("give --ca FILE"),
-        "{}",
-        stderr(&missing)
-    );
-    assert!(right.status.success(), "{}", stderr(&right));
+    failed_saying(&wrong, 1, "a certificate that is not from the expected CA");
+    failed_saying(&missing, 1, "give --ca FILE");
+    succeeded(&right);
 }
 
 #[test]
@@ -129,12 +119,7 @@ fn plain_http_is_refused_on_a_non_loopback_admin_address() {
         .env_remove("MAIN_SERVER_DATABASE_URL")
         .output()
         .expect("run serve");
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("--admin-plain-http is only allowed on a loopback"),
-        "{}",
-        stderr(&out)
-    );
+    failed_saying(&out, 2, "--admin-plain-http is only allowed on a loopback");
     assert!(!dir.path().join("listening.json").exists());
 }
 

@@ -80,11 +80,7 @@ fn the_openapi_command_prints_the_committed_document() {
         .arg("openapi")
         .output()
         .expect("run main-server openapi");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::helpers::succeeded(&out);
     let committed = include_str!("../../../docs/openapi.json");
     assert!(
         out.stdout == committed.as_bytes(),

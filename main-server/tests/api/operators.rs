@@ -7,7 +7,9 @@ use awc::http::{Method, StatusCode};
 use diesel::RunQueryDsl;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_refused, newest_audit_entry, spawn_app, TestApp};
+use crate::helpers::{
+    assert_refused, failed_saying, newest_audit_entry, spawn_app, succeeded, TestApp,
+};
 
 /// Adds an operator account through the admin API; returns its personal token.
 pub async fn add(app: &TestApp, name: &str, role: &str) -> String {
@@ -48,60 +50,64 @@ async fn each_role_does_what_it_may_and_is_audited_by_name() {
         (StatusCode::OK, json!({"name": "vera", "role": "viewer"}))
     );
 
-    let (status, _) = call(&app, Method::GET, "/admin/v1/servers", None, &viewer).await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        "/admin/v1/customers",
-        Some(customer()),
-        &viewer,
-    )
-    .await;
-    assert_refused(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
-
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        "/admin/v1/customers",
-        Some(customer()),
-        &operator,
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        "/admin/v1/operators",
-        Some(json!({"name": "x", "role": "admin"})),
-        &operator,
-    )
-    .await;
-    assert_refused(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
-    let (status, body) = call(&app, Method::GET, "/admin/v1/operators", None, &viewer).await;
-    assert_refused(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
-
-    // The gateway reads nothing but may call the mail endpoints.
-    let (status, body) = call(&app, Method::GET, "/admin/v1/servers", None, &gateway).await;
-    assert_refused(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
-    let (status, body) = call(
-        &app,
-        Method::GET,
-        "/admin/v1/key-clear-requests/unnotified",
-        None,
-        &gateway,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = call(
-        &app,
-        Method::POST,
-        "/admin/v1/mail/sync",
-        Some(json!({"sender": "ops@acme.example", "sync_data": "garbage"})),
-        &gateway,
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let forbidden = StatusCode::FORBIDDEN;
+    // (who, method, path, body, the answer's status); a refusal also carries the
+    // `FORBIDDEN` code.
+    let cases = [
+        (
+            &viewer,
+            Method::GET,
+            "/admin/v1/servers",
+            None,
+            StatusCode::OK,
+        ),
+        (
+            &viewer,
+            Method::POST,
+            "/admin/v1/customers",
+            Some(customer()),
+            forbidden,
+        ),
+        (
+            &operator,
+            Method::POST,
+            "/admin/v1/customers",
+            Some(customer()),
+            StatusCode::CREATED,
+        ),
+        (
+            &operator,
+            Method::POST,
+            "/admin/v1/operators",
+            Some(json!({"name": "x", "role": "admin"})),
+            forbidden,
+        ),
+        (&viewer, Method::GET, "/admin/v1/operators", None, forbidden),
+        // The gateway reads nothing but may call the mail endpoints.
+        (&gateway, Method::GET, "/admin/v1/servers", None, forbidden),
+        (
+            &gateway,
+            Method::GET,
+            "/admin/v1/key-clear-requests/unnotified",
+            None,
+            StatusCode::OK,
+        ),
+        (
+            &gateway,
+            Method::POST,
+            "/admin/v1/mail/sync",
+            Some(json!({"sender": "ops@acme.example", "sync_data": "garbage"})),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (token, method, path, body, expected) in cases {
+        let (status, answer) = call(&app, method.clone(), path, body, token).await;
+        if expected == forbidden {
+            assert_refused(status, &answer, forbidden, "FORBIDDEN");
+        } else {
+            assert_eq!(status, expected, "{method} {path}: {answer}");
+        }
+    }
 
     // The audit log names the authenticated account, whatever header was sent.
     let (_, audit) = app.get("/admin/v1/audit?limit=20").await;
@@ -116,20 +122,18 @@ async fn each_role_does_what_it_may_and_is_audited_by_name() {
     );
 
     // Names are unique and bounded; the listing never shows a token or its hash.
-    let (status, body) = app
-        .post(
-            "/admin/v1/operators",
-            json!({"name": "vera", "role": "admin"}),
-        )
-        .await;
-    assert_refused(status, &body, StatusCode::CONFLICT, "ID_IN_USE");
-    let (status, body) = app
-        .post(
-            "/admin/v1/operators",
-            json!({"name": "bad name", "role": "admin"}),
-        )
-        .await;
-    assert_refused(status, &body, StatusCode::BAD_REQUEST, "MALFORMED");
+    for (name, expected, code) in [
+        ("vera", StatusCode::CONFLICT, "ID_IN_USE"),
+        ("bad name", StatusCode::BAD_REQUEST, "MALFORMED"),
+    ] {
+        let (status, body) = app
+            .post(
+                "/admin/v1/operators",
+                json!({"name": name, "role": "admin"}),
+            )
+            .await;
+        assert_refused(status, &body, expected, code);
+    }
     let (status, list) = app.get("/admin/v1/operators").await;
     assert_eq!(status, StatusCode::OK);
     let text = list.to_string();
@@ -291,12 +295,7 @@ async fn the_cli_adds_lists_and_revokes_operators() {
         &admin_file,
         &["operator", "add", "carol", "--role", "viewer"],
     );
-    let text = String::from_utf8_lossy(&added.stdout).to_string();
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    let text = succeeded(&added);
     assert!(text.starts_with("operator carol (viewer) added."), "{text}");
     let token = text.lines().last().unwrap_or_default().to_owned();
     assert_eq!(token.len(), 43, "{text}");
@@ -307,9 +306,7 @@ async fn the_cli_adds_lists_and_revokes_operators() {
         .status
         .success());
     let refused = cli(&app, &carol_file, &["customer", "add", "--name", "Acme"]);
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("FORBIDDEN"), "{stderr}");
+    failed_saying(&refused, 1, "FORBIDDEN");
 
     let list = cli(&app, &admin_file, &["operator", "list"]);
     let text = String::from_utf8_lossy(&list.stdout);
@@ -319,15 +316,8 @@ async fn the_cli_adds_lists_and_revokes_operators() {
     );
     assert!(!text.contains(&token), "{text}");
 
-    let revoked = cli(&app, &admin_file, &["operator", "revoke", "carol"]);
-    assert!(
-        revoked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&revoked.stderr)
-    );
+    succeeded(&cli(&app, &admin_file, &["operator", "revoke", "carol"]));
     let refused = cli(&app, &carol_file, &["customer", "list"]);
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("UNAUTHORIZED"), "{stderr}");
+    failed_saying(&refused, 1, "UNAUTHORIZED");
     app.stop().await;
 }

@@ -3,7 +3,7 @@
 use awc::http::StatusCode;
 use futures_util::future::join_all;
 
-use crate::helpers::{fresh_pg_database, spawn_app, spawn_app_with, Answer, Local, TestApp};
+use crate::helpers::{spawn_app, spawn_pg_app, spawn_pg_app_and_replica, Answer, Local, TestApp};
 
 const CONTENDERS: usize = 16;
 
@@ -49,14 +49,12 @@ async fn concurrent_first_syncs_bind_exactly_one_key_on_sqlite() {
 
 #[actix_rt::test]
 async fn concurrent_first_syncs_bind_exactly_one_key_across_two_postgres_servers() {
-    let Some(url) = fresh_pg_database() else {
+    let Some((app, second)) = spawn_pg_app_and_replica().await else {
         return;
     };
-    let app = spawn_app_with(Some(url.clone()), None).await;
-    let second = app.second_replica(&url);
-    let second_url = second.sync_url();
+    let urls = [app.sync_url(0), second.sync_url()];
     for _ in 0..3 {
-        let (ok, in_use) = race(&app, &[app.sync_url(0), second_url.clone()]).await;
+        let (ok, in_use) = race(&app, &urls).await;
         assert_eq!((ok, in_use), (1, CONTENDERS - 1));
     }
 }
@@ -110,10 +108,9 @@ async fn concurrent_retries_of_one_mail_get_the_same_answer_on_sqlite() {
 
 #[actix_rt::test]
 async fn concurrent_retries_of_one_mail_get_the_same_answer_on_postgres() {
-    let Some(url) = fresh_pg_database() else {
+    let Some(app) = spawn_pg_app().await else {
         return;
     };
-    let app = spawn_app_with(Some(url), None).await;
     for _ in 0..3 {
         concurrent_retries_of_one_mail_get_the_same_answer(&app).await;
     }

@@ -10,7 +10,7 @@ use chrono::Duration;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{fresh_pg_database, spawn_app, spawn_app_with, Local, TestApp, BIN};
+use crate::helpers::{on_both_backends, spawn_app, succeeded, Local, TestApp, BIN};
 
 async fn claim(app: &TestApp) -> Vec<Value> {
     let (status, due) = app.post("/admin/v1/reminders/claim", json!({})).await;
@@ -146,18 +146,11 @@ async fn thresholds_and_cancellation(app: &TestApp) {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }
 
-#[actix_rt::test]
-async fn the_most_urgent_reminder_is_recorded_once_and_a_sync_cancels_it() {
-    thresholds_and_cancellation(&spawn_app().await).await;
-}
-
-#[actix_rt::test]
-async fn the_most_urgent_reminder_is_recorded_once_and_a_sync_cancels_it_on_postgres() {
-    let Some(url) = fresh_pg_database() else {
-        return;
-    };
-    thresholds_and_cancellation(&spawn_app_with(Some(url), None).await).await;
-}
+on_both_backends!(
+    thresholds_and_cancellation,
+    the_most_urgent_reminder_is_recorded_once_and_a_sync_cancels_it,
+    the_most_urgent_reminder_is_recorded_once_and_a_sync_cancels_it_on_postgres
+);
 
 #[actix_rt::test]
 async fn switched_off_reminders_are_cancelled_and_not_recorded() {
@@ -222,12 +215,7 @@ async fn switched_off_reminders_are_cancelled_and_not_recorded() {
             .args(args)
             .output()
             .expect("run admin");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(&out)
     };
     let on = admin(&["customer", "reminders", &customer, "on"]);
     assert_eq!(

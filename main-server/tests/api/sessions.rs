@@ -6,7 +6,7 @@ use awc::http::{Method, StatusCode};
 use chrono::Duration;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_refused, fresh_pg_database, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{assert_refused, spawn_app, spawn_pg_app, TestApp};
 use crate::operators::add;
 
 /// Opens a console session with `token`; returns its secret and the answer.
@@ -26,6 +26,17 @@ async fn open(app: &TestApp, token: &str) -> (String, Value) {
 async fn whoami(app: &TestApp, secret: &str) -> (StatusCode, Value) {
     app.admin(Method::GET, "/admin/v1/whoami", None, Some(secret))
         .await
+}
+
+/// Ends the console session that `secret` names.
+async fn sign_out(app: &TestApp, secret: &str) -> (StatusCode, Value) {
+    app.admin(
+        Method::DELETE,
+        "/admin/v1/sessions/current",
+        None,
+        Some(secret),
+    )
+    .await
 }
 
 #[actix_rt::test]
@@ -69,24 +80,10 @@ async fn acts_as_its_account_until_sign_out(app: &TestApp) {
         .admin(Method::POST, "/admin/v1/sessions", None, Some(&secret))
         .await;
     assert_refused(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
-    let (status, body) = app
-        .admin(
-            Method::DELETE,
-            "/admin/v1/sessions/current",
-            None,
-            Some(&viewer),
-        )
-        .await;
+    let (status, body) = sign_out(app, &viewer).await;
     assert_refused(status, &body, StatusCode::BAD_REQUEST, "MALFORMED");
 
-    let (status, body) = app
-        .admin(
-            Method::DELETE,
-            "/admin/v1/sessions/current",
-            None,
-            Some(&secret),
-        )
-        .await;
+    let (status, body) = sign_out(app, &secret).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (status, body) = whoami(app, &secret).await;
     assert_refused(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
@@ -147,10 +144,9 @@ async fn revoking_or_rotating_the_account_ends_its_sessions_at_once() {
 /// The same on PostgreSQL (the session lookup joins the account there too).
 #[actix_rt::test]
 async fn sessions_work_the_same_on_postgres() {
-    let Some(url) = fresh_pg_database() else {
+    let Some(app) = &spawn_pg_app().await else {
         return;
     };
-    let app = &spawn_app_with(Some(url), None).await;
     acts_as_its_account_until_sign_out(app).await;
     ends_at_revocation_and_rotation(app).await;
     keeps_at_most_twenty(app).await;

@@ -4,12 +4,13 @@ use awc::http::StatusCode;
 use chrono::{Duration, Utc};
 use serde_json::json;
 use shared_proto::armor::{self, ArmorKind};
+use shared_proto::{License, LicenseFile};
 use test_harness::{MainOptions, MainServer};
 use uuid::Uuid;
 
 use crate::helpers::{
-    fresh_pg_database, hand_signed_sync_data, https_client, raw_public_key, spawn_app,
-    spawn_app_with, Local, TestApp,
+    hand_signed_sync_data, https_client, on_both_backends, raw_public_key, spawn_app, Local,
+    TestApp,
 };
 
 /// The whole life of an id: bind, sync again, other key refused, cleared, rebound.
@@ -82,40 +83,13 @@ async fn binding_lifecycle(app: &TestApp) {
     assert!(logged("sync", "OK", "", "channel internet, "));
 }
 
-#[actix_rt::test]
-async fn first_sync_binds_then_other_keys_need_a_key_clear() {
-    let app = spawn_app().await;
-    binding_lifecycle(&app).await;
-}
-
-#[actix_rt::test]
-async fn binding_lifecycle_on_postgres() {
-    let Some(url) = fresh_pg_database() else {
-        return;
-    };
-    let app = spawn_app_with(Some(url), None).await;
-    binding_lifecycle(&app).await;
-}
-
-/// Runs a test body on SQLite, and again on PostgreSQL when one is configured (its
-/// sync transaction is another code path: the `solme_issue_syncs` function).
-macro_rules! on_both_backends {
-    ($body:ident, $sqlite:ident, $postgres:ident) => {
-        #[actix_rt::test]
-        async fn $sqlite() {
-            $body(&spawn_app().await).await;
-        }
-
-        #[actix_rt::test]
-        async fn $postgres() {
-            let Some(url) = fresh_pg_database() else {
-                return;
-            };
-            $body(&spawn_app_with(Some(url), None).await).await;
-        }
-    };
-}
-
+// On PostgreSQL the sync transaction is another code path: the `solme_issue_syncs`
+// function.
+on_both_backends!(
+    binding_lifecycle,
+    first_sync_binds_then_other_keys_need_a_key_clear,
+    binding_lifecycle_on_postgres
+);
 on_both_backends!(
     replayed_request,
     replayed_request_is_refused,
@@ -263,6 +237,14 @@ async fn stale_requests_are_refused_per_channel() {
     assert_eq!(body["code"], "STALE_REQUEST");
 }
 
+/// The license for `feature` in `file`; fails the test when there is none.
+fn license_for<'a>(file: &'a LicenseFile, feature: &str) -> &'a License {
+    file.licenses
+        .iter()
+        .find(|l| l.feature == feature)
+        .unwrap_or_else(|| panic!("no {feature} license in the file"))
+}
+
 #[expect(clippy::expect_used, reason = "a missing license fails the test")]
 async fn license_changes(app: &TestApp) {
     let (server_id, local) = app.register_local().await;
@@ -278,11 +260,7 @@ async fn license_changes(app: &TestApp) {
     let second = local.open(app, &app.post_sync(&local.sync_data()).await.body);
     assert!(second.revision > first.revision);
     assert!(second.sequence > first.sequence);
-    let render = second
-        .licenses
-        .iter()
-        .find(|l| l.feature == "render")
-        .expect("render license");
+    let render = license_for(&second, "render");
     assert_eq!(render.seats, 3);
     assert_eq!(
         render.valid_until.map(|d| d.to_rfc3339()).as_deref(),
@@ -301,11 +279,7 @@ async fn license_changes(app: &TestApp) {
     assert_eq!(status, StatusCode::OK, "{changed}");
     let third = local.open(app, &app.post_sync(&local.sync_data()).await.body);
     assert!(third.revision > second.revision);
-    let render = third
-        .licenses
-        .iter()
-        .find(|l| l.feature == "render")
-        .expect("render");
+    let render = license_for(&third, "render");
     assert_eq!((render.seats, render.valid_until), (7, None));
 
     let (status, _) = app

@@ -8,7 +8,7 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, BIN};
+use crate::helpers::{failed_saying, spawn_app, BIN};
 
 #[actix_rt::test]
 async fn a_locked_database_is_unavailable_not_an_internal_error() {
@@ -51,9 +51,7 @@ async fn a_locked_database_is_unavailable_not_an_internal_error() {
         Some("5")
     );
     let out = cli.await.expect("CLI task");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(75), "{stderr}");
-    assert!(stderr.contains("try again"), "{stderr}");
+    failed_saying(&out, 75, "try again");
 
     holder.batch_execute("ROLLBACK").expect("unlock");
     drop(holder);

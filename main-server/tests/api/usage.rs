@@ -13,8 +13,7 @@ use shared_proto::{FeatureUsage, SyncRequest};
 use uuid::Uuid;
 
 use crate::helpers::{
-    fresh_pg_database, hand_signed_sync_data, raw_public_key, spawn_app, spawn_app_with, Local,
-    TestApp,
+    hand_signed_sync_data, on_both_backends, raw_public_key, spawn_app, Local, TestApp,
 };
 
 pub(crate) fn feature(name: &str, peak: u32, hours: f64, no_seats: u64) -> FeatureUsage {
@@ -94,20 +93,11 @@ async fn usage_is_stored_per_sync_on_both_channels(app: &TestApp) {
     assert_eq!(limited[0]["sequence"], 2, "the newest sync: {limited}");
 }
 
-#[actix_rt::test]
-async fn usage_is_stored_per_sync_on_sqlite() {
-    let app = spawn_app().await;
-    usage_is_stored_per_sync_on_both_channels(&app).await;
-}
-
-#[actix_rt::test]
-async fn usage_is_stored_per_sync_on_postgres() {
-    let Some(url) = fresh_pg_database() else {
-        return;
-    };
-    let app = spawn_app_with(Some(url), None).await;
-    usage_is_stored_per_sync_on_both_channels(&app).await;
-}
+on_both_backends!(
+    usage_is_stored_per_sync_on_both_channels,
+    usage_is_stored_per_sync_on_sqlite,
+    usage_is_stored_per_sync_on_postgres
+);
 
 /// Sync data as a local server from before usage reporting wrote it: no `usage` and
 /// no `usage_since` in the signed JSON (signed by hand with a bare key pair).
