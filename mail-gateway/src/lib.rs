@@ -14,7 +14,8 @@
 //! - [`replies`]: the mails written; [`outbound`] and [`dispatch`] (the `outgoing/`
 //!   queue's job): sending them.
 //! - [`notices`]: key-clear decision notices; [`reminders`]: reminders of the
-//!   366-day limit; [`status`]: the status page;
+//!   366-day limit; [`own_mail`]: what both share (polling, staging once);
+//!   [`status`]: the status page;
 //!   [`metrics`]: its numbers for Prometheus.
 
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod main_server;
 pub mod metrics;
 pub mod notices;
 pub mod outbound;
+pub mod own_mail;
 pub mod queue;
 pub mod reminders;
 pub mod replies;

@@ -167,11 +167,8 @@ impl MainServer {
 
     /// Records that the sender of request `id` was told.
     pub async fn mark_notified(&self, id: Uuid) -> Result<(), MainServerError> {
-        let path = format!("/admin/v1/key-clear-requests/{id}/notified");
-        let _: serde_json::Value = self
-            .call::<(), _>(awc::http::Method::POST, &path, None)
-            .await?;
-        Ok(())
+        self.record(&format!("/admin/v1/key-clear-requests/{id}/notified"))
+            .await
     }
 
     /// Records the reminders that became due and returns those to mail.
@@ -182,9 +179,15 @@ impl MainServer {
 
     /// Records that reminder `id` is in the outgoing spool (idempotent).
     pub async fn reminder_handed(&self, id: Uuid) -> Result<(), MainServerError> {
-        let path = format!("/admin/v1/reminders/{id}/handed");
+        self.record(&format!("/admin/v1/reminders/{id}/handed"))
+            .await
+    }
+
+    /// POSTs to `path` without a body, for a call whose answer only says it was
+    /// recorded.
+    async fn record(&self, path: &str) -> Result<(), MainServerError> {
         let _: serde_json::Value = self
-            .call::<(), _>(awc::http::Method::POST, &path, None)
+            .call::<(), _>(awc::http::Method::POST, path, None)
             .await?;
         Ok(())
     }

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::inbound::Sender;
 use crate::main_server::MainServer;
-use crate::queue::blocking;
+use crate::own_mail::{address_hash, stage_once, OwnMail, Poll};
 use crate::replies::{Composer, Reply};
 use crate::spool::Spool;
 use shared_proto::admin_api::{DecidedKeyClearRequest, KeyClearRequest, KeyClearStatus};
@@ -33,31 +33,17 @@ pub struct Notices {
 }
 
 impl Notices {
-    pub async fn run(self: Rc<Self>, every: Duration, mut shutdown: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(every);
-        // Log an outage once, not on every poll.
-        let mut was_down = false;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => break,
-            }
-            match self.main.unnotified().await {
-                Ok(requests) => {
-                    if was_down {
-                        log::info!("the main server answers again: key-clear notices resume");
-                        was_down = false;
-                    }
-                    for decided in requests {
-                        self.notify(&decided).await;
-                    }
-                }
-                Err(err) => {
-                    if !was_down {
-                        log::warn!("cannot fetch decided key-clear requests: {err}");
-                        was_down = true;
-                    }
-                }
+    pub async fn run(self: Rc<Self>, every: Duration, shutdown: watch::Receiver<bool>) {
+        let mut poll = Poll::new(
+            tokio::time::interval(every),
+            shutdown,
+            "key-clear notices",
+            "decided key-clear requests",
+        );
+        while poll.tick().await {
+            let decided = poll.answer(self.main.unnotified().await);
+            for decided in decided.unwrap_or_default() {
+                self.notify(&decided).await;
             }
         }
     }
@@ -86,72 +72,33 @@ impl Notices {
     }
 
     /// Stages the notice of `request` to `recipient`; false when it must be tried
-    /// again (a spool error).
+    /// again (a spool error). An address the main server accepted but we cannot
+    /// write to counts as done: nothing will change on a retry.
     async fn stage(&self, request: &KeyClearRequest, recipient: &str) -> bool {
-        let name = notice_name(request, recipient);
-        let spool = self.spool.clone();
-        let entry = name.clone();
-        match blocking(move || spool.reply_exists(&entry)).await {
-            Ok(true) => return true,
-            Ok(false) => {}
-            Err(err) => {
-                log::error!(
-                    "request={} notice to={recipient} not staged: {err:#}",
-                    request.id
-                );
-                return false;
-            }
-        }
-        // Only the requester's notice answers a mail (threads under it).
-        let is_requester = recipient.eq_ignore_ascii_case(&request.sender);
-        let message_id = Some(
-            request
-                .message_id
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_owned(),
-        )
-        .filter(|id| is_requester && !id.is_empty());
-        let to = Sender {
-            address: recipient.to_owned(),
-            name: None,
-            message_id,
-            references: Vec::new(),
-            subject: String::new(),
+        let compose = |name: &str| {
+            // Only the requester's notice answers a mail (threads under it).
+            let is_requester = recipient.eq_ignore_ascii_case(&request.sender);
+            let message_id = Some(
+                request
+                    .message_id
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned(),
+            )
+            .filter(|id| is_requester && !id.is_empty());
+            let to = Sender {
+                address: recipient.to_owned(),
+                name: None,
+                message_id,
+                references: Vec::new(),
+                subject: String::new(),
+            };
+            self.composer
+                .compose(&Reply::Decision(request), &to, name, self.clock.now())
         };
-        match self
-            .composer
-            .compose(&Reply::Decision(request), &to, &name, self.clock.now())
-        {
-            Ok((envelope, bytes)) => {
-                let spool = self.spool.clone();
-                let entry = name.clone();
-                if let Err(err) =
-                    blocking(move || spool.stage_reply(&entry, &envelope, &bytes)).await
-                {
-                    log::error!(
-                        "request={} notice to={recipient} not staged: {err:#}",
-                        request.id
-                    );
-                    return false;
-                }
-                log::info!(
-                    "request={} server_id={} to={recipient} decision notice ({}) staged",
-                    request.id,
-                    request.server_id,
-                    request.status
-                );
-                let _ = self.replies.send(name);
-            }
-            // An address the main server accepted but we cannot write to: nothing
-            // will change on a retry, so it counts as done after logging why.
-            Err(err) => log::error!(
-                "request={} no notice can be written to {recipient:?}: {err:#}",
-                request.id
-            ),
-        }
-        true
+        let mail = OwnMail::Notice(request);
+        stage_once(&self.spool, &self.replies, mail, recipient, compose).await
     }
 }
 
@@ -175,9 +122,7 @@ pub fn notice_name(request: &KeyClearRequest, recipient: &str) -> String {
     if recipient.eq_ignore_ascii_case(&request.sender) {
         return format!("notice-{id}");
     }
-    let hash = openssl::sha::sha256(recipient.trim().to_lowercase().as_bytes());
-    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("notice-{id}-{hex}")
+    format!("notice-{id}-{}", address_hash(recipient))
 }
 
 #[cfg(test)]

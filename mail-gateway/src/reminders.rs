@@ -20,7 +20,7 @@ use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
 use crate::main_server::MainServer;
-use crate::queue::blocking;
+use crate::own_mail::{address_hash, stage_once, OwnMail, Poll};
 use crate::replies::Composer;
 use crate::spool::Spool;
 use crate::status::Stats;
@@ -38,38 +38,22 @@ pub struct Reminders {
 
 /// The spool name of reminder `reminder`'s mail to `contact`.
 pub fn mail_name(reminder: &DueReminder, contact: &str) -> String {
-    let hash = openssl::sha::sha256(contact.trim().to_lowercase().as_bytes());
-    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("reminder-{}-{hex}", reminder.id.simple())
+    format!(
+        "reminder-{}-{}",
+        reminder.id.simple(),
+        address_hash(contact)
+    )
 }
 
 impl Reminders {
-    pub async fn run(self: Rc<Self>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Rc<Self>, every: Duration, shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Log an outage once, not on every poll.
-        let mut was_down = false;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => break,
-            }
-            match self.main.claim_reminders().await {
-                Ok(due) => {
-                    if was_down {
-                        log::info!("the main server answers again: reminders resume");
-                        was_down = false;
-                    }
-                    for reminder in &due {
-                        self.send(reminder).await;
-                    }
-                }
-                Err(err) => {
-                    if !was_down {
-                        log::warn!("cannot fetch due reminders: {err}");
-                        was_down = true;
-                    }
-                }
+        let mut poll = Poll::new(tick, shutdown, "reminders", "due reminders");
+        while poll.tick().await {
+            let due = poll.answer(self.main.claim_reminders().await);
+            for reminder in &due.unwrap_or_default() {
+                self.send(reminder).await;
             }
             Stats::add(&self.stats.reminder_polls);
         }
@@ -80,44 +64,15 @@ impl Reminders {
     /// returns it and resumes here.
     async fn send(&self, reminder: &DueReminder) {
         for contact in &reminder.contacts {
-            let name = mail_name(reminder, contact);
-            let spool = self.spool.clone();
-            let entry = name.clone();
-            match blocking(move || spool.reply_exists(&entry)).await {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(err) => {
-                    log::error!("reminder={} mail not staged: {err:#}", reminder.id);
-                    return;
-                }
-            }
-            match self
-                .composer
-                .compose_reminder(reminder, contact, &name, self.clock.now())
-            {
-                Ok((envelope, bytes)) => {
-                    let spool = self.spool.clone();
-                    let entry = name.clone();
-                    if let Err(err) =
-                        blocking(move || spool.stage_reply(&entry, &envelope, &bytes)).await
-                    {
-                        log::error!("reminder={} mail not staged: {err:#}", reminder.id);
-                        return;
-                    }
-                    log::info!(
-                        "reminder={} server_id={} threshold={} to={contact} staged",
-                        reminder.id,
-                        reminder.server_id,
-                        reminder.threshold
-                    );
-                    let _ = self.replies.send(name);
-                }
-                // A registered address lettre cannot write to: a retry cannot help,
-                // the other contacts still get theirs.
-                Err(err) => log::error!(
-                    "reminder={} no mail can be written to {contact:?}: {err:#}",
-                    reminder.id
-                ),
+            // A registered address lettre cannot write to counts as done: a retry
+            // cannot help, the other contacts still get theirs.
+            let compose = |name: &str| {
+                self.composer
+                    .compose_reminder(reminder, contact, name, self.clock.now())
+            };
+            let mail = OwnMail::Reminder(reminder);
+            if !stage_once(&self.spool, &self.replies, mail, contact, compose).await {
+                return;
             }
         }
         if reminder.contacts.is_empty() {

@@ -131,7 +131,7 @@ pub async fn serve(smtp: Arc<Smtp>, listener: TcpListener, mut shutdown: watch::
     let per_ip = Arc::new(PerIp::default());
     let mut sessions = JoinSet::new();
     loop {
-        let (mut stream, peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(err) => {
@@ -147,23 +147,15 @@ pub async fn serve(smtp: Arc<Smtp>, listener: TcpListener, mut shutdown: watch::
             _ = shutdown.wait_for(|stopping| *stopping) => break,
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
-            log::warn!(
-                "smtp peer={peer} refused: {} connections already",
-                smtp.settings.max_connections
-            );
-            let _ = stream
-                .write_all(b"421 4.7.0 Too many connections, try again later\r\n")
-                .await;
+            let count = smtp.settings.max_connections;
+            let why = format!("{count} connections already");
+            turn_away(stream, peer, &why, "Too many connections").await;
             continue;
         };
         let Some(slot) = per_ip.take(peer.ip(), smtp.settings.max_connections_per_ip) else {
-            log::warn!(
-                "smtp peer={peer} refused: {} connections from this address already",
-                smtp.settings.max_connections_per_ip
-            );
-            let _ = stream
-                .write_all(b"421 4.7.0 Too many connections from your address, try again later\r\n")
-                .await;
+            let count = smtp.settings.max_connections_per_ip;
+            let why = format!("{count} connections from this address already");
+            turn_away(stream, peer, &why, "Too many connections from your address").await;
             continue;
         };
         let smtp = smtp.clone();
@@ -195,6 +187,14 @@ pub async fn serve(smtp: Arc<Smtp>, listener: TcpListener, mut shutdown: watch::
         );
         sessions.shutdown().await;
     }
+}
+
+/// Tells a connection beyond a limit to come back later, and closes it; `why` is
+/// for the log, `reply` for the client.
+async fn turn_away(mut stream: TcpStream, peer: SocketAddr, why: &str, reply: &str) {
+    log::warn!("smtp peer={peer} refused: {why}");
+    let line = format!("421 4.7.0 {reply}, try again later\r\n");
+    let _ = stream.write_all(line.as_bytes()).await;
 }
 
 /// How a session loop ended.

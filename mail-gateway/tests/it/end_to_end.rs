@@ -294,9 +294,8 @@ fn automatic_mail_is_never_answered() {
 fn mail_that_arrives_while_the_main_server_is_down_is_answered_once_it_is_back() {
     let (_root, mut main, gw) = main_and_gateway(&[]);
     sync_mail_during_outage(&mut main, &gw, OPS, "outage@acme.example");
-    let status = wait_for("retries during the outage", || {
-        let status = gw.status();
-        (status["retries"].as_u64() >= Some(3)).then_some(status)
+    let status = gw.wait_status("retries during the outage", |status| {
+        status["retries"].as_u64() >= Some(3)
     });
     assert_eq!(status["queued"], 1, "{status}");
     assert!(gw.replies().is_empty());

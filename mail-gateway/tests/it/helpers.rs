@@ -160,11 +160,18 @@ impl Gateway {
         })
     }
 
+    /// Waits until the `/status` JSON satisfies `until`, and returns it.
+    pub fn wait_status(&self, what: &str, until: impl Fn(&Value) -> bool) -> Value {
+        wait_for(what, || {
+            let status = self.status();
+            until(&status).then_some(status)
+        })
+    }
+
     /// Waits until the spool queue and outgoing folders are empty.
     pub fn wait_idle(&self) {
-        wait_for("an empty spool", || {
-            let status = self.status();
-            (status["queued"] == 0 && status["outgoing"] == 0).then_some(())
+        self.wait_status("an empty spool", |status| {
+            status["queued"] == 0 && status["outgoing"] == 0
         });
     }
 }

@@ -9,15 +9,35 @@ use crate::helpers::{
     Gateway, SmtpClient, LICENSING,
 };
 
-fn gateway(root: &std::path::Path, extra: &[&str]) -> Gateway {
+/// A gateway (with `extra` flags) in `root`, for a main server that is not up.
+fn gateway_in(root: &std::path::Path, extra: &[&str]) -> Gateway {
     let token = dummy_token(root);
     Gateway::start(root, &closed_port_url(), &token, extra)
 }
 
+/// A gateway (with `extra` flags) in a fresh temporary root, kept as long as it runs.
+fn gateway(extra: &[&str]) -> (tempfile::TempDir, Gateway) {
+    let root = tempfile::tempdir().unwrap();
+    let gw = gateway_in(root.path(), extra);
+    (root, gw)
+}
+
+/// Asks the gateway to stop, as a service manager does.
+fn sigterm(gw: &Gateway) {
+    let pid = gw.proc.pid().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the gateway to exit, and checks that it exits 0.
+fn exits_cleanly(gw: &mut Gateway) {
+    let exit = wait_for("the gateway to exit", || gw.proc.exit_status());
+    assert_eq!(exit.code(), Some(0));
+}
+
 #[test]
 fn smtp_advertises_its_limits_and_takes_mail_only_for_the_licensing_address() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &["--max-message-size", "65536"]);
+    let (_root, gw) = gateway(&["--max-message-size", "65536"]);
     let (mut client, greeting) = SmtpClient::connect(gw.smtp());
     assert!(greeting.starts_with("220 solme.example"), "{greeting}");
     assert!(client.command("MAIL FROM:<a@b.example>").starts_with("503"));
@@ -43,8 +63,7 @@ fn smtp_advertises_its_limits_and_takes_mail_only_for_the_licensing_address() {
 
 #[test]
 fn oversized_data_is_refused_and_the_session_goes_on() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &["--max-message-size", "4096"]);
+    let (_root, gw) = gateway(&["--max-message-size", "4096"]);
     let (mut client, _) = SmtpClient::connect(gw.smtp());
     let body = "x".repeat(100);
     let big = text_mail(
@@ -73,8 +92,7 @@ fn oversized_data_is_refused_and_the_session_goes_on() {
 
 #[test]
 fn a_line_longer_than_the_limit_ends_the_session() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &[]);
+    let (_root, gw) = gateway(&[]);
     let (mut client, _) = SmtpClient::connect(gw.smtp());
     client.send(&vec![b'A'; 10_000]);
     let reply = client.read_reply();
@@ -84,8 +102,7 @@ fn a_line_longer_than_the_limit_ends_the_session() {
 
 #[test]
 fn connections_beyond_the_limit_are_told_to_come_back() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &["--max-connections", "1"]);
+    let (_root, gw) = gateway(&["--max-connections", "1"]);
     let (_first, greeting) = SmtpClient::connect(gw.smtp());
     assert!(greeting.starts_with("220"));
     let (_second, refused) = SmtpClient::connect(gw.smtp());
@@ -94,8 +111,7 @@ fn connections_beyond_the_limit_are_told_to_come_back() {
 
 #[test]
 fn a_silent_client_is_disconnected() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &["--smtp-timeout-secs", "1"]);
+    let (_root, gw) = gateway(&["--smtp-timeout-secs", "1"]);
     let (mut client, _) = SmtpClient::connect(gw.smtp());
     let reply = client.read_reply();
     assert!(reply.starts_with("421 4.4.2"), "{reply}");
@@ -103,8 +119,7 @@ fn a_silent_client_is_disconnected() {
 
 #[test]
 fn pipelined_commands_are_answered_in_order() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &[]);
+    let (_root, gw) = gateway(&[]);
     let (mut client, _) = SmtpClient::connect(gw.smtp());
     client.command("EHLO client.example");
     client.send(
@@ -122,8 +137,7 @@ fn pipelined_commands_are_answered_in_order() {
 
 #[test]
 fn sync_mail_waits_while_the_main_server_is_away_and_bad_mail_is_answered() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &[]);
+    let (_root, gw) = gateway(&[]);
     let identity = shared_proto::ServerIdentity::generate().unwrap();
     let sync = crate::helpers::sync_data(&identity, uuid::Uuid::new_v4());
     send_mail(
@@ -157,9 +171,8 @@ fn sync_mail_waits_while_the_main_server_is_away_and_bad_mail_is_answered() {
         "{}",
         replies[0].text
     );
-    let status = wait_for("retries of the sync mail", || {
-        let status = gw.status();
-        (status["retries"].as_u64() >= Some(2)).then_some(status)
+    let status = gw.wait_status("retries of the sync mail", |status| {
+        status["retries"].as_u64() >= Some(2)
     });
     assert_eq!(status["queued"], 1, "{status}");
     assert_eq!(status["received"], 2, "{status}");
@@ -168,8 +181,7 @@ fn sync_mail_waits_while_the_main_server_is_away_and_bad_mail_is_answered() {
 
 #[test]
 fn deliver_stores_the_message_for_the_server_and_exits_0() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &["--smtp-listen", "off"]);
+    let (_root, gw) = gateway(&["--smtp-listen", "off"]);
     assert!(gw.smtp.is_none());
     let message = text_mail(
         "ops@acme.example",
@@ -194,8 +206,7 @@ fn deliver_stores_the_message_for_the_server_and_exits_0() {
 
 #[test]
 fn deliver_of_a_bounce_and_of_an_oversized_message() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &["--smtp-listen", "off"]);
+    let (_root, gw) = gateway(&["--smtp-listen", "off"]);
     let deliver = |sender: &str, message: &str| {
         let data_dir = gw.data_dir.to_str().unwrap();
         let sender = format!("--sender={sender}");
@@ -251,7 +262,7 @@ fn deliver_exits_75_when_the_spool_cannot_be_written() {
 fn maildir_messages_are_taken_from_new_and_answered() {
     let root = tempfile::tempdir().unwrap();
     let maildir = root.path().join("Maildir");
-    let gw = gateway(
+    let gw = gateway_in(
         root.path(),
         &[
             "--smtp-listen",
@@ -281,8 +292,7 @@ fn maildir_messages_are_taken_from_new_and_answered() {
 
 #[test]
 fn the_status_page_answers_json_and_html() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &[]);
+    let (_root, gw) = gateway(&[]);
     let status = gw.status();
     for key in ["received", "answered", "failed", "queued", "dropped"] {
         assert!(status[key].is_u64(), "{key} missing in {status}");
@@ -307,7 +317,7 @@ fn starttls_is_offered_with_a_certificate_and_mail_goes_through_it() {
     use lettre::Transport;
     let root = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(root.path());
-    let gw = gateway(
+    let gw = gateway_in(
         root.path(),
         &[
             "--tls-cert",
@@ -361,21 +371,18 @@ fn replies_wait_for_a_relay_that_is_down_and_a_refused_reply_is_given_up() {
     let relay_url = format!("smtp://127.0.0.1:{port}");
     let sender_root = root.path().join("sender");
     std::fs::create_dir_all(&sender_root).unwrap();
-    let gw = gateway(
+    let gw = gateway_in(
         &sender_root,
         &["--smtp-relay", &relay_url, "--smtp-relay-tls", "none"],
     );
-    let question = text_mail(
-        "ops@acme.example",
-        "relay-1@acme.example",
-        "Hi",
-        "",
-        "no data",
-    );
-    send_mail(gw.smtp(), "ops@acme.example", &question);
-    let status = wait_for("retries towards the relay", || {
-        let status = gw.status();
-        (status["retries"].as_u64() >= Some(2)).then_some(status)
+    // Mail without sync data: its reply needs no main server.
+    let ask = |from: &str, message_id: &str| {
+        let question = text_mail(from, message_id, "Hi", "", "no data");
+        send_mail(gw.smtp(), from, &question);
+    };
+    ask("ops@acme.example", "relay-1@acme.example");
+    let status = gw.wait_status("retries towards the relay", |status| {
+        status["retries"].as_u64() >= Some(2)
     });
     assert_eq!(status["outgoing"], 1, "{status}");
     assert_eq!(status["answered"], 0, "{status}");
@@ -401,40 +408,27 @@ fn replies_wait_for_a_relay_that_is_down_and_a_refused_reply_is_given_up() {
     );
 
     // A recipient the relay refuses (550) is given up, not retried forever.
-    let other = text_mail(
-        "someone@acme.example",
-        "relay-2@acme.example",
-        "Hi",
-        "",
-        "no data",
-    );
-    send_mail(gw.smtp(), "someone@acme.example", &other);
+    ask("someone@acme.example", "relay-2@acme.example");
     // The counter moves just before the reply's file does: wait for both.
-    let status = wait_for("the refused reply given up", || {
-        let status = gw.status();
-        (status["failed"] == 1 && status["outgoing"] == 0).then_some(status)
+    let status = gw.wait_status("the refused reply given up", |status| {
+        status["failed"] == 1 && status["outgoing"] == 0
     });
     assert_eq!(status["failed_in_spool"], 1, "{status}");
 }
 
 #[test]
 fn sigterm_stops_the_gateway_cleanly() {
-    let root = tempfile::tempdir().unwrap();
-    let mut gw = gateway(root.path(), &[]);
-    let pid = gw.proc.pid().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    let exit = wait_for("the gateway to exit", || gw.proc.exit_status());
-    assert_eq!(exit.code(), Some(0));
+    let (_root, mut gw) = gateway(&[]);
+    sigterm(&gw);
+    exits_cleanly(&mut gw);
 }
 
 /// The back-off of a message waiting for the main server ends at a stop: the
 /// message stays queued for the next start.
 #[test]
 fn a_stop_ends_the_back_off_and_keeps_the_message() {
-    let root = tempfile::tempdir().unwrap();
     let retry = ["--retry-initial-ms", "600000", "--retry-max-ms", "600000"];
-    let mut gw = gateway(root.path(), &retry);
+    let (_root, mut gw) = gateway(&retry);
     let identity = shared_proto::ServerIdentity::generate().unwrap();
     let sync_data = crate::helpers::sync_data(&identity, uuid::Uuid::new_v4());
     let mail = crate::helpers::sync_mail("ops@acme.example", "wait-1@acme.example", &sync_data);
@@ -442,11 +436,8 @@ fn a_stop_ends_the_back_off_and_keeps_the_message() {
     wait_for("a failed attempt", || {
         (gw.status()["retries"].as_u64()? >= 1).then_some(())
     });
-    let pid = gw.proc.pid().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    let exit = wait_for("the gateway to exit", || gw.proc.exit_status());
-    assert_eq!(exit.code(), Some(0));
+    sigterm(&gw);
+    exits_cleanly(&mut gw);
     assert!(
         gw.proc
             .log()
@@ -493,8 +484,7 @@ fn serve_exits_1_when_its_address_is_taken() {
 /// of "no sync data" replies, not an endless exchange.
 #[test]
 fn replies_about_bad_mail_to_one_address_are_limited() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &[]);
+    let (_root, gw) = gateway(&[]);
     let (mut client, _) = SmtpClient::connect(gw.smtp());
     for n in 0..12 {
         let mail = text_mail(
@@ -506,9 +496,8 @@ fn replies_about_bad_mail_to_one_address_are_limited() {
         );
         assert!(client.mail("robot@acme.example", &mail).starts_with("250"));
     }
-    wait_for("all 12 handled", || {
-        let status = gw.status();
-        (status["received"] == 12 && status["queued"] == 0 && status["outgoing"] == 0).then_some(())
+    gw.wait_status("all 12 handled", |status| {
+        status["received"] == 12 && status["queued"] == 0 && status["outgoing"] == 0
     });
     assert_eq!(gw.replies().len(), 10);
     assert_eq!(gw.status()["dropped"], 2);
@@ -518,8 +507,7 @@ fn replies_about_bad_mail_to_one_address_are_limited() {
 /// itself: the end must be found however the client's writes are cut.
 #[test]
 fn the_end_of_data_is_found_when_it_arrives_in_pieces() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &[]);
+    let (_root, gw) = gateway(&[]);
     let (mut client, _) = SmtpClient::connect(gw.smtp());
     // Pacing, not waiting for a result: the gaps make the gateway read each piece
     // on its own (the test passes either way; with them it tests the cut ends).
@@ -550,8 +538,7 @@ fn the_end_of_data_is_found_when_it_arrives_in_pieces() {
 
 #[test]
 fn connections_from_one_address_are_capped() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &["--max-connections-per-ip", "1"]);
+    let (_root, gw) = gateway(&["--max-connections-per-ip", "1"]);
     let (mut first, greeting) = SmtpClient::connect(gw.smtp());
     assert!(greeting.starts_with("220"));
     let (_second, refused) = SmtpClient::connect(gw.smtp());
@@ -567,8 +554,7 @@ fn connections_from_one_address_are_capped() {
 
 #[test]
 fn a_busy_session_ends_at_its_deadline() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &["--smtp-session-timeout-secs", "1"]);
+    let (_root, gw) = gateway(&["--smtp-session-timeout-secs", "1"]);
     let (mut client, _) = SmtpClient::connect(gw.smtp());
     let reply = wait_for("the session deadline", || {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -580,8 +566,7 @@ fn a_busy_session_ends_at_its_deadline() {
 
 #[test]
 fn a_message_sent_drop_by_drop_ends_at_the_data_deadline() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &["--smtp-data-timeout-secs", "1"]);
+    let (_root, gw) = gateway(&["--smtp-data-timeout-secs", "1"]);
     let (mut client, _) = SmtpClient::connect(gw.smtp());
     assert!(client.command("EHLO client.example").starts_with("250"));
     client.begin_data("ops@acme.example");
@@ -601,8 +586,7 @@ fn a_message_sent_drop_by_drop_ends_at_the_data_deadline() {
 /// DATA finishes its message, which is stored and gets its 250, then 421.
 #[test]
 fn a_stop_lets_a_message_being_received_finish() {
-    let root = tempfile::tempdir().unwrap();
-    let mut gw = gateway(root.path(), &[]);
+    let (_root, mut gw) = gateway(&[]);
     let (mut idle, _) = SmtpClient::connect(gw.smtp());
     assert!(idle.command("EHLO idle.example").starts_with("250"));
     let (mut sending, _) = SmtpClient::connect(gw.smtp());
@@ -610,12 +594,7 @@ fn a_stop_lets_a_message_being_received_finish() {
     sending.begin_data("ops@acme.example");
     sending.send(b"From: ops@acme.example\r\nMessage-ID: <stop@acme.example>\r\n");
 
-    let pid = gw.proc.pid().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&gw);
     let told = idle.read_reply();
     assert!(told.starts_with("421 4.3.2"), "{told}");
 
@@ -624,8 +603,7 @@ fn a_stop_lets_a_message_being_received_finish() {
     assert!(stored.starts_with("250 2.0.0 Queued"), "{stored}");
     let next = sending.command("NOOP");
     assert!(next.starts_with("421 4.3.2"), "{next}");
-    let exit = wait_for("the gateway to exit", || gw.proc.exit_status());
-    assert_eq!(exit.code(), Some(0));
+    exits_cleanly(&mut gw);
     // Stored: still queued, or already answered during the drain.
     let queued = std::fs::read_dir(gw.data_dir.join("spool/queue"))
         .unwrap()
@@ -673,8 +651,7 @@ fn deliver_exits_75_on_any_start_up_failure() {
 /// move is retried, the reply is not handed over again.
 #[test]
 fn a_reply_that_cannot_be_moved_to_sent_is_not_sent_again() {
-    let root = tempfile::tempdir().unwrap();
-    let gw = gateway(root.path(), &[]);
+    let (_root, gw) = gateway(&[]);
     let sent = gw.data_dir.join("spool/sent");
     std::fs::remove_dir(&sent).unwrap();
     // A file where the directory should be: every rename into it fails
@@ -686,10 +663,8 @@ fn a_reply_that_cannot_be_moved_to_sent_is_not_sent_again() {
     // Two more passes over outgoing/ and several retried moves: a second
     // hand-over would be counted by then.
     let scans = gw.status()["scans"].as_u64().unwrap();
-    let status = wait_for("two scans and three retried moves", || {
-        let status = gw.status();
-        let scanned = status["scans"].as_u64()? >= scans + 2;
-        (scanned && status["retries"].as_u64()? >= 3).then_some(status)
+    let status = gw.wait_status("two scans and three retried moves", |status| {
+        status["scans"].as_u64() >= Some(scans + 2) && status["retries"].as_u64() >= Some(3)
     });
     assert_eq!(status["answered"], 1, "{status}");
     assert_eq!(status["outgoing"], 1, "{status}");

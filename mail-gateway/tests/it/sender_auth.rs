@@ -11,9 +11,16 @@ const OPS: &str = "ops@acme.example";
 const BOSS: &str = "boss@acme.example";
 const MX: &str = "mx.solme.example";
 
-/// Mails a key-clear request for `server_id` from OPS with `headers` on top and
-/// returns the stored request, once the acknowledgement is out.
-fn request_by_mail(main: &MainServer, gw: &Gateway, server_id: uuid::Uuid, headers: &str) -> Value {
+/// Starts a main server and a gateway (with `extra` flags), registers a customer
+/// with `contacts`, mails a key-clear request for its server from OPS with
+/// `headers` on top and returns the stored request, once the acknowledgement is out.
+fn request_by_mail(
+    extra: &[&str],
+    contacts: &[&str],
+    headers: &str,
+) -> (tempfile::TempDir, MainServer, Gateway, Value) {
+    let (root, main, gw) = main_and_gateway(extra);
+    let (_, server_id) = main.customer_with_server(contacts);
     let before = gw.replies().len();
     let mail = format!(
         "{headers}{}",
@@ -34,7 +41,7 @@ fn request_by_mail(main: &MainServer, gw: &Gateway, server_id: uuid::Uuid, heade
         "no acknowledgement: {replies:?}"
     );
     let (_, pending) = main.admin("GET", "/admin/v1/key-clear-requests?status=pending", None);
-    pending[0].clone()
+    (root, main, gw, pending[0].clone())
 }
 
 fn approve(main: &MainServer, id: &str, body: Value) -> (u16, Value) {
@@ -63,12 +70,9 @@ fn notices(main: &MainServer, gw: &Gateway, count: usize) -> Vec<crate::helpers:
 
 #[test]
 fn an_authenticated_request_is_approved_without_override_and_every_contact_is_told() {
-    let (_root, main, gw) = main_and_gateway(&["--authserv-id", MX]);
-    let (_, server_id) = main.customer_with_server(&[OPS, BOSS]);
-    let request = request_by_mail(
-        &main,
-        &gw,
-        server_id,
+    let (_root, main, gw, request) = request_by_mail(
+        &["--authserv-id", MX],
+        &[OPS, BOSS],
         "Authentication-Results: mx.solme.example;\r\n \
          spf=pass smtp.mailfrom=ops@acme.example;\r\n \
          dkim=pass (good signature) header.d=acme.example;\r\n \
@@ -108,14 +112,11 @@ fn an_authenticated_request_is_approved_without_override_and_every_contact_is_to
 
 #[test]
 fn a_forged_request_needs_the_override_which_is_audited_and_every_contact_is_told() {
-    let (_root, main, gw) = main_and_gateway(&["--authserv-id", MX]);
-    let (_, server_id) = main.customer_with_server(&[OPS, BOSS]);
     // The mail server's own header on top says fail; below it the forger wrote a
     // pass with the same authserv-id, and another server's pass.
-    let request = request_by_mail(
-        &main,
-        &gw,
-        server_id,
+    let (_root, main, gw, request) = request_by_mail(
+        &["--authserv-id", MX],
+        &[OPS, BOSS],
         "Authentication-Results: mx.solme.example; spf=fail smtp.mailfrom=ops@acme.example;\r\n \
          dmarc=fail (p=reject) header.from=acme.example\r\n\
          Received: from evil.example by mx.solme.example\r\n\
@@ -181,12 +182,9 @@ fn a_forged_request_needs_the_override_which_is_audited_and_every_contact_is_tol
 
 #[test]
 fn without_an_authserv_id_no_header_is_believed() {
-    let (_root, main, gw) = main_and_gateway(&[]);
-    let (_, server_id) = main.customer_with_server(&[OPS]);
-    let request = request_by_mail(
-        &main,
-        &gw,
-        server_id,
+    let (_root, main, _gw, request) = request_by_mail(
+        &[],
+        &[OPS],
         "Authentication-Results: mx.solme.example; dmarc=pass header.from=acme.example\r\n",
     );
     assert_eq!(request["sender_auth"], "not checked", "{request}");

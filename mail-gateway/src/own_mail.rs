@@ -1,0 +1,165 @@
+//! What the key-clear notices ([`crate::notices`]) and the reminders
+//! ([`crate::reminders`]) share: both ask the main server on a timer what to mail,
+//! and stage each mail under a stable name at most once, so that a crash between
+//! staging and telling the main server never mails anything twice.
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Interval;
+
+use shared_proto::admin_api::{DueReminder, KeyClearRequest};
+
+use crate::main_server::MainServerError;
+use crate::notices::notice_name;
+use crate::queue::blocking;
+use crate::reminders::mail_name;
+use crate::spool::{OutgoingEnvelope, Spool};
+
+/// Asks the main server at every tick until shutdown, and logs an outage once,
+/// not on every poll.
+pub struct Poll {
+    tick: Interval,
+    shutdown: watch::Receiver<bool>,
+    /// What resumes when the main server answers again, e.g. "reminders".
+    resumes: &'static str,
+    /// What is asked for, e.g. "due reminders".
+    asked: &'static str,
+    was_down: bool,
+}
+
+impl Poll {
+    pub fn new(
+        tick: Interval,
+        shutdown: watch::Receiver<bool>,
+        resumes: &'static str,
+        asked: &'static str,
+    ) -> Poll {
+        Poll {
+            tick,
+            shutdown,
+            resumes,
+            asked,
+            was_down: false,
+        }
+    }
+
+    /// Waits for the next tick; false at shutdown.
+    pub async fn tick(&mut self) -> bool {
+        tokio::select! {
+            _ = self.tick.tick() => true,
+            _ = self.shutdown.changed() => false,
+        }
+    }
+
+    /// The main server's answer, or nothing while it is away.
+    pub fn answer<T>(&mut self, answer: Result<T, MainServerError>) -> Option<T> {
+        match answer {
+            Ok(answer) => {
+                if self.was_down {
+                    log::info!("the main server answers again: {} resume", self.resumes);
+                    self.was_down = false;
+                }
+                Some(answer)
+            }
+            Err(err) => {
+                if !self.was_down {
+                    log::warn!("cannot fetch {}: {err}", self.asked);
+                    self.was_down = true;
+                }
+                None
+            }
+        }
+    }
+}
+
+/// A mail the gateway writes on its own.
+#[derive(Clone, Copy)]
+pub enum OwnMail<'a> {
+    /// The decision notice of a key-clear request.
+    Notice(&'a KeyClearRequest),
+    /// A reminder of the 366-day limit.
+    Reminder(&'a DueReminder),
+}
+
+impl OwnMail<'_> {
+    /// Its spool name for recipient `to`, stable across restarts.
+    fn name(self, to: &str) -> String {
+        match self {
+            OwnMail::Notice(request) => notice_name(request, to),
+            OwnMail::Reminder(reminder) => mail_name(reminder, to),
+        }
+    }
+
+    /// The ids its log lines start with, and the word they call it by.
+    fn ids(self) -> (String, &'static str) {
+        match self {
+            OwnMail::Notice(request) => (format!("request={}", request.id), "notice"),
+            OwnMail::Reminder(reminder) => (format!("reminder={}", reminder.id), "mail"),
+        }
+    }
+
+    /// The line logged once its mail to `to` is staged.
+    fn staged(self, to: &str) -> String {
+        match self {
+            OwnMail::Notice(request) => format!(
+                "request={} server_id={} to={to} decision notice ({}) staged",
+                request.id, request.server_id, request.status
+            ),
+            OwnMail::Reminder(reminder) => format!(
+                "reminder={} server_id={} threshold={} to={to} staged",
+                reminder.id, reminder.server_id, reminder.threshold
+            ),
+        }
+    }
+}
+
+/// Stages `mail` to `to`, written by `compose` (given its spool name), and announces
+/// it on `replies`, unless a mail of that name is in `outgoing/` or `sent/` already
+/// (a mail moves between them by rename). False when it must be tried again: the
+/// spool failed. A mail that cannot be written (an address the main server accepted
+/// but lettre refuses) counts as done once logged: a retry cannot help.
+pub async fn stage_once(
+    spool: &Spool,
+    replies: &mpsc::UnboundedSender<String>,
+    mail: OwnMail<'_>,
+    to: &str,
+    compose: impl FnOnce(&str) -> anyhow::Result<(OutgoingEnvelope, Vec<u8>)>,
+) -> bool {
+    let name = mail.name(to);
+    let (ids, kind) = mail.ids();
+    // True once staged now; an error is the spool's.
+    let staging = async {
+        let (checked, entry) = (spool.clone(), name.clone());
+        if blocking(move || checked.reply_exists(&entry)).await? {
+            return anyhow::Ok(false);
+        }
+        let (envelope, bytes) = match compose(&name) {
+            Ok(mail) => mail,
+            Err(err) => {
+                log::error!("{ids} no {kind} can be written to {to:?}: {err:#}");
+                return Ok(false);
+            }
+        };
+        let (spool, entry) = (spool.clone(), name.clone());
+        blocking(move || spool.stage_reply(&entry, &envelope, &bytes)).await?;
+        Ok(true)
+    };
+    match staging.await {
+        Ok(true) => {
+            log::info!("{}", mail.staged(to));
+            let _ = replies.send(name);
+            true
+        }
+        Ok(false) => true,
+        Err(err) => {
+            log::error!("{ids} {kind} to={to} not staged: {err:#}");
+            false
+        }
+    }
+}
+
+/// A short stable hash of an address (case and surrounding blanks aside), for the
+/// spool name of a mail to it.
+pub fn address_hash(address: &str) -> String {
+    let hash = openssl::sha::sha256(address.trim().to_lowercase().as_bytes());
+    crate::worker::hex(&hash[..8])
+}
