@@ -64,16 +64,29 @@ async fn wait_until_queued(http: &awc::Client, local: &Local, n: u64) {
     .unwrap();
 }
 
-fn one_seat() -> Local {
-    Local::serving(vec![license("cad", 1)], &[])
+/// A check-out that waits up to `wait_seconds` for a seat of `cad`.
+fn waiting_check_out(user: &str, wait_seconds: u32) -> Value {
+    json!({"feature": "cad", "client": "c", "user": user, "wait_seconds": wait_seconds})
+}
+
+/// Checks out a seat of `cad` for `user`, asserting it was granted (201); returns the
+/// grant.
+async fn granted_to(http: &awc::Client, local: &Local, user: &str) -> Value {
+    let (status, grant) = check_out_as(http, local, user, 0).await;
+    assert_eq!(status, 201, "{grant}");
+    grant
+}
+
+/// `serve`, with the `extra` arguments, for a license of one `cad` seat.
+fn one_seat(extra: &[&str]) -> Local {
+    Local::serving(vec![license("cad", 1)], extra)
 }
 
 #[actix_rt::test]
 async fn a_lease_names_its_user_and_host_and_bad_names_are_refused() -> TestResult {
-    let local = one_seat();
+    let local = one_seat(&[]);
     let http = client();
-    let (status, grant) = check_out_as(&http, &local, "alice", 0).await;
-    assert_eq!(status, 201, "{grant}");
+    let grant = granted_to(&http, &local, "alice").await;
     assert_eq!(grant["user"], "alice");
     assert_eq!(grant["host"], "ws-1");
     for user in ["", "two words", "bell\u{7}", &"x".repeat(65)] {
@@ -86,10 +99,9 @@ async fn a_lease_names_its_user_and_host_and_bad_names_are_refused() -> TestResu
 
 #[actix_rt::test]
 async fn waiting_clients_get_returned_seats_in_arrival_order() -> TestResult {
-    let local = one_seat();
+    let local = one_seat(&[]);
     let http = client();
-    let (status, first) = check_out_as(&http, &local, "alice", 0).await;
-    assert_eq!(status, 201);
+    let first = granted_to(&http, &local, "alice").await;
     let (status, refused) = check_out_as(&http, &local, "bob", 0).await;
     assert_eq!((status, refused["code"].as_str()), (409, Some("NO_SEATS")));
 
@@ -97,13 +109,11 @@ async fn waiting_clients_get_returned_seats_in_arrival_order() -> TestResult {
     let url = local.url("");
     let bob_url = url.clone();
     let bob = actix_rt::spawn(async move {
-        let body = json!({"feature": "cad", "client": "c", "user": "bob", "wait_seconds": 30});
-        check_out_waiting(&bob, &bob_url, body).await
+        check_out_waiting(&bob, &bob_url, waiting_check_out("bob", 30)).await
     });
     wait_until_queued(&http, &local, 1).await;
     let carol = actix_rt::spawn(async move {
-        let body = json!({"feature": "cad", "client": "c", "user": "carol", "wait_seconds": 30});
-        check_out_waiting(&carol, &url, body).await
+        check_out_waiting(&carol, &url, waiting_check_out("carol", 30)).await
     });
     wait_until_queued(&http, &local, 2).await;
 
@@ -129,10 +139,9 @@ async fn waiting_clients_get_returned_seats_in_arrival_order() -> TestResult {
 
 #[actix_rt::test]
 async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
-    let local = Local::serving(vec![license("cad", 1)], &["--queue-limit", "1"]);
+    let local = one_seat(&["--queue-limit", "1"]);
     let http = client();
-    let (status, _) = check_out_as(&http, &local, "alice", 0).await;
-    assert_eq!(status, 201);
+    granted_to(&http, &local, "alice").await;
 
     let (status, body) = check_out_as(&http, &local, "bob", 1).await;
     assert_eq!(status, 409, "{body}");
@@ -148,8 +157,7 @@ async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
     let waiter = http.clone();
     let url = local.url("");
     let waiting = actix_rt::spawn(async move {
-        let body = json!({"feature": "cad", "client": "c", "user": "bob", "wait_seconds": 2});
-        check_out_waiting(&waiter, &url, body).await
+        check_out_waiting(&waiter, &url, waiting_check_out("bob", 2)).await
     });
     wait_until_queued(&http, &local, 1).await;
     let (status, body) = check_out_as(&http, &local, "carol", 30).await;
@@ -165,17 +173,15 @@ async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
 
 #[actix_rt::test]
 async fn a_waiting_client_that_stops_polling_leaves_the_queue() -> TestResult {
-    let local = Local::serving(vec![license("cad", 1)], &["--queue-poll-seconds", "1"]);
+    let local = one_seat(&["--queue-poll-seconds", "1"]);
     let http = client();
-    let (status, first) = check_out_as(&http, &local, "alice", 0).await;
-    assert_eq!(status, 201);
+    let first = granted_to(&http, &local, "alice").await;
     let impatient = awc::Client::builder()
         .timeout(Duration::from_millis(500))
         .finish();
-    let body = json!({"feature": "cad", "client": "c", "user": "bob", "wait_seconds": 60});
     let gone = impatient
         .post(local.url("/api/v1/leases"))
-        .send_json(&body)
+        .send_json(&waiting_check_out("bob", 60))
         .await;
     assert!(gone.is_err(), "the client gave up before an answer");
     drop(impatient);
