@@ -77,6 +77,25 @@ async fn granted_to(http: &awc::Client, local: &Local, user: &str) -> Value {
     grant
 }
 
+/// Checks in the lease of `holder`: the `waiter` of `user` gets the seat as number
+/// `position` of the queue. Returns its grant.
+async fn hand_over(
+    http: &awc::Client,
+    local: &Local,
+    holder: &Value,
+    waiter: actix_rt::task::JoinHandle<(u16, Value)>,
+    user: &str,
+    position: u64,
+) -> Result<Value, actix_rt::task::JoinError> {
+    let (status, _) = check_in(http, local, holder["lease_id"].as_str().unwrap()).await;
+    assert_eq!(status, 204);
+    let (status, grant) = waiter.await?;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(grant["user"], user);
+    assert_eq!(grant["queue_position"], position);
+    Ok(grant)
+}
+
 /// `serve`, with the `extra` arguments, for a license of one `cad` seat.
 fn one_seat(extra: &[&str]) -> Local {
     Local::serving(vec![license("cad", 1)], extra)
@@ -117,22 +136,9 @@ async fn waiting_clients_get_returned_seats_in_arrival_order() -> TestResult {
     });
     wait_until_queued(&http, &local, 2).await;
 
-    let lease = first["lease_id"].as_str().unwrap();
-    let (status, _) = check_in(&http, &local, lease).await;
-    assert_eq!(status, 204);
-    let (status, bob) = bob.await?;
-    assert_eq!(status, 201, "{bob}");
-    assert_eq!(bob["user"], "bob");
-    assert_eq!(bob["queue_position"], 1);
+    let bob = hand_over(&http, &local, &first, bob, "bob", 1).await?;
     assert_eq!(queued(&http, &local).await, 1, "carol still waits");
-
-    let lease = bob["lease_id"].as_str().unwrap();
-    let (status, _) = check_in(&http, &local, lease).await;
-    assert_eq!(status, 204);
-    let (status, carol) = carol.await?;
-    assert_eq!(status, 201, "{carol}");
-    assert_eq!(carol["user"], "carol");
-    assert_eq!(carol["queue_position"], 2);
+    hand_over(&http, &local, &bob, carol, "carol", 2).await?;
     assert_eq!(in_use(&http, &local, "cad").await, 1);
     Ok(())
 }
