@@ -408,13 +408,18 @@ pub async fn check_in(client: &awc::Client, local: &Local, lease: &str) -> (u16,
 
 /// The `in_use` of `feature` in `GET /api/v1/features`.
 pub async fn in_use(client: &awc::Client, local: &Local, feature: &str) -> u64 {
+    feature_count(client, local, feature, "in_use").await
+}
+
+/// The count `field` of `feature` in `GET /api/v1/features` (0 when it is not listed).
+pub async fn feature_count(client: &awc::Client, local: &Local, feature: &str, field: &str) -> u64 {
     let (status, list) = call(client, "GET", &local.url("/api/v1/features"), None, None).await;
     assert_eq!(status, 200);
     list.as_array()
         .unwrap()
         .iter()
         .find(|f| f["feature"] == feature)
-        .map(|f| f["in_use"].as_u64().unwrap())
+        .map(|f| f[field].as_u64().unwrap())
         .unwrap_or(0)
 }
 

@@ -46,14 +46,7 @@ async fn check_out_waiting(http: &awc::Client, base: &str, body: Value) -> (u16,
 }
 
 async fn queued(http: &awc::Client, local: &Local) -> u64 {
-    let (status, list) = call(http, "GET", &local.url("/api/v1/features"), None, None).await;
-    assert_eq!(status, 200);
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["feature"] == "cad")
-        .map(|f| f["queued"].as_u64().unwrap())
-        .unwrap_or(0)
+    feature_count(http, local, "cad", "queued").await
 }
 
 async fn wait_until_queued(http: &awc::Client, local: &Local, n: u64) {
