@@ -40,10 +40,8 @@ fn time(v: &Value) -> DateTime<Utc> {
 
 #[actix_rt::test]
 async fn a_borrowed_seat_is_signed_capped_held_across_restarts_and_returned_early() -> TestResult {
-    let mut local = Local::offline();
     let licenses = vec![borrowable("cad", 2, 48), license("cam", 2)];
-    assert_success(&local.import(&local.license_file(1, Utc::now(), licenses)));
-    local.serve(&[], &[]);
+    let mut local = Local::serving(licenses, &[]);
     let http = client();
 
     let (status, grant) = borrow(&http, &local, "cad", 24).await;

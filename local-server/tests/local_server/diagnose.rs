@@ -12,13 +12,7 @@ async fn diagnose_tells_firewall_stopped_server_and_id_in_use_apart() -> TestRes
 
     // Healthy: no cause, exit 0, and the check synchronized the server.
     let local = Local::for_main(&main, id, &main.sync.clone(), &[]);
-    let out = local.cli(&["diagnose"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(
-        stdout(&out).contains("No problem found"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout(&local.cli(&["diagnose"]), 0, "No problem found");
     assert_eq!(local.status()["state"], "synchronized");
 
     // Both ports closed, never reached: a firewall.
@@ -29,13 +23,7 @@ async fn diagnose_tells_firewall_stopped_server_and_id_in_use_apart() -> TestRes
     let walled = Local::for_main(&main, id, &closed, &[]);
     let report = diagnose_json(&walled, &[]);
     assert_eq!(report["cause"], "PORTS_BLOCKED", "{report:#}");
-    let out = walled.cli(&["diagnose"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout(&out).contains("network administrator"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout(&walled.cli(&["diagnose"]), 1, "network administrator");
 
     // Another key pair holds the id (a second installation with the same id).
     let twin = Local::for_main(&main, id, &main.sync.clone(), &[]);

@@ -7,11 +7,10 @@ use crate::helpers::*;
 
 #[actix_rt::test]
 async fn internet_sync_grants_seats_and_restores_service_after_366_days() -> TestResult {
-    let Some(mut main) = Main::start() else {
+    let Some((mut main, mut local)) = Main::start_with_local("cad", 2) else {
         return Ok(());
     };
     let http = client();
-    let mut local = Local::for_new_server(&main, "cad", 2);
     let id = local.id;
     local.serve(&[], &[]);
     assert_eq!(
@@ -20,17 +19,8 @@ async fn internet_sync_grants_seats_and_restores_service_after_366_days() -> Tes
     );
 
     let out = local.cli(&["sync"]);
-    assert_success(&out);
-    assert!(
-        stdout(&out).contains(&format!("Synchronized through {}", main.sync[0])),
-        "{}",
-        stdout(&out)
-    );
-    assert!(
-        stdout(&out).contains("added    cad: 2 seats"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout(&out, 0, &format!("Synchronized through {}", main.sync[0]));
+    assert_stdout(&out, 0, "added    cad: 2 seats");
     // serve picks the new licenses up without a restart.
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
@@ -51,13 +41,7 @@ async fn internet_sync_grants_seats_and_restores_service_after_366_days() -> Tes
         Some(json!({"seats": 3})),
     );
     assert_eq!(s, 200);
-    let out = local.cli(&["sync"]);
-    assert_success(&out);
-    assert!(
-        stdout(&out).contains("changed  cad: 2 -> 3 seats"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout(&local.cli(&["sync"]), 0, "changed  cad: 2 -> 3 seats");
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
 
     // 367 days later both clocks have moved: no leases until a sync.
@@ -85,19 +69,12 @@ async fn a_closed_first_endpoint_falls_back_to_the_second() -> TestResult {
     let closed = format!("https://127.0.0.1:{}", closed_port().unwrap());
     let local = Local::for_main(&main, id, &[closed.clone(), main.sync[1].clone()], &[]);
     let out = local.cli(&["sync"]);
-    assert_success(&out);
-    assert!(
-        stdout(&out).contains(&format!("Synchronized through {}", main.sync[1])),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout(&out, 0, &format!("Synchronized through {}", main.sync[1]));
 
     // Both closed: a temporary failure (exit 75), recorded for status.
     let other = format!("https://127.0.0.1:{}", closed_port().unwrap());
     let dead = Local::for_main(&main, id, &[closed, other], &[]);
-    let out = dead.cli(&["sync"]);
-    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
-    assert!(stderr(&out).contains("diagnose"), "{}", stderr(&out));
+    assert_stderr(&dead.cli(&["sync"]), 75, "diagnose");
     let status = dead.status();
     assert_eq!(status["consecutive_failures"], 1);
     assert!(status["last_attempt_error"]
@@ -109,11 +86,10 @@ async fn a_closed_first_endpoint_falls_back_to_the_second() -> TestResult {
 
 #[actix_rt::test]
 async fn sync_by_file_through_the_main_servers_mail_api() -> TestResult {
-    let Some(main) = Main::start() else {
+    let Some((main, mut local)) = Main::start_with_local("cad", 2) else {
         return Ok(());
     };
     let http = client();
-    let mut local = Local::for_new_server(&main, "cad", 2);
     local.serve(&[], &[]);
     let path = local.data_dir().join("sync-data.txt");
     assert_success(&local.cli(&["export-sync-data", path.to_str().unwrap()]));
@@ -125,12 +101,7 @@ async fn sync_by_file_through_the_main_servers_mail_api() -> TestResult {
     );
     assert_eq!(s, 200, "{answer}");
     let out = local.import(answer["license_file"].as_str().unwrap());
-    assert_success(&out);
-    assert!(
-        stdout(&out).contains("added    cad: 2 seats"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout(&out, 0, "added    cad: 2 seats");
     assert_eq!(local.status()["last_sync_channel"], "file");
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
     // The same file again is refused: it is not newer.
@@ -145,33 +116,16 @@ async fn sync_by_file_through_the_main_servers_mail_api() -> TestResult {
 
 #[actix_rt::test]
 async fn a_reinstalled_server_is_refused_until_the_key_pair_is_cleared() -> TestResult {
-    let Some(main) = Main::start() else {
+    let Some((main, local)) = Main::start_with_local("cad", 1) else {
         return Ok(());
     };
-    let local = Local::for_new_server(&main, "cad", 1);
     let id = local.id;
     assert_success(&local.cli(&["sync"]));
     // Reinstall over the same directory: new key pair.
-    let solme = main.dir.path().join("solme-public.pem");
-    let ca = main.dir.path().join("ca.pem");
-    let out = local.cli(&[
-        "init",
-        "--force",
-        "--id",
-        &id.to_string(),
-        "--main-server",
-        &main.sync[0],
-        "--main-server",
-        &main.sync[1],
-        "--solme-key",
-        solme.to_str().unwrap(),
-        "--ca-cert",
-        ca.to_str().unwrap(),
-    ]);
-    assert_success(&out);
+    let endpoints = [main.sync[0].as_str(), main.sync[1].as_str()];
+    assert_success(&local.init(&endpoints, main.dir.path(), &["--force"]));
     let out = local.cli(&["sync"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("ID_IN_USE"), "{}", stderr(&out));
+    assert_stderr(&out, 1, "ID_IN_USE");
     assert!(stderr(&out).contains("licensing@"), "{}", stderr(&out));
     let (s, _) = main.admin(
         "POST",
@@ -185,11 +139,10 @@ async fn a_reinstalled_server_is_refused_until_the_key_pair_is_cleared() -> Test
 
 #[actix_rt::test]
 async fn the_scheduler_syncs_when_due_and_backs_off_on_failure() -> TestResult {
-    let Some(mut main) = Main::start() else {
+    let Some((mut main, mut local)) = Main::start_with_local("cad", 1) else {
         return Ok(());
     };
     let http = client();
-    let mut local = Local::for_new_server(&main, "cad", 1);
     assert_success(&local.cli(&["auto-sync", "daily"]));
     local.serve(&["--scheduler-tick-ms", "50"], &[]);
     let status = test_harness::wait_until_async(
@@ -249,11 +202,10 @@ async fn the_scheduler_syncs_when_due_and_backs_off_on_failure() -> TestResult {
 
 #[actix_rt::test]
 async fn a_direct_sync_clears_a_rollback_left_by_a_clock_that_was_ahead() -> TestResult {
-    let Some(mut main) = Main::start() else {
+    let Some((mut main, mut local)) = Main::start_with_local("cad", 2) else {
         return Ok(());
     };
     let http = client();
-    let mut local = Local::for_new_server(&main, "cad", 2);
     // Both clocks wrongly two hours ahead: the sync works and records that time.
     let ahead = [("SOLME_CLOCK_OFFSET", "2h")];
     main.restart_with_clock(Some("2h"));

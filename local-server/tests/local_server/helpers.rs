@@ -56,18 +56,7 @@ impl Local {
             env: Vec::new(),
         };
         let url = format!("https://127.0.0.1:{}", closed_port().unwrap());
-        let out = local.cli(&[
-            "init",
-            "--id",
-            &id.to_string(),
-            "--main-server",
-            &url,
-            "--solme-key",
-            key_path.to_str().unwrap(),
-            "--ca-cert",
-            ca_path.to_str().unwrap(),
-        ]);
-        assert_success(&out);
+        assert_success(&local.init(&[&url], local.data_dir(), &[]));
         local
     }
 
@@ -79,10 +68,17 @@ impl Local {
     }
 
     /// An offline installation that imported a license file (sequence 1, issued now)
-    /// holding `licenses`, with `serve` running with the `extra` arguments.
-    pub fn serving(licenses: Vec<License>, extra: &[&str]) -> Self {
-        let mut local = Self::offline();
+    /// holding `licenses`; `serve` is not running.
+    pub fn imported(licenses: Vec<License>) -> Self {
+        let local = Self::offline();
         assert_success(&local.import(&local.license_file(1, Utc::now(), licenses)));
+        local
+    }
+
+    /// An installation as [`Local::imported`] makes it, with `serve` running with the
+    /// `extra` arguments.
+    pub fn serving(licenses: Vec<License>, extra: &[&str]) -> Self {
+        let mut local = Self::imported(licenses);
         local.serve(extra, &[]);
         local
     }
@@ -98,32 +94,9 @@ impl Local {
             addr: None,
             env: Vec::new(),
         };
-        let solme = main.dir.path().join("solme-public.pem");
-        let ca = main.dir.path().join("ca.pem");
-        let mut args = vec![
-            "init".to_owned(),
-            "--id".to_owned(),
-            id.to_string(),
-            "--solme-key".to_owned(),
-            solme.to_str().unwrap().to_owned(),
-            "--ca-cert".to_owned(),
-            ca.to_str().unwrap().to_owned(),
-        ];
-        for e in endpoints {
-            args.push("--main-server".into());
-            args.push(e.clone());
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        assert_success(&local.cli(&refs));
+        let endpoints: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+        assert_success(&local.init(&endpoints, main.dir.path(), extra));
         local
-    }
-
-    /// A new license server id on `main` holding `feature` × `seats`, and this
-    /// installation for it against both of the main server's endpoints.
-    pub fn for_new_server(main: &Main, feature: &str, seats: u32) -> Self {
-        let id = main.new_server(feature, seats);
-        Self::for_main(main, id, &main.sync, &[])
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -155,6 +128,29 @@ impl Local {
             cmd.env(k, v);
         }
         cmd
+    }
+
+    /// Runs `init` for this installation's id against `main_servers`, trusting the
+    /// Solme key and the CA kept in `trust_dir` (`solme-public.pem`, `ca.pem`); `extra`
+    /// adds flags such as `--force`.
+    pub fn init(&self, main_servers: &[&str], trust_dir: &Path, extra: &[&str]) -> Output {
+        let id = self.id.to_string();
+        let solme = trust_dir.join("solme-public.pem");
+        let ca = trust_dir.join("ca.pem");
+        let mut args = vec![
+            "init",
+            "--id",
+            &id,
+            "--solme-key",
+            solme.to_str().unwrap(),
+            "--ca-cert",
+            ca.to_str().unwrap(),
+        ];
+        for url in main_servers {
+            args.extend(["--main-server", url]);
+        }
+        args.extend_from_slice(extra);
+        self.cli(&args)
     }
 
     /// Runs a verb (the data directory is added) and returns its output.
@@ -204,6 +200,13 @@ impl Local {
         self.status_env(&[])
     }
 
+    /// The `keys` of `status --json` alone, to compare before and after a step.
+    pub fn status_fields(&self, keys: &[&str]) -> Value {
+        let status = self.status();
+        let fields = keys.iter().map(|&k| (k.to_owned(), status[k].clone()));
+        Value::Object(fields.collect())
+    }
+
     pub fn status_env(&self, env: &[(&str, &str)]) -> Value {
         let out = self.cli_env(&["status", "--json"], env);
         assert_success(&out);
@@ -219,7 +222,19 @@ impl Local {
     ) -> String {
         let identity = ServerIdentity::load(self.data_dir()).unwrap();
         let solme = self.solme.as_ref().expect("offline installation");
-        let file = LicenseFile {
+        let file = self.license_file_contents(sequence, issued_at, licenses);
+        seal(solme, &file, &identity)
+    }
+
+    /// What [`Local::license_file`] seals, for a test that changes it first.
+    pub fn license_file_contents(
+        &self,
+        sequence: i64,
+        issued_at: DateTime<Utc>,
+        licenses: Vec<License>,
+    ) -> LicenseFile {
+        let identity = ServerIdentity::load(self.data_dir()).unwrap();
+        LicenseFile {
             version: shared_proto::messages::MESSAGE_VERSION,
             server_id: self.id,
             answers_request: Uuid::new_v4(),
@@ -230,8 +245,7 @@ impl Local {
             valid_until: shared_proto::validity::valid_until_for(issued_at),
             customer: "Acme Engineering".into(),
             licenses,
-        };
-        shared_proto::license_file::seal(solme, &file, &identity.public_keys()).unwrap()
+        }
     }
 
     /// Writes `text` to a file and imports it.
@@ -248,6 +262,11 @@ impl Local {
     }
 }
 
+/// `file` signed by `solme` and encrypted for `recipient`.
+pub fn seal(solme: &SolmeSigningKey, file: &LicenseFile, recipient: &ServerIdentity) -> String {
+    shared_proto::license_file::seal(solme, file, &recipient.public_keys()).unwrap()
+}
+
 pub fn license(feature: &str, seats: u32) -> License {
     License::perpetual(feature, seats)
 }
@@ -260,6 +279,43 @@ pub fn assert_success(out: &Output) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Asserts that `out` exited with `code` and that its stdout holds `words`.
+pub fn assert_stdout(out: &Output, code: i32, words: &str) {
+    assert_exit_and_text(out, code, "stdout", &stdout(out), words);
+}
+
+/// Asserts that `out` exited with `code` and that its stderr holds `words`.
+pub fn assert_stderr(out: &Output, code: i32, words: &str) {
+    assert_exit_and_text(out, code, "stderr", &stderr(out), words);
+}
+
+fn assert_exit_and_text(out: &Output, code: i32, stream: &str, text: &str, words: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    assert!(
+        text.contains(words),
+        "expected {words:?} in {stream}:\n{text}"
+    );
+}
+
+/// The text of a license file with one character of its signed body changed.
+pub fn tampered(text: &str) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let body_line = lines
+        .iter()
+        .position(|l| l.len() > 40 && !l.contains(':'))
+        .unwrap();
+    let mut chars: Vec<char> = lines[body_line].chars().collect();
+    chars[10] = if chars[10] == 'A' { 'B' } else { 'A' };
+    lines[body_line] = chars.into_iter().collect();
+    lines.join("\n")
 }
 
 pub fn stdout(out: &Output) -> String {
@@ -331,6 +387,13 @@ pub async fn check_out(client: &awc::Client, local: &Local, feature: &str) -> (u
     .await
 }
 
+/// Checks out `feature`, asserting that a seat was granted (201); returns the grant.
+pub async fn checked_out(client: &awc::Client, local: &Local, feature: &str) -> Value {
+    let (status, grant) = check_out(client, local, feature).await;
+    assert_eq!(status, 201, "{grant}");
+    grant
+}
+
 /// Renews a lease; returns (status, body).
 pub async fn heartbeat(client: &awc::Client, local: &Local, lease: &str) -> (u16, Value) {
     let url = local.url(&format!("/api/v1/leases/{lease}/heartbeat"));
@@ -345,13 +408,18 @@ pub async fn check_in(client: &awc::Client, local: &Local, lease: &str) -> (u16,
 
 /// The `in_use` of `feature` in `GET /api/v1/features`.
 pub async fn in_use(client: &awc::Client, local: &Local, feature: &str) -> u64 {
+    feature_count(client, local, feature, "in_use").await
+}
+
+/// The count `field` of `feature` in `GET /api/v1/features` (0 when it is not listed).
+pub async fn feature_count(client: &awc::Client, local: &Local, feature: &str, field: &str) -> u64 {
     let (status, list) = call(client, "GET", &local.url("/api/v1/features"), None, None).await;
     assert_eq!(status, 200);
     list.as_array()
         .unwrap()
         .iter()
         .find(|f| f["feature"] == feature)
-        .map(|f| f["in_use"].as_u64().unwrap())
+        .map(|f| f[field].as_u64().unwrap())
         .unwrap_or(0)
 }
 
@@ -385,6 +453,15 @@ impl Main {
             server,
             dir,
         })
+    }
+
+    /// A main server as [`Main::start`] starts it, with a new license server id holding
+    /// `feature` × `seats`, and an installation for that id against both endpoints.
+    pub fn start_with_local(feature: &str, seats: u32) -> Option<(Self, Local)> {
+        let main = Self::start()?;
+        let id = main.new_server(feature, seats);
+        let local = Local::for_main(&main, id, &main.sync, &[]);
+        Some((main, local))
     }
 
     /// Restarts `serve` on the same ports (installed local servers still find it).
@@ -421,6 +498,20 @@ impl Main {
     }
 }
 
+/// A request to the manager API (`path` below `/manager/v1/`) with the
+/// `X-Solme-Manager` header the manager page sends.
+pub fn manager_request(
+    client: &awc::Client,
+    local: &Local,
+    method: &str,
+    path: &str,
+) -> awc::ClientRequest {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+    client
+        .request(method, local.url(&format!("/manager/v1/{path}")))
+        .insert_header(("X-Solme-Manager", "1"))
+}
+
 /// A manager API call as the manager page makes it (with the `X-Solme-Manager` header).
 pub async fn manager_call(
     client: &awc::Client,
@@ -429,19 +520,13 @@ pub async fn manager_call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
-    let req = client
-        .request(method, local.url(&format!("/manager/v1/{path}")))
-        .insert_header(("X-Solme-Manager", "1"));
-    send(req, body).await
+    send(manager_request(client, local, method, path), body).await
 }
 
 /// Imports a license file through the manager API as the page does (raw text with the
 /// manager header); returns (status, body).
 pub async fn manager_import(client: &awc::Client, local: &Local, text: String) -> (u16, Value) {
-    let resp = client
-        .post(local.url("/manager/v1/license-file"))
-        .insert_header(("X-Solme-Manager", "1"))
+    let resp = manager_request(client, local, "POST", "license-file")
         .send_body(text)
         .await
         .unwrap();

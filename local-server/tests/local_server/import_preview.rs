@@ -8,14 +8,13 @@ use crate::helpers::*;
 
 /// Everything of the status a license file could change.
 fn state_of(local: &Local) -> Value {
-    let s = local.status();
-    serde_json::json!({
-        "seq": s["license_file_sequence"],
-        "until": s["valid_until"],
-        "features": s["features"],
-        "last": s["last_sync_at"],
-        "state": s["state"],
-    })
+    local.status_fields(&[
+        "license_file_sequence",
+        "valid_until",
+        "features",
+        "last_sync_at",
+        "state",
+    ])
 }
 
 fn dry_run(local: &Local, text: &str) -> std::process::Output {
@@ -37,9 +36,7 @@ fn refusal_code(out: &std::process::Output) -> String {
 }
 
 async fn post_text(http: &awc::Client, local: &Local, path: &str, text: &str) -> (u16, Value) {
-    let mut resp = http
-        .post(local.url(path))
-        .insert_header(("X-Solme-Manager", "1"))
+    let mut resp = manager_request(http, local, "POST", path)
         .send_body(text.to_owned())
         .await
         .unwrap();
@@ -49,18 +46,11 @@ async fn post_text(http: &awc::Client, local: &Local, path: &str, text: &str) ->
 
 #[actix_rt::test]
 async fn a_preview_changes_nothing_and_agrees_with_the_import() -> TestResult {
-    let mut local = Local::offline();
+    let local = Local::serving(vec![license("cad", 3), license("cam", 2)], &[]);
     let now = Utc::now();
-    assert_success(&local.import(&local.license_file(
-        1,
-        now,
-        vec![license("cad", 3), license("cam", 2)],
-    )));
-    local.serve(&[], &[]);
     let http = client();
     for _ in 0..3 {
-        let (status, body) = check_out(&http, &local, "cad").await;
-        assert_eq!(status, 201, "{body}");
+        checked_out(&http, &local, "cad").await;
     }
     let next = local.license_file(2, now, vec![license("cad", 1), license("viz", 4)]);
     let before = state_of(&local);
@@ -83,8 +73,7 @@ async fn a_preview_changes_nothing_and_agrees_with_the_import() -> TestResult {
     assert_eq!(state_of(&local), before, "the dry run changed nothing");
 
     // The page's preview says the same, also without applying anything.
-    let (status, preview) =
-        post_text(&http, &local, "/manager/v1/license-file/preview", &next).await;
+    let (status, preview) = post_text(&http, &local, "license-file/preview", &next).await;
     assert_eq!(status, 200, "{preview}");
     assert_eq!(
         state_of(&local),
@@ -95,7 +84,7 @@ async fn a_preview_changes_nothing_and_agrees_with_the_import() -> TestResult {
     assert_eq!(preview["changes"]["seats_below_use"][0]["in_use"], 3);
 
     // The customer confirms: the import changes exactly what the preview showed.
-    let (status, imported) = post_text(&http, &local, "/manager/v1/license-file", &next).await;
+    let (status, imported) = post_text(&http, &local, "license-file", &next).await;
     assert_eq!(status, 200, "{imported}");
     assert_eq!(imported, preview["changes"], "preview and import agree");
     assert_eq!(local.status()["license_file_sequence"], 2);
@@ -105,7 +94,7 @@ async fn a_preview_changes_nothing_and_agrees_with_the_import() -> TestResult {
     let preview_code = refusal_code(&dry_run(&local, &next));
     assert_eq!(preview_code, "OLDER_LICENSE_FILE");
     assert_eq!(refusal_code(&local.import(&next)), preview_code);
-    let (status, body) = post_text(&http, &local, "/manager/v1/license-file/preview", &next).await;
+    let (status, body) = post_text(&http, &local, "license-file/preview", &next).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("OLDER_LICENSE_FILE"))
@@ -116,22 +105,13 @@ async fn a_preview_changes_nothing_and_agrees_with_the_import() -> TestResult {
 
 #[test]
 fn a_file_the_preview_refuses_is_refused_by_the_import_with_the_same_code() {
-    let local = Local::offline();
+    let local = Local::imported(vec![license("cad", 3)]);
     let now = Utc::now();
-    assert_success(&local.import(&local.license_file(1, now, vec![license("cad", 3)])));
     let before = state_of(&local);
 
     // Damaged: one character of the body changed.
     let good = local.license_file(2, now, vec![license("cad", 9)]);
-    let mut lines: Vec<String> = good.lines().map(str::to_owned).collect();
-    let body_line = lines
-        .iter()
-        .position(|l| l.len() > 40 && !l.contains(':'))
-        .unwrap();
-    let mut chars: Vec<char> = lines[body_line].chars().collect();
-    chars[10] = if chars[10] == 'A' { 'B' } else { 'A' };
-    lines[body_line] = chars.into_iter().collect();
-    let damaged = lines.join("\n");
+    let damaged = tampered(&good);
 
     // Made for another installation of the same id.
     let other = Local::offline();

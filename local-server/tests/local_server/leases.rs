@@ -50,14 +50,12 @@ async fn the_client_api_refuses_web_pages() -> TestResult {
 
 #[actix_rt::test]
 async fn seats_are_granted_up_to_the_count_and_come_back_on_check_in() -> TestResult {
-    let mut local = Local::offline();
     let now = Utc::now();
     let expired = shared_proto::License {
         valid_until: Some(now - Duration::days(1)),
         ..license("old", 5)
     };
-    assert_success(&local.import(&local.license_file(1, now, vec![license("cad", 2), expired])));
-    local.serve(&[], &[]);
+    let local = Local::serving(vec![license("cad", 2), expired], &[]);
     let http = client();
 
     let (s1, first) = check_out(&http, &local, "cad").await;
@@ -117,8 +115,7 @@ async fn seats_are_granted_up_to_the_count_and_come_back_on_check_in() -> TestRe
 async fn a_lease_without_heartbeat_expires_and_frees_its_seat() -> TestResult {
     let mut local = Local::serving(vec![license("cad", 1)], &["--lease-seconds", "60"]);
     let http = client();
-    let (s, lease) = check_out(&http, &local, "cad").await;
-    assert_eq!(s, 201);
+    let lease = checked_out(&http, &local, "cad").await;
     assert_eq!(lease["heartbeat_seconds"], 20);
     let (s, _) = check_out(&http, &local, "cad").await;
     assert_eq!(s, 409);
@@ -136,8 +133,7 @@ async fn a_lease_without_heartbeat_expires_and_frees_its_seat() -> TestResult {
 async fn live_leases_survive_a_restart_and_expire_by_the_clock() -> TestResult {
     let mut local = Local::serving(vec![license("cad", 2)], &[]);
     let http = client();
-    let (s, lease) = check_out(&http, &local, "cad").await;
-    assert_eq!(s, 201);
+    let lease = checked_out(&http, &local, "cad").await;
     let id = lease["lease_id"].as_str().unwrap().to_owned();
 
     // A crash (kill) and restart keeps the lease.
@@ -156,9 +152,8 @@ async fn live_leases_survive_a_restart_and_expire_by_the_clock() -> TestResult {
 
 #[actix_rt::test]
 async fn after_366_days_no_lease_until_a_new_license_file() -> TestResult {
-    let mut local = Local::offline();
+    let mut local = Local::imported(vec![license("cad", 2)]);
     let now = Utc::now();
-    assert_success(&local.import(&local.license_file(1, now, vec![license("cad", 2)])));
     local.serve(&[], &[("SOLME_CLOCK_OFFSET", "340d")]);
     let http = client();
     let (s, _) = check_out(&http, &local, "cad").await;
@@ -180,8 +175,7 @@ async fn after_366_days_no_lease_until_a_new_license_file() -> TestResult {
         &[("SOLME_CLOCK_OFFSET", "367d")],
     );
     assert_success(&out);
-    let (s, body) = check_out(&http, &local, "cad").await;
-    assert_eq!(s, 201, "{body}");
+    checked_out(&http, &local, "cad").await;
     Ok(())
 }
 
@@ -212,15 +206,12 @@ async fn a_clock_moved_back_is_refused() -> TestResult {
 
 #[actix_rt::test]
 async fn lowered_seats_renew_only_the_oldest_leases_and_grant_no_new_ones() -> TestResult {
-    let mut local = Local::offline();
+    let local = Local::serving(vec![license("cad", 3)], &[]);
     let now = Utc::now();
-    assert_success(&local.import(&local.license_file(1, now, vec![license("cad", 3)])));
-    local.serve(&[], &[]);
     let http = client();
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let (s, lease) = check_out(&http, &local, "cad").await;
-        assert_eq!(s, 201);
+        let lease = checked_out(&http, &local, "cad").await;
         ids.push(lease["lease_id"].as_str().unwrap().to_owned());
     }
     let out = local.import(&local.license_file(2, now, vec![license("cad", 1)]));

@@ -73,8 +73,7 @@ async fn the_manager_api_imports_and_reports() -> TestResult {
     )
     .await;
     assert_eq!((s, body["auto_sync"].as_str()), (200, Some("daily")));
-    let (s, _) = check_out(&http, &local, "cad").await;
-    assert_eq!(s, 201);
+    checked_out(&http, &local, "cad").await;
     Ok(())
 }
 

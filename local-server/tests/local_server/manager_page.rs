@@ -162,9 +162,7 @@ async fn state_changing_manager_calls_need_the_manager_header() -> TestResult {
 #[actix_rt::test]
 async fn exported_sync_data_is_named_after_the_id() -> TestResult {
     let local = Local::offline_serving();
-    let mut resp = client()
-        .post(local.url("/manager/v1/sync-data"))
-        .insert_header(("X-Solme-Manager", "1"))
+    let mut resp = manager_request(&client(), &local, "POST", "sync-data")
         .send()
         .await?;
     assert_eq!(resp.status().as_u16(), 200);

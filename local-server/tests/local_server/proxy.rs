@@ -34,12 +34,7 @@ async fn sync_through_a_proxy_needs_the_right_credentials() -> TestResult {
 
     // The stored proxy with wrong credentials: a network failure (exit 75) naming the 407.
     let out = local.cli(&["sync"]);
-    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("rejected the user name and password"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr(&out, 75, "rejected the user name and password");
     assert!(
         !stderr(&out).contains("wrong"),
         "the password must not be printed"

@@ -46,14 +46,7 @@ async fn check_out_waiting(http: &awc::Client, base: &str, body: Value) -> (u16,
 }
 
 async fn queued(http: &awc::Client, local: &Local) -> u64 {
-    let (status, list) = call(http, "GET", &local.url("/api/v1/features"), None, None).await;
-    assert_eq!(status, 200);
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["feature"] == "cad")
-        .map(|f| f["queued"].as_u64().unwrap())
-        .unwrap_or(0)
+    feature_count(http, local, "cad", "queued").await
 }
 
 async fn wait_until_queued(http: &awc::Client, local: &Local, n: u64) {
@@ -64,16 +57,48 @@ async fn wait_until_queued(http: &awc::Client, local: &Local, n: u64) {
     .unwrap();
 }
 
-fn one_seat() -> Local {
-    Local::serving(vec![license("cad", 1)], &[])
+/// A check-out that waits up to `wait_seconds` for a seat of `cad`.
+fn waiting_check_out(user: &str, wait_seconds: u32) -> Value {
+    json!({"feature": "cad", "client": "c", "user": user, "wait_seconds": wait_seconds})
+}
+
+/// Checks out a seat of `cad` for `user`, asserting it was granted (201); returns the
+/// grant.
+async fn granted_to(http: &awc::Client, local: &Local, user: &str) -> Value {
+    let (status, grant) = check_out_as(http, local, user, 0).await;
+    assert_eq!(status, 201, "{grant}");
+    grant
+}
+
+/// Checks in the lease of `holder`: the `waiter` of `user` gets the seat as number
+/// `position` of the queue. Returns its grant.
+async fn hand_over(
+    http: &awc::Client,
+    local: &Local,
+    holder: &Value,
+    waiter: actix_rt::task::JoinHandle<(u16, Value)>,
+    user: &str,
+    position: u64,
+) -> Result<Value, actix_rt::task::JoinError> {
+    let (status, _) = check_in(http, local, holder["lease_id"].as_str().unwrap()).await;
+    assert_eq!(status, 204);
+    let (status, grant) = waiter.await?;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(grant["user"], user);
+    assert_eq!(grant["queue_position"], position);
+    Ok(grant)
+}
+
+/// `serve`, with the `extra` arguments, for a license of one `cad` seat.
+fn one_seat(extra: &[&str]) -> Local {
+    Local::serving(vec![license("cad", 1)], extra)
 }
 
 #[actix_rt::test]
 async fn a_lease_names_its_user_and_host_and_bad_names_are_refused() -> TestResult {
-    let local = one_seat();
+    let local = one_seat(&[]);
     let http = client();
-    let (status, grant) = check_out_as(&http, &local, "alice", 0).await;
-    assert_eq!(status, 201, "{grant}");
+    let grant = granted_to(&http, &local, "alice").await;
     assert_eq!(grant["user"], "alice");
     assert_eq!(grant["host"], "ws-1");
     for user in ["", "two words", "bell\u{7}", &"x".repeat(65)] {
@@ -86,10 +111,9 @@ async fn a_lease_names_its_user_and_host_and_bad_names_are_refused() -> TestResu
 
 #[actix_rt::test]
 async fn waiting_clients_get_returned_seats_in_arrival_order() -> TestResult {
-    let local = one_seat();
+    let local = one_seat(&[]);
     let http = client();
-    let (status, first) = check_out_as(&http, &local, "alice", 0).await;
-    assert_eq!(status, 201);
+    let first = granted_to(&http, &local, "alice").await;
     let (status, refused) = check_out_as(&http, &local, "bob", 0).await;
     assert_eq!((status, refused["code"].as_str()), (409, Some("NO_SEATS")));
 
@@ -97,42 +121,26 @@ async fn waiting_clients_get_returned_seats_in_arrival_order() -> TestResult {
     let url = local.url("");
     let bob_url = url.clone();
     let bob = actix_rt::spawn(async move {
-        let body = json!({"feature": "cad", "client": "c", "user": "bob", "wait_seconds": 30});
-        check_out_waiting(&bob, &bob_url, body).await
+        check_out_waiting(&bob, &bob_url, waiting_check_out("bob", 30)).await
     });
     wait_until_queued(&http, &local, 1).await;
     let carol = actix_rt::spawn(async move {
-        let body = json!({"feature": "cad", "client": "c", "user": "carol", "wait_seconds": 30});
-        check_out_waiting(&carol, &url, body).await
+        check_out_waiting(&carol, &url, waiting_check_out("carol", 30)).await
     });
     wait_until_queued(&http, &local, 2).await;
 
-    let lease = first["lease_id"].as_str().unwrap();
-    let (status, _) = check_in(&http, &local, lease).await;
-    assert_eq!(status, 204);
-    let (status, bob) = bob.await?;
-    assert_eq!(status, 201, "{bob}");
-    assert_eq!(bob["user"], "bob");
-    assert_eq!(bob["queue_position"], 1);
+    let bob = hand_over(&http, &local, &first, bob, "bob", 1).await?;
     assert_eq!(queued(&http, &local).await, 1, "carol still waits");
-
-    let lease = bob["lease_id"].as_str().unwrap();
-    let (status, _) = check_in(&http, &local, lease).await;
-    assert_eq!(status, 204);
-    let (status, carol) = carol.await?;
-    assert_eq!(status, 201, "{carol}");
-    assert_eq!(carol["user"], "carol");
-    assert_eq!(carol["queue_position"], 2);
+    hand_over(&http, &local, &bob, carol, "carol", 2).await?;
     assert_eq!(in_use(&http, &local, "cad").await, 1);
     Ok(())
 }
 
 #[actix_rt::test]
 async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
-    let local = Local::serving(vec![license("cad", 1)], &["--queue-limit", "1"]);
+    let local = one_seat(&["--queue-limit", "1"]);
     let http = client();
-    let (status, _) = check_out_as(&http, &local, "alice", 0).await;
-    assert_eq!(status, 201);
+    granted_to(&http, &local, "alice").await;
 
     let (status, body) = check_out_as(&http, &local, "bob", 1).await;
     assert_eq!(status, 409, "{body}");
@@ -148,8 +156,7 @@ async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
     let waiter = http.clone();
     let url = local.url("");
     let waiting = actix_rt::spawn(async move {
-        let body = json!({"feature": "cad", "client": "c", "user": "bob", "wait_seconds": 2});
-        check_out_waiting(&waiter, &url, body).await
+        check_out_waiting(&waiter, &url, waiting_check_out("bob", 2)).await
     });
     wait_until_queued(&http, &local, 1).await;
     let (status, body) = check_out_as(&http, &local, "carol", 30).await;
@@ -165,17 +172,15 @@ async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
 
 #[actix_rt::test]
 async fn a_waiting_client_that_stops_polling_leaves_the_queue() -> TestResult {
-    let local = Local::serving(vec![license("cad", 1)], &["--queue-poll-seconds", "1"]);
+    let local = one_seat(&["--queue-poll-seconds", "1"]);
     let http = client();
-    let (status, first) = check_out_as(&http, &local, "alice", 0).await;
-    assert_eq!(status, 201);
+    let first = granted_to(&http, &local, "alice").await;
     let impatient = awc::Client::builder()
         .timeout(Duration::from_millis(500))
         .finish();
-    let body = json!({"feature": "cad", "client": "c", "user": "bob", "wait_seconds": 60});
     let gone = impatient
         .post(local.url("/api/v1/leases"))
-        .send_json(&body)
+        .send_json(&waiting_check_out("bob", 60))
         .await;
     assert!(gone.is_err(), "the client gave up before an answer");
     drop(impatient);

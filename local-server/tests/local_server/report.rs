@@ -14,10 +14,8 @@ async fn check_out_as(http: &awc::Client, local: &Local, user: &str) -> (u16, Va
 
 #[actix_rt::test]
 async fn the_report_shows_peak_seat_hours_refusals_and_busiest_users() -> TestResult {
-    let mut local = Local::offline();
-    assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 2)])));
     let hour_leases = ["--lease-seconds", "3600"];
-    local.serve(&hour_leases, &[]);
+    let mut local = Local::serving(vec![license("cad", 2)], &hour_leases);
     let http = client();
     let start = Utc::now();
     let (status, _alice) = check_out_as(&http, &local, "alice").await;

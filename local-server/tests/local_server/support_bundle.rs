@@ -105,27 +105,12 @@ async fn a_support_bundle_holds_every_part_and_no_secret() -> TestResult {
         closed_port().unwrap()
     );
     let main = format!("https://127.0.0.1:{}", closed_port().unwrap());
-    let key = local.data_dir().join("solme-public.pem");
-    let ca = local.data_dir().join("ca.pem");
-    assert_success(&local.cli(&[
-        "init",
-        "--force",
-        "--id",
-        &local.id.to_string(),
-        "--main-server",
-        &main,
-        "--solme-key",
-        key.to_str().unwrap(),
-        "--ca-cert",
-        ca.to_str().unwrap(),
-        "--proxy",
-        &proxy,
-    ]));
+    let extra = ["--force", "--proxy", &proxy];
+    assert_success(&local.init(&[&main], local.data_dir(), &extra));
     assert_success(&local.import(&local.license_file(1, Utc::now(), vec![license("cad", 2)])));
     local.serve(&[], &[("RUST_LOG", "info")]);
     let http = client();
-    let (status, body) = check_out(&http, &local, "cad").await;
-    assert_eq!(status, 201, "{body}");
+    checked_out(&http, &local, "cad").await;
 
     // A failed synchronization (nothing answers on the proxy): the bundle shows it.
     let failed = local.cli(&["sync"]);
@@ -152,9 +137,7 @@ async fn a_support_bundle_holds_every_part_and_no_secret() -> TestResult {
     assert_complete_and_without_secrets(&local, &std::fs::read(&file)?);
 
     // The manager page's button.
-    let mut resp = http
-        .post(local.url("/manager/v1/support-bundle"))
-        .insert_header(("X-Solme-Manager", "1"))
+    let mut resp = manager_request(&http, &local, "POST", "support-bundle")
         .send()
         .await?;
     assert_eq!(resp.status().as_u16(), 200);
