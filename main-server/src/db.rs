@@ -10,28 +10,27 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
-use diesel::backend::Backend;
 use diesel::connection::SimpleConnection;
 use diesel::migration::{Migration, MigrationSource};
+use diesel::pg::Pg;
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::{ExposeSecret, SecretString};
 
-/// Migrations are written once, in `migrations/both`, where the two dialects agree; the
-/// few they write differently live in `migrations/sqlite` and `migrations/postgres`.
-const SHARED_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/both");
-const SQLITE_MIGRATIONS: Dialect = Dialect(embed_migrations!("migrations/sqlite"));
-const POSTGRES_MIGRATIONS: Dialect = Dialect(embed_migrations!("migrations/postgres"));
+/// The migrations are written once, in `migrations/both`, where the two dialects agree:
+/// that is all of SQLite's. PostgreSQL adds a few of its own (`migrations/postgres`).
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/both");
+const POSTGRES_OWN_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// One dialect's migrations together with the shared ones (the harness runs them all in
+/// PostgreSQL's migrations: the shared ones and its own (the harness runs them all in
 /// version order).
-struct Dialect(EmbeddedMigrations);
+struct PostgresMigrations;
 
-impl<DB: Backend> MigrationSource<DB> for Dialect {
-    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
-        let mut all = MigrationSource::<DB>::migrations(&SHARED_MIGRATIONS)?;
-        all.extend(MigrationSource::<DB>::migrations(&self.0)?);
+impl MigrationSource<Pg> for PostgresMigrations {
+    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<Pg>>>> {
+        let mut all = MigrationSource::<Pg>::migrations(&MIGRATIONS)?;
+        all.extend(MigrationSource::<Pg>::migrations(&POSTGRES_OWN_MIGRATIONS)?);
         Ok(all)
     }
 }
@@ -306,7 +305,7 @@ pub fn durability(conn: &mut DbConnection) -> anyhow::Result<Durability> {
 pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
     match conn {
         DbConnection::Sqlite(conn) => {
-            conn.run_pending_migrations(SQLITE_MIGRATIONS)
+            conn.run_pending_migrations(MIGRATIONS)
                 .map_err(|e| anyhow::anyhow!("running the SQLite migrations: {e}"))?;
         }
         DbConnection::Postgres(conn) => {
@@ -316,7 +315,7 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
                 .execute(conn)
                 .context("taking the migration lock")?;
             let result = conn
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .run_pending_migrations(PostgresMigrations)
                 .map(|_| ())
                 .map_err(|e| anyhow::anyhow!("running the PostgreSQL migrations: {e}"));
             diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))

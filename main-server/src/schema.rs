@@ -1,4 +1,4 @@
-//! Diesel table definitions, written to match `migrations/*/*/up.sql` (both dialects
+//! Diesel table definitions, written to match `migrations/both/*/up.sql` (both dialects
 //! declare the same columns; timestamps are BIGINT Unix milliseconds).
 
 diesel::table! {

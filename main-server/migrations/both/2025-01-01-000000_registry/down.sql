@@ -1,3 +1,4 @@
+DROP TABLE audit_log;
 DROP TABLE key_clear_requests;
 DROP TABLE used_requests;
 DROP TABLE licenses;

@@ -1,5 +1,6 @@
--- Registry of the main license server, for both dialects (the audit log, whose key each
--- dialect writes its own way, follows in `2025-01-01-000001_audit_log`).
+-- Registry of the main license server, for both dialects. The audit log's key is
+-- SQLite's auto-numbered row id; PostgreSQL gives it a sequence next
+-- (`postgres/2025-01-01-000001_audit_log_sequence`).
 -- Every timestamp is a BIGINT of Unix milliseconds (UTC), identical on both backends.
 
 CREATE TABLE customers (
@@ -70,3 +71,13 @@ CREATE TABLE key_clear_requests (
     notified   BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX key_clear_requests_status ON key_clear_requests (status);
+
+CREATE TABLE audit_log (
+    id        INTEGER PRIMARY KEY NOT NULL,
+    at        BIGINT NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    server_id TEXT,
+    outcome   TEXT NOT NULL,
+    detail    TEXT NOT NULL
+);
