@@ -32,12 +32,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum MainServerError {
     /// The main server refused the request (4xx): final, the sender is told.
-    #[error("the main server refused: {code}: {message}")]
-    Refused {
-        status: u16,
-        code: ErrorCode,
-        message: String,
-    },
+    #[error("the main server refused: {}: {}", .0.code, .0.message)]
+    Refused(ApiRefusal),
     /// The main server could not be reached, or refused to look at the
     /// request (401/408/429): it did not act on it. Try again later.
     #[error("the main server is unavailable: {0:#}")]
@@ -50,10 +46,18 @@ pub enum MainServerError {
     Uncertain(anyhow::Error),
 }
 
+/// A refusal of the main server: the HTTP status and the API's error body.
+#[derive(Debug)]
+pub struct ApiRefusal {
+    pub status: u16,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
 impl MainServerError {
     /// True for the temporary failures (everything but a refusal).
     pub fn is_temporary(&self) -> bool {
-        !matches!(self, MainServerError::Refused { .. })
+        !matches!(self, MainServerError::Refused(_))
     }
 }
 
@@ -269,11 +273,11 @@ impl MainServer {
                 String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
             )));
         };
-        Err(MainServerError::Refused {
+        Err(MainServerError::Refused(ApiRefusal {
             status: status.as_u16(),
             code: body.code,
             message: body.message,
-        })
+        }))
     }
 }
 

@@ -46,7 +46,7 @@ pub enum Reply<'a> {
     /// The main server refused.
     Refused {
         server_id: Uuid,
-        refusal: &'a Refusal,
+        refusal: Refusal,
         for_key_clear: bool,
     },
 }

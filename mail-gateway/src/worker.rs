@@ -33,9 +33,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use shared_proto::Clock;
 use tokio::sync::mpsc;
+use uuid::Uuid;
 
 use crate::inbound::{classify, Request, Sender, Verdict};
-use crate::main_server::{MainServer, MainServerError};
+use crate::main_server::{ApiRefusal, MainServer, MainServerError};
 use crate::queue::{blocking, Attempt, Backoff, Job};
 use crate::replies::{Composer, Refusal, Reply};
 use crate::sender_auth;
@@ -253,7 +254,6 @@ impl Worker {
         progress: &mut Progress,
     ) -> Result<(), Attempt> {
         let answer;
-        let refusal;
         let reply = match request {
             Request::Sync {
                 sync_data,
@@ -269,22 +269,14 @@ impl Worker {
                     );
                     Reply::License(&answer)
                 }
-                Err(MainServerError::Refused {
-                    status,
-                    code,
-                    message,
-                }) => {
-                    log::info!(
-                        "message={name} from={} server_id={server_id} sync refused: {code}: {message}",
-                        sender.address
-                    );
-                    refusal = Refusal::from_code(status, code, &message, progress.uncertain);
-                    Reply::Refused {
-                        server_id: *server_id,
-                        refusal: &refusal,
-                        for_key_clear: false,
-                    }
-                }
+                Err(MainServerError::Refused(refused)) => refused_reply(
+                    name,
+                    sender,
+                    *server_id,
+                    &refused,
+                    false,
+                    progress.uncertain,
+                ),
                 Err(err @ MainServerError::Unavailable(_)) => {
                     return Err(Attempt::Retry(err.into()))
                 }
@@ -319,21 +311,8 @@ impl Worker {
                             sender_auth: filed.sender_auth,
                         }
                     }
-                    Err(MainServerError::Refused {
-                        status,
-                        code,
-                        message,
-                    }) => {
-                        log::info!(
-                            "message={name} from={} server_id={server_id} key-clear request refused: {code}: {message}",
-                            sender.address
-                        );
-                        refusal = Refusal::from_code(status, code, &message, false);
-                        Reply::Refused {
-                            server_id: *server_id,
-                            refusal: &refusal,
-                            for_key_clear: true,
-                        }
+                    Err(MainServerError::Refused(refused)) => {
+                        refused_reply(name, sender, *server_id, &refused, true, false)
                     }
                     // Filing is idempotent by Message-ID: a retry finds
                     // the request filed by a try that lost its answer.
@@ -400,6 +379,34 @@ impl Worker {
         // crash is not lost when this notification never happens.
         let _ = self.replies.send(name.to_owned());
         Attempt::Done
+    }
+}
+
+/// The reply to a sync (or key-clear request) the main server refused, logged. `resumed`:
+/// the sync data was sent before a restart, so its first answer may have been lost.
+fn refused_reply(
+    name: &str,
+    sender: &Sender,
+    server_id: Uuid,
+    refused: &ApiRefusal,
+    for_key_clear: bool,
+    resumed: bool,
+) -> Reply<'static> {
+    let what = if for_key_clear {
+        "key-clear request"
+    } else {
+        "sync"
+    };
+    log::info!(
+        "message={name} from={} server_id={server_id} {what} refused: {}: {}",
+        sender.address,
+        refused.code,
+        refused.message
+    );
+    Reply::Refused {
+        server_id,
+        refusal: Refusal::from_code(refused.status, refused.code, &refused.message, resumed),
+        for_key_clear,
     }
 }
 

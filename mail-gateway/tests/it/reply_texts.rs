@@ -158,7 +158,7 @@ fn reply_texts_match_their_snapshots() {
             (*name).into(),
             Reply::Refused {
                 server_id,
-                refusal,
+                refusal: refusal.clone(),
                 for_key_clear: *for_key_clear,
             },
         ));
