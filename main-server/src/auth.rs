@@ -205,54 +205,57 @@ mod tests {
 
     #[test]
     fn roles_get_what_they_need() {
-        let need = |m: Method, p: &str| Need::of(&m, p);
-        assert_eq!(need(Method::GET, "/admin/v1/servers"), Need::Read);
-        assert_eq!(need(Method::POST, "/admin/v1/servers"), Need::Manage);
-        assert_eq!(need(Method::POST, "/admin/v1/operators"), Need::Admin);
-        assert_eq!(need(Method::GET, "/admin/v1/operators"), Need::Admin);
-        assert_eq!(need(Method::POST, "/admin/v1/mail/sync"), Need::Mail);
-        assert_eq!(need(Method::POST, "/admin/v1/reminders/claim"), Need::Mail);
-        assert_eq!(
-            need(Method::POST, "/admin/v1/reminders/x/handed"),
-            Need::Mail
-        );
-        assert_eq!(
-            need(Method::POST, "/admin/v1/key-clear-requests"),
-            Need::Mail
-        );
-        assert_eq!(
-            need(Method::GET, "/admin/v1/key-clear-requests/unnotified"),
-            Need::Mail
-        );
-        assert_eq!(
-            need(Method::POST, "/admin/v1/key-clear-requests/x/notified"),
-            Need::Mail
-        );
-        assert_eq!(
-            need(Method::POST, "/admin/v1/key-clear-requests/x/approve"),
-            Need::Manage
-        );
-        assert_eq!(need(Method::GET, "/admin/v1/audit/verify"), Need::Read);
-        assert_eq!(need(Method::GET, "/admin/v1/audit/head"), Need::Read);
-        assert!(Need::Read.allows(Role::Viewer));
-        assert!(!Need::Manage.allows(Role::Viewer));
-        assert!(Need::Manage.allows(Role::Operator));
-        assert!(!Need::Admin.allows(Role::Operator));
-        assert!(Need::Admin.allows(Role::Admin));
-        assert!(!Need::Read.allows(Role::Gateway));
-        assert!(Need::Mail.allows(Role::Gateway));
-        assert_eq!(need(Method::GET, "/admin/v1/whoami"), Need::Own);
-        assert_eq!(need(Method::GET, "/admin/v1/openapi.json"), Need::Public);
-        assert_eq!(need(Method::POST, "/admin/v1/openapi.json"), Need::Manage);
-        assert!(Need::Own.allows(Role::Gateway));
-        assert!(!Need::Mail.allows(Role::Viewer));
-        assert_eq!(need(Method::POST, "/admin/v1/sessions"), Need::SignIn);
-        assert_eq!(
-            need(Method::DELETE, "/admin/v1/sessions/current"),
-            Need::Own
-        );
-        assert!(Need::SignIn.allows(Role::Viewer));
-        assert!(!Need::SignIn.allows(Role::Gateway));
+        let needs = [
+            (Method::GET, "/admin/v1/servers", Need::Read),
+            (Method::POST, "/admin/v1/servers", Need::Manage),
+            (Method::POST, "/admin/v1/operators", Need::Admin),
+            (Method::GET, "/admin/v1/operators", Need::Admin),
+            (Method::POST, "/admin/v1/mail/sync", Need::Mail),
+            (Method::POST, "/admin/v1/reminders/claim", Need::Mail),
+            (Method::POST, "/admin/v1/reminders/x/handed", Need::Mail),
+            (Method::POST, "/admin/v1/key-clear-requests", Need::Mail),
+            (
+                Method::GET,
+                "/admin/v1/key-clear-requests/unnotified",
+                Need::Mail,
+            ),
+            (
+                Method::POST,
+                "/admin/v1/key-clear-requests/x/notified",
+                Need::Mail,
+            ),
+            (
+                Method::POST,
+                "/admin/v1/key-clear-requests/x/approve",
+                Need::Manage,
+            ),
+            (Method::GET, "/admin/v1/audit/verify", Need::Read),
+            (Method::GET, "/admin/v1/audit/head", Need::Read),
+            (Method::GET, "/admin/v1/whoami", Need::Own),
+            (Method::GET, "/admin/v1/openapi.json", Need::Public),
+            (Method::POST, "/admin/v1/openapi.json", Need::Manage),
+            (Method::POST, "/admin/v1/sessions", Need::SignIn),
+            (Method::DELETE, "/admin/v1/sessions/current", Need::Own),
+        ];
+        for (method, path, need) in needs {
+            assert_eq!(Need::of(&method, path), need, "{method} {path}");
+        }
+        let allows = [
+            (Need::Read, Role::Viewer, true),
+            (Need::Manage, Role::Viewer, false),
+            (Need::Manage, Role::Operator, true),
+            (Need::Admin, Role::Operator, false),
+            (Need::Admin, Role::Admin, true),
+            (Need::Read, Role::Gateway, false),
+            (Need::Mail, Role::Gateway, true),
+            (Need::Own, Role::Gateway, true),
+            (Need::Mail, Role::Viewer, false),
+            (Need::SignIn, Role::Viewer, true),
+            (Need::SignIn, Role::Gateway, false),
+        ];
+        for (need, role, allowed) in allows {
+            assert_eq!(need.allows(role), allowed, "{need:?} for the {role} role");
+        }
     }
 
     #[test]
