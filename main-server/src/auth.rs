@@ -205,57 +205,47 @@ mod tests {
 
     #[test]
     fn roles_get_what_they_need() {
+        // Each request, written `METHOD path`, with the need it has.
         let needs = [
-            (Method::GET, "/admin/v1/servers", Need::Read),
-            (Method::POST, "/admin/v1/servers", Need::Manage),
-            (Method::POST, "/admin/v1/operators", Need::Admin),
-            (Method::GET, "/admin/v1/operators", Need::Admin),
-            (Method::POST, "/admin/v1/mail/sync", Need::Mail),
-            (Method::POST, "/admin/v1/reminders/claim", Need::Mail),
-            (Method::POST, "/admin/v1/reminders/x/handed", Need::Mail),
-            (Method::POST, "/admin/v1/key-clear-requests", Need::Mail),
-            (
-                Method::GET,
-                "/admin/v1/key-clear-requests/unnotified",
-                Need::Mail,
-            ),
-            (
-                Method::POST,
-                "/admin/v1/key-clear-requests/x/notified",
-                Need::Mail,
-            ),
-            (
-                Method::POST,
-                "/admin/v1/key-clear-requests/x/approve",
-                Need::Manage,
-            ),
-            (Method::GET, "/admin/v1/audit/verify", Need::Read),
-            (Method::GET, "/admin/v1/audit/head", Need::Read),
-            (Method::GET, "/admin/v1/whoami", Need::Own),
-            (Method::GET, "/admin/v1/openapi.json", Need::Public),
-            (Method::POST, "/admin/v1/openapi.json", Need::Manage),
-            (Method::POST, "/admin/v1/sessions", Need::SignIn),
-            (Method::DELETE, "/admin/v1/sessions/current", Need::Own),
+            ("GET /admin/v1/servers", Need::Read),
+            ("POST /admin/v1/servers", Need::Manage),
+            ("POST /admin/v1/operators", Need::Admin),
+            ("GET /admin/v1/operators", Need::Admin),
+            ("POST /admin/v1/mail/sync", Need::Mail),
+            ("POST /admin/v1/reminders/claim", Need::Mail),
+            ("POST /admin/v1/reminders/x/handed", Need::Mail),
+            ("POST /admin/v1/key-clear-requests", Need::Mail),
+            ("GET /admin/v1/key-clear-requests/unnotified", Need::Mail),
+            ("POST /admin/v1/key-clear-requests/x/notified", Need::Mail),
+            ("POST /admin/v1/key-clear-requests/x/approve", Need::Manage),
+            ("GET /admin/v1/audit/verify", Need::Read),
+            ("GET /admin/v1/audit/head", Need::Read),
+            ("GET /admin/v1/whoami", Need::Own),
+            ("GET /admin/v1/openapi.json", Need::Public),
+            ("POST /admin/v1/openapi.json", Need::Manage),
+            ("POST /admin/v1/sessions", Need::SignIn),
+            ("DELETE /admin/v1/sessions/current", Need::Own),
         ];
-        for (method, path, need) in needs {
-            assert_eq!(Need::of(&method, path), need, "{method} {path}");
+        for (request, need) in needs {
+            let (method, path) = request.split_once(' ').unwrap();
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            assert_eq!(Need::of(&method, path), need, "{request}");
         }
-        let allows = [
-            (Need::Read, Role::Viewer, true),
-            (Need::Manage, Role::Viewer, false),
-            (Need::Manage, Role::Operator, true),
-            (Need::Admin, Role::Operator, false),
-            (Need::Admin, Role::Admin, true),
-            (Need::Read, Role::Gateway, false),
-            (Need::Mail, Role::Gateway, true),
-            (Need::Own, Role::Gateway, true),
-            (Need::Mail, Role::Viewer, false),
-            (Need::SignIn, Role::Viewer, true),
-            (Need::SignIn, Role::Gateway, false),
-        ];
-        for (need, role, allowed) in allows {
-            assert_eq!(need.allows(role), allowed, "{need:?} for the {role} role");
-        }
+        // Each need with roles it allows and roles it refuses.
+        let check = |need: Need, allowed: &[Role], refused: &[Role]| {
+            for &role in allowed {
+                assert!(need.allows(role), "{need:?} refuses the {role} role");
+            }
+            for &role in refused {
+                assert!(!need.allows(role), "{need:?} allows the {role} role");
+            }
+        };
+        check(Need::Read, &[Role::Viewer], &[Role::Gateway]);
+        check(Need::Manage, &[Role::Operator], &[Role::Viewer]);
+        check(Need::Admin, &[Role::Admin], &[Role::Operator]);
+        check(Need::Mail, &[Role::Gateway], &[Role::Viewer]);
+        check(Need::Own, &[Role::Gateway], &[]);
+        check(Need::SignIn, &[Role::Viewer], &[Role::Gateway]);
     }
 
     #[test]
