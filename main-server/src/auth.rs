@@ -205,54 +205,47 @@ mod tests {
 
     #[test]
     fn roles_get_what_they_need() {
-        let need = |m: Method, p: &str| Need::of(&m, p);
-        assert_eq!(need(Method::GET, "/admin/v1/servers"), Need::Read);
-        assert_eq!(need(Method::POST, "/admin/v1/servers"), Need::Manage);
-        assert_eq!(need(Method::POST, "/admin/v1/operators"), Need::Admin);
-        assert_eq!(need(Method::GET, "/admin/v1/operators"), Need::Admin);
-        assert_eq!(need(Method::POST, "/admin/v1/mail/sync"), Need::Mail);
-        assert_eq!(need(Method::POST, "/admin/v1/reminders/claim"), Need::Mail);
-        assert_eq!(
-            need(Method::POST, "/admin/v1/reminders/x/handed"),
-            Need::Mail
-        );
-        assert_eq!(
-            need(Method::POST, "/admin/v1/key-clear-requests"),
-            Need::Mail
-        );
-        assert_eq!(
-            need(Method::GET, "/admin/v1/key-clear-requests/unnotified"),
-            Need::Mail
-        );
-        assert_eq!(
-            need(Method::POST, "/admin/v1/key-clear-requests/x/notified"),
-            Need::Mail
-        );
-        assert_eq!(
-            need(Method::POST, "/admin/v1/key-clear-requests/x/approve"),
-            Need::Manage
-        );
-        assert_eq!(need(Method::GET, "/admin/v1/audit/verify"), Need::Read);
-        assert_eq!(need(Method::GET, "/admin/v1/audit/head"), Need::Read);
-        assert!(Need::Read.allows(Role::Viewer));
-        assert!(!Need::Manage.allows(Role::Viewer));
-        assert!(Need::Manage.allows(Role::Operator));
-        assert!(!Need::Admin.allows(Role::Operator));
-        assert!(Need::Admin.allows(Role::Admin));
-        assert!(!Need::Read.allows(Role::Gateway));
-        assert!(Need::Mail.allows(Role::Gateway));
-        assert_eq!(need(Method::GET, "/admin/v1/whoami"), Need::Own);
-        assert_eq!(need(Method::GET, "/admin/v1/openapi.json"), Need::Public);
-        assert_eq!(need(Method::POST, "/admin/v1/openapi.json"), Need::Manage);
-        assert!(Need::Own.allows(Role::Gateway));
-        assert!(!Need::Mail.allows(Role::Viewer));
-        assert_eq!(need(Method::POST, "/admin/v1/sessions"), Need::SignIn);
-        assert_eq!(
-            need(Method::DELETE, "/admin/v1/sessions/current"),
-            Need::Own
-        );
-        assert!(Need::SignIn.allows(Role::Viewer));
-        assert!(!Need::SignIn.allows(Role::Gateway));
+        // Each request, written `METHOD path`, with the need it has.
+        let needs = [
+            ("GET /admin/v1/servers", Need::Read),
+            ("POST /admin/v1/servers", Need::Manage),
+            ("POST /admin/v1/operators", Need::Admin),
+            ("GET /admin/v1/operators", Need::Admin),
+            ("POST /admin/v1/mail/sync", Need::Mail),
+            ("POST /admin/v1/reminders/claim", Need::Mail),
+            ("POST /admin/v1/reminders/x/handed", Need::Mail),
+            ("POST /admin/v1/key-clear-requests", Need::Mail),
+            ("GET /admin/v1/key-clear-requests/unnotified", Need::Mail),
+            ("POST /admin/v1/key-clear-requests/x/notified", Need::Mail),
+            ("POST /admin/v1/key-clear-requests/x/approve", Need::Manage),
+            ("GET /admin/v1/audit/verify", Need::Read),
+            ("GET /admin/v1/audit/head", Need::Read),
+            ("GET /admin/v1/whoami", Need::Own),
+            ("GET /admin/v1/openapi.json", Need::Public),
+            ("POST /admin/v1/openapi.json", Need::Manage),
+            ("POST /admin/v1/sessions", Need::SignIn),
+            ("DELETE /admin/v1/sessions/current", Need::Own),
+        ];
+        for (request, need) in needs {
+            let (method, path) = request.split_once(' ').unwrap();
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            assert_eq!(Need::of(&method, path), need, "{request}");
+        }
+        // Each need with roles it allows and roles it refuses.
+        let check = |need: Need, allowed: &[Role], refused: &[Role]| {
+            for &role in allowed {
+                assert!(need.allows(role), "{need:?} refuses the {role} role");
+            }
+            for &role in refused {
+                assert!(!need.allows(role), "{need:?} allows the {role} role");
+            }
+        };
+        check(Need::Read, &[Role::Viewer], &[Role::Gateway]);
+        check(Need::Manage, &[Role::Operator], &[Role::Viewer]);
+        check(Need::Admin, &[Role::Admin], &[Role::Operator]);
+        check(Need::Mail, &[Role::Gateway], &[Role::Viewer]);
+        check(Need::Own, &[Role::Gateway], &[]);
+        check(Need::SignIn, &[Role::Viewer], &[Role::Gateway]);
     }
 
     #[test]

@@ -352,42 +352,24 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let db = Db::open(DbTarget::from_options(dir.path(), None)?, 1)?;
         let conn = &mut db.write.get()?;
-        customers::table
-            .select(customers::all_columns)
-            .limit(0)
-            .execute(conn)?;
-        customer_emails::table
-            .select(customer_emails::all_columns)
-            .limit(0)
-            .execute(conn)?;
-        servers::table
-            .select(servers::all_columns)
-            .limit(0)
-            .execute(conn)?;
-        licenses::table
-            .select(licenses::all_columns)
-            .limit(0)
-            .execute(conn)?;
-        used_requests::table
-            .select(used_requests::all_columns)
-            .limit(0)
-            .execute(conn)?;
-        key_clear_requests::table
-            .select(key_clear_requests::all_columns)
-            .limit(0)
-            .execute(conn)?;
-        audit_log::table
-            .select(audit_log::all_columns)
-            .limit(0)
-            .execute(conn)?;
-        sync_usage::table
-            .select(sync_usage::all_columns)
-            .limit(0)
-            .execute(conn)?;
-        operators::table
-            .select(operators::all_columns)
-            .limit(0)
-            .execute(conn)?;
+        // A macro, not a loop: each table of the schema is a type of its own.
+        macro_rules! select_every_column {
+            ($table:ident) => {
+                $table::table
+                    .select($table::all_columns)
+                    .limit(0)
+                    .execute(conn)?
+            };
+        }
+        select_every_column!(customers);
+        select_every_column!(customer_emails);
+        select_every_column!(servers);
+        select_every_column!(licenses);
+        select_every_column!(used_requests);
+        select_every_column!(key_clear_requests);
+        select_every_column!(audit_log);
+        select_every_column!(sync_usage);
+        select_every_column!(operators);
         Ok(())
     }
 

@@ -36,10 +36,9 @@ pub fn adopt_token_files(db: &Db, dir: &DataDir, now: DateTime<Utc>) -> anyhow::
             continue;
         }
         let token = auth::read_token_file(&path)?;
-        let added =
-            operators::adopt_token_file(&mut conn, now, name, role, &token).map_err(|e| {
-                anyhow::Error::new(e).context(format!("registering {}", path.display()))
-            })?;
+        let added = operators::insert_account(&mut conn, now, name, role, &token).map_err(|e| {
+            anyhow::Error::new(e).context(format!("registering {}", path.display()))
+        })?;
         if added {
             log::info!(
                 "operator account {name} ({role}) made from {}",

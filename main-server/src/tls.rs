@@ -74,6 +74,21 @@ fn certificate(
     Ok(builder)
 }
 
+/// Signs the finished certificate with `signer` (SHA-256) and returns it with its own
+/// `key`.
+fn sign(
+    mut builder: X509Builder,
+    signer: &PKey<Private>,
+    key: &PKey<Private>,
+) -> anyhow::Result<Issued> {
+    builder.sign(signer, MessageDigest::sha256())?;
+    let cert = builder.build();
+    Ok(Issued {
+        cert_pem: cert.to_pem()?,
+        key_pem: key.private_key_to_pem_pkcs8()?,
+    })
+}
+
 /// A self-signed CA for the simulation.
 pub fn make_ca(now: DateTime<Utc>) -> anyhow::Result<Issued> {
     let key = p256_key()?;
@@ -93,12 +108,7 @@ pub fn make_ca(now: DateTime<Utc>) -> anyhow::Result<Issued> {
     )?;
     let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
     builder.append_extension(ski)?;
-    builder.sign(&key, MessageDigest::sha256())?;
-    let cert = builder.build();
-    Ok(Issued {
-        cert_pem: cert.to_pem()?,
-        key_pem: key.private_key_to_pem_pkcs8()?,
-    })
+    sign(builder, &key, &key)
 }
 
 /// A server certificate signed by the CA, valid for `localhost`, `127.0.0.1` and every
@@ -146,12 +156,7 @@ pub fn make_server_cert(
     builder.append_extension(san)?;
     builder.append_extension(ski)?;
     builder.append_extension(aki)?;
-    builder.sign(&ca_key, MessageDigest::sha256())?;
-    let cert = builder.build();
-    Ok(Issued {
-        cert_pem: cert.to_pem()?,
-        key_pem: key.private_key_to_pem_pkcs8()?,
-    })
+    sign(builder, &ca_key, &key)
 }
 
 /// The TLS acceptor configuration for the listeners (Mozilla "intermediate":

@@ -18,8 +18,8 @@ use shared_proto::audit_head::{HEAD_PREFIX, MAX_HEAD_LEN};
 
 use super::client::{decode, CliError, Client};
 use super::tables::{
-    json_out, show_customers, show_licenses, show_reminders, show_request, show_requests,
-    show_server, show_server_page, show_usage, table,
+    json_out, show_customers, show_licenses, show_list, show_reminders, show_request,
+    show_requests, show_server, show_server_page, show_usage,
 };
 
 /// Parses a date option: `YYYY-MM-DD` (midnight UTC), RFC 3339, or `none`.
@@ -203,12 +203,11 @@ pub(super) async fn audit(
             let list: Vec<AuditEntry> = client
                 .get(&format!("/admin/v1/audit?limit={}", args.limit))
                 .await?;
-            if json {
-                return json_out(&list);
-            }
-            let rows = list
-                .iter()
-                .map(|e| {
+            show_list(
+                &list,
+                json,
+                &["AT (UTC)", "ACTOR", "ACTION", "SERVER", "OUTCOME", "DETAIL"],
+                |e| {
                     vec![
                         e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
                         e.actor.clone(),
@@ -217,12 +216,8 @@ pub(super) async fn audit(
                         e.outcome.to_string(),
                         e.detail.clone(),
                     ]
-                })
-                .collect::<Vec<_>>();
-            Ok(table(
-                &["AT (UTC)", "ACTOR", "ACTION", "SERVER", "OUTCOME", "DETAIL"],
-                &rows,
-            ))
+                },
+            )
         }
         Some(AuditCommand::Head) => {
             let head: SignedAuditHead = client.get("/admin/v1/audit/head").await?;
@@ -522,12 +517,11 @@ pub(super) async fn operator(
         }
         OperatorCommand::List => {
             let list: Vec<OperatorAccount> = client.get("/admin/v1/operators").await?;
-            if json {
-                return json_out(&list);
-            }
-            let rows = list
-                .iter()
-                .map(|a| {
+            show_list(
+                &list,
+                json,
+                &["NAME", "ROLE", "CREATED (UTC)", "STATUS"],
+                |a| {
                     vec![
                         a.name.clone(),
                         a.role.to_string(),
@@ -537,9 +531,8 @@ pub(super) async fn operator(
                             |at| format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
                         ),
                     ]
-                })
-                .collect::<Vec<_>>();
-            Ok(table(&["NAME", "ROLE", "CREATED (UTC)", "STATUS"], &rows))
+                },
+            )
         }
     }
 }

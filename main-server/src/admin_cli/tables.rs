@@ -24,34 +24,53 @@ pub(super) fn date(at: Option<DateTime<Utc>>) -> String {
     )
 }
 
-pub(super) fn show_customers(list: &[Customer], json: bool) -> Result<String, CliError> {
+/// A list as JSON, or as a table of `headers` with one row per item.
+pub(super) fn show_list<T: Serialize>(
+    list: &[T],
+    json: bool,
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> Result<String, CliError> {
     if json {
         return json_out(&list);
     }
-    let rows = list
-        .iter()
-        .map(|c| {
+    let rows = list.iter().map(row).collect::<Vec<_>>();
+    Ok(table(headers, &rows))
+}
+
+pub(super) fn show_customers(list: &[Customer], json: bool) -> Result<String, CliError> {
+    show_list(
+        list,
+        json,
+        &["CUSTOMER", "NAME", "CONTACTS", "REMINDERS"],
+        |c| {
             vec![
                 c.id.to_string(),
                 c.name.clone(),
                 c.emails.join(", "),
                 if c.reminders_enabled { "on" } else { "off" }.to_owned(),
             ]
-        })
-        .collect::<Vec<_>>();
-    Ok(table(&["CUSTOMER", "NAME", "CONTACTS", "REMINDERS"], &rows))
+        },
+    )
 }
 
 pub(super) fn show_reminders(list: &[Reminder], json: bool) -> Result<String, CliError> {
-    if json {
-        return json_out(&list);
-    }
-    if list.is_empty() {
+    if !json && list.is_empty() {
         return Ok("No reminders recorded for this customer.\n".to_owned());
     }
-    let rows = list
-        .iter()
-        .map(|r| {
+    show_list(
+        list,
+        json,
+        &[
+            "SERVER ID",
+            "REMINDER",
+            "VALID UNTIL",
+            "STATE",
+            "DUE SINCE",
+            "MAILED",
+            "TO",
+        ],
+        |r| {
             vec![
                 r.server_id.to_string(),
                 r.threshold.to_string(),
@@ -65,29 +84,23 @@ pub(super) fn show_reminders(list: &[Reminder], json: bool) -> Result<String, Cl
                     r.recipients.join(", ")
                 },
             ]
-        })
-        .collect::<Vec<_>>();
-    Ok(table(
-        &[
-            "SERVER ID",
-            "REMINDER",
-            "VALID UNTIL",
-            "STATE",
-            "DUE SINCE",
-            "MAILED",
-            "TO",
-        ],
-        &rows,
-    ))
+        },
+    )
 }
 
 pub(super) fn show_servers(list: &[Server], json: bool) -> Result<String, CliError> {
-    if json {
-        return json_out(&list);
-    }
-    let rows = list
-        .iter()
-        .map(|s| {
+    show_list(
+        list,
+        json,
+        &[
+            "SERVER",
+            "CUSTOMER",
+            "KEY",
+            "LAST SYNC",
+            "CHANNEL",
+            "DAYS LEFT",
+        ],
+        |s| {
             vec![
                 s.server_id.to_string(),
                 s.customer_name.clone(),
@@ -103,19 +116,8 @@ pub(super) fn show_servers(list: &[Server], json: bool) -> Result<String, CliErr
                 s.days_until_due
                     .map_or_else(|| "never synced".to_owned(), |d| d.to_string()),
             ]
-        })
-        .collect::<Vec<_>>();
-    Ok(table(
-        &[
-            "SERVER",
-            "CUSTOMER",
-            "KEY",
-            "LAST SYNC",
-            "CHANNEL",
-            "DAYS LEFT",
-        ],
-        &rows,
-    ))
+        },
+    )
 }
 
 /// A page of ids; a full page ends with how to ask for the next one (tables only: a
@@ -167,12 +169,11 @@ pub(super) fn show_server(server: &Server, json: bool) -> Result<String, CliErro
 }
 
 pub(super) fn show_licenses(list: &[License], json: bool) -> Result<String, CliError> {
-    if json {
-        return json_out(&list);
-    }
-    let rows = list
-        .iter()
-        .map(|l| {
+    show_list(
+        list,
+        json,
+        &["LICENSE", "FEATURE", "SEATS", "FROM", "UNTIL", "BORROW"],
+        |l| {
             vec![
                 l.id.to_string(),
                 l.feature.clone(),
@@ -183,34 +184,14 @@ pub(super) fn show_licenses(list: &[License], json: bool) -> Result<String, CliE
                 l.max_borrow_hours
                     .map_or_else(|| "-".to_owned(), |h| format!("{h} h")),
             ]
-        })
-        .collect::<Vec<_>>();
-    Ok(table(
-        &["LICENSE", "FEATURE", "SEATS", "FROM", "UNTIL", "BORROW"],
-        &rows,
-    ))
+        },
+    )
 }
 
 pub(super) fn show_requests(list: &[KeyClearRequest], json: bool) -> Result<String, CliError> {
-    if json {
-        return json_out(&list);
-    }
-    let rows = list
-        .iter()
-        .map(|r| {
-            vec![
-                r.id.to_string(),
-                r.server_id.to_string(),
-                r.sender.clone(),
-                r.sender_auth.to_string(),
-                r.status.to_string(),
-                date(Some(r.created_at)),
-                r.operator.clone().unwrap_or_else(|| "-".into()),
-                r.reason.clone().unwrap_or_default(),
-            ]
-        })
-        .collect::<Vec<_>>();
-    Ok(table(
+    show_list(
+        list,
+        json,
         &[
             "REQUEST",
             "SERVER",
@@ -221,8 +202,19 @@ pub(super) fn show_requests(list: &[KeyClearRequest], json: bool) -> Result<Stri
             "OPERATOR",
             "REASON",
         ],
-        &rows,
-    ))
+        |r| {
+            vec![
+                r.id.to_string(),
+                r.server_id.to_string(),
+                r.sender.clone(),
+                r.sender_auth.to_string(),
+                r.status.to_string(),
+                date(Some(r.created_at)),
+                r.operator.clone().unwrap_or_else(|| "-".into()),
+                r.reason.clone().unwrap_or_default(),
+            ]
+        },
+    )
 }
 
 /// One request in full: what the sender wrote and what the sender check rests on.

@@ -7,15 +7,18 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 use diesel::Connection;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
 use super::with_conn;
 use crate::auth::{token_hash, Credential, FailureLimiter, Need, SESSION_PREFIX};
+use crate::db::DbConnection;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::seen_head::SeenHead;
@@ -247,6 +250,36 @@ impl FromRequest for Operator {
 
 type Svc = web::Data<SyncService>;
 
+/// Runs a change on a writing connection, at the clock's time of the request.
+async fn write<T, F>(svc: &Svc, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection, DateTime<Utc>) -> Result<T, ApiError> + Send + 'static,
+{
+    let now = svc.clock.now();
+    with_conn(&svc.db.write, move |conn| work(conn, now)).await
+}
+
+/// Runs a change like [`write`] and answers `status` with its result as JSON.
+async fn write_json<T, F>(svc: &Svc, status: StatusCode, work: F) -> Result<HttpResponse, ApiError>
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(&mut DbConnection, DateTime<Utc>) -> Result<T, ApiError> + Send + 'static,
+{
+    let value = write(svc, work).await?;
+    Ok(HttpResponse::build(status).json(value))
+}
+
+/// Answers 200 with what `work` reads on a reading connection, as JSON.
+async fn read_json<T, F>(svc: &Svc, work: F) -> Result<HttpResponse, ApiError>
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+{
+    let value = with_conn(&svc.db.read, work).await?;
+    Ok(HttpResponse::Ok().json(value))
+}
+
 #[utoipa::path(
     post, path = "/admin/v1/customers", tag = "customers",
     request_body = NewCustomer,
@@ -260,12 +293,10 @@ async fn create_customer(
     op: Operator,
     body: web::Json<NewCustomer>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    let customer = with_conn(&svc.db.write, move |conn| {
+    write_json(&svc, StatusCode::CREATED, move |conn, now| {
         customers::create(conn, now, &op.0, &body)
     })
-    .await?;
-    Ok(HttpResponse::Created().json(customer))
+    .await
 }
 
 #[utoipa::path(
@@ -273,8 +304,7 @@ async fn create_customer(
     responses((status = 200, description = "Every customer.", body = [Customer]))
 )]
 async fn list_customers(svc: Svc) -> Result<HttpResponse, ApiError> {
-    let list = with_conn(&svc.db.read, customers::list).await?;
-    Ok(HttpResponse::Ok().json(list))
+    read_json(&svc, customers::list).await
 }
 
 #[utoipa::path(
@@ -293,13 +323,10 @@ async fn add_email(
     path: web::Path<Uuid>,
     body: web::Json<NewEmail>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    let id = path.into_inner();
-    let customer = with_conn(&svc.db.write, move |conn| {
-        customers::add_email(conn, now, &op.0, id, &body.email)
+    write_json(&svc, StatusCode::OK, move |conn, now| {
+        customers::add_email(conn, now, &op.0, *path, &body.email)
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(customer))
+    .await
 }
 
 #[utoipa::path(
@@ -311,12 +338,7 @@ async fn add_email(
     )
 )]
 async fn list_reminders(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let list = with_conn(&svc.db.read, move |conn| {
-        reminders::list_for_customer(conn, id)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(list))
+    read_json(&svc, move |conn| reminders::list_for_customer(conn, *path)).await
 }
 
 #[utoipa::path(
@@ -335,13 +357,10 @@ async fn switch_reminders(
     path: web::Path<Uuid>,
     body: web::Json<RemindersSwitch>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    let id = path.into_inner();
-    let customer = with_conn(&svc.db.write, move |conn| {
-        reminders::set_enabled(conn, now, &op.0, id, body.enabled)
+    write_json(&svc, StatusCode::OK, move |conn, now| {
+        reminders::set_enabled(conn, now, &op.0, *path, body.enabled)
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(customer))
+    .await
 }
 
 /// The mail gateway's poll: records what became due and returns what to mail.
@@ -350,9 +369,7 @@ async fn switch_reminders(
     responses((status = 200, description = "The pending reminders to mail, oldest first (at most 100); idempotent.", body = [DueReminder]))
 )]
 async fn claim_reminders(svc: Svc) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    let due = with_conn(&svc.db.write, move |conn| reminders::claim(conn, now)).await?;
-    Ok(HttpResponse::Ok().json(due))
+    write_json(&svc, StatusCode::OK, reminders::claim).await
 }
 
 #[utoipa::path(
@@ -368,13 +385,10 @@ async fn reminder_handed(
     op: Operator,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    let id = path.into_inner();
-    let reminder = with_conn(&svc.db.write, move |conn| {
-        reminders::mark_handed(conn, now, &op.0, id)
+    write_json(&svc, StatusCode::OK, move |conn, now| {
+        reminders::mark_handed(conn, now, &op.0, *path)
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(reminder))
+    .await
 }
 
 #[utoipa::path(
@@ -391,12 +405,10 @@ async fn create_server(
     op: Operator,
     body: web::Json<NewServer>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    let server = with_conn(&svc.db.write, move |conn| {
+    write_json(&svc, StatusCode::CREATED, move |conn, now| {
         servers::create(conn, now, &op.0, body.customer_id)
     })
-    .await?;
-    Ok(HttpResponse::Created().json(server))
+    .await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -428,11 +440,7 @@ async fn list_servers(svc: Svc, query: web::Query<DueQuery>) -> Result<HttpRespo
         after: query.after,
     };
     let due = query.due_within_days;
-    let list = with_conn(&svc.db.read, move |conn| {
-        servers::list(conn, now, due, page)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(list))
+    read_json(&svc, move |conn| servers::list(conn, now, due, page)).await
 }
 
 #[utoipa::path(
@@ -445,9 +453,7 @@ async fn list_servers(svc: Svc, query: web::Query<DueQuery>) -> Result<HttpRespo
 )]
 async fn show_server(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let now = svc.clock.now();
-    let id = path.into_inner();
-    let server = with_conn(&svc.db.read, move |conn| servers::get(conn, now, id)).await?;
-    Ok(HttpResponse::Ok().json(server))
+    read_json(&svc, move |conn| servers::get(conn, now, *path)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -473,10 +479,7 @@ async fn server_usage(
     path: web::Path<Uuid>,
     query: web::Query<UsageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let limit = query.limit;
-    let list = with_conn(&svc.db.read, move |conn| usage::list(conn, id, limit)).await?;
-    Ok(HttpResponse::Ok().json(list))
+    read_json(&svc, move |conn| usage::list(conn, *path, query.limit)).await
 }
 
 #[utoipa::path(
@@ -495,13 +498,10 @@ async fn add_license(
     path: web::Path<Uuid>,
     body: web::Json<NewLicense>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    let id = path.into_inner();
-    let license = with_conn(&svc.db.write, move |conn| {
-        licenses::add(conn, now, &op.0, id, &body)
+    write_json(&svc, StatusCode::CREATED, move |conn, now| {
+        licenses::add(conn, now, &op.0, *path, &body)
     })
-    .await?;
-    Ok(HttpResponse::Created().json(license))
+    .await
 }
 
 #[utoipa::path(
@@ -520,13 +520,11 @@ async fn change_license(
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<LicenseChange>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
     let (id, license_id) = path.into_inner();
-    let license = with_conn(&svc.db.write, move |conn| {
+    write_json(&svc, StatusCode::OK, move |conn, now| {
         licenses::change(conn, now, &op.0, id, license_id, &body)
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(license))
+    .await
 }
 
 #[utoipa::path(
@@ -542,9 +540,8 @@ async fn remove_license(
     op: Operator,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
     let (id, license_id) = path.into_inner();
-    with_conn(&svc.db.write, move |conn| {
+    write(&svc, move |conn, now| {
         licenses::remove(conn, now, &op.0, id, license_id)
     })
     .await?;
@@ -567,16 +564,14 @@ async fn clear_key(
     path: web::Path<Uuid>,
     body: web::Json<KeyClear>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
     let id = path.into_inner();
-    let server = with_conn(&svc.db.write, move |conn| {
+    write_json(&svc, StatusCode::OK, move |conn, now| {
         conn.transaction::<_, ApiError, _>(|conn| {
             servers::clear_key(conn, now, &op.0, id, &body.reason, "operator")
         })?;
         servers::get(conn, now, id)
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(server))
+    .await
 }
 
 #[utoipa::path(
@@ -628,11 +623,8 @@ async fn create_request(
     svc: Svc,
     body: web::Json<NewKeyClearRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    let (request, created) = with_conn(&svc.db.write, move |conn| {
-        key_clear::create(conn, now, &body)
-    })
-    .await?;
+    let (request, created) =
+        write(&svc, move |conn, now| key_clear::create(conn, now, &body)).await?;
     Ok(if created {
         HttpResponse::Created().json(request)
     } else {
@@ -663,8 +655,7 @@ async fn list_requests(svc: Svc, query: web::Query<StatusQuery>) -> Result<HttpR
         .map(|status| status.parse::<KeyClearStatus>())
         .transpose()
         .map_err(|e| ApiError::malformed(format!("status: {e}")))?;
-    let list = with_conn(&svc.db.read, move |conn| key_clear::list(conn, status)).await?;
-    Ok(HttpResponse::Ok().json(list))
+    read_json(&svc, move |conn| key_clear::list(conn, status)).await
 }
 
 #[utoipa::path(
@@ -676,9 +667,7 @@ async fn list_requests(svc: Svc, query: web::Query<StatusQuery>) -> Result<HttpR
     )
 )]
 async fn show_request(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let request = with_conn(&svc.db.read, move |conn| key_clear::get(conn, id)).await?;
-    Ok(HttpResponse::Ok().json(request))
+    read_json(&svc, move |conn| key_clear::get(conn, *path)).await
 }
 
 #[utoipa::path(
@@ -686,8 +675,7 @@ async fn show_request(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, A
     responses((status = 200, description = "Decided requests whose contacts were not told yet, each with every contact to tell.", body = [DecidedKeyClearRequest]))
 )]
 async fn unnotified_requests(svc: Svc) -> Result<HttpResponse, ApiError> {
-    let list = with_conn(&svc.db.read, key_clear::unnotified).await?;
-    Ok(HttpResponse::Ok().json(list))
+    read_json(&svc, key_clear::unnotified).await
 }
 
 async fn decide(
@@ -697,12 +685,10 @@ async fn decide(
     verdict: key_clear::Verdict,
     reason: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    let request = with_conn(&svc.db.write, move |conn| {
+    write_json(&svc, StatusCode::OK, move |conn, now| {
         key_clear::decide(conn, now, &op.0, id, verdict, reason.as_deref())
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(request))
+    .await
 }
 
 #[utoipa::path(
@@ -770,9 +756,8 @@ async fn reject_request(
     )
 )]
 async fn mark_notified(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
     with_conn(&svc.db.write, move |conn| {
-        key_clear::mark_notified(conn, id)
+        key_clear::mark_notified(conn, *path)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -795,8 +780,7 @@ struct AuditQuery {
 )]
 async fn list_audit(svc: Svc, query: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(100);
-    let list = with_conn(&svc.db.read, move |conn| audit::list(conn, limit)).await?;
-    Ok(HttpResponse::Ok().json(list))
+    read_json(&svc, move |conn| audit::list(conn, limit)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -837,11 +821,7 @@ async fn verify_audit(
         .transpose()?;
     seal_pending(&svc).await?;
     let seen = seen.load().map_err(ApiError::Internal)?;
-    let report = with_conn(&svc.db.read, move |conn| {
-        audit_chain::verify(conn, saved, seen)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(report))
+    read_json(&svc, move |conn| audit_chain::verify(conn, saved, seen)).await
 }
 
 /// The chain's newest entry, signed with Solme's key, for an operator to keep.
@@ -883,12 +863,10 @@ async fn open_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiErr
             "a console session cannot open another one: sign in with your personal token",
         ));
     };
-    let now = svc.clock.now();
-    let session = with_conn(&svc.db.write, move |conn| {
+    write_json(&svc, StatusCode::CREATED, move |conn, now| {
         sessions::open(conn, now, &identity, &token_hash)
     })
-    .await?;
-    Ok(HttpResponse::Created().json(session))
+    .await
 }
 
 /// Sign-out of the console: the session secret stops working at once.
@@ -907,8 +885,7 @@ async fn close_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiEr
              session to end (revoke or rotate the token to stop it)",
         ));
     };
-    let now = svc.clock.now();
-    with_conn(&svc.db.write, move |conn| {
+    write(&svc, move |conn, now| {
         sessions::close(conn, now, &identity, &secret_hash)
     })
     .await?;
@@ -940,12 +917,10 @@ async fn add_operator(
     op: Operator,
     body: web::Json<NewOperator>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    let issued = with_conn(&svc.db.write, move |conn| {
+    write_json(&svc, StatusCode::CREATED, move |conn, now| {
         operators::add(conn, now, &op.0, &body.name, body.role)
     })
-    .await?;
-    Ok(HttpResponse::Created().json(issued))
+    .await
 }
 
 #[utoipa::path(
@@ -953,8 +928,7 @@ async fn add_operator(
     responses((status = 200, description = "Every account, without tokens.", body = [OperatorAccount]))
 )]
 async fn list_operators(svc: Svc) -> Result<HttpResponse, ApiError> {
-    let list = with_conn(&svc.db.read, operators::list).await?;
-    Ok(HttpResponse::Ok().json(list))
+    read_json(&svc, operators::list).await
 }
 
 #[utoipa::path(
@@ -971,13 +945,10 @@ async fn revoke_operator(
     op: Operator,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    let name = path.into_inner();
-    let account = with_conn(&svc.db.write, move |conn| {
-        operators::revoke(conn, now, &op.0, &name)
+    write_json(&svc, StatusCode::OK, move |conn, now| {
+        operators::revoke(conn, now, &op.0, &path)
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(account))
+    .await
 }
 
 #[utoipa::path(
@@ -994,13 +965,10 @@ async fn rotate_operator(
     op: Operator,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    let name = path.into_inner();
-    let issued = with_conn(&svc.db.write, move |conn| {
-        operators::rotate(conn, now, &op.0, &name)
+    write_json(&svc, StatusCode::OK, move |conn, now| {
+        operators::rotate(conn, now, &op.0, &path)
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(issued))
+    .await
 }
 
 #[utoipa::path(

@@ -78,16 +78,16 @@ fn insert(
     Ok(())
 }
 
-/// One stored entry, as read.
+/// One stored entry, as read (the chain's rows carry it too).
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = audit_log)]
-struct Row {
-    at: i64,
-    actor: String,
-    action: String,
-    server_id: Option<String>,
-    outcome: String,
-    detail: String,
+pub(super) struct Row {
+    pub(super) at: i64,
+    pub(super) actor: String,
+    pub(super) action: String,
+    pub(super) server_id: Option<String>,
+    pub(super) outcome: String,
+    pub(super) detail: String,
 }
 
 /// Newest first.

@@ -29,6 +29,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use super::audit;
 use crate::auth::hex;
 use crate::db::{from_millis, DbConnection, Pool};
 use crate::error::ApiError;
@@ -112,12 +113,8 @@ impl Canonical<'_> {
 #[diesel(table_name = audit_log)]
 struct ChainRow {
     id: i64,
-    at: i64,
-    actor: String,
-    action: String,
-    server_id: Option<String>,
-    outcome: String,
-    detail: String,
+    #[diesel(embed)]
+    entry: audit::Row,
     chain_seq: Option<i64>,
     entry_hash: Option<String>,
     prev_hash: Option<String>,
@@ -128,12 +125,12 @@ impl ChainRow {
         Canonical {
             chain_seq,
             id: self.id,
-            at: self.at,
-            actor: &self.actor,
-            action: &self.action,
-            server_id: self.server_id.as_deref(),
-            outcome: &self.outcome,
-            detail: &self.detail,
+            at: self.entry.at,
+            actor: &self.entry.actor,
+            action: &self.entry.action,
+            server_id: self.entry.server_id.as_deref(),
+            outcome: &self.entry.outcome,
+            detail: &self.entry.detail,
             prev_hash,
         }
     }
@@ -446,7 +443,7 @@ impl Walk {
             ));
         }
         if let Some(prev_at) = self.prev_at {
-            if row.at < prev_at - BACKDATE_LIMIT_MS {
+            if row.entry.at < prev_at - BACKDATE_LIMIT_MS {
                 return Err(problem(
                     AuditProblemKind::Backdated,
                     seq,
@@ -454,8 +451,8 @@ impl Walk {
                     format!(
                         "the entry at position {seq} (id {}) is dated {}, {} minutes before the entry sealed ahead of it ({}): it was written into the database outside the server",
                         row.id,
-                        from_millis(row.at).format("%Y-%m-%d %H:%M:%S UTC"),
-                        (prev_at - row.at) / 60_000,
+                        from_millis(row.entry.at).format("%Y-%m-%d %H:%M:%S UTC"),
+                        (prev_at - row.entry.at) / 60_000,
                         from_millis(prev_at).format("%Y-%m-%d %H:%M:%S UTC"),
                     ),
                 ));
@@ -470,7 +467,7 @@ impl Walk {
         self.prev_prev_hash = Some(self.prev_hash);
         self.prev_hash = hash;
         self.prev_id = Some(row.id);
-        self.prev_at = Some(row.at);
+        self.prev_at = Some(row.entry.at);
     }
 }
 

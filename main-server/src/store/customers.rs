@@ -101,14 +101,7 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<Customer>, ApiError> {
         .select((customers::id, customers::name, customers::reminders_enabled))
         .order((customers::name, customers::id))
         .load(conn)?;
-    let mut emails: HashMap<String, Vec<String>> = HashMap::new();
-    let all: Vec<(String, String)> = customer_emails::table
-        .select((customer_emails::customer_id, customer_emails::email))
-        .order(customer_emails::email)
-        .load(conn)?;
-    for (customer, email) in all {
-        emails.entry(customer).or_default().push(email);
-    }
+    let mut emails = emails_by_customer(conn, None)?;
     rows.into_iter()
         .map(|(id, name, reminders_enabled)| {
             Ok(Customer {
@@ -119,6 +112,26 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<Customer>, ApiError> {
             })
         })
         .collect()
+}
+
+/// The contacts of the customers `only` names (of every customer with `None`), by
+/// customer id, each customer's sorted.
+pub(super) fn emails_by_customer(
+    conn: &mut DbConnection,
+    only: Option<&[String]>,
+) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    let mut query = customer_emails::table
+        .select((customer_emails::customer_id, customer_emails::email))
+        .order(customer_emails::email)
+        .into_boxed();
+    if let Some(ids) = only {
+        query = query.filter(customer_emails::customer_id.eq_any(ids));
+    }
+    let mut emails: HashMap<String, Vec<String>> = HashMap::new();
+    for (customer, email) in query.load::<(String, String)>(conn)? {
+        emails.entry(customer).or_default().push(email);
+    }
+    Ok(emails)
 }
 
 pub fn add_email(

@@ -216,21 +216,11 @@ pub fn rotate(
     })
 }
 
-/// Registers the token of a file made by `init` (or by an installation from before
-/// operator accounts) under `name`, unless an account of that name exists: a later
-/// rotation or revocation in the database is never undone by the file.
-pub fn adopt_token_file(
-    conn: &mut DbConnection,
-    now: DateTime<Utc>,
-    name: &str,
-    role: Role,
-    token: &SecretString,
-) -> Result<bool, ApiError> {
-    insert_account(conn, now, name, role, token)
-}
-
-/// Inserts an account; `Ok(false)` when the name (or the token) is taken.
-fn insert_account(
+/// Inserts an account; `Ok(false)` when the name (or the token) is taken. The token
+/// files of `init` (or of an installation from before operator accounts) are adopted
+/// through it: an account of that name that exists, rotated or revoked in the database
+/// since, is never undone by the file.
+pub fn insert_account(
     conn: &mut DbConnection,
     now: DateTime<Utc>,
     name: &str,

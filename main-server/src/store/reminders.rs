@@ -168,17 +168,11 @@ pub fn claim(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<Vec<DueRemin
         }
 
         let customer_ids: Vec<String> = due.iter().map(|(_, _, c, _)| c.clone()).collect();
-        let mut contacts: HashMap<String, Vec<String>> = HashMap::new();
-        if !customer_ids.is_empty() {
-            let all: Vec<(String, String)> = customer_emails::table
-                .filter(customer_emails::customer_id.eq_any(&customer_ids))
-                .select((customer_emails::customer_id, customer_emails::email))
-                .order(customer_emails::email)
-                .load(conn)?;
-            for (customer, email) in all {
-                contacts.entry(customer).or_default().push(email);
-            }
-        }
+        let contacts = if customer_ids.is_empty() {
+            HashMap::new()
+        } else {
+            customer_store::emails_by_customer(conn, Some(&customer_ids))?
+        };
         due.into_iter()
             .map(|(row, threshold, customer_id, customer_name)| {
                 Ok(DueReminder {
