@@ -16,8 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared_proto::admin_api::{
-    DecidedKeyClearRequest, DueReminder, KeyClearRequest, MailSync, MailSyncAnswer,
-    NewKeyClearRequest,
+    DecidedKeyClearRequest, DueReminder, KeyClearRequest, MailSync, NewKeyClearRequest, SyncAnswer,
 };
 use shared_proto::{ApiError, ErrorCode};
 use uuid::Uuid;
@@ -125,7 +124,7 @@ impl MainServer {
         &self,
         sender: &str,
         sync_data: &str,
-    ) -> Result<MailSyncAnswer, MainServerError> {
+    ) -> Result<SyncAnswer, MainServerError> {
         let body = MailSync {
             sender: sender.to_owned(),
             sync_data: sync_data.to_owned(),

@@ -22,8 +22,8 @@ use uuid::Uuid;
 use crate::inbound::{Problem, Sender};
 use crate::spool::OutgoingEnvelope;
 use shared_proto::admin_api::{
-    DueReminder, KeyClearRequest, KeyClearStatus, License, MailSyncAnswer, ReminderThreshold,
-    SenderAuth,
+    DueReminder, KeyClearRequest, KeyClearStatus, License, ReminderThreshold, SenderAuth,
+    SyncAnswer,
 };
 use shared_proto::ErrorCode;
 
@@ -31,7 +31,7 @@ use shared_proto::ErrorCode;
 #[derive(Debug, Clone)]
 pub enum Reply<'a> {
     /// The license file, attached.
-    License(&'a MailSyncAnswer),
+    License(&'a SyncAnswer),
     /// A key-clear request was filed.
     KeyClearAck {
         server_id: Uuid,
@@ -414,7 +414,7 @@ fn license_line(license: &License) -> String {
     format!("  - {}: {seats}, {validity}\n", license.feature)
 }
 
-fn license_text(answer: &MailSyncAnswer) -> String {
+fn license_text(answer: &SyncAnswer) -> String {
     let mut text = format!(
         "Hello,\n\n\
          here is the license file for license server id\n\

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
-use shared_proto::admin_api::{AuditAction, AuditEntry};
+use shared_proto::admin_api::{AuditAction, AuditEntry, SyncAnswer};
 use shared_proto::sync_data::VerifiedSyncRequest;
 use shared_proto::validity::valid_until_for;
 use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
@@ -19,7 +19,6 @@ use crate::store::audit;
 use crate::store::sync::{self as tx, Attempt, Issued};
 use crate::store::{customers, licenses};
 use crate::writer::Writer;
-use shared_proto::admin_api::License;
 
 /// Largest sync-data text accepted on either channel.
 pub const MAX_SYNC_DATA: usize = 64 * 1024;
@@ -58,18 +57,6 @@ pub struct SyncService {
     pub signing_key: Arc<SolmeSigningKey>,
     /// The group-committing writer of direct syncs (see `writer.rs`).
     pub writer: Writer,
-}
-
-/// A successful sync.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct SyncAnswer {
-    pub server_id: Uuid,
-    pub license_file: String,
-    pub valid_until: DateTime<Utc>,
-    pub licenses: Vec<License>,
-    /// The usage summary the request carried (answers kept before it existed have none).
-    #[serde(default)]
-    pub usage: Vec<shared_proto::FeatureUsage>,
 }
 
 /// A request whose signature holds and that is fresh: ready for the database.

@@ -461,14 +461,18 @@ pub struct MailSync {
     pub sync_data: String,
 }
 
+/// A successful sync: the license file and what it grants. The mail sync answers with it
+/// (the gateway's reply is made from it); the main server also keeps it, to answer the
+/// same email request again the same way.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MailSyncAnswer {
+pub struct SyncAnswer {
     pub license_file: String,
     pub server_id: Uuid,
     pub valid_until: DateTime<Utc>,
     pub licenses: Vec<License>,
-    /// The usage summary the sync data carried (for the reply's usage line).
+    /// The usage summary the sync data carried (for the reply's usage line; answers
+    /// kept before it existed have none).
     #[serde(default)]
     pub usage: Vec<crate::messages::FeatureUsage>,
 }

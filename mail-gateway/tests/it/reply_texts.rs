@@ -7,9 +7,7 @@ use chrono::{DateTime, Utc};
 use mail_gateway::inbound::{Problem, Sender};
 use mail_gateway::replies::{Composer, Refusal, Reply};
 use mail_parser::{MessageParser, MimeHeaders};
-use shared_proto::admin_api::{
-    KeyClearRequest, KeyClearStatus, License, MailSyncAnswer, SenderAuth,
-};
+use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, License, SenderAuth, SyncAnswer};
 use uuid::Uuid;
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -29,7 +27,7 @@ fn reply_texts_match_their_snapshots() {
         references: vec![],
         subject: "Sync data".into(),
     };
-    let answer = MailSyncAnswer {
+    let answer = SyncAnswer {
         license_file: "-----BEGIN SOLME LICENSE FILE-----\n…\n-----END SOLME LICENSE FILE-----\n"
             .into(),
         server_id,

@@ -10,8 +10,8 @@ use crate::cli::{
 use shared_proto::admin_api::AuditVerification;
 use shared_proto::admin_api::{
     AuditEntry, Customer, Decision, IssuedToken, KeyClear, KeyClearRequest, License, LicenseChange,
-    MailSync, MailSyncAnswer, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewOperator,
-    NewServer, OperatorAccount, Reminder, RemindersSwitch, SenderAuth, Server, SignedAuditHead,
+    MailSync, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewOperator, NewServer,
+    OperatorAccount, Reminder, RemindersSwitch, SenderAuth, Server, SignedAuditHead, SyncAnswer,
     SyncUsage,
 };
 use shared_proto::audit_head::{HEAD_PREFIX, MAX_HEAD_LEN};
@@ -163,7 +163,7 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
         AdminCommand::MailSync(mail) => {
             let sync_data = std::fs::read_to_string(&mail.input)
                 .with_context(|| format!("reading {}", mail.input.display()))?;
-            let answer: MailSyncAnswer = client
+            let answer: SyncAnswer = client
                 .post(
                     "/admin/v1/mail/sync",
                     &MailSync {

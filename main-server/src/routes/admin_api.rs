@@ -30,9 +30,9 @@ use crate::sync::{Channel, SyncService};
 use shared_proto::admin_api::{
     AuditAction, AuditEntry, AuditOutcome, AuditVerification, ConsoleSession, Customer,
     DecidedKeyClearRequest, Decision, DueReminder, Identity, IssuedToken, KeyClear,
-    KeyClearRequest, KeyClearStatus, License, LicenseChange, MailSync, MailSyncAnswer, NewCustomer,
-    NewEmail, NewKeyClearRequest, NewLicense, NewOperator, NewServer, OperatorAccount, Reminder,
-    RemindersSwitch, Server, SignedAuditHead, SyncUsage,
+    KeyClearRequest, KeyClearStatus, License, LicenseChange, MailSync, NewCustomer, NewEmail,
+    NewKeyClearRequest, NewLicense, NewOperator, NewServer, OperatorAccount, Reminder,
+    RemindersSwitch, Server, SignedAuditHead, SyncAnswer, SyncUsage,
 };
 use shared_proto::audit_head::AuditHead;
 use utoipa::IntoParams;
@@ -578,7 +578,7 @@ async fn clear_key(
     post, path = "/admin/v1/mail/sync", tag = "mail",
     request_body = MailSync,
     responses(
-        (status = 200, description = "The license file for the reply mail (the same again for the same sync data).", body = MailSyncAnswer),
+        (status = 200, description = "The license file for the reply mail (the same again for the same sync data).", body = SyncAnswer),
         (status = 400, description = "`MALFORMED`, `UNSUPPORTED_VERSION`, `BAD_SIGNATURE` or `STALE_REQUEST`: sync data that cannot be answered."),
         (status = 403, description = "`UNAUTHORIZED`: the sender is no registered contact of the id's customer; `FORBIDDEN`: the token's role may not call this."),
         (status = 404, description = "`UNKNOWN_SERVER_ID`."),
@@ -599,13 +599,7 @@ async fn mail_sync(
     let answer = metrics
         .observe_sync(Channel::Email, async { sync.await? })
         .await?;
-    Ok(HttpResponse::Ok().json(MailSyncAnswer {
-        license_file: answer.license_file,
-        server_id: answer.server_id,
-        valid_until: answer.valid_until,
-        licenses: answer.licenses,
-        usage: answer.usage,
-    }))
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 #[utoipa::path(
