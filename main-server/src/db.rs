@@ -370,6 +370,8 @@ mod tests {
         select_every_column!(audit_log);
         select_every_column!(sync_usage);
         select_every_column!(operators);
+        select_every_column!(reminders);
+        select_every_column!(console_sessions);
         Ok(())
     }
 
