@@ -239,7 +239,12 @@ impl Application {
                 match web::block(move || service.prune()).await {
                     Ok(Ok(0)) => {}
                     Ok(Ok(n)) => log::info!("forgot {n} request ids older than the stale windows"),
-                    Ok(Err(e)) => log::warn!("pruning old request ids failed: {e:?}"),
+                    Ok(Err(e)) => {
+                        log::warn!(
+                            "pruning old request ids failed: {:#}",
+                            anyhow::Error::new(e)
+                        )
+                    }
                     Err(e) => log::warn!("pruning old request ids failed: {e}"),
                 }
             }

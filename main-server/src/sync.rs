@@ -94,7 +94,10 @@ impl SyncService {
         if let Err(error) = &result {
             let record = refusal(now, channel, peer, peer, &known, error);
             if let Err(e) = self.writer.audit(record).await {
-                log::warn!("could not write the audit entry of a refused sync: {e:?}");
+                log::warn!(
+                    "could not write the audit entry of a refused sync: {:#}",
+                    anyhow::Error::new(e)
+                );
             }
         }
         result
@@ -117,7 +120,10 @@ impl SyncService {
         if let Err(error) = &result {
             let record = refusal(now, channel, peer, actor, &known, error);
             if let Err(e) = write_audit(&self.db, &record) {
-                log::warn!("could not write the audit entry of a refused sync: {e:?}");
+                log::warn!(
+                    "could not write the audit entry of a refused sync: {:#}",
+                    anyhow::Error::new(e)
+                );
             }
         }
         result
