@@ -62,9 +62,8 @@ pub enum RelayTls {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("outbound").required(true).args(["smtp_relay", "outbox"])))]
 pub struct ServeArgs {
-    /// Directory of the gateway's spool, ledger and `listening.json`.
-    #[arg(long, env = "MAIL_GATEWAY_DATA_DIR")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub spool: SpoolArgs,
 
     /// The licensing address the gateway answers for (mail to any other
     /// recipient is refused at SMTP time); also the From of every reply.
@@ -154,12 +153,6 @@ pub struct ServeArgs {
     /// address's domain).
     #[arg(long, env = "MAIL_GATEWAY_HOSTNAME")]
     pub hostname: Option<String>,
-
-    /// Largest message accepted, in bytes (advertised as SMTP SIZE), from
-    /// 1 KiB to 1 GiB.
-    #[arg(long, env = "MAIL_GATEWAY_MAX_MESSAGE_SIZE", default_value_t = 2 * 1024 * 1024,
-          value_parser = message_size)]
-    pub max_message_size: usize,
 
     /// Most SMTP connections served at once; more are told to come back later.
     #[arg(long, env = "MAIL_GATEWAY_MAX_CONNECTIONS", default_value_t = 64)]
@@ -253,9 +246,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct DeliverArgs {
-    /// Directory of the gateway's spool (the same as `serve --data-dir`).
-    #[arg(long, env = "MAIL_GATEWAY_DATA_DIR")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub spool: SpoolArgs,
 
     /// The envelope sender (Postfix: `${sender}`; empty for a bounce).
     /// Without it the message's Return-Path header is used.
@@ -265,9 +257,19 @@ pub struct DeliverArgs {
     /// The envelope recipient (Postfix: `${recipient}`), kept for the log.
     #[arg(long, env = "MAIL_GATEWAY_RECIPIENT")]
     pub recipient: Vec<String>,
+}
 
-    /// Largest message kept whole, in bytes (1 KiB to 1 GiB); a larger one
-    /// is answered with "message too large".
+/// What `serve` and `deliver` must agree on: the spool they share and the largest
+/// message either takes in.
+#[derive(Debug, Args)]
+pub struct SpoolArgs {
+    /// Directory of the gateway's spool, ledger and `listening.json` (`deliver` takes
+    /// the one `serve` runs on).
+    #[arg(long, env = "MAIL_GATEWAY_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// Largest message accepted, in bytes, from 1 KiB to 1 GiB: `serve` advertises it
+    /// as SMTP SIZE, `deliver` answers a larger one with "message too large".
     #[arg(long, env = "MAIL_GATEWAY_MAX_MESSAGE_SIZE", default_value_t = 2 * 1024 * 1024,
           value_parser = message_size)]
     pub max_message_size: usize,

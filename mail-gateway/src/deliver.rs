@@ -28,8 +28,8 @@ pub fn run(args: &DeliverArgs, clock: &Clock, input: &mut impl Read) -> ExitCode
 
 fn store(args: &DeliverArgs, clock: &Clock, input: &mut impl Read) -> anyhow::Result<String> {
     let (raw, size, truncated) =
-        read_bounded(input, args.max_message_size).context("reading the message on stdin")?;
-    let spool = Spool::open(&args.data_dir)?;
+        read_bounded(input, args.spool.max_message_size).context("reading the message on stdin")?;
+    let spool = Spool::open(&args.spool.data_dir)?;
     let envelope = Envelope {
         // Postfix passes `<>` or an empty string for a bounce.
         return_path: args.sender.as_ref().map(|s| {

@@ -112,9 +112,9 @@ impl Application {
             bail!("--workers, --max-connections and --max-connections-per-ip must be at least 1");
         }
 
-        crate::spool::create_private_dir(&args.data_dir)
-            .with_context(|| format!("creating {}", args.data_dir.display()))?;
-        let spool = Spool::open(&args.data_dir)?;
+        crate::spool::create_private_dir(&args.spool.data_dir)
+            .with_context(|| format!("creating {}", args.spool.data_dir.display()))?;
+        let spool = Spool::open(&args.spool.data_dir)?;
         let swept = spool.sweep_tmp()?;
         if swept > 0 {
             log::info!("removed {swept} temporary files left by a crash");
@@ -140,7 +140,7 @@ impl Application {
         };
         let json = serde_json::to_vec_pretty(&listening).context("encoding listening.json")?;
         files::write(
-            &args.data_dir.join("listening.json"),
+            &args.spool.data_dir.join("listening.json"),
             &json,
             Access::Public,
             Existing::Replace,
@@ -207,7 +207,7 @@ impl Application {
                 clock: clock.clone(),
                 stats: stats.clone(),
                 backoff: backoff.clone(),
-                limit: args.max_message_size,
+                limit: args.spool.max_message_size,
                 authserv_id: args.authserv_id.clone(),
                 replies: replies_tx.clone(),
                 counter: RefCell::new(ReceivedCounter::default()),
@@ -265,7 +265,7 @@ impl Application {
                 maildir.clone(),
                 spool.clone(),
                 clock.clone(),
-                args.max_message_size,
+                args.spool.max_message_size,
                 accepted_tx.clone(),
                 Duration::from_millis(args.maildir_poll_ms.max(10)),
                 stop_rx.clone(),
@@ -284,7 +284,7 @@ impl Application {
                         .clone()
                         .unwrap_or_else(|| domain_of(&composer.address())),
                     own_address: composer.address(),
-                    max_message_size: args.max_message_size,
+                    max_message_size: args.spool.max_message_size,
                     max_connections: args.max_connections,
                     max_connections_per_ip: args.max_connections_per_ip,
                     timeout: Duration::from_secs(args.smtp_timeout_secs.max(1)),
