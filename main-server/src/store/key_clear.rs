@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use shared_proto::admin_api::AuditAction;
+use shared_proto::admin_api::{AuditAction, AuditEntry, AuditOutcome};
 use shared_proto::admin_api::{
     DecidedKeyClearRequest, KeyClearRequest, KeyClearStatus, NewKeyClearRequest, SenderAuth,
 };
@@ -205,7 +205,7 @@ pub fn decide(
         None if approve => None,
         None => return Err(ApiError::malformed("a rejection needs a reason")),
     };
-    conn.transaction::<_, ApiError, _>(|conn| {
+    let decided = conn.transaction::<_, ApiError, _>(|conn| {
         let before = get(conn, id)?;
         let unauthenticated = before.sender_auth != SenderAuth::Authenticated;
         if approve
@@ -213,13 +213,7 @@ pub fn decide(
             && !override_unauthenticated
             && before.status == KeyClearStatus::Pending
         {
-            return Err(ApiError::malformed(format!(
-                "the sender of key-clear request {id}, {}, was {}; make sure otherwise that \
-                 the request is genuine, then approve it with the override \
-                 (override_unauthenticated: true, or --override-unauthenticated-sender)",
-                before.sender,
-                before.sender_auth.describe(&before.sender_auth_detail)
-            )));
+            return Ok(Decided::NeedsOverride(before));
         }
         // Conditional on `pending`: two operators deciding at once cannot both win.
         let updated = diesel::update(
@@ -237,7 +231,7 @@ pub fn decide(
         let request = get(conn, id)?;
         if updated == 0 {
             if request.status == status {
-                return Ok(request);
+                return Ok(Decided::Done(request));
             }
             // Deciding it the other way now would contradict what the sender may have
             // been told: a conflict with the recorded decision (409), not bad input.
@@ -291,8 +285,43 @@ pub fn decide(
             Some(request.server_id),
             &detail,
         )?;
-        Ok(request)
-    })
+        Ok(Decided::Done(request))
+    })?;
+    match decided {
+        Decided::Done(request) => Ok(request),
+        // Refused, and audited: an approval without the override is worth a trace.
+        Decided::NeedsOverride(request) => {
+            let sender_check = request.sender_auth.describe(&request.sender_auth_detail);
+            audit::record_entry(
+                conn,
+                &AuditEntry {
+                    at: now,
+                    actor: operator.to_owned(),
+                    action: AuditAction::KeyClearRequestApprove,
+                    server_id: Some(request.server_id),
+                    outcome: AuditOutcome::Failed(ErrorCode::Malformed),
+                    detail: format!(
+                        "request {id} not approved: its sender {} was {sender_check}, \
+                         and the override was not given",
+                        request.sender
+                    ),
+                },
+            )?;
+            Err(ApiError::malformed(format!(
+                "the sender of key-clear request {id}, {}, was {sender_check}; make sure \
+                 otherwise that the request is genuine, then approve it with the override \
+                 (override_unauthenticated: true, or --override-unauthenticated-sender)",
+                request.sender
+            )))
+        }
+    }
+}
+
+/// What deciding a request came to.
+enum Decided {
+    Done(KeyClearRequest),
+    /// Not decided: approving it needs the override (the request as it stands).
+    NeedsOverride(KeyClearRequest),
 }
 
 /// Decided requests whose notices were not sent yet, oldest first, each with every

@@ -191,6 +191,16 @@ async fn key_clear_requests_are_decided_by_an_operator() {
     );
     let (_, shown) = app.get(&format!("/admin/v1/key-clear-requests/{id}")).await;
     assert_eq!(shown["status"], "pending", "refused approval changed it");
+    let (_, audit) = app.get("/admin/v1/audit?limit=5").await;
+    let refused = newest_audit_entry(&audit, "key_clear_request.approve");
+    assert_eq!(refused["outcome"], "MALFORMED", "{refused}");
+    assert_eq!(
+        refused["detail"],
+        format!(
+            "request {id} not approved: its sender ops@acme.example was not checked, \
+             and the override was not given"
+        ),
+    );
     let (status, approved) = app
         .post(
             &format!("/admin/v1/key-clear-requests/{id}/approve"),
