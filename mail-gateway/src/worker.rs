@@ -383,7 +383,8 @@ impl Worker {
 }
 
 /// The reply to a sync (or key-clear request) the main server refused, logged. `resumed`:
-/// the sync data was sent before a restart, so its first answer may have been lost.
+/// the sync data may have reached the main server before (a try before a restart, or one
+/// whose answer was lost), so the customer may never have had its first answer.
 fn refused_reply(
     name: &str,
     sender: &Sender,

@@ -86,8 +86,13 @@ mod tests {
             usage: vec![],
             usage_since: None,
         };
-        let signed =
-            envelope::sign_json(Kind::SyncRequest, "", &request, identity.signing_key()).unwrap();
+        let signed = envelope::sign_json(
+            Kind::SyncRequest,
+            "the sync request",
+            &request,
+            identity.signing_key(),
+        )
+        .unwrap();
         armor::encode(ArmorKind::SyncData, &[], &signed)
     }
 

@@ -142,12 +142,12 @@ pub(crate) async fn manager_import_preview(
     answer_license_file(&state, body, import::preview_text).await
 }
 
-/// Answers with what `read` makes of the posted license file (installs it or previews
-/// it), given the configuration, the server's keys and the time.
+/// Answers with what `handle` makes of the posted license file (installs it or
+/// previews it), given the configuration, the server's keys and the time.
 async fn answer_license_file<T, F>(
     state: &AppState,
     body: String,
-    read: F,
+    handle: F,
 ) -> Result<HttpResponse, Error>
 where
     T: Serialize + Send + 'static,
@@ -165,7 +165,7 @@ where
     let answer = state
         .sync
         .db_with_settings(move |c, settings| {
-            read(c, settings, &ctx.identity, &body, ctx.clock.now())
+            handle(c, settings, &ctx.identity, &body, ctx.clock.now())
         })
         .await?;
     Ok(HttpResponse::Ok().json(answer))

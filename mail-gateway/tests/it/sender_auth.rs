@@ -14,7 +14,7 @@ const MX: &str = "mx.solme.example";
 /// Starts a main server and a gateway (with `extra` flags), registers a customer
 /// with `contacts`, mails a key-clear request for its server from OPS with
 /// `headers` on top and returns the stored request, once the acknowledgement is out.
-fn request_by_mail(
+fn start_and_request_by_mail(
     extra: &[&str],
     contacts: &[&str],
     headers: &str,
@@ -70,7 +70,7 @@ fn notices(main: &MainServer, gw: &Gateway, count: usize) -> Vec<crate::helpers:
 
 #[test]
 fn an_authenticated_request_is_approved_without_override_and_every_contact_is_told() {
-    let (_root, main, gw, request) = request_by_mail(
+    let (_root, main, gw, request) = start_and_request_by_mail(
         &["--authserv-id", MX],
         &[OPS, BOSS],
         "Authentication-Results: mx.solme.example;\r\n \
@@ -114,7 +114,7 @@ fn an_authenticated_request_is_approved_without_override_and_every_contact_is_to
 fn a_forged_request_needs_the_override_which_is_audited_and_every_contact_is_told() {
     // The mail server's own header on top says fail; below it the forger wrote a
     // pass with the same authserv-id, and another server's pass.
-    let (_root, main, gw, request) = request_by_mail(
+    let (_root, main, gw, request) = start_and_request_by_mail(
         &["--authserv-id", MX],
         &[OPS, BOSS],
         "Authentication-Results: mx.solme.example; spf=fail smtp.mailfrom=ops@acme.example;\r\n \
@@ -182,7 +182,7 @@ fn a_forged_request_needs_the_override_which_is_audited_and_every_contact_is_tol
 
 #[test]
 fn without_an_authserv_id_no_header_is_believed() {
-    let (_root, main, _gw, request) = request_by_mail(
+    let (_root, main, _gw, request) = start_and_request_by_mail(
         &[],
         &[OPS],
         "Authentication-Results: mx.solme.example; dmarc=pass header.from=acme.example\r\n",

@@ -180,7 +180,8 @@ pub enum Verdict {
 /// Approves (clearing the id's key pair in the same transaction) or rejects a pending
 /// request. Deciding it again the same way returns it unchanged; the other way is
 /// refused. Approving a request whose sender was not authenticated needs the
-/// override, and its audit entry says it was used.
+/// override, and its audit entry says it was used; an approval refused for want of it
+/// is audited as refused.
 pub fn decide(
     conn: &mut DbConnection,
     now: DateTime<Utc>,
@@ -292,7 +293,7 @@ pub fn decide(
         // Refused, and audited: an approval without the override is worth a trace.
         Decided::NeedsOverride(request) => {
             let sender_check = request.sender_auth.describe(&request.sender_auth_detail);
-            audit::record_entry(
+            let audited = audit::record_entry(
                 conn,
                 &AuditEntry {
                     at: now,
@@ -306,7 +307,11 @@ pub fn decide(
                         request.sender
                     ),
                 },
-            )?;
+            );
+            // The operator is told why in any case; a lost trace is only logged.
+            if let Err(e) = audited {
+                log::warn!("could not audit a refused approval of request {id}: {e}");
+            }
             Err(ApiError::malformed(format!(
                 "the sender of key-clear request {id}, {}, was {sender_check}; make sure \
                  otherwise that the request is genuine, then approve it with the override \

@@ -245,7 +245,7 @@ fn license_for<'a>(file: &'a LicenseFile, feature: &str) -> &'a License {
         .unwrap_or_else(|| panic!("no {feature} license in the file"))
 }
 
-#[expect(clippy::expect_used, reason = "a missing license fails the test")]
+#[expect(clippy::expect_used, reason = "an answer without an id fails the test")]
 async fn license_changes(app: &TestApp) {
     let (server_id, local) = app.register_local().await;
     let first = local.open(app, &app.post_sync(&local.sync_data()).await.body);
