@@ -613,6 +613,20 @@
     fill($('audit-body'), rows, 6, 'The audit log is empty.');
   }
 
+  // Walks the whole hash chain on the server: each sealed entry against its hash and
+  // the one before it.
+  async function verifyChain() {
+    const v = await api('GET', '/audit/verify');
+    const waiting = v.unsealed === 0 ? ''
+      : '; ' + v.unsealed + (v.unsealed === 1 ? ' new entry is' : ' new entries are') + ' not sealed yet';
+    const line = v.intact
+      ? [el('span', { class: 'badge ok', text: 'intact' }),
+        ' ' + v.checked + ' sealed ' + (v.checked === 1 ? 'entry' : 'entries') + ' checked, newest at position ' + v.head_seq + waiting + '.']
+      : [el('span', { class: 'badge bad', text: v.problem.kind }), ' ' + v.problem.message];
+    $('audit-chain').replaceChildren('Hash chain: ', ...line);
+    $('audit-chain').hidden = false;
+  }
+
   // Operators (admin only)
 
   async function loadOperators() {
@@ -768,6 +782,7 @@
     onSubmit('requests-form', () => loadRequests().catch(showError));
     $('requests-status').addEventListener('change', () => loadRequests().catch(showError));
     onSubmit('audit-form', () => loadAudit().catch(showError));
+    $('audit-verify').addEventListener('click', () => verifyChain().catch(showError));
 
     onSubmit('operator-form', async () => {
       const body = { name: $('operator-name').value.trim(), role: $('operator-role').value };

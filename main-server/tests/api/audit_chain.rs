@@ -18,7 +18,7 @@ use crate::helpers::{
 };
 
 /// A connection of the test's own to the server's database.
-fn connect(app: &TestApp) -> DbConnection {
+pub(crate) fn connect(app: &TestApp) -> DbConnection {
     DbTarget::from_options(app.dir.path(), app.database_url.as_deref())
         .expect("database target")
         .connect_alone()
@@ -27,7 +27,7 @@ fn connect(app: &TestApp) -> DbConnection {
 
 /// Runs hand-written statements in one transaction (the sealer never sees them half
 /// done).
-fn tamper(conn: &mut DbConnection, statements: &[String]) {
+pub(crate) fn tamper(conn: &mut DbConnection, statements: &[String]) {
     conn.transaction::<_, diesel::result::Error, _>(|conn| {
         for statement in statements {
             diesel::sql_query(statement).execute(conn)?;

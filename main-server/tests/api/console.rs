@@ -17,6 +17,7 @@ use test_harness::browser::{
     assert_page_headers, chromium_command, chromium_present, trust_certificate,
 };
 
+use crate::audit_chain::{connect, tamper};
 use crate::helpers::{newest_audit_entry, spawn_app, TestApp};
 use crate::operators::add;
 
@@ -822,4 +823,40 @@ async fn chromium_approves_an_unauthenticated_request_only_with_the_override() {
         .get("/admin/v1/key-clear-requests?status=approved")
         .await;
     assert_eq!(approved[0]["id"], request["id"], "{approved}");
+}
+
+/// The audit view verifies the hash chain on request: intact at first; once an entry
+/// is edited in the database, the page names the changed entry.
+#[actix_rt::test]
+async fn chromium_verifies_the_audit_chain_and_names_a_changed_entry() {
+    let Some(app) = spawn_app_for_chromium().await else {
+        return;
+    };
+    app.register().await;
+    test_harness::wait_until_async("every entry sealed", Duration::from_secs(20), || async {
+        let (_, report) = app.get("/admin/v1/audit/verify").await;
+        (report["unsealed"] == 0 && report["checked"].as_u64() > Some(0)).then_some(())
+    })
+    .await
+    .expect("the sealer seals the entries");
+    let mut browser = Browser::signed_in(&app, &app.token, "Acme").await;
+    browser.go_to("audit").await;
+    browser
+        .eval("document.getElementById('audit-verify').click(); true")
+        .await;
+    browser.wait_for_text("audit-chain", "intact").await;
+    browser
+        .wait_for_text("audit-chain", "sealed entries checked")
+        .await;
+
+    tamper(
+        &mut connect(&app),
+        &["UPDATE audit_log SET detail = 'nothing happened' WHERE chain_seq = 1".into()],
+    );
+    browser
+        .eval("document.getElementById('audit-verify').click(); true")
+        .await;
+    browser.wait_for_text("audit-chain", "changed").await;
+    browser.wait_for_text("audit-chain", "position 1").await;
+    browser.screenshot("audit-chain-broken").await;
 }
