@@ -161,5 +161,5 @@ pub async fn stage_once(
 /// spool name of a mail to it.
 pub fn address_hash(address: &str) -> String {
     let hash = openssl::sha::sha256(address.trim().to_lowercase().as_bytes());
-    crate::worker::hex(&hash[..8])
+    shared_proto::hex::encode(&hash[..8])
 }

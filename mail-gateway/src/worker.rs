@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use shared_proto::Clock;
+use shared_proto::{hex, Clock};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -428,13 +428,9 @@ fn read_stored(spool: &Spool, name: &str) -> Result<Stored, ReadError> {
 pub fn dedup_key(sender: &Sender, raw: &[u8]) -> String {
     let material = match &sender.message_id {
         Some(id) => format!("{}\n{}", sender.address.to_ascii_lowercase(), id.trim()),
-        None => format!("raw\n{}", hex(&openssl::sha::sha256(raw))),
+        None => format!("raw\n{}", hex::encode(&openssl::sha::sha256(raw))),
     };
-    hex(&openssl::sha::sha256(material.as_bytes()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&openssl::sha::sha256(material.as_bytes()))
 }
 
 #[cfg(test)]

@@ -52,16 +52,7 @@ pub fn generate() -> anyhow::Result<SecretString> {
 
 /// The stored form of a token: lower-case hex SHA-256.
 pub fn token_hash(token: &str) -> String {
-    hex(&openssl::sha::sha256(token.as_bytes()))
-}
-
-/// Lower-case hex of some bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    shared_proto::hex::encode(&openssl::sha::sha256(token.as_bytes()))
 }
 
 /// Reads a token file (trimmed, bounded in size).

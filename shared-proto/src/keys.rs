@@ -34,7 +34,7 @@ pub struct Fingerprint(String);
 impl Fingerprint {
     fn of_der(der: &[u8]) -> Self {
         let digest = openssl::sha::sha256(der);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::hex::encode(&digest);
         Self(format!("SHA256:{hex}"))
     }
 

@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod error;
 pub mod exit;
 pub mod files;
+pub mod hex;
 pub mod keys;
 pub mod license_file;
 pub mod messages;

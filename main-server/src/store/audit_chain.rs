@@ -30,12 +30,12 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::audit;
-use crate::auth::hex;
 use crate::db::{from_millis, DbConnection, Pool};
 use crate::error::ApiError;
 use crate::schema::audit_log;
 use shared_proto::admin_api::{AuditProblem, AuditProblemKind, AuditVerification};
 use shared_proto::audit_head::AuditHead;
+use shared_proto::hex;
 
 /// Arbitrary constant naming the advisory lock held by the replica that seals.
 const SEAL_LOCK_KEY: i64 = 0x5017_e11c_0000_0002;
@@ -228,8 +228,8 @@ pub fn seal_round(conn: &mut DbConnection) -> Result<usize, ApiError> {
             let hash = row.canonical(seq, &prev).hash();
             sealed.ids.push(row.id);
             sealed.seqs.push(seq);
-            sealed.hashes.push(hex(&hash));
-            sealed.prevs.push(hex(&prev));
+            sealed.hashes.push(hex::encode(&hash));
+            sealed.prevs.push(hex::encode(&prev));
             prev = hash;
         }
         let updated = sealed.write(conn)?;
@@ -322,13 +322,13 @@ pub fn head(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<AuditHead, Ap
     Ok(match read_head(conn)? {
         Some(head) => AuditHead {
             chain_seq: to_u64(head.chain_seq),
-            entry_hash: hex(&head.entry_hash),
+            entry_hash: hex::encode(&head.entry_hash),
             at: Some(from_millis(head.at)),
             signed_at: now,
         },
         None => AuditHead {
             chain_seq: 0,
-            entry_hash: hex(&ZERO_HASH),
+            entry_hash: hex::encode(&ZERO_HASH),
             at: None,
             signed_at: now,
         },
@@ -532,7 +532,7 @@ pub fn verify(
         intact: problem.is_none(),
         checked: walk.checked,
         head_seq: to_u64(walk.expected - 1),
-        head_hash: hex(&walk.prev_hash),
+        head_hash: hex::encode(&walk.prev_hash),
         unsealed: u64::try_from(unsealed).unwrap_or(0),
         saved_head: saved,
         problem,
@@ -655,7 +655,7 @@ mod tests {
     #[test]
     fn hashes_parse_only_as_64_hex_digits() {
         let hash = [0xabu8; 32];
-        assert_eq!(parse_hash(&hex(&hash)), Some(hash));
+        assert_eq!(parse_hash(&hex::encode(&hash)), Some(hash));
         assert_eq!(parse_hash("ab"), None);
         assert_eq!(parse_hash(&"zz".repeat(32)), None);
     }

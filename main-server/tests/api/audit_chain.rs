@@ -181,7 +181,7 @@ async fn verify_names_each_tampered_entry(app: &TestApp) {
         detail: "seats 1000",
         prev_hash: &first_hash,
     };
-    let forged_hash = main_server::auth::hex(&forged.hash());
+    let forged_hash = shared_proto::hex::encode(&forged.hash());
     tamper(
         &mut conn,
         &[
