@@ -8,7 +8,6 @@
 //!   by error code (`NOT_SYNCHRONIZED`, `NO_SEATS`, …).
 
 use actix_web::{web, HttpResponse};
-use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -54,7 +53,7 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("solme");
+        let mut registry = shared_proto::metrics::registry();
         let in_use = Family::<FeatureLabel, Gauge>::default();
         registry.register(
             "leases_in_use",
@@ -116,10 +115,9 @@ async fn scrape(
             })
             .set(i64::from(feature.in_use));
     }
-    let mut text = String::new();
-    encode(&mut text, &metrics.registry)
+    let text = shared_proto::metrics::encode(&metrics.registry)
         .map_err(|e| Error::Internal(anyhow::anyhow!("encoding the metrics: {e}")))?;
     Ok(HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .content_type(shared_proto::metrics::CONTENT_TYPE)
         .body(text))
 }

@@ -9,16 +9,15 @@
 //!   `solme_mail_replies_waiting` (replies waiting for the transport), read from the
 //!   spool at each scrape.
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::Registry;
+use shared_proto::metrics;
 
 use crate::status::Status;
 
 /// The metrics of `status` in the Prometheus (OpenMetrics) text format.
 pub fn render(status: &Status) -> Result<String, std::fmt::Error> {
-    let mut registry = Registry::with_prefix("solme");
+    let mut registry = metrics::registry();
     let counters = [
         (
             "mails_received",
@@ -68,7 +67,5 @@ pub fn render(status: &Status) -> Result<String, std::fmt::Error> {
             ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)),
         );
     }
-    let mut text = String::new();
-    encode(&mut text, &registry)?;
-    Ok(text)
+    metrics::encode(&registry)
 }

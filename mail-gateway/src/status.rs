@@ -149,7 +149,7 @@ async fn metrics(state: web::Data<State>) -> HttpResponse {
     };
     match crate::metrics::render(&status) {
         Ok(text) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .content_type(shared_proto::metrics::CONTENT_TYPE)
             .body(text),
         Err(err) => internal(anyhow::anyhow!("encoding the metrics: {err}")),
     }

@@ -11,12 +11,13 @@ use std::future::Future;
 use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
-use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use shared_proto::metrics;
 
 use crate::error::ApiError;
 use crate::sync::Channel;
@@ -41,7 +42,7 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("solme");
+        let mut registry = metrics::registry();
         let syncs = Family::<SyncLabels, Counter>::default();
         registry.register(
             "syncs",
@@ -90,9 +91,7 @@ impl Metrics {
 
     /// The metrics in the Prometheus (OpenMetrics) text format.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::new();
-        encode(&mut text, &self.registry)?;
-        Ok(text)
+        metrics::encode(&self.registry)
     }
 }
 
@@ -104,7 +103,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn scrape(metrics: web::Data<Metrics>) -> HttpResponse {
     match metrics.encode() {
         Ok(text) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .content_type(metrics::CONTENT_TYPE)
             .body(text),
         Err(error) => {
             log::error!("encoding the metrics failed: {error}");

@@ -13,6 +13,8 @@ pub mod hex;
 pub mod keys;
 pub mod license_file;
 pub mod messages;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod page_headers;
