@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 
 use crate::db::{self, LeaseRow};
 use crate::report_log::ReportRow;
@@ -58,7 +58,8 @@ pub enum Op {
 /// Why a job was not committed.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("the database stayed locked by another program")]
+    /// Locked by another program, or full: worth retrying later.
+    #[error("the database stayed locked by another program, or full")]
     Busy,
     #[error("the database write failed: {0}")]
     Failed(String),
@@ -164,9 +165,9 @@ fn commit_batch(conn: &mut SqliteConnection, mut batch: Vec<Job>, rx: &mpsc::Rec
                 }
                 return;
             }
-            Err(e) if is_busy(&e) => {
+            Err(e) if is_temporary(&e) => {
                 if !waited {
-                    log::warn!("the database is locked by another program; lease changes wait");
+                    log::warn!("the database cannot be written for now ({e}); lease changes wait");
                     waited = true;
                 }
                 let now = Instant::now();
@@ -211,11 +212,11 @@ fn finish(job: Job, result: Result<(), WriteError>) {
     }
 }
 
-fn is_busy(err: &DieselError) -> bool {
+/// Locked by another program or full: the change waits for the database to take it.
+fn is_temporary(err: &DieselError) -> bool {
     match err {
-        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
-            let message = info.message();
-            message.contains("locked") || message.contains("busy")
+        DieselError::DatabaseError(_, info) => {
+            shared_proto::error::is_temporary_database_message(info.message())
         }
         _ => false,
     }
@@ -268,4 +269,25 @@ fn apply_all(c: &mut SqliteConnection, ops: &[Op]) -> QueryResult<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::DatabaseErrorKind;
+
+    use super::*;
+
+    fn database_error(message: &str) -> DieselError {
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn a_locked_or_full_database_makes_changes_wait_and_other_failures_do_not() {
+        assert!(is_temporary(&database_error("database is locked")));
+        assert!(is_temporary(&database_error("database or disk is full")));
+        assert!(!is_temporary(&database_error(
+            "UNIQUE constraint failed: leases.id"
+        )));
+        assert!(!is_temporary(&DieselError::NotFound));
+    }
 }

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, TimeZone, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::migration::{Migration, MigrationSource};
 use diesel::pg::Pg;
@@ -327,16 +326,8 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Column form of a time: Unix milliseconds, the same on both backends.
-pub fn to_millis(at: DateTime<Utc>) -> i64 {
-    at.timestamp_millis()
-}
-
-/// Time form of a column; out-of-range values (only possible by editing the database
-/// by hand) fall back to the epoch rather than failing a whole listing.
-pub fn from_millis(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
+/// Times are stored as Unix milliseconds, the same on both backends.
+pub use shared_proto::clock::{from_millis, to_millis};
 
 #[cfg(test)]
 mod tests {
