@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 use shared_proto::metrics;
 
 use crate::error::ApiError;
-use crate::sync::Channel;
+use shared_proto::admin_api::SyncChannel;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SyncLabels {
@@ -70,7 +70,7 @@ impl Metrics {
     /// Runs one sync, counting its outcome and timing it.
     pub async fn observe_sync<T>(
         &self,
-        channel: Channel,
+        channel: SyncChannel,
         sync: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
         let started = Instant::now();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
-use shared_proto::admin_api::{AuditAction, AuditEntry, SyncAnswer};
+use shared_proto::admin_api::{AuditAction, AuditEntry, SyncAnswer, SyncChannel};
 use shared_proto::sync_data::VerifiedSyncRequest;
 use shared_proto::validity::valid_until_for;
 use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
@@ -23,29 +23,14 @@ use crate::writer::Writer;
 /// Largest sync-data text accepted on either channel.
 pub const MAX_SYNC_DATA: usize = 64 * 1024;
 
-/// How a sync arrived; each channel has its own stale window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Channel {
-    Internet,
-    Email,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Internet => "internet",
-            Self::Email => "email",
-        }
-    }
-
-    /// A direct sync is made and sent within seconds, so 15 minutes covers clock skew.
-    /// A sync-data file travels by mail and may wait for an operator, a weekend or a
-    /// holiday: 30 days. Replays inside either window are caught by the request id.
-    pub fn stale_window(self) -> Duration {
-        match self {
-            Self::Internet => Duration::minutes(15),
-            Self::Email => Duration::days(30),
-        }
+/// How old a request may be on each channel. A direct sync is made and sent within
+/// seconds, so 15 minutes covers clock skew. A sync-data file travels by mail and may
+/// wait for an operator, a weekend or a holiday: 30 days. Replays inside either window
+/// are caught by the request id.
+pub fn stale_window(channel: SyncChannel) -> Duration {
+    match channel {
+        SyncChannel::Internet => Duration::minutes(15),
+        SyncChannel::Email => Duration::days(30),
     }
 }
 
@@ -81,7 +66,7 @@ impl SyncService {
     /// (a fraction of a millisecond, cheaper than a thread switch); the transaction on
     /// a writer thread, committed together with the other syncs waiting.
     pub async fn sync_direct(&self, text: &str, peer: &str) -> Result<SyncAnswer, ApiError> {
-        let channel = Channel::Internet;
+        let channel = SyncChannel::Internet;
         let now = self.clock.now();
         let mut known = Known::default();
         let result = async {
@@ -108,7 +93,7 @@ impl SyncService {
     pub fn sync(
         &self,
         text: &str,
-        channel: Channel,
+        channel: SyncChannel,
         peer: &str,
         sender: Option<&str>,
     ) -> Result<SyncAnswer, ApiError> {
@@ -133,7 +118,7 @@ impl SyncService {
     fn sync_checked(
         &self,
         Checked { verified, attempt }: Checked,
-        channel: Channel,
+        channel: SyncChannel,
         peer: &str,
         sender: Option<&str>,
         now: DateTime<Utc>,
@@ -143,7 +128,7 @@ impl SyncService {
             customers::check_contact(&mut conn, verified.request.server_id, sender)?;
         }
         let mut conn = self.db.write.get()?;
-        if channel == Channel::Email {
+        if channel == SyncChannel::Email {
             // The same mail asked again (the gateway lost our first answer): the same
             // license file, not a refusal and not a new sequence number.
             if let Some(kept) = self.resend(&mut conn, &attempt)? {
@@ -153,7 +138,7 @@ impl SyncService {
         let issued = conn.transaction::<_, ApiError, _>(|conn| {
             let issued = tx::issue_in(conn, &attempt)?;
             let answer = self.answer(&verified, channel, peer, now, issued)?;
-            if channel == Channel::Email {
+            if channel == SyncChannel::Email {
                 let kept = serde_json::to_string(&answer).map_err(|e| {
                     ApiError::Internal(anyhow::Error::new(e).context("keeping an answer"))
                 })?;
@@ -168,7 +153,7 @@ impl SyncService {
             Err(ApiError::Refused {
                 code: ErrorCode::ReplayedRequest,
                 ..
-            }) if channel == Channel::Email => match self.resend(&mut conn, &attempt)? {
+            }) if channel == SyncChannel::Email => match self.resend(&mut conn, &attempt)? {
                 Some(kept) => Ok(kept),
                 None => issued,
             },
@@ -199,7 +184,7 @@ impl SyncService {
     fn answer(
         &self,
         verified: &VerifiedSyncRequest,
-        channel: Channel,
+        channel: SyncChannel,
         peer: &str,
         now: DateTime<Utc>,
         issued: Issued,
@@ -254,7 +239,7 @@ impl SyncService {
 /// The checks that need no database: size, signature, freshness.
 fn check(
     text: &str,
-    channel: Channel,
+    channel: SyncChannel,
     peer: &str,
     sender: Option<&str>,
     now: DateTime<Utc>,
@@ -272,7 +257,7 @@ fn check(
     known.fingerprint = Some(verified.fingerprint.to_string());
 
     let age = now - request.created_at;
-    if age.abs() > channel.stale_window() {
+    if age.abs() > stale_window(channel) {
         return Err(ApiError::refused(
             ErrorCode::StaleRequest,
             format!(
@@ -281,7 +266,7 @@ fn check(
                 request.created_at.to_rfc3339(),
                 now.to_rfc3339(),
                 channel.as_str(),
-                describe(channel.stale_window())
+                describe(stale_window(channel))
             ),
         ));
     }
@@ -307,7 +292,7 @@ fn check(
         request_id: request.request_id,
         created_at: request.created_at,
         fingerprint: verified.fingerprint.to_string(),
-        channel: channel.as_str(),
+        channel,
         now,
         valid_until: valid_until_for(now),
         actor: sender.unwrap_or(peer).to_owned(),
@@ -323,7 +308,7 @@ fn check(
 /// The audit entry of a refused sync (and its log line).
 fn refusal(
     now: DateTime<Utc>,
-    channel: Channel,
+    channel: SyncChannel,
     peer: &str,
     actor: &str,
     known: &Known,

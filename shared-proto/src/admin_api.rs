@@ -484,8 +484,7 @@ pub struct SyncUsage {
     /// The sequence number of the license file the sync was answered with.
     pub sequence: i64,
     pub synced_at: DateTime<Utc>,
-    /// `internet` or `email`.
-    pub channel: String,
+    pub channel: SyncChannel,
     /// Start of the summary's period (the previous sync), when the local server said.
     pub usage_since: Option<DateTime<Utc>>,
     pub features: Vec<crate::messages::FeatureUsage>,

@@ -269,7 +269,7 @@ pub(super) fn show_usage(
         if sync.features.is_empty() {
             rows.push(vec![
                 at,
-                sync.channel.clone(),
+                sync.channel.to_string(),
                 since,
                 "(no use reported)".to_owned(),
                 "-".into(),
@@ -292,7 +292,7 @@ pub(super) fn show_usage(
             };
             rows.push(vec![
                 at.clone(),
-                sync.channel.clone(),
+                sync.channel.to_string(),
                 since.clone(),
                 feature.feature.clone(),
                 feature.seats_total.to_string(),

@@ -26,13 +26,13 @@ use crate::store::{
     audit, audit_chain, customers, key_clear, licenses, operators, reminders, servers, sessions,
     usage,
 };
-use crate::sync::{Channel, SyncService};
+use crate::sync::SyncService;
 use shared_proto::admin_api::{
     AuditAction, AuditEntry, AuditOutcome, AuditVerification, ConsoleSession, Customer,
     DecidedKeyClearRequest, Decision, DueReminder, Identity, IssuedToken, KeyClear,
     KeyClearRequest, KeyClearStatus, License, LicenseChange, MailSync, NewCustomer, NewEmail,
     NewKeyClearRequest, NewLicense, NewOperator, NewServer, OperatorAccount, Reminder,
-    RemindersSwitch, Server, SignedAuditHead, SyncAnswer, SyncUsage,
+    RemindersSwitch, Server, SignedAuditHead, SyncAnswer, SyncChannel, SyncUsage,
 };
 use shared_proto::audit_head::AuditHead;
 use utoipa::IntoParams;
@@ -594,10 +594,15 @@ async fn mail_sync(
     let service = svc.into_inner();
     let body = body.into_inner();
     let sync = web::block(move || {
-        service.sync(&body.sync_data, Channel::Email, &op.0, Some(&body.sender))
+        service.sync(
+            &body.sync_data,
+            SyncChannel::Email,
+            &op.0,
+            Some(&body.sender),
+        )
     });
     let answer = metrics
-        .observe_sync(Channel::Email, async { sync.await? })
+        .observe_sync(SyncChannel::Email, async { sync.await? })
         .await?;
     Ok(HttpResponse::Ok().json(answer))
 }

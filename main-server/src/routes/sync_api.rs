@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::sync::{Channel, SyncService, MAX_SYNC_DATA};
+use crate::sync::{SyncService, MAX_SYNC_DATA};
+use shared_proto::admin_api::SyncChannel;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -53,7 +54,7 @@ async fn sync(
         .peer_addr()
         .map_or_else(|| "-".to_owned(), |addr| addr.ip().to_string());
     let answer = metrics
-        .observe_sync(Channel::Internet, service.sync_direct(&text, &peer))
+        .observe_sync(SyncChannel::Internet, service.sync_direct(&text, &peer))
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")

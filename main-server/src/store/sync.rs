@@ -19,7 +19,7 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types;
-use shared_proto::admin_api::AuditAction;
+use shared_proto::admin_api::{AuditAction, SyncChannel};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
@@ -47,7 +47,7 @@ pub struct Attempt {
     pub request_id: Uuid,
     pub created_at: DateTime<Utc>,
     pub fingerprint: String,
-    pub channel: &'static str,
+    pub channel: SyncChannel,
     pub now: DateTime<Utc>,
     pub valid_until: DateTime<Utc>,
     /// Audit actor (peer address or sender).
@@ -85,7 +85,7 @@ fn advance_if_bound_to(
     .set((
         servers::sequence.eq(servers::sequence + 1),
         servers::last_sync_at.eq(to_millis(attempt.now)),
-        servers::last_sync_channel.eq(attempt.channel),
+        servers::last_sync_channel.eq(attempt.channel.as_str()),
         servers::valid_until.eq(to_millis(attempt.valid_until)),
     ))
     .returning((servers::sequence, servers::revision, servers::customer_id))
@@ -110,7 +110,7 @@ fn bind_and_advance(
         servers::bound_at.eq(now),
         servers::sequence.eq(servers::sequence + 1),
         servers::last_sync_at.eq(now),
-        servers::last_sync_channel.eq(attempt.channel),
+        servers::last_sync_channel.eq(attempt.channel.as_str()),
         servers::valid_until.eq(to_millis(attempt.valid_until)),
     ))
     .returning((servers::sequence, servers::revision, servers::customer_id))
@@ -268,7 +268,7 @@ pub(crate) fn issue_group_pg(
         .bind::<Array<Text>, _>(texts(&|a| a.request_id.to_string()))
         .bind::<Array<BigInt>, _>(times(&|a| a.created_at))
         .bind::<Array<Text>, _>(texts(&|a| a.fingerprint.clone()))
-        .bind::<Array<Text>, _>(texts(&|a| a.channel.to_owned()))
+        .bind::<Array<Text>, _>(texts(&|a| a.channel.as_str().to_owned()))
         .bind::<Array<BigInt>, _>(times(&|a| a.now))
         .bind::<Array<BigInt>, _>(times(&|a| a.valid_until))
         .bind::<Array<Text>, _>(texts(&|a| a.actor.clone()))
@@ -300,18 +300,20 @@ pub(crate) fn issue_group_pg(
 }
 
 fn group_result(attempt: &Attempt, row: GroupRow) -> Result<Issued, ApiError> {
-    match row.o_outcome.as_str() {
-        "OK" => {}
-        "UNKNOWN_SERVER_ID" => return Err(unknown_server(attempt.server_id)),
-        "ID_IN_USE" => return Err(id_in_use(attempt.server_id)),
-        "REPLAYED_REQUEST" => return Err(replayed(attempt)),
-        other => {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "the sync function answered {other:?}"
-            )))
-        }
-    }
     let internal = |what: &str| ApiError::Internal(anyhow::anyhow!("the sync function {what}"));
+    // The function answers `OK` or the code of its refusal.
+    if row.o_outcome != "OK" {
+        let code: ErrorCode = row
+            .o_outcome
+            .parse()
+            .map_err(|e| internal(&format!("answered an unknown outcome: {e}")))?;
+        return Err(match code {
+            ErrorCode::UnknownServerId => unknown_server(attempt.server_id),
+            ErrorCode::IdInUse => id_in_use(attempt.server_id),
+            ErrorCode::ReplayedRequest => replayed(attempt),
+            other => internal(&format!("answered the unexpected refusal {other}")),
+        });
+    }
     let columns: Vec<LicenseColumns> =
         serde_json::from_str(row.o_licenses.as_deref().unwrap_or("[]"))
             .map_err(|e| internal(&format!("returned unreadable licenses: {e}")))?;
@@ -347,7 +349,7 @@ fn group_result(attempt: &Attempt, row: GroupRow) -> Result<Issued, ApiError> {
 /// The refusal of a request id already used; what the customer does next depends on
 /// how the request came.
 fn replayed(attempt: &Attempt) -> ApiError {
-    let remedy = if attempt.channel == crate::sync::Channel::Email.as_str() {
+    let remedy = if attempt.channel == SyncChannel::Email {
         "a sync-data file can be used only once, export a new one"
     } else {
         "every synchronization is a new request: synchronize again"

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use shared_proto::admin_api::SyncUsage;
+use shared_proto::admin_api::{SyncChannel, SyncUsage};
 use uuid::Uuid;
 
 use super::unknown_server;
@@ -23,7 +23,7 @@ pub(crate) fn record(
     server_id: Uuid,
     sequence: i64,
     at: DateTime<Utc>,
-    channel: &str,
+    channel: SyncChannel,
     usage_since: Option<DateTime<Utc>>,
     features: &str,
 ) -> QueryResult<usize> {
@@ -32,7 +32,7 @@ pub(crate) fn record(
             sync_usage::server_id.eq(server_id.to_string()),
             sync_usage::sequence.eq(sequence),
             sync_usage::synced_at.eq(to_millis(at)),
-            sync_usage::channel.eq(channel),
+            sync_usage::channel.eq(channel.as_str()),
             sync_usage::usage_since.eq(usage_since.map(to_millis)),
             sync_usage::features.eq(features),
         ))
@@ -72,7 +72,9 @@ pub fn list(
             Ok(SyncUsage {
                 sequence,
                 synced_at: from_millis(synced_at),
-                channel,
+                channel: channel
+                    .parse()
+                    .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored sync channel: {e}")))?,
                 usage_since: since.map(from_millis),
                 features: serde_json::from_str(&features).map_err(|e| {
                     ApiError::Internal(anyhow::anyhow!("stored usage is not readable: {e}"))
