@@ -172,11 +172,19 @@ pub struct FeatureSeats {
     pub seats_total: u32,
     pub in_use: u32,
     pub free: u32,
-    /// `ok`, or `LICENSE_EXPIRED` when no license of the feature is valid now.
-    pub state: String,
+    pub state: SeatsState,
     /// Clients waiting for a seat.
     pub queued: usize,
     pub licenses: Vec<License>,
+}
+
+shared_proto::text_enum! {
+    /// Whether a feature's seats can be checked out now, as the client API writes it.
+    pub enum SeatsState {
+        Ok => "ok",
+        /// No license of the feature is valid now.
+        LicenseExpired => "LICENSE_EXPIRED",
+    }
 }
 
 struct LiveLease {
@@ -1299,9 +1307,9 @@ pub fn feature_seats(
         in_use,
         free: total.unwrap_or(0).saturating_sub(in_use),
         state: if total.is_some() {
-            "ok".into()
+            SeatsState::Ok
         } else {
-            ErrorCode::LicenseExpired.as_str().into()
+            SeatsState::LicenseExpired
         },
         queued: 0,
         licenses,

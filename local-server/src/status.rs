@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::db::{self, from_ms, to_ms};
 use crate::error::Error;
 use crate::import::Channel;
-use crate::leases::{feature_seats, license_from_row, FeatureSeats};
+use crate::leases::{feature_seats, license_from_row, FeatureSeats, SeatsState};
 use crate::proxy::ProxySettings;
 use crate::schema::leases;
 
@@ -288,7 +288,7 @@ impl fmt::Display for StatusReport {
                     feat.seats_total,
                     feat.in_use,
                     feat.free,
-                    if feat.state == "ok" {
+                    if feat.state == SeatsState::Ok {
                         ""
                     } else {
                         "  (license not valid now)"

@@ -87,6 +87,15 @@ async fn seats_are_granted_up_to_the_count_and_come_back_on_check_in() -> TestRe
     assert_eq!((s, body["code"].as_str()), (404, Some("FEATURE_UNKNOWN")));
     let (s, body) = check_out(&http, &local, "old").await;
     assert_eq!((s, body["code"].as_str()), (403, Some("LICENSE_EXPIRED")));
+    let (s, listed) = call(&http, "GET", &local.url("/api/v1/features"), None, None).await;
+    assert_eq!(s, 200, "{listed}");
+    let states: Vec<(&str, &str)> = listed
+        .as_array()
+        .expect("a list of features")
+        .iter()
+        .map(|f| (f["feature"].as_str().unwrap(), f["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("cad", "ok"), ("old", "LICENSE_EXPIRED")]);
 
     // Bad input is refused with MALFORMED.
     let (s, body) = call(
