@@ -148,12 +148,19 @@ impl Application {
     }
 }
 
-fn write_listening(dir: &Path, address: SocketAddr) -> anyhow::Result<()> {
-    let body = serde_json::json!({ "api": address.to_string() }).to_string();
+/// `DATA_DIR/listening.json` of a running `serve`: where tests and scripts find it.
+#[derive(serde::Serialize)]
+struct Listening {
+    /// The bound address of the client and manager API (plain HTTP).
+    api: SocketAddr,
+}
+
+fn write_listening(dir: &Path, api: SocketAddr) -> anyhow::Result<()> {
     use shared_proto::files::{write, Access, Existing};
+    let body = serde_json::to_vec(&Listening { api })?;
     write(
         &dir.join(LISTENING_FILE),
-        body.as_bytes(),
+        &body,
         Access::Public,
         Existing::Replace,
     )?;

@@ -145,10 +145,12 @@ impl Application {
             Access::Public,
             Existing::Replace,
         )?;
+        let smtp = listening
+            .smtp
+            .map_or_else(|| "off".to_owned(), |a| a.to_string());
         log::info!(
-            "mail gateway for {} listening: smtp={:?} http={}",
+            "mail gateway for {} listening: smtp {smtp}, http {}",
             composer.address(),
-            listening.smtp,
             listening.http
         );
         Ok(Application {

@@ -10,6 +10,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
+use shared_proto::exit;
 use shared_proto::ErrorCode;
 use support::World;
 use test_harness::mail::{send_text_mail, wait_for_reply};
@@ -292,7 +293,7 @@ fn diagnosis_names_id_in_use_blocked_ports_proxy_and_main_server_down(mut world:
     let output = walled.cli("sync", &[]).unwrap();
     assert_eq!(
         output.code,
-        75,
+        i32::from(exit::TEMPORARY),
         "a network failure is temporary: {}",
         output.text()
     );

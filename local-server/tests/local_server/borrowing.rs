@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use shared_proto::BorrowToken;
 
 use crate::helpers::*;
+use shared_proto::clock::CLOCK_OFFSET_ENV;
 
 fn borrowable(feature: &str, seats: u32, hours: u32) -> shared_proto::License {
     shared_proto::License {
@@ -123,7 +124,7 @@ async fn a_borrow_ends_with_the_servers_validity_and_nothing_is_lent_after_it() 
 
     // A day later the server's synchronization has run out: the borrowed seat is back
     // and nothing is lent or checked out any more.
-    let later = [("SOLME_CLOCK_OFFSET", "1d")];
+    let later = [(CLOCK_OFFSET_ENV, "1d")];
     local.serve(&[], &later);
     assert!(!token.valid_at(Utc::now() + Duration::days(1)));
     assert_eq!(in_use(&http, &local, "cad").await, 0);

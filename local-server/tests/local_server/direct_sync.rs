@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::helpers::*;
+use shared_proto::clock::CLOCK_OFFSET_ENV;
+use shared_proto::exit;
 
 #[actix_rt::test]
 async fn internet_sync_grants_seats_and_restores_service_after_366_days() -> TestResult {
@@ -45,7 +47,7 @@ async fn internet_sync_grants_seats_and_restores_service_after_366_days() -> Tes
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
 
     // 367 days later both clocks have moved: no leases until a sync.
-    let later = [("SOLME_CLOCK_OFFSET", "367d")];
+    let later = [(CLOCK_OFFSET_ENV, "367d")];
     local.serve(&[], &later);
     assert_eq!(
         check_out(&http, &local, "cad").await.1["code"],
@@ -74,7 +76,7 @@ async fn a_closed_first_endpoint_falls_back_to_the_second() -> TestResult {
     // Both closed: a temporary failure (exit 75), recorded for status.
     let other = format!("https://127.0.0.1:{}", closed_port().unwrap());
     let dead = Local::for_main(&main, id, &[closed, other], &[]);
-    assert_stderr(&dead.cli(&["sync"]), 75, "diagnose");
+    assert_stderr(&dead.cli(&["sync"]), i32::from(exit::TEMPORARY), "diagnose");
     let status = dead.status();
     assert_eq!(status["consecutive_failures"], 1);
     assert!(status["last_attempt_error"]
@@ -174,7 +176,7 @@ async fn the_scheduler_syncs_when_due_and_backs_off_on_failure() -> TestResult {
 
     // A day later the main server is down: the attempt fails and is retried soon.
     main.stop();
-    let later = [("SOLME_CLOCK_OFFSET", "1d1h")];
+    let later = [(CLOCK_OFFSET_ENV, "1d1h")];
     local.serve(&["--scheduler-tick-ms", "50"], &later);
     let status = test_harness::wait_until_async(
         "a failed automatic sync",
@@ -207,7 +209,7 @@ async fn a_direct_sync_clears_a_rollback_left_by_a_clock_that_was_ahead() -> Tes
     };
     let http = client();
     // Both clocks wrongly two hours ahead: the sync works and records that time.
-    let ahead = [("SOLME_CLOCK_OFFSET", "2h")];
+    let ahead = [(CLOCK_OFFSET_ENV, "2h")];
     main.restart_with_clock(Some("2h"));
     assert_success(&local.cli_env(&["sync"], &ahead));
     // Clocks corrected: the server now sees a rollback.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use shared_proto::clock::CLOCK_OFFSET_ENV;
 use shared_proto::{License, LicenseFile, ServerIdentity, SolmeSigningKey};
 use tempfile::TempDir;
 use test_harness::process::spawn_listening;
@@ -117,7 +118,7 @@ impl Local {
             "NO_PROXY",
             "no_proxy",
             "LOCAL_SERVER_PROXY",
-            "SOLME_CLOCK_OFFSET",
+            CLOCK_OFFSET_ENV,
         ] {
             cmd.env_remove(var);
         }

@@ -4,6 +4,7 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 
 use crate::helpers::*;
+use shared_proto::clock::CLOCK_OFFSET_ENV;
 
 #[actix_rt::test]
 async fn never_synchronized_server_issues_nothing() -> TestResult {
@@ -131,7 +132,7 @@ async fn a_lease_without_heartbeat_expires_and_frees_its_seat() -> TestResult {
     let lease_id = lease["lease_id"].as_str().unwrap().to_owned();
     // Two minutes later by the clock (past the 60 s lease, no heartbeat): the seat is
     // back and the lease is gone. No waiting on the wall clock.
-    local.serve(&["--lease-seconds", "60"], &[("SOLME_CLOCK_OFFSET", "2m")]);
+    local.serve(&["--lease-seconds", "60"], &[(CLOCK_OFFSET_ENV, "2m")]);
     let (s, body) = heartbeat(&http, &local, &lease_id).await;
     assert_eq!((s, body["code"].as_str()), (404, Some("LEASE_UNKNOWN")));
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
@@ -154,7 +155,7 @@ async fn live_leases_survive_a_restart_and_expire_by_the_clock() -> TestResult {
     assert_eq!(status["features"][0]["in_use"], 1);
 
     // Six minutes later (past the 5-minute lease), the seat is back.
-    local.serve(&[], &[("SOLME_CLOCK_OFFSET", "6m")]);
+    local.serve(&[], &[(CLOCK_OFFSET_ENV, "6m")]);
     assert_eq!(in_use(&http, &local, "cad").await, 0);
     Ok(())
 }
@@ -163,25 +164,25 @@ async fn live_leases_survive_a_restart_and_expire_by_the_clock() -> TestResult {
 async fn after_366_days_no_lease_until_a_new_license_file() -> TestResult {
     let mut local = Local::imported(vec![license("cad", 2)]);
     let now = Utc::now();
-    local.serve(&[], &[("SOLME_CLOCK_OFFSET", "340d")]);
+    local.serve(&[], &[(CLOCK_OFFSET_ENV, "340d")]);
     let http = client();
     let (s, _) = check_out(&http, &local, "cad").await;
     assert_eq!(s, 201, "day 340 still issues");
-    let status = local.status_env(&[("SOLME_CLOCK_OFFSET", "340d")]);
+    let status = local.status_env(&[(CLOCK_OFFSET_ENV, "340d")]);
     assert_eq!(status["state"], "warning");
     assert!(status["message"].as_str().unwrap().contains("WARNING"));
 
-    local.serve(&[], &[("SOLME_CLOCK_OFFSET", "367d")]);
+    local.serve(&[], &[(CLOCK_OFFSET_ENV, "367d")]);
     let (s, body) = check_out(&http, &local, "cad").await;
     assert_eq!((s, body["code"].as_str()), (403, Some("SYNC_EXPIRED")));
-    let status = local.status_env(&[("SOLME_CLOCK_OFFSET", "367d")]);
+    let status = local.status_env(&[(CLOCK_OFFSET_ENV, "367d")]);
     assert_eq!(status["state"], "expired");
 
     // A newer license file, imported while serve runs, restores service at once.
     let later = now + Duration::days(367);
     let out = local.import_env(
         &local.license_file(2, later, vec![license("cad", 2)]),
-        &[("SOLME_CLOCK_OFFSET", "367d")],
+        &[(CLOCK_OFFSET_ENV, "367d")],
     );
     assert_success(&out);
     checked_out(&http, &local, "cad").await;
@@ -200,14 +201,14 @@ async fn a_clock_moved_back_is_refused() -> TestResult {
     let http = client();
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
     // Back by less than the tolerance: fine.
-    local.serve(&[], &[("SOLME_CLOCK_OFFSET", "-5m")]);
+    local.serve(&[], &[(CLOCK_OFFSET_ENV, "-5m")]);
     assert_eq!(check_out(&http, &local, "cad").await.0, 201);
     // Back by two hours: refused, and status says why.
-    local.serve(&[], &[("SOLME_CLOCK_OFFSET", "-2h")]);
+    local.serve(&[], &[(CLOCK_OFFSET_ENV, "-2h")]);
     let (s, body) = check_out(&http, &local, "cad").await;
     assert_eq!((s, body["code"].as_str()), (403, Some("CLOCK_ROLLBACK")));
     assert_eq!(
-        local.status_env(&[("SOLME_CLOCK_OFFSET", "-2h")])["state"],
+        local.status_env(&[(CLOCK_OFFSET_ENV, "-2h")])["state"],
         "clock_rollback"
     );
     Ok(())

@@ -6,6 +6,7 @@ use shared_proto::{ServerIdentity, SolmeSigningKey};
 use uuid::Uuid;
 
 use crate::helpers::*;
+use shared_proto::exit;
 
 /// A main-server address for installations that never synchronize.
 const SOLME_EXAMPLE: &str = "https://licensing.solme.example";
@@ -186,7 +187,12 @@ fn import_while_another_process_locks_the_database_is_temporary() {
     let mut holder = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
     holder.batch_execute("BEGIN EXCLUSIVE").unwrap();
     let out = local.import(&file);
-    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(exit::TEMPORARY)),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("busy"), "{}", stderr(&out));
     holder.batch_execute("ROLLBACK").unwrap();
     drop(holder);

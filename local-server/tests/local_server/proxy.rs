@@ -4,6 +4,7 @@
 use test_harness::proxy::{Tinyproxy, PROXY_PASSWORD, PROXY_USER};
 
 use crate::helpers::*;
+use shared_proto::exit;
 
 /// A tinyproxy demanding the harness's credentials; `None` (with a notice) when not
 /// installed.
@@ -34,7 +35,11 @@ async fn sync_through_a_proxy_needs_the_right_credentials() -> TestResult {
 
     // The stored proxy with wrong credentials: a network failure (exit 75) naming the 407.
     let out = local.cli(&["sync"]);
-    assert_stderr(&out, 75, "rejected the user name and password");
+    assert_stderr(
+        &out,
+        i32::from(exit::TEMPORARY),
+        "rejected the user name and password",
+    );
     assert!(
         !stderr(&out).contains("wrong"),
         "the password must not be printed"
@@ -64,7 +69,7 @@ async fn sync_through_a_proxy_needs_the_right_credentials() -> TestResult {
         &[("HTTPS_PROXY", good.as_str()), ("LOCAL_SERVER_PROXY", "")],
     );
     // The stored (wrong) proxy wins over HTTPS_PROXY, so this one fails again.
-    assert_eq!(out.status.code(), Some(75));
+    assert_eq!(out.status.code(), Some(i32::from(exit::TEMPORARY)));
     // NO_PROXY lets the main server be reached directly despite the stored proxy.
     let out = local.cli_env(&["sync"], &[("NO_PROXY", "127.0.0.1")]);
     assert_success(&out);

@@ -6,6 +6,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
+use shared_proto::clock::CLOCK_OFFSET_ENV;
 
 async fn check_out_as(http: &awc::Client, local: &Local, user: &str) -> (u16, Value) {
     let body = json!({"feature": "cad", "client": "c", "user": user, "host": "ws"});
@@ -31,7 +32,7 @@ async fn the_report_shows_peak_seat_hours_refusals_and_busiest_users() -> TestRe
     // Two hours later alice's lease ran out (no heartbeats) while no server ran: its
     // expiry is recorded at its time when the server comes back.
     local.stop();
-    let later = [("SOLME_CLOCK_OFFSET", "2h")];
+    let later = [(CLOCK_OFFSET_ENV, "2h")];
     local.serve(&hour_leases, &later);
     assert_eq!(in_use(&http, &local, "cad").await, 0);
     let from = (start - chrono::Duration::minutes(1)).to_rfc3339();

@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use chrono::Utc;
 
 use crate::helpers::*;
+use shared_proto::exit;
 
 const STORED_PASSWORD: &str = "Pr0xy-St0red-S3cret";
 const FLAG_PASSWORD: &str = "Fl4g-S3cret";
@@ -114,7 +115,12 @@ async fn a_support_bundle_holds_every_part_and_no_secret() -> TestResult {
 
     // A failed synchronization (nothing answers on the proxy): the bundle shows it.
     let failed = local.cli(&["sync"]);
-    assert_eq!(failed.status.code(), Some(75), "{}", stderr(&failed));
+    assert_eq!(
+        failed.status.code(),
+        Some(i32::from(exit::TEMPORARY)),
+        "{}",
+        stderr(&failed)
+    );
 
     // The command line, with a proxy flag and a proxy in the environment.
     let file = local.data_dir().join("bundle.tar.gz");

@@ -8,6 +8,8 @@ use crate::helpers::{
     closed_port_url, dummy_token, gateway_bin, run_gateway, send_mail, text_mail, wait_for,
     Gateway, SmtpClient, LICENSING,
 };
+use shared_proto::clock::CLOCK_OFFSET_ENV;
+use shared_proto::exit;
 
 /// A gateway (with `extra` flags) in `root`, for a main server that is not up.
 fn gateway_in(root: &std::path::Path, extra: &[&str]) -> Gateway {
@@ -254,7 +256,7 @@ fn deliver_exits_75_when_the_spool_cannot_be_written() {
     let args = ["deliver", "--data-dir", data_dir.to_str().unwrap()];
     assert_eq!(
         run_gateway(&args, &[], b"Subject: x\r\n\r\nx\r\n"),
-        Some(75)
+        Some(i32::from(exit::TEMPORARY))
     );
 }
 
@@ -627,20 +629,20 @@ fn deliver_exits_75_on_any_start_up_failure() {
     assert_eq!(
         run(
             &["deliver", "--data-dir", data],
-            &[("SOLME_CLOCK_OFFSET", "not-a-duration")]
+            &[(CLOCK_OFFSET_ENV, "not-a-duration")]
         ),
-        Some(75)
+        Some(i32::from(exit::TEMPORARY))
     );
     assert_eq!(
         run(&["deliver", "--data-dir", data, "--no-such-flag"], &[]),
-        Some(75)
+        Some(i32::from(exit::TEMPORARY))
     );
     assert_eq!(
         run(
             &["deliver", "--data-dir", data, "--max-message-size", "1"],
             &[]
         ),
-        Some(75)
+        Some(i32::from(exit::TEMPORARY))
     );
     assert_eq!(run(&["deliver", "--data-dir", data], &[]), Some(0));
     // `serve` keeps the usual usage exit code.

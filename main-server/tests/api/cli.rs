@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use crate::helpers::{failed_saying, init_dir, spawn_app, succeeded, Local, BIN};
+use shared_proto::exit;
 
 fn admin(data_dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -194,7 +195,7 @@ fn admin_cli_exits_75_when_the_server_is_down() {
         .expect("run");
     assert_eq!(
         out.status.code(),
-        Some(75),
+        Some(i32::from(exit::TEMPORARY)),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -231,7 +232,7 @@ fn admin_cli_exits_75_when_the_server_fails() {
         .args(["customer", "list"])
         .output()
         .expect("run");
-    failed_saying(&out, 75, "500");
+    failed_saying(&out, i32::from(exit::TEMPORARY), "500");
 }
 
 #[test]

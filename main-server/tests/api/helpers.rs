@@ -12,9 +12,10 @@ use chrono::{DateTime, Utc};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use main_server::cli::InitArgs;
 use main_server::startup::{Application, Settings};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use shared_proto::admin_api::Listening;
+use shared_proto::files::read_secret;
 use shared_proto::{Clock, LicenseFile, ServerIdentity, SolmePublicKey};
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -167,9 +168,9 @@ async fn spawn_app_on(
         }
     });
     let http = https_client(&dir.path().join("ca.pem"));
-    let token = std::fs::read_to_string(dir.path().join("admin-token"))
+    let token = read_secret(&dir.path().join("admin-token"))
         .expect("token")
-        .trim()
+        .expose_secret()
         .to_owned();
     let solme = SolmePublicKey::load(&dir.path().join("solme-public.pem")).expect("solme key");
     let app = TestApp {

@@ -5,6 +5,7 @@
 
 use awc::http::{Method, StatusCode};
 use diesel::RunQueryDsl;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -255,9 +256,9 @@ async fn init_makes_a_gateway_token_limited_to_the_mail_endpoints() {
         &std::fs::metadata(&path).expect("meta").permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
-    let token = std::fs::read_to_string(&path)
+    let token = shared_proto::files::read_secret(&path)
         .expect("read")
-        .trim()
+        .expose_secret()
         .to_owned();
     let (status, me) = call(&app, Method::GET, "/admin/v1/whoami", None, &token).await;
     assert_eq!(

@@ -9,6 +9,7 @@ use diesel::Connection;
 use serde_json::{json, Value};
 
 use crate::helpers::{failed_saying, spawn_app, BIN};
+use shared_proto::exit;
 
 #[actix_rt::test]
 async fn a_locked_database_is_unavailable_not_an_internal_error() {
@@ -51,7 +52,7 @@ async fn a_locked_database_is_unavailable_not_an_internal_error() {
         Some("5")
     );
     let out = cli.await.expect("CLI task");
-    failed_saying(&out, 75, "try again");
+    failed_saying(&out, i32::from(exit::TEMPORARY), "try again");
 
     holder.batch_execute("ROLLBACK").expect("unlock");
     drop(holder);

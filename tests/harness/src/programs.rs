@@ -212,9 +212,8 @@ impl MainServer {
 
     /// The operator token `init` made.
     pub fn token(&self) -> Result<String> {
-        let token =
-            std::fs::read_to_string(self.token_file()).context("reading the admin token")?;
-        Ok(token.trim().to_string())
+        let token = shared_proto::files::read_secret(&self.token_file())?;
+        Ok(token.expose_secret().to_owned())
     }
 
     pub fn log(&self) -> String {
