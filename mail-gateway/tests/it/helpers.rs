@@ -10,13 +10,14 @@ use std::time::Duration;
 use serde_json::Value;
 use shared_proto::{Clock, ServerIdentity};
 use test_harness::process::spawn_listening;
+use test_harness::programs::GatewayArgs;
 use test_harness::Child;
 use uuid::Uuid;
 
 pub use test_harness::mail::{outbox_count, read_outbox, Reply};
 pub use test_harness::net::reserve_port;
+pub use test_harness::programs::LICENSING;
 
-pub const LICENSING: &str = "licensing@solme.example";
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Waits (see `test_harness::wait_until`) up to [`DEADLINE`] for `check` to give a value.
@@ -62,51 +63,29 @@ impl Gateway {
     pub fn start(root: &Path, main_url: &str, token_file: &Path, extra: &[&str]) -> Gateway {
         let data_dir = root.join("gateway");
         let outbox = root.join("outbox");
-        let mut args: Vec<String> = [
-            "serve",
-            "--data-dir",
-            &data_dir.to_string_lossy(),
-            "--address",
-            LICENSING,
-            "--main-server",
-            main_url,
-            "--token-file",
-            &token_file.to_string_lossy(),
-            "--smtp-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--outbox",
-            &outbox.to_string_lossy(),
-            "--retry-initial-ms",
-            "50",
-            "--retry-max-ms",
-            "400",
-            "--notice-interval-ms",
-            "100",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        // Quick retries and notices, so that tests see them soon, unless `extra` sets them.
+        let quick = [
+            ("--retry-initial-ms", "50"),
+            ("--retry-max-ms", "400"),
+            ("--notice-interval-ms", "100"),
+        ];
+        let mut flags: Vec<&str> = quick
+            .iter()
+            .filter(|(flag, _)| !extra.contains(flag))
+            .flat_map(|&(flag, value)| [flag, value])
+            .collect();
+        flags.extend_from_slice(extra);
         // A real main server's token file lies in its data directory, beside the CA
         // its admin API's certificate comes from.
-        if main_url.starts_with("https://") {
-            let ca = token_file.with_file_name("ca.pem");
-            args.extend(["--main-server-ca".into(), ca.to_string_lossy().into_owned()]);
+        let ca = token_file.with_file_name("ca.pem");
+        let args = GatewayArgs {
+            data_dir: &data_dir,
+            main_url,
+            main_ca: main_url.starts_with("https://").then_some(ca.as_path()),
+            token_file,
+            outbox: &outbox,
         }
-        // A flag given in `extra` replaces the default above; a relay
-        // replaces the outbox.
-        if extra.contains(&"--smtp-relay") {
-            if let Some(at) = args.iter().position(|a| a == "--outbox") {
-                args.drain(at..at + 2);
-            }
-        }
-        for flag in extra.iter().filter(|f| f.starts_with("--")) {
-            if let Some(at) = args.iter().position(|a| a == flag) {
-                args.drain(at..at + 2);
-            }
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
+        .serve(&flags);
         Gateway::start_with(data_dir, outbox, args)
     }
 

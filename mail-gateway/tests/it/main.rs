@@ -3,7 +3,6 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod bench;
 mod end_to_end;
 mod golden;
 mod helpers;

@@ -617,6 +617,51 @@ pub fn libfaketime() -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
+/// The address every test gateway serves.
+pub const LICENSING: &str = "licensing@solme.example";
+
+/// Where a test gateway keeps its files and finds its main server.
+pub struct GatewayArgs<'a> {
+    pub data_dir: &'a Path,
+    /// The main server's admin API (it need not be up).
+    pub main_url: &'a str,
+    /// The CA of an `https://` main server's certificate.
+    pub main_ca: Option<&'a Path>,
+    pub token_file: &'a Path,
+    pub outbox: &'a Path,
+}
+
+impl GatewayArgs<'_> {
+    /// The `mail-gateway serve` command line: [`LICENSING`], SMTP and HTTP on free
+    /// loopback ports, replies to the outbox unless `extra` names `--smtp-relay`. A flag
+    /// in `extra` replaces the default of the same name; `extra` ends the line.
+    pub fn serve(&self, extra: &[&str]) -> Vec<String> {
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        let mut defaults: Vec<(&str, String)> = vec![
+            ("--data-dir", path(self.data_dir)),
+            ("--address", LICENSING.to_owned()),
+            ("--main-server", self.main_url.to_owned()),
+            ("--token-file", path(self.token_file)),
+            ("--smtp-listen", "127.0.0.1:0".to_owned()),
+            ("--http-listen", "127.0.0.1:0".to_owned()),
+        ];
+        if let Some(ca) = self.main_ca {
+            defaults.push(("--main-server-ca", path(ca)));
+        }
+        if !extra.contains(&"--smtp-relay") {
+            defaults.push(("--outbox", path(self.outbox)));
+        }
+        let mut args = vec!["serve".to_owned()];
+        for (flag, value) in defaults {
+            if !extra.contains(&flag) {
+                args.extend([flag.to_owned(), value]);
+            }
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+}
+
 /// A running `mail-gateway serve` writing its replies to an outbox directory.
 #[derive(Debug)]
 pub struct MailGateway {
@@ -637,30 +682,16 @@ impl MailGateway {
     /// mails go to that relay instead of the outbox.
     pub fn start_with(dir: &Path, main: &MainServer, extra: &[&str]) -> Result<Self> {
         std::fs::create_dir_all(dir.join("outbox")).context("creating the outbox")?;
-        let address = "licensing@solme.example".to_string();
-        let mut command = Command::new(binary("mail-gateway")?);
-        command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir)
-            .arg("--address")
-            .arg(&address)
-            .arg("--main-server")
-            .arg(main.admin_url())
-            .arg("--main-server-ca")
-            .arg(main.ca_file())
-            .arg("--token-file")
-            .arg(main.token_file())
-            .args([
-                "--smtp-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ]);
-        if !extra.contains(&"--smtp-relay") {
-            command.arg("--outbox").arg(dir.join("outbox"));
+        let args = GatewayArgs {
+            data_dir: dir,
+            main_url: &main.admin_url(),
+            main_ca: Some(&main.ca_file()),
+            token_file: &main.token_file(),
+            outbox: &dir.join("outbox"),
         }
-        command.args(extra);
+        .serve(extra);
+        let mut command = Command::new(binary("mail-gateway")?);
+        command.args(args);
         let (child, listening) = spawn_listening("mail-gateway", command, dir)?;
         let parse = |key: &str| -> Result<SocketAddr> {
             listening[key]
@@ -672,7 +703,7 @@ impl MailGateway {
             dir: dir.to_path_buf(),
             smtp: parse("smtp")?,
             http: parse("http")?,
-            address,
+            address: LICENSING.to_owned(),
             child,
         })
     }

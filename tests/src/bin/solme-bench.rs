@@ -76,7 +76,7 @@ fn run(args: Args) -> Result<()> {
         eprintln!("note: this is a debug build; run `cargo run --release -p tests --bin solme-bench` for real figures");
     }
     test_harness::process::build_programs(&["--bins"])?;
-    test_harness::process::cargo_build(&["-p", "local-server", "--example", "lease_bench"])?;
+    test_harness::process::cargo_build(&["-p", "tests", "--bin", "solme-lease-load"])?;
     let dir = tempfile::Builder::new()
         .prefix("solme-bench-")
         .tempdir()
@@ -333,7 +333,7 @@ fn local_server(args: &Args, dir: &Path) -> Result<()> {
     let pid = local.pid().context("the local server is not running")?;
     println!("idle resident memory: {:.1} MiB", rss_mib(pid)?);
 
-    let load = binary("examples/lease_bench")?;
+    let load = binary("solme-lease-load")?;
     let lease_load = |extra: &[&str]| -> Result<()> {
         for connections in ["8", "32"] {
             let status = Command::new(&load)
@@ -343,9 +343,9 @@ fn local_server(args: &Args, dir: &Path) -> Result<()> {
                 .arg(args.seconds.to_string())
                 .args(extra)
                 .status()
-                .context("running lease_bench")?;
+                .context("running solme-lease-load")?;
             if !status.success() {
-                bail!("lease_bench failed");
+                bail!("solme-lease-load failed");
             }
         }
         Ok(())

@@ -2,19 +2,22 @@
 //! a lease in a loop for D seconds; prints the pairs per second and the latency
 //! percentiles of single requests.
 //!
-//! `cargo run --release -p local-server --example lease_bench -- URL FEATURE [CONNECTIONS] [SECONDS] [QUEUED QUEUE_FEATURE]`
-//! against a `serve` whose license for FEATURE has at least CONNECTIONS seats. With
-//! QUEUED, that many more clients wait in the queue of QUEUE_FEATURE (whose seats are
-//! all taken) during the run, each on its own connection, polling as clients do.
+//! `solme-lease-load URL FEATURE [CONNECTIONS] [SECONDS] [QUEUED QUEUE_FEATURE]`, run by
+//! `solme-bench` against a `serve` whose license for FEATURE has at least CONNECTIONS
+//! seats. With QUEUED, that many more clients wait in the queue of QUEUE_FEATURE (whose
+//! seats are all taken) during the run, each on its own connection, polling as clients
+//! do.
 
 use std::time::{Duration, Instant};
 
-#[actix_rt::main]
+#[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let url = args
         .get(1)
-        .ok_or("usage: lease_bench URL FEATURE [CONNECTIONS] [SECONDS]")?
+        .ok_or(
+            "usage: solme-lease-load URL FEATURE [CONNECTIONS] [SECONDS] [QUEUED QUEUE_FEATURE]",
+        )?
         .clone();
     let feature = args.get(2).ok_or("missing FEATURE")?.clone();
     let connections: usize = args.get(3).map_or(Ok(32), |s| s.parse())?;
@@ -33,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let url = url.clone();
         let feature = queue_feature.clone();
         let client = waiting_client.clone();
-        waiters.push(actix_rt::spawn(async move {
+        waiters.push(actix_web::rt::spawn(async move {
             let body = serde_json::json!({
                 "feature": feature, "client": "waiting", "user": format!("waiter-{n}"),
                 "host": "bench", "wait_seconds": 3600,
@@ -86,7 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     format!("only {waiting} of {queued} clients got into the queue").into(),
                 );
             }
-            actix_rt::time::sleep(Duration::from_millis(100)).await;
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
         }
     }
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -94,7 +97,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for n in 0..connections {
         let url = url.clone();
         let feature = feature.clone();
-        tasks.push(actix_rt::spawn(async move {
+        tasks.push(actix_web::rt::spawn(async move {
             // One client per task = one kept-alive connection per task.
             let client = awc::Client::default();
             let mut latencies = Vec::new();
