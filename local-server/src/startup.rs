@@ -43,8 +43,12 @@ pub struct Application {
     server: actix_web::dev::Server,
     /// The bound address of the client API and manager page.
     address: SocketAddr,
-    /// Flushed when the server stops.
+    /// Swept while serving, flushed when the server stops.
     engine: Arc<LeaseEngine>,
+    /// The scheduler's synchronizations and their client.
+    sync_ctx: SyncContext,
+    sync_client: awc::Client,
+    scheduler_tick: StdDuration,
     /// Held while serving: one `serve` per data directory.
     _lock: ServeLock,
 }
@@ -99,15 +103,6 @@ impl Application {
             .context("starting the HTTP server")?
             .run();
 
-        // Background work runs on the main system thread, beside the server.
-        actix_rt::spawn(sweeper(engine.clone()));
-        let client = sync::http_client(tls, proxy);
-        actix_rt::spawn(scheduler::run(
-            sync_ctx,
-            client,
-            StdDuration::from_millis(args.scheduler_tick_ms),
-        ));
-
         write_listening(dir, address)?;
         log::info!(
             "serving server_id={} on {address} (lease {}s)",
@@ -118,6 +113,9 @@ impl Application {
             server,
             address,
             engine,
+            sync_ctx,
+            sync_client: sync::http_client(tls, proxy),
+            scheduler_tick: StdDuration::from_millis(args.scheduler_tick_ms),
             _lock: lock,
         })
     }
@@ -138,7 +136,20 @@ impl Application {
             shutdown.await;
             handle.stop(true).await;
         });
+        // Background work runs on the main system thread, beside the server, and ends
+        // with it: no sweep or scheduled sync starts once the server has stopped.
+        let background = [
+            actix_rt::spawn(sweeper(self.engine.clone())),
+            actix_rt::spawn(scheduler::run(
+                self.sync_ctx,
+                self.sync_client,
+                self.scheduler_tick,
+            )),
+        ];
         let served = self.server.await.context("running the HTTP server");
+        for task in background {
+            task.abort();
+        }
         // Returned and expired seats are written without anyone waiting: store them
         // before the process ends.
         if let Err(e) = self.engine.flush(FLUSH_WITHIN).await {
