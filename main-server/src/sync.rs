@@ -294,7 +294,6 @@ fn check(
         fingerprint: verified.fingerprint.to_string(),
         channel,
         now,
-        valid_until: valid_until_for(now),
         actor: sender.unwrap_or(peer).to_owned(),
         detail,
         usage: serde_json::to_string(&request.usage).map_err(|e| {

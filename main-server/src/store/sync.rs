@@ -19,7 +19,7 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types;
-use shared_proto::admin_api::{AuditAction, SyncChannel};
+use shared_proto::admin_api::{AuditAction, AuditOutcome, SyncChannel};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
@@ -49,7 +49,6 @@ pub struct Attempt {
     pub fingerprint: String,
     pub channel: SyncChannel,
     pub now: DateTime<Utc>,
-    pub valid_until: DateTime<Utc>,
     /// Audit actor (peer address or sender).
     pub actor: String,
     pub detail: String,
@@ -60,6 +59,12 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// Until when the license file it is answered with lets the server serve (the
+    /// 366-day rule, from the sync's own time).
+    pub fn valid_until(&self) -> DateTime<Utc> {
+        shared_proto::validity::valid_until_for(self.now)
+    }
+
     /// Records this sync in the audit log as accepted, with `detail`.
     fn record_ok(&self, conn: &mut DbConnection, detail: &str) -> Result<(), ApiError> {
         let id = Some(self.server_id);
@@ -86,7 +91,7 @@ fn advance_if_bound_to(
         servers::sequence.eq(servers::sequence + 1),
         servers::last_sync_at.eq(to_millis(attempt.now)),
         servers::last_sync_channel.eq(attempt.channel.as_str()),
-        servers::valid_until.eq(to_millis(attempt.valid_until)),
+        servers::valid_until.eq(to_millis(attempt.valid_until())),
     ))
     .returning((servers::sequence, servers::revision, servers::customer_id))
     .get_result(conn)
@@ -111,7 +116,7 @@ fn bind_and_advance(
         servers::sequence.eq(servers::sequence + 1),
         servers::last_sync_at.eq(now),
         servers::last_sync_channel.eq(attempt.channel.as_str()),
-        servers::valid_until.eq(to_millis(attempt.valid_until)),
+        servers::valid_until.eq(to_millis(attempt.valid_until())),
     ))
     .returning((servers::sequence, servers::revision, servers::customer_id))
     .get_result(conn)
@@ -270,7 +275,7 @@ pub(crate) fn issue_group_pg(
         .bind::<Array<Text>, _>(texts(&|a| a.fingerprint.clone()))
         .bind::<Array<Text>, _>(texts(&|a| a.channel.as_str().to_owned()))
         .bind::<Array<BigInt>, _>(times(&|a| a.now))
-        .bind::<Array<BigInt>, _>(times(&|a| a.valid_until))
+        .bind::<Array<BigInt>, _>(times(&|a| a.valid_until()))
         .bind::<Array<Text>, _>(texts(&|a| a.actor.clone()))
         .bind::<Array<Text>, _>(texts(&|a| a.detail.clone()))
         .bind::<Array<Text>, _>(texts(&|a| a.usage.clone()))
@@ -301,12 +306,12 @@ pub(crate) fn issue_group_pg(
 
 fn group_result(attempt: &Attempt, row: GroupRow) -> Result<Issued, ApiError> {
     let internal = |what: &str| ApiError::Internal(anyhow::anyhow!("the sync function {what}"));
-    // The function answers `OK` or the code of its refusal.
-    if row.o_outcome != "OK" {
-        let code: ErrorCode = row
-            .o_outcome
-            .parse()
-            .map_err(|e| internal(&format!("answered an unknown outcome: {e}")))?;
+    // The function answers `OK` or the code of its refusal, as the audit log writes them.
+    let outcome: AuditOutcome = row
+        .o_outcome
+        .parse()
+        .map_err(|e| internal(&format!("answered an unknown outcome: {e}")))?;
+    if let AuditOutcome::Failed(code) = outcome {
         return Err(match code {
             ErrorCode::UnknownServerId => unknown_server(attempt.server_id),
             ErrorCode::IdInUse => id_in_use(attempt.server_id),
