@@ -60,7 +60,7 @@ pub enum Op {
 pub enum WriteError {
     /// Locked by another program, or full: worth retrying later.
     #[error("the database stayed locked by another program, or full")]
-    Busy,
+    Temporary,
     #[error("the database write failed: {0}")]
     Failed(String),
 }
@@ -175,7 +175,7 @@ fn commit_batch(conn: &mut SqliteConnection, mut batch: Vec<Job>, rx: &mpsc::Rec
                     .into_iter()
                     .partition(|j| j.deadline.is_some_and(|d| d <= now));
                 for job in expired {
-                    finish(job, Err(WriteError::Busy));
+                    finish(job, Err(WriteError::Temporary));
                 }
                 batch = kept;
                 // Whoever arrived meanwhile waits with the others.

@@ -1271,7 +1271,7 @@ fn no_seats(feature: &str, seats: u32) -> Error {
 
 fn write_refusal(err: WriteError) -> Error {
     match err {
-        WriteError::Busy => Error::DatabaseBusy(anyhow::anyhow!(
+        WriteError::Temporary => Error::DatabaseBusy(anyhow::anyhow!(
             "the database stayed locked by another program, or full, for longer than the write wait"
         )),
         WriteError::Failed(e) => Error::Internal(anyhow::anyhow!("storing the lease: {e}")),
