@@ -218,6 +218,14 @@ struct Ready {
     granted_ms: i64,
 }
 
+/// The answer kept for a waiter whose wait the server ended (its time ran out while
+/// no request of its client was held, or another request ran the queue first), until
+/// its client polls for it.
+struct Ended {
+    refusal: Error,
+    ended_ms: i64,
+}
+
 struct Inner {
     generation: i64,
     valid_until: Option<DateTime<Utc>>,
@@ -238,6 +246,7 @@ struct Inner {
     /// Which feature's queue each ticket is in.
     tickets: HashMap<Uuid, String>,
     ready: HashMap<Uuid, Ready>,
+    ended: HashMap<Uuid, Ended>,
 }
 
 /// What a reload read from the database.
@@ -298,6 +307,7 @@ impl LeaseEngine {
             queues: HashMap::new(),
             tickets: HashMap::new(),
             ready: HashMap::new(),
+            ended: HashMap::new(),
         };
         for row in rows {
             let Ok(id) = Uuid::parse_str(&row.id) else {
@@ -411,6 +421,9 @@ impl LeaseEngine {
                     // Granted just now.
                     continue;
                 }
+                if let Some(ended) = inner.ended.remove(&ticket) {
+                    return Err(ended.refusal);
+                }
                 let Some(waiter) = inner.waiter_mut(ticket) else {
                     return Err(Error::refused(
                         ErrorCode::NotFound,
@@ -447,6 +460,14 @@ impl LeaseEngine {
                 }
             }
         }
+    }
+
+    /// Removes a waiter whose wait is over on behalf of another request; its client
+    /// gets the refusal at its next poll.
+    fn end_wait(&self, inner: &mut Inner, ticket: Uuid, now_ms: i64) {
+        let refusal = self.leave_queue(inner, ticket, now_ms);
+        let ended_ms = now_ms;
+        inner.ended.insert(ticket, Ended { refusal, ended_ms });
     }
 
     /// Removes a waiter whose wait is over; returns the refusal to answer it with.
@@ -663,7 +684,7 @@ impl LeaseEngine {
             let ticket = front.ticket;
             if now_ms >= front.deadline_ms || gone(front, now_ms, window) {
                 // Its wait is over, or its client went away.
-                drop(self.leave_queue(inner, ticket, now_ms));
+                self.end_wait(inner, ticket, now_ms);
                 continue;
             }
             // The checks of a fresh check-out apply to a waiter too.
@@ -712,9 +733,12 @@ impl LeaseEngine {
             .map(|w| w.ticket)
             .collect();
         for ticket in departed {
-            drop(self.leave_queue(inner, ticket, now_ms));
+            self.end_wait(inner, ticket, now_ms);
         }
         let limit = two_windows_ms(window);
+        inner
+            .ended
+            .retain(|_, ended| now_ms - ended.ended_ms <= limit);
         let uncollected: Vec<Uuid> = inner
             .ready
             .iter()

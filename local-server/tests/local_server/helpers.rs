@@ -177,7 +177,6 @@ impl Local {
         addr
     }
 
-    /// Kills `serve` (as a crash would).
     /// Stops `serve` as an administrator does (SIGTERM): it stores what it queued
     /// before it exits.
     pub fn stop(&mut self) {

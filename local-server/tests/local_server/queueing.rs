@@ -170,6 +170,31 @@ async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
     Ok(())
 }
 
+/// A wait that the server ended between two polls (here the sweeper, at its end) is
+/// answered at the next poll with NO_SEATS, as a wait that ends during a poll is.
+#[actix_rt::test]
+async fn a_wait_ended_between_polls_is_answered_at_the_next_poll() -> TestResult {
+    let local = one_seat(&["--queue-poll-seconds", "1"]);
+    let http = client();
+    granted_to(&http, &local, "alice").await;
+
+    let (status, queued_answer) = check_out_as(&http, &local, "bob", 2).await;
+    assert_eq!(status, 202, "{queued_answer}");
+    let ticket = queued_answer["ticket"].as_str().unwrap();
+    // Bob does not poll: the server ends his wait without him.
+    wait_until_queued(&http, &local, 0).await;
+    let url = local.url(&format!("/api/v1/queue/{ticket}"));
+    let (status, body) = call(&http, "GET", &url, None, None).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "NO_SEATS");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("number 1 in the queue"), "{message}");
+    // The answer is given once; the ticket is then unknown.
+    let (status, body) = call(&http, "GET", &url, None, None).await;
+    assert_eq!(status, 404, "{body}");
+    Ok(())
+}
+
 #[actix_rt::test]
 async fn a_waiting_client_that_stops_polling_leaves_the_queue() -> TestResult {
     let local = one_seat(&["--queue-poll-seconds", "1"]);
