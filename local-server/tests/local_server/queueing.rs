@@ -70,6 +70,15 @@ async fn granted_to(http: &awc::Client, local: &Local, user: &str) -> Value {
     grant
 }
 
+/// Asserts the answer to a wait that ended without a seat, the client being first in
+/// the queue.
+fn assert_wait_ended_as_number_1(status: u16, body: &Value) {
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "NO_SEATS");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("number 1 in the queue"), "{message}");
+}
+
 /// Checks in the lease of `holder`: the `waiter` of `user` gets the seat as number
 /// `position` of the queue. Returns its grant.
 async fn hand_over(
@@ -89,16 +98,18 @@ async fn hand_over(
     Ok(grant)
 }
 
-/// `serve`, with the `extra` arguments, for a license of one `cad` seat.
-fn one_seat(extra: &[&str]) -> Local {
-    Local::serving(vec![license("cad", 1)], extra)
+/// `serve`, with the `extra` arguments, for a license of one `cad` seat, and that seat
+/// checked out by alice: the server, a client and alice's grant.
+async fn one_seat_taken_by_alice(extra: &[&str]) -> (Local, awc::Client, Value) {
+    let local = Local::serving(vec![license("cad", 1)], extra);
+    let http = client();
+    let grant = granted_to(&http, &local, "alice").await;
+    (local, http, grant)
 }
 
 #[actix_rt::test]
 async fn a_lease_names_its_user_and_host_and_bad_names_are_refused() -> TestResult {
-    let local = one_seat(&[]);
-    let http = client();
-    let grant = granted_to(&http, &local, "alice").await;
+    let (local, http, grant) = one_seat_taken_by_alice(&[]).await;
     assert_eq!(grant["user"], "alice");
     assert_eq!(grant["host"], "ws-1");
     for user in ["", "two words", "bell\u{7}", &"x".repeat(65)] {
@@ -111,9 +122,7 @@ async fn a_lease_names_its_user_and_host_and_bad_names_are_refused() -> TestResu
 
 #[actix_rt::test]
 async fn waiting_clients_get_returned_seats_in_arrival_order() -> TestResult {
-    let local = one_seat(&[]);
-    let http = client();
-    let first = granted_to(&http, &local, "alice").await;
+    let (local, http, first) = one_seat_taken_by_alice(&[]).await;
     let (status, refused) = check_out_as(&http, &local, "bob", 0).await;
     assert_eq!((status, refused["code"].as_str()), (409, Some("NO_SEATS")));
 
@@ -138,15 +147,10 @@ async fn waiting_clients_get_returned_seats_in_arrival_order() -> TestResult {
 
 #[actix_rt::test]
 async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
-    let local = one_seat(&["--queue-limit", "1"]);
-    let http = client();
-    granted_to(&http, &local, "alice").await;
+    let (local, http, _alice) = one_seat_taken_by_alice(&["--queue-limit", "1"]).await;
 
     let (status, body) = check_out_as(&http, &local, "bob", 1).await;
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(body["code"], "NO_SEATS");
-    let message = body["message"].as_str().unwrap();
-    assert!(message.contains("number 1 in the queue"), "{message}");
+    assert_wait_ended_as_number_1(status, &body);
     assert_eq!(
         queued(&http, &local).await,
         0,
@@ -174,9 +178,7 @@ async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
 /// answered at the next poll with NO_SEATS, as a wait that ends during a poll is.
 #[actix_rt::test]
 async fn a_wait_ended_between_polls_is_answered_at_the_next_poll() -> TestResult {
-    let local = one_seat(&["--queue-poll-seconds", "1"]);
-    let http = client();
-    granted_to(&http, &local, "alice").await;
+    let (local, http, _alice) = one_seat_taken_by_alice(&["--queue-poll-seconds", "1"]).await;
 
     let (status, queued_answer) = check_out_as(&http, &local, "bob", 2).await;
     assert_eq!(status, 202, "{queued_answer}");
@@ -185,10 +187,7 @@ async fn a_wait_ended_between_polls_is_answered_at_the_next_poll() -> TestResult
     wait_until_queued(&http, &local, 0).await;
     let url = local.url(&format!("/api/v1/queue/{ticket}"));
     let (status, body) = call(&http, "GET", &url, None, None).await;
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(body["code"], "NO_SEATS");
-    let message = body["message"].as_str().unwrap();
-    assert!(message.contains("number 1 in the queue"), "{message}");
+    assert_wait_ended_as_number_1(status, &body);
     // The answer is given once; the ticket is then unknown.
     let (status, body) = call(&http, "GET", &url, None, None).await;
     assert_eq!(status, 404, "{body}");
@@ -197,9 +196,7 @@ async fn a_wait_ended_between_polls_is_answered_at_the_next_poll() -> TestResult
 
 #[actix_rt::test]
 async fn a_waiting_client_that_stops_polling_leaves_the_queue() -> TestResult {
-    let local = one_seat(&["--queue-poll-seconds", "1"]);
-    let http = client();
-    let first = granted_to(&http, &local, "alice").await;
+    let (local, http, first) = one_seat_taken_by_alice(&["--queue-poll-seconds", "1"]).await;
     let impatient = awc::Client::builder()
         .timeout(Duration::from_millis(500))
         .finish();
