@@ -246,6 +246,7 @@ struct Inner {
     /// Which feature's queue each ticket is in.
     tickets: HashMap<Uuid, String>,
     ready: HashMap<Uuid, Ready>,
+    /// Kept for two poll windows, then forgotten by the sweeper.
     ended: HashMap<Uuid, Ended>,
 }
 
@@ -466,8 +467,11 @@ impl LeaseEngine {
     /// gets the refusal at its next poll.
     fn end_wait(&self, inner: &mut Inner, ticket: Uuid, now_ms: i64) {
         let refusal = self.leave_queue(inner, ticket, now_ms);
-        let ended_ms = now_ms;
-        inner.ended.insert(ticket, Ended { refusal, ended_ms });
+        let ended = Ended {
+            refusal,
+            ended_ms: now_ms,
+        };
+        inner.ended.insert(ticket, ended);
     }
 
     /// Removes a waiter whose wait is over; returns the refusal to answer it with.
