@@ -218,9 +218,8 @@ struct Ready {
     granted_ms: i64,
 }
 
-/// The answer kept for a waiter whose wait the server ended (its time ran out while
-/// no request of its client was held, or another request ran the queue first), until
-/// its client polls for it.
+/// The answer kept for a waiter whose time ran out while no request of its client was
+/// held (or while another request ran the queue first), until its client polls for it.
 struct Ended {
     refusal: Error,
     ended_ms: i64,
@@ -463,10 +462,17 @@ impl LeaseEngine {
         }
     }
 
-    /// Removes a waiter whose wait is over on behalf of another request; its client
-    /// gets the refusal at its next poll.
+    /// Removes a waiter whose wait is over, or whose client went away, on behalf of
+    /// another request. When its time ran out, its client gets the refusal at its next
+    /// poll; one that went away is told at its next poll that it was not polled in time.
     fn end_wait(&self, inner: &mut Inner, ticket: Uuid, now_ms: i64) {
+        let time_ran_out = inner
+            .waiter_mut(ticket)
+            .is_some_and(|waiter| now_ms >= waiter.deadline_ms);
         let refusal = self.leave_queue(inner, ticket, now_ms);
+        if !time_ran_out {
+            return;
+        }
         let ended = Ended {
             refusal,
             ended_ms: now_ms,
