@@ -83,8 +83,12 @@ crate::text_enum! {
         OperatorAdd => "operator.add",
         OperatorRevoke => "operator.revoke",
         OperatorRotate => "operator.rotate",
-        /// The admin API refused a missing, wrong or revoked token.
+        /// The admin API refused a missing, wrong or revoked token (the caller is not
+        /// known: the actor is `unauthenticated`).
         AuthRefused => "auth.refused",
+        /// The admin API knew the caller but refused the request: the account's role
+        /// may not do it (the actor is the account, the outcome `FORBIDDEN`).
+        AuthForbidden => "auth.forbidden",
         /// An operator signed in to the web console (a console session started).
         SessionStart => "session.start",
         /// An operator signed out of the web console (the session was ended).

@@ -168,6 +168,7 @@ async fn require_token(
             &svc,
             now,
             "unauthenticated",
+            AuditAction::AuthRefused,
             ErrorCode::Unauthorized,
             detail,
         )
@@ -190,7 +191,17 @@ async fn require_token(
             req.method(),
             need.describe()
         );
-        audit_refusal(&svc, now, &identity.name, ErrorCode::Forbidden, detail).await;
+        // Known caller, insufficient role: its own action, so the log tells a probe
+        // with stolen or guessed tokens apart from an account reaching past its role.
+        audit_refusal(
+            &svc,
+            now,
+            &identity.name,
+            AuditAction::AuthForbidden,
+            ErrorCode::Forbidden,
+            detail,
+        )
+        .await;
         return Err(ApiError::refused(
             ErrorCode::Forbidden,
             format!(
@@ -207,19 +218,22 @@ async fn require_token(
     next.call(req).await
 }
 
-/// Audits a request the token check refused (`actor`: who presented it, as far as is
-/// known). The refusal is answered even when the audit write fails: it is logged then.
+/// Audits a request the token check refused: `auth.refused` for a caller not
+/// authenticated (actor `unauthenticated`), `auth.forbidden` for an account whose role
+/// may not do it (actor: the account). The refusal is answered even when the audit
+/// write fails: it is logged then.
 async fn audit_refusal(
     svc: &Svc,
     now: chrono::DateTime<chrono::Utc>,
     actor: &str,
+    action: AuditAction,
     code: ErrorCode,
     detail: String,
 ) {
     let entry = AuditEntry {
         at: now,
         actor: actor.to_owned(),
-        action: AuditAction::AuthRefused,
+        action,
         server_id: None,
         outcome: AuditOutcome::Failed(code),
         detail,

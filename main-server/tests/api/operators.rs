@@ -181,6 +181,57 @@ async fn revoked_and_rotated_tokens_stop_working_at_once() {
 }
 
 #[actix_rt::test]
+async fn a_role_refusal_is_audited_apart_from_an_unknown_token() {
+    let app = spawn_app().await;
+    let viewer = add(&app, "vera", "viewer").await;
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/admin/v1/customers",
+        Some(customer()),
+        &viewer,
+    )
+    .await;
+    assert_refused(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/admin/v1/customers",
+        Some(customer()),
+        "not-a-token",
+    )
+    .await;
+    assert_refused(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+
+    let (status, audit) = app.get("/admin/v1/audit?limit=20").await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    // The viewer was known: its refusal names it and the request its role may not make.
+    let forbidden = newest_audit_entry(&audit, "auth.forbidden");
+    assert_eq!(forbidden["actor"], "vera", "{audit}");
+    assert_eq!(forbidden["outcome"], "FORBIDDEN", "{audit}");
+    assert_eq!(
+        forbidden["detail"],
+        "the viewer role may not POST /admin/v1/customers (changing the registry needs \
+         the operator or admin role)"
+    );
+    // The unknown token is an authentication failure, with nobody as its actor.
+    let refused = newest_audit_entry(&audit, "auth.refused");
+    assert_eq!(refused["actor"], "unauthenticated", "{audit}");
+    assert_eq!(refused["outcome"], "UNAUTHORIZED", "{audit}");
+    let actions: Vec<&str> = audit
+        .as_array()
+        .map(|l| l.iter().filter_map(|e| e["action"].as_str()).collect())
+        .unwrap_or_default();
+    let count = |action: &str| actions.iter().filter(|a| **a == action).count();
+    assert_eq!(
+        (count("auth.forbidden"), count("auth.refused")),
+        (1, 1),
+        "{audit}"
+    );
+    app.stop().await;
+}
+
+#[actix_rt::test]
 async fn refused_tokens_are_audited_and_repeated_ones_rate_limited() {
     let app = spawn_app().await;
     for i in 0..10 {
