@@ -128,8 +128,10 @@ pub struct LeaseGrant {
     pub user: String,
     pub host: String,
     pub expires_at: DateTime<Utc>,
-    /// How often the client should renew: a third of the lease length.
-    pub heartbeat_seconds: i64,
+    /// How often the client should renew: a third of the lease length. Absent for a
+    /// borrowed seat, which takes no heartbeats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_seconds: Option<i64>,
     /// Where the client stood in the queue when it arrived (absent: it did not wait).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_position: Option<usize>,
@@ -527,6 +529,10 @@ impl LeaseEngine {
 
     /// Removes a lease whose row was never committed, so its seat goes to the next.
     fn take_back(&self, id: Uuid) {
+        // The seat may go to a waiter: under the licenses in force now.
+        if let Err(e) = self.refresh() {
+            log::warn!("reloading the licenses before returning a seat failed: {e}");
+        }
         let now = self.clock.now();
         let mut inner = self.lock();
         if let Some(lease) = inner.remove(id) {
@@ -554,7 +560,7 @@ impl LeaseEngine {
         let queue_len = inner.queues.get(&request.feature).map_or(0, VecDeque::len);
         let seat = inner.seat_for(request, seats);
         if seat.is_ok() && !inner.waiter_could_take(&request.feature, seats) {
-            let (grant, ops) = self.grant(inner, request, now, None);
+            let (grant, ops) = self.grant(inner, request, now, None)?;
             return Ok(Decision::Granted(grant, ops));
         }
         if request.wait.is_zero() {
@@ -597,39 +603,39 @@ impl LeaseEngine {
         Ok(Decision::Queued(ticket))
     }
 
-    /// Takes a seat in memory; returns the grant and the rows to write for it.
+    /// Takes a seat in memory; returns the grant and the rows to write for it. A borrow
+    /// is checked against the licenses in force now (a waiter's licenses may have changed
+    /// since it arrived) and its token signed before anything is taken: a borrow that
+    /// cannot be given fails whole, never as a plain seat.
     fn grant(
         &self,
         inner: &mut Inner,
         request: &CheckOut,
         now: DateTime<Utc>,
         waited: Option<(usize, i64)>,
-    ) -> (LeaseGrant, Vec<Op>) {
+    ) -> Result<(LeaseGrant, Vec<Op>), Error> {
         let now_ms = to_ms(now);
         let id = Uuid::new_v4();
-        // Checked by `decide`; a waiter's borrow is checked again at its grant.
         let borrowed_until = request
             .borrow
-            .and_then(|b| inner.borrow_until(&request.feature, b, now).ok());
+            .map(|b| inner.borrow_until(&request.feature, b, now))
+            .transpose()?;
         let expires_at = borrowed_until.unwrap_or(now + self.settings.lease_length);
-        let borrow_token = borrowed_until.and_then(|until| {
-            let token = BorrowToken {
-                server_id: self.server_id,
-                lease_id: id,
-                feature: request.feature.clone(),
-                user: request.user.clone(),
-                host: request.host.clone(),
-                issued_at: now,
-                until,
-            };
-            match token.sign(&self.identity) {
-                Ok(text) => Some(text),
-                Err(e) => {
-                    log::error!("signing a borrow token failed: {e}");
-                    None
+        let borrow_token = borrowed_until
+            .map(|until| {
+                BorrowToken {
+                    server_id: self.server_id,
+                    lease_id: id,
+                    feature: request.feature.clone(),
+                    user: request.user.clone(),
+                    host: request.host.clone(),
+                    issued_at: now,
+                    until,
                 }
-            }
-        });
+                .sign(&self.identity)
+                .context("signing a borrow token")
+            })
+            .transpose()?;
         let row = LeaseRow {
             id: id.to_string(),
             feature: request.feature.clone(),
@@ -678,12 +684,12 @@ impl LeaseEngine {
             user: request.user.clone(),
             host: request.host.clone(),
             expires_at,
-            heartbeat_seconds: self.heartbeat_seconds(),
+            heartbeat_seconds: borrowed_until.is_none().then(|| self.heartbeat_seconds()),
             queue_position: waited.map(|(position, _)| position),
             waited_ms: waited.map(|(_, ms)| ms),
             borrow_token,
         };
-        (grant, ops)
+        Ok((grant, ops))
     }
 
     /// Gives free seats of `feature` to its waiters, first come first served.
@@ -697,12 +703,18 @@ impl LeaseEngine {
                 self.end_wait(inner, ticket, now_ms);
                 continue;
             }
-            // The checks of a fresh check-out apply to a waiter too.
-            if inner.check_may_issue(now).is_err() {
-                break;
-            }
-            let Ok(seats) = inner.seats_now(feature, now) else {
-                break;
+            // The checks of a fresh check-out apply to a waiter too. A refusal that no
+            // returned seat can lift (the license was removed or ended, the server is
+            // out of sync or its clock went back) ends every wait of the feature now.
+            let seats = match inner
+                .check_may_issue(now)
+                .and_then(|()| inner.seats_now(feature, now))
+            {
+                Ok(seats) => seats,
+                Err(refusal) => {
+                    self.refuse_waiters(inner, feature, &refusal, now_ms);
+                    break;
+                }
             };
             // The first waiter the rules let take a seat gets it (one kept out by a
             // reservation or a limit lets those behind it pass).
@@ -713,12 +725,21 @@ impl LeaseEngine {
                 break;
             };
             let waited_ms = (now_ms - waiter.arrived_ms).max(0);
-            let (grant, ops) = self.grant(
+            let granted = self.grant(
                 inner,
                 &waiter.request,
                 now,
                 Some((waiter.position, waited_ms)),
             );
+            let (grant, ops) = match granted {
+                Ok(granted) => granted,
+                Err(refusal) => {
+                    // This waiter's borrow can no longer be given: it is told so, and
+                    // the seat goes to the next.
+                    self.refuse_waiter(inner, waiter, refusal, now_ms);
+                    continue;
+                }
+            };
             let done = self.writer.submit(ops, self.settings.write_deadline);
             inner.ready.insert(
                 ticket,
@@ -730,6 +751,56 @@ impl LeaseEngine {
             );
             waiter.notify.notify_one();
         }
+    }
+
+    /// Ends every wait of `feature` with `refusal`, answered at each client's next poll
+    /// (a poll held open now is woken).
+    fn refuse_waiters(&self, inner: &mut Inner, feature: &str, refusal: &Error, now_ms: i64) {
+        let tickets: Vec<Uuid> = inner
+            .queues
+            .get(feature)
+            .into_iter()
+            .flatten()
+            .map(|w| w.ticket)
+            .collect();
+        for ticket in tickets {
+            if let Some(waiter) = inner.remove_waiter(ticket) {
+                let refusal = Error::refused(
+                    refusal.code().unwrap_or(ErrorCode::Unavailable),
+                    refusal.to_string(),
+                );
+                self.refuse_waiter(inner, waiter, refusal, now_ms);
+            }
+        }
+    }
+
+    /// Ends one wait (the waiter already left the queue) with `refusal`: recorded in the
+    /// report log, kept for the client's next poll, and any poll held open is woken.
+    fn refuse_waiter(&self, inner: &mut Inner, waiter: Waiter, refusal: Error, now_ms: i64) {
+        let in_use = inner.in_use_of(&waiter.request.feature);
+        let refusal = match refusal {
+            // Unexpected causes are logged here and never sent.
+            Error::Internal(cause) => {
+                log::error!(
+                    "a queued check-out failed feature={}: {cause:#}",
+                    waiter.request.feature
+                );
+                Error::refused(
+                    ErrorCode::Unavailable,
+                    "the license server could not give this seat; try again",
+                )
+            }
+            other => other,
+        };
+        self.record_refusal(&waiter.request, &refusal, from_ms(now_ms), in_use);
+        inner.ended.insert(
+            waiter.ticket,
+            Ended {
+                refusal,
+                ended_ms: now_ms,
+            },
+        );
+        waiter.notify.notify_one();
     }
 
     /// Forgets waiters that stopped polling and returns grants nobody collected.
@@ -819,7 +890,7 @@ impl LeaseEngine {
                 user,
                 host,
                 expires_at,
-                heartbeat_seconds: self.heartbeat_seconds(),
+                heartbeat_seconds: Some(self.heartbeat_seconds()),
                 queue_position: None,
                 waited_ms: None,
                 borrow_token: None,
@@ -849,6 +920,8 @@ impl LeaseEngine {
     /// Returns a lease's seat, at once. Allowed whatever the sync state: giving back
     /// never hurts.
     pub fn check_in(&self, id: Uuid) -> Result<(), Error> {
+        // The seat may go to a waiter: under the licenses in force now.
+        self.refresh()?;
         let now_ms = to_ms(self.clock.now());
         let mut inner = self.lock();
         self.expire(&mut inner, now_ms);
@@ -1242,7 +1315,8 @@ impl Inner {
                 Error::refused(
                     ErrorCode::Malformed,
                     format!(
-                        "the license for {feature} does not allow borrowing; check out without                          borrow_hours, or ask Solme for a borrowable license"
+                        "the license for {feature} does not allow borrowing; check out without \
+                         borrow_hours, or ask Solme for a borrowable license"
                     ),
                 )
             })?;

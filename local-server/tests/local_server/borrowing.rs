@@ -76,10 +76,13 @@ async fn a_borrowed_seat_is_signed_capped_held_across_restarts_and_returned_earl
 
     let (status, body) = borrow(&http, &local, "cam", 8).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["message"]
-        .as_str()
-        .unwrap()
-        .contains("does not allow borrowing"));
+    assert_eq!(
+        body["message"],
+        "the license for cam does not allow borrowing; check out without borrow_hours, \
+         or ask Solme for a borrowable license"
+    );
+    // A borrowed seat takes no heartbeats: its grant does not ask for any.
+    assert!(grant.get("heartbeat_seconds").is_none(), "{grant}");
     let lease = grant["lease_id"].as_str().unwrap();
     let url = local.url(&format!("/api/v1/leases/{lease}/heartbeat"));
     let (status, body) = call(&http, "POST", &url, None, None).await;

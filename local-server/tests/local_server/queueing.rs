@@ -223,3 +223,60 @@ async fn a_waiting_client_that_stops_polling_leaves_the_queue() -> TestResult {
     );
     Ok(())
 }
+
+/// A license of one `cad` seat, borrowable for up to 48 hours (`borrow`) or not.
+fn cad_seat(borrow: bool) -> shared_proto::License {
+    shared_proto::License {
+        max_borrow_hours: borrow.then_some(48),
+        ..license("cad", 1)
+    }
+}
+
+/// Alice holds the only seat of `cad` (borrowable) and bob waits for it with `body`;
+/// then a new license file holding `licenses` is imported (by another process, as
+/// `sync` and `import-license-file` do) and alice returns her seat at once. Returns
+/// bob's answer.
+async fn wait_through_a_license_change(
+    body: Value,
+    licenses: Vec<shared_proto::License>,
+) -> (u16, Value) {
+    let local = Local::serving(vec![cad_seat(true)], &[]);
+    let http = client();
+    let alice = granted_to(&http, &local, "alice").await;
+    let (bob_http, url) = (http.clone(), local.url(""));
+    let bob = actix_rt::spawn(async move { check_out_waiting(&bob_http, &url, body).await });
+    wait_until_queued(&http, &local, 1).await;
+
+    assert_success(&local.import(&local.license_file(2, chrono::Utc::now(), licenses)));
+    let (status, _) = check_in(&http, &local, alice["lease_id"].as_str().unwrap()).await;
+    assert_eq!(status, 204);
+    bob.await.unwrap()
+}
+
+#[actix_rt::test]
+async fn a_waiter_on_a_removed_feature_is_told_at_once_and_gets_no_seat() -> TestResult {
+    for borrow_hours in [None, Some(8)] {
+        let mut body = waiting_check_out("bob", 30);
+        if let Some(hours) = borrow_hours {
+            body["borrow_hours"] = json!(hours);
+        }
+        let (status, answer) = wait_through_a_license_change(body, vec![license("cam", 1)]).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (404, Some("FEATURE_UNKNOWN")),
+            "borrow_hours {borrow_hours:?}: {answer}"
+        );
+    }
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_waiting_borrow_is_refused_whole_when_the_license_no_longer_lends() -> TestResult {
+    let mut body = waiting_check_out("bob", 30);
+    body["borrow_hours"] = json!(8);
+    let (status, answer) = wait_through_a_license_change(body, vec![cad_seat(false)]).await;
+    assert_eq!(status, 400, "no plain seat in place of a borrow: {answer}");
+    assert_eq!(answer["code"], "MALFORMED");
+    assert!(answer.get("lease_id").is_none(), "{answer}");
+    Ok(())
+}
