@@ -24,7 +24,14 @@ pub enum Command {
     /// certificate, and the operator token. Existing keys are kept, never overwritten.
     Init(InitArgs),
     /// Run the sync API (HTTPS) and the admin API until stopped (Ctrl-C or SIGTERM).
+    /// Renews the server certificate first when it is due (see renew-certificate).
     Serve(ServeArgs),
+    /// Renew the server certificate (tls-cert.pem, tls-key.pem) from the data
+    /// directory's CA when it ends within 30 days, is not valid, or lasts longer than
+    /// 397 days; keep it otherwise. The new one is valid for the same names, for 397
+    /// days. Local servers trust the CA, so nothing changes for customers. Running
+    /// servers present the new certificate from their next start.
+    RenewCertificate(RenewCertificateArgs),
     /// Operator commands, sent to a running server's admin API.
     Admin(AdminArgs),
     /// Print the OpenAPI document of the sync and admin APIs (what a running server
@@ -46,6 +53,16 @@ pub struct InitArgs {
     /// localhost and 127.0.0.1 are always included. Repeat for several.
     #[arg(long = "hostname", env = "MAIN_SERVER_HOSTNAME", value_delimiter = ',')]
     pub hostnames: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenewCertificateArgs {
+    /// Data directory made by `main-server init`.
+    #[arg(long, env = "MAIN_SERVER_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Renew even when the certificate is not due (e.g. after its key was exposed).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -40,6 +40,7 @@ files! {
     ca_key => "ca-key.pem",
     tls_cert => "tls-cert.pem",
     tls_key => "tls-key.pem",
+    tls_lock => "tls.lock",
     admin_token => "admin-token",
     gateway_token => "gateway-token",
     listening => "listening.json",

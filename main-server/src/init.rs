@@ -98,7 +98,9 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
         );
     }
 
-    let now = clock.now();
+    // Certificates by the system's clock, the one TLS clients check them against (see
+    // `tls`), not the simulated one.
+    let now = Utc::now();
     let (ca_cert, ca_key) = (dir.ca_cert(), dir.ca_key());
     let ca = if pair_exists(&ca_cert, &ca_key, "CA")? {
         let _ = writeln!(report, "kept     {}", ca_cert.display());
@@ -122,12 +124,26 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
 
     let (cert, key) = (dir.tls_cert(), dir.tls_key());
     if pair_exists(&cert, &key, "certificate")? {
-        let _ = writeln!(
-            report,
-            "kept     {} (remove it and {} to make one for other names)",
-            cert.display(),
-            key.display()
-        );
+        let current = tls::server_certificate(&dir, now, false)?;
+        match current.renewed {
+            Some(reason) => {
+                let _ = writeln!(
+                    report,
+                    "renewed  {} ({reason}; now valid until {})",
+                    cert.display(),
+                    current.not_after
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    report,
+                    "kept     {} (valid until {}; remove it and {} to make one for other names)",
+                    cert.display(),
+                    current.not_after,
+                    key.display()
+                );
+            }
+        }
     } else {
         let issued = tls::make_server_cert(&ca, &args.hostnames, now)?;
         files::write(&key, &issued.key_pem, Access::Private, Existing::Refuse)?;

@@ -5,6 +5,7 @@
 //! - [`cli`]: the command line (clap).
 //! - [`init`]: `main-server init`, making keys, certificates, token and database.
 //! - [`startup`]: `main-server serve`, binding listeners and running the servers.
+//! - [`tls`]: the CA, the server certificate and its renewal, the TLS settings.
 //! - [`sync`]: the sync core shared by the HTTPS and email channels.
 //! - [`store`]: every database query, by concern; [`db`] and [`schema`]: the
 //!   connection, pools and migrations for SQLite and PostgreSQL; [`writer`]: the
@@ -86,6 +87,33 @@ pub fn run(cli: Cli) -> ExitCode {
                     log::error!("{e:#}");
                     eprintln!("error: {e:#}");
                     failure_exit_code(&e)
+                }
+            }
+        }
+        Command::RenewCertificate(args) => {
+            let dir = data_dir::DataDir::new(&args.data_dir);
+            // By the system's clock, the one TLS clients check certificates against.
+            match tls::server_certificate(&dir, chrono::Utc::now(), args.force) {
+                Ok(certificate) => {
+                    match certificate.renewed {
+                        Some(reason) => println!(
+                            "renewed  {} ({reason}); valid until {}\n\
+                             Restart the servers on this data directory to present it.",
+                            dir.tls_cert().display(),
+                            certificate.not_after
+                        ),
+                        None => println!(
+                            "kept     {} (valid until {}; renewed from {} days before its end)",
+                            dir.tls_cert().display(),
+                            certificate.not_after,
+                            tls::RENEW_BEFORE.num_days()
+                        ),
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
                 }
             }
         }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::dev::{Extensions, Server};
+use actix_web::middleware::{Condition, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
@@ -23,6 +24,7 @@ use crate::sync::SyncService;
 use crate::tls;
 use shared_proto::admin_api::{AdminUrl, Listening};
 use shared_proto::files::{self, Access, Existing};
+use shared_proto::page_headers::{PAGE_HEADERS, STRICT_TRANSPORT_SECURITY};
 
 /// Largest admin JSON body (a mailed sync-data file fits several times over).
 const ADMIN_JSON_LIMIT: usize = 256 * 1024;
@@ -85,6 +87,17 @@ fn set_nodelay(conn: &dyn Any, _: &mut Extensions) {
     }
 }
 
+/// The headers every answer of a sync listener carries: the web pages' security
+/// headers and HSTS. The sync API serves no page today, but an auditor (or a browser
+/// that wanders onto the port) sees the same hygiene as on the console, and a page
+/// added later is covered without anyone remembering to.
+fn sync_headers() -> DefaultHeaders {
+    PAGE_HEADERS
+        .into_iter()
+        .chain([STRICT_TRANSPORT_SECURITY])
+        .fold(DefaultHeaders::new(), DefaultHeaders::add)
+}
+
 fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).with_context(|| format!("binding the {what} listener on {addr}"))
 }
@@ -124,6 +137,20 @@ impl Application {
         let db = Db::open(target, settings.db_pool_size)?;
         crate::init::adopt_token_files(&db, &dir, clock.now())?;
         let service = SyncService::new(db, clock, signing_key)?;
+        // By the system's clock, which is what TLS clients check certificates against.
+        let certificate = tls::server_certificate(&dir, chrono::Utc::now(), false)?;
+        match &certificate.renewed {
+            Some(reason) => log::info!(
+                "renewed the server certificate {} ({reason}); valid until {}",
+                dir.tls_cert().display(),
+                certificate.not_after
+            ),
+            None => log::info!(
+                "server certificate {} valid until {}",
+                dir.tls_cert().display(),
+                certificate.not_after
+            ),
+        }
 
         let service_data = web::Data::new(service.clone());
         let limiter = web::Data::new(FailureLimiter::default());
@@ -134,6 +161,7 @@ impl Application {
         let sync_metrics = metrics.clone();
         let mut sync_server = HttpServer::new(move || {
             App::new()
+                .wrap(sync_headers())
                 .app_data(data.clone())
                 .app_data(sync_metrics.clone())
                 .configure(|cfg| configure_extractors(cfg, ADMIN_JSON_LIMIT))
@@ -148,7 +176,7 @@ impl Application {
         for addr in &settings.listen {
             let listener = bind(*addr, "sync")?;
             sync_addrs.push(listener.local_addr().context("reading a bound address")?);
-            let acceptor = tls::acceptor_builder(&dir.tls_cert(), &dir.tls_key())?;
+            let acceptor = tls::acceptor_builder(&certificate.issued)?;
             sync_server = sync_server
                 .listen_openssl(listener, acceptor)
                 .with_context(|| format!("starting TLS on {addr}"))?;
@@ -160,8 +188,14 @@ impl Application {
         let admin_addr = admin_listener
             .local_addr()
             .context("reading a bound address")?;
+        let admin_tls = !settings.admin_plain_http;
         let admin_server = HttpServer::new(move || {
             App::new()
+                // Over HTTPS, the console and the API are HTTPS-only for browsers too.
+                .wrap(Condition::new(
+                    admin_tls,
+                    DefaultHeaders::new().add(STRICT_TRANSPORT_SECURITY),
+                ))
                 .app_data(data.clone())
                 .app_data(limiter.clone())
                 .app_data(admin_seen_head.clone())
@@ -180,7 +214,7 @@ impl Application {
         let admin_server = if settings.admin_plain_http {
             admin_server.listen(admin_listener)
         } else {
-            let acceptor = tls::acceptor_builder(&dir.tls_cert(), &dir.tls_key())?;
+            let acceptor = tls::acceptor_builder(&certificate.issued)?;
             admin_server.listen_openssl(admin_listener, acceptor)
         }
         .with_context(|| format!("starting the admin API on {admin_addr}"))?;

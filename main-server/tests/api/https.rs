@@ -1,11 +1,19 @@
 //! The admin API and console over HTTPS with the data directory's certificate: plain
 //! HTTP is refused unless asked for on loopback, and the admin CLI trusts only the
-//! pinned CA.
+//! pinned CA. The TLS hygiene an outside auditor checks, over the real binary: the
+//! server certificate's lifetime and its renewal, the server's own cipher order, and
+//! the security headers of the sync listeners.
 
 use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use openssl::asn1::Asn1Time;
+use openssl::ssl::{SslConnector, SslConnectorBuilder, SslMethod, SslStream, SslVersion};
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::X509;
 use test_harness::{MainOptions, MainServer};
 
 use crate::helpers::{failed_saying, init_dir, spawn_app, succeeded, BIN};
@@ -182,4 +190,236 @@ async fn chromium_opens_the_console_only_with_the_certificate_pinned() {
         "loaded without the pin: {unpinned}"
     );
     assert!(pinned.contains(title), "{pinned}");
+}
+
+/// A server started by the real binary on `dir` (running `init` first when the
+/// directory has none).
+fn serve(dir: &Path) -> MainServer {
+    let options = MainOptions {
+        workers: Some(1),
+        ..MainOptions::default()
+    };
+    MainServer::start(dir, options).expect("start main-server")
+}
+
+/// A TLS connection to `addr` for the name `name` that trusts only the CA in `ca`
+/// (so a handshake proves the certificate chains to it and holds `name`), with the
+/// client set up by `setup`.
+fn handshake(
+    addr: SocketAddr,
+    name: &str,
+    ca: &Path,
+    setup: impl FnOnce(&mut SslConnectorBuilder),
+) -> SslStream<TcpStream> {
+    let mut builder = SslConnector::builder(SslMethod::tls_client()).expect("TLS context");
+    let mut store = X509StoreBuilder::new().expect("store");
+    let ca = X509::from_pem(&std::fs::read(ca).expect("read the CA")).expect("CA PEM");
+    store.add_cert(ca).expect("trust the CA");
+    builder.set_cert_store(store.build());
+    setup(&mut builder);
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    builder
+        .build()
+        .connect(name, tcp)
+        .unwrap_or_else(|e| panic!("TLS handshake with {addr} as {name}: {e}"))
+}
+
+/// The certificate `addr` presents.
+fn served_certificate(addr: SocketAddr, ca: &Path) -> X509 {
+    handshake(addr, "localhost", ca, |_| {})
+        .ssl()
+        .peer_certificate()
+        .expect("a server certificate")
+}
+
+/// Whole days from now until the certificate's end.
+fn days_left(cert: &X509) -> i32 {
+    let now = Asn1Time::days_from_now(0).expect("now");
+    now.diff(cert.not_after()).expect("compare times").days
+}
+
+#[test]
+fn the_served_certificate_lasts_at_most_397_days() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let main = serve(dir.path());
+    for addr in main.sync.iter().chain([&main.admin.addr]) {
+        let cert = served_certificate(*addr, &main.ca_file());
+        let span = cert
+            .not_before()
+            .diff(cert.not_after())
+            .expect("compare times");
+        assert!(
+            span.days < 397 || (span.days == 397 && span.secs == 0),
+            "{addr}: valid from {} until {}",
+            cert.not_before(),
+            cert.not_after()
+        );
+    }
+}
+
+#[test]
+fn a_certificate_ending_within_30_days_is_renewed_at_serve_start() {
+    let dir = init_dir(None);
+    let path = |name: &str| dir.path().join(name);
+    // A certificate for localhost and main.example issued 380 days ago by the data
+    // directory's CA: it ends in 16 or 17 days.
+    let ca = main_server::tls::Issued {
+        cert_pem: std::fs::read(path("ca.pem")).expect("CA"),
+        key_pem: std::fs::read(path("ca-key.pem")).expect("CA key"),
+    };
+    let issued_at = chrono::Utc::now() - chrono::Duration::days(380);
+    let old = main_server::tls::make_server_cert(&ca, &["main.example".into()], issued_at)
+        .expect("an old certificate");
+    std::fs::write(path("tls-cert.pem"), &old.cert_pem).expect("write the certificate");
+    std::fs::write(path("tls-key.pem"), &old.key_pem).expect("write the key");
+    let old = X509::from_pem(&old.cert_pem).expect("PEM");
+    assert!(days_left(&old) < 30, "{}", old.not_after());
+
+    let main = serve(dir.path());
+    let ca_cert = X509::from_pem(&ca.cert_pem).expect("CA PEM");
+    let on_disk = X509::from_pem(&std::fs::read(path("tls-cert.pem")).expect("read")).expect("PEM");
+    for addr in main.sync.iter().chain([&main.admin.addr]) {
+        // Still for the names the old one held, and still from the pinned CA (the
+        // handshake verifies both).
+        let stream = handshake(*addr, "main.example", &main.ca_file(), |_| {});
+        let cert = stream.ssl().peer_certificate().expect("a certificate");
+        assert_ne!(
+            cert.to_der().expect("DER"),
+            old.to_der().expect("DER"),
+            "{addr}"
+        );
+        assert_eq!(cert.to_der().expect("DER"), on_disk.to_der().expect("DER"));
+        assert!(days_left(&cert) > 360, "{addr}: ends {}", cert.not_after());
+        let ca_key = ca_cert.public_key().expect("CA key");
+        assert!(cert.verify(&ca_key).expect("verify"), "{addr}");
+    }
+    let key_mode = std::fs::metadata(path("tls-key.pem"))
+        .expect("key")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key_mode) & 0o777,
+        0o600
+    );
+}
+
+/// The server chooses among the ciphers both sides offer by its own order: a client
+/// offering the server's choices in reverse still gets the server's first.
+#[test]
+fn the_server_prefers_its_own_cipher_order() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let main = serve(dir.path());
+    // The TLS 1.2 and 1.3 choices for an ECDSA certificate, in the server's order
+    // (Mozilla's "intermediate" configuration).
+    let tls12 = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+    ];
+    let tls13 = [
+        "TLS_AES_128_GCM_SHA256",
+        "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256",
+    ];
+    let reversed = |list: &[&str]| list.iter().rev().copied().collect::<Vec<_>>().join(":");
+    for addr in main.sync.iter().chain([&main.admin.addr]) {
+        let stream = handshake(*addr, "localhost", &main.ca_file(), |client| {
+            client
+                .set_max_proto_version(Some(SslVersion::TLS1_2))
+                .expect("TLS 1.2");
+            client.set_cipher_list(&reversed(&tls12)).expect("ciphers");
+        });
+        let cipher = stream.ssl().current_cipher().expect("a cipher").name();
+        assert_eq!(cipher, tls12[0], "{addr} over TLS 1.2");
+
+        let stream = handshake(*addr, "localhost", &main.ca_file(), |client| {
+            client
+                .set_min_proto_version(Some(SslVersion::TLS1_3))
+                .expect("TLS 1.3");
+            client.set_ciphersuites(&reversed(&tls13)).expect("suites");
+        });
+        let cipher = stream.ssl().current_cipher().expect("a cipher").name();
+        assert_eq!(cipher, tls13[0], "{addr} over TLS 1.3");
+    }
+}
+
+/// The head of an answer to `GET path` over TLS, with lower-case header names.
+fn get_head(addr: SocketAddr, ca: &Path, path: &str) -> (String, Vec<(String, String)>) {
+    let mut stream = handshake(addr, "localhost", ca, |_| {});
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = Vec::new();
+    // The server closes after answering; a close without TLS close-notify still
+    // leaves the whole answer read.
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let head = answer.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap_or_default().to_owned();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    (status, headers)
+}
+
+#[test]
+fn the_sync_listeners_answer_with_the_page_headers_and_hsts() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let main = serve(dir.path());
+    let mut answers = Vec::new();
+    for addr in &main.sync {
+        for path in ["/api/v1/health", "/api/v1/time", "/no/such/page"] {
+            answers.push((*addr, path, get_head(*addr, &main.ca_file(), path)));
+        }
+    }
+    // The console page on the admin listener carries HSTS too.
+    answers.push((
+        main.admin.addr,
+        "/",
+        get_head(main.admin.addr, &main.ca_file(), "/"),
+    ));
+    for (addr, path, (status, headers)) in &answers {
+        let page = format!("{addr}{path} ({status})");
+        let header = |name: &str| -> &str {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("{page} has no {name}: {headers:?}"))
+        };
+        test_harness::browser::assert_page_headers(header, &["default-src 'none'"], &page);
+        assert_eq!(header("referrer-policy"), "no-referrer", "{page}");
+        let hsts = header("strict-transport-security");
+        let max_age: u64 = hsts
+            .split(';')
+            .find_map(|part| part.trim().strip_prefix("max-age="))
+            .and_then(|age| age.parse().ok())
+            .unwrap_or_else(|| panic!("{page}: {hsts}"));
+        assert!(max_age >= 31_536_000, "{page}: {hsts}");
+    }
+}
+
+#[test]
+fn renew_certificate_keeps_a_fresh_certificate_and_renews_when_forced() {
+    let dir = init_dir(None);
+    let cert = || std::fs::read(dir.path().join("tls-cert.pem")).expect("certificate");
+    let before = cert();
+    let renew = |extra: &[&str]| {
+        Command::new(BIN)
+            .arg("renew-certificate")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(extra)
+            .env_remove("MAIN_SERVER_DATA_DIR")
+            .output()
+            .expect("run renew-certificate")
+    };
+    let out = renew(&[]);
+    assert!(succeeded(&out).contains("kept"), "{}", stderr(&out));
+    assert_eq!(cert(), before);
+    let out = renew(&["--force"]);
+    assert!(succeeded(&out).contains("renewed"), "{}", stderr(&out));
+    assert_ne!(cert(), before);
 }
