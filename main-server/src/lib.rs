@@ -103,7 +103,7 @@ pub fn run(cli: Cli) -> ExitCode {
                             certificate.not_after
                         ),
                         None => println!(
-                            "kept     {} (valid until {}; renewed from {} days before its end)",
+                            "kept     {} (valid until {}; renewed when fewer than {} days are left)",
                             dir.tls_cert().display(),
                             certificate.not_after,
                             tls::RENEW_BEFORE.num_days()
