@@ -44,7 +44,7 @@ use uuid::Uuid;
 use crate::db::{self, from_ms, to_ms, LeaseRow};
 use crate::error::Error;
 use crate::lease_writer::{Done, LeaseWriter, Op, WriteError};
-use crate::options::{self, Holdings, Options};
+use crate::options::{self, Holdings};
 use crate::report_log::{Event, ReportRow};
 
 /// Longest feature name accepted from a client.
@@ -241,7 +241,7 @@ struct Inner {
     /// Seats held per user and per host, per feature (for the options file's rules).
     holders: HashMap<Arc<str>, Holders>,
     /// The options file in force (the last good one).
-    options: Arc<Options>,
+    options: options::InForce,
     peaks: HashMap<String, u32>,
     queues: HashMap<String, VecDeque<Waiter>>,
     /// Which feature's queue each ticket is in.
@@ -304,7 +304,7 @@ impl LeaseEngine {
             by_expiry: BTreeSet::new(),
             in_use: HashMap::new(),
             holders: HashMap::new(),
-            options: Arc::new(Options::default()),
+            options: options::InForce::default(),
             peaks: HashMap::new(),
             queues: HashMap::new(),
             tickets: HashMap::new(),
@@ -1119,19 +1119,7 @@ impl Inner {
             .into_iter()
             .map(|(f, p)| (f, u32::try_from(p).unwrap_or(0)))
             .collect();
-        match snapshot.options.as_deref().map(Options::parse) {
-            None => self.options = Arc::new(Options::default()),
-            Some(Ok(options)) => {
-                if options.rule_count() != self.options.rule_count() {
-                    log::info!("options file in force: {} rules", options.rule_count());
-                }
-                self.options = Arc::new(options);
-            }
-            // `options apply` checks before it stores: only an edited database gets here.
-            Some(Err(problem)) => {
-                log::error!("the stored options file is not valid ({problem}); the last good one stays in force")
-            }
-        }
+        self.options.offer(snapshot.options);
         self.generation = snapshot.generation;
     }
 
@@ -1209,12 +1197,12 @@ impl Inner {
     /// The options file's `exclude`, `include` and `max` rules for this client.
     fn check_client_rules(&self, request: &CheckOut) -> Result<(), Error> {
         let feature = request.feature.as_str();
-        if !self.options.has_rules(feature) {
+        let in_force = self.options.current();
+        if !in_force.has_rules(feature) {
             return Ok(());
         }
         let holders = self.holders_of(feature);
-        self.options
-            .check_client(feature, &request.user, &request.host, holders)
+        in_force.check_client(feature, &request.user, &request.host, holders)
     }
 
     /// Whether `request` may take a seat now. `Err(None)`: none is free; `Err(Some)`:
@@ -1225,14 +1213,14 @@ impl Inner {
         if in_use >= seats {
             return Err(None);
         }
-        if !self.options.has_rules(feature) {
+        let in_force = self.options.current();
+        if !in_force.has_rules(feature) {
             return Ok(());
         }
         self.check_client_rules(request).map_err(Some)?;
         let holders = self.holders_of(feature);
         let (owed, rule) =
-            self.options
-                .reserved_for_others(feature, &request.user, &request.host, holders);
+            in_force.reserved_for_others(feature, &request.user, &request.host, holders);
         if in_use.saturating_add(owed) >= seats {
             return Err(rule.map(|r| options::reserved_refusal(feature, r)));
         }

@@ -38,9 +38,10 @@
 //! `OPTIONS_DENIED` and names the rule's line.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-
+use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -77,7 +78,7 @@ struct RawFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
-    feature: String,
+    feature: Spanned<String>,
     seats: Option<Spanned<u32>>,
     user: Option<Spanned<String>>,
     group: Option<Spanned<String>>,
@@ -158,7 +159,66 @@ pub trait Holdings {
     fn by_host(&self, host: &str) -> u32;
 }
 
+/// The four kinds of rule, one per table of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Reserve,
+    Max,
+    Include,
+    Exclude,
+}
+
+impl Kind {
+    /// The name of the kind's table in the file.
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::Reserve => "reserve",
+            Self::Max => "max",
+            Self::Include => "include",
+            Self::Exclude => "exclude",
+        }
+    }
+}
+
+/// Where each line of a text starts, so that an offset's line is found by a binary
+/// search: looking it up by counting from the start made a file's parse quadratic in
+/// its number of rules.
+struct Lines {
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    fn new(text: &[u8]) -> Self {
+        let starts = std::iter::once(0)
+            .chain(
+                text.iter()
+                    .enumerate()
+                    .filter(|(_, &b)| b == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
+            .collect();
+        Self { starts }
+    }
+
+    /// The line (from 1) holding the byte at `offset`.
+    fn of(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&start| start <= offset).max(1)
+    }
+}
+
 impl Options {
+    /// Parses and checks an options file given as bytes: text that is not UTF-8 is a
+    /// mistake reported at the line of its first invalid byte.
+    pub fn parse_bytes(bytes: &[u8]) -> Result<Self, Problem> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::parse(text),
+            Err(e) => Err(Problem {
+                line: Lines::new(bytes).of(e.valid_up_to()),
+                message: "the file is not UTF-8 text (save it as UTF-8)".to_owned(),
+            }),
+        }
+    }
+
     /// Parses and checks an options file.
     pub fn parse(text: &str) -> Result<Self, Problem> {
         if text.len() > MAX_OPTIONS_BYTES {
@@ -167,8 +227,9 @@ impl Options {
                 message: format!("the file is larger than {MAX_OPTIONS_BYTES} bytes"),
             });
         }
+        let lines = Lines::new(text.as_bytes());
         let raw: RawFile = toml::from_str(text).map_err(|e| Problem {
-            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            line: e.span().map_or(1, |s| lines.of(s.start)),
             message: e.message().trim().to_owned(),
         })?;
         let mut options = Self {
@@ -185,14 +246,14 @@ impl Options {
             ..Self::default()
         };
         for (kind, list) in [
-            ("reserve", raw.reserve),
-            ("max", raw.max),
-            ("include", raw.include),
-            ("exclude", raw.exclude),
+            (Kind::Reserve, raw.reserve),
+            (Kind::Max, raw.max),
+            (Kind::Include, raw.include),
+            (Kind::Exclude, raw.exclude),
         ] {
             for spanned in list {
-                let line = line_of(text, spanned.span().start);
-                options.add(kind, spanned.into_inner(), line, text)?;
+                let line = lines.of(spanned.span().start);
+                options.add(kind, spanned.into_inner(), line, &lines)?;
             }
         }
         Ok(options)
@@ -200,16 +261,26 @@ impl Options {
 
     /// Adds one rule; `line` is where it starts (a mistake in one of its values is
     /// reported at that value's line).
-    fn add(&mut self, kind: &str, rule: RawRule, line: usize, text: &str) -> Result<(), Problem> {
+    fn add(
+        &mut self,
+        kind: Kind,
+        rule: RawRule,
+        line: usize,
+        lines: &Lines,
+    ) -> Result<(), Problem> {
+        let table = kind.table();
         let problem = |message: String| Problem { line, message };
         let at = |span: Range<usize>, message: String| Problem {
-            line: line_of(text, span.start),
+            line: lines.of(span.start),
             message,
         };
-        if rule.feature.trim().is_empty() {
-            return Err(problem(format!("a [[{kind}]] rule needs a feature")));
+        if rule.feature.get_ref().trim().is_empty() {
+            return Err(at(
+                rule.feature.span(),
+                format!("a [[{table}]] rule needs a feature"),
+            ));
         }
-        let named: Vec<(Who, Range<usize>)> = [
+        let mut named: Vec<(Who, Range<usize>)> = [
             rule.user.map(|v| (v.span(), Who::User(v.into_inner()))),
             rule.group.map(|v| (v.span(), Who::Group(v.into_inner()))),
             rule.host.map(|v| (v.span(), Who::Host(v.into_inner()))),
@@ -220,12 +291,23 @@ impl Options {
         .flatten()
         .map(|(span, who)| (who, span))
         .collect();
-        let (who, who_span) = match <[(Who, Range<usize>); 1]>::try_from(named) {
-            Ok([named]) => named,
-            Err(_) => {
+        // A second name is the mistake: report the later one's line.
+        named.sort_by_key(|(_, span)| span.start);
+        let mut named = named.into_iter();
+        let (who, who_span) = match (named.next(), named.next()) {
+            (Some(first), None) => first,
+            (None, _) => {
                 return Err(problem(format!(
-                    "a [[{kind}]] rule names exactly one of user, group, host or host_group"
+                    "a [[{table}]] rule names exactly one of user, group, host or host_group"
                 )))
+            }
+            (Some(_), Some((_, second))) => {
+                return Err(at(
+                    second,
+                    format!(
+                        "a [[{table}]] rule names exactly one of user, group, host or host_group"
+                    ),
+                ))
             }
         };
         match &who {
@@ -244,32 +326,33 @@ impl Options {
             _ => {}
         }
         let seats = rule.seats.map(|s| (s.span(), s.into_inner()));
-        let rules = self.features.entry(rule.feature.clone()).or_default();
-        match (kind, seats) {
-            ("reserve" | "max", Some((_, seats))) if seats >= 1 => {
-                let seat_rule = SeatRule { who, seats, line };
-                if kind == "reserve" {
-                    rules.reserve.push(seat_rule);
-                } else {
-                    rules.max.push(seat_rule);
-                }
-            }
-            ("reserve" | "max", Some((span, _))) => {
-                return Err(at(
-                    span,
-                    format!("a [[{kind}]] rule needs seats = N (at least 1)"),
-                ))
-            }
-            ("reserve" | "max", None) => {
-                return Err(problem(format!(
-                    "a [[{kind}]] rule needs seats = N (at least 1)"
-                )))
-            }
-            (_, Some((span, _))) => {
-                return Err(at(span, format!("a [[{kind}]] rule takes no seats")))
-            }
-            ("include", None) => rules.include.push(ListRule { who, line }),
-            (_, None) => rules.exclude.push(ListRule { who, line }),
+        let seat_rule = || match seats.clone() {
+            Some((_, seats)) if seats >= 1 => Ok(SeatRule {
+                who: who.clone(),
+                seats,
+                line,
+            }),
+            Some((span, _)) => Err(at(
+                span,
+                format!("a [[{table}]] rule needs seats = N (at least 1)"),
+            )),
+            None => Err(problem(format!(
+                "a [[{table}]] rule needs seats = N (at least 1)"
+            ))),
+        };
+        let list_rule = || match seats.clone() {
+            Some((span, _)) => Err(at(span, format!("a [[{table}]] rule takes no seats"))),
+            None => Ok(ListRule {
+                who: who.clone(),
+                line,
+            }),
+        };
+        let rules = self.features.entry(rule.feature.into_inner()).or_default();
+        match kind {
+            Kind::Reserve => rules.reserve.push(seat_rule()?),
+            Kind::Max => rules.max.push(seat_rule()?),
+            Kind::Include => rules.include.push(list_rule()?),
+            Kind::Exclude => rules.exclude.push(list_rule()?),
         }
         self.rules += 1;
         Ok(())
@@ -408,26 +491,176 @@ pub fn reserved_refusal(feature: &str, rule: &SeatRule) -> Error {
 }
 
 /// Reads and checks an options file; a mistake is a refusal naming the file and line.
+///
+/// Only a regular file is read (a device such as `/dev/zero` or a pipe never ends), and
+/// never more than [`MAX_OPTIONS_BYTES`] and one byte, which tells a file too large.
 pub fn read_checked(path: &Path) -> Result<(String, Options), Error> {
     let malformed = |message: String| Error::refused(ErrorCode::Malformed, message);
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
-    if size > MAX_OPTIONS_BYTES as u64 {
-        return Err(malformed(format!(
+    let not_regular = || {
+        malformed(format!(
+            "{} is not a regular file (a device, pipe or directory); give the path of a TOML \
+             file; nothing was changed",
+            path.display()
+        ))
+    };
+    let too_big = || {
+        malformed(format!(
             "{} is larger than {MAX_OPTIONS_BYTES} bytes; nothing was changed",
             path.display()
-        )));
+        ))
+    };
+    let reading = || format!("reading {}", path.display());
+    // Looked at before opening: opening a pipe would wait for a writer.
+    if !std::fs::metadata(path).with_context(reading)?.is_file() {
+        return Err(not_regular());
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    match Options::parse(&text) {
-        Ok(options) => Ok((text, options)),
-        Err(problem) => Err(malformed(format!(
+    // Without blocking, and checked again once open, in case the path was replaced.
+    let fd = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(std::io::Error::from)
+    .with_context(reading)?;
+    let file = std::fs::File::from(fd);
+    let metadata = file.metadata().with_context(reading)?;
+    if !metadata.is_file() {
+        return Err(not_regular());
+    }
+    if metadata.len() > MAX_OPTIONS_BYTES as u64 {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_OPTIONS_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(reading)?;
+    if bytes.len() > MAX_OPTIONS_BYTES {
+        return Err(too_big());
+    }
+    let parsed = Options::parse_bytes(&bytes).and_then(|options| {
+        // parse_bytes accepted it, so it is UTF-8.
+        String::from_utf8(bytes)
+            .map(|text| (text, options))
+            .map_err(|e| Problem {
+                line: 1,
+                message: e.to_string(),
+            })
+    });
+    parsed.map_err(|problem| {
+        malformed(format!(
             "{}, {problem}; nothing was changed (the options in force stay)",
             path.display()
-        ))),
+        ))
+    })
+}
+
+/// The options in force in the serving process. A new file is parsed on a thread of
+/// its own and put in force when ready; until then the old rules hold, so no check-out
+/// ever waits for a reload (a file of the largest size takes a while to check).
+pub struct InForce {
+    shared: Arc<Mutex<Slot>>,
+    /// The file last offered (`Some(None)`: none applied), so an unchanged file is not
+    /// parsed again; `None` until the first offer.
+    offered: Option<Option<String>>,
+}
+
+struct Slot {
+    current: Arc<Options>,
+    /// The newest file offered and not yet parsed.
+    pending: Option<Option<String>>,
+    /// Whether a parsing thread runs (it takes every pending file before it ends).
+    parsing: bool,
+}
+
+impl Default for InForce {
+    fn default() -> Self {
+        Self {
+            shared: Arc::new(Mutex::new(Slot {
+                current: Arc::new(Options::default()),
+                pending: None,
+                parsing: false,
+            })),
+            offered: None,
+        }
     }
+}
+
+impl InForce {
+    /// The rules in force now.
+    pub fn current(&self) -> Arc<Options> {
+        lock(&self.shared).current.clone()
+    }
+
+    /// Offers the stored options file (`None`: none applied). The first offer, at
+    /// start-up, is parsed at once, so the server never serves without its rules;
+    /// later ones are parsed off the request path and replace the rules when ready.
+    pub fn offer(&mut self, text: Option<String>) {
+        if self.offered.as_ref() == Some(&text) {
+            return;
+        }
+        let first = self.offered.is_none();
+        self.offered = Some(text.clone());
+        if first {
+            install(&self.shared, text.as_deref());
+            return;
+        }
+        let start = {
+            let mut slot = lock(&self.shared);
+            slot.pending = Some(text);
+            !std::mem::replace(&mut slot.parsing, true)
+        };
+        if !start {
+            return;
+        }
+        let shared = self.shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("options-parse".into())
+            .spawn(move || parse_pending(&shared));
+        if let Err(e) = spawned {
+            log::error!("cannot start a thread to read the new options file ({e}); reading it on this request");
+            parse_pending(&self.shared);
+        }
+    }
+}
+
+/// Parses and puts in force every pending file, newest last, then ends.
+fn parse_pending(shared: &Mutex<Slot>) {
+    loop {
+        let text = {
+            let mut slot = lock(shared);
+            match slot.pending.take() {
+                Some(text) => text,
+                None => {
+                    slot.parsing = false;
+                    return;
+                }
+            }
+        };
+        install(shared, text.as_deref());
+    }
+}
+
+/// Parses `text` (outside the lock) and puts it in force; a bad file leaves the last
+/// good one in force.
+fn install(shared: &Mutex<Slot>, text: Option<&str>) {
+    let parsed = text.map_or_else(|| Ok(Options::default()), Options::parse);
+    match parsed {
+        Ok(options) => {
+            log::info!("options file in force: {} rules", options.rule_count());
+            lock(shared).current = Arc::new(options);
+        }
+        // `options apply` checks before it stores: only an edited database gets here.
+        Err(problem) => log::error!(
+            "the stored options file is not valid ({problem}); the last good one stays in force"
+        ),
+    }
+}
+
+fn lock(shared: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {
+    // Each change to the slot is one assignment: a panic cannot leave it half made.
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Puts a checked options file in force: stored in the database (the serving process
@@ -451,15 +684,6 @@ pub fn apply(
 
 fn denied(message: String) -> Error {
     Error::refused(ErrorCode::OptionsDenied, message)
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 #[cfg(test)]
@@ -546,7 +770,7 @@ host_group = "kiosks"
             ),
             (
                 "[[include]]\nfeature = \"cad\"\nuser = \"a\"\nhost = \"b\"\n",
-                1,
+                4,
                 "exactly one",
             ),
             (
@@ -572,5 +796,63 @@ host_group = "kiosks"
             assert_eq!(problem.line, line, "{text:?}: {problem}");
             assert!(problem.message.contains(words), "{text:?}: {problem}");
         }
+    }
+
+    #[test]
+    fn lines_are_found_from_any_offset() {
+        let lines = Lines::new(b"a\nbc\n\nd");
+        let found: Vec<usize> = (0..8).map(|o| lines.of(o)).collect();
+        assert_eq!(found, [1, 1, 2, 2, 2, 3, 4, 4]);
+        assert_eq!(Lines::new(b"").of(0), 1);
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_reported_at_its_line() {
+        let problem = Options::parse_bytes(b"[groups]\n\na = [\"\xff\"]\n").unwrap_err();
+        assert_eq!(problem.line, 3, "{problem}");
+        assert!(problem.message.contains("UTF-8"), "{problem}");
+    }
+
+    #[test]
+    fn each_kind_goes_to_its_own_list() {
+        let text = "[[reserve]]\nfeature = \"f\"\nseats = 1\nuser = \"r\"\n\
+                    [[max]]\nfeature = \"f\"\nseats = 1\nuser = \"m\"\n\
+                    [[include]]\nfeature = \"f\"\nuser = \"i\"\n\
+                    [[exclude]]\nfeature = \"f\"\nuser = \"e\"\n";
+        let options = Options::parse(text).unwrap();
+        let rules = &options.features["f"];
+        let who = |r: &[ListRule]| r.iter().map(|r| r.who.to_string()).collect::<Vec<_>>();
+        let seat_who = |r: &[SeatRule]| r.iter().map(|r| r.who.to_string()).collect::<Vec<_>>();
+        assert_eq!(seat_who(&rules.reserve), ["user r"]);
+        assert_eq!(seat_who(&rules.max), ["user m"]);
+        assert_eq!(who(&rules.include), ["user i"]);
+        assert_eq!(who(&rules.exclude), ["user e"]);
+    }
+
+    #[test]
+    fn a_new_file_is_put_in_force_off_the_caller_and_a_bad_one_changes_nothing() {
+        let mut in_force = InForce::default();
+        in_force.offer(Some(EXAMPLE.to_owned()));
+        assert_eq!(
+            in_force.current().rule_count(),
+            4,
+            "the first offer is read at once"
+        );
+        in_force.offer(Some("[[max]]\nfeature = \"x\"\n".to_owned()));
+        in_force.offer(None);
+        // Wait for the parsing thread: it ends once nothing is pending.
+        while lock(&in_force.shared).parsing {
+            std::thread::yield_now();
+        }
+        assert_eq!(in_force.current().rule_count(), 0, "the newest offer wins");
+        in_force.offer(Some("[[max]]\nfeature = \"x\"\n".to_owned()));
+        while lock(&in_force.shared).parsing {
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            in_force.current().rule_count(),
+            0,
+            "a bad file changes nothing"
+        );
     }
 }
