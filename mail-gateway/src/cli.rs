@@ -237,9 +237,11 @@ pub struct ServeArgs {
     /// The authserv-id that the receiving mail server writes into the
     /// `Authentication-Results` header it adds (its SPF, DKIM and DMARC results),
     /// e.g. `mx.solme.example`. Only that server's header is believed; any other
-    /// copy (which a sender can write) is ignored. Without it every key-clear
-    /// request is recorded with its sender "not checked", and approving one needs
-    /// an explicit override.
+    /// copy (which a sender can write) is ignored. It is read only from mail the
+    /// MTA hands over (`deliver`, `--maildir`): mail on the gateway's own SMTP
+    /// listener, which checks nobody, is always "not checked". Without it every
+    /// key-clear request is recorded with its sender "not checked", and approving
+    /// one needs an explicit override.
     #[arg(long, env = "MAIL_GATEWAY_AUTHSERV_ID", value_parser = authserv_id)]
     pub authserv_id: Option<String>,
 }

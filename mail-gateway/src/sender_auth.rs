@@ -8,6 +8,16 @@
 //! Headers are walked from the top; one that cannot be read before the trusted one
 //! makes the sender "not authenticated" (it is never skipped to reach a lower one).
 //!
+//! Which headers can be the mail server's own depends on how the mail came in
+//! ([`Intake`]), decided by one exhaustive match in [`check`]:
+//! - `deliver` and the Maildir are fed by an MTA in front, which checked the sender,
+//!   wrote its header on top and removed any copy naming its authserv-id that came
+//!   with the mail (RFC 8601 §5; the README shows how for Postfix);
+//! - the gateway's own SMTP receiver *is* the receiving host and checks nothing, so
+//!   every header a mail brings to it was written before it, by anybody: none is
+//!   believed, whatever its name's case, folding or number of copies, and the
+//!   sender is "not checked".
+//!
 //! The verdict, kept strict because a wrong "authenticated" clears a key pair:
 //! - a DMARC result decides alone: `dmarc=pass` (for the From domain, when the
 //!   header names it with `header.from`) is authenticated, any other DMARC result
@@ -22,6 +32,8 @@ use std::borrow::Cow;
 
 use mail_parser::MessageParser;
 use shared_proto::admin_api::SenderAuth;
+
+use crate::spool::Intake;
 
 /// The header read.
 const HEADER: &str = "Authentication-Results";
@@ -110,9 +122,10 @@ pub enum ParseError {
     BadResult,
 }
 
-/// Checks the sender `from` of the mail `raw` against the topmost
-/// `Authentication-Results` header of `authserv_id` (`None`: no header is trusted).
-pub fn check(raw: &[u8], authserv_id: Option<&str>, from: &str) -> SenderCheck {
+/// Checks the sender `from` of the mail `raw`, which came in through `intake`,
+/// against the topmost `Authentication-Results` header of `authserv_id` (`None`: no
+/// header is trusted).
+pub fn check(raw: &[u8], intake: Intake, authserv_id: Option<&str>, from: &str) -> SenderCheck {
     let Some(authserv_id) = authserv_id else {
         return SenderCheck::new(
             SenderAuth::NotChecked,
@@ -136,7 +149,48 @@ pub fn check(raw: &[u8], authserv_id: Option<&str>, from: &str) -> SenderCheck {
                 .unwrap_or_default();
             String::from_utf8_lossy(bytes)
         });
-    verdict(values, authserv_id, from)
+    match intake {
+        // An MTA in front checked the sender and wrote its header on top.
+        Intake::Deliver | Intake::Maildir => verdict(values, authserv_id, from),
+        // Nobody checked this sender: whatever header it brought, it wrote itself.
+        Intake::Smtp => unchecked_smtp(values, authserv_id),
+    }
+}
+
+/// The verdict on a mail the gateway's own SMTP receiver took in: "not checked",
+/// saying how many headers claimed to be `authserv_id`'s (a forgery, or an MTA
+/// relaying to this receiver instead of handing mail to `deliver`).
+fn unchecked_smtp<'a>(
+    values: impl IntoIterator<Item = Cow<'a, str>>,
+    authserv_id: &str,
+) -> SenderCheck {
+    let claiming = values
+        .into_iter()
+        .filter(|value| names(value, authserv_id))
+        .count();
+    let mut detail = "received by the mail gateway's own SMTP receiver, which checks no \
+                      sender and believes no Authentication-Results header"
+        .to_owned();
+    if claiming > 0 {
+        let (headers, were) = if claiming == 1 {
+            ("header", "was")
+        } else {
+            ("headers", "were")
+        };
+        detail.push_str(&format!(
+            " ({claiming} {headers} naming {authserv_id} came with the mail and {were} ignored)"
+        ));
+    }
+    SenderCheck::new(SenderAuth::NotChecked, detail)
+}
+
+/// Whether a header value is headed by `authserv_id`. Only counts claims for the
+/// detail: one too damaged to read is not counted.
+fn names(value: &str, authserv_id: &str) -> bool {
+    matches!(
+        lex(value).ok().as_deref(),
+        Some([Token::Word(word), ..]) if word.eq_ignore_ascii_case(authserv_id)
+    )
 }
 
 /// The verdict on `from` given the raw `Authentication-Results` values of a mail,
@@ -502,13 +556,55 @@ mod tests {
                     Received: from x by mx.solme.example\r\n\
                     Authentication-Results: mx.solme.example; dmarc=pass header.from=acme.example\r\n\
                     From: Ops <ops@acme.example>\r\nSubject: clear\r\n\r\nbody\r\n";
-        let checked = check(mail.as_bytes(), Some(MX), FROM);
-        assert_eq!(checked.auth, SenderAuth::NotAuthenticated);
-        assert_eq!(checked.detail, "spf=pass, dmarc=fail");
-        let missing = check(b"From: ops@acme.example\r\n\r\nhi\r\n", Some(MX), FROM);
+        for intake in [Intake::Deliver, Intake::Maildir] {
+            let checked = check(mail.as_bytes(), intake, Some(MX), FROM);
+            assert_eq!(checked.auth, SenderAuth::NotAuthenticated);
+            assert_eq!(checked.detail, "spf=pass, dmarc=fail");
+        }
+        let missing = check(
+            b"From: ops@acme.example\r\n\r\nhi\r\n",
+            Intake::Deliver,
+            Some(MX),
+            FROM,
+        );
         assert_eq!(missing.auth, SenderAuth::NotChecked);
-        let unset = check(mail.as_bytes(), None, FROM);
+        let unset = check(mail.as_bytes(), Intake::Deliver, None, FROM);
         assert_eq!(unset.auth, SenderAuth::NotChecked);
+        assert!(unset.detail.contains("--authserv-id"), "{}", unset.detail);
+    }
+
+    #[test]
+    fn the_own_smtp_receiver_believes_no_header_of_any_spelling() {
+        // Every way of writing our id's header: any case of the name and the id,
+        // folded, with a comment first, several copies, one unreadable.
+        let mail = "authentication-results: MX.Solme.Example;\r\n\tdmarc=pass\r\n\
+                    AUTHENTICATION-RESULTS: (forged) mx.solme.example 1;\r\n \
+                    spf=pass smtp.mailfrom=ops@acme.example\r\n\
+                    Authentication-Results:\r\n mx.solme.example; dkim=pass header.d=acme.example\r\n\
+                    Authentication-Results: mx.solme.example; dmarc=pass (broken\r\n\
+                    Authentication-Results: other.example; dmarc=pass\r\n\
+                    From: Ops <ops@acme.example>\r\nSubject: clear\r\n\r\nbody\r\n";
+        let checked = check(mail.as_bytes(), Intake::Smtp, Some(MX), FROM);
+        assert_eq!(checked.auth, SenderAuth::NotChecked);
+        assert_eq!(
+            checked.describe(),
+            "not checked: received by the mail gateway's own SMTP receiver, which checks no \
+             sender and believes no Authentication-Results header (3 headers naming \
+             mx.solme.example came with the mail and were ignored)"
+        );
+        // The same mail handed over by an MTA is read (its topmost header).
+        let piped = check(mail.as_bytes(), Intake::Deliver, Some(MX), FROM);
+        assert_eq!(piped.auth, SenderAuth::Authenticated);
+        let plain = check(
+            b"From: ops@acme.example\r\n\r\nhi\r\n",
+            Intake::Smtp,
+            Some(MX),
+            FROM,
+        );
+        assert_eq!(plain.auth, SenderAuth::NotChecked);
+        assert!(!plain.detail.contains("ignored"), "{}", plain.detail);
+        // Without an authserv-id, the reason stays the missing flag.
+        let unset = check(mail.as_bytes(), Intake::Smtp, None, FROM);
         assert!(unset.detail.contains("--authserv-id"), "{}", unset.detail);
     }
 

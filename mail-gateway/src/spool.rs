@@ -44,11 +44,14 @@ use crate::replies::ReplyKind;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Intake {
-    /// The gateway's own SMTP listener.
+    /// The gateway's own SMTP listener. Nobody checked the sender: no
+    /// `Authentication-Results` header of such a message is believed.
     Smtp,
-    /// `mail-gateway deliver` (an MTA's pipe transport).
+    /// `mail-gateway deliver` (an MTA's pipe transport). The MTA's own
+    /// `Authentication-Results` header is believed.
     Deliver,
-    /// A Maildir an MTA delivers to.
+    /// A Maildir an MTA delivers to. The MTA's own `Authentication-Results`
+    /// header is believed.
     Maildir,
 }
 

@@ -153,6 +153,14 @@ impl Application {
             composer.address(),
             listening.http
         );
+        if let (Some(id), Some(addr)) = (&args.authserv_id, listening.smtp) {
+            log::warn!(
+                "mail received on the SMTP listener {addr} is recorded with its sender not \
+                 checked: this receiver checks no SPF, DKIM or DMARC, so it believes no \
+                 Authentication-Results header, not even one naming {id}; only mail handed \
+                 over by the MTA in front (deliver, --maildir) is checked"
+            );
+        }
         Ok(Application {
             args,
             clock,

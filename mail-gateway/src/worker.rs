@@ -40,7 +40,7 @@ use crate::main_server::{ApiRefusal, MainServer, MainServerError};
 use crate::queue::{blocking, Attempt, Backoff, Job};
 use crate::replies::{Composer, Refusal, Reply};
 use crate::sender_auth;
-use crate::spool::{Claim, Envelope, ReadError, Spool};
+use crate::spool::{Claim, Envelope, Intake, ReadError, Spool};
 use crate::status::Stats;
 
 /// What the spool holds for a queued name.
@@ -238,7 +238,10 @@ impl Worker {
         }
         progress.claimed = true;
 
-        match self.answer(name, &sender, &request, &raw, progress).await {
+        match self
+            .answer(name, &sender, &request, &raw, envelope.intake, progress)
+            .await
+        {
             Ok(()) => self.finish(name).await,
             Err(attempt) => attempt,
         }
@@ -251,6 +254,7 @@ impl Worker {
         sender: &Sender,
         request: &Request,
         raw: &[u8],
+        intake: Intake,
         progress: &mut Progress,
     ) -> Result<(), Attempt> {
         let answer;
@@ -292,7 +296,9 @@ impl Worker {
                     .message_id
                     .clone()
                     .unwrap_or_else(|| format!("{name}@gateway.invalid"));
-                let checked = sender_auth::check(raw, self.authserv_id.as_deref(), &sender.address);
+                // Which headers can be believed depends on who received the mail.
+                let checked =
+                    sender_auth::check(raw, intake, self.authserv_id.as_deref(), &sender.address);
                 match self
                     .main
                     .key_clear_request(*server_id, &sender.address, &message_id, text, &checked)

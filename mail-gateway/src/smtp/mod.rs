@@ -16,6 +16,12 @@
 //! message (it is stored and gets its `250`) within the drain time, then is
 //! told `421` too.
 //!
+//! It checks no SPF, DKIM or DMARC and writes no `Authentication-Results`: the
+//! messages it stores carry [`Intake::Smtp`](crate::spool::Intake::Smtp), and
+//! [`crate::sender_auth`] believes no such header of theirs (as the receiving
+//! host, it would have to remove them, RFC 8601 §5), so a sender cannot vouch
+//! for itself here.
+//!
 //! By protocol phase: this file accepts connections (limits per address, the
 //! greeting, STARTTLS); [`session`] reads and answers the commands that build
 //! the envelope; [`data`] receives the message after `DATA` and stores it.

@@ -83,11 +83,11 @@ impl Postfix {
             ),
         )
         .unwrap();
-        // As the mail-gateway README says: copies of our MTA's own
-        // Authentication-Results that arrive with a mail are removed.
+        // As the mail-gateway README says: every Authentication-Results that
+        // arrives with a mail is removed (only the milters' own are added after).
         std::fs::write(
             config.join("strip_authres"),
-            "/^Authentication-Results:[[:space:]]*mx\\.solme\\.example([[:space:];]|$)/ IGNORE\n",
+            "/^Authentication-Results:/ IGNORE\n",
         )
         .unwrap();
         let services = [
@@ -285,8 +285,9 @@ fn a_sync_mail_through_postfix_is_answered_into_the_customers_maildir() {
     assert!(log.contains("relay=solmegw"), "{log}");
 }
 
-/// The `header_checks` line of the README removes a sender's copy of our MTA's
-/// `Authentication-Results`, so a forged "dmarc=pass" does not reach the gateway.
+/// The `header_checks` line of the README removes a sender's copies of our MTA's
+/// `Authentication-Results`, however written, so a forged "dmarc=pass" does not
+/// reach the gateway.
 #[test]
 fn postfix_strips_a_forged_authentication_results_of_its_own_authserv_id() {
     if !postfix_available() {
@@ -295,8 +296,11 @@ fn postfix_strips_a_forged_authentication_results_of_its_own_authserv_id() {
     }
     let setup = ThroughPostfix::start(&["--authserv-id", "mx.solme.example"]);
     let (_, server_id) = setup.main.customer_with_server(&[OPS]);
+    // The plain copy, and one whose authserv-id only a reader of RFC 8601's grammar
+    // (comments, quoted strings) sees as ours: no pattern for the id can catch both.
     let mail = format!(
-        "Authentication-Results: mx.solme.example; dmarc=pass header.from=acme.example\r\n{}",
+        "Authentication-Results: mx.solme.example; dmarc=pass header.from=acme.example\r\n\
+         authentication-results: (trust me) MX.\"solme\".example;\r\n dmarc=pass\r\n{}",
         crate::helpers::text_mail(
             OPS,
             "forged@acme.example",

@@ -1,22 +1,37 @@
 //! Key-clear requests prove their sender: the verdict read from the mail server's
 //! `Authentication-Results` is stored with the request, approving an
 //! unauthenticated one needs the override (audited), and the decision notice
-//! reaches every registered contact.
+//! reaches every registered contact. Only the header of an MTA in front
+//! (`deliver`) is believed: mail on the gateway's own SMTP receiver is never
+//! checked, whatever header it brings.
 
 use serde_json::{json, Value};
 
-use crate::helpers::{main_and_gateway, send_mail, text_mail, wait_for, Gateway, MainServer};
+use crate::helpers::{
+    main_and_gateway, run_gateway, send_mail, text_mail, wait_for, Gateway, MainServer,
+};
 
 const OPS: &str = "ops@acme.example";
 const BOSS: &str = "boss@acme.example";
 const MX: &str = "mx.solme.example";
 
+/// How a test mail reaches the gateway.
+#[derive(Clone, Copy)]
+enum Via {
+    /// The gateway's own SMTP receiver, straight from the sender.
+    Smtp,
+    /// `mail-gateway deliver`, as the pipe transport of an MTA in front runs it.
+    Deliver,
+}
+
 /// Starts a main server and a gateway (with `extra` flags), registers a customer
 /// with `contacts`, mails a key-clear request for its server from OPS with
-/// `headers` on top and returns the stored request, once the acknowledgement is out.
+/// `headers` on top `via` an intake and returns the stored request, once the
+/// acknowledgement is out.
 fn start_and_request_by_mail(
     extra: &[&str],
     contacts: &[&str],
+    via: Via,
     headers: &str,
 ) -> (tempfile::TempDir, MainServer, Gateway, Value) {
     let (root, main, gw) = main_and_gateway(extra);
@@ -32,7 +47,15 @@ fn start_and_request_by_mail(
             "We reinstalled the server.",
         )
     );
-    send_mail(gw.smtp(), OPS, &mail);
+    match via {
+        Via::Smtp => send_mail(gw.smtp(), OPS, &mail),
+        Via::Deliver => {
+            let data_dir = gw.data_dir.to_str().unwrap();
+            let sender = format!("--sender={OPS}");
+            let args = ["deliver", "--data-dir", data_dir, &sender];
+            assert_eq!(run_gateway(&args, &[], mail.as_bytes()), Some(0));
+        }
+    }
     let replies = gw.wait_replies(before + 1);
     assert!(
         replies
@@ -73,6 +96,7 @@ fn an_authenticated_request_is_approved_without_override_and_every_contact_is_to
     let (_root, main, gw, request) = start_and_request_by_mail(
         &["--authserv-id", MX],
         &[OPS, BOSS],
+        Via::Deliver,
         "Authentication-Results: mx.solme.example;\r\n \
          spf=pass smtp.mailfrom=ops@acme.example;\r\n \
          dkim=pass (good signature) header.d=acme.example;\r\n \
@@ -117,6 +141,7 @@ fn a_forged_request_needs_the_override_which_is_audited_and_every_contact_is_tol
     let (_root, main, gw, request) = start_and_request_by_mail(
         &["--authserv-id", MX],
         &[OPS, BOSS],
+        Via::Deliver,
         "Authentication-Results: mx.solme.example; spf=fail smtp.mailfrom=ops@acme.example;\r\n \
          dmarc=fail (p=reject) header.from=acme.example\r\n\
          Received: from evil.example by mx.solme.example\r\n\
@@ -185,6 +210,7 @@ fn without_an_authserv_id_no_header_is_believed() {
     let (_root, main, _gw, request) = start_and_request_by_mail(
         &[],
         &[OPS],
+        Via::Smtp,
         "Authentication-Results: mx.solme.example; dmarc=pass header.from=acme.example\r\n",
     );
     assert_eq!(request["sender_auth"], "not checked", "{request}");
@@ -196,4 +222,32 @@ fn without_an_authserv_id_no_header_is_believed() {
     );
     let (status, body) = approve(&main, request["id"].as_str().unwrap(), json!({}));
     assert_eq!(status, 400, "{body}");
+}
+
+/// The gateway's own SMTP receiver is the receiving host: a header naming the
+/// authserv-id there was written by the sender, in whatever spelling and number.
+#[test]
+fn the_own_smtp_receiver_believes_no_header_naming_the_authserv_id() {
+    let (_root, main, _gw, request) = start_and_request_by_mail(
+        &["--authserv-id", MX],
+        &[OPS],
+        Via::Smtp,
+        "Authentication-Results: mx.solme.example; dmarc=pass header.from=acme.example\r\n\
+         authentication-results: MX.Solme.Example;\r\n\tspf=pass smtp.mailfrom=ops@acme.example;\r\n\
+         \tdkim=pass header.d=acme.example; dmarc=pass\r\n",
+    );
+    assert_eq!(request["sender_auth"], "not checked", "{request}");
+    assert_eq!(
+        request["sender_auth_detail"],
+        "received by the mail gateway's own SMTP receiver, which checks no sender and \
+         believes no Authentication-Results header (2 headers naming mx.solme.example came \
+         with the mail and were ignored)",
+        "{request}"
+    );
+    let (status, body) = approve(&main, request["id"].as_str().unwrap(), json!({}));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("MALFORMED")),
+        "{body}"
+    );
 }
