@@ -13,7 +13,7 @@ use shared_proto::{ServerIdentity, SyncRequest};
 use test_harness::mail::send_sync_mail;
 use test_harness::{binary, wait_until, LocalServer, MailGateway, MainOptions, MainServer};
 use tests::bench::sync_load::{self, Clients, Load, Registry};
-use tests::bench::{cpu, floor, postgres};
+use tests::bench::{cpu, floor, options_file, postgres};
 use uuid::Uuid;
 
 /// Measure the three programs against their quality bars on this machine.
@@ -390,6 +390,7 @@ fn local_server(args: &Args, dir: &Path) -> Result<()> {
         "resident memory after the loaded run: {:.1} MiB",
         rss_mib(pid)?
     );
+    options_file::measure(&local, dir, "bench")?;
     local.stop()?;
     Ok(())
 }
