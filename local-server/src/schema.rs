@@ -106,3 +106,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     report_log,
     options,
 );
+
+diesel::table! {
+    usage_reported (id) {
+        id -> Integer,
+        until -> BigInt,
+    }
+}

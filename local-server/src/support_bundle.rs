@@ -161,7 +161,8 @@ pub fn build(
             .collect(),
     };
     let report = crate::report::build(conn, now - Duration::days(REPORT_DAYS), now)?;
-    let usage = crate::sync::usage_since(conn, state.last_sync_at.map(from_ms), now)?;
+    let since = crate::sync::usage_period_start(conn)?;
+    let usage = crate::sync::usage_since(conn, since, now)?;
     let settings_view = PublicSettings {
         server_id: settings.server_id,
         key_fingerprint: fingerprint.to_string(),

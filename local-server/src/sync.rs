@@ -25,7 +25,7 @@ use crate::error::Error;
 use crate::import::{self, Changes, Channel};
 use crate::leases::{license_from_row, seats_valid_now};
 use crate::proxy::{ProxySettings, TunnelConnector, TunnelError};
-use crate::schema::sync_state;
+use crate::schema::{sync_state, usage_reported};
 
 /// A synchronization that has not released its lock after this long is taken to have
 /// died with its process.
@@ -175,7 +175,34 @@ pub fn usage_since(
     Ok(usage)
 }
 
-/// Builds the signed sync request (a new request id each time).
+/// Where the usage of the next sync request begins: where the period of the last
+/// request that left for Solme ended (an exported file, or a direct sync Solme answered).
+/// Consecutive requests thus carry consecutive periods, whichever channel each takes and
+/// however long a mail is on its way: use made between an export and the import of its
+/// answer goes with the next request, and none goes with two. `None`: no request left
+/// yet, the period begins with the report log.
+pub fn usage_period_start(conn: &mut SqliteConnection) -> Result<Option<DateTime<Utc>>, Error> {
+    let until: Option<i64> = usage_reported::table
+        .select(usage_reported::until)
+        .first(conn)
+        .optional()?;
+    Ok(until.map(db::from_ms))
+}
+
+/// Records that a request carrying the usage up to `until` left for Solme, so the next
+/// request's period begins there. Never moves back (two answers may arrive out of order).
+pub fn mark_usage_reported(conn: &mut SqliteConnection, until: DateTime<Utc>) -> Result<(), Error> {
+    diesel::sql_query(
+        "INSERT INTO usage_reported (id, until) VALUES (1, ?1) \
+         ON CONFLICT (id) DO UPDATE SET until = MAX(until, excluded.until)",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(to_ms(until))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Builds the signed sync request (a new request id each time). Its usage period is
+/// marked as reported by the caller once the request has left ([`mark_usage_reported`]).
 pub fn build_request(
     conn: &mut SqliteConnection,
     settings: &Settings,
@@ -183,7 +210,7 @@ pub fn build_request(
     now: DateTime<Utc>,
 ) -> Result<(SyncRequest, String), Error> {
     let state = db::load_sync_state(conn)?;
-    let since = state.last_sync_at.map(db::from_ms);
+    let since = usage_period_start(conn)?;
     let usage = usage_since(conn, since, now)?;
     let request = SyncRequest {
         version: MESSAGE_VERSION,
@@ -208,6 +235,8 @@ pub fn export(ctx: &SyncContext, path: &Path) -> Result<String, Error> {
     let now = ctx.clock.now();
     let (request, text) = build_request(&mut conn, &settings, &ctx.identity, now)?;
     files::write(path, text.as_bytes(), Access::Public, Existing::Replace)?;
+    // The file may be mailed at any time from now on: its period is spoken for.
+    mark_usage_reported(&mut conn, request.created_at)?;
     log::info!(
         "sync data exported server_id={} request_id={}",
         settings.server_id,
@@ -457,7 +486,7 @@ async fn exchange(
     for endpoint in &settings.endpoints {
         // One request serves every endpoint until an attempt may have delivered it: the
         // main server accepts a request id once, so the next attempt needs a new one.
-        let (request_id, text) = match request.take() {
+        let (request_id, created_at, text) = match request.take() {
             Some(built) => built,
             None => {
                 let now = ctx.clock.now();
@@ -466,7 +495,7 @@ async fn exchange(
                 let (req, text) = ctx
                     .db(move |c| build_request(c, &request_settings, &identity, now))
                     .await?;
-                (req.request_id, text)
+                (req.request_id, req.created_at, text)
             }
         };
         match post_sync(client, endpoint, text.clone()).await {
@@ -477,7 +506,7 @@ async fn exchange(
                 log::info!("main server endpoint {} not reached: {why}", endpoint.url());
                 failures.push(format!("{}: {why}", endpoint.url()));
                 if !may_have_reached {
-                    request = Some((request_id, text));
+                    request = Some((request_id, created_at, text));
                 }
             }
             Attempt::ServerProblem(why) => {
@@ -507,7 +536,10 @@ async fn exchange(
                                 "the main server answered another request; synchronize again",
                             ));
                         }
-                        import::apply(c, &file, Channel::Internet, clock.now())
+                        // Solme stored this request's usage with the file it issued.
+                        let changes = import::apply(c, &file, Channel::Internet, clock.now())?;
+                        mark_usage_reported(c, created_at)?;
+                        Ok(changes)
                     })
                     .await?;
                 return Ok(SyncReport {

@@ -111,3 +111,70 @@ fn usage_sent_by_a_direct_sync_and_by_email_shows_in_admin_server_usage(world: W
         "the refusal was reported with the previous sync: {mailed}"
     );
 }
+
+#[test]
+fn use_made_while_a_mailed_sync_travels_is_reported_once_with_the_next_request() {
+    let world = World::sqlite();
+    let gateway = world.gateway();
+    let (id, local) = world.serving_local_server(1);
+    local.succeed("sync", &[]).unwrap();
+    local.checkout("solme-cad", "laptop-1").unwrap().unwrap();
+    let refuse = |expected_total: u64| {
+        let refused = local
+            .checkout("solme-cad", "laptop-2")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.error.code, shared_proto::ErrorCode::NoSeats);
+        wait_for_refusals(&local, expected_total);
+    };
+    let export = |name: &str| {
+        let file = local.dir.join(name);
+        local
+            .succeed("export-sync-data", &[&file.to_string_lossy()])
+            .unwrap();
+        std::fs::read_to_string(&file).unwrap()
+    };
+    let mail = |sync_data: &str| {
+        let message_id = test_harness::mail::send_sync_mail(
+            gateway.smtp,
+            support::CONTACT,
+            &gateway.address,
+            sync_data,
+        )
+        .unwrap();
+        wait_for_reply(&gateway.outbox(), &message_id, Duration::from_secs(60)).unwrap()
+    };
+
+    // One refusal before the export; three while the mail is on its way.
+    refuse(1);
+    let s2 = export("s2.txt");
+    for total in 2..=4 {
+        refuse(total);
+    }
+    support::import_reply(&local, mail(&s2));
+    support::import_reply(&local, mail(&export("s3.txt")));
+
+    // A reply that never arrives: the customer exports again and mails that one.
+    refuse(5);
+    let _lost = mail(&export("s4.txt"));
+    refuse(6);
+    refuse(7);
+    support::import_reply(&local, mail(&export("s5.txt")));
+
+    let out = world.admin_cli(&["--json", "server", "usage", &id.to_string()]);
+    assert_eq!(out.code, 0, "{}", out.text());
+    let syncs: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
+    let refusals: Vec<u64> = syncs
+        .iter()
+        .map(|sync| {
+            sync["features"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|f| f["refusals"]["NO_SEATS"].as_u64())
+                .sum()
+        })
+        .collect();
+    // The direct sync, then S2 to S5: each refusal in exactly one of them, all 7 in all.
+    assert_eq!(refusals, vec![0, 1, 3, 1, 2], "{syncs:?}");
+}

@@ -101,7 +101,9 @@ pub(crate) async fn manager_export(state: web::Data<AppState>) -> Result<HttpRes
     let (server_id, text) = state
         .sync
         .db_with_settings(move |c, settings| {
-            let (_, text) = sync::build_request(c, settings, &ctx.identity, ctx.clock.now())?;
+            let (request, text) = sync::build_request(c, settings, &ctx.identity, ctx.clock.now())?;
+            // The browser saves the file now and it may be mailed: its period is spoken for.
+            sync::mark_usage_reported(c, request.created_at)?;
             Ok((settings.server_id, text))
         })
         .await?;
