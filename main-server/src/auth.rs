@@ -61,13 +61,90 @@ pub fn read_token_file(path: &Path) -> anyhow::Result<SecretString> {
         .with_context(|| format!("reading the token file {}", path.display()))
 }
 
-/// What a request needs, decided from its method and path.
+/// The method of an admin endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verb {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Verb {
+    /// The HTTP method.
+    pub fn method(self) -> actix_web::http::Method {
+        use actix_web::http::Method;
+        match self {
+            Self::Get => Method::GET,
+            Self::Post => Method::POST,
+            Self::Put => Method::PUT,
+            Self::Patch => Method::PATCH,
+            Self::Delete => Method::DELETE,
+        }
+    }
+
+    /// The method's name, `GET`, `POST`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+        }
+    }
+
+    /// The verb of a request's method (`HEAD` counts as `GET`: it reads the same).
+    fn of(method: &actix_web::http::Method) -> Option<Self> {
+        use actix_web::http::Method;
+        [Self::Get, Self::Post, Self::Put, Self::Patch, Self::Delete]
+            .into_iter()
+            .find(|verb| verb.method() == method)
+            .or((method == Method::HEAD).then_some(Self::Get))
+    }
+}
+
+/// One admin endpoint and what calling it needs. The admin API's list of these
+/// (`routes::admin_api::ENDPOINTS`) is the one place that decides a route's role: the
+/// router is built from it, the token check looks requests up in it, and a test
+/// compares it with the role table of docs/API.md.
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoint {
+    pub verb: Verb,
+    /// The path under `/admin/v1`, as routed: `/servers/{id}`.
+    pub path: &'static str,
+    pub need: Need,
+}
+
+impl Endpoint {
+    /// Whether a request for `rest` (the path under `/admin/v1`) by `verb` is this
+    /// endpoint: literal segments equal, each `{…}` one non-empty segment.
+    pub fn matches(&self, verb: Verb, rest: &str) -> bool {
+        if verb != self.verb {
+            return false;
+        }
+        let mut pattern = self.path.split('/');
+        let mut actual = rest.split('/');
+        loop {
+            match (pattern.next(), actual.next()) {
+                (None, None) => return true,
+                (Some(p), Some(a)) if p.starts_with('{') && p.ends_with('}') && !a.is_empty() => {}
+                (Some(p), Some(a)) if p == a => {}
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// What a request needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
     /// The API document (`/admin/v1/openapi.json`): no token needed, since it only
     /// describes the API (the same document is published with the source).
     Public,
-    /// Asking who one is, or ending one's own console session: every role.
+    /// Any authenticated caller: asking who one is, ending one's own console session;
+    /// also a request no endpoint answers (its 404 goes only to a caller with a token).
     Own,
     /// Opening a console session: people (every role but the gateway).
     SignIn,
@@ -82,38 +159,36 @@ pub enum Need {
 }
 
 impl Need {
-    /// `path` is the request path, `/admin/v1/…`.
-    pub fn of(method: &actix_web::http::Method, path: &str) -> Self {
-        use actix_web::http::Method;
+    /// What a request by `method` for `path` (`/admin/v1/…`) needs: that of the first
+    /// of `endpoints` it matches, in routing order (a literal segment registered before
+    /// a `{…}` one wins, as in the router).
+    pub fn of(endpoints: &[Endpoint], method: &actix_web::http::Method, path: &str) -> Self {
         let rest = path.strip_prefix("/admin/v1").unwrap_or(path);
-        let is_get = method == Method::GET || method == Method::HEAD;
-        if rest == "/openapi.json" && is_get {
-            return Self::Public;
+        Verb::of(method)
+            .and_then(|verb| endpoints.iter().find(|e| e.matches(verb, rest)))
+            .map_or(Self::Own, |endpoint| endpoint.need)
+    }
+
+    /// The least role this needs, in the words of the role table of docs/API.md,
+    /// derived from [`Need::allows`]: `viewer`, `operator` or `admin` (and every role
+    /// above it), `gateway or operator` (the gateway identity too), `any role`, or
+    /// `none (no token)`.
+    pub fn least_role(self) -> &'static str {
+        if self == Self::Public {
+            return "none (no token)";
         }
-        if rest == "/whoami" || rest == "/sessions/current" {
-            return Self::Own;
-        }
-        if rest == "/sessions" {
-            return Self::SignIn;
-        }
-        if rest == "/operators" || rest.starts_with("/operators/") {
-            return Self::Admin;
-        }
-        let mail = match (is_get, rest) {
-            (false, "/mail/sync" | "/key-clear-requests" | "/reminders/claim") => true,
-            (true, "/key-clear-requests/unnotified") => true,
-            (false, r) => {
-                (r.starts_with("/key-clear-requests/") && r.ends_with("/notified"))
-                    || (r.starts_with("/reminders/") && r.ends_with("/handed"))
-            }
-            _ => false,
-        };
-        if mail {
-            Self::Mail
-        } else if is_get {
-            Self::Read
-        } else {
-            Self::Manage
+        let person = [Role::Viewer, Role::Operator, Role::Admin]
+            .into_iter()
+            .find(|role| self.allows(*role));
+        match (person, self.allows(Role::Gateway)) {
+            (Some(Role::Viewer), true) => "any role",
+            (Some(Role::Viewer), false) => "viewer",
+            (Some(Role::Operator), true) => "gateway or operator",
+            (Some(Role::Operator), false) => "operator",
+            (Some(Role::Admin), true) => "gateway or admin",
+            (Some(Role::Admin), false) => "admin",
+            (_, true) => "gateway",
+            (_, false) => "nobody",
         }
     }
 
@@ -196,31 +271,40 @@ mod tests {
 
     #[test]
     fn roles_get_what_they_need() {
+        use crate::routes::admin_api::ENDPOINTS;
         // Each request, written `METHOD path`, with the need it has.
         let needs = [
             ("GET /admin/v1/servers", Need::Read),
+            ("HEAD /admin/v1/servers", Need::Read),
             ("POST /admin/v1/servers", Need::Manage),
             ("POST /admin/v1/operators", Need::Admin),
             ("GET /admin/v1/operators", Need::Admin),
+            ("POST /admin/v1/operators/x/rotate", Need::Admin),
             ("POST /admin/v1/mail/sync", Need::Mail),
             ("POST /admin/v1/reminders/claim", Need::Mail),
             ("POST /admin/v1/reminders/x/handed", Need::Mail),
             ("POST /admin/v1/key-clear-requests", Need::Mail),
             ("GET /admin/v1/key-clear-requests/unnotified", Need::Mail),
+            ("GET /admin/v1/key-clear-requests/x", Need::Read),
             ("POST /admin/v1/key-clear-requests/x/notified", Need::Mail),
             ("POST /admin/v1/key-clear-requests/x/approve", Need::Manage),
+            ("PATCH /admin/v1/servers/x/licenses/y", Need::Manage),
             ("GET /admin/v1/audit/verify", Need::Read),
             ("GET /admin/v1/audit/head", Need::Read),
             ("GET /admin/v1/whoami", Need::Own),
             ("GET /admin/v1/openapi.json", Need::Public),
-            ("POST /admin/v1/openapi.json", Need::Manage),
             ("POST /admin/v1/sessions", Need::SignIn),
             ("DELETE /admin/v1/sessions/current", Need::Own),
+            // No endpoint: any caller with a token gets the 404.
+            ("POST /admin/v1/openapi.json", Need::Own),
+            ("GET /admin/v1/servers/", Need::Own),
+            ("GET /admin/v1/servers//usage", Need::Own),
+            ("GET /admin/v1/nothing", Need::Own),
         ];
         for (request, need) in needs {
             let (method, path) = request.split_once(' ').unwrap();
             let method = Method::from_bytes(method.as_bytes()).unwrap();
-            assert_eq!(Need::of(&method, path), need, "{request}");
+            assert_eq!(Need::of(ENDPOINTS, &method, path), need, "{request}");
         }
         // Each need with roles it allows and roles it refuses.
         let check = |need: Need, allowed: &[Role], refused: &[Role]| {
@@ -237,6 +321,61 @@ mod tests {
         check(Need::Mail, &[Role::Gateway], &[Role::Viewer]);
         check(Need::Own, &[Role::Gateway], &[]);
         check(Need::SignIn, &[Role::Viewer], &[Role::Gateway]);
+    }
+
+    #[test]
+    fn the_least_role_says_what_a_need_allows() {
+        let needs = [
+            Need::Public,
+            Need::Own,
+            Need::SignIn,
+            Need::Read,
+            Need::Manage,
+            Need::Admin,
+            Need::Mail,
+        ];
+        for need in needs {
+            // The words name only the least person role, so each role must include
+            // the one before it.
+            assert!(
+                !need.allows(Role::Viewer) || need.allows(Role::Operator),
+                "{need:?}"
+            );
+            assert!(
+                !need.allows(Role::Operator) || need.allows(Role::Admin),
+                "{need:?}"
+            );
+            let words = need.least_role();
+            let allowed: Vec<Role> = Role::ALL
+                .iter()
+                .copied()
+                .filter(|role| need.allows(*role))
+                .collect();
+            let expected: &[Role] = match words {
+                "none (no token)" | "any role" => Role::ALL,
+                "viewer" => &[Role::Viewer, Role::Operator, Role::Admin],
+                "operator" => &[Role::Operator, Role::Admin],
+                "admin" => &[Role::Admin],
+                "gateway or operator" => &[Role::Operator, Role::Admin, Role::Gateway],
+                other => panic!("{need:?}: unexpected words {other}"),
+            };
+            assert_eq!(allowed, expected, "{need:?} is `{words}`");
+        }
+    }
+
+    #[test]
+    fn endpoint_paths_match_by_segment() {
+        let endpoint = Endpoint {
+            verb: Verb::Post,
+            path: "/servers/{id}/licenses",
+            need: Need::Manage,
+        };
+        assert!(endpoint.matches(Verb::Post, "/servers/abc/licenses"));
+        assert!(!endpoint.matches(Verb::Get, "/servers/abc/licenses"));
+        assert!(!endpoint.matches(Verb::Post, "/servers//licenses"));
+        assert!(!endpoint.matches(Verb::Post, "/servers/a/b/licenses"));
+        assert!(!endpoint.matches(Verb::Post, "/servers/abc/licenses/"));
+        assert!(!endpoint.matches(Verb::Post, "/servers/abc"));
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //! the bearer check, which finds the caller's operator account and role from a personal
 //! token or a console session; the audit log records that account's name as the actor.
 //! The one exception is the API document, `GET /admin/v1/openapi.json`
-//! ([`Need::Public`]). Each handler's `#[utoipa::path]` describes it in that document
-//! (see `crate::openapi`).
+//! ([`Need::Public`]). Each endpoint is declared once, in [`ENDPOINTS`], with the least
+//! it needs: the router and the role check are both made from that list (the check on
+//! the path as the router matches it, so an escaped spelling of a path needs the same
+//! role). Each handler's `#[utoipa::path]` describes it in that document (see
+//! `crate::openapi`).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -17,7 +20,7 @@ use shared_proto::ErrorCode;
 use uuid::Uuid;
 
 use super::with_conn;
-use crate::auth::{token_hash, Credential, FailureLimiter, Need, SESSION_PREFIX};
+use crate::auth::{token_hash, Credential, Endpoint, FailureLimiter, Need, Verb, SESSION_PREFIX};
 use crate::db::DbConnection;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -37,63 +40,65 @@ use shared_proto::admin_api::{
 use shared_proto::audit_head::AuditHead;
 use utoipa::IntoParams;
 
+/// Declares every admin endpoint once, with the least it needs beside its handler:
+/// [`ENDPOINTS`] (what the token check and the role table of docs/API.md read) and the
+/// router's registrations are both made from this one list, so no route can exist
+/// without a decided role, nor a role without its route.
+macro_rules! endpoints {
+    ($($verb:ident $path:literal => $need:ident, $handler:ident;)*) => {
+        /// Every admin endpoint, in routing order (a literal segment before a `{…}` one
+        /// at the same place), with the least it needs. Paths are under `/admin/v1`.
+        pub const ENDPOINTS: &[Endpoint] = &[
+            $(Endpoint { verb: Verb::$verb, path: $path, need: Need::$need },)*
+        ];
+
+        fn routes(scope: actix_web::Scope) -> actix_web::Scope {
+            scope$(.route($path, web::method(Verb::$verb.method()).to($handler)))*
+        }
+    };
+}
+
+endpoints! {
+    Post "/customers" => Manage, create_customer;
+    Get "/customers" => Read, list_customers;
+    Post "/customers/{id}/emails" => Manage, add_email;
+    Get "/customers/{id}/reminders" => Read, list_reminders;
+    Put "/customers/{id}/reminders" => Manage, switch_reminders;
+    Post "/reminders/claim" => Mail, claim_reminders;
+    Post "/reminders/{id}/handed" => Mail, reminder_handed;
+    Post "/servers" => Manage, create_server;
+    Get "/servers" => Read, list_servers;
+    Get "/servers/{id}" => Read, show_server;
+    Get "/servers/{id}/usage" => Read, server_usage;
+    Post "/servers/{id}/licenses" => Manage, add_license;
+    Patch "/servers/{id}/licenses/{license_id}" => Manage, change_license;
+    Delete "/servers/{id}/licenses/{license_id}" => Manage, remove_license;
+    Post "/servers/{id}/key-clear" => Manage, clear_key;
+    Post "/mail/sync" => Mail, mail_sync;
+    Post "/key-clear-requests" => Mail, create_request;
+    Get "/key-clear-requests" => Read, list_requests;
+    // The gateway's work list (with every contact address): a service endpoint, not a
+    // view, so a viewer may not call it. Before `{id}`, which would match it too.
+    Get "/key-clear-requests/unnotified" => Mail, unnotified_requests;
+    Get "/key-clear-requests/{id}" => Read, show_request;
+    Post "/key-clear-requests/{id}/approve" => Manage, approve_request;
+    Post "/key-clear-requests/{id}/reject" => Manage, reject_request;
+    Post "/key-clear-requests/{id}/notified" => Mail, mark_notified;
+    Get "/audit" => Read, list_audit;
+    Get "/audit/verify" => Read, verify_audit;
+    Get "/audit/head" => Read, audit_head;
+    Get "/whoami" => Own, whoami;
+    Post "/sessions" => SignIn, open_session;
+    Delete "/sessions/current" => Own, close_session;
+    Post "/operators" => Admin, add_operator;
+    Get "/operators" => Admin, list_operators;
+    Post "/operators/{name}/revoke" => Admin, revoke_operator;
+    Post "/operators/{name}/rotate" => Admin, rotate_operator;
+    Get "/openapi.json" => Public, openapi_document;
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/admin/v1")
-            .wrap(from_fn(require_token))
-            .route("/customers", web::post().to(create_customer))
-            .route("/customers", web::get().to(list_customers))
-            .route("/customers/{id}/emails", web::post().to(add_email))
-            .route("/customers/{id}/reminders", web::get().to(list_reminders))
-            .route("/customers/{id}/reminders", web::put().to(switch_reminders))
-            .route("/reminders/claim", web::post().to(claim_reminders))
-            .route("/reminders/{id}/handed", web::post().to(reminder_handed))
-            .route("/servers", web::post().to(create_server))
-            .route("/servers", web::get().to(list_servers))
-            .route("/servers/{id}", web::get().to(show_server))
-            .route("/servers/{id}/usage", web::get().to(server_usage))
-            .route("/servers/{id}/licenses", web::post().to(add_license))
-            .route(
-                "/servers/{id}/licenses/{license_id}",
-                web::patch().to(change_license),
-            )
-            .route(
-                "/servers/{id}/licenses/{license_id}",
-                web::delete().to(remove_license),
-            )
-            .route("/servers/{id}/key-clear", web::post().to(clear_key))
-            .route("/mail/sync", web::post().to(mail_sync))
-            .route("/key-clear-requests", web::post().to(create_request))
-            .route("/key-clear-requests", web::get().to(list_requests))
-            .route(
-                "/key-clear-requests/unnotified",
-                web::get().to(unnotified_requests),
-            )
-            .route("/key-clear-requests/{id}", web::get().to(show_request))
-            .route(
-                "/key-clear-requests/{id}/approve",
-                web::post().to(approve_request),
-            )
-            .route(
-                "/key-clear-requests/{id}/reject",
-                web::post().to(reject_request),
-            )
-            .route(
-                "/key-clear-requests/{id}/notified",
-                web::post().to(mark_notified),
-            )
-            .route("/audit", web::get().to(list_audit))
-            .route("/audit/verify", web::get().to(verify_audit))
-            .route("/audit/head", web::get().to(audit_head))
-            .route("/whoami", web::get().to(whoami))
-            .route("/sessions", web::post().to(open_session))
-            .route("/sessions/current", web::delete().to(close_session))
-            .route("/operators", web::post().to(add_operator))
-            .route("/operators", web::get().to(list_operators))
-            .route("/operators/{name}/revoke", web::post().to(revoke_operator))
-            .route("/operators/{name}/rotate", web::post().to(rotate_operator))
-            .route("/openapi.json", web::get().to(openapi_document)),
-    );
+    cfg.service(routes(web::scope("/admin/v1")).wrap(from_fn(require_token)));
 }
 
 /// Longest `Authorization` header looked at.
@@ -107,7 +112,10 @@ async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let need = Need::of(req.method(), req.path());
+    // Decided on the path the router matches (percent-escapes of plain characters
+    // decoded), not the raw one: `/admin/v1/%6Fperators` is routed to `/operators`
+    // and must need what that needs.
+    let need = Need::of(ENDPOINTS, req.method(), req.match_info().as_str());
     if need == Need::Public {
         return next.call(req).await;
     }

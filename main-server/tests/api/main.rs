@@ -20,6 +20,7 @@ mod openapi;
 mod operators;
 mod race;
 mod reminders;
+mod roles;
 mod sessions;
 mod sync;
 mod temporary;
