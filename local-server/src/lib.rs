@@ -4,8 +4,8 @@
 //! - [`cli`]: the command line; [`run`] dispatches it.
 //! - [`config`]: `init`, the stored configuration and identity.
 //! - [`db`], [`schema`]: the SQLite database shared by all processes.
-//! - [`leases`]: the lease engine of `serve` (in-memory index, queue, write-through);
-//!   [`lease_writer`] commits its changes; [`report_log`] is what it records.
+//! - [`leases`]: the lease engine of `serve` (in-memory index, queue, write-through,
+//!   one job per file); [`report_log`] is what it records.
 //! - [`startup`]: `serve`'s start-up (listener, background tasks, shutdown).
 //! - [`routes`]: the HTTP routes (client API, manager API); [`metrics`]: `/metrics`.
 //! - [`manager_page`]: the web manager page and the guard of the manager API.
@@ -23,7 +23,6 @@ pub mod db;
 pub mod diagnose;
 pub mod error;
 pub mod import;
-pub mod lease_writer;
 pub mod leases;
 pub mod log_file;
 pub mod manager_page;

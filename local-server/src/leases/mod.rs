@@ -43,9 +43,11 @@ use uuid::Uuid;
 
 use crate::db::{self, from_ms, to_ms, LeaseRow};
 use crate::error::Error;
-use crate::lease_writer::{Done, LeaseWriter, Op, WriteError};
+use self::writer::{Done, LeaseWriter, Op, WriteError};
 use crate::options::{self, Holdings};
 use crate::report_log::{Event, ReportRow};
+
+pub mod writer;
 
 /// Longest feature name accepted from a client.
 pub const MAX_FEATURE_LEN: usize = 128;
