@@ -2,100 +2,53 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Every refusal the programs report, with a stable string form (`ID_IN_USE`, …).
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ErrorCode {
-    Malformed,
-    UnsupportedVersion,
-    BadSignature,
-    UnknownServerId,
-    IdInUse,
-    ReplayedRequest,
-    StaleRequest,
-    Unauthorized,
-    NotFound,
-    NotSynchronized,
-    SyncExpired,
-    ClockRollback,
-    FeatureUnknown,
-    LicenseExpired,
-    NoSeats,
-    LeaseUnknown,
-    WrongServer,
-    OlderLicenseFile,
-    /// A reservation or limit of the local server's options file refused the client.
-    OptionsDenied,
-    /// A failure of the answering program itself (a bug, an I/O error): details stay
-    /// in its log.
-    Internal,
-    /// A temporary failure (database locked or full, a dependency down): try again
-    /// later; HTTP answers carry `Retry-After`.
-    Unavailable,
-    /// The caller is authenticated, but its role may not do this.
-    Forbidden,
-    /// Too many refused tokens from one address: wait a minute.
-    RateLimited,
+crate::text_enum! {
+    /// Every refusal the programs report, with its stable string form (`ID_IN_USE`, …):
+    /// each code is written once here, and [`ErrorCode::http_status`] must place it.
+    pub enum ErrorCode {
+        Malformed => "MALFORMED",
+        UnsupportedVersion => "UNSUPPORTED_VERSION",
+        BadSignature => "BAD_SIGNATURE",
+        UnknownServerId => "UNKNOWN_SERVER_ID",
+        /// Another key pair is bound to the license server id.
+        IdInUse => "ID_IN_USE",
+        /// A sync request id was used before.
+        ReplayedRequest => "REPLAYED_REQUEST",
+        StaleRequest => "STALE_REQUEST",
+        Unauthorized => "UNAUTHORIZED",
+        NotFound => "NOT_FOUND",
+        NotSynchronized => "NOT_SYNCHRONIZED",
+        SyncExpired => "SYNC_EXPIRED",
+        ClockRollback => "CLOCK_ROLLBACK",
+        FeatureUnknown => "FEATURE_UNKNOWN",
+        LicenseExpired => "LICENSE_EXPIRED",
+        NoSeats => "NO_SEATS",
+        LeaseUnknown => "LEASE_UNKNOWN",
+        WrongServer => "WRONG_SERVER",
+        OlderLicenseFile => "OLDER_LICENSE_FILE",
+        /// A reservation or limit of the local server's options file refused the client.
+        OptionsDenied => "OPTIONS_DENIED",
+        /// A failure of the answering program itself (a bug, an I/O error): details stay
+        /// in its log.
+        Internal => "INTERNAL",
+        /// A temporary failure (database locked or full, a dependency down): try again
+        /// later; HTTP answers carry `Retry-After`.
+        Unavailable => "UNAVAILABLE",
+        /// The caller is authenticated, but its role may not do this.
+        Forbidden => "FORBIDDEN",
+        /// Too many refused tokens from one address: wait a minute.
+        RateLimited => "RATE_LIMITED",
+        /// A name that must be unique (an operator's) is taken; names are never reused.
+        NameTaken => "NAME_TAKEN",
+        /// A key-clear request was already decided the other way.
+        AlreadyDecided => "ALREADY_DECIDED",
+        /// Approving a key-clear request whose sender was not authenticated needs the
+        /// operator's explicit override.
+        OverrideRequired => "OVERRIDE_REQUIRED",
+    }
 }
 
 impl ErrorCode {
-    /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 23] = [
-        Self::Malformed,
-        Self::UnsupportedVersion,
-        Self::BadSignature,
-        Self::UnknownServerId,
-        Self::IdInUse,
-        Self::ReplayedRequest,
-        Self::StaleRequest,
-        Self::Unauthorized,
-        Self::NotFound,
-        Self::NotSynchronized,
-        Self::SyncExpired,
-        Self::ClockRollback,
-        Self::FeatureUnknown,
-        Self::LicenseExpired,
-        Self::NoSeats,
-        Self::LeaseUnknown,
-        Self::WrongServer,
-        Self::OlderLicenseFile,
-        Self::OptionsDenied,
-        Self::Internal,
-        Self::Unavailable,
-        Self::Forbidden,
-        Self::RateLimited,
-    ];
-
-    /// The stable string form, as sent in `{"code": …}`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Malformed => "MALFORMED",
-            Self::UnsupportedVersion => "UNSUPPORTED_VERSION",
-            Self::BadSignature => "BAD_SIGNATURE",
-            Self::UnknownServerId => "UNKNOWN_SERVER_ID",
-            Self::IdInUse => "ID_IN_USE",
-            Self::ReplayedRequest => "REPLAYED_REQUEST",
-            Self::StaleRequest => "STALE_REQUEST",
-            Self::Unauthorized => "UNAUTHORIZED",
-            Self::NotFound => "NOT_FOUND",
-            Self::NotSynchronized => "NOT_SYNCHRONIZED",
-            Self::SyncExpired => "SYNC_EXPIRED",
-            Self::ClockRollback => "CLOCK_ROLLBACK",
-            Self::FeatureUnknown => "FEATURE_UNKNOWN",
-            Self::LicenseExpired => "LICENSE_EXPIRED",
-            Self::NoSeats => "NO_SEATS",
-            Self::LeaseUnknown => "LEASE_UNKNOWN",
-            Self::WrongServer => "WRONG_SERVER",
-            Self::OlderLicenseFile => "OLDER_LICENSE_FILE",
-            Self::OptionsDenied => "OPTIONS_DENIED",
-            Self::Internal => "INTERNAL",
-            Self::Unavailable => "UNAVAILABLE",
-            Self::Forbidden => "FORBIDDEN",
-            Self::RateLimited => "RATE_LIMITED",
-        }
-    }
-
     /// The HTTP status that goes with the code.
     pub fn http_status(self) -> u16 {
         match self {
@@ -103,7 +56,8 @@ impl ErrorCode {
             | Self::UnsupportedVersion
             | Self::BadSignature
             | Self::StaleRequest
-            | Self::WrongServer => 400,
+            | Self::WrongServer
+            | Self::OverrideRequired => 400,
             Self::Unauthorized => 401,
             Self::NotSynchronized
             | Self::SyncExpired
@@ -114,17 +68,16 @@ impl ErrorCode {
             Self::UnknownServerId | Self::NotFound | Self::FeatureUnknown | Self::LeaseUnknown => {
                 404
             }
-            Self::IdInUse | Self::ReplayedRequest | Self::NoSeats | Self::OlderLicenseFile => 409,
+            Self::IdInUse
+            | Self::ReplayedRequest
+            | Self::NoSeats
+            | Self::OlderLicenseFile
+            | Self::NameTaken
+            | Self::AlreadyDecided => 409,
             Self::Internal => 500,
             Self::Unavailable => 503,
             Self::RateLimited => 429,
         }
-    }
-}
-
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -242,7 +195,7 @@ mod tests {
 
     #[test]
     fn string_forms_are_stable_and_match_serde() {
-        for code in ErrorCode::ALL {
+        for &code in ErrorCode::ALL {
             let json = serde_json::to_string(&code).unwrap_or_default();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             let back: ErrorCode = serde_json::from_str(&json).unwrap_or(ErrorCode::NotFound);

@@ -51,6 +51,7 @@ word_schemas! {
     ReminderState => "Where a reminder stands.",
     Role => "What an authenticated caller of the admin API may do.",
     SenderAuth => "Whether a key-clear request's sender was proved by the receiving mail server's Authentication-Results.",
+    ErrorCode => "Why a request was refused or failed.",
 }
 
 impl utoipa::PartialSchema for AuditOutcome {

@@ -155,7 +155,7 @@ fn a_forged_request_needs_the_override_which_is_audited_and_every_contact_is_tol
     let (status, body) = approve(&main, id, json!({ "reason": "looks fine" }));
     assert_eq!(
         (status, body["code"].as_str()),
-        (400, Some("MALFORMED")),
+        (400, Some("OVERRIDE_REQUIRED")),
         "{body}"
     );
     assert!(
@@ -247,7 +247,7 @@ fn the_own_smtp_receiver_believes_no_header_naming_the_authserv_id() {
     let (status, body) = approve(&main, request["id"].as_str().unwrap(), json!({}));
     assert_eq!(
         (status, body["code"].as_str()),
-        (400, Some("MALFORMED")),
+        (400, Some("OVERRIDE_REQUIRED")),
         "{body}"
     );
 }

@@ -718,9 +718,9 @@ async fn decide(
     request_body(content = Option<Decision>, description = "Optional: a reason recorded with the decision."),
     responses(
         (status = 200, description = "The approved request; the id's key pair is cleared. Approving again changes nothing.", body = KeyClearRequest),
-        (status = 400, description = "`MALFORMED`: a bad reason, or the sender was not authenticated and `override_unauthenticated` is not set."),
+        (status = 400, description = "`MALFORMED`: a bad reason; `OVERRIDE_REQUIRED`: the sender was not authenticated and `override_unauthenticated` is not set."),
         (status = 404, description = "`NOT_FOUND`: no such request."),
-        (status = 409, description = "`REPLAYED_REQUEST`: the request was already rejected."),
+        (status = 409, description = "`ALREADY_DECIDED`: the request was already rejected."),
     )
 )]
 async fn approve_request(
@@ -747,7 +747,7 @@ async fn approve_request(
         (status = 200, description = "The rejected request. Rejecting again changes nothing.", body = KeyClearRequest),
         (status = 400, description = "`MALFORMED`: no reason, or a bad one."),
         (status = 404, description = "`NOT_FOUND`: no such request."),
-        (status = 409, description = "`REPLAYED_REQUEST`: the request was already approved."),
+        (status = 409, description = "`ALREADY_DECIDED`: the request was already approved."),
     )
 )]
 async fn reject_request(
@@ -930,7 +930,7 @@ fn caller(req: &HttpRequest) -> Result<(Identity, Credential), ApiError> {
     responses(
         (status = 201, description = "The new account with its token, shown this once.", body = IssuedToken),
         (status = 400, description = "`MALFORMED`: a bad name or role."),
-        (status = 409, description = "`ID_IN_USE`: the name is taken (names are never reused)."),
+        (status = 409, description = "`NAME_TAKEN`: the name is taken (names are never reused)."),
     )
 )]
 async fn add_operator(

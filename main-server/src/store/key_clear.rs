@@ -237,7 +237,7 @@ pub fn decide(
             // Deciding it the other way now would contradict what the sender may have
             // been told: a conflict with the recorded decision (409), not bad input.
             return Err(ApiError::refused(
-                ErrorCode::ReplayedRequest,
+                ErrorCode::AlreadyDecided,
                 format!(
                     "key-clear request {id} was already {} by {} at {}; a decided request \
                      cannot be {} (the mail gateway can record a new request)",
@@ -300,7 +300,7 @@ pub fn decide(
                     actor: operator.to_owned(),
                     action: AuditAction::KeyClearRequestApprove,
                     server_id: Some(request.server_id),
-                    outcome: AuditOutcome::Failed(ErrorCode::Malformed),
+                    outcome: AuditOutcome::Failed(ErrorCode::OverrideRequired),
                     detail: format!(
                         "request {id} not approved: its sender {} was {sender_check}, \
                          and the override was not given",
@@ -312,12 +312,15 @@ pub fn decide(
             if let Err(e) = audited {
                 log::warn!("could not audit a refused approval of request {id}: {e}");
             }
-            Err(ApiError::malformed(format!(
-                "the sender of key-clear request {id}, {}, was {sender_check}; make sure \
+            Err(ApiError::refused(
+                ErrorCode::OverrideRequired,
+                format!(
+                    "the sender of key-clear request {id}, {}, was {sender_check}; make sure \
                  otherwise that the request is genuine, then approve it with the override \
                  (override_unauthenticated: true, or --override-unauthenticated-sender)",
-                request.sender
-            )))
+                    request.sender
+                ),
+            ))
         }
     }
 }

@@ -110,7 +110,7 @@ pub fn add(
         let inserted = insert_account(conn, now, &name, role, &token)?;
         if !inserted {
             return Err(ApiError::refused(
-                ErrorCode::IdInUse,
+                ErrorCode::NameTaken,
                 format!("an operator named {name} exists already (names are never reused)"),
             ));
         }

@@ -186,14 +186,14 @@ async fn key_clear_requests_are_decided_by_an_operator() {
         status,
         &body,
         StatusCode::BAD_REQUEST,
-        "MALFORMED",
+        "OVERRIDE_REQUIRED",
         "override_unauthenticated",
     );
     let (_, shown) = app.get(&format!("/admin/v1/key-clear-requests/{id}")).await;
     assert_eq!(shown["status"], "pending", "refused approval changed it");
     let (_, audit) = app.get("/admin/v1/audit?limit=5").await;
     let refused = newest_audit_entry(&audit, "key_clear_request.approve");
-    assert_eq!(refused["outcome"], "MALFORMED", "{refused}");
+    assert_eq!(refused["outcome"], "OVERRIDE_REQUIRED", "{refused}");
     assert_eq!(
         refused["detail"],
         format!(
@@ -229,7 +229,7 @@ async fn key_clear_requests_are_decided_by_an_operator() {
         status,
         &body,
         StatusCode::CONFLICT,
-        "REPLAYED_REQUEST",
+        "ALREADY_DECIDED",
         "already approved by admin",
     );
 

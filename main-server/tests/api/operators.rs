@@ -124,7 +124,7 @@ async fn each_role_does_what_it_may_and_is_audited_by_name() {
 
     // Names are unique and bounded; the listing never shows a token or its hash.
     for (name, expected, code) in [
-        ("vera", StatusCode::CONFLICT, "ID_IN_USE"),
+        ("vera", StatusCode::CONFLICT, "NAME_TAKEN"),
         ("bad name", StatusCode::BAD_REQUEST, "MALFORMED"),
     ] {
         let (status, body) = app
