@@ -270,11 +270,18 @@ pub fn init(args: &InitArgs, clock: &Clock) -> Result<String, Error> {
                 }
             }
         }
-        log::warn!(
+        log::info!(
             "reinstalling: the old key pair and state in {} were removed",
             dir.display()
         );
     }
+    // Told in the output: a manager verb's log shows only errors by default.
+    let reinstalled = if installed {
+        "Reinstalled: the old key pair and state were removed; the main server refuses \
+         the new key pair until Solme clears the old one.\n"
+    } else {
+        ""
+    };
 
     let identity = ServerIdentity::generate()?;
     identity
@@ -310,7 +317,7 @@ pub fn init(args: &InitArgs, clock: &Clock) -> Result<String, Error> {
         identity.fingerprint()
     );
     Ok(format!(
-        "License server {} initialised in {}.\nKey fingerprint: {}\nMain server: {}\n\
+        "{reinstalled}License server {} initialised in {}.\nKey fingerprint: {}\nMain server: {}\n\
          Next: `local-server sync` (direct) or `local-server export-sync-data FILE` (by email).",
         args.id,
         dir.display(),

@@ -361,7 +361,8 @@ pub fn apply(
 
 /// Reads a license file from disk, bounded in size.
 pub fn read_license_file(path: &Path) -> Result<String, Error> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut text = String::new();
     file.take(MAX_LICENSE_FILE_BYTES + 1)
         .read_to_string(&mut text)

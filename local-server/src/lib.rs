@@ -61,10 +61,10 @@ pub async fn run(cli: Cli) -> ExitCode {
     match dispatch(cli.command, clock).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            // The one place a verb's failure is told: once, each cause once.
             match &e {
                 Error::Refused { code, message } => eprintln!("refused ({code}): {message}"),
-                Error::Internal(err) => eprintln!("error: {err:#}"),
-                other => eprintln!("error: {other}"),
+                other => eprintln!("error: {}", shared_proto::exit::error_text(other)),
             }
             ExitCode::from(e.exit_code())
         }

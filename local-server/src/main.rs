@@ -6,12 +6,14 @@ use local_server::cli::{Cli, Command};
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The daemon logs its activity; a manager verb prints its result and logs only
-    // warnings, so its output stays readable.
+    // The daemon logs its activity. A manager verb prints its result, and its failure
+    // once (`run`): by default it logs only errors it does not report itself, since the
+    // warnings of the work it ran (a failed synchronization, an endpoint's problem) are
+    // what it reports. RUST_LOG=warn or info shows them.
     let level = if matches!(cli.command, Command::Serve(_)) {
         "info"
     } else {
-        "warn"
+        "error"
     };
     let mut logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod borrowing;
+mod cli_errors;
 mod database_locked;
 mod diagnose;
 mod direct_sync;
