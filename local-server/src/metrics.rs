@@ -75,6 +75,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The metrics, with the clock's offset from the system clock
+    /// (`solme_clock_offset_seconds`, `solme_clock_simulated`) read at each scrape.
+    pub fn with_clock(clock: &shared_proto::Clock) -> Self {
+        let mut metrics = Self::default();
+        shared_proto::metrics::register_clock(&mut metrics.registry, clock);
+        metrics
+    }
+
     /// Passes a check-out's or heartbeat's result through, counting a refusal.
     pub fn count_refusal<T>(
         &self,

@@ -84,7 +84,7 @@ impl Application {
         let listener = TcpListener::bind(args.listen)
             .with_context(|| format!("listening on {}", args.listen))?;
         let address = listener.local_addr().context("reading the bound address")?;
-        let metrics = web::Data::new(Metrics::default());
+        let metrics = web::Data::new(Metrics::with_clock(&sync_ctx.clock));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

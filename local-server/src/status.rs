@@ -51,6 +51,10 @@ pub struct StatusReport {
     pub proxy: Option<String>,
     /// Seats borrowed for offline use, soonest back first (they count as in use).
     pub borrowed: Vec<BorrowedSeat>,
+    /// Which clock the report was made by, when it is not the real one
+    /// (`simulated clock (clock file …), offset +340d`); set by the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
 }
 
 /// A seat borrowed for offline use.
@@ -227,6 +231,7 @@ pub fn report(
         main_server: settings.endpoints.iter().map(|e| e.url()).collect(),
         proxy,
         borrowed,
+        clock: None,
     })
 }
 
@@ -236,6 +241,9 @@ impl fmt::Display for StatusReport {
         writeln!(f, "License server {}", self.client.server_id)?;
         writeln!(f, "  key fingerprint: {}", self.fingerprint)?;
         writeln!(f, "{}", self.client.message)?;
+        if let Some(clock) = &self.clock {
+            writeln!(f, "  clock:           {clock}")?;
+        }
         if let Some(customer) = &self.customer {
             writeln!(f, "  customer:        {customer}")?;
         }

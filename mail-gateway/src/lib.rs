@@ -71,7 +71,7 @@ pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    let clock = match Clock::from_env() {
+    let clock = match Clock::from_settings(cli.clock_file.as_deref()) {
         Ok(clock) => clock,
         Err(err) => {
             eprintln!("mail-gateway: {err}");

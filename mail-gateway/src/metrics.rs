@@ -7,17 +7,19 @@
 //!   and `solme_mail_retries_total`, since this process started;
 //! - `solme_mail_queue_depth` (messages waiting in the spool) and
 //!   `solme_mail_replies_waiting` (replies waiting for the transport), read from the
-//!   spool at each scrape.
+//!   spool at each scrape;
+//! - `solme_clock_offset_seconds` and `solme_clock_simulated`: the gateway's clock.
 
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use shared_proto::metrics;
+use shared_proto::{metrics, Clock};
 
 use crate::status::Status;
 
 /// The metrics of `status` in the Prometheus (OpenMetrics) text format.
-pub fn render(status: &Status) -> Result<String, std::fmt::Error> {
+pub fn render(status: &Status, clock: &Clock) -> Result<String, std::fmt::Error> {
     let mut registry = metrics::registry();
+    metrics::register_clock(&mut registry, clock);
     let counters = [
         (
             "mails_received",

@@ -313,7 +313,7 @@ impl Application {
                 stop_rx.clone(),
             )));
         }
-        let http = crate::status::serve(http_listener, stats, spool, clock.now())?;
+        let http = crate::status::serve(http_listener, stats, spool, clock.clone())?;
         let http_handle = http.handle();
         let http_task = actix_web::rt::spawn(http);
 

@@ -11,6 +11,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use shared_proto::Clock;
+
 use crate::spool::Spool;
 
 /// Counters shared by the intake, the worker and the sender.
@@ -57,6 +59,14 @@ pub struct Status {
     pub outgoing: usize,
     /// Files in `spool/failed/` (all time).
     pub failed_in_spool: usize,
+    /// Which clock the gateway runs on, when it is not the real one
+    /// (`simulated clock (clock file …), offset +340d`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
+    /// How far the gateway's clock is from the system clock, in seconds.
+    pub clock_offset_seconds: f64,
+    /// Whether that clock is simulated or moved.
+    pub clock_simulated: bool,
 }
 
 #[derive(Debug)]
@@ -64,6 +74,7 @@ struct State {
     stats: Arc<Stats>,
     spool: Spool,
     started_at: DateTime<Utc>,
+    clock: Clock,
 }
 
 impl State {
@@ -82,6 +93,9 @@ impl State {
             queued,
             outgoing,
             failed_in_spool,
+            clock: self.clock.describe(),
+            clock_offset_seconds: self.clock.offset().num_milliseconds() as f64 / 1000.0,
+            clock_simulated: self.clock.is_simulated(),
         })
     }
 }
@@ -133,21 +147,35 @@ async fn status_page(state: web::Data<State>) -> HttpResponse {
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Solme mail gateway</title>\
          <meta http-equiv=\"refresh\" content=\"5\"></head><body>\
-         <h1>Solme mail gateway</h1><p>Running since {}</p>\
+         <h1>Solme mail gateway</h1><p>Running since {}</p>{}\
          <table>{rows}</table><p><a href=\"/status\">JSON</a></p></body></html>",
-        status.started_at.to_rfc3339()
+        status.started_at.to_rfc3339(),
+        // The description holds a path: escaped like any text on the page.
+        status
+            .clock
+            .as_deref()
+            .map(|clock| format!("<p><strong>{}</strong></p>", html_escape(clock)))
+            .unwrap_or_default()
     );
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html)
 }
 
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 async fn metrics(state: web::Data<State>) -> HttpResponse {
+    let clock = state.clock.clone();
     let status = match load(state).await {
         Ok(status) => status,
         Err(failed) => return failed,
     };
-    match crate::metrics::render(&status) {
+    match crate::metrics::render(&status, &clock) {
         Ok(text) => HttpResponse::Ok()
             .content_type(shared_proto::metrics::CONTENT_TYPE)
             .body(text),
@@ -164,12 +192,13 @@ pub fn serve(
     listener: TcpListener,
     stats: Arc<Stats>,
     spool: Spool,
-    started_at: DateTime<Utc>,
+    clock: Clock,
 ) -> anyhow::Result<actix_web::dev::Server> {
     let state = web::Data::new(State {
         stats,
         spool,
-        started_at,
+        started_at: clock.now(),
+        clock,
     });
     let server = HttpServer::new(move || {
         App::new()

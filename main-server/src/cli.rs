@@ -14,6 +14,11 @@ use uuid::Uuid;
 #[derive(Debug, Parser)]
 #[command(name = "main-server", version, about, long_about = None)]
 pub struct Cli {
+    /// Run on a simulated clock that follows FILE instead of the system clock (for
+    /// tests and QA: the simulation writes it, JSON `{"offset_ms": N}`). Checked again
+    /// every 100 ms; a program on it says so in its log and on /metrics.
+    #[arg(long, global = true, env = "SOLME_CLOCK_FILE", value_name = "FILE")]
+    pub clock_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -44,7 +44,7 @@ use crate::cli::{Cli, Command};
 
 /// Runs a parsed command line; what `main` calls.
 pub fn run(cli: Cli) -> ExitCode {
-    let clock = match Clock::from_env() {
+    let clock = match Clock::from_settings(cli.clock_file.as_deref()) {
         Ok(clock) => clock,
         Err(e) => {
             eprintln!("error: {e}");

@@ -67,6 +67,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The metrics, with the clock's offset from the system clock
+    /// (`solme_clock_offset_seconds`, `solme_clock_simulated`) read at each scrape.
+    pub fn with_clock(clock: &shared_proto::Clock) -> Self {
+        let mut metrics = Self::default();
+        metrics::register_clock(&mut metrics.registry, clock);
+        metrics
+    }
+
     /// Runs one sync, counting its outcome and timing it.
     pub async fn observe_sync<T>(
         &self,

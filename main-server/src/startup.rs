@@ -155,7 +155,7 @@ impl Application {
         let service_data = web::Data::new(service.clone());
         let limiter = web::Data::new(FailureLimiter::default());
         let seen_head = web::Data::new(SeenHead::new(dir.last_audit_head()));
-        let metrics = web::Data::new(Metrics::default());
+        let metrics = web::Data::new(Metrics::with_clock(&service.clock));
 
         let data = service_data.clone();
         let sync_metrics = metrics.clone();

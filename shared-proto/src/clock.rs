@@ -1,27 +1,72 @@
 //! The one clock all three programs read time through.
 //!
 //! It is the system clock plus an offset. The offset exists so that tests and the
-//! simulation can run a program "in the future" (the 366-day rule in seconds): every
-//! binary reads `SOLME_CLOCK_OFFSET` at start-up through [`Clock::from_env`]. Clones
-//! share the offset, so a test can move the clock of a whole in-process server.
+//! simulation can run a program "in the future" (the 366-day rule in seconds). A
+//! program gets it in one of two ways, chosen once at start by [`Clock::from_settings`]:
+//!
+//! - `SOLME_CLOCK_OFFSET` (e.g. `367d`): an offset fixed for the life of the process;
+//! - `--clock-file FILE` (`SOLME_CLOCK_FILE`): a *live* simulated clock. The file holds
+//!   the offset as JSON, `{"offset_ms": N}` (milliseconds; negative is the past), written
+//!   whole with [`write_clock_file`]. A background thread reads it again every
+//!   [`FOLLOW_EVERY`] and stores the offset in the shared atomic, so every clone follows
+//!   a change within that time while [`Clock::now`] stays one atomic load. A file that
+//!   cannot be read at start is an error; a later unreadable or malformed write keeps
+//!   the last good offset (logged once, and once more when the file is good again).
+//!
+//! Without either, the clock is the real one. A simulated clock gives a program no
+//! power a moved system clock would not: every defence that reads the time (the local
+//! server's high-water mark against a clock moved back, Solme's signed time) reads it
+//! through this clock and judges it the same way.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ProtoError;
 
 /// Environment variable that moves a program's clock, e.g. `367d`, `-2h`, `1d12h`.
 pub const CLOCK_OFFSET_ENV: &str = "SOLME_CLOCK_OFFSET";
 
+/// Environment variable of the `--clock-file` flag every program takes.
+pub const CLOCK_FILE_ENV: &str = "SOLME_CLOCK_FILE";
+
+/// How often a clock file is read again: a change reaches every program within this.
+pub const FOLLOW_EVERY: StdDuration = StdDuration::from_millis(100);
+
 /// Largest offset accepted (100 years): beyond it chrono arithmetic gets close to its limits.
 const MAX_OFFSET_DAYS: i64 = 36_600;
+
+/// Largest clock file read: it is one short JSON object.
+const MAX_CLOCK_FILE: u64 = 4096;
+
+/// Where a clock's offset comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ClockSource {
+    /// The real clock.
+    #[default]
+    System,
+    /// An offset fixed at start (`SOLME_CLOCK_OFFSET`, or a test's clock).
+    Offset,
+    /// A simulated clock following this clock file.
+    File(PathBuf),
+}
 
 /// The system clock moved by an offset shared between clones.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
     offset_ms: Arc<AtomicI64>,
+    source: Arc<ClockSource>,
+}
+
+/// The contents of a clock file: `{"offset_ms": N}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockFile {
+    /// How far the simulated clock is from the system clock, in milliseconds.
+    pub offset_ms: i64,
 }
 
 impl Clock {
@@ -34,15 +79,57 @@ impl Clock {
     pub fn with_offset(offset: Duration) -> Self {
         Self {
             offset_ms: Arc::new(AtomicI64::new(offset.num_milliseconds())),
+            source: Arc::new(ClockSource::Offset),
         }
     }
 
     /// The clock `SOLME_CLOCK_OFFSET` asks for; the real clock when it is unset or empty.
     pub fn from_env() -> Result<Self, ProtoError> {
-        match std::env::var(CLOCK_OFFSET_ENV) {
-            Ok(value) if !value.trim().is_empty() => Ok(Self::with_offset(parse_offset(&value)?)),
-            _ => Ok(Self::system()),
+        match offset_from_env() {
+            Some(value) => Ok(Self::with_offset(parse_offset(&value)?)),
+            None => Ok(Self::system()),
         }
+    }
+
+    /// The clock a program runs on: following `clock_file` when given (its
+    /// `--clock-file` flag), else [`Clock::from_env`]. Giving both is refused: a
+    /// program must not be on two clocks.
+    pub fn from_settings(clock_file: Option<&Path>) -> Result<Self, ProtoError> {
+        let Some(path) = clock_file else {
+            return Self::from_env();
+        };
+        if offset_from_env().is_some() {
+            return Err(ProtoError::Malformed(format!(
+                "both a clock file ({}) and {CLOCK_OFFSET_ENV} are given; use one of them",
+                path.display()
+            )));
+        }
+        let clock = Self::following_file(path)?;
+        log::info!(
+            "simulated clock: following {} (offset {}, now {})",
+            path.display(),
+            format_offset(clock.offset()),
+            clock.now().format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        Ok(clock)
+    }
+
+    /// A clock following the clock file at `path`: read now (an error if it cannot
+    /// be), then again every [`FOLLOW_EVERY`] by a thread that ends once every clone
+    /// of the clock is gone.
+    pub fn following_file(path: &Path) -> Result<Self, ProtoError> {
+        let offset = read_clock_file(path)?;
+        let clock = Self {
+            offset_ms: Arc::new(AtomicI64::new(offset.num_milliseconds())),
+            source: Arc::new(ClockSource::File(path.to_path_buf())),
+        };
+        let shared = Arc::downgrade(&clock.offset_ms);
+        let path = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("clock-file".to_string())
+            .spawn(move || follow(&path, &shared))
+            .map_err(|e| ProtoError::io("starting the thread that follows the clock file", e))?;
+        Ok(clock)
     }
 
     /// The current time as this clock sees it.
@@ -50,7 +137,8 @@ impl Clock {
         Utc::now() + self.offset()
     }
 
-    /// Moves this clock (and every clone of it) by `by`.
+    /// Moves this clock (and every clone of it) by `by`. A clock following a file
+    /// takes the file's offset again at its next read.
     pub fn advance(&self, by: Duration) {
         self.offset_ms
             .fetch_add(by.num_milliseconds(), Ordering::Relaxed);
@@ -60,6 +148,125 @@ impl Clock {
     pub fn offset(&self) -> Duration {
         Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
     }
+
+    /// Where the offset comes from.
+    pub fn source(&self) -> &ClockSource {
+        &self.source
+    }
+
+    /// Whether this is not the real clock (moved, or following a clock file).
+    pub fn is_simulated(&self) -> bool {
+        *self.source != ClockSource::System || self.offset() != Duration::zero()
+    }
+
+    /// One line for people saying which clock this is, or None for the real clock:
+    /// `simulated clock (clock file /x/clock.json), offset +340d`.
+    pub fn describe(&self) -> Option<String> {
+        let offset = format_offset(self.offset());
+        match &*self.source {
+            ClockSource::File(path) => Some(format!(
+                "simulated clock (clock file {}), offset {offset}",
+                path.display()
+            )),
+            ClockSource::Offset | ClockSource::System if self.is_simulated() => {
+                Some(format!("moved clock, offset {offset}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn offset_from_env() -> Option<String> {
+    std::env::var(CLOCK_OFFSET_ENV)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
+/// The follower thread: reads the file every [`FOLLOW_EVERY`] until the clock is gone.
+fn follow(path: &Path, shared: &Weak<AtomicI64>) {
+    let mut failing = false;
+    loop {
+        std::thread::sleep(FOLLOW_EVERY);
+        let Some(offset_ms) = shared.upgrade() else {
+            return;
+        };
+        match read_clock_file(path) {
+            Ok(offset) => {
+                offset_ms.store(offset.num_milliseconds(), Ordering::Relaxed);
+                if failing {
+                    log::info!("simulated clock: {} is readable again", path.display());
+                    failing = false;
+                }
+            }
+            Err(e) if !failing => {
+                log::warn!(
+                    "simulated clock: keeping the last offset, the clock file cannot be used: {e}"
+                );
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Reads a clock file's offset.
+pub fn read_clock_file(path: &Path) -> Result<Duration, ProtoError> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_CLOCK_FILE + 1).read_to_string(&mut text))
+        .map_err(|e| ProtoError::io(format!("reading the clock file {}", path.display()), e))?;
+    let bad = |why: &str| {
+        ProtoError::Malformed(format!(
+            "the clock file {} {why}; it must hold {{\"offset_ms\": N}} (milliseconds from the system clock)",
+            path.display()
+        ))
+    };
+    if text.len() as u64 > MAX_CLOCK_FILE {
+        return Err(bad("is too large"));
+    }
+    let file: ClockFile = serde_json::from_str(&text).map_err(|_| bad("is not understood"))?;
+    if file.offset_ms.unsigned_abs() > (MAX_OFFSET_DAYS as u64) * 86_400_000 {
+        return Err(bad("moves the clock more than 100 years"));
+    }
+    Ok(Duration::milliseconds(file.offset_ms))
+}
+
+/// Writes a clock file holding `offset`, whole or not at all (readers never see half
+/// of it).
+pub fn write_clock_file(path: &Path, offset: Duration) -> Result<(), ProtoError> {
+    if offset.num_days().abs() > MAX_OFFSET_DAYS {
+        return Err(ProtoError::Malformed(
+            "a simulated clock may be at most 100 years from the system clock".to_string(),
+        ));
+    }
+    let body = serde_json::to_vec(&ClockFile {
+        offset_ms: offset.num_milliseconds(),
+    })
+    .map_err(|e| ProtoError::Malformed(format!("encoding the clock file: {e}")))?;
+    crate::files::write(
+        path,
+        &body,
+        crate::files::Access::Public,
+        crate::files::Existing::Replace,
+    )
+}
+
+/// An offset for people: `+340d 2h 5m`, `-2d`, `+0s`.
+pub fn format_offset(offset: Duration) -> String {
+    let sign = if offset < Duration::zero() { '-' } else { '+' };
+    let mut seconds = offset.num_seconds().unsigned_abs();
+    let mut parts = Vec::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if seconds >= size {
+            parts.push(format!("{}{unit}", seconds / size));
+            seconds %= size;
+        }
+    }
+    if parts.is_empty() {
+        parts.push("0s".to_string());
+    }
+    format!("{sign}{}", parts.join(" "))
 }
 
 /// Milliseconds since the epoch: how the programs store a time in their databases.
@@ -171,5 +378,81 @@ mod tests {
         clock.advance(Duration::days(400));
         assert_eq!(clone.offset(), Duration::days(400));
         assert!(clone.now() - Utc::now() > Duration::days(399));
+    }
+
+    /// Waits (with a deadline) until `clock` has `offset`.
+    fn wait_for_offset(clock: &Clock, offset: Duration) {
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(5);
+        while clock.offset() != offset {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the clock stayed at {:?}, expected {offset:?}",
+                clock.offset()
+            );
+            std::thread::sleep(StdDuration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_clock_file_moves_every_clone_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clock.json");
+        write_clock_file(&path, Duration::days(2)).unwrap();
+        let clock = Clock::from_settings(Some(&path)).unwrap();
+        let clone = clock.clone();
+        assert_eq!(clock.offset(), Duration::days(2));
+        assert_eq!(clock.source(), &ClockSource::File(path.clone()));
+        assert!(clock.describe().unwrap().contains("+2d"));
+
+        let started = std::time::Instant::now();
+        write_clock_file(&path, Duration::days(340)).unwrap();
+        wait_for_offset(&clone, Duration::days(340));
+        assert!(started.elapsed() < StdDuration::from_secs(1));
+        assert!(clone.now() - Utc::now() > Duration::days(339));
+
+        write_clock_file(&path, Duration::days(-2)).unwrap();
+        wait_for_offset(&clock, Duration::days(-2));
+    }
+
+    #[test]
+    fn a_bad_write_keeps_the_last_good_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clock.json");
+        write_clock_file(&path, Duration::days(7)).unwrap();
+        let clock = Clock::following_file(&path).unwrap();
+        std::fs::write(&path, "{\"offset_ms\": ").unwrap();
+        std::thread::sleep(FOLLOW_EVERY * 3);
+        assert_eq!(clock.offset(), Duration::days(7));
+        std::fs::remove_file(&path).unwrap();
+        std::thread::sleep(FOLLOW_EVERY * 3);
+        assert_eq!(clock.offset(), Duration::days(7));
+        write_clock_file(&path, Duration::days(8)).unwrap();
+        wait_for_offset(&clock, Duration::days(8));
+    }
+
+    #[test]
+    fn a_missing_or_malformed_clock_file_is_an_error_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clock.json");
+        let error = Clock::following_file(&path).unwrap_err().to_string();
+        assert!(error.contains("reading the clock file"), "{error}");
+        std::fs::write(&path, "340d").unwrap();
+        let error = Clock::following_file(&path).unwrap_err().to_string();
+        assert!(error.contains("offset_ms"), "{error}");
+        std::fs::write(&path, r#"{"offset_ms": 9000000000000000}"#).unwrap();
+        assert!(Clock::following_file(&path).is_err());
+    }
+
+    #[test]
+    fn the_real_clock_is_not_simulated() {
+        assert!(!Clock::system().is_simulated());
+        assert!(Clock::system().describe().is_none());
+        assert!(Clock::with_offset(Duration::hours(2)).is_simulated());
+        assert_eq!(
+            format_offset(Duration::days(340) + Duration::hours(2)),
+            "+340d 2h"
+        );
+        assert_eq!(format_offset(Duration::days(-2)), "-2d");
+        assert_eq!(format_offset(Duration::zero()), "+0s");
     }
 }

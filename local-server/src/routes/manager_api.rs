@@ -24,10 +24,13 @@ pub(crate) async fn full_status(state: &AppState) -> Result<status::StatusReport
     let fingerprint = ctx.identity.fingerprint();
     let now = ctx.clock.now();
     let proxy = state.proxy.clone();
-    ctx.db_with_settings(move |c, settings| {
-        status::report(c, settings, fingerprint, now, Some(&proxy))
-    })
-    .await
+    let mut report = ctx
+        .db_with_settings(move |c, settings| {
+            status::report(c, settings, fingerprint, now, Some(&proxy))
+        })
+        .await?;
+    report.clock = ctx.clock.describe();
+    Ok(report)
 }
 
 pub(crate) async fn manager_status(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
