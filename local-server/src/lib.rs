@@ -14,12 +14,14 @@
 //! - [`options`]: the options file (reservations and limits).
 //! - [`scheduler`]: automatic synchronization.
 //! - [`status`], [`diagnose`], [`report`]: the reports; [`support_bundle`] packs them
-//!   (with [`log_file`]'s recent lines) for Solme's support.
+//!   (with [`log_file`]'s recent lines) for Solme's support; [`destination`] checks
+//!   where a verb will write its result before the verb runs.
 //! - [`error`]: the boundary error type and its mapping to HTTP and exit codes.
 
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod destination;
 pub mod diagnose;
 pub mod error;
 pub mod import;
@@ -51,7 +53,7 @@ use crate::sync::SyncContext;
 
 /// Runs one command line; returns the process exit code (docs/API.md, "Conventions").
 pub async fn run(cli: Cli) -> ExitCode {
-    let clock = match Clock::from_settings(cli.clock_file.as_deref()) {
+    let clock = match Clock::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -172,14 +174,13 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             let identity = config::load_identity(&data.data_dir)?;
             let mut conn = db::connect_existing(&data.data_dir)?;
             let settings = config::Settings::load(&data.data_dir, &mut conn)?;
-            let mut report = status::report(
+            let report = status::report(
                 &mut conn,
                 &settings,
                 identity.fingerprint(),
                 clock.now(),
                 None,
             )?;
-            report.clock = clock.describe();
             print_report(&report, json, "the status")?;
         }
         Command::Diagnose { data, proxy, json } => {

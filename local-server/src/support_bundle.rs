@@ -303,6 +303,9 @@ pub async fn write(
     flag: Option<&ProxyText>,
     path: &Path,
 ) -> Result<String, Error> {
+    // Before the diagnosis: it synchronizes, which must not happen for a bundle that
+    // cannot be written.
+    crate::destination::check(path, "the support bundle")?;
     let diagnosis = diagnose::run(data_dir, clock.clone(), flag).await;
     let ctx = SyncContext::open(data_dir, clock)?;
     let mut extra = Vec::new();

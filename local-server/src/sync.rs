@@ -230,6 +230,9 @@ pub fn build_request(
 
 /// `export-sync-data`: writes the sync data for the email channel.
 pub fn export(ctx: &SyncContext, path: &Path) -> Result<String, Error> {
+    // Before the request is built: a file that cannot be written must not mark its
+    // period as reported.
+    crate::destination::check(path, "the sync data")?;
     let mut conn = ctx.pool.get().context("opening the database")?;
     let settings = Settings::load(&ctx.data_dir, &mut conn)?;
     let now = ctx.clock.now();

@@ -172,3 +172,87 @@ async fn a_support_bundle_holds_every_part_and_no_secret() -> TestResult {
     assert_eq!(resp.status().as_u16(), 401);
     Ok(())
 }
+
+/// The parts of the status a synchronization attempt changes.
+fn sync_fields(local: &Local) -> serde_json::Value {
+    local.status_fields(&[
+        "last_sync_at",
+        "license_file_sequence",
+        "last_attempt_at",
+        "last_attempt_error",
+        "consecutive_failures",
+    ])
+}
+
+#[test]
+fn a_bundle_that_cannot_be_written_is_refused_before_anything_runs() {
+    let local = Local::imported(vec![license("cad", 1)]);
+    let before = sync_fields(&local);
+    let here = local.data_dir();
+    let a_file = here.join("a-file");
+    std::fs::write(&a_file, "x").unwrap();
+    let locked = here.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+    // Root writes into a folder whatever its mode: that case is then not a refusal.
+    let locked_is_locked = std::fs::write(locked.join("probe"), "x").is_err();
+
+    let mut cases = vec![
+        (
+            here.join("missing/b.tar.gz"),
+            format!(
+                "the folder {} does not exist",
+                here.join("missing").display()
+            ),
+        ),
+        (here.to_path_buf(), "it is a folder".to_owned()),
+        (
+            a_file.join("b.tar.gz"),
+            format!("{} is not a folder", a_file.display()),
+        ),
+    ];
+    if locked_is_locked {
+        cases.push((
+            locked.join("b.tar.gz"),
+            format!("the folder {} cannot be written to", locked.display()),
+        ));
+    }
+    for (path, why) in cases {
+        let out = local.cli(&["support-bundle", path.to_str().unwrap()]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(i32::from(exit::FAILED)), "{err}");
+        let expected = format!(
+            "error: cannot write the support bundle to {}: {why}",
+            path.display()
+        );
+        assert!(
+            err.starts_with(&expected),
+            "expected {expected:?} in:\n{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        // Neither the temporary file's name nor the OS error's code.
+        assert!(!err.contains(".b.tar.gz.") && !err.contains("os error"), "{err}");
+        // No synchronization was attempted: the status is as it was.
+        assert_eq!(sync_fields(&local), before, "{}", path.display());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(here)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // The sync data's file is checked the same way.
+    let out = local.cli(&[
+        "export-sync-data",
+        here.join("missing/s.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "error: cannot write the sync data to {}: the folder {} does not exist",
+            here.join("missing/s.txt").display(),
+            here.join("missing").display()
+        )
+    );
+}
