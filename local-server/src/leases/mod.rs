@@ -26,8 +26,35 @@
 //! still there (actix-web does not report a closed connection to a waiting handler):
 //! a waiter not polled for two windows has gone away and leaves the queue, and a grant
 //! nobody collects within that time is returned.
+//!
+//! ## One job per file
+//!
+//! - `mod.rs` (here): [`LeaseEngine`], its lock, and its operations (check-out, poll,
+//!   heartbeat, check-in, sweep); the only file that reads the clock, takes the lock,
+//!   wakes waiting requests and submits writes.
+//! - [`request`]: what a client asks for ([`CheckOut`]) and its validation.
+//! - `index`: the live leases, counted per feature, user and host.
+//! - `queue`: the wait queue's state machine.
+//! - [`policy`]: whether a seat may be issued: clock and sync-state refusals, seats
+//!   valid now, borrow limits, the options file's verdict on a client. `import`,
+//!   `status` and `sync` use it too.
+//! - `report_rows`: the report-log rows the engine writes.
+//! - [`writer`]: the thread that commits the engine's changes.
+//!
+//! ## Invariants
+//!
+//! - `queue` and `policy` do no I/O, read no clock and take no lock: every time they
+//!   use is a parameter, so their tests choose it. `index`, `request` and
+//!   `report_rows` neither.
+//! - The options file's rules (`crate::options`) know no lease engine: they judge a
+//!   client against the seats held ([`crate::options::Holdings`]), which `index`
+//!   provides.
+//! - No file of this folder imports `mod.rs`, and none imports a file that imports it
+//!   back: `request` is a leaf; `index` and `writer` use only the database types;
+//!   `queue` and `policy` use `request`; `report_rows` uses `request` and `index`.
+//! - A check-out evaluates its client's options rules once.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration as StdDuration;
@@ -36,73 +63,34 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
-use shared_proto::validity::{self, SyncState};
+use shared_proto::validity;
 use shared_proto::{BorrowToken, Clock, ErrorCode, License, ServerIdentity};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use self::index::Index;
+use self::policy::Seat;
+use self::queue::{Over, Poll, WaitQueue, Waiter};
+use self::writer::{Done, LeaseWriter, Op, WriteError};
 use crate::db::{self, from_ms, to_ms, LeaseRow};
 use crate::error::Error;
-use self::writer::{Done, LeaseWriter, Op, WriteError};
-use crate::options::{self, Holdings};
-use crate::report_log::{Event, ReportRow};
+use crate::options;
+use crate::report_log::Event;
 
+mod index;
+pub mod policy;
+mod queue;
+mod report_rows;
+pub mod request;
 pub mod writer;
 
-/// Longest feature name accepted from a client.
-pub const MAX_FEATURE_LEN: usize = 128;
-/// Longest client description accepted.
-pub const MAX_CLIENT_LEN: usize = 256;
-/// Longest user or host name accepted.
-pub const MAX_NAME_LEN: usize = 64;
-/// Longest wait for a seat a client may ask for.
-pub const MAX_WAIT_SECONDS: u32 = 3_600;
-/// Longest borrow a client may ask for (the license's limit usually caps it lower).
-pub const MAX_BORROW_HOURS: u32 = 8_784;
-
-/// How far the stored clock high-water mark may lag the one in memory. It is well under
-/// the rollback tolerance (10 minutes), so a crash cannot hide a rollback.
-const HIGH_WATER_PERSIST_MS: i64 = 60_000;
-
-/// What a client asks for.
-#[derive(Debug, Clone)]
-pub struct CheckOut {
-    pub feature: String,
-    /// Free text describing the client program.
-    pub client: String,
-    pub user: String,
-    pub host: String,
-    /// How long to wait in the queue when no seat is free (zero: answer at once).
-    pub wait: StdDuration,
-    /// Borrow the seat for offline use for this long (capped by the license).
-    pub borrow: Option<StdDuration>,
-}
-
-impl CheckOut {
-    fn validate(&self) -> Result<(), Error> {
-        validate_text("feature", &self.feature, MAX_FEATURE_LEN)?;
-        validate_text("client", &self.client, MAX_CLIENT_LEN)?;
-        validate_name("user", &self.user)?;
-        validate_name("host", &self.host)?;
-        let longest_borrow = StdDuration::from_secs(u64::from(MAX_BORROW_HOURS) * 3_600);
-        if self
-            .borrow
-            .is_some_and(|b| b.is_zero() || b > longest_borrow)
-        {
-            return Err(Error::refused(
-                ErrorCode::Malformed,
-                format!("borrow_hours must be 1 to {MAX_BORROW_HOURS}"),
-            ));
-        }
-        if self.wait > StdDuration::from_secs(u64::from(MAX_WAIT_SECONDS)) {
-            return Err(Error::refused(
-                ErrorCode::Malformed,
-                format!("wait_seconds must be at most {MAX_WAIT_SECONDS}"),
-            ));
-        }
-        Ok(())
-    }
-}
+pub use self::policy::{
+    clock_rollback, feature_seats, license_from_row, seats_valid_now, sync_refusal, FeatureSeats,
+    SeatsState,
+};
+pub use self::request::{
+    CheckOut, MAX_BORROW_HOURS, MAX_CLIENT_LEN, MAX_FEATURE_LEN, MAX_NAME_LEN, MAX_WAIT_SECONDS,
+};
 
 /// How the engine behaves; `serve`'s flags map onto it.
 #[derive(Debug, Clone)]
@@ -168,65 +156,11 @@ pub struct QueueTicket {
     pub poll_within_seconds: u64,
 }
 
-/// One feature's seats as the client API lists them.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct FeatureSeats {
-    pub feature: String,
-    /// Seats of the licenses valid now.
-    pub seats_total: u32,
-    pub in_use: u32,
-    pub free: u32,
-    pub state: SeatsState,
-    /// Clients waiting for a seat.
-    pub queued: usize,
-    pub licenses: Vec<License>,
-}
-
-shared_proto::text_enum! {
-    /// Whether a feature's seats can be checked out now, as the client API writes it.
-    pub enum SeatsState {
-        Ok => "ok",
-        /// No license of the feature is valid now.
-        LicenseExpired => "LICENSE_EXPIRED",
-    }
-}
-
-struct LiveLease {
-    feature: Arc<str>,
-    user: String,
-    host: String,
-    /// When it was granted: over a lowered seat count, the newest leases lose first.
-    granted_ms: i64,
-    expires_ms: i64,
-    borrowed: bool,
-}
-
-/// A client waiting for a seat.
-struct Waiter {
-    ticket: Uuid,
-    request: CheckOut,
-    arrived_ms: i64,
-    deadline_ms: i64,
-    /// Its position on arrival.
-    position: usize,
-    /// When its client last asked (a request held open counts as asking).
-    last_seen_ms: i64,
-    /// Wakes its pending poll when a seat is granted to it.
-    notify: Arc<Notify>,
-}
-
-/// A seat granted to a waiter, until its client collects it.
-struct Ready {
+/// A seat granted to a waiter, as the queue keeps it until its client collects it.
+struct Collect {
     grant: LeaseGrant,
+    /// Its row's commit, awaited by the poll that collects it.
     done: Done,
-    granted_ms: i64,
-}
-
-/// The answer kept for a waiter whose time ran out while no request of its client was
-/// held (or while another request ran the queue first), until its client polls for it.
-struct Ended {
-    refusal: Error,
-    ended_ms: i64,
 }
 
 struct Inner {
@@ -236,21 +170,11 @@ struct Inner {
     /// Latest time seen; may be ahead of the stored one by up to a minute.
     high_water: Option<DateTime<Utc>>,
     stored_high_water: Option<i64>,
-    leases: HashMap<Uuid, LiveLease>,
-    /// Expiry order, so expired leases are found without a scan.
-    by_expiry: BTreeSet<(i64, Uuid)>,
-    in_use: HashMap<Arc<str>, u32>,
-    /// Seats held per user and per host, per feature (for the options file's rules).
-    holders: HashMap<Arc<str>, Holders>,
+    index: Index,
     /// The options file in force (the last good one).
     options: options::InForce,
     peaks: HashMap<String, u32>,
-    queues: HashMap<String, VecDeque<Waiter>>,
-    /// Which feature's queue each ticket is in.
-    tickets: HashMap<Uuid, String>,
-    ready: HashMap<Uuid, Ready>,
-    /// Kept for two poll windows, then forgotten by the sweeper.
-    ended: HashMap<Uuid, Ended>,
+    queue: WaitQueue<Collect>,
 }
 
 /// What a reload read from the database.
@@ -275,6 +199,16 @@ pub struct LeaseEngine {
     /// Signs borrow tokens.
     identity: ServerIdentity,
     server_id: Uuid,
+}
+
+/// What a poll does next, decided under the lock.
+enum Next {
+    Collect(Collect),
+    /// Hold the request at most `remaining_ms`, or until `notify`.
+    Wait {
+        notify: Arc<Notify>,
+        remaining_ms: i64,
+    },
 }
 
 /// The outcome of a check-out decision, made under the lock.
@@ -302,23 +236,17 @@ impl LeaseEngine {
             licenses: HashMap::new(),
             high_water: None,
             stored_high_water: None,
-            leases: HashMap::new(),
-            by_expiry: BTreeSet::new(),
-            in_use: HashMap::new(),
-            holders: HashMap::new(),
+            index: Index::default(),
             options: options::InForce::default(),
             peaks: HashMap::new(),
-            queues: HashMap::new(),
-            tickets: HashMap::new(),
-            ready: HashMap::new(),
-            ended: HashMap::new(),
+            queue: WaitQueue::new(settings.queue_limit, settings.poll_window),
         };
         for row in rows {
             let Ok(id) = Uuid::parse_str(&row.id) else {
                 log::warn!("ignoring a lease row with a malformed id {:?}", row.id);
                 continue;
             };
-            inner.insert(id, &row);
+            inner.index.insert(id, &row);
         }
         let snapshot = Snapshot::load(&mut reader).context("loading licenses and sync state")?;
         inner.apply(snapshot);
@@ -337,7 +265,7 @@ impl LeaseEngine {
             let expired = engine.expire(&mut inner, to_ms(now));
             log::info!(
                 "lease index rebuilt: {} live leases ({expired} ran out while stopped)",
-                inner.leases.len()
+                inner.index.len()
             );
         }
         Ok(engine)
@@ -363,18 +291,19 @@ impl LeaseEngine {
             .reader
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // One small read tells whether anything changed since the last reload.
         let generation = db::generation(&mut reader)?;
         if generation == self.lock().generation {
             return Ok(());
         }
         let snapshot = Snapshot::load(&mut reader)?;
         let mut inner = self.lock();
+        // Another request may have applied a newer one meanwhile.
         if snapshot.generation > inner.generation {
             inner.apply(snapshot);
             // More seats may have come: the queue moves.
-            let features: Vec<String> = inner.queues.keys().cloned().collect();
             let now = self.clock.now();
-            for feature in features {
+            for feature in inner.queue.features() {
                 self.grant_waiters(&mut inner, &feature, now);
             }
         }
@@ -389,17 +318,19 @@ impl LeaseEngine {
         let now = self.clock.now();
         let decision = {
             let mut inner = self.lock();
+            // Seats whose time is up count as free for this decision.
             self.expire(&mut inner, to_ms(now));
             match self.decide(&mut inner, &request, now) {
                 Ok(decision) => decision,
                 Err(refusal) => {
-                    let in_use = inner.in_use_of(&request.feature);
+                    let in_use = inner.index.in_use_of(&request.feature);
                     drop(inner);
                     self.record_refusal(&request, &refusal, now, in_use);
                     return Err(refusal);
                 }
             }
         };
+        // The lock is released: the grant is answered once its row is stored.
         match decision {
             Decision::Granted(grant, ops) => {
                 let done = self.writer.submit(ops, self.settings.write_deadline);
@@ -414,95 +345,81 @@ impl LeaseEngine {
     pub async fn poll(&self, ticket: Uuid) -> Result<Outcome, Error> {
         loop {
             let now_ms = to_ms(self.clock.now());
-            let ready = self.lock().ready.remove(&ticket);
-            if let Some(ready) = ready {
-                let grant = self.committed(ready.grant, ready.done).await?;
-                return Ok(Outcome::Granted(grant));
-            }
-            let (notify, remaining_ms) = {
-                let mut inner = self.lock();
-                if inner.ready.contains_key(&ticket) {
-                    // Granted just now.
-                    continue;
+            let (notify, remaining_ms) = match self.poll_now(ticket, now_ms)? {
+                Next::Collect(collect) => {
+                    // Its row may still be on its way: wait for it without the lock.
+                    let grant = self.committed(collect.grant, collect.done).await?;
+                    return Ok(Outcome::Granted(grant));
                 }
-                if let Some(ended) = inner.ended.remove(&ticket) {
-                    return Err(ended.refusal);
-                }
-                let Some(waiter) = inner.waiter_mut(ticket) else {
-                    return Err(Error::refused(
-                        ErrorCode::NotFound,
-                        format!(
-                            "queue ticket {ticket} is not waiting: its wait ended or it was not \
-                             polled in time; check out again"
-                        ),
-                    ));
-                };
-                if now_ms >= waiter.deadline_ms {
-                    return Err(self.leave_queue(&mut inner, ticket, now_ms));
-                }
-                waiter.last_seen_ms = now_ms;
-                (waiter.notify.clone(), waiter.deadline_ms - now_ms)
+                Next::Wait {
+                    notify,
+                    remaining_ms,
+                } => (notify, remaining_ms),
             };
+            // Hold the request until a seat comes, the wait ends, or one window passes.
             let remaining = StdDuration::from_millis(u64::try_from(remaining_ms).unwrap_or(0));
             let window = remaining.min(self.settings.poll_window);
             let woken = tokio::time::timeout(window, notify.notified())
                 .await
                 .is_ok();
+            // A whole window passed with the wait still on: answer with the place now.
+            // Otherwise (woken, or the deadline reached) the next turn says how it ended.
             if !woken && window < remaining {
-                let mut inner = self.lock();
-                let position = inner.position_of(ticket);
-                let poll_within_seconds = self.settings.poll_window.as_secs().max(1);
-                if let (Some(position), Some(waiter)) = (position, inner.waiter_mut(ticket)) {
-                    waiter.last_seen_ms = to_ms(self.clock.now());
+                let now_ms = to_ms(self.clock.now());
+                if let Some(place) = self.lock().queue.place(ticket, now_ms) {
                     return Ok(Outcome::Waiting(QueueTicket {
                         ticket,
-                        feature: waiter.request.feature.clone(),
-                        position,
-                        wait_until: from_ms(waiter.deadline_ms),
-                        poll_within_seconds,
+                        feature: place.feature,
+                        position: place.position,
+                        wait_until: from_ms(place.deadline_ms),
+                        poll_within_seconds: self.settings.poll_window.as_secs().max(1),
                     }));
                 }
             }
         }
     }
 
-    /// Removes a waiter whose wait is over, or whose client went away, on behalf of
-    /// another request. When its time ran out, its client gets the refusal at its next
-    /// poll; one that went away is told at its next poll that it was not polled in time.
-    fn end_wait(&self, inner: &mut Inner, ticket: Uuid, now_ms: i64) {
-        let time_ran_out = inner
-            .waiter_mut(ticket)
-            .is_some_and(|waiter| now_ms >= waiter.deadline_ms);
-        let refusal = self.leave_queue(inner, ticket, now_ms);
-        if !time_ran_out {
-            return;
+    /// What a poll at `now_ms` does next, decided under the lock: collect its seat,
+    /// hold the request, or answer at once (an ended wait, a deadline reached now).
+    fn poll_now(&self, ticket: Uuid, now_ms: i64) -> Result<Next, Error> {
+        let mut inner = self.lock();
+        match inner.queue.poll(ticket, now_ms) {
+            Poll::Granted(collect) => Ok(Next::Collect(collect)),
+            Poll::Ended(refusal) => Err(refusal),
+            Poll::TimeUp(waiter) => Err(self.time_up(&inner, waiter, now_ms)),
+            Poll::Unknown => Err(not_waiting(ticket)),
+            Poll::Waiting {
+                notify,
+                remaining_ms,
+            } => Ok(Next::Wait {
+                notify,
+                remaining_ms,
+            }),
         }
-        let ended = Ended {
-            refusal,
-            ended_ms: now_ms,
-        };
-        inner.ended.insert(ticket, ended);
     }
 
-    /// Removes a waiter whose wait is over; returns the refusal to answer it with.
-    fn leave_queue(&self, inner: &mut Inner, ticket: Uuid, now_ms: i64) -> Error {
-        let Some(waiter) = inner.remove_waiter(ticket) else {
-            return no_seats("the feature", 0);
+    /// Ends a wait that is over, on behalf of another request (the sweeper, or a seat
+    /// coming back). When its time ran out, its client gets the refusal at its next
+    /// poll; one that went away is told at its next poll that it was not polled in time.
+    fn end_wait(&self, inner: &mut Inner, ticket: Uuid, now_ms: i64) {
+        let Some((waiter, over)) = inner.queue.end(ticket, now_ms) else {
+            return;
         };
+        let refusal = self.time_up(inner, waiter, now_ms);
+        if over == Over::TimeUp {
+            inner.queue.keep_answer(ticket, refusal, now_ms);
+        }
+    }
+
+    /// Records a wait that ended without a seat (the waiter already left the queue);
+    /// returns the refusal to answer it with.
+    fn time_up(&self, inner: &Inner, waiter: Waiter, now_ms: i64) -> Error {
         let feature = &waiter.request.feature;
-        let in_use = inner.in_use_of(feature);
+        let in_use = inner.index.in_use_of(feature);
         let seats = inner.seats_now(feature, from_ms(now_ms)).unwrap_or(0);
-        self.writer.submit_eventually(vec![Op::Report(ReportRow {
-            at: now_ms,
-            event: Event::QueueTimeout.as_str().into(),
-            feature: feature.clone(),
-            user: waiter.request.user.clone(),
-            host: waiter.request.host.clone(),
-            lease_id: None,
-            code: Some(ErrorCode::NoSeats.as_str().into()),
-            in_use: count_i32(in_use),
-            wait_ms: Some((now_ms - waiter.arrived_ms).max(0)),
-        })]);
+        let waited_ms = (now_ms - waiter.arrived_ms).max(0);
+        let row = report_rows::queue_timeout(&waiter.request, now_ms, in_use, waited_ms);
+        self.writer.submit_eventually(vec![Op::Report(row)]);
         Error::refused(
             ErrorCode::NoSeats,
             format!(
@@ -516,11 +433,7 @@ impl LeaseEngine {
 
     /// Waits for a grant's row to be committed; takes the seat back when it was not.
     async fn committed(&self, grant: LeaseGrant, done: Done) -> Result<LeaseGrant, Error> {
-        let outcome = match done.await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(WriteError::Failed("the writer dropped the change".into())),
-        };
-        match outcome {
+        match done.outcome().await {
             Ok(()) => Ok(grant),
             Err(e) => {
                 self.take_back(grant.lease_id);
@@ -537,7 +450,7 @@ impl LeaseEngine {
         }
         let now = self.clock.now();
         let mut inner = self.lock();
-        if let Some(lease) = inner.remove(id) {
+        if let Some(lease) = inner.index.remove(id) {
             // Its row may still come: the writer keeps order, so this delete follows it.
             self.writer
                 .submit_eventually(vec![Op::Delete(id.to_string())]);
@@ -545,62 +458,47 @@ impl LeaseEngine {
         }
     }
 
+    /// Whether `request` gets a seat now, waits for one, or is refused; checked in the
+    /// order the API documents.
     fn decide(
         &self,
         inner: &mut Inner,
         request: &CheckOut,
         now: DateTime<Utc>,
     ) -> Result<Decision, Error> {
-        inner.check_may_issue(now)?;
-        let seats = inner.seats_now(&request.feature, now)?;
+        let feature = request.feature.as_str();
+        // Clock and sync state, then a license of the feature valid now.
+        let seats = inner.may_issue(feature, now)?;
+        // A borrow the licenses cannot give is refused before it takes or waits.
         if let Some(borrow) = request.borrow {
-            inner.borrow_until(&request.feature, borrow, now)?;
+            inner.borrow_until(feature, borrow, now)?;
         }
-        inner.check_client_rules(request)?;
+        // The client's own rules, evaluated once: they hold however many seats are free.
+        let rules = inner.options.current();
+        let holders = inner.index.holders_of(feature);
+        policy::client_rules(&rules, request, holders)?;
+        let in_use = inner.index.in_use_of(feature);
+        let seat = policy::free_seat(&rules, request, holders, in_use, seats);
         // Those who waited first come first: a newcomer does not pass a waiter who could
         // take the seat.
-        let queue_len = inner.queues.get(&request.feature).map_or(0, VecDeque::len);
-        let seat = inner.seat_for(request, seats);
-        if seat.is_ok() && !inner.waiter_could_take(&request.feature, seats) {
+        if matches!(seat, Seat::Free) && !inner.waiter_could_take(feature, seats) {
             let (grant, ops) = self.grant(inner, request, now, None)?;
             return Ok(Decision::Granted(grant, ops));
         }
         if request.wait.is_zero() {
             return Err(match seat {
-                Err(Some(reserved)) => reserved,
-                _ => no_seats(&request.feature, seats),
+                Seat::Held(reserved) => reserved,
+                Seat::Free | Seat::NoneFree => no_seats(feature, seats),
             });
         }
-        if inner.tickets.len() >= self.settings.queue_limit {
-            return Err(Error::refused(
-                ErrorCode::NoSeats,
-                format!(
-                    "all {seats} seats of {} are in use and the queue is full ({} waiting); \
-                     try again later",
-                    request.feature,
-                    inner.tickets.len()
-                ),
-            ));
-        }
         let ticket = Uuid::new_v4();
-        let now_ms = to_ms(now);
-        let wait_ms = i64::try_from(request.wait.as_millis()).unwrap_or(i64::MAX);
-        inner.tickets.insert(ticket, request.feature.clone());
-        let queue = inner.queues.entry(request.feature.clone()).or_default();
-        queue.push_back(Waiter {
-            ticket,
-            request: request.clone(),
-            arrived_ms: now_ms,
-            deadline_ms: now_ms.saturating_add(wait_ms),
-            position: queue_len + 1,
-            last_seen_ms: now_ms,
-            notify: Arc::new(Notify::new()),
-        });
+        let position = inner
+            .queue
+            .join(ticket, request.clone(), to_ms(now))
+            .map_err(|full| queue_full(feature, seats, full.waiting))?;
         log::debug!(
-            "check-out queued feature={} user={} position={}",
-            request.feature,
-            request.user,
-            queue_len + 1
+            "check-out queued feature={feature} user={} position={position}",
+            request.user
         );
         Ok(Decision::Queued(ticket))
     }
@@ -616,69 +514,27 @@ impl LeaseEngine {
         now: DateTime<Utc>,
         waited: Option<(usize, i64)>,
     ) -> Result<(LeaseGrant, Vec<Op>), Error> {
-        let now_ms = to_ms(now);
         let id = Uuid::new_v4();
         let borrowed_until = request
             .borrow
             .map(|b| inner.borrow_until(&request.feature, b, now))
             .transpose()?;
-        let expires_at = borrowed_until.unwrap_or(now + self.settings.lease_length);
         let borrow_token = borrowed_until
-            .map(|until| {
-                BorrowToken {
-                    server_id: self.server_id,
-                    lease_id: id,
-                    feature: request.feature.clone(),
-                    user: request.user.clone(),
-                    host: request.host.clone(),
-                    issued_at: now,
-                    until,
-                }
-                .sign(&self.identity)
-                .context("signing a borrow token")
-            })
+            .map(|until| self.borrow_token(id, request, now, until))
             .transpose()?;
+        // Nothing can fail from here on: the seat is taken.
+        let expires_at = borrowed_until.unwrap_or(now + self.settings.lease_length);
         let row = LeaseRow {
             id: id.to_string(),
             feature: request.feature.clone(),
             client: request.client.clone(),
-            granted_at: now_ms,
+            granted_at: to_ms(now),
             expires_at: to_ms(expires_at),
             user: request.user.clone(),
             host: request.host.clone(),
             borrowed: borrow_token.is_some(),
         };
-        inner.insert(id, &row);
-        let in_use = inner.in_use_of(&request.feature);
-        let mut ops = Vec::with_capacity(4);
-        if in_use > inner.peaks.get(&request.feature).copied().unwrap_or(0) {
-            inner.peaks.insert(request.feature.clone(), in_use);
-            ops.push(Op::Peak {
-                feature: request.feature.clone(),
-                peak: in_use,
-            });
-        }
-        if let Some(mark) = inner.high_water_to_persist(now_ms) {
-            inner.stored_high_water = Some(mark);
-            ops.push(Op::RaiseHighWater(mark));
-        }
-        let (event, wait_ms) = match waited {
-            Some((_, ms)) => (Event::QueueGranted, Some(ms)),
-            None if row.borrowed => (Event::Borrow, None),
-            None => (Event::CheckOut, None),
-        };
-        ops.push(Op::Report(ReportRow {
-            at: now_ms,
-            event: event.as_str().into(),
-            feature: request.feature.clone(),
-            user: request.user.clone(),
-            host: request.host.clone(),
-            lease_id: Some(row.id.clone()),
-            code: None,
-            in_use: count_i32(in_use),
-            wait_ms,
-        }));
-        ops.insert(0, Op::Insert(row));
+        let ops = inner.take_seat(id, row, request, now, waited.map(|(_, ms)| ms));
         log::debug!("lease granted lease_id={id} feature={}", request.feature);
         let grant = LeaseGrant {
             lease_id: id,
@@ -694,24 +550,41 @@ impl LeaseEngine {
         Ok((grant, ops))
     }
 
+    /// The signed token that proves a borrowed seat offline.
+    fn borrow_token(
+        &self,
+        lease_id: Uuid,
+        request: &CheckOut,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<String, Error> {
+        let token = BorrowToken {
+            server_id: self.server_id,
+            lease_id,
+            feature: request.feature.clone(),
+            user: request.user.clone(),
+            host: request.host.clone(),
+            issued_at: now,
+            until,
+        };
+        Ok(token
+            .sign(&self.identity)
+            .context("signing a borrow token")?)
+    }
+
     /// Gives free seats of `feature` to its waiters, first come first served.
     fn grant_waiters(&self, inner: &mut Inner, feature: &str, now: DateTime<Utc>) {
         let now_ms = to_ms(now);
-        let window = self.settings.poll_window;
-        while let Some(front) = inner.queues.get(feature).and_then(VecDeque::front) {
-            let ticket = front.ticket;
-            if now_ms >= front.deadline_ms || gone(front, now_ms, window) {
-                // Its wait is over, or its client went away.
+        while inner.queue.has_waiters(feature) {
+            // A wait that is over, or whose client went away, ends before seats are given.
+            if let Some(ticket) = inner.queue.front_over(feature, now_ms) {
                 self.end_wait(inner, ticket, now_ms);
                 continue;
             }
             // The checks of a fresh check-out apply to a waiter too. A refusal that no
             // returned seat can lift (the license was removed or ended, the server is
             // out of sync or its clock went back) ends every wait of the feature now.
-            let seats = match inner
-                .check_may_issue(now)
-                .and_then(|()| inner.seats_now(feature, now))
-            {
+            let seats = match inner.may_issue(feature, now) {
                 Ok(seats) => seats,
                 Err(refusal) => {
                     self.refuse_waiters(inner, feature, &refusal, now_ms);
@@ -720,53 +593,37 @@ impl LeaseEngine {
             };
             // The first waiter the rules let take a seat gets it (one kept out by a
             // reservation or a limit lets those behind it pass).
-            let Some(ticket) = inner.first_eligible(feature, seats) else {
+            let Some(waiter) = inner.next_eligible(feature, seats) else {
                 break;
             };
-            let Some(waiter) = inner.remove_waiter(ticket) else {
-                break;
-            };
-            let waited_ms = (now_ms - waiter.arrived_ms).max(0);
-            let granted = self.grant(
-                inner,
-                &waiter.request,
-                now,
-                Some((waiter.position, waited_ms)),
-            );
-            let (grant, ops) = match granted {
-                Ok(granted) => granted,
-                Err(refusal) => {
-                    // This waiter's borrow can no longer be given: it is told so, and
-                    // the seat goes to the next.
-                    self.refuse_waiter(inner, waiter, refusal, now_ms);
-                    continue;
-                }
-            };
-            let done = self.writer.submit(ops, self.settings.write_deadline);
-            inner.ready.insert(
-                ticket,
-                Ready {
-                    grant,
-                    done,
-                    granted_ms: now_ms,
-                },
-            );
-            waiter.notify.notify_one();
+            self.grant_waiter(inner, waiter, now);
+        }
+    }
+
+    /// Takes a seat for a waiter (it already left the queue), stores it, and wakes its
+    /// poll; a borrow that can no longer be given is refused, and the seat goes on.
+    fn grant_waiter(&self, inner: &mut Inner, waiter: Waiter, now: DateTime<Utc>) {
+        let now_ms = to_ms(now);
+        let waited = (waiter.position, (now_ms - waiter.arrived_ms).max(0));
+        match self.grant(inner, &waiter.request, now, Some(waited)) {
+            Ok((grant, ops)) => {
+                // Its row is written while its client comes to collect it.
+                let done = self.writer.submit(ops, self.settings.write_deadline);
+                inner
+                    .queue
+                    .grant(waiter.ticket, Collect { grant, done }, now_ms);
+                waiter.notify.notify_one();
+            }
+            Err(refusal) => self.refuse_waiter(inner, waiter, refusal, now_ms),
         }
     }
 
     /// Ends every wait of `feature` with `refusal`, answered at each client's next poll
     /// (a poll held open now is woken).
     fn refuse_waiters(&self, inner: &mut Inner, feature: &str, refusal: &Error, now_ms: i64) {
-        let tickets: Vec<Uuid> = inner
-            .queues
-            .get(feature)
-            .into_iter()
-            .flatten()
-            .map(|w| w.ticket)
-            .collect();
-        for ticket in tickets {
-            if let Some(waiter) = inner.remove_waiter(ticket) {
+        for ticket in inner.queue.tickets_of(feature) {
+            if let Some(waiter) = inner.queue.leave(ticket) {
+                // Each client gets a refusal of its own, with the same code and words.
                 let refusal = Error::refused(
                     refusal.code().unwrap_or(ErrorCode::Unavailable),
                     refusal.to_string(),
@@ -779,7 +636,7 @@ impl LeaseEngine {
     /// Ends one wait (the waiter already left the queue) with `refusal`: recorded in the
     /// report log, kept for the client's next poll, and any poll held open is woken.
     fn refuse_waiter(&self, inner: &mut Inner, waiter: Waiter, refusal: Error, now_ms: i64) {
-        let in_use = inner.in_use_of(&waiter.request.feature);
+        let in_use = inner.index.in_use_of(&waiter.request.feature);
         let refusal = match refusal {
             // Unexpected causes are logged here and never sent.
             Error::Internal(cause) => {
@@ -795,47 +652,19 @@ impl LeaseEngine {
             other => other,
         };
         self.record_refusal(&waiter.request, &refusal, from_ms(now_ms), in_use);
-        inner.ended.insert(
-            waiter.ticket,
-            Ended {
-                refusal,
-                ended_ms: now_ms,
-            },
-        );
+        inner.queue.keep_answer(waiter.ticket, refusal, now_ms);
         waiter.notify.notify_one();
     }
 
     /// Forgets waiters that stopped polling and returns grants nobody collected.
     fn drop_departed(&self, inner: &mut Inner, now_ms: i64) {
-        let window = self.settings.poll_window;
-        let departed: Vec<Uuid> = inner
-            .queues
-            .values()
-            .flatten()
-            .filter(|w| now_ms >= w.deadline_ms || gone(w, now_ms, window))
-            .map(|w| w.ticket)
-            .collect();
-        for ticket in departed {
+        for ticket in inner.queue.due(now_ms) {
             self.end_wait(inner, ticket, now_ms);
         }
-        let limit = two_windows_ms(window);
-        inner
-            .ended
-            .retain(|_, ended| now_ms - ended.ended_ms <= limit);
-        let uncollected: Vec<Uuid> = inner
-            .ready
-            .iter()
-            .filter(|(_, r)| now_ms - r.granted_ms > limit)
-            .map(|(t, _)| *t)
-            .collect();
-        for ticket in uncollected {
-            if let Some(ready) = inner.ready.remove(&ticket) {
-                log::info!(
-                    "a queued client did not collect its seat; returned lease_id={}",
-                    ready.grant.lease_id
-                );
-                self.release(inner, ready.grant.lease_id, now_ms);
-            }
+        for collect in inner.queue.forget(now_ms) {
+            let id = collect.grant.lease_id;
+            log::info!("a queued client did not collect its seat; returned lease_id={id}");
+            self.release(inner, id, now_ms);
         }
     }
 
@@ -843,80 +672,71 @@ impl LeaseEngine {
     pub async fn heartbeat(&self, id: Uuid) -> Result<LeaseGrant, Error> {
         self.refresh()?;
         let now = self.clock.now();
-        let now_ms = to_ms(now);
         let (grant, ops) = {
             let mut inner = self.lock();
-            self.expire(&mut inner, now_ms);
-            let (feature, user, host, borrowed) = match inner.leases.get(&id) {
-                Some(l) => (
-                    l.feature.clone(),
-                    l.user.clone(),
-                    l.host.clone(),
-                    l.borrowed,
-                ),
-                None => return Err(lease_unknown(id)),
-            };
-            if borrowed {
-                return Err(Error::refused(
-                    ErrorCode::Malformed,
-                    format!("lease {id} is a borrowed seat: it needs no heartbeat"),
-                ));
-            }
-            inner.check_may_issue(now)?;
-            // A lease of a feature whose license was removed or ended is not renewed.
-            // Over a lowered seat count the newest leases are not renewed either, so that
-            // the count in use comes down to the new number of seats as they run out.
-            let seats = inner.seats_now(&feature, now)?;
-            let in_use = inner.in_use_of(&feature);
-            if in_use > seats && inner.rank_in_feature(id) >= seats {
-                return Err(Error::refused(
-                    ErrorCode::NoSeats,
-                    format!(
-                        "the license for {feature} now has {seats} seats, fewer than are in \
-                         use; this lease is not renewed (it ends at its expiry)"
-                    ),
-                ));
-            }
-            let expires_at = now + self.settings.lease_length;
-            let mut ops = vec![Op::Renew {
-                id: id.to_string(),
-                expires_at: to_ms(expires_at),
-            }];
-            if let Some(mark) = inner.high_water_to_persist(now_ms) {
-                inner.stored_high_water = Some(mark);
-                ops.push(Op::RaiseHighWater(mark));
-            }
-            let grant = LeaseGrant {
-                lease_id: id,
-                feature: feature.to_string(),
-                user,
-                host,
-                expires_at,
-                heartbeat_seconds: Some(self.heartbeat_seconds()),
-                queue_position: None,
-                waited_ms: None,
-                borrow_token: None,
-            };
-            (grant, ops)
+            // A lease whose time is up is not renewed: it is over.
+            self.expire(&mut inner, to_ms(now));
+            self.renewal(&mut inner, id, now)?
         };
+        // Answered once stored, like a grant; the lock is not held meanwhile.
         let done = self.writer.submit(ops, self.settings.write_deadline);
-        match done.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(write_refusal(e)),
-            Err(_) => return Err(write_refusal(WriteError::Failed("writer gone".into()))),
-        }
+        done.outcome().await.map_err(write_refusal)?;
         // Stored: now the index follows (unless the lease ended meanwhile).
-        let mut inner = self.lock();
-        let expires_ms = to_ms(grant.expires_at);
-        if let Some(lease) = inner.leases.get_mut(&id) {
-            let old = lease.expires_ms;
-            if expires_ms > old {
-                lease.expires_ms = expires_ms;
-                inner.by_expiry.remove(&(old, id));
-                inner.by_expiry.insert((expires_ms, id));
-            }
-        }
+        self.lock().index.renew(id, to_ms(grant.expires_at));
         Ok(grant)
+    }
+
+    /// Whether lease `id` may be renewed at `now`; the renewal and its rows if so.
+    fn renewal(
+        &self,
+        inner: &mut Inner,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(LeaseGrant, Vec<Op>), Error> {
+        let lease = inner.index.get(id).ok_or_else(|| lease_unknown(id))?;
+        let (feature, user, host) = (
+            lease.feature.clone(),
+            lease.user.clone(),
+            lease.host.clone(),
+        );
+        if lease.borrowed {
+            return Err(Error::refused(
+                ErrorCode::Malformed,
+                format!("lease {id} is a borrowed seat: it needs no heartbeat"),
+            ));
+        }
+        // A lease of a feature whose license was removed or ended is not renewed.
+        let seats = inner.may_issue(&feature, now)?;
+        // Over a lowered seat count the newest leases are not renewed either, so that
+        // the count in use comes down to the new number of seats as they run out.
+        let in_use = inner.index.in_use_of(&feature);
+        if in_use > seats && inner.index.rank_in_feature(id) >= seats {
+            return Err(Error::refused(
+                ErrorCode::NoSeats,
+                format!(
+                    "the license for {feature} now has {seats} seats, fewer than are in \
+                     use; this lease is not renewed (it ends at its expiry)"
+                ),
+            ));
+        }
+        let expires_at = now + self.settings.lease_length;
+        let mut ops = vec![Op::Renew {
+            id: id.to_string(),
+            expires_at: to_ms(expires_at),
+        }];
+        ops.extend(inner.persist_high_water(to_ms(now)));
+        let grant = LeaseGrant {
+            lease_id: id,
+            feature: feature.to_string(),
+            user,
+            host,
+            expires_at,
+            heartbeat_seconds: Some(self.heartbeat_seconds()),
+            queue_position: None,
+            waited_ms: None,
+            borrow_token: None,
+        };
+        Ok((grant, ops))
     }
 
     /// Returns a lease's seat, at once. Allowed whatever the sync state: giving back
@@ -936,19 +756,18 @@ impl LeaseEngine {
 
     /// Frees a lease's seat (the queue gets it) and records it; false if unknown.
     fn release(&self, inner: &mut Inner, id: Uuid, now_ms: i64) -> bool {
-        let Some(lease) = inner.remove(id) else {
+        let Some(lease) = inner.index.remove(id) else {
             return false;
         };
-        let in_use = inner.in_use_of(&lease.feature);
+        let in_use = inner.index.in_use_of(&lease.feature);
         let event = if lease.borrowed {
             Event::Return
         } else {
             Event::CheckIn
         };
-        self.writer.submit_eventually(vec![
-            Op::Delete(id.to_string()),
-            Op::Report(lease_report(event, &lease, id, now_ms, in_use)),
-        ]);
+        let row = report_rows::lease_ended(event, &lease, id, now_ms, in_use);
+        self.writer
+            .submit_eventually(vec![Op::Delete(id.to_string()), Op::Report(row)]);
         self.grant_waiters(inner, &lease.feature, from_ms(now_ms));
         true
     }
@@ -965,8 +784,8 @@ impl LeaseEngine {
             .into_iter()
             .map(|name| {
                 let licenses = inner.licenses.get(name).cloned().unwrap_or_default();
-                let mut seats = feature_seats(name, licenses, inner.in_use_of(name), now);
-                seats.queued = inner.queues.get(name).map_or(0, VecDeque::len);
+                let mut seats = feature_seats(name, licenses, inner.index.in_use_of(name), now);
+                seats.queued = inner.queue.len_of(name);
                 seats
             })
             .collect())
@@ -976,10 +795,7 @@ impl LeaseEngine {
     /// another program holds the database); `serve` calls it when it stops, so a seat
     /// returned just before is not found again at the next start.
     pub async fn flush(&self, within: StdDuration) -> Result<(), WriteError> {
-        match self.writer.submit(Vec::new(), within).await {
-            Ok(result) => result,
-            Err(_) => Err(WriteError::Failed("the writer thread is gone".into())),
-        }
+        self.writer.submit(Vec::new(), within).outcome().await
     }
 
     /// Periodic housekeeping: forgets expired leases (their seats go to the queue),
@@ -991,13 +807,12 @@ impl LeaseEngine {
         let mut inner = self.lock();
         let expired = self.expire(&mut inner, now_ms);
         self.drop_departed(&mut inner, now_ms);
+        // Rows of leases that ran out go too (also any the index lost track of).
         let mut ops = vec![Op::DeleteExpired { now_ms }];
-        if validity::check_clock(now, inner.high_water).is_ok() {
-            inner.high_water = Some(inner.high_water.map_or(now, |m| m.max(now)));
-            if let Some(mark) = inner.high_water_to_persist(now_ms) {
-                inner.stored_high_water = Some(mark);
-                ops.push(Op::RaiseHighWater(mark));
-            }
+        // The mark moves only with a clock that did not go back.
+        if let Ok(mark) = policy::raise_high_water(now, inner.high_water) {
+            inner.high_water = Some(mark);
+            ops.extend(inner.persist_high_water(now_ms));
         }
         self.writer.submit_eventually(ops);
         Ok(expired)
@@ -1008,23 +823,19 @@ impl LeaseEngine {
     fn expire(&self, inner: &mut Inner, now_ms: i64) -> usize {
         let mut ops = Vec::new();
         let mut features = Vec::new();
-        while let Some(&(expires, id)) = inner.by_expiry.first() {
-            if expires > now_ms {
-                break;
-            }
-            if let Some(lease) = inner.remove(id) {
-                let in_use = inner.in_use_of(&lease.feature);
-                let event = Event::Expiry;
-                ops.push(Op::Delete(id.to_string()));
-                ops.push(Op::Report(lease_report(event, &lease, id, expires, in_use)));
-                features.push(lease.feature);
-            } else {
-                inner.by_expiry.remove(&(expires, id));
-            }
+        while let Some((id, lease)) = inner.index.pop_expired(now_ms) {
+            let in_use = inner.index.in_use_of(&lease.feature);
+            // Recorded at its expiry, not at the time it was noticed.
+            let at = lease.expires_ms;
+            let row = report_rows::lease_ended(Event::Expiry, &lease, id, at, in_use);
+            ops.push(Op::Delete(id.to_string()));
+            ops.push(Op::Report(row));
+            features.push(lease.feature);
         }
         let count = features.len();
         self.writer.submit_eventually(ops);
-        if !inner.queues.is_empty() {
+        // The seats go to the waiters of their features.
+        if inner.queue.waiting() > 0 {
             features.dedup();
             let now = from_ms(now_ms);
             for feature in features {
@@ -1035,20 +846,12 @@ impl LeaseEngine {
     }
 
     fn record_refusal(&self, request: &CheckOut, refusal: &Error, now: DateTime<Utc>, in_use: u32) {
+        // Only refusals with a code are the client's; the others are ours, logged.
         let Some(code) = refusal.code() else {
             return;
         };
-        self.writer.submit_eventually(vec![Op::Report(ReportRow {
-            at: to_ms(now),
-            event: Event::Refusal.as_str().into(),
-            feature: request.feature.clone(),
-            user: request.user.clone(),
-            host: request.host.clone(),
-            lease_id: None,
-            code: Some(code.as_str().into()),
-            in_use: count_i32(in_use),
-            wait_ms: None,
-        })]);
+        let row = report_rows::refused(request, code, to_ms(now), in_use);
+        self.writer.submit_eventually(vec![Op::Report(row)]);
     }
 
     /// Moves the committed lease writes from the write-ahead log into the database file
@@ -1125,236 +928,98 @@ impl Inner {
         self.generation = snapshot.generation;
     }
 
-    fn insert(&mut self, id: Uuid, row: &LeaseRow) {
-        let feature = match self.in_use.get_key_value(row.feature.as_str()) {
-            Some((key, _)) => key.clone(),
-            None => Arc::from(row.feature.as_str()),
-        };
-        *self.in_use.entry(feature.clone()).or_insert(0) += 1;
-        let holders = self.holders.entry(feature.clone()).or_default();
-        *holders.users.entry(row.user.clone()).or_insert(0) += 1;
-        *holders.hosts.entry(row.host.clone()).or_insert(0) += 1;
-        self.by_expiry.insert((row.expires_at, id));
-        self.leases.insert(
-            id,
-            LiveLease {
-                feature,
-                user: row.user.clone(),
-                host: row.host.clone(),
-                granted_ms: row.granted_at,
-                expires_ms: row.expires_at,
-                borrowed: row.borrowed,
-            },
-        );
-    }
-
-    fn remove(&mut self, id: Uuid) -> Option<LiveLease> {
-        let lease = self.leases.remove(&id)?;
-        self.by_expiry.remove(&(lease.expires_ms, id));
-        if let Some(count) = self.in_use.get_mut(&lease.feature) {
-            *count = count.saturating_sub(1);
+    /// The refusals that come before any seat is counted (clock, then sync state, then a
+    /// license of `feature` valid now); the seats valid now when there is none.
+    fn may_issue(&mut self, feature: &str, now: DateTime<Utc>) -> Result<u32, Error> {
+        self.high_water = Some(policy::raise_high_water(now, self.high_water)?);
+        if let Some(refusal) = sync_refusal(validity::sync_state(self.valid_until, now)) {
+            return Err(refusal);
         }
-        if let Some(holders) = self.holders.get_mut(&lease.feature) {
-            holders.release(&lease.user, &lease.host);
-        }
-        Some(lease)
+        self.seats_now(feature, now)
     }
 
-    fn waiter_mut(&mut self, ticket: Uuid) -> Option<&mut Waiter> {
-        let feature = self.tickets.get(&ticket)?;
-        self.queues
-            .get_mut(feature)?
-            .iter_mut()
-            .find(|w| w.ticket == ticket)
+    fn seats_now(&self, feature: &str, now: DateTime<Utc>) -> Result<u32, Error> {
+        policy::seats_now(feature, self.licenses.get(feature).map(Vec::as_slice), now)
     }
 
-    /// Where a waiter stands now (1 = next).
-    fn position_of(&self, ticket: Uuid) -> Option<usize> {
-        let feature = self.tickets.get(&ticket)?;
-        self.queues
-            .get(feature)?
-            .iter()
-            .position(|w| w.ticket == ticket)
-            .map(|i| i + 1)
-    }
-
-    fn remove_waiter(&mut self, ticket: Uuid) -> Option<Waiter> {
-        let feature = self.tickets.remove(&ticket)?;
-        let queue = self.queues.get_mut(&feature)?;
-        let at = queue.iter().position(|w| w.ticket == ticket)?;
-        let waiter = queue.remove(at);
-        if queue.is_empty() {
-            self.queues.remove(&feature);
-        }
-        waiter
-    }
-
-    fn holders_of(&self, feature: &str) -> &Holders {
-        static NONE: std::sync::OnceLock<Holders> = std::sync::OnceLock::new();
-        self.holders
-            .get(feature)
-            .unwrap_or_else(|| NONE.get_or_init(Holders::default))
-    }
-
-    /// The options file's `exclude`, `include` and `max` rules for this client.
-    fn check_client_rules(&self, request: &CheckOut) -> Result<(), Error> {
-        let feature = request.feature.as_str();
-        let in_force = self.options.current();
-        if !in_force.has_rules(feature) {
-            return Ok(());
-        }
-        let holders = self.holders_of(feature);
-        in_force.check_client(feature, &request.user, &request.host, holders)
-    }
-
-    /// Whether `request` may take a seat now. `Err(None)`: none is free; `Err(Some)`:
-    /// the free ones are reserved for others (or a limit holds it back).
-    fn seat_for(&self, request: &CheckOut, seats: u32) -> Result<(), Option<Error>> {
-        let feature = request.feature.as_str();
-        let in_use = self.in_use_of(feature);
-        if in_use >= seats {
-            return Err(None);
-        }
-        let in_force = self.options.current();
-        if !in_force.has_rules(feature) {
-            return Ok(());
-        }
-        self.check_client_rules(request).map_err(Some)?;
-        let holders = self.holders_of(feature);
-        let (owed, rule) =
-            in_force.reserved_for_others(feature, &request.user, &request.host, holders);
-        if in_use.saturating_add(owed) >= seats {
-            return Err(rule.map(|r| options::reserved_refusal(feature, r)));
-        }
-        Ok(())
-    }
-
-    /// The first waiter of `feature` that may take a seat now.
-    fn first_eligible(&self, feature: &str, seats: u32) -> Option<Uuid> {
-        self.queues
-            .get(feature)?
-            .iter()
-            .find(|w| self.seat_for(&w.request, seats).is_ok())
-            .map(|w| w.ticket)
-    }
-
-    fn waiter_could_take(&self, feature: &str, seats: u32) -> bool {
-        self.queues.contains_key(feature) && self.first_eligible(feature, seats).is_some()
-    }
-
-    fn in_use_of(&self, feature: &str) -> u32 {
-        self.in_use.get(feature).copied().unwrap_or(0)
-    }
-
-    /// How many live leases of the same feature are older than lease `id` (by grant
-    /// time, then id). A scan of the live leases: only called over a lowered count.
-    fn rank_in_feature(&self, id: Uuid) -> u32 {
-        let Some(lease) = self.leases.get(&id) else {
-            return 0;
-        };
-        let key = (lease.granted_ms, id);
-        let older = self
-            .leases
-            .iter()
-            .filter(|(other_id, other)| {
-                other.feature == lease.feature && (other.granted_ms, **other_id) < key
-            })
-            .count();
-        u32::try_from(older).unwrap_or(u32::MAX)
-    }
-
-    /// The refusals that come before any license check: clock, then sync state.
-    fn check_may_issue(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
-        if validity::check_clock(now, self.high_water).is_err() {
-            return Err(clock_rollback(self.high_water));
-        }
-        self.high_water = Some(self.high_water.map_or(now, |m| m.max(now)));
-        sync_refusal(validity::sync_state(self.valid_until, now)).map_or(Ok(()), Err)
-    }
-
-    /// The stored high-water mark to write now, if the one in memory got a minute ahead.
-    fn high_water_to_persist(&self, now_ms: i64) -> Option<i64> {
-        let mark = self.high_water.map(to_ms)?.max(now_ms);
-        match self.stored_high_water {
-            Some(stored) if mark - stored < HIGH_WATER_PERSIST_MS => None,
-            _ => Some(mark),
-        }
-    }
-
-    /// When a borrow of `feature` asked for `wanted` ends: at most the longest borrow of
-    /// a license valid now, that license's end and the server's 366-day validity.
     fn borrow_until(
         &self,
         feature: &str,
         wanted: StdDuration,
         now: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, Error> {
-        let wanted = Duration::from_std(wanted).unwrap_or(Duration::MAX);
-        let best = self
-            .licenses
-            .get(feature)
-            .into_iter()
-            .flatten()
-            .filter(|l| l.check(now).is_ok())
-            .filter_map(|l| {
-                let limit = now + Duration::hours(i64::from(l.max_borrow_hours?));
-                Some(l.valid_until.map_or(limit, |end| end.min(limit)))
-            })
-            .max()
-            .ok_or_else(|| {
-                Error::refused(
-                    ErrorCode::Malformed,
-                    format!(
-                        "the license for {feature} does not allow borrowing; check out without \
-                         borrow_hours, or ask Solme for a borrowable license"
-                    ),
-                )
-            })?;
-        let mut until = best.min(now + wanted);
-        if let Some(valid_until) = self.valid_until {
-            until = until.min(valid_until);
-        }
-        if until <= now {
-            return Err(Error::refused(
-                ErrorCode::LicenseExpired,
-                format!("a seat of {feature} cannot be borrowed: the license ends now"),
-            ));
-        }
-        Ok(until)
+        let licenses = self.licenses.get(feature).map_or(&[][..], Vec::as_slice);
+        policy::borrow_until(feature, licenses, wanted, now, self.valid_until)
     }
 
-    fn seats_now(&self, feature: &str, now: DateTime<Utc>) -> Result<u32, Error> {
-        let licenses = self.licenses.get(feature).ok_or_else(|| {
-            Error::refused(
-                ErrorCode::FeatureUnknown,
-                format!("this server holds no license for the feature {feature:?}"),
-            )
-        })?;
-        seats_valid_now(licenses, now).ok_or_else(|| {
-            Error::refused(
-                ErrorCode::LicenseExpired,
-                format!("the license for {feature} is not valid at this date"),
-            )
+    /// Puts a granted lease in the index; returns the rows to write for it: the lease,
+    /// a new usage peak, the clock mark when due, and the report-log entry.
+    fn take_seat(
+        &mut self,
+        id: Uuid,
+        row: LeaseRow,
+        request: &CheckOut,
+        now: DateTime<Utc>,
+        waited_ms: Option<i64>,
+    ) -> Vec<Op> {
+        let now_ms = to_ms(now);
+        let feature = &request.feature;
+        self.index.insert(id, &row);
+        let in_use = self.index.in_use_of(feature);
+        let mut ops = Vec::with_capacity(4);
+        let event = match waited_ms {
+            Some(_) => Event::QueueGranted,
+            None if row.borrowed => Event::Borrow,
+            None => Event::CheckOut,
+        };
+        let report = report_rows::granted(event, request, &row.id, now_ms, in_use, waited_ms);
+        // The lease's row first: the others are worth nothing without it.
+        ops.push(Op::Insert(row));
+        if in_use > self.peaks.get(feature).copied().unwrap_or(0) {
+            self.peaks.insert(feature.clone(), in_use);
+            let peak = in_use;
+            ops.push(Op::Peak {
+                feature: feature.clone(),
+                peak,
+            });
+        }
+        ops.extend(self.persist_high_water(now_ms));
+        ops.push(Op::Report(report));
+        ops
+    }
+
+    /// The write that stores the clock mark, when the one in memory got a minute ahead
+    /// of the stored one; counted as stored from now on.
+    fn persist_high_water(&mut self, now_ms: i64) -> Option<Op> {
+        let mark = policy::high_water_to_persist(self.high_water, self.stored_high_water, now_ms)?;
+        self.stored_high_water = Some(mark);
+        Some(Op::RaiseHighWater(mark))
+    }
+
+    /// Takes out of `feature`'s queue the first waiter the rules let take one of `seats`.
+    fn next_eligible(&mut self, feature: &str, seats: u32) -> Option<Waiter> {
+        let ticket = self.first_eligible(feature, seats)?;
+        self.queue.leave(ticket)
+    }
+
+    /// Whether a waiter of `feature` could take one of `seats` now.
+    fn waiter_could_take(&self, feature: &str, seats: u32) -> bool {
+        self.queue.has_waiters(feature) && self.first_eligible(feature, seats).is_some()
+    }
+
+    fn first_eligible(&self, feature: &str, seats: u32) -> Option<Uuid> {
+        let in_use = self.index.in_use_of(feature);
+        // No seat free: no waiter's rules need looking at.
+        if in_use >= seats {
+            return None;
+        }
+        let rules = self.options.current();
+        let holders = self.index.holders_of(feature);
+        self.queue.first_eligible(feature, |w| {
+            let seat = policy::seat_for(&rules, &w.request, holders, in_use, seats);
+            matches!(seat, Seat::Free)
         })
     }
-}
-
-fn lease_report(event: Event, lease: &LiveLease, id: Uuid, at: i64, in_use: u32) -> ReportRow {
-    ReportRow {
-        at,
-        event: event.as_str().into(),
-        feature: lease.feature.to_string(),
-        user: lease.user.clone(),
-        host: lease.host.clone(),
-        lease_id: Some(id.to_string()),
-        code: None,
-        in_use: count_i32(in_use),
-        wait_ms: None,
-    }
-}
-
-fn count_i32(n: u32) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 fn no_seats(feature: &str, seats: u32) -> Error {
@@ -1367,95 +1032,33 @@ fn no_seats(feature: &str, seats: u32) -> Error {
     )
 }
 
+fn queue_full(feature: &str, seats: u32, waiting: usize) -> Error {
+    Error::refused(
+        ErrorCode::NoSeats,
+        format!(
+            "all {seats} seats of {feature} are in use and the queue is full ({waiting} \
+             waiting); try again later"
+        ),
+    )
+}
+
+fn not_waiting(ticket: Uuid) -> Error {
+    Error::refused(
+        ErrorCode::NotFound,
+        format!(
+            "queue ticket {ticket} is not waiting: its wait ended or it was not polled in \
+             time; check out again"
+        ),
+    )
+}
+
 fn write_refusal(err: WriteError) -> Error {
     match err {
         WriteError::Temporary => Error::DatabaseBusy(anyhow::anyhow!(
             "the database stayed locked by another program, or full, for longer than the write wait"
         )),
         WriteError::Failed(e) => Error::Internal(anyhow::anyhow!("storing the lease: {e}")),
-    }
-}
-
-/// Sum of the seats of the licenses valid at `now`; `None` when none is.
-pub fn seats_valid_now(licenses: &[License], now: DateTime<Utc>) -> Option<u32> {
-    let valid: Vec<&License> = licenses.iter().filter(|l| l.check(now).is_ok()).collect();
-    if valid.is_empty() {
-        None
-    } else {
-        Some(
-            valid
-                .iter()
-                .map(|l| l.seats)
-                .fold(0u32, u32::saturating_add),
-        )
-    }
-}
-
-/// The listing entry of one feature.
-pub fn feature_seats(
-    name: &str,
-    licenses: Vec<License>,
-    in_use: u32,
-    now: DateTime<Utc>,
-) -> FeatureSeats {
-    let total = seats_valid_now(&licenses, now);
-    FeatureSeats {
-        feature: name.to_owned(),
-        seats_total: total.unwrap_or(0),
-        in_use,
-        free: total.unwrap_or(0).saturating_sub(in_use),
-        state: if total.is_some() {
-            SeatsState::Ok
-        } else {
-            SeatsState::LicenseExpired
-        },
-        queued: 0,
-        licenses,
-    }
-}
-
-/// The refusal that goes with a sync state, with a message for the client's user.
-pub fn sync_refusal(state: SyncState) -> Option<Error> {
-    match state {
-        SyncState::NeverSynced => Some(Error::refused(
-            ErrorCode::NotSynchronized,
-            "this license server has never been synchronized with Solme; \
-             ask its administrator to synchronize it",
-        )),
-        SyncState::Expired { valid_until } => Some(Error::refused(
-            ErrorCode::SyncExpired,
-            format!(
-                "this license server's last synchronization ran out on {}; \
-                 ask its administrator to synchronize it",
-                valid_until.format("%Y-%m-%d %H:%M UTC")
-            ),
-        )),
-        SyncState::Synchronized { .. } | SyncState::Warning { .. } => None,
-    }
-}
-
-pub fn clock_rollback(high_water: Option<DateTime<Utc>>) -> Error {
-    let seen = high_water
-        .map(|m| m.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default();
-    Error::refused(
-        ErrorCode::ClockRollback,
-        format!(
-            "the system clock is behind a time this license server has already seen ({seen}); \
-             correct the clock. If the clock is right and that time was wrong, ask the \
-             administrator to synchronize directly (`local-server sync`): a successful \
-             synchronization with Solme's server sets that time back"
-        ),
-    )
-}
-
-pub fn license_from_row(row: &db::LicenseRow) -> License {
-    License {
-        feature: row.feature.clone(),
-        seats: u32::try_from(row.seats).unwrap_or(0),
-        valid_from: row.valid_from.map(from_ms),
-        valid_until: row.valid_until.map(from_ms),
-        max_borrow_hours: row.max_borrow_hours.and_then(|h| u32::try_from(h).ok()),
+        WriteError::Gone => Error::Internal(anyhow::anyhow!("storing the lease: {err}")),
     }
 }
 
@@ -1466,65 +1069,78 @@ fn lease_unknown(id: Uuid) -> Error {
     )
 }
 
-fn validate_text(what: &str, value: &str, max: usize) -> Result<(), Error> {
-    if value.trim().is_empty() || value.len() > max || value.chars().any(char::is_control) {
-        return Err(Error::refused(
-            ErrorCode::Malformed,
-            format!("{what} must be 1 to {max} printable characters"),
-        ));
+#[cfg(test)]
+mod tests {
+    /// The files of this folder and, for each, the files it may import: only files
+    /// listed before it, so no two import each other.
+    const LAYERS: [(&str, &str); 6] = [
+        ("request", include_str!("request.rs")),
+        ("index", include_str!("index.rs")),
+        ("writer", include_str!("writer.rs")),
+        ("policy", include_str!("policy.rs")),
+        ("queue", include_str!("queue.rs")),
+        ("report_rows", include_str!("report_rows.rs")),
+    ];
+
+    /// A file's code before its tests.
+    fn code(text: &str) -> &str {
+        text.split("#[cfg(test)]").next().unwrap_or(text)
     }
-    Ok(())
-}
 
-/// A user or host name: short, printable, no spaces (it appears in reports and rules).
-fn validate_name(what: &str, value: &str) -> Result<(), Error> {
-    let printable = value
-        .chars()
-        .all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_control()));
-    if value.is_empty() || value.len() > MAX_NAME_LEN || !printable {
-        return Err(Error::refused(
-            ErrorCode::Malformed,
-            format!("{what} must be 1 to {MAX_NAME_LEN} printable characters without spaces"),
-        ));
+    #[test]
+    fn files_import_only_files_below_them_and_never_the_engine() {
+        for (at, (name, text)) in LAYERS.iter().enumerate() {
+            let below: Vec<&str> = LAYERS[..at].iter().map(|(n, _)| *n).collect();
+            for line in code(text).lines().filter(|l| l.starts_with("use super::")) {
+                let module = line["use super::".len()..]
+                    .split("::")
+                    .next()
+                    .unwrap_or_default();
+                assert!(
+                    below.contains(&module),
+                    "{name}.rs imports {module:?}, which is not below it: {line}"
+                );
+            }
+            assert!(!code(text).contains("crate::leases"), "{name}.rs");
+        }
     }
-    Ok(())
-}
 
-/// A waiter whose client has not asked for two poll windows has gone away.
-fn gone(waiter: &Waiter, now_ms: i64, window: StdDuration) -> bool {
-    now_ms - waiter.last_seen_ms > two_windows_ms(window)
-}
-
-fn two_windows_ms(window: StdDuration) -> i64 {
-    2 * i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 2)
-}
-
-/// Seats of one feature held per user and per host.
-#[derive(Default)]
-struct Holders {
-    users: HashMap<String, u32>,
-    hosts: HashMap<String, u32>,
-}
-
-impl Holders {
-    fn release(&mut self, user: &str, host: &str) {
-        for (map, key) in [(&mut self.users, user), (&mut self.hosts, host)] {
-            if let Some(n) = map.get_mut(key) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    map.remove(key);
-                }
+    #[test]
+    fn the_queue_and_the_policy_do_no_io_read_no_clock_and_take_no_lock() {
+        let banned = [
+            "now()",
+            "Instant",
+            "SystemTime",
+            "self.clock",
+            ": Clock",
+            "Mutex",
+            "RwLock",
+            "std::fs",
+            "std::io",
+            "std::thread",
+            "diesel",
+            "tokio::time",
+            "notify_one",
+            "writer",
+        ];
+        for (name, text) in LAYERS
+            .iter()
+            .filter(|(n, _)| ["queue", "policy"].contains(n))
+        {
+            for word in banned {
+                let found = code(text)
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("//"))
+                    .find(|l| l.contains(word));
+                assert_eq!(found, None, "{name}.rs uses {word}");
             }
         }
     }
-}
 
-impl Holdings for Holders {
-    fn by_user(&self, user: &str) -> u32 {
-        self.users.get(user).copied().unwrap_or(0)
-    }
-
-    fn by_host(&self, host: &str) -> u32 {
-        self.hosts.get(host).copied().unwrap_or(0)
+    #[test]
+    fn the_options_rules_know_no_lease_engine() {
+        let options = code(include_str!("../options.rs"));
+        assert!(!options.contains("crate::leases"));
+        assert!(!options.contains("LeaseEngine"));
     }
 }

@@ -63,10 +63,22 @@ pub enum WriteError {
     Temporary,
     #[error("the database write failed: {0}")]
     Failed(String),
+    /// The writer thread ended (it only does when it panicked, or the engine is gone):
+    /// the change was dropped with its job.
+    #[error("the lease writer thread is gone; the change was not stored")]
+    Gone,
 }
 
-/// What the caller waits on.
-pub type Done = tokio::sync::oneshot::Receiver<Result<(), WriteError>>;
+/// What the caller waits on: whether its change was committed.
+pub struct Done(tokio::sync::oneshot::Receiver<Result<(), WriteError>>);
+
+impl Done {
+    /// Waits for the change's outcome. A job dropped unanswered (the writer thread is
+    /// gone) is [`WriteError::Gone`]: the one place that case becomes an error.
+    pub async fn outcome(self) -> Result<(), WriteError> {
+        self.0.await.unwrap_or(Err(WriteError::Gone))
+    }
+}
 
 struct Job {
     ops: Vec<Op>,
@@ -108,7 +120,7 @@ impl LeaseWriter {
             deadline: Some(Instant::now() + deadline),
             done: Some(done),
         });
-        rx
+        Done(rx)
     }
 
     /// Queues `ops` to be committed whenever the database allows; nobody waits.
@@ -124,12 +136,10 @@ impl LeaseWriter {
     }
 
     fn send(&self, job: Job) {
-        if let Err(mpsc::SendError(job)) = self.tx.send(job) {
-            // Only after the thread died: say so to whoever waits.
+        if self.tx.send(job).is_err() {
+            // Only after the thread died. The job, and with it its `done`, is dropped
+            // here: whoever waits on it learns `WriteError::Gone` from `Done::outcome`.
             log::error!("the lease writer thread is gone; a change was not stored");
-            if let Some(done) = job.done {
-                drop(done.send(Err(WriteError::Failed("the writer thread is gone".into()))));
-            }
         }
     }
 }
@@ -276,6 +286,19 @@ mod tests {
     use diesel::result::DatabaseErrorKind;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_change_dropped_unanswered_is_gone() {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        drop(done);
+        assert!(matches!(Done(rx).outcome().await, Err(WriteError::Gone)));
+        let (done, rx) = tokio::sync::oneshot::channel();
+        drop(done.send(Err(WriteError::Temporary)));
+        assert!(matches!(
+            Done(rx).outcome().await,
+            Err(WriteError::Temporary)
+        ));
+    }
 
     fn database_error(message: &str) -> DieselError {
         DieselError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(message.to_owned()))
