@@ -53,7 +53,7 @@ use crate::sync::SyncContext;
 
 /// Runs one command line; returns the process exit code (docs/API.md, "Conventions").
 pub async fn run(cli: Cli) -> ExitCode {
-    let clock = match Clock::from_env() {
+    let clock = match Clock::from_settings(cli.clock_file.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -174,13 +174,14 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             let identity = config::load_identity(&data.data_dir)?;
             let mut conn = db::connect_existing(&data.data_dir)?;
             let settings = config::Settings::load(&data.data_dir, &mut conn)?;
-            let report = status::report(
+            let mut report = status::report(
                 &mut conn,
                 &settings,
                 identity.fingerprint(),
                 clock.now(),
                 None,
             )?;
+            report.clock = clock.describe();
             print_report(&report, json, "the status")?;
         }
         Command::Diagnose { data, proxy, json } => {
