@@ -18,7 +18,7 @@ use shared_proto::audit_head::{HEAD_PREFIX, MAX_HEAD_LEN};
 
 use super::client::{decode, CliError, Client};
 use super::tables::{
-    json_out, show_customers, show_licenses, show_list, show_reminders, show_request,
+    json_out, show_customers, show_licenses, show_list, show_one, show_reminders, show_request,
     show_requests, show_server, show_server_page, show_usage,
 };
 
@@ -53,7 +53,7 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
                         },
                     )
                     .await?;
-                show_customers(&[customer], json)
+                show_one(&customer, json, show_customers)
             }
             CustomerCommand::List => {
                 let list: Vec<Customer> = client.get("/admin/v1/customers").await?;
@@ -68,7 +68,7 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
                         },
                     )
                     .await?;
-                show_customers(&[customer], json)
+                show_one(&customer, json, show_customers)
             }
             CustomerCommand::Reminders {
                 customer_id,
@@ -353,7 +353,7 @@ pub(super) async fn license(
             let license: License = client
                 .post(&format!("/admin/v1/servers/{server_id}/licenses"), &body)
                 .await?;
-            show_licenses(&[license], json)
+            show_one(&license, json, show_licenses)
         }
         LicenseCommand::Change {
             server_id,
@@ -375,7 +375,7 @@ pub(super) async fn license(
                 )
                 .await?;
             let license: License = decode(value)?;
-            show_licenses(&[license], json)
+            show_one(&license, json, show_licenses)
         }
         LicenseCommand::Remove {
             server_id,
@@ -460,7 +460,7 @@ pub(super) async fn requests(
                 .await?
         }
     };
-    show_requests(&[request], json)
+    show_one(&request, json, show_requests)
 }
 
 pub(super) fn page_query(page: &PageArgs) -> String {

@@ -13,6 +13,8 @@ mod tables;
 
 use std::process::ExitCode;
 
+use shared_proto::ErrorCode;
+
 use crate::cli::AdminArgs;
 
 pub use client::{CliError, Client};
@@ -20,36 +22,56 @@ pub use commands::parse_date;
 
 use commands::execute;
 
-/// Runs one admin command and maps the outcome to the exit code.
+/// Runs one admin command and maps the outcome to the exit code. Under `--json` a
+/// failure is one JSON object on standard error too, `{"code", "message"}` like the
+/// API's own error bodies (`code` is null for a failure on this side, such as an
+/// unreadable token file), so a script never has to parse a sentence.
 pub fn run(args: AdminArgs) -> ExitCode {
     let result = actix_web::rt::System::new().block_on(async {
         let client = Client::from_args(&args)?;
         execute(&client, &args).await
     });
-    match result {
+    // What the failure is, and the sentence a person reads (`--json` aside).
+    let (code, message, sentence, exit) = match result {
         Ok(output) => {
             print!("{output}");
-            ExitCode::SUCCESS
-        }
-        Err(CliError::Unreachable { url, cause }) => {
-            eprintln!("error: cannot reach the admin API at {url}: {cause}");
-            ExitCode::from(shared_proto::exit::TEMPORARY)
-        }
-        Err(CliError::ServerFailed { status, message }) => {
-            eprintln!("error: the admin API failed ({status}): {message}; try again later");
-            ExitCode::from(shared_proto::exit::TEMPORARY)
-        }
-        Err(CliError::Refused { code, message }) => {
-            eprintln!("refused ({code}): {message}");
-            ExitCode::FAILURE
+            return ExitCode::SUCCESS;
         }
         Err(CliError::CheckFailed(output)) => {
             print!("{output}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
-        Err(CliError::Other(e)) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+        Err(CliError::Refused { code, message }) => {
+            let sentence = format!("refused ({code}): {message}");
+            (Some(code), message, sentence, ExitCode::FAILURE)
         }
+        Err(failure) => {
+            let (code, message, exit) = match failure {
+                CliError::Unreachable { url, cause } => (
+                    Some(ErrorCode::Unavailable),
+                    format!("cannot reach the admin API at {url}: {cause}"),
+                    ExitCode::from(shared_proto::exit::TEMPORARY),
+                ),
+                CliError::ServerFailed { status, message } => (
+                    Some(ErrorCode::Unavailable),
+                    format!("the admin API failed ({status}): {message}; try again later"),
+                    ExitCode::from(shared_proto::exit::TEMPORARY),
+                ),
+                CliError::Other(e) => (None, format!("{e:#}"), ExitCode::FAILURE),
+                // Refusals and failed checks were answered above.
+                other => (None, other.to_string(), ExitCode::FAILURE),
+            };
+            let sentence = format!("error: {message}");
+            (code, message, sentence, exit)
+        }
+    };
+    if args.json {
+        eprintln!(
+            "{}",
+            serde_json::json!({ "code": code, "message": message })
+        );
+    } else {
+        eprintln!("{sentence}");
     }
+    exit
 }

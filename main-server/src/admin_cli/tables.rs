@@ -17,6 +17,20 @@ pub(super) fn json_out<T: Serialize>(value: &T) -> Result<String, CliError> {
     Ok(text)
 }
 
+/// One item the API answered: its JSON object under `--json` (never a one-element
+/// list), else the table `show` prints for it.
+pub(super) fn show_one<T: Serialize>(
+    item: &T,
+    json: bool,
+    show: impl Fn(&[T], bool) -> Result<String, CliError>,
+) -> Result<String, CliError> {
+    if json {
+        json_out(item)
+    } else {
+        show(std::slice::from_ref(item), false)
+    }
+}
+
 pub(super) fn date(at: Option<DateTime<Utc>>) -> String {
     at.map_or_else(
         || "-".to_owned(),

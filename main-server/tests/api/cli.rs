@@ -40,7 +40,8 @@ async fn admin_cli_drives_the_registry() {
             "it@beta.example",
         ],
     ));
-    let customer_id = customer[0]["id"].as_str().expect("id").to_owned();
+    // One item made is one JSON object, as `server add` answers.
+    let customer_id = customer["id"].as_str().expect("id").to_owned();
     let server = json_of(&admin(
         &dir,
         &["server", "add", "--customer", &customer_id, "--json"],
@@ -61,8 +62,8 @@ async fn admin_cli_drives_the_registry() {
             "--json",
         ],
     ));
-    assert_eq!(license[0]["seats"], 4);
-    let license_id = license[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(license["seats"], 4);
+    let license_id = license["id"].as_str().expect("id").to_owned();
     json_of(&admin(
         &dir,
         &[
@@ -102,6 +103,28 @@ async fn admin_cli_drives_the_registry() {
     assert_eq!(
         (file.licenses[0].seats, file.licenses[0].valid_until),
         (6, None)
+    );
+
+    // Under --json a refusal is the API's error object too, not a sentence.
+    let refused = admin(
+        &dir,
+        &[
+            "--json",
+            "license",
+            "add",
+            &server_id,
+            "--feature",
+            "cad",
+            "--seats",
+            "0",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&refused.stderr).expect("a JSON error");
+    assert_eq!(error["code"], "MALFORMED", "{error}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{error}"
     );
 
     let shown = admin(&dir, &["server", "show", &server_id]);
@@ -173,7 +196,7 @@ async fn admin_cli_shows_the_sender_check_and_approves_only_with_the_override() 
             "--override-unauthenticated-sender",
         ],
     ));
-    assert_eq!(approved[0]["status"], "approved");
+    assert_eq!(approved["status"], "approved");
     let audit = json_of(&admin(&dir, &["audit", "--limit", "5", "--json"]));
     let approval = crate::helpers::newest_audit_entry(&audit, "key_clear_request.approve");
     assert!(
