@@ -300,12 +300,12 @@
     for (const f of s.features || []) {
       const ok = f.state === "ok";
       rows.appendChild(
-        el("tr", ok ? null : { cls: "inactive" }, [
+        el("tr", ok ? (f.availability === "over_license" ? { cls: "over" } : null) : { cls: "inactive" }, [
           el("td", { text: f.feature }),
           el("td", { cls: "num", text: f.seats_total }),
           el("td", { cls: "num", text: f.in_use }),
           el("td", { cls: "num", text: f.free }),
-          el("td", { text: ok ? (s.issuing ? "available" : "not issued now (see above)") : "license not valid now" }),
+          el("td", { text: ok && !s.issuing ? "not issued now (see above)" : f.availability_text }),
         ])
       );
     }

@@ -19,6 +19,7 @@ use crate::db::{self, from_ms, to_ms};
 use crate::error::Error;
 use crate::leases::{license_from_row, seats_valid_now};
 use crate::schema::{leases, licenses, sync_state, usage_peaks};
+use crate::status::{plural_returned, seats_text};
 
 /// Largest license file accepted (a file with hundreds of licenses is a few tens of KiB).
 pub const MAX_LICENSE_FILE_BYTES: u64 = 1024 * 1024;
@@ -118,28 +119,28 @@ impl Changes {
         for c in &self.added {
             writeln!(
                 f,
-                "  {tense}added    {}: {} seats ({})",
+                "  {tense}added    {}: {} ({})",
                 c.feature,
-                c.seats_after.unwrap_or(0),
+                seats_text(c.seats_after.unwrap_or(0)),
                 dates(&c.licenses_after)
             )?;
         }
         for c in &self.removed {
             writeln!(
                 f,
-                "  {tense}removed  {}: had {} seats",
+                "  {tense}removed  {}: had {}",
                 c.feature,
-                c.seats_before.unwrap_or(0)
+                seats_text(c.seats_before.unwrap_or(0))
             )?;
         }
         for c in &self.changed {
             if c.seats_before != c.seats_after {
                 writeln!(
                     f,
-                    "  {tense}changed  {}: {} -> {} seats ({})",
+                    "  {tense}changed  {}: {} -> {} ({})",
                     c.feature,
                     c.seats_before.unwrap_or(0),
-                    c.seats_after.unwrap_or(0),
+                    seats_text(c.seats_after.unwrap_or(0)),
                     dates(&c.licenses_after)
                 )?;
             } else {
@@ -159,8 +160,12 @@ impl Changes {
             for short in &self.seats_below_use {
                 writeln!(
                     f,
-                    "  {}: {} seats, {} in use now (no new check-outs until enough are returned)",
-                    short.feature, short.seats_after, short.in_use
+                    "  {}: {}, {} in use now (no new check-outs until {} returned)",
+                    short.feature,
+                    seats_text(short.seats_after),
+                    short.in_use,
+                    // Check-outs resume once fewer seats are in use than there are.
+                    plural_returned(short.in_use.saturating_sub(short.seats_after) + 1)
                 )?;
             }
         }

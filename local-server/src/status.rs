@@ -90,7 +90,89 @@ pub struct ClientStatus {
     /// Days left of the 366 (negative when expired).
     pub days_left: Option<i64>,
     pub last_sync_at: Option<DateTime<Utc>>,
-    pub features: Vec<FeatureSeats>,
+    pub features: Vec<FeatureStatus>,
+}
+
+shared_proto::text_enum! {
+    /// Whether a new check-out of a feature can get a seat, as far as its seats go (the
+    /// server's own state is `issuing`).
+    pub enum Availability {
+        /// At least one seat is free.
+        Available => "available",
+        /// Every seat is in use: the next check-out waits for a return.
+        AllInUse => "all_in_use",
+        /// More seats in use than the licenses now give (a new license file lowered
+        /// them): check-outs resume only once enough seats are returned.
+        OverLicense => "over_license",
+        /// No license of the feature is valid now.
+        LicenseNotValid => "license_not_valid",
+    }
+}
+
+/// One feature's seats, and what they mean for a new check-out.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureStatus {
+    #[serde(flatten)]
+    pub seats: FeatureSeats,
+    pub availability: Availability,
+    /// With `over_license`: how many seats must come back before a new check-out can
+    /// get one (one more than the seats in use beyond the licenses).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_before_new: Option<u32>,
+    /// The availability in words, as `status` and the manager page show it.
+    pub availability_text: String,
+}
+
+impl FeatureStatus {
+    pub fn new(seats: FeatureSeats) -> Self {
+        let (availability, return_before_new) = if seats.state != SeatsState::Ok {
+            (Availability::LicenseNotValid, None)
+        } else if seats.in_use > seats.seats_total {
+            // A check-out is granted only while in_use < seats_total.
+            let owed = seats.in_use - seats.seats_total + 1;
+            (Availability::OverLicense, Some(owed))
+        } else if seats.in_use == seats.seats_total {
+            (Availability::AllInUse, None)
+        } else {
+            (Availability::Available, None)
+        };
+        Self {
+            seats,
+            availability,
+            return_before_new,
+            availability_text: availability_text(availability, return_before_new),
+        }
+    }
+}
+
+fn availability_text(availability: Availability, return_before_new: Option<u32>) -> String {
+    match availability {
+        Availability::Available => "available".to_owned(),
+        Availability::AllInUse => "all in use".to_owned(),
+        Availability::OverLicense => format!(
+            "over the license: no new check-outs until {} returned",
+            plural_returned(return_before_new.unwrap_or(1))
+        ),
+        Availability::LicenseNotValid => "license not valid now".to_owned(),
+    }
+}
+
+/// "1 is" / "3 are".
+pub fn plural_returned(n: u32) -> String {
+    if n == 1 {
+        "1 is".to_owned()
+    } else {
+        format!("{n} are")
+    }
+}
+
+/// "1 seat" / "2 seats".
+pub fn seats_text(n: u32) -> String {
+    if n == 1 {
+        "1 seat".to_owned()
+    } else {
+        format!("{n} seats")
+    }
 }
 
 impl StatusReport {
@@ -136,7 +218,7 @@ pub fn report(
         .into_iter()
         .map(|(name, ls)| {
             let in_use = u32::try_from(live.get(&name).copied().unwrap_or(0)).unwrap_or(0);
-            feature_seats(&name, ls, in_use, now)
+            FeatureStatus::new(feature_seats(&name, ls, in_use, now))
         })
         .collect();
 
@@ -289,18 +371,15 @@ impl fmt::Display for StatusReport {
         } else {
             writeln!(f, "  licenses:")?;
             for feat in &self.client.features {
+                let seats = &feat.seats;
                 writeln!(
                     f,
-                    "    {:<20} {:>5} seats, {:>5} in use, {:>5} free{}",
-                    feat.feature,
-                    feat.seats_total,
-                    feat.in_use,
-                    feat.free,
-                    if feat.state == SeatsState::Ok {
-                        ""
-                    } else {
-                        "  (license not valid now)"
-                    }
+                    "    {:<20} {:>11}, {:>5} in use, {:>5} free: {}",
+                    seats.feature,
+                    seats_text(seats.seats_total),
+                    seats.in_use,
+                    seats.free,
+                    feat.availability_text
                 )?;
             }
         }

@@ -64,8 +64,8 @@ async fn a_preview_changes_nothing_and_agrees_with_the_import() -> TestResult {
         "Valid until:",
         "would be added    viz: 4 seats",
         "would be removed  cam: had 2 seats",
-        "would be changed  cad: 3 -> 1 seats",
-        "cad: 1 seats, 3 in use now",
+        "would be changed  cad: 3 -> 1 seat",
+        "cad: 1 seat, 3 in use now (no new check-outs until 3 are returned)",
         "To import it: local-server import-license-file",
     ] {
         assert!(printed.contains(words), "expected {words:?} in:\n{printed}");

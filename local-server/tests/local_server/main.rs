@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod availability;
 mod borrowing;
 mod cli_errors;
 mod database_locked;

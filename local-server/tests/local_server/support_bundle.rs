@@ -231,7 +231,10 @@ fn a_bundle_that_cannot_be_written_is_refused_before_anything_runs() {
         );
         assert_eq!(err.lines().count(), 1, "{err}");
         // Neither the temporary file's name nor the OS error's code.
-        assert!(!err.contains(".b.tar.gz.") && !err.contains("os error"), "{err}");
+        assert!(
+            !err.contains(".b.tar.gz.") && !err.contains("os error"),
+            "{err}"
+        );
         // No synchronization was attempted: the status is as it was.
         assert_eq!(sync_fields(&local), before, "{}", path.display());
     }
