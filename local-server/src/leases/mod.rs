@@ -32,13 +32,16 @@
 //! - `mod.rs` (here): [`LeaseEngine`], its lock, and its operations (check-out, poll,
 //!   heartbeat, check-in, sweep); the only file that reads the clock, takes the lock,
 //!   wakes waiting requests and submits writes.
-//! - [`request`]: what a client asks for ([`CheckOut`]) and its validation.
+//! - [`request`]: what a client asks for ([`CheckOut`]), its validation, and the
+//!   answers it gets ([`Outcome`]).
 //! - `index`: the live leases, counted per feature, user and host.
 //! - `queue`: the wait queue's state machine.
 //! - [`policy`]: whether a seat may be issued: clock and sync-state refusals, seats
 //!   valid now, borrow limits, the options file's verdict on a client. `import`,
 //!   `status` and `sync` use it too.
 //! - `report_rows`: the report-log rows the engine writes.
+//! - `state`: the engine's state under its lock (licenses in force, clock mark, index,
+//!   queue) and the decisions made over it, which return the rows to write.
 //! - [`writer`]: the thread that commits the engine's changes.
 //!
 //! ## Invariants
@@ -51,7 +54,8 @@
 //!   provides.
 //! - No file of this folder imports `mod.rs`, and none imports a file that imports it
 //!   back: `request` is a leaf; `index` and `writer` use only the database types;
-//!   `queue` and `policy` use `request`; `report_rows` uses `request` and `index`.
+//!   `queue` and `policy` use `request`; `report_rows` uses `request` and `index`;
+//!   `state` uses them all, and only `mod.rs` uses `state`.
 //! - A check-out evaluates its client's options rules once.
 
 use std::collections::HashMap;
@@ -62,15 +66,14 @@ use std::time::Duration as StdDuration;
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
-use shared_proto::validity;
-use shared_proto::{BorrowToken, Clock, ErrorCode, License, ServerIdentity};
+use shared_proto::{BorrowToken, Clock, ErrorCode, ServerIdentity};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use self::index::Index;
 use self::policy::Seat;
 use self::queue::{Over, Poll, WaitQueue, Waiter};
+use self::state::{Collect, Inner, Snapshot};
 use self::writer::{Done, LeaseWriter, Op, WriteError};
 use crate::db::{self, from_ms, to_ms, LeaseRow};
 use crate::error::Error;
@@ -82,6 +85,7 @@ pub mod policy;
 mod queue;
 mod report_rows;
 pub mod request;
+mod state;
 pub mod writer;
 
 pub use self::policy::{
@@ -89,7 +93,8 @@ pub use self::policy::{
     SeatsState,
 };
 pub use self::request::{
-    CheckOut, MAX_BORROW_HOURS, MAX_CLIENT_LEN, MAX_FEATURE_LEN, MAX_NAME_LEN, MAX_WAIT_SECONDS,
+    CheckOut, LeaseGrant, Outcome, QueueTicket, MAX_BORROW_HOURS, MAX_CLIENT_LEN, MAX_FEATURE_LEN,
+    MAX_NAME_LEN, MAX_WAIT_SECONDS,
 };
 
 /// How the engine behaves; `serve`'s flags map onto it.
@@ -108,82 +113,6 @@ pub struct EngineSettings {
     pub report_days: i64,
     /// …and at most this many entries.
     pub report_rows: i64,
-}
-
-/// A granted or renewed lease, as the client sees it.
-#[derive(Debug, Clone, Serialize)]
-pub struct LeaseGrant {
-    pub lease_id: Uuid,
-    pub feature: String,
-    pub user: String,
-    pub host: String,
-    pub expires_at: DateTime<Utc>,
-    /// How often the client should renew: a third of the lease length. Absent for a
-    /// borrowed seat, which takes no heartbeats.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub heartbeat_seconds: Option<i64>,
-    /// Where the client stood in the queue when it arrived (absent: it did not wait).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub queue_position: Option<usize>,
-    /// How long it waited for the seat, in milliseconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waited_ms: Option<i64>,
-    /// A borrowed seat: `expires_at` is the end of the borrow (no heartbeats), and this
-    /// token, signed with the server's key, proves it offline (see
-    /// `shared_proto::BorrowToken`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub borrow_token: Option<String>,
-}
-
-/// A check-out's answer: a seat, or a place in the queue to poll.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    Granted(LeaseGrant),
-    Waiting(QueueTicket),
-}
-
-/// A place in the queue, as the client sees it.
-#[derive(Debug, Clone, Serialize)]
-pub struct QueueTicket {
-    /// Poll `GET /api/v1/queue/{ticket}` with it.
-    pub ticket: Uuid,
-    pub feature: String,
-    /// 1 = next to get a seat.
-    pub position: usize,
-    /// When the wait ends with `NO_SEATS` if no seat came free.
-    pub wait_until: DateTime<Utc>,
-    /// Poll again within this many seconds, or leave the queue.
-    pub poll_within_seconds: u64,
-}
-
-/// A seat granted to a waiter, as the queue keeps it until its client collects it.
-struct Collect {
-    grant: LeaseGrant,
-    /// Its row's commit, awaited by the poll that collects it.
-    done: Done,
-}
-
-struct Inner {
-    generation: i64,
-    valid_until: Option<DateTime<Utc>>,
-    licenses: HashMap<String, Vec<License>>,
-    /// Latest time seen; may be ahead of the stored one by up to a minute.
-    high_water: Option<DateTime<Utc>>,
-    stored_high_water: Option<i64>,
-    index: Index,
-    /// The options file in force (the last good one).
-    options: options::InForce,
-    peaks: HashMap<String, u32>,
-    queue: WaitQueue<Collect>,
-}
-
-/// What a reload read from the database.
-struct Snapshot {
-    generation: i64,
-    options: Option<String>,
-    state: db::SyncStateRow,
-    licenses: Vec<db::LicenseRow>,
-    peaks: Vec<(String, i32)>,
 }
 
 /// The lease engine; shared by all workers of the serving process.
@@ -881,147 +810,6 @@ impl LeaseEngine {
     }
 }
 
-impl Snapshot {
-    fn load(conn: &mut SqliteConnection) -> QueryResult<Self> {
-        conn.transaction(|c| {
-            Ok(Self {
-                generation: db::generation(c)?,
-                options: db::load_options(c)?,
-                state: db::load_sync_state(c)?,
-                licenses: db::load_licenses(c)?,
-                peaks: db::load_peaks(c)?,
-            })
-        })
-    }
-}
-
-impl Inner {
-    fn apply(&mut self, snapshot: Snapshot) {
-        let state = snapshot.state;
-        self.valid_until = state.valid_until.map(from_ms);
-        // The stored mark only goes down when a direct synchronization proved the clock
-        // right (`db::reset_high_water`): then the one in memory is wrong too.
-        let lowered = matches!(
-            (self.stored_high_water, state.clock_high_water),
-            (Some(old), Some(new)) if new < old
-        );
-        self.stored_high_water = state.clock_high_water;
-        let stored = state.clock_high_water.map(from_ms);
-        self.high_water = match (self.high_water, stored) {
-            (_, Some(b)) if lowered => Some(b),
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        self.licenses.clear();
-        for row in snapshot.licenses {
-            self.licenses
-                .entry(row.feature.clone())
-                .or_default()
-                .push(license_from_row(&row));
-        }
-        self.peaks = snapshot
-            .peaks
-            .into_iter()
-            .map(|(f, p)| (f, u32::try_from(p).unwrap_or(0)))
-            .collect();
-        self.options.offer(snapshot.options);
-        self.generation = snapshot.generation;
-    }
-
-    /// The refusals that come before any seat is counted (clock, then sync state, then a
-    /// license of `feature` valid now); the seats valid now when there is none.
-    fn may_issue(&mut self, feature: &str, now: DateTime<Utc>) -> Result<u32, Error> {
-        self.high_water = Some(policy::raise_high_water(now, self.high_water)?);
-        if let Some(refusal) = sync_refusal(validity::sync_state(self.valid_until, now)) {
-            return Err(refusal);
-        }
-        self.seats_now(feature, now)
-    }
-
-    fn seats_now(&self, feature: &str, now: DateTime<Utc>) -> Result<u32, Error> {
-        policy::seats_now(feature, self.licenses.get(feature).map(Vec::as_slice), now)
-    }
-
-    fn borrow_until(
-        &self,
-        feature: &str,
-        wanted: StdDuration,
-        now: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>, Error> {
-        let licenses = self.licenses.get(feature).map_or(&[][..], Vec::as_slice);
-        policy::borrow_until(feature, licenses, wanted, now, self.valid_until)
-    }
-
-    /// Puts a granted lease in the index; returns the rows to write for it: the lease,
-    /// a new usage peak, the clock mark when due, and the report-log entry.
-    fn take_seat(
-        &mut self,
-        id: Uuid,
-        row: LeaseRow,
-        request: &CheckOut,
-        now: DateTime<Utc>,
-        waited_ms: Option<i64>,
-    ) -> Vec<Op> {
-        let now_ms = to_ms(now);
-        let feature = &request.feature;
-        self.index.insert(id, &row);
-        let in_use = self.index.in_use_of(feature);
-        let mut ops = Vec::with_capacity(4);
-        let event = match waited_ms {
-            Some(_) => Event::QueueGranted,
-            None if row.borrowed => Event::Borrow,
-            None => Event::CheckOut,
-        };
-        let report = report_rows::granted(event, request, &row.id, now_ms, in_use, waited_ms);
-        // The lease's row first: the others are worth nothing without it.
-        ops.push(Op::Insert(row));
-        if in_use > self.peaks.get(feature).copied().unwrap_or(0) {
-            self.peaks.insert(feature.clone(), in_use);
-            let peak = in_use;
-            ops.push(Op::Peak {
-                feature: feature.clone(),
-                peak,
-            });
-        }
-        ops.extend(self.persist_high_water(now_ms));
-        ops.push(Op::Report(report));
-        ops
-    }
-
-    /// The write that stores the clock mark, when the one in memory got a minute ahead
-    /// of the stored one; counted as stored from now on.
-    fn persist_high_water(&mut self, now_ms: i64) -> Option<Op> {
-        let mark = policy::high_water_to_persist(self.high_water, self.stored_high_water, now_ms)?;
-        self.stored_high_water = Some(mark);
-        Some(Op::RaiseHighWater(mark))
-    }
-
-    /// Takes out of `feature`'s queue the first waiter the rules let take one of `seats`.
-    fn next_eligible(&mut self, feature: &str, seats: u32) -> Option<Waiter> {
-        let ticket = self.first_eligible(feature, seats)?;
-        self.queue.leave(ticket)
-    }
-
-    /// Whether a waiter of `feature` could take one of `seats` now.
-    fn waiter_could_take(&self, feature: &str, seats: u32) -> bool {
-        self.queue.has_waiters(feature) && self.first_eligible(feature, seats).is_some()
-    }
-
-    fn first_eligible(&self, feature: &str, seats: u32) -> Option<Uuid> {
-        let in_use = self.index.in_use_of(feature);
-        // No seat free: no waiter's rules need looking at.
-        if in_use >= seats {
-            return None;
-        }
-        let rules = self.options.current();
-        let holders = self.index.holders_of(feature);
-        self.queue.first_eligible(feature, |w| {
-            let seat = policy::seat_for(&rules, &w.request, holders, in_use, seats);
-            matches!(seat, Seat::Free)
-        })
-    }
-}
-
 fn no_seats(feature: &str, seats: u32) -> Error {
     Error::refused(
         ErrorCode::NoSeats,
@@ -1073,13 +861,14 @@ fn lease_unknown(id: Uuid) -> Error {
 mod tests {
     /// The files of this folder and, for each, the files it may import: only files
     /// listed before it, so no two import each other.
-    const LAYERS: [(&str, &str); 6] = [
+    const LAYERS: [(&str, &str); 7] = [
         ("request", include_str!("request.rs")),
         ("index", include_str!("index.rs")),
         ("writer", include_str!("writer.rs")),
         ("policy", include_str!("policy.rs")),
         ("queue", include_str!("queue.rs")),
         ("report_rows", include_str!("report_rows.rs")),
+        ("state", include_str!("state.rs")),
     ];
 
     /// A file's code before its tests.
@@ -1091,14 +880,17 @@ mod tests {
     fn files_import_only_files_below_them_and_never_the_engine() {
         for (at, (name, text)) in LAYERS.iter().enumerate() {
             let below: Vec<&str> = LAYERS[..at].iter().map(|(n, _)| *n).collect();
-            for line in code(text).lines().filter(|l| l.starts_with("use super::")) {
-                let module = line["use super::".len()..]
-                    .split("::")
-                    .next()
-                    .unwrap_or_default();
+            let imports = code(text)
+                .lines()
+                .filter_map(|l| l.strip_prefix("use super::"));
+            for path in imports {
+                let module: String = path
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
                 assert!(
-                    below.contains(&module),
-                    "{name}.rs imports {module:?}, which is not below it: {line}"
+                    below.contains(&module.as_str()),
+                    "{name}.rs imports {module:?}, which is not below it"
                 );
             }
             assert!(!code(text).contains("crate::leases"), "{name}.rs");

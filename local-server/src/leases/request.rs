@@ -1,9 +1,13 @@
 //! What a client asks for ([`CheckOut`]) and the checks its fields must pass before the
-//! engine looks at seats. A leaf: it knows nothing of leases, queues or licenses.
+//! engine looks at seats, and the answers it gets ([`Outcome`]: a [`LeaseGrant`] or a
+//! [`QueueTicket`]). A leaf: it knows nothing of leases, queues or licenses.
 
 use std::time::Duration as StdDuration;
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use shared_proto::ErrorCode;
+use uuid::Uuid;
 
 use crate::error::Error;
 
@@ -57,6 +61,52 @@ impl CheckOut {
         }
         Ok(())
     }
+}
+
+/// A granted or renewed lease, as the client sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaseGrant {
+    pub lease_id: Uuid,
+    pub feature: String,
+    pub user: String,
+    pub host: String,
+    pub expires_at: DateTime<Utc>,
+    /// How often the client should renew: a third of the lease length. Absent for a
+    /// borrowed seat, which takes no heartbeats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_seconds: Option<i64>,
+    /// Where the client stood in the queue when it arrived (absent: it did not wait).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<usize>,
+    /// How long it waited for the seat, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<i64>,
+    /// A borrowed seat: `expires_at` is the end of the borrow (no heartbeats), and this
+    /// token, signed with the server's key, proves it offline (see
+    /// `shared_proto::BorrowToken`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub borrow_token: Option<String>,
+}
+
+/// A check-out's answer: a seat, or a place in the queue to poll.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Granted(LeaseGrant),
+    Waiting(QueueTicket),
+}
+
+/// A place in the queue, as the client sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueTicket {
+    /// Poll `GET /api/v1/queue/{ticket}` with it.
+    pub ticket: Uuid,
+    pub feature: String,
+    /// 1 = next to get a seat.
+    pub position: usize,
+    /// When the wait ends with `NO_SEATS` if no seat came free.
+    pub wait_until: DateTime<Utc>,
+    /// Poll again within this many seconds, or leave the queue.
+    pub poll_within_seconds: u64,
 }
 
 fn validate_text(what: &str, value: &str, max: usize) -> Result<(), Error> {
