@@ -58,7 +58,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", exit::error_text(e.as_ref()));
                 failure_exit_code(&e)
             }
         },
@@ -84,8 +84,9 @@ pub fn run(cli: Cli) -> ExitCode {
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    log::error!("{e:#}");
-                    eprintln!("error: {e:#}");
+                    // Told once, on stderr (where the log goes too): a log line would
+                    // repeat the sentence.
+                    eprintln!("error: {}", exit::error_text(e.as_ref()));
                     failure_exit_code(&e)
                 }
             }
@@ -112,7 +113,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    eprintln!("error: {}", exit::error_text(e.as_ref()));
                     ExitCode::FAILURE
                 }
             }
@@ -124,7 +125,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", exit::error_text(e.as_ref()));
                 ExitCode::FAILURE
             }
         },

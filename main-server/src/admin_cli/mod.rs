@@ -57,7 +57,11 @@ pub fn run(args: AdminArgs) -> ExitCode {
                     format!("the admin API failed ({status}): {message}; try again later"),
                     ExitCode::from(shared_proto::exit::TEMPORARY),
                 ),
-                CliError::Other(e) => (None, format!("{e:#}"), ExitCode::FAILURE),
+                CliError::Other(e) => (
+                    None,
+                    shared_proto::exit::error_text(e.as_ref()),
+                    ExitCode::FAILURE,
+                ),
                 // Refusals and failed checks were answered above.
                 other => (None, other.to_string(), ExitCode::FAILURE),
             };

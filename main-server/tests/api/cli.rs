@@ -291,3 +291,31 @@ fn init_keeps_existing_keys() {
         assert_eq!(mode & 0o777, 0o600, "{private}");
     }
 }
+
+/// A failed command tells its error once: no log line repeating it, each cause once,
+/// and an operating-system error without its "(os error N)" code.
+#[test]
+fn a_failed_command_tells_its_error_once() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let serve = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(empty.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run serve");
+    let token = Command::new(BIN)
+        .args(["admin", "--admin-url", "http://127.0.0.1:9", "--token-file"])
+        .arg(empty.path().join("no-token"))
+        .args(["customer", "list"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run admin");
+    for out in [serve, token] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(i32::from(exit::FAILED)), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: "), "{err}");
+        assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+        assert!(!err.contains("os error"), "{err}");
+    }
+}
