@@ -1,5 +1,7 @@
 //! Who is calling the admin API: token generation, the stored form of a token (its
-//! SHA-256), what each role may do, and the per-address limit on refused tokens.
+//! SHA-256), what each role may do, the per-address limit on refused tokens, and the
+//! admin API's token check that puts them together ([`require_token`]): it
+//! authenticates each request, checks its role and audits each refusal.
 //!
 //! A token is 32 random bytes in URL-safe base64. The database keeps only the
 //! lower-case hex SHA-256 of it (`operators.token_hash`); a presented token is hashed,
@@ -15,11 +17,21 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Mutex;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use anyhow::Context;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use secrecy::SecretString;
-use shared_proto::admin_api::Role;
+use shared_proto::admin_api::{AuditAction, AuditEntry, AuditOutcome, Identity, Role};
+use shared_proto::ErrorCode;
+
+use crate::error::ApiError;
+use crate::routes::with_conn;
+use crate::store::{audit, operators, sessions};
+use crate::sync::SyncService;
 
 /// Bytes of randomness in a new token (256 bits).
 const TOKEN_BYTES: usize = 32;
@@ -106,7 +118,7 @@ impl Verb {
 }
 
 /// One admin endpoint and what calling it needs. The admin API's list of these
-/// (`routes::admin_api::ENDPOINTS`) is the one place that decides a route's role: the
+/// (`routes::admin::ENDPOINTS`) is the one place that decides a route's role: the
 /// router is built from it, the token check looks requests up in it, and a test
 /// compares it with the role table of docs/API.md.
 #[derive(Clone, Copy, Debug)]
@@ -220,6 +232,180 @@ impl Need {
     }
 }
 
+/// A list of endpoints and what each needs, for [`require_token`] to look requests up in.
+pub trait EndpointList {
+    const ENDPOINTS: &'static [Endpoint];
+}
+
+/// Longest `Authorization` header looked at.
+const MAX_AUTHORIZATION: usize = 600;
+
+/// Authenticates every admin request against the operator accounts or the console
+/// sessions (one lookup per request, so a revocation counts at once on every replica),
+/// checks the role, and leaves the [`Identity`] and the [`Credential`] in the request
+/// for the handlers and the audit log. `L` lists the endpoints with what each needs.
+pub async fn require_token<L: EndpointList>(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    // Decided on the path the router matches (percent-escapes of plain characters
+    // decoded), not the raw one: `/admin/v1/%6Fperators` is routed to `/operators`
+    // and must need what that needs.
+    let need = Need::of(L::ENDPOINTS, req.method(), req.match_info().as_str());
+    if need == Need::Public {
+        return next.call(req).await;
+    }
+    let Some(svc) = req.app_data::<web::Data<SyncService>>().cloned() else {
+        return Err(ApiError::Internal(anyhow::anyhow!("admin API without its service")).into());
+    };
+    let limiter = req.app_data::<web::Data<FailureLimiter>>().cloned();
+    let peer = req.peer_addr().map(|a| a.ip());
+    let now = svc.clock.now();
+    if let (Some(limiter), Some(peer)) = (&limiter, peer) {
+        if limiter.is_limited(peer, now) {
+            return Err(ApiError::refused(
+                ErrorCode::RateLimited,
+                "too many refused tokens from this address: wait a minute",
+            )
+            .into());
+        }
+    }
+    let presented = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .filter(|h| h.len() <= MAX_AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let caller = match presented.clone() {
+        Some(secret) if secret.starts_with(SESSION_PREFIX) => {
+            with_conn(&svc.db.read, move |conn| {
+                sessions::authenticate(conn, now, &secret)
+            })
+            .await?
+            .map(|(identity, secret_hash)| (identity, Credential::Session { secret_hash }))
+        }
+        Some(token) => with_conn(&svc.db.read, move |conn| {
+            operators::authenticate(conn, &token)
+        })
+        .await?
+        .map(|identity| {
+            let hash = token_hash(presented.as_deref().unwrap_or_default());
+            (identity, Credential::Token { token_hash: hash })
+        }),
+        None => None,
+    };
+    let path = req.path().to_owned();
+    let Some((identity, credential)) = caller else {
+        let peer_text = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        log::warn!("admin request refused: missing or wrong token peer={peer_text} path={path}");
+        if let (Some(limiter), Some(peer)) = (&limiter, peer) {
+            limiter.record_failure(peer, now);
+        }
+        let what = if presented.is_some() {
+            "a token that is not valid"
+        } else {
+            "no token"
+        };
+        let detail = format!("{what} from {peer_text} for {} {path}", req.method());
+        audit_refusal(
+            &svc,
+            now,
+            "unauthenticated",
+            AuditAction::AuthRefused,
+            ErrorCode::Unauthorized,
+            detail,
+        )
+        .await;
+        return Err(ApiError::unauthorized(
+            "this needs an operator token or a console session (missing, wrong, expired or \
+             ended): send `Authorization: Bearer <token>`",
+        )
+        .into());
+    };
+    if !need.allows(identity.role) {
+        log::warn!(
+            "admin request forbidden: operator={} role={} path={path}",
+            identity.name,
+            identity.role
+        );
+        let detail = format!(
+            "the {} role may not {} {path} ({})",
+            identity.role,
+            req.method(),
+            need.describe()
+        );
+        // Known caller, insufficient role: its own action, so the log tells a probe
+        // with stolen or guessed tokens apart from an account reaching past its role.
+        audit_refusal(
+            &svc,
+            now,
+            &identity.name,
+            AuditAction::AuthForbidden,
+            ErrorCode::Forbidden,
+            detail,
+        )
+        .await;
+        return Err(ApiError::refused(
+            ErrorCode::Forbidden,
+            format!(
+                "{} is {}: {}",
+                identity.name,
+                identity.role,
+                need.describe()
+            ),
+        )
+        .into());
+    }
+    req.extensions_mut().insert(identity);
+    req.extensions_mut().insert(credential);
+    next.call(req).await
+}
+
+/// Audits a request the token check refused: `auth.refused` for a caller not
+/// authenticated (actor `unauthenticated`), `auth.forbidden` for an account whose role
+/// may not do it (actor: the account). The refusal is answered even when the audit
+/// write fails: it is logged then.
+async fn audit_refusal(
+    svc: &SyncService,
+    now: chrono::DateTime<chrono::Utc>,
+    actor: &str,
+    action: AuditAction,
+    code: ErrorCode,
+    detail: String,
+) {
+    let entry = AuditEntry {
+        at: now,
+        actor: actor.to_owned(),
+        action,
+        server_id: None,
+        outcome: AuditOutcome::Failed(code),
+        detail,
+    };
+    if let Err(e) = with_conn(&svc.db.write, move |conn| audit::record_entry(conn, &entry)).await {
+        log::warn!("could not audit a refused request: {e}");
+    }
+}
+
+/// The authenticated caller's name, for the audit log.
+pub struct Operator(pub String);
+
+impl FromRequest for Operator {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let name = req
+            .extensions()
+            .get::<Identity>()
+            .map(|identity| Operator(identity.name.clone()))
+            .ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("an admin route ran without authentication"))
+            });
+        std::future::ready(name)
+    }
+}
+
 /// Counts refused tokens per peer address in one-minute windows.
 #[derive(Default)]
 pub struct FailureLimiter {
@@ -271,7 +457,7 @@ mod tests {
 
     #[test]
     fn roles_get_what_they_need() {
-        use crate::routes::admin_api::ENDPOINTS;
+        use crate::routes::admin::ENDPOINTS;
         // Each request, written `METHOD path`, with the need it has.
         let needs = [
             ("GET /admin/v1/servers", Need::Read),

@@ -18,7 +18,7 @@ use crate::auth::FailureLimiter;
 use crate::data_dir::DataDir;
 use crate::db::{Db, DbTarget};
 use crate::metrics::Metrics;
-use crate::routes::{admin_api, configure_extractors, not_found, sync_api};
+use crate::routes::{admin, configure_extractors, not_found, sync_api};
 use crate::seen_head::SeenHead;
 use crate::sync::SyncService;
 use crate::tls;
@@ -201,7 +201,7 @@ impl Application {
                 .app_data(admin_seen_head.clone())
                 .app_data(metrics.clone())
                 .configure(|cfg| configure_extractors(cfg, ADMIN_JSON_LIMIT))
-                .configure(admin_api::configure)
+                .configure(admin::configure)
                 .configure(crate::metrics::configure)
                 .configure(crate::routes::console::configure)
                 .default_service(web::to(not_found))

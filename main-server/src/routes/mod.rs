@@ -1,7 +1,7 @@
 //! HTTP routes: the public sync API and the operators' admin API, plus the shared
 //! extractor configuration that turns bad input into `MALFORMED` JSON errors.
 
-pub mod admin_api;
+pub mod admin;
 pub mod console;
 pub mod sync_api;
 

@@ -1,5 +1,5 @@
 //! The role table of docs/API.md is the server's: the same rows as the endpoint list
-//! the server routes and checks roles with (`admin_api::ENDPOINTS`), the same
+//! the server routes and checks roles with (`admin::ENDPOINTS`), the same
 //! operations as the OpenAPI document, and every role answered as the table says by
 //! the running server.
 
@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{assert_refused, spawn_app};
-use main_server::routes::admin_api::ENDPOINTS;
+use main_server::routes::admin::ENDPOINTS;
 
 const API_DOC: &str = include_str!("../../../docs/API.md");
 const TABLE_HEADER: &str = "| method | path | least role |";

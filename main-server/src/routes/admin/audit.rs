@@ -1,0 +1,91 @@
+//! The audit log: its newest entries, the walk of its hash chain, and the chain's
+//! head signed with Solme's key.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use shared_proto::admin_api::{AuditEntry, AuditVerification, SignedAuditHead};
+use shared_proto::audit_head::AuditHead;
+use utoipa::IntoParams;
+
+use super::{read_json, Svc};
+use crate::error::ApiError;
+use crate::routes::with_conn;
+use crate::seen_head::SeenHead;
+use crate::store::{audit, audit_chain};
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditQuery {
+    /// How many entries: default 100.
+    limit: Option<u32>,
+}
+
+#[utoipa::path(
+    get, path = "/admin/v1/audit", tag = "audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "The newest audit entries, newest first.", body = [AuditEntry]),
+        (status = 400, description = "`MALFORMED`: a bad query."),
+    )
+)]
+pub(crate) async fn list_audit(
+    svc: Svc,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    read_json(&svc, move |conn| audit::list(conn, limit)).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifyQuery {
+    /// A saved `GET /audit/head` answer's `signed` text, to check against the chain.
+    head: Option<String>,
+}
+
+/// Seals the audit entries waiting, so that what verify and head see is current.
+pub(crate) async fn seal_pending(svc: &Svc) -> Result<usize, ApiError> {
+    let pool = svc.db.write.clone();
+    web::block(move || audit_chain::seal_pending(&pool)).await?
+}
+
+/// Seals what is waiting, then walks the audit chain (on a reading connection: a long
+/// walk holds up no write) and names the first problem.
+#[utoipa::path(
+    get, path = "/admin/v1/audit/verify", tag = "audit",
+    params(VerifyQuery),
+    responses(
+        (status = 200, description = "The walk of the audit chain: intact, or the first entry changed, removed, inserted or rewritten.", body = AuditVerification),
+        (status = 400, description = "`BAD_SIGNATURE`: the saved head is not signed with Solme's key; `MALFORMED`: the text is not a saved head."),
+    )
+)]
+pub(crate) async fn verify_audit(
+    svc: Svc,
+    seen: web::Data<SeenHead>,
+    query: web::Query<VerifyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    // The signature is checked first: a saved head not made with this server's key
+    // proves nothing about the chain.
+    let saved = query
+        .into_inner()
+        .head
+        .map(|text| AuditHead::verify(&text, &svc.signing_key.public_key()))
+        .transpose()?;
+    seal_pending(&svc).await?;
+    let seen = seen.load().map_err(ApiError::Internal)?;
+    read_json(&svc, move |conn| audit_chain::verify(conn, saved, seen)).await
+}
+
+/// The chain's newest entry, signed with Solme's key, for an operator to keep.
+#[utoipa::path(
+    get, path = "/admin/v1/audit/head", tag = "audit",
+    responses((status = 200, description = "The newest sealed entry's position and hash, signed with Solme's key.", body = SignedAuditHead))
+)]
+pub(crate) async fn audit_head(svc: Svc) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    seal_pending(&svc).await?;
+    let head = with_conn(&svc.db.read, move |conn| audit_chain::head(conn, now)).await?;
+    let signed = head.sign(&svc.signing_key)?;
+    Ok(HttpResponse::Ok().json(SignedAuditHead { head, signed }))
+}

@@ -1,0 +1,77 @@
+//! Renewal reminders: a customer's list and switch, and the mail gateway's claim of
+//! the due ones and its report of each handed to the outgoing spool.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use shared_proto::admin_api::{Customer, DueReminder, Reminder, RemindersSwitch};
+use uuid::Uuid;
+
+use super::{read_json, write_json, Svc};
+use crate::auth::Operator;
+use crate::error::ApiError;
+use crate::store::reminders;
+
+#[utoipa::path(
+    get, path = "/admin/v1/customers/{id}/reminders", tag = "reminders",
+    params(("id" = Uuid, Path, description = "The customer.")),
+    responses(
+        (status = 200, description = "The reminders recorded for the customer's ids, newest first (at most 1000).", body = [Reminder]),
+        (status = 404, description = "`NOT_FOUND`: no such customer."),
+    )
+)]
+pub(crate) async fn list_reminders(
+    svc: Svc,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    read_json(&svc, move |conn| reminders::list_for_customer(conn, *path)).await
+}
+
+#[utoipa::path(
+    put, path = "/admin/v1/customers/{id}/reminders", tag = "reminders",
+    params(("id" = Uuid, Path, description = "The customer.")),
+    request_body = RemindersSwitch,
+    responses(
+        (status = 200, description = "The customer; off cancels the pending reminders.", body = Customer),
+        (status = 400, description = "`MALFORMED`: a bad body."),
+        (status = 404, description = "`NOT_FOUND`: no such customer."),
+    )
+)]
+pub(crate) async fn switch_reminders(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<Uuid>,
+    body: web::Json<RemindersSwitch>,
+) -> Result<HttpResponse, ApiError> {
+    write_json(&svc, StatusCode::OK, move |conn, now| {
+        reminders::set_enabled(conn, now, &op.0, *path, body.enabled)
+    })
+    .await
+}
+
+/// The mail gateway's poll: records what became due and returns what to mail.
+#[utoipa::path(
+    post, path = "/admin/v1/reminders/claim", tag = "reminders",
+    responses((status = 200, description = "The pending reminders to mail, oldest first (at most 100); idempotent.", body = [DueReminder]))
+)]
+pub(crate) async fn claim_reminders(svc: Svc) -> Result<HttpResponse, ApiError> {
+    write_json(&svc, StatusCode::OK, reminders::claim).await
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/reminders/{id}/handed", tag = "reminders",
+    params(("id" = Uuid, Path, description = "The reminder.")),
+    responses(
+        (status = 200, description = "The reminder, marked handed to the outgoing spool.", body = Reminder),
+        (status = 404, description = "`NOT_FOUND`: no such reminder."),
+    )
+)]
+pub(crate) async fn reminder_handed(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    write_json(&svc, StatusCode::OK, move |conn, now| {
+        reminders::mark_handed(conn, now, &op.0, *path)
+    })
+    .await
+}

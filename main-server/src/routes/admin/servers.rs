@@ -1,0 +1,135 @@
+//! License server ids: making one, the due list, one id with its usage, and clearing
+//! an id's bound key pair.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use diesel::Connection;
+use serde::Deserialize;
+use shared_proto::admin_api::{KeyClear, NewServer, Server, SyncUsage};
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::{read_json, write_json, Svc};
+use crate::auth::Operator;
+use crate::error::ApiError;
+use crate::store::{servers, usage};
+
+#[utoipa::path(
+    post, path = "/admin/v1/servers", tag = "servers",
+    request_body = NewServer,
+    responses(
+        (status = 201, description = "The new license server id.", body = Server),
+        (status = 400, description = "`MALFORMED`: a bad body."),
+        (status = 404, description = "`NOT_FOUND`: no such customer."),
+    )
+)]
+pub(crate) async fn create_server(
+    svc: Svc,
+    op: Operator,
+    body: web::Json<NewServer>,
+) -> Result<HttpResponse, ApiError> {
+    write_json(&svc, StatusCode::CREATED, move |conn, now| {
+        servers::create(conn, now, &op.0, body.customer_id)
+    })
+    .await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DueQuery {
+    /// Only ids never synced or due within this many days (overdue included), by
+    /// valid-until; without it every id, by id.
+    due_within_days: Option<i64>,
+    /// Ids per page: 1–1000, default 100.
+    limit: Option<u32>,
+    /// The last id of the previous page.
+    after: Option<Uuid>,
+}
+
+#[utoipa::path(
+    get, path = "/admin/v1/servers", tag = "servers",
+    params(DueQuery),
+    responses(
+        (status = 200, description = "One page of ids; a page shorter than `limit` is the last.", body = [Server]),
+        (status = 400, description = "`MALFORMED`: a bad query (`limit` outside 1–1000, `due_within_days` out of range)."),
+        (status = 404, description = "`NOT_FOUND`: `after` names no id of the due list."),
+    )
+)]
+pub(crate) async fn list_servers(
+    svc: Svc,
+    query: web::Query<DueQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    let query = query.into_inner();
+    let page = servers::Page {
+        limit: query.limit,
+        after: query.after,
+    };
+    let due = query.due_within_days;
+    read_json(&svc, move |conn| servers::list(conn, now, due, page)).await
+}
+
+#[utoipa::path(
+    get, path = "/admin/v1/servers/{id}", tag = "servers",
+    params(("id" = Uuid, Path, description = "The license server id.")),
+    responses(
+        (status = 200, description = "The id with its binding, last sync and licenses.", body = Server),
+        (status = 404, description = "`UNKNOWN_SERVER_ID` (or `NOT_FOUND` for a path that is no UUID)."),
+    )
+)]
+pub(crate) async fn show_server(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let now = svc.clock.now();
+    read_json(&svc, move |conn| servers::get(conn, now, *path)).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageQuery {
+    /// How many of the newest syncs: default 50, at most 1000.
+    limit: Option<u32>,
+}
+
+/// The usage summaries of the id's latest syncs, oldest first.
+#[utoipa::path(
+    get, path = "/admin/v1/servers/{id}/usage", tag = "servers",
+    params(("id" = Uuid, Path, description = "The license server id."), UsageQuery),
+    responses(
+        (status = 200, description = "The usage summaries of the id's newest accepted syncs, oldest first.", body = [SyncUsage]),
+        (status = 400, description = "`MALFORMED`: a bad query."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID`."),
+    )
+)]
+pub(crate) async fn server_usage(
+    svc: Svc,
+    path: web::Path<Uuid>,
+    query: web::Query<UsageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    read_json(&svc, move |conn| usage::list(conn, *path, query.limit)).await
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/servers/{id}/key-clear", tag = "servers",
+    params(("id" = Uuid, Path, description = "The license server id.")),
+    request_body = KeyClear,
+    responses(
+        (status = 200, description = "The id, now without a bound key pair.", body = Server),
+        (status = 400, description = "`MALFORMED`: an empty or multi-line reason."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID`."),
+    )
+)]
+pub(crate) async fn clear_key(
+    svc: Svc,
+    op: Operator,
+    path: web::Path<Uuid>,
+    body: web::Json<KeyClear>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    write_json(&svc, StatusCode::OK, move |conn, now| {
+        conn.transaction::<_, ApiError, _>(|conn| {
+            servers::clear_key(conn, now, &op.0, id, &body.reason, "operator")
+        })?;
+        servers::get(conn, now, id)
+    })
+    .await
+}
