@@ -1,42 +1,48 @@
 #![doc = include_str!("../README.md")]
 //!
-//! # Modules
+//! # Modules, by side
 //!
-//! - [`cli`]: the command line (`serve`, `deliver`).
-//! - [`startup`]: binding, `listening.json`, running and stopping.
-//! - Intake: [`smtp`] (own receiver), [`deliver`] (MTA pipe), [`maildir`].
-//! - [`spool`]: durable storage and the at-most-once ledger.
-//! - [`inbound`]: what a message asks for (pure; golden-tested);
-//!   [`sender_auth`]: whether a key-clear request's sender was authenticated.
-//! - [`queue`]: the runner of both spool queues (tasks, permits, back-off, scans).
-//! - [`worker`]: the inbound queue's job (ask the main server, stage the reply);
-//!   [`main_server`]: its client.
-//! - [`replies`]: the mails written; [`outbound`] and [`dispatch`] (the `outgoing/`
-//!   queue's job): sending them.
-//! - [`notices`]: key-clear decision notices; [`reminders`]: reminders of the
-//!   366-day limit; [`own_mail`]: what both share (polling, staging once);
-//!   [`status`]: the status page;
-//!   [`metrics`]: its numbers for Prometheus.
+//! - [`cli`]: the command line (`serve`, `deliver`); [`startup`]: binding,
+//!   `listening.json`, running and stopping.
+//! - [`intake`]: how mail comes in: [`intake::smtp`] (own receiver), [`intake::pipe`]
+//!   (`deliver`, an MTA's pipe transport), [`intake::maildir`].
+//! - [`classify`]: what a message asks for ([`classify::message`]) and whether a
+//!   key-clear request's sender was authenticated ([`classify::sender_auth`]).
+//! - [`queue`]: the durable [`queue::spool`] and the at-most-once ledger, the
+//!   [`queue::runner`] of both spool queues, and their jobs: [`queue::worker`] (ask the
+//!   main server, stage the reply) and [`queue::dispatch`] (hand replies over).
+//! - [`outgoing`]: composing mails ([`outgoing::replies`]) and sending them
+//!   ([`outgoing::transport`]: SMTP relay or a folder).
+//! - [`own_mail`]: mail the gateway writes on its own: key-clear decision notices
+//!   ([`own_mail::notices`]) and reminders of the 366-day limit
+//!   ([`own_mail::reminders`]).
+//! - [`admin_client`]: the client of the main server's admin API.
+//! - [`status`]: the status page, its counters and its Prometheus metrics.
+//! - [`vocabulary`]: the types every side speaks (envelopes, sender, reply kinds,
+//!   armor markers).
+//!
+//! # Architecture invariants
+//!
+//! - No module imports one that imports it back: the sides depend on each other in
+//!   one direction (intake → queue → classify, outgoing, admin client), and what
+//!   they share lives in the leaf [`vocabulary`], which imports no module of this
+//!   crate.
+//! - The classifier does no I/O: [`classify`] reads bytes it is given and returns a
+//!   verdict (no spool, no network, no clock), so the golden `.eml` tests and the fuzz
+//!   target run it without a server.
+//! - Nothing is acknowledged (SMTP `250`, exit 0, a move out of Maildir `new/`) before
+//!   the spool stored it durably.
 
+pub mod admin_client;
+pub mod classify;
 pub mod cli;
-pub mod deliver;
-pub mod dispatch;
-pub mod inbound;
-pub mod maildir;
-pub mod main_server;
-pub mod metrics;
-pub mod notices;
-pub mod outbound;
+pub mod intake;
+pub mod outgoing;
 pub mod own_mail;
 pub mod queue;
-pub mod reminders;
-pub mod replies;
-pub mod sender_auth;
-pub mod smtp;
-pub mod spool;
 pub mod startup;
 pub mod status;
-pub mod worker;
+pub mod vocabulary;
 
 use std::process::ExitCode;
 
@@ -91,7 +97,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Deliver(args) => deliver::run(&args, &clock, &mut std::io::stdin().lock()),
+        Command::Deliver(args) => intake::pipe::run(&args, &clock, &mut std::io::stdin().lock()),
     }
 }
 

@@ -30,18 +30,18 @@ use serde::{Deserialize, Serialize};
 use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
+use crate::admin_client::AdminClient;
 use crate::cli::{ServeArgs, SmtpListen};
-use crate::dispatch::Dispatcher;
-use crate::main_server::MainServer;
-use crate::notices::Notices;
-use crate::outbound::{Outbound, RelaySettings};
-use crate::queue::{Backoff, RetryPolicy, Runner};
-use crate::reminders::Reminders;
-use crate::replies::Composer;
-use crate::smtp::{Smtp, SmtpSettings};
-use crate::spool::Spool;
-use crate::status::Stats;
-use crate::worker::{Complaints, ReceivedCounter, Worker};
+use crate::intake::smtp::{Smtp, SmtpSettings};
+use crate::outgoing::replies::Composer;
+use crate::outgoing::transport::{Outbound, RelaySettings};
+use crate::own_mail::notices::Notices;
+use crate::own_mail::reminders::Reminders;
+use crate::queue::dispatch::Dispatcher;
+use crate::queue::runner::{Backoff, RetryPolicy, Runner};
+use crate::queue::spool::Spool;
+use crate::queue::worker::{Complaints, ReceivedCounter, Worker};
+use crate::status::counters::Stats;
 use shared_proto::files::{self, Access, Existing};
 
 /// How often the spool queue and `outgoing/` are scanned for entries no
@@ -72,7 +72,7 @@ pub struct Application {
     http_listener: std::net::TcpListener,
     listening: Listening,
     composer: Composer,
-    main: MainServer,
+    main: AdminClient,
     outbound: Outbound,
     tls: Option<SslAcceptor>,
 }
@@ -84,7 +84,7 @@ impl Application {
         let composer = Composer::new(&args.address, &args.from_name)?;
         let token =
             shared_proto::files::read_secret(&args.token_file).context("reading --token-file")?;
-        let main = MainServer::new(&args.main_server, args.main_server_ca.as_deref(), token)?;
+        let main = AdminClient::new(&args.main_server, args.main_server_ca.as_deref(), token)?;
         let outbound = match (&args.smtp_relay, &args.outbox) {
             (_, Some(outbox)) => Outbound::outbox(outbox)?,
             (Some(url), None) => {
@@ -112,7 +112,7 @@ impl Application {
             bail!("--workers, --max-connections and --max-connections-per-ip must be at least 1");
         }
 
-        crate::spool::create_private_dir(&args.spool.data_dir)
+        crate::queue::spool::create_private_dir(&args.spool.data_dir)
             .with_context(|| format!("creating {}", args.spool.data_dir.display()))?;
         let spool = Spool::open(&args.spool.data_dir)?;
         let swept = spool.sweep_tmp()?;
@@ -120,7 +120,7 @@ impl Application {
             log::info!("removed {swept} temporary files left by a crash");
         }
         if let Some(maildir) = &args.maildir {
-            crate::maildir::prepare(maildir)?;
+            crate::intake::maildir::prepare(maildir)?;
         }
 
         let smtp_listener = match args.smtp_listen {
@@ -271,7 +271,7 @@ impl Application {
             )),
         ];
         if let Some(maildir) = &args.maildir {
-            tasks.push(actix_web::rt::spawn(crate::maildir::watch(
+            tasks.push(actix_web::rt::spawn(crate::intake::maildir::watch(
                 maildir.clone(),
                 spool.clone(),
                 clock.clone(),
@@ -307,7 +307,7 @@ impl Application {
                 clock: clock.clone(),
                 accepted: accepted_tx.clone(),
             });
-            tasks.push(actix_web::rt::spawn(crate::smtp::serve(
+            tasks.push(actix_web::rt::spawn(crate::intake::smtp::listener::serve(
                 smtp,
                 listener,
                 stop_rx.clone(),
@@ -355,7 +355,7 @@ async fn housekeeping(spool: Spool, retention: Duration, mut shutdown: watch::Re
             _ = shutdown.changed() => break,
         }
         let spool = spool.clone();
-        match crate::queue::blocking(move || spool.prune(retention)).await {
+        match crate::queue::runner::blocking(move || spool.prune(retention)).await {
             Ok(0) => {}
             Ok(removed) => {
                 log::info!("housekeeping removed {removed} sent replies and ledger entries")

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use mail_gateway::inbound::{classify, Problem, Request, Verdict};
-use mail_gateway::spool::{Envelope, Intake};
+use mail_gateway::classify::message::{classify, Problem, Request, Verdict};
+use mail_gateway::vocabulary::{Envelope, Intake};
 use shared_proto::ServerIdentity;
 use uuid::Uuid;
 

@@ -2,8 +2,9 @@
 //! fixed ids and dates), and the headers that keep them out of mail loops.
 
 use chrono::DateTime;
-use mail_gateway::reminders::mail_name;
-use mail_gateway::replies::{Composer, ReplyKind};
+use mail_gateway::outgoing::replies::Composer;
+use mail_gateway::own_mail::reminders::mail_name;
+use mail_gateway::vocabulary::ReplyKind;
 use mail_parser::MessageParser;
 use shared_proto::admin_api::{DueReminder, ReminderThreshold};
 use uuid::Uuid;

@@ -4,8 +4,9 @@
 //! review with `cargo insta review` (or `INSTA_UPDATE=always cargo test`).
 
 use chrono::{DateTime, Utc};
-use mail_gateway::inbound::{Problem, Sender};
-use mail_gateway::replies::{Composer, Refusal, Reply};
+use mail_gateway::classify::message::Problem;
+use mail_gateway::outgoing::replies::{Composer, Refusal, Reply};
+use mail_gateway::vocabulary::Sender;
 use mail_parser::{MessageParser, MimeHeaders};
 use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, License, SenderAuth, SyncAnswer};
 use uuid::Uuid;

@@ -1,4 +1,4 @@
-//! The dispatcher: the job of the `outgoing/` queue (see [`crate::queue`]). It hands
+//! The dispatcher: the job of the `outgoing/` queue (see [`crate::queue::runner`]). It hands
 //! each staged reply to the outbound backend and moves it to `sent/` once the backend
 //! took it; the queue runner retries with back-off while the relay is away.
 //!
@@ -9,10 +9,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::outbound::{Outbound, SendError};
-use crate::queue::{blocking, Attempt, Job};
-use crate::spool::{ReadError, Spool};
-use crate::status::Stats;
+use crate::outgoing::transport::{Outbound, SendError};
+use crate::queue::runner::{blocking, Attempt, Job};
+use crate::queue::spool::{ReadError, Spool};
+use crate::status::counters::Stats;
 
 /// Sends the replies in `spool/outgoing/`.
 pub struct Dispatcher {

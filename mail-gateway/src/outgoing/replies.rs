@@ -19,12 +19,13 @@ use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use uuid::Uuid;
 
-use crate::inbound::{Problem, Sender};
-use crate::spool::OutgoingEnvelope;
+use crate::classify::message::Problem;
+use crate::vocabulary::{begin_marker, end_marker, OutgoingEnvelope, ReplyKind, Sender};
 use shared_proto::admin_api::{
     DueReminder, KeyClearRequest, KeyClearStatus, License, ReminderThreshold, SenderAuth,
     SyncAnswer,
 };
+use shared_proto::armor::ArmorKind;
 use shared_proto::ErrorCode;
 
 /// What a reply says.
@@ -110,34 +111,6 @@ impl Refusal {
     /// A short label for logs and tests: the word of its reply kind.
     pub fn label(&self) -> &'static str {
         self.kind().as_str()
-    }
-}
-
-shared_proto::text_enum! {
-    /// What a composed reply is, as logged and kept in its outgoing envelope.
-    pub enum ReplyKind {
-        License => "license",
-        KeyClearAck => "key-clear-ack",
-        KeyClearApproved => "key-clear-approved",
-        KeyClearRejected => "key-clear-rejected",
-        NoSyncData => "no-sync-data",
-        /// Sync data that cannot be read, found by the gateway or the main server.
-        Damaged => "damaged",
-        LicenseFileSent => "license-file-sent",
-        KeyClearWithoutId => "key-clear-without-id",
-        SeveralIds => "several-ids",
-        TooLarge => "too-large",
-        /// A support bundle, not sync data.
-        SupportBundle => "support-bundle",
-        UnknownId => "unknown-id",
-        IdInUse => "id-in-use",
-        NotRegistered => "not-registered",
-        Replayed => "replayed",
-        Stale => "stale",
-        /// Any other refusal of the main server.
-        Refused => "refused",
-        /// A reminder of the 366-day limit (not a reply).
-        Reminder => "reminder",
     }
 }
 
@@ -600,12 +573,14 @@ fn reminder_text(reminder: &DueReminder, own: &lettre::Address) -> String {
 }
 
 fn how_to_sync(own: &lettre::Address) -> String {
+    let begin = begin_marker(ArmorKind::SyncData);
+    let end = end_marker(ArmorKind::SyncData);
     format!(
         "To synchronize a license server by email:\n\
          1. Run \"local-server export-sync-data --data-dir DIR sync.txt\" on the license server\n   \
             (or use \"Export sync data\" on the manager page).\n\
          2. Attach that file to a mail to {own}, or paste its whole text (from the\n   \
-            -----BEGIN SOLME SYNC DATA----- line to the -----END SOLME SYNC DATA-----\n   \
+            {begin} line to the {end}\n   \
             line) into the mail, and send it from an address registered for your\n   \
             company.\n\n\
          To ask for the key pair of a license server id to be cleared (after a\n\
@@ -640,9 +615,10 @@ fn problem_text(problem: &Problem, own: &lettre::Address) -> String {
         ),
         Problem::LicenseFileSent => format!(
             "Hello,\n\n\
-             your message holds a license file (-----BEGIN SOLME LICENSE FILE-----),\n\
+             your message holds a license file ({}),\n\
              not sync data. A license file is what we send you: import it into your\n\
              license server with \"local-server import-license-file FILE\".\n\n{}",
+            begin_marker(ArmorKind::LicenseFile),
             how_to_sync(own)
         ),
         // The id's shape is shown with a placeholder, never with a real-looking

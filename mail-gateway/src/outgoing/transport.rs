@@ -18,7 +18,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli::RelayTls;
-use crate::spool::{write_durably, OutgoingEnvelope};
+use crate::queue::spool::write_durably;
+use crate::vocabulary::OutgoingEnvelope;
 
 /// Why a reply could not be handed over.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +63,7 @@ pub struct RelaySettings {
 impl Outbound {
     /// An outbox directory, created (owner only) if needed.
     pub fn outbox(dir: &Path) -> anyhow::Result<Outbound> {
-        crate::spool::create_private_dir(dir)
+        crate::queue::spool::create_private_dir(dir)
             .with_context(|| format!("creating the outbox {}", dir.display()))?;
         Ok(Outbound::Outbox(dir.to_owned()))
     }

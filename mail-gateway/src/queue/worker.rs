@@ -1,4 +1,4 @@
-//! The worker: the job of the inbound queue (see [`crate::queue`]). It takes each
+//! The worker: the job of the inbound queue (see [`crate::queue::runner`]). It takes each
 //! message from the spool, asks the main server and stages the reply; the queue
 //! runner retries with back-off when the main server is away.
 //!
@@ -35,13 +35,14 @@ use shared_proto::{hex, Clock};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::inbound::{classify, Request, Sender, Verdict};
-use crate::main_server::{ApiRefusal, MainServer, MainServerError};
-use crate::queue::{blocking, Attempt, Backoff, Job};
-use crate::replies::{Composer, Refusal, Reply};
-use crate::sender_auth;
-use crate::spool::{Claim, Envelope, Intake, ReadError, Spool};
-use crate::status::Stats;
+use crate::admin_client::{AdminClient, ApiRefusal, MainServerError};
+use crate::classify::message::{classify, Request, Verdict};
+use crate::classify::sender_auth;
+use crate::outgoing::replies::{Composer, Refusal, Reply};
+use crate::queue::runner::{blocking, Attempt, Backoff, Job};
+use crate::queue::spool::{Claim, ReadError, Spool};
+use crate::status::counters::Stats;
+use crate::vocabulary::{Envelope, Intake, Sender};
 
 /// What the spool holds for a queued name.
 enum Stored {
@@ -103,7 +104,7 @@ impl ReceivedCounter {
 /// Everything the worker needs, shared by its per-message tasks.
 pub struct Worker {
     pub spool: Spool,
-    pub main: MainServer,
+    pub main: AdminClient,
     pub composer: Composer,
     pub clock: Clock,
     pub stats: Arc<Stats>,

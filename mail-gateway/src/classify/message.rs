@@ -8,14 +8,10 @@
 use std::collections::BTreeSet;
 
 use mail_parser::{Message, MessageParser, MimeHeaders};
+use shared_proto::armor::ArmorKind;
 use uuid::Uuid;
 
-use crate::replies::ReplyKind;
-use crate::spool::Envelope;
-
-const SYNC_BEGIN: &str = "-----BEGIN SOLME SYNC DATA-----";
-const SYNC_END: &str = "-----END SOLME SYNC DATA-----";
-const LICENSE_BEGIN: &str = "-----BEGIN SOLME LICENSE FILE-----";
+use crate::vocabulary::{begin_marker, end_marker, Envelope, ReplyKind, Sender};
 
 /// More `Received` headers than this means the message is going round in
 /// circles between MTAs (RFC 5321 §6.3 suggests a limit of this order).
@@ -23,21 +19,6 @@ const MAX_HOPS: usize = 30;
 
 /// How much of the body text goes into a key-clear request for the operator.
 const MAX_REQUEST_TEXT: usize = 2000;
-
-/// The facts about a message that a reply needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sender {
-    /// The address from `From:` (the registered contact the reply goes to).
-    pub address: String,
-    /// Its display name, if any.
-    pub name: Option<String>,
-    /// The message's Message-ID without angle brackets.
-    pub message_id: Option<String>,
-    /// The message's References, without angle brackets, oldest first.
-    pub references: Vec<String>,
-    /// The message's subject (empty when absent).
-    pub subject: String,
-}
 
 /// What the gateway decided about a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -327,7 +308,7 @@ impl Texts {
         // an HTML-only mail needs its line breaks, so HTML gets a second reading.
         for pos in 0..message.html_body_count() {
             if let Some(html) = message.body_html(pos) {
-                if html.contains(SYNC_BEGIN) {
+                if html.contains(&begin_marker(ArmorKind::SyncData)) {
                     self.candidates.push(html_lines(&html));
                 }
             }
@@ -370,7 +351,8 @@ fn request(message: &Message<'_>, subject: &str) -> Request {
     if let Some(detail) = damaged {
         return Request::Problem(Problem::Damaged { detail });
     }
-    if candidates.iter().any(|c| c.contains(LICENSE_BEGIN)) {
+    let license_begin = begin_marker(ArmorKind::LicenseFile);
+    if candidates.iter().any(|c| c.contains(&license_begin)) {
         return Request::Problem(Problem::LicenseFileSent);
     }
 
@@ -415,11 +397,12 @@ fn is_archive(part: &mail_parser::MessagePart<'_>) -> bool {
 /// The part of `text` from the BEGIN line to the END line (or, when the END
 /// line is missing, to the end of the text: the decoder then says so).
 fn sync_block(text: &str) -> Option<&str> {
-    let begin = text.find(SYNC_BEGIN)?;
+    let begin = text.find(&begin_marker(ArmorKind::SyncData))?;
+    let end_line = end_marker(ArmorKind::SyncData);
     let rest = &text[begin..];
     let end = rest
-        .find(SYNC_END)
-        .map_or(rest.len(), |end| end + SYNC_END.len());
+        .find(&end_line)
+        .map_or(rest.len(), |end| end + end_line.len());
     let cut = end.min(shared_proto::armor::MAX_ARMORED_LEN);
     // Never cut inside a character.
     let cut = (0..=cut)
@@ -630,7 +613,7 @@ mod tests {
             return_path: Some("ops@acme.example".into()),
             recipients: vec![],
             received_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
-            intake: crate::spool::Intake::Smtp,
+            intake: crate::vocabulary::Intake::Smtp,
             size: raw.len() as u64,
             truncated: false,
         };
@@ -674,10 +657,14 @@ mod tests {
 
     #[test]
     fn block_ends_at_the_end_line() {
-        let text = format!("hi\n{SYNC_BEGIN}\nabc\n{SYNC_END}\ntrailer");
+        let (begin, end) = (
+            begin_marker(ArmorKind::SyncData),
+            end_marker(ArmorKind::SyncData),
+        );
+        let text = format!("hi\n{begin}\nabc\n{end}\ntrailer");
         assert_eq!(
             sync_block(&text),
-            Some(format!("{SYNC_BEGIN}\nabc\n{SYNC_END}").as_str())
+            Some(format!("{begin}\nabc\n{end}").as_str())
         );
     }
 }

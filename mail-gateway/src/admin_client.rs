@@ -21,7 +21,7 @@ use shared_proto::admin_api::{
 use shared_proto::{ApiError, ErrorCode};
 use uuid::Uuid;
 
-use crate::sender_auth::SenderCheck;
+use crate::classify::sender_auth::SenderCheck;
 
 /// Largest answer body read from the main server (a license file is a few KiB).
 const MAX_ANSWER: usize = 1024 * 1024;
@@ -53,36 +53,29 @@ pub struct ApiRefusal {
     pub message: String,
 }
 
-impl MainServerError {
-    /// True for the temporary failures (everything but a refusal).
-    pub fn is_temporary(&self) -> bool {
-        !matches!(self, MainServerError::Refused(_))
-    }
-}
-
 /// The admin API client. Not `Send` (awc): it lives on the gateway's
 /// single-threaded runtime, and clones share one connection pool.
 #[derive(Clone)]
-pub struct MainServer {
+pub struct AdminClient {
     client: awc::Client,
     base: String,
     token: SecretString,
 }
 
-impl std::fmt::Debug for MainServer {
+impl std::fmt::Debug for AdminClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MainServer")
+        f.debug_struct("AdminClient")
             .field("base", &self.base)
             .finish_non_exhaustive()
     }
 }
 
-impl MainServer {
+impl AdminClient {
     /// A client for the admin API at `base` (e.g. `https://main.example:8081`) that
     /// trusts only the CA certificate in `ca` (needed for `https://`). A plain
     /// `http://` base must be a loopback address: the token would cross a network in
     /// the clear.
-    pub fn new(base: &str, ca: Option<&Path>, token: SecretString) -> anyhow::Result<MainServer> {
+    pub fn new(base: &str, ca: Option<&Path>, token: SecretString) -> anyhow::Result<AdminClient> {
         let base = base.trim_end_matches('/').to_owned();
         let mut connector = awc::Connector::new();
         if base.starts_with("https://") {
@@ -112,7 +105,7 @@ impl MainServer {
             .timeout(TIMEOUT)
             .add_default_header(("X-Operator", "mail-gateway"))
             .finish();
-        Ok(MainServer {
+        Ok(AdminClient {
             client,
             base,
             token,
@@ -286,7 +279,7 @@ mod tests {
 
     fn refusal(base: &str, ca: Option<&Path>) -> String {
         let token = SecretString::from("not-a-real-token".to_owned());
-        match MainServer::new(base, ca, token) {
+        match AdminClient::new(base, ca, token) {
             Ok(_) => panic!("{base} was accepted"),
             Err(e) => format!("{e:#}"),
         }

@@ -11,8 +11,9 @@ use anyhow::Context;
 use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
-use crate::queue::blocking;
-use crate::spool::{read_bounded, Envelope, Intake, Spool};
+use crate::queue::runner::blocking;
+use crate::queue::spool::{read_bounded, Spool};
+use crate::vocabulary::{Envelope, Intake};
 use shared_proto::files::sync_dir;
 
 /// Polls `dir/new` every `every` until `shutdown` changes.

@@ -18,8 +18,8 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::{mpsc, watch, AcquireError, Semaphore};
 
-use crate::spool::Spool;
-use crate::status::Stats;
+use crate::queue::spool::Spool;
+use crate::status::counters::Stats;
 
 /// Runs a blocking spool operation on the blocking pool.
 pub async fn blocking<T, F>(f: F) -> anyhow::Result<T>

@@ -9,7 +9,8 @@ use anyhow::Context;
 use shared_proto::Clock;
 
 use crate::cli::DeliverArgs;
-use crate::spool::{read_bounded, Envelope, Intake, Spool};
+use crate::queue::spool::{read_bounded, Spool};
+use crate::vocabulary::{Envelope, Intake};
 
 /// Runs `deliver` and returns the exit code for the MTA.
 pub fn run(args: &DeliverArgs, clock: &Clock, input: &mut impl Read) -> ExitCode {

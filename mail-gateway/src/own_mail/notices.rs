@@ -16,17 +16,17 @@ use std::time::Duration;
 use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
-use crate::inbound::Sender;
-use crate::main_server::MainServer;
+use crate::admin_client::AdminClient;
+use crate::outgoing::replies::{Composer, Reply};
 use crate::own_mail::{address_hash, stage_once, OwnMail, Poll};
-use crate::replies::{Composer, Reply};
-use crate::spool::Spool;
+use crate::queue::spool::Spool;
+use crate::vocabulary::Sender;
 use shared_proto::admin_api::{DecidedKeyClearRequest, KeyClearRequest, KeyClearStatus};
 
 /// Polls the main server for decided key-clear requests.
 pub struct Notices {
     pub spool: Spool,
-    pub main: MainServer,
+    pub main: AdminClient,
     pub composer: Composer,
     pub clock: Clock,
     pub replies: mpsc::UnboundedSender<String>,
@@ -97,7 +97,15 @@ impl Notices {
             self.composer
                 .compose(&Reply::Decision(request), &to, name, self.clock.now())
         };
-        let mail = OwnMail::Notice(request);
+        let mail = OwnMail {
+            name: notice_name(request, recipient),
+            ids: format!("request={}", request.id),
+            kind: "notice",
+            staged: format!(
+                "request={} server_id={} to={recipient} decision notice ({}) staged",
+                request.id, request.server_id, request.status
+            ),
+        };
         stage_once(&self.spool, &self.replies, mail, recipient, compose).await
     }
 }

@@ -19,16 +19,16 @@ use shared_proto::admin_api::DueReminder;
 use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
-use crate::main_server::MainServer;
+use crate::admin_client::AdminClient;
+use crate::outgoing::replies::Composer;
 use crate::own_mail::{address_hash, stage_once, OwnMail, Poll};
-use crate::replies::Composer;
-use crate::spool::Spool;
-use crate::status::Stats;
+use crate::queue::spool::Spool;
+use crate::status::counters::Stats;
 
 /// Polls the main server for due reminders.
 pub struct Reminders {
     pub spool: Spool,
-    pub main: MainServer,
+    pub main: AdminClient,
     pub composer: Composer,
     pub clock: Clock,
     pub stats: Arc<Stats>,
@@ -70,7 +70,15 @@ impl Reminders {
                 self.composer
                     .compose_reminder(reminder, contact, name, self.clock.now())
             };
-            let mail = OwnMail::Reminder(reminder);
+            let mail = OwnMail {
+                name: mail_name(reminder, contact),
+                ids: format!("reminder={}", reminder.id),
+                kind: "mail",
+                staged: format!(
+                    "reminder={} server_id={} threshold={} to={contact} staged",
+                    reminder.id, reminder.server_id, reminder.threshold
+                ),
+            };
             if !stage_once(&self.spool, &self.replies, mail, contact, compose).await {
                 return;
             }

@@ -1,18 +1,19 @@
-//! What the key-clear notices ([`crate::notices`]) and the reminders
-//! ([`crate::reminders`]) share: both ask the main server on a timer what to mail,
-//! and stage each mail under a stable name at most once, so that a crash between
-//! staging and telling the main server never mails anything twice.
+//! The gateway's own mail: key-clear decision notices ([`notices`]) and reminders of
+//! the 366-day limit ([`reminders`]). What both share lives here: they ask the main
+//! server on a timer what to mail, and stage each mail under a stable name at most
+//! once, so that a crash between staging and telling the main server never mails
+//! anything twice.
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Interval;
 
-use shared_proto::admin_api::{DueReminder, KeyClearRequest};
+use crate::admin_client::MainServerError;
+use crate::queue::runner::blocking;
+use crate::queue::spool::Spool;
+use crate::vocabulary::OutgoingEnvelope;
 
-use crate::main_server::MainServerError;
-use crate::notices::notice_name;
-use crate::queue::blocking;
-use crate::reminders::mail_name;
-use crate::spool::{OutgoingEnvelope, Spool};
+pub mod notices;
+pub mod reminders;
 
 /// Asks the main server at every tick until shutdown, and logs an outage once,
 /// not on every poll.
@@ -71,45 +72,16 @@ impl Poll {
     }
 }
 
-/// A mail the gateway writes on its own.
-#[derive(Clone, Copy)]
-pub enum OwnMail<'a> {
-    /// The decision notice of a key-clear request.
-    Notice(&'a KeyClearRequest),
-    /// A reminder of the 366-day limit.
-    Reminder(&'a DueReminder),
-}
-
-impl OwnMail<'_> {
-    /// Its spool name for recipient `to`, stable across restarts.
-    fn name(self, to: &str) -> String {
-        match self {
-            OwnMail::Notice(request) => notice_name(request, to),
-            OwnMail::Reminder(reminder) => mail_name(reminder, to),
-        }
-    }
-
-    /// The ids its log lines start with, and the word they call it by.
-    fn ids(self) -> (String, &'static str) {
-        match self {
-            OwnMail::Notice(request) => (format!("request={}", request.id), "notice"),
-            OwnMail::Reminder(reminder) => (format!("reminder={}", reminder.id), "mail"),
-        }
-    }
-
-    /// The line logged once its mail to `to` is staged.
-    fn staged(self, to: &str) -> String {
-        match self {
-            OwnMail::Notice(request) => format!(
-                "request={} server_id={} to={to} decision notice ({}) staged",
-                request.id, request.server_id, request.status
-            ),
-            OwnMail::Reminder(reminder) => format!(
-                "reminder={} server_id={} threshold={} to={to} staged",
-                reminder.id, reminder.server_id, reminder.threshold
-            ),
-        }
-    }
+/// A mail the gateway writes on its own, as [`stage_once`] needs to know it.
+pub struct OwnMail {
+    /// Its spool name for its recipient, stable across restarts.
+    pub name: String,
+    /// The ids its log lines start with (`request=…`, `reminder=…`).
+    pub ids: String,
+    /// The word log lines call it by.
+    pub kind: &'static str,
+    /// The line logged once it is staged.
+    pub staged: String,
 }
 
 /// Stages `mail` to `to`, written by `compose` (given its spool name), and announces
@@ -120,12 +92,16 @@ impl OwnMail<'_> {
 pub async fn stage_once(
     spool: &Spool,
     replies: &mpsc::UnboundedSender<String>,
-    mail: OwnMail<'_>,
+    mail: OwnMail,
     to: &str,
     compose: impl FnOnce(&str) -> anyhow::Result<(OutgoingEnvelope, Vec<u8>)>,
 ) -> bool {
-    let name = mail.name(to);
-    let (ids, kind) = mail.ids();
+    let OwnMail {
+        name,
+        ids,
+        kind,
+        staged,
+    } = mail;
     // True once staged now; an error is the spool's.
     let staging = async {
         let (checked, entry) = (spool.clone(), name.clone());
@@ -145,7 +121,7 @@ pub async fn stage_once(
     };
     match staging.await {
         Ok(true) => {
-            log::info!("{}", mail.staged(to));
+            log::info!("{staged}");
             let _ = replies.send(name);
             true
         }

@@ -38,54 +38,7 @@ use serde::{Deserialize, Serialize};
 use shared_proto::files::{self, sync_dir, Access, Existing};
 use uuid::Uuid;
 
-use crate::replies::ReplyKind;
-
-/// How the message reached the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Intake {
-    /// The gateway's own SMTP listener. Nobody checked the sender: no
-    /// `Authentication-Results` header of such a message is believed.
-    Smtp,
-    /// `mail-gateway deliver` (an MTA's pipe transport). The MTA's own
-    /// `Authentication-Results` header is believed.
-    Deliver,
-    /// A Maildir an MTA delivers to. The MTA's own `Authentication-Results`
-    /// header is believed.
-    Maildir,
-}
-
-/// What the gateway knows about an inbound message besides its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Envelope {
-    /// The SMTP reverse path: `Some("")` is the null sender of a bounce,
-    /// `None` means the intake did not know it (the message's own
-    /// `Return-Path` header is used then).
-    pub return_path: Option<String>,
-    /// SMTP recipients, when known.
-    pub recipients: Vec<String>,
-    /// When the gateway accepted the message (gateway clock).
-    pub received_at: DateTime<Utc>,
-    /// Which intake took it in.
-    pub intake: Intake,
-    /// The size of the message as it arrived, in bytes.
-    pub size: u64,
-    /// True when the message was larger than the limit and only its head was
-    /// kept: enough to answer "message too large".
-    pub truncated: bool,
-}
-
-/// Where a composed reply goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutgoingEnvelope {
-    /// The envelope sender; `None` is the null reverse path that RFC 3834
-    /// asks automatic replies to use, so they never bounce back into a loop.
-    pub from: Option<String>,
-    /// The single recipient: the address the inbound mail came from.
-    pub to: String,
-    /// What the reply is, for logs and the status page (`license`, `no-sync-data`, …).
-    pub kind: ReplyKind,
-}
+use crate::vocabulary::{Envelope, OutgoingEnvelope};
 
 /// The answer of [`Spool::claim`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -462,6 +415,7 @@ fn move_durably(from: &Path, to: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocabulary::{Intake, ReplyKind};
 
     fn envelope() -> Envelope {
         Envelope {

@@ -6,8 +6,8 @@ use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use crate::queue::blocking;
-use crate::spool::{Envelope, Intake};
+use crate::queue::runner::blocking;
+use crate::vocabulary::{Envelope, Intake};
 
 use super::session::{reply, Session};
 use super::End;

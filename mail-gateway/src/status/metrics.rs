@@ -1,5 +1,5 @@
 //! The gateway's Prometheus metrics, as text at `GET /metrics` on the status listener.
-//! They are the status page's numbers ([`crate::status::Status`]), so the worker, the
+//! They are the status page's numbers ([`Status`]), so the worker, the
 //! dispatcher and the intakes keep one set of counters:
 //!
 //! - `solme_mails_received_total`, `solme_mails_answered_total`,
@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use shared_proto::{metrics, Clock};
 
-use crate::status::Status;
+use crate::status::counters::Status;
 
 /// The metrics of `status` in the Prometheus (OpenMetrics) text format.
 pub fn render(status: &Status, clock: &Clock) -> Result<String, std::fmt::Error> {

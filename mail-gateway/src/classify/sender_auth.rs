@@ -33,7 +33,7 @@ use std::borrow::Cow;
 use mail_parser::MessageParser;
 use shared_proto::admin_api::SenderAuth;
 
-use crate::spool::Intake;
+use crate::vocabulary::Intake;
 
 /// The header read.
 const HEADER: &str = "Authentication-Results";
