@@ -79,6 +79,8 @@ pub struct Reply {
     /// The Message-IDs it answers, without angle brackets.
     pub in_reply_to: Vec<String>,
     pub auto_submitted: Option<String>,
+    /// The `Date` header, RFC 3339.
+    pub date: Option<String>,
     /// `(file name, content)` of each attachment.
     pub attachments: Vec<(String, String)>,
 }
@@ -154,6 +156,7 @@ pub fn read_outbox(outbox: &Path) -> Result<Vec<Reply>> {
             auto_submitted: message
                 .header_raw("Auto-Submitted")
                 .map(|v| v.trim().to_string()),
+            date: message.date().map(|date| date.to_rfc3339()),
             attachments: message
                 .attachments()
                 .map(|a| {

@@ -12,7 +12,7 @@ use shared_proto::admin_api::AdminUrl;
 use shared_proto::ApiError;
 use uuid::Uuid;
 
-use crate::process::{binary, run, spawn_listening, Child, Output};
+use crate::process::{binary, run, spawn_listening, spawn_listening_to, Child, Output};
 
 /// The clock-offset variable every program reads.
 const CLOCK_ENV: &str = shared_proto::clock::CLOCK_OFFSET_ENV;
@@ -62,6 +62,8 @@ pub struct MainOptions {
     pub database_url: Option<String>,
     /// `SOLME_CLOCK_OFFSET` for the process.
     pub clock_offset: Option<String>,
+    /// `--clock-file`: a live simulated clock (instead of `clock_offset`).
+    pub clock_file: Option<PathBuf>,
     /// `--workers` for the sync listeners (the program's default when None).
     pub workers: Option<usize>,
     /// `--admin-plain-http`: the admin API over plain HTTP (on loopback) instead of
@@ -138,6 +140,9 @@ impl MainServer {
             Some(offset) => serve.env(CLOCK_ENV, offset),
             None => serve.env_remove(CLOCK_ENV),
         };
+        if let Some(file) = &options.clock_file {
+            serve.arg("--clock-file").arg(file);
+        }
         let (child, listening) = spawn_listening("main-server", serve, dir)?;
         let sync = listening["sync"]
             .as_array()
@@ -210,6 +215,11 @@ impl MainServer {
         self.dir.join("admin-token")
     }
 
+    /// The mail gateway's token `init` made (role `gateway`: the mail endpoints only).
+    pub fn gateway_token_file(&self) -> PathBuf {
+        self.dir.join("gateway-token")
+    }
+
     /// The operator token `init` made.
     pub fn token(&self) -> Result<String> {
         let token = shared_proto::files::read_secret(&self.token_file())?;
@@ -252,6 +262,7 @@ pub fn copy_keys(from: &Path, to: &Path) -> Result<()> {
         "tls-cert.pem",
         "tls-key.pem",
         "admin-token",
+        "gateway-token",
     ] {
         std::fs::copy(from.join(file), to.join(file)).with_context(|| format!("copying {file}"))?;
     }
@@ -423,6 +434,8 @@ pub struct LocalServer {
     pub dir: PathBuf,
     pub id: Uuid,
     clock_offset: Option<String>,
+    /// `--clock-file`: a live simulated clock.
+    clock_file: Option<PathBuf>,
     /// A `faketime -f` offset: the operating system's clock as this server sees it.
     faketime: Option<String>,
     serve: Option<(Child, SocketAddr)>,
@@ -462,6 +475,7 @@ impl LocalServer {
             dir: dir.to_path_buf(),
             id,
             clock_offset: None,
+            clock_file: None,
             faketime: None,
             serve: None,
         })
@@ -470,6 +484,12 @@ impl LocalServer {
     /// Moves this server's clock for its next commands and `serve` (restart to apply).
     pub fn set_clock(&mut self, offset: Option<&str>) {
         self.clock_offset = offset.map(str::to_string);
+    }
+
+    /// Runs this server's next commands and `serve` on the simulated clock that
+    /// follows `file` (`--clock-file`); restart to apply.
+    pub fn set_clock_file(&mut self, file: Option<&Path>) {
+        self.clock_file = file.map(Path::to_path_buf);
     }
 
     /// Runs this server's next commands and `serve` with the operating system's clock
@@ -491,6 +511,10 @@ impl LocalServer {
             Some(offset) => command.env(CLOCK_ENV, offset),
             None => command.env_remove(CLOCK_ENV),
         };
+        if let Some(file) = &self.clock_file {
+            // A global flag: it stands before the verb.
+            command.arg("--clock-file").arg(file);
+        }
         command.env_remove("HTTPS_PROXY").env_remove("https_proxy");
         Ok(command)
     }
@@ -533,7 +557,10 @@ impl LocalServer {
             .arg(&self.dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra);
-        let (child, listening) = spawn_listening("local-server", command, &self.dir)?;
+        // The server writes its log lines to DIR/serve.log itself; what it prints
+        // (the same lines, and anything said before logging starts) goes beside it.
+        let output = self.dir.join("serve.output");
+        let (child, listening) = spawn_listening_to("local-server", command, &self.dir, &output)?;
         let api = listening["api"]
             .as_str()
             .and_then(|a| a.parse().ok())
@@ -686,7 +713,9 @@ impl MailGateway {
             data_dir: dir,
             main_url: &main.admin_url(),
             main_ca: Some(&main.ca_file()),
-            token_file: &main.token_file(),
+            // Its own token (role gateway), as an installation runs it: not the first
+            // admin's, which would give every email sync full admin rights.
+            token_file: &main.gateway_token_file(),
             outbox: &dir.join("outbox"),
         }
         .serve(extra);
@@ -715,6 +744,10 @@ impl MailGateway {
     /// Stops the gateway cleanly (SIGTERM, then wait).
     pub fn stop(&mut self) -> Result<()> {
         self.child.stop()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
     }
 
     /// Kills the gateway at once (SIGKILL), as a crash would (the spool stays).
