@@ -1,287 +1,58 @@
-//! The one-command simulation: a main server with a demo customer, a mail gateway and
-//! local servers on loopback, a direct sync, an email sync and a license checkout,
-//! then everything stays up until Ctrl-C.
+//! `solme-sim`: the Solme licensing simulation. Without a command it sets up and runs
+//! the world (see `tests::sim::run`); with one, it drives a running simulation through
+//! its control API (`tests::sim::control_cli`).
 
-use std::path::PathBuf;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
 use clap::Parser;
-use test_harness::mail::{send_sync_mail, wait_for_reply};
-use test_harness::{binary, LocalServer, MailGateway, MainOptions, MainServer};
+use tests::sim::control_cli::{self, SimCommand};
+use tests::sim::run::{self, RunArgs};
 
 /// Run the whole Solme licensing story on this machine: Solme's main server, the
-/// licensing@ mail gateway and customer license servers, on loopback ports.
+/// licensing@ mail gateway and customer license servers, on loopback ports, all on one
+/// simulated clock.
+///
+/// Without a command, `solme-sim` sets the world up, runs a direct sync, an email sync
+/// and a checkout, and stays up until Ctrl-C, serving a control API for QA: HTTP/JSON
+/// on 127.0.0.1, its address in DIR/control.json, a bearer token in DIR/control-token.
+/// The commands below are a client of that API; give them the same --data-dir:
+///
+///   solme-sim --data-dir /tmp/sim                      # start (keep it running)
+///   solme-sim --data-dir /tmp/sim clock advance 340d   # every program, within a second
+///   solme-sim --data-dir /tmp/sim mail inbox ops@acme.example
+///   solme-sim --data-dir /tmp/sim exec local-server-1 -- status
+///   solme-sim --data-dir /tmp/sim clock set 2027-11-10T09:00:00Z
+///   solme-sim --data-dir /tmp/sim clock back 2d        # local servers: CLOCK_ROLLBACK
+///   solme-sim --data-dir /tmp/sim status
 #[derive(Debug, Parser)]
-#[command(name = "solme-sim", version)]
-struct Args {
-    /// How many customer license servers to start (the first syncs over HTTPS, the
-    /// second by email; more only sync over HTTPS).
-    #[arg(long, env = "SOLME_SIM_LOCAL_SERVERS", default_value_t = 2)]
-    local_servers: usize,
-    /// Where to keep every program's files; a new temporary directory when not given
-    /// (kept after the run so you can look at it).
-    #[arg(long, env = "SOLME_SIM_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Use this PostgreSQL database for the main server instead of SQLite.
-    #[arg(long, env = "SOLME_SIM_DATABASE_URL")]
-    database_url: Option<String>,
-    /// Start every program this many days in the future (or the past, if negative).
-    #[arg(long, env = "SOLME_SIM_CLOCK_OFFSET_DAYS", allow_hyphen_values = true)]
-    clock_offset_days: Option<i64>,
+#[command(name = "solme-sim", version, verbatim_doc_comment)]
+struct Cli {
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(subcommand)]
+    command: Option<SimCommand>,
 }
 
-const CUSTOMER_EMAIL: &str = "ops@acme.example";
-
-fn main() {
-    if let Err(error) = run(Args::parse()) {
-        eprintln!("\nThe simulation stopped: {error:#}");
-        std::process::exit(1);
-    }
-}
-
-fn step(text: &str) {
-    println!("\n==> {text}");
-}
-
-fn say(text: &str) {
-    println!("    {text}");
-}
-
-fn run(args: Args) -> Result<()> {
-    if args.local_servers == 0 {
-        bail!("--local-servers must be at least 1");
-    }
-    // `cargo run` builds only this binary: bring the three programs up to date too.
-    println!("Building the programs (main-server, local-server, mail-gateway)…");
-    test_harness::process::build_programs(&[])?;
-    let root = match &args.data_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            let used = std::fs::read_dir(dir)
-                .with_context(|| format!("reading {}", dir.display()))?
-                .next()
-                .is_some();
-            if used {
-                bail!(
-                    "{} is not empty: the simulation sets up everything from scratch; \
-                     give it an empty or new directory",
-                    dir.display()
-                );
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(command) => control_cli::run(command, cli.run.data_dir.as_deref()),
+        None => match run::run(cli.run) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("\nThe simulation stopped: {error:#}");
+                ExitCode::FAILURE
             }
-            dir.clone()
-        }
-        None => tempfile::Builder::new()
-            .prefix("solme-sim-")
-            .tempdir()
-            .context("making a temporary directory")?
-            .keep(),
-    };
-    let offset = args.clock_offset_days.map(|d| format!("{d}d"));
-    if let Some(offset) = &offset {
-        // The mail gateway inherits the moved clock; the harness passes it to the others.
-        std::env::set_var(shared_proto::clock::CLOCK_OFFSET_ENV, offset);
-    }
-    println!("Solme licensing simulation — files in {}", root.display());
-
-    step("Starting Solme's main license server");
-    let mut main = MainServer::start(
-        &root.join("main-server"),
-        MainOptions {
-            database_url: args.database_url.clone(),
-            clock_offset: offset.clone(),
-            ..MainOptions::default()
         },
-    )?;
-    say(&format!(
-        "sync API on {} (the \"443\" port) and {} (the \"8080\" port); admin API on {}",
-        main.sync[0], main.sync[1], main.admin
-    ));
-    let admin = main.admin()?;
-
-    step("Registering the demo customer, its license server ids and licenses");
-    let customer = admin.customer("Acme Engineering AB", &[CUSTOMER_EMAIL])?;
-    let mut ids = Vec::new();
-    for _ in 0..args.local_servers {
-        let id = admin.server(&customer)?;
-        admin.add_license(id, "solme-cad", 5)?;
-        admin.add_license(id, "solme-cam", 2)?;
-        ids.push(id);
-        say(&format!(
-            "license server id {id}: solme-cad × 5 seats, solme-cam × 2 seats"
-        ));
     }
-    say(&format!(
-        "customer Acme Engineering AB, contact {CUSTOMER_EMAIL}"
-    ));
-
-    step("Starting the licensing@ mail gateway");
-    let mut gateway = MailGateway::start(&root.join("mail-gateway"), &main)?;
-    say(&format!(
-        "SMTP on {} for {}; status page on http://{}/ ; replies are written to {}",
-        gateway.smtp,
-        gateway.address,
-        gateway.http,
-        gateway.outbox().display()
-    ));
-
-    step("Installing the customer's local license servers");
-    let mut locals = Vec::new();
-    for (n, id) in ids.iter().enumerate() {
-        let mut local =
-            LocalServer::init(&root.join(format!("local-server-{}", n + 1)), *id, &main)?;
-        local.set_clock(offset.as_deref());
-        local.serve()?;
-        say(&format!(
-            "local-server-{} (id {id}) serving clients on {}",
-            n + 1,
-            local.api_url()?
-        ));
-        locals.push(local);
-    }
-
-    step("A client asks local-server-1 for a seat before any sync");
-    match locals[0].checkout("solme-cad", "designer-laptop")? {
-        Ok(lease) => bail!("an unsynchronized server issued a lease: {lease}"),
-        Err(refusal) => say(&format!(
-            "refused as it must be: {} — {}",
-            refusal.error.code, refusal.error.message
-        )),
-    }
-
-    step("Direct synchronization of local-server-1 over HTTPS");
-    let output = locals[0].succeed("sync", &[])?;
-    print_indented(&output.stdout);
-    for (n, local) in locals.iter().enumerate().skip(2) {
-        local.succeed("sync", &[])?;
-        say(&format!("local-server-{} synchronized too", n + 1));
-    }
-
-    let email_local = locals.get(1).unwrap_or(&locals[0]);
-    step(&format!(
-        "Email synchronization of {} through licensing@",
-        email_local
-            .dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("the local server")
-    ));
-    let sync_file = email_local.dir.join("sync-data.txt");
-    email_local.succeed("export-sync-data", &[&sync_file.to_string_lossy()])?;
-    say(&format!(
-        "exported the sync data to {}",
-        sync_file.display()
-    ));
-    let sync_data = std::fs::read_to_string(&sync_file).context("reading the sync data")?;
-    let message_id = send_sync_mail(gateway.smtp, CUSTOMER_EMAIL, &gateway.address, &sync_data)?;
-    say(&format!(
-        "mailed it from {CUSTOMER_EMAIL} to {} (Message-ID <{message_id}>)",
-        gateway.address
-    ));
-    let reply = wait_for_reply(&gateway.outbox(), &message_id, Duration::from_secs(60))?;
-    say(&format!("reply to {}: \"{}\"", reply.to, reply.subject));
-    let license_text = reply
-        .license_file()
-        .context("the reply carries no license file")?;
-    let license_path = email_local.dir.join("license-from-mail.lic");
-    std::fs::write(&license_path, license_text).context("saving the license file")?;
-    let output = email_local.succeed("import-license-file", &[&license_path.to_string_lossy()])?;
-    print_indented(&output.stdout);
-
-    step("A client checks out a seat of solme-cad from local-server-1, then returns it");
-    let lease = match locals[0].checkout("solme-cad", "designer-laptop")? {
-        Ok(lease) => lease,
-        Err(refusal) => bail!(
-            "checkout refused: {} — {}",
-            refusal.error.code,
-            refusal.error.message
-        ),
-    };
-    let lease_id = lease["lease_id"]
-        .as_str()
-        .context("the lease has no id")?
-        .to_string();
-    say(&format!(
-        "lease {lease_id} granted until {} (heartbeats keep it)",
-        lease["expires_at"].as_str().unwrap_or("?")
-    ));
-    for feature in locals[0].features()?.as_array().into_iter().flatten() {
-        say(&format!(
-            "{}: {} of {} seats in use",
-            feature["feature"].as_str().unwrap_or("?"),
-            feature["in_use"],
-            feature["seats_total"]
-        ));
-    }
-    if let Err(refusal) = locals[0].checkin(&lease_id)? {
-        bail!("check-in refused: {}", refusal.error.message);
-    }
-    say("lease returned; the seat is free again");
-
-    step("Everything is up. Try:");
-    let local_bin = binary("local-server")?;
-    let main_bin = binary("main-server")?;
-    say(&format!(
-        "{} status --data-dir {}",
-        local_bin.display(),
-        locals[0].dir.display()
-    ));
-    say(&format!(
-        "{} diagnose --data-dir {}",
-        local_bin.display(),
-        locals[0].dir.display()
-    ));
-    say(&format!(
-        "curl -X POST -H 'content-type: application/json' -d '{{\"feature\":\"solme-cad\",\"client\":\"me\"}}' {}/api/v1/leases",
-        locals[0].api_url()?
-    ));
-    say(&format!(
-        "manager page of local-server-1: {}/",
-        locals[0].api_url()?
-    ));
-    say(&format!(
-        "operator console: {}/ (its certificate is from the simulation CA {}: \
-         trust that in the browser, or accept the warning)",
-        main.admin_url(),
-        main.ca_file().display()
-    ));
-    say(&format!(
-        "{} admin --data-dir {} server show {}",
-        main_bin.display(),
-        main.dir.display(),
-        ids[0]
-    ));
-    say(&format!(
-        "{} admin --data-dir {} audit",
-        main_bin.display(),
-        main.dir.display()
-    ));
-    say(&format!("mail gateway status: http://{}/", gateway.http));
-    say(&format!(
-        "replies sent by the gateway: {}",
-        gateway.outbox().display()
-    ));
-    println!("\nPress Ctrl-C to stop every program.");
-
-    let (stop_tx, stop_rx) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = stop_tx.send(());
-    })
-    .context("installing the Ctrl-C handler")?;
-    let _ = stop_rx.recv();
-    println!("\nStopping…");
-    for local in &mut locals {
-        local.stop()?;
-    }
-    gateway.stop()?;
-    main.stop()?;
-    println!("Stopped. The files stay in {}", root.display());
-    Ok(())
 }
 
-fn print_indented(text: &str) {
-    for line in text.lines() {
-        say(line);
+#[cfg(test)]
+mod cli {
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -1,0 +1,219 @@
+//! The simulation's one clock: the clock file every program of the simulation follows
+//! (`--clock-file DIR/clock.json`, see `shared_proto::clock`), and the moves the control
+//! API makes on it. A move is computed in full, then written in one step: a bad
+//! request changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use shared_proto::clock::{format_offset, parse_offset, write_clock_file};
+
+/// One move of the clock, as `POST /v1/clock` asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockMove {
+    /// Forward by a duration (`{"advance": "340d"}`).
+    Advance(Duration),
+    /// To a point in time (`{"set": "2027-11-10T09:00:00Z"}`).
+    Set(DateTime<Utc>),
+    /// Backward by a duration (`{"back": "2d"}`), e.g. to test clock-rollback detection.
+    Back(Duration),
+}
+
+impl ClockMove {
+    /// Reads a request body: an object with exactly one of `advance`, `set`, `back`.
+    /// The error is a sentence for the caller.
+    pub fn from_json(body: &Value) -> Result<Self, String> {
+        let object = body
+            .as_object()
+            .ok_or("the body must be a JSON object such as {\"advance\": \"340d\"}")?;
+        let mut entries = object.iter();
+        let (Some((key, value)), None) = (entries.next(), entries.next()) else {
+            return Err(
+                "give exactly one of \"advance\", \"set\" or \"back\", e.g. {\"advance\": \"340d\"}"
+                    .to_string(),
+            );
+        };
+        let text = value
+            .as_str()
+            .ok_or_else(|| format!("\"{key}\" must be a string"))?;
+        match key.as_str() {
+            "advance" => Ok(Self::Advance(parse_span(text)?)),
+            "back" => Ok(Self::Back(parse_span(text)?)),
+            "set" => Ok(Self::Set(parse_time(text)?)),
+            other => Err(format!(
+                "\"{other}\" is not a clock move; use \"advance\", \"set\" or \"back\""
+            )),
+        }
+    }
+}
+
+/// A length of time without a sign (`340d`, `12h`, `1d12h`, `30m`).
+pub fn parse_span(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if trimmed.starts_with(['-', '+']) {
+        return Err(format!(
+            "{text:?}: give the length without a sign (\"back\" moves the clock backward)"
+        ));
+    }
+    parse_offset(trimmed).map_err(|e| e.to_string())
+}
+
+/// A point in time: RFC 3339 (`2027-11-10T09:00:00Z`), the same without seconds
+/// (`2027-11-10T09:00Z`), or a date (`2027-11-10`, midnight UTC).
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    if let Some(local) = text.strip_suffix('Z') {
+        if let Ok(time) = NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M") {
+            return Ok(time.and_utc());
+        }
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        if let Some(time) = date.and_hms_opt(0, 0, 0) {
+            return Ok(time.and_utc());
+        }
+    }
+    Err(format!(
+        "{text:?} is not a time; write e.g. 2027-11-10T09:00:00Z or 2027-11-10"
+    ))
+}
+
+/// What the clock says, as the control API answers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClockState {
+    /// The simulated time now.
+    pub now: DateTime<Utc>,
+    /// Its distance from the system clock, in milliseconds and for people (`+340d`).
+    pub offset_ms: i64,
+    pub offset: String,
+    /// The clock file every program follows.
+    pub file: PathBuf,
+}
+
+/// The clock file and the offset last written to it.
+#[derive(Debug)]
+pub struct SimClock {
+    path: PathBuf,
+    /// Held while a move is written, so two moves never interleave.
+    offset: Mutex<Duration>,
+}
+
+impl SimClock {
+    /// Writes the clock file at `path` with `offset`.
+    pub fn create(path: &Path, offset: Duration) -> Result<Self> {
+        write_clock_file(path, offset)
+            .with_context(|| format!("writing the clock file {}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            offset: Mutex::new(offset),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn offset(&self) -> std::sync::MutexGuard<'_, Duration> {
+        // A panic while holding the lock left the offset as it was: keep using it.
+        self.offset
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn state(&self) -> ClockState {
+        let offset = *self.offset();
+        self.state_at(offset)
+    }
+
+    fn state_at(&self, offset: Duration) -> ClockState {
+        ClockState {
+            now: Utc::now() + offset,
+            offset_ms: offset.num_milliseconds(),
+            offset: format_offset(offset),
+            file: self.path.clone(),
+        }
+    }
+
+    /// Applies `change`: the new offset is computed and checked, then written in one
+    /// step; on any error the file and the clock stay as they were. Every program
+    /// follows within `shared_proto::clock::FOLLOW_EVERY`.
+    pub fn apply(&self, change: ClockMove) -> Result<ClockState, String> {
+        let mut offset = self.offset();
+        let new = match change {
+            ClockMove::Advance(by) => offset.checked_add(&by),
+            ClockMove::Back(by) => offset.checked_sub(&by),
+            ClockMove::Set(at) => Some(at - Utc::now()),
+        }
+        .ok_or("the clock cannot move that far")?;
+        write_clock_file(&self.path, new).map_err(|e| e.to_string())?;
+        *offset = new;
+        Ok(self.state_at(new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn reads_each_move_and_refuses_the_rest() {
+        assert_eq!(
+            ClockMove::from_json(&json!({"advance": "340d"})),
+            Ok(ClockMove::Advance(Duration::days(340)))
+        );
+        assert_eq!(
+            ClockMove::from_json(&json!({"back": "2d"})),
+            Ok(ClockMove::Back(Duration::days(2)))
+        );
+        let set = ClockMove::from_json(&json!({"set": "2027-11-10T09:00Z"})).unwrap();
+        assert_eq!(
+            set,
+            ClockMove::Set(parse_time("2027-11-10T09:00:00Z").unwrap())
+        );
+        for bad in [
+            json!({"advance": "soon"}),
+            json!({"advance": "-2d"}),
+            json!({"advance": 3}),
+            json!({"advance": "1d", "back": "1d"}),
+            json!({}),
+            json!({"forward": "1d"}),
+            json!({"set": "tomorrow"}),
+            json!([1]),
+        ] {
+            assert!(ClockMove::from_json(&bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_move_too_far_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clock.json");
+        let clock = SimClock::create(&path, Duration::zero()).unwrap();
+        assert_eq!(
+            clock
+                .apply(ClockMove::Advance(Duration::days(340)))
+                .unwrap()
+                .offset,
+            "+340d"
+        );
+        assert!(clock
+            .apply(ClockMove::Advance(Duration::days(40_000)))
+            .is_err());
+        assert_eq!(clock.state().offset, "+340d");
+        assert_eq!(
+            shared_proto::clock::read_clock_file(&path).unwrap(),
+            Duration::days(340)
+        );
+        let back = clock.apply(ClockMove::Back(Duration::days(342))).unwrap();
+        assert_eq!(back.offset, "-2d");
+    }
+}

@@ -1,0 +1,385 @@
+//! The control API of a running simulation: HTTP/JSON on loopback, for QA scripts and
+//! for `solme-sim clock|status|exec|mail` ([`super::control_cli`]).
+//!
+//! - Where: `DIR/control.json` says the URL (an ephemeral port on 127.0.0.1) and the
+//!   token file; it exists while the simulation runs.
+//! - Who: every request carries `Authorization: Bearer TOKEN`, the token in
+//!   `DIR/control-token` (0600), compared in constant time; else 401.
+//! - Errors: `{"code", "message"}` with 400 (bad input), 401, 404, 500. A request that
+//!   is refused changes nothing.
+//!
+//! Endpoints: `GET /v1/status`, `POST /v1/clock`, `POST /v1/exec`,
+//! `GET /v1/mail/inbox?address=…`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use anyhow::{Context, Result};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use shared_proto::files::{write, Access, Existing};
+
+use super::clock::ClockMove;
+use super::exec;
+use super::world::Simulation;
+
+/// The file that tells clients where the control API is.
+pub const CONTROL_FILE: &str = "control.json";
+/// The file holding the bearer token.
+pub const TOKEN_FILE: &str = "control-token";
+/// Largest request body read.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The contents of `control.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ControlFile {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The bearer token's file (0600).
+    pub token_file: PathBuf,
+    /// The simulation's own process.
+    pub pid: u32,
+}
+
+/// A refusal of the control API.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "MALFORMED",
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "NOT_FOUND",
+            message: message.into(),
+        }
+    }
+
+    fn unauthorized() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: "UNAUTHORIZED",
+            message: format!("send Authorization: Bearer TOKEN, the token in {TOKEN_FILE}"),
+        }
+    }
+
+    /// An unexpected failure: logged with its cause here, a plain message to the client.
+    fn internal(error: &anyhow::Error) -> Self {
+        eprintln!("control API: {error:#}");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "INTERNAL",
+            message: "the simulation failed to do this; its output says why".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(json!({"code": self.code, "message": self.message}))
+    }
+}
+
+struct State {
+    sim: Arc<Simulation>,
+    token: SecretString,
+}
+
+impl State {
+    fn authorize(&self, request: &HttpRequest) -> Result<(), ApiError> {
+        let given = request
+            .headers()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .as_bytes();
+        let expected = self.token.expose_secret().as_bytes();
+        if given.len() == expected.len() && openssl::memcmp::eq(given, expected) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+}
+
+type Shared = web::Data<State>;
+
+/// The running control API.
+pub struct ControlServer {
+    pub url: String,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+    control_file: PathBuf,
+}
+
+impl ControlServer {
+    /// Makes the token, binds 127.0.0.1 on a free port, serves on a thread of its own
+    /// and writes `DIR/control.json` last, so a client that finds it finds the API up.
+    pub fn start(sim: Arc<Simulation>) -> Result<Self> {
+        let root = sim.root.clone();
+        let token_file = root.join(TOKEN_FILE);
+        let token = new_token()?;
+        write(
+            &token_file,
+            token.expose_secret().as_bytes(),
+            Access::Private,
+            Existing::Replace,
+        )
+        .context("writing the control API's token")?;
+        let listener =
+            TcpListener::bind("127.0.0.1:0").context("binding the control API on loopback")?;
+        let url = format!(
+            "http://{}",
+            listener.local_addr().context("reading the bound address")?
+        );
+        let state = web::Data::new(State { sim, token });
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("control-api".to_string())
+            .spawn(move || {
+                let system = actix_web::rt::System::new();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .app_data(web::PayloadConfig::new(MAX_BODY))
+                        .route("/v1/status", web::get().to(status))
+                        .route("/v1/clock", web::post().to(clock))
+                        .route("/v1/exec", web::post().to(exec_verb))
+                        .route("/v1/mail/inbox", web::get().to(inbox))
+                        .default_service(web::to(|| async {
+                            ApiError::not_found("no such endpoint; see `solme-sim --help`")
+                                .error_response()
+                        }))
+                })
+                .workers(2)
+                .disable_signals()
+                .listen(listener);
+                match server {
+                    Ok(server) => {
+                        let server = server.run();
+                        let _ = sender.send(Ok(server.handle()));
+                        if let Err(error) = system.block_on(server) {
+                            eprintln!("control API stopped: {error}");
+                        }
+                    }
+                    Err(error) => {
+                        let _ = sender.send(Err(error));
+                    }
+                }
+            })
+            .context("starting the control API's thread")?;
+        let handle = receiver
+            .recv()
+            .context("the control API's thread ended at start")?
+            .context("starting the control API")?;
+        let control_file = root.join(CONTROL_FILE);
+        let info = ControlFile {
+            url: url.clone(),
+            token_file,
+            pid: std::process::id(),
+        };
+        write(
+            &control_file,
+            &serde_json::to_vec_pretty(&info).context("encoding control.json")?,
+            Access::Public,
+            Existing::Replace,
+        )
+        .context("writing control.json")?;
+        Ok(Self {
+            url,
+            handle,
+            thread: Some(thread),
+            control_file,
+        })
+    }
+
+    /// Stops serving and removes `control.json` (the simulation is no longer driven).
+    pub fn stop(mut self) {
+        let _ = std::fs::remove_file(&self.control_file);
+        actix_web::rt::System::new().block_on(self.handle.stop(true));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// 32 random bytes, hex.
+fn new_token() -> Result<SecretString> {
+    let mut bytes = [0u8; 32];
+    openssl::rand::rand_bytes(&mut bytes).context("making the control API's token")?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(SecretString::from(hex))
+}
+
+fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("the body is not JSON: {e}")))
+}
+
+async fn status(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request)?;
+    let sim = &state.sim;
+    Ok(HttpResponse::Ok().json(json!({
+        "data_dir": sim.root,
+        "clock": sim.clock.state(),
+        "programs": sim.programs,
+        "outbox": sim.outbox,
+    })))
+}
+
+async fn clock(
+    state: Shared,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request)?;
+    let change = ClockMove::from_json(&json_body(&body)?).map_err(ApiError::bad)?;
+    let sim = state.sim.clone();
+    let moved = web::block(move || sim.clock.apply(change))
+        .await
+        .map_err(|e| ApiError::internal(&anyhow::anyhow!("moving the clock: {e}")))?
+        .map_err(ApiError::bad)?;
+    Ok(HttpResponse::Ok().json(moved))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecRequest {
+    program: String,
+    args: Vec<String>,
+    timeout_seconds: Option<u64>,
+}
+
+async fn exec_verb(
+    state: Shared,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request)?;
+    let exec: ExecRequest = serde_json::from_value(json_body(&body)?).map_err(|e| {
+        ApiError::bad(format!(
+            "expected {{\"program\": NAME, \"args\": [VERB, …]}}: {e}"
+        ))
+    })?;
+    let sim = state.sim.clone();
+    let program = sim.program(&exec.program).cloned().ok_or_else(|| {
+        let names: Vec<&str> = sim.programs.iter().map(|p| p.name.as_str()).collect();
+        ApiError::not_found(format!(
+            "no program {:?} in this simulation; there are {}",
+            exec.program,
+            names.join(", ")
+        ))
+    })?;
+    let verb = exec
+        .args
+        .first()
+        .ok_or_else(|| ApiError::bad("args must start with the verb, e.g. [\"status\"]"))?;
+    if let Some(why) = exec::refused_verb(verb) {
+        return Err(ApiError::bad(format!(
+            "{verb} is not run through exec: {why}"
+        )));
+    }
+    let timeout = match exec.timeout_seconds {
+        None => exec::DEFAULT_TIMEOUT,
+        Some(0) => return Err(ApiError::bad("timeout_seconds must be at least 1")),
+        Some(seconds) => Duration::from_secs(seconds).min(exec::MAX_TIMEOUT),
+    };
+    let binary = test_harness::binary(program.kind.binary()).map_err(|e| ApiError::internal(&e))?;
+    let command = exec::command(&binary, &program, sim.clock.path(), &exec.args);
+    let output = web::block(move || exec::run(command, timeout))
+        .await
+        .map_err(|e| ApiError::internal(&anyhow::anyhow!("running a verb: {e}")))?
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(HttpResponse::Ok().json(output))
+}
+
+#[derive(Debug, Deserialize)]
+struct InboxQuery {
+    address: Option<String>,
+}
+
+/// One mail the gateway sent.
+#[derive(Debug, Serialize)]
+struct SentMail {
+    /// `reminder`, `key-clear-notice` or `reply` (to a mail received).
+    kind: &'static str,
+    to: String,
+    subject: String,
+    date: Option<String>,
+    /// The outbox file.
+    file: String,
+    /// Whether a license file is attached.
+    license_file: bool,
+}
+
+fn kind_of(file: &str) -> &'static str {
+    if file.starts_with("reminder-") {
+        "reminder"
+    } else if file.starts_with("notice-") {
+        "key-clear-notice"
+    } else {
+        "reply"
+    }
+}
+
+async fn inbox(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request)?;
+    let query = web::Query::<InboxQuery>::from_query(request.query_string())
+        .map_err(|e| ApiError::bad(format!("bad query: {e}")))?;
+    let address = match query.into_inner().address {
+        Some(address) if address.contains('@') => address,
+        _ => {
+            return Err(ApiError::bad(
+                "give ?address=CONTACT, e.g. ops@acme.example",
+            ))
+        }
+    };
+    let outbox = state.sim.outbox.clone();
+    let mails = web::block(move || read_inbox(&outbox, &address))
+        .await
+        .map_err(|e| ApiError::internal(&anyhow::anyhow!("reading the outbox: {e}")))?
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(HttpResponse::Ok().json(mails))
+}
+
+fn read_inbox(outbox: &Path, address: &str) -> Result<Vec<SentMail>> {
+    let mails = test_harness::mail::read_outbox(outbox)?;
+    Ok(mails
+        .into_iter()
+        .filter(|mail| mail.to.eq_ignore_ascii_case(address))
+        .map(|mail| SentMail {
+            kind: kind_of(&mail.file),
+            license_file: mail.license_file().is_some(),
+            to: mail.to,
+            subject: mail.subject,
+            date: mail.date,
+            file: mail.file,
+        })
+        .collect())
+}

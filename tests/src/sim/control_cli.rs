@@ -1,0 +1,235 @@
+//! `solme-sim clock|status|exec|mail`: a client of a running simulation's control API
+//! ([`super::control_api`]), found through `DIR/control.json`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Subcommand;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+use super::control_api::{ControlFile, CONTROL_FILE};
+
+/// The commands that drive a running simulation.
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Move the simulated clock of every program of the simulation (within a second,
+    /// without a restart).
+    #[command(subcommand)]
+    Clock(ClockCommand),
+    /// Show the programs, their addresses and process ids, and the simulated time.
+    Status {
+        /// Print the control API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a verb of one program on the simulation's data directory and clock, e.g.
+    /// `solme-sim exec local-server-1 -- status --json`; exits with its exit code.
+    Exec {
+        /// `main-server`, `mail-gateway`, `local-server-1`, …
+        program: String,
+        /// The verb and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        args: Vec<String>,
+    },
+    /// What the simulated customer received.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClockCommand {
+    /// Move the clock forward, e.g. `340d`, `12h`, `1d12h`.
+    Advance { by: String },
+    /// Move the clock to a time, e.g. `2027-11-10T09:00:00Z` or `2027-11-10`.
+    Set { time: String },
+    /// Move the clock backward, e.g. `2d` (local servers then refuse: clock rollback).
+    Back { by: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// The mails the gateway sent to ADDRESS: reminders, replies, key-clear notices.
+    Inbox { address: String },
+}
+
+/// Runs `command` against the simulation in `data_dir`.
+pub fn run(command: SimCommand, data_dir: Option<&Path>) -> ExitCode {
+    match run_inner(command, data_dir) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("solme-sim: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_inner(command: SimCommand, data_dir: Option<&Path>) -> Result<ExitCode> {
+    let Some(data_dir) = data_dir else {
+        bail!(
+            "give the running simulation's directory with --data-dir DIR (or SOLME_SIM_DATA_DIR)"
+        );
+    };
+    let client = Client::open(data_dir)?;
+    match command {
+        SimCommand::Clock(change) => {
+            let body = match change {
+                ClockCommand::Advance { by } => json!({"advance": by}),
+                ClockCommand::Set { time } => json!({"set": time}),
+                ClockCommand::Back { by } => json!({"back": by}),
+            };
+            let state = client.call("POST", "/v1/clock", Some(body))?;
+            println!(
+                "Simulated time is now {} ({} from the system clock); every program follows within a second.",
+                text(&state["now"]),
+                text(&state["offset"])
+            );
+        }
+        SimCommand::Status { json } => {
+            let status = client.call("GET", "/v1/status", None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print_status(&status);
+            }
+        }
+        SimCommand::Exec { program, args } => {
+            let output = client.call(
+                "POST",
+                "/v1/exec",
+                Some(json!({"program": program, "args": args})),
+            )?;
+            print!("{}", text(&output["stdout"]));
+            eprint!("{}", text(&output["stderr"]));
+            if output["timed_out"] == true {
+                eprintln!("solme-sim: {program} did not finish in time and was stopped");
+            }
+            let code = output["exit_code"].as_i64().unwrap_or(1);
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
+        SimCommand::Mail(MailCommand::Inbox { address }) => {
+            let mails = client.get_query("/v1/mail/inbox", "address", &address)?;
+            let mails = mails.as_array().cloned().unwrap_or_default();
+            if mails.is_empty() {
+                println!("No mail to {address}.");
+            }
+            for mail in mails {
+                println!(
+                    "{}  {:<16} {}{}",
+                    text(&mail["date"]),
+                    text(&mail["kind"]),
+                    text(&mail["subject"]),
+                    if mail["license_file"] == true {
+                        "  [license file attached]"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn print_status(status: &Value) {
+    let clock = &status["clock"];
+    println!("Simulation in {}", text(&status["data_dir"]));
+    println!(
+        "Simulated time: {} ({} from the system clock; clock file {})",
+        text(&clock["now"]),
+        text(&clock["offset"]),
+        text(&clock["file"])
+    );
+    for program in status["programs"].as_array().into_iter().flatten() {
+        let addresses: Vec<String> = program["addresses"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(role, address)| format!("{role} {}", text(address)))
+            .collect();
+        println!(
+            "  {:<16} pid {:<8} {}",
+            text(&program["name"]),
+            text(&program["pid"]),
+            addresses.join(", ")
+        );
+    }
+}
+
+/// A client of one simulation's control API.
+struct Client {
+    url: String,
+    token: secrecy::SecretString,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    fn open(data_dir: &Path) -> Result<Self> {
+        let path: PathBuf = data_dir.join(CONTROL_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "no running simulation in {} ({} cannot be read; start one with `solme-sim --data-dir {}`)",
+                data_dir.display(),
+                path.display(),
+                data_dir.display()
+            )
+        })?;
+        let info: ControlFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is damaged", path.display()))?;
+        let token = shared_proto::files::read_secret(&info.token_file)?;
+        Ok(Self {
+            url: info.url,
+            token,
+            agent: ureq::AgentBuilder::new()
+                .timeout(std::time::Duration::from_secs(700))
+                .build(),
+        })
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        self.agent
+            .request(method, &format!("{}{path}", self.url))
+            .set(
+                "Authorization",
+                &format!("Bearer {}", self.token.expose_secret()),
+            )
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let request = self.request(method, path);
+        answer(match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        })
+    }
+
+    fn get_query(&self, path: &str, key: &str, value: &str) -> Result<Value> {
+        answer(self.request("GET", path).query(key, value).call())
+    }
+}
+
+fn answer(result: Result<ureq::Response, ureq::Error>) -> Result<Value> {
+    match result {
+        Ok(response) => response
+            .into_json()
+            .context("the control API's answer is not JSON"),
+        Err(ureq::Error::Status(status, response)) => {
+            let body: Value = response.into_json().unwrap_or(Value::Null);
+            Err(anyhow!(
+                "refused ({status} {}): {}",
+                text(&body["code"]),
+                text(&body["message"])
+            ))
+        }
+        Err(error) => Err(anyhow!(error).context("the simulation's control API cannot be reached")),
+    }
+}

@@ -1,0 +1,348 @@
+//! The one-command run: a main server with a demo customer, a mail gateway and local
+//! servers on loopback, all on one simulated clock (`DIR/clock.json`); a direct sync,
+//! an email sync and a license checkout; then everything stays up, driven through the
+//! control API, until Ctrl-C.
+
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use test_harness::mail::{send_sync_mail, wait_for_reply};
+use test_harness::{LocalServer, MailGateway, MainOptions, MainServer};
+
+use super::clock::SimClock;
+use super::control_api::ControlServer;
+use super::world::{Program, ProgramKind, Simulation};
+
+/// How the one-command run sets the world up.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// How many customer license servers to start (the first syncs over HTTPS, the
+    /// second by email; more only sync over HTTPS).
+    #[arg(long, env = "SOLME_SIM_LOCAL_SERVERS", default_value_t = 2)]
+    pub local_servers: usize,
+    /// Where to keep every program's files; a new temporary directory when not given
+    /// (kept after the run so you can look at it). The other commands find the running
+    /// simulation through it.
+    #[arg(long, global = true, env = "SOLME_SIM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Use this PostgreSQL database for the main server instead of SQLite.
+    #[arg(long, env = "SOLME_SIM_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Start the simulated clock this many days in the future (or the past, if
+    /// negative).
+    #[arg(long, env = "SOLME_SIM_CLOCK_OFFSET_DAYS", allow_hyphen_values = true)]
+    pub clock_offset_days: Option<i64>,
+}
+
+const CUSTOMER_EMAIL: &str = "ops@acme.example";
+
+fn step(text: &str) {
+    println!("\n==> {text}");
+}
+
+fn say(text: &str) {
+    println!("    {text}");
+}
+
+/// Sets the world up, serves the control API, and waits for Ctrl-C.
+pub fn run(args: RunArgs) -> Result<()> {
+    if args.local_servers == 0 {
+        bail!("--local-servers must be at least 1");
+    }
+    // `cargo run` builds only this binary: bring the three programs up to date too.
+    println!("Building the programs (main-server, local-server, mail-gateway)…");
+    test_harness::process::build_programs(&[])?;
+    let root = match &args.data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let used = std::fs::read_dir(dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .next()
+                .is_some();
+            if used {
+                bail!(
+                    "{} is not empty: the simulation sets up everything from scratch; \
+                     give it an empty or new directory",
+                    dir.display()
+                );
+            }
+            dir.clone()
+        }
+        None => tempfile::Builder::new()
+            .prefix("solme-sim-")
+            .tempdir()
+            .context("making a temporary directory")?
+            .keep(),
+    };
+    // One clock for every program, moved by the control API while they run.
+    let offset = chrono::Duration::try_days(args.clock_offset_days.unwrap_or(0))
+        .context("--clock-offset-days is too large")?;
+    let clock = SimClock::create(&root.join("clock.json"), offset)?;
+    let clock_file = clock.path().to_path_buf();
+    let clock_arg = clock_file.to_string_lossy().into_owned();
+    println!("Solme licensing simulation — files in {}", root.display());
+    say(&format!(
+        "simulated clock: {} ({} from the system clock), in {}",
+        clock.state().now.format("%Y-%m-%d %H:%M UTC"),
+        clock.state().offset,
+        clock_file.display()
+    ));
+
+    step("Starting Solme's main license server");
+    let mut main = MainServer::start(
+        &root.join("main-server"),
+        MainOptions {
+            database_url: args.database_url.clone(),
+            clock_file: Some(clock_file.clone()),
+            ..MainOptions::default()
+        },
+    )?;
+    say(&format!(
+        "sync API on {} (the \"443\" port) and {} (the \"8080\" port); admin API on {}",
+        main.sync[0], main.sync[1], main.admin
+    ));
+    let admin = main.admin()?;
+
+    step("Registering the demo customer, its license server ids and licenses");
+    let customer = admin.customer("Acme Engineering AB", &[CUSTOMER_EMAIL])?;
+    let mut ids = Vec::new();
+    for _ in 0..args.local_servers {
+        let id = admin.server(&customer)?;
+        admin.add_license(id, "solme-cad", 5)?;
+        admin.add_license(id, "solme-cam", 2)?;
+        ids.push(id);
+        say(&format!(
+            "license server id {id}: solme-cad × 5 seats, solme-cam × 2 seats"
+        ));
+    }
+    say(&format!(
+        "customer Acme Engineering AB, contact {CUSTOMER_EMAIL}"
+    ));
+
+    step("Starting the licensing@ mail gateway");
+    // It asks the main server for due reminders and decided key-clear requests every
+    // second, so a moved clock shows in the customer's inbox within a second or two.
+    let mut gateway = MailGateway::start_with(
+        &root.join("mail-gateway"),
+        &main,
+        &[
+            "--clock-file",
+            &clock_arg,
+            "--reminder-interval-seconds",
+            "1",
+            "--notice-interval-ms",
+            "1000",
+        ],
+    )?;
+    say(&format!(
+        "SMTP on {} for {}; status page on http://{}/ ; replies are written to {}",
+        gateway.smtp,
+        gateway.address,
+        gateway.http,
+        gateway.outbox().display()
+    ));
+
+    step("Installing the customer's local license servers");
+    let mut locals = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let mut local =
+            LocalServer::init(&root.join(format!("local-server-{}", n + 1)), *id, &main)?;
+        local.set_clock_file(Some(&clock_file));
+        // The automatic-sync scheduler looks at the clock twice a second.
+        local.serve_with(&["--scheduler-tick-ms", "500"])?;
+        say(&format!(
+            "local-server-{} (id {id}) serving clients on {}",
+            n + 1,
+            local.api_url()?
+        ));
+        locals.push(local);
+    }
+
+    step("A client asks local-server-1 for a seat before any sync");
+    match locals[0].checkout("solme-cad", "designer-laptop")? {
+        Ok(lease) => bail!("an unsynchronized server issued a lease: {lease}"),
+        Err(refusal) => say(&format!(
+            "refused as it must be: {} — {}",
+            refusal.error.code, refusal.error.message
+        )),
+    }
+
+    step("Direct synchronization of local-server-1 over HTTPS");
+    let output = locals[0].succeed("sync", &[])?;
+    print_indented(&output.stdout);
+    for (n, local) in locals.iter().enumerate().skip(2) {
+        local.succeed("sync", &[])?;
+        say(&format!("local-server-{} synchronized too", n + 1));
+    }
+
+    let email_local = locals.get(1).unwrap_or(&locals[0]);
+    step(&format!(
+        "Email synchronization of {} through licensing@",
+        email_local
+            .dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("the local server")
+    ));
+    let sync_file = email_local.dir.join("sync-data.txt");
+    email_local.succeed("export-sync-data", &[&sync_file.to_string_lossy()])?;
+    say(&format!(
+        "exported the sync data to {}",
+        sync_file.display()
+    ));
+    let sync_data = std::fs::read_to_string(&sync_file).context("reading the sync data")?;
+    let message_id = send_sync_mail(gateway.smtp, CUSTOMER_EMAIL, &gateway.address, &sync_data)?;
+    say(&format!(
+        "mailed it from {CUSTOMER_EMAIL} to {} (Message-ID <{message_id}>)",
+        gateway.address
+    ));
+    let reply = wait_for_reply(&gateway.outbox(), &message_id, Duration::from_secs(60))?;
+    say(&format!("reply to {}: \"{}\"", reply.to, reply.subject));
+    let license_text = reply
+        .license_file()
+        .context("the reply carries no license file")?;
+    let license_path = email_local.dir.join("license-from-mail.lic");
+    std::fs::write(&license_path, license_text).context("saving the license file")?;
+    let output = email_local.succeed("import-license-file", &[&license_path.to_string_lossy()])?;
+    print_indented(&output.stdout);
+
+    step("A client checks out a seat of solme-cad from local-server-1, then returns it");
+    let lease = match locals[0].checkout("solme-cad", "designer-laptop")? {
+        Ok(lease) => lease,
+        Err(refusal) => bail!(
+            "checkout refused: {} — {}",
+            refusal.error.code,
+            refusal.error.message
+        ),
+    };
+    let lease_id = lease["lease_id"]
+        .as_str()
+        .context("the lease has no id")?
+        .to_string();
+    say(&format!(
+        "lease {lease_id} granted until {} (heartbeats keep it)",
+        lease["expires_at"].as_str().unwrap_or("?")
+    ));
+    for feature in locals[0].features()?.as_array().into_iter().flatten() {
+        say(&format!(
+            "{}: {} of {} seats in use",
+            feature["feature"].as_str().unwrap_or("?"),
+            feature["in_use"],
+            feature["seats_total"]
+        ));
+    }
+    if let Err(refusal) = locals[0].checkin(&lease_id)? {
+        bail!("check-in refused: {}", refusal.error.message);
+    }
+    say("lease returned; the seat is free again");
+
+    let sim = Arc::new(Simulation {
+        root: root.clone(),
+        clock,
+        programs: programs(&main, &gateway, &locals)?,
+        outbox: gateway.outbox(),
+    });
+    let control = ControlServer::start(sim)?;
+
+    step("Everything is up. Drive it (from another terminal):");
+    let sim_bin = std::env::current_exe().context("locating solme-sim")?;
+    let sim_cmd = format!("{} --data-dir {}", sim_bin.display(), root.display());
+    say(&format!("{sim_cmd} status"));
+    say(&format!("{sim_cmd} clock advance 340d"));
+    say(&format!("{sim_cmd} mail inbox {CUSTOMER_EMAIL}"));
+    say(&format!("{sim_cmd} exec local-server-1 -- status"));
+    say(&format!("{sim_cmd} exec main-server -- admin audit"));
+    say(&format!(
+        "control API: {} (bearer token in {}; see control.json)",
+        control.url,
+        root.join(super::control_api::TOKEN_FILE).display()
+    ));
+    say(&format!(
+        "curl -X POST -H 'content-type: application/json' -d '{{\"feature\":\"solme-cad\",\"client\":\"me\"}}' {}/api/v1/leases",
+        locals[0].api_url()?
+    ));
+    say(&format!(
+        "manager page of local-server-1: {}/",
+        locals[0].api_url()?
+    ));
+    say(&format!(
+        "operator console: {}/ (its certificate is from the simulation CA {}: \
+         trust that in the browser, or accept the warning)",
+        main.admin_url(),
+        main.ca_file().display()
+    ));
+    say(&format!("mail gateway status: http://{}/", gateway.http));
+    say(&format!(
+        "mails sent by the gateway: {}",
+        gateway.outbox().display()
+    ));
+    println!("\nPress Ctrl-C to stop every program.");
+
+    let (stop_tx, stop_rx) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    })
+    .context("installing the Ctrl-C handler")?;
+    let _ = stop_rx.recv();
+    println!("\nStopping…");
+    control.stop();
+    for local in &mut locals {
+        local.stop()?;
+    }
+    gateway.stop()?;
+    main.stop()?;
+    println!("Stopped. The files stay in {}", root.display());
+    Ok(())
+}
+
+/// The programs as the control API lists them.
+fn programs(
+    main: &MainServer,
+    gateway: &MailGateway,
+    locals: &[LocalServer],
+) -> Result<Vec<Program>> {
+    let mut programs = vec![
+        Program {
+            name: "main-server".to_string(),
+            kind: ProgramKind::MainServer,
+            data_dir: main.dir.clone(),
+            pid: Some(main.pid()),
+            addresses: [
+                ("sync-443".to_string(), format!("https://{}", main.sync[0])),
+                ("sync-8080".to_string(), format!("https://{}", main.sync[1])),
+                ("admin".to_string(), main.admin_url()),
+            ]
+            .into(),
+        },
+        Program {
+            name: "mail-gateway".to_string(),
+            kind: ProgramKind::MailGateway,
+            data_dir: gateway.dir.clone(),
+            pid: Some(gateway.pid()),
+            addresses: [
+                ("smtp".to_string(), gateway.smtp.to_string()),
+                ("http".to_string(), format!("http://{}", gateway.http)),
+            ]
+            .into(),
+        },
+    ];
+    for (n, local) in locals.iter().enumerate() {
+        programs.push(Program {
+            name: format!("local-server-{}", n + 1),
+            kind: ProgramKind::LocalServer,
+            data_dir: local.dir.clone(),
+            pid: local.pid(),
+            addresses: [("api".to_string(), local.api_url()?)].into(),
+        });
+    }
+    Ok(programs)
+}
+
+fn print_indented(text: &str) {
+    for line in text.lines() {
+        say(line);
+    }
+}

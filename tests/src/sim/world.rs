@@ -1,0 +1,58 @@
+//! What a running simulation is made of, as the control API shows and drives it: its
+//! directory, its clock, the programs it started and where the gateway writes mail.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::clock::SimClock;
+
+/// Which program a process of the simulation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProgramKind {
+    MainServer,
+    MailGateway,
+    LocalServer,
+}
+
+impl ProgramKind {
+    /// The binary's name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Self::MainServer => "main-server",
+            Self::MailGateway => "mail-gateway",
+            Self::LocalServer => "local-server",
+        }
+    }
+}
+
+/// One program the simulation started.
+#[derive(Debug, Clone, Serialize)]
+pub struct Program {
+    /// Its name in the simulation: `main-server`, `mail-gateway`, `local-server-1`, …
+    pub name: String,
+    pub kind: ProgramKind,
+    pub data_dir: PathBuf,
+    /// The process of its `serve`.
+    pub pid: Option<u32>,
+    /// What it listens on, by role (`sync-443`, `admin`, `smtp`, `api`, …).
+    pub addresses: BTreeMap<String, String>,
+}
+
+/// A running simulation.
+#[derive(Debug)]
+pub struct Simulation {
+    pub root: PathBuf,
+    pub clock: SimClock,
+    pub programs: Vec<Program>,
+    /// Where the mail gateway writes the mails it sends (`.eml` files).
+    pub outbox: PathBuf,
+}
+
+impl Simulation {
+    pub fn program(&self, name: &str) -> Option<&Program> {
+        self.programs.iter().find(|p| p.name == name)
+    }
+}

@@ -1,0 +1,374 @@
+//! `solme-sim` as a QA team drives it: the simulation started as a process of its own,
+//! then moved and questioned only through its control API, never restarted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use test_harness::{wait_until, Admin};
+
+const CONTACT: &str = "ops@acme.example";
+/// Setting the world up includes an email sync and a direct sync.
+const START: Duration = Duration::from_secs(240);
+
+/// A running `solme-sim`; dropping it kills its whole process group (the simulation
+/// and every program it started), so nothing outlives the test.
+struct Sim {
+    child: std::process::Child,
+    dir: TempDir,
+    url: String,
+    token: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sim {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let output = std::fs::File::create(dir.path().join("sim-output.txt")).unwrap();
+        let data_dir = dir.path().join("sim");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_solme-sim"))
+            .arg("--data-dir")
+            .arg(&data_dir)
+            // The programs are built already: no `cargo build` from inside the test.
+            .env_remove("CARGO")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let control = data_dir.join("control.json");
+        let found = wait_until("the simulation's control.json", START, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(Err(status));
+            }
+            let text = std::fs::read_to_string(&control).ok()?;
+            serde_json::from_str::<Value>(&text).ok().map(Ok)
+        });
+        let info = match found {
+            Ok(Ok(info)) => info,
+            other => {
+                let output =
+                    std::fs::read_to_string(dir.path().join("sim-output.txt")).unwrap_or_default();
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", child.id())])
+                    .status();
+                panic!("the simulation did not come up ({other:?}):\n{output}");
+            }
+        };
+        let token = std::fs::read_to_string(info["token_file"].as_str().unwrap())
+            .unwrap()
+            .trim()
+            .to_string();
+        Self {
+            child,
+            dir,
+            url: info["url"].as_str().unwrap().to_string(),
+            token,
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("sim")
+    }
+
+    /// A control API call with `token`: (status, JSON body).
+    fn call_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let request = ureq::request(method, &format!("{}{path}", self.url))
+            .set("Authorization", &format!("Bearer {token}"));
+        let result = match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(e) => panic!("control API unreachable: {e}"),
+        };
+        (response.status(), response.into_json().unwrap())
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(&self.token, method, path, body)
+    }
+
+    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, body) = self.call(method, path, body);
+        assert_eq!(status, 200, "{method} {path}: {body}");
+        body
+    }
+
+    fn advance(&self, by: &str) -> Value {
+        self.ok("POST", "/v1/clock", Some(json!({"advance": by})))
+    }
+
+    fn program(&self, name: &str) -> Value {
+        let status = self.ok("GET", "/v1/status", None);
+        status["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    }
+
+    fn inbox(&self, address: &str) -> Vec<Value> {
+        self.ok("GET", &format!("/v1/mail/inbox?address={address}"), None)
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn exec(&self, program: &str, args: &[&str]) -> Value {
+        self.ok(
+            "POST",
+            "/v1/exec",
+            Some(json!({"program": program, "args": args})),
+        )
+    }
+
+    /// The main server's admin API, as its operator (the first admin).
+    fn admin(&self) -> Admin {
+        let main = self.program("main-server");
+        let dir = PathBuf::from(main["data_dir"].as_str().unwrap());
+        let token = std::fs::read_to_string(dir.join("admin-token")).unwrap();
+        Admin::new(
+            main["addresses"]["admin"].as_str().unwrap(),
+            token.trim(),
+            &dir.join("ca.pem"),
+        )
+        .unwrap()
+    }
+}
+
+/// `solme_clock_offset_seconds` on a /metrics text.
+fn offset_in(metrics: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("solme_clock_offset_seconds "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+fn http_text(url: &str) -> String {
+    ureq::get(url).call().unwrap().into_string().unwrap()
+}
+
+/// Waits until every program's /metrics shows `days` of offset; returns how long the
+/// slowest took from `since`.
+fn wait_for_every_program(sim: &Sim, days: f64, since: Instant) -> Duration {
+    let expected = days * 86_400.0;
+    let near = |offset: Option<f64>| offset.is_some_and(|o| (o - expected).abs() < 60.0);
+    let local = sim.program("local-server-1")["addresses"]["api"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gateway = sim.program("mail-gateway")["addresses"]["http"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = sim.admin();
+    wait_until(
+        "every program to follow the clock",
+        Duration::from_secs(5),
+        || {
+            let main = match admin.call("GET", "/metrics", None).ok()? {
+                (200, Value::String(text)) => text,
+                _ => return None,
+            };
+            (near(offset_in(&main))
+                && near(offset_in(&http_text(&format!("{local}/metrics"))))
+                && near(offset_in(&http_text(&format!("{gateway}/metrics")))))
+            .then(|| since.elapsed())
+        },
+    )
+    .unwrap()
+}
+
+fn checkout(api: &str) -> (u16, Value) {
+    let result = ureq::post(&format!("{api}/api/v1/leases"))
+        .send_json(json!({"feature": "solme-cad", "client": "qa-laptop"}));
+    match result {
+        Ok(response) => (response.status(), response.into_json().unwrap()),
+        Err(ureq::Error::Status(status, response)) => (status, response.into_json().unwrap()),
+        Err(e) => panic!("checkout failed: {e}"),
+    }
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_running_simulation_moves_to_day_367_through_its_control_api() {
+    let sim = Sim::start();
+    let status = sim.ok("GET", "/v1/status", None);
+    assert_eq!(status["clock"]["offset"], "+0s", "{status}");
+    let local = sim.program("local-server-1");
+    assert!(local["pid"].as_u64().is_some(), "{local}");
+    let api = local["addresses"]["api"].as_str().unwrap().to_string();
+    let (code, lease) = checkout(&api);
+    assert_eq!(code, 201, "day 0: {lease}");
+
+    // Day 340: the 30-day reminder reaches the customer's inbox.
+    let moved_at = Instant::now();
+    let moved = sim.advance("340d");
+    assert_eq!(moved["offset"], "+340d", "{moved}");
+    let reached = wait_for_every_program(&sim, 340.0, moved_at);
+    eprintln!("a 340-day jump reached every program in {reached:?}");
+    let reminder = wait_until(
+        "a reminder to the customer",
+        Duration::from_secs(30),
+        || {
+            sim.inbox(CONTACT)
+                .into_iter()
+                .find(|mail| mail["kind"] == "reminder")
+        },
+    )
+    .unwrap();
+    assert!(
+        reminder["subject"].as_str().unwrap().len() > 5,
+        "{reminder}"
+    );
+    assert!(reminder["date"].as_str().is_some(), "{reminder}");
+
+    // Day 367: the local server refuses, from its client API and its status.
+    let moved_at = Instant::now();
+    sim.advance("27d");
+    wait_for_every_program(&sim, 367.0, moved_at);
+    let (code, refusal) = wait_until(
+        "SYNC_EXPIRED from the client API",
+        Duration::from_secs(5),
+        || {
+            let (code, body) = checkout(&api);
+            (body["code"] == "SYNC_EXPIRED").then_some((code, body))
+        },
+    )
+    .unwrap();
+    assert!((400..500).contains(&code), "{code} {refusal}");
+    let output = sim.exec("local-server-1", &["status", "--json"]);
+    assert_eq!(output["exit_code"], 0, "{output}");
+    let report: Value = serde_json::from_str(output["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(report["state"], "expired", "{report}");
+    assert!(
+        report["clock"]
+            .as_str()
+            .unwrap()
+            .contains("simulated clock"),
+        "{report}"
+    );
+    // Nothing was restarted.
+    assert_eq!(sim.program("local-server-1")["pid"], local["pid"]);
+}
+
+#[test]
+fn the_control_api_refuses_a_wrong_token_and_bad_input_and_changes_nothing() {
+    let sim = Sim::start();
+    let before = sim.ok("GET", "/v1/status", None)["clock"]["offset_ms"].clone();
+
+    let (code, body) = sim.call_as(
+        "not-the-token",
+        "POST",
+        "/v1/clock",
+        Some(json!({"advance": "10d"})),
+    );
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(body["code"], "UNAUTHORIZED", "{body}");
+    let (code, _) = sim.call_as("", "GET", "/v1/status", None);
+    assert_eq!(code, 401);
+
+    for bad in [
+        json!({"advance": "soon"}),
+        json!({"advance": "-3d"}),
+        json!({"set": "next tuesday"}),
+        json!({"advance": "1d", "back": "1d"}),
+        json!({"advance": "40000d"}),
+        json!("340d"),
+    ] {
+        let (code, body) = sim.call("POST", "/v1/clock", Some(bad.clone()));
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert_eq!(body["code"], "MALFORMED", "{bad}: {body}");
+        assert!(body["message"].as_str().unwrap().len() > 10, "{body}");
+    }
+    let (code, body) = sim.call(
+        "POST",
+        "/v1/exec",
+        Some(json!({"program": "nobody", "args": ["status"]})),
+    );
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = sim.call("GET", "/v1/mail/inbox", None);
+    assert_eq!(code, 400, "{body}");
+    let after = sim.ok("GET", "/v1/status", None)["clock"]["offset_ms"].clone();
+    assert_eq!(before, after, "a refused request moved the clock");
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(sim.data_dir().join("clock.json")).unwrap())
+            .unwrap();
+    assert_eq!(file["offset_ms"], before);
+
+    // The token file is the owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(sim.data_dir().join("control-token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Moving the clock back is allowed: the local server's own defence answers.
+    sim.ok("POST", "/v1/clock", Some(json!({"back": "2d"})));
+    let api = sim.program("local-server-1")["addresses"]["api"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_until(
+        "CLOCK_ROLLBACK after the clock went back",
+        Duration::from_secs(5),
+        || (checkout(&api).1["code"] == "CLOCK_ROLLBACK").then_some(()),
+    )
+    .unwrap();
+
+    // The simulation's own fixes: each local server's serve.log has each line once
+    // (the harness wrote the program's output into it too), and the gateway's syncs
+    // run under its own identity, not the first admin's.
+    let log = lines_of(&sim.data_dir().join("local-server-1").join("serve.log"));
+    let starts = log
+        .iter()
+        .filter(|line| line.contains("simulated clock: following"))
+        .count();
+    assert_eq!(starts, 1, "{log:#?}");
+    for pair in log.windows(2) {
+        assert_ne!(pair[0], pair[1], "a line written twice in serve.log");
+    }
+    let audit = sim.admin().audit().unwrap();
+    let email_syncs: Vec<&Value> = audit
+        .iter()
+        .filter(|e| {
+            e["action"] == "sync" && e["detail"].as_str().unwrap().contains("channel email")
+        })
+        .collect();
+    assert!(!email_syncs.is_empty(), "no email sync in {audit:#?}");
+    for sync in email_syncs {
+        // The account that called the main server: the gateway's own, role gateway.
+        assert!(
+            sync["detail"]
+                .as_str()
+                .unwrap()
+                .contains("peer mail-gateway,"),
+            "an email sync ran under another account: {sync:#}"
+        );
+    }
+}
