@@ -227,7 +227,7 @@ async fn lowered_seats_renew_only_the_oldest_leases_and_grant_no_new_ones() -> T
     let out = local.import(&local.license_file(2, now, vec![license("cad", 1)]));
     assert_success(&out);
     assert!(
-        stdout(&out).contains("changed  cad: 3 -> 1 seats"),
+        stdout(&out).contains("changed  cad: 3 -> 1 seat ("),
         "{}",
         stdout(&out)
     );

@@ -95,7 +95,7 @@ fn import_prints_the_changes_and_refuses_bad_files_without_changing_anything() {
     let printed = stdout(&out);
     assert!(printed.contains("changed  cad: 5 -> 3 seats"), "{printed}");
     assert!(printed.contains("removed  cam"), "{printed}");
-    assert!(printed.contains("added    viz: 1 seats"), "{printed}");
+    assert!(printed.contains("added    viz: 1 seat ("), "{printed}");
     assert_eq!(state_of(&local)["license_file_sequence"], 8);
 }
 
