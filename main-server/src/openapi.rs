@@ -13,9 +13,10 @@
 //!    params(…), request_body = …, responses(…))]`: its success answers with their
 //!    bodies, and each error status it answers itself with a description saying when
 //!    (`(status = 404, description = "`NOT_FOUND`: no such customer.")`, no body: the
-//!    `{code, message}` body is attached by [`ErrorAnswers`]);
-//! 3. add the handler to `paths(…)` below;
-//! 4. regenerate the committed copy: `cargo run -p main-server -- openapi > docs/openapi.json`.
+//!    `{code, message}` body is attached by [`ErrorAnswers`]); an admin handler is in
+//!    the document once it is in the admin API's endpoint list (`routes/admin/mod.rs`),
+//!    a sync handler once it is in `paths(…)` below;
+//! 3. regenerate the committed copy: `cargo run -p main-server -- openapi > docs/openapi.json`.
 //!
 //! [`ErrorAnswers`] also gives every admin operation the bearer-token requirement
 //! (unless it declares its own `security`, as the document itself does) and the
@@ -28,7 +29,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, sync_api};
+use crate::routes::admin::AdminApi;
+use crate::routes::sync_api;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,54 +39,24 @@ use crate::routes::{admin, sync_api};
         description = "The sync API local servers call over HTTPS (`/api/v1/…`) and the operators' \
                        admin API (`/admin/v1/…`, bearer token). See docs/API.md for the contract."
     ),
-    paths(
-        sync_api::sync,
-        sync_api::time,
-        sync_api::health,
-        admin::customers::create_customer,
-        admin::customers::list_customers,
-        admin::customers::add_email,
-        admin::reminders::list_reminders,
-        admin::reminders::switch_reminders,
-        admin::reminders::claim_reminders,
-        admin::reminders::reminder_handed,
-        admin::servers::create_server,
-        admin::servers::list_servers,
-        admin::servers::show_server,
-        admin::servers::server_usage,
-        admin::licenses::add_license,
-        admin::licenses::change_license,
-        admin::licenses::remove_license,
-        admin::servers::clear_key,
-        admin::mail::mail_sync,
-        admin::key_clear_requests::create_request,
-        admin::key_clear_requests::list_requests,
-        admin::key_clear_requests::show_request,
-        admin::key_clear_requests::unnotified_requests,
-        admin::key_clear_requests::approve_request,
-        admin::key_clear_requests::reject_request,
-        admin::key_clear_requests::mark_notified,
-        admin::audit::list_audit,
-        admin::audit::verify_audit,
-        admin::audit::audit_head,
-        admin::operators::whoami,
-        admin::sessions::open_session,
-        admin::sessions::close_session,
-        admin::operators::add_operator,
-        admin::operators::list_operators,
-        admin::operators::revoke_operator,
-        admin::operators::rotate_operator,
-        admin::openapi_document,
-    ),
-    components(schemas(shared_proto::ApiError)),
-    modifiers(&ErrorAnswers)
+    paths(sync_api::sync, sync_api::time, sync_api::health,),
+    components(schemas(shared_proto::ApiError))
 )]
 struct ApiDoc;
+
+/// The whole document: the sync API's paths, the admin API's (from its endpoint list),
+/// then the common answers added to every operation.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    document.merge(AdminApi::openapi());
+    ErrorAnswers.modify(&mut document);
+    document
+}
 
 /// The document as served and committed: pretty-printed JSON (every map sorted by
 /// key, so the text only changes when the API does), ending with a newline.
 pub fn document_json() -> anyhow::Result<String> {
-    let mut json = ApiDoc::openapi().to_pretty_json()?;
+    let mut json = document().to_pretty_json()?;
     json.push('\n');
     Ok(json)
 }
@@ -206,7 +178,7 @@ mod tests {
     /// enforces (they are written in shared-proto, the checks here).
     #[test]
     fn documented_bounds_are_the_enforced_ones() {
-        let document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let document = serde_json::to_value(document()).unwrap_or_default();
         let field = |schema: &str, name: &str| {
             document["components"]["schemas"][schema]["properties"][name].clone()
         };

@@ -15,7 +15,7 @@ use crate::store::{audit, audit_chain};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub(crate) struct AuditQuery {
+pub(super) struct AuditQuery {
     /// How many entries: default 100.
     limit: Option<u32>,
 }
@@ -28,7 +28,7 @@ pub(crate) struct AuditQuery {
         (status = 400, description = "`MALFORMED`: a bad query."),
     )
 )]
-pub(crate) async fn list_audit(
+pub(super) async fn list_audit(
     svc: Svc,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -39,13 +39,13 @@ pub(crate) async fn list_audit(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct VerifyQuery {
+pub(super) struct VerifyQuery {
     /// A saved `GET /audit/head` answer's `signed` text, to check against the chain.
     head: Option<String>,
 }
 
 /// Seals the audit entries waiting, so that what verify and head see is current.
-pub(crate) async fn seal_pending(svc: &Svc) -> Result<usize, ApiError> {
+pub(super) async fn seal_pending(svc: &Svc) -> Result<usize, ApiError> {
     let pool = svc.db.write.clone();
     web::block(move || audit_chain::seal_pending(&pool)).await?
 }
@@ -60,7 +60,7 @@ pub(crate) async fn seal_pending(svc: &Svc) -> Result<usize, ApiError> {
         (status = 400, description = "`BAD_SIGNATURE`: the saved head is not signed with Solme's key; `MALFORMED`: the text is not a saved head."),
     )
 )]
-pub(crate) async fn verify_audit(
+pub(super) async fn verify_audit(
     svc: Svc,
     seen: web::Data<SeenHead>,
     query: web::Query<VerifyQuery>,
@@ -82,7 +82,7 @@ pub(crate) async fn verify_audit(
     get, path = "/admin/v1/audit/head", tag = "audit",
     responses((status = 200, description = "The newest sealed entry's position and hash, signed with Solme's key.", body = SignedAuditHead))
 )]
-pub(crate) async fn audit_head(svc: Svc) -> Result<HttpResponse, ApiError> {
+pub(super) async fn audit_head(svc: Svc) -> Result<HttpResponse, ApiError> {
     let now = svc.clock.now();
     seal_pending(&svc).await?;
     let head = with_conn(&svc.db.read, move |conn| audit_chain::head(conn, now)).await?;

@@ -18,7 +18,7 @@ use crate::store::customers;
         (status = 400, description = "`MALFORMED`: an empty or multi-line name, or a contact that is no email address."),
     )
 )]
-pub(crate) async fn create_customer(
+pub(super) async fn create_customer(
     svc: Svc,
     op: Operator,
     body: web::Json<NewCustomer>,
@@ -33,7 +33,7 @@ pub(crate) async fn create_customer(
     get, path = "/admin/v1/customers", tag = "customers",
     responses((status = 200, description = "Every customer.", body = [Customer]))
 )]
-pub(crate) async fn list_customers(svc: Svc) -> Result<HttpResponse, ApiError> {
+pub(super) async fn list_customers(svc: Svc) -> Result<HttpResponse, ApiError> {
     read_json(&svc, customers::list).await
 }
 
@@ -47,7 +47,7 @@ pub(crate) async fn list_customers(svc: Svc) -> Result<HttpResponse, ApiError> {
         (status = 404, description = "`NOT_FOUND`: no such customer."),
     )
 )]
-pub(crate) async fn add_email(
+pub(super) async fn add_email(
     svc: Svc,
     op: Operator,
     path: web::Path<Uuid>,

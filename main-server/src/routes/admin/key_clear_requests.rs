@@ -27,7 +27,7 @@ use crate::store::key_clear;
         (status = 404, description = "`UNKNOWN_SERVER_ID`."),
     )
 )]
-pub(crate) async fn create_request(
+pub(super) async fn create_request(
     svc: Svc,
     body: web::Json<NewKeyClearRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -42,7 +42,7 @@ pub(crate) async fn create_request(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub(crate) struct StatusQuery {
+pub(super) struct StatusQuery {
     /// Only the requests of this status.
     #[param(value_type = Option<KeyClearStatus>)]
     status: Option<String>,
@@ -56,7 +56,7 @@ pub(crate) struct StatusQuery {
         (status = 400, description = "`MALFORMED`: an unknown status."),
     )
 )]
-pub(crate) async fn list_requests(
+pub(super) async fn list_requests(
     svc: Svc,
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -77,7 +77,7 @@ pub(crate) async fn list_requests(
         (status = 404, description = "`NOT_FOUND`: no such request."),
     )
 )]
-pub(crate) async fn show_request(
+pub(super) async fn show_request(
     svc: Svc,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -88,11 +88,11 @@ pub(crate) async fn show_request(
     get, path = "/admin/v1/key-clear-requests/unnotified", tag = "key-clear requests",
     responses((status = 200, description = "Decided requests whose contacts were not told yet, each with every contact to tell.", body = [DecidedKeyClearRequest]))
 )]
-pub(crate) async fn unnotified_requests(svc: Svc) -> Result<HttpResponse, ApiError> {
+pub(super) async fn unnotified_requests(svc: Svc) -> Result<HttpResponse, ApiError> {
     read_json(&svc, key_clear::unnotified).await
 }
 
-pub(crate) async fn decide(
+pub(super) async fn decide(
     svc: Svc,
     op: Operator,
     id: Uuid,
@@ -116,7 +116,7 @@ pub(crate) async fn decide(
         (status = 409, description = "`ALREADY_DECIDED`: the request was already rejected."),
     )
 )]
-pub(crate) async fn approve_request(
+pub(super) async fn approve_request(
     svc: Svc,
     op: Operator,
     path: web::Path<Uuid>,
@@ -143,7 +143,7 @@ pub(crate) async fn approve_request(
         (status = 409, description = "`ALREADY_DECIDED`: the request was already approved."),
     )
 )]
-pub(crate) async fn reject_request(
+pub(super) async fn reject_request(
     svc: Svc,
     op: Operator,
     path: web::Path<Uuid>,
@@ -169,7 +169,7 @@ pub(crate) async fn reject_request(
         (status = 404, description = "`NOT_FOUND`: no such request."),
     )
 )]
-pub(crate) async fn mark_notified(
+pub(super) async fn mark_notified(
     svc: Svc,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {

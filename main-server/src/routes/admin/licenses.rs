@@ -20,7 +20,7 @@ use crate::store::licenses;
         (status = 404, description = "`UNKNOWN_SERVER_ID`."),
     )
 )]
-pub(crate) async fn add_license(
+pub(super) async fn add_license(
     svc: Svc,
     op: Operator,
     path: web::Path<Uuid>,
@@ -42,7 +42,7 @@ pub(crate) async fn add_license(
         (status = 404, description = "`UNKNOWN_SERVER_ID` or `NOT_FOUND`: no such id or license."),
     )
 )]
-pub(crate) async fn change_license(
+pub(super) async fn change_license(
     svc: Svc,
     op: Operator,
     path: web::Path<(Uuid, Uuid)>,
@@ -63,7 +63,7 @@ pub(crate) async fn change_license(
         (status = 404, description = "`UNKNOWN_SERVER_ID` or `NOT_FOUND`: no such id or license."),
     )
 )]
-pub(crate) async fn remove_license(
+pub(super) async fn remove_license(
     svc: Svc,
     op: Operator,
     path: web::Path<(Uuid, Uuid)>,

@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
         (status = 409, description = "`ID_IN_USE` (another key pair holds the id) or `REPLAYED_REQUEST`."),
     )
 )]
-pub(crate) async fn mail_sync(
+pub(super) async fn mail_sync(
     svc: Svc,
     op: Operator,
     metrics: web::Data<Metrics>,

@@ -15,7 +15,7 @@ use crate::store::operators;
     get, path = "/admin/v1/whoami", tag = "operators",
     responses((status = 200, description = "The account the presented token belongs to (every role may ask).", body = Identity))
 )]
-pub(crate) async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let identity = req.extensions().get::<Identity>().cloned().ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!("an admin route ran without authentication"))
     })?;
@@ -31,7 +31,7 @@ pub(crate) async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         (status = 409, description = "`NAME_TAKEN`: the name is taken (names are never reused)."),
     )
 )]
-pub(crate) async fn add_operator(
+pub(super) async fn add_operator(
     svc: Svc,
     op: Operator,
     body: web::Json<NewOperator>,
@@ -46,7 +46,7 @@ pub(crate) async fn add_operator(
     get, path = "/admin/v1/operators", tag = "operators",
     responses((status = 200, description = "Every account, without tokens.", body = [OperatorAccount]))
 )]
-pub(crate) async fn list_operators(svc: Svc) -> Result<HttpResponse, ApiError> {
+pub(super) async fn list_operators(svc: Svc) -> Result<HttpResponse, ApiError> {
     read_json(&svc, operators::list).await
 }
 
@@ -59,7 +59,7 @@ pub(crate) async fn list_operators(svc: Svc) -> Result<HttpResponse, ApiError> {
         (status = 404, description = "`NOT_FOUND`: no such account."),
     )
 )]
-pub(crate) async fn revoke_operator(
+pub(super) async fn revoke_operator(
     svc: Svc,
     op: Operator,
     path: web::Path<String>,
@@ -79,7 +79,7 @@ pub(crate) async fn revoke_operator(
         (status = 404, description = "`NOT_FOUND`: no such account."),
     )
 )]
-pub(crate) async fn rotate_operator(
+pub(super) async fn rotate_operator(
     svc: Svc,
     op: Operator,
     path: web::Path<String>,

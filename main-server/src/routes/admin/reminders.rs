@@ -19,7 +19,7 @@ use crate::store::reminders;
         (status = 404, description = "`NOT_FOUND`: no such customer."),
     )
 )]
-pub(crate) async fn list_reminders(
+pub(super) async fn list_reminders(
     svc: Svc,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -36,7 +36,7 @@ pub(crate) async fn list_reminders(
         (status = 404, description = "`NOT_FOUND`: no such customer."),
     )
 )]
-pub(crate) async fn switch_reminders(
+pub(super) async fn switch_reminders(
     svc: Svc,
     op: Operator,
     path: web::Path<Uuid>,
@@ -53,7 +53,7 @@ pub(crate) async fn switch_reminders(
     post, path = "/admin/v1/reminders/claim", tag = "reminders",
     responses((status = 200, description = "The pending reminders to mail, oldest first (at most 100); idempotent.", body = [DueReminder]))
 )]
-pub(crate) async fn claim_reminders(svc: Svc) -> Result<HttpResponse, ApiError> {
+pub(super) async fn claim_reminders(svc: Svc) -> Result<HttpResponse, ApiError> {
     write_json(&svc, StatusCode::OK, reminders::claim).await
 }
 
@@ -65,7 +65,7 @@ pub(crate) async fn claim_reminders(svc: Svc) -> Result<HttpResponse, ApiError> 
         (status = 404, description = "`NOT_FOUND`: no such reminder."),
     )
 )]
-pub(crate) async fn reminder_handed(
+pub(super) async fn reminder_handed(
     svc: Svc,
     op: Operator,
     path: web::Path<Uuid>,

@@ -23,7 +23,7 @@ use crate::store::{servers, usage};
         (status = 404, description = "`NOT_FOUND`: no such customer."),
     )
 )]
-pub(crate) async fn create_server(
+pub(super) async fn create_server(
     svc: Svc,
     op: Operator,
     body: web::Json<NewServer>,
@@ -36,7 +36,7 @@ pub(crate) async fn create_server(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub(crate) struct DueQuery {
+pub(super) struct DueQuery {
     /// Only ids never synced or due within this many days (overdue included), by
     /// valid-until; without it every id, by id.
     due_within_days: Option<i64>,
@@ -55,7 +55,7 @@ pub(crate) struct DueQuery {
         (status = 404, description = "`NOT_FOUND`: `after` names no id of the due list."),
     )
 )]
-pub(crate) async fn list_servers(
+pub(super) async fn list_servers(
     svc: Svc,
     query: web::Query<DueQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -77,7 +77,7 @@ pub(crate) async fn list_servers(
         (status = 404, description = "`UNKNOWN_SERVER_ID` (or `NOT_FOUND` for a path that is no UUID)."),
     )
 )]
-pub(crate) async fn show_server(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn show_server(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let now = svc.clock.now();
     read_json(&svc, move |conn| servers::get(conn, now, *path)).await
 }
@@ -85,7 +85,7 @@ pub(crate) async fn show_server(svc: Svc, path: web::Path<Uuid>) -> Result<HttpR
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct UsageQuery {
+pub(super) struct UsageQuery {
     /// How many of the newest syncs: default 50, at most 1000.
     limit: Option<u32>,
 }
@@ -100,7 +100,7 @@ pub(crate) struct UsageQuery {
         (status = 404, description = "`UNKNOWN_SERVER_ID`."),
     )
 )]
-pub(crate) async fn server_usage(
+pub(super) async fn server_usage(
     svc: Svc,
     path: web::Path<Uuid>,
     query: web::Query<UsageQuery>,
@@ -118,7 +118,7 @@ pub(crate) async fn server_usage(
         (status = 404, description = "`UNKNOWN_SERVER_ID`."),
     )
 )]
-pub(crate) async fn clear_key(
+pub(super) async fn clear_key(
     svc: Svc,
     op: Operator,
     path: web::Path<Uuid>,

@@ -19,7 +19,7 @@ use crate::store::sessions;
         (status = 201, description = "A console session of the token's account (every role but the gateway), for 8 hours.", body = ConsoleSession),
     )
 )]
-pub(crate) async fn open_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn open_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (identity, credential) = caller(&req)?;
     let Credential::Token { token_hash } = credential else {
         return Err(ApiError::refused(
@@ -41,7 +41,7 @@ pub(crate) async fn open_session(svc: Svc, req: HttpRequest) -> Result<HttpRespo
         (status = 400, description = "`MALFORMED`: the request carries a personal token, not a session."),
     )
 )]
-pub(crate) async fn close_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(super) async fn close_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (identity, credential) = caller(&req)?;
     let Credential::Session { secret_hash } = credential else {
         return Err(ApiError::malformed(
