@@ -19,21 +19,24 @@
 //! - [`admin_client`]: the client of the main server's admin API.
 //! - [`status`]: the status page, its counters and its Prometheus metrics.
 //! - [`vocabulary`]: the types every side speaks (envelopes, sender, reply kinds,
-//!   armor markers).
+//!   armor markers); [`background`]: running work off the single-threaded runtime.
 //!
 //! # Architecture invariants
 //!
 //! - No module imports one that imports it back: the sides depend on each other in
 //!   one direction (intake → queue → classify, outgoing, admin client), and what
-//!   they share lives in the leaf [`vocabulary`], which imports no module of this
-//!   crate.
+//!   they share lives in the leaves [`vocabulary`] and [`background`], which import
+//!   no module of this crate.
 //! - The classifier does no I/O: [`classify`] reads bytes it is given and returns a
 //!   verdict (no spool, no network, no clock), so the golden `.eml` tests and the fuzz
 //!   target run it without a server.
+//! - Only the spool touches the spool's files, and its methods are async: they run
+//!   the file work on the blocking pool themselves, so no caller wraps a spool call.
 //! - Nothing is acknowledged (SMTP `250`, exit 0, a move out of Maildir `new/`) before
 //!   the spool stored it durably.
 
 pub mod admin_client;
+pub mod background;
 pub mod classify;
 pub mod cli;
 pub mod intake;

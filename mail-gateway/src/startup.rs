@@ -354,8 +354,7 @@ async fn housekeeping(spool: Spool, retention: Duration, mut shutdown: watch::Re
             _ = tick.tick() => {}
             _ = shutdown.changed() => break,
         }
-        let spool = spool.clone();
-        match crate::queue::runner::blocking(move || spool.prune(retention)).await {
+        match spool.prune(retention).await {
             Ok(0) => {}
             Ok(removed) => {
                 log::info!("housekeeping removed {removed} sent replies and ledger entries")

@@ -11,7 +11,7 @@ use anyhow::Context;
 use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
-use crate::queue::runner::blocking;
+use crate::background::blocking;
 use crate::queue::spool::{read_bounded, Spool};
 use crate::vocabulary::{Envelope, Intake};
 use shared_proto::files::sync_dir;
@@ -33,7 +33,8 @@ pub async fn watch(
             _ = shutdown.changed() => break,
         }
         let (dir, spool, clock) = (dir.clone(), spool.clone(), clock.clone());
-        match blocking(move || collect(&dir, &spool, &clock, limit)).await {
+        let collected = blocking(move || collect(&dir, &spool, &clock, limit)).await;
+        match collected.and_then(|names| names) {
             Ok(names) => names.into_iter().for_each(|name| {
                 let _ = accepted.send(name);
             }),
@@ -91,7 +92,7 @@ pub fn collect(
             size,
             truncated,
         };
-        let name = spool.accept(&envelope, &raw)?;
+        let name = spool.accept_blocking(&envelope, &raw)?;
         // Maildir: a message in cur/ carries its flags after ":2,"; S = seen.
         let target = cur.join(if base.contains(":2,") {
             base.to_owned()

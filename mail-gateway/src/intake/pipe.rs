@@ -45,5 +45,5 @@ fn store(args: &DeliverArgs, clock: &Clock, input: &mut impl Read) -> anyhow::Re
         size,
         truncated,
     };
-    spool.accept(&envelope, &raw)
+    spool.accept_blocking(&envelope, &raw)
 }

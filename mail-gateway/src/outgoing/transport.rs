@@ -17,6 +17,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::background::blocking;
 use crate::cli::RelayTls;
 use crate::queue::spool::write_durably;
 use crate::vocabulary::OutgoingEnvelope;
@@ -128,9 +129,9 @@ impl Outbound {
             Outbound::Outbox(dir) => {
                 let dir = dir.clone();
                 let target = dir.join(format!("{name}.eml"));
-                tokio::task::spawn_blocking(move || write_durably(&dir, &target, &message))
+                blocking(move || write_durably(&dir, &target, &message))
                     .await
-                    .map_err(|err| SendError::Transient(anyhow::Error::new(err)))?
+                    .and_then(|written| written)
                     .map_err(SendError::Transient)
             }
         }

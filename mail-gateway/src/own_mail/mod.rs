@@ -8,7 +8,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Interval;
 
 use crate::admin_client::MainServerError;
-use crate::queue::runner::blocking;
 use crate::queue::spool::Spool;
 use crate::vocabulary::OutgoingEnvelope;
 
@@ -104,8 +103,7 @@ pub async fn stage_once(
     } = mail;
     // True once staged now; an error is the spool's.
     let staging = async {
-        let (checked, entry) = (spool.clone(), name.clone());
-        if blocking(move || checked.reply_exists(&entry)).await? {
+        if spool.reply_exists(&name).await? {
             return anyhow::Ok(false);
         }
         let (envelope, bytes) = match compose(&name) {
@@ -115,8 +113,7 @@ pub async fn stage_once(
                 return Ok(false);
             }
         };
-        let (spool, entry) = (spool.clone(), name.clone());
-        blocking(move || spool.stage_reply(&entry, &envelope, &bytes)).await?;
+        spool.stage_reply(&name, envelope, bytes).await?;
         Ok(true)
     };
     match staging.await {

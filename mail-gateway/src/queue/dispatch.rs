@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::outgoing::transport::{Outbound, SendError};
-use crate::queue::runner::{blocking, Attempt, Job};
+use crate::queue::runner::{Attempt, Job};
 use crate::queue::spool::{ReadError, Spool};
 use crate::status::counters::Stats;
 
@@ -32,12 +32,12 @@ impl Job for Dispatcher {
     type Progress = Progress;
     const ENTRY: &'static str = "reply";
 
-    fn list(spool: &Spool) -> anyhow::Result<Vec<String>> {
-        spool.outgoing()
+    async fn list(spool: &Spool) -> anyhow::Result<Vec<String>> {
+        spool.outgoing().await
     }
 
-    fn fail(spool: &Spool, name: &str) -> anyhow::Result<()> {
-        spool.fail_outgoing(name)
+    async fn fail(spool: &Spool, name: &str) -> anyhow::Result<()> {
+        spool.fail_outgoing(name).await
     }
 
     fn listed(&self, _names: &[String], _in_progress: &HashSet<String>) {
@@ -46,14 +46,7 @@ impl Job for Dispatcher {
 
     async fn attempt(&self, name: &str, progress: &mut Progress) -> Attempt {
         if !progress.handed_over {
-            let spool = self.spool.clone();
-            let entry = name.to_owned();
-            let read = match blocking(move || Ok(spool.read_outgoing(&entry))).await {
-                Ok(read) => read,
-                // The blocking task itself failed: try again.
-                Err(err) => Err(ReadError::Io(err)),
-            };
-            let (envelope, message) = match read {
+            let (envelope, message) = match self.spool.read_outgoing(name).await {
                 Ok(Some(read)) => read,
                 // Not (or no longer) waiting: nothing to send.
                 Ok(None) => return Attempt::Done,
@@ -78,9 +71,7 @@ impl Job for Dispatcher {
             );
             progress.handed_over = true;
         }
-        let spool = self.spool.clone();
-        let entry = name.to_owned();
-        match blocking(move || spool.mark_sent(&entry)).await {
+        match self.spool.mark_sent(name).await {
             Ok(()) => Attempt::Done,
             // Left in outgoing/ at a stop, the next start hands it over again (the
             // one window of a relay, as with any MTA).

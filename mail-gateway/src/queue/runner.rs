@@ -15,22 +15,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::sync::{mpsc, watch, AcquireError, Semaphore};
 
 use crate::queue::spool::Spool;
 use crate::status::counters::Stats;
-
-/// Runs a blocking spool operation on the blocking pool.
-pub async fn blocking<T, F>(f: F) -> anyhow::Result<T>
-where
-    F: FnOnce() -> anyhow::Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .context("a spool task panicked")?
-}
 
 /// Delays between attempts after temporary failures.
 #[derive(Debug, Clone, Copy)]
@@ -90,10 +78,10 @@ pub(crate) trait Job: 'static {
     /// The word log lines name an entry by (`message`, `reply`).
     const ENTRY: &'static str;
 
-    /// The names waiting in the spool (blocking: runs on the blocking pool).
-    fn list(spool: &Spool) -> anyhow::Result<Vec<String>>;
-    /// Moves an unusable entry to `failed/` (blocking).
-    fn fail(spool: &Spool, name: &str) -> anyhow::Result<()>;
+    /// The names waiting in the spool.
+    async fn list(spool: &Spool) -> anyhow::Result<Vec<String>>;
+    /// Moves an unusable entry to `failed/`.
+    async fn fail(spool: &Spool, name: &str) -> anyhow::Result<()>;
 
     /// An intake announced `name` (before any listing may show it).
     fn announced(&self, _name: &str) {}
@@ -144,8 +132,7 @@ impl<J: Job> Runner<J> {
                     self.schedule(name);
                 }
                 _ = tick.tick() => {
-                    let spool = self.spool.clone();
-                    match blocking(move || J::list(&spool)).await {
+                    match J::list(&self.spool).await {
                         Ok(names) => {
                             self.job.listed(&names, &self.known.borrow());
                             names.into_iter().for_each(|name| self.schedule(name));
@@ -190,9 +177,7 @@ impl<J: Job> Runner<J> {
                 Attempt::GiveUp(err) => {
                     log::error!("{entry}={name} given up, moved to spool/failed: {err:#}");
                     Stats::add(&self.backoff.stats.failed);
-                    let spool = self.spool.clone();
-                    let moved = name.clone();
-                    if let Err(err) = blocking(move || J::fail(&spool, &moved)).await {
+                    if let Err(err) = J::fail(&self.spool, &name).await {
                         log::error!("{entry}={name} could not be moved to spool/failed: {err:#}");
                     }
                     break;

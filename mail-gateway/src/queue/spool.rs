@@ -30,6 +30,7 @@ use std::io::Read;
 #[cfg(unix)]
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use shared_proto::files::{self, sync_dir, Access, Existing};
 use uuid::Uuid;
 
+use crate::background::blocking;
 use crate::vocabulary::{Envelope, OutgoingEnvelope};
 
 /// The answer of [`Spool::claim`].
@@ -64,10 +66,17 @@ pub enum ReadError {
     Undecodable(anyhow::Error),
 }
 
-/// A handle on the spool directories. Cheap to share behind an `Arc`; every
-/// method is blocking file I/O, so async callers run them on the blocking pool.
+/// A handle on the spool, cheap to clone. Its methods are async: each runs its file
+/// work on the blocking pool, so no caller has to. [`Spool::accept_blocking`] is for
+/// callers that are blocking work themselves (`deliver`, the Maildir scan).
 #[derive(Debug, Clone)]
 pub struct Spool {
+    dirs: Arc<Dirs>,
+}
+
+/// The spool's directories, and the blocking file work on them.
+#[derive(Debug)]
+struct Dirs {
     tmp: PathBuf,
     queue: PathBuf,
     outgoing: PathBuf,
@@ -84,7 +93,7 @@ impl Spool {
     /// Opens (creating if needed) the spool under `data_dir`.
     pub fn open(data_dir: &Path) -> anyhow::Result<Spool> {
         let root = data_dir.join("spool");
-        let spool = Spool {
+        let spool = Dirs {
             tmp: root.join("tmp"),
             queue: root.join("queue"),
             outgoing: root.join("outgoing"),
@@ -103,19 +112,131 @@ impl Spool {
             create_private_dir(dir)
                 .with_context(|| format!("creating spool directory {}", dir.display()))?;
         }
-        Ok(spool)
+        Ok(Spool {
+            dirs: Arc::new(spool),
+        })
     }
 
-    /// Removes temporary files that a crash left behind.
+    /// Removes temporary files that a crash left behind (at start, before anything
+    /// runs: blocking).
     pub fn sweep_tmp(&self) -> anyhow::Result<usize> {
-        remove_older(&self.tmp, TMP_LEFTOVER_AGE)
+        remove_older(&self.dirs.tmp, TMP_LEFTOVER_AGE)
+    }
+
+    /// [`Spool::accept`] for a caller that is blocking work itself.
+    pub fn accept_blocking(&self, envelope: &Envelope, raw: &[u8]) -> anyhow::Result<String> {
+        self.dirs.accept(envelope, raw)
+    }
+
+    /// Runs `work` on the spool's directories on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Dirs) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let dirs = self.dirs.clone();
+        blocking(move || work(&dirs)).await
     }
 
     /// Forgets sent replies and ledger entries older than `age`; returns how
     /// many files went. A duplicate arriving later than that is answered
     /// again, which is why the retention is far longer than any MTA's retry
     /// window (five days for Postfix).
-    pub fn prune(&self, age: Duration) -> anyhow::Result<usize> {
+    pub async fn prune(&self, age: Duration) -> anyhow::Result<usize> {
+        self.run(move |dirs| dirs.prune(age)).await?
+    }
+
+    /// Stores an inbound message durably and returns its entry name. Only
+    /// after this returns may the message be acknowledged.
+    pub async fn accept(&self, envelope: Envelope, raw: Vec<u8>) -> anyhow::Result<String> {
+        self.run(move |dirs| dirs.accept(&envelope, &raw)).await?
+    }
+
+    /// The names of the queued inbound messages, oldest first.
+    pub async fn queued(&self) -> anyhow::Result<Vec<String>> {
+        self.run(|dirs| list(&dirs.queue)).await?
+    }
+
+    /// The names of the replies waiting for the transport, oldest first.
+    pub async fn outgoing(&self) -> anyhow::Result<Vec<String>> {
+        self.run(|dirs| list(&dirs.outgoing)).await?
+    }
+
+    /// How many files each directory holds: `(queue, outgoing, failed)`.
+    pub async fn counts(&self) -> anyhow::Result<(usize, usize, usize)> {
+        self.run(|dirs| dirs.counts()).await?
+    }
+
+    /// Reads a queued inbound message (`None`: no longer queued).
+    pub async fn read(&self, name: &str) -> Result<Option<(Envelope, Vec<u8>)>, ReadError> {
+        let name = name.to_owned();
+        self.run(move |dirs| dirs.read(&name))
+            .await
+            .map_err(ReadError::Io)?
+    }
+
+    /// Reads a reply waiting for the transport (`None`: not waiting).
+    pub async fn read_outgoing(
+        &self,
+        name: &str,
+    ) -> Result<Option<(OutgoingEnvelope, Vec<u8>)>, ReadError> {
+        let name = name.to_owned();
+        self.run(move |dirs| dirs.read_outgoing(&name))
+            .await
+            .map_err(ReadError::Io)?
+    }
+
+    /// Claims `key` (a Message-ID digest, or `notice-<id>`) for the entry `name`;
+    /// the filesystem decides the winner (see [`Claim`]).
+    pub async fn claim(&self, key: &str, name: &str) -> anyhow::Result<Claim> {
+        let (key, name) = (key.to_owned(), name.to_owned());
+        self.run(move |dirs| dirs.claim(&key, &name)).await?
+    }
+
+    /// True when a reply named `name` was already composed (waiting or sent).
+    pub async fn reply_exists(&self, name: &str) -> anyhow::Result<bool> {
+        let name = name.to_owned();
+        self.run(move |dirs| dirs.reply_exists(&name)).await?
+    }
+
+    /// Stores a composed reply durably under `name`.
+    pub async fn stage_reply(
+        &self,
+        name: &str,
+        envelope: OutgoingEnvelope,
+        message: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let name = name.to_owned();
+        self.run(move |dirs| dirs.stage_reply(&name, &envelope, &message))
+            .await?
+    }
+
+    /// Removes an inbound message the worker is done with.
+    pub async fn finish(&self, name: &str) -> anyhow::Result<()> {
+        let name = name.to_owned();
+        self.run(move |dirs| dirs.finish(&name)).await?
+    }
+
+    /// Moves a reply the transport accepted from `outgoing/` to `sent/`.
+    pub async fn mark_sent(&self, name: &str) -> anyhow::Result<()> {
+        let name = name.to_owned();
+        self.run(move |dirs| dirs.mark_sent(&name)).await?
+    }
+
+    /// Moves an inbound message the worker gave up on to `failed/`.
+    pub async fn fail_inbound(&self, name: &str) -> anyhow::Result<()> {
+        let name = name.to_owned();
+        self.run(move |dirs| dirs.fail_inbound(&name)).await?
+    }
+
+    /// Moves a reply the transport refused for good to `failed/`.
+    pub async fn fail_outgoing(&self, name: &str) -> anyhow::Result<()> {
+        let name = name.to_owned();
+        self.run(move |dirs| dirs.fail_outgoing(&name)).await?
+    }
+}
+
+impl Dirs {
+    fn prune(&self, age: Duration) -> anyhow::Result<usize> {
         let mut removed = 0;
         for dir in [&self.sent, &self.ledger] {
             removed += remove_older(dir, age)?;
@@ -123,27 +244,14 @@ impl Spool {
         Ok(removed)
     }
 
-    /// Stores an inbound message durably and returns its entry name. Only
-    /// after this returns may the message be acknowledged.
-    pub fn accept(&self, envelope: &Envelope, raw: &[u8]) -> anyhow::Result<String> {
+    fn accept(&self, envelope: &Envelope, raw: &[u8]) -> anyhow::Result<String> {
         let name = entry_name(envelope.received_at);
         let bytes = encode(envelope, raw)?;
         write_durably(&self.tmp, &self.queue.join(&name), &bytes)?;
         Ok(name)
     }
 
-    /// The names of the queued inbound messages, oldest first.
-    pub fn queued(&self) -> anyhow::Result<Vec<String>> {
-        list(&self.queue)
-    }
-
-    /// The names of the replies waiting for the transport, oldest first.
-    pub fn outgoing(&self) -> anyhow::Result<Vec<String>> {
-        list(&self.outgoing)
-    }
-
-    /// How many files each directory holds: `(queue, outgoing, failed)`.
-    pub fn counts(&self) -> anyhow::Result<(usize, usize, usize)> {
+    fn counts(&self) -> anyhow::Result<(usize, usize, usize)> {
         Ok((
             list(&self.queue)?.len(),
             list(&self.outgoing)?.len(),
@@ -151,8 +259,7 @@ impl Spool {
         ))
     }
 
-    /// Reads a queued inbound message (`None`: no longer queued).
-    pub fn read(&self, name: &str) -> Result<Option<(Envelope, Vec<u8>)>, ReadError> {
+    fn read(&self, name: &str) -> Result<Option<(Envelope, Vec<u8>)>, ReadError> {
         read_entry(
             &self
                 .queue
@@ -160,11 +267,7 @@ impl Spool {
         )
     }
 
-    /// Reads a reply waiting for the transport (`None`: not waiting).
-    pub fn read_outgoing(
-        &self,
-        name: &str,
-    ) -> Result<Option<(OutgoingEnvelope, Vec<u8>)>, ReadError> {
+    fn read_outgoing(&self, name: &str) -> Result<Option<(OutgoingEnvelope, Vec<u8>)>, ReadError> {
         read_entry(
             &self
                 .outgoing
@@ -178,7 +281,7 @@ impl Spool {
     /// `ledger/<key>`; `link` fails for everyone but the first, and the
     /// entry appears with its owner already in it, so a crash can never
     /// leave an entry without one.
-    pub fn claim(&self, key: &str, name: &str) -> anyhow::Result<Claim> {
+    fn claim(&self, key: &str, name: &str) -> anyhow::Result<Claim> {
         let path = self.ledger.join(checked(key)?);
         let linked = match files::write_staged(
             &self.tmp,
@@ -209,14 +312,12 @@ impl Spool {
         }
     }
 
-    /// True when a reply named `name` was already composed (waiting or sent).
-    pub fn reply_exists(&self, name: &str) -> anyhow::Result<bool> {
+    fn reply_exists(&self, name: &str) -> anyhow::Result<bool> {
         let name = checked(name)?;
         Ok(self.outgoing.join(name).exists() || self.sent.join(name).exists())
     }
 
-    /// Stores a composed reply durably under `name`.
-    pub fn stage_reply(
+    fn stage_reply(
         &self,
         name: &str,
         envelope: &OutgoingEnvelope,
@@ -226,8 +327,7 @@ impl Spool {
         write_durably(&self.tmp, &self.outgoing.join(checked(name)?), &bytes)
     }
 
-    /// Removes an inbound message the worker is done with.
-    pub fn finish(&self, name: &str) -> anyhow::Result<()> {
+    fn finish(&self, name: &str) -> anyhow::Result<()> {
         let path = self.queue.join(checked(name)?);
         match fs::remove_file(&path) {
             Ok(()) => Ok(sync_dir(&self.queue)?),
@@ -236,14 +336,12 @@ impl Spool {
         }
     }
 
-    /// Moves a reply the transport accepted from `outgoing/` to `sent/`.
-    pub fn mark_sent(&self, name: &str) -> anyhow::Result<()> {
+    fn mark_sent(&self, name: &str) -> anyhow::Result<()> {
         let name = checked(name)?;
         move_durably(&self.outgoing.join(name), &self.sent.join(name))
     }
 
-    /// Moves an inbound message the worker gave up on to `failed/`.
-    pub fn fail_inbound(&self, name: &str) -> anyhow::Result<()> {
+    fn fail_inbound(&self, name: &str) -> anyhow::Result<()> {
         let name = checked(name)?;
         move_durably(
             &self.queue.join(name),
@@ -251,8 +349,7 @@ impl Spool {
         )
     }
 
-    /// Moves a reply the transport refused for good to `failed/`.
-    pub fn fail_outgoing(&self, name: &str) -> anyhow::Result<()> {
+    fn fail_outgoing(&self, name: &str) -> anyhow::Result<()> {
         let name = checked(name)?;
         move_durably(
             &self.outgoing.join(name),
@@ -428,18 +525,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn accept_then_read_round_trips() {
+    #[tokio::test]
+    async fn accept_then_read_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
-        let name = spool.accept(&envelope(), b"hello\nworld").unwrap();
-        assert_eq!(spool.queued().unwrap(), vec![name.clone()]);
-        let (env, raw) = spool.read(&name).unwrap().unwrap();
+        let name = spool
+            .accept(envelope(), b"hello\nworld".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(spool.queued().await.unwrap(), vec![name.clone()]);
+        let (env, raw) = spool.read(&name).await.unwrap().unwrap();
         assert_eq!(env, envelope_with_time(env.received_at));
         assert_eq!(raw, b"hello\nworld");
-        spool.finish(&name).unwrap();
-        assert!(spool.queued().unwrap().is_empty());
-        assert!(fs::read_dir(&spool.tmp).unwrap().next().is_none());
+        spool.finish(&name).await.unwrap();
+        assert!(spool.queued().await.unwrap().is_empty());
+        assert!(fs::read_dir(&spool.dirs.tmp).unwrap().next().is_none());
     }
 
     fn envelope_with_time(at: DateTime<Utc>) -> Envelope {
@@ -449,20 +549,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_key_is_claimed_once() {
+    #[tokio::test]
+    async fn a_key_is_claimed_once() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
-        assert_eq!(spool.claim("abc", "one").unwrap(), Claim::New);
-        assert_eq!(spool.claim("abc", "one").unwrap(), Claim::Ours);
+        assert_eq!(spool.claim("abc", "one").await.unwrap(), Claim::New);
+        assert_eq!(spool.claim("abc", "one").await.unwrap(), Claim::Ours);
         assert_eq!(
-            spool.claim("abc", "two").unwrap(),
+            spool.claim("abc", "two").await.unwrap(),
             Claim::Taken("one".into())
         );
     }
 
-    #[test]
-    fn a_reply_is_in_outgoing_or_sent() {
+    #[tokio::test]
+    async fn a_reply_is_in_outgoing_or_sent() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         let env = OutgoingEnvelope {
@@ -470,16 +570,19 @@ mod tests {
             to: "ops@acme.example".into(),
             kind: ReplyKind::License,
         };
-        assert!(!spool.reply_exists("r1").unwrap());
-        spool.stage_reply("r1", &env, b"reply").unwrap();
-        assert!(spool.reply_exists("r1").unwrap());
+        assert!(!spool.reply_exists("r1").await.unwrap());
+        spool
+            .stage_reply("r1", env.clone(), b"reply".to_vec())
+            .await
+            .unwrap();
+        assert!(spool.reply_exists("r1").await.unwrap());
         assert_eq!(
-            spool.read_outgoing("r1").unwrap(),
+            spool.read_outgoing("r1").await.unwrap(),
             Some((env, b"reply".to_vec()))
         );
-        spool.mark_sent("r1").unwrap();
-        assert!(spool.reply_exists("r1").unwrap());
-        assert!(spool.outgoing().unwrap().is_empty());
+        spool.mark_sent("r1").await.unwrap();
+        assert!(spool.reply_exists("r1").await.unwrap());
+        assert!(spool.outgoing().await.unwrap().is_empty());
     }
 
     #[test]
@@ -493,37 +596,43 @@ mod tests {
         assert_eq!((kept, size, cut), (b"small".to_vec(), 5, false));
     }
 
-    #[test]
-    fn prune_keeps_recent_files() {
+    #[tokio::test]
+    async fn prune_keeps_recent_files() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
-        spool.claim("k", "one").unwrap();
-        assert_eq!(spool.prune(Duration::from_secs(3600)).unwrap(), 0);
-        assert_eq!(spool.prune(Duration::ZERO).unwrap(), 1);
-        assert_eq!(spool.claim("k", "two").unwrap(), Claim::New);
+        spool.claim("k", "one").await.unwrap();
+        assert_eq!(spool.prune(Duration::from_secs(3600)).await.unwrap(), 0);
+        assert_eq!(spool.prune(Duration::ZERO).await.unwrap(), 1);
+        assert_eq!(spool.claim("k", "two").await.unwrap(), Claim::New);
     }
 
-    #[test]
-    fn a_ledger_entry_is_never_seen_without_its_owner() {
+    #[tokio::test]
+    async fn a_ledger_entry_is_never_seen_without_its_owner() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
-        assert_eq!(spool.claim("k", "one").unwrap(), Claim::New);
-        assert_eq!(fs::read_to_string(spool.ledger.join("k")).unwrap(), "one");
+        assert_eq!(spool.claim("k", "one").await.unwrap(), Claim::New);
+        assert_eq!(
+            fs::read_to_string(spool.dirs.ledger.join("k")).unwrap(),
+            "one"
+        );
         // No temporary file is left behind, won or lost.
-        assert_eq!(spool.claim("k", "two").unwrap(), Claim::Taken("one".into()));
-        assert!(fs::read_dir(&spool.tmp).unwrap().next().is_none());
+        assert_eq!(
+            spool.claim("k", "two").await.unwrap(),
+            Claim::Taken("one".into())
+        );
+        assert!(fs::read_dir(&spool.dirs.tmp).unwrap().next().is_none());
         // An empty entry (left by an older version's crash) is nobody's:
         // the message may have been answered, so it is not answered again.
-        fs::write(spool.ledger.join("old"), "").unwrap();
+        fs::write(spool.dirs.ledger.join("old"), "").unwrap();
         assert_eq!(
-            spool.claim("old", "one").unwrap(),
+            spool.claim("old", "one").await.unwrap(),
             Claim::Taken(String::new())
         );
     }
 
     #[cfg(unix)]
-    #[test]
-    fn the_spool_is_private_to_its_owner() {
+    #[tokio::test]
+    async fn the_spool_is_private_to_its_owner() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -538,10 +647,10 @@ mod tests {
         ] {
             assert_eq!(mode(&data.join(sub)), 0o700, "{sub}");
         }
-        let name = spool.accept(&envelope(), b"x").unwrap();
-        assert_eq!(mode(&spool.queue.join(&name)), 0o600);
-        spool.claim("k", &name).unwrap();
-        assert_eq!(mode(&spool.ledger.join("k")), 0o600);
+        let name = spool.accept(envelope(), b"x".to_vec()).await.unwrap();
+        assert_eq!(mode(&spool.dirs.queue.join(&name)), 0o600);
+        spool.claim("k", &name).await.unwrap();
+        assert_eq!(mode(&spool.dirs.ledger.join("k")), 0o600);
     }
 
     #[test]
@@ -550,26 +659,32 @@ mod tests {
         assert_eq!((kept, size, cut), (b"small".to_vec(), 5, false));
     }
 
-    #[test]
-    fn undecodable_entries_are_told_apart_from_io_errors() {
+    #[tokio::test]
+    async fn undecodable_entries_are_told_apart_from_io_errors() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
-        fs::write(spool.queue.join("junk"), b"no envelope line").unwrap();
-        assert!(matches!(spool.read("junk"), Err(ReadError::Undecodable(_))));
-        fs::write(spool.queue.join("bad"), b"{not json\nbody").unwrap();
-        assert!(matches!(spool.read("bad"), Err(ReadError::Undecodable(_))));
+        fs::write(spool.dirs.queue.join("junk"), b"no envelope line").unwrap();
+        assert!(matches!(
+            spool.read("junk").await,
+            Err(ReadError::Undecodable(_))
+        ));
+        fs::write(spool.dirs.queue.join("bad"), b"{not json\nbody").unwrap();
+        assert!(matches!(
+            spool.read("bad").await,
+            Err(ReadError::Undecodable(_))
+        ));
         // A directory where a file should be: the read itself fails.
-        fs::create_dir(spool.queue.join("dir")).unwrap();
-        assert!(matches!(spool.read("dir"), Err(ReadError::Io(_))));
+        fs::create_dir(spool.dirs.queue.join("dir")).unwrap();
+        assert!(matches!(spool.read("dir").await, Err(ReadError::Io(_))));
     }
 
-    #[test]
-    fn names_that_escape_are_refused() {
+    #[tokio::test]
+    async fn names_that_escape_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
-        assert!(spool.read("../etc").is_err());
-        assert_eq!(spool.read("absent").unwrap(), None);
-        assert!(spool.claim("a/b", "x").is_err());
-        assert!(spool.read(".hidden").is_err());
+        assert!(spool.read("../etc").await.is_err());
+        assert_eq!(spool.read("absent").await.unwrap(), None);
+        assert!(spool.claim("a/b", "x").await.is_err());
+        assert!(spool.read(".hidden").await.is_err());
     }
 }

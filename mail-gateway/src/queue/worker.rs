@@ -39,7 +39,7 @@ use crate::admin_client::{AdminClient, ApiRefusal, MainServerError};
 use crate::classify::message::{classify, Request, Verdict};
 use crate::classify::sender_auth;
 use crate::outgoing::replies::{Composer, Refusal, Reply};
-use crate::queue::runner::{blocking, Attempt, Backoff, Job};
+use crate::queue::runner::{Attempt, Backoff, Job};
 use crate::queue::spool::{Claim, ReadError, Spool};
 use crate::status::counters::Stats;
 use crate::vocabulary::{Envelope, Intake, Sender};
@@ -153,12 +153,12 @@ impl Job for Worker {
     type Progress = Progress;
     const ENTRY: &'static str = "message";
 
-    fn list(spool: &Spool) -> anyhow::Result<Vec<String>> {
-        spool.queued()
+    async fn list(spool: &Spool) -> anyhow::Result<Vec<String>> {
+        spool.queued().await
     }
 
-    fn fail(spool: &Spool, name: &str) -> anyhow::Result<()> {
-        spool.fail_inbound(name)
+    async fn fail(spool: &Spool, name: &str) -> anyhow::Result<()> {
+        spool.fail_inbound(name).await
     }
 
     fn announced(&self, name: &str) {
@@ -181,15 +181,7 @@ impl Job for Worker {
 
 impl Worker {
     async fn try_message(&self, name: &str, progress: &mut Progress) -> Attempt {
-        let spool = self.spool.clone();
-        let entry = name.to_owned();
-        let stored = blocking(move || Ok(read_stored(&spool, &entry)));
-        let stored = match stored.await {
-            Ok(stored) => stored,
-            // The blocking task itself failed (it panicked): try again.
-            Err(err) => Err(ReadError::Io(err)),
-        };
-        let (envelope, raw) = match stored {
+        let (envelope, raw) = match read_stored(&self.spool, name).await {
             Ok(Stored::Queued(envelope, raw)) => (envelope, raw),
             // An earlier task finished it.
             Ok(Stored::Gone) => return Attempt::Done,
@@ -216,9 +208,7 @@ impl Worker {
         };
 
         let key = dedup_key(&sender, &raw);
-        let spool = self.spool.clone();
-        let entry = name.to_owned();
-        let claim = match blocking(move || spool.claim(&key, &entry)).await {
+        let claim = match self.spool.claim(&key, name).await {
             Ok(claim) => claim,
             Err(err) => return Attempt::Retry(err),
         };
@@ -356,10 +346,11 @@ impl Worker {
         // main server would refuse the sync data as already used).
         let mut failures = 0;
         loop {
-            let spool = self.spool.clone();
-            let entry = name.to_owned();
-            let (envelope, bytes) = (envelope.clone(), bytes.clone());
-            match blocking(move || spool.stage_reply(&entry, &envelope, &bytes)).await {
+            match self
+                .spool
+                .stage_reply(name, envelope.clone(), bytes.clone())
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(err) => {
                     failures += 1;
@@ -377,9 +368,7 @@ impl Worker {
 
     /// Removes the message from the queue and hands its reply (if any) on.
     async fn finish(&self, name: &str) -> Attempt {
-        let spool = self.spool.clone();
-        let entry = name.to_owned();
-        if let Err(err) = blocking(move || spool.finish(&entry)).await {
+        if let Err(err) = self.spool.finish(name).await {
             return Attempt::Retry(err);
         }
         // The sender also scans `outgoing/`, so a reply left there by a
@@ -419,11 +408,11 @@ fn refused_reply(
 }
 
 /// What the spool holds for `name`.
-fn read_stored(spool: &Spool, name: &str) -> Result<Stored, ReadError> {
-    if spool.reply_exists(name).map_err(ReadError::Io)? {
+async fn read_stored(spool: &Spool, name: &str) -> Result<Stored, ReadError> {
+    if spool.reply_exists(name).await.map_err(ReadError::Io)? {
         return Ok(Stored::Replied);
     }
-    Ok(match spool.read(name)? {
+    Ok(match spool.read(name).await? {
         Some((envelope, raw)) => Stored::Queued(envelope, raw),
         None => Stored::Gone,
     })

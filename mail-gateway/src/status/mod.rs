@@ -27,8 +27,8 @@ struct State {
 }
 
 impl State {
-    fn status(&self) -> anyhow::Result<Status> {
-        let (queued, outgoing, failed_in_spool) = self.spool.counts()?;
+    async fn status(&self) -> anyhow::Result<Status> {
+        let (queued, outgoing, failed_in_spool) = self.spool.counts().await?;
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Ok(Status {
             started_at: self.started_at,
@@ -54,15 +54,10 @@ fn internal(err: anyhow::Error) -> HttpResponse {
     HttpResponse::InternalServerError().json(shared_proto::ApiError::internal())
 }
 
-/// The counters, read off the async workers; a failure is answered (and logged) as
+/// The counters and the spool's depth; a failure is answered (and logged) as
 /// `500 INTERNAL`.
 async fn load(state: web::Data<State>) -> Result<Status, HttpResponse> {
-    let state = state.into_inner();
-    match web::block(move || state.status()).await {
-        Ok(Ok(status)) => Ok(status),
-        Ok(Err(err)) => Err(internal(err)),
-        Err(err) => Err(internal(anyhow::Error::new(err))),
-    }
+    state.status().await.map_err(internal)
 }
 
 async fn status_json(state: web::Data<State>) -> HttpResponse {

@@ -6,7 +6,6 @@ use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use crate::queue::runner::blocking;
 use crate::vocabulary::{Envelope, Intake};
 
 use super::session::{reply, Session};
@@ -80,8 +79,7 @@ impl Session<'_> {
             size: message.len() as u64,
             truncated: false,
         };
-        let spool = self.smtp.spool.clone();
-        match blocking(move || spool.accept(&envelope, &message)).await {
+        match self.smtp.spool.accept(envelope, message).await {
             Ok(name) => {
                 log::info!(
                     "smtp peer={} from=<{mail_from}> message={name} accepted",
