@@ -180,7 +180,12 @@ impl Drop for Child {
     }
 }
 
-/// Starts `command` (its output in `dir/serve.log`) and waits for the
+/// The file beside a program's data that holds what it printed (stdout and stderr).
+/// A name of the harness's own: a program may write a log of its own (the local
+/// server's `serve.log`), and capturing into that file would put each line in twice.
+pub const OUTPUT_FILE: &str = "serve.output";
+
+/// Starts `command` (what it prints in `dir/serve.output`) and waits for the
 /// `dir/listening.json` it writes once its listeners are bound. A stale file from an
 /// earlier run is removed before the start, so only the new process's answer counts.
 pub fn spawn_listening(
@@ -188,25 +193,13 @@ pub fn spawn_listening(
     command: Command,
     dir: &Path,
 ) -> Result<(Child, serde_json::Value)> {
-    spawn_listening_to(name, command, dir, &dir.join("serve.log"))
-}
-
-/// [`spawn_listening`] with the output captured in `output`: for a program that writes
-/// its own `serve.log` (the local server), whose log lines the capture would
-/// otherwise add to that file a second time.
-pub fn spawn_listening_to(
-    name: &str,
-    command: Command,
-    dir: &Path,
-    output: &Path,
-) -> Result<(Child, serde_json::Value)> {
     let path = dir.join("listening.json");
     match std::fs::remove_file(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
     }
-    let mut child = Child::spawn(name, command, output)?;
+    let mut child = Child::spawn(name, command, &dir.join(OUTPUT_FILE))?;
     let found = wait_until(&format!("{name}'s listening.json"), START_TIMEOUT, || {
         if child.has_exited() {
             return Some(None);

@@ -12,7 +12,7 @@ use shared_proto::admin_api::AdminUrl;
 use shared_proto::ApiError;
 use uuid::Uuid;
 
-use crate::process::{binary, run, spawn_listening, spawn_listening_to, Child, Output};
+use crate::process::{binary, run, spawn_listening, Child, Output};
 
 /// The clock-offset variable every program reads.
 const CLOCK_ENV: &str = shared_proto::clock::CLOCK_OFFSET_ENV;
@@ -557,10 +557,7 @@ impl LocalServer {
             .arg(&self.dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra);
-        // The server writes its log lines to DIR/serve.log itself; what it prints
-        // (the same lines, and anything said before logging starts) goes beside it.
-        let output = self.dir.join("serve.output");
-        let (child, listening) = spawn_listening_to("local-server", command, &self.dir, &output)?;
+        let (child, listening) = spawn_listening("local-server", command, &self.dir)?;
         let api = listening["api"]
             .as_str()
             .and_then(|a| a.parse().ok())
