@@ -31,6 +31,7 @@ use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
 use crate::admin_client::AdminClient;
+use crate::background;
 use crate::cli::{ServeArgs, SmtpListen};
 use crate::intake::smtp::{Smtp, SmtpSettings};
 use crate::outgoing::replies::Composer;
@@ -253,25 +254,41 @@ impl Application {
             replies: replies_tx,
         });
 
+        // Each task with the name its end is logged under.
         let mut tasks = vec![
-            actix_web::rt::spawn(worker.clone().run(accepted_rx, SCAN_EVERY)),
-            actix_web::rt::spawn(dispatcher.clone().run(replies_rx, SCAN_EVERY)),
-            actix_web::rt::spawn(notices.run(
-                Duration::from_millis(args.notice_interval_ms.max(10)),
-                stop_rx.clone(),
-            )),
-            actix_web::rt::spawn(reminders.run(
-                Duration::from_secs(args.reminder_interval_seconds.max(1)),
-                stop_rx.clone(),
-            )),
-            actix_web::rt::spawn(housekeeping(
-                spool.clone(),
-                Duration::from_secs(args.retention_days.saturating_mul(86_400)),
-                stop_rx.clone(),
-            )),
+            (
+                "the worker's queue",
+                actix_web::rt::spawn(worker.clone().run(accepted_rx, SCAN_EVERY)),
+            ),
+            (
+                "the dispatcher's queue",
+                actix_web::rt::spawn(dispatcher.clone().run(replies_rx, SCAN_EVERY)),
+            ),
+            (
+                "the key-clear notices",
+                actix_web::rt::spawn(notices.run(
+                    Duration::from_millis(args.notice_interval_ms.max(10)),
+                    stop_rx.clone(),
+                )),
+            ),
+            (
+                "the reminders",
+                actix_web::rt::spawn(reminders.run(
+                    Duration::from_secs(args.reminder_interval_seconds.max(1)),
+                    stop_rx.clone(),
+                )),
+            ),
+            (
+                "housekeeping",
+                actix_web::rt::spawn(housekeeping(
+                    spool.clone(),
+                    Duration::from_secs(args.retention_days.saturating_mul(86_400)),
+                    stop_rx.clone(),
+                )),
+            ),
         ];
         if let Some(maildir) = &args.maildir {
-            tasks.push(actix_web::rt::spawn(crate::intake::maildir::watch(
+            let watcher = actix_web::rt::spawn(crate::intake::maildir::watch(
                 maildir.clone(),
                 spool.clone(),
                 clock.clone(),
@@ -279,7 +296,8 @@ impl Application {
                 accepted_tx.clone(),
                 Duration::from_millis(args.maildir_poll_ms.max(10)),
                 stop_rx.clone(),
-            )));
+            ));
+            tasks.push(("the Maildir watcher", watcher));
         }
         if let Some(listener) = smtp_listener {
             listener
@@ -307,11 +325,12 @@ impl Application {
                 clock: clock.clone(),
                 accepted: accepted_tx.clone(),
             });
-            tasks.push(actix_web::rt::spawn(crate::intake::smtp::listener::serve(
+            let receiver = actix_web::rt::spawn(crate::intake::smtp::listener::serve(
                 smtp,
                 listener,
                 stop_rx.clone(),
-            )));
+            ));
+            tasks.push(("the SMTP receiver", receiver));
         }
         let http = crate::status::serve(http_listener, stats, spool, clock.clone())?;
         let http_handle = http.handle();
@@ -321,11 +340,15 @@ impl Application {
         log::info!("stopping: no new mail is taken; messages in progress finish");
         let _ = stop_tx.send(true);
         // The SMTP task ends once its sessions are drained.
-        for task in tasks {
-            let _ = task.await;
+        for (what, task) in tasks {
+            background::log_abnormal_end(what, task.await);
         }
         http_handle.stop(true).await;
-        let _ = http_task.await;
+        match http_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => log::error!("the status page stopped with an error: {err}"),
+            Err(err) => background::log_abnormal_end("the status page", Err(err)),
+        }
         // Messages and replies in progress hold a permit: taking them all
         // waits for those (a semaphore is fair, so nothing new starts
         // meanwhile); closing then ends every retry loop.
@@ -347,21 +370,15 @@ impl Application {
 }
 
 /// Prunes `spool/sent/` and the ledger at start and every hour.
-async fn housekeeping(spool: Spool, retention: Duration, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => break,
+async fn housekeeping(spool: Spool, retention: Duration, shutdown: watch::Receiver<bool>) {
+    background::every("housekeeping", HOUSEKEEPING_EVERY, shutdown, || async {
+        let removed = spool.prune(retention).await?;
+        if removed > 0 {
+            log::info!("housekeeping removed {removed} sent replies and ledger entries");
         }
-        match spool.prune(retention).await {
-            Ok(0) => {}
-            Ok(removed) => {
-                log::info!("housekeeping removed {removed} sent replies and ledger entries")
-            }
-            Err(err) => log::error!("housekeeping failed: {err:#}"),
-        }
-    }
+        Ok(())
+    })
+    .await;
 }
 
 fn domain_of(address: &str) -> String {

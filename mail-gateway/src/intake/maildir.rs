@@ -11,7 +11,7 @@ use anyhow::Context;
 use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
-use crate::background::blocking;
+use crate::background::{self, blocking};
 use crate::queue::spool::{read_bounded, Spool};
 use crate::vocabulary::{Envelope, Intake};
 use shared_proto::files::sync_dir;
@@ -24,23 +24,21 @@ pub async fn watch(
     limit: usize,
     accepted: mpsc::UnboundedSender<String>,
     every: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => break,
-        }
+    let what = format!("the scan of the Maildir {}", dir.display());
+    background::every(&what, every, shutdown, || {
         let (dir, spool, clock) = (dir.clone(), spool.clone(), clock.clone());
-        let collected = blocking(move || collect(&dir, &spool, &clock, limit)).await;
-        match collected.and_then(|names| names) {
-            Ok(names) => names.into_iter().for_each(|name| {
+        let accepted = accepted.clone();
+        async move {
+            let names = blocking(move || collect(&dir, &spool, &clock, limit)).await??;
+            for name in names {
                 let _ = accepted.send(name);
-            }),
-            Err(err) => log::error!("maildir: {err:#}"),
+            }
+            Ok(())
         }
-    }
+    })
+    .await;
 }
 
 /// Creates the Maildir folders if the MTA has not yet.

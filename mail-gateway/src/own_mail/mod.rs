@@ -4,72 +4,13 @@
 //! once, so that a crash between staging and telling the main server never mails
 //! anything twice.
 
-use tokio::sync::{mpsc, watch};
-use tokio::time::Interval;
+use tokio::sync::mpsc;
 
-use crate::admin_client::MainServerError;
 use crate::queue::spool::Spool;
 use crate::vocabulary::OutgoingEnvelope;
 
 pub mod notices;
 pub mod reminders;
-
-/// Asks the main server at every tick until shutdown, and logs an outage once,
-/// not on every poll.
-pub struct Poll {
-    tick: Interval,
-    shutdown: watch::Receiver<bool>,
-    /// What resumes when the main server answers again, e.g. "reminders".
-    resumes: &'static str,
-    /// What is asked for, e.g. "due reminders".
-    asked: &'static str,
-    was_down: bool,
-}
-
-impl Poll {
-    pub fn new(
-        tick: Interval,
-        shutdown: watch::Receiver<bool>,
-        resumes: &'static str,
-        asked: &'static str,
-    ) -> Poll {
-        Poll {
-            tick,
-            shutdown,
-            resumes,
-            asked,
-            was_down: false,
-        }
-    }
-
-    /// Waits for the next tick; false at shutdown.
-    pub async fn tick(&mut self) -> bool {
-        tokio::select! {
-            _ = self.tick.tick() => true,
-            _ = self.shutdown.changed() => false,
-        }
-    }
-
-    /// The main server's answer, or nothing while it is away.
-    pub fn answer<T>(&mut self, answer: Result<T, MainServerError>) -> Option<T> {
-        match answer {
-            Ok(answer) => {
-                if self.was_down {
-                    log::info!("the main server answers again: {} resume", self.resumes);
-                    self.was_down = false;
-                }
-                Some(answer)
-            }
-            Err(err) => {
-                if !self.was_down {
-                    log::warn!("cannot fetch {}: {err}", self.asked);
-                    self.was_down = true;
-                }
-                None
-            }
-        }
-    }
-}
 
 /// A mail the gateway writes on its own, as [`stage_once`] needs to know it.
 pub struct OwnMail {

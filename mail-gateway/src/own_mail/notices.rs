@@ -17,8 +17,9 @@ use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
 use crate::admin_client::AdminClient;
+use crate::background;
 use crate::outgoing::replies::{Composer, Reply};
-use crate::own_mail::{address_hash, stage_once, OwnMail, Poll};
+use crate::own_mail::{address_hash, stage_once, OwnMail};
 use crate::queue::spool::Spool;
 use crate::vocabulary::Sender;
 use shared_proto::admin_api::{DecidedKeyClearRequest, KeyClearRequest, KeyClearStatus};
@@ -34,18 +35,16 @@ pub struct Notices {
 
 impl Notices {
     pub async fn run(self: Rc<Self>, every: Duration, shutdown: watch::Receiver<bool>) {
-        let mut poll = Poll::new(
-            tokio::time::interval(every),
-            shutdown,
-            "key-clear notices",
-            "decided key-clear requests",
-        );
-        while poll.tick().await {
-            let decided = poll.answer(self.main.unnotified().await);
-            for decided in decided.unwrap_or_default() {
-                self.notify(&decided).await;
-            }
+        let what = "the poll for decided key-clear requests";
+        background::every(what, every, shutdown, || self.poll()).await;
+    }
+
+    /// Asks for the decided requests whose notices were not sent, and sends them.
+    async fn poll(&self) -> anyhow::Result<()> {
+        for decided in self.main.unnotified().await? {
+            self.notify(&decided).await;
         }
+        Ok(())
     }
 
     /// Stages the notice of `decided` for the requester and every contact (unless

@@ -20,8 +20,9 @@ use shared_proto::Clock;
 use tokio::sync::{mpsc, watch};
 
 use crate::admin_client::AdminClient;
+use crate::background;
 use crate::outgoing::replies::Composer;
-use crate::own_mail::{address_hash, stage_once, OwnMail, Poll};
+use crate::own_mail::{address_hash, stage_once, OwnMail};
 use crate::queue::spool::Spool;
 use crate::status::counters::Stats;
 
@@ -47,16 +48,19 @@ pub fn mail_name(reminder: &DueReminder, contact: &str) -> String {
 
 impl Reminders {
     pub async fn run(self: Rc<Self>, every: Duration, shutdown: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut poll = Poll::new(tick, shutdown, "reminders", "due reminders");
-        while poll.tick().await {
-            let due = poll.answer(self.main.claim_reminders().await);
-            for reminder in &due.unwrap_or_default() {
-                self.send(reminder).await;
-            }
-            Stats::add(&self.stats.reminder_polls);
+        let what = "the poll for due reminders";
+        background::every(what, every, shutdown, || self.poll()).await;
+    }
+
+    /// Claims the due reminders and sends them. Counted as a completed poll also when
+    /// the main server is away.
+    async fn poll(&self) -> anyhow::Result<()> {
+        let due = self.main.claim_reminders().await;
+        for reminder in due.iter().flatten() {
+            self.send(reminder).await;
         }
+        Stats::add(&self.stats.reminder_polls);
+        due.map(drop).map_err(anyhow::Error::new)
     }
 
     /// Stages the mail of `reminder` for each contact (unless staged before), then

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, AcquireError, Semaphore};
 
+use crate::background;
 use crate::queue::spool::Spool;
 use crate::status::counters::Stats;
 
@@ -123,26 +124,30 @@ impl<J: Job> Runner<J> {
         mut inbox: mpsc::UnboundedReceiver<String>,
         scan_every: Duration,
     ) {
-        let mut tick = tokio::time::interval(scan_every);
-        let mut shutdown = self.backoff.shutdown.clone();
-        loop {
-            tokio::select! {
-                Some(name) = inbox.recv() => {
-                    self.job.announced(&name);
-                    self.schedule(name);
-                }
-                _ = tick.tick() => {
-                    match J::list(&self.spool).await {
-                        Ok(names) => {
-                            self.job.listed(&names, &self.known.borrow());
-                            names.into_iter().for_each(|name| self.schedule(name));
-                        }
-                        Err(err) => log::error!("cannot list the spool for {}s: {err:#}", J::ENTRY),
-                    }
-                }
-                _ = shutdown.changed() => break,
+        let announced = async {
+            while let Some(name) = inbox.recv().await {
+                self.job.announced(&name);
+                self.schedule(name);
             }
+            // No intake is left to announce anything: the scans go on alone.
+            std::future::pending::<()>().await;
+        };
+        let what = format!("the scan of the spool for {}s", J::ENTRY);
+        let stop = self.backoff.shutdown.clone();
+        let scans = background::every(&what, scan_every, stop, || self.scan());
+        // The scans end at the stop, and the announcements with them.
+        tokio::select! {
+            () = announced => {}
+            () = scans => {}
         }
+    }
+
+    /// Lists the queue and schedules every entry no task has yet.
+    async fn scan(self: &Rc<Self>) -> anyhow::Result<()> {
+        let names = J::list(&self.spool).await?;
+        self.job.listed(&names, &self.known.borrow());
+        names.into_iter().for_each(|name| self.schedule(name));
+        Ok(())
     }
 
     fn schedule(self: &Rc<Self>, name: String) {

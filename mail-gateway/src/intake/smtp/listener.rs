@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::session::Session;
 use super::{End, Smtp};
+use crate::background;
 
 /// Sessions per client address, shared by the sessions (which run on any
 /// thread of the runtime).
@@ -82,7 +83,10 @@ pub async fn serve(smtp: Arc<Smtp>, listener: TcpListener, mut shutdown: watch::
                 }
             },
             // Reap finished sessions as they end.
-            Some(_) = sessions.join_next() => continue,
+            Some(joined) = sessions.join_next() => {
+                background::log_abnormal_end("an SMTP session", joined);
+                continue;
+            }
             _ = shutdown.wait_for(|stopping| *stopping) => break,
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
@@ -116,7 +120,9 @@ pub async fn serve(smtp: Arc<Smtp>, listener: TcpListener, mut shutdown: watch::
         );
     }
     let drained = tokio::time::timeout(smtp.settings.drain_timeout, async {
-        while sessions.join_next().await.is_some() {}
+        while let Some(joined) = sessions.join_next().await {
+            background::log_abnormal_end("an SMTP session", joined);
+        }
     })
     .await;
     if drained.is_err() {
