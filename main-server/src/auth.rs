@@ -387,23 +387,162 @@ async fn audit_refusal(
     }
 }
 
-/// The authenticated caller's name, for the audit log.
-pub struct Operator(pub String);
+/// A caller the token check let through, as a handler receives it inside its guard.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub identity: Identity,
+    pub credential: Credential,
+}
 
-impl FromRequest for Operator {
+impl Caller {
+    /// The account's name: the actor of the audit entries its request writes.
+    pub fn name(&self) -> &str {
+        &self.identity.name
+    }
+
+    /// The caller [`require_token`] left in the request, if its role allows `need`.
+    /// Reaching a handler without one is a bug of the routing (the handler's guard
+    /// and its endpoint's need disagree): an internal error, never a way in.
+    fn of(req: &HttpRequest, need: Need) -> Result<Self, ApiError> {
+        let extensions = req.extensions();
+        let (Some(identity), Some(credential)) =
+            (extensions.get::<Identity>(), extensions.get::<Credential>())
+        else {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "an admin route ran without authentication"
+            )));
+        };
+        if !need.allows(identity.role) {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "an admin route needing {need:?} was reached by the {} role",
+                identity.role
+            )));
+        }
+        Ok(Self {
+            identity: identity.clone(),
+            credential: credential.clone(),
+        })
+    }
+}
+
+/// What an admin handler needs, stated as the type of its first argument: an
+/// extractor that yields the authenticated [`Caller`] only when its role allows
+/// [`Guard::NEED`]. The admin API's endpoint list names each endpoint's guard, takes
+/// the need from it, and registers the handler through [`guarded`], so a handler
+/// without a guard, or with another one than its endpoint's, does not compile.
+pub trait Guard: FromRequest {
+    const NEED: Need;
+}
+
+/// Declares a guard per need: a wrapper of the [`Caller`] (dereferencing to it).
+macro_rules! guards {
+    ($($(#[$doc:meta])* $name:ident => $need:ident;)*) => {$(
+        $(#[$doc])*
+        pub struct $name(pub Caller);
+
+        impl Guard for $name {
+            const NEED: Need = Need::$need;
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = Caller;
+            fn deref(&self) -> &Caller {
+                &self.0
+            }
+        }
+
+        impl FromRequest for $name {
+            type Error = ApiError;
+            type Future = std::future::Ready<Result<Self, ApiError>>;
+
+            fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+                std::future::ready(Caller::of(req, Need::$need).map($name))
+            }
+        }
+    )*};
+}
+
+guards! {
+    /// Any authenticated caller ([`Need::Own`]): asking who one is, ending one's session.
+    Anyone => Own;
+    /// A person, any role but the gateway ([`Need::SignIn`]): opening a console session.
+    Person => SignIn;
+    /// Reading the registry ([`Need::Read`]).
+    Viewer => Read;
+    /// Changing the registry ([`Need::Manage`]).
+    Manager => Manage;
+    /// Managing operator accounts ([`Need::Admin`]).
+    Admin => Admin;
+    /// The mail gateway's work, which operators and admins may do too ([`Need::Mail`]).
+    Gateway => Mail;
+}
+
+/// The guard of the one endpoint that needs no token ([`Need::Public`]): no caller.
+pub struct Public;
+
+impl Guard for Public {
+    const NEED: Need = Need::Public;
+}
+
+impl FromRequest for Public {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let name = req
-            .extensions()
-            .get::<Identity>()
-            .map(|identity| Operator(identity.name.clone()))
-            .ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("an admin route ran without authentication"))
-            });
-        std::future::ready(name)
+    fn from_request(_: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(Ok(Public))
     }
+}
+
+/// The type of a handler's first argument (`Args` is the tuple of its arguments, as
+/// actix-web's [`actix_web::Handler`] sees them).
+pub trait FirstArgument {
+    type First;
+}
+
+macro_rules! first_argument {
+    ($($rest:ident),*) => {
+        impl<A, $($rest),*> FirstArgument for (A, $($rest,)*) {
+            type First = A;
+        }
+    };
+}
+
+first_argument!();
+first_argument!(B);
+first_argument!(B, C);
+first_argument!(B, C, D);
+first_argument!(B, C, D, E);
+first_argument!(B, C, D, E, F);
+first_argument!(B, C, D, E, F, G);
+
+/// `handler`, if its first argument is the guard `G`; what the admin API's endpoint
+/// list registers each handler through, with the guard it declares for the endpoint.
+/// A handler that states no need, or another one, is refused by the compiler:
+///
+/// ```compile_fail
+/// use main_server::auth::{guarded, Viewer};
+/// async fn unguarded() -> &'static str { "open" }
+/// guarded::<Viewer, _, _>(unguarded);
+/// ```
+///
+/// ```compile_fail
+/// use main_server::auth::{guarded, Manager, Viewer};
+/// async fn change(_: Manager) -> &'static str { "changed" }
+/// guarded::<Viewer, _, _>(change);
+/// ```
+///
+/// ```
+/// use main_server::auth::{guarded, Viewer};
+/// async fn read(_: Viewer) -> &'static str { "read" }
+/// guarded::<Viewer, _, _>(read);
+/// ```
+pub fn guarded<G, Args, F>(handler: F) -> F
+where
+    G: Guard,
+    F: actix_web::Handler<Args>,
+    Args: FirstArgument<First = G>,
+{
+    handler
 }
 
 /// Counts refused tokens per peer address in one-minute windows.
@@ -445,7 +584,6 @@ impl FailureLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::Method;
 
     #[test]
     fn hashes_are_hex_sha256() {
@@ -457,41 +595,6 @@ mod tests {
 
     #[test]
     fn roles_get_what_they_need() {
-        use crate::routes::admin::ENDPOINTS;
-        // Each request, written `METHOD path`, with the need it has.
-        let needs = [
-            ("GET /admin/v1/servers", Need::Read),
-            ("HEAD /admin/v1/servers", Need::Read),
-            ("POST /admin/v1/servers", Need::Manage),
-            ("POST /admin/v1/operators", Need::Admin),
-            ("GET /admin/v1/operators", Need::Admin),
-            ("POST /admin/v1/operators/x/rotate", Need::Admin),
-            ("POST /admin/v1/mail/sync", Need::Mail),
-            ("POST /admin/v1/reminders/claim", Need::Mail),
-            ("POST /admin/v1/reminders/x/handed", Need::Mail),
-            ("POST /admin/v1/key-clear-requests", Need::Mail),
-            ("GET /admin/v1/key-clear-requests/unnotified", Need::Mail),
-            ("GET /admin/v1/key-clear-requests/x", Need::Read),
-            ("POST /admin/v1/key-clear-requests/x/notified", Need::Mail),
-            ("POST /admin/v1/key-clear-requests/x/approve", Need::Manage),
-            ("PATCH /admin/v1/servers/x/licenses/y", Need::Manage),
-            ("GET /admin/v1/audit/verify", Need::Read),
-            ("GET /admin/v1/audit/head", Need::Read),
-            ("GET /admin/v1/whoami", Need::Own),
-            ("GET /admin/v1/openapi.json", Need::Public),
-            ("POST /admin/v1/sessions", Need::SignIn),
-            ("DELETE /admin/v1/sessions/current", Need::Own),
-            // No endpoint: any caller with a token gets the 404.
-            ("POST /admin/v1/openapi.json", Need::Own),
-            ("GET /admin/v1/servers/", Need::Own),
-            ("GET /admin/v1/servers//usage", Need::Own),
-            ("GET /admin/v1/nothing", Need::Own),
-        ];
-        for (request, need) in needs {
-            let (method, path) = request.split_once(' ').unwrap();
-            let method = Method::from_bytes(method.as_bytes()).unwrap();
-            assert_eq!(Need::of(ENDPOINTS, &method, path), need, "{request}");
-        }
         // Each need with roles it allows and roles it refuses.
         let check = |need: Need, allowed: &[Role], refused: &[Role]| {
             for &role in allowed {

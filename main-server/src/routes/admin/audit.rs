@@ -8,6 +8,7 @@ use shared_proto::audit_head::AuditHead;
 use utoipa::IntoParams;
 
 use super::{read_json, Svc};
+use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::routes::with_conn;
 use crate::seen_head::SeenHead;
@@ -29,6 +30,7 @@ pub(super) struct AuditQuery {
     )
 )]
 pub(super) async fn list_audit(
+    _: Viewer,
     svc: Svc,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -61,6 +63,7 @@ pub(super) async fn seal_pending(svc: &Svc) -> Result<usize, ApiError> {
     )
 )]
 pub(super) async fn verify_audit(
+    _: Viewer,
     svc: Svc,
     seen: web::Data<SeenHead>,
     query: web::Query<VerifyQuery>,
@@ -82,7 +85,7 @@ pub(super) async fn verify_audit(
     get, path = "/admin/v1/audit/head", tag = "audit",
     responses((status = 200, description = "The newest sealed entry's position and hash, signed with Solme's key.", body = SignedAuditHead))
 )]
-pub(super) async fn audit_head(svc: Svc) -> Result<HttpResponse, ApiError> {
+pub(super) async fn audit_head(_: Viewer, svc: Svc) -> Result<HttpResponse, ApiError> {
     let now = svc.clock.now();
     seal_pending(&svc).await?;
     let head = with_conn(&svc.db.read, move |conn| audit_chain::head(conn, now)).await?;

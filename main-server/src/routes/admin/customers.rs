@@ -6,7 +6,7 @@ use shared_proto::admin_api::{Customer, NewCustomer, NewEmail};
 use uuid::Uuid;
 
 use super::{read_json, write_json, Svc};
-use crate::auth::Operator;
+use crate::auth::{Manager, Viewer};
 use crate::error::ApiError;
 use crate::store::customers;
 
@@ -19,12 +19,12 @@ use crate::store::customers;
     )
 )]
 pub(super) async fn create_customer(
+    op: Manager,
     svc: Svc,
-    op: Operator,
     body: web::Json<NewCustomer>,
 ) -> Result<HttpResponse, ApiError> {
     write_json(&svc, StatusCode::CREATED, move |conn, now| {
-        customers::create(conn, now, &op.0, &body)
+        customers::create(conn, now, op.name(), &body)
     })
     .await
 }
@@ -33,7 +33,7 @@ pub(super) async fn create_customer(
     get, path = "/admin/v1/customers", tag = "customers",
     responses((status = 200, description = "Every customer.", body = [Customer]))
 )]
-pub(super) async fn list_customers(svc: Svc) -> Result<HttpResponse, ApiError> {
+pub(super) async fn list_customers(_: Viewer, svc: Svc) -> Result<HttpResponse, ApiError> {
     read_json(&svc, customers::list).await
 }
 
@@ -48,13 +48,13 @@ pub(super) async fn list_customers(svc: Svc) -> Result<HttpResponse, ApiError> {
     )
 )]
 pub(super) async fn add_email(
+    op: Manager,
     svc: Svc,
-    op: Operator,
     path: web::Path<Uuid>,
     body: web::Json<NewEmail>,
 ) -> Result<HttpResponse, ApiError> {
     write_json(&svc, StatusCode::OK, move |conn, now| {
-        customers::add_email(conn, now, &op.0, *path, &body.email)
+        customers::add_email(conn, now, op.name(), *path, &body.email)
     })
     .await
 }

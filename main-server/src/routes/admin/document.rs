@@ -3,6 +3,7 @@
 
 use actix_web::HttpResponse;
 
+use crate::auth::Public;
 use crate::error::ApiError;
 
 #[utoipa::path(
@@ -10,7 +11,7 @@ use crate::error::ApiError;
     security(()),
     responses((status = 200, description = "This OpenAPI document (no token needed: it is the one published with the source).", body = Object))
 )]
-pub(super) async fn openapi_document() -> Result<HttpResponse, ApiError> {
+pub(super) async fn openapi_document(_: Public) -> Result<HttpResponse, ApiError> {
     let json = crate::openapi::document_json().map_err(ApiError::Internal)?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")

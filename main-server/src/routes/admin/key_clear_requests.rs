@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::{read_json, write, write_json, Svc};
-use crate::auth::Operator;
+use crate::auth::{Gateway, Manager, Viewer};
 use crate::error::ApiError;
 use crate::routes::with_conn;
 use crate::store::key_clear;
@@ -28,6 +28,7 @@ use crate::store::key_clear;
     )
 )]
 pub(super) async fn create_request(
+    _: Gateway,
     svc: Svc,
     body: web::Json<NewKeyClearRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -57,6 +58,7 @@ pub(super) struct StatusQuery {
     )
 )]
 pub(super) async fn list_requests(
+    _: Viewer,
     svc: Svc,
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -78,6 +80,7 @@ pub(super) async fn list_requests(
     )
 )]
 pub(super) async fn show_request(
+    _: Viewer,
     svc: Svc,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -88,19 +91,19 @@ pub(super) async fn show_request(
     get, path = "/admin/v1/key-clear-requests/unnotified", tag = "key-clear requests",
     responses((status = 200, description = "Decided requests whose contacts were not told yet, each with every contact to tell.", body = [DecidedKeyClearRequest]))
 )]
-pub(super) async fn unnotified_requests(svc: Svc) -> Result<HttpResponse, ApiError> {
+pub(super) async fn unnotified_requests(_: Gateway, svc: Svc) -> Result<HttpResponse, ApiError> {
     read_json(&svc, key_clear::unnotified).await
 }
 
 pub(super) async fn decide(
+    op: Manager,
     svc: Svc,
-    op: Operator,
     id: Uuid,
     verdict: key_clear::Verdict,
     reason: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     write_json(&svc, StatusCode::OK, move |conn, now| {
-        key_clear::decide(conn, now, &op.0, id, verdict, reason.as_deref())
+        key_clear::decide(conn, now, op.name(), id, verdict, reason.as_deref())
     })
     .await
 }
@@ -117,8 +120,8 @@ pub(super) async fn decide(
     )
 )]
 pub(super) async fn approve_request(
+    op: Manager,
     svc: Svc,
-    op: Operator,
     path: web::Path<Uuid>,
     body: Option<web::Json<Decision>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -129,7 +132,7 @@ pub(super) async fn approve_request(
     let verdict = key_clear::Verdict::Approve {
         override_unauthenticated,
     };
-    decide(svc, op, path.into_inner(), verdict, reason).await
+    decide(op, svc, path.into_inner(), verdict, reason).await
 }
 
 #[utoipa::path(
@@ -144,15 +147,15 @@ pub(super) async fn approve_request(
     )
 )]
 pub(super) async fn reject_request(
+    op: Manager,
     svc: Svc,
-    op: Operator,
     path: web::Path<Uuid>,
     body: web::Json<Decision>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = body.into_inner().reason;
     decide(
-        svc,
         op,
+        svc,
         path.into_inner(),
         key_clear::Verdict::Reject,
         reason,
@@ -170,6 +173,7 @@ pub(super) async fn reject_request(
     )
 )]
 pub(super) async fn mark_notified(
+    _: Gateway,
     svc: Svc,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {

@@ -6,7 +6,7 @@ use shared_proto::admin_api::{License, LicenseChange, NewLicense};
 use uuid::Uuid;
 
 use super::{write, write_json, Svc};
-use crate::auth::Operator;
+use crate::auth::Manager;
 use crate::error::ApiError;
 use crate::store::licenses;
 
@@ -21,13 +21,13 @@ use crate::store::licenses;
     )
 )]
 pub(super) async fn add_license(
+    op: Manager,
     svc: Svc,
-    op: Operator,
     path: web::Path<Uuid>,
     body: web::Json<NewLicense>,
 ) -> Result<HttpResponse, ApiError> {
     write_json(&svc, StatusCode::CREATED, move |conn, now| {
-        licenses::add(conn, now, &op.0, *path, &body)
+        licenses::add(conn, now, op.name(), *path, &body)
     })
     .await
 }
@@ -43,14 +43,14 @@ pub(super) async fn add_license(
     )
 )]
 pub(super) async fn change_license(
+    op: Manager,
     svc: Svc,
-    op: Operator,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<LicenseChange>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, license_id) = path.into_inner();
     write_json(&svc, StatusCode::OK, move |conn, now| {
-        licenses::change(conn, now, &op.0, id, license_id, &body)
+        licenses::change(conn, now, op.name(), id, license_id, &body)
     })
     .await
 }
@@ -64,13 +64,13 @@ pub(super) async fn change_license(
     )
 )]
 pub(super) async fn remove_license(
+    op: Manager,
     svc: Svc,
-    op: Operator,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, license_id) = path.into_inner();
     write(&svc, move |conn, now| {
-        licenses::remove(conn, now, &op.0, id, license_id)
+        licenses::remove(conn, now, op.name(), id, license_id)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use shared_proto::admin_api::{MailSync, SyncAnswer, SyncChannel};
 
 use super::Svc;
-use crate::auth::Operator;
+use crate::auth::Gateway;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -20,8 +20,8 @@ use crate::metrics::Metrics;
     )
 )]
 pub(super) async fn mail_sync(
+    op: Gateway,
     svc: Svc,
-    op: Operator,
     metrics: web::Data<Metrics>,
     body: web::Json<MailSync>,
 ) -> Result<HttpResponse, ApiError> {
@@ -31,7 +31,7 @@ pub(super) async fn mail_sync(
         service.sync(
             &body.sync_data,
             SyncChannel::Email,
-            &op.0,
+            op.name(),
             Some(&body.sender),
         )
     });

@@ -2,11 +2,19 @@
 //! Every route sits behind the bearer check (`crate::auth::require_token`), which finds
 //! the caller's operator account and role from a personal token or a console session;
 //! the audit log records that account's name as the actor. The one exception is the API
-//! document, `GET /admin/v1/openapi.json` ([`Need::Public`]). Each endpoint is declared
-//! once, in [`ENDPOINTS`], with the least it needs: the router and the role check are
-//! both made from that list (the check on the path as the router matches it, so an
-//! escaped spelling of a path needs the same role). Each handler's `#[utoipa::path]`
-//! describes it in that document (see `crate::openapi`).
+//! document, `GET /admin/v1/openapi.json` (the [`Public`] guard).
+//!
+//! Each endpoint is declared once, in the `endpoints!` list below, with the guard it
+//! needs (`Viewer`, `Manager`, `Admin`, `Gateway`, …; see `crate::auth::Guard`). From
+//! that line come its route, its row of [`ENDPOINTS`] (what the role check reads, on
+//! the path as the router matches it, so an escaped spelling of a path needs the same
+//! role) and its operation in the OpenAPI document (from the handler's
+//! `#[utoipa::path]`). The handler takes the same guard as its first argument, which
+//! the compiler checks: a handler that states no need, or another one, is not built.
+//!
+//! Adding an endpoint: the handler in its resource's file, its line in the list, its
+//! wire type in shared-proto and its store function; then regenerate docs/openapi.json
+//! and add its row to the role table of docs/API.md (both checked by tests).
 
 mod audit;
 mod customers;
@@ -26,7 +34,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::with_conn;
-use crate::auth::{require_token, Endpoint, EndpointList, Need, Verb};
+use crate::auth::{
+    guarded, require_token, Admin, Anyone, Endpoint, EndpointList, Gateway, Guard, Manager, Person,
+    Public, Verb, Viewer,
+};
 use crate::db::DbConnection;
 use crate::error::ApiError;
 use crate::sync::SyncService;
@@ -38,15 +49,15 @@ use crate::sync::SyncService;
 /// no route can exist without a decided role or outside the document, and adding an
 /// endpoint is one line here beside its handler.
 macro_rules! endpoints {
-    ($($verb:ident $path:literal => $need:ident, $module:ident::$handler:ident;)*) => {
+    ($($verb:ident $path:literal => $guard:ident, $module:ident::$handler:ident;)*) => {
         /// Every admin endpoint, in routing order (a literal segment before a `{…}` one
         /// at the same place), with the least it needs. Paths are under `/admin/v1`.
         pub const ENDPOINTS: &[Endpoint] = &[
-            $(Endpoint { verb: Verb::$verb, path: $path, need: Need::$need },)*
+            $(Endpoint { verb: Verb::$verb, path: $path, need: <$guard as Guard>::NEED },)*
         ];
 
         fn routes(scope: actix_web::Scope) -> actix_web::Scope {
-            scope$(.route($path, web::method(Verb::$verb.method()).to($module::$handler)))*
+            scope$(.route($path, web::method(Verb::$verb.method()).to(guarded::<$guard, _, _>($module::$handler))))*
         }
 
         /// The admin API: its endpoints for the token check, its operations for the
@@ -58,37 +69,37 @@ macro_rules! endpoints {
 }
 
 endpoints! {
-    Post "/customers" => Manage, customers::create_customer;
-    Get "/customers" => Read, customers::list_customers;
-    Post "/customers/{id}/emails" => Manage, customers::add_email;
-    Get "/customers/{id}/reminders" => Read, reminders::list_reminders;
-    Put "/customers/{id}/reminders" => Manage, reminders::switch_reminders;
-    Post "/reminders/claim" => Mail, reminders::claim_reminders;
-    Post "/reminders/{id}/handed" => Mail, reminders::reminder_handed;
-    Post "/servers" => Manage, servers::create_server;
-    Get "/servers" => Read, servers::list_servers;
-    Get "/servers/{id}" => Read, servers::show_server;
-    Get "/servers/{id}/usage" => Read, servers::server_usage;
-    Post "/servers/{id}/licenses" => Manage, licenses::add_license;
-    Patch "/servers/{id}/licenses/{license_id}" => Manage, licenses::change_license;
-    Delete "/servers/{id}/licenses/{license_id}" => Manage, licenses::remove_license;
-    Post "/servers/{id}/key-clear" => Manage, servers::clear_key;
-    Post "/mail/sync" => Mail, mail::mail_sync;
-    Post "/key-clear-requests" => Mail, key_clear_requests::create_request;
-    Get "/key-clear-requests" => Read, key_clear_requests::list_requests;
+    Post "/customers" => Manager, customers::create_customer;
+    Get "/customers" => Viewer, customers::list_customers;
+    Post "/customers/{id}/emails" => Manager, customers::add_email;
+    Get "/customers/{id}/reminders" => Viewer, reminders::list_reminders;
+    Put "/customers/{id}/reminders" => Manager, reminders::switch_reminders;
+    Post "/reminders/claim" => Gateway, reminders::claim_reminders;
+    Post "/reminders/{id}/handed" => Gateway, reminders::reminder_handed;
+    Post "/servers" => Manager, servers::create_server;
+    Get "/servers" => Viewer, servers::list_servers;
+    Get "/servers/{id}" => Viewer, servers::show_server;
+    Get "/servers/{id}/usage" => Viewer, servers::server_usage;
+    Post "/servers/{id}/licenses" => Manager, licenses::add_license;
+    Patch "/servers/{id}/licenses/{license_id}" => Manager, licenses::change_license;
+    Delete "/servers/{id}/licenses/{license_id}" => Manager, licenses::remove_license;
+    Post "/servers/{id}/key-clear" => Manager, servers::clear_key;
+    Post "/mail/sync" => Gateway, mail::mail_sync;
+    Post "/key-clear-requests" => Gateway, key_clear_requests::create_request;
+    Get "/key-clear-requests" => Viewer, key_clear_requests::list_requests;
     // The gateway's work list (with every contact address): a service endpoint, not a
     // view, so a viewer may not call it. Before `{id}`, which would match it too.
-    Get "/key-clear-requests/unnotified" => Mail, key_clear_requests::unnotified_requests;
-    Get "/key-clear-requests/{id}" => Read, key_clear_requests::show_request;
-    Post "/key-clear-requests/{id}/approve" => Manage, key_clear_requests::approve_request;
-    Post "/key-clear-requests/{id}/reject" => Manage, key_clear_requests::reject_request;
-    Post "/key-clear-requests/{id}/notified" => Mail, key_clear_requests::mark_notified;
-    Get "/audit" => Read, audit::list_audit;
-    Get "/audit/verify" => Read, audit::verify_audit;
-    Get "/audit/head" => Read, audit::audit_head;
-    Get "/whoami" => Own, operators::whoami;
-    Post "/sessions" => SignIn, sessions::open_session;
-    Delete "/sessions/current" => Own, sessions::close_session;
+    Get "/key-clear-requests/unnotified" => Gateway, key_clear_requests::unnotified_requests;
+    Get "/key-clear-requests/{id}" => Viewer, key_clear_requests::show_request;
+    Post "/key-clear-requests/{id}/approve" => Manager, key_clear_requests::approve_request;
+    Post "/key-clear-requests/{id}/reject" => Manager, key_clear_requests::reject_request;
+    Post "/key-clear-requests/{id}/notified" => Gateway, key_clear_requests::mark_notified;
+    Get "/audit" => Viewer, audit::list_audit;
+    Get "/audit/verify" => Viewer, audit::verify_audit;
+    Get "/audit/head" => Viewer, audit::audit_head;
+    Get "/whoami" => Anyone, operators::whoami;
+    Post "/sessions" => Person, sessions::open_session;
+    Delete "/sessions/current" => Anyone, sessions::close_session;
     Post "/operators" => Admin, operators::add_operator;
     Get "/operators" => Admin, operators::list_operators;
     Post "/operators/{name}/revoke" => Admin, operators::revoke_operator;
@@ -134,4 +145,50 @@ where
 {
     let value = with_conn(&svc.db.read, work).await?;
     Ok(HttpResponse::Ok().json(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::Method;
+
+    use super::ENDPOINTS;
+    use crate::auth::Need;
+
+    #[test]
+    fn each_request_needs_what_its_endpoint_declares() {
+        // Each request, written `METHOD path`, with the need it has.
+        let needs = [
+            ("GET /admin/v1/servers", Need::Read),
+            ("HEAD /admin/v1/servers", Need::Read),
+            ("POST /admin/v1/servers", Need::Manage),
+            ("POST /admin/v1/operators", Need::Admin),
+            ("GET /admin/v1/operators", Need::Admin),
+            ("POST /admin/v1/operators/x/rotate", Need::Admin),
+            ("POST /admin/v1/mail/sync", Need::Mail),
+            ("POST /admin/v1/reminders/claim", Need::Mail),
+            ("POST /admin/v1/reminders/x/handed", Need::Mail),
+            ("POST /admin/v1/key-clear-requests", Need::Mail),
+            ("GET /admin/v1/key-clear-requests/unnotified", Need::Mail),
+            ("GET /admin/v1/key-clear-requests/x", Need::Read),
+            ("POST /admin/v1/key-clear-requests/x/notified", Need::Mail),
+            ("POST /admin/v1/key-clear-requests/x/approve", Need::Manage),
+            ("PATCH /admin/v1/servers/x/licenses/y", Need::Manage),
+            ("GET /admin/v1/audit/verify", Need::Read),
+            ("GET /admin/v1/audit/head", Need::Read),
+            ("GET /admin/v1/whoami", Need::Own),
+            ("GET /admin/v1/openapi.json", Need::Public),
+            ("POST /admin/v1/sessions", Need::SignIn),
+            ("DELETE /admin/v1/sessions/current", Need::Own),
+            // No endpoint: any caller with a token gets the 404.
+            ("POST /admin/v1/openapi.json", Need::Own),
+            ("GET /admin/v1/servers/", Need::Own),
+            ("GET /admin/v1/servers//usage", Need::Own),
+            ("GET /admin/v1/nothing", Need::Own),
+        ];
+        for (request, need) in needs {
+            let (method, path) = request.split_once(' ').unwrap();
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            assert_eq!(Need::of(ENDPOINTS, &method, path), need, "{request}");
+        }
+    }
 }

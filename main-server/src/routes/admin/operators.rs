@@ -3,11 +3,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use actix_web::{HttpMessage, HttpRequest};
 use shared_proto::admin_api::{Identity, IssuedToken, NewOperator, OperatorAccount};
 
 use super::{read_json, write_json, Svc};
-use crate::auth::Operator;
+use crate::auth::{Admin, Anyone};
 use crate::error::ApiError;
 use crate::store::operators;
 
@@ -15,11 +14,8 @@ use crate::store::operators;
     get, path = "/admin/v1/whoami", tag = "operators",
     responses((status = 200, description = "The account the presented token belongs to (every role may ask).", body = Identity))
 )]
-pub(super) async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let identity = req.extensions().get::<Identity>().cloned().ok_or_else(|| {
-        ApiError::Internal(anyhow::anyhow!("an admin route ran without authentication"))
-    })?;
-    Ok(HttpResponse::Ok().json(identity))
+pub(super) async fn whoami(caller: Anyone) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(&caller.identity))
 }
 
 #[utoipa::path(
@@ -32,12 +28,12 @@ pub(super) async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )
 )]
 pub(super) async fn add_operator(
+    op: Admin,
     svc: Svc,
-    op: Operator,
     body: web::Json<NewOperator>,
 ) -> Result<HttpResponse, ApiError> {
     write_json(&svc, StatusCode::CREATED, move |conn, now| {
-        operators::add(conn, now, &op.0, &body.name, body.role)
+        operators::add(conn, now, op.name(), &body.name, body.role)
     })
     .await
 }
@@ -46,7 +42,7 @@ pub(super) async fn add_operator(
     get, path = "/admin/v1/operators", tag = "operators",
     responses((status = 200, description = "Every account, without tokens.", body = [OperatorAccount]))
 )]
-pub(super) async fn list_operators(svc: Svc) -> Result<HttpResponse, ApiError> {
+pub(super) async fn list_operators(_: Admin, svc: Svc) -> Result<HttpResponse, ApiError> {
     read_json(&svc, operators::list).await
 }
 
@@ -60,12 +56,12 @@ pub(super) async fn list_operators(svc: Svc) -> Result<HttpResponse, ApiError> {
     )
 )]
 pub(super) async fn revoke_operator(
+    op: Admin,
     svc: Svc,
-    op: Operator,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     write_json(&svc, StatusCode::OK, move |conn, now| {
-        operators::revoke(conn, now, &op.0, &path)
+        operators::revoke(conn, now, op.name(), &path)
     })
     .await
 }
@@ -80,12 +76,12 @@ pub(super) async fn revoke_operator(
     )
 )]
 pub(super) async fn rotate_operator(
+    op: Admin,
     svc: Svc,
-    op: Operator,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     write_json(&svc, StatusCode::OK, move |conn, now| {
-        operators::rotate(conn, now, &op.0, &path)
+        operators::rotate(conn, now, op.name(), &path)
     })
     .await
 }

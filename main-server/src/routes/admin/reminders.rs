@@ -7,7 +7,7 @@ use shared_proto::admin_api::{Customer, DueReminder, Reminder, RemindersSwitch};
 use uuid::Uuid;
 
 use super::{read_json, write_json, Svc};
-use crate::auth::Operator;
+use crate::auth::{Gateway, Manager, Viewer};
 use crate::error::ApiError;
 use crate::store::reminders;
 
@@ -20,6 +20,7 @@ use crate::store::reminders;
     )
 )]
 pub(super) async fn list_reminders(
+    _: Viewer,
     svc: Svc,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -37,13 +38,13 @@ pub(super) async fn list_reminders(
     )
 )]
 pub(super) async fn switch_reminders(
+    op: Manager,
     svc: Svc,
-    op: Operator,
     path: web::Path<Uuid>,
     body: web::Json<RemindersSwitch>,
 ) -> Result<HttpResponse, ApiError> {
     write_json(&svc, StatusCode::OK, move |conn, now| {
-        reminders::set_enabled(conn, now, &op.0, *path, body.enabled)
+        reminders::set_enabled(conn, now, op.name(), *path, body.enabled)
     })
     .await
 }
@@ -53,7 +54,7 @@ pub(super) async fn switch_reminders(
     post, path = "/admin/v1/reminders/claim", tag = "reminders",
     responses((status = 200, description = "The pending reminders to mail, oldest first (at most 100); idempotent.", body = [DueReminder]))
 )]
-pub(super) async fn claim_reminders(svc: Svc) -> Result<HttpResponse, ApiError> {
+pub(super) async fn claim_reminders(_: Gateway, svc: Svc) -> Result<HttpResponse, ApiError> {
     write_json(&svc, StatusCode::OK, reminders::claim).await
 }
 
@@ -66,12 +67,12 @@ pub(super) async fn claim_reminders(svc: Svc) -> Result<HttpResponse, ApiError> 
     )
 )]
 pub(super) async fn reminder_handed(
+    op: Gateway,
     svc: Svc,
-    op: Operator,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     write_json(&svc, StatusCode::OK, move |conn, now| {
-        reminders::mark_handed(conn, now, &op.0, *path)
+        reminders::mark_handed(conn, now, op.name(), *path)
     })
     .await
 }

@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::{read_json, write_json, Svc};
-use crate::auth::Operator;
+use crate::auth::{Manager, Viewer};
 use crate::error::ApiError;
 use crate::store::{servers, usage};
 
@@ -24,12 +24,12 @@ use crate::store::{servers, usage};
     )
 )]
 pub(super) async fn create_server(
+    op: Manager,
     svc: Svc,
-    op: Operator,
     body: web::Json<NewServer>,
 ) -> Result<HttpResponse, ApiError> {
     write_json(&svc, StatusCode::CREATED, move |conn, now| {
-        servers::create(conn, now, &op.0, body.customer_id)
+        servers::create(conn, now, op.name(), body.customer_id)
     })
     .await
 }
@@ -56,6 +56,7 @@ pub(super) struct DueQuery {
     )
 )]
 pub(super) async fn list_servers(
+    _: Viewer,
     svc: Svc,
     query: web::Query<DueQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -77,7 +78,11 @@ pub(super) async fn list_servers(
         (status = 404, description = "`UNKNOWN_SERVER_ID` (or `NOT_FOUND` for a path that is no UUID)."),
     )
 )]
-pub(super) async fn show_server(svc: Svc, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn show_server(
+    _: Viewer,
+    svc: Svc,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let now = svc.clock.now();
     read_json(&svc, move |conn| servers::get(conn, now, *path)).await
 }
@@ -101,6 +106,7 @@ pub(super) struct UsageQuery {
     )
 )]
 pub(super) async fn server_usage(
+    _: Viewer,
     svc: Svc,
     path: web::Path<Uuid>,
     query: web::Query<UsageQuery>,
@@ -119,15 +125,15 @@ pub(super) async fn server_usage(
     )
 )]
 pub(super) async fn clear_key(
+    op: Manager,
     svc: Svc,
-    op: Operator,
     path: web::Path<Uuid>,
     body: web::Json<KeyClear>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     write_json(&svc, StatusCode::OK, move |conn, now| {
         conn.transaction::<_, ApiError, _>(|conn| {
-            servers::clear_key(conn, now, &op.0, id, &body.reason, "operator")
+            servers::clear_key(conn, now, op.name(), id, &body.reason, "operator")
         })?;
         servers::get(conn, now, id)
     })

@@ -3,12 +3,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
-use actix_web::{HttpMessage, HttpRequest};
-use shared_proto::admin_api::{ConsoleSession, Identity};
+use shared_proto::admin_api::ConsoleSession;
 use shared_proto::ErrorCode;
 
 use super::{write, write_json, Svc};
-use crate::auth::Credential;
+use crate::auth::{Anyone, Caller, Credential, Person};
 use crate::error::ApiError;
 use crate::store::sessions;
 
@@ -19,8 +18,11 @@ use crate::store::sessions;
         (status = 201, description = "A console session of the token's account (every role but the gateway), for 8 hours.", body = ConsoleSession),
     )
 )]
-pub(super) async fn open_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let (identity, credential) = caller(&req)?;
+pub(super) async fn open_session(person: Person, svc: Svc) -> Result<HttpResponse, ApiError> {
+    let Caller {
+        identity,
+        credential,
+    } = person.0;
     let Credential::Token { token_hash } = credential else {
         return Err(ApiError::refused(
             ErrorCode::Forbidden,
@@ -41,8 +43,11 @@ pub(super) async fn open_session(svc: Svc, req: HttpRequest) -> Result<HttpRespo
         (status = 400, description = "`MALFORMED`: the request carries a personal token, not a session."),
     )
 )]
-pub(super) async fn close_session(svc: Svc, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let (identity, credential) = caller(&req)?;
+pub(super) async fn close_session(caller: Anyone, svc: Svc) -> Result<HttpResponse, ApiError> {
+    let Caller {
+        identity,
+        credential,
+    } = caller.0;
     let Credential::Session { secret_hash } = credential else {
         return Err(ApiError::malformed(
             "this request carries a personal token, not a console session: there is no \
@@ -54,15 +59,4 @@ pub(super) async fn close_session(svc: Svc, req: HttpRequest) -> Result<HttpResp
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Who the authenticated caller is and how it authenticated.
-fn caller(req: &HttpRequest) -> Result<(Identity, Credential), ApiError> {
-    let extensions = req.extensions();
-    match (extensions.get::<Identity>(), extensions.get::<Credential>()) {
-        (Some(identity), Some(credential)) => Ok((identity.clone(), credential.clone())),
-        _ => Err(ApiError::Internal(anyhow::anyhow!(
-            "an admin route ran without authentication"
-        ))),
-    }
 }
