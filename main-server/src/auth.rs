@@ -30,8 +30,8 @@ use shared_proto::ErrorCode;
 
 use crate::error::ApiError;
 use crate::routes::with_conn;
+use crate::state::AppState;
 use crate::store::{audit, operators, sessions};
-use crate::sync::SyncService;
 
 /// Bytes of randomness in a new token (256 bits).
 const TOKEN_BYTES: usize = 32;
@@ -255,12 +255,12 @@ pub async fn require_token<L: EndpointList>(
     if need == Need::Public {
         return next.call(req).await;
     }
-    let Some(svc) = req.app_data::<web::Data<SyncService>>().cloned() else {
-        return Err(ApiError::Internal(anyhow::anyhow!("admin API without its service")).into());
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Err(ApiError::Internal(anyhow::anyhow!("admin API without its state")).into());
     };
     let limiter = req.app_data::<web::Data<FailureLimiter>>().cloned();
     let peer = req.peer_addr().map(|a| a.ip());
-    let now = svc.clock.now();
+    let now = state.clock.now();
     if let (Some(limiter), Some(peer)) = (&limiter, peer) {
         if limiter.is_limited(peer, now) {
             return Err(ApiError::refused(
@@ -279,13 +279,13 @@ pub async fn require_token<L: EndpointList>(
         .map(|t| t.trim().to_owned());
     let caller = match presented.clone() {
         Some(secret) if secret.starts_with(SESSION_PREFIX) => {
-            with_conn(&svc.db.read, move |conn| {
+            with_conn(&state.db.read, move |conn| {
                 sessions::authenticate(conn, now, &secret)
             })
             .await?
             .map(|(identity, secret_hash)| (identity, Credential::Session { secret_hash }))
         }
-        Some(token) => with_conn(&svc.db.read, move |conn| {
+        Some(token) => with_conn(&state.db.read, move |conn| {
             operators::authenticate(conn, &token)
         })
         .await?
@@ -309,7 +309,7 @@ pub async fn require_token<L: EndpointList>(
         };
         let detail = format!("{what} from {peer_text} for {} {path}", req.method());
         audit_refusal(
-            &svc,
+            &state,
             now,
             "unauthenticated",
             AuditAction::AuthRefused,
@@ -338,7 +338,7 @@ pub async fn require_token<L: EndpointList>(
         // Known caller, insufficient role: its own action, so the log tells a probe
         // with stolen or guessed tokens apart from an account reaching past its role.
         audit_refusal(
-            &svc,
+            &state,
             now,
             &identity.name,
             AuditAction::AuthForbidden,
@@ -367,7 +367,7 @@ pub async fn require_token<L: EndpointList>(
 /// may not do it (actor: the account). The refusal is answered even when the audit
 /// write fails: it is logged then.
 async fn audit_refusal(
-    svc: &SyncService,
+    state: &AppState,
     now: chrono::DateTime<chrono::Utc>,
     actor: &str,
     action: AuditAction,
@@ -382,7 +382,11 @@ async fn audit_refusal(
         outcome: AuditOutcome::Failed(code),
         detail,
     };
-    if let Err(e) = with_conn(&svc.db.write, move |conn| audit::record_entry(conn, &entry)).await {
+    if let Err(e) = with_conn(&state.db.write, move |conn| {
+        audit::record_entry(conn, &entry)
+    })
+    .await
+    {
         log::warn!("could not audit a refused request: {e}");
     }
 }

@@ -6,7 +6,8 @@
 //! - [`init`]: `main-server init`, making keys, certificates, token and database.
 //! - [`startup`]: `main-server serve`, binding listeners and running the servers.
 //! - [`tls`]: the CA, the server certificate and its renewal, the TLS settings.
-//! - [`sync`]: the sync core shared by the HTTPS and email channels.
+//! - [`state`]: the application state the handlers and loops share; [`sync`]: the
+//!   sync core on it, shared by the HTTPS and email channels.
 //! - [`store`]: every database query, by concern; [`db`] and [`schema`]: the
 //!   connection, pools and migrations for SQLite and PostgreSQL; [`writer`]: the
 //!   SQLite thread that group-commits direct syncs.
@@ -30,6 +31,7 @@ pub mod routes;
 pub mod schema;
 pub mod seen_head;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod sync;
 pub mod tls;

@@ -20,7 +20,7 @@ use crate::db::{Db, DbTarget};
 use crate::metrics::Metrics;
 use crate::routes::{admin, configure_extractors, not_found, sync_api};
 use crate::seen_head::SeenHead;
-use crate::sync::SyncService;
+use crate::state::AppState;
 use crate::tls;
 use shared_proto::admin_api::{AdminUrl, Listening};
 use shared_proto::files::{self, Access, Existing};
@@ -68,7 +68,7 @@ impl Settings {
 pub struct Application {
     sync_server: Server,
     admin_server: Server,
-    service: SyncService,
+    state: AppState,
     seen_head: web::Data<SeenHead>,
     listening: Listening,
 }
@@ -136,7 +136,7 @@ impl Application {
         log::info!("database: {}", target.describe());
         let db = Db::open(target, settings.db_pool_size)?;
         crate::init::adopt_token_files(&db, &dir, clock.now())?;
-        let service = SyncService::new(db, clock, signing_key)?;
+        let state = AppState::new(db, clock, signing_key)?;
         // By the system's clock, which is what TLS clients check certificates against.
         let certificate = tls::server_certificate(&dir, chrono::Utc::now(), false)?;
         match &certificate.renewed {
@@ -152,12 +152,12 @@ impl Application {
             ),
         }
 
-        let service_data = web::Data::new(service.clone());
+        let state_data = web::Data::new(state.clone());
         let limiter = web::Data::new(FailureLimiter::default());
         let seen_head = web::Data::new(SeenHead::new(dir.last_audit_head()));
-        let metrics = web::Data::new(Metrics::with_clock(&service.clock));
+        let metrics = web::Data::new(Metrics::with_clock(&state.clock));
 
-        let data = service_data.clone();
+        let data = state_data.clone();
         let sync_metrics = metrics.clone();
         let mut sync_server = HttpServer::new(move || {
             App::new()
@@ -182,7 +182,7 @@ impl Application {
                 .with_context(|| format!("starting TLS on {addr}"))?;
         }
 
-        let data = service_data.clone();
+        let data = state_data.clone();
         let admin_seen_head = seen_head.clone();
         let admin_listener = bind(settings.admin_listen, "admin")?;
         let admin_addr = admin_listener
@@ -229,7 +229,7 @@ impl Application {
         Ok(Self {
             sync_server: sync_server.run(),
             admin_server: admin_server.run(),
-            service,
+            state,
             seen_head,
             listening: listening.clone(),
         })
@@ -264,13 +264,13 @@ impl Application {
                 handle.stop(true).await;
             }
         });
-        let service = self.service.clone();
+        let state = self.state.clone();
         let pruner = actix_web::rt::spawn(async move {
             let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);
             loop {
                 tick.tick().await;
-                let service = service.clone();
-                match web::block(move || service.prune()).await {
+                let state = state.clone();
+                match web::block(move || state.prune()).await {
                     Ok(Ok(0)) => {}
                     Ok(Ok(n)) => log::info!("forgot {n} request ids older than the stale windows"),
                     Ok(Err(e)) => {
@@ -283,10 +283,8 @@ impl Application {
                 }
             }
         });
-        let sealer = actix_web::rt::spawn(seal_audit_chain(
-            self.service.clone(),
-            self.seen_head.clone(),
-        ));
+        let sealer =
+            actix_web::rt::spawn(seal_audit_chain(self.state.clone(), self.seen_head.clone()));
         let result = futures_util::future::try_join(self.sync_server, self.admin_server).await;
         pruner.abort();
         sealer.abort();
@@ -299,13 +297,13 @@ impl Application {
 /// Seals new audit entries into the hash chain every [`SEAL_EVERY`], forever, and
 /// moves this server's copy of the chain's head forward. A failure (the database
 /// down) is logged once, and its end once more, not every second.
-async fn seal_audit_chain(service: SyncService, seen_head: web::Data<SeenHead>) {
+async fn seal_audit_chain(state: AppState, seen_head: web::Data<SeenHead>) {
     let mut tick = actix_web::rt::time::interval(SEAL_EVERY);
     let mut failing = false;
     loop {
         tick.tick().await;
-        let db = service.db.clone();
-        let now = service.clock.now();
+        let db = state.db.clone();
+        let now = state.clock.now();
         let seen_head = seen_head.clone();
         let result = web::block(move || {
             let sealed = crate::store::audit_chain::seal_pending(&db.write)?;

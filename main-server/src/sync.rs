@@ -3,22 +3,20 @@
 //! database transaction, then sign and encrypt the license file. Every attempt, refused
 //! or not, lands in the audit log.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
 use shared_proto::admin_api::{AuditAction, AuditEntry, SyncAnswer, SyncChannel};
 use shared_proto::sync_data::VerifiedSyncRequest;
 use shared_proto::validity::valid_until_for;
-use shared_proto::{Clock, ErrorCode, LicenseFile, SolmeSigningKey};
+use shared_proto::{ErrorCode, LicenseFile};
 use uuid::Uuid;
 
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::audit;
 use crate::store::sync::{self as tx, Attempt, Issued};
 use crate::store::{customers, licenses};
-use crate::writer::Writer;
 
 /// Largest sync-data text accepted on either channel.
 pub const MAX_SYNC_DATA: usize = 64 * 1024;
@@ -34,34 +32,14 @@ pub fn stale_window(channel: SyncChannel) -> Duration {
     }
 }
 
-/// What a sync needs from the running server.
-#[derive(Clone)]
-pub struct SyncService {
-    pub db: Db,
-    pub clock: Clock,
-    pub signing_key: Arc<SolmeSigningKey>,
-    /// The group-committing writer of direct syncs (see `writer.rs`).
-    pub writer: Writer,
-}
-
 /// A request whose signature holds and that is fresh: ready for the database.
 struct Checked {
     verified: VerifiedSyncRequest,
     attempt: Attempt,
 }
 
-impl SyncService {
-    /// Builds the service and starts its writer threads.
-    pub fn new(db: Db, clock: Clock, signing_key: SolmeSigningKey) -> anyhow::Result<Self> {
-        let writer = Writer::start(&db)?;
-        Ok(Self {
-            db,
-            clock,
-            signing_key: Arc::new(signing_key),
-            writer,
-        })
-    }
-
+/// The sync core is a part of the application state: both channels call it there.
+impl AppState {
     /// Runs one direct (internet) sync. The crypto runs on the calling async worker
     /// (a fraction of a millisecond, cheaper than a thread switch); the transaction on
     /// a writer thread, committed together with the other syncs waiting.

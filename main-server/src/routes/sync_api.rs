@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::sync::{SyncService, MAX_SYNC_DATA};
+use crate::state::AppState;
+use crate::sync::MAX_SYNC_DATA;
 use shared_proto::admin_api::SyncChannel;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -38,7 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn sync(
     req: HttpRequest,
     payload: web::Payload,
-    service: web::Data<SyncService>,
+    state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let body = payload
@@ -54,7 +55,7 @@ async fn sync(
         .peer_addr()
         .map_or_else(|| "-".to_owned(), |addr| addr.ip().to_string());
     let answer = metrics
-        .observe_sync(SyncChannel::Internet, service.sync_direct(&text, &peer))
+        .observe_sync(SyncChannel::Internet, state.sync_direct(&text, &peer))
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
@@ -77,9 +78,9 @@ pub struct Health {
     get, path = "/api/v1/time", tag = "sync",
     responses((status = 200, description = "The server's current time.", body = ServerTime))
 )]
-async fn time(service: web::Data<SyncService>) -> HttpResponse {
+async fn time(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(ServerTime {
-        now: service.clock.now(),
+        now: state.clock.now(),
     })
 }
 

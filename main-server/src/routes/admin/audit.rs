@@ -7,7 +7,7 @@ use shared_proto::admin_api::{AuditEntry, AuditVerification, SignedAuditHead};
 use shared_proto::audit_head::AuditHead;
 use utoipa::IntoParams;
 
-use super::{read_json, Svc};
+use super::{read_json, State};
 use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::routes::with_conn;
@@ -31,11 +31,11 @@ pub(super) struct AuditQuery {
 )]
 pub(super) async fn list_audit(
     _: Viewer,
-    svc: Svc,
+    state: State,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(100);
-    read_json(&svc, move |conn| audit::list(conn, limit)).await
+    read_json(&state, move |conn| audit::list(conn, limit)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -47,8 +47,8 @@ pub(super) struct VerifyQuery {
 }
 
 /// Seals the audit entries waiting, so that what verify and head see is current.
-pub(super) async fn seal_pending(svc: &Svc) -> Result<usize, ApiError> {
-    let pool = svc.db.write.clone();
+pub(super) async fn seal_pending(state: &State) -> Result<usize, ApiError> {
+    let pool = state.db.write.clone();
     web::block(move || audit_chain::seal_pending(&pool)).await?
 }
 
@@ -64,7 +64,7 @@ pub(super) async fn seal_pending(svc: &Svc) -> Result<usize, ApiError> {
 )]
 pub(super) async fn verify_audit(
     _: Viewer,
-    svc: Svc,
+    state: State,
     seen: web::Data<SeenHead>,
     query: web::Query<VerifyQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -73,11 +73,11 @@ pub(super) async fn verify_audit(
     let saved = query
         .into_inner()
         .head
-        .map(|text| AuditHead::verify(&text, &svc.signing_key.public_key()))
+        .map(|text| AuditHead::verify(&text, &state.signing_key.public_key()))
         .transpose()?;
-    seal_pending(&svc).await?;
+    seal_pending(&state).await?;
     let seen = seen.load().map_err(ApiError::Internal)?;
-    read_json(&svc, move |conn| audit_chain::verify(conn, saved, seen)).await
+    read_json(&state, move |conn| audit_chain::verify(conn, saved, seen)).await
 }
 
 /// The chain's newest entry, signed with Solme's key, for an operator to keep.
@@ -85,10 +85,10 @@ pub(super) async fn verify_audit(
     get, path = "/admin/v1/audit/head", tag = "audit",
     responses((status = 200, description = "The newest sealed entry's position and hash, signed with Solme's key.", body = SignedAuditHead))
 )]
-pub(super) async fn audit_head(_: Viewer, svc: Svc) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    seal_pending(&svc).await?;
-    let head = with_conn(&svc.db.read, move |conn| audit_chain::head(conn, now)).await?;
-    let signed = head.sign(&svc.signing_key)?;
+pub(super) async fn audit_head(_: Viewer, state: State) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    seal_pending(&state).await?;
+    let head = with_conn(&state.db.read, move |conn| audit_chain::head(conn, now)).await?;
+    let signed = head.sign(&state.signing_key)?;
     Ok(HttpResponse::Ok().json(SignedAuditHead { head, signed }))
 }

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use shared_proto::admin_api::{Customer, NewCustomer, NewEmail};
 use uuid::Uuid;
 
-use super::{read_json, write_json, Svc};
+use super::{read_json, write_json, State};
 use crate::auth::{Manager, Viewer};
 use crate::error::ApiError;
 use crate::store::customers;
@@ -20,10 +20,10 @@ use crate::store::customers;
 )]
 pub(super) async fn create_customer(
     op: Manager,
-    svc: Svc,
+    state: State,
     body: web::Json<NewCustomer>,
 ) -> Result<HttpResponse, ApiError> {
-    write_json(&svc, StatusCode::CREATED, move |conn, now| {
+    write_json(&state, StatusCode::CREATED, move |conn, now| {
         customers::create(conn, now, op.name(), &body)
     })
     .await
@@ -33,8 +33,8 @@ pub(super) async fn create_customer(
     get, path = "/admin/v1/customers", tag = "customers",
     responses((status = 200, description = "Every customer.", body = [Customer]))
 )]
-pub(super) async fn list_customers(_: Viewer, svc: Svc) -> Result<HttpResponse, ApiError> {
-    read_json(&svc, customers::list).await
+pub(super) async fn list_customers(_: Viewer, state: State) -> Result<HttpResponse, ApiError> {
+    read_json(&state, customers::list).await
 }
 
 #[utoipa::path(
@@ -49,11 +49,11 @@ pub(super) async fn list_customers(_: Viewer, svc: Svc) -> Result<HttpResponse, 
 )]
 pub(super) async fn add_email(
     op: Manager,
-    svc: Svc,
+    state: State,
     path: web::Path<Uuid>,
     body: web::Json<NewEmail>,
 ) -> Result<HttpResponse, ApiError> {
-    write_json(&svc, StatusCode::OK, move |conn, now| {
+    write_json(&state, StatusCode::OK, move |conn, now| {
         customers::add_email(conn, now, op.name(), *path, &body.email)
     })
     .await

@@ -10,7 +10,7 @@ use shared_proto::admin_api::{
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{read_json, write, write_json, Svc};
+use super::{read_json, write, write_json, State};
 use crate::auth::{Gateway, Manager, Viewer};
 use crate::error::ApiError;
 use crate::routes::with_conn;
@@ -29,11 +29,11 @@ use crate::store::key_clear;
 )]
 pub(super) async fn create_request(
     _: Gateway,
-    svc: Svc,
+    state: State,
     body: web::Json<NewKeyClearRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (request, created) =
-        write(&svc, move |conn, now| key_clear::create(conn, now, &body)).await?;
+        write(&state, move |conn, now| key_clear::create(conn, now, &body)).await?;
     Ok(if created {
         HttpResponse::Created().json(request)
     } else {
@@ -59,7 +59,7 @@ pub(super) struct StatusQuery {
 )]
 pub(super) async fn list_requests(
     _: Viewer,
-    svc: Svc,
+    state: State,
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let status = query
@@ -68,7 +68,7 @@ pub(super) async fn list_requests(
         .map(|status| status.parse::<KeyClearStatus>())
         .transpose()
         .map_err(|e| ApiError::malformed(format!("status: {e}")))?;
-    read_json(&svc, move |conn| key_clear::list(conn, status)).await
+    read_json(&state, move |conn| key_clear::list(conn, status)).await
 }
 
 #[utoipa::path(
@@ -81,28 +81,31 @@ pub(super) async fn list_requests(
 )]
 pub(super) async fn show_request(
     _: Viewer,
-    svc: Svc,
+    state: State,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    read_json(&svc, move |conn| key_clear::get(conn, *path)).await
+    read_json(&state, move |conn| key_clear::get(conn, *path)).await
 }
 
 #[utoipa::path(
     get, path = "/admin/v1/key-clear-requests/unnotified", tag = "key-clear requests",
     responses((status = 200, description = "Decided requests whose contacts were not told yet, each with every contact to tell.", body = [DecidedKeyClearRequest]))
 )]
-pub(super) async fn unnotified_requests(_: Gateway, svc: Svc) -> Result<HttpResponse, ApiError> {
-    read_json(&svc, key_clear::unnotified).await
+pub(super) async fn unnotified_requests(
+    _: Gateway,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
+    read_json(&state, key_clear::unnotified).await
 }
 
 pub(super) async fn decide(
     op: Manager,
-    svc: Svc,
+    state: State,
     id: Uuid,
     verdict: key_clear::Verdict,
     reason: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    write_json(&svc, StatusCode::OK, move |conn, now| {
+    write_json(&state, StatusCode::OK, move |conn, now| {
         key_clear::decide(conn, now, op.name(), id, verdict, reason.as_deref())
     })
     .await
@@ -121,7 +124,7 @@ pub(super) async fn decide(
 )]
 pub(super) async fn approve_request(
     op: Manager,
-    svc: Svc,
+    state: State,
     path: web::Path<Uuid>,
     body: Option<web::Json<Decision>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -132,7 +135,7 @@ pub(super) async fn approve_request(
     let verdict = key_clear::Verdict::Approve {
         override_unauthenticated,
     };
-    decide(op, svc, path.into_inner(), verdict, reason).await
+    decide(op, state, path.into_inner(), verdict, reason).await
 }
 
 #[utoipa::path(
@@ -148,14 +151,14 @@ pub(super) async fn approve_request(
 )]
 pub(super) async fn reject_request(
     op: Manager,
-    svc: Svc,
+    state: State,
     path: web::Path<Uuid>,
     body: web::Json<Decision>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = body.into_inner().reason;
     decide(
         op,
-        svc,
+        state,
         path.into_inner(),
         key_clear::Verdict::Reject,
         reason,
@@ -174,10 +177,10 @@ pub(super) async fn reject_request(
 )]
 pub(super) async fn mark_notified(
     _: Gateway,
-    svc: Svc,
+    state: State,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    with_conn(&svc.db.write, move |conn| {
+    with_conn(&state.db.write, move |conn| {
         key_clear::mark_notified(conn, *path)
     })
     .await?;

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use shared_proto::admin_api::{License, LicenseChange, NewLicense};
 use uuid::Uuid;
 
-use super::{write, write_json, Svc};
+use super::{write, write_json, State};
 use crate::auth::Manager;
 use crate::error::ApiError;
 use crate::store::licenses;
@@ -22,11 +22,11 @@ use crate::store::licenses;
 )]
 pub(super) async fn add_license(
     op: Manager,
-    svc: Svc,
+    state: State,
     path: web::Path<Uuid>,
     body: web::Json<NewLicense>,
 ) -> Result<HttpResponse, ApiError> {
-    write_json(&svc, StatusCode::CREATED, move |conn, now| {
+    write_json(&state, StatusCode::CREATED, move |conn, now| {
         licenses::add(conn, now, op.name(), *path, &body)
     })
     .await
@@ -44,12 +44,12 @@ pub(super) async fn add_license(
 )]
 pub(super) async fn change_license(
     op: Manager,
-    svc: Svc,
+    state: State,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<LicenseChange>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, license_id) = path.into_inner();
-    write_json(&svc, StatusCode::OK, move |conn, now| {
+    write_json(&state, StatusCode::OK, move |conn, now| {
         licenses::change(conn, now, op.name(), id, license_id, &body)
     })
     .await
@@ -65,11 +65,11 @@ pub(super) async fn change_license(
 )]
 pub(super) async fn remove_license(
     op: Manager,
-    svc: Svc,
+    state: State,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, license_id) = path.into_inner();
-    write(&svc, move |conn, now| {
+    write(&state, move |conn, now| {
         licenses::remove(conn, now, op.name(), id, license_id)
     })
     .await?;

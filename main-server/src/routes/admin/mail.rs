@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use shared_proto::admin_api::{MailSync, SyncAnswer, SyncChannel};
 
-use super::Svc;
+use super::State;
 use crate::auth::Gateway;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -21,14 +21,14 @@ use crate::metrics::Metrics;
 )]
 pub(super) async fn mail_sync(
     op: Gateway,
-    svc: Svc,
+    state: State,
     metrics: web::Data<Metrics>,
     body: web::Json<MailSync>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = svc.into_inner();
+    let state = state.into_inner();
     let body = body.into_inner();
     let sync = web::block(move || {
-        service.sync(
+        state.sync(
             &body.sync_data,
             SyncChannel::Email,
             op.name(),

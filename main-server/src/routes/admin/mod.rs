@@ -40,7 +40,7 @@ use crate::auth::{
 };
 use crate::db::DbConnection;
 use crate::error::ApiError;
-use crate::sync::SyncService;
+use crate::state::AppState;
 
 /// Declares every admin endpoint once, with the least it needs beside its handler
 /// (`module::handler`, the handler annotated with `#[utoipa::path]`). Three things are
@@ -115,35 +115,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(routes(web::scope("/admin/v1")).wrap(from_fn(require_token::<AdminApi>)));
 }
 
-type Svc = web::Data<SyncService>;
+type State = web::Data<AppState>;
 
 /// Runs a change on a writing connection, at the clock's time of the request.
-async fn write<T, F>(svc: &Svc, work: F) -> Result<T, ApiError>
+async fn write<T, F>(state: &State, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&mut DbConnection, DateTime<Utc>) -> Result<T, ApiError> + Send + 'static,
 {
-    let now = svc.clock.now();
-    with_conn(&svc.db.write, move |conn| work(conn, now)).await
+    let now = state.clock.now();
+    with_conn(&state.db.write, move |conn| work(conn, now)).await
 }
 
 /// Runs a change like [`write`] and answers `status` with its result as JSON.
-async fn write_json<T, F>(svc: &Svc, status: StatusCode, work: F) -> Result<HttpResponse, ApiError>
+async fn write_json<T, F>(
+    state: &State,
+    status: StatusCode,
+    work: F,
+) -> Result<HttpResponse, ApiError>
 where
     T: Serialize + Send + 'static,
     F: FnOnce(&mut DbConnection, DateTime<Utc>) -> Result<T, ApiError> + Send + 'static,
 {
-    let value = write(svc, work).await?;
+    let value = write(state, work).await?;
     Ok(HttpResponse::build(status).json(value))
 }
 
 /// Answers 200 with what `work` reads on a reading connection, as JSON.
-async fn read_json<T, F>(svc: &Svc, work: F) -> Result<HttpResponse, ApiError>
+async fn read_json<T, F>(state: &State, work: F) -> Result<HttpResponse, ApiError>
 where
     T: Serialize + Send + 'static,
     F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
 {
-    let value = with_conn(&svc.db.read, work).await?;
+    let value = with_conn(&state.db.read, work).await?;
     Ok(HttpResponse::Ok().json(value))
 }
 

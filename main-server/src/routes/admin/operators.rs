@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use shared_proto::admin_api::{Identity, IssuedToken, NewOperator, OperatorAccount};
 
-use super::{read_json, write_json, Svc};
+use super::{read_json, write_json, State};
 use crate::auth::{Admin, Anyone};
 use crate::error::ApiError;
 use crate::store::operators;
@@ -29,10 +29,10 @@ pub(super) async fn whoami(caller: Anyone) -> Result<HttpResponse, ApiError> {
 )]
 pub(super) async fn add_operator(
     op: Admin,
-    svc: Svc,
+    state: State,
     body: web::Json<NewOperator>,
 ) -> Result<HttpResponse, ApiError> {
-    write_json(&svc, StatusCode::CREATED, move |conn, now| {
+    write_json(&state, StatusCode::CREATED, move |conn, now| {
         operators::add(conn, now, op.name(), &body.name, body.role)
     })
     .await
@@ -42,8 +42,8 @@ pub(super) async fn add_operator(
     get, path = "/admin/v1/operators", tag = "operators",
     responses((status = 200, description = "Every account, without tokens.", body = [OperatorAccount]))
 )]
-pub(super) async fn list_operators(_: Admin, svc: Svc) -> Result<HttpResponse, ApiError> {
-    read_json(&svc, operators::list).await
+pub(super) async fn list_operators(_: Admin, state: State) -> Result<HttpResponse, ApiError> {
+    read_json(&state, operators::list).await
 }
 
 #[utoipa::path(
@@ -57,10 +57,10 @@ pub(super) async fn list_operators(_: Admin, svc: Svc) -> Result<HttpResponse, A
 )]
 pub(super) async fn revoke_operator(
     op: Admin,
-    svc: Svc,
+    state: State,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    write_json(&svc, StatusCode::OK, move |conn, now| {
+    write_json(&state, StatusCode::OK, move |conn, now| {
         operators::revoke(conn, now, op.name(), &path)
     })
     .await
@@ -77,10 +77,10 @@ pub(super) async fn revoke_operator(
 )]
 pub(super) async fn rotate_operator(
     op: Admin,
-    svc: Svc,
+    state: State,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    write_json(&svc, StatusCode::OK, move |conn, now| {
+    write_json(&state, StatusCode::OK, move |conn, now| {
         operators::rotate(conn, now, op.name(), &path)
     })
     .await

@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use shared_proto::admin_api::{Customer, DueReminder, Reminder, RemindersSwitch};
 use uuid::Uuid;
 
-use super::{read_json, write_json, Svc};
+use super::{read_json, write_json, State};
 use crate::auth::{Gateway, Manager, Viewer};
 use crate::error::ApiError;
 use crate::store::reminders;
@@ -21,10 +21,13 @@ use crate::store::reminders;
 )]
 pub(super) async fn list_reminders(
     _: Viewer,
-    svc: Svc,
+    state: State,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    read_json(&svc, move |conn| reminders::list_for_customer(conn, *path)).await
+    read_json(&state, move |conn| {
+        reminders::list_for_customer(conn, *path)
+    })
+    .await
 }
 
 #[utoipa::path(
@@ -39,11 +42,11 @@ pub(super) async fn list_reminders(
 )]
 pub(super) async fn switch_reminders(
     op: Manager,
-    svc: Svc,
+    state: State,
     path: web::Path<Uuid>,
     body: web::Json<RemindersSwitch>,
 ) -> Result<HttpResponse, ApiError> {
-    write_json(&svc, StatusCode::OK, move |conn, now| {
+    write_json(&state, StatusCode::OK, move |conn, now| {
         reminders::set_enabled(conn, now, op.name(), *path, body.enabled)
     })
     .await
@@ -54,8 +57,8 @@ pub(super) async fn switch_reminders(
     post, path = "/admin/v1/reminders/claim", tag = "reminders",
     responses((status = 200, description = "The pending reminders to mail, oldest first (at most 100); idempotent.", body = [DueReminder]))
 )]
-pub(super) async fn claim_reminders(_: Gateway, svc: Svc) -> Result<HttpResponse, ApiError> {
-    write_json(&svc, StatusCode::OK, reminders::claim).await
+pub(super) async fn claim_reminders(_: Gateway, state: State) -> Result<HttpResponse, ApiError> {
+    write_json(&state, StatusCode::OK, reminders::claim).await
 }
 
 #[utoipa::path(
@@ -68,10 +71,10 @@ pub(super) async fn claim_reminders(_: Gateway, svc: Svc) -> Result<HttpResponse
 )]
 pub(super) async fn reminder_handed(
     op: Gateway,
-    svc: Svc,
+    state: State,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    write_json(&svc, StatusCode::OK, move |conn, now| {
+    write_json(&state, StatusCode::OK, move |conn, now| {
         reminders::mark_handed(conn, now, op.name(), *path)
     })
     .await

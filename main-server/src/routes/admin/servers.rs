@@ -9,7 +9,7 @@ use shared_proto::admin_api::{KeyClear, NewServer, Server, SyncUsage};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{read_json, write_json, Svc};
+use super::{read_json, write_json, State};
 use crate::auth::{Manager, Viewer};
 use crate::error::ApiError;
 use crate::store::{servers, usage};
@@ -25,10 +25,10 @@ use crate::store::{servers, usage};
 )]
 pub(super) async fn create_server(
     op: Manager,
-    svc: Svc,
+    state: State,
     body: web::Json<NewServer>,
 ) -> Result<HttpResponse, ApiError> {
-    write_json(&svc, StatusCode::CREATED, move |conn, now| {
+    write_json(&state, StatusCode::CREATED, move |conn, now| {
         servers::create(conn, now, op.name(), body.customer_id)
     })
     .await
@@ -57,17 +57,17 @@ pub(super) struct DueQuery {
 )]
 pub(super) async fn list_servers(
     _: Viewer,
-    svc: Svc,
+    state: State,
     query: web::Query<DueQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
+    let now = state.clock.now();
     let query = query.into_inner();
     let page = servers::Page {
         limit: query.limit,
         after: query.after,
     };
     let due = query.due_within_days;
-    read_json(&svc, move |conn| servers::list(conn, now, due, page)).await
+    read_json(&state, move |conn| servers::list(conn, now, due, page)).await
 }
 
 #[utoipa::path(
@@ -80,11 +80,11 @@ pub(super) async fn list_servers(
 )]
 pub(super) async fn show_server(
     _: Viewer,
-    svc: Svc,
+    state: State,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = svc.clock.now();
-    read_json(&svc, move |conn| servers::get(conn, now, *path)).await
+    let now = state.clock.now();
+    read_json(&state, move |conn| servers::get(conn, now, *path)).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -107,11 +107,11 @@ pub(super) struct UsageQuery {
 )]
 pub(super) async fn server_usage(
     _: Viewer,
-    svc: Svc,
+    state: State,
     path: web::Path<Uuid>,
     query: web::Query<UsageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    read_json(&svc, move |conn| usage::list(conn, *path, query.limit)).await
+    read_json(&state, move |conn| usage::list(conn, *path, query.limit)).await
 }
 
 #[utoipa::path(
@@ -126,12 +126,12 @@ pub(super) async fn server_usage(
 )]
 pub(super) async fn clear_key(
     op: Manager,
-    svc: Svc,
+    state: State,
     path: web::Path<Uuid>,
     body: web::Json<KeyClear>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    write_json(&svc, StatusCode::OK, move |conn, now| {
+    write_json(&state, StatusCode::OK, move |conn, now| {
         conn.transaction::<_, ApiError, _>(|conn| {
             servers::clear_key(conn, now, op.name(), id, &body.reason, "operator")
         })?;

@@ -6,7 +6,7 @@ use actix_web::HttpResponse;
 use shared_proto::admin_api::ConsoleSession;
 use shared_proto::ErrorCode;
 
-use super::{write, write_json, Svc};
+use super::{write, write_json, State};
 use crate::auth::{Anyone, Caller, Credential, Person};
 use crate::error::ApiError;
 use crate::store::sessions;
@@ -18,7 +18,7 @@ use crate::store::sessions;
         (status = 201, description = "A console session of the token's account (every role but the gateway), for 8 hours.", body = ConsoleSession),
     )
 )]
-pub(super) async fn open_session(person: Person, svc: Svc) -> Result<HttpResponse, ApiError> {
+pub(super) async fn open_session(person: Person, state: State) -> Result<HttpResponse, ApiError> {
     let Caller {
         identity,
         credential,
@@ -29,7 +29,7 @@ pub(super) async fn open_session(person: Person, svc: Svc) -> Result<HttpRespons
             "a console session cannot open another one: sign in with your personal token",
         ));
     };
-    write_json(&svc, StatusCode::CREATED, move |conn, now| {
+    write_json(&state, StatusCode::CREATED, move |conn, now| {
         sessions::open(conn, now, &identity, &token_hash)
     })
     .await
@@ -43,7 +43,7 @@ pub(super) async fn open_session(person: Person, svc: Svc) -> Result<HttpRespons
         (status = 400, description = "`MALFORMED`: the request carries a personal token, not a session."),
     )
 )]
-pub(super) async fn close_session(caller: Anyone, svc: Svc) -> Result<HttpResponse, ApiError> {
+pub(super) async fn close_session(caller: Anyone, state: State) -> Result<HttpResponse, ApiError> {
     let Caller {
         identity,
         credential,
@@ -54,7 +54,7 @@ pub(super) async fn close_session(caller: Anyone, svc: Svc) -> Result<HttpRespon
              session to end (revoke or rotate the token to stop it)",
         ));
     };
-    write(&svc, move |conn, now| {
+    write(&state, move |conn, now| {
         sessions::close(conn, now, &identity, &secret_hash)
     })
     .await?;
