@@ -4,8 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mail_gateway::inbound::classify;
-use mail_gateway::spool::{Envelope, Intake};
+use mail_gateway::classify::message::classify;
+use mail_gateway::classify::sender_auth;
+use mail_gateway::vocabulary::{Envelope, Intake};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the envelope facts that change the path taken.
@@ -26,5 +27,6 @@ fuzz_target!(|data: &[u8]| {
         truncated: flags & 4 != 0,
     };
     let _ = classify(raw, &envelope, "licensing@solme.example", 2 * 1024 * 1024);
-    let _ = mail_gateway::sender_auth::check(raw, Some("mx.solme.example"), "ops@acme.example");
+    // Mail an MTA handed over is the path whose headers are read at all.
+    let _ = sender_auth::check(raw, Intake::Deliver, Some("mx.solme.example"), "ops@acme.example");
 });
