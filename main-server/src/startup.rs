@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Extensions, Server};
 use actix_web::middleware::{Condition, DefaultHeaders};
+use actix_web::rt::task::JoinHandle;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
@@ -17,6 +18,7 @@ use shared_proto::{Clock, SolmeSigningKey};
 use crate::auth::FailureLimiter;
 use crate::data_dir::DataDir;
 use crate::db::{Db, DbTarget};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::routes::{admin, configure_extractors, not_found, sync_api};
 use crate::seen_head::SeenHead;
@@ -264,56 +266,78 @@ impl Application {
                 handle.stop(true).await;
             }
         });
-        let state = self.state.clone();
-        let pruner = actix_web::rt::spawn(async move {
-            let mut tick = actix_web::rt::time::interval(PRUNE_EVERY);
-            loop {
-                tick.tick().await;
-                let state = state.clone();
-                match web::block(move || state.prune()).await {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => log::info!("forgot {n} request ids older than the stale windows"),
-                    Ok(Err(e)) => {
-                        log::warn!(
-                            "pruning old request ids failed: {:#}",
-                            anyhow::Error::new(e)
-                        )
-                    }
-                    Err(e) => log::warn!("pruning old request ids failed: {e}"),
+        let pruner = prune_request_ids(&self.state);
+        let sealer = seal_audit_chain(&self.state, &self.seen_head);
+        let result = futures_util::future::try_join(self.sync_server, self.admin_server).await;
+        for (name, task) in [("pruning", pruner), ("audit sealing", sealer)] {
+            task.abort();
+            // Cancelled is how a loop ends; anything else (a panic) would otherwise
+            // vanish with the handle.
+            if let Err(e) = task.await {
+                if !e.is_cancelled() {
+                    log::error!("the {name} loop had stopped: {}", join_failure(e));
                 }
             }
-        });
-        let sealer =
-            actix_web::rt::spawn(seal_audit_chain(self.state.clone(), self.seen_head.clone()));
-        let result = futures_util::future::try_join(self.sync_server, self.admin_server).await;
-        pruner.abort();
-        sealer.abort();
+        }
         result.context("running the servers")?;
         log::info!("stopped");
         Ok(())
     }
 }
 
-/// Seals new audit entries into the hash chain every [`SEAL_EVERY`], forever, and
-/// moves this server's copy of the chain's head forward. A failure (the database
-/// down) is logged once, and its end once more, not every second.
-async fn seal_audit_chain(state: AppState, seen_head: web::Data<SeenHead>) {
-    let mut tick = actix_web::rt::time::interval(SEAL_EVERY);
+/// The one shape of the background loops: every `period`, run `work` off the async
+/// workers (it blocks on the database) and hand its outcome to `report`, which logs it.
+/// A failing round is reported and the loop goes on; a panic in `work` is a failed
+/// round too.
+fn every<T, W, R>(period: Duration, work: W, mut report: R) -> JoinHandle<()>
+where
+    T: Send + 'static,
+    W: Fn() -> Result<T, ApiError> + Clone + Send + 'static,
+    R: FnMut(anyhow::Result<T>) + 'static,
+{
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(period);
+        loop {
+            tick.tick().await;
+            let outcome = match web::block(work.clone()).await {
+                Ok(result) => result.map_err(anyhow::Error::new),
+                Err(_) => Err(anyhow::anyhow!("the work panicked")),
+            };
+            report(outcome);
+        }
+    })
+}
+
+/// Forgets request ids too old to matter every [`PRUNE_EVERY`].
+fn prune_request_ids(state: &AppState) -> JoinHandle<()> {
+    let state = state.clone();
+    every(
+        PRUNE_EVERY,
+        move || state.prune(),
+        |outcome| match outcome {
+            Ok(0) => {}
+            Ok(n) => log::info!("forgot {n} request ids older than the stale windows"),
+            Err(e) => log::warn!("pruning old request ids failed: {e:#}"),
+        },
+    )
+}
+
+/// Seals new audit entries into the hash chain every [`SEAL_EVERY`] and moves this
+/// server's copy of the chain's head forward. A failure (the database down) is logged
+/// once, and its end once more, not every second.
+fn seal_audit_chain(state: &AppState, seen_head: &web::Data<SeenHead>) -> JoinHandle<()> {
+    let (db, clock, seen_head) = (state.db.clone(), state.clock.clone(), seen_head.clone());
     let mut failing = false;
-    loop {
-        tick.tick().await;
-        let db = state.db.clone();
-        let now = state.clock.now();
-        let seen_head = seen_head.clone();
-        let result = web::block(move || {
+    every(
+        SEAL_EVERY,
+        move || {
             let sealed = crate::store::audit_chain::seal_pending(&db.write)?;
             let mut conn = db.read.get()?;
-            seen_head.advance(&mut conn, now)?;
-            Ok::<_, crate::error::ApiError>(sealed)
-        })
-        .await;
-        match result {
-            Ok(Ok(sealed)) => {
+            seen_head.advance(&mut conn, clock.now())?;
+            Ok(sealed)
+        },
+        move |outcome| match outcome {
+            Ok(sealed) => {
                 if failing {
                     log::info!("sealing audit entries works again");
                     failing = false;
@@ -322,15 +346,27 @@ async fn seal_audit_chain(state: AppState, seen_head: web::Data<SeenHead>) {
                     log::debug!("sealed {sealed} audit entries into the hash chain");
                 }
             }
-            Ok(Err(e)) if !failing => {
-                log::warn!("sealing audit entries or keeping the chain's head failed (retrying every second): {:#}", anyhow::Error::new(e));
-                failing = true;
+            Err(e) => {
+                if !failing {
+                    log::warn!(
+                        "sealing audit entries or keeping the chain's head failed \
+                         (retrying every second): {e:#}"
+                    );
+                    failing = true;
+                }
             }
-            Err(e) if !failing => {
-                log::warn!("sealing audit entries or keeping the chain's head failed (retrying every second): {e}");
-                failing = true;
-            }
-            _ => {}
-        }
+        },
+    )
+}
+
+/// What a background task's failure was, in words: its panic's message.
+fn join_failure(e: actix_web::rt::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .map_or_else(|| "it panicked".to_owned(), |m| format!("it panicked: {m}")),
+        Err(_) => "it was stopped".to_owned(),
     }
 }
