@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tests::sim::control_cli::{self, SimCommand};
 use tests::sim::run::{self, RunArgs};
+use tests::sim::scenario::runner::{self as scenarios, RunScenarios};
 
 /// Run the whole Solme licensing story on this machine: Solme's main server, the
 /// licensing@ mail gateway and customer license servers, on loopback ports, all on one
@@ -24,19 +25,34 @@ use tests::sim::run::{self, RunArgs};
 ///   solme-sim --data-dir /tmp/sim clock set 2027-11-10T09:00:00Z
 ///   solme-sim --data-dir /tmp/sim clock back 2d        # local servers: CLOCK_ROLLBACK
 ///   solme-sim --data-dir /tmp/sim status
+///
+/// `solme-sim run FILE…` runs scenario files instead (docs/scenarios.md), each in a
+/// fresh simulation of its own:
+///
+///   solme-sim run scenarios/*.toml --junit results.xml --report report.md
 #[derive(Debug, Parser)]
 #[command(name = "solme-sim", version, verbatim_doc_comment)]
 struct Cli {
     #[command(flatten)]
     run: RunArgs,
     #[command(subcommand)]
-    command: Option<SimCommand>,
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run scenario files (TOML), each in a fresh simulation; exits 0 only when every
+    /// expectation held, 2 when a file is refused (nothing is run then).
+    Run(RunScenarios),
+    #[command(flatten)]
+    Control(SimCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(command) => control_cli::run(command, cli.run.data_dir.as_deref()),
+        Some(Command::Run(files)) => scenarios::run(files),
+        Some(Command::Control(command)) => control_cli::run(command, cli.run.data_dir.as_deref()),
         None => match run::run(cli.run) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

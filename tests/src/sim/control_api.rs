@@ -9,7 +9,8 @@
 //!   is refused changes nothing.
 //!
 //! Endpoints: `GET /v1/status`, `POST /v1/clock`, `POST /v1/exec`,
-//! `GET /v1/mail/inbox?address=…`.
+//! `GET /v1/mail/inbox?address=…`, `POST /v1/client`, `POST /v1/mail/send`
+//! ([`super::world_actions`]).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use shared_proto::files::{write, Access, Existing};
 use super::clock::ClockMove;
 use super::exec;
 use super::world::Simulation;
+use super::world_actions;
 
 /// The file that tells clients where the control API is.
 pub const CONTROL_FILE: &str = "control.json";
@@ -55,7 +57,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn bad(message: impl Into<String>) -> Self {
+    pub(super) fn bad(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             code: "MALFORMED",
@@ -63,7 +65,7 @@ impl ApiError {
         }
     }
 
-    fn not_found(message: impl Into<String>) -> Self {
+    pub(super) fn not_found(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
             code: "NOT_FOUND",
@@ -80,7 +82,7 @@ impl ApiError {
     }
 
     /// An unexpected failure: logged with its cause here, a plain message to the client.
-    fn internal(error: &anyhow::Error) -> Self {
+    pub(super) fn internal(error: &anyhow::Error) -> Self {
         eprintln!("control API: {error:#}");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -106,13 +108,13 @@ impl ResponseError for ApiError {
     }
 }
 
-struct State {
-    sim: Arc<Simulation>,
+pub(super) struct State {
+    pub(super) sim: Arc<Simulation>,
     token: SecretString,
 }
 
 impl State {
-    fn authorize(&self, request: &HttpRequest) -> Result<(), ApiError> {
+    pub(super) fn authorize(&self, request: &HttpRequest) -> Result<(), ApiError> {
         let given = request
             .headers()
             .get("authorization")
@@ -129,7 +131,7 @@ impl State {
     }
 }
 
-type Shared = web::Data<State>;
+pub(super) type Shared = web::Data<State>;
 
 /// The running control API.
 pub struct ControlServer {
@@ -173,6 +175,8 @@ impl ControlServer {
                         .route("/v1/clock", web::post().to(clock))
                         .route("/v1/exec", web::post().to(exec_verb))
                         .route("/v1/mail/inbox", web::get().to(inbox))
+                        .route("/v1/client", web::post().to(world_actions::client))
+                        .route("/v1/mail/send", web::post().to(world_actions::mail_send))
                         .default_service(web::to(|| async {
                             ApiError::not_found("no such endpoint; see `solme-sim --help`")
                                 .error_response()
@@ -238,7 +242,7 @@ fn new_token() -> Result<SecretString> {
     Ok(SecretString::from(hex))
 }
 
-fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+pub(super) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("the body is not JSON: {e}")))
 }
 

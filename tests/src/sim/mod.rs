@@ -5,11 +5,15 @@
 //! - [`world`]: what a running simulation is made of.
 //! - [`clock`]: its one simulated clock (a clock file every program follows).
 //! - [`control_api`]: the HTTP/JSON control API; [`control_cli`]: the CLI over it;
-//!   [`exec`]: running a program's verb for it.
+//!   [`exec`]: running a program's verb for it; [`world_actions`]: a licensed program
+//!   and a customer's mail, as the control API offers them.
+//! - [`scenario`]: journeys written as TOML files, and `solme-sim run` over them.
 
 pub mod clock;
 pub mod control_api;
 pub mod control_cli;
 pub mod exec;
 pub mod run;
+pub mod scenario;
 pub mod world;
+pub mod world_actions;

@@ -35,6 +35,11 @@ pub struct RunArgs {
     /// negative).
     #[arg(long, env = "SOLME_SIM_CLOCK_OFFSET_DAYS", allow_hyphen_values = true)]
     pub clock_offset_days: Option<i64>,
+    /// Skip the demonstration journeys (syncs, an email sync, a checkout): the world is
+    /// handed over with every local server installed but never synchronized, as the
+    /// scenario runner wants it.
+    #[arg(long, env = "SOLME_SIM_NO_JOURNEYS")]
+    pub no_journeys: bool,
 }
 
 const CUSTOMER_EMAIL: &str = "ops@acme.example";
@@ -161,6 +166,74 @@ pub fn run(args: RunArgs) -> Result<()> {
         locals.push(local);
     }
 
+    if args.no_journeys {
+        say("no journeys run (--no-journeys): every local server is still unsynchronized");
+    } else {
+        demo_journeys(&locals, &gateway)?;
+    }
+
+    let sim = Arc::new(Simulation {
+        root: root.clone(),
+        clock,
+        programs: programs(&main, &gateway, &locals)?,
+        outbox: gateway.outbox(),
+    });
+    let control = ControlServer::start(sim)?;
+
+    step("Everything is up. Drive it (from another terminal):");
+    let sim_bin = std::env::current_exe().context("locating solme-sim")?;
+    let sim_cmd = format!("{} --data-dir {}", sim_bin.display(), root.display());
+    say(&format!("{sim_cmd} status"));
+    say(&format!("{sim_cmd} clock advance 340d"));
+    say(&format!("{sim_cmd} mail inbox {CUSTOMER_EMAIL}"));
+    say(&format!("{sim_cmd} exec local-server-1 -- status"));
+    say(&format!("{sim_cmd} exec main-server -- admin audit"));
+    say(&format!(
+        "control API: {} (bearer token in {}; see control.json)",
+        control.url,
+        root.join(super::control_api::TOKEN_FILE).display()
+    ));
+    say(&format!(
+        "curl -X POST -H 'content-type: application/json' -d '{{\"feature\":\"solme-cad\",\"client\":\"me\"}}' {}/api/v1/leases",
+        locals[0].api_url()?
+    ));
+    say(&format!(
+        "manager page of local-server-1: {}/",
+        locals[0].api_url()?
+    ));
+    say(&format!(
+        "operator console: {}/ (its certificate is from the simulation CA {}: \
+         trust that in the browser, or accept the warning)",
+        main.admin_url(),
+        main.ca_file().display()
+    ));
+    say(&format!("mail gateway status: http://{}/", gateway.http));
+    say(&format!(
+        "mails sent by the gateway: {}",
+        gateway.outbox().display()
+    ));
+    println!("\nPress Ctrl-C to stop every program.");
+
+    let (stop_tx, stop_rx) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.send(());
+    })
+    .context("installing the Ctrl-C handler")?;
+    let _ = stop_rx.recv();
+    println!("\nStopping…");
+    control.stop();
+    for local in &mut locals {
+        local.stop()?;
+    }
+    gateway.stop()?;
+    main.stop()?;
+    println!("Stopped. The files stay in {}", root.display());
+    Ok(())
+}
+
+/// The demonstration run before the world is handed over: a refusal before any sync, a
+/// direct sync, an email sync and a checkout.
+fn demo_journeys(locals: &[LocalServer], gateway: &MailGateway) -> Result<()> {
     step("A client asks local-server-1 for a seat before any sync");
     match locals[0].checkout("solme-cad", "designer-laptop")? {
         Ok(lease) => bail!("an unsynchronized server issued a lease: {lease}"),
@@ -238,63 +311,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!("check-in refused: {}", refusal.error.message);
     }
     say("lease returned; the seat is free again");
-
-    let sim = Arc::new(Simulation {
-        root: root.clone(),
-        clock,
-        programs: programs(&main, &gateway, &locals)?,
-        outbox: gateway.outbox(),
-    });
-    let control = ControlServer::start(sim)?;
-
-    step("Everything is up. Drive it (from another terminal):");
-    let sim_bin = std::env::current_exe().context("locating solme-sim")?;
-    let sim_cmd = format!("{} --data-dir {}", sim_bin.display(), root.display());
-    say(&format!("{sim_cmd} status"));
-    say(&format!("{sim_cmd} clock advance 340d"));
-    say(&format!("{sim_cmd} mail inbox {CUSTOMER_EMAIL}"));
-    say(&format!("{sim_cmd} exec local-server-1 -- status"));
-    say(&format!("{sim_cmd} exec main-server -- admin audit"));
-    say(&format!(
-        "control API: {} (bearer token in {}; see control.json)",
-        control.url,
-        root.join(super::control_api::TOKEN_FILE).display()
-    ));
-    say(&format!(
-        "curl -X POST -H 'content-type: application/json' -d '{{\"feature\":\"solme-cad\",\"client\":\"me\"}}' {}/api/v1/leases",
-        locals[0].api_url()?
-    ));
-    say(&format!(
-        "manager page of local-server-1: {}/",
-        locals[0].api_url()?
-    ));
-    say(&format!(
-        "operator console: {}/ (its certificate is from the simulation CA {}: \
-         trust that in the browser, or accept the warning)",
-        main.admin_url(),
-        main.ca_file().display()
-    ));
-    say(&format!("mail gateway status: http://{}/", gateway.http));
-    say(&format!(
-        "mails sent by the gateway: {}",
-        gateway.outbox().display()
-    ));
-    println!("\nPress Ctrl-C to stop every program.");
-
-    let (stop_tx, stop_rx) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = stop_tx.send(());
-    })
-    .context("installing the Ctrl-C handler")?;
-    let _ = stop_rx.recv();
-    println!("\nStopping…");
-    control.stop();
-    for local in &mut locals {
-        local.stop()?;
-    }
-    gateway.stop()?;
-    main.stop()?;
-    println!("Stopped. The files stay in {}", root.display());
     Ok(())
 }
 

@@ -1,0 +1,494 @@
+//! The scenario file: TOML, read with every step's place in the file, and checked whole
+//! before anything starts (unknown keys, steps that cannot run, values used before any
+//! step saved them), each refusal naming the file's line. See `docs/scenarios.md`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use toml::Spanned;
+
+use crate::sim::clock::{parse_span, ClockMove};
+
+/// A scenario, checked.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub file: PathBuf,
+    pub name: String,
+    pub rule: Option<String>,
+    pub world: World,
+    pub steps: Vec<Step>,
+}
+
+/// One step and the line it starts on.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub line: usize,
+    pub body: StepBody,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: String,
+    #[serde(default)]
+    rule: Option<String>,
+    #[serde(default)]
+    world: World,
+    step: Vec<Spanned<StepBody>>,
+}
+
+/// The world the scenario needs; the simulation builds it (one customer, contact
+/// `ops@acme.example`, each local server with solme-cad × 5 and solme-cam × 2, none
+/// synchronized yet).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct World {
+    #[serde(default = "two")]
+    pub local_servers: usize,
+    /// `sqlite` (the default) or `postgres` (the database in SOLME_TEST_DATABASE_URL).
+    #[serde(default)]
+    pub database: Database,
+    #[serde(default)]
+    pub clock_offset_days: Option<i64>,
+}
+
+fn two() -> usize {
+    2
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self {
+            local_servers: two(),
+            database: Database::Sqlite,
+            clock_offset_days: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Database {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+/// A step as written: exactly one action, then what to keep and what to expect.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepBody {
+    /// A sentence for people, shown in the progress and the report.
+    pub note: Option<String>,
+    pub clock: Option<BTreeMap<String, String>>,
+    pub exec: Option<ExecStep>,
+    /// `main-server admin ARGS…` (an operator's action).
+    pub admin: Option<Vec<String>>,
+    /// A direct sync of this local server.
+    pub sync: Option<String>,
+    /// `export-sync-data` of this local server to a file (saved: its path).
+    pub export: Option<String>,
+    pub mail: Option<MailStep>,
+    pub import: Option<ImportStep>,
+    pub checkout: Option<CheckoutStep>,
+    pub borrow: Option<BorrowStep>,
+    pub heartbeat: Option<LeaseStep>,
+    pub checkin: Option<LeaseStep>,
+    pub poll: Option<TicketStep>,
+    /// `status --json` of this local server (for `expect.status`).
+    pub status: Option<String>,
+    /// The mails Solme sent this contact (for `expect.mail` / `expect.no_new_mail`).
+    pub inbox: Option<String>,
+    /// Keep the step's value under this name, for `${name}` in later steps.
+    pub save: Option<String>,
+    /// Save this field (a dotted path) of what the step saw instead: `server_id` of a
+    /// status, `body.expires_at` of a client answer.
+    pub save_field: Option<String>,
+    /// Repeat the step until its expectations hold, for at most this long (`30s`).
+    pub within: Option<String>,
+    pub expect: Option<Expect>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecStep {
+    pub program: String,
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailStep {
+    pub from: String,
+    pub sync_data: Option<String>,
+    pub subject: Option<String>,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportStep {
+    pub server: String,
+    /// The Message-ID (saved by a `mail` step) whose reply carries the license file.
+    pub reply_to: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutStep {
+    pub server: String,
+    pub feature: String,
+    pub user: Option<String>,
+    pub host: Option<String>,
+    pub wait_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BorrowStep {
+    pub server: String,
+    pub feature: String,
+    pub hours: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseStep {
+    pub server: String,
+    pub lease: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketStep {
+    pub server: String,
+    pub ticket: String,
+}
+
+/// What must hold after a step.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The refusal's code (`SYNC_EXPIRED`), or `granted` for a lease.
+    pub code: Option<String>,
+    /// The HTTP status of a client answer.
+    pub http: Option<u16>,
+    /// A verb's exit code.
+    pub exit: Option<i32>,
+    /// Text in a verb's output (stdout or stderr).
+    pub output_contains: Option<String>,
+    /// Fields of `status --json` (dotted paths) and their values.
+    pub status: Option<BTreeMap<String, toml::Value>>,
+    pub mail: Option<MailExpect>,
+    /// No new mail reaches the contact for the whole `within`.
+    pub no_new_mail: Option<bool>,
+    /// A lease (or borrow) ends no later than this after the simulated now (`30d`).
+    pub ends_within: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailExpect {
+    /// `reminder`, `reply` or `key-clear-notice`.
+    pub kind: String,
+    /// At least this many of that kind in the inbox (default 1).
+    pub count: Option<usize>,
+    pub subject_contains: Option<String>,
+    pub license_file: Option<bool>,
+}
+
+/// A refusal of a scenario file, with its line.
+#[derive(Debug)]
+pub struct FormatError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for FormatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |before| before.matches('\n').count() + 1)
+}
+
+/// The actions a step may name, in the order the reference lists them.
+const ACTIONS: &[&str] = &[
+    "clock",
+    "exec",
+    "admin",
+    "sync",
+    "export",
+    "mail",
+    "import",
+    "checkout",
+    "borrow",
+    "heartbeat",
+    "checkin",
+    "poll",
+    "status",
+    "inbox",
+];
+
+impl StepBody {
+    /// The step's one action.
+    pub fn action(&self) -> Result<&'static str, String> {
+        let value = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        let named: Vec<&'static str> = ACTIONS
+            .iter()
+            .copied()
+            .filter(|key| !value[*key].is_null())
+            .collect();
+        match named.as_slice() {
+            [one] => Ok(one),
+            [] => Err(format!(
+                "the step does nothing: give one of {}",
+                ACTIONS.join(", ")
+            )),
+            many => Err(format!(
+                "a step does one thing; this one names {}",
+                many.join(" and ")
+            )),
+        }
+    }
+
+    /// Every `${name}` the step uses.
+    fn references(&self) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        if let Ok(value) = serde_json::to_value(self) {
+            collect_references(&value, &mut found);
+        }
+        found
+    }
+
+    /// The step with every `${name}` replaced by its saved value.
+    pub fn substitute(&self, saved: &BTreeMap<String, String>) -> Result<Self, String> {
+        let value = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        serde_json::from_value(replace(value, saved)).map_err(|e| e.to_string())
+    }
+
+    pub fn within(&self) -> Option<Duration> {
+        self.within
+            .as_deref()
+            .and_then(|w| parse_span(w).ok())
+            .and_then(|d| d.to_std().ok())
+    }
+}
+
+fn collect_references(value: &Value, found: &mut BTreeSet<String>) {
+    match value {
+        Value::String(text) => {
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find("${") {
+                let after = &rest[start + 2..];
+                match after.find('}') {
+                    Some(end) => {
+                        found.insert(after[..end].to_string());
+                        rest = &after[end + 1..];
+                    }
+                    None => break,
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_references(v, found)),
+        Value::Object(map) => map.values().for_each(|v| collect_references(v, found)),
+        _ => {}
+    }
+}
+
+fn replace(value: Value, saved: &BTreeMap<String, String>) -> Value {
+    match value {
+        Value::String(mut text) => {
+            for (name, saved) in saved {
+                text = text.replace(&format!("${{{name}}}"), saved);
+            }
+            Value::String(text)
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| replace(v, saved)).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, replace(v, saved)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Reads and checks `path`.
+pub fn load(path: &Path) -> Result<Scenario, FormatError> {
+    let refuse = |line: usize, message: String| FormatError {
+        file: path.to_path_buf(),
+        line,
+        message,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| refuse(0, format!("cannot be read: {e}")))?;
+    let file: File = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(0, |span| line_of(&text, span.start));
+        refuse(line, e.message().trim().to_string())
+    })?;
+    let world = file.world;
+    if world.local_servers == 0 || world.local_servers > 8 {
+        return Err(refuse(1, "world.local_servers must be 1 to 8".to_string()));
+    }
+    let mut programs: BTreeSet<String> = (1..=world.local_servers)
+        .map(|n| format!("local-server-{n}"))
+        .collect();
+    let locals = programs.clone();
+    programs.insert("main-server".to_string());
+    programs.insert("mail-gateway".to_string());
+    let mut saved = BTreeSet::new();
+    let mut steps = Vec::new();
+    for spanned in file.step {
+        let line = line_of(&text, spanned.span().start);
+        let body = spanned.into_inner();
+        check_step(&body, &locals, &programs, &saved).map_err(|m| refuse(line, m))?;
+        if let Some(name) = &body.save {
+            saved.insert(name.clone());
+        }
+        steps.push(Step { line, body });
+    }
+    if steps.is_empty() {
+        return Err(refuse(
+            1,
+            "a scenario needs at least one [[step]]".to_string(),
+        ));
+    }
+    Ok(Scenario {
+        file: path.to_path_buf(),
+        name: file.name,
+        rule: file.rule,
+        world,
+        steps,
+    })
+}
+
+fn check_step(
+    step: &StepBody,
+    locals: &BTreeSet<String>,
+    programs: &BTreeSet<String>,
+    saved: &BTreeSet<String>,
+) -> Result<(), String> {
+    let action = step.action()?;
+    for name in step.references() {
+        if !saved.contains(&name) {
+            return Err(format!(
+                "${{{name}}} is used before any step saved it (save = \"{name}\")"
+            ));
+        }
+    }
+    let local = |name: &str| -> Result<(), String> {
+        if name.contains("${") || locals.contains(name) {
+            Ok(())
+        } else {
+            Err(format!(
+                "there is no local server {name:?} in this world (it has {})",
+                locals.iter().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        }
+    };
+    match action {
+        "clock" => {
+            let body = serde_json::to_value(&step.clock).map_err(|e| e.to_string())?;
+            ClockMove::from_json(&body)?;
+        }
+        "exec" => {
+            if let Some(exec) = &step.exec {
+                if !programs.contains(&exec.program) {
+                    return Err(format!(
+                        "there is no program {:?} in this world",
+                        exec.program
+                    ));
+                }
+                if exec.args.is_empty() {
+                    return Err("exec needs args, the verb first".to_string());
+                }
+            }
+        }
+        "admin" if step.admin.as_ref().is_some_and(Vec::is_empty) => {
+            return Err("admin needs the admin verb, e.g. [\"audit\"]".to_string())
+        }
+        "sync" | "export" | "status" => {
+            let server = step
+                .sync
+                .as_ref()
+                .or(step.export.as_ref())
+                .or(step.status.as_ref());
+            local(server.map_or("", String::as_str))?;
+        }
+        "mail" => {
+            if let Some(mail) = &step.mail {
+                if mail.sync_data.is_some() == mail.text.is_some() {
+                    return Err(
+                        "a mail carries either sync_data (a saved export) or text".to_string()
+                    );
+                }
+            }
+        }
+        "import" => local(step.import.as_ref().map_or("", |s| s.server.as_str()))?,
+        "checkout" => local(step.checkout.as_ref().map_or("", |s| s.server.as_str()))?,
+        "borrow" => local(step.borrow.as_ref().map_or("", |s| s.server.as_str()))?,
+        "heartbeat" | "checkin" => {
+            let lease = step.heartbeat.as_ref().or(step.checkin.as_ref());
+            local(lease.map_or("", |s| s.server.as_str()))?;
+        }
+        "poll" => local(step.poll.as_ref().map_or("", |s| s.server.as_str()))?,
+        _ => {}
+    }
+    if let Some(within) = &step.within {
+        parse_span(within).map_err(|e| format!("within: {e}"))?;
+    }
+    let saves = matches!(
+        action,
+        "exec" | "admin" | "export" | "mail" | "checkout" | "borrow" | "poll" | "status"
+    );
+    if step.save_field.is_some() && step.save.is_none() {
+        return Err("save_field needs save = \"NAME\"".to_string());
+    }
+    if step.save.is_some() && !saves {
+        return Err(format!("a {action} step has nothing to save"));
+    }
+    let Some(expect) = &step.expect else {
+        return Ok(());
+    };
+    let client = matches!(
+        action,
+        "checkout" | "borrow" | "heartbeat" | "checkin" | "poll"
+    );
+    let verb = matches!(action, "exec" | "admin" | "sync" | "export" | "import");
+    let allowed: &[(&str, bool)] = &[
+        ("code", client || verb),
+        ("http", client),
+        ("exit", verb),
+        ("output_contains", verb),
+        ("status", action == "status"),
+        ("mail", action == "inbox"),
+        ("no_new_mail", action == "inbox"),
+        (
+            "ends_within",
+            matches!(action, "checkout" | "borrow" | "heartbeat" | "poll"),
+        ),
+    ];
+    let value = serde_json::to_value(expect).map_err(|e| e.to_string())?;
+    for (key, ok) in allowed {
+        if !value[*key].is_null() && !ok {
+            return Err(format!("expect.{key} means nothing after a {action} step"));
+        }
+    }
+    if expect.no_new_mail == Some(true) && step.within.is_none() {
+        return Err(
+            "expect.no_new_mail needs within = \"…\" (how long nothing may come)".to_string(),
+        );
+    }
+    if let Some(span) = &expect.ends_within {
+        parse_span(span).map_err(|e| format!("expect.ends_within: {e}"))?;
+    }
+    Ok(())
+}
