@@ -296,7 +296,6 @@ impl Admin {
                 "Authorization",
                 &format!("Bearer {}", self.token.expose_secret()),
             )
-            .set("X-Operator", "qa-operator")
     }
 
     pub fn get(&self, path: &str) -> Result<Result<Value, Refusal>> {
