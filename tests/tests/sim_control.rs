@@ -372,3 +372,340 @@ fn the_control_api_refuses_a_wrong_token_and_bad_input_and_changes_nothing() {
         );
     }
 }
+
+/// The events after `since` from the control API.
+fn events_since(sim: &Sim, since: u64) -> Vec<Value> {
+    sim.ok("GET", &format!("/v1/events?since={since}"), None)
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_clock_move_and_an_exec_appear_in_the_event_log() {
+    let sim = Sim::start();
+    // The set-up is in the log: every program started, the email sync's reply sent.
+    let setup = wait_until(
+        "the set-up's reply in the log",
+        Duration::from_secs(10),
+        || {
+            let events = events_since(&sim, 0);
+            events
+                .iter()
+                .any(|e| {
+                    e["kind"] == "mail-sent" && e["mail_kind"] == "reply" && e["to"] == CONTACT
+                })
+                .then_some(events)
+        },
+    )
+    .unwrap();
+    for program in [
+        "main-server",
+        "mail-gateway",
+        "local-server-1",
+        "local-server-2",
+    ] {
+        assert!(
+            setup
+                .iter()
+                .any(|e| e["kind"] == "program-started" && e["program"] == program),
+            "{program} not started in {setup:#?}"
+        );
+    }
+    let last = setup.last().unwrap()["seq"].as_u64().unwrap();
+    assert_eq!(
+        last as usize,
+        setup.len(),
+        "sequence numbers from 1 without gaps"
+    );
+
+    sim.advance("10d");
+    let output = sim.exec("local-server-1", &["status", "--json"]);
+    assert_eq!(output["exit_code"], 0, "{output}");
+    let (code, _) = sim.call("POST", "/v1/clock", Some(json!({"advance": "not a span"})));
+    assert_eq!(code, 400);
+
+    let new = events_since(&sim, last);
+    let kinds: Vec<&str> = new.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["clock-moved", "exec"], "{new:#?}");
+    let moved = &new[0];
+    assert_eq!(moved["seq"], last + 1);
+    assert_eq!(moved["by"], "advance 10d");
+    assert_eq!(moved["from_offset"], "+0s");
+    assert_eq!(moved["to_offset"], "+10d");
+    let exec = &new[1];
+    assert_eq!(exec["program"], "local-server-1");
+    assert_eq!(exec["args"], json!(["status", "--json"]));
+    assert_eq!(exec["exit_code"], 0);
+    // Events after the move carry the simulated time.
+    let at: chrono::DateTime<chrono::Utc> = exec["at"].as_str().unwrap().parse().unwrap();
+    let sim_time: chrono::DateTime<chrono::Utc> =
+        exec["sim_time"].as_str().unwrap().parse().unwrap();
+    assert_eq!((sim_time - at).num_days(), 10, "{exec}");
+
+    // The file has the same events, one JSON line each.
+    let lines = lines_of(&sim.data_dir().join("events.jsonl"));
+    let from_file: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(from_file, events_since(&sim, 0));
+
+    // A waiting reader gets the next event as it happens.
+    let seq = exec["seq"].as_u64().unwrap();
+    let waiter = {
+        let (url, token) = (sim.url.clone(), sim.token.clone());
+        std::thread::spawn(move || {
+            ureq::get(&format!("{url}/v1/events?since={seq}&wait_ms=20000"))
+                .set("Authorization", &format!("Bearer {token}"))
+                .call()
+                .unwrap()
+                .into_json::<Value>()
+                .unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    sim.ok("POST", "/v1/clock", Some(json!({"back": "1d"})));
+    let next = waiter.join().unwrap();
+    assert_eq!(next[0]["kind"], "clock-moved", "{next}");
+    assert_eq!(next[0]["by"], "back 1d", "{next}");
+
+    // The CLI prints them, one line each.
+    let output = Command::new(env!("CARGO_BIN_EXE_solme-sim"))
+        .arg("--data-dir")
+        .arg(sim.data_dir())
+        .args(["events", "--since", &last.to_string()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].contains("clock-moved") && lines[0].contains("by=advance 10d"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("exec") && lines[1].contains("args=[status --json]"),
+        "{text}"
+    );
+}
+
+/// Switches a fault through the control API and returns the answer.
+fn fault(sim: &Sim, body: Value) -> Value {
+    sim.ok("POST", "/v1/faults", Some(body))
+}
+
+fn status_page(url: &str) -> Result<u16, String> {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_millis(1500))
+        .build()
+        .get(&format!("{url}/status"))
+        .call()
+        .map(|r| r.status())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn faults_kill_and_restart_the_main_server_stop_the_gateway_and_lock_a_database() {
+    let sim = Sim::start();
+    let main_pid = sim.program("main-server")["pid"].as_u64().unwrap();
+
+    // The main server killed: a direct sync fails on the network.
+    let answer = fault(
+        &sim,
+        json!({"fault": "kill", "program": "main-server", "on": true}),
+    );
+    assert_eq!(answer["changed"], true, "{answer}");
+    assert!(answer["pid"].is_null(), "{answer}");
+    let main = sim.program("main-server");
+    assert_eq!(main["state"], "killed", "{main}");
+    assert!(main["pid"].is_null(), "{main}");
+    let status = sim.ok("GET", "/v1/status", None);
+    assert_eq!(status["faults"][0]["fault"], "kill", "{status}");
+    assert_eq!(status["faults"][0]["program"], "main-server", "{status}");
+    let output = sim.exec("local-server-1", &["sync"]);
+    assert_ne!(output["exit_code"], 0, "{output}");
+    let said = output["stderr"].as_str().unwrap().to_lowercase();
+    assert!(
+        said.contains("connect") || said.contains("refused") || said.contains("reach"),
+        "not a network error: {output}"
+    );
+    // Stopping a killed program is refused, and changes nothing.
+    let (code, body) = sim.call(
+        "POST",
+        "/v1/faults",
+        Some(json!({"fault": "stop", "program": "main-server", "on": true})),
+    );
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["code"], "CONFLICT", "{body}");
+
+    // Started again on the same ports: the sync passes.
+    let answer = fault(
+        &sim,
+        json!({"fault": "kill", "program": "main-server", "on": false}),
+    );
+    assert_eq!(answer["changed"], true, "{answer}");
+    let main = sim.program("main-server");
+    assert_eq!(main["state"], "running", "{main}");
+    assert_ne!(main["pid"].as_u64().unwrap(), main_pid);
+    let output = sim.exec("local-server-1", &["sync"]);
+    assert_eq!(output["exit_code"], 0, "{output}");
+    assert_eq!(sim.ok("GET", "/v1/status", None)["faults"], json!([]));
+
+    // The gateway stopped (SIGSTOP): its status page answers nothing, then again.
+    let gateway = sim.program("mail-gateway");
+    let page = gateway["addresses"]["http"].as_str().unwrap().to_string();
+    assert_eq!(status_page(&page), Ok(200));
+    let answer = fault(
+        &sim,
+        json!({"fault": "stop", "program": "mail-gateway", "on": true}),
+    );
+    assert_eq!(answer["changed"], true, "{answer}");
+    assert_eq!(sim.program("mail-gateway")["state"], "stopped");
+    let refused = status_page(&page);
+    assert!(refused.is_err(), "a stopped gateway answered: {refused:?}");
+    let answer = fault(
+        &sim,
+        json!({"fault": "stop", "program": "mail-gateway", "on": false}),
+    );
+    assert_eq!(answer["changed"], true, "{answer}");
+    assert_eq!(status_page(&page), Ok(200));
+    assert_eq!(sim.program("mail-gateway")["pid"], gateway["pid"]);
+
+    // The local database held locked: a checkout answers UNAVAILABLE, then passes.
+    let api = sim.program("local-server-1")["addresses"]["api"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answer = fault(
+        &sim,
+        json!({"fault": "db-lock", "program": "local-server-1", "on": true, "seconds": 120}),
+    );
+    assert_eq!(answer["changed"], true, "{answer}");
+    let status = sim.ok("GET", "/v1/status", None);
+    assert_eq!(status["faults"][0]["fault"], "db-lock", "{status}");
+    assert!(status["faults"][0]["until"].is_string(), "{status}");
+    let (code, body) = checkout(&api);
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (503, Some("UNAVAILABLE")),
+        "{body}"
+    );
+    fault(
+        &sim,
+        json!({"fault": "db-lock", "program": "local-server-1", "on": false}),
+    );
+    let (code, body) = checkout(&api);
+    assert_eq!(code, 201, "{body}");
+
+    // Restarted: a new process on the same address, serving.
+    let before = sim.program("local-server-1");
+    let answer = fault(
+        &sim,
+        json!({"fault": "restart", "program": "local-server-1", "on": true}),
+    );
+    assert_eq!(answer["changed"], true, "{answer}");
+    let after = sim.program("local-server-1");
+    assert_ne!(after["pid"], before["pid"]);
+    assert_eq!(after["addresses"], before["addresses"]);
+    assert_eq!(checkout(&api).0, 201);
+
+    // What cannot be done says why, and changes nothing.
+    for (bad, code, error) in [
+        (
+            json!({"fault": "db-lock", "program": "mail-gateway", "on": true}),
+            422,
+            "UNSUPPORTED",
+        ),
+        (
+            json!({"fault": "restart", "program": "main-server", "on": false}),
+            400,
+            "MALFORMED",
+        ),
+        (
+            json!({"fault": "melt", "program": "main-server", "on": true}),
+            400,
+            "MALFORMED",
+        ),
+        (
+            json!({"fault": "kill", "program": "nobody", "on": true}),
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            json!({"fault": "db-lock", "program": "local-server-1", "on": true, "seconds": 0}),
+            400,
+            "MALFORMED",
+        ),
+    ] {
+        let (status, body) = sim.call("POST", "/v1/faults", Some(bad.clone()));
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (code, Some(error)),
+            "{bad}: {body}"
+        );
+    }
+    assert_eq!(sim.ok("GET", "/v1/status", None)["faults"], json!([]));
+
+    // Every switch is in the event log.
+    let events = events_since(&sim, 0);
+    let faults: Vec<String> = events
+        .iter()
+        .filter(|e| e["kind"] == "fault-on" || e["kind"] == "fault-off")
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["kind"].as_str().unwrap(),
+                e["fault"].as_str().unwrap(),
+                e["program"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            "fault-on kill main-server",
+            "fault-off kill main-server",
+            "fault-on stop mail-gateway",
+            "fault-off stop mail-gateway",
+            "fault-on db-lock local-server-1",
+            "fault-off db-lock local-server-1",
+            "fault-on restart local-server-1",
+        ],
+        "{events:#?}"
+    );
+    assert!(events.iter().any(|e| e["kind"] == "program-stopped"
+        && e["program"] == "main-server"
+        && e["how"] == "killed"));
+}
+
+#[test]
+fn the_cli_switches_faults_and_shows_them() {
+    let sim = Sim::start();
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_solme-sim"))
+            .arg("--data-dir")
+            .arg(sim.data_dir())
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    let (ok, said) = cli(&["fault", "stop", "local-server-2"]);
+    assert!(ok && said.contains("stopped (SIGSTOP)"), "{said}");
+    let (ok, said) = cli(&["status"]);
+    assert!(
+        ok && said.contains("fault on: stop local-server-2"),
+        "{said}"
+    );
+    assert!(said.contains("stopped"), "{said}");
+    let (ok, said) = cli(&["fault", "stop", "local-server-2", "--off"]);
+    assert!(ok && said.contains("continued"), "{said}");
+    let (ok, said) = cli(&["fault", "db-lock", "mail-gateway"]);
+    assert!(!ok && said.contains("UNSUPPORTED"), "{said}");
+    let (ok, said) = cli(&["status"]);
+    assert!(ok && !said.contains("fault on"), "{said}");
+}

@@ -548,13 +548,19 @@ impl LocalServer {
     }
 
     pub fn serve_with(&mut self, extra: &[&str]) -> Result<()> {
+        self.serve_at("127.0.0.1:0", extra)
+    }
+
+    /// Starts `serve` listening on `listen`: port 0, or the address of an earlier run so
+    /// that its clients find it again after a restart.
+    pub fn serve_at(&mut self, listen: &str, extra: &[&str]) -> Result<()> {
         self.stop()?;
         let mut command = self.command()?;
         command
             .arg("serve")
             .arg("--data-dir")
             .arg(&self.dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(extra);
         let (child, listening) = spawn_listening("local-server", command, &self.dir)?;
         let api = listening["api"]
@@ -570,6 +576,13 @@ impl LocalServer {
             child.stop()?;
         }
         Ok(())
+    }
+
+    /// Kills `serve` at once (SIGKILL), as a crash would (the data stays).
+    pub fn kill(&mut self) {
+        if let Some((mut child, _)) = self.serve.take() {
+            child.kill();
+        }
     }
 
     /// The process id of `serve`, when running.

@@ -4,13 +4,15 @@
 //! request changes nothing.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use shared_proto::clock::{format_offset, parse_offset, write_clock_file};
+
+use super::events::{EventLog, What};
 
 /// One move of the clock, as `POST /v1/clock` asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,18 @@ impl ClockMove {
             other => Err(format!(
                 "\"{other}\" is not a clock move; use \"advance\", \"set\" or \"back\""
             )),
+        }
+    }
+
+    /// The move for people and the event log: `advance 340d`, `set 2027-11-10T09:00:00Z`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Advance(by) => format!("advance {}", format_offset(*by).trim_start_matches('+')),
+            Self::Back(by) => format!("back {}", format_offset(*by).trim_start_matches('+')),
+            Self::Set(at) => format!(
+                "set {}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
         }
     }
 }
@@ -102,16 +116,19 @@ pub struct SimClock {
     path: PathBuf,
     /// Held while a move is written, so two moves never interleave.
     offset: Mutex<Duration>,
+    /// Every move is recorded here, by the clock itself, so none escapes the log.
+    events: Arc<EventLog>,
 }
 
 impl SimClock {
-    /// Writes the clock file at `path` with `offset`.
-    pub fn create(path: &Path, offset: Duration) -> Result<Self> {
+    /// Writes the clock file at `path` with `offset`; its moves go to `events`.
+    pub fn create(path: &Path, offset: Duration, events: Arc<EventLog>) -> Result<Self> {
         write_clock_file(path, offset)
             .with_context(|| format!("writing the clock file {}", path.display()))?;
         Ok(Self {
             path: path.to_path_buf(),
             offset: Mutex::new(offset),
+            events,
         })
     }
 
@@ -152,8 +169,18 @@ impl SimClock {
         }
         .ok_or("the clock cannot move that far")?;
         write_clock_file(&self.path, new).map_err(|e| e.to_string())?;
-        *offset = new;
-        Ok(self.state_at(new))
+        let from = std::mem::replace(&mut *offset, new);
+        let state = self.state_at(new);
+        self.events.clock_moved(
+            new,
+            What::ClockMoved {
+                by: change.describe(),
+                from_offset: format_offset(from),
+                to_offset: state.offset.clone(),
+                now: state.now,
+            },
+        );
+        Ok(state)
     }
 }
 
@@ -197,7 +224,8 @@ mod tests {
     fn a_move_too_far_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("clock.json");
-        let clock = SimClock::create(&path, Duration::zero()).unwrap();
+        let events = Arc::new(EventLog::create(dir.path(), Duration::zero()).unwrap());
+        let clock = SimClock::create(&path, Duration::zero(), events.clone()).unwrap();
         assert_eq!(
             clock
                 .apply(ClockMove::Advance(Duration::days(340)))
@@ -215,5 +243,12 @@ mod tests {
         );
         let back = clock.apply(ClockMove::Back(Duration::days(342))).unwrap();
         assert_eq!(back.offset, "-2d");
+        // Each move that happened is in the log, the refused one is not.
+        let moves = events.since(0, std::time::Duration::ZERO);
+        assert_eq!(moves.len(), 2, "{moves:?}");
+        assert_eq!(moves[0]["by"], "advance 340d");
+        assert_eq!(moves[1]["by"], "back 342d");
+        assert_eq!(moves[1]["from_offset"], "+340d");
+        assert_eq!(moves[1]["to_offset"], "-2d");
     }
 }

@@ -10,7 +10,8 @@
 //!
 //! Endpoints: `GET /v1/status`, `POST /v1/clock`, `POST /v1/exec`,
 //! `GET /v1/mail/inbox?address=…`, `POST /v1/client`, `POST /v1/mail/send`
-//! ([`super::world_actions`]).
+//! ([`super::world_actions`]), `GET /v1/events?since=N&wait_ms=M` ([`super::events`]),
+//! `POST /v1/faults` ([`super::faults`]).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: String) -> Self {
+        Self {
+            status,
+            code,
+            message,
+        }
+    }
+
     pub(super) fn bad(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
@@ -175,6 +184,8 @@ impl ControlServer {
                         .route("/v1/clock", web::post().to(clock))
                         .route("/v1/exec", web::post().to(exec_verb))
                         .route("/v1/mail/inbox", web::get().to(inbox))
+                        .route("/v1/events", web::get().to(super::events::endpoint))
+                        .route("/v1/faults", web::post().to(super::faults::endpoint))
                         .route("/v1/client", web::post().to(world_actions::client))
                         .route("/v1/mail/send", web::post().to(world_actions::mail_send))
                         .default_service(web::to(|| async {
@@ -252,7 +263,8 @@ async fn status(state: Shared, request: HttpRequest) -> Result<HttpResponse, Api
     Ok(HttpResponse::Ok().json(json!({
         "data_dir": sim.root,
         "clock": sim.clock.state(),
-        "programs": sim.programs,
+        "programs": sim.faults.programs_now(&sim.programs),
+        "faults": sim.faults.active(),
         "outbox": sim.outbox,
     })))
 }
@@ -316,10 +328,12 @@ async fn exec_verb(
     };
     let binary = test_harness::binary(program.kind.binary()).map_err(|e| ApiError::internal(&e))?;
     let command = exec::command(&binary, &program, sim.clock.path(), &exec.args);
-    let output = web::block(move || exec::run(command, timeout))
-        .await
-        .map_err(|e| ApiError::internal(&anyhow::anyhow!("running a verb: {e}")))?
-        .map_err(|e| ApiError::internal(&e))?;
+    let args = exec.args;
+    let output =
+        web::block(move || exec::run_logged(&sim.events, &program.name, &args, command, timeout))
+            .await
+            .map_err(|e| ApiError::internal(&anyhow::anyhow!("running a verb: {e}")))?
+            .map_err(|e| ApiError::internal(&e))?;
     Ok(HttpResponse::Ok().json(output))
 }
 

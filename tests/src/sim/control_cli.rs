@@ -36,6 +36,36 @@ pub enum SimCommand {
     /// What the simulated customer received.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// The event log: what the simulation did and saw (programs started and stopped,
+    /// clock moves, faults, exec runs, mails sent), one line each.
+    Events {
+        /// Keep printing new events as they happen, until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+        /// Only the events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Print each event as its JSON line (as in DIR/events.jsonl).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Switch a fault on (or off with --off): `kill` (SIGKILL; off starts it again on
+    /// the same ports), `stop` (SIGSTOP; off continues it), `restart` (done at once),
+    /// `db-lock` (a local server's database write-locked for --seconds), e.g.
+    /// `solme-sim fault kill main-server`, `solme-sim fault kill main-server --off`.
+    Fault {
+        /// `kill`, `stop`, `restart` or `db-lock`.
+        #[arg(value_parser = ["kill", "stop", "restart", "db-lock"])]
+        fault: String,
+        /// `main-server`, `mail-gateway`, `local-server-1`, …
+        program: String,
+        /// Switch the fault off.
+        #[arg(long)]
+        off: bool,
+        /// db-lock: how long the lock is held, in seconds (30 when not given).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +138,24 @@ fn run_inner(command: SimCommand, data_dir: Option<&Path>) -> Result<ExitCode> {
             let code = output["exit_code"].as_i64().unwrap_or(1);
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
+        SimCommand::Fault {
+            fault,
+            program,
+            off,
+            seconds,
+        } => {
+            let mut body = json!({"fault": fault, "program": program, "on": !off});
+            if let Some(seconds) = seconds {
+                body["seconds"] = json!(seconds);
+            }
+            let answer = client.call("POST", "/v1/faults", Some(body))?;
+            println!("{}", text(&answer["done"]));
+        }
+        SimCommand::Events {
+            follow,
+            since,
+            json,
+        } => print_events(&client, since, follow, json)?,
         SimCommand::Mail(MailCommand::Inbox { address }) => {
             let mails = client.get_query("/v1/mail/inbox", "address", &address)?;
             let mails = mails.as_array().cloned().unwrap_or_default();
@@ -130,6 +178,62 @@ fn run_inner(command: SimCommand, data_dir: Option<&Path>) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the events after `since`; with `follow`, waits for more until interrupted.
+fn print_events(client: &Client, mut since: u64, follow: bool, json: bool) -> Result<()> {
+    loop {
+        // While following, the API holds the request open until the next event.
+        let wait = if follow { "20000" } else { "0" };
+        let events = answer(
+            client
+                .request("GET", "/v1/events")
+                .query("since", &since.to_string())
+                .query("wait_ms", wait)
+                .call(),
+        )?;
+        let events = events.as_array().cloned().unwrap_or_default();
+        for event in &events {
+            if json {
+                println!("{event}");
+            } else {
+                println!("{}", event_line(event));
+            }
+            since = event["seq"].as_u64().unwrap_or(since);
+        }
+        if !follow && events.len() < super::events::MAX_PAGE {
+            return Ok(());
+        }
+    }
+}
+
+/// `#12  2027-11-10 09:00:03  clock-moved  by=advance 340d …`: the event's own fields
+/// after its number, simulated time and kind.
+fn event_line(event: &Value) -> String {
+    let time = event["sim_time"]
+        .as_str()
+        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| text(&event["sim_time"]));
+    let fields: Vec<String> = event
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| !matches!(key.as_str(), "seq" | "at" | "sim_time" | "kind"))
+        .map(|(key, value)| match value {
+            Value::Array(items) => format!(
+                "{key}=[{}]",
+                items.iter().map(text).collect::<Vec<_>>().join(" ")
+            ),
+            other => format!("{key}={}", text(other)),
+        })
+        .collect();
+    format!(
+        "#{:<5} {time}  {:<16} {}",
+        text(&event["seq"]),
+        text(&event["kind"]),
+        fields.join("  ")
+    )
 }
 
 fn text(value: &Value) -> String {
@@ -157,10 +261,23 @@ fn print_status(status: &Value) {
             .map(|(role, address)| format!("{role} {}", text(address)))
             .collect();
         println!(
-            "  {:<16} pid {:<8} {}",
+            "  {:<16} {:<8} pid {:<8} {}",
             text(&program["name"]),
+            text(&program["state"]),
             text(&program["pid"]),
             addresses.join(", ")
+        );
+    }
+    for fault in status["faults"].as_array().into_iter().flatten() {
+        let until = match &fault["until"] {
+            Value::Null => String::new(),
+            until => format!(" until {}", text(until)),
+        };
+        println!(
+            "  fault on: {} {} since {}{until}",
+            text(&fault["fault"]),
+            text(&fault["program"]),
+            text(&fault["since"])
         );
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use super::events::{EventLog, What};
 use super::world::{Program, ProgramKind};
 
 /// Most bytes kept of each of stdout and stderr; the rest is read and dropped.
@@ -64,6 +65,26 @@ pub fn command(binary: &Path, program: &Program, clock_file: &Path, args: &[Stri
     }
     command.args(rest);
     command
+}
+
+/// [`run`], recorded in the event log as an `exec` of `program` with `args` and how it
+/// ended (a program that could not be started is not an event: the caller is told).
+pub fn run_logged(
+    events: &EventLog,
+    program: &str,
+    args: &[String],
+    command: Command,
+    timeout: Duration,
+) -> Result<ExecOutput> {
+    let output = run(command, timeout)?;
+    events.record(What::Exec {
+        program: program.to_string(),
+        args: args.to_vec(),
+        exit_code: output.exit_code,
+        timed_out: output.timed_out,
+        elapsed_ms: output.elapsed_ms,
+    });
+    Ok(output)
 }
 
 /// Runs `command` to its end or `timeout` (then kills it), keeping at most

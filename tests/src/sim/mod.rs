@@ -4,6 +4,9 @@
 //! - [`run`]: the one-command run: sets the world up, runs its journeys, keeps it up.
 //! - [`world`]: what a running simulation is made of.
 //! - [`clock`]: its one simulated clock (a clock file every program follows).
+//! - [`events`]: the event log (`DIR/events.jsonl`, `GET /v1/events`).
+//! - [`faults`]: faults on demand (programs killed, stopped, restarted; a database
+//!   locked), and the processes they act on.
 //! - [`control_api`]: the HTTP/JSON control API; [`control_cli`]: the CLI over it;
 //!   [`exec`]: running a program's verb for it; [`world_actions`]: a licensed program
 //!   and a customer's mail, as the control API offers them.
@@ -12,7 +15,9 @@
 pub mod clock;
 pub mod control_api;
 pub mod control_cli;
+pub mod events;
 pub mod exec;
+pub mod faults;
 pub mod run;
 pub mod scenario;
 pub mod world;

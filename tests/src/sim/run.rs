@@ -14,6 +14,8 @@ use test_harness::{LocalServer, MailGateway, MainOptions, MainServer};
 
 use super::clock::SimClock;
 use super::control_api::ControlServer;
+use super::events::{watch_outbox, EventLog, What};
+use super::faults::{Faults, Local, Processes};
 use super::world::{Program, ProgramKind, Simulation};
 
 /// How the one-command run sets the world up.
@@ -43,6 +45,9 @@ pub struct RunArgs {
 }
 
 const CUSTOMER_EMAIL: &str = "ops@acme.example";
+/// The local servers' `serve` flags: the automatic-sync scheduler looks at the clock
+/// twice a second.
+const LOCAL_FLAGS: [&str; 2] = ["--scheduler-tick-ms", "500"];
 
 fn step(text: &str) {
     println!("\n==> {text}");
@@ -85,7 +90,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     // One clock for every program, moved by the control API while they run.
     let offset = chrono::Duration::try_days(args.clock_offset_days.unwrap_or(0))
         .context("--clock-offset-days is too large")?;
-    let clock = SimClock::create(&root.join("clock.json"), offset)?;
+    let events = Arc::new(EventLog::create(&root, offset)?);
+    let clock = SimClock::create(&root.join("clock.json"), offset, events.clone())?;
     let clock_file = clock.path().to_path_buf();
     let clock_arg = clock_file.to_string_lossy().into_owned();
     println!("Solme licensing simulation — files in {}", root.display());
@@ -97,7 +103,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     ));
 
     step("Starting Solme's main license server");
-    let mut main = MainServer::start(
+    let main = MainServer::start(
         &root.join("main-server"),
         MainOptions {
             database_url: args.database_url.clone(),
@@ -109,6 +115,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         "sync API on {} (the \"443\" port) and {} (the \"8080\" port); admin API on {}",
         main.sync[0], main.sync[1], main.admin
     ));
+    started(&events, "main-server", Some(main.pid()));
     let admin = main.admin()?;
 
     step("Registering the demo customer, its license server ids and licenses");
@@ -130,18 +137,18 @@ pub fn run(args: RunArgs) -> Result<()> {
     step("Starting the licensing@ mail gateway");
     // It asks the main server for due reminders and decided key-clear requests every
     // second, so a moved clock shows in the customer's inbox within a second or two.
-    let mut gateway = MailGateway::start_with(
-        &root.join("mail-gateway"),
-        &main,
-        &[
-            "--clock-file",
-            &clock_arg,
-            "--reminder-interval-seconds",
-            "1",
-            "--notice-interval-ms",
-            "1000",
-        ],
-    )?;
+    let gateway_flags = [
+        "--clock-file",
+        &clock_arg,
+        "--reminder-interval-seconds",
+        "1",
+        "--notice-interval-ms",
+        "1000",
+    ];
+    let gateway = MailGateway::start_with(&root.join("mail-gateway"), &main, &gateway_flags)?;
+    started(&events, "mail-gateway", Some(gateway.pid()));
+    let stop_watching = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_outbox(events.clone(), gateway.outbox(), stop_watching.clone())?;
     say(&format!(
         "SMTP on {} for {}; status page on http://{}/ ; replies are written to {}",
         gateway.smtp,
@@ -157,7 +164,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             LocalServer::init(&root.join(format!("local-server-{}", n + 1)), *id, &main)?;
         local.set_clock_file(Some(&clock_file));
         // The automatic-sync scheduler looks at the clock twice a second.
-        local.serve_with(&["--scheduler-tick-ms", "500"])?;
+        local.serve_with(&LOCAL_FLAGS)?;
+        started(&events, &format!("local-server-{}", n + 1), local.pid());
         say(&format!(
             "local-server-{} (id {id}) serving clients on {}",
             n + 1,
@@ -172,13 +180,38 @@ pub fn run(args: RunArgs) -> Result<()> {
         demo_journeys(&locals, &gateway)?;
     }
 
+    let local_api = locals[0].api_url()?;
+    let (admin_url, ca_file) = (main.admin_url(), main.ca_file());
+    let (gateway_http, outbox) = (gateway.http, gateway.outbox());
+    let programs = programs(&main, &gateway, &locals)?;
+    let locals = programs
+        .iter()
+        .skip(2)
+        .zip(locals)
+        .map(|(program, server)| Local {
+            name: program.name.clone(),
+            listen: program.addresses["api"]
+                .trim_start_matches("http://")
+                .to_string(),
+            flags: LOCAL_FLAGS.map(String::from).to_vec(),
+            server,
+        })
+        .collect();
+    let processes = Processes {
+        main,
+        gateway,
+        gateway_flags: gateway_flags.map(String::from).to_vec(),
+        locals,
+    };
     let sim = Arc::new(Simulation {
         root: root.clone(),
         clock,
-        programs: programs(&main, &gateway, &locals)?,
-        outbox: gateway.outbox(),
+        programs,
+        outbox: outbox.clone(),
+        events: events.clone(),
+        faults: Faults::new(processes, events.clone()),
     });
-    let control = ControlServer::start(sim)?;
+    let control = ControlServer::start(sim.clone())?;
 
     step("Everything is up. Drive it (from another terminal):");
     let sim_bin = std::env::current_exe().context("locating solme-sim")?;
@@ -195,23 +228,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     ));
     say(&format!(
         "curl -X POST -H 'content-type: application/json' -d '{{\"feature\":\"solme-cad\",\"client\":\"me\"}}' {}/api/v1/leases",
-        locals[0].api_url()?
+        local_api
     ));
-    say(&format!(
-        "manager page of local-server-1: {}/",
-        locals[0].api_url()?
-    ));
+    say(&format!("manager page of local-server-1: {local_api}/"));
     say(&format!(
         "operator console: {}/ (its certificate is from the simulation CA {}: \
          trust that in the browser, or accept the warning)",
-        main.admin_url(),
-        main.ca_file().display()
+        admin_url,
+        ca_file.display()
     ));
-    say(&format!("mail gateway status: http://{}/", gateway.http));
-    say(&format!(
-        "mails sent by the gateway: {}",
-        gateway.outbox().display()
-    ));
+    say(&format!("mail gateway status: http://{gateway_http}/"));
+    say(&format!("mails sent by the gateway: {}", outbox.display()));
     println!("\nPress Ctrl-C to stop every program.");
 
     let (stop_tx, stop_rx) = mpsc::channel();
@@ -222,11 +249,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     let _ = stop_rx.recv();
     println!("\nStopping…");
     control.stop();
-    for local in &mut locals {
-        local.stop()?;
-    }
-    gateway.stop()?;
-    main.stop()?;
+    stop_watching.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = watcher.join();
+    sim.faults.stop_all()?;
     println!("Stopped. The files stay in {}", root.display());
     Ok(())
 }
@@ -355,6 +380,15 @@ fn programs(
         });
     }
     Ok(programs)
+}
+
+fn started(events: &EventLog, program: &str, pid: Option<u32>) {
+    if let Some(pid) = pid {
+        events.record(What::ProgramStarted {
+            program: program.to_string(),
+            pid,
+        });
+    }
 }
 
 fn print_indented(text: &str) {

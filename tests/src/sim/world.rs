@@ -3,10 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::clock::SimClock;
+use super::events::EventLog;
+use super::faults::Faults;
 
 /// Which program a process of the simulation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,6 +52,10 @@ pub struct Simulation {
     pub programs: Vec<Program>,
     /// Where the mail gateway writes the mails it sends (`.eml` files).
     pub outbox: PathBuf,
+    /// What the simulation did and saw (`DIR/events.jsonl`).
+    pub events: Arc<EventLog>,
+    /// The programs' processes and the faults on them.
+    pub faults: Faults,
 }
 
 impl Simulation {

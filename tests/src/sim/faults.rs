@@ -1,0 +1,727 @@
+//! Faults on demand (`POST /v1/faults`, `solme-sim fault …`): the simulation's programs
+//! killed, stopped, restarted, and a local server's database held locked, each switched
+//! on and off while everything else runs.
+//!
+//! How each fault is made:
+//! - `kill` (on): SIGKILL to the program's `serve`, as a crash; (off) its `serve` started
+//!   again on the same ports, data directory and clock file.
+//! - `stop` (on): SIGSTOP, so the process holds its sockets but answers nothing (a hung
+//!   program: clients time out instead of being refused); (off): SIGCONT.
+//! - `restart` (on only, done at once): SIGTERM, wait for the exit, start again on the
+//!   same ports, data directory and clock file (a stopped program is continued first).
+//! - `db-lock` (local servers; on for `seconds`, or until off): a SQLite connection in
+//!   this process holds `BEGIN IMMEDIATE` on the local server's database, as another
+//!   program holding its write lock would; its check-outs then wait and answer
+//!   `503 UNAVAILABLE`.
+//!
+//! Signals go through `rustix` to the process id the simulation started, never through
+//! a `kill` command. The processes live here, under one lock, so two faults on the same
+//! program never interleave; every change is recorded in the event log.
+//!
+//! Not made here: the main server's sync ports dropped, refused or slowed (that needs a
+//! fault-injecting proxy in front of them).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use diesel::{Connection, RunQueryDsl, SqliteConnection};
+use rustix::process::{kill_process, Pid, Signal};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use test_harness::{LocalServer, MailGateway, MainServer};
+
+use super::control_api::{ApiError, Shared};
+use super::events::{EventLog, What};
+use super::world::Program;
+
+/// The longest a database lock may be asked for, in seconds.
+pub const MAX_LOCK_SECONDS: u64 = 3600;
+/// A database lock's length when the request gives none.
+pub const DEFAULT_LOCK_SECONDS: u64 = 30;
+
+/// A local server as the simulation runs it: restarted on the address it had.
+pub struct Local {
+    /// `local-server-1`, …
+    pub name: String,
+    pub server: LocalServer,
+    /// Its client API's address (`127.0.0.1:PORT`).
+    pub listen: String,
+    /// The flags of its `serve` beyond the data directory and the address.
+    pub flags: Vec<String>,
+}
+
+/// The programs' processes, held so that faults can end and start them.
+pub struct Processes {
+    pub main: MainServer,
+    pub gateway: MailGateway,
+    /// The gateway's flags beyond the harness's defaults (clock file, intervals); its
+    /// ports are added at a restart.
+    pub gateway_flags: Vec<String>,
+    pub locals: Vec<Local>,
+}
+
+/// Which fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    Kill,
+    Stop,
+    Restart,
+    DbLock,
+}
+
+impl FaultKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Kill => "kill",
+            Self::Stop => "stop",
+            Self::Restart => "restart",
+            Self::DbLock => "db-lock",
+        }
+    }
+}
+
+/// `POST /v1/faults`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRequest {
+    pub fault: FaultKind,
+    /// Switch it on (true) or off (false).
+    pub on: bool,
+    /// The program it is made on: `main-server`, `mail-gateway`, `local-server-1`, …
+    pub program: String,
+    /// `db-lock`: how long the lock is held, in seconds (1 to 3600; 30 when not given).
+    pub seconds: Option<u64>,
+}
+
+/// What a fault request did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultAnswer {
+    pub fault: FaultKind,
+    pub program: String,
+    pub on: bool,
+    /// Whether anything changed (false: it was already so).
+    pub changed: bool,
+    /// What was done, for people.
+    pub done: String,
+    /// The program's process now (None while it is killed).
+    pub pid: Option<u32>,
+}
+
+/// A fault that is on now, as `GET /v1/status` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveFault {
+    pub fault: FaultKind,
+    pub program: String,
+    pub since: DateTime<Utc>,
+    /// When it ends by itself (a database lock), if it does.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Why a fault request was refused; nothing was changed.
+#[derive(Debug)]
+pub enum FaultError {
+    /// Bad input (400).
+    Malformed(String),
+    /// No such program (404).
+    NoProgram(String),
+    /// Not possible in the program's present state (409), e.g. stopping a killed one.
+    Conflict(String),
+    /// Not possible in this simulation (422), e.g. a database lock on the gateway.
+    Unsupported(String),
+    /// Something failed while doing it (500).
+    Failed(anyhow::Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Running,
+    Stopped,
+    Killed,
+}
+
+struct DbLock {
+    release: mpsc::Sender<()>,
+    /// The holder: joined at a release, so the lock is gone (and its end recorded) when
+    /// the answer says so.
+    holder: std::thread::JoinHandle<()>,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    /// Tells this lock from a later one on the same program, so an ending lock's thread
+    /// never removes its successor.
+    generation: u64,
+}
+
+struct Inner {
+    processes: Processes,
+    /// Programs not running normally (absent: running).
+    states: BTreeMap<String, (State, DateTime<Utc>)>,
+}
+
+/// The faults of one simulation and the processes they act on.
+pub struct Faults {
+    inner: Mutex<Inner>,
+    locks: Arc<Mutex<BTreeMap<String, DbLock>>>,
+    generation: std::sync::atomic::AtomicU64,
+    events: Arc<EventLog>,
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults").finish_non_exhaustive()
+    }
+}
+
+fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the processes as they were: keep going.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn signal(pid: u32, signal: Signal) -> Result<(), FaultError> {
+    let raw = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| FaultError::Failed(anyhow::anyhow!("process id {pid} is not valid")))?;
+    kill_process(raw, signal)
+        .with_context(|| format!("signalling process {pid}"))
+        .map_err(FaultError::Failed)
+}
+
+impl Processes {
+    fn pid(&self, program: &str) -> Option<u32> {
+        match program {
+            "main-server" => Some(self.main.pid()),
+            "mail-gateway" => Some(self.gateway.pid()),
+            name => self
+                .locals
+                .iter()
+                .find(|local| local.name == name)
+                .and_then(|local| local.server.pid()),
+        }
+    }
+
+    fn has(&self, program: &str) -> bool {
+        matches!(program, "main-server" | "mail-gateway")
+            || self.locals.iter().any(|local| local.name == program)
+    }
+
+    fn local(&mut self, program: &str) -> Option<&mut Local> {
+        self.locals.iter_mut().find(|local| local.name == program)
+    }
+
+    /// Kills the program's process (SIGKILL) and reaps it.
+    fn kill(&mut self, program: &str) {
+        match program {
+            "main-server" => self.main.kill(),
+            "mail-gateway" => self.gateway.kill(),
+            name => {
+                if let Some(local) = self.local(name) {
+                    local.server.kill();
+                }
+            }
+        }
+    }
+
+    /// Asks the program to stop (SIGTERM) and waits for it.
+    fn stop(&mut self, program: &str) -> Result<()> {
+        match program {
+            "main-server" => self.main.stop(),
+            "mail-gateway" => self.gateway.stop(),
+            name => match self.local(name) {
+                Some(local) => local.server.stop(),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Starts the program's `serve` again on its ports, data directory and clock file.
+    fn start(&mut self, program: &str) -> Result<u32> {
+        match program {
+            "main-server" => {
+                self.main.start_again()?;
+                Ok(self.main.pid())
+            }
+            "mail-gateway" => {
+                let (smtp, http) = (self.gateway.smtp.to_string(), self.gateway.http.to_string());
+                let mut flags: Vec<&str> = self.gateway_flags.iter().map(String::as_str).collect();
+                flags.extend(["--smtp-listen", &smtp, "--http-listen", &http]);
+                let dir = self.gateway.dir.clone();
+                self.gateway = MailGateway::start_with(&dir, &self.main, &flags)?;
+                Ok(self.gateway.pid())
+            }
+            name => {
+                let local = self.local(name).context("no such local server")?;
+                let flags: Vec<&str> = local.flags.iter().map(String::as_str).collect();
+                local.server.serve_at(&local.listen, &flags)?;
+                local.server.pid().context("the local server did not start")
+            }
+        }
+    }
+}
+
+impl Faults {
+    pub fn new(processes: Processes, events: Arc<EventLog>) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                processes,
+                states: BTreeMap::new(),
+            }),
+            locks: Arc::new(Mutex::new(BTreeMap::new())),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            events,
+        }
+    }
+
+    /// The programs as they are now: each with its present process id (none while
+    /// killed) and `state` (`running`, `stopped`, `killed`).
+    pub fn programs_now(&self, programs: &[Program]) -> Vec<Value> {
+        let inner = relock(&self.inner);
+        programs
+            .iter()
+            .map(|program| {
+                let state = inner.states.get(&program.name).map(|(state, _)| *state);
+                let mut now = program.clone();
+                if inner.processes.has(&program.name) {
+                    now.pid = match state {
+                        Some(State::Killed) => None,
+                        _ => inner.processes.pid(&program.name),
+                    };
+                }
+                let mut value = serde_json::to_value(&now).unwrap_or(Value::Null);
+                value["state"] = Value::from(match state {
+                    None | Some(State::Running) => "running",
+                    Some(State::Stopped) => "stopped",
+                    Some(State::Killed) => "killed",
+                });
+                value
+            })
+            .collect()
+    }
+
+    /// The faults on now.
+    pub fn active(&self) -> Vec<ActiveFault> {
+        let mut active: Vec<ActiveFault> = relock(&self.inner)
+            .states
+            .iter()
+            .filter_map(|(program, (state, since))| {
+                let fault = match state {
+                    State::Running => return None,
+                    State::Stopped => FaultKind::Stop,
+                    State::Killed => FaultKind::Kill,
+                };
+                Some(ActiveFault {
+                    fault,
+                    program: program.clone(),
+                    since: *since,
+                    until: None,
+                })
+            })
+            .collect();
+        active.extend(
+            relock(&self.locks)
+                .iter()
+                .map(|(program, lock)| ActiveFault {
+                    fault: FaultKind::DbLock,
+                    program: program.clone(),
+                    since: lock.since,
+                    until: Some(lock.until),
+                }),
+        );
+        active
+    }
+
+    /// Does what `request` asks, or refuses it having changed nothing.
+    pub fn apply(&self, request: &FaultRequest) -> Result<FaultAnswer, FaultError> {
+        let mut inner = relock(&self.inner);
+        let program = request.program.as_str();
+        if !inner.processes.has(program) {
+            let mut names = vec!["main-server".to_string(), "mail-gateway".to_string()];
+            names.extend(inner.processes.locals.iter().map(|l| l.name.clone()));
+            return Err(FaultError::NoProgram(format!(
+                "no program {program:?} in this simulation; there are {}",
+                names.join(", ")
+            )));
+        }
+        let state = inner
+            .states
+            .get(program)
+            .map_or(State::Running, |(state, _)| *state);
+        let answer = |changed: bool, done: String, pid: Option<u32>| FaultAnswer {
+            fault: request.fault,
+            program: program.to_string(),
+            on: request.on,
+            changed,
+            done,
+            pid,
+        };
+        if request.seconds.is_some() && request.fault != FaultKind::DbLock {
+            return Err(FaultError::Malformed(
+                "\"seconds\" is for db-lock only".to_string(),
+            ));
+        }
+        match (request.fault, request.on) {
+            (FaultKind::Kill, true) => {
+                if state == State::Killed {
+                    return Ok(answer(false, format!("{program} is already killed"), None));
+                }
+                let pid = inner.processes.pid(program);
+                inner.processes.kill(program);
+                inner
+                    .states
+                    .insert(program.to_string(), (State::Killed, Utc::now()));
+                self.stopped(program, pid, "killed");
+                self.fault_event(request, "killed with SIGKILL");
+                Ok(answer(
+                    true,
+                    format!(
+                        "{program} killed (SIGKILL); its ports refuse connections until the \
+                         fault is switched off"
+                    ),
+                    None,
+                ))
+            }
+            (FaultKind::Kill, false) => {
+                if state != State::Killed {
+                    let pid = inner.processes.pid(program);
+                    return Ok(answer(false, format!("{program} is not killed"), pid));
+                }
+                let pid = self.start(&mut inner, program)?;
+                self.fault_event(request, "started again");
+                Ok(answer(
+                    true,
+                    format!(
+                        "{program} started again (process {pid}) on the same ports, data \
+                         directory and clock file"
+                    ),
+                    Some(pid),
+                ))
+            }
+            (FaultKind::Stop, true) => {
+                let pid = inner.processes.pid(program);
+                match (state, pid) {
+                    (State::Stopped, _) => {
+                        Ok(answer(false, format!("{program} is already stopped"), pid))
+                    }
+                    (State::Killed, _) | (_, None) => Err(FaultError::Conflict(format!(
+                        "{program} is not running (killed): switch the kill fault off first"
+                    ))),
+                    (State::Running, Some(pid)) => {
+                        signal(pid, Signal::STOP)?;
+                        inner
+                            .states
+                            .insert(program.to_string(), (State::Stopped, Utc::now()));
+                        self.fault_event(request, "stopped with SIGSTOP");
+                        Ok(answer(
+                            true,
+                            format!(
+                                "{program} stopped (SIGSTOP): it keeps its ports but answers \
+                                 nothing, so its clients time out"
+                            ),
+                            Some(pid),
+                        ))
+                    }
+                }
+            }
+            (FaultKind::Stop, false) => {
+                let pid = inner.processes.pid(program);
+                match (state, pid) {
+                    (State::Stopped, Some(pid)) => {
+                        signal(pid, Signal::CONT)?;
+                        inner.states.remove(program);
+                        self.fault_event(request, "continued with SIGCONT");
+                        Ok(answer(
+                            true,
+                            format!("{program} continued (SIGCONT)"),
+                            Some(pid),
+                        ))
+                    }
+                    _ => Ok(answer(false, format!("{program} is not stopped"), pid)),
+                }
+            }
+            (FaultKind::Restart, false) => Err(FaultError::Malformed(
+                "restart is done at once and stays on for nothing: send \"on\": true".to_string(),
+            )),
+            (FaultKind::Restart, true) => {
+                let old = inner.processes.pid(program);
+                if state == State::Stopped {
+                    if let Some(pid) = old {
+                        signal(pid, Signal::CONT)?;
+                    }
+                }
+                if state != State::Killed {
+                    inner.processes.stop(program).map_err(FaultError::Failed)?;
+                    self.stopped(program, old, "stopped");
+                }
+                let pid = self.start(&mut inner, program)?;
+                self.fault_event(request, "restarted");
+                Ok(answer(
+                    true,
+                    format!(
+                        "{program} restarted (process {pid}) on the same ports, data directory \
+                         and clock file"
+                    ),
+                    Some(pid),
+                ))
+            }
+            (FaultKind::DbLock, on) => {
+                let Some(local) = inner.processes.local(program) else {
+                    return Err(FaultError::Unsupported(format!(
+                        "db-lock holds a local server's SQLite database; {program} has none \
+                         to lock here"
+                    )));
+                };
+                let database = local.server.dir.join("local.db");
+                drop(inner);
+                if on {
+                    self.lock_database(request, database)
+                        .map(|(done, pid)| answer(true, done, pid))
+                } else {
+                    let pid = relock(&self.inner).processes.pid(program);
+                    let removed = relock(&self.locks).remove(program);
+                    match removed {
+                        Some(lock) => {
+                            // The holder rolls back, closes the connection and records the
+                            // fault's end.
+                            let _ = lock.release.send(());
+                            let _ = lock.holder.join();
+                            Ok(answer(
+                                true,
+                                format!("{program}'s database lock released"),
+                                pid,
+                            ))
+                        }
+                        None => Ok(answer(
+                            false,
+                            format!("{program}'s database is not locked"),
+                            pid,
+                        )),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Holds `BEGIN IMMEDIATE` on `database` on a thread of its own for the request's
+    /// seconds, or until released. Answers once the lock is held (or why it cannot be).
+    fn lock_database(
+        &self,
+        request: &FaultRequest,
+        database: PathBuf,
+    ) -> Result<(String, Option<u32>), FaultError> {
+        let seconds = request.seconds.unwrap_or(DEFAULT_LOCK_SECONDS);
+        if !(1..=MAX_LOCK_SECONDS).contains(&seconds) {
+            return Err(FaultError::Malformed(format!(
+                "\"seconds\" must be from 1 to {MAX_LOCK_SECONDS}"
+            )));
+        }
+        let program = request.program.clone();
+        let mut locks = relock(&self.locks);
+        if let Some(lock) = locks.get(&program) {
+            return Err(FaultError::Conflict(format!(
+                "{program}'s database is already locked until {}; switch it off first",
+                lock.until
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
+        let (release, released) = mpsc::channel::<()>();
+        let (held_tx, held) = mpsc::channel::<Result<()>>();
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let all_locks = self.locks.clone();
+        let events = self.events.clone();
+        let name = program.clone();
+        let holder = std::thread::Builder::new()
+            .name(format!("db-lock {program}"))
+            .spawn(move || {
+                let mut connection = match take_write_lock(&database) {
+                    Ok(connection) => {
+                        let _ = held_tx.send(Ok(()));
+                        connection
+                    }
+                    Err(error) => {
+                        let _ = held_tx.send(Err(error));
+                        return;
+                    }
+                };
+                let how = match released.recv_timeout(Duration::from_secs(seconds)) {
+                    Err(RecvTimeoutError::Timeout) => "its time ran out",
+                    _ => "switched off",
+                };
+                let _ = diesel::sql_query("ROLLBACK").execute(&mut connection);
+                drop(connection);
+                let mut locks = relock(&all_locks);
+                if locks.get(&name).is_some_and(|l| l.generation == generation) {
+                    locks.remove(&name);
+                }
+                drop(locks);
+                events.record(What::FaultOff {
+                    fault: FaultKind::DbLock.name().to_string(),
+                    program: Some(name),
+                    detail: format!("database lock released: {how}"),
+                });
+            })
+            .context("starting the database lock's thread")
+            .map_err(FaultError::Failed)?;
+        held.recv()
+            .context("the database lock's thread ended")
+            .and_then(|held| held)
+            .map_err(FaultError::Failed)?;
+        let since = Utc::now();
+        let until = since + chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX));
+        locks.insert(
+            program.clone(),
+            DbLock {
+                release,
+                holder,
+                since,
+                until,
+                generation,
+            },
+        );
+        drop(locks);
+        self.fault_event(request, &format!("write lock held for {seconds} s"));
+        let pid = relock(&self.inner).processes.pid(&program);
+        Ok((
+            format!(
+                "{program}'s database write-locked for {seconds} s by another connection \
+                 (BEGIN IMMEDIATE); its check-outs wait, then answer UNAVAILABLE"
+            ),
+            pid,
+        ))
+    }
+
+    fn start(&self, inner: &mut Inner, program: &str) -> Result<u32, FaultError> {
+        let pid = inner
+            .processes
+            .start(program)
+            .with_context(|| format!("starting {program} again"))
+            .map_err(FaultError::Failed)?;
+        inner.states.remove(program);
+        self.events.record(What::ProgramStarted {
+            program: program.to_string(),
+            pid,
+        });
+        Ok(pid)
+    }
+
+    fn stopped(&self, program: &str, pid: Option<u32>, how: &str) {
+        if let Some(pid) = pid {
+            self.events.record(What::ProgramStopped {
+                program: program.to_string(),
+                pid,
+                how: how.to_string(),
+                status: None,
+            });
+        }
+    }
+
+    fn fault_event(&self, request: &FaultRequest, detail: &str) {
+        let fault = request.fault.name().to_string();
+        let program = Some(request.program.clone());
+        let detail = detail.to_string();
+        self.events.record(if request.on {
+            What::FaultOn {
+                fault,
+                program,
+                detail,
+            }
+        } else {
+            What::FaultOff {
+                fault,
+                program,
+                detail,
+            }
+        });
+    }
+
+    /// Ends the simulation: every lock released, every stopped program continued, then
+    /// each running program stopped (SIGTERM), local servers first.
+    pub fn stop_all(&self) -> Result<()> {
+        let locks = std::mem::take(&mut *relock(&self.locks));
+        for (_, lock) in locks {
+            let _ = lock.release.send(());
+            let _ = lock.holder.join();
+        }
+        let mut inner = relock(&self.inner);
+        let mut names: Vec<String> = inner
+            .processes
+            .locals
+            .iter()
+            .map(|l| l.name.clone())
+            .collect();
+        names.extend(["mail-gateway".to_string(), "main-server".to_string()]);
+        for name in names {
+            let state = inner.states.get(&name).map(|(state, _)| *state);
+            let pid = inner.processes.pid(&name);
+            if state == Some(State::Killed) {
+                continue;
+            }
+            if state == Some(State::Stopped) {
+                if let Some(pid) = pid {
+                    let _ = signal(pid, Signal::CONT);
+                }
+            }
+            inner.processes.stop(&name)?;
+            self.stopped(&name, pid, "stopped");
+        }
+        Ok(())
+    }
+}
+
+/// A connection to `database` holding its write lock (`BEGIN IMMEDIATE`).
+fn take_write_lock(database: &std::path::Path) -> Result<SqliteConnection> {
+    let url = database.to_string_lossy();
+    let mut connection = SqliteConnection::establish(&url)
+        .with_context(|| format!("opening {}", database.display()))?;
+    // The server may be writing right now: wait for it rather than fail.
+    diesel::sql_query("PRAGMA busy_timeout = 10000")
+        .execute(&mut connection)
+        .context("setting the busy timeout")?;
+    diesel::sql_query("BEGIN IMMEDIATE")
+        .execute(&mut connection)
+        .with_context(|| format!("taking the write lock of {}", database.display()))?;
+    Ok(connection)
+}
+
+/// `POST /v1/faults`.
+pub(super) async fn endpoint(
+    state: Shared,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    state.authorize(&request)?;
+    let fault: FaultRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad(format!(
+            "expected {{\"fault\": \"kill\"|\"stop\"|\"restart\"|\"db-lock\", \"on\": true|false, \
+             \"program\": NAME, \"seconds\": N}}: {e}"
+        ))
+    })?;
+    let sim = state.sim.clone();
+    let answer = web::block(move || sim.faults.apply(&fault))
+        .await
+        .map_err(|e| ApiError::internal(&anyhow::anyhow!("applying a fault: {e}")))?;
+    match answer {
+        Ok(answer) => Ok(HttpResponse::Ok().json(answer)),
+        Err(FaultError::Malformed(message)) => Err(ApiError::bad(message)),
+        Err(FaultError::NoProgram(message)) => Err(ApiError::not_found(message)),
+        Err(FaultError::Conflict(message)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "CONFLICT", message))
+        }
+        Err(FaultError::Unsupported(message)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "UNSUPPORTED",
+            message,
+        )),
+        Err(FaultError::Failed(error)) => Err(ApiError::internal(&error)),
+    }
+}
