@@ -13,6 +13,7 @@
 //! - [`import`]: installing a license file in one transaction.
 //! - [`options`]: the options file (reservations and limits).
 //! - [`scheduler`]: automatic synchronization.
+//! - [`lease_list`]: who holds what (`leases`, the manager page's table).
 //! - [`status`], [`diagnose`], [`report`]: the reports; [`support_bundle`] packs them
 //!   (with [`log_file`]'s recent lines) for Solme's support; [`destination`] checks
 //!   where a verb will write its result before the verb runs.
@@ -25,6 +26,7 @@ pub mod destination;
 pub mod diagnose;
 pub mod error;
 pub mod import;
+pub mod lease_list;
 pub mod leases;
 pub mod log_file;
 pub mod manager_page;
@@ -184,6 +186,16 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             report.clock = clock.describe();
             print_report(&report, json, "the status")?;
         }
+        Command::Leases {
+            data,
+            feature,
+            json,
+        } => {
+            let mut conn = db::connect_existing(&data.data_dir)?;
+            db::load_config(&mut conn)?;
+            let list = lease_list::list(&mut conn, clock.now(), feature.as_deref())?;
+            print_report(&list, json, "the lease list")?;
+        }
         Command::Diagnose { data, proxy, json } => {
             let report = diagnose::run(&data.data_dir, clock, proxy.proxy.as_ref()).await;
             print_report(&report, json, "the diagnosis")?;
@@ -246,7 +258,7 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
         } => {
             let Some(data_dir) = data_dir else {
                 eprintln!("error: `options apply` needs --data-dir DIR (or LOCAL_SERVER_DATA_DIR)");
-                return Ok(2);
+                return Ok(shared_proto::exit::USAGE);
             };
             let (text, parsed) = options::read_checked(&file)?;
             let mut conn = db::connect_existing(&data_dir)?;

@@ -103,7 +103,6 @@ impl AdminClient {
         let client = awc::Client::builder()
             .connector(connector)
             .timeout(TIMEOUT)
-            .add_default_header(("X-Operator", "mail-gateway"))
             .finish();
         Ok(AdminClient {
             client,
