@@ -1,0 +1,195 @@
+//! `solme-sim run` as CI runs it: the whole scenario library (`scenarios/` at the
+//! repository's root) with its JUnit file, a deliberately wrong scenario, and files that
+//! are refused before anything starts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use quick_junit::{NonSuccessKind, Report, TestCaseStatus};
+
+fn library() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn run(args: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_solme-sim"))
+        .arg("run")
+        .args(args)
+        // The programs are built already: no `cargo build` from inside the test.
+        .env_remove("CARGO")
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn the_whole_library_passes_and_the_junit_file_says_so() {
+    let files = library();
+    assert!(files.len() >= 8, "{files:?}");
+    let out = tempfile::tempdir().unwrap();
+    let junit = out.path().join("junit.xml");
+    let report = out.path().join("report.md");
+    let json = out.path().join("result.json");
+    let mut args: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let flags = [
+        ("--junit", junit.as_path()),
+        ("--report", report.as_path()),
+        ("--json", json.as_path()),
+        ("--jobs", Path::new("4")),
+    ];
+    for (flag, value) in &flags {
+        args.push(Path::new(flag));
+        args.push(value);
+    }
+    let output = run(&args);
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(
+        all.contains(&format!("{0} of {0} scenario(s) passed", files.len())),
+        "{all}"
+    );
+
+    let report_xml = std::fs::read_to_string(&junit).unwrap();
+    let parsed = Report::deserialize_from_str(&report_xml).unwrap();
+    let cases: Vec<_> = parsed
+        .test_suites
+        .iter()
+        .flat_map(|s| s.test_cases.iter())
+        .collect();
+    assert_eq!(cases.len(), files.len(), "{report_xml}");
+    for case in &cases {
+        assert!(
+            matches!(case.status, TestCaseStatus::Success { .. }),
+            "{report_xml}"
+        );
+    }
+    let markdown = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        markdown.contains("| Line | Step | Simulated time"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("Refusals seen"), "{markdown}");
+    assert!(markdown.contains("Mails exchanged"), "{markdown}");
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(result.as_array().unwrap().len(), files.len());
+}
+
+#[test]
+fn a_broken_expectation_fails_with_its_line_and_what_was_last_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wrong.toml");
+    std::fs::write(
+        &file,
+        r#"# Deliberately wrong: an unsynchronized server never grants a seat.
+name = "Deliberately wrong"
+
+[world]
+local_servers = 1
+
+[[step]]
+checkout = { server = "local-server-1", feature = "solme-cad" }
+expect = { code = "granted" }
+
+[[step]]
+sync = "local-server-1"
+"#,
+    )
+    .unwrap();
+    let junit = dir.path().join("junit.xml");
+    let output = run(&[&file, Path::new("--junit"), &junit]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    let place = format!("{}:7:", file.display());
+    assert!(all.contains(&place), "{all}");
+    assert!(
+        all.contains("expected code granted, saw NOT_SYNCHRONIZED"),
+        "{all}"
+    );
+    // The step after the broken one did not run.
+    assert!(!all.contains("local-server-1 sync"), "{all}");
+
+    let report = Report::deserialize_from_str(&std::fs::read_to_string(&junit).unwrap()).unwrap();
+    let case = &report.test_suites[0].test_cases[0];
+    match &case.status {
+        TestCaseStatus::NonSuccess {
+            kind,
+            message,
+            description,
+            ..
+        } => {
+            assert_eq!(*kind, NonSuccessKind::Failure);
+            let message = message.as_ref().unwrap().as_str();
+            assert!(message.contains(&place), "{message}");
+            let description = description.as_ref().unwrap().as_str();
+            // What the local server answered last, as it said it.
+            assert!(description.contains("last seen"), "{description}");
+            assert!(
+                description.contains("\"NOT_SYNCHRONIZED\""),
+                "{description}"
+            );
+        }
+        other => panic!("a broken expectation passed: {other:?}"),
+    }
+}
+
+#[test]
+fn a_file_that_cannot_run_is_refused_with_its_line_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "unknown-key.toml",
+            "name = \"x\"\n\n[[step]]\nsync = \"local-server-1\"\n\n[[step]]\ncheckout = { server = \"local-server-1\", feature = \"solme-cad\", colour = \"red\" }\n",
+            7,
+            "unknown field `colour`",
+        ),
+        (
+            "never-saved.toml",
+            "name = \"x\"\n\n[[step]]\nsync = \"local-server-1\"\n\n[[step]]\ncheckin = { server = \"local-server-1\", lease = \"${lease}\" }\n",
+            6,
+            "${lease} is used before any step saved it",
+        ),
+        (
+            "no-such-server.toml",
+            "name = \"x\"\n[world]\nlocal_servers = 1\n\n[[step]]\nsync = \"local-server-2\"\n",
+            5,
+            "there is no local server \"local-server-2\"",
+        ),
+        (
+            "two-actions.toml",
+            "name = \"x\"\n\n[[step]]\nsync = \"local-server-1\"\nclock = { advance = \"1d\" }\n",
+            3,
+            "a step does one thing",
+        ),
+    ];
+    let good = library().into_iter().next().unwrap();
+    for (name, content, line, why) in cases {
+        let file = dir.path().join(name);
+        std::fs::write(&file, content).unwrap();
+        // A good file beside it: nothing runs, not even that one.
+        let output = run(&[&good, &file]);
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}: {all}");
+        assert!(
+            all.contains(&format!("{}:{line}: ", file.display())),
+            "{name}: {all}"
+        );
+        assert!(all.contains(why), "{name}: {all}");
+        assert!(!all.contains("starting a simulation"), "{name}: {all}");
+    }
+}
