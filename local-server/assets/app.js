@@ -329,6 +329,44 @@
     $("updated").textContent = "Updated " + new Date().toLocaleTimeString() + "; refreshes every few seconds.";
   }
 
+  // ---- who holds what -------------------------------------------------------------
+
+  function renderLeases(list) {
+    const rows = $("leases");
+    rows.replaceChildren();
+    for (const l of list.leases || []) {
+      const until = l.borrowed ? "borrowed, back by " + fmtDate(l.expires_at) : fmtDate(l.expires_at);
+      rows.appendChild(
+        el("tr", { cls: l.borrowed ? "borrowed" : null }, [
+          el("td", { text: l.feature }),
+          el("td", { text: l.user }),
+          el("td", { text: l.host }),
+          el("td", { text: l.client }),
+          el("td", { text: fmtDate(l.since) }),
+          el("td", { text: until }),
+          el("td", { cls: "row-action" }, leaseActions(l)),
+        ])
+      );
+    }
+    const any = (list.leases || []).length > 0;
+    $("leases-table").hidden = !any;
+    $("no-leases").hidden = any;
+  }
+
+  /** The controls of one row of the leases table. */
+  function leaseActions(l) {
+    return [];
+  }
+
+  async function refreshLeases() {
+    try {
+      const resp = await api("GET", "leases");
+      if (resp.ok && resp.data && typeof resp.data === "object") renderLeases(resp.data);
+    } catch (e) {
+      // The status refresh reports an unreachable server.
+    }
+  }
+
   async function refresh() {
     let resp;
     try {
@@ -340,6 +378,7 @@
     if (resp.ok && resp.data && typeof resp.data === "object") {
       clearConnectionProblem();
       renderStatus(resp.data);
+      await refreshLeases();
     } else {
       const r = describeRefusal(resp, "Reading the status");
       showConnectionProblem(r.headline + " " + (resp.data && resp.data.message ? resp.data.message : ""));

@@ -90,6 +90,18 @@ pub enum Command {
         #[arg(long, env = "LOCAL_SERVER_JSON")]
         json: bool,
     },
+    /// List who holds what: every live lease with its user, host, client program, since
+    /// when and until when (a borrowed seat: when it comes back).
+    Leases {
+        #[command(flatten)]
+        data: DataDir,
+        /// Only the leases of this feature.
+        #[arg(long, env = "LOCAL_SERVER_FEATURE", value_name = "FEATURE")]
+        feature: Option<String>,
+        /// Print the list as JSON.
+        #[arg(long, env = "LOCAL_SERVER_JSON")]
+        json: bool,
+    },
     /// Find out why synchronization does not work, and what to do about it.
     Diagnose {
         #[command(flatten)]

@@ -38,6 +38,25 @@ pub(crate) async fn manager_status(state: web::Data<AppState>) -> Result<HttpRes
 }
 
 #[derive(Debug, Deserialize)]
+pub(crate) struct LeasesQuery {
+    feature: Option<String>,
+}
+
+/// Who holds what: the live leases (as `local-server leases --json`).
+pub(crate) async fn manager_leases(
+    state: web::Data<AppState>,
+    query: web::Query<LeasesQuery>,
+) -> Result<HttpResponse, Error> {
+    let now = state.sync.clock.now();
+    let feature = query.into_inner().feature;
+    let list = state
+        .sync
+        .db(move |c| Ok(crate::lease_list::list(c, now, feature.as_deref())?))
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+#[derive(Debug, Deserialize)]
 pub(crate) struct UsageQuery {
     days: Option<i64>,
 }

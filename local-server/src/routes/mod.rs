@@ -54,6 +54,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/status", web::get().to(manager_api::manager_status))
             .route("/usage", web::get().to(manager_api::manager_usage))
+            .route("/leases", web::get().to(manager_api::manager_leases))
             .route("/sync", web::post().to(manager_api::manager_sync))
             .route("/auto-sync", web::put().to(manager_api::manager_auto_sync))
             .route("/sync-data", web::post().to(manager_api::manager_export))

@@ -22,5 +22,6 @@ mod options_file;
 mod proxy;
 mod queueing;
 mod report;
+mod seats_held;
 mod support_bundle;
 mod usage_chart;
