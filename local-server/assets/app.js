@@ -355,7 +355,58 @@
 
   /** The controls of one row of the leases table. */
   function leaseActions(l) {
-    return [];
+    const button = el("button", { cls: "take-back", text: "Take Back…" });
+    button.type = "button";
+    button.dataset.lease = l.lease_id;
+    button.addEventListener("click", () => askTakeBack(l));
+    return [button];
+  }
+
+  // The lease the administrator is asked about; nothing is taken back before "Take Back".
+  let pendingTakeBack = null;
+
+  /** Step 1: say what taking this seat back does, and ask. */
+  function askTakeBack(l) {
+    pendingTakeBack = l;
+    const who = l.user + " on " + l.host;
+    $("take-back-question").textContent = "Take back the seat of " + l.feature + " held by " + who + "?";
+    $("take-back-effect").textContent = l.borrowed
+      ? "This borrowed seat is free at once; its borrow token is refused if it is presented to this server again " +
+        "(the user's offline copy keeps running until " + fmtDate(l.expires_at) + " unless it checks with the server)."
+      : "The seat is free at once; " + l.client + " is refused at its next heartbeat and must check out again.";
+    $("take-back-reason").value = "";
+    $("take-back-result").hidden = true;
+    $("take-back-confirm").hidden = false;
+    $("take-back-reason").focus();
+  }
+
+  function cancelTakeBack() {
+    pendingTakeBack = null;
+    $("take-back-confirm").hidden = true;
+  }
+
+  /** Step 2: the administrator confirmed. */
+  async function confirmTakeBack() {
+    const l = pendingTakeBack;
+    if (!l) return;
+    pendingTakeBack = null;
+    $("take-back-confirm").hidden = true;
+    const box = $("take-back-result");
+    const reason = $("take-back-reason").value.trim();
+    await busy($("take-back-yes"), box, "Taking the seat back…", async () => {
+      const body = JSON.stringify(reason ? { reason: reason } : {});
+      const resp = await api("POST", "leases/" + encodeURIComponent(l.lease_id) + "/take-back", body, "application/json");
+      if (resp.ok && resp.data && typeof resp.data === "object") {
+        const d = resp.data;
+        showResult(box, "ok", "Took back the seat of " + d.feature + " held by " + d.user + " on " + d.host + ".", [
+          "It is free now, and recorded in the report log" + (d.reason ? " with your reason." : "."),
+        ]);
+      } else {
+        const r = describeRefusal(resp, "Taking the seat back");
+        showResult(box, "bad", r.headline, r.lines);
+      }
+      await refresh();
+    });
   }
 
   async function refreshLeases() {
@@ -768,6 +819,8 @@
     $("import-button").addEventListener("click", importLicenseFile);
     $("bundle-button").addEventListener("click", downloadSupportBundle);
     $("diagnose-button").addEventListener("click", diagnose);
+    $("take-back-yes").addEventListener("click", confirmTakeBack);
+    $("take-back-no").addEventListener("click", cancelTakeBack);
 
     $("menu-sync").addEventListener("click", () => {
       closeMenus();

@@ -102,6 +102,23 @@ pub enum Command {
         #[arg(long, env = "LOCAL_SERVER_JSON")]
         json: bool,
     },
+    /// Take a seat back (end a lease now), like FlexNet's lmremove: the seat is free at
+    /// once, the program that held it is refused at its next heartbeat, a borrowed seat's
+    /// token is refused if it is presented again; recorded in the report log with who
+    /// and why. Works whether or not `serve` runs.
+    TakeBack {
+        #[command(flatten)]
+        data: DataDir,
+        /// The lease to end (the LEASE ID column of `local-server leases`).
+        #[arg(value_name = "LEASE_ID")]
+        lease_id: String,
+        /// Why, for the report log (one line, at most 500 characters).
+        #[arg(long, env = "LOCAL_SERVER_TAKE_BACK_REASON", value_name = "TEXT")]
+        reason: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long, env = "LOCAL_SERVER_JSON")]
+        json: bool,
+    },
     /// Find out why synchronization does not work, and what to do about it.
     Diagnose {
         #[command(flatten)]

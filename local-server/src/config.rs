@@ -31,6 +31,20 @@ pub struct ServeLock {
 
 /// Takes the `serve` lock of `data_dir`, or says which process holds it.
 pub fn lock_serve(data_dir: &Path) -> anyhow::Result<ServeLock> {
+    match try_lock_serve(data_dir)? {
+        Some(lock) => Ok(lock),
+        None => bail!(
+            "another `local-server serve` is already running on {} (it holds {}); \
+             stop it first: only one may serve a data directory",
+            data_dir.display(),
+            data_dir.join(SERVE_LOCK_FILE).display()
+        ),
+    }
+}
+
+/// Takes the `serve` lock of `data_dir` when no `serve` holds it (`None` while one runs,
+/// in this process or another). A verb that holds it knows no `serve` can start meanwhile.
+pub fn try_lock_serve(data_dir: &Path) -> anyhow::Result<Option<ServeLock>> {
     use rustix::fs::{flock, FlockOperation};
     let path = data_dir.join(SERVE_LOCK_FILE);
     let file = fs::OpenOptions::new()
@@ -40,13 +54,8 @@ pub fn lock_serve(data_dir: &Path) -> anyhow::Result<ServeLock> {
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
     match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(ServeLock { _file: file }),
-        Err(rustix::io::Errno::WOULDBLOCK) => bail!(
-            "another `local-server serve` is already running on {} (it holds {}); \
-             stop it first: only one may serve a data directory",
-            data_dir.display(),
-            path.display()
-        ),
+        Ok(()) => Ok(Some(ServeLock { _file: file })),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
         Err(e) => Err(anyhow::Error::new(e).context(format!("locking {}", path.display()))),
     }
 }

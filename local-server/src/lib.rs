@@ -13,7 +13,8 @@
 //! - [`import`]: installing a license file in one transaction.
 //! - [`options`]: the options file (reservations and limits).
 //! - [`scheduler`]: automatic synchronization.
-//! - [`lease_list`]: who holds what (`leases`, the manager page's table).
+//! - [`lease_list`]: who holds what (`leases`, the manager page's table);
+//!   [`take_back`]: taking a seat back, and how it reaches a running engine.
 //! - [`status`], [`diagnose`], [`report`]: the reports; [`support_bundle`] packs them
 //!   (with [`log_file`]'s recent lines) for Solme's support; [`destination`] checks
 //!   where a verb will write its result before the verb runs.
@@ -42,6 +43,7 @@ pub mod startup;
 pub mod status;
 pub mod support_bundle;
 pub mod sync;
+pub mod take_back;
 
 use std::process::ExitCode;
 
@@ -195,6 +197,24 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             db::load_config(&mut conn)?;
             let list = lease_list::list(&mut conn, clock.now(), feature.as_deref())?;
             print_report(&list, json, "the lease list")?;
+        }
+        Command::TakeBack {
+            data,
+            lease_id,
+            reason,
+            json,
+        } => {
+            let mut conn = db::connect_existing(&data.data_dir)?;
+            db::load_config(&mut conn)?;
+            let done = take_back::take_back(
+                &mut conn,
+                &data.data_dir,
+                &lease_id,
+                &take_back::command_line_actor(),
+                reason.as_deref(),
+                clock.now(),
+            )?;
+            print_report(&done, json, "the take-back")?;
         }
         Command::Diagnose { data, proxy, json } => {
             let report = diagnose::run(&data.data_dir, clock, proxy.proxy.as_ref()).await;

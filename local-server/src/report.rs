@@ -173,7 +173,8 @@ pub fn build(
             }
             e if e == Event::CheckIn.as_str()
                 || e == Event::Expiry.as_str()
-                || e == Event::Return.as_str() =>
+                || e == Event::Return.as_str()
+                || e == Event::TakeBack.as_str() =>
             {
                 let (user, start) = a.open.remove(&lease).unwrap_or((row.user.clone(), from_ms));
                 *a.users.entry(user).or_insert(0) += row.at - start;
@@ -406,6 +407,8 @@ mod tests {
             code: None,
             in_use,
             wait_ms: None,
+            actor: None,
+            reason: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The report log: one row per check-out, check-in, expiry, borrow, return, queue wait
-//! and refusal, written by the lease engine in the same transactions as the leases.
+//! The report log: one row per check-out, check-in, expiry, borrow, return, queue wait,
+//! refusal and take-back, written by the lease engine in the same transactions as the leases.
 //! `local-server report` and the manager page read it ([`crate::report`]).
 
 use diesel::prelude::*;
@@ -19,6 +19,9 @@ pub enum Event {
     /// A queued check-out that gave up or timed out.
     QueueTimeout,
     Refusal,
+    /// The administrator took a seat back (`take-back`, the manager page): `actor` and
+    /// `reason` say who and why.
+    TakeBack,
 }
 
 impl Event {
@@ -32,6 +35,7 @@ impl Event {
             Self::QueueGranted => "queue_granted",
             Self::QueueTimeout => "queue_timeout",
             Self::Refusal => "refusal",
+            Self::TakeBack => "take_back",
         }
     }
 }
@@ -51,4 +55,8 @@ pub struct ReportRow {
     /// Seats of the feature in use after the event.
     pub in_use: i32,
     pub wait_ms: Option<i64>,
+    /// Who caused the event when it was not the client (a take-back's administrator).
+    pub actor: Option<String>,
+    /// Why, when someone said (a take-back's reason).
+    pub reason: Option<String>,
 }

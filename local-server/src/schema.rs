@@ -78,6 +78,8 @@ diesel::table! {
         code -> Nullable<Text>,
         in_use -> Integer,
         wait_ms -> Nullable<BigInt>,
+        actor -> Nullable<Text>,
+        reason -> Nullable<Text>,
     }
 }
 
@@ -111,5 +113,19 @@ diesel::table! {
     usage_reported (id) {
         id -> Integer,
         until -> BigInt,
+    }
+}
+
+diesel::table! {
+    taken_back (lease_id) {
+        lease_id -> Text,
+        feature -> Text,
+        user -> Text,
+        host -> Text,
+        borrowed -> Bool,
+        taken_at -> BigInt,
+        actor -> Text,
+        reason -> Nullable<Text>,
+        applied_at -> Nullable<BigInt>,
     }
 }

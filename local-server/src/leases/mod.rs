@@ -12,10 +12,12 @@
 //! seat taken until the lease's expiry). On start-up the index is rebuilt from the rows
 //! that have not expired.
 //!
-//! The manager verbs run in other processes and change licenses and the sync state, never
-//! leases. The `changes` table (kept by triggers) tells the engine when they did, and it
-//! then reloads licenses, sync state and usage peaks (a few rows), on a reading
-//! connection of its own.
+//! The manager verbs run in other processes and change licenses and the sync state; the
+//! only lease change they make is a take-back (`crate::take_back`), which deletes the
+//! lease's row and leaves a `taken_back` row for the engine. The `changes` table (kept by
+//! triggers) tells the engine when they did, and it then reloads licenses, sync state,
+//! usage peaks and take-backs not applied yet (a few rows), on a reading connection of
+//! its own; a lease taken back leaves the index and its seat goes to the queue.
 //!
 //! Queueing: a check-out may wait for a seat. Waiters are kept per feature in arrival
 //! order; whenever a seat comes back (check-in, expiry, return, more seats) the first
@@ -79,6 +81,7 @@ use crate::db::{self, from_ms, to_ms, LeaseRow};
 use crate::error::Error;
 use crate::options;
 use crate::report_log::Event;
+use crate::take_back;
 
 mod index;
 pub mod policy;
@@ -169,6 +172,7 @@ impl LeaseEngine {
             options: options::InForce::default(),
             peaks: HashMap::new(),
             queue: WaitQueue::new(settings.queue_limit, settings.poll_window),
+            taken_back: HashMap::new(),
         };
         for row in rows {
             let Ok(id) = Uuid::parse_str(&row.id) else {
@@ -177,7 +181,14 @@ impl LeaseEngine {
             };
             inner.index.insert(id, &row);
         }
-        let snapshot = Snapshot::load(&mut reader).context("loading licenses and sync state")?;
+        for row in take_back::all(&mut reader).context("loading the leases taken back")? {
+            if let Ok(id) = Uuid::parse_str(&row.lease_id) {
+                inner.taken_back.insert(id, row);
+            }
+        }
+        let mut snapshot =
+            Snapshot::load(&mut reader).context("loading licenses and sync state")?;
+        let pending = std::mem::take(&mut snapshot.taken_back);
         inner.apply(snapshot);
         let engine = Self {
             inner: Mutex::new(inner),
@@ -191,6 +202,8 @@ impl LeaseEngine {
         };
         {
             let mut inner = engine.lock();
+            // Taken back while no server ran, or before this one recorded it.
+            engine.apply_take_backs(&mut inner, pending, true, to_ms(now));
             let expired = engine.expire(&mut inner, to_ms(now));
             log::info!(
                 "lease index rebuilt: {} live leases ({expired} ran out while stopped)",
@@ -225,18 +238,69 @@ impl LeaseEngine {
         if generation == self.lock().generation {
             return Ok(());
         }
-        let snapshot = Snapshot::load(&mut reader)?;
+        let mut snapshot = Snapshot::load(&mut reader)?;
         let mut inner = self.lock();
         // Another request may have applied a newer one meanwhile.
         if snapshot.generation > inner.generation {
+            let pending = std::mem::take(&mut snapshot.taken_back);
             inner.apply(snapshot);
-            // More seats may have come: the queue moves.
             let now = self.clock.now();
+            self.apply_take_backs(&mut inner, pending, false, to_ms(now));
+            // More seats may have come (or were taken back): the queue moves.
             for feature in inner.queue.features() {
                 self.grant_waiters(&mut inner, &feature, now);
             }
         }
         Ok(())
+    }
+
+    /// Applies the changes other programs made (licenses, sync state, options, seats
+    /// taken back) now rather than at the next request; the manager API calls it after a
+    /// take-back so that its answer comes with the seat free.
+    pub fn reload(&self) -> Result<(), Error> {
+        self.refresh()
+    }
+
+    /// Applies take-backs stored by a manager verb or the manager API: the lease leaves
+    /// the index (its row is already deleted), its seat goes to the queue, and the
+    /// `take_back` event is recorded with who and why. A lease that ended meanwhile (it
+    /// expired or was returned just before) has its end recorded already; only its row
+    /// is marked applied. At start-up (`starting`) the index never held the lease (its
+    /// row was gone), and the event is recorded whenever the row was not applied.
+    fn apply_take_backs(
+        &self,
+        inner: &mut Inner,
+        rows: Vec<take_back::TakenBackRow>,
+        starting: bool,
+        now_ms: i64,
+    ) {
+        for row in rows {
+            let mut ops = vec![Op::TakeBackApplied {
+                lease_id: row.lease_id.clone(),
+                at: now_ms,
+            }];
+            let id = Uuid::parse_str(&row.lease_id).ok();
+            let removed = id.and_then(|id| inner.index.remove(id));
+            if removed.is_some() || starting {
+                let in_use = inner.index.in_use_of(&row.feature);
+                ops.push(Op::Report(row.event_row(in_use)));
+            }
+            log::info!(
+                "lease taken back lease_id={} feature={} user={} host={} by={}",
+                row.lease_id,
+                row.feature,
+                row.user,
+                row.host,
+                row.actor
+            );
+            self.writer.submit_eventually(ops);
+            if removed.is_some() {
+                self.grant_waiters(inner, &row.feature, from_ms(now_ms));
+            }
+            if let Some(id) = id {
+                inner.taken_back.insert(id, row);
+            }
+        }
     }
 
     /// Checks out a seat; when none is free and the request may wait, queues it and
@@ -622,7 +686,10 @@ impl LeaseEngine {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<(LeaseGrant, Vec<Op>), Error> {
-        let lease = inner.index.get(id).ok_or_else(|| lease_unknown(id))?;
+        let lease = inner
+            .index
+            .get(id)
+            .ok_or_else(|| unknown_lease(inner, id))?;
         let (feature, user, host) = (
             lease.feature.clone(),
             lease.user.clone(),
@@ -677,7 +744,7 @@ impl LeaseEngine {
         let mut inner = self.lock();
         self.expire(&mut inner, now_ms);
         if !self.release(&mut inner, id, now_ms) {
-            return Err(lease_unknown(id));
+            return Err(unknown_lease(&inner, id));
         }
         log::debug!("lease returned lease_id={id}");
         Ok(())
@@ -847,6 +914,15 @@ fn write_refusal(err: WriteError) -> Error {
         )),
         WriteError::Failed(e) => Error::Internal(anyhow::anyhow!("storing the lease: {e}")),
         WriteError::Gone => Error::Internal(anyhow::anyhow!("storing the lease: {err}")),
+    }
+}
+
+/// The refusal of a lease the index does not hold: what happened to it when it was
+/// taken back, else unknown.
+fn unknown_lease(inner: &Inner, id: Uuid) -> Error {
+    match inner.taken_back.get(&id) {
+        Some(row) => row.refusal(),
+        None => lease_unknown(id),
     }
 }
 

@@ -72,6 +72,8 @@ fn row(event: Event, at: i64, feature: &str, user: &str, host: &str, in_use: u32
         // The column is 32-bit: a count beyond it is stored as its largest value.
         in_use: i32::try_from(in_use).unwrap_or(i32::MAX),
         wait_ms: None,
+        actor: None,
+        reason: None,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The engine's state under its lock: the licenses and sync state in force (reloaded
 //! from the database when another program changed them), the clock's high-water mark,
-//! the live leases and the wait queue; and the steps that read or change them together.
+//! the live leases, the wait queue and the leases taken back; and the steps that read or change them together.
 //!
 //! Why apart from the engine: these steps are decisions over the state alone. They read
 //! no clock (the time is given), wait on nothing and write nothing; the rows they make
@@ -26,6 +26,7 @@ use crate::db::{self, from_ms, to_ms, LeaseRow};
 use crate::error::Error;
 use crate::options;
 use crate::report_log::Event;
+use crate::take_back::{self, TakenBackRow};
 
 /// A seat granted to a waiter, as the queue keeps it until its client collects it.
 pub struct Collect {
@@ -46,6 +47,9 @@ pub struct Inner {
     pub options: options::InForce,
     pub peaks: HashMap<String, u32>,
     pub queue: WaitQueue<Collect>,
+    /// Leases the administrator took back, so that a heartbeat or return of one is
+    /// told what happened (a handful: an administrator's actions).
+    pub taken_back: HashMap<Uuid, TakenBackRow>,
 }
 
 /// What a reload read from the database.
@@ -55,6 +59,8 @@ pub struct Snapshot {
     pub state: db::SyncStateRow,
     pub licenses: Vec<db::LicenseRow>,
     pub peaks: Vec<(String, i32)>,
+    /// Take-backs not applied yet (taken by another process).
+    pub taken_back: Vec<TakenBackRow>,
 }
 
 impl Snapshot {
@@ -66,6 +72,7 @@ impl Snapshot {
                 state: db::load_sync_state(c)?,
                 licenses: db::load_licenses(c)?,
                 peaks: db::load_peaks(c)?,
+                taken_back: take_back::pending(c)?,
             })
         })
     }

@@ -47,6 +47,11 @@ pub enum Op {
     },
     RaiseHighWater(i64),
     Report(ReportRow),
+    /// A take-back's event is recorded (in the same transaction as its `Report`).
+    TakeBackApplied {
+        lease_id: String,
+        at: i64,
+    },
     /// Forgets report log rows older than `before_ms` and beyond the newest `keep_rows`.
     PruneReport {
         now: chrono::DateTime<chrono::Utc>,
@@ -275,6 +280,9 @@ fn apply_all(c: &mut SqliteConnection, ops: &[Op]) -> QueryResult<()> {
                 diesel::insert_into(report_log::table)
                     .values(row)
                     .execute(c)?;
+            }
+            Op::TakeBackApplied { lease_id, at } => {
+                crate::take_back::mark_applied(c, lease_id, *at)?;
             }
         }
     }

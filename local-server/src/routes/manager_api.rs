@@ -56,6 +56,42 @@ pub(crate) async fn manager_leases(
     Ok(HttpResponse::Ok().json(list))
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TakeBackBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Takes a seat back (the page's "Take back" after its confirmation): stored like the
+/// command's, then applied to the engine at once, so the answer comes with the seat free.
+pub(crate) async fn manager_take_back(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<TakeBackBody>,
+) -> Result<HttpResponse, Error> {
+    let now = state.sync.clock.now();
+    let data_dir = state.sync.data_dir.clone();
+    let lease_id = path.into_inner();
+    let reason = body.into_inner().reason;
+    let done = state
+        .sync
+        .db(move |c| {
+            crate::take_back::take_back(
+                c,
+                &data_dir,
+                &lease_id,
+                "the manager page",
+                reason.as_deref(),
+                now,
+            )
+        })
+        .await?;
+    let engine = state.engine.clone();
+    web::block(move || engine.reload()).await??;
+    Ok(HttpResponse::Ok().json(done))
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct UsageQuery {
     days: Option<i64>,

@@ -55,6 +55,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/status", web::get().to(manager_api::manager_status))
             .route("/usage", web::get().to(manager_api::manager_usage))
             .route("/leases", web::get().to(manager_api::manager_leases))
+            .route(
+                "/leases/{id}/take-back",
+                web::post().to(manager_api::manager_take_back),
+            )
             .route("/sync", web::post().to(manager_api::manager_sync))
             .route("/auto-sync", web::put().to(manager_api::manager_auto_sync))
             .route("/sync-data", web::post().to(manager_api::manager_export))

@@ -153,3 +153,202 @@ fn chromium_shows_who_holds_what() {
     // A user name is text, not markup.
     assert!(table.contains("&lt;i&gt;bob&lt;/i&gt;"), "{table}");
 }
+
+/// The report log's take-back entries: (lease, actor, reason, in_use).
+fn take_back_events(local: &Local) -> Vec<(String, String, Option<String>, i32)> {
+    use diesel::prelude::*;
+    use local_server::schema::report_log::dsl as log;
+    let mut conn = local_server::db::connect(local.data_dir()).unwrap();
+    log::report_log
+        .filter(log::event.eq("take_back"))
+        .select((
+            log::lease_id.assume_not_null(),
+            log::actor.assume_not_null(),
+            log::reason,
+            log::in_use,
+        ))
+        .load(&mut conn)
+        .unwrap()
+}
+
+/// Waits (with a deadline) until `check` holds.
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[actix_rt::test]
+async fn a_seat_taken_back_from_the_command_line_goes_to_the_queue_and_its_holder_is_told(
+) -> TestResult {
+    let local = Local::serving(vec![license("cad", 1)], &[]);
+    let http = client();
+    let held = hold(&http, &local, "cad", "alice", "ws-1", None).await;
+    let lease = held["lease_id"].as_str().unwrap().to_owned();
+
+    // Someone waits for the only seat.
+    let waiter = {
+        let http = http.clone();
+        let url = local.url("/api/v1/leases");
+        actix_rt::spawn(async move {
+            let body = json!({"feature": "cad", "client": "cam", "user": "bob", "host": "ws-2", "wait_seconds": 30});
+            call(&http, "POST", &url, Some(body), None).await
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while feature_count(&http, &local, "cad", "queued").await != 1 {
+        assert!(std::time::Instant::now() < deadline, "bob never queued");
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let out = local.cli_env(
+        &[
+            "take-back",
+            &lease,
+            "--reason",
+            "left running over the weekend",
+        ],
+        &[("USER", "root-admin")],
+    );
+    assert_stdout(&out, 0, "Took back the seat of cad held by alice@ws-1");
+    assert!(
+        stdout(&out).contains("running server frees it"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The running server gave the seat to the waiter.
+    let (status, grant) = waiter.await?;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(grant["user"], "bob");
+
+    // Its holder is told what happened, at its heartbeat and at its return.
+    let (status, body) = heartbeat(&http, &local, &lease).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("LEASE_UNKNOWN")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "was taken back by the license server's administrator (root-admin (command line))"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("left running over the weekend"),
+        "{message}"
+    );
+    let (status, body) = check_in(&http, &local, &lease).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("taken back"),
+        "{body}"
+    );
+
+    // Recorded once, with who and why, by the server that freed the seat.
+    wait_for("the take-back in the report log", || {
+        !take_back_events(&local).is_empty()
+    });
+    let events = take_back_events(&local);
+    assert_eq!(
+        events,
+        vec![(
+            lease.clone(),
+            "root-admin (command line)".to_owned(),
+            Some("left running over the weekend".to_owned()),
+            0
+        )]
+    );
+    // Not twice.
+    let again = local.cli(&["take-back", &lease]);
+    assert_stderr(&again, 1, "already taken back");
+    let unknown = local.cli(&["take-back", "not-a-lease"]);
+    assert_stderr(&unknown, 1, "is not a lease id");
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn a_borrowed_seat_taken_back_while_no_server_runs_is_refused_when_its_token_comes_back(
+) -> TestResult {
+    let mut local = Local::serving(vec![borrowable("cad", 2, 48)], &[]);
+    let http = client();
+    let lent = hold(&http, &local, "cad", "bob", "laptop-7", Some(24)).await;
+    let lease = lent["lease_id"].as_str().unwrap().to_owned();
+    local.stop();
+
+    let out = local.cli(&["take-back", &lease, "--json"]);
+    assert_success(&out);
+    let done: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        (done["borrowed"].as_bool(), done["serve_running"].as_bool()),
+        (Some(true), Some(false)),
+        "{done}"
+    );
+    assert_eq!(
+        leases_json(&local, &[])["leases"].as_array().map(Vec::len),
+        Some(0)
+    );
+    assert_eq!(
+        take_back_events(&local).len(),
+        1,
+        "the command recorded it itself"
+    );
+
+    // The server started afterwards neither holds the seat nor records it again, and
+    // the borrowed seat's return (its token presented again) is refused.
+    local.serve(&[], &[]);
+    assert_eq!(in_use(&http, &local, "cad").await, 0);
+    let (status, body) = check_in(&http, &local, &lease).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("LEASE_UNKNOWN")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("borrow token is no longer honoured"),
+        "{body}"
+    );
+    assert_eq!(take_back_events(&local).len(), 1);
+    Ok(())
+}
+
+#[actix_rt::test]
+async fn the_manager_api_takes_a_seat_back_and_answers_with_it_free() -> TestResult {
+    let local = Local::serving(vec![license("cad", 1)], &[]);
+    let http = client();
+    let held = hold(&http, &local, "cad", "alice", "ws-1", None).await;
+    let lease = held["lease_id"].as_str().unwrap();
+    let path = format!("leases/{lease}/take-back");
+    let (status, done) = manager_call(
+        &http,
+        &local,
+        "POST",
+        &path,
+        Some(json!({"reason": "audit"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["user"], "alice");
+    // Free in the answer's wake, without waiting for a sweep.
+    let (status, _) = check_out(&http, &local, "cad").await;
+    assert_eq!(status, 201);
+    let (status, body) = manager_call(&http, &local, "POST", &path, Some(json!({}))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("LEASE_UNKNOWN")),
+        "{body}"
+    );
+    wait_for("the event", || !take_back_events(&local).is_empty());
+    assert_eq!(take_back_events(&local)[0].1, "the manager page");
+    Ok(())
+}
