@@ -39,6 +39,21 @@ fn text(output: &Output) -> String {
 
 #[test]
 fn the_whole_library_passes_and_the_junit_file_says_so() {
+    whole_library(&[]);
+}
+
+/// The same library again with the main server on PostgreSQL, a fresh database per
+/// scenario (`scripts/test-all` starts a server and sets SOLME_TEST_DATABASE_URL).
+#[test]
+fn the_whole_library_passes_on_postgresql() {
+    if std::env::var_os("SOLME_TEST_DATABASE_URL").is_none() {
+        eprintln!("skipped: SOLME_TEST_DATABASE_URL is not set");
+        return;
+    }
+    whole_library(&["--database", "postgres"]);
+}
+
+fn whole_library(extra: &[&str]) {
     let files = library();
     assert!(files.len() >= 8, "{files:?}");
     let out = tempfile::tempdir().unwrap();
@@ -56,6 +71,7 @@ fn the_whole_library_passes_and_the_junit_file_says_so() {
         args.push(Path::new(flag));
         args.push(value);
     }
+    args.extend(extra.iter().map(Path::new));
     let output = run(&args);
     let all = text(&output);
     assert!(output.status.success(), "{all}");

@@ -41,6 +41,10 @@ pub struct RunScenarios {
     /// time, the mails exchanged and the refusals seen.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Run every scenario on this database, whatever its world says: `postgres` gives
+    /// each scenario a fresh database on the server in SOLME_TEST_DATABASE_URL.
+    #[arg(long, value_enum)]
+    pub database: Option<Database>,
     /// How many scenarios run at once, each in its own simulation.
     #[arg(long, default_value_t = 1, env = "SOLME_SIM_JOBS")]
     pub jobs: usize,
@@ -101,7 +105,12 @@ pub fn run(args: RunScenarios) -> ExitCode {
     let mut refused = false;
     for file in &args.files {
         match format::load(file) {
-            Ok(scenario) => scenarios.push(scenario),
+            Ok(mut scenario) => {
+                if let Some(database) = args.database {
+                    scenario.world.database = database;
+                }
+                scenarios.push(scenario);
+            }
             Err(error) => {
                 eprintln!("solme-sim: {error}");
                 refused = true;
@@ -234,10 +243,7 @@ impl Sim {
             command.arg("--clock-offset-days").arg(days.to_string());
         }
         if scenario.world.database == Database::Postgres {
-            let url = std::env::var("SOLME_TEST_DATABASE_URL").map_err(|_| {
-                anyhow!("the world asks for PostgreSQL: set SOLME_TEST_DATABASE_URL")
-            })?;
-            command.arg("--database-url").arg(url);
+            command.arg("--database-url").arg(fresh_database()?);
         }
         let mut child = command
             // The programs are built already (the runner built them when run by cargo).
@@ -374,6 +380,29 @@ impl Sim {
             (locals && main).then_some(())
         })
     }
+}
+
+/// A new, empty database on the PostgreSQL server of SOLME_TEST_DATABASE_URL, so that
+/// scenarios running side by side share nothing; its URL.
+fn fresh_database() -> Result<String> {
+    let url = std::env::var("SOLME_TEST_DATABASE_URL")
+        .map_err(|_| anyhow!("the world asks for PostgreSQL: set SOLME_TEST_DATABASE_URL"))?;
+    let (base, _) = url
+        .rsplit_once('/')
+        .context("SOLME_TEST_DATABASE_URL has no database name")?;
+    let name = format!("solme_scenario_{}", uuid::Uuid::new_v4().simple());
+    let output = Command::new("psql")
+        .arg(&url)
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .context("running psql")?;
+    if !output.status.success() {
+        bail!(
+            "creating the scenario's database failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(format!("{base}/{name}"))
 }
 
 /// What one try of a step gave.
