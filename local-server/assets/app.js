@@ -251,6 +251,19 @@
     }
   }
 
+  /** A license's validity in the page's date format. */
+  function licenseValidity(t) {
+    const now = Date.now();
+    let text;
+    if (!t.valid_from && !t.valid_until) text = "perpetual";
+    else if (!t.valid_from) text = "until " + fmtDay(t.valid_until);
+    else if (!t.valid_until) text = "from " + fmtDay(t.valid_from) + ", perpetual";
+    else text = fmtDay(t.valid_from) + " to " + fmtDay(t.valid_until);
+    if (t.valid_from && new Date(t.valid_from).getTime() > now) text += " (not yet valid)";
+    else if (t.valid_until && new Date(t.valid_until).getTime() <= now) text += " (ended)";
+    return text;
+  }
+
   function renderStatus(s) {
     lastStatus = s;
     const state = STATES[s.state] || { label: s.state, cls: "state-unknown" };
@@ -309,6 +322,19 @@
         ])
       );
     }
+    const terms = $("terms");
+    terms.replaceChildren();
+    for (const t of s.licenses || []) {
+      terms.appendChild(
+        el("tr", null, [
+          el("td", { text: t.feature }),
+          el("td", { cls: "num", text: t.seats }),
+          el("td", { text: licenseValidity(t) }),
+          el("td", { text: t.borrowable ? "up to " + plural(t.max_borrow_hours, "hour") : "not borrowable" }),
+        ])
+      );
+    }
+    $("terms-block").hidden = (s.licenses || []).length === 0;
     const borrowed = $("borrowed");
     borrowed.replaceChildren();
     for (const b of s.borrowed || []) {

@@ -49,12 +49,67 @@ pub struct StatusReport {
     pub consecutive_failures: i32,
     pub main_server: Vec<String>,
     pub proxy: Option<String>,
+    /// Each license of the license file in force: seats, validity, borrowing.
+    pub licenses: Vec<LicenseTerms>,
     /// Seats borrowed for offline use, soonest back first (they count as in use).
     pub borrowed: Vec<BorrowedSeat>,
     /// Which clock the report was made by, when it is not the real one
     /// (`simulated clock (clock file …), offset +340d`); set by the caller.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock: Option<String>,
+}
+
+/// One license as Solme issued it: how many seats, from when until when, and whether
+/// (and for how long) a seat may be borrowed for offline use.
+#[derive(Debug, Clone, Serialize)]
+pub struct LicenseTerms {
+    pub feature: String,
+    pub seats: u32,
+    /// `None`: valid since it was issued.
+    pub valid_from: Option<DateTime<Utc>>,
+    /// `None`: perpetual.
+    pub valid_until: Option<DateTime<Utc>>,
+    pub perpetual: bool,
+    /// Longest borrow in hours; `None`: not borrowable.
+    pub max_borrow_hours: Option<u32>,
+    pub borrowable: bool,
+    /// The validity in words (`perpetual`, `until 2027-06-30 (ended)`, …).
+    pub validity_text: String,
+    /// `borrowable for up to 48 hours` or `not borrowable`.
+    pub borrow_text: String,
+}
+
+impl LicenseTerms {
+    pub fn new(license: &License, now: DateTime<Utc>) -> Self {
+        let day = |d: DateTime<Utc>| d.format("%Y-%m-%d").to_string();
+        let span = match (license.valid_from, license.valid_until) {
+            (None, None) => "perpetual".to_owned(),
+            (None, Some(until)) => format!("until {}", day(until)),
+            (Some(from), None) => format!("from {}, perpetual", day(from)),
+            (Some(from), Some(until)) => format!("from {} until {}", day(from), day(until)),
+        };
+        let when = match (license.valid_from, license.valid_until) {
+            (Some(from), _) if now < from => " (not yet valid)",
+            (_, Some(until)) if now >= until => " (ended)",
+            _ => "",
+        };
+        let borrow_text = match license.max_borrow_hours {
+            Some(1) => "borrowable for up to 1 hour".to_owned(),
+            Some(hours) => format!("borrowable for up to {hours} hours"),
+            None => "not borrowable".to_owned(),
+        };
+        Self {
+            feature: license.feature.clone(),
+            seats: license.seats,
+            valid_from: license.valid_from,
+            valid_until: license.valid_until,
+            perpetual: license.valid_until.is_none(),
+            max_borrow_hours: license.max_borrow_hours,
+            borrowable: license.max_borrow_hours.is_some(),
+            validity_text: format!("{span}{when}"),
+            borrow_text,
+        }
+    }
 }
 
 /// A seat borrowed for offline use.
@@ -207,6 +262,10 @@ pub fn report(
             leases::expires_at,
         ))
         .load(conn)?;
+    let licenses = rows
+        .iter()
+        .map(|row| LicenseTerms::new(&license_from_row(row), now))
+        .collect();
     let mut by_feature: std::collections::BTreeMap<String, Vec<License>> = Default::default();
     for row in &rows {
         by_feature
@@ -312,6 +371,7 @@ pub fn report(
         consecutive_failures: state.consecutive_failures,
         main_server: settings.endpoints.iter().map(|e| e.url()).collect(),
         proxy,
+        licenses,
         borrowed,
         clock: None,
     })
@@ -380,6 +440,19 @@ impl fmt::Display for StatusReport {
                     seats.in_use,
                     seats.free,
                     feat.availability_text
+                )?;
+            }
+        }
+        if !self.licenses.is_empty() {
+            writeln!(f, "  license terms:")?;
+            for terms in &self.licenses {
+                writeln!(
+                    f,
+                    "    {:<20} {:>11}, {}, {}",
+                    terms.feature,
+                    seats_text(terms.seats),
+                    terms.validity_text,
+                    terms.borrow_text
                 )?;
             }
         }

@@ -15,6 +15,7 @@ mod direct_sync;
 mod import_preview;
 mod leases;
 mod license_files;
+mod license_terms;
 mod manager;
 mod manager_page;
 mod metrics;
