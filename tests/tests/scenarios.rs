@@ -187,6 +187,12 @@ fn a_file_that_cannot_run_is_refused_with_its_line_before_anything_starts() {
             "there is no local server \"local-server-2\"",
         ),
         (
+            "no-such-fault.toml",
+            "name = \"x\"\n\n[[step]]\nfault = { fault = \"explode\", program = \"local-server-1\", on = true }\n",
+            3,
+            "there is no fault \"explode\"",
+        ),
+        (
             "two-actions.toml",
             "name = \"x\"\n\n[[step]]\nsync = \"local-server-1\"\nclock = { advance = \"1d\" }\n",
             3,

@@ -71,7 +71,9 @@ fn local_server<'a>(sim: &'a Simulation, name: &str) -> Result<&'a Program, ApiE
         })
 }
 
-/// `POST /v1/client`: answers `{"status": HTTP status, "body": the local server's JSON}`.
+/// `POST /v1/client`: answers `{"status": HTTP status, "body": the local server's JSON}`;
+/// status 0 with code `UNREACHABLE` when the local server did not answer (down,
+/// killed, refusing connections).
 pub(super) async fn client(
     state: Shared,
     request: HttpRequest,
@@ -137,8 +139,12 @@ fn call_local(base: &str, action: &ClientAction) -> anyhow::Result<(u16, Value)>
     let response = match result {
         Ok(response) => response,
         Err(ureq::Error::Status(_, response)) => response,
+        // What a licensed program sees of a server that is down: no answer at all.
         Err(error) => {
-            return Err(anyhow::anyhow!(error).context("the local server cannot be reached"))
+            return Ok((
+                0,
+                json!({"code": "UNREACHABLE", "message": format!("no answer: {error}")}),
+            ))
         }
     };
     let status = response.status();

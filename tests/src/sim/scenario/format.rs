@@ -98,6 +98,8 @@ pub struct StepBody {
     pub heartbeat: Option<LeaseStep>,
     pub checkin: Option<LeaseStep>,
     pub poll: Option<TicketStep>,
+    /// A fault switched on or off (`POST /v1/faults`).
+    pub fault: Option<FaultStep>,
     /// `status --json` of this local server (for `expect.status`).
     pub status: Option<String>,
     /// The mails Solme sent this contact (for `expect.mail` / `expect.no_new_mail`).
@@ -127,6 +129,20 @@ pub struct MailStep {
     pub subject: Option<String>,
     pub text: Option<String>,
 }
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    /// `kill`, `stop`, `restart` or `db-lock`.
+    pub fault: String,
+    pub program: String,
+    pub on: bool,
+    /// `db-lock`: how long the lock is held.
+    pub seconds: Option<u64>,
+}
+
+/// The faults the simulation makes (see `solme-sim fault --help`).
+const FAULTS: &[&str] = &["kill", "stop", "restart", "db-lock"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -233,6 +249,7 @@ const ACTIONS: &[&str] = &[
     "heartbeat",
     "checkin",
     "poll",
+    "fault",
     "status",
     "inbox",
 ];
@@ -429,6 +446,23 @@ fn check_step(
                     return Err(
                         "a mail carries either sync_data (a saved export) or text".to_string()
                     );
+                }
+            }
+        }
+        "fault" => {
+            if let Some(fault) = &step.fault {
+                if !FAULTS.contains(&fault.fault.as_str()) {
+                    return Err(format!(
+                        "there is no fault {:?}; there are {}",
+                        fault.fault,
+                        FAULTS.join(", ")
+                    ));
+                }
+                if !programs.contains(&fault.program) {
+                    return Err(format!(
+                        "there is no program {:?} in this world",
+                        fault.program
+                    ));
                 }
             }
         }
