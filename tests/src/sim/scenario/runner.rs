@@ -646,8 +646,15 @@ fn try_step(
     result: &mut ScenarioResult,
 ) -> Result<Tried> {
     let verb = |program: &str, args: Vec<String>, what: String| -> Result<Tried> {
-        let output = sim.exec(program, &args)?;
+        let mut output = sim.exec(program, &args)?;
         let saved = output["stdout"].as_str().map(|s| s.trim().to_string());
+        // A verb run with --json: its answer parsed, for save_field = "json.…".
+        if let Some(parsed) = saved
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        {
+            output["json"] = parsed;
+        }
         Ok(Tried {
             what,
             observed: output,
