@@ -34,12 +34,17 @@ pub const MANAGER_HEADER_VALUE: &str = "1";
 const PAGE_HTML: &str = include_str!("../assets/manager.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
+const FAVICON_SVG: &str = include_str!("../assets/favicon.svg");
 
 /// The page and its assets.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(page))
         .route("/manager/assets/app.js", web::get().to(app_js))
-        .route("/manager/assets/app.css", web::get().to(app_css));
+        .route("/manager/assets/app.css", web::get().to(app_css))
+        // The page links the icon; browsers that ask for /favicon.ico anyway get it
+        // too rather than a 404 in their console.
+        .route("/manager/assets/favicon.svg", web::get().to(favicon))
+        .route("/favicon.ico", web::get().to(favicon));
 }
 
 async fn page(req: HttpRequest) -> Result<HttpResponse, Error> {
@@ -55,6 +60,11 @@ async fn app_js(req: HttpRequest) -> Result<HttpResponse, Error> {
 async fn app_css(req: HttpRequest) -> Result<HttpResponse, Error> {
     require_local(&req)?;
     Ok(asset("text/css; charset=utf-8", APP_CSS))
+}
+
+async fn favicon(req: HttpRequest) -> Result<HttpResponse, Error> {
+    require_local(&req)?;
+    Ok(asset("image/svg+xml", FAVICON_SVG))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {

@@ -352,3 +352,44 @@ async fn the_manager_api_takes_a_seat_back_and_answers_with_it_free() -> TestRes
     assert_eq!(take_back_events(&local)[0].1, "the manager page");
     Ok(())
 }
+
+#[actix_rt::test]
+async fn chromium_takes_a_seat_back_only_after_the_confirmation() -> TestResult {
+    if !chromium_present() {
+        return Ok(());
+    }
+    let local = Local::serving(vec![license("cad", 2)], &[]);
+    let http = client();
+    let held = hold(&http, &local, "cad", "alice", "ws-1", None).await;
+    let lease = held["lease_id"].as_str().unwrap().to_owned();
+    let mut page = crate::devtools::Browser::open(&local.url("/"), 1280, 900).await;
+    let button = format!("document.querySelector('button.take-back[data-lease=\"{lease}\"]')");
+    page.wait_for(&format!("!!{button}")).await;
+
+    // The first click only asks; Cancel leaves the seat held.
+    page.eval(&format!("{button}.click(); true")).await;
+    page.wait_for("!document.getElementById('take-back-confirm').hidden")
+        .await;
+    let question = page
+        .eval("document.getElementById('take-back-question').textContent")
+        .await;
+    assert_eq!(question, "Take back the seat of cad held by alice on ws-1?");
+    page.eval("document.getElementById('take-back-no').click(); true")
+        .await;
+    assert_eq!(in_use(&http, &local, "cad").await, 1);
+
+    // Confirmed, with a reason: the seat is free and the event names the page.
+    page.eval(&format!("{button}.click(); true")).await;
+    page.wait_for("!document.getElementById('take-back-confirm').hidden")
+        .await;
+    page.eval("document.getElementById('take-back-reason').value = 'nobody at ws-1'; document.getElementById('take-back-yes').click(); true").await;
+    page.wait_for("document.getElementById('take-back-result').textContent.includes('Took back the seat of cad held by alice on ws-1')").await;
+    page.wait_for("document.getElementById('no-leases').hidden === false")
+        .await;
+    assert_eq!(in_use(&http, &local, "cad").await, 0);
+    wait_for("the event", || !take_back_events(&local).is_empty());
+    let events = take_back_events(&local);
+    assert_eq!(events[0].1, "the manager page");
+    assert_eq!(events[0].2.as_deref(), Some("nobody at ws-1"));
+    Ok(())
+}
