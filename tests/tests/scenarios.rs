@@ -56,10 +56,16 @@ fn the_whole_library_passes_on_postgresql() {
 fn whole_library(extra: &[&str]) {
     let files = library();
     assert!(files.len() >= 8, "{files:?}");
-    let out = tempfile::tempdir().unwrap();
-    let junit = out.path().join("junit.xml");
-    let report = out.path().join("report.md");
-    let json = out.path().join("result.json");
+    // Kept where CI and people find them: target/tmp/scenarios-{sqlite,postgres}.*
+    let database = if extra.contains(&"postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let junit = out.join(format!("scenarios-{database}.junit.xml"));
+    let report = out.join(format!("scenarios-{database}.md"));
+    let json = out.join(format!("scenarios-{database}.json"));
     let mut args: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let flags = [
         ("--junit", junit.as_path()),
@@ -214,4 +220,52 @@ fn a_file_that_cannot_run_is_refused_with_its_line_before_anything_starts() {
         assert!(all.contains(why), "{name}: {all}");
         assert!(!all.contains("starting a simulation"), "{name}: {all}");
     }
+}
+
+#[test]
+fn attached_scenarios_run_on_a_running_simulation_and_leave_it_running() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("sim");
+    let log = std::fs::File::create(dir.path().join("sim-output.txt")).unwrap();
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_solme-sim"))
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--no-journeys", "--local-servers", "1"])
+        .env_remove("CARGO")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let group = format!("-{}", sim.id());
+    let up = test_harness::wait_until(
+        "the simulation's control.json",
+        std::time::Duration::from_secs(120),
+        || data_dir.join("control.json").exists().then_some(()),
+    );
+    let scenario = library()
+        .into_iter()
+        .find(|f| f.ends_with("unsynchronized-server-refuses.toml"))
+        .unwrap();
+    let output = up.map(|()| run(&[Path::new("--attach"), &data_dir, &scenario]));
+    let still_up = sim.try_wait().unwrap().is_none();
+    let status = Command::new(env!("CARGO_BIN_EXE_solme-sim"))
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["exec", "local-server-1", "--", "status", "--json"])
+        .output()
+        .unwrap();
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let _ = sim.wait();
+
+    let output = output.unwrap();
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains("on the running simulation in"), "{all}");
+    assert!(!all.contains("starting a simulation"), "{all}");
+    assert!(still_up, "the attached simulation was stopped");
+    // The scenario's sync happened in that simulation.
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["state"], "synchronized", "{status}");
 }

@@ -45,6 +45,10 @@ pub struct RunScenarios {
     /// each scenario a fresh database on the server in SOLME_TEST_DATABASE_URL.
     #[arg(long, value_enum)]
     pub database: Option<Database>,
+    /// Run the scenarios one after the other on the running simulation in DIR instead
+    /// of starting one each (it stays up afterwards; each scenario must fit its state).
+    #[arg(long, value_name = "DIR", conflicts_with = "database")]
+    pub attach: Option<PathBuf>,
     /// How many scenarios run at once, each in its own simulation.
     #[arg(long, default_value_t = 1, env = "SOLME_SIM_JOBS")]
     pub jobs: usize,
@@ -128,7 +132,12 @@ pub fn run(args: RunScenarios) -> ExitCode {
         }
     }
     let started = Instant::now();
-    let jobs = args.jobs.clamp(1, scenarios.len().max(1));
+    let attach = args.attach.as_deref();
+    let jobs = if attach.is_some() {
+        1
+    } else {
+        args.jobs.clamp(1, scenarios.len().max(1))
+    };
     println!(
         "Running {} scenario(s), {jobs} at a time, each in a fresh simulation",
         scenarios.len()
@@ -142,7 +151,7 @@ pub fn run(args: RunScenarios) -> ExitCode {
                 let Some(scenario) = scenarios.get(n) else {
                     break;
                 };
-                let result = run_scenario(scenario);
+                let result = run_scenario(scenario, attach);
                 if let Ok(mut results) = results.lock() {
                     if let Some(slot) = results.get_mut(n) {
                         *slot = Some(result);
@@ -198,9 +207,10 @@ pub fn run(args: RunScenarios) -> ExitCode {
     }
 }
 
-/// A simulation started for one scenario; dropping it stops every program.
+/// A simulation started for one scenario (dropping it stops every program), or one
+/// attached to (left running).
 struct Sim {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
     url: String,
     token: String,
     agent: ureq::Agent,
@@ -208,13 +218,16 @@ struct Sim {
 
 impl Drop for Sim {
     fn drop(&mut self) {
+        let Some(child) = &mut self.child else {
+            return;
+        };
         // SIGTERM lets the simulation stop its programs; SIGKILL to the whole group
         // afterwards leaves nothing behind when it could not.
-        let pid = self.child.id().to_string();
+        let pid = child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = child.try_wait() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -223,7 +236,7 @@ impl Drop for Sim {
             .args(["-KILL", "--", &format!("-{pid}")])
             .stderr(Stdio::null())
             .status();
-        let _ = self.child.wait();
+        let _ = child.wait();
     }
 }
 
@@ -282,13 +295,32 @@ impl Sim {
             }
             std::thread::sleep(Duration::from_millis(100));
         };
+        Self::connect(Some(child), &info)
+    }
+
+    /// The simulation already running in `data_dir`.
+    fn attach(data_dir: &Path) -> Result<Self> {
+        let control = data_dir.join(crate::sim::control_api::CONTROL_FILE);
+        let text = std::fs::read_to_string(&control).with_context(|| {
+            format!(
+                "no running simulation in {} ({} cannot be read)",
+                data_dir.display(),
+                control.display()
+            )
+        })?;
+        let info: ControlFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is damaged", control.display()))?;
+        Self::connect(None, &info)
+    }
+
+    fn connect(child: Option<std::process::Child>, info: &ControlFile) -> Result<Self> {
         let token = std::fs::read_to_string(&info.token_file)
             .context("reading the control API's token")?
             .trim()
             .to_string();
         Ok(Self {
             child,
-            url: info.url,
+            url: info.url.clone(),
             token,
             agent: ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(700))
@@ -412,13 +444,20 @@ struct Tried {
     saved: Option<String>,
 }
 
-fn run_scenario(scenario: &Scenario) -> ScenarioResult {
+fn run_scenario(scenario: &Scenario, attach: Option<&Path>) -> ScenarioResult {
     let started = Instant::now();
     let name = scenario.name.clone();
-    println!(
-        "\n[{name}] starting a simulation ({})",
-        scenario.file.display()
-    );
+    match attach {
+        Some(dir) => println!(
+            "\n[{name}] on the running simulation in {} ({})",
+            dir.display(),
+            scenario.file.display()
+        ),
+        None => println!(
+            "\n[{name}] starting a simulation ({})",
+            scenario.file.display()
+        ),
+    }
     let mut result = ScenarioResult {
         name: name.clone(),
         file: scenario.file.clone(),
@@ -438,7 +477,11 @@ fn run_scenario(scenario: &Scenario) -> ScenarioResult {
             return result;
         }
     };
-    let sim = match Sim::start(scenario, dir.path()) {
+    let started_sim = match attach {
+        Some(running) => Sim::attach(running),
+        None => Sim::start(scenario, dir.path()),
+    };
+    let sim = match started_sim {
         Ok(sim) => sim,
         Err(error) => {
             result.error = Some(format!("{error:#}"));
@@ -529,7 +572,7 @@ fn run_scenario(scenario: &Scenario) -> ScenarioResult {
     if result.passed {
         println!("[{name}] passed in {:.1} s", result.seconds);
     } else {
-        let kept = dir.keep();
+        let kept = attach.map_or_else(|| dir.keep(), Path::to_path_buf);
         println!(
             "[{name}] FAILED; the simulation's files are kept in {}",
             kept.display()
