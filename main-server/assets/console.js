@@ -308,16 +308,28 @@
     ]);
     const c = customers.find((x) => x.id === id);
     if (!c) throw new ApiError('NOT_FOUND', 'no customer ' + id, 404);
+    currentCustomer = c;
     $('customer-title').textContent = c.name;
     const dl = $('customer-facts');
     dl.replaceChildren(
-      el('dt', { text: 'Customer id' }), el('dd', { class: 'mono', text: c.id }),
-      el('dt', { text: 'Contacts' }), el('dd', { text: c.emails.length ? c.emails.join(', ') : 'none' }));
+      el('dt', { text: 'Customer id' }), el('dd', { class: 'mono', text: c.id }));
+    $('rename-name').value = c.name;
+    const contacts = c.emails.map((email) => el('li', {},
+      el('span', { text: email }),
+      may('manage') ? button('Remove', 'secondary remove-contact',
+        'Remove ' + email + ' from ' + c.name + '? It gets no more reminders or key-clear notices.',
+        async () => {
+          const ok = await act(() => api('DELETE', '/customers/' + encodeURIComponent(c.id) + '/emails/'
+            + encodeURIComponent(email)), email + ' removed from ' + c.name + '.');
+          if (ok) loadCustomer(id).catch(showError);
+        }) : null));
+    $('contacts-list').replaceChildren(...(contacts.length ? contacts
+      : [el('li', { class: 'hint', text: 'No contact address.' })]));
     $('reminders-state').textContent = c.reminders_enabled
       ? 'Reminder mails are on.' : 'Reminder mails are off: no reminder is sent to this customer.';
-    const button = $('reminders-switch');
-    button.textContent = c.reminders_enabled ? 'Switch reminders off' : 'Switch reminders on';
-    button.onclick = async () => {
+    const switchButton = $('reminders-switch');
+    switchButton.textContent = c.reminders_enabled ? 'Switch reminders off' : 'Switch reminders on';
+    switchButton.onclick = async () => {
       const enabled = !c.reminders_enabled;
       const ok = await act(() => api('PUT', '/customers/' + encodeURIComponent(c.id) + '/reminders', { enabled }),
         'Reminder mails for ' + c.name + ' switched ' + (enabled ? 'on' : 'off') + '.');
@@ -332,6 +344,25 @@
       el('td', { text: fmtTime(r.handed_at) }),
       el('td', { text: r.recipients.length ? r.recipients.join(', ') : '—' })));
     fill($('reminders-body'), rows, 7, 'No reminders recorded yet.');
+  }
+
+  /** The customer shown on the customer page. */
+  let currentCustomer = null;
+
+  /**
+   * Sends a change with `send(confirmed)`; when the server asks for a confirmation
+   * (a second customer of the same name, …), asks the operator with the server's
+   * reason and sends it again confirmed. Resolves to the answer, or null when the
+   * operator declined.
+   */
+  async function sendConfirming(send) {
+    try {
+      return await send(false);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.code !== 'CONFIRMATION_REQUIRED') throw err;
+      if (!window.confirm(err.message + '.\n\nGo on anyway?')) return null;
+      return send(true);
+    }
   }
 
   async function allocateFor(customerId) {
@@ -724,9 +755,36 @@
 
     onSubmit('customer-form', async () => {
       const body = { name: $('customer-name').value.trim(), emails: splitEmails($('customer-emails').value) };
-      if (await act(() => api('POST', '/customers', body), 'Customer ' + body.name + ' added.')) {
+      let added = null;
+      const ok = await act(async () => {
+        added = await sendConfirming((confirmed) => api('POST', '/customers',
+          Object.assign({}, body, { confirm_duplicate_name: confirmed })));
+      });
+      if (!ok) return;
+      if (added) {
+        showMessage('Customer ' + added.name + ' added.', 'ok');
         $('customer-form').reset();
         loadCustomers().catch(showError);
+      } else {
+        showMessage('Nothing added: a customer named ' + body.name + ' exists already.', 'info');
+      }
+    });
+
+    onSubmit('rename-form', async () => {
+      const c = currentCustomer;
+      if (!c) return;
+      const name = $('rename-name').value.trim();
+      let renamed = null;
+      const ok = await act(async () => {
+        renamed = await sendConfirming((confirmed) => api('PATCH', '/customers/' + encodeURIComponent(c.id),
+          { name, confirm_duplicate_name: confirmed }));
+      });
+      if (!ok) return;
+      if (renamed) {
+        showMessage(c.name + ' renamed to ' + renamed.name + '.', 'ok');
+        loadCustomer(c.id).catch(showError);
+      } else {
+        showMessage('Not renamed: ' + c.name + ' keeps its name.', 'info');
       }
     });
 

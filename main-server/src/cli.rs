@@ -227,11 +227,34 @@ pub enum CustomerCommand {
             value_delimiter = ','
         )]
         emails: Vec<String>,
+        /// Add it even though a customer of that name exists (without this, such a
+        /// customer is refused: usually the same company typed twice).
+        #[arg(long, env = "MAIN_SERVER_CONFIRM_DUPLICATE_NAME")]
+        confirm_duplicate_name: bool,
     },
     /// List customers.
     List,
-    /// Register one more contact address for a customer.
+    /// Give a customer a new name.
+    Rename {
+        /// Customer id.
+        customer_id: Uuid,
+        /// The new name.
+        #[arg(long, env = "MAIN_SERVER_CUSTOMER_NAME")]
+        name: String,
+        /// Rename it even though another customer has that name.
+        #[arg(long, env = "MAIN_SERVER_CONFIRM_DUPLICATE_NAME")]
+        confirm_duplicate_name: bool,
+    },
+    /// Register one more contact address for a customer (an address belongs to one
+    /// customer only).
     AddEmail {
+        /// Customer id.
+        customer_id: Uuid,
+        /// The address.
+        email: String,
+    },
+    /// Remove a contact address of a customer (not its last one).
+    RemoveEmail {
         /// Customer id.
         customer_id: Uuid,
         /// The address.

@@ -66,6 +66,10 @@ crate::text_enum! {
         Sync => "sync",
         CustomerCreate => "customer.create",
         CustomerAddEmail => "customer.add_email",
+        /// An operator removed a contact address of a customer.
+        CustomerRemoveEmail => "customer.remove_email",
+        /// An operator renamed a customer.
+        CustomerRename => "customer.rename",
         ServerCreate => "server.create",
         LicenseAdd => "license.add",
         LicenseChange => "license.change",
@@ -299,6 +303,22 @@ pub struct NewCustomer {
     pub name: String,
     #[serde(default)]
     pub emails: Vec<String>,
+    /// Another customer already has this name (compared ignoring case): add this one
+    /// anyway. Without it such a request is refused with `CONFIRMATION_REQUIRED`.
+    #[serde(default)]
+    pub confirm_duplicate_name: bool,
+}
+
+/// `PATCH /admin/v1/customers/{id}`: a new name.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CustomerRename {
+    /// One line.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// Another customer already has this name (compared ignoring case): rename anyway.
+    #[serde(default)]
+    pub confirm_duplicate_name: bool,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -45,6 +45,15 @@ crate::text_enum! {
         /// Approving a key-clear request whose sender was not authenticated needs the
         /// operator's explicit override.
         OverrideRequired => "OVERRIDE_REQUIRED",
+        /// The contact address is registered for another customer: one address belongs
+        /// to one customer (reminders and key-clear notices would reach the wrong one).
+        ContactInUse => "CONTACT_IN_USE",
+        /// The address is the customer's last contact: a customer keeps at least one
+        /// once it has one (its reminders and notices would reach nobody).
+        LastContact => "LAST_CONTACT",
+        /// The change looks like a slip (a second customer of the same name, …) and is
+        /// made only when sent again with the confirmation its message names.
+        ConfirmationRequired => "CONFIRMATION_REQUIRED",
     }
 }
 
@@ -73,7 +82,10 @@ impl ErrorCode {
             | Self::NoSeats
             | Self::OlderLicenseFile
             | Self::NameTaken
-            | Self::AlreadyDecided => 409,
+            | Self::AlreadyDecided
+            | Self::ContactInUse
+            | Self::LastContact
+            | Self::ConfirmationRequired => 409,
             Self::Internal => 500,
             Self::Unavailable => 503,
             Self::RateLimited => 429,

@@ -65,6 +65,9 @@ pub enum SolmeStatus {
     NameTaken = 123,
     AlreadyDecided = 124,
     OverrideRequired = 125,
+    ContactInUse = 126,
+    LastContact = 127,
+    ConfirmationRequired = 128,
 }
 
 impl From<ErrorCode> for SolmeStatus {
@@ -96,6 +99,9 @@ impl From<ErrorCode> for SolmeStatus {
             ErrorCode::NameTaken => Self::NameTaken,
             ErrorCode::AlreadyDecided => Self::AlreadyDecided,
             ErrorCode::OverrideRequired => Self::OverrideRequired,
+            ErrorCode::ContactInUse => Self::ContactInUse,
+            ErrorCode::LastContact => Self::LastContact,
+            ErrorCode::ConfirmationRequired => Self::ConfirmationRequired,
         }
     }
 }

@@ -9,12 +9,13 @@ use crate::cli::{
 };
 use shared_proto::admin_api::AuditVerification;
 use shared_proto::admin_api::{
-    AuditEntry, Customer, Decision, IssuedToken, KeyClear, KeyClearRequest, License, LicenseChange,
-    MailSync, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewOperator, NewServer,
-    OperatorAccount, Reminder, RemindersSwitch, SenderAuth, Server, SignedAuditHead, SyncAnswer,
-    SyncUsage,
+    AuditEntry, Customer, CustomerRename, Decision, IssuedToken, KeyClear, KeyClearRequest,
+    License, LicenseChange, MailSync, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense,
+    NewOperator, NewServer, OperatorAccount, Reminder, RemindersSwitch, SenderAuth, Server,
+    SignedAuditHead, SyncAnswer, SyncUsage,
 };
 use shared_proto::audit_head::{HEAD_PREFIX, MAX_HEAD_LEN};
+use shared_proto::ErrorCode;
 
 use super::client::{decode, CliError, Client};
 use super::tables::{
@@ -39,21 +40,84 @@ pub fn parse_date(text: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
         .with_context(|| format!("{text:?} is not a date (YYYY-MM-DD, RFC 3339 or none)"))
 }
 
+/// A refusal for want of a confirmation, saying how to give it on the command line.
+fn confirm_with_flag(error: CliError) -> CliError {
+    match error {
+        CliError::Refused {
+            code: code @ ErrorCode::ConfirmationRequired,
+            message,
+        } => CliError::Refused {
+            code,
+            message: format!("{message} (run it again with --confirm-duplicate-name)"),
+        },
+        other => other,
+    }
+}
+
+/// `text` as one path segment: every byte but letters, digits and `-._~@` escaped.
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String, CliError> {
     let json = args.json;
     match &args.command {
         AdminCommand::Customer(command) => match command {
-            CustomerCommand::Add { name, emails } => {
+            CustomerCommand::Add {
+                name,
+                emails,
+                confirm_duplicate_name,
+            } => {
                 let customer: Customer = client
                     .post(
                         "/admin/v1/customers",
                         &NewCustomer {
                             name: name.clone(),
                             emails: emails.clone(),
+                            confirm_duplicate_name: *confirm_duplicate_name,
                         },
                     )
-                    .await?;
+                    .await
+                    .map_err(confirm_with_flag)?;
                 show_one(&customer, json, show_customers)
+            }
+            CustomerCommand::Rename {
+                customer_id,
+                name,
+                confirm_duplicate_name,
+            } => {
+                let value = client
+                    .send(
+                        awc::http::Method::PATCH,
+                        &format!("/admin/v1/customers/{customer_id}"),
+                        Some(&CustomerRename {
+                            name: name.clone(),
+                            confirm_duplicate_name: *confirm_duplicate_name,
+                        }),
+                    )
+                    .await
+                    .map_err(confirm_with_flag)?;
+                show_one(&decode::<Customer>(value)?, json, show_customers)
+            }
+            CustomerCommand::RemoveEmail { customer_id, email } => {
+                let value = client
+                    .send::<()>(
+                        awc::http::Method::DELETE,
+                        &format!(
+                            "/admin/v1/customers/{customer_id}/emails/{}",
+                            path_segment(email)
+                        ),
+                        None,
+                    )
+                    .await?;
+                show_one(&decode::<Customer>(value)?, json, show_customers)
             }
             CustomerCommand::List => {
                 let list: Vec<Customer> = client.get("/admin/v1/customers").await?;

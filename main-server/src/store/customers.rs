@@ -1,4 +1,11 @@
 //! Customers and their registered contact addresses.
+//!
+//! An address belongs to one customer (a unique key on `customer_emails.email`):
+//! reminders and key-clear notices go to every contact of an id's customer, so an
+//! address on two customers would carry one company's notices to another. A customer
+//! that has contacts keeps at least one. A second customer of the same name is
+//! usually a slip (the same company typed twice) and needs the operator's
+//! confirmation.
 
 use std::collections::HashMap;
 
@@ -12,7 +19,13 @@ use super::{normalize_email, parse_uuid, required_line, MAX_EMAILS_PER_CUSTOMER,
 use crate::db::{to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customer_emails, customers};
-use shared_proto::admin_api::{Customer, NewCustomer};
+use shared_proto::admin_api::{Customer, CustomerRename, NewCustomer};
+use shared_proto::ErrorCode;
+
+diesel::define_sql_function! {
+    /// Lower-case text (SQLite's and PostgreSQL's `lower`), to compare names.
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
 
 pub fn create(
     conn: &mut DbConnection,
@@ -35,6 +48,12 @@ pub fn create(
     emails.dedup();
     let id = Uuid::new_v4();
     conn.transaction::<_, ApiError, _>(|conn| {
+        if !new.confirm_duplicate_name {
+            refuse_duplicate_name(conn, &name, None)?;
+        }
+        for email in &emails {
+            refuse_contact_of_another(conn, email, None)?;
+        }
         diesel::insert_into(customers::table)
             .values((
                 customers::id.eq(id.to_string()),
@@ -48,7 +67,9 @@ pub fn create(
                     customer_emails::customer_id.eq(id.to_string()),
                     customer_emails::email.eq(email),
                 ))
-                .execute(conn)?;
+                .execute(conn)
+                // Registered for another customer since the check above.
+                .map_err(|e| contact_conflict(e, email))?;
         }
         let detail = format!(
             "customer {id} named {name}, contacts {}",
@@ -149,6 +170,7 @@ pub fn add_email(
         if customer.emails.contains(&email) {
             return Ok(customer);
         }
+        refuse_contact_of_another(conn, &email, Some(id))?;
         if customer.emails.len() >= MAX_EMAILS_PER_CUSTOMER {
             return Err(ApiError::malformed(format!(
                 "at most {MAX_EMAILS_PER_CUSTOMER} addresses per customer"
@@ -164,6 +186,11 @@ pub fn add_email(
                 ))
                 .execute(conn)
         })?;
+        if !inserted {
+            // The unique key holds it: added to this customer by a concurrent request
+            // (that request audits it), or to another one since the check above.
+            refuse_contact_of_another(conn, &email, Some(id))?;
+        }
         if inserted {
             let detail = format!("customer {id}, contact {email} added");
             audit::record(
@@ -177,6 +204,166 @@ pub fn add_email(
         }
         get(conn, id)
     })
+}
+
+/// Gives the customer `id` a new name; audited with the old and the new one.
+pub fn rename(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    operator: &str,
+    id: Uuid,
+    change: &CustomerRename,
+) -> Result<Customer, ApiError> {
+    let name = required_line("name", &change.name, MAX_NAME)?;
+    conn.transaction::<_, ApiError, _>(|conn| {
+        let customer = get(conn, id)?;
+        if customer.name == name {
+            return Ok(customer);
+        }
+        if !change.confirm_duplicate_name {
+            refuse_duplicate_name(conn, &name, Some(id))?;
+        }
+        diesel::update(customers::table.find(id.to_string()))
+            .set(customers::name.eq(&name))
+            .execute(conn)?;
+        let detail = format!("customer {id} renamed from {} to {name}", customer.name);
+        audit::record(
+            conn,
+            now,
+            operator,
+            AuditAction::CustomerRename,
+            None,
+            &detail,
+        )?;
+        get(conn, id)
+    })
+}
+
+/// Removes the contact address `email` of the customer `id`; refused for its last one.
+/// Removing an address the customer does not have is `NOT_FOUND`.
+pub fn remove_email(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    operator: &str,
+    id: Uuid,
+    email: &str,
+) -> Result<Customer, ApiError> {
+    let email = normalize_email(email)?;
+    conn.transaction::<_, ApiError, _>(|conn| {
+        // Writing the customer's row first takes its lock on PostgreSQL (SQLite has
+        // one writer anyway), so two removals at once cannot each see the other's
+        // address still there and leave the customer with none.
+        let found = diesel::update(customers::table.find(id.to_string()))
+            .set(customers::name.eq(customers::name))
+            .execute(conn)?;
+        if found == 0 {
+            return Err(ApiError::not_found(format!("no customer {id}")));
+        }
+        let customer = get(conn, id)?;
+        if !customer.emails.contains(&email) {
+            return Err(ApiError::not_found(format!(
+                "{email} is not a contact address of {} ({id})",
+                customer.name
+            )));
+        }
+        if customer.emails.len() == 1 {
+            return Err(ApiError::refused(
+                ErrorCode::LastContact,
+                format!(
+                    "{email} is the last contact address of {}: its reminders and key-clear \
+                     notices would reach nobody; add another address first",
+                    customer.name
+                ),
+            ));
+        }
+        diesel::delete(
+            customer_emails::table
+                .filter(customer_emails::customer_id.eq(id.to_string()))
+                .filter(customer_emails::email.eq(&email)),
+        )
+        .execute(conn)?;
+        let detail = format!("customer {id}, contact {email} removed");
+        audit::record(
+            conn,
+            now,
+            operator,
+            AuditAction::CustomerRemoveEmail,
+            None,
+            &detail,
+        )?;
+        get(conn, id)
+    })
+}
+
+/// `CONFIRMATION_REQUIRED` when a customer other than `except` has `name` (ignoring
+/// case).
+fn refuse_duplicate_name(
+    conn: &mut DbConnection,
+    name: &str,
+    except: Option<Uuid>,
+) -> Result<(), ApiError> {
+    let mut query = customers::table
+        .filter(lower(customers::name).eq(name.to_lowercase()))
+        .select(customers::id)
+        .into_boxed();
+    if let Some(except) = except {
+        query = query.filter(customers::id.ne(except.to_string()));
+    }
+    let others: Vec<String> = query.limit(1).load(conn)?;
+    match others.first() {
+        None => Ok(()),
+        Some(other) => Err(ApiError::refused(
+            ErrorCode::ConfirmationRequired,
+            format!(
+                "a customer named {name} exists already ({other}); if this is another \
+                 company of the same name, confirm the duplicate name"
+            ),
+        )),
+    }
+}
+
+/// `CONTACT_IN_USE` when `email` is a contact of a customer other than `except`.
+fn refuse_contact_of_another(
+    conn: &mut DbConnection,
+    email: &str,
+    except: Option<Uuid>,
+) -> Result<(), ApiError> {
+    let owner: Option<(String, String)> = customer_emails::table
+        .inner_join(customers::table)
+        .filter(customer_emails::email.eq(email))
+        .select((customers::id, customers::name))
+        .first(conn)
+        .optional()?;
+    match owner {
+        Some((owner, _)) if Some(owner.as_str()) == except.map(|id| id.to_string()).as_deref() => {
+            Ok(())
+        }
+        Some((owner, name)) => Err(contact_in_use(email, &name, &owner)),
+        None => Ok(()),
+    }
+}
+
+fn contact_in_use(email: &str, owner_name: &str, owner_id: &str) -> ApiError {
+    ApiError::refused(
+        ErrorCode::ContactInUse,
+        format!(
+            "{email} is already a contact address of {owner_name} ({owner_id}); one address \
+             belongs to one customer, or reminders and key-clear notices would reach the \
+             wrong company"
+        ),
+    )
+}
+
+/// A contact insert's failure: the unique key on the address is `CONTACT_IN_USE`.
+fn contact_conflict(error: diesel::result::Error, email: &str) -> ApiError {
+    if super::is_unique_violation(&error) {
+        ApiError::refused(
+            ErrorCode::ContactInUse,
+            format!("{email} was registered for another customer at the same moment"),
+        )
+    } else {
+        error.into()
+    }
 }
 
 /// Every registered contact address of the customer owning `server_id`, sorted

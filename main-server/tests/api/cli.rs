@@ -319,3 +319,88 @@ fn a_failed_command_tells_its_error_once() {
         assert!(!err.contains("os error"), "{err}");
     }
 }
+
+/// Renaming, removing a contact and a second customer of one name, from the CLI: the
+/// refusals say what to do, and `--confirm-duplicate-name` confirms.
+#[actix_rt::test]
+async fn admin_cli_renames_removes_contacts_and_confirms_duplicate_names() {
+    let app = spawn_app().await;
+    let dir = app.data_dir();
+    let acme = json_of(&admin(
+        &dir,
+        &[
+            "--json",
+            "customer",
+            "add",
+            "--name",
+            "Acme",
+            "--email",
+            "ops@acme.example,it@acme.example",
+        ],
+    ));
+    let acme_id = acme["id"].as_str().expect("id").to_owned();
+
+    let again = admin(&dir, &["customer", "add", "--name", "acme"]);
+    failed_saying(&again, 1, "CONFIRMATION_REQUIRED");
+    failed_saying(&again, 1, "run it again with --confirm-duplicate-name");
+    let second = json_of(&admin(
+        &dir,
+        &[
+            "--json",
+            "customer",
+            "add",
+            "--name",
+            "acme",
+            "--confirm-duplicate-name",
+        ],
+    ));
+    let second_id = second["id"].as_str().expect("id").to_owned();
+
+    let taken = admin(
+        &dir,
+        &["customer", "add-email", &second_id, "ops@acme.example"],
+    );
+    failed_saying(&taken, 1, "CONTACT_IN_USE");
+
+    let renamed = json_of(&admin(
+        &dir,
+        &[
+            "--json",
+            "customer",
+            "rename",
+            &second_id,
+            "--name",
+            "Acme Labs",
+        ],
+    ));
+    assert_eq!(renamed["name"], "Acme Labs");
+    failed_saying(
+        &admin(&dir, &["customer", "rename", &second_id, "--name", "ACME"]),
+        1,
+        "--confirm-duplicate-name",
+    );
+
+    let left = json_of(&admin(
+        &dir,
+        &[
+            "--json",
+            "customer",
+            "remove-email",
+            &acme_id,
+            "IT@acme.example",
+        ],
+    ));
+    assert_eq!(left["emails"], serde_json::json!(["ops@acme.example"]));
+    let last = admin(
+        &dir,
+        &["customer", "remove-email", &acme_id, "ops@acme.example"],
+    );
+    failed_saying(&last, 1, "LAST_CONTACT");
+    failed_saying(&last, 1, "add another address first");
+    let table = succeeded(&admin(&dir, &["customer", "list"]));
+    assert!(
+        table.contains("Acme Labs") && table.contains("ops@acme.example"),
+        "{table}"
+    );
+    assert!(!table.contains("it@acme.example"), "{table}");
+}

@@ -860,3 +860,156 @@ async fn chromium_verifies_the_audit_chain_and_names_a_changed_entry() {
     browser.wait_for_text("audit-chain", "position 1").await;
     browser.screenshot("audit-chain-broken").await;
 }
+
+/// An operator renames a customer on its page; renaming onto another customer's name
+/// asks first, and declining changes nothing.
+#[actix_rt::test]
+async fn chromium_renames_a_customer_asking_before_a_duplicate_name() {
+    let Some(app) = spawn_app_for_chromium().await else {
+        return;
+    };
+    let (customer_id, _) = app.register().await;
+    let (status, _) = app
+        .post(
+            "/admin/v1/customers",
+            json!({"name": "Globex", "emails": []}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut browser = Browser::signed_in(&app, &app.token, "Acme").await;
+    browser.go_to(&format!("customer/{customer_id}")).await;
+    browser.wait_for_text("customer-title", "Acme").await;
+    let rename = |name: &str| {
+        format!(
+            "document.getElementById('rename-name').value = {}; \
+             document.getElementById('rename-form').requestSubmit(); true",
+            json!(name)
+        )
+    };
+    browser.eval(&rename("Acme Corporation")).await;
+    browser
+        .wait_for_message("Acme renamed to Acme Corporation.")
+        .await;
+    browser
+        .wait_for_text("customer-title", "Acme Corporation")
+        .await;
+
+    browser
+        .eval("window.confirm = (q) => { window.asked = q; return false; }; true")
+        .await;
+    browser.eval(&rename("globex")).await;
+    browser
+        .wait_for_message("Not renamed: Acme Corporation keeps its name.")
+        .await;
+    let asked = browser.eval("window.asked").await;
+    assert!(
+        asked
+            .as_str()
+            .is_some_and(|q| q.contains("a customer named globex exists already")),
+        "{asked}"
+    );
+    browser.eval("window.confirm = () => true; true").await;
+    browser.eval(&rename("globex")).await;
+    browser
+        .wait_for_message("Acme Corporation renamed to globex.")
+        .await;
+    let (_, audit) = app.get("/admin/v1/audit?limit=100").await;
+    let entry = newest_audit_entry(&audit, "customer.rename");
+    assert_eq!(
+        entry["detail"]
+            .as_str()
+            .map(|d| d.ends_with("from Acme Corporation to globex")),
+        Some(true),
+        "{entry}"
+    );
+}
+
+/// An operator removes a contact from the customer's page after confirming; the last
+/// one stays, and the page says why.
+#[actix_rt::test]
+async fn chromium_removes_a_contact_but_not_the_last() {
+    let Some(app) = spawn_app_for_chromium().await else {
+        return;
+    };
+    let (customer_id, _) = app.register().await;
+    let (status, _) = app
+        .post(
+            &format!("/admin/v1/customers/{customer_id}/emails"),
+            json!({"email": "it@acme.example"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut browser = Browser::signed_in(&app, &app.token, "Acme").await;
+    browser.go_to(&format!("customer/{customer_id}")).await;
+    browser
+        .wait_for_text("contacts-list", "it@acme.example")
+        .await;
+    let remove = |email: &str| {
+        format!(
+            "{{ const row = [...document.querySelectorAll('#contacts-list li')]\
+               .find(li => li.firstChild.textContent === {}); \
+               row.querySelector('button.remove-contact').click(); }} true",
+            json!(email)
+        )
+    };
+    browser
+        .eval("window.confirm = (q) => { window.asked = q; return true; }; true")
+        .await;
+    browser.eval(&remove("it@acme.example")).await;
+    browser
+        .wait_for_message("it@acme.example removed from Acme.")
+        .await;
+    browser
+        .wait_for(
+            "!document.getElementById('contacts-list').textContent.includes('it@acme.example')",
+        )
+        .await;
+    assert_eq!(
+        browser.eval("window.asked").await,
+        json!("Remove it@acme.example from Acme? It gets no more reminders or key-clear notices.")
+    );
+    browser.eval(&remove("ops@acme.example")).await;
+    browser
+        .wait_for_text(
+            "message",
+            "LAST_CONTACT: ops@acme.example is the last contact address of Acme",
+        )
+        .await;
+    let (_, list) = app.get("/admin/v1/customers").await;
+    assert_eq!(list[0]["emails"], json!(["ops@acme.example"]), "{list}");
+    browser.screenshot("customer-contacts").await;
+}
+
+/// Adding a customer whose name exists asks first; confirmed, the second one is added.
+#[actix_rt::test]
+async fn chromium_asks_before_adding_a_second_customer_of_a_name() {
+    let Some(app) = spawn_app_for_chromium().await else {
+        return;
+    };
+    app.register().await;
+    let mut browser = Browser::signed_in(&app, &app.token, "Acme").await;
+    let add = "document.getElementById('customer-name').value = 'ACME'; \
+               document.getElementById('customer-emails').value = 'it@acme-two.example'; \
+               document.getElementById('customer-form').requestSubmit(); true";
+    browser
+        .eval("window.confirm = (q) => { window.asked = q; return false; }; true")
+        .await;
+    browser.eval(add).await;
+    browser
+        .wait_for_message("Nothing added: a customer named ACME exists already.")
+        .await;
+    let (_, list) = app.get("/admin/v1/customers").await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert!(browser
+        .eval("window.asked")
+        .await
+        .as_str()
+        .is_some_and(|q| q.contains("a customer named ACME exists already")));
+
+    browser.eval("window.confirm = () => true; true").await;
+    browser.eval(add).await;
+    browser.wait_for_message("Customer ACME added.").await;
+    browser.wait_for_text("customers-body", "ACME").await;
+    let (_, list) = app.get("/admin/v1/customers").await;
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+}

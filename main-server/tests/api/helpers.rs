@@ -463,15 +463,28 @@ impl TestApp {
     }
 
     /// A customer with one registered contact and one id holding a 10-seat license.
+    /// Called again, it allocates another id for the same customer (Acme, contact
+    /// ops@acme.example): an address belongs to one customer.
     pub async fn register(&self) -> (Uuid, Uuid) {
-        let (status, customer) = self
-            .post(
-                "/admin/v1/customers",
-                json!({"name": "Acme", "emails": ["ops@acme.example"]}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{customer}");
-        let customer_id = customer["id"].as_str().expect("id").to_owned();
+        let (_, customers) = self.get("/admin/v1/customers").await;
+        let existing = customers
+            .as_array()
+            .and_then(|list| list.iter().find(|c| c["name"] == "Acme"))
+            .and_then(|c| c["id"].as_str())
+            .map(str::to_owned);
+        let customer_id = match existing {
+            Some(id) => id,
+            None => {
+                let (status, customer) = self
+                    .post(
+                        "/admin/v1/customers",
+                        json!({"name": "Acme", "emails": ["ops@acme.example"]}),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::CREATED, "{customer}");
+                customer["id"].as_str().expect("id").to_owned()
+            }
+        };
         let (status, server) = self
             .post("/admin/v1/servers", json!({"customer_id": customer_id}))
             .await;

@@ -12,6 +12,7 @@ mod admin;
 mod audit_chain;
 mod cli;
 mod console;
+mod customers;
 mod error_bodies;
 mod helpers;
 mod https;

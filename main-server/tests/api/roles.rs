@@ -119,7 +119,8 @@ async fn each_role_is_answered_as_the_role_table_says() {
         let concrete = path
             .replace("{id}", &Uuid::new_v4().to_string())
             .replace("{license_id}", &Uuid::new_v4().to_string())
-            .replace("{name}", "nobody");
+            .replace("{name}", "nobody")
+            .replace("{email}", "nobody@example.com");
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let body = (method != Method::GET && method != Method::DELETE).then(|| json!({}));
         if words == "none (no token)" {

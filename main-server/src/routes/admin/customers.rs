@@ -1,8 +1,9 @@
-//! Customers: adding one, listing them, adding a contact address.
+//! Customers: adding one, listing them, renaming one, adding and removing a contact
+//! address.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use shared_proto::admin_api::{Customer, NewCustomer, NewEmail};
+use shared_proto::admin_api::{Customer, CustomerRename, NewCustomer, NewEmail};
 use uuid::Uuid;
 
 use super::{read_json, write_json, State};
@@ -16,6 +17,7 @@ use crate::store::customers;
     responses(
         (status = 201, description = "The new customer.", body = Customer),
         (status = 400, description = "`MALFORMED`: an empty or multi-line name, or a contact that is no email address."),
+        (status = 409, description = "`CONTACT_IN_USE`: a contact is registered for another customer; `CONFIRMATION_REQUIRED`: a customer of that name exists and `confirm_duplicate_name` is not set."),
     )
 )]
 pub(super) async fn create_customer(
@@ -45,6 +47,7 @@ pub(super) async fn list_customers(_: Viewer, state: State) -> Result<HttpRespon
         (status = 200, description = "The customer with the new contact.", body = Customer),
         (status = 400, description = "`MALFORMED`: not an email address."),
         (status = 404, description = "`NOT_FOUND`: no such customer."),
+        (status = 409, description = "`CONTACT_IN_USE`: the address is registered for another customer."),
     )
 )]
 pub(super) async fn add_email(
@@ -55,6 +58,54 @@ pub(super) async fn add_email(
 ) -> Result<HttpResponse, ApiError> {
     write_json(&state, StatusCode::OK, move |conn, now| {
         customers::add_email(conn, now, op.name(), *path, &body.email)
+    })
+    .await
+}
+
+#[utoipa::path(
+    patch, path = "/admin/v1/customers/{id}", tag = "customers",
+    params(("id" = Uuid, Path, description = "The customer.")),
+    request_body = CustomerRename,
+    responses(
+        (status = 200, description = "The renamed customer.", body = Customer),
+        (status = 400, description = "`MALFORMED`: an empty or multi-line name."),
+        (status = 404, description = "`NOT_FOUND`: no such customer."),
+        (status = 409, description = "`CONFIRMATION_REQUIRED`: another customer has that name and `confirm_duplicate_name` is not set."),
+    )
+)]
+pub(super) async fn rename_customer(
+    op: Manager,
+    state: State,
+    path: web::Path<Uuid>,
+    body: web::Json<CustomerRename>,
+) -> Result<HttpResponse, ApiError> {
+    write_json(&state, StatusCode::OK, move |conn, now| {
+        customers::rename(conn, now, op.name(), *path, &body)
+    })
+    .await
+}
+
+#[utoipa::path(
+    delete, path = "/admin/v1/customers/{id}/emails/{email}", tag = "customers",
+    params(
+        ("id" = Uuid, Path, description = "The customer."),
+        ("email" = String, Path, description = "The contact address to remove."),
+    ),
+    responses(
+        (status = 200, description = "The customer without the address.", body = Customer),
+        (status = 400, description = "`MALFORMED`: not an email address."),
+        (status = 404, description = "`NOT_FOUND`: no such customer, or the address is not one of its contacts."),
+        (status = 409, description = "`LAST_CONTACT`: the address is the customer's last contact."),
+    )
+)]
+pub(super) async fn remove_email(
+    op: Manager,
+    state: State,
+    path: web::Path<(Uuid, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, email) = path.into_inner();
+    write_json(&state, StatusCode::OK, move |conn, now| {
+        customers::remove_email(conn, now, op.name(), id, &email)
     })
     .await
 }

@@ -71,7 +71,9 @@ macro_rules! endpoints {
 endpoints! {
     Post "/customers" => Manager, customers::create_customer;
     Get "/customers" => Viewer, customers::list_customers;
+    Patch "/customers/{id}" => Manager, customers::rename_customer;
     Post "/customers/{id}/emails" => Manager, customers::add_email;
+    Delete "/customers/{id}/emails/{email}" => Manager, customers::remove_email;
     Get "/customers/{id}/reminders" => Viewer, reminders::list_reminders;
     Put "/customers/{id}/reminders" => Manager, reminders::switch_reminders;
     Post "/reminders/claim" => Gateway, reminders::claim_reminders;

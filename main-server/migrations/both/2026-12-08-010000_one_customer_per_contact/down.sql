@@ -1,0 +1,1 @@
+DROP INDEX customer_emails_one_customer;
