@@ -168,7 +168,7 @@ pub struct Load {
 /// Posts every text once, from `load.concurrency` clients spread over `urls`. Runs on
 /// the calling thread.
 pub fn run(texts: Vec<String>, urls: &[String], ca: &Path, load: Load) -> Result<Run> {
-    let texts = Arc::new(texts);
+    let texts: Arc<[String]> = texts.into();
     let next = Arc::new(AtomicUsize::new(0));
     let urls = urls.to_vec();
     let ca = ca.to_owned();
@@ -185,7 +185,7 @@ pub fn run(texts: Vec<String>, urls: &[String], ca: &Path, load: Load) -> Result
 }
 
 async fn drive(
-    texts: Arc<Vec<String>>,
+    texts: Arc<[String]>,
     next: Arc<AtomicUsize>,
     urls: &[String],
     ca: &Path,
