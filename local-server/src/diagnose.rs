@@ -26,8 +26,9 @@ use shared_proto::{Clock, ErrorCode};
 use crate::config::{Endpoint, Settings};
 use crate::db::{self, from_ms};
 use crate::error::Error;
+use crate::installation::Installation;
 use crate::proxy::{self, ProxySettings, ProxyText, TunnelError};
-use crate::sync::{self, SyncContext};
+use crate::sync;
 
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -271,7 +272,7 @@ fn serde_plain(cause: Cause) -> String {
 
 /// Runs every check (the `diagnose` verb). Never fails: a failure is a finding.
 pub async fn run(data_dir: &Path, clock: Clock, proxy_flag: Option<&ProxyText>) -> Report {
-    let ctx = match SyncContext::open(data_dir, clock) {
+    let ctx = match Installation::open(data_dir, clock) {
         Ok(ctx) => ctx,
         Err(e) => {
             let mut b = Builder::default();
@@ -288,7 +289,7 @@ pub async fn run(data_dir: &Path, clock: Clock, proxy_flag: Option<&ProxyText>) 
 /// Runs every check on an open installation (shared with `serve`, which passes the proxy
 /// it resolved at start-up). `proxy` picks the proxy settings from the configuration.
 pub async fn run_in(
-    ctx: &SyncContext,
+    ctx: &Installation,
     proxy: impl FnOnce(&Settings) -> anyhow::Result<ProxySettings>,
 ) -> Report {
     let mut b = Builder::default();
@@ -564,7 +565,7 @@ struct TimeAnswer {
 /// The main server's answer for this id, and clock skew.
 async fn main_server_checks(
     b: &mut Builder,
-    ctx: &SyncContext,
+    ctx: &Installation,
     settings: &Settings,
     proxy: &ProxySettings,
     endpoint: &Endpoint,
@@ -645,7 +646,7 @@ async fn main_server_checks(
     }
 }
 
-async fn sync_age_check(b: &mut Builder, ctx: &SyncContext) {
+async fn sync_age_check(b: &mut Builder, ctx: &Installation) {
     let now = ctx.clock.now();
     let Ok(state) = ctx.db(|c| Ok(db::load_sync_state(c)?)).await else {
         return;

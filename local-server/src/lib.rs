@@ -9,6 +9,8 @@
 //! - [`startup`]: `serve`'s start-up (listener, background tasks, shutdown).
 //! - [`routes`]: the HTTP routes (client API, manager API); [`metrics`]: `/metrics`.
 //! - [`manager_page`]: the web manager page and the guard of the manager API.
+//! - [`installation`]: the data directory opened for use (identity, database, clock),
+//!   shared by `serve`, synchronizations and the reports.
 //! - [`sync`], [`proxy`]: direct synchronization over HTTPS, directly or via a proxy.
 //! - [`import`]: installing a license file in one transaction.
 //! - [`options`]: the options file (reservations and limits).
@@ -27,6 +29,7 @@ pub mod destination;
 pub mod diagnose;
 pub mod error;
 pub mod import;
+pub mod installation;
 pub mod lease_list;
 pub mod leases;
 pub mod log_file;
@@ -53,7 +56,7 @@ use shared_proto::Clock;
 use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::import::Channel;
-use crate::sync::SyncContext;
+use crate::installation::Installation;
 
 /// Runs one command line; returns the process exit code (docs/API.md, "Conventions").
 pub async fn run(cli: Cli) -> ExitCode {
@@ -117,7 +120,7 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             app.run_until_stopped(std::future::pending()).await?;
         }
         Command::Sync { data, proxy } => {
-            let ctx = SyncContext::open(&data.data_dir, clock)?;
+            let ctx = Installation::open(&data.data_dir, clock)?;
             let settings = ctx.settings()?;
             let proxy =
                 proxy::ProxySettings::resolve(proxy.proxy.as_ref(), settings.proxy.as_ref())?;
@@ -140,7 +143,7 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             }
         }
         Command::ExportSyncData { data, file } => {
-            let ctx = SyncContext::open(&data.data_dir, clock)?;
+            let ctx = Installation::open(&data.data_dir, clock)?;
             out!("{}", sync::export(&ctx, &file)?);
         }
         Command::ImportLicenseFile {

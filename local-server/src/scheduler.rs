@@ -16,8 +16,9 @@ use diesel::prelude::*;
 use crate::cli::AutoSyncMode;
 use crate::db::{self, from_ms, to_ms};
 use crate::error::Error;
+use crate::installation::Installation;
 use crate::schema::{config, sync_state};
-use crate::sync::{self, SyncContext};
+use crate::sync;
 
 /// First retry after a failed automatic synchronization.
 pub const BACKOFF_FIRST: Duration = Duration::minutes(1);
@@ -104,7 +105,7 @@ fn schedule_after(
 }
 
 /// One pass of the scheduler: synchronizes if due, then plans the next run.
-pub async fn tick(ctx: &SyncContext, client: &awc::Client) -> Result<(), Error> {
+pub async fn tick(ctx: &Installation, client: &awc::Client) -> Result<(), Error> {
     let now = ctx.clock.now();
     let Some(mode) = ctx.db(move |c| due(c, now)).await? else {
         return Ok(());
@@ -124,7 +125,7 @@ pub async fn tick(ctx: &SyncContext, client: &awc::Client) -> Result<(), Error> 
 }
 
 /// The scheduler loop, run by `serve` until the process stops.
-pub async fn run(ctx: SyncContext, client: awc::Client, tick_every: StdDuration) {
+pub async fn run(ctx: Installation, client: awc::Client, tick_every: StdDuration) {
     let mut interval = tokio::time::interval(tick_every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -16,12 +16,13 @@ use shared_proto::Clock;
 
 use crate::cli::ServeArgs;
 use crate::config::{ServeLock, LISTENING_FILE};
+use crate::installation::Installation;
 use crate::leases::{EngineSettings, LeaseEngine};
 use crate::metrics::Metrics;
 use crate::proxy::ProxySettings;
 use crate::routes;
 use crate::scheduler;
-use crate::sync::{self, SyncContext};
+use crate::sync;
 
 /// How often expired leases are swept (their seats go to waiting clients).
 const SWEEP_EVERY: StdDuration = StdDuration::from_secs(1);
@@ -33,7 +34,7 @@ const PRUNE_EVERY_TICKS: u64 = 600;
 /// Shared by all workers.
 pub struct AppState {
     pub engine: Arc<LeaseEngine>,
-    pub sync: SyncContext,
+    pub installation: Installation,
     pub tls: SslConnector,
     pub proxy: ProxySettings,
 }
@@ -46,7 +47,7 @@ pub struct Application {
     /// Swept while serving, flushed when the server stops.
     engine: Arc<LeaseEngine>,
     /// The scheduler's synchronizations and their client.
-    sync_ctx: SyncContext,
+    installation: Installation,
     sync_client: awc::Client,
     scheduler_tick: StdDuration,
     /// Held while serving: one `serve` per data directory.
@@ -57,9 +58,9 @@ impl Application {
     /// Opens the data directory, binds the listener and writes `listening.json`.
     pub fn build(args: &ServeArgs, clock: Clock) -> anyhow::Result<Self> {
         let dir = &args.data.data_dir;
-        let sync_ctx = SyncContext::open(dir, clock.clone())?;
+        let installation = Installation::open(dir, clock.clone())?;
         let lock = crate::config::lock_serve(dir)?;
-        let settings = sync_ctx.settings().map_err(anyhow::Error::from)?;
+        let settings = installation.settings().map_err(anyhow::Error::from)?;
         let proxy = ProxySettings::resolve(args.proxy.proxy.as_ref(), settings.proxy.as_ref())?;
         let tls = sync::tls_connector(&settings.ca_pem)?;
         let engine = Arc::new(LeaseEngine::open(
@@ -76,7 +77,7 @@ impl Application {
         )?);
         let state = web::Data::new(AppState {
             engine: engine.clone(),
-            sync: sync_ctx.clone(),
+            installation: installation.clone(),
             tls: tls.clone(),
             proxy: proxy.clone(),
         });
@@ -84,7 +85,7 @@ impl Application {
         let listener = TcpListener::bind(args.listen)
             .with_context(|| format!("listening on {}", args.listen))?;
         let address = listener.local_addr().context("reading the bound address")?;
-        let metrics = web::Data::new(Metrics::with_clock(&sync_ctx.clock));
+        let metrics = web::Data::new(Metrics::with_clock(&installation.clock));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -113,7 +114,7 @@ impl Application {
             server,
             address,
             engine,
-            sync_ctx,
+            installation,
             sync_client: sync::http_client(tls, proxy),
             scheduler_tick: StdDuration::from_millis(args.scheduler_tick_ms),
             _lock: lock,
@@ -141,7 +142,7 @@ impl Application {
         let background = [
             actix_rt::spawn(sweeper(self.engine.clone())),
             actix_rt::spawn(scheduler::run(
-                self.sync_ctx,
+                self.installation,
                 self.sync_client,
                 self.scheduler_tick,
             )),

@@ -20,8 +20,8 @@ use crate::config::Settings;
 use crate::db::{self, from_ms};
 use crate::diagnose;
 use crate::error::Error;
+use crate::installation::Installation;
 use crate::proxy::ProxyText;
-use crate::sync::SyncContext;
 
 /// The folder every entry of the archive sits in.
 const ROOT: &str = "support-bundle";
@@ -134,7 +134,7 @@ fn json<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>, Error> {
 /// Reads everything but the diagnosis (which the caller ran) and packs the archive.
 pub fn build(
     conn: &mut SqliteConnection,
-    ctx: &SyncContext,
+    ctx: &Installation,
     diagnosis: &diagnose::Report,
     extra_secrets: &[String],
     now: DateTime<Utc>,
@@ -307,7 +307,7 @@ pub async fn write(
     // cannot be written.
     crate::destination::check(path, "the support bundle")?;
     let diagnosis = diagnose::run(data_dir, clock.clone(), flag).await;
-    let ctx = SyncContext::open(data_dir, clock)?;
+    let ctx = Installation::open(data_dir, clock)?;
     let mut extra = Vec::new();
     if let Some(flag) = flag {
         // A flag that does not parse has no password to hide beyond its text's.

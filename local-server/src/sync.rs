@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use anyhow::Context;
@@ -14,15 +13,14 @@ use openssl::ssl::SslConnector;
 use serde::Serialize;
 use shared_proto::files::{self, Access, Existing};
 use shared_proto::messages::MESSAGE_VERSION;
-use shared_proto::{
-    sync_data, ApiError, Clock, ErrorCode, FeatureUsage, ServerIdentity, SyncRequest,
-};
+use shared_proto::{sync_data, ApiError, ErrorCode, FeatureUsage, ServerIdentity, SyncRequest};
 use uuid::Uuid;
 
 use crate::config::{Endpoint, Settings};
-use crate::db::{self, to_ms, DbPool};
+use crate::db::{self, to_ms};
 use crate::error::Error;
 use crate::import::{self, Changes, Channel};
+use crate::installation::Installation;
 use crate::leases::{license_from_row, seats_valid_now};
 use crate::proxy::{ProxySettings, TunnelConnector, TunnelError};
 use crate::schema::{sync_state, usage_reported};
@@ -61,66 +59,6 @@ pub fn http_client(tls: SslConnector, proxy: ProxySettings) -> awc::Client {
 pub struct SyncReport {
     pub endpoint: String,
     pub changes: Changes,
-}
-
-/// Everything a synchronization needs, shareable across threads.
-#[derive(Clone)]
-pub struct SyncContext {
-    pub pool: DbPool,
-    pub clock: Clock,
-    pub identity: Arc<ServerIdentity>,
-    pub data_dir: std::path::PathBuf,
-}
-
-impl SyncContext {
-    pub fn open(data_dir: &Path, clock: Clock) -> anyhow::Result<Self> {
-        let identity = crate::config::load_identity(data_dir)?;
-        Ok(Self {
-            pool: db::pool(data_dir, 4)?,
-            clock,
-            identity: Arc::new(identity),
-            data_dir: data_dir.to_owned(),
-        })
-    }
-
-    pub fn settings(&self) -> Result<Settings, Error> {
-        let mut conn = self.pool.get().context("opening the database")?;
-        Ok(Settings::load(&self.data_dir, &mut conn)?)
-    }
-
-    /// [`Self::settings`] off the async executor.
-    pub async fn load_settings(&self) -> Result<Settings, Error> {
-        let data_dir = self.data_dir.clone();
-        self.db(move |c| Ok(Settings::load(&data_dir, c)?)).await
-    }
-
-    /// Runs blocking database work off the async executor.
-    pub async fn db<T, F>(&self, work: F) -> Result<T, Error>
-    where
-        F: FnOnce(&mut SqliteConnection) -> Result<T, Error> + Send + 'static,
-        T: Send + 'static,
-    {
-        let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let mut conn = pool.get().context("opening the database")?;
-            work(&mut conn)
-        })
-        .await?
-    }
-
-    /// [`Self::db`] for work that needs the configuration, read in the same connection.
-    pub async fn db_with_settings<T, F>(&self, work: F) -> Result<T, Error>
-    where
-        F: FnOnce(&mut SqliteConnection, &Settings) -> Result<T, Error> + Send + 'static,
-        T: Send + 'static,
-    {
-        let data_dir = self.data_dir.clone();
-        self.db(move |c| {
-            let settings = Settings::load(&data_dir, c)?;
-            work(c, &settings)
-        })
-        .await
-    }
 }
 
 /// The usage summary since the previous sync (or since the report log began), from
@@ -229,7 +167,7 @@ pub fn build_request(
 }
 
 /// `export-sync-data`: writes the sync data for the email channel.
-pub fn export(ctx: &SyncContext, path: &Path) -> Result<String, Error> {
+pub fn export(ctx: &Installation, path: &Path) -> Result<String, Error> {
     // Before the request is built: a file that cannot be written must not mark its
     // period as reported.
     crate::destination::check(path, "the sync data")?;
@@ -443,7 +381,7 @@ pub fn describe_send_error(err: &awc::error::SendRequestError) -> String {
 /// A direct synchronization: one request tried on each endpoint in order until one
 /// answers. The caller gives the client (built once per thread).
 pub async fn sync_now(
-    ctx: &SyncContext,
+    ctx: &Installation,
     client: &awc::Client,
     trigger: &str,
 ) -> Result<SyncReport, Error> {
@@ -479,7 +417,7 @@ pub async fn sync_now(
 }
 
 async fn exchange(
-    ctx: &SyncContext,
+    ctx: &Installation,
     client: &awc::Client,
     settings: &Settings,
 ) -> Result<SyncReport, Error> {

@@ -95,7 +95,7 @@ pub(crate) async fn public_key(state: web::Data<AppState>) -> HttpResponse {
         "algorithm": "Ed25519",
         "public_key": base64::engine::general_purpose::STANDARD.encode(key),
         // The fingerprint Solme's main server bound at the first synchronization.
-        "fingerprint": state.sync.identity.fingerprint(),
+        "fingerprint": state.installation.identity.fingerprint(),
     }))
 }
 

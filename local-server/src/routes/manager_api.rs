@@ -20,7 +20,7 @@ use crate::sync;
 
 /// The full status report, with the proxy `serve` uses.
 pub(crate) async fn full_status(state: &AppState) -> Result<status::StatusReport, Error> {
-    let ctx = &state.sync;
+    let ctx = &state.installation;
     let fingerprint = ctx.identity.fingerprint();
     let now = ctx.clock.now();
     let proxy = state.proxy.clone();
@@ -47,10 +47,10 @@ pub(crate) async fn manager_leases(
     state: web::Data<AppState>,
     query: web::Query<LeasesQuery>,
 ) -> Result<HttpResponse, Error> {
-    let now = state.sync.clock.now();
+    let now = state.installation.clock.now();
     let feature = query.into_inner().feature;
     let list = state
-        .sync
+        .installation
         .db(move |c| Ok(crate::lease_list::list(c, now, feature.as_deref())?))
         .await?;
     Ok(HttpResponse::Ok().json(list))
@@ -70,12 +70,12 @@ pub(crate) async fn manager_take_back(
     path: web::Path<String>,
     body: web::Json<TakeBackBody>,
 ) -> Result<HttpResponse, Error> {
-    let now = state.sync.clock.now();
-    let data_dir = state.sync.data_dir.clone();
+    let now = state.installation.clock.now();
+    let data_dir = state.installation.data_dir.clone();
     let lease_id = path.into_inner();
     let reason = body.into_inner().reason;
     let done = state
-        .sync
+        .installation
         .db(move |c| {
             crate::take_back::take_back(
                 c,
@@ -107,9 +107,9 @@ pub(crate) async fn manager_usage(
         30 => (30, 120),
         _ => return Err(Error::refused(ErrorCode::Malformed, "days must be 7 or 30")),
     };
-    let now = state.sync.clock.now();
+    let now = state.installation.clock.now();
     let usage = state
-        .sync
+        .installation
         .db(move |c| crate::report::usage(c, now, days, buckets))
         .await?;
     Ok(HttpResponse::Ok().json(usage))
@@ -119,7 +119,7 @@ pub(crate) async fn manager_sync(state: web::Data<AppState>) -> Result<HttpRespo
     // awc clients belong to one thread: this one is made for this request from the
     // shared TLS context (a manual sync is rare).
     let client = sync::http_client(state.tls.clone(), state.proxy.clone());
-    let ctx = state.sync.clone();
+    let ctx = state.installation.clone();
     // A task of its own: should the browser go away, the request future is dropped but
     // the synchronization still finishes and releases its lock.
     let outcome = actix_rt::spawn(async move { sync::sync_now(&ctx, &client, "manager").await })
@@ -143,9 +143,9 @@ pub(crate) async fn manager_auto_sync(
         body.mode.parse::<AutoSyncMode>().ok().ok_or_else(|| {
             Error::refused(ErrorCode::Malformed, "mode must be off, daily or weekly")
         })?;
-    let now = state.sync.clock.now();
+    let now = state.installation.clock.now();
     let next = state
-        .sync
+        .installation
         .db(move |c| scheduler::set_mode(c, mode, now))
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -155,9 +155,9 @@ pub(crate) async fn manager_auto_sync(
 }
 
 pub(crate) async fn manager_export(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    let ctx = state.sync.clone();
+    let ctx = state.installation.clone();
     let (server_id, text) = state
-        .sync
+        .installation
         .db_with_settings(move |c, settings| {
             let (request, text) = sync::build_request(c, settings, &ctx.identity, ctx.clock.now())?;
             // The browser saves the file now and it may be mailed: its period is spoken for.
@@ -221,9 +221,9 @@ where
         + Send
         + 'static,
 {
-    let ctx = state.sync.clone();
+    let ctx = state.installation.clone();
     let answer = state
-        .sync
+        .installation
         .db_with_settings(move |c, settings| {
             handle(c, settings, &ctx.identity, &body, ctx.clock.now())
         })
@@ -238,7 +238,7 @@ pub(crate) async fn manager_support_bundle(
 ) -> Result<HttpResponse, Error> {
     let proxy = state.proxy.clone();
     let extra = crate::support_bundle::password_of(&proxy);
-    let ctx = state.sync.clone();
+    let ctx = state.installation.clone();
     let diagnosis = {
         let ctx = ctx.clone();
         actix_rt::spawn(async move { diagnose::run_in(&ctx, move |_| Ok(proxy)).await })
@@ -263,7 +263,7 @@ pub(crate) async fn manager_support_bundle(
 pub(crate) async fn manager_diagnose(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     // The shared pool and the proxy `serve` resolved (`--proxy` / LOCAL_SERVER_PROXY).
     let proxy = state.proxy.clone();
-    let ctx = state.sync.clone();
+    let ctx = state.installation.clone();
     // Its own task, like a manual sync: the synchronization it runs is never cut short.
     let report = actix_rt::spawn(async move { diagnose::run_in(&ctx, move |_| Ok(proxy)).await })
         .await
