@@ -454,7 +454,7 @@
     $('clear-form').querySelector('button').disabled = !s.bound_fingerprint;
 
     const rows = s.licenses.map((l) => (may('manage') ? licenseRow(s.server_id, l) : licenseText(l)));
-    fill($('licenses-body'), rows, may('manage') ? 5 : 4, 'No licenses.');
+    fill($('licenses-body'), rows, may('manage') ? 6 : 5, 'No licenses.');
     const usage = await api('GET', '/servers/' + encodeURIComponent(id) + '/usage?limit=30');
     showUsage(usage);
   }
@@ -527,19 +527,26 @@
       el('td', {}, el('strong', { text: license.feature })),
       el('td', { text: license.seats }),
       el('td', { text: fmtDate(license.valid_from) }),
-      el('td', { text: license.valid_until ? fmtDate(license.valid_until) : 'perpetual' }));
+      el('td', { text: license.valid_until ? fmtDate(license.valid_until) : 'perpetual' }),
+      el('td', { text: license.max_borrow_hours ? license.max_borrow_hours + ' hours' : 'not borrowable' }));
   }
 
   function licenseRow(serverId, license) {
     const seats = el('input', { type: 'number', min: 1, value: license.seats, class: 'narrow', required: true });
     const from = el('input', { type: 'date', value: license.valid_from ? fmtDate(license.valid_from) : '' });
     const until = el('input', { type: 'date', value: license.valid_until ? fmtDate(license.valid_until) : '' });
+    const borrow = el('input', {
+      type: 'number', min: 1, max: 8784, class: 'narrow borrow-hours', placeholder: 'no borrowing',
+      value: license.max_borrow_hours || '', title: 'Longest offline borrow in hours (1 to 8784); empty: not borrowable',
+    });
     const path = '/servers/' + encodeURIComponent(serverId) + '/licenses/' + encodeURIComponent(license.id);
     const save = button('Save', 'secondary', null, async () => {
       const change = {};
       if (Number(seats.value) !== license.seats) change.seats = Number(seats.value);
       if (from.value !== (license.valid_from ? fmtDate(license.valid_from) : '')) change.valid_from = dateToApi(from.value);
       if (until.value !== (license.valid_until ? fmtDate(license.valid_until) : '')) change.valid_until = dateToApi(until.value);
+      const hours = borrow.value.trim() === '' ? null : Number(borrow.value);
+      if (hours !== (license.max_borrow_hours || null)) change.max_borrow_hours = hours;
       if (Object.keys(change).length === 0) {
         showMessage('Nothing changed.', 'info');
         return;
@@ -560,6 +567,7 @@
       el('td', {}, seats),
       el('td', {}, from),
       el('td', {}, until, license.valid_until ? null : el('span', { class: 'hint', text: ' perpetual' })),
+      el('td', {}, borrow, ' hours'),
       el('td', { class: 'actions' }, save, ' ', remove));
   }
 

@@ -375,6 +375,9 @@ pub enum LicenseCommand {
         /// New end (YYYY-MM-DD, RFC 3339 or `none` for perpetual).
         #[arg(long, env = "MAIN_SERVER_LICENSE_VALID_UNTIL")]
         valid_until: Option<String>,
+        /// New longest offline borrow in hours (1 to 8784), or `none`: not borrowable.
+        #[arg(long, env = "MAIN_SERVER_LICENSE_MAX_BORROW_HOURS", value_parser = parse_borrow_hours)]
+        max_borrow_hours: Option<BorrowLimit>,
     },
     /// Remove a license.
     Remove {
@@ -474,5 +477,22 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+}
+
+/// A borrow limit given on the command line: hours, or none (not borrowable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BorrowLimit(pub Option<u32>);
+
+fn parse_borrow_hours(text: &str) -> Result<BorrowLimit, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(BorrowLimit(None));
+    }
+    match text.parse::<u32>() {
+        Ok(hours @ 1..=8_784) => Ok(BorrowLimit(Some(hours))),
+        _ => Err(format!(
+            "{text:?} is not a borrow limit: hours from 1 to 8784 (366 days), or none"
+        )),
     }
 }

@@ -439,7 +439,7 @@ pub struct NewLicense {
     pub max_borrow_hours: Option<u32>,
 }
 
-/// PATCH body: an absent field keeps its value, `null` clears a date.
+/// PATCH body: an absent field keeps its value, `null` clears a date or the borrow limit.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LicenseChange {
@@ -458,6 +458,14 @@ pub struct LicenseChange {
         skip_serializing_if = "Option::is_none"
     )]
     pub valid_until: Option<Option<DateTime<Utc>>>,
+    /// Longest borrow for offline use, in hours (1 to 8784); `null`: not borrowable.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1, maximum = 8_784))]
+    pub max_borrow_hours: Option<Option<u32>>,
 }
 
 /// Tells "field present with null" (`Some(None)`) from "field absent" (`None`, by

@@ -425,11 +425,13 @@ pub(super) async fn license(
             seats,
             valid_from,
             valid_until,
+            max_borrow_hours,
         } => {
             let body = LicenseChange {
                 seats: *seats,
                 valid_from: valid_from.as_deref().map(parse_date).transpose()?,
                 valid_until: valid_until.as_deref().map(parse_date).transpose()?,
+                max_borrow_hours: max_borrow_hours.map(|limit| limit.0),
             };
             let value = client
                 .send(

@@ -188,20 +188,29 @@ pub fn change(
         if let Some(until) = change.valid_until {
             license.valid_until = until;
         }
+        if let Some(hours) = change.max_borrow_hours {
+            check_borrow(hours)?;
+            license.max_borrow_hours = hours;
+        }
         check_dates(license.valid_from, license.valid_until)?;
         diesel::update(licenses::table.find(license_id.to_string()))
             .set((
                 licenses::seats.eq(check_seats(license.seats)?),
                 licenses::valid_from.eq(license.valid_from.map(to_millis)),
                 licenses::valid_until.eq(license.valid_until.map(to_millis)),
+                licenses::max_borrow_hours.eq(check_borrow(license.max_borrow_hours)?),
             ))
             .execute(conn)?;
         let detail = format!(
-            "license {license_id}: {}, {} seats, valid from {} until {}",
+            "license {license_id}: {}, {} seats, valid from {} until {}, {}",
             license.feature,
             license.seats,
             audit::date_or(license.valid_from, "the start"),
-            audit::date_or(license.valid_until, "no end (perpetual)")
+            audit::date_or(license.valid_until, "no end (perpetual)"),
+            license.max_borrow_hours.map_or_else(
+                || "not borrowable".to_owned(),
+                |h| format!("borrowable for up to {h} hours")
+            )
         );
         audit::record(
             conn,

@@ -404,3 +404,31 @@ async fn admin_cli_renames_removes_contacts_and_confirms_duplicate_names() {
     );
     assert!(!table.contains("it@acme.example"), "{table}");
 }
+
+/// `license change --max-borrow-hours` sets and clears a license's borrow limit.
+#[actix_rt::test]
+async fn admin_cli_sets_and_clears_a_borrow_limit() {
+    let app = spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let (_, server) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    let license_id = server["licenses"][0]["id"].as_str().expect("id").to_owned();
+    let dir = app.data_dir();
+    let sid = server_id.to_string();
+    let change = |limit: &str| {
+        admin(
+            &dir,
+            &[
+                "--json",
+                "license",
+                "change",
+                &sid,
+                &license_id,
+                "--max-borrow-hours",
+                limit,
+            ],
+        )
+    };
+    assert_eq!(json_of(&change("48"))["max_borrow_hours"], 48);
+    assert!(json_of(&change("none"))["max_borrow_hours"].is_null());
+    failed_saying(&change("0"), 2, "hours from 1 to 8784");
+}

@@ -1013,3 +1013,28 @@ async fn chromium_asks_before_adding_a_second_customer_of_a_name() {
     let (_, list) = app.get("/admin/v1/customers").await;
     assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
 }
+
+/// An operator sets a license's borrow limit on the id's page.
+#[actix_rt::test]
+async fn chromium_sets_a_licenses_borrow_limit() {
+    let Some(app) = spawn_app_for_chromium().await else {
+        return;
+    };
+    let (_, server_id) = app.register().await;
+    let mut browser = Browser::signed_in(&app, &app.token, "Acme").await;
+    browser.go_to(&format!("server/{server_id}")).await;
+    browser.wait_for_text("licenses-body", "cad").await;
+    browser
+        .eval(
+            "{ const row = document.querySelector('#licenses-body tr'); \
+               row.querySelector('input.borrow-hours').value = '24'; \
+               [...row.querySelectorAll('button')].find(b => b.textContent === 'Save').click(); } true",
+        )
+        .await;
+    browser.wait_for_message("License cad changed.").await;
+    let (_, server) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(server["licenses"][0]["max_borrow_hours"], 24, "{server}");
+    browser
+        .wait_for("document.querySelector('#licenses-body input.borrow-hours').value === '24'")
+        .await;
+}

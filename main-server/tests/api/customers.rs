@@ -335,3 +335,33 @@ on_both_backends!(
     concurrent_removals_keep_a_customers_last_contact,
     concurrent_removals_keep_a_customers_last_contact_postgres
 );
+
+#[actix_rt::test]
+async fn a_licenses_borrow_limit_is_set_and_cleared() {
+    let app = crate::helpers::spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let (_, server) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    let license_id = server["licenses"][0]["id"].as_str().expect("id").to_owned();
+    let revision = server["revision"].as_i64().expect("revision");
+    let path = format!("/admin/v1/servers/{server_id}/licenses/{license_id}");
+    let (status, changed) = patch(&app, &path, json!({"max_borrow_hours": 72})).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["max_borrow_hours"], 72);
+    assert_eq!(changed["seats"], 10, "the other terms stay: {changed}");
+    let (_, server) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(server["licenses"][0]["max_borrow_hours"], 72);
+    assert_eq!(server["revision"], revision + 1);
+    assert_eq!(
+        app.audit_count("license.change", "borrowable for up to 72 hours")
+            .await,
+        1
+    );
+    for hours in [0, 8_785] {
+        let (status, refused) = patch(&app, &path, json!({"max_borrow_hours": hours})).await;
+        assert_refused(status, &refused, StatusCode::BAD_REQUEST, "MALFORMED");
+    }
+    let (status, changed) = patch(&app, &path, json!({"max_borrow_hours": null})).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert!(changed["max_borrow_hours"].is_null(), "{changed}");
+    assert_eq!(app.audit_count("license.change", "not borrowable").await, 1);
+}
