@@ -17,7 +17,6 @@ use url::Url;
 
 use crate::backoff::Backoff;
 use crate::error::Error;
-use crate::lease::Lease;
 use crate::wire::{CheckOutBody, Feature, Grant, PublicKey, QueueTicket};
 
 /// Who asks for seats: kept with every lease, in the server's report log, and matched
@@ -177,18 +176,6 @@ impl Client {
             .servers
             .get(index)
             .map_or("(no server)", Url::as_str)
-    }
-
-    /// Checks out a seat of `feature`, waiting in the queue as `options` allow; the
-    /// lease keeps itself alive in the background until it is dropped or released.
-    pub async fn checkout(&self, feature: &str, options: Options) -> Result<Lease, Error> {
-        let (server, grant) = self.check_out_grant(feature, &options).await?;
-        log::debug!(
-            "seat checked out feature={feature} lease_id={} server={}",
-            grant.lease_id,
-            self.server(server)
-        );
-        Ok(Lease::spawn(self.clone(), server, grant, options))
     }
 
     /// The check-out itself, queue wait included: the grant and the index of the server

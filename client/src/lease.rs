@@ -66,6 +66,22 @@ impl std::fmt::Debug for Lease {
     }
 }
 
+// Checking out lives with the lease it makes, so that the client knows nothing of
+// leases and the lease module alone builds them.
+impl Client {
+    /// Checks out a seat of `feature`, waiting in the queue as `options` allow; the
+    /// lease keeps itself alive in the background until it is dropped or released.
+    pub async fn checkout(&self, feature: &str, options: Options) -> Result<Lease, Error> {
+        let (server, grant) = self.check_out_grant(feature, &options).await?;
+        log::debug!(
+            "seat checked out feature={feature} lease_id={} server={}",
+            grant.lease_id,
+            self.server(server)
+        );
+        Ok(Lease::spawn(self.clone(), server, grant, options))
+    }
+}
+
 impl Lease {
     /// Starts the keeper of `grant`, held at the server at index `server`.
     pub(crate) fn spawn(client: Client, server: usize, grant: Grant, options: Options) -> Self {
