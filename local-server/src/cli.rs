@@ -1,12 +1,21 @@
-//! The command line: one verb per manager operation, plus `init` and `serve`.
+//! The command line: one verb per manager operation, plus `init` and `serve`. Only
+//! `main.rs` and the dispatch in `lib.rs` use it: the verbs' flags are turned into the
+//! domain's own types here ([`InitArgs::options`], [`ServeArgs::options`]), so no other
+//! module depends on the command line.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::time::Duration;
+
+use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use uuid::Uuid;
 
+use crate::config::{AutoSyncMode, InitOptions};
+use crate::leases::EngineSettings;
 use crate::proxy::ProxyText;
+use crate::startup::ServeOptions;
 
 /// Solme local license server: hands out floating licenses to client programs and keeps
 /// itself synchronized with Solme's main license server.
@@ -274,23 +283,50 @@ pub struct ServeArgs {
     pub max_connections: usize,
 }
 
-shared_proto::text_enum! {
-    /// Automatic synchronization schedule.
-    #[derive(ValueEnum)]
-    pub enum AutoSyncMode {
-        Off => "off",
-        Daily => "daily",
-        Weekly => "weekly",
+/// The schedule is the domain's ([`AutoSyncMode`]); the command line only offers its words.
+impl ValueEnum for AutoSyncMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
     }
 }
 
-impl AutoSyncMode {
-    /// Time between two automatic synchronizations.
-    pub fn period(self) -> Option<chrono::Duration> {
-        match self {
-            Self::Off => None,
-            Self::Daily => Some(chrono::Duration::days(1)),
-            Self::Weekly => Some(chrono::Duration::days(7)),
+impl InitArgs {
+    /// What `init` is asked to do, in the domain's terms.
+    pub fn options(&self) -> InitOptions {
+        InitOptions {
+            data_dir: self.data.data_dir.clone(),
+            id: self.id,
+            main_servers: self.main_servers.clone(),
+            solme_key: self.solme_key.clone(),
+            ca_cert: self.ca_cert.clone(),
+            proxy: self.proxy.clone(),
+            force: self.force,
+        }
+    }
+}
+
+impl ServeArgs {
+    /// What `serve` is asked to do, in the domain's terms (durations, engine settings).
+    pub fn options(&self) -> ServeOptions {
+        ServeOptions {
+            data_dir: self.data.data_dir.clone(),
+            proxy: self.proxy.proxy.clone(),
+            listen: self.listen,
+            engine: EngineSettings {
+                lease_length: chrono::Duration::seconds(i64::from(self.lease_seconds)),
+                write_deadline: Duration::from_millis(self.db_wait_ms),
+                queue_limit: self.queue_limit,
+                poll_window: Duration::from_secs(self.queue_poll_seconds),
+                report_days: i64::from(self.report_days),
+                report_rows: i64::try_from(self.report_max_rows).unwrap_or(i64::MAX),
+            },
+            workers: self.workers,
+            max_connections: self.max_connections,
+            scheduler_tick: Duration::from_millis(self.scheduler_tick_ms),
         }
     }
 }

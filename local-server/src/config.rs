@@ -10,7 +10,6 @@ use shared_proto::keys::{SERVER_ENCRYPTION_KEY_FILE, SERVER_SIGNING_KEY_FILE};
 use shared_proto::{Clock, ServerIdentity, SolmePublicKey};
 use uuid::Uuid;
 
-use crate::cli::{AutoSyncMode, InitArgs};
 use crate::db::{self, to_ms, ConfigRow};
 use crate::error::Error;
 use crate::proxy::{redact_url, ProxyText, ProxyUrl};
@@ -77,6 +76,26 @@ impl Endpoint {
             format!("https://[{}]:{}", self.host, self.port)
         } else {
             format!("https://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+shared_proto::text_enum! {
+    /// How often `serve` synchronizes by itself (`auto-sync`, the manager page).
+    pub enum AutoSyncMode {
+        Off => "off",
+        Daily => "daily",
+        Weekly => "weekly",
+    }
+}
+
+impl AutoSyncMode {
+    /// Time between two automatic synchronizations.
+    pub fn period(self) -> Option<chrono::Duration> {
+        match self {
+            Self::Off => None,
+            Self::Daily => Some(chrono::Duration::days(1)),
+            Self::Weekly => Some(chrono::Duration::days(7)),
         }
     }
 }
@@ -224,9 +243,26 @@ fn db_files(data_dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// What `init` is asked to set up.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub data_dir: PathBuf,
+    /// The license server id Solme allocated.
+    pub id: Uuid,
+    /// Main-server addresses as given, tried in order (see [`expand_endpoints`]).
+    pub main_servers: Vec<String>,
+    /// PEM file of Solme's public key.
+    pub solme_key: PathBuf,
+    /// PEM file of the only CA trusted for synchronization.
+    pub ca_cert: PathBuf,
+    pub proxy: Option<ProxyText>,
+    /// Replace an existing installation (new key pairs, empty state).
+    pub force: bool,
+}
+
 /// `init`: makes the identity and stores the configuration. Returns a summary to print.
-pub fn init(args: &InitArgs, clock: &Clock) -> Result<String, Error> {
-    let dir = &args.data.data_dir;
+pub fn init(args: &InitOptions, clock: &Clock) -> Result<String, Error> {
+    let dir = &args.data_dir;
     let endpoints = expand_endpoints(&args.main_servers)?;
     let solme_pem = read_pem(&args.solme_key, "Solme's public key")?;
     SolmePublicKey::from_pem(solme_pem.as_bytes()).map_err(|e| {

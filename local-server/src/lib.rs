@@ -21,6 +21,14 @@
 //!   (with [`log_file`]'s recent lines) for Solme's support; [`destination`] checks
 //!   where a verb will write its result before the verb runs.
 //! - [`error`]: the boundary error type and its mapping to HTTP and exit codes.
+//!
+//! ## Architecture invariants
+//! - **The domain never imports the command line.** Only `main.rs` and the dispatch in
+//!   this file use [`cli`]; [`cli`] turns flags into the domain's types
+//!   ([`config::InitOptions`], [`startup::ServeOptions`], [`config::AutoSyncMode`]).
+//!   Checked by a test below.
+//! - The lease engine's files import only the files below them, and the options rules
+//!   know no lease engine (checked in [`leases`]).
 
 pub mod cli;
 pub mod config;
@@ -113,10 +121,10 @@ fn print_report(
 async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
     match command {
         Command::Init(args) => {
-            out!("{}", config::init(&args, &clock)?);
+            out!("{}", config::init(&args.options(), &clock)?);
         }
         Command::Serve(args) => {
-            let app = startup::Application::build(&args, clock)?;
+            let app = startup::Application::build(&args.options(), clock)?;
             app.run_until_stopped(std::future::pending()).await?;
         }
         Command::Sync { data, proxy } => {
@@ -295,4 +303,73 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every `.rs` file under `dir`, with its text before its tests.
+    fn sources(dir: &Path, found: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code = text.split("#[cfg(test)]").next().unwrap_or("").to_owned();
+                found.push((path.display().to_string(), code));
+            }
+        }
+    }
+
+    /// Whether `code` names the `cli` module in a path (`crate::cli::…`, `super::cli`,
+    /// `use crate::{cli, …}`), not merely a word ending in `cli`.
+    fn names_the_cli_module(code: &str) -> bool {
+        let bytes = code.as_bytes();
+        code.match_indices("cli").any(|(at, _)| {
+            let before = at.checked_sub(1).and_then(|i| bytes.get(i)).copied();
+            let after = bytes.get(at + 3).copied();
+            let word_start = !before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let word_end = !after.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let in_path = code[..at].ends_with("::")
+                || code[at..].starts_with("cli::")
+                || code[..at].trim_end().ends_with("::{")
+                || (code[..at].trim_end().ends_with(',') && code[..at].contains("use crate::{"));
+            word_start && word_end && in_path
+        })
+    }
+
+    #[test]
+    fn names_the_cli_module_finds_every_form_of_import() {
+        assert!(names_the_cli_module("use crate::cli::ServeArgs;"));
+        assert!(names_the_cli_module("use super::cli;"));
+        assert!(names_the_cli_module("use crate::{cli, config};"));
+        assert!(names_the_cli_module("fn f(a: &crate::cli::InitArgs) {}"));
+        assert!(!names_the_cli_module("use crate::admin_cli::Command;"));
+        assert!(!names_the_cli_module(
+            "// the command line (cli) is elsewhere"
+        ));
+    }
+
+    #[test]
+    fn the_domain_never_imports_the_command_line() {
+        let mut found = Vec::new();
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        assert!(found.len() > 20, "{} files", found.len());
+        let allowed = ["main.rs", "lib.rs", "cli.rs"];
+        let offending: Vec<&str> = found
+            .iter()
+            .filter(|(path, _)| !allowed.iter().any(|a| path.ends_with(&format!("/src/{a}"))))
+            .filter(|(_, code)| names_the_cli_module(code))
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert!(
+            offending.is_empty(),
+            "these import the command line: {offending:?}"
+        );
+    }
 }

@@ -13,7 +13,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
-use crate::cli::AutoSyncMode;
+use crate::config::AutoSyncMode;
 use crate::db::{self, from_ms, to_ms};
 use crate::error::Error;
 use crate::installation::Installation;

@@ -4,22 +4,20 @@
 //! runs until Ctrl-C / SIGTERM.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use chrono::Duration;
 use openssl::ssl::SslConnector;
 use shared_proto::Clock;
 
-use crate::cli::ServeArgs;
 use crate::config::{ServeLock, LISTENING_FILE};
 use crate::installation::Installation;
 use crate::leases::{EngineSettings, LeaseEngine};
 use crate::metrics::Metrics;
-use crate::proxy::ProxySettings;
+use crate::proxy::{ProxySettings, ProxyText};
 use crate::routes;
 use crate::scheduler;
 use crate::sync;
@@ -30,6 +28,23 @@ const SWEEP_EVERY: StdDuration = StdDuration::from_secs(1);
 const FLUSH_WITHIN: StdDuration = StdDuration::from_secs(5);
 /// The report log is pruned at start-up and every ten minutes.
 const PRUNE_EVERY_TICKS: u64 = 600;
+
+/// What `serve` is asked to do (the command line's `serve` flags, converted).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub data_dir: PathBuf,
+    /// The proxy given for this run; else the stored one, else the environment's.
+    pub proxy: Option<ProxyText>,
+    /// Address of the client API, manager API and page (port 0: any free port).
+    pub listen: SocketAddr,
+    pub engine: EngineSettings,
+    /// HTTP worker threads (0: one per CPU).
+    pub workers: usize,
+    /// Most simultaneous client connections per worker.
+    pub max_connections: usize,
+    /// How often the automatic-sync scheduler looks at the clock.
+    pub scheduler_tick: StdDuration,
+}
 
 /// Shared by all workers.
 pub struct AppState {
@@ -56,25 +71,14 @@ pub struct Application {
 
 impl Application {
     /// Opens the data directory, binds the listener and writes `listening.json`.
-    pub fn build(args: &ServeArgs, clock: Clock) -> anyhow::Result<Self> {
-        let dir = &args.data.data_dir;
+    pub fn build(args: &ServeOptions, clock: Clock) -> anyhow::Result<Self> {
+        let dir = &args.data_dir;
         let installation = Installation::open(dir, clock.clone())?;
         let lock = crate::config::lock_serve(dir)?;
         let settings = installation.settings().map_err(anyhow::Error::from)?;
-        let proxy = ProxySettings::resolve(args.proxy.proxy.as_ref(), settings.proxy.as_ref())?;
+        let proxy = ProxySettings::resolve(args.proxy.as_ref(), settings.proxy.as_ref())?;
         let tls = sync::tls_connector(&settings.ca_pem)?;
-        let engine = Arc::new(LeaseEngine::open(
-            dir,
-            clock,
-            EngineSettings {
-                lease_length: Duration::seconds(i64::from(args.lease_seconds)),
-                write_deadline: StdDuration::from_millis(args.db_wait_ms),
-                queue_limit: args.queue_limit,
-                poll_window: StdDuration::from_secs(args.queue_poll_seconds),
-                report_days: i64::from(args.report_days),
-                report_rows: i64::try_from(args.report_max_rows).unwrap_or(i64::MAX),
-            },
-        )?);
+        let engine = Arc::new(LeaseEngine::open(dir, clock, args.engine.clone())?);
         let state = web::Data::new(AppState {
             engine: engine.clone(),
             installation: installation.clone(),
@@ -108,7 +112,7 @@ impl Application {
         log::info!(
             "serving server_id={} on {address} (lease {}s)",
             settings.server_id,
-            args.lease_seconds
+            args.engine.lease_length.num_seconds()
         );
         Ok(Self {
             server,
@@ -116,7 +120,7 @@ impl Application {
             engine,
             installation,
             sync_client: sync::http_client(tls, proxy),
-            scheduler_tick: StdDuration::from_millis(args.scheduler_tick_ms),
+            scheduler_tick: args.scheduler_tick,
             _lock: lock,
         })
     }

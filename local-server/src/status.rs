@@ -9,8 +9,7 @@ use serde::Serialize;
 use shared_proto::validity::{self, SyncState, SYNC_VALIDITY_DAYS, WARNING_DAYS};
 use shared_proto::{Fingerprint, License};
 
-use crate::cli::AutoSyncMode;
-use crate::config::Settings;
+use crate::config::{AutoSyncMode, Settings};
 use crate::db::{self, from_ms, to_ms};
 use crate::error::Error;
 use crate::import::Channel;

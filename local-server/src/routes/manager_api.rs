@@ -8,8 +8,7 @@ use diesel::SqliteConnection;
 use serde::{Deserialize, Serialize};
 use shared_proto::{ErrorCode, ServerIdentity};
 
-use crate::cli::AutoSyncMode;
-use crate::config::Settings;
+use crate::config::{AutoSyncMode, Settings};
 use crate::diagnose;
 use crate::error::Error;
 use crate::import::{self, Channel};
