@@ -14,17 +14,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::Mutex;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use anyhow::Context;
-use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use secrecy::SecretString;
 use shared_proto::admin_api::{AuditAction, AuditEntry, AuditOutcome, Identity, Role};
 use shared_proto::ErrorCode;
 
@@ -32,12 +28,7 @@ use crate::error::ApiError;
 use crate::routes::with_conn;
 use crate::state::AppState;
 use crate::store::{audit, operators, sessions};
-
-/// Bytes of randomness in a new token (256 bits).
-const TOKEN_BYTES: usize = 32;
-
-/// What starts a console session secret (`.` never occurs in a generated token).
-pub const SESSION_PREFIX: &str = "session.";
+use crate::tokens::{token_hash, SESSION_PREFIX};
 
 /// How a caller authenticated; the handlers of the session routes need to know.
 #[derive(Clone, Debug)]
@@ -52,26 +43,6 @@ pub enum Credential {
 pub const MAX_FAILURES_PER_MINUTE: u32 = 10;
 /// Addresses the limiter remembers at most (a flood of addresses cannot exhaust memory).
 const MAX_TRACKED_PEERS: usize = 10_000;
-
-/// A fresh random token (URL-safe base64).
-pub fn generate() -> anyhow::Result<SecretString> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    openssl::rand::rand_bytes(&mut bytes).context("generating a token")?;
-    Ok(SecretString::from(
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
-    ))
-}
-
-/// The stored form of a token: lower-case hex SHA-256.
-pub fn token_hash(token: &str) -> String {
-    shared_proto::hex::encode(&openssl::sha::sha256(token.as_bytes()))
-}
-
-/// Reads a token file (trimmed, bounded in size).
-pub fn read_token_file(path: &Path) -> anyhow::Result<SecretString> {
-    shared_proto::files::read_secret(path)
-        .with_context(|| format!("reading the token file {}", path.display()))
-}
 
 /// The method of an admin endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

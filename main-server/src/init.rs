@@ -13,7 +13,7 @@ use crate::cli::InitArgs;
 use crate::data_dir::DataDir;
 use crate::db::{Db, DbTarget};
 use crate::store::operators;
-use crate::{auth, tls};
+use crate::{tls, tokens};
 use chrono::{DateTime, Utc};
 use shared_proto::admin_api::Role;
 use shared_proto::files::{self, Access, Existing};
@@ -35,7 +35,7 @@ pub fn adopt_token_files(db: &Db, dir: &DataDir, now: DateTime<Utc>) -> anyhow::
         if !path.exists() {
             continue;
         }
-        let token = auth::read_token_file(&path)?;
+        let token = tokens::read_token_file(&path)?;
         let added = operators::insert_account(&mut conn, now, name, role, &token).map_err(|e| {
             anyhow::Error::new(e).context(format!("registering {}", path.display()))
         })?;
@@ -166,7 +166,7 @@ pub fn run(args: &InitArgs, clock: &Clock) -> anyhow::Result<String> {
             let _ = writeln!(report, "kept     {}", path.display());
             continue;
         }
-        let token = auth::generate()?;
+        let token = tokens::generate()?;
         files::write(
             &path,
             format!("{}\n", token.expose_secret()).as_bytes(),

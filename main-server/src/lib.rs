@@ -13,6 +13,8 @@
 //!   SQLite thread that group-commits direct syncs.
 //! - [`routes`]: the HTTP endpoints; [`error`]: how failures become responses;
 //!   [`metrics`]: the Prometheus metrics at `/metrics`.
+//! - [`auth`]: who is calling the admin API and what their role lets them do;
+//!   [`tokens`]: making, hashing and reading secret tokens (a leaf the stores use too).
 //! - [`admin_cli`]: `main-server admin …`, a client of the admin API.
 //! - [`openapi`]: the OpenAPI document of both APIs, generated from the handlers.
 //! - [`seen_head`]: the newest audit chain head this server saw, kept outside the
@@ -35,6 +37,7 @@ pub mod state;
 pub mod store;
 pub mod sync;
 pub mod tls;
+pub mod tokens;
 pub mod writer;
 
 use std::process::ExitCode;

@@ -11,9 +11,9 @@ use serde::Serialize;
 use serde_json::Value;
 use shared_proto::{ApiError, ErrorCode};
 
-use crate::auth::read_token_file;
 use crate::cli::AdminArgs;
 use crate::data_dir::DataDir;
+use crate::tokens::read_token_file;
 use shared_proto::admin_api::Listening;
 
 /// Largest answer accepted from the admin API (listings of many ids can be big).

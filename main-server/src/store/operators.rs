@@ -9,10 +9,10 @@ use shared_proto::admin_api::{AuditAction, Identity, IssuedToken, OperatorAccoun
 use shared_proto::ErrorCode;
 
 use super::audit;
-use crate::auth::{generate, token_hash};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::operators;
+use crate::tokens::{generate, token_hash};
 
 /// Longest operator name (it is shown in every audit entry the operator causes).
 pub const MAX_OPERATOR_NAME: usize = 64;

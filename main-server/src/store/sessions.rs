@@ -11,10 +11,10 @@ use secrecy::ExposeSecret;
 use shared_proto::admin_api::{AuditAction, ConsoleSession, Identity};
 
 use super::audit;
-use crate::auth::{generate, token_hash, SESSION_PREFIX};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{console_sessions, operators};
+use crate::tokens::{generate, token_hash, SESSION_PREFIX};
 
 /// How long a console session lasts from sign-in (a working day).
 pub const SESSION_HOURS: i64 = 8;
