@@ -2,17 +2,21 @@
 //! with the revision update first: it takes the row's write lock, so concurrent
 //! changes to one id are ordered and each gets its own revision.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use shared_proto::admin_api::AuditAction;
 use uuid::Uuid;
 
 use super::audit;
-use super::servers::LicensesByServer;
 use super::{parse_uuid, required_line, unknown_server, MAX_FEATURE, MAX_SEATS};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{licenses, servers};
+
+/// Licenses of many ids at once, keyed by stored id text.
+pub(crate) type LicensesByServer = HashMap<String, Vec<shared_proto::admin_api::License>>;
 use shared_proto::admin_api::{License, LicenseChange, NewLicense};
 
 /// One stored license, as read.

@@ -1,8 +1,6 @@
 //! License server ids: allocation, the operator's view of one id, the due list, and
 //! clearing a bound key pair.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use shared_proto::admin_api::AuditAction;
@@ -281,6 +279,3 @@ pub fn clear_key(
     );
     Ok(())
 }
-
-/// Licenses of many ids at once, keyed by stored id text.
-pub(crate) type LicensesByServer = HashMap<String, Vec<shared_proto::admin_api::License>>;
