@@ -18,7 +18,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use shared_proto::validity::{self, SyncState, CLOCK_ROLLBACK_TOLERANCE};
 use shared_proto::{Clock, ErrorCode};
@@ -557,6 +557,47 @@ async fn tls_handshake(
     }
 }
 
+/// How this computer's clock compares with the main server's: decided once, on the
+/// measured difference, and told in words from that decision.
+#[derive(Debug, Clone, PartialEq)]
+enum ClockFinding {
+    /// Within [`CLOCK_ROLLBACK_TOLERANCE`]: `skew` is the measured difference.
+    Within { skew: Duration },
+    /// Further off than the tolerance (positive: this computer is ahead).
+    Off { skew: Duration },
+    /// The main server's time could not be read; why.
+    Unknown(String),
+}
+
+impl ClockFinding {
+    /// The finding for a measured difference (this computer's time minus the server's).
+    fn measured(skew: Duration) -> Self {
+        if skew.abs() > CLOCK_ROLLBACK_TOLERANCE {
+            Self::Off { skew }
+        } else {
+            Self::Within { skew }
+        }
+    }
+}
+
+impl std::fmt::Display for ClockFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Within { skew } => write!(
+                f,
+                "within {:.0} s of the main server's",
+                skew.num_milliseconds().abs() as f64 / 1000.0
+            ),
+            Self::Off { skew } => write!(
+                f,
+                "this computer's clock is {:+.0} minutes off the main server's",
+                skew.num_seconds() as f64 / 60.0
+            ),
+            Self::Unknown(why) => f.write_str(why),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct TimeAnswer {
     now: DateTime<Utc>,
@@ -581,35 +622,20 @@ async fn main_server_checks(
         .get(format!("{}/api/v1/time", endpoint.url()))
         .send()
         .await;
-    let skew_text = match answer {
+    let clock = match answer {
         Ok(mut r) if r.status().is_success() => match r.json::<TimeAnswer>().limit(4096).await {
             Ok(t) => {
                 let after = ctx.clock.now();
-                let local = before + (after - before) / 2;
-                let skew = local - t.now;
-                let minutes = skew.num_seconds() as f64 / 60.0;
-                if skew.abs() > CLOCK_ROLLBACK_TOLERANCE {
-                    Some(format!(
-                        "this computer's clock is {minutes:+.0} minutes off the main server's"
-                    ))
-                } else {
-                    Some(format!(
-                        "within {:.0} s of the main server's",
-                        skew.num_milliseconds().abs() as f64 / 1000.0
-                    ))
-                }
+                ClockFinding::measured(before + (after - before) / 2 - t.now)
             }
-            Err(e) => Some(format!("unreadable time answer: {e}")),
+            Err(e) => ClockFinding::Unknown(format!("unreadable time answer: {e}")),
         },
-        Ok(r) => Some(format!("time not available (HTTP {})", r.status())),
-        Err(e) => Some(format!(
+        Ok(r) => ClockFinding::Unknown(format!("time not available (HTTP {})", r.status())),
+        Err(e) => ClockFinding::Unknown(format!(
             "time not available: {}",
             sync::describe_send_error(&e)
         )),
     };
-    let skew_bad = skew_text
-        .as_deref()
-        .is_some_and(|t| t.contains("minutes off"));
 
     match sync::sync_now(ctx, &client, "diagnose").await {
         Ok(report) => b.ok(
@@ -638,11 +664,11 @@ async fn main_server_checks(
         Err(Error::Network(m)) => b.fail("main server", m, Cause::MainServerDown),
         Err(e) => b.fail("main server", e.to_string(), Cause::MainServerRefused),
     }
-    match skew_text {
-        Some(t) if skew_bad => b.fail("clock", t, Cause::ClockSkew),
-        Some(t) if t.starts_with("within") => b.ok("clock", t),
-        Some(t) => b.warn("clock", t),
-        None => {}
+    let text = clock.to_string();
+    match clock {
+        ClockFinding::Off { .. } => b.fail("clock", text, Cause::ClockSkew),
+        ClockFinding::Within { .. } => b.ok("clock", text),
+        ClockFinding::Unknown(_) => b.warn("clock", text),
     }
 }
 
@@ -700,5 +726,28 @@ async fn sync_age_check(b: &mut Builder, ctx: &Installation) {
             ),
             Cause::SyncOverdue,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_finding_is_decided_on_the_difference_not_on_its_words() {
+        let off = ClockFinding::measured(Duration::minutes(11));
+        assert!(matches!(off, ClockFinding::Off { .. }));
+        assert_eq!(
+            off.to_string(),
+            "this computer's clock is +11 minutes off the main server's"
+        );
+        let behind = ClockFinding::measured(-Duration::minutes(30));
+        assert!(matches!(behind, ClockFinding::Off { .. }), "{behind}");
+        let near = ClockFinding::measured(-Duration::seconds(2));
+        assert_eq!(near.to_string(), "within 2 s of the main server's");
+        assert!(matches!(
+            ClockFinding::measured(CLOCK_ROLLBACK_TOLERANCE),
+            ClockFinding::Within { .. }
+        ));
     }
 }

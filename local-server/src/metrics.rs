@@ -28,19 +28,11 @@ struct RefusalLabels {
     code: &'static str,
 }
 
-/// The client-API requests whose refusals are counted.
-#[derive(Clone, Copy, Debug)]
-pub enum LeaseRequest {
-    CheckOut,
-    Heartbeat,
-}
-
-impl LeaseRequest {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::CheckOut => "check_out",
-            Self::Heartbeat => "heartbeat",
-        }
+shared_proto::text_enum! {
+    /// The client-API requests whose refusals are counted (the `request` label).
+    pub enum LeaseRequest {
+        CheckOut => "check_out",
+        Heartbeat => "heartbeat",
     }
 }
 

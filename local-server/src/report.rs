@@ -149,37 +149,27 @@ pub fn build(
             .entry(row.feature.clone())
             .or_insert_with(|| new_acc(&row.feature, 0));
         let in_use = u32::try_from(row.in_use).unwrap_or(0);
-        let event = row.event.as_str();
-        let is_lease_event =
-            event != Event::Refusal.as_str() && event != Event::QueueTimeout.as_str();
-        if is_lease_event {
+        if row.event.moves_seats() {
             a.report.seat_hours += f64::from(a.level) * hours(row.at - a.since);
             a.level = in_use;
             a.since = row.at;
             a.report.peak_in_use = a.report.peak_in_use.max(in_use);
         }
         let lease = row.lease_id.clone().unwrap_or_default();
-        match event {
-            e if e == Event::CheckOut.as_str()
-                || e == Event::Borrow.as_str()
-                || e == Event::QueueGranted.as_str() =>
-            {
-                match e {
-                    e if e == Event::Borrow.as_str() => a.report.borrows += 1,
-                    e if e == Event::QueueGranted.as_str() => a.report.queue_granted += 1,
+        match row.event {
+            Event::CheckOut | Event::Borrow | Event::QueueGranted => {
+                match row.event {
+                    Event::Borrow => a.report.borrows += 1,
+                    Event::QueueGranted => a.report.queue_granted += 1,
                     _ => a.report.check_outs += 1,
                 }
                 a.open.insert(lease, (row.user.clone(), row.at));
             }
-            e if e == Event::CheckIn.as_str()
-                || e == Event::Expiry.as_str()
-                || e == Event::Return.as_str()
-                || e == Event::TakeBack.as_str() =>
-            {
+            Event::CheckIn | Event::Expiry | Event::Return | Event::TakeBack => {
                 let (user, start) = a.open.remove(&lease).unwrap_or((row.user.clone(), from_ms));
                 *a.users.entry(user).or_insert(0) += row.at - start;
             }
-            _ => {
+            Event::Refusal | Event::QueueTimeout => {
                 let code = row.code.clone().unwrap_or_else(|| "UNKNOWN".into());
                 *a.report.refusals.entry(code).or_insert(0) += 1;
             }
@@ -242,7 +232,7 @@ pub fn usage(
     }
     let mut refusals: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for row in rows {
-        if row.event == Event::Refusal.as_str() || row.event == Event::QueueTimeout.as_str() {
+        if !row.event.moves_seats() {
             let code = row.code.unwrap_or_else(|| "UNKNOWN".into());
             *refusals
                 .entry(row.feature)
@@ -399,7 +389,7 @@ mod tests {
     fn row(at: i64, event: Event, in_use: i32) -> ReportRow {
         ReportRow {
             at,
-            event: event.as_str().into(),
+            event,
             feature: "cad".into(),
             user: "alice".into(),
             host: "ws".into(),

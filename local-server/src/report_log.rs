@@ -2,41 +2,55 @@
 //! refusal and take-back, written by the lease engine in the same transactions as the leases.
 //! `local-server report` and the manager page read it ([`crate::report`]).
 
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
 use diesel::prelude::*;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
+use diesel::sqlite::{Sqlite, SqliteValue};
 
 use crate::schema::report_log;
 
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    CheckOut,
-    CheckIn,
-    Expiry,
-    Borrow,
-    Return,
-    /// A queued check-out that was granted (its wait in `wait_ms`).
-    QueueGranted,
-    /// A queued check-out that gave up or timed out.
-    QueueTimeout,
-    Refusal,
-    /// The administrator took a seat back (`take-back`, the manager page): `actor` and
-    /// `reason` say who and why.
-    TakeBack,
+shared_proto::text_enum! {
+    /// What happened; stored as its word in `report_log.event`, so a row is read back
+    /// as an [`Event`] (a word this server does not know fails the read, loudly).
+    #[derive(AsExpression, FromSqlRow)]
+    #[diesel(sql_type = Text)]
+    pub enum Event {
+        CheckOut => "checkout",
+        CheckIn => "checkin",
+        Expiry => "expiry",
+        Borrow => "borrow",
+        Return => "return",
+        /// A queued check-out that was granted (its wait in `wait_ms`).
+        QueueGranted => "queue_granted",
+        /// A queued check-out that gave up or timed out.
+        QueueTimeout => "queue_timeout",
+        Refusal => "refusal",
+        /// The administrator took a seat back (`take-back`, the manager page): `actor`
+        /// and `reason` say who and why.
+        TakeBack => "take_back",
+    }
 }
 
 impl Event {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::CheckOut => "checkout",
-            Self::CheckIn => "checkin",
-            Self::Expiry => "expiry",
-            Self::Borrow => "borrow",
-            Self::Return => "return",
-            Self::QueueGranted => "queue_granted",
-            Self::QueueTimeout => "queue_timeout",
-            Self::Refusal => "refusal",
-            Self::TakeBack => "take_back",
-        }
+    /// Whether a lease began or ended (the seats in use may have moved), as opposed to
+    /// a check-out that got no seat.
+    pub fn moves_seats(self) -> bool {
+        !matches!(self, Self::Refusal | Self::QueueTimeout)
+    }
+}
+
+impl FromSql<Text, Sqlite> for Event {
+    fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        let word = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
+        Ok(word.parse()?)
+    }
+}
+
+impl ToSql<Text, Sqlite> for Event {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        <str as ToSql<Text, Sqlite>>::to_sql(self.as_str(), out)
     }
 }
 
@@ -45,7 +59,7 @@ impl Event {
 #[diesel(table_name = report_log)]
 pub struct ReportRow {
     pub at: i64,
-    pub event: String,
+    pub event: Event,
     pub feature: String,
     pub user: String,
     pub host: String,
@@ -59,4 +73,26 @@ pub struct ReportRow {
     pub actor: Option<String>,
     /// Why, when someone said (a take-back's reason).
     pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_is_stored_as_its_word_and_read_back() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        for event in Event::ALL {
+            let stored: String = diesel::select(event.into_sql::<Text>())
+                .get_result(&mut conn)
+                .unwrap();
+            assert_eq!(stored, event.as_str());
+            let read: Event = diesel::select(stored.into_sql::<Text>())
+                .get_result(&mut conn)
+                .unwrap();
+            assert_eq!(read, *event);
+        }
+        let unknown = diesel::select("check_out".into_sql::<Text>()).get_result::<Event>(&mut conn);
+        assert!(unknown.is_err());
+    }
 }

@@ -331,14 +331,11 @@ async fn post_sync(client: &awc::Client, endpoint: &Endpoint, body: String) -> A
     )
 }
 
-/// The main server's refusal, with what to do about it when its message does not say.
+/// The main server's refusal, with what to do about it where its message does not say.
+/// Decided on the code alone: the main server's message is for people, not a protocol
+/// (its `ID_IN_USE` message already tells the customer to ask licensing@).
 fn refusal_text(api: ApiError) -> String {
     let hint = match api.code {
-        ErrorCode::IdInUse if !api.message.contains("licensing@") => {
-            " — this id is bound to another key pair (for example from an earlier \
-             installation): ask licensing@ by email to clear the key pair of this id, \
-             then synchronize again"
-        }
         ErrorCode::UnknownServerId => {
             " — check the id given to `init` against the one Solme sent you"
         }

@@ -53,7 +53,7 @@ impl TakenBackRow {
     pub fn event_row(&self, in_use: u32) -> ReportRow {
         ReportRow {
             at: self.taken_at,
-            event: Event::TakeBack.as_str().into(),
+            event: Event::TakeBack,
             feature: self.feature.clone(),
             user: self.user.clone(),
             host: self.host.clone(),

@@ -63,7 +63,7 @@ fn for_request(event: Event, request: &CheckOut, at: i64, in_use: u32) -> Report
 fn row(event: Event, at: i64, feature: &str, user: &str, host: &str, in_use: u32) -> ReportRow {
     ReportRow {
         at,
-        event: event.as_str().into(),
+        event,
         feature: feature.to_owned(),
         user: user.to_owned(),
         host: host.to_owned(),

@@ -129,19 +129,18 @@ pub(crate) async fn manager_sync(state: web::Data<AppState>) -> Result<HttpRespo
     Ok(HttpResponse::Ok().json(outcome?))
 }
 
+/// `PUT auto-sync`: a mode other than off, daily or weekly is refused by the body's
+/// reader (`400 MALFORMED` naming the words accepted).
 #[derive(Debug, Deserialize)]
 pub(crate) struct AutoSyncBody {
-    mode: String,
+    mode: AutoSyncMode,
 }
 
 pub(crate) async fn manager_auto_sync(
     state: web::Data<AppState>,
     body: web::Json<AutoSyncBody>,
 ) -> Result<HttpResponse, Error> {
-    let mode =
-        body.mode.parse::<AutoSyncMode>().ok().ok_or_else(|| {
-            Error::refused(ErrorCode::Malformed, "mode must be off, daily or weekly")
-        })?;
+    let mode = body.mode;
     let now = state.installation.clock.now();
     let next = state
         .installation

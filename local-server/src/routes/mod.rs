@@ -20,9 +20,15 @@ pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(MAX_JSON_BYTES)
         .error_handler(|err, _req| {
+            // serde's own words name the field and what it accepts; the wrapper's
+            // "Json deserialize error" prefix is the library's, not the customer's.
+            let why = match &err {
+                actix_web::error::JsonPayloadError::Deserialize(e) => e.to_string(),
+                other => other.to_string(),
+            };
             Error::refused(
                 ErrorCode::Malformed,
-                format!("the request body is not valid: {err}"),
+                format!("the request body is not valid: {why}"),
             )
             .into()
         })

@@ -73,6 +73,25 @@ async fn the_manager_api_imports_and_reports() -> TestResult {
     )
     .await;
     assert_eq!((s, body["auto_sync"].as_str()), (200, Some("daily")));
+    // A mode that is not one of the words is refused by code, with the words accepted.
+    let (s, body) = manager_call(
+        &http,
+        &local,
+        "PUT",
+        "auto-sync",
+        Some(serde_json::json!({"mode": "hourly"})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (400, Some("MALFORMED")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("off, daily, weekly"), "{body}");
+    assert!(!message.contains("Json"), "{body}");
+    let (_, status) = manager_call(&http, &local, "GET", "status", None).await;
+    assert_eq!(status["auto_sync"], "daily");
     checked_out(&http, &local, "cad").await;
     Ok(())
 }

@@ -164,7 +164,11 @@ async fn a_wait_ends_with_no_seats_and_the_queue_is_bounded() -> TestResult {
     });
     wait_until_queued(&http, &local, 1).await;
     let (status, body) = check_out_as(&http, &local, "carol", 30).await;
-    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("NO_SEATS")),
+        "{body}"
+    );
     assert!(
         body["message"].as_str().unwrap().contains("queue is full"),
         "{body}"

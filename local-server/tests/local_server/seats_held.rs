@@ -246,7 +246,11 @@ async fn a_seat_taken_back_from_the_command_line_goes_to_the_queue_and_its_holde
         "{message}"
     );
     let (status, body) = check_in(&http, &local, &lease).await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("LEASE_UNKNOWN")),
+        "{body}"
+    );
     assert!(
         body["message"].as_str().unwrap().contains("taken back"),
         "{body}"
@@ -268,9 +272,14 @@ async fn a_seat_taken_back_from_the_command_line_goes_to_the_queue_and_its_holde
     );
     // Not twice.
     let again = local.cli(&["take-back", &lease]);
-    assert_stderr(&again, 1, "already taken back");
+    assert_stderr(&again, 1, "refused (LEASE_UNKNOWN)");
+    assert!(
+        stderr(&again).contains("already taken back"),
+        "{}",
+        stderr(&again)
+    );
     let unknown = local.cli(&["take-back", "not-a-lease"]);
-    assert_stderr(&unknown, 1, "is not a lease id");
+    assert_stderr(&unknown, 1, "refused (LEASE_UNKNOWN)");
     Ok(())
 }
 
