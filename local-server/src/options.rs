@@ -370,11 +370,6 @@ impl Options {
         names
     }
 
-    /// Whether any rule concerns `feature`.
-    pub fn has_rules(&self, feature: &str) -> bool {
-        self.features.contains_key(feature)
-    }
-
     fn matches(&self, who: &Who, user: &str, host: &str) -> bool {
         match who {
             Who::User(u) => u == user,

@@ -154,6 +154,12 @@ impl Application {
         let served = self.server.await.context("running the HTTP server");
         for task in background {
             task.abort();
+            // Aborting is how they end; any other end (a panic) is told, once.
+            if let Err(e) = task.await {
+                if !e.is_cancelled() {
+                    log::error!("a background task of serve failed: {}", join_failure(e));
+                }
+            }
         }
         // Returned and expired seats are written without anyone waiting: store them
         // before the process ends.
@@ -161,6 +167,18 @@ impl Application {
             log::error!("some lease changes were not stored before stopping: {e}");
         }
         served
+    }
+}
+
+/// Plain words for a background task that did not end by being aborted.
+fn join_failure(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .map_or_else(|| "it panicked".to_owned(), |m| format!("it panicked: {m}")),
+        Err(_) => "it was stopped".to_owned(),
     }
 }
 

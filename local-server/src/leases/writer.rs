@@ -52,7 +52,8 @@ pub enum Op {
         lease_id: String,
         at: i64,
     },
-    /// Forgets report log rows older than `before_ms` and beyond the newest `keep_rows`.
+    /// Forgets report log rows older than `keep_days` days before `now`, and all but the
+    /// newest `keep_rows`.
     PruneReport {
         now: chrono::DateTime<chrono::Utc>,
         keep_days: i64,
