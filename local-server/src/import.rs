@@ -19,7 +19,7 @@ use crate::db::{self, from_ms, to_ms};
 use crate::error::Error;
 use crate::leases::{license_from_row, seats_valid_now};
 use crate::schema::{leases, licenses, sync_state, usage_peaks};
-use crate::status::{plural_returned, seats_text};
+use crate::wording::{plural_returned, seats_text};
 
 /// Largest license file accepted (a file with hundreds of licenses is a few tens of KiB).
 pub const MAX_LICENSE_FILE_BYTES: u64 = 1024 * 1024;

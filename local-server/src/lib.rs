@@ -6,7 +6,8 @@
 //! - [`db`], [`schema`]: the SQLite database shared by all processes.
 //! - [`leases`]: the lease engine of `serve` (in-memory index, queue, write-through,
 //!   one job per file); [`report_log`] is what it records.
-//! - [`startup`]: `serve`'s start-up (listener, background tasks, shutdown).
+//! - [`startup`]: `serve`'s start-up (listener, background tasks, shutdown); [`state`]:
+//!   what its workers share.
 //! - [`routes`]: the HTTP routes (client API, manager API); [`metrics`]: `/metrics`.
 //! - [`manager_page`]: the web manager page and the guard of the manager API.
 //! - [`installation`]: the data directory opened for use (identity, database, clock),
@@ -19,7 +20,8 @@
 //!   [`take_back`]: taking a seat back, and how it reaches a running engine.
 //! - [`status`], [`diagnose`], [`report`]: the reports; [`support_bundle`] packs them
 //!   (with [`log_file`]'s recent lines) for Solme's support; [`destination`] checks
-//!   where a verb will write its result before the verb runs.
+//!   where a verb will write its result before the verb runs; [`wording`]: how counts
+//!   are said to people.
 //! - [`error`]: the boundary error type and its mapping to HTTP and exit codes.
 //!
 //! ## Architecture invariants
@@ -29,6 +31,8 @@
 //!   Checked by a test below.
 //! - The lease engine's files import only the files below them, and the options rules
 //!   know no lease engine (checked in [`leases`]).
+//! - No two files import each other: what two rooms both need lives in a leaf
+//!   ([`state`], [`wording`]) rather than in one of them.
 
 pub mod cli;
 pub mod config;
@@ -51,10 +55,12 @@ pub mod routes;
 pub mod scheduler;
 pub mod schema;
 pub mod startup;
+pub mod state;
 pub mod status;
 pub mod support_bundle;
 pub mod sync;
 pub mod take_back;
+pub mod wording;
 
 use std::process::ExitCode;
 

@@ -10,7 +10,6 @@ use std::time::Duration as StdDuration;
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use openssl::ssl::SslConnector;
 use shared_proto::Clock;
 
 use crate::config::{ServeLock, LISTENING_FILE};
@@ -20,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::proxy::{ProxySettings, ProxyText};
 use crate::routes;
 use crate::scheduler;
+use crate::state::AppState;
 use crate::sync;
 
 /// How often expired leases are swept (their seats go to waiting clients).
@@ -44,14 +44,6 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// How often the automatic-sync scheduler looks at the clock.
     pub scheduler_tick: StdDuration,
-}
-
-/// Shared by all workers.
-pub struct AppState {
-    pub engine: Arc<LeaseEngine>,
-    pub installation: Installation,
-    pub tls: SslConnector,
-    pub proxy: ProxySettings,
 }
 
 /// A bound, ready server.

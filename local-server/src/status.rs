@@ -16,6 +16,7 @@ use crate::import::Channel;
 use crate::leases::{feature_seats, license_from_row, FeatureSeats, SeatsState};
 use crate::proxy::ProxySettings;
 use crate::schema::leases;
+use crate::wording::{plural_returned, seats_text};
 
 shared_proto::text_enum! {
     /// Where the server stands: whether, and until when, it issues licenses.
@@ -208,24 +209,6 @@ fn availability_text(availability: Availability, return_before_new: Option<u32>)
             plural_returned(return_before_new.unwrap_or(1))
         ),
         Availability::LicenseNotValid => "license not valid now".to_owned(),
-    }
-}
-
-/// "1 is" / "3 are".
-pub fn plural_returned(n: u32) -> String {
-    if n == 1 {
-        "1 is".to_owned()
-    } else {
-        format!("{n} are")
-    }
-}
-
-/// "1 seat" / "2 seats".
-pub fn seats_text(n: u32) -> String {
-    if n == 1 {
-        "1 seat".to_owned()
-    } else {
-        format!("{n} seats")
     }
 }
 

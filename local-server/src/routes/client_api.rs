@@ -12,7 +12,7 @@ use crate::leases::{CheckOut, Outcome};
 
 use crate::error::Error;
 use crate::metrics::{LeaseRequest, Metrics};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Refuses client-API requests made by a web page. Client programs send neither an
 /// `Origin` header nor `Sec-Fetch-Site: cross-site`; a browser driven by another web

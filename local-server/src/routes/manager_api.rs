@@ -13,7 +13,7 @@ use crate::diagnose;
 use crate::error::Error;
 use crate::import::{self, Channel};
 use crate::scheduler;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::status;
 use crate::sync;
 
