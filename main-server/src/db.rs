@@ -363,6 +363,9 @@ mod tests {
         select_every_column!(operators);
         select_every_column!(reminders);
         select_every_column!(console_sessions);
+        select_every_column!(portal_links);
+        select_every_column!(portal_sessions);
+        select_every_column!(portal_link_requests);
         Ok(())
     }
 

@@ -133,12 +133,46 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    portal_links (id) {
+        id -> Text,
+        customer_id -> Text,
+        email -> Text,
+        token_hash -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        handed_at -> Nullable<BigInt>,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    portal_sessions (secret_hash) {
+        secret_hash -> Text,
+        customer_id -> Text,
+        email -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    portal_link_requests (id) {
+        id -> Text,
+        address_hash -> Text,
+        peer -> Text,
+        at -> BigInt,
+    }
+}
+
 diesel::joinable!(customer_emails -> customers (customer_id));
 diesel::joinable!(servers -> customers (customer_id));
 diesel::joinable!(licenses -> servers (server_id));
 diesel::joinable!(key_clear_requests -> servers (server_id));
 diesel::joinable!(reminders -> servers (server_id));
 diesel::joinable!(console_sessions -> operators (operator));
+diesel::joinable!(portal_links -> customers (customer_id));
+diesel::joinable!(portal_sessions -> customers (customer_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
@@ -152,4 +186,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     reminders,
     operators,
     console_sessions,
+    portal_links,
+    portal_sessions,
+    portal_link_requests,
 );

@@ -168,6 +168,7 @@ impl Application {
                 .app_data(sync_metrics.clone())
                 .configure(|cfg| configure_extractors(cfg, ADMIN_JSON_LIMIT))
                 .configure(sync_api::configure)
+                .configure(crate::routes::portal::configure)
                 .default_service(web::to(not_found))
         })
         .on_connect(set_nodelay);

@@ -28,7 +28,8 @@ pub const MAX_SYNC_DATA: usize = 64 * 1024;
 pub fn stale_window(channel: SyncChannel) -> Duration {
     match channel {
         SyncChannel::Internet => Duration::minutes(15),
-        SyncChannel::Email => Duration::days(30),
+        // A file carried by hand to a browser, like a mailed one.
+        SyncChannel::Email | SyncChannel::Portal => Duration::days(30),
     }
 }
 
@@ -106,9 +107,10 @@ impl AppState {
             customers::check_contact(&mut conn, verified.request.server_id, sender)?;
         }
         let mut conn = self.db.write.get()?;
-        if channel == SyncChannel::Email {
-            // The same mail asked again (the gateway lost our first answer): the same
-            // license file, not a refusal and not a new sequence number.
+        if channel.carries_files() {
+            // The same file asked again (the gateway lost our first answer, or a download
+            // was lost): the same license file, not a refusal and not a new sequence
+            // number.
             if let Some(kept) = self.resend(&mut conn, &attempt)? {
                 return Ok(kept);
             }
@@ -116,7 +118,7 @@ impl AppState {
         let issued = conn.transaction::<_, ApiError, _>(|conn| {
             let issued = tx::issue_in(conn, &attempt)?;
             let answer = self.answer(&verified, channel, peer, now, issued)?;
-            if channel == SyncChannel::Email {
+            if channel.carries_files() {
                 let kept = serde_json::to_string(&answer).map_err(|e| {
                     ApiError::Internal(anyhow::Error::new(e).context("keeping an answer"))
                 })?;
@@ -131,7 +133,7 @@ impl AppState {
             Err(ApiError::Refused {
                 code: ErrorCode::ReplayedRequest,
                 ..
-            }) if channel == SyncChannel::Email => match self.resend(&mut conn, &attempt)? {
+            }) if channel.carries_files() => match self.resend(&mut conn, &attempt)? {
                 Some(kept) => Ok(kept),
                 None => issued,
             },
@@ -149,8 +151,9 @@ impl AppState {
             return Ok(None);
         };
         log::info!(
-            "sync answered again server_id={} channel=email request_id={}",
+            "sync answered again server_id={} channel={} request_id={}",
             attempt.server_id,
+            attempt.channel.as_str(),
             attempt.request_id
         );
         serde_json::from_str(&kept)

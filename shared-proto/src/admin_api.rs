@@ -14,6 +14,17 @@ crate::text_enum! {
         Internet => "internet",
         /// Sync data mailed to licensing@, answered through the mail gateway.
         Email => "email",
+        /// Sync data uploaded by a signed-in contact in the customer portal.
+        Portal => "portal",
+    }
+}
+
+impl SyncChannel {
+    /// Whether sync data comes as a file a person carries (mailed or uploaded): it may
+    /// be days old, and the same file presented again gets the license file it was
+    /// answered with, not a refusal.
+    pub fn carries_files(self) -> bool {
+        matches!(self, SyncChannel::Email | SyncChannel::Portal)
     }
 }
 
@@ -97,6 +108,14 @@ crate::text_enum! {
         SessionStart => "session.start",
         /// An operator signed out of the web console (the session was ended).
         SessionEnd => "session.end",
+        /// The mail gateway took a customer portal sign-in link into its outgoing
+        /// spool (the actor is the gateway; the detail names the contact).
+        PortalLinkHanded => "portal.link_handed",
+        /// A registered contact signed in to the customer portal with a mailed link
+        /// (the actor is the contact's address).
+        PortalSignIn => "portal.sign_in",
+        /// A contact signed out of the customer portal.
+        PortalSignOut => "portal.sign_out",
     }
 }
 
@@ -365,6 +384,33 @@ pub struct DueReminder {
     pub valid_until: DateTime<Utc>,
     /// Days left until `valid_until` at the claim (negative once passed).
     pub days_left: i64,
+}
+
+/// A customer portal sign-in link the mail gateway is to mail
+/// (`POST /admin/v1/portal-links/claim`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DuePortalLink {
+    pub id: Uuid,
+    /// The registered contact who asked for it: the only recipient.
+    pub to: String,
+    pub customer_name: String,
+    /// The link's path and query on the portal's public address
+    /// (`/portal/link?token=…`): the gateway puts its configured portal address in
+    /// front. It holds the single-use secret: never log it.
+    pub path: String,
+    /// When the link stops working (15 minutes after it was asked for).
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for DuePortalLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuePortalLink")
+            .field("id", &self.id)
+            .field("to", &self.to)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A recorded reminder (`GET /admin/v1/customers/{id}/reminders`).

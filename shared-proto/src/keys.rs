@@ -232,6 +232,22 @@ impl SolmeSigningKey {
         self.public.clone()
     }
 
+    /// A 32-byte secret derived from this key for `label` and `input`: the SHA-256 of
+    /// the (deterministic) Ed25519 signature of `solme derived secret v1`, the label
+    /// and the input, each length-prefixed. Every process holding the key derives the
+    /// same secret, so a secret whose hash alone is stored can be made again where it
+    /// is needed; without the key it cannot be. The signature itself never leaves.
+    pub fn derive_secret(&self, label: &str, input: &[u8]) -> Result<[u8; 32], ProtoError> {
+        let mut message = b"solme derived secret v1".to_vec();
+        for part in [label.as_bytes(), input] {
+            message.extend_from_slice(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+            message.extend_from_slice(part);
+        }
+        let mut signer = openssl::sign::Signer::new_without_digest(&self.key)?;
+        let signature = signer.sign_oneshot_to_vec(&message)?;
+        Ok(openssl::sha::sha256(&signature))
+    }
+
     pub(crate) fn key(&self) -> &PKey<Private> {
         &self.key
     }
@@ -397,6 +413,17 @@ mod tests {
             ServerIdentity::load(dir.path()).unwrap().public_keys(),
             identity.public_keys()
         );
+    }
+
+    #[test]
+    fn derived_secrets_are_stable_per_key_label_and_input() {
+        let key = SolmeSigningKey::generate().unwrap();
+        let other = SolmeSigningKey::generate().unwrap();
+        let secret = key.derive_secret("portal link", b"id-1").unwrap();
+        assert_eq!(secret, key.derive_secret("portal link", b"id-1").unwrap());
+        assert_ne!(secret, key.derive_secret("portal link", b"id-2").unwrap());
+        assert_ne!(secret, key.derive_secret("portal lin", b"kid-1").unwrap());
+        assert_ne!(secret, other.derive_secret("portal link", b"id-1").unwrap());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod console;
+pub mod portal;
 pub mod sync_api;
 
 use actix_web::{web, HttpResponse};

@@ -12,6 +12,7 @@ pub mod customers;
 pub mod key_clear;
 pub mod licenses;
 pub mod operators;
+pub mod portal;
 pub mod reminders;
 pub mod servers;
 pub mod sessions;

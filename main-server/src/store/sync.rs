@@ -354,7 +354,7 @@ fn group_result(attempt: &Attempt, row: GroupRow) -> Result<Issued, ApiError> {
 /// The refusal of a request id already used; what the customer does next depends on
 /// how the request came.
 fn replayed(attempt: &Attempt) -> ApiError {
-    let remedy = if attempt.channel == SyncChannel::Email {
+    let remedy = if attempt.channel.carries_files() {
         "a sync-data file can be used only once, export a new one"
     } else {
         "every synchronization is a new request: synchronize again"

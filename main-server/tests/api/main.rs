@@ -19,6 +19,7 @@ mod https;
 mod metrics;
 mod openapi;
 mod operators;
+mod portal;
 mod race;
 mod reminders;
 mod roles;

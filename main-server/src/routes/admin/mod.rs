@@ -23,6 +23,7 @@ mod key_clear_requests;
 mod licenses;
 mod mail;
 mod operators;
+mod portal_links;
 mod reminders;
 mod servers;
 mod sessions;
@@ -78,6 +79,8 @@ endpoints! {
     Put "/customers/{id}/reminders" => Manager, reminders::switch_reminders;
     Post "/reminders/claim" => Gateway, reminders::claim_reminders;
     Post "/reminders/{id}/handed" => Gateway, reminders::reminder_handed;
+    Post "/portal-links/claim" => Gateway, portal_links::claim_portal_links;
+    Post "/portal-links/{id}/handed" => Gateway, portal_links::portal_link_handed;
     Post "/servers" => Manager, servers::create_server;
     Get "/servers" => Viewer, servers::list_servers;
     Get "/servers/{id}" => Viewer, servers::show_server;
@@ -173,6 +176,8 @@ mod tests {
             ("POST /admin/v1/mail/sync", Need::Mail),
             ("POST /admin/v1/reminders/claim", Need::Mail),
             ("POST /admin/v1/reminders/x/handed", Need::Mail),
+            ("POST /admin/v1/portal-links/claim", Need::Mail),
+            ("POST /admin/v1/portal-links/x/handed", Need::Mail),
             ("POST /admin/v1/key-clear-requests", Need::Mail),
             ("GET /admin/v1/key-clear-requests/unnotified", Need::Mail),
             ("GET /admin/v1/key-clear-requests/x", Need::Read),
