@@ -192,6 +192,9 @@ impl Application {
             .local_addr()
             .context("reading a bound address")?;
         let admin_tls = !settings.admin_plain_http;
+        let document = web::Data::new(admin::document::PublishedDocument(
+            crate::openapi::document_json()?,
+        ));
         let admin_server = HttpServer::new(move || {
             App::new()
                 // Over HTTPS, the console and the API are HTTPS-only for browsers too.
@@ -203,6 +206,7 @@ impl Application {
                 .app_data(limiter.clone())
                 .app_data(admin_seen_head.clone())
                 .app_data(metrics.clone())
+                .app_data(document.clone())
                 .configure(|cfg| configure_extractors(cfg, ADMIN_JSON_LIMIT))
                 .configure(admin::configure)
                 .configure(crate::metrics::configure)

@@ -18,7 +18,7 @@
 
 mod audit;
 mod customers;
-mod document;
+pub mod document;
 mod key_clear_requests;
 mod licenses;
 mod mail;
