@@ -20,6 +20,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use shared_proto::tls::CertificateRefusal;
 use shared_proto::validity::{self, SyncState, CLOCK_ROLLBACK_TOLERANCE};
 use shared_proto::{Clock, ErrorCode};
 
@@ -482,12 +483,8 @@ async fn network_checks(
                 usable.get_or_insert_with(|| endpoint.clone());
                 break;
             }
-            Err(why) => {
-                b.fail(
-                    "tls",
-                    format!("{}: {why}", endpoint.url()),
-                    Cause::TlsCertificate,
-                );
+            Err((why, cause)) => {
+                b.fail("tls", format!("{}: {why}", endpoint.url()), cause);
                 return None;
             }
         }
@@ -518,30 +515,49 @@ async fn tls_handshake(
     tls: &openssl::ssl::SslConnector,
     host: &str,
     stream: tokio::net::TcpStream,
-) -> Result<String, String> {
+) -> Result<String, (String, Cause)> {
+    let set_up_failed = |e: openssl::error::ErrorStack| {
+        log::warn!("TLS set-up for {host} failed: {e}");
+        (
+            "this computer could not set up a secure connection (TLS); see the log".to_owned(),
+            Cause::TlsCertificate,
+        )
+    };
     let ssl = tls
         .configure()
         .and_then(|c| c.into_ssl(host))
-        .map_err(|e| format!("TLS set-up failed: {e}"))?;
-    let mut tls_stream = tokio_openssl::SslStream::new(ssl, stream)
-        .map_err(|e| format!("TLS set-up failed: {e}"))?;
+        .map_err(set_up_failed)?;
+    let mut tls_stream = tokio_openssl::SslStream::new(ssl, stream).map_err(set_up_failed)?;
     let handshake = tokio::time::timeout(
         StdDuration::from_secs(10),
         Pin::new(&mut tls_stream).connect(),
     )
     .await;
     let verify = tls_stream.ssl().verify_result();
+    // The connector also keeps the code aside for the HTTP client's sake: read here.
+    let _ = shared_proto::tls::take_certificate_refusal();
     match handshake {
-        Err(_) => Err("no TLS answer within 10 s (is it an HTTPS server?)".into()),
-        Ok(Err(e)) => {
+        Err(_) => Err((
+            "no TLS answer within 10 s (is it an HTTPS server?)".into(),
+            Cause::TlsCertificate,
+        )),
+        Ok(Err(_)) => {
             if verify.as_raw() != 0 {
-                Err(format!(
-                    "the certificate is not trusted: {} (it was not issued by the CA given to init, \
-                     or it does not name {host})",
-                    verify.error_string()
-                ))
+                let refusal = CertificateRefusal::from_code(verify.as_raw(), verify.error_string());
+                // OpenSSL compares the dates with this computer's clock, not the
+                // installation's.
+                let cause = match refusal {
+                    CertificateRefusal::NotYetValid => Cause::ClockSkew,
+                    _ => Cause::TlsCertificate,
+                };
+                Err((refusal.describe(Utc::now()), cause))
             } else {
-                Err(format!("the TLS handshake failed: {e}"))
+                Err((
+                    "the secure connection (TLS) could not be set up: the other side did not \
+                     complete a TLS handshake (is it an HTTPS server?)"
+                        .into(),
+                    Cause::TlsCertificate,
+                ))
             }
         }
         Ok(Ok(())) => Ok(tls_stream

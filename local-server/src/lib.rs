@@ -139,7 +139,14 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             let proxy =
                 proxy::ProxySettings::resolve(proxy.proxy.as_ref(), settings.proxy.as_ref())?;
             let client = sync::http_client(sync::tls_connector(&settings.ca_pem)?, proxy);
-            let report = sync::sync_now(&ctx, &client, "manual").await?;
+            let report = sync::sync_now(&ctx, &client, "manual")
+                .await
+                .map_err(|e| match e {
+                    Error::Network(why) => Error::Network(format!(
+                        "{why}; run `local-server diagnose` to find out why"
+                    )),
+                    other => other,
+                })?;
             out!("Synchronized through {}.", report.endpoint);
             out_raw!("{}", report.changes);
         }

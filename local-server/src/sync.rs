@@ -364,10 +364,13 @@ pub fn describe_send_error(err: &awc::error::SendRequestError) -> String {
                 .and_then(|inner| inner.downcast_ref::<TunnelError>())
             {
                 Some(tunnel) => tunnel.to_string(),
-                None => format!("secure connection failed (TLS): {io}"),
+                None => shared_proto::tls::describe_tls_failure(chrono::Utc::now()),
             }
         }
-        E::Connect(ConnectError::SslError(e)) => format!("secure connection failed (TLS): {e}"),
+        // OpenSSL's text names its source files: the words come from the verify code.
+        E::Connect(ConnectError::SslError(_)) => {
+            shared_proto::tls::describe_tls_failure(chrono::Utc::now())
+        }
         E::Connect(ConnectError::Timeout) => "no answer in time".into(),
         E::Connect(c) => format!("connection failed: {c}"),
         E::Timeout => "no answer in time".into(),
@@ -494,7 +497,9 @@ async fn exchange(
         )));
     }
     Err(Error::Network(format!(
-        "the main server could not be reached ({}); run `local-server diagnose` to find out why",
+        // Where to diagnose is said by the caller: a command on the command line, a
+        // button on the manager page.
+        "the main server could not be reached ({})",
         failures.join("; ")
     )))
 }

@@ -27,4 +27,5 @@ mod queueing;
 mod report;
 mod seats_held;
 mod support_bundle;
+mod tls_words;
 mod usage_chart;
