@@ -276,9 +276,50 @@ fn a_running_simulation_moves_to_day_367_through_its_control_api() {
     assert_eq!(sim.program("local-server-1")["pid"], local["pid"]);
 }
 
+/// The committed description of the control API, as users and tools read it without
+/// running anything.
+fn committed_openapi() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/control-api.openapi.json");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_committed_openapi_document_is_what_solme_sim_openapi_prints() {
+    let output = Command::new(env!("CARGO_BIN_EXE_solme-sim"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed == committed_openapi(),
+        "docs/control-api.openapi.json differs from the document the code generates; \
+         regenerate it with `cargo run -p tests --bin solme-sim -- openapi > \
+         docs/control-api.openapi.json` and commit it"
+    );
+    let document: Value = serde_json::from_str(&printed).unwrap();
+    let scheme = &document["components"]["securitySchemes"]["bearer"];
+    assert_eq!(
+        (&scheme["type"], &scheme["scheme"]),
+        (&json!("http"), &json!("bearer"))
+    );
+    assert_eq!(
+        document["paths"]["/v1/status"]["get"]["security"],
+        json!([{"bearer": []}])
+    );
+}
+
 #[test]
 fn the_control_api_refuses_a_wrong_token_and_bad_input_and_changes_nothing() {
     let sim = Sim::start();
+
+    // Its description is public: served without a token, the same as the committed one.
+    let served = ureq::get(&format!("{}/v1/openapi.json", sim.url))
+        .call()
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.content_type(), "application/json");
+    assert!(served.into_string().unwrap() == committed_openapi());
     let before = sim.ok("GET", "/v1/status", None)["clock"]["offset_ms"].clone();
 
     let (code, body) = sim.call_as(

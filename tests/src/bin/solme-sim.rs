@@ -44,6 +44,9 @@ enum Command {
     /// Run scenario files (TOML), each in a fresh simulation; exits 0 only when every
     /// expectation held, 2 when a file is refused (nothing is run then).
     Run(RunScenarios),
+    /// Print the control API's OpenAPI document (JSON), as a running simulation serves
+    /// it at GET /v1/openapi.json; no simulation needed.
+    Openapi,
     #[command(flatten)]
     Control(SimCommand),
 }
@@ -52,6 +55,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Run(files)) => scenarios::run(files),
+        Some(Command::Openapi) => match tests::sim::openapi::document_json() {
+            Ok(json) => {
+                print!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("solme-sim: the OpenAPI document could not be made: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Control(command)) => control_cli::run(command, cli.run.data_dir.as_deref()),
         None => match run::run(cli.run) {
             Ok(()) => ExitCode::SUCCESS,

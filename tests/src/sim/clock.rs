@@ -99,14 +99,16 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// What the clock says, as the control API answers it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClockState {
     /// The simulated time now.
     pub now: DateTime<Utc>,
     /// Its distance from the system clock, in milliseconds and for people (`+340d`).
     pub offset_ms: i64,
+    #[schema(example = "+340d")]
     pub offset: String,
     /// The clock file every program follows.
+    #[schema(value_type = String)]
     pub file: PathBuf,
 }
 

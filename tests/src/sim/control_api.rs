@@ -4,14 +4,16 @@
 //! - Where: `DIR/control.json` says the URL (an ephemeral port on 127.0.0.1) and the
 //!   token file; it exists while the simulation runs.
 //! - Who: every request carries `Authorization: Bearer TOKEN`, the token in
-//!   `DIR/control-token` (0600), compared in constant time; else 401.
-//! - Errors: `{"code", "message"}` with 400 (bad input), 401, 404, 500. A request that
-//!   is refused changes nothing.
+//!   `DIR/control-token` (0600), compared in constant time; else 401. The one
+//!   exception is `GET /v1/openapi.json`, the API's description, which holds nothing
+//!   secret ([`super::openapi`]).
+//! - Errors: `{"code", "message"}` with 400 (bad input), 401, 404, 409, 422, 500. A
+//!   request that is refused changes nothing.
 //!
-//! Endpoints: `GET /v1/status`, `POST /v1/clock`, `POST /v1/exec`,
-//! `GET /v1/mail/inbox?address=…`, `POST /v1/client`, `POST /v1/mail/send`
-//! ([`super::world_actions`]), `GET /v1/events?since=N&wait_ms=M` ([`super::events`]),
-//! `POST /v1/faults` ([`super::faults`]).
+//! Endpoints: the `control_routes!` table below, the one list that both registers each
+//! route and puts its handler's `#[utoipa::path]` in the OpenAPI document, so no route
+//! is served undocumented. Handlers live here and in [`super::world_actions`]
+//! (`/v1/client`, `/v1/mail/send`), [`super::events`] and [`super::faults`].
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -23,13 +25,14 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use anyhow::{Context, Result};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use shared_proto::files::{write, Access, Existing};
+use utoipa::{IntoParams, ToSchema};
 
-use super::clock::ClockMove;
-use super::exec;
+use super::clock::{ClockMove, ClockState};
+use super::faults::{ActiveFault, ProgramNow};
 use super::world::Simulation;
-use super::world_actions;
+use super::{events, exec, faults, openapi, world_actions};
 
 /// The file that tells clients where the control API is.
 pub const CONTROL_FILE: &str = "control.json";
@@ -47,6 +50,16 @@ pub struct ControlFile {
     pub token_file: PathBuf,
     /// The simulation's own process.
     pub pid: u32,
+}
+
+/// The body of every refusal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// `MALFORMED`, `UNAUTHORIZED`, `NOT_FOUND`, `CONFLICT`, `UNSUPPORTED` or `INTERNAL`.
+    #[schema(example = "MALFORMED")]
+    pub code: String,
+    /// What was wrong, for people.
+    pub message: String,
 }
 
 /// A refusal of the control API.
@@ -113,7 +126,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({"code": self.code, "message": self.message}))
+        HttpResponse::build(self.status).json(ErrorBody {
+            code: self.code.to_string(),
+            message: self.message.clone(),
+        })
     }
 }
 
@@ -141,6 +157,39 @@ impl State {
 }
 
 pub(super) type Shared = web::Data<State>;
+
+/// Declares every endpoint once: `verb "path" => handler;`, the handler annotated with
+/// `#[utoipa::path]` for the same verb and path. From the table come [`ROUTES`], the
+/// router's registrations and [`ControlApi`]'s OpenAPI paths, so a route cannot be
+/// served without its entry in the document (a test checks that each annotation
+/// states the verb and path it is registered under).
+macro_rules! control_routes {
+    ($($verb:ident $path:literal => $($handler:ident)::+;)*) => {
+        /// Every endpoint of the control API: (lower-case HTTP verb, path).
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($verb), $path)),*];
+
+        fn routes(config: &mut web::ServiceConfig) {
+            $(config.route($path, web::$verb().to($($handler)::+));)*
+        }
+
+        /// The control API's operations, for the OpenAPI document ([`super::openapi`]).
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths($($($handler)::+),*))]
+        pub struct ControlApi;
+    };
+}
+
+control_routes! {
+    get "/v1/status" => status;
+    post "/v1/clock" => clock;
+    post "/v1/exec" => exec_verb;
+    get "/v1/mail/inbox" => inbox;
+    get "/v1/events" => events::endpoint;
+    post "/v1/faults" => faults::endpoint;
+    post "/v1/client" => world_actions::client;
+    post "/v1/mail/send" => world_actions::mail_send;
+    get "/v1/openapi.json" => openapi::document_endpoint;
+}
 
 /// The running control API.
 pub struct ControlServer {
@@ -180,14 +229,7 @@ impl ControlServer {
                     App::new()
                         .app_data(state.clone())
                         .app_data(web::PayloadConfig::new(MAX_BODY))
-                        .route("/v1/status", web::get().to(status))
-                        .route("/v1/clock", web::post().to(clock))
-                        .route("/v1/exec", web::post().to(exec_verb))
-                        .route("/v1/mail/inbox", web::get().to(inbox))
-                        .route("/v1/events", web::get().to(super::events::endpoint))
-                        .route("/v1/faults", web::post().to(super::faults::endpoint))
-                        .route("/v1/client", web::post().to(world_actions::client))
-                        .route("/v1/mail/send", web::post().to(world_actions::mail_send))
+                        .configure(routes)
                         .default_service(web::to(|| async {
                             ApiError::not_found("no such endpoint; see `solme-sim --help`")
                                 .error_response()
@@ -257,18 +299,47 @@ pub(super) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("the body is not JSON: {e}")))
 }
 
+/// What `GET /v1/status` answers.
+#[derive(Debug, Serialize, ToSchema)]
+struct StatusAnswer {
+    /// The simulation directory.
+    #[schema(value_type = String)]
+    data_dir: PathBuf,
+    clock: ClockState,
+    programs: Vec<ProgramNow>,
+    /// The faults on now.
+    faults: Vec<ActiveFault>,
+    /// Where the mail gateway writes the mails it sends.
+    #[schema(value_type = String)]
+    outbox: PathBuf,
+}
+
+/// The programs, their addresses, processes and states, the clock and the faults on.
+#[utoipa::path(
+    get, path = "/v1/status", tag = "simulation", operation_id = "status",
+    responses((status = 200, description = "The programs, the simulated clock and the faults on now.", body = StatusAnswer))
+)]
 async fn status(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request)?;
     let sim = &state.sim;
-    Ok(HttpResponse::Ok().json(json!({
-        "data_dir": sim.root,
-        "clock": sim.clock.state(),
-        "programs": sim.faults.programs_now(&sim.programs),
-        "faults": sim.faults.active(),
-        "outbox": sim.outbox,
-    })))
+    Ok(HttpResponse::Ok().json(StatusAnswer {
+        data_dir: sim.root.clone(),
+        clock: sim.clock.state(),
+        programs: sim.faults.programs_now(&sim.programs),
+        faults: sim.faults.active(),
+        outbox: sim.outbox.clone(),
+    }))
 }
 
+/// Moves the one simulated clock every program follows.
+#[utoipa::path(
+    post, path = "/v1/clock", tag = "simulation", operation_id = "clock",
+    request_body = ClockMove,
+    responses(
+        (status = 200, description = "The clock after the move; every program follows within a second.", body = ClockState),
+        (status = 400, description = "`MALFORMED`: not exactly one of `advance`, `set`, `back`, a length or time that cannot be read, or a move too far; the clock did not move."),
+    )
+)]
 async fn clock(
     state: Shared,
     request: HttpRequest,
@@ -284,14 +355,31 @@ async fn clock(
     Ok(HttpResponse::Ok().json(moved))
 }
 
-#[derive(Debug, Deserialize)]
+/// What `POST /v1/exec` runs.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ExecRequest {
+    /// `main-server`, `mail-gateway`, `local-server-1`, …
     program: String,
+    /// The verb and its arguments, e.g. `["status", "--json"]`; the program's
+    /// `--data-dir` is added unless given. Not `serve` or `init`.
+    #[schema(min_items = 1)]
     args: Vec<String>,
+    /// How long it may run before it is killed (default 60, at most 600).
+    #[schema(minimum = 1)]
     timeout_seconds: Option<u64>,
 }
 
+/// Runs one verb of a program on its data directory and the simulated clock.
+#[utoipa::path(
+    post, path = "/v1/exec", tag = "simulation", operation_id = "exec",
+    request_body = ExecRequest,
+    responses(
+        (status = 200, description = "How the verb ended, with its output (each stream cut at 1 MiB).", body = exec::ExecOutput),
+        (status = 400, description = "`MALFORMED`: not an exec request, no verb, a verb not run through exec (`serve`, `init`), or `timeout_seconds` 0."),
+        (status = 404, description = "`NOT_FOUND`: no such program in this simulation."),
+    )
+)]
 async fn exec_verb(
     state: Shared,
     request: HttpRequest,
@@ -337,15 +425,19 @@ async fn exec_verb(
     Ok(HttpResponse::Ok().json(output))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct InboxQuery {
+    /// The contact's address, e.g. `ops@acme.example`.
+    #[param(required = true)]
     address: Option<String>,
 }
 
 /// One mail the gateway sent.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct SentMail {
     /// `reminder`, `key-clear-notice` or `reply` (to a mail received).
+    #[schema(value_type = String)]
     kind: &'static str,
     to: String,
     subject: String,
@@ -366,6 +458,15 @@ fn kind_of(file: &str) -> &'static str {
     }
 }
 
+/// What Solme's gateway sent one customer contact.
+#[utoipa::path(
+    get, path = "/v1/mail/inbox", tag = "world", operation_id = "mail_inbox",
+    params(InboxQuery),
+    responses(
+        (status = 200, description = "The mails the gateway sent that contact (in no set order; each has its date).", body = [SentMail]),
+        (status = 400, description = "`MALFORMED`: no `address`, or not a mail address."),
+    )
+)]
 async fn inbox(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.authorize(&request)?;
     let query = web::Query::<InboxQuery>::from_query(request.query_string())

@@ -25,6 +25,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::control_api::{ApiError, Shared};
 
@@ -38,7 +39,7 @@ const OUTBOX_EVERY: Duration = Duration::from_millis(250);
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// What happened, with its fields. Serialized with its name in `kind`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum What {
     /// A program's `serve` started (at set-up, or again after a fault).
@@ -95,7 +96,7 @@ pub enum What {
 }
 
 /// One line of the log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Event {
     /// 1, 2, 3, …: `GET /v1/events?since=N` answers the events after N.
     pub seq: u64,
@@ -219,7 +220,8 @@ impl EventLog {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventsQuery {
     /// The events after this sequence number (0: from the start).
@@ -232,6 +234,16 @@ struct EventsQuery {
 
 /// `GET /v1/events?since=N&wait_ms=M`: the events after N, oldest first, at most
 /// [`MAX_PAGE`]; an empty list when there is none after `wait_ms`.
+#[utoipa::path(
+    get, path = "/v1/events", tag = "events", operation_id = "events",
+    summary = "The event log after event `since`, waiting up to `wait_ms` for the next one.",
+    description = "The same lines as `DIR/events.jsonl`. To follow the log, ask again with the last `seq` as `since` and a `wait_ms`.",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "The events after `since`, oldest first, at most 1,000 (ask again from the last `seq` for more); empty when none came within `wait_ms`.", body = [Event]),
+        (status = 400, description = "`MALFORMED`: a bad query (not numbers, or an unknown parameter)."),
+    )
+)]
 pub(super) async fn endpoint(
     state: Shared,
     request: HttpRequest,

@@ -34,8 +34,8 @@ use chrono::{DateTime, Utc};
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use rustix::process::{kill_process, Pid, Signal};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use test_harness::{LocalServer, MailGateway, MainServer};
+use utoipa::ToSchema;
 
 use super::control_api::{ApiError, Shared};
 use super::events::{EventLog, What};
@@ -68,7 +68,7 @@ pub struct Processes {
 }
 
 /// Which fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
     Kill,
@@ -88,8 +88,8 @@ impl FaultKind {
     }
 }
 
-/// `POST /v1/faults`.
-#[derive(Debug, Clone, Deserialize)]
+/// What `POST /v1/faults` asks for.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
     pub fault: FaultKind,
@@ -98,11 +98,12 @@ pub struct FaultRequest {
     /// The program it is made on: `main-server`, `mail-gateway`, `local-server-1`, …
     pub program: String,
     /// `db-lock`: how long the lock is held, in seconds (1 to 3600; 30 when not given).
+    #[schema(minimum = 1, maximum = 3600)]
     pub seconds: Option<u64>,
 }
 
 /// What a fault request did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FaultAnswer {
     pub fault: FaultKind,
     pub program: String,
@@ -116,7 +117,7 @@ pub struct FaultAnswer {
 }
 
 /// A fault that is on now, as `GET /v1/status` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ActiveFault {
     pub fault: FaultKind,
     pub program: String,
@@ -138,6 +139,26 @@ pub enum FaultError {
     Unsupported(String),
     /// Something failed while doing it (500).
     Failed(anyhow::Error),
+}
+
+/// A program as `GET /v1/status` shows it: as the simulation started it, with its
+/// process now (none while killed) and its state.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProgramNow {
+    #[serde(flatten)]
+    pub program: Program,
+    pub state: ProgramState,
+}
+
+/// Whether a program runs, or which fault keeps it from running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgramState {
+    Running,
+    /// SIGSTOP (the `stop` fault): it holds its ports and answers nothing.
+    Stopped,
+    /// SIGKILL (the `kill` fault): its ports refuse connections.
+    Killed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,7 +304,7 @@ impl Faults {
 
     /// The programs as they are now: each with its present process id (none while
     /// killed) and `state` (`running`, `stopped`, `killed`).
-    pub fn programs_now(&self, programs: &[Program]) -> Vec<Value> {
+    pub fn programs_now(&self, programs: &[Program]) -> Vec<ProgramNow> {
         let inner = relock(&self.inner);
         programs
             .iter()
@@ -296,13 +317,14 @@ impl Faults {
                         _ => inner.processes.pid(&program.name),
                     };
                 }
-                let mut value = serde_json::to_value(&now).unwrap_or(Value::Null);
-                value["state"] = Value::from(match state {
-                    None | Some(State::Running) => "running",
-                    Some(State::Stopped) => "stopped",
-                    Some(State::Killed) => "killed",
-                });
-                value
+                ProgramNow {
+                    program: now,
+                    state: match state {
+                        None | Some(State::Running) => ProgramState::Running,
+                        Some(State::Stopped) => ProgramState::Stopped,
+                        Some(State::Killed) => ProgramState::Killed,
+                    },
+                }
             })
             .collect()
     }
@@ -694,6 +716,19 @@ fn take_write_lock(database: &std::path::Path) -> Result<SqliteConnection> {
 }
 
 /// `POST /v1/faults`.
+#[utoipa::path(
+    post, path = "/v1/faults", tag = "faults", operation_id = "fault",
+    summary = "Switches a fault on or off: `kill`, `stop`, `restart`, `db-lock`.",
+    description = "`kill`: SIGKILL (off: started again on the same ports, data directory and clock file); `stop`: SIGSTOP (off: SIGCONT); `restart`: SIGTERM then started again, at once (on only); `db-lock`: a local server's database write-locked for `seconds`.",
+    request_body = FaultRequest,
+    responses(
+        (status = 200, description = "What was done (`changed`: false when it was already so).", body = FaultAnswer),
+        (status = 400, description = "`MALFORMED`: not a fault request, `seconds` out of range or given to another fault than db-lock, or `restart` switched off."),
+        (status = 404, description = "`NOT_FOUND`: no such program in this simulation."),
+        (status = 409, description = "`CONFLICT`: the program's state does not allow it (stopping a killed program, locking a locked database)."),
+        (status = 422, description = "`UNSUPPORTED`: this simulation cannot make it (a database lock on a program without a local database)."),
+    )
+)]
 pub(super) async fn endpoint(
     state: Shared,
     request: HttpRequest,

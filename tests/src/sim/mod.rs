@@ -7,7 +7,8 @@
 //! - [`events`]: the event log (`DIR/events.jsonl`, `GET /v1/events`).
 //! - [`faults`]: faults on demand (programs killed, stopped, restarted; a database
 //!   locked), and the processes they act on.
-//! - [`control_api`]: the HTTP/JSON control API; [`control_cli`]: the CLI over it;
+//! - [`control_api`]: the HTTP/JSON control API, described by [`openapi`];
+//!   [`control_cli`]: the CLI over it;
 //!   [`exec`]: running a program's verb for it; [`world_actions`]: a licensed program
 //!   and a customer's mail, as the control API offers them.
 //! - [`scenario`]: journeys written as TOML files, and `solme-sim run` over them.
@@ -18,6 +19,7 @@ pub mod control_cli;
 pub mod events;
 pub mod exec;
 pub mod faults;
+pub mod openapi;
 pub mod run;
 pub mod scenario;
 pub mod world;

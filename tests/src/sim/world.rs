@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::clock::SimClock;
 use super::events::EventLog;
 use super::faults::Faults;
 
 /// Which program a process of the simulation is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProgramKind {
     MainServer,
@@ -32,11 +33,12 @@ impl ProgramKind {
 }
 
 /// One program the simulation started.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Program {
     /// Its name in the simulation: `main-server`, `mail-gateway`, `local-server-1`, …
     pub name: String,
     pub kind: ProgramKind,
+    #[schema(value_type = String)]
     pub data_dir: PathBuf,
     /// The process of its `serve`.
     pub pid: Option<u32>,

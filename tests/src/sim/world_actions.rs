@@ -19,7 +19,7 @@ use super::control_api::{json_body, ApiError, Shared};
 use super::world::{Program, ProgramKind, Simulation};
 
 /// What a licensed program asks (`POST /v1/client`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, tag = "action", rename_all = "kebab-case")]
 pub enum ClientAction {
     /// Ask for a seat; with `wait_seconds`, a `202` and a queue ticket may come back.
@@ -74,6 +74,17 @@ fn local_server<'a>(sim: &'a Simulation, name: &str) -> Result<&'a Program, ApiE
 /// `POST /v1/client`: answers `{"status": HTTP status, "body": the local server's JSON}`;
 /// status 0 with code `UNREACHABLE` when the local server did not answer (down,
 /// killed, refusing connections).
+#[utoipa::path(
+    post, path = "/v1/client", tag = "world", operation_id = "client",
+    summary = "Acts as a licensed program: checkout, heartbeat, checkin or poll on a local server's client API.",
+    description = "The local server's answer comes back as it was given, refusals included: a refusal is not an error of the control API.",
+    request_body = ClientAction,
+    responses(
+        (status = 200, description = "The local server's answer as it was given, refusals included; status 0 and code `UNREACHABLE` when it gave none.", body = super::openapi::ClientAnswer),
+        (status = 400, description = "`MALFORMED`: not one of the actions, or a field missing."),
+        (status = 404, description = "`NOT_FOUND`: no such local server in this simulation."),
+    )
+)]
 pub(super) async fn client(
     state: Shared,
     request: HttpRequest,
@@ -160,13 +171,14 @@ fn call_local(base: &str, action: &ClientAction) -> anyhow::Result<(u16, Value)>
 }
 
 /// What a customer mails licensing@ (`POST /v1/mail/send`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MailSend {
     /// The sender, any address (registered or not).
     pub from: String,
     /// A sync-data file written by `export-sync-data` (through exec): sent attached.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub sync_data: Option<PathBuf>,
     /// Or a plain-text mail, e.g. a key-clear request.
     #[serde(default)]
@@ -177,6 +189,17 @@ pub struct MailSend {
 
 /// `POST /v1/mail/send`: answers `{"message_id"}` (without angle brackets) once the
 /// gateway's SMTP has taken the mail.
+#[utoipa::path(
+    post, path = "/v1/mail/send", tag = "world", operation_id = "mail_send",
+    summary = "Mails licensing@ as a customer would, from any sender, over SMTP.",
+    description = "Either `sync_data` (a file written by `export-sync-data`, sent attached) or `subject` and `text` (e.g. a key-clear request).",
+    request_body = MailSend,
+    responses(
+        (status = 200, description = "The gateway's SMTP took the mail.", body = super::openapi::MailAccepted),
+        (status = 400, description = "`MALFORMED`: not a mail request, `from` not an address, neither or both of `sync_data` and `text`, or the sync data cannot be read."),
+        (status = 404, description = "`NOT_FOUND`: this simulation has no mail gateway."),
+    )
+)]
 pub(super) async fn mail_send(
     state: Shared,
     request: HttpRequest,
