@@ -45,6 +45,14 @@ impl ArmorKind {
         }
     }
 
+    /// As a sentence names it: "sync data" (a mass noun), "a license file".
+    fn with_article(self) -> &'static str {
+        match self {
+            Self::SyncData => "sync data",
+            Self::LicenseFile => "a license file",
+        }
+    }
+
     fn other(self) -> Self {
         match self {
             Self::SyncData => Self::LicenseFile,
@@ -94,9 +102,9 @@ pub fn decode(text: &str, kind: ArmorKind) -> Result<Armored, ProtoError> {
         let other = format!("-----BEGIN {}-----", kind.other().label());
         let message = if text.lines().map(unquote).any(|line| line == other) {
             format!(
-                "this is a {}, not {}",
-                kind.other().describe(),
-                kind.describe()
+                "this text holds {}, not {}",
+                kind.other().with_article(),
+                kind.with_article()
             )
         } else {
             format!("no {begin} block was found")
@@ -141,9 +149,10 @@ pub fn decode(text: &str, kind: ArmorKind) -> Result<Armored, ProtoError> {
     }
     let body = base64::engine::general_purpose::STANDARD
         .decode(body_text.as_bytes())
-        .map_err(|e| {
+        .map_err(|_| {
             ProtoError::Malformed(format!(
-                "the {} is damaged: its base64 text does not decode ({e})",
+                "the {} is damaged: its text between the BEGIN and END lines was changed \
+                 (it holds characters or a length that an unchanged export never has)",
                 kind.describe()
             ))
         })?;
@@ -197,7 +206,7 @@ mod tests {
         let err = decode(&sample(), ArmorKind::LicenseFile)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("this is a sync data"), "{err}");
+        assert_eq!(err, "this text holds sync data, not a license file");
         let truncated: String = sample().lines().take(4).map(|l| format!("{l}\n")).collect();
         let err = decode(&truncated, ArmorKind::SyncData)
             .unwrap_err()

@@ -179,6 +179,9 @@ impl Header for AutoResponseSuppress {
 pub struct Composer {
     from: Mailbox,
     domain: String,
+    /// The customer portal's public address (`--portal-url`), named in license
+    /// replies and reminders as a way to synchronize when set.
+    portal: Option<String>,
 }
 
 impl Composer {
@@ -190,7 +193,15 @@ impl Composer {
         Ok(Composer {
             domain: address.domain().to_owned(),
             from: Mailbox::new(Some(name.to_owned()), address),
+            portal: None,
         })
+    }
+
+    /// The same composer, naming the customer portal at `portal` (`--portal-url`,
+    /// without a trailing `/`) as a way to synchronize.
+    pub fn with_portal(mut self, portal: Option<String>) -> Composer {
+        self.portal = portal;
+        self
     }
 
     /// The licensing address.
@@ -261,8 +272,9 @@ impl Composer {
             .with_context(|| format!("the contact address {to:?} is not valid"))?;
         let subject = reminder_subject(reminder);
         let text = format!(
-            "{}\n-- \nSolme Licensing\nThis is an automatic message from {}.\n",
+            "{}{}\n-- \nSolme Licensing\nThis is an automatic message from {}.\n",
             reminder_text(reminder, &self.from.email),
+            self.portal_reminder(),
             self.from.email
         );
         let message = self
@@ -281,6 +293,71 @@ impl Composer {
             kind: ReplyKind::Reminder,
         };
         Ok((envelope, message.formatted()))
+    }
+
+    /// Writes a mail the gateway sends on its own (not a reply, e.g. a portal sign-in
+    /// link) to `to`, with the automatic message's signature after `text`; `name`
+    /// (unique per mail) makes its Message-ID.
+    pub fn compose_generated(
+        &self,
+        to: &str,
+        subject: String,
+        text: &str,
+        name: &str,
+        now: DateTime<Utc>,
+        kind: ReplyKind,
+    ) -> anyhow::Result<(OutgoingEnvelope, Vec<u8>)> {
+        let recipient: lettre::Address = to
+            .parse()
+            .with_context(|| format!("the contact address {to:?} is not valid"))?;
+        let text = format!(
+            "{text}\n-- \nSolme Licensing\nThis is an automatic message from {}.\n",
+            self.from.email
+        );
+        let message = self
+            .builder(
+                Mailbox::new(None, recipient.clone()),
+                subject,
+                name,
+                now,
+                "auto-generated",
+            )
+            .singlepart(SinglePart::plain(text))
+            .with_context(|| format!("building the {kind} mail"))?;
+        let envelope = OutgoingEnvelope {
+            from: None,
+            to: recipient.to_string(),
+            kind,
+        };
+        Ok((envelope, message.formatted()))
+    }
+
+    /// The portal as the alternative to mailing sync data, under a license reply.
+    fn portal_sync(&self) -> String {
+        self.portal
+            .as_deref()
+            .map(|portal| {
+                format!(
+                    "\nNext time you can also synchronize in Solme's customer portal:\n\
+                     sign in at {portal}/portal/ with this address, upload the sync data\n\
+                     file there and download the license file at once.\n"
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    /// The portal as the alternative to mailing sync data, at the end of a reminder.
+    fn portal_reminder(&self) -> String {
+        self.portal
+            .as_deref()
+            .map(|portal| {
+                format!(
+                    "\nInstead of mailing the sync data (2b), you can upload it in Solme's\n\
+                     customer portal: sign in at {portal}/portal/ with this address and\n\
+                     download the license file there at once.\n"
+                )
+            })
+            .unwrap_or_default()
     }
 
     /// The headers every mail of the gateway has.
@@ -333,7 +410,7 @@ impl Composer {
     fn text(&self, reply: &Reply<'_>, sender: &str) -> String {
         let own = &self.from.email;
         match reply {
-            Reply::License(answer) => license_text(answer),
+            Reply::License(answer) => format!("{}{}", license_text(answer), self.portal_sync()),
             Reply::KeyClearAck {
                 server_id,
                 request_id,
@@ -446,13 +523,21 @@ fn decision_text(request: &KeyClearRequest) -> String {
         .filter(|r| !r.trim().is_empty())
         .map(|r| format!("Reason given: {}\n", r.trim()))
         .unwrap_or_default();
+    // Words for a customer: what the check found, not the headers and flags it read
+    // (those are in the operator's console).
     let check = match request.sender_auth {
-        SenderAuth::Authenticated => request.sender_auth.describe(&request.sender_auth_detail),
-        _ => format!(
-            "{}\n              (the mail server could not confirm that the mail came from\n              \
-             that address)",
-            request.sender_auth.describe(&request.sender_auth_detail)
-        ),
+        SenderAuth::Authenticated => {
+            "confirmed: the mail server verified that the request came from\n              \
+             that address"
+        }
+        SenderAuth::NotAuthenticated => {
+            "failed: the mail server could not confirm that the request came\n              \
+             from that address"
+        }
+        SenderAuth::NotChecked => {
+            "not made: the request's sender could not be verified, so it may\n              \
+             not have come from that address"
+        }
     };
     let (decided, consequence) = if request.status == KeyClearStatus::Approved {
         (
@@ -664,12 +749,25 @@ fn refusal_text(
     own: &lettre::Address,
 ) -> String {
     match refusal {
-        Refusal::UnknownId => format!(
-            "Hello,\n\n\
-             the license server id {server_id} is not known to Solme.\n\n\
-             Please check the id (\"local-server status\" shows it). If it is right,\n\
-             contact your Solme representative.\n"
-        ),
+        // An unknown id and a sender not registered for a known one get the same
+        // answer: a stranger learns nothing about which ids exist.
+        Refusal::UnknownId | Refusal::NotRegistered => {
+            let what = if for_key_clear {
+                "a key-clear request"
+            } else {
+                "sync data"
+            };
+            format!(
+                "Hello,\n\n\
+                 we cannot accept {what} for license server id\n\
+                 {server_id}\n\
+                 from {sender}: either Solme does not know this id, or the address is not\n\
+                 registered as a contact of its customer.\n\n\
+                 Please check the id (\"local-server status\" shows it) and send from an\n\
+                 address registered for your company, or ask your Solme representative\n\
+                 to register this one.\n"
+            )
+        }
         Refusal::IdInUse => format!(
             "Hello,\n\n\
              license server id {server_id} is bound to another key pair: another\n\
@@ -680,20 +778,6 @@ fn refusal_text(
              company, with the subject\n\n  clear {server_id}\n\n\
              and a line on why (for example \"server reinstalled\"). You will get a mail\n\
              when an operator has decided; then send the sync data again.\n"
-        ),
-        Refusal::NotRegistered if for_key_clear => format!(
-            "Hello,\n\n\
-             the address {sender} is not registered as a contact of the customer of\n\
-             license server id {server_id}, so we cannot accept a key-clear request\n\
-             from it. Please send the request from a registered address, or ask your\n\
-             Solme representative to register this one.\n"
-        ),
-        Refusal::NotRegistered => format!(
-            "Hello,\n\n\
-             the address {sender} is not registered as a contact of the customer of\n\
-             license server id {server_id}, so we cannot send a license file to it.\n\
-             Please send the sync data from a registered address, or ask your Solme\n\
-             representative to register this one.\n"
         ),
         Refusal::Replayed { resumed: false } => format!(
             "Hello,\n\n\

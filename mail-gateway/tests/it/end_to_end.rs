@@ -165,6 +165,7 @@ fn refusals_of_the_main_server_are_explained() {
     let (_, server_id) = main.customer_with_server(&[OPS]);
     let first = ServerIdentity::generate().unwrap();
     let second = ServerIdentity::generate().unwrap();
+    let unknown_id = Uuid::new_v4();
     let cases = [
         (
             OPS,
@@ -181,14 +182,14 @@ fn refusals_of_the_main_server_are_explained() {
         (
             OPS,
             "unknown@x",
-            sync_data(&first, Uuid::new_v4()),
-            "is not known to Solme",
+            sync_data(&first, unknown_id),
+            "either Solme does not know this id",
         ),
         (
             "stranger@evil.example",
             "stranger@x",
             sync_data(&first, server_id),
-            "is not registered",
+            "either Solme does not know this id",
         ),
     ];
     // One after the other: "in use" needs the first binding in place.
@@ -215,6 +216,17 @@ fn refusals_of_the_main_server_are_explained() {
         in_use.text
     );
     assert!(in_use.attachments.is_empty());
+    // A stranger naming a real id learns no more than anyone naming an unknown one:
+    // with the id and the address masked, the two replies are the same text.
+    let masked = |id: &str| {
+        let reply = replies.iter().find(|r| r.answers() == Some(id)).unwrap();
+        let mut text = reply.text.replace(&reply.to, "SENDER");
+        for id in [server_id, unknown_id] {
+            text = text.replace(&id.to_string(), "ID");
+        }
+        text
+    };
+    assert_eq!(masked("stranger@x"), masked("unknown@x"));
 
     // A key-clear request from a stranger, and one for an unknown id.
     let stranger = text_mail(
@@ -243,7 +255,7 @@ fn refusals_of_the_main_server_are_explained() {
             .clone()
     };
     assert!(find("kc-stranger@x").contains("cannot accept a key-clear request"));
-    assert!(find("kc-unknown@x").contains("is not known to Solme"));
+    assert!(find("kc-unknown@x").contains("cannot accept a key-clear request"));
     let (_, pending) = main.admin("GET", "/admin/v1/key-clear-requests?status=pending", None);
     assert_eq!(pending.as_array().map(Vec::len), Some(0), "{pending}");
 }

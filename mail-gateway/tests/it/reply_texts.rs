@@ -87,12 +87,22 @@ fn reply_texts_match_their_snapshots() {
         KeyClearStatus::Rejected,
         Some("the id belongs to another site"),
     );
+    // Approved with the override, the gateway trusting no header: the notice words
+    // the check for a customer, not the gateway's configuration.
+    let unchecked = KeyClearRequest {
+        sender_auth: SenderAuth::NotChecked,
+        sender_auth_detail:
+            "the mail gateway trusts no Authentication-Results header (no --authserv-id)".into(),
+        ..approved.clone()
+    };
     let problems = [
         Problem::NoSyncData {
             attachments: vec!["screenshot.pdf".into()],
         },
         Problem::Damaged {
-            detail: "the sync data is damaged: its base64 text does not decode".into(),
+            detail:
+                "the sync data is damaged: its text between the BEGIN and END lines was changed"
+                    .into(),
         },
         Problem::LicenseFileSent,
         Problem::KeyClearWithoutId,
@@ -148,6 +158,10 @@ fn reply_texts_match_their_snapshots() {
         ),
         ("key-clear-approved".into(), Reply::Decision(&approved)),
         ("key-clear-rejected".into(), Reply::Decision(&rejected)),
+        (
+            "key-clear-approved-unchecked".into(),
+            Reply::Decision(&unchecked),
+        ),
     ];
     for problem in &problems {
         replies.push((problem.label().into(), Reply::Problem(problem)));
