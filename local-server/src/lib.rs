@@ -257,15 +257,19 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             json,
             csv,
         } => {
-            let mut conn = db::connect_existing(&data.data_dir)?;
             let to = to.unwrap_or_else(|| clock.now());
             let from = from.unwrap_or(to - chrono::Duration::days(30));
+            // A usage mistake, told before anything is opened.
             if from >= to {
-                return Err(Error::refused(
-                    shared_proto::ErrorCode::Malformed,
-                    "--from must be before --to",
-                ));
+                eprintln!(
+                    "error: --from ({}) must be before --to ({}); expected for example \
+                     `--from 2027-01-01 --to 2027-02-01` (dates YYYY-MM-DD, or RFC 3339 times)",
+                    from.format("%Y-%m-%d %H:%M UTC"),
+                    to.format("%Y-%m-%d %H:%M UTC")
+                );
+                return Ok(shared_proto::exit::USAGE);
             }
+            let mut conn = db::connect_existing(&data.data_dir)?;
             let report = report::build(&mut conn, from, to)?;
             if csv && !json {
                 out_raw!("{}", report.to_csv());

@@ -41,9 +41,17 @@ impl ProxyText {
     }
 }
 
+/// A proxy address given on the command line (or in its environment variable) is
+/// checked when the flags are read: a usage mistake, told with the expected form.
+/// Empty text stands for "no override".
 impl std::str::FromStr for ProxyText {
-    type Err = std::convert::Infallible;
+    type Err = anyhow::Error;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if !text.trim().is_empty() {
+            ProxyUrl::parse(text).map_err(|e| {
+                anyhow!("{e}; expected http://host:port or http://user:password@host:port")
+            })?;
+        }
         Ok(Self(text.to_owned()))
     }
 }

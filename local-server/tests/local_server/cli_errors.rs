@@ -69,3 +69,43 @@ fn a_failed_sync_is_told_once_without_a_log_line() {
     );
     assert!(!err.contains("WARN"), "{err}");
 }
+
+#[test]
+fn usage_mistakes_exit_2_with_the_expected_form_before_anything_is_opened() {
+    // No installation: a usage mistake is found before the data directory is read.
+    let empty = tempfile::tempdir().unwrap();
+    let usage = |args: &[&str], expected: &str| {
+        let out = Command::new(local_bin())
+            .args(args)
+            .arg("--data-dir")
+            .arg(empty.path())
+            .env_remove("RUST_LOG")
+            .env_remove("LOCAL_SERVER_PROXY")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(exit::USAGE)),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(
+            !err.contains("init"),
+            "{args:?} read the installation: {err}"
+        );
+    };
+    usage(
+        &["sync", "--proxy", "not a url"],
+        "expected http://host:port",
+    );
+    usage(
+        &["diagnose", "--proxy", "ftp://proxy:21"],
+        "expected http://host:port",
+    );
+    usage(
+        &["report", "--from", "2027-02-01", "--to", "2027-01-01"],
+        "expected for example `--from 2027-01-01 --to 2027-02-01`",
+    );
+    usage(&["report", "--from", "2027-02-30"], "YYYY-MM-DD");
+}
