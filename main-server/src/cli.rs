@@ -237,6 +237,7 @@ pub enum CustomerCommand {
     /// Give a customer a new name.
     Rename {
         /// Customer id.
+        #[arg(value_parser = parse_id)]
         customer_id: Uuid,
         /// The new name.
         #[arg(long, env = "MAIN_SERVER_CUSTOMER_NAME")]
@@ -249,6 +250,7 @@ pub enum CustomerCommand {
     /// customer only).
     AddEmail {
         /// Customer id.
+        #[arg(value_parser = parse_id)]
         customer_id: Uuid,
         /// The address.
         email: String,
@@ -256,6 +258,7 @@ pub enum CustomerCommand {
     /// Remove a contact address of a customer (not its last one).
     RemoveEmail {
         /// Customer id.
+        #[arg(value_parser = parse_id)]
         customer_id: Uuid,
         /// The address.
         email: String,
@@ -263,6 +266,7 @@ pub enum CustomerCommand {
     /// Switch the reminder mails of a customer on or off (on by default).
     Reminders {
         /// Customer id.
+        #[arg(value_parser = parse_id)]
         customer_id: Uuid,
         /// `on` or `off`.
         switch: Switch,
@@ -282,6 +286,7 @@ pub enum ReminderCommand {
     /// valid-until it was about, whether it was mailed (and to whom) or cancelled.
     List {
         /// Customer id.
+        #[arg(value_parser = parse_id)]
         customer_id: Uuid,
     },
 }
@@ -292,6 +297,7 @@ pub enum ServerCommand {
     Add {
         /// Customer id.
         #[arg(long = "customer", env = "MAIN_SERVER_CUSTOMER_ID")]
+        #[arg(value_parser = parse_id)]
         customer_id: Uuid,
     },
     /// List ids, one page at a time (by id).
@@ -302,12 +308,14 @@ pub enum ServerCommand {
     /// Show an id: binding, last sync and channel, days until the 366-day limit, licenses.
     Show {
         /// License server id.
+        #[arg(value_parser = parse_id)]
         server_id: Uuid,
     },
     /// The usage each of the id's latest syncs reported: per feature, seats, peak in
     /// use, seat-hours and refused check-outs by code (oldest sync first).
     Usage {
         /// License server id.
+        #[arg(value_parser = parse_id)]
         server_id: Uuid,
         /// How many of the latest syncs to show (1 to 1000).
         #[arg(long, env = "MAIN_SERVER_USAGE_SYNCS", default_value_t = 20,
@@ -341,6 +349,7 @@ pub enum LicenseCommand {
     /// Add a license to an id.
     Add {
         /// License server id.
+        #[arg(value_parser = parse_id)]
         server_id: Uuid,
         /// Product/feature name.
         #[arg(long, env = "MAIN_SERVER_LICENSE_FEATURE")]
@@ -350,9 +359,11 @@ pub enum LicenseCommand {
         seats: u32,
         /// First valid day (YYYY-MM-DD or RFC 3339); default: at once.
         #[arg(long, env = "MAIN_SERVER_LICENSE_VALID_FROM")]
+        #[arg(value_parser = check_date)]
         valid_from: Option<String>,
         /// Last valid moment (YYYY-MM-DD or RFC 3339); default: perpetual.
         #[arg(long, env = "MAIN_SERVER_LICENSE_VALID_UNTIL")]
+        #[arg(value_parser = check_date)]
         valid_until: Option<String>,
         /// Let clients borrow a seat for offline use for up to this many hours (1 to
         /// 8784); default: not borrowable. Carried to the local server in the license file.
@@ -363,17 +374,21 @@ pub enum LicenseCommand {
     /// Change a license's seats or dates (`none` removes a date).
     Change {
         /// License server id.
+        #[arg(value_parser = parse_id)]
         server_id: Uuid,
         /// License id.
+        #[arg(value_parser = parse_id)]
         license_id: Uuid,
         /// New number of seats.
         #[arg(long, env = "MAIN_SERVER_LICENSE_SEATS")]
         seats: Option<u32>,
         /// New start (YYYY-MM-DD, RFC 3339 or `none`).
         #[arg(long, env = "MAIN_SERVER_LICENSE_VALID_FROM")]
+        #[arg(value_parser = check_date)]
         valid_from: Option<String>,
         /// New end (YYYY-MM-DD, RFC 3339 or `none` for perpetual).
         #[arg(long, env = "MAIN_SERVER_LICENSE_VALID_UNTIL")]
+        #[arg(value_parser = check_date)]
         valid_until: Option<String>,
         /// New longest offline borrow in hours (1 to 8784), or `none`: not borrowable.
         #[arg(long, env = "MAIN_SERVER_LICENSE_MAX_BORROW_HOURS", value_parser = parse_borrow_hours)]
@@ -382,8 +397,10 @@ pub enum LicenseCommand {
     /// Remove a license.
     Remove {
         /// License server id.
+        #[arg(value_parser = parse_id)]
         server_id: Uuid,
         /// License id.
+        #[arg(value_parser = parse_id)]
         license_id: Uuid,
     },
 }
@@ -393,6 +410,7 @@ pub enum KeyCommand {
     /// Clear the key pair bound to an id, so the next first sync binds a new one.
     Clear {
         /// License server id.
+        #[arg(value_parser = parse_id)]
         server_id: Uuid,
         /// Why (recorded in the audit log with the operator name).
         #[arg(long, env = "MAIN_SERVER_KEY_CLEAR_REASON")]
@@ -411,11 +429,13 @@ pub enum RequestCommand {
     /// One request in full: its text and whether its sender was authenticated.
     Show {
         /// Request id.
+        #[arg(value_parser = parse_id)]
         request_id: Uuid,
     },
     /// Approve a request: clears the id's key pair.
     Approve {
         /// Request id.
+        #[arg(value_parser = parse_id)]
         request_id: Uuid,
         /// Note recorded with the decision.
         #[arg(long, env = "MAIN_SERVER_REQUEST_REASON")]
@@ -429,6 +449,7 @@ pub enum RequestCommand {
     /// Reject a request.
     Reject {
         /// Request id.
+        #[arg(value_parser = parse_id)]
         request_id: Uuid,
         /// Why (sent to the customer).
         #[arg(long, env = "MAIN_SERVER_REQUEST_REASON")]
@@ -438,6 +459,7 @@ pub enum RequestCommand {
     Create {
         /// License server id.
         #[arg(long, env = "MAIN_SERVER_REQUEST_SERVER_ID")]
+        #[arg(value_parser = parse_id)]
         server_id: Uuid,
         /// Registered contact address asking.
         #[arg(long, env = "MAIN_SERVER_REQUEST_SENDER")]
@@ -483,6 +505,31 @@ mod tests {
 /// A borrow limit given on the command line: hours, or none (not borrowable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BorrowLimit(pub Option<u32>);
+
+/// An id on the command line, with the expected form instead of the parser's words.
+fn parse_id(text: &str) -> Result<Uuid, String> {
+    Uuid::try_parse(text.trim()).map_err(|_| {
+        format!("{text:?} is not an id: expected one like 6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10")
+    })
+}
+
+/// A date flag, checked when the flags are read (a usage mistake exits 2) and kept as
+/// text for the command that sends it.
+fn check_date(text: &str) -> Result<String, String> {
+    // The forms the admin command reads (`admin_cli::commands::parse_date`).
+    let trimmed = text.trim();
+    let readable = ["none", "never"]
+        .iter()
+        .any(|word| trimmed.eq_ignore_ascii_case(word))
+        || chrono::NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").is_ok()
+        || chrono::DateTime::parse_from_rfc3339(trimmed).is_ok();
+    readable.then(|| text.to_owned()).ok_or_else(|| {
+        format!(
+            "{text:?} is not a date: expected YYYY-MM-DD (for example 2027-02-28), an \
+                 RFC 3339 time such as 2027-02-28T12:00:00Z, or none"
+        )
+    })
+}
 
 fn parse_borrow_hours(text: &str) -> Result<BorrowLimit, String> {
     let text = text.trim();

@@ -37,7 +37,8 @@ pub fn parse_date(text: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
     }
     DateTime::parse_from_rfc3339(text)
         .map(|d| Some(d.with_timezone(&Utc)))
-        .with_context(|| format!("{text:?} is not a date (YYYY-MM-DD, RFC 3339 or none)"))
+        // Not the date library's words: they name its internals, not the expected form.
+        .map_err(|_| anyhow::anyhow!("{text:?} is not a date (YYYY-MM-DD, RFC 3339 or none)"))
 }
 
 /// A refusal for want of a confirmation, saying how to give it on the command line.

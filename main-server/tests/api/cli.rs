@@ -432,3 +432,45 @@ async fn admin_cli_sets_and_clears_a_borrow_limit() {
     assert!(json_of(&change("none"))["max_borrow_hours"].is_null());
     failed_saying(&change("0"), 2, "hours from 1 to 8784");
 }
+
+#[test]
+fn usage_mistakes_exit_2_with_the_expected_form_not_a_parser_message() {
+    // No server: the flags are refused before anything is read or sent.
+    let dir = tempfile::tempdir().unwrap();
+    let id = "6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10";
+    for (args, expected) in [
+        (
+            vec![
+                "license",
+                "add",
+                id,
+                "--feature",
+                "cad",
+                "--seats",
+                "1",
+                "--valid-until",
+                "2027-02-30",
+            ],
+            "expected YYYY-MM-DD",
+        ),
+        (vec!["server", "show", "not-a-uuid"], "expected one like"),
+        (vec!["server", "show", "6f0c1a52"], "expected one like"),
+    ] {
+        let out = admin(dir.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(exit::USAGE)),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains(expected), "{args:?}: {err}");
+        for internal in [
+            "invalid character",
+            "found `",
+            "out of range",
+            "listening.json",
+        ] {
+            assert!(!err.contains(internal), "{args:?}: {err}");
+        }
+    }
+}
