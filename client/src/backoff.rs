@@ -52,6 +52,22 @@ impl Backoff {
     }
 }
 
+/// How long before a request's deadline its last attempt is made: time for the answer
+/// to come before, say, the lease that a heartbeat renews runs out.
+pub(crate) const LAST_TRY_BEFORE: Duration = Duration::from_millis(500);
+
+/// The wait before the next attempt when `remaining` is left until the deadline: the
+/// drawn `delay`, shortened so that the attempt still comes [`LAST_TRY_BEFORE`] the
+/// deadline; `None` when there is no time left for one.
+///
+/// Never giving up early matters most for a heartbeat: its deadline is the end of the
+/// lease, and a client that gives up while its lease still holds a seat checks out a
+/// second one (or, all seats taken, loses the seat) while the server keeps the first.
+pub(crate) fn wait_within(delay: Duration, remaining: Duration) -> Option<Duration> {
+    let latest = remaining.checked_sub(LAST_TRY_BEFORE)?;
+    (!latest.is_zero()).then(|| delay.min(latest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +94,19 @@ mod tests {
             let delay = policy.delay(attempt);
             assert!(delay <= policy.window(attempt), "{delay:?} at {attempt}");
         }
+    }
+
+    #[test]
+    fn the_last_attempt_comes_just_before_the_deadline_however_long_the_draw() {
+        let s = Duration::from_secs;
+        // Room enough: the drawn delay.
+        assert_eq!(wait_within(s(1), s(10)), Some(s(1)));
+        // A draw past the deadline is cut to one last attempt before it, not dropped.
+        assert_eq!(wait_within(s(8), s(4)), Some(s(4) - LAST_TRY_BEFORE));
+        assert_eq!(wait_within(s(30), s(1)), Some(s(1) - LAST_TRY_BEFORE));
+        // No time left for an answer: give up.
+        assert_eq!(wait_within(s(1), LAST_TRY_BEFORE), None);
+        assert_eq!(wait_within(s(1), Duration::ZERO), None);
     }
 
     /// A thousand clients failing at the same instant come back spread over the

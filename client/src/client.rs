@@ -15,7 +15,7 @@ use serde_json::Value;
 use shared_proto::{ApiError, ErrorCode};
 use url::Url;
 
-use crate::backoff::Backoff;
+use crate::backoff::{wait_within, Backoff};
 use crate::error::Error;
 use crate::wire::{CheckOutBody, Feature, Grant, PublicKey, QueueTicket};
 
@@ -401,9 +401,10 @@ impl Client {
             // Retry-After is a floor, and the jitter is added on top of it so that the
             // clients it was sent to do not all come back at that same second.
             let delay = retry_after.unwrap_or_default().min(backoff.cap) + backoff.delay(attempt);
-            if Instant::now() + delay >= deadline {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let Some(delay) = wait_within(delay, remaining) else {
                 break;
-            }
+            };
             tokio::time::sleep(delay).await;
         }
         let tried: Vec<String> = servers

@@ -177,6 +177,50 @@ fn a_lease_survives_a_server_restart_and_its_heartbeats_resume() {
     assert_eq!(server.in_use("cad"), 0);
 }
 
+/// A reconnect storm's late comers: a heartbeat whose back-off draws a wait past the
+/// end of its lease still tries once before that end, and keeps its seat, instead of
+/// giving up early and checking out a second seat while the server keeps the first
+/// (with every seat taken, that check-out was refused and the seat lost).
+#[test]
+fn a_heartbeat_whose_back_off_outlasts_the_lease_tries_once_more_before_it_ends() {
+    let mut server = Server::serving(vec![license("cad", 1)], &["--lease-seconds", "6"]);
+    // Every retry draws from a window far longer than the lease.
+    let mut settings = settings(vec![server.url()], "alice", Duration::from_secs(20));
+    settings.backoff.first = Duration::from_secs(1000);
+    settings.backoff.cap = Duration::from_secs(1000);
+    let client = solme_client::blocking::Client::with_settings(settings).unwrap();
+    let lease = client.checkout("cad", Options::default()).unwrap();
+    let id = lease.id();
+    assert_eq!(lease.info().grant.heartbeat_seconds, Some(2));
+
+    // Down past the heartbeat due 2 s after the check-out, back well before the lease
+    // (6 s) runs out.
+    server.kill();
+    let failed = lease.expires_at() - chrono::Duration::seconds(3);
+    wait_until("the heartbeat's time has passed", DEADLINE, || {
+        (chrono::Utc::now() > failed).then_some(())
+    })
+    .unwrap();
+    server.restart(&["--lease-seconds", "6"]);
+    wait_until(
+        "the heartbeat answered by the restarted server",
+        DEADLINE,
+        || {
+            let info = lease.info();
+            (info.heartbeats >= 1 || info.state != LeaseState::Held).then_some(())
+        },
+    )
+    .unwrap();
+    let info = lease.info();
+    assert_eq!(info.state, LeaseState::Held);
+    assert_eq!(
+        info.grant.lease_id, id,
+        "the same lease, not a new check-out"
+    );
+    assert_eq!(info.recheckouts, 0);
+    assert_eq!(server.in_use("cad"), 1);
+}
+
 #[test]
 fn a_lease_the_server_forgot_is_checked_out_again_once() {
     let mut old = Server::serving(vec![license("cad", 1)], &["--lease-seconds", "3"]);
