@@ -1,5 +1,6 @@
 //! The client of the main server's admin API (docs/API.md): mail sync,
-//! key-clear requests, the decided-request notices, and the reminders.
+//! key-clear requests, the decided-request notices, the reminders and the customer
+//! portal's sign-in links.
 //!
 //! Every failure is sorted here into the distinctions the worker needs: a
 //! refusal (the main server answered 4xx: permanent, the customer is told),
@@ -16,7 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared_proto::admin_api::{
-    DecidedKeyClearRequest, DueReminder, KeyClearRequest, MailSync, NewKeyClearRequest, SyncAnswer,
+    DecidedKeyClearRequest, DuePortalLink, DueReminder, KeyClearRequest, MailSync,
+    NewKeyClearRequest, SyncAnswer,
 };
 use shared_proto::{ApiError, ErrorCode};
 use uuid::Uuid;
@@ -175,6 +177,23 @@ impl AdminClient {
     /// Records that reminder `id` is in the outgoing spool (idempotent).
     pub async fn reminder_handed(&self, id: Uuid) -> Result<(), MainServerError> {
         self.record(&format!("/admin/v1/reminders/{id}/handed"))
+            .await
+    }
+
+    /// The customer portal's sign-in links to mail (each holds its single-use secret in
+    /// `path`: never log it).
+    pub async fn claim_portal_links(&self) -> Result<Vec<DuePortalLink>, MainServerError> {
+        self.call::<(), _>(
+            awc::http::Method::POST,
+            "/admin/v1/portal-links/claim",
+            None,
+        )
+        .await
+    }
+
+    /// Records that sign-in link `id` is in the outgoing spool (idempotent).
+    pub async fn portal_link_handed(&self, id: Uuid) -> Result<(), MainServerError> {
+        self.record(&format!("/admin/v1/portal-links/{id}/handed"))
             .await
     }
 

@@ -249,6 +249,23 @@ pub struct ServeArgs {
     /// one needs an explicit override.
     #[arg(long, env = "MAIL_GATEWAY_AUTHSERV_ID", value_parser = authserv_id)]
     pub authserv_id: Option<String>,
+
+    /// The public address of Solme's customer portal as customers reach it, e.g.
+    /// `https://licensing.solme.example` (the main server's sync address, or the front
+    /// before it). Sign-in links are mailed as this address followed by
+    /// `/portal/link?token=…`, and replies and reminders name `ADDRESS/portal/` as a
+    /// way to synchronize. Without it no sign-in link is mailed.
+    #[arg(long, env = "MAIL_GATEWAY_PORTAL_URL", value_parser = portal_url)]
+    pub portal_url: Option<String>,
+
+    /// How often the main server is asked for portal sign-in links to mail, in
+    /// milliseconds. A link works for 15 minutes, so keep this short.
+    #[arg(
+        long,
+        env = "MAIL_GATEWAY_PORTAL_LINK_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    pub portal_link_interval_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -319,6 +336,25 @@ fn authserv_id(text: &str) -> Result<String, String> {
     Ok(id.to_owned())
 }
 
+/// The portal's public address: `https://`, a host, no user, query or fragment;
+/// returned without a trailing `/`, ready for a path to be appended.
+fn portal_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let expected = "expected the portal's public https:// address, such as \
+                    https://licensing.solme.example";
+    let url = url::Url::parse(text).map_err(|err| format!("{expected}: {err}"))?;
+    if url.scheme() != "https" || url.host_str().is_none_or(str::is_empty) {
+        return Err(expected.to_owned());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{expected}, without a user name or password"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{expected}, without ? or #"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +392,31 @@ mod tests {
         assert!(authserv_id("").is_err());
         assert!(authserv_id("mx; spf=pass").is_err());
         assert!(authserv_id(&"a".repeat(300)).is_err());
+    }
+
+    #[test]
+    fn portal_urls_are_https_bases() {
+        assert_eq!(
+            portal_url(" https://licensing.solme.example/ "),
+            Ok("https://licensing.solme.example".into())
+        );
+        assert_eq!(
+            portal_url("https://127.0.0.1:8443"),
+            Ok("https://127.0.0.1:8443".into())
+        );
+        assert_eq!(
+            portal_url("https://solme.example/licensing/"),
+            Ok("https://solme.example/licensing".into())
+        );
+        for bad in [
+            "http://licensing.solme.example",
+            "licensing.solme.example",
+            "https://user:pw@licensing.solme.example",
+            "https://licensing.solme.example/?a=b",
+            "https://licensing.solme.example/#top",
+        ] {
+            assert!(portal_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

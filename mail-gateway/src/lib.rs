@@ -14,8 +14,9 @@
 //! - [`outgoing`]: composing mails ([`outgoing::replies`]) and sending them
 //!   ([`outgoing::transport`]: SMTP relay or a folder).
 //! - [`own_mail`]: mail the gateway writes on its own: key-clear decision notices
-//!   ([`own_mail::notices`]) and reminders of the 366-day limit
-//!   ([`own_mail::reminders`]).
+//!   ([`own_mail::notices`]), reminders of the 366-day limit
+//!   ([`own_mail::reminders`]) and the customer portal's sign-in links
+//!   ([`own_mail::portal_links`]).
 //! - [`admin_client`]: the client of the main server's admin API.
 //! - [`status`]: the status page, its counters and its Prometheus metrics.
 //! - [`vocabulary`]: the types every side speaks (envelopes, sender, reply kinds,

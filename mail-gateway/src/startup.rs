@@ -1,8 +1,8 @@
 //! Start-up: turns the `serve` arguments into running parts. [`Application::build`]
 //! binds the listeners (port 0 allowed) and writes `DATA_DIR/listening.json`;
 //! [`Application::run_until_stopped`] runs intake, worker, dispatcher, notices,
-//! reminders
-//! and the status page until the shutdown future completes, then drains.
+//! reminders, the portal's sign-in links (with `--portal-url`) and the status page
+//! until the shutdown future completes, then drains.
 //!
 //! The stop, in order: no new mail is taken (SMTP listener, Maildir) and the
 //! scans stop; SMTP sessions in `DATA` may finish (their message is stored
@@ -37,6 +37,7 @@ use crate::intake::smtp::{Smtp, SmtpSettings};
 use crate::outgoing::replies::Composer;
 use crate::outgoing::transport::{Outbound, RelaySettings};
 use crate::own_mail::notices::Notices;
+use crate::own_mail::portal_links::PortalLinks;
 use crate::own_mail::reminders::Reminders;
 use crate::queue::dispatch::Dispatcher;
 use crate::queue::runner::{Backoff, RetryPolicy, Runner};
@@ -82,7 +83,8 @@ impl Application {
     /// Checks the settings, opens the spool, binds the listeners and writes
     /// `listening.json`.
     pub fn build(args: ServeArgs, clock: Clock) -> anyhow::Result<Application> {
-        let composer = Composer::new(&args.address, &args.from_name)?;
+        let composer =
+            Composer::new(&args.address, &args.from_name)?.with_portal(args.portal_url.clone());
         let token =
             shared_proto::files::read_secret(&args.token_file).context("reading --token-file")?;
         let main = AdminClient::new(&args.main_server, args.main_server_ca.as_deref(), token)?;
@@ -154,6 +156,13 @@ impl Application {
             composer.address(),
             listening.http
         );
+        if args.portal_url.is_none() {
+            log::warn!(
+                "no --portal-url: sign-in links of the customer portal are not mailed (a \
+                 contact who asks for one gets nothing), and replies and reminders do not \
+                 name the portal"
+            );
+        }
         if let (Some(id), Some(addr)) = (&args.authserv_id, listening.smtp) {
             log::warn!(
                 "mail received on the SMTP listener {addr} is recorded with its sender not \
@@ -245,6 +254,17 @@ impl Application {
             clock: clock.clone(),
             replies: replies_tx.clone(),
         });
+        let portal_links = args.portal_url.clone().map(|portal| {
+            Rc::new(PortalLinks {
+                spool: spool.clone(),
+                main: main.clone(),
+                composer: composer.clone(),
+                clock: clock.clone(),
+                stats: stats.clone(),
+                portal,
+                replies: replies_tx.clone(),
+            })
+        });
         let reminders = Rc::new(Reminders {
             spool: spool.clone(),
             main,
@@ -287,6 +307,13 @@ impl Application {
                 )),
             ),
         ];
+        if let Some(portal_links) = portal_links {
+            let poll = actix_web::rt::spawn(portal_links.run(
+                Duration::from_millis(args.portal_link_interval_ms.max(10)),
+                stop_rx.clone(),
+            ));
+            tasks.push(("the portal's sign-in links", poll));
+        }
         if let Some(maildir) = &args.maildir {
             let watcher = actix_web::rt::spawn(crate::intake::maildir::watch(
                 maildir.clone(),

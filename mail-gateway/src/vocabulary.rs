@@ -96,6 +96,8 @@ shared_proto::text_enum! {
         Refused => "refused",
         /// A reminder of the 366-day limit (not a reply).
         Reminder => "reminder",
+        /// A sign-in link for the customer portal (not a reply).
+        PortalLink => "portal-link",
     }
 }
 

@@ -338,9 +338,10 @@ impl Composer {
             .as_deref()
             .map(|portal| {
                 format!(
-                    "\nNext time you can also synchronize in Solme's customer portal:\n\
-                     sign in at {portal}/portal/ with this address, upload the sync data\n\
-                     file there and download the license file at once.\n"
+                    "\nNext time you can also synchronize in Solme's customer portal: sign in at\n\
+                     {portal}/portal/\n\
+                     with this address, upload the sync data file and download the license\n\
+                     file at once.\n"
                 )
             })
             .unwrap_or_default()
@@ -352,9 +353,10 @@ impl Composer {
             .as_deref()
             .map(|portal| {
                 format!(
-                    "\nInstead of mailing the sync data (2b), you can upload it in Solme's\n\
-                     customer portal: sign in at {portal}/portal/ with this address and\n\
-                     download the license file there at once.\n"
+                    "\nInstead of mailing the sync data (2b), you can upload it in Solme's customer\n\
+                     portal and download the license file there at once: sign in at\n\
+                     {portal}/portal/\n\
+                     with the address this mail was sent to.\n"
                 )
             })
             .unwrap_or_default()

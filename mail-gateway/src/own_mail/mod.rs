@@ -1,5 +1,6 @@
-//! The gateway's own mail: key-clear decision notices ([`notices`]) and reminders of
-//! the 366-day limit ([`reminders`]). What both share lives here: they ask the main
+//! The gateway's own mail: key-clear decision notices ([`notices`]), reminders of
+//! the 366-day limit ([`reminders`]) and the customer portal's sign-in links
+//! ([`portal_links`]). What they share lives here: they ask the main
 //! server on a timer what to mail, and stage each mail under a stable name at most
 //! once, so that a crash between staging and telling the main server never mails
 //! anything twice.
@@ -10,13 +11,14 @@ use crate::queue::spool::Spool;
 use crate::vocabulary::OutgoingEnvelope;
 
 pub mod notices;
+pub mod portal_links;
 pub mod reminders;
 
 /// A mail the gateway writes on its own, as [`stage_once`] needs to know it.
 pub struct OwnMail {
     /// Its spool name for its recipient, stable across restarts.
     pub name: String,
-    /// The ids its log lines start with (`request=…`, `reminder=…`).
+    /// The ids its log lines start with (`request=…`, `reminder=…`, `portal_link=…`).
     pub ids: String,
     /// The word log lines call it by.
     pub kind: &'static str,

@@ -1,5 +1,6 @@
-//! The gateway's numbers: the counters the intake, the queues and the reminders add
-//! to ([`Stats`]), and the snapshot the status page and the metrics show ([`Status`]).
+//! The gateway's numbers: the counters the intake, the queues, the reminders and the
+//! portal's sign-in links add to ([`Stats`]), and the snapshot the status page and the
+//! metrics show ([`Status`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,6 +26,10 @@ pub struct Stats {
     /// Completed reminder polls (claim, stage, mark handed): a test knows from it that
     /// a poll went by.
     pub reminder_polls: AtomicU64,
+    /// Completed polls for customer portal sign-in links (also failed ones).
+    pub portal_link_polls: AtomicU64,
+    /// Portal sign-in link mails staged for the transport.
+    pub portal_links_staged: AtomicU64,
 }
 
 impl Stats {
@@ -44,6 +49,8 @@ pub struct Status {
     pub retries: u64,
     pub scans: u64,
     pub reminder_polls: u64,
+    pub portal_link_polls: u64,
+    pub portal_links_staged: u64,
     /// Inbound messages waiting in the spool.
     pub queued: usize,
     /// Replies waiting for the transport.

@@ -5,6 +5,8 @@
 //! - `solme_mails_received_total`, `solme_mails_answered_total`,
 //!   `solme_mails_dropped_total` (automatic mail, duplicates), `solme_mails_failed_total`
 //!   and `solme_mail_retries_total`, since this process started;
+//! - `solme_portal_links_staged_total` (customer portal sign-in links staged for the
+//!   transport) and `solme_portal_link_polls_total` (polls for them), since start;
 //! - `solme_mail_queue_depth` (messages waiting in the spool) and
 //!   `solme_mail_replies_waiting` (replies waiting for the transport), read from the
 //!   spool at each scrape;
@@ -45,6 +47,16 @@ pub fn render(status: &Status, clock: &Clock) -> Result<String, std::fmt::Error>
             "mail_retries",
             "Attempts that failed for now and were scheduled again",
             status.retries,
+        ),
+        (
+            "portal_links_staged",
+            "Customer portal sign-in links staged for the transport",
+            status.portal_links_staged,
+        ),
+        (
+            "portal_link_polls",
+            "Completed polls for customer portal sign-in links",
+            status.portal_link_polls,
         ),
     ];
     for (name, help, value) in counters {

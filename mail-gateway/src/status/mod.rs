@@ -39,6 +39,8 @@ impl State {
             retries: read(&self.stats.retries),
             scans: read(&self.stats.scans),
             reminder_polls: read(&self.stats.reminder_polls),
+            portal_link_polls: read(&self.stats.portal_link_polls),
+            portal_links_staged: read(&self.stats.portal_links_staged),
             queued,
             outgoing,
             failed_in_spool,

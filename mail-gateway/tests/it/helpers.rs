@@ -84,6 +84,7 @@ impl Gateway {
             main_ca: main_url.starts_with("https://").then_some(ca.as_path()),
             token_file,
             outbox: &outbox,
+            portal_url: None,
         }
         .serve(&flags);
         Gateway::start_with(data_dir, outbox, args)

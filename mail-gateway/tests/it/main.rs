@@ -8,6 +8,8 @@ mod golden;
 mod helpers;
 mod intake;
 mod metrics;
+mod portal_links;
+mod portal_texts;
 mod postfix;
 mod reminder_texts;
 mod reply_texts;

@@ -665,6 +665,9 @@ pub struct GatewayArgs<'a> {
     pub main_ca: Option<&'a Path>,
     pub token_file: &'a Path,
     pub outbox: &'a Path,
+    /// The customer portal's address (`--portal-url`): with it the gateway mails the
+    /// portal's sign-in links.
+    pub portal_url: Option<&'a str>,
 }
 
 impl GatewayArgs<'_> {
@@ -683,6 +686,9 @@ impl GatewayArgs<'_> {
         ];
         if let Some(ca) = self.main_ca {
             defaults.push(("--main-server-ca", path(ca)));
+        }
+        if let Some(portal) = self.portal_url {
+            defaults.push(("--portal-url", portal.to_owned()));
         }
         if !extra.contains(&"--smtp-relay") {
             defaults.push(("--outbox", path(self.outbox)));
@@ -715,7 +721,8 @@ impl MailGateway {
     }
 
     /// [`MailGateway::start`] with `extra` flags; with `--smtp-relay` among them the
-    /// mails go to that relay instead of the outbox.
+    /// mails go to that relay instead of the outbox. The customer portal is the main
+    /// server's first sync listener, so contacts who ask get their sign-in links.
     pub fn start_with(dir: &Path, main: &MainServer, extra: &[&str]) -> Result<Self> {
         std::fs::create_dir_all(dir.join("outbox")).context("creating the outbox")?;
         let args = GatewayArgs {
@@ -726,6 +733,7 @@ impl MailGateway {
             // admin's, which would give every email sync full admin rights.
             token_file: &main.gateway_token_file(),
             outbox: &dir.join("outbox"),
+            portal_url: main.sync_urls().first().map(String::as_str),
         }
         .serve(extra);
         let mut command = Command::new(binary("mail-gateway")?);
