@@ -23,6 +23,14 @@ fn the_benchmark_completes_and_prints_every_figure() {
             "1",
             "--mails",
             "4",
+            "--storm-clients",
+            "20",
+            "--storm-lease-seconds",
+            "6",
+            "--mix-clients",
+            "20",
+            "--mix-seconds",
+            "3",
         ])
         // No `cargo build` from inside the test: the test build made the binaries.
         .env_remove("CARGO")
@@ -47,6 +55,15 @@ fn the_benchmark_completes_and_prints_every_figure() {
         "load generator CPU ",
         "main-server CPU per new-connection sync on SQLite: ",
         "idle resident memory",
+        "20 programs hold a seat each",
+        "server killed (SIGKILL), down ",
+        "every program served again ",
+        "during the storm p50 ",
+        "seats after the storm: 20 in use on the server, 20 held by the programs; 0 lost",
+        " 0 given twice",
+        "RLM mix, every time ÷60",
+        "mix throughput: ",
+        "0 seats in use after every program returned its own",
         "mails/s",
     ];
     let with_postgres = postgres::find().is_some();

@@ -55,8 +55,30 @@ struct Args {
     /// Sync mails sent to the gateway.
     #[arg(long, env = "SOLME_BENCH_MAILS", default_value_t = 300)]
     mails: usize,
-    /// Which parts to run.
-    #[arg(long, env = "SOLME_BENCH_PARTS", value_delimiter = ',', default_values_t = ["main".to_string(), "local".to_string(), "mail".to_string()])]
+    /// Programs holding a seat when the local server is killed and started again.
+    #[arg(long, env = "SOLME_BENCH_STORM_CLIENTS", default_value_t = 5_000)]
+    storm_clients: usize,
+    /// The local server's lease time in the storm and mix cases (`--lease-seconds`; the
+    /// programs send a heartbeat every third of it). The server stays down for one
+    /// heartbeat interval and a second, so that every program has missed one, and comes
+    /// back well before the leases run out (at least 6).
+    #[arg(long, env = "SOLME_BENCH_STORM_LEASE_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(6..=86_400))]
+    storm_lease_seconds: u32,
+    /// Programs running RLM's load mix.
+    #[arg(long, env = "SOLME_BENCH_MIX_CLIENTS", default_value_t = 5_000)]
+    mix_clients: usize,
+    /// Seconds the load mix runs.
+    #[arg(long, env = "SOLME_BENCH_MIX_SECONDS", default_value_t = 60)]
+    mix_seconds: u64,
+    /// Every hold and idle time of RLM's mix is divided by this (2 h held becomes 2 min
+    /// at 60).
+    #[arg(long, env = "SOLME_BENCH_MIX_SCALE", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    mix_scale: u32,
+    /// Which parts to run: main, local, storm (a reconnect storm and RLM's load mix,
+    /// both made with the client library), mail.
+    #[arg(long, env = "SOLME_BENCH_PARTS", value_delimiter = ',', default_values_t = ["main".to_string(), "local".to_string(), "storm".to_string(), "mail".to_string()])]
     parts: Vec<String>,
 }
 
@@ -77,6 +99,7 @@ fn run(args: Args) -> Result<()> {
     }
     test_harness::process::build_programs(&["--bins"])?;
     test_harness::process::cargo_build(&["-p", "tests", "--bin", "solme-lease-load"])?;
+    test_harness::process::cargo_build(&["-p", "tests", "--bin", "solme-client-load"])?;
     let dir = tempfile::Builder::new()
         .prefix("solme-bench-")
         .tempdir()
@@ -87,6 +110,9 @@ fn run(args: Args) -> Result<()> {
     }
     if part("local") {
         local_server(&args, dir.path())?;
+    }
+    if part("storm") {
+        storm(&args, dir.path())?;
     }
     if part("mail") {
         mail_gateway(&args, dir.path())?;
@@ -391,6 +417,90 @@ fn local_server(args: &Args, dir: &Path) -> Result<()> {
         rss_mib(pid)?
     );
     options_file::measure(&local, dir, "bench")?;
+    local.stop()?;
+    Ok(())
+}
+
+/// The local server under programs made with the client library: a reconnect storm
+/// (the server killed and started again under held seats), then RLM's load mix.
+fn storm(args: &Args, dir: &Path) -> Result<()> {
+    println!(
+        "\n== Local server under the client library: reconnect storm and RLM's load mix \
+         (bars: every program served again, no seat lost or given twice, latency back to \
+         normal within seconds)"
+    );
+    let main = MainServer::start(&dir.join("storm-main"), MainOptions::default())?;
+    let admin = main.admin()?;
+    let customer = admin.customer("Storm AB", &["storm@bench.example"])?;
+    let id = admin.server(&customer)?;
+    let seats = |n: usize| u32::try_from(n).context("too many programs");
+    // Exactly as many seats as programs: a seat given twice leaves one program without.
+    admin.add_license(id, "storm", seats(args.storm_clients.max(1))?)?;
+    admin.add_license(id, "probe", 100)?;
+    admin.add_license(id, "mix", seats(args.mix_clients.max(1))?)?;
+    let mut local = LocalServer::init(&dir.join("storm-local"), id, &main)?;
+    local.cli("sync", &[])?.assert_success()?;
+    let lease_seconds = args.storm_lease_seconds.to_string();
+    let serve_args = ["--lease-seconds", lease_seconds.as_str()];
+    local.serve_with(&serve_args)?;
+    let url = local.api_url()?;
+    let listen = url.trim_start_matches("http://").to_owned();
+    let load = binary("solme-client-load")?;
+
+    let mut generator = Command::new(&load)
+        .args(["storm", &url, "storm", "probe"])
+        .arg(args.storm_clients.max(1).to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running solme-client-load")?;
+    let mut to_generator = generator
+        .stdin
+        .take()
+        .context("no input to the generator")?;
+    let from_generator = generator
+        .stdout
+        .take()
+        .context("no output of the generator")?;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(from_generator)) {
+        let line = line.context("reading the generator's output")?;
+        if line != "@held" {
+            println!("{line}");
+            continue;
+        }
+        // Down for one heartbeat interval and a second: every program has missed a
+        // heartbeat and is retrying with back-off when the server comes back.
+        let down = Duration::from_secs(u64::from(args.storm_lease_seconds / 3) + 1);
+        local.kill();
+        std::thread::sleep(down);
+        let starting = Instant::now();
+        local.serve_at(&listen, &serve_args)?;
+        println!(
+            "server killed (SIGKILL), down {:.1} s, started again on the same address in {:.2} s",
+            down.as_secs_f64(),
+            starting.elapsed().as_secs_f64()
+        );
+        std::io::Write::write_all(&mut to_generator, b"restarted\n")
+            .context("telling the generator")?;
+    }
+    if !generator
+        .wait()
+        .context("waiting for the generator")?
+        .success()
+    {
+        bail!("the storm failed (solme-client-load)");
+    }
+
+    let status = Command::new(&load)
+        .args(["mix", &url, "mix"])
+        .arg(args.mix_clients.max(1).to_string())
+        .arg(args.mix_seconds.max(1).to_string())
+        .arg(args.mix_scale.to_string())
+        .status()
+        .context("running solme-client-load")?;
+    if !status.success() {
+        bail!("the load mix failed (solme-client-load)");
+    }
     local.stop()?;
     Ok(())
 }
