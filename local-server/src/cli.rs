@@ -197,12 +197,22 @@ pub enum OptionsCommand {
     },
 }
 
+/// The id as Solme sent it, with the expected form instead of the parser's words.
+fn parse_id(text: &str) -> Result<Uuid, String> {
+    Uuid::try_parse(text.trim()).map_err(|_| {
+        format!(
+            "{text:?} is not a license server id: expected the id Solme sent, like \
+             6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10"
+        )
+    })
+}
+
 #[derive(Debug, Args)]
 pub struct InitArgs {
     #[command(flatten)]
     pub data: DataDir,
     /// The license server id Solme allocated to you.
-    #[arg(long, env = "LOCAL_SERVER_ID", value_name = "UUID")]
+    #[arg(long, env = "LOCAL_SERVER_ID", value_name = "UUID", value_parser = parse_id)]
     pub id: Uuid,
     /// Address of Solme's main license server, e.g. `https://licensing.solme.example`.
     /// Repeat it to list several addresses, tried in order. A single address without a
