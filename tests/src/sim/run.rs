@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use solme_client::Options;
 use test_harness::mail::{send_sync_mail, wait_for_reply};
 use test_harness::{LocalServer, MailGateway, MainOptions, MainServer};
 
@@ -259,13 +260,27 @@ pub fn run(args: RunArgs) -> Result<()> {
 /// The demonstration run before the world is handed over: a refusal before any sync, a
 /// direct sync, an email sync and a checkout.
 fn demo_journeys(locals: &[LocalServer], gateway: &MailGateway) -> Result<()> {
+    // The designer's program asks for seats with the client library, as licensed
+    // programs do.
+    let server: solme_client::Url = locals[0]
+        .api_url()?
+        .parse()
+        .context("the local server's address")?;
+    let program = solme_client::blocking::Client::new(
+        vec![server],
+        solme_client::Identity {
+            client: "solme-cad".into(),
+            user: "designer".into(),
+            host: "designer-laptop".into(),
+        },
+    )?;
     step("A client asks local-server-1 for a seat before any sync");
-    match locals[0].checkout("solme-cad", "designer-laptop")? {
-        Ok(lease) => bail!("an unsynchronized server issued a lease: {lease}"),
-        Err(refusal) => say(&format!(
-            "refused as it must be: {} — {}",
-            refusal.error.code, refusal.error.message
-        )),
+    match program.checkout("solme-cad", Options::default()) {
+        Ok(lease) => bail!("an unsynchronized server issued lease {}", lease.id()),
+        Err(solme_client::Error::Refused { code, message, .. }) => {
+            say(&format!("refused as it must be: {code} — {message}"))
+        }
+        Err(other) => return Err(other).context("asking local-server-1 for a seat"),
     }
 
     step("Direct synchronization of local-server-1 over HTTPS");
@@ -308,33 +323,23 @@ fn demo_journeys(locals: &[LocalServer], gateway: &MailGateway) -> Result<()> {
     print_indented(&output.stdout);
 
     step("A client checks out a seat of solme-cad from local-server-1, then returns it");
-    let lease = match locals[0].checkout("solme-cad", "designer-laptop")? {
-        Ok(lease) => lease,
-        Err(refusal) => bail!(
-            "checkout refused: {} — {}",
-            refusal.error.code,
-            refusal.error.message
-        ),
-    };
-    let lease_id = lease["lease_id"]
-        .as_str()
-        .context("the lease has no id")?
-        .to_string();
+    let lease = program
+        .checkout("solme-cad", Options::default())
+        .context("checking out a seat of solme-cad")?;
     say(&format!(
-        "lease {lease_id} granted until {} (heartbeats keep it)",
-        lease["expires_at"].as_str().unwrap_or("?")
+        "lease {} granted until {} (heartbeats keep it)",
+        lease.id(),
+        lease
+            .expires_at()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     ));
-    for feature in locals[0].features()?.as_array().into_iter().flatten() {
+    for feature in program.features()? {
         say(&format!(
             "{}: {} of {} seats in use",
-            feature["feature"].as_str().unwrap_or("?"),
-            feature["in_use"],
-            feature["seats_total"]
+            feature.feature, feature.in_use, feature.seats_total
         ));
     }
-    if let Err(refusal) = locals[0].checkin(&lease_id)? {
-        bail!("check-in refused: {}", refusal.error.message);
-    }
+    lease.release().context("returning the seat")?;
     say("lease returned; the seat is free again");
     Ok(())
 }

@@ -6,7 +6,12 @@
 //! client API over HTTP, the mail goes over SMTP to the gateway. Nothing here reaches
 //! into a program. A local server's answer, refusals included, comes back as it was
 //! given (`{"status", "body"}`): a refusal is what a scenario looks at, not an error of
-//! the control API.
+//! the control API. That is why the client speaks raw HTTP here and not through the
+//! client library (`solme-client`), which the demonstration run uses: the library
+//! retries while a server is down, waits in the queue itself, keeps leases with its
+//! own heartbeats and returns them when dropped, and answers with typed results, so a
+//! scenario could not see a single request's status, body, `202` ticket or
+//! unanswered call.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
