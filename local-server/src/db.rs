@@ -328,6 +328,9 @@ mod tests {
         crate::schema::report_log::table
             .select(crate::report_log::ReportRow::as_select())
             .load(&mut conn)?;
+        let history: Vec<(i32, i64, Option<String>)> =
+            crate::schema::sync_history::table.load(&mut conn)?;
+        assert_eq!(history, [(1, 0, None)], "one row, no request made yet");
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::db::{self, from_ms, to_ms};
 use crate::error::Error;
 use crate::leases::{license_from_row, seats_valid_now};
-use crate::schema::{leases, licenses, sync_state, usage_peaks};
+use crate::schema::{leases, licenses, sync_history, sync_state, usage_peaks};
 use crate::wording::{plural_returned, seats_text};
 
 /// Largest license file accepted (a file with hundreds of licenses is a few tens of KiB).
@@ -341,6 +341,10 @@ pub fn apply(
                 sync_state::last_sync_channel.eq(channel.as_str()),
             ))
             .execute(c)?;
+        // What the next requests present as the file held (see `sync_history`).
+        diesel::update(sync_history::table)
+            .set(sync_history::held_file_sha256.eq(held_file_sha256(file)?))
+            .execute(c)?;
         if channel == Channel::Internet && (file.issued_at - now).abs() <= CLOCK_ROLLBACK_TOLERANCE
         {
             // A direct answer to our own request carries the main server's time, and the
@@ -362,6 +366,13 @@ pub fn apply(
         .execute(c)?;
         Ok(changes)
     })
+}
+
+/// Hex SHA-256 of a license file's signed content (its JSON, as the main server
+/// serializes it), the hash sync requests present as the file held.
+pub fn held_file_sha256(file: &LicenseFile) -> anyhow::Result<String> {
+    let json = serde_json::to_vec(file).context("encoding the license file to hash it")?;
+    Ok(shared_proto::hex::encode(&openssl::sha::sha256(&json)))
 }
 
 /// Reads a license file from disk, bounded in size.

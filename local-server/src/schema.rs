@@ -129,3 +129,11 @@ diesel::table! {
         applied_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    sync_history (id) {
+        id -> Integer,
+        requests_made -> BigInt,
+        held_file_sha256 -> Nullable<Text>,
+    }
+}

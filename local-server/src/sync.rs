@@ -23,7 +23,7 @@ use crate::import::{self, Changes, Channel};
 use crate::installation::Installation;
 use crate::leases::{license_from_row, seats_valid_now};
 use crate::proxy::{ProxySettings, TunnelConnector, TunnelError};
-use crate::schema::{sync_state, usage_reported};
+use crate::schema::{sync_history, sync_state, usage_reported};
 
 /// A synchronization that has not released its lock after this long is taken to have
 /// died with its process.
@@ -147,9 +147,15 @@ pub fn build_request(
     identity: &ServerIdentity,
     now: DateTime<Utc>,
 ) -> Result<(SyncRequest, String), Error> {
-    let state = db::load_sync_state(conn)?;
-    let since = usage_period_start(conn)?;
-    let usage = usage_since(conn, since, now)?;
+    // The counter moves in the transaction that reads what the request carries: two
+    // requests built at once (a direct sync and an export) never share a number.
+    let (counter, held_file_sha256, state, since, usage) = conn.immediate_transaction(|c| {
+        let (counter, held_file_sha256) = next_request_counter(c)?;
+        let state = db::load_sync_state(c)?;
+        let since = usage_period_start(c)?;
+        let usage = usage_since(c, since, now)?;
+        Ok::<_, Error>((counter, held_file_sha256, state, since, usage))
+    })?;
     let request = SyncRequest {
         version: MESSAGE_VERSION,
         server_id: settings.server_id,
@@ -161,9 +167,23 @@ pub fn build_request(
         software_version: env!("CARGO_PKG_VERSION").to_owned(),
         usage_since: since,
         usage,
+        held_file_sha256: state.sequence.and(held_file_sha256),
+        request_counter: Some(counter),
     };
     let text = sync_data::seal(identity, &request)?;
     Ok((request, text))
+}
+
+/// Counts one more request made by this installation and returns its number, with the
+/// hash of the license file held.
+fn next_request_counter(conn: &mut SqliteConnection) -> Result<(u64, Option<String>), Error> {
+    let (made, held): (i64, Option<String>) = diesel::update(sync_history::table)
+        .set(sync_history::requests_made.eq(sync_history::requests_made + 1))
+        .returning((sync_history::requests_made, sync_history::held_file_sha256))
+        .get_result(conn)?;
+    let made = u64::try_from(made)
+        .map_err(|_| anyhow::anyhow!("the database holds a negative request counter"))?;
+    Ok((made, held))
 }
 
 /// `export-sync-data`: writes the sync data for the email channel.

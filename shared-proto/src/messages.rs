@@ -45,6 +45,16 @@ pub struct SyncRequest {
     /// never synchronized before or sends no usage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_since: Option<DateTime<Utc>>,
+    /// Hex SHA-256 of the signed content of the license file held (the one of
+    /// `held_sequence`); absent when none is held, or from older local servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_file_sha256: Option<String>,
+    /// How many requests this installation has made, this one included. Kept in the
+    /// installation's database, so a copy of its data directory continues from the same
+    /// number: two installations with one key pair show as counters going back. Absent
+    /// from older local servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_counter: Option<u64>,
 }
 
 /// Seat usage of one feature since the previous sync.

@@ -85,6 +85,8 @@ mod tests {
             software_version: "test".into(),
             usage: vec![],
             usage_since: None,
+            held_file_sha256: None,
+            request_counter: None,
         };
         let signed = envelope::sign_json(
             Kind::SyncRequest,

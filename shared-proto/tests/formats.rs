@@ -44,6 +44,8 @@ fn request(world: &World) -> SyncRequest {
         software_version: "1.0.0".into(),
         usage: vec![],
         usage_since: None,
+        held_file_sha256: None,
+        request_counter: None,
     }
 }
 

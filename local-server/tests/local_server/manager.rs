@@ -112,3 +112,61 @@ async fn a_manager_sync_that_fails_answers_with_an_error_code() {
     let (_, report) = manager_call(&http, &local, "GET", "status", None).await;
     assert_eq!(report["state"], "never_synchronized");
 }
+
+/// The signed request of `export-sync-data`, read back.
+fn exported(local: &Local) -> shared_proto::SyncRequest {
+    let path = local.data_dir().join("sync-data.txt");
+    assert_success(&local.cli(&["export-sync-data", path.to_str().unwrap()]));
+    let text = std::fs::read_to_string(&path).unwrap();
+    shared_proto::sync_data::open(&text).unwrap().request
+}
+
+#[test]
+fn requests_count_themselves_and_name_the_file_held() {
+    let local = Local::offline();
+    let first = exported(&local);
+    assert_eq!(first.request_counter, Some(1));
+    assert_eq!(first.held_file_sha256, None);
+    let file = local.license_file_contents(7, Utc::now(), vec![license("cad", 2)]);
+    let identity = shared_proto::ServerIdentity::load(local.data_dir()).unwrap();
+    assert_success(&local.import(&seal(local.solme.as_ref().unwrap(), &file, &identity)));
+    let second = exported(&local);
+    assert_eq!(second.request_counter, Some(2));
+    assert_eq!(second.held_sequence, Some(7));
+    let json = serde_json::to_vec(&file).unwrap();
+    let expected = shared_proto::hex::encode(&openssl::sha::sha256(&json));
+    assert_eq!(second.held_file_sha256.as_deref(), Some(expected.as_str()));
+
+    // A copy of the data directory continues from the original's number.
+    let copy = local.data_dir().with_extension("copy");
+    copy_dir(local.data_dir(), &copy);
+    let original = exported(&local);
+    let copied = std::process::Command::new(local_bin())
+        .arg("export-sync-data")
+        .arg("--data-dir")
+        .arg(&copy)
+        .arg(copy.join("c.txt"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_success(&copied);
+    let text = std::fs::read_to_string(copy.join("c.txt")).unwrap();
+    let from_copy = shared_proto::sync_data::open(&text).unwrap().request;
+    assert_eq!(original.request_counter, Some(3));
+    assert_eq!(from_copy.request_counter, Some(3));
+    std::fs::remove_dir_all(&copy).unwrap();
+}
+
+/// Copies a stopped installation's data directory, as a backup or a VM clone would.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -191,6 +191,8 @@ fn sync_data_with_zero_encryption_key(server_id: Uuid) -> String {
         software_version: "test-1.0".into(),
         usage: Vec::new(),
         usage_since: None,
+        held_file_sha256: None,
+        request_counter: None,
     };
     hand_signed_sync_data(&request, &signing)
 }

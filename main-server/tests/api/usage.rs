@@ -42,6 +42,8 @@ pub(crate) fn sync_data_with_usage(local: &Local, usage: Vec<FeatureUsage>) -> S
         software_version: "test".into(),
         usage,
         usage_since: Some(Utc::now() - chrono::Duration::days(1)),
+        held_file_sha256: None,
+        request_counter: None,
     };
     shared_proto::sync_data::seal(&local.identity, &request).expect("seal")
 }

@@ -25,6 +25,8 @@ pub fn sync_data_at(
         software_version: "test-harness".into(),
         usage: Vec::new(),
         usage_since: None,
+        held_file_sha256: None,
+        request_counter: None,
     };
     shared_proto::sync_data::seal(identity, &request).context("sealing sync data")
 }

@@ -121,6 +121,8 @@ impl Clients {
                     software_version: "bench".into(),
                     usage: Vec::new(),
                     usage_since: None,
+                    held_file_sha256: None,
+                    request_counter: None,
                 };
                 Ok(shared_proto::sync_data::seal(
                     &self.identities[k],

@@ -560,6 +560,8 @@ fn mail_gateway(args: &Args, dir: &Path) -> Result<()> {
             software_version: env!("CARGO_PKG_VERSION").to_string(),
             usage: vec![],
             usage_since: None,
+            held_file_sha256: None,
+            request_counter: None,
         };
         sync_data.push(shared_proto::sync_data::seal(&identity, &request)?);
     }
