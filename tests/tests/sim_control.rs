@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tempfile::TempDir;
+use test_harness::process::{signal_group, Signal};
 use test_harness::{wait_until, Admin};
 
 const CONTACT: &str = "ops@acme.example";
@@ -26,8 +27,7 @@ struct Sim {
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        signal_group(self.child.id(), Signal::KILL);
         let _ = self.child.wait();
     }
 }
@@ -61,9 +61,7 @@ impl Sim {
             other => {
                 let output =
                     std::fs::read_to_string(dir.path().join("sim-output.txt")).unwrap_or_default();
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", child.id())])
-                    .status();
+                signal_group(child.id(), Signal::KILL);
                 panic!("the simulation did not come up ({other:?}):\n{output}");
             }
         };

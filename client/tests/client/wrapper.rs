@@ -5,6 +5,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use solme_client::Options;
+use test_harness::process::{signal, Signal};
 
 use crate::helpers::*;
 
@@ -102,11 +103,7 @@ fn a_command_killed_with_9_frees_the_seat_at_once() {
     let child = run_sh(&server, &script);
     let pid = wait_for_file(&pid_file);
     assert_eq!(server.in_use("cad"), 1);
-    let killed = Command::new("kill")
-        .args(["-9", pid.trim()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    assert!(signal(pid.trim().parse().unwrap(), Signal::KILL));
     let out = finished(child);
     assert_eq!(out.status.code(), Some(128 + 9), "{}", stderr(&out));
     assert_eq!(server.in_use("cad"), 0);
@@ -123,11 +120,7 @@ fn sigterm_is_passed_on_to_the_command() {
     );
     let child = run_sh(&server, &script);
     wait_for_file(&ready);
-    let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    assert!(signal(child.id(), Signal::TERM));
     let out = finished(child);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert_eq!(server.in_use("cad"), 0);
@@ -203,7 +196,5 @@ fn a_wrapper_killed_with_9_leaves_the_seat_until_its_lease_runs_out() {
     child.wait().unwrap();
     // No heartbeats any more: the server takes the seat back after its lease time.
     server.wait_in_use("cad", 0);
-    let _ = Command::new("kill")
-        .args(["-9", command_pid.trim()])
-        .status();
+    signal(command_pid.trim().parse().unwrap(), Signal::KILL);
 }

@@ -3,13 +3,14 @@
 
 use std::os::unix::process::CommandExt;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use test_harness::browser::chromium_command;
+use test_harness::process::{signal_group, Signal};
 
 trait Socket:
     futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
@@ -34,12 +35,7 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // `--` before the negative process group id: without it, some `kill`s read it
-        // as an option.
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--"])
-            .arg(format!("-{}", self.child.id()))
-            .status();
+        signal_group(self.child.id(), Signal::KILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

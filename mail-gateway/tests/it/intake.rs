@@ -10,6 +10,7 @@ use crate::helpers::{
 };
 use shared_proto::clock::CLOCK_OFFSET_ENV;
 use shared_proto::exit;
+use test_harness::process::{signal, Signal};
 
 /// A gateway (with `extra` flags) in `root`, for a main server that is not up.
 fn gateway_in(root: &std::path::Path, extra: &[&str]) -> Gateway {
@@ -26,9 +27,7 @@ fn gateway(extra: &[&str]) -> (tempfile::TempDir, Gateway) {
 
 /// Asks the gateway to stop, as a service manager does.
 fn sigterm(gw: &Gateway) {
-    let pid = gw.proc.pid().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
+    assert!(signal(gw.proc.pid(), Signal::TERM));
 }
 
 /// Waits for the gateway to exit, and checks that it exits 0.

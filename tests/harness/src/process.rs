@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use rustix::process::Pid;
+pub use rustix::process::Signal;
 
 /// How long a program may take to start and write its `listening.json`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,6 +28,24 @@ pub fn binary(name: &str) -> Result<PathBuf> {
         "the `{name}` binary was not found near {}; build the workspace first (`cargo build --workspace`)",
         exe.display()
     )
+}
+
+/// Sends `signal` to the process `pid`; whether it was delivered (a process that
+/// already ended on its own is not an error for the callers that ignore it).
+pub fn signal(pid: u32, signal: Signal) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .is_some_and(|pid| rustix::process::kill_process(pid, signal).is_ok())
+}
+
+/// Sends `signal` to every process of the group `group` (a child started in a group of
+/// its own, with the children it started); whether it was delivered.
+pub fn signal_group(group: u32, signal: Signal) -> bool {
+    i32::try_from(group)
+        .ok()
+        .and_then(Pid::from_raw)
+        .is_some_and(|group| rustix::process::kill_process_group(group, signal).is_ok())
 }
 
 /// How often a wait looks again.
@@ -153,9 +173,7 @@ impl Child {
         if self.has_exited() {
             return Ok(());
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        signal(self.child.id(), Signal::TERM);
         let stopped = wait_until(
             &format!("{} to stop", self.name),
             Duration::from_secs(10),

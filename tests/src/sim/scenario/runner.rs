@@ -24,6 +24,7 @@ use super::format::{self, Database, Expect, Scenario, StepBody};
 use super::report;
 use crate::sim::clock::parse_span;
 use crate::sim::control_api::ControlFile;
+use test_harness::process::{signal, signal_group, Signal};
 
 /// `solme-sim run`'s arguments.
 #[derive(Debug, Args)]
@@ -223,8 +224,7 @@ impl Drop for Sim {
         };
         // SIGTERM lets the simulation stop its programs; SIGKILL to the whole group
         // afterwards leaves nothing behind when it could not.
-        let pid = child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        signal(child.id(), Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -232,10 +232,7 @@ impl Drop for Sim {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
+        signal_group(child.id(), Signal::KILL);
         let _ = child.wait();
     }
 }
@@ -284,9 +281,7 @@ impl Sim {
                 break info;
             }
             if Instant::now() > deadline {
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", child.id())])
-                    .status();
+                signal_group(child.id(), Signal::KILL);
                 let _ = child.wait();
                 bail!(
                     "the simulation did not come up within {} s",
