@@ -43,6 +43,8 @@ pub enum CliError {
 pub struct Client {
     base: String,
     token: SecretString,
+    /// Where the token came from, for the advice when the server refuses it.
+    token_path: PathBuf,
     http: awc::Client,
     /// The pinned CA file, for the error when the server's certificate is not its;
     /// `None` for a plain-HTTP URL.
@@ -111,6 +113,7 @@ impl Client {
         Ok(Self {
             base,
             token,
+            token_path,
             http: http.finish(),
             ca,
         })
@@ -185,6 +188,16 @@ impl Client {
             });
         }
         match error {
+            // The server's words are for API callers (they name the header); a person
+            // at the command line is told where the refused token came from.
+            Some(error) if error.code == ErrorCode::Unauthorized => Err(CliError::Refused {
+                code: error.code,
+                message: format!(
+                    "the admin API does not accept the token in {} (unknown, rotated away \
+                     or revoked): check that file, or ask an admin for a new token",
+                    self.token_path.display()
+                ),
+            }),
             Some(error) => Err(CliError::Refused {
                 code: error.code,
                 message: error.message,

@@ -474,3 +474,28 @@ fn usage_mistakes_exit_2_with_the_expected_form_not_a_parser_message() {
         }
     }
 }
+
+#[actix_rt::test]
+async fn a_refused_token_is_said_with_the_file_it_came_from() {
+    let app = spawn_app().await;
+    let dir = app.data_dir();
+    let token_file = dir.join("old-token");
+    std::fs::write(&token_file, "not-a-token-of-this-server").expect("write");
+    let out = admin(
+        &dir,
+        &[
+            "--token-file",
+            token_file.to_str().expect("path"),
+            "customer",
+            "list",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the token in {}", token_file.display()))
+            && stderr.contains("check that file")
+            && !stderr.contains("Authorization"),
+        "{stderr}"
+    );
+}
