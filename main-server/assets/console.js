@@ -80,6 +80,10 @@
   }
 
   function dueCell(server) {
+    if (server.retired_at) {
+      return el('td', {}, el('span', { class: 'badge bad', text: 'retired' }),
+        ' ', el('span', { class: 'hint', text: fmtDate(server.retired_at) }));
+    }
     const days = server.days_until_due;
     if (days === null || days === undefined) {
       return el('td', {}, el('span', { class: 'badge warn', text: 'never synced' }));
@@ -281,7 +285,7 @@
       const allocate = el('button', {
         type: 'button',
         text: 'Allocate id',
-        onclick: () => allocateFor(c.id),
+        onclick: () => allocateFor(c.id, c.name),
       });
       return el('tr', {},
         el('td', {}, el('a', { href: '#customer/' + encodeURIComponent(c.id) }, el('strong', { text: c.name })),
@@ -365,7 +369,12 @@
     }
   }
 
-  async function allocateFor(customerId) {
+  async function allocateFor(customerId, customerName) {
+    if (!window.confirm('Allocate a new license server id for ' + customerName + '? '
+      + 'Ids are never reused: one allocated by mistake stays in the registry.')) {
+      showMessage('Nothing allocated.', 'info');
+      return;
+    }
     let server = null;
     const ok = await act(async () => {
       server = await api('POST', '/servers', { customer_id: customerId });
@@ -429,6 +438,8 @@
   // One server
 
   let currentServer = null;
+  /** The id shown on the id page, as last read. */
+  let currentServerView = null;
 
   async function loadServer(id) {
     currentServer = id || null;
@@ -444,6 +455,7 @@
       ['Last sync', s.last_sync_at ? fmtTime(s.last_sync_at) + ' via ' + (s.last_sync_channel || '?') : 'never'],
       ['License file valid until', fmtTime(s.valid_until)],
     ];
+    if (s.retired_at) facts.push(['Retired', fmtTime(s.retired_at) + ': its syncs are refused']);
     const dl = $('server-facts');
     dl.replaceChildren();
     for (const [term, value] of facts) {
@@ -452,6 +464,14 @@
     const due = dueCell(s);
     dl.append(el('dt', { text: 'Days until due' }), el('dd', {}, ...due.childNodes));
     $('clear-form').querySelector('button').disabled = !s.bound_fingerprint;
+    $('server-changes').hidden = Boolean(s.retired_at);
+    currentServerView = s;
+    if (may('manage') && !s.retired_at) {
+      const customers = await api('GET', '/customers');
+      $('move-customer').replaceChildren(...customers
+        .filter((c) => c.id !== s.customer_id)
+        .map((c) => el('option', { value: c.id, text: c.name })));
+    }
 
     const rows = s.licenses.map((l) => (may('manage') ? licenseRow(s.server_id, l) : licenseText(l)));
     fill($('licenses-body'), rows, may('manage') ? 6 : 5, 'No licenses.');
@@ -551,8 +571,17 @@
         showMessage('Nothing changed.', 'info');
         return;
       }
-      if (await act(() => api('PATCH', path, change), 'License ' + license.feature + ' changed.')) {
+      let changed = null;
+      const ok = await act(async () => {
+        changed = await sendConfirming((confirmed) => api('PATCH', path,
+          Object.assign({}, change, confirmed ? { confirm_ended: true } : {})));
+      });
+      if (!ok) return;
+      if (changed) {
+        showMessage('License ' + license.feature + ' changed.', 'ok');
         loadServer(serverId).catch(showError);
+      } else {
+        showMessage('Not changed: ' + license.feature + ' keeps its terms.', 'info');
       }
     });
     const remove = button('Remove', 'danger',
@@ -809,8 +838,9 @@
       loadServers(true).catch(showError);
     });
     onSubmit('allocate-form', () => {
-      const customer = $('allocate-customer').value;
-      if (customer) allocateFor(customer);
+      const select = $('allocate-customer');
+      const customer = select.value;
+      if (customer) allocateFor(customer, select.options[select.selectedIndex].text);
     });
 
     onSubmit('license-form', async () => {
@@ -822,10 +852,18 @@
         valid_until: dateToApi($('license-until').value),
       };
       const id = currentServer;
-      if (await act(() => api('POST', '/servers/' + encodeURIComponent(id) + '/licenses', body),
-        'License ' + body.feature + ' added.')) {
+      let added = null;
+      const ok = await act(async () => {
+        added = await sendConfirming((confirmed) => api('POST', '/servers/' + encodeURIComponent(id) + '/licenses',
+          Object.assign({}, body, { confirm_ended: confirmed })));
+      });
+      if (!ok) return;
+      if (added) {
+        showMessage('License ' + added.feature + ' added.', 'ok');
         $('license-form').reset();
         loadServer(id).catch(showError);
+      } else {
+        showMessage('Not added: ' + body.feature + ' would already have ended.', 'info');
       }
     });
 
@@ -842,6 +880,46 @@
         'Key pair cleared.')) {
         $('clear-form').reset();
         loadServer(id).catch(showError);
+      }
+    });
+
+    onSubmit('move-form', async () => {
+      if (!currentServer) return;
+      const select = $('move-customer');
+      const customerId = select.value;
+      if (!customerId) return;
+      const to = select.options[select.selectedIndex].text;
+      const from = currentServerView ? currentServerView.customer_name : 'its customer';
+      if (!window.confirm('Move ' + currentServer + ' from ' + from + ' to ' + to + '? '
+        + 'Reminders and key-clear notices then go to ' + to + "'s contacts.")) return;
+      const id = currentServer;
+      if (await act(() => api('POST', '/servers/' + encodeURIComponent(id) + '/move', { customer_id: customerId }),
+        'Moved to ' + to + '.')) {
+        loadServer(id).catch(showError);
+      }
+    });
+
+    onSubmit('retire-form', async () => {
+      if (!currentServer) return;
+      const reason = $('retire-reason').value.trim();
+      if (!reason) {
+        showMessage('Retiring an id needs a reason.', 'error');
+        return;
+      }
+      const id = currentServer;
+      if (!window.confirm('Retire ' + id + '? Its syncs are refused from now on; the id is never used again.')) return;
+      let retired = null;
+      const ok = await act(async () => {
+        retired = await sendConfirming((confirmed) => api('POST', '/servers/' + encodeURIComponent(id) + '/retire',
+          { reason, force: confirmed }));
+      });
+      if (!ok) return;
+      if (retired) {
+        showMessage('Retired ' + id + '.', 'ok');
+        $('retire-form').reset();
+        loadServer(id).catch(showError);
+      } else {
+        showMessage('Not retired: ' + id + ' keeps synchronizing.', 'info');
       }
     });
 

@@ -305,6 +305,31 @@ pub enum ServerCommand {
         #[command(flatten)]
         page: PageArgs,
     },
+    /// Retire an id: it is kept (listed as retired, never allocated again) and its syncs
+    /// are refused from now on.
+    Retire {
+        /// License server id.
+        #[arg(value_parser = parse_id)]
+        server_id: Uuid,
+        /// Why (recorded in the audit log with the operator name).
+        #[arg(long, env = "MAIN_SERVER_RETIRE_REASON")]
+        reason: String,
+        /// Retire it although a key pair is bound: the installation holding it stops
+        /// synchronizing (without this such an id is refused).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Move an id to another customer: its reminders and key-clear notices then go to
+    /// that customer's contacts.
+    Move {
+        /// License server id.
+        #[arg(value_parser = parse_id)]
+        server_id: Uuid,
+        /// The customer it belongs to from now on.
+        #[arg(long = "customer", env = "MAIN_SERVER_CUSTOMER_ID")]
+        #[arg(value_parser = parse_id)]
+        customer_id: Uuid,
+    },
     /// Show an id: binding, last sync and channel, days until the 366-day limit, licenses.
     Show {
         /// License server id.
@@ -351,7 +376,7 @@ pub enum LicenseCommand {
         /// License server id.
         #[arg(value_parser = parse_id)]
         server_id: Uuid,
-        /// Product/feature name.
+        /// Product/feature name: 1 to 128 letters, digits, `-`, `_` or `.`.
         #[arg(long, env = "MAIN_SERVER_LICENSE_FEATURE")]
         feature: String,
         /// Number of floating seats.
@@ -370,6 +395,10 @@ pub enum LicenseCommand {
         #[arg(long, env = "MAIN_SERVER_LICENSE_MAX_BORROW_HOURS",
               value_parser = clap::value_parser!(u32).range(1..=8_784))]
         max_borrow_hours: Option<u32>,
+        /// Add it even though --valid-until is already past (without this such a
+        /// license is refused: usually a typed year).
+        #[arg(long, env = "MAIN_SERVER_LICENSE_CONFIRM_ENDED")]
+        confirm_ended: bool,
     },
     /// Change a license's seats or dates (`none` removes a date).
     Change {
@@ -393,6 +422,10 @@ pub enum LicenseCommand {
         /// New longest offline borrow in hours (1 to 8784), or `none`: not borrowable.
         #[arg(long, env = "MAIN_SERVER_LICENSE_MAX_BORROW_HOURS", value_parser = parse_borrow_hours)]
         max_borrow_hours: Option<BorrowLimit>,
+        /// Change it even though the new --valid-until is already past (the license
+        /// ends at once).
+        #[arg(long, env = "MAIN_SERVER_LICENSE_CONFIRM_ENDED")]
+        confirm_ended: bool,
     },
     /// Remove a license.
     Remove {

@@ -68,6 +68,8 @@ pub enum SolmeStatus {
     ContactInUse = 126,
     LastContact = 127,
     ConfirmationRequired = 128,
+    /// Solme retired the license server id: it no longer synchronizes.
+    ServerRetired = 130,
 }
 
 impl From<ErrorCode> for SolmeStatus {
@@ -102,6 +104,7 @@ impl From<ErrorCode> for SolmeStatus {
             ErrorCode::ContactInUse => Self::ContactInUse,
             ErrorCode::LastContact => Self::LastContact,
             ErrorCode::ConfirmationRequired => Self::ConfirmationRequired,
+            ErrorCode::ServerRetired => Self::ServerRetired,
         }
     }
 }

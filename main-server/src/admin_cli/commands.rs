@@ -12,7 +12,7 @@ use shared_proto::admin_api::{
     AuditEntry, Customer, CustomerRename, Decision, IssuedToken, KeyClear, KeyClearRequest,
     License, LicenseChange, MailSync, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense,
     NewOperator, NewServer, OperatorAccount, Reminder, RemindersSwitch, SenderAuth, Server,
-    SignedAuditHead, SyncAnswer, SyncUsage,
+    ServerMove, ServerRetire, SignedAuditHead, SyncAnswer, SyncUsage,
 };
 use shared_proto::audit_head::{HEAD_PREFIX, MAX_HEAD_LEN};
 use shared_proto::ErrorCode;
@@ -43,13 +43,18 @@ pub fn parse_date(text: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
 
 /// A refusal for want of a confirmation, saying how to give it on the command line.
 fn confirm_with_flag(error: CliError) -> CliError {
-    match error {
+    confirm_with("--confirm-duplicate-name")(error)
+}
+
+/// Like [`confirm_with_flag`], naming the given flag.
+fn confirm_with(flag: &'static str) -> impl Fn(CliError) -> CliError {
+    move |error| match error {
         CliError::Refused {
             code: code @ ErrorCode::ConfirmationRequired,
             message,
         } => CliError::Refused {
             code,
-            message: format!("{message} (run it again with --confirm-duplicate-name)"),
+            message: format!("{message} (run it again with {flag})"),
         },
         other => other,
     }
@@ -204,6 +209,37 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
                     ))
                     .await?;
                 show_usage(*server_id, &list, json)
+            }
+            ServerCommand::Retire {
+                server_id,
+                reason,
+                force,
+            } => {
+                let server: Server = client
+                    .post(
+                        &format!("/admin/v1/servers/{server_id}/retire"),
+                        &ServerRetire {
+                            reason: reason.clone(),
+                            force: *force,
+                        },
+                    )
+                    .await
+                    .map_err(confirm_with("--force"))?;
+                show_server(&server, json)
+            }
+            ServerCommand::Move {
+                server_id,
+                customer_id,
+            } => {
+                let server: Server = client
+                    .post(
+                        &format!("/admin/v1/servers/{server_id}/move"),
+                        &ServerMove {
+                            customer_id: *customer_id,
+                        },
+                    )
+                    .await?;
+                show_server(&server, json)
             }
             ServerCommand::Show { server_id } => {
                 let server: Server = client
@@ -403,11 +439,13 @@ pub(super) async fn license(
             valid_from,
             valid_until,
             max_borrow_hours,
+            confirm_ended,
         } => {
             let body = NewLicense {
                 feature: feature.clone(),
                 seats: *seats,
                 max_borrow_hours: *max_borrow_hours,
+                confirm_ended: *confirm_ended,
                 valid_from: valid_from.as_deref().map(parse_date).transpose()?.flatten(),
                 valid_until: valid_until
                     .as_deref()
@@ -417,7 +455,8 @@ pub(super) async fn license(
             };
             let license: License = client
                 .post(&format!("/admin/v1/servers/{server_id}/licenses"), &body)
-                .await?;
+                .await
+                .map_err(confirm_with("--confirm-ended"))?;
             show_one(&license, json, show_licenses)
         }
         LicenseCommand::Change {
@@ -427,12 +466,14 @@ pub(super) async fn license(
             valid_from,
             valid_until,
             max_borrow_hours,
+            confirm_ended,
         } => {
             let body = LicenseChange {
                 seats: *seats,
                 valid_from: valid_from.as_deref().map(parse_date).transpose()?,
                 valid_until: valid_until.as_deref().map(parse_date).transpose()?,
                 max_borrow_hours: max_borrow_hours.map(|limit| limit.0),
+                confirm_ended: *confirm_ended,
             };
             let value = client
                 .send(
@@ -440,7 +481,8 @@ pub(super) async fn license(
                     &format!("/admin/v1/servers/{server_id}/licenses/{license_id}"),
                     Some(&body),
                 )
-                .await?;
+                .await
+                .map_err(confirm_with("--confirm-ended"))?;
             let license: License = decode(value)?;
             show_one(&license, json, show_licenses)
         }

@@ -127,8 +127,11 @@ pub(super) fn show_servers(list: &[Server], json: bool) -> Result<String, CliErr
                 date(s.last_sync_at),
                 s.last_sync_channel
                     .map_or_else(|| "-".to_owned(), |c| c.to_string()),
-                s.days_until_due
-                    .map_or_else(|| "never synced".to_owned(), |d| d.to_string()),
+                match (s.retired_at, s.days_until_due) {
+                    (Some(_), _) => "retired".to_owned(),
+                    (None, None) => "never synced".to_owned(),
+                    (None, Some(d)) => d.to_string(),
+                },
             ]
         },
     )
@@ -157,10 +160,14 @@ pub(super) fn show_server(server: &Server, json: bool) -> Result<String, CliErro
     if json {
         return json_out(server);
     }
-    let due = match server.days_until_due {
-        None => "never synced: issues no licenses until its first sync".to_owned(),
-        Some(d) if d < 0 => format!("OVERDUE by {} days", -d),
-        Some(d) => format!("{d} days left of the 366-day limit"),
+    let due = match (server.retired_at, server.days_until_due) {
+        (Some(at), _) => format!(
+            "RETIRED on {}: its syncs are refused",
+            at.format("%Y-%m-%d %H:%M UTC")
+        ),
+        (None, None) => "never synced: issues no licenses until its first sync".to_owned(),
+        (None, Some(d)) if d < 0 => format!("OVERDUE by {} days", -d),
+        (None, Some(d)) => format!("{d} days left of the 366-day limit"),
     };
     let mut out = format!(
         "server id     {}\ncustomer      {} ({})\nrevision      {}\nsequence      {}\n\

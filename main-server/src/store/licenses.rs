@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use shared_proto::admin_api::AuditAction;
+use shared_proto::ErrorCode;
 use uuid::Uuid;
 
 use super::audit;
-use super::{parse_uuid, required_line, unknown_server, MAX_FEATURE, MAX_SEATS};
+use super::{parse_uuid, unknown_server, MAX_FEATURE, MAX_SEATS};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{licenses, servers};
@@ -94,6 +95,52 @@ fn check_borrow(hours: Option<u32>) -> Result<Option<i32>, ApiError> {
     }
 }
 
+/// A feature name is what client programs ask for and what the license file and the
+/// local server's pages carry: 1 to [`MAX_FEATURE`] letters, digits, `-`, `_` and `.`,
+/// so a slip (a space, a stray quote, a pasted line) is refused here and not found
+/// later as a feature nobody can check out.
+fn check_feature(feature: &str) -> Result<String, ApiError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if feature.is_empty() || feature.len() > MAX_FEATURE || !feature.chars().all(allowed) {
+        return Err(ApiError::malformed(format!(
+            "a feature name is 1 to {MAX_FEATURE} letters, digits, '-', '_' or '.' \
+             (no spaces); {} is not",
+            shown(feature)
+        )));
+    }
+    Ok(feature.to_owned())
+}
+
+/// A refused value as people read it: quoted, cut after 40 characters.
+fn shown(value: &str) -> String {
+    let cut: String = value.chars().take(40).collect();
+    if cut.len() < value.len() {
+        format!("\"{cut}…\"")
+    } else {
+        format!("\"{cut}\"")
+    }
+}
+
+/// A license that has already ended when it is written is usually a typed year;
+/// `CONFIRMATION_REQUIRED` unless the operator said it is meant.
+fn refuse_ended(
+    until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    confirmed: bool,
+) -> Result<(), ApiError> {
+    match until {
+        Some(until) if until <= now && !confirmed => Err(ApiError::refused(
+            ErrorCode::ConfirmationRequired,
+            format!(
+                "the license would end on {}, which is already past: no seat of it could \
+                 be checked out; if that is meant, confirm the ended license",
+                until.format("%Y-%m-%d %H:%M UTC")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn check_dates(from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<(), ApiError> {
     match (from, until) {
         (Some(from), Some(until)) if until <= from => Err(ApiError::malformed(
@@ -121,9 +168,10 @@ pub fn add(
     server_id: Uuid,
     new: &NewLicense,
 ) -> Result<License, ApiError> {
-    let feature = required_line("feature", &new.feature, MAX_FEATURE)?;
+    let feature = check_feature(&new.feature)?;
     let seats = check_seats(new.seats)?;
     check_dates(new.valid_from, new.valid_until)?;
+    refuse_ended(new.valid_until, now, new.confirm_ended)?;
     let max_borrow_hours = check_borrow(new.max_borrow_hours)?;
     let id = Uuid::new_v4();
     conn.transaction::<_, ApiError, _>(|conn| {
@@ -190,6 +238,7 @@ pub fn change(
             license.valid_from = from;
         }
         if let Some(until) = change.valid_until {
+            refuse_ended(until, now, change.confirm_ended)?;
             license.valid_until = until;
         }
         if let Some(hours) = change.max_borrow_hours {

@@ -78,6 +78,7 @@ pub fn claim(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<Vec<DueRemin
         let candidates: Vec<(String, i64)> = servers::table
             .inner_join(customers::table)
             .filter(customers::reminders_enabled.eq(true))
+            .filter(servers::retired_at.is_null())
             .filter(servers::valid_until.le(cutoff))
             .select((servers::id, servers::valid_until.assume_not_null()))
             .load(conn)?;

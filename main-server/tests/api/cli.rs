@@ -475,6 +475,53 @@ fn usage_mistakes_exit_2_with_the_expected_form_not_a_parser_message() {
     }
 }
 
+/// `license add` refuses a feature name outside the rule and a license already ended
+/// unless `--confirm-ended`; `license change` asks the same for a past end.
+#[actix_rt::test]
+async fn admin_cli_checks_feature_names_and_confirms_ended_licenses() {
+    let app = spawn_app().await;
+    let (_, server_id) = app.register().await;
+    let dir = app.data_dir();
+    let sid = server_id.to_string();
+    let add = |feature: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "license",
+            "add",
+            &sid,
+            "--feature",
+            feature,
+            "--seats",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        admin(&dir, &args)
+    };
+    failed_saying(&add("cad cam", &[]), 1, "MALFORMED");
+    failed_saying(&add("cad cam", &[]), 1, "letters, digits, '-', '_' or '.'");
+    let ended = add("cam", &["--valid-until", "2020-01-01"]);
+    failed_saying(&ended, 1, "CONFIRMATION_REQUIRED");
+    failed_saying(&ended, 1, "--confirm-ended");
+    let added = json_of(&add(
+        "cam",
+        &["--valid-until", "2020-01-01", "--confirm-ended"],
+    ));
+    assert_eq!(added["feature"], "cam");
+    let license_id = added["id"].as_str().expect("id").to_owned();
+    let change = |extra: &[&str]| {
+        let mut args = vec!["--json", "license", "change", &sid, &license_id];
+        args.extend_from_slice(extra);
+        admin(&dir, &args)
+    };
+    failed_saying(
+        &change(&["--valid-until", "2021-01-01"]),
+        1,
+        "--confirm-ended",
+    );
+    let changed = json_of(&change(&["--valid-until", "2021-01-01", "--confirm-ended"]));
+    assert_eq!(changed["valid_until"], "2021-01-01T00:00:00Z");
+}
+
 #[actix_rt::test]
 async fn a_refused_token_is_said_with_the_file_it_came_from() {
     let app = spawn_app().await;
@@ -497,5 +544,53 @@ async fn a_refused_token_is_said_with_the_file_it_came_from() {
             && stderr.contains("check that file")
             && !stderr.contains("Authorization"),
         "{stderr}"
+    );
+}
+
+/// `server retire` asks for `--force` while a key pair is bound, and `server move`
+/// gives the id to another customer; `server show` says retired.
+#[actix_rt::test]
+async fn admin_cli_retires_and_moves_ids() {
+    let app = spawn_app().await;
+    let (server_id, local) = app.register_local().await;
+    let answer = app.post_sync(&local.sync_data()).await;
+    assert_eq!(answer.status.as_u16(), 200, "{}", answer.body);
+    let dir = app.data_dir();
+    let sid = server_id.to_string();
+    let beta = json_of(&admin(
+        &dir,
+        &[
+            "--json",
+            "customer",
+            "add",
+            "--name",
+            "Beta",
+            "--email",
+            "it@beta.example",
+        ],
+    ));
+    let beta_id = beta["id"].as_str().expect("id").to_owned();
+    let moved = json_of(&admin(
+        &dir,
+        &["--json", "server", "move", &sid, "--customer", &beta_id],
+    ));
+    assert_eq!(moved["customer_name"], "Beta");
+    let refused = admin(&dir, &["server", "retire", &sid, "--reason", "ended"]);
+    failed_saying(&refused, 1, "CONFIRMATION_REQUIRED");
+    failed_saying(&refused, 1, "--force");
+    let shown = succeeded(&admin(
+        &dir,
+        &["server", "retire", &sid, "--reason", "ended", "--force"],
+    ));
+    assert!(shown.contains("RETIRED on "), "{shown}");
+    let list = succeeded(&admin(&dir, &["server", "list"]));
+    assert!(list.contains("retired"), "{list}");
+    failed_saying(
+        &admin(
+            &dir,
+            &["server", "retire", &sid, "--reason", "again", "--force"],
+        ),
+        1,
+        "SERVER_RETIRED",
     );
 }

@@ -1038,3 +1038,161 @@ async fn chromium_sets_a_licenses_borrow_limit() {
         .wait_for("document.querySelector('#licenses-body input.borrow-hours').value === '24'")
         .await;
 }
+
+/// Adding a license that has already ended asks first; declined, nothing is added;
+/// confirmed, it is.
+#[actix_rt::test]
+async fn chromium_asks_before_adding_a_license_already_ended() {
+    let Some(app) = spawn_app_for_chromium().await else {
+        return;
+    };
+    let (_, server_id) = app.register().await;
+    let mut browser = Browser::signed_in(&app, &app.token, "Acme").await;
+    browser.go_to(&format!("server/{server_id}")).await;
+    browser.wait_for_text("licenses-body", "cad").await;
+    let add = "document.getElementById('license-feature').value = 'cam'; \
+               document.getElementById('license-seats').value = '2'; \
+               document.getElementById('license-until').value = '2020-01-01'; \
+               document.getElementById('license-form').requestSubmit(); true";
+    browser
+        .eval("window.confirm = (q) => { window.asked = q; return false; }; true")
+        .await;
+    browser.eval(add).await;
+    browser
+        .wait_for_message("Not added: cam would already have ended.")
+        .await;
+    assert!(browser
+        .eval("window.asked")
+        .await
+        .as_str()
+        .is_some_and(|q| q.contains("2020-01-01") && q.contains("already past")));
+    let (_, server) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(
+        server["licenses"].as_array().map(Vec::len),
+        Some(1),
+        "{server}"
+    );
+
+    browser.eval("window.confirm = () => true; true").await;
+    browser.eval(add).await;
+    browser.wait_for_message("License cam added.").await;
+    browser.wait_for_text("licenses-body", "cam").await;
+    let (_, server) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(
+        server["licenses"].as_array().map(Vec::len),
+        Some(2),
+        "{server}"
+    );
+}
+
+/// "Allocate id" asks first; declined, nothing is allocated.
+#[actix_rt::test]
+async fn chromium_asks_before_allocating_an_id() {
+    let Some(app) = spawn_app_for_chromium().await else {
+        return;
+    };
+    app.register().await;
+    let mut browser = Browser::signed_in(&app, &app.token, "Acme").await;
+    browser
+        .eval("window.confirm = (q) => { window.asked = q; return false; }; true")
+        .await;
+    browser
+        .eval(
+            "[...document.querySelectorAll('#customers-body button')]\
+               .find(b => b.textContent === 'Allocate id').click(); true",
+        )
+        .await;
+    browser.wait_for_message("Nothing allocated.").await;
+    assert!(browser
+        .eval("window.asked")
+        .await
+        .as_str()
+        .is_some_and(|q| q.contains("Allocate a new license server id for Acme?")));
+    let (_, servers) = app.get("/admin/v1/servers").await;
+    assert_eq!(servers.as_array().map(Vec::len), Some(1), "{servers}");
+
+    browser.eval("window.confirm = () => true; true").await;
+    browser
+        .eval(
+            "[...document.querySelectorAll('#customers-body button')]\
+               .find(b => b.textContent === 'Allocate id').click(); true",
+        )
+        .await;
+    browser
+        .wait_for_text("message", "Allocated license server id")
+        .await;
+    let (_, servers) = app.get("/admin/v1/servers").await;
+    assert_eq!(servers.as_array().map(Vec::len), Some(2), "{servers}");
+}
+
+/// An operator moves an id to another customer, then retires it: a bound id asks a
+/// second time before it is forced; the page then shows it retired without the forms.
+#[actix_rt::test]
+async fn chromium_moves_and_retires_an_id() {
+    let Some(app) = spawn_app_for_chromium().await else {
+        return;
+    };
+    let (server_id, local) = app.register_local().await;
+    let answer = app.post_sync(&local.sync_data()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let (status, beta) = app
+        .post(
+            "/admin/v1/customers",
+            json!({"name": "Beta", "emails": ["it@beta.example"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{beta}");
+    let mut browser = Browser::signed_in(&app, &app.token, "Acme").await;
+    browser.go_to(&format!("server/{server_id}")).await;
+    browser.wait_for_text("move-customer", "Beta").await;
+    browser
+        .eval(
+            "window.asked = []; window.confirm = (q) => { window.asked.push(q); return true; }; \
+             document.getElementById('move-form').requestSubmit(); true",
+        )
+        .await;
+    browser.wait_for_message("Moved to Beta.").await;
+    browser.wait_for_text("server-facts", "Beta").await;
+    let (_, server) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(server["customer_name"], "Beta", "{server}");
+
+    // Declined at the second question (the key pair is bound): not retired.
+    browser
+        .eval(
+            "window.asked = []; window.confirm = (q) => { window.asked.push(q); \
+               return window.asked.length < 2; }; \
+             document.getElementById('retire-reason').value = 'contract ended'; \
+             document.getElementById('retire-form').requestSubmit(); true",
+        )
+        .await;
+    browser
+        .wait_for_message(&format!("Not retired: {server_id} keeps synchronizing."))
+        .await;
+    assert!(browser
+        .eval("window.asked[1]")
+        .await
+        .as_str()
+        .is_some_and(|q| q.contains("has a key pair bound")));
+    let (_, server) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert!(server["retired_at"].is_null(), "{server}");
+
+    browser
+        .eval(
+            "window.confirm = () => true; \
+             document.getElementById('retire-reason').value = 'contract ended'; \
+             document.getElementById('retire-form').requestSubmit(); true",
+        )
+        .await;
+    browser
+        .wait_for_message(&format!("Retired {server_id}."))
+        .await;
+    browser
+        .wait_for_text("server-facts", "its syncs are refused")
+        .await;
+    assert!(
+        !browser.shown("#retire-form").await,
+        "retire form still shown"
+    );
+    let (_, server) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert!(server["retired_at"].is_string(), "{server}");
+}

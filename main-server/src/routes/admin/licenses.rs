@@ -16,8 +16,9 @@ use crate::store::licenses;
     request_body = NewLicense,
     responses(
         (status = 201, description = "The new license; the id's revision moves.", body = License),
-        (status = 400, description = "`MALFORMED`: a bad feature name, seat count, validity or borrow limit, or the id already has a license of that feature."),
+        (status = 400, description = "`MALFORMED`: a bad feature name (1 to 128 letters, digits, `-`, `_`, `.`), seat count, validity or borrow limit, or the id already has a license of that feature."),
         (status = 404, description = "`UNKNOWN_SERVER_ID`."),
+        (status = 409, description = "`CONFIRMATION_REQUIRED`: `valid_until` is already past and `confirm_ended` is not set."),
     )
 )]
 pub(super) async fn add_license(
@@ -40,6 +41,7 @@ pub(super) async fn add_license(
         (status = 200, description = "The changed license; the id's revision moves.", body = License),
         (status = 400, description = "`MALFORMED`: a bad seat count or validity."),
         (status = 404, description = "`UNKNOWN_SERVER_ID` or `NOT_FOUND`: no such id or license."),
+        (status = 409, description = "`CONFIRMATION_REQUIRED`: the new `valid_until` is already past and `confirm_ended` is not set."),
     )
 )]
 pub(super) async fn change_license(

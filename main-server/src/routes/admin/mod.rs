@@ -89,6 +89,8 @@ endpoints! {
     Patch "/servers/{id}/licenses/{license_id}" => Manager, licenses::change_license;
     Delete "/servers/{id}/licenses/{license_id}" => Manager, licenses::remove_license;
     Post "/servers/{id}/key-clear" => Manager, servers::clear_key;
+    Post "/servers/{id}/retire" => Manager, servers::retire_server;
+    Post "/servers/{id}/move" => Manager, servers::move_server;
     Post "/mail/sync" => Gateway, mail::mail_sync;
     Post "/key-clear-requests" => Gateway, key_clear_requests::create_request;
     Get "/key-clear-requests" => Viewer, key_clear_requests::list_requests;

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use diesel::Connection;
 use serde::Deserialize;
-use shared_proto::admin_api::{KeyClear, NewServer, Server, SyncUsage};
+use shared_proto::admin_api::{KeyClear, NewServer, Server, ServerMove, ServerRetire, SyncUsage};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -136,6 +136,55 @@ pub(super) async fn clear_key(
             servers::clear_key(conn, now, op.name(), id, &body.reason, "operator")
         })?;
         servers::get(conn, now, id)
+    })
+    .await
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/servers/{id}/retire", tag = "servers",
+    params(("id" = Uuid, Path, description = "The license server id.")),
+    request_body = ServerRetire,
+    responses(
+        (status = 200, description = "The id, retired: kept and listed, never allocated again; its syncs are refused with `SERVER_RETIRED`; its pending reminders cancelled.", body = Server),
+        (status = 400, description = "`MALFORMED`: an empty or multi-line reason."),
+        (status = 403, description = "`SERVER_RETIRED`: the id was retired already."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID`."),
+        (status = 409, description = "`CONFIRMATION_REQUIRED`: a key pair is bound and `force` is not set."),
+    )
+)]
+pub(super) async fn retire_server(
+    op: Manager,
+    state: State,
+    path: web::Path<Uuid>,
+    body: web::Json<ServerRetire>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    write_json(&state, StatusCode::OK, move |conn, now| {
+        servers::retire(conn, now, op.name(), id, &body.reason, body.force)
+    })
+    .await
+}
+
+#[utoipa::path(
+    post, path = "/admin/v1/servers/{id}/move", tag = "servers",
+    params(("id" = Uuid, Path, description = "The license server id.")),
+    request_body = ServerMove,
+    responses(
+        (status = 200, description = "The id, now the other customer's: its reminders and key-clear notices go to that customer's contacts.", body = Server),
+        (status = 400, description = "`MALFORMED`: the id already belongs to that customer."),
+        (status = 403, description = "`SERVER_RETIRED`: a retired id is not moved."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID`, or `NOT_FOUND`: no such customer."),
+    )
+)]
+pub(super) async fn move_server(
+    op: Manager,
+    state: State,
+    path: web::Path<Uuid>,
+    body: web::Json<ServerMove>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    write_json(&state, StatusCode::OK, move |conn, now| {
+        servers::move_to(conn, now, op.name(), id, body.customer_id)
     })
     .await
 }
