@@ -77,6 +77,7 @@ async fn at_360_pixels_nothing_is_wider_than_the_window_and_nothing_fails() -> T
     page.wait_for("performance.getEntriesByType('resource').some(e => e.name.includes('favicon'))")
         .await;
     page.eval("1").await;
-    assert!(page.failed.is_empty(), "failed requests: {:?}", page.failed);
+    let failed = page.failed_requests();
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
     Ok(())
 }

@@ -6,16 +6,15 @@
 //! an operator, and signs out.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use awc::http::{Method, StatusCode};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use test_harness::browser::{
     assert_page_headers, chromium_command, chromium_present, trust_certificate,
 };
+use test_harness::devtools::DevTools;
 
 use crate::audit_chain::{connect, tamper};
 use crate::helpers::{newest_audit_entry, spawn_app, TestApp};
@@ -172,132 +171,30 @@ async fn chromium_renders_the_console() {
     assert!(dom.contains("Paste your personal operator token"), "{dom}");
 }
 
-/// The DevTools websocket (awc's framed socket, named by what it does).
-trait DevToolsSocket:
-    futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
-    + futures_util::Sink<awc::ws::Message, Error = awc::error::WsProtocolError>
-{
-}
-
-impl<T> DevToolsSocket for T where
-    T: futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
-        + futures_util::Sink<awc::ws::Message, Error = awc::error::WsProtocolError>
-{
-}
-
-/// A headless Chromium driven over the DevTools protocol; killed (with its process
-/// group) on drop.
-struct Browser {
-    child: Child,
-    _profile: TempDir,
-    ws: std::pin::Pin<Box<dyn DevToolsSocket>>,
-    next_id: u64,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // `kill -s KILL -- -PGID`: the `--` matters. procps-ng 4.0.2 reads `kill -KILL
-        // -12345` as process group 1 (its first digit): kill(-1) ends every process.
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--"])
-            .arg(format!("-{}", self.child.id()))
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The console in a headless Chromium (the shared DevTools driver), with the steps its
+/// tests take; a failure of the browser fails the test.
+struct Browser(DevTools);
 
 impl Browser {
     /// Chromium trusting the server certificate in `cert_file`.
     async fn start(cert_file: &Path) -> Self {
-        use std::os::unix::process::CommandExt;
-        let profile = TempDir::new().expect("profile dir");
-        let mut chromium = chromium_command(profile.path());
-        trust_certificate(&mut chromium, cert_file).expect("pin the certificate");
-        let child = chromium
-            .args(["--remote-debugging-port=0", "--window-size=1280,900"])
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("start chromium");
-        let port_file = profile.path().join("DevToolsActivePort");
-        let port = test_harness::wait_until_async(
-            "chromium's DevTools port",
-            Duration::from_secs(30),
-            || async {
-                std::fs::read_to_string(&port_file)
-                    .ok()
-                    .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u16>().ok()))
-            },
-        )
-        .await
-        .expect("chromium starts");
-        let http = awc::Client::new();
-        let targets: Value = http
-            .get(format!("http://127.0.0.1:{port}/json/list"))
-            .send()
-            .await
-            .expect("DevTools targets")
-            .json()
-            .await
-            .expect("targets JSON");
-        let ws_url = targets
-            .as_array()
-            .and_then(|list| list.iter().find(|t| t["type"] == "page"))
-            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
-            .expect("a page target")
-            .to_owned();
-        let (_, ws) = http
-            .ws(ws_url)
-            .max_frame_size(16 << 20)
-            .connect()
-            .await
-            .expect("DevTools websocket");
-        Self {
-            child,
-            _profile: profile,
-            ws: Box::pin(ws),
-            next_id: 0,
-        }
-    }
-
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let message = json!({"id": id, "method": method, "params": params}).to_string();
-        self.ws
-            .send(awc::ws::Message::Text(message.into()))
-            .await
-            .expect("DevTools send");
-        loop {
-            let frame = actix_web::rt::time::timeout(Duration::from_secs(30), self.ws.next())
+        Self(
+            DevTools::start(1280, 900, Some(cert_file))
                 .await
-                .expect("DevTools answer in time")
-                .expect("DevTools connection open")
-                .expect("DevTools frame");
-            if let awc::ws::Frame::Text(bytes) = frame {
-                let value: Value = serde_json::from_slice(&bytes).expect("DevTools JSON");
-                if value["id"] == id {
-                    assert!(value.get("error").is_none(), "{method}: {value}");
-                    return value["result"].clone();
-                }
-            }
-        }
+                .expect("start chromium"),
+        )
     }
 
     async fn eval(&mut self, expression: &str) -> Value {
-        let result = self
-            .call(
-                "Runtime.evaluate",
-                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
-            )
-            .await;
-        assert!(
-            result.get("exceptionDetails").is_none(),
-            "{expression}: {result}"
-        );
-        result["result"]["value"].clone()
+        self.0.eval(expression).await.expect("evaluate in the page")
+    }
+
+    /// Evaluates `expression` until it is true (the page loads data asynchronously).
+    async fn wait_for(&mut self, expression: &str) {
+        self.0
+            .wait_for(expression)
+            .await
+            .expect("the page's condition");
     }
 
     /// Shows the page's `tab` (`#servers`, …) and waits until its table holds `text`.
@@ -334,46 +231,24 @@ impl Browser {
         .await;
     }
 
-    /// Evaluates `expression` until it is true (the page loads data asynchronously).
-    async fn wait_for(&mut self, expression: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.eval(expression).await != json!(true) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {expression}; page text: {}",
-                self.eval("document.body.innerText").await
-            );
-            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     /// With `SOLME_CONSOLE_SCREENSHOTS=DIR`, saves the page as `DIR/NAME.png` (to look
     /// at the console while working on it).
     async fn screenshot(&mut self, name: &str) {
         let Ok(dir) = std::env::var("SOLME_CONSOLE_SCREENSHOTS") else {
             return;
         };
-        let shot = self
-            .call("Page.captureScreenshot", json!({"format": "png"}))
-            .await;
-        let png = base64::Engine::decode(
-            &base64::engine::general_purpose::STANDARD,
-            shot["data"].as_str().unwrap_or(""),
-        )
-        .expect("screenshot");
+        let png = self.0.screenshot().await.expect("screenshot");
         std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).expect("write screenshot");
     }
 
     /// A browser on the console's page of `app`, ready for sign-in.
     async fn open_console(app: &TestApp) -> Self {
         let mut browser = Self::start(&app.data_dir().join("tls-cert.pem")).await;
-        browser.call("Page.enable", json!({})).await;
         browser
-            .call(
-                "Page.navigate",
-                json!({"url": format!("{}/", app.admin_base())}),
-            )
-            .await;
+            .0
+            .navigate(&format!("{}/", app.admin_base()))
+            .await
+            .expect("open the console");
         browser
             .wait_for("document.body && document.body.dataset.console === 'ready'")
             .await;

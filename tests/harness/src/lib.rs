@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod certs;
+pub mod devtools;
 pub mod mail;
 pub mod net;
 pub mod process;
