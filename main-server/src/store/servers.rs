@@ -11,8 +11,8 @@ use super::{licenses, parse_uuid, parse_word, required_line, unknown_server, MAX
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customers, reminders, servers};
-use shared_proto::ErrorCode;
 use shared_proto::admin_api::Server;
+use shared_proto::ErrorCode;
 
 /// One id with its customer's name, as read (`servers` joined with `customers`).
 #[derive(Queryable, Selectable)]
