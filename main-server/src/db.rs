@@ -366,6 +366,7 @@ mod tests {
         select_every_column!(portal_links);
         select_every_column!(portal_sessions);
         select_every_column!(portal_link_requests);
+        select_every_column!(sync_history);
         Ok(())
     }
 

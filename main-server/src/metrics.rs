@@ -5,7 +5,10 @@
 //! - `solme_syncs_total{channel, outcome}`: every sync answered, `outcome` = `ok` or the
 //!   refusal's error code (`ID_IN_USE`, `REPLAYED_REQUEST`, …);
 //! - `solme_sync_duration_seconds{channel}`: how long answering took, from the request
-//!   read to the answer (checks, database transaction, signed and encrypted file).
+//!   read to the answer (checks, database transaction, signed and encrypted file);
+//! - `solme_possible_copies`: ids marked a possible copy right now, read from the
+//!   database at each scrape (the whole deployment's count: every replica shows the
+//!   same number, so take the maximum, not the sum).
 
 use std::future::Future;
 use std::time::Instant;
@@ -14,12 +17,14 @@ use actix_web::{web, HttpResponse};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use shared_proto::metrics;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 use shared_proto::admin_api::SyncChannel;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,6 +43,7 @@ pub struct Metrics {
     registry: Registry,
     syncs: Family<SyncLabels, Counter>,
     sync_duration: Family<ChannelLabel, Histogram>,
+    possible_copies: Gauge,
 }
 
 impl Default for Metrics {
@@ -58,10 +64,17 @@ impl Default for Metrics {
             "Time to answer a sync, by channel",
             sync_duration.clone(),
         );
+        let possible_copies = Gauge::default();
+        registry.register(
+            "possible_copies",
+            "Ids marked a possible copy (two installations with one key pair), all processes",
+            possible_copies.clone(),
+        );
         Self {
             registry,
             syncs,
             sync_duration,
+            possible_copies,
         }
     }
 }
@@ -108,7 +121,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(scrape));
 }
 
-async fn scrape(metrics: web::Data<Metrics>) -> HttpResponse {
+async fn scrape(metrics: web::Data<Metrics>, state: web::Data<AppState>) -> HttpResponse {
+    let db = state.db.clone();
+    let marked = web::block(move || {
+        let mut conn = db.read.get()?;
+        crate::store::copies::count_marked(&mut conn)
+    })
+    .await;
+    match marked {
+        Ok(Ok(n)) => {
+            metrics.possible_copies.set(n);
+        }
+        // The other metrics are still worth serving; the gauge keeps its last value.
+        Ok(Err(error)) => log::warn!("counting the possible copies for the metrics: {error}"),
+        Err(error) => log::warn!("counting the possible copies for the metrics: {error}"),
+    }
     match metrics.encode() {
         Ok(text) => HttpResponse::Ok()
             .content_type(metrics::CONTENT_TYPE)

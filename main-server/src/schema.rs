@@ -7,6 +7,7 @@ diesel::table! {
         name -> Text,
         created_at -> BigInt,
         reminders_enabled -> Bool,
+        copy_policy -> Text,
     }
 }
 
@@ -29,7 +30,7 @@ diesel::table! {
         last_sync_channel -> Nullable<Text>,
         valid_until -> Nullable<BigInt>,
         created_at -> BigInt,
-        retired_at -> Nullable<BigInt>,
+        possible_copy_since -> Nullable<BigInt>,
     }
 }
 
@@ -175,8 +176,25 @@ diesel::joinable!(console_sessions -> operators (operator));
 diesel::joinable!(portal_links -> customers (customer_id));
 diesel::joinable!(portal_sessions -> customers (customer_id));
 
+diesel::table! {
+    sync_history (server_id, issued_sequence) {
+        server_id -> Text,
+        issued_sequence -> BigInt,
+        fingerprint -> Text,
+        created_at -> BigInt,
+        seen_at -> BigInt,
+        channel -> Text,
+        request_counter -> Nullable<BigInt>,
+        held_sequence -> Nullable<BigInt>,
+        held_file_sha256 -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(sync_history -> servers (server_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
+    sync_history,
     customer_emails,
     servers,
     licenses,

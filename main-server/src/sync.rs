@@ -189,6 +189,13 @@ impl AppState {
                 .map_err(|e| {
                     ApiError::Internal(anyhow::Error::new(e).context("sealing a license file"))
                 })?;
+        if issued.marked_copy {
+            log::warn!(
+                "possible copy server_id={}: two installations seem to synchronize with \
+                 one key pair; the evidence is in the audit log",
+                request.server_id
+            );
+        }
         log::info!(
             "sync ok server_id={} channel={} peer={peer} sequence={} revision={}{}",
             request.server_id,
@@ -252,8 +259,24 @@ fn check(
         ));
     }
 
+    let request_counter = match request.request_counter.map(i64::try_from) {
+        None => None,
+        Some(Ok(counter)) => Some(counter),
+        Some(Err(_)) => {
+            return Err(ApiError::malformed(
+                "the request counter of the sync data is out of range",
+            ))
+        }
+    };
+    if let Some(hash) = &request.held_file_sha256 {
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::malformed(
+                "the hash of the license file held is not a SHA-256 in hex",
+            ));
+        }
+    }
     let detail = format!(
-        "channel {}, peer {peer}, key {}, request {}, software {}, {}",
+        "channel {}, peer {peer}, key {}, request {}, software {}, {}{}",
         channel.as_str(),
         verified.fingerprint,
         request.request_id,
@@ -267,6 +290,7 @@ fn check(
             || "holds no license file".to_owned(),
             |held| format!("held sequence {held}")
         ),
+        request_counter.map_or_else(String::new, |c| format!(", request counter {c}")),
     );
     let attempt = Attempt {
         server_id: request.server_id,
@@ -281,6 +305,12 @@ fn check(
             ApiError::Internal(anyhow::Error::new(e).context("encoding a usage summary"))
         })?,
         usage_since: request.usage_since,
+        request_counter,
+        held_sequence: request.held_sequence,
+        held_file_sha256: request
+            .held_file_sha256
+            .as_ref()
+            .map(|h| h.to_ascii_lowercase()),
     };
     Ok(Checked { verified, attempt })
 }

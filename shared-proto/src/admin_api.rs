@@ -71,6 +71,18 @@ impl SenderAuth {
 }
 
 crate::text_enum! {
+    /// What a customer's possible copies do to their syncs (README of the main server,
+    /// "Copies of one installation").
+    pub enum CopyPolicy {
+        /// The id is marked and shown; its syncs are still answered (the default).
+        Warn => "warn",
+        /// The marked id's syncs are refused with `POSSIBLE_COPY` until an operator
+        /// dismisses the mark.
+        Refuse => "refuse",
+    }
+}
+
+crate::text_enum! {
     /// What an audit entry records.
     pub enum AuditAction {
         /// A sync attempt, by either channel.
@@ -116,10 +128,13 @@ crate::text_enum! {
         PortalSignIn => "portal.sign_in",
         /// A contact signed out of the customer portal.
         PortalSignOut => "portal.sign_out",
-        /// An operator retired an id: kept in the registry, its syncs refused.
-        ServerRetire => "server.retire",
-        /// An operator moved an id to another customer.
-        ServerMove => "server.move",
+        /// Solme saw two sync histories for one key pair and marked the id a possible
+        /// copy (the detail carries the evidence; the actor is the sync's).
+        PossibleCopy => "server.possible_copy",
+        /// An operator looked at a possible copy and cleared the mark.
+        PossibleCopyDismiss => "server.possible_copy_dismiss",
+        /// An operator set what a customer's possible copies do (warn or refuse).
+        CustomerCopyPolicy => "customer.copy_policy",
     }
 }
 
@@ -463,10 +478,6 @@ pub struct Server {
     pub sequence: i64,
     pub bound_fingerprint: Option<String>,
     pub bound_at: Option<DateTime<Utc>>,
-    /// When the id was retired (its syncs refused with `SERVER_RETIRED`); null while
-    /// in service. A retired id is kept and never allocated again.
-    #[serde(default)]
-    pub retired_at: Option<DateTime<Utc>>,
     pub last_sync_at: Option<DateTime<Utc>>,
     pub last_sync_channel: Option<SyncChannel>,
     /// End of the 366-day window of the last license file.
@@ -474,36 +485,64 @@ pub struct Server {
     /// Whole days until `valid_until` (negative when overdue; null when never synced).
     pub days_until_due: Option<i64>,
     pub licenses: Vec<License>,
-}
-
-/// `POST /admin/v1/servers/{id}/retire`.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ServerRetire {
-    /// One line, recorded in the audit log.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 2_000))]
-    pub reason: String,
-    /// Retire it although a key pair is bound (an installation may still be using
-    /// the id). Without it such a request is refused with `CONFIRMATION_REQUIRED`.
+    /// Since when Solme suspects two installations share the id's key pair (a copied
+    /// data directory); null when not marked. The evidence is in the audit log
+    /// (`server.possible_copy`); `POST …/possible-copy/dismiss` clears it.
     #[serde(default)]
-    pub force: bool,
+    pub possible_copy_since: Option<DateTime<Utc>>,
+    /// What a possible copy does to the id's syncs: the customer's policy.
+    #[serde(default = "CopyPolicy::default_policy")]
+    pub copy_policy: CopyPolicy,
 }
 
-/// `POST /admin/v1/servers/{id}/move`: the customer the id belongs to from now on.
+impl CopyPolicy {
+    /// `warn`: a possible copy is shown, its syncs still answered.
+    pub const fn default_policy() -> Self {
+        Self::Warn
+    }
+}
+
+/// `PUT /admin/v1/customers/{id}/copy-policy`: what a possible copy of one of the
+/// customer's ids does to its syncs.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ServerMove {
+#[serde(deny_unknown_fields)]
+pub struct CopyPolicySetting {
+    pub policy: CopyPolicy,
+}
+
+/// The customer's copy policy, as set.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CustomerCopyPolicy {
     pub customer_id: Uuid,
+    pub policy: CopyPolicy,
+}
+
+/// `POST /admin/v1/servers/{id}/possible-copy/dismiss`: an operator's decision that a
+/// possible copy is none (a restored backup, a lost mail) or has been dealt with.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PossibleCopyDismissal {
+    /// Why, for the audit log (at most 2000 bytes, one line).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What a dismissal did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PossibleCopyDismissed {
+    pub server_id: Uuid,
+    /// Since when the id was marked; null when it was not marked (nothing changed).
+    pub was_marked_since: Option<DateTime<Utc>>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewLicense {
-    /// 1 to 128 letters, digits, `-`, `_` and `.` (the name client programs ask for).
-    #[cfg_attr(
-        feature = "openapi",
-        schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._-]{1,128}$")
-    )]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub feature: String,
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub seats: u32,
@@ -515,10 +554,6 @@ pub struct NewLicense {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 8_784))]
     pub max_borrow_hours: Option<u32>,
-    /// `valid_until` is already past: add the license anyway (e.g. to record an ended
-    /// contract). Without it such a request is refused with `CONFIRMATION_REQUIRED`.
-    #[serde(default)]
-    pub confirm_ended: bool,
 }
 
 /// PATCH body: an absent field keeps its value, `null` clears a date or the borrow limit.
@@ -548,10 +583,6 @@ pub struct LicenseChange {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1, maximum = 8_784))]
     pub max_borrow_hours: Option<Option<u32>>,
-    /// The new `valid_until` is already past: end the license anyway. Without it such
-    /// a change is refused with `CONFIRMATION_REQUIRED`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub confirm_ended: bool,
 }
 
 /// Tells "field present with null" (`Some(None)`) from "field absent" (`None`, by

@@ -54,9 +54,10 @@ crate::text_enum! {
         /// The change looks like a slip (a second customer of the same name, …) and is
         /// made only when sent again with the confirmation its message names.
         ConfirmationRequired => "CONFIRMATION_REQUIRED",
-        /// The license server id was retired by Solme: it is kept in the registry but
-        /// no longer synchronizes (ask Solme for a new id).
-        ServerRetired => "SERVER_RETIRED",
+        /// Solme saw two installations synchronizing with one key pair (a copied data
+        /// directory), and the customer's policy refuses their syncs until an operator
+        /// has looked.
+        PossibleCopy => "POSSIBLE_COPY",
     }
 }
 
@@ -76,8 +77,7 @@ impl ErrorCode {
             | Self::ClockRollback
             | Self::LicenseExpired
             | Self::OptionsDenied
-            | Self::Forbidden
-            | Self::ServerRetired => 403,
+            | Self::Forbidden => 403,
             Self::UnknownServerId | Self::NotFound | Self::FeatureUnknown | Self::LeaseUnknown => {
                 404
             }
@@ -89,7 +89,8 @@ impl ErrorCode {
             | Self::AlreadyDecided
             | Self::ContactInUse
             | Self::LastContact
-            | Self::ConfirmationRequired => 409,
+            | Self::ConfirmationRequired
+            | Self::PossibleCopy => 409,
             Self::Internal => 500,
             Self::Unavailable => 503,
             Self::RateLimited => 429,

@@ -10,8 +10,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 
 use crate::admin_api::{
-    AuditAction, AuditOutcome, AuditProblemKind, KeyClearStatus, ReminderState, ReminderThreshold,
-    Role, SenderAuth, SyncChannel,
+    AuditAction, AuditOutcome, AuditProblemKind, CopyPolicy, KeyClearStatus, ReminderState,
+    ReminderThreshold, Role, SenderAuth, SyncChannel,
 };
 use crate::ErrorCode;
 
@@ -52,6 +52,7 @@ word_schemas! {
     Role => "What an authenticated caller of the admin API may do.",
     SenderAuth => "Whether a key-clear request's sender was proved by the receiving mail server's Authentication-Results.",
     ErrorCode => "Why a request was refused or failed.",
+    CopyPolicy => "What a possible copy of an id does to its syncs: warn (answered) or refuse.",
 }
 
 impl utoipa::PartialSchema for AuditOutcome {

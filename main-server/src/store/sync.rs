@@ -38,6 +38,8 @@ pub struct Issued {
     pub licenses: Vec<License>,
     /// Whether this sync bound the key pair (first sync after allocation or a clear).
     pub bound_now: bool,
+    /// Whether this sync marked the id a possible copy.
+    pub marked_copy: bool,
 }
 
 /// Inputs of one accepted-so-far sync. Owned, so it can be handed to the thread that
@@ -56,6 +58,11 @@ pub struct Attempt {
     /// begins: stored with the sync in `sync_usage`.
     pub usage: String,
     pub usage_since: Option<DateTime<Utc>>,
+    /// What the request said about the installation that made it (see
+    /// [`super::copies`]): its request counter, and the license file it held.
+    pub request_counter: Option<i64>,
+    pub held_sequence: Option<i64>,
+    pub held_file_sha256: Option<String>,
 }
 
 impl Attempt {
@@ -127,7 +134,6 @@ fn bind_and_advance(
 /// rolls back when this fails. On PostgreSQL this is one call of the migration's
 /// `solme_issue_syncs` function.
 pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, ApiError> {
-    super::retired::check(conn, attempt.server_id)?;
     match conn {
         DbConnection::Postgres(pg) => issue_group_pg(pg, &[attempt])?.pop().unwrap_or_else(|| {
             Err(ApiError::Internal(anyhow::anyhow!(
@@ -161,6 +167,8 @@ fn issue_sqlite(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, Ap
             },
         };
 
+    super::copies::check_policy(conn, attempt.server_id)?;
+
     let consumed = diesel::insert_into(used_requests::table)
         .values((
             used_requests::request_id.eq(attempt.request_id.to_string()),
@@ -190,12 +198,14 @@ fn issue_sqlite(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, Ap
         attempt.usage_since,
         &attempt.usage,
     )?;
+    let marked_copy = super::copies::record(conn, attempt, sequence)?;
     Ok(Issued {
         sequence,
         revision,
         customer,
         licenses,
         bound_now,
+        marked_copy,
     })
 }
 
@@ -225,6 +235,8 @@ struct GroupRow {
     o_bound_now: bool,
     #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
     o_licenses: Option<String>,
+    #[diesel(sql_type = sql_types::Bool)]
+    o_marked_copy: bool,
 }
 
 /// The columns of a `licenses` row the license file needs, as the function returns
@@ -245,7 +257,7 @@ struct LicenseColumns {
 /// every accepted attempt stored by the same statement (so in the same transaction),
 /// keyed by the sequence number the function issued.
 const GROUP_STATEMENT: &str = "WITH r AS (\
-         SELECT * FROM solme_issue_syncs($1, $2, $3, $4, $5, $6, $7, $8, $9)\
+         SELECT * FROM solme_issue_syncs($1, $2, $3, $4, $5, $6, $7, $8, $9, $12, $13, $14)\
      ), u AS (\
          INSERT INTO sync_usage (server_id, sequence, synced_at, channel, usage_since, features) \
          SELECT ($1::TEXT[])[r.o_index], r.o_sequence, ($6::BIGINT[])[r.o_index], \
@@ -281,6 +293,21 @@ pub(crate) fn issue_group_pg(
         .bind::<Array<Text>, _>(texts(&|a| a.detail.clone()))
         .bind::<Array<Text>, _>(texts(&|a| a.usage.clone()))
         .bind::<Array<Nullable<BigInt>>, _>(since)
+        .bind::<Array<Nullable<BigInt>>, _>(
+            attempts
+                .iter()
+                .map(|a| a.request_counter)
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<BigInt>>, _>(
+            attempts.iter().map(|a| a.held_sequence).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            attempts
+                .iter()
+                .map(|a| a.held_file_sha256.clone())
+                .collect::<Vec<_>>(),
+        )
         .load(conn)?;
     let mut results: Vec<Option<Result<Issued, ApiError>>> =
         attempts.iter().map(|_| None).collect();
@@ -317,6 +344,7 @@ fn group_result(attempt: &Attempt, row: GroupRow) -> Result<Issued, ApiError> {
             ErrorCode::UnknownServerId => unknown_server(attempt.server_id),
             ErrorCode::IdInUse => id_in_use(attempt.server_id),
             ErrorCode::ReplayedRequest => replayed(attempt),
+            ErrorCode::PossibleCopy => super::copies::refused(attempt.server_id),
             other => internal(&format!("answered the unexpected refusal {other}")),
         });
     }
@@ -349,6 +377,7 @@ fn group_result(attempt: &Attempt, row: GroupRow) -> Result<Issued, ApiError> {
             .ok_or_else(|| internal("returned no customer"))?,
         licenses,
         bound_now: row.o_bound_now,
+        marked_copy: row.o_marked_copy,
     })
 }
 

@@ -248,6 +248,31 @@ impl Local {
         self.sync_data_at(Utc::now())
     }
 
+    /// Sync data as a real local server makes it: its `request_counter`, the sequence
+    /// of the license file it holds, made at `created_at`.
+    pub fn sync_data_as(
+        &self,
+        request_counter: u64,
+        held_sequence: Option<i64>,
+        created_at: DateTime<Utc>,
+    ) -> String {
+        let request = shared_proto::SyncRequest {
+            version: shared_proto::messages::MESSAGE_VERSION,
+            server_id: self.server_id,
+            request_id: Uuid::new_v4(),
+            created_at,
+            public_keys: self.identity.public_keys(),
+            held_revision: held_sequence,
+            held_sequence,
+            software_version: "test".into(),
+            usage: Vec::new(),
+            usage_since: None,
+            held_file_sha256: held_sequence.map(|s| format!("{s:064x}")),
+            request_counter: Some(request_counter),
+        };
+        shared_proto::sync_data::seal(&self.identity, &request).expect("seal")
+    }
+
     pub fn open(&self, app: &TestApp, license_file: &str) -> LicenseFile {
         shared_proto::license_file::open(license_file, &self.identity, &app.solme, self.server_id)
             .expect("open license file")

@@ -17,6 +17,7 @@
 //! and add its row to the role table of docs/API.md (both checked by tests).
 
 mod audit;
+mod copies;
 mod customers;
 pub mod document;
 mod key_clear_requests;
@@ -77,6 +78,7 @@ endpoints! {
     Delete "/customers/{id}/emails/{email}" => Manager, customers::remove_email;
     Get "/customers/{id}/reminders" => Viewer, reminders::list_reminders;
     Put "/customers/{id}/reminders" => Manager, reminders::switch_reminders;
+    Put "/customers/{id}/copy-policy" => Manager, copies::set_copy_policy;
     Post "/reminders/claim" => Gateway, reminders::claim_reminders;
     Post "/reminders/{id}/handed" => Gateway, reminders::reminder_handed;
     Post "/portal-links/claim" => Gateway, portal_links::claim_portal_links;
@@ -89,8 +91,7 @@ endpoints! {
     Patch "/servers/{id}/licenses/{license_id}" => Manager, licenses::change_license;
     Delete "/servers/{id}/licenses/{license_id}" => Manager, licenses::remove_license;
     Post "/servers/{id}/key-clear" => Manager, servers::clear_key;
-    Post "/servers/{id}/retire" => Manager, servers::retire_server;
-    Post "/servers/{id}/move" => Manager, servers::move_server;
+    Post "/servers/{id}/possible-copy/dismiss" => Manager, copies::dismiss_possible_copy;
     Post "/mail/sync" => Gateway, mail::mail_sync;
     Post "/key-clear-requests" => Gateway, key_clear_requests::create_request;
     Get "/key-clear-requests" => Viewer, key_clear_requests::list_requests;
