@@ -30,6 +30,7 @@ diesel::table! {
         last_sync_channel -> Nullable<Text>,
         valid_until -> Nullable<BigInt>,
         created_at -> BigInt,
+        retired_at -> Nullable<BigInt>,
         possible_copy_since -> Nullable<BigInt>,
     }
 }

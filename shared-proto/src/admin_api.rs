@@ -128,6 +128,10 @@ crate::text_enum! {
         PortalSignIn => "portal.sign_in",
         /// A contact signed out of the customer portal.
         PortalSignOut => "portal.sign_out",
+        /// An operator retired an id: kept in the registry, its syncs refused.
+        ServerRetire => "server.retire",
+        /// An operator moved an id to another customer.
+        ServerMove => "server.move",
         /// Solme saw two sync histories for one key pair and marked the id a possible
         /// copy (the detail carries the evidence; the actor is the sync's).
         PossibleCopy => "server.possible_copy",
@@ -478,6 +482,10 @@ pub struct Server {
     pub sequence: i64,
     pub bound_fingerprint: Option<String>,
     pub bound_at: Option<DateTime<Utc>>,
+    /// When the id was retired (its syncs refused with `SERVER_RETIRED`); null while
+    /// in service. A retired id is kept and never allocated again.
+    #[serde(default)]
+    pub retired_at: Option<DateTime<Utc>>,
     pub last_sync_at: Option<DateTime<Utc>>,
     pub last_sync_channel: Option<SyncChannel>,
     /// End of the 366-day window of the last license file.
@@ -539,10 +547,34 @@ pub struct PossibleCopyDismissed {
     pub was_marked_since: Option<DateTime<Utc>>,
 }
 
+/// `POST /admin/v1/servers/{id}/retire`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerRetire {
+    /// One line, recorded in the audit log.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 2_000))]
+    pub reason: String,
+    /// Retire it although a key pair is bound (an installation may still be using
+    /// the id). Without it such a request is refused with `CONFIRMATION_REQUIRED`.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `POST /admin/v1/servers/{id}/move`: the customer the id belongs to from now on.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerMove {
+    pub customer_id: Uuid,
+}
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewLicense {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    /// 1 to 128 letters, digits, `-`, `_` and `.` (the name client programs ask for).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._-]{1,128}$")
+    )]
     pub feature: String,
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub seats: u32,
@@ -554,6 +586,10 @@ pub struct NewLicense {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 8_784))]
     pub max_borrow_hours: Option<u32>,
+    /// `valid_until` is already past: add the license anyway (e.g. to record an ended
+    /// contract). Without it such a request is refused with `CONFIRMATION_REQUIRED`.
+    #[serde(default)]
+    pub confirm_ended: bool,
 }
 
 /// PATCH body: an absent field keeps its value, `null` clears a date or the borrow limit.
@@ -583,6 +619,10 @@ pub struct LicenseChange {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1, maximum = 8_784))]
     pub max_borrow_hours: Option<Option<u32>>,
+    /// The new `valid_until` is already past: end the license anyway. Without it such
+    /// a change is refused with `CONFIRMATION_REQUIRED`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm_ended: bool,
 }
 
 /// Tells "field present with null" (`Some(None)`) from "field absent" (`None`, by

@@ -54,6 +54,9 @@ crate::text_enum! {
         /// The change looks like a slip (a second customer of the same name, …) and is
         /// made only when sent again with the confirmation its message names.
         ConfirmationRequired => "CONFIRMATION_REQUIRED",
+        /// The license server id was retired by Solme: it is kept in the registry but
+        /// no longer synchronizes (ask Solme for a new id).
+        ServerRetired => "SERVER_RETIRED",
         /// Solme saw two installations synchronizing with one key pair (a copied data
         /// directory), and the customer's policy refuses their syncs until an operator
         /// has looked.
@@ -77,7 +80,8 @@ impl ErrorCode {
             | Self::ClockRollback
             | Self::LicenseExpired
             | Self::OptionsDenied
-            | Self::Forbidden => 403,
+            | Self::Forbidden
+            | Self::ServerRetired => 403,
             Self::UnknownServerId | Self::NotFound | Self::FeatureUnknown | Self::LeaseUnknown => {
                 404
             }

@@ -66,6 +66,8 @@ enum SolmeStatus
   SOLME_STATUS_CONTACT_IN_USE = 126,
   SOLME_STATUS_LAST_CONTACT = 127,
   SOLME_STATUS_CONFIRMATION_REQUIRED = 128,
+  // Solme retired the license server id: it no longer synchronizes.
+  SOLME_STATUS_SERVER_RETIRED = 130,
   // Solme refuses the server's syncs: two installations seem to share its key pair.
   SOLME_STATUS_POSSIBLE_COPY = 129,
 };

@@ -68,6 +68,8 @@ pub enum SolmeStatus {
     ContactInUse = 126,
     LastContact = 127,
     ConfirmationRequired = 128,
+    /// Solme retired the license server id: it no longer synchronizes.
+    ServerRetired = 130,
     /// Solme refuses the server's syncs: two installations seem to share its key pair.
     PossibleCopy = 129,
 }
@@ -104,6 +106,7 @@ impl From<ErrorCode> for SolmeStatus {
             ErrorCode::ContactInUse => Self::ContactInUse,
             ErrorCode::LastContact => Self::LastContact,
             ErrorCode::ConfirmationRequired => Self::ConfirmationRequired,
+            ErrorCode::ServerRetired => Self::ServerRetired,
             ErrorCode::PossibleCopy => Self::PossibleCopy,
         }
     }

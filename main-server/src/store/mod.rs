@@ -15,6 +15,7 @@ pub mod licenses;
 pub mod operators;
 pub mod portal;
 pub mod reminders;
+pub mod retired;
 pub mod servers;
 pub mod sessions;
 pub mod sync;
@@ -29,7 +30,7 @@ use crate::error::ApiError;
 /// Longest accepted lengths of operator and mail input (bytes).
 pub const MAX_NAME: usize = 200;
 pub const MAX_EMAIL: usize = 254;
-pub const MAX_FEATURE: usize = 100;
+pub const MAX_FEATURE: usize = 128;
 pub const MAX_REASON: usize = 2_000;
 pub const MAX_TEXT: usize = 20_000;
 pub const MAX_MESSAGE_ID: usize = 998;

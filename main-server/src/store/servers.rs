@@ -3,15 +3,16 @@
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use shared_proto::admin_api::AuditAction;
+use shared_proto::admin_api::{AuditAction, ReminderState};
 use uuid::Uuid;
 
 use super::audit;
 use super::{licenses, parse_uuid, parse_word, required_line, unknown_server, MAX_REASON};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
-use crate::schema::{customers, servers};
+use crate::schema::{customers, reminders, servers};
 use shared_proto::admin_api::Server;
+use shared_proto::ErrorCode;
 
 /// One id with its customer's name, as read (`servers` joined with `customers`).
 #[derive(Queryable, Selectable)]
@@ -29,6 +30,7 @@ pub(crate) struct ServerRow {
     last_sync_at: Option<i64>,
     last_sync_channel: Option<String>,
     valid_until: Option<i64>,
+    retired_at: Option<i64>,
     possible_copy_since: Option<i64>,
     #[diesel(select_expression = customers::copy_policy)]
     #[diesel(select_expression_type = customers::copy_policy)]
@@ -49,6 +51,7 @@ fn to_view(
         sequence: row.sequence,
         bound_fingerprint: row.bound_fingerprint,
         bound_at: row.bound_at.map(from_millis),
+        retired_at: row.retired_at.map(from_millis),
         last_sync_at: row.last_sync_at.map(from_millis),
         last_sync_channel: row
             .last_sync_channel
@@ -284,4 +287,133 @@ pub fn clear_key(
         old.as_deref().unwrap_or("none")
     );
     Ok(())
+}
+
+/// Retires `id`: it stays in the registry (so it is listed as retired, its history
+/// kept and the id never allocated again) and from now on its syncs are refused with
+/// `SERVER_RETIRED`. An id with a bound key pair may still be in use by an
+/// installation, so that needs `force`. Its pending reminders are cancelled: nobody
+/// is to renew a retired id.
+pub fn retire(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    operator: &str,
+    id: Uuid,
+    reason: &str,
+    force: bool,
+) -> Result<Server, ApiError> {
+    let reason = required_line("reason", reason, MAX_REASON)?;
+    conn.transaction::<_, ApiError, _>(|conn| {
+        // The conditional update decides (a concurrent retire or bind cannot slip
+        // between a check and the write): it takes only an id in service, and without
+        // `force` only one with no key pair bound.
+        let mut update = diesel::update(servers::table)
+            .filter(servers::id.eq(id.to_string()))
+            .filter(servers::retired_at.is_null())
+            .into_boxed();
+        if !force {
+            update = update.filter(servers::bound_fingerprint.is_null());
+        }
+        let retired = update
+            .set(servers::retired_at.eq(to_millis(now)))
+            .execute(conn)?;
+        let (bound, retired_at): (Option<String>, Option<i64>) = servers::table
+            .find(id.to_string())
+            .select((servers::bound_fingerprint, servers::retired_at))
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| unknown_server(id))?;
+        if retired == 0 {
+            return Err(match (retired_at, bound) {
+                (Some(at), _) => super::retired::refused_since(id, from_millis(at)),
+                (None, Some(fingerprint)) => ApiError::refused(
+                    ErrorCode::ConfirmationRequired,
+                    format!(
+                        "license server id {id} has a key pair bound ({}): an installation \
+                         may still be using it and would stop synchronizing; retire it \
+                         anyway only when it is known to be out of use (force)",
+                        fingerprint
+                    ),
+                ),
+                (None, None) => ApiError::Internal(anyhow::anyhow!(
+                    "retiring {id} changed no row although it is in service and unbound"
+                )),
+            });
+        }
+        diesel::update(
+            reminders::table
+                .filter(reminders::server_id.eq(id.to_string()))
+                .filter(reminders::state.eq(ReminderState::Pending.as_str())),
+        )
+        .set(reminders::state.eq(ReminderState::Cancelled.as_str()))
+        .execute(conn)?;
+        let detail = format!(
+            "retired{}, key {}, reason: {reason}",
+            if force { " (forced)" } else { "" },
+            bound.as_deref().unwrap_or("none bound"),
+        );
+        audit::record(
+            conn,
+            now,
+            operator,
+            AuditAction::ServerRetire,
+            Some(id),
+            &detail,
+        )
+    })?;
+    log::info!("license server id retired server_id={id} operator={operator:?} force={force}");
+    get(conn, now, id)
+}
+
+/// Moves `id` to another customer. Reminders and key-clear notices read the id's
+/// customer when they are sent, so from now on they go to the new customer's contacts.
+pub fn move_to(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    operator: &str,
+    id: Uuid,
+    customer_id: Uuid,
+) -> Result<Server, ApiError> {
+    conn.transaction::<_, ApiError, _>(|conn| {
+        let current: Option<(String, Option<i64>)> = servers::table
+            .find(id.to_string())
+            .select((servers::customer_id, servers::retired_at))
+            .first(conn)
+            .optional()?;
+        let (from, retired_at) = current.ok_or_else(|| unknown_server(id))?;
+        if let Some(at) = retired_at {
+            return Err(super::retired::refused_since(id, from_millis(at)));
+        }
+        let names: Vec<(String, String)> = customers::table
+            .filter(customers::id.eq_any([from.clone(), customer_id.to_string()]))
+            .select((customers::id, customers::name))
+            .load(conn)?;
+        let name_of = |cid: &str| names.iter().find(|(i, _)| i == cid).map(|(_, n)| n.clone());
+        let to_name = name_of(&customer_id.to_string())
+            .ok_or_else(|| ApiError::not_found(format!("no customer {customer_id}")))?;
+        if from == customer_id.to_string() {
+            return Err(ApiError::malformed(format!(
+                "license server id {id} already belongs to {to_name}"
+            )));
+        }
+        diesel::update(servers::table.find(id.to_string()))
+            .set(servers::customer_id.eq(customer_id.to_string()))
+            .execute(conn)?;
+        let detail = format!(
+            "moved from {} ({from}) to {to_name} ({customer_id})",
+            name_of(&from).unwrap_or_default()
+        );
+        audit::record(
+            conn,
+            now,
+            operator,
+            AuditAction::ServerMove,
+            Some(id),
+            &detail,
+        )
+    })?;
+    log::info!(
+        "license server id moved server_id={id} customer_id={customer_id} operator={operator:?}"
+    );
+    get(conn, now, id)
 }

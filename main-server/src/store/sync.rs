@@ -134,6 +134,7 @@ fn bind_and_advance(
 /// rolls back when this fails. On PostgreSQL this is one call of the migration's
 /// `solme_issue_syncs` function.
 pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, ApiError> {
+    super::retired::check(conn, attempt.server_id)?;
     match conn {
         DbConnection::Postgres(pg) => issue_group_pg(pg, &[attempt])?.pop().unwrap_or_else(|| {
             Err(ApiError::Internal(anyhow::anyhow!(

@@ -91,6 +91,8 @@ endpoints! {
     Patch "/servers/{id}/licenses/{license_id}" => Manager, licenses::change_license;
     Delete "/servers/{id}/licenses/{license_id}" => Manager, licenses::remove_license;
     Post "/servers/{id}/key-clear" => Manager, servers::clear_key;
+    Post "/servers/{id}/retire" => Manager, servers::retire_server;
+    Post "/servers/{id}/move" => Manager, servers::move_server;
     Post "/servers/{id}/possible-copy/dismiss" => Manager, copies::dismiss_possible_copy;
     Post "/mail/sync" => Gateway, mail::mail_sync;
     Post "/key-clear-requests" => Gateway, key_clear_requests::create_request;
