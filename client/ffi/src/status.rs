@@ -223,6 +223,12 @@ mod tests {
         assert_eq!(name(0), Some(c"OK"));
         assert_eq!(name(7), None);
         assert_eq!(name(-1), None);
-        assert_eq!(name(100 + ErrorCode::ALL.len() as i32), None);
+        let past_the_last = ErrorCode::ALL
+            .iter()
+            .map(|&code| SolmeStatus::from(code) as i32)
+            .max()
+            .unwrap_or(100)
+            + 1;
+        assert_eq!(name(past_the_last), None);
     }
 }
