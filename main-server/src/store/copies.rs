@@ -20,12 +20,11 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use shared_proto::admin_api::{AuditAction, CopyPolicy, CustomerCopyPolicy};
+use shared_proto::admin_api::{AuditAction, CopyPolicy, CustomerCopyPolicy, SyncChannel};
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
 use super::audit;
-use super::sync::Attempt;
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customers, servers, sync_history};
@@ -95,28 +94,43 @@ pub(crate) fn check_policy(conn: &mut DbConnection, server_id: Uuid) -> Result<(
     Ok(())
 }
 
+/// What one accepted sync said about the installation that made it, as its history
+/// keeps it (the sync's own inputs stay with the sync).
+pub(crate) struct Seen<'a> {
+    pub server_id: Uuid,
+    pub fingerprint: &'a str,
+    pub created_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    pub channel: SyncChannel,
+    /// Audit actor (peer address or sender).
+    pub actor: &'a str,
+    pub request_counter: Option<i64>,
+    pub held_sequence: Option<i64>,
+    pub held_file_sha256: Option<&'a str>,
+}
+
 /// SQLite: records an accepted sync's history and marks the id when its history now
 /// shows two installations. Returns whether this sync marked it.
 pub(crate) fn record(
     conn: &mut DbConnection,
-    attempt: &Attempt,
+    seen: &Seen<'_>,
     issued_sequence: i64,
 ) -> Result<bool, ApiError> {
-    let id = attempt.server_id.to_string();
+    let id = seen.server_id.to_string();
     diesel::insert_into(sync_history::table)
         .values((
             sync_history::server_id.eq(&id),
             sync_history::issued_sequence.eq(issued_sequence),
-            sync_history::fingerprint.eq(&attempt.fingerprint),
-            sync_history::created_at.eq(to_millis(attempt.created_at)),
-            sync_history::seen_at.eq(to_millis(attempt.now)),
-            sync_history::channel.eq(attempt.channel.as_str()),
-            sync_history::request_counter.eq(attempt.request_counter),
-            sync_history::held_sequence.eq(attempt.held_sequence),
-            sync_history::held_file_sha256.eq(&attempt.held_file_sha256),
+            sync_history::fingerprint.eq(seen.fingerprint),
+            sync_history::created_at.eq(to_millis(seen.created_at)),
+            sync_history::seen_at.eq(to_millis(seen.now)),
+            sync_history::channel.eq(seen.channel.as_str()),
+            sync_history::request_counter.eq(seen.request_counter),
+            sync_history::held_sequence.eq(seen.held_sequence),
+            sync_history::held_file_sha256.eq(seen.held_file_sha256),
         ))
         .execute(conn)?;
-    let cutoff = to_millis(attempt.now - chrono::Duration::days(HISTORY_DAYS));
+    let cutoff = to_millis(seen.now - chrono::Duration::days(HISTORY_DAYS));
     diesel::delete(
         sync_history::table
             .filter(sync_history::server_id.eq(&id))
@@ -133,18 +147,18 @@ pub(crate) fn record(
     }
     let goings_back = diesel::sql_query(GOING_BACK.replace("$1", "?").replace("$2", "?"))
         .bind::<Text, _>(&id)
-        .bind::<Text, _>(&attempt.fingerprint)
+        .bind::<Text, _>(seen.fingerprint)
         .get_result::<Count>(conn)?
         .n;
     if goings_back < GOINGS_BACK_MARKED {
         return Ok(false);
     }
     diesel::update(servers::table.find(&id))
-        .set(servers::possible_copy_since.eq(to_millis(attempt.now)))
+        .set(servers::possible_copy_since.eq(to_millis(seen.now)))
         .execute(conn)?;
     let mut rows: Vec<Row> = sync_history::table
         .filter(sync_history::server_id.eq(&id))
-        .filter(sync_history::fingerprint.eq(&attempt.fingerprint))
+        .filter(sync_history::fingerprint.eq(seen.fingerprint))
         .order((
             sync_history::created_at.desc(),
             sync_history::issued_sequence.desc(),
@@ -160,13 +174,13 @@ pub(crate) fn record(
         ))
         .load(conn)?;
     rows.reverse();
-    let detail = evidence(&attempt.fingerprint, goings_back, &rows);
+    let detail = evidence(seen.fingerprint, goings_back, &rows);
     audit::record(
         conn,
-        attempt.now,
-        &attempt.actor,
+        seen.now,
+        seen.actor,
         AuditAction::PossibleCopy,
-        Some(attempt.server_id),
+        Some(seen.server_id),
         &detail,
     )?;
     Ok(true)

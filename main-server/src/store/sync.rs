@@ -72,6 +72,21 @@ impl Attempt {
         shared_proto::validity::valid_until_for(self.now)
     }
 
+    /// What the history of copies keeps of this sync.
+    fn seen(&self) -> super::copies::Seen<'_> {
+        super::copies::Seen {
+            server_id: self.server_id,
+            fingerprint: &self.fingerprint,
+            created_at: self.created_at,
+            now: self.now,
+            channel: self.channel,
+            actor: &self.actor,
+            request_counter: self.request_counter,
+            held_sequence: self.held_sequence,
+            held_file_sha256: self.held_file_sha256.as_deref(),
+        }
+    }
+
     /// Records this sync in the audit log as accepted, with `detail`.
     fn record_ok(&self, conn: &mut DbConnection, detail: &str) -> Result<(), ApiError> {
         let id = Some(self.server_id);
@@ -199,7 +214,7 @@ fn issue_sqlite(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, Ap
         attempt.usage_since,
         &attempt.usage,
     )?;
-    let marked_copy = super::copies::record(conn, attempt, sequence)?;
+    let marked_copy = super::copies::record(conn, &attempt.seen(), sequence)?;
     Ok(Issued {
         sequence,
         revision,
