@@ -30,9 +30,18 @@ async fn sync(app: &TestApp, local: &Local, branch: &mut Branch, at: DateTime<Ut
 
 /// The moments requests are made at, one a second from ten minutes ago (inside the
 /// direct channel's window).
-fn moments() -> impl Iterator<Item = DateTime<Utc>> {
-    let start = Utc::now() - Duration::minutes(10);
-    (0..).map(move |i| start + Duration::seconds(i))
+struct Moments(DateTime<Utc>);
+
+impl Moments {
+    fn next(&mut self) -> DateTime<Utc> {
+        let at = self.0;
+        self.0 += Duration::seconds(1);
+        at
+    }
+}
+
+fn moments() -> Moments {
+    Moments(Utc::now() - Duration::minutes(10))
 }
 
 async fn marked_since(app: &TestApp, server_id: Uuid) -> Value {
@@ -49,72 +58,24 @@ async fn alternating_copies_are_marked_once(app: &TestApp) {
         counter: 0,
         held: None,
     };
-    sync(
-        app,
-        &local,
-        &mut original,
-        at.next().expect("moments never end"),
-    )
-    .await;
-    sync(
-        app,
-        &local,
-        &mut original,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut original, at.next()).await;
+    sync(app, &local, &mut original, at.next()).await;
     // The data directory is copied here.
     let mut copy = Branch {
         counter: original.counter,
         held: original.held,
     };
-    sync(
-        app,
-        &local,
-        &mut original,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut original, at.next()).await;
     // The copy's first sync goes back once: alone, that is a restored backup.
-    sync(
-        app,
-        &local,
-        &mut copy,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut copy, at.next()).await;
     assert!(marked_since(app, server_id).await.is_null());
-    sync(
-        app,
-        &local,
-        &mut original,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut original, at.next()).await;
     // Back a second time: two installations.
-    sync(
-        app,
-        &local,
-        &mut copy,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut copy, at.next()).await;
     assert!(marked_since(app, server_id).await.is_string());
     for _ in 0..3 {
-        sync(
-            app,
-            &local,
-            &mut original,
-            at.next().expect("moments never end"),
-        )
-        .await;
-        sync(
-            app,
-            &local,
-            &mut copy,
-            at.next().expect("moments never end"),
-        )
-        .await;
+        sync(app, &local, &mut original, at.next()).await;
+        sync(app, &local, &mut copy, at.next()).await;
     }
     assert_eq!(
         app.audit_count("server.possible_copy", "").await,
@@ -165,13 +126,7 @@ async fn alternating_copies_are_marked_once(app: &TestApp) {
         .await,
         1
     );
-    sync(
-        app,
-        &local,
-        &mut original,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut original, at.next()).await;
     assert!(marked_since(app, server_id).await.is_null());
     let (_, _, metrics) = app.get_page("/metrics").await;
     assert!(metrics.contains("solme_possible_copies 0"), "{metrics}");
@@ -192,43 +147,19 @@ async fn a_restored_backup_is_not_a_copy(app: &TestApp) {
         counter: 0,
         held: None,
     };
-    sync(
-        app,
-        &local,
-        &mut installation,
-        at.next().expect("moments never end"),
-    )
-    .await;
-    sync(
-        app,
-        &local,
-        &mut installation,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut installation, at.next()).await;
+    sync(app, &local, &mut installation, at.next()).await;
     let backup = Branch {
         counter: installation.counter,
         held: installation.held,
     };
     for _ in 0..4 {
-        sync(
-            app,
-            &local,
-            &mut installation,
-            at.next().expect("moments never end"),
-        )
-        .await;
+        sync(app, &local, &mut installation, at.next()).await;
     }
     // The disk dies; the backup comes back and carries on alone.
     let mut restored = backup;
     for _ in 0..6 {
-        sync(
-            app,
-            &local,
-            &mut restored,
-            at.next().expect("moments never end"),
-        )
-        .await;
+        sync(app, &local, &mut restored, at.next()).await;
     }
     assert!(marked_since(app, server_id).await.is_null());
     assert_eq!(app.audit_count("server.possible_copy", "").await, 0);
@@ -249,66 +180,30 @@ async fn lost_replies_and_late_mail_are_not_a_copy(app: &TestApp) {
         counter: 0,
         held: None,
     };
-    sync(
-        app,
-        &local,
-        &mut installation,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut installation, at.next()).await;
     // Two direct answers lost on the way back: the file held stays the same.
     for _ in 0..2 {
         installation.counter += 1;
         let lost = app
-            .post_sync(&local.sync_data_as(
-                installation.counter,
-                installation.held,
-                at.next().expect("moments never end"),
-            ))
+            .post_sync(&local.sync_data_as(installation.counter, installation.held, at.next()))
             .await;
         assert_eq!(lost.status, StatusCode::OK, "{}", lost.body);
     }
     // A mailed request whose reply is never imported, twice.
     for _ in 0..2 {
         installation.counter += 1;
-        let text = local.sync_data_as(
-            installation.counter,
-            installation.held,
-            at.next().expect("moments never end"),
-        );
+        let text = local.sync_data_as(installation.counter, installation.held, at.next());
         let (status, body) = app.mail_sync("ops@acme.example", &text).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     // Sync data exported and mailed later, after a direct sync made since.
     installation.counter += 1;
-    let late = local.sync_data_as(
-        installation.counter,
-        installation.held,
-        at.next().expect("moments never end"),
-    );
-    sync(
-        app,
-        &local,
-        &mut installation,
-        at.next().expect("moments never end"),
-    )
-    .await;
-    sync(
-        app,
-        &local,
-        &mut installation,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    let late = local.sync_data_as(installation.counter, installation.held, at.next());
+    sync(app, &local, &mut installation, at.next()).await;
+    sync(app, &local, &mut installation, at.next()).await;
     let (status, body) = app.mail_sync("ops@acme.example", &late).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    sync(
-        app,
-        &local,
-        &mut installation,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut installation, at.next()).await;
     assert!(marked_since(app, server_id).await.is_null());
     assert_eq!(app.audit_count("server.possible_copy", "").await, 0);
 }
@@ -341,57 +236,23 @@ async fn refuse_policy_stops_a_marked_id(app: &TestApp) {
         counter: 0,
         held: None,
     };
-    sync(
-        app,
-        &local,
-        &mut original,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut original, at.next()).await;
     let mut copy = Branch {
         counter: original.counter,
         held: original.held,
     };
-    sync(
-        app,
-        &local,
-        &mut original,
-        at.next().expect("moments never end"),
-    )
-    .await;
-    sync(
-        app,
-        &local,
-        &mut copy,
-        at.next().expect("moments never end"),
-    )
-    .await;
-    sync(
-        app,
-        &local,
-        &mut original,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut original, at.next()).await;
+    sync(app, &local, &mut copy, at.next()).await;
+    sync(app, &local, &mut original, at.next()).await;
     // The sync that shows the second history is answered and marks the id.
-    sync(
-        app,
-        &local,
-        &mut copy,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut copy, at.next()).await;
     let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
     assert!(shown["possible_copy_since"].is_string(), "{shown}");
     assert_eq!(shown["copy_policy"], "refuse");
 
     original.counter += 1;
     let refused = app
-        .post_sync(&local.sync_data_as(
-            original.counter,
-            original.held,
-            at.next().expect("moments never end"),
-        ))
+        .post_sync(&local.sync_data_as(original.counter, original.held, at.next()))
         .await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
     assert_eq!(refused.code(), "POSSIBLE_COPY");
@@ -399,11 +260,7 @@ async fn refuse_policy_stops_a_marked_id(app: &TestApp) {
     let (status, body) = app
         .mail_sync(
             "ops@acme.example",
-            &local.sync_data_as(
-                original.counter + 1,
-                original.held,
-                at.next().expect("moments never end"),
-            ),
+            &local.sync_data_as(original.counter + 1, original.held, at.next()),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -417,13 +274,7 @@ async fn refuse_policy_stops_a_marked_id(app: &TestApp) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     original.counter += 1;
-    sync(
-        app,
-        &local,
-        &mut original,
-        at.next().expect("moments never end"),
-    )
-    .await;
+    sync(app, &local, &mut original, at.next()).await;
 }
 
 on_both_backends!(
