@@ -23,18 +23,28 @@ const MAX_HEADERS: usize = 16;
 const MAX_HEADER_LEN: usize = 256;
 const LINE_WIDTH: usize = 64;
 
-/// The two armored file types.
+/// The armored file types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArmorKind {
     SyncData,
     LicenseFile,
+    /// A local server's receipt for an installed license file.
+    Receipt,
 }
+
+/// Every armored kind, to name the one a text holds instead of the one expected.
+const ALL_KINDS: [ArmorKind; 3] = [
+    ArmorKind::SyncData,
+    ArmorKind::LicenseFile,
+    ArmorKind::Receipt,
+];
 
 impl ArmorKind {
     pub fn label(self) -> &'static str {
         match self {
             Self::SyncData => "SOLME SYNC DATA",
             Self::LicenseFile => "SOLME LICENSE FILE",
+            Self::Receipt => "SOLME INSTALLATION RECEIPT",
         }
     }
 
@@ -42,6 +52,7 @@ impl ArmorKind {
         match self {
             Self::SyncData => "sync data",
             Self::LicenseFile => "license file",
+            Self::Receipt => "installation receipt",
         }
     }
 
@@ -50,13 +61,7 @@ impl ArmorKind {
         match self {
             Self::SyncData => "sync data",
             Self::LicenseFile => "a license file",
-        }
-    }
-
-    fn other(self) -> Self {
-        match self {
-            Self::SyncData => Self::LicenseFile,
-            Self::LicenseFile => Self::SyncData,
+            Self::Receipt => "an installation receipt",
         }
     }
 }
@@ -99,11 +104,14 @@ pub fn decode(text: &str, kind: ArmorKind) -> Result<Armored, ProtoError> {
     let mut lines = text.lines().map(unquote);
 
     if !lines.any(|line| line == begin) {
-        let other = format!("-----BEGIN {}-----", kind.other().label());
-        let message = if text.lines().map(unquote).any(|line| line == other) {
+        let held = ALL_KINDS.into_iter().filter(|k| *k != kind).find(|other| {
+            let other_begin = format!("-----BEGIN {}-----", other.label());
+            text.lines().map(unquote).any(|line| line == other_begin)
+        });
+        let message = if let Some(other) = held {
             format!(
                 "this text holds {}, not {}",
-                kind.other().with_article(),
+                other.with_article(),
                 kind.with_article()
             )
         } else {

@@ -8,14 +8,15 @@
 //! 0       4     magic "SOLM"
 //! 4       1     format version (1)
 //! 5       1     kind: 1 = sync request, 2 = license file, 3 = borrow token,
-//!               4 = audit head
+//!               4 = audit head, 5 = installation receipt
 //! 6       4     payload length N, big-endian u32 (at most MAX_PAYLOAD_LEN)
 //! 10      N     payload: the message as UTF-8 JSON
 //! 10+N    64    Ed25519 signature over  label || 0x00 || bytes[0 .. 10+N]
 //! ```
 //!
 //! The label is the kind's domain-separation string (`solme sync request v1`,
-//! `solme license file v1`, `solme borrow token v1`, `solme audit head v1`), so a signature made for one kind of message never
+//! `solme license file v1`, `solme borrow token v1`, `solme audit head v1`,
+//! `solme installation receipt v1`), so a signature made for one kind of message never
 //! verifies as another. Nothing may follow the signature.
 //!
 //! Sealed message (the armor body of a license file):
@@ -64,6 +65,8 @@ pub enum Kind {
     LicenseFile,
     BorrowToken,
     AuditHead,
+    /// A local server's statement that it installed a license file.
+    Receipt,
 }
 
 impl Kind {
@@ -73,6 +76,7 @@ impl Kind {
             Self::LicenseFile => 2,
             Self::BorrowToken => 3,
             Self::AuditHead => 4,
+            Self::Receipt => 5,
         }
     }
 
@@ -82,6 +86,7 @@ impl Kind {
             Self::LicenseFile => b"solme license file v1",
             Self::BorrowToken => b"solme borrow token v1",
             Self::AuditHead => b"solme audit head v1",
+            Self::Receipt => b"solme installation receipt v1",
         }
     }
 
@@ -91,6 +96,7 @@ impl Kind {
             Self::LicenseFile => "a license file",
             Self::BorrowToken => "a borrow token",
             Self::AuditHead => "an audit head",
+            Self::Receipt => "an installation receipt",
         }
     }
 
@@ -100,6 +106,7 @@ impl Kind {
             2 => Some(Self::LicenseFile),
             3 => Some(Self::BorrowToken),
             4 => Some(Self::AuditHead),
+            5 => Some(Self::Receipt),
             _ => None,
         }
     }

@@ -3,6 +3,7 @@
 pub mod admin_api;
 pub mod armor;
 pub mod audit_head;
+pub mod audit_log;
 pub mod borrow_token;
 pub mod clock;
 pub mod envelope;
@@ -18,6 +19,7 @@ pub mod metrics;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod page_headers;
+pub mod receipt;
 pub mod sync_data;
 pub mod text_enum;
 pub mod tls;
