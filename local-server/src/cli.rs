@@ -90,6 +90,17 @@ pub enum Command {
         /// the same checks as the import; change nothing.
         #[arg(long, env = "LOCAL_SERVER_DRY_RUN")]
         dry_run: bool,
+        /// After the import, write a receipt to this file: a statement signed by this
+        /// server's key that it installed the license file (its number, its checksum and
+        /// when). Upload it in Solme's customer portal or email it to licensing@, so
+        /// Solme knows the file is installed.
+        #[arg(
+            long,
+            env = "LOCAL_SERVER_RECEIPT_FILE",
+            value_name = "RECEIPT",
+            conflicts_with = "dry_run"
+        )]
+        receipt: Option<PathBuf>,
     },
     /// Show whether this server is synchronized, until when, and the seats in use.
     Status {

@@ -57,6 +57,10 @@ pub struct Changes {
     pub changed: Vec<FeatureChange>,
     /// Features whose seats (valid now) drop below the seats in use now.
     pub seats_below_use: Vec<SeatShortfall>,
+    /// Hex SHA-256 of the file's signed content (what a receipt and the next sync
+    /// requests name as the file held).
+    #[serde(skip)]
+    pub file_sha256: String,
 }
 
 /// A feature that has more seats in use than the license file gives it.
@@ -293,6 +297,7 @@ fn plan(
         removed,
         changed,
         seats_below_use,
+        file_sha256: held_file_sha256(file)?,
     })
 }
 

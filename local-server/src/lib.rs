@@ -49,6 +49,7 @@ pub mod manager_page;
 pub mod metrics;
 pub mod options;
 pub mod proxy;
+pub mod receipt;
 pub mod report;
 pub mod report_log;
 pub mod routes;
@@ -171,7 +172,12 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             data,
             file,
             dry_run,
+            receipt,
         } => {
+            if let Some(path) = &receipt {
+                // Before the import: a receipt that cannot be written is said now.
+                crate::destination::check(path, "the receipt")?;
+            }
             let identity = config::load_identity(&data.data_dir)?;
             let mut conn = db::connect_existing(&data.data_dir)?;
             let settings = config::Settings::load(&data.data_dir, &mut conn)?;
@@ -197,6 +203,12 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             )?;
             out_raw!("{changes}");
             out!("Imported {}.", file.display());
+            if let Some(path) = receipt {
+                out!(
+                    "{}",
+                    crate::receipt::write(&path, &identity, &settings, &changes, clock.now())?
+                );
+            }
         }
         Command::Status { data, json } => {
             let identity = config::load_identity(&data.data_dir)?;
