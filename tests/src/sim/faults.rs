@@ -18,8 +18,13 @@
 //! a `kill` command. The processes live here, under one lock, so two faults on the same
 //! program never interleave; every change is recorded in the event log.
 //!
-//! Not made here: the main server's sync ports dropped, refused or slowed (that needs a
-//! fault-injecting proxy in front of them).
+//! - `port-drop`, `port-refuse`, `port-slow` (`ms`), `port-cut`, `rogue-endpoint` (on
+//!   `main-server`, `port` 443, 8080 or both): the relay in front of that sync port
+//!   holds new connections unanswered, is closed, delays the answer, cuts it after the
+//!   request, or answers with a certificate from another CA ([`super::fault_net`]).
+//! - `proxy-auth`, `proxy-refuse`, `proxy-down` (on `customer-proxy`, in a simulation
+//!   started with `--customer-proxy`): the customer's proxy answers 407 whatever the
+//!   credentials, 403 to every tunnel, or is closed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +44,7 @@ use utoipa::ToSchema;
 
 use super::control_api::{ApiError, Shared};
 use super::events::{EventLog, What};
+use super::fault_net::{self, Network, PortMode, ProxyMode, SyncPort, MAX_SLOW_MS};
 use super::world::Program;
 
 /// The longest a database lock may be asked for, in seconds.
@@ -65,6 +71,15 @@ pub struct Processes {
     /// ports are added at a restart.
     pub gateway_flags: Vec<String>,
     pub locals: Vec<Local>,
+    /// The second and later main-server replicas (`main-server-2`, …) on the first's
+    /// PostgreSQL database; `main` is the first.
+    pub replicas: Vec<MainServer>,
+}
+
+/// Where `main-server-N` (N ≥ 2) is in [`Processes::replicas`].
+fn replica_index(program: &str) -> Option<usize> {
+    let n: usize = program.strip_prefix("main-server-")?.parse().ok()?;
+    n.checked_sub(2)
 }
 
 /// Which fault.
@@ -75,7 +90,18 @@ pub enum FaultKind {
     Stop,
     Restart,
     DbLock,
+    PortDrop,
+    PortRefuse,
+    PortSlow,
+    PortCut,
+    RogueEndpoint,
+    ProxyAuth,
+    ProxyRefuse,
+    ProxyDown,
 }
+
+/// The program name the customer's proxy faults are made on.
+pub const CUSTOMER_PROXY: &str = "customer-proxy";
 
 impl FaultKind {
     fn name(self) -> &'static str {
@@ -84,7 +110,37 @@ impl FaultKind {
             Self::Stop => "stop",
             Self::Restart => "restart",
             Self::DbLock => "db-lock",
+            Self::PortDrop => "port-drop",
+            Self::PortRefuse => "port-refuse",
+            Self::PortSlow => "port-slow",
+            Self::PortCut => "port-cut",
+            Self::RogueEndpoint => "rogue-endpoint",
+            Self::ProxyAuth => "proxy-auth",
+            Self::ProxyRefuse => "proxy-refuse",
+            Self::ProxyDown => "proxy-down",
         }
+    }
+
+    /// The relay's mode this fault puts a sync port in.
+    fn port_mode(self, ms: u64) -> Option<PortMode> {
+        Some(match self {
+            Self::PortDrop => PortMode::Drop,
+            Self::PortRefuse => PortMode::Refuse,
+            Self::PortSlow => PortMode::Slow(ms),
+            Self::PortCut => PortMode::Cut,
+            Self::RogueEndpoint => PortMode::Rogue,
+            _ => return None,
+        })
+    }
+
+    /// The customer's proxy's mode this fault puts it in.
+    fn proxy_mode(self) -> Option<ProxyMode> {
+        Some(match self {
+            Self::ProxyAuth => ProxyMode::Auth,
+            Self::ProxyRefuse => ProxyMode::Refuse,
+            Self::ProxyDown => ProxyMode::Down,
+            _ => return None,
+        })
     }
 }
 
@@ -100,6 +156,16 @@ pub struct FaultRequest {
     /// `db-lock`: how long the lock is held, in seconds (1 to 3600; 30 when not given).
     #[schema(minimum = 1, maximum = 3600)]
     pub seconds: Option<u64>,
+    /// Port faults: which of the main server's sync ports, as the local servers see
+    /// them: `443`, `8080` or `both`.
+    #[serde(default)]
+    #[schema(example = "443")]
+    pub port: Option<String>,
+    /// `port-slow`: how long each piece of the answer is held, in milliseconds (1 to
+    /// 120000).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 120000)]
+    pub ms: Option<u64>,
 }
 
 /// What a fault request did.
@@ -124,6 +190,12 @@ pub struct ActiveFault {
     pub since: DateTime<Utc>,
     /// When it ends by itself (a database lock), if it does.
     pub until: Option<DateTime<Utc>>,
+    /// A port fault's port (`443` or `8080`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// `port-slow`'s delay in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
 }
 
 /// Why a fault request was refused; nothing was changed.
@@ -189,6 +261,8 @@ struct Inner {
 /// The faults of one simulation and the processes they act on.
 pub struct Faults {
     inner: Mutex<Inner>,
+    /// Held while a network fault is switched: one at a time.
+    network_switch: Mutex<()>,
     locks: Arc<Mutex<BTreeMap<String, DbLock>>>,
     generation: std::sync::atomic::AtomicU64,
     events: Arc<EventLog>,
@@ -219,6 +293,9 @@ fn signal(pid: u32, signal: Signal) -> Result<(), FaultError> {
 
 impl Processes {
     fn pid(&self, program: &str) -> Option<u32> {
+        if let Some(replica) = replica_index(program).and_then(|i| self.replicas.get(i)) {
+            return Some(replica.pid());
+        }
         match program {
             "main-server" => Some(self.main.pid()),
             "mail-gateway" => Some(self.gateway.pid()),
@@ -233,6 +310,11 @@ impl Processes {
     fn has(&self, program: &str) -> bool {
         matches!(program, "main-server" | "mail-gateway")
             || self.locals.iter().any(|local| local.name == program)
+            || replica_index(program).is_some_and(|i| i < self.replicas.len())
+    }
+
+    fn replica(&mut self, program: &str) -> Option<&mut MainServer> {
+        replica_index(program).and_then(|i| self.replicas.get_mut(i))
     }
 
     fn local(&mut self, program: &str) -> Option<&mut Local> {
@@ -241,6 +323,9 @@ impl Processes {
 
     /// Kills the program's process (SIGKILL) and reaps it.
     fn kill(&mut self, program: &str) {
+        if let Some(replica) = self.replica(program) {
+            return replica.kill();
+        }
         match program {
             "main-server" => self.main.kill(),
             "mail-gateway" => self.gateway.kill(),
@@ -254,6 +339,9 @@ impl Processes {
 
     /// Asks the program to stop (SIGTERM) and waits for it.
     fn stop(&mut self, program: &str) -> Result<()> {
+        if let Some(replica) = self.replica(program) {
+            return replica.stop();
+        }
         match program {
             "main-server" => self.main.stop(),
             "mail-gateway" => self.gateway.stop(),
@@ -266,6 +354,10 @@ impl Processes {
 
     /// Starts the program's `serve` again on its ports, data directory and clock file.
     fn start(&mut self, program: &str) -> Result<u32> {
+        if let Some(replica) = self.replica(program) {
+            replica.start_again()?;
+            return Ok(replica.pid());
+        }
         match program {
             "main-server" => {
                 self.main.start_again()?;
@@ -296,10 +388,25 @@ impl Faults {
                 processes,
                 states: BTreeMap::new(),
             }),
+            network_switch: Mutex::new(()),
             locks: Arc::new(Mutex::new(BTreeMap::new())),
             generation: std::sync::atomic::AtomicU64::new(0),
             events,
         }
+    }
+
+    /// Runs `change` on the processes under the faults' lock, so that a change of the
+    /// world (a local server added or reinstalled) never interleaves with a fault; it
+    /// is told whether a fault is on `program` now.
+    pub fn with_processes<R>(
+        &self,
+        program: &str,
+        change: impl FnOnce(&mut Processes, bool) -> R,
+    ) -> R {
+        let mut inner = relock(&self.inner);
+        let faulted =
+            inner.states.contains_key(program) || relock(&self.locks).contains_key(program);
+        change(&mut inner.processes, faulted)
     }
 
     /// The programs as they are now: each with its present process id (none while
@@ -345,6 +452,8 @@ impl Faults {
                     program: program.clone(),
                     since: *since,
                     until: None,
+                    port: None,
+                    ms: None,
                 })
             })
             .collect();
@@ -356,17 +465,35 @@ impl Faults {
                     program: program.clone(),
                     since: lock.since,
                     until: Some(lock.until),
+                    port: None,
+                    ms: None,
                 }),
         );
+        if let Some(network) = fault_net::network() {
+            active.extend(network_faults(network));
+        }
         active
     }
 
     /// Does what `request` asks, or refuses it having changed nothing.
     pub fn apply(&self, request: &FaultRequest) -> Result<FaultAnswer, FaultError> {
+        let network_fault =
+            request.fault.port_mode(0).is_some() || request.fault.proxy_mode().is_some();
+        if !network_fault && (request.port.is_some() || request.ms.is_some()) {
+            return Err(FaultError::Malformed(
+                "\"port\" and \"ms\" are for the port faults only".to_string(),
+            ));
+        }
+        if network_fault {
+            return self.apply_network(request);
+        }
         let mut inner = relock(&self.inner);
         let program = request.program.as_str();
         if !inner.processes.has(program) {
             let mut names = vec!["main-server".to_string(), "mail-gateway".to_string()];
+            names.extend(
+                (0..inner.processes.replicas.len()).map(|i| format!("main-server-{}", i + 2)),
+            );
             names.extend(inner.processes.locals.iter().map(|l| l.name.clone()));
             return Err(FaultError::NoProgram(format!(
                 "no program {program:?} in this simulation; there are {}",
@@ -493,6 +620,20 @@ impl Faults {
                     ),
                     Some(pid),
                 ))
+            }
+            (
+                FaultKind::PortDrop
+                | FaultKind::PortRefuse
+                | FaultKind::PortSlow
+                | FaultKind::PortCut
+                | FaultKind::RogueEndpoint
+                | FaultKind::ProxyAuth
+                | FaultKind::ProxyRefuse
+                | FaultKind::ProxyDown,
+                _,
+            ) => {
+                drop(inner);
+                self.apply_network(request)
             }
             (FaultKind::DbLock, on) => {
                 let Some(local) = inner.processes.local(program) else {
@@ -622,6 +763,162 @@ impl Faults {
         ))
     }
 
+    /// A fault on the main server's sync ports or on the customer's proxy: checked whole
+    /// (every port it names can take it) before anything is switched.
+    fn apply_network(&self, request: &FaultRequest) -> Result<FaultAnswer, FaultError> {
+        if request.seconds.is_some() {
+            return Err(FaultError::Malformed(
+                "\"seconds\" is for db-lock only".to_string(),
+            ));
+        }
+        let fault = request.fault.name();
+        let Some(network) = fault_net::network() else {
+            return Err(FaultError::Unsupported(
+                "this simulation reaches the main server without relays, so its ports \
+                 cannot be faulted"
+                    .to_string(),
+            ));
+        };
+        let _one_at_a_time = relock(&self.network_switch);
+        let answer = |changed: bool, done: String, pid: Option<u32>| FaultAnswer {
+            fault: request.fault,
+            program: request.program.clone(),
+            on: request.on,
+            changed,
+            done,
+            pid,
+        };
+        if let Some(mode) = request.fault.proxy_mode() {
+            if request.program != CUSTOMER_PROXY {
+                return Err(FaultError::Malformed(format!(
+                    "{fault} is made on the customer's proxy: give \"program\": \"{CUSTOMER_PROXY}\""
+                )));
+            }
+            if request.port.is_some() || request.ms.is_some() {
+                return Err(FaultError::Malformed(format!(
+                    "{fault} takes no \"port\" or \"ms\""
+                )));
+            }
+            let Some((now, _)) = network.proxy_mode() else {
+                return Err(FaultError::Unsupported(
+                    "this simulation's local servers reach Solme without a proxy: start it \
+                     with --customer-proxy (world.customer_proxy in a scenario)"
+                        .to_string(),
+                ));
+            };
+            let target = if request.on { mode } else { ProxyMode::Pass };
+            if now == target {
+                let done = if request.on {
+                    format!("the customer's proxy already {}", mode.describe())
+                } else {
+                    format!("the customer's proxy is not under {fault}")
+                };
+                return Ok(answer(false, done, None));
+            }
+            if request.on && now != ProxyMode::Pass {
+                return Err(FaultError::Conflict(format!(
+                    "the customer's proxy is under {} now: switch that off first",
+                    now.fault().unwrap_or("another fault")
+                )));
+            }
+            if !request.on && now != mode {
+                return Ok(answer(
+                    false,
+                    format!("the customer's proxy is not under {fault}"),
+                    None,
+                ));
+            }
+            network.set_proxy(target).map_err(FaultError::Failed)?;
+            let done = format!("the customer's proxy {}", target.describe());
+            self.fault_event(request, &done);
+            return Ok(answer(true, done, None));
+        }
+        if request.program != "main-server" {
+            return Err(FaultError::Malformed(format!(
+                "{fault} is made on the main server's sync ports: give \"program\": \
+                 \"main-server\" and \"port\": 443, 8080 or both"
+            )));
+        }
+        let ms = match (request.fault, request.ms) {
+            (FaultKind::PortSlow, Some(ms)) if (1..=MAX_SLOW_MS).contains(&ms) => ms,
+            (FaultKind::PortSlow, None) if !request.on => 0,
+            (FaultKind::PortSlow, _) => {
+                return Err(FaultError::Malformed(format!(
+                    "port-slow needs \"ms\" from 1 to {MAX_SLOW_MS}"
+                )))
+            }
+            (_, Some(_)) => {
+                return Err(FaultError::Malformed(
+                    "\"ms\" is for port-slow only".to_string(),
+                ))
+            }
+            (_, None) => 0,
+        };
+        let mode = request.fault.port_mode(ms).unwrap_or(PortMode::Pass);
+        let ports: Vec<Arc<SyncPort>> = match request.port.as_deref() {
+            Some(name @ ("443" | "8080")) => network.ports_named(name),
+            Some("both") => network.ports(),
+            _ => {
+                return Err(FaultError::Malformed(
+                    "give \"port\": \"443\", \"8080\" or \"both\"".to_string(),
+                ))
+            }
+        };
+        // Checked whole first: a refused request switches no port.
+        let mut changes = Vec::new();
+        let mut unchanged = Vec::new();
+        if ports.is_empty() {
+            return Err(FaultError::Unsupported(
+                "no local server reaches the main server through a relay yet".to_string(),
+            ));
+        }
+        for port in &ports {
+            let (now, _) = port.mode();
+            let same_fault = now.fault() == Some(fault);
+            if request.on {
+                if now == mode {
+                    unchanged.push(format!("port {} already {}", port.name, mode.describe()));
+                } else if now == PortMode::Pass || same_fault {
+                    changes.push((port.clone(), mode, now));
+                } else {
+                    return Err(FaultError::Conflict(format!(
+                        "port {} is under {} now: switch that off first",
+                        port.name,
+                        now.fault().unwrap_or("another fault")
+                    )));
+                }
+            } else if same_fault {
+                changes.push((port.clone(), PortMode::Pass, now));
+            } else {
+                unchanged.push(format!("port {} is not under {fault}", port.name));
+            }
+        }
+        let mut done = Vec::new();
+        for (n, (port, mode, _)) in changes.iter().enumerate() {
+            if let Err(error) = network.set_port(port, *mode) {
+                // Put back the ports already switched: nothing half-applied.
+                for (port, _, before) in changes.iter().take(n) {
+                    let _ = network.set_port(port, *before);
+                }
+                return Err(FaultError::Failed(error));
+            }
+            done.push(format!(
+                "port {} ({} in front of {}) now {}",
+                port.name,
+                port.front(),
+                port.upstream,
+                mode.describe()
+            ));
+        }
+        let changed = !done.is_empty();
+        if changed {
+            self.fault_event(request, &done.join("; "));
+        }
+        done.extend(unchanged);
+        let pid = relock(&self.inner).processes.pid("main-server");
+        Ok(answer(changed, done.join("; "), pid))
+    }
+
     fn start(&self, inner: &mut Inner, program: &str) -> Result<u32, FaultError> {
         let pid = inner
             .processes
@@ -681,7 +978,9 @@ impl Faults {
             .iter()
             .map(|l| l.name.clone())
             .collect();
-        names.extend(["mail-gateway".to_string(), "main-server".to_string()]);
+        names.push("mail-gateway".to_string());
+        names.extend((0..inner.processes.replicas.len()).map(|i| format!("main-server-{}", i + 2)));
+        names.push("main-server".to_string());
         for name in names {
             let state = inner.states.get(&name).map(|(state, _)| *state);
             let pid = inner.processes.pid(&name);
@@ -698,6 +997,53 @@ impl Faults {
         }
         Ok(())
     }
+}
+
+/// The faults on now in the simulated network: each sync port not passing, and the
+/// customer's proxy when it is not.
+fn network_faults(network: &Network) -> Vec<ActiveFault> {
+    let mut active = Vec::new();
+    for port in network.ports() {
+        let (mode, since) = port.mode();
+        let fault = match mode {
+            PortMode::Pass => continue,
+            PortMode::Drop => FaultKind::PortDrop,
+            PortMode::Refuse => FaultKind::PortRefuse,
+            PortMode::Slow(_) => FaultKind::PortSlow,
+            PortMode::Cut => FaultKind::PortCut,
+            PortMode::Rogue => FaultKind::RogueEndpoint,
+        };
+        active.push(ActiveFault {
+            fault,
+            program: "main-server".to_string(),
+            since,
+            until: None,
+            port: Some(port.name.to_string()),
+            ms: match mode {
+                PortMode::Slow(ms) => Some(ms),
+                _ => None,
+            },
+        });
+    }
+    if let Some((mode, since)) = network.proxy_mode() {
+        let fault = match mode {
+            ProxyMode::Pass => None,
+            ProxyMode::Auth => Some(FaultKind::ProxyAuth),
+            ProxyMode::Refuse => Some(FaultKind::ProxyRefuse),
+            ProxyMode::Down => Some(FaultKind::ProxyDown),
+        };
+        if let Some(fault) = fault {
+            active.push(ActiveFault {
+                fault,
+                program: CUSTOMER_PROXY.to_string(),
+                since,
+                until: None,
+                port: None,
+                ms: None,
+            });
+        }
+    }
+    active
 }
 
 /// A connection to `database` holding its write lock (`BEGIN IMMEDIATE`).
@@ -718,15 +1064,15 @@ fn take_write_lock(database: &std::path::Path) -> Result<SqliteConnection> {
 /// `POST /v1/faults`.
 #[utoipa::path(
     post, path = "/v1/faults", tag = "faults", operation_id = "fault",
-    summary = "Switches a fault on or off: `kill`, `stop`, `restart`, `db-lock`.",
-    description = "`kill`: SIGKILL (off: started again on the same ports, data directory and clock file); `stop`: SIGSTOP (off: SIGCONT); `restart`: SIGTERM then started again, at once (on only); `db-lock`: a local server's database write-locked for `seconds`.",
+    summary = "Switches a fault on or off: a program killed, stopped, restarted; a database locked; the main server's sync ports dropped, refused, slowed, cut or answered by a rogue endpoint; the customer's proxy failing.",
+    description = "`kill`: SIGKILL (off: started again on the same ports, data directory and clock file); `stop`: SIGSTOP (off: SIGCONT); `restart`: SIGTERM then started again, at once (on only); `db-lock`: a local server's database write-locked for `seconds`. On `main-server` with `port` (`443`, `8080` or `both`: the sync ports as the local servers reach them, through the simulation's relays): `port-drop` (connections accepted and never answered, as a firewall dropping packets), `port-refuse` (connections refused), `port-slow` (each piece of the answer held `ms` milliseconds), `port-cut` (the answer cut in the middle, after the request went through), `rogue-endpoint` (answered by a TLS server whose certificate comes from another CA). On `customer-proxy` (a simulation started with `--customer-proxy`): `proxy-auth` (407 whatever the credentials), `proxy-refuse` (403 to every tunnel), `proxy-down` (its port closed). A switch is in force for every new connection when the answer comes.",
     request_body = FaultRequest,
     responses(
         (status = 200, description = "What was done (`changed`: false when it was already so).", body = FaultAnswer),
-        (status = 400, description = "`MALFORMED`: not a fault request, `seconds` out of range or given to another fault than db-lock, or `restart` switched off."),
+        (status = 400, description = "`MALFORMED`: not a fault request, `seconds` out of range or given to another fault than db-lock, `port` or `ms` missing, out of range or given to a fault that takes none, a port or proxy fault on another program, or `restart` switched off."),
         (status = 404, description = "`NOT_FOUND`: no such program in this simulation."),
-        (status = 409, description = "`CONFLICT`: the program's state does not allow it (stopping a killed program, locking a locked database)."),
-        (status = 422, description = "`UNSUPPORTED`: this simulation cannot make it (a database lock on a program without a local database)."),
+        (status = 409, description = "`CONFLICT`: the state does not allow it (stopping a killed program, locking a locked database, a port or the proxy already under another fault)."),
+        (status = 422, description = "`UNSUPPORTED`: this simulation cannot make it (a database lock on a program without a local database, a proxy fault in a simulation without the customer's proxy)."),
     )
 )]
 pub(super) async fn endpoint(
@@ -737,8 +1083,8 @@ pub(super) async fn endpoint(
     state.authorize(&request)?;
     let fault: FaultRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad(format!(
-            "expected {{\"fault\": \"kill\"|\"stop\"|\"restart\"|\"db-lock\", \"on\": true|false, \
-             \"program\": NAME, \"seconds\": N}}: {e}"
+            "expected {{\"fault\": \"kill\"|\"stop\"|\"restart\"|\"db-lock\"|\"port-drop\"|…, \
+             \"on\": true|false, \"program\": NAME, \"seconds\": N, \"port\": \"443\", \"ms\": N}}: {e}"
         ))
     })?;
     let sim = state.sim.clone();

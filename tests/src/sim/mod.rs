@@ -6,7 +6,9 @@
 //! - [`clock`]: its one simulated clock (a clock file every program follows).
 //! - [`events`]: the event log (`DIR/events.jsonl`, `GET /v1/events`).
 //! - [`faults`]: faults on demand (programs killed, stopped, restarted; a database
-//!   locked), and the processes they act on.
+//!   locked; the main server's ports and the customer's proxy failing), and the
+//!   processes they act on; [`fault_net`]: the relays in front of the main server's
+//!   sync ports and the customer's proxy that the network faults act on.
 //! - [`control_api`]: the HTTP/JSON control API, described by [`openapi`];
 //!   [`control_cli`]: the CLI over it;
 //!   [`exec`]: running a program's verb for it; [`world_actions`]: a licensed program
@@ -18,6 +20,7 @@ pub mod control_api;
 pub mod control_cli;
 pub mod events;
 pub mod exec;
+pub mod fault_net;
 pub mod faults;
 pub mod openapi;
 pub mod run;
