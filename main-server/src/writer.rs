@@ -28,8 +28,8 @@ use tokio::sync::oneshot;
 
 use crate::db::{Db, DbConnection, DbTarget, Pool};
 use crate::error::ApiError;
+use crate::store::audit;
 use crate::store::sync::{self as tx, Attempt, Issued};
-use crate::store::{audit, retired};
 
 /// Most jobs in one transaction: bounds how long the first waiter of a group waits for
 /// the last one's statements.
@@ -328,31 +328,8 @@ impl PostgresWriter {
             attempts.len() == jobs.len(),
             "an audit entry among the syncs"
         );
-        // Retired ids are refused without running (see store::retired).
-        let ids: Vec<String> = attempts.iter().map(|a| a.server_id.to_string()).collect();
-        let retired = retired::retired_among(conn, &ids).context("reading retired ids")?;
-        let live: Vec<&Attempt> = attempts
-            .iter()
-            .copied()
-            .filter(|a| !retired.contains_key(&a.server_id.to_string()))
-            .collect();
-        let mut results = if live.is_empty() {
-            Vec::new()
-        } else {
-            tx::issue_group_pg(conn, &live).context("committing a group of syncs")?
-        }
-        .into_iter();
-        let answers: Vec<Result<Issued, ApiError>> = attempts
-            .iter()
-            .map(|a| match retired.get(&a.server_id.to_string()) {
-                Some(at) => Err(retired::refused_since(a.server_id, *at)),
-                None => results.next().unwrap_or_else(|| {
-                    Err(ApiError::Internal(anyhow::anyhow!(
-                        "the sync function returned no row for an attempt"
-                    )))
-                }),
-            })
-            .collect();
+        // Retired ids are refused by the function itself (see store::retired).
+        let answers = tx::issue_group_pg(conn, &attempts).context("committing a group of syncs")?;
         for (job, result) in jobs.drain(..).zip(answers) {
             job.reply(Done::Issue(result));
         }

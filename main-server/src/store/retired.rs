@@ -1,18 +1,15 @@
 //! Retired license server ids at the sync: a retired id is refused with
 //! `SERVER_RETIRED` whichever channel asks. (Retiring one is in `servers.rs`.)
 //!
-//! A sync that runs in its own transaction (every SQLite sync, a file channel's on
-//! PostgreSQL) checks inside it: on SQLite, whose writes all go through one
-//! connection, a retire commits wholly before the sync (refused) or after it. The
-//! grouped PostgreSQL syncs (`crate::writer`) read the group's retired ids just before
-//! the sync function runs and leave those out; the function itself does not check,
-//! so a retire committed in that moment lets one last sync through.
-
-use std::collections::HashMap;
+//! SQLite checks inside the sync's transaction ([`check`]): its writes all go through
+//! one connection, so a retire commits wholly before the sync (refused) or after it.
+//! PostgreSQL checks inside `solme_issue_syncs` (migration `sync_function_retired`),
+//! after the id's row lock: retiring updates that row, so a retire committed a moment
+//! before a grouped sync makes the lock wait for it, and the check then sees it; the
+//! function answers `SERVER_RETIRED` with the time, and [`refused_since`] words it.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::PgConnection;
 use shared_proto::ErrorCode;
 use uuid::Uuid;
 
@@ -43,21 +40,4 @@ pub(crate) fn check(conn: &mut DbConnection, server_id: Uuid) -> Result<(), ApiE
         Some(at) => Err(refused_since(server_id, from_millis(at))),
         None => Ok(()),
     }
-}
-
-/// PostgreSQL, before a group of syncs: the retired ones among `ids`, with when each
-/// was retired. One indexed read per group.
-pub(crate) fn retired_among(
-    conn: &mut PgConnection,
-    ids: &[String],
-) -> QueryResult<HashMap<String, DateTime<Utc>>> {
-    let rows: Vec<(String, Option<i64>)> = servers::table
-        .filter(servers::id.eq_any(ids))
-        .filter(servers::retired_at.is_not_null())
-        .select((servers::id, servers::retired_at))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, at)| Some((id, from_millis(at?))))
-        .collect())
 }

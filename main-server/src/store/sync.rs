@@ -149,14 +149,16 @@ fn bind_and_advance(
 /// rolls back when this fails. On PostgreSQL this is one call of the migration's
 /// `solme_issue_syncs` function.
 pub(crate) fn issue_in(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, ApiError> {
-    super::retired::check(conn, attempt.server_id)?;
     match conn {
         DbConnection::Postgres(pg) => issue_group_pg(pg, &[attempt])?.pop().unwrap_or_else(|| {
             Err(ApiError::Internal(anyhow::anyhow!(
                 "the sync function returned no row"
             )))
         }),
-        DbConnection::Sqlite(_) => issue_sqlite(conn, attempt),
+        DbConnection::Sqlite(_) => {
+            super::retired::check(conn, attempt.server_id)?;
+            issue_sqlite(conn, attempt)
+        }
     }
 }
 
@@ -253,6 +255,9 @@ struct GroupRow {
     o_licenses: Option<String>,
     #[diesel(sql_type = sql_types::Bool)]
     o_marked_copy: bool,
+    /// Since when the id is retired, when it is (then the outcome is `SERVER_RETIRED`).
+    #[diesel(sql_type = sql_types::Nullable<sql_types::BigInt>)]
+    o_retired_at: Option<i64>,
 }
 
 /// The columns of a `licenses` row the license file needs, as the function returns
@@ -361,6 +366,10 @@ fn group_result(attempt: &Attempt, row: GroupRow) -> Result<Issued, ApiError> {
             ErrorCode::IdInUse => id_in_use(attempt.server_id),
             ErrorCode::ReplayedRequest => replayed(attempt),
             ErrorCode::PossibleCopy => super::copies::refused(attempt.server_id),
+            ErrorCode::ServerRetired => match row.o_retired_at {
+                Some(at) => super::retired::refused_since(attempt.server_id, from_millis(at)),
+                None => internal("refused a retired id without saying since when"),
+            },
             other => internal(&format!("answered the unexpected refusal {other}")),
         });
     }

@@ -25,6 +25,7 @@ mod portal;
 mod race;
 mod reminders;
 mod retire;
+mod retire_race;
 mod roles;
 mod sessions;
 mod sync;
