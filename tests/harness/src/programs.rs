@@ -104,6 +104,18 @@ impl MainServer {
         Self::serve(dir, self.options.clone(), None)
     }
 
+    /// `serve` on a data directory set up before (by [`MainServer::start`] or
+    /// [`MainServer::another_process`]) on the addresses it had, e.g. when a simulation
+    /// is resumed: fails when one of them is taken.
+    pub fn start_at(
+        dir: &Path,
+        options: MainOptions,
+        sync: &[SocketAddr],
+        admin: AdminUrl,
+    ) -> Result<Self> {
+        Self::serve(dir, options, Some((sync, admin)))
+    }
+
     /// Starts `serve`: on loopback port 0, or on the addresses of a previous run, so
     /// that local servers configured for it find it again after a restart.
     fn serve(
@@ -478,6 +490,19 @@ impl LocalServer {
             faketime: None,
             serve: None,
         })
+    }
+
+    /// A data directory `init` made before (e.g. by a simulation being resumed), not
+    /// serving yet.
+    pub fn existing(dir: &Path, id: Uuid) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            id,
+            clock_offset: None,
+            clock_file: None,
+            faketime: None,
+            serve: None,
+        }
     }
 
     /// Moves this server's clock for its next commands and `serve` (restart to apply).

@@ -13,7 +13,8 @@
 //! Endpoints: the `control_routes!` table below, the one list that both registers each
 //! route and puts its handler's `#[utoipa::path]` in the OpenAPI document, so no route
 //! is served undocumented. Handlers live here and in [`super::world_actions`]
-//! (`/v1/client`, `/v1/mail/send`), [`super::events`] and [`super::faults`].
+//! (`/v1/client`, `/v1/mail/send`), [`super::world_grow`] (`/v1/world`,
+//! `/v1/customers`, `/v1/servers`), [`super::events`] and [`super::faults`].
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::clock::{ClockMove, ClockState};
 use super::faults::{ActiveFault, ProgramNow};
 use super::world::Simulation;
-use super::{events, exec, faults, openapi, world_actions};
+use super::{events, exec, faults, openapi, world_actions, world_grow};
 
 /// The file that tells clients where the control API is.
 pub const CONTROL_FILE: &str = "control.json";
@@ -188,6 +189,10 @@ control_routes! {
     post "/v1/faults" => faults::endpoint;
     post "/v1/client" => world_actions::client;
     post "/v1/mail/send" => world_actions::mail_send;
+    get "/v1/world" => world_grow::world_endpoint;
+    post "/v1/customers" => world_grow::customer_add;
+    post "/v1/servers" => world_grow::server_add;
+    post "/v1/servers/{name}/reinstall" => world_grow::server_reinstall;
     get "/v1/openapi.json" => openapi::document_endpoint;
 }
 
@@ -325,7 +330,7 @@ async fn status(state: Shared, request: HttpRequest) -> Result<HttpResponse, Api
     Ok(HttpResponse::Ok().json(StatusAnswer {
         data_dir: sim.root.clone(),
         clock: sim.clock.state(),
-        programs: sim.faults.programs_now(&sim.programs),
+        programs: sim.faults.programs_now(&sim.programs.list()),
         faults: sim.faults.active(),
         outbox: sim.outbox.clone(),
     }))
@@ -392,8 +397,9 @@ async fn exec_verb(
         ))
     })?;
     let sim = state.sim.clone();
-    let program = sim.program(&exec.program).cloned().ok_or_else(|| {
-        let names: Vec<&str> = sim.programs.iter().map(|p| p.name.as_str()).collect();
+    let program = sim.program(&exec.program).ok_or_else(|| {
+        let programs = sim.programs.list();
+        let names: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
         ApiError::not_found(format!(
             "no program {:?} in this simulation; there are {}",
             exec.program,

@@ -36,6 +36,19 @@ pub enum SimCommand {
     /// What the simulated customer received.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Customers of the simulated Solme, registered through the main server's admin API.
+    #[command(subcommand)]
+    Customers(CustomersCommand),
+    /// License servers: add one (an id allocated with Solme, its local server installed
+    /// and started) or reinstall one (a new key pair on the same id).
+    #[command(subcommand)]
+    Servers(ServersCommand),
+    /// The world: the main-server replicas, the customers, the license servers and ids.
+    World {
+        /// Print the control API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The event log: what the simulation did and saw (programs started and stopped,
     /// clock moves, faults, exec runs, mails sent), one line each.
     Events {
@@ -51,11 +64,18 @@ pub enum SimCommand {
     },
     /// Switch a fault on (or off with --off): `kill` (SIGKILL; off starts it again on
     /// the same ports), `stop` (SIGSTOP; off continues it), `restart` (done at once),
-    /// `db-lock` (a local server's database write-locked for --seconds), e.g.
-    /// `solme-sim fault kill main-server`, `solme-sim fault kill main-server --off`.
+    /// `db-lock` (a local server's database write-locked for --seconds); on main-server's
+    /// sync ports (--port 443, 8080 or both): `port-drop` (held unanswered, as a firewall
+    /// dropping packets), `port-refuse`, `port-slow` (--ms), `port-cut` (the answer cut
+    /// in the middle), `rogue-endpoint` (a certificate from another CA); on
+    /// customer-proxy: `proxy-auth` (407), `proxy-refuse` (403), `proxy-down`. E.g.
+    /// `solme-sim fault kill main-server`, `solme-sim fault port-drop main-server --port
+    /// 443`, `solme-sim fault port-drop main-server --port 443 --off`.
     Fault {
-        /// `kill`, `stop`, `restart` or `db-lock`.
-        #[arg(value_parser = ["kill", "stop", "restart", "db-lock"])]
+        /// The fault.
+        #[arg(value_parser = ["kill", "stop", "restart", "db-lock", "port-drop",
+            "port-refuse", "port-slow", "port-cut", "rogue-endpoint", "proxy-auth",
+            "proxy-refuse", "proxy-down"])]
         fault: String,
         /// `main-server`, `mail-gateway`, `local-server-1`, …
         program: String,
@@ -65,6 +85,12 @@ pub enum SimCommand {
         /// db-lock: how long the lock is held, in seconds (30 when not given).
         #[arg(long)]
         seconds: Option<u64>,
+        /// Port faults: which sync port of the main server, as the local servers reach it.
+        #[arg(long, value_parser = ["443", "8080", "both"])]
+        port: Option<String>,
+        /// port-slow: how long each piece of the answer is held, in milliseconds.
+        #[arg(long)]
+        ms: Option<u64>,
     },
 }
 
@@ -76,6 +102,40 @@ pub enum ClockCommand {
     Set { time: String },
     /// Move the clock backward, e.g. `2d` (local servers then refuse: clock rollback).
     Back { by: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomersCommand {
+    /// Register a customer, e.g. `customers add "Globex GmbH" --contact it@globex.example`.
+    Add {
+        name: String,
+        /// A contact's mail address (repeat for several).
+        #[arg(long = "contact", required = true)]
+        contacts: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServersCommand {
+    /// Add a license server NAME: an id allocated to --customer with solme-cad × 5 and
+    /// solme-cam × 2 (or, with --id, an installation on an existing id, e.g. a stolen
+    /// one), its local server installed in DIR/NAME and started.
+    Add {
+        name: String,
+        /// The customer's name or id.
+        #[arg(long, required_unless_present = "id", conflicts_with = "id")]
+        customer: Option<String>,
+        /// Install on this existing id instead of allocating one.
+        #[arg(long)]
+        id: Option<String>,
+        /// How it synchronizes: direct (HTTPS when asked), email (no way to the main
+        /// server: export and import), daily or weekly (automatically).
+        #[arg(long, value_enum, default_value_t = super::world::SyncMode::Direct)]
+        sync: super::world::SyncMode,
+    },
+    /// Reinstall NAME: its data directory wiped and set up again on the same id with a
+    /// new key pair; Solme refuses its syncs until the old key pair is cleared.
+    Reinstall { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,10 +203,18 @@ fn run_inner(command: SimCommand, data_dir: Option<&Path>) -> Result<ExitCode> {
             program,
             off,
             seconds,
+            port,
+            ms,
         } => {
             let mut body = json!({"fault": fault, "program": program, "on": !off});
             if let Some(seconds) = seconds {
                 body["seconds"] = json!(seconds);
+            }
+            if let Some(port) = port {
+                body["port"] = json!(port);
+            }
+            if let Some(ms) = ms {
+                body["ms"] = json!(ms);
             }
             let answer = client.call("POST", "/v1/faults", Some(body))?;
             println!("{}", text(&answer["done"]));
@@ -156,6 +224,52 @@ fn run_inner(command: SimCommand, data_dir: Option<&Path>) -> Result<ExitCode> {
             since,
             json,
         } => print_events(&client, since, follow, json)?,
+        SimCommand::Customers(CustomersCommand::Add { name, contacts }) => {
+            let customer = client.call(
+                "POST",
+                "/v1/customers",
+                Some(json!({"name": name, "contacts": contacts})),
+            )?;
+            println!(
+                "Customer {} registered with Solme (id {}), contacts {}.",
+                text(&customer["name"]),
+                text(&customer["id"]),
+                contacts.join(", ")
+            );
+        }
+        SimCommand::Servers(ServersCommand::Add {
+            name,
+            customer,
+            id,
+            sync,
+        }) => {
+            let mut body = json!({"name": name, "sync": sync.name()});
+            if let Some(customer) = customer {
+                body["customer"] = json!(customer);
+            }
+            if let Some(id) = id {
+                body["id"] = json!(id);
+            }
+            let answer = client.call("POST", "/v1/servers", Some(body))?;
+            println!("{}", text(&answer["done"]));
+            println!(
+                "{name}: id {}, client API {}",
+                text(&answer["server"]["id"]),
+                text(&answer["program"]["addresses"]["api"])
+            );
+        }
+        SimCommand::Servers(ServersCommand::Reinstall { name }) => {
+            let answer = client.call("POST", &format!("/v1/servers/{name}/reinstall"), None)?;
+            println!("{}", text(&answer["done"]));
+        }
+        SimCommand::World { json } => {
+            let world = client.call("GET", "/v1/world", None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&world)?);
+            } else {
+                print_world(&world);
+            }
+        }
         SimCommand::Mail(MailCommand::Inbox { address }) => {
             let mails = client.get_query("/v1/mail/inbox", "address", &address)?;
             let mails = mails.as_array().cloned().unwrap_or_default();
@@ -241,6 +355,47 @@ fn text(value: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => "-".to_string(),
         other => other.to_string(),
+    }
+}
+
+fn print_world(world: &Value) {
+    let replicas: Vec<String> = world["replicas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    println!(
+        "Main server: {} on {}",
+        replicas.join(" and "),
+        if world["postgres"] == true {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
+    for customer in world["customers"].as_array().into_iter().flatten() {
+        let contacts: Vec<String> = customer["contacts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        println!(
+            "Customer {} (id {}): {}",
+            text(&customer["name"]),
+            text(&customer["id"]),
+            contacts.join(", ")
+        );
+    }
+    for server in world["servers"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<16} id {}  sync {:<7} reinstalled {} time(s)",
+            text(&server["name"]),
+            text(&server["id"]),
+            text(&server["sync"]),
+            text(&server["reinstalls"])
+        );
     }
 }
 

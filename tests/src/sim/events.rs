@@ -84,6 +84,14 @@ pub enum What {
         timed_out: bool,
         elapsed_ms: u64,
     },
+    /// The world changed: `change` is `resumed` (the simulation started again on its
+    /// directory), `customer-added`, `server-added` or `server-reinstalled`; `name` is
+    /// what it is about.
+    World {
+        change: String,
+        name: String,
+        detail: String,
+    },
     /// A mail the gateway sent, as it appeared in its outbox.
     MailSent {
         to: String,
@@ -141,6 +149,34 @@ impl EventLog {
             inner: Mutex::new(Inner {
                 file,
                 events: Vec::new(),
+                offset,
+            }),
+            grown: Condvar::new(),
+        })
+    }
+
+    /// Opens the log of a simulation being resumed: its events are kept and the new
+    /// ones appended, numbered on from the last (a damaged line is skipped).
+    pub fn resume(root: &Path, offset: chrono::Duration) -> Result<Self> {
+        let path = root.join(EVENTS_FILE);
+        let events: Vec<Value> = match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .lines()
+                .filter_map(|line| serde_json::from_str(line).ok())
+                .collect(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(Self {
+            path,
+            inner: Mutex::new(Inner {
+                file,
+                events,
                 offset,
             }),
             grown: Condvar::new(),

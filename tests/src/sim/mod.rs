@@ -27,3 +27,5 @@ pub mod run;
 pub mod scenario;
 pub mod world;
 pub mod world_actions;
+pub mod world_grow;
+pub mod world_setup;

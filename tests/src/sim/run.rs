@@ -1,7 +1,8 @@
 //! The one-command run: a main server with a demo customer, a mail gateway and local
 //! servers on loopback, all on one simulated clock (`DIR/clock.json`); a direct sync,
 //! an email sync and a license checkout; then everything stays up, driven through the
-//! control API, until Ctrl-C.
+//! control API, until Ctrl-C. Given the directory of a simulation that was stopped,
+//! it resumes it instead ([`super::world_setup::resume`]).
 
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
@@ -11,13 +12,14 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use solme_client::Options;
 use test_harness::mail::{send_sync_mail, wait_for_reply};
-use test_harness::{LocalServer, MailGateway, MainOptions, MainServer};
+use test_harness::{LocalServer, MailGateway};
 
 use super::clock::SimClock;
 use super::control_api::ControlServer;
 use super::events::{watch_outbox, EventLog, What};
 use super::faults::{Faults, Local, Processes};
-use super::world::{Program, ProgramKind, Simulation};
+use super::world::{Programs, Simulation, WorldFile, MAX_REPLICAS};
+use super::world_setup::{self, Plan, CUSTOMER_EMAIL};
 
 /// How the one-command run sets the world up.
 #[derive(Debug, Args)]
@@ -34,6 +36,12 @@ pub struct RunArgs {
     /// Use this PostgreSQL database for the main server instead of SQLite.
     #[arg(long, env = "SOLME_SIM_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// How many main-server processes to run on the one PostgreSQL database (1 or 2;
+    /// 2 needs --database-url). The second is `main-server-2`; the local servers try
+    /// every replica's ports in turn.
+    #[arg(long, env = "SOLME_SIM_MAIN_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=MAX_REPLICAS as i64))]
+    pub main_replicas: u8,
     /// Start the simulated clock this many days in the future (or the past, if
     /// negative).
     #[arg(long, env = "SOLME_SIM_CLOCK_OFFSET_DAYS", allow_hyphen_values = true)]
@@ -43,9 +51,12 @@ pub struct RunArgs {
     /// scenario runner wants it.
     #[arg(long, env = "SOLME_SIM_NO_JOURNEYS")]
     pub no_journeys: bool,
+    /// Put the customer's HTTP proxy (demanding credentials) between the local servers
+    /// and Solme, so that its faults can be switched (`fault proxy-auth customer-proxy`).
+    #[arg(long, env = "SOLME_SIM_CUSTOMER_PROXY")]
+    pub customer_proxy: bool,
 }
 
-const CUSTOMER_EMAIL: &str = "ops@acme.example";
 /// The local servers' `serve` flags: the automatic-sync scheduler looks at the clock
 /// twice a second.
 const LOCAL_FLAGS: [&str; 2] = ["--scheduler-tick-ms", "500"];
@@ -58,27 +69,60 @@ fn say(text: &str) {
     println!("    {text}");
 }
 
-/// Sets the world up, serves the control API, and waits for Ctrl-C.
+/// Sets the world up (or resumes the one in `--data-dir`), serves the control API, and
+/// waits for Ctrl-C.
 pub fn run(args: RunArgs) -> Result<()> {
     if args.local_servers == 0 {
         bail!("--local-servers must be at least 1");
     }
+    if args.main_replicas > 1 && args.database_url.is_none() {
+        // A usage error (exit 2), refused before anything starts.
+        clap::Error::raw(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "--main-replicas 2 runs two main-server processes on one PostgreSQL database: \
+             give it with --database-url postgres://… (SQLite is a file of one process)\n",
+        )
+        .exit();
+    }
     // `cargo run` builds only this binary: bring the three programs up to date too.
     println!("Building the programs (main-server, local-server, mail-gateway)…");
     test_harness::process::build_programs(&[])?;
+    let mut resumed: Option<WorldFile> = None;
     let root = match &args.data_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            resumed = WorldFile::read(dir)?;
             let used = std::fs::read_dir(dir)
                 .with_context(|| format!("reading {}", dir.display()))?
                 .next()
                 .is_some();
-            if used {
+            if used && resumed.is_none() {
                 bail!(
-                    "{} is not empty: the simulation sets up everything from scratch; \
-                     give it an empty or new directory",
-                    dir.display()
+                    "{} is not empty and holds no simulation to resume (no {}): give an \
+                     empty or new directory, or the directory of a simulation",
+                    dir.display(),
+                    super::world::WORLD_FILE
                 );
+            }
+            if let Some(info) = std::fs::read_to_string(dir.join(super::control_api::CONTROL_FILE))
+                .ok()
+                .and_then(|t| serde_json::from_str::<super::control_api::ControlFile>(&t).ok())
+            {
+                let answers = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(2))
+                    .build()
+                    .get(&format!("{}/v1/openapi.json", info.url))
+                    .call()
+                    .is_ok();
+                if answers {
+                    bail!(
+                        "the simulation in {} is running (process {}): drive it with \
+                         `solme-sim --data-dir {} status`, or stop it first",
+                        dir.display(),
+                        info.pid,
+                        dir.display()
+                    );
+                }
             }
             dir.clone()
         }
@@ -88,11 +132,23 @@ pub fn run(args: RunArgs) -> Result<()> {
             .context("making a temporary directory")?
             .keep(),
     };
-    // One clock for every program, moved by the control API while they run.
-    let offset = chrono::Duration::try_days(args.clock_offset_days.unwrap_or(0))
-        .context("--clock-offset-days is too large")?;
-    let events = Arc::new(EventLog::create(&root, offset)?);
-    let clock = SimClock::create(&root.join("clock.json"), offset, events.clone())?;
+    // The network between the local servers and Solme: relays in front of the main
+    // server's sync ports (and the customer's proxy), where the network faults are made.
+    super::fault_net::install(&root, args.customer_proxy)?;
+    // One clock for every program, moved by the control API while they run; a resumed
+    // simulation keeps the distance its clock file had from the system clock.
+    let clock_path = root.join("clock.json");
+    let offset = match &resumed {
+        Some(_) => shared_proto::clock::read_clock_file(&clock_path)
+            .with_context(|| format!("reading {}", clock_path.display()))?,
+        None => chrono::Duration::try_days(args.clock_offset_days.unwrap_or(0))
+            .context("--clock-offset-days is too large")?,
+    };
+    let events = Arc::new(match &resumed {
+        Some(_) => EventLog::resume(&root, offset)?,
+        None => EventLog::create(&root, offset)?,
+    });
+    let clock = SimClock::create(&clock_path, offset, events.clone())?;
     let clock_file = clock.path().to_path_buf();
     let clock_arg = clock_file.to_string_lossy().into_owned();
     println!("Solme licensing simulation — files in {}", root.display());
@@ -103,39 +159,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         clock_file.display()
     ));
 
-    step("Starting Solme's main license server");
-    let main = MainServer::start(
-        &root.join("main-server"),
-        MainOptions {
-            database_url: args.database_url.clone(),
-            clock_file: Some(clock_file.clone()),
-            ..MainOptions::default()
-        },
-    )?;
-    say(&format!(
-        "sync API on {} (the \"443\" port) and {} (the \"8080\" port); admin API on {}",
-        main.sync[0], main.sync[1], main.admin
-    ));
-    started(&events, "main-server", Some(main.pid()));
-    let admin = main.admin()?;
-
-    step("Registering the demo customer, its license server ids and licenses");
-    let customer = admin.customer("Acme Engineering AB", &[CUSTOMER_EMAIL])?;
-    let mut ids = Vec::new();
-    for _ in 0..args.local_servers {
-        let id = admin.server(&customer)?;
-        admin.add_license(id, "solme-cad", 5)?;
-        admin.add_license(id, "solme-cam", 2)?;
-        ids.push(id);
-        say(&format!(
-            "license server id {id}: solme-cad × 5 seats, solme-cam × 2 seats"
-        ));
-    }
-    say(&format!(
-        "customer Acme Engineering AB, contact {CUSTOMER_EMAIL}"
-    ));
-
-    step("Starting the licensing@ mail gateway");
     // It asks the main server for due reminders and decided key-clear requests every
     // second, so a moved clock shows in the customer's inbox within a second or two.
     let gateway_flags = [
@@ -146,71 +169,89 @@ pub fn run(args: RunArgs) -> Result<()> {
         "--notice-interval-ms",
         "1000",
     ];
-    let gateway = MailGateway::start_with(&root.join("mail-gateway"), &main, &gateway_flags)?;
-    started(&events, "mail-gateway", Some(gateway.pid()));
+    let fresh = resumed.is_none();
+    let world_started = match resumed {
+        Some(world) => {
+            say("resuming: the ids, keys, customers and data of the simulation stopped here");
+            let started = world_setup::resume(&root, world, &clock_file, &events)?;
+            events.record(What::World {
+                change: "resumed".to_string(),
+                name: root.display().to_string(),
+                detail: format!(
+                    "{} local server(s), {} customer(s), {} main-server replica(s)",
+                    started.world.servers.len(),
+                    started.world.customers.len(),
+                    started.world.replicas.len()
+                ),
+            });
+            started
+        }
+        None => world_setup::fresh(
+            &root,
+            &Plan {
+                local_servers: args.local_servers,
+                replicas: usize::from(args.main_replicas),
+                database_url: args.database_url.clone(),
+                // The automatic-sync scheduler looks at the clock twice a second.
+                local_flags: LOCAL_FLAGS.map(String::from).to_vec(),
+                gateway_flags: gateway_flags.map(String::from).to_vec(),
+            },
+            &clock_file,
+            &events,
+        )?,
+    };
     let stop_watching = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = watch_outbox(events.clone(), gateway.outbox(), stop_watching.clone())?;
-    say(&format!(
-        "SMTP on {} for {}; status page on http://{}/ ; replies are written to {}",
-        gateway.smtp,
-        gateway.address,
-        gateway.http,
-        gateway.outbox().display()
-    ));
+    let watcher = watch_outbox(
+        events.clone(),
+        world_started.gateway.outbox(),
+        stop_watching.clone(),
+    )?;
 
-    step("Installing the customer's local license servers");
-    let mut locals = Vec::new();
-    for (n, id) in ids.iter().enumerate() {
-        let mut local =
-            LocalServer::init(&root.join(format!("local-server-{}", n + 1)), *id, &main)?;
-        local.set_clock_file(Some(&clock_file));
-        // The automatic-sync scheduler looks at the clock twice a second.
-        local.serve_with(&LOCAL_FLAGS)?;
-        started(&events, &format!("local-server-{}", n + 1), local.pid());
-        say(&format!(
-            "local-server-{} (id {id}) serving clients on {}",
-            n + 1,
-            local.api_url()?
-        ));
-        locals.push(local);
-    }
-
-    if args.no_journeys {
+    if !fresh {
+        say("resumed: no journeys run");
+    } else if args.no_journeys {
         say("no journeys run (--no-journeys): every local server is still unsynchronized");
     } else {
-        demo_journeys(&locals, &gateway)?;
+        demo_journeys(&world_started.locals, &world_started.gateway)?;
     }
 
+    let programs = world_started.programs()?;
+    let world_setup::Started {
+        world,
+        main,
+        replicas,
+        gateway,
+        locals,
+    } = world_started;
     let local_api = locals[0].api_url()?;
     let (admin_url, ca_file) = (main.admin_url(), main.ca_file());
     let (gateway_http, outbox) = (gateway.http, gateway.outbox());
-    let programs = programs(&main, &gateway, &locals)?;
-    let locals = programs
+    let locals = world
+        .servers
         .iter()
-        .skip(2)
         .zip(locals)
-        .map(|(program, server)| Local {
-            name: program.name.clone(),
-            listen: program.addresses["api"]
-                .trim_start_matches("http://")
-                .to_string(),
-            flags: LOCAL_FLAGS.map(String::from).to_vec(),
+        .map(|(record, server)| Local {
+            name: record.name.clone(),
+            listen: record.listen.clone(),
+            flags: world.local_flags.clone(),
             server,
         })
         .collect();
     let processes = Processes {
         main,
         gateway,
-        gateway_flags: gateway_flags.map(String::from).to_vec(),
+        gateway_flags: world.gateway_flags.clone(),
         locals,
+        replicas,
     };
     let sim = Arc::new(Simulation {
         root: root.clone(),
         clock,
-        programs,
+        programs: Programs::new(programs),
         outbox: outbox.clone(),
         events: events.clone(),
         faults: Faults::new(processes, events.clone()),
+        world: std::sync::Mutex::new(world),
     });
     let control = ControlServer::start(sim.clone())?;
 
@@ -342,58 +383,6 @@ fn demo_journeys(locals: &[LocalServer], gateway: &MailGateway) -> Result<()> {
     lease.release().context("returning the seat")?;
     say("lease returned; the seat is free again");
     Ok(())
-}
-
-/// The programs as the control API lists them.
-fn programs(
-    main: &MainServer,
-    gateway: &MailGateway,
-    locals: &[LocalServer],
-) -> Result<Vec<Program>> {
-    let mut programs = vec![
-        Program {
-            name: "main-server".to_string(),
-            kind: ProgramKind::MainServer,
-            data_dir: main.dir.clone(),
-            pid: Some(main.pid()),
-            addresses: [
-                ("sync-443".to_string(), format!("https://{}", main.sync[0])),
-                ("sync-8080".to_string(), format!("https://{}", main.sync[1])),
-                ("admin".to_string(), main.admin_url()),
-            ]
-            .into(),
-        },
-        Program {
-            name: "mail-gateway".to_string(),
-            kind: ProgramKind::MailGateway,
-            data_dir: gateway.dir.clone(),
-            pid: Some(gateway.pid()),
-            addresses: [
-                ("smtp".to_string(), gateway.smtp.to_string()),
-                ("http".to_string(), format!("http://{}", gateway.http)),
-            ]
-            .into(),
-        },
-    ];
-    for (n, local) in locals.iter().enumerate() {
-        programs.push(Program {
-            name: format!("local-server-{}", n + 1),
-            kind: ProgramKind::LocalServer,
-            data_dir: local.dir.clone(),
-            pid: local.pid(),
-            addresses: [("api".to_string(), local.api_url()?)].into(),
-        });
-    }
-    Ok(programs)
-}
-
-fn started(events: &EventLog, program: &str, pid: Option<u32>) {
-    if let Some(pid) = pid {
-        events.record(What::ProgramStarted {
-            program: program.to_string(),
-            pid,
-        });
-    }
 }
 
 fn print_indented(text: &str) {

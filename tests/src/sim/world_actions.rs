@@ -59,12 +59,12 @@ impl ClientAction {
     }
 }
 
-fn local_server<'a>(sim: &'a Simulation, name: &str) -> Result<&'a Program, ApiError> {
+fn local_server(sim: &Simulation, name: &str) -> Result<Program, ApiError> {
     sim.program(name)
         .filter(|p| p.kind == ProgramKind::LocalServer)
         .ok_or_else(|| {
-            let names: Vec<&str> = sim
-                .programs
+            let programs = sim.programs.list();
+            let names: Vec<&str> = programs
                 .iter()
                 .filter(|p| p.kind == ProgramKind::LocalServer)
                 .map(|p| p.name.as_str())
@@ -225,7 +225,7 @@ pub(super) async fn mail_send(
     let smtp: SocketAddr = state
         .sim
         .program("mail-gateway")
-        .and_then(|p| p.addresses.get("smtp"))
+        .and_then(|p| p.addresses.get("smtp").cloned())
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| ApiError::not_found("this simulation has no mail gateway"))?;
     let sync_text = match &mail.sync_data {
