@@ -92,7 +92,12 @@ pub struct StepBody {
     /// `export-sync-data` of this local server to a file (saved: its path).
     pub export: Option<String>,
     pub mail: Option<MailStep>,
+    /// Imports a license file: the one attached to a reply, or a saved one (saved: its
+    /// path, so that the same file can be imported again later).
     pub import: Option<ImportStep>,
+    /// Writes a file into a program's data directory (saved: its path), e.g. an
+    /// options file for `local-server options apply`.
+    pub write: Option<WriteStep>,
     pub checkout: Option<CheckoutStep>,
     pub borrow: Option<BorrowStep>,
     pub heartbeat: Option<LeaseStep>,
@@ -111,6 +116,9 @@ pub struct StepBody {
     pub save_field: Option<String>,
     /// Repeat the step until its expectations hold, for at most this long (`30s`).
     pub within: Option<String>,
+    /// Repeat the step for this long (`3s`); its expectations must hold on every try:
+    /// "nothing happens within N".
+    pub hold: Option<String>,
     pub expect: Option<Expect>,
 }
 
@@ -149,8 +157,23 @@ const FAULTS: &[&str] = &["kill", "stop", "restart", "db-lock"];
 pub struct ImportStep {
     pub server: String,
     /// The Message-ID (saved by a `mail` step) whose reply carries the license file.
-    pub reply_to: String,
+    pub reply_to: Option<String>,
+    /// Or a license file saved by an earlier `import` step (replayed).
+    pub file: Option<String>,
 }
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteStep {
+    /// The program whose data directory receives the file.
+    pub program: String,
+    /// A plain file name (no folder); an existing file is never replaced.
+    pub file: String,
+    pub text: String,
+}
+
+/// The largest file a `write` step writes.
+pub const MAX_WRITE_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -213,6 +236,8 @@ pub struct MailExpect {
     /// At least this many of that kind in the inbox (default 1).
     pub count: Option<usize>,
     pub subject_contains: Option<String>,
+    /// Text in the mail's body (read from the gateway's outbox).
+    pub text_contains: Option<String>,
     pub license_file: Option<bool>,
 }
 
@@ -244,6 +269,7 @@ const ACTIONS: &[&str] = &[
     "export",
     "mail",
     "import",
+    "write",
     "checkout",
     "borrow",
     "heartbeat",
@@ -292,11 +318,17 @@ impl StepBody {
     }
 
     pub fn within(&self) -> Option<Duration> {
-        self.within
-            .as_deref()
-            .and_then(|w| parse_span(w).ok())
-            .and_then(|d| d.to_std().ok())
+        span(self.within.as_deref())
     }
+
+    pub fn hold(&self) -> Option<Duration> {
+        span(self.hold.as_deref())
+    }
+}
+
+fn span(text: Option<&str>) -> Option<Duration> {
+    text.and_then(|w| parse_span(w).ok())
+        .and_then(|d| d.to_std().ok())
 }
 
 fn collect_references(value: &Value, found: &mut BTreeSet<String>) {
@@ -466,7 +498,28 @@ fn check_step(
                 }
             }
         }
-        "import" => local(step.import.as_ref().map_or("", |s| s.server.as_str()))?,
+        "import" => {
+            if let Some(import) = &step.import {
+                local(&import.server)?;
+                if import.reply_to.is_some() == import.file.is_some() {
+                    return Err("an import names either reply_to (a saved Message-ID) or file (a saved license file)".to_string());
+                }
+            }
+        }
+        "write" => {
+            if let Some(write) = &step.write {
+                if !programs.contains(&write.program) {
+                    return Err(format!(
+                        "there is no program {:?} in this world",
+                        write.program
+                    ));
+                }
+                check_file_name(&write.file)?;
+                if write.text.len() > MAX_WRITE_BYTES {
+                    return Err(format!("write.text is larger than {MAX_WRITE_BYTES} bytes"));
+                }
+            }
+        }
         "checkout" => local(step.checkout.as_ref().map_or("", |s| s.server.as_str()))?,
         "borrow" => local(step.borrow.as_ref().map_or("", |s| s.server.as_str()))?,
         "heartbeat" | "checkin" => {
@@ -479,9 +532,27 @@ fn check_step(
     if let Some(within) = &step.within {
         parse_span(within).map_err(|e| format!("within: {e}"))?;
     }
+    if let Some(hold) = &step.hold {
+        if step.within.is_some() {
+            return Err("a step either waits for its expectations (within) or keeps them for a while (hold), not both".to_string());
+        }
+        if step.expect.is_none() {
+            return Err("hold needs expect: what must stay true the whole time".to_string());
+        }
+        parse_span(hold).map_err(|e| format!("hold: {e}"))?;
+    }
     let saves = matches!(
         action,
-        "exec" | "admin" | "export" | "mail" | "checkout" | "borrow" | "poll" | "status"
+        "exec"
+            | "admin"
+            | "export"
+            | "mail"
+            | "import"
+            | "write"
+            | "checkout"
+            | "borrow"
+            | "poll"
+            | "status"
     );
     if step.save_field.is_some() && step.save.is_none() {
         return Err("save_field needs save = \"NAME\"".to_string());
@@ -525,4 +596,21 @@ fn check_step(
         parse_span(span).map_err(|e| format!("expect.ends_within: {e}"))?;
     }
     Ok(())
+}
+
+/// A `write` step's file: a plain name in the program's data directory.
+fn check_file_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "write.file {name:?} is not a plain file name (letters, digits, '.', '-', '_', not starting with '.'); the file goes into the program's data directory"
+        ))
+    }
 }

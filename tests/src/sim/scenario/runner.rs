@@ -592,11 +592,27 @@ fn run_step(
     if expect.no_new_mail == Some(true) {
         return no_new_mail(sim, &step, within.unwrap_or_default());
     }
-    let deadline = Instant::now() + within.unwrap_or_default();
+    let hold = step.hold();
+    let hold_started = Instant::now();
+    let deadline = Instant::now() + within.or(hold).unwrap_or_default();
     loop {
         let tried = try_step(sim, scenario, &step, line, result)?;
-        let failures = check(sim, &expect, &tried.observed, step.action().unwrap_or(""))?;
-        if failures.is_empty() || Instant::now() >= deadline {
+        let mut failures = check(sim, &expect, &tried.observed, step.action().unwrap_or(""))?;
+        if let (Some(hold), false) = (&step.hold, failures.is_empty()) {
+            failures.insert(
+                0,
+                format!(
+                    "expected this to stay so for {hold}; it changed after {:.1} s",
+                    hold_started.elapsed().as_secs_f64()
+                ),
+            );
+        }
+        let done = if hold.is_some() {
+            !failures.is_empty()
+        } else {
+            failures.is_empty()
+        };
+        if done || Instant::now() >= deadline {
             if let Some(code) = tried.observed["body"]["code"].as_str() {
                 result.refusals.push(json!({
                     "line": line,
@@ -667,6 +683,13 @@ fn no_new_mail(sim: &Sim, step: &StepBody, window: Duration) -> Result<(Tried, V
 
 fn percent(text: &str) -> String {
     text.replace('+', "%2B")
+}
+
+fn outbox(sim: &Sim) -> Result<PathBuf> {
+    sim.status()?["outbox"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("the simulation names no outbox")
 }
 
 fn data_dir(sim: &Sim, program: &str) -> Result<PathBuf> {
@@ -794,25 +817,53 @@ fn try_step(
         });
     }
     if let Some(import) = &step.import {
-        let outbox = sim.status()?["outbox"]
-            .as_str()
-            .map(PathBuf::from)
-            .context("the simulation names no outbox")?;
-        let wait = step.within().unwrap_or(REPLY_WAIT);
-        let reply = test_harness::mail::wait_for_reply(&outbox, &import.reply_to, wait)?;
-        let license = reply
-            .license_file()
-            .with_context(|| format!("the reply \"{}\" carries no license file", reply.subject))?;
-        let file = data_dir(sim, &import.server)?.join(format!("scenario-import-line-{line}.lic"));
-        std::fs::write(&file, license).context("saving the license file")?;
-        return verb(
+        let (file, from) = match (&import.reply_to, &import.file) {
+            (Some(message), _) => {
+                let wait = step.within().unwrap_or(REPLY_WAIT);
+                let reply = test_harness::mail::wait_for_reply(&outbox(sim)?, message, wait)?;
+                let license = reply.license_file().with_context(|| {
+                    format!("the reply \"{}\" carries no license file", reply.subject)
+                })?;
+                let file =
+                    data_dir(sim, &import.server)?.join(format!("scenario-import-line-{line}.lic"));
+                if !file.exists() {
+                    std::fs::write(&file, license).context("saving the license file")?;
+                }
+                (file, "the reply")
+            }
+            (None, Some(saved)) => (PathBuf::from(saved), "a saved file"),
+            (None, None) => bail!("the import names no license file"),
+        };
+        let mut tried = verb(
             &import.server,
             vec![
                 "import-license-file".into(),
                 file.to_string_lossy().into_owned(),
             ],
-            format!("{} import-license-file (from the reply)", import.server),
-        );
+            format!("{} import-license-file ({from})", import.server),
+        )?;
+        tried.saved = Some(file.to_string_lossy().into_owned());
+        return Ok(tried);
+    }
+    if let Some(write) = &step.write {
+        let file = data_dir(sim, &write.program)?.join(&write.file);
+        // Never over a program's own file (its database, keys, settings).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, write.text.as_bytes()))
+            .with_context(|| {
+                format!("writing {} (a write never replaces a file)", file.display())
+            })?;
+        return Ok(Tried {
+            what: format!(
+                "write {} into {}'s data directory",
+                write.file, write.program
+            ),
+            observed: json!({"file": file, "bytes": write.text.len()}),
+            saved: Some(file.to_string_lossy().into_owned()),
+        });
     }
     if let Some(c) = &step.checkout {
         let mut body = json!({"action": "checkout", "server": c.server, "feature": c.feature});
@@ -894,6 +945,16 @@ fn try_step(
     }
     let _ = scenario;
     bail!("the step names no action")
+}
+
+/// The body of a mail of the inbox, read from the gateway's outbox by its file name.
+fn mail_text(sim: &Sim, mail: &Value) -> Option<String> {
+    let file = mail["file"].as_str()?;
+    test_harness::mail::read_outbox(&outbox(sim).ok()?)
+        .ok()?
+        .into_iter()
+        .find(|m| m.file == file)
+        .map(|m| m.text)
 }
 
 /// A short form of what was seen, for a failure's sentence.
@@ -995,6 +1056,11 @@ fn check(sim: &Sim, expect: &Expect, observed: &Value, action: &str) -> Result<V
                 })
             })
             .filter(|m| mail.license_file.is_none_or(|l| m["license_file"] == l))
+            .filter(|m| {
+                mail.text_contains.as_ref().is_none_or(|wanted| {
+                    mail_text(sim, m).is_some_and(|text| text.contains(wanted.as_str()))
+                })
+            })
             .count();
         let wanted = mail.count.unwrap_or(1);
         if matching < wanted {
@@ -1010,8 +1076,13 @@ fn check(sim: &Sim, expect: &Expect, observed: &Value, action: &str) -> Result<V
                     )
                 })
                 .collect();
+            let text = mail
+                .text_contains
+                .as_ref()
+                .map(|t| format!(" saying {t:?}"))
+                .unwrap_or_default();
             failures.push(format!(
-                "expected {wanted} {} mail(s), saw {matching}; the inbox holds [{}]",
+                "expected {wanted} {} mail(s){text}, saw {matching}; the inbox holds [{}]",
                 mail.kind,
                 inbox.join(", ")
             ));
