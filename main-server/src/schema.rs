@@ -193,8 +193,25 @@ diesel::table! {
 
 diesel::joinable!(sync_history -> servers (server_id));
 
+diesel::table! {
+    installation_receipts (server_id, sequence) {
+        server_id -> Text,
+        sequence -> BigInt,
+        revision -> BigInt,
+        file_sha256 -> Text,
+        installed_at -> BigInt,
+        received_at -> BigInt,
+        channel -> Text,
+        sender -> Text,
+        fingerprint -> Text,
+    }
+}
+
+diesel::joinable!(installation_receipts -> servers (server_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
+    installation_receipts,
     sync_history,
     customer_emails,
     servers,

@@ -139,6 +139,9 @@ crate::text_enum! {
         PossibleCopyDismiss => "server.possible_copy_dismiss",
         /// An operator set what a customer's possible copies do (warn or refuse).
         CustomerCopyPolicy => "customer.copy_policy",
+        /// A local server's installation receipt was recorded (uploaded in the portal
+        /// or mailed): the id holds that license file.
+        ReceiptRecorded => "server.receipt",
     }
 }
 

@@ -37,6 +37,59 @@ pub struct Receipt {
     pub public_keys: ServerPublicKeys,
 }
 
+/// `POST /admin/v1/mail/receipt`: a receipt mailed to licensing@, from `sender`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MailReceipt {
+    pub sender: String,
+    /// The armored receipt as found in the mail.
+    pub receipt: String,
+}
+
+/// A receipt the main server accepted (recorded now, or already before).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReceiptRecorded {
+    pub server_id: Uuid,
+    /// The license file the receipt confirms.
+    pub sequence: i64,
+    /// When the local server installed it.
+    pub installed_at: DateTime<Utc>,
+    /// False when the same receipt was recorded before (a mail sent twice).
+    pub newly_recorded: bool,
+}
+
+/// `GET /admin/v1/installations`: which license file an id's local server is known to
+/// hold against the newest issued (from receipts and from the held sequence every
+/// sync request carries).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Installation {
+    pub server_id: Uuid,
+    pub customer_id: Uuid,
+    /// Sequence of the newest license file issued (0: none yet).
+    pub issued_sequence: i64,
+    /// When it was issued.
+    pub issued_at: Option<DateTime<Utc>>,
+    /// The newest license file the local server confirmed holding (null: none).
+    pub held_sequence: Option<i64>,
+    /// When the file it holds was issued.
+    pub held_issued_at: Option<DateTime<Utc>>,
+    /// When the local server installed it (from a receipt; null when only a sync
+    /// request said it held the file).
+    pub installed_at: Option<DateTime<Utc>>,
+    /// When Solme learned it: the receipt's arrival or the request's making.
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// How Solme learned it: `receipt` or `sync`.
+    pub confirmed_by: Option<String>,
+    /// Whether licenses changed after the file the server holds was issued (or it holds
+    /// none and has licenses): changes not yet installed.
+    pub changes_not_installed: bool,
+    /// The state in words: "license file #4 issued on 2026-12-01, installed on
+    /// 2026-12-02" or "license file #4 issued on 2026-12-01, not yet installed".
+    pub summary: String,
+}
+
 /// A receipt whose signature holds for the key it presents.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerifiedReceipt {

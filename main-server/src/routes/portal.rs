@@ -23,15 +23,17 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, Server, SyncChannel};
+use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, Server, SyncChannel, SyncUsage};
 use shared_proto::page_headers::PAGE_HEADERS;
+use shared_proto::receipt::Installation;
 use uuid::Uuid;
 
 use super::with_conn;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::store::portal::{self, Contact, LinkRefusal};
+use crate::store::portal::{self, Contact, LinkRefusal, SentMail};
+use crate::store::receipts::{self, Source};
 use crate::sync::MAX_SYNC_DATA;
 
 /// The session cookie's name. The `__Host-` prefix makes browsers refuse it unless it
@@ -65,6 +67,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/link", web::post().to(use_link))
             .route("/sign-out", web::post().to(sign_out))
             .route("/sync", web::post().to(upload_sync))
+            .route("/receipt", web::post().to(upload_receipt))
             .route("/servers/{id}", web::get().to(show_server))
             .route("/servers/{id}/key-clear", web::post().to(request_key_clear)),
     )
@@ -279,36 +282,44 @@ async fn home(req: HttpRequest, state: State) -> HttpResponse {
     let who = contact.clone();
     let read = with_conn(&state.db.read, move |conn| {
         let servers = portal::servers_of(conn, now, &who)?;
+        let installed = servers
+            .iter()
+            .map(|s| receipts::installation(conn, s.server_id))
+            .collect::<Result<Vec<_>, _>>()?;
         let requests = portal::key_clear_requests_of(conn, &who)?;
-        Ok((servers, requests))
+        let mails = portal::mails_of(conn, &who)?;
+        Ok((servers, installed, requests, mails))
     })
     .await;
-    let (servers, requests) = match read {
+    let (servers, installed, requests, mails) = match read {
         Ok(read) => read,
         Err(e) => return error_page(&e, Some(&contact)),
     };
     let mut body = String::from(
         "<h2>Your license servers</h2><div class=\"scroll\"><table><thead><tr>\
          <th>License server id</th><th>Key pair</th><th>Last sync</th><th>Valid until</th>\
-         <th>Licenses</th></tr></thead><tbody>",
+         <th>Licenses</th><th>License file</th></tr></thead><tbody>",
     );
-    for server in &servers {
+    for (server, installation) in servers.iter().zip(&installed) {
         body.push_str(&format!(
             "<tr><td><a href=\"/portal/servers/{id}\"><code>{id}</code></a></td><td>{key}</td>\
-             <td>{sync}</td><td>{valid}</td><td>{licenses}</td></tr>",
+             <td>{sync}</td><td>{valid}</td><td>{licenses}</td><td class=\"installed\">{file}</td></tr>",
             id = server.server_id,
             key = binding(server),
             sync = last_sync(server),
             valid = validity(server),
             licenses = server.licenses.len(),
+            file = installed_words(installation),
         ));
     }
     if servers.is_empty() {
-        body.push_str("<tr><td colspan=\"5\">No license server id yet.</td></tr>");
+        body.push_str("<tr><td colspan=\"6\">No license server id yet.</td></tr>");
     }
     body.push_str("</tbody></table></div>");
     body.push_str(&upload_form());
+    body.push_str(&receipt_form());
     body.push_str(&requests_table(&requests));
+    body.push_str(&mails_table(&mails));
     page(StatusCode::OK, "License servers", Some(&contact), &body)
 }
 
@@ -493,6 +504,53 @@ fn upload_form() -> String {
         .to_owned()
 }
 
+fn receipt_form() -> String {
+    "<h2>Confirm an installed license file</h2><p>Imported a license file with \
+     <code>local-server import-license-file FILE --receipt RECEIPT</code>? Upload the receipt \
+     it wrote, so Solme knows the file is installed (the next synchronization tells Solme \
+     too).</p>\
+     <form method=\"post\" action=\"/portal/receipt\" enctype=\"multipart/form-data\" class=\"stack\">\
+     <label>Receipt file <input type=\"file\" name=\"receipt\" id=\"receipt-file\" required></label>\
+     <button type=\"submit\" id=\"upload-receipt\">Upload the receipt</button></form>"
+        .to_owned()
+}
+
+/// "License file #4 issued on …, installed on …" (the store's words, capitalized).
+fn installed_words(installation: &Installation) -> String {
+    let mut words = esc(&installation.summary);
+    if let Some(first) = words.get(..1) {
+        words = format!("{}{}", first.to_ascii_uppercase(), &words[1..]);
+    }
+    words
+}
+
+fn mails_table(mails: &[SentMail]) -> String {
+    let mut html = String::from("<h2>Reminders and notices sent to you</h2>");
+    if mails.is_empty() {
+        html.push_str("<p>None yet.</p>");
+        return html;
+    }
+    html.push_str(
+        "<div class=\"scroll\"><table id=\"mails\"><thead><tr><th>Sent</th><th>License server id</th>\
+         <th>What</th><th>To</th></tr></thead><tbody>",
+    );
+    for mail in mails {
+        html.push_str(&format!(
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            minute(mail.at),
+            mail.server_id,
+            esc(&mail.what),
+            if mail.to.is_empty() {
+                "every contact".to_owned()
+            } else {
+                esc(&mail.to.join(", "))
+            }
+        ));
+    }
+    html.push_str("</tbody></table></div>");
+    html
+}
+
 fn status_words(request: &KeyClearRequest) -> String {
     match request.status {
         KeyClearStatus::Pending => "pending: an operator will decide".to_owned(),
@@ -540,21 +598,24 @@ async fn show_server(req: HttpRequest, state: State, path: web::Path<Uuid>) -> H
             .into_iter()
             .filter(|r| r.server_id == id)
             .collect();
-        Ok((server, requests))
+        let installation = receipts::installation(conn, id)?;
+        let usage = crate::store::usage::list(conn, id, Some(USAGE_SYNCS))?;
+        Ok((server, requests, installation, usage))
     })
     .await;
-    let (server, requests) = match read {
+    let (server, requests, installation, usage) = match read {
         Ok(read) => read,
         Err(e) => return error_page(&e, Some(&contact)),
     };
     let mut body = format!(
         "<dl class=\"facts\"><dt>License server id</dt><dd><code>{}</code></dd>\
          <dt>Key pair</dt><dd>{}</dd><dt>Last sync</dt><dd>{}</dd>\
-         <dt>Valid until</dt><dd>{}</dd></dl>",
+         <dt>Valid until</dt><dd>{}</dd><dt>License file</dt><dd id=\"installed\">{}</dd></dl>",
         server.server_id,
         binding(&server),
         last_sync(&server),
-        validity(&server)
+        validity(&server),
+        installed_words(&installation)
     );
     body.push_str(
         "<h2>Licenses</h2><div class=\"scroll\"><table><thead><tr><th>Feature</th>\
@@ -575,7 +636,9 @@ async fn show_server(req: HttpRequest, state: State, path: web::Path<Uuid>) -> H
         body.push_str("<tr><td colspan=\"4\">No license.</td></tr>");
     }
     body.push_str("</tbody></table></div>");
+    body.push_str(&usage_section(&usage));
     body.push_str(&upload_form());
+    body.push_str(&receipt_form());
     body.push_str(&format!(
         "<h2>Clear the key pair</h2><p>Reinstalled this license server, or moved it to new \
          hardware? Its new key pair cannot synchronize while the old one is bound. Ask Solme \
@@ -619,13 +682,36 @@ async fn request_key_clear(
 
 // ---- sync by upload ----------------------------------------------------------------
 
+/// What an upload form carries: the name of its file part and the file in words.
+#[derive(Clone, Copy)]
+struct Upload {
+    part: &'static str,
+    what: &'static str,
+}
+
+const SYNC_DATA: Upload = Upload {
+    part: "sync_data",
+    what: "sync data",
+};
+const RECEIPT: Upload = Upload {
+    part: "receipt",
+    what: "an installation receipt",
+};
+
 /// The sync data of an upload: the part named `sync_data` of a `multipart/form-data`
 /// body (what the page's form sends), or a `text/plain` body as it is (for scripts).
 fn sync_data_of(content_type: &str, body: &[u8]) -> Result<String, ApiError> {
-    let bad = || ApiError::malformed("the upload holds no sync-data file");
+    file_of(SYNC_DATA, content_type, body)
+}
+
+/// The file of an upload: the part named `upload.part` of a `multipart/form-data` body,
+/// or a `text/plain` body as it is.
+fn file_of(upload: Upload, content_type: &str, body: &[u8]) -> Result<String, ApiError> {
+    let bad = || ApiError::malformed(format!("the upload holds no file of {}", upload.what));
     let text = |bytes: &[u8]| {
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| ApiError::malformed("this file is not sync data (it is not text)"))
+        String::from_utf8(bytes.to_vec()).map_err(|_| {
+            ApiError::malformed(format!("this file is not {} (it is not text)", upload.what))
+        })
     };
     let mime = content_type
         .split(';')
@@ -637,9 +723,7 @@ fn sync_data_of(content_type: &str, body: &[u8]) -> Result<String, ApiError> {
         return text(body);
     }
     if mime != "multipart/form-data" {
-        return Err(ApiError::malformed(
-            "upload the sync-data file with the page's form",
-        ));
+        return Err(ApiError::malformed("upload the file with the page's form"));
     }
     let boundary = content_type
         .split(';')
@@ -663,7 +747,8 @@ fn sync_data_of(content_type: &str, body: &[u8]) -> Result<String, ApiError> {
         };
         let named = head.lines().any(|line| {
             let line = line.to_ascii_lowercase();
-            line.starts_with("content-disposition:") && line.contains("name=\"sync_data\"")
+            line.starts_with("content-disposition:")
+                && line.contains(&format!("name=\"{}\"", upload.part))
         });
         if named {
             let part = content.get(..end).ok_or_else(bad)?;
@@ -695,23 +780,9 @@ async fn upload_sync(
         Ok(contact) => contact,
         Err(page) => return page,
     };
-    let body = match payload.to_bytes_limited(MAX_UPLOAD).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(e)) => {
-            return error_page(
-                &ApiError::malformed(format!("the upload could not be read: {e}")),
-                Some(&contact),
-            )
-        }
-        Err(_) => {
-            return error_page(
-                &ApiError::malformed(format!(
-                    "this file is too large for sync data (at most {} KiB)",
-                    MAX_SYNC_DATA / 1024
-                )),
-                Some(&contact),
-            )
-        }
+    let body = match read_upload(payload, SYNC_DATA, &contact).await {
+        Ok(body) => body,
+        Err(page) => return page,
     };
     let content_type = req
         .headers()
@@ -752,6 +823,133 @@ async fn upload_sync(
         }
         Err(e) => error_page(&e, Some(&contact)),
     }
+}
+
+/// Reads a bounded upload body, or the page that says why not.
+async fn read_upload(
+    payload: web::Payload,
+    upload: Upload,
+    contact: &Contact,
+) -> Result<web::Bytes, HttpResponse> {
+    match payload.to_bytes_limited(MAX_UPLOAD).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) => Err(error_page(
+            &ApiError::malformed(format!("the upload could not be read: {e}")),
+            Some(contact),
+        )),
+        Err(_) => Err(error_page(
+            &ApiError::malformed(format!(
+                "this file is too large for {} (at most {} KiB)",
+                upload.what,
+                MAX_SYNC_DATA / 1024
+            )),
+            Some(contact),
+        )),
+    }
+}
+
+/// Records an uploaded installation receipt for one of the contact's ids (verified with
+/// the id's bound key pair) and says which license file the server now is known to hold.
+async fn upload_receipt(req: HttpRequest, state: State, payload: web::Payload) -> HttpResponse {
+    let contact = match signed_in_post(&req, &state).await {
+        Ok(contact) => contact,
+        Err(page) => return page,
+    };
+    let body = match read_upload(payload, RECEIPT, &contact).await {
+        Ok(body) => body,
+        Err(page) => return page,
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = match file_of(RECEIPT, &content_type, &body) {
+        Ok(text) => text,
+        Err(e) => return error_page(&e, Some(&contact)),
+    };
+    let (now, who) = (state.clock.now(), contact.clone());
+    let recorded = with_conn(&state.db.write, move |conn| {
+        let source = Source {
+            channel: SyncChannel::Portal,
+            sender: &who.email,
+            actor: &who.email,
+            customer: Some(who.customer_id),
+        };
+        receipts::record(conn, now, &text, &source)
+    })
+    .await;
+    match recorded {
+        Ok(recorded) => page(
+            StatusCode::OK,
+            "Receipt recorded",
+            Some(&contact),
+            &format!(
+                "<p id=\"recorded\">License server <code>{id}</code> installed license file #{n} \
+                 on {at}{again}.</p><p><a href=\"/portal/servers/{id}\">Back to this license \
+                 server</a></p>",
+                id = recorded.server_id,
+                n = recorded.sequence,
+                at = minute(recorded.installed_at),
+                again = if recorded.newly_recorded {
+                    ""
+                } else {
+                    " (this receipt was recorded before)"
+                },
+            ),
+        ),
+        Err(ApiError::Refused {
+            code: shared_proto::ErrorCode::UnknownServerId,
+            ..
+        }) => error_page(&unknown_id_of_receipt(), Some(&contact)),
+        Err(e) => error_page(&e, Some(&contact)),
+    }
+}
+
+/// What a receipt for an id that is not the contact's customer's is told (the same
+/// as for an id Solme does not know).
+fn unknown_id_of_receipt() -> ApiError {
+    ApiError::refused(
+        shared_proto::ErrorCode::UnknownServerId,
+        "the license server id in this receipt is not one of your license server ids",
+    )
+}
+
+/// Syncs whose usage the id's page shows.
+const USAGE_SYNCS: u32 = 24;
+
+/// The usage each sync reported: a chart of the highest seats in use per feature, and
+/// the same as a table.
+fn usage_section(usage: &[SyncUsage]) -> String {
+    let mut html = String::from("<h2>Usage reported with each synchronization</h2>");
+    if usage.iter().all(|u| u.features.is_empty()) {
+        html.push_str("<p>No usage reported yet: each synchronization reports the seats used since the one before.</p>");
+        return html;
+    }
+    html.push_str(
+        "<div class=\"scroll\"><table id=\"usage\"><thead><tr><th>Period</th><th>Synchronized</th>\
+         <th>Feature</th><th>Highest in use</th><th>Seats</th><th>Seat hours</th><th>Refused</th>\
+         </tr></thead><tbody>",
+    );
+    for sync in usage.iter().rev() {
+        for feature in &sync.features {
+            let refused: u64 = feature.refusals.values().sum();
+            html.push_str(&format!(
+                "<tr><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td></tr>",
+                sync.usage_since.map_or_else(|| "—".to_owned(), day),
+                minute(sync.synced_at),
+                channel_words(sync.channel),
+                esc(&feature.feature),
+                feature.peak_in_use,
+                feature.seats_total,
+                feature.seat_hours,
+                refused
+            ));
+        }
+    }
+    html.push_str("</tbody></table></div>");
+    html
 }
 
 /// What an upload for an id that is not the contact's customer's is told: what an

@@ -14,6 +14,7 @@ pub mod key_clear;
 pub mod licenses;
 pub mod operators;
 pub mod portal;
+pub mod receipts;
 pub mod reminders;
 pub mod retired;
 pub mod servers;

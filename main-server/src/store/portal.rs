@@ -480,3 +480,89 @@ pub fn request_key_clear(
     };
     key_clear::create(conn, now, &request).map(|(request, _)| request)
 }
+
+/// A mail Solme sent to the customer's contacts about one of its ids: a reminder of the
+/// 366-day limit, or the notice of a decided key-pair clearing.
+#[derive(Clone, Debug)]
+pub struct SentMail {
+    pub at: DateTime<Utc>,
+    pub server_id: Uuid,
+    /// What it said, in words.
+    pub what: String,
+    /// The addresses it went to (empty: every contact, not recorded one by one).
+    pub to: Vec<String>,
+}
+
+/// The reminders and notices mailed to the customer's contacts, newest first (at most
+/// 200).
+pub fn mails_of(conn: &mut DbConnection, contact: &Contact) -> Result<Vec<SentMail>, ApiError> {
+    use crate::schema::reminders;
+    let customer = contact.customer_id.to_string();
+    let reminders: Vec<(String, String, i64, Option<i64>, String)> = reminders::table
+        .inner_join(servers_table::table)
+        .filter(servers_table::customer_id.eq(&customer))
+        .filter(reminders::handed_at.is_not_null())
+        .select((
+            reminders::server_id,
+            reminders::threshold,
+            reminders::valid_until,
+            reminders::handed_at,
+            reminders::recipients,
+        ))
+        .order(reminders::handed_at.desc())
+        .limit(200)
+        .load(conn)?;
+    let notices: Vec<(String, String, Option<i64>, Option<String>)> = key_clear_requests::table
+        .inner_join(servers_table::table)
+        .filter(servers_table::customer_id.eq(&customer))
+        .filter(key_clear_requests::notified.eq(true))
+        .select((
+            key_clear_requests::server_id,
+            key_clear_requests::status,
+            key_clear_requests::decided_at,
+            key_clear_requests::reason,
+        ))
+        .order(key_clear_requests::decided_at.desc())
+        .limit(200)
+        .load(conn)?;
+    let mut mails = Vec::with_capacity(reminders.len() + notices.len());
+    for (server_id, threshold, valid_until, handed_at, recipients) in reminders {
+        let until = from_millis(valid_until).format("%Y-%m-%d");
+        let what = if threshold == "passed" {
+            format!("Reminder: synchronization was due by {until}; its licenses have stopped")
+        } else {
+            format!("Reminder: synchronize before {until} to keep the licenses working")
+        };
+        mails.push(SentMail {
+            at: from_millis(handed_at.unwrap_or(valid_until)),
+            server_id: parse_uuid(&server_id)?,
+            what,
+            to: recipients
+                .split(',')
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        });
+    }
+    for (server_id, status, decided_at, reason) in notices {
+        let Some(decided_at) = decided_at else {
+            continue;
+        };
+        let what = match status.as_str() {
+            "approved" => "Notice: the key-pair clearing was approved".to_owned(),
+            _ => format!(
+                "Notice: the key-pair clearing was rejected ({})",
+                reason.as_deref().unwrap_or("no reason given")
+            ),
+        };
+        mails.push(SentMail {
+            at: from_millis(decided_at),
+            server_id: parse_uuid(&server_id)?,
+            what,
+            to: Vec::new(),
+        });
+    }
+    mails.sort_by_key(|mail| std::cmp::Reverse(mail.at));
+    mails.truncate(200);
+    Ok(mails)
+}

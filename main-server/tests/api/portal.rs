@@ -11,7 +11,7 @@ use chrono::Duration;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, Local, TestApp};
+use crate::helpers::{on_both_backends, Local, TestApp};
 
 /// A browser-like client of one portal: its own origin, no redirects followed.
 struct Browser {
@@ -98,15 +98,20 @@ impl Browser {
 
     /// Uploads `content` as the sync-data file of the page's form.
     async fn upload(&self, content: &str) -> Page {
+        self.upload_to("/portal/sync", "sync_data", content).await
+    }
+
+    /// Uploads `content` as the file part `part` of the form posting to `path`.
+    async fn upload_to(&self, path: &str, part: &str, content: &str) -> Page {
         let boundary = "----portaltest7f3a";
         let body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"sync_data\"; \
-             filename=\"sync-data.txt\"\r\nContent-Type: text/plain\r\n\r\n{content}\r\n\
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{part}\"; \
+             filename=\"upload.txt\"\r\nContent-Type: text/plain\r\n\r\n{content}\r\n\
              --{boundary}--\r\n"
         );
         self.send(
             awc::http::Method::POST,
-            "/portal/sync",
+            path,
             Some(&self.origin.clone()),
             &format!("multipart/form-data; boundary={boundary}"),
             body.into_bytes(),
@@ -208,11 +213,9 @@ async fn second_customer(app: &TestApp) -> (Uuid, &'static str) {
     (id, "it@beta.example")
 }
 
-#[actix_rt::test]
-async fn a_mailed_link_signs_a_contact_in_once_and_the_pages_show_their_ids() {
-    let app = spawn_app().await;
+async fn a_mailed_link_signs_a_contact_in_once_and_the_pages_show_their_ids(app: &TestApp) {
     let (_, server_id) = app.register().await;
-    let mut browser = Browser::new(&app);
+    let mut browser = Browser::new(app);
 
     let page = browser.get("/portal/").await;
     assert_eq!(page.status, StatusCode::OK);
@@ -245,19 +248,16 @@ async fn a_mailed_link_signs_a_contact_in_once_and_the_pages_show_their_ids() {
         .await;
     assert_eq!(known.status, StatusCode::OK);
     assert_eq!((unknown.status, &unknown.body), (known.status, &known.body));
-    let links = claim(&app).await;
+    let links = claim(app).await;
     assert_eq!(links.len(), 1, "{links:?}");
     let link = links[0].clone();
     assert_eq!(link["to"], "ops@acme.example");
-    assert_eq!(
-        claim(&app).await,
-        links,
-        "a claim again gives the same link"
-    );
+    assert_eq!(claim(app).await, links, "a claim again gives the same link");
 
     // Only the token's hash is in the database.
     let token = token_of(&link);
-    let db = std::fs::read(app.dir.path().join("main.db")).expect("database file");
+    // (On PostgreSQL there is no database file here: the check is SQLite's.)
+    let db = std::fs::read(app.dir.path().join("main.db")).unwrap_or_default();
     let wal = std::fs::read(app.dir.path().join("main.db-wal")).unwrap_or_default();
     for bytes in [&db, &wal] {
         assert!(
@@ -302,13 +302,13 @@ async fn a_mailed_link_signs_a_contact_in_once_and_the_pages_show_their_ids() {
     );
 
     // The link is used up: a second use is refused, and no one else gets a session.
-    let reused = Browser::new(&app)
+    let reused = Browser::new(app)
         .post_form("/portal/link", &[("token", &token)])
         .await;
     assert_eq!(reused.status, StatusCode::BAD_REQUEST);
     assert!(reused.body.contains("used already"), "{}", reused.body);
     assert!(reused.headers.get("set-cookie").is_none());
-    assert!(claim(&app).await.is_empty(), "a used link is not mailed");
+    assert!(claim(app).await.is_empty(), "a used link is not mailed");
 
     // Handed over once by the gateway; the sign-in audited with the contact as actor.
     let handed = format!(
@@ -356,20 +356,21 @@ async fn a_mailed_link_signs_a_contact_in_once_and_the_pages_show_their_ids() {
     );
 }
 
-#[actix_rt::test]
-async fn an_expired_link_is_refused_and_no_longer_mailed() {
-    let app = spawn_app().await;
+on_both_backends!(
+    a_mailed_link_signs_a_contact_in_once_and_the_pages_show_their_ids,
+    a_mailed_link_signs_a_contact_in_once_and_the_pages_show_their_ids_on_sqlite,
+    a_mailed_link_signs_a_contact_in_once_and_the_pages_show_their_ids_on_postgres
+);
+
+async fn an_expired_link_is_refused_and_no_longer_mailed(app: &TestApp) {
     app.register().await;
-    let browser = Browser::new(&app);
+    let browser = Browser::new(app);
     browser
         .post_form("/portal/sign-in", &[("email", "ops@acme.example")])
         .await;
-    let link = link_to(&app, "ops@acme.example").await;
+    let link = link_to(app, "ops@acme.example").await;
     app.clock.advance(Duration::minutes(16));
-    assert!(
-        claim(&app).await.is_empty(),
-        "an expired link is not mailed"
-    );
+    assert!(claim(app).await.is_empty(), "an expired link is not mailed");
     let used = browser
         .post_form("/portal/link", &[("token", &token_of(&link))])
         .await;
@@ -386,11 +387,15 @@ async fn an_expired_link_is_refused_and_no_longer_mailed() {
     assert!(forged.body.contains("not a valid sign-in link"));
 }
 
-#[actix_rt::test]
-async fn link_requests_are_limited_per_address_and_per_client_address() {
-    let app = spawn_app().await;
+on_both_backends!(
+    an_expired_link_is_refused_and_no_longer_mailed,
+    an_expired_link_is_refused_and_no_longer_mailed_on_sqlite,
+    an_expired_link_is_refused_and_no_longer_mailed_on_postgres
+);
+
+async fn link_requests_are_limited_per_address_and_per_client_address(app: &TestApp) {
     app.register().await;
-    let browser = Browser::new(&app);
+    let browser = Browser::new(app);
     for email in ["ops@acme.example", "nobody@elsewhere.example"] {
         for _ in 0..3 {
             let page = browser
@@ -406,7 +411,7 @@ async fn link_requests_are_limited_per_address_and_per_client_address() {
         assert!(page.body.contains("this address"), "{}", page.body);
     }
     assert_eq!(
-        claim(&app).await.len(),
+        claim(app).await.len(),
         3,
         "only the allowed requests got links"
     );
@@ -434,13 +439,17 @@ async fn link_requests_are_limited_per_address_and_per_client_address() {
     assert!(page.body.contains("your network"), "{}", page.body);
 }
 
-#[actix_rt::test]
-async fn a_contact_sees_only_their_own_customers_ids() {
-    let app = spawn_app().await;
+on_both_backends!(
+    link_requests_are_limited_per_address_and_per_client_address,
+    link_requests_are_limited_per_address_and_per_client_address_on_sqlite,
+    link_requests_are_limited_per_address_and_per_client_address_on_postgres
+);
+
+async fn a_contact_sees_only_their_own_customers_ids(app: &TestApp) {
     let (acme_id, acme_local) = app.register_local().await;
-    let (beta_id, beta_email) = second_customer(&app).await;
-    let mut browser = Browser::new(&app);
-    sign_in(&app, &mut browser, beta_email).await;
+    let (beta_id, beta_email) = second_customer(app).await;
+    let mut browser = Browser::new(app);
+    sign_in(app, &mut browser, beta_email).await;
 
     let home = browser.get("/portal/").await;
     assert!(home.body.contains(&beta_id.to_string()), "{}", home.body);
@@ -474,12 +483,16 @@ async fn a_contact_sees_only_their_own_customers_ids() {
     assert_eq!(requests, json!([]));
 }
 
-#[actix_rt::test]
-async fn cross_site_posts_are_refused() {
-    let app = spawn_app().await;
+on_both_backends!(
+    a_contact_sees_only_their_own_customers_ids,
+    a_contact_sees_only_their_own_customers_ids_on_sqlite,
+    a_contact_sees_only_their_own_customers_ids_on_postgres
+);
+
+async fn cross_site_posts_are_refused(app: &TestApp) {
     let (_, server_id) = app.register().await;
-    let mut browser = Browser::new(&app);
-    sign_in(&app, &mut browser, "ops@acme.example").await;
+    let mut browser = Browser::new(app);
+    sign_in(app, &mut browser, "ops@acme.example").await;
     let evil = "https://evil.example";
     let clear = browser
         .post_form_from(
@@ -509,7 +522,7 @@ async fn cross_site_posts_are_refused() {
     let (_, requests) = app.get("/admin/v1/key-clear-requests").await;
     assert_eq!(requests, json!([]), "a cross-site post recorded a request");
     assert!(
-        claim(&app).await.is_empty(),
+        claim(app).await.is_empty(),
         "a cross-site post asked for a link"
     );
     // The session still works: the refused sign-out did nothing.
@@ -517,12 +530,16 @@ async fn cross_site_posts_are_refused() {
     assert!(home.body.contains(&server_id.to_string()));
 }
 
-#[actix_rt::test]
-async fn sync_by_upload_gives_the_license_file_of_that_server() {
-    let app = spawn_app().await;
+on_both_backends!(
+    cross_site_posts_are_refused,
+    cross_site_posts_are_refused_on_sqlite,
+    cross_site_posts_are_refused_on_postgres
+);
+
+async fn sync_by_upload_gives_the_license_file_of_that_server(app: &TestApp) {
     let (server_id, local) = app.register_local().await;
-    let mut browser = Browser::new(&app);
-    sign_in(&app, &mut browser, "ops@acme.example").await;
+    let mut browser = Browser::new(app);
+    sign_in(app, &mut browser, "ops@acme.example").await;
 
     let sync_data = local.sync_data();
     let answer = browser.upload(&sync_data).await;
@@ -535,7 +552,7 @@ async fn sync_by_upload_gives_the_license_file_of_that_server() {
         .to_str()
         .unwrap_or_default()
         .contains(&format!("solme-license-{server_id}")));
-    let file = local.open(&app, &answer.body);
+    let file = local.open(app, &answer.body);
     assert_eq!(file.server_id, server_id);
     assert_eq!(file.licenses.len(), 1);
     let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
@@ -556,7 +573,7 @@ async fn sync_by_upload_gives_the_license_file_of_that_server() {
     // The same file again (a lost download): the same license file, no new sequence.
     let again = browser.upload(&sync_data).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
-    assert_eq!(local.open(&app, &again.body).sequence, file.sequence);
+    assert_eq!(local.open(app, &again.body).sequence, file.sequence);
 
     // Bad input changes nothing and says why.
     let not_sync = browser.upload("hello").await;
@@ -576,16 +593,20 @@ async fn sync_by_upload_gives_the_license_file_of_that_server() {
     assert_eq!(shown["sequence"], file.sequence);
 }
 
-#[actix_rt::test]
-async fn a_key_clear_request_from_the_portal_is_authenticated_and_its_status_shown() {
-    let app = spawn_app().await;
+on_both_backends!(
+    sync_by_upload_gives_the_license_file_of_that_server,
+    sync_by_upload_gives_the_license_file_of_that_server_on_sqlite,
+    sync_by_upload_gives_the_license_file_of_that_server_on_postgres
+);
+
+async fn a_key_clear_request_from_the_portal_is_authenticated_and_its_status_shown(app: &TestApp) {
     let (server_id, local) = app.register_local().await;
     assert_eq!(
         app.post_sync(&local.sync_data()).await.status,
         StatusCode::OK
     );
-    let mut browser = Browser::new(&app);
-    sign_in(&app, &mut browser, "ops@acme.example").await;
+    let mut browser = Browser::new(app);
+    sign_in(app, &mut browser, "ops@acme.example").await;
 
     let asked = browser
         .post_form(
@@ -624,3 +645,256 @@ async fn a_key_clear_request_from_the_portal_is_authenticated_and_its_status_sho
         1
     );
 }
+
+on_both_backends!(
+    a_key_clear_request_from_the_portal_is_authenticated_and_its_status_shown,
+    a_key_clear_request_from_the_portal_is_authenticated_and_its_status_shown_on_sqlite,
+    a_key_clear_request_from_the_portal_is_authenticated_and_its_status_shown_on_postgres
+);
+
+/// A receipt of license file `file` signed by `identity`, as
+/// `local-server import-license-file --receipt` writes it.
+fn receipt_of(identity: &shared_proto::ServerIdentity, file: &shared_proto::LicenseFile) -> String {
+    let json = serde_json::to_vec(file).expect("license file as JSON");
+    let receipt = shared_proto::receipt::Receipt {
+        version: shared_proto::messages::MESSAGE_VERSION,
+        server_id: file.server_id,
+        sequence: file.sequence,
+        revision: file.revision,
+        license_file_sha256: shared_proto::hex::encode(&openssl::sha::sha256(&json)),
+        installed_at: chrono::Utc::now(),
+        public_keys: identity.public_keys(),
+    };
+    shared_proto::receipt::seal(identity, &receipt).expect("seal receipt")
+}
+
+async fn installation(app: &TestApp, server_id: Uuid) -> Value {
+    let (status, installed) = app
+        .get(&format!("/admin/v1/servers/{server_id}/installation"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{installed}");
+    installed
+}
+
+async fn not_installed(app: &TestApp) -> Vec<Value> {
+    let (status, list) = app.get("/admin/v1/installations?not_installed=true").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list.as_array().cloned().unwrap_or_default()
+}
+
+/// A receipt uploaded in the portal and mailed through the gateway's endpoint, and the
+/// held sequence of later sync requests, say which license file the server holds; the
+/// console's filter lists the ids whose changes are not installed.
+async fn receipts_and_syncs_say_which_license_file_a_server_holds(app: &TestApp) {
+    let (server_id, local) = app.register_local().await;
+    let mut browser = Browser::new(app);
+    sign_in(app, &mut browser, "ops@acme.example").await;
+    let answer = browser.upload(&local.sync_data()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let file = local.open(app, &answer.body);
+
+    let issued = installation(app, server_id).await;
+    assert_eq!(issued["issued_sequence"], file.sequence, "{issued}");
+    assert!(issued["held_sequence"].is_null(), "{issued}");
+    let summary = issued["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with(&format!("license file #{} issued on ", file.sequence))
+            && summary.ends_with("not yet installed"),
+        "{summary}"
+    );
+    assert_eq!(issued["changes_not_installed"], true);
+    let pending = not_installed(app).await;
+    assert!(pending
+        .iter()
+        .any(|i| i["server_id"] == server_id.to_string()));
+    let home = browser.get("/portal/").await;
+    assert!(home.body.contains("not yet installed"), "{}", home.body);
+
+    // The receipt, uploaded: verified with the bound key, recorded once, audited.
+    let receipt = receipt_of(&local.identity, &file);
+    let recorded = browser
+        .upload_to("/portal/receipt", "receipt", &receipt)
+        .await;
+    assert_eq!(recorded.status, StatusCode::OK, "{}", recorded.body);
+    assert!(
+        recorded
+            .body
+            .contains(&format!("installed license file #{}", file.sequence)),
+        "{}",
+        recorded.body
+    );
+    let held = installation(app, server_id).await;
+    assert_eq!(held["held_sequence"], file.sequence, "{held}");
+    assert_eq!(held["confirmed_by"], "receipt");
+    assert!(held["installed_at"].is_string(), "{held}");
+    assert_eq!(held["changes_not_installed"], false);
+    assert!(
+        held["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains(", installed on ")),
+        "{held}"
+    );
+    assert!(!not_installed(app)
+        .await
+        .iter()
+        .any(|i| i["server_id"] == server_id.to_string()));
+    let detail = browser.get(&format!("/portal/servers/{server_id}")).await;
+    assert!(detail.body.contains("installed on"), "{}", detail.body);
+    assert_eq!(
+        app.audit_count(
+            "server.receipt",
+            "uploaded in the portal by ops@acme.example"
+        )
+        .await,
+        1
+    );
+
+    // The same receipt again, uploaded or mailed: answered alike, nothing new recorded.
+    let again = browser
+        .upload_to("/portal/receipt", "receipt", &receipt)
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert!(again.body.contains("recorded before"), "{}", again.body);
+    let (status, mailed) = app
+        .post(
+            "/admin/v1/mail/receipt",
+            json!({"sender": "ops@acme.example", "receipt": receipt}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{mailed}");
+    assert_eq!(mailed["newly_recorded"], false);
+    assert_eq!(mailed["sequence"], file.sequence);
+    let (status, _) = app
+        .post(
+            "/admin/v1/mail/receipt",
+            json!({"sender": "someone@elsewhere.example", "receipt": receipt}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "an unregistered sender");
+    assert_eq!(app.audit_count("server.receipt", "").await, 1);
+
+    // A license change after the file was issued: not installed until a newer file is.
+    app.clock.advance(Duration::minutes(1));
+    let (status, added) = app
+        .post_license(server_id, json!({"feature": "cam", "seats": 2}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(
+        installation(app, server_id).await["changes_not_installed"],
+        true
+    );
+    app.clock.advance(Duration::minutes(1));
+    let second = app
+        .post_sync(&local.sync_data_as(2, Some(file.sequence), app.clock.now()))
+        .await;
+    assert_eq!(second.status, StatusCode::OK);
+    let after = installation(app, server_id).await;
+    assert_eq!(after["issued_sequence"], file.sequence + 1, "{after}");
+    assert_eq!(after["held_sequence"], file.sequence, "{after}");
+    assert!(
+        after["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("not yet installed (the server holds #")),
+        "{after}"
+    );
+    // The next request holds the newer file: installed, by the sync's word.
+    app.clock.advance(Duration::minutes(1));
+    let third = app
+        .post_sync(&local.sync_data_as(3, Some(file.sequence + 1), app.clock.now()))
+        .await;
+    assert_eq!(third.status, StatusCode::OK);
+    let synced = installation(app, server_id).await;
+    assert_eq!(synced["held_sequence"], file.sequence + 1, "{synced}");
+    assert_eq!(synced["confirmed_by"], "sync");
+    assert_eq!(synced["changes_not_installed"], false, "{synced}");
+    assert!(
+        synced["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains(", installed by ")),
+        "{synced}"
+    );
+}
+
+on_both_backends!(
+    receipts_and_syncs_say_which_license_file_a_server_holds,
+    receipts_and_syncs_say_which_license_file_a_server_holds_on_sqlite,
+    receipts_and_syncs_say_which_license_file_a_server_holds_on_postgres
+);
+
+/// Receipts that prove nothing are refused with a page saying why, and change nothing.
+async fn receipts_that_prove_nothing_are_refused(app: &TestApp) {
+    let (server_id, local) = app.register_local().await;
+    let (beta_id, beta_email) = second_customer(app).await;
+    let answer = app.post_sync(&local.sync_data()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let file = local.open(app, &answer.body);
+    let mut browser = Browser::new(app);
+    sign_in(app, &mut browser, "ops@acme.example").await;
+
+    // Signed by a key pair that is not the bound one.
+    let stranger = Local::new(server_id);
+    let forged = receipt_of(&stranger.identity, &file);
+    let page = browser
+        .upload_to("/portal/receipt", "receipt", &forged)
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
+    assert!(page.body.contains("not the one bound"), "{}", page.body);
+    // A file Solme never issued.
+    let mut future = file.clone();
+    future.sequence += 5;
+    let page = browser
+        .upload_to(
+            "/portal/receipt",
+            "receipt",
+            &receipt_of(&local.identity, &future),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("never issued"), "{}", page.body);
+    // Sync data is no receipt.
+    let page = browser
+        .upload_to("/portal/receipt", "receipt", &local.sync_data())
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(
+        page.body
+            .contains("holds sync data, not an installation receipt"),
+        "{}",
+        page.body
+    );
+    // Another customer's id: the same words as an unknown one.
+    let beta = Local::new(beta_id);
+    let mut signed_in_beta = Browser::new(app);
+    sign_in(app, &mut signed_in_beta, beta_email).await;
+    let beta_answer = signed_in_beta.upload(&beta.sync_data()).await;
+    assert_eq!(beta_answer.status, StatusCode::OK, "{}", beta_answer.body);
+    let beta_file = beta.open(app, &beta_answer.body);
+    let page = browser
+        .upload_to(
+            "/portal/receipt",
+            "receipt",
+            &receipt_of(&beta.identity, &beta_file),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
+    assert!(page.body.contains("not one of your license server ids"));
+    // Cross-site: refused before anything is read.
+    let evil = browser
+        .send(
+            awc::http::Method::POST,
+            "/portal/receipt",
+            Some("https://evil.example"),
+            "text/plain",
+            receipt_of(&local.identity, &file).into_bytes(),
+        )
+        .await;
+    assert_eq!(evil.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.audit_count("server.receipt", "").await, 0);
+    assert!(installation(app, server_id).await["held_sequence"].is_null());
+}
+
+on_both_backends!(
+    receipts_that_prove_nothing_are_refused,
+    receipts_that_prove_nothing_are_refused_on_sqlite,
+    receipts_that_prove_nothing_are_refused_on_postgres
+);

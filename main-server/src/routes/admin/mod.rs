@@ -25,6 +25,7 @@ mod licenses;
 mod mail;
 mod operators;
 mod portal_links;
+mod receipts;
 mod reminders;
 mod servers;
 mod sessions;
@@ -94,7 +95,10 @@ endpoints! {
     Post "/servers/{id}/retire" => Manager, servers::retire_server;
     Post "/servers/{id}/move" => Manager, servers::move_server;
     Post "/servers/{id}/possible-copy/dismiss" => Manager, copies::dismiss_possible_copy;
+    Get "/servers/{id}/installation" => Viewer, receipts::server_installation;
+    Get "/installations" => Viewer, receipts::list_installations;
     Post "/mail/sync" => Gateway, mail::mail_sync;
+    Post "/mail/receipt" => Gateway, receipts::mail_receipt;
     Post "/key-clear-requests" => Gateway, key_clear_requests::create_request;
     Get "/key-clear-requests" => Viewer, key_clear_requests::list_requests;
     // The gateway's work list (with every contact address): a service endpoint, not a
