@@ -251,7 +251,7 @@
         case 'server': showView('server'); await loadServer(arg); break;
         case 'customer': showView('customer'); await loadCustomer(arg); break;
         case 'requests': showView('requests'); await loadRequests(); break;
-        case 'audit': showView('audit'); await loadAudit(); break;
+        case 'audit': showView('audit'); await loadAudit(auditAt); break;
         case 'operators':
           if (may('admin')) { showView('operators'); await loadOperators(); break; }
         // falls through: only an admin sees the operators
@@ -668,28 +668,86 @@
 
   // Audit
 
-  async function loadAudit() {
-    const limit = Math.max(1, Math.min(1000, Number($('audit-limit').value) || 100));
-    const entries = await api('GET', '/audit?limit=' + limit);
-    const rows = entries.map((a) => el('tr', {},
+  /** The cursor of the page shown: `{before}` or `{after}`, or null for the newest. */
+  let auditAt = null;
+  /** The cursors around the page shown. */
+  let auditAround = { older: null, newer: null };
+
+  /** The filter form as query parameters (empty fields left out). */
+  function auditFilter() {
+    const params = new URLSearchParams();
+    const text = (id) => $(id).value.trim();
+    const put = (name, value) => { if (value) params.set(name, value); };
+    put('server_id', text('audit-server'));
+    put('customer_id', text('audit-customer'));
+    put('actor', text('audit-actor'));
+    put('action', text('audit-action'));
+    put('outcome', $('audit-outcome').value);
+    put('from', dateToApi($('audit-from').value));
+    // "Up to and including" a day: the API's `to` is exclusive, so the next midnight.
+    const to = $('audit-to').value;
+    if (to) {
+      const next = new Date(to + 'T00:00:00Z');
+      next.setUTCDate(next.getUTCDate() + 1);
+      params.set('to', next.toISOString().slice(0, 10));
+    }
+    put('q', text('audit-q'));
+    return params;
+  }
+
+  async function loadAudit(at) {
+    auditAt = at || null;
+    const params = auditFilter();
+    params.set('limit', String(Math.max(1, Math.min(1000, Number($('audit-limit').value) || 100))));
+    if (auditAt && auditAt.before) params.set('before', auditAt.before);
+    if (auditAt && auditAt.after) params.set('after', auditAt.after);
+    const page = await api('GET', '/audit/entries?' + params.toString());
+    const rows = page.entries.map((a) => el('tr', {},
       el('td', { class: 'nowrap', text: fmtTime(a.at) }),
       el('td', { text: a.actor }),
       el('td', { text: a.action }),
       el('td', {}, serverLink(a.server_id)),
       el('td', {}, el('span', { class: 'badge ' + (a.outcome === 'OK' ? 'ok' : 'bad'), text: a.outcome })),
       el('td', { class: 'text', text: a.detail })));
-    fill($('audit-body'), rows, 6, 'The audit log is empty.');
+    fill($('audit-body'), rows, 6, auditAt ? 'No more entries match.' : 'No entry matches.');
+    auditAround = { older: page.older, newer: page.newer };
+    $('audit-older').disabled = !page.older;
+    $('audit-newer').disabled = !page.newer;
+    const search = page.search;
+    $('audit-search').hidden = !(search && !search.complete);
+    if (search && !search.complete) {
+      $('audit-search').textContent = 'The search looked at the ' + search.limit.toLocaleString('en')
+        + ' entries back to ' + fmtTime(search.stopped_at) + ' for this page; "Older entries" searches on.';
+    }
+    showChainStatus(page.chain);
   }
 
-  // Walks the whole hash chain on the server: each sealed entry against its hash and
-  // the one before it.
-  async function verifyChain() {
-    const v = await api('GET', '/audit/verify');
+  /** "Verified up to entry N at T", or "broken at N", from a page's chain status. */
+  function showChainStatus(chain) {
+    let line;
+    if (chain.broken) {
+      line = [el('span', { class: 'badge bad', text: 'broken' }),
+        ' at position ' + chain.broken.chain_seq + ' (found ' + fmtTime(chain.broken.found_at) + '): ' + chain.broken.message];
+    } else if (chain.verified_at) {
+      const behind = chain.head_seq - chain.verified_seq;
+      line = [el('span', { class: 'badge ok', text: 'verified' }),
+        ' up to position ' + chain.verified_seq + ' at ' + fmtTime(chain.verified_at)
+        + (behind > 0 ? '; ' + behind + (behind === 1 ? ' newer entry' : ' newer entries') + ' not verified yet.' : '.')];
+    } else {
+      line = [el('span', { class: 'badge warn', text: 'not verified' }),
+        ' ' + chain.head_seq + ' sealed ' + (chain.head_seq === 1 ? 'entry' : 'entries') + ' not verified yet.'];
+    }
+    $('audit-status').replaceChildren('Hash chain: ', ...line);
+  }
+
+  // Walks the hash chain on the server: the whole of it, or only the entries sealed
+  // since the last intact walk (after checking where that one ended).
+  async function verifyChain(full) {
+    const v = await api('GET', '/audit/verify' + (full ? '?full=true' : ''));
     const waiting = v.unsealed === 0 ? ''
       : '; ' + v.unsealed + (v.unsealed === 1 ? ' new entry is' : ' new entries are') + ' not sealed yet';
     const line = v.intact
-      ? [el('span', { class: 'badge ok', text: 'intact' }),
-        ' ' + v.checked + ' sealed ' + (v.checked === 1 ? 'entry' : 'entries') + ' checked, newest at position ' + v.head_seq + waiting + '.']
+      ? [el('span', { class: 'badge ok', text: 'intact' }), walked + ', newest at position ' + v.head_seq + waiting + '.']
       : [el('span', { class: 'badge bad', text: v.problem.kind }), ' ' + v.problem.message];
     $('audit-chain').replaceChildren('Hash chain: ', ...line);
     $('audit-chain').hidden = false;
@@ -879,12 +937,48 @@
       if (await act(() => api('POST', '/servers/' + encodeURIComponent(id) + '/key-clear', { reason }),
         'Key pair cleared.')) {
         $('clear-form').reset();
+    const walked = v.incremental
+      ? ' ' + v.checked + ' new sealed ' + (v.checked === 1 ? 'entry' : 'entries') + ' checked after position ' + v.started_after
+      : ' ' + v.checked + ' sealed ' + (v.checked === 1 ? 'entry' : 'entries') + ' checked';
         loadServer(id).catch(showError);
       }
     });
 
     onSubmit('move-form', async () => {
       if (!currentServer) return;
+    await loadAudit(auditAt);
+  }
+
+  // Downloads every entry matching the filters (the session is a header, never part
+  // of a URL, so the file is fetched here and handed to the browser to save).
+  async function exportAudit(format) {
+    const params = auditFilter();
+    params.set('format', format);
+    let response;
+    try {
+      response = await fetch('/admin/v1/audit/export?' + params.toString(), {
+        headers: { Authorization: 'Bearer ' + session() },
+        cache: 'no-store',
+        credentials: 'omit',
+        redirect: 'error',
+      });
+    } catch (e) {
+      throw new ApiError('UNREACHABLE', 'the main server did not answer (' + e.message + ')', 0);
+    }
+    if (!response.ok) {
+      let data = null;
+      try { data = await response.json(); } catch (_) { data = null; }
+      throw new ApiError(data && data.code ? data.code : 'HTTP_' + response.status,
+        data && data.message ? data.message : response.statusText, response.status);
+    }
+    // A transfer broken off part-way rejects here: no partial file is offered.
+    const blob = await response.blob();
+    const link = $('audit-download');
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(blob);
+    link.download = 'solme-audit.' + format;
+    link.click();
+    showMessage('Audit log downloaded as ' + format.toUpperCase() + '.', 'ok');
       const select = $('move-customer');
       const customerId = select.value;
       if (!customerId) return;
@@ -925,8 +1019,13 @@
 
     onSubmit('requests-form', () => loadRequests().catch(showError));
     $('requests-status').addEventListener('change', () => loadRequests().catch(showError));
-    onSubmit('audit-form', () => loadAudit().catch(showError));
-    $('audit-verify').addEventListener('click', () => verifyChain().catch(showError));
+    onSubmit('audit-form', () => loadAudit(null).catch(showError));
+    $('audit-verify').addEventListener('click', () => verifyChain(true).catch(showError));
+    $('audit-verify-new').addEventListener('click', () => verifyChain(false).catch(showError));
+    $('audit-older').addEventListener('click', () => loadAudit({ before: auditAround.older }).catch(showError));
+    $('audit-newer').addEventListener('click', () => loadAudit({ after: auditAround.newer }).catch(showError));
+    $('audit-export-csv').addEventListener('click', () => exportAudit('csv').catch(showError));
+    $('audit-export-json').addEventListener('click', () => exportAudit('json').catch(showError));
 
     onSubmit('operator-form', async () => {
       const body = { name: $('operator-name').value.trim(), role: $('operator-role').value };

@@ -175,17 +175,104 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
+    /// List entries by filter, newest first, a page at a time; or, with --format csv
+    /// or json, every matching entry (nothing left out).
+    List(AuditListArgs),
     /// Walk the audit log's hash chain and name the first entry that was changed,
-    /// removed or inserted; exits 1 when the chain is broken.
+    /// removed or inserted; exits 1 when the chain is broken. Walks only the entries
+    /// sealed since the last intact walk (after checking where that one ended), or
+    /// the whole chain with --full.
     Verify {
         /// A head saved earlier from `audit head`: also confirm that its entry is
         /// still in the chain with the same hash (catches a rewrite of the whole chain).
         #[arg(long, value_name = "FILE", env = "MAIN_SERVER_AUDIT_HEAD")]
         head: Option<PathBuf>,
+        /// Walk the whole chain from its first entry, not only what is new since the
+        /// last verification (finds an entry changed behind the last verified one).
+        #[arg(long, env = "MAIN_SERVER_AUDIT_FULL")]
+        full: bool,
     },
     /// Print the chain's newest position and hash, signed with Solme's key: keep the
     /// output outside the database and check it later with `audit verify --head FILE`.
     Head,
+}
+
+/// How `audit list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    /// One page as a table, with the flag that shows the next.
+    Table,
+    /// Every matching entry as CSV (a header line, then one line per entry).
+    Csv,
+    /// Every matching entry as a JSON array.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    /// Only entries about this license server id.
+    #[arg(long = "server", value_name = "ID", env = "MAIN_SERVER_AUDIT_SERVER", value_parser = parse_id)]
+    pub server_id: Option<Uuid>,
+    /// Only entries about this customer's ids and the customer itself.
+    #[arg(long = "customer", value_name = "ID", env = "MAIN_SERVER_AUDIT_CUSTOMER", value_parser = parse_id)]
+    pub customer_id: Option<Uuid>,
+    /// Only entries by this actor (an operator's name, a contact's address).
+    #[arg(long, env = "MAIN_SERVER_AUDIT_ACTOR")]
+    pub actor: Option<String>,
+    /// Only entries of this action, e.g. sync, key.clear, customer.create.
+    #[arg(long, env = "MAIN_SERVER_AUDIT_ACTION")]
+    pub action: Option<String>,
+    /// Only entries with this outcome: OK, failed (any refusal or failure) or an
+    /// error code such as NOT_FOUND.
+    #[arg(long, env = "MAIN_SERVER_AUDIT_OUTCOME")]
+    pub outcome: Option<String>,
+    /// From this date (YYYY-MM-DD, midnight UTC) or time (RFC 3339) on.
+    #[arg(long, value_name = "DATE", env = "MAIN_SERVER_AUDIT_FROM", value_parser = parse_time)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Before this date (YYYY-MM-DD: up to its midnight, so the day itself is not
+    /// included) or time (RFC 3339).
+    #[arg(long, value_name = "DATE", env = "MAIN_SERVER_AUDIT_TO", value_parser = parse_time)]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only entries whose detail contains this text (any case). A page searches at
+    /// most 50,000 entries and says where it stopped.
+    #[arg(long, value_name = "TEXT", env = "MAIN_SERVER_AUDIT_SEARCH")]
+    pub search: Option<String>,
+    /// Entries per page (1 to 1000).
+    #[arg(long, default_value_t = 50, env = "MAIN_SERVER_AUDIT_PAGE_LIMIT",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    /// Continue with older entries: the value printed under the previous page.
+    #[arg(long, value_name = "CURSOR", env = "MAIN_SERVER_AUDIT_BEFORE", conflicts_with = "after")]
+    pub before: Option<String>,
+    /// Go back to newer entries: the value printed under the page.
+    #[arg(long, value_name = "CURSOR", env = "MAIN_SERVER_AUDIT_AFTER")]
+    pub after: Option<String>,
+    /// table: one page; csv or json: every matching entry, to standard output or
+    /// --output.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table, env = "MAIN_SERVER_AUDIT_FORMAT")]
+    pub format: AuditFormat,
+    /// With --format csv or json: write the file here instead of standard output.
+    #[arg(long, value_name = "FILE", env = "MAIN_SERVER_AUDIT_OUTPUT")]
+    pub output: Option<PathBuf>,
+}
+
+/// A time flag: a date (its midnight UTC) or an RFC 3339 time; a usage mistake exits 2.
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let trimmed = text.trim();
+    if let Some(midnight) = chrono::NaiveDate::parse_from_str(trimmed, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+    {
+        return Ok(midnight.and_utc());
+    }
+    chrono::DateTime::parse_from_rfc3339(trimmed)
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            format!(
+                "{text:?} is not a date: expected YYYY-MM-DD (for example 2027-02-28) or an \
+                 RFC 3339 time such as 2027-02-28T12:00:00Z"
+            )
+        })
 }
 
 #[derive(Debug, Subcommand)]

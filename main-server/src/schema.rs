@@ -93,6 +93,18 @@ diesel::table! {
 }
 
 diesel::table! {
+diesel::table! {
+    audit_verified (id) {
+        id -> Integer,
+        verified_seq -> BigInt,
+        verified_hash -> Text,
+        verified_at -> BigInt,
+        broken_seq -> Nullable<BigInt>,
+        broken_message -> Nullable<Text>,
+        broken_at -> Nullable<BigInt>,
+    }
+}
+
     sync_usage (server_id, sequence) {
         server_id -> Text,
         sequence -> BigInt,

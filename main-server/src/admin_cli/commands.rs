@@ -4,17 +4,15 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::cli::{
-    AdminArgs, AdminCommand, AuditArgs, AuditCommand, CustomerCommand, KeyCommand, LicenseCommand,
-    OperatorCommand, PageArgs, ReminderCommand, RequestCommand, ServerCommand, Switch,
+    AdminArgs, AdminCommand, CustomerCommand, KeyCommand, LicenseCommand, OperatorCommand,
+    PageArgs, ReminderCommand, RequestCommand, ServerCommand, Switch,
 };
-use shared_proto::admin_api::AuditVerification;
 use shared_proto::admin_api::{
-    AuditEntry, Customer, CustomerRename, Decision, IssuedToken, KeyClear, KeyClearRequest,
-    License, LicenseChange, MailSync, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense,
-    NewOperator, NewServer, OperatorAccount, Reminder, RemindersSwitch, SenderAuth, Server,
-    ServerMove, ServerRetire, SignedAuditHead, SyncAnswer, SyncUsage,
+    Customer, CustomerRename, Decision, IssuedToken, KeyClear, KeyClearRequest, License,
+    LicenseChange, MailSync, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewOperator,
+    NewServer, OperatorAccount, Reminder, RemindersSwitch, SenderAuth, Server, ServerMove,
+    ServerRetire, SyncAnswer, SyncUsage,
 };
-use shared_proto::audit_head::{HEAD_PREFIX, MAX_HEAD_LEN};
 use shared_proto::ErrorCode;
 
 use super::client::{decode, CliError, Client};
@@ -287,143 +285,8 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
             ))
         }
         AdminCommand::Operator(command) => operator(client, command, json).await,
-        AdminCommand::Audit(audit_args) => audit(client, audit_args, json).await,
+        AdminCommand::Audit(audit_args) => super::audit::run(client, audit_args, json).await,
     }
-}
-
-/// Largest saved-head file read (the head itself is one line of a few hundred bytes).
-const MAX_HEAD_FILE: u64 = 64 * 1024;
-
-pub(super) async fn audit(
-    client: &Client,
-    args: &AuditArgs,
-    json: bool,
-) -> Result<String, CliError> {
-    match &args.command {
-        None => {
-            let list: Vec<AuditEntry> = client
-                .get(&format!("/admin/v1/audit?limit={}", args.limit))
-                .await?;
-            show_list(
-                &list,
-                json,
-                &["AT (UTC)", "ACTOR", "ACTION", "SERVER", "OUTCOME", "DETAIL"],
-                |e| {
-                    vec![
-                        e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                        e.actor.clone(),
-                        e.action.to_string(),
-                        e.server_id.map(|s| s.to_string()).unwrap_or_default(),
-                        e.outcome.to_string(),
-                        e.detail.clone(),
-                    ]
-                },
-            )
-        }
-        Some(AuditCommand::Head) => {
-            let head: SignedAuditHead = client.get("/admin/v1/audit/head").await?;
-            if json {
-                return json_out(&head);
-            }
-            Ok(show_audit_head(&head))
-        }
-        Some(AuditCommand::Verify { head }) => {
-            let path = match head {
-                Some(file) => format!("/admin/v1/audit/verify?head={}", read_saved_head(file)?),
-                None => "/admin/v1/audit/verify".to_owned(),
-            };
-            let report: AuditVerification = client.get(&path).await?;
-            let output = if json {
-                json_out(&report)?
-            } else {
-                show_verification(&report)
-            };
-            if report.intact {
-                Ok(output)
-            } else {
-                Err(CliError::CheckFailed(output))
-            }
-        }
-    }
-}
-
-/// The signed head line of a saved `audit head` output (or of its `--json` form).
-fn read_saved_head(file: &std::path::Path) -> Result<String, CliError> {
-    let len = std::fs::metadata(file)
-        .with_context(|| format!("reading {}", file.display()))?
-        .len();
-    if len > MAX_HEAD_FILE {
-        return Err(anyhow::anyhow!(
-            "{} is larger than a saved audit head can be ({MAX_HEAD_FILE} bytes)",
-            file.display()
-        )
-        .into());
-    }
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    // The token is base64url after its prefix; anything else ends it (a JSON quote).
-    let token = text
-        .find(HEAD_PREFIX)
-        .map(|start| {
-            text[start..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                .collect::<String>()
-        })
-        .filter(|token| token.len() > HEAD_PREFIX.len() && token.len() <= MAX_HEAD_LEN)
-        .with_context(|| {
-            format!(
-                "{} holds no saved audit head (the line that starts with {HEAD_PREFIX})",
-                file.display()
-            )
-        })?;
-    Ok(token)
-}
-
-fn show_audit_head(signed: &SignedAuditHead) -> String {
-    let head = &signed.head;
-    let position = match head.at {
-        Some(at) => format!(
-            "Audit chain head: position {}, an entry written {}\nHash: {}\n",
-            head.chain_seq,
-            at.format("%Y-%m-%d %H:%M:%S UTC"),
-            head.entry_hash
-        ),
-        None => "Audit chain head: the chain is still empty\n".to_owned(),
-    };
-    format!(
-        "{position}Signed with Solme's key at {}. Keep this text outside the database; \
-         `main-server admin audit verify --head FILE` checks it later:\n{}\n",
-        head.signed_at.format("%Y-%m-%d %H:%M:%S UTC"),
-        signed.signed
-    )
-}
-
-fn show_verification(report: &AuditVerification) -> String {
-    let mut out = match &report.problem {
-        None => format!(
-            "The audit chain is intact: {} entries checked, the newest at position {} (hash {}).\n",
-            report.checked, report.head_seq, report.head_hash
-        ),
-        Some(problem) => format!(
-            "The audit chain is BROKEN ({}): {}.\n{} entries before it checked out.\n",
-            problem.kind, problem.message, report.checked
-        ),
-    };
-    if let (Some(saved), None) = (&report.saved_head, &report.problem) {
-        out.push_str(&format!(
-            "The saved head (position {}, signed {}) is still in the chain with the same hash.\n",
-            saved.chain_seq,
-            saved.signed_at.format("%Y-%m-%d %H:%M:%S UTC")
-        ));
-    }
-    if report.unsealed > 0 {
-        out.push_str(&format!(
-            "{} newer entries are not sealed yet (the server seals them every second).\n",
-            report.unsealed
-        ));
-    }
-    out
 }
 
 pub(super) async fn license(

@@ -5,8 +5,10 @@
 //! no name to type: the audit log records the account the token belongs to.
 //!
 //! [`client`] talks to the API (token, errors into [`CliError`]);
-//! [`commands`] runs each subcommand; [`tables`] prints what it read.
+//! [`commands`] runs each subcommand ([`audit`] the audit log's); [`tables`] prints
+//! what it read.
 
+mod audit;
 mod client;
 mod commands;
 mod tables;

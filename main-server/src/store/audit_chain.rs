@@ -30,11 +30,12 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::audit;
-use crate::db::{from_millis, DbConnection, Pool};
+use crate::db::{from_millis, to_millis, DbConnection, Pool};
 use crate::error::ApiError;
-use crate::schema::audit_log;
+use crate::schema::{audit_log, audit_verified};
 use shared_proto::admin_api::{AuditProblem, AuditProblemKind, AuditVerification};
 use shared_proto::audit_head::AuditHead;
+use shared_proto::audit_log::{AuditChainStatus, AuditVerifyReport, ChainBreak};
 use shared_proto::hex;
 
 /// Arbitrary constant naming the advisory lock held by the replica that seals.
@@ -471,16 +472,47 @@ impl Walk {
     }
 }
 
-/// Walks the chain from its first position and reports the first problem; with a
-/// `saved` head (already checked to be signed by Solme's key) and the head this
-/// server `seen` last, also whether their entries are still in the chain with the
-/// same hash. Seal what is waiting first; the walk only reads (entries sealed
-/// meanwhile are walked too).
+/// The head up to which the chain was last walked intact, as stored, and whether a
+/// walk found a problem since.
+struct Verified {
+    seq: i64,
+    hash: String,
+    broken: bool,
+}
+
+fn read_verified(conn: &mut DbConnection) -> Result<Option<Verified>, ApiError> {
+    let row: Option<(i64, String, Option<i64>)> = audit_verified::table
+        .find(VERIFIED_ROW)
+        .select((
+            audit_verified::verified_seq,
+            audit_verified::verified_hash,
+            audit_verified::broken_seq,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(seq, hash, broken)| Verified {
+        seq,
+        hash,
+        broken: broken.is_some(),
+    }))
+}
+
+/// Walks the chain and reports the first problem. `full`: from its first position;
+/// otherwise from the head stored by the last intact walk, after checking that that
+/// entry still has the hash it had (entries before it were walked then; `full` walks
+/// them again). Once a walk has found a problem every walk is full, until one finds
+/// the chain intact again: a walk of the newest entries alone must not report intact
+/// over a known break. With a `saved` head (already checked to be signed by Solme's key) and
+/// the head this server `seen` last, also whether their entries are still in the chain
+/// with the same hash; the stored verified head is checked the same way. Seal what is
+/// waiting first; the walk only reads (entries sealed meanwhile are walked too). Store
+/// the outcome with [`record_verification`].
 pub fn verify(
     conn: &mut DbConnection,
     saved: Option<AuditHead>,
     seen: Option<AuditHead>,
-) -> Result<AuditVerification, ApiError> {
+    full: bool,
+) -> Result<AuditVerifyReport, ApiError> {
     let mut walk = Walk {
         checked: 0,
         expected: 1,
@@ -490,9 +522,99 @@ pub fn verify(
         prev_at: None,
     };
     let mut problem = None;
-    // The first query has no lower bound: a forged position below 1 is walked too.
+    // The first query of a full walk has no lower bound: a forged position below 1 is
+    // walked too.
     let mut after = i64::MIN;
-    'walk: loop {
+    let verified = read_verified(conn)?;
+    let full = full || verified.as_ref().is_some_and(|v| v.broken);
+    // A stored head at position 0 is a problem stored before any intact walk.
+    let verified = verified.filter(|v| v.seq > 0);
+    let mut started_after = 0;
+    if let (false, Some(verified)) = (full, &verified) {
+        started_after = verified.seq;
+        let row: Option<(i64, Option<String>, i64)> = audit_log::table
+            .filter(audit_log::chain_seq.eq(verified.seq))
+            .select((audit_log::id, audit_log::entry_hash, audit_log::at))
+            .first(conn)
+            .optional()?;
+        match row
+            .and_then(|(id, hash, at)| Some((id, hash.as_deref().and_then(parse_hash)?, hash, at)))
+        {
+            Some((id, parsed, hash, at)) if hash.as_deref() == Some(verified.hash.as_str()) => {
+                walk.expected = verified.seq + 1;
+                walk.prev_hash = parsed;
+                walk.prev_id = Some(id);
+                walk.prev_at = Some(at);
+                after = verified.seq;
+            }
+            _ => {
+                problem = Some(AuditProblem {
+                    kind: AuditProblemKind::Rewritten,
+                    chain_seq: to_u64(verified.seq),
+                    entry_id: None,
+                    message: format!(
+                        "the entry at position {}, where the last verification ended intact, \
+                         is gone or has another hash: the chain was rewritten up to there \
+                         (a full verification names the first changed entry)",
+                        verified.seq
+                    ),
+                });
+            }
+        }
+    }
+    if problem.is_none() {
+        problem = walk_from(conn, &mut walk, after)?;
+    }
+    let heads = [
+        (saved.as_ref(), HeadOf::Operator),
+        (seen.as_ref(), HeadOf::Server),
+    ];
+    for (head, of) in heads {
+        if let (None, Some(head)) = (&problem, head) {
+            problem = check_head(conn, head, of)?;
+        }
+    }
+    if let (None, Some(verified), true) = (&problem, &verified, full) {
+        let head = AuditHead {
+            chain_seq: to_u64(verified.seq),
+            entry_hash: verified.hash.clone(),
+            at: None,
+            signed_at: from_millis(0),
+        };
+        problem = check_head(conn, &head, HeadOf::Verified)?;
+    }
+    let unsealed: i64 = audit_log::table
+        .filter(audit_log::chain_seq.is_null())
+        .count()
+        .get_result(conn)?;
+    let incremental = !full && verified.is_some();
+    Ok(AuditVerifyReport {
+        report: AuditVerification {
+            intact: problem.is_none(),
+            checked: walk.checked,
+            head_seq: to_u64(walk.expected - 1),
+            head_hash: hex::encode(&walk.prev_hash),
+            unsealed: u64::try_from(unsealed).unwrap_or(0),
+            saved_head: saved,
+            problem,
+        },
+        incremental,
+        started_after: if incremental {
+            to_u64(started_after)
+        } else {
+            0
+        },
+    })
+}
+
+/// Walks the sealed entries after position `after`, in order, and returns the first
+/// problem.
+fn walk_from(
+    conn: &mut DbConnection,
+    walk: &mut Walk,
+    mut after: i64,
+) -> Result<Option<AuditProblem>, ApiError> {
+    loop {
         let rows: Vec<ChainRow> = audit_log::table
             .filter(audit_log::chain_seq.gt(after))
             .order(audit_log::chain_seq.asc())
@@ -500,43 +622,104 @@ pub fn verify(
             .select(ChainRow::as_select())
             .load(conn)?;
         if rows.is_empty() {
-            break;
+            return Ok(None);
         }
         for row in &rows {
             let Some(seq) = row.chain_seq else { continue };
             after = seq;
             match walk.check(row, seq) {
                 Ok(hash) => walk.step(row, hash),
-                Err(found) => {
-                    problem = Some(found);
-                    break 'walk;
-                }
+                Err(found) => return Ok(Some(found)),
             }
         }
     }
-    if problem.is_none() {
-        if let Some(saved) = &saved {
-            problem = check_head(conn, saved, HeadOf::Operator)?;
+}
+
+/// The one row of `audit_verified` (the migration writes it).
+const VERIFIED_ROW: i32 = 1;
+
+/// Stores what a walk found (on a writing connection): an intact chain moves the
+/// verified head forward (never back: a slower walk finishing after a newer one leaves
+/// the newer head) and clears a stored problem; a problem is stored for the console.
+pub fn record_verification(
+    conn: &mut DbConnection,
+    report: &AuditVerification,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let now = to_millis(now);
+    let row = audit_verified::table.find(VERIFIED_ROW);
+    match &report.problem {
+        None => {
+            let seq = i64::try_from(report.head_seq).unwrap_or(i64::MAX);
+            diesel::update(row.filter(audit_verified::verified_seq.le(seq)))
+                .set((
+                    audit_verified::verified_seq.eq(seq),
+                    audit_verified::verified_hash.eq(&report.head_hash),
+                    audit_verified::verified_at.eq(now),
+                    audit_verified::broken_seq.eq(None::<i64>),
+                    audit_verified::broken_message.eq(None::<String>),
+                    audit_verified::broken_at.eq(None::<i64>),
+                ))
+                .execute(conn)?;
+        }
+        Some(problem) => {
+            diesel::update(row)
+                .set((
+                    audit_verified::broken_seq
+                        .eq(i64::try_from(problem.chain_seq).unwrap_or(i64::MAX)),
+                    audit_verified::broken_message.eq(&problem.message),
+                    audit_verified::broken_at.eq(now),
+                ))
+                .execute(conn)?;
         }
     }
-    if problem.is_none() {
-        if let Some(seen) = &seen {
-            problem = check_head(conn, seen, HeadOf::Server)?;
+    Ok(())
+}
+
+/// Where the chain's verification stands: the newest sealed position, the stored
+/// verified head and the problem the last walk found.
+pub fn status(conn: &mut DbConnection) -> Result<AuditChainStatus, ApiError> {
+    let head: Option<Option<i64>> = audit_log::table
+        .filter(audit_log::chain_seq.is_not_null())
+        .order(audit_log::chain_seq.desc())
+        .select(audit_log::chain_seq)
+        .first(conn)
+        .optional()?;
+    type StatusRow = (i64, String, i64, Option<i64>, Option<String>, Option<i64>);
+    let row: Option<StatusRow> = audit_verified::table
+        .find(VERIFIED_ROW)
+        .select((
+            audit_verified::verified_seq,
+            audit_verified::verified_hash,
+            audit_verified::verified_at,
+            audit_verified::broken_seq,
+            audit_verified::broken_message,
+            audit_verified::broken_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let mut status = AuditChainStatus {
+        head_seq: to_u64(head.flatten().unwrap_or(0)),
+        verified_seq: 0,
+        verified_hash: None,
+        verified_at: None,
+        broken: None,
+    };
+    if let Some((seq, hash, at, broken_seq, broken_message, broken_at)) = row {
+        if seq > 0 {
+            status.verified_seq = to_u64(seq);
+            status.verified_hash = Some(hash);
+            status.verified_at = Some(from_millis(at));
+        }
+        if let (Some(seq), Some(message), Some(at)) = (broken_seq, broken_message, broken_at) {
+            status.broken = Some(ChainBreak {
+                chain_seq: to_u64(seq),
+                message,
+                found_at: from_millis(at),
+            });
         }
     }
-    let unsealed: i64 = audit_log::table
-        .filter(audit_log::chain_seq.is_null())
-        .count()
-        .get_result(conn)?;
-    Ok(AuditVerification {
-        intact: problem.is_none(),
-        checked: walk.checked,
-        head_seq: to_u64(walk.expected - 1),
-        head_hash: hex::encode(&walk.prev_hash),
-        unsealed: u64::try_from(unsealed).unwrap_or(0),
-        saved_head: saved,
-        problem,
-    })
+    Ok(status)
 }
 
 /// Whose head [`check_head`] checks, for its message.
@@ -546,6 +729,8 @@ pub enum HeadOf {
     Operator,
     /// The head this server saw last (its data directory's copy).
     Server,
+    /// The head up to which the last verification walked the chain intact.
+    Verified,
 }
 
 impl HeadOf {
@@ -553,6 +738,7 @@ impl HeadOf {
         match self {
             Self::Operator => "the saved head",
             Self::Server => "the head this server saw last",
+            Self::Verified => "the last verification",
         }
     }
 }

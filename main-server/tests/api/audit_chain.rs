@@ -68,10 +68,11 @@ fn count_entries(conn: &mut DbConnection) -> u64 {
     u64::try_from(count.n).expect("a count")
 }
 
+/// A full walk of the chain (with a saved head to check).
 async fn verify(app: &TestApp, head: Option<&str>) -> Value {
     let path = match head {
-        Some(head) => format!("/admin/v1/audit/verify?head={head}"),
-        None => "/admin/v1/audit/verify".to_owned(),
+        Some(head) => format!("/admin/v1/audit/verify?full=true&head={head}"),
+        None => "/admin/v1/audit/verify?full=true".to_owned(),
     };
     let (status, report) = app.get(&path).await;
     assert_eq!(status, StatusCode::OK, "{report}");
@@ -273,9 +274,18 @@ async fn a_saved_head_catches_a_rewritten_chain(app: &TestApp) {
     let message = report["problem"]["message"].as_str().expect("message");
     assert!(message.contains("the saved head"), "{message}");
 
-    // Without the server's copy (a restored backup, a new data directory) the chain
-    // verifies on its own; the saved head still catches the rewrite.
+    // Without the server's copy (a restored backup, a new data directory) and with the
+    // database's record of the last verification reset by whoever rewrote the chain,
+    // the chain verifies on its own; the saved head still catches the rewrite.
     std::fs::remove_file(seen_head_file(app)).expect("remove the seen head");
+    tamper(
+        &mut conn,
+        &[
+            "UPDATE audit_verified SET verified_seq = 0, broken_seq = NULL, \
+           broken_message = NULL, broken_at = NULL"
+                .into(),
+        ],
+    );
     wait_for_seen_head(app, seq).await;
     let report = verify(app, None).await;
     assert_eq!(report["intact"], true, "{report}");
@@ -459,7 +469,7 @@ async fn the_cli_verifies_the_chain_and_a_saved_head() {
             row.id
         )],
     );
-    let out = admin(&dir, &["verify"]);
+    let out = admin(&dir, &["verify", "--full"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert_eq!(
@@ -483,3 +493,104 @@ async fn the_cli_verifies_the_chain_and_a_saved_head() {
     );
     failed_saying(&out, 1, "holds no saved audit head");
 }
+
+/// A walk from the last verified head (the default).
+async fn verify_new(app: &TestApp) -> Value {
+    let (status, report) = app.get("/admin/v1/audit/verify").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    report
+}
+
+/// `verify` walks only what was sealed since the last intact walk and says how many
+/// entries that was; an entry edited behind that head is found by a full walk, which
+/// the audit view's status then shows, and every walk is full until the chain is whole.
+async fn verify_walks_only_what_is_new(app: &TestApp) {
+    some_entries(app).await;
+    let first = verify_new(app).await;
+    let mut conn = connect(app);
+    let total = count_entries(&mut conn);
+    assert_eq!(first["intact"], true, "{first}");
+    assert_eq!(
+        first["incremental"], false,
+        "nothing verified before: {first}"
+    );
+    assert_eq!(first["checked"], total, "{first}");
+    let (_, entries) = app.get("/admin/v1/audit/entries?limit=1").await;
+    assert_eq!(entries["chain"]["verified_seq"], total, "{entries}");
+    assert!(entries["chain"]["verified_at"].is_string(), "{entries}");
+    assert!(entries["chain"]["broken"].is_null(), "{entries}");
+
+    // Two new entries: the next walk checks those two only.
+    app.register().await;
+    let grown = count_entries(&mut conn);
+    assert_eq!(grown, total + 2);
+    let second = verify_new(app).await;
+    assert_eq!(second["intact"], true, "{second}");
+    assert_eq!(second["incremental"], true, "{second}");
+    assert_eq!(second["started_after"], total, "{second}");
+    assert_eq!(second["checked"], 2, "{second}");
+    assert_eq!(second["head_seq"], grown, "{second}");
+    let third = verify_new(app).await;
+    assert_eq!(third["checked"], 0, "{third}");
+
+    // An entry edited behind the verified head: the walk of what is new does not see
+    // it; the full walk does.
+    let row = sealed_at(&mut conn, 3);
+    tamper(
+        &mut conn,
+        &[format!(
+            "UPDATE audit_log SET detail = 'nothing happened' WHERE id = {}",
+            row.id
+        )],
+    );
+    let quick = verify_new(app).await;
+    assert_eq!(quick["intact"], true, "{quick}");
+    assert_eq!(quick["checked"], 0, "{quick}");
+    let full = verify(app, None).await;
+    assert_eq!(full["incremental"], false, "{full}");
+    assert_problem(&full, "changed", 3, Some(row.id));
+    let (_, entries) = app.get("/admin/v1/audit/entries?limit=1").await;
+    assert_eq!(entries["chain"]["broken"]["chain_seq"], 3, "{entries}");
+    assert_eq!(entries["chain"]["verified_seq"], grown, "{entries}");
+    // Once a break is known, every walk is a full one: none reports the chain intact.
+    let after = verify_new(app).await;
+    assert_eq!(after["incremental"], false, "{after}");
+    assert_problem(&after, "changed", 3, Some(row.id));
+}
+
+on_both_backends!(
+    verify_walks_only_what_is_new,
+    verify_walks_only_what_is_new_on_sqlite,
+    verify_walks_only_what_is_new_on_postgres
+);
+
+/// The walk from the last verified head refuses to build on a head whose entry now has
+/// another hash (a chain rewritten and sealed again from before that head).
+async fn a_rewritten_verified_head_is_found(app: &TestApp) {
+    some_entries(app).await;
+    let first = verify_new(app).await;
+    assert_eq!(first["intact"], true, "{first}");
+    let seq = first["head_seq"].as_i64().expect("position");
+    let mut conn = connect(app);
+    tamper(
+        &mut conn,
+        &[format!(
+            "UPDATE audit_log SET entry_hash = '{}' WHERE chain_seq = {seq}",
+            "ab".repeat(32)
+        )],
+    );
+    let report = verify_new(app).await;
+    assert_eq!(report["incremental"], true, "{report}");
+    assert_problem(&report, "rewritten", seq, None);
+    let message = report["problem"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("where the last verification ended"),
+        "{message}"
+    );
+}
+
+on_both_backends!(
+    a_rewritten_verified_head_is_found,
+    a_rewritten_verified_head_is_found_on_sqlite,
+    a_rewritten_verified_head_is_found_on_postgres
+);

@@ -10,6 +10,8 @@
 
 mod admin;
 mod audit_chain;
+mod audit_console;
+mod audit_log;
 mod cli;
 mod console;
 mod copies;

@@ -111,6 +111,8 @@ endpoints! {
     Get "/audit" => Viewer, audit::list_audit;
     Get "/audit/verify" => Viewer, audit::verify_audit;
     Get "/audit/head" => Viewer, audit::audit_head;
+    Get "/audit/entries" => Viewer, audit::list_entries;
+    Get "/audit/export" => Viewer, audit::export_entries;
     Get "/whoami" => Anyone, operators::whoami;
     Post "/sessions" => Person, sessions::open_session;
     Delete "/sessions/current" => Anyone, sessions::close_session;
