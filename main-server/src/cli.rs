@@ -177,7 +177,7 @@ pub struct AuditArgs {
 pub enum AuditCommand {
     /// List entries by filter, newest first, a page at a time; or, with --format csv
     /// or json, every matching entry (nothing left out).
-    List(AuditListArgs),
+    List(Box<AuditListArgs>),
     /// Walk the audit log's hash chain and name the first entry that was changed,
     /// removed or inserted; exits 1 when the chain is broken. Walks only the entries
     /// sealed since the last intact walk (after checking where that one ended), or

@@ -26,7 +26,6 @@ use shared_proto::admin_api::{
     SyncAnswer,
 };
 use shared_proto::armor::ArmorKind;
-use shared_proto::receipt::ReceiptRecorded;
 use shared_proto::ErrorCode;
 
 /// What a reply says.
@@ -43,8 +42,6 @@ pub enum Reply<'a> {
     },
     /// An operator decided a key-clear request.
     Decision(&'a KeyClearRequest),
-    /// An installation receipt was recorded.
-    Receipt(&'a ReceiptRecorded),
     /// Something the gateway found wrong by itself.
     Problem(&'a Problem),
     /// The main server refused.
@@ -131,7 +128,6 @@ impl Reply<'_> {
             },
             Reply::Problem(problem) => problem.kind(),
             Reply::Refused { refusal, .. } => refusal.kind(),
-            Reply::Receipt(_) => ReplyKind::ReceiptRecorded,
         }
     }
 }
@@ -441,15 +437,6 @@ impl Composer {
                 )
             }
             Reply::Decision(request) => decision_text(request),
-            Reply::Receipt(recorded) => format!(
-                "Hello,\n\n\
-                 thank you: Solme has recorded that license server {}\n\
-                 installed license file #{} on {}.\n\n\
-                 Nothing else is needed; the next synchronization of the server says the same.\n",
-                recorded.server_id,
-                recorded.sequence,
-                recorded.installed_at.format("%Y-%m-%d %H:%M UTC")
-            ),
             Reply::Problem(problem) => problem_text(problem, own),
             Reply::Refused {
                 server_id,

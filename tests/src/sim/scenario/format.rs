@@ -53,10 +53,6 @@ pub struct World {
     pub database: Database,
     #[serde(default)]
     pub clock_offset_days: Option<i64>,
-    /// The local servers reach Solme through the customer's proxy (with its
-    /// credentials), whose faults a scenario can then switch (`customer-proxy`).
-    #[serde(default)]
-    pub customer_proxy: bool,
 }
 
 fn two() -> usize {
@@ -69,7 +65,6 @@ impl Default for World {
             local_servers: two(),
             database: Database::Sqlite,
             clock_offset_days: None,
-            customer_proxy: false,
         }
     }
 }
@@ -146,37 +141,16 @@ pub struct MailStep {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultStep {
-    /// `kill`, `stop`, `restart`, `db-lock`, a port fault or a proxy fault.
+    /// `kill`, `stop`, `restart` or `db-lock`.
     pub fault: String,
     pub program: String,
     pub on: bool,
     /// `db-lock`: how long the lock is held.
     pub seconds: Option<u64>,
-    /// Port faults: `443`, `8080` or `both`.
-    pub port: Option<String>,
-    /// `port-slow`: milliseconds added to each piece of the answer.
-    pub ms: Option<u64>,
 }
 
 /// The faults the simulation makes (see `solme-sim fault --help`).
-const FAULTS: &[&str] = &[
-    "kill",
-    "stop",
-    "restart",
-    "db-lock",
-    "port-drop",
-    "port-hang",
-    "port-refuse",
-    "port-slow",
-    "port-cut",
-    "rogue-endpoint",
-    "proxy-auth",
-    "proxy-refuse",
-    "proxy-down",
-];
-
-/// Where the customer's proxy faults are made: in a world with `customer_proxy`.
-const CUSTOMER_PROXY: &str = "customer-proxy";
+const FAULTS: &[&str] = &["kill", "stop", "restart", "db-lock"];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -419,9 +393,6 @@ pub fn load(path: &Path) -> Result<Scenario, FormatError> {
     let locals = programs.clone();
     programs.insert("main-server".to_string());
     programs.insert("mail-gateway".to_string());
-    if world.customer_proxy {
-        programs.insert(CUSTOMER_PROXY.to_string());
-    }
     let mut saved = BTreeSet::new();
     let mut steps = Vec::new();
     for spanned in file.step {
@@ -519,28 +490,11 @@ fn check_step(
                         FAULTS.join(", ")
                     ));
                 }
-                if fault.program == CUSTOMER_PROXY && !programs.contains(CUSTOMER_PROXY) {
-                    return Err(
-                        "customer-proxy is there only in a world with customer_proxy = true"
-                            .to_string(),
-                    );
-                }
                 if !programs.contains(&fault.program) {
                     return Err(format!(
                         "there is no program {:?} in this world",
                         fault.program
                     ));
-                }
-                let port_fault =
-                    fault.fault.starts_with("port-") || fault.fault == "rogue-endpoint";
-                if port_fault && fault.port.is_none() {
-                    return Err(format!(
-                        "{} needs port = \"443\", \"8080\" or \"both\"",
-                        fault.fault
-                    ));
-                }
-                if !port_fault && (fault.port.is_some() || fault.ms.is_some()) {
-                    return Err(format!("{} takes no port or ms", fault.fault));
                 }
             }
         }

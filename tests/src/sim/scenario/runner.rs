@@ -252,9 +252,6 @@ impl Sim {
         if let Some(days) = scenario.world.clock_offset_days {
             command.arg("--clock-offset-days").arg(days.to_string());
         }
-        if scenario.world.customer_proxy {
-            command.arg("--customer-proxy");
-        }
         if scenario.world.database == Database::Postgres {
             command.arg("--database-url").arg(fresh_database()?);
         }
