@@ -105,6 +105,40 @@
     return el('a', { href: '#server/' + encodeURIComponent(id), class: 'mono', text: id });
   }
 
+  /** The badge of an id marked a possible copy (null when it is not). */
+  function copyBadge(server) {
+    if (!server.possible_copy_since) return null;
+    return el('span', {
+      class: 'badge bad copy-badge',
+      text: 'possible copy',
+      title: 'Two installations seem to synchronize with this id\'s key pair (since '
+        + fmtTime(server.possible_copy_since) + '); its page shows why.',
+    });
+  }
+
+  /** An id's link with its possible-copy badge, for tables of ids. */
+  function serverCell(server) {
+    return el('td', {}, serverLink(server.server_id), server.possible_copy_since ? ' ' : null, copyBadge(server));
+  }
+
+  /** What a customer's copy policy does, in words. */
+  function copyPolicyWords(policy) {
+    return policy === 'refuse'
+      ? 'refused: a marked id\'s syncs are refused until an operator dismisses the mark'
+      : 'warned: a marked id is shown here, its syncs still answered';
+  }
+
+  function keyCell(server) {
+    return el('td', {}, server.bound_fingerprint
+      ? el('span', { class: 'mono', title: server.bound_fingerprint, text: shortFingerprint(server.bound_fingerprint) })
+      : el('span', { class: 'hint', text: 'not bound' }));
+  }
+
+  function lastSyncCell(server) {
+    return el('td', {}, fmtTime(server.last_sync_at),
+      server.last_sync_channel ? el('span', { class: 'hint', text: ' (' + server.last_sync_channel + ')' }) : null);
+  }
+
   // ---- messages ---------------------------------------------------------------
 
   let messageTimer = null;
@@ -121,8 +155,52 @@
   }
 
   function showError(err) {
-    if (err instanceof ApiError) showMessage(err.code + ': ' + err.message, 'error');
+    if (err instanceof ApiError) showMessage(sentence(inWords(err.message)) + ' (' + err.code + ')', 'error');
     else showMessage('Error: ' + (err && err.message ? err.message : String(err)), 'error');
+  }
+
+  /** The API's names of the fields the console's forms set, with the forms' labels. */
+  const FIELD_LABELS = {
+    valid_from: 'Valid from',
+    valid_until: 'Valid until',
+    max_borrow_hours: 'Longest borrow',
+    seats: 'Seats',
+    feature: 'Feature',
+    reason: 'Reason',
+    name: 'Name',
+    emails: 'Contact emails',
+    email: 'Email',
+    customer_id: 'Customer',
+    due_within_days: 'Due within',
+    limit: 'Entries',
+    policy: 'When an id is marked',
+    message_id: 'Mail',
+  };
+
+  /**
+   * An API message in the console's words: the fields it names are called by the
+   * labels of the forms that set them, and the advice meant for API and command-line
+   * callers becomes what to do on this page.
+   */
+  function inWords(text) {
+    let out = String(text)
+      .replace(/\(override_unauthenticated: true, or --override-unauthenticated-sender\)/g,
+        '(tick "approve although the sender was not authenticated")')
+      .replace(/\s*\((force|confirm_ended|confirm_duplicate_name)\)/g, '');
+    for (const [field, label] of Object.entries(FIELD_LABELS)) {
+      out = out.replace(new RegExp('`?\\b' + field + '\\b`?', 'g'), (match) =>
+        (/^[a-z]+$/.test(field) && !match.includes('`') ? match : '"' + label + '"'));
+    }
+    return out;
+  }
+
+  /** A message as a sentence: capital first letter, final full stop. */
+  function sentence(text) {
+    const t = String(text).trim();
+    if (!t) return t;
+    // An address or an id opening the message keeps its spelling.
+    const first = /^[a-z]+\b(?![@.\-])/.test(t) ? t.charAt(0).toUpperCase() + t.slice(1) : t;
+    return /[.!?]$/.test(first) ? first : first + '.';
   }
 
   // ---- the API ----------------------------------------------------------------
@@ -242,6 +320,7 @@
     applyRole();
     $('nav').hidden = false;
     $('session').hidden = false;
+    showClock().catch(() => { $('clock-banner').hidden = true; });
     const hash = decodeURIComponent(location.hash.replace(/^#/, ''));
     const [name, arg] = hash.split('/', 2);
     if (name !== 'operators') hideIssued();
@@ -260,6 +339,26 @@
     } catch (err) {
       showError(err);
     }
+  }
+
+  /**
+   * Says so when the server runs on a simulated clock (a test or demonstration
+   * installation): every date it writes (syncs, license files, reminders, the audit
+   * log) follows that clock, not this computer's.
+   */
+  async function showClock() {
+    const clock = await api('GET', '/clock');
+    const banner = $('clock-banner');
+    if (!clock.simulated) {
+      banner.hidden = true;
+      return;
+    }
+    const days = Math.round(clock.offset_seconds / 86400);
+    const away = days === 0 ? 'less than a day from real time'
+      : Math.abs(days) + (Math.abs(days) === 1 ? ' day ' : ' days ') + (days > 0 ? 'ahead of' : 'behind') + ' real time';
+    banner.textContent = 'This server runs on a simulated clock: ' + fmtTime(clock.now) + ' (' + away + '). '
+      + 'Every date it writes (syncs, license files, reminders, the audit log) follows that clock.';
+    banner.hidden = false;
   }
 
   function go(hash) {
@@ -306,13 +405,14 @@
 
   async function loadCustomer(id) {
     if (!id) throw new ApiError('NOT_FOUND', 'no customer id in the address', 404);
-    const [customers, reminders] = await Promise.all([
-      api('GET', '/customers'),
+    const [c, reminders] = await Promise.all([
+      api('GET', '/customers/' + encodeURIComponent(id)),
       api('GET', '/customers/' + encodeURIComponent(id) + '/reminders'),
     ]);
-    const c = customers.find((x) => x.id === id);
-    if (!c) throw new ApiError('NOT_FOUND', 'no customer ' + id, 404);
     currentCustomer = c;
+    showCustomerServers(c);
+    $('copy-policy-state').textContent = 'Possible copies of ' + c.name + '\'s ids are ' + copyPolicyWords(c.copy_policy) + '.';
+    $('copy-policy').value = c.copy_policy;
     $('customer-title').textContent = c.name;
     const dl = $('customer-facts');
     dl.replaceChildren(
@@ -353,6 +453,35 @@
   /** The customer shown on the customer page. */
   let currentCustomer = null;
 
+  /** The customer's ids: the first page the customer came with, "More" for the next. */
+  function showCustomerServers(c) {
+    const row = (s) => el('tr', {}, serverCell(s), keyCell(s), lastSyncCell(s), dueCell(s), el('td', { text: s.licenses.length }));
+    fill($('customer-servers-body'), c.servers.map(row), 5, 'No license server ids yet.');
+    let shown = c.servers.length;
+    let after = shown ? c.servers[shown - 1].server_id : null;
+    const more = $('customer-servers-more');
+    const describe = () => {
+      more.replaceChildren('Showing ' + shown + ' of ' + c.servers_total + ' ids, by id. ');
+      if (shown < c.servers_total && after) {
+        more.append(button('More', 'secondary', null, async () => {
+          const params = new URLSearchParams({ customer_id: c.id, limit: '100', after });
+          try {
+            const page = await api('GET', '/servers?' + params.toString());
+            $('customer-servers-body').append(...page.map(row));
+            shown += page.length;
+            if (page.length) after = page[page.length - 1].server_id;
+            else shown = c.servers_total;
+            describe();
+          } catch (err) {
+            showError(err);
+          }
+        }));
+      }
+    };
+    more.hidden = c.servers_total <= c.servers.length;
+    if (!more.hidden) describe();
+  }
+
   /**
    * Sends a change with `send(confirmed)`; when the server asks for a confirmation
    * (a second customer of the same name, …), asks the operator with the server's
@@ -364,7 +493,7 @@
       return await send(false);
     } catch (err) {
       if (!(err instanceof ApiError) || err.code !== 'CONFIRMATION_REQUIRED') throw err;
-      if (!window.confirm(err.message + '.\n\nGo on anyway?')) return null;
+      if (!window.confirm(sentence(inWords(err.message)) + '\n\nGo on anyway?')) return null;
       return send(true);
     }
   }
@@ -410,12 +539,10 @@
       ? 'Showing all ids.'
       : 'Showing ids never synced or due within ' + dueFilter + ' days (overdue included).';
     const rows = servers.map((s) => el('tr', {},
-      el('td', {}, serverLink(s.server_id)),
-      el('td', { text: s.customer_name }),
-      el('td', {}, s.bound_fingerprint
-        ? el('span', { class: 'mono', title: s.bound_fingerprint, text: shortFingerprint(s.bound_fingerprint) })
-        : el('span', { class: 'hint', text: 'not bound' })),
-      el('td', {}, fmtTime(s.last_sync_at), s.last_sync_channel ? el('span', { class: 'hint', text: ' (' + s.last_sync_channel + ')' }) : null),
+      serverCell(s),
+      el('td', {}, el('a', { href: '#customer/' + encodeURIComponent(s.customer_id), text: s.customer_name })),
+      keyCell(s),
+      lastSyncCell(s),
       dueCell(s),
       el('td', { text: s.licenses.length })));
     if (more) $('servers-body').append(...rows);
@@ -449,6 +576,7 @@
     const facts = [
       ['Customer', s.customer_name],
       ['Revision', String(s.revision)],
+      ['Local server holds', s.holds ? s.holds.summary : '—'],
       ['License files issued', String(s.sequence)],
       ['Bound key fingerprint', s.bound_fingerprint || 'not bound (the next sync binds its key pair)'],
       ['Bound at', fmtTime(s.bound_at)],
@@ -456,6 +584,8 @@
       ['License file valid until', fmtTime(s.valid_until)],
     ];
     if (s.retired_at) facts.push(['Retired', fmtTime(s.retired_at) + ': its syncs are refused']);
+    facts.push(['Possible copies', (s.possible_copy_since ? 'marked since ' + fmtTime(s.possible_copy_since) + '; ' : 'not marked; ')
+      + 'the customer\'s policy: ' + copyPolicyWords(s.copy_policy)]);
     const dl = $('server-facts');
     dl.replaceChildren();
     for (const [term, value] of facts) {
@@ -463,6 +593,8 @@
     }
     const due = dueCell(s);
     dl.append(el('dt', { text: 'Days until due' }), el('dd', {}, ...due.childNodes));
+    $('server-copy-badge').replaceChildren(...[copyBadge(s)].filter(Boolean));
+    showPossibleCopy(s);
     $('clear-form').querySelector('button').disabled = !s.bound_fingerprint;
     $('server-changes').hidden = Boolean(s.retired_at);
     currentServerView = s;
@@ -477,6 +609,23 @@
     fill($('licenses-body'), rows, may('manage') ? 6 : 5, 'No licenses.');
     const usage = await api('GET', '/servers/' + encodeURIComponent(id) + '/usage?limit=30');
     showUsage(usage);
+  }
+
+  /** The evidence of a possible copy on the id page, and (for a manager) the dismissal. */
+  function showPossibleCopy(s) {
+    const box = $('possible-copy');
+    const copy = s.possible_copy;
+    box.hidden = !copy;
+    if (!copy) return;
+    $('possible-copy-explanation').textContent = 'Marked since ' + fmtTime(copy.since) + '. ' + copy.explanation;
+    const rows = copy.requests.map((r) => el('tr', { class: r.went_back ? 'went-back' : null },
+      el('td', { class: 'nowrap', text: fmtTime(r.made_at) }),
+      el('td', { text: r.channel }),
+      el('td', { text: r.request_counter === null ? 'not sent' : String(r.request_counter) }),
+      el('td', { text: r.held_sequence === null ? 'none' : 'file ' + r.held_sequence }),
+      el('td', { text: 'file ' + r.answered_sequence }),
+      el('td', {}, r.went_back ? el('span', { class: 'badge bad', text: 'went back' }) : null)));
+    fill($('possible-copy-body'), rows, 6, 'The requests were forgotten.');
   }
 
   const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -606,16 +755,56 @@
     const status = $('requests-status').value;
     const query = status ? '?status=' + encodeURIComponent(status) : '';
     const requests = await api('GET', '/key-clear-requests' + query);
+    // What deciding needs, for the requests still to decide (each one's own GET).
+    const pending = requests.filter((r) => r.status === 'pending').slice(0, MAX_WEIGHED);
+    const details = new Map((await Promise.all(pending.map((r) =>
+      api('GET', '/key-clear-requests/' + encodeURIComponent(r.id)).catch(() => null))))
+      .filter(Boolean).map((d) => [d.id, d]));
     const rows = requests.map((r) => el('tr', {},
       el('td', { text: fmtTime(r.created_at) }),
       el('td', {}, serverLink(r.server_id)),
       el('td', {}, el('div', { text: r.sender }), senderCheck(r)),
       el('td', { class: 'text' }, el('div', { class: 'quote', text: r.text || '' }),
         el('div', { class: 'hint mono', text: r.message_id })),
+      el('td', { class: 'weigh' }, details.has(r.id) ? weighFacts(details.get(r.id))
+        : el('span', { class: 'hint', text: r.status === 'pending' ? 'on the id\'s page' : 'decided' })),
       el('td', {}, el('span', { class: 'badge ' + statusClass(r.status), text: r.status })),
       el('td', {}, r.status !== 'pending' ? decisionText(r)
-        : may('manage') ? decisionForm(r) : el('span', { class: 'hint', text: 'waiting for an operator' }))));
-    fill($('requests-body'), rows, 6, status ? 'No ' + status + ' requests.' : 'No requests.');
+        : may('manage') ? decisionForm(r, details.get(r.id)) : el('span', { class: 'hint', text: 'waiting for an operator' }))));
+    fill($('requests-body'), rows, 7, status ? 'No ' + status + ' requests.' : 'No requests.');
+  }
+
+  /** Pending requests whose facts the list shows (each is one more request to the API). */
+  const MAX_WEIGHED = 50;
+
+  /**
+   * What an operator weighs before clearing a key pair: whose id it is, the key pair
+   * and last sync now, how long the installation holding the last license file keeps
+   * issuing anyway, and whom else of the customer to ask.
+   */
+  function weighFacts(d) {
+    const facts = [
+      ['Customer', el('a', { href: '#customer/' + encodeURIComponent(d.customer_id), text: d.customer_name })],
+      ['Key pair now', d.bound_fingerprint
+        ? el('span', { class: 'mono', title: d.bound_fingerprint, text: shortFingerprint(d.bound_fingerprint) })
+        : 'none bound (cleared already, or never synced)'],
+      ['Last sync', d.last_sync_at ? fmtTime(d.last_sync_at) + ' by ' + (d.last_sync_channel || '?') : 'never'],
+      ['Keeps issuing until', d.valid_until
+        ? fmtDate(d.valid_until) + ' (' + daysWords(d.days_until_due) + '): the installation holding the last license file issues seats until then, cleared or not'
+        : 'no license file issued'],
+      ['Other contacts', d.other_contacts.length ? d.other_contacts.join(', ') : 'none: the sender is the only contact'],
+    ];
+    if (d.possible_copy_since) facts.push(['Possible copy', 'marked since ' + fmtTime(d.possible_copy_since)]);
+    if (d.retired_at) facts.push(['Retired', fmtTime(d.retired_at)]);
+    const dl = el('dl', { class: 'facts compact' });
+    for (const [term, value] of facts) dl.append(el('dt', { text: term }), el('dd', {}, value));
+    return dl;
+  }
+
+  function daysWords(days) {
+    if (days === null || days === undefined) return 'no end known';
+    if (days < 0) return 'ended ' + -days + (days === -1 ? ' day ago' : ' days ago');
+    return days + (days === 1 ? ' day' : ' days') + ' from now';
   }
 
   function statusClass(status) {
@@ -636,7 +825,7 @@
       r.reason ? el('div', { class: 'hint', text: r.reason }) : null);
   }
 
-  function decisionForm(r) {
+  function decisionForm(r, detail) {
     const reason = el('input', { type: 'text', placeholder: 'reason (required to reject)', maxLength: 500 });
     // Approving a request whose sender was not authenticated needs an explicit override.
     const override = r.sender_auth === 'authenticated' ? null
@@ -653,7 +842,10 @@
         override.focus();
         return;
       }
-      if (verb === 'approve' && !window.confirm('Approve and clear the key pair of ' + r.server_id + '?')) return;
+      const issuing = detail && detail.valid_until
+        ? ' The installation holding its last license file keeps issuing seats until ' + fmtDate(detail.valid_until) + '.'
+        : '';
+      if (verb === 'approve' && !window.confirm('Approve and clear the key pair of ' + r.server_id + '?' + issuing)) return;
       const body = text ? { reason: text } : {};
       if (verb === 'approve' && override) body.override_unauthenticated = true;
       const ok = await act(() => api('POST', '/key-clear-requests/' + encodeURIComponent(r.id) + '/' + verb, body),
@@ -746,11 +938,47 @@
     const v = await api('GET', '/audit/verify' + (full ? '?full=true' : ''));
     const waiting = v.unsealed === 0 ? ''
       : '; ' + v.unsealed + (v.unsealed === 1 ? ' new entry is' : ' new entries are') + ' not sealed yet';
+    const walked = v.incremental
+      ? ' ' + v.checked + ' new sealed ' + (v.checked === 1 ? 'entry' : 'entries') + ' checked after position ' + v.started_after
+      : ' ' + v.checked + ' sealed ' + (v.checked === 1 ? 'entry' : 'entries') + ' checked';
     const line = v.intact
       ? [el('span', { class: 'badge ok', text: 'intact' }), walked + ', newest at position ' + v.head_seq + waiting + '.']
       : [el('span', { class: 'badge bad', text: v.problem.kind }), ' ' + v.problem.message];
     $('audit-chain').replaceChildren('Hash chain: ', ...line);
     $('audit-chain').hidden = false;
+    await loadAudit(auditAt);
+  }
+
+  // Downloads every entry matching the filters (the session is a header, never part
+  // of a URL, so the file is fetched here and handed to the browser to save).
+  async function exportAudit(format) {
+    const params = auditFilter();
+    params.set('format', format);
+    let response;
+    try {
+      response = await fetch('/admin/v1/audit/export?' + params.toString(), {
+        headers: { Authorization: 'Bearer ' + session() },
+        cache: 'no-store',
+        credentials: 'omit',
+        redirect: 'error',
+      });
+    } catch (e) {
+      throw new ApiError('UNREACHABLE', 'the main server did not answer (' + e.message + ')', 0);
+    }
+    if (!response.ok) {
+      let data = null;
+      try { data = await response.json(); } catch (_) { data = null; }
+      throw new ApiError(data && data.code ? data.code : 'HTTP_' + response.status,
+        data && data.message ? data.message : response.statusText, response.status);
+    }
+    // A transfer broken off part-way rejects here: no partial file is offered.
+    const blob = await response.blob();
+    const link = $('audit-download');
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(blob);
+    link.download = 'solme-audit.' + format;
+    link.click();
+    showMessage('Audit log downloaded as ' + format.toUpperCase() + '.', 'ok');
   }
 
   // Operators (admin only)
@@ -821,7 +1049,7 @@
         me = { name: opened.name, role: opened.role };
       } catch (err) {
         if (err instanceof ApiError && err.status === 401) {
-          showMessage('UNAUTHORIZED: that token is not valid (unknown, replaced by a new one, or revoked): '
+          showMessage('That token is not valid (unknown, replaced by a new one, or revoked): '
             + 'check it and paste it again.', 'error');
         } else {
           showError(err);
@@ -937,48 +1165,12 @@
       if (await act(() => api('POST', '/servers/' + encodeURIComponent(id) + '/key-clear', { reason }),
         'Key pair cleared.')) {
         $('clear-form').reset();
-    const walked = v.incremental
-      ? ' ' + v.checked + ' new sealed ' + (v.checked === 1 ? 'entry' : 'entries') + ' checked after position ' + v.started_after
-      : ' ' + v.checked + ' sealed ' + (v.checked === 1 ? 'entry' : 'entries') + ' checked';
         loadServer(id).catch(showError);
       }
     });
 
     onSubmit('move-form', async () => {
       if (!currentServer) return;
-    await loadAudit(auditAt);
-  }
-
-  // Downloads every entry matching the filters (the session is a header, never part
-  // of a URL, so the file is fetched here and handed to the browser to save).
-  async function exportAudit(format) {
-    const params = auditFilter();
-    params.set('format', format);
-    let response;
-    try {
-      response = await fetch('/admin/v1/audit/export?' + params.toString(), {
-        headers: { Authorization: 'Bearer ' + session() },
-        cache: 'no-store',
-        credentials: 'omit',
-        redirect: 'error',
-      });
-    } catch (e) {
-      throw new ApiError('UNREACHABLE', 'the main server did not answer (' + e.message + ')', 0);
-    }
-    if (!response.ok) {
-      let data = null;
-      try { data = await response.json(); } catch (_) { data = null; }
-      throw new ApiError(data && data.code ? data.code : 'HTTP_' + response.status,
-        data && data.message ? data.message : response.statusText, response.status);
-    }
-    // A transfer broken off part-way rejects here: no partial file is offered.
-    const blob = await response.blob();
-    const link = $('audit-download');
-    if (link.href) URL.revokeObjectURL(link.href);
-    link.href = URL.createObjectURL(blob);
-    link.download = 'solme-audit.' + format;
-    link.click();
-    showMessage('Audit log downloaded as ' + format.toUpperCase() + '.', 'ok');
       const select = $('move-customer');
       const customerId = select.value;
       if (!customerId) return;
@@ -1014,6 +1206,43 @@
         loadServer(id).catch(showError);
       } else {
         showMessage('Not retired: ' + id + ' keeps synchronizing.', 'info');
+      }
+    });
+
+    onSubmit('dismiss-form', async () => {
+      if (!currentServer) return;
+      const id = currentServer;
+      const reason = $('dismiss-reason').value.trim();
+      if (!window.confirm('Dismiss the possible copy mark of ' + id + '? Its history of requests is forgotten, '
+        + 'so only new evidence marks it again. Do this when you know it is no copy (a restored backup, '
+        + 'a lost mail) or the copy is gone.')) {
+        showMessage('The mark stays.', 'info');
+        return;
+      }
+      if (await act(() => api('POST', '/servers/' + encodeURIComponent(id) + '/possible-copy/dismiss',
+        reason ? { reason } : {}), 'Possible copy mark of ' + id + ' dismissed.')) {
+        $('dismiss-form').reset();
+        loadServer(id).catch(showError);
+      }
+    });
+
+    onSubmit('copy-policy-form', async () => {
+      const c = currentCustomer;
+      if (!c) return;
+      const policy = $('copy-policy').value;
+      if (policy === c.copy_policy) {
+        showMessage('Nothing changed.', 'info');
+        return;
+      }
+      if (policy === 'refuse' && !window.confirm('Refuse the syncs of ' + c.name + '\'s ids while they are marked a '
+        + 'possible copy? A marked installation then stops getting license files until an operator dismisses the mark.')) {
+        $('copy-policy').value = c.copy_policy;
+        showMessage('Nothing changed.', 'info');
+        return;
+      }
+      if (await act(() => api('PUT', '/customers/' + encodeURIComponent(c.id) + '/copy-policy', { policy }),
+        'Possible copies of ' + c.name + '\'s ids are now ' + copyPolicyWords(policy) + '.')) {
+        loadCustomer(c.id).catch(showError);
       }
     });
 

@@ -321,6 +321,23 @@ pub enum CustomerCommand {
     },
     /// List customers.
     List,
+    /// Show a customer: contacts, reminder mails, what possible copies of its ids do,
+    /// and its license server ids.
+    Show {
+        /// Customer id.
+        #[arg(value_parser = parse_id)]
+        customer_id: Uuid,
+    },
+    /// Set what a possible copy of one of the customer's ids does: `warn` (the mark is
+    /// shown, its syncs still answered; the default) or `refuse` (its syncs are
+    /// refused until an operator dismisses the mark).
+    CopyPolicy {
+        /// Customer id.
+        #[arg(value_parser = parse_id)]
+        customer_id: Uuid,
+        /// `warn` or `refuse`.
+        policy: shared_proto::admin_api::CopyPolicy,
+    },
     /// Give a customer a new name.
     Rename {
         /// Customer id.
@@ -389,8 +406,29 @@ pub enum ServerCommand {
     },
     /// List ids, one page at a time (by id).
     List {
+        /// Only the ids of this customer.
+        #[arg(long = "customer", env = "MAIN_SERVER_CUSTOMER_ID", value_parser = parse_id)]
+        customer_id: Option<Uuid>,
         #[command(flatten)]
         page: PageArgs,
+    },
+    /// Whether an id is marked a possible copy (two installations synchronizing with
+    /// its key pair), and the requests that show it.
+    PossibleCopy {
+        /// License server id.
+        #[arg(value_parser = parse_id)]
+        server_id: Uuid,
+    },
+    /// Dismiss an id's possible-copy mark when it is none (a restored backup, a lost
+    /// mail) or the copy is gone: the id's history of requests is forgotten, so only
+    /// new evidence marks it again. Recorded in the audit log.
+    DismissCopy {
+        /// License server id.
+        #[arg(value_parser = parse_id)]
+        server_id: Uuid,
+        /// Why (recorded in the audit log with the operator name).
+        #[arg(long, env = "MAIN_SERVER_DISMISS_REASON")]
+        reason: Option<String>,
     },
     /// Retire an id: it is kept (listed as retired, never allocated again) and its syncs
     /// are refused from now on.
@@ -417,7 +455,9 @@ pub enum ServerCommand {
         #[arg(value_parser = parse_id)]
         customer_id: Uuid,
     },
-    /// Show an id: binding, last sync and channel, days until the 366-day limit, licenses.
+    /// Show an id: binding, last sync and channel, days until the 366-day limit,
+    /// whether its local server holds the newest revision, a possible-copy mark,
+    /// licenses.
     Show {
         /// License server id.
         #[arg(value_parser = parse_id)]

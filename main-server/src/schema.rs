@@ -32,6 +32,7 @@ diesel::table! {
         created_at -> BigInt,
         retired_at -> Nullable<BigInt>,
         possible_copy_since -> Nullable<BigInt>,
+        issued_revision -> Nullable<BigInt>,
     }
 }
 

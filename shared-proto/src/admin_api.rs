@@ -381,6 +381,9 @@ pub struct Customer {
     /// Whether the contacts get reminder mails before the 366-day limit (default on).
     #[serde(default = "switched_on")]
     pub reminders_enabled: bool,
+    /// What a possible copy of one of the customer's ids does to its syncs.
+    #[serde(default = "CopyPolicy::default_policy")]
+    pub copy_policy: CopyPolicy,
 }
 
 fn switched_on() -> bool {
@@ -504,6 +507,113 @@ pub struct Server {
     /// What a possible copy does to the id's syncs: the customer's policy.
     #[serde(default = "CopyPolicy::default_policy")]
     pub copy_policy: CopyPolicy,
+    /// Whether the local server holds the newest revision (`GET /servers/{id}` only;
+    /// absent from lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holds: Option<Holds>,
+    /// When the id is marked a possible copy: why, in words, and the requests that
+    /// show it (`GET /servers/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub possible_copy: Option<PossibleCopy>,
+}
+
+/// Why an id is marked a possible copy: its key pair's newest requests, ordered by
+/// when they were made, some going back (a request counter not above the one before,
+/// or an older license file held).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PossibleCopy {
+    pub since: DateTime<Utc>,
+    /// The mark in words, for the operator deciding it.
+    pub explanation: String,
+    /// The newest requests of the bound key pair (at most 8), oldest first.
+    pub requests: Vec<SeenRequest>,
+}
+
+/// One sync request as the history of copies keeps it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SeenRequest {
+    /// When the installation made it (its own clock).
+    pub made_at: DateTime<Utc>,
+    pub channel: SyncChannel,
+    /// The installation's count of its requests (null: not sent).
+    pub request_counter: Option<i64>,
+    /// The license file it held (null: none, or not said).
+    pub held_sequence: Option<i64>,
+    /// The license file it was answered with.
+    pub answered_sequence: i64,
+    /// Whether it went back against the request made before it.
+    pub went_back: bool,
+}
+
+/// What the id's local server holds against what Solme has: the revision now, the
+/// revision of the last license file issued, and what the installation last said it
+/// held (`held_sequence` of its newest request).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Holds {
+    /// The id's license revision now (moves with every license change).
+    pub revision: i64,
+    /// The revision the last license file issued carries; null when none was issued,
+    /// or it was issued before Solme recorded it.
+    pub issued_revision: Option<i64>,
+    /// Sequence of the last license file issued (0: none yet).
+    pub issued_sequence: i64,
+    /// How the last file went out: by the sync's channel (`https` hands it over in
+    /// the answer; `mail` and `portal` leave the import to a person).
+    pub issued_via: Option<SyncChannel>,
+    /// The license file the installation said it held in its newest request (null:
+    /// none held, or not said).
+    pub held_sequence: Option<i64>,
+    /// When that newest request was made.
+    pub held_reported_at: Option<DateTime<Utc>>,
+    pub state: HoldsState,
+    /// The state in words, e.g. "revision 7, the server holds 5: changes not yet
+    /// synced".
+    pub summary: String,
+}
+
+crate::text_enum! {
+    /// Whether the local server has the newest revision.
+    pub enum HoldsState {
+        /// No license file was issued yet.
+        NeverSynced => "never_synced",
+        /// The last file issued carries the revision now, handed over in the answer.
+        UpToDate => "up_to_date",
+        /// The last file issued carries the revision now, but went by mail or portal:
+        /// whether it was imported shows at the next sync.
+        IssuedNotConfirmed => "issued_not_confirmed",
+        /// Licenses changed after the last file was issued: the next sync brings them.
+        ChangesNotSynced => "changes_not_synced",
+        /// The revision of the last file is not recorded.
+        Unknown => "unknown",
+    }
+}
+
+/// `GET /admin/v1/customers/{id}`: one customer with its ids.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CustomerDetail {
+    #[serde(flatten)]
+    pub customer: Customer,
+    /// The customer's license server ids (retired ones included), by id: the first
+    /// 100 of `servers_total`; `GET /servers?customer_id=…&after=…` pages on.
+    pub servers: Vec<Server>,
+    pub servers_total: i64,
+}
+
+/// `GET /admin/v1/clock`: the time the main server runs on.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerClock {
+    /// The server's time now (the simulated one when it runs on a simulated clock).
+    pub now: DateTime<Utc>,
+    /// Whether the server runs on a simulated clock (a test or demonstration
+    /// installation): every date it writes follows that clock.
+    pub simulated: bool,
+    /// How far the server's clock is from the machine's, in seconds (0 when real).
+    pub offset_seconds: i64,
 }
 
 impl CopyPolicy {
@@ -716,6 +826,34 @@ pub struct KeyClearRequest {
     pub decided_at: Option<DateTime<Utc>>,
     pub operator: Option<String>,
     pub reason: Option<String>,
+}
+
+/// `GET /admin/v1/key-clear-requests/{id}`: the request with what an operator needs to
+/// decide it: the id's customer, its key pair now, its last sync, how long the bound
+/// installation keeps issuing after a clear, and the customer's other contacts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyClearRequestDetail {
+    #[serde(flatten)]
+    pub request: KeyClearRequest,
+    pub customer_id: Uuid,
+    pub customer_name: String,
+    /// Fingerprint of the key pair bound now (null: none, e.g. already cleared).
+    pub bound_fingerprint: Option<String>,
+    pub bound_at: Option<DateTime<Utc>>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub last_sync_channel: Option<SyncChannel>,
+    /// Until when the installation holding the last license file keeps issuing seats,
+    /// with or without a clear (a clear stops its syncs, not its file).
+    pub valid_until: Option<DateTime<Utc>>,
+    /// Whole days until `valid_until` (negative once passed).
+    pub days_until_due: Option<i64>,
+    /// Since when Solme suspects a copy of the installation (null: not marked).
+    pub possible_copy_since: Option<DateTime<Utc>>,
+    pub retired_at: Option<DateTime<Utc>>,
+    /// The customer's registered contacts other than the sender: whom to ask whether
+    /// the request is genuine (every contact is told of the decision).
+    pub other_contacts: Vec<String>,
 }
 
 /// A decided key-clear request whose notice is due

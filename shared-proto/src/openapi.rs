@@ -10,8 +10,8 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 
 use crate::admin_api::{
-    AuditAction, AuditOutcome, AuditProblemKind, CopyPolicy, KeyClearStatus, ReminderState,
-    ReminderThreshold, Role, SenderAuth, SyncChannel,
+    AuditAction, AuditOutcome, AuditProblemKind, CopyPolicy, HoldsState, KeyClearStatus,
+    ReminderState, ReminderThreshold, Role, SenderAuth, SyncChannel,
 };
 use crate::ErrorCode;
 
@@ -53,6 +53,7 @@ word_schemas! {
     SenderAuth => "Whether a key-clear request's sender was proved by the receiving mail server's Authentication-Results.",
     ErrorCode => "Why a request was refused or failed.",
     CopyPolicy => "What a possible copy of an id does to its syncs: warn (answered) or refuse.",
+    HoldsState => "Whether an id's local server holds the newest revision.",
 }
 
 impl utoipa::PartialSchema for AuditOutcome {

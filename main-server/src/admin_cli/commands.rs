@@ -8,6 +8,10 @@ use crate::cli::{
     PageArgs, ReminderCommand, RequestCommand, ServerCommand, Switch,
 };
 use shared_proto::admin_api::{
+    CopyPolicySetting, CustomerCopyPolicy, CustomerDetail, KeyClearRequestDetail,
+    PossibleCopyDismissal, PossibleCopyDismissed,
+};
+use shared_proto::admin_api::{
     Customer, CustomerRename, Decision, IssuedToken, KeyClear, KeyClearRequest, License,
     LicenseChange, MailSync, NewCustomer, NewEmail, NewKeyClearRequest, NewLicense, NewOperator,
     NewServer, OperatorAccount, Reminder, RemindersSwitch, SenderAuth, Server, ServerMove,
@@ -17,8 +21,11 @@ use shared_proto::ErrorCode;
 
 use super::client::{decode, CliError, Client};
 use super::tables::{
-    json_out, show_customers, show_licenses, show_list, show_one, show_reminders, show_request,
-    show_requests, show_server, show_server_page, show_usage,
+    copy_policy_words, show_customer_detail, show_possible_copy, show_request_detail,
+};
+use super::tables::{
+    json_out, show_customers, show_licenses, show_list, show_one, show_reminders, show_requests,
+    show_server, show_server_page, show_usage,
 };
 
 /// Parses a date option: `YYYY-MM-DD` (midnight UTC), RFC 3339, or `none`.
@@ -127,6 +134,33 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
                 let list: Vec<Customer> = client.get("/admin/v1/customers").await?;
                 show_customers(&list, json)
             }
+            CustomerCommand::Show { customer_id } => {
+                let detail: CustomerDetail = client
+                    .get(&format!("/admin/v1/customers/{customer_id}"))
+                    .await?;
+                show_customer_detail(&detail, json)
+            }
+            CustomerCommand::CopyPolicy {
+                customer_id,
+                policy,
+            } => {
+                let value = client
+                    .send(
+                        awc::http::Method::PUT,
+                        &format!("/admin/v1/customers/{customer_id}/copy-policy"),
+                        Some(&CopyPolicySetting { policy: *policy }),
+                    )
+                    .await?;
+                let set: CustomerCopyPolicy = decode(value)?;
+                if json {
+                    return json_out(&set);
+                }
+                Ok(format!(
+                    "Possible copies of the ids of customer {}: {}.\n",
+                    set.customer_id,
+                    copy_policy_words(set.policy)
+                ))
+            }
             CustomerCommand::AddEmail { customer_id, email } => {
                 let customer: Customer = client
                     .post(
@@ -185,11 +219,50 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
                     .await?;
                 show_server(&server, json)
             }
-            ServerCommand::List { page } => {
+            ServerCommand::List { customer_id, page } => {
+                let only = customer_id.map_or_else(String::new, |c| format!("customer_id={c}&"));
                 let list: Vec<Server> = client
-                    .get(&format!("/admin/v1/servers?{}", page_query(page)))
+                    .get(&format!("/admin/v1/servers?{only}{}", page_query(page)))
                     .await?;
                 show_server_page(&list, page, json)
+            }
+            ServerCommand::PossibleCopy { server_id } => {
+                let server: Server = client
+                    .get(&format!("/admin/v1/servers/{server_id}"))
+                    .await?;
+                if json {
+                    return json_out(&server.possible_copy);
+                }
+                Ok(match &server.possible_copy {
+                    Some(copy) => show_possible_copy(copy),
+                    None => format!(
+                        "{server_id} is not marked a possible copy (customer's policy: {}).\n",
+                        copy_policy_words(server.copy_policy)
+                    ),
+                })
+            }
+            ServerCommand::DismissCopy { server_id, reason } => {
+                let dismissed: PossibleCopyDismissed = client
+                    .post(
+                        &format!("/admin/v1/servers/{server_id}/possible-copy/dismiss"),
+                        &PossibleCopyDismissal {
+                            reason: reason.clone(),
+                        },
+                    )
+                    .await?;
+                if json {
+                    return json_out(&dismissed);
+                }
+                Ok(match dismissed.was_marked_since {
+                    Some(since) => format!(
+                        "The possible-copy mark of {server_id} (since {}) is dismissed; its \
+                         history of requests is forgotten.\n",
+                        since.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                    None => {
+                        format!("{server_id} was not marked a possible copy: nothing changed.\n")
+                    }
+                })
             }
             ServerCommand::Due { within_days, page } => {
                 let list: Vec<Server> = client
@@ -380,10 +453,10 @@ pub(super) async fn requests(
             return show_requests(&list, json);
         }
         RequestCommand::Show { request_id } => {
-            let request: KeyClearRequest = client
+            let detail: KeyClearRequestDetail = client
                 .get(&format!("/admin/v1/key-clear-requests/{request_id}"))
                 .await?;
-            return show_request(&request, json);
+            return show_request_detail(&detail, json);
         }
         RequestCommand::Approve {
             request_id,

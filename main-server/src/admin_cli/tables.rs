@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::cli::PageArgs;
 use shared_proto::admin_api::{
-    Customer, KeyClearRequest, KeyClearStatus, License, Reminder, SenderAuth, Server, SyncUsage,
+    CopyPolicy, Customer, CustomerDetail, KeyClearRequest, KeyClearRequestDetail, KeyClearStatus,
+    License, PossibleCopy, Reminder, SenderAuth, Server, SyncUsage,
 };
 
 use super::client::CliError;
@@ -56,16 +57,65 @@ pub(super) fn show_customers(list: &[Customer], json: bool) -> Result<String, Cl
     show_list(
         list,
         json,
-        &["CUSTOMER", "NAME", "CONTACTS", "REMINDERS"],
+        &[
+            "CUSTOMER",
+            "NAME",
+            "CONTACTS",
+            "REMINDERS",
+            "POSSIBLE COPIES",
+        ],
         |c| {
             vec![
                 c.id.to_string(),
                 c.name.clone(),
                 c.emails.join(", "),
                 if c.reminders_enabled { "on" } else { "off" }.to_owned(),
+                c.copy_policy.to_string(),
             ]
         },
     )
+}
+
+/// What a customer's copy policy does, in words.
+pub(super) fn copy_policy_words(policy: CopyPolicy) -> &'static str {
+    match policy {
+        CopyPolicy::Warn => "warn: a marked id is shown, its syncs still answered",
+        CopyPolicy::Refuse => "refuse: a marked id's syncs are refused until the mark is dismissed",
+    }
+}
+
+/// One customer in full: contacts, switches, and its ids.
+pub(super) fn show_customer_detail(
+    detail: &CustomerDetail,
+    json: bool,
+) -> Result<String, CliError> {
+    if json {
+        return json_out(detail);
+    }
+    let c = &detail.customer;
+    let mut out = format!(
+        "customer         {}\nname             {}\ncontacts         {}\nreminder mails   {}\n\
+         possible copies  {}\n\nlicense server ids ({} in all):\n",
+        c.id,
+        c.name,
+        if c.emails.is_empty() {
+            "none".to_owned()
+        } else {
+            c.emails.join(", ")
+        },
+        if c.reminders_enabled { "on" } else { "off" },
+        copy_policy_words(c.copy_policy),
+        detail.servers_total,
+    );
+    out.push_str(&show_servers(&detail.servers, false)?);
+    let shown = i64::try_from(detail.servers.len()).unwrap_or(i64::MAX);
+    if let (true, Some(last)) = (shown < detail.servers_total, detail.servers.last()) {
+        out.push_str(&format!(
+            "(the first {shown} by id: `server list --customer {} --after {}` shows more)\n",
+            c.id, last.server_id
+        ));
+    }
+    Ok(out)
 }
 
 pub(super) fn show_reminders(list: &[Reminder], json: bool) -> Result<String, CliError> {
@@ -113,6 +163,7 @@ pub(super) fn show_servers(list: &[Server], json: bool) -> Result<String, CliErr
             "LAST SYNC",
             "CHANNEL",
             "DAYS LEFT",
+            "MARK",
         ],
         |s| {
             vec![
@@ -132,6 +183,12 @@ pub(super) fn show_servers(list: &[Server], json: bool) -> Result<String, CliErr
                     (None, None) => "never synced".to_owned(),
                     (None, Some(d)) => d.to_string(),
                 },
+                if s.possible_copy_since.is_some() {
+                    "POSSIBLE COPY"
+                } else {
+                    "-"
+                }
+                .to_owned(),
             ]
         },
     )
@@ -169,9 +226,25 @@ pub(super) fn show_server(server: &Server, json: bool) -> Result<String, CliErro
         (None, Some(d)) if d < 0 => format!("OVERDUE by {} days", -d),
         (None, Some(d)) => format!("{d} days left of the 366-day limit"),
     };
+    let holds = server
+        .holds
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), |h| h.summary.clone());
+    let copy = match server.possible_copy_since {
+        Some(since) => format!(
+            "POSSIBLE COPY since {} (customer's policy: {})",
+            since.format("%Y-%m-%d %H:%M UTC"),
+            copy_policy_words(server.copy_policy)
+        ),
+        None => format!(
+            "not marked (customer's policy: {})",
+            copy_policy_words(server.copy_policy)
+        ),
+    };
     let mut out = format!(
-        "server id     {}\ncustomer      {} ({})\nrevision      {}\nsequence      {}\n\
-         key pair      {}\nbound at      {}\nlast sync     {} via {}\nvalid until   {}\ndue           {due}\n\nlicenses:\n",
+        "server id     {}\ncustomer      {} ({})\nrevision      {}\nserver holds  {holds}\nsequence      {}\n\
+         key pair      {}\nbound at      {}\nlast sync     {} via {}\nvalid until   {}\ndue           {due}\n\
+         copies        {copy}\n\nlicenses:\n",
         server.server_id,
         server.customer_name,
         server.customer_id,
@@ -186,7 +259,40 @@ pub(super) fn show_server(server: &Server, json: bool) -> Result<String, CliErro
         date(server.valid_until),
     );
     out.push_str(&show_licenses(&server.licenses, false)?);
+    if let Some(copy) = &server.possible_copy {
+        out.push('\n');
+        out.push_str(&show_possible_copy(copy));
+    }
     Ok(out)
+}
+
+/// Why an id is marked a possible copy: the explanation and the requests showing it.
+pub(super) fn show_possible_copy(copy: &PossibleCopy) -> String {
+    let rows: Vec<Vec<String>> = copy
+        .requests
+        .iter()
+        .map(|r| {
+            vec![
+                date(Some(r.made_at)),
+                r.channel.to_string(),
+                r.request_counter
+                    .map_or_else(|| "not sent".to_owned(), |c| c.to_string()),
+                r.held_sequence
+                    .map_or_else(|| "none".to_owned(), |s| format!("file {s}")),
+                format!("file {}", r.answered_sequence),
+                if r.went_back { "went back" } else { "" }.to_owned(),
+            ]
+        })
+        .collect();
+    format!(
+        "possible copy, marked since {}:\n{}\n\n{}",
+        copy.since.format("%Y-%m-%d %H:%M UTC"),
+        copy.explanation,
+        table(
+            &["MADE", "CHANNEL", "COUNT", "HELD", "ANSWERED WITH", ""],
+            &rows
+        )
+    )
 }
 
 pub(super) fn show_licenses(list: &[License], json: bool) -> Result<String, CliError> {
@@ -236,6 +342,57 @@ pub(super) fn show_requests(list: &[KeyClearRequest], json: bool) -> Result<Stri
             ]
         },
     )
+}
+
+/// One request in full: what the sender wrote and what the sender check rests on,
+/// then what deciding it needs.
+pub(super) fn show_request_detail(
+    detail: &KeyClearRequestDetail,
+    json: bool,
+) -> Result<String, CliError> {
+    if json {
+        return json_out(detail);
+    }
+    let mut out = show_request(&detail.request, false)?;
+    let issuing = match (detail.valid_until, detail.days_until_due) {
+        (Some(until), Some(days)) if days >= 0 => format!(
+            "{} ({days} days from now): the installation holding the last license file \
+             issues seats until then, cleared or not",
+            until.format("%Y-%m-%d")
+        ),
+        (Some(until), _) => format!("{} (ended)", until.format("%Y-%m-%d")),
+        (None, _) => "no license file issued".to_owned(),
+    };
+    out.push_str(&format!(
+        "\nto weigh:\ncustomer        {} ({})\nkey pair now    {}\nlast sync       {}\n\
+         keeps issuing   {issuing}\nother contacts  {}\n",
+        detail.customer_name,
+        detail.customer_id,
+        detail
+            .bound_fingerprint
+            .as_deref()
+            .unwrap_or("none bound (cleared already, or never synced)"),
+        match (detail.last_sync_at, detail.last_sync_channel) {
+            (Some(at), Some(channel)) => format!("{} by {channel}", date(Some(at))),
+            (Some(at), None) => date(Some(at)),
+            (None, _) => "never".to_owned(),
+        },
+        if detail.other_contacts.is_empty() {
+            "none: the sender is the only contact".to_owned()
+        } else {
+            detail.other_contacts.join(", ")
+        },
+    ));
+    if let Some(since) = detail.possible_copy_since {
+        out.push_str(&format!(
+            "possible copy   marked since {}\n",
+            since.format("%Y-%m-%d %H:%M UTC")
+        ));
+    }
+    if let Some(at) = detail.retired_at {
+        out.push_str(&format!("retired         {}\n", date(Some(at))));
+    }
+    Ok(out)
 }
 
 /// One request in full: what the sender wrote and what the sender check rests on.

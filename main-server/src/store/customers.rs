@@ -15,11 +15,13 @@ use shared_proto::admin_api::AuditAction;
 use uuid::Uuid;
 
 use super::audit;
-use super::{normalize_email, parse_uuid, required_line, MAX_EMAILS_PER_CUSTOMER, MAX_NAME};
+use super::{
+    normalize_email, parse_uuid, parse_word, required_line, MAX_EMAILS_PER_CUSTOMER, MAX_NAME,
+};
 use crate::db::{to_millis, DbConnection};
 use crate::error::ApiError;
 use crate::schema::{customer_emails, customers};
-use shared_proto::admin_api::{Customer, CustomerRename, NewCustomer};
+use shared_proto::admin_api::{CopyPolicy, Customer, CustomerRename, NewCustomer};
 use shared_proto::ErrorCode;
 
 diesel::define_sql_function! {
@@ -93,16 +95,21 @@ pub fn create(
         name,
         emails,
         reminders_enabled: true,
+        copy_policy: CopyPolicy::default_policy(),
     })
 }
 
 pub fn get(conn: &mut DbConnection, id: Uuid) -> Result<Customer, ApiError> {
-    let row: Option<(String, bool)> = customers::table
+    let row: Option<(String, bool, String)> = customers::table
         .find(id.to_string())
-        .select((customers::name, customers::reminders_enabled))
+        .select((
+            customers::name,
+            customers::reminders_enabled,
+            customers::copy_policy,
+        ))
         .first(conn)
         .optional()?;
-    let (name, reminders_enabled) =
+    let (name, reminders_enabled, copy_policy) =
         row.ok_or_else(|| ApiError::not_found(format!("no customer {id}")))?;
     let emails = customer_emails::table
         .filter(customer_emails::customer_id.eq(id.to_string()))
@@ -114,22 +121,29 @@ pub fn get(conn: &mut DbConnection, id: Uuid) -> Result<Customer, ApiError> {
         name,
         emails,
         reminders_enabled,
+        copy_policy: parse_word(&copy_policy)?,
     })
 }
 
 pub fn list(conn: &mut DbConnection) -> Result<Vec<Customer>, ApiError> {
-    let rows: Vec<(String, String, bool)> = customers::table
-        .select((customers::id, customers::name, customers::reminders_enabled))
+    let rows: Vec<(String, String, bool, String)> = customers::table
+        .select((
+            customers::id,
+            customers::name,
+            customers::reminders_enabled,
+            customers::copy_policy,
+        ))
         .order((customers::name, customers::id))
         .load(conn)?;
     let mut emails = emails_by_customer(conn, None)?;
     rows.into_iter()
-        .map(|(id, name, reminders_enabled)| {
+        .map(|(id, name, reminders_enabled, copy_policy)| {
             Ok(Customer {
                 id: parse_uuid(&id)?,
                 emails: emails.remove(&id).unwrap_or_default(),
                 name,
                 reminders_enabled,
+                copy_policy: parse_word(&copy_policy)?,
             })
         })
         .collect()

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use shared_proto::admin_api::{AuditAction, AuditEntry, AuditOutcome};
 use shared_proto::admin_api::{
-    DecidedKeyClearRequest, KeyClearRequest, KeyClearStatus, NewKeyClearRequest, SenderAuth,
+    DecidedKeyClearRequest, KeyClearRequest, KeyClearRequestDetail, KeyClearStatus,
+    NewKeyClearRequest, SenderAuth,
 };
 use shared_proto::ErrorCode;
 use uuid::Uuid;
@@ -79,6 +80,38 @@ pub fn get(conn: &mut DbConnection, id: Uuid) -> Result<KeyClearRequest, ApiErro
         .first(conn)
         .optional()?;
     to_view(row.ok_or_else(|| ApiError::not_found(format!("no key-clear request {id}")))?)
+}
+
+/// A request with what an operator needs to decide it: the id's customer, its key
+/// pair and last sync now, until when its installation keeps issuing, and the
+/// customer's other contacts (whom to ask whether the request is genuine).
+pub fn detail(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    id: Uuid,
+) -> Result<KeyClearRequestDetail, ApiError> {
+    let request = get(conn, id)?;
+    let server = servers::get(conn, now, request.server_id)?;
+    let sender = request.sender.to_lowercase();
+    let other_contacts = customers::get(conn, server.customer_id)?
+        .emails
+        .into_iter()
+        .filter(|email| email.to_lowercase() != sender)
+        .collect();
+    Ok(KeyClearRequestDetail {
+        request,
+        customer_id: server.customer_id,
+        customer_name: server.customer_name,
+        bound_fingerprint: server.bound_fingerprint,
+        bound_at: server.bound_at,
+        last_sync_at: server.last_sync_at,
+        last_sync_channel: server.last_sync_channel,
+        valid_until: server.valid_until,
+        days_until_due: server.days_until_due,
+        possible_copy_since: server.possible_copy_since,
+        retired_at: server.retired_at,
+        other_contacts,
+    })
 }
 
 /// Records a request; returns it and whether it is new (`false`: the same Message-ID

@@ -3,14 +3,17 @@
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use shared_proto::admin_api::{AuditAction, ReminderState};
+use shared_proto::admin_api::{
+    AuditAction, CustomerDetail, Holds, HoldsState, PossibleCopy, ReminderState, SeenRequest,
+    SyncChannel,
+};
 use uuid::Uuid;
 
 use super::audit;
 use super::{licenses, parse_uuid, parse_word, required_line, unknown_server, MAX_REASON};
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
-use crate::schema::{customers, reminders, servers};
+use crate::schema::{customers, reminders, servers, sync_history};
 use shared_proto::admin_api::Server;
 use shared_proto::ErrorCode;
 
@@ -35,6 +38,7 @@ pub(crate) struct ServerRow {
     #[diesel(select_expression = customers::copy_policy)]
     #[diesel(select_expression_type = customers::copy_policy)]
     copy_policy: String,
+    issued_revision: Option<i64>,
 }
 
 fn to_view(
@@ -63,6 +67,8 @@ fn to_view(
         licenses,
         possible_copy_since: row.possible_copy_since.map(from_millis),
         copy_policy: parse_word(&row.copy_policy)?,
+        holds: None,
+        possible_copy: None,
     })
 }
 
@@ -112,7 +118,192 @@ pub fn get(conn: &mut DbConnection, now: DateTime<Utc>, id: Uuid) -> Result<Serv
         .optional()?;
     let row = row.ok_or_else(|| unknown_server(id))?;
     let licenses = licenses::list_for(conn, id)?;
-    to_view(row, licenses, now)
+    let holds = holds(conn, id, &row)?;
+    let evidence = match (row.possible_copy_since, row.bound_fingerprint.as_deref()) {
+        (Some(since), Some(fingerprint)) => Some(possible_copy(conn, id, fingerprint, since)?),
+        _ => None,
+    };
+    let mut server = to_view(row, licenses, now)?;
+    server.holds = Some(holds);
+    server.possible_copy = evidence;
+    Ok(server)
+}
+
+/// The evidence of a possible copy, from the key pair's history of requests (kept
+/// until the mark is dismissed): the newest ones, oldest first, each marked when it
+/// went back against the one made before it.
+fn possible_copy(
+    conn: &mut DbConnection,
+    id: Uuid,
+    fingerprint: &str,
+    since: i64,
+) -> Result<PossibleCopy, ApiError> {
+    type Seen = (i64, i64, String, Option<i64>, Option<i64>);
+    let mut rows: Vec<Seen> = sync_history::table
+        .filter(sync_history::server_id.eq(id.to_string()))
+        .filter(sync_history::fingerprint.eq(fingerprint))
+        .order((
+            sync_history::created_at.desc(),
+            sync_history::issued_sequence.desc(),
+        ))
+        // One more than shown: the first shown is compared with the one before it.
+        .limit(super::copies::EVIDENCE_ROWS + 1)
+        .select((
+            sync_history::issued_sequence,
+            sync_history::created_at,
+            sync_history::channel,
+            sync_history::request_counter,
+            sync_history::held_sequence,
+        ))
+        .load(conn)?;
+    rows.reverse();
+    let mut requests = Vec::with_capacity(rows.len());
+    let mut before: Option<(Option<i64>, Option<i64>)> = None;
+    for (answered, made, channel, counter, held) in rows {
+        let lower = |now: Option<i64>, then: Option<i64>| matches!((now, then), (Some(n), Some(t)) if n < t);
+        let not_above = matches!((counter, before.and_then(|b| b.0)), (Some(n), Some(t)) if n <= t);
+        let went_back = before.is_some() && (not_above || lower(held, before.and_then(|b| b.1)));
+        before = Some((counter, held));
+        requests.push(SeenRequest {
+            made_at: from_millis(made),
+            channel: parse_word(&channel)?,
+            request_counter: counter,
+            held_sequence: held,
+            answered_sequence: answered,
+            went_back,
+        });
+    }
+    // The extra oldest row only served as the first comparison.
+    let shown = usize::try_from(super::copies::EVIDENCE_ROWS).unwrap_or(usize::MAX);
+    if requests.len() > shown {
+        requests.remove(0);
+    }
+    let goings_back = requests.iter().filter(|r| r.went_back).count();
+    let explanation = format!(
+        "Two installations seem to synchronize with this id's key pair (a copied data \
+         directory, a cloned virtual machine, or a backup restored on a second computer). \
+         One installation's requests, in the order it made them, count up and never hold \
+         an older license file; here they went back {goings_back} {} among the newest \
+         {} (a restored backup goes back once, then counts on). Dismiss the mark when you \
+         know it is none (a restored backup, a lost mail) or the copy is gone.",
+        if goings_back == 1 { "time" } else { "times" },
+        requests.len(),
+    );
+    Ok(PossibleCopy {
+        since: from_millis(since),
+        explanation,
+        requests,
+    })
+}
+
+/// Whether the id's local server holds the newest revision: the revision now, the
+/// revision the last license file issued carries, and the newest file the server
+/// confirmed holding ([`super::receipts::held`]: a receipt, or a later sync request).
+/// The one place that judges it: the id's page and `server show` read this.
+fn holds(conn: &mut DbConnection, id: Uuid, row: &ServerRow) -> Result<Holds, ApiError> {
+    let issued_via: Option<SyncChannel> = row
+        .last_sync_channel
+        .as_deref()
+        .map(parse_word)
+        .transpose()?;
+    let held = super::receipts::held(conn, id)?;
+    let revision = row.revision;
+    let issued = row.sequence;
+    // A file answered over the internet is in the server's hands with the answer; one
+    // that went by email or the portal waits for a person to import it, which a receipt
+    // or the next request confirms.
+    let confirmed = held.as_ref().is_some_and(|h| h.sequence >= issued);
+    let handed_over = confirmed || issued_via.is_some_and(|c| !c.carries_files());
+    let (state, summary) = match row.issued_revision {
+        _ if issued == 0 => (
+            HoldsState::NeverSynced,
+            format!(
+                "revision {revision}, never synchronized: the server holds no license file yet"
+            ),
+        ),
+        None => (
+            HoldsState::Unknown,
+            format!(
+                "revision {revision}; the revision of license file #{issued} is not recorded \
+                 (issued before Solme kept it): the next sync tells"
+            ),
+        ),
+        Some(carried) if carried < revision && handed_over => (
+            HoldsState::ChangesNotSynced,
+            format!(
+                "revision {revision}, the server holds {carried}: changes not yet synced \
+                 (its next sync brings them)"
+            ),
+        ),
+        Some(carried) if carried < revision => (
+            HoldsState::ChangesNotSynced,
+            format!(
+                "revision {revision}, the last license file issued (#{issued}) carries {carried} \
+                 and is not confirmed installed: changes not yet synced"
+            ),
+        ),
+        Some(carried) if handed_over => (
+            HoldsState::UpToDate,
+            format!("revision {revision}, the server holds {carried}: up to date"),
+        ),
+        Some(_) => (
+            HoldsState::IssuedNotConfirmed,
+            format!(
+                "revision {revision} went out by {} with license file #{issued}: not yet \
+                 confirmed installed (a receipt or the next sync tells){}",
+                issued_via.map_or("hand", channel_words),
+                held.as_ref().map_or_else(String::new, |h| format!(
+                    "; the server holds #{}",
+                    h.sequence
+                ))
+            ),
+        ),
+    };
+    Ok(Holds {
+        revision,
+        issued_revision: row.issued_revision,
+        issued_sequence: issued,
+        issued_via,
+        held_sequence: held.as_ref().map(|h| h.sequence),
+        held_reported_at: held.as_ref().map(|h| h.confirmed_at),
+        state,
+        summary,
+    })
+}
+
+/// Ids shown with a customer; more are paged with `GET /servers?customer_id=`.
+pub const SERVERS_SHOWN: u32 = 100;
+
+/// One customer with its first [`SERVERS_SHOWN`] ids (by id) and how many it has.
+pub fn customer_detail(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    customer_id: Uuid,
+) -> Result<CustomerDetail, ApiError> {
+    let customer = super::customers::get(conn, customer_id)?;
+    let servers_total: i64 = servers::table
+        .filter(servers::customer_id.eq(customer_id.to_string()))
+        .count()
+        .get_result(conn)?;
+    let page = Page {
+        limit: Some(SERVERS_SHOWN),
+        after: None,
+    };
+    let servers = of_customer(conn, now, customer_id, page)?;
+    Ok(CustomerDetail {
+        customer,
+        servers,
+        servers_total,
+    })
+}
+
+/// A channel in a sentence ("by mail").
+fn channel_words(channel: SyncChannel) -> &'static str {
+    match channel {
+        SyncChannel::Internet => "internet",
+        SyncChannel::Email => "email",
+        SyncChannel::Portal => "the customer portal",
+    }
 }
 
 /// Ids per page of a listing when the caller names no limit.
@@ -167,6 +358,38 @@ pub fn list(
         }
         Some(days) => due_page(conn, now, days, page.after, limit)?,
     };
+    with_licenses(conn, now, rows)
+}
+
+/// One page of the ids of customer `customer_id`, by id (on the index
+/// `servers_customer`). An unknown customer has none.
+pub fn of_customer(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    customer_id: Uuid,
+    page: Page,
+) -> Result<Vec<Server>, ApiError> {
+    let limit = page.limit()?;
+    let mut query = servers::table
+        .inner_join(customers::table)
+        .select(ServerRow::as_select())
+        .filter(servers::customer_id.eq(customer_id.to_string()))
+        .order(servers::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(servers::id.gt(after.to_string()));
+    }
+    let rows = query.load::<ServerRow>(conn)?;
+    with_licenses(conn, now, rows)
+}
+
+/// The views of `rows`, each with its licenses (one query for all of them).
+fn with_licenses(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    rows: Vec<ServerRow>,
+) -> Result<Vec<Server>, ApiError> {
     let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
     let mut by_server = licenses::list_for_many(conn, &ids)?;
     rows.into_iter()

@@ -111,6 +111,7 @@ fn advance_if_bound_to(
     )
     .set((
         servers::sequence.eq(servers::sequence + 1),
+        servers::issued_revision.eq(servers::revision.nullable()),
         servers::last_sync_at.eq(to_millis(attempt.now)),
         servers::last_sync_channel.eq(attempt.channel.as_str()),
         servers::valid_until.eq(to_millis(attempt.valid_until())),
@@ -136,6 +137,7 @@ fn bind_and_advance(
         servers::bound_fingerprint.eq(&attempt.fingerprint),
         servers::bound_at.eq(now),
         servers::sequence.eq(servers::sequence + 1),
+        servers::issued_revision.eq(servers::revision.nullable()),
         servers::last_sync_at.eq(now),
         servers::last_sync_channel.eq(attempt.channel.as_str()),
         servers::valid_until.eq(to_millis(attempt.valid_until())),

@@ -594,3 +594,94 @@ async fn admin_cli_retires_and_moves_ids() {
         "SERVER_RETIRED",
     );
 }
+
+/// What an operator reads before deciding: a customer with its ids, an id's revision
+/// against what its server holds, a key-clear request with what to weigh; and the
+/// possible-copy verbs (show the mark, dismiss it, set the customer's policy).
+#[actix_rt::test]
+async fn admin_cli_shows_what_deciding_needs_and_handles_possible_copies() {
+    let app = spawn_app().await;
+    let dir = app.data_dir();
+    let (server_id, local) = app.register_local().await;
+    let (_, customers) = app.get("/admin/v1/customers").await;
+    let customer_id = customers[0]["id"].as_str().expect("id").to_owned();
+    let id = server_id.to_string();
+
+    let shown = succeeded(&admin(&dir, &["customer", "show", &customer_id]));
+    for part in [
+        "name             Acme",
+        "contacts         ops@acme.example",
+        "possible copies  warn: a marked id is shown, its syncs still answered",
+        "license server ids (1 in all):",
+        &id,
+    ] {
+        assert!(shown.contains(part), "{part:?} not in {shown}");
+    }
+    let listed = json_of(&admin(
+        &dir,
+        &["--json", "server", "list", "--customer", &customer_id],
+    ));
+    assert_eq!(listed[0]["server_id"], id.as_str(), "{listed}");
+
+    let answer = app.post_sync(&local.sync_data()).await;
+    assert_eq!(answer.status, awc::http::StatusCode::OK, "{}", answer.body);
+    let (status, body) = app
+        .post_license(server_id, serde_json::json!({"feature": "cam", "seats": 1}))
+        .await;
+    assert_eq!(status, awc::http::StatusCode::CREATED, "{body}");
+    let shown = succeeded(&admin(&dir, &["server", "show", &id]));
+    assert!(
+        shown.contains("server holds  revision 3, the server holds 2: changes not yet synced"),
+        "{shown}"
+    );
+    assert!(shown.contains("copies        not marked"), "{shown}");
+
+    let request = app
+        .key_clear_request(
+            server_id,
+            "<9@acme.example>",
+            serde_json::json!({"text": "new server"}),
+        )
+        .await;
+    let request_id = request["id"].as_str().expect("id");
+    let shown = succeeded(&admin(&dir, &["requests", "show", request_id]));
+    for part in [
+        "to weigh:",
+        "customer        Acme",
+        &format!("key pair now    {}", local.identity.fingerprint()),
+        "by internet",
+        "days from now): the installation holding the last license file issues seats until then",
+        "other contacts  none: the sender is the only contact",
+    ] {
+        assert!(shown.contains(part), "{part:?} not in {shown}");
+    }
+
+    let shown = succeeded(&admin(&dir, &["server", "possible-copy", &id]));
+    assert!(shown.contains("is not marked a possible copy"), "{shown}");
+    let set = json_of(&admin(
+        &dir,
+        &["--json", "customer", "copy-policy", &customer_id, "refuse"],
+    ));
+    assert_eq!(set["policy"], "refuse");
+    let said = succeeded(&admin(
+        &dir,
+        &["customer", "copy-policy", &customer_id, "warn"],
+    ));
+    assert!(said.contains("warn: a marked id is shown"), "{said}");
+    let out = admin(&dir, &["customer", "copy-policy", &customer_id, "block"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = succeeded(&admin(
+        &dir,
+        &[
+            "server",
+            "dismiss-copy",
+            &id,
+            "--reason",
+            "checked with the customer",
+        ],
+    ));
+    assert!(
+        said.contains("was not marked a possible copy: nothing changed"),
+        "{said}"
+    );
+}

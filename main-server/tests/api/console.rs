@@ -8,6 +8,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use awc::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -339,7 +341,9 @@ async fn chromium_signs_in_and_shows_data_as_text() {
     // A wrong token: the API's refusal is shown and the sign-in form stays.
     browser.sign_in("not-the-token").await;
     browser
-        .wait_for("document.getElementById('message').textContent.startsWith('UNAUTHORIZED: ')")
+        .wait_for(
+            "document.getElementById('message').textContent.startsWith('That token is not valid')",
+        )
         .await;
     browser.screenshot("wrong-token").await;
     assert_eq!(
@@ -648,7 +652,7 @@ async fn chromium_operator_acts_as_their_account_until_revoked() {
     assert_eq!(status, StatusCode::OK, "{revoked}");
     browser.go_to("servers").await;
     browser
-        .wait_for_text("message", "your console session has ended")
+        .wait_for_text("message", "Your console session has ended")
         .await;
     browser.assert_signed_out().await;
     browser.screenshot("session-ended").await;
@@ -780,7 +784,7 @@ async fn chromium_renames_a_customer_asking_before_a_duplicate_name() {
     assert!(
         asked
             .as_str()
-            .is_some_and(|q| q.contains("a customer named globex exists already")),
+            .is_some_and(|q| q.contains("A customer named globex exists already")),
         "{asked}"
     );
     browser.eval("window.confirm = () => true; true").await;
@@ -847,7 +851,7 @@ async fn chromium_removes_a_contact_but_not_the_last() {
     browser
         .wait_for_text(
             "message",
-            "LAST_CONTACT: ops@acme.example is the last contact address of Acme",
+            "ops@acme.example is the last contact address of Acme",
         )
         .await;
     let (_, list) = app.get("/admin/v1/customers").await;
@@ -879,7 +883,7 @@ async fn chromium_asks_before_adding_a_second_customer_of_a_name() {
         .eval("window.asked")
         .await
         .as_str()
-        .is_some_and(|q| q.contains("a customer named ACME exists already")));
+        .is_some_and(|q| q.contains("A customer named ACME exists already")));
 
     browser.eval("window.confirm = () => true; true").await;
     browser.eval(add).await;
@@ -1070,4 +1074,328 @@ async fn chromium_moves_and_retires_an_id() {
     );
     let (_, server) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
     assert!(server["retired_at"].is_string(), "{server}");
+}
+
+/// Two installations with one key pair, syncing alternately from `start` on (one
+/// request a second) until the id is marked a possible copy.
+async fn mark_possible_copy(app: &TestApp, local: &crate::helpers::Local, start: DateTime<Utc>) {
+    let mut at = start;
+    let mut send = |counter: u64, held: Option<i64>| {
+        at += chrono::Duration::seconds(1);
+        local.sync_data_as(counter, held, at)
+    };
+    let mut sequences = Vec::new();
+    // The original: counters 1, 2, 3; the copy made after 2 goes back twice.
+    for (counter, held_index) in [
+        (1, None),
+        (2, Some(0)),
+        (3, Some(1)),
+        (3, Some(1)),
+        (4, Some(2)),
+        (4, Some(3)),
+    ] {
+        let held = held_index.map(|i: usize| sequences[i]);
+        let answer = app.post_sync(&send(counter, held)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        sequences.push(local.open(app, &answer.body).sequence);
+    }
+    let (_, shown) = app
+        .get(&format!("/admin/v1/servers/{}", local.server_id))
+        .await;
+    assert!(
+        shown["possible_copy_since"].is_string(),
+        "not marked: {shown}"
+    );
+}
+
+/// What the operator's decisions rest on, for the manager and the viewer tests: Acme
+/// with two contacts; a synced id whose licenses changed since (and a pending
+/// key-clear request for it); a second id marked a possible copy. Returns both ids.
+async fn decisions_to_make(app: &TestApp, start: DateTime<Utc>) -> (uuid::Uuid, uuid::Uuid) {
+    let (customer_id, first) = app.register().await;
+    let (status, body) = app
+        .post(
+            &format!("/admin/v1/customers/{customer_id}/emails"),
+            json!({"email": "cfo@acme.example"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let local = crate::helpers::Local::new(first);
+    let answer = app.post_sync(&local.sync_data_as(1, None, start)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let (status, body) = app
+        .post_license(first, json!({"feature": "cam", "seats": 2}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    app.key_clear_request(
+        first,
+        "<lost@acme.example>",
+        json!({"text": "our server died"}),
+    )
+    .await;
+    let (_, second) = app.register().await;
+    mark_possible_copy(app, &crate::helpers::Local::new(second), start).await;
+    (first, second)
+}
+
+/// An operator (the manager role) reads what each decision rests on and makes them:
+/// the possible-copy badge and evidence, its dismissal (asked first), the customer's
+/// copy policy (asked before refusing), whether the server holds the newest
+/// revision, a key-clear request's facts, and refusals in the form's words.
+#[actix_rt::test]
+async fn chromium_operator_decides_on_copies_and_key_clears_from_the_facts() {
+    let Some(app) = spawn_app_for_chromium().await else {
+        return;
+    };
+    let (first, second) = decisions_to_make(&app, Utc::now() - chrono::Duration::minutes(5)).await;
+    let otto = add(&app, "otto", "operator").await;
+    let mut browser = Browser::signed_in(&app, &otto, "Acme").await;
+    assert!(
+        !browser.shown("#clock-banner").await,
+        "a real clock has no banner"
+    );
+
+    // The list marks the copied id only.
+    browser.open_tab("servers", &second.to_string()).await;
+    let badges = browser
+        .eval(
+            "[...document.querySelectorAll('#servers-body tr')].map(r => \
+               [r.cells[0].textContent.includes('possible copy'), r.cells[0].querySelector('a').textContent])",
+        )
+        .await;
+    assert!(
+        badges.as_array().is_some_and(|rows| rows
+            .iter()
+            .all(|r| r[0] == json!(r[1] == json!(second.to_string())))),
+        "{badges}"
+    );
+    browser.screenshot("servers-possible-copy").await;
+
+    // The id whose licenses changed since its last sync.
+    browser.go_to(&format!("server/{first}")).await;
+    browser
+        .wait_for_text(
+            "server-facts",
+            "revision 3, the server holds 2: changes not yet synced",
+        )
+        .await;
+    assert!(!browser.shown("#possible-copy").await);
+
+    // The copied id: badge, explanation, evidence; the dismissal asks first.
+    browser.go_to(&format!("server/{second}")).await;
+    browser
+        .wait_for_text("possible-copy-explanation", "went back")
+        .await;
+    assert!(browser.shown("#server-copy-badge .copy-badge").await);
+    let went_back = browser
+        .eval("document.querySelectorAll('#possible-copy-body tr.went-back').length")
+        .await;
+    assert_eq!(went_back, json!(2), "the two goings back are marked");
+    browser.screenshot("possible-copy").await;
+    browser
+        .eval(
+            "window.confirm = (q) => { window.asked = q; return false; }; \
+             document.getElementById('dismiss-reason').value = 'backup restored in March'; \
+             document.getElementById('dismiss-form').requestSubmit(); true",
+        )
+        .await;
+    browser.wait_for_message("The mark stays.").await;
+    assert!(browser
+        .eval("window.asked")
+        .await
+        .as_str()
+        .is_some_and(|q| q.contains(&format!("Dismiss the possible copy mark of {second}?"))));
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{second}")).await;
+    assert!(shown["possible_copy_since"].is_string(), "{shown}");
+    browser
+        .eval(
+            "window.confirm = () => true; \
+             document.getElementById('dismiss-form').requestSubmit(); true",
+        )
+        .await;
+    browser
+        .wait_for_message(&format!("Possible copy mark of {second} dismissed."))
+        .await;
+    browser
+        .wait_for("document.getElementById('possible-copy').hidden")
+        .await;
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{second}")).await;
+    assert!(shown["possible_copy_since"].is_null(), "{shown}");
+    let (_, audit) = app.get("/admin/v1/audit?limit=100").await;
+    let entry = newest_audit_entry(&audit, "server.possible_copy_dismiss");
+    assert_eq!(entry["actor"], "otto");
+    assert!(
+        entry["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("backup restored in March")),
+        "{entry}"
+    );
+
+    // The customer page lists its ids; refusing copies asks first.
+    let customer_id = shown["customer_id"].as_str().expect("id").to_owned();
+    browser.go_to(&format!("customer/{customer_id}")).await;
+    browser
+        .wait_for_text("customer-servers-body", &first.to_string())
+        .await;
+    browser
+        .wait_for_text("customer-servers-body", &second.to_string())
+        .await;
+    browser.wait_for_text("copy-policy-state", "warned").await;
+    browser
+        .eval(
+            "window.confirm = () => false; document.getElementById('copy-policy').value = 'refuse'; \
+             document.getElementById('copy-policy-form').requestSubmit(); true",
+        )
+        .await;
+    browser.wait_for_message("Nothing changed.").await;
+    let (_, customer) = app.get(&format!("/admin/v1/customers/{customer_id}")).await;
+    assert_eq!(customer["copy_policy"], "warn");
+    browser
+        .eval(
+            "window.confirm = () => true; document.getElementById('copy-policy').value = 'refuse'; \
+             document.getElementById('copy-policy-form').requestSubmit(); true",
+        )
+        .await;
+    browser.wait_for_text("message", "are now refused").await;
+    browser.wait_for_text("copy-policy-state", "refused").await;
+    let (_, customer) = app.get(&format!("/admin/v1/customers/{customer_id}")).await;
+    assert_eq!(customer["copy_policy"], "refuse");
+    browser.screenshot("customer-ids-and-policy").await;
+
+    // The key-clear request with what to weigh; approving says how long the old
+    // installation keeps issuing.
+    browser.open_tab("requests", "our server died").await;
+    for part in [
+        "Customer",
+        "Acme",
+        "Key pair now",
+        "Keeps issuing until",
+        "days from now",
+        "Other contacts",
+        "cfo@acme.example",
+    ] {
+        browser.wait_for_text("requests-body", part).await;
+    }
+    let other = browser
+        .eval(
+            "[...document.querySelectorAll('#requests-body dd')].map(d => d.textContent).join('|')",
+        )
+        .await;
+    assert!(
+        !other
+            .as_str()
+            .unwrap_or_default()
+            .contains("ops@acme.example"),
+        "the sender is no other contact: {other}"
+    );
+    browser.screenshot("request-to-weigh").await;
+    browser
+        .eval(
+            "window.confirm = (q) => { window.asked = q; return false; }; \
+             document.querySelector('.override-unauthenticated').checked = true; \
+             [...document.querySelectorAll('#requests-body button')].find(b => b.textContent === 'Approve').click(); true",
+        )
+        .await;
+    browser.wait_for("typeof window.asked === 'string'").await;
+    assert!(
+        browser
+            .eval("window.asked")
+            .await
+            .as_str()
+            .is_some_and(|q| q.contains("keeps issuing seats until")),
+        "the question names the valid-until"
+    );
+
+    // A refusal in the form's words: no API field name.
+    browser.go_to(&format!("server/{first}")).await;
+    browser.wait_for_text("licenses-body", "cam").await;
+    browser
+        .eval(
+            "document.getElementById('license-feature').value = 'sim'; \
+             document.getElementById('license-from').value = '2031-01-01'; \
+             document.getElementById('license-until').value = '2030-01-01'; \
+             document.getElementById('license-form').requestSubmit(); true",
+        )
+        .await;
+    browser.wait_for_text("message", "(MALFORMED)").await;
+    let message = browser
+        .eval("document.getElementById('message').textContent")
+        .await;
+    let message = message.as_str().unwrap_or_default();
+    assert!(
+        message.contains("\"Valid until\" must be later than \"Valid from\""),
+        "{message}"
+    );
+    assert!(!message.contains("valid_"), "{message}");
+}
+
+/// A viewer sees the same facts (badge, evidence, policy, what to weigh) and none of
+/// the controls; a server on a simulated clock says so with its date.
+#[actix_rt::test]
+async fn chromium_viewer_sees_the_facts_without_the_controls_and_the_simulated_clock() {
+    if !chromium_present() {
+        return;
+    }
+    let app = crate::helpers::spawn_app_with(None, Some("+40d")).await;
+    let server_now = Utc::now() + chrono::Duration::days(40);
+    let (first, second) = decisions_to_make(&app, server_now - chrono::Duration::minutes(5)).await;
+    let vera = add(&app, "vera", "viewer").await;
+    let mut browser = Browser::signed_in(&app, &vera, "Acme").await;
+    browser
+        .wait_for_text("clock-banner", "This server runs on a simulated clock: ")
+        .await;
+    browser
+        .wait_for_text("clock-banner", "40 days ahead of real time")
+        .await;
+    let day = server_now.format("%Y-%m-%d").to_string();
+    browser.wait_for_text("clock-banner", &day).await;
+    browser.screenshot("viewer-simulated-clock").await;
+
+    browser.go_to(&format!("server/{second}")).await;
+    browser
+        .wait_for_text("possible-copy-explanation", "went back")
+        .await;
+    assert!(
+        !browser.shown("#dismiss-form").await,
+        "a viewer may not dismiss"
+    );
+    assert_eq!(
+        browser.buttons_in("possible-copy").await,
+        Vec::<String>::new()
+    );
+    browser.go_to(&format!("server/{first}")).await;
+    browser
+        .wait_for_text("server-facts", "changes not yet synced")
+        .await;
+
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{first}")).await;
+    let customer_id = shown["customer_id"].as_str().expect("id").to_owned();
+    browser.go_to(&format!("customer/{customer_id}")).await;
+    browser
+        .wait_for_text("customer-servers-body", "possible copy")
+        .await;
+    browser.wait_for_text("copy-policy-state", "warned").await;
+    assert!(
+        !browser.shown("#copy-policy-form").await,
+        "a viewer may not set the policy"
+    );
+
+    browser.open_tab("requests", "our server died").await;
+    browser
+        .wait_for_text("requests-body", "Keeps issuing until")
+        .await;
+    browser
+        .wait_for_text("requests-body", "cfo@acme.example")
+        .await;
+    assert!(browser
+        .eval("document.getElementById('requests-body').textContent")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .contains("waiting for an operator"));
+    assert_eq!(
+        browser.buttons_in("requests-body").await,
+        Vec::<String>::new()
+    );
+    browser.screenshot("viewer-request-to-weigh").await;
 }

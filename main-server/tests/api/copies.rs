@@ -102,6 +102,31 @@ async fn alternating_copies_are_marked_once(app: &TestApp) {
         assert!(detail.contains(part), "{part:?} not in {detail}");
     }
 
+    // The id's view carries the evidence for the console and the CLI: the newest
+    // requests, the ones going back marked, and the mark in words.
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    let copy = &shown["possible_copy"];
+    assert_eq!(copy["since"], shown["possible_copy_since"], "{shown}");
+    let requests = copy["requests"].as_array().expect("requests");
+    assert_eq!(requests.len(), 8, "{copy}");
+    let back = requests.iter().filter(|r| r["went_back"] == true).count();
+    // Alternating, every second request goes back.
+    assert!((3..=4).contains(&back), "{copy}");
+    assert!(
+        requests.iter().all(|r| r["channel"] == "internet"),
+        "{copy}"
+    );
+    let explanation = copy["explanation"].as_str().expect("words");
+    assert!(
+        explanation.contains(&format!("went back {back} times among the newest 8")),
+        "{explanation}"
+    );
+    let (_, list) = app.get("/admin/v1/servers").await;
+    assert!(
+        list[0].get("possible_copy").is_none(),
+        "lists leave it out: {list}"
+    );
+
     let (_, _, metrics) = app.get_page("/metrics").await;
     assert!(
         metrics.contains("solme_possible_copies 1"),

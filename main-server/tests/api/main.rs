@@ -22,6 +22,7 @@ mod https;
 mod licenses;
 mod metrics;
 mod openapi;
+mod operator_views;
 mod operators;
 mod portal;
 mod race;

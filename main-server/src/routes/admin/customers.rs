@@ -1,15 +1,15 @@
-//! Customers: adding one, listing them, renaming one, adding and removing a contact
-//! address.
+//! Customers: adding one, listing them, one with its ids, renaming one, adding and
+//! removing a contact address.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use shared_proto::admin_api::{Customer, CustomerRename, NewCustomer, NewEmail};
+use shared_proto::admin_api::{Customer, CustomerDetail, CustomerRename, NewCustomer, NewEmail};
 use uuid::Uuid;
 
 use super::{read_json, write_json, State};
 use crate::auth::{Manager, Viewer};
 use crate::error::ApiError;
-use crate::store::customers;
+use crate::store::{customers, servers};
 
 #[utoipa::path(
     post, path = "/admin/v1/customers", tag = "customers",
@@ -37,6 +37,26 @@ pub(super) async fn create_customer(
 )]
 pub(super) async fn list_customers(_: Viewer, state: State) -> Result<HttpResponse, ApiError> {
     read_json(&state, customers::list).await
+}
+
+#[utoipa::path(
+    get, path = "/admin/v1/customers/{id}", tag = "customers",
+    params(("id" = Uuid, Path, description = "The customer.")),
+    responses(
+        (status = 200, description = "The customer with its copy policy and its license server ids (the first 100 by id, and how many it has).", body = CustomerDetail),
+        (status = 404, description = "`NOT_FOUND`: no such customer."),
+    )
+)]
+pub(super) async fn show_customer(
+    _: Viewer,
+    state: State,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    read_json(&state, move |conn| {
+        servers::customer_detail(conn, now, *path)
+    })
+    .await
 }
 
 #[utoipa::path(

@@ -5,7 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use shared_proto::admin_api::{
-    DecidedKeyClearRequest, Decision, KeyClearRequest, KeyClearStatus, NewKeyClearRequest,
+    DecidedKeyClearRequest, Decision, KeyClearRequest, KeyClearRequestDetail, KeyClearStatus,
+    NewKeyClearRequest,
 };
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -75,7 +76,7 @@ pub(super) async fn list_requests(
     get, path = "/admin/v1/key-clear-requests/{id}", tag = "key-clear requests",
     params(("id" = Uuid, Path, description = "The key-clear request.")),
     responses(
-        (status = 200, description = "The request, with its sender check and decision.", body = KeyClearRequest),
+        (status = 200, description = "The request, with its sender check and decision, and what deciding it needs: the id's customer, its key pair and last sync now, until when its installation keeps issuing (a clear stops its syncs, not its license file), and the customer's other contacts.", body = KeyClearRequestDetail),
         (status = 404, description = "`NOT_FOUND`: no such request."),
     )
 )]
@@ -84,7 +85,8 @@ pub(super) async fn show_request(
     state: State,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    read_json(&state, move |conn| key_clear::get(conn, *path)).await
+    let now = state.clock.now();
+    read_json(&state, move |conn| key_clear::detail(conn, now, *path)).await
 }
 
 #[utoipa::path(

@@ -17,6 +17,7 @@
 //! and add its row to the role table of docs/API.md (both checked by tests).
 
 mod audit;
+mod clock;
 mod copies;
 mod customers;
 pub mod document;
@@ -74,6 +75,7 @@ macro_rules! endpoints {
 endpoints! {
     Post "/customers" => Manager, customers::create_customer;
     Get "/customers" => Viewer, customers::list_customers;
+    Get "/customers/{id}" => Viewer, customers::show_customer;
     Patch "/customers/{id}" => Manager, customers::rename_customer;
     Post "/customers/{id}/emails" => Manager, customers::add_email;
     Delete "/customers/{id}/emails/{email}" => Manager, customers::remove_email;
@@ -114,6 +116,7 @@ endpoints! {
     Get "/audit/entries" => Viewer, audit::list_entries;
     Get "/audit/export" => Viewer, audit::export_entries;
     Get "/whoami" => Anyone, operators::whoami;
+    Get "/clock" => Viewer, clock::show_clock;
     Post "/sessions" => Person, sessions::open_session;
     Delete "/sessions/current" => Anyone, sessions::close_session;
     Post "/operators" => Admin, operators::add_operator;

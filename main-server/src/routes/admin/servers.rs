@@ -40,6 +40,8 @@ pub(super) struct DueQuery {
     /// Only ids never synced or due within this many days (overdue included), by
     /// valid-until; without it every id, by id.
     due_within_days: Option<i64>,
+    /// Only the ids of this customer, by id (not with `due_within_days`).
+    customer_id: Option<Uuid>,
     /// Ids per page: 1–1000, default 100.
     limit: Option<u32>,
     /// The last id of the previous page.
@@ -51,7 +53,7 @@ pub(super) struct DueQuery {
     params(DueQuery),
     responses(
         (status = 200, description = "One page of ids; a page shorter than `limit` is the last.", body = [Server]),
-        (status = 400, description = "`MALFORMED`: a bad query (`limit` outside 1–1000, `due_within_days` out of range)."),
+        (status = 400, description = "`MALFORMED`: a bad query (`limit` outside 1–1000, `due_within_days` out of range, or both `due_within_days` and `customer_id`)."),
         (status = 404, description = "`NOT_FOUND`: `after` names no id of the due list."),
     )
 )]
@@ -67,6 +69,17 @@ pub(super) async fn list_servers(
         after: query.after,
     };
     let due = query.due_within_days;
+    if let Some(customer_id) = query.customer_id {
+        if due.is_some() {
+            return Err(ApiError::malformed(
+                "ask for one customer's ids or for the due list, not both at once",
+            ));
+        }
+        return read_json(&state, move |conn| {
+            servers::of_customer(conn, now, customer_id, page)
+        })
+        .await;
+    }
     read_json(&state, move |conn| servers::list(conn, now, due, page)).await
 }
 
@@ -74,7 +87,7 @@ pub(super) async fn list_servers(
     get, path = "/admin/v1/servers/{id}", tag = "servers",
     params(("id" = Uuid, Path, description = "The license server id.")),
     responses(
-        (status = 200, description = "The id with its binding, last sync and licenses.", body = Server),
+        (status = 200, description = "The id with its binding, last sync, licenses, and whether its local server holds the newest revision (`holds`).", body = Server),
         (status = 404, description = "`UNKNOWN_SERVER_ID` (or `NOT_FOUND` for a path that is no UUID)."),
     )
 )]
