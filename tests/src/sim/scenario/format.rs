@@ -53,10 +53,22 @@ pub struct World {
     pub database: Database,
     #[serde(default)]
     pub clock_offset_days: Option<i64>,
+    /// The local servers reach Solme through the customer's proxy (with its
+    /// credentials), whose faults a scenario can then switch (`customer-proxy`).
+    #[serde(default)]
+    pub customer_proxy: bool,
+    /// Main-server processes on one database (1 or 2). Two share a PostgreSQL database:
+    /// on a run on SQLite the scenario is skipped, saying why.
+    #[serde(default = "one")]
+    pub main_replicas: usize,
 }
 
 fn two() -> usize {
     2
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for World {
@@ -65,6 +77,8 @@ impl Default for World {
             local_servers: two(),
             database: Database::Sqlite,
             clock_offset_days: None,
+            customer_proxy: false,
+            main_replicas: one(),
         }
     }
 }
@@ -109,6 +123,13 @@ pub struct StepBody {
     pub status: Option<String>,
     /// The mails Solme sent this contact (for `expect.mail` / `expect.no_new_mail`).
     pub inbox: Option<String>,
+    /// A customer registered with Solme (saved: its id).
+    pub customer_add: Option<CustomerAddStep>,
+    /// A license server added: an id allocated (or `id` taken), its local server
+    /// installed and serving under `name` (saved: its id).
+    pub server_add: Option<ServerAddStep>,
+    /// This local server reinstalled: a new key pair on the same id.
+    pub reinstall: Option<String>,
     /// Keep the step's value under this name, for `${name}` in later steps.
     pub save: Option<String>,
     /// Save this field (a dotted path) of what the step saw instead: `server_id` of a
@@ -141,16 +162,37 @@ pub struct MailStep {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultStep {
-    /// `kill`, `stop`, `restart` or `db-lock`.
+    /// `kill`, `stop`, `restart`, `db-lock`, a port fault or a proxy fault.
     pub fault: String,
     pub program: String,
     pub on: bool,
     /// `db-lock`: how long the lock is held.
     pub seconds: Option<u64>,
+    /// Port faults: `443`, `8080` or `both`.
+    pub port: Option<String>,
+    /// `port-slow`: milliseconds added to each piece of the answer.
+    pub ms: Option<u64>,
 }
 
 /// The faults the simulation makes (see `solme-sim fault --help`).
-const FAULTS: &[&str] = &["kill", "stop", "restart", "db-lock"];
+const FAULTS: &[&str] = &[
+    "kill",
+    "stop",
+    "restart",
+    "db-lock",
+    "port-drop",
+    "port-hang",
+    "port-refuse",
+    "port-slow",
+    "port-cut",
+    "rogue-endpoint",
+    "proxy-auth",
+    "proxy-refuse",
+    "proxy-down",
+];
+
+/// Where the customer's proxy faults are made: in a world with `customer_proxy`.
+const CUSTOMER_PROXY: &str = "customer-proxy";
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +202,26 @@ pub struct ImportStep {
     pub reply_to: Option<String>,
     /// Or a license file saved by an earlier `import` step (replayed).
     pub file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerAddStep {
+    pub name: String,
+    pub contacts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerAddStep {
+    /// Its program name from now on (e.g. `globex-1`).
+    pub name: String,
+    /// The customer (name or saved id) its new id is allocated to.
+    pub customer: Option<String>,
+    /// Or an existing id it is installed on (e.g. `${id}` of another server: a stolen id).
+    pub id: Option<String>,
+    /// `direct` (default), `email`, `daily` or `weekly`.
+    pub sync: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -278,6 +340,9 @@ const ACTIONS: &[&str] = &[
     "fault",
     "status",
     "inbox",
+    "customer_add",
+    "server_add",
+    "reinstall",
 ];
 
 impl StepBody {
@@ -387,18 +452,32 @@ pub fn load(path: &Path) -> Result<Scenario, FormatError> {
     if world.local_servers == 0 || world.local_servers > 8 {
         return Err(refuse(1, "world.local_servers must be 1 to 8".to_string()));
     }
+    if !(1..=crate::sim::world::MAX_REPLICAS).contains(&world.main_replicas) {
+        return Err(refuse(1, "world.main_replicas must be 1 or 2".to_string()));
+    }
     let mut programs: BTreeSet<String> = (1..=world.local_servers)
         .map(|n| format!("local-server-{n}"))
         .collect();
-    let locals = programs.clone();
+    let mut locals = programs.clone();
+    for n in 2..=world.main_replicas {
+        programs.insert(crate::sim::world::replica_name(n));
+    }
     programs.insert("main-server".to_string());
     programs.insert("mail-gateway".to_string());
+    if world.customer_proxy {
+        programs.insert(CUSTOMER_PROXY.to_string());
+    }
     let mut saved = BTreeSet::new();
     let mut steps = Vec::new();
     for spanned in file.step {
         let line = line_of(&text, spanned.span().start);
         let body = spanned.into_inner();
         check_step(&body, &locals, &programs, &saved).map_err(|m| refuse(line, m))?;
+        // A server added by a step is there for the steps after it.
+        if let Some(add) = &body.server_add {
+            locals.insert(add.name.clone());
+            programs.insert(add.name.clone());
+        }
         if let Some(name) = &body.save {
             saved.insert(name.clone());
         }
@@ -490,11 +569,28 @@ fn check_step(
                         FAULTS.join(", ")
                     ));
                 }
+                if fault.program == CUSTOMER_PROXY && !programs.contains(CUSTOMER_PROXY) {
+                    return Err(
+                        "customer-proxy is there only in a world with customer_proxy = true"
+                            .to_string(),
+                    );
+                }
                 if !programs.contains(&fault.program) {
                     return Err(format!(
                         "there is no program {:?} in this world",
                         fault.program
                     ));
+                }
+                let port_fault =
+                    fault.fault.starts_with("port-") || fault.fault == "rogue-endpoint";
+                if port_fault && fault.port.is_none() {
+                    return Err(format!(
+                        "{} needs port = \"443\", \"8080\" or \"both\"",
+                        fault.fault
+                    ));
+                }
+                if !port_fault && (fault.port.is_some() || fault.ms.is_some()) {
+                    return Err(format!("{} takes no port or ms", fault.fault));
                 }
             }
         }
@@ -527,6 +623,40 @@ fn check_step(
             local(lease.map_or("", |s| s.server.as_str()))?;
         }
         "poll" => local(step.poll.as_ref().map_or("", |s| s.server.as_str()))?,
+        "reinstall" => local(step.reinstall.as_deref().unwrap_or_default())?,
+        "customer_add"
+            if step
+                .customer_add
+                .as_ref()
+                .is_some_and(|c| c.contacts.is_empty()) =>
+        {
+            return Err("customer_add needs contacts = [\"ADDRESS\", …]".to_string());
+        }
+        "server_add" => {
+            if let Some(add) = &step.server_add {
+                if programs.contains(&add.name) {
+                    return Err(format!(
+                        "there is a program {:?} in this world already",
+                        add.name
+                    ));
+                }
+                if add.customer.is_some() == add.id.is_some() {
+                    return Err(
+                        "server_add takes either customer (a new id) or id (an existing one)"
+                            .to_string(),
+                    );
+                }
+                let modes = ["direct", "email", "daily", "weekly"];
+                if let Some(sync) = &add.sync {
+                    if !modes.contains(&sync.as_str()) {
+                        return Err(format!(
+                            "server_add.sync is one of {}, not {sync:?}",
+                            modes.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
         _ => {}
     }
     if let Some(within) = &step.within {
@@ -543,7 +673,9 @@ fn check_step(
     }
     let saves = matches!(
         action,
-        "exec"
+        "customer_add"
+            | "server_add"
+            | "exec"
             | "admin"
             | "export"
             | "mail"

@@ -30,7 +30,11 @@ pub fn junit(results: &[ScenarioResult]) -> Result<String> {
     let mut report = Report::new("solme-scenarios");
     let mut suite = TestSuite::new("scenarios");
     for result in results {
-        let status = if result.passed {
+        let status = if let Some(why) = &result.skipped {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(why.clone());
+            status
+        } else if result.passed {
             TestCaseStatus::success()
         } else {
             let mut status = TestCaseStatus::non_success(if result.error.is_some() {
@@ -66,7 +70,10 @@ pub fn json(results: &[ScenarioResult]) -> Result<String> {
 
 pub fn markdown(results: &[ScenarioResult]) -> Result<String> {
     let mut out = String::new();
-    let passed = results.iter().filter(|r| r.passed).count();
+    let passed = results
+        .iter()
+        .filter(|r| r.passed && r.skipped.is_none())
+        .count();
     writeln!(out, "# Scenario report\n")?;
     writeln!(out, "{passed} of {} scenario(s) passed.\n", results.len())?;
     writeln!(out, "| Scenario | Rule | Verdict | Seconds |")?;
@@ -77,7 +84,11 @@ pub fn markdown(results: &[ScenarioResult]) -> Result<String> {
             "| {} | {} | {} | {:.1} |",
             r.name,
             r.rule.as_deref().unwrap_or(""),
-            if r.passed { "passed" } else { "**FAILED**" },
+            match (&r.skipped, r.passed) {
+                (Some(_), _) => "skipped",
+                (None, true) => "passed",
+                (None, false) => "**FAILED**",
+            },
             r.seconds
         )?;
     }
@@ -89,6 +100,10 @@ pub fn markdown(results: &[ScenarioResult]) -> Result<String> {
         }
         if let Some(error) = &r.error {
             writeln!(out, "\nThe scenario could not run: {error}")?;
+        }
+        if let Some(why) = &r.skipped {
+            writeln!(out, "\nSkipped: {why}.")?;
+            continue;
         }
         writeln!(
             out,

@@ -50,6 +50,10 @@ pub struct RunScenarios {
     /// of starting one each (it stays up afterwards; each scenario must fit its state).
     #[arg(long, value_name = "DIR", conflicts_with = "database")]
     pub attach: Option<PathBuf>,
+    /// Run every scenario with this many main-server replicas (2 needs `--database
+    /// postgres`: they share one database), whatever its world says.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub main_replicas: Option<u8>,
     /// How many scenarios run at once, each in its own simulation.
     #[arg(long, default_value_t = 1, env = "SOLME_SIM_JOBS")]
     pub jobs: usize,
@@ -96,6 +100,10 @@ pub struct ScenarioResult {
     pub mails: Vec<Value>,
     /// Every refusal seen: line, code, message.
     pub refusals: Vec<Value>,
+    /// Why the scenario was not run (it needs what this run does not have); nothing
+    /// failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     /// The simulation's directory (kept when the scenario failed).
     pub data_dir: Option<PathBuf>,
 }
@@ -108,11 +116,21 @@ type Render = fn(&[ScenarioResult]) -> Result<String>;
 pub fn run(args: RunScenarios) -> ExitCode {
     let mut scenarios = Vec::new();
     let mut refused = false;
+    if args.main_replicas.is_some_and(|n| n > 1) && args.database != Some(Database::Postgres) {
+        eprintln!(
+            "solme-sim: --main-replicas 2 runs two main-server processes on one PostgreSQL \
+             database: add --database postgres"
+        );
+        return ExitCode::from(2);
+    }
     for file in &args.files {
         match format::load(file) {
             Ok(mut scenario) => {
                 if let Some(database) = args.database {
                     scenario.world.database = database;
+                }
+                if let Some(replicas) = args.main_replicas {
+                    scenario.world.main_replicas = usize::from(replicas);
                 }
                 scenarios.push(scenario);
             }
@@ -167,11 +185,20 @@ pub fn run(args: RunScenarios) -> ExitCode {
         .into_iter()
         .flatten()
         .collect();
-    let passed = results.iter().filter(|r| r.passed).count();
+    let skipped = results.iter().filter(|r| r.skipped.is_some()).count();
+    let passed = results
+        .iter()
+        .filter(|r| r.passed && r.skipped.is_none())
+        .count();
     println!(
-        "\n{passed} of {} scenario(s) passed in {:.1} s",
+        "\n{passed} of {} scenario(s) passed in {:.1} s{}",
         results.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        if skipped > 0 {
+            format!(" ({skipped} skipped: see above why)")
+        } else {
+            String::new()
+        }
     );
     for result in results.iter().filter(|r| !r.passed) {
         println!("FAILED {} ({})", result.name, result.file.display());
@@ -201,7 +228,7 @@ pub fn run(args: RunScenarios) -> ExitCode {
             }
         }
     }
-    if ok && passed == results.len() {
+    if ok && passed + skipped == results.len() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -249,8 +276,16 @@ impl Sim {
             .arg("--no-journeys")
             .arg("--local-servers")
             .arg(scenario.world.local_servers.to_string());
+        if scenario.world.main_replicas > 1 {
+            command
+                .arg("--main-replicas")
+                .arg(scenario.world.main_replicas.to_string());
+        }
         if let Some(days) = scenario.world.clock_offset_days {
             command.arg("--clock-offset-days").arg(days.to_string());
+        }
+        if scenario.world.customer_proxy {
+            command.arg("--customer-proxy");
         }
         if scenario.world.database == Database::Postgres {
             command.arg("--database-url").arg(fresh_database()?);
@@ -464,7 +499,19 @@ fn run_scenario(scenario: &Scenario, attach: Option<&Path>) -> ScenarioResult {
         mails: Vec::new(),
         refusals: Vec::new(),
         data_dir: None,
+        skipped: None,
     };
+    if attach.is_none()
+        && scenario.world.main_replicas > 1
+        && scenario.world.database != Database::Postgres
+    {
+        let why = "it needs two main-server replicas, which share one PostgreSQL database, and \
+                   this run is on SQLite (run it with --database postgres)";
+        println!("[{name}] skipped: {why}");
+        result.passed = true;
+        result.skipped = Some(why.to_string());
+        return result;
+    }
     let dir = match tempfile::Builder::new().prefix("solme-scenario-").tempdir() {
         Ok(dir) => dir,
         Err(error) => {
@@ -940,6 +987,49 @@ fn try_step(
         return Ok(Tried {
             what: format!("inbox of {contact}"),
             observed: mails,
+            saved: None,
+        });
+    }
+    if let Some(add) = &step.customer_add {
+        let answer = sim.call(
+            "POST",
+            "/v1/customers",
+            Some(json!({"name": add.name, "contacts": add.contacts})),
+        )?;
+        let saved = answer["id"].as_str().map(str::to_string);
+        return Ok(Tried {
+            what: format!("customer {} added", add.name),
+            observed: answer,
+            saved,
+        });
+    }
+    if let Some(add) = &step.server_add {
+        let mut body = json!({"name": add.name});
+        for (key, value) in [
+            ("customer", &add.customer),
+            ("id", &add.id),
+            ("sync", &add.sync),
+        ] {
+            if let Some(value) = value {
+                body[key] = json!(value);
+            }
+        }
+        let answer = sim.call("POST", "/v1/servers", Some(body))?;
+        let saved = answer["server"]["id"].as_str().map(str::to_string);
+        return Ok(Tried {
+            what: match &add.id {
+                Some(id) => format!("{} installed on the existing id {id}", add.name),
+                None => format!("server {} added", add.name),
+            },
+            observed: answer,
+            saved,
+        });
+    }
+    if let Some(server) = &step.reinstall {
+        let answer = sim.call("POST", &format!("/v1/servers/{server}/reinstall"), None)?;
+        return Ok(Tried {
+            what: format!("{server} reinstalled (a new key pair)"),
+            observed: answer,
             saved: None,
         });
     }
