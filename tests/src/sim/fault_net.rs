@@ -7,8 +7,13 @@
 //!
 //! Each relay passes bytes untouched (TLS stays end to end between the local server and
 //! the main server) until a fault changes what it does with **new** connections:
-//! - `drop`: accepts and holds them without a byte of answer until the client gives up
-//!   (a firewall that drops packets: the client waits for its own timeout);
+//! - `drop`: they are never established (a firewall dropping packets: the client's
+//!   connect times out). Made without root: the port's listener has room for one queued
+//!   connection, which the relay fills itself, and never accepts, so the kernel drops
+//!   every new SYN;
+//! - `hang`: accepts them and holds them without a byte of answer until the client
+//!   gives up (a middlebox that swallows the traffic: the client's TLS handshake times
+//!   out);
 //! - `refuse`: the relay's port is closed (connection refused); switched off, it listens
 //!   again on the same port;
 //! - `slow` (`ms`): every piece of the main server's answer is held `ms` milliseconds
@@ -72,6 +77,10 @@ const CUT_RECORD: usize = 600;
 const MAX_RECORD: usize = 16 * 1024 + 2048;
 /// Largest request head the customer's proxy reads.
 const MAX_HEAD: usize = 8 * 1024;
+/// How long a connect may take before the blackhole's queue counts as full.
+const FILL_WAIT: Duration = Duration::from_millis(100);
+/// How long the customer's proxy tries to reach a target.
+const PROXY_CONNECT: Duration = Duration::from_secs(30);
 /// How long the proxy and the rogue endpoint wait for a client's first bytes.
 const CLIENT_WAIT: Duration = Duration::from_secs(15);
 
@@ -80,6 +89,7 @@ const CLIENT_WAIT: Duration = Duration::from_secs(15);
 pub enum PortMode {
     Pass,
     Drop,
+    Hang,
     Refuse,
     Slow(u64),
     Cut,
@@ -92,6 +102,7 @@ impl PortMode {
         match self {
             Self::Pass => None,
             Self::Drop => Some("port-drop"),
+            Self::Hang => Some("port-hang"),
             Self::Refuse => Some("port-refuse"),
             Self::Slow(_) => Some("port-slow"),
             Self::Cut => Some("port-cut"),
@@ -104,8 +115,12 @@ impl PortMode {
         match self {
             Self::Pass => "passes connections untouched".to_string(),
             Self::Drop => {
-                "accepts connections and answers nothing (dropped, as by a firewall): clients \
-                 wait for their own timeout"
+                "drops connections (as a firewall drops packets): they are never established, \
+                 clients wait for their connect timeout"
+                    .to_string()
+            }
+            Self::Hang => {
+                "accepts connections and answers nothing: clients wait for their own timeout"
                     .to_string()
             }
             Self::Refuse => "is closed: connections are refused".to_string(),
@@ -504,6 +519,45 @@ async fn accept(listener: &Option<TcpListener>) -> std::io::Result<TcpStream> {
     }
 }
 
+/// A port where connections are never established: a listener with room for one
+/// queued connection, taken by a connection of its own, and never accepted from. The
+/// kernel then drops every new SYN, as a firewall that drops packets does, so clients
+/// wait for their connect timeout (no root needed, unlike a packet filter).
+struct Blackhole {
+    _listener: TcpListener,
+    _fillers: Vec<TcpStream>,
+}
+
+impl Blackhole {
+    async fn open(listen: SocketAddr) -> Result<Self, String> {
+        let socket = tokio::net::TcpSocket::new_v4()
+            .and_then(|socket| {
+                socket.set_reuseaddr(true)?;
+                socket.bind(listen)?;
+                Ok(socket)
+            })
+            .map_err(|e| format!("{listen} cannot be taken for the drop: {e}"))?;
+        let listener = socket
+            .listen(0)
+            .map_err(|e| format!("{listen} cannot be listened on: {e}"))?;
+        let mut fillers = Vec::new();
+        // Fill the accept queue; the first connect that does not complete shows it full.
+        for _ in 0..8 {
+            match tokio::time::timeout(FILL_WAIT, TcpStream::connect(listen)).await {
+                Ok(Ok(stream)) => fillers.push(stream),
+                _ => break,
+            }
+        }
+        if fillers.is_empty() {
+            return Err(format!("{listen} could not be filled for the drop"));
+        }
+        Ok(Self {
+            _listener: listener,
+            _fillers: fillers,
+        })
+    }
+}
+
 /// Applies a switch to a listener: closes it for a closed mode, binds it again on the
 /// same address when leaving one.
 async fn reopen(
@@ -539,14 +593,33 @@ async fn relay(
         return;
     };
     let mut listener = Some(listener);
+    let mut blackhole: Option<Blackhole> = None;
     let (mode_tx, _) = watch::channel(PortMode::Pass);
     loop {
         tokio::select! {
             switch = switches.recv() => {
                 let Some((mode, ack)) = switch else { return };
-                let result = reopen(&mut listener, listen, mode == PortMode::Refuse).await;
+                let before = *mode_tx.borrow();
+                let mut result = Ok(());
+                if before == PortMode::Drop && mode != PortMode::Drop {
+                    // The port must be free before it is listened on again.
+                    drop(blackhole.take());
+                }
+                if mode == PortMode::Drop && before != PortMode::Drop {
+                    listener = None;
+                    match Blackhole::open(listen).await {
+                        Ok(hole) => drop(blackhole.replace(hole)),
+                        Err(error) => result = Err(error),
+                    }
+                } else {
+                    let closed = matches!(mode, PortMode::Refuse | PortMode::Drop);
+                    result = reopen(&mut listener, listen, closed).await;
+                }
                 if result.is_ok() {
                     mode_tx.send_replace(mode);
+                } else if mode == PortMode::Drop {
+                    // Back to what it was.
+                    let _ = reopen(&mut listener, listen, before == PortMode::Refuse).await;
                 }
                 let _ = ack.send(result);
             }
@@ -569,7 +642,7 @@ async fn connection(
     rogue: Arc<SslAcceptor>,
 ) {
     match mode {
-        PortMode::Drop => {
+        PortMode::Hang => {
             // Held: whatever comes is read and forgotten, nothing is answered, until the
             // client gives up or the fault is switched off.
             let mut sink = [0u8; 4096];
@@ -584,7 +657,7 @@ async fn connection(
                 }
             }
         }
-        PortMode::Refuse => {}
+        PortMode::Refuse | PortMode::Drop => {}
         PortMode::Rogue => rogue_answer(client, rogue).await,
         PortMode::Pass | PortMode::Slow(_) | PortMode::Cut => {
             // The main server down: the client's connection closes at once, as its own
@@ -922,9 +995,12 @@ async fn tunnel(mut client: TcpStream, mode: ProxyMode, expected: Arc<str>) {
             let Some(target) = target.filter(|t| t.ip().is_loopback()) else {
                 return answer(client, refuse("403 Forbidden", "")).await;
             };
-            let Ok(mut server) = TcpStream::connect(target).await else {
-                return answer(client, refuse("502 Bad Gateway", "")).await;
-            };
+            let mut server =
+                match tokio::time::timeout(PROXY_CONNECT, TcpStream::connect(target)).await {
+                    Ok(Ok(server)) => server,
+                    Ok(Err(_)) => return answer(client, refuse("502 Bad Gateway", "")).await,
+                    Err(_) => return answer(client, refuse("504 Gateway Timeout", "")).await,
+                };
             if client
                 .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 .await

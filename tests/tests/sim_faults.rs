@@ -1,0 +1,542 @@
+//! The simulation's network faults across real processes: `solme-sim` started as a
+//! process of its own, its relays in front of the main server's sync ports and its
+//! customer's proxy switched through the control API, and what the real local server
+//! and plain sockets then see.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use test_harness::process::{signal_group, Signal};
+use test_harness::wait_until;
+
+const START: Duration = Duration::from_secs(240);
+
+/// A running `solme-sim --no-journeys`; dropping it kills its process group.
+struct Sim {
+    child: std::process::Child,
+    dir: TempDir,
+    url: String,
+    token: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        signal_group(self.child.id(), Signal::KILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Sim {
+    fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let output = std::fs::File::create(dir.path().join("sim-output.txt")).unwrap();
+        let data_dir = dir.path().join("sim");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_solme-sim"))
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--no-journeys", "--local-servers", "1"])
+            .args(extra)
+            .env_remove("CARGO")
+            .env_remove("SOLME_SIM_CUSTOMER_PROXY")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let control = data_dir.join("control.json");
+        let found = wait_until("the simulation's control.json", START, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(Err(status));
+            }
+            let text = std::fs::read_to_string(&control).ok()?;
+            serde_json::from_str::<Value>(&text).ok().map(Ok)
+        });
+        let info = match found {
+            Ok(Ok(info)) => info,
+            other => {
+                let output =
+                    std::fs::read_to_string(dir.path().join("sim-output.txt")).unwrap_or_default();
+                signal_group(child.id(), Signal::KILL);
+                panic!("the simulation did not come up ({other:?}):\n{output}");
+            }
+        };
+        let token = std::fs::read_to_string(info["token_file"].as_str().unwrap())
+            .unwrap()
+            .trim()
+            .to_string();
+        Self {
+            child,
+            dir,
+            url: info["url"].as_str().unwrap().to_string(),
+            token,
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("sim")
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let request = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(300))
+            .build()
+            .request(method, &format!("{}{path}", self.url))
+            .set("Authorization", &format!("Bearer {}", self.token));
+        let result = match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(e) => panic!("control API unreachable: {e}"),
+        };
+        (response.status(), response.into_json().unwrap())
+    }
+
+    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, body) = self.call(method, path, body);
+        assert_eq!(status, 200, "{method} {path}: {body}");
+        body
+    }
+
+    /// Switches a fault and says how long the answer took.
+    fn fault(&self, body: Value) -> (Value, Duration) {
+        let started = Instant::now();
+        let answer = self.ok("POST", "/v1/faults", Some(body));
+        (answer, started.elapsed())
+    }
+
+    /// `local-server-1 VERB…` through the control API: (exit code, stdout + stderr,
+    /// how long it took).
+    fn local(&self, args: &[&str]) -> (i64, String, Duration) {
+        let started = Instant::now();
+        let output = self.ok(
+            "POST",
+            "/v1/exec",
+            Some(json!({"program": "local-server-1", "args": args, "timeout_seconds": 120})),
+        );
+        let text = format!(
+            "{}{}",
+            output["stdout"].as_str().unwrap_or_default(),
+            output["stderr"].as_str().unwrap_or_default()
+        );
+        (
+            output["exit_code"].as_i64().unwrap_or(-1),
+            text,
+            started.elapsed(),
+        )
+    }
+
+    fn status_json(&self) -> Value {
+        let (code, text, _) = self.local(&["status", "--json"]);
+        assert_eq!(code, 0, "{text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The relays' and the proxy's addresses, as `DIR/network.json` keeps them.
+    fn network(&self) -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(self.data_dir().join("network.json")).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// The relay in front of the main server's port in `role` (`443`, `8080`).
+    fn front(&self, role: &str) -> SocketAddr {
+        self.network()["relays"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["role"] == role)
+            .unwrap_or_else(|| panic!("no relay for {role}"))["front"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.ok("GET", "/v1/events?since=0", None)
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn active_faults(&self) -> Vec<Value> {
+        self.ok("GET", "/v1/status", None)["faults"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+fn port_fault(fault: &str, port: &str, on: bool) -> Value {
+    json!({"fault": fault, "program": "main-server", "port": port, "on": on})
+}
+
+/// What a plain TCP connect to `address` gets within a second.
+fn connect(address: SocketAddr) -> std::io::Result<TcpStream> {
+    TcpStream::connect_timeout(&address, Duration::from_secs(1))
+}
+
+/// The TLS handshake with `address`, trusting only the main server's CA.
+fn handshake(sim: &Sim, address: SocketAddr) -> Result<(), String> {
+    handshake_within(sim, address, Duration::from_secs(10))
+}
+
+/// The TLS handshake with `address`, failing when an answer takes longer than `wait`.
+fn handshake_within(sim: &Sim, address: SocketAddr, wait: Duration) -> Result<(), String> {
+    let ca = sim.data_dir().join("main-server").join("ca.pem");
+    let connector = test_harness::tls::pinned(&ca).unwrap();
+    let stream = connect(address).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(wait)).unwrap();
+    connector
+        .connect("127.0.0.1", stream)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn sync_ports_dropped_hung_refused_slowed_cut_and_rogue() {
+    let sim = Sim::start(&[]);
+    let (front_443, front_8080) = (sim.front("443"), sim.front("8080"));
+    let status = sim.ok("GET", "/v1/status", None);
+    let main = status["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "main-server")
+        .unwrap()
+        .clone();
+    // The local server is given the relays, never the main server's own ports.
+    let configured = sim.status_json()["main_server"].clone();
+    assert_eq!(
+        configured,
+        json!([
+            format!("https://{front_443}"),
+            format!("https://{front_8080}")
+        ]),
+        "{main}"
+    );
+    let (code, text, baseline) = sim.local(&["sync"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("Synchronized through https://{front_443}")),
+        "{text}"
+    );
+    assert!(handshake(&sim, front_443).is_ok());
+
+    // Refused: both ports closed, as a host with nothing listening.
+    let (answer, took) = sim.fault(port_fault("port-refuse", "both", true));
+    assert_eq!(answer["changed"], true, "{answer}");
+    eprintln!("port-refuse on both ports answered in {took:?}");
+    for front in [front_443, front_8080] {
+        let error = connect(front).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            ErrorKind::ConnectionRefused,
+            "{front}: {error}"
+        );
+    }
+    let (code, text, _) = sim.local(&["sync"]);
+    assert_eq!(code, 75, "{text}");
+    assert!(text.contains("could not be reached"), "{text}");
+    assert!(
+        text.contains(&format!("nothing answers on {front_443}")),
+        "{text}"
+    );
+    sim.fault(port_fault("port-refuse", "both", false));
+    assert!(connect(front_443).is_ok());
+
+    // Dropped: 443 never connects (the kernel drops the SYN), 8080 does; the local
+    // server falls back to 8080 after its connect timeout.
+    let (_, took) = sim.fault(port_fault("port-drop", "443", true));
+    eprintln!("port-drop on 443 answered in {took:?}");
+    let error = connect(front_443).unwrap_err();
+    assert!(
+        matches!(error.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock),
+        "{error}"
+    );
+    assert!(connect(front_8080).is_ok());
+    let active = sim.active_faults();
+    assert!(
+        active
+            .iter()
+            .any(|f| f["fault"] == "port-drop" && f["port"] == "443"),
+        "{active:?}"
+    );
+    let (code, text, took) = sim.local(&["sync"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("Synchronized through https://{front_8080}")),
+        "{text}"
+    );
+    assert!(took >= Duration::from_secs(4), "{took:?}");
+    eprintln!("sync with 443 dropped (fallback to 8080): {took:?}");
+    // Another fault on a port under one is refused, and changes nothing.
+    let (status, body) = sim.call(
+        "POST",
+        "/v1/faults",
+        Some(port_fault("port-refuse", "both", true)),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "CONFLICT");
+    assert!(
+        connect(front_8080).is_ok(),
+        "8080 was switched all the same"
+    );
+    sim.fault(port_fault("port-drop", "443", false));
+    assert!(connect(front_443).is_ok());
+
+    // Hung: connected, never answered.
+    sim.fault(port_fault("port-hang", "443", true));
+    assert!(connect(front_443).is_ok(), "a hung port still accepts");
+    let hung = handshake_within(&sim, front_443, Duration::from_secs(1)).unwrap_err();
+    assert!(handshake(&sim, front_8080).is_ok());
+    sim.fault(port_fault("port-hang", "443", false));
+    assert!(handshake(&sim, front_443).is_ok(), "after {hung}");
+
+    // Slowed: each piece of the answer held 400 ms.
+    let mut slow = port_fault("port-slow", "443", true);
+    slow["ms"] = json!(400);
+    sim.fault(slow);
+    let (code, text, slowed) = sim.local(&["sync"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("through https://{front_443}")),
+        "{text}"
+    );
+    // At least two pieces of answer, one after the other: the server's handshake
+    // flight, then the answer.
+    assert!(
+        slowed >= Duration::from_millis(800) && slowed > baseline,
+        "{slowed:?} against {baseline:?}"
+    );
+    eprintln!("sync: {baseline:?} untouched, {slowed:?} with 443 slowed by 400 ms");
+    sim.fault(port_fault("port-slow", "443", false));
+
+    // Cut: the request reaches the main server, which issues a license file, but the
+    // answer is cut in the middle on both ports.
+    let before = sim.status_json()["license_file_sequence"].as_i64().unwrap();
+    sim.fault(port_fault("port-cut", "both", true));
+    let (code, text, _) = sim.local(&["sync"]);
+    assert_ne!(code, 0, "{text}");
+    sim.fault(port_fault("port-cut", "both", false));
+    let (code, text, _) = sim.local(&["sync"]);
+    assert_eq!(code, 0, "{text}");
+    let after = sim.status_json()["license_file_sequence"].as_i64().unwrap();
+    assert_eq!(
+        after,
+        before + 2,
+        "the cut answer's file was issued (the request went through) and never arrived"
+    );
+
+    // A rogue endpoint: a certificate from another CA, refused with the local server's
+    // words.
+    sim.fault(port_fault("rogue-endpoint", "both", true));
+    let refused = handshake(&sim, front_443).unwrap_err();
+    assert!(refused.contains("certificate verify failed"), "{refused}");
+    let (code, text, _) = sim.local(&["sync"]);
+    assert_eq!(code, 75, "{text}");
+    assert!(
+        text.contains("the server's certificate was not issued by the CA this installation trusts"),
+        "{text}"
+    );
+    let (_, text, _) = sim.local(&["diagnose"]);
+    assert!(text.contains("TLS_CERTIFICATE"), "{text}");
+    sim.fault(port_fault("rogue-endpoint", "both", false));
+    assert!(handshake(&sim, front_443).is_ok());
+    let (code, text, _) = sim.local(&["sync"]);
+    assert_eq!(code, 0, "{text}");
+
+    // Every switch is in the event log, on and off.
+    let events = sim.events();
+    for fault in [
+        "port-refuse",
+        "port-drop",
+        "port-hang",
+        "port-slow",
+        "port-cut",
+        "rogue-endpoint",
+    ] {
+        for kind in ["fault-on", "fault-off"] {
+            assert!(
+                events.iter().any(|e| e["kind"] == kind
+                    && e["fault"] == fault
+                    && e["program"] == "main-server"),
+                "no {kind} for {fault}"
+            );
+        }
+    }
+    assert!(sim.active_faults().is_empty());
+}
+
+#[test]
+fn bad_network_fault_requests_are_refused_and_change_nothing() {
+    let sim = Sim::start(&[]);
+    let refused = [
+        (
+            json!({"fault": "port-drop", "program": "main-server", "on": true}),
+            400,
+        ),
+        (port_fault("port-drop", "9999", true), 400),
+        (port_fault("port-slow", "443", true), 400),
+        (
+            json!({"fault": "port-slow", "program": "main-server", "port": "443", "on": true, "ms": 0}),
+            400,
+        ),
+        (
+            json!({"fault": "port-drop", "program": "main-server", "port": "443", "on": true, "ms": 5}),
+            400,
+        ),
+        (
+            json!({"fault": "port-drop", "program": "local-server-1", "port": "443", "on": true}),
+            400,
+        ),
+        (
+            json!({"fault": "kill", "program": "local-server-1", "port": "443", "on": true}),
+            400,
+        ),
+        (
+            json!({"fault": "proxy-auth", "program": "customer-proxy", "on": true}),
+            422,
+        ),
+    ];
+    for (body, status) in refused {
+        let (got, answer) = sim.call("POST", "/v1/faults", Some(body.clone()));
+        assert_eq!(got, status, "{body}: {answer}");
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    assert!(sim.active_faults().is_empty());
+    assert!(!sim
+        .events()
+        .iter()
+        .any(|e| e["kind"] == "fault-on" || e["kind"] == "fault-off"));
+    // Switching off a fault that is not on changes nothing and says so.
+    let (answer, _) = sim.fault(port_fault("port-cut", "8080", false));
+    assert_eq!(answer["changed"], false, "{answer}");
+    // The CLI over the same API.
+    let output = Command::new(env!("CARGO_BIN_EXE_solme-sim"))
+        .arg("--data-dir")
+        .arg(sim.data_dir())
+        .args(["fault", "port-refuse", "main-server", "--port", "8080"])
+        .env_remove("CARGO")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains("port 8080") && said.contains("refused"),
+        "{said}"
+    );
+    assert_eq!(
+        connect(sim.front("8080")).unwrap_err().kind(),
+        ErrorKind::ConnectionRefused
+    );
+}
+
+/// Asks the customer's proxy for a tunnel: its status line.
+fn proxy_connect(proxy: SocketAddr, target: SocketAddr, credentials: Option<&str>) -> String {
+    let mut stream = connect(proxy).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(credentials) = credentials {
+        let encoded = openssl::base64::encode_block(credentials.as_bytes());
+        request.push_str(&format!("Proxy-Authorization: Basic {encoded}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = [0u8; 256];
+    let n = stream.read(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn the_customers_proxy_demands_credentials_refuses_and_goes_down() {
+    let sim = Sim::start(&["--customer-proxy"]);
+    let proxy: SocketAddr = sim.network()["proxy"].as_str().unwrap().parse().unwrap();
+    let target = sim.front("443");
+    let right = "acme:proxy-secret";
+    assert!(proxy_connect(proxy, target, None).contains(" 407 "));
+    assert!(proxy_connect(proxy, target, Some("acme:wrong")).contains(" 407 "));
+    assert!(proxy_connect(proxy, target, Some(right)).contains(" 200 "));
+    // Only to this machine.
+    let outside: SocketAddr = "192.0.2.1:443".parse().unwrap();
+    assert!(proxy_connect(proxy, outside, Some(right)).contains(" 403 "));
+
+    // The local server goes through it, with the credentials it was given.
+    let (code, text, _) = sim.local(&["sync"]);
+    assert_eq!(code, 0, "{text}");
+    let (_, text, _) = sim.local(&["diagnose"]);
+    assert!(
+        text.contains(&format!("the proxy http://acme:***@{proxy}")),
+        "{text}"
+    );
+
+    let proxy_fault =
+        |fault: &str, on: bool| json!({"fault": fault, "program": "customer-proxy", "on": on});
+    sim.fault(proxy_fault("proxy-auth", true));
+    assert!(proxy_connect(proxy, target, Some(right)).contains(" 407 "));
+    let (code, text, _) = sim.local(&["sync"]);
+    assert_eq!(code, 75, "{text}");
+    assert!(
+        text.contains("rejected the user name and password (HTTP 407)"),
+        "{text}"
+    );
+    // One proxy fault at a time.
+    let (status, body) = sim.call(
+        "POST",
+        "/v1/faults",
+        Some(proxy_fault("proxy-refuse", true)),
+    );
+    assert_eq!(status, 409, "{body}");
+    sim.fault(proxy_fault("proxy-auth", false));
+
+    sim.fault(proxy_fault("proxy-refuse", true));
+    assert!(proxy_connect(proxy, target, Some(right)).contains(" 403 "));
+    let (code, text, _) = sim.local(&["sync"]);
+    assert_eq!(code, 75, "{text}");
+    assert!(text.contains("with HTTP 403"), "{text}");
+    sim.fault(proxy_fault("proxy-refuse", false));
+
+    sim.fault(proxy_fault("proxy-down", true));
+    assert_eq!(
+        connect(proxy).unwrap_err().kind(),
+        ErrorKind::ConnectionRefused
+    );
+    let (code, text, _) = sim.local(&["sync"]);
+    assert_eq!(code, 75, "{text}");
+    assert!(
+        text.contains(&format!("nothing answers on the proxy {proxy}")),
+        "{text}"
+    );
+    let active = sim.active_faults();
+    assert!(
+        active
+            .iter()
+            .any(|f| f["fault"] == "proxy-down" && f["program"] == "customer-proxy"),
+        "{active:?}"
+    );
+    sim.fault(proxy_fault("proxy-down", false));
+    let (code, text, _) = sim.local(&["sync"]);
+    assert_eq!(code, 0, "{text}");
+    let events = sim.events();
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "fault-off" && e["fault"] == "proxy-down"));
+}
