@@ -65,17 +65,18 @@ pub enum SimCommand {
     /// Switch a fault on (or off with --off): `kill` (SIGKILL; off starts it again on
     /// the same ports), `stop` (SIGSTOP; off continues it), `restart` (done at once),
     /// `db-lock` (a local server's database write-locked for --seconds); on main-server's
-    /// sync ports (--port 443, 8080 or both): `port-drop` (held unanswered, as a firewall
-    /// dropping packets), `port-refuse`, `port-slow` (--ms), `port-cut` (the answer cut
-    /// in the middle), `rogue-endpoint` (a certificate from another CA); on
+    /// sync ports (--port 443, 8080 or both): `port-drop` (never connected, as a firewall
+    /// dropping packets), `port-hang` (accepted, never answered), `port-refuse`,
+    /// `port-slow` (--ms), `port-cut` (the answer cut in the middle), `rogue-endpoint` (a
+    /// certificate from another CA); on
     /// customer-proxy: `proxy-auth` (407), `proxy-refuse` (403), `proxy-down`. E.g.
     /// `solme-sim fault kill main-server`, `solme-sim fault port-drop main-server --port
     /// 443`, `solme-sim fault port-drop main-server --port 443 --off`.
     Fault {
         /// The fault.
         #[arg(value_parser = ["kill", "stop", "restart", "db-lock", "port-drop",
-            "port-refuse", "port-slow", "port-cut", "rogue-endpoint", "proxy-auth",
-            "proxy-refuse", "proxy-down"])]
+            "port-hang", "port-refuse", "port-slow", "port-cut", "rogue-endpoint",
+            "proxy-auth", "proxy-refuse", "proxy-down"])]
         fault: String,
         /// `main-server`, `mail-gateway`, `local-server-1`, …
         program: String,

@@ -18,10 +18,11 @@
 //! a `kill` command. The processes live here, under one lock, so two faults on the same
 //! program never interleave; every change is recorded in the event log.
 //!
-//! - `port-drop`, `port-refuse`, `port-slow` (`ms`), `port-cut`, `rogue-endpoint` (on
-//!   `main-server`, `port` 443, 8080 or both): the relay in front of that sync port
-//!   holds new connections unanswered, is closed, delays the answer, cuts it after the
-//!   request, or answers with a certificate from another CA ([`super::fault_net`]).
+//! - `port-drop`, `port-hang`, `port-refuse`, `port-slow` (`ms`), `port-cut`,
+//!   `rogue-endpoint` (on `main-server`, `port` 443, 8080 or both): the relay in front
+//!   of that sync port lets no new connection be established, holds them unanswered, is
+//!   closed, delays the answer, cuts it after the request, or answers with a
+//!   certificate from another CA ([`super::fault_net`]).
 //! - `proxy-auth`, `proxy-refuse`, `proxy-down` (on `customer-proxy`, in a simulation
 //!   started with `--customer-proxy`): the customer's proxy answers 407 whatever the
 //!   credentials, 403 to every tunnel, or is closed.
@@ -91,6 +92,7 @@ pub enum FaultKind {
     Restart,
     DbLock,
     PortDrop,
+    PortHang,
     PortRefuse,
     PortSlow,
     PortCut,
@@ -111,6 +113,7 @@ impl FaultKind {
             Self::Restart => "restart",
             Self::DbLock => "db-lock",
             Self::PortDrop => "port-drop",
+            Self::PortHang => "port-hang",
             Self::PortRefuse => "port-refuse",
             Self::PortSlow => "port-slow",
             Self::PortCut => "port-cut",
@@ -125,6 +128,7 @@ impl FaultKind {
     fn port_mode(self, ms: u64) -> Option<PortMode> {
         Some(match self {
             Self::PortDrop => PortMode::Drop,
+            Self::PortHang => PortMode::Hang,
             Self::PortRefuse => PortMode::Refuse,
             Self::PortSlow => PortMode::Slow(ms),
             Self::PortCut => PortMode::Cut,
@@ -623,6 +627,7 @@ impl Faults {
             }
             (
                 FaultKind::PortDrop
+                | FaultKind::PortHang
                 | FaultKind::PortRefuse
                 | FaultKind::PortSlow
                 | FaultKind::PortCut
@@ -1008,6 +1013,7 @@ fn network_faults(network: &Network) -> Vec<ActiveFault> {
         let fault = match mode {
             PortMode::Pass => continue,
             PortMode::Drop => FaultKind::PortDrop,
+            PortMode::Hang => FaultKind::PortHang,
             PortMode::Refuse => FaultKind::PortRefuse,
             PortMode::Slow(_) => FaultKind::PortSlow,
             PortMode::Cut => FaultKind::PortCut,
@@ -1065,7 +1071,7 @@ fn take_write_lock(database: &std::path::Path) -> Result<SqliteConnection> {
 #[utoipa::path(
     post, path = "/v1/faults", tag = "faults", operation_id = "fault",
     summary = "Switches a fault on or off: a program killed, stopped, restarted; a database locked; the main server's sync ports dropped, refused, slowed, cut or answered by a rogue endpoint; the customer's proxy failing.",
-    description = "`kill`: SIGKILL (off: started again on the same ports, data directory and clock file); `stop`: SIGSTOP (off: SIGCONT); `restart`: SIGTERM then started again, at once (on only); `db-lock`: a local server's database write-locked for `seconds`. On `main-server` with `port` (`443`, `8080` or `both`: the sync ports as the local servers reach them, through the simulation's relays): `port-drop` (connections accepted and never answered, as a firewall dropping packets), `port-refuse` (connections refused), `port-slow` (each piece of the answer held `ms` milliseconds), `port-cut` (the answer cut in the middle, after the request went through), `rogue-endpoint` (answered by a TLS server whose certificate comes from another CA). On `customer-proxy` (a simulation started with `--customer-proxy`): `proxy-auth` (407 whatever the credentials), `proxy-refuse` (403 to every tunnel), `proxy-down` (its port closed). A switch is in force for every new connection when the answer comes.",
+    description = "`kill`: SIGKILL (off: started again on the same ports, data directory and clock file); `stop`: SIGSTOP (off: SIGCONT); `restart`: SIGTERM then started again, at once (on only); `db-lock`: a local server's database write-locked for `seconds`. On `main-server` with `port` (`443`, `8080` or `both`: the sync ports as the local servers reach them, through the simulation's relays): `port-drop` (connections never established, as a firewall dropping packets: the client's connect times out), `port-hang` (connections accepted and never answered), `port-refuse` (connections refused), `port-slow` (each piece of the answer held `ms` milliseconds), `port-cut` (the answer cut in the middle, after the request went through), `rogue-endpoint` (answered by a TLS server whose certificate comes from another CA). On `customer-proxy` (a simulation started with `--customer-proxy`): `proxy-auth` (407 whatever the credentials), `proxy-refuse` (403 to every tunnel), `proxy-down` (its port closed). A switch is in force for every new connection when the answer comes.",
     request_body = FaultRequest,
     responses(
         (status = 200, description = "What was done (`changed`: false when it was already so).", body = FaultAnswer),
