@@ -15,7 +15,7 @@
       title: "this license server id is in use by another key pair",
       remedy: (id) =>
         "Another installation (or this server before it was reinstalled) is bound to this id. " +
-        "If this is your server, email licensing@ naming the id " + id +
+        "If this is your server, email " + licensing() + " naming the id " + id +
         " and ask Solme to clear the key pair; then synchronize again.",
     },
     UNKNOWN_SERVER_ID: {
@@ -25,8 +25,8 @@
     BAD_SIGNATURE: {
       title: "the file is not signed by Solme, or it was changed after signing",
       remedy: () =>
-        "Import the license file exactly as it came from licensing@ (the attachment, or the whole " +
-        "text pasted unchanged). If it still fails, ask licensing@ to send it again.",
+        "Import the license file exactly as it came from " + licensing() + " (the attachment, or the whole " +
+        "text pasted unchanged). If it still fails, ask " + licensing() + " to send it again.",
     },
     WRONG_SERVER: {
       title: "the license file was made for another license server",
@@ -48,7 +48,7 @@
     },
     UNSUPPORTED_VERSION: {
       title: "the file comes from a newer version of the Solme licensing system",
-      remedy: () => "Update this license server, or ask licensing@ for a file it can read.",
+      remedy: () => "Update this license server, or ask " + licensing() + " for a file it can read.",
     },
     STALE_REQUEST: {
       title: "this computer's clock is too far from Solme's",
@@ -104,25 +104,24 @@
     $(id).textContent = text === null || text === undefined || text === "" ? "–" : String(text);
   }
 
+  // Dates on this page are said as the command line says them: 2027-01-31 14:05 UTC.
   function fmtDate(iso) {
     if (!iso) return null;
     const d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
-    return d.toLocaleString(undefined, {
-      year: "numeric",
-      month: "short",
-      day: "numeric",
-      hour: "2-digit",
-      minute: "2-digit",
-      timeZoneName: "short",
-    });
+    return d.toISOString().slice(0, 16).replace("T", " ") + " UTC";
   }
 
   function fmtDay(iso) {
     if (!iso) return null;
     const d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
-    return d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+    return d.toISOString().slice(0, 10);
+  }
+
+  /** Solme's licensing address, as this server is configured with it. */
+  function licensing() {
+    return lastStatus && lastStatus.licensing_address ? lastStatus.licensing_address : "Solme's licensing address";
   }
 
   function plural(n, word) {
@@ -272,6 +271,15 @@
     badge.className = "state " + state.cls;
     $("state-message").textContent = stateSentence(s);
     $("header-id").textContent = "Server " + s.server_id;
+    $("licensing-address").textContent = licensing();
+    const banner = $("clock-banner");
+    if (s.clock) {
+      banner.textContent = "This server runs on a simulated clock: its date is " + fmtDate(s.now) + " (" + s.clock + "). " +
+        "Licenses, leases and synchronization all follow this date.";
+      banner.hidden = false;
+    } else {
+      banner.hidden = true;
+    }
 
     setText("valid-until", fmtDate(s.valid_until));
     if (s.days_left === null || s.days_left === undefined) {
@@ -462,9 +470,8 @@
     }
   }
 
-  // ---- usage chart ----------------------------------------------------------------
+  // ---- usage: period, chart and report -------------------------------------------
 
-  const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
   const REASONS = {
     NO_SEATS: "all seats in use",
     OPTIONS_DENIED: "refused by the options file",
@@ -475,73 +482,139 @@
     LICENSE_EXPIRED: "license not valid",
     MALFORMED: "bad request",
   };
-  let usageDays = 7;
+  // The period shown: the last N days, or from one day to another (both included).
+  let period = { days: 7 };
+  const DAY_MS = 86400000;
 
-  function svg(tag, attrs) {
-    const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
-    return node;
+  /** The query of the period for the manager API (`to` excluded, as the CLI reads it). */
+  function periodQuery() {
+    if (period.days) return "days=" + period.days;
+    const to = new Date(Date.parse(period.to + "T00:00:00Z") + DAY_MS).toISOString().slice(0, 10);
+    return "from=" + encodeURIComponent(period.from) + "&to=" + encodeURIComponent(to);
   }
 
-  function renderUsage(u) {
-    const names = Object.keys(u.series || {});
-    const width = 600;
-    const height = 180;
-    let top = 1;
-    for (const n of names) for (const v of u.series[n]) top = Math.max(top, v);
-    const chart = svg("svg", { viewBox: "0 0 " + width + " " + height, preserveAspectRatio: "none" });
-    for (let i = 1; i <= 4; i++) {
-      const y = height - (height * i) / 4;
-      chart.appendChild(svg("line", { x1: 0, x2: width, y1: y, y2: y, stroke: "#e3e3e3" }));
+  function periodWords() {
+    if (period.days) return "The last " + period.days + " days, to now (times in UTC).";
+    return "From " + period.from + " to " + period.to + ", both days included (UTC).";
+  }
+
+  /** Reads the two date fields; null (with the reason shown) when they make no period. */
+  function periodFromFields() {
+    const from = $("period-from").value;
+    const to = $("period-to").value;
+    const problem = $("period-error");
+    let why = null;
+    if (!from || !to) {
+      why = "Choose both dates: the first and the last day of the period.";
+    } else if (from > to) {
+      why = "The start date (" + from + ") is after the end date (" + to + "): choose a start on or before the end.";
     }
-    names.forEach((n, i) => {
-      const values = u.series[n];
-      const step = width / Math.max(values.length, 1);
-      const points = [];
-      values.forEach((v, j) => {
-        const y = height - (v / top) * (height - 10);
-        points.push(j * step + "," + y, (j + 1) * step + "," + y);
-      });
-      chart.appendChild(
-        svg("polyline", { points: points.join(" "), fill: "none", stroke: COLORS[i % COLORS.length], "stroke-width": 2 })
-      );
-    });
-    $("usage-chart").replaceChildren(chart);
-    const legend = $("usage-legend");
-    legend.replaceChildren();
-    names.forEach((n, i) => {
-      const peak = Math.max(0, ...u.series[n]);
-      legend.appendChild(
-        el("li", null, [el("span", { cls: "swatch swatch-" + (i % COLORS.length) }), document.createTextNode(n + " (peak " + peak + ")")])
-      );
-    });
-    legend.appendChild(el("li", { cls: "muted", text: "Scale: 0 to " + top + " seats; " + fmtDay(u.from) + " to now" }));
-    const rows = $("refusals");
+    problem.textContent = why || "";
+    problem.hidden = !why;
+    return why ? null : { from: from, to: to };
+  }
+
+  function showPeriodRefusal(resp, what) {
+    const box = $("period-error");
+    const r = describeRefusal(resp, what);
+    box.textContent = r.headline + (resp.data && resp.data.message ? " " + resp.data.message : "");
+    box.hidden = false;
+  }
+
+  /** The chart, drawn by the server as SVG, put into the page so its hover titles show. */
+  async function refreshChart() {
+    const resp = await api("GET", "usage.svg?" + periodQuery());
+    const box = $("usage-chart");
+    if (!resp.ok || typeof resp.data !== "string") {
+      showPeriodRefusal(resp, "The chart");
+      return;
+    }
+    const doc = new DOMParser().parseFromString(resp.data, "image/svg+xml");
+    const root = doc.documentElement;
+    if (!root || root.nodeName !== "svg" || doc.getElementsByTagName("parsererror").length > 0) {
+      box.replaceChildren(el("p", { cls: "chart-problem muted", text: "The chart could not be shown." }));
+      return;
+    }
+    // Nothing that runs: the server's chart has no script; drop any all the same.
+    for (const bad of root.querySelectorAll("script, foreignObject")) bad.remove();
+    root.setAttribute("role", "img");
+    root.setAttribute("aria-label", "Seats in use: " + periodWords());
+    box.replaceChildren(document.importNode(root, true));
+  }
+
+  function refusalsText(refusals) {
+    const list = Object.entries(refusals || {}).map(([code, n]) => n + " " + (REASONS[code] || code) + " (" + code + ")");
+    return list.length ? list.join(", ") : "none";
+  }
+
+  function renderReport(r) {
+    const rows = $("report");
     rows.replaceChildren();
-    let count = 0;
-    for (const [feature, codes] of Object.entries(u.refusals || {})) {
-      for (const [code, n] of Object.entries(codes)) {
-        count++;
-        rows.appendChild(
-          el("tr", null, [
-            el("td", { text: feature }),
-            el("td", { text: (REASONS[code] || code) + " (" + code + ")" }),
-            el("td", { cls: "num", text: n }),
-          ])
-        );
-      }
+    for (const f of r.features || []) {
+      const users = (f.busiest_users || []).map((u) => u.user + " (" + Number(u.seat_hours).toFixed(2) + ")").join(", ");
+      const waited = f.queue_granted ? " (" + f.queue_granted + " after waiting)" : "";
+      rows.appendChild(
+        el("tr", null, [
+          el("td", { text: f.feature }),
+          el("td", { cls: "num", text: f.peak_in_use }),
+          el("td", { cls: "num", text: Number(f.seat_hours).toFixed(2) }),
+          el("td", { cls: "num", text: f.check_outs + f.queue_granted + waited }),
+          el("td", { cls: "num", text: f.borrows }),
+          el("td", { text: refusalsText(f.refusals) }),
+          el("td", { text: users || "–" }),
+        ])
+      );
     }
-    $("refusals-table").hidden = count === 0;
-    $("no-refusals").hidden = count > 0;
+    const any = (r.features || []).length > 0;
+    $("report-table").hidden = !any;
+    $("no-report").hidden = any;
   }
 
   async function refreshUsage() {
+    $("period-words").textContent = periodWords();
     try {
-      const resp = await api("GET", "usage?days=" + usageDays);
-      if (resp.ok && resp.data && typeof resp.data === "object") renderUsage(resp.data);
+      const resp = await api("GET", "report?" + periodQuery());
+      if (!resp.ok || !resp.data || typeof resp.data !== "object") {
+        showPeriodRefusal(resp, "The report");
+        return;
+      }
+      $("period-error").hidden = true;
+      renderReport(resp.data);
+      await refreshChart();
     } catch (e) {
       // The status refresh reports an unreachable server.
     }
+  }
+
+  function showPeriod(next) {
+    period = next;
+    $("period-error").hidden = true;
+    refreshUsage();
+  }
+
+  /** The report as CSV (the same as `local-server report --csv`), saved by the browser. */
+  async function downloadCsv() {
+    const next = period.days ? period : periodFromFields();
+    if (!next) return;
+    period = next;
+    const resp = await fetch(API + "report.csv?" + periodQuery(), {
+      headers: { "X-Solme-Manager": "1" },
+      cache: "no-store",
+      credentials: "same-origin",
+    });
+    if (!resp.ok) {
+      let data = null;
+      try { data = await resp.json(); } catch (e) { data = null; }
+      showPeriodRefusal({ ok: false, status: resp.status, data: data }, "The CSV download");
+      return;
+    }
+    const blob = await resp.blob();
+    const cd = resp.headers.get("Content-Disposition") || "";
+    const m = /filename="([A-Za-z0-9._-]+)"/.exec(cd);
+    const link = el("a", { text: "CSV" });
+    link.href = URL.createObjectURL(blob);
+    link.download = m ? m[1] : "usage-report.csv";
+    link.click();
   }
 
   // ---- changes (sync and import) -------------------------------------------------
@@ -670,7 +743,7 @@
       text.rows = 6;
       text.spellcheck = false;
       showResult(box, "ok", "Sync data saved as " + name + ".", [
-        "Email this file (or the text below, copied whole) to licensing@ from an address registered with Solme. " +
+        "Email this file (or the text below, copied whole) to " + licensing() + " from an address registered with Solme. " +
           "The license file comes back to that address: import it below.",
         el("p", null, [link]),
         text,
@@ -885,14 +958,17 @@
       if (e.key === "Escape") closeMenus();
     });
 
-    $("usage-7").addEventListener("click", () => {
-      usageDays = 7;
-      refreshUsage();
+    $("usage-7").addEventListener("click", () => showPeriod({ days: 7 }));
+    $("usage-30").addEventListener("click", () => showPeriod({ days: 30 }));
+    $("period-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const next = periodFromFields();
+      if (next) showPeriod(next);
     });
-    $("usage-30").addEventListener("click", () => {
-      usageDays = 30;
-      refreshUsage();
-    });
+    $("report-csv").addEventListener("click", downloadCsv);
+    const today = new Date().toISOString().slice(0, 10);
+    $("period-to").value = today;
+    $("period-from").value = new Date(Date.now() - 6 * DAY_MS).toISOString().slice(0, 10);
 
     refresh();
     refreshUsage();

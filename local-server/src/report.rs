@@ -67,7 +67,7 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+    NaiveDate::parse_from_str(text, crate::wording::DAY_FORMAT)
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|d| d.and_utc())
@@ -208,6 +208,35 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// The longest period the manager page reports on (the report log keeps 400 days by
+/// default).
+pub const MAX_PERIOD_DAYS: i64 = 800;
+
+/// Most slots a usage chart has: hourly up to 10 days, then whole hours per slot.
+const MAX_SLOTS: i64 = 240;
+
+/// Checks a period asked for on the manager page (the CLI checks its own flags): the
+/// start before the end, and at most [`MAX_PERIOD_DAYS`] long. The refusal is in words.
+pub fn check_period(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), String> {
+    let day = crate::wording::time_text;
+    if from >= to {
+        return Err(format!(
+            "the period must start before it ends: from {} to {} is empty (choose a start \
+             date before the end date)",
+            day(from),
+            day(to)
+        ));
+    }
+    if to - from > Duration::days(MAX_PERIOD_DAYS) {
+        return Err(format!(
+            "the period from {} to {} is longer than {MAX_PERIOD_DAYS} days; choose a shorter one",
+            day(from),
+            day(to)
+        ));
+    }
+    Ok(())
+}
+
 /// Seats in use per feature over the last `days`, in `buckets` slots, for the chart.
 pub fn usage(
     conn: &mut SqliteConnection,
@@ -216,9 +245,32 @@ pub fn usage(
     buckets: i64,
 ) -> Result<Usage, Error> {
     let from = now - Duration::days(days);
+    usage_in(conn, from, now, (days * 86_400_000 / buckets).max(1))
+}
+
+/// Seats in use per feature over `[from, to)`: hourly slots up to 10 days, longer
+/// periods in whole hours per slot so that there are at most 240.
+pub fn usage_between(
+    conn: &mut SqliteConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Usage, Error> {
+    let span_hours = ((to - from).num_milliseconds() + 3_599_999) / 3_600_000;
+    let hours_per_slot = ((span_hours + MAX_SLOTS - 1) / MAX_SLOTS).max(1);
+    usage_in(conn, from, to, hours_per_slot * 3_600_000)
+}
+
+fn usage_in(
+    conn: &mut SqliteConnection,
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+    bucket_ms: i64,
+) -> Result<Usage, Error> {
     let (rows, before) = load(conn, from, now)?;
-    let bucket_ms = (days * 86_400_000 / buckets).max(1);
-    let slots = usize::try_from(buckets).unwrap_or(1);
+    let span = (to_ms(now) - to_ms(from)).max(1);
+    let slots = usize::try_from((span + bucket_ms - 1) / bucket_ms)
+        .unwrap_or(1)
+        .max(1);
     let slot_of = |at: i64| {
         usize::try_from((at - to_ms(from)) / bucket_ms)
             .unwrap_or(0)
@@ -271,9 +323,42 @@ pub fn usage(
     })
 }
 
+impl Usage {
+    /// The chart of these seats in use (the manager page's), with each feature's seats
+    /// now as its seat line: an SVG document.
+    pub fn chart_svg(&self, seats: &BTreeMap<String, u32>) -> Result<String, Error> {
+        let bucket = Duration::minutes(self.bucket_minutes.max(1));
+        let mut names: Vec<&String> = self.series.keys().collect();
+        // Features licensed but never used still show their seat line.
+        names.extend(seats.keys().filter(|f| !self.series.contains_key(*f)));
+        names.sort();
+        let series: Vec<solme_charts::Series> = names
+            .into_iter()
+            .map(|name| {
+                let values = self.series.get(name).cloned().unwrap_or_else(|| vec![0]);
+                solme_charts::Series {
+                    name: name.clone(),
+                    points: (0i32..)
+                        .zip(values)
+                        .map(|(k, value)| solme_charts::Point {
+                            at: self.from + bucket * k,
+                            value,
+                            seats: seats.get(name).copied(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let mut chart = solme_charts::Chart::new(self.from, self.to, &series);
+        chart.value_words = "in use at most";
+        solme_charts::render(&chart)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("drawing the usage chart: {e}")))
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let day = |d: DateTime<Utc>| d.format("%Y-%m-%d %H:%M UTC").to_string();
+        let day = crate::wording::time_text;
         writeln!(f, "Usage from {} to {}", day(self.from), day(self.to))?;
         if self.features.is_empty() {
             return writeln!(f, "  nothing was checked out or refused in this period");

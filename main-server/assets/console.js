@@ -609,6 +609,34 @@
     fill($('licenses-body'), rows, may('manage') ? 6 : 5, 'No licenses.');
     const usage = await api('GET', '/servers/' + encodeURIComponent(id) + '/usage?limit=30');
     showUsage(usage);
+    await showUsageChart(id);
+  }
+
+  /**
+   * The usage chart the server draws (GET /servers/{id}/usage.svg), put into the page's
+   * markup so that its hover titles show; it replaces the per-feature sketches.
+   */
+  async function showUsageChart(id) {
+    let text;
+    try {
+      const response = await fetch('/admin/v1/servers/' + encodeURIComponent(id) + '/usage.svg?limit=30', {
+        headers: { Authorization: 'Bearer ' + session(), Accept: 'image/svg+xml' },
+        cache: 'no-store', credentials: 'omit', redirect: 'error',
+      });
+      if (!response.ok) return;
+      text = await response.text();
+    } catch (e) {
+      return;
+    }
+    const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+    const root = doc.documentElement;
+    if (!root || root.nodeName !== 'svg' || doc.getElementsByTagName('parsererror').length > 0) return;
+    for (const bad of root.querySelectorAll('script, foreignObject')) bad.remove();
+    root.setAttribute('width', '100%');
+    root.removeAttribute('height');
+    root.setAttribute('role', 'img');
+    root.setAttribute('aria-label', 'Highest seats in use per sync, with the seats held');
+    $('usage-charts').replaceChildren(document.importNode(root, true));
   }
 
   /** The evidence of a possible copy on the id page, and (for a manager) the dismissal. */

@@ -32,8 +32,18 @@ pub(crate) async fn full_status(state: &AppState) -> Result<status::StatusReport
     Ok(report)
 }
 
+/// The status, with the licensing address the page tells the customer to mail.
 pub(crate) async fn manager_status(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    Ok(HttpResponse::Ok().json(full_status(&state).await?))
+    #[derive(Serialize)]
+    struct PageStatus {
+        #[serde(flatten)]
+        status: status::StatusReport,
+        licensing_address: String,
+    }
+    Ok(HttpResponse::Ok().json(PageStatus {
+        status: full_status(&state).await?,
+        licensing_address: crate::wording::licensing_address(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,27 +101,134 @@ pub(crate) async fn manager_take_back(
     Ok(HttpResponse::Ok().json(done))
 }
 
+/// The period of the page's usage chart and report: `days=7|30` (the last days), or
+/// `from` and `to` (a day `YYYY-MM-DD`, its start, or an RFC 3339 time; `to` excluded),
+/// as `local-server report` reads them.
 #[derive(Debug, Deserialize)]
-pub(crate) struct UsageQuery {
+pub(crate) struct PeriodQuery {
     days: Option<i64>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
-/// Seats in use over the last 7 days (hourly) or 30 days (six-hourly), and refusals.
+impl PeriodQuery {
+    /// `[from, to)`: given, or the last `default_days` days before `now`. A period that
+    /// is empty, too long or not made of dates is refused in words (`400 MALFORMED`).
+    fn period(
+        &self,
+        now: DateTime<Utc>,
+        default_days: i64,
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>), Error> {
+        let malformed = |message: String| Error::refused(ErrorCode::Malformed, message);
+        let read = |text: &Option<String>, which: &str| -> Result<Option<DateTime<Utc>>, Error> {
+            match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+                None => Ok(None),
+                Some(t) if t.len() > 40 => Err(malformed(format!("the {which} date is too long"))),
+                Some(t) => crate::report::parse_time(t).map(Some).map_err(|_| {
+                    malformed(format!(
+                        "the {which} date {t:?} is not a date like 2027-01-31"
+                    ))
+                }),
+            }
+        };
+        let to = read(&self.to, "end")?.unwrap_or(now);
+        let from = match (read(&self.from, "start")?, self.days) {
+            (Some(from), _) => from,
+            (None, Some(days)) if days == 7 || days == 30 => to - chrono::Duration::days(days),
+            (None, Some(_)) => {
+                return Err(malformed(
+                    "days must be 7 or 30 (or give the period's start and end dates)".into(),
+                ))
+            }
+            (None, None) => to - chrono::Duration::days(default_days),
+        };
+        crate::report::check_period(from, to).map_err(malformed)?;
+        Ok((from, to))
+    }
+}
+
+/// Seats in use over a period (hourly up to 10 days; `days=30` six-hourly as before),
+/// and refusals.
 pub(crate) async fn manager_usage(
     state: web::Data<AppState>,
-    query: web::Query<UsageQuery>,
+    query: web::Query<PeriodQuery>,
 ) -> Result<HttpResponse, Error> {
-    let (days, buckets) = match query.days.unwrap_or(7) {
-        7 => (7, 168),
-        30 => (30, 120),
-        _ => return Err(Error::refused(ErrorCode::Malformed, "days must be 7 or 30")),
-    };
+    Ok(HttpResponse::Ok().json(usage_of(&state, &query).await?))
+}
+
+async fn usage_of(state: &AppState, query: &PeriodQuery) -> Result<crate::report::Usage, Error> {
     let now = state.installation.clock.now();
-    let usage = state
+    // The last 7 or 30 days keep their slots (hourly, six-hourly).
+    if query.from.is_none() && query.to.is_none() {
+        if let Some((days, buckets)) = match query.days {
+            None | Some(7) => Some((7, 168)),
+            Some(30) => Some((30, 120)),
+            Some(_) => None,
+        } {
+            return state
+                .installation
+                .db(move |c| crate::report::usage(c, now, days, buckets))
+                .await;
+        }
+    }
+    let (from, to) = query.period(now, 7)?;
+    state
         .installation
-        .db(move |c| crate::report::usage(c, now, days, buckets))
-        .await?;
-    Ok(HttpResponse::Ok().json(usage))
+        .db(move |c| crate::report::usage_between(c, from, to))
+        .await
+}
+
+/// The usage chart of the period (`image/svg+xml`): one line per feature, each license's
+/// seats as a dashed line, dates on the time axis, values in hover titles. The page puts
+/// it into its own markup (so the hover titles show).
+pub(crate) async fn manager_usage_svg(
+    state: web::Data<AppState>,
+    query: web::Query<PeriodQuery>,
+) -> Result<HttpResponse, Error> {
+    let usage = usage_of(&state, &query).await?;
+    let seats: std::collections::BTreeMap<String, u32> = full_status(&state)
+        .await?
+        .client
+        .features
+        .into_iter()
+        .map(|f| (f.seats.feature, f.seats.seats_total))
+        .collect();
+    let svg = web::block(move || usage.chart_svg(&seats)).await??;
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml; charset=utf-8")
+        .body(svg))
+}
+
+/// The usage report of a period, as `local-server report --json` (default: the last
+/// 30 days).
+pub(crate) async fn manager_report(
+    state: web::Data<AppState>,
+    query: web::Query<PeriodQuery>,
+) -> Result<HttpResponse, Error> {
+    Ok(HttpResponse::Ok().json(report_of(&state, &query).await?))
+}
+
+/// The same report as CSV (as `local-server report --csv`), to save as
+/// `usage-report-FROM-TO.csv`.
+pub(crate) async fn manager_report_csv(
+    state: web::Data<AppState>,
+    query: web::Query<PeriodQuery>,
+) -> Result<HttpResponse, Error> {
+    let report = report_of(&state, &query).await?;
+    let name = format!(
+        "usage-report-{}-{}.csv",
+        report.from.format("%Y%m%d"),
+        report.to.format("%Y%m%d")
+    );
+    Ok(download("text/csv; charset=utf-8", &name, report.to_csv()))
+}
+
+async fn report_of(state: &AppState, query: &PeriodQuery) -> Result<crate::report::Report, Error> {
+    let (from, to) = query.period(state.installation.clock.now(), 30)?;
+    state
+        .installation
+        .db(move |c| crate::report::build(c, from, to))
+        .await
 }
 
 pub(crate) async fn manager_sync(state: web::Data<AppState>) -> Result<HttpResponse, Error> {

@@ -60,6 +60,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/status", web::get().to(manager_api::manager_status))
             .route("/usage", web::get().to(manager_api::manager_usage))
+            .route("/usage.svg", web::get().to(manager_api::manager_usage_svg))
+            .route("/report", web::get().to(manager_api::manager_report))
+            .route(
+                "/report.csv",
+                web::get().to(manager_api::manager_report_csv),
+            )
             .route("/leases", web::get().to(manager_api::manager_leases))
             .route(
                 "/leases/{id}/take-back",

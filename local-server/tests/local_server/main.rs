@@ -29,3 +29,4 @@ mod seats_held;
 mod support_bundle;
 mod tls_words;
 mod usage_chart;
+mod usage_report;

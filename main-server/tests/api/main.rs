@@ -34,3 +34,4 @@ mod sessions;
 mod sync;
 mod temporary;
 mod usage;
+mod usage_chart;

@@ -30,6 +30,7 @@ mod receipts;
 mod reminders;
 mod servers;
 mod sessions;
+mod usage_chart;
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
@@ -90,6 +91,7 @@ endpoints! {
     Get "/servers" => Viewer, servers::list_servers;
     Get "/servers/{id}" => Viewer, servers::show_server;
     Get "/servers/{id}/usage" => Viewer, servers::server_usage;
+    Get "/servers/{id}/usage.svg" => Viewer, usage_chart::server_usage_svg;
     Post "/servers/{id}/licenses" => Manager, licenses::add_license;
     Patch "/servers/{id}/licenses/{license_id}" => Manager, licenses::change_license;
     Delete "/servers/{id}/licenses/{license_id}" => Manager, licenses::remove_license;
