@@ -4,6 +4,7 @@
 //! storm and load-mix cases, made with the client library. They measure and print;
 //! nothing here asserts a figure (timing belongs to benchmarks, never to tests).
 
+pub mod admin_scale;
 pub mod client_load;
 pub mod cpu;
 pub mod floor;

@@ -13,7 +13,7 @@ use shared_proto::{ServerIdentity, SyncRequest};
 use test_harness::mail::send_sync_mail;
 use test_harness::{binary, wait_until, LocalServer, MailGateway, MainOptions, MainServer};
 use tests::bench::sync_load::{self, Clients, Load, Registry};
-use tests::bench::{cpu, floor, options_file, postgres};
+use tests::bench::{admin_scale, cpu, floor, options_file, postgres};
 use uuid::Uuid;
 
 /// Measure the three programs against their quality bars on this machine.
@@ -77,9 +77,23 @@ struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     mix_scale: u32,
     /// Which parts to run: main, local, storm (a reconnect storm and RLM's load mix,
-    /// both made with the client library), mail.
+    /// both made with the client library), mail; and, only when named, admin-scale
+    /// (the operators' views on a PostgreSQL filled with --scale-ids, --scale-customers
+    /// and --scale-audit-entries).
     #[arg(long, env = "SOLME_BENCH_PARTS", value_delimiter = ',', default_values_t = ["main".to_string(), "local".to_string(), "storm".to_string(), "mail".to_string()])]
     parts: Vec<String>,
+    /// admin-scale: license server ids in the filled registry (one license each).
+    #[arg(long, env = "SOLME_BENCH_SCALE_IDS", default_value_t = 1_000_000)]
+    scale_ids: u64,
+    /// admin-scale: customers the ids belong to.
+    #[arg(long, env = "SOLME_BENCH_SCALE_CUSTOMERS", default_value_t = 100_000)]
+    scale_customers: u64,
+    /// admin-scale: audit entries, a year of them.
+    #[arg(long, env = "SOLME_BENCH_SCALE_AUDIT_ENTRIES", default_value_t = 10_000_000)]
+    scale_audit_entries: u64,
+    /// admin-scale: requests per view measured.
+    #[arg(long, env = "SOLME_BENCH_SCALE_REQUESTS", default_value_t = 100)]
+    scale_requests: usize,
 }
 
 fn main() {
@@ -117,6 +131,48 @@ fn run(args: Args) -> Result<()> {
     if part("mail") {
         mail_gateway(&args, dir.path())?;
     }
+    if part("admin-scale") {
+        admin_scale(&args, dir.path())?;
+    }
+    Ok(())
+}
+
+/// The operators' views at scale: a throw-away PostgreSQL filled in SQL, then every
+/// console view and admin list through the admin API, p50/p99 each (bar: p99 100 ms).
+fn admin_scale(args: &Args, dir: &Path) -> Result<()> {
+    println!(
+        "\n== Operators' views at scale (bar: p99 <= 100 ms for every console view and admin list)"
+    );
+    let Some(bin) = postgres::find() else {
+        println!("-- skipped: no initdb found; install PostgreSQL to measure it");
+        return Ok(());
+    };
+    let pg = postgres::Postgres::start(&bin, 50)?;
+    let url = pg.database("admin_scale")?;
+    let main = MainServer::start(
+        &dir.join("admin-scale"),
+        MainOptions {
+            database_url: Some(url.clone()),
+            clock_offset: None,
+            workers: Some(2),
+            ..MainOptions::default()
+        },
+    )?;
+    let sizes = admin_scale::Sizes {
+        ids: args.scale_ids.max(1),
+        customers: args.scale_customers.clamp(1, args.scale_ids.max(1)),
+        audit_entries: args.scale_audit_entries.max(1),
+        requests: args.scale_requests.max(1),
+    };
+    println!(
+        "-- PostgreSQL (same machine, default settings), 1 main-server process: filling {} ids, {} customers, {} audit entries",
+        sizes.ids, sizes.customers, sizes.audit_entries
+    );
+    let started_ms = Utc::now().timestamp_millis();
+    let took = admin_scale::fill(&url, sizes)?;
+    println!("filled in {:.1} s", took.as_secs_f64());
+    let admin = main.admin()?;
+    admin_scale::measure_views(&admin, sizes, started_ms)?;
     Ok(())
 }
 

@@ -410,11 +410,6 @@ impl Sim {
         let mut urls = Vec::new();
         let mut admin = None;
         for program in status["programs"].as_array().into_iter().flatten() {
-            // A program a fault keeps down (a lost replica, a killed local server)
-            // follows the clock when it is back; the others must follow it now.
-            if program["state"] != "running" {
-                continue;
-            }
             let addresses = &program["addresses"];
             if let Some(api) = addresses["api"].as_str().or(addresses["http"].as_str()) {
                 urls.push(format!("{api}/metrics"));
