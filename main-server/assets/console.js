@@ -788,18 +788,24 @@
     const details = new Map((await Promise.all(pending.map((r) =>
       api('GET', '/key-clear-requests/' + encodeURIComponent(r.id)).catch(() => null))))
       .filter(Boolean).map((d) => [d.id, d]));
-    const rows = requests.map((r) => el('tr', {},
-      el('td', { text: fmtTime(r.created_at) }),
-      el('td', {}, serverLink(r.server_id)),
-      el('td', {}, el('div', { text: r.sender }), senderCheck(r)),
-      el('td', { class: 'text' }, el('div', { class: 'quote', text: r.text || '' }),
-        el('div', { class: 'hint mono', text: r.message_id })),
-      el('td', { class: 'weigh' }, details.has(r.id) ? weighFacts(details.get(r.id))
-        : el('span', { class: 'hint', text: r.status === 'pending' ? 'on the id\'s page' : 'decided' })),
-      el('td', {}, el('span', { class: 'badge ' + statusClass(r.status), text: r.status })),
-      el('td', {}, r.status !== 'pending' ? decisionText(r)
-        : may('manage') ? decisionForm(r, details.get(r.id)) : el('span', { class: 'hint', text: 'waiting for an operator' }))));
-    fill($('requests-body'), rows, 7, status ? 'No ' + status + ' requests.' : 'No requests.');
+    const rows = [];
+    for (const r of requests) {
+      rows.push(el('tr', { class: details.has(r.id) ? 'weighed' : null },
+        el('td', { text: fmtTime(r.created_at) }),
+        el('td', {}, serverLink(r.server_id)),
+        el('td', {}, el('div', { text: r.sender }), senderCheck(r)),
+        el('td', { class: 'text' }, el('div', { class: 'quote', text: r.text || '' }),
+          el('div', { class: 'hint mono', text: r.message_id })),
+        el('td', {}, el('span', { class: 'badge ' + statusClass(r.status), text: r.status })),
+        el('td', {}, r.status !== 'pending' ? decisionText(r)
+          : may('manage') ? decisionForm(r, details.get(r.id)) : el('span', { class: 'hint', text: 'waiting for an operator' }))));
+      // What deciding it needs, on a row of its own below the request.
+      if (details.has(r.id)) {
+        rows.push(el('tr', { class: 'weigh' }, el('td', { colSpan: 6 },
+          el('div', { class: 'weigh-title', text: 'What to weigh' }), weighFacts(details.get(r.id)))));
+      }
+    }
+    fill($('requests-body'), rows, 6, status ? 'No ' + status + ' requests.' : 'No requests.');
   }
 
   /** Pending requests whose facts the list shows (each is one more request to the API). */
@@ -824,7 +830,7 @@
     ];
     if (d.possible_copy_since) facts.push(['Possible copy', 'marked since ' + fmtTime(d.possible_copy_since)]);
     if (d.retired_at) facts.push(['Retired', fmtTime(d.retired_at)]);
-    const dl = el('dl', { class: 'facts compact' });
+    const dl = el('dl', { class: 'facts compact weigh-facts' });
     for (const [term, value] of facts) dl.append(el('dt', { text: term }), el('dd', {}, value));
     return dl;
   }
