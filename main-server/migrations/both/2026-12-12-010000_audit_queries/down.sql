@@ -1,5 +1,6 @@
 DROP TABLE audit_verified;
 DROP INDEX audit_log_customer;
+DROP INDEX audit_log_failed_code;
 DROP INDEX audit_log_failed;
 DROP INDEX audit_log_action;
 DROP INDEX audit_log_actor;

@@ -5,8 +5,9 @@ CREATE INDEX audit_log_at ON audit_log (at, id);
 CREATE INDEX audit_log_server ON audit_log (server_id, at, id);
 CREATE INDEX audit_log_actor ON audit_log (actor, at, id);
 CREATE INDEX audit_log_action ON audit_log (action, at, id);
--- Refusals and failures are few: a small index for them alone.
-CREATE INDEX audit_log_failed ON audit_log (outcome, at, id) WHERE outcome <> 'OK';
+-- Refusals and failures are few: small indexes for them alone (all of them, and by code).
+CREATE INDEX audit_log_failed ON audit_log (at, id) WHERE outcome <> 'OK';
+CREATE INDEX audit_log_failed_code ON audit_log (outcome, at, id) WHERE outcome <> 'OK';
 -- Entries about a customer itself (its creation, renaming, contacts, reminder and
 -- copy settings) name no id; their detail starts with `customer <its id>`.
 CREATE INDEX audit_log_customer ON audit_log (substr(detail, 10, 36), at, id)
