@@ -7,8 +7,9 @@
 //! - The session is the cookie [`COOKIE`] (`__Host-`: HTTPS only, this host only, path
 //!   `/`), `HttpOnly; Secure; SameSite=Strict`, 8 hours; only its SHA-256 is stored.
 //! - Cross-site requests: every POST must carry an `Origin` naming this very origin
-//!   (`https://` and the request's `Host`), or, from a browser that sends no `Origin`,
-//!   `Sec-Fetch-Site: same-origin`; anything else is refused with 403 before any work.
+//!   (`https://` and the request's `Host`), or, from a browser that sends no `Origin`
+//!   or `Origin: null` (Chromium's, for a form on a page with `Referrer-Policy:
+//!   no-referrer`), `Sec-Fetch-Site: same-origin`; anything else is refused with 403 before any work.
 //!   Together with `SameSite=Strict` (a cross-site POST carries no session) this needs
 //!   no CSRF token: both would have to fail. The sign-in and link forms are checked
 //!   too (no one can sign a victim in to an attacker's session).
@@ -226,8 +227,11 @@ fn same_origin(req: &HttpRequest) -> bool {
         return false;
     };
     match header("origin") {
-        Some(origin) => origin.eq_ignore_ascii_case(&format!("https://{host}")),
-        None => header("sec-fetch-site") == Some("same-origin"),
+        // `Origin: null` is what a browser sends for a form of a page served with
+        // `Referrer-Policy: no-referrer` (ours): then its own `Sec-Fetch-Site`, which no
+        // page can set, decides (a sandboxed cross-site frame says `cross-site`).
+        Some(origin) if origin != "null" => origin.eq_ignore_ascii_case(&format!("https://{host}")),
+        _ => header("sec-fetch-site") == Some("same-origin"),
     }
 }
 

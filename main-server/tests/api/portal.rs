@@ -69,6 +69,27 @@ impl Browser {
         }
     }
 
+    /// An empty form post carrying exactly `headers` (and the session cookie).
+    async fn post_with(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.origin))
+            .insert_header(("Content-Type", "application/x-www-form-urlencoded"));
+        for (name, value) in headers {
+            request = request.insert_header((name.to_string(), value.to_string()));
+        }
+        if let Some(cookie) = &self.cookie {
+            request = request.insert_header(("Cookie", cookie.clone()));
+        }
+        let mut response = request.send_body("").await.expect("portal request");
+        let bytes = response.body().limit(1 << 20).await.expect("portal body");
+        Page {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
     async fn get(&self, path: &str) -> Page {
         self.send(awc::http::Method::GET, path, None, "", Vec::new())
             .await
@@ -519,6 +540,15 @@ async fn cross_site_posts_are_refused(app: &TestApp) {
         )
         .await;
     assert_eq!(bare.status, StatusCode::FORBIDDEN);
+    // `Origin: null` (a sandboxed frame elsewhere): what the browser says of the site
+    // decides.
+    let sandboxed = browser
+        .post_with(
+            "/portal/sign-out",
+            &[("Origin", "null"), ("Sec-Fetch-Site", "cross-site")],
+        )
+        .await;
+    assert_eq!(sandboxed.status, StatusCode::FORBIDDEN);
     let (_, requests) = app.get("/admin/v1/key-clear-requests").await;
     assert_eq!(requests, json!([]), "a cross-site post recorded a request");
     assert!(
@@ -528,6 +558,15 @@ async fn cross_site_posts_are_refused(app: &TestApp) {
     // The session still works: the refused sign-out did nothing.
     let home = browser.get("/portal/").await;
     assert!(home.body.contains(&server_id.to_string()));
+    // Chromium's own form on our page (served with `Referrer-Policy: no-referrer`)
+    // says `Origin: null` and `Sec-Fetch-Site: same-origin`: accepted.
+    let own = browser
+        .post_with(
+            "/portal/sign-out",
+            &[("Origin", "null"), ("Sec-Fetch-Site", "same-origin")],
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::SEE_OTHER, "{}", own.body);
 }
 
 on_both_backends!(
