@@ -360,6 +360,9 @@ pub fn apply(
         } else {
             db::raise_high_water(c, now_ms)?;
         }
+        // Seats the previous installation lent, counted as taken from now on (before the
+        // peaks below, which count them).
+        crate::leases::inherited::record(c, file, now)?;
         // Usage peaks are reported per synchronization period: start the new one from
         // the seats in use right now.
         diesel::delete(usage_peaks::table).execute(c)?;

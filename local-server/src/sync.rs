@@ -149,13 +149,15 @@ pub fn build_request(
 ) -> Result<(SyncRequest, String), Error> {
     // The counter moves in the transaction that reads what the request carries: two
     // requests built at once (a direct sync and an export) never share a number.
-    let (counter, held_file_sha256, state, since, usage) = conn.immediate_transaction(|c| {
-        let (counter, held_file_sha256) = next_request_counter(c)?;
-        let state = db::load_sync_state(c)?;
-        let since = usage_period_start(c)?;
-        let usage = usage_since(c, since, now)?;
-        Ok::<_, Error>((counter, held_file_sha256, state, since, usage))
-    })?;
+    let (counter, held_file_sha256, state, since, usage, borrows) =
+        conn.immediate_transaction(|c| {
+            let (counter, held_file_sha256) = next_request_counter(c)?;
+            let state = db::load_sync_state(c)?;
+            let since = usage_period_start(c)?;
+            let usage = usage_since(c, since, now)?;
+            let borrows = crate::leases::inherited::outstanding(c, now)?;
+            Ok::<_, Error>((counter, held_file_sha256, state, since, usage, borrows))
+        })?;
     let request = SyncRequest {
         version: MESSAGE_VERSION,
         server_id: settings.server_id,
@@ -169,6 +171,7 @@ pub fn build_request(
         usage,
         held_file_sha256: state.sequence.and(held_file_sha256),
         request_counter: Some(counter),
+        borrows: Some(borrows),
     };
     let text = sync_data::seal(identity, &request)?;
     Ok((request, text))

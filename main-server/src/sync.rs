@@ -6,6 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
 use shared_proto::admin_api::{AuditAction, AuditEntry, SyncAnswer, SyncChannel};
+use shared_proto::borrows::InheritedBorrows;
 use shared_proto::sync_data::VerifiedSyncRequest;
 use shared_proto::validity::valid_until_for;
 use shared_proto::{ErrorCode, LicenseFile};
@@ -16,7 +17,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::audit;
 use crate::store::sync::{self as tx, Attempt, Issued};
-use crate::store::{customers, licenses};
+use crate::store::{customers, licenses, reported_borrows};
 
 /// Largest sync-data text accepted on either channel.
 pub const MAX_SYNC_DATA: usize = 64 * 1024;
@@ -51,8 +52,12 @@ impl AppState {
         let result = async {
             let checked = check(text, channel, peer, None, now, &mut known)?;
             let Checked { verified, attempt } = checked;
+            let (server_id, key) = (attempt.server_id, attempt.fingerprint.clone());
             let issued = self.writer.issue(attempt).await?;
-            self.answer(&verified, channel, peer, now, issued)
+            let inherited = self
+                .inherited_borrows(&verified, server_id, key, now)
+                .await?;
+            self.answer(&verified, channel, peer, now, issued, inherited)
         }
         .await;
         if let Err(error) = &result {
@@ -117,7 +122,13 @@ impl AppState {
         }
         let issued = conn.transaction::<_, ApiError, _>(|conn| {
             let issued = tx::issue_in(conn, &attempt)?;
-            let answer = self.answer(&verified, channel, peer, now, issued)?;
+            let inherited = match verified.request.held_sequence {
+                Some(_) => None,
+                None => {
+                    reported_borrows::inherited(conn, attempt.server_id, &attempt.fingerprint, now)?
+                }
+            };
+            let answer = self.answer(&verified, channel, peer, now, issued, inherited)?;
             if channel.carries_files() {
                 let kept = serde_json::to_string(&answer).map_err(|e| {
                     ApiError::Internal(anyhow::Error::new(e).context("keeping an answer"))
@@ -161,6 +172,30 @@ impl AppState {
             .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading a kept answer")))
     }
 
+    /// The borrowed seats a license file to a new installation carries over (see
+    /// [`reported_borrows`]): read only for a request holding no license file, so
+    /// syncs of installations holding one cost nothing more.
+    async fn inherited_borrows(
+        &self,
+        verified: &VerifiedSyncRequest,
+        server_id: Uuid,
+        key: String,
+        now: DateTime<Utc>,
+    ) -> Result<Option<InheritedBorrows>, ApiError> {
+        if verified.request.held_sequence.is_some() {
+            return Ok(None);
+        }
+        let pool = self.db.read.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            reported_borrows::inherited(&mut conn, server_id, &key, now)
+        })
+        .await
+        .map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("reading reported borrows"))
+        })?
+    }
+
     /// Signs and encrypts the license file for a committed sync.
     fn answer(
         &self,
@@ -169,6 +204,7 @@ impl AppState {
         peer: &str,
         now: DateTime<Utc>,
         issued: Issued,
+        inherited_borrows: Option<InheritedBorrows>,
     ) -> Result<SyncAnswer, ApiError> {
         let request = &verified.request;
         let valid_until = valid_until_for(now);
@@ -183,6 +219,7 @@ impl AppState {
             valid_until,
             customer: issued.customer,
             licenses: licenses::to_proto(&issued.licenses),
+            inherited_borrows,
         };
         let license_file =
             shared_proto::license_file::seal(&self.signing_key, &file, &request.public_keys)
@@ -311,6 +348,7 @@ fn check(
             .held_file_sha256
             .as_ref()
             .map(|h| h.to_ascii_lowercase()),
+        borrows: reported_borrows::to_store(request.held_sequence, request.borrows.as_deref())?,
     };
     Ok(Checked { verified, attempt })
 }

@@ -5,6 +5,7 @@ pub mod armor;
 pub mod audit_head;
 pub mod audit_log;
 pub mod borrow_token;
+pub mod borrows;
 pub mod clock;
 pub mod envelope;
 pub mod error;

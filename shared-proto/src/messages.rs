@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::borrows::{InheritedBorrows, OutstandingBorrow};
 use crate::error::ErrorCode;
 use crate::keys::{Fingerprint, ServerPublicKeys};
 
@@ -55,6 +56,11 @@ pub struct SyncRequest {
     /// from older local servers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_counter: Option<u64>,
+    /// The seats this installation lent for offline use and has not had back (bounded
+    /// by [`crate::borrows::check`]): Solme keeps them for the id's next key pair.
+    /// Absent from older local servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub borrows: Option<Vec<OutstandingBorrow>>,
 }
 
 /// Seat usage of one feature since the previous sync.
@@ -142,6 +148,11 @@ pub struct LicenseFile {
     pub valid_until: DateTime<Utc>,
     pub customer: String,
     pub licenses: Vec<License>,
+    /// Seats the id's previous key pair lent and had not had back when it last
+    /// reported: carried in the files to a new installation until it holds one (see
+    /// [`crate::borrows`]). Absent otherwise, so older files read the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inherited_borrows: Option<InheritedBorrows>,
 }
 
 /// One license: a feature with a number of floating seats.

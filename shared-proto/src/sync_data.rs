@@ -53,6 +53,9 @@ pub fn open(text: &str) -> Result<VerifiedSyncRequest, ProtoError> {
     }
     unverified.verify(&request.public_keys.signing_key()?)?;
     check_usage(&request.usage).map_err(ProtoError::Malformed)?;
+    if let Some(borrows) = &request.borrows {
+        crate::borrows::check(borrows).map_err(ProtoError::Malformed)?;
+    }
     // The answer is sealed to this key: refuse now a key nothing can be sealed to, so
     // the main server never records a sync it then cannot answer.
     envelope::check_recipient(&request.public_keys.encryption)?;
@@ -87,6 +90,7 @@ mod tests {
             usage_since: None,
             held_file_sha256: None,
             request_counter: None,
+            borrows: None,
         };
         let signed = envelope::sign_json(
             Kind::SyncRequest,

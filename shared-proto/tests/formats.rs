@@ -46,6 +46,7 @@ fn request(world: &World) -> SyncRequest {
         usage_since: None,
         held_file_sha256: None,
         request_counter: None,
+        borrows: None,
     }
 }
 
@@ -71,6 +72,7 @@ fn license(world: &World, sequence: i64) -> LicenseFile {
                 max_borrow_hours: None,
             },
         ],
+        inherited_borrows: None,
     }
 }
 

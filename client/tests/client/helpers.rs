@@ -101,6 +101,7 @@ impl Server {
             valid_until: shared_proto::validity::valid_until_for(issued_at),
             customer: "Acme Engineering".into(),
             licenses,
+            inherited_borrows: None,
         };
         let text =
             shared_proto::license_file::seal(&solme, &file, &identity.public_keys()).unwrap();

@@ -42,6 +42,9 @@
 //!   valid now, borrow limits, the options file's verdict on a client. `import`,
 //!   `status` and `sync` use it too.
 //! - `report_rows`: the report-log rows the engine writes.
+//! - [`inherited`]: borrowed seats across a reinstall: the ones a sync request reports,
+//!   and the ones a license file takes over from the previous installation (the import
+//!   keeps them, `state` takes them into the index).
 //! - `state`: the engine's state under its lock (licenses in force, clock mark, index,
 //!   queue) and the decisions made over it, which return the rows to write.
 //! - [`writer`]: the thread that commits the engine's changes.
@@ -55,7 +58,8 @@
 //!   client against the seats held ([`crate::options::Holdings`]), which `index`
 //!   provides.
 //! - No file of this folder imports `mod.rs`, and none imports a file that imports it
-//!   back: `request` is a leaf; `index` and `writer` use only the database types;
+//!   back: `request` is a leaf; `index`, `inherited` and `writer` use only the
+//!   database types;
 //!   `queue` and `policy` use `request`; `report_rows` uses `request` and `index`;
 //!   `state` uses them all, and only `mod.rs` uses `state`.
 //! - A check-out evaluates its client's options rules once.
@@ -84,6 +88,7 @@ use crate::report_log::Event;
 use crate::take_back;
 
 mod index;
+pub mod inherited;
 pub mod policy;
 mod queue;
 mod report_rows;
@@ -161,6 +166,13 @@ impl LeaseEngine {
         let now = clock.now();
         // Every stored lease, also those that ran out while no server ran: their expiry
         // is recorded (at its time) once the engine is up.
+        // The seats taken over before this start are in the leases (or were returned):
+        // read before the leases, so one imported in between is taken in once, later.
+        let adopted = inherited::load(&mut reader)
+            .context("loading the borrowed seats taken over")?
+            .iter()
+            .filter_map(|row| Uuid::parse_str(&row.lease_id).ok())
+            .collect();
         let rows = db::load_live_leases(&mut reader, i64::MIN).context("loading leases")?;
         let mut inner = Inner {
             generation: -1,
@@ -173,6 +185,7 @@ impl LeaseEngine {
             peaks: HashMap::new(),
             queue: WaitQueue::new(settings.queue_limit, settings.poll_window),
             taken_back: HashMap::new(),
+            adopted,
         };
         for row in rows {
             let Ok(id) = Uuid::parse_str(&row.id) else {
@@ -937,9 +950,10 @@ fn lease_unknown(id: Uuid) -> Error {
 mod tests {
     /// The files of this folder and, for each, the files it may import: only files
     /// listed before it, so no two import each other.
-    const LAYERS: [(&str, &str); 7] = [
+    const LAYERS: [(&str, &str); 8] = [
         ("request", include_str!("request.rs")),
         ("index", include_str!("index.rs")),
+        ("inherited", include_str!("inherited.rs")),
         ("writer", include_str!("writer.rs")),
         ("policy", include_str!("policy.rs")),
         ("queue", include_str!("queue.rs")),

@@ -7,7 +7,7 @@
 //! are returned for the engine to hand to the writer. Only [`Snapshot::load`] reads the
 //! database, on the engine's reading connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +17,7 @@ use shared_proto::License;
 use uuid::Uuid;
 
 use super::index::Index;
+use super::inherited::{self, InheritedRow};
 use super::policy::{self, Seat};
 use super::queue::{WaitQueue, Waiter};
 use super::report_rows;
@@ -50,6 +51,9 @@ pub struct Inner {
     /// Leases the administrator took back, so that a heartbeat or return of one is
     /// told what happened (a handful: an administrator's actions).
     pub taken_back: HashMap<Uuid, TakenBackRow>,
+    /// The seats taken over from the previous installation that are in the index or
+    /// were (a returned one is never taken in again).
+    pub adopted: HashSet<Uuid>,
 }
 
 /// What a reload read from the database.
@@ -61,6 +65,8 @@ pub struct Snapshot {
     pub peaks: Vec<(String, i32)>,
     /// Take-backs not applied yet (taken by another process).
     pub taken_back: Vec<TakenBackRow>,
+    /// The seats taken over from the previous installation (see [`inherited`]).
+    pub inherited: Vec<InheritedRow>,
 }
 
 impl Snapshot {
@@ -73,6 +79,7 @@ impl Snapshot {
                 licenses: db::load_licenses(c)?,
                 peaks: db::load_peaks(c)?,
                 taken_back: take_back::pending(c)?,
+                inherited: inherited::load(c)?,
             })
         })
     }
@@ -108,7 +115,31 @@ impl Inner {
             .map(|(f, p)| (f, u32::try_from(p).unwrap_or(0)))
             .collect();
         self.options.offer(snapshot.options);
+        self.adopt(snapshot.inherited);
         self.generation = snapshot.generation;
+    }
+
+    /// Takes the seats kept from the previous installation into the index, once each:
+    /// their leases were written by the import, so only the index learns of them here
+    /// (one already loaded from the leases at start-up is not counted twice).
+    pub fn adopt(&mut self, rows: Vec<InheritedRow>) {
+        for row in rows {
+            let Ok(id) = Uuid::parse_str(&row.lease_id) else {
+                continue;
+            };
+            if !self.adopted.insert(id) || self.index.get(id).is_some() {
+                continue;
+            }
+            self.index.insert(id, &row.lease_row());
+            log::info!(
+                "borrowed seat of the previous installation counted as taken lease_id={id} \
+                 feature={} user={} host={} until={}",
+                row.feature,
+                row.user,
+                row.host,
+                from_ms(row.until).to_rfc3339()
+            );
+        }
     }
 
     /// The refusals that come before any seat is counted (clock, then sync state, then a

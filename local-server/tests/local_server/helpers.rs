@@ -245,6 +245,7 @@ impl Local {
             valid_until: shared_proto::validity::valid_until_for(issued_at),
             customer: "Acme Engineering".into(),
             licenses,
+            inherited_borrows: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod operators;
 pub mod portal;
 pub mod receipts;
 pub mod reminders;
+pub mod reported_borrows;
 pub mod retired;
 pub mod servers;
 pub mod sessions;

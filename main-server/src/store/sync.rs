@@ -63,6 +63,9 @@ pub struct Attempt {
     pub request_counter: Option<i64>,
     pub held_sequence: Option<i64>,
     pub held_file_sha256: Option<String>,
+    /// The seats out on borrow the request reported, as JSON, when they are kept (see
+    /// [`super::reported_borrows`]).
+    pub borrows: Option<String>,
 }
 
 impl Attempt {
@@ -219,6 +222,10 @@ fn issue_sqlite(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, Ap
         &attempt.usage,
     )?;
     let marked_copy = super::copies::record(conn, &attempt.seen(), sequence)?;
+    if let Some(borrows) = &attempt.borrows {
+        let (id, key) = (attempt.server_id, &attempt.fingerprint);
+        super::reported_borrows::record(conn, id, key, attempt.created_at, borrows)?;
+    }
     Ok(Issued {
         sequence,
         revision,
@@ -278,7 +285,9 @@ struct LicenseColumns {
 
 /// The statement of a group on PostgreSQL: the sync function, and the usage summary of
 /// every accepted attempt stored by the same statement (so in the same transaction),
-/// keyed by the sequence number the function issued.
+/// keyed by the sequence number the function issued, and the borrowed seats it reported
+/// (`super::reported_borrows::RECORD`'s upsert; one row per id and key pair of the
+/// group, the report made last).
 const GROUP_STATEMENT: &str = "WITH r AS (\
          SELECT * FROM solme_issue_syncs($1, $2, $3, $4, $5, $6, $7, $8, $9, $12, $13, $14)\
      ), u AS (\
@@ -286,6 +295,15 @@ const GROUP_STATEMENT: &str = "WITH r AS (\
          SELECT ($1::TEXT[])[r.o_index], r.o_sequence, ($6::BIGINT[])[r.o_index], \
                 ($5::TEXT[])[r.o_index], ($11::BIGINT[])[r.o_index], ($10::TEXT[])[r.o_index] \
          FROM r WHERE r.o_outcome = 'OK'\
+     ), b AS (\
+         INSERT INTO reported_borrows (server_id, fingerprint, reported_at, borrows) \
+         SELECT DISTINCT ON (1, 2) ($1::TEXT[])[r.o_index], ($4::TEXT[])[r.o_index], \
+                ($3::BIGINT[])[r.o_index], ($15::TEXT[])[r.o_index] \
+         FROM r WHERE r.o_outcome = 'OK' AND ($15::TEXT[])[r.o_index] IS NOT NULL \
+         ORDER BY 1, 2, 3 DESC \
+         ON CONFLICT (server_id, fingerprint) DO UPDATE SET \
+         reported_at = excluded.reported_at, borrows = excluded.borrows \
+         WHERE excluded.reported_at >= reported_borrows.reported_at\
      ) SELECT * FROM r";
 
 /// PostgreSQL: runs a group of syncs in one statement, i.e. one round trip and, in
@@ -329,6 +347,12 @@ pub(crate) fn issue_group_pg(
             attempts
                 .iter()
                 .map(|a| a.held_file_sha256.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            attempts
+                .iter()
+                .map(|a| a.borrows.clone())
                 .collect::<Vec<_>>(),
         )
         .load(conn)?;

@@ -269,6 +269,7 @@ impl Local {
             usage_since: None,
             held_file_sha256: held_sequence.map(|s| format!("{s:064x}")),
             request_counter: Some(request_counter),
+            borrows: None,
         };
         shared_proto::sync_data::seal(&self.identity, &request).expect("seal")
     }

@@ -193,6 +193,7 @@ fn sync_data_with_zero_encryption_key(server_id: Uuid) -> String {
         usage_since: None,
         held_file_sha256: None,
         request_counter: None,
+        borrows: None,
     };
     hand_signed_sync_data(&request, &signing)
 }

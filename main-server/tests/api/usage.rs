@@ -44,6 +44,7 @@ pub(crate) fn sync_data_with_usage(local: &Local, usage: Vec<FeatureUsage>) -> S
         usage_since: Some(Utc::now() - chrono::Duration::days(1)),
         held_file_sha256: None,
         request_counter: None,
+        borrows: None,
     };
     shared_proto::sync_data::seal(&local.identity, &request).expect("seal")
 }

@@ -27,6 +27,7 @@ pub fn sync_data_at(
         usage_since: None,
         held_file_sha256: None,
         request_counter: None,
+        borrows: None,
     };
     shared_proto::sync_data::seal(identity, &request).context("sealing sync data")
 }

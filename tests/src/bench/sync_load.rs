@@ -123,6 +123,7 @@ impl Clients {
                     usage_since: None,
                     held_file_sha256: None,
                     request_counter: None,
+                    borrows: None,
                 };
                 Ok(shared_proto::sync_data::seal(
                     &self.identities[k],

@@ -618,6 +618,7 @@ fn mail_gateway(args: &Args, dir: &Path) -> Result<()> {
             usage_since: None,
             held_file_sha256: None,
             request_counter: None,
+            borrows: None,
         };
         sync_data.push(shared_proto::sync_data::seal(&identity, &request)?);
     }
