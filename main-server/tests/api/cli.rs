@@ -685,3 +685,66 @@ async fn admin_cli_shows_what_deciding_needs_and_handles_possible_copies() {
         "{said}"
     );
 }
+
+/// A marked id: `server possible-copy` prints the mark in words and the requests
+/// going back, `server show` names it, `server dismiss-copy` clears it.
+#[actix_rt::test]
+async fn admin_cli_shows_and_dismisses_a_possible_copy() {
+    let app = spawn_app().await;
+    let dir = app.data_dir();
+    let (server_id, local) = app.register_local().await;
+    let mut at = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let mut sequences: Vec<i64> = Vec::new();
+    // The original counts 1, 2, 3, 4; a copy made after 2 sends 3 and 4 again.
+    for (counter, held) in [
+        (1, None),
+        (2, Some(0)),
+        (3, Some(1)),
+        (3, Some(1)),
+        (4, Some(2)),
+        (4, Some(3)),
+    ] {
+        at += chrono::Duration::seconds(1);
+        let held = held.map(|i: usize| sequences[i]);
+        let answer = app.post_sync(&local.sync_data_as(counter, held, at)).await;
+        assert_eq!(answer.status, awc::http::StatusCode::OK, "{}", answer.body);
+        sequences.push(local.open(&app, &answer.body).sequence);
+    }
+    let id = server_id.to_string();
+
+    let shown = succeeded(&admin(&dir, &["server", "possible-copy", &id]));
+    for part in [
+        "possible copy, marked since ",
+        "Two installations seem to synchronize with this id's key pair",
+        "went back 2 times among the newest 6",
+        "MADE",
+        "went back",
+    ] {
+        assert!(shown.contains(part), "{part:?} not in {shown}");
+    }
+    assert_eq!(shown.matches("  went back").count(), 2, "{shown}");
+    let shown = succeeded(&admin(&dir, &["server", "show", &id]));
+    assert!(
+        shown.contains("copies        POSSIBLE COPY since "),
+        "{shown}"
+    );
+    let listed = succeeded(&admin(&dir, &["server", "list"]));
+    assert!(listed.contains("POSSIBLE COPY"), "{listed}");
+
+    let said = succeeded(&admin(
+        &dir,
+        &[
+            "server",
+            "dismiss-copy",
+            &id,
+            "--reason",
+            "a restored backup",
+        ],
+    ));
+    assert!(
+        said.contains("is dismissed; its history of requests is forgotten"),
+        "{said}"
+    );
+    let (_, server) = app.get(&format!("/admin/v1/servers/{id}")).await;
+    assert!(server["possible_copy_since"].is_null(), "{server}");
+}
