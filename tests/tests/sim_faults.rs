@@ -540,3 +540,136 @@ fn the_customers_proxy_demands_credentials_refuses_and_goes_down() {
         .iter()
         .any(|e| e["kind"] == "fault-off" && e["fault"] == "proxy-down"));
 }
+
+/// A licensed program's call through the control API: (HTTP status, body).
+fn client(sim: &Sim, body: Value) -> (u64, Value) {
+    let answer = sim.ok("POST", "/v1/client", Some(body));
+    (answer["status"].as_u64().unwrap(), answer["body"].clone())
+}
+
+fn checkout(feature: &str) -> Value {
+    json!({"action": "checkout", "server": "local-server-1", "feature": feature, "user": "qa"})
+}
+
+#[test]
+fn a_features_answers_forced_in_front_of_the_client_api() {
+    let sim = Sim::start(&[]);
+    let force = |feature: &str, code: &str| {
+        json!({"fault": "client-force", "program": "local-server-1", "on": true,
+               "feature": feature, "code": code})
+    };
+    // Before any sync the server itself refuses everything.
+    let (status, body) = client(&sim, checkout("solme-cad"));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("NOT_SYNCHRONIZED")),
+        "{body}"
+    );
+
+    // Always granted: a lease the front makes, renewed and returned by it.
+    let (answer, took) = sim.fault(force("solme-cad", "granted"));
+    eprintln!("client-force on answered in {took:?}");
+    let done = answer["done"].as_str().unwrap().to_string();
+    let front = done
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap()
+        .to_string();
+    let (status, body) = client(&sim, checkout("solme-cad"));
+    assert_eq!(status, 201, "{body}");
+    let lease = body["lease_id"].as_str().unwrap().to_string();
+    assert!(body["expires_at"].as_str().is_some(), "{body}");
+    let (status, body) = client(
+        &sim,
+        json!({"action": "heartbeat", "server": "local-server-1", "lease": lease}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = client(
+        &sim,
+        json!({"action": "checkin", "server": "local-server-1", "lease": lease}),
+    );
+    assert_eq!(status, 204);
+    // Another feature is the server's own answer, through the front.
+    let (status, body) = client(&sim, checkout("solme-cam"));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("NOT_SYNCHRONIZED")),
+        "{body}"
+    );
+
+    // Always NO_SEATS, whatever the server would say; a licensed program under test is
+    // pointed at the front and gets the same.
+    let (code, text, _) = sim.local(&["sync"]);
+    assert_eq!(code, 0, "{text}");
+    sim.fault(force("solme-cad", "NO_SEATS"));
+    let (status, body) = client(&sim, checkout("solme-cad"));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("NO_SEATS")),
+        "{body}"
+    );
+    let direct = ureq::post(&format!("{front}/api/v1/leases"))
+        .send_json(json!({"feature": "solme-cad", "client": "program under test"}));
+    match direct {
+        Err(ureq::Error::Status(409, response)) => {
+            let body: Value = response.into_json().unwrap();
+            assert_eq!(body["code"], "NO_SEATS", "{body}");
+        }
+        other => panic!("expected 409 NO_SEATS from the front, got {other:?}"),
+    }
+    let (status, body) = client(&sim, checkout("solme-cam"));
+    assert_eq!(status, 201, "the server's own grant: {body}");
+    let active = sim.active_faults();
+    assert!(
+        active.iter().any(|f| f["fault"] == "client-force"
+            && f["feature"] == "solme-cad"
+            && f["code"] == "NO_SEATS"),
+        "{active:?}"
+    );
+    // The server itself was never told anything: it holds only the real lease.
+    let (_, text, _) = sim.local(&["leases", "--json"]);
+    assert!(
+        text.contains("solme-cam") && !text.contains("solme-cad"),
+        "{text}"
+    );
+
+    // Off: the server's answer again.
+    let (answer, _) =
+        sim.fault(json!({"fault": "client-force", "program": "local-server-1", "on": false}));
+    assert_eq!(answer["changed"], true, "{answer}");
+    let (status, body) = client(&sim, checkout("solme-cad"));
+    assert_eq!(status, 201, "{body}");
+    assert!(sim.active_faults().is_empty());
+
+    // Refused, changing nothing.
+    for (body, expected) in [
+        (force("solme-cad", "BOGUS"), 400),
+        (
+            json!({"fault": "client-force", "program": "local-server-1", "on": true, "code": "NO_SEATS"}),
+            400,
+        ),
+        (
+            json!({"fault": "client-force", "program": "main-server", "on": true, "feature": "x", "code": "NO_SEATS"}),
+            400,
+        ),
+        (
+            json!({"fault": "client-force", "program": "local-server-9", "on": true, "feature": "x", "code": "NO_SEATS"}),
+            404,
+        ),
+        (
+            json!({"fault": "kill", "program": "local-server-1", "on": true, "feature": "x"}),
+            400,
+        ),
+    ] {
+        let (status, answer) = sim.call("POST", "/v1/faults", Some(body.clone()));
+        assert_eq!(status, expected, "{body}: {answer}");
+    }
+    assert!(sim.active_faults().is_empty());
+    let events = sim.events();
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "fault-on" && e["fault"] == "client-force"));
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "fault-off" && e["fault"] == "client-force"));
+}

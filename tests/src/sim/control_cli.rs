@@ -69,14 +69,16 @@ pub enum SimCommand {
     /// dropping packets), `port-hang` (accepted, never answered), `port-refuse`,
     /// `port-slow` (--ms), `port-cut` (the answer cut in the middle), `rogue-endpoint` (a
     /// certificate from another CA); on
-    /// customer-proxy: `proxy-auth` (407), `proxy-refuse` (403), `proxy-down`. E.g.
+    /// customer-proxy: `proxy-auth` (407), `proxy-refuse` (403), `proxy-down`; on a local
+    /// server: `client-force` (--feature's check-outs answered --code: `granted` or a
+    /// refusal code such as NO_SEATS, by a front before its client API). E.g.
     /// `solme-sim fault kill main-server`, `solme-sim fault port-drop main-server --port
     /// 443`, `solme-sim fault port-drop main-server --port 443 --off`.
     Fault {
         /// The fault.
         #[arg(value_parser = ["kill", "stop", "restart", "db-lock", "port-drop",
             "port-hang", "port-refuse", "port-slow", "port-cut", "rogue-endpoint",
-            "proxy-auth", "proxy-refuse", "proxy-down"])]
+            "proxy-auth", "proxy-refuse", "proxy-down", "client-force"])]
         fault: String,
         /// `main-server`, `mail-gateway`, `local-server-1`, …
         program: String,
@@ -92,6 +94,12 @@ pub enum SimCommand {
         /// port-slow: how long each piece of the answer is held, in milliseconds.
         #[arg(long)]
         ms: Option<u64>,
+        /// client-force: the feature whose check-outs are forced.
+        #[arg(long)]
+        feature: Option<String>,
+        /// client-force: `granted`, or the refusal code to answer (e.g. NO_SEATS).
+        #[arg(long)]
+        code: Option<String>,
     },
 }
 
@@ -206,6 +214,8 @@ fn run_inner(command: SimCommand, data_dir: Option<&Path>) -> Result<ExitCode> {
             seconds,
             port,
             ms,
+            feature,
+            code,
         } => {
             let mut body = json!({"fault": fault, "program": program, "on": !off});
             if let Some(seconds) = seconds {
@@ -216,6 +226,12 @@ fn run_inner(command: SimCommand, data_dir: Option<&Path>) -> Result<ExitCode> {
             }
             if let Some(ms) = ms {
                 body["ms"] = json!(ms);
+            }
+            if let Some(feature) = feature {
+                body["feature"] = json!(feature);
+            }
+            if let Some(code) = code {
+                body["code"] = json!(code);
             }
             let answer = client.call("POST", "/v1/faults", Some(body))?;
             println!("{}", text(&answer["done"]));

@@ -23,6 +23,9 @@
 //!   of that sync port lets no new connection be established, holds them unanswered, is
 //!   closed, delays the answer, cuts it after the request, or answers with a
 //!   certificate from another CA ([`super::fault_net`]).
+//! - `client-force` (on a local server, with `feature` and `code`): that feature's
+//!   check-outs answered `code` (or granted) by a front before the server's client API
+//!   ([`super::fault_client`]).
 //! - `proxy-auth`, `proxy-refuse`, `proxy-down` (on `customer-proxy`, in a simulation
 //!   started with `--customer-proxy`): the customer's proxy answers 407 whatever the
 //!   credentials, 403 to every tunnel, or is closed.
@@ -45,6 +48,7 @@ use utoipa::ToSchema;
 
 use super::control_api::{ApiError, Shared};
 use super::events::{EventLog, What};
+use super::fault_client;
 use super::fault_net::{self, Network, PortMode, ProxyMode, SyncPort, MAX_SLOW_MS};
 use super::world::Program;
 
@@ -100,6 +104,7 @@ pub enum FaultKind {
     ProxyAuth,
     ProxyRefuse,
     ProxyDown,
+    ClientForce,
 }
 
 /// The program name the customer's proxy faults are made on.
@@ -121,6 +126,7 @@ impl FaultKind {
             Self::ProxyAuth => "proxy-auth",
             Self::ProxyRefuse => "proxy-refuse",
             Self::ProxyDown => "proxy-down",
+            Self::ClientForce => "client-force",
         }
     }
 
@@ -170,6 +176,15 @@ pub struct FaultRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 120000)]
     pub ms: Option<u64>,
+    /// `client-force`: the feature whose check-outs are forced (off: that feature's
+    /// forced answer ends; without it, every one of the server's).
+    #[serde(default)]
+    #[schema(example = "solme-cad")]
+    pub feature: Option<String>,
+    /// `client-force`: what it answers: `granted`, or a refusal code (`NO_SEATS`, …).
+    #[serde(default)]
+    #[schema(example = "NO_SEATS")]
+    pub code: Option<String>,
 }
 
 /// What a fault request did.
@@ -200,6 +215,11 @@ pub struct ActiveFault {
     /// `port-slow`'s delay in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ms: Option<u64>,
+    /// `client-force`: the feature and what it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// Why a fault request was refused; nothing was changed.
@@ -458,6 +478,8 @@ impl Faults {
                     until: None,
                     port: None,
                     ms: None,
+                    feature: None,
+                    code: None,
                 })
             })
             .collect();
@@ -471,11 +493,27 @@ impl Faults {
                     until: Some(lock.until),
                     port: None,
                     ms: None,
+                    feature: None,
+                    code: None,
                 }),
         );
         if let Some(network) = fault_net::network() {
             active.extend(network_faults(network));
         }
+        active.extend(
+            fault_client::active()
+                .into_iter()
+                .map(|(program, feature, forced)| ActiveFault {
+                    fault: FaultKind::ClientForce,
+                    program,
+                    since: Utc::now(),
+                    until: None,
+                    port: None,
+                    ms: None,
+                    feature: Some(feature),
+                    code: Some(forced.name()),
+                }),
+        );
         active
     }
 
@@ -483,6 +521,16 @@ impl Faults {
     pub fn apply(&self, request: &FaultRequest) -> Result<FaultAnswer, FaultError> {
         let network_fault =
             request.fault.port_mode(0).is_some() || request.fault.proxy_mode().is_some();
+        if request.fault != FaultKind::ClientForce
+            && (request.feature.is_some() || request.code.is_some())
+        {
+            return Err(FaultError::Malformed(
+                "\"feature\" and \"code\" are for client-force only".to_string(),
+            ));
+        }
+        if request.fault == FaultKind::ClientForce {
+            return self.apply_client(request);
+        }
         if !network_fault && (request.port.is_some() || request.ms.is_some()) {
             return Err(FaultError::Malformed(
                 "\"port\" and \"ms\" are for the port faults only".to_string(),
@@ -634,7 +682,8 @@ impl Faults {
                 | FaultKind::RogueEndpoint
                 | FaultKind::ProxyAuth
                 | FaultKind::ProxyRefuse
-                | FaultKind::ProxyDown,
+                | FaultKind::ProxyDown
+                | FaultKind::ClientForce,
                 _,
             ) => {
                 drop(inner);
@@ -766,6 +815,93 @@ impl Faults {
             ),
             pid,
         ))
+    }
+
+    /// `client-force`: a feature's check-outs on a local server answered by the front the
+    /// simulation puts before its client API ([`fault_client`]).
+    fn apply_client(&self, request: &FaultRequest) -> Result<FaultAnswer, FaultError> {
+        if request.seconds.is_some() || request.port.is_some() || request.ms.is_some() {
+            return Err(FaultError::Malformed(
+                "client-force takes \"feature\" and \"code\" only".to_string(),
+            ));
+        }
+        let program = request.program.as_str();
+        let mut inner = relock(&self.inner);
+        if !inner.processes.has(program) {
+            return Err(FaultError::NoProgram(format!(
+                "no program {program:?} in this simulation"
+            )));
+        }
+        let pid = inner.processes.pid(program);
+        let Some(local) = inner.processes.local(program) else {
+            return Err(FaultError::Malformed(format!(
+                "client-force is made on a local server's client API; {program} has none"
+            )));
+        };
+        let upstream = local.listen.clone();
+        let clock_file = local
+            .server
+            .dir
+            .parent()
+            .map(|root| root.join("clock.json"))
+            .filter(|file| file.is_file());
+        drop(inner);
+        let answer = |changed: bool, done: String| FaultAnswer {
+            fault: request.fault,
+            program: program.to_string(),
+            on: request.on,
+            changed,
+            done,
+            pid,
+        };
+        let feature = request.feature.as_deref().map(str::trim);
+        if let Some(feature) = feature {
+            if feature.is_empty() || feature.len() > 200 {
+                return Err(FaultError::Malformed(
+                    "\"feature\" must be a feature name (1 to 200 characters)".to_string(),
+                ));
+            }
+        }
+        if !request.on {
+            if request.code.is_some() {
+                return Err(FaultError::Malformed(
+                    "switching client-force off takes no \"code\"".to_string(),
+                ));
+            }
+            let ended = fault_client::release(program, feature);
+            if ended.is_empty() {
+                return Ok(answer(
+                    false,
+                    format!("no forced answer on {program}'s client API to end"),
+                ));
+            }
+            let done = format!(
+                "{program}'s client API answers {} as the server does again",
+                ended.join(", ")
+            );
+            self.fault_event(request, &done);
+            return Ok(answer(true, done));
+        }
+        let (Some(feature), Some(code)) = (feature, request.code.as_deref()) else {
+            return Err(FaultError::Malformed(
+                "client-force needs \"feature\" and \"code\" (granted, or a code such as \
+                 NO_SEATS)"
+                    .to_string(),
+            ));
+        };
+        let forced = fault_client::Forced::parse(code).map_err(FaultError::Malformed)?;
+        let (url, changed) = fault_client::force(program, &upstream, clock_file, feature, forced)
+            .map_err(FaultError::Failed)?;
+        let done = format!(
+            "check-outs of {feature} at {url} (in front of {program}'s client API, where \
+             the simulation's client actions now go) answer {}; everything else is the \
+             server's own answer",
+            forced.name()
+        );
+        if changed {
+            self.fault_event(request, &done);
+        }
+        Ok(answer(changed, done))
     }
 
     /// A fault on the main server's sync ports or on the customer's proxy: checked whole
@@ -1029,6 +1165,8 @@ fn network_faults(network: &Network) -> Vec<ActiveFault> {
                 PortMode::Slow(ms) => Some(ms),
                 _ => None,
             },
+            feature: None,
+            code: None,
         });
     }
     if let Some((mode, since)) = network.proxy_mode() {
@@ -1046,6 +1184,8 @@ fn network_faults(network: &Network) -> Vec<ActiveFault> {
                 until: None,
                 port: None,
                 ms: None,
+                feature: None,
+                code: None,
             });
         }
     }
@@ -1071,11 +1211,11 @@ fn take_write_lock(database: &std::path::Path) -> Result<SqliteConnection> {
 #[utoipa::path(
     post, path = "/v1/faults", tag = "faults", operation_id = "fault",
     summary = "Switches a fault on or off: a program killed, stopped, restarted; a database locked; the main server's sync ports dropped, refused, slowed, cut or answered by a rogue endpoint; the customer's proxy failing.",
-    description = "`kill`: SIGKILL (off: started again on the same ports, data directory and clock file); `stop`: SIGSTOP (off: SIGCONT); `restart`: SIGTERM then started again, at once (on only); `db-lock`: a local server's database write-locked for `seconds`. On `main-server` with `port` (`443`, `8080` or `both`: the sync ports as the local servers reach them, through the simulation's relays): `port-drop` (connections never established, as a firewall dropping packets: the client's connect times out), `port-hang` (connections accepted and never answered), `port-refuse` (connections refused), `port-slow` (each piece of the answer held `ms` milliseconds), `port-cut` (the answer cut in the middle, after the request went through), `rogue-endpoint` (answered by a TLS server whose certificate comes from another CA). On `customer-proxy` (a simulation started with `--customer-proxy`): `proxy-auth` (407 whatever the credentials), `proxy-refuse` (403 to every tunnel), `proxy-down` (its port closed). A switch is in force for every new connection when the answer comes.",
+    description = "`kill`: SIGKILL (off: started again on the same ports, data directory and clock file); `stop`: SIGSTOP (off: SIGCONT); `restart`: SIGTERM then started again, at once (on only); `db-lock`: a local server's database write-locked for `seconds`. On `main-server` with `port` (`443`, `8080` or `both`: the sync ports as the local servers reach them, through the simulation's relays): `port-drop` (connections never established, as a firewall dropping packets: the client's connect times out), `port-hang` (connections accepted and never answered), `port-refuse` (connections refused), `port-slow` (each piece of the answer held `ms` milliseconds), `port-cut` (the answer cut in the middle, after the request went through), `rogue-endpoint` (answered by a TLS server whose certificate comes from another CA). On `customer-proxy` (a simulation started with `--customer-proxy`): `proxy-auth` (407 whatever the credentials), `proxy-refuse` (403 to every tunnel), `proxy-down` (its port closed). On a local server: `client-force` with `feature` and `code` (`granted`, or a refusal code such as `NO_SEATS`): that feature's check-outs answered so by a front the simulation puts before the server's client API, where its client actions then go (never a switch inside the local server). A switch is in force for every new connection when the answer comes.",
     request_body = FaultRequest,
     responses(
         (status = 200, description = "What was done (`changed`: false when it was already so).", body = FaultAnswer),
-        (status = 400, description = "`MALFORMED`: not a fault request, `seconds` out of range or given to another fault than db-lock, `port` or `ms` missing, out of range or given to a fault that takes none, a port or proxy fault on another program, or `restart` switched off."),
+        (status = 400, description = "`MALFORMED`: not a fault request, `seconds` out of range or given to another fault than db-lock, `port` or `ms` missing, out of range or given to a fault that takes none, a port or proxy fault on another program, client-force without `feature` and `code`, with a code that is no refusal code or on a program that is not a local server, or `restart` switched off."),
         (status = 404, description = "`NOT_FOUND`: no such program in this simulation."),
         (status = 409, description = "`CONFLICT`: the state does not allow it (stopping a killed program, locking a locked database, a port or the proxy already under another fault)."),
         (status = 422, description = "`UNSUPPORTED`: this simulation cannot make it (a database lock on a program without a local database, a proxy fault in a simulation without the customer's proxy)."),

@@ -107,6 +107,9 @@ pub(super) async fn client(
         .get("api")
         .cloned()
         .ok_or_else(|| ApiError::not_found(format!("{} has no client API", program.name)))?;
+    // Through the simulation's front while a feature's answers are forced there
+    // (`client-force`, see fault_client.rs); otherwise straight to the server.
+    let base = super::fault_client::route(&program.name, &base);
     let (status, body) = web::block(move || call_local(&base, &action))
         .await
         .map_err(|e| ApiError::internal(&anyhow::anyhow!("calling a local server: {e}")))?

@@ -172,6 +172,9 @@ pub struct FaultStep {
     pub port: Option<String>,
     /// `port-slow`: milliseconds added to each piece of the answer.
     pub ms: Option<u64>,
+    /// `client-force`: the feature, and `granted` or the refusal code it answers.
+    pub feature: Option<String>,
+    pub code: Option<String>,
 }
 
 /// The faults the simulation makes (see `solme-sim fault --help`).
@@ -189,6 +192,7 @@ const FAULTS: &[&str] = &[
     "proxy-auth",
     "proxy-refuse",
     "proxy-down",
+    "client-force",
 ];
 
 /// Where the customer's proxy faults are made: in a world with `customer_proxy`.
@@ -591,6 +595,19 @@ fn check_step(
                 }
                 if !port_fault && (fault.port.is_some() || fault.ms.is_some()) {
                     return Err(format!("{} takes no port or ms", fault.fault));
+                }
+                let forcing = fault.fault == "client-force";
+                if forcing && !locals.contains(&fault.program) {
+                    return Err("client-force is made on a local server".to_string());
+                }
+                if forcing && fault.on && (fault.feature.is_none() || fault.code.is_none()) {
+                    return Err(
+                        "client-force needs feature and code (granted, or e.g. NO_SEATS)"
+                            .to_string(),
+                    );
+                }
+                if !forcing && (fault.feature.is_some() || fault.code.is_some()) {
+                    return Err(format!("{} takes no feature or code", fault.fault));
                 }
             }
         }
