@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[macro_use]
+#[allow(dead_code)]
 mod support;
 
 use std::path::{Path, PathBuf};
