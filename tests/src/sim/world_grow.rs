@@ -171,7 +171,9 @@ fn check_server_name(sim: &Simulation, name: &str) -> Result<(), ApiError> {
              letter, at most {MAX_SERVER_NAME}"
         )));
     }
-    if sim.program(name).is_some() || name.starts_with("main-server") || name == "mail-gateway" {
+    let reserved =
+        name.starts_with("main-server") || matches!(name, "mail-gateway" | "customer-proxy");
+    if sim.program(name).is_some() || reserved {
         return Err(conflict(format!(
             "there is a program {name:?} in this simulation already"
         )));
