@@ -269,7 +269,7 @@ impl Sim {
         let data_dir = dir.join("sim");
         let output = std::fs::File::create(dir.join("sim-output.txt"))
             .context("creating the simulation's output file")?;
-        let mut command = Command::new(std::env::current_exe().context("locating solme-sim")?);
+        let mut command = Command::new(this_program()?);
         command
             .arg("--data-dir")
             .arg(&data_dir)
@@ -410,6 +410,11 @@ impl Sim {
         let mut urls = Vec::new();
         let mut admin = None;
         for program in status["programs"].as_array().into_iter().flatten() {
+            // A program a fault keeps down (a lost replica, a killed local server)
+            // follows the clock when it is back; the others must follow it now.
+            if program["state"] != "running" {
+                continue;
+            }
             let addresses = &program["addresses"];
             if let Some(api) = addresses["api"].as_str().or(addresses["http"].as_str()) {
                 urls.push(format!("{api}/metrics"));
@@ -442,6 +447,17 @@ impl Sim {
             (locals && main).then_some(())
         })
     }
+}
+
+/// This very `solme-sim`, to start each scenario's simulation with. On Linux through
+/// `/proc/self/exe`, which still names it when a build has replaced the file meanwhile
+/// (the path `current_exe` gives then no longer exists).
+fn this_program() -> Result<PathBuf> {
+    let proc_exe = Path::new("/proc/self/exe");
+    if proc_exe.exists() {
+        return Ok(proc_exe.to_path_buf());
+    }
+    std::env::current_exe().context("locating solme-sim")
 }
 
 /// A new, empty database on the PostgreSQL server of SOLME_TEST_DATABASE_URL, so that
