@@ -213,6 +213,8 @@ impl AdminClient {
         body: Option<&B>,
     ) -> Result<T, MainServerError> {
         let url = format!("{}{}", self.base, path);
+        // A refusal kept from an earlier handshake on this thread is not this call's.
+        let _ = shared_proto::tls::take_certificate_refusal();
         let request = self.client.request(method, &url).insert_header((
             "Authorization",
             format!("Bearer {}", self.token.expose_secret()),
@@ -231,13 +233,16 @@ impl AdminClient {
                 err,
                 SendRequestError::Connect(ref cause) if !matches!(cause, ConnectError::Disconnected)
             );
-            let err = if shared_proto::tls::is_untrusted_certificate(&err.to_string()) {
-                anyhow::anyhow!(
+            // The verify code the pinned connector kept (never OpenSSL's text).
+            let err = match shared_proto::tls::take_certificate_refusal() {
+                Some(shared_proto::tls::CertificateRefusal::UntrustedIssuer) => anyhow::anyhow!(
                     "calling {url}: the main server's certificate is not from the CA in \
-                     --main-server-ca (or not for this host name): {err}"
-                )
-            } else {
-                anyhow::anyhow!("calling {url}: {err}")
+                     --main-server-ca"
+                ),
+                Some(refusal) => {
+                    anyhow::anyhow!("calling {url}: {}", refusal.describe(chrono::Utc::now()))
+                }
+                None => anyhow::anyhow!("calling {url}: {err}"),
             };
             if connect {
                 MainServerError::Unavailable(err)

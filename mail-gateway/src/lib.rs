@@ -95,9 +95,12 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => match serve(*args, clock) {
             Ok(()) => ExitCode::SUCCESS,
+            // Said once, on standard error (the log goes there too), each cause once.
             Err(err) => {
-                log::error!("mail gateway stopped: {err:#}");
-                eprintln!("mail-gateway: {err:#}");
+                eprintln!(
+                    "mail-gateway: error: {}",
+                    shared_proto::exit::error_text(err.as_ref())
+                );
                 ExitCode::FAILURE
             }
         },

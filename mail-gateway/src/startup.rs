@@ -359,7 +359,13 @@ impl Application {
             ));
             tasks.push(("the SMTP receiver", receiver));
         }
-        let http = crate::status::serve(http_listener, stats, spool, clock.clone())?;
+        let http = crate::status::serve(
+            http_listener,
+            stats,
+            spool,
+            args.spool.data_dir.join("spool"),
+            clock.clone(),
+        )?;
         let http_handle = http.handle();
         let http_task = actix_web::rt::spawn(http);
 

@@ -65,4 +65,6 @@ pub struct Status {
     pub clock_offset_seconds: f64,
     /// Whether that clock is simulated or moved.
     pub clock_simulated: bool,
+    /// The newest mails and replies in the spool, newest first.
+    pub recent: Vec<super::recent::RecentMail>,
 }

@@ -1,15 +1,21 @@
-//! The status page: counters since start plus the spool's current depth,
-//! as JSON (`/status`), as a small HTML page (`/`) and as Prometheus metrics
-//! (`/metrics`, [`metrics`]). The numbers themselves are [`counters`].
+//! The status page: counters since start, the spool's current depth and the recent
+//! mails, as a page for operators (`/`, [`page`], with the security headers of the
+//! other pages), as JSON for programs (`/status`, `/status.json`, or `/` asked with
+//! `Accept: application/json`) and as Prometheus metrics (`/metrics`, [`metrics`]). The
+//! numbers themselves are [`counters`]; the recent mails are read from the spool
+//! ([`recent`]).
 
 pub mod counters;
 pub mod metrics;
+pub mod page;
+pub mod recent;
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
@@ -24,6 +30,8 @@ struct State {
     spool: Spool,
     started_at: DateTime<Utc>,
     clock: Clock,
+    /// The spool's folder, where the recent mails are read.
+    spool_dir: PathBuf,
 }
 
 impl State {
@@ -47,7 +55,15 @@ impl State {
             clock: self.clock.describe(),
             clock_offset_seconds: self.clock.offset().num_milliseconds() as f64 / 1000.0,
             clock_simulated: self.clock.is_simulated(),
+            recent: self.recent().await,
         })
+    }
+
+    async fn recent(&self) -> Vec<recent::RecentMail> {
+        let dir = self.spool_dir.clone();
+        web::block(move || recent::recent(&dir))
+            .await
+            .unwrap_or_default()
     }
 }
 
@@ -69,50 +85,43 @@ async fn status_json(state: web::Data<State>) -> HttpResponse {
     }
 }
 
-async fn status_page(state: web::Data<State>) -> HttpResponse {
+/// Whether the caller asked for JSON rather than a page.
+fn wants_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json") && !accept.contains("text/html"))
+}
+
+/// The page for people (the JSON for a caller that asks for it).
+async fn status_page(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    if wants_json(&req) {
+        return status_json(state).await;
+    }
+    let now = state.clock.now();
     let status = match load(state).await {
         Ok(status) => status,
         Err(failed) => return failed,
     };
-    let rows = [
-        ("Received", status.received.to_string()),
-        ("Answered", status.answered.to_string()),
-        (
-            "Dropped (automatic mail, duplicates)",
-            status.dropped.to_string(),
-        ),
-        ("Failed", status.failed.to_string()),
-        ("Retried attempts", status.retries.to_string()),
-        ("Queued", status.queued.to_string()),
-        ("Replies waiting", status.outgoing.to_string()),
-    ];
-    let rows: String = rows
-        .iter()
-        .map(|(name, value)| format!("<tr><th>{name}</th><td>{value}</td></tr>"))
-        .collect();
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Solme mail gateway</title>\
-         <meta http-equiv=\"refresh\" content=\"5\"></head><body>\
-         <h1>Solme mail gateway</h1><p>Running since {}</p>{}\
-         <table>{rows}</table><p><a href=\"/status\">JSON</a></p></body></html>",
-        status.started_at.to_rfc3339(),
-        // The description holds a path: escaped like any text on the page.
-        status
-            .clock
-            .as_deref()
-            .map(|clock| format!("<p><strong>{}</strong></p>", html_escape(clock)))
-            .unwrap_or_default()
-    );
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html)
+    let html = page::render(&status, &status.recent, now);
+    page_response("text/html; charset=utf-8", html)
 }
 
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+async fn style() -> HttpResponse {
+    page_response("text/css; charset=utf-8", page::STYLE.to_owned())
+}
+
+/// `body` with the headers every page of Solme's servers carries, and no caching (the
+/// numbers change).
+fn page_response(content_type: &str, body: String) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response.content_type(content_type);
+    for header in shared_proto::page_headers::PAGE_HEADERS {
+        response.insert_header(header);
+    }
+    response
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body)
 }
 
 async fn metrics(state: web::Data<State>) -> HttpResponse {
@@ -133,11 +142,13 @@ async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Serves the status page on `listener` until the returned server is stopped.
+/// Serves the status page on `listener` until the returned server is stopped;
+/// `spool_dir` is the spool's folder (`DATA_DIR/spool`).
 pub fn serve(
     listener: TcpListener,
     stats: Arc<Stats>,
     spool: Spool,
+    spool_dir: PathBuf,
     clock: Clock,
 ) -> anyhow::Result<actix_web::dev::Server> {
     let state = web::Data::new(State {
@@ -145,12 +156,15 @@ pub fn serve(
         spool,
         started_at: clock.now(),
         clock,
+        spool_dir,
     });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .route("/", web::get().to(status_page))
             .route("/status", web::get().to(status_json))
+            .route("/status.json", web::get().to(status_json))
+            .route("/assets/status.css", web::get().to(style))
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics))
     })

@@ -15,3 +15,4 @@ mod reminder_texts;
 mod reply_texts;
 mod resume;
 mod sender_auth;
+mod status_page;

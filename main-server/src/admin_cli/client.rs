@@ -123,21 +123,28 @@ impl Client {
     /// set-up mistake (not worth retrying), anything else the server being away.
     fn unreachable(&self, failure: &dyn std::fmt::Display) -> CliError {
         let cause = failure.to_string();
-        match &self.ca {
-            Some(ca) if shared_proto::tls::is_untrusted_certificate(&cause) => {
+        // The verify code the pinned connector kept decides, never OpenSSL's text.
+        let refusal = shared_proto::tls::take_certificate_refusal();
+        match (&self.ca, refusal) {
+            (Some(ca), Some(refusal)) => {
+                let why = match refusal {
+                    shared_proto::tls::CertificateRefusal::UntrustedIssuer => {
+                        "presented a certificate that is not from the expected CA".to_owned()
+                    }
+                    other => format!("was refused: {}", other.describe(chrono::Utc::now())),
+                };
                 CliError::Other(anyhow::anyhow!(
-                    "the admin API at {} presented a certificate that is not from the \
-                     expected CA {} (or not for this host name); give the server's ca.pem \
-                     with --ca ({cause})",
+                    "the admin API at {} {why} (the CA trusted: {}; give the server's ca.pem \
+                     with --ca)",
                     self.base,
                     ca.display()
                 ))
             }
-            Some(_) => CliError::Unreachable {
+            (Some(_), None) => CliError::Unreachable {
                 url: self.base.clone(),
                 cause,
             },
-            None => CliError::Unreachable {
+            (None, _) => CliError::Unreachable {
                 url: self.base.clone(),
                 cause: format!("{cause} (if the server serves HTTPS, use https://)"),
             },
@@ -151,6 +158,8 @@ impl Client {
         body: Option<&B>,
     ) -> Result<Value, CliError> {
         let url = format!("{}{path}", self.base);
+        // A refusal kept from an earlier handshake on this thread is not this call's.
+        let _ = shared_proto::tls::take_certificate_refusal();
         let request = self.http.request(method, &url).insert_header((
             "Authorization",
             format!("Bearer {}", self.token.expose_secret()),
