@@ -22,16 +22,19 @@ use uuid::Uuid;
 use crate::db::{from_millis, to_millis, DbConnection};
 use crate::error::ApiError;
 
-/// Stores one report (binds: server id, fingerprint, made at, borrows as JSON). A
-/// report made earlier than the one kept (a mailed file arriving late) changes nothing.
+/// Stores one report (binds: server id, fingerprint, made at, borrows as JSON, seen
+/// at). A report made earlier than the one kept (a mailed file arriving late) changes
+/// nothing.
 pub const RECORD: &str = "INSERT INTO reported_borrows (server_id, fingerprint, reported_at, \
-     borrows) VALUES ($1, $2, $3, $4) ON CONFLICT (server_id, fingerprint) DO UPDATE SET \
-     reported_at = excluded.reported_at, borrows = excluded.borrows \
-     WHERE excluded.reported_at >= reported_borrows.reported_at";
+     borrows, seen_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (server_id, fingerprint) DO \
+     UPDATE SET reported_at = excluded.reported_at, borrows = excluded.borrows, \
+     seen_at = excluded.seen_at WHERE excluded.reported_at >= reported_borrows.reported_at";
 
-/// The newest report of another key pair than the one bound (binds: id, fingerprint).
+/// The report of the key pair seen last before the one bound (binds: id, fingerprint):
+/// by Solme's clock, since two installations' clocks need not agree.
 const PREVIOUS: &str = "SELECT fingerprint, reported_at, borrows FROM reported_borrows \
-     WHERE server_id = $1 AND fingerprint <> $2 ORDER BY reported_at DESC LIMIT 1";
+     WHERE server_id = $1 AND fingerprint <> $2 ORDER BY seen_at DESC, reported_at DESC \
+     LIMIT 1";
 
 #[derive(QueryableByName)]
 struct Reported {
@@ -49,7 +52,7 @@ fn dialect(conn: &DbConnection, sql: &str) -> String {
     match conn {
         DbConnection::Postgres(_) => sql.to_owned(),
         DbConnection::Sqlite(_) => {
-            (1..=4).fold(sql.to_owned(), |s, n| s.replace(&format!("${n}"), "?"))
+            (1..=5).fold(sql.to_owned(), |s, n| s.replace(&format!("${n}"), "?"))
         }
     }
 }
@@ -75,12 +78,14 @@ pub(crate) fn record(
     fingerprint: &str,
     reported_at: DateTime<Utc>,
     borrows: &str,
+    seen_at: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     diesel::sql_query(dialect(conn, RECORD))
         .bind::<Text, _>(server_id.to_string())
         .bind::<Text, _>(fingerprint)
         .bind::<BigInt, _>(to_millis(reported_at))
         .bind::<Text, _>(borrows)
+        .bind::<BigInt, _>(to_millis(seen_at))
         .execute(conn)?;
     Ok(())
 }

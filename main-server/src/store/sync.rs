@@ -224,7 +224,8 @@ fn issue_sqlite(conn: &mut DbConnection, attempt: &Attempt) -> Result<Issued, Ap
     let marked_copy = super::copies::record(conn, &attempt.seen(), sequence)?;
     if let Some(borrows) = &attempt.borrows {
         let (id, key) = (attempt.server_id, &attempt.fingerprint);
-        super::reported_borrows::record(conn, id, key, attempt.created_at, borrows)?;
+        let (made, seen) = (attempt.created_at, attempt.now);
+        super::reported_borrows::record(conn, id, key, made, borrows, seen)?;
     }
     Ok(Issued {
         sequence,
@@ -296,14 +297,14 @@ const GROUP_STATEMENT: &str = "WITH r AS (\
                 ($5::TEXT[])[r.o_index], ($11::BIGINT[])[r.o_index], ($10::TEXT[])[r.o_index] \
          FROM r WHERE r.o_outcome = 'OK'\
      ), b AS (\
-         INSERT INTO reported_borrows (server_id, fingerprint, reported_at, borrows) \
+         INSERT INTO reported_borrows (server_id, fingerprint, reported_at, borrows, seen_at) \
          SELECT DISTINCT ON (1, 2) ($1::TEXT[])[r.o_index], ($4::TEXT[])[r.o_index], \
-                ($3::BIGINT[])[r.o_index], ($15::TEXT[])[r.o_index] \
+                ($3::BIGINT[])[r.o_index], ($15::TEXT[])[r.o_index], ($6::BIGINT[])[r.o_index] \
          FROM r WHERE r.o_outcome = 'OK' AND ($15::TEXT[])[r.o_index] IS NOT NULL \
          ORDER BY 1, 2, 3 DESC \
          ON CONFLICT (server_id, fingerprint) DO UPDATE SET \
-         reported_at = excluded.reported_at, borrows = excluded.borrows \
-         WHERE excluded.reported_at >= reported_borrows.reported_at\
+         reported_at = excluded.reported_at, borrows = excluded.borrows, \
+         seen_at = excluded.seen_at WHERE excluded.reported_at >= reported_borrows.reported_at\
      ) SELECT * FROM r";
 
 /// PostgreSQL: runs a group of syncs in one statement, i.e. one round trip and, in

@@ -10,6 +10,7 @@
 
 mod admin;
 mod audit_chain;
+mod borrows;
 mod audit_console;
 mod audit_log;
 mod cli;

@@ -1,0 +1,1 @@
+ALTER TABLE reported_borrows DROP COLUMN seen_at;
