@@ -673,3 +673,198 @@ fn a_features_answers_forced_in_front_of_the_client_api() {
         .iter()
         .any(|e| e["kind"] == "fault-off" && e["fault"] == "client-force"));
 }
+
+/// The replies in the gateway's outbox to `message_id`, waited for up to `wait`.
+fn replies(sim: &Sim, message_id: &str, wait: Duration) -> Vec<test_harness::mail::Reply> {
+    let outbox = sim.data_dir().join("mail-gateway").join("outbox");
+    let deadline = Instant::now() + wait;
+    loop {
+        let found = test_harness::mail::replies_to(&outbox, message_id).unwrap_or_default();
+        if !found.is_empty() || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn mail_fault(fault: &str, on: bool) -> Value {
+    json!({"fault": fault, "program": "mail-gateway", "on": on})
+}
+
+#[test]
+fn mail_to_licensing_lost_delayed_duplicated_mangled_and_from_a_stranger() {
+    let sim = Sim::start(&[]);
+    let file = sim.data_dir().join("local-server-1").join("sync-data.txt");
+    let export = |sim: &Sim| {
+        let (code, text, _) = sim.local(&["export-sync-data", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{text}");
+    };
+    let send = |sim: &Sim| -> Value {
+        sim.ok(
+            "POST",
+            "/v1/mail/send",
+            Some(json!({"from": "ops@acme.example", "sync_data": file})),
+        )
+    };
+    // Untouched: answered with a license file.
+    export(&sim);
+    let sent = send(&sim);
+    assert!(sent.get("fault").is_none(), "{sent}");
+    let found = replies(
+        &sim,
+        sent["message_id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    );
+    assert!(found[0].license_file().is_some(), "{:?}", found[0].subject);
+
+    // Lost: no reply ever comes (watched for 5 s).
+    let (answer, _) = sim.fault(mail_fault("mail-lost", true));
+    assert_eq!(answer["changed"], true);
+    export(&sim);
+    let sent = send(&sim);
+    assert!(
+        sent["fault"].as_str().unwrap().contains("never delivered"),
+        "{sent}"
+    );
+    assert!(replies(
+        &sim,
+        sent["message_id"].as_str().unwrap(),
+        Duration::from_secs(5)
+    )
+    .is_empty());
+    // One mail fault at a time.
+    let (status, body) = sim.call(
+        "POST",
+        "/v1/faults",
+        Some(mail_fault("mail-duplicate", true)),
+    );
+    assert_eq!(status, 409, "{body}");
+    sim.fault(mail_fault("mail-lost", false));
+
+    // Delayed 3 s of real time: the reply comes, not before.
+    let mut delay = mail_fault("mail-delay", true);
+    delay["seconds"] = json!(3);
+    sim.fault(delay);
+    export(&sim);
+    let started = Instant::now();
+    let sent = send(&sim);
+    let found = replies(
+        &sim,
+        sent["message_id"].as_str().unwrap(),
+        Duration::from_secs(60),
+    );
+    let took = started.elapsed();
+    assert!(
+        !found.is_empty() && took >= Duration::from_secs(3),
+        "{took:?}"
+    );
+    eprintln!("a mail delayed 3 s was answered {took:?} after it was sent");
+    sim.fault(mail_fault("mail-delay", false));
+
+    // Duplicated: the same message twice.
+    sim.fault(mail_fault("mail-duplicate", true));
+    export(&sim);
+    let sent = send(&sim);
+    let id = sent["message_id"].as_str().unwrap().to_string();
+    let first = replies(&sim, &id, Duration::from_secs(60));
+    assert!(!first.is_empty());
+    std::thread::sleep(Duration::from_secs(3));
+    let all = replies(&sim, &id, Duration::ZERO);
+    eprintln!(
+        "a mail delivered twice got {} reply(ies): {:?}",
+        all.len(),
+        all.iter().map(|r| r.subject.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(all.len(), 1, "a message delivered twice is answered once");
+    sim.fault(mail_fault("mail-duplicate", false));
+
+    // Mangled on the way: each change, and what the gateway made of it.
+    for how in ["quoted-printable", "base64", "crlf", "rewrapped", "inline"] {
+        let mut mangle = mail_fault("mail-mangle", true);
+        mangle["mangle"] = json!(how);
+        sim.fault(mangle);
+        export(&sim);
+        let sent = send(&sim);
+        assert!(sent["fault"].as_str().unwrap().contains(how), "{sent}");
+        let found = replies(
+            &sim,
+            sent["message_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        );
+        assert!(!found.is_empty(), "no reply to a mail changed by {how}");
+        eprintln!(
+            "mangled {how}: \"{}\", license file: {}",
+            found[0].subject,
+            found[0].license_file().is_some()
+        );
+        if matches!(how, "quoted-printable" | "base64") {
+            // A transfer encoding is the mail system's business: the data is the same.
+            assert!(
+                found[0].license_file().is_some(),
+                "{how}: {}",
+                found[0].text
+            );
+        }
+        sim.fault(mail_fault("mail-mangle", false));
+    }
+
+    // From an address no customer registered.
+    sim.fault(mail_fault("mail-unregistered", true));
+    export(&sim);
+    let sent = send(&sim);
+    assert!(
+        sent["fault"]
+            .as_str()
+            .unwrap()
+            .contains("unregistered.example"),
+        "{sent}"
+    );
+    let found = replies(
+        &sim,
+        sent["message_id"].as_str().unwrap(),
+        Duration::from_secs(30),
+    );
+    for reply in &found {
+        assert!(
+            reply.license_file().is_none(),
+            "a stranger got a license file"
+        );
+        eprintln!("from a stranger: \"{}\" to {}", reply.subject, reply.to);
+    }
+    sim.fault(mail_fault("mail-unregistered", false));
+
+    let events = sim.events();
+    for fault in [
+        "mail-lost",
+        "mail-delay",
+        "mail-duplicate",
+        "mail-mangle",
+        "mail-unregistered",
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["kind"] == "fault-on" && e["fault"] == fault),
+            "no fault-on for {fault}"
+        );
+    }
+    for (body, expected) in [
+        (mail_fault("mail-delay", true), 400),
+        (
+            json!({"fault": "mail-mangle", "program": "mail-gateway", "on": true, "mangle": "rot13"}),
+            400,
+        ),
+        (
+            json!({"fault": "mail-lost", "program": "main-server", "on": true}),
+            400,
+        ),
+        (
+            json!({"fault": "mail-lost", "program": "mail-gateway", "on": true, "mangle": "crlf"}),
+            400,
+        ),
+    ] {
+        let (status, answer) = sim.call("POST", "/v1/faults", Some(body.clone()));
+        assert_eq!(status, expected, "{body}: {answer}");
+    }
+    assert!(sim.active_faults().is_empty());
+}

@@ -71,21 +71,26 @@ pub enum SimCommand {
     /// certificate from another CA); on
     /// customer-proxy: `proxy-auth` (407), `proxy-refuse` (403), `proxy-down`; on a local
     /// server: `client-force` (--feature's check-outs answered --code: `granted` or a
-    /// refusal code such as NO_SEATS, by a front before its client API). E.g.
+    /// refusal code such as NO_SEATS, by a front before its client API); on mail-gateway
+    /// (mail to licensing@): `mail-lost`, `mail-delay` (--seconds), `mail-duplicate`,
+    /// `mail-mangle` (--mangle crlf|rewrapped|quoted-printable|base64|inline),
+    /// `mail-unregistered`. E.g.
     /// `solme-sim fault kill main-server`, `solme-sim fault port-drop main-server --port
     /// 443`, `solme-sim fault port-drop main-server --port 443 --off`.
     Fault {
         /// The fault.
         #[arg(value_parser = ["kill", "stop", "restart", "db-lock", "port-drop",
             "port-hang", "port-refuse", "port-slow", "port-cut", "rogue-endpoint",
-            "proxy-auth", "proxy-refuse", "proxy-down", "client-force"])]
+            "proxy-auth", "proxy-refuse", "proxy-down", "client-force", "mail-lost",
+            "mail-delay", "mail-duplicate", "mail-mangle", "mail-unregistered"])]
         fault: String,
         /// `main-server`, `mail-gateway`, `local-server-1`, …
         program: String,
         /// Switch the fault off.
         #[arg(long)]
         off: bool,
-        /// db-lock: how long the lock is held, in seconds (30 when not given).
+        /// db-lock: how long the lock is held, in seconds (30 when not given); mail-delay:
+        /// how late the mail arrives.
         #[arg(long)]
         seconds: Option<u64>,
         /// Port faults: which sync port of the main server, as the local servers reach it.
@@ -100,6 +105,9 @@ pub enum SimCommand {
         /// client-force: `granted`, or the refusal code to answer (e.g. NO_SEATS).
         #[arg(long)]
         code: Option<String>,
+        /// mail-mangle: how the sync data is changed on the way.
+        #[arg(long, value_parser = ["crlf", "rewrapped", "quoted-printable", "base64", "inline"])]
+        mangle: Option<String>,
     },
 }
 
@@ -216,6 +224,7 @@ fn run_inner(command: SimCommand, data_dir: Option<&Path>) -> Result<ExitCode> {
             ms,
             feature,
             code,
+            mangle,
         } => {
             let mut body = json!({"fault": fault, "program": program, "on": !off});
             if let Some(seconds) = seconds {
@@ -232,6 +241,9 @@ fn run_inner(command: SimCommand, data_dir: Option<&Path>) -> Result<ExitCode> {
             }
             if let Some(code) = code {
                 body["code"] = json!(code);
+            }
+            if let Some(mangle) = mangle {
+                body["mangle"] = json!(mangle);
             }
             let answer = client.call("POST", "/v1/faults", Some(body))?;
             println!("{}", text(&answer["done"]));

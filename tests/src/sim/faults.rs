@@ -26,6 +26,9 @@
 //! - `client-force` (on a local server, with `feature` and `code`): that feature's
 //!   check-outs answered `code` (or granted) by a front before the server's client API
 //!   ([`super::fault_client`]).
+//! - `mail-lost`, `mail-delay` (`seconds`), `mail-duplicate`, `mail-mangle` (`mangle`),
+//!   `mail-unregistered` (on `mail-gateway`): the customers' mail to licensing@ as the
+//!   simulation sends it ([`super::fault_mail`]).
 //! - `proxy-auth`, `proxy-refuse`, `proxy-down` (on `customer-proxy`, in a simulation
 //!   started with `--customer-proxy`): the customer's proxy answers 407 whatever the
 //!   credentials, 403 to every tunnel, or is closed.
@@ -49,6 +52,7 @@ use utoipa::ToSchema;
 use super::control_api::{ApiError, Shared};
 use super::events::{EventLog, What};
 use super::fault_client;
+use super::fault_mail::{self, MailFault};
 use super::fault_net::{self, Network, PortMode, ProxyMode, SyncPort, MAX_SLOW_MS};
 use super::world::Program;
 
@@ -105,6 +109,11 @@ pub enum FaultKind {
     ProxyRefuse,
     ProxyDown,
     ClientForce,
+    MailLost,
+    MailDelay,
+    MailDuplicate,
+    MailMangle,
+    MailUnregistered,
 }
 
 /// The program name the customer's proxy faults are made on.
@@ -127,6 +136,11 @@ impl FaultKind {
             Self::ProxyRefuse => "proxy-refuse",
             Self::ProxyDown => "proxy-down",
             Self::ClientForce => "client-force",
+            Self::MailLost => "mail-lost",
+            Self::MailDelay => "mail-delay",
+            Self::MailDuplicate => "mail-duplicate",
+            Self::MailMangle => "mail-mangle",
+            Self::MailUnregistered => "mail-unregistered",
         }
     }
 
@@ -185,6 +199,11 @@ pub struct FaultRequest {
     #[serde(default)]
     #[schema(example = "NO_SEATS")]
     pub code: Option<String>,
+    /// `mail-mangle`: how the sync data is changed on the way: `crlf`, `rewrapped`,
+    /// `quoted-printable`, `base64` or `inline`.
+    #[serde(default)]
+    #[schema(example = "crlf")]
+    pub mangle: Option<String>,
 }
 
 /// What a fault request did.
@@ -220,6 +239,12 @@ pub struct ActiveFault {
     pub feature: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// `mail-delay`'s seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u64>,
+    /// `mail-mangle`'s change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mangle: Option<String>,
 }
 
 /// Why a fault request was refused; nothing was changed.
@@ -480,6 +505,8 @@ impl Faults {
                     ms: None,
                     feature: None,
                     code: None,
+                    seconds: None,
+                    mangle: None,
                 })
             })
             .collect();
@@ -495,6 +522,8 @@ impl Faults {
                     ms: None,
                     feature: None,
                     code: None,
+                    seconds: None,
+                    mangle: None,
                 }),
         );
         if let Some(network) = fault_net::network() {
@@ -512,8 +541,30 @@ impl Faults {
                     ms: None,
                     feature: Some(feature),
                     code: Some(forced.name()),
+                    seconds: None,
+                    mangle: None,
                 }),
         );
+        if let Some((fault, since)) = fault_mail::current() {
+            active.push(ActiveFault {
+                fault: mail_kind(fault),
+                program: "mail-gateway".to_string(),
+                since,
+                until: None,
+                port: None,
+                ms: None,
+                feature: None,
+                code: None,
+                seconds: match fault {
+                    MailFault::Delay(seconds) => Some(seconds),
+                    _ => None,
+                },
+                mangle: match fault {
+                    MailFault::Mangle(how) => Some(how.name().to_string()),
+                    _ => None,
+                },
+            });
+        }
         active
     }
 
@@ -530,6 +581,14 @@ impl Faults {
         }
         if request.fault == FaultKind::ClientForce {
             return self.apply_client(request);
+        }
+        if request.mangle.is_some() && request.fault != FaultKind::MailMangle {
+            return Err(FaultError::Malformed(
+                "\"mangle\" is for mail-mangle only".to_string(),
+            ));
+        }
+        if let Some(mail) = self.mail_fault(request)? {
+            return Ok(mail);
         }
         if !network_fault && (request.port.is_some() || request.ms.is_some()) {
             return Err(FaultError::Malformed(
@@ -683,7 +742,12 @@ impl Faults {
                 | FaultKind::ProxyAuth
                 | FaultKind::ProxyRefuse
                 | FaultKind::ProxyDown
-                | FaultKind::ClientForce,
+                | FaultKind::ClientForce
+                | FaultKind::MailLost
+                | FaultKind::MailDelay
+                | FaultKind::MailDuplicate
+                | FaultKind::MailMangle
+                | FaultKind::MailUnregistered,
                 _,
             ) => {
                 drop(inner);
@@ -815,6 +879,99 @@ impl Faults {
             ),
             pid,
         ))
+    }
+
+    /// The mail faults on the way to licensing@ ([`fault_mail`]); None for any other
+    /// fault. One at a time.
+    fn mail_fault(&self, request: &FaultRequest) -> Result<Option<FaultAnswer>, FaultError> {
+        let wanted = match request.fault {
+            FaultKind::MailLost => MailFault::Lost,
+            FaultKind::MailDuplicate => MailFault::Duplicate,
+            FaultKind::MailUnregistered => MailFault::Unregistered,
+            FaultKind::MailDelay => MailFault::Delay(match (request.on, request.seconds) {
+                (_, Some(seconds)) if (1..=fault_mail::MAX_DELAY_SECONDS).contains(&seconds) => {
+                    seconds
+                }
+                (false, None) => 0,
+                _ => {
+                    return Err(FaultError::Malformed(format!(
+                        "mail-delay needs \"seconds\" from 1 to {}",
+                        fault_mail::MAX_DELAY_SECONDS
+                    )))
+                }
+            }),
+            FaultKind::MailMangle => {
+                match (
+                    request.on,
+                    request.mangle.as_deref().map(fault_mail::Mangle::parse),
+                ) {
+                    (_, Some(Some(how))) => MailFault::Mangle(how),
+                    (false, None) => MailFault::Mangle(fault_mail::Mangle::Crlf),
+                    _ => {
+                        return Err(FaultError::Malformed(format!(
+                            "mail-mangle needs \"mangle\": {}",
+                            fault_mail::Mangle::NAMES
+                        )))
+                    }
+                }
+            }
+            _ => return Ok(None),
+        };
+        let fault = request.fault.name();
+        if request.program != "mail-gateway" {
+            return Err(FaultError::Malformed(format!(
+                "{fault} is made on the way to licensing@: give \"program\": \"mail-gateway\""
+            )));
+        }
+        if request.port.is_some() || request.ms.is_some() {
+            return Err(FaultError::Malformed(format!(
+                "{fault} takes no \"port\" or \"ms\""
+            )));
+        }
+        if request.seconds.is_some() && request.fault != FaultKind::MailDelay {
+            return Err(FaultError::Malformed(format!(
+                "{fault} takes no \"seconds\""
+            )));
+        }
+        let _one_at_a_time = relock(&self.network_switch);
+        let now = fault_mail::current().map(|(fault, _)| fault);
+        let answer = |changed: bool, done: String| FaultAnswer {
+            fault: request.fault,
+            program: request.program.clone(),
+            on: request.on,
+            changed,
+            done,
+            pid: None,
+        };
+        let same_kind = now.is_some_and(|now| now.fault() == wanted.fault());
+        if !request.on {
+            if !same_kind {
+                return Ok(Some(answer(
+                    false,
+                    format!("{fault} is not on: mail to licensing@ is not under it"),
+                )));
+            }
+            fault_mail::set(None);
+            let done = "mail to licensing@ goes through untouched again".to_string();
+            self.fault_event(request, &done);
+            return Ok(Some(answer(true, done)));
+        }
+        if now == Some(wanted) {
+            return Ok(Some(answer(
+                false,
+                format!("already: {}", wanted.describe()),
+            )));
+        }
+        if let Some(now) = now.filter(|_| !same_kind) {
+            return Err(FaultError::Conflict(format!(
+                "mail to licensing@ is under {} now: switch that off first",
+                now.fault()
+            )));
+        }
+        fault_mail::set(Some(wanted));
+        let done = wanted.describe();
+        self.fault_event(request, &done);
+        Ok(Some(answer(true, done)))
     }
 
     /// `client-force`: a feature's check-outs on a local server answered by the front the
@@ -1140,6 +1297,16 @@ impl Faults {
     }
 }
 
+fn mail_kind(fault: MailFault) -> FaultKind {
+    match fault {
+        MailFault::Lost => FaultKind::MailLost,
+        MailFault::Delay(_) => FaultKind::MailDelay,
+        MailFault::Duplicate => FaultKind::MailDuplicate,
+        MailFault::Mangle(_) => FaultKind::MailMangle,
+        MailFault::Unregistered => FaultKind::MailUnregistered,
+    }
+}
+
 /// The faults on now in the simulated network: each sync port not passing, and the
 /// customer's proxy when it is not.
 fn network_faults(network: &Network) -> Vec<ActiveFault> {
@@ -1167,6 +1334,8 @@ fn network_faults(network: &Network) -> Vec<ActiveFault> {
             },
             feature: None,
             code: None,
+            seconds: None,
+            mangle: None,
         });
     }
     if let Some((mode, since)) = network.proxy_mode() {
@@ -1186,6 +1355,8 @@ fn network_faults(network: &Network) -> Vec<ActiveFault> {
                 ms: None,
                 feature: None,
                 code: None,
+                seconds: None,
+                mangle: None,
             });
         }
     }
@@ -1211,7 +1382,7 @@ fn take_write_lock(database: &std::path::Path) -> Result<SqliteConnection> {
 #[utoipa::path(
     post, path = "/v1/faults", tag = "faults", operation_id = "fault",
     summary = "Switches a fault on or off: a program killed, stopped, restarted; a database locked; the main server's sync ports dropped, refused, slowed, cut or answered by a rogue endpoint; the customer's proxy failing.",
-    description = "`kill`: SIGKILL (off: started again on the same ports, data directory and clock file); `stop`: SIGSTOP (off: SIGCONT); `restart`: SIGTERM then started again, at once (on only); `db-lock`: a local server's database write-locked for `seconds`. On `main-server` with `port` (`443`, `8080` or `both`: the sync ports as the local servers reach them, through the simulation's relays): `port-drop` (connections never established, as a firewall dropping packets: the client's connect times out), `port-hang` (connections accepted and never answered), `port-refuse` (connections refused), `port-slow` (each piece of the answer held `ms` milliseconds), `port-cut` (the answer cut in the middle, after the request went through), `rogue-endpoint` (answered by a TLS server whose certificate comes from another CA). On `customer-proxy` (a simulation started with `--customer-proxy`): `proxy-auth` (407 whatever the credentials), `proxy-refuse` (403 to every tunnel), `proxy-down` (its port closed). On a local server: `client-force` with `feature` and `code` (`granted`, or a refusal code such as `NO_SEATS`): that feature's check-outs answered so by a front the simulation puts before the server's client API, where its client actions then go (never a switch inside the local server). A switch is in force for every new connection when the answer comes.",
+    description = "`kill`: SIGKILL (off: started again on the same ports, data directory and clock file); `stop`: SIGSTOP (off: SIGCONT); `restart`: SIGTERM then started again, at once (on only); `db-lock`: a local server's database write-locked for `seconds`. On `main-server` with `port` (`443`, `8080` or `both`: the sync ports as the local servers reach them, through the simulation's relays): `port-drop` (connections never established, as a firewall dropping packets: the client's connect times out), `port-hang` (connections accepted and never answered), `port-refuse` (connections refused), `port-slow` (each piece of the answer held `ms` milliseconds), `port-cut` (the answer cut in the middle, after the request went through), `rogue-endpoint` (answered by a TLS server whose certificate comes from another CA). On `customer-proxy` (a simulation started with `--customer-proxy`): `proxy-auth` (407 whatever the credentials), `proxy-refuse` (403 to every tunnel), `proxy-down` (its port closed). On a local server: `client-force` with `feature` and `code` (`granted`, or a refusal code such as `NO_SEATS`): that feature's check-outs answered so by a front the simulation puts before the server's client API, where its client actions then go (never a switch inside the local server). On `mail-gateway`, for the customers' mail sent through `/v1/mail/send`: `mail-lost`, `mail-delay` (`seconds` of real time), `mail-duplicate`, `mail-mangle` (`mangle`: `crlf`, `rewrapped`, `quoted-printable`, `base64` or `inline`), `mail-unregistered` (sent from an address no customer registered); one at a time. A switch is in force for every new connection when the answer comes.",
     request_body = FaultRequest,
     responses(
         (status = 200, description = "What was done (`changed`: false when it was already so).", body = FaultAnswer),

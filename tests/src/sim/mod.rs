@@ -10,7 +10,8 @@
 //!   processes they act on; [`fault_net`]: the relays in front of the main server's
 //!   sync ports and the customer's proxy that the network faults act on;
 //!   [`fault_client`]: the front before a local server's client API that forces a
-//!   feature's answers.
+//!   feature's answers; [`fault_mail`]: the customers' mail to licensing@ through the
+//!   mail faults.
 //! - [`control_api`]: the HTTP/JSON control API, described by [`openapi`];
 //!   [`control_cli`]: the CLI over it;
 //!   [`exec`]: running a program's verb for it; [`world_actions`]: a licensed program
@@ -23,6 +24,7 @@ pub mod control_cli;
 pub mod events;
 pub mod exec;
 pub mod fault_client;
+pub mod fault_mail;
 pub mod fault_net;
 pub mod faults;
 pub mod openapi;

@@ -219,6 +219,8 @@ pub struct MailAccepted {
     message_id: String,
     /// Where it went: licensing@.
     to: String,
+    /// What a mail fault on the way did to it (`mail-lost`, …), when one is on.
+    fault: Option<String>,
 }
 
 #[cfg(test)]

@@ -241,18 +241,21 @@ pub(super) async fn mail_send(
         None => None,
     };
     let to = test_harness::programs::LICENSING;
-    let message_id = web::block(move || match sync_text {
-        Some(data) => test_harness::mail::send_sync_mail(smtp, &mail.from, to, &data),
-        None => test_harness::mail::send_text_mail(
-            smtp,
-            &mail.from,
-            to,
-            mail.subject.as_deref().unwrap_or("Request"),
-            mail.text.as_deref().unwrap_or_default(),
-        ),
-    })
-    .await
-    .map_err(|e| ApiError::internal(&anyhow::anyhow!("sending a mail: {e}")))?
-    .map_err(|e| ApiError::internal(&e))?;
-    Ok(HttpResponse::Ok().json(json!({"message_id": message_id, "to": to})))
+    // Through the mail faults on the way, if one is on (fault_mail.rs).
+    let outgoing = super::fault_mail::Outgoing {
+        from: mail.from,
+        to: to.to_string(),
+        subject: mail.subject,
+        text: mail.text,
+        sync_data: sync_text,
+    };
+    let (message_id, fault) = web::block(move || super::fault_mail::send(smtp, outgoing))
+        .await
+        .map_err(|e| ApiError::internal(&anyhow::anyhow!("sending a mail: {e}")))?
+        .map_err(|e| ApiError::internal(&e))?;
+    let mut answer = json!({"message_id": message_id, "to": to});
+    if let Some(fault) = fault {
+        answer["fault"] = json!(fault);
+    }
+    Ok(HttpResponse::Ok().json(answer))
 }

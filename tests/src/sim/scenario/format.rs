@@ -175,6 +175,8 @@ pub struct FaultStep {
     /// `client-force`: the feature, and `granted` or the refusal code it answers.
     pub feature: Option<String>,
     pub code: Option<String>,
+    /// `mail-mangle`: `crlf`, `rewrapped`, `quoted-printable`, `base64` or `inline`.
+    pub mangle: Option<String>,
 }
 
 /// The faults the simulation makes (see `solme-sim fault --help`).
@@ -193,6 +195,11 @@ const FAULTS: &[&str] = &[
     "proxy-refuse",
     "proxy-down",
     "client-force",
+    "mail-lost",
+    "mail-delay",
+    "mail-duplicate",
+    "mail-mangle",
+    "mail-unregistered",
 ];
 
 /// Where the customer's proxy faults are made: in a world with `customer_proxy`.
@@ -608,6 +615,14 @@ fn check_step(
                 }
                 if !forcing && (fault.feature.is_some() || fault.code.is_some()) {
                     return Err(format!("{} takes no feature or code", fault.fault));
+                }
+                if fault.fault.starts_with("mail-") && fault.program != "mail-gateway" {
+                    return Err(format!("{} is made on mail-gateway", fault.fault));
+                }
+                if (fault.fault == "mail-mangle") != fault.mangle.is_some() && fault.on {
+                    return Err(
+                        "mangle goes with mail-mangle, and mail-mangle needs it".to_string()
+                    );
                 }
             }
         }
