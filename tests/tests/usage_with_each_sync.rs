@@ -1,8 +1,9 @@
 //! Usage with each sync, across the real programs: what the local server's report log
 //! holds since the previous sync travels inside the signed sync data, by a direct sync
 //! and by email, and shows in `main-server admin server usage` (table and `--json`) and
-//! in the gateway's reply. Runs on SQLite, and on PostgreSQL with two main-server
-//! processes when `SOLME_TEST_DATABASE_URL` is set.
+//! in the gateway's reply. Each test runs a simulation of its own (`solme-sim`) and
+//! drives it through the control API; on PostgreSQL (`SOLME_TEST_DATABASE_URL` set)
+//! with two main-server replicas.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[allow(dead_code)]
@@ -10,70 +11,111 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::Value;
-use support::World;
-use test_harness::mail::wait_for_reply;
+use serde_json::{json, Value};
+use test_harness::mail::{wait_for_reply, Reply};
 use test_harness::wait_until;
+use tests::sim::scenario::driver::{RunningSim, SimOptions};
+
+const L1: &str = "local-server-1";
+const MAIL: Duration = Duration::from_secs(60);
+/// The one feature these tests license: its seats are set by each test.
+const FEATURE: &str = "solme-cam";
+
+/// A simulation whose one local server is licensed `seats` seats of [`FEATURE`] and
+/// nothing else, not yet synchronized; its id.
+fn world(postgres: bool, seats: u32) -> Option<(RunningSim, uuid::Uuid)> {
+    let options = SimOptions::new(env!("CARGO_BIN_EXE_solme-sim"), 1);
+    let options = if postgres {
+        options.on_postgres().unwrap()?
+    } else {
+        options
+    };
+    let sim = RunningSim::start(&options).unwrap();
+    let id: uuid::Uuid = sim.local_status(L1).unwrap()["server_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let admin = sim.admin().unwrap();
+    let cad = support::license_id(&admin, id, "solme-cad");
+    admin.remove_license(id, &cad).unwrap();
+    let cam = support::license_id(&admin, id, FEATURE);
+    admin.change_seats(id, &cam, seats).unwrap();
+    Some((sim, id))
+}
+
+fn checkout(sim: &RunningSim, host: &str) -> Value {
+    let answer = sim.checkout(L1, FEATURE, host).unwrap();
+    assert!(answer.granted(), "{:?}", answer.body);
+    answer.body
+}
+
+fn refused(sim: &RunningSim, host: &str) {
+    let answer = sim.checkout(L1, FEATURE, host).unwrap();
+    assert_eq!(answer.code(), "NO_SEATS", "{:?}", answer.body);
+}
 
 #[test]
 fn usage_sent_by_a_direct_sync_and_by_email_shows_in_admin_server_usage_on_sqlite() {
-    usage_sent_by_a_direct_sync_and_by_email_shows_in_admin_server_usage(World::sqlite());
+    usage_sent_by_a_direct_sync_and_by_email_shows_in_admin_server_usage(false);
 }
 
 #[test]
 fn usage_sent_by_a_direct_sync_and_by_email_shows_in_admin_server_usage_on_postgres() {
-    match World::postgres() {
-        Some(world) => usage_sent_by_a_direct_sync_and_by_email_shows_in_admin_server_usage(world),
-        None => eprintln!("skipped: SOLME_TEST_DATABASE_URL is not set"),
+    if std::env::var_os("SOLME_TEST_DATABASE_URL").is_none() {
+        eprintln!("skipped: SOLME_TEST_DATABASE_URL is not set");
+        return;
     }
+    usage_sent_by_a_direct_sync_and_by_email_shows_in_admin_server_usage(true);
 }
 
-/// Waits until the local server's report log shows `n` refusals of solme-cad.
-fn wait_for_refusals(local: &test_harness::LocalServer, n: u64) {
+/// Waits until the local server's report log shows `n` refusals of the feature.
+fn wait_for_refusals(sim: &RunningSim, n: u64) {
     wait_until(
         "the refusal in the report log",
         Duration::from_secs(30),
         || {
-            let out = local.cli("report", &["--json"]).ok()?;
+            let out = sim.exec(L1, &["report", "--json"]).ok()?;
             let report: Value = serde_json::from_str(&out.stdout).ok()?;
-            let cad = report["features"]
+            let feature = report["features"]
                 .as_array()?
                 .iter()
-                .find(|f| f["feature"] == "solme-cad")?
+                .find(|f| f["feature"] == FEATURE)?
                 .clone();
-            (cad["refusals"]["NO_SEATS"] == n).then_some(())
+            (feature["refusals"]["NO_SEATS"] == n).then_some(())
         },
     )
     .unwrap();
 }
 
-fn usage_sent_by_a_direct_sync_and_by_email_shows_in_admin_server_usage(world: World) {
-    let gateway = world.gateway();
-    let (id, local) = world.serving_local_server(2);
+fn usage_sent_by_a_direct_sync_and_by_email_shows_in_admin_server_usage(postgres: bool) {
+    let (sim, id) = world(postgres, 2).expect("a database URL");
     // A never-used server reports nothing with its first sync.
-    local.succeed("sync", &[]).unwrap();
+    sim.succeed(L1, &["sync"]).unwrap();
 
-    let first = local.checkout("solme-cad", "laptop-1").unwrap().unwrap();
-    local.checkout("solme-cad", "laptop-2").unwrap().unwrap();
-    let refused = local
-        .checkout("solme-cad", "laptop-3")
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(refused.error.code, shared_proto::ErrorCode::NoSeats);
-    wait_for_refusals(&local, 1);
-    local.succeed("sync", &[]).unwrap();
+    let first = checkout(&sim, "laptop-1");
+    checkout(&sim, "laptop-2");
+    refused(&sim, "laptop-3");
+    wait_for_refusals(&sim, 1);
+    sim.succeed(L1, &["sync"]).unwrap();
 
     // By email: the reply says in one line what was reported.
-    local
-        .checkin(first["lease_id"].as_str().unwrap())
-        .unwrap()
+    let returned = sim
+        .client(json!({"action": "checkin", "server": L1, "lease": first["lease_id"]}))
         .unwrap();
-    let message_id = support::mail_sync_data(&gateway, &local);
-    let reply = wait_for_reply(&gateway.outbox(), &message_id, Duration::from_secs(60)).unwrap();
-    support::assert_mentions(&reply.text, &["Usage:", "solme-cad peak 2 of 2 seats"]);
-    support::import_reply(&local, reply);
+    assert!(returned.granted(), "{:?}", returned.body);
+    let message_id = sim.mail_sync_data(L1, support::CONTACT).unwrap();
+    let reply = wait_for_reply(&sim.outbox().unwrap(), &message_id, MAIL).unwrap();
+    support::assert_mentions(
+        &reply.text,
+        &["Usage:", &format!("{FEATURE} peak 2 of 2 seats")],
+    );
+    sim.import_reply(L1, &message_id, MAIL).unwrap();
 
-    let out = world.admin_cli(&["server", "usage", &id.to_string()]);
+    let id = id.to_string();
+    let out = sim
+        .exec("main-server", &["admin", "server", "usage", &id])
+        .unwrap();
     assert_eq!(out.code, 0, "{}", out.text());
     support::assert_mentions(
         &out.stdout,
@@ -82,12 +124,14 @@ fn usage_sent_by_a_direct_sync_and_by_email_shows_in_admin_server_usage(world: W
             "(no use reported)",
             "internet",
             "email",
-            "solme-cad",
+            FEATURE,
             "NO_SEATS 1",
         ],
     );
 
-    let out = world.admin_cli(&["--json", "server", "usage", &id.to_string()]);
+    let out = sim
+        .exec("main-server", &["admin", "--json", "server", "usage", &id])
+        .unwrap();
     assert_eq!(out.code, 0, "{}", out.text());
     let syncs: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(syncs.len(), 3, "{syncs:?}");
@@ -96,7 +140,7 @@ fn usage_sent_by_a_direct_sync_and_by_email_shows_in_admin_server_usage(world: W
     let direct = &syncs[1];
     assert_eq!(direct["channel"], "internet");
     assert!(direct["usage_since"].is_string(), "{direct}");
-    assert_eq!(direct["features"][0]["feature"], "solme-cad");
+    assert_eq!(direct["features"][0]["feature"], FEATURE);
     assert_eq!(direct["features"][0]["seats_total"], 2);
     assert_eq!(direct["features"][0]["peak_in_use"], 2);
     assert_eq!(direct["features"][0]["refusals"]["NO_SEATS"], 1);
@@ -114,35 +158,28 @@ fn usage_sent_by_a_direct_sync_and_by_email_shows_in_admin_server_usage(world: W
 
 #[test]
 fn use_made_while_a_mailed_sync_travels_is_reported_once_with_the_next_request() {
-    let world = World::sqlite();
-    let gateway = world.gateway();
-    let (id, local) = world.serving_local_server(1);
-    local.succeed("sync", &[]).unwrap();
-    local.checkout("solme-cad", "laptop-1").unwrap().unwrap();
+    let (sim, id) = world(false, 1).unwrap();
+    sim.succeed(L1, &["sync"]).unwrap();
+    checkout(&sim, "laptop-1");
     let refuse = |expected_total: u64| {
-        let refused = local
-            .checkout("solme-cad", "laptop-2")
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(refused.error.code, shared_proto::ErrorCode::NoSeats);
-        wait_for_refusals(&local, expected_total);
+        refused(&sim, "laptop-2");
+        wait_for_refusals(&sim, expected_total);
     };
+    let dir = std::path::PathBuf::from(sim.program(L1).unwrap()["data_dir"].as_str().unwrap());
     let export = |name: &str| {
-        let file = local.dir.join(name);
-        local
-            .succeed("export-sync-data", &[&file.to_string_lossy()])
-            .unwrap();
-        std::fs::read_to_string(&file).unwrap()
+        let file = dir.join(name).to_string_lossy().into_owned();
+        sim.succeed(L1, &["export-sync-data", &file]).unwrap();
+        file
     };
-    let mail = |sync_data: &str| {
-        let message_id = test_harness::mail::send_sync_mail(
-            gateway.smtp,
-            support::CONTACT,
-            &gateway.address,
-            sync_data,
-        )
-        .unwrap();
-        wait_for_reply(&gateway.outbox(), &message_id, Duration::from_secs(60)).unwrap()
+    let mail = |file: &str| -> (String, Reply) {
+        let message_id = sim
+            .mail(json!({"from": support::CONTACT, "sync_data": file}))
+            .unwrap();
+        let reply = wait_for_reply(&sim.outbox().unwrap(), &message_id, MAIL).unwrap();
+        (message_id, reply)
+    };
+    let import = |(message_id, _): (String, Reply)| {
+        sim.import_reply(L1, &message_id, MAIL).unwrap();
     };
 
     // One refusal before the export; three while the mail is on its way.
@@ -151,17 +188,22 @@ fn use_made_while_a_mailed_sync_travels_is_reported_once_with_the_next_request()
     for total in 2..=4 {
         refuse(total);
     }
-    support::import_reply(&local, mail(&s2));
-    support::import_reply(&local, mail(&export("s3.txt")));
+    import(mail(&s2));
+    import(mail(&export("s3.txt")));
 
     // A reply that never arrives: the customer exports again and mails that one.
     refuse(5);
     let _lost = mail(&export("s4.txt"));
     refuse(6);
     refuse(7);
-    support::import_reply(&local, mail(&export("s5.txt")));
+    import(mail(&export("s5.txt")));
 
-    let out = world.admin_cli(&["--json", "server", "usage", &id.to_string()]);
+    let out = sim
+        .exec(
+            "main-server",
+            &["admin", "--json", "server", "usage", &id.to_string()],
+        )
+        .unwrap();
     assert_eq!(out.code, 0, "{}", out.text());
     let syncs: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
     let refusals: Vec<u64> = syncs
