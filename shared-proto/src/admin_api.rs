@@ -579,10 +579,12 @@ crate::text_enum! {
     pub enum HoldsState {
         /// No license file was issued yet.
         NeverSynced => "never_synced",
-        /// The last file issued carries the revision now, handed over in the answer.
+        /// The last file issued carries the revision now, and the server confirmed
+        /// holding it (a receipt, or a later sync request).
         UpToDate => "up_to_date",
-        /// The last file issued carries the revision now, but went by mail or portal:
-        /// whether it was imported shows at the next sync.
+        /// The last file issued carries the revision now, not confirmed installed yet:
+        /// handed over in the answer to a sync over the internet, or sent by email or
+        /// the portal for a person to import.
         IssuedNotConfirmed => "issued_not_confirmed",
         /// Licenses changed after the last file was issued: the next sync brings them.
         ChangesNotSynced => "changes_not_synced",

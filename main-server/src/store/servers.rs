@@ -209,11 +209,12 @@ fn holds(conn: &mut DbConnection, id: Uuid, row: &ServerRow) -> Result<Holds, Ap
     let held = super::receipts::held(conn, id)?;
     let revision = row.revision;
     let issued = row.sequence;
-    // A file answered over the internet is in the server's hands with the answer; one
-    // that went by email or the portal waits for a person to import it, which a receipt
-    // or the next request confirms.
+    // The server holds the last file for sure once a receipt or a later request says
+    // so. Before that, one answered over the internet was in its hands with the answer
+    // (it imports it at once); one that went by email or the portal waits for a person.
     let confirmed = held.as_ref().is_some_and(|h| h.sequence >= issued);
     let handed_over = confirmed || issued_via.is_some_and(|c| !c.carries_files());
+    let via = issued_via.map_or("hand", channel_words);
     let (state, summary) = match row.issued_revision {
         _ if issued == 0 => (
             HoldsState::NeverSynced,
@@ -238,20 +239,27 @@ fn holds(conn: &mut DbConnection, id: Uuid, row: &ServerRow) -> Result<Holds, Ap
         Some(carried) if carried < revision => (
             HoldsState::ChangesNotSynced,
             format!(
-                "revision {revision}, the last license file issued (#{issued}) carries {carried} \
-                 and is not confirmed installed: changes not yet synced"
+                "revision {revision}, the last license file issued (#{issued}, by {via}) \
+                 carries {carried} and is not confirmed installed: changes not yet synced"
             ),
         ),
-        Some(carried) if handed_over => (
+        Some(carried) if confirmed => (
             HoldsState::UpToDate,
             format!("revision {revision}, the server holds {carried}: up to date"),
+        ),
+        Some(_) if handed_over => (
+            HoldsState::IssuedNotConfirmed,
+            format!(
+                "revision {revision} went to the server with license file #{issued} in the \
+                 answer to its sync: up to date once installed (its next sync or a receipt \
+                 confirms it)"
+            ),
         ),
         Some(_) => (
             HoldsState::IssuedNotConfirmed,
             format!(
-                "revision {revision} went out by {} with license file #{issued}: not yet \
+                "revision {revision} went out by {via} with license file #{issued}: not yet \
                  confirmed installed (a receipt or the next sync tells){}",
-                issued_via.map_or("hand", channel_words),
                 held.as_ref().map_or_else(String::new, |h| format!(
                     "; the server holds #{}",
                     h.sequence

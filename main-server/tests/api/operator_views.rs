@@ -23,6 +23,29 @@ async fn sync(app: &TestApp, local: &Local, counter: u64, held: Option<i64>) -> 
     local.open(app, &answer.body).sequence
 }
 
+/// Mails the installation's receipt of `file`, as `local-server import-license-file
+/// --receipt` writes it.
+async fn receipt(app: &TestApp, local: &Local, file: &shared_proto::LicenseFile) {
+    let json = serde_json::to_vec(file).expect("license file as JSON");
+    let receipt = shared_proto::receipt::Receipt {
+        version: shared_proto::messages::MESSAGE_VERSION,
+        server_id: file.server_id,
+        sequence: file.sequence,
+        revision: file.revision,
+        license_file_sha256: shared_proto::hex::encode(&openssl::sha::sha256(&json)),
+        installed_at: chrono::Utc::now(),
+        public_keys: local.identity.public_keys(),
+    };
+    let sealed = shared_proto::receipt::seal(&local.identity, &receipt).expect("seal receipt");
+    let (status, body) = app
+        .post(
+            "/admin/v1/mail/receipt",
+            json!({"sender": "ops@acme.example", "receipt": sealed}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 #[actix_rt::test]
 async fn a_key_clear_request_shows_what_deciding_it_needs() {
     let app = spawn_app().await;
@@ -149,11 +172,17 @@ async fn the_id_says_whether_its_server_holds_the_newest_revision(app: &TestApp)
     let server = show(app, server_id).await;
     let revision = server["revision"].as_i64().expect("revision");
     let holds = &server["holds"];
-    assert_eq!(holds["state"], "up_to_date", "{holds}");
+    // Handed over in the answer, not confirmed yet.
+    assert_eq!(holds["state"], "issued_not_confirmed", "{holds}");
     assert_eq!(holds["issued_revision"], revision);
-    assert_eq!(
-        holds["summary"],
-        format!("revision {revision}, the server holds {revision}: up to date")
+    assert_eq!(holds["issued_via"], "internet");
+    assert!(
+        holds["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&format!(
+                "revision {revision} went to the server with license file #{first} in the answer"
+            ))),
+        "{holds}"
     );
 
     let (status, body) = app
@@ -172,29 +201,81 @@ async fn the_id_says_whether_its_server_holds_the_newest_revision(app: &TestApp)
         )
     );
 
-    // The next request says which file it held.
-    sync(app, &local, 2, Some(first)).await;
+    // The next request says which file it held; its answer carries the change.
+    let second = sync(app, &local, 2, Some(first)).await;
     let holds = show(app, server_id).await["holds"].clone();
-    assert_eq!(holds["state"], "up_to_date", "{holds}");
+    assert_eq!(holds["state"], "issued_not_confirmed", "{holds}");
+    assert_eq!(holds["issued_revision"], revision + 1);
     assert_eq!(holds["held_sequence"], first);
     assert!(holds["held_reported_at"].is_string(), "{holds}");
 
     // By email, the import is a person's: Solme cannot know it happened.
-    let (status, body) = app
+    let (status, mailed) = app
         .mail_sync(
             "ops@acme.example",
-            &local.sync_data_as(3, Some(first + 1), chrono::Utc::now()),
+            &local.sync_data_as(3, Some(second), chrono::Utc::now()),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::OK, "{mailed}");
+    let mailed = local.open(app, mailed["license_file"].as_str().expect("file"));
     let holds = show(app, server_id).await["holds"].clone();
     assert_eq!(holds["state"], "issued_not_confirmed", "{holds}");
     assert_eq!(holds["issued_via"], "email");
     assert!(
         holds["summary"]
             .as_str()
-            .is_some_and(|s| s.contains("went out by email")),
+            .is_some_and(|s| s.contains(&format!(
+                "went out by email with license file #{}: not yet confirmed installed",
+                second + 1
+            )) && s.ends_with(&format!("the server holds #{second}"))),
         "{holds}"
+    );
+
+    // A license change while the emailed file is not confirmed.
+    let (status, body) = app
+        .post_license(server_id, json!({"feature": "sim", "seats": 1}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let holds = show(app, server_id).await["holds"].clone();
+    assert_eq!(holds["state"], "changes_not_synced", "{holds}");
+    assert_eq!(
+        holds["summary"],
+        format!(
+            "revision {}, the last license file issued (#{}, by email) carries {} and is not \
+             confirmed installed: changes not yet synced",
+            revision + 2,
+            second + 1,
+            revision + 1
+        )
+    );
+
+    // The server's receipt confirms the emailed file: it holds that revision.
+    receipt(app, &local, &mailed).await;
+    let holds = show(app, server_id).await["holds"].clone();
+    assert_eq!(holds["held_sequence"], mailed.sequence, "{holds}");
+    assert_eq!(
+        holds["summary"],
+        format!(
+            "revision {}, the server holds {}: changes not yet synced (its next sync brings them)",
+            revision + 2,
+            revision + 1
+        )
+    );
+    let answer = app
+        .post_sync(&local.sync_data_as(4, Some(mailed.sequence), chrono::Utc::now()))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let newest = local.open(app, &answer.body);
+    receipt(app, &local, &newest).await;
+    let holds = show(app, server_id).await["holds"].clone();
+    assert_eq!(holds["state"], "up_to_date", "{holds}");
+    assert_eq!(
+        holds["summary"],
+        format!(
+            "revision {}, the server holds {}: up to date",
+            revision + 2,
+            revision + 2
+        )
     );
 
     // Lists leave it out (one more query per id).
