@@ -29,8 +29,9 @@ pub struct RunArgs {
     #[arg(long, env = "SOLME_SIM_LOCAL_SERVERS", default_value_t = 2)]
     pub local_servers: usize,
     /// Where to keep every program's files; a new temporary directory when not given
-    /// (kept after the run so you can look at it). The other commands find the running
-    /// simulation through it.
+    /// (kept after the run so you can look at it). The directory of a simulation that
+    /// was stopped resumes it (the same ids, keys and data). The other commands find the
+    /// running simulation through it.
     #[arg(long, global = true, env = "SOLME_SIM_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Use this PostgreSQL database for the main server instead of SQLite.

@@ -373,8 +373,21 @@ pub fn add_server(sim: &Simulation, request: ServerAdd) -> Result<ServerAnswer, 
     let (listen, program) = installed
         .with_context(|| format!("installing {name}"))
         .map_err(|e| {
-            // Nothing half-made stays behind: the directory goes with the failure.
+            // Nothing half-made stays behind: the directory goes with the failure, and
+            // an id allocated for it is retired at Solme (recorded in its audit log).
             let _ = std::fs::remove_dir_all(&dir);
+            if customer.is_some() {
+                if let Ok(admin) = operator(sim) {
+                    let _ = admin.send(
+                        "POST",
+                        &format!("/admin/v1/servers/{id}/retire"),
+                        json!({
+                            "reason": "the simulation could not install its local server",
+                            "force": true
+                        }),
+                    );
+                }
+            }
             ApiError::internal(&e)
         })?;
     let record = ServerRecord {
