@@ -70,7 +70,8 @@ pub enum Command {
         #[arg(value_enum, env = "LOCAL_SERVER_AUTO_SYNC")]
         mode: AutoSyncMode,
     },
-    /// Write the sync data to a file to email to licensing@ (File → Export Sync Data).
+    /// Write the sync data to a file to email to Solme's licensing address (File → Export
+    /// Sync Data).
     ExportSyncData {
         #[command(flatten)]
         data: DataDir,

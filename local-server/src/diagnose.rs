@@ -64,7 +64,13 @@ pub enum Cause {
 
 impl Cause {
     /// What to do about it, for the customer.
-    pub fn remedy(self) -> &'static str {
+    /// What to do, naming Solme's full licensing address where it says to mail Solme.
+    pub fn remedy(self) -> String {
+        self.remedy_text()
+            .replace("licensing@", &crate::wording::licensing_address())
+    }
+
+    fn remedy_text(self) -> &'static str {
         match self {
             Self::NotInitialised => "Run `local-server init` with the id Solme sent you.",
             Self::ProxyConfiguration => {
@@ -161,7 +167,7 @@ pub struct Check {
     pub cause_title: Option<&'static str>,
     /// What to do about the cause (`Cause::remedy`), for the manager page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub remedy: Option<&'static str>,
+    pub remedy: Option<String>,
 }
 
 /// The whole diagnosis.
@@ -246,7 +252,7 @@ impl Builder {
         let (summary, remedy) = match self.cause {
             Some(cause) => (
                 format!("Cause: {} ({}).", cause.title(), serde_plain(cause)),
-                Some(cause.remedy().to_owned()),
+                Some(cause.remedy()),
             ),
             None => (
                 "No problem found: this server reaches the main server and is synchronized."

@@ -208,10 +208,11 @@ pub fn export(ctx: &Installation, path: &Path) -> Result<String, Error> {
     );
     Ok(format!(
         "Sync data for license server {} written to {}.\n\
-         Email it as an attachment to licensing@ from an address registered with Solme;\n\
+         Email it as an attachment to {} from an address registered with Solme;\n\
          import the license file you get back with `local-server import-license-file FILE`.",
         settings.server_id,
-        path.display()
+        path.display(),
+        crate::wording::licensing_address()
     ))
 }
 

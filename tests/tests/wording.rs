@@ -304,3 +304,80 @@ fn page_texts_are_written_for_people() {
     }
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
+
+/// The gateway's status page, fetched from a running gateway (no mail yet): the page an
+/// operator reads, and its style sheet's neighbour texts.
+#[test]
+fn the_gateway_status_page_is_written_for_people() {
+    let Ok(bin) = test_harness::binary("mail-gateway") else {
+        eprintln!("note: mail-gateway is not built; build the workspace first");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gateway");
+    std::fs::create_dir_all(&data).unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "not-a-real-token\n").unwrap();
+    let mut command = Command::new(bin);
+    command.args([
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--address",
+        "licensing@solme.example",
+        "--main-server",
+        "http://127.0.0.1:9",
+        "--token-file",
+        token.to_str().unwrap(),
+        "--smtp-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--outbox",
+        dir.path().join("outbox").to_str().unwrap(),
+    ]);
+    let (_gateway, listening) =
+        test_harness::process::spawn_listening("mail-gateway", command, &data).unwrap();
+    let addr = listening["http"].as_str().unwrap();
+    let page = ureq::get(&format!("http://{addr}/"))
+        .set("Accept", "text/html")
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(page.contains("Recent mails"), "{page}");
+    let found = findings("the gateway's status page", &page, false);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+/// Where the local server tells the customer to mail Solme, it names the whole address
+/// (from one setting), never a bare "licensing@".
+#[test]
+fn the_licensing_address_is_named_whole() {
+    let mut found = Vec::new();
+    for file in [
+        "local-server/assets/app.js",
+        "local-server/assets/manager.html",
+        "local-server/src/diagnose.rs",
+        "local-server/src/sync.rs",
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        for line in text.lines() {
+            let code = line.trim_start();
+            if code.starts_with("//") || code.contains(".replace(\"licensing@\"") {
+                continue;
+            }
+            let bare = line.match_indices("licensing@").any(|(at, _)| {
+                !line[at + "licensing@".len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric())
+            });
+            // The remedies of diagnose.rs are completed by Cause::remedy.
+            if bare && !file.ends_with("diagnose.rs") {
+                found.push(format!("{file}: a bare licensing@ in {line:?}"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
