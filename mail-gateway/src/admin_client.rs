@@ -20,6 +20,7 @@ use shared_proto::admin_api::{
     DecidedKeyClearRequest, DuePortalLink, DueReminder, KeyClearRequest, MailSync,
     NewKeyClearRequest, SyncAnswer,
 };
+use shared_proto::receipt::{MailReceipt, ReceiptRecorded};
 use shared_proto::{ApiError, ErrorCode};
 use uuid::Uuid;
 
@@ -125,6 +126,24 @@ impl AdminClient {
         };
         self.call(awc::http::Method::POST, "/admin/v1/mail/sync", Some(&body))
             .await
+    }
+
+    /// Passes on an installation receipt mailed by `sender`.
+    pub async fn mail_receipt(
+        &self,
+        sender: &str,
+        receipt: &str,
+    ) -> Result<ReceiptRecorded, MainServerError> {
+        let body = MailReceipt {
+            sender: sender.to_owned(),
+            receipt: receipt.to_owned(),
+        };
+        self.call(
+            awc::http::Method::POST,
+            "/admin/v1/mail/receipt",
+            Some(&body),
+        )
+        .await
     }
 
     /// Files a key-clear request for an operator.

@@ -98,6 +98,8 @@ shared_proto::text_enum! {
         Reminder => "reminder",
         /// A sign-in link for the customer portal (not a reply).
         PortalLink => "portal-link",
+        /// An installation receipt was recorded.
+        ReceiptRecorded => "receipt-recorded",
     }
 }
 

@@ -78,6 +78,13 @@ pub enum Request {
     },
     /// A request to clear the key pair of `server_id`.
     KeyClear { server_id: Uuid, text: String },
+    /// An installation receipt (`import-license-file --receipt`) whose signature holds
+    /// for the key it presents; the main server checks that key against the id's.
+    Receipt {
+        /// The armored block as found (the main server reads it again).
+        receipt: String,
+        server_id: Uuid,
+    },
     /// Something the gateway can answer without the main server.
     Problem(Problem),
 }
@@ -351,6 +358,9 @@ fn request(message: &Message<'_>, subject: &str) -> Request {
     if let Some(detail) = damaged {
         return Request::Problem(Problem::Damaged { detail });
     }
+    if let Some(found) = receipt(&candidates) {
+        return found;
+    }
     let license_begin = begin_marker(ArmorKind::LicenseFile);
     if candidates.iter().any(|c| c.contains(&license_begin)) {
         return Request::Problem(Problem::LicenseFileSent);
@@ -394,11 +404,40 @@ fn is_archive(part: &mail_parser::MessagePart<'_>) -> bool {
     named || typed
 }
 
+/// The first installation receipt among `candidates`: intact (its signature holds for
+/// the key it presents), else damaged; `None` when no text holds one.
+fn receipt(candidates: &[String]) -> Option<Request> {
+    let mut damaged = None;
+    for candidate in candidates {
+        let Some(block) = armored_block(candidate, ArmorKind::Receipt) else {
+            continue;
+        };
+        match shared_proto::receipt::open(block) {
+            Ok(verified) => {
+                return Some(Request::Receipt {
+                    receipt: block.to_owned(),
+                    server_id: verified.receipt.server_id,
+                })
+            }
+            Err(err) => {
+                damaged.get_or_insert(err.to_string());
+            }
+        }
+    }
+    damaged.map(|detail| Request::Problem(Problem::Damaged { detail }))
+}
+
 /// The part of `text` from the BEGIN line to the END line (or, when the END
 /// line is missing, to the end of the text: the decoder then says so).
 fn sync_block(text: &str) -> Option<&str> {
-    let begin = text.find(&begin_marker(ArmorKind::SyncData))?;
-    let end_line = end_marker(ArmorKind::SyncData);
+    armored_block(text, ArmorKind::SyncData)
+}
+
+/// The part of `text` from the BEGIN line of a `kind` block to its END line (or to the
+/// end of the text).
+fn armored_block(text: &str, kind: ArmorKind) -> Option<&str> {
+    let begin = text.find(&begin_marker(kind))?;
+    let end_line = end_marker(kind);
     let rest = &text[begin..];
     let end = rest
         .find(&end_line)

@@ -26,6 +26,7 @@ use shared_proto::admin_api::{
     SyncAnswer,
 };
 use shared_proto::armor::ArmorKind;
+use shared_proto::receipt::ReceiptRecorded;
 use shared_proto::ErrorCode;
 
 /// What a reply says.
@@ -42,6 +43,8 @@ pub enum Reply<'a> {
     },
     /// An operator decided a key-clear request.
     Decision(&'a KeyClearRequest),
+    /// An installation receipt was recorded.
+    Receipt(&'a ReceiptRecorded),
     /// Something the gateway found wrong by itself.
     Problem(&'a Problem),
     /// The main server refused.
@@ -128,6 +131,7 @@ impl Reply<'_> {
             },
             Reply::Problem(problem) => problem.kind(),
             Reply::Refused { refusal, .. } => refusal.kind(),
+            Reply::Receipt(_) => ReplyKind::ReceiptRecorded,
         }
     }
 }
@@ -437,6 +441,15 @@ impl Composer {
                 )
             }
             Reply::Decision(request) => decision_text(request),
+            Reply::Receipt(recorded) => format!(
+                "Hello,\n\n\
+                 thank you: Solme has recorded that license server {}\n\
+                 installed license file #{} on {}.\n\n\
+                 Nothing else is needed; the next synchronization of the server says the same.\n",
+                recorded.server_id,
+                recorded.sequence,
+                recorded.installed_at.format("%Y-%m-%d %H:%M UTC")
+            ),
             Reply::Problem(problem) => problem_text(problem, own),
             Reply::Refused {
                 server_id,

@@ -249,6 +249,7 @@ impl Worker {
         progress: &mut Progress,
     ) -> Result<(), Attempt> {
         let answer;
+        let recorded;
         let reply = match request {
             Request::Sync {
                 sync_data,
@@ -316,6 +317,24 @@ impl Worker {
                     Err(err) => return Err(Attempt::Retry(err.into())),
                 }
             }
+            Request::Receipt { receipt, server_id } => {
+                match self.main.mail_receipt(&sender.address, receipt).await {
+                    Ok(ok) => {
+                        recorded = ok;
+                        log::info!(
+                            "message={name} from={} server_id={server_id} receipt of license file {} recorded",
+                            sender.address,
+                            recorded.sequence
+                        );
+                        Reply::Receipt(&recorded)
+                    }
+                    Err(MainServerError::Refused(refused)) => {
+                        receipt_refused(name, sender, *server_id, &refused)
+                    }
+                    // Recording is idempotent: a retry finds the receipt recorded.
+                    Err(err) => return Err(Attempt::Retry(err.into())),
+                }
+            }
             Request::Problem(problem) => {
                 log::info!(
                     "message={name} from={} answered: {}",
@@ -326,8 +345,10 @@ impl Worker {
             }
         };
         let now = self.clock.now();
-        if !matches!(reply, Reply::License(_) | Reply::KeyClearAck { .. })
-            && !self.complaints.borrow_mut().allow(&sender.address, now)
+        if !matches!(
+            reply,
+            Reply::License(_) | Reply::KeyClearAck { .. } | Reply::Receipt(_)
+        ) && !self.complaints.borrow_mut().allow(&sender.address, now)
         {
             log::warn!(
                 "message={name} from={} no reply: more than {MAX_COMPLAINTS_PER_HOUR} \
@@ -404,6 +425,39 @@ fn refused_reply(
         server_id,
         refusal: Refusal::from_code(refused.status, refused.code, &refused.message, resumed),
         for_key_clear,
+    }
+}
+
+/// The reply to a refused receipt: the main server's words, except that an unknown id
+/// and an unregistered sender are told alike (a stranger learns nothing of which ids
+/// exist).
+fn receipt_refused(
+    name: &str,
+    sender: &Sender,
+    server_id: Uuid,
+    refused: &ApiRefusal,
+) -> Reply<'static> {
+    log::info!(
+        "message={name} from={} server_id={server_id} receipt refused: {}: {}",
+        sender.address,
+        refused.code,
+        refused.message
+    );
+    let message = match refused.code {
+        shared_proto::ErrorCode::UnknownServerId | shared_proto::ErrorCode::Unauthorized => {
+            "Solme does not know this id, or the address is not registered as a contact \
+             of its customer"
+                .to_owned()
+        }
+        _ => refused.message.clone(),
+    };
+    Reply::Refused {
+        server_id,
+        refusal: Refusal::Other {
+            code: refused.code,
+            message,
+        },
+        for_key_clear: false,
     }
 }
 

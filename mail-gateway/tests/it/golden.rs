@@ -100,6 +100,7 @@ fn outcome(verdict: &Verdict) -> String {
         Verdict::Answer { request, .. } => match request {
             Request::Sync { .. } => "sync".into(),
             Request::KeyClear { .. } => "key-clear".into(),
+            Request::Receipt { .. } => "receipt".into(),
             Request::Problem(problem) => problem.label().into(),
         },
     }

@@ -11,6 +11,7 @@ mod metrics;
 mod portal_links;
 mod portal_texts;
 mod postfix;
+mod receipts;
 mod reminder_texts;
 mod reply_texts;
 mod resume;
