@@ -521,6 +521,30 @@
   // Servers
 
   let dueFilter = null;
+  /** Whether the list shows only the ids whose license changes are not installed. */
+  let notInstalledFilter = false;
+
+  /** A page of the ids whose licenses changed after the file their server holds was
+   *  issued (or that hold none): `GET /installations?not_installed=true`. */
+  async function loadNotInstalled(more) {
+    const params = new URLSearchParams({ limit: String(SERVERS_PAGE), not_installed: 'true' });
+    if (more && serversAfter) params.set('after', serversAfter);
+    const [list, customers] = await Promise.all([
+      api('GET', '/installations?' + params.toString()),
+      api('GET', '/customers'),
+    ]);
+    const names = new Map(customers.map((c) => [c.id, c.name]));
+    $('servers-filter').textContent = 'Showing ids with changes not yet installed on their server.';
+    const rows = list.map((i) => el('tr', {},
+      el('td', {}, serverLink(i.server_id)),
+      el('td', {}, el('a', { href: '#customer/' + encodeURIComponent(i.customer_id), text: names.get(i.customer_id) || i.customer_id })),
+      el('td', { colSpan: 4, class: 'installation', text: i.summary })));
+    if (more) $('servers-body').append(...rows);
+    else fill($('servers-body'), rows, 6, 'Every id\'s server holds its newest licenses.');
+    if (list.length > 0) serversAfter = list[list.length - 1].server_id;
+    else if (!more) serversAfter = null;
+    $('servers-more').hidden = list.length < SERVERS_PAGE;
+  }
   /** Ids per page: the registry may hold a million; "More" asks for the next page. */
   const SERVERS_PAGE = 100;
   /** Last id shown, the cursor of the next page (null: nothing shown yet). */
@@ -528,6 +552,7 @@
 
   /** Loads the first page of ids, or with `more` the next page below the shown ones. */
   async function loadServers(more) {
+    if (notInstalledFilter) return loadNotInstalled(more);
     const params = new URLSearchParams({ limit: String(SERVERS_PAGE) });
     if (dueFilter !== null) params.set('due_within_days', String(dueFilter));
     if (more && serversAfter) params.set('after', serversAfter);
@@ -572,11 +597,14 @@
     currentServer = id || null;
     if (!id) throw new ApiError('NOT_FOUND', 'no server id in the address', 404);
     const s = await api('GET', '/servers/' + encodeURIComponent(id));
+    // Which license file the server confirmed holding (receipts and later syncs).
+    const installation = await api('GET', '/servers/' + encodeURIComponent(id) + '/installation');
     $('server-title').textContent = s.server_id;
     const facts = [
       ['Customer', s.customer_name],
       ['Revision', String(s.revision)],
       ['Local server holds', s.holds ? s.holds.summary : '—'],
+      ['License file', installation.summary],
       ['License files issued', String(s.sequence)],
       ['Bound key fingerprint', s.bound_fingerprint || 'not bound (the next sync binds its key pair)'],
       ['Bound at', fmtTime(s.bound_at)],
@@ -1148,9 +1176,15 @@
     onSubmit('due-form', () => {
       const days = Number.parseInt($('due-days').value, 10);
       dueFilter = Number.isNaN(days) ? null : days;
+      notInstalledFilter = false;
+      loadServers().catch(showError);
+    });
+    $('show-not-installed').addEventListener('click', () => {
+      notInstalledFilter = true;
       loadServers().catch(showError);
     });
     $('show-all').addEventListener('click', () => {
+      notInstalledFilter = false;
       dueFilter = null;
       loadServers().catch(showError);
     });

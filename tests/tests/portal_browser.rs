@@ -252,6 +252,50 @@ fn a_contact_signs_in_by_mail_syncs_by_upload_and_asks_for_a_clearing() {
                 .replace(&unknown.to_string(), "ID"),
             "another customer's id is answered like an unknown one"
         );
+
+        // The operator's side: a license change the server has not installed yet shows
+        // under the console's "Changes not yet installed" filter, with what it holds.
+        admin.add_license(server_id, "solme-cam", 2).unwrap();
+        page.navigate(&format!("{}/", main.admin_url()))
+            .await
+            .unwrap();
+        until(
+            &mut page,
+            "document.body && document.body.dataset.console === 'ready'",
+        )
+        .await;
+        page.eval(&format!(
+            "document.getElementById('token').value = {:?}; \
+             document.getElementById('sign-in-form').requestSubmit(); true",
+            main.token().unwrap()
+        ))
+        .await
+        .unwrap();
+        has_text(&mut page, "Signed in as admin").await;
+        page.eval("location.hash = '#servers'; true").await.unwrap();
+        until(
+            &mut page,
+            "!document.getElementById('show-not-installed').closest('[hidden]')",
+        )
+        .await;
+        click(&mut page, "#show-not-installed").await;
+        until(
+            &mut page,
+            &format!(
+                "document.getElementById('servers-body').textContent.includes({:?})",
+                "license file #1 issued on"
+            ),
+        )
+        .await;
+        let listed = page
+            .eval("document.getElementById('servers-body').textContent")
+            .await
+            .unwrap();
+        let listed = listed.as_str().unwrap_or_default();
+        assert!(listed.contains("license file #1 issued on"), "{listed}");
+        assert!(listed.contains(&server_id.to_string()), "{listed}");
+        assert!(listed.contains("installed on"), "{listed}");
+        assert!(!listed.contains(&beta_id.to_string()), "{listed}");
     });
     let audit = admin.audit().unwrap();
     let sign_ins: Vec<_> = audit
