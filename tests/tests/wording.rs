@@ -26,7 +26,7 @@ const NEVER: [(&str, &str); 15] = [
     ("Err(", "a Debug form"),
     ("\\\"", "an escaped quote"),
     ("os error", "an operating-system error code"),
-    ("statem", "an OpenSSL internal"),
+    ("statem_", "an OpenSSL internal"),
     ("SSL routines", "an OpenSSL internal"),
     ("chrono", "a library's name"),
     ("ParseError", "a library's type"),
