@@ -543,9 +543,11 @@ async fn tls_handshake(
     // The connector also keeps the code aside for the HTTP client's sake: read here.
     let _ = shared_proto::tls::take_certificate_refusal();
     match handshake {
+        // Something took the connection and then said nothing: a hung server or a
+        // device on the way holding it, not a certificate to blame.
         Err(_) => Err((
-            "no TLS answer within 10 s (is it an HTTPS server?)".into(),
-            Cause::TlsCertificate,
+            "the connection was accepted but nothing answered within 10 s".into(),
+            Cause::MainServerDown,
         )),
         Ok(Err(_)) => {
             if verify.as_raw() != 0 {

@@ -58,3 +58,27 @@ fn diagnose_without_installation_says_so() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["cause"], "NOT_INITIALISED");
 }
+
+#[actix_rt::test]
+async fn a_port_that_takes_the_connection_and_never_answers_is_a_server_down_not_a_certificate(
+) -> TestResult {
+    let Some(main) = Main::start() else {
+        return Ok(());
+    };
+    let id = main.new_server("cad", 1);
+    // Accepts every connection and holds it without a word, like a hung server.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let hung = format!("https://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+    let local = Local::for_main(&main, id, &[hung.clone(), hung], &[]);
+    let report = diagnose_json(&local, &[]);
+    assert_eq!(report["cause"], "MAIN_SERVER_DOWN", "{report:#}");
+    assert!(
+        report.to_string().contains("nothing answered within 10 s"),
+        "{report:#}"
+    );
+    Ok(())
+}
