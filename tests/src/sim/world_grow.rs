@@ -31,7 +31,7 @@ use super::control_api::{json_body, ApiError, Shared};
 use super::events::What;
 use super::faults::{Local, ProgramState};
 use super::world::{CustomerRecord, Program, ProgramKind, ServerRecord, Simulation, SyncMode};
-use super::world_setup::{install_local, listen_of, local_program, LICENSES};
+use super::world_setup::{listen_of, local_program, LocalSetup, LICENSES};
 
 /// The longest name a customer or a server may be given.
 const MAX_NAME: usize = 200;
@@ -350,16 +350,12 @@ pub fn add_server(sim: &Simulation, request: ServerAdd) -> Result<ServerAnswer, 
     let flags = world.local_flags.clone();
     let clock_file = sim.clock.path().to_path_buf();
     let installed = sim.faults.with_processes(&name, |processes, _| {
-        let local = install_local(
-            &dir,
-            id,
-            &processes.main,
-            &endpoints,
-            request.sync,
-            &clock_file,
-            &flags,
-            "127.0.0.1:0",
-        )?;
+        let setup = LocalSetup {
+            main: &processes.main,
+            clock_file: &clock_file,
+            flags: &flags,
+        };
+        let local = setup.install(&dir, id, &endpoints, request.sync, "127.0.0.1:0")?;
         let listen = listen_of(&local)?;
         let program = local_program(&name, &local)?;
         processes.locals.push(Local {
@@ -471,18 +467,15 @@ pub fn reinstall(sim: &Simulation, name: &str) -> Result<ServerAnswer, ApiError>
         std::fs::remove_dir_all(&record.dir)
             .with_context(|| format!("wiping {}", record.dir.display()))
             .map_err(|e| ApiError::internal(&e))?;
-        let local = install_local(
-            &record.dir,
-            record.id,
-            &processes.main,
-            &endpoints,
-            record.sync,
-            &clock_file,
-            &flags,
-            &listen,
-        )
-        .with_context(|| format!("installing {name} again"))
-        .map_err(|e| ApiError::internal(&e))?;
+        let setup = LocalSetup {
+            main: &processes.main,
+            clock_file: &clock_file,
+            flags: &flags,
+        };
+        let local = setup
+            .install(&record.dir, record.id, &endpoints, record.sync, &listen)
+            .with_context(|| format!("installing {name} again"))
+            .map_err(|e| ApiError::internal(&e))?;
         let listen = listen_of(&local).map_err(|e| ApiError::internal(&e))?;
         let program = local_program(name, &local).map_err(|e| ApiError::internal(&e))?;
         let slot = &mut processes.locals[index];

@@ -88,33 +88,40 @@ fn started(events: &EventLog, program: &str, pid: Option<u32>) {
     }
 }
 
-/// Installs a local server for `id` in `dir` (`init`, then `auto-sync` for a daily or
-/// weekly one) pointed at `endpoints` (or nowhere, for one that syncs by mail), and
-/// starts its `serve` on `listen` (or a free port when that is taken).
-#[allow(clippy::too_many_arguments)]
-pub fn install_local(
-    dir: &Path,
-    id: Uuid,
-    main: &MainServer,
-    endpoints: &[String],
-    sync: SyncMode,
-    clock_file: &Path,
-    flags: &[String],
-    listen: &str,
-) -> Result<LocalServer> {
-    let endpoints = match sync {
-        SyncMode::Email => vec![NO_WAY_OUT.to_string()],
-        _ => endpoints.to_vec(),
-    };
-    let mut local = LocalServer::init_with(dir, id, main, &endpoints, &[])?;
-    local.set_clock_file(Some(clock_file));
-    if matches!(sync, SyncMode::Daily | SyncMode::Weekly) {
-        local
-            .succeed("auto-sync", &[sync.name()])
-            .context("turning automatic synchronization on")?;
+/// How the local servers of a world are installed and run: the main server whose keys
+/// they trust, the clock file they follow and the flags of their `serve`.
+pub struct LocalSetup<'a> {
+    pub main: &'a MainServer,
+    pub clock_file: &'a Path,
+    pub flags: &'a [String],
+}
+
+impl LocalSetup<'_> {
+    /// Installs a local server for `id` in `dir` (`init`, then `auto-sync` for a daily
+    /// or weekly one) pointed at `endpoints` (or nowhere, for one that syncs by mail),
+    /// and starts its `serve` on `listen` (or a free port when that is taken).
+    pub fn install(
+        &self,
+        dir: &Path,
+        id: Uuid,
+        endpoints: &[String],
+        sync: SyncMode,
+        listen: &str,
+    ) -> Result<LocalServer> {
+        let endpoints = match sync {
+            SyncMode::Email => vec![NO_WAY_OUT.to_string()],
+            _ => endpoints.to_vec(),
+        };
+        let mut local = LocalServer::init_with(dir, id, self.main, &endpoints, &[])?;
+        local.set_clock_file(Some(self.clock_file));
+        if matches!(sync, SyncMode::Daily | SyncMode::Weekly) {
+            local
+                .succeed("auto-sync", &[sync.name()])
+                .context("turning automatic synchronization on")?;
+        }
+        serve_local(&mut local, listen, self.flags)?;
+        Ok(local)
     }
-    serve_local(&mut local, listen, flags)?;
-    Ok(local)
 }
 
 /// Starts a local server's `serve` on `listen`, or on a free port when that is taken.
@@ -220,14 +227,16 @@ pub fn fresh(root: &Path, plan: &Plan, clock_file: &Path, events: &EventLog) -> 
     let mut locals = Vec::new();
     for (n, id) in ids.iter().enumerate() {
         let name = format!("local-server-{}", n + 1);
-        let local = install_local(
+        let setup = LocalSetup {
+            main: &main,
+            clock_file,
+            flags: &plan.local_flags,
+        };
+        let local = setup.install(
             &root.join(&name),
             *id,
-            &main,
             &world.endpoints_for(n),
             SyncMode::Direct,
-            clock_file,
-            &plan.local_flags,
             ANY_PORT,
         )?;
         started(events, &name, local.pid());
