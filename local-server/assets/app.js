@@ -78,7 +78,8 @@
     clock_rollback: { label: "System clock went back", cls: "state-bad" },
   };
 
-  const CHANNELS = { internet: "over the internet", file: "by email (license file)" };
+  // The sync channels in the words of the command line (local-server's wording module).
+  const CHANNELS = { internet: "over the internet", file: "by email" };
 
   let lastStatus = null;
   let autoSyncPending = false;

@@ -363,11 +363,13 @@ pub fn init(args: &InitOptions, clock: &Clock) -> Result<String, Error> {
     );
     Ok(format!(
         "{reinstalled}License server {} initialised in {}.\nKey fingerprint: {}\nMain server: {}\n\
-         Next: `local-server sync` (direct) or `local-server export-sync-data FILE` (by email).",
+         Next: `local-server sync` ({}) or `local-server export-sync-data FILE` ({}).",
         args.id,
         dir.display(),
         identity.fingerprint(),
-        endpoint_urls.join(", then ")
+        endpoint_urls.join(", then "),
+        crate::wording::OVER_THE_INTERNET,
+        crate::wording::BY_EMAIL
     ))
 }
 

@@ -376,7 +376,10 @@ impl fmt::Display for StatusReport {
                 f,
                 "  last sync:       {} ({}), license file #{}",
                 date(at),
-                self.last_sync_channel.map_or("?", Channel::as_str),
+                self.last_sync_channel.map_or("?", |channel| match channel {
+                    Channel::Internet => crate::wording::OVER_THE_INTERNET,
+                    Channel::File => crate::wording::BY_EMAIL,
+                }),
                 self.license_file_sequence.unwrap_or(0)
             )?,
             None => writeln!(f, "  last sync:       never")?,

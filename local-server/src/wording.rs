@@ -48,6 +48,11 @@ fn plausible_address(value: &str) -> bool {
         && value.chars().all(|c| c.is_ascii_graphic())
 }
 
+/// The two ways of synchronizing, as every text of the local server says them (the
+/// manager page's script uses the same words).
+pub const OVER_THE_INTERNET: &str = "over the internet";
+pub const BY_EMAIL: &str = "by email";
+
 /// The date and time as the command line and the manager page say them:
 /// `2027-01-31 14:05 UTC`.
 pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M UTC";
