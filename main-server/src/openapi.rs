@@ -30,7 +30,7 @@ use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::admin::AdminApi;
-use crate::routes::sync_api;
+use crate::routes::{portal, sync_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,7 +39,20 @@ use crate::routes::sync_api;
         description = "The sync API local servers call over HTTPS (`/api/v1/…`) and the operators' \
                        admin API (`/admin/v1/…`, bearer token). See docs/API.md for the contract."
     ),
-    paths(sync_api::sync, sync_api::time, sync_api::health,),
+    paths(
+        sync_api::sync,
+        sync_api::time,
+        sync_api::health,
+        portal::home,
+        portal::request_link,
+        portal::open_link,
+        portal::use_link,
+        portal::sign_out,
+        portal::upload_sync,
+        portal::upload_receipt,
+        portal::show_server,
+        portal::request_key_clear,
+    ),
     components(schemas(shared_proto::ApiError))
 )]
 struct ApiDoc;
@@ -111,6 +124,11 @@ impl Modify for ErrorAnswers {
                 ),
             );
         for (path, item) in openapi.paths.paths.iter_mut() {
+            // The portal's pages answer every status as a page of their own (HTML),
+            // documented where they are declared.
+            if path.starts_with("/portal/") {
+                continue;
+            }
             let admin = path.starts_with("/admin/");
             let operations = [
                 &mut item.get,

@@ -276,6 +276,10 @@ const SIGN_IN_FORM: &str = "<p>Enter your email address as registered with Solme
      <label>Email address <input type=\"email\" name=\"email\" required autocomplete=\"email\" \
      maxlength=\"254\"></label><button type=\"submit\">Mail me a sign-in link</button></form>";
 
+#[utoipa::path(
+    get, path = "/portal/", tag = "portal",
+    responses((status = 200, description = "Signed in (the session cookie `__Host-solme-portal`): the customer's license server ids with their binding, last sync, validity and which license file each server holds, the upload forms, the key-clear requests and the reminders and notices mailed. Otherwise the sign-in form.", content_type = "text/html", body = String))
+)]
 async fn home(req: HttpRequest, state: State) -> HttpResponse {
     let contact = match contact(&req, &state).await {
         Ok(Some(contact)) => contact,
@@ -332,6 +336,15 @@ struct LinkRequestForm {
     email: String,
 }
 
+#[utoipa::path(
+    post, path = "/portal/sign-in", tag = "portal",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`email`: the contact's address."),
+    responses(
+        (status = 200, description = "The same page whether or not the address is registered; a registered one gets a sign-in link (15 minutes, once) mailed by the gateway.", content_type = "text/html", body = String),
+        (status = 403, description = "Not posted from the portal's own page (`Origin`, `Sec-Fetch-Site`).", content_type = "text/html", body = String),
+        (status = 429, description = "More than 3 requests for the address in 15 minutes, or 20 from the client address in an hour.", content_type = "text/html", body = String),
+    )
+)]
 async fn request_link(
     req: HttpRequest,
     state: State,
@@ -368,6 +381,11 @@ struct TokenForm {
 
 /// The page a mailed link opens: one button that posts the token. Using the link is
 /// the POST; fetching this page (a mail scanner does) changes nothing.
+#[utoipa::path(
+    get, path = "/portal/link", tag = "portal",
+    params(("token" = String, Query, description = "The mailed link's single-use token.")),
+    responses((status = 200, description = "One button posting the token; opening the link changes nothing.", content_type = "text/html", body = String))
+)]
 async fn open_link(query: web::Query<TokenForm>) -> HttpResponse {
     page(
         StatusCode::OK,
@@ -382,6 +400,15 @@ async fn open_link(query: web::Query<TokenForm>) -> HttpResponse {
     )
 }
 
+#[utoipa::path(
+    post, path = "/portal/link", tag = "portal",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`token`: the mailed link's token."),
+    responses(
+        (status = 303, description = "Signed in: `Set-Cookie: __Host-solme-portal=…; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=28800`, to `/portal/`. Audited `portal.sign_in`."),
+        (status = 400, description = "The link was used, has expired, is unknown, or its address is no longer a contact.", content_type = "text/html", body = String),
+        (status = 403, description = "Not posted from the portal's own page.", content_type = "text/html", body = String),
+    )
+)]
 async fn use_link(req: HttpRequest, state: State, form: web::Form<TokenForm>) -> HttpResponse {
     if !same_origin(&req) {
         return cross_site_refusal();
@@ -423,6 +450,14 @@ async fn use_link(req: HttpRequest, state: State, form: web::Form<TokenForm>) ->
     )
 }
 
+#[utoipa::path(
+    post, path = "/portal/sign-out", tag = "portal",
+    responses(
+        (status = 303, description = "The session is ended (audited `portal.sign_out`) and the cookie cleared; to `/portal/`."),
+        (status = 401, description = "No live session.", content_type = "text/html", body = String),
+        (status = 403, description = "Not posted from the portal's own page.", content_type = "text/html", body = String),
+    )
+)]
 async fn sign_out(req: HttpRequest, state: State) -> HttpResponse {
     let contact = match signed_in_post(&req, &state).await {
         Ok(contact) => contact,
@@ -589,6 +624,15 @@ fn requests_table(requests: &[KeyClearRequest]) -> String {
     html
 }
 
+#[utoipa::path(
+    get, path = "/portal/servers/{id}", tag = "portal",
+    params(("id" = Uuid, Path, description = "One of the customer's license server ids.")),
+    responses(
+        (status = 200, description = "The id's facts, licenses, which license file its server holds, the usage each sync reported, the upload and key-clear forms and its requests.", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to `/portal/`."),
+        (status = 404, description = "Unknown, or another customer's id (the same page).", content_type = "text/html", body = String),
+    )
+)]
 async fn show_server(req: HttpRequest, state: State, path: web::Path<Uuid>) -> HttpResponse {
     let contact = match contact(&req, &state).await {
         Ok(Some(contact)) => contact,
@@ -662,6 +706,17 @@ struct KeyClearForm {
     reason: String,
 }
 
+#[utoipa::path(
+    post, path = "/portal/servers/{id}/key-clear", tag = "portal",
+    params(("id" = Uuid, Path, description = "One of the customer's license server ids.")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`reason`: one line, at most 2,000 bytes."),
+    responses(
+        (status = 303, description = "Recorded with the contact as an authenticated sender; back to the id's page."),
+        (status = 401, description = "No live session.", content_type = "text/html", body = String),
+        (status = 403, description = "Not posted from the portal's own page.", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown, or another customer's id.", content_type = "text/html", body = String),
+    )
+)]
 async fn request_key_clear(
     req: HttpRequest,
     state: State,
@@ -774,6 +829,18 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// Runs the sync core on the uploaded sync data (channel `portal`, the contact as the
 /// sender, who must be a registered contact of the id's customer) and answers the
 /// license file as a download.
+#[utoipa::path(
+    post, path = "/portal/sync", tag = "portal",
+    request_body(content = String, content_type = "multipart/form-data", description = "The sync data in the part `sync_data` (or a `text/plain` body), at most 64 KiB."),
+    responses(
+        (status = 200, description = "The license file as a download (`Content-Disposition: attachment`); channel `portal`, the contact as the sender.", body = String, content_type = "application/octet-stream"),
+        (status = 400, description = "Not sync data, damaged, stale, or too large.", content_type = "text/html", body = String),
+        (status = 401, description = "No live session.", content_type = "text/html", body = String),
+        (status = 403, description = "Not posted from the portal's own page.", content_type = "text/html", body = String),
+        (status = 404, description = "Sync data of an unknown or another customer's id.", content_type = "text/html", body = String),
+        (status = 409, description = "Another key pair holds the id, or the sync data was used before.", content_type = "text/html", body = String),
+    )
+)]
 async fn upload_sync(
     req: HttpRequest,
     state: State,
@@ -854,6 +921,18 @@ async fn read_upload(
 
 /// Records an uploaded installation receipt for one of the contact's ids (verified with
 /// the id's bound key pair) and says which license file the server now is known to hold.
+#[utoipa::path(
+    post, path = "/portal/receipt", tag = "portal",
+    request_body(content = String, content_type = "multipart/form-data", description = "The installation receipt in the part `receipt` (or a `text/plain` body)."),
+    responses(
+        (status = 200, description = "Recorded (or recorded before): the page names the license file installed. Audited `server.receipt`.", content_type = "text/html", body = String),
+        (status = 400, description = "No intact receipt, or one naming a license file never issued to the id.", content_type = "text/html", body = String),
+        (status = 401, description = "No live session.", content_type = "text/html", body = String),
+        (status = 403, description = "Not posted from the portal's own page.", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown, or another customer's id.", content_type = "text/html", body = String),
+        (status = 409, description = "Signed by a key pair other than the id's bound one.", content_type = "text/html", body = String),
+    )
+)]
 async fn upload_receipt(req: HttpRequest, state: State, payload: web::Payload) -> HttpResponse {
     let contact = match signed_in_post(&req, &state).await {
         Ok(contact) => contact,
