@@ -549,8 +549,14 @@ async fn tls_handshake(
             "the connection was accepted but nothing answered within 10 s".into(),
             Cause::MainServerDown,
         )),
-        Ok(Err(_)) => {
-            if verify.as_raw() != 0 {
+        Ok(Err(e)) => {
+            if closed_before_answering(&e) {
+                // A front whose server behind it is gone, or a server stopping.
+                Err((
+                    "the connection was closed before any secure (TLS) answer".into(),
+                    Cause::MainServerDown,
+                ))
+            } else if verify.as_raw() != 0 {
                 let refusal = CertificateRefusal::from_code(verify.as_raw(), verify.error_string());
                 // OpenSSL compares the dates with this computer's clock, not the
                 // installation's.
@@ -578,6 +584,23 @@ async fn tls_handshake(
                     .and_then(|e| e.data().to_string().ok())
             })
             .unwrap_or_else(|| "no subject".into())),
+    }
+}
+
+/// Whether a failed handshake is the other side closing the connection without a word
+/// (no TLS record came back), rather than an answer that was not acceptable.
+fn closed_before_answering(e: &openssl::ssl::Error) -> bool {
+    match e.code() {
+        openssl::ssl::ErrorCode::ZERO_RETURN => true,
+        openssl::ssl::ErrorCode::SYSCALL => e.io_error().map_or(true, |io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+            )
+        }),
+        _ => false,
     }
 }
 

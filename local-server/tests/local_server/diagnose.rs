@@ -82,3 +82,27 @@ async fn a_port_that_takes_the_connection_and_never_answers_is_a_server_down_not
     );
     Ok(())
 }
+
+#[actix_rt::test]
+async fn a_port_that_closes_the_connection_without_a_word_is_a_server_down() -> TestResult {
+    let Some(main) = Main::start() else {
+        return Ok(());
+    };
+    let id = main.new_server("cad", 1);
+    // A front with nothing behind it: takes each connection and closes it at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let front = format!("https://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            drop(connection);
+        }
+    });
+    let local = Local::for_main(&main, id, &[front.clone(), front], &[]);
+    let report = diagnose_json(&local, &[]);
+    assert_eq!(report["cause"], "MAIN_SERVER_DOWN", "{report:#}");
+    assert!(
+        report.to_string().contains("closed before any secure"),
+        "{report:#}"
+    );
+    Ok(())
+}
