@@ -937,3 +937,39 @@ on_both_backends!(
     receipts_that_prove_nothing_are_refused_on_sqlite,
     receipts_that_prove_nothing_are_refused_on_postgres
 );
+
+/// Upload to license file, measured: 100 uploads of fresh sync data for one id through
+/// the portal (multipart POST over HTTPS, the sync core, the license file back), one at a
+/// time; prints p50 and p99, on SQLite and (when configured) PostgreSQL. Run by hand:
+/// `cargo test -p main-server --test api portal::upload_to_license_file_time -- --ignored --nocapture`.
+#[actix_rt::test]
+#[ignore = "a measurement, run by hand"]
+async fn upload_to_license_file_time() {
+    measure_uploads("SQLite", &crate::helpers::spawn_app().await).await;
+    if let Some(app) = crate::helpers::spawn_pg_app().await {
+        measure_uploads("PostgreSQL", &app).await;
+    }
+}
+
+async fn measure_uploads(backend: &str, app: &TestApp) {
+    let (_, local) = app.register_local().await;
+    let mut browser = Browser::new(app);
+    sign_in(app, &mut browser, "ops@acme.example").await;
+    let mut times = Vec::with_capacity(100);
+    for n in 0..100 {
+        let sync_data = local.sync_data();
+        let started = std::time::Instant::now();
+        let answer = browser.upload(&sync_data).await;
+        times.push(started.elapsed());
+        assert_eq!(answer.status, StatusCode::OK, "upload {n}: {}", answer.body);
+    }
+    times.sort();
+    let ms = |d: StdDuration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{backend}: upload to license file, {} uploads: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        times.len(),
+        ms(times[49]),
+        ms(times[98]),
+        ms(times[99])
+    );
+}
