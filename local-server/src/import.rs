@@ -61,6 +61,14 @@ pub struct Changes {
     /// requests name as the file held).
     #[serde(skip)]
     pub file_sha256: String,
+    /// Seats the previous installation of this id lent that this import counts as
+    /// taken from now on (see `crate::leases::inherited`); absent from the JSON when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub borrowed_seats_taken_over: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A feature that has more seats in use than the license file gives it.
@@ -191,7 +199,16 @@ impl fmt::Display for Changes {
                 .map(|d| format!(" (was {})", date(d)))
                 .unwrap_or_default()
         )?;
-        self.write_licenses(f, "")
+        self.write_licenses(f, "")?;
+        if self.borrowed_seats_taken_over > 0 {
+            writeln!(
+                f,
+                "Borrowed by clients of the previous installation of this server and not \
+                 returned yet: {}, counted as in use until returned or ended.",
+                seats_text(self.borrowed_seats_taken_over)
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -298,6 +315,7 @@ fn plan(
         changed,
         seats_below_use,
         file_sha256: held_file_sha256(file)?,
+        borrowed_seats_taken_over: 0,
     })
 }
 
@@ -321,7 +339,7 @@ pub fn apply(
 ) -> Result<Changes, Error> {
     let now_ms = to_ms(now);
     conn.immediate_transaction(|c| {
-        let changes = plan(c, file, now)?;
+        let mut changes = plan(c, file, now)?;
         diesel::delete(licenses::table).execute(c)?;
         for l in &file.licenses {
             diesel::insert_into(licenses::table)
@@ -362,7 +380,8 @@ pub fn apply(
         }
         // Seats the previous installation lent, counted as taken from now on (before the
         // peaks below, which count them).
-        crate::leases::inherited::record(c, file, now)?;
+        let taken_over = crate::leases::inherited::record(c, file, now)?;
+        changes.borrowed_seats_taken_over = u32::try_from(taken_over).unwrap_or(u32::MAX);
         // Usage peaks are reported per synchronization period: start the new one from
         // the seats in use right now.
         diesel::delete(usage_peaks::table).execute(c)?;

@@ -93,7 +93,14 @@ fn a_seat_borrowed_before_a_reinstall_stays_taken_until_its_token_is_returned(wo
     assert_eq!(refused.code, 1, "{}", refused.text());
     support::assert_mentions(&refused.text(), &["ID_IN_USE"]);
     admin.clear_key(id, "reinstalled on new hardware").unwrap();
-    b.succeed("sync", &[]).unwrap();
+    let synced = b.succeed("sync", &[]).unwrap();
+    support::assert_mentions(
+        &synced.stdout,
+        &[
+            "previous installation",
+            "1 seat, counted as in use until returned or ended",
+        ],
+    );
 
     // B counts Alice's seat as taken, and names where it came from.
     assert_eq!(in_use(&b), 1, "{}", b.features().unwrap());
