@@ -8,10 +8,16 @@
 //! - `--clock-file FILE` (`SOLME_CLOCK_FILE`): a *live* simulated clock. The file holds
 //!   the offset as JSON, `{"offset_ms": N}` (milliseconds; negative is the past), written
 //!   whole with [`write_clock_file`]. A background thread reads it again every
-//!   [`FOLLOW_EVERY`] and stores the offset in the shared atomic, so every clone follows
-//!   a change within that time while [`Clock::now`] stays one atomic load. A file that
+//!   [`FOLLOW_EVERY`], so every clone follows a change within that time. A file that
 //!   cannot be read at start is an error; a later unreadable or malformed write keeps
 //!   the last good offset (logged once, and once more when the file is good again).
+//!
+//!   A move can also be scheduled for one instant of the system clock
+//!   ([`write_clock_change`]: `{"offset_ms": N, "from_ms": T, "before_ms": P}`). Every
+//!   program reads it before `T` and switches from `P` to `N` at `T` exactly, so several
+//!   programs on one machine never disagree about the time for the moment between
+//!   their reads (a local server's sync made on the new date to a main server still on
+//!   the old one would be refused as too far ahead).
 //!
 //! Without either, the clock is the real one. A simulated clock gives a program no
 //! power a moved system clock would not: every defence that reads the time (the local
@@ -19,8 +25,7 @@
 //! through this clock and judges it the same way.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -58,15 +63,52 @@ pub enum ClockSource {
 /// The system clock moved by an offset shared between clones.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
-    offset_ms: Arc<AtomicI64>,
+    schedule: Arc<RwLock<Schedule>>,
     source: Arc<ClockSource>,
 }
 
-/// The contents of a clock file: `{"offset_ms": N}`.
+/// The offset in force before and from an instant of the system clock (milliseconds).
+/// An offset that applies at once has `before_ms == offset_ms`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Schedule {
+    before_ms: i64,
+    offset_ms: i64,
+    from_ms: i64,
+}
+
+impl Schedule {
+    fn at_once(offset: Duration) -> Self {
+        let ms = offset.num_milliseconds();
+        Self {
+            before_ms: ms,
+            offset_ms: ms,
+            from_ms: i64::MIN,
+        }
+    }
+
+    /// The offset in force at `real`, a reading of the system clock.
+    fn offset_at(&self, real: DateTime<Utc>) -> Duration {
+        let ms = if real.timestamp_millis() >= self.from_ms {
+            self.offset_ms
+        } else {
+            self.before_ms
+        };
+        Duration::milliseconds(ms)
+    }
+}
+
+/// The contents of a clock file: `{"offset_ms": N}`, or a move scheduled for one
+/// instant, `{"offset_ms": N, "from_ms": T, "before_ms": P}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClockFile {
     /// How far the simulated clock is from the system clock, in milliseconds.
     pub offset_ms: i64,
+    /// The system clock's instant (milliseconds since 1970) from which `offset_ms`
+    /// applies; before it `before_ms` does. Both or neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_ms: Option<i64>,
 }
 
 impl Clock {
@@ -78,7 +120,7 @@ impl Clock {
     /// The real clock moved by `offset` (negative moves it back).
     pub fn with_offset(offset: Duration) -> Self {
         Self {
-            offset_ms: Arc::new(AtomicI64::new(offset.num_milliseconds())),
+            schedule: Arc::new(RwLock::new(Schedule::at_once(offset))),
             source: Arc::new(ClockSource::Offset),
         }
     }
@@ -118,12 +160,12 @@ impl Clock {
     /// be), then again every [`FOLLOW_EVERY`] by a thread that ends once every clone
     /// of the clock is gone.
     pub fn following_file(path: &Path) -> Result<Self, ProtoError> {
-        let offset = read_clock_file(path)?;
+        let schedule = read_schedule(path)?;
         let clock = Self {
-            offset_ms: Arc::new(AtomicI64::new(offset.num_milliseconds())),
+            schedule: Arc::new(RwLock::new(schedule)),
             source: Arc::new(ClockSource::File(path.to_path_buf())),
         };
-        let shared = Arc::downgrade(&clock.offset_ms);
+        let shared = Arc::downgrade(&clock.schedule);
         let path = path.to_path_buf();
         std::thread::Builder::new()
             .name("clock-file".to_string())
@@ -134,19 +176,29 @@ impl Clock {
 
     /// The current time as this clock sees it.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + self.offset()
+        let real = Utc::now();
+        real + self.schedule().offset_at(real)
     }
 
-    /// Moves this clock (and every clone of it) by `by`. A clock following a file
-    /// takes the file's offset again at its next read.
+    /// Moves this clock (and every clone of it) by `by`, at once. A clock following
+    /// a file takes the file's offset again at its next read.
     pub fn advance(&self, by: Duration) {
-        self.offset_ms
-            .fetch_add(by.num_milliseconds(), Ordering::Relaxed);
+        let mut schedule = self
+            .schedule
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let moved = self_offset(&schedule) + by;
+        *schedule = Schedule::at_once(moved);
     }
 
     /// How far this clock is from the system clock.
     pub fn offset(&self) -> Duration {
-        Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        self_offset(&self.schedule())
+    }
+
+    fn schedule(&self) -> Schedule {
+        // Nothing panics while the lock is held; a poisoned lock still holds a whole value.
+        *self.schedule.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Where the offset comes from.
@@ -176,6 +228,11 @@ impl Clock {
     }
 }
 
+/// The offset `schedule` gives now.
+fn self_offset(schedule: &Schedule) -> Duration {
+    schedule.offset_at(Utc::now())
+}
+
 fn offset_from_env() -> Option<String> {
     std::env::var(CLOCK_OFFSET_ENV)
         .ok()
@@ -183,16 +240,16 @@ fn offset_from_env() -> Option<String> {
 }
 
 /// The follower thread: reads the file every [`FOLLOW_EVERY`] until the clock is gone.
-fn follow(path: &Path, shared: &Weak<AtomicI64>) {
+fn follow(path: &Path, shared: &Weak<RwLock<Schedule>>) {
     let mut failing = false;
     loop {
         std::thread::sleep(FOLLOW_EVERY);
-        let Some(offset_ms) = shared.upgrade() else {
+        let Some(schedule) = shared.upgrade() else {
             return;
         };
-        match read_clock_file(path) {
-            Ok(offset) => {
-                offset_ms.store(offset.num_milliseconds(), Ordering::Relaxed);
+        match read_schedule(path) {
+            Ok(read) => {
+                *schedule.write().unwrap_or_else(PoisonError::into_inner) = read;
                 if failing {
                     log::info!("simulated clock: {} is readable again", path.display());
                     failing = false;
@@ -209,8 +266,13 @@ fn follow(path: &Path, shared: &Weak<AtomicI64>) {
     }
 }
 
-/// Reads a clock file's offset.
+/// The offset a clock file gives now (its scheduled move taken into account).
 pub fn read_clock_file(path: &Path) -> Result<Duration, ProtoError> {
+    Ok(read_schedule(path)?.offset_at(Utc::now()))
+}
+
+/// Reads a clock file's offset, or its scheduled move.
+fn read_schedule(path: &Path) -> Result<Schedule, ProtoError> {
     use std::io::Read;
     let mut text = String::new();
     std::fs::File::open(path)
@@ -226,10 +288,19 @@ pub fn read_clock_file(path: &Path) -> Result<Duration, ProtoError> {
         return Err(bad("is too large"));
     }
     let file: ClockFile = serde_json::from_str(&text).map_err(|_| bad("is not understood"))?;
-    if file.offset_ms.unsigned_abs() > (MAX_OFFSET_DAYS as u64) * 86_400_000 {
-        return Err(bad("moves the clock more than 100 years"));
+    let too_far = |ms: i64| ms.unsigned_abs() > (MAX_OFFSET_DAYS as u64) * 86_400_000;
+    match (file.from_ms, file.before_ms) {
+        _ if too_far(file.offset_ms) || file.before_ms.is_some_and(too_far) => {
+            Err(bad("moves the clock more than 100 years"))
+        }
+        (None, None) => Ok(Schedule::at_once(Duration::milliseconds(file.offset_ms))),
+        (Some(from_ms), Some(before_ms)) => Ok(Schedule {
+            before_ms,
+            offset_ms: file.offset_ms,
+            from_ms,
+        }),
+        _ => Err(bad("gives only one of from_ms and before_ms")),
     }
-    Ok(Duration::milliseconds(file.offset_ms))
 }
 
 /// Writes a clock file holding `offset`, whole or not at all (readers never see half
@@ -240,10 +311,42 @@ pub fn write_clock_file(path: &Path, offset: Duration) -> Result<(), ProtoError>
             "a simulated clock may be at most 100 years from the system clock".to_string(),
         ));
     }
-    let body = serde_json::to_vec(&ClockFile {
-        offset_ms: offset.num_milliseconds(),
-    })
-    .map_err(|e| ProtoError::Malformed(format!("encoding the clock file: {e}")))?;
+    write_clock(
+        path,
+        &ClockFile {
+            offset_ms: offset.num_milliseconds(),
+            from_ms: None,
+            before_ms: None,
+        },
+    )
+}
+
+/// Writes a clock file that keeps `before` until the system clock reaches `from`, then
+/// gives `offset`: every program reading it before `from` switches at that instant.
+pub fn write_clock_change(
+    path: &Path,
+    before: Duration,
+    offset: Duration,
+    from: DateTime<Utc>,
+) -> Result<(), ProtoError> {
+    if before.num_days().abs() > MAX_OFFSET_DAYS || offset.num_days().abs() > MAX_OFFSET_DAYS {
+        return Err(ProtoError::Malformed(
+            "a simulated clock may be at most 100 years from the system clock".to_string(),
+        ));
+    }
+    write_clock(
+        path,
+        &ClockFile {
+            offset_ms: offset.num_milliseconds(),
+            from_ms: Some(from.timestamp_millis()),
+            before_ms: Some(before.num_milliseconds()),
+        },
+    )
+}
+
+fn write_clock(path: &Path, file: &ClockFile) -> Result<(), ProtoError> {
+    let body = serde_json::to_vec(file)
+        .map_err(|e| ProtoError::Malformed(format!("encoding the clock file: {e}")))?;
     crate::files::write(
         path,
         &body,
@@ -412,6 +515,30 @@ mod tests {
 
         write_clock_file(&path, Duration::days(-2)).unwrap();
         wait_for_offset(&clock, Duration::days(-2));
+    }
+
+    #[test]
+    fn a_scheduled_move_switches_every_reader_at_its_instant() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clock.json");
+        write_clock_file(&path, Duration::days(2)).unwrap();
+        let first = Clock::following_file(&path).unwrap();
+        let from = Utc::now() + Duration::milliseconds(600);
+        write_clock_change(&path, Duration::days(2), Duration::days(40), from).unwrap();
+        // A program started after the write reads the schedule too.
+        let second = Clock::following_file(&path).unwrap();
+        std::thread::sleep(FOLLOW_EVERY * 3);
+        if Utc::now() < from - Duration::milliseconds(50) {
+            assert_eq!(first.offset(), Duration::days(2));
+            assert_eq!(second.offset(), Duration::days(2));
+        }
+        wait_for_offset(&first, Duration::days(40));
+        assert!(Utc::now() >= from);
+        assert_eq!(second.offset(), Duration::days(40));
+
+        std::fs::write(&path, r#"{"offset_ms": 5, "from_ms": 1}"#).unwrap();
+        let error = Clock::following_file(&path).unwrap_err().to_string();
+        assert!(error.contains("only one of"), "{error}");
     }
 
     #[test]

@@ -10,7 +10,9 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use shared_proto::clock::{format_offset, parse_offset, write_clock_file};
+use shared_proto::clock::{
+    format_offset, parse_offset, write_clock_change, write_clock_file, FOLLOW_EVERY,
+};
 
 use super::events::{EventLog, What};
 
@@ -112,6 +114,10 @@ pub struct ClockState {
     pub file: PathBuf,
 }
 
+/// How far ahead a move is scheduled: several reads of the clock file, so that every
+/// program has read it before the instant, even on a busy machine.
+const SWITCH_AFTER: Duration = Duration::milliseconds(4 * FOLLOW_EVERY.as_millis() as i64);
+
 /// The clock file and the offset last written to it.
 #[derive(Debug)]
 pub struct SimClock {
@@ -160,8 +166,10 @@ impl SimClock {
     }
 
     /// Applies `change`: the new offset is computed and checked, then written in one
-    /// step; on any error the file and the clock stay as they were. Every program
-    /// follows within `shared_proto::clock::FOLLOW_EVERY`.
+    /// step; on any error the file and the clock stay as they were. The move is
+    /// scheduled [`SWITCH_AFTER`] ahead, so every program (reading the file every
+    /// `FOLLOW_EVERY`) switches at the same instant; this returns once it has passed.
+    /// Blocking: call it off the async threads.
     pub fn apply(&self, change: ClockMove) -> Result<ClockState, String> {
         let mut offset = self.offset();
         let new = match change {
@@ -170,7 +178,11 @@ impl SimClock {
             ClockMove::Set(at) => Some(at - Utc::now()),
         }
         .ok_or("the clock cannot move that far")?;
-        write_clock_file(&self.path, new).map_err(|e| e.to_string())?;
+        let switch_at = Utc::now() + SWITCH_AFTER;
+        write_clock_change(&self.path, *offset, new, switch_at).map_err(|e| e.to_string())?;
+        if let Ok(left) = (switch_at - Utc::now()).to_std() {
+            std::thread::sleep(left);
+        }
         let from = std::mem::replace(&mut *offset, new);
         let state = self.state_at(new);
         self.events.clock_moved(
