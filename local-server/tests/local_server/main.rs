@@ -24,6 +24,7 @@ mod options_file;
 mod page_narrow;
 mod proxy;
 mod queueing;
+mod receipts;
 mod report;
 mod seats_held;
 mod support_bundle;
