@@ -317,9 +317,16 @@ async fn post_sync(client: &awc::Client, endpoint: &Endpoint, body: String) -> A
     let mut response = match sent {
         Ok(r) => r,
         // A failure to connect never delivered the request; any later one (a timeout
-        // waiting for the answer, a dropped connection) may have.
+        // waiting for the answer, a dropped connection) may have. The HTTP client also
+        // reports a connection closed while waiting for the answer as a connect error
+        // ("disconnected"): by then the request was sent.
         Err(e) => {
-            let delivered = !matches!(e, awc::error::SendRequestError::Connect(_));
+            use awc::error::{ConnectError, SendRequestError};
+            let delivered = !matches!(
+                e,
+                SendRequestError::Connect(ref c)
+                    if !matches!(c, ConnectError::Disconnected | ConnectError::H2(_))
+            );
             return Attempt::unreachable(describe_send_error(&e), delivered);
         }
     };
@@ -396,7 +403,13 @@ pub fn describe_send_error(err: &awc::error::SendRequestError) -> String {
             shared_proto::tls::describe_tls_failure(chrono::Utc::now())
         }
         E::Connect(ConnectError::Timeout) => "no answer in time".into(),
-        E::Connect(c) => format!("connection failed: {c}"),
+        E::Connect(ConnectError::Disconnected) => {
+            "the connection was closed before the answer came".into()
+        }
+        E::Connect(ConnectError::Resolver(_) | ConnectError::NoRecords) => {
+            "the server's name could not be resolved".into()
+        }
+        E::Connect(_) => "the connection could not be made".into(),
         E::Timeout => "no answer in time".into(),
         other => other.to_string(),
     }
