@@ -15,7 +15,7 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Timelike, Utc};
 use plotters::coord::types::{RangedCoordi32, RangedCoordi64};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -135,7 +135,7 @@ pub fn render(chart: &Chart<'_>) -> Result<String, ChartError> {
         let y_range = 0..y_top + (y_top / 10).max(1);
         let mut ctx = ChartBuilder::on(&plot_area)
             .margin(12)
-            .margin_right(24)
+            .margin_right(36)
             .y_label_area_size(48)
             .set_label_area_size(LabelAreaPosition::Bottom, 40)
             .build_cartesian_2d(
@@ -288,8 +288,9 @@ fn ticks(from: DateTime<Utc>, to: DateTime<Utc>, max: i64) -> (Vec<DateTime<Utc>
             out.push(at);
             at += step;
         }
+        // Hours read "06:00"; a day's first tick names the day.
         let format = if step < Duration::days(1) {
-            "%b %-d %H:%M"
+            "%H:%M"
         } else {
             "%b %-d"
         };
@@ -324,7 +325,7 @@ fn draw_time_axis(
     width: u32,
 ) -> Result<(), ChartError> {
     let ((_, y0), (_, y1)) = plot_bounds(ctx, chart);
-    let (times, format) = ticks(chart.from, chart.to, i64::from(width / 90).max(2));
+    let (times, format) = ticks(chart.from, chart.to, i64::from(width / 80).max(2));
     let style = label_font().pos(Pos::new(HPos::Center, VPos::Top));
     for at in times {
         let x = ctx.backend_coord(&(ms(at), 0)).0;
@@ -338,12 +339,13 @@ fn draw_time_axis(
             AXIS.stroke_width(1),
         ))
         .map_err(drawing)?;
-        root.draw(&Text::new(
-            at.format(format).to_string(),
-            (x, y1 + 8),
-            style.clone(),
-        ))
-        .map_err(drawing)?;
+        let label = if format == "%H:%M" && at.hour() == 0 && at.minute() == 0 {
+            at.format("%b %-d").to_string()
+        } else {
+            at.format(format).to_string()
+        };
+        root.draw(&Text::new(label, (x, y1 + 8), style.clone()))
+            .map_err(drawing)?;
     }
     Ok(())
 }

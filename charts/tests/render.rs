@@ -129,3 +129,19 @@ fn coinciding_lines_are_drawn_in_different_widths() {
     }
 }
 
+#[test]
+fn a_day_is_marked_in_hours_and_a_year_in_months() {
+    let series = [hourly("cad", 2, |h| u32::from(h % 5 == 0))];
+    let svg = render(&Chart::new(start(), start() + Duration::days(1), &series)).unwrap();
+    let (_, texts) = parse(&svg);
+    let all = texts.join("|");
+    for label in ["Dec 1", "06:00", "12:00", "Dec 2", "Date (UTC), 2026"] {
+        assert!(all.contains(label), "{label}: {all}");
+    }
+    let year = render(&Chart::new(start(), start() + Duration::days(365), &series)).unwrap();
+    let (_, texts) = parse(&year);
+    let all = texts.join("|");
+    for label in ["Dec 2026", "Feb 2027", "Jun 2027", "Date (UTC), 2026 to 2027"] {
+        assert!(all.contains(label), "{label}: {all}");
+    }
+}
