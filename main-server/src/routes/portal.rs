@@ -684,7 +684,7 @@ async fn show_server(req: HttpRequest, state: State, path: web::Path<Uuid>) -> H
         body.push_str("<tr><td colspan=\"4\">No license.</td></tr>");
     }
     body.push_str("</tbody></table></div>");
-    body.push_str(&usage_section(&usage));
+    body.push_str(&usage_section(&usage, now));
     body.push_str(&upload_form());
     body.push_str(&receipt_form());
     body.push_str(&format!(
@@ -1002,13 +1002,21 @@ fn unknown_id_of_receipt() -> ApiError {
 /// Syncs whose usage the id's page shows.
 const USAGE_SYNCS: u32 = 24;
 
-/// The usage each sync reported: a chart of the highest seats in use per feature, and
-/// the same as a table.
-fn usage_section(usage: &[SyncUsage]) -> String {
+/// The usage each sync reported: a chart of the highest seats in use per feature (the
+/// console's, drawn on the server as SVG without script or style attributes, so the
+/// page's policy allows it inline), and the same as a table.
+fn usage_section(usage: &[SyncUsage], now: chrono::DateTime<chrono::Utc>) -> String {
     let mut html = String::from("<h2>Usage reported with each synchronization</h2>");
     if usage.iter().all(|u| u.features.is_empty()) {
         html.push_str("<p>No usage reported yet: each synchronization reports the seats used since the one before.</p>");
         return html;
+    }
+    match super::admin::usage_chart::chart(usage, now) {
+        Ok(svg) => html.push_str(&format!(
+            "<figure class=\"chart\" id=\"usage-chart\">{svg}</figure>"
+        )),
+        // The table below still says it all.
+        Err(e) => log::warn!("portal: the usage chart could not be drawn: {e}"),
     }
     html.push_str(
         "<div class=\"scroll\"><table id=\"usage\"><thead><tr><th>Period</th><th>Synchronized</th>\

@@ -625,11 +625,41 @@ async fn sync_by_upload_gives_the_license_file_of_that_server(app: &TestApp) {
     let oversized = browser.upload(&"x".repeat(200 * 1024)).await;
     assert_eq!(oversized.status, StatusCode::BAD_REQUEST);
     assert!(oversized.body.contains("too large"), "{}", oversized.body);
+    // The usage each sync reported: a chart (inline SVG, no script or style) and a table.
+    let detail = browser.get(&format!("/portal/servers/{server_id}")).await;
+    assert!(
+        detail.body.contains("No usage reported yet"),
+        "{}",
+        detail.body
+    );
+    let since = chrono::Utc::now() - Duration::days(7);
+    let reported = browser
+        .upload(&sync_data_with_usage(&local, since, 7))
+        .await;
+    assert_eq!(reported.status, StatusCode::OK, "{}", reported.body);
+    let detail = browser.get(&format!("/portal/servers/{server_id}")).await;
+    assert!(
+        detail.body.contains("id=\"usage-chart\"><svg"),
+        "{}",
+        detail.body
+    );
+    assert!(!detail.body.contains("<script"), "{}", detail.body);
+    assert!(
+        detail
+            .body
+            .contains("<td>cad</td><td>7</td><td>10</td><td>12.5</td><td>2</td>"),
+        "{}",
+        detail.body
+    );
     let other_key = Local::new(server_id);
     let in_use = browser.upload(&other_key.sync_data()).await;
     assert_eq!(in_use.status, StatusCode::CONFLICT, "{}", in_use.body);
     let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
-    assert_eq!(shown["sequence"], file.sequence);
+    assert_eq!(
+        shown["sequence"],
+        file.sequence + 1,
+        "only the usage sync issued a file"
+    );
 }
 
 on_both_backends!(
@@ -690,6 +720,33 @@ on_both_backends!(
     a_key_clear_request_from_the_portal_is_authenticated_and_its_status_shown_on_sqlite,
     a_key_clear_request_from_the_portal_is_authenticated_and_its_status_shown_on_postgres
 );
+
+/// Sync data of `local` reporting the use of `cad` (at most `peak` of 10 seats) since
+/// `since`.
+fn sync_data_with_usage(local: &Local, since: chrono::DateTime<chrono::Utc>, peak: u32) -> String {
+    let request = shared_proto::SyncRequest {
+        version: shared_proto::messages::MESSAGE_VERSION,
+        server_id: local.server_id,
+        request_id: Uuid::new_v4(),
+        created_at: chrono::Utc::now(),
+        public_keys: local.identity.public_keys(),
+        held_revision: None,
+        held_sequence: None,
+        software_version: "test".into(),
+        usage: vec![shared_proto::FeatureUsage {
+            feature: "cad".into(),
+            seats_total: 10,
+            peak_in_use: peak,
+            seat_hours: 12.5,
+            refusals: [("NO_SEATS".to_owned(), 2)].into_iter().collect(),
+        }],
+        usage_since: Some(since),
+        held_file_sha256: None,
+        request_counter: None,
+        borrows: None,
+    };
+    shared_proto::sync_data::seal(&local.identity, &request).expect("seal")
+}
 
 /// A receipt of license file `file` signed by `identity`, as
 /// `local-server import-license-file --receipt` writes it.

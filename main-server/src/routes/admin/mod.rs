@@ -30,7 +30,7 @@ mod receipts;
 mod reminders;
 mod servers;
 mod sessions;
-mod usage_chart;
+pub(crate) mod usage_chart;
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
