@@ -592,7 +592,7 @@ async fn tls_handshake(
 fn closed_before_answering(e: &openssl::ssl::Error) -> bool {
     match e.code() {
         openssl::ssl::ErrorCode::ZERO_RETURN => true,
-        openssl::ssl::ErrorCode::SYSCALL => e.io_error().map_or(true, |io| {
+        openssl::ssl::ErrorCode::SYSCALL => e.io_error().is_none_or(|io| {
             matches!(
                 io.kind(),
                 std::io::ErrorKind::UnexpectedEof
