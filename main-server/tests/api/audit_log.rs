@@ -369,7 +369,11 @@ async fn a_search_says_where_it_stopped(app: &TestApp) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(csv.lines().count(), 2, "{csv}");
     // Every one of the 50,000 and more entries is exported, none cut.
-    let (status, _, csv) = get_raw(app, "/admin/v1/audit/export?action=license.change").await;
+    let (status, _, csv) = get_raw(
+        app,
+        "/admin/v1/audit/export?format=csv&action=license.change",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(csv.lines().count(), 1 + 50_010);
 }
@@ -478,8 +482,9 @@ async fn bad_input_is_refused_in_words(app: &TestApp) {
     assert_refused(status, &body, StatusCode::BAD_REQUEST, "MALFORMED");
     for (query, words) in [
         ("format=xml", "give csv or json"),
-        ("actor=x&from=nope", "not a date"),
-        ("before=x", "not one this server gave"),
+        ("actor=x", "format=csv or format=json"),
+        ("format=csv&actor=x&from=nope", "not a date"),
+        ("format=json&before=x", "not one this server gave"),
     ] {
         let (status, body) = app.get(&format!("/admin/v1/audit/export?{query}")).await;
         assert_refused(status, &body, StatusCode::BAD_REQUEST, "MALFORMED");

@@ -157,7 +157,7 @@ pub(super) struct EntriesQuery {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ExportQuery {
-    /// `csv` or `json`.
+    /// `csv` or `json` (required).
     format: Option<String>,
     /// Entries about this license server id.
     server_id: Option<String>,
@@ -389,7 +389,7 @@ enum Format {
     params(ExportQuery),
     responses(
         (status = 200, description = "Every matching entry, newest first, streamed: `text/csv` (a header line, then entry, chain position, time, actor, action, license server id, outcome, detail) or `application/json` (an array of entries as in `GET /audit/entries`). No limit applies; if the server fails part-way the transfer breaks off instead of ending.", content((String = "text/csv"), (Vec<AuditRecord> = "application/json"))),
-        (status = 400, description = "`MALFORMED`: a format other than csv or json, or a filter or cursor that is not one (the message names it)."),
+        (status = 400, description = "`MALFORMED`: no format, one other than csv or json, or a filter or cursor that is not one (the message names it)."),
     )
 )]
 pub(super) async fn export_entries(
@@ -399,8 +399,13 @@ pub(super) async fn export_entries(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let format = match given(&query.format).map(str::to_ascii_lowercase).as_deref() {
-        None | Some("csv") => Format::Csv,
+        Some("csv") => Format::Csv,
         Some("json") => Format::Json,
+        None => {
+            return Err(ApiError::malformed(
+                "say which file the export is: format=csv or format=json",
+            ))
+        }
         Some(other) => {
             return Err(ApiError::malformed(format!(
                 "the export format {:?} is not one: give csv or json",
