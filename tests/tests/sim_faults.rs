@@ -877,3 +877,99 @@ fn mail_to_licensing_lost_delayed_duplicated_mangled_and_from_a_stranger() {
     }
     assert!(sim.active_faults().is_empty());
 }
+
+/// The files of the customer's mailbox (`GET /v1/mail/inbox`) for `address`.
+fn inbox_files(sim: &Sim, address: &str) -> Vec<String> {
+    let mails = sim.ok("GET", &format!("/v1/mail/inbox?address={address}"), None);
+    mails
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|mail| mail["file"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn solmes_mail_to_the_customer_lost_or_late_on_the_way_to_the_mailbox() {
+    let sim = Sim::start(&[]);
+    let contact = "ops@acme.example";
+    let file = sim.data_dir().join("local-server-1").join("sync-data.txt");
+    // A mailed sync; the gateway's reply as it left Solme (its outbox file).
+    let mailed_sync = |sim: &Sim| -> String {
+        let (code, text, _) = sim.local(&["export-sync-data", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{text}");
+        let sent = sim.ok(
+            "POST",
+            "/v1/mail/send",
+            Some(json!({"from": contact, "sync_data": file})),
+        );
+        let found = replies(
+            sim,
+            sent["message_id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        );
+        assert_eq!(found.len(), 1, "the gateway answers once");
+        found[0].file.clone()
+    };
+
+    // Lost: the gateway sent the reply, the customer never gets it, even once the
+    // fault is off.
+    let (answer, _) = sim.fault(mail_fault("customer-mail-lost", true));
+    assert_eq!(answer["changed"], true, "{answer}");
+    let status = sim.ok("GET", "/v1/status", None);
+    assert!(
+        status.to_string().contains("customer-mail-lost"),
+        "the status lists the fault: {status}"
+    );
+    let lost = mailed_sync(&sim);
+    assert!(!inbox_files(&sim, contact).contains(&lost));
+    sim.fault(mail_fault("customer-mail-lost", false));
+    assert!(!inbox_files(&sim, contact).contains(&lost));
+
+    // Late by 3 s of real time: not in the mailbox at first, then there.
+    let mut delay = mail_fault("customer-mail-delay", true);
+    delay["seconds"] = json!(3);
+    sim.fault(delay);
+    let late = mailed_sync(&sim);
+    let written = std::fs::metadata(
+        sim.data_dir()
+            .join("mail-gateway")
+            .join("outbox")
+            .join(&late),
+    )
+    .and_then(|meta| meta.modified())
+    .unwrap();
+    let seen_at_once = inbox_files(&sim, contact).contains(&late);
+    if written.elapsed().unwrap_or_default() < Duration::from_millis(2500) {
+        assert!(!seen_at_once, "a mail 3 s late was in the mailbox at once");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !inbox_files(&sim, contact).contains(&late) {
+        assert!(Instant::now() < deadline, "the late mail never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = written.elapsed().unwrap_or_default();
+    assert!(
+        after >= Duration::from_secs(3),
+        "arrived {after:?} after it left"
+    );
+    sim.fault(mail_fault("customer-mail-delay", false));
+
+    // Untouched again: the next reply is there at once; bad input changes nothing.
+    let on_time = mailed_sync(&sim);
+    assert!(inbox_files(&sim, contact).contains(&on_time));
+    let (status, body) = sim.call(
+        "POST",
+        "/v1/faults",
+        Some(mail_fault("customer-mail-delay", true)),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = sim.call(
+        "POST",
+        "/v1/faults",
+        Some(json!({"fault": "customer-mail-lost", "program": "main-server", "on": true})),
+    );
+    assert_eq!(status, 400, "{body}");
+    let status = sim.ok("GET", "/v1/status", None);
+    assert!(!status.to_string().contains("customer-mail"), "{status}");
+}

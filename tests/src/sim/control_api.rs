@@ -493,11 +493,21 @@ async fn inbox(state: Shared, request: HttpRequest) -> Result<HttpResponse, ApiE
     Ok(HttpResponse::Ok().json(mails))
 }
 
+/// The customer's mailbox: what the gateway sent `address`, less what the customer-mail
+/// faults lost or still hold back.
 fn read_inbox(outbox: &Path, address: &str) -> Result<Vec<SentMail>> {
     let mails = test_harness::mail::read_outbox(outbox)?;
+    let now = std::time::SystemTime::now();
+    let arrived = |file: &str| {
+        std::fs::metadata(outbox.join(file))
+            .and_then(|meta| meta.modified())
+            .map_or(true, |sent| {
+                super::fault_customer_mail::delivered(sent, now)
+            })
+    };
     Ok(mails
         .into_iter()
-        .filter(|mail| mail.to.eq_ignore_ascii_case(address))
+        .filter(|mail| mail.to.eq_ignore_ascii_case(address) && arrived(&mail.file))
         .map(|mail| SentMail {
             kind: kind_of(&mail.file),
             license_file: mail.license_file().is_some(),

@@ -74,23 +74,23 @@ pub enum SimCommand {
     /// refusal code such as NO_SEATS, by a front before its client API); on mail-gateway
     /// (mail to licensing@): `mail-lost`, `mail-delay` (--seconds), `mail-duplicate`,
     /// `mail-mangle` (--mangle crlf|rewrapped|quoted-printable|base64|inline),
-    /// `mail-unregistered`. E.g.
+    /// `mail-unregistered`; on mail-gateway (Solme's mail to the customer's mailbox):
+    /// `customer-mail-lost`, `customer-mail-delay` (--seconds). E.g.
     /// `solme-sim fault kill main-server`, `solme-sim fault port-drop main-server --port
     /// 443`, `solme-sim fault port-drop main-server --port 443 --off`.
     Fault {
         /// The fault.
-        #[arg(value_parser = ["kill", "stop", "restart", "db-lock", "port-drop",
-            "port-hang", "port-refuse", "port-slow", "port-cut", "rogue-endpoint",
-            "proxy-auth", "proxy-refuse", "proxy-down", "client-force", "mail-lost",
-            "mail-delay", "mail-duplicate", "mail-mangle", "mail-unregistered"])]
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(
+            crate::sim::faults::FaultKind::ALL.map(crate::sim::faults::FaultKind::name)
+        ))]
         fault: String,
         /// `main-server`, `mail-gateway`, `local-server-1`, …
         program: String,
         /// Switch the fault off.
         #[arg(long)]
         off: bool,
-        /// db-lock: how long the lock is held, in seconds (30 when not given); mail-delay:
-        /// how late the mail arrives.
+        /// db-lock: how long the lock is held, in seconds (30 when not given); mail-delay
+        /// and customer-mail-delay: how late the mail arrives.
         #[arg(long)]
         seconds: Option<u64>,
         /// Port faults: which sync port of the main server, as the local servers reach it.

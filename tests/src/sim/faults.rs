@@ -29,6 +29,8 @@
 //! - `mail-lost`, `mail-delay` (`seconds`), `mail-duplicate`, `mail-mangle` (`mangle`),
 //!   `mail-unregistered` (on `mail-gateway`): the customers' mail to licensing@ as the
 //!   simulation sends it ([`super::fault_mail`]).
+//! - `customer-mail-lost`, `customer-mail-delay` (`seconds`) (on `mail-gateway`):
+//!   Solme's mail on the way to the customer's mailbox ([`super::fault_customer_mail`]).
 //! - `proxy-auth`, `proxy-refuse`, `proxy-down` (on `customer-proxy`, in a simulation
 //!   started with `--customer-proxy`): the customer's proxy answers 407 whatever the
 //!   credentials, 403 to every tunnel, or is closed.
@@ -52,6 +54,7 @@ use utoipa::ToSchema;
 use super::control_api::{ApiError, Shared};
 use super::events::{EventLog, What};
 use super::fault_client;
+use super::fault_customer_mail::{self, CustomerMailFault};
 use super::fault_mail::{self, MailFault};
 use super::fault_net::{self, Network, PortMode, ProxyMode, SyncPort, MAX_SLOW_MS};
 use super::world::Program;
@@ -114,13 +117,41 @@ pub enum FaultKind {
     MailDuplicate,
     MailMangle,
     MailUnregistered,
+    CustomerMailLost,
+    CustomerMailDelay,
 }
 
 /// The program name the customer's proxy faults are made on.
 pub const CUSTOMER_PROXY: &str = "customer-proxy";
 
 impl FaultKind {
-    fn name(self) -> &'static str {
+    /// Every fault, in the order `solme-sim fault --help` lists them.
+    pub const ALL: [FaultKind; 21] = [
+        Self::Kill,
+        Self::Stop,
+        Self::Restart,
+        Self::DbLock,
+        Self::PortDrop,
+        Self::PortHang,
+        Self::PortRefuse,
+        Self::PortSlow,
+        Self::PortCut,
+        Self::RogueEndpoint,
+        Self::ProxyAuth,
+        Self::ProxyRefuse,
+        Self::ProxyDown,
+        Self::ClientForce,
+        Self::MailLost,
+        Self::MailDelay,
+        Self::MailDuplicate,
+        Self::MailMangle,
+        Self::MailUnregistered,
+        Self::CustomerMailLost,
+        Self::CustomerMailDelay,
+    ];
+
+    /// The fault's name in the API, the CLI and scenario files.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Kill => "kill",
             Self::Stop => "stop",
@@ -141,6 +172,8 @@ impl FaultKind {
             Self::MailDuplicate => "mail-duplicate",
             Self::MailMangle => "mail-mangle",
             Self::MailUnregistered => "mail-unregistered",
+            Self::CustomerMailLost => "customer-mail-lost",
+            Self::CustomerMailDelay => "customer-mail-delay",
         }
     }
 
@@ -545,6 +578,26 @@ impl Faults {
                     mangle: None,
                 }),
         );
+        if let Some((fault, since)) = fault_customer_mail::current() {
+            active.push(ActiveFault {
+                fault: match fault {
+                    CustomerMailFault::Lost => FaultKind::CustomerMailLost,
+                    CustomerMailFault::Delay(_) => FaultKind::CustomerMailDelay,
+                },
+                program: "mail-gateway".to_string(),
+                since: since.into(),
+                until: None,
+                port: None,
+                ms: None,
+                feature: None,
+                code: None,
+                seconds: match fault {
+                    CustomerMailFault::Delay(seconds) => Some(seconds),
+                    CustomerMailFault::Lost => None,
+                },
+                mangle: None,
+            });
+        }
         if let Some((fault, since)) = fault_mail::current() {
             active.push(ActiveFault {
                 fault: mail_kind(fault),
@@ -588,6 +641,9 @@ impl Faults {
             ));
         }
         if let Some(mail) = self.mail_fault(request)? {
+            return Ok(mail);
+        }
+        if let Some(mail) = self.customer_mail_fault(request)? {
             return Ok(mail);
         }
         if !network_fault && (request.port.is_some() || request.ms.is_some()) {
@@ -747,7 +803,9 @@ impl Faults {
                 | FaultKind::MailDelay
                 | FaultKind::MailDuplicate
                 | FaultKind::MailMangle
-                | FaultKind::MailUnregistered,
+                | FaultKind::MailUnregistered
+                | FaultKind::CustomerMailLost
+                | FaultKind::CustomerMailDelay,
                 _,
             ) => {
                 drop(inner);
@@ -969,6 +1027,93 @@ impl Faults {
             )));
         }
         fault_mail::set(Some(wanted));
+        let done = wanted.describe();
+        self.fault_event(request, &done);
+        Ok(Some(answer(true, done)))
+    }
+
+    /// Solme's mail to the customer lost or delayed on the way to the mailbox
+    /// ([`fault_customer_mail`]); None for any other fault. One at a time.
+    fn customer_mail_fault(
+        &self,
+        request: &FaultRequest,
+    ) -> Result<Option<FaultAnswer>, FaultError> {
+        let wanted = match (request.fault, request.on, request.seconds) {
+            (FaultKind::CustomerMailLost, _, None) => CustomerMailFault::Lost,
+            (FaultKind::CustomerMailLost, _, Some(_)) => {
+                return Err(FaultError::Malformed(
+                    "customer-mail-lost takes no \"seconds\"".to_string(),
+                ))
+            }
+            (FaultKind::CustomerMailDelay, _, Some(seconds))
+                if (1..=fault_customer_mail::MAX_DELAY_SECONDS).contains(&seconds) =>
+            {
+                CustomerMailFault::Delay(seconds)
+            }
+            (FaultKind::CustomerMailDelay, false, None) => CustomerMailFault::Delay(0),
+            (FaultKind::CustomerMailDelay, _, _) => {
+                return Err(FaultError::Malformed(format!(
+                    "customer-mail-delay needs \"seconds\" from 1 to {}",
+                    fault_customer_mail::MAX_DELAY_SECONDS
+                )))
+            }
+            _ => return Ok(None),
+        };
+        let fault = request.fault.name();
+        if request.program != "mail-gateway" {
+            return Err(FaultError::Malformed(format!(
+                "{fault} is made on the way from Solme's gateway to the customer: give \
+                 \"program\": \"mail-gateway\""
+            )));
+        }
+        if request.port.is_some() || request.ms.is_some() {
+            return Err(FaultError::Malformed(format!(
+                "{fault} takes no \"port\" or \"ms\""
+            )));
+        }
+        let _one_at_a_time = relock(&self.network_switch);
+        let now = fault_customer_mail::current().map(|(fault, _)| fault);
+        let same_kind = |fault: CustomerMailFault| {
+            std::mem::discriminant(&fault) == std::mem::discriminant(&wanted)
+        };
+        let answer = |changed: bool, done: String| FaultAnswer {
+            fault: request.fault,
+            program: request.program.clone(),
+            on: request.on,
+            changed,
+            done,
+            pid: None,
+        };
+        if !request.on {
+            if !now.is_some_and(same_kind) {
+                return Ok(Some(answer(
+                    false,
+                    format!("{fault} is not on: Solme's mail to the customer is not under it"),
+                )));
+            }
+            fault_customer_mail::set(None);
+            let done = "Solme's mail reaches the customer again (mail lost meanwhile stays \
+                        lost)"
+                .to_string();
+            self.fault_event(request, &done);
+            return Ok(Some(answer(true, done)));
+        }
+        if now == Some(wanted) {
+            return Ok(Some(answer(
+                false,
+                format!("already: {}", wanted.describe()),
+            )));
+        }
+        if let Some(now) = now.filter(|now| !same_kind(*now)) {
+            return Err(FaultError::Conflict(format!(
+                "Solme's mail to the customer is under {} now: switch that off first",
+                match now {
+                    CustomerMailFault::Lost => "customer-mail-lost",
+                    CustomerMailFault::Delay(_) => "customer-mail-delay",
+                }
+            )));
+        }
+        fault_customer_mail::set(Some(wanted));
         let done = wanted.describe();
         self.fault_event(request, &done);
         Ok(Some(answer(true, done)))
@@ -1421,5 +1566,21 @@ pub(super) async fn endpoint(
             message,
         )),
         Err(FaultError::Failed(error)) => Err(ApiError::internal(&error)),
+    }
+}
+
+#[cfg(test)]
+mod names {
+    use super::FaultKind;
+
+    #[test]
+    fn every_fault_is_listed_once_under_the_name_the_api_reads() {
+        let mut seen = std::collections::BTreeSet::new();
+        for kind in FaultKind::ALL {
+            assert!(seen.insert(kind.name()), "{} twice", kind.name());
+            let read: FaultKind =
+                serde_json::from_value(serde_json::json!(kind.name())).expect("a fault name");
+            assert_eq!(read, kind);
+        }
     }
 }

@@ -11,7 +11,7 @@
 //!   sync ports and the customer's proxy that the network faults act on;
 //!   [`fault_client`]: the front before a local server's client API that forces a
 //!   feature's answers; [`fault_mail`]: the customers' mail to licensing@ through the
-//!   mail faults.
+//!   mail faults; [`fault_customer_mail`]: Solme's mail to the customer lost or late.
 //! - [`control_api`]: the HTTP/JSON control API, described by [`openapi`];
 //!   [`control_cli`]: the CLI over it;
 //!   [`exec`]: running a program's verb for it; [`world_actions`]: a licensed program
@@ -24,6 +24,7 @@ pub mod control_cli;
 pub mod events;
 pub mod exec;
 pub mod fault_client;
+pub mod fault_customer_mail;
 pub mod fault_mail;
 pub mod fault_net;
 pub mod faults;

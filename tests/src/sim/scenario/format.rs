@@ -11,6 +11,7 @@ use serde_json::Value;
 use toml::Spanned;
 
 use crate::sim::clock::{parse_span, ClockMove};
+use crate::sim::faults::FaultKind;
 
 /// A scenario, checked.
 #[derive(Debug, Clone)]
@@ -178,29 +179,6 @@ pub struct FaultStep {
     /// `mail-mangle`: `crlf`, `rewrapped`, `quoted-printable`, `base64` or `inline`.
     pub mangle: Option<String>,
 }
-
-/// The faults the simulation makes (see `solme-sim fault --help`).
-const FAULTS: &[&str] = &[
-    "kill",
-    "stop",
-    "restart",
-    "db-lock",
-    "port-drop",
-    "port-hang",
-    "port-refuse",
-    "port-slow",
-    "port-cut",
-    "rogue-endpoint",
-    "proxy-auth",
-    "proxy-refuse",
-    "proxy-down",
-    "client-force",
-    "mail-lost",
-    "mail-delay",
-    "mail-duplicate",
-    "mail-mangle",
-    "mail-unregistered",
-];
 
 /// Where the customer's proxy faults are made: in a world with `customer_proxy`.
 const CUSTOMER_PROXY: &str = "customer-proxy";
@@ -573,11 +551,11 @@ fn check_step(
         }
         "fault" => {
             if let Some(fault) = &step.fault {
-                if !FAULTS.contains(&fault.fault.as_str()) {
+                if !FaultKind::ALL.iter().any(|kind| kind.name() == fault.fault) {
                     return Err(format!(
                         "there is no fault {:?}; there are {}",
                         fault.fault,
-                        FAULTS.join(", ")
+                        FaultKind::ALL.map(FaultKind::name).join(", ")
                     ));
                 }
                 if fault.program == CUSTOMER_PROXY && !programs.contains(CUSTOMER_PROXY) {
