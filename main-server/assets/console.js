@@ -642,23 +642,27 @@
 
   /**
    * The usage chart the server draws (GET /servers/{id}/usage.svg), put into the page's
-   * markup so that its hover titles show; it replaces the per-feature sketches.
+   * markup so that its hover titles show.
    */
   async function showUsageChart(id) {
+    const unavailable = () => $('usage-charts').replaceChildren(
+      el('p', { class: 'hint', text: 'The chart could not be loaded; the table below has the same figures.' }));
     let text;
     try {
       const response = await fetch('/admin/v1/servers/' + encodeURIComponent(id) + '/usage.svg?limit=30', {
         headers: { Authorization: 'Bearer ' + session(), Accept: 'image/svg+xml' },
         cache: 'no-store', credentials: 'omit', redirect: 'error',
       });
-      if (!response.ok) return;
+      if (!response.ok) return unavailable();
       text = await response.text();
     } catch (e) {
-      return;
+      return unavailable();
     }
     const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
     const root = doc.documentElement;
-    if (!root || root.nodeName !== 'svg' || doc.getElementsByTagName('parsererror').length > 0) return;
+    if (!root || root.nodeName !== 'svg' || doc.getElementsByTagName('parsererror').length > 0) {
+      return unavailable();
+    }
     for (const bad of root.querySelectorAll('script, foreignObject')) bad.remove();
     root.setAttribute('width', '100%');
     root.removeAttribute('height');
@@ -684,46 +688,7 @@
     fill($('possible-copy-body'), rows, 6, 'The requests were forgotten.');
   }
 
-  const SVG_NS = 'http://www.w3.org/2000/svg';
-
-  /** An SVG element; attributes only (the CSP allows no inline style). */
-  function svg(tag, attrs) {
-    const node = document.createElementNS(SVG_NS, tag);
-    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
-    return node;
-  }
-
-  /** One chart per feature: peak in use per sync as bars, seats held as a line. */
-  function usageChart(feature, points) {
-    const width = 320;
-    const height = 120;
-    const top = Math.max(1, ...points.map((p) => Math.max(p.peak, p.seats)));
-    const step = width / Math.max(1, points.length);
-    const y = (v) => height - (v / top) * (height - 10);
-    const chart = svg('svg', { width, height, viewBox: '0 0 ' + width + ' ' + height, role: 'img' });
-    const title = svg('title');
-    title.textContent = feature + ': peak in use against seats, per sync';
-    chart.append(title, svg('line', { class: 'axis', x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5 }));
-    let line = '';
-    points.forEach((p, i) => {
-      const x = i * step;
-      const bar = svg('rect', {
-        class: p.peak > p.seats ? 'bar over' : 'bar',
-        x: x + step * 0.2, y: y(p.peak), width: Math.max(1, step * 0.6), height: height - y(p.peak),
-      });
-      const tip = svg('title');
-      tip.textContent = fmtTime(p.at) + ': peak ' + p.peak + ' of ' + p.seats + ' seats';
-      bar.append(tip);
-      chart.append(bar);
-      line += (i === 0 ? 'M' : 'L') + x + ' ' + y(p.seats) + ' H' + (x + step);
-    });
-    chart.append(svg('path', { class: 'seats', d: line }));
-    return el('figure', { class: 'usage-chart' }, chart,
-      el('figcaption', { text: feature + ' — highest peak ' + Math.max(...points.map((p) => p.peak)) }));
-  }
-
   function showUsage(syncs) {
-    const byFeature = new Map();
     const rows = [];
     for (const sync of syncs) {
       if (sync.features.length === 0) {
@@ -731,8 +696,6 @@
           el('td', { colSpan: 5, class: 'hint', text: 'no use reported' })));
       }
       for (const f of sync.features) {
-        if (!byFeature.has(f.feature)) byFeature.set(f.feature, []);
-        byFeature.get(f.feature).push({ at: sync.synced_at, peak: f.peak_in_use, seats: f.seats_total });
         const refusals = Object.entries(f.refusals || {}).map(([code, n]) => code + ' ' + n).join(', ') || 'none';
         rows.push(el('tr', {},
           el('td', { text: fmtTime(sync.synced_at) }), el('td', { text: sync.channel }),
@@ -743,7 +706,6 @@
     }
     rows.reverse();
     fill($('usage-body'), rows, 7, 'No sync has reported usage yet.');
-    $('usage-charts').replaceChildren(...[...byFeature].map(([feature, points]) => usageChart(feature, points)));
   }
 
   /** A license as text, for a role that may not change it. */
