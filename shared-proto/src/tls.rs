@@ -132,12 +132,6 @@ pub fn describe_tls_failure(machine_now: DateTime<Utc>) -> String {
     }
 }
 
-/// Whether a connection failure (as the HTTP client printed it) is OpenSSL refusing
-/// the server's certificate: not issued by the pinned CA, or not for the name dialled.
-pub fn is_untrusted_certificate(failure: &str) -> bool {
-    failure.contains("certificate verify failed")
-}
-
 /// Whether an `http://` URL names a loopback address (`localhost`, 127.0.0.0/8, ::1),
 /// the only place a plain-HTTP admin API may be.
 pub fn is_loopback_http_url(url: &str) -> bool {
