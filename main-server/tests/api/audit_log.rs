@@ -470,6 +470,8 @@ async fn bad_input_is_refused_in_words(app: &TestApp) {
         ("before=abc", "not one this server gave"),
         ("after=1.x", "not one this server gave"),
         ("before=1.1&after=1.2", "not both"),
+        ("q=a%00b", "control character"),
+        ("actor=a%0Ab", "control character"),
         (&format!("q={too_long}"), "longer than 200 characters"),
     ];
     for (query, words) in cases {

@@ -230,6 +230,16 @@ fn parse_time(what: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
 impl FilterText<'_> {
     /// The filter, or `MALFORMED` naming the value that is not one.
     fn parse(&self) -> Result<Filter, ApiError> {
+        // No stored text holds a control character (PostgreSQL's text cannot even hold
+        // a NUL): such a filter is a mistake, answered as one.
+        for (what, text) in [("actor", self.actor), ("search", self.q)] {
+            if text.is_some_and(|t| t.chars().any(char::is_control)) {
+                return Err(ApiError::malformed(format!(
+                    "the {what} text holds a control character (a line break, a tab or an \
+                     invisible one)"
+                )));
+            }
+        }
         let actor = match self.actor {
             Some(actor) if actor.len() > MAX_FILTER => {
                 return Err(ApiError::malformed(format!(
