@@ -93,8 +93,8 @@ pub enum Command {
         dry_run: bool,
         /// After the import, write a receipt to this file: a statement signed by this
         /// server's key that it installed the license file (its number, its checksum and
-        /// when). Upload it in Solme's customer portal or email it to licensing@, so
-        /// Solme knows the file is installed.
+        /// when). Upload it in Solme's customer portal or email it to Solme's licensing
+        /// address, so Solme knows the file is installed.
         #[arg(
             long,
             env = "LOCAL_SERVER_RECEIPT_FILE",

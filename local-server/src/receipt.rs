@@ -42,9 +42,10 @@ pub fn write(
     );
     Ok(format!(
         "Receipt for license file #{} written to {}.\n\
-         Upload it in Solme's customer portal or email it to licensing@, so Solme knows \
+         Upload it in Solme's customer portal or email it to {}, so Solme knows \
          this server installed the file.",
         changes.sequence,
-        path.display()
+        path.display(),
+        crate::wording::licensing_address()
     ))
 }

@@ -38,6 +38,7 @@ pub mod store;
 pub mod sync;
 pub mod tls;
 pub mod tokens;
+pub mod wording;
 pub mod writer;
 
 use std::process::ExitCode;

@@ -14,6 +14,7 @@ pub mod files;
 pub mod hex;
 pub mod keys;
 pub mod license_file;
+pub mod licensing_address;
 pub mod messages;
 #[cfg(feature = "metrics")]
 pub mod metrics;

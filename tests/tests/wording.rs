@@ -350,16 +350,20 @@ fn the_gateway_status_page_is_written_for_people() {
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
 
-/// Where the local server tells the customer to mail Solme, it names the whole address
-/// (from one setting), never a bare "licensing@".
+/// Where the local or the main server tells the customer to mail Solme, it names the
+/// whole address (from one setting), never a bare "licensing@".
 #[test]
 fn the_licensing_address_is_named_whole() {
     let mut found = Vec::new();
     for file in [
         "local-server/assets/app.js",
         "local-server/assets/manager.html",
+        "local-server/src/cli.rs",
         "local-server/src/diagnose.rs",
+        "local-server/src/receipt.rs",
         "local-server/src/sync.rs",
+        "main-server/src/store/copies.rs",
+        "main-server/src/store/sync.rs",
     ] {
         let text = std::fs::read_to_string(root().join(file)).unwrap();
         for line in text.lines() {

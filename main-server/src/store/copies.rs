@@ -73,8 +73,9 @@ pub fn refused(server_id: Uuid) -> ApiError {
             "Solme has seen two installations synchronizing as license server {server_id} \
              (a copied data directory, a cloned virtual machine or a backup restored on a \
              second computer), and your license terms stop its synchronization until this \
-             is cleared up. Keep one installation, then write to licensing@ naming the id \
-             {server_id}: Solme will clear the mark"
+             is cleared up. Keep one installation, then write to {address} naming the id \
+             {server_id}: Solme will clear the mark",
+            address = crate::wording::licensing_address()
         ),
     )
 }

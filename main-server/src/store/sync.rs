@@ -456,8 +456,9 @@ fn id_in_use(server_id: Uuid) -> ApiError {
         format!(
             "license server id {server_id} is already bound to another key pair (another \
              installation, or this server was reinstalled). If this is your server, email \
-             licensing@ naming the id {server_id} and ask Solme to clear the key pair; then \
-             synchronize again"
+             {address} naming the id {server_id} and ask Solme to clear the key pair; then \
+             synchronize again",
+            address = crate::wording::licensing_address()
         ),
     )
 }
