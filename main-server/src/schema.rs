@@ -94,7 +94,6 @@ diesel::table! {
 }
 
 diesel::table! {
-diesel::table! {
     audit_verified (id) {
         id -> Integer,
         verified_seq -> BigInt,
@@ -106,6 +105,7 @@ diesel::table! {
     }
 }
 
+diesel::table! {
     sync_usage (server_id, sequence) {
         server_id -> Text,
         sequence -> BigInt,

@@ -113,10 +113,10 @@ endpoints! {
     Post "/key-clear-requests/{id}/reject" => Manager, key_clear_requests::reject_request;
     Post "/key-clear-requests/{id}/notified" => Gateway, key_clear_requests::mark_notified;
     Get "/audit" => Viewer, audit::list_audit;
-    Get "/audit/verify" => Viewer, audit::verify_audit;
-    Get "/audit/head" => Viewer, audit::audit_head;
     Get "/audit/entries" => Viewer, audit::list_entries;
     Get "/audit/export" => Viewer, audit::export_entries;
+    Get "/audit/verify" => Viewer, audit::verify_audit;
+    Get "/audit/head" => Viewer, audit::audit_head;
     Get "/whoami" => Anyone, operators::whoami;
     Get "/clock" => Viewer, clock::show_clock;
     Post "/sessions" => Person, sessions::open_session;
