@@ -131,15 +131,13 @@ pub fn link_text(link: &DuePortalLink, portal: &str, now: DateTime<Utc>) -> Stri
          you asked to sign in to Solme's customer portal for {customer}.\n\
          Open this link to sign in:\n\n\
          {portal}{path}\n\n\
-         The link works once, within {within}: until {time} on\n\
-         {date}.\n\
+         The link works once, within {within}: until {until}.\n\
          After that, ask for a new one on the portal's sign-in page,\n\
          {portal}/portal/\n\n\
          If you did not ask for it, ignore this mail: nobody can sign in without\n\
          the link, and it stops working by itself.\n",
         customer = link.customer_name,
         path = link.path,
-        time = link.expires_at.format("%H:%M UTC"),
-        date = link.expires_at.format("%A, %-d %B %Y"),
+        until = link.expires_at.format("%Y-%m-%d %H:%M UTC"),
     )
 }
