@@ -141,7 +141,12 @@ fn a_day_is_marked_in_hours_and_a_year_in_months() {
     let year = render(&Chart::new(start(), start() + Duration::days(365), &series)).unwrap();
     let (_, texts) = parse(&year);
     let all = texts.join("|");
-    for label in ["Dec 2026", "Feb 2027", "Jun 2027", "Date (UTC), 2026 to 2027"] {
+    for label in [
+        "Dec 2026",
+        "Feb 2027",
+        "Jun 2027",
+        "Date (UTC), 2026 to 2027",
+    ] {
         assert!(all.contains(label), "{label}: {all}");
     }
 }

@@ -242,7 +242,12 @@ pub struct AuditListArgs {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub limit: u32,
     /// Continue with older entries: the value printed under the previous page.
-    #[arg(long, value_name = "CURSOR", env = "MAIN_SERVER_AUDIT_BEFORE", conflicts_with = "after")]
+    #[arg(
+        long,
+        value_name = "CURSOR",
+        env = "MAIN_SERVER_AUDIT_BEFORE",
+        conflicts_with = "after"
+    )]
     pub before: Option<String>,
     /// Go back to newer entries: the value printed under the page.
     #[arg(long, value_name = "CURSOR", env = "MAIN_SERVER_AUDIT_AFTER")]

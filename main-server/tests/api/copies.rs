@@ -281,7 +281,11 @@ async fn refuse_policy_stops_a_marked_id(app: &TestApp) {
         .await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
     assert_eq!(refused.code(), "POSSIBLE_COPY");
-    assert!(refused.body.contains("licensing@solme.example"), "{}", refused.body);
+    assert!(
+        refused.body.contains("licensing@solme.example"),
+        "{}",
+        refused.body
+    );
     let (status, body) = app
         .mail_sync(
             "ops@acme.example",

@@ -10,9 +10,9 @@
 
 mod admin;
 mod audit_chain;
-mod borrows;
 mod audit_console;
 mod audit_log;
+mod borrows;
 mod cli;
 mod console;
 mod copies;

@@ -39,7 +39,11 @@ async fn binding_lifecycle(app: &TestApp) {
     let refused = app.post_sync(&second.sync_data()).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert_eq!(refused.code(), "ID_IN_USE");
-    assert!(refused.body.contains("licensing@solme.example"), "{}", refused.body);
+    assert!(
+        refused.body.contains("licensing@solme.example"),
+        "{}",
+        refused.body
+    );
 
     let (status, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
     assert_eq!(status, StatusCode::OK);

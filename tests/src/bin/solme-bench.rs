@@ -89,7 +89,11 @@ struct Args {
     #[arg(long, env = "SOLME_BENCH_SCALE_CUSTOMERS", default_value_t = 100_000)]
     scale_customers: u64,
     /// admin-scale: audit entries, a year of them.
-    #[arg(long, env = "SOLME_BENCH_SCALE_AUDIT_ENTRIES", default_value_t = 10_000_000)]
+    #[arg(
+        long,
+        env = "SOLME_BENCH_SCALE_AUDIT_ENTRIES",
+        default_value_t = 10_000_000
+    )]
     scale_audit_entries: u64,
     /// admin-scale: requests per view measured.
     #[arg(long, env = "SOLME_BENCH_SCALE_REQUESTS", default_value_t = 100)]

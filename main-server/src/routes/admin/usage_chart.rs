@@ -55,7 +55,10 @@ pub(super) async fn server_usage_svg(
 /// One line per feature: each sync's highest use holds over the period it reported
 /// (from the previous sync, or the period's start the local server gave). The
 /// customer portal draws the same chart on an id's page.
-pub(crate) fn chart(syncs: &[SyncUsage], now: chrono::DateTime<chrono::Utc>) -> Result<String, ApiError> {
+pub(crate) fn chart(
+    syncs: &[SyncUsage],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, ApiError> {
     let mut features: Vec<String> = syncs
         .iter()
         .flat_map(|s| s.features.iter().map(|f| f.feature.clone()))
