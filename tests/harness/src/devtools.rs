@@ -159,19 +159,24 @@ impl DevTools {
     }
 
     /// Evaluates `expression` until it is true (pages load their data asynchronously);
-    /// the error names the page's text when it never becomes true.
+    /// the error names the page's text when it never becomes true. An expression that
+    /// throws is "not yet": right after a navigation the page's elements may not exist.
     pub async fn wait_for(&mut self, expression: &str) -> Result<()> {
         let deadline = Instant::now() + CONDITION_TIMEOUT;
-        while self.eval(expression).await? != json!(true) {
+        loop {
+            let last = match self.eval(expression).await {
+                Ok(value) if value == json!(true) => return Ok(()),
+                Ok(value) => value.to_string(),
+                Err(thrown) => format!("{thrown:#}"),
+            };
             if Instant::now() >= deadline {
                 let text = self
                     .eval("document.body ? document.body.innerText : ''")
                     .await?;
-                bail!("timed out waiting for {expression}; page text: {text}");
+                bail!("timed out waiting for {expression} (last: {last}); page text: {text}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(())
     }
 
     /// The URLs the page loaded with an error status (400 and up) since `navigate`,
