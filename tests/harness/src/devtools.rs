@@ -165,7 +165,7 @@ impl DevTools {
         let deadline = Instant::now() + CONDITION_TIMEOUT;
         loop {
             let last = match self.eval(expression).await {
-                Ok(value) if value == json!(true) => return Ok(()),
+                Ok(Value::Bool(true)) => return Ok(()),
                 Ok(value) => value.to_string(),
                 Err(thrown) => format!("{thrown:#}"),
             };
