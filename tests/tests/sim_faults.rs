@@ -6,109 +6,40 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tempfile::TempDir;
-use test_harness::process::{signal_group, Signal};
-use test_harness::wait_until;
+use tests::sim::scenario::driver::{RunningSim, SimOptions};
 
-const START: Duration = Duration::from_secs(240);
-
-/// A running `solme-sim --no-journeys`; dropping it kills its process group.
-struct Sim {
-    child: std::process::Child,
-    dir: TempDir,
-    url: String,
-    token: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        signal_group(self.child.id(), Signal::KILL);
-        let _ = self.child.wait();
-    }
-}
+/// A running `solme-sim --no-journeys` with one local server, started by the journeys'
+/// driver; the control API's answers are unwrapped for the assertions below.
+struct Sim(RunningSim);
 
 impl Sim {
-    fn start(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let output = std::fs::File::create(dir.path().join("sim-output.txt")).unwrap();
-        let data_dir = dir.path().join("sim");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_solme-sim"))
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--no-journeys", "--local-servers", "1"])
-            .args(extra)
-            .env_remove("CARGO")
-            .env_remove("SOLME_SIM_CUSTOMER_PROXY")
-            .stdin(Stdio::null())
-            .stdout(output.try_clone().unwrap())
-            .stderr(output)
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let control = data_dir.join("control.json");
-        let found = wait_until("the simulation's control.json", START, || {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(Err(status));
-            }
-            let text = std::fs::read_to_string(&control).ok()?;
-            serde_json::from_str::<Value>(&text).ok().map(Ok)
-        });
-        let info = match found {
-            Ok(Ok(info)) => info,
-            other => {
-                let output =
-                    std::fs::read_to_string(dir.path().join("sim-output.txt")).unwrap_or_default();
-                signal_group(child.id(), Signal::KILL);
-                panic!("the simulation did not come up ({other:?}):\n{output}");
-            }
-        };
-        let token = std::fs::read_to_string(info["token_file"].as_str().unwrap())
-            .unwrap()
-            .trim()
-            .to_string();
-        Self {
-            child,
-            dir,
-            url: info["url"].as_str().unwrap().to_string(),
-            token,
-        }
+    fn start(customer_proxy: bool) -> Self {
+        let mut options = SimOptions::new(env!("CARGO_BIN_EXE_solme-sim"), 1);
+        options.customer_proxy = customer_proxy;
+        Self(RunningSim::start(&options).expect("the simulation comes up"))
     }
 
     fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("sim")
+        self.0.data_dir()
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let request = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(300))
-            .build()
-            .request(method, &format!("{}{path}", self.url))
-            .set("Authorization", &format!("Bearer {}", self.token));
-        let result = match body {
-            Some(body) => request.send_json(body),
-            None => request.call(),
-        };
-        let response = match result {
-            Ok(response) => response,
-            Err(ureq::Error::Status(_, response)) => response,
-            Err(e) => panic!("control API unreachable: {e}"),
-        };
-        (response.status(), response.into_json().unwrap())
+        self.0
+            .call(method, path, body)
+            .expect("the control API answers")
     }
 
     fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, body) = self.call(method, path, body);
-        assert_eq!(status, 200, "{method} {path}: {body}");
-        body
+        self.0
+            .ok(method, path, body)
+            .expect("the control API answers 200")
     }
 
-    /// Switches a fault and says how long the answer took.
     fn fault(&self, body: Value) -> (Value, Duration) {
         let started = Instant::now();
         let answer = self.ok("POST", "/v1/faults", Some(body));
@@ -207,7 +138,7 @@ fn handshake_within(sim: &Sim, address: SocketAddr, wait: Duration) -> Result<()
 
 #[test]
 fn sync_ports_dropped_hung_refused_slowed_cut_and_rogue() {
-    let sim = Sim::start(&[]);
+    let sim = Sim::start(false);
     let (front_443, front_8080) = (sim.front("443"), sim.front("8080"));
     let status = sim.ok("GET", "/v1/status", None);
     let main = status["programs"]
@@ -391,7 +322,7 @@ fn sync_ports_dropped_hung_refused_slowed_cut_and_rogue() {
 
 #[test]
 fn bad_network_fault_requests_are_refused_and_change_nothing() {
-    let sim = Sim::start(&[]);
+    let sim = Sim::start(false);
     let refused = [
         (
             json!({"fault": "port-drop", "program": "main-server", "on": true}),
@@ -477,7 +408,7 @@ fn proxy_connect(proxy: SocketAddr, target: SocketAddr, credentials: Option<&str
 
 #[test]
 fn the_customers_proxy_demands_credentials_refuses_and_goes_down() {
-    let sim = Sim::start(&["--customer-proxy"]);
+    let sim = Sim::start(true);
     let proxy: SocketAddr = sim.network()["proxy"].as_str().unwrap().parse().unwrap();
     let target = sim.front("443");
     let right = "acme:proxy-secret";
@@ -562,7 +493,7 @@ fn checkout(feature: &str) -> Value {
 
 #[test]
 fn a_features_answers_forced_in_front_of_the_client_api() {
-    let sim = Sim::start(&[]);
+    let sim = Sim::start(false);
     let force = |feature: &str, code: &str| {
         json!({"fault": "client-force", "program": "local-server-1", "on": true,
                "feature": feature, "code": code})
@@ -702,7 +633,7 @@ fn mail_fault(fault: &str, on: bool) -> Value {
 
 #[test]
 fn mail_to_licensing_lost_delayed_duplicated_mangled_and_from_a_stranger() {
-    let sim = Sim::start(&[]);
+    let sim = Sim::start(false);
     let file = sim.data_dir().join("local-server-1").join("sync-data.txt");
     let export = |sim: &Sim| {
         let (code, text, _) = sim.local(&["export-sync-data", file.to_str().unwrap()]);
@@ -891,7 +822,7 @@ fn inbox_files(sim: &Sim, address: &str) -> Vec<String> {
 
 #[test]
 fn solmes_mail_to_the_customer_lost_or_late_on_the_way_to_the_mailbox() {
-    let sim = Sim::start(&[]);
+    let sim = Sim::start(false);
     let contact = "ops@acme.example";
     let file = sim.data_dir().join("local-server-1").join("sync-data.txt");
     // A mailed sync; the gateway's reply as it left Solme (its outbox file).

@@ -156,6 +156,7 @@ impl RunningSim {
             // The programs are built already: no `cargo build` from inside.
             .env_remove("CARGO")
             .env_remove("SOLME_SIM_DATA_DIR")
+            .env_remove("SOLME_SIM_CUSTOMER_PROXY")
             .stdin(Stdio::null())
             .stdout(output.try_clone().context("sharing the output file")?)
             .stderr(output)
