@@ -481,26 +481,9 @@ fn hover_regions(ctx: &Ctx<'_, '_>, chart: &Chart<'_>, series: &[Series]) -> Str
             "<rect x=\"{xa}\" y=\"{y0}\" width=\"{}\" height=\"{}\"><title>{}</title></rect>",
             (xb - xa).max(1),
             (y1 - y0).max(1),
-            escape(&title)
+            quick_xml::escape::escape(&title)
         );
     }
     out.push_str("</g>\n");
-    out
-}
-
-/// Escapes text for XML content and attributes.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() && c != '\n' => {}
-            c => out.push(c),
-        }
-    }
     out
 }

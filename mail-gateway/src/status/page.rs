@@ -3,6 +3,7 @@
 //! HTML with its own style sheet (`/assets/status.css`); no script, every text escaped.
 
 use chrono::{DateTime, Utc};
+use quick_xml::escape::escape;
 
 use super::counters::Status;
 use super::recent::RecentMail;
@@ -13,14 +14,6 @@ pub const STYLE: &str = include_str!("status.css");
 /// Dates on the page (and in the gateway's mails): `2027-01-31 14:05 UTC`.
 pub fn time_text(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 /// A counter tile: the number, its name and what it counts.
@@ -110,7 +103,7 @@ pub fn render(status: &Status, recent: &[RecentMail], now: DateTime<Utc>) -> Str
             format!(
                 "<tr class=\"state-{state:?}\"><td>{at}</td><td>{address}</td><td>{what}</td><td>{state_words}</td></tr>",
                 state = mail.state,
-                at = escape(&time_text(mail.at)),
+                at = escape(time_text(mail.at)),
                 address = escape(mail.address.as_deref().unwrap_or("(no sender)")),
                 what = escape(mail.reply_words().unwrap_or("–")),
                 state_words = escape(mail.state.words()),
@@ -132,7 +125,7 @@ pub fn render(status: &Status, recent: &[RecentMail], now: DateTime<Utc>) -> Str
             format!(
                 "<p class=\"banner banner-warn\" role=\"status\">This gateway runs on a \
                  simulated clock: its date is {} ({}).</p>",
-                escape(&time_text(now)),
+                escape(time_text(now)),
                 escape(clock)
             )
         })
@@ -157,8 +150,8 @@ pub fn render(status: &Status, recent: &[RecentMail], now: DateTime<Utc>) -> Str
          For programs: <a href=\"/status.json\">/status.json</a> (or this address with \
          <code>Accept: application/json</code>) and <a href=\"/metrics\">/metrics</a>.</p>\
          </main></body></html>\n",
-        since = escape(&time_text(status.started_at)),
+        since = escape(time_text(status.started_at)),
         n = super::recent::RECENT_MAILS,
-        shown = escape(&time_text(now)),
+        shown = escape(time_text(now)),
     )
 }

@@ -23,6 +23,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use quick_xml::escape::escape;
 use serde::Deserialize;
 use shared_proto::admin_api::{KeyClearRequest, KeyClearStatus, Server, SyncChannel, SyncUsage};
 use shared_proto::page_headers::PAGE_HEADERS;
@@ -84,22 +85,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 // ---- the page frame ----------------------------------------------------------------
 
-/// Escapes text for HTML content and attribute values.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn secured(mut response: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
     for (name, value) in PAGE_HEADERS {
         if name != "Content-Security-Policy" {
@@ -126,8 +111,8 @@ fn page(status: StatusCode, title: &str, contact: Option<&Contact>, body: &str) 
         format!(
             "<div class=\"who\">{} · {} <form method=\"post\" action=\"/portal/sign-out\">\
              <button type=\"submit\">Sign out</button></form></div>",
-            esc(&c.email),
-            esc(&c.customer_name)
+            escape(&c.email),
+            escape(&c.customer_name)
         )
     });
     let html = format!(
@@ -137,7 +122,7 @@ fn page(status: StatusCode, title: &str, contact: Option<&Contact>, body: &str) 
          <link rel=\"stylesheet\" href=\"/portal/portal.css\"></head><body>\
          <header><a href=\"/portal/\" class=\"brand\">Solme customer portal</a>{who}</header>\
          <main><h1>{title}</h1>\n{body}\n</main></body></html>\n",
-        title = esc(title)
+        title = escape(title)
     );
     secured(HttpResponse::build(status))
         .content_type("text/html; charset=utf-8")
@@ -170,7 +155,7 @@ fn error_page(error: &ApiError, contact: Option<&Contact>) -> HttpResponse {
         status,
         "That did not work",
         contact,
-        &format!("<p class=\"error\">{}</p>{back}", esc(&message)),
+        &format!("<p class=\"error\">{}</p>{back}", escape(&message)),
     )
 }
 
@@ -395,7 +380,7 @@ async fn open_link(query: web::Query<TokenForm>) -> HttpResponse {
             "<form method=\"post\" action=\"/portal/link\" class=\"stack\">\
              <input type=\"hidden\" name=\"token\" value=\"{}\">\
              <button type=\"submit\" id=\"sign-in\">Sign in to the customer portal</button></form>",
-            esc(&query.token)
+            escape(&query.token)
         ),
     )
 }
@@ -486,10 +471,10 @@ fn binding(server: &Server) -> String {
         (Some(fingerprint), Some(at)) => format!(
             "bound since {}<br><code class=\"fp\">{}</code>",
             day(at),
-            esc(fingerprint)
+            escape(fingerprint)
         ),
         (Some(fingerprint), None) => {
-            format!("bound<br><code class=\"fp\">{}</code>", esc(fingerprint))
+            format!("bound<br><code class=\"fp\">{}</code>", escape(fingerprint))
         }
         _ => "not bound: the first sync binds its key pair".to_owned(),
     }
@@ -556,7 +541,7 @@ fn receipt_form() -> String {
 
 /// "License file #4 issued on …, installed on …" (the store's words, capitalized).
 fn installed_words(installation: &Installation) -> String {
-    let mut words = esc(&installation.summary);
+    let mut words = escape(&installation.summary).into_owned();
     if let Some(first) = words.get(..1) {
         words = format!("{}{}", first.to_ascii_uppercase(), &words[1..]);
     }
@@ -578,11 +563,11 @@ fn mails_table(mails: &[SentMail]) -> String {
             "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
             minute(mail.at),
             mail.server_id,
-            esc(&mail.what),
+            escape(&mail.what),
             if mail.to.is_empty() {
                 "every contact".to_owned()
             } else {
-                esc(&mail.to.join(", "))
+                escape(mail.to.join(", ")).into_owned()
             }
         ));
     }
@@ -596,7 +581,7 @@ fn status_words(request: &KeyClearRequest) -> String {
         KeyClearStatus::Approved => "approved: the key pair is cleared".to_owned(),
         KeyClearStatus::Rejected => format!(
             "rejected: {}",
-            esc(request.reason.as_deref().unwrap_or("no reason given"))
+            escape(request.reason.as_deref().unwrap_or("no reason given"))
         ),
     }
 }
@@ -615,8 +600,8 @@ fn requests_table(requests: &[KeyClearRequest]) -> String {
             "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"status\">{}</td></tr>",
             minute(request.created_at),
             request.server_id,
-            esc(&request.sender),
-            esc(&request.text),
+            escape(&request.sender),
+            escape(&request.text),
             status_words(request)
         ));
     }
@@ -672,7 +657,7 @@ async fn show_server(req: HttpRequest, state: State, path: web::Path<Uuid>) -> H
     for license in &server.licenses {
         body.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&license.feature),
+            escape(&license.feature),
             license.seats,
             license.valid_from.map_or_else(|| "—".to_owned(), day),
             license
@@ -1031,7 +1016,7 @@ fn usage_section(usage: &[SyncUsage], now: chrono::DateTime<chrono::Utc>) -> Str
                 sync.usage_since.map_or_else(|| "—".to_owned(), day),
                 minute(sync.synced_at),
                 channel_words(sync.channel),
-                esc(&feature.feature),
+                escape(&feature.feature),
                 feature.peak_in_use,
                 feature.seats_total,
                 feature.seat_hours,
@@ -1081,8 +1066,8 @@ mod tests {
     #[test]
     fn text_is_escaped() {
         assert_eq!(
-            esc("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;"
         );
     }
 }
