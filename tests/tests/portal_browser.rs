@@ -22,7 +22,9 @@ use test_harness::mail::read_outbox;
 use uuid::Uuid;
 
 const BETA: &str = "it@beta.example";
-const WAIT: Duration = Duration::from_secs(30);
+/// The longest a page condition is waited for: a deadline, not a pause (a busy CI
+/// machine once took longer than 30 s for one of them).
+const WAIT: Duration = Duration::from_secs(60);
 
 /// Evaluates `expression` until it is true; errors while a page is being replaced
 /// (a form posted) count as not yet.
