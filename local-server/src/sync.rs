@@ -172,6 +172,7 @@ pub fn build_request(
         held_file_sha256: state.sequence.and(held_file_sha256),
         request_counter: Some(counter),
         borrows: Some(borrows),
+        standby_keys: None,
     };
     let text = sync_data::seal(identity, &request)?;
     Ok((request, text))

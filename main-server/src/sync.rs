@@ -220,6 +220,7 @@ impl AppState {
             customer: issued.customer,
             licenses: licenses::to_proto(&issued.licenses),
             inherited_borrows,
+            standby: None,
         };
         let license_file =
             shared_proto::license_file::seal(&self.signing_key, &file, &request.public_keys)

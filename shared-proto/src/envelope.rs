@@ -67,6 +67,8 @@ pub enum Kind {
     AuditHead,
     /// A local server's statement that it installed a license file.
     Receipt,
+    /// A message between the two servers of a primary/standby pair.
+    PairMessage,
 }
 
 impl Kind {
@@ -77,6 +79,7 @@ impl Kind {
             Self::BorrowToken => 3,
             Self::AuditHead => 4,
             Self::Receipt => 5,
+            Self::PairMessage => 6,
         }
     }
 
@@ -87,6 +90,7 @@ impl Kind {
             Self::BorrowToken => b"solme borrow token v1",
             Self::AuditHead => b"solme audit head v1",
             Self::Receipt => b"solme installation receipt v1",
+            Self::PairMessage => b"solme pair message v1",
         }
     }
 
@@ -97,6 +101,7 @@ impl Kind {
             Self::BorrowToken => "a borrow token",
             Self::AuditHead => "an audit head",
             Self::Receipt => "an installation receipt",
+            Self::PairMessage => "a message from the other server of the pair",
         }
     }
 
@@ -107,6 +112,7 @@ impl Kind {
             3 => Some(Self::BorrowToken),
             4 => Some(Self::AuditHead),
             5 => Some(Self::Receipt),
+            6 => Some(Self::PairMessage),
             _ => None,
         }
     }

@@ -61,6 +61,15 @@ crate::text_enum! {
         /// directory), and the customer's policy refuses their syncs until an operator
         /// has looked.
         PossibleCopy => "POSSIBLE_COPY",
+        /// This is a standby license server that follows its primary: it issues seats
+        /// only once a person promoted it. Clients move on to the next server.
+        StandbyFollowing => "STANDBY_FOLLOWING",
+        /// The promoted standby used up the failover period Solme allows: bring the
+        /// primary back.
+        FailoverEnded => "FAILOVER_ENDED",
+        /// The other server of the pair issues seats now (the standby was promoted, or
+        /// handed back to the primary): clients move on to the next server.
+        ServingElsewhere => "SERVING_ELSEWHERE",
     }
 }
 
@@ -81,7 +90,9 @@ impl ErrorCode {
             | Self::LicenseExpired
             | Self::OptionsDenied
             | Self::Forbidden
-            | Self::ServerRetired => 403,
+            | Self::ServerRetired
+            | Self::StandbyFollowing
+            | Self::FailoverEnded => 403,
             Self::UnknownServerId | Self::NotFound | Self::FeatureUnknown | Self::LeaseUnknown => {
                 404
             }
@@ -94,7 +105,8 @@ impl ErrorCode {
             | Self::ContactInUse
             | Self::LastContact
             | Self::ConfirmationRequired
-            | Self::PossibleCopy => 409,
+            | Self::PossibleCopy
+            | Self::ServingElsewhere => 409,
             Self::Internal => 500,
             Self::Unavailable => 503,
             Self::RateLimited => 429,

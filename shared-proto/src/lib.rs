@@ -21,6 +21,7 @@ pub mod metrics;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod page_headers;
+pub mod pair;
 pub mod receipt;
 pub mod sync_data;
 pub mod text_enum;
@@ -31,4 +32,4 @@ pub use borrow_token::BorrowToken;
 pub use clock::Clock;
 pub use error::{ApiError, ErrorCode, ProtoError};
 pub use keys::{Fingerprint, ServerIdentity, ServerPublicKeys, SolmePublicKey, SolmeSigningKey};
-pub use messages::{FeatureUsage, License, LicenseFile, SyncRequest};
+pub use messages::{FeatureUsage, License, LicenseFile, StandbyTerms, SyncRequest};

@@ -75,6 +75,59 @@ pub fn open(
     Ok(file)
 }
 
+/// The signed content of a license file for `identity` (decrypted, signature not yet
+/// checked): what a primary hands its standby, which checks it with
+/// [`open_standby_copy`]. Solme's signature inside is what the standby trusts, not the
+/// primary.
+pub fn signed_content(text: &str, identity: &ServerIdentity) -> Result<Vec<u8>, ProtoError> {
+    let armored = armor::decode(text, ArmorKind::LicenseFile)?;
+    envelope::open(identity.encryption_key(), &armored.body)
+}
+
+/// Verifies the signed content of the primary's license file (from
+/// [`signed_content`]) on the standby whose fingerprint is `own`: signed by Solme, for
+/// `expected_server_id`, and naming `own` as the pair's standby.
+pub fn open_standby_copy(
+    signed: &[u8],
+    own: &crate::keys::Fingerprint,
+    solme: &SolmePublicKey,
+    expected_server_id: Uuid,
+) -> Result<LicenseFile, ProtoError> {
+    let payload = envelope::parse(Kind::LicenseFile, signed)?
+        .verify(solme.key()?)
+        .map_err(|_| {
+            ProtoError::BadSignature(
+                "the primary's license file is not signed by Solme's key: it cannot be trusted"
+                    .into(),
+            )
+        })?;
+    let file: LicenseFile = serde_json::from_slice(payload)
+        .map_err(|e| ProtoError::Malformed(format!("the license file is damaged: {e}")))?;
+    if file.version != MESSAGE_VERSION {
+        return Err(ProtoError::UnsupportedVersion(file.version));
+    }
+    if file.server_id != expected_server_id {
+        return Err(ProtoError::WrongServer(format!(
+            "the primary's license file is for license server id {}, not for this pair \
+             ({expected_server_id})",
+            file.server_id
+        )));
+    }
+    match &file.standby {
+        Some(terms) if &terms.fingerprint == own => Ok(file),
+        Some(_) => Err(ProtoError::WrongServer(
+            "the primary's license file names another standby server: Solme has not \
+             registered this one yet (the primary registers it with its next sync)"
+                .into(),
+        )),
+        None => Err(ProtoError::WrongServer(
+            "the primary's license file names no standby server yet: the primary \
+             registers this one with its next sync"
+                .into(),
+        )),
+    }
+}
+
 /// The informative headers of an armored license file (not verified: display only).
 pub fn peek_headers(text: &str) -> Result<Vec<(String, String)>, ProtoError> {
     Ok(armor::decode(text, ArmorKind::LicenseFile)?.headers)

@@ -61,6 +61,11 @@ pub struct SyncRequest {
     /// Absent from older local servers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub borrows: Option<Vec<OutstandingBorrow>>,
+    /// The public keys of the standby server paired with this installation (see
+    /// [`StandbyTerms`]): only the id's bound key pair can name one, since only its
+    /// requests are accepted. Absent without a standby, and from older local servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_keys: Option<ServerPublicKeys>,
 }
 
 /// Seat usage of one feature since the previous sync.
@@ -153,6 +158,22 @@ pub struct LicenseFile {
     /// [`crate::borrows`]). Absent otherwise, so older files read the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inherited_borrows: Option<InheritedBorrows>,
+    /// The standby server the recipient named in its request, and how long it may
+    /// issue once a person promoted it: the file covers both servers of the pair.
+    /// Absent without a standby, so files without one read the same as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<StandbyTerms>,
+}
+
+/// What a license file allows the standby server of its recipient.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandbyTerms {
+    /// Fingerprint of the standby's key pair.
+    pub fingerprint: Fingerprint,
+    /// Days a promoted standby may issue seats while its primary is down (set by Solme
+    /// per license server id).
+    pub failover_days: u32,
 }
 
 /// One license: a feature with a number of floating seats.

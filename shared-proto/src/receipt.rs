@@ -67,6 +67,9 @@ pub struct ReceiptRecorded {
 pub struct Installation {
     pub server_id: Uuid,
     pub customer_id: Uuid,
+    /// The customer's name (empty from a main server older than this field).
+    #[serde(default)]
+    pub customer_name: String,
     /// Sequence of the newest license file issued (0: none yet).
     pub issued_sequence: i64,
     /// When it was issued.

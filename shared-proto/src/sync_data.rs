@@ -91,6 +91,7 @@ mod tests {
             held_file_sha256: None,
             request_counter: None,
             borrows: None,
+            standby_keys: None,
         };
         let signed = envelope::sign_json(
             Kind::SyncRequest,

@@ -47,6 +47,7 @@ fn request(world: &World) -> SyncRequest {
         held_file_sha256: None,
         request_counter: None,
         borrows: None,
+        standby_keys: None,
     }
 }
 
@@ -73,6 +74,7 @@ fn license(world: &World, sequence: i64) -> LicenseFile {
             },
         ],
         inherited_borrows: None,
+        standby: None,
     }
 }
 

@@ -72,6 +72,12 @@ pub enum SolmeStatus {
     ServerRetired = 130,
     /// Solme refuses the server's syncs: two installations seem to share its key pair.
     PossibleCopy = 129,
+    /// A standby server that was not promoted: it issues nothing (try the next server).
+    StandbyFollowing = 131,
+    /// The promoted standby used up its failover period.
+    FailoverEnded = 132,
+    /// The other server of the pair issues seats now (try the next server).
+    ServingElsewhere = 133,
 }
 
 impl From<ErrorCode> for SolmeStatus {
@@ -108,6 +114,9 @@ impl From<ErrorCode> for SolmeStatus {
             ErrorCode::ConfirmationRequired => Self::ConfirmationRequired,
             ErrorCode::ServerRetired => Self::ServerRetired,
             ErrorCode::PossibleCopy => Self::PossibleCopy,
+            ErrorCode::StandbyFollowing => Self::StandbyFollowing,
+            ErrorCode::FailoverEnded => Self::FailoverEnded,
+            ErrorCode::ServingElsewhere => Self::ServingElsewhere,
         }
     }
 }

@@ -102,6 +102,7 @@ impl Server {
             customer: "Acme Engineering".into(),
             licenses,
             inherited_borrows: None,
+            standby: None,
         };
         let text =
             shared_proto::license_file::seal(&solme, &file, &identity.public_keys()).unwrap();

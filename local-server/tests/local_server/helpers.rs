@@ -246,6 +246,7 @@ impl Local {
             customer: "Acme Engineering".into(),
             licenses,
             inherited_borrows: None,
+            standby: None,
         }
     }
 

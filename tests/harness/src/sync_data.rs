@@ -28,6 +28,7 @@ pub fn sync_data_at(
         held_file_sha256: None,
         request_counter: None,
         borrows: None,
+        standby_keys: None,
     };
     shared_proto::sync_data::seal(identity, &request).context("sealing sync data")
 }

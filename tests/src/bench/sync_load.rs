@@ -124,6 +124,7 @@ impl Clients {
                     held_file_sha256: None,
                     request_counter: None,
                     borrows: None,
+                    standby_keys: None,
                 };
                 Ok(shared_proto::sync_data::seal(
                     &self.identities[k],

@@ -623,6 +623,7 @@ fn mail_gateway(args: &Args, dir: &Path) -> Result<()> {
             held_file_sha256: None,
             request_counter: None,
             borrows: None,
+            standby_keys: None,
         };
         sync_data.push(shared_proto::sync_data::seal(&identity, &request)?);
     }
