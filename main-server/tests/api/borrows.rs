@@ -43,6 +43,7 @@ fn sync_data(
         held_file_sha256: None,
         request_counter: None,
         borrows,
+        standby_keys: None,
     };
     shared_proto::sync_data::seal(&local.identity, &request).expect("seal")
 }

@@ -270,6 +270,7 @@ impl Local {
             held_file_sha256: held_sequence.map(|s| format!("{s:064x}")),
             request_counter: Some(request_counter),
             borrows: None,
+            standby_keys: None,
         };
         shared_proto::sync_data::seal(&self.identity, &request).expect("seal")
     }

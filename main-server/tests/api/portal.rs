@@ -744,6 +744,7 @@ fn sync_data_with_usage(local: &Local, since: chrono::DateTime<chrono::Utc>, pea
         held_file_sha256: None,
         request_counter: None,
         borrows: None,
+        standby_keys: None,
     };
     shared_proto::sync_data::seal(&local.identity, &request).expect("seal")
 }

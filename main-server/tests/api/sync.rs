@@ -198,6 +198,7 @@ fn sync_data_with_zero_encryption_key(server_id: Uuid) -> String {
         held_file_sha256: None,
         request_counter: None,
         borrows: None,
+        standby_keys: None,
     };
     hand_signed_sync_data(&request, &signing)
 }

@@ -45,6 +45,7 @@ pub(crate) fn sync_data_with_usage(local: &Local, usage: Vec<FeatureUsage>) -> S
         held_file_sha256: None,
         request_counter: None,
         borrows: None,
+        standby_keys: None,
     };
     shared_proto::sync_data::seal(&local.identity, &request).expect("seal")
 }
