@@ -70,6 +70,12 @@ enum SolmeStatus
   SOLME_STATUS_SERVER_RETIRED = 130,
   // Solme refuses the server's syncs: two installations seem to share its key pair.
   SOLME_STATUS_POSSIBLE_COPY = 129,
+  // A standby server that was not promoted: it issues nothing (try the next server).
+  SOLME_STATUS_STANDBY_FOLLOWING = 131,
+  // The promoted standby used up its failover period.
+  SOLME_STATUS_FAILOVER_ENDED = 132,
+  // The other server of the pair issues seats now (try the next server).
+  SOLME_STATUS_SERVING_ELSEWHERE = 133,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
