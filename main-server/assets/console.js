@@ -368,35 +368,167 @@
 
   // Customers
 
-  async function loadCustomers() {
-    const customers = await api('GET', '/customers');
-    const rows = customers.map((c) => {
-      const emailInput = el('input', { type: 'email', required: true, placeholder: 'new@address', maxLength: 254 });
-      const addEmail = el('form', {
-        class: 'inline compact',
-        onsubmit: async (event) => {
-          event.preventDefault();
-          const ok = await act(() => api('POST', '/customers/' + encodeURIComponent(c.id) + '/emails',
-            { email: emailInput.value.trim() }), 'Email added to ' + c.name + '.');
-          if (ok) loadCustomers().catch(showError);
-        },
-      }, emailInput, el('button', { type: 'submit', class: 'secondary', text: 'Add' }));
-      const allocate = el('button', {
-        type: 'button',
-        text: 'Allocate id',
-        onclick: () => allocateFor(c.id, c.name),
-      });
-      return el('tr', {},
-        el('td', {}, el('a', { href: '#customer/' + encodeURIComponent(c.id) }, el('strong', { text: c.name })),
-          el('div', { class: 'hint mono', text: c.id }),
-          c.reminders_enabled === false ? el('div', { class: 'hint', text: 'reminders off' }) : null),
-        el('td', {}, c.emails.length ? el('ul', { class: 'plain' }, c.emails.map((e) => el('li', { text: e })))
-          : el('span', { class: 'hint', text: 'none' })),
-        may('manage') ? el('td', {}, addEmail) : null,
-        may('manage') ? el('td', {}, allocate) : null);
+  /** Customers per page: the registry may hold 100,000; "More" asks for the next page. */
+  const CUSTOMERS_PAGE = 100;
+  /** Last customer shown, the cursor of the next page (null: nothing shown yet). */
+  let customersAfter = null;
+  /** How many customers the view shows. */
+  let customersShown = 0;
+  /** Counts the view's loads, so that an answer overtaken by a newer search is dropped. */
+  let customersLoad = 0;
+
+  /** One customer's row: name, contacts and, for operators, adding an email and an id. */
+  function customerRow(c) {
+    const emailInput = el('input', { type: 'email', required: true, placeholder: 'new@address', maxLength: 254 });
+    let row = null;
+    const addEmail = el('form', {
+      class: 'inline compact',
+      onsubmit: async (event) => {
+        event.preventDefault();
+        let changed = null;
+        const ok = await act(async () => {
+          changed = await api('POST', '/customers/' + encodeURIComponent(c.id) + '/emails',
+            { email: emailInput.value.trim() });
+        }, 'Email added to ' + c.name + '.');
+        // The row changes in place: the pages shown above and below stay.
+        if (ok && changed) row.replaceWith(customerRow(changed));
+      },
+    }, emailInput, el('button', { type: 'submit', class: 'secondary', text: 'Add' }));
+    const allocate = el('button', {
+      type: 'button',
+      text: 'Allocate id',
+      onclick: () => allocateFor(c.id, c.name),
     });
-    fill($('customers-body'), rows, may('manage') ? 4 : 2, 'No customers yet.');
+    row = el('tr', {},
+      el('td', {}, el('a', { href: '#customer/' + encodeURIComponent(c.id) }, el('strong', { text: c.name })),
+        el('div', { class: 'hint mono', text: c.id }),
+        c.reminders_enabled === false ? el('div', { class: 'hint', text: 'reminders off' }) : null),
+      el('td', {}, c.emails.length ? el('ul', { class: 'plain' }, c.emails.map((e) => el('li', { text: e })))
+        : el('span', { class: 'hint', text: 'none' })),
+      may('manage') ? el('td', {}, addEmail) : null,
+      may('manage') ? el('td', {}, allocate) : null);
+    return row;
   }
+
+  /**
+   * Loads the first page of customers (by name), of those whose name starts with the
+   * search box's text if any; with `more`, the next page below the shown ones.
+   */
+  async function loadCustomers(more) {
+    const load = ++customersLoad;
+    const name = $('customers-name').value.trimStart();
+    const params = new URLSearchParams({ limit: String(CUSTOMERS_PAGE) });
+    if (name) params.set('name', name);
+    if (more && customersAfter) params.set('after', customersAfter);
+    const customers = await api('GET', '/customers?' + params.toString());
+    if (load !== customersLoad) return;
+    const rows = customers.map(customerRow);
+    if (more) {
+      $('customers-body').append(...rows);
+      customersShown += customers.length;
+    } else {
+      fill($('customers-body'), rows, may('manage') ? 4 : 2,
+        name ? 'No customer\'s name starts with "' + name + '".' : 'No customers yet.');
+      customersShown = customers.length;
+    }
+    if (customers.length > 0) customersAfter = customers[customers.length - 1].id;
+    else if (!more) customersAfter = null;
+    // A full page may have a successor; a shorter one is the last.
+    const last = customers.length < CUSTOMERS_PAGE;
+    $('customers-more').hidden = last;
+    const count = customersShown + (customersShown === 1 ? ' customer' : ' customers');
+    $('customers-status').textContent = (name
+      ? 'Showing ' + (last ? '' : 'the first ') + count + ' whose name starts with "' + name + '"'
+      : 'Showing ' + (last ? '' : 'the first ') + count)
+      + ', by name.' + (last ? '' : ' More shows the next ' + CUSTOMERS_PAGE + '.');
+  }
+
+  /**
+   * A search-as-you-type customer picker: typing in the input `inputId` lists the
+   * customers whose name starts with the text (the first PICKER_MATCHES, asked of the
+   * server) in the list `inputId + '-matches'`; choosing one puts its name in the input
+   * and keeps its id. `skip()` names a customer to leave out (or null). Returns
+   * `{ chosen(), reset() }`; `chosen()` is `{ id, name }` or null.
+   */
+  function customerPicker(inputId, skip) {
+    const input = $(inputId);
+    const list = $(inputId + '-matches');
+    let chosen = null;
+    /** The customers listed now (a single one is taken without a click). */
+    let matches = [];
+    let searches = 0;
+    let timer = null;
+
+    function show(customers, text, full) {
+      matches = customers;
+      const items = customers.map((c) => el('li', {}, el('button', {
+        type: 'button',
+        class: 'pick',
+        onclick: () => {
+          chosen = { id: c.id, name: c.name };
+          input.value = c.name;
+          list.hidden = true;
+          input.focus();
+        },
+      }, el('span', { text: c.name }), el('span', { class: 'hint mono', text: c.id }))));
+      if (customers.length === 0) {
+        items.push(el('li', { class: 'hint', text: 'No other customer\'s name starts with "' + text + '".' }));
+      } else if (full) {
+        items.push(el('li', { class: 'hint', text: 'The first ' + PICKER_MATCHES
+          + ' matches, by name: type more of the name to find others.' }));
+      }
+      list.replaceChildren(...items);
+      list.hidden = false;
+    }
+
+    async function search() {
+      const text = input.value.trimStart();
+      const search = ++searches;
+      if (!text) {
+        matches = [];
+        list.hidden = true;
+        return;
+      }
+      const params = new URLSearchParams({ name: text, limit: String(PICKER_MATCHES + 1) });
+      let customers;
+      try {
+        customers = await api('GET', '/customers?' + params.toString());
+      } catch (err) {
+        showError(err);
+        return;
+      }
+      if (search !== searches) return;
+      const left = skip();
+      const others = customers.filter((c) => c.id !== left);
+      show(others.slice(0, PICKER_MATCHES), text, others.length > PICKER_MATCHES);
+    }
+
+    input.addEventListener('input', () => {
+      chosen = null;
+      clearTimeout(timer);
+      timer = setTimeout(() => { search().catch(showError); }, 200);
+    });
+    input.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') list.hidden = true;
+    });
+
+    return {
+      chosen() {
+        if (chosen && input.value.trim() === chosen.name) return chosen;
+        return matches.length === 1 ? { id: matches[0].id, name: matches[0].name } : null;
+      },
+      reset() {
+        chosen = null;
+        matches = [];
+        ++searches;
+        clearTimeout(timer);
+        input.value = '';
+        list.hidden = true;
+      },
+    };
+  }
+  /** Customers a picker lists at most: enough to choose among, small to send. */
+  const PICKER_MATCHES = 20;
 
   // One customer: contacts, the reminder switch, and the reminders recorded
 
@@ -510,6 +642,7 @@
     });
     if (ok && server) {
       showMessage('Allocated license server id ' + server.server_id + '.', 'ok');
+      allocatePicker.reset();
       go('#server/' + server.server_id);
     }
   }
@@ -529,15 +662,11 @@
   async function loadNotInstalled(more) {
     const params = new URLSearchParams({ limit: String(SERVERS_PAGE), not_installed: 'true' });
     if (more && serversAfter) params.set('after', serversAfter);
-    const [list, customers] = await Promise.all([
-      api('GET', '/installations?' + params.toString()),
-      api('GET', '/customers'),
-    ]);
-    const names = new Map(customers.map((c) => [c.id, c.name]));
+    const list = await api('GET', '/installations?' + params.toString());
     $('servers-filter').textContent = 'Showing ids with changes not yet installed on their server.';
     const rows = list.map((i) => el('tr', {},
       el('td', {}, serverLink(i.server_id)),
-      el('td', {}, el('a', { href: '#customer/' + encodeURIComponent(i.customer_id), text: names.get(i.customer_id) || i.customer_id })),
+      el('td', {}, el('a', { href: '#customer/' + encodeURIComponent(i.customer_id), text: i.customer_name || i.customer_id })),
       el('td', { colSpan: 4, class: 'installation', text: i.summary })));
     if (more) $('servers-body').append(...rows);
     else fill($('servers-body'), rows, 6, 'Every id\'s server holds its newest licenses.');
@@ -556,10 +685,7 @@
     const params = new URLSearchParams({ limit: String(SERVERS_PAGE) });
     if (dueFilter !== null) params.set('due_within_days', String(dueFilter));
     if (more && serversAfter) params.set('after', serversAfter);
-    const [servers, customers] = await Promise.all([
-      api('GET', '/servers?' + params.toString()),
-      more ? Promise.resolve(null) : api('GET', '/customers'),
-    ]);
+    const servers = await api('GET', '/servers?' + params.toString());
     $('servers-filter').textContent = dueFilter === null
       ? 'Showing all ids.'
       : 'Showing ids never synced or due within ' + dueFilter + ' days (overdue included).';
@@ -576,11 +702,6 @@
     else if (!more) serversAfter = null;
     // A full page may have a successor; a shorter one is the last.
     $('servers-more').hidden = servers.length < SERVERS_PAGE;
-    if (!customers) return;
-    const select = $('allocate-customer');
-    const previous = select.value;
-    select.replaceChildren(...customers.map((c) => el('option', { value: c.id, text: c.name })));
-    if (previous) select.value = previous;
   }
 
   function shortFingerprint(fp) {
@@ -626,12 +747,7 @@
     $('clear-form').querySelector('button').disabled = !s.bound_fingerprint;
     $('server-changes').hidden = Boolean(s.retired_at);
     currentServerView = s;
-    if (may('manage') && !s.retired_at) {
-      const customers = await api('GET', '/customers');
-      $('move-customer').replaceChildren(...customers
-        .filter((c) => c.id !== s.customer_id)
-        .map((c) => el('option', { value: c.id, text: c.name })));
-    }
+    movePicker.reset();
 
     const rows = s.licenses.map((l) => (may('manage') ? licenseRow(s.server_id, l) : licenseText(l)));
     fill($('licenses-body'), rows, may('manage') ? 6 : 5, 'No licenses.');
@@ -1059,7 +1175,24 @@
     });
   }
 
+  /** The customer pickers of the ids view (allocate) and of the id page (move). */
+  let allocatePicker = null;
+  let movePicker = null;
+
   function init() {
+    allocatePicker = customerPicker('allocate-customer', () => null);
+    // The id's own customer is no place to move it to.
+    movePicker = customerPicker('move-customer', () => (currentServerView ? currentServerView.customer_id : null));
+
+    onSubmit('customers-search', () => loadCustomers().catch(showError));
+    let customersTimer = null;
+    $('customers-name').addEventListener('input', () => {
+      clearTimeout(customersTimer);
+      customersTimer = setTimeout(() => { loadCustomers().catch(showError); }, 250);
+    });
+    $('customers-more').addEventListener('click', () => {
+      loadCustomers(true).catch(showError);
+    });
     $('sign-in-note').textContent = 'Paste your personal operator token (from `main-server admin operator add`; the first admin\'s is the admin-token file in the main server\'s data directory).';
 
     onSubmit('sign-in-form', async () => {
@@ -1154,9 +1287,9 @@
       loadServers(true).catch(showError);
     });
     onSubmit('allocate-form', () => {
-      const select = $('allocate-customer');
-      const customer = select.value;
-      if (customer) allocateFor(customer, select.options[select.selectedIndex].text);
+      const customer = allocatePicker.chosen();
+      if (customer) allocateFor(customer.id, customer.name);
+      else showMessage('Choose the customer from the list: type the start of its name, then click it.', 'error');
     });
 
     onSubmit('license-form', async () => {
@@ -1201,10 +1334,13 @@
 
     onSubmit('move-form', async () => {
       if (!currentServer) return;
-      const select = $('move-customer');
-      const customerId = select.value;
-      if (!customerId) return;
-      const to = select.options[select.selectedIndex].text;
+      const customer = movePicker.chosen();
+      if (!customer) {
+        showMessage('Choose the customer from the list: type the start of its name, then click it.', 'error');
+        return;
+      }
+      const customerId = customer.id;
+      const to = customer.name;
       const from = currentServerView ? currentServerView.customer_name : 'its customer';
       if (!window.confirm('Move ' + currentServer + ' from ' + from + ' to ' + to + '? '
         + 'Reminders and key-clear notices then go to ' + to + "'s contacts.")) return;

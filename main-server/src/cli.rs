@@ -324,8 +324,14 @@ pub enum CustomerCommand {
         #[arg(long, env = "MAIN_SERVER_CONFIRM_DUPLICATE_NAME")]
         confirm_duplicate_name: bool,
     },
-    /// List customers.
-    List,
+    /// List customers, one page at a time (by name ignoring case, then id).
+    List {
+        /// Only customers whose name starts with this text (ignoring case).
+        #[arg(long, env = "MAIN_SERVER_CUSTOMER_SEARCH")]
+        name: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Show a customer: contacts, reminder mails, what possible copies of its ids do,
     /// and its license server ids.
     Show {
@@ -489,14 +495,16 @@ pub enum ServerCommand {
     },
 }
 
-/// Paging of the id listings: the registry may hold a million ids.
+/// Paging of the id and customer listings: the registry may hold a million ids and
+/// 100,000 customers.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct PageArgs {
-    /// Ids per page (1 to 1000).
+    /// Entries per page (1 to 1000).
     #[arg(long, env = "MAIN_SERVER_PAGE_LIMIT", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub limit: u32,
-    /// Continue after this id (the last id of the previous page, as printed).
+    /// Continue after this id (the last id or customer of the previous page, as
+    /// printed).
     #[arg(long, env = "MAIN_SERVER_PAGE_AFTER")]
     pub after: Option<Uuid>,
 }

@@ -24,8 +24,8 @@ use super::tables::{
     copy_policy_words, show_customer_detail, show_possible_copy, show_request_detail,
 };
 use super::tables::{
-    json_out, show_customers, show_licenses, show_list, show_one, show_reminders, show_requests,
-    show_server, show_server_page, show_usage,
+    json_out, show_customer_page, show_customers, show_licenses, show_list, show_one,
+    show_reminders, show_requests, show_server, show_server_page, show_usage,
 };
 
 /// Parses a date option: `YYYY-MM-DD` (midnight UTC), RFC 3339, or `none`.
@@ -66,6 +66,7 @@ fn confirm_with(flag: &'static str) -> impl Fn(CliError) -> CliError {
 }
 
 /// `text` as one path segment: every byte but letters, digits and `-._~@` escaped.
+/// Also a query parameter's value so escaped (no `&`, `=`, `+` or `#` left in it).
 fn path_segment(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -130,9 +131,15 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
                     .await?;
                 show_one(&decode::<Customer>(value)?, json, show_customers)
             }
-            CustomerCommand::List => {
-                let list: Vec<Customer> = client.get("/admin/v1/customers").await?;
-                show_customers(&list, json)
+            CustomerCommand::List { name, page } => {
+                let search = match name.as_deref().map(str::trim) {
+                    Some(name) if !name.is_empty() => format!("&name={}", path_segment(name)),
+                    _ => String::new(),
+                };
+                let list: Vec<Customer> = client
+                    .get(&format!("/admin/v1/customers?{}{search}", page_query(page)))
+                    .await?;
+                show_customer_page(&list, page, json)
             }
             CustomerCommand::Show { customer_id } => {
                 let detail: CustomerDetail = client

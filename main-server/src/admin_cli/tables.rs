@@ -76,6 +76,24 @@ pub(super) fn show_customers(list: &[Customer], json: bool) -> Result<String, Cl
     )
 }
 
+/// One page of customers, saying how to ask for the next when it is full.
+pub(super) fn show_customer_page(
+    list: &[Customer],
+    page: &PageArgs,
+    json: bool,
+) -> Result<String, CliError> {
+    let mut text = show_customers(list, json)?;
+    if !json && list.len() >= page.limit as usize {
+        if let Some(last) = list.last() {
+            text.push_str(&format!(
+                "(more customers may follow: run again with --after {})\n",
+                last.id
+            ));
+        }
+    }
+    Ok(text)
+}
+
 /// What a customer's copy policy does, in words.
 pub(super) fn copy_policy_words(policy: CopyPolicy) -> &'static str {
     match policy {

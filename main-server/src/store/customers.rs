@@ -10,7 +10,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
+use diesel::sql_types::Text;
 use shared_proto::admin_api::AuditAction;
 use uuid::Uuid;
 
@@ -125,17 +128,89 @@ pub fn get(conn: &mut DbConnection, id: Uuid) -> Result<Customer, ApiError> {
     })
 }
 
-pub fn list(conn: &mut DbConnection) -> Result<Vec<Customer>, ApiError> {
-    let rows: Vec<(String, String, bool, String)> = customers::table
+/// Customers per page of the list when the caller names no limit (as the id lists).
+pub const DEFAULT_PAGE: u32 = 100;
+/// Largest page of the list (as the id lists): the registry may hold 100,000 customers.
+pub const MAX_PAGE: u32 = 1_000;
+
+/// What [`list`] returns: at most `limit` customers (default [`DEFAULT_PAGE`], at most
+/// [`MAX_PAGE`]) after the customer `after` (the last of the previous page), only those
+/// whose name starts with `name` (ignoring case) if given.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub limit: Option<u32>,
+    pub after: Option<Uuid>,
+    pub name: Option<String>,
+}
+
+/// One page of customers, by name ignoring case, then id (see [`ListFilter`]). Each page
+/// is a keyset query on the index `customers_name (lower(name), id)`, and a name search
+/// is a range of it, so neither grows with the registry; a page shorter than the limit
+/// is the last.
+pub fn list(conn: &mut DbConnection, filter: &ListFilter) -> Result<Vec<Customer>, ApiError> {
+    let limit = match filter.limit.unwrap_or(DEFAULT_PAGE) {
+        0 => return Err(ApiError::malformed("limit must be at least 1")),
+        n if n > MAX_PAGE => {
+            return Err(ApiError::malformed(format!(
+                "limit must be at most {MAX_PAGE}; page with `after`"
+            )))
+        }
+        n => i64::from(n),
+    };
+    // No name starts with a space; one at the end is part of the prefix.
+    let search = match filter.name.as_deref().map(str::trim_start) {
+        None | Some("") => None,
+        Some(text) if text.chars().count() > MAX_NAME => {
+            return Err(ApiError::malformed(format!(
+                "a name search has at most {MAX_NAME} characters"
+            )))
+        }
+        Some(text) if text.chars().any(char::is_control) => {
+            return Err(ApiError::malformed("a name search is one line of text"))
+        }
+        // Lower-cased by the database, as the names in the index are.
+        Some(text) => Some(diesel::select(lower(text)).get_result::<String>(conn)?),
+    };
+    let cursor = match filter.after {
+        None => None,
+        Some(after) => {
+            let key: Option<String> = customers::table
+                .find(after.to_string())
+                .select(name_key(conn))
+                .first(conn)
+                .optional()?;
+            let key = key.ok_or_else(|| {
+                ApiError::not_found(format!("no customer {after} to continue the list after"))
+            })?;
+            Some((key, after.to_string()))
+        }
+    };
+    let mut query = customers::table
         .select((
             customers::id,
             customers::name,
             customers::reminders_enabled,
             customers::copy_policy,
         ))
-        .order((customers::name, customers::id))
-        .load(conn)?;
-    let mut emails = emails_by_customer(conn, None)?;
+        .order((name_key(conn).asc(), customers::id.asc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(prefix) = search {
+        if let Some(end) = prefix_end(&prefix) {
+            query = query.filter(name_key(conn).lt(end));
+        }
+        query = query.filter(name_key(conn).ge(prefix));
+    }
+    if let Some((key, id)) = cursor {
+        // `key >=` starts the index range; the rest skips the few rows of that key
+        // the previous page showed.
+        query = query
+            .filter(name_key(conn).ge(key.clone()))
+            .filter(name_key(conn).gt(key).or(customers::id.gt(id)));
+    }
+    let rows: Vec<(String, String, bool, String)> = query.load(conn)?;
+    let ids: Vec<String> = rows.iter().map(|row| row.0.clone()).collect();
+    let mut emails = emails_by_customer(conn, Some(&ids))?;
     rows.into_iter()
         .map(|(id, name, reminders_enabled, copy_policy)| {
             Ok(Customer {
@@ -147,6 +222,32 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<Customer>, ApiError> {
             })
         })
         .collect()
+}
+
+/// The customer list's order and search key: the name in lower case, compared byte by
+/// byte, as the index `customers_name` holds it (SQLite compares so by default;
+/// PostgreSQL is told to, whatever the database's locale, see its migration
+/// `customer_names_bytewise`).
+fn name_key(conn: &DbConnection) -> SqlLiteral<Text> {
+    match conn {
+        DbConnection::Postgres(_) => sql(r#"lower(customers.name) COLLATE "C""#),
+        DbConnection::Sqlite(_) => sql("lower(customers.name)"),
+    }
+}
+
+/// The least text above every text starting with `prefix`, byte by byte (UTF-8 orders
+/// as its code points do): `prefix` with its last character replaced by the next one.
+/// None when there is none (an empty prefix, or only the last possible characters).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next character, past the surrogates (no characters) if need be.
+        if let Some(next) = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// The contacts of the customers `only` names (of every customer with `None`), by

@@ -142,12 +142,17 @@ fn installed_words(held: &Held) -> String {
 /// Which file the id's server holds against the newest issued, and whether licenses
 /// changed after the file it holds was issued.
 pub fn installation(conn: &mut DbConnection, id: Uuid) -> Result<Installation, ApiError> {
-    let row: Option<(String, i64)> = servers::table
-        .find(id.to_string())
-        .select((servers::customer_id, servers::sequence))
+    let row: Option<(String, String, i64)> = servers::table
+        .inner_join(crate::schema::customers::table)
+        .filter(servers::id.eq(id.to_string()))
+        .select((
+            servers::customer_id,
+            crate::schema::customers::name,
+            servers::sequence,
+        ))
         .first(conn)
         .optional()?;
-    let (customer_id, issued_sequence) = row.ok_or_else(|| unknown_server(id))?;
+    let (customer_id, customer_name, issued_sequence) = row.ok_or_else(|| unknown_server(id))?;
     let issued = if issued_sequence > 0 {
         issued_at(conn, id, issued_sequence)?
     } else {
@@ -196,6 +201,7 @@ pub fn installation(conn: &mut DbConnection, id: Uuid) -> Result<Installation, A
     Ok(Installation {
         server_id: id,
         customer_id: parse_uuid(&customer_id)?,
+        customer_name,
         issued_sequence,
         issued_at: issued,
         held_sequence: held.as_ref().map(|h| h.sequence),

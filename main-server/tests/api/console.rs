@@ -279,6 +279,43 @@ impl Browser {
         serde_json::from_value(texts).unwrap_or_default()
     }
 
+    /// Types `text` into the customer picker `input` (its matches listed in
+    /// `input-matches`) and clicks the match named `name`.
+    async fn pick_customer(&mut self, input: &str, text: &str, name: &str) {
+        self.type_into(input, text).await;
+        let pick = format!(
+            "[...document.querySelectorAll('#{input}-matches button.pick')]\
+               .find(b => b.firstChild.textContent === {})",
+            json!(name)
+        );
+        self.wait_for(&format!("!!{pick}")).await;
+        self.eval(&format!("{pick}.click(); true")).await;
+        self.wait_for(&format!(
+            "document.getElementById('{input}-matches').hidden"
+        ))
+        .await;
+    }
+
+    /// Puts `text` into the input `id` as typing does (its input event fired).
+    async fn type_into(&mut self, id: &str, text: &str) {
+        self.eval(&format!(
+            "{{ const input = document.getElementById({}); input.value = {}; \
+               input.dispatchEvent(new Event('input')); }} true",
+            json!(id),
+            json!(text)
+        ))
+        .await;
+    }
+
+    /// How many rows the table body `id` has.
+    async fn rows_in(&mut self, id: &str) -> Value {
+        self.eval(&format!(
+            "document.getElementById({}).rows.length",
+            json!(id)
+        ))
+        .await
+    }
+
     /// Who the page says is signed in.
     async fn signed_in_as(&mut self) -> Value {
         self.eval("document.getElementById('session-operator').textContent")
@@ -539,9 +576,27 @@ async fn chromium_viewer_reads_without_manage_controls_and_signs_out() {
     ] {
         assert!(!browser.shown(hidden).await, "{hidden} shown to a viewer");
     }
+    // A viewer searches the customers by name: nothing to change in the rows.
+    assert_eq!(browser.buttons_in("view-customers").await, vec!["Search"]);
+    browser.type_into("customers-name", "zzz").await;
+    browser
+        .wait_for_text("customers-body", "No customer's name starts with \"zzz\".")
+        .await;
+    browser.type_into("customers-name", "ac").await;
+    browser.wait_for_text("customers-body", "Acme").await;
+    browser
+        .wait_for_text(
+            "customers-status",
+            "Showing 1 customer whose name starts with \"ac\", by name.",
+        )
+        .await;
+    assert_eq!(browser.buttons_in("view-customers").await, vec!["Search"]);
     assert_eq!(
-        browser.buttons_in("view-customers").await,
-        Vec::<String>::new()
+        browser
+            .eval("document.querySelectorAll('#customers-body input, #customers-body form').length")
+            .await,
+        json!(0),
+        "a viewer got controls in the customer rows"
     );
 
     browser.go_to(&format!("server/{server_id}")).await;
@@ -1031,7 +1086,26 @@ async fn chromium_moves_and_retires_an_id() {
     assert_eq!(status, StatusCode::CREATED, "{beta}");
     let mut browser = Browser::signed_in(&app, &app.token, "Acme").await;
     browser.go_to(&format!("server/{server_id}")).await;
-    browser.wait_for_text("move-customer", "Beta").await;
+    browser.wait_for_text("server-facts", "Acme").await;
+    // The picker leaves out the id's own customer.
+    browser.type_into("move-customer", "ac").await;
+    browser
+        .wait_for_text(
+            "move-customer-matches",
+            "No other customer's name starts with \"ac\".",
+        )
+        .await;
+    // Nothing chosen: nothing moved.
+    browser
+        .eval("document.getElementById('move-form').requestSubmit(); true")
+        .await;
+    browser
+        .wait_for_message(
+            "Choose the customer from the list: type the start of its name, then click it.",
+        )
+        .await;
+    browser.pick_customer("move-customer", "be", "Beta").await;
+    browser.screenshot("move-picker").await;
     browser
         .eval(
             "window.asked = []; window.confirm = (q) => { window.asked.push(q); return true; }; \
@@ -1039,6 +1113,11 @@ async fn chromium_moves_and_retires_an_id() {
         )
         .await;
     browser.wait_for_message("Moved to Beta.").await;
+    assert!(browser
+        .eval("window.asked[0]")
+        .await
+        .as_str()
+        .is_some_and(|q| q.starts_with(&format!("Move {server_id} from Acme to Beta?"))));
     browser.wait_for_text("server-facts", "Beta").await;
     let (_, server) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
     assert_eq!(server["customer_name"], "Beta", "{server}");
@@ -1406,4 +1485,187 @@ async fn chromium_viewer_sees_the_facts_without_the_controls_and_the_simulated_c
         Vec::<String>::new()
     );
     browser.screenshot("viewer-request-to-weigh").await;
+}
+
+/// An operator pages through the customers ("More" below a full page) and searches
+/// them by the start of their name; adding an email changes its row in place.
+#[actix_rt::test]
+async fn chromium_operator_pages_and_searches_the_customers() {
+    let Some(app) = spawn_app_for_chromium().await else {
+        return;
+    };
+    // A page and a bit: 100 customers are shown at first, the rest after "More".
+    for n in 1..=104 {
+        let (status, body) = app
+            .post(
+                "/admin/v1/customers",
+                json!({"name": format!("Customer {n:03}"), "emails": [format!("it@c{n}.example")]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = app
+        .post("/admin/v1/customers", json!({"name": "Zeta Works"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let otto = add(&app, "otto", "operator").await;
+
+    let mut browser = Browser::signed_in(&app, &otto, "Customer 001").await;
+    assert_eq!(browser.rows_in("customers-body").await, json!(100));
+    browser
+        .wait_for_text(
+            "customers-status",
+            "Showing the first 100 customers, by name. More shows the next 100.",
+        )
+        .await;
+    assert!(browser.shown("#customers-more").await);
+    let shown = browser
+        .eval("document.getElementById('customers-body').textContent")
+        .await;
+    assert!(
+        !shown.as_str().unwrap_or_default().contains("Zeta Works"),
+        "{shown}"
+    );
+    browser
+        .eval("document.getElementById('customers-more').click(); true")
+        .await;
+    browser.wait_for_text("customers-body", "Zeta Works").await;
+    assert_eq!(browser.rows_in("customers-body").await, json!(105));
+    assert!(!browser.shown("#customers-more").await);
+    browser
+        .wait_for_text("customers-status", "Showing 105 customers, by name.")
+        .await;
+
+    // An email added on the second page: its row changes, the pages stay.
+    browser
+        .eval(
+            "{ const row = [...document.querySelectorAll('#customers-body tr')]\
+                 .find(r => r.textContent.includes('Zeta Works')); \
+               row.querySelector('input[type=email]').value = 'ops@zeta.example'; \
+               row.querySelector('form').requestSubmit(); } true",
+        )
+        .await;
+    browser.wait_for_message("Email added to Zeta Works.").await;
+    browser
+        .wait_for_text("customers-body", "ops@zeta.example")
+        .await;
+    assert_eq!(browser.rows_in("customers-body").await, json!(105));
+
+    // A search by the start of the name, ignoring case, as the operator types.
+    browser.type_into("customers-name", "customer 10").await;
+    browser
+        .wait_for_text(
+            "customers-status",
+            "Showing 5 customers whose name starts with \"customer 10\", by name.",
+        )
+        .await;
+    let names = browser
+        .eval("[...document.querySelectorAll('#customers-body strong')].map(s => s.textContent)")
+        .await;
+    assert_eq!(
+        names,
+        json!([
+            "Customer 100",
+            "Customer 101",
+            "Customer 102",
+            "Customer 103",
+            "Customer 104"
+        ])
+    );
+    assert!(!browser.shown("#customers-more").await);
+    browser.screenshot("customers-search").await;
+    browser.type_into("customers-name", "works").await;
+    browser
+        .wait_for_text(
+            "customers-body",
+            "No customer's name starts with \"works\".",
+        )
+        .await;
+    // Emptied, the search shows every customer again, a page at a time.
+    browser.type_into("customers-name", "").await;
+    browser
+        .wait_for_text("customers-status", "Showing the first 100 customers")
+        .await;
+    assert_eq!(browser.rows_in("customers-body").await, json!(100));
+}
+
+/// An operator allocates an id for a customer found by typing the start of its name.
+#[actix_rt::test]
+async fn chromium_allocates_an_id_for_a_customer_picked_by_name() {
+    let Some(app) = spawn_app_for_chromium().await else {
+        return;
+    };
+    app.register().await;
+    let mut ids = std::collections::HashMap::new();
+    for name in ["Beta", "Betamax", "Gamma"] {
+        let (status, customer) = app.post("/admin/v1/customers", json!({"name": name})).await;
+        assert_eq!(status, StatusCode::CREATED, "{customer}");
+        ids.insert(name, customer["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let otto = add(&app, "otto", "operator").await;
+    let mut browser = Browser::signed_in(&app, &otto, "Acme").await;
+    browser.open_tab("servers", "never synced").await;
+    browser.eval("window.confirm = () => true; true").await;
+
+    // Two matches and none chosen: the page asks to choose.
+    browser.type_into("allocate-customer", "BET").await;
+    browser
+        .wait_for(
+            "document.querySelectorAll('#allocate-customer-matches button.pick').length === 2",
+        )
+        .await;
+    browser
+        .eval("document.getElementById('allocate-form').requestSubmit(); true")
+        .await;
+    browser
+        .wait_for_message(
+            "Choose the customer from the list: type the start of its name, then click it.",
+        )
+        .await;
+    browser.screenshot("allocate-picker").await;
+
+    browser
+        .pick_customer("allocate-customer", "bet", "Betamax")
+        .await;
+    assert_eq!(
+        browser
+            .eval("document.getElementById('allocate-customer').value")
+            .await,
+        json!("Betamax")
+    );
+    browser
+        .eval(
+            "window.asked = null; window.confirm = (q) => { window.asked = q; return true; }; \
+             document.getElementById('allocate-form').requestSubmit(); true",
+        )
+        .await;
+    browser
+        .wait_for_text("message", "Allocated license server id")
+        .await;
+    assert!(browser
+        .eval("window.asked")
+        .await
+        .as_str()
+        .is_some_and(|q| q.starts_with("Allocate a new license server id for Betamax?")));
+    let (_, allocated) = app
+        .get(&format!("/admin/v1/servers?customer_id={}", ids["Betamax"]))
+        .await;
+    assert_eq!(allocated.as_array().map(Vec::len), Some(1), "{allocated}");
+    let (_, other) = app
+        .get(&format!("/admin/v1/servers?customer_id={}", ids["Beta"]))
+        .await;
+    assert_eq!(other, json!([]));
+    // The page went to the new id, which belongs to Betamax.
+    browser.wait_for_text("server-facts", "Betamax").await;
+
+    // A name with one match needs no click.
+    browser.open_tab("servers", "Betamax").await;
+    browser.type_into("allocate-customer", "gam").await;
+    browser
+        .wait_for_text("allocate-customer-matches", "Gamma")
+        .await;
+    browser
+        .eval("document.getElementById('allocate-form').requestSubmit(); true")
+        .await;
+    browser.wait_for_text("server-facts", "Gamma").await;
 }

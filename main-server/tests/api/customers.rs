@@ -28,7 +28,7 @@ async fn delete(app: &TestApp, path: &str) -> (StatusCode, Value) {
 }
 
 async fn customer(app: &TestApp, id: &str) -> Value {
-    let (_, list) = app.get("/admin/v1/customers").await;
+    let (_, list) = app.get("/admin/v1/customers?limit=1000").await;
     list.as_array()
         .and_then(|l| l.iter().find(|c| c["id"] == id))
         .cloned()
@@ -365,3 +365,135 @@ async fn a_licenses_borrow_limit_is_set_and_cleared() {
     assert!(changed["max_borrow_hours"].is_null(), "{changed}");
     assert_eq!(app.audit_count("license.change", "not borrowable").await, 1);
 }
+
+/// The names of a page of customers (the answer must be one).
+fn names(status: StatusCode, page: &Value) -> Vec<String> {
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page.as_array()
+        .unwrap_or_else(|| panic!("no list: {page}"))
+        .iter()
+        .map(|c| c["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+async fn the_customer_list_pages_and_searches(app: &TestApp) {
+    let mut made = Vec::new();
+    for name in [
+        "beta",
+        "Acme Corp",
+        "acme",
+        "ACME-2",
+        "Beta",
+        "Zeta",
+        "Ärzte AG",
+        "a_b",
+    ] {
+        let (status, customer) =
+            add_customer(app, json!({"name": name, "confirm_duplicate_name": true})).await;
+        assert_eq!(status, StatusCode::CREATED, "{customer}");
+        made.push((
+            name.to_owned(),
+            customer["id"].as_str().expect("id").to_owned(),
+        ));
+    }
+    // By name ignoring case, byte by byte (space before `-`, `_` after letters'
+    // capitals but before small ones), then id; the non-ASCII name last on both
+    // backends.
+    made.sort_by_key(|(name, id)| (name.to_lowercase(), id.clone()));
+    let expected: Vec<String> = made.iter().map(|(name, _)| name.clone()).collect();
+    let (status, all) = app.get("/admin/v1/customers").await;
+    assert_eq!(names(status, &all), expected);
+
+    // Page by page, two at a time: the same customers in the same order.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(after) => format!("/admin/v1/customers?limit=2&after={after}"),
+            None => "/admin/v1/customers?limit=2".to_owned(),
+        };
+        let (status, page) = app.get(&path).await;
+        let page_names = names(status, &page);
+        assert!(page_names.len() <= 2, "{page}");
+        paged.extend(page_names);
+        match page.as_array().and_then(|p| p.last()) {
+            Some(last) if page.as_array().is_some_and(|p| p.len() == 2) => {
+                after = Some(last["id"].as_str().expect("id").to_owned());
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(paged, expected);
+
+    // A name search: a prefix, ignoring case; `%` and `_` are letters, not patterns.
+    for (search, found) in [
+        ("acm", vec!["acme", "Acme Corp", "ACME-2"]),
+        ("ACME%20", vec!["Acme Corp"]),
+        ("acme-", vec!["ACME-2"]),
+        ("%20acme", vec!["acme", "Acme Corp", "ACME-2"]),
+        ("%20%20%20", expected.iter().map(String::as_str).collect()),
+        ("a_", vec!["a_b"]),
+        ("a%25", vec![]),
+        ("corp", vec![]),
+        ("%C3%84r", vec!["Ärzte AG"]),
+        ("", expected.iter().map(String::as_str).collect()),
+    ] {
+        let (status, page) = app.get(&format!("/admin/v1/customers?name={search}")).await;
+        assert_eq!(names(status, &page), found, "search {search:?}");
+    }
+    // Searching and paging together.
+    let (status, first) = app.get("/admin/v1/customers?name=BETA&limit=1").await;
+    assert_eq!(names(status, &first).len(), 1, "{first}");
+    let last = first[0]["id"].as_str().expect("id").to_owned();
+    let (status, second) = app
+        .get(&format!(
+            "/admin/v1/customers?name=beta&limit=5&after={last}"
+        ))
+        .await;
+    let both: Vec<String> = names(status, &first)
+        .into_iter()
+        .chain(names(status, &second))
+        .collect();
+    let betas: Vec<String> = expected
+        .iter()
+        .filter(|name| name.eq_ignore_ascii_case("beta"))
+        .cloned()
+        .collect();
+    assert_eq!(both, betas);
+
+    // Bad queries are refused, saying what is wrong.
+    let long = "x".repeat(201);
+    for (query, part) in [
+        ("limit=0", "at least 1"),
+        ("limit=1001", "at most 1000"),
+        (
+            "limit=many",
+            "\"many\" is no number of customers (1 to 1000)",
+        ),
+        ("limit=-1", "is no number"),
+        ("after=nobody", "\"nobody\" is no customer id"),
+        ("colour=blue", "colour"),
+        ("name=two%0Alines", "one line"),
+        (&format!("name={long}"), "at most 200"),
+    ] {
+        let (status, refused) = app.get(&format!("/admin/v1/customers?{query}")).await;
+        assert_refused_saying(status, &refused, StatusCode::BAD_REQUEST, "MALFORMED", part);
+    }
+    let unknown = uuid::Uuid::new_v4();
+    let (status, refused) = app
+        .get(&format!("/admin/v1/customers?after={unknown}"))
+        .await;
+    assert_refused_saying(
+        status,
+        &refused,
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        &unknown.to_string(),
+    );
+}
+
+on_both_backends!(
+    the_customer_list_pages_and_searches,
+    the_customer_list_pages_and_searches_on_sqlite,
+    the_customer_list_pages_and_searches_on_postgres
+);

@@ -493,7 +493,7 @@ impl TestApp {
     /// Called again, it allocates another id for the same customer (Acme, contact
     /// ops@acme.example): an address belongs to one customer.
     pub async fn register(&self) -> (Uuid, Uuid) {
-        let (_, customers) = self.get("/admin/v1/customers").await;
+        let (_, customers) = self.get("/admin/v1/customers?name=Acme").await;
         let existing = customers
             .as_array()
             .and_then(|list| list.iter().find(|c| c["name"] == "Acme"))

@@ -1,9 +1,11 @@
-//! Customers: adding one, listing them, one with its ids, renaming one, adding and
-//! removing a contact address.
+//! Customers: adding one, listing them a page at a time (or those whose name starts
+//! with a text), one with its ids, renaming one, adding and removing a contact address.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use serde::Deserialize;
 use shared_proto::admin_api::{Customer, CustomerDetail, CustomerRename, NewCustomer, NewEmail};
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::{read_json, write_json, State};
@@ -31,12 +33,71 @@ pub(super) async fn create_customer(
     .await
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CustomersQuery {
+    /// Customers per page: 1–1000, default 100.
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+    /// The last customer of the previous page.
+    #[param(value_type = Option<Uuid>)]
+    after: Option<String>,
+    /// Only customers whose name starts with this text, ignoring case (at most 200
+    /// characters; empty: every customer).
+    name: Option<String>,
+}
+
 #[utoipa::path(
     get, path = "/admin/v1/customers", tag = "customers",
-    responses((status = 200, description = "Every customer.", body = [Customer]))
+    params(CustomersQuery),
+    responses(
+        (status = 200, description = "One page of customers, by name ignoring case, then id; a page shorter than `limit` is the last.", body = [Customer]),
+        (status = 400, description = "`MALFORMED`: a bad query (`limit` no number from 1 to 1000, `after` no customer id, a `name` longer than 200 characters or of more than one line; the message names it)."),
+        (status = 404, description = "`NOT_FOUND`: `after` names no customer."),
+    )
 )]
-pub(super) async fn list_customers(_: Viewer, state: State) -> Result<HttpResponse, ApiError> {
-    read_json(&state, customers::list).await
+pub(super) async fn list_customers(
+    _: Viewer,
+    state: State,
+    query: web::Query<CustomersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    // Read here rather than by the query's parser, whose messages name its internals.
+    let limit = query
+        .limit
+        .map(|text| {
+            text.trim().parse::<u32>().map_err(|_| {
+                ApiError::malformed(format!(
+                    "limit {:?} is no number of customers (1 to {})",
+                    clip(&text),
+                    customers::MAX_PAGE
+                ))
+            })
+        })
+        .transpose()?;
+    let after = query
+        .after
+        .map(|text| {
+            Uuid::parse_str(text.trim()).map_err(|_| {
+                ApiError::malformed(format!(
+                    "after {:?} is no customer id (like 0f8e5b6e-2f4c-4a8e-9d1a-3c5b7e9f1a2b)",
+                    clip(&text)
+                ))
+            })
+        })
+        .transpose()?;
+    let filter = customers::ListFilter {
+        limit,
+        after,
+        name: query.name,
+    };
+    read_json(&state, move |conn| customers::list(conn, &filter)).await
+}
+
+/// At most 40 characters of a bad value, for a message.
+fn clip(text: &str) -> String {
+    text.chars().take(40).collect()
 }
 
 #[utoipa::path(
