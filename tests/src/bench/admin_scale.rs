@@ -254,8 +254,41 @@ pub fn measure_views(admin: &Admin, sizes: Sizes, started_ms: i64) -> Result<()>
         let g = ((sizes.audit_entries as f64) * fraction) as i64;
         format!("{}.{g}", start + g * spacing)
     };
-    measure(admin, "customers list (GET /customers)", n.min(20), |_| {
-        "/admin/v1/customers".to_owned()
+    measure(admin, "customers, first page (GET /customers)", n, |_| {
+        "/admin/v1/customers?limit=100".to_owned()
+    })?;
+    // The fill names customer i `Customer i`: a customer's id is a cursor somewhere in
+    // the list (by name, so `Customer 10` sorts before `Customer 2`).
+    measure(admin, "customers, a page deep in (after=…)", n, |i| {
+        format!(
+            "/admin/v1/customers?limit=100&after={}",
+            uuid_of(CUSTOMER, pick(i, customers))
+        )
+    })?;
+    // What the console's pickers ask as an operator types: the first 20 names starting
+    // with a number's first digits (`Customer 4711`: 11 of 100,000 match; `Customer 47`:
+    // over a thousand, of which 21 are read).
+    measure(admin, "customers by name, a few match (name=…)", n, |i| {
+        format!(
+            "/admin/v1/customers?limit=21&name=customer%20{}",
+            pick(i, customers)
+        )
+    })?;
+    measure(admin, "customers by name, many match (name=…)", n, |i| {
+        format!(
+            "/admin/v1/customers?limit=21&name=customer%20{}",
+            1 + (i % 99)
+        )
+    })?;
+    measure(admin, "customers by name, none match", n, |i| {
+        format!("/admin/v1/customers?limit=21&name=nobody%20{i}")
+    })?;
+    measure(admin, "customers by name, a page deep in (after=…)", n, |i| {
+        let n = 1 + (i as u64 % 9);
+        format!(
+            "/admin/v1/customers?limit=100&name=customer%20{n}&after={}",
+            uuid_of(CUSTOMER, n * 1_000 + pick(i, 999))
+        )
     })?;
     measure(admin, "customer page (GET /customers/{id})", n, |i| {
         format!(
