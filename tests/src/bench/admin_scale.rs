@@ -283,13 +283,18 @@ pub fn measure_views(admin: &Admin, sizes: Sizes, started_ms: i64) -> Result<()>
     measure(admin, "customers by name, none match", n, |i| {
         format!("/admin/v1/customers?limit=21&name=nobody%20{i}")
     })?;
-    measure(admin, "customers by name, a page deep in (after=…)", n, |i| {
-        let n = 1 + (i as u64 % 9);
-        format!(
-            "/admin/v1/customers?limit=100&name=customer%20{n}&after={}",
-            uuid_of(CUSTOMER, n * 1_000 + pick(i, 999))
-        )
-    })?;
+    measure(
+        admin,
+        "customers by name, a page deep in (after=…)",
+        n,
+        |i| {
+            let n = 1 + (i as u64 % 9);
+            format!(
+                "/admin/v1/customers?limit=100&name=customer%20{n}&after={}",
+                uuid_of(CUSTOMER, n * 1_000 + pick(i, 999))
+            )
+        },
+    )?;
     measure(admin, "customer page (GET /customers/{id})", n, |i| {
         format!(
             "/admin/v1/customers/{}",
