@@ -150,6 +150,57 @@ async fn admin_cli_drives_the_registry() {
     failed_saying(&refused, 1, "UNKNOWN_SERVER_ID");
 }
 
+/// The customer list pages like the id lists (`--limit`, `--after` as printed) and
+/// finds customers by the start of their name (`--name`).
+#[actix_rt::test]
+async fn admin_cli_pages_and_searches_the_customers() {
+    let app = spawn_app().await;
+    let dir = app.data_dir();
+    for name in ["Beta", "Acme", "Betamax"] {
+        let (status, body) = app
+            .post("/admin/v1/customers", serde_json::json!({"name": name}))
+            .await;
+        assert_eq!(status, awc::http::StatusCode::CREATED, "{body}");
+    }
+    let first = json_of(&admin(
+        &dir,
+        &["--json", "customer", "list", "--limit", "2"],
+    ));
+    assert_eq!(first[0]["name"], "Acme", "{first}");
+    assert_eq!(first[1]["name"], "Beta", "{first}");
+    let last = first[1]["id"].as_str().expect("id").to_owned();
+    let table = succeeded(&admin(&dir, &["customer", "list", "--limit", "2"]));
+    assert!(
+        table.contains(&format!(
+            "(more customers may follow: run again with --after {last})"
+        )),
+        "{table}"
+    );
+    let rest = succeeded(&admin(
+        &dir,
+        &["customer", "list", "--limit", "2", "--after", &last],
+    ));
+    assert!(
+        rest.contains("Betamax") && !rest.contains("Acme") && !rest.contains("more customers"),
+        "{rest}"
+    );
+    let found = json_of(&admin(
+        &dir,
+        &["--json", "customer", "list", "--name", "BETA"],
+    ));
+    let names: Vec<&str> = found
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Beta", "Betamax"]);
+    let found = succeeded(&admin(&dir, &["customer", "list", "--name", "beta&x=1"]));
+    assert!(!found.contains("Beta"), "{found}");
+    let refused = admin(&dir, &["customer", "list", "--limit", "0"]);
+    assert_eq!(refused.status.code(), Some(2));
+}
+
 #[actix_rt::test]
 async fn admin_cli_shows_the_sender_check_and_approves_only_with_the_override() {
     let app = spawn_app().await;
