@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
-use shared_proto::admin_api::{KeyClearStatus, Role};
+use shared_proto::admin_api::{KeyClearStatus, Role, MAX_FAILOVER_DAYS};
 use uuid::Uuid;
 
 /// Solme's main license server: the registry of customers, license server ids and
@@ -466,9 +466,21 @@ pub enum ServerCommand {
         #[arg(value_parser = parse_id)]
         customer_id: Uuid,
     },
+    /// Set an id's failover period: how many days a promoted standby server of the id
+    /// may issue seats while its primary is down (1 to 90; 14 unless set). The license
+    /// files naming a standby carry it from the id's next sync on. Recorded in the
+    /// audit log.
+    FailoverPeriod {
+        /// License server id.
+        #[arg(value_parser = parse_id)]
+        server_id: Uuid,
+        /// Days, 1 to 90.
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_FAILOVER_DAYS)))]
+        days: u32,
+    },
     /// Show an id: binding, last sync and channel, days until the 366-day limit,
-    /// whether its local server holds the newest revision, a possible-copy mark,
-    /// licenses.
+    /// whether its local server holds the newest revision, a possible-copy mark, its
+    /// standby server and failover period, licenses.
     Show {
         /// License server id.
         #[arg(value_parser = parse_id)]

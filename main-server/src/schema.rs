@@ -33,6 +33,9 @@ diesel::table! {
         retired_at -> Nullable<BigInt>,
         possible_copy_since -> Nullable<BigInt>,
         issued_revision -> Nullable<BigInt>,
+        standby_fingerprint -> Nullable<Text>,
+        standby_registered_at -> Nullable<BigInt>,
+        failover_days -> Integer,
     }
 }
 

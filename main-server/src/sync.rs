@@ -7,6 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
 use shared_proto::admin_api::{AuditAction, AuditEntry, SyncAnswer, SyncChannel};
 use shared_proto::borrows::InheritedBorrows;
+use shared_proto::keys::Fingerprint;
+use shared_proto::messages::StandbyTerms;
 use shared_proto::sync_data::VerifiedSyncRequest;
 use shared_proto::validity::valid_until_for;
 use shared_proto::{ErrorCode, LicenseFile};
@@ -16,6 +18,7 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::audit;
+use crate::store::standby::{self, Naming};
 use crate::store::sync::{self as tx, Attempt, Issued};
 use crate::store::{customers, licenses, reported_borrows};
 
@@ -38,6 +41,8 @@ pub fn stale_window(channel: SyncChannel) -> Duration {
 struct Checked {
     verified: VerifiedSyncRequest,
     attempt: Attempt,
+    /// The standby server the request names (never its own key pair).
+    standby: Option<Fingerprint>,
 }
 
 /// The sync core is a part of the application state: both channels call it there.
@@ -51,13 +56,26 @@ impl AppState {
         let mut known = Known::default();
         let result = async {
             let checked = check(text, channel, peer, None, now, &mut known)?;
-            let Checked { verified, attempt } = checked;
+            let Checked {
+                verified,
+                attempt,
+                standby,
+            } = checked;
             let (server_id, key) = (attempt.server_id, attempt.fingerprint.clone());
             let issued = self.writer.issue(attempt).await?;
+            // After the commit, on its own: the sync's group transaction (on PostgreSQL
+            // one call of the sync function) knows nothing of standbys.
+            let standby = match standby {
+                Some(standby) => {
+                    self.register_standby(server_id, key.clone(), standby, now, peer)
+                        .await?
+                }
+                None => None,
+            };
             let inherited = self
                 .inherited_borrows(&verified, server_id, key, now)
                 .await?;
-            self.answer(&verified, channel, peer, now, issued, inherited)
+            self.answer(&verified, channel, peer, now, issued, inherited, standby)
         }
         .await;
         if let Err(error) = &result {
@@ -101,7 +119,11 @@ impl AppState {
     /// The database part of [`Self::sync`], for a request that passed [`check`].
     fn sync_checked(
         &self,
-        Checked { verified, attempt }: Checked,
+        Checked {
+            verified,
+            attempt,
+            standby,
+        }: Checked,
         channel: SyncChannel,
         peer: &str,
         sender: Option<&str>,
@@ -128,7 +150,20 @@ impl AppState {
                     reported_borrows::inherited(conn, attempt.server_id, &attempt.fingerprint, now)?
                 }
             };
-            let answer = self.answer(&verified, channel, peer, now, issued, inherited)?;
+            let standby = match &standby {
+                Some(standby) => standby::register(
+                    conn,
+                    &Naming {
+                        server_id: attempt.server_id,
+                        key: &attempt.fingerprint,
+                        standby,
+                        now,
+                        actor: &attempt.actor,
+                    },
+                )?,
+                None => None,
+            };
+            let answer = self.answer(&verified, channel, peer, now, issued, inherited, standby)?;
             if channel.carries_files() {
                 let kept = serde_json::to_string(&answer).map_err(|e| {
                     ApiError::Internal(anyhow::Error::new(e).context("keeping an answer"))
@@ -196,7 +231,40 @@ impl AppState {
         })?
     }
 
+    /// Registers the standby a direct sync named (see [`standby::register`]), on a
+    /// writing connection, after the sync's commit.
+    async fn register_standby(
+        &self,
+        server_id: Uuid,
+        key: String,
+        standby: Fingerprint,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<Option<StandbyTerms>, ApiError> {
+        let pool = self.db.write.clone();
+        let actor = actor.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            let naming = Naming {
+                server_id,
+                key: &key,
+                standby: &standby,
+                now,
+                actor: &actor,
+            };
+            standby::register(&mut conn, &naming)
+        })
+        .await
+        .map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("registering a standby server"))
+        })?
+    }
+
     /// Signs and encrypts the license file for a committed sync.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one answer, each from a different step of the sync"
+    )]
     fn answer(
         &self,
         verified: &VerifiedSyncRequest,
@@ -205,6 +273,7 @@ impl AppState {
         now: DateTime<Utc>,
         issued: Issued,
         inherited_borrows: Option<InheritedBorrows>,
+        standby: Option<StandbyTerms>,
     ) -> Result<SyncAnswer, ApiError> {
         let request = &verified.request;
         let valid_until = valid_until_for(now);
@@ -220,7 +289,7 @@ impl AppState {
             customer: issued.customer,
             licenses: licenses::to_proto(&issued.licenses),
             inherited_borrows,
-            standby: None,
+            standby,
         };
         let license_file =
             shared_proto::license_file::seal(&self.signing_key, &file, &request.public_keys)
@@ -282,6 +351,15 @@ fn check(
     known.request_id = Some(request.request_id);
     known.fingerprint = Some(verified.fingerprint.to_string());
 
+    let standby = request.standby_keys.as_ref().map(|keys| keys.fingerprint());
+    if standby.as_ref() == Some(&verified.fingerprint) {
+        return Err(ApiError::malformed(
+            "the sync data names this server's own key pair as its standby server: a \
+             standby is a second installation with a key pair of its own; pair the two \
+             servers again",
+        ));
+    }
+
     let age = now - request.created_at;
     if age.abs() > stale_window(channel) {
         return Err(ApiError::refused(
@@ -314,7 +392,7 @@ fn check(
         }
     }
     let detail = format!(
-        "channel {}, peer {peer}, key {}, request {}, software {}, {}{}",
+        "channel {}, peer {peer}, key {}, request {}, software {}, {}{}{}",
         channel.as_str(),
         verified.fingerprint,
         request.request_id,
@@ -329,6 +407,9 @@ fn check(
             |held| format!("held sequence {held}")
         ),
         request_counter.map_or_else(String::new, |c| format!(", request counter {c}")),
+        standby
+            .as_ref()
+            .map_or_else(String::new, |s| format!(", names standby server {s}")),
     );
     let attempt = Attempt {
         server_id: request.server_id,
@@ -351,7 +432,11 @@ fn check(
             .map(|h| h.to_ascii_lowercase()),
         borrows: reported_borrows::to_store(request.held_sequence, request.borrows.as_deref())?,
     };
-    Ok(Checked { verified, attempt })
+    Ok(Checked {
+        verified,
+        attempt,
+        standby,
+    })
 }
 
 /// The audit entry of a refused sync (and its log line).

@@ -142,6 +142,12 @@ crate::text_enum! {
         /// A local server's installation receipt was recorded (uploaded in the portal
         /// or mailed): the id holds that license file.
         ReceiptRecorded => "server.receipt",
+        /// A sync request of the id's bound key pair named a standby server that was
+        /// not the one registered (the first, or another): Solme registered it (the
+        /// detail carries its fingerprint and the previous one).
+        StandbyRegistered => "server.standby_registered",
+        /// An operator set how many days a promoted standby of the id may issue seats.
+        FailoverPeriodSet => "server.failover_period_set",
     }
 }
 
@@ -515,6 +521,36 @@ pub struct Server {
     /// show it (`GET /servers/{id}` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub possible_copy: Option<PossibleCopy>,
+    /// Fingerprint of the standby server the id's key pair last named in a sync
+    /// request (kept when later requests name none: the last one registered); null
+    /// when none was, or since the key pair was cleared.
+    #[serde(default)]
+    pub standby_fingerprint: Option<String>,
+    /// When that standby was registered (first named, or named instead of another).
+    #[serde(default)]
+    pub standby_registered_at: Option<DateTime<Utc>>,
+    /// Days a promoted standby of the id may issue seats while its primary is down
+    /// (1–90, default 14): carried in the license files that name a standby.
+    #[serde(default = "default_failover_days")]
+    pub failover_days: u32,
+}
+
+/// The failover period of an id nobody set one for.
+pub const DEFAULT_FAILOVER_DAYS: u32 = 14;
+/// The longest failover period Solme grants.
+pub const MAX_FAILOVER_DAYS: u32 = 90;
+
+fn default_failover_days() -> u32 {
+    DEFAULT_FAILOVER_DAYS
+}
+
+/// `PUT /admin/v1/servers/{id}/failover-period`: how many days (1–90) a promoted
+/// standby of the id may issue seats while its primary is down.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverPeriodSetting {
+    pub days: u32,
 }
 
 /// Why an id is marked a possible copy: its key pair's newest requests, ordered by

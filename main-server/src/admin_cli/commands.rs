@@ -8,8 +8,8 @@ use crate::cli::{
     PageArgs, ReminderCommand, RequestCommand, ServerCommand, Switch,
 };
 use shared_proto::admin_api::{
-    CopyPolicySetting, CustomerCopyPolicy, CustomerDetail, KeyClearRequestDetail,
-    PossibleCopyDismissal, PossibleCopyDismissed,
+    CopyPolicySetting, CustomerCopyPolicy, CustomerDetail, FailoverPeriodSetting,
+    KeyClearRequestDetail, PossibleCopyDismissal, PossibleCopyDismissed,
 };
 use shared_proto::admin_api::{
     Customer, CustomerRename, Decision, IssuedToken, KeyClear, KeyClearRequest, License,
@@ -21,7 +21,7 @@ use shared_proto::ErrorCode;
 
 use super::client::{decode, CliError, Client};
 use super::tables::{
-    copy_policy_words, show_customer_detail, show_possible_copy, show_request_detail,
+    copy_policy_words, days_words, show_customer_detail, show_possible_copy, show_request_detail,
 };
 use super::tables::{
     json_out, show_customer_page, show_customers, show_licenses, show_list, show_one,
@@ -318,6 +318,26 @@ pub(super) async fn execute(client: &Client, args: &AdminArgs) -> Result<String,
                     )
                     .await?;
                 show_server(&server, json)
+            }
+            ServerCommand::FailoverPeriod { server_id, days } => {
+                let value = client
+                    .send(
+                        awc::http::Method::PUT,
+                        &format!("/admin/v1/servers/{server_id}/failover-period"),
+                        Some(&FailoverPeriodSetting { days: *days }),
+                    )
+                    .await?;
+                let server: Server = decode(value)?;
+                if json {
+                    return json_out(&server);
+                }
+                Ok(format!(
+                    "The failover period of {} is {}: a promoted standby server of it may \
+                     issue seats that long while its primary is down. The license files \
+                     naming a standby carry it from the id's next sync on.\n",
+                    server.server_id,
+                    days_words(server.failover_days)
+                ))
             }
             ServerCommand::Show { server_id } => {
                 let server: Server = client

@@ -259,10 +259,14 @@ pub(super) fn show_server(server: &Server, json: bool) -> Result<String, CliErro
             copy_policy_words(server.copy_policy)
         ),
     };
+    let standby = match (&server.standby_fingerprint, server.standby_registered_at) {
+        (Some(fingerprint), at) => format!("{fingerprint}, registered {}", date(at)),
+        (None, _) => "none registered".to_owned(),
+    };
     let mut out = format!(
         "server id     {}\ncustomer      {} ({})\nrevision      {}\nserver holds  {holds}\nsequence      {}\n\
          key pair      {}\nbound at      {}\nlast sync     {} via {}\nvalid until   {}\ndue           {due}\n\
-         copies        {copy}\n\nlicenses:\n",
+         copies        {copy}\nstandby       {standby}\nfailover      {}\n\nlicenses:\n",
         server.server_id,
         server.customer_name,
         server.customer_id,
@@ -275,6 +279,7 @@ pub(super) fn show_server(server: &Server, json: bool) -> Result<String, CliErro
             .last_sync_channel
             .map_or_else(|| "-".to_owned(), |c| c.to_string()),
         date(server.valid_until),
+        days_words(server.failover_days),
     );
     out.push_str(&show_licenses(&server.licenses, false)?);
     if let Some(copy) = &server.possible_copy {
@@ -282,6 +287,15 @@ pub(super) fn show_server(server: &Server, json: bool) -> Result<String, CliErro
         out.push_str(&show_possible_copy(copy));
     }
     Ok(out)
+}
+
+/// A number of days in words ("1 day", "14 days").
+pub(super) fn days_words(days: u32) -> String {
+    if days == 1 {
+        "1 day".to_owned()
+    } else {
+        format!("{days} days")
+    }
 }
 
 /// Why an id is marked a possible copy: the explanation and the requests showing it.

@@ -20,6 +20,7 @@ pub mod reported_borrows;
 pub mod retired;
 pub mod servers;
 pub mod sessions;
+pub mod standby;
 pub mod sync;
 pub mod usage;
 

@@ -39,6 +39,18 @@ pub(crate) struct ServerRow {
     #[diesel(select_expression_type = customers::copy_policy)]
     copy_policy: String,
     issued_revision: Option<i64>,
+    /// Apart: diesel selects at most 16 columns as one tuple.
+    #[diesel(embed)]
+    standby: StandbyColumns,
+}
+
+/// The id's standby server and failover period (see [`super::standby`]).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = servers)]
+pub(crate) struct StandbyColumns {
+    standby_fingerprint: Option<String>,
+    standby_registered_at: Option<i64>,
+    failover_days: i32,
 }
 
 fn to_view(
@@ -69,6 +81,9 @@ fn to_view(
         copy_policy: parse_word(&row.copy_policy)?,
         holds: None,
         possible_copy: None,
+        standby_fingerprint: row.standby.standby_fingerprint,
+        standby_registered_at: row.standby.standby_registered_at.map(from_millis),
+        failover_days: super::standby::stored_days(row.standby.failover_days)?,
     })
 }
 
@@ -475,8 +490,9 @@ fn due_page(
     Ok(rows)
 }
 
-/// Unbinds the key pair of `id` so the next first sync binds a new one. `via` says what
-/// caused it (operator command or an approved request) for the audit log.
+/// Unbinds the key pair of `id` so the next first sync binds a new one, and forgets its
+/// standby server (the reinstalled primary names one again). `via` says what caused it
+/// (operator command or an approved request) for the audit log.
 pub fn clear_key(
     conn: &mut DbConnection,
     now: DateTime<Utc>,
@@ -501,9 +517,14 @@ pub fn clear_key(
             servers::bound_at.eq(None::<i64>),
         ))
         .execute(conn)?;
+    let standby = super::standby::clear(conn, id)?;
     let detail = format!(
-        "via {via}, previous key {}, reason: {reason}",
-        old.as_deref().unwrap_or("none")
+        "via {via}, previous key {}, {}, reason: {reason}",
+        old.as_deref().unwrap_or("none"),
+        standby.as_deref().map_or_else(
+            || "no standby server registered".to_owned(),
+            |s| format!("standby server {s} cleared too (the primary pairs again)")
+        )
     );
     audit::record(
         conn,

@@ -32,6 +32,7 @@ mod retire;
 mod retire_race;
 mod roles;
 mod sessions;
+mod standby;
 mod sync;
 mod temporary;
 mod usage;

@@ -98,6 +98,7 @@ endpoints! {
     Post "/servers/{id}/key-clear" => Manager, servers::clear_key;
     Post "/servers/{id}/retire" => Manager, servers::retire_server;
     Post "/servers/{id}/move" => Manager, servers::move_server;
+    Put "/servers/{id}/failover-period" => Manager, servers::set_failover_period;
     Post "/servers/{id}/possible-copy/dismiss" => Manager, copies::dismiss_possible_copy;
     Get "/servers/{id}/installation" => Viewer, receipts::server_installation;
     Get "/installations" => Viewer, receipts::list_installations;

@@ -1,18 +1,21 @@
-//! License server ids: making one, the due list, one id with its usage, and clearing
-//! an id's bound key pair.
+//! License server ids: making one, the due list, one id with its usage, clearing an
+//! id's bound key pair, and its failover period.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use diesel::Connection;
 use serde::Deserialize;
-use shared_proto::admin_api::{KeyClear, NewServer, Server, ServerMove, ServerRetire, SyncUsage};
+use shared_proto::admin_api::{
+    FailoverPeriodSetting, KeyClear, NewServer, Server, ServerMove, ServerRetire, SyncUsage,
+    MAX_FAILOVER_DAYS,
+};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::{read_json, write_json, State};
 use crate::auth::{Manager, Viewer};
 use crate::error::ApiError;
-use crate::store::{servers, usage};
+use crate::store::{servers, standby, usage};
 
 #[utoipa::path(
     post, path = "/admin/v1/servers", tag = "servers",
@@ -200,4 +203,65 @@ pub(super) async fn move_server(
         servers::move_to(conn, now, op.name(), id, body.customer_id)
     })
     .await
+}
+
+#[utoipa::path(
+    put, path = "/admin/v1/servers/{id}/failover-period", tag = "servers",
+    params(("id" = Uuid, Path, description = "The license server id.")),
+    request_body = FailoverPeriodSetting,
+    responses(
+        (status = 200, description = "The id with its failover period as set: the days a promoted standby of the id may issue seats while its primary is down, carried in the next license files that name a standby (audited `server.failover_period_set` when it changed).", body = Server),
+        (status = 400, description = "`MALFORMED`: `days` is not a whole number from 1 to 90."),
+        (status = 404, description = "`UNKNOWN_SERVER_ID`."),
+    )
+)]
+pub(super) async fn set_failover_period(
+    op: Manager,
+    state: State,
+    path: web::Path<Uuid>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    // Read by hand rather than by the JSON extractor, so that a wrong value is refused
+    // in words a person reads, not the JSON library's.
+    let days = failover_days(&body)?;
+    write_json(&state, StatusCode::OK, move |conn, now| {
+        standby::set_failover_days(conn, now, op.name(), id, days)
+    })
+    .await
+}
+
+/// The `days` of a failover-period body: a whole number from 1 to 90, and nothing else
+/// in the body.
+fn failover_days(body: &serde_json::Value) -> Result<u32, ApiError> {
+    let refused = |what: &str| {
+        ApiError::malformed(format!(
+            "the failover period must be a whole number of days from 1 to \
+             {MAX_FAILOVER_DAYS}; {what}"
+        ))
+    };
+    let serde_json::Value::Object(fields) = body else {
+        return Err(refused("send it as {\"days\": N}"));
+    };
+    if fields.keys().any(|k| k.as_str() != "days") {
+        return Err(refused("the body may hold nothing but the days"));
+    }
+    match fields.get("days") {
+        None => Err(refused("the body names no days")),
+        Some(value) => match value.as_u64().map(u32::try_from) {
+            Some(Ok(days)) if (1..=MAX_FAILOVER_DAYS).contains(&days) => Ok(days),
+            Some(_) => Err(refused(&format!("{value} is out of range"))),
+            None => Err(refused(&format!("{} is not one", shown(value)))),
+        },
+    }
+}
+
+/// A JSON value in an error message, cut short.
+fn shown(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 40 {
+        format!("{}…", text.chars().take(40).collect::<String>())
+    } else {
+        text
+    }
 }
