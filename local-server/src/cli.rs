@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::config::{AutoSyncMode, InitOptions};
 use crate::leases::EngineSettings;
+use crate::pair::standby::StandbyInit;
 use crate::proxy::ProxyText;
 use crate::startup::ServeOptions;
 
@@ -181,6 +182,28 @@ pub enum Command {
         #[arg(long, env = "LOCAL_SERVER_CSV")]
         csv: bool,
     },
+    /// A standby server for this one (docs: standby servers).
+    Standby {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(subcommand)]
+        command: StandbyCommand,
+    },
+    /// Make this standby server issue seats while its primary is down. A person decides:
+    /// only when the primary has been silent, does not answer a last call, the two
+    /// clocks agreed, and the failover period Solme allows is not used up. Make sure the
+    /// primary is off: if it still runs where this server cannot reach it, both would
+    /// issue seats.
+    Promote {
+        #[command(flatten)]
+        data: DataDir,
+        /// Why, kept with the promotion (one line, at most 500 characters).
+        #[arg(long, env = "LOCAL_SERVER_PROMOTE_REASON", value_name = "TEXT")]
+        reason: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long, env = "LOCAL_SERVER_JSON")]
+        json: bool,
+    },
     /// Check or apply an options file (reservations and limits per feature).
     Options {
         /// Data directory of this license server (needed by `apply`; with `check`, rules
@@ -190,6 +213,14 @@ pub enum Command {
         #[command(subcommand)]
         command: OptionsCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StandbyCommand {
+    /// Show a one-time code (valid 10 minutes) to pair a standby with this server:
+    /// run `local-server init --standby-of THIS-ADDRESS --pairing-code CODE` on the
+    /// standby's machine.
+    Pair,
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,8 +255,9 @@ pub struct InitArgs {
     #[command(flatten)]
     pub data: DataDir,
     /// The license server id Solme allocated to you.
-    #[arg(long, env = "LOCAL_SERVER_ID", value_name = "UUID", value_parser = parse_id)]
-    pub id: Uuid,
+    #[arg(long, env = "LOCAL_SERVER_ID", value_name = "UUID", value_parser = parse_id,
+          required_unless_present = "standby_of")]
+    pub id: Option<Uuid>,
     /// Address of Solme's main license server, e.g. `https://licensing.solme.example`.
     /// Repeat it to list several addresses, tried in order. A single address without a
     /// port is tried on port 443, then on 8080.
@@ -233,18 +265,28 @@ pub struct InitArgs {
         long = "main-server",
         env = "LOCAL_SERVER_MAIN_SERVERS",
         value_delimiter = ',',
-        required = true,
+        required_unless_present = "standby_of",
         value_name = "URL"
     )]
     pub main_servers: Vec<String>,
     /// Solme's public key (PEM), as shipped with the software: license files must be
     /// signed by it.
-    #[arg(long, env = "LOCAL_SERVER_SOLME_KEY", value_name = "FILE")]
-    pub solme_key: PathBuf,
+    #[arg(
+        long,
+        env = "LOCAL_SERVER_SOLME_KEY",
+        value_name = "FILE",
+        required_unless_present = "standby_of"
+    )]
+    pub solme_key: Option<PathBuf>,
     /// The certificate authority (PEM) the main server's certificate must come from.
     /// Only this CA is trusted for synchronization.
-    #[arg(long, env = "LOCAL_SERVER_CA_CERT", value_name = "FILE")]
-    pub ca_cert: PathBuf,
+    #[arg(
+        long,
+        env = "LOCAL_SERVER_CA_CERT",
+        value_name = "FILE",
+        required_unless_present = "standby_of"
+    )]
+    pub ca_cert: Option<PathBuf>,
     /// HTTP proxy to reach the main server through, stored in the configuration.
     #[arg(long, env = "LOCAL_SERVER_INIT_PROXY", value_name = "URL")]
     pub proxy: Option<ProxyText>,
@@ -252,6 +294,28 @@ pub struct InitArgs {
     /// refuses the new key pair until Solme clears the old one.
     #[arg(long, env = "LOCAL_SERVER_FORCE")]
     pub force: bool,
+    /// Set this server up as the standby of the primary license server at ADDRESS (its
+    /// client address, e.g. `http://license1:7070`), with the code `local-server
+    /// standby pair` showed there. The id, Solme's key and the main-server addresses
+    /// come from the primary.
+    #[arg(long, env = "LOCAL_SERVER_STANDBY_OF", value_name = "ADDRESS",
+          requires = "pairing_code",
+          conflicts_with_all = ["id", "main_servers", "solme_key", "ca_cert", "proxy", "force"])]
+    pub standby_of: Option<String>,
+    /// The one-time code the primary showed (`local-server standby pair` there).
+    #[arg(
+        long,
+        env = "LOCAL_SERVER_PAIRING_CODE",
+        value_name = "CODE",
+        requires = "standby_of"
+    )]
+    pub pairing_code: Option<String>,
+}
+
+/// What `init` sets up: a license server, or the standby of one.
+pub enum InitPlan {
+    Server(InitOptions),
+    Standby(StandbyInit),
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +367,12 @@ pub struct ServeArgs {
     /// Most simultaneous client connections per worker.
     #[arg(long, env = "LOCAL_SERVER_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// How often a standby calls its primary, in milliseconds (a primary waits three
+    /// of them for its standby's word when it starts; a standby may be promoted after
+    /// twelve without word from the primary).
+    #[arg(long, env = "LOCAL_SERVER_PAIR_INTERVAL_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub pair_interval_ms: u64,
 }
 
 /// The schedule is the domain's ([`AutoSyncMode`]); the command line only offers its words.
@@ -318,15 +388,23 @@ impl ValueEnum for AutoSyncMode {
 
 impl InitArgs {
     /// What `init` is asked to do, in the domain's terms.
-    pub fn options(&self) -> InitOptions {
-        InitOptions {
-            data_dir: self.data.data_dir.clone(),
-            id: self.id,
-            main_servers: self.main_servers.clone(),
-            solme_key: self.solme_key.clone(),
-            ca_cert: self.ca_cert.clone(),
-            proxy: self.proxy.clone(),
-            force: self.force,
+    pub fn plan(&self) -> InitPlan {
+        match (&self.standby_of, &self.pairing_code) {
+            (Some(primary), Some(code)) => InitPlan::Standby(StandbyInit {
+                data_dir: self.data.data_dir.clone(),
+                primary: primary.clone(),
+                pairing_code: code.clone(),
+            }),
+            // clap requires the rest whenever `--standby-of` is absent.
+            _ => InitPlan::Server(InitOptions {
+                data_dir: self.data.data_dir.clone(),
+                id: self.id.unwrap_or_default(),
+                main_servers: self.main_servers.clone(),
+                solme_key: self.solme_key.clone().unwrap_or_default(),
+                ca_cert: self.ca_cert.clone().unwrap_or_default(),
+                proxy: self.proxy.clone(),
+                force: self.force,
+            }),
         }
     }
 }
@@ -349,6 +427,7 @@ impl ServeArgs {
             workers: self.workers,
             max_connections: self.max_connections,
             scheduler_tick: Duration::from_millis(self.scheduler_tick_ms),
+            pair_interval: Duration::from_millis(self.pair_interval_ms),
         }
     }
 }

@@ -223,7 +223,7 @@ fn read_pem(path: &Path, what: &str) -> anyhow::Result<String> {
 
 /// Creates the data directory readable by the owner only (0700: it holds the private
 /// keys and the proxy credentials), or restricts an existing one.
-fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     fs::DirBuilder::new()
         .recursive(true)

@@ -31,6 +31,8 @@ shared_proto::text_enum! {
         Internet => "internet",
         /// Imported from a file (the email channel).
         File => "file",
+        /// A standby's copy of its primary's file, handed on by the primary.
+        Primary => "primary",
     }
 }
 
@@ -468,6 +470,8 @@ pub fn import_text(
 ) -> Result<Changes, Error> {
     let file = open_text(settings, identity, text)?;
     let changes = apply(conn, &file, channel, now)?;
+    // What a primary hands on to its standby.
+    crate::pair::store::keep_primary_file(conn, &license_file::signed_content(text, identity)?)?;
     log::info!(
         "license file installed server_id={} sequence={} channel={} valid_until={}",
         settings.server_id,

@@ -48,6 +48,7 @@ pub mod log_file;
 pub mod manager_page;
 pub mod metrics;
 pub mod options;
+pub mod pair;
 pub mod proxy;
 pub mod receipt;
 pub mod report;
@@ -127,8 +128,26 @@ fn print_report(
 
 async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
     match command {
-        Command::Init(args) => {
-            out!("{}", config::init(&args.options(), &clock)?);
+        Command::Init(args) => match args.plan() {
+            cli::InitPlan::Server(options) => out!("{}", config::init(&options, &clock)?),
+            cli::InitPlan::Standby(options) => {
+                out!("{}", pair::standby::init(&options, &clock).await?)
+            }
+        },
+        Command::Standby {
+            data,
+            command: cli::StandbyCommand::Pair,
+        } => {
+            let mut conn = db::connect_existing(&data.data_dir)?;
+            db::load_config(&mut conn)?;
+            out!("{}", pair::standby::pairing_code(&mut conn, clock.now())?);
+        }
+        Command::Promote { data, reason, json } => {
+            let installation = Installation::open(&data.data_dir, clock)?;
+            let promoted =
+                pair::standby::promote(&installation, take_back::command_line_actor(), reason)
+                    .await?;
+            print_report(&promoted, json, "the promotion")?;
         }
         Command::Serve(args) => {
             let app = startup::Application::build(&args.options(), clock)?;

@@ -137,3 +137,48 @@ diesel::table! {
         held_file_sha256 -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    pair (id) {
+        id -> Integer,
+        role -> Text,
+        state -> Text,
+        epoch -> BigInt,
+        peer_keys -> Text,
+        peer_address -> Nullable<Text>,
+        paired_at -> BigInt,
+        interval_ms -> Nullable<BigInt>,
+        waiting_until -> Nullable<BigInt>,
+        promoted_at -> Nullable<BigInt>,
+        promoted_by -> Nullable<Text>,
+        promoted_reason -> Nullable<Text>,
+        failover_sequence -> Nullable<BigInt>,
+        failover_started_at -> Nullable<BigInt>,
+        failover_days -> Nullable<BigInt>,
+        license_file -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    pair_news (id) {
+        id -> Integer,
+        last_heard_at -> Nullable<BigInt>,
+        last_heard_state -> Nullable<Text>,
+        clock_offset_ms -> Nullable<BigInt>,
+        clock_round_trip_ms -> Nullable<BigInt>,
+        clock_measured_at -> Nullable<BigInt>,
+        peer_counter -> BigInt,
+        own_counter -> BigInt,
+        overlap_detected_at -> Nullable<BigInt>,
+        overlap_detail -> Nullable<Text>,
+        handed_back_at -> Nullable<BigInt>,
+        handed_back_entries -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    pairing_codes (code_sha256) {
+        code_sha256 -> Text,
+        expires_at -> BigInt,
+    }
+}

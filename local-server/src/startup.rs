@@ -44,6 +44,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// How often the automatic-sync scheduler looks at the clock.
     pub scheduler_tick: StdDuration,
+    /// How often a standby calls its primary ([`crate::pair`]).
+    pub pair_interval: StdDuration,
 }
 
 /// A bound, ready server.
@@ -57,6 +59,7 @@ pub struct Application {
     installation: Installation,
     sync_client: awc::Client,
     scheduler_tick: StdDuration,
+    pair_interval: StdDuration,
     /// Held while serving: one `serve` per data directory.
     _lock: ServeLock,
 }
@@ -70,6 +73,12 @@ impl Application {
         let settings = installation.settings().map_err(anyhow::Error::from)?;
         let proxy = ProxySettings::resolve(args.proxy.as_ref(), settings.proxy.as_ref())?;
         let tls = sync::tls_connector(&settings.ca_pem)?;
+        // Before the engine reads the pair: a primary issues nothing until its standby
+        // had its word.
+        {
+            let mut conn = installation.pool.get().context("opening the database")?;
+            crate::pair::on_start(&mut conn, clock.now(), args.pair_interval)?;
+        }
         let engine = Arc::new(LeaseEngine::open(dir, clock, args.engine.clone())?);
         let state = web::Data::new(AppState {
             engine: engine.clone(),
@@ -113,6 +122,7 @@ impl Application {
             installation,
             sync_client: sync::http_client(tls, proxy),
             scheduler_tick: args.scheduler_tick,
+            pair_interval: args.pair_interval,
             _lock: lock,
         })
     }
@@ -138,10 +148,11 @@ impl Application {
         let background = [
             actix_rt::spawn(sweeper(self.engine.clone())),
             actix_rt::spawn(scheduler::run(
-                self.installation,
+                self.installation.clone(),
                 self.sync_client,
                 self.scheduler_tick,
             )),
+            actix_rt::spawn(crate::pair::run(self.installation, self.pair_interval)),
         ];
         let served = self.server.await.context("running the HTTP server");
         for task in background {

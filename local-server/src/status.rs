@@ -379,6 +379,7 @@ impl fmt::Display for StatusReport {
                 self.last_sync_channel.map_or("?", |channel| match channel {
                     Channel::Internet => crate::wording::OVER_THE_INTERNET,
                     Channel::File => crate::wording::BY_EMAIL,
+                    Channel::Primary => crate::wording::FROM_THE_PRIMARY,
                 }),
                 self.license_file_sequence.unwrap_or(0)
             )?,

@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::import::{self, Changes, Channel};
 use crate::installation::Installation;
 use crate::leases::{license_from_row, seats_valid_now};
+use crate::pair::store::Role;
 use crate::proxy::{ProxySettings, TunnelConnector, TunnelError};
 use crate::schema::{sync_history, sync_state, usage_reported};
 
@@ -149,14 +150,34 @@ pub fn build_request(
 ) -> Result<(SyncRequest, String), Error> {
     // The counter moves in the transaction that reads what the request carries: two
     // requests built at once (a direct sync and an export) never share a number.
-    let (counter, held_file_sha256, state, since, usage, borrows) =
-        conn.immediate_transaction(|c| {
+    let (counter, held_file_sha256, state, since, usage, borrows, standby_keys) = conn
+        .immediate_transaction(|c| {
+            let standby_keys = match crate::pair::store::load(c)? {
+                Some(pair) if pair.role() == Role::Standby => {
+                    return Err(Error::refused(
+                        ErrorCode::WrongServer,
+                        "this is a standby server: it holds a copy of its primary's license \
+                         file, handed on by the primary; synchronize the primary",
+                    ))
+                }
+                // The primary names its standby to Solme in every request.
+                Some(pair) => Some(pair.peer_keys()?),
+                None => None,
+            };
             let (counter, held_file_sha256) = next_request_counter(c)?;
             let state = db::load_sync_state(c)?;
             let since = usage_period_start(c)?;
             let usage = usage_since(c, since, now)?;
             let borrows = crate::leases::inherited::outstanding(c, now)?;
-            Ok::<_, Error>((counter, held_file_sha256, state, since, usage, borrows))
+            Ok::<_, Error>((
+                counter,
+                held_file_sha256,
+                state,
+                since,
+                usage,
+                borrows,
+                standby_keys,
+            ))
         })?;
     let request = SyncRequest {
         version: MESSAGE_VERSION,
@@ -172,7 +193,7 @@ pub fn build_request(
         held_file_sha256: state.sequence.and(held_file_sha256),
         request_counter: Some(counter),
         borrows: Some(borrows),
-        standby_keys: None,
+        standby_keys,
     };
     let text = sync_data::seal(identity, &request)?;
     Ok((request, text))
@@ -517,6 +538,10 @@ async fn exchange(
                         }
                         // Solme stored this request's usage with the file it issued.
                         let changes = import::apply(c, &file, Channel::Internet, clock.now())?;
+                        crate::pair::store::keep_primary_file(
+                            c,
+                            &shared_proto::license_file::signed_content(&answer, &identity)?,
+                        )?;
                         mark_usage_reported(c, created_at)?;
                         Ok(changes)
                     })

@@ -162,7 +162,7 @@ pub fn command_line_actor() -> String {
 }
 
 /// Checks the reason: one line of printable text, at most [`MAX_REASON_CHARS`].
-fn checked_reason(reason: Option<&str>) -> Result<Option<String>, Error> {
+pub(crate) fn checked_reason(reason: Option<&str>) -> Result<Option<String>, Error> {
     let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(None);
     };

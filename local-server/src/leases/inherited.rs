@@ -104,18 +104,35 @@ pub fn record(
     file: &LicenseFile,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    let Some(inherited) = &file.inherited_borrows else {
-        return Ok(0);
-    };
+    match &file.inherited_borrows {
+        Some(inherited) => record_borrows(
+            conn,
+            &inherited.borrows,
+            &inherited.from_key.to_string(),
+            now,
+        ),
+        None => Ok(0),
+    }
+}
+
+/// Keeps the seats `borrows` lent by the key pair `from_key` (the previous installation,
+/// or a standby's primary) that are not kept yet and have not ended, each as a
+/// borrowed lease. Returns how many it added.
+pub fn record_borrows(
+    conn: &mut SqliteConnection,
+    borrows: &[OutstandingBorrow],
+    from_key: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
     let mut added = 0;
-    for borrow in inherited.borrows.iter().filter(|b| b.until > now) {
+    for borrow in borrows.iter().filter(|b| b.until > now) {
         let row = InheritedRow {
             lease_id: borrow.lease_id.to_string(),
             feature: borrow.feature.clone(),
             user: borrow.user.clone(),
             host: borrow.host.clone(),
             until: to_ms(borrow.until),
-            from_key: inherited.from_key.to_string(),
+            from_key: from_key.to_owned(),
             imported_at: to_ms(now),
         };
         let kept = diesel::sql_query(

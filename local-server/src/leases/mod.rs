@@ -186,6 +186,7 @@ impl LeaseEngine {
             queue: WaitQueue::new(settings.queue_limit, settings.poll_window),
             taken_back: HashMap::new(),
             adopted,
+            pair: None,
         };
         for row in rows {
             let Ok(id) = Uuid::parse_str(&row.id) else {

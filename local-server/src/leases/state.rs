@@ -13,7 +13,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use shared_proto::validity;
-use shared_proto::License;
+use shared_proto::{ErrorCode, License};
 use uuid::Uuid;
 
 use super::index::Index;
@@ -26,6 +26,8 @@ use super::writer::{Done, Op};
 use crate::db::{self, from_ms, to_ms, LeaseRow};
 use crate::error::Error;
 use crate::options;
+use crate::pair::gate as pair_gate;
+use crate::pair::store::{self as pair_store, PairRow, Role};
 use crate::report_log::Event;
 use crate::take_back::{self, TakenBackRow};
 
@@ -54,6 +56,8 @@ pub struct Inner {
     /// The seats taken over from the previous installation that are in the index or
     /// were (a returned one is never taken in again).
     pub adopted: HashSet<Uuid>,
+    /// The primary/standby pair this server belongs to, if any (see [`crate::pair`]).
+    pub pair: Option<PairRow>,
 }
 
 /// What a reload read from the database.
@@ -67,6 +71,7 @@ pub struct Snapshot {
     pub taken_back: Vec<TakenBackRow>,
     /// The seats taken over from the previous installation (see [`inherited`]).
     pub inherited: Vec<InheritedRow>,
+    pub pair: Option<PairRow>,
 }
 
 impl Snapshot {
@@ -80,6 +85,7 @@ impl Snapshot {
                 peaks: db::load_peaks(c)?,
                 taken_back: take_back::pending(c)?,
                 inherited: inherited::load(c)?,
+                pair: pair_store::load(c)?,
             })
         })
     }
@@ -116,6 +122,7 @@ impl Inner {
             .collect();
         self.options.offer(snapshot.options);
         self.adopt(snapshot.inherited);
+        self.pair = snapshot.pair;
         self.generation = snapshot.generation;
     }
 
@@ -145,6 +152,10 @@ impl Inner {
     /// The refusals that come before any seat is counted (clock, then sync state, then a
     /// license of `feature` valid now); the seats valid now when there is none.
     pub fn may_issue(&mut self, feature: &str, now: DateTime<Utc>) -> Result<u32, Error> {
+        // A server of a pair issues only in its turn.
+        if let Some(refusal) = pair_gate::refusal(self.pair.as_ref(), now) {
+            return Err(refusal);
+        }
         self.high_water = Some(policy::raise_high_water(now, self.high_water)?);
         if let Some(refusal) = policy::sync_refusal(validity::sync_state(self.valid_until, now)) {
             return Err(refusal);
@@ -162,6 +173,20 @@ impl Inner {
         wanted: StdDuration,
         now: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, Error> {
+        // A borrow outlives a failover: a standby lends no seats for offline use.
+        if self
+            .pair
+            .as_ref()
+            .is_some_and(|p| p.role() == Role::Standby)
+        {
+            return Err(Error::refused(
+                ErrorCode::Forbidden,
+                format!(
+                    "a standby server lends no seat of {feature} for offline use (a borrow \
+                     would outlive the failover); borrow from the primary once it is back"
+                ),
+            ));
+        }
         let licenses = self.licenses.get(feature).map_or(&[][..], Vec::as_slice);
         policy::borrow_until(feature, licenses, wanted, now, self.valid_until)
     }

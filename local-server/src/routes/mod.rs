@@ -5,6 +5,7 @@
 
 pub mod client_api;
 pub mod manager_api;
+pub mod pair_api;
 
 use actix_web::web;
 use shared_proto::ErrorCode;
@@ -95,6 +96,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/support-bundle",
                 web::post().to(manager_api::manager_support_bundle),
             ),
+    )
+    .service(
+        web::scope("/pair/v1")
+            .wrap(actix_web::middleware::from_fn(client_api::client_api_guard))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(crate::pair::messages::MAX_PAIR_BODY)
+                    .error_handler(|err, _req| {
+                        Error::refused(
+                            ErrorCode::Malformed,
+                            format!("this is not a message from a paired license server: {err}"),
+                        )
+                        .into()
+                    }),
+            )
+            .route("/join", web::post().to(pair_api::join))
+            .route("/replicate", web::post().to(pair_api::replicate))
+            .route("/hand-back", web::post().to(pair_api::hand_back)),
     )
     .configure(manager_page::routes);
 }
