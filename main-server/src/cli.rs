@@ -475,7 +475,7 @@ pub enum ServerCommand {
         #[arg(value_parser = parse_id)]
         server_id: Uuid,
         /// Days, 1 to 90.
-        #[arg(value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_FAILOVER_DAYS)))]
+        #[arg(value_parser = parse_failover_days)]
         days: u32,
     },
     /// Show an id: binding, last sync and channel, days until the 366-day limit,
@@ -696,6 +696,18 @@ fn parse_id(text: &str) -> Result<Uuid, String> {
     Uuid::try_parse(text.trim()).map_err(|_| {
         format!("{text:?} is not an id: expected one like 6f0c1a52-3b8e-4d27-9a51-0c2b7f3e9d10")
     })
+}
+
+/// A failover period in days, checked when the arguments are read (a usage mistake
+/// exits 2).
+fn parse_failover_days(text: &str) -> Result<u32, String> {
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|days| (1..=MAX_FAILOVER_DAYS).contains(days))
+        .ok_or_else(|| {
+            format!("the failover period is a whole number of days from 1 to {MAX_FAILOVER_DAYS}")
+        })
 }
 
 /// A date flag, checked when the flags are read (a usage mistake exits 2) and kept as

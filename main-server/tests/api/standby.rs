@@ -6,12 +6,16 @@
 use awc::http::{Method, StatusCode};
 use chrono::Utc;
 use serde_json::{json, Value};
+use shared_proto::exit;
 use shared_proto::keys::ServerIdentity;
 use shared_proto::messages::StandbyTerms;
 use shared_proto::LicenseFile;
 use uuid::Uuid;
 
-use crate::helpers::{assert_refused, assert_refused_saying, on_both_backends, Local, TestApp};
+use crate::helpers::{
+    assert_refused, assert_refused_saying, failed_saying, on_both_backends, spawn_app, succeeded,
+    Local, TestApp, BIN,
+};
 use crate::operators::add;
 
 /// Sync data of `local` naming `standby` (or none), as a primary makes it.
@@ -315,4 +319,58 @@ async fn a_key_clearing_forgets_the_standby(app: &TestApp) {
     assert_eq!(status, StatusCode::OK, "{shown}");
     assert_eq!(shown["standby_fingerprint"], Value::Null, "{shown}");
     assert_eq!(app.audit_count("key.clear", &cleared).await, 2);
+}
+
+/// `main-server admin` against the running server, as the CLI tests run it.
+fn admin_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(app.data_dir())
+        .args(args)
+        .env_remove("MAIN_SERVER_ADMIN_URL")
+        .env_remove("MAIN_SERVER_TOKEN_FILE")
+        .output()
+        .expect("run admin")
+}
+
+#[actix_rt::test]
+async fn the_admin_cli_sets_and_shows_the_failover_period_and_the_standby() {
+    let app = spawn_app().await;
+    let (server_id, local) = app.register_local().await;
+    let id = server_id.to_string();
+    let shown = succeeded(&admin_cli(&app, &["server", "show", &id]));
+    assert!(shown.contains("standby       none registered"), "{shown}");
+    assert!(shown.contains("failover      14 days"), "{shown}");
+
+    let standby = ServerIdentity::generate().expect("identity");
+    sync(&app, &local, Some(&standby)).await;
+    let said = succeeded(&admin_cli(&app, &["server", "failover-period", &id, "30"]));
+    assert!(
+        said.contains(&format!("The failover period of {id} is 30 days")),
+        "{said}"
+    );
+    let shown = succeeded(&admin_cli(&app, &["server", "show", &id]));
+    assert!(
+        shown.contains(&format!(
+            "standby       {}, registered ",
+            standby.fingerprint()
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("failover      30 days"), "{shown}");
+    assert_eq!(
+        sync(&app, &local, Some(&standby)).await.standby,
+        terms(&standby, 30)
+    );
+
+    // Out of range: a usage mistake, refused before anything is sent.
+    for bad in ["0", "91", "two"] {
+        failed_saying(
+            &admin_cli(&app, &["server", "failover-period", &id, bad]),
+            i32::from(exit::USAGE),
+            "the failover period is a whole number of days from 1 to 90",
+        );
+    }
+    assert_eq!(app.audit_count("server.failover_period_set", "").await, 1);
 }
