@@ -391,7 +391,20 @@ impl Client {
                         break;
                     }
                     Ok(reply) if (200..300).contains(&reply.status) => return Ok((server, reply)),
-                    Ok(reply) => return Err(self.refusal(server, &reply)),
+                    Ok(reply) => {
+                        let refusal = self.refusal(server, &reply);
+                        // A server of a pair that does not issue now (a standby not
+                        // promoted, a primary whose standby was): the next one may.
+                        if refusal.is_other_server_turn() {
+                            log::debug!(
+                                "not this server's turn server={} {refusal}",
+                                self.server(server)
+                            );
+                            last = refusal.to_string();
+                            continue;
+                        }
+                        return Err(refusal);
+                    }
                     Err(cause) => {
                         log::debug!("no answer server={} {cause}", self.server(server));
                         last = format!("{}: {cause}", self.server(server));

@@ -39,6 +39,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the refusal says that the other server of a primary/standby pair issues
+    /// seats now (or may): a client with a list of servers tries the next one.
+    pub fn is_other_server_turn(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(
+                ErrorCode::StandbyFollowing
+                    | ErrorCode::ServingElsewhere
+                    | ErrorCode::FailoverEnded
+            )
+        )
+    }
+
     /// The refusal's code, when a server refused.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {

@@ -292,27 +292,32 @@ impl Keeper {
                     ..
                 }
                 | Error::Unreachable { .. }),
-            ) => {
-                let feature = self.info.borrow().grant.feature.clone();
-                log::info!("the lease is gone, checking out again feature={feature}: {err}");
-                match self.client.check_out_grant(&feature, &self.options).await {
-                    Ok((server, grant)) => {
-                        log::info!(
-                            "checked out again feature={feature} lease_id={} server={}",
-                            grant.lease_id,
-                            self.client.server(server)
-                        );
-                        self.server = server;
-                        self.renewed_at = Instant::now();
-                        let address = self.client.server(server).to_owned();
-                        self.info.send_modify(|info| {
-                            info.grant = grant;
-                            info.server = address;
-                            info.recheckouts += 1;
-                        });
-                    }
-                    Err(err) => self.lose(err),
-                }
+            ) => self.check_out_again(err).await,
+            // The other server of a pair issues now (a standby promoted or handed back).
+            Err(err) if err.is_other_server_turn() => self.check_out_again(err).await,
+            Err(err) => self.lose(err),
+        }
+    }
+
+    /// Checks the feature out again, once, at whichever server answers first.
+    async fn check_out_again(&mut self, err: Error) {
+        let feature = self.info.borrow().grant.feature.clone();
+        log::info!("the lease is gone, checking out again feature={feature}: {err}");
+        match self.client.check_out_grant(&feature, &self.options).await {
+            Ok((server, grant)) => {
+                log::info!(
+                    "checked out again feature={feature} lease_id={} server={}",
+                    grant.lease_id,
+                    self.client.server(server)
+                );
+                self.server = server;
+                self.renewed_at = Instant::now();
+                let address = self.client.server(server).to_owned();
+                self.info.send_modify(|info| {
+                    info.grant = grant;
+                    info.server = address;
+                    info.recheckouts += 1;
+                });
             }
             Err(err) => self.lose(err),
         }
