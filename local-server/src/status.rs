@@ -6,7 +6,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
-use shared_proto::validity::{self, SyncState, SYNC_VALIDITY_DAYS, WARNING_DAYS};
+use shared_proto::validity::{
+    self, SyncState, CLOCK_ROLLBACK_TOLERANCE, SYNC_VALIDITY_DAYS, WARNING_DAYS,
+};
 use shared_proto::{Fingerprint, License};
 
 use crate::config::{AutoSyncMode, Settings};
@@ -14,9 +16,11 @@ use crate::db::{self, from_ms, to_ms};
 use crate::error::Error;
 use crate::import::Channel;
 use crate::leases::{feature_seats, license_from_row, FeatureSeats, SeatsState};
+use crate::pair::standby::CLOCK_WARNING;
+use crate::pair::store::{self as pair_store, PairRow, PairState, Role};
 use crate::proxy::ProxySettings;
 use crate::schema::leases;
-use crate::wording::{plural_returned, seats_text};
+use crate::wording::{duration_text, plural_returned, seats_text, time_text};
 
 shared_proto::text_enum! {
     /// Where the server stands: whether, and until when, it issues licenses.
@@ -57,6 +61,9 @@ pub struct StatusReport {
     /// (`simulated clock (clock file …), offset +340d`); set by the caller.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock: Option<String>,
+    /// The primary/standby pair this server belongs to; absent when it is not paired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pair: Option<PairStatus>,
 }
 
 /// One license as Solme issued it: how many seats, from when until when, and whether
@@ -321,6 +328,14 @@ pub fn report(
             ),
         }
     };
+    let pair_row = pair_store::load(conn)?;
+    // A server of a pair may be synchronized and still not issue (a following standby,
+    // a fenced primary): clients read `issuing`, so it says what the lease engine does.
+    let (issuing, message) = match crate::pair::gate::refusal(pair_row.as_ref(), now) {
+        Some(refusal) if issuing => (false, format!("{message} Not issuing now: {refusal}.")),
+        _ => (issuing, message),
+    };
+    let pair = pair_row.map(|row| PairStatus::new(&row, state.sequence, now));
     let resolved = match proxy {
         Some(p) => Some(p.clone()),
         None => ProxySettings::resolve(None, settings.proxy.as_ref()).ok(),
@@ -356,6 +371,7 @@ pub fn report(
         licenses,
         borrowed,
         clock: None,
+        pair,
     })
 }
 
@@ -412,6 +428,9 @@ impl fmt::Display for StatusReport {
         if let Some(proxy) = &self.proxy {
             writeln!(f, "  proxy:           {proxy}")?;
         }
+        if let Some(pair) = &self.pair {
+            write!(f, "{pair}")?;
+        }
         if self.client.features.is_empty() {
             writeln!(f, "  licenses:        none")?;
         } else {
@@ -456,5 +475,511 @@ impl fmt::Display for StatusReport {
             }
         }
         Ok(())
+    }
+}
+
+/// How many of the standby's calls may go missing before the other server counts as
+/// unreachable.
+const MISSED_CALLS: i32 = 3;
+
+/// The primary/standby pair as `status` and the manager page show it: the stored pair,
+/// and the same in words.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairStatus {
+    pub role: Role,
+    pub state: PairState,
+    pub epoch: i64,
+    /// The other server's key fingerprint, pinned at pairing (to compare with what the
+    /// other server's `status` shows as its own).
+    pub peer_fingerprint: String,
+    /// On a standby: the primary's address it calls.
+    pub peer_address: Option<String>,
+    /// When this server last heard from the other one.
+    pub last_heard_at: Option<DateTime<Utc>>,
+    /// Whether the other server was heard from within the last few calls.
+    pub peer_reachable: bool,
+    /// The other server's clock minus this one's at the last measure (positive: this
+    /// server's clock is behind).
+    pub clock_offset_ms: Option<i64>,
+    pub clock_measured_at: Option<DateTime<Utc>>,
+    /// On a promoted standby: when, by whom and why.
+    pub promoted_at: Option<DateTime<Utc>>,
+    pub promoted_by: Option<String>,
+    pub promoted_reason: Option<String>,
+    /// When a promoted standby's failover period ends.
+    pub failover_ends: Option<DateTime<Utc>>,
+    /// When the standby last handed back to the primary.
+    pub handed_back_at: Option<DateTime<Utc>>,
+    /// Both servers issued seats at once (found at the hand-back), in words.
+    pub overlap: Option<String>,
+    /// The pair in words, one line each, as `status` prints them.
+    pub text: Vec<String>,
+    /// What needs a person's attention (clocks apart, both servers issued), in words.
+    pub warnings: Vec<String>,
+}
+
+impl PairStatus {
+    /// The pair as stored, seen at `now`; `held_sequence` is the license file this
+    /// server holds (a standby's copy of the primary's).
+    pub fn new(row: &PairRow, held_sequence: Option<i64>, now: DateTime<Utc>) -> Self {
+        let interval =
+            chrono::Duration::milliseconds(row.interval_ms.unwrap_or(
+                i64::try_from(crate::pair::DEFAULT_INTERVAL.as_millis()).unwrap_or(10_000),
+            ));
+        let heard = row.last_heard();
+        let peer_reachable = heard.is_some_and(|at| now - at <= interval * MISSED_CALLS);
+        let mut status = Self {
+            role: row.role(),
+            state: row.state(),
+            epoch: row.epoch,
+            peer_fingerprint: row.peer_fingerprint(),
+            peer_address: row.peer_address.clone(),
+            last_heard_at: heard,
+            peer_reachable,
+            clock_offset_ms: row.clock_offset_ms,
+            clock_measured_at: row.clock_measured_at.map(from_ms),
+            promoted_at: row.promoted_at.map(from_ms),
+            promoted_by: row.promoted_by.clone(),
+            promoted_reason: row.promoted_reason.clone(),
+            failover_ends: row.failover_ends(),
+            handed_back_at: row.handed_back_at.map(from_ms),
+            overlap: row.overlap_detail.clone(),
+            text: Vec::new(),
+            warnings: Vec::new(),
+        };
+        status.text = match status.role {
+            Role::Primary => status.primary_text(row, now),
+            Role::Standby => status.standby_text(row, held_sequence, now),
+        };
+        status.warnings = status.warning_text(now);
+        status
+    }
+
+    /// The other server, as this one names it.
+    fn peer(&self) -> &'static str {
+        match self.role {
+            Role::Primary => "standby",
+            Role::Standby => "primary",
+        }
+    }
+
+    /// `; clocks 0.2 seconds apart`, when they were measured.
+    fn clocks(&self) -> String {
+        self.clock_offset_ms
+            .map(|offset| format!("; clocks {} apart", clock_span(offset)))
+            .unwrap_or_default()
+    }
+
+    fn heard_ago(&self, now: DateTime<Utc>) -> String {
+        match self.last_heard_at {
+            Some(at) => format!("{} ago", duration_text(now - at)),
+            None => "never".to_owned(),
+        }
+    }
+
+    fn primary_text(&self, row: &PairRow, now: DateTime<Utc>) -> Vec<String> {
+        let paired = format!("standby paired (key {})", self.peer_fingerprint);
+        let mut lines = vec![match self.state {
+            PairState::Waiting => format!(
+                "{paired}; waiting for the standby's word before issuing seats (it may have \
+                 been promoted while this server was off){}",
+                row.waiting_until
+                    .map(|until| format!(
+                        "; without an answer this server issues from {}",
+                        time_text(from_ms(until))
+                    ))
+                    .unwrap_or_default()
+            ),
+            PairState::Fenced => format!(
+                "{paired}; fenced: the standby was promoted{}; it issues seats now. This \
+                 server issues again once the standby has handed back to it",
+                self.promoted_at
+                    .map(|at| format!(" at {}", time_text(at)))
+                    .unwrap_or_default()
+            ),
+            _ if self.peer_reachable => format!(
+                "{paired}, {}, heard {}{}",
+                state_words(row.last_heard_state.as_deref()),
+                self.heard_ago(now),
+                self.clocks()
+            ),
+            _ => match self.last_heard_at {
+                Some(at) => format!(
+                    "{paired}, but unreachable since {} ({} ago): this server issues seats; \
+                     the standby keeps no copy of them until it answers again",
+                    time_text(at),
+                    duration_text(now - at)
+                ),
+                None => format!("{paired}, not heard from yet"),
+            },
+        }];
+        if let Some(at) = self.handed_back_at {
+            lines.push(format!("the standby last handed back at {}", time_text(at)));
+        }
+        lines
+    }
+
+    fn standby_text(
+        &self,
+        row: &PairRow,
+        held_sequence: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Vec<String> {
+        let primary = self.peer_address.as_deref().unwrap_or("(address unknown)");
+        let held = match held_sequence {
+            Some(sequence) => format!("license file {sequence} held"),
+            None => "no copy of the primary's license file yet (the primary passes it on \
+                     after its next synchronization with Solme)"
+                .to_owned(),
+        };
+        let mut lines = Vec::new();
+        match self.state {
+            PairState::Promoted => {
+                let by = self.promoted_by.as_deref().unwrap_or("someone");
+                let at = self.promoted_at.map(time_text).unwrap_or_default();
+                let reason = self
+                    .promoted_reason
+                    .as_deref()
+                    .map(|r| format!(" (reason: {r})"))
+                    .unwrap_or_default();
+                lines.push(match self.failover_ends {
+                    Some(ends) if now < ends => format!(
+                        "promoted by {by} at {at}{reason}, {} of failover left (until {}): \
+                         this server issues seats in place of the primary at {primary}",
+                        duration_text(ends - now),
+                        time_text(ends)
+                    ),
+                    Some(ends) => format!(
+                        "promoted by {by} at {at}{reason}; the failover period ended at {}: \
+                         this server issues no more seats. Bring the primary back",
+                        time_text(ends)
+                    ),
+                    None => format!(
+                        "promoted by {by} at {at}{reason}; it holds no failover period: it \
+                         issues no seats"
+                    ),
+                });
+            }
+            PairState::SteppingDown => lines.push(format!(
+                "stepping down: handing back to the primary at {primary}; this server issues \
+                 no seats"
+            )),
+            _ if self.peer_reachable => lines.push(format!(
+                "following the primary at {primary} (key {}), heard {}; {held}{}",
+                self.peer_fingerprint,
+                self.heard_ago(now),
+                self.clocks()
+            )),
+            _ => {
+                lines.push(format!(
+                    "following the primary at {primary} (key {}), but not heard from {}; \
+                     {held}",
+                    self.peer_fingerprint,
+                    self.last_heard_at
+                        .map(|at| format!(
+                            "since {} ({} ago)",
+                            time_text(at),
+                            duration_text(now - at)
+                        ))
+                        .unwrap_or_else(|| "yet".to_owned())
+                ));
+                let silence = crate::pair::standby::silence(row);
+                let silent = self.last_heard_at.is_none_or(|at| now - at >= silence);
+                lines.push(if silent {
+                    "if the primary is down, make sure it is off, then promote this server \
+                     (`local-server promote`, or Promote standby on the manager page)"
+                        .to_owned()
+                } else {
+                    format!(
+                        "a promotion is possible once the primary has been silent for {}",
+                        duration_text(silence)
+                    )
+                });
+            }
+        }
+        if let (Some(at), PairState::Following) = (self.handed_back_at, self.state) {
+            lines.push(format!(
+                "stepped down at {}, handed back {} to the primary",
+                time_text(at),
+                entries_text(row.handed_back_entries.unwrap_or(0))
+            ));
+        }
+        lines
+    }
+
+    fn warning_text(&self, now: DateTime<Utc>) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(offset) = self.clock_offset_ms {
+            if chrono::Duration::milliseconds(offset.abs()) > CLOCK_WARNING {
+                let measured = self
+                    .clock_measured_at
+                    .map(|at| format!(" (measured {} ago)", duration_text(now - at)))
+                    .unwrap_or_default();
+                let promotion = match self.role {
+                    Role::Standby => format!(
+                        "; this standby cannot be promoted while the two are more than {} \
+                         apart",
+                        duration_text(CLOCK_ROLLBACK_TOLERANCE)
+                    ),
+                    Role::Primary => String::new(),
+                };
+                warnings.push(format!(
+                    "this server's clock is {} {} the {}'s{measured}: check both clocks \
+                     against a reliable time source (NTP) and correct the one that is \
+                     wrong{promotion}",
+                    clock_span(offset),
+                    if offset > 0 { "behind" } else { "ahead of" },
+                    self.peer()
+                ));
+            }
+        }
+        if let Some(overlap) = &self.overlap {
+            warnings.push(overlap.clone());
+        }
+        warnings
+    }
+}
+
+impl fmt::Display for PairStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self.role {
+            Role::Primary => "  pair:            ",
+            Role::Standby => "  standby:         ",
+        };
+        for (n, line) in self.text.iter().enumerate() {
+            let label = if n == 0 { label } else { "                   " };
+            writeln!(f, "{label}{line}")?;
+        }
+        for warning in &self.warnings {
+            writeln!(f, "  WARNING: {warning}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How far apart two clocks are: tenths of a second below ten seconds, else as
+/// [`duration_text`] says it.
+fn clock_span(offset_ms: i64) -> String {
+    let ms = offset_ms.unsigned_abs();
+    if ms < 10_000 {
+        format!("{}.{} seconds", ms / 1000, ms % 1000 / 100)
+    } else {
+        duration_text(chrono::Duration::milliseconds(offset_ms.abs()))
+    }
+}
+
+/// What the other server said it was doing, in words.
+fn state_words(state: Option<&str>) -> &'static str {
+    match state.and_then(|s| s.parse().ok()) {
+        Some(PairState::Following) => "following",
+        Some(PairState::Promoted) => "promoted",
+        Some(PairState::SteppingDown) => "stepping down",
+        Some(_) | None => "answering",
+    }
+}
+
+/// "1 report entry" / "12 report entries".
+fn entries_text(n: i64) -> String {
+    if n == 1 {
+        "1 report entry".to_owned()
+    } else {
+        format!("{n} report entries")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use chrono::{Duration, TimeZone};
+    use shared_proto::ServerIdentity;
+
+    use super::*;
+
+    fn at(hour: u32, minute: u32, second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2027, 1, 31, hour, minute, second)
+            .unwrap()
+    }
+
+    /// A pair row of `role` in `state`, paired at 10:00 and last heard at `heard`.
+    fn row(role: Role, state: PairState, heard: DateTime<Utc>) -> PairRow {
+        let peer = ServerIdentity::generate().unwrap().public_keys();
+        let address = (role == Role::Standby).then(|| "http://primary.example:7070".to_owned());
+        let mut row = PairRow::new(role, state, &peer, address, at(10, 0, 0)).unwrap();
+        row.last_heard_at = Some(to_ms(heard));
+        row.last_heard_state = Some("following".into());
+        row.interval_ms = Some(10_000);
+        row
+    }
+
+    #[test]
+    fn a_primary_says_how_its_standby_follows_and_how_far_apart_the_clocks_are() {
+        let now = at(10, 42, 4);
+        let mut r = row(Role::Primary, PairState::Serving, at(10, 42, 0));
+        r.clock_offset_ms = Some(-230);
+        let status = PairStatus::new(&r, Some(37), now);
+        let key = r.peer_fingerprint();
+        assert_eq!(
+            status.text,
+            [format!(
+                "standby paired (key {key}), following, heard 4 seconds ago; clocks 0.2 \
+                 seconds apart"
+            )]
+        );
+        assert!(status.peer_reachable);
+        assert!(status.warnings.is_empty());
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["role"], "primary");
+        assert_eq!(json["state"], "serving");
+        assert_eq!(json["peer_fingerprint"], key);
+        assert_eq!(json["clock_offset_ms"], -230);
+    }
+
+    #[test]
+    fn a_primary_says_since_when_its_standby_is_unreachable() {
+        let r = row(Role::Primary, PairState::Serving, at(10, 42, 0));
+        let status = PairStatus::new(&r, Some(37), at(10, 50, 0));
+        assert!(!status.peer_reachable);
+        assert!(
+            status.text[0].contains(
+                "but unreachable since 2027-01-31 10:42 UTC (8 minutes ago): this server \
+                 issues seats"
+            ),
+            "{:?}",
+            status.text
+        );
+    }
+
+    #[test]
+    fn a_fenced_or_waiting_primary_says_why_it_does_not_issue() {
+        let fenced = PairStatus::new(
+            &row(Role::Primary, PairState::Fenced, at(10, 51, 0)),
+            Some(37),
+            at(10, 51, 5),
+        );
+        assert!(
+            fenced.text[0].contains("fenced: the standby was promoted; it issues seats now"),
+            "{:?}",
+            fenced.text
+        );
+        let mut waiting = row(Role::Primary, PairState::Waiting, at(9, 0, 0));
+        waiting.waiting_until = Some(to_ms(at(10, 0, 30)));
+        let waiting = PairStatus::new(&waiting, Some(37), at(10, 0, 5));
+        assert!(
+            waiting.text[0].contains(
+                "waiting for the standby's word before issuing seats (it may have been \
+                 promoted while this server was off); without an answer this server issues \
+                 from 2027-01-31 10:00 UTC"
+            ),
+            "{:?}",
+            waiting.text
+        );
+    }
+
+    #[test]
+    fn a_following_standby_names_its_primary_and_the_license_file_it_holds() {
+        let r = row(Role::Standby, PairState::Following, at(10, 42, 0));
+        let status = PairStatus::new(&r, Some(37), at(10, 42, 4));
+        assert_eq!(
+            status.text,
+            [format!(
+                "following the primary at http://primary.example:7070 (key {}), heard 4 \
+                 seconds ago; license file 37 held",
+                r.peer_fingerprint()
+            )]
+        );
+        let fresh = PairStatus::new(&r, None, at(10, 42, 4));
+        assert!(
+            fresh.text[0].contains("no copy of the primary's license file yet"),
+            "{:?}",
+            fresh.text
+        );
+    }
+
+    #[test]
+    fn a_standby_whose_primary_is_silent_says_when_a_promotion_is_possible() {
+        let r = row(Role::Standby, PairState::Following, at(10, 42, 0));
+        let early = PairStatus::new(&r, Some(37), at(10, 43, 0));
+        assert!(
+            early.text[0].contains("but not heard from since 2027-01-31 10:42 UTC (1 minute ago)")
+        );
+        assert_eq!(
+            early.text[1],
+            "a promotion is possible once the primary has been silent for 2 minutes"
+        );
+        let late = PairStatus::new(&r, Some(37), at(10, 45, 0));
+        assert!(late.text[1].starts_with("if the primary is down, make sure it is off"));
+    }
+
+    #[test]
+    fn a_promoted_standby_says_who_promoted_it_and_how_much_failover_is_left() {
+        let mut r = row(Role::Standby, PairState::Promoted, at(10, 40, 0));
+        r.promoted_at = Some(to_ms(at(10, 50, 0)));
+        r.promoted_by = Some("alice".into());
+        r.promoted_reason = Some("primary's disk failed".into());
+        r.failover_started_at = r.promoted_at;
+        r.failover_days = Some(14);
+        let status = PairStatus::new(&r, Some(37), at(10, 50, 0) + Duration::hours(2));
+        assert_eq!(
+            status.text,
+            [
+                "promoted by alice at 2027-01-31 10:50 UTC (reason: primary's disk failed), 13 \
+              days 22 hours of failover left (until 2027-02-14 10:50 UTC): this server issues \
+              seats in place of the primary at http://primary.example:7070"
+            ]
+        );
+        assert_eq!(
+            status.failover_ends,
+            Some(at(10, 50, 0) + Duration::days(14))
+        );
+        let ended = PairStatus::new(&r, Some(37), at(10, 50, 0) + Duration::days(15));
+        assert!(
+            ended.text[0].contains("the failover period ended at 2027-02-14 10:50 UTC"),
+            "{:?}",
+            ended.text
+        );
+    }
+
+    #[test]
+    fn a_standby_that_stepped_down_says_what_it_handed_back() {
+        let mut r = row(Role::Standby, PairState::Following, at(14, 2, 0));
+        r.handed_back_at = Some(to_ms(at(14, 2, 0)));
+        r.handed_back_entries = Some(12);
+        let status = PairStatus::new(&r, Some(38), at(14, 2, 5));
+        assert_eq!(
+            status.text[1],
+            "stepped down at 2027-01-31 14:02 UTC, handed back 12 report entries to the \
+             primary"
+        );
+    }
+
+    #[test]
+    fn clocks_far_apart_and_both_servers_issuing_are_warned_about() {
+        let mut r = row(Role::Standby, PairState::Following, at(10, 42, 0));
+        r.clock_offset_ms = Some(180_000);
+        r.clock_measured_at = Some(to_ms(at(10, 42, 0)));
+        r.overlap_detail = Some("both servers issued seats between … and …".into());
+        let status = PairStatus::new(&r, Some(37), at(10, 42, 10));
+        assert_eq!(status.warnings.len(), 2, "{:?}", status.warnings);
+        assert!(status.warnings[0].starts_with(
+            "this server's clock is 3 minutes behind the primary's (measured 10 seconds ago)"
+        ));
+        assert!(status.warnings[0].contains("more than 10 minutes apart"));
+        let mut primary = row(Role::Primary, PairState::Serving, at(10, 42, 0));
+        primary.clock_offset_ms = Some(-180_000);
+        let status = PairStatus::new(&primary, Some(37), at(10, 42, 10));
+        assert!(status.warnings[0]
+            .starts_with("this server's clock is 3 minutes ahead of the standby's"));
+        let text = status.to_string();
+        assert!(
+            text.starts_with("  pair:            standby paired"),
+            "{text}"
+        );
+        assert!(text.contains("\n  WARNING: this server's clock"), "{text}");
+        // Within the warning's bound: nothing to say.
+        primary.clock_offset_ms = Some(-119_000);
+        assert!(PairStatus::new(&primary, Some(37), at(10, 42, 10))
+            .warnings
+            .is_empty());
     }
 }
