@@ -744,6 +744,7 @@
     dl.append(el('dt', { text: 'Days until due' }), el('dd', {}, ...due.childNodes));
     $('server-copy-badge').replaceChildren(...[copyBadge(s)].filter(Boolean));
     showPossibleCopy(s);
+    showStandby(s);
     $('clear-form').querySelector('button').disabled = !s.bound_fingerprint;
     $('server-changes').hidden = Boolean(s.retired_at);
     currentServerView = s;
@@ -785,6 +786,26 @@
     root.setAttribute('role', 'img');
     root.setAttribute('aria-label', 'Highest seats in use per sync, with the seats held');
     $('usage-charts').replaceChildren(document.importNode(root, true));
+  }
+
+  /** A number of days in words. */
+  function daysText(days) {
+    return days === 1 ? '1 day' : days + ' days';
+  }
+
+  /**
+   * The id's standby server (the one its primary last named in a sync) and failover
+   * period; a manager's form shows the period to change it.
+   */
+  function showStandby(s) {
+    $('server-standby').replaceChildren(...(s.standby_fingerprint
+      ? ['Standby server: ', el('span', { class: 'mono', text: s.standby_fingerprint }),
+        ', registered ' + fmtTime(s.standby_registered_at) + '.']
+      : ['No standby server registered.']));
+    $('server-failover').textContent = 'Failover period: ' + daysText(s.failover_days)
+      + ' (how long a promoted standby may issue seats while its primary is down; '
+      + 'the license files naming a standby carry it).';
+    $('failover-days').value = String(s.failover_days);
   }
 
   /** The evidence of a possible copy on the id page, and (for a manager) the dismissal. */
@@ -1389,6 +1410,22 @@
         reason ? { reason } : {}), 'Possible copy mark of ' + id + ' dismissed.')) {
         $('dismiss-form').reset();
         loadServer(id).catch(showError);
+      }
+    });
+
+    onSubmit('failover-form', async () => {
+      const s = currentServerView;
+      if (!s) return;
+      const text = $('failover-days').value.trim();
+      // A whole number goes as one; anything else as typed, for the server to refuse in words.
+      const days = /^[0-9]+$/.test(text) ? Number(text) : text;
+      if (days === s.failover_days) {
+        showMessage('Nothing changed.', 'info');
+        return;
+      }
+      if (await act(() => api('PUT', '/servers/' + encodeURIComponent(s.server_id) + '/failover-period', { days }),
+        'The failover period of ' + s.server_id + ' is now ' + daysText(days) + '.')) {
+        loadServer(s.server_id).catch(showError);
       }
     });
 

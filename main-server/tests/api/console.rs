@@ -1669,3 +1669,64 @@ async fn chromium_allocates_an_id_for_a_customer_picked_by_name() {
         .await;
     browser.wait_for_text("server-facts", "Gamma").await;
 }
+
+/// The id page names the standby the primary registered and the failover period; an
+/// operator changes the period with its form, a viewer only reads it.
+#[actix_rt::test]
+async fn chromium_shows_the_standby_and_sets_the_failover_period() {
+    let Some(app) = spawn_app_for_chromium().await else {
+        return;
+    };
+    let (server_id, local) = app.register_local().await;
+    let (_, unpaired) = app.register().await;
+    let standby = shared_proto::ServerIdentity::generate().expect("identity");
+    crate::standby::sync(&app, &local, Some(&standby)).await;
+    let fingerprint = standby.fingerprint().to_string();
+
+    let mut browser = Browser::signed_in(&app, &app.token, "Acme").await;
+    browser.go_to(&format!("server/{unpaired}")).await;
+    browser
+        .wait_for_text("server-standby", "No standby server registered.")
+        .await;
+    browser.go_to(&format!("server/{server_id}")).await;
+    browser
+        .wait_for_text(
+            "server-standby",
+            &format!("Standby server: {fingerprint}, registered "),
+        )
+        .await;
+    browser
+        .wait_for_text("server-failover", "Failover period: 14 days")
+        .await;
+    assert!(browser.shown("#failover-form").await);
+    browser
+        .eval(
+            "document.getElementById('failover-days').value = '30'; \
+             document.getElementById('failover-form').requestSubmit(); true",
+        )
+        .await;
+    browser
+        .wait_for_message(&format!(
+            "The failover period of {server_id} is now 30 days."
+        ))
+        .await;
+    browser
+        .wait_for_text("server-failover", "Failover period: 30 days")
+        .await;
+    browser.screenshot("failover-period-set").await;
+    let (_, shown) = app.get(&format!("/admin/v1/servers/{server_id}")).await;
+    assert_eq!(shown["failover_days"], 30, "{shown}");
+    assert_eq!(app.audit_count("server.failover_period_set", "").await, 1);
+
+    let vera = add(&app, "vera", "viewer").await;
+    let mut browser = Browser::signed_in(&app, &vera, "Acme").await;
+    browser.go_to(&format!("server/{server_id}")).await;
+    browser
+        .wait_for_text("server-failover", "Failover period: 30 days")
+        .await;
+    browser.wait_for_text("server-standby", &fingerprint).await;
+    assert!(
+        !browser.shown("#failover-form").await,
+        "a viewer may not set the failover period"
+    );
+}

@@ -40,7 +40,7 @@ fn sync_data(local: &Local, standby: Option<&ServerIdentity>) -> String {
 }
 
 /// A direct sync naming `standby`; the license file it answers with.
-async fn sync(app: &TestApp, local: &Local, standby: Option<&ServerIdentity>) -> LicenseFile {
+pub async fn sync(app: &TestApp, local: &Local, standby: Option<&ServerIdentity>) -> LicenseFile {
     let answer = app.post_sync(&sync_data(local, standby)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     local.open(app, &answer.body)
