@@ -16,7 +16,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use shared_proto::admin_api::{AuditAction, Server, MAX_FAILOVER_DAYS};
+use shared_proto::admin_api::{AuditAction, MAX_FAILOVER_DAYS};
 use shared_proto::keys::Fingerprint;
 use shared_proto::messages::StandbyTerms;
 use uuid::Uuid;
@@ -144,15 +144,14 @@ pub(crate) fn clear(conn: &mut DbConnection, server_id: Uuid) -> Result<Option<S
     Ok(previous.flatten())
 }
 
-/// Sets the id's failover period (1–90 days; audited when it changes) and returns the
-/// id as shown.
+/// Sets the id's failover period (1–90 days; audited when it changes).
 pub fn set_failover_days(
     conn: &mut DbConnection,
     now: DateTime<Utc>,
     operator: &str,
     server_id: Uuid,
     days: u32,
-) -> Result<Server, ApiError> {
+) -> Result<(), ApiError> {
     let days = check_days(days)?;
     conn.transaction::<_, ApiError, _>(|conn| {
         let id = server_id.to_string();
@@ -183,7 +182,7 @@ pub fn set_failover_days(
         )
     })?;
     log::info!("failover period set server_id={server_id} days={days} operator={operator:?}");
-    super::servers::get(conn, now, server_id)
+    Ok(())
 }
 
 /// A failover period as given, in range, as the column holds it.

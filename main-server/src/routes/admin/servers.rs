@@ -226,7 +226,8 @@ pub(super) async fn set_failover_period(
     // in words a person reads, not the JSON library's.
     let days = failover_days(&body)?;
     write_json(&state, StatusCode::OK, move |conn, now| {
-        standby::set_failover_days(conn, now, op.name(), id, days)
+        standby::set_failover_days(conn, now, op.name(), id, days)?;
+        servers::get(conn, now, id)
     })
     .await
 }
