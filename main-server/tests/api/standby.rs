@@ -374,3 +374,28 @@ async fn the_admin_cli_sets_and_shows_the_failover_period_and_the_standby() {
     }
     assert_eq!(app.audit_count("server.failover_period_set", "").await, 1);
 }
+
+on_both_backends!(
+    concurrent_syncs_naming_a_new_standby_register_it_once,
+    concurrent_syncs_naming_a_new_standby_register_it_once_sqlite,
+    concurrent_syncs_naming_a_new_standby_register_it_once_postgres
+);
+async fn concurrent_syncs_naming_a_new_standby_register_it_once(app: &TestApp) {
+    let (server_id, local) = app.register_local().await;
+    // Bound first, so that every contender is answered.
+    sync(app, &local, None).await;
+    let standby = ServerIdentity::generate().expect("identity");
+    let requests: Vec<String> = (0..12).map(|_| sync_data(&local, Some(&standby))).collect();
+    let answers = futures_util::future::join_all(requests.iter().map(|r| app.post_sync(r))).await;
+    for answer in &answers {
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(local.open(app, &answer.body).standby, terms(&standby, 14));
+    }
+    assert_eq!(app.audit_count("server.standby_registered", "").await, 1);
+    let shown = server(app, server_id).await;
+    assert_eq!(
+        shown["standby_fingerprint"],
+        standby.fingerprint().as_str(),
+        "{shown}"
+    );
+}
