@@ -309,7 +309,9 @@ fn take_copy(
     let primary_key = store::load(c)?
         .map(|row| row.peer_fingerprint())
         .unwrap_or_default();
-    c.immediate_transaction(|c| {
+    // Each step stands on its own (the import is a transaction of its own): a step
+    // left undone is done again at the next call.
+    {
         if let Some(encoded) = &attachment.license_file {
             let signed = base64::engine::general_purpose::STANDARD
                 .decode(encoded)
@@ -362,7 +364,7 @@ fn take_copy(
         .set(pair::epoch.eq(answer.epoch))
         .execute(c)?;
         Ok(())
-    })
+    }
 }
 
 /// What `promote` reports.
