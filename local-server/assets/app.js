@@ -62,6 +62,17 @@
       title: "the system clock went back behind a time this server has already seen",
       remedy: () => "Correct this computer's clock.",
     },
+    SERVING_ELSEWHERE: {
+      title: "the primary still answers or issues seats",
+      remedy: () =>
+        "A primary that answers is not down: nothing to promote. If the primary is stopped and this " +
+        "still appears, wait until it has been silent for the time the message names.",
+    },
+    FAILOVER_ENDED: {
+      title: "the failover period Solme allows is used up",
+      remedy: () =>
+        "Bring the primary back, or ask " + licensing() + " to make this server the id's primary by a key clearing.",
+    },
     UNAUTHORIZED: {
       title: "the manager refused the request",
       remedy: () =>
@@ -78,8 +89,18 @@
     clock_rollback: { label: "System clock went back", cls: "state-bad" },
   };
 
+  // A server of a standby pair that does not issue in the usual way: its own badge (a
+  // primary that serves keeps the synchronization's).
+  const PAIR_STATES = {
+    following: { label: "Standby: follows the primary", cls: "state-unknown" },
+    promoted: { label: "Standby: promoted, issues seats", cls: "state-warn" },
+    stepping_down: { label: "Standby: handing back to the primary", cls: "state-warn" },
+    fenced: { label: "Not issuing: the standby was promoted", cls: "state-bad" },
+    waiting: { label: "Waiting for the standby's word", cls: "state-warn" },
+  };
+
   // The sync channels in the words of the command line (local-server's wording module).
-  const CHANNELS = { internet: "over the internet", file: "by email" };
+  const CHANNELS = { internet: "over the internet", file: "by email", primary: "copied from the primary" };
 
   let lastStatus = null;
   let autoSyncPending = false;
@@ -266,11 +287,14 @@
 
   function renderStatus(s) {
     lastStatus = s;
-    const state = STATES[s.state] || { label: s.state, cls: "state-unknown" };
+    const paired = s.pair ? PAIR_STATES[s.pair.state] : null;
+    const state = paired || STATES[s.state] || { label: s.state, cls: "state-unknown" };
     const badge = $("state");
     badge.textContent = state.label;
     badge.className = "state " + state.cls;
-    $("state-message").textContent = stateSentence(s);
+    // The server's own message says why a server of a pair does not issue.
+    $("state-message").textContent = paired || (s.pair && !s.issuing) ? s.message : stateSentence(s);
+    renderPair(s.pair);
     $("header-id").textContent = "Server " + s.server_id;
     $("licensing-address").textContent = licensing();
     const banner = $("clock-banner");
@@ -362,6 +386,56 @@
     $("no-licenses").hidden = any;
     $("licenses-table").hidden = !any;
     $("updated").textContent = "Updated " + new Date().toLocaleTimeString() + "; refreshes every few seconds.";
+  }
+
+  // ---- the standby pair -----------------------------------------------------------
+
+  /** The pair in the server's words; on a standby that follows, the promotion. */
+  function renderPair(p) {
+    $("pair-block").hidden = !p;
+    if (!p) return;
+    $("pair-title").textContent = p.role === "standby" ? "This server is a standby" : "Standby server";
+    $("pair-lines").replaceChildren(...(p.text || []).map((t) => el("li", { text: t })));
+    $("pair-warnings").replaceChildren(
+      ...(p.warnings || []).map((w) => el("p", { cls: "result result-bad", text: "Warning: " + w }))
+    );
+    const promotable = p.role === "standby" && p.state === "following";
+    $("promote-button").hidden = !promotable;
+    if (!promotable) $("promote-confirm").hidden = true;
+  }
+
+  /** Step 1: say what a promotion does, and ask. */
+  function askPromote() {
+    $("promote-reason").value = "";
+    $("promote-result").hidden = true;
+    $("promote-confirm").hidden = false;
+    $("promote-reason").focus();
+  }
+
+  function cancelPromote() {
+    $("promote-confirm").hidden = true;
+  }
+
+  /** Step 2: the administrator confirmed; the server checks again before it promotes. */
+  async function confirmPromote() {
+    $("promote-confirm").hidden = true;
+    const box = $("promote-result");
+    const reason = $("promote-reason").value.trim();
+    await busy($("promote-yes"), box, "Promoting… this server calls the primary one last time first.", async () => {
+      const body = JSON.stringify(reason ? { reason: reason } : {});
+      const resp = await api("POST", "promote", body, "application/json");
+      if (resp.ok && resp.data && typeof resp.data === "object" && resp.data.failover_ends) {
+        showResult(box, "ok", "This standby server is promoted: it issues seats now.", [
+          "It issues until the primary is back or until " + fmtDate(resp.data.failover_ends) +
+            " at the latest (the failover period Solme allows). When the primary runs again, this server hands back to it by itself.",
+        ]);
+      } else {
+        const r = describeRefusal(resp, "Promotion");
+        r.lines.push("This server was not promoted.");
+        showResult(box, "bad", r.headline, r.lines);
+      }
+      await refresh();
+    });
   }
 
   // ---- who holds what -------------------------------------------------------------
@@ -921,6 +995,9 @@
     $("diagnose-button").addEventListener("click", diagnose);
     $("take-back-yes").addEventListener("click", confirmTakeBack);
     $("take-back-no").addEventListener("click", cancelTakeBack);
+    $("promote-button").addEventListener("click", askPromote);
+    $("promote-yes").addEventListener("click", confirmPromote);
+    $("promote-no").addEventListener("click", cancelPromote);
 
     $("menu-sync").addEventListener("click", () => {
       closeMenus();

@@ -8,6 +8,11 @@
 //! license file is installed, exactly as `sync` would); clock skew against the main
 //! server; days since the last synchronization.
 //!
+//! A standby server does not synchronize with Solme (its primary does, and passes the
+//! license file on): on a standby the checks are its primary instead, whether it
+//! answers, how far apart the two clocks are, and the copy of the license file it holds.
+//! A primary with a standby adds what it knows of its standby.
+//!
 //! "Nothing answers" is ambiguous on the wire: a firewall and a stopped main server
 //! both look like a refused or silent port. The server remembers when it last reached
 //! the main server: if it never did, a firewall (or a wrong address) is the likely
@@ -28,8 +33,12 @@ use crate::config::{Endpoint, Settings};
 use crate::db::{self, from_ms};
 use crate::error::Error;
 use crate::installation::Installation;
+use crate::pair::standby::CLOCK_WARNING;
+use crate::pair::store::{self as pair_store, PairRow, PairState, Role};
 use crate::proxy::{self, ProxySettings, ProxyText, TunnelError};
+use crate::status::PairStatus;
 use crate::sync;
+use crate::wording::{day_text, duration_text, time_text};
 
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,6 +69,16 @@ pub enum Cause {
     SyncOverdue,
     /// Another synchronization held the lock, so the main server was not asked.
     SyncBusy,
+    /// A standby cannot reach its primary.
+    PrimaryUnreachable,
+    /// A standby's primary refuses its calls.
+    PrimaryRefused,
+    /// The clocks of a primary and its standby are too far apart for a promotion.
+    PairClocksApart,
+    /// A standby holds no valid copy of its primary's license file.
+    StandbyCopyMissing,
+    /// A promoted standby's failover period is over.
+    FailoverEnded,
 }
 
 impl Cause {
@@ -125,6 +144,33 @@ impl Cause {
                 "Another synchronization (automatic, or started elsewhere) was running: wait a \
                  minute and run the diagnosis again."
             }
+            Self::PrimaryUnreachable => {
+                "If the primary runs, check the network between the two servers (this standby \
+                 calls the address given to `init --standby-of`). If the primary is down, make \
+                 sure it is off, then promote this standby (`local-server promote`, or Promote \
+                 Standby on the manager page): it issues seats until the primary is back."
+            }
+            Self::PrimaryRefused => {
+                "Read the primary's message above. A primary that no longer knows this standby \
+                 (paired with another one since, or restored from a backup) needs a new \
+                 pairing: make a code on the primary with `local-server standby pair`, then set \
+                 this standby up again with `init --standby-of` in an empty data directory."
+            }
+            Self::PairClocksApart => {
+                "Check the clocks of both servers against a reliable time source (enable NTP \
+                 on both) and correct the one that is wrong: a standby whose clock is far off \
+                 its primary's cannot be promoted."
+            }
+            Self::StandbyCopyMissing => {
+                "The primary passes its license file on after its own synchronization with \
+                 Solme: synchronize the primary (`local-server sync` there) while this standby \
+                 runs `serve`. Until then this standby cannot be promoted."
+            }
+            Self::FailoverEnded => {
+                "Bring the primary back (this standby hands back to it by itself once it \
+                 answers), or ask licensing@ to make this server the id's primary by a key \
+                 clearing."
+            }
         }
     }
 
@@ -150,6 +196,13 @@ impl Cause {
             Self::SyncBusy => {
                 "the diagnosis could not ask the main server (a synchronization was running)"
             }
+            Self::PrimaryUnreachable => "this standby cannot reach its primary",
+            Self::PrimaryRefused => "the primary refuses this standby's calls",
+            Self::PairClocksApart => "the clocks of the primary and this standby are too far apart",
+            Self::StandbyCopyMissing => {
+                "this standby holds no valid copy of the primary's license file"
+            }
+            Self::FailoverEnded => "this standby's failover period has ended",
         }
     }
 }
@@ -219,6 +272,8 @@ impl fmt::Display for Report {
 struct Builder {
     checks: Vec<Check>,
     cause: Option<Cause>,
+    /// The summary when nothing is wrong, when it is not the usual one (a standby's).
+    all_well: Option<String>,
 }
 
 impl Builder {
@@ -255,8 +310,10 @@ impl Builder {
                 Some(cause.remedy()),
             ),
             None => (
-                "No problem found: this server reaches the main server and is synchronized."
-                    .to_owned(),
+                self.all_well.unwrap_or_else(|| {
+                    "No problem found: this server reaches the main server and is synchronized."
+                        .to_owned()
+                }),
                 None,
             ),
         };
@@ -322,6 +379,12 @@ pub async fn run_in(
                 .join(", then ")
         ),
     );
+    let pair = ctx.db(|c| Ok(pair_store::load(c)?)).await.ok().flatten();
+    // A standby's synchronization is its primary's: the pair is what to check.
+    if pair.as_ref().is_some_and(|row| row.role() == Role::Standby) {
+        standby_checks(&mut b, ctx).await;
+        return b.finish(Some(settings.server_id));
+    }
     let proxy = match proxy(&settings) {
         Ok(p) => p,
         Err(e) => {
@@ -347,7 +410,168 @@ pub async fn run_in(
         main_server_checks(&mut b, ctx, &settings, &proxy, &endpoint).await;
     }
     sync_age_check(&mut b, ctx).await;
+    if let Some(row) = pair {
+        standby_finding(&mut b, &row, state.sequence, ctx.clock.now());
+    }
     b.finish(Some(settings.server_id))
+}
+
+/// On a primary: what it knows of its standby. Warnings only: a standby that is away
+/// does not keep the primary from synchronizing or issuing.
+fn standby_finding(b: &mut Builder, row: &PairRow, held: Option<i64>, now: DateTime<Utc>) {
+    let pair = PairStatus::new(row, held, now);
+    let text = pair.text.join("; ");
+    if pair.state == PairState::Fenced || !pair.peer_reachable {
+        b.warn("standby", text);
+    } else {
+        b.ok("standby", text);
+    }
+    for warning in pair.warnings {
+        b.warn("standby", warning);
+    }
+}
+
+/// On a standby: its primary (a real call, as `serve` makes it, while it follows), the
+/// two clocks, and the copy of the license file it holds.
+async fn standby_checks(b: &mut Builder, ctx: &Installation) {
+    let load = || async { ctx.db(|c| Ok(pair_store::load(c)?)).await.ok().flatten() };
+    let Some(before) = load().await else {
+        return;
+    };
+    let primary = before
+        .peer_address
+        .as_deref()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_owned();
+    match before.state() {
+        PairState::Following => {
+            let client = awc::Client::builder()
+                .timeout(StdDuration::from_secs(5))
+                .finish();
+            let heard = before
+                .last_heard()
+                .map(|at| {
+                    format!(
+                        "; last heard {} ({} ago)",
+                        time_text(at),
+                        duration_text(ctx.clock.now() - at)
+                    )
+                })
+                .unwrap_or_else(|| "; never heard from".to_owned());
+            match crate::pair::standby::follow_once(ctx, &client).await {
+                Ok(()) => b.ok(
+                    "primary",
+                    format!(
+                        "the primary at {primary} answers (key {})",
+                        before.peer_fingerprint()
+                    ),
+                ),
+                Err(Error::Refused { message, .. }) => {
+                    b.fail("primary", message, Cause::PrimaryRefused)
+                }
+                Err(e) => {
+                    log::warn!("diagnose: the primary at {primary} does not answer: {e}");
+                    b.fail(
+                        "primary",
+                        format!("the primary at {primary} does not answer{heard}"),
+                        Cause::PrimaryUnreachable,
+                    )
+                }
+            }
+        }
+        // Not called: a call could start the hand-back, which is `serve`'s to run.
+        PairState::Promoted => {
+            let now = ctx.clock.now();
+            let pair = PairStatus::new(&before, None, now);
+            let text = pair.text.join("; ");
+            match pair.failover_ends {
+                Some(ends) if now < ends => b.warn("standby", text),
+                _ => b.fail("standby", text, Cause::FailoverEnded),
+            }
+            b.all_well = Some(
+                "No problem found: this standby is promoted and issues seats in place of its \
+                 primary."
+                    .to_owned(),
+            );
+        }
+        _ => b.warn(
+            "standby",
+            format!("handing back to the primary at {primary}: this server issues no seats"),
+        ),
+    }
+    let now = ctx.clock.now();
+    let row = load().await.unwrap_or(before);
+    pair_clock_check(b, &row, now);
+    copy_check(b, ctx, &row, now).await;
+    if b.all_well.is_none() {
+        b.all_well = Some(
+            "No problem found: this standby follows its primary and holds a copy of its \
+             license file; it can be promoted if the primary goes down."
+                .to_owned(),
+        );
+    }
+}
+
+/// How far apart the standby's clock and its primary's were at the last measure.
+fn pair_clock_check(b: &mut Builder, row: &PairRow, now: DateTime<Utc>) {
+    let Some(offset) = row.clock_offset_ms else {
+        b.warn(
+            "clock",
+            "not measured yet: the two clocks are compared with each call to the primary",
+        );
+        return;
+    };
+    let span = Duration::milliseconds(offset.abs());
+    let measured = row
+        .clock_measured_at
+        .map(|at| format!(" (measured {})", crate::status::ago_text(now - from_ms(at))))
+        .unwrap_or_default();
+    let side = if offset > 0 { "behind" } else { "ahead of" };
+    let text = format!(
+        "this server's clock is {} {side} the primary's{measured}",
+        crate::status::clock_span(offset)
+    );
+    if span > CLOCK_ROLLBACK_TOLERANCE {
+        b.fail("clock", text, Cause::PairClocksApart);
+    } else if span > CLOCK_WARNING {
+        b.warn("clock", format!("{text}: check both clocks (NTP)"));
+    } else {
+        b.ok("clock", text);
+    }
+}
+
+/// The copy of the primary's license file this standby holds.
+async fn copy_check(b: &mut Builder, ctx: &Installation, row: &PairRow, now: DateTime<Utc>) {
+    let Ok(state) = ctx.db(|c| Ok(db::load_sync_state(c)?)).await else {
+        return;
+    };
+    let failover = row
+        .failover_days
+        .map(|days| format!("; failover period {days} days"))
+        .unwrap_or_default();
+    match (state.sequence, state.valid_until.map(from_ms)) {
+        (Some(sequence), Some(until)) if now < until => b.ok(
+            "license copy",
+            format!(
+                "license file #{sequence} copied from the primary, valid until {}{failover}",
+                day_text(until)
+            ),
+        ),
+        (Some(sequence), Some(until)) => b.fail(
+            "license copy",
+            format!(
+                "the copy of license file #{sequence} ran out on {}",
+                day_text(until)
+            ),
+            Cause::StandbyCopyMissing,
+        ),
+        _ => b.fail(
+            "license copy",
+            "no copy of the primary's license file yet",
+            Cause::StandbyCopyMissing,
+        ),
+    }
 }
 
 /// DNS, TCP, proxy and TLS; returns the first endpoint that passed them all.

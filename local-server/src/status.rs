@@ -331,6 +331,17 @@ pub fn report(
     let pair_row = pair_store::load(conn)?;
     // A server of a pair may be synchronized and still not issue (a following standby,
     // a fenced primary): clients read `issuing`, so it says what the lease engine does.
+    let standby = pair_row
+        .as_ref()
+        .is_some_and(|row| row.role() == Role::Standby);
+    let message = if standby && name == State::NeverSynchronized {
+        // A standby does not synchronize: its license file comes from the primary.
+        "No copy of the primary's license file yet: no licenses are issued. The primary \
+         passes it on after its next synchronization with Solme, while this standby runs."
+            .to_owned()
+    } else {
+        message
+    };
     let (issuing, message) = match crate::pair::gate::refusal(pair_row.as_ref(), now) {
         Some(refusal) if issuing => (false, format!("{message} Not issuing now: {refusal}.")),
         _ => (issuing, message),
@@ -572,7 +583,7 @@ impl PairStatus {
 
     fn heard_ago(&self, now: DateTime<Utc>) -> String {
         match self.last_heard_at {
-            Some(at) => format!("{} ago", duration_text(now - at)),
+            Some(at) => ago_text(now - at),
             None => "never".to_owned(),
         }
     }
@@ -625,12 +636,13 @@ impl PairStatus {
         held_sequence: Option<i64>,
         now: DateTime<Utc>,
     ) -> Vec<String> {
-        let primary = self.peer_address.as_deref().unwrap_or("(address unknown)");
+        let primary = self
+            .peer_address
+            .as_deref()
+            .map_or("(address unknown)", |a| a.trim_end_matches('/'));
         let held = match held_sequence {
             Some(sequence) => format!("license file {sequence} held"),
-            None => "no copy of the primary's license file yet (the primary passes it on \
-                     after its next synchronization with Solme)"
-                .to_owned(),
+            None => "no copy of the primary's license file yet".to_owned(),
         };
         let mut lines = Vec::new();
         match self.state {
@@ -687,7 +699,7 @@ impl PairStatus {
                 let silent = self.last_heard_at.is_none_or(|at| now - at >= silence);
                 lines.push(if silent {
                     "if the primary is down, make sure it is off, then promote this server \
-                     (`local-server promote`, or Promote standby on the manager page)"
+                     (`local-server promote`, or Promote Standby on the manager page)"
                         .to_owned()
                 } else {
                     format!(
@@ -713,7 +725,7 @@ impl PairStatus {
             if chrono::Duration::milliseconds(offset.abs()) > CLOCK_WARNING {
                 let measured = self
                     .clock_measured_at
-                    .map(|at| format!(" (measured {} ago)", duration_text(now - at)))
+                    .map(|at| format!(" (measured {})", ago_text(now - at)))
                     .unwrap_or_default();
                 let promotion = match self.role {
                     Role::Standby => format!(
@@ -757,11 +769,22 @@ impl fmt::Display for PairStatus {
     }
 }
 
+/// `just now` under a second, else `4 seconds ago`.
+pub fn ago_text(span: chrono::Duration) -> String {
+    if span < chrono::Duration::seconds(1) {
+        "just now".to_owned()
+    } else {
+        format!("{} ago", duration_text(span))
+    }
+}
+
 /// How far apart two clocks are: tenths of a second below ten seconds, else as
 /// [`duration_text`] says it.
-fn clock_span(offset_ms: i64) -> String {
+pub fn clock_span(offset_ms: i64) -> String {
     let ms = offset_ms.unsigned_abs();
-    if ms < 10_000 {
+    if ms < 100 {
+        "less than 0.1 seconds".to_owned()
+    } else if ms < 10_000 {
         format!("{}.{} seconds", ms / 1000, ms % 1000 / 100)
     } else {
         duration_text(chrono::Duration::milliseconds(offset_ms.abs()))

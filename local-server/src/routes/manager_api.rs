@@ -1,5 +1,6 @@
 //! The manager API behind the manager page: status, sync, automatic sync, export and
-//! import, diagnose. Loopback only (guarded by [`crate::manager_page::api_guard`]).
+//! import, diagnose, taking a seat back and promoting a standby. Loopback only (guarded
+//! by [`crate::manager_page::api_guard`]).
 
 use actix_web::body::MessageBody;
 use actix_web::{web, HttpResponse};
@@ -16,6 +17,9 @@ use crate::scheduler;
 use crate::state::AppState;
 use crate::status;
 use crate::sync;
+
+/// Who the report log and the pair name for what a person did on the manager page.
+const MANAGER_PAGE: &str = "the manager page";
 
 /// The full status report, with the proxy `serve` uses.
 pub(crate) async fn full_status(state: &AppState) -> Result<status::StatusReport, Error> {
@@ -90,7 +94,7 @@ pub(crate) async fn manager_take_back(
                 c,
                 &data_dir,
                 &lease_id,
-                "the manager page",
+                MANAGER_PAGE,
                 reason.as_deref(),
                 now,
             )
@@ -99,6 +103,32 @@ pub(crate) async fn manager_take_back(
     let engine = state.engine.clone();
     web::block(move || engine.reload()).await??;
     Ok(HttpResponse::Ok().json(done))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PromoteBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Promotes this standby (the page's "Promote standby" after its question): the same
+/// checks as `local-server promote`, the page named as who promoted it. Answers when
+/// and until when it issues, or the refusal (`WRONG_SERVER` on a server that is not a
+/// standby, `SERVING_ELSEWHERE` while the primary answers, …).
+pub(crate) async fn manager_promote(
+    state: web::Data<AppState>,
+    body: web::Json<PromoteBody>,
+) -> Result<HttpResponse, Error> {
+    let installation = state.installation.clone();
+    let reason = body.into_inner().reason;
+    // Its own task: a promotion under way is finished even if the browser goes away.
+    let promoted = actix_rt::spawn(async move {
+        crate::pair::standby::promote(&installation, MANAGER_PAGE.to_owned(), reason).await
+    })
+    .await
+    .map_err(task_failed)??;
+    Ok(HttpResponse::Ok().json(promoted))
 }
 
 /// The period of the page's usage chart and report: `days=7|30` (the last days), or

@@ -72,6 +72,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/leases/{id}/take-back",
                 web::post().to(manager_api::manager_take_back),
             )
+            .route("/promote", web::post().to(manager_api::manager_promote))
             .route("/sync", web::post().to(manager_api::manager_sync))
             .route("/auto-sync", web::put().to(manager_api::manager_auto_sync))
             .route("/sync-data", web::post().to(manager_api::manager_export))

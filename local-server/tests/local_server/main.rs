@@ -27,6 +27,7 @@ mod queueing;
 mod receipts;
 mod report;
 mod seats_held;
+mod standby_admin;
 mod support_bundle;
 mod tls_words;
 mod usage_chart;
