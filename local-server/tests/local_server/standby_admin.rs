@@ -336,3 +336,52 @@ async fn chromium_promotes_a_standby_only_after_the_question_and_shows_the_refus
     assert!(page.failed_requests().iter().all(|u| u.contains("promote")));
     Ok(())
 }
+
+#[actix_rt::test]
+async fn a_standby_whose_primary_is_gone_says_so_and_is_promoted_only_with_a_license_copy(
+) -> TestResult {
+    let mut primary = Local::serving(vec![license("cad", 2)], &[]);
+    let standby = Standby::pair_with(&primary);
+    wait_for("the standby's first call", || {
+        standby.status()["pair"]["peer_reachable"] == true
+    });
+    primary.kill();
+
+    // A few missed calls: status and diagnose say the primary is not heard from.
+    wait_for("the primary to count as unreachable", || {
+        standby.status()["pair"]["peer_reachable"] == false
+    });
+    let words = text_of(&standby.status()["pair"]);
+    assert!(words.contains("but not heard from since"), "{words}");
+    let out = standby.cli(&["diagnose", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(report["cause"], "PRIMARY_UNREACHABLE", "{report}");
+    let primary_check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "primary")
+        .unwrap_or_else(|| panic!("no primary check in {report}"));
+    assert!(
+        primary_check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not answer; last heard"),
+        "{report}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // Silent long enough (5 s at this interval): the promotion now fails on what the
+    // standby lacks, a copy of the primary's license file naming it.
+    wait_for("a promotion to become possible", || {
+        text_of(&standby.status()["pair"]).contains("make sure it is off")
+    });
+    let (code, body) = standby.promote(json!({})).await;
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (403, Some("NOT_SYNCHRONIZED")),
+        "{body}"
+    );
+    assert_eq!(standby.status()["pair"]["state"], "following");
+    Ok(())
+}
