@@ -533,7 +533,8 @@ mod tests {
             assert_eq!(second.offset(), Duration::days(2));
         }
         wait_for_offset(&first, Duration::days(40));
-        assert!(Utc::now() >= from);
+        // The file keeps whole milliseconds: the switch is at `from`'s millisecond.
+        assert!(Utc::now().timestamp_millis() >= from.timestamp_millis());
         assert_eq!(second.offset(), Duration::days(40));
 
         std::fs::write(&path, r#"{"offset_ms": 5, "from_ms": 1}"#).unwrap();
