@@ -228,27 +228,23 @@ pub async fn follow_once(installation: &Installation, client: &awc::Client) -> R
     let primary = primary_url(pair_row.peer_address.as_deref().unwrap_or_default())?;
     let answer = call(client, &primary, "replicate", &call_wire).await?;
     let t4 = installation.clock.now();
-    let counter = {
-        let keys = pair_row.peer_keys()?;
-        let replicated: Replicated = messages::open(&answer, &keys)?;
-        let attachment = messages::attachment(&answer, replicated.attachment_sha256.as_deref())?;
-        let installation2 = installation.clone();
-        let hand_back = replicated.hand_back;
-        let expected = pair_row.own_counter + 1;
-        installation
-            .db_with_settings(move |c, settings| {
-                if replicated.answers != expected {
-                    return Err(Error::refused(
-                        ErrorCode::Malformed,
-                        "the primary answered another call",
-                    ));
-                }
-                take_copy(c, &installation2, settings, &replicated, attachment, t1, t4)
-            })
-            .await?;
-        hand_back
-    };
-    if counter {
+    let replicated: Replicated = messages::open(&answer, &pair_row.peer_keys()?)?;
+    let attachment = messages::attachment(&answer, replicated.attachment_sha256.as_deref())?;
+    // The answer must be to this call, not a replay of an older one.
+    if replicated.answers != pair_row.own_counter {
+        return Err(Error::refused(
+            ErrorCode::Malformed,
+            "the primary answered another call",
+        ));
+    }
+    let hand_back_asked = replicated.hand_back;
+    let this = installation.clone();
+    installation
+        .db_with_settings(move |c, settings| {
+            take_copy(c, &this, settings, &replicated, attachment, t1, t4)
+        })
+        .await?;
+    if hand_back_asked {
         hand_back(installation, client, &primary).await?;
     }
     Ok(())
@@ -283,8 +279,9 @@ async fn replicate_call(
                 promoted_at: row.promoted_at.map(from_ms),
             };
             let wire = messages::wire(&identity, &message, None, None)?;
+            // The row as of this call: its own counter is this call's number.
             let mut row = row;
-            row.own_counter = counter - 1;
+            row.own_counter = counter;
             Ok(Some((row, wire, now)))
         })
         .await
