@@ -6,6 +6,7 @@
 //! workspace uses, is single-threaded. The blocking interface ([`crate::blocking`])
 //! runs this same client on a thread of its own.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -124,6 +125,8 @@ pub struct Client {
 struct Inner {
     settings: Settings,
     http: awc::Client,
+    /// The highest pair epoch a grant carried (see [`Client::pair_epoch`]).
+    pair_epoch: Cell<Option<i64>>,
 }
 
 /// A request, sent as often as it takes.
@@ -144,6 +147,9 @@ struct Reply {
 /// Most bytes read from an answer (the features list of a large server fits).
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
 
+/// The highest pair epoch a server accepts from a client.
+const MAX_PAIR_EPOCH: i64 = i64::MAX / 2;
+
 /// The longest a server holds a queued request (its `--queue-poll-seconds` limit).
 const MAX_HOLD: Duration = Duration::from_secs(300);
 
@@ -161,12 +167,39 @@ impl Client {
             .disable_timeout()
             .finish();
         Self {
-            inner: Rc::new(Inner { settings, http }),
+            inner: Rc::new(Inner {
+                settings,
+                http,
+                pair_epoch: Cell::new(None),
+            }),
         }
     }
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// The highest pair epoch the servers' grants carried so far (`None`: no server
+    /// of a pair has answered). It goes with every check-out and heartbeat, so that a
+    /// primary reached by a client of its promoted standby stops issuing.
+    pub fn pair_epoch(&self) -> Option<i64> {
+        self.inner.pair_epoch.get()
+    }
+
+    /// Reads a grant and keeps its pair epoch when it is the highest seen. An epoch out
+    /// of the servers' bounds is not kept (a server would refuse the requests sending it).
+    fn grant(&self, server: usize, reply: &Reply) -> Result<Grant, Error> {
+        let grant: Grant = self.parse(server, reply)?;
+        if let Some(epoch) = grant
+            .pair_epoch
+            .filter(|e| (0..=MAX_PAIR_EPOCH).contains(e))
+        {
+            if self.pair_epoch().is_none_or(|seen| seen < epoch) {
+                log::debug!("pair epoch {epoch} seen server={}", self.server(server));
+                self.inner.pair_epoch.set(Some(epoch));
+            }
+        }
+        Ok(grant)
     }
 
     /// The address of the server at `index` of the list.
@@ -197,6 +230,7 @@ impl Client {
                 host: &identity.host,
                 wait_seconds: wait_seconds.filter(|&s| s > 0),
                 borrow_hours: options.borrow_hours,
+                pair_epoch: self.pair_epoch(),
             };
             let request = Request {
                 method: Method::POST,
@@ -207,7 +241,7 @@ impl Client {
             let (server, reply) = self.request(&self.all_servers(), &request, None).await?;
             let ticket: QueueTicket = match reply.status {
                 202 => self.parse(server, &reply)?,
-                _ => return Ok((server, self.parse(server, &reply)?)),
+                _ => return Ok((server, self.grant(server, &reply)?)),
             };
             match self.wait_in_queue(server, ticket).await {
                 // The server no longer knows the ticket (it restarted): ask again for
@@ -241,7 +275,7 @@ impl Client {
             let (_, reply) = self.request(&[server], &request, Some(deadline)).await?;
             match reply.status {
                 202 => ticket = self.parse(server, &reply)?,
-                _ => return self.parse(server, &reply),
+                _ => return self.grant(server, &reply),
             }
         }
     }
@@ -254,14 +288,20 @@ impl Client {
         id: uuid::Uuid,
         deadline: Instant,
     ) -> Result<Grant, Error> {
+        // The epoch rides in the query: the heartbeat has no body, and a server that
+        // knows nothing of pairs ignores the query.
+        let path = match self.pair_epoch() {
+            Some(epoch) => format!("/api/v1/leases/{id}/heartbeat?pair_epoch={epoch}"),
+            None => format!("/api/v1/leases/{id}/heartbeat"),
+        };
         let request = Request {
             method: Method::POST,
-            path: format!("/api/v1/leases/{id}/heartbeat"),
+            path,
             body: None,
             timeout: self.inner.settings.request_timeout,
         };
         let (_, reply) = self.request(&[server], &request, Some(deadline)).await?;
-        self.parse(server, &reply)
+        self.grant(server, &reply)
     }
 
     /// Returns lease `id` to the server at `server`. A lease the server does not know

@@ -280,6 +280,7 @@ impl Keeper {
                 self.info.send_modify(|info| {
                     info.grant.expires_at = grant.expires_at;
                     info.grant.heartbeat_seconds = grant.heartbeat_seconds;
+                    info.grant.pair_epoch = grant.pair_epoch;
                     info.heartbeats += 1;
                 });
             }

@@ -17,6 +17,9 @@ pub(crate) struct CheckOutBody<'a> {
     pub wait_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub borrow_hours: Option<u32>,
+    /// The highest pair epoch this client has seen (absent: none yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pair_epoch: Option<i64>,
 }
 
 /// A `201` to a check-out or a queue poll, and a `200` to a heartbeat.
@@ -40,6 +43,11 @@ pub struct Grant {
     /// The signed token of a borrowed seat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub borrow_token: Option<String>,
+    /// The epoch of the server's pair (a primary and its standby), when it belongs to
+    /// one. The client sends the highest it has seen with its later requests, so that a
+    /// primary learns that its standby was promoted (docs/standby.md, "Partitions").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair_epoch: Option<i64>,
 }
 
 /// A `202`: the client waits in the queue and polls with its ticket.

@@ -275,6 +275,16 @@ impl LeaseEngine {
         self.refresh()
     }
 
+    /// `decide` over this server's pair as the engine holds it now (changes other
+    /// programs made are read first); `None` for a server without a pair.
+    pub fn with_pair<T>(
+        &self,
+        decide: impl FnOnce(Option<&crate::pair::store::PairRow>) -> T,
+    ) -> Result<T, Error> {
+        self.refresh()?;
+        Ok(decide(self.lock().pair.as_ref()))
+    }
+
     /// Applies take-backs stored by a manager verb or the manager API: the lease leaves
     /// the index (its row is already deleted), its seat goes to the queue, and the
     /// `take_back` event is recorded with who and why. A lease that ended meanwhile (it
@@ -553,6 +563,7 @@ impl LeaseEngine {
             queue_position: waited.map(|(position, _)| position),
             waited_ms: waited.map(|(_, ms)| ms),
             borrow_token,
+            pair_epoch: inner.pair_epoch(),
         };
         Ok((grant, ops))
     }
@@ -745,6 +756,7 @@ impl LeaseEngine {
             queue_position: None,
             waited_ms: None,
             borrow_token: None,
+            pair_epoch: inner.pair_epoch(),
         };
         Ok((grant, ops))
     }

@@ -86,6 +86,12 @@ pub struct LeaseGrant {
     /// `shared_proto::BorrowToken`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub borrow_token: Option<String>,
+    /// The epoch of this server's pair, when it belongs to one: the client library
+    /// sends the highest it has seen with its next requests, so that a primary reached
+    /// by a client of its promoted standby learns of the promotion (docs/standby.md,
+    /// "Partitions").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pair_epoch: Option<i64>,
 }
 
 /// A check-out's answer: a seat, or a place in the queue to poll.

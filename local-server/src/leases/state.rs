@@ -149,6 +149,11 @@ impl Inner {
         }
     }
 
+    /// The epoch of this server's pair, carried by its grants and renewals.
+    pub fn pair_epoch(&self) -> Option<i64> {
+        self.pair.as_ref().map(|p| p.epoch)
+    }
+
     /// The refusals that come before any seat is counted (clock, then sync state, then a
     /// license of `feature` valid now); the seats valid now when there is none.
     pub fn may_issue(&mut self, feature: &str, now: DateTime<Utc>) -> Result<u32, Error> {

@@ -12,6 +12,7 @@
 //! and a primary that hears of a promotion stops issuing before it does anything else;
 //! it issues again only once the standby has stopped and handed back.
 
+pub mod fence;
 pub mod gate;
 pub mod messages;
 pub mod primary;

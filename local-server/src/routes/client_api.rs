@@ -1,7 +1,7 @@
 //! The client API: check out, heartbeat, check in, list features, status. Client
 //! programs call it; web pages may not (see [`client_api_guard`]).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use shared_proto::ErrorCode;
 use uuid::Uuid;
@@ -9,6 +9,7 @@ use uuid::Uuid;
 use std::time::Duration;
 
 use crate::leases::{CheckOut, Outcome};
+use crate::pair::fence;
 
 use crate::error::Error;
 use crate::metrics::{LeaseRequest, Metrics};
@@ -63,6 +64,39 @@ pub(crate) struct CheckOutBody {
     /// Borrow the seat for offline use for up to this many hours.
     #[serde(default)]
     borrow_hours: Option<u32>,
+    /// The highest pair epoch the client has seen (docs/standby.md, "Partitions").
+    #[serde(default)]
+    pair_epoch: Option<i64>,
+}
+
+/// A heartbeat's query: `?pair_epoch=N`, optional (older clients send none).
+#[derive(Debug, Deserialize)]
+struct HeartbeatQuery {
+    #[serde(default)]
+    pair_epoch: Option<i64>,
+}
+
+/// A primary that receives a higher pair epoch than its own from a client stops
+/// issuing before it answers: its standby was promoted. The request is then answered
+/// by the engine's refusal (`SERVING_ELSEWHERE`). A standby and a server without a pair
+/// ignore client epochs.
+async fn heed_pair_epoch(state: &AppState, epoch: Option<i64>) -> Result<(), Error> {
+    let Some(epoch) = epoch else {
+        return Ok(());
+    };
+    fence::validate(epoch)?;
+    if !state
+        .engine
+        .with_pair(|pair| fence::outranks(pair, epoch))?
+    {
+        return Ok(());
+    }
+    let clock = state.installation.clock.clone();
+    state
+        .installation
+        .db(move |c| fence::fence_by_client(c, epoch, clock.now()))
+        .await?;
+    state.engine.reload()
 }
 
 pub(crate) async fn check_out(
@@ -71,6 +105,7 @@ pub(crate) async fn check_out(
     body: web::Json<CheckOutBody>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
+    heed_pair_epoch(&state, body.pair_epoch).await?;
     let request = CheckOut {
         feature: body.feature,
         client: body.client,
@@ -138,8 +173,16 @@ pub(crate) async fn heartbeat(
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
     path: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, Error> {
     let id = lease_id(&path)?;
+    let query = web::Query::<HeartbeatQuery>::from_query(req.query_string()).map_err(|_| {
+        Error::refused(
+            ErrorCode::Malformed,
+            "the heartbeat's pair_epoch must be a whole number",
+        )
+    })?;
+    heed_pair_epoch(&state, query.pair_epoch).await?;
     let grant = state.engine.heartbeat(id).await;
     let grant = metrics.count_refusal(LeaseRequest::Heartbeat, grant)?;
     Ok(HttpResponse::Ok().json(grant))
