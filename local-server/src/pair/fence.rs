@@ -33,6 +33,16 @@ pub fn validate(epoch: i64) -> Result<(), Error> {
     }
 }
 
+/// The answer to the request that fenced this server, and to every request after it
+/// until the standby hands back (the lease engine's own refusal says the same).
+pub fn refusal() -> Error {
+    Error::refused(
+        ErrorCode::ServingElsewhere,
+        "the standby server was promoted and issues seats now; use it (this server issues \
+         again once the standby has handed back)",
+    )
+}
+
 /// Whether a client's `epoch` tells this server to stop issuing: it is a primary not
 /// fenced yet, and the epoch is higher than its own (its standby was promoted).
 pub fn outranks(pair: Option<&PairRow>, epoch: i64) -> bool {

@@ -77,9 +77,9 @@ struct HeartbeatQuery {
 }
 
 /// A primary that receives a higher pair epoch than its own from a client stops
-/// issuing before it answers: its standby was promoted. The request is then answered
-/// by the engine's refusal (`SERVING_ELSEWHERE`). A standby and a server without a pair
-/// ignore client epochs.
+/// issuing before it answers: its standby was promoted. The request that fenced it is
+/// answered `SERVING_ELSEWHERE` (the next ones by the lease engine). A standby and a
+/// server without a pair ignore client epochs.
 async fn heed_pair_epoch(state: &AppState, epoch: Option<i64>) -> Result<(), Error> {
     let Some(epoch) = epoch else {
         return Ok(());
@@ -92,11 +92,15 @@ async fn heed_pair_epoch(state: &AppState, epoch: Option<i64>) -> Result<(), Err
         return Ok(());
     }
     let clock = state.installation.clock.clone();
-    state
+    let fenced = state
         .installation
         .db(move |c| fence::fence_by_client(c, epoch, clock.now()))
         .await?;
-    state.engine.reload()
+    state.engine.reload()?;
+    if fenced {
+        return Err(fence::refusal());
+    }
+    Ok(())
 }
 
 pub(crate) async fn check_out(
@@ -105,7 +109,8 @@ pub(crate) async fn check_out(
     body: web::Json<CheckOutBody>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
-    heed_pair_epoch(&state, body.pair_epoch).await?;
+    let heeded = heed_pair_epoch(&state, body.pair_epoch).await;
+    metrics.count_refusal(LeaseRequest::CheckOut, heeded)?;
     let request = CheckOut {
         feature: body.feature,
         client: body.client,
@@ -182,7 +187,8 @@ pub(crate) async fn heartbeat(
             "the heartbeat's pair_epoch must be a whole number",
         )
     })?;
-    heed_pair_epoch(&state, query.pair_epoch).await?;
+    let heeded = heed_pair_epoch(&state, query.pair_epoch).await;
+    metrics.count_refusal(LeaseRequest::Heartbeat, heeded)?;
     let grant = state.engine.heartbeat(id).await;
     let grant = metrics.count_refusal(LeaseRequest::Heartbeat, grant)?;
     Ok(HttpResponse::Ok().json(grant))
