@@ -261,7 +261,10 @@ fn a_client_of_the_promoted_standby_fences_the_primary_across_a_partition(world:
     support::assert_mentions(&promoted, &["issues seats now"]);
     let (state, promoted_epoch) = pair(&standby);
     assert_eq!(state, "promoted");
-    assert!(promoted_epoch > first_epoch, "{promoted_epoch} {first_epoch}");
+    assert!(
+        promoted_epoch > first_epoch,
+        "{promoted_epoch} {first_epoch}"
+    );
     assert_eq!(pair_state(&primary), "serving");
 
     // Both issue now: Bob gets a seat at the primary, which has not heard.
@@ -275,7 +278,11 @@ fn a_client_of_the_promoted_standby_fences_the_primary_across_a_partition(world:
     // standby's epoch.
     let alice = client(&[&standby_url, &primary_url], "alice");
     let alice_seat = alice.checkout(FEATURE, Options::default()).unwrap();
-    assert!(held_at(&alice_seat, &standby_url), "{:?}", alice_seat.info());
+    assert!(
+        held_at(&alice_seat, &standby_url),
+        "{:?}",
+        alice_seat.info()
+    );
     assert_eq!(alice_seat.info().grant.pair_epoch, Some(promoted_epoch));
     alice_seat.release().unwrap();
 
@@ -321,7 +328,11 @@ fn a_client_of_the_promoted_standby_fences_the_primary_across_a_partition(world:
         &["both servers issued seats", "granted 1"],
     );
     let alice_again = alice.checkout(FEATURE, Options::default()).unwrap();
-    assert!(held_at(&alice_again, &primary_url), "{:?}", alice_again.info());
+    assert!(
+        held_at(&alice_again, &primary_url),
+        "{:?}",
+        alice_again.info()
+    );
     assert_eq!(alice_again.info().grant.pair_epoch, Some(handed_back_epoch));
     alice_again.release().unwrap();
 }
