@@ -92,3 +92,53 @@ pub fn fence_by_client(
         Ok(true)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+    use super::*;
+
+    fn row(role: Role, state: PairState, epoch: i64) -> PairRow {
+        let keys = shared_proto::ServerIdentity::generate()
+            .expect("a key pair")
+            .public_keys();
+        let mut row = PairRow::new(role, state, &keys, None, Utc::now()).expect("a pair row");
+        row.epoch = epoch;
+        row
+    }
+
+    #[test]
+    fn only_a_higher_epoch_stops_a_primary_that_issues() {
+        let serving = row(Role::Primary, PairState::Serving, 4);
+        assert!(outranks(Some(&serving), 5));
+        assert!(!outranks(Some(&serving), 4));
+        assert!(!outranks(Some(&serving), 3));
+        assert!(outranks(
+            Some(&row(Role::Primary, PairState::Waiting, 4)),
+            5
+        ));
+        assert!(!outranks(
+            Some(&row(Role::Primary, PairState::Fenced, 4)),
+            9
+        ));
+        assert!(!outranks(
+            Some(&row(Role::Standby, PairState::Promoted, 4)),
+            9
+        ));
+        assert!(!outranks(
+            Some(&row(Role::Standby, PairState::Following, 4)),
+            9
+        ));
+        assert!(!outranks(None, 9));
+    }
+
+    #[test]
+    fn client_epochs_are_bounded() {
+        assert!(validate(0).is_ok());
+        assert!(validate(MAX_CLIENT_EPOCH).is_ok());
+        for bad in [-1, MAX_CLIENT_EPOCH + 1, i64::MAX, i64::MIN] {
+            let err = validate(bad).expect_err("out of bounds");
+            assert_eq!(err.code(), Some(ErrorCode::Malformed));
+        }
+    }
+}
