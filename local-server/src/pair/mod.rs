@@ -47,6 +47,11 @@ pub fn on_start(
     };
     let interval = Duration::from_std(interval).unwrap_or(Duration::seconds(10));
     match row.role() {
+        // A fenced primary stays fenced across a restart: its standby issues until it
+        // hands back.
+        Role::Primary if row.state() == PairState::Fenced => {
+            log::warn!("fenced: the standby was promoted; this server issues again once it has handed back");
+        }
         Role::Primary => {
             let until = now + interval * 3;
             diesel::update(pair::table)
