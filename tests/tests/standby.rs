@@ -22,19 +22,20 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use serde_json::Value;
 use shared_proto::ErrorCode;
-use solme_client::blocking::{Client, Lease};
-use solme_client::{Identity, Options, Settings};
+use solme_client::Options;
+use support::pair::{
+    client, database, held_at, pair_state, pairing_code, serve_standby, serving_primary, FEATURE,
+    SERVE, WAIT,
+};
 use support::World;
 use test_harness::process::wait_until;
 use test_harness::LocalServer;
 
 journeys!(a_standby_promoted_while_the_primary_is_down_hands_back_without_both_issuing);
 
-const FEATURE: &str = "solme-cad";
 const SEATS: u32 = 2;
-/// Fast pair calls and short leases, so that every move takes seconds.
-const SERVE: [&str; 4] = ["--pair-interval-ms", "300", "--lease-seconds", "3"];
-const WAIT: Duration = Duration::from_secs(60);
+/// Long enough for a client to wait out a hand-back rather than lose its seat.
+const GIVE_UP: Duration = Duration::from_secs(20);
 
 /// One report-log entry, as the test reads it from a server's database.
 #[derive(QueryableByName, Debug)]
@@ -47,10 +48,6 @@ struct Entry {
     in_use: i32,
     #[diesel(sql_type = Nullable<Text>)]
     actor: Option<String>,
-}
-
-fn database(local: &LocalServer) -> SqliteConnection {
-    SqliteConnection::establish(local.dir.join("local.db").to_str().unwrap()).unwrap()
 }
 
 /// The server's own report-log entries of the feature (not those handed back to it).
@@ -66,70 +63,18 @@ fn own_entries(local: &LocalServer) -> Vec<Entry> {
     .collect()
 }
 
-#[derive(QueryableByName)]
-struct PairState {
-    #[diesel(sql_type = Text)]
-    state: String,
-}
-
-/// The server's state in its pair.
-fn pair_state(local: &LocalServer) -> String {
-    diesel::sql_query("SELECT state FROM pair")
-        .load::<PairState>(&mut database(local))
-        .unwrap()
-        .pop()
-        .map_or_else(String::new, |p| p.state)
-}
-
-fn client(primary: &str, standby: &str, user: &str) -> Client {
-    let identity = Identity {
-        client: "cad-suite".into(),
-        user: user.into(),
-        host: format!("{user}-pc"),
-    };
-    let mut settings = Settings::new(
-        vec![primary.parse().unwrap(), standby.parse().unwrap()],
-        identity,
-    )
-    .unwrap();
-    settings.backoff.first = Duration::from_millis(100);
-    settings.backoff.cap = Duration::from_millis(500);
-    settings.backoff.give_up_after = Duration::from_secs(20);
-    settings.connect_timeout = Duration::from_secs(1);
-    Client::with_settings(settings).unwrap()
-}
-
-fn held_at(lease: &Lease, server: &str) -> bool {
-    lease.info().server.trim_end_matches('/') == server.trim_end_matches('/')
-}
-
 fn refusal(local: &LocalServer, user: &str) -> ErrorCode {
     support::refused_checkout(local, FEATURE, user)
 }
 
 fn a_standby_promoted_while_the_primary_is_down_hands_back_without_both_issuing(world: World) {
     let admin = world.admin();
-    let id = admin.server(world.customer()).unwrap();
-    admin.add_license(id, FEATURE, SEATS).unwrap();
-    let mut primary = LocalServer::init_with(
-        &world.dir().join("primary"),
-        id,
-        &world.mains()[0],
-        &world.sync_urls(),
-        &[],
-    )
-    .unwrap();
-    primary.serve_with(&SERVE).unwrap();
-    primary.succeed("sync", &[]).unwrap();
+    let mut primary = serving_primary(&world, SEATS);
+    let id = primary.id;
     let primary_url = primary.api_url().unwrap();
 
     // Pairing: a one-time code shown on the primary, used once on the standby.
-    let shown = primary.succeed("standby", &["pair"]).unwrap().stdout;
-    let code = shown
-        .lines()
-        .find_map(|l| l.strip_prefix("Pairing code: "))
-        .expect("a pairing code")
-        .to_owned();
+    let code = pairing_code(&primary);
     let standby_dir = world.dir().join("standby");
     let mut standby = LocalServer::existing(&standby_dir, id);
     let wrong = standby
@@ -159,23 +104,17 @@ fn a_standby_promoted_while_the_primary_is_down_hands_back_without_both_issuing(
         )
         .unwrap();
     assert_ne!(again.code, 0, "a code is used once: {}", again.text());
-    standby.serve_with(&SERVE).unwrap();
-    let standby_url = standby.api_url().unwrap();
-
-    // The primary's next sync names the standby to Solme; the standby gets the copy.
+    // A standby does not synchronize itself; the primary's next sync names it to
+    // Solme, and the standby gets the copy.
     let refused = standby.cli("sync", &[]).unwrap();
     assert_ne!(refused.code, 0, "a standby does not synchronize itself");
-    primary.succeed("sync", &[]).unwrap();
-    let held = primary.status().unwrap()["license_file_sequence"].clone();
-    wait_until("the standby's copy of the license file", WAIT, || {
-        (standby.status().unwrap()["license_file_sequence"] == held).then_some(())
-    })
-    .unwrap();
+    serve_standby(&primary, &mut standby);
+    let standby_url = standby.api_url().unwrap();
     assert!(admin.show(id).unwrap().to_string().contains("standby"));
     assert_eq!(refusal(&standby, "eve-probe"), ErrorCode::StandbyFollowing);
 
     // Alice works on the primary; her client lists both servers.
-    let alice = client(&primary_url, &standby_url, "alice");
+    let alice = client(&[&primary_url, &standby_url], "alice", GIVE_UP);
     let alice_seat = alice.checkout(FEATURE, Options::default()).unwrap();
     assert!(
         held_at(&alice_seat, &primary_url),
@@ -206,7 +145,7 @@ fn a_standby_promoted_while_the_primary_is_down_hands_back_without_both_issuing(
         held_at(&alice_seat, &standby_url).then_some(())
     })
     .unwrap();
-    let bob = client(&primary_url, &standby_url, "bob");
+    let bob = client(&[&primary_url, &standby_url], "bob", GIVE_UP);
     let bob_seat = bob.checkout(FEATURE, Options::default()).unwrap();
     assert!(held_at(&bob_seat, &standby_url));
     assert_eq!(refusal(&standby, "carol"), ErrorCode::NoSeats);

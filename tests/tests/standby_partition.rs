@@ -23,12 +23,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
 use serde_json::{json, Value};
 use shared_proto::ErrorCode;
-use solme_client::blocking::{Client, Lease};
-use solme_client::{Error as ClientError, Identity, Options, Settings};
+use solme_client::{Error as ClientError, Options};
+use support::pair::{
+    client, held_at, pair, pair_standby, pair_state, serving_primary, FEATURE, SERVE, WAIT,
+};
 use support::World;
 use test_harness::process::wait_until;
 use test_harness::LocalServer;
@@ -38,11 +38,9 @@ journeys!(
     a_made_up_epoch_fences_the_primary_only_until_its_standby_calls,
 );
 
-const FEATURE: &str = "solme-cad";
 const SEATS: u32 = 3;
-/// Fast pair calls and short leases, so that every move takes seconds.
-const SERVE: [&str; 4] = ["--pair-interval-ms", "300", "--lease-seconds", "3"];
-const WAIT: Duration = Duration::from_secs(60);
+/// A client no server serves is told so within seconds.
+const GIVE_UP: Duration = Duration::from_secs(3);
 const MADE_UP_EPOCH: i64 = 999_999;
 
 /// A TCP relay in front of the primary: the standby's way to it, and nobody else's.
@@ -115,53 +113,6 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
     });
 }
 
-fn database(local: &LocalServer) -> SqliteConnection {
-    SqliteConnection::establish(local.dir.join("local.db").to_str().unwrap()).unwrap()
-}
-
-#[derive(QueryableByName)]
-struct PairRow {
-    #[diesel(sql_type = Text)]
-    state: String,
-    #[diesel(sql_type = BigInt)]
-    epoch: i64,
-}
-
-/// The server's state in its pair and its epoch.
-fn pair(local: &LocalServer) -> (String, i64) {
-    diesel::sql_query("SELECT state, epoch FROM pair")
-        .load::<PairRow>(&mut database(local))
-        .unwrap()
-        .pop()
-        .map(|p| (p.state, p.epoch))
-        .expect("a paired server")
-}
-
-fn pair_state(local: &LocalServer) -> String {
-    pair(local).0
-}
-
-/// Check-outs made over `servers`, in that order; a short give-up so that a client no
-/// server serves is told so within seconds.
-fn client(servers: &[&str], user: &str) -> Client {
-    let identity = Identity {
-        client: "cad-suite".into(),
-        user: user.into(),
-        host: format!("{user}-pc"),
-    };
-    let servers = servers.iter().map(|s| s.parse().unwrap()).collect();
-    let mut settings = Settings::new(servers, identity).unwrap();
-    settings.backoff.first = Duration::from_millis(100);
-    settings.backoff.cap = Duration::from_millis(500);
-    settings.backoff.give_up_after = Duration::from_secs(3);
-    settings.connect_timeout = Duration::from_secs(1);
-    Client::with_settings(settings).unwrap()
-}
-
-fn held_at(lease: &Lease, server: &str) -> bool {
-    lease.info().server.trim_end_matches('/') == server.trim_end_matches('/')
-}
-
 /// A raw request of a client program: its status and JSON answer.
 fn raw(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
     let request = ureq::request(method, url);
@@ -192,51 +143,8 @@ fn code_of(answer: &Value) -> String {
     answer["code"].as_str().unwrap_or_default().to_string()
 }
 
-/// Pairs a standby with `primary` through `primary_address` (the primary's own address
-/// or a relay's), serves it, and waits for its copy of the license file.
-fn pair_standby(world: &World, primary: &LocalServer, primary_address: &str) -> LocalServer {
-    let shown = primary.succeed("standby", &["pair"]).unwrap().stdout;
-    let code = shown
-        .lines()
-        .find_map(|l| l.strip_prefix("Pairing code: "))
-        .expect("a pairing code")
-        .to_owned();
-    let mut standby = LocalServer::existing(&world.dir().join("standby"), primary.id);
-    standby
-        .succeed(
-            "init",
-            &["--standby-of", primary_address, "--pairing-code", &code],
-        )
-        .unwrap();
-    standby.serve_with(&SERVE).unwrap();
-    primary.succeed("sync", &[]).unwrap();
-    let held = primary.status().unwrap()["license_file_sequence"].clone();
-    wait_until("the standby's copy of the license file", WAIT, || {
-        (standby.status().unwrap()["license_file_sequence"] == held).then_some(())
-    })
-    .unwrap();
-    standby
-}
-
-fn serving_primary(world: &World) -> LocalServer {
-    let admin = world.admin();
-    let id = admin.server(world.customer()).unwrap();
-    admin.add_license(id, FEATURE, SEATS).unwrap();
-    let mut primary = LocalServer::init_with(
-        &world.dir().join("primary"),
-        id,
-        &world.mains()[0],
-        &world.sync_urls(),
-        &[],
-    )
-    .unwrap();
-    primary.serve_with(&SERVE).unwrap();
-    primary.succeed("sync", &[]).unwrap();
-    primary
-}
-
 fn a_client_of_the_promoted_standby_fences_the_primary_across_a_partition(world: World) {
-    let primary = serving_primary(&world);
+    let primary = serving_primary(&world, SEATS);
     let primary_url = primary.api_url().unwrap();
     let relay = Relay::start(
         primary_url
@@ -268,7 +176,7 @@ fn a_client_of_the_promoted_standby_fences_the_primary_across_a_partition(world:
     assert_eq!(pair_state(&primary), "serving");
 
     // Both issue now: Bob gets a seat at the primary, which has not heard.
-    let bob = client(&[&primary_url, &standby_url], "bob");
+    let bob = client(&[&primary_url, &standby_url], "bob", GIVE_UP);
     let bob_seat = bob.checkout(FEATURE, Options::default()).unwrap();
     assert!(held_at(&bob_seat, &primary_url), "{:?}", bob_seat.info());
     assert_eq!(bob_seat.info().grant.pair_epoch, Some(first_epoch));
@@ -276,7 +184,7 @@ fn a_client_of_the_promoted_standby_fences_the_primary_across_a_partition(world:
 
     // Alice's client tries the standby first: it is served there and learns the
     // standby's epoch.
-    let alice = client(&[&standby_url, &primary_url], "alice");
+    let alice = client(&[&standby_url, &primary_url], "alice", GIVE_UP);
     let alice_seat = alice.checkout(FEATURE, Options::default()).unwrap();
     assert!(
         held_at(&alice_seat, &standby_url),
@@ -338,7 +246,7 @@ fn a_client_of_the_promoted_standby_fences_the_primary_across_a_partition(world:
 }
 
 fn a_made_up_epoch_fences_the_primary_only_until_its_standby_calls(world: World) {
-    let primary = serving_primary(&world);
+    let primary = serving_primary(&world, SEATS);
     let primary_url = primary.api_url().unwrap();
     let mut standby = pair_standby(&world, &primary, &primary_url);
     let standby_address = standby
@@ -392,7 +300,7 @@ fn a_made_up_epoch_fences_the_primary_only_until_its_standby_calls(world: World)
     })
     .unwrap();
     assert_eq!(pair_state(&standby), "following");
-    let bob = client(&[&primary_url], "bob");
+    let bob = client(&[&primary_url], "bob", GIVE_UP);
     let seat = bob.checkout(FEATURE, Options::default()).unwrap();
     assert_eq!(seat.info().grant.pair_epoch, Some(MADE_UP_EPOCH));
     seat.release().unwrap();
@@ -411,7 +319,7 @@ fn a_made_up_epoch_fences_the_primary_only_until_its_standby_calls(world: World)
         None,
     );
     assert_eq!(code_of(&answer), "SERVING_ELSEWHERE", "{status} {answer}");
-    let carol = client(&[&primary_url], "carol");
+    let carol = client(&[&primary_url], "carol", GIVE_UP);
     let seat = wait_until("the primary serving after the standby's call", WAIT, || {
         carol.checkout(FEATURE, Options::default()).ok()
     })

@@ -13,6 +13,8 @@ use test_harness::mail::{send_sync_mail, Reply};
 use test_harness::{Admin, LocalServer, MailGateway, MainOptions, MainServer};
 use uuid::Uuid;
 
+pub mod pair;
+
 /// Generates `sqlite::NAME` and `postgres::NAME` for each journey (a function taking
 /// the [`World`]); the `postgres::` ones skip with a notice without a database.
 #[allow(
