@@ -221,6 +221,10 @@ pub enum StandbyCommand {
     /// run `local-server init --standby-of THIS-ADDRESS --pairing-code CODE` on the
     /// standby's machine.
     Pair,
+    /// On a standby whose primary is lost for good: leave the pair, to become the id's
+    /// server once Solme cleared the primary's key pair. The copy of the primary's
+    /// license file is dropped: the server issues nothing until it holds its own.
+    Leave,
 }
 
 #[derive(Debug, Subcommand)]

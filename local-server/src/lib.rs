@@ -142,6 +142,14 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
             db::load_config(&mut conn)?;
             out!("{}", pair::standby::pairing_code(&mut conn, clock.now())?);
         }
+        Command::Standby {
+            data,
+            command: cli::StandbyCommand::Leave,
+        } => {
+            let mut conn = db::connect_existing(&data.data_dir)?;
+            db::load_config(&mut conn)?;
+            out!("{}", pair::standby::leave(&mut conn)?);
+        }
         Command::Promote { data, reason, json } => {
             let installation = Installation::open(&data.data_dir, clock)?;
             let promoted =

@@ -31,7 +31,10 @@ use support::World;
 use test_harness::process::wait_until;
 use test_harness::LocalServer;
 
-journeys!(a_standby_promoted_while_the_primary_is_down_hands_back_without_both_issuing);
+journeys!(
+    a_standby_promoted_while_the_primary_is_down_hands_back_without_both_issuing,
+    a_standby_whose_primary_is_lost_leaves_the_pair_and_reports_its_use_as_the_new_server,
+);
 
 const SEATS: u32 = 2;
 /// Long enough for a client to wait out a hand-back rather than lose its seat.
@@ -201,6 +204,55 @@ fn a_standby_promoted_while_the_primary_is_down_hands_back_without_both_issuing(
     assert_eq!(refused_at_standby, 1, "{syncs:?}");
     alice_seat.release().unwrap();
     bob_seat.release().unwrap();
+}
+
+/// The primary is lost for good: the promoted standby leaves the pair, issues nothing
+/// on the copy it dropped, is refused by Solme until the key pair is cleared, then
+/// synchronizes as the id's server and reports the failover period's use.
+fn a_standby_whose_primary_is_lost_leaves_the_pair_and_reports_its_use_as_the_new_server(
+    world: World,
+) {
+    let admin = world.admin();
+    let mut primary = serving_primary(&world, SEATS);
+    let id = primary.id;
+    let primary_url = primary.api_url().unwrap();
+    let standby = support::pair::pair_standby(&world, &primary, &primary_url);
+    let not_a_standby = primary.cli("standby", &["leave"]).unwrap();
+    assert_ne!(not_a_standby.code, 0, "{}", not_a_standby.text());
+    support::assert_mentions(&not_a_standby.text(), &["WRONG_SERVER"]);
+
+    primary.kill();
+    wait_until("the promotion", WAIT, || {
+        let out = standby
+            .cli("promote", &["--reason", "primary machine lost"])
+            .unwrap();
+        (out.code == 0).then_some(())
+    })
+    .unwrap();
+    standby.checkout(FEATURE, "dave-cad").unwrap().unwrap();
+    let left = standby.succeed("standby", &["leave"]).unwrap().stdout;
+    support::assert_mentions(&left, &["no longer a standby", "clear the id's key pair"]);
+    assert_eq!(refusal(&standby, "erin"), ErrorCode::NotSynchronized);
+    let refused = standby.cli("sync", &[]).unwrap();
+    support::assert_mentions(&refused.text(), &["ID_IN_USE"]);
+    admin
+        .clear_key(id, "the primary's machine is lost")
+        .unwrap();
+    standby.succeed("sync", &[]).unwrap();
+    let out = world.admin_cli(&["--json", "server", "usage", &id.to_string()]);
+    assert_eq!(out.code, 0, "{}", out.text());
+    let syncs: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
+    let peak = syncs
+        .iter()
+        .flat_map(|s| s["features"].as_array().cloned().unwrap_or_default())
+        .filter(|f| f["feature"] == FEATURE)
+        .filter_map(|f| f["peak_in_use"].as_u64())
+        .max();
+    assert_eq!(
+        peak,
+        Some(1),
+        "Dave's seat at the standby reached Solme: {syncs:?}"
+    );
 }
 
 fn first_grant(local: &LocalServer) -> Option<i64> {

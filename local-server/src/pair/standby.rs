@@ -388,6 +388,51 @@ impl std::fmt::Display for Promoted {
     }
 }
 
+/// `standby leave`: this standby leaves its pair for good (its primary is lost), to
+/// become the id's server once Solme cleared the primary's key pair. The copy of the
+/// primary's license file goes with the pair: the server issues nothing until it holds
+/// a file of its own, so leaving never makes a second server of the id.
+pub fn leave(c: &mut SqliteConnection) -> Result<String, Error> {
+    use crate::schema::licenses;
+    c.immediate_transaction(|c| {
+        match store::load(c)? {
+            Some(row) if row.role() == Role::Standby => {}
+            _ => {
+                return Err(Error::refused(
+                    ErrorCode::WrongServer,
+                    "this license server is not a standby: there is no pair to leave",
+                ))
+            }
+        }
+        diesel::delete(pair::table).execute(c)?;
+        diesel::delete(pair_news::table).execute(c)?;
+        diesel::delete(licenses::table).execute(c)?;
+        diesel::update(sync_state::table)
+            .set((
+                sync_state::sequence.eq(None::<i64>),
+                sync_state::revision.eq(None::<i64>),
+                sync_state::issued_at.eq(None::<i64>),
+                sync_state::valid_until.eq(None::<i64>),
+                sync_state::last_sync_at.eq(None::<i64>),
+                sync_state::last_sync_channel.eq(None::<String>),
+            ))
+            .execute(c)?;
+        log::warn!(
+            "left the pair: this server issues nothing until it holds a license file of its own"
+        );
+        Ok::<_, Error>(())
+    })?;
+    Ok(format!(
+        "This server is no longer a standby, and issues nothing until it holds a license \
+         file of its own.\n\
+         Next: ask Solme to clear the id's key pair (the lost primary's), then run \
+         `local-server sync` ({}) or `local-server export-sync-data FILE` ({}). Its report \
+         log, the failover period's use included, goes to Solme with that synchronization.",
+        crate::wording::OVER_THE_INTERNET,
+        crate::wording::BY_EMAIL
+    ))
+}
+
 /// `standby pair` on the primary: a new one-time pairing code, with what to do with it.
 pub fn pairing_code(c: &mut SqliteConnection, now: DateTime<Utc>) -> Result<String, Error> {
     if store::load(c)?.is_some_and(|row| row.role() == Role::Standby) {
