@@ -184,8 +184,9 @@ pub enum Command {
     },
     /// A standby server for this one (docs: standby servers).
     Standby {
-        #[command(flatten)]
-        data: DataDir,
+        /// Data directory of this license server (before or after the subcommand).
+        #[arg(long, global = true, env = "LOCAL_SERVER_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
         #[command(subcommand)]
         command: StandbyCommand,
     },

@@ -134,22 +134,21 @@ async fn dispatch(command: Command, clock: Clock) -> Result<u8, Error> {
                 out!("{}", pair::standby::init(&options, &clock).await?)
             }
         },
-        Command::Standby {
-            data,
-            command: cli::StandbyCommand::Pair,
-        } => {
-            let mut conn = db::connect_existing(&data.data_dir)?;
+        Command::Standby { data_dir, command } => {
+            let Some(data_dir) = data_dir else {
+                eprintln!("error: `standby` needs --data-dir DIR (or LOCAL_SERVER_DATA_DIR)");
+                return Ok(shared_proto::exit::USAGE);
+            };
+            let mut conn = db::connect_existing(&data_dir)?;
             db::load_config(&mut conn)?;
-            out!("{}", pair::standby::pairing_code(&mut conn, clock.now())?);
+            match command {
+                cli::StandbyCommand::Pair => {
+                    out!("{}", pair::standby::pairing_code(&mut conn, clock.now())?);
+                }
+                cli::StandbyCommand::Leave => out!("{}", pair::standby::leave(&mut conn)?),
+            }
         }
-        Command::Standby {
-            data,
-            command: cli::StandbyCommand::Leave,
-        } => {
-            let mut conn = db::connect_existing(&data.data_dir)?;
-            db::load_config(&mut conn)?;
-            out!("{}", pair::standby::leave(&mut conn)?);
-        }
+
         Command::Promote { data, reason, json } => {
             let installation = Installation::open(&data.data_dir, clock)?;
             let promoted =
