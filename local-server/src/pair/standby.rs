@@ -308,60 +308,58 @@ fn take_copy(
         .unwrap_or_default();
     // Each step stands on its own (the import is a transaction of its own): a step
     // left undone is done again at the next call.
-    {
-        if let Some(encoded) = &attachment.license_file {
-            let signed = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|_| {
-                    Error::refused(
-                        ErrorCode::Malformed,
-                        "the primary's license file is damaged",
-                    )
-                })?;
-            let file = license_file::open_standby_copy(
-                &signed,
-                &own,
-                &settings.solme_key()?,
-                settings.server_id,
-            )?;
-            let held = db::load_sync_state(c)?.sequence;
-            if held.is_none_or(|h| h < file.sequence) {
-                import::apply(c, &file, Channel::Primary, t4)?;
-                let days = file.standby.as_ref().map(|t| i64::from(t.failover_days));
-                diesel::update(pair::table)
-                    .set((pair::license_file.eq(&signed), pair::failover_days.eq(days)))
-                    .execute(c)?;
-                log::info!(
-                    "copy of the primary's license file {} installed (failover period {} days)",
-                    file.sequence,
-                    days.unwrap_or(0)
-                );
-            }
+    if let Some(encoded) = &attachment.license_file {
+        let signed = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| {
+                Error::refused(
+                    ErrorCode::Malformed,
+                    "the primary's license file is damaged",
+                )
+            })?;
+        let file = license_file::open_standby_copy(
+            &signed,
+            &own,
+            &settings.solme_key()?,
+            settings.server_id,
+        )?;
+        let held = db::load_sync_state(c)?.sequence;
+        if held.is_none_or(|h| h < file.sequence) {
+            import::apply(c, &file, Channel::Primary, t4)?;
+            let days = file.standby.as_ref().map(|t| i64::from(t.failover_days));
+            diesel::update(pair::table)
+                .set((pair::license_file.eq(&signed), pair::failover_days.eq(days)))
+                .execute(c)?;
+            log::info!(
+                "copy of the primary's license file {} installed (failover period {} days)",
+                file.sequence,
+                days.unwrap_or(0)
+            );
         }
-        if let Some(text) = &attachment.options {
-            db::store_options(c, text, to_ms(t4))?;
-        }
-        inherited::record_borrows(c, &attachment.borrows, &primary_key, t4)?;
-        diesel::update(pair_news::table)
-            .set((
-                pair_news::last_heard_at.eq(to_ms(t4)),
-                pair_news::last_heard_state.eq(&answer.state),
-                pair_news::clock_offset_ms.eq(offset),
-                pair_news::clock_round_trip_ms.eq(round_trip),
-                pair_news::clock_measured_at.eq(to_ms(t4)),
-            ))
-            .execute(c)?;
-        // A following standby learns the primary's epoch (a promoted one keeps its own
-        // until the hand-back).
-        diesel::update(
-            pair::table
-                .filter(pair::state.eq(PairState::Following.as_str()))
-                .filter(pair::epoch.lt(answer.epoch)),
-        )
-        .set(pair::epoch.eq(answer.epoch))
-        .execute(c)?;
-        Ok(())
     }
+    if let Some(text) = &attachment.options {
+        db::store_options(c, text, to_ms(t4))?;
+    }
+    inherited::record_borrows(c, &attachment.borrows, &primary_key, t4)?;
+    diesel::update(pair_news::table)
+        .set((
+            pair_news::last_heard_at.eq(to_ms(t4)),
+            pair_news::last_heard_state.eq(&answer.state),
+            pair_news::clock_offset_ms.eq(offset),
+            pair_news::clock_round_trip_ms.eq(round_trip),
+            pair_news::clock_measured_at.eq(to_ms(t4)),
+        ))
+        .execute(c)?;
+    // A following standby learns the primary's epoch (a promoted one keeps its own
+    // until the hand-back).
+    diesel::update(
+        pair::table
+            .filter(pair::state.eq(PairState::Following.as_str()))
+            .filter(pair::epoch.lt(answer.epoch)),
+    )
+    .set(pair::epoch.eq(answer.epoch))
+    .execute(c)?;
+    Ok(())
 }
 
 /// What `promote` reports.
