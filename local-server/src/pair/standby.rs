@@ -616,6 +616,10 @@ async fn hand_back(
             })
         })
         .await?;
+    let primary_keys: ServerPublicKeys = installation
+        .db(|c| Ok(store::load(c)?.map(|r| r.peer_keys())))
+        .await?
+        .ok_or_else(|| Error::refused(ErrorCode::NotFound, "the pair is gone"))??;
     let mut after = 0i64;
     let mut handed = 0i64;
     loop {
@@ -646,11 +650,7 @@ async fn hand_back(
             })
             .await?;
         let answer = call(client, primary, "hand-back", &wire).await?;
-        let keys: ServerPublicKeys = installation
-            .db(|c| Ok(store::load(c)?.map(|r| r.peer_keys())))
-            .await?
-            .ok_or_else(|| Error::refused(ErrorCode::NotFound, "the pair is gone"))??;
-        let taken: Taken = messages::open(&answer, &keys)?;
+        let taken: Taken = messages::open(&answer, &primary_keys)?;
         if last {
             let now = installation.clock.now();
             installation

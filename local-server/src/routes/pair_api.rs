@@ -4,6 +4,9 @@
 //! code); the answers are signed by this server's key.
 
 use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use diesel::SqliteConnection;
+use shared_proto::ServerIdentity;
 
 use crate::error::Error;
 use crate::pair::{messages::Wire, primary};
@@ -29,16 +32,7 @@ pub(crate) async fn replicate(
     state: web::Data<AppState>,
     body: web::Json<Wire>,
 ) -> Result<HttpResponse, Error> {
-    let installation = state.installation.clone();
-    let identity = installation.identity.clone();
-    let clock = installation.clock.clone();
-    let wire = body.into_inner();
-    let answer = installation
-        .db(move |c| primary::replicate(c, &identity, &wire, clock.now()))
-        .await?;
-    // A promotion seen or a hand-back asked: the engine applies it before the next grant.
-    state.engine.reload()?;
-    Ok(HttpResponse::Ok().json(answer))
+    answer_and_reload(state, body.into_inner(), primary::replicate).await
 }
 
 /// `POST /pair/v1/hand-back`
@@ -46,12 +40,21 @@ pub(crate) async fn hand_back(
     state: web::Data<AppState>,
     body: web::Json<Wire>,
 ) -> Result<HttpResponse, Error> {
+    answer_and_reload(state, body.into_inner(), primary::hand_back).await
+}
+
+/// Runs one of the primary's answers to its standby, then has the engine apply what it
+/// changed (a promotion seen, a hand-back taken) before the next grant.
+async fn answer_and_reload(
+    state: web::Data<AppState>,
+    wire: Wire,
+    step: fn(&mut SqliteConnection, &ServerIdentity, &Wire, DateTime<Utc>) -> Result<Wire, Error>,
+) -> Result<HttpResponse, Error> {
     let installation = state.installation.clone();
     let identity = installation.identity.clone();
     let clock = installation.clock.clone();
-    let wire = body.into_inner();
     let answer = installation
-        .db(move |c| primary::hand_back(c, &identity, &wire, clock.now()))
+        .db(move |c| step(c, &identity, &wire, clock.now()))
         .await?;
     state.engine.reload()?;
     Ok(HttpResponse::Ok().json(answer))
